@@ -1,0 +1,44 @@
+//! # lnd-api: the stable ABI between LNet and its network drivers
+//!
+//! This is the only crate a vendor needs to build an LND (a network driver)
+//! that LNet loads at run time as a shared object. It depends on `abi_stable`
+//! alone and must never depend on another crate of this project or on tokio.
+//!
+//! Layers, from the wire up:
+//! * [`nid`]: NIDs and networks, in the kernel's 20-byte `struct lnet_nid` form.
+//! * [`hdr`]: the LNet message header, as LNDs frame it.
+//! * [`mem`]: payload memory shared by pointer and length ([`IoBuf`], [`Payload`]).
+//! * [`types`]: the plain values exchanged (messages, completions, errors, tunables).
+//! * [`lnd`]: the contract: [`Lnd`] and [`LndNi`] (what a plugin implements),
+//!   [`Host`] (what LNet gives it), and their FFI-safe forms. Read its docs:
+//!   who owns a message, when it must be finished, from which threads calls come.
+//! * [`module`]: the root module a plugin exports ([`export_lnd_plugin!`]),
+//!   loading with version and layout checks ([`load_plugin`]), and named
+//!   layout-checked extensions ([`extension`]), the only way this ABI grows.
+//!
+//! The base interface is frozen at 1.0.0: fields and methods are only appended
+//! after the marked last ones, and new capabilities arrive as extensions, so a
+//! newer host still loads an older plugin. `abi_stable` is re-exported: plugins
+//! use this copy.
+
+pub use abi_stable;
+
+pub mod hdr;
+pub mod lnd;
+pub mod mem;
+pub mod module;
+pub mod nid;
+pub mod types;
+
+pub use hdr::{Hdr, MsgType, WireHandle};
+pub use lnd::{
+    Host, HostFfiArc, HostHandle, Lnd, LndFfiBox, LndHandle, LndNi, LndNiFfiArc, LndNiHandle,
+    NiStarted,
+};
+pub use mem::{BufMut, BufRef, Busy, IoBuf, Payload};
+pub use module::{extension, load_plugin, LndModRef, LoadError, LoadedPlugin, ABI_VERSION};
+pub use nid::{lnd_type, NetId, Nid};
+pub use types::{
+    errno, tunable, Completion, HealthStatus, LndError, LogLevel, MsgToken, NetTunables,
+    NetTypeDesc, NiConfig, NiInfo, PeerAliveness, RxAction, RxToken, Tunable, TxMsg,
+};

@@ -1,0 +1,422 @@
+//! The LND contract: what a plugin implements ([`Lnd`], [`LndNi`]) and what the
+//! host gives it ([`HostHandle`]).
+//!
+//! # Contract
+//!
+//! * **Objects.** A plugin's root module makes one [`Lnd`] per network type
+//!   when the host first needs it. [`Lnd::startup`] brings up one NI and
+//!   returns its [`NiInfo`] and an [`LndNi`] object that serves that NI until
+//!   [`LndNi::shutdown`].
+//! * **Who owns a message.** A send belongs to the LND from a successful
+//!   [`LndNi::send`] until the LND calls [`HostHandle::finalize`] with its
+//!   token, exactly once, after it no longer needs the payload. A failed `send`
+//!   (an `Err`) means the LND took nothing: the host completes the message and
+//!   the LND must not finalize it. The same holds for a receive from
+//!   [`LndNi::recv`] with `msg: Some(token)`.
+//! * **Receiving.** The LND reads a header and calls [`HostHandle::parse`]
+//!   with a receive token of its choosing. When `parse` returns `Ok`, the host
+//!   calls [`LndNi::recv`] exactly once for that token, either before `parse`
+//!   returns (the usual case, on the same thread) or later from another thread
+//!   (`delayed`). The LND must not read the payload until `recv` says where it
+//!   goes. `parse` returning `Err` is a protocol error: the LND closes that
+//!   connection and `recv` will not come.
+//! * **Memory.** Payloads are [`crate::Payload`] fragment lists that point at
+//!   the MD's memory (no copies); they stay valid until the message is
+//!   finalized.
+//! * **Threads.** Each plugin runs its own threads (and its own runtime, if
+//!   it wants one); no runtime is shared with the host. The host may call any
+//!   `LndNi` method from any thread, including from inside a host callback
+//!   made by the LND (`parse` may call `recv`, `finalize` may call `send`), so
+//!   an LND must not hold its own locks while it calls the host.
+//!   [`LndNi::send`] and [`LndNi::recv`] must not block on the network.
+//! * **Panics.** Every entry point in both directions runs inside
+//!   `catch_unwind`; a panic becomes an [`LndError`] (`EFAULT`) or, where no
+//!   error can be returned, is logged and dropped. LNDs still must not panic on
+//!   any input.
+//! * **Shutdown.** After [`LndNi::shutdown`] returns, the LND has finalized
+//!   every message it owned for that NI (with an error) and makes no more
+//!   callbacks for it.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use abi_stable::sabi_trait;
+use abi_stable::sabi_trait::prelude::TD_Opaque;
+use abi_stable::std_types::{RArc, RBox, RResult, RStr, RString};
+use abi_stable::StableAbi;
+
+use crate::hdr::Hdr;
+use crate::nid::Nid;
+use crate::types::{
+    Completion, LndError, LogLevel, MsgToken, NiConfig, NiInfo, PeerAliveness, RxAction, RxToken,
+    TxMsg,
+};
+
+/// One LND (one network type) as a plugin implements it (`struct lnet_lnd`).
+pub trait Lnd: Send + Sync + 'static {
+    /// Brings up one NI (`lnd_startup`): choose the interface, fill unset
+    /// tunables, start serving. `host` is the NI's callback object.
+    fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError>;
+
+    /// An LND-wide control command; the answer is text (YAML) for the user.
+    fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
+        let _ = arg;
+        Err(LndError::unsupported(&format!("control command {cmd:?}")))
+    }
+}
+
+/// One NI served by an LND.
+pub trait LndNi: Send + Sync + 'static {
+    /// Transmits a message (`lnd_send`); must not block.
+    fn send(&self, tx: TxMsg) -> Result<(), LndError>;
+
+    /// Delivers or discards a parsed message's payload (`lnd_recv`).
+    fn recv(&self, rx: RxAction) -> Result<(), LndError>;
+
+    /// The host is about to make a received message wait (`lnd_eager_recv`):
+    /// free scarce resources now. The default keeps them (unsupported).
+    fn eager_recv(&self, rx: RxToken) -> Result<(), LndError> {
+        let _ = rx;
+        Err(LndError::unsupported("eager_recv"))
+    }
+
+    /// The host marked this peer NI down.
+    fn notify_peer_down(&self, peer: Nid) {
+        let _ = peer;
+    }
+
+    /// What the LND knows about a peer's aliveness.
+    fn query(&self, peer: Nid) -> PeerAliveness {
+        let _ = peer;
+        PeerAliveness::UNKNOWN
+    }
+
+    /// An NI control command (list or close connections, ...).
+    fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
+        let _ = arg;
+        Err(LndError::unsupported(&format!("control command {cmd:?}")))
+    }
+
+    /// Closes everything, finalizes every owned message with an error, stops
+    /// calling back (`lnd_shutdown`).
+    fn shutdown(&self);
+}
+
+/// The host's services to one NI of an LND; implemented by LNet.
+pub trait Host: Send + Sync + 'static {
+    /// A header arrived from `from` (the previous hop); see the module docs.
+    fn parse(&self, hdr: Hdr, from: Nid, rx: RxToken, rdma_req: bool) -> Result<(), LndError>;
+    /// A message the LND owned is finished.
+    fn finalize(&self, msg: MsgToken, status: Completion);
+    /// A peer was seen alive or found dead (`lnet_notify`).
+    fn notify(&self, peer: Nid, alive: bool);
+    /// The NI's link went up or down.
+    fn link_state(&self, up: bool);
+    /// A log line from the LND.
+    fn log(&self, level: LogLevel, msg: &str);
+}
+
+/// What [`Lnd::startup`] returns.
+pub struct NiStarted {
+    /// The NI as it came up.
+    pub info: NiInfo,
+    /// The object serving it.
+    pub ni: LndNiHandle,
+}
+
+// ---------------------------------------------------------------------------
+// FFI-safe trait objects. Methods are only ever appended; the marked one is
+// the last of version 1.0.0.
+// ---------------------------------------------------------------------------
+
+/// FFI form of [`Lnd`].
+#[sabi_trait]
+pub trait LndFfi: Send + Sync {
+    /// See [`Lnd::startup`].
+    fn startup(&self, cfg: NiConfig, host: HostFfiArc) -> RResult<NiStartedFfi, LndError>;
+    /// See [`Lnd::ctl`].
+    #[sabi(last_prefix_field)]
+    fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError>;
+}
+
+/// FFI form of [`LndNi`].
+#[sabi_trait]
+pub trait LndNiFfi: Send + Sync {
+    /// See [`LndNi::send`].
+    fn send(&self, tx: TxMsg) -> RResult<(), LndError>;
+    /// See [`LndNi::recv`].
+    fn recv(&self, rx: RxAction) -> RResult<(), LndError>;
+    /// See [`LndNi::eager_recv`].
+    fn eager_recv(&self, rx: RxToken) -> RResult<(), LndError>;
+    /// See [`LndNi::notify_peer_down`].
+    fn notify_peer_down(&self, peer: Nid);
+    /// See [`LndNi::query`].
+    fn query(&self, peer: Nid) -> PeerAliveness;
+    /// See [`LndNi::ctl`].
+    fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError>;
+    /// See [`LndNi::shutdown`].
+    #[sabi(last_prefix_field)]
+    fn shutdown(&self);
+}
+
+/// FFI form of [`Host`].
+#[sabi_trait]
+pub trait HostFfi: Send + Sync {
+    /// See [`Host::parse`].
+    fn parse(&self, hdr: Hdr, from: Nid, rx: RxToken, rdma_req: bool) -> RResult<(), LndError>;
+    /// See [`Host::finalize`].
+    fn finalize(&self, msg: MsgToken, status: Completion);
+    /// See [`Host::notify`].
+    fn notify(&self, peer: Nid, alive: bool);
+    /// See [`Host::link_state`].
+    fn link_state(&self, up: bool);
+    /// See [`Host::log`].
+    #[sabi(last_prefix_field)]
+    fn log(&self, level: LogLevel, msg: RStr<'_>);
+}
+
+/// Owned FFI [`Lnd`] object.
+pub type LndFfiBox = LndFfi_TO<'static, RBox<()>>;
+/// Shared FFI [`LndNi`] object.
+pub type LndNiFfiArc = LndNiFfi_TO<'static, RArc<()>>;
+/// Shared FFI [`Host`] object.
+pub type HostFfiArc = HostFfi_TO<'static, RArc<()>>;
+
+/// FFI form of [`NiStarted`].
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct NiStartedFfi {
+    /// The NI as it came up.
+    pub info: NiInfo,
+    /// The object serving it.
+    pub ni: LndNiFfiArc,
+}
+
+fn guard<R>(what: &str, f: impl FnOnce() -> Result<R, LndError>) -> RResult<R, LndError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r.into(),
+        Err(p) => RResult::RErr(LndError::panicked(what, &*p)),
+    }
+}
+
+fn guard_unit(what: &str, f: impl FnOnce()) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        // Nowhere to return the error: report it on the host's log stream.
+        let e = LndError::panicked(what, &*p);
+        std::io::Write::write_all(&mut std::io::stderr(), format!("lnd-api: {e}\n").as_bytes()).ok();
+    }
+}
+
+/// An NI object still shared by the plugin when it returned it: forwards.
+struct SharedNi(Arc<LndNiFfiArc>);
+
+impl LndNiFfi for SharedNi {
+    fn send(&self, tx: TxMsg) -> RResult<(), LndError> {
+        self.0.send(tx)
+    }
+    fn recv(&self, rx: RxAction) -> RResult<(), LndError> {
+        self.0.recv(rx)
+    }
+    fn eager_recv(&self, rx: RxToken) -> RResult<(), LndError> {
+        self.0.eager_recv(rx)
+    }
+    fn notify_peer_down(&self, peer: Nid) {
+        self.0.notify_peer_down(peer)
+    }
+    fn query(&self, peer: Nid) -> PeerAliveness {
+        self.0.query(peer)
+    }
+    fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError> {
+        self.0.ctl(cmd, arg)
+    }
+    fn shutdown(&self) {
+        self.0.shutdown()
+    }
+}
+
+/// A host object still shared by its creator: forwards.
+struct SharedHost(Arc<HostFfiArc>);
+
+impl HostFfi for SharedHost {
+    fn parse(&self, hdr: Hdr, from: Nid, rx: RxToken, rdma_req: bool) -> RResult<(), LndError> {
+        self.0.parse(hdr, from, rx, rdma_req)
+    }
+    fn finalize(&self, msg: MsgToken, status: Completion) {
+        self.0.finalize(msg, status)
+    }
+    fn notify(&self, peer: Nid, alive: bool) {
+        self.0.notify(peer, alive)
+    }
+    fn link_state(&self, up: bool) {
+        self.0.link_state(up)
+    }
+    fn log(&self, level: LogLevel, msg: RStr<'_>) {
+        self.0.log(level, msg)
+    }
+}
+
+fn unwrap_host(h: HostHandle) -> HostFfiArc {
+    Arc::try_unwrap(h.0)
+        .unwrap_or_else(|shared| HostFfi_TO::from_ptr(RArc::new(SharedHost(shared)), TD_Opaque))
+}
+
+/// Adapts a plain [`Lnd`] to its FFI form, catching panics.
+struct LndShim<T>(T);
+
+impl<T: Lnd> LndFfi for LndShim<T> {
+    fn startup(&self, cfg: NiConfig, host: HostFfiArc) -> RResult<NiStartedFfi, LndError> {
+        guard("lnd startup", || {
+            let s = self.0.startup(cfg, HostHandle(Arc::new(host)))?;
+            let ni = Arc::try_unwrap(s.ni.0).unwrap_or_else(|shared| {
+                LndNiFfi_TO::from_ptr(RArc::new(SharedNi(shared)), TD_Opaque)
+            });
+            Ok(NiStartedFfi { info: s.info, ni })
+        })
+    }
+    fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError> {
+        guard("lnd ctl", || self.0.ctl(cmd.as_str(), arg.as_str()).map(RString::from))
+    }
+}
+
+struct LndNiShim<T>(T);
+
+impl<T: LndNi> LndNiFfi for LndNiShim<T> {
+    fn send(&self, tx: TxMsg) -> RResult<(), LndError> {
+        guard("lnd send", || self.0.send(tx))
+    }
+    fn recv(&self, rx: RxAction) -> RResult<(), LndError> {
+        guard("lnd recv", || self.0.recv(rx))
+    }
+    fn eager_recv(&self, rx: RxToken) -> RResult<(), LndError> {
+        guard("lnd eager_recv", || self.0.eager_recv(rx))
+    }
+    fn notify_peer_down(&self, peer: Nid) {
+        guard_unit("lnd notify_peer_down", || self.0.notify_peer_down(peer))
+    }
+    fn query(&self, peer: Nid) -> PeerAliveness {
+        match guard("lnd query", || Ok(self.0.query(peer))) {
+            RResult::ROk(a) => a,
+            RResult::RErr(_) => PeerAliveness::UNKNOWN,
+        }
+    }
+    fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError> {
+        guard("lnd ctl", || self.0.ctl(cmd.as_str(), arg.as_str()).map(RString::from))
+    }
+    fn shutdown(&self) {
+        guard_unit("lnd shutdown", || self.0.shutdown())
+    }
+}
+
+struct HostShim<T>(T);
+
+impl<T: Host> HostFfi for HostShim<T> {
+    fn parse(&self, hdr: Hdr, from: Nid, rx: RxToken, rdma_req: bool) -> RResult<(), LndError> {
+        guard("host parse", || self.0.parse(hdr, from, rx, rdma_req))
+    }
+    fn finalize(&self, msg: MsgToken, status: Completion) {
+        guard_unit("host finalize", || self.0.finalize(msg, status))
+    }
+    fn notify(&self, peer: Nid, alive: bool) {
+        guard_unit("host notify", || self.0.notify(peer, alive))
+    }
+    fn link_state(&self, up: bool) {
+        guard_unit("host link_state", || self.0.link_state(up))
+    }
+    fn log(&self, level: LogLevel, msg: RStr<'_>) {
+        guard_unit("host log", || self.0.log(level, msg.as_str()))
+    }
+}
+
+/// The host-side handle of an LND object (possibly from a plugin).
+pub struct LndHandle(pub(crate) LndFfiBox);
+
+impl LndHandle {
+    /// Wraps a Rust [`Lnd`] (a built-in LND, or the plugin side of the export).
+    pub fn new<T: Lnd>(lnd: T) -> Self {
+        LndHandle(LndFfi_TO::from_value(LndShim(lnd), TD_Opaque))
+    }
+
+    /// See [`Lnd::startup`].
+    pub fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError> {
+        self.0
+            .startup(cfg, unwrap_host(host))
+            .into_result()
+            .map(|s| NiStarted { info: s.info, ni: LndNiHandle(Arc::new(s.ni)) })
+    }
+
+    /// See [`Lnd::ctl`].
+    pub fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
+        self.0.ctl(cmd.into(), arg.into()).into_result().map(String::from)
+    }
+}
+
+/// A shared handle of an NI object of an LND.
+#[derive(Clone)]
+pub struct LndNiHandle(pub(crate) Arc<LndNiFfiArc>);
+
+impl LndNiHandle {
+    /// Wraps a Rust [`LndNi`].
+    pub fn new<T: LndNi>(ni: T) -> Self {
+        LndNiHandle(Arc::new(LndNiFfi_TO::from_ptr(RArc::new(LndNiShim(ni)), TD_Opaque)))
+    }
+    /// See [`LndNi::send`].
+    pub fn send(&self, tx: TxMsg) -> Result<(), LndError> {
+        self.0.send(tx).into_result()
+    }
+    /// See [`LndNi::recv`].
+    pub fn recv(&self, rx: RxAction) -> Result<(), LndError> {
+        self.0.recv(rx).into_result()
+    }
+    /// See [`LndNi::eager_recv`].
+    pub fn eager_recv(&self, rx: RxToken) -> Result<(), LndError> {
+        self.0.eager_recv(rx).into_result()
+    }
+    /// See [`LndNi::notify_peer_down`].
+    pub fn notify_peer_down(&self, peer: Nid) {
+        self.0.notify_peer_down(peer)
+    }
+    /// See [`LndNi::query`].
+    pub fn query(&self, peer: Nid) -> PeerAliveness {
+        self.0.query(peer)
+    }
+    /// See [`LndNi::ctl`].
+    pub fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
+        self.0.ctl(cmd.into(), arg.into()).into_result().map(String::from)
+    }
+    /// See [`LndNi::shutdown`].
+    pub fn shutdown(&self) {
+        self.0.shutdown()
+    }
+}
+
+/// The LND-side handle of the host's callbacks for one NI; cheap to clone and
+/// usable from any thread.
+#[derive(Clone)]
+pub struct HostHandle(pub(crate) Arc<HostFfiArc>);
+
+impl HostHandle {
+    /// Wraps a Rust [`Host`] (the host side, or a test double).
+    pub fn new<T: Host>(host: T) -> Self {
+        HostHandle(Arc::new(HostFfi_TO::from_ptr(RArc::new(HostShim(host)), TD_Opaque)))
+    }
+    /// See [`Host::parse`].
+    pub fn parse(&self, hdr: Hdr, from: Nid, rx: RxToken, rdma_req: bool) -> Result<(), LndError> {
+        self.0.parse(hdr, from, rx, rdma_req).into_result()
+    }
+    /// See [`Host::finalize`].
+    pub fn finalize(&self, msg: MsgToken, status: Completion) {
+        self.0.finalize(msg, status)
+    }
+    /// See [`Host::notify`].
+    pub fn notify(&self, peer: Nid, alive: bool) {
+        self.0.notify(peer, alive)
+    }
+    /// See [`Host::link_state`].
+    pub fn link_state(&self, up: bool) {
+        self.0.link_state(up)
+    }
+    /// See [`Host::log`].
+    pub fn log(&self, level: LogLevel, msg: &str) {
+        self.0.log(level, msg.into())
+    }
+}

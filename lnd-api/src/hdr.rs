@@ -65,7 +65,10 @@ pub struct WireHandle {
 
 impl WireHandle {
     /// "No handle": both cookies all-ones.
-    pub const NONE: WireHandle = WireHandle { interface_cookie: u64::MAX, object_cookie: u64::MAX };
+    pub const NONE: WireHandle = WireHandle {
+        interface_cookie: u64::MAX,
+        object_cookie: u64::MAX,
+    };
 
     /// Whether this is [`WireHandle::NONE`].
     pub const fn is_none(&self) -> bool {

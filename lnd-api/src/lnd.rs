@@ -203,7 +203,8 @@ fn guard_unit(what: &str, f: impl FnOnce()) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
         // Nowhere to return the error: report it on the host's log stream.
         let e = LndError::panicked(what, &*p);
-        std::io::Write::write_all(&mut std::io::stderr(), format!("lnd-api: {e}\n").as_bytes()).ok();
+        std::io::Write::write_all(&mut std::io::stderr(), format!("lnd-api: {e}\n").as_bytes())
+            .ok();
     }
 }
 
@@ -274,7 +275,9 @@ impl<T: Lnd> LndFfi for LndShim<T> {
         })
     }
     fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError> {
-        guard("lnd ctl", || self.0.ctl(cmd.as_str(), arg.as_str()).map(RString::from))
+        guard("lnd ctl", || {
+            self.0.ctl(cmd.as_str(), arg.as_str()).map(RString::from)
+        })
     }
 }
 
@@ -300,7 +303,9 @@ impl<T: LndNi> LndNiFfi for LndNiShim<T> {
         }
     }
     fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError> {
-        guard("lnd ctl", || self.0.ctl(cmd.as_str(), arg.as_str()).map(RString::from))
+        guard("lnd ctl", || {
+            self.0.ctl(cmd.as_str(), arg.as_str()).map(RString::from)
+        })
     }
     fn shutdown(&self) {
         guard_unit("lnd shutdown", || self.0.shutdown())
@@ -341,12 +346,18 @@ impl LndHandle {
         self.0
             .startup(cfg, unwrap_host(host))
             .into_result()
-            .map(|s| NiStarted { info: s.info, ni: LndNiHandle(Arc::new(s.ni)) })
+            .map(|s| NiStarted {
+                info: s.info,
+                ni: LndNiHandle(Arc::new(s.ni)),
+            })
     }
 
     /// See [`Lnd::ctl`].
     pub fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
-        self.0.ctl(cmd.into(), arg.into()).into_result().map(String::from)
+        self.0
+            .ctl(cmd.into(), arg.into())
+            .into_result()
+            .map(String::from)
     }
 }
 
@@ -357,7 +368,10 @@ pub struct LndNiHandle(pub(crate) Arc<LndNiFfiArc>);
 impl LndNiHandle {
     /// Wraps a Rust [`LndNi`].
     pub fn new<T: LndNi>(ni: T) -> Self {
-        LndNiHandle(Arc::new(LndNiFfi_TO::from_ptr(RArc::new(LndNiShim(ni)), TD_Opaque)))
+        LndNiHandle(Arc::new(LndNiFfi_TO::from_ptr(
+            RArc::new(LndNiShim(ni)),
+            TD_Opaque,
+        )))
     }
     /// See [`LndNi::send`].
     pub fn send(&self, tx: TxMsg) -> Result<(), LndError> {
@@ -381,7 +395,10 @@ impl LndNiHandle {
     }
     /// See [`LndNi::ctl`].
     pub fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
-        self.0.ctl(cmd.into(), arg.into()).into_result().map(String::from)
+        self.0
+            .ctl(cmd.into(), arg.into())
+            .into_result()
+            .map(String::from)
     }
     /// See [`LndNi::shutdown`].
     pub fn shutdown(&self) {
@@ -397,7 +414,10 @@ pub struct HostHandle(pub(crate) Arc<HostFfiArc>);
 impl HostHandle {
     /// Wraps a Rust [`Host`] (the host side, or a test double).
     pub fn new<T: Host>(host: T) -> Self {
-        HostHandle(Arc::new(HostFfi_TO::from_ptr(RArc::new(HostShim(host)), TD_Opaque)))
+        HostHandle(Arc::new(HostFfi_TO::from_ptr(
+            RArc::new(HostShim(host)),
+            TD_Opaque,
+        )))
     }
     /// See [`Host::parse`].
     pub fn parse(&self, hdr: Hdr, from: Nid, rx: RxToken, rdma_req: bool) -> Result<(), LndError> {

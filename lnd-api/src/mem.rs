@@ -64,7 +64,10 @@ pub struct IoBuf {
 
 impl fmt::Debug for IoBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IoBuf").field("offset", &self.offset).field("len", &self.len).finish()
+        f.debug_struct("IoBuf")
+            .field("offset", &self.offset)
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -75,7 +78,12 @@ impl IoBuf {
         let ptr = data.as_mut_ptr();
         let len = data.len();
         IoBuf {
-            owner: RArc::new(BufOwner { data, ptr, len, borrow: AtomicIsize::new(0) }),
+            owner: RArc::new(BufOwner {
+                data,
+                ptr,
+                len,
+                borrow: AtomicIsize::new(0),
+            }),
             offset: 0,
             len,
         }
@@ -101,7 +109,11 @@ impl IoBuf {
         if range.start > range.end || range.end > self.len {
             return None;
         }
-        Some(IoBuf { owner: self.owner.clone(), offset: self.offset + range.start, len: range.end - range.start })
+        Some(IoBuf {
+            owner: self.owner.clone(),
+            offset: self.offset + range.start,
+            len: range.end - range.start,
+        })
     }
 
     /// Whether two views share their allocation.
@@ -347,7 +359,11 @@ mod tests {
     fn borrow_rules_are_enforced() {
         let b = IoBuf::from_vec(vec![1, 2, 3, 4]);
         let r1 = b.borrow().expect("first reader");
-        let r2 = b.slice(1..3).expect("in bounds").borrow().expect("second reader");
+        let r2 = b
+            .slice(1..3)
+            .expect("in bounds")
+            .borrow()
+            .expect("second reader");
         assert_eq!(&*r2, &[2, 3]);
         assert_eq!(b.borrow_mut().err(), Some(Busy));
         drop((r1, r2));

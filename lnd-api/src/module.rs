@@ -67,7 +67,10 @@ unsafe impl Sync for Extension {}
 impl Extension {
     /// Offers `value` as an extension.
     pub fn new<T: StableAbi + Sync + 'static>(value: &'static T) -> Self {
-        Extension { layout: T::LAYOUT, value: (value as *const T).cast() }
+        Extension {
+            layout: T::LAYOUT,
+            value: (value as *const T).cast(),
+        }
     }
 }
 
@@ -225,7 +228,9 @@ impl LoadedPlugin {
     }
     /// Makes the LND object of one of its network types.
     pub fn new_lnd(&self, net_type: &str) -> Result<LndHandle, LndError> {
-        (self.module.new_lnd())(net_type.into()).into_result().map(LndHandle)
+        (self.module.new_lnd())(net_type.into())
+            .into_result()
+            .map(LndHandle)
     }
 }
 
@@ -328,7 +333,13 @@ impl fmt::Display for LoadError {
                  module: {detail}); an LND plugin exports one with lnd_api::export_lnd_plugin!",
                 path.display()
             ),
-            LoadError::AbiMismatch { path, plugin, host, errors, .. } => {
+            LoadError::AbiMismatch {
+                path,
+                plugin,
+                host,
+                errors,
+                ..
+            } => {
                 write!(
                     f,
                     "cannot load plugin {}: it was built against {plugin}, but this LNet uses \
@@ -374,8 +385,15 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
     let p = path.to_path_buf();
     let mut magic = [0u8; 4];
     match std::fs::File::open(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadError::NotFound { path: p }),
-        Err(e) => return Err(LoadError::NotSharedObject { path: p, detail: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(LoadError::NotFound { path: p })
+        }
+        Err(e) => {
+            return Err(LoadError::NotSharedObject {
+                path: p,
+                detail: e.to_string(),
+            })
+        }
         Ok(mut f) => {
             if f.read_exact(&mut magic).is_err() || magic != *b"\x7fELF" {
                 return Err(LoadError::NotSharedObject {
@@ -386,9 +404,10 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
         }
     }
     let header = lib_header_from_path(path).map_err(|e| match e {
-        LibraryError::OpenError { err, .. } => {
-            LoadError::NotSharedObject { path: p.clone(), detail: err.to_string() }
-        }
+        LibraryError::OpenError { err, .. } => LoadError::NotSharedObject {
+            path: p.clone(),
+            detail: err.to_string(),
+        },
         LibraryError::GetSymbolError { .. } => LoadError::NotPlugin {
             path: p.clone(),
             detail: "symbol of the abi_stable library header not found".to_string(),
@@ -400,7 +419,10 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
             errors: vec!["Error: the plugin uses another abi_stable major version".to_string()],
             report: String::new(),
         },
-        other => LoadError::NotPlugin { path: p.clone(), detail: other.to_string() },
+        other => LoadError::NotPlugin {
+            path: p.clone(),
+            detail: other.to_string(),
+        },
     })?;
     let plugin_ver = header.version_strings().version.to_string();
     let mismatch = |errors: Vec<String>, report: String| LoadError::AbiMismatch {
@@ -410,24 +432,35 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
         errors,
         report,
     };
-    let module = header.init_root_module::<LndModRef>().map_err(|e| match e {
-        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => mismatch(
-            vec![format!(
+    let module = header
+        .init_root_module::<LndModRef>()
+        .map_err(|e| match e {
+            LibraryError::IncompatibleVersionNumber {
+                expected_version,
+                actual_version,
+                ..
+            } => mismatch(
+                vec![format!(
                 "Error: lnd-api {actual_version} is not compatible with lnd-api {expected_version}"
             )],
-            String::new(),
-        ),
-        LibraryError::ParseVersionError(v) => mismatch(vec![format!("Error: {v}")], String::new()),
-        LibraryError::AbiInstability(report) => {
-            let text = report.to_string();
-            let mut lines = error_lines(&text);
-            if lines.is_empty() {
-                lines.push("Error: the layout of the plugin interface differs".to_string());
+                String::new(),
+            ),
+            LibraryError::ParseVersionError(v) => {
+                mismatch(vec![format!("Error: {v}")], String::new())
             }
-            mismatch(lines, text)
-        }
-        other => LoadError::Init { path: p.clone(), detail: other.to_string() },
-    })?;
+            LibraryError::AbiInstability(report) => {
+                let text = report.to_string();
+                let mut lines = error_lines(&text);
+                if lines.is_empty() {
+                    lines.push("Error: the layout of the plugin interface differs".to_string());
+                }
+                mismatch(lines, text)
+            }
+            other => LoadError::Init {
+                path: p.clone(),
+                detail: other.to_string(),
+            },
+        })?;
     Ok(LoadedPlugin { module })
 }
 
@@ -443,7 +476,11 @@ mod tests {
 
     #[test]
     fn error_lines_keeps_only_errors() {
-        let r = "Layout mismatch\n   Error: field a: u8 vs u16\n  blah\n  Error: field a: u8 vs u16\n";
-        assert_eq!(super::error_lines(r), vec!["Error: field a: u8 vs u16".to_string()]);
+        let r =
+            "Layout mismatch\n   Error: field a: u8 vs u16\n  blah\n  Error: field a: u8 vs u16\n";
+        assert_eq!(
+            super::error_lines(r),
+            vec!["Error: field a: u8 vs u16".to_string()]
+        );
     }
 }

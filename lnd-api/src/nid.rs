@@ -45,7 +45,10 @@ pub struct NetId {
 
 impl NetId {
     /// The loopback network `lo`.
-    pub const LO: NetId = NetId { lnd_type: lnd_type::LOLND, num: 0 };
+    pub const LO: NetId = NetId {
+        lnd_type: lnd_type::LOLND,
+        num: 0,
+    };
 
     /// A network from its LND type and number.
     pub const fn new(lnd_type: u8, num: u16) -> Self {
@@ -62,7 +65,10 @@ impl NetId {
         if v >> 24 != 0 {
             return None;
         }
-        Some(NetId { lnd_type: (v >> 16) as u8, num: v as u16 })
+        Some(NetId {
+            lnd_type: (v >> 16) as u8,
+            num: v as u16,
+        })
     }
 }
 
@@ -82,9 +88,19 @@ pub struct Nid {
 
 impl Nid {
     /// `LNET_NID_ANY`, printed `<?>`.
-    pub const ANY: Nid = Nid { size: 0xFF, lnd_type: 0xFF, num: [0xFF; 2], addr: [0xFF; 16] };
+    pub const ANY: Nid = Nid {
+        size: 0xFF,
+        lnd_type: 0xFF,
+        num: [0xFF; 2],
+        addr: [0xFF; 16],
+    };
     /// `0@lo`.
-    pub const LO_0: Nid = Nid { size: 0, lnd_type: lnd_type::LOLND, num: [0; 2], addr: [0; 16] };
+    pub const LO_0: Nid = Nid {
+        size: 0,
+        lnd_type: lnd_type::LOLND,
+        num: [0; 2],
+        addr: [0; 16],
+    };
 
     /// A NID with a 4-byte address (IPv4 or a number), `addr` in host order
     /// (`a << 24 | b << 16 | c << 8 | d` for `a.b.c.d`).
@@ -101,12 +117,20 @@ impl Nid {
 
     /// A NID with a 16-byte (IPv6) address.
     pub const fn new16(net: NetId, addr: [u8; 16]) -> Self {
-        Nid { size: 12, lnd_type: net.lnd_type, num: net.num.to_be_bytes(), addr }
+        Nid {
+            size: 12,
+            lnd_type: net.lnd_type,
+            num: net.num.to_be_bytes(),
+            addr,
+        }
     }
 
     /// The network of this NID.
     pub const fn net(&self) -> NetId {
-        NetId { lnd_type: self.lnd_type, num: u16::from_be_bytes(self.num) }
+        NetId {
+            lnd_type: self.lnd_type,
+            num: u16::from_be_bytes(self.num),
+        }
     }
 
     /// Whether this is `LNET_NID_ANY`.
@@ -133,7 +157,12 @@ impl Nid {
         if self.size != 0 {
             return None;
         }
-        Some(u32::from_be_bytes([self.addr[0], self.addr[1], self.addr[2], self.addr[3]]))
+        Some(u32::from_be_bytes([
+            self.addr[0],
+            self.addr[1],
+            self.addr[2],
+            self.addr[3],
+        ]))
     }
 
     /// The classic 64-bit form (`lnet_nid_to_nid4`); `None` for a 16-byte address.
@@ -153,7 +182,10 @@ impl Nid {
             return Nid::ANY;
         }
         Nid::new4(
-            NetId { lnd_type: (v >> 48) as u8, num: (v >> 32) as u16 },
+            NetId {
+                lnd_type: (v >> 48) as u8,
+                num: (v >> 32) as u16,
+            },
             v as u32,
         )
     }
@@ -182,7 +214,12 @@ impl Nid {
             addr[i] = b[4 + i];
             i += 1;
         }
-        let nid = Nid { size: b[0], lnd_type: b[1], num: [b[2], b[3]], addr };
+        let nid = Nid {
+            size: b[0],
+            lnd_type: b[1],
+            num: [b[2], b[3]],
+            addr,
+        };
         if nid.lnd_type == lnd_type::ANY {
             return Some(Nid::ANY);
         }

@@ -85,11 +85,17 @@ pub struct Completion {
 
 impl Completion {
     /// Success.
-    pub const OK: Completion = Completion { errno: 0, health: HealthStatus::OK };
+    pub const OK: Completion = Completion {
+        errno: 0,
+        health: HealthStatus::OK,
+    };
 
     /// A failure with a negative errno and a health status.
     pub const fn failed(errno: i32, health: HealthStatus) -> Self {
-        Completion { errno: if errno > 0 { -errno } else { errno }, health }
+        Completion {
+            errno: if errno > 0 { -errno } else { errno },
+            health,
+        }
     }
 
     /// Whether the message succeeded.
@@ -112,12 +118,18 @@ pub struct LndError {
 impl LndError {
     /// An error with an errno and a message.
     pub fn new(errno: i32, message: impl Into<String>) -> Self {
-        LndError { errno: errno.abs(), message: RString::from(message.into()) }
+        LndError {
+            errno: errno.abs(),
+            message: RString::from(message.into()),
+        }
     }
 
     /// The operation is not provided by this LND (`EOPNOTSUPP`).
     pub fn unsupported(what: &str) -> Self {
-        LndError::new(errno::EOPNOTSUPP, format!("{what} is not supported by this LND"))
+        LndError::new(
+            errno::EOPNOTSUPP,
+            format!("{what} is not supported by this LND"),
+        )
     }
 
     /// A panic was caught at the boundary.
@@ -201,13 +213,18 @@ pub struct Tunable {
 impl Tunable {
     /// A tunable from a name and a value.
     pub fn new(name: impl Into<String>, value: impl ToString) -> Self {
-        Tunable { name: RString::from(name.into()), value: RString::from(value.to_string()) }
+        Tunable {
+            name: RString::from(name.into()),
+            value: RString::from(value.to_string()),
+        }
     }
 }
 
 /// Looks a name up in a list of tunables.
 pub fn tunable<'a>(list: &'a [Tunable], name: &str) -> Option<&'a str> {
-    list.iter().find(|t| t.name.as_str() == name).map(|t| t.value.as_str())
+    list.iter()
+        .find(|t| t.name.as_str() == name)
+        .map(|t| t.value.as_str())
 }
 
 /// The per-net tunables of `lnetctl net add` (`struct lnet_ioctl_config_lnd_cmn_tunables`);
@@ -227,8 +244,12 @@ pub struct NetTunables {
 
 impl NetTunables {
     /// All unset.
-    pub const UNSET: NetTunables =
-        NetTunables { peer_timeout: -1, peer_credits: -1, peer_buffer_credits: -1, credits: -1 };
+    pub const UNSET: NetTunables = NetTunables {
+        peer_timeout: -1,
+        peer_credits: -1,
+        peer_buffer_credits: -1,
+        credits: -1,
+    };
 }
 
 impl Default for NetTunables {
@@ -346,6 +367,8 @@ pub struct PeerAliveness {
 
 impl PeerAliveness {
     /// Nothing known.
-    pub const UNKNOWN: PeerAliveness =
-        PeerAliveness { alive: ROption::RNone, last_alive_secs_ago: ROption::RNone };
+    pub const UNKNOWN: PeerAliveness = PeerAliveness {
+        alive: ROption::RNone,
+        last_alive_secs_ago: ROption::RNone,
+    };
 }

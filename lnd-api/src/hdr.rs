@@ -7,6 +7,24 @@
 //! and the host reads the body through typed accessors. [`Hdr::encode_nid4`],
 //! [`Hdr::encode_nid16`] and the decoders produce and check the exact bytes of
 //! `spec/wire.md` section 2.
+//!
+//! Two layers, as in smoltcp's `wire` module:
+//! * [`HdrNid4`] / [`HdrNid16`]: zero-copy views over a byte buffer, built
+//!   with `new_checked` (length checked once), with raw field accessors and
+//!   setters. They validate nothing else.
+//! * [`Hdr`] is the validated representation: [`Hdr::parse_nid4`] /
+//!   [`Hdr::parse_nid16`] read a view and reject what a receiver must reject
+//!   ([`Hdr::check`]); [`Hdr::emit_nid4`] / [`Hdr::emit_nid16`] write one.
+//!   [`Hdr::decode_nid4`] and friends are the same over fixed-size arrays.
+//!
+//! Byte order: every number is little-endian; wire handles and `hdr_data` are
+//! opaque to the receiver and written little-endian by this sender (a
+//! handle only ever returns to its creator, which reads it back the same
+//! way). Large NIDs are raw `struct lnet_nid` bytes.
+//!
+//! The typed bodies ([`PutBody`], [`GetBody`], [`AckBody`], [`ReplyBody`],
+//! [`HelloBody`]) convert to and from the 40-byte `msg` union; constructors
+//! such as [`Hdr::put`] build a whole header.
 
 use core::fmt;
 
@@ -336,7 +354,10 @@ impl<T: AsRef<[u8]>> HdrNid4<T> {
     pub fn check_len(&self) -> Result<(), HdrError> {
         let len = self.buffer.as_ref().len();
         if len < HDR_NID4_SIZE {
-            return Err(HdrError::Truncated { len, need: HDR_NID4_SIZE });
+            return Err(HdrError::Truncated {
+                len,
+                need: HDR_NID4_SIZE,
+            });
         }
         Ok(())
     }
@@ -446,7 +467,10 @@ impl<T: AsRef<[u8]>> HdrNid16<T> {
     pub fn check_len(&self) -> Result<(), HdrError> {
         let len = self.buffer.as_ref().len();
         if len < HDR_NID16_SIZE {
-            return Err(HdrError::Truncated { len, need: HDR_NID16_SIZE });
+            return Err(HdrError::Truncated {
+                len,
+                need: HDR_NID16_SIZE,
+            });
         }
         Ok(())
     }
@@ -657,7 +681,9 @@ impl GetBody {
 impl ReplyBody {
     /// Reads a REPLY body from its wire bytes.
     pub fn from_body(b: &[u8; BODY_SIZE]) -> Self {
-        ReplyBody { dst_wmd: rd_handle(b, field::WMD) }
+        ReplyBody {
+            dst_wmd: rd_handle(b, field::WMD),
+        }
     }
 
     /// The wire bytes of this body (unused bytes zero).
@@ -699,11 +725,15 @@ fn nid_from_nid4(field: &'static str, value: u64) -> Result<Nid, HdrError> {
 }
 
 fn nid_to_nid4(field: &'static str, nid: &Nid) -> Result<u64, HdrError> {
-    nid.to_nid4().ok_or(HdrError::NoClassicForm { field, nid: *nid })
+    nid.to_nid4()
+        .ok_or(HdrError::NoClassicForm { field, nid: *nid })
 }
 
 fn nid_from_raw(field: &'static str, raw: &[u8; 20]) -> Result<Nid, HdrError> {
-    Nid::from_bytes(raw).ok_or(HdrError::NidSize { field, size: raw[0] })
+    Nid::from_bytes(raw).ok_or(HdrError::NidSize {
+        field,
+        size: raw[0],
+    })
 }
 
 fn body_array(b: &[u8]) -> [u8; BODY_SIZE] {
@@ -723,7 +753,15 @@ impl Hdr {
         payload_length: u32,
         body: [u8; BODY_SIZE],
     ) -> Hdr {
-        Hdr { dest_nid, src_nid, dest_pid, src_pid, msg_type, payload_length, body }
+        Hdr {
+            dest_nid,
+            src_nid,
+            dest_pid,
+            src_pid,
+            msg_type,
+            payload_length,
+            body,
+        }
     }
 
     /// A PUT header carrying `payload_length` bytes.
@@ -735,17 +773,41 @@ impl Hdr {
         payload_length: u32,
         body: PutBody,
     ) -> Hdr {
-        Hdr::with(MsgType::PUT, dest_nid, src_nid, dest_pid, src_pid, payload_length, body.to_body())
+        Hdr::with(
+            MsgType::PUT,
+            dest_nid,
+            src_nid,
+            dest_pid,
+            src_pid,
+            payload_length,
+            body.to_body(),
+        )
     }
 
     /// A GET header (no payload).
     pub fn get(dest_nid: Nid, src_nid: Nid, dest_pid: u32, src_pid: u32, body: GetBody) -> Hdr {
-        Hdr::with(MsgType::GET, dest_nid, src_nid, dest_pid, src_pid, 0, body.to_body())
+        Hdr::with(
+            MsgType::GET,
+            dest_nid,
+            src_nid,
+            dest_pid,
+            src_pid,
+            0,
+            body.to_body(),
+        )
     }
 
     /// An ACK header (no payload).
     pub fn ack(dest_nid: Nid, src_nid: Nid, dest_pid: u32, src_pid: u32, body: AckBody) -> Hdr {
-        Hdr::with(MsgType::ACK, dest_nid, src_nid, dest_pid, src_pid, 0, body.to_body())
+        Hdr::with(
+            MsgType::ACK,
+            dest_nid,
+            src_nid,
+            dest_pid,
+            src_pid,
+            0,
+            body.to_body(),
+        )
     }
 
     /// A REPLY header carrying `payload_length` bytes.
@@ -757,7 +819,15 @@ impl Hdr {
         payload_length: u32,
         body: ReplyBody,
     ) -> Hdr {
-        Hdr::with(MsgType::REPLY, dest_nid, src_nid, dest_pid, src_pid, payload_length, body.to_body())
+        Hdr::with(
+            MsgType::REPLY,
+            dest_nid,
+            src_nid,
+            dest_pid,
+            src_pid,
+            payload_length,
+            body.to_body(),
+        )
     }
 
     /// A socklnd protocol V1 hello (`spec/wire.md` 5.3): `dest_nid` holds the
@@ -808,11 +878,15 @@ impl Hdr {
     pub fn check(&self) -> Result<(), HdrError> {
         let (t, length) = (self.msg_type, self.payload_length);
         match t {
-            MsgType::ACK | MsgType::GET if length != 0 => {
-                Err(HdrError::UnexpectedPayload { msg_type: t, length })
-            }
+            MsgType::ACK | MsgType::GET if length != 0 => Err(HdrError::UnexpectedPayload {
+                msg_type: t,
+                length,
+            }),
             MsgType::PUT | MsgType::REPLY if length > MAX_PAYLOAD => {
-                Err(HdrError::PayloadTooLong { msg_type: t, length })
+                Err(HdrError::PayloadTooLong {
+                    msg_type: t,
+                    length,
+                })
             }
             MsgType::ACK | MsgType::GET | MsgType::PUT | MsgType::REPLY => Ok(()),
             MsgType::HELLO => Err(HdrError::HelloAsMessage),
@@ -922,7 +996,9 @@ impl Hdr {
             return Err(HdrError::HelloMagic { value: magic });
         }
         if v.msg_type() != MsgType::HELLO {
-            return Err(HdrError::NotHello { msg_type: v.msg_type() });
+            return Err(HdrError::NotHello {
+                msg_type: v.msg_type(),
+            });
         }
         let length = v.payload_length();
         if length % 4 != 0 || length > HELLO_V1_MAX_IPS_BYTES {
@@ -968,7 +1044,10 @@ mod tests {
             12345,
             4096,
             PutBody {
-                ack_wmd: WireHandle { interface_cookie: I, object_cookie: O },
+                ack_wmd: WireHandle {
+                    interface_cookie: I,
+                    object_cookie: O,
+                },
                 match_bits: 0x1234,
                 hdr_data: 0,
                 ptl_index: 4,
@@ -980,18 +1059,17 @@ mod tests {
     /// spec/wire.md 2.5, byte for byte (cookies I and O written LE).
     #[test]
     fn put_worked_example_nid4() {
-        let mut want = hex(
-            "14 01 a8 c0 00 00 02 00  0a 01 a8 c0 00 00 02 00
-             39 30 00 00 39 30 00 00  01 00 00 00 00 10 00 00",
-        );
+        let mut want = hex("14 01 a8 c0 00 00 02 00  0a 01 a8 c0 00 00 02 00
+             39 30 00 00 39 30 00 00  01 00 00 00 00 10 00 00");
         want.extend_from_slice(&I.to_le_bytes());
         want.extend_from_slice(&O.to_le_bytes());
-        want.extend(hex(
-            "34 12 00 00 00 00 00 00  00 00 00 00 00 00 00 00
-             04 00 00 00 00 00 00 00",
-        ));
+        want.extend(hex("34 12 00 00 00 00 00 00  00 00 00 00 00 00 00 00
+             04 00 00 00 00 00 00 00"));
         assert_eq!(want.len(), HDR_NID4_SIZE);
-        assert_eq!(&want[0x20..0x28], &[0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]);
+        assert_eq!(
+            &want[0x20..0x28],
+            &[0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]
+        );
 
         let h = worked_example();
         let mut out = [0xAAu8; HDR_NID4_SIZE];
@@ -1003,7 +1081,13 @@ mod tests {
         let put = back.body_put();
         assert_eq!(put.match_bits, 0x1234);
         assert_eq!(put.ptl_index, 4);
-        assert_eq!(put.ack_wmd, WireHandle { interface_cookie: I, object_cookie: O });
+        assert_eq!(
+            put.ack_wmd,
+            WireHandle {
+                interface_cookie: I,
+                object_cookie: O
+            }
+        );
         assert_eq!(back.payload_length, 4096);
         assert_eq!(back.dest_nid.to_nid4(), Some(0x0002_0000_C0A8_0114));
     }
@@ -1011,7 +1095,9 @@ mod tests {
     #[test]
     fn view_reads_fields() {
         let mut out = [0u8; HDR_NID4_SIZE];
-        worked_example().encode_nid4(&mut out).expect("classic nids");
+        worked_example()
+            .encode_nid4(&mut out)
+            .expect("classic nids");
         let v = HdrNid4::new_checked(&out[..]).expect("72 bytes");
         assert_eq!(v.dest_nid(), 0x0002_0000_C0A8_0114);
         assert_eq!(v.src_nid(), 0x0002_0000_C0A8_010A);
@@ -1046,7 +1132,10 @@ mod tests {
         let mut h = worked_example();
         h.dest_nid = v6;
         h.body = PutBody {
-            ack_wmd: WireHandle { interface_cookie: I, object_cookie: O },
+            ack_wmd: WireHandle {
+                interface_cookie: I,
+                object_cookie: O,
+            },
             match_bits: 0x0102_0304_0506_0708,
             hdr_data: 0xdead_beef_0000_0001,
             ptl_index: 17,
@@ -1081,7 +1170,13 @@ mod tests {
         // The classic encoder refuses the IPv6 NID and writes nothing.
         let mut c = [0x55u8; HDR_NID4_SIZE];
         let err = h.encode_nid4(&mut c).expect_err("no classic form");
-        assert_eq!(err, HdrError::NoClassicForm { field: "dest_nid", nid: v6 });
+        assert_eq!(
+            err,
+            HdrError::NoClassicForm {
+                field: "dest_nid",
+                nid: v6
+            }
+        );
         assert_eq!(c, [0x55u8; HDR_NID4_SIZE]);
         assert!(err.to_string().contains("dest_nid"));
         assert!(err.to_string().contains("16-byte"));
@@ -1091,7 +1186,10 @@ mod tests {
     fn get_ack_reply_layouts() {
         let a = Nid::new4(TCP, ip(10, 0, 0, 1));
         let b = Nid::new4(NetId::new(5, 1), ip(10, 0, 0, 2));
-        let wmd = WireHandle { interface_cookie: I, object_cookie: O };
+        let wmd = WireHandle {
+            interface_cookie: I,
+            object_cookie: O,
+        };
 
         // GET: return_wmd @32, match_bits @48, ptl_index @56, src_offset @60,
         // sink_length @64, unused @68.
@@ -1118,7 +1216,11 @@ mod tests {
         assert_eq!(back.body_get(), g);
 
         // ACK: dst_wmd @32, match_bits @48, mlength @56, zero @60..72.
-        let k = AckBody { dst_wmd: wmd, match_bits: 0x1234, mlength: 4000 };
+        let k = AckBody {
+            dst_wmd: wmd,
+            match_bits: 0x1234,
+            mlength: 4000,
+        };
         let h = Hdr::ack(b, a, 12345, 12345, k);
         h.encode_nid4(&mut out).expect("classic");
         assert_eq!(&out[24..32], &[0; 8]);
@@ -1141,15 +1243,16 @@ mod tests {
     #[test]
     fn hello_v1_layout() {
         let src = Nid::new4(TCP, ip(192, 168, 1, 10));
-        let body = HelloBody { incarnation: 0x0102_0304_0506_0708, conn_type: 1 };
+        let body = HelloBody {
+            incarnation: 0x0102_0304_0506_0708,
+            conn_type: 1,
+        };
         let h = Hdr::hello_v1(src, 12345, 8, body);
         let mut out = [0xEEu8; HDR_NID4_SIZE];
         h.encode_nid4(&mut out).expect("classic");
-        let mut want = hex(
-            "ed 0d bc ee 01 00 00 00  0a 01 a8 c0 00 00 02 00
+        let mut want = hex("ed 0d bc ee 01 00 00 00  0a 01 a8 c0 00 00 02 00
              00 00 00 00 39 30 00 00  04 00 00 00 08 00 00 00
-             08 07 06 05 04 03 02 01  01 00 00 00",
-        );
+             08 07 06 05 04 03 02 01  01 00 00 00");
         want.extend_from_slice(&[0; 28]);
         assert_eq!(&out[..], &want[..]);
 
@@ -1161,15 +1264,29 @@ mod tests {
 
         let mut bad = out;
         bad[4] = 2;
-        assert!(matches!(Hdr::decode_hello_v1(&bad), Err(HdrError::HelloMagic { .. })));
+        assert!(matches!(
+            Hdr::decode_hello_v1(&bad),
+            Err(HdrError::HelloMagic { .. })
+        ));
         let mut bad = out;
         bad[28] = 6;
-        assert_eq!(Hdr::decode_hello_v1(&bad), Err(HdrError::HelloIpList { length: 6 }));
+        assert_eq!(
+            Hdr::decode_hello_v1(&bad),
+            Err(HdrError::HelloIpList { length: 6 })
+        );
         bad[28] = 68;
-        assert_eq!(Hdr::decode_hello_v1(&bad), Err(HdrError::HelloIpList { length: 68 }));
+        assert_eq!(
+            Hdr::decode_hello_v1(&bad),
+            Err(HdrError::HelloIpList { length: 68 })
+        );
         let mut bad = out;
         bad[24] = 1;
-        assert_eq!(Hdr::decode_hello_v1(&bad), Err(HdrError::NotHello { msg_type: MsgType::PUT }));
+        assert_eq!(
+            Hdr::decode_hello_v1(&bad),
+            Err(HdrError::NotHello {
+                msg_type: MsgType::PUT
+            })
+        );
     }
 
     fn encoded(h: &Hdr) -> [u8; HDR_NID4_SIZE] {
@@ -1186,20 +1303,35 @@ mod tests {
         let mut b = good;
         b[28..32].copy_from_slice(&(MAX_PAYLOAD + 1).to_le_bytes());
         let e = Hdr::decode_nid4(&b).expect_err("too long");
-        assert_eq!(e, HdrError::PayloadTooLong { msg_type: MsgType::PUT, length: MAX_PAYLOAD + 1 });
+        assert_eq!(
+            e,
+            HdrError::PayloadTooLong {
+                msg_type: MsgType::PUT,
+                length: MAX_PAYLOAD + 1
+            }
+        );
         assert!(e.to_string().contains("payload_length 1048577"));
         b[28..32].copy_from_slice(&MAX_PAYLOAD.to_le_bytes());
         assert!(Hdr::decode_nid4(&b).is_ok());
         b[24] = 3; // REPLY, same limit
         assert!(Hdr::decode_nid4(&b).is_ok());
         b[28..32].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(Hdr::decode_nid4(&b), Err(HdrError::PayloadTooLong { .. })));
+        assert!(matches!(
+            Hdr::decode_nid4(&b),
+            Err(HdrError::PayloadTooLong { .. })
+        ));
 
         for t in [0u8, 2] {
             let mut b = good;
             b[24] = t;
             let e = Hdr::decode_nid4(&b).expect_err("payload on ack/get");
-            assert_eq!(e, HdrError::UnexpectedPayload { msg_type: MsgType(t.into()), length: 4096 });
+            assert_eq!(
+                e,
+                HdrError::UnexpectedPayload {
+                    msg_type: MsgType(t.into()),
+                    length: 4096
+                }
+            );
             assert!(e.to_string().contains("must be 0"));
             b[28..32].copy_from_slice(&[0; 4]);
             assert!(Hdr::decode_nid4(&b).is_ok());
@@ -1214,19 +1346,31 @@ mod tests {
         assert_eq!(e.to_string(), "lnet header: unknown message type 5");
         b[24] = 1;
         b[27] = 1;
-        assert_eq!(Hdr::decode_nid4(&b), Err(HdrError::UnknownType { value: 0x0100_0001 }));
+        assert_eq!(
+            Hdr::decode_nid4(&b),
+            Err(HdrError::UnknownType { value: 0x0100_0001 })
+        );
 
         // Classic NIDs that do not fit the large form.
         let mut b = good;
         b[7] = 1;
         let e = Hdr::decode_nid4(&b).expect_err("top byte");
-        assert_eq!(e, HdrError::BadNid4 { field: "dest_nid", value: 0x0102_0000_C0A8_0114 });
+        assert_eq!(
+            e,
+            HdrError::BadNid4 {
+                field: "dest_nid",
+                value: 0x0102_0000_C0A8_0114
+            }
+        );
         assert!(e.to_string().contains("dest_nid 0x0102"));
         let mut b = good;
         b[14] = 0xFF;
         assert!(matches!(
             Hdr::decode_nid4(&b),
-            Err(HdrError::BadNid4 { field: "src_nid", .. })
+            Err(HdrError::BadNid4 {
+                field: "src_nid",
+                ..
+            })
         ));
         // LNET_NID_ANY is fine.
         let mut b = good;
@@ -1244,8 +1388,16 @@ mod tests {
             let mut b = out;
             b[20] = size;
             let e = Hdr::decode_nid16(&b).expect_err("bad size");
-            assert_eq!(e, HdrError::NidSize { field: "src_nid", size });
-            assert!(e.to_string().contains(&format!("src_nid has invalid nid_size {size}")));
+            assert_eq!(
+                e,
+                HdrError::NidSize {
+                    field: "src_nid",
+                    size
+                }
+            );
+            assert!(e
+                .to_string()
+                .contains(&format!("src_nid has invalid nid_size {size}")));
         }
         let mut b = out;
         b[0] = 12;
@@ -1253,7 +1405,10 @@ mod tests {
         b[48] = 4;
         assert_eq!(Hdr::decode_nid16(&b), Err(HdrError::HelloAsMessage));
         b[48] = 2;
-        assert!(matches!(Hdr::decode_nid16(&b), Err(HdrError::UnexpectedPayload { .. })));
+        assert!(matches!(
+            Hdr::decode_nid16(&b),
+            Err(HdrError::UnexpectedPayload { .. })
+        ));
     }
 
     #[test]
@@ -1286,7 +1441,12 @@ mod tests {
                 Just(Some(MAX_PAYLOAD + 1)),
                 (0u32..5000).prop_map(Some)
             ],
-            prop_oneof![Just(None), Just(Some(0u8)), Just(Some(12u8)), Just(Some(0xFFu8))],
+            prop_oneof![
+                Just(None),
+                Just(Some(0u8)),
+                Just(Some(12u8)),
+                Just(Some(0xFFu8))
+            ],
         )
             .prop_map(move |(v, t, len, size)| {
                 let mut a = [0u8; N];

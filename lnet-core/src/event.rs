@@ -80,3 +80,20 @@ pub enum Event {
         result: Result<PingInfo, PingError>,
     },
 }
+
+impl crate::ni::Lnet {
+    /// Routes an MD event to whoever consumes it.
+    pub(crate) fn deliver_event(
+        &mut self,
+        now: crate::time::Instant,
+        owner: crate::md::MdOwner,
+        ev: MdEvent,
+    ) {
+        use crate::md::MdOwner;
+        match owner {
+            MdOwner::User => self.events.push_back(Event::Md(ev)),
+            MdOwner::PingTarget => {}
+            MdOwner::Ping(id) => self.ping_md_event(now, id, ev),
+        }
+    }
+}

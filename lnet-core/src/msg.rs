@@ -234,3 +234,145 @@ mod tests {
         assert_eq!(MsgId::from_token(id.token()), id);
     }
 }
+
+impl crate::ni::Lnet {
+    /// Creates a message, counting it (`lnet_msg_alloc`).
+    pub(crate) fn msg_alloc(&mut self, m: Msg) -> MsgId {
+        self.counters.msg_alloc();
+        let (idx, gen) = self.msgs.insert(m);
+        MsgId { idx, gen }
+    }
+
+    /// An LND finished a message it owned (`lnet_finalize`). A stale or
+    /// unknown token, or one for a message the LND does not own, is counted
+    /// in [`crate::Counters::stale_tokens`] and ignored.
+    pub fn handle_done(&mut self, now: Instant, msg: MsgToken, status: Completion) {
+        let id = MsgId::from_token(msg);
+        let owned = self
+            .msgs
+            .get(id.idx, id.gen)
+            .is_some_and(|m| matches!(m.state, MsgState::AtLnd | MsgState::Receiving));
+        if !owned {
+            self.counters.stale_tokens += 1;
+            tracing::debug!(token = msg.0, "finalize with a stale message token ignored");
+            return;
+        }
+        self.finalize(now, id, status);
+        self.flush(now);
+    }
+
+    /// Completes a message exactly once (`lnet_finalize` +
+    /// `lnet_complete_msg_locked`): health, credits, MD detach and event, the
+    /// ACK of a received PUT, free.
+    pub(crate) fn finalize(&mut self, now: Instant, id: MsgId, status: Completion) {
+        let Some(m) = self.msgs.get(id.idx, id.gen) else { return };
+        let (dir, ni, pni, t, len) = (m.dir, m.ni, m.peer_ni, m.msg_type, m.wire_len());
+        if status.errno != 0 {
+            self.counters.errors += 1;
+            if let Some(h) = failed_health(&status) {
+                self.counters.health.bump(h);
+                if let Some(n) = self.ni_mut(ni) {
+                    n.stats.health.bump(h);
+                }
+            }
+            if dir == Dir::Recv || m.state != MsgState::AtLnd {
+                self.counters.drop_count += 1;
+                self.counters.drop_length += u64::from(len);
+                if let Some(n) = self.ni_mut(ni) {
+                    n.stats.dropped(t, len);
+                }
+            }
+        }
+        self.health_update(ni, pni, dir, &status);
+        if dir == Dir::Send {
+            self.return_credits(id);
+        }
+        let Some(m) = self.msgs.remove(id.idx, id.gen) else { return };
+        self.counters.msg_free();
+        self.detach_md(now, &m, status.errno);
+        if dir == Dir::Recv && t == MsgType::PUT && status.is_ok() {
+            if let Some(ack) = m.ack {
+                self.send_ack(now, &m, ack);
+            }
+        }
+    }
+
+    /// `lnet_msg_detach_md` + event delivery.
+    fn detach_md(&mut self, now: Instant, m: &Msg, status: i32) {
+        let Some(h) = m.md else { return };
+        let Some(md) = self.mds.get_mut(h.idx, h.gen) else { return };
+        md.refcount = md.refcount.saturating_sub(1);
+        let unlink = md.unlinkable();
+        let status = if md.aborted && status == 0 { -lnd_api::errno::ETIMEDOUT } else { status };
+        let ev = crate::event::MdEvent {
+            kind: m.ev.kind,
+            md: h,
+            user_ptr: md.user_ptr,
+            initiator: m.ev.initiator,
+            source: m.ev.source,
+            sender: m.ev.sender,
+            target: m.ev.target,
+            portal: m.ev.portal,
+            match_bits: m.ev.match_bits,
+            rlength: m.ev.rlength,
+            mlength: m.ev.mlength,
+            offset: m.ev.offset,
+            hdr_data: m.ev.hdr_data,
+            status,
+            unlinked: unlink,
+            msg_type: m.ev.msg_type,
+        };
+        let owner = md.owner;
+        if unlink {
+            self.md_start_unlink(h);
+        }
+        self.deliver_event(now, owner, ev);
+    }
+
+    /// Health bookkeeping at completion (semantics §8.3; resends are not done).
+    fn health_update(&mut self, ni: NiId, pni: Option<PeerNiId>, dir: Dir, c: &Completion) {
+        let sens = self.cfg.tunables.health_sensitivity;
+        if ni == NiId::LO || pni.is_none() || sens == 0 {
+            return;
+        }
+        // Inconsistent status: skip.
+        if (c.errno == 0) != (c.health == lnd_api::HealthStatus::OK) {
+            return;
+        }
+        use lnd_api::HealthStatus as H;
+        let (local, remote) = match c.health {
+            H::OK => {
+                if let Some(n) = self.ni_mut(ni) {
+                    n.health_value = (n.health_value + sens).min(1000);
+                }
+                if dir == Dir::Recv {
+                    if let Some(p) = pni.and_then(|p| self.peers.get_mut(p)) {
+                        p.health_value = (p.health_value + sens).min(1000);
+                    }
+                }
+                return;
+            }
+            H::LOCAL_INTERRUPT | H::LOCAL_DROPPED | H::LOCAL_ABORTED | H::LOCAL_NO_ROUTE
+            | H::LOCAL_TIMEOUT | H::LOCAL_ERROR => (true, false),
+            H::REMOTE_DROPPED | H::REMOTE_ERROR | H::REMOTE_TIMEOUT => (false, true),
+            H::NETWORK_TIMEOUT => (true, true),
+            _ => (false, false),
+        };
+        if local {
+            let mut changed = false;
+            if let Some(n) = self.ni_mut(ni) {
+                let was_up = n.is_up();
+                n.health_value = n.health_value.saturating_sub(sens);
+                changed = was_up != n.is_up();
+            }
+            if changed {
+                self.ping_target_update();
+            }
+        }
+        if remote {
+            if let Some(p) = pni.and_then(|p| self.peers.get_mut(p)) {
+                p.health_value = p.health_value.saturating_sub(sens);
+            }
+        }
+    }
+}

@@ -562,23 +562,18 @@ impl Lnet {
             return Err(NiError::Unknown(ni));
         };
         n.state = NiState::Deleting;
-        let waiting: Vec<MsgId> = n.queue.drain(..).collect();
-        // Messages queued on peer NIs that would leave through this NI.
-        let mut on_peers = Vec::new();
+        // Messages waiting for this NI's credits, or on peer NIs' queues to
+        // leave through it, fail now.
+        let mut waiting: Vec<MsgId> = n.queue.iter().copied().collect();
         for (idx, gen, m) in self.msgs.iter() {
             if m.ni == ni && m.state == crate::msg::MsgState::WaitPeerCredit {
-                on_peers.push(MsgId { idx, gen });
+                waiting.push(MsgId { idx, gen });
             }
         }
-        let fail = lnd_api::Completion::failed(errno::ENETDOWN, lnd_api::HealthStatus::LOCAL_INTERRUPT);
-        for id in waiting.into_iter().chain(on_peers) {
-            if let Some(m) = self.msgs.get_mut(id.idx, id.gen) {
-                // It never got the NI credit it waited for.
-                if m.state == crate::msg::MsgState::WaitNiCredit {
-                    m.ni_credit = false;
-                }
-            }
-            self.peers.unqueue(id);
+        let fail =
+            lnd_api::Completion::failed(errno::ENETDOWN, lnd_api::HealthStatus::LOCAL_INTERRUPT);
+        for id in waiting {
+            self.unqueue_waiting(id);
             self.finalize(now, id, fail);
         }
         self.nis[ni.0 as usize] = None;

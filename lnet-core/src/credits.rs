@@ -15,7 +15,7 @@
 use lnd_api::{errno, Completion, HealthStatus, TxMsg};
 
 use crate::msg::{MsgId, MsgState};
-use crate::ni::{Lnet, LndOp, NiId, Timer};
+use crate::ni::{LndOp, Lnet, NiId, Timer};
 use crate::time::Instant;
 
 /// Bytes a message occupies in a peer NI's `txqnob`: payload plus the header.
@@ -24,7 +24,9 @@ const HDR_BYTES: u64 = 72;
 impl Lnet {
     /// Takes the credits a message needs and hands it to its LND, or queues it.
     pub(crate) fn post_send(&mut self, now: Instant, id: MsgId) {
-        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else { return };
+        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
+            return;
+        };
         if m.ni != NiId::LO {
             if !m.peer_credit {
                 if let Some(p) = m.peer_ni.and_then(|p| self.peers.get_mut(p)) {
@@ -69,18 +71,30 @@ impl Lnet {
 
     /// Final checks, then the LND gets the message (`lnet_ni_send`).
     fn launch(&mut self, now: Instant, id: MsgId) {
-        let Some(m) = self.msgs.get(id.idx, id.gen) else { return };
+        let Some(m) = self.msgs.get(id.idx, id.gen) else {
+            return;
+        };
         if now > m.deadline {
-            self.finalize(now, id, Completion::failed(errno::ETIMEDOUT, HealthStatus::NETWORK_TIMEOUT));
+            self.finalize(
+                now,
+                id,
+                Completion::failed(errno::ETIMEDOUT, HealthStatus::NETWORK_TIMEOUT),
+            );
             return;
         }
         if let Some(h) = m.md {
             if self.mds.get(h.idx, h.gen).is_none_or(|md| md.aborted) {
-                self.finalize(now, id, Completion::failed(errno::ECANCELED, HealthStatus::LOCAL_ABORTED));
+                self.finalize(
+                    now,
+                    id,
+                    Completion::failed(errno::ECANCELED, HealthStatus::LOCAL_ABORTED),
+                );
                 return;
             }
         }
-        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else { return };
+        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
+            return;
+        };
         m.state = MsgState::AtLnd;
         let (ni, t, len) = (m.ni, m.msg_type, m.hdr.payload_length);
         let tx = TxMsg {
@@ -106,7 +120,9 @@ impl Lnet {
     /// Gives back the credits a completing message holds; waiters released
     /// go to `to_post` (`lnet_return_tx_credits_locked`).
     pub(crate) fn return_credits(&mut self, id: MsgId) {
-        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else { return };
+        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
+            return;
+        };
         if m.ni_credit {
             m.ni_credit = false;
             if let Some(ni) = self.nis.get_mut(m.ni.0 as usize).and_then(|n| n.as_mut()) {
@@ -135,7 +151,9 @@ impl Lnet {
     /// Takes a waiting message off its queue and undoes the credit it was
     /// waiting for (it never held it, so nobody else is released).
     pub(crate) fn unqueue_waiting(&mut self, id: MsgId) {
-        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else { return };
+        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
+            return;
+        };
         match m.state {
             MsgState::WaitNiCredit => {
                 m.ni_credit = false;
@@ -169,7 +187,11 @@ impl Lnet {
             return;
         }
         self.unqueue_waiting(id);
-        self.finalize(now, id, Completion::failed(errno::ETIMEDOUT, HealthStatus::NETWORK_TIMEOUT));
+        self.finalize(
+            now,
+            id,
+            Completion::failed(errno::ETIMEDOUT, HealthStatus::NETWORK_TIMEOUT),
+        );
     }
 
     /// Posts every message whose credit was just returned.

@@ -9,7 +9,7 @@ use lnd_api::{MsgType, Nid};
 
 use crate::md::MdHandle;
 use crate::nid::ProcessId;
-use crate::ping::{PingId, PingInfo, PingError};
+use crate::ping::{PingError, PingId, PingInfo};
 
 /// Kind of an MD event (`enum lnet_event_kind`, upstream's values).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

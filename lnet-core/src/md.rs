@@ -17,8 +17,8 @@ use lnd_api::{errno, Payload, WireHandle};
 use crate::event::{EventKind, MdEvent};
 use crate::me::MeHandle;
 use crate::msg::GenSlab;
-use crate::nid::ProcessId;
 use crate::ni::Lnet;
+use crate::nid::ProcessId;
 use crate::ping::PingId;
 
 /// Largest number of fragments in an MD (`LNET_MAX_IOV`).
@@ -41,7 +41,10 @@ impl MdHandle {
 
     /// The handle a cookie names (it may be stale).
     pub fn from_cookie(c: u64) -> MdHandle {
-        MdHandle { idx: c as u32, gen: (c >> 32) as u32 }
+        MdHandle {
+            idx: c as u32,
+            gen: (c >> 32) as u32,
+        }
     }
 }
 
@@ -133,7 +136,13 @@ pub struct MdSpec {
 impl MdSpec {
     /// An MD over `memory` with `options` and `threshold`, no max size, user pointer 0.
     pub fn new(memory: Payload, options: MdOptions, threshold: Threshold) -> Self {
-        MdSpec { memory, options, threshold, max_size: 0, user_ptr: 0 }
+        MdSpec {
+            memory,
+            options,
+            threshold,
+            max_size: 0,
+            user_ptr: 0,
+        }
     }
 }
 
@@ -276,7 +285,10 @@ fn validate(spec: &MdSpec, bind: bool) -> Result<u32, ApiError> {
         )));
     }
     if bind {
-        if spec.options.intersects(MdOptions::OP_PUT | MdOptions::OP_GET) {
+        if spec
+            .options
+            .intersects(MdOptions::OP_PUT | MdOptions::OP_GET)
+        {
             return Err(ApiError::InvalidMd(
                 "OP_PUT/OP_GET are for attached MDs; a bound MD must not set them".into(),
             ));
@@ -286,7 +298,10 @@ fn validate(spec: &MdSpec, bind: bool) -> Result<u32, ApiError> {
                 "length {len} exceeds the {MAX_PAYLOAD}-byte LNet MTU"
             )));
         }
-    } else if !spec.options.intersects(MdOptions::OP_PUT | MdOptions::OP_GET) {
+    } else if !spec
+        .options
+        .intersects(MdOptions::OP_PUT | MdOptions::OP_GET)
+    {
         return Err(ApiError::InvalidMd(
             "an attached MD needs OP_PUT or OP_GET (or both)".into(),
         ));
@@ -295,7 +310,13 @@ fn validate(spec: &MdSpec, bind: bool) -> Result<u32, ApiError> {
 }
 
 impl Lnet {
-    pub(crate) fn md_new(&mut self, spec: MdSpec, len: u32, unlink: Unlink, owner: MdOwner) -> MdHandle {
+    pub(crate) fn md_new(
+        &mut self,
+        spec: MdSpec,
+        len: u32,
+        unlink: Unlink,
+        owner: MdOwner,
+    ) -> MdHandle {
         let md = Md {
             memory: spec.memory,
             length: len,
@@ -334,7 +355,12 @@ impl Lnet {
     /// Attaches an MD to an ME (`LNetMDAttach`). On an invalid MD the ME is
     /// unlinked, as upstream does. Messages waiting on a lazy portal are
     /// matched against the new MD at once, in arrival order.
-    pub fn md_attach(&mut self, me: MeHandle, md: MdSpec, unlink: Unlink) -> Result<MdHandle, ApiError> {
+    pub fn md_attach(
+        &mut self,
+        me: MeHandle,
+        md: MdSpec,
+        unlink: Unlink,
+    ) -> Result<MdHandle, ApiError> {
         self.md_attach_owned(me, md, unlink, MdOwner::User)
     }
 
@@ -376,12 +402,24 @@ impl Lnet {
     pub fn md_unlink(&mut self, md: MdHandle) -> Result<(), ApiError> {
         match self.mds.get_mut(md.idx, md.gen) {
             Some(m) if !m.zombie => m.aborted = true,
-            _ => return Err(ApiError::UnusableMd { md, reason: "no such MD" }),
+            _ => {
+                return Err(ApiError::UnusableMd {
+                    md,
+                    reason: "no such MD",
+                })
+            }
         }
-        let idle = self.mds.get(md.idx, md.gen).is_some_and(|m| m.refcount == 0);
+        let idle = self
+            .mds
+            .get(md.idx, md.gen)
+            .is_some_and(|m| m.refcount == 0);
         if idle {
             if let Some(ev) = self.unlink_event(md) {
-                self.push_md_event(md, ev);
+                let owner = self
+                    .mds
+                    .get(md.idx, md.gen)
+                    .map_or(MdOwner::User, |m| m.owner);
+                self.deliver_event(crate::time::Instant::ZERO, owner, ev);
             }
         }
         self.md_start_unlink(md);
@@ -413,7 +451,9 @@ impl Lnet {
     /// `lnet_md_unlink`: make the MD a zombie, detach it from its ME (and free
     /// the ME if its policy says so), free the MD if nobody references it.
     pub(crate) fn md_start_unlink(&mut self, h: MdHandle) {
-        let Some(m) = self.mds.get_mut(h.idx, h.gen) else { return };
+        let Some(m) = self.mds.get_mut(h.idx, h.gen) else {
+            return;
+        };
         if !m.zombie {
             m.zombie = true;
             if let Some(me) = m.me.take() {
@@ -435,7 +475,10 @@ impl Lnet {
     }
 
     pub(crate) fn md_wire(&self, h: MdHandle) -> WireHandle {
-        WireHandle { interface_cookie: self.cfg.interface_cookie, object_cookie: h.cookie() }
+        WireHandle {
+            interface_cookie: self.cfg.interface_cookie,
+            object_cookie: h.cookie(),
+        }
     }
 
     /// A live (not unlinking) MD by handle.
@@ -458,7 +501,11 @@ mod tests {
     use lnd_api::IoBuf;
 
     fn spec(len: usize, options: MdOptions) -> MdSpec {
-        MdSpec::new(Payload::single(IoBuf::zeroed(len)), options, Threshold::Count(1))
+        MdSpec::new(
+            Payload::single(IoBuf::zeroed(len)),
+            options,
+            Threshold::Count(1),
+        )
     }
 
     #[test]

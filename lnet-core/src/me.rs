@@ -20,7 +20,11 @@ pub struct MeHandle {
 
 impl fmt::Display for MeHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "me {:#x}", (u64::from(self.gen) << 32) | u64::from(self.idx))
+        write!(
+            f,
+            "me {:#x}",
+            (u64::from(self.gen) << 32) | u64::from(self.idx)
+        )
     }
 }
 
@@ -58,11 +62,21 @@ impl Lnet {
         match ptl.kind {
             None => ptl.kind = Some(kind),
             Some(k) if k != kind => {
-                return Err(ApiError::PortalTypeConflict { portal, kind: k.name() })
+                return Err(ApiError::PortalTypeConflict {
+                    portal,
+                    kind: k.name(),
+                })
             }
             Some(_) => {}
         }
-        let me = Me { portal, match_id, match_bits, ignore_bits, unlink, md: None };
+        let me = Me {
+            portal,
+            match_id,
+            match_bits,
+            ignore_bits,
+            unlink,
+            md: None,
+        };
         let (idx, gen) = self.mes.insert(me);
         let h = MeHandle { idx, gen };
         self.portals[portal as usize].insert(h, match_bits, ignore_bits, pos);
@@ -100,7 +114,9 @@ impl Lnet {
 
     /// `lnet_ptl_detach_md` + the ME's unlink policy.
     pub(crate) fn me_detach_md(&mut self, me: MeHandle) {
-        let Some(m) = self.mes.get_mut(me.idx, me.gen) else { return };
+        let Some(m) = self.mes.get_mut(me.idx, me.gen) else {
+            return;
+        };
         m.md = None;
         if m.unlink == Unlink::Unlink {
             self.me_free(me);

@@ -15,7 +15,6 @@ use crate::md::MdHandle;
 use crate::ni::NiId;
 use crate::nid::ProcessId;
 use crate::peer::PeerNiId;
-use crate::ping::PingId;
 use crate::time::Instant;
 
 /// A slab whose slots carry a generation, so that handles to freed objects
@@ -35,7 +34,11 @@ struct Slot<T> {
 
 impl<T> Default for GenSlab<T> {
     fn default() -> Self {
-        GenSlab { slots: Vec::new(), free: Vec::new(), len: 0 }
+        GenSlab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
     }
 }
 
@@ -49,16 +52,25 @@ impl<T> GenSlab<T> {
             return (idx, slot.gen);
         }
         let idx = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-        self.slots.push(Slot { gen: 1, val: Some(v) });
+        self.slots.push(Slot {
+            gen: 1,
+            val: Some(v),
+        });
         (idx, 1)
     }
 
     pub(crate) fn get(&self, idx: u32, gen: u32) -> Option<&T> {
-        self.slots.get(idx as usize).filter(|s| s.gen == gen).and_then(|s| s.val.as_ref())
+        self.slots
+            .get(idx as usize)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| s.val.as_ref())
     }
 
     pub(crate) fn get_mut(&mut self, idx: u32, gen: u32) -> Option<&mut T> {
-        self.slots.get_mut(idx as usize).filter(|s| s.gen == gen).and_then(|s| s.val.as_mut())
+        self.slots
+            .get_mut(idx as usize)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| s.val.as_mut())
     }
 
     pub(crate) fn remove(&mut self, idx: u32, gen: u32) -> Option<T> {
@@ -99,7 +111,10 @@ impl MsgId {
         MsgToken((u64::from(self.gen) << 32) | u64::from(self.idx))
     }
     pub(crate) fn from_token(t: MsgToken) -> MsgId {
-        MsgId { idx: t.0 as u32, gen: (t.0 >> 32) as u32 }
+        MsgId {
+            idx: t.0 as u32,
+            gen: (t.0 >> 32) as u32,
+        }
     }
 }
 
@@ -171,7 +186,6 @@ pub(crate) struct Msg {
     pub(crate) from: Nid,
     /// Receive: the LND's token; send of a REPLY: the GET's token.
     pub(crate) rx: Option<RxToken>,
-    pub(crate) rdma_req: bool,
     /// The MD this message is attached to (holds a reference on it).
     pub(crate) md: Option<MdHandle>,
     /// Bytes to send, or where received bytes go.
@@ -186,10 +200,6 @@ pub(crate) struct Msg {
     pub(crate) ack: Option<AckWanted>,
     /// A receive that ran after `parse` returned.
     pub(crate) delayed: bool,
-    /// Set when the message belongs to a ping we issued.
-    pub(crate) ping: Option<PingId>,
-    /// When the message was committed (for statistics and latency).
-    pub(crate) committed_at: Instant,
 }
 
 impl Msg {
@@ -265,8 +275,11 @@ impl crate::ni::Lnet {
     /// `lnet_complete_msg_locked`): health, credits, MD detach and event, the
     /// ACK of a received PUT, free.
     pub(crate) fn finalize(&mut self, now: Instant, id: MsgId, status: Completion) {
-        let Some(m) = self.msgs.get(id.idx, id.gen) else { return };
-        let (dir, ni, pni, t, len) = (m.dir, m.ni, m.peer_ni, m.msg_type, m.wire_len());
+        let Some(m) = self.msgs.get(id.idx, id.gen) else {
+            return;
+        };
+        let (dir, ni, pni, t, len, state) =
+            (m.dir, m.ni, m.peer_ni, m.msg_type, m.wire_len(), m.state);
         if status.errno != 0 {
             self.counters.errors += 1;
             if let Some(h) = failed_health(&status) {
@@ -275,7 +288,7 @@ impl crate::ni::Lnet {
                     n.stats.health.bump(h);
                 }
             }
-            if dir == Dir::Recv || m.state != MsgState::AtLnd {
+            if dir == Dir::Recv || state != MsgState::AtLnd {
                 self.counters.drop_count += 1;
                 self.counters.drop_length += u64::from(len);
                 if let Some(n) = self.ni_mut(ni) {
@@ -287,7 +300,9 @@ impl crate::ni::Lnet {
         if dir == Dir::Send {
             self.return_credits(id);
         }
-        let Some(m) = self.msgs.remove(id.idx, id.gen) else { return };
+        let Some(m) = self.msgs.remove(id.idx, id.gen) else {
+            return;
+        };
         self.counters.msg_free();
         self.detach_md(now, &m, status.errno);
         if dir == Dir::Recv && t == MsgType::PUT && status.is_ok() {
@@ -300,10 +315,16 @@ impl crate::ni::Lnet {
     /// `lnet_msg_detach_md` + event delivery.
     fn detach_md(&mut self, now: Instant, m: &Msg, status: i32) {
         let Some(h) = m.md else { return };
-        let Some(md) = self.mds.get_mut(h.idx, h.gen) else { return };
+        let Some(md) = self.mds.get_mut(h.idx, h.gen) else {
+            return;
+        };
         md.refcount = md.refcount.saturating_sub(1);
         let unlink = md.unlinkable();
-        let status = if md.aborted && status == 0 { -lnd_api::errno::ETIMEDOUT } else { status };
+        let status = if md.aborted && status == 0 {
+            -lnd_api::errno::ETIMEDOUT
+        } else {
+            status
+        };
         let ev = crate::event::MdEvent {
             kind: m.ev.kind,
             md: h,
@@ -352,8 +373,12 @@ impl crate::ni::Lnet {
                 }
                 return;
             }
-            H::LOCAL_INTERRUPT | H::LOCAL_DROPPED | H::LOCAL_ABORTED | H::LOCAL_NO_ROUTE
-            | H::LOCAL_TIMEOUT | H::LOCAL_ERROR => (true, false),
+            H::LOCAL_INTERRUPT
+            | H::LOCAL_DROPPED
+            | H::LOCAL_ABORTED
+            | H::LOCAL_NO_ROUTE
+            | H::LOCAL_TIMEOUT
+            | H::LOCAL_ERROR => (true, false),
             H::REMOTE_DROPPED | H::REMOTE_ERROR | H::REMOTE_TIMEOUT => (false, true),
             H::NETWORK_TIMEOUT => (true, true),
             _ => (false, false),

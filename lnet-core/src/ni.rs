@@ -156,7 +156,12 @@ impl Default for Config {
 impl Config {
     /// A configuration with the given PID, interface cookie and seed, default tunables.
     pub fn new(pid: u32, interface_cookie: u64, seed: u64) -> Self {
-        Config { pid, interface_cookie, seed, tunables: GlobalTunables::default() }
+        Config {
+            pid,
+            interface_cookie,
+            seed,
+            tunables: GlobalTunables::default(),
+        }
     }
 }
 
@@ -367,20 +372,6 @@ impl NiError {
     }
 }
 
-/// A deterministic RNG (splitmix64), seeded by the caller.
-#[derive(Clone, Debug)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// Something that will need attention at a time.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub(crate) enum Timer {
@@ -396,7 +387,6 @@ pub(crate) enum Timer {
 /// the call order).
 pub struct Lnet {
     pub(crate) cfg: Config,
-    pub(crate) rng: Rng,
     /// Local NIs by id (`None` once deleted); index 0 is `0@lo`.
     pub(crate) nis: Vec<Option<Ni>>,
     /// Global net round-robin sequence (`ln_net_seq` equivalent for NIs).
@@ -414,13 +404,18 @@ pub struct Lnet {
     pub(crate) pings: PingTable,
     pub(crate) ping_target: PingTarget,
     pub(crate) counters: Counters,
+    /// Response trackers: MD -> deadline (§8.5).
+    pub(crate) rspt: std::collections::HashMap<MdHandle, Instant>,
 }
 
 impl fmt::Debug for Lnet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lnet")
             .field("pid", &self.cfg.pid)
-            .field("nis", &self.nis.iter().flatten().map(|n| n.nid).collect::<Vec<_>>())
+            .field(
+                "nis",
+                &self.nis.iter().flatten().map(|n| n.nid).collect::<Vec<_>>(),
+            )
             .field("msgs", &self.msgs.len())
             .field("mds", &self.mds.len())
             .finish_non_exhaustive()
@@ -437,7 +432,12 @@ impl Lnet {
             net: NetId::LO,
             state: NiState::Active,
             interfaces: Vec::new(),
-            tunables: NetTunables { peer_timeout: 0, peer_credits: 0, peer_buffer_credits: 0, credits: 0 },
+            tunables: NetTunables {
+                peer_timeout: 0,
+                peer_credits: 0,
+                peer_buffer_credits: 0,
+                credits: 0,
+            },
             lnd_tunables: Vec::new(),
             timeout_secs: 0,
             tx_credits: 0,
@@ -451,7 +451,6 @@ impl Lnet {
             stats: MsgStats::default(),
         };
         let mut l = Lnet {
-            rng: Rng(cfg.seed),
             cfg,
             nis: vec![Some(lo)],
             ni_seq: 0,
@@ -467,6 +466,7 @@ impl Lnet {
             pings: PingTable::default(),
             ping_target: PingTarget::default(),
             counters: Counters::default(),
+            rspt: std::collections::HashMap::new(),
         };
         l.portals[0].lazy = true;
         l.ping_target_setup();
@@ -514,11 +514,17 @@ impl Lnet {
         }
         let count = self.nis.iter().flatten().count() as u32;
         if count >= self.cfg.tunables.max_interfaces {
-            return Err(NiError::TooMany { max: self.cfg.tunables.max_interfaces });
+            return Err(NiError::TooMany {
+                max: self.cfg.tunables.max_interfaces,
+            });
         }
         let t = info.tunables;
         if t.credits <= 0 {
-            return Err(NiError::NoCredits { nid: info.nid, what: "credits", value: t.credits });
+            return Err(NiError::NoCredits {
+                nid: info.nid,
+                what: "credits",
+                value: t.credits,
+            });
         }
         if t.peer_credits <= 0 {
             return Err(NiError::NoCredits {
@@ -584,22 +590,30 @@ impl Lnet {
 
     /// A local NI by id.
     pub fn ni(&self, ni: NiId) -> Option<NiView<'_>> {
-        self.nis.get(ni.0 as usize)?.as_ref().map(|n| NiView { id: ni, ni: n })
+        self.nis
+            .get(ni.0 as usize)?
+            .as_ref()
+            .map(|n| NiView { id: ni, ni: n })
     }
 
     /// All local NIs in configuration order, `0@lo` first.
     pub fn nis(&self) -> impl Iterator<Item = NiView<'_>> {
-        self.nis
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.as_ref().map(|n| NiView { id: NiId(i as u32), ni: n }))
+        self.nis.iter().enumerate().filter_map(|(i, n)| {
+            n.as_ref().map(|n| NiView {
+                id: NiId(i as u32),
+                ni: n,
+            })
+        })
     }
 
     /// The NI owning a NID.
     pub fn ni_by_nid(&self, nid: &Nid) -> Option<NiId> {
         self.nis
             .iter()
-            .position(|n| n.as_ref().is_some_and(|n| n.nid == *nid && n.state == NiState::Active))
+            .position(|n| {
+                n.as_ref()
+                    .is_some_and(|n| n.nid == *nid && n.state == NiState::Active)
+            })
             .map(|i| NiId(i as u32))
     }
 

@@ -21,5 +21,14 @@ pub struct ProcessId {
 
 impl ProcessId {
     /// Any NID, any PID.
-    pub const ANY: ProcessId = ProcessId { nid: Nid::ANY, pid: LNET_PID_ANY };
+    pub const ANY: ProcessId = ProcessId {
+        nid: Nid::ANY,
+        pid: LNET_PID_ANY,
+    };
+}
+
+impl std::fmt::Display for ProcessId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{:?}", self.pid, self.nid)
+    }
 }

@@ -149,7 +149,10 @@ impl PeerTable {
             nets: Vec::new(),
             seq: 0,
         });
-        let peer = PeerId { idx: pidx, gen: pgen };
+        let peer = PeerId {
+            idx: pidx,
+            gen: pgen,
+        };
         self.order.push(peer);
         self.add_ni(peer, nid, credits)
     }
@@ -225,12 +228,6 @@ impl PeerTable {
         Some(!alive)
     }
 
-    pub(crate) fn unqueue(&mut self, pni: Option<PeerNiId>, id: MsgId) {
-        if let Some(p) = pni.and_then(|p| self.get_mut(p)) {
-            p.queue.retain(|m| *m != id);
-        }
-    }
-
     pub(crate) fn reset_stats(&mut self) {
         let ids: Vec<(u32, u32)> = self.nis.iter().map(|(i, g, _)| (i, g)).collect();
         for (i, g) in ids {
@@ -250,7 +247,9 @@ pub struct PeerView<'a> {
 
 impl fmt::Debug for PeerView<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PeerView").field("primary_nid", &self.peer.primary_nid).finish()
+        f.debug_struct("PeerView")
+            .field("primary_nid", &self.peer.primary_nid)
+            .finish()
     }
 }
 
@@ -357,7 +356,12 @@ impl Lnet {
     /// Adds a peer (`lnetctl peer add --prim_nid P --nid N1,N2`): groups the
     /// NIDs into one peer with `primary` as primary NID. NIDs already known as
     /// single-NID peers created by traffic are moved into it.
-    pub fn peer_add(&mut self, primary: Nid, nids: &[Nid], multi_rail: bool) -> Result<(), PeerError> {
+    pub fn peer_add(
+        &mut self,
+        primary: Nid,
+        nids: &[Nid],
+        multi_rail: bool,
+    ) -> Result<(), PeerError> {
         for n in std::iter::once(&primary).chain(nids) {
             if n.is_any() || n.net() == NetId::LO || self.is_local_nid(n) {
                 return Err(PeerError::BadNid(*n));
@@ -372,14 +376,17 @@ impl Lnet {
             if let Some(id) = self.peers.lookup(n) {
                 let owner = self.peers.get(id).map(|p| p.peer);
                 if owner != target {
-                    let single = owner
-                        .and_then(|o| self.peers.peer(o))
-                        .is_some_and(|p| !p.configured && p.nets.iter().map(|n| n.peer_nis.len()).sum::<usize>() == 1);
+                    let single = owner.and_then(|o| self.peers.peer(o)).is_some_and(|p| {
+                        !p.configured && p.nets.iter().map(|n| n.peer_nis.len()).sum::<usize>() == 1
+                    });
                     if !single {
                         let owner_nid = owner
                             .and_then(|o| self.peers.peer(o))
                             .map_or(*n, |p| p.primary_nid);
-                        return Err(PeerError::NidInUse { nid: *n, owner: owner_nid });
+                        return Err(PeerError::NidInUse {
+                            nid: *n,
+                            owner: owner_nid,
+                        });
                     }
                 }
             }
@@ -413,7 +420,9 @@ impl Lnet {
 
     /// Moves a single-NID peer's only peer NI into `to` (the old peer goes).
     fn move_peer_ni(&mut self, id: PeerNiId, to: PeerId) {
-        let Some(old_peer) = self.peers.get(id).map(|p| p.peer) else { return };
+        let Some(old_peer) = self.peers.get(id).map(|p| p.peer) else {
+            return;
+        };
         let nid = match self.peers.get_mut(id) {
             Some(p) => {
                 p.peer = to;
@@ -429,7 +438,12 @@ impl Lnet {
             let net = nid.net();
             match p.nets.iter_mut().find(|n| n.net == net) {
                 Some(pn) => pn.peer_nis.push(id),
-                None => p.nets.push(PeerNet { net, peer_nis: vec![id], seq: 0, sel_priority: u32::MAX }),
+                None => p.nets.push(PeerNet {
+                    net,
+                    peer_nis: vec![id],
+                    seq: 0,
+                    sel_priority: u32::MAX,
+                }),
             }
         }
     }
@@ -437,13 +451,21 @@ impl Lnet {
     /// Deletes a peer and its peer NIs (`lnetctl peer del --prim_nid P`);
     /// messages waiting on them are failed.
     pub fn peer_del(&mut self, now: Instant, primary: Nid) -> Result<(), PeerError> {
-        let pni = self.peers.lookup(&primary).ok_or(PeerError::Unknown(primary))?;
-        let peer = self.peers.get(pni).map(|p| p.peer).ok_or(PeerError::Unknown(primary))?;
+        let pni = self
+            .peers
+            .lookup(&primary)
+            .ok_or(PeerError::Unknown(primary))?;
+        let peer = self
+            .peers
+            .get(pni)
+            .map(|p| p.peer)
+            .ok_or(PeerError::Unknown(primary))?;
         let Some(p) = self.peers.peers.remove(peer.idx, peer.gen) else {
             return Err(PeerError::Unknown(primary));
         };
         self.peers.order.retain(|x| *x != peer);
-        let fail = lnd_api::Completion::failed(errno::ENETDOWN, lnd_api::HealthStatus::LOCAL_ABORTED);
+        let fail =
+            lnd_api::Completion::failed(errno::ENETDOWN, lnd_api::HealthStatus::LOCAL_ABORTED);
         for id in p.nets.iter().flat_map(|n| n.peer_nis.iter()) {
             if let Some(pn) = self.peers.nis.remove(id.idx, id.gen) {
                 self.peers.by_nid.remove(&pn.nid);

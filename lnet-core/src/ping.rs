@@ -179,7 +179,14 @@ impl Lnet {
             .flatten()
             .filter(|n| n.nid != Nid::LO_0)
             .map(|n| {
-                NiStatus::new(n.nid, if n.is_up() { LNET_NI_STATUS_UP } else { LNET_NI_STATUS_DOWN })
+                NiStatus::new(
+                    n.nid,
+                    if n.is_up() {
+                        LNET_NI_STATUS_UP
+                    } else {
+                        LNET_NI_STATUS_DOWN
+                    },
+                )
             })
             .collect();
         let info = PingInfo::new(self.cfg.pid, features, self.ping_target.seq, &nis);
@@ -202,11 +209,17 @@ impl Lnet {
         timeout: Duration,
     ) -> Result<PingId, ApiError> {
         if target.nid.is_any() {
-            return Err(ApiError::Invalid("ping target NID must not be LNET_NID_ANY".into()));
+            return Err(ApiError::Invalid(
+                "ping target NID must not be LNET_NID_ANY".into(),
+            ));
         }
         let target = ProcessId {
             nid: target.nid,
-            pid: if target.pid == LNET_PID_ANY { LNET_PID_LUSTRE } else { target.pid },
+            pid: if target.pid == LNET_PID_ANY {
+                LNET_PID_LUSTRE
+            } else {
+                target.pid
+            },
         };
         if let Some(s) = source {
             if !self.is_local_nid(&s) {
@@ -235,14 +248,24 @@ impl Lnet {
         retried: bool,
     ) -> Result<(), ApiError> {
         let sink = IoBuf::zeroed(size);
-        let spec = MdSpec::new(Payload::single(sink.clone()), MdOptions::TRUNCATE, Threshold::Count(2));
+        let spec = MdSpec::new(
+            Payload::single(sink.clone()),
+            MdOptions::TRUNCATE,
+            Threshold::Count(2),
+        );
         let md = self.md_bind_owned(spec, Unlink::Unlink, MdOwner::Ping(id))?;
-        self.pings
-            .active
-            .insert(id, PingState { md, sink, target, source, deadline, retried });
-        if let Err(e) =
-            self.get_inner(now, source, md, target, 0, LNET_PROTO_PING_MATCHBITS, 0, Some(id))
-        {
+        self.pings.active.insert(
+            id,
+            PingState {
+                md,
+                sink,
+                target,
+                source,
+                deadline,
+                retried,
+            },
+        );
+        if let Err(e) = self.get_inner(now, source, md, target, 0, LNET_PROTO_PING_MATCHBITS, 0) {
             self.pings.active.remove(&id);
             let _ = self.md_unlink(md);
             return Err(e);
@@ -262,18 +285,28 @@ impl Lnet {
 
     /// An event of a ping's sink MD.
     pub(crate) fn ping_md_event(&mut self, now: Instant, id: PingId, ev: MdEvent) {
-        let Some(st) = self.pings.active.get(&id) else { return };
+        let Some(st) = self.pings.active.get(&id) else {
+            return;
+        };
         if st.md != ev.md {
             return;
         }
         let target = st.target;
         match ev.kind {
-            EventKind::Send if ev.status != 0 => {
-                self.ping_finish(id, Err(PingError::Send { target, errno: ev.status }))
-            }
-            EventKind::Reply if ev.status != 0 => {
-                self.ping_finish(id, Err(PingError::Reply { target, errno: ev.status }))
-            }
+            EventKind::Send if ev.status != 0 => self.ping_finish(
+                id,
+                Err(PingError::Send {
+                    target,
+                    errno: ev.status,
+                }),
+            ),
+            EventKind::Reply if ev.status != 0 => self.ping_finish(
+                id,
+                Err(PingError::Reply {
+                    target,
+                    errno: ev.status,
+                }),
+            ),
             EventKind::Reply => {
                 let bytes = st.sink.to_vec().unwrap_or_default();
                 let got = &bytes[..(ev.mlength as usize).min(bytes.len())];
@@ -291,12 +324,17 @@ impl Lnet {
                                     tracing::debug!("ping retry failed: {e}");
                                     self.events.push_back(Event::PingDone {
                                         id,
-                                        result: Err(PingError::Send { target, errno: -e.errno() }),
+                                        result: Err(PingError::Send {
+                                            target,
+                                            errno: -e.errno(),
+                                        }),
                                     });
                                     self.disarm(deadline, Timer::Ping(id));
                                 }
                             }
-                            _ => self.ping_finish(id, Err(PingError::BadReply { target, error: e })),
+                            _ => {
+                                self.ping_finish(id, Err(PingError::BadReply { target, error: e }))
+                            }
                         }
                     }
                 }
@@ -308,7 +346,9 @@ impl Lnet {
     /// A ping's timeout passed.
     pub(crate) fn ping_expired(&mut self, now: Instant, id: PingId) {
         let _ = now;
-        let Some(target) = self.pings.active.get(&id).map(|s| s.target) else { return };
+        let Some(target) = self.pings.active.get(&id).map(|s| s.target) else {
+            return;
+        };
         self.ping_finish(id, Err(PingError::Timeout { target }));
     }
 

@@ -69,7 +69,11 @@ pub(crate) struct Portal {
 
 impl Portal {
     pub(crate) fn insert(&mut self, me: MeHandle, bits: u64, ignore: u64, pos: InsPos) {
-        let list = if ignore != 0 { &mut self.ignore } else { self.exact.entry(bits).or_default() };
+        let list = if ignore != 0 {
+            &mut self.ignore
+        } else {
+            self.exact.entry(bits).or_default()
+        };
         match pos {
             InsPos::Before => list.push_front(me),
             InsPos::After | InsPos::Local => list.push_back(me),
@@ -87,13 +91,10 @@ impl Portal {
         }
     }
 
-    /// Whether any ME is attached.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ignore.is_empty() && self.exact.is_empty()
-    }
-
     fn candidates(&self, bits: u64) -> impl Iterator<Item = &MeHandle> {
-        self.ignore.iter().chain(self.exact.get(&bits).into_iter().flatten())
+        self.ignore
+            .iter()
+            .chain(self.exact.get(&bits).into_iter().flatten())
     }
 }
 
@@ -119,7 +120,11 @@ pub(crate) struct MatchInfo {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum MatchResult {
     /// Committed to this MD: deliver `mlength` bytes at `offset`.
-    Matched { md: MdHandle, offset: u32, mlength: u32 },
+    Matched {
+        md: MdHandle,
+        offset: u32,
+        mlength: u32,
+    },
     /// Nothing matched.
     None,
     /// A matching MD refused it (too long, no TRUNCATE): drop, look no further.
@@ -127,7 +132,12 @@ pub(crate) enum MatchResult {
 }
 
 /// `lnet_try_match_md` without the commit: checks one ME.
-fn try_me(me: &Me, mds: &MdTable, info: &MatchInfo, same_peer: &dyn Fn(Nid, Nid) -> bool) -> Option<MatchResult> {
+fn try_me(
+    me: &Me,
+    mds: &MdTable,
+    info: &MatchInfo,
+    same_peer: &dyn Fn(Nid, Nid) -> bool,
+) -> Option<MatchResult> {
     let h = me.md?;
     let md = mds.get(h.idx, h.gen)?;
     if md.zombie || md.exhausted() {
@@ -152,15 +162,22 @@ fn try_me(me: &Me, mds: &MdTable, info: &MatchInfo, same_peer: &dyn Fn(Nid, Nid)
     {
         return None;
     }
-    let offset =
-        if md.options.contains(MdOptions::MANAGE_REMOTE) { info.roffset } else { md.offset };
+    let offset = if md.options.contains(MdOptions::MANAGE_REMOTE) {
+        info.roffset
+    } else {
+        md.offset
+    };
     let space = if md.options.contains(MdOptions::MAX_SIZE) {
         md.max_size
     } else {
         md.length.saturating_sub(offset)
     };
     // An offset beyond the MD leaves no space at all.
-    let space = if offset > md.length { 0 } else { space.min(md.length - offset) };
+    let space = if offset > md.length {
+        0
+    } else {
+        space.min(md.length - offset)
+    };
     let mlength = if info.rlength <= space {
         info.rlength
     } else if md.options.contains(MdOptions::TRUNCATE) {
@@ -168,7 +185,11 @@ fn try_me(me: &Me, mds: &MdTable, info: &MatchInfo, same_peer: &dyn Fn(Nid, Nid)
     } else {
         return Some(MatchResult::Drop);
     };
-    Some(MatchResult::Matched { md: h, offset, mlength })
+    Some(MatchResult::Matched {
+        md: h,
+        offset,
+        mlength,
+    })
 }
 
 /// Walks a portal's candidates; first hit wins.
@@ -180,7 +201,9 @@ pub(crate) fn find_match(
     same_peer: &dyn Fn(Nid, Nid) -> bool,
 ) -> MatchResult {
     for h in ptl.candidates(info.match_bits) {
-        let Some(me) = mes.get(h.idx, h.gen) else { continue };
+        let Some(me) = mes.get(h.idx, h.gen) else {
+            continue;
+        };
         if let Some(r) = try_me(me, mds, info, same_peer) {
             return r;
         }
@@ -202,7 +225,9 @@ impl Lnet {
     /// Marks a portal lazy or not (`LNetSetLazyPortal` / `LNetClearLazyPortal`).
     /// Clearing the flag drops every PUT waiting on the portal.
     pub fn set_lazy_portal(&mut self, portal: u32, lazy: bool) {
-        let Some(p) = self.portals.get_mut(portal as usize) else { return };
+        let Some(p) = self.portals.get_mut(portal as usize) else {
+            return;
+        };
         p.lazy = lazy;
         if !lazy {
             let waiting: Vec<MsgId> = p.delayed.drain(..).collect();
@@ -220,7 +245,12 @@ impl Lnet {
         let peers = &self.peers;
         let same_peer = |a: Nid, b: Nid| peers.same_peer(a, b);
         let r = find_match(ptl, &self.mes, &self.mds, info, &same_peer);
-        if let MatchResult::Matched { md, offset, mlength } = r {
+        if let MatchResult::Matched {
+            md,
+            offset,
+            mlength,
+        } = r
+        {
             self.commit_match(md, offset, mlength);
         }
         r
@@ -229,7 +259,9 @@ impl Lnet {
     /// Attaches the matched message to the MD: threshold−1, ref+1, offset
     /// moves; an exhausted auto-unlink MD starts unlinking now.
     pub(crate) fn commit_match(&mut self, h: MdHandle, offset: u32, mlength: u32) {
-        let Some(md) = self.mds.get_mut(h.idx, h.gen) else { return };
+        let Some(md) = self.mds.get_mut(h.idx, h.gen) else {
+            return;
+        };
         md.attach_msg();
         md.offset = offset.saturating_add(mlength);
         if md.exhausted() && md.auto_unlink {
@@ -240,15 +272,23 @@ impl Lnet {
     /// After an MD was attached: match it against the PUTs waiting on the
     /// portal, in arrival order (`lnet_ptl_attach_md`).
     pub(crate) fn ptl_match_delayed(&mut self, portal: u32, md: MdHandle) {
-        let Some(p) = self.portals.get(portal as usize) else { return };
+        let Some(p) = self.portals.get(portal as usize) else {
+            return;
+        };
         if p.delayed.is_empty() {
             return;
         }
         let waiting: Vec<MsgId> = p.delayed.iter().copied().collect();
         for id in waiting {
-            let Some(info) = self.delayed_match_info(id) else { continue };
-            let Some(me_h) = self.mds.get(md.idx, md.gen).and_then(|m| m.me) else { break };
-            let Some(me) = self.mes.get(me_h.idx, me_h.gen) else { break };
+            let Some(info) = self.delayed_match_info(id) else {
+                continue;
+            };
+            let Some(me_h) = self.mds.get(md.idx, md.gen).and_then(|m| m.me) else {
+                break;
+            };
+            let Some(me) = self.mes.get(me_h.idx, me_h.gen) else {
+                break;
+            };
             let peers = &self.peers;
             let same_peer = |a: Nid, b: Nid| peers.same_peer(a, b);
             match match_one(me, &self.mds, &info, &same_peer) {
@@ -257,17 +297,16 @@ impl Lnet {
                     self.portals[portal as usize].delayed.retain(|x| *x != id);
                     self.drop_delayed(id);
                 }
-                MatchResult::Matched { md, offset, mlength } => {
+                MatchResult::Matched {
+                    md,
+                    offset,
+                    mlength,
+                } => {
                     self.portals[portal as usize].delayed.retain(|x| *x != id);
                     self.commit_match(md, offset, mlength);
                     self.deliver_delayed(id, md, offset, mlength);
                 }
             }
         }
-    }
-
-    /// Whether a portal has any ME (its type is decided).
-    pub(crate) fn portal_has_me(&self, portal: u32) -> bool {
-        self.portals.get(portal as usize).is_some_and(|p| p.kind.is_some() && !p.is_empty())
     }
 }

@@ -15,7 +15,7 @@ use lnd_api::{errno, Hdr, MsgType, Nid, Payload, RxAction, RxToken};
 use crate::event::EventKind;
 use crate::md::{MdHandle, MdOptions, Threshold};
 use crate::msg::{AckWanted, Dir, EvInfo, Msg, MsgId, MsgState};
-use crate::ni::{Lnet, LndOp, NiId, NiState};
+use crate::ni::{LndOp, Lnet, NiId, NiState};
 use crate::nid::ProcessId;
 use crate::peer::PeerNiId;
 use crate::ptl::{MatchInfo, MatchOp, MatchResult, MAX_PORTALS};
@@ -80,25 +80,42 @@ impl Lnet {
         rx: RxToken,
         rdma_req: bool,
     ) -> Result<(), ParseError> {
-        let Some(n) = self.ni_ref(ni) else { return Err(ParseError::UnknownNi(ni)) };
+        let Some(n) = self.ni_ref(ni) else {
+            return Err(ParseError::UnknownNi(ni));
+        };
         if n.state == NiState::Deleting {
             return Err(ParseError::UnknownNi(ni));
         }
         let (ni_nid, ni_net) = (n.nid, n.net);
         if let Err(e) = hdr.check() {
-            return Err(ParseError::Malformed { from, what: e.to_string() });
+            return Err(ParseError::Malformed {
+                from,
+                what: e.to_string(),
+            });
         }
         let dest = hdr.dest_nid;
         let for_me = dest == ni_nid || (ni == NiId::LO && self.is_local_nid(&dest));
         if !for_me {
             if dest.net() == ni_net {
-                return Err(ParseError::NotForMe { from, dest, what: "destination is on the receiving net (should have gone direct)" });
+                return Err(ParseError::NotForMe {
+                    from,
+                    dest,
+                    what: "destination is on the receiving net (should have gone direct)",
+                });
             }
             if self.is_local_nid(&dest) {
-                return Err(ParseError::NotForMe { from, dest, what: "destination is another of our NIDs" });
+                return Err(ParseError::NotForMe {
+                    from,
+                    dest,
+                    what: "destination is another of our NIDs",
+                });
             }
             if rdma_req {
-                return Err(ParseError::NotForMe { from, dest, what: "an optimized GET must not be forwarded" });
+                return Err(ParseError::NotForMe {
+                    from,
+                    dest,
+                    what: "an optimized GET must not be forwarded",
+                });
             }
             // Routing is not enabled on this node (forwarding is not implemented).
             self.drop_rx(ni, &hdr, rx, false);
@@ -124,8 +141,19 @@ impl Lnet {
         }
         self.counters.recv_count += 1;
         self.counters.recv_length += u64::from(hdr.payload_length);
-        let initiator = ProcessId { nid: self.peers.primary_of(hdr.src_nid), pid: hdr.src_pid };
-        let r = Rx { ni, hdr, from, rx, rdma_req, peer_ni, initiator };
+        let initiator = ProcessId {
+            nid: self.peers.primary_of(hdr.src_nid),
+            pid: hdr.src_pid,
+        };
+        let r = Rx {
+            ni,
+            hdr,
+            from,
+            rx,
+            rdma_req,
+            peer_ni,
+            initiator,
+        };
         match hdr.msg_type {
             MsgType::PUT => self.parse_put(now, r),
             MsgType::GET => self.parse_get(now, r),
@@ -144,7 +172,13 @@ impl Lnet {
         if let Some(n) = self.ni_mut(ni) {
             n.stats.dropped(hdr.msg_type, len);
         }
-        let action = RxAction { rx, msg: ROption::RNone, payload: Payload::new(), rlen: len, delayed };
+        let action = RxAction {
+            rx,
+            msg: ROption::RNone,
+            payload: Payload::new(),
+            rlen: len,
+            delayed,
+        };
         self.lnd_ops.push_back(LndOp::Recv { ni, rx: action });
     }
 
@@ -152,9 +186,15 @@ impl Lnet {
         EvInfo {
             kind,
             initiator: r.initiator,
-            source: ProcessId { nid: r.hdr.src_nid, pid: r.hdr.src_pid },
+            source: ProcessId {
+                nid: r.hdr.src_nid,
+                pid: r.hdr.src_pid,
+            },
             sender: r.from,
-            target: ProcessId { nid: r.hdr.dest_nid, pid: r.hdr.dest_pid },
+            target: ProcessId {
+                nid: r.hdr.dest_nid,
+                pid: r.hdr.dest_pid,
+            },
             portal: 0,
             match_bits: 0,
             rlength: r.hdr.payload_length,
@@ -177,7 +217,6 @@ impl Lnet {
             next_hop_pid: 0,
             from: r.from,
             rx: Some(r.rx),
-            rdma_req: r.rdma_req,
             md,
             payload: Payload::new(),
             ev,
@@ -187,8 +226,6 @@ impl Lnet {
             deadline: now,
             ack: None,
             delayed: false,
-            ping: None,
-            committed_at: now,
         };
         self.msg_alloc(msg)
     }
@@ -213,7 +250,11 @@ impl Lnet {
         ev.hdr_data = body.hdr_data;
         ev.offset = body.offset;
         match self.match_md(&info) {
-            MatchResult::Matched { md, offset, mlength } => {
+            MatchResult::Matched {
+                md,
+                offset,
+                mlength,
+            } => {
                 let id = self.rx_msg(now, &r, ev, None);
                 if !body.ack_wmd.is_none() {
                     if let Some(m) = self.msgs.get_mut(id.idx, id.gen) {
@@ -233,7 +274,8 @@ impl Lnet {
                     m.state = MsgState::Delayed;
                 }
                 self.portals[body.ptl_index as usize].delayed.push_back(id);
-                self.lnd_ops.push_back(LndOp::EagerRecv { ni: r.ni, rx: r.rx });
+                self.lnd_ops
+                    .push_back(LndOp::EagerRecv { ni: r.ni, rx: r.rx });
             }
             MatchResult::None | MatchResult::Drop => self.drop_rx(r.ni, &r.hdr, r.rx, false),
         }
@@ -248,7 +290,9 @@ impl Lnet {
             ),
             None => (None, true),
         };
-        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else { return };
+        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
+            return;
+        };
         m.md = Some(md);
         m.ev.offset = offset;
         m.ev.mlength = mlength;
@@ -261,7 +305,13 @@ impl Lnet {
             debug_assert!(false, "matched range outside the MD");
             m.state = MsgState::Receiving;
             let c = lnd_api::Completion::failed(errno::EFAULT, lnd_api::HealthStatus::LOCAL_ERROR);
-            let rx = RxAction { rx: m.rx.unwrap_or(RxToken(0)), msg: ROption::RNone, payload: Payload::new(), rlen: m.hdr.payload_length, delayed };
+            let rx = RxAction {
+                rx: m.rx.unwrap_or(RxToken(0)),
+                msg: ROption::RNone,
+                payload: Payload::new(),
+                rlen: m.hdr.payload_length,
+                delayed,
+            };
             let ni = m.ni;
             self.lnd_ops.push_back(LndOp::Recv { ni, rx });
             self.finalize(Instant::ZERO, id, c);
@@ -299,7 +349,9 @@ impl Lnet {
 
     /// Drops a PUT that waited on a lazy portal.
     pub(crate) fn drop_delayed(&mut self, id: MsgId) {
-        let Some(m) = self.msgs.remove(id.idx, id.gen) else { return };
+        let Some(m) = self.msgs.remove(id.idx, id.gen) else {
+            return;
+        };
         self.counters.msg_free();
         self.drop_rx(m.ni, &m.hdr, m.rx.unwrap_or(RxToken(0)), true);
     }
@@ -318,7 +370,12 @@ impl Lnet {
             rlength: body.sink_length,
             roffset: body.src_offset,
         };
-        let MatchResult::Matched { md, offset, mlength } = self.match_md(&info) else {
+        let MatchResult::Matched {
+            md,
+            offset,
+            mlength,
+        } = self.match_md(&info)
+        else {
             self.drop_rx(r.ni, &r.hdr, r.rx, false);
             return;
         };
@@ -336,8 +393,17 @@ impl Lnet {
         if r.rdma_req {
             // Optimized GET: the LND moves the data itself and completes the
             // REPLY through its receive call (§4.4 step 4).
-            let body_r = lnd_api::ReplyBody { dst_wmd: body.return_wmd };
-            let hdr = Hdr::reply(r.hdr.src_nid, r.hdr.dest_nid, r.hdr.src_pid, self.cfg.pid, mlength, body_r);
+            let body_r = lnd_api::hdr::ReplyBody {
+                dst_wmd: body.return_wmd,
+            };
+            let hdr = Hdr::reply(
+                r.hdr.src_nid,
+                r.hdr.dest_nid,
+                r.hdr.src_pid,
+                self.cfg.pid,
+                mlength,
+                body_r,
+            );
             let id = self.rx_msg(now, &r, ev, Some(md));
             if let Some(m) = self.msgs.get_mut(id.idx, id.gen) {
                 m.dir = Dir::Send;
@@ -346,13 +412,31 @@ impl Lnet {
                 m.state = MsgState::Receiving;
                 m.payload = payload.clone();
             }
-            let action = RxAction { rx: r.rx, msg: ROption::RSome(id.token()), payload, rlen: mlength, delayed: false };
-            self.lnd_ops.push_back(LndOp::Recv { ni: r.ni, rx: action });
+            let action = RxAction {
+                rx: r.rx,
+                msg: ROption::RSome(id.token()),
+                payload,
+                rlen: mlength,
+                delayed: false,
+            };
+            self.lnd_ops.push_back(LndOp::Recv {
+                ni: r.ni,
+                rx: action,
+            });
             return;
         }
         // The (empty) GET has been received; then the REPLY goes out.
-        let action = RxAction { rx: r.rx, msg: ROption::RNone, payload: Payload::new(), rlen: 0, delayed: false };
-        self.lnd_ops.push_back(LndOp::Recv { ni: r.ni, rx: action });
+        let action = RxAction {
+            rx: r.rx,
+            msg: ROption::RNone,
+            payload: Payload::new(),
+            rlen: 0,
+            delayed: false,
+        };
+        self.lnd_ops.push_back(LndOp::Recv {
+            ni: r.ni,
+            rx: action,
+        });
         self.send_reply(now, &r.hdr, r.ni, r.peer_ni, r.from, r.rx, md, payload, ev);
     }
 
@@ -384,8 +468,17 @@ impl Lnet {
         if let Some(m) = self.msgs.get_mut(id.idx, id.gen) {
             m.state = MsgState::Receiving;
         }
-        let action = RxAction { rx: r.rx, msg: ROption::RSome(id.token()), payload: Payload::new(), rlen: 0, delayed: false };
-        self.lnd_ops.push_back(LndOp::Recv { ni: r.ni, rx: action });
+        let action = RxAction {
+            rx: r.rx,
+            msg: ROption::RSome(id.token()),
+            payload: Payload::new(),
+            rlen: 0,
+            delayed: false,
+        };
+        self.lnd_ops.push_back(LndOp::Recv {
+            ni: r.ni,
+            rx: action,
+        });
     }
 
     fn parse_reply(&mut self, now: Instant, r: Rx) {
@@ -420,7 +513,16 @@ impl Lnet {
             m.state = MsgState::Receiving;
             m.payload = payload.clone();
         }
-        let action = RxAction { rx: r.rx, msg: ROption::RSome(id.token()), payload, rlen: rlength, delayed: false };
-        self.lnd_ops.push_back(LndOp::Recv { ni: r.ni, rx: action });
+        let action = RxAction {
+            rx: r.rx,
+            msg: ROption::RSome(id.token()),
+            payload,
+            rlen: rlength,
+            delayed: false,
+        };
+        self.lnd_ops.push_back(LndOp::Recv {
+            ni: r.ni,
+            rx: action,
+        });
     }
 }

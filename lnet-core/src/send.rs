@@ -7,10 +7,8 @@
 //! ([`crate::credits`]). From [`Lnet::put`]/[`Lnet::get`] returning `Ok` on,
 //! failures are reported only through events, as upstream does.
 
-use lnd_api::{
-    errno, AckBody, Completion, GetBody, Hdr, HealthStatus, MsgType, Nid, Payload, PutBody,
-    ReplyBody, WireHandle,
-};
+use lnd_api::hdr::{AckBody, GetBody, PutBody, ReplyBody};
+use lnd_api::{errno, Completion, Hdr, HealthStatus, MsgType, Nid, Payload, WireHandle};
 
 use crate::event::EventKind;
 use crate::md::{ApiError, MdHandle, MdOptions};
@@ -48,7 +46,10 @@ pub(crate) struct NoPath(pub(crate) Completion);
 
 impl NoPath {
     fn unreachable() -> NoPath {
-        NoPath(Completion::failed(errno::EHOSTUNREACH, HealthStatus::REMOTE_ERROR))
+        NoPath(Completion::failed(
+            errno::EHOSTUNREACH,
+            HealthStatus::REMOTE_ERROR,
+        ))
     }
     fn invalid() -> NoPath {
         NoPath(Completion::failed(errno::EINVAL, HealthStatus::LOCAL_ERROR))
@@ -74,9 +75,19 @@ impl Lnet {
     ) -> Result<(), ApiError> {
         self.check_initiator_md(md)?;
         check_target(&target)?;
-        let ack_wmd = if ack == AckReq::Ack { self.md_wire(md) } else { WireHandle::NONE };
+        let ack_wmd = if ack == AckReq::Ack {
+            self.md_wire(md)
+        } else {
+            WireHandle::NONE
+        };
         let (payload, len, track) = self.attach_initiator(md, ack == AckReq::Ack, 2)?;
-        let body = PutBody { ack_wmd, match_bits, hdr_data, ptl_index: portal, offset };
+        let body = PutBody {
+            ack_wmd,
+            match_bits,
+            hdr_data,
+            ptl_index: portal,
+            offset,
+        };
         let hdr = Hdr::put(target.nid, Nid::ANY, target.pid, self.cfg.pid, len, body);
         let ev = EvInfo {
             kind: EventKind::Send,
@@ -92,7 +103,7 @@ impl Lnet {
             hdr_data,
             msg_type: MsgType::PUT,
         };
-        self.send_request(now, hdr, payload, md, ev, self_nid, None, track);
+        self.send_request(now, hdr, payload, md, ev, self_nid, track);
         Ok(())
     }
 
@@ -109,7 +120,7 @@ impl Lnet {
         match_bits: u64,
         offset: u32,
     ) -> Result<(), ApiError> {
-        self.get_inner(now, self_nid, md, target, portal, match_bits, offset, None)
+        self.get_inner(now, self_nid, md, target, portal, match_bits, offset)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -122,7 +133,6 @@ impl Lnet {
         portal: u32,
         match_bits: u64,
         offset: u32,
-        ping: Option<crate::ping::PingId>,
     ) -> Result<(), ApiError> {
         self.check_initiator_md(md)?;
         check_target(&target)?;
@@ -149,14 +159,20 @@ impl Lnet {
             hdr_data: 0,
             msg_type: MsgType::GET,
         };
-        self.send_request(now, hdr, Payload::new(), md, ev, self_nid, ping, track);
+        self.send_request(now, hdr, Payload::new(), md, ev, self_nid, track);
         Ok(())
     }
 
     fn check_initiator_md(&self, md: MdHandle) -> Result<(), ApiError> {
-        let m = self.md_live(md).ok_or(ApiError::UnusableMd { md, reason: "no such MD" })?;
+        let m = self.md_live(md).ok_or(ApiError::UnusableMd {
+            md,
+            reason: "no such MD",
+        })?;
         if m.threshold == crate::md::Threshold::Count(0) {
-            return Err(ApiError::UnusableMd { md, reason: "threshold exhausted" });
+            return Err(ApiError::UnusableMd {
+                md,
+                reason: "threshold exhausted",
+            });
         }
         if m.me.is_some() {
             return Err(ApiError::UnusableMd {
@@ -179,7 +195,10 @@ impl Lnet {
         let m = self
             .mds
             .get_mut(md.idx, md.gen)
-            .ok_or(ApiError::UnusableMd { md, reason: "no such MD" })?;
+            .ok_or(ApiError::UnusableMd {
+                md,
+                reason: "no such MD",
+            })?;
         m.attach_msg();
         let track = wants_response
             && !m.options.contains(MdOptions::NO_TRACK_RESPONSE)
@@ -197,7 +216,6 @@ impl Lnet {
         md: MdHandle,
         ev: EvInfo,
         src: Option<Nid>,
-        ping: Option<crate::ping::PingId>,
         track: bool,
     ) {
         let dest = hdr.dest_nid;
@@ -214,7 +232,6 @@ impl Lnet {
             next_hop_pid: hdr.dest_pid,
             from: Nid::ANY,
             rx: None,
-            rdma_req: false,
             md: Some(md),
             payload,
             ev,
@@ -224,8 +241,6 @@ impl Lnet {
             deadline: self.msg_deadline(now, ni),
             ack: None,
             delayed: false,
-            ping,
-            committed_at: now,
         };
         let id = self.msg_alloc(msg);
         if track {
@@ -240,13 +255,19 @@ impl Lnet {
 
     /// Fills in the path and posts.
     fn post_on_path(&mut self, now: Instant, id: MsgId, p: Path) {
-        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else { return };
+        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
+            return;
+        };
         m.ni = p.ni;
         m.peer_ni = p.peer_ni;
         m.hdr.src_nid = p.src_nid;
         m.hdr.dest_nid = p.dest_nid;
         m.next_hop = p.next_hop;
-        m.next_hop_pid = if p.next_hop == p.dest_nid { m.hdr.dest_pid } else { LNET_PID_LUSTRE };
+        m.next_hop_pid = if p.next_hop == p.dest_nid {
+            m.hdr.dest_pid
+        } else {
+            LNET_PID_LUSTRE
+        };
         self.post_send(now, id);
     }
 
@@ -278,7 +299,13 @@ impl Lnet {
             }
             let pni = self.peer_ni_for(dest);
             self.bump_seq(ni, pni);
-            return Ok(Path { ni, peer_ni: Some(pni), src_nid: s, dest_nid: dest, next_hop: dest });
+            return Ok(Path {
+                ni,
+                peer_ni: Some(pni),
+                src_nid: s,
+                dest_nid: dest,
+                next_hop: dest,
+            });
         }
         self.select_mr(dest)
     }
@@ -290,11 +317,14 @@ impl Lnet {
         if let Some(n) = self.ni_mut(ni) {
             n.seq = s;
         }
-        let Some(peer) = self.peers.get(pni).map(|p| p.peer) else { return };
-        let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) else { return };
+        let Some((peer, net)) = self.peers.get(pni).map(|p| (p.peer, Some(p.nid.net()))) else {
+            return;
+        };
+        let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) else {
+            return;
+        };
         p.seq += 1;
         let ps = p.seq;
-        let net = self.peers.get(pni).map(|p| p.nid.net());
         if let Some(pn) = p.nets.iter_mut().find(|n| Some(n.net) == net) {
             pn.seq = ps;
         }
@@ -311,9 +341,25 @@ impl Lnet {
             match_bits: put.ev.match_bits,
             mlength: put.ev.mlength,
         };
-        let hdr = Hdr::ack(put.hdr.src_nid, put.hdr.dest_nid, put.hdr.src_pid, self.cfg.pid, body);
+        let hdr = Hdr::ack(
+            put.hdr.src_nid,
+            put.hdr.dest_nid,
+            put.hdr.src_pid,
+            self.cfg.pid,
+            body,
+        );
         let ev = put.ev;
-        self.send_response(now, hdr, Payload::new(), None, ev, put.ni, put.peer_ni, put.from, None);
+        self.send_response(
+            now,
+            hdr,
+            Payload::new(),
+            None,
+            ev,
+            put.ni,
+            put.peer_ni,
+            put.from,
+            None,
+        );
     }
 
     /// Sends the REPLY of a matched GET (§4.4): the matched bytes of the MD.
@@ -330,9 +376,18 @@ impl Lnet {
         payload: Payload,
         ev: EvInfo,
     ) {
-        let body = ReplyBody { dst_wmd: get.body_get().return_wmd };
+        let body = ReplyBody {
+            dst_wmd: get.body_get().return_wmd,
+        };
         let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        let hdr = Hdr::reply(get.src_nid, get.dest_nid, get.src_pid, self.cfg.pid, len, body);
+        let hdr = Hdr::reply(
+            get.src_nid,
+            get.dest_nid,
+            get.src_pid,
+            self.cfg.pid,
+            len,
+            body,
+        );
         self.send_response(now, hdr, payload, Some(md), ev, ni, peer_ni, from, Some(rx));
     }
 
@@ -352,7 +407,11 @@ impl Lnet {
         rx: Option<lnd_api::RxToken>,
     ) {
         let active = self.ni_ref(ni).is_some_and(|n| n.state == NiState::Active);
-        let next_hop_pid = if from == hdr.dest_nid || ni == NiId::LO { hdr.dest_pid } else { LNET_PID_LUSTRE };
+        let next_hop_pid = if from == hdr.dest_nid || ni == NiId::LO {
+            hdr.dest_pid
+        } else {
+            LNET_PID_LUSTRE
+        };
         if let Some(p) = peer_ni {
             self.bump_seq(ni, p);
         }
@@ -367,7 +426,6 @@ impl Lnet {
             next_hop_pid,
             from: Nid::ANY,
             rx,
-            rdma_req: false,
             md,
             payload,
             ev,
@@ -377,14 +435,16 @@ impl Lnet {
             deadline: self.msg_deadline(now, ni),
             ack: None,
             delayed: false,
-            ping: None,
-            committed_at: now,
         };
         let id = self.msg_alloc(msg);
         if active {
             self.post_send(now, id);
         } else {
-            self.finalize(now, id, Completion::failed(errno::ENETDOWN, HealthStatus::LOCAL_INTERRUPT));
+            self.finalize(
+                now,
+                id,
+                Completion::failed(errno::ENETDOWN, HealthStatus::LOCAL_INTERRUPT),
+            );
         }
     }
 
@@ -426,10 +486,14 @@ impl Lnet {
 
 fn check_target(t: &ProcessId) -> Result<(), ApiError> {
     if t.nid.is_any() {
-        return Err(ApiError::Invalid("target NID must not be LNET_NID_ANY".into()));
+        return Err(ApiError::Invalid(
+            "target NID must not be LNET_NID_ANY".into(),
+        ));
     }
     if t.pid == LNET_PID_ANY {
-        return Err(ApiError::Invalid("target PID must not be LNET_PID_ANY".into()));
+        return Err(ApiError::Invalid(
+            "target PID must not be LNET_PID_ANY".into(),
+        ));
     }
     Ok(())
 }
@@ -446,10 +510,14 @@ impl Lnet {
             // ANY, LOCAL, NMR: the recorded preferred NI, else the best NI on
             // the destination's net, which becomes the preferred one.
             let net = dest.net();
-            let pref = self.peers.get(dest_pni).and_then(|p| p.pref_nids.first().copied());
-            let ni = match pref.and_then(|n| self.ni_by_nid(&n)).filter(|id| {
-                self.ni_ref(*id).is_some_and(|n| n.net == net)
-            }) {
+            let pref = self
+                .peers
+                .get(dest_pni)
+                .and_then(|p| p.pref_nids.first().copied());
+            let ni = match pref
+                .and_then(|n| self.ni_by_nid(&n))
+                .filter(|id| self.ni_ref(*id).is_some_and(|n| n.net == net))
+            {
                 Some(ni) => ni,
                 None => {
                     let ni = self.best_ni_on(net, None).ok_or_else(NoPath::unreachable)?;
@@ -464,25 +532,59 @@ impl Lnet {
             };
             self.bump_seq(ni, dest_pni);
             let src_nid = self.ni_ref(ni).map_or(Nid::ANY, |n| n.nid);
-            return Ok(Path { ni, peer_ni: Some(dest_pni), src_nid, dest_nid: dest, next_hop: dest });
+            return Ok(Path {
+                ni,
+                peer_ni: Some(dest_pni),
+                src_nid,
+                dest_nid: dest,
+                next_hop: dest,
+            });
         }
         // MR request: best local net among the peer's nets (§6.4).
-        let Some(peer) = self.peers.peer(peer_id) else { return Err(NoPath::unreachable()) };
-        let mut best: Option<(usize, (u32, std::cmp::Reverse<u32>, u32, std::cmp::Reverse<u32>, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>))> = None;
+        let Some(peer) = self.peers.peer(peer_id) else {
+            return Err(NoPath::unreachable());
+        };
+        let mut best: Option<(
+            usize,
+            (
+                u32,
+                std::cmp::Reverse<u32>,
+                u32,
+                std::cmp::Reverse<u32>,
+                std::cmp::Reverse<u64>,
+                std::cmp::Reverse<u64>,
+            ),
+        )> = None;
         for (i, pn) in peer.nets.iter().enumerate() {
             let local: Vec<&crate::ni::Ni> = self
                 .nis
                 .iter()
                 .flatten()
-                .filter(|n| n.net == pn.net && n.state == NiState::Active && n.net != lnd_api::NetId::LO)
+                .filter(|n| {
+                    n.net == pn.net && n.state == NiState::Active && n.net != lnd_api::NetId::LO
+                })
                 .collect();
             if local.is_empty() {
                 continue;
             }
-            let pn_health =
-                pn.peer_nis.iter().filter_map(|id| self.peers.get(*id)).map(|p| p.health_value).max().unwrap_or(0);
-            let ln_health = local.iter().filter(|n| !n.fatal).map(|n| n.health_value).max().unwrap_or(0);
-            let ln_prio = local.iter().map(|n| n.sel_priority).min().unwrap_or(u32::MAX);
+            let pn_health = pn
+                .peer_nis
+                .iter()
+                .filter_map(|id| self.peers.get(*id))
+                .map(|p| p.health_value)
+                .max()
+                .unwrap_or(0);
+            let ln_health = local
+                .iter()
+                .filter(|n| !n.fatal)
+                .map(|n| n.health_value)
+                .max()
+                .unwrap_or(0);
+            let ln_prio = local
+                .iter()
+                .map(|n| n.sel_priority)
+                .min()
+                .unwrap_or(u32::MAX);
             let ln_seq = local.iter().map(|n| n.seq).min().unwrap_or(0);
             let key = (
                 pn_health,
@@ -496,15 +598,30 @@ impl Lnet {
                 best = Some((i, key));
             }
         }
-        let Some((net_idx, _)) = best else { return Err(NoPath::unreachable()) };
+        let Some((net_idx, _)) = best else {
+            return Err(NoPath::unreachable());
+        };
         let pn_net = peer.nets[net_idx].net;
         let pnis: Vec<PeerNiId> = peer.nets[net_idx].peer_nis.clone();
-        let ni = self.best_ni_on(pn_net, None).ok_or_else(NoPath::unreachable)?;
+        let ni = self
+            .best_ni_on(pn_net, None)
+            .ok_or_else(NoPath::unreachable)?;
         let ni_nid = self.ni_ref(ni).map_or(Nid::ANY, |n| n.nid);
         // Best peer NI on that peer net (§6.5).
-        let mut chosen: Option<(PeerNiId, (u32, std::cmp::Reverse<u32>, bool, i32, std::cmp::Reverse<u64>))> = None;
+        let mut chosen: Option<(
+            PeerNiId,
+            (
+                u32,
+                std::cmp::Reverse<u32>,
+                bool,
+                i32,
+                std::cmp::Reverse<u64>,
+            ),
+        )> = None;
         for id in pnis {
-            let Some(p) = self.peers.get(id) else { continue };
+            let Some(p) = self.peers.get(id) else {
+                continue;
+            };
             let key = (
                 p.health_value,
                 std::cmp::Reverse(p.sel_priority),
@@ -516,16 +633,33 @@ impl Lnet {
                 chosen = Some((id, key));
             }
         }
-        let Some((pni, _)) = chosen else { return Err(NoPath::unreachable()) };
+        let Some((pni, _)) = chosen else {
+            return Err(NoPath::unreachable());
+        };
         self.bump_seq(ni, pni);
         let nid = self.peers.get(pni).map_or(dest, |p| p.nid);
-        Ok(Path { ni, peer_ni: Some(pni), src_nid: ni_nid, dest_nid: nid, next_hop: nid })
+        Ok(Path {
+            ni,
+            peer_ni: Some(pni),
+            src_nid: ni_nid,
+            dest_nid: nid,
+            next_hop: nid,
+        })
     }
 
     /// The best local NI on `net` (§6.3): not fatal, healthier, lower
     /// selection priority, more credits, lower round-robin sequence.
     pub(crate) fn best_ni_on(&self, net: lnd_api::NetId, _md: Option<MdHandle>) -> Option<NiId> {
-        let mut best: Option<(NiId, (bool, u32, std::cmp::Reverse<u32>, i32, std::cmp::Reverse<u64>))> = None;
+        let mut best: Option<(
+            NiId,
+            (
+                bool,
+                u32,
+                std::cmp::Reverse<u32>,
+                i32,
+                std::cmp::Reverse<u64>,
+            ),
+        )> = None;
         for (i, n) in self.nis.iter().enumerate() {
             let Some(n) = n else { continue };
             if n.net != net || n.state != NiState::Active {

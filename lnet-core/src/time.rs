@@ -48,8 +48,14 @@ mod tests {
     #[test]
     fn arithmetic_saturates() {
         let t = Instant::from_secs(2);
-        assert_eq!(t.saturating_add(Duration::from_millis(500)), Instant(2_500_000_000));
-        assert_eq!(Instant(u64::MAX - 1).saturating_add(Duration::from_secs(1)), Instant(u64::MAX));
+        assert_eq!(
+            t.saturating_add(Duration::from_millis(500)),
+            Instant(2_500_000_000)
+        );
+        assert_eq!(
+            Instant(u64::MAX - 1).saturating_add(Duration::from_secs(1)),
+            Instant(u64::MAX)
+        );
         assert_eq!(t.since(Instant::from_secs(1)), Duration::from_secs(1));
         assert_eq!(Instant::from_secs(1).since(t), Duration::ZERO);
         assert_eq!(Instant::from_millis(3).as_nanos(), 3_000_000);

@@ -48,6 +48,8 @@ pub mod time;
 #[allow(missing_docs)]
 pub mod wire;
 
+pub use lnd_api;
+
 pub use event::{Event, EventKind, MdEvent};
 pub use lo::{LoLnd, LoNi};
 pub use md::{ApiError, MdHandle, MdOptions, MdSpec, Threshold, Unlink, MAX_PAYLOAD};

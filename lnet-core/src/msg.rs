@@ -218,33 +218,6 @@ pub(crate) fn failed_health(c: &Completion) -> Option<lnd_api::HealthStatus> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gen_slab_detects_stale_handles() {
-        let mut s = GenSlab::default();
-        let (i, g) = s.insert("a");
-        assert_eq!(s.get(i, g), Some(&"a"));
-        assert_eq!(s.remove(i, g), Some("a"));
-        assert_eq!(s.get(i, g), None);
-        assert_eq!(s.remove(i, g), None);
-        let (i2, g2) = s.insert("b");
-        assert_eq!(i2, i);
-        assert_ne!(g2, g);
-        assert_eq!(s.get(i, g), None);
-        assert_eq!(s.len(), 1);
-        assert_eq!(s.iter().count(), 1);
-    }
-
-    #[test]
-    fn msg_token_round_trips() {
-        let id = MsgId { idx: 7, gen: 9 };
-        assert_eq!(MsgId::from_token(id.token()), id);
-    }
-}
-
 impl crate::ni::Lnet {
     /// Creates a message, counting it (`lnet_msg_alloc`).
     pub(crate) fn msg_alloc(&mut self, m: Msg) -> MsgId {
@@ -399,5 +372,32 @@ impl crate::ni::Lnet {
                 p.health_value = p.health_value.saturating_sub(sens);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gen_slab_detects_stale_handles() {
+        let mut s = GenSlab::default();
+        let (i, g) = s.insert("a");
+        assert_eq!(s.get(i, g), Some(&"a"));
+        assert_eq!(s.remove(i, g), Some("a"));
+        assert_eq!(s.get(i, g), None);
+        assert_eq!(s.remove(i, g), None);
+        let (i2, g2) = s.insert("b");
+        assert_eq!(i2, i);
+        assert_ne!(g2, g);
+        assert_eq!(s.get(i, g), None);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.iter().count(), 1);
+    }
+
+    #[test]
+    fn msg_token_round_trips() {
+        let id = MsgId { idx: 7, gen: 9 };
+        assert_eq!(MsgId::from_token(id.token()), id);
     }
 }

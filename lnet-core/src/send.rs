@@ -10,6 +10,8 @@
 use lnd_api::hdr::{AckBody, GetBody, PutBody, ReplyBody};
 use lnd_api::{errno, Completion, Hdr, HealthStatus, MsgType, Nid, Payload, WireHandle};
 
+use std::cmp::Reverse;
+
 use crate::event::EventKind;
 use crate::md::{ApiError, MdHandle, MdOptions};
 use crate::msg::{AckWanted, Dir, EvInfo, Msg, MsgId, MsgState};
@@ -484,6 +486,20 @@ impl Lnet {
     }
 }
 
+/// Ranking of a (peer net, local net) pair (§6.4); greater is better.
+type NetKey = (
+    u32,
+    Reverse<u32>,
+    u32,
+    Reverse<u32>,
+    Reverse<u64>,
+    Reverse<u64>,
+);
+/// Ranking of a peer NI (§6.5); greater is better.
+type PeerNiKey = (u32, Reverse<u32>, bool, i32, Reverse<u64>);
+/// Ranking of a local NI (§6.3); greater is better.
+type NiKey = (bool, u32, Reverse<u32>, i32, Reverse<u64>);
+
 fn check_target(t: &ProcessId) -> Result<(), ApiError> {
     if t.nid.is_any() {
         return Err(ApiError::Invalid(
@@ -544,17 +560,7 @@ impl Lnet {
         let Some(peer) = self.peers.peer(peer_id) else {
             return Err(NoPath::unreachable());
         };
-        let mut best: Option<(
-            usize,
-            (
-                u32,
-                std::cmp::Reverse<u32>,
-                u32,
-                std::cmp::Reverse<u32>,
-                std::cmp::Reverse<u64>,
-                std::cmp::Reverse<u64>,
-            ),
-        )> = None;
+        let mut best: Option<(usize, NetKey)> = None;
         for (i, pn) in peer.nets.iter().enumerate() {
             let local: Vec<&crate::ni::Ni> = self
                 .nis
@@ -588,11 +594,11 @@ impl Lnet {
             let ln_seq = local.iter().map(|n| n.seq).min().unwrap_or(0);
             let key = (
                 pn_health,
-                std::cmp::Reverse(pn.sel_priority),
+                Reverse(pn.sel_priority),
                 ln_health,
-                std::cmp::Reverse(ln_prio),
-                std::cmp::Reverse(pn.seq),
-                std::cmp::Reverse(ln_seq),
+                Reverse(ln_prio),
+                Reverse(pn.seq),
+                Reverse(ln_seq),
             );
             if best.as_ref().is_none_or(|(_, k)| key > *k) {
                 best = Some((i, key));
@@ -608,26 +614,17 @@ impl Lnet {
             .ok_or_else(NoPath::unreachable)?;
         let ni_nid = self.ni_ref(ni).map_or(Nid::ANY, |n| n.nid);
         // Best peer NI on that peer net (§6.5).
-        let mut chosen: Option<(
-            PeerNiId,
-            (
-                u32,
-                std::cmp::Reverse<u32>,
-                bool,
-                i32,
-                std::cmp::Reverse<u64>,
-            ),
-        )> = None;
+        let mut chosen: Option<(PeerNiId, PeerNiKey)> = None;
         for id in pnis {
             let Some(p) = self.peers.get(id) else {
                 continue;
             };
             let key = (
                 p.health_value,
-                std::cmp::Reverse(p.sel_priority),
+                Reverse(p.sel_priority),
                 p.pref_nids.contains(&ni_nid),
                 p.tx_credits,
-                std::cmp::Reverse(p.seq),
+                Reverse(p.seq),
             );
             if chosen.as_ref().is_none_or(|(_, k)| key > *k) {
                 chosen = Some((id, key));
@@ -650,16 +647,7 @@ impl Lnet {
     /// The best local NI on `net` (§6.3): not fatal, healthier, lower
     /// selection priority, more credits, lower round-robin sequence.
     pub(crate) fn best_ni_on(&self, net: lnd_api::NetId, _md: Option<MdHandle>) -> Option<NiId> {
-        let mut best: Option<(
-            NiId,
-            (
-                bool,
-                u32,
-                std::cmp::Reverse<u32>,
-                i32,
-                std::cmp::Reverse<u64>,
-            ),
-        )> = None;
+        let mut best: Option<(NiId, NiKey)> = None;
         for (i, n) in self.nis.iter().enumerate() {
             let Some(n) = n else { continue };
             if n.net != net || n.state != NiState::Active {
@@ -668,9 +656,9 @@ impl Lnet {
             let key = (
                 !n.fatal,
                 n.health_value,
-                std::cmp::Reverse(n.sel_priority),
+                Reverse(n.sel_priority),
                 n.tx_credits,
-                std::cmp::Reverse(n.seq),
+                Reverse(n.seq),
             );
             if best.as_ref().is_none_or(|(_, k)| key > *k) {
                 best = Some((NiId(i as u32), key));

@@ -359,11 +359,8 @@ mod tests {
     fn borrow_rules_are_enforced() {
         let b = IoBuf::from_vec(vec![1, 2, 3, 4]);
         let r1 = b.borrow().expect("first reader");
-        let r2 = b
-            .slice(1..3)
-            .expect("in bounds")
-            .borrow()
-            .expect("second reader");
+        let s = b.slice(1..3).expect("in bounds");
+        let r2 = s.borrow().expect("second reader");
         assert_eq!(&*r2, &[2, 3]);
         assert_eq!(b.borrow_mut().err(), Some(Busy));
         drop((r1, r2));

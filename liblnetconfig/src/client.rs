@@ -66,6 +66,14 @@ pub enum Error {
         /// The daemon's message.
         message: String,
     },
+    /// lnetd could not be started.
+    #[error("cannot start lnetd for {}: {detail}", socket.display())]
+    Start {
+        /// The socket.
+        socket: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
     /// The daemon answered with a reply of the wrong kind.
     #[error("control socket {}: unexpected reply to {op}", socket.display())]
     UnexpectedReply {
@@ -80,7 +88,7 @@ impl Error {
     /// The positive errno this error maps to.
     pub fn errno(&self) -> i32 {
         match self {
-            Error::NotRunning { .. } => errno::ENETDOWN,
+            Error::NotRunning { .. } | Error::Start { .. } => errno::ENETDOWN,
             Error::PermissionDenied { .. } => errno::EACCES,
             Error::Io { source, .. } => source.raw_os_error().unwrap_or(errno::EIO),
             Error::Protocol { .. } | Error::UnexpectedReply { .. } => errno::EPROTO,

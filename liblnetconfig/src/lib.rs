@@ -14,6 +14,7 @@
 
 pub mod args;
 mod client;
+pub mod daemon;
 pub mod errno;
 mod nidfmt;
 pub mod nidlist;

@@ -166,6 +166,26 @@ pub fn net_show(nets: &[NetInfo], level: u32) -> String {
     yaml::nl(&Yaml::pairs([("net", Yaml::Seq(items))]), 6)
 }
 
+/// `plugin show [--name NAME] [-v]` (lnetctl.md §2.20); empty when there
+/// are no plugins; an unknown name is an error (errno, descr).
+pub fn plugin_show_named(
+    plugins: &[PluginInfo],
+    name: Option<&str>,
+    verbose: bool,
+) -> Result<String, (i32, String)> {
+    match name {
+        None => Ok(plugin_show(plugins, verbose)),
+        Some(n) => {
+            let one: Vec<PluginInfo> = plugins.iter().filter(|p| p.name == n).cloned().collect();
+            if one.is_empty() {
+                Err((crate::errno::ENOENT, "plugin not found".to_string()))
+            } else {
+                Ok(plugin_show(&one, verbose))
+            }
+        }
+    }
+}
+
 /// `plugin show [-v]` (lnetctl.md §2.20); empty when there are no plugins.
 pub fn plugin_show(plugins: &[PluginInfo], verbose: bool) -> String {
     if plugins.is_empty() {

@@ -160,6 +160,7 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(filter)
         .try_init()
         .map_err(|e| format!("cannot set up logging: {e}"))

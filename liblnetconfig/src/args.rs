@@ -1,10 +1,9 @@
 //! Raw command-line values become validated requests here, before anything
 //! is sent (lnetctl.md §2): lnetctl only collects the words.
 
-use lnd_api::{NetId, Nid};
+use lnd_api::Nid;
 
 use crate::errno::{EINVAL, ENOENT};
-use crate::nidfmt::{parse_net, parse_nid};
 use crate::nidlist;
 use crate::proto::{NetAddRequest, PingRequest};
 
@@ -67,9 +66,21 @@ pub fn strtol(s: &str) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
-/// Parses a `--net` value; `flag` is the NL operation for the error.
-pub fn net(text: &str, flag: &'static str) -> Result<NetId, ArgError> {
-    parse_net(text).ok_or_else(|| ArgError::Nl {
+/// Checks the shape of a `--net` value (`tcp1`, `o2ib`, or a plugin's own
+/// type such as `vnd2`: only lnetd knows the types its plugins provide, so it
+/// resolves the name); `flag` is the NL operation for the error.
+pub fn net(text: &str, flag: &'static str) -> Result<String, ArgError> {
+    let t = text.trim();
+    let well_formed = !t.is_empty()
+        && t.len() <= 64
+        && (t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            || t.parse::<lnd_api::NetId>().is_ok());
+    if well_formed {
+        return Ok(t.to_string());
+    }
+    Err(ArgError::Nl {
         flag,
         object: "net",
         errno: ENOENT,
@@ -192,7 +203,7 @@ pub fn net_add(a: &NetAddArgs) -> Result<NetAddRequest, ArgError> {
 }
 
 /// Validates `net del --net NET`.
-pub fn net_del(net_text: Option<&str>) -> Result<NetId, ArgError> {
+pub fn net_del(net_text: Option<&str>) -> Result<String, ArgError> {
     let Some(t) = net_text else {
         return Err(ArgError::Plain(
             "missing mandatory parameters in NI config: 'network'".into(),
@@ -209,7 +220,7 @@ pub fn ping(
 ) -> Result<PingRequest, ArgError> {
     let source = match source {
         None => None,
-        Some(s) => Some(parse_nid(s).ok_or(ArgError::Silent(-EINVAL))?),
+        Some(s) => Some(s.parse::<Nid>().map_err(|_| ArgError::Silent(-EINVAL))?),
     };
     // atol: leading digits, anything else ignored; 1 s (the default), <= 0
     // and >= 180 s are not sent.
@@ -277,7 +288,7 @@ mod tests {
             ))
         );
         assert!(matches!(
-            net_add(&add(Some("bogus"), Some("eth0"))),
+            net_add(&add(Some("tcp 1"), Some("eth0"))),
             Err(ArgError::Nl {
                 flag: "add",
                 object: "net",

@@ -207,12 +207,12 @@ impl Client {
     }
 
     /// `net del --net NET`.
-    pub fn net_del(&mut self, net: lnd_api::NetId) -> Result<(), Error> {
+    pub fn net_del(&mut self, net: String) -> Result<(), Error> {
         self.done(Op::NetDel { net }, "net del")
     }
 
     /// `net show [--net NET]`.
-    pub fn net_show(&mut self, net: Option<lnd_api::NetId>) -> Result<Vec<NetInfo>, Error> {
+    pub fn net_show(&mut self, net: Option<String>) -> Result<Vec<NetInfo>, Error> {
         match self.call(Op::NetShow { net })? {
             ReplyBody::Nets(n) => Ok(n),
             _ => Err(self.unexpected("net show")),

@@ -16,35 +16,10 @@ pub mod args;
 mod client;
 pub mod daemon;
 pub mod errno;
-mod nidfmt;
 pub mod nidlist;
 pub mod proto;
 pub mod render;
+mod serde_ids;
 pub mod yaml;
 
 pub use client::{Client, Error, DEFAULT_SOCKET, SOCKET_ENV};
-
-/// Text forms of networks and NIDs used by the protocol and the printers.
-pub mod names {
-    use lnd_api::{NetId, Nid};
-
-    /// `tcp1`, `lo`.
-    pub fn net(n: NetId) -> String {
-        crate::nidfmt::net_to_string(n)
-    }
-
-    /// `10.0.0.1@tcp`.
-    pub fn nid(n: &Nid) -> String {
-        crate::nidfmt::nid_to_string(n)
-    }
-
-    /// Strict NID parse (no host names).
-    pub fn parse_nid(s: &str) -> Option<Nid> {
-        crate::nidfmt::parse_nid(s)
-    }
-
-    /// Net parse (`tcp`, `tcp1`, `lo`).
-    pub fn parse_net(s: &str) -> Option<NetId> {
-        crate::nidfmt::parse_net(s)
-    }
-}

@@ -7,7 +7,6 @@ use std::net::{Ipv4Addr, ToSocketAddrs};
 use lnd_api::Nid;
 
 use crate::errno::{EINVAL, ERANGE};
-use crate::nidfmt::{parse_net, parse_nid};
 
 /// Why a NID list did not expand; `message` is upstream's text (quotes included).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -140,11 +139,11 @@ fn expand_item(item: &str) -> Result<Vec<String>, NidListError> {
 /// Parses one NID the way the client does: a strict NID, or a host name
 /// (an address starting with a letter) resolved to its first IPv4 address.
 pub fn parse_client_nid(s: &str) -> Option<Nid> {
-    if let Some(n) = parse_nid(s) {
+    if let Ok(n) = s.parse::<Nid>() {
         return Some(n);
     }
     let (addr, net) = s.rsplit_once('@')?;
-    let net = parse_net(net)?;
+    let net: lnd_api::NetId = net.parse().ok()?;
     if !addr.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return None;
     }
@@ -202,13 +201,12 @@ pub fn expand(words: &[String]) -> Result<Vec<Nid>, NidListError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nidfmt::nid_to_string;
 
     fn texts(s: &str) -> Vec<String> {
         expand(&[s.to_string()])
             .expect("expands")
             .iter()
-            .map(nid_to_string)
+            .map(Nid::to_string)
             .collect()
     }
 

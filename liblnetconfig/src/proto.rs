@@ -6,11 +6,11 @@
 //! error that names both versions. [`decode_request`] never panics, whatever
 //! the bytes.
 
-use lnd_api::{NetId, Nid};
+use lnd_api::Nid;
 use serde::{Deserialize, Serialize};
 
 use crate::errno;
-use crate::nidfmt::{serde_net, serde_nid};
+use crate::serde_ids::serde_nid;
 
 /// The protocol version spoken by this build; bumped on any incompatible change.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -55,15 +55,14 @@ pub enum Op {
     NetAdd(NetAddRequest),
     /// `net del --net NET`.
     NetDel {
-        /// The network.
-        #[serde(with = "serde_net")]
-        net: NetId,
+        /// The network name (`tcp1`, or a plugin's own type).
+        net: String,
     },
     /// `net show [--net NET]`: every net, or one.
     NetShow {
-        /// Only this net.
-        #[serde(with = "serde_net::opt", default)]
-        net: Option<NetId>,
+        /// Only the net of this name.
+        #[serde(default)]
+        net: Option<String>,
     },
     /// `plugin load PATH|NAME`: an absolute path, or a bare name looked up in
     /// the daemon's plugin path.
@@ -87,9 +86,9 @@ pub enum Op {
 /// A `net add` request, validated by the client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetAddRequest {
-    /// The network.
-    #[serde(with = "serde_net")]
-    pub net: NetId,
+    /// The network name (`tcp1`, or a plugin's own type such as `vnd2`):
+    /// only the daemon knows the types its plugins provide.
+    pub net: String,
     /// Interfaces, one NI each (at least one).
     pub interfaces: Vec<String>,
     /// `peer_timeout` (given only when ≥ 0).
@@ -195,9 +194,8 @@ pub struct DaemonInfo {
 /// One net as `net show` reports it (lnet-core's `NetShow`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetInfo {
-    /// The network.
-    #[serde(with = "serde_net")]
-    pub net: NetId,
+    /// The network's name as printed (`tcp1`).
+    pub name: String,
     /// Its NIs in creation order.
     pub nis: Vec<NiInfo>,
 }
@@ -498,7 +496,7 @@ pub fn decode_reply(line: &[u8]) -> Result<Reply, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lnd_api::lnd_type;
+    use lnd_api::{lnd_type, NetId};
 
     fn tcp(n: u16) -> NetId {
         NetId::new(lnd_type::SOCKLND, n)
@@ -511,7 +509,7 @@ mod tests {
             Op::Configure { all: true },
             Op::Unconfigure,
             Op::NetAdd(NetAddRequest {
-                net: tcp(1),
+                net: "tcp1".into(),
                 interfaces: vec!["eth0".into(), "eth1".into()],
                 peer_timeout: Some(0),
                 peer_credits: None,
@@ -520,9 +518,11 @@ mod tests {
                 conns_per_peer: Some(2),
                 tos: None,
             }),
-            Op::NetDel { net: tcp(1) },
+            Op::NetDel { net: "tcp1".into() },
             Op::NetShow { net: None },
-            Op::NetShow { net: Some(tcp(0)) },
+            Op::NetShow {
+                net: Some("vnd2".into()),
+            },
             Op::PluginLoad {
                 path: "/x/liblnd_sock.so".into(),
             },

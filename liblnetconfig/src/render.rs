@@ -2,7 +2,6 @@
 //! lnetctl.md, built as a [`Yaml`] tree and rendered by [`crate::yaml`].
 
 use crate::errno::strerror;
-use crate::nidfmt::{net_to_string, nid_to_string};
 use crate::proto::{LatencyInfo, MsgCounts, NetInfo, NiInfo, PingOutcome, PluginInfo, StatsInfo};
 use crate::yaml::{self, Style, Yaml};
 
@@ -64,7 +63,7 @@ fn cpt_list(cpts: &[u32]) -> String {
 
 fn ni_yaml(ni: &NiInfo, is_lo: bool, level: u32) -> Yaml {
     let mut m = Yaml::map();
-    m.push("nid", Yaml::s(nid_to_string(&ni.nid)));
+    m.push("nid", Yaml::s(ni.nid));
     m.push(
         "status",
         Yaml::s(if ni.up || is_lo { "up" } else { "down" }),
@@ -153,9 +152,9 @@ pub fn net_show(nets: &[NetInfo], level: u32) -> String {
     let items = nets
         .iter()
         .map(|n| {
-            let is_lo = n.net == lnd_api::NetId::LO;
+            let is_lo = n.name == "lo";
             Yaml::pairs([
-                ("net type", Yaml::s(net_to_string(n.net))),
+                ("net type", Yaml::s(&n.name)),
                 (
                     "local NI(s)",
                     Yaml::Seq(n.nis.iter().map(|ni| ni_yaml(ni, is_lo, level)).collect()),
@@ -212,14 +211,17 @@ pub fn plugin_show(plugins: &[PluginInfo], verbose: bool) -> String {
             m.push("state", Yaml::s(&p.state));
             let mut nets: Vec<String> = Vec::new();
             for nid in &p.nis {
-                let n = net_to_string(nid.net());
+                let n = nid.net().to_string();
                 if !nets.contains(&n) {
                     nets.push(n);
                 }
             }
             m.push("nets", Yaml::Flow(nets));
             if verbose {
-                m.push("NIs", Yaml::Flow(p.nis.iter().map(nid_to_string).collect()));
+                m.push(
+                    "NIs",
+                    Yaml::Flow(p.nis.iter().map(ToString::to_string).collect()),
+                );
                 if p.state == "inactive" {
                     m.push(
                         "note",
@@ -246,7 +248,7 @@ fn ping_like(what: &str, outcomes: &[PingOutcome]) -> (String, bool) {
     for o in outcomes {
         match &o.result {
             Ok(p) => ok.push(Yaml::pairs([
-                ("primary nid", Yaml::s(nid_to_string(&p.primary_nid))),
+                ("primary nid", Yaml::s(p.primary_nid)),
                 ("Multi-Rail", Yaml::s(p.multi_rail)),
                 (
                     "peer_ni",
@@ -254,7 +256,7 @@ fn ping_like(what: &str, outcomes: &[PingOutcome]) -> (String, bool) {
                         p.nids
                             .iter()
                             .filter(|n| **n != lnd_api::Nid::LO_0)
-                            .map(|n| Yaml::pairs([("nid", Yaml::s(nid_to_string(n)))]))
+                            .map(|n| Yaml::pairs([("nid", Yaml::s(n))]))
                             .collect(),
                     ),
                 ),
@@ -266,7 +268,7 @@ fn ping_like(what: &str, outcomes: &[PingOutcome]) -> (String, bool) {
                     "descr",
                     Yaml::s(format!(
                         "failed to {what} {}: {}",
-                        nid_to_string(&o.target),
+                        o.target,
                         strerror(e.errno.abs())
                     )),
                 ),

@@ -429,13 +429,18 @@ fn handle(shared: &Shared, op: Op) -> (Reply, bool) {
                 let nets: Vec<NetInfo> = node
                     .nets()
                     .into_iter()
-                    .filter(|n| net.is_none_or(|f| f == n.net))
+                    .filter(|n| net.as_ref().is_none_or(|f| *f == n.name))
                     .map(net_info)
                     .collect();
-                if net.is_some() && nets.iter().all(|n| n.nis.is_empty()) {
-                    Reply::err(ESRCH, "Network is down")
-                } else {
-                    Reply::ok(ReplyBody::Nets(nets))
+                match &net {
+                    Some(f) if nets.iter().all(|n| n.nis.is_empty()) => {
+                        if known_net_name(&node, f) {
+                            Reply::err(ESRCH, "Network is down")
+                        } else {
+                            Reply::err(ENOENT, format!("cannot parse net '{f}'"))
+                        }
+                    }
+                    _ => Reply::ok(ReplyBody::Nets(nets)),
                 }
             }
         },
@@ -466,7 +471,7 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
             Ok(nids) => Reply::ok(ReplyBody::NetAdded(nids)),
             Err(e) => node_err(e),
         },
-        Op::NetDel { net } => match node.net_del(net) {
+        Op::NetDel { net } => match node.net_del(&net) {
             Ok(()) => Reply::ok(ReplyBody::Done),
             Err(e) => node_err(e),
         },
@@ -631,9 +636,23 @@ fn ni_info(ni: NiShow) -> NiInfo {
     }
 }
 
+/// Whether `name` names a network type LNet knows (`tcp3`), or one of a
+/// loaded plugin's types followed by a number (`vnd2`).
+fn known_net_name(node: &Node, name: &str) -> bool {
+    if name.parse::<lnd_api::NetId>().is_ok() {
+        return true;
+    }
+    node.plugins().iter().any(|p| {
+        p.info.net_types.iter().any(|t| {
+            name.strip_prefix(t.as_str())
+                .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()))
+        })
+    })
+}
+
 fn net_info(n: NetShow) -> NetInfo {
     NetInfo {
-        net: n.net,
+        name: n.name,
         nis: n.nis.into_iter().map(ni_info).collect(),
     }
 }

@@ -1,11 +1,10 @@
 //! Golden outputs: the exact samples of lnetctl.md.
 
 use super::*;
-use crate::nidfmt::{parse_net, parse_nid};
 use crate::proto::{ErrorReply, HealthInfo, PingInfo, TunablesInfo};
 
 fn nid(s: &str) -> lnd_api::Nid {
-    parse_nid(s).expect("test NID")
+    s.parse().expect("test NID")
 }
 
 fn lo_ni() -> NiInfo {
@@ -97,11 +96,11 @@ fn tcp_ni() -> NiInfo {
 fn sample_nets() -> Vec<NetInfo> {
     vec![
         NetInfo {
-            net: lnd_api::NetId::LO,
+            name: "lo".into(),
             nis: vec![lo_ni()],
         },
         NetInfo {
-            net: parse_net("tcp").expect("net"),
+            name: "tcp".into(),
             nis: vec![tcp_ni()],
         },
     ]
@@ -266,7 +265,7 @@ fn net_show_down_ni_and_two_interfaces() {
     ni.interfaces = vec!["test1pg".into()];
     ni.nid = nid("10.1.2.3@tcp");
     let nets = vec![NetInfo {
-        net: parse_net("tcp").expect("net"),
+        name: "tcp".into(),
         nis: vec![tcp_ni(), ni],
     }];
     let out = net_show(&nets, 0);

@@ -1,2 +1,3 @@
 //! placeholder
+pub mod hello;
 pub mod wire;

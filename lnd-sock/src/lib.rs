@@ -1,3 +1,5 @@
 //! placeholder
 pub mod hello;
+pub mod iface;
+pub mod params;
 pub mod wire;

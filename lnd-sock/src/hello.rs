@@ -14,7 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lnd_api::{Nid, NetId};
+use lnd_api::{NetId, Nid};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::wire::{
@@ -37,7 +37,7 @@ pub struct LocalId {
 }
 
 /// A peer as identified by a handshake (`lnet_processid` + incarnation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PeerId {
     /// The peer NI's NID.
     pub nid: Nid,
@@ -347,7 +347,9 @@ impl Handshake {
             });
         }
         if h.version != self.version {
-            return Err(HsError::Wire(WireError::HelloVersion { version: h.version }));
+            return Err(HsError::Wire(WireError::HelloVersion {
+                version: h.version,
+            }));
         }
         if t.inverse() != Some(ctype) {
             return Err(HsError::BadConnType(h.ctype));
@@ -385,7 +387,9 @@ impl Handshake {
         }
         let t = ConnType::from_wire(h.ctype).ok_or(HsError::BadConnType(h.ctype))?;
         let ctype = t.inverse().ok_or(HsError::BadConnType(h.ctype))?;
-        let addr = self.peer_addr.ok_or(HsError::Illegal("passive without address"))?;
+        let addr = self
+            .peer_addr
+            .ok_or(HsError::Illegal("passive without address"))?;
         let userspace = addr.port() > 1023;
         let peer = if userspace {
             PeerId {

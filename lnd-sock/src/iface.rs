@@ -78,7 +78,11 @@ pub fn snapshot() -> Result<Vec<IfAddr>, LndError> {
 pub fn link_speed_mbps(name: &str) -> Option<u64> {
     let base = name.split(':').next().unwrap_or(name);
     let s = std::fs::read_to_string(format!("/sys/class/net/{base}/speed")).ok()?;
-    s.trim().parse::<i64>().ok().filter(|v| *v > 0).map(|v| v as u64)
+    s.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .map(|v| v as u64)
 }
 
 fn in_prefix(net: &IpAddr, prefix: u8, a: &IpAddr) -> bool {
@@ -137,9 +141,8 @@ pub fn choose(list: &[IfAddr], net_name: &str, wanted: Option<&str>) -> Result<C
             .iter()
             .find(|a| a.addr == Some(ip))
             .or_else(|| {
-                list.iter().find(|a| {
-                    a.loopback && a.addr.is_some_and(|n| in_prefix(&n, a.prefix, &ip))
-                })
+                list.iter()
+                    .find(|a| a.loopback && a.addr.is_some_and(|n| in_prefix(&n, a.prefix, &ip)))
             })
             .ok_or_else(|| {
                 LndError::new(
@@ -239,15 +242,24 @@ mod tests {
     #[test]
     fn named_interface_prefers_ipv4_then_ipv6() {
         assert_eq!(
-            choose(&host(), "tcp", Some("eth0")).expect("ok").addr.to_string(),
+            choose(&host(), "tcp", Some("eth0"))
+                .expect("ok")
+                .addr
+                .to_string(),
             "192.0.2.2"
         );
         assert_eq!(
-            choose(&host(), "tcp", Some("eth0:1")).expect("ok").addr.to_string(),
+            choose(&host(), "tcp", Some("eth0:1"))
+                .expect("ok")
+                .addr
+                .to_string(),
             "192.0.2.9"
         );
         assert_eq!(
-            choose(&host(), "tcp", Some("eth3")).expect("ok").addr.to_string(),
+            choose(&host(), "tcp", Some("eth3"))
+                .expect("ok")
+                .addr
+                .to_string(),
             "fd01::3"
         );
     }
@@ -274,7 +286,10 @@ mod tests {
         let c = choose(&host(), "tcp", Some("192.0.2.9")).expect("owned");
         assert_eq!(c.name, "eth0:1");
         let c = choose(&host(), "tcp", Some("127.0.0.2")).expect("loopback /8");
-        assert_eq!((c.name.as_str(), c.addr.to_string().as_str()), ("lo", "127.0.0.2"));
+        assert_eq!(
+            (c.name.as_str(), c.addr.to_string().as_str()),
+            ("lo", "127.0.0.2")
+        );
         assert!(choose(&host(), "tcp", Some("10.9.9.9")).is_err());
     }
 

@@ -133,7 +133,11 @@ fn num<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
 ) -> Result<T, LndError> {
     match value.trim().parse::<T>() {
         Ok(v) if v >= min && v <= max => Ok(v),
-        _ => Err(bad(name, value, &format!("expected a number in {min}..={max}"))),
+        _ => Err(bad(
+            name,
+            value,
+            &format!("expected a number in {min}..={max}"),
+        )),
     }
 }
 
@@ -368,14 +372,26 @@ mod tests {
     fn lnd_tunables_resolve_and_report_in_order() {
         let p = Params::default();
         let t = NiTunables::resolve(&[], &p, None).expect("ok");
-        assert_eq!(t, NiTunables { conns_per_peer: 1, tos: -1 });
+        assert_eq!(
+            t,
+            NiTunables {
+                conns_per_peer: 1,
+                tos: -1
+            }
+        );
         let r = t.report(50);
         let names: Vec<_> = r.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["conns_per_peer", "timeout", "tos"]);
         assert_eq!(r[1].value.as_str(), "50");
         let t = NiTunables::resolve(&list(&[("conns_per_peer", "3"), ("tos", "16")]), &p, None)
             .expect("ok");
-        assert_eq!(t, NiTunables { conns_per_peer: 3, tos: 16 });
+        assert_eq!(
+            t,
+            NiTunables {
+                conns_per_peer: 3,
+                tos: 16
+            }
+        );
         assert!(NiTunables::resolve(&list(&[("conns_per_peer", "128")]), &p, None).is_err());
         assert!(NiTunables::resolve(&list(&[("tos", "256")]), &p, None).is_err());
     }

@@ -101,7 +101,10 @@ fn active_refusals() {
     ));
     let mut h = hello(2, 1, ConnType::Control, 3);
     h.ctype = 9;
-    assert!(matches!(mk().handle_hello(&h, e), Err(HsError::BadConnType(9))));
+    assert!(matches!(
+        mk().handle_hello(&h, e),
+        Err(HsError::BadConnType(9))
+    ));
     let mut hs = mk();
     assert!(hs.handle_hello(&hello(2, 1, ConnType::Any, 3), e).is_err());
     assert!(hs.is_closed());
@@ -125,7 +128,10 @@ fn passive_accepts_and_answers_inverse() {
     assert!(matches!(hs.answer(true), Ok(())));
     let mut out = [0u8; MAX_TRANSMIT];
     let n = hs.poll_transmit(&mut out).expect("answer");
-    assert_eq!(&out[..n], &bytes(&hello(2, 1, ConnType::BulkIn, 3), Endian::Little)[..]);
+    assert_eq!(
+        &out[..n],
+        &bytes(&hello(2, 1, ConnType::BulkIn, 3), Endian::Little)[..]
+    );
     assert!(hs.is_established());
 }
 
@@ -137,7 +143,10 @@ fn passive_refusal_answers_none() {
     hs.answer(false).expect("decide");
     let mut out = [0u8; MAX_TRANSMIT];
     let n = hs.poll_transmit(&mut out).expect("answer");
-    assert_eq!(&out[..n], &bytes(&hello(2, 1, ConnType::None, 3), Endian::Little)[..]);
+    assert_eq!(
+        &out[..n],
+        &bytes(&hello(2, 1, ConnType::None, 3), Endian::Little)[..]
+    );
     assert!(hs.is_closed());
     assert!(matches!(hs.answer(true), Err(HsError::Illegal(_))));
 }
@@ -159,11 +168,17 @@ fn passive_checks_nids() {
     let mut hs = Handshake::passive(local(2), addr(1021));
     let mut h = hello(1, 2, ConnType::Control, 3);
     h.src_nid = Nid::new4(NetId::new(2, 7), 1);
-    assert!(matches!(hs.handle_hello(&h, Endian::Little), Err(HsError::BadNid(_))));
+    assert!(matches!(
+        hs.handle_hello(&h, Endian::Little),
+        Err(HsError::BadNid(_))
+    ));
     // ANY.
     let mut hs = Handshake::passive(local(2), addr(1021));
     h.src_nid = Nid::ANY;
-    assert!(matches!(hs.handle_hello(&h, Endian::Little), Err(HsError::BadNid(_))));
+    assert!(matches!(
+        hs.handle_hello(&h, Endian::Little),
+        Err(HsError::BadNid(_))
+    ));
 }
 
 #[test]
@@ -200,7 +215,9 @@ async fn scripted_active_over_a_byte_stream() {
         (req, h, e)
     });
     let mut hs = Handshake::active(local(1), peer(2), ConnType::BulkOut, KSOCK_PROTO_V3);
-    let p = run_active(&mut ours, &mut hs, T).await.expect("established");
+    let p = run_active(&mut ours, &mut hs, T)
+        .await
+        .expect("established");
     assert_eq!(p.endian, Endian::Big);
     let (req, h, e) = peer_task.await.expect("peer");
     assert_eq!(req.nid, nid(2));
@@ -237,7 +254,9 @@ async fn scripted_passive_v2_peer_is_answered_in_v2() {
     let p = passive_hello(&mut ours, &mut hs, T).await.expect("judged");
     assert_eq!(p.version, KSOCK_PROTO_V2);
     assert_eq!(p.ctype, ConnType::BulkOut);
-    passive_answer(&mut ours, &mut hs, true, T).await.expect("sent");
+    passive_answer(&mut ours, &mut hs, true, T)
+        .await
+        .expect("sent");
     let (h, e) = read_hello(&mut theirs, T).await.expect("answer");
     assert_eq!(e, Endian::Little);
     assert_eq!(h, hello(2, 1, ConnType::BulkOut, 2));

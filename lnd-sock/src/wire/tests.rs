@@ -43,12 +43,18 @@ fn connreq_v1_fixture_both_orders() {
         assert_eq!(d.want(), 8);
         assert_eq!(d.feed(&b[8..16]), Ok(Some(r)));
     }
-    assert_eq!(ConnReq::new_checked(&be[..16]).expect("ok").endian(), Endian::Big);
+    assert_eq!(
+        ConnReq::new_checked(&be[..16]).expect("ok").endian(),
+        Endian::Big
+    );
 }
 
 #[test]
 fn connreq_v2_fixture_large_nid() {
-    let n = Nid::new16(NetId::new(2, 1), [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    let n = Nid::new16(
+        NetId::new(2, 1),
+        [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+    );
     let r = ConnReqRepr::to(n);
     assert_eq!(r.version, 2);
     let mut b = [0u8; CONNREQ16_SIZE];
@@ -80,7 +86,8 @@ fn connreq_refusals() {
         })
     );
     let mut d = ConnReqDecoder::new();
-    d.feed(&LNET_PROTO_ACCEPTOR_MAGIC.to_le_bytes()).expect("magic");
+    d.feed(&LNET_PROTO_ACCEPTOR_MAGIC.to_le_bytes())
+        .expect("magic");
     assert_eq!(
         d.feed(&7u32.to_le_bytes()),
         Err(WireError::ConnReqVersion { version: 7 })
@@ -167,7 +174,10 @@ fn hello_v3_fixture_be_with_ips() {
     // Too many IPs.
     let mut bad = want.clone();
     bad[52..56].copy_from_slice(&17u32.to_be_bytes());
-    assert_eq!(HelloRepr::parse(&bad), Err(WireError::HelloIps { value: 17 }));
+    assert_eq!(
+        HelloRepr::parse(&bad),
+        Err(WireError::HelloIps { value: 17 })
+    );
 }
 
 #[test]
@@ -236,12 +246,17 @@ fn hello_v1_fixture() {
     bad[6] = 1;
     assert_eq!(
         HelloRepr::parse(&bad),
-        Err(WireError::HelloVersion { version: 0x0001_0001 })
+        Err(WireError::HelloVersion {
+            version: 0x0001_0001
+        })
     );
     // Not a HELLO type.
     let mut bad = want.clone();
     bad[24] = 1;
-    assert_eq!(HelloRepr::parse(&bad), Err(WireError::HelloV1Type { value: 1 }));
+    assert_eq!(
+        HelloRepr::parse(&bad),
+        Err(WireError::HelloV1Type { value: 1 })
+    );
 }
 
 #[test]
@@ -254,7 +269,10 @@ fn hello_unknown_version_and_magic() {
     let mut d = HelloDecoder::new();
     assert_eq!(d.feed(&b[..4]), Ok(None));
     assert!(d.magic_seen());
-    assert_eq!(d.feed(&b[4..8]), Err(WireError::HelloVersion { version: 9 }));
+    assert_eq!(
+        d.feed(&b[4..8]),
+        Err(WireError::HelloVersion { version: 9 })
+    );
     assert_eq!(d.want(), 0);
     assert_eq!(
         HelloRepr::parse(&[1, 2, 3, 4, 5, 6, 7, 8]),
@@ -284,8 +302,8 @@ fn msg_hdr_fixtures() {
     assert_eq!(
         le,
         [
-            0xC1, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, 2, 0, 0,
-            0, 0, 0, 0, 0
+            0xC1, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, 2, 0, 0, 0,
+            0, 0, 0, 0
         ]
     );
     let mut be = [0u8; MSG_HDR_SIZE];
@@ -293,8 +311,8 @@ fn msg_hdr_fixtures() {
     assert_eq!(
         be,
         [
-            0, 0, 0, 0xC1, 0, 0, 0, 0, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0, 0, 0,
-            0, 0, 0, 0, 2
+            0, 0, 0, 0xC1, 0, 0, 0, 0, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0, 0, 0, 0,
+            0, 0, 0, 2
         ]
     );
     for (b, e) in [(le, Endian::Little), (be, Endian::Big)] {
@@ -310,7 +328,10 @@ fn msg_hdr_fixtures() {
     let mut bad = le;
     bad[0] = 0xC2;
     let v = MsgHdr::new_checked(&bad, Endian::Little).expect("long enough");
-    assert_eq!(MsgHdrRepr::parse(&v), Err(WireError::MsgType { value: 0xC2 }));
+    assert_eq!(
+        MsgHdrRepr::parse(&v),
+        Err(WireError::MsgType { value: 0xC2 })
+    );
     assert!(MsgHdr::new_checked(&le[..23], Endian::Little).is_err());
 }
 

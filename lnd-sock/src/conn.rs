@@ -76,12 +76,22 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct TxGuard {
     tx: Option<TxMsg>,
     host: HostHandle,
+    /// The connection writing it, whose close reason a drop reports.
+    conn: Option<Arc<Conn>>,
 }
 
 impl TxGuard {
     /// Takes ownership of `tx`.
     pub fn new(tx: TxMsg, host: HostHandle) -> Self {
-        TxGuard { tx: Some(tx), host }
+        TxGuard {
+            tx: Some(tx),
+            host,
+            conn: None,
+        }
+    }
+    /// Binds the guard to the connection now writing it.
+    fn attach(&mut self, c: &Arc<Conn>) {
+        self.conn = Some(c.clone());
     }
     /// The message.
     pub fn msg(&self) -> Option<&TxMsg> {
@@ -106,10 +116,15 @@ impl TxGuard {
 impl Drop for TxGuard {
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
-            self.host.finalize(
-                tx.token,
-                Completion::failed(ESHUTDOWN, HealthStatus::LOCAL_INTERRUPT),
-            );
+            let status = self
+                .conn
+                .take()
+                .and_then(|c| c.close_status())
+                .unwrap_or(Completion::failed(
+                    ESHUTDOWN,
+                    HealthStatus::LOCAL_INTERRUPT,
+                ));
+            self.host.finalize(tx.token, status);
         }
     }
 }
@@ -406,6 +421,11 @@ impl Conn {
         true
     }
 
+    /// The status unfinished sends get, once closed.
+    pub fn close_status(&self) -> Option<Completion> {
+        self.close_tx.borrow().as_ref().map(|r| r.status)
+    }
+
     /// The close reason, once closed.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.close_tx.borrow().clone()
@@ -533,7 +553,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
             if q.closed {
                 return None;
             }
-            if let Some(g) = q.items.pop_front() {
+            if let Some(mut g) = q.items.pop_front() {
+                g.attach(conn);
                 q.bytes = q.bytes.saturating_sub(g.wire_len(conn.hdr_len()));
                 let ack = if v1 {
                     0

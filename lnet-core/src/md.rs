@@ -462,6 +462,7 @@ impl Lnet {
         }
         if self.mds.get(h.idx, h.gen).is_some_and(|m| m.refcount == 0) {
             self.mds.remove(h.idx, h.gen);
+            self.rspt_disarm(h);
         }
     }
 

@@ -582,6 +582,23 @@ impl Lnet {
             self.unqueue_waiting(id);
             self.finalize(now, id, fail);
         }
+        // PUTs from this NI waiting on lazy portals: their LND is going away.
+        for p in 0..self.portals.len() {
+            let gone: Vec<MsgId> = self.portals[p]
+                .delayed
+                .iter()
+                .copied()
+                .filter(|id| self.msgs.get(id.idx, id.gen).is_some_and(|m| m.ni == ni))
+                .collect();
+            for id in gone {
+                self.portals[p].delayed.retain(|x| *x != id);
+                if let Some(m) = self.msgs.remove(id.idx, id.gen) {
+                    self.counters.msg_free();
+                    self.counters.drop_count += 1;
+                    self.counters.drop_length += u64::from(m.hdr.payload_length);
+                }
+            }
+        }
         self.nis[ni.0 as usize] = None;
         self.ping_target_update();
         self.flush(now);

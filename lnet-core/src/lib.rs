@@ -93,5 +93,5 @@ pub use ping::{PingError, PingId};
 pub use ptl::{InsPos, MAX_PORTALS};
 pub use recv::ParseError;
 pub use send::AckReq;
-pub use stats::{Counters, HealthCounts, MsgStats, TypeCounts};
+pub use stats::{Counters, HealthCounts, LatencyStats, MsgStats, TypeCounts};
 pub use time::{Duration, Instant};

@@ -186,6 +186,8 @@ pub(crate) struct Md {
     /// Unlinked explicitly while in use (`LNET_MD_FLAG_ABORTED`).
     pub(crate) aborted: bool,
     pub(crate) owner: MdOwner,
+    /// When and from which NI the last request from this MD left (latency).
+    pub(crate) sent: Option<(crate::time::Instant, crate::ni::NiId)>,
 }
 
 impl Md {
@@ -331,6 +333,7 @@ impl Lnet {
             zombie: false,
             aborted: false,
             owner,
+            sent: None,
         };
         let (idx, gen) = self.mds.insert(md);
         MdHandle { idx, gen }

@@ -200,6 +200,8 @@ pub(crate) struct Msg {
     pub(crate) ack: Option<AckWanted>,
     /// A receive that ran after `parse` returned.
     pub(crate) delayed: bool,
+    /// When the message was committed (latency statistics).
+    pub(crate) committed_at: Instant,
 }
 
 impl Msg {
@@ -277,10 +279,42 @@ impl crate::ni::Lnet {
             return;
         };
         self.counters.msg_free();
+        if status.is_ok() {
+            self.sample_latency(now, &m);
+        }
         self.detach_md(now, &m, status.errno);
         if dir == Dir::Recv && t == MsgType::PUT && status.is_ok() {
             if let Some(ack) = m.ack {
                 self.send_ack(now, &m, ack);
+            }
+        }
+    }
+
+    /// Latency statistics of a successful completion.
+    fn sample_latency(&mut self, now: Instant, m: &Msg) {
+        let sent =
+            m.md.and_then(|h| self.mds.get(h.idx, h.gen))
+                .and_then(|md| md.sent);
+        let (ni, kind, since) = match (m.dir, m.msg_type) {
+            (Dir::Send, MsgType::PUT) if m.ev.kind == crate::event::EventKind::Send => {
+                (m.ni, 0, m.committed_at)
+            }
+            (Dir::Recv, MsgType::REPLY) => match sent {
+                Some((t, ni)) => (ni, 1, t),
+                None => return,
+            },
+            (Dir::Recv, MsgType::ACK) => match sent {
+                Some((t, ni)) => (ni, 2, t),
+                None => return,
+            },
+            _ => return,
+        };
+        let ns = now.since(since).as_nanos().min(u128::from(u64::MAX)) as u64;
+        if let Some(n) = self.ni_mut(ni) {
+            match kind {
+                0 => n.stats.put_egress.sample(ns),
+                1 => n.stats.get_rtt.sample(ns),
+                _ => n.stats.put_ack.sample(ns),
             }
         }
     }

@@ -226,6 +226,7 @@ impl Lnet {
             deadline: now,
             ack: None,
             delayed: false,
+            committed_at: now,
         };
         self.msg_alloc(msg)
     }

@@ -243,6 +243,7 @@ impl Lnet {
             deadline: self.msg_deadline(now, ni),
             ack: None,
             delayed: false,
+            committed_at: now,
         };
         let id = self.msg_alloc(msg);
         if track {
@@ -265,6 +266,13 @@ impl Lnet {
         m.hdr.src_nid = p.src_nid;
         m.hdr.dest_nid = p.dest_nid;
         m.next_hop = p.next_hop;
+        let (md, at) = (m.md, m.committed_at);
+        if let Some(md) = md.and_then(|h| self.mds.get_mut(h.idx, h.gen)) {
+            md.sent = Some((at, p.ni));
+        }
+        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
+            return;
+        };
         m.next_hop_pid = if p.next_hop == p.dest_nid {
             m.hdr.dest_pid
         } else {
@@ -437,6 +445,7 @@ impl Lnet {
             deadline: self.msg_deadline(now, ni),
             ack: None,
             delayed: false,
+            committed_at: now,
         };
         let id = self.msg_alloc(msg);
         if active {

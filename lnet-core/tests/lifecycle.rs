@@ -321,3 +321,57 @@ fn ping_buffer_sequence_goes_up_when_nis_change() {
     f.nodes[0].lnet.ni_del(now, extra).expect("del");
     assert!(f.nodes[0].lnet.ping_info().expect("info").seq > info.seq);
 }
+
+#[test]
+fn latency_statistics_sample_put_egress_put_ack_and_get_rtt() {
+    let mut f = Fabric::new(2);
+    let (_, _tb) = target_md(
+        &mut f,
+        1,
+        8,
+        MdOptions::OP_PUT | MdOptions::OP_GET | MdOptions::MANAGE_REMOTE,
+    );
+    f.hold = true;
+    let (_, p) = buf(vec![1; 8]);
+    let md = f.nodes[0]
+        .lnet
+        .md_bind(
+            MdSpec::new(p, MdOptions::NONE, Threshold::Count(2)),
+            Unlink::Unlink,
+        )
+        .expect("bind");
+    let now = f.now;
+    f.nodes[0]
+        .lnet
+        .put(now, None, md, AckReq::Ack, pid(1), PORTAL, 0x1234, 0, 0)
+        .expect("put");
+    f.run();
+    f.now = f.now.saturating_add(Duration::from_millis(3));
+    f.release();
+    let sink = IoBuf::zeroed(8);
+    let md = f.nodes[0]
+        .lnet
+        .md_bind(
+            MdSpec::new(Payload::single(sink), MdOptions::NONE, Threshold::Count(2)),
+            Unlink::Unlink,
+        )
+        .expect("bind");
+    let now = f.now;
+    f.hold = true;
+    f.nodes[0]
+        .lnet
+        .get(now, None, md, pid(1), PORTAL, 0x1234, 0)
+        .expect("get");
+    f.run();
+    f.now = f.now.saturating_add(Duration::from_millis(5));
+    f.release();
+    let evs: Vec<_> = f.md_events(0).iter().map(|e| (e.kind, e.status)).collect();
+    assert!(evs.contains(&(EventKind::Reply, 0)), "{evs:?}");
+    let s = *f.nodes[0].lnet.ni(f.nodes[0].ni).expect("ni").stats();
+    assert_eq!(
+        (s.put_egress.samples, s.put_egress.min_nsec),
+        (1, 3_000_000)
+    );
+    assert_eq!((s.put_ack.samples, s.put_ack.avg_nsec()), (1, 3_000_000));
+    assert_eq!((s.get_rtt.samples, s.get_rtt.max_nsec), (1, 5_000_000));
+}

@@ -120,10 +120,7 @@ impl Drop for TxGuard {
                 .conn
                 .take()
                 .and_then(|c| c.close_status())
-                .unwrap_or(Completion::failed(
-                    ESHUTDOWN,
-                    HealthStatus::LOCAL_INTERRUPT,
-                ));
+                .unwrap_or(Completion::failed(ESHUTDOWN, HealthStatus::LOCAL_INTERRUPT));
             self.host.finalize(tx.token, status);
         }
     }

@@ -20,6 +20,8 @@
 //! allocates, and its error names the offending part. Every `Display` prints
 //! a form its parser reads back to an equal value.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -43,6 +45,13 @@ pub const LNET_PID_RESERVED: u32 = 0xF000_0000;
 /// Default bound of [`NidList::expand`] callers that have no better one:
 /// the number of NIDs a peer may have (`LNET_MAX_NIDS_PER_PEER`).
 pub const LNET_MAX_NIDS_PER_PEER: usize = 128;
+
+/// Most NIDs [`NidList::expand`] produces whatever limit it is given, so
+/// that a careless limit cannot exhaust memory.
+pub const MAX_EXPAND: usize = 1 << 20;
+
+/// Longest NID range list [`NidList::parse`] accepts.
+pub const MAX_NIDLIST_LEN: usize = 64 << 10;
 
 /// Most routes one `routes=` string may expand to.
 pub const MAX_ROUTES: usize = 4096;
@@ -218,6 +227,15 @@ impl FromStr for ProcessId {
         let nid = nid.parse::<Nid>().map_err(|e| err(e.to_string()))?;
         Ok(ProcessId { nid, pid })
     }
+}
+
+/// Parses a NID where a wildcard is allowed: `*` (and `<?>`) give
+/// [`Nid::ANY`] (`libcfs_stranynid()`).
+pub fn parse_any_nid(s: &str) -> Result<Nid, NidError> {
+    if s == "*" {
+        return Ok(Nid::ANY);
+    }
+    Ok(s.parse::<Nid>()?)
 }
 
 // ---------------------------------------------------------------------------
@@ -768,8 +786,8 @@ impl NidList {
             input: s.to_owned(),
             reason,
         };
-        if s.len() > MAX_PARAM_LEN {
-            return Err(err(format!("longer than {MAX_PARAM_LEN} characters")));
+        if s.len() > MAX_NIDLIST_LEN {
+            return Err(err(format!("longer than {MAX_NIDLIST_LEN} characters")));
         }
         let mut list = NidList { nets: Vec::new() };
         for item in s.split_ascii_whitespace() {
@@ -806,9 +824,12 @@ impl NidList {
     /// The NIDs the list names, network by network, per network masks first
     /// then ranges, each range with its leftmost part varying slowest
     /// (`6.6.[6-7].[0-4/2]@tcp` gives 6.6.6.0, 6.6.6.2, 6.6.6.4, 6.6.7.0, ...).
-    /// Repeats are kept. Fails, allocating nothing, when the list has a
-    /// `*@net` item or names more than `limit` NIDs.
+    /// An IP network gives every address in it, network and broadcast
+    /// addresses included. Repeats are kept. Fails, allocating nothing, when
+    /// the list has a `*@net` item or names more than `limit` NIDs (or more
+    /// than [`MAX_EXPAND`], whatever the limit).
     pub fn expand(&self, limit: usize) -> Result<Vec<Nid>, NidError> {
+        let limit = limit.min(MAX_EXPAND);
         let err = |reason: String| NidError::Expand {
             list: self.to_string(),
             reason,
@@ -1792,6 +1813,18 @@ mod tests {
     }
 
     #[test]
+    fn wildcard_nids() {
+        assert_eq!(parse_any_nid("*").ok(), Some(Nid::ANY));
+        assert_eq!(parse_any_nid("<?>").ok(), Some(Nid::ANY));
+        assert_eq!(parse_any_nid("1.2.3.4@tcp").ok(), Some(nid("1.2.3.4@tcp")));
+        let e = parse_any_nid("**").expect_err("bad").to_string();
+        assert_eq!(
+            e,
+            "invalid NID \"**\": address \"**\" is not an IPv4 address"
+        );
+    }
+
+    #[test]
     fn expression_lists() {
         let l = NumExprList::parse("[0-3/2,5]").expect("parses");
         assert_eq!(l.values().collect::<Vec<_>>(), [0, 2, 5]);
@@ -2009,6 +2042,13 @@ mod tests {
             "cannot expand nidlist \"[0-255].[0-255].[0-255].[0-255]@tcp\": names 4294967296 NIDs, more than the limit of 1000"
         );
         assert!(list("fd00::/8@tcp").expand(usize::MAX).is_err());
+        let e = list("10.0.0.0/8@tcp")
+            .expand(usize::MAX)
+            .expect_err("over MAX_EXPAND");
+        assert!(
+            e.to_string().contains("more than the limit of 1048576"),
+            "{e}"
+        );
         assert!(list("[0-4294967295]@gni").expand(10).is_err());
         assert!(list("*@tcp")
             .expand(10)

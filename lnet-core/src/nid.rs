@@ -386,6 +386,21 @@ impl NumExprList {
         })
     }
 
+    /// Parses a CPT list (`--cpt`, `eth0[0,1]`, the `CPT` key of YAML):
+    /// values must be below `ncpt`, the number of CPU partitions; `*` is all
+    /// of them.
+    pub fn parse_cpts(s: &str, ncpt: u32) -> Result<Self, NidError> {
+        let err = |reason: String| NidError::Expr {
+            input: s.to_owned(),
+            reason,
+        };
+        if ncpt == 0 {
+            return Err(err("there are no CPU partitions".to_owned()));
+        }
+        parse_expr_list(s, 0, ncpt - 1, true)
+            .map_err(|r| err(format!("{r} (CPTs are numbered 0 to {})", ncpt - 1)))
+    }
+
     /// The elements, in the order written.
     pub fn exprs(&self) -> &[RangeExpr] {
         &self.exprs
@@ -1015,6 +1030,136 @@ fn parse_nidmask(s: &str, info: &LndInfo) -> Result<Result<NidMask, AddrRange>, 
             prefix_len,
         })),
     }
+}
+
+// ---------------------------------------------------------------------------
+// NID descriptors (UDSP)
+// ---------------------------------------------------------------------------
+
+/// A NID descriptor of a UDSP rule (`cfs_parse_nid_parts()` in
+/// `lib/libcfs/nidstrings.c`, semantics.md §12): an LND type, the network
+/// numbers, and optionally an address range. `tcp` (number 0 only), `tcp1`,
+/// `tcp[1-3]`, `tcp*` (every number), `10.1.1.*@tcp`, `[1-4]@gni[0,2]`.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct NidDescr {
+    lnd_type: u8,
+    nums: Option<NumExprList>,
+    addr: Option<AddrRange>,
+}
+
+impl NidDescr {
+    /// Parses a descriptor.
+    pub fn parse(s: &str) -> Result<Self, NidError> {
+        parse_descr(s).map_err(|reason| NidError::NidList {
+            input: s.to_owned(),
+            reason,
+        })
+    }
+
+    /// The LND type.
+    pub fn lnd_type(&self) -> u8 {
+        self.lnd_type
+    }
+
+    /// The network numbers; `None` when none was written (number 0 only).
+    pub fn net_nums(&self) -> Option<&NumExprList> {
+        self.nums.as_ref()
+    }
+
+    /// The address range; `None` for a net-only descriptor ("net rule").
+    pub fn addr_range(&self) -> Option<&AddrRange> {
+        self.addr.as_ref()
+    }
+
+    /// Whether `net` matches (`cfs_match_net()`): same LND type, and a number
+    /// in the list (or 0 when the descriptor has no number).
+    pub fn matches_net(&self, net: NetId) -> bool {
+        net.lnd_type == self.lnd_type
+            && match &self.nums {
+                None => net.num == 0,
+                Some(l) => l.matches(u32::from(net.num)),
+            }
+    }
+
+    /// Whether `nid` matches: its network does and, when the descriptor has
+    /// an address range, its address is in it (`cfs_match_nid_net()`); a
+    /// net-only descriptor matches every NID of a matching network.
+    pub fn matches_nid(&self, nid: &Nid) -> bool {
+        !nid.is_any()
+            && self.matches_net(nid.net())
+            && self.addr.as_ref().is_none_or(|a| a.matches_addr(nid))
+    }
+}
+
+impl fmt::Display for NidDescr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(a) = &self.addr {
+            write!(f, "{a}@")?;
+        }
+        match lnd_name(self.lnd_type) {
+            Some(n) => f.write_str(n)?,
+            None => write!(f, "<{}>", self.lnd_type)?,
+        }
+        match &self.nums {
+            None => Ok(()),
+            Some(l) => l.fmt(f),
+        }
+    }
+}
+
+impl FromStr for NidDescr {
+    type Err = NidError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        NidDescr::parse(s)
+    }
+}
+
+fn parse_descr(s: &str) -> Result<NidDescr, String> {
+    if s.len() > MAX_PARAM_LEN {
+        return Err(format!("longer than {MAX_PARAM_LEN} characters"));
+    }
+    let (addr_s, net_s) = match s.split_once('@') {
+        Some((a, n)) => (Some(a), n),
+        None => (None, s),
+    };
+    let Some(info) = LNDS
+        .iter()
+        .filter(|i| net_s.starts_with(i.name))
+        .max_by_key(|i| i.name.len())
+    else {
+        return Err(format!(
+            "\"{net_s}\" does not start with a known network type (known: {})",
+            known_names()
+        ));
+    };
+    let rest = &net_s[info.name.len()..];
+    let nums = if rest.is_empty() {
+        None
+    } else {
+        if info.lnd_type == lnd_type::LOLND {
+            return Err("the loopback network \"lo\" takes no number".to_owned());
+        }
+        Some(
+            parse_expr_list(rest, 0, u32::from(u16::MAX), true)
+                .map_err(|r| format!("network number {r}"))?,
+        )
+    };
+    let addr = match addr_s {
+        None => None,
+        Some("") => return Err("address range before \"@\" is empty".to_owned()),
+        Some(a) => Some(match info.addr_format {
+            AddrFormat::Ip => parse_ipv4_range(a)?,
+            _ => AddrRange::Number(
+                parse_expr_list(a, 0, u32::MAX, true).map_err(|r| format!("address {r}"))?,
+            ),
+        }),
+    };
+    Ok(NidDescr {
+        lnd_type: info.lnd_type,
+        nums,
+        addr,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -2066,6 +2211,69 @@ mod tests {
     }
 
     #[test]
+    fn cpt_lists() {
+        let c = NumExprList::parse_cpts("[0,1]", 4).expect("parses");
+        assert_eq!(c.values().collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(
+            NumExprList::parse_cpts("[0-7/2]", 8)
+                .map(|c| c.count())
+                .ok(),
+            Some(4)
+        );
+        assert_eq!(
+            NumExprList::parse_cpts("*", 3)
+                .map(|c| c.to_string())
+                .ok()
+                .as_deref(),
+            Some("[0-2]")
+        );
+        let e = |s: &str| {
+            NumExprList::parse_cpts(s, 4)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(e("[1-0]").contains("wrong order"));
+        assert!(e("[]").contains("empty element"));
+        assert!(e("[0-4]").contains("(CPTs are numbered 0 to 3)"));
+        assert!(NumExprList::parse_cpts("0", 0).is_err());
+    }
+
+    #[test]
+    fn udsp_descriptors() {
+        let d = |s: &str| NidDescr::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        let tcp = d("tcp");
+        assert!(tcp.matches_net(NetId::new(2, 0)) && !tcp.matches_net(NetId::new(2, 1)));
+        assert!(tcp.matches_nid(&nid("1.2.3.4@tcp")) && !tcp.matches_nid(&nid("1.2.3.4@o2ib")));
+        let r = d("tcp[1-3]");
+        assert!(r.matches_net(NetId::new(2, 3)) && !r.matches_net(NetId::new(2, 0)));
+        assert!(d("o2ib*").matches_net(NetId::new(5, 65535)));
+        assert_eq!(d("tcp2").to_string(), "tcp2");
+        let a = d("10.1.1.*@tcp");
+        assert!(a.matches_nid(&nid("10.1.1.9@tcp")) && !a.matches_nid(&nid("10.1.2.9@tcp")));
+        assert!(!a.matches_nid(&nid("10.1.1.9@tcp1")));
+        assert_eq!(a.to_string(), "10.1.1.[0-255]@tcp");
+        let g = d("[1-4]@gni[0,2]");
+        assert!(
+            g.matches_nid(&nid("3@gni2"))
+                && !g.matches_nid(&nid("5@gni2"))
+                && !g.matches_nid(&nid("3@gni1"))
+        );
+        assert_eq!(g.to_string(), "[1-4]@gni[0,2]");
+        let e = |s: &str| {
+            NidDescr::parse(s)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(e("foo").contains("known network type"));
+        assert!(e("tcp[70000]").contains("out of range"));
+        assert!(e("1.2.3@tcp").contains("four octets"));
+        assert!(e("lo1").contains("takes no number"));
+        assert!(e("@tcp").contains("empty"));
+    }
+
+    #[test]
     fn networks_parameter() {
         let n = Networks::parse("tcp0(eth0,eth1)[0],o2ib1(ib0)").expect("parses");
         assert_eq!(n.entries.len(), 2);
@@ -2441,6 +2649,19 @@ mod tests {
         }
 
         #[test]
+        fn nid_descr_display_parses_back(
+            addr in prop::option::of((expr_text(255), expr_text(255), expr_text(255), expr_text(255))),
+            name in prop::sample::select(vec!["tcp", "o2ib", "gni", "kfi", "efa"]),
+            nums in prop::option::of(expr_text(65535)),
+        ) {
+            let ip = LndInfo::by_name(name).is_some_and(|i| i.addr_format == AddrFormat::Ip);
+            let a = addr.map(|(a, b, c, d)| if ip { format!("{a}.{b}.{c}.{d}@") } else { format!("{a}@") });
+            let text = format!("{}{name}{}", a.unwrap_or_default(), nums.unwrap_or_default());
+            let d = NidDescr::parse(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(NidDescr::parse(&d.to_string()).ok(), Some(d), "{}", text);
+        }
+
+        #[test]
         fn parsers_never_panic(s in ".{0,60}") {
             let _ = s.parse::<ProcessId>();
             let _ = NumExprList::parse(&s);
@@ -2448,6 +2669,7 @@ mod tests {
             let _ = Networks::parse(&s).map(|n| n.nets());
             let _ = Ip2Nets::parse(&s).map(|i| i.select(&[Ipv4Addr::LOCALHOST]));
             let _ = Routes::parse(&s);
+            let _ = NidDescr::parse(&s);
         }
 
         #[test]

@@ -72,7 +72,15 @@ pub struct Networks {
 impl Networks {
     /// Parses a `networks=` string.
     pub fn parse(s: &str) -> Result<Self, NidError> {
-        parse_networks(s).map_err(|reason| NidError::Networks {
+        Self::parse_with(s, &[])
+    }
+
+    /// Parses a `networks=` string that may also name the network types of
+    /// `extra` (name, LND type), the types plugins provide (see
+    /// [`NetId::parse_with`]). Such a network prints as `<type:num>`, which
+    /// this parser reads back.
+    pub fn parse_with(s: &str, extra: &[(&str, u8)]) -> Result<Self, NidError> {
+        parse_networks(s, extra).map_err(|reason| NidError::Networks {
             input: s.to_owned(),
             reason,
         })
@@ -196,25 +204,61 @@ fn take_cpts<'a>(s: &'a str, owner: &str) -> Result<(NumExprList, &'a str), Stri
     Ok((l, &s[end + 1..]))
 }
 
-fn parse_networks(s: &str) -> Result<Networks, String> {
+/// Whether a network's type is built in or one of `extra`.
+fn is_known(net: NetId, extra: &[(&str, u8)]) -> bool {
+    net.lnd_info().is_some() || extra.iter().any(|(_, t)| *t == net.lnd_type)
+}
+
+/// The error for a network of a type neither built in nor in `extra`.
+fn unknown_type(name: &str, extra: &[(&str, u8)]) -> String {
+    let mut known = known_names();
+    for (n, _) in extra {
+        known.push_str(", ");
+        known.push_str(n);
+    }
+    format!("network \"{name}\" is not of a known type (known: {known})")
+}
+
+/// Checks that no interface is given twice for one network.
+fn check_duplicate_ifaces(entries: &[NetSpec]) -> Result<(), String> {
+    for (k, e) in entries.iter().enumerate() {
+        for (j, iface) in e.interfaces.iter().enumerate() {
+            let earlier = entries[..k]
+                .iter()
+                .filter(|x| x.net == e.net)
+                .flat_map(|x| x.interfaces.iter())
+                .chain(e.interfaces[..j].iter());
+            if earlier.into_iter().any(|i| i.name == iface.name) {
+                return Err(format!(
+                    "interface {} is given twice for network {}",
+                    iface.name, e.net
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_networks(s: &str, extra: &[(&str, u8)]) -> Result<Networks, String> {
     if s.len() > MAX_PARAM_LEN {
         return Err(format!("longer than {MAX_PARAM_LEN} characters"));
     }
     let mut entries: Vec<NetSpec> = Vec::new();
     let mut rest = s.trim_start();
     while !rest.is_empty() {
-        let end = rest.find(is_name_end).unwrap_or(rest.len());
+        // `<type:num>` is one token, the form unknown types print in.
+        let end = match rest.strip_prefix('<') {
+            Some(r) => r.find('>').map_or(rest.len(), |i| i + 2),
+            None => rest.find(is_name_end).unwrap_or(rest.len()),
+        };
         let (name, after) = rest.split_at(end);
         if name.is_empty() {
             let c = after.chars().next().unwrap_or(' ');
             return Err(format!("expected a network name, found \"{c}\""));
         }
-        let net = name.parse::<NetId>().map_err(|e| e.kind.to_string())?;
-        if net.lnd_info().is_none() {
-            return Err(format!(
-                "network \"{name}\" is not of a known type (known: {})",
-                known_names()
-            ));
+        let net = NetId::parse_with(name, extra).map_err(|e| e.kind.to_string())?;
+        if !is_known(net, extra) {
+            return Err(unknown_type(name, extra));
         }
         rest = after.trim_start();
         let mut interfaces = Vec::new();
@@ -243,20 +287,6 @@ fn parse_networks(s: &str) -> Result<Networks, String> {
                 });
             }
         }
-        // The same net twice adds NIs to it; an interface may appear once.
-        for iface in &interfaces {
-            let dup = entries
-                .iter()
-                .filter(|e| e.net == net)
-                .flat_map(|e| e.interfaces.iter())
-                .any(|i| i.name == iface.name);
-            if dup {
-                return Err(format!(
-                    "interface {} is given twice for network {net}",
-                    iface.name
-                ));
-            }
-        }
         entries.push(NetSpec {
             net,
             interfaces,
@@ -266,6 +296,8 @@ fn parse_networks(s: &str) -> Result<Networks, String> {
     if entries.is_empty() {
         return Err("no networks (expected e.g. tcp0(eth0) or o2ib1(ib0)[0,1])".to_owned());
     }
+    // The same net twice adds NIs to it; an interface may appear once.
+    check_duplicate_ifaces(&entries)?;
     Ok(Networks { entries })
 }
 
@@ -402,6 +434,12 @@ fn split_entries(s: &str) -> impl Iterator<Item = &str> {
 impl Ip2Nets {
     /// Parses an `ip2nets=` string.
     pub fn parse(s: &str) -> Result<Self, NidError> {
+        Self::parse_with(s, &[])
+    }
+
+    /// Parses an `ip2nets=` string whose networks may also be of the types
+    /// of `extra` (see [`Networks::parse_with`]).
+    pub fn parse_with(s: &str, extra: &[(&str, u8)]) -> Result<Self, NidError> {
         let err = |reason: String| NidError::Ip2Nets {
             input: s.to_owned(),
             reason,
@@ -413,7 +451,7 @@ impl Ip2Nets {
         for entry in split_entries(s) {
             let mut tokens = entry.split_whitespace();
             let nets_s = tokens.next().unwrap_or("");
-            let networks = Networks::parse(nets_s).map_err(|e| match e {
+            let networks = Networks::parse_with(nets_s, extra).map_err(|e| match e {
                 NidError::Networks { reason, .. } => {
                     err(format!("networks \"{nets_s}\": {reason}"))
                 }
@@ -472,17 +510,11 @@ impl Ip2Nets {
         }
         // As the kernel, check the concatenation as one networks= string (an
         // interface matched by two entries is given twice).
-        let text = out.to_string();
-        Networks::parse(&text).map_err(|e| {
-            let why = match e {
-                NidError::Networks { reason, .. } => reason,
-                other => other.to_string(),
-            };
-            NidError::Ip2Nets {
-                input: self.to_string(),
-                reason: format!("the matching entries give networks=\"{text}\": {why}"),
-            }
-        })
+        check_duplicate_ifaces(&out.entries).map_err(|why| NidError::Ip2Nets {
+            input: self.to_string(),
+            reason: format!("the matching entries give networks=\"{out}\": {why}"),
+        })?;
+        Ok(out)
     }
 }
 
@@ -563,6 +595,12 @@ pub struct Routes {
 impl Routes {
     /// Parses a `routes=` string; at most [`MAX_ROUTES`] routes.
     pub fn parse(s: &str) -> Result<Self, NidError> {
+        Self::parse_with(s, &[])
+    }
+
+    /// Parses a `routes=` string whose nets and gateways may also be of the
+    /// types of `extra` (see [`NetId::parse_with`], [`Nid::parse_with`]).
+    pub fn parse_with(s: &str, extra: &[(&str, u8)]) -> Result<Self, NidError> {
         let err = |reason: String| NidError::Routes {
             input: s.to_owned(),
             reason,
@@ -572,7 +610,7 @@ impl Routes {
         }
         let mut routes = Vec::new();
         for entry in split_entries(s) {
-            parse_route_entry(entry, &mut routes)
+            parse_route_entry(entry, extra, &mut routes)
                 .map_err(|r| err(format!("entry \"{entry}\": {r}")))?;
         }
         if routes.is_empty() {
@@ -605,7 +643,11 @@ impl FromStr for Routes {
 }
 
 /// `lnet_parse_route()`: one entry, appended to `out`.
-fn parse_route_entry(entry: &str, out: &mut Vec<RouteSpec>) -> Result<(), String> {
+fn parse_route_entry(
+    entry: &str,
+    extra: &[(&str, u8)],
+    out: &mut Vec<RouteSpec>,
+) -> Result<(), String> {
     let tokens: Vec<&str> = entry.split_whitespace().collect();
     let Some((&net_tok, mut rest)) = tokens.split_first() else {
         return Ok(());
@@ -627,12 +669,9 @@ fn parse_route_entry(entry: &str, out: &mut Vec<RouteSpec>) -> Result<(), String
     }
     let mut nets = Vec::new();
     for n in expand_brackets(net_tok)? {
-        let net = n.parse::<NetId>().map_err(|e| e.to_string())?;
-        if net.lnd_info().is_none() {
-            return Err(format!(
-                "network \"{n}\" is not of a known type (known: {})",
-                known_names()
-            ));
+        let net = NetId::parse_with(&n, extra).map_err(|e| e.to_string())?;
+        if !is_known(net, extra) {
+            return Err(unknown_type(&n, extra));
         }
         if net.lnd_type == lnd_type::LOLND {
             return Err("cannot route to the loopback network lo".to_owned());
@@ -642,7 +681,7 @@ fn parse_route_entry(entry: &str, out: &mut Vec<RouteSpec>) -> Result<(), String
     let mut gateways = Vec::new();
     for &tok in rest {
         for g in expand_brackets(tok)? {
-            gateways.push(parse_gateway(&g)?);
+            gateways.push(parse_gateway(&g, extra)?);
         }
     }
     if out.len() as u128 + nets.len() as u128 * gateways.len() as u128 > MAX_ROUTES as u128 {
@@ -662,8 +701,13 @@ fn parse_route_entry(entry: &str, out: &mut Vec<RouteSpec>) -> Result<(), String
 }
 
 /// `<nid>[:<priority>]`; the `:` is looked for after the `@`.
-fn parse_gateway(g: &str) -> Result<(Nid, u32), String> {
-    let from = g.find('@').unwrap_or(0);
+fn parse_gateway(g: &str, extra: &[(&str, u8)]) -> Result<(Nid, u32), String> {
+    // The priority's ':' comes after the '@' (IPv6 addresses have colons)
+    // and after a numeric network `<type:num>`.
+    let mut from = g.find('@').unwrap_or(0);
+    if g[from..].starts_with("@<") {
+        from += g[from..].find('>').unwrap_or(0);
+    }
     let (nid_s, prio) = match g[from..].find(':') {
         Some(i) => (&g[..from + i], Some(&g[from + i + 1..])),
         None => (g, None),
@@ -676,7 +720,7 @@ fn parse_gateway(g: &str) -> Result<(Nid, u32), String> {
             )
         })?,
     };
-    let nid = nid_s.parse::<Nid>().map_err(|e| format!("gateway {e}"))?;
+    let nid = Nid::parse_with(nid_s, extra).map_err(|e| format!("gateway {e}"))?;
     if nid.is_any() {
         return Err(format!("gateway \"{nid_s}\" is the ANY NID"));
     }

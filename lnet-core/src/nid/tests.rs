@@ -452,7 +452,7 @@ fn networks_parameter() {
     assert!(e("tcp junk").contains("unexpected \"junk\" after tcp"));
     assert!(e("tcp:1").contains("unexpected \":\""));
     assert!(e(",tcp").contains("expected a network name, found \",\""));
-    assert!(e("<20:1>").contains("unknown network type \"<20\""));
+    assert!(e("<20:1>").contains("network \"<20:1>\" is not of a known type"));
     assert!(e("").contains("no networks"));
 }
 
@@ -560,6 +560,39 @@ fn routes_parameter() {
     assert!(e("o2ib[0-99] 10.0.[0-255].[0-255]@tcp").contains("more than 4096"));
     assert!(e("o2ib 1.1.[0-4294967295].1@tcp").contains("more than 4096"));
     assert!(e("").contains("no routes"));
+}
+
+#[test]
+fn plugin_network_types_in_parameters() {
+    let extra: &[(&str, u8)] = &[("vnd", 0xF0)];
+    let n = Networks::parse_with("vnd(x0,x1)[0],tcp(eth0)", extra).expect("parses");
+    assert_eq!(n.entries[0].net, NetId::new(0xF0, 0));
+    assert_eq!(n.to_string(), "<240:0>(x0,x1)[0],tcp(eth0)");
+    assert_eq!(Networks::parse_with(&n.to_string(), extra).ok(), Some(n));
+    let e = Networks::parse("vnd(x0)")
+        .expect_err("unknown without extra")
+        .to_string();
+    assert!(e.contains("unknown network type \"vnd\""), "{e}");
+    let e = Networks::parse("<240:0>(x0)")
+        .expect_err("unknown")
+        .to_string();
+    assert!(
+        e.contains("network \"<240:0>\" is not of a known type"),
+        "{e}"
+    );
+
+    let r = Routes::parse_with("vnd[1-2] 5@vnd:3 10.0.0.1@tcp", extra).expect("parses");
+    assert_eq!(
+        r.to_string(),
+        "<240:1> 5@<240:0>:3; <240:1> 10.0.0.1@tcp; <240:2> 5@<240:0>:3; <240:2> 10.0.0.1@tcp"
+    );
+    assert_eq!(Routes::parse_with(&r.to_string(), extra).ok(), Some(r));
+
+    let i = Ip2Nets::parse_with("vnd(x0) 10.*.*.*; tcp 192.168.*.*", extra).expect("parses");
+    let sel = i
+        .select(&["10.1.1.1".parse().expect("address")])
+        .expect("matches");
+    assert_eq!(sel.entries[0].net, NetId::new(0xF0, 0));
 }
 
 // --- property tests -------------------------------------------------

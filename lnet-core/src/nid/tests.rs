@@ -708,6 +708,38 @@ proptest! {
     }
 
     #[test]
+    fn expr_list_matches_exactly_its_values(t in expr_text(300), v in 0u32..=300) {
+        let l = NumExprList::parse_bounded(&t, 0, 300).expect("generated lists are valid");
+        prop_assert_eq!(l.matches(v), l.values().any(|x| x == v), "{} {}", t, v);
+        prop_assert_eq!(l.values().count() as u64, l.count());
+        prop_assert_eq!(l.values().max(), Some(l.max_value()));
+    }
+
+    #[test]
+    fn ip2nets_display_parses_back(
+        entries in prop::collection::vec(
+            (prop::collection::vec(net_text(), 1..3), prop::collection::vec((expr_text(255), expr_text(255), expr_text(255), expr_text(255)), 1..3)),
+            1..4,
+        )
+    ) {
+        let text: Vec<String> = entries
+            .iter()
+            .map(|(nets, pats)| {
+                let mut nets = nets.clone();
+                nets.dedup();
+                let pats: Vec<String> = pats.iter().map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")).collect();
+                format!("{} {}", nets.join(","), pats.join(" "))
+            })
+            .collect();
+        let text = text.join(";\n");
+        match Ip2Nets::parse(&text) {
+            Ok(i) => prop_assert_eq!(Ip2Nets::parse(&i.to_string()).ok(), Some(i), "{}", text),
+            // The only refusal the generator can provoke: a net twice in an entry.
+            Err(e) => prop_assert!(e.to_string().contains("appears twice"), "{}: {}", text, e),
+        }
+    }
+
+    #[test]
     fn nidlist_display_parses_back(items in prop::collection::vec(nidlist_item(), 1..6)) {
         let text = items.join(" ");
         let l = NidList::parse(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;

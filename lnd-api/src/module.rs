@@ -157,16 +157,16 @@ macro_rules! export_lnd_plugin {
             use $crate::abi_stable::prefix_type::PrefixTypeTrait as _;
             use $crate::abi_stable::std_types::{ROption, RResult, RSlice, RStr};
 
-            static NET_TYPES: &[$crate::NetTypeDesc] = &[
+            static __LND_API_NET_TYPES: &[$crate::NetTypeDesc] = &[
                 $($crate::NetTypeDesc { name: RStr::from_str($tname), lnd_type: $ttype },)*
             ];
 
-            extern "C" fn new_lnd(t: RStr<'_>) -> RResult<$crate::LndFfiBox, $crate::LndError> {
+            extern "C" fn __lnd_api_new_lnd(t: RStr<'_>) -> RResult<$crate::LndFfiBox, $crate::LndError> {
                 $crate::module::new_lnd_shim(t, $ctor)
             }
 
             #[allow(unused_variables)]
-            extern "C" fn get_extension(n: RStr<'_>) -> ROption<$crate::module::Extension> {
+            extern "C" fn __lnd_api_get_extension(n: RStr<'_>) -> ROption<$crate::module::Extension> {
                 let found: Option<$crate::module::Extension> = None;
                 $(let found = match std::panic::catch_unwind(|| $ext(n.as_str())) {
                     Ok(v) => v,
@@ -175,20 +175,20 @@ macro_rules! export_lnd_plugin {
                 found.into()
             }
 
-            fn root() -> $crate::module::LndModRef {
+            fn __lnd_api_root() -> $crate::module::LndModRef {
                 $crate::module::LndMod {
                     name: RStr::from_str($name),
                     version: RStr::from_str($version),
                     abi_version: RStr::from_str($crate::ABI_VERSION),
-                    net_types: RSlice::from_slice(NET_TYPES),
-                    new_lnd,
-                    get_extension,
+                    net_types: RSlice::from_slice(__LND_API_NET_TYPES),
+                    new_lnd: __lnd_api_new_lnd,
+                    get_extension: __lnd_api_get_extension,
                 }
                 .leak_into_prefix()
             }
 
-            extern "C" fn erased_root() -> $crate::abi_stable::library::RootModuleResult {
-                $crate::abi_stable::library::__call_root_module_loader(root)
+            extern "C" fn __lnd_api_erased_root() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(__lnd_api_root)
             }
 
             // The symbol name abi_stable's loader looks for
@@ -196,7 +196,7 @@ macro_rules! export_lnd_plugin {
             #[unsafe(no_mangle)]
             #[allow(non_upper_case_globals)]
             pub static _1as_0lib_1header_0root_bmodule_bloader:
-                $crate::abi_stable::library::LibHeader = $crate::module::lib_header(erased_root);
+                $crate::abi_stable::library::LibHeader = $crate::module::lib_header(__lnd_api_erased_root);
         };
     };
 }
@@ -340,13 +340,26 @@ impl fmt::Display for LoadError {
                 errors,
                 ..
             } => {
+                if plugin == host {
+                    write!(
+                        f,
+                        "cannot load plugin {}: it was built against {plugin}, but its interface \
+                         types differ from this LNet's {host} (a modified or mismatched copy of \
+                         lnd-api)",
+                        path.display()
+                    )?;
+                } else {
+                    write!(
+                        f,
+                        "cannot load plugin {}: it was built against {plugin}, but this LNet uses \
+                         {host}",
+                        path.display()
+                    )?;
+                }
                 write!(
                     f,
-                    "cannot load plugin {}: it was built against {plugin}, but this LNet uses \
-                     {host}; rebuild the plugin against lnd-api {} (the interface crate of this \
-                     LNet) and load the new .so",
-                    path.display(),
-                    ABI_VERSION
+                    "; rebuild the plugin against lnd-api {ABI_VERSION} (the interface crate of \
+                     this LNet) and load the new .so"
                 )?;
                 for e in errors {
                     write!(f, "\n  {e}")?;
@@ -364,16 +377,68 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// The `Error:` lines of abi_stable's layout report, trimmed; the rest is
-/// hundreds of lines of type dumps.
+/// The `Error:` lines of abi_stable's layout report, each with where the
+/// mismatch is (`NiInfo.timeout_secs`) and both sides; the rest of the report
+/// is hundreds of lines of type dumps.
 fn error_lines(report: &str) -> Vec<String> {
-    let mut out: Vec<String> = report
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("Error:") || l.starts_with("error:"))
-        .map(str::to_string)
-        .collect();
-    out.dedup();
+    let lines: Vec<&str> = report.lines().collect();
+    let mut out: Vec<String> = Vec::new();
+    // The path of the last "N error(s)inside:" block (N > 0) leads to the error.
+    let mut path: Vec<(String, String)> = Vec::new();
+    let mut in_block = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i].trim();
+        if let Some(n) = l.strip_suffix("error(s)inside:") {
+            in_block = n.trim().parse::<u32>().is_ok_and(|n| n > 0);
+            path.clear();
+        } else if in_block && l.starts_with("field_name:") {
+            let field = l.trim_start_matches("field_name:").to_string();
+            let ty = lines
+                .get(i + 1)
+                .map(|t| t.trim().trim_start_matches("type:").to_string())
+                .unwrap_or_default();
+            path.push((field, ty));
+        } else if l.starts_with("Layout of expected type") {
+            in_block = false;
+        } else if let Some(kind) = l.strip_prefix("Error:") {
+            let value = |label: &str| {
+                lines[i..]
+                    .iter()
+                    .position(|x| x.trim() == label)
+                    .and_then(|k| lines.get(i + k + 1))
+                    .map(|v| v.trim().to_string())
+            };
+            let meaningful: Vec<&(String, String)> = path
+                .iter()
+                .filter(|(f, _)| {
+                    !matches!(f.as_str(), "0" | "field_0" | "__returns" | "obj" | "vtable")
+                })
+                .collect();
+            let mut msg = format!("Error: {}", kind.trim());
+            if let Some(k) = path
+                .iter()
+                .rposition(|(f, _)| !matches!(f.as_str(), "0" | "field_0" | "__returns"))
+            {
+                let owner = if k > 0 { path[k - 1].1.as_str() } else { "" };
+                msg.push_str(&format!(" at {owner}.{}", path[k].0));
+                if let Some((first, _)) = meaningful.first() {
+                    if first != &path[k].0 {
+                        msg.push_str(&format!(" (reached through the root module's {first})"));
+                    }
+                }
+            }
+            if let (Some(e), Some(f)) = (value("Expected:"), value("Found:")) {
+                msg.push_str(&format!(": this LNet has {e}, the plugin has {f}"));
+            }
+            if !out.contains(&msg) {
+                out.push(msg);
+            }
+            path.clear();
+            in_block = false;
+        }
+        i += 1;
+    }
     out.truncate(8);
     out
 }

@@ -30,8 +30,9 @@ pub struct NodeConfig {
 /// A `net add` request: one NI per interface (at least one interface).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetAdd {
-    /// The network (`tcp1`).
-    pub net: NetId,
+    /// The network name (`tcp1`, or a plugin's own type such as `vnd2`); the
+    /// node resolves it, since only it knows the types its plugins provide.
+    pub net: String,
     /// Interfaces, one NI each.
     pub interfaces: Vec<String>,
     /// Net tunables (-1 = LND default).
@@ -141,6 +142,8 @@ pub struct NiShow {
 pub struct NetShow {
     /// The network.
     pub net: NetId,
+    /// Its name as printed (`tcp1`).
+    pub name: String,
     /// Its NIs in creation order.
     pub nis: Vec<NiShow>,
 }
@@ -244,8 +247,8 @@ impl Node {
             "the node runtime is not built yet",
         ))
     }
-    /// `net del --net NET`.
-    pub fn net_del(&self, net: NetId) -> Result<(), NodeError> {
+    /// `net del --net NET` (by name, as `net add`).
+    pub fn net_del(&self, net: &str) -> Result<(), NodeError> {
         let _ = net;
         Err(NodeError::failed(
             lnd_api::errno::ENODEV,

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the build, the tests and the main job need on a Debian 12
+# machine (run as root). Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip || need+=(iproute2)
+have tshark || need+=(tshark)
+have pkg-config || need+=(pkg-config)
+have cc || need+=(gcc)
+have tc || need+=(iproute2)
+
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: missing packages ${need[*]}; run this as root (apt-get install)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! have cargo; then
+    echo "setup: cargo is not installed; install a Rust toolchain (rustup or Debian's cargo)" >&2
+    exit 1
+fi

@@ -1,0 +1,150 @@
+//! Builds the example vendor plugin from a clean directory, as a vendor
+//! would: a copy of `plugins/vendor-lnd` whose only dependency is a copy of
+//! `lnd-api`, optionally changed to model a plugin built against another
+//! interface.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{run, target_dir, workspace_root};
+
+/// How the copy of lnd-api the plugin builds against differs from ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interface {
+    /// The same lnd-api.
+    Same,
+    /// lnd-api with a changed type layout but the same version (1.0.0).
+    ChangedLayout,
+    /// lnd-api bumped to 2.0.0.
+    NextMajor,
+}
+
+/// A plugin built out of tree.
+pub struct BuiltPlugin {
+    /// The `.so`.
+    pub so: PathBuf,
+    /// Its scratch directory (kept for inspection; under the target dir).
+    pub dir: PathBuf,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("dir entry");
+        let p = e.path();
+        let name = e.file_name();
+        if name == "target" {
+            continue;
+        }
+        if p.is_dir() {
+            copy_dir(&p, &to.join(&name));
+        } else {
+            std::fs::copy(&p, to.join(&name)).expect("copy");
+        }
+    }
+}
+
+fn replace_in(file: &Path, from: &str, to: &str) {
+    let s = std::fs::read_to_string(file).expect("read");
+    assert!(
+        s.contains(from),
+        "{} does not contain {from:?}",
+        file.display()
+    );
+    std::fs::write(file, s.replacen(from, to, 1)).expect("write");
+}
+
+/// One target directory for every out-of-tree build, so abi_stable is
+/// compiled once.
+fn shared_target() -> PathBuf {
+    target_dir().join("plugin-builds").join("target")
+}
+
+/// Builds `plugins/vendor-lnd` in `<target>/plugin-builds/<tag>/` against a
+/// copy of lnd-api changed as `iface` says, with the package renamed to
+/// `name` and providing network type `net_type`.
+pub fn build_vendor_plugin(tag: &str, iface: Interface, name: &str, net_type: &str) -> BuiltPlugin {
+    let root = workspace_root();
+    let dir = target_dir().join("plugin-builds").join(tag);
+    let _ = std::fs::remove_dir_all(dir.join("src"));
+    let api = dir.join("src/lnd-api");
+    let plugin = dir.join("src/vendor-lnd");
+    copy_dir(&root.join("lnd-api"), &api);
+    copy_dir(&root.join("plugins/vendor-lnd"), &plugin);
+    // Standalone projects: each is its own workspace root.
+    for m in [&api, &plugin] {
+        let toml = m.join("Cargo.toml");
+        let mut s = std::fs::read_to_string(&toml).expect("read Cargo.toml");
+        // lnd-api takes its settings from our workspace: make them literal.
+        s = s
+            .replace("edition.workspace = true", "edition = \"2021\"")
+            .replace(
+                "license.workspace = true",
+                "license = \"MIT OR Apache-2.0\"",
+            )
+            .replace("rust-version.workspace = true", "")
+            .replace("abi_stable.workspace = true", "abi_stable = \"0.11.3\"")
+            .replace("proptest.workspace = true", "proptest = \"1\"");
+        s.push_str("\n[workspace]\n");
+        std::fs::write(&toml, s).expect("write Cargo.toml");
+    }
+    replace_in(
+        &plugin.join("Cargo.toml"),
+        "path = \"../../lnd-api\"",
+        "path = \"../lnd-api\"",
+    );
+    replace_in(
+        &plugin.join("Cargo.toml"),
+        "name = \"vendor-lnd\"",
+        &format!("name = \"{name}\""),
+    );
+    replace_in(
+        &plugin.join("src/lib.rs"),
+        "name: \"vendor-lnd\"",
+        &format!("name: \"{name}\""),
+    );
+    replace_in(
+        &plugin.join("src/lib.rs"),
+        "(\"vnd\", VND_LND_TYPE)",
+        &format!("(\"{net_type}\", VND_LND_TYPE)"),
+    );
+    replace_in(
+        &plugin.join("src/lib.rs"),
+        "if net_type != \"vnd\"",
+        &format!("if net_type != \"{net_type}\""),
+    );
+    match iface {
+        Interface::Same => {}
+        Interface::ChangedLayout => replace_in(
+            &api.join("src/types.rs"),
+            "    pub timeout_secs: u32,\n}",
+            "    pub timeout_secs: u64,\n}",
+        ),
+        Interface::NextMajor => {
+            replace_in(
+                &api.join("Cargo.toml"),
+                "version = \"1.0.0\"",
+                "version = \"2.0.0\"",
+            );
+            replace_in(
+                &plugin.join("Cargo.toml"),
+                "version = \"1.0.0\"",
+                "version = \"2.0.0\"",
+            );
+        }
+    }
+    // Same dependency versions as the host (abi_stable in particular).
+    std::fs::copy(root.join("Cargo.lock"), plugin.join("Cargo.lock")).expect("copy Cargo.lock");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    run(Command::new(cargo)
+        .arg("build")
+        .arg("--quiet")
+        .current_dir(&plugin)
+        .env("CARGO_TARGET_DIR", shared_target())
+        .env_remove("RUSTFLAGS"));
+    let so = shared_target()
+        .join("debug")
+        .join(format!("lib{}.so", name.replace('-', "_")));
+    assert!(so.exists(), "{} was not built", so.display());
+    BuiltPlugin { so, dir }
+}

@@ -221,7 +221,7 @@ impl CtlServer {
                 node_cfg,
                 socket: socket.to_path_buf(),
                 socket_id: (m.dev(), m.ino()),
-                own_uid: rustix::process::getuid().as_raw(),
+                own_uid: nix::unistd::getuid().as_raw(),
                 stop: AtomicBool::new(false),
             }),
         })
@@ -325,17 +325,18 @@ fn serve_connection(shared: &Shared, stream: UnixStream) {
             return;
         }
     };
-    let peer_uid = match rustix::net::sockopt::socket_peercred(&stream) {
-        Ok(c) => c.uid.as_raw(),
-        Err(e) => {
-            tracing::warn!("control connection: cannot read peer credentials: {e}");
-            let _ = write_reply(
-                &mut writer,
-                &Reply::err(EACCES, "permission denied: cannot read your credentials"),
-            );
-            return;
-        }
-    };
+    let peer_uid =
+        match nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials) {
+            Ok(c) => c.uid(),
+            Err(e) => {
+                tracing::warn!("control connection: cannot read peer credentials: {e}");
+                let _ = write_reply(
+                    &mut writer,
+                    &Reply::err(EACCES, "permission denied: cannot read your credentials"),
+                );
+                return;
+            }
+        };
     if let Err(refusal) = check_peer(peer_uid, shared.own_uid, &shared.socket) {
         tracing::warn!(peer_uid, "control connection refused");
         let _ = write_reply(

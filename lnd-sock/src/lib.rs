@@ -1,1 +1,193 @@
-//! placeholder
+//! # lnd-sock: socklnd over TCP, as an LNet LND plugin
+//!
+//! A user-space re-implementation of the kernel's `ksocklnd` that speaks its
+//! wire protocol (`spec/wire.md` §4–§5), so a capture decodes as LNet and a
+//! kernel peer could talk to it. Built as a `cdylib` (the plugin LNet loads
+//! with `lnetctl plugin load` or from its plugin path) and as an `rlib` (for
+//! tests). It depends on `lnd-api`, tokio and socket2 (+ nix for
+//! `getifaddrs`) and must never depend on lnet-core or another LND.
+//!
+//! Layers, from the wire up:
+//! * [`wire`]: checked views and `Repr`s of the acceptor connection request,
+//!   the hellos V1–V4 and the 24-byte message header; incremental decoders.
+//! * [`hello`]: the handshake as an explicit state machine, and its async
+//!   driver over any byte stream.
+//! * [`conn`]: one connection: transmit queue, reader and writer tasks over
+//!   the socket seam ([`conn::Seam`]), receive rendezvous with `recv`, ZC
+//!   ACKs, keepalive NOOPs, timeouts.
+//! * [`ni`]: one NI: peers, typed connections (`conns_per_peer`), connection
+//!   races, incarnations, send dispatch, shutdown.
+//! * [`acceptor`]: listeners shared per address and port, `accept=secure`.
+//! * [`net`]: privileged-port connects and socket options (socket2).
+//! * [`params`] and [`iface`]: module parameters, tunables, the interface.
+//!
+//! Threads: the plugin owns one tokio runtime (two worker threads named
+//! `lnd-sock`), created at the first NI start-up; nothing assumes an ambient
+//! runtime. Host callbacks (`parse`, `finalize`, `notify`, `log`) come from
+//! those threads, never with one of our locks held.
+
+#![forbid(unsafe_code)]
+
+pub mod acceptor;
+pub mod conn;
+pub mod hello;
+pub mod iface;
+pub mod net;
+pub mod ni;
+pub mod params;
+pub mod wire;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lnd_api::abi_stable::std_types::{RString, RVec};
+use lnd_api::{
+    errno, lnd_type, HostHandle, Lnd, LndError, LndNiHandle, NiConfig, NiInfo, NiStarted,
+};
+
+use crate::hello::{nid_of_addr, LocalId};
+use crate::ni::{NiInner, SockNi};
+use crate::params::{NiTunables, Params};
+
+/// The network type this LND provides.
+pub const NET_TYPE: &str = "tcp";
+
+static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+
+/// The plugin's own runtime (created once, never shut down: plugin code
+/// stays mapped for the life of the process).
+pub fn runtime() -> Result<tokio::runtime::Handle, LndError> {
+    let r = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("lnd-sock")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    match r {
+        Ok(rt) => Ok(rt.handle().clone()),
+        Err(e) => Err(LndError::new(
+            errno::ENOMEM,
+            format!("lnd-sock: cannot start its runtime: {e}"),
+        )),
+    }
+}
+
+/// An NI incarnation: wall-clock nanoseconds at start-up, strictly
+/// increasing within the process (so a quick restart is still seen).
+fn incarnation() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    let mut cur = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(cur + 1);
+        match LAST.compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(c) => cur = c,
+        }
+    }
+}
+
+/// The socket LND (`the_ksocklnd`).
+#[derive(Debug, Default)]
+pub struct SockLnd;
+
+impl Lnd for SockLnd {
+    fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError> {
+        let net_name = cfg.net.to_string();
+        if cfg.net.lnd_type != lnd_type::SOCKLND {
+            return Err(LndError::new(
+                errno::EINVAL,
+                format!("cannot add net {net_name}: lnd-sock serves tcp networks only"),
+            ));
+        }
+        if cfg.interfaces.len() > 1 {
+            return Err(LndError::new(
+                errno::EINVAL,
+                format!(
+                    "cannot add net {net_name}: one interface per NI (got {})",
+                    cfg.interfaces.len()
+                ),
+            ));
+        }
+        let params = Params::from_list(&cfg.params)?;
+        let list = iface::snapshot()?;
+        let wanted = cfg.interfaces.first().map(|s| s.as_str());
+        let chosen = iface::choose(&list, &net_name, wanted)?;
+        let tun = NiTunables::resolve(
+            &cfg.lnd_tunables,
+            &params,
+            iface::link_speed_mbps(&chosen.name),
+        )?;
+        let sock = std::net::SocketAddr::new(chosen.addr, params.accept_port);
+        let nid = nid_of_addr(cfg.net, &sock).ok_or_else(|| {
+            LndError::new(
+                errno::EINVAL,
+                format!(
+                    "cannot add net {net_name}: no NID for address {}",
+                    chosen.addr
+                ),
+            )
+        })?;
+        let rt = runtime()?;
+        let local = LocalId {
+            nid,
+            pid: cfg.pid,
+            incarnation: incarnation(),
+        };
+        let timeout = params.timeout_secs();
+        let info = NiInfo {
+            nid,
+            interfaces: RVec::from(vec![RString::from(chosen.name.clone())]),
+            tunables: params.fill(cfg.tunables),
+            lnd_tunables: RVec::from(tun.report(timeout)),
+            timeout_secs: timeout,
+        };
+        let ni: Arc<NiInner> = NiInner::new(
+            host,
+            local,
+            chosen.addr,
+            chosen.name,
+            net_name,
+            params,
+            tun,
+            rt.clone(),
+        );
+        acceptor::register(&ni, &rt)?;
+        ni.log_ni(
+            lnd_api::LogLevel::INFO,
+            &format!(
+                "up on {} ({}), accept={:?} port {}",
+                ni.ifname, ni.addr, ni.params.accept, ni.params.accept_port
+            ),
+        );
+        Ok(NiStarted {
+            info,
+            ni: LndNiHandle::new(SockNi(ni)),
+        })
+    }
+}
+
+/// The plugin's constructor (`new_lnd` of the root module).
+pub fn new_lnd(net_type: &str) -> Result<SockLnd, LndError> {
+    if net_type == NET_TYPE {
+        Ok(SockLnd)
+    } else {
+        Err(LndError::new(
+            errno::EINVAL,
+            format!("lnd-sock provides network type tcp, not {net_type:?}"),
+        ))
+    }
+}
+
+lnd_api::export_lnd_plugin! {
+    name: "lnd-sock",
+    version: env!("CARGO_PKG_VERSION"),
+    net_types: [("tcp", 2)],
+    new_lnd: new_lnd,
+}

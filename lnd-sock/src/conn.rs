@@ -1,0 +1,1048 @@
+//! One established connection: its shared state ([`Conn`]), its transmit
+//! queue, and the reader and writer tasks that move messages over any byte
+//! stream (the socket seam, [`Seam`]).
+//!
+//! Ownership: a send is a [`TxGuard`] from `LndNi::send` until it is
+//! completed; dropping a guard that was not completed finalizes the message
+//! with an error, so every owned message is finalized exactly once even when
+//! a task is cancelled. A guard is never dropped while one of our locks is
+//! held (queues are drained into a local list first), because finalizing
+//! calls the host. The same holds for receives ([`RxGuard`]).
+//!
+//! The reader follows `spec/wire.md` §5.8: header → `parse` → wait for `recv`
+//! (which may come inside `parse`) → payload straight into the given
+//! fragments → skip `rlen - mlen` → finalize → ZC ACK if asked.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use lnd_api::hdr::{HDR_NID16_SIZE, HDR_NID4_SIZE, MAX_PAYLOAD};
+use lnd_api::{
+    errno, Completion, Hdr, HealthStatus, HostHandle, LogLevel, Payload, RxAction, RxToken, TxMsg,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{watch, Notify};
+use tokio::time::{timeout_at, Instant};
+
+use crate::hello::{PeerHello, PeerId};
+use crate::wire::{
+    csum_update, ConnType, Endian, MsgHdr, MsgHdrRepr, MsgKind, WireError, ZcAcked, KSOCK_PROTO_V1,
+    KSOCK_PROTO_V2, KSOCK_PROTO_V4, MSG_HDR_SIZE, ZC_COOKIE_KEEPALIVE,
+};
+
+/// `ESHUTDOWN`: the NI is shutting down.
+pub const ESHUTDOWN: i32 = 108;
+
+/// The socket seam: anything that splits into a reader and a writer.
+/// `TcpStream` in production, an in-memory duplex in tests.
+pub trait Seam: Send + 'static {
+    /// The read half.
+    type R: AsyncRead + Unpin + Send + 'static;
+    /// The write half.
+    type W: AsyncWrite + Unpin + Send + 'static;
+    /// Splits the stream.
+    fn split(self) -> (Self::R, Self::W);
+}
+
+impl Seam for tokio::net::TcpStream {
+    type R = tokio::net::tcp::OwnedReadHalf;
+    type W = tokio::net::tcp::OwnedWriteHalf;
+    fn split(self) -> (Self::R, Self::W) {
+        self.into_split()
+    }
+}
+
+impl Seam for tokio::io::DuplexStream {
+    type R = tokio::io::ReadHalf<tokio::io::DuplexStream>;
+    type W = tokio::io::WriteHalf<tokio::io::DuplexStream>;
+    fn split(self) -> (Self::R, Self::W) {
+        tokio::io::split(self)
+    }
+}
+
+/// Locks a mutex, recovering from poisoning (a panic elsewhere must not
+/// wedge the data path; the state stays consistent because no code path
+/// panics between related updates).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A send the LND owns; finalizes the message with `LOCAL_INTERRUPT` if
+/// dropped without [`TxGuard::complete`].
+pub struct TxGuard {
+    tx: Option<TxMsg>,
+    host: HostHandle,
+    /// The connection writing it, whose close reason a drop reports.
+    conn: Option<Arc<Conn>>,
+}
+
+impl TxGuard {
+    /// Takes ownership of `tx`.
+    pub fn new(tx: TxMsg, host: HostHandle) -> Self {
+        TxGuard {
+            tx: Some(tx),
+            host,
+            conn: None,
+        }
+    }
+    /// Binds the guard to the connection now writing it.
+    fn attach(&mut self, c: &Arc<Conn>) {
+        self.conn = Some(c.clone());
+    }
+    /// The message.
+    pub fn msg(&self) -> Option<&TxMsg> {
+        self.tx.as_ref()
+    }
+    /// Bytes on the wire for `hdr_len`-byte headers.
+    pub fn wire_len(&self, hdr_len: usize) -> usize {
+        MSG_HDR_SIZE + hdr_len + self.tx.as_ref().map_or(0, |t| t.payload.len())
+    }
+    /// Takes the message back without finalizing it (a refused send).
+    pub fn disarm(mut self) -> Option<TxMsg> {
+        self.tx.take()
+    }
+    /// Finalizes with `c`.
+    pub fn complete(mut self, c: Completion) {
+        if let Some(tx) = self.tx.take() {
+            self.host.finalize(tx.token, c);
+        }
+    }
+}
+
+impl Drop for TxGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let status = self
+                .conn
+                .take()
+                .and_then(|c| c.close_status())
+                .unwrap_or(Completion::failed(
+                    ESHUTDOWN,
+                    HealthStatus::LOCAL_INTERRUPT,
+                ));
+            self.host.finalize(tx.token, status);
+        }
+    }
+}
+
+/// A receive the LND owns (`recv` with a message); finalizes with an error
+/// if dropped without [`RxGuard::complete`].
+pub struct RxGuard {
+    action: Option<RxAction>,
+    host: HostHandle,
+}
+
+impl RxGuard {
+    fn complete(mut self, c: Completion) {
+        if let Some(a) = self.action.take() {
+            if let Some(m) = a.msg.into_option() {
+                self.host.finalize(m, c);
+            }
+        }
+    }
+}
+
+impl Drop for RxGuard {
+    fn drop(&mut self) {
+        if let Some(a) = self.action.take() {
+            if let Some(m) = a.msg.into_option() {
+                self.host.finalize(
+                    m,
+                    Completion::failed(errno::EIO, HealthStatus::LOCAL_INTERRUPT),
+                );
+            }
+        }
+    }
+}
+
+/// Why a connection closed, and what its unfinished sends become.
+#[derive(Clone, Debug)]
+pub struct CloseReason {
+    /// For the log.
+    pub text: String,
+    /// For the sends that were queued or in flight.
+    pub status: Completion,
+}
+
+impl CloseReason {
+    /// A reason with a status.
+    pub fn new(text: impl Into<String>, errno: i32, health: HealthStatus) -> Self {
+        CloseReason {
+            text: text.into(),
+            status: Completion::failed(errno, health),
+        }
+    }
+    /// The NI is shutting down.
+    pub fn shutdown() -> Self {
+        Self::new("NI shutdown", ESHUTDOWN, HealthStatus::LOCAL_INTERRUPT)
+    }
+    /// From an I/O error on the socket.
+    pub fn io(what: &str, e: &io::Error) -> Self {
+        let (no, h) = match e.kind() {
+            io::ErrorKind::TimedOut => (errno::ETIMEDOUT, HealthStatus::NETWORK_TIMEOUT),
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
+                (errno::ECONNRESET, HealthStatus::REMOTE_ERROR)
+            }
+            io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
+                (errno::ECONNABORTED, HealthStatus::REMOTE_ERROR)
+            }
+            _ => (errno::EIO, HealthStatus::REMOTE_ERROR),
+        };
+        Self::new(format!("{what}: {e}"), no, h)
+    }
+    /// No progress within the socket timeout.
+    pub fn timeout(what: &str, t: Duration) -> Self {
+        Self::new(
+            format!("{what}: no progress for {} s (sock_timeout)", t.as_secs()),
+            errno::ETIMEDOUT,
+            HealthStatus::NETWORK_TIMEOUT,
+        )
+    }
+    /// The peer broke the protocol.
+    pub fn proto(text: impl Into<String>) -> Self {
+        Self::new(text, errno::EPROTO, HealthStatus::REMOTE_ERROR)
+    }
+}
+
+/// The transmit side of a connection.
+#[derive(Default)]
+struct TxQueue {
+    /// LNET messages in order.
+    items: VecDeque<TxGuard>,
+    /// Their bytes on the wire (for "fewest queued bytes" selection).
+    bytes: usize,
+    /// Closed: push nothing more.
+    closed: bool,
+    /// Peer ZC requests to acknowledge.
+    acks: VecDeque<u64>,
+}
+
+/// Receive rendezvous between the reader and `LndNi::recv`.
+#[derive(Default)]
+struct RxSlot {
+    /// The token the reader is waiting on, if any.
+    expect: Option<u64>,
+    /// The action `recv` delivered.
+    action: Option<RxAction>,
+}
+
+/// Per-connection knobs taken from the NI's parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnCfg {
+    /// `sock_timeout`.
+    pub sock_timeout: Duration,
+    /// `keepalive` (0 off).
+    pub keepalive: Duration,
+    /// Ask for ZC ACKs on payloads of at least this size (`None`: never).
+    pub zc_min_payload: Option<usize>,
+}
+
+/// One established connection (`ksock_conn`).
+pub struct Conn {
+    /// NI-unique id; the high half of receive tokens.
+    pub id: u32,
+    /// The peer (key of the peer table).
+    pub peer: PeerId,
+    /// Our type for this connection.
+    pub ctype: ConnType,
+    /// Protocol version.
+    pub version: u32,
+    /// The peer's byte order.
+    pub endian: Endian,
+    /// The peer's incarnation.
+    pub incarnation: u64,
+    /// A userspace peer: src NID/PID of its headers are overwritten.
+    pub userspace: bool,
+    /// Whether we connected (true) or accepted (false).
+    pub active: bool,
+    /// Socket addresses, when known.
+    pub addrs: Option<(SocketAddr, SocketAddr)>,
+    cfg: ConnCfg,
+    host: HostHandle,
+    q: Mutex<TxQueue>,
+    wake: Notify,
+    rx: Mutex<RxSlot>,
+    rx_wake: Notify,
+    close_tx: watch::Sender<Option<CloseReason>>,
+    /// Milliseconds since `origin` when bytes last arrived.
+    last_rx_ms: AtomicU64,
+    origin: Instant,
+    zc_next: AtomicU64,
+    zc_pending: Mutex<HashMap<u64, (TxGuard, Instant)>>,
+}
+
+/// Room for the socklnd header and the larger LNet header.
+const HEAD_MAX: usize = MSG_HDR_SIZE + HDR_NID16_SIZE;
+/// Fragments written per vectored write.
+const IOV_MAX: usize = 16;
+/// Bytes of the discard buffer.
+const SCRATCH: usize = 16 * 1024;
+/// Keepalive NOOPs are not repeated faster than this.
+const KEEPALIVE_REPEAT: Duration = Duration::from_secs(10);
+
+impl Conn {
+    /// A connection from a finished handshake.
+    pub fn new(
+        id: u32,
+        p: &PeerHello,
+        active: bool,
+        addrs: Option<(SocketAddr, SocketAddr)>,
+        cfg: ConnCfg,
+        host: HostHandle,
+    ) -> Arc<Conn> {
+        let (close_tx, _) = watch::channel(None);
+        let now = Instant::now();
+        Arc::new(Conn {
+            id,
+            peer: p.peer,
+            ctype: p.ctype,
+            version: p.version,
+            endian: p.endian,
+            incarnation: p.incarnation,
+            userspace: p.userspace,
+            active,
+            addrs,
+            cfg,
+            host,
+            q: Mutex::new(TxQueue::default()),
+            wake: Notify::new(),
+            rx: Mutex::new(RxSlot::default()),
+            rx_wake: Notify::new(),
+            close_tx,
+            last_rx_ms: AtomicU64::new(0),
+            origin: now,
+            zc_next: AtomicU64::new(2),
+            zc_pending: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Size of the LNet header on this connection.
+    pub fn hdr_len(&self) -> usize {
+        if self.version == KSOCK_PROTO_V4 {
+            HDR_NID16_SIZE
+        } else {
+            HDR_NID4_SIZE
+        }
+    }
+
+    /// Bytes queued for transmission.
+    pub fn queued_bytes(&self) -> usize {
+        lock(&self.q).bytes
+    }
+
+    /// Whether the connection was closed.
+    pub fn is_closed(&self) -> bool {
+        self.close_tx.borrow().is_some()
+    }
+
+    /// Seconds since bytes last arrived.
+    pub fn idle(&self) -> Duration {
+        let now = self.origin.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_rx_ms.load(Ordering::Relaxed)))
+    }
+
+    fn touch(&self) {
+        self.last_rx_ms
+            .store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Queues a send; gives it back when the connection is closed.
+    pub fn enqueue(&self, g: TxGuard) -> Result<(), TxGuard> {
+        {
+            let mut q = lock(&self.q);
+            if q.closed {
+                return Err(g);
+            }
+            q.bytes += g.wire_len(self.hdr_len());
+            q.items.push_back(g);
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    fn queue_ack(&self, cookie: u64) {
+        {
+            let mut q = lock(&self.q);
+            if q.closed {
+                return;
+            }
+            q.acks.push_back(cookie);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Closes the connection: no more sends are taken; queued and
+    /// unacknowledged sends fail with `why.status`; the tasks stop. Returns
+    /// false when it was already closed.
+    pub fn close(&self, why: CloseReason) -> bool {
+        let mut first = false;
+        self.close_tx.send_if_modified(|v| {
+            if v.is_none() {
+                *v = Some(why.clone());
+                first = true;
+                true
+            } else {
+                false
+            }
+        });
+        if !first {
+            return false;
+        }
+        let drained: Vec<TxGuard> = {
+            let mut q = lock(&self.q);
+            q.closed = true;
+            q.bytes = 0;
+            q.acks.clear();
+            q.items.drain(..).collect()
+        };
+        let zc: Vec<TxGuard> = lock(&self.zc_pending)
+            .drain()
+            .map(|(_, (g, _))| g)
+            .collect();
+        let rx = {
+            let mut s = lock(&self.rx);
+            s.expect = None;
+            s.action.take()
+        };
+        self.wake.notify_one();
+        self.rx_wake.notify_one();
+        // Finalize outside every lock.
+        for g in drained.into_iter().chain(zc) {
+            g.complete(why.status);
+        }
+        drop(RxGuard {
+            action: rx,
+            host: self.host.clone(),
+        });
+        true
+    }
+
+    /// The status unfinished sends get, once closed.
+    pub fn close_status(&self) -> Option<Completion> {
+        self.close_tx.borrow().as_ref().map(|r| r.status)
+    }
+
+    /// The close reason, once closed.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_tx.borrow().clone()
+    }
+
+    async fn closed(&self) {
+        let mut rx = self.close_tx.subscribe();
+        let _ = rx.wait_for(|v| v.is_some()).await;
+    }
+
+    /// `LndNi::recv` for a token of this connection.
+    pub fn deliver(&self, seq: u64, a: RxAction) -> Result<(), RxAction> {
+        {
+            let mut s = lock(&self.rx);
+            if s.expect != Some(seq) || s.action.is_some() {
+                return Err(a);
+            }
+            s.action = Some(a);
+        }
+        self.rx_wake.notify_one();
+        Ok(())
+    }
+
+    fn next_zc_cookie(&self) -> u64 {
+        loop {
+            let c = self.zc_next.fetch_add(1, Ordering::Relaxed);
+            if c > ZC_COOKIE_KEEPALIVE {
+                return c;
+            }
+        }
+    }
+
+    /// Completes the sends acknowledged by `ack`; false on an unknown cookie.
+    fn handle_zc_ack(&self, ack: ZcAcked) -> bool {
+        let mut done: Vec<TxGuard> = Vec::new();
+        let ok = {
+            let mut p = lock(&self.zc_pending);
+            let mut take = |c: u64| match p.remove(&c) {
+                Some((g, _)) => {
+                    done.push(g);
+                    true
+                }
+                None => false,
+            };
+            match ack {
+                ZcAcked::None | ZcAcked::Keepalive => true,
+                ZcAcked::One(c) => take(c),
+                ZcAcked::Pair(a, b) => take(a) & take(b),
+                ZcAcked::Range(a, b) => {
+                    if b - a > 1 << 20 {
+                        false
+                    } else {
+                        let mut any = false;
+                        for c in a..=b {
+                            any |= take(c);
+                        }
+                        any
+                    }
+                }
+            }
+        };
+        for g in done {
+            g.complete(Completion::OK);
+        }
+        ok
+    }
+}
+
+/// What the reader and writer tell their NI.
+pub trait ConnOwner: Send + Sync + 'static {
+    /// Hands a received header to LNet (`parse`); `Err` closes.
+    fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String>;
+    /// The connection must close (a task saw an error); removes it.
+    fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason);
+    /// A task of the connection ended.
+    fn task_done(&self);
+    /// Logs.
+    fn log(&self, level: LogLevel, msg: &str);
+}
+
+/// Starts the reader and writer of `conn` on the current runtime.
+pub fn start<S: Seam, O: ConnOwner>(conn: Arc<Conn>, s: S, owner: Arc<O>) {
+    let (r, w) = s.split();
+    let (c1, o1) = (conn.clone(), owner.clone());
+    tokio::spawn(async move {
+        let why = tokio::select! {
+            r = read_loop(&c1, &o1, r) => r,
+            _ = c1.closed() => None,
+        };
+        if let Some(why) = why {
+            o1.conn_failed(&c1, why);
+        }
+        o1.task_done();
+    });
+    tokio::spawn(async move {
+        let why = tokio::select! {
+            r = write_loop(&conn, w) => r,
+            _ = conn.closed() => None,
+        };
+        if let Some(why) = why {
+            owner.conn_failed(&conn, why);
+        }
+        owner.task_done();
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Writer
+// ---------------------------------------------------------------------------
+
+enum Work {
+    Lnet(TxGuard, u64),
+    Noop(MsgHdrRepr),
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option<CloseReason> {
+    let t = conn.cfg.sock_timeout;
+    let v1 = conn.version == KSOCK_PROTO_V1;
+    let keepalive_on = !conn.cfg.keepalive.is_zero() && !v1 && conn.ctype == ConnType::BulkIn;
+    let mut next_keepalive = Instant::now() + conn.cfg.keepalive;
+    let mut head = [0u8; HEAD_MAX];
+    loop {
+        let work = {
+            let mut q = lock(&conn.q);
+            if q.closed {
+                return None;
+            }
+            if let Some(mut g) = q.items.pop_front() {
+                g.attach(conn);
+                q.bytes = q.bytes.saturating_sub(g.wire_len(conn.hdr_len()));
+                let ack = if v1 {
+                    0
+                } else {
+                    q.acks.pop_front().unwrap_or(0)
+                };
+                Some(Work::Lnet(g, ack))
+            } else if !q.acks.is_empty() && !v1 {
+                let a = q.acks.pop_front().unwrap_or(0);
+                // Two at once as a pair (`cookies[0] > cookies[1]`).
+                let (c0, c1) = match q.acks.front().copied() {
+                    Some(b) if b != a => {
+                        q.acks.pop_front();
+                        (a.max(b), a.min(b))
+                    }
+                    _ => (0, a),
+                };
+                Some(Work::Noop(MsgHdrRepr {
+                    kind: MsgKind::Noop,
+                    csum: 0,
+                    zc_req: c0,
+                    zc_ack: c1,
+                }))
+            } else {
+                None
+            }
+        };
+        let Some(work) = work else {
+            // Idle: wait for work, the keepalive deadline or a ZC timeout check.
+            let tick = if keepalive_on {
+                next_keepalive
+            } else {
+                Instant::now() + t
+            };
+            tokio::select! {
+                _ = conn.wake.notified() => {}
+                _ = tokio::time::sleep_until(tick) => {
+                    if let Some(why) = zc_overdue(conn) {
+                        return Some(why);
+                    }
+                    if keepalive_on && Instant::now() >= next_keepalive {
+                        if conn.idle() >= conn.cfg.keepalive {
+                            let mut h = [0u8; MSG_HDR_SIZE];
+                            MsgHdrRepr::KEEPALIVE.emit(Endian::Little, &mut h);
+                            if let Err(why) = write_all_timed(&mut w, &h, t).await {
+                                return Some(why);
+                            }
+                            next_keepalive = Instant::now() + KEEPALIVE_REPEAT;
+                        } else {
+                            next_keepalive = Instant::now() + conn.cfg.keepalive - conn.idle();
+                        }
+                    }
+                }
+            }
+            continue;
+        };
+        match work {
+            Work::Noop(h) => {
+                let mut b = [0u8; MSG_HDR_SIZE];
+                h.emit(Endian::Little, &mut b);
+                if let Err(why) = write_all_timed(&mut w, &b, t).await {
+                    return Some(why);
+                }
+            }
+            Work::Lnet(g, ack) => {
+                let Some(tx) = g.msg() else { continue };
+                let zc = match conn.cfg.zc_min_payload {
+                    Some(min) if !v1 && tx.payload.len() >= min => conn.next_zc_cookie(),
+                    _ => 0,
+                };
+                let n = match frame_head(conn, tx, zc, ack, &mut head) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        conn.host.log(
+                            LogLevel::ERROR,
+                            &format!("cannot send to {}: {e}", conn.peer),
+                        );
+                        g.complete(Completion::failed(errno::EINVAL, HealthStatus::LOCAL_ERROR));
+                        continue;
+                    }
+                };
+                match write_frame(&mut w, &head[..n], &tx.payload, t).await {
+                    Ok(()) if zc != 0 => {
+                        lock(&conn.zc_pending).insert(zc, (g, Instant::now()));
+                    }
+                    Ok(()) => g.complete(Completion::OK),
+                    Err(FrameError::Busy) => {
+                        conn.host.log(
+                            LogLevel::ERROR,
+                            &format!(
+                                "send to {}: payload memory is in use by a writer",
+                                conn.peer
+                            ),
+                        );
+                        g.complete(Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR));
+                    }
+                    Err(FrameError::BusyAfterStart) => {
+                        g.complete(Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR));
+                        return Some(CloseReason::new(
+                            "payload memory became busy mid-message",
+                            errno::EIO,
+                            HealthStatus::LOCAL_ERROR,
+                        ));
+                    }
+                    Err(FrameError::Closed(why)) => {
+                        g.complete(why.status);
+                        return Some(why);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn zc_overdue(conn: &Conn) -> Option<CloseReason> {
+    let t = conn.cfg.sock_timeout;
+    let p = lock(&conn.zc_pending);
+    let late = p.values().any(|(_, at)| at.elapsed() >= t);
+    late.then(|| CloseReason::timeout("zero-copy ACK", t))
+}
+
+/// Writes the socklnd header (not in V1) and the LNet header into `head`.
+fn frame_head(
+    conn: &Conn,
+    tx: &TxMsg,
+    zc_req: u64,
+    zc_ack: u64,
+    head: &mut [u8; HEAD_MAX],
+) -> Result<usize, String> {
+    let mut off = 0;
+    if conn.version != KSOCK_PROTO_V1 {
+        let h = MsgHdrRepr {
+            kind: MsgKind::Lnet,
+            csum: 0,
+            zc_req,
+            zc_ack,
+        };
+        let mut b = [0u8; MSG_HDR_SIZE];
+        h.emit(Endian::Little, &mut b);
+        head[..MSG_HDR_SIZE].copy_from_slice(&b);
+        off = MSG_HDR_SIZE;
+    }
+    if conn.version == KSOCK_PROTO_V4 {
+        let mut b = [0u8; HDR_NID16_SIZE];
+        tx.hdr.encode_nid16(&mut b);
+        head[off..off + HDR_NID16_SIZE].copy_from_slice(&b);
+        Ok(off + HDR_NID16_SIZE)
+    } else {
+        let mut b = [0u8; HDR_NID4_SIZE];
+        tx.hdr.encode_nid4(&mut b).map_err(|e| e.to_string())?;
+        head[off..off + HDR_NID4_SIZE].copy_from_slice(&b);
+        Ok(off + HDR_NID4_SIZE)
+    }
+}
+
+enum FrameError {
+    /// The payload could not be borrowed; nothing was written.
+    Busy,
+    /// The payload could not be borrowed after part of the frame went out.
+    BusyAfterStart,
+    /// The socket failed.
+    Closed(CloseReason),
+}
+
+async fn write_all_timed<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    b: &[u8],
+    t: Duration,
+) -> Result<(), CloseReason> {
+    match tokio::time::timeout(t, w.write_all(b)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CloseReason::io("write", &e)),
+        Err(_) => Err(CloseReason::timeout("write", t)),
+    }
+}
+
+/// Writes `head` then the payload's fragments with vectored writes straight
+/// from the payload's memory, each write making progress within `t`.
+async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    head: &[u8],
+    payload: &Payload,
+    t: Duration,
+) -> Result<(), FrameError> {
+    let frags = payload.frags();
+    let mut head_left = head;
+    let mut next = 0usize;
+    let mut started = false;
+    loop {
+        // Borrow the next batch of fragments for reading.
+        let mut guards: [Option<lnd_api::BufRef<'_>>; IOV_MAX] = Default::default();
+        let mut ng = 0;
+        while ng < IOV_MAX && next + ng < frags.len() {
+            match frags[next + ng].borrow() {
+                Ok(g) => guards[ng] = Some(g),
+                Err(_) if started => return Err(FrameError::BusyAfterStart),
+                Err(_) => return Err(FrameError::Busy),
+            }
+            ng += 1;
+        }
+        let mut iov: [IoSlice<'_>; IOV_MAX + 1] = [IoSlice::new(&[]); IOV_MAX + 1];
+        let mut n = 0;
+        if !head_left.is_empty() {
+            iov[0] = IoSlice::new(head_left);
+            n = 1;
+        }
+        for g in guards.iter().take(ng).flatten() {
+            iov[n] = IoSlice::new(g);
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut bufs: &mut [IoSlice<'_>] = &mut iov[..n];
+        let mut head_done = head_left.len();
+        while !bufs.is_empty() {
+            let r = tokio::time::timeout(t, w.write_vectored(bufs)).await;
+            let k = match r {
+                Ok(Ok(0)) => {
+                    return Err(FrameError::Closed(CloseReason::io(
+                        "write",
+                        &io::Error::from(io::ErrorKind::WriteZero),
+                    )))
+                }
+                Ok(Ok(k)) => k,
+                Ok(Err(e)) => return Err(FrameError::Closed(CloseReason::io("write", &e))),
+                Err(_) => return Err(FrameError::Closed(CloseReason::timeout("write", t))),
+            };
+            started = true;
+            let hk = k.min(head_done);
+            head_done -= hk;
+            head_left = &head_left[hk..];
+            IoSlice::advance_slices(&mut bufs, k);
+        }
+
+        next += ng;
+        if next >= frags.len() {
+            return Ok(());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reader
+// ---------------------------------------------------------------------------
+
+/// Reads exactly `buf.len()` bytes by `deadline`.
+async fn read_by<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+    deadline: Instant,
+    t: Duration,
+    what: &str,
+) -> Result<(), CloseReason> {
+    match timeout_at(deadline, r.read_exact(buf)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(CloseReason::io(what, &e)),
+        Err(_) => Err(CloseReason::timeout(what, t)),
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin, O: ConnOwner>(
+    conn: &Arc<Conn>,
+    owner: &Arc<O>,
+    mut r: R,
+) -> Option<CloseReason> {
+    let t = conn.cfg.sock_timeout;
+    let mut scratch = vec![0u8; SCRATCH];
+    let mut seq: u64 = 0;
+    loop {
+        // Idle until the first byte of the next message; then the whole
+        // message must arrive within sock_timeout.
+        let mut first = [0u8; 1];
+        match r.read(&mut first).await {
+            Ok(0) => {
+                return Some(CloseReason::new(
+                    "connection closed by peer",
+                    errno::ECONNRESET,
+                    HealthStatus::REMOTE_ERROR,
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Some(CloseReason::io("read", &e)),
+        }
+        conn.touch();
+        let deadline = Instant::now() + t;
+        let mut ksh = MsgHdrRepr {
+            kind: MsgKind::Lnet,
+            csum: 0,
+            zc_req: 0,
+            zc_ack: 0,
+        };
+        let mut raw_ksh = [0u8; MSG_HDR_SIZE];
+        let mut hdr_first = true;
+        if conn.version != KSOCK_PROTO_V1 {
+            raw_ksh[0] = first[0];
+            if let Err(why) = read_by(&mut r, &mut raw_ksh[1..], deadline, t, "read").await {
+                return Some(why);
+            }
+            hdr_first = false;
+            ksh = match MsgHdr::new_checked(&raw_ksh, conn.endian)
+                .and_then(|v| MsgHdrRepr::parse(&v))
+            {
+                Ok(h) => h,
+                Err(e) => return Some(CloseReason::proto(e.to_string())),
+            };
+            let acked = ZcAcked::of(&ksh);
+            if !conn.handle_zc_ack(acked) {
+                return Some(CloseReason::proto(format!(
+                    "zero-copy ACK of unknown cookie ({acked:?})"
+                )));
+            }
+            if ksh.kind == MsgKind::Noop {
+                continue;
+            }
+        }
+        // The LNet header.
+        let hlen = conn.hdr_len();
+        let mut hb = [0u8; HDR_NID16_SIZE];
+        let off = if hdr_first {
+            hb[0] = first[0];
+            1
+        } else {
+            0
+        };
+        if let Err(why) = read_by(&mut r, &mut hb[off..hlen], deadline, t, "read").await {
+            return Some(why);
+        }
+        let decoded = if hlen == HDR_NID16_SIZE {
+            Hdr::decode_nid16(&hb)
+        } else {
+            let mut a = [0u8; HDR_NID4_SIZE];
+            a.copy_from_slice(&hb[..HDR_NID4_SIZE]);
+            Hdr::decode_nid4(&a)
+        };
+        let mut hdr = match decoded {
+            Ok(h) => h,
+            Err(e) => return Some(CloseReason::proto(format!("bad LNet header: {e}"))),
+        };
+        let plen = hdr.payload_length;
+        if plen > MAX_PAYLOAD {
+            return Some(CloseReason::proto(format!(
+                "payload length {plen} exceeds LNET_MTU ({MAX_PAYLOAD})"
+            )));
+        }
+        if conn.userspace {
+            hdr.src_nid = conn.peer.nid;
+            hdr.src_pid = conn.peer.pid;
+        }
+        // Hand it to LNet and wait for recv.
+        seq = seq.wrapping_add(1) & 0xFFFF_FFFF;
+        {
+            let mut s = lock(&conn.rx);
+            s.expect = Some(seq);
+            s.action = None;
+        }
+        let token = RxToken((conn.id as u64) << 32 | seq);
+        if let Err(e) = owner.parse(conn, hdr, token) {
+            lock(&conn.rx).expect = None;
+            return Some(CloseReason::proto(format!("LNet refused the header: {e}")));
+        }
+        let action = loop {
+            {
+                let mut s = lock(&conn.rx);
+                if let Some(a) = s.action.take() {
+                    s.expect = None;
+                    break a;
+                }
+            }
+            conn.rx_wake.notified().await;
+        };
+        let deadline = Instant::now() + t;
+        let has_msg = action.msg.is_some();
+        let guard = RxGuard {
+            action: Some(action),
+            host: conn.host.clone(),
+        };
+        let mut csum = if ksh.csum != 0 && conn.version == KSOCK_PROTO_V2 {
+            let mut z = raw_ksh;
+            z[4..8].fill(0);
+            Some(csum_update(csum_update(0xFFFF_FFFF, &z), &hb[..hlen]))
+        } else {
+            None
+        };
+        let empty = Payload::new();
+        let payload = match (&guard.action, has_msg) {
+            (Some(a), true) => &a.payload,
+            _ => &empty,
+        };
+        let r_payload = read_payload(
+            &mut r,
+            payload,
+            plen as usize,
+            &mut scratch,
+            deadline,
+            t,
+            &mut csum,
+        )
+        .await;
+        let status = match r_payload {
+            Ok(s) => s,
+            Err(why) => {
+                guard.complete(Completion::failed(errno::EIO, why.status.health));
+                return Some(why);
+            }
+        };
+        conn.touch();
+        if let Some(c) = csum {
+            if c != ksh.csum {
+                guard.complete(Completion::failed(errno::EIO, HealthStatus::REMOTE_ERROR));
+                return Some(CloseReason::proto(format!(
+                    "checksum mismatch ({c:#x} computed, {:#x} sent)",
+                    ksh.csum
+                )));
+            }
+        }
+        guard.complete(status);
+        if ksh.zc_req != 0 {
+            conn.queue_ack(ksh.zc_req);
+        }
+    }
+}
+
+/// Reads a payload of `plen` bytes: the first `mlen = min(plen, payload.len())`
+/// straight into the payload's fragments, the rest into `scratch`.
+/// Returns the message's status (not OK when the memory was busy).
+async fn read_payload<R: AsyncRead + Unpin>(
+    r: &mut R,
+    payload: &Payload,
+    plen: usize,
+    scratch: &mut [u8],
+    deadline: Instant,
+    t: Duration,
+    csum: &mut Option<u32>,
+) -> Result<Completion, CloseReason> {
+    let mlen = payload.len().min(plen);
+    let mut status = Completion::OK;
+    let mut left = mlen;
+    for f in payload.frags() {
+        if left == 0 {
+            break;
+        }
+        let n = f.len().min(left);
+        match f.borrow_mut() {
+            Ok(mut g) => {
+                read_by(r, &mut g[..n], deadline, t, "read payload").await?;
+                if let Some(c) = csum.as_mut() {
+                    *c = csum_update(*c, &g[..n]);
+                }
+            }
+            Err(_) => {
+                // Keep the stream in step, fail the message.
+                status = Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR);
+                skip(r, n, scratch, deadline, t).await?;
+                *csum = None;
+            }
+        }
+        left -= n;
+    }
+    if plen > mlen {
+        // Truncated or discarded: no checksum to verify.
+        *csum = None;
+        skip(r, plen - mlen, scratch, deadline, t).await?;
+    }
+    Ok(status)
+}
+
+async fn skip<R: AsyncRead + Unpin>(
+    r: &mut R,
+    mut n: usize,
+    scratch: &mut [u8],
+    deadline: Instant,
+    t: Duration,
+) -> Result<(), CloseReason> {
+    while n > 0 {
+        let k = n.min(scratch.len());
+        read_by(r, &mut scratch[..k], deadline, t, "skip payload").await?;
+        n -= k;
+    }
+    Ok(())
+}
+
+/// A message type to "wire error" helper for logs.
+pub fn wire_reason(e: &WireError) -> CloseReason {
+    CloseReason::proto(e.to_string())
+}
+
+/// Whether `version` frames messages with a socklnd header.
+pub fn has_ksock_hdr(version: u32) -> bool {
+    version >= KSOCK_PROTO_V2
+}

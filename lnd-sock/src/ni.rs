@@ -1,0 +1,920 @@
+//! One NI of the socket LND (`ksock_net` plus its peers, `ksock_peer_ni`):
+//! the peer table, connection setup in both directions, send dispatch over
+//! typed connections, receive tokens, and shutdown.
+//!
+//! Locking: one mutex per NI ([`NiInner::st`]) guards the peer table; it is
+//! held only for table updates, never across a socket call or a host
+//! callback. Order: NI lock, then a connection's queue lock.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::Duration;
+
+use lnd_api::hdr::MAX_PAYLOAD;
+use lnd_api::{
+    errno, Hdr, HealthStatus, HostHandle, LndError, LndNi, LogLevel, Nid, PeerAliveness, RxAction,
+    RxToken, TxMsg,
+};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::conn::{self, lock, CloseReason, Conn, ConnCfg, ConnOwner, TxGuard, ESHUTDOWN};
+use crate::hello::{self, Handshake, HsError, LocalId, PeerHello, PeerId};
+use crate::net;
+use crate::params::{NiTunables, Params};
+use crate::wire::{ConnType, KSOCK_PROTO_V3, KSOCK_PROTO_V4};
+
+/// A peer NI as this NI knows it (`ksock_peer_ni`).
+struct Peer {
+    /// Last incarnation seen in a hello.
+    incarnation: Option<u64>,
+    /// Protocol version that worked (or that the peer asked for).
+    version: Option<u32>,
+    /// Established connections.
+    conns: Vec<Arc<Conn>>,
+    /// A connect task is running.
+    connecting: bool,
+    /// Sends waiting for a first connection.
+    pending: VecDeque<TxGuard>,
+    /// Connected from an unprivileged port: never connected to.
+    userspace: bool,
+    /// The last connection attempt failed and nothing is connected.
+    failed: bool,
+}
+
+impl Peer {
+    fn new() -> Self {
+        Peer {
+            incarnation: None,
+            version: None,
+            conns: Vec::new(),
+            connecting: false,
+            pending: VecDeque::new(),
+            userspace: false,
+            failed: false,
+        }
+    }
+
+    fn count(&self, t: ConnType) -> usize {
+        self.conns
+            .iter()
+            .filter(|c| c.ctype == t && !c.is_closed())
+            .count()
+    }
+}
+
+/// The mutable state of an NI.
+struct NiState {
+    shutdown: bool,
+    peers: HashMap<PeerId, Peer>,
+    conns: HashMap<u32, Arc<Conn>>,
+    next_conn: u32,
+}
+
+/// The shared core of one NI.
+pub struct NiInner {
+    /// The host's callbacks for this NI.
+    pub host: HostHandle,
+    /// Our identity.
+    pub local: LocalId,
+    /// The NI's address.
+    pub addr: IpAddr,
+    /// The interface name.
+    pub ifname: String,
+    /// Parameters in force.
+    pub params: Params,
+    /// LND tunables in force.
+    pub tun: NiTunables,
+    /// The net's name (`tcp1`), for messages.
+    pub net_name: String,
+    cfg: ConnCfg,
+    st: Mutex<NiState>,
+    tasks: Mutex<usize>,
+    tasks_cv: Condvar,
+    shut_tx: watch::Sender<bool>,
+    rt: tokio::runtime::Handle,
+    me: Weak<NiInner>,
+}
+
+/// Rank of a connection type for an LNET message (lower is better; `None`
+/// never), from the kernel's V3 table (`spec/wire.md` §5.7). A receiver
+/// accepts anything anywhere, so BULK_IN is a last resort rather than never.
+fn rank(t: ConnType, small: bool) -> Option<u8> {
+    match (t, small) {
+        (ConnType::Any, _) => Some(0),
+        (ConnType::Control, true) | (ConnType::BulkOut, false) => Some(0),
+        (ConnType::BulkOut, true) | (ConnType::Control, false) => Some(1),
+        (ConnType::BulkIn, _) => Some(2),
+        (ConnType::None, _) => None,
+    }
+}
+
+/// Picks the connection for a message of `size` wire bytes: best type, then
+/// fewest queued bytes.
+fn pick(conns: &[Arc<Conn>], size: usize, min_bulk: usize) -> Option<&Arc<Conn>> {
+    let small = size < min_bulk;
+    conns
+        .iter()
+        .filter(|c| !c.is_closed())
+        .filter_map(|c| rank(c.ctype, small).map(|r| (r, c.queued_bytes(), c)))
+        .min_by_key(|(r, b, _)| (*r, *b))
+        .map(|(_, _, c)| c)
+}
+
+/// Puts `g` on the best connection of `conns`; gives it back if none takes it.
+fn dispatch(conns: &[Arc<Conn>], g: TxGuard, min_bulk: usize) -> Result<(), TxGuard> {
+    let mut g = g;
+    if conns.is_empty() {
+        return Err(g);
+    }
+    for _ in 0..conns.len() {
+        let size = g.wire_len(0);
+        let Some(c) = pick(conns, size + conns[0].hdr_len(), min_bulk) else {
+            return Err(g);
+        };
+        match c.enqueue(g) {
+            Ok(()) => return Ok(()),
+            Err(back) => g = back,
+        }
+    }
+    Err(g)
+}
+
+fn peer_ip(nid: &Nid) -> Option<IpAddr> {
+    if let Some(a) = nid.addr4() {
+        return Some(IpAddr::V4(a.into()));
+    }
+    (nid.addr_len() == 16).then(|| IpAddr::V6(nid.addr.into()))
+}
+
+/// Outcome of one connect round.
+enum Round {
+    /// Nothing (more) to connect, or connected.
+    Done,
+    /// The peer refused: it is connecting to us.
+    LostRace,
+    /// Failed: fail the pending sends with this reason.
+    Failed(CloseReason),
+}
+
+impl NiInner {
+    /// Builds the NI core; `rt` is the plugin's runtime.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        host: HostHandle,
+        local: LocalId,
+        addr: IpAddr,
+        ifname: String,
+        net_name: String,
+        params: Params,
+        tun: NiTunables,
+        rt: tokio::runtime::Handle,
+    ) -> Arc<NiInner> {
+        let cfg = ConnCfg {
+            sock_timeout: params.sock_timeout(),
+            keepalive: Duration::from_secs(params.keepalive as u64),
+            zc_min_payload: params.zc_request.then_some(params.zc_min_payload),
+        };
+        let (shut_tx, _) = watch::channel(false);
+        Arc::new_cyclic(|me| NiInner {
+            host,
+            local,
+            addr,
+            ifname,
+            params,
+            tun,
+            net_name,
+            cfg,
+            st: Mutex::new(NiState {
+                shutdown: false,
+                peers: HashMap::new(),
+                conns: HashMap::new(),
+                next_conn: 1,
+            }),
+            tasks: Mutex::new(0),
+            tasks_cv: Condvar::new(),
+            shut_tx,
+            rt,
+            me: me.clone(),
+        })
+    }
+
+    fn arc(&self) -> Option<Arc<NiInner>> {
+        self.me.upgrade()
+    }
+
+    /// Logs with the NI's NID as prefix.
+    pub fn log_ni(&self, level: LogLevel, msg: &str) {
+        self.host
+            .log(level, &format!("lnd-sock {}: {msg}", self.local.nid));
+    }
+
+    fn task_start(&self) {
+        *lock(&self.tasks) += 1;
+    }
+
+    /// Spawns a counted task on the plugin runtime that stops at shutdown.
+    fn spawn<F>(&self, f: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.task_start();
+        let me = self.arc();
+        let mut shut = self.shut_tx.subscribe();
+        self.rt.spawn(async move {
+            tokio::select! {
+                _ = f => {}
+                _ = shut.wait_for(|s| *s) => {}
+            }
+            if let Some(me) = me {
+                me.task_done();
+            }
+        });
+    }
+
+    fn shutting_down(&self) -> bool {
+        lock(&self.st).shutdown
+    }
+
+    // -----------------------------------------------------------------------
+    // Sending
+    // -----------------------------------------------------------------------
+
+    fn send_msg(&self, tx: TxMsg) -> Result<(), LndError> {
+        let target = PeerId {
+            nid: tx.target,
+            pid: tx.target_pid,
+        };
+        if tx.target.net() != self.local.nid.net() {
+            return Err(LndError::new(
+                errno::ENETUNREACH,
+                format!(
+                    "cannot send to {}: not on this NI's net {}",
+                    tx.target,
+                    self.local.nid.net()
+                ),
+            ));
+        }
+        let plen = tx.payload.len();
+        if plen as u64 > MAX_PAYLOAD as u64 || plen != tx.hdr.payload_length as usize {
+            return Err(LndError::new(
+                errno::EMSGSIZE,
+                format!(
+                    "cannot send to {}: payload of {plen} bytes for a header announcing {} \
+                     (at most {MAX_PAYLOAD})",
+                    tx.target, tx.hdr.payload_length
+                ),
+            ));
+        }
+        let Some(ip) = peer_ip(&tx.target) else {
+            return Err(LndError::new(
+                errno::EHOSTUNREACH,
+                format!("cannot send to {}: no IP address in that NID", tx.target),
+            ));
+        };
+        let g = TxGuard::new(tx, self.host.clone());
+        let mut st = lock(&self.st);
+        if st.shutdown {
+            drop(st);
+            // A failed send owns nothing: give the message back untouched.
+            let _ = g.disarm();
+            return Err(LndError::new(
+                ESHUTDOWN,
+                format!("cannot send to {}: NI is shutting down", target.nid),
+            ));
+        }
+        let min_bulk = self.params.min_bulk;
+        let peer = st.peers.entry(target).or_insert_with(Peer::new);
+        let g = match dispatch(&peer.conns, g, min_bulk) {
+            Ok(()) => return Ok(()),
+            Err(g) => g,
+        };
+        if peer.userspace {
+            drop(st);
+            let _ = g.disarm();
+            return Err(LndError::new(
+                errno::EHOSTUNREACH,
+                format!("cannot send to {target}: a userspace peer that is not connected"),
+            ));
+        }
+        peer.pending.push_back(g);
+        let start = !peer.connecting;
+        peer.connecting = true;
+        drop(st);
+        if start {
+            if let Some(me) = self.arc() {
+                self.spawn(async move { me.connect_peer(target, ip).await });
+            }
+        }
+        Ok(())
+    }
+
+    /// The connect daemon for one peer (`ksocknal_connect()`): creates the
+    /// missing connections, retries after a lost race until the peer's own
+    /// connections arrive or `sock_timeout` passes, fails the waiting sends
+    /// otherwise.
+    async fn connect_peer(self: Arc<Self>, id: PeerId, ip: IpAddr) {
+        let started = Instant::now();
+        let mut backoff = self.params.min_reconnect;
+        loop {
+            let round = self.connect_round(id, ip).await;
+            let mut fail: Vec<TxGuard> = Vec::new();
+            let mut why: Option<CloseReason> = None;
+            let retry = {
+                let mut st = lock(&self.st);
+                let shutdown = st.shutdown;
+                let min_bulk = self.params.min_bulk;
+                let Some(peer) = st.peers.get_mut(&id) else {
+                    return;
+                };
+                if shutdown {
+                    peer.connecting = false;
+                    fail.extend(peer.pending.drain(..));
+                    why = Some(CloseReason::shutdown());
+                    false
+                } else if peer.conns.iter().any(|c| !c.is_closed()) {
+                    peer.failed = false;
+                    while let Some(g) = peer.pending.pop_front() {
+                        if let Err(g) = dispatch(&peer.conns, g, min_bulk) {
+                            fail.push(g);
+                        }
+                    }
+                    peer.connecting = false;
+                    false
+                } else {
+                    match round {
+                        Round::LostRace
+                            if started.elapsed() < self.cfg.sock_timeout
+                                && !peer.pending.is_empty() =>
+                        {
+                            true
+                        }
+                        Round::LostRace => {
+                            why = Some(CloseReason::timeout(
+                                "waiting for the peer's connections after a race",
+                                self.cfg.sock_timeout,
+                            ));
+                            peer.connecting = false;
+                            peer.failed = true;
+                            fail.extend(peer.pending.drain(..));
+                            false
+                        }
+                        Round::Failed(w) => {
+                            why = Some(w);
+                            peer.connecting = false;
+                            peer.failed = true;
+                            fail.extend(peer.pending.drain(..));
+                            false
+                        }
+                        Round::Done => {
+                            why = Some(CloseReason::new(
+                                "no connection",
+                                errno::EHOSTUNREACH,
+                                HealthStatus::REMOTE_ERROR,
+                            ));
+                            peer.connecting = false;
+                            fail.extend(peer.pending.drain(..));
+                            false
+                        }
+                    }
+                }
+            };
+            if let Some(w) = &why {
+                let status = w.status;
+                if !fail.is_empty() {
+                    self.log_ni(
+                        LogLevel::WARN,
+                        &format!(
+                            "cannot connect to {id}: {}; failing {} queued message(s)",
+                            w.text,
+                            fail.len()
+                        ),
+                    );
+                }
+                for g in fail.drain(..) {
+                    g.complete(status);
+                }
+                if status.health != HealthStatus::LOCAL_INTERRUPT {
+                    self.host.notify(id.nid, false);
+                }
+            }
+            for g in fail {
+                g.complete(lnd_api::Completion::failed(
+                    errno::EHOSTUNREACH,
+                    HealthStatus::REMOTE_ERROR,
+                ));
+            }
+            if !retry {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.params.max_reconnect);
+        }
+    }
+
+    /// Which connection type the peer still lacks, if any.
+    fn missing(&self, peer: &Peer) -> Option<ConnType> {
+        if !self.params.typed_conns {
+            return (peer.count(ConnType::Any) == 0).then_some(ConnType::Any);
+        }
+        let cpp = self.tun.conns_per_peer as usize;
+        if peer.count(ConnType::Control) == 0 {
+            return Some(ConnType::Control);
+        }
+        let (bi, bo) = (peer.count(ConnType::BulkIn), peer.count(ConnType::BulkOut));
+        if bi < cpp && bi <= bo {
+            return Some(ConnType::BulkIn);
+        }
+        if bo < cpp {
+            return Some(ConnType::BulkOut);
+        }
+        None
+    }
+
+    async fn connect_round(&self, id: PeerId, ip: IpAddr) -> Round {
+        let mut version_retries = 0;
+        let mut made = 0;
+        loop {
+            let (ctype, version) = {
+                let st = lock(&self.st);
+                if st.shutdown {
+                    return Round::Done;
+                }
+                let Some(peer) = st.peers.get(&id) else {
+                    return Round::Done;
+                };
+                match self.missing(peer) {
+                    None => return Round::Done,
+                    Some(t) => (t, peer.version),
+                }
+            };
+            let version = version.unwrap_or(if ip.is_ipv6() {
+                KSOCK_PROTO_V4
+            } else {
+                self.params.protocol.min(KSOCK_PROTO_V3)
+            });
+            match self.connect_one(id, ip, ctype, version).await {
+                Ok(()) => made += 1,
+                Err(HsError::WantsVersion(v)) if version_retries < 2 => {
+                    version_retries += 1;
+                    self.log_ni(
+                        LogLevel::INFO,
+                        &format!("{id} asks for socklnd protocol V{v}; retrying"),
+                    );
+                    if let Some(p) = lock(&self.st).peers.get_mut(&id) {
+                        p.version = Some(v);
+                    }
+                }
+                Err(HsError::LostRace) => {
+                    self.log_ni(
+                        LogLevel::DEBUG,
+                        &format!("{id} refused a {} connection (race)", ctype.name()),
+                    );
+                    return Round::LostRace;
+                }
+                Err(e) => {
+                    let why = match &e {
+                        HsError::Io(io) => CloseReason::io("connect", io),
+                        HsError::Timeout(t) => CloseReason::timeout("handshake", *t),
+                        other => CloseReason::new(
+                            other.to_string(),
+                            errno::EPROTO,
+                            HealthStatus::REMOTE_ERROR,
+                        ),
+                    };
+                    let why = match why.status.errno.abs() {
+                        errno::ETIMEDOUT => why,
+                        _ if made == 0 => CloseReason {
+                            status: lnd_api::Completion::failed(
+                                errno::EHOSTUNREACH,
+                                HealthStatus::REMOTE_ERROR,
+                            ),
+                            ..why
+                        },
+                        _ => why,
+                    };
+                    self.log_ni(
+                        LogLevel::WARN,
+                        &format!("{} connection to {id} failed: {e}", ctype.name()),
+                    );
+                    return Round::Failed(why);
+                }
+            }
+        }
+    }
+
+    async fn connect_one(
+        &self,
+        id: PeerId,
+        ip: IpAddr,
+        ctype: ConnType,
+        version: u32,
+    ) -> Result<(), HsError> {
+        let port = match ctype {
+            ConnType::BulkIn | ConnType::BulkOut => self.params.accept_port_bulk,
+            _ => self.params.accept_port,
+        };
+        let to = SocketAddr::new(ip, port);
+        let t = self.cfg.sock_timeout;
+        let mut s = net::connect(self.addr, to, true, t).await?;
+        let mut hs = Handshake::active(self.local, id, ctype, version);
+        let p = hello::run_active(&mut s, &mut hs, t).await?;
+        self.established(s, p, true)
+            .map_err(|e| HsError::Io(std::io::Error::other(e)))
+    }
+
+    /// Registers an established connection and starts its tasks.
+    fn established(&self, s: TcpStream, p: PeerHello, active: bool) -> Result<(), String> {
+        if let Err(e) = net::setup(&s, &self.params, &self.tun) {
+            self.log_ni(
+                LogLevel::WARN,
+                &format!("socket options for {}: {e}", p.peer),
+            );
+        }
+        let addrs = match (s.local_addr(), s.peer_addr()) {
+            (Ok(l), Ok(r)) => Some((l, r)),
+            _ => None,
+        };
+        let conn = self.register(&p, active, addrs)?;
+        let Some(me) = self.arc() else {
+            return Err("NI is gone".into());
+        };
+        conn::start(conn, s, me);
+        Ok(())
+    }
+
+    /// Adds a connection to its peer (closing the peer's stale connections
+    /// when its incarnation changed) and moves waiting sends onto it.
+    /// Reserves the two task slots of its reader and writer.
+    pub fn register(
+        &self,
+        p: &PeerHello,
+        active: bool,
+        addrs: Option<(SocketAddr, SocketAddr)>,
+    ) -> Result<Arc<Conn>, String> {
+        let (conn, stale, fail) = {
+            let mut st = lock(&self.st);
+            if st.shutdown {
+                return Err("NI is shutting down".into());
+            }
+            let id = st.next_conn;
+            st.next_conn = st.next_conn.wrapping_add(1).max(1);
+            let conn = Conn::new(id, p, active, addrs, self.cfg, self.host.clone());
+            let peer = st.peers.entry(p.peer).or_insert_with(Peer::new);
+            let mut stale = Vec::new();
+            if peer.incarnation.is_some_and(|i| i != p.incarnation) {
+                stale = std::mem::take(&mut peer.conns);
+            }
+            peer.incarnation = Some(p.incarnation);
+            peer.version = Some(p.version);
+            peer.userspace = p.userspace;
+            peer.failed = false;
+            peer.conns.push(conn.clone());
+            let mut fail = Vec::new();
+            let min_bulk = self.params.min_bulk;
+            if !peer.connecting {
+                while let Some(g) = peer.pending.pop_front() {
+                    if let Err(g) = dispatch(&peer.conns, g, min_bulk) {
+                        fail.push(g);
+                    }
+                }
+            }
+            for c in &stale {
+                st.conns.remove(&c.id);
+            }
+            st.conns.insert(id, conn.clone());
+            (conn, stale, fail)
+        };
+        *lock(&self.tasks) += 2;
+        if !stale.is_empty() {
+            self.log_ni(
+                LogLevel::INFO,
+                &format!(
+                    "{} restarted (new incarnation); closing {} old connection(s)",
+                    p.peer,
+                    stale.len()
+                ),
+            );
+        }
+        for c in stale {
+            c.close(CloseReason::new(
+                "peer restarted",
+                errno::ESTALE,
+                HealthStatus::REMOTE_ERROR,
+            ));
+        }
+        for g in fail {
+            g.complete(lnd_api::Completion::failed(
+                errno::EHOSTUNREACH,
+                HealthStatus::REMOTE_ERROR,
+            ));
+        }
+        self.log_ni(
+            LogLevel::DEBUG,
+            &format!(
+                "{} {} connection {} with {} (V{})",
+                if active { "active" } else { "passive" },
+                conn.ctype.name(),
+                conn.id,
+                conn.peer,
+                conn.version
+            ),
+        );
+        Ok(conn)
+    }
+
+    // -----------------------------------------------------------------------
+    // Accepting
+    // -----------------------------------------------------------------------
+
+    /// Takes over a socket the acceptor validated for this NI (`lnd_accept`).
+    pub fn accept(&self, mut s: TcpStream, from: SocketAddr) {
+        let Some(me) = self.arc() else { return };
+        self.spawn(async move {
+            let t = me.params.accept_timeout;
+            let mut hs = Handshake::passive(me.local, from);
+            let p = match hello::passive_hello(&mut s, &mut hs, t).await {
+                Ok(p) => p,
+                Err(e) => {
+                    me.log_ni(LogLevel::WARN, &format!("hello from {from}: {e}; closing"));
+                    return;
+                }
+            };
+            let verdict = me.decide(&p);
+            let accept = verdict.is_ok();
+            if let Err(why) = &verdict {
+                me.log_ni(
+                    LogLevel::DEBUG,
+                    &format!(
+                        "refusing {} connection from {}: {why}",
+                        p.ctype.name(),
+                        p.peer
+                    ),
+                );
+            }
+            if let Err(e) = hello::passive_answer(&mut s, &mut hs, accept, t).await {
+                me.log_ni(LogLevel::WARN, &format!("answer to {from}: {e}; closing"));
+                return;
+            }
+            if accept {
+                if let Err(e) = me.established(s, p, false) {
+                    me.log_ni(LogLevel::WARN, &format!("connection from {from}: {e}"));
+                }
+            }
+        });
+    }
+
+    /// The passive side's refusals (§5.6 step 4): a connection race we win,
+    /// a duplicate connection.
+    fn decide(&self, p: &PeerHello) -> Result<(), &'static str> {
+        let st = lock(&self.st);
+        if st.shutdown {
+            return Err("NI is shutting down");
+        }
+        let Some(peer) = st.peers.get(&p.peer) else {
+            return Ok(());
+        };
+        if peer.connecting && p.peer.nid < self.local.nid {
+            return Err("connection race: our NID is higher, our connections win");
+        }
+        let same_inc = peer.incarnation == Some(p.incarnation);
+        let limit = match p.ctype {
+            ConnType::BulkIn | ConnType::BulkOut => self.tun.conns_per_peer as usize,
+            _ => 1,
+        };
+        if same_inc && peer.count(p.ctype) >= limit {
+            return Err("duplicate connection");
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+    // Shutdown and queries
+    // -----------------------------------------------------------------------
+
+    fn shutdown_ni(&self) {
+        let (conns, pending) = {
+            let mut st = lock(&self.st);
+            if st.shutdown {
+                return;
+            }
+            st.shutdown = true;
+            let conns: Vec<Arc<Conn>> = st.conns.drain().map(|(_, c)| c).collect();
+            let mut pending = Vec::new();
+            for p in st.peers.values_mut() {
+                pending.extend(p.pending.drain(..));
+                p.conns.clear();
+            }
+            (conns, pending)
+        };
+        crate::acceptor::unregister(self);
+        self.shut_tx.send_replace(true);
+        for c in conns {
+            c.close(CloseReason::shutdown());
+        }
+        drop(pending); // each guard finalizes with LOCAL_INTERRUPT
+        let wait = || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let mut n = lock(&self.tasks);
+            while *n > 0 {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                n = self
+                    .tasks_cv
+                    .wait_timeout(n, left)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+            *n
+        };
+        let left = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        };
+        if left > 0 {
+            self.log_ni(
+                LogLevel::ERROR,
+                &format!("shutdown: {left} task(s) still running after 30 s"),
+            );
+        }
+    }
+
+    fn conn_list(&self) -> String {
+        let st = lock(&self.st);
+        let mut out = String::from("conns:\n");
+        let mut ids: Vec<&u32> = st.conns.keys().collect();
+        ids.sort();
+        for id in ids {
+            let c = &st.conns[id];
+            let _ = writeln!(out, "    - peer: {}", c.peer);
+            let _ = writeln!(out, "      type: {}", c.ctype.name());
+            let _ = writeln!(out, "      protocol: {}", c.version);
+            let _ = writeln!(out, "      active: {}", c.active);
+            if let Some((l, r)) = c.addrs {
+                let _ = writeln!(out, "      local: {l}");
+                let _ = writeln!(out, "      remote: {r}");
+            }
+            let _ = writeln!(out, "      tx_queued_bytes: {}", c.queued_bytes());
+        }
+        out
+    }
+}
+
+impl ConnOwner for NiInner {
+    fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
+        self.host
+            .parse(hdr, conn.peer.nid, rx, false)
+            .map_err(|e| e.to_string())
+    }
+
+    fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
+        let first = conn.close(why.clone());
+        let last = {
+            let mut st = lock(&self.st);
+            st.conns.remove(&conn.id);
+            match st.peers.get_mut(&conn.peer) {
+                Some(p) => {
+                    p.conns.retain(|c| c.id != conn.id);
+                    p.conns.is_empty() && !st.shutdown
+                }
+                None => false,
+            }
+        };
+        if first {
+            let level = if why.status.errno.abs() == errno::EPROTO {
+                LogLevel::ERROR
+            } else {
+                LogLevel::INFO
+            };
+            self.log_ni(
+                level,
+                &format!(
+                    "closing {} connection {} with {}: {}",
+                    conn.ctype.name(),
+                    conn.id,
+                    conn.peer,
+                    why.text
+                ),
+            );
+        }
+        if last && why.status.health != HealthStatus::LOCAL_INTERRUPT {
+            self.host.notify(conn.peer.nid, false);
+        }
+    }
+
+    fn task_done(&self) {
+        let mut n = lock(&self.tasks);
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.tasks_cv.notify_all();
+        }
+    }
+
+    fn log(&self, level: LogLevel, msg: &str) {
+        self.log_ni(level, msg);
+    }
+}
+
+/// The [`LndNi`] object of one NI.
+pub struct SockNi(pub Arc<NiInner>);
+
+impl LndNi for SockNi {
+    fn send(&self, tx: TxMsg) -> Result<(), LndError> {
+        self.0.send_msg(tx)
+    }
+
+    fn recv(&self, rx: RxAction) -> Result<(), LndError> {
+        let id = (rx.rx.0 >> 32) as u32;
+        let seq = rx.rx.0 & 0xFFFF_FFFF;
+        let conn = lock(&self.0.st).conns.get(&id).cloned();
+        let Some(conn) = conn else {
+            return Err(LndError::new(
+                errno::ECONNABORTED,
+                format!("receive token {:#x}: its connection is closed", rx.rx.0),
+            ));
+        };
+        conn.deliver(seq, rx).map_err(|a| {
+            LndError::new(
+                errno::EINVAL,
+                format!("receive token {:#x} is not awaiting recv", a.rx.0),
+            )
+        })
+    }
+
+    fn notify_peer_down(&self, _peer: Nid) {}
+
+    fn query(&self, peer: Nid) -> PeerAliveness {
+        use lnd_api::abi_stable::std_types::ROption;
+        let st = lock(&self.0.st);
+        let mut best: Option<Duration> = None;
+        let mut known = false;
+        let mut failed = false;
+        for (id, p) in &st.peers {
+            if id.nid != peer {
+                continue;
+            }
+            known = true;
+            failed |= p.failed;
+            for c in p.conns.iter().filter(|c| !c.is_closed()) {
+                let idle = c.idle();
+                best = Some(best.map_or(idle, |b| b.min(idle)));
+            }
+        }
+        match (known, best) {
+            (_, Some(idle)) => PeerAliveness {
+                alive: ROption::RSome(true),
+                last_alive_secs_ago: ROption::RSome(idle.as_secs()),
+            },
+            (true, None) if failed => PeerAliveness {
+                alive: ROption::RSome(false),
+                last_alive_secs_ago: ROption::RNone,
+            },
+            _ => PeerAliveness::UNKNOWN,
+        }
+    }
+
+    fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
+        match cmd {
+            "conn_list" => Ok(self.0.conn_list()),
+            "disconnect" => {
+                let target: Option<Nid> = if arg.trim().is_empty() {
+                    None
+                } else {
+                    Some(arg.trim().parse().map_err(|e| {
+                        LndError::new(errno::EINVAL, format!("disconnect: bad NID {arg:?}: {e}"))
+                    })?)
+                };
+                let victims: Vec<Arc<Conn>> = lock(&self.0.st)
+                    .conns
+                    .values()
+                    .filter(|c| target.is_none_or(|n| c.peer.nid == n))
+                    .cloned()
+                    .collect();
+                let n = victims.len();
+                for c in victims {
+                    self.0.conn_failed(
+                        &c,
+                        CloseReason::new(
+                            "closed by request",
+                            errno::ECONNABORTED,
+                            HealthStatus::LOCAL_ERROR,
+                        ),
+                    );
+                }
+                Ok(format!("disconnect:\n    closed: {n}\n"))
+            }
+            _ => Err(LndError::unsupported(&format!("control command {cmd:?}"))),
+        }
+    }
+
+    fn shutdown(&self) {
+        self.0.shutdown_ni();
+    }
+}

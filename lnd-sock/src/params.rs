@@ -1,0 +1,409 @@
+//! Module parameters (`ksocklnd` and the acceptor's, `spec/semantics.md`
+//! §13.3/§13.5) and per-NI tunables (`lnetctl net add`, `spec/lnetctl.md`
+//! §2.2), with upstream's names, defaults and units.
+//!
+//! [`NiConfig::params`] is the node's one flat namespace: names this LND
+//! does not know belong to somebody else and are ignored; a known name with
+//! a bad value refuses the NI with a message naming it.
+
+use std::time::Duration;
+
+use lnd_api::{errno, LndError, NetTunables, Tunable};
+
+/// `accept=`: which connections the acceptor takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcceptMode {
+    /// `secure`: only from privileged source ports (≤ 1023).
+    Secure,
+    /// `all`: from any port (unprivileged ones become userspace peers).
+    All,
+    /// `none`: no acceptor.
+    None,
+}
+
+/// The parameters in force for one NI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// `accept` (secure).
+    pub accept: AcceptMode,
+    /// `accept_port` (988): where CONTROL connections go and we listen.
+    pub accept_port: u16,
+    /// `accept_port_bulk` (= `accept_port`): where bulk connections go.
+    pub accept_port_bulk: u16,
+    /// `accept_backlog` (127).
+    pub accept_backlog: i32,
+    /// `accept_timeout` (5 s): acceptor handshake I/O.
+    pub accept_timeout: Duration,
+    /// `sock_timeout` (50 s; 0 ⇒ the LNet LND timeout).
+    pub sock_timeout_param: u32,
+    /// The LNet LND timeout (`lnet_lnd_timeout`, derived from
+    /// `lnet_transaction_timeout` and `lnet_retry_count`, 49 s by default).
+    pub lnd_timeout: u32,
+    /// `min_reconnectms` (1000).
+    pub min_reconnect: Duration,
+    /// `max_reconnectms` (60000).
+    pub max_reconnect: Duration,
+    /// `typed_conns` (1).
+    pub typed_conns: bool,
+    /// `min_bulk` (1024): smallest "bulk" message, headers included.
+    pub min_bulk: usize,
+    /// `tx_buffer_size` (0: system default).
+    pub tx_buffer_size: usize,
+    /// `rx_buffer_size` (0: system default).
+    pub rx_buffer_size: usize,
+    /// `nagle` (0 ⇒ TCP_NODELAY).
+    pub nagle: bool,
+    /// `keepalive` (30 s; 0 off): NOOP after this long without news.
+    pub keepalive: u32,
+    /// `keepalive_idle` (30 s): TCP keepalive.
+    pub keepalive_idle: u32,
+    /// `keepalive_count` (5).
+    pub keepalive_count: u32,
+    /// `keepalive_intvl` (5 s).
+    pub keepalive_intvl: u32,
+    /// `conns_per_peer` module default (0: auto).
+    pub conns_per_peer: u32,
+    /// `tos` module default (-1: off).
+    pub tos: i32,
+    /// `protocol` (3): the version offered over IPv4 (2 or 3).
+    pub protocol: u32,
+    /// `zc_min_payload` (16384): smallest payload for which we ask the
+    /// receiver for a zero-copy ACK, when `zc_request` is on.
+    pub zc_min_payload: usize,
+    /// `zc_request` (0, this LND's own): ask for zero-copy ACKs and complete
+    /// such sends only once acknowledged. The kernel asks only when the NIC
+    /// sends pages by reference; a user-space socket copies, so off by default.
+    pub zc_request: bool,
+    /// `credits` (256).
+    pub credits: i32,
+    /// `peer_credits` (8).
+    pub peer_credits: i32,
+    /// `peer_buffer_credits` (0).
+    pub peer_buffer_credits: i32,
+    /// `peer_timeout` (180).
+    pub peer_timeout: i32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            accept: AcceptMode::Secure,
+            accept_port: 988,
+            accept_port_bulk: 988,
+            accept_backlog: 127,
+            accept_timeout: Duration::from_secs(5),
+            sock_timeout_param: 50,
+            lnd_timeout: 49,
+            min_reconnect: Duration::from_millis(1000),
+            max_reconnect: Duration::from_millis(60000),
+            typed_conns: true,
+            min_bulk: 1024,
+            tx_buffer_size: 0,
+            rx_buffer_size: 0,
+            nagle: false,
+            keepalive: 30,
+            keepalive_idle: 30,
+            keepalive_count: 5,
+            keepalive_intvl: 5,
+            conns_per_peer: 0,
+            tos: -1,
+            protocol: 3,
+            zc_min_payload: 16384,
+            zc_request: false,
+            credits: 256,
+            peer_credits: 8,
+            peer_buffer_credits: 0,
+            peer_timeout: 180,
+        }
+    }
+}
+
+fn bad(name: &str, value: &str, what: &str) -> LndError {
+    LndError::new(
+        errno::EINVAL,
+        format!("module parameter {name}={value:?} is invalid: {what}"),
+    )
+}
+
+fn num<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
+    name: &str,
+    value: &str,
+    min: T,
+    max: T,
+) -> Result<T, LndError> {
+    match value.trim().parse::<T>() {
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => Err(bad(
+            name,
+            value,
+            &format!("expected a number in {min}..={max}"),
+        )),
+    }
+}
+
+impl Params {
+    /// Reads the parameters this LND knows from `list`; others are ignored.
+    pub fn from_list(list: &[Tunable]) -> Result<Params, LndError> {
+        let mut p = Params::default();
+        let mut bulk_port: Option<u16> = None;
+        let mut tt: Option<u32> = None;
+        let mut retry: Option<u32> = None;
+        let mut lnd_timeout: Option<u32> = None;
+        for t in list {
+            let (n, v) = (t.name.as_str(), t.value.as_str());
+            match n {
+                "accept" => {
+                    p.accept = match v.trim() {
+                        "secure" => AcceptMode::Secure,
+                        "all" => AcceptMode::All,
+                        "none" => AcceptMode::None,
+                        _ => return Err(bad(n, v, "expected secure, all or none")),
+                    }
+                }
+                "accept_port" => p.accept_port = num(n, v, 1, u16::MAX)?,
+                "accept_port_bulk" => bulk_port = Some(num(n, v, 1, u16::MAX)?),
+                "accept_backlog" => p.accept_backlog = num(n, v, 1, 65535)?,
+                "accept_timeout" => p.accept_timeout = Duration::from_secs(num(n, v, 1, 3600)?),
+                "sock_timeout" => p.sock_timeout_param = num(n, v, 0, 86400)?,
+                "lnet_lnd_timeout" | "lnd_timeout" => lnd_timeout = Some(num(n, v, 1, 86400)?),
+                "lnet_transaction_timeout" => tt = Some(num(n, v, 1, 86400)?),
+                "lnet_retry_count" => retry = Some(num(n, v, 0, 100)?),
+                "min_reconnectms" => {
+                    p.min_reconnect = Duration::from_millis(num(n, v, 1, 3_600_000)?)
+                }
+                "max_reconnectms" => {
+                    p.max_reconnect = Duration::from_millis(num(n, v, 1, 3_600_000)?)
+                }
+                "typed_conns" => p.typed_conns = num::<u32>(n, v, 0, 1)? == 1,
+                "min_bulk" => p.min_bulk = num(n, v, 0, 1 << 21)?,
+                "tx_buffer_size" => p.tx_buffer_size = num(n, v, 0, 1 << 30)?,
+                "rx_buffer_size" => p.rx_buffer_size = num(n, v, 0, 1 << 30)?,
+                "nagle" => p.nagle = num::<u32>(n, v, 0, 1)? == 1,
+                "keepalive" => p.keepalive = num::<i64>(n, v, -1, 86400)?.max(0) as u32,
+                "keepalive_idle" => p.keepalive_idle = num(n, v, 0, 86400)?,
+                "keepalive_count" => p.keepalive_count = num(n, v, 0, 1000)?,
+                "keepalive_intvl" => p.keepalive_intvl = num(n, v, 0, 86400)?,
+                "conns_per_peer" => p.conns_per_peer = num(n, v, 0, 255)?,
+                "tos" => p.tos = num(n, v, -1, 255)?,
+                "protocol" => p.protocol = num(n, v, 2, 3)?,
+                "zc_min_payload" => p.zc_min_payload = num::<usize>(n, v, 0, 1 << 21)?.max(2048),
+                "zc_request" => p.zc_request = num::<u32>(n, v, 0, 1)? == 1,
+                "credits" => p.credits = num(n, v, 1, 1 << 20)?,
+                "peer_credits" => p.peer_credits = num(n, v, 1, 1 << 16)?,
+                "peer_buffer_credits" => p.peer_buffer_credits = num(n, v, 0, 1 << 16)?,
+                "peer_timeout" => p.peer_timeout = num(n, v, 0, 1 << 20)?,
+                _ => {}
+            }
+        }
+        p.accept_port_bulk = bulk_port.unwrap_or(p.accept_port);
+        p.lnd_timeout = match (lnd_timeout, tt) {
+            (Some(t), _) => t,
+            (None, Some(tt)) => ((tt.saturating_sub(1)) / (retry.unwrap_or(2) + 1)).max(1),
+            (None, None) => 49,
+        };
+        if p.min_reconnect > p.max_reconnect {
+            return Err(LndError::new(
+                errno::EINVAL,
+                "module parameters: min_reconnectms is larger than max_reconnectms",
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The socket timeout in force (`sock_timeout`, or the LND timeout when 0),
+    /// in seconds; what `net show -v` prints as `timeout`.
+    pub fn timeout_secs(&self) -> u32 {
+        if self.sock_timeout_param == 0 {
+            self.lnd_timeout
+        } else {
+            self.sock_timeout_param
+        }
+    }
+
+    /// [`Params::timeout_secs`] as a duration.
+    pub fn sock_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs() as u64)
+    }
+
+    /// Fills unset net tunables with this LND's defaults; `peer_credits` is
+    /// capped at `credits`.
+    pub fn fill(&self, t: NetTunables) -> NetTunables {
+        let pick = |v: i32, d: i32, min: i32| if v >= min { v } else { d };
+        let credits = pick(t.credits, self.credits, 1);
+        NetTunables {
+            peer_timeout: pick(t.peer_timeout, self.peer_timeout, 0),
+            peer_credits: pick(t.peer_credits, self.peer_credits, 1).min(credits),
+            peer_buffer_credits: pick(t.peer_buffer_credits, self.peer_buffer_credits, 0),
+            credits,
+        }
+    }
+}
+
+/// The LND tunables of one NI (`lnet_ioctl_config_socklnd_tunables`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NiTunables {
+    /// Bulk connections per type per peer, resolved (≥ 1).
+    pub conns_per_peer: u32,
+    /// IP type of service, -1 off.
+    pub tos: i32,
+}
+
+impl NiTunables {
+    /// From the user's LND tunables, falling back to the module's; a
+    /// `conns_per_peer` of 0 resolves from `link_mbps` (`spec/lnetctl.md` §2.2).
+    pub fn resolve(
+        list: &[Tunable],
+        p: &Params,
+        link_mbps: Option<u64>,
+    ) -> Result<NiTunables, LndError> {
+        let mut cpp = p.conns_per_peer;
+        let mut tos = p.tos;
+        for t in list {
+            let (n, v) = (t.name.as_str(), t.value.as_str());
+            match n {
+                "conns_per_peer" => match v.trim().parse::<i64>() {
+                    Ok(x) if x < 0 => {}
+                    Ok(x) if x <= 127 => cpp = x as u32,
+                    _ => {
+                        return Err(LndError::new(
+                            errno::EINVAL,
+                            format!("invalid conns_per_peer value {v:?} (valid range 0-127)"),
+                        ))
+                    }
+                },
+                "tos" => match v.trim().parse::<i32>() {
+                    Ok(x) if (-1..=255).contains(&x) => tos = x,
+                    _ => {
+                        return Err(LndError::new(
+                            errno::EINVAL,
+                            format!("invalid tos value {v:?} (valid range -1..255)"),
+                        ))
+                    }
+                },
+                // Read-only or unknown to socklnd: ignored as upstream does.
+                _ => {}
+            }
+        }
+        if cpp == 0 {
+            cpp = auto_conns_per_peer(link_mbps);
+        }
+        Ok(NiTunables {
+            conns_per_peer: cpp,
+            tos,
+        })
+    }
+
+    /// What `net show -v` prints under `lnd tunables`, in upstream's order.
+    pub fn report(&self, timeout_secs: u32) -> Vec<Tunable> {
+        vec![
+            Tunable::new("conns_per_peer", self.conns_per_peer),
+            Tunable::new("timeout", timeout_secs),
+            Tunable::new("tos", self.tos),
+        ]
+    }
+}
+
+/// `conns_per_peer` 0 ("auto"): `floor(log2(speed / 1000)) / 2 + 1` with the
+/// speed in Mb/s floored to 1000 (1 GbE → 1, 10 → 2, 25 → 3, 100 → 4).
+pub fn auto_conns_per_peer(link_mbps: Option<u64>) -> u32 {
+    let gbps = (link_mbps.unwrap_or(1000).max(1000) / 1000).max(1);
+    gbps.ilog2() / 2 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(kv: &[(&str, &str)]) -> Vec<Tunable> {
+        kv.iter().map(|(k, v)| Tunable::new(*k, v)).collect()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let p = Params::from_list(&[]).expect("defaults");
+        assert_eq!(p, Params::default());
+        assert_eq!(p.timeout_secs(), 50);
+        assert_eq!(p.accept_port_bulk, 988);
+        let p = Params::from_list(&list(&[
+            ("accept_port", "7988"),
+            ("accept", "all"),
+            ("sock_timeout", "0"),
+            ("lnet_transaction_timeout", "50"),
+            ("lnet_retry_count", "1"),
+            ("networks", "tcp(eth0)"),
+        ]))
+        .expect("valid");
+        assert_eq!(p.accept_port, 7988);
+        assert_eq!(p.accept_port_bulk, 7988);
+        assert_eq!(p.accept, AcceptMode::All);
+        assert_eq!(p.timeout_secs(), 24);
+    }
+
+    #[test]
+    fn bad_values_name_the_parameter() {
+        let e = Params::from_list(&list(&[("accept", "maybe")])).expect_err("bad");
+        assert_eq!(e.errno, errno::EINVAL);
+        assert!(e.message.contains("accept=\"maybe\""), "{}", e.message);
+        let e = Params::from_list(&list(&[("accept_port", "70000")])).expect_err("bad");
+        assert!(e.message.contains("accept_port"), "{}", e.message);
+    }
+
+    #[test]
+    fn net_tunables_filled_and_capped() {
+        let p = Params::default();
+        let t = p.fill(NetTunables::UNSET);
+        assert_eq!(
+            t,
+            NetTunables {
+                peer_timeout: 180,
+                peer_credits: 8,
+                peer_buffer_credits: 0,
+                credits: 256
+            }
+        );
+        let t = p.fill(NetTunables {
+            credits: 4,
+            ..NetTunables::UNSET
+        });
+        assert_eq!((t.credits, t.peer_credits), (4, 4));
+    }
+
+    #[test]
+    fn lnd_tunables_resolve_and_report_in_order() {
+        let p = Params::default();
+        let t = NiTunables::resolve(&[], &p, None).expect("ok");
+        assert_eq!(
+            t,
+            NiTunables {
+                conns_per_peer: 1,
+                tos: -1
+            }
+        );
+        let r = t.report(50);
+        let names: Vec<_> = r.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["conns_per_peer", "timeout", "tos"]);
+        assert_eq!(r[1].value.as_str(), "50");
+        let t = NiTunables::resolve(&list(&[("conns_per_peer", "3"), ("tos", "16")]), &p, None)
+            .expect("ok");
+        assert_eq!(
+            t,
+            NiTunables {
+                conns_per_peer: 3,
+                tos: 16
+            }
+        );
+        assert!(NiTunables::resolve(&list(&[("conns_per_peer", "128")]), &p, None).is_err());
+        assert!(NiTunables::resolve(&list(&[("tos", "256")]), &p, None).is_err());
+    }
+
+    #[test]
+    fn auto_conns_per_peer_from_speed() {
+        assert_eq!(auto_conns_per_peer(None), 1);
+        assert_eq!(auto_conns_per_peer(Some(100)), 1);
+        assert_eq!(auto_conns_per_peer(Some(1000)), 1);
+        assert_eq!(auto_conns_per_peer(Some(10_000)), 2);
+        assert_eq!(auto_conns_per_peer(Some(25_000)), 3);
+        assert_eq!(auto_conns_per_peer(Some(40_000)), 3);
+        assert_eq!(auto_conns_per_peer(Some(100_000)), 4);
+    }
+}

@@ -1,0 +1,421 @@
+//! Test support: a test-double `Host` that answers `parse` by calling `recv`
+//! into its own buffers (synchronously, or later from another thread), and
+//! helpers to start NIs of lnd-sock on loopback addresses.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use lnd_api::abi_stable::std_types::{ROption, RString, RVec};
+use lnd_api::{
+    Completion, Hdr, Host, HostHandle, IoBuf, Lnd, LndError, LndNiHandle, LogLevel, MsgToken,
+    MsgType, NetId, NetTunables, Nid, NiConfig, NiInfo, Payload, RxAction, RxToken, Tunable,
+    TxMsg,
+};
+
+pub const PID: u32 = 12345;
+
+/// How the double answers `parse`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvMode {
+    /// `recv` inside `parse`.
+    Sync,
+    /// `recv` from another thread after a pause.
+    Delayed(Duration),
+    /// `recv` only when the test says so (`release`).
+    Hold,
+    /// `recv` with no message: discard.
+    Discard,
+}
+
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub hdr: Hdr,
+    pub from: Nid,
+    pub data: Vec<u8>,
+    pub status: Completion,
+}
+
+struct PendingRx {
+    hdr: Hdr,
+    from: Nid,
+    bufs: Vec<IoBuf>,
+}
+
+#[derive(Default)]
+struct State {
+    ni: Option<LndNiHandle>,
+    mode: Option<RecvMode>,
+    pending: HashMap<u64, PendingRx>,
+    held: Vec<(RxToken, u64, u32)>,
+    received: Vec<Received>,
+    sent: HashMap<u64, Completion>,
+    sent_order: Vec<u64>,
+    logs: Vec<(LogLevel, String)>,
+    notifies: Vec<(Nid, bool)>,
+    parse_errors: usize,
+}
+
+pub struct Double {
+    st: Mutex<State>,
+    cv: Condvar,
+    next: AtomicU64,
+    pub name: String,
+}
+
+#[derive(Clone)]
+pub struct TestHost(pub Arc<Double>);
+
+impl TestHost {
+    pub fn new(name: &str, mode: RecvMode) -> Self {
+        TestHost(Arc::new(Double {
+            st: Mutex::new(State {
+                mode: Some(mode),
+                ..State::default()
+            }),
+            cv: Condvar::new(),
+            next: AtomicU64::new(1),
+            name: name.to_string(),
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_ni(&self, ni: LndNiHandle) {
+        self.lock().ni = Some(ni);
+    }
+
+    pub fn set_mode(&self, m: RecvMode) {
+        self.lock().mode = Some(m);
+    }
+
+    fn ni(&self) -> LndNiHandle {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(n) = self.lock().ni.clone() {
+                return n;
+            }
+            assert!(Instant::now() < deadline, "NI handle never set");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits until `f` holds on the state, or panics after `t`.
+    fn wait<R>(&self, t: Duration, what: &str, mut f: impl FnMut(&State) -> Option<R>) -> R {
+        let deadline = Instant::now() + t;
+        let mut st = self.lock();
+        loop {
+            if let Some(r) = f(&st) {
+                return r;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "{}: timed out waiting for {what}", self.0.name);
+            st = self
+                .0
+                .cv
+                .wait_timeout(st, left.min(Duration::from_millis(50)))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    pub fn wait_received(&self, n: usize, t: Duration) -> Vec<Received> {
+        self.wait(t, &format!("{n} received messages"), |s| {
+            (s.received.len() >= n).then(|| s.received.clone())
+        })
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.lock().received.clone()
+    }
+
+    pub fn wait_sent(&self, tokens: &[u64], t: Duration) -> Vec<Completion> {
+        self.wait(t, &format!("{} send completions", tokens.len()), |s| {
+            tokens
+                .iter()
+                .map(|k| s.sent.get(k).copied())
+                .collect::<Option<Vec<_>>>()
+        })
+    }
+
+    pub fn sent_count(&self, token: u64) -> usize {
+        self.lock().sent_order.iter().filter(|k| **k == token).count()
+    }
+
+    pub fn logs(&self) -> Vec<(LogLevel, String)> {
+        self.lock().logs.clone()
+    }
+
+    pub fn wait_log(&self, needle: &str, t: Duration) -> String {
+        self.wait(t, &format!("a log line containing {needle:?}"), |s| {
+            s.logs.iter().find(|(_, l)| l.contains(needle)).map(|(_, l)| l.clone())
+        })
+    }
+
+    pub fn notifies(&self) -> Vec<(Nid, bool)> {
+        self.lock().notifies.clone()
+    }
+
+    pub fn held(&self) -> usize {
+        self.lock().held.len()
+    }
+
+    /// Delivers held receives.
+    pub fn release(&self) -> Vec<Result<(), LndError>> {
+        let held = std::mem::take(&mut self.lock().held);
+        let ni = self.ni();
+        held.into_iter()
+            .map(|(rx, msg, rlen)| {
+                let payload = self.payload_of(msg);
+                ni.recv(RxAction {
+                    rx,
+                    msg: ROption::RSome(MsgToken(msg)),
+                    payload,
+                    rlen,
+                    delayed: true,
+                })
+            })
+            .collect()
+    }
+
+    fn payload_of(&self, msg: u64) -> Payload {
+        let st = self.lock();
+        st.pending
+            .get(&msg)
+            .map(|p| p.bufs.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Splits `len` bytes into up to three fragments of unequal sizes.
+pub fn fragments(len: usize) -> Vec<IoBuf> {
+    if len < 3 {
+        return vec![IoBuf::zeroed(len)];
+    }
+    let a = len / 3 + 1;
+    let b = len / 5;
+    vec![
+        IoBuf::zeroed(a),
+        IoBuf::zeroed(b),
+        IoBuf::zeroed(len - a - b),
+    ]
+}
+
+impl Host for TestHost {
+    fn parse(&self, hdr: Hdr, from: Nid, rx: RxToken, _rdma: bool) -> Result<(), LndError> {
+        let msg = self.0.next.fetch_add(1, Ordering::Relaxed) | 1 << 40;
+        let rlen = hdr.payload_length;
+        let bufs = fragments(rlen as usize);
+        let payload: Payload = bufs.iter().cloned().collect();
+        let mode = {
+            let mut st = self.lock();
+            st.pending.insert(msg, PendingRx { hdr, from, bufs });
+            st.mode.unwrap_or(RecvMode::Sync)
+        };
+        let ni = self.ni();
+        match mode {
+            RecvMode::Sync => {
+                let r = ni.recv(RxAction {
+                    rx,
+                    msg: ROption::RSome(MsgToken(msg)),
+                    payload,
+                    rlen,
+                    delayed: false,
+                });
+                assert!(r.is_ok(), "recv inside parse failed: {r:?}");
+            }
+            RecvMode::Discard => {
+                self.lock().pending.remove(&msg);
+                let r = ni.recv(RxAction {
+                    rx,
+                    msg: ROption::RNone,
+                    payload: Payload::new(),
+                    rlen,
+                    delayed: false,
+                });
+                assert!(r.is_ok(), "discard failed: {r:?}");
+                // Count discards as received with no data.
+                let mut st = self.lock();
+                st.received.push(Received {
+                    hdr,
+                    from,
+                    data: Vec::new(),
+                    status: Completion::OK,
+                });
+                self.0.cv.notify_all();
+            }
+            RecvMode::Delayed(d) => {
+                std::thread::spawn(move || {
+                    std::thread::sleep(d);
+                    let _ = ni.recv(RxAction {
+                        rx,
+                        msg: ROption::RSome(MsgToken(msg)),
+                        payload,
+                        rlen,
+                        delayed: true,
+                    });
+                });
+            }
+            RecvMode::Hold => {
+                self.lock().held.push((rx, msg, rlen));
+                self.0.cv.notify_all();
+            }
+        }
+        Ok(())
+    }
+
+    fn finalize(&self, msg: MsgToken, status: Completion) {
+        let mut st = self.lock();
+        if let Some(p) = st.pending.remove(&msg.0) {
+            let mut data = Vec::new();
+            for b in &p.bufs {
+                data.extend_from_slice(&b.to_vec().expect("buffer free after finalize"));
+            }
+            st.received.push(Received {
+                hdr: p.hdr,
+                from: p.from,
+                data,
+                status,
+            });
+        } else {
+            st.sent.insert(msg.0, status);
+            st.sent_order.push(msg.0);
+        }
+        self.0.cv.notify_all();
+    }
+
+    fn notify(&self, peer: Nid, alive: bool) {
+        self.lock().notifies.push((peer, alive));
+    }
+
+    fn link_state(&self, _up: bool) {}
+
+    fn log(&self, level: LogLevel, msg: &str) {
+        if std::env::var_os("LND_SOCK_TEST_LOG").is_some() {
+            eprintln!("[{}] {msg}", self.0.name);
+        }
+        self.lock().logs.push((level, msg.to_string()));
+        self.0.cv.notify_all();
+    }
+}
+
+/// A started NI with its double.
+pub struct TestNi {
+    pub host: TestHost,
+    pub ni: LndNiHandle,
+    pub info: NiInfo,
+}
+
+impl TestNi {
+    pub fn nid(&self) -> Nid {
+        self.info.nid
+    }
+    pub fn shutdown(&self) {
+        self.ni.shutdown();
+    }
+}
+
+/// A port for this test, distinct across the tests of this process and
+/// unlikely to collide with other processes.
+pub fn test_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20000 + (std::process::id() % 2000) as u16 * 8;
+    base + NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn config(net: NetId, iface: &str, params: &[(&str, String)], lnd_tun: &[(&str, &str)]) -> NiConfig {
+    NiConfig {
+        net,
+        interfaces: RVec::from(vec![RString::from(iface)]),
+        tunables: NetTunables::UNSET,
+        lnd_tunables: lnd_tun.iter().map(|(k, v)| Tunable::new(*k, v)).collect(),
+        params: params.iter().map(|(k, v)| Tunable::new(*k, v)).collect(),
+        pid: PID,
+    }
+}
+
+pub fn start(name: &str, cfg: NiConfig, mode: RecvMode) -> Result<TestNi, LndError> {
+    let host = TestHost::new(name, mode);
+    let s = lnd_sock::SockLnd.startup(cfg, HostHandle::new(host.clone()))?;
+    host.set_ni(s.ni.clone());
+    Ok(TestNi {
+        host,
+        ni: s.ni,
+        info: s.info,
+    })
+}
+
+/// Parameters for a loopback test: the port, a short socket timeout, and
+/// `accept=all` when not root (privileged source ports need root).
+pub fn params(port: u16) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("accept_port", port.to_string()),
+        ("sock_timeout", "5".to_string()),
+        ("min_reconnectms", "100".to_string()),
+    ];
+    if !is_root() {
+        v.push(("accept", "all".to_string()));
+    }
+    v
+}
+
+static TOKENS: AtomicU64 = AtomicU64::new(1);
+
+/// A PUT of `data` (in several fragments) from `from` to `to`; returns the token.
+pub fn put(from: &TestNi, to: Nid, data: &[u8]) -> (u64, TxMsg) {
+    let token = TOKENS.fetch_add(1, Ordering::Relaxed);
+    let bufs = fragments(data.len());
+    let payload: Payload = bufs.into_iter().collect();
+    payload.write_at(0, data).expect("fresh buffers");
+    let mut body = [0u8; 40];
+    body[16..24].copy_from_slice(&token.to_le_bytes()); // match bits: the token
+    let hdr = Hdr {
+        dest_nid: to,
+        src_nid: from.nid(),
+        dest_pid: PID,
+        src_pid: PID,
+        msg_type: MsgType::PUT,
+        payload_length: data.len() as u32,
+        body,
+    };
+    (
+        token,
+        TxMsg {
+            token: MsgToken(token),
+            hdr,
+            target: to,
+            target_pid: PID,
+            payload,
+            rx: ROption::RNone,
+        },
+    )
+}
+
+/// Match bits of a received PUT (the sender's token).
+pub fn token_of(h: &Hdr) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&h.body[16..24]);
+    u64::from_le_bytes(a)
+}
+
+/// Deterministic test bytes.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8).collect()
+}
+
+pub const TCP: NetId = NetId::new(2, 0);

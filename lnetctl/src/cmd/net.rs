@@ -10,6 +10,7 @@ use crate::out;
 
 /// `net` sub-commands.
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub(crate) enum NetCmd {
     /// Add a network interface.
     #[command(override_help = "net add: add a network interface\n\

@@ -41,6 +41,7 @@ struct Cli {
 
 /// Top-level commands.
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Cmd {
     /// lnet configure|unconfigure.
     #[command(subcommand, infer_long_args = true)]

@@ -190,9 +190,9 @@ pub(crate) fn run(cmd: &NetCmd, socket: &Path) -> i32 {
                 Ok(c) => c,
                 Err(rc) => return rc,
             };
-            match c.net_show(filter) {
-                Ok(nets) => {
-                    out::stdout(&render::net_show(&nets, a.level()));
+            match c.net_show(filter).and_then(|n| Ok((n, c.net_types()?))) {
+                Ok((nets, extra)) => {
+                    out::stdout(&render::net_show(&nets, a.level(), &extra));
                     0
                 }
                 Err(e) => out::client_error(&e, "show", "net"),

@@ -412,6 +412,30 @@ fn configure_net_show_ping_plugin_show() {
     );
     assert!(ping.contains("\n  peer_ni:"), "{ping}");
 
+    // A target that cannot be reached is reported after the successes; rc -1.
+    let out = lnetctl(&sock, &["ping", "10.9.9.9@tcp", "0@lo", "--timeout", "2"]);
+    assert_eq!(out.status.code(), Some(255));
+    let ping = text(&out.stdout);
+    assert!(ping.starts_with("ping:\n- primary nid: "), "{ping}");
+    assert!(
+        ping.contains("manage:\n- ping:\n  errno: -")
+            && ping.contains("  descr: 'failed to ping 10.9.9.9@tcp: "),
+        "{ping}"
+    );
+    let out = lnetctl(&sock, &["net", "show", "--net", "foo"]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(
+        text(&out.stderr).contains("errno: -2\n      descr: ! \"cannot parse net 'foo'\""),
+        "{}",
+        text(&out.stderr)
+    );
+    let stats = ok(&lnetctl(&sock, &["stats", "show"]));
+    assert!(
+        stats.starts_with("statistics:\n    msgs_alloc: "),
+        "{stats}"
+    );
+    assert!(stats.ends_with("    drop_length: 0\n"), "{stats}");
+
     let plugins = ok(&lnetctl(&sock, &["plugin", "show"]));
     assert!(plugins.starts_with("plugin:\n-     name: "), "{plugins}");
     assert!(plugins.contains("      builtin: true\n"), "{plugins}");

@@ -729,11 +729,20 @@ fn nid_to_nid4(field: &'static str, nid: &Nid) -> Result<u64, HdrError> {
         .ok_or(HdrError::NoClassicForm { field, nid: *nid })
 }
 
+/// A large NID from its raw bytes. The ANY marker is normalised to
+/// [`Nid::ANY`] and the unused address words of a 4-byte address are
+/// cleared (they must be zero on the wire; a peer that leaves garbage there
+/// still means the NID its first 8 bytes name).
 fn nid_from_raw(field: &'static str, raw: &[u8; 20]) -> Result<Nid, HdrError> {
-    Nid::from_bytes(raw).ok_or(HdrError::NidSize {
+    let mut nid = Nid::from_bytes(raw).ok_or(HdrError::NidSize {
         field,
         size: raw[0],
-    })
+    })?;
+    if !nid.is_any() {
+        let used = nid.addr_len();
+        nid.addr[used..].fill(0);
+    }
+    Ok(nid)
 }
 
 fn body_array(b: &[u8]) -> [u8; BODY_SIZE] {
@@ -1482,6 +1491,21 @@ mod tests {
         ]
     }
 
+    /// Whether raw NID bytes are in the form the decoder keeps verbatim.
+    fn canonical_nid(raw: &[u8]) -> bool {
+        raw[1] != 0xFF && (raw[0] != 0 || raw[8..20].iter().all(|&x| x == 0))
+    }
+
+    #[test]
+    fn nid16_unused_address_words_are_cleared() {
+        let mut out = [0u8; HDR_NID16_SIZE];
+        worked_example().encode_nid16(&mut out);
+        out[12] = 10; // dest_nid addr[8]
+        out[39] = 1; // src_nid addr[15]
+        let h = Hdr::decode_nid16(&out).expect("valid");
+        assert_eq!(h, worked_example());
+    }
+
     proptest! {
         #[test]
         fn nid4_decode_never_panics_and_round_trips(b in header_bytes::<HDR_NID4_SIZE>(24)) {
@@ -1501,9 +1525,14 @@ mod tests {
                 let mut out = [0u8; HDR_NID16_SIZE];
                 h.encode_nid16(&mut out);
                 prop_assert_eq!(Hdr::decode_nid16(&out), Ok(h));
-                // Bytes are kept verbatim except the normalised ANY marker.
-                if b[1] != 0xFF && b[21] != 0xFF {
+                // Bytes are kept verbatim except the normalised ANY marker
+                // and unused address words.
+                if canonical_nid(&b[0..20]) && canonical_nid(&b[20..40]) {
                     prop_assert_eq!(out, b);
+                }
+                let mut c = [0u8; HDR_NID4_SIZE];
+                if h.encode_nid4(&mut c).is_ok() {
+                    prop_assert_eq!(Hdr::decode_nid4(&c), Ok(h));
                 }
             }
         }

@@ -405,7 +405,7 @@ pub enum NidParseErrorKind {
     /// The characters after the LND name are not a network number.
     BadNetNumber {
         /// The LND name.
-        lnd: &'static str,
+        lnd: String,
         /// What followed it.
         num: String,
     },
@@ -539,8 +539,9 @@ impl fmt::Display for NidParseError {
 
 impl Error for NidParseError {}
 
-/// Parses a network name (`tcp`, `tcp1`, `o2ib3`, `lo`, `<20:1>`).
-fn parse_net(s: &str) -> Result<NetId, NidParseErrorKind> {
+/// Parses a network name (`tcp`, `tcp1`, `o2ib3`, `lo`, `<20:1>`), also
+/// knowing the `extra` network types.
+fn parse_net(s: &str, extra: &[(&str, u8)]) -> Result<NetId, NidParseErrorKind> {
     use NidParseErrorKind as K;
     if s.is_empty() {
         return Err(K::EmptyNet);
@@ -556,24 +557,35 @@ fn parse_net(s: &str) -> Result<NetId, NidParseErrorKind> {
             .ok_or_else(bad)?;
         return Ok(NetId::new(t, n));
     }
-    let Some(info) = LNDS.iter().find(|i| s.starts_with(i.name)) else {
+    // The kernel takes the first table entry that is a prefix; no built-in
+    // name is a prefix of another, so taking the longest gives the same
+    // answer and lets an extra name such as "tcpx" be found.
+    let mut best: Option<(&str, u8)> = None;
+    let names = LNDS.iter().map(|i| (i.name, i.lnd_type));
+    for (name, t) in names.chain(extra.iter().copied()) {
+        if !name.is_empty() && s.starts_with(name) && best.is_none_or(|(b, _)| name.len() > b.len())
+        {
+            best = Some((name, t));
+        }
+    }
+    let Some((name, t)) = best else {
         return Err(K::UnknownNetType { name: s.to_owned() });
     };
-    let rest = &s[info.name.len()..];
+    let rest = &s[name.len()..];
     if rest.is_empty() {
-        return Ok(NetId::new(info.lnd_type, 0));
+        return Ok(NetId::new(t, 0));
     }
     if !rest.starts_with(|c: char| c.is_ascii_digit()) {
         // "tcpip", "lolnd": not this LND followed by a number at all.
         return Err(K::UnknownNetType { name: s.to_owned() });
     }
-    if info.lnd_type == lnd_type::LOLND {
+    if t == lnd_type::LOLND {
         return Err(K::LoNetNumber);
     }
     match parse_decimal(rest).and_then(|v| u16::try_from(v).ok()) {
-        Some(num) => Ok(NetId::new(info.lnd_type, num)),
+        Some(num) => Ok(NetId::new(t, num)),
         None => Err(K::BadNetNumber {
-            lnd: info.name,
+            lnd: name.to_owned(),
             num: rest.to_owned(),
         }),
     }
@@ -611,6 +623,14 @@ fn parse_ipv4(s: &str) -> Option<u32> {
     (n == 4).then_some(addr)
 }
 
+/// A numeric address: decimal or `0x`/`0X` hex u32 (`libcfs_num_str2addr()`).
+fn parse_number(addr: &str) -> Option<u32> {
+    match addr.strip_prefix("0x").or_else(|| addr.strip_prefix("0X")) {
+        Some(hex) => parse_hex(hex),
+        None => parse_decimal(addr),
+    }
+}
+
 /// The address part of a NID on a known LND.
 fn parse_addr(addr: &str, net: NetId, info: &LndInfo) -> Result<Nid, NidParseErrorKind> {
     use NidParseErrorKind as K;
@@ -642,15 +662,11 @@ fn parse_addr(addr: &str, net: NetId, info: &LndInfo) -> Result<Nid, NidParseErr
                 })
             }
         }
-        AddrFormat::Number => {
-            let v = match addr.strip_prefix("0x").or_else(|| addr.strip_prefix("0X")) {
-                Some(hex) => parse_hex(hex),
-                None => parse_decimal(addr),
-            };
-            v.map(|a| Nid::new4(net, a)).ok_or_else(|| K::BadNumber {
+        AddrFormat::Number => parse_number(addr)
+            .map(|a| Nid::new4(net, a))
+            .ok_or_else(|| K::BadNumber {
                 addr: addr.to_owned(),
-            })
-        }
+            }),
         AddrFormat::Lo => {
             if addr == "0" {
                 Ok(Nid::new4(net, 0))
@@ -697,7 +713,60 @@ impl FromStr for NetId {
     /// Parses `tcp`, `tcp1`, `o2ib3`, `lo`, or the numeric form `<type:num>`
     /// printed for unknown LND types (`libcfs_str2net()`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_net(s).map_err(|k| NidParseError::new(s, NidParseTarget::Net, k))
+        NetId::parse_with(s, &[])
+    }
+}
+
+impl NetId {
+    /// Parses a network name knowing, beyond [`LNDS`], the network types of
+    /// `extra` (name, LND type): the types plugins provide, e.g.
+    /// `&[("vnd", 0xF0)]` makes `vnd2` parse. A built-in name wins over an
+    /// extra one for the same type when printing.
+    pub fn parse_with(s: &str, extra: &[(&str, u8)]) -> Result<NetId, NidParseError> {
+        parse_net(s, extra).map_err(|k| NidParseError::new(s, NidParseTarget::Net, k))
+    }
+
+    /// Prints as [`Display`](fmt::Display) does, naming the types of `extra`
+    /// too (`vnd2` instead of `<240:2>`).
+    pub fn display_with<'a>(&self, extra: &'a [(&'a str, u8)]) -> impl fmt::Display + 'a {
+        WithNames {
+            value: *self,
+            extra,
+        }
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>, extra: &[(&str, u8)]) -> fmt::Result {
+        match type_name(self.lnd_type, extra) {
+            Some(name) if self.num == 0 => f.write_str(name),
+            Some(name) => write!(f, "{name}{}", self.num),
+            None => write!(f, "<{}:{}>", self.lnd_type, self.num),
+        }
+    }
+}
+
+/// The name of an LND type: built-in first, then `extra`.
+fn type_name<'a>(t: u8, extra: &[(&'a str, u8)]) -> Option<&'a str> {
+    match LndInfo::by_type(t) {
+        Some(info) => Some(info.name),
+        None => extra.iter().find(|(_, e)| *e == t).map(|(n, _)| *n),
+    }
+}
+
+/// A NID or network printed with extra type names.
+struct WithNames<'a, T> {
+    value: T,
+    extra: &'a [(&'a str, u8)],
+}
+
+impl fmt::Display for WithNames<'_, NetId> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value.write(f, self.extra)
+    }
+}
+
+impl fmt::Display for WithNames<'_, Nid> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value.write(f, self.extra)
     }
 }
 
@@ -705,11 +774,7 @@ impl fmt::Display for NetId {
     /// `tcp` for `tcp0`, `o2ib3`, `lo`; `<type:num>` for an LND type not in
     /// [`LNDS`] (`libcfs_net2str_r()`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.lnd_info() {
-            Some(info) if self.num == 0 => f.write_str(info.name),
-            Some(info) => write!(f, "{}{}", info.name, self.num),
-            None => write!(f, "<{}:{}>", self.lnd_type, self.num),
-        }
+        self.write(f, &[])
     }
 }
 
@@ -721,6 +786,16 @@ impl FromStr for Nid {
     /// `0x10@kfi`, `a@<20:1>`; a string without `@` is a `tcp` address, and
     /// `<?>` is [`Nid::ANY`]. Host names are not resolved here.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Nid::parse_with(s, &[])
+    }
+}
+
+impl Nid {
+    /// Parses a NID knowing the network types of `extra` too (see
+    /// [`NetId::parse_with`]). Their addresses are numbers (decimal or `0x`
+    /// hex, printed in decimal), or 4 `:`-separated hex words for a 16-byte
+    /// address.
+    pub fn parse_with(s: &str, extra: &[(&str, u8)]) -> Result<Nid, NidParseError> {
         use NidParseErrorKind as K;
         let err = |k| NidParseError::new(s, NidParseTarget::Nid, k);
         if s.is_empty() {
@@ -731,7 +806,7 @@ impl FromStr for Nid {
         }
         let (addr, net) = match s.split_once('@') {
             Some((_, n)) if n.contains('@') => return Err(err(K::ExtraAt)),
-            Some((a, n)) => (a, parse_net(n).map_err(err)?),
+            Some((a, n)) => (a, parse_net(n, extra).map_err(err)?),
             None => (s, NetId::new(lnd_type::SOCKLND, 0)),
         };
         if addr.is_empty() {
@@ -742,9 +817,46 @@ impl FromStr for Nid {
         }
         match net.lnd_info() {
             Some(info) => parse_addr(addr, net, info),
-            None => parse_hex_words(addr, net),
+            None if addr.contains(':') || type_name(net.lnd_type, extra).is_none() => {
+                parse_hex_words(addr, net)
+            }
+            None => parse_number(addr)
+                .map(|a| Nid::new4(net, a))
+                .ok_or_else(|| K::BadNumber {
+                    addr: addr.to_owned(),
+                }),
         }
         .map_err(err)
+    }
+
+    /// Prints as [`Display`](fmt::Display) does, naming the types of `extra`
+    /// too (`5@vnd2` instead of `5@<240:2>`).
+    pub fn display_with<'a>(&self, extra: &'a [(&'a str, u8)]) -> impl fmt::Display + 'a {
+        WithNames {
+            value: *self,
+            extra,
+        }
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>, extra: &[(&str, u8)]) -> fmt::Result {
+        if self.is_any() {
+            return f.write_str("<?>");
+        }
+        let net = self.net();
+        let words = (self.size as usize + 4).div_ceil(4);
+        match (net.lnd_info(), self.size) {
+            (Some(info), 0) => match info.addr_format {
+                AddrFormat::Ip => write!(f, "{}", Ipv4Addr::from(self.addr4().unwrap_or(0)))?,
+                AddrFormat::Number | AddrFormat::Lo => write!(f, "{}", self.addr4().unwrap_or(0))?,
+            },
+            (Some(info), 12) if info.ipv6 => write!(f, "{}", Ipv6Addr::from(self.addr))?,
+            (None, 0) if type_name(net.lnd_type, extra).is_some() => {
+                write!(f, "{}", self.addr4().unwrap_or(0))?
+            }
+            _ => write_hex_words(f, &self.addr, words)?,
+        }
+        f.write_str("@")?;
+        net.write(f, extra)
     }
 }
 
@@ -771,20 +883,7 @@ impl fmt::Display for Nid {
     /// address on `gni`) and any address on an LND type not in [`LNDS`] is
     /// printed as hex words: `a@<20:1>`, `20010db8:0:0:1@<20:1>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_any() {
-            return f.write_str("<?>");
-        }
-        let net = self.net();
-        let words = (self.size as usize + 4).div_ceil(4);
-        match (net.lnd_info(), self.size) {
-            (Some(info), 0) => match info.addr_format {
-                AddrFormat::Ip => write!(f, "{}", Ipv4Addr::from(self.addr4().unwrap_or(0)))?,
-                AddrFormat::Number | AddrFormat::Lo => write!(f, "{}", self.addr4().unwrap_or(0))?,
-            },
-            (Some(info), 12) if info.ipv6 => write!(f, "{}", Ipv6Addr::from(self.addr))?,
-            _ => write_hex_words(f, &self.addr, words)?,
-        }
-        write!(f, "@{net}")
+        self.write(f, &[])
     }
 }
 
@@ -991,6 +1090,50 @@ mod tests {
         assert_eq!(e.kind, NidParseErrorKind::BadIp { addr: "x".into() });
     }
 
+    #[test]
+    fn plugin_network_types_parse_and_print_with_their_names() {
+        const VND: u8 = 0xF0;
+        let extra: &[(&str, u8)] = &[("vnd", VND), ("tcpx", 0xF1)];
+        let net = NetId::parse_with("vnd2", extra).expect("vnd2");
+        assert_eq!(net, NetId::new(VND, 2));
+        assert_eq!(net.display_with(extra).to_string(), "vnd2");
+        assert_eq!(net.to_string(), "<240:2>");
+        assert_eq!(
+            NetId::parse_with("tcpx", extra).ok(),
+            Some(NetId::new(0xF1, 0))
+        );
+        assert_eq!(
+            NetId::parse_with("tcp3", extra).ok(),
+            Some(NetId::new(2, 3))
+        );
+        assert!("vnd2".parse::<NetId>().is_err());
+
+        let n = Nid::parse_with("5@vnd", extra).expect("5@vnd");
+        assert_eq!(n, Nid::new4(NetId::new(VND, 0), 5));
+        assert_eq!(n.display_with(extra).to_string(), "5@vnd");
+        assert_eq!(n.to_string(), "5@<240:0>");
+        assert_eq!(
+            Nid::parse_with("0x10@vnd1", extra).map(|n| n.addr4()).ok(),
+            Some(Some(16))
+        );
+        let big = Nid::new16(NetId::new(VND, 1), [7; 16]);
+        let s = big.display_with(extra).to_string();
+        assert_eq!(s, "7070707:7070707:7070707:7070707@vnd1");
+        assert_eq!(Nid::parse_with(&s, extra).ok(), Some(big));
+        assert_eq!(
+            Nid::parse_with("1.2.3.4@tcp", extra).ok(),
+            Some(nid("1.2.3.4@tcp"))
+        );
+        let e = Nid::parse_with("x@vnd", extra)
+            .expect_err("bad")
+            .to_string();
+        assert_eq!(e, "invalid NID \"x@vnd\": address \"x\" is not a number (decimal or 0x hex, at most 4294967295)");
+        assert!(Nid::parse_with("1@vnd70000", extra)
+            .expect_err("bad")
+            .to_string()
+            .contains("after \"vnd\""));
+    }
+
     /// NIDs that the parser can produce: every known LND with a valid address,
     /// plus unknown LND types and ANY.
     fn any_parsable_nid() -> impl Strategy<Value = Nid> {
@@ -1046,6 +1189,19 @@ mod tests {
         fn net_display_parses_back(n in any_parsable_net()) {
             let s = n.to_string();
             prop_assert_eq!(s.parse::<NetId>().ok(), Some(n), "{}", s);
+        }
+
+        #[test]
+        fn plugin_names_round_trip(t in 0u8..255, num in any::<u16>(), a in any::<u32>(), b in any::<[u8; 16]>(), large in any::<bool>()) {
+            prop_assume!(LndInfo::by_type(t).is_none());
+            let extra: &[(&str, u8)] = &[("vnd", t)];
+            let net = NetId::new(t, num);
+            let n = if large { Nid::new16(net, b) } else { Nid::new4(net, a) };
+            let s = n.display_with(extra).to_string();
+            prop_assert!(s.contains("@vnd"), "{}", s);
+            prop_assert_eq!(Nid::parse_with(&s, extra).ok(), Some(n), "{}", s);
+            let s = net.display_with(extra).to_string();
+            prop_assert_eq!(NetId::parse_with(&s, extra).ok(), Some(net), "{}", s);
         }
 
         #[test]

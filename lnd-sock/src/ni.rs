@@ -125,6 +125,8 @@ fn pick(conns: &[Arc<Conn>], size: usize, min_bulk: usize) -> Option<&Arc<Conn>>
 }
 
 /// Puts `g` on the best connection of `conns`; gives it back if none takes it.
+// Giving the guard back by value is the point (boxing would allocate per message).
+#[allow(clippy::result_large_err)]
 fn dispatch(conns: &[Arc<Conn>], g: TxGuard, min_bulk: usize) -> Result<(), TxGuard> {
     let mut g = g;
     if conns.is_empty() {
@@ -233,10 +235,6 @@ impl NiInner {
                 me.task_done();
             }
         });
-    }
-
-    fn shutting_down(&self) -> bool {
-        lock(&self.st).shutdown
     }
 
     // -----------------------------------------------------------------------

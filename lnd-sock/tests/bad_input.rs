@@ -39,7 +39,8 @@ fn bed(extra: &[(&str, &str)]) -> Bed {
 }
 
 fn raw(port: u16) -> TcpStream {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     s.bind(&SocketAddr::from((RAW_IP, 0)).into()).expect("bind");
     s.connect(&SocketAddr::from(([127, 0, 0, 2], port)).into())
         .expect("connect");
@@ -68,7 +69,9 @@ fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
 
 fn connreq(to: Nid) -> Vec<u8> {
     let mut b = [0u8; 28];
-    let n = ConnReqRepr::to(to).emit(Endian::Little, &mut b).expect("room");
+    let n = ConnReqRepr::to(to)
+        .emit(Endian::Little, &mut b)
+        .expect("room");
     b[..n].to_vec()
 }
 
@@ -174,7 +177,8 @@ fn bad_connection_requests() {
     bed.b.host.wait_log("read failed", T);
     // A V1 hello where the request belongs: wrong magic.
     let mut s = raw(bed.port);
-    s.write_all(&LNET_PROTO_TCP_MAGIC.to_le_bytes()).expect("write");
+    s.write_all(&LNET_PROTO_TCP_MAGIC.to_le_bytes())
+        .expect("write");
     assert!(read_to_close(&mut s).is_empty());
     bed.b.host.wait_log("bad magic 0xeebc0ded", T);
     // The unified-protocol probe gets {magic, 1, 0}.
@@ -211,7 +215,9 @@ fn bad_hellos() {
     let got = read_to_close(&mut s);
     let (ans, _) = HelloRepr::parse(&got).expect("our hello");
     assert_eq!((ans.version, ans.ctype), (3, -1));
-    bed.b.host.wait_log("unknown socklnd protocol version 0x9", T);
+    bed.b
+        .host
+        .wait_log("unknown socklnd protocol version 0x9", T);
     // Truncated hello.
     let mut s = raw(bed.port);
     let mut m = connreq(bed.b.nid());
@@ -254,7 +260,8 @@ fn bad_messages_on_live_connections() {
     let bed = bed(&[]);
     // Payload over 1 MiB.
     let mut s = handshake(&bed, ConnType::Control);
-    s.write_all(&lnet_msg(bed.b.nid(), (1 << 20) + 1, 0, 0)).expect("write");
+    s.write_all(&lnet_msg(bed.b.nid(), (1 << 20) + 1, 0, 0))
+        .expect("write");
     assert!(read_to_close(&mut s).is_empty());
     bed.b.host.wait_log("payload", T);
     // Unknown socklnd message type.
@@ -266,7 +273,8 @@ fn bad_messages_on_live_connections() {
     bed.b.host.wait_log("unknown type 0xc7", T);
     // A ZC ACK of a cookie we never asked for.
     let mut s = handshake(&bed, ConnType::Control);
-    s.write_all(&lnet_msg(bed.b.nid(), 0, 0, 12345)).expect("write");
+    s.write_all(&lnet_msg(bed.b.nid(), 0, 0, 12345))
+        .expect("write");
     assert!(read_to_close(&mut s).is_empty());
     bed.b.host.wait_log("unknown cookie", T);
     // A HELLO type inside the data stream.

@@ -170,6 +170,12 @@ impl TestHost {
         self.lock().notifies.clone()
     }
 
+    pub fn wait_notify(&self, peer: Nid, alive: bool, t: Duration) {
+        self.wait(t, "a peer notification", |s| {
+            s.notifies.iter().any(|n| *n == (peer, alive)).then_some(())
+        })
+    }
+
     pub fn held(&self) -> usize {
         self.lock().held.len()
     }
@@ -300,6 +306,7 @@ impl Host for TestHost {
 
     fn notify(&self, peer: Nid, alive: bool) {
         self.lock().notifies.push((peer, alive));
+        self.0.cv.notify_all();
     }
 
     fn link_state(&self, _up: bool) {}

@@ -53,28 +53,6 @@ fn raw_nid() -> Nid {
     Nid::new4(TCP, u32::from_be_bytes(RAW_IP))
 }
 
-/// Reads until EOF (or reset); returns what came before.
-fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return out,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
-            Err(e) => panic!("connection not closed: {e}"),
-        }
-    }
-}
-
-fn connreq(to: Nid) -> Vec<u8> {
-    let mut b = [0u8; 28];
-    let n = ConnReqRepr::to(to)
-        .emit(Endian::Little, &mut b)
-        .expect("room");
-    b[..n].to_vec()
-}
-
 fn hello(to: Nid, ctype: ConnType, version: u32) -> Vec<u8> {
     let h = HelloRepr {
         version,

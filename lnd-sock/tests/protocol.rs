@@ -321,8 +321,6 @@ fn disconnect_then_reconnect() {
     a.ni.send(m).expect("send");
     assert!(a.host.wait_sent(&[t], T)[0].is_ok());
     b.host.wait_received(2, T);
-    let tcp9 = NetId::new(2, 9);
-    let _ = tcp9;
     a.shutdown();
     b.shutdown();
 }

@@ -172,7 +172,7 @@ impl TestHost {
 
     pub fn wait_notify(&self, peer: Nid, alive: bool, t: Duration) {
         self.wait(t, "a peer notification", |s| {
-            s.notifies.iter().any(|n| *n == (peer, alive)).then_some(())
+            s.notifies.contains(&(peer, alive)).then_some(())
         })
     }
 

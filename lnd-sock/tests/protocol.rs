@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use lnd_api::hdr::{HDR_NID16_SIZE, HDR_NID4_SIZE};
-use lnd_api::{Hdr, MsgType, NetId, Nid};
+use lnd_api::{Hdr, MsgType, Nid};
 use lnd_sock::wire::{
     csum_update, ConnType, Endian, HelloRepr, MsgHdrRepr, MsgKind, HELLO_V1_SIZE, HELLO_V2_SIZE,
     HELLO_V4_SIZE, MSG_HDR_SIZE,

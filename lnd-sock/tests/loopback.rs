@@ -225,7 +225,7 @@ fn peer_shutdown_mid_transfer_fails_the_sends() {
     for t in &toks {
         assert_eq!(a.host.sent_count(*t), 1, "finalized exactly once");
     }
-    assert!(a.host.notifies().iter().any(|(n, up)| *n == b.nid() && !up));
+    a.host.wait_notify(b.nid(), false, T);
     a.shutdown();
 }
 

@@ -170,6 +170,12 @@ impl TestHost {
         self.lock().notifies.clone()
     }
 
+    pub fn wait_notify(&self, peer: Nid, alive: bool, t: Duration) {
+        self.wait(t, "a peer notification", |s| {
+            s.notifies.contains(&(peer, alive)).then_some(())
+        })
+    }
+
     pub fn held(&self) -> usize {
         self.lock().held.len()
     }
@@ -300,6 +306,7 @@ impl Host for TestHost {
 
     fn notify(&self, peer: Nid, alive: bool) {
         self.lock().notifies.push((peer, alive));
+        self.0.cv.notify_all();
     }
 
     fn link_state(&self, _up: bool) {}
@@ -436,3 +443,31 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 pub const TCP: NetId = NetId::new(2, 0);
+
+// Raw peers speaking the wire protocol by hand.
+
+use lnd_sock::wire::{ConnReqRepr, Endian};
+use std::io::Read;
+use std::net::TcpStream;
+
+/// Reads until EOF (or reset); returns what came before.
+pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) => panic!("connection not closed: {e}"),
+        }
+    }
+}
+
+pub fn connreq(to: Nid) -> Vec<u8> {
+    let mut b = [0u8; 28];
+    let n = ConnReqRepr::to(to)
+        .emit(Endian::Little, &mut b)
+        .expect("room");
+    b[..n].to_vec()
+}

@@ -647,6 +647,22 @@ impl Lnet {
         *nid == Nid::LO_0 || self.ni_by_nid(nid).is_some()
     }
 
+    /// The distance to a NID (`LNetDist`, §6.8): `Ok((0, 0))` for one of our
+    /// NIDs, `Ok((1, order))` for a NID on a local net (`order` = 2 + the index
+    /// of the NI among the local NIs), else `EHOSTUNREACH` (no routes yet).
+    pub fn dist(&self, nid: &Nid) -> Result<(u32, u32), i32> {
+        if self.is_local_nid(nid) {
+            return Ok((0, 0));
+        }
+        self.nis
+            .iter()
+            .flatten()
+            .filter(|n| n.net != NetId::LO)
+            .position(|n| n.net == nid.net() && n.state == NiState::Active)
+            .map(|i| (1, 2 + i as u32))
+            .ok_or(-errno::EHOSTUNREACH)
+    }
+
     /// Sets an NI's health value (`lnetctl net set --health`), clamped to 0..=1000.
     pub fn ni_set_health(&mut self, ni: NiId, value: u32) -> Result<(), NiError> {
         let n = self.ni_mut(ni).ok_or(NiError::Unknown(ni))?;

@@ -410,10 +410,24 @@ impl Lnet {
                 self.peers.add_ni(peer, *n, c);
             }
         }
+        let mut pnis = Vec::new();
         if let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) {
             p.multi_rail = multi_rail;
             p.configured = true;
             p.primary_nid = primary;
+            pnis = p
+                .nets
+                .iter()
+                .flat_map(|n| n.peer_nis.iter().copied())
+                .collect();
+        }
+        if multi_rail {
+            // A Multi-Rail peer has no single preferred NI (§6.7).
+            for id in pnis {
+                if let Some(pn) = self.peers.get_mut(id) {
+                    pn.pref_nids.clear();
+                }
+            }
         }
         Ok(())
     }

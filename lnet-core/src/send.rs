@@ -308,6 +308,17 @@ impl Lnet {
                 return Err(NoPath::unreachable());
             }
             let pni = self.peer_ni_for(dest);
+            // SPEC, LOCAL, NMR: the source becomes the preferred NI (§6.2).
+            let mr = self
+                .peers
+                .get(pni)
+                .and_then(|p| self.peers.peer(p.peer))
+                .is_some_and(|p| p.multi_rail);
+            if let Some(p) = self.peers.get_mut(pni) {
+                if !mr && p.pref_nids.is_empty() {
+                    p.pref_nids.push(s);
+                }
+            }
             self.bump_seq(ni, pni);
             return Ok(Path {
                 ni,

@@ -199,3 +199,66 @@ fn traffic_creates_single_nid_peers_that_peer_add_absorbs() {
     assert_eq!(p.primary_nid(), other);
     assert_eq!(p.peer_nis().count(), 2);
 }
+
+#[test]
+fn a_specified_source_becomes_the_preferred_ni_of_a_single_rail_peer() {
+    let mut f = two_rails();
+    let second = Nid::new4(TCP, 0x0a00_0101);
+    let md = f.nodes[0]
+        .lnet
+        .md_bind(
+            MdSpec::new(
+                Payload::single(IoBuf::zeroed(8)),
+                MdOptions::NONE,
+                Threshold::Count(1),
+            ),
+            Unlink::Unlink,
+        )
+        .expect("bind");
+    let now = f.now;
+    f.nodes[0]
+        .lnet
+        .put(now, Some(second), md, AckReq::NoAck, pid(1), 3, 1, 0, 0)
+        .expect("put");
+    f.run();
+    puts(&mut f, 2);
+    assert_eq!(
+        sent_puts(&f, 0),
+        vec![0, 3],
+        "later sends keep the source first used"
+    );
+}
+
+#[test]
+fn becoming_multi_rail_clears_the_preferred_ni() {
+    let mut f = two_rails();
+    puts(&mut f, 1);
+    assert!(!f.nodes[0]
+        .lnet
+        .peer(&nid(1))
+        .expect("peer")
+        .peer_nis()
+        .next()
+        .expect("pni")
+        .pref_nids()
+        .is_empty());
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[Nid::new4(TCP, 0x0a00_0102)], true)
+        .expect("peer add");
+    let p = f.nodes[0].lnet.peer(&nid(1)).expect("peer");
+    assert!(p.peer_nis().all(|n| n.pref_nids().is_empty()));
+}
+
+#[test]
+fn distance_is_zero_for_our_nids_one_on_a_local_net() {
+    let f = two_rails();
+    let l = &f.nodes[0].lnet;
+    assert_eq!(l.dist(&nid(0)), Ok((0, 0)));
+    assert_eq!(l.dist(&Nid::LO_0), Ok((0, 0)));
+    assert_eq!(l.dist(&nid(9)), Ok((1, 2)));
+    assert_eq!(
+        l.dist(&Nid::new4(lnet_core::lnd_api::NetId::new(5, 0), 1)),
+        Err(-113)
+    );
+}

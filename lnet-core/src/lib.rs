@@ -39,8 +39,12 @@
 //!   (advisory: the runtime only logs its errors; the message waits either way).
 //! * Messages waiting for credits are dropped when their deadline passes, by
 //!   timer (the kernel checks only when a credit frees up).
-//! * Health values follow the completion table of semantics §8.3; resends,
-//!   recovery pings and discovery are not implemented.
+//! * Health values follow the completion table of semantics §8.3. Resends
+//!   (§8.4) happen at once inside the completion (there is no monitor thread
+//!   to wait for), for PUTs and GETs only (responses are not resent); a send
+//!   the LND refused synchronously cannot be told apart from a later failure
+//!   (the contract reports both through `handle_done`) and may be resent.
+//!   Recovery pings and discovery are not implemented.
 //! * Response tracking (§8.5) follows `response_tracking`; on expiry the MD
 //!   is unlinked (the user sees `-ETIMEDOUT` or UNLINK) and counted.
 //! * [`Lnet::ping`]: sink of 1040 bytes, retried once with the size the reply

@@ -232,6 +232,9 @@ impl Lnet {
             ack: None,
             delayed: false,
             committed_at: now,
+            retries: 0,
+            orig_dest: Nid::ANY,
+            src_param: None,
         };
         self.msg_alloc(msg)
     }

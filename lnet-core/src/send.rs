@@ -244,6 +244,9 @@ impl Lnet {
             ack: None,
             delayed: false,
             committed_at: now,
+            retries: 0,
+            orig_dest: dest,
+            src_param: src,
         };
         let id = self.msg_alloc(msg);
         if track {
@@ -257,7 +260,7 @@ impl Lnet {
     }
 
     /// Fills in the path and posts.
-    fn post_on_path(&mut self, now: Instant, id: MsgId, p: Path) {
+    pub(crate) fn post_on_path(&mut self, now: Instant, id: MsgId, p: Path) {
         let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
             return;
         };
@@ -457,6 +460,9 @@ impl Lnet {
             ack: None,
             delayed: false,
             committed_at: now,
+            retries: 0,
+            orig_dest: Nid::ANY,
+            src_param: None,
         };
         let id = self.msg_alloc(msg);
         if active {

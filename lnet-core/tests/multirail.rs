@@ -262,3 +262,63 @@ fn distance_is_zero_for_our_nids_one_on_a_local_net() {
         Err(-113)
     );
 }
+
+#[test]
+fn a_put_dropped_by_one_peer_ni_is_resent_to_another() {
+    let mut f = two_rails();
+    let b = Nid::new4(TCP, 0x0a00_0102);
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[b], true)
+        .expect("peer add");
+    f.fail_to
+        .insert(b, lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED);
+    puts(&mut f, 4);
+    let evs = f.md_events(0);
+    assert_eq!(
+        evs.iter().filter(|e| e.status == 0).count(),
+        evs.len(),
+        "every event succeeded: {evs:?}"
+    );
+    assert_eq!(received_puts(&f, 1), vec![4, 0]);
+    let s = f.nodes[0].lnet.stats();
+    assert!(s.resend_count >= 1);
+    assert_eq!(s.resend_count, s.successful_resends);
+    assert_eq!(s.health.remote_dropped, s.resend_count);
+    let p = f.nodes[0].lnet.peer(&b).expect("peer");
+    let bad = p.peer_nis().find(|n| n.nid() == b).expect("b");
+    assert!(bad.health_value() < 1000);
+}
+
+#[test]
+fn a_single_nid_peer_is_not_resent_to() {
+    let mut f = Fabric::new(2);
+    sink(&mut f, 1);
+    f.fail_to
+        .insert(nid(1), lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED);
+    puts(&mut f, 1);
+    let evs = f.md_events(0);
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].status, -5);
+    assert_eq!(f.nodes[0].lnet.stats().resend_count, 0);
+}
+
+#[test]
+fn resends_stop_at_retry_count() {
+    let mut f = two_rails();
+    let b = Nid::new4(TCP, 0x0a00_0102);
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[b], true)
+        .expect("peer add");
+    f.fail_to
+        .insert(b, lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED);
+    f.fail_to
+        .insert(nid(1), lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED);
+    puts(&mut f, 1);
+    let s = f.nodes[0].lnet.stats();
+    assert_eq!((s.resend_count, s.failed_resends), (2, 1), "retry_count 2");
+    let evs = f.md_events(0);
+    assert_eq!(evs.len(), 1);
+    assert!(evs[0].status < 0);
+}

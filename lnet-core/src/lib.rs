@@ -53,7 +53,11 @@
 //! * Selection is deterministic without randomness (ties go to the NI / peer
 //!   NI first in configuration order, as in the kernel); `Config::seed` is
 //!   kept for jitter in later features.
-//! * [`Lnet::md_count`] / [`Lnet::me_count`] include the ping target's MD and ME.
+//! * [`Lnet::md_count`] / [`Lnet::me_count`] include the MDs and MEs of the
+//!   ping and push targets (two of each).
+//! * A discovery push (PUT on portal 0, ping match bits) is ACKed and its ping
+//!   buffer recorded on the sending peer ([`PeerView::pushed_info`]); merging
+//!   it into the peer (discovery, §9.5) is not implemented.
 //!
 //! Must not depend on tokio (in the protocol logic), socket2, ibverbs or clap.
 

@@ -162,6 +162,8 @@ pub(crate) enum MdOwner {
     User,
     /// The ping target on portal 0: events are dropped.
     PingTarget,
+    /// The push target on portal 0 (discovery pushes land here).
+    PushTarget,
     /// The sink of one of our pings.
     Ping(PingId),
 }

@@ -470,6 +470,7 @@ impl Lnet {
         };
         l.portals[0].lazy = true;
         l.ping_target_setup();
+        l.push_target_post();
         l
     }
 

@@ -49,6 +49,8 @@ pub(crate) struct Peer {
     pub(crate) configured: bool,
     pub(crate) nets: Vec<PeerNet>,
     pub(crate) seq: u64,
+    /// The last ping buffer this peer pushed to us (discovery push).
+    pub(crate) pushed: Option<crate::ping::PingInfo>,
 }
 
 /// A peer NI (`struct lnet_peer_ni`).
@@ -148,6 +150,7 @@ impl PeerTable {
             configured: false,
             nets: Vec::new(),
             seq: 0,
+            pushed: None,
         });
         let peer = PeerId {
             idx: pidx,
@@ -261,6 +264,10 @@ impl<'a> PeerView<'a> {
     /// Whether the peer is Multi-Rail.
     pub fn multi_rail(&self) -> bool {
         self.peer.multi_rail
+    }
+    /// The last ping buffer the peer pushed to us, if any.
+    pub fn pushed_info(&self) -> Option<&'a crate::ping::PingInfo> {
+        self.peer.pushed.as_ref()
     }
     /// Whether the peer was configured with `peer add`.
     pub fn configured(&self) -> bool {

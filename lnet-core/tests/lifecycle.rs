@@ -10,6 +10,8 @@ use lnet_core::{
 use pump::*;
 
 const PORTAL: u32 = 4;
+/// MDs and MEs the engine keeps for itself: the ping and push targets.
+const OWN: usize = 2;
 
 fn target_md(
     f: &mut Fabric,
@@ -92,7 +94,7 @@ fn put_bytes(f: &mut Fabric, len: usize) {
     assert_eq!(put.target, pid(1));
     assert_eq!(
         f.nodes[0].lnet.md_count(),
-        1,
+        OWN,
         "only the ping target MD is left"
     );
 }
@@ -166,7 +168,7 @@ fn get_bytes(f: &mut Fabric, len: usize) {
     );
     assert_eq!(
         f.nodes[1].lnet.me_count(),
-        1,
+        OWN,
         "UNLINK ME goes with its MD (the ping target ME stays)"
     );
 }
@@ -242,7 +244,7 @@ fn ping_returns_the_targets_nids() {
     assert_eq!(f.nodes[0].lnet.pings_in_flight(), 0);
     assert_eq!(
         f.nodes[0].lnet.md_count(),
-        1,
+        OWN,
         "ping sink MD gone, ping target left"
     );
 }
@@ -301,7 +303,7 @@ fn ping_to_a_dead_peer_fails_by_its_timeout() {
     assert!(f.take_events(0).is_empty());
     assert_eq!(
         f.nodes[0].lnet.md_count(),
-        1,
+        OWN,
         "only the ping target MD is left"
     );
 }
@@ -374,4 +376,46 @@ fn latency_statistics_sample_put_egress_put_ack_and_get_rtt() {
     );
     assert_eq!((s.put_ack.samples, s.put_ack.avg_nsec()), (1, 3_000_000));
     assert_eq!((s.get_rtt.samples, s.get_rtt.max_nsec), (1, 5_000_000));
+}
+
+#[test]
+fn pushes_are_acked_recorded_on_the_peer_and_the_buffer_reposted() {
+    let mut f = Fabric::new(2);
+    for round in 0..2u32 {
+        let info = f.nodes[0].lnet.ping_info().expect("info").clone();
+        let (_, p) = buf(info.to_vec().expect("emit"));
+        let md = f.nodes[0]
+            .lnet
+            .md_bind(
+                MdSpec::new(p, MdOptions::NONE, Threshold::Count(2)),
+                Unlink::Unlink,
+            )
+            .expect("bind");
+        let now = f.now;
+        f.nodes[0]
+            .lnet
+            .put(
+                now,
+                None,
+                md,
+                AckReq::Ack,
+                pid(1),
+                0,
+                lnet_core::wire::LNET_PROTO_PING_MATCHBITS,
+                0,
+                0,
+            )
+            .expect("push");
+        f.run();
+        let ev = f.md_events(0);
+        assert!(
+            ev.iter().any(|e| e.kind == EventKind::Ack && e.status == 0),
+            "round {round}: {ev:?}"
+        );
+        let peer = f.nodes[1].lnet.peer(&nid(0)).expect("peer");
+        assert_eq!(peer.pushed_info(), Some(&info));
+        assert!(f.md_events(1).is_empty(), "push events are internal");
+    }
+    assert_eq!(f.nodes[1].lnet.md_count(), OWN);
+    assert_eq!(f.nodes[1].lnet.me_count(), OWN);
 }

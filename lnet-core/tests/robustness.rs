@@ -352,3 +352,11 @@ proptest! {
         prop_assert_eq!(l.stats().msgs_alloc, 0);
     }
 }
+
+#[test]
+fn the_engine_can_live_behind_a_mutex_shared_by_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Lnet>();
+    send_sync::<LndOp>();
+    send_sync::<Event>();
+}

@@ -44,6 +44,9 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Kind, status, unlinked of one event.
+type Seen = (EventKind, i32, bool);
+
 struct Expect {
     node: usize,
     kind: EventKind,
@@ -57,8 +60,7 @@ proptest! {
     fn random_traffic_leaves_no_message_credit_or_byte_behind(ops in proptest::collection::vec(op(), 1..40)) {
         let mut f = Fabric::with_credits(3, 3, 2);
         let mut expects: HashMap<(usize, MdHandle), Expect> = HashMap::new();
-        let mut bits = 1u64;
-        for op in ops {
+        for (bits, op) in (1u64..).zip(ops) {
             let now = f.now;
             match op {
                 Op::Put { from, to, len, ack } => {
@@ -85,7 +87,6 @@ proptest! {
                 Op::Break(n) => { f.fail_to.insert(nid(n), HealthStatus::REMOTE_DROPPED); }
                 Op::Heal(n) => { f.fail_to.remove(&nid(n)); }
             }
-            bits += 1;
             f.run();
         }
         f.fail_to.clear();
@@ -110,7 +111,7 @@ proptest! {
             }
             prop_assert_eq!(l.ni(NiId::LO).expect("lo").tx_credits(), 0);
         }
-        let mut seen: HashMap<(usize, MdHandle), Vec<(EventKind, i32, bool)>> = HashMap::new();
+        let mut seen: HashMap<(usize, MdHandle), Vec<Seen>> = HashMap::new();
         for i in 0..3 {
             for e in f.md_events(i) {
                 seen.entry((i, e.md)).or_default().push((e.kind, e.status, e.unlinked));

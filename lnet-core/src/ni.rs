@@ -405,7 +405,7 @@ pub struct Lnet {
     pub(crate) ping_target: PingTarget,
     pub(crate) counters: Counters,
     /// Response trackers: MD -> deadline (§8.5).
-    pub(crate) rspt: std::collections::HashMap<MdHandle, Instant>,
+    pub(crate) rspt: std::collections::HashMap<MdHandle, (Instant, Option<crate::peer::PeerNiId>)>,
 }
 
 impl fmt::Debug for Lnet {

@@ -419,3 +419,38 @@ fn pushes_are_acked_recorded_on_the_peer_and_the_buffer_reposted() {
     assert_eq!(f.nodes[1].lnet.md_count(), OWN);
     assert_eq!(f.nodes[1].lnet.me_count(), OWN);
 }
+
+#[test]
+fn a_response_that_never_comes_unlinks_the_md_and_blames_the_next_hop() {
+    let mut f = Fabric::new(2);
+    target_md(&mut f, 1, 8, MdOptions::OP_PUT | MdOptions::ACK_DISABLE);
+    let (_, p) = buf(vec![1; 8]);
+    let md = f.nodes[0]
+        .lnet
+        .md_bind(
+            MdSpec::new(p, MdOptions::NONE, Threshold::Count(2)),
+            Unlink::Unlink,
+        )
+        .expect("bind");
+    let now = f.now;
+    f.nodes[0]
+        .lnet
+        .put(now, None, md, AckReq::Ack, pid(1), PORTAL, 0x1234, 0, 0)
+        .expect("put");
+    f.run();
+    assert_eq!(
+        f.md_events(0).iter().map(|e| e.kind).collect::<Vec<_>>(),
+        vec![EventKind::Send]
+    );
+    assert_eq!(f.nodes[0].lnet.stats().rst_alloc, 1);
+    f.advance(Duration::from_secs(150));
+    let evs = f.md_events(0);
+    assert_eq!(
+        evs.iter().map(|e| (e.kind, e.unlinked)).collect::<Vec<_>>(),
+        vec![(EventKind::Unlink, true)]
+    );
+    let s = f.nodes[0].lnet.stats();
+    assert_eq!((s.response_timeout_count, s.rst_alloc), (1, 0));
+    let peer = f.nodes[0].lnet.peer(&nid(1)).expect("peer");
+    assert_eq!(peer.peer_nis().next().expect("pni").health_value(), 900);
+}

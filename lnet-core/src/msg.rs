@@ -276,7 +276,7 @@ impl crate::ni::Lnet {
                 }
             }
         }
-        self.health_update(ni, pni, dir, &status);
+        self.health_update(now, ni, pni, dir, &status);
         if dir == Dir::Send {
             self.return_credits(id);
             if status.errno != 0 && state == MsgState::AtLnd && self.resend(now, id, &status) {
@@ -442,7 +442,14 @@ impl crate::ni::Lnet {
     }
 
     /// Health bookkeeping at completion (semantics §8.3; resends are not done).
-    fn health_update(&mut self, ni: NiId, pni: Option<PeerNiId>, dir: Dir, c: &Completion) {
+    fn health_update(
+        &mut self,
+        now: Instant,
+        ni: NiId,
+        pni: Option<PeerNiId>,
+        dir: Dir,
+        c: &Completion,
+    ) {
         let sens = self.cfg.tunables.health_sensitivity;
         if ni == NiId::LO || pni.is_none() || sens == 0 {
             return;
@@ -486,8 +493,8 @@ impl crate::ni::Lnet {
             }
         }
         if remote {
-            if let Some(p) = pni.and_then(|p| self.peers.get_mut(p)) {
-                p.health_value = p.health_value.saturating_sub(sens);
+            if let Some(p) = pni {
+                self.peer_ni_failed(now, p);
             }
         }
     }

@@ -502,14 +502,14 @@ impl Lnet {
     /// event with -ETIMEDOUT, or an UNLINK event), count it, and blame the
     /// next hop the request went to (a peer NI failure, §8.5).
     pub(crate) fn rspt_expired(&mut self, now: Instant, md: MdHandle) {
-        let _ = now;
         let Some((_, next_hop)) = self.rspt.remove(&md) else {
             return;
         };
-        let sens = self.cfg.tunables.health_sensitivity;
-        if let Some(p) = next_hop.and_then(|p| self.peers.get_mut(p)) {
-            p.health_value = p.health_value.saturating_sub(sens);
-            p.stats.health.remote_timeout += 1;
+        if let Some(p) = next_hop {
+            if let Some(pn) = self.peers.get_mut(p) {
+                pn.stats.health.remote_timeout += 1;
+            }
+            self.peer_ni_failed(now, p);
         }
         self.counters.rst_alloc = self.counters.rst_alloc.saturating_sub(1);
         self.counters.response_timeout_count += 1;

@@ -78,10 +78,11 @@ impl Drop for TempDir {
 }
 
 /// Kills a daemon on drop: our child, or (for one started detached by
-/// `lnetctl lnet configure`) a pid learnt from its hello.
+/// `lnetctl lnet configure`) the pid learnt from its hello, and only while
+/// that pid still answers on the socket (never a recycled pid).
 struct Guard {
     child: Option<Child>,
-    pid: Option<u32>,
+    pid: Option<(u32, PathBuf)>,
 }
 
 impl Guard {
@@ -89,7 +90,7 @@ impl Guard {
         self.child
             .as_ref()
             .map(Child::id)
-            .or(self.pid)
+            .or(self.pid.as_ref().map(|p| p.0))
             .expect("a daemon")
     }
 
@@ -116,7 +117,13 @@ impl Drop for Guard {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
-        } else if let Some(pid) = self.pid.take() {
+        } else if let Some((pid, socket)) = self.pid.take() {
+            let still_ours = Client::connect(&socket)
+                .and_then(|mut c| c.hello())
+                .is_ok_and(|i| i.pid == pid);
+            if !still_ours {
+                return;
+            }
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .stderr(Stdio::null())
@@ -379,7 +386,7 @@ fn configure_net_show_ping_plugin_show() {
         .and_then(|mut c| c.hello().ok())
         .map(|i| Guard {
             child: None,
-            pid: Some(i.pid),
+            pid: Some((i.pid, sock.clone())),
         });
     assert!(_d.is_some(), "lnet configure started no lnetd");
     ok(&out);

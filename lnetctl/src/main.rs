@@ -201,7 +201,45 @@ fn generic(word: &str) -> Option<i32> {
     }
 }
 
+/// `lnetctl` alone: one command per line from stdin (lnetctl.md §1.1), a
+/// `> ` prompt on a terminal. Off a terminal, the first failing command
+/// ends the run with its rc unless `ignore_errors` was given.
+fn interactive() -> i32 {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let mut ignore_errors = false;
+    let mut lines = stdin.lock().lines();
+    loop {
+        if tty {
+            out::stdout("> ");
+        }
+        let Some(Ok(line)) = lines.next() else {
+            return 0;
+        };
+        let words: Vec<&str> = line.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+        match words.first().copied() {
+            None => continue,
+            Some("quit" | "exit") => return 0,
+            Some("ignore_errors" | "--ignore_errors") => {
+                ignore_errors = true;
+                continue;
+            }
+            Some(_) => {}
+        }
+        let mut args = vec![OsString::from("lnetctl")];
+        args.extend(words.iter().map(OsString::from));
+        let rc = run(args);
+        if rc != 0 && !tty && !ignore_errors {
+            return rc;
+        }
+    }
+}
+
 fn run(args: Vec<OsString>) -> i32 {
+    if args.len() == 1 {
+        return interactive();
+    }
     if let Some(rc) = args.get(1).and_then(|a| a.to_str()).and_then(generic) {
         return rc;
     }

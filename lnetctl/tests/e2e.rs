@@ -372,6 +372,34 @@ fn bad_requests_fail_before_sending() {
     );
 }
 
+#[test]
+fn line_mode_stops_at_the_first_failure() {
+    use std::io::Write;
+    let dir = TempDir::new("lines");
+    let sock = dir.socket();
+    let mut child = Command::new(LNETCTL)
+        .env("LNET_SOCKET", &sock)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run lnetctl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"version\n\nnet show\nversion\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(156), "rc of the failing net show");
+    assert_eq!(
+        text(&out.stdout),
+        "lnetctl 0.1.0\n",
+        "stops before the second version"
+    );
+    assert!(text(&out.stderr).contains("LNet is not running"));
+}
+
 /// `lnetctl lnet configure` starts lnetd (found next to lnetctl) when none
 /// answers, configures LNet, and everything the runtime shows follows.
 #[test]

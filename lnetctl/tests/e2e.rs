@@ -394,7 +394,7 @@ fn line_mode_stops_at_the_first_failure() {
     assert_eq!(out.status.code(), Some(156), "rc of the failing net show");
     assert_eq!(
         text(&out.stdout),
-        "lnetctl 0.1.0\n",
+        format!("lnetctl {}\n", env!("CARGO_PKG_VERSION")),
         "stops before the second version"
     );
     assert!(text(&out.stderr).contains("LNet is not running"));

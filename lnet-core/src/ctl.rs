@@ -581,13 +581,36 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
                 Err(e) => node_err(e),
             },
         },
-        Op::PluginUnload { name } => match node.plugin_unload(&name) {
+        Op::PluginUnload { name, force } => match plugin_unload(node, &name, force) {
             Ok(info) => Reply::ok(ReplyBody::Plugin(plugin_info(info, Vec::new()))),
             Err(e) => node_err(e),
         },
         Op::Ping(req) => Reply::ok(ReplyBody::Ping(ping(node, req))),
         _ => Reply::err(EOPNOTSUPP, "request not supported by this lnetd"),
     }
+}
+
+/// `plugin unload NAME [--force]`: with `force`, first deletes the nets
+/// whose NIs the plugin serves (lnetctl.md §2.20).
+fn plugin_unload(
+    node: &Node,
+    name: &str,
+    force: bool,
+) -> Result<crate::host::PluginInfo, NodeError> {
+    if force {
+        let nets: Vec<lnd_api::NetId> = node
+            .plugins()
+            .into_iter()
+            .filter(|p| p.info.name == name)
+            .flat_map(|p| p.nis)
+            .map(|nid| nid.net())
+            .collect();
+        for n in node.nets().into_iter().filter(|n| nets.contains(&n.net)) {
+            tracing::info!(net = %n.name, plugin = name, "plugin unload --force: deleting net");
+            node.net_del(&n.name)?;
+        }
+    }
+    node.plugin_unload(name)
 }
 
 fn ping(node: &Node, req: PingRequest) -> Vec<PingOutcome> {

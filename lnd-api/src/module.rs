@@ -133,13 +133,30 @@ pub const fn lib_header(
 /// Exports an LND plugin's root module. Use it once, at the crate root of a
 /// `cdylib` that depends on `lnd-api` alone:
 ///
-/// ```ignore
+/// ```no_run
+/// use lnd_api::{HostHandle, Lnd, LndError, NiConfig, NiStarted};
+///
+/// struct MyLnd;
+///
+/// impl Lnd for MyLnd {
+///     fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError> {
+///         let _ = (cfg, host);
+///         Err(LndError::unsupported("this example"))
+///     }
+/// }
+///
+/// fn my_lnd_constructor(net_type: &str) -> Result<MyLnd, LndError> {
+///     let _ = net_type;
+///     Ok(MyLnd)
+/// }
+///
 /// lnd_api::export_lnd_plugin! {
 ///     name: "vendor-lnd",
-///     version: env!("CARGO_PKG_VERSION"),
+///     version: "0.1.0",
 ///     net_types: [("vnd", 200)],
-///     new_lnd: my_lnd_constructor, // fn(&str) -> Result<impl Lnd, LndError>
+///     new_lnd: my_lnd_constructor,
 /// }
+/// # fn main() {}
 /// ```
 ///
 /// An optional `extensions: fn(&str) -> Option<Extension>` offers extensions.

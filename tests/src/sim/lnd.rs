@@ -96,6 +96,8 @@ pub(crate) struct Endpoint {
     pending: BTreeMap<u64, InFlight>,
     /// Sends this LND owns until it finalizes them: token -> next hop.
     owned: BTreeMap<u64, Nid>,
+    /// Most sends owned at the same time.
+    pub(crate) max_owned: usize,
 }
 
 /// A parsed message whose payload the receiving LND still holds.
@@ -230,6 +232,11 @@ impl Wire {
         self.by_nid.get(nid).copied().filter(|e| self.eps[*e].up)
     }
 
+    /// The endpoint serving `nid`, live or not.
+    pub(crate) fn ep_by_nid(&self, nid: &Nid) -> Option<&Endpoint> {
+        self.by_nid.get(nid).map(|e| &self.eps[*e])
+    }
+
     /// Sends owned by LNDs now, over all endpoints.
     pub(crate) fn owned_sends(&self) -> usize {
         self.eps.iter().map(|e| e.owned.len()).sum()
@@ -326,6 +333,7 @@ impl Lnd for SimLnd {
             up: true,
             pending: BTreeMap::new(),
             owned: BTreeMap::new(),
+            max_owned: 0,
         });
         w.by_nid.insert(nid, ep);
         drop(w);
@@ -440,6 +448,7 @@ impl LndNi for SimNi {
         }
         let timeout = w.eps[me].timeout;
         w.eps[me].owned.insert(tx.token.0, target);
+        w.eps[me].max_owned = w.eps[me].max_owned.max(w.eps[me].owned.len());
         {
             let run = w.run(from, target);
             run.stats.sent += 1;

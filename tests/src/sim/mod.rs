@@ -468,6 +468,15 @@ impl Fabric {
             .unwrap_or_default()
     }
 
+    /// The most sends the LND of a node's `k`-th NI owned at the same time
+    /// (what the NI's `credits` should bound).
+    pub fn max_in_flight(&self, node: usize, k: usize) -> usize {
+        let nid = self.nid(node, k);
+        lock(&self.shared.wire)
+            .ep_by_nid(&nid)
+            .map_or(0, |e| e.max_owned)
+    }
+
     // ----- driving ---------------------------------------------------------
 
     /// Calls the engine of `node` at the virtual time (an application

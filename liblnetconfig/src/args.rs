@@ -213,14 +213,17 @@ pub fn net_del(net_text: Option<&str>) -> Result<String, ArgError> {
 }
 
 /// Validates `ping [--source NID] [--timeout S] NID...` (lnetctl.md §2.12).
+/// `extra` names the network types plugins provide.
 pub fn ping(
     targets: &[String],
     source: Option<&str>,
     timeout: Option<&str>,
+    extra: &crate::render::NetTypes,
 ) -> Result<PingRequest, ArgError> {
+    let names: Vec<(&str, u8)> = extra.iter().map(|(n, t)| (n.as_str(), *t)).collect();
     let source = match source {
         None => None,
-        Some(s) => Some(s.parse::<Nid>().map_err(|_| ArgError::Silent(-EINVAL))?),
+        Some(s) => Some(Nid::parse_with(s, &names).map_err(|_| ArgError::Silent(-EINVAL))?),
     };
     // atol: leading digits, anything else ignored; 1 s (the default), <= 0
     // and >= 180 s are not sent.
@@ -235,7 +238,7 @@ pub fn ping(
     let timeout_ms = secs
         .filter(|s| *s != 1 && *s > 0 && *s < 180)
         .map(|s| s as u64 * 1000);
-    let targets: Vec<Nid> = nidlist::expand(targets).map_err(|e| ArgError::Nl {
+    let targets: Vec<Nid> = nidlist::expand(targets, extra).map_err(|e| ArgError::Nl {
         flag: "manage",
         object: "ping",
         errno: e.errno,
@@ -332,18 +335,18 @@ mod tests {
     #[test]
     fn ping_args() {
         let t = |s: &str| vec![s.to_string()];
-        let r = ping(&t("0@lo"), None, Some("1")).expect("valid");
+        let r = ping(&t("0@lo"), None, Some("1"), &[]).expect("valid");
         assert_eq!(r.timeout_ms, None, "the default is not sent");
-        let r = ping(&t("0@lo"), None, Some("5")).expect("valid");
+        let r = ping(&t("0@lo"), None, Some("5"), &[]).expect("valid");
         assert_eq!(r.timeout_ms, Some(5000));
-        let r = ping(&t("0@lo"), None, Some("200")).expect("valid");
+        let r = ping(&t("0@lo"), None, Some("200"), &[]).expect("valid");
         assert_eq!(r.timeout_ms, None);
         assert_eq!(
-            ping(&t("0@lo"), Some("x@tcp"), None),
+            ping(&t("0@lo"), Some("x@tcp"), None, &[]),
             Err(ArgError::Silent(-22))
         );
         assert!(matches!(
-            ping(&t("1@tcp"), None, None),
+            ping(&t("1@tcp"), None, None, &[]),
             Err(ArgError::Nl {
                 flag: "manage",
                 object: "ping",

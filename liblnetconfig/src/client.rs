@@ -100,6 +100,7 @@ impl Error {
 /// A connection to lnetd's control socket.
 pub struct Client {
     socket: PathBuf,
+    net_types: Option<Vec<(String, u8)>>,
     reader: BufReader<UnixStream>,
     writer: UnixStream,
 }
@@ -126,6 +127,7 @@ impl Client {
         })?;
         Ok(Client {
             socket,
+            net_types: None,
             reader: BufReader::new(stream),
             writer,
         })
@@ -188,6 +190,17 @@ impl Client {
         }
     }
 
+    /// The network types plugins add to lnd-api's name table, asked once
+    /// per connection; for [`crate::render`] and NID parsing.
+    pub fn net_types(&mut self) -> Result<Vec<(String, u8)>, Error> {
+        if let Some(t) = &self.net_types {
+            return Ok(t.clone());
+        }
+        let t = self.hello()?.net_types;
+        self.net_types = Some(t.clone());
+        Ok(t)
+    }
+
     /// `lnet configure [--all]`.
     pub fn configure(&mut self, all: bool) -> Result<(), Error> {
         self.done(Op::Configure { all }, "lnet configure")
@@ -200,6 +213,7 @@ impl Client {
 
     /// `net add`; returns the NIDs of the new NIs.
     pub fn net_add(&mut self, req: NetAddRequest) -> Result<Vec<lnd_api::Nid>, Error> {
+        self.net_types = None;
         match self.call(Op::NetAdd(req))? {
             ReplyBody::NetAdded(n) => Ok(n),
             _ => Err(self.unexpected("net add")),
@@ -221,6 +235,7 @@ impl Client {
 
     /// `plugin load PATH|NAME`.
     pub fn plugin_load(&mut self, path: String) -> Result<PluginInfo, Error> {
+        self.net_types = None;
         match self.call(Op::PluginLoad { path })? {
             ReplyBody::Plugin(p) => Ok(p),
             _ => Err(self.unexpected("plugin load")),

@@ -138,12 +138,14 @@ fn expand_item(item: &str) -> Result<Vec<String>, NidListError> {
 
 /// Parses one NID the way the client does: a strict NID, or a host name
 /// (an address starting with a letter) resolved to its first IPv4 address.
-pub fn parse_client_nid(s: &str) -> Option<Nid> {
-    if let Ok(n) = s.parse::<Nid>() {
+/// `extra` names the network types plugins provide (`vnd`).
+pub fn parse_client_nid(s: &str, extra: &crate::render::NetTypes) -> Option<Nid> {
+    let extra: Vec<(&str, u8)> = extra.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    if let Ok(n) = Nid::parse_with(s, &extra) {
         return Some(n);
     }
     let (addr, net) = s.rsplit_once('@')?;
-    let net: lnd_api::NetId = net.parse().ok()?;
+    let net = lnd_api::NetId::parse_with(net, &extra).ok()?;
     if !addr.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return None;
     }
@@ -160,8 +162,9 @@ pub fn parse_client_nid(s: &str) -> Option<Nid> {
     Some(Nid::new4(net, u32::from(ip)))
 }
 
-/// Expands the words of a NID list into NIDs, in order (lnetctl.md §1.9).
-pub fn expand(words: &[String]) -> Result<Vec<Nid>, NidListError> {
+/// Expands the words of a NID list into NIDs, in order (lnetctl.md §1.9);
+/// `extra` names the network types plugins provide.
+pub fn expand(words: &[String], extra: &crate::render::NetTypes) -> Result<Vec<Nid>, NidListError> {
     let mut out = Vec::new();
     for word in words {
         if word.contains('*') {
@@ -183,8 +186,8 @@ pub fn expand(words: &[String]) -> Result<Vec<Nid>, NidListError> {
                 vec![item.to_string()]
             };
             for t in texts {
-                let nid =
-                    parse_client_nid(&t).ok_or_else(|| err(EINVAL, "invalid NID in nidstr"))?;
+                let nid = parse_client_nid(&t, extra)
+                    .ok_or_else(|| err(EINVAL, "invalid NID in nidstr"))?;
                 out.push(nid);
             }
         }
@@ -203,7 +206,7 @@ mod tests {
     use super::*;
 
     fn texts(s: &str) -> Vec<String> {
-        expand(&[s.to_string()])
+        expand(&[s.to_string()], &[])
             .expect("expands")
             .iter()
             .map(Nid::to_string)
@@ -247,7 +250,7 @@ mod tests {
 
     #[test]
     fn errors() {
-        let e = |s: &str| expand(&[s.to_string()]).expect_err(s);
+        let e = |s: &str| expand(&[s.to_string()], &[]).expect_err(s);
         assert_eq!(
             e("1.1.1.*@tcp").message,
             "asterisk not allowed in nidstring"

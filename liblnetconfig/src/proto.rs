@@ -189,6 +189,10 @@ pub struct DaemonInfo {
     pub version: String,
     /// Whether LNet is configured (`lnet configure` was run).
     pub configured: bool,
+    /// Network types that loaded plugins provide beyond lnd-api's name table
+    /// (name, LND type), to print and parse their NIDs (`1@vnd`).
+    #[serde(default)]
+    pub net_types: Vec<(String, u8)>,
 }
 
 /// One net as `net show` reports it (lnet-core's `NetShow`).

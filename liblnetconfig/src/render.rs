@@ -1,9 +1,27 @@
 //! Replies as upstream lnetctl prints them: every show and error of
 //! lnetctl.md, built as a [`Yaml`] tree and rendered by [`crate::yaml`].
 
+use lnd_api::{NetId, Nid};
+
 use crate::errno::strerror;
 use crate::proto::{LatencyInfo, MsgCounts, NetInfo, NiInfo, PingOutcome, PluginInfo, StatsInfo};
 use crate::yaml::{self, Style, Yaml};
+
+/// Network types beyond lnd-api's table (name, LND type), as
+/// [`crate::Client::net_types`] returns them.
+pub type NetTypes = [(String, u8)];
+
+fn extra_ref(extra: &NetTypes) -> Vec<(&str, u8)> {
+    extra.iter().map(|(n, t)| (n.as_str(), *t)).collect()
+}
+
+fn nid_text(n: &Nid, extra: &[(&str, u8)]) -> String {
+    n.display_with(extra).to_string()
+}
+
+fn net_text(n: NetId, extra: &[(&str, u8)]) -> String {
+    n.display_with(extra).to_string()
+}
 
 /// The NL-style error block (lnetctl.md §1.8 b): `flag` is the operation
 /// (`add`, `del`, `show`, `manage`, `configure`), `object` the object name,
@@ -61,9 +79,9 @@ fn cpt_list(cpts: &[u32]) -> String {
     format!("[{}]", v.join(","))
 }
 
-fn ni_yaml(ni: &NiInfo, is_lo: bool, level: u32) -> Yaml {
+fn ni_yaml(ni: &NiInfo, is_lo: bool, level: u32, extra: &[(&str, u8)]) -> Yaml {
     let mut m = Yaml::map();
-    m.push("nid", Yaml::s(ni.nid));
+    m.push("nid", Yaml::s(nid_text(&ni.nid, extra)));
     m.push(
         "status",
         Yaml::s(if ni.up || is_lo { "up" } else { "down" }),
@@ -144,7 +162,8 @@ fn ni_yaml(ni: &NiInfo, is_lo: bool, level: u32) -> Yaml {
 
 /// `net show` at verbosity `level` (lnetctl.md §3.1: levels ≥ 4 behave like
 /// 4, level 3 like 2).
-pub fn net_show(nets: &[NetInfo], level: u32) -> String {
+pub fn net_show(nets: &[NetInfo], level: u32, extra: &NetTypes) -> String {
+    let extra = extra_ref(extra);
     let level = match level {
         3 => 2,
         l => l.min(4),
@@ -157,7 +176,12 @@ pub fn net_show(nets: &[NetInfo], level: u32) -> String {
                 ("net type", Yaml::s(&n.name)),
                 (
                     "local NI(s)",
-                    Yaml::Seq(n.nis.iter().map(|ni| ni_yaml(ni, is_lo, level)).collect()),
+                    Yaml::Seq(
+                        n.nis
+                            .iter()
+                            .map(|ni| ni_yaml(ni, is_lo, level, &extra))
+                            .collect(),
+                    ),
                 ),
             ])
         })
@@ -171,25 +195,27 @@ pub fn plugin_show_named(
     plugins: &[PluginInfo],
     name: Option<&str>,
     verbose: bool,
+    extra: &NetTypes,
 ) -> Result<String, (i32, String)> {
     match name {
-        None => Ok(plugin_show(plugins, verbose)),
+        None => Ok(plugin_show(plugins, verbose, extra)),
         Some(n) => {
             let one: Vec<PluginInfo> = plugins.iter().filter(|p| p.name == n).cloned().collect();
             if one.is_empty() {
                 Err((crate::errno::ENOENT, "plugin not found".to_string()))
             } else {
-                Ok(plugin_show(&one, verbose))
+                Ok(plugin_show(&one, verbose, extra))
             }
         }
     }
 }
 
 /// `plugin show [-v]` (lnetctl.md §2.20); empty when there are no plugins.
-pub fn plugin_show(plugins: &[PluginInfo], verbose: bool) -> String {
+pub fn plugin_show(plugins: &[PluginInfo], verbose: bool, extra: &NetTypes) -> String {
     if plugins.is_empty() {
         return String::new();
     }
+    let extra = extra_ref(extra);
     let items = plugins
         .iter()
         .map(|p| {
@@ -211,7 +237,7 @@ pub fn plugin_show(plugins: &[PluginInfo], verbose: bool) -> String {
             m.push("state", Yaml::s(&p.state));
             let mut nets: Vec<String> = Vec::new();
             for nid in &p.nis {
-                let n = nid.net().to_string();
+                let n = net_text(nid.net(), &extra);
                 if !nets.contains(&n) {
                     nets.push(n);
                 }
@@ -220,7 +246,7 @@ pub fn plugin_show(plugins: &[PluginInfo], verbose: bool) -> String {
             if verbose {
                 m.push(
                     "NIs",
-                    Yaml::Flow(p.nis.iter().map(ToString::to_string).collect()),
+                    Yaml::Flow(p.nis.iter().map(|n| nid_text(n, &extra)).collect()),
                 );
                 if p.state == "inactive" {
                     m.push(
@@ -238,25 +264,26 @@ pub fn plugin_show(plugins: &[PluginInfo], verbose: bool) -> String {
 /// `ping` output (lnetctl.md §2.12): the successes under `ping:`, then the
 /// failures under `manage:`, indent 2. Returns the text and whether any
 /// target failed.
-pub fn ping(outcomes: &[PingOutcome]) -> (String, bool) {
-    ping_like("ping", outcomes)
+pub fn ping(outcomes: &[PingOutcome], extra: &NetTypes) -> (String, bool) {
+    ping_like("ping", outcomes, extra)
 }
 
-fn ping_like(what: &str, outcomes: &[PingOutcome]) -> (String, bool) {
+fn ping_like(what: &str, outcomes: &[PingOutcome], extra: &NetTypes) -> (String, bool) {
+    let extra = extra_ref(extra);
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for o in outcomes {
         match &o.result {
             Ok(p) => ok.push(Yaml::pairs([
-                ("primary nid", Yaml::s(p.primary_nid)),
+                ("primary nid", Yaml::s(nid_text(&p.primary_nid, &extra))),
                 ("Multi-Rail", Yaml::s(p.multi_rail)),
                 (
                     "peer_ni",
                     Yaml::Seq(
                         p.nids
                             .iter()
-                            .filter(|n| **n != lnd_api::Nid::LO_0)
-                            .map(|n| Yaml::pairs([("nid", Yaml::s(n))]))
+                            .filter(|n| **n != Nid::LO_0)
+                            .map(|n| Yaml::pairs([("nid", Yaml::s(nid_text(n, &extra)))]))
                             .collect(),
                     ),
                 ),
@@ -268,7 +295,7 @@ fn ping_like(what: &str, outcomes: &[PingOutcome]) -> (String, bool) {
                     "descr",
                     Yaml::s(format!(
                         "failed to {what} {}: {}",
-                        o.target,
+                        nid_text(&o.target, &extra),
                         strerror(e.errno.abs())
                     )),
                 ),

@@ -30,7 +30,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::hello::{PeerHello, PeerId};
 use crate::wire::{
-    csum_update, ConnType, Endian, MsgHdr, MsgHdrRepr, MsgKind, WireError, ZcAcked, KSOCK_PROTO_V1,
+    csum_update, ConnType, Endian, MsgHdr, MsgHdrRepr, MsgKind, ZcAcked, KSOCK_PROTO_V1,
     KSOCK_PROTO_V2, KSOCK_PROTO_V4, MSG_HDR_SIZE, ZC_COOKIE_KEEPALIVE,
 };
 
@@ -120,10 +120,7 @@ impl Drop for TxGuard {
                 .conn
                 .take()
                 .and_then(|c| c.close_status())
-                .unwrap_or(Completion::failed(
-                    ESHUTDOWN,
-                    HealthStatus::LOCAL_INTERRUPT,
-                ));
+                .unwrap_or(Completion::failed(ESHUTDOWN, HealthStatus::LOCAL_INTERRUPT));
             self.host.finalize(tx.token, status);
         }
     }
@@ -351,6 +348,8 @@ impl Conn {
     }
 
     /// Queues a send; gives it back when the connection is closed.
+    // Giving the guard back by value is the point (boxing would allocate per message).
+    #[allow(clippy::result_large_err)]
     pub fn enqueue(&self, g: TxGuard) -> Result<(), TxGuard> {
         {
             let mut q = lock(&self.q);
@@ -1035,14 +1034,4 @@ async fn skip<R: AsyncRead + Unpin>(
         n -= k;
     }
     Ok(())
-}
-
-/// A message type to "wire error" helper for logs.
-pub fn wire_reason(e: &WireError) -> CloseReason {
-    CloseReason::proto(e.to_string())
-}
-
-/// Whether `version` frames messages with a socklnd header.
-pub fn has_ksock_hdr(version: u32) -> bool {
-    version >= KSOCK_PROTO_V2
 }

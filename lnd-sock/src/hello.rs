@@ -441,7 +441,8 @@ pub async fn read_hello<S: AsyncRead + Unpin>(
 ) -> Result<(HelloRepr, Endian), HsError> {
     let fut = async {
         let mut d = HelloDecoder::new();
-        let mut buf = [0u8; 4 * crate::wire::HELLO_MAX_IPS as usize];
+        // Large enough for the biggest step: the V4 body (72) or 16 IPs (64).
+        let mut buf = [0u8; HELLO_V4_SIZE];
         loop {
             let w = d.want();
             s.read_exact(&mut buf[..w]).await?;

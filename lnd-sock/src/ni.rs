@@ -125,6 +125,8 @@ fn pick(conns: &[Arc<Conn>], size: usize, min_bulk: usize) -> Option<&Arc<Conn>>
 }
 
 /// Puts `g` on the best connection of `conns`; gives it back if none takes it.
+// Giving the guard back by value is the point (boxing would allocate per message).
+#[allow(clippy::result_large_err)]
 fn dispatch(conns: &[Arc<Conn>], g: TxGuard, min_bulk: usize) -> Result<(), TxGuard> {
     let mut g = g;
     if conns.is_empty() {
@@ -233,10 +235,6 @@ impl NiInner {
                 me.task_done();
             }
         });
-    }
-
-    fn shutting_down(&self) -> bool {
-        lock(&self.st).shutdown
     }
 
     // -----------------------------------------------------------------------
@@ -575,11 +573,12 @@ impl NiInner {
             peer.conns.push(conn.clone());
             let mut fail = Vec::new();
             let min_bulk = self.params.min_bulk;
-            if !peer.connecting {
-                while let Some(g) = peer.pending.pop_front() {
-                    if let Err(g) = dispatch(&peer.conns, g, min_bulk) {
-                        fail.push(g);
-                    }
+            // Sends waiting for a first connection go now, even while a
+            // connect task still runs (e.g. after a lost race, the peer's
+            // own connections are what we were waiting for).
+            while let Some(g) = peer.pending.pop_front() {
+                if let Err(g) = dispatch(&peer.conns, g, min_bulk) {
+                    fail.push(g);
                 }
             }
             for c in &stale {
@@ -916,5 +915,135 @@ impl LndNi for SockNi {
 
     fn shutdown(&self) {
         self.0.shutdown_ni();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Endian;
+    use lnd_api::{Completion, Host, MsgToken, NetId};
+
+    struct Quiet;
+    impl Host for Quiet {
+        fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), LndError> {
+            Ok(())
+        }
+        fn finalize(&self, _: MsgToken, _: Completion) {}
+        fn notify(&self, _: Nid, _: bool) {}
+        fn link_state(&self, _: bool) {}
+        fn log(&self, _: LogLevel, _: &str) {}
+    }
+
+    const NET: NetId = NetId::new(2, 0);
+
+    fn nid(last: u8) -> Nid {
+        Nid::new4(NET, u32::from_be_bytes([10, 0, 0, last]))
+    }
+
+    fn ni(me: u8) -> Arc<NiInner> {
+        NiInner::new(
+            HostHandle::new(Quiet),
+            LocalId {
+                nid: nid(me),
+                pid: 12345,
+                incarnation: 1,
+            },
+            IpAddr::from([10, 0, 0, me]),
+            "eth0".into(),
+            "tcp".into(),
+            Params::default(),
+            NiTunables {
+                conns_per_peer: 2,
+                tos: -1,
+            },
+            crate::runtime().expect("runtime"),
+        )
+    }
+
+    fn hello_from(peer: u8, ctype: ConnType, inc: u64) -> PeerHello {
+        PeerHello {
+            peer: PeerId {
+                nid: nid(peer),
+                pid: 12345,
+            },
+            userspace: false,
+            incarnation: inc,
+            version: 3,
+            ctype,
+            endian: Endian::Little,
+        }
+    }
+
+    #[test]
+    fn race_is_won_by_the_higher_nid() {
+        let n = ni(5);
+        for p in [3u8, 7] {
+            lock(&n.st)
+                .peers
+                .entry(hello_from(p, ConnType::Control, 1).peer)
+                .or_insert_with(Peer::new)
+                .connecting = true;
+        }
+        // 10.0.0.3 < 10.0.0.5: we are connecting too and win, so refuse.
+        assert!(n.decide(&hello_from(3, ConnType::Control, 9)).is_err());
+        // 10.0.0.7 > us: it wins, accept.
+        assert!(n.decide(&hello_from(7, ConnType::Control, 9)).is_ok());
+        // Not connecting: accept anybody.
+        assert!(n.decide(&hello_from(9, ConnType::Control, 9)).is_ok());
+    }
+
+    #[test]
+    fn duplicates_are_refused_per_type_limit() {
+        let n = ni(5);
+        let h = hello_from(7, ConnType::BulkIn, 4);
+        for i in 0..2 {
+            assert!(n.decide(&h).is_ok(), "bulk connection {i}");
+            n.register(&h, false, None).expect("registered");
+        }
+        assert_eq!(n.decide(&h), Err("duplicate connection"));
+        let c = hello_from(7, ConnType::Control, 4);
+        assert!(n.decide(&c).is_ok());
+        n.register(&c, false, None).expect("registered");
+        assert_eq!(n.decide(&c), Err("duplicate connection"));
+        // A new incarnation is not a duplicate: it replaces the old ones.
+        let c2 = hello_from(7, ConnType::Control, 5);
+        assert!(n.decide(&c2).is_ok());
+        n.register(&c2, false, None).expect("registered");
+        let st = lock(&n.st);
+        let p = &st.peers[&c2.peer];
+        assert_eq!(p.conns.len(), 1);
+        assert_eq!(p.incarnation, Some(5));
+        drop(st);
+        // Undo the task slots register reserved (no tasks were started).
+        *lock(&n.tasks) = 0;
+        n.shutdown_ni();
+    }
+
+    #[test]
+    fn missing_types_follow_conns_per_peer() {
+        let n = ni(5);
+        let mut p = Peer::new();
+        let mk = |t| Conn::new(1, &hello_from(7, t, 1), true, None, n.cfg, n.host.clone());
+        assert_eq!(n.missing(&p), Some(ConnType::Control));
+        p.conns.push(mk(ConnType::Control));
+        assert_eq!(n.missing(&p), Some(ConnType::BulkIn));
+        p.conns.push(mk(ConnType::BulkIn));
+        assert_eq!(n.missing(&p), Some(ConnType::BulkOut));
+        p.conns.push(mk(ConnType::BulkOut));
+        assert_eq!(n.missing(&p), Some(ConnType::BulkIn));
+        p.conns.push(mk(ConnType::BulkIn));
+        p.conns.push(mk(ConnType::BulkOut));
+        assert_eq!(n.missing(&p), None);
+    }
+
+    #[test]
+    fn selection_prefers_the_kernels_types() {
+        assert_eq!(rank(ConnType::Control, true), Some(0));
+        assert_eq!(rank(ConnType::BulkOut, true), Some(1));
+        assert_eq!(rank(ConnType::BulkOut, false), Some(0));
+        assert_eq!(rank(ConnType::Control, false), Some(1));
+        assert_eq!(rank(ConnType::BulkIn, false), Some(2));
+        assert_eq!(rank(ConnType::None, true), None);
     }
 }

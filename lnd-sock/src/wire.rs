@@ -400,8 +400,8 @@ impl ConnReqRepr {
             nid,
         })
     }
-    /// Bytes this request takes.
-    pub fn len(&self) -> usize {
+    /// Bytes this request takes on the wire.
+    pub fn wire_len(&self) -> usize {
         if self.version == ACCEPTOR_VERSION {
             CONNREQ_SIZE
         } else {
@@ -411,7 +411,7 @@ impl ConnReqRepr {
     /// Writes the request in `endian` into `out` (at least [`Self::len`]
     /// bytes); returns the length written.
     pub fn emit(&self, endian: Endian, out: &mut [u8]) -> Result<usize, WireError> {
-        let n = self.len();
+        let n = self.wire_len();
         need("connection request buffer", out, n)?;
         endian.put_u32(out, 0, LNET_PROTO_ACCEPTOR_MAGIC);
         endian.put_u32(out, 4, self.version);
@@ -474,10 +474,7 @@ impl ConnReqDecoder {
                 Ok(None)
             }
             8 => {
-                let v = match ConnReq::new_checked(&self.buf[..CONNREQ16_SIZE]) {
-                    Ok(v) => v,
-                    Err(e) => return Err(e),
-                };
+                let v = ConnReq::new_checked(&self.buf[..CONNREQ16_SIZE])?;
                 self.want = if v.version() == ACCEPTOR_VERSION {
                     CONNREQ_SIZE - 8
                 } else {

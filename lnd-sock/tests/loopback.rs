@@ -31,7 +31,10 @@ fn check_delivery(to: &TestNi, sent: &[(u64, Vec<u8>)], from: &TestNi) {
         {
             break got;
         }
-        assert!(std::time::Instant::now() < deadline, "messages not received");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "messages not received"
+        );
         std::thread::sleep(Duration::from_millis(2));
     };
     for (tok, data) in sent {
@@ -49,7 +52,11 @@ fn check_delivery(to: &TestNi, sent: &[(u64, Vec<u8>)], from: &TestNi) {
 
 #[test]
 fn all_sizes_both_directions_concurrently() {
-    let (a, b) = pair(RecvMode::Sync, RecvMode::Delayed(Duration::from_millis(2)), &[]);
+    let (a, b) = pair(
+        RecvMode::Sync,
+        RecvMode::Delayed(Duration::from_millis(2)),
+        &[],
+    );
     assert_eq!(a.nid().to_string(), "127.0.0.1@tcp");
     assert_eq!(b.nid().to_string(), "127.0.0.2@tcp");
     let mut ab = Vec::new();
@@ -102,12 +109,21 @@ fn conns_per_peer_and_lnd_tunables() {
     let p = params(port);
     let a = start(
         "A",
-        config(TCP, "127.0.0.1", &p, &[("conns_per_peer", "2"), ("tos", "16")]),
+        config(
+            TCP,
+            "127.0.0.1",
+            &p,
+            &[("conns_per_peer", "2"), ("tos", "16")],
+        ),
         RecvMode::Sync,
     )
     .expect("start A");
-    let b = start("B", config(TCP, "127.0.0.2", &p, &[("conns_per_peer", "2")]), RecvMode::Sync)
-        .expect("start B");
+    let b = start(
+        "B",
+        config(TCP, "127.0.0.2", &p, &[("conns_per_peer", "2")]),
+        RecvMode::Sync,
+    )
+    .expect("start B");
     let names: Vec<(String, String)> = a
         .info
         .lnd_tunables
@@ -209,7 +225,7 @@ fn peer_shutdown_mid_transfer_fails_the_sends() {
     for t in &toks {
         assert_eq!(a.host.sent_count(*t), 1, "finalized exactly once");
     }
-    assert!(a.host.notifies().iter().any(|(n, up)| *n == b.nid() && !up));
+    a.host.wait_notify(b.nid(), false, T);
     a.shutdown();
 }
 
@@ -347,7 +363,10 @@ fn unreachable_peer_fails_with_remote_error() {
     // Another net is refused at once, without ownership.
     let other = lnd_api::Nid::new4(NetId::new(2, 5), 1);
     let (t2, m2) = put(&a, other, b"x");
-    assert_eq!(a.ni.send(m2).expect_err("wrong net").errno, errno::ENETUNREACH);
+    assert_eq!(
+        a.ni.send(m2).expect_err("wrong net").errno,
+        errno::ENETUNREACH
+    );
     assert_eq!(a.host.sent_count(t2), 0);
     a.shutdown();
 }

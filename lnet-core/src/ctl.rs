@@ -23,7 +23,8 @@ use std::time::Duration;
 use liblnetconfig::errno::{EACCES, ENETDOWN, ENOENT, EOPNOTSUPP, ESRCH};
 use liblnetconfig::proto::{
     self, DaemonInfo, ErrorReply, HealthInfo, LatencyInfo, MsgCounts, NetAddRequest, NetInfo,
-    NiInfo, Op, PingInfo, PingOutcome, PingRequest, PluginInfo, Reply, ReplyBody, TunablesInfo,
+    NiInfo, Op, PingInfo, PingOutcome, PingRequest, PluginInfo, Reply, ReplyBody, StatsInfo,
+    TunablesInfo,
 };
 use lnd_api::NetTunables;
 
@@ -221,7 +222,7 @@ impl CtlServer {
                 node_cfg,
                 socket: socket.to_path_buf(),
                 socket_id: (m.dev(), m.ino()),
-                own_uid: rustix::process::getuid().as_raw(),
+                own_uid: nix::unistd::getuid().as_raw(),
                 stop: AtomicBool::new(false),
             }),
         })
@@ -325,17 +326,18 @@ fn serve_connection(shared: &Shared, stream: UnixStream) {
             return;
         }
     };
-    let peer_uid = match rustix::net::sockopt::socket_peercred(&stream) {
-        Ok(c) => c.uid.as_raw(),
-        Err(e) => {
-            tracing::warn!("control connection: cannot read peer credentials: {e}");
-            let _ = write_reply(
-                &mut writer,
-                &Reply::err(EACCES, "permission denied: cannot read your credentials"),
-            );
-            return;
-        }
-    };
+    let peer_uid =
+        match nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials) {
+            Ok(c) => c.uid(),
+            Err(e) => {
+                tracing::warn!("control connection: cannot read peer credentials: {e}");
+                let _ = write_reply(
+                    &mut writer,
+                    &Reply::err(EACCES, "permission denied: cannot read your credentials"),
+                );
+                return;
+            }
+        };
     if let Err(refusal) = check_peer(peer_uid, shared.own_uid, &shared.socket) {
         tracing::warn!(peer_uid, "control connection refused");
         let _ = write_reply(
@@ -411,6 +413,10 @@ fn handle(shared: &Shared, op: Op) -> (Reply, bool) {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             configured: node.is_some(),
+            net_types: node
+                .as_ref()
+                .map(|n| n.extra_net_types())
+                .unwrap_or_default(),
         })),
         Op::Configure { all } => match configure(shared, all) {
             Ok(()) => Reply::ok(ReplyBody::Done),
@@ -446,10 +452,7 @@ fn handle(shared: &Shared, op: Op) -> (Reply, bool) {
         },
         Op::StatsShow => match node {
             None => not_configured(),
-            Some(_) => Reply::err(
-                EOPNOTSUPP,
-                "cannot get lnet statistics: the node runtime does not expose global counters yet",
-            ),
+            Some(node) => Reply::ok(ReplyBody::Stats(stats(&node.stats()))),
         },
         Op::PluginShow => match node {
             None => not_configured(),
@@ -570,6 +573,38 @@ fn net_add(r: NetAddRequest) -> NetAdd {
             credits: r.credits.unwrap_or(-1),
         },
         lnd_tunables,
+    }
+}
+
+fn stats(c: &crate::stats::Counters) -> StatsInfo {
+    let h = &c.health;
+    StatsInfo {
+        msgs_alloc: c.msgs_alloc,
+        msgs_max: c.msgs_max,
+        rst_alloc: c.rst_alloc,
+        errors: c.errors,
+        send_count: c.send_count,
+        resend_count: c.resend_count,
+        response_timeout_count: c.response_timeout_count,
+        local_interrupt_count: h.local_interrupt,
+        local_dropped_count: h.local_dropped,
+        local_aborted_count: h.local_aborted,
+        local_no_route_count: h.local_no_route,
+        local_timeout_count: h.local_timeout,
+        local_error_count: h.local_error,
+        remote_dropped_count: h.remote_dropped,
+        remote_error_count: h.remote_error,
+        remote_timeout_count: h.remote_timeout,
+        network_timeout_count: h.network_timeout,
+        failed_resends: c.failed_resends,
+        successful_resends: c.successful_resends,
+        recv_count: c.recv_count,
+        route_count: c.route_count,
+        drop_count: c.drop_count,
+        send_length: c.send_length,
+        recv_length: c.recv_length,
+        route_length: c.route_length,
+        drop_length: c.drop_length,
     }
 }
 

@@ -21,8 +21,8 @@ use lnd_api::{
 
 use crate::event::Event;
 use crate::host::{HostError, PluginHost, PluginInfo};
-use crate::nid::ProcessId;
 use crate::ni::{Config, LndOp, NiId};
+use crate::nid::ProcessId;
 use crate::ping::{PingError, PingId};
 use crate::time::Instant;
 use crate::wire::{PingInfo, LNET_NI_STATUS_UP, LNET_PING_FEAT_MULTI_RAIL};
@@ -284,7 +284,10 @@ impl Inner {
                         let token = tx.token;
                         if let Err(e) = lnd.send(tx) {
                             tracing::debug!("lnd send failed: {e}");
-                            failed.push((token, Completion::failed(e.errno, HealthStatus::LOCAL_ERROR)));
+                            failed.push((
+                                token,
+                                Completion::failed(e.errno, HealthStatus::LOCAL_ERROR),
+                            ));
                         }
                     }
                     LndOp::Recv { rx, .. } => {
@@ -292,7 +295,10 @@ impl Inner {
                         if let Err(e) = lnd.recv(rx) {
                             tracing::debug!("lnd recv failed: {e}");
                             if let lnd_api::abi_stable::std_types::ROption::RSome(m) = msg {
-                                failed.push((m, Completion::failed(e.errno, HealthStatus::LOCAL_ERROR)));
+                                failed.push((
+                                    m,
+                                    Completion::failed(e.errno, HealthStatus::LOCAL_ERROR),
+                                ));
                             }
                         }
                     }
@@ -336,7 +342,11 @@ fn drain(st: &mut State, now: Instant) -> Work {
                 // The NI is gone (deleted between the engine's decision and
                 // now): fail what would have gone to it.
                 if let LndOp::Send { tx, .. } = op {
-                    st.lnet.handle_done(now, tx.token, Completion::failed(errno::ENETDOWN, HealthStatus::LOCAL_ERROR));
+                    st.lnet.handle_done(
+                        now,
+                        tx.token,
+                        Completion::failed(errno::ENETDOWN, HealthStatus::LOCAL_ERROR),
+                    );
                 }
             }
         }
@@ -369,9 +379,9 @@ impl NiHost {
 
 impl Host for NiHost {
     fn parse(&self, hdr: Hdr, from: Nid, rx: RxToken, rdma_req: bool) -> Result<(), LndError> {
-        let (node, ni) = self
-            .ni()
-            .ok_or_else(|| LndError::new(errno::ENETDOWN, format!("NI {} is not running", self.name)))?;
+        let (node, ni) = self.ni().ok_or_else(|| {
+            LndError::new(errno::ENETDOWN, format!("NI {} is not running", self.name))
+        })?;
         node.with(|st, now| st.lnet.handle_rx(now, ni, hdr, from, rx, rdma_req))
             .map_err(|e| LndError::new(errno::EPROTO, e.to_string()))
     }
@@ -415,8 +425,16 @@ impl Node {
     /// the ping target, and the timer thread.
     pub fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
         let origin = std::time::Instant::now();
-        let cookie = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
-        let mut lcfg = Config { pid: cfg.pid, interface_cookie: cookie, seed: cookie, ..Config::default() };
+        let cookie = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        let mut lcfg = Config {
+            pid: cfg.pid,
+            interface_cookie: cookie,
+            seed: cookie,
+            ..Config::default()
+        };
         apply_params(&mut lcfg, &cfg.params)?;
         let lnet = Lnet::new(lcfg, Instant(0));
         let inner = Arc::new(Inner {
@@ -426,7 +444,11 @@ impl Node {
                 nis: HashMap::new(),
                 lnds: HashMap::new(),
                 pings: HashMap::new(),
-                params: cfg.params.iter().map(|(k, v)| Tunable::new(k.clone(), v)).collect(),
+                params: cfg
+                    .params
+                    .iter()
+                    .map(|(k, v)| Tunable::new(k.clone(), v))
+                    .collect(),
                 pid: cfg.pid,
                 stopping: false,
             }),
@@ -442,7 +464,11 @@ impl Node {
             let plugin = lnd.0.clone();
             let slot = Arc::new(std::sync::OnceLock::new());
             let _ = slot.set(NiId::LO);
-            let host = HostHandle::new(NiHost { node: Arc::downgrade(&node.inner), ni: slot, name: "0@lo".into() });
+            let host = HostHandle::new(NiHost {
+                node: Arc::downgrade(&node.inner),
+                ni: slot,
+                name: "0@lo".into(),
+            });
             let cfg = NiConfig {
                 net: NetId::LO,
                 interfaces: Vec::new().into(),
@@ -454,13 +480,22 @@ impl Node {
             let started = lnd.1.startup(cfg, host).map_err(HostError::Lnd)?;
             st.host.account_ni(&plugin, true);
             st.lnds.insert("lo".into(), lnd);
-            st.nis.insert(NiId::LO, NiRt { lnd: started.ni, plugin, net_name: "lo".into() });
+            st.nis.insert(
+                NiId::LO,
+                NiRt {
+                    lnd: started.ni,
+                    plugin,
+                    net_name: "lo".into(),
+                },
+            );
         }
         let weak = Arc::downgrade(&node.inner);
         let timer = std::thread::Builder::new()
             .name("lnet-timer".into())
             .spawn(move || timer_loop(weak))
-            .map_err(|e| NodeError::failed(errno::ENOMEM, format!("cannot start the timer thread: {e}")))?;
+            .map_err(|e| {
+                NodeError::failed(errno::ENOMEM, format!("cannot start the timer thread: {e}"))
+            })?;
         *node.inner.timer.lock().unwrap_or_else(|p| p.into_inner()) = Some(timer);
         Ok(node)
     }
@@ -498,7 +533,10 @@ impl Node {
                     .filter_map(|(id, _)| st.lnet.ni(*id).map(|v| (*id, v.nid())))
                     .collect();
                 nis.sort_by_key(|(id, _)| *id);
-                PluginShow { info, nis: nis.into_iter().map(|(_, n)| n).collect() }
+                PluginShow {
+                    info,
+                    nis: nis.into_iter().map(|(_, n)| n).collect(),
+                }
             })
             .collect()
     }
@@ -507,7 +545,10 @@ impl Node {
     /// added are removed again (nothing half-added).
     pub fn net_add(&self, req: NetAdd) -> Result<Vec<Nid>, NodeError> {
         if req.interfaces.is_empty() {
-            return Err(NodeError::failed(errno::EINVAL, "creating a local NI needs at least one interface"));
+            return Err(NodeError::failed(
+                errno::EINVAL,
+                "creating a local NI needs at least one interface",
+            ));
         }
         let mut added: Vec<NiId> = Vec::new();
         let mut nids = Vec::new();
@@ -529,10 +570,19 @@ impl Node {
     }
 
     fn resolve_net(st: &State, name: &str) -> Result<(NetId, String), NodeError> {
-        let (ty, num) = split_net_name(name)
-            .ok_or_else(|| NodeError::failed(errno::EINVAL, format!("cannot parse net {name:?}")))?;
-        let lnd_type = st.host.lnd_type_of(ty).or_else(|| lnd_api::nid::LndInfo::by_name(ty).map(|i| i.lnd_type));
-        let lnd_type = lnd_type.ok_or_else(|| NodeError::failed(errno::EINVAL, format!("cannot parse net {name:?}: unknown network type {ty}")))?;
+        let (ty, num) = split_net_name(name).ok_or_else(|| {
+            NodeError::failed(errno::EINVAL, format!("cannot parse net {name:?}"))
+        })?;
+        let lnd_type = st
+            .host
+            .lnd_type_of(ty)
+            .or_else(|| lnd_api::nid::LndInfo::by_name(ty).map(|i| i.lnd_type));
+        let lnd_type = lnd_type.ok_or_else(|| {
+            NodeError::failed(
+                errno::EINVAL,
+                format!("cannot parse net {name:?}: unknown network type {ty}"),
+            )
+        })?;
         Ok((NetId::new(lnd_type, num), ty.to_string()))
     }
 
@@ -541,8 +591,9 @@ impl Node {
         if st.stopping {
             return Err(not_running());
         }
-        let (ty, _) = split_net_name(&req.net)
-            .ok_or_else(|| NodeError::failed(errno::EINVAL, format!("cannot parse net {:?}", req.net)))?;
+        let (ty, _) = split_net_name(&req.net).ok_or_else(|| {
+            NodeError::failed(errno::EINVAL, format!("cannot parse net {:?}", req.net))
+        })?;
         if ty == "lo" {
             return Err(NodeError::failed(errno::ENODEV, "setting @lo not allowed"));
         }
@@ -572,7 +623,10 @@ impl Node {
             params: st.params.clone().into(),
             pid: st.pid,
         };
-        let (plugin, lnd) = st.lnds.get(ty).ok_or_else(|| NodeError::failed(errno::ENODEV, "LND type not supported"))?;
+        let (plugin, lnd) = st
+            .lnds
+            .get(ty)
+            .ok_or_else(|| NodeError::failed(errno::ENODEV, "LND type not supported"))?;
         let plugin = plugin.clone();
         // Started under the lock: the NI's callbacks wait for it until the
         // engine knows the NI (an LND must not call the host from startup).
@@ -584,7 +638,14 @@ impl Node {
             Ok(id) => {
                 let _ = slot.set(id);
                 st.host.account_ni(&plugin, true);
-                st.nis.insert(id, NiRt { lnd: started.ni, plugin, net_name: req.net.clone() });
+                st.nis.insert(
+                    id,
+                    NiRt {
+                        lnd: started.ni,
+                        plugin,
+                        net_name: req.net.clone(),
+                    },
+                );
                 drop(st);
                 self.inner.changed.notify_all();
                 Ok((id, started.info.nid))
@@ -592,7 +653,10 @@ impl Node {
             Err(e) => {
                 drop(st);
                 started.ni.shutdown();
-                Err(NodeError::failed(e.errno(), format!("cannot add LNet NI: {e}")))
+                Err(NodeError::failed(
+                    e.errno(),
+                    format!("cannot add LNet NI: {e}"),
+                ))
             }
         }
     }
@@ -623,9 +687,17 @@ impl Node {
             let st = self.inner.lock();
             let (netid, _) = Self::resolve_net(&st, net)?;
             if netid == NetId::LO {
-                return Err(NodeError::failed(errno::EINVAL, "deleting lo is not allowed"));
+                return Err(NodeError::failed(
+                    errno::EINVAL,
+                    "deleting lo is not allowed",
+                ));
             }
-            let mut ids: Vec<NiId> = st.lnet.nis().filter(|v| v.net() == netid).map(|v| v.id()).collect();
+            let mut ids: Vec<NiId> = st
+                .lnet
+                .nis()
+                .filter(|v| v.net() == netid)
+                .map(|v| v.id())
+                .collect();
             ids.sort();
             ids
         };
@@ -643,7 +715,11 @@ impl Node {
         let st = self.inner.lock();
         let mut out: Vec<NetShow> = Vec::new();
         for v in st.lnet.nis() {
-            let name = st.nis.get(&v.id()).map(|r| r.net_name.clone()).unwrap_or_else(|| net_name(v.net()));
+            let name = st
+                .nis
+                .get(&v.id())
+                .map(|r| r.net_name.clone())
+                .unwrap_or_else(|| net_name(v.net()));
             let s = v.stats();
             let ni = NiShow {
                 nid: v.nid(),
@@ -671,7 +747,11 @@ impl Node {
                     next_ping: 0,
                 },
                 tunables: v.tunables(),
-                lnd_tunables: v.lnd_tunables().iter().map(|t| (t.name.to_string(), t.value.to_string())).collect(),
+                lnd_tunables: v
+                    .lnd_tunables()
+                    .iter()
+                    .map(|t| (t.name.to_string(), t.value.to_string()))
+                    .collect(),
                 dev_cpt: -1,
                 cpts: vec![0],
                 tx_credits: v.tx_credits() as i64,
@@ -679,7 +759,11 @@ impl Node {
             };
             match out.iter_mut().find(|n| n.net == v.net()) {
                 Some(n) => n.nis.push(ni),
-                None => out.push(NetShow { net: v.net(), name, nis: vec![ni] }),
+                None => out.push(NetShow {
+                    net: v.net(),
+                    name,
+                    nis: vec![ni],
+                }),
             }
         }
         out
@@ -709,13 +793,23 @@ impl Node {
         let guard = std::time::Instant::now() + timeout + Duration::from_secs(5);
         loop {
             if let Some(r) = st.pings.remove(&id) {
-                return r.map(|info| ping_reply(&info, target)).map_err(|e| NodeError::failed(e.errno(), e.to_string()));
+                return r
+                    .map(|info| ping_reply(&info, target))
+                    .map_err(|e| NodeError::failed(e.errno(), e.to_string()));
             }
             let left = guard.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
-                return Err(NodeError::failed(errno::ETIMEDOUT, format!("ping {target:?}: no answer")));
+                return Err(NodeError::failed(
+                    errno::ETIMEDOUT,
+                    format!("ping {target:?}: no answer"),
+                ));
             }
-            st = self.inner.changed.wait_timeout(st, left).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+            st = self
+                .inner
+                .changed
+                .wait_timeout(st, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
     }
 
@@ -735,7 +829,7 @@ impl Node {
 
     /// Global counters (`stats show`).
     pub fn stats(&self) -> crate::stats::Counters {
-        self.inner.lock().lnet.stats().clone()
+        *self.inner.lock().lnet.stats()
     }
 
     /// Shuts every NI down in order (lo last) and stops the timer.
@@ -755,7 +849,12 @@ impl Node {
             self.ni_stop(id);
         }
         self.inner.changed.notify_all();
-        let t = self.inner.timer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let t = self
+            .inner
+            .timer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(t) = t {
             let _ = t.join();
         }
@@ -816,7 +915,9 @@ fn timer_loop(node: Weak<Inner>) {
                 inner.execute(work);
             }
             _ => {
-                let wait = due.map(|t| Duration::from_nanos(t.0 - now.0)).unwrap_or(Duration::from_secs(1));
+                let wait = due
+                    .map(|t| Duration::from_nanos(t.0 - now.0))
+                    .unwrap_or(Duration::from_secs(1));
                 let wait = wait.min(Duration::from_secs(1));
                 let _ = inner.changed.wait_timeout(st, wait);
             }

@@ -162,8 +162,9 @@ fn try_me(
     {
         return None;
     }
+    // A requested offset past the end leaves no space (and points at the end).
     let offset = if md.options.contains(MdOptions::MANAGE_REMOTE) {
-        info.roffset
+        info.roffset.min(md.length)
     } else {
         md.offset
     };
@@ -172,12 +173,7 @@ fn try_me(
     } else {
         md.length.saturating_sub(offset)
     };
-    // An offset beyond the MD leaves no space at all.
-    let space = if offset > md.length {
-        0
-    } else {
-        space.min(md.length - offset)
-    };
+    let space = space.min(md.length.saturating_sub(offset));
     let mlength = if info.rlength <= space {
         info.rlength
     } else if md.options.contains(MdOptions::TRUNCATE) {

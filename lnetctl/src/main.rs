@@ -41,6 +41,7 @@ struct Cli {
 
 /// Top-level commands.
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Cmd {
     /// lnet configure|unconfigure.
     #[command(subcommand, infer_long_args = true)]
@@ -87,7 +88,16 @@ fn subcommand_help(args: &[OsString]) -> String {
             None => break,
         }
     }
-    cur.render_help().to_string()
+    // A group (`lnetctl net`) prints the help of each of its sub-commands.
+    let subs: Vec<String> = cur
+        .get_subcommands_mut()
+        .map(|s| s.render_help().to_string())
+        .collect();
+    if subs.is_empty() || words.is_empty() {
+        cur.render_help().to_string()
+    } else {
+        subs.concat()
+    }
 }
 
 /// Maps clap's refusals onto upstream's behaviour (lnetctl.md §1.1–§1.3).

@@ -216,12 +216,12 @@ net:
             interfaces:
                   0: eth0
 ";
-    assert_eq!(net_show(&sample_nets(), 0), want);
+    assert_eq!(net_show(&sample_nets(), 0, &[]), want);
 }
 
 #[test]
 fn net_show_level_1_is_the_spec_sample() {
-    assert_eq!(net_show(&sample_nets(), 1), LEVEL1);
+    assert_eq!(net_show(&sample_nets(), 1, &[]), LEVEL1);
 }
 
 #[test]
@@ -240,14 +240,14 @@ fn net_show_level_2_adds_stats_after_statistics() {
         parts.next().expect("tcp part"),
         parts.next().expect("tail"),
     );
-    let out = net_show(&sample_nets(), 2);
+    let out = net_show(&sample_nets(), 2, &[]);
     assert_eq!(out, want);
-    assert_eq!(net_show(&sample_nets(), 3), out, "level 3 = level 2");
+    assert_eq!(net_show(&sample_nets(), 3, &[]), out, "level 3 = level 2");
 }
 
 #[test]
 fn net_show_level_4_inserts_udsp_info_after_statistics() {
-    let out = net_show(&sample_nets(), 4);
+    let out = net_show(&sample_nets(), 4, &[]);
     let want = "                  put_ack_avg_nsec: 0
             udsp info:
                   net priority: -1
@@ -255,7 +255,7 @@ fn net_show_level_4_inserts_udsp_info_after_statistics() {
             sent_stats:
 ";
     assert_eq!(out.matches(want).count(), 2, "{out}");
-    assert_eq!(net_show(&sample_nets(), 9), out, "levels above 4 = 4");
+    assert_eq!(net_show(&sample_nets(), 9, &[]), out, "levels above 4 = 4");
 }
 
 #[test]
@@ -268,7 +268,7 @@ fn net_show_down_ni_and_two_interfaces() {
         name: "tcp".into(),
         nis: vec![tcp_ni(), ni],
     }];
-    let out = net_show(&nets, 0);
+    let out = net_show(&nets, 0, &[]);
     assert!(out.ends_with(
         "      -     nid: 10.1.2.3@tcp\n            status: down\n            interfaces:\n                  0: test1pg\n"
     ));
@@ -298,7 +298,7 @@ fn ping_success_and_failure() {
             }),
         },
     ];
-    let (out, failed) = ping(&outcomes);
+    let (out, failed) = ping(&outcomes, &[]);
     assert!(failed);
     assert_eq!(
         out,
@@ -315,7 +315,7 @@ manage:
   descr: 'failed to ping 10.9.9.9@tcp: Connection timed out'
 "
     );
-    let (out, failed) = ping(&outcomes[..1]);
+    let (out, failed) = ping(&outcomes[..1], &[]);
     assert!(!failed);
     assert!(!out.contains("manage"));
 }
@@ -400,7 +400,7 @@ fn plugin_show_shape() {
         ],
     };
     assert_eq!(
-        plugin_show(std::slice::from_ref(&p), false),
+        plugin_show(std::slice::from_ref(&p), false, &[]),
         "\
 plugin:
 -     name: socklnd
@@ -425,7 +425,7 @@ plugin:
     gone.state = "inactive".into();
     gone.nis.clear();
     assert_eq!(
-        plugin_show(&[lo, gone], true),
+        plugin_show(&[lo, gone], true, &[]),
         "\
 plugin:
 -     name: lo
@@ -448,5 +448,21 @@ plugin:
       note: unloaded; its code stays mapped until lnetd exits
 "
     );
-    assert_eq!(plugin_show(&[], true), "");
+    assert_eq!(plugin_show(&[], true, &[]), "");
+}
+
+#[test]
+fn plugin_net_types_print_by_name() {
+    let vnd = lnd_api::NetId::new(0xF0, 2);
+    let mut ni = lo_ni();
+    ni.nid = lnd_api::Nid::new4(vnd, 7);
+    let nets = vec![NetInfo {
+        name: "vnd2".into(),
+        nis: vec![ni],
+    }];
+    let extra = vec![("vnd".to_string(), 0xF0)];
+    let out = net_show(&nets, 0, &extra);
+    assert!(out.contains("      -     nid: 7@vnd2\n"), "{out}");
+    let out = net_show(&nets, 0, &[]);
+    assert!(out.contains("nid: 7@<240:2>"), "{out}");
 }

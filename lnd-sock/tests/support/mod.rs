@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use lnd_api::abi_stable::std_types::{ROption, RString, RVec};
 use lnd_api::{
     Completion, Hdr, Host, HostHandle, IoBuf, Lnd, LndError, LndNiHandle, LogLevel, MsgToken,
-    MsgType, NetId, NetTunables, Nid, NiConfig, NiInfo, Payload, RxAction, RxToken, Tunable,
-    TxMsg,
+    MsgType, NetId, NetTunables, NiConfig, NiInfo, Nid, Payload, RxAction, RxToken, Tunable, TxMsg,
 };
 
 pub const PID: u32 = 12345;
@@ -113,7 +112,11 @@ impl TestHost {
                 return r;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "{}: timed out waiting for {what}", self.0.name);
+            assert!(
+                !left.is_zero(),
+                "{}: timed out waiting for {what}",
+                self.0.name
+            );
             st = self
                 .0
                 .cv
@@ -143,7 +146,11 @@ impl TestHost {
     }
 
     pub fn sent_count(&self, token: u64) -> usize {
-        self.lock().sent_order.iter().filter(|k| **k == token).count()
+        self.lock()
+            .sent_order
+            .iter()
+            .filter(|k| **k == token)
+            .count()
     }
 
     pub fn logs(&self) -> Vec<(LogLevel, String)> {
@@ -152,12 +159,21 @@ impl TestHost {
 
     pub fn wait_log(&self, needle: &str, t: Duration) -> String {
         self.wait(t, &format!("a log line containing {needle:?}"), |s| {
-            s.logs.iter().find(|(_, l)| l.contains(needle)).map(|(_, l)| l.clone())
+            s.logs
+                .iter()
+                .find(|(_, l)| l.contains(needle))
+                .map(|(_, l)| l.clone())
         })
     }
 
     pub fn notifies(&self) -> Vec<(Nid, bool)> {
         self.lock().notifies.clone()
+    }
+
+    pub fn wait_notify(&self, peer: Nid, alive: bool, t: Duration) {
+        self.wait(t, "a peer notification", |s| {
+            s.notifies.contains(&(peer, alive)).then_some(())
+        })
     }
 
     pub fn held(&self) -> usize {
@@ -290,6 +306,7 @@ impl Host for TestHost {
 
     fn notify(&self, peer: Nid, alive: bool) {
         self.lock().notifies.push((peer, alive));
+        self.0.cv.notify_all();
     }
 
     fn link_state(&self, _up: bool) {}
@@ -338,7 +355,12 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-pub fn config(net: NetId, iface: &str, params: &[(&str, String)], lnd_tun: &[(&str, &str)]) -> NiConfig {
+pub fn config(
+    net: NetId,
+    iface: &str,
+    params: &[(&str, String)],
+    lnd_tun: &[(&str, &str)],
+) -> NiConfig {
     NiConfig {
         net,
         interfaces: RVec::from(vec![RString::from(iface)]),
@@ -415,7 +437,37 @@ pub fn token_of(h: &Hdr) -> u64 {
 
 /// Deterministic test bytes.
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
+        .collect()
 }
 
 pub const TCP: NetId = NetId::new(2, 0);
+
+// Raw peers speaking the wire protocol by hand.
+
+use lnd_sock::wire::{ConnReqRepr, Endian};
+use std::io::Read;
+use std::net::TcpStream;
+
+/// Reads until EOF (or reset); returns what came before.
+pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) => panic!("connection not closed: {e}"),
+        }
+    }
+}
+
+pub fn connreq(to: Nid) -> Vec<u8> {
+    let mut b = [0u8; 28];
+    let n = ConnReqRepr::to(to)
+        .emit(Endian::Little, &mut b)
+        .expect("room");
+    b[..n].to_vec()
+}

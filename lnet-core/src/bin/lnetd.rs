@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use lnet_core::ctl::CtlServer;
 use lnet_core::node::NodeConfig;
+use nix::sys::signal::{SigSet, Signal};
 use params::Params;
 
 /// `LNET_PID_LUSTRE`.
@@ -168,6 +169,15 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
 
 /// The daemon proper: bind, configure on load if asked, serve until stopped.
 fn run_foreground(opts: Opts) -> Result<(), String> {
+    // SIGTERM and SIGINT are blocked before any thread exists (every thread
+    // inherits the mask) and taken synchronously by one thread with sigwait:
+    // no signal handler, no unsafe code.
+    let mut stop_signals = SigSet::empty();
+    stop_signals.add(Signal::SIGTERM);
+    stop_signals.add(Signal::SIGINT);
+    stop_signals
+        .thread_block()
+        .map_err(|e| format!("cannot block SIGTERM/SIGINT: {e}"))?;
     init_logging(opts.log_level.as_deref())?;
     for w in &opts.params.warnings {
         tracing::warn!("{w}");
@@ -180,18 +190,14 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
     };
     let server = CtlServer::bind(&opts.socket, cfg).map_err(|e| e.to_string())?;
     let stop = server.stop_handle();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     std::thread::Builder::new()
         .name("lnetd-signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                tracing::info!(signal = sig, "stopping");
+        .spawn(move || match stop_signals.wait() {
+            Ok(sig) => {
+                tracing::info!(signal = %sig, "stopping");
                 stop.stop();
             }
+            Err(e) => tracing::error!("waiting for signals failed: {e}"),
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     tracing::info!(

@@ -45,6 +45,8 @@ pub struct Node {
     pub lnet: Lnet,
     pub ni: NiId,
     pub nid: Nid,
+    /// Every NI of the node but `0@lo`.
+    pub nis: Vec<(NiId, Nid)>,
     pub events: Vec<Event>,
 }
 
@@ -60,7 +62,7 @@ pub struct Fabric {
     pub lost: Vec<(usize, TxMsg)>,
     /// When set, sends are not delivered until `release` is called.
     pub hold: bool,
-    held: Vec<(usize, TxMsg)>,
+    held: Vec<(usize, Nid, TxMsg)>,
 }
 
 impl Fabric {
@@ -80,6 +82,7 @@ impl Fabric {
                     lnet,
                     ni,
                     nid: nid(i),
+                    nis: vec![(ni, nid(i))],
                     events: Vec::new(),
                 }
             })
@@ -119,14 +122,30 @@ impl Fabric {
     pub fn release(&mut self) {
         self.hold = false;
         let held = std::mem::take(&mut self.held);
-        for (i, tx) in held {
-            self.deliver(i, tx);
+        for (i, from, tx) in held {
+            self.deliver(i, from, tx);
         }
         self.run();
     }
 
-    fn node_of(&self, n: &Nid) -> Option<usize> {
-        self.nodes.iter().position(|x| x.nid == *n)
+    fn node_of(&self, n: &Nid) -> Option<(usize, NiId)> {
+        self.nodes.iter().enumerate().find_map(|(i, x)| {
+            x.nis
+                .iter()
+                .find(|(_, nid)| nid == n)
+                .map(|(ni, _)| (i, *ni))
+        })
+    }
+
+    /// Adds an NI with `nid` to node `i`.
+    pub fn add_ni(&mut self, i: usize, n: Nid) -> NiId {
+        let now = self.now;
+        let ni = self.nodes[i]
+            .lnet
+            .ni_add(now, TCP, &ni_info(n, 256, 8))
+            .expect("ni_add");
+        self.nodes[i].nis.push((ni, n));
+        ni
     }
 
     fn exec(&mut self, i: usize, op: LndOp) {
@@ -152,9 +171,11 @@ impl Fabric {
                         );
                     }
                 } else if self.hold {
-                    self.held.push((i, tx));
+                    let from = self.nodes[i].lnet.ni(ni).expect("sending NI").nid();
+                    self.held.push((i, from, tx));
                 } else {
-                    self.deliver(i, tx);
+                    let from = self.nodes[i].lnet.ni(ni).expect("sending NI").nid();
+                    self.deliver(i, from, tx);
                 }
             }
             LndOp::Recv { rx, .. } => {
@@ -176,9 +197,17 @@ impl Fabric {
         }
     }
 
-    fn deliver(&mut self, i: usize, tx: TxMsg) {
+    /// Sends not yet delivered (`hold`).
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    fn deliver(&mut self, i: usize, from: Nid, tx: TxMsg) {
         let now = self.now;
-        let Some(j) = self.node_of(&tx.target).filter(|j| !self.dead.contains(j)) else {
+        let Some((j, ni)) = self
+            .node_of(&tx.target)
+            .filter(|(j, _)| !self.dead.contains(j))
+        else {
             self.lost.push((i, tx));
             return;
         };
@@ -186,8 +215,6 @@ impl Fabric {
         self.next_rx += 1;
         let (hdr, token) = (tx.hdr, tx.token);
         self.pending.insert(rx, (i, tx));
-        let from = self.nodes[i].nid;
-        let ni = self.nodes[j].ni;
         if self.nodes[j]
             .lnet
             .handle_rx(now, ni, hdr, from, RxToken(rx), false)

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use clap::Args;
-use liblnetconfig::{args, render};
+use liblnetconfig::{args, render, Client};
 
 use crate::out;
 
@@ -23,17 +23,27 @@ pub(crate) struct PingArgs {
 
 /// Runs `ping`; rc -1 when any target failed.
 pub(crate) fn run(a: &PingArgs, socket: &Path) -> i32 {
-    let req = match args::ping(&a.nids, a.source.as_deref(), a.timeout.as_deref()) {
+    // The daemon names the network types its plugins add (`1@vnd`); the
+    // arguments are checked even when nobody answers.
+    let mut client = Client::connect(socket);
+    let extra = match client.as_mut() {
+        Ok(c) => match c.net_types() {
+            Ok(t) => t,
+            Err(e) => return out::client_error(&e, "manage", "ping"),
+        },
+        Err(_) => Vec::new(),
+    };
+    let req = match args::ping(&a.nids, a.source.as_deref(), a.timeout.as_deref(), &extra) {
         Ok(r) => r,
         Err(e) => return out::arg_error(e),
     };
-    let mut c = match super::connect(socket, "manage", "ping") {
+    let mut c = match client {
         Ok(c) => c,
-        Err(rc) => return rc,
+        Err(e) => return out::client_error(&e, "manage", "ping"),
     };
     match c.ping(req) {
         Ok(outcomes) => {
-            let (text, failed) = render::ping(&outcomes);
+            let (text, failed) = render::ping(&outcomes, &extra);
             out::stdout(&text);
             if failed {
                 -1

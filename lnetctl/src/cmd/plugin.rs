@@ -88,14 +88,16 @@ pub(crate) fn run(cmd: &PluginCmd, socket: &Path) -> i32 {
             }
             Err(e) => out::client_error(&e, flag, what),
         },
-        PluginCmd::Show(a) => match c.plugin_show() {
-            Ok(list) => match render::plugin_show_named(&list, a.name.as_deref(), a.verbose) {
-                Ok(text) => {
-                    out::stdout(&text);
-                    0
+        PluginCmd::Show(a) => match c.plugin_show().and_then(|l| Ok((l, c.net_types()?))) {
+            Ok((list, extra)) => {
+                match render::plugin_show_named(&list, a.name.as_deref(), a.verbose, &extra) {
+                    Ok(text) => {
+                        out::stdout(&text);
+                        0
+                    }
+                    Err((errno, descr)) => out::nl_error(flag, what, errno, &descr, out::RC_EINVAL),
                 }
-                Err((errno, descr)) => out::nl_error(flag, what, errno, &descr, out::RC_EINVAL),
-            },
+            }
             Err(e) => out::client_error(&e, flag, what),
         },
     }

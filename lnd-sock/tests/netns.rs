@@ -1,0 +1,223 @@
+//! Two nodes in two network namespaces joined by a veth pair, each node a
+//! child process (this test binary re-run inside `ip netns exec`) with one
+//! NI of lnd-sock on its veth interface, with the real defaults: port 988,
+//! `accept=secure`, privileged source ports. Root only: `#[ignore]`d, run
+//! with `cargo test -p lnd-sock --test netns -- --ignored`.
+//!
+//! [`NetNs`] and [`Veth`] are RAII guards: namespaces and links are removed
+//! on drop, also when the test fails. They are the seed of the multi-node
+//! tests that will drive lnetd.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// A network namespace, deleted on drop (with the links inside it).
+struct NetNs {
+    name: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl NetNs {
+    fn new(name: &str) -> Result<NetNs, String> {
+        let _ = ip(&["netns", "del", name]); // a leftover of a crashed run
+        ip(&["netns", "add", name])?;
+        let ns = NetNs {
+            name: name.to_string(),
+        };
+        ns.exec_ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    fn exec_ip(&self, args: &[&str]) -> Result<(), String> {
+        let mut v = vec!["-n", self.name.as_str()];
+        v.extend_from_slice(args);
+        ip(&v)
+    }
+
+    /// Runs `cmd` inside the namespace.
+    fn spawn(&self, cmd: &mut Command) -> std::io::Result<Child> {
+        let prog = cmd.get_program().to_owned();
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+        let envs: Vec<_> = cmd
+            .get_envs()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
+            .collect();
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .arg(prog)
+            .args(args)
+            .envs(envs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// A veth pair with one end in each namespace, addressed and up. Deleting
+/// either namespace deletes the pair; drop also tries directly.
+struct Veth {
+    /// The end in the first namespace (deleting it deletes the pair).
+    a: String,
+    /// Its namespace.
+    ns_a: String,
+}
+
+impl Veth {
+    fn new(a: (&NetNs, &str, &str), b: (&NetNs, &str, &str)) -> Result<Veth, String> {
+        ip(&["link", "add", a.1, "type", "veth", "peer", "name", b.1])?;
+        let v = Veth {
+            a: a.1.to_string(),
+            ns_a: a.0.name.clone(),
+        };
+        for (ns, ifname, cidr) in [a, b] {
+            ip(&["link", "set", ifname, "netns", &ns.name])?;
+            ns.exec_ip(&["addr", "add", cidr, "dev", ifname])?;
+            ns.exec_ip(&["link", "set", ifname, "up"])?;
+        }
+        Ok(v)
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = ip(&["-n", &self.ns_a, "link", "del", &self.a]);
+        let _ = ip(&["link", "del", &self.a]);
+    }
+}
+
+fn wait_child(mut c: Child, t: Duration, who: &str) -> Result<String, String> {
+    let deadline = Instant::now() + t;
+    loop {
+        match c.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = c.kill();
+                break;
+            }
+        }
+    }
+    let out = c.wait_with_output().map_err(|e| format!("{who}: {e}"))?;
+    let text = format!(
+        "{who} stdout:\n{}\n{who} stderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && text.contains("NODE-OK") {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+#[test]
+#[ignore = "needs root: creates network namespaces"]
+fn two_nodes_in_namespaces() {
+    if !is_root() {
+        eprintln!("not root: skipped");
+        return;
+    }
+    let tag = std::process::id() % 100_000;
+    let na = NetNs::new(&format!("lsk{tag}a")).expect("namespace a");
+    let nb = NetNs::new(&format!("lsk{tag}b")).expect("namespace b");
+    let (ia, ib) = (format!("lsa{tag}"), format!("lsb{tag}"));
+    let _veth =
+        Veth::new((&na, &ia, "10.213.7.1/24"), (&nb, &ib, "10.213.7.2/24")).expect("veth pair");
+    let exe = std::env::current_exe().expect("test binary");
+    let node = |ns: &NetNs, role: &str, ifname: &str, peer: &str| {
+        ns.spawn(
+            Command::new(&exe)
+                .args(["--exact", "netns_node", "--ignored", "--nocapture"])
+                .env("LNDSOCK_NODE", role)
+                .env("LNDSOCK_IF", ifname)
+                .env("LNDSOCK_PEER", peer),
+        )
+        .expect("spawn node")
+    };
+    let b = node(&nb, "B", &ib, "10.213.7.1@tcp");
+    std::thread::sleep(Duration::from_millis(300));
+    let a = node(&na, "A", &ia, "10.213.7.2@tcp");
+    let ra = wait_child(a, Duration::from_secs(60), "node A");
+    let rb = wait_child(b, Duration::from_secs(60), "node B");
+    if let Err(e) = &ra {
+        panic!("node A failed:\n{e}\n{}", rb.as_ref().unwrap_or_else(|e| e));
+    }
+    if let Err(e) = &rb {
+        panic!("node B failed:\n{e}");
+    }
+}
+
+/// One node (run by `two_nodes_in_namespaces` inside a namespace; does
+/// nothing when run directly).
+#[test]
+#[ignore = "a child of two_nodes_in_namespaces"]
+fn netns_node() {
+    let (Ok(role), Ok(ifname), Ok(peer)) = (
+        std::env::var("LNDSOCK_NODE"),
+        std::env::var("LNDSOCK_IF"),
+        std::env::var("LNDSOCK_PEER"),
+    ) else {
+        return;
+    };
+    let peer: lnd_api::Nid = peer.parse().expect("peer NID");
+    let me = start(&role, config(TCP, &ifname, &[], &[]), RecvMode::Sync).expect("NI up");
+    println!("{role}: {} on {ifname}", me.nid());
+    let t = Duration::from_secs(30);
+    let sizes = [0usize, 4096, 1 << 20];
+    if role == "A" {
+        let mut toks = Vec::new();
+        for (i, n) in sizes.iter().enumerate() {
+            let (tok, m) = put(&me, peer, &pattern(*n, i as u8));
+            me.ni.send(m).expect("send");
+            toks.push(tok);
+        }
+        let done = me.host.wait_sent(&toks, t);
+        assert!(done.iter().all(|c| c.is_ok()), "{done:?}");
+        let got = me.host.wait_received(1, t);
+        assert_eq!(got[0].data, pattern(777, 9));
+        assert_eq!(got[0].from, peer);
+    } else {
+        let got = me.host.wait_received(sizes.len(), t);
+        for (i, n) in sizes.iter().enumerate() {
+            assert!(
+                got.iter()
+                    .any(|r| r.data == pattern(*n, i as u8) && r.from == peer),
+                "message of {n} bytes"
+            );
+        }
+        let (tok, m) = put(&me, peer, &pattern(777, 9));
+        me.ni.send(m).expect("send");
+        assert!(me.host.wait_sent(&[tok], t)[0].is_ok());
+        // Let A read it before going away.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let list = me.ni.ctl("conn_list", "").expect("conn_list");
+    println!("{list}");
+    me.shutdown();
+    println!("NODE-OK");
+}

@@ -1,0 +1,201 @@
+//! Peers and Multi-Rail selection (semantics §6): local NI and peer NI choice
+//! by health, credits and round robin; single-rail peers keep their preferred
+//! NI; peer tables as `peer show` sees them.
+
+mod pump;
+
+use lnet_core::lnd_api::{IoBuf, Nid, Payload};
+use lnet_core::{AckReq, InsPos, MdOptions, MdSpec, PeerError, ProcessId, Threshold, Unlink};
+use pump::*;
+
+fn sink(f: &mut Fabric, node: usize) {
+    let me = f.nodes[node]
+        .lnet
+        .me_attach(3, ProcessId::ANY, 1, 0, Unlink::Retain, InsPos::After)
+        .expect("me");
+    f.nodes[node]
+        .lnet
+        .md_attach(
+            me,
+            MdSpec::new(
+                Payload::single(IoBuf::zeroed(64)),
+                MdOptions::OP_PUT,
+                Threshold::Infinite,
+            ),
+            Unlink::Retain,
+        )
+        .expect("md");
+}
+
+fn puts(f: &mut Fabric, n: usize) {
+    for _ in 0..n {
+        let md = f.nodes[0]
+            .lnet
+            .md_bind(
+                MdSpec::new(
+                    Payload::single(IoBuf::zeroed(8)),
+                    MdOptions::NONE,
+                    Threshold::Count(2),
+                ),
+                Unlink::Unlink,
+            )
+            .expect("bind");
+        let now = f.now;
+        f.nodes[0]
+            .lnet
+            .put(now, None, md, AckReq::Ack, pid(1), 3, 1, 0, 0)
+            .expect("put");
+        f.run();
+    }
+}
+
+fn sent_puts(f: &Fabric, node: usize) -> Vec<u64> {
+    f.nodes[node]
+        .nis
+        .iter()
+        .map(|(ni, _)| f.nodes[node].lnet.ni(*ni).expect("ni").stats().sent.put)
+        .collect()
+}
+
+fn received_puts(f: &Fabric, node: usize) -> Vec<u64> {
+    f.nodes[node]
+        .nis
+        .iter()
+        .map(|(ni, _)| f.nodes[node].lnet.ni(*ni).expect("ni").stats().received.put)
+        .collect()
+}
+
+fn two_rails() -> Fabric {
+    let mut f = Fabric::new(2);
+    f.add_ni(0, Nid::new4(TCP, 0x0a00_0101));
+    f.add_ni(1, Nid::new4(TCP, 0x0a00_0102));
+    sink(&mut f, 1);
+    f
+}
+
+#[test]
+fn mr_peer_round_robins_over_local_nis_and_peer_nis() {
+    let mut f = two_rails();
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[Nid::new4(TCP, 0x0a00_0102)], true)
+        .expect("peer add");
+    puts(&mut f, 6);
+    assert_eq!(sent_puts(&f, 0), vec![3, 3], "local NIs alternate");
+    assert_eq!(received_puts(&f, 1), vec![3, 3], "peer NIs alternate");
+    // Responses leave through the NI their request came in on.
+    let acks: u64 = f.nodes[1]
+        .nis
+        .iter()
+        .map(|(ni, _)| f.nodes[1].lnet.ni(*ni).expect("ni").stats().sent.ack)
+        .sum();
+    assert_eq!(acks, 6);
+    assert_eq!(
+        f.nodes[1]
+            .lnet
+            .ni(f.nodes[1].nis[1].0)
+            .expect("ni")
+            .stats()
+            .sent
+            .ack,
+        3
+    );
+}
+
+#[test]
+fn non_mr_peer_keeps_the_preferred_ni() {
+    let mut f = two_rails();
+    puts(&mut f, 6);
+    assert_eq!(
+        sent_puts(&f, 0),
+        vec![6, 0],
+        "a single-rail peer always sees the same source NID"
+    );
+    let peer = f.nodes[0].lnet.peer(&nid(1)).expect("peer");
+    assert!(!peer.multi_rail());
+    assert_eq!(peer.peer_nis().next().expect("pni").pref_nids(), &[nid(0)]);
+}
+
+#[test]
+fn healthier_local_ni_wins() {
+    let mut f = two_rails();
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[Nid::new4(TCP, 0x0a00_0102)], true)
+        .expect("peer add");
+    let first = f.nodes[0].nis[0].0;
+    f.nodes[0].lnet.ni_set_health(first, 500).expect("health");
+    puts(&mut f, 4);
+    assert_eq!(sent_puts(&f, 0), vec![0, 4]);
+    assert_eq!(f.nodes[0].lnet.ni(first).expect("ni").health_value(), 500);
+}
+
+#[test]
+fn ni_with_more_credits_wins_over_round_robin() {
+    let mut f = two_rails();
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[Nid::new4(TCP, 0x0a00_0102)], true)
+        .expect("peer add");
+    f.hold = true;
+    puts(&mut f, 2);
+    // Both NIs hold one message: equal credits, round robin alternates.
+    assert_eq!(f.held(), 2);
+    f.release();
+    assert_eq!(sent_puts(&f, 0), vec![1, 1]);
+}
+
+#[test]
+fn peer_add_groups_nids_and_refuses_conflicts() {
+    let mut f = Fabric::new(1);
+    let a = Nid::new4(TCP, 0x0a00_0a01);
+    let b = Nid::new4(TCP, 0x0a00_0a02);
+    let c = Nid::new4(TCP, 0x0a00_0a03);
+    let l = &mut f.nodes[0].lnet;
+    l.peer_add(a, &[b], true).expect("add");
+    let e = l.peer_add(c, &[b], true).expect_err("b belongs to a");
+    assert!(
+        matches!(e, PeerError::NidInUse { owner, .. } if owner == a),
+        "{e}"
+    );
+    assert!(matches!(
+        l.peer_add(nid(0), &[], true),
+        Err(PeerError::BadNid(_))
+    ));
+    let peers: Vec<_> = l
+        .peers()
+        .map(|p| {
+            (
+                p.primary_nid(),
+                p.multi_rail(),
+                p.peer_nis().map(|n| n.nid()).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    assert_eq!(peers, vec![(a, true, vec![a, b])]);
+    let now = f.now;
+    f.nodes[0].lnet.peer_del(now, a).expect("del");
+    assert_eq!(f.nodes[0].lnet.peers().count(), 0);
+}
+
+#[test]
+fn traffic_creates_single_nid_peers_that_peer_add_absorbs() {
+    let mut f = Fabric::new(2);
+    sink(&mut f, 1);
+    puts(&mut f, 1);
+    let other = Nid::new4(TCP, 0x0a00_0777);
+    assert_eq!(
+        f.nodes[1].lnet.peers().count(),
+        1,
+        "the sender became a peer"
+    );
+    f.nodes[1]
+        .lnet
+        .peer_add(other, &[nid(0)], true)
+        .expect("absorb");
+    let peers: Vec<_> = f.nodes[1].lnet.peers().map(|p| p.primary_nid()).collect();
+    assert_eq!(peers, vec![other]);
+    let p = f.nodes[1].lnet.peer(&nid(0)).expect("same peer");
+    assert_eq!(p.primary_nid(), other);
+    assert_eq!(p.peer_nis().count(), 2);
+}

@@ -76,7 +76,11 @@ fn sends_beyond_peer_credits_queue_and_drain_in_order() {
         let v = l.ni(ni).expect("ni");
         (v.tx_credits(), v.min_tx_credits())
     });
-    assert_eq!((ni_now, ni_min), (8, 6), "the NI never held more than the peer allowed");
+    assert_eq!(
+        (ni_now, ni_min),
+        (8, 6),
+        "the NI never held more than the peer allowed"
+    );
 
     // Arrival order = send order: hdr_data counts up, offsets follow, and
     // each slot holds its own PUT's bytes.
@@ -84,15 +88,24 @@ fn sends_beyond_peer_credits_queue_and_drain_in_order() {
     assert_eq!(evs.len(), N);
     for (i, e) in evs.iter().enumerate() {
         assert_eq!(e.kind, EventKind::Put);
-        assert_eq!((e.hdr_data, e.offset, e.mlength), (i as u64, (i * LEN) as u32, LEN as u32));
+        assert_eq!(
+            (e.hdr_data, e.offset, e.mlength),
+            (i as u64, (i * LEN) as u32, LEN as u32)
+        );
     }
     let got = buf.to_vec().expect("free");
     for i in 0..N {
-        assert_eq!(&got[i * LEN..(i + 1) * LEN], &pattern(LEN, i as u8)[..], "slot {i}");
+        assert_eq!(
+            &got[i * LEN..(i + 1) * LEN],
+            &pattern(LEN, i as u8)[..],
+            "slot {i}"
+        );
     }
     let sends = f.take_md_events(0);
     assert_eq!(sends.len(), N);
-    assert!(sends.iter().all(|e| e.kind == EventKind::Send && e.status == 0));
+    assert!(sends
+        .iter()
+        .all(|e| e.kind == EventKind::Send && e.status == 0));
 }
 
 #[test]
@@ -101,7 +114,10 @@ fn ni_credits_are_shared_by_all_peers_and_drain_in_order() {
     const LEN: usize = 512;
     // credits 2 < 2 peers x peer_credits 2: the NI is the bottleneck.
     let mut f = fabric(22, 2, 2, 2);
-    let bufs = [sink(&mut f, 1, PER_PEER, LEN), sink(&mut f, 2, PER_PEER, LEN)];
+    let bufs = [
+        sink(&mut f, 1, PER_PEER, LEN),
+        sink(&mut f, 2, PER_PEER, LEN),
+    ];
     for i in 0..PER_PEER {
         for t in [1, 2] {
             let salt = (i * 2 + t) as u8;
@@ -120,7 +136,11 @@ fn ni_credits_are_shared_by_all_peers_and_drain_in_order() {
     });
     assert_eq!((now, min), (2, -2));
     let me = f.nid(0, 0);
-    assert_eq!(f.max_in_flight(0, 0), 2, "never more than credits at the LND");
+    assert_eq!(
+        f.max_in_flight(0, 0),
+        2,
+        "never more than credits at the LND"
+    );
     for t in [1usize, 2] {
         let st = f.link_stats(me, f.nid(t, 0));
         assert!(st.max_in_flight <= 2, "{st:?}");

@@ -46,7 +46,9 @@ fn ping_across_the_fabric_lists_the_targets_nids() {
     let t0 = f.now();
     let target = f.pid(1);
     let id = f
-        .call(0, |l, now| l.ping(now, target, None, Duration::from_secs(5)))
+        .call(0, |l, now| {
+            l.ping(now, target, None, Duration::from_secs(5))
+        })
         .expect("ping accepted");
     f.settle();
     let done = ping_results(&mut f, 0);
@@ -60,7 +62,10 @@ fn ping_across_the_fabric_lists_the_targets_nids() {
     assert_eq!(info.pid, 12345);
     // A round trip: GET out, REPLY back, nothing else.
     let rtt = f.now().since(t0);
-    assert!(rtt >= Duration::from_micros(500) && rtt < Duration::from_millis(1), "{rtt:?}");
+    assert!(
+        rtt >= Duration::from_micros(500) && rtt < Duration::from_millis(1),
+        "{rtt:?}"
+    );
     assert_eq!(f.link_stats(f.nid(0, 0), f.nid(1, 0)).delivered, 1);
     assert_eq!(f.link_stats(f.nid(1, 0), f.nid(0, 0)).delivered, 1);
 }
@@ -71,8 +76,10 @@ fn ping_into_a_partition_times_out() {
     f.partition(&[0], &[1], f.now(), None);
     let target = f.pid(1);
     let t0 = f.now();
-    f.call(0, |l, now| l.ping(now, target, None, Duration::from_secs(3)))
-        .expect("ping accepted");
+    f.call(0, |l, now| {
+        l.ping(now, target, None, Duration::from_secs(3))
+    })
+    .expect("ping accepted");
     f.settle();
     let done = ping_results(&mut f, 0);
     let [Event::PingDone { result: Err(e), .. }] = &done[..] else {
@@ -91,10 +98,18 @@ fn put_to_a_partitioned_peer_fails_within_the_transaction_timeout() {
     let mut f = nodes(seed, 2, 10);
     let txn = f.inspect(0, |l| l.tunables().transaction_timeout);
     let cut = f.partition(&[0], &[1], f.now(), None);
-    let (_, sink) = f.post(1, PORTAL, BITS, 4096, MdOptions::OP_PUT, Threshold::Count(1));
+    let (_, sink) = f.post(
+        1,
+        PORTAL,
+        BITS,
+        4096,
+        MdOptions::OP_PUT,
+        Threshold::Count(1),
+    );
     let (md, _) = f.bind(0, &pattern(4096, 1), Threshold::Count(2));
     let t0 = f.now();
-    f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, BITS, 1).expect("put accepted");
+    f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, BITS, 1)
+        .expect("put accepted");
 
     // The failure shows within the transaction timeout...
     f.run_until(t0.saturating_add(Duration::from_secs(u64::from(txn))));
@@ -122,7 +137,8 @@ fn put_to_a_partitioned_peer_fails_within_the_transaction_timeout() {
     let now = f.now();
     f.heal(cut, now);
     let (md, _) = f.bind(0, &pattern(4096, 2), Threshold::Count(2));
-    f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, BITS, 2).expect("put accepted");
+    f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, BITS, 2)
+        .expect("put accepted");
     f.settle();
     assert_eq!(sink.to_vec().expect("free"), pattern(4096, 2));
     assert_eq!(kinds(&f.take_md_events(1)), [EventKind::Put]);
@@ -135,15 +151,24 @@ fn a_cut_during_flight_loses_the_message() {
     f.post(1, PORTAL, BITS, 100, MdOptions::OP_PUT, Threshold::Count(1));
     let t0 = f.now();
     // Sent at t0, would arrive at t0 + 200 µs; the cut starts in between.
-    f.partition(&[1], &[0], t0.saturating_add(Duration::from_micros(100)), None);
-    f.put(0, md, AckReq::NoAck, f.pid(1), PORTAL, BITS, 0).expect("put accepted");
+    f.partition(
+        &[1],
+        &[0],
+        t0.saturating_add(Duration::from_micros(100)),
+        None,
+    );
+    f.put(0, md, AckReq::NoAck, f.pid(1), PORTAL, BITS, 0)
+        .expect("put accepted");
     f.settle();
     let st = f.link_stats(f.nid(0, 0), f.nid(1, 0));
     assert_eq!((st.sent, st.delivered, st.lost), (1, 0, 1));
     let evs = f.take_md_events(0);
     assert_eq!(kinds(&evs), [EventKind::Send]);
     assert_eq!(evs[0].status, -errno::ETIMEDOUT);
-    assert!(f.now().since(t0) >= Duration::from_secs(2), "after the LND timeout");
+    assert!(
+        f.now().since(t0) >= Duration::from_secs(2),
+        "after the LND timeout"
+    );
     assert!(f.take_md_events(1).is_empty());
 }
 
@@ -168,7 +193,14 @@ fn lossy_run(seed: u64) -> (Vec<String>, Vec<String>) {
         );
     }
     for n in 0..3 {
-        f.post(n, PORTAL, BITS, 1024, MdOptions::OP_PUT | MdOptions::OP_GET, Threshold::Infinite);
+        f.post(
+            n,
+            PORTAL,
+            BITS,
+            1024,
+            MdOptions::OP_PUT | MdOptions::OP_GET,
+            Threshold::Infinite,
+        );
     }
     for round in 0..10u8 {
         for from in 0..3 {
@@ -177,8 +209,16 @@ fn lossy_run(seed: u64) -> (Vec<String>, Vec<String>) {
             if round % 3 == 2 {
                 f.get(from, md, f.pid(to), PORTAL, BITS).expect("get");
             } else {
-                f.put(from, md, AckReq::Ack, f.pid(to), PORTAL, BITS, u64::from(round))
-                    .expect("put");
+                f.put(
+                    from,
+                    md,
+                    AckReq::Ack,
+                    f.pid(to),
+                    PORTAL,
+                    BITS,
+                    u64::from(round),
+                )
+                .expect("put");
             }
         }
         f.run_for(Duration::from_micros(150));
@@ -212,7 +252,10 @@ fn loss_is_deterministic_for_a_seed() {
         assert_eq!(x, y, "traces differ first at line {i}");
     }
     // Loss happened and was survived (some things failed, nothing hung).
-    assert!(a.iter().any(|l| l.contains("lost")), "20% loss lost nothing");
+    assert!(
+        a.iter().any(|l| l.contains("lost")),
+        "20% loss lost nothing"
+    );
     assert!(sa.iter().any(|s| !s.ends_with(" 0 failed")), "{sa:?}");
     // The seed matters: another one gives another run.
     let (c, _) = lossy_run(seed.wrapping_add(1));
@@ -225,7 +268,8 @@ fn duplicates_are_delivered_twice_and_the_extra_copy_is_dropped() {
     f.set_link(f.nid(0, 0), f.nid(1, 0), LinkParams::new().duplicate(1.0));
     let (_, sink) = f.post(1, PORTAL, BITS, 256, MdOptions::OP_PUT, Threshold::Count(1));
     let (md, _) = f.bind(0, &pattern(256, 9), Threshold::Count(1));
-    f.put(0, md, AckReq::NoAck, f.pid(1), PORTAL, BITS, 0).expect("put accepted");
+    f.put(0, md, AckReq::NoAck, f.pid(1), PORTAL, BITS, 0)
+        .expect("put accepted");
     f.settle();
     let st = f.link_stats(f.nid(0, 0), f.nid(1, 0));
     assert_eq!((st.sent, st.delivered, st.duplicated), (1, 2, 1));
@@ -242,7 +286,8 @@ fn a_damaged_payload_fails_the_receive_and_no_ack_is_sent() {
     f.set_link(f.nid(0, 0), f.nid(1, 0), LinkParams::new().corrupt(1.0));
     f.post(1, PORTAL, BITS, 512, MdOptions::OP_PUT, Threshold::Count(1));
     let (md, _) = f.bind(0, &pattern(512, 3), Threshold::Count(2));
-    f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, BITS, 0).expect("put accepted");
+    f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, BITS, 0)
+        .expect("put accepted");
     f.settle();
     let tgt = f.take_md_events(1);
     assert_eq!(kinds(&tgt), [EventKind::Put]);
@@ -257,17 +302,26 @@ fn a_damaged_payload_fails_the_receive_and_no_ack_is_sent() {
 fn a_send_over_the_mtu_is_refused_at_once() {
     let mut f = nodes(seed_from_env(48), 2, 5);
     f.set_link(f.nid(0, 0), f.nid(1, 0), LinkParams::new().mtu(65536));
-    f.post(1, PORTAL, BITS, 1 << 20, MdOptions::OP_PUT, Threshold::Infinite);
+    f.post(
+        1,
+        PORTAL,
+        BITS,
+        1 << 20,
+        MdOptions::OP_PUT,
+        Threshold::Infinite,
+    );
     let (small, _) = f.bind(0, &pattern(65536, 1), Threshold::Count(1));
     let (big, _) = f.bind(0, &pattern(65537, 1), Threshold::Count(1));
     let t0 = f.now();
-    f.put(0, big, AckReq::NoAck, f.pid(1), PORTAL, BITS, 1).expect("put accepted");
+    f.put(0, big, AckReq::NoAck, f.pid(1), PORTAL, BITS, 1)
+        .expect("put accepted");
     // Refused synchronously: the failure is there before any time passes.
     let evs = f.take_md_events(0);
     assert_eq!(kinds(&evs), [EventKind::Send]);
     assert_eq!(evs[0].status, -errno::EMSGSIZE);
     assert_eq!(f.now(), t0);
-    f.put(0, small, AckReq::NoAck, f.pid(1), PORTAL, BITS, 2).expect("put accepted");
+    f.put(0, small, AckReq::NoAck, f.pid(1), PORTAL, BITS, 2)
+        .expect("put accepted");
     f.settle();
     let st = f.link_stats(f.nid(0, 0), f.nid(1, 0));
     assert_eq!((st.refused, st.sent, st.delivered), (1, 1, 1));
@@ -286,8 +340,10 @@ fn the_virtual_clock_follows_the_earliest_deadline() {
     assert_eq!(f.now(), t0);
     f.partition(&[0], &[1], t0, None);
     let target = f.pid(1);
-    f.call(0, |l, now| l.ping(now, target, None, Duration::from_secs(4)))
-        .expect("ping");
+    f.call(0, |l, now| {
+        l.ping(now, target, None, Duration::from_secs(4))
+    })
+    .expect("ping");
     let mut times = Vec::new();
     while f.step() {
         times.push(f.now().since(t0));
@@ -302,5 +358,8 @@ fn the_virtual_clock_follows_the_earliest_deadline() {
     assert!(times.len() <= 3, "{times:?}");
     let trace = f.trace();
     let last = trace.last().expect("trace");
-    assert!(last.starts_with("8.000000000 "), "nothing after the LND timeout: {last}");
+    assert!(
+        last.starts_with("8.000000000 "),
+        "nothing after the LND timeout: {last}"
+    );
 }

@@ -27,7 +27,14 @@ fn run_load(f: &mut Fabric) {
     f.call(0, |l, _| l.peer_add(prim, &[other], true))
         .expect("peer add");
     assert!(f.inspect(0, |l| l.peer(&prim).expect("peer").multi_rail()));
-    let (_, buf) = f.post(1, PORTAL, BITS, N * LEN, MdOptions::OP_PUT, Threshold::Count(N as u32));
+    let (_, buf) = f.post(
+        1,
+        PORTAL,
+        BITS,
+        N * LEN,
+        MdOptions::OP_PUT,
+        Threshold::Count(N as u32),
+    );
     for i in 0..N {
         let (md, _) = f.bind(0, &pattern(LEN, i as u8), Threshold::Count(2));
         f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, BITS, i as u64)

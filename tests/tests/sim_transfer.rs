@@ -27,33 +27,66 @@ fn kinds(evs: &[MdEvent]) -> Vec<EventKind> {
 
 #[test]
 fn put_of_every_size_arrives_byte_for_byte() {
-    assert_eq!(MAX_PAYLOAD as usize, 1 << 20, "1 MiB is the largest payload");
+    assert_eq!(
+        MAX_PAYLOAD as usize,
+        1 << 20,
+        "1 MiB is the largest payload"
+    );
     let mut f = two_nodes(11);
     for (i, &len) in SIZES.iter().enumerate() {
         let bits = 0x100 + i as u64;
         let data = pattern(len, i as u8 + 1);
         // The sink is larger than the PUT: mlength must be exactly len.
-        let (tmd, sink) = f.post(1, PORTAL, bits, len + 8, MdOptions::OP_PUT, Threshold::Count(1));
+        let (tmd, sink) = f.post(
+            1,
+            PORTAL,
+            bits,
+            len + 8,
+            MdOptions::OP_PUT,
+            Threshold::Count(1),
+        );
         let (imd, _) = f.bind(0, &data, Threshold::Count(2));
         let t0 = f.now();
-        f.put(0, imd, AckReq::Ack, f.pid(1), PORTAL, bits, 0xabc0 + i as u64)
-            .expect("put accepted");
+        f.put(
+            0,
+            imd,
+            AckReq::Ack,
+            f.pid(1),
+            PORTAL,
+            bits,
+            0xabc0 + i as u64,
+        )
+        .expect("put accepted");
         f.settle();
         let took = f.now().since(t0);
         // Two one-way trips (PUT, ACK) at least, plus serialization.
         assert!(took >= Duration::from_micros(200), "{len} B took {took:?}");
         let got = sink.to_vec().expect("buffer free");
-        assert_eq!(&got[..len], &data[..], "PUT of {len} B arrives byte for byte");
-        assert!(got[len..].iter().all(|b| *b == 0), "nothing written past {len} B");
+        assert_eq!(
+            &got[..len],
+            &data[..],
+            "PUT of {len} B arrives byte for byte"
+        );
+        assert!(
+            got[len..].iter().all(|b| *b == 0),
+            "nothing written past {len} B"
+        );
 
         let ini = f.take_md_events(0);
-        assert_eq!(kinds(&ini), [EventKind::Send, EventKind::Ack], "{len} B: {ini:?}");
+        assert_eq!(
+            kinds(&ini),
+            [EventKind::Send, EventKind::Ack],
+            "{len} B: {ini:?}"
+        );
         let (send, ack) = (ini[0], ini[1]);
         assert_eq!(send.md, imd);
         assert_eq!((send.status, send.msg_type), (0, MsgType::PUT));
         assert_eq!((send.rlength, send.mlength), (len as u32, len as u32));
         assert_eq!(send.target, f.pid(1));
-        assert_eq!((ack.status, ack.mlength, ack.match_bits), (0, len as u32, bits));
+        assert_eq!(
+            (ack.status, ack.mlength, ack.match_bits),
+            (0, len as u32, bits)
+        );
         assert!(ack.unlinked, "threshold 2 (SEND + ACK) used up");
 
         let tgt = f.take_md_events(1);
@@ -61,7 +94,10 @@ fn put_of_every_size_arrives_byte_for_byte() {
         let put = tgt[0];
         assert_eq!(put.md, tmd);
         assert_eq!((put.status, put.msg_type), (0, MsgType::PUT));
-        assert_eq!((put.rlength, put.mlength, put.offset), (len as u32, len as u32, 0));
+        assert_eq!(
+            (put.rlength, put.mlength, put.offset),
+            (len as u32, len as u32, 0)
+        );
         assert_eq!(put.hdr_data, 0xabc0 + i as u64);
         assert_eq!(put.initiator, f.pid(0));
         assert_eq!(put.sender, f.nid(0, 0));
@@ -73,7 +109,11 @@ fn put_of_every_size_arrives_byte_for_byte() {
     assert_eq!(f.inspect(1, |l| l.md_count()), 1);
     let st = f.link_stats(f.nid(0, 0), f.nid(1, 0));
     assert_eq!((st.sent, st.delivered, st.lost), (5, 5, 0));
-    assert_eq!(f.link_stats(f.nid(1, 0), f.nid(0, 0)).delivered, 5, "5 ACKs");
+    assert_eq!(
+        f.link_stats(f.nid(1, 0), f.nid(0, 0)).delivered,
+        5,
+        "5 ACKs"
+    );
 }
 
 #[test]
@@ -91,20 +131,34 @@ fn get_of_every_size_arrives_byte_for_byte() {
         let (imd, sink) = f.bind(0, &vec![0u8; len], Threshold::Count(2));
         f.get(0, imd, f.pid(1), PORTAL, bits).expect("get accepted");
         f.settle();
-        assert_eq!(sink.to_vec().expect("free"), data, "GET of {len} B byte for byte");
+        assert_eq!(
+            sink.to_vec().expect("free"),
+            data,
+            "GET of {len} B byte for byte"
+        );
 
         let ini = f.take_md_events(0);
-        assert_eq!(kinds(&ini), [EventKind::Send, EventKind::Reply], "{len} B: {ini:?}");
+        assert_eq!(
+            kinds(&ini),
+            [EventKind::Send, EventKind::Reply],
+            "{len} B: {ini:?}"
+        );
         assert_eq!((ini[0].status, ini[0].msg_type), (0, MsgType::GET));
         let reply = ini[1];
-        assert_eq!((reply.status, reply.mlength, reply.rlength), (0, len as u32, len as u32));
+        assert_eq!(
+            (reply.status, reply.mlength, reply.rlength),
+            (0, len as u32, len as u32)
+        );
         assert!(reply.unlinked);
 
         let tgt = f.take_md_events(1);
         assert_eq!(kinds(&tgt), [EventKind::Get], "{len} B: {tgt:?}");
         let get = tgt[0];
         assert_eq!(get.md, src_md);
-        assert_eq!((get.status, get.mlength, get.rlength), (0, len as u32, len as u32));
+        assert_eq!(
+            (get.status, get.mlength, get.rlength),
+            (0, len as u32, len as u32)
+        );
         assert_eq!(get.initiator, f.pid(0));
         assert_eq!(get.sender, f.nid(0, 0));
         assert!(get.unlinked);
@@ -117,11 +171,19 @@ fn get_of_every_size_arrives_byte_for_byte() {
 fn put_that_matches_nothing_is_dropped_and_counted_on_the_target() {
     let mut f = two_nodes(13);
     // A buffer on another portal, and one on this portal with other bits.
-    let (_, other) = f.post(1, PORTAL + 1, 0x77, 64, MdOptions::OP_PUT, Threshold::Count(1));
+    let (_, other) = f.post(
+        1,
+        PORTAL + 1,
+        0x77,
+        64,
+        MdOptions::OP_PUT,
+        Threshold::Count(1),
+    );
     let (_, wrong) = f.post(1, PORTAL, 0x78, 64, MdOptions::OP_PUT, Threshold::Count(1));
     let (imd, _) = f.bind(0, &pattern(64, 5), Threshold::Count(2));
     let before = f.inspect(1, |l| l.stats().drop_count);
-    f.put(0, imd, AckReq::Ack, f.pid(1), PORTAL, 0x77, 0).expect("put accepted");
+    f.put(0, imd, AckReq::Ack, f.pid(1), PORTAL, 0x77, 0)
+        .expect("put accepted");
     f.run_for(Duration::from_millis(10));
 
     // Target: dropped, counted globally and on the receiving NI, no event.

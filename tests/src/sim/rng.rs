@@ -105,10 +105,7 @@ impl fmt::Debug for SeedGuard {
 impl Drop for SeedGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
-                "sim seed: {s} (rerun with {SEED_ENV}={s})",
-                s = self.seed
-            );
+            eprintln!("sim seed: {s} (rerun with {SEED_ENV}={s})", s = self.seed);
         }
     }
 }

@@ -66,6 +66,10 @@ impl Shared {
         lock(&self.trace).push(format!("{t} {line}"));
     }
 
+    pub(crate) fn trace_len(&self) -> usize {
+        lock(&self.trace).len()
+    }
+
     pub(crate) fn trace_lines(&self) -> Vec<String> {
         lock(&self.trace).clone()
     }

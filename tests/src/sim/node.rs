@@ -39,9 +39,14 @@ impl NodeCell {
     /// releases the lock and executes them (as the real runtime does after
     /// every input).
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Lnet, Instant) -> R) -> R {
+        self.with_state(|st, now| f(&mut st.lnet, now))
+    }
+
+    /// As [`NodeCell::with`], with the whole node state (LND table included).
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut NodeState, Instant) -> R) -> R {
         let mut st = lock(&self.state);
         let now = self.shared.now();
-        let r = f(&mut st.lnet, now);
+        let r = f(&mut st, now);
         let work = self.drain(&mut st, now);
         drop(st);
         self.execute(work);

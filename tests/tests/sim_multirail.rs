@@ -144,3 +144,56 @@ fn without_multi_rail_one_rail_carries_everything() {
     assert!(s0 == 0 || s1 == 0, "one rail only: {s0} and {s1}");
     assert_eq!(received_puts(&f, 1, 0), 8, "all to the peer NID named");
 }
+
+#[test]
+fn a_failed_rail_loses_health_and_traffic_moves_to_the_other() {
+    let mut f = Fabric::new(seed_from_env(34));
+    f.add_node(
+        NodeSpec::new()
+            .ni(NiSpec::tcp([10, 0, 0, 1]).timeout(5))
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 1]).timeout(5)),
+    );
+    f.add_node(
+        NodeSpec::new()
+            .ni(NiSpec::tcp([10, 0, 0, 2]).timeout(5))
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 2]).timeout(5)),
+    );
+    let (a1, b1) = (f.nid(0, 1), f.nid(1, 1));
+    let (prim, other) = (f.nid(1, 0), f.nid(1, 1));
+    f.call(0, |l, _| l.peer_add(prim, &[other], true))
+        .expect("peer add");
+    // The tcp1 rail is dead from the start.
+    f.cut_link(a1, b1, f.now(), None);
+    f.post(
+        1,
+        PORTAL,
+        BITS,
+        LEN,
+        MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+        Threshold::Infinite,
+    );
+    let mut failed = 0;
+    for i in 0..10u8 {
+        let (md, _) = f.bind(0, &pattern(LEN, i), Threshold::Count(2));
+        f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, BITS, u64::from(i))
+            .expect("put accepted");
+        f.settle();
+        failed += f
+            .take_md_events(0)
+            .iter()
+            .filter(|e| e.kind == EventKind::Send && e.status != 0)
+            .count();
+    }
+    // Only what went to the dead rail before its health dropped failed.
+    assert!((1..=2).contains(&failed), "{failed} PUTs failed");
+    assert_eq!(f.take_md_events(1).len(), 10 - failed);
+    let ni1 = f.ni(0, 1);
+    let health = f.inspect(0, |l| l.ni(ni1).expect("ni").health_value());
+    assert!(health < 1000, "the dead rail's NI lost health: {health}");
+    assert_eq!(
+        sent_puts(&f, 0, 1),
+        failed as u64,
+        "the dead rail was avoided after"
+    );
+    assert_eq!(sent_puts(&f, 0, 0), 10 - failed as u64);
+}

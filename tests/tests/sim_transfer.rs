@@ -205,3 +205,41 @@ fn put_that_matches_nothing_is_dropped_and_counted_on_the_target() {
     assert!(late.iter().all(|e| e.kind != EventKind::Ack), "{late:?}");
     assert_eq!(f.inspect(0, |l| l.md_count()), 1, "the PUT's MD is gone");
 }
+
+#[test]
+fn put_on_a_lazy_portal_waits_for_a_buffer_then_lands() {
+    let mut f = two_nodes(14);
+    f.call(1, |l, _| l.set_lazy_portal(PORTAL, true));
+    let data = pattern(4096, 77);
+    let (md, _) = f.bind(0, &data, Threshold::Count(2));
+    f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, 0x55, 7)
+        .expect("put accepted");
+    f.run_for(Duration::from_millis(50));
+    // Arrived, parsed, and parked: the receiving LND still holds it.
+    assert_eq!(f.link_stats(f.nid(0, 0), f.nid(1, 0)).delivered, 1);
+    assert!(f.take_md_events(1).is_empty());
+    assert_eq!(f.hanging().len(), 4, "{:?}", f.hanging());
+    assert!(f.trace().iter().any(|l| l.contains("eager_recv")));
+    // A buffer is posted: the waiting PUT is received late (delayed recv).
+    let (_, sink) = f.post(
+        1,
+        PORTAL,
+        0x55,
+        4096,
+        MdOptions::OP_PUT,
+        Threshold::Count(1),
+    );
+    f.settle();
+    assert_eq!(sink.to_vec().expect("free"), data);
+    let tgt = f.take_md_events(1);
+    assert_eq!(kinds(&tgt), [EventKind::Put]);
+    assert_eq!((tgt[0].hdr_data, tgt[0].mlength), (7, 4096));
+    assert_eq!(
+        kinds(&f.take_md_events(0)),
+        [EventKind::Send, EventKind::Ack]
+    );
+    assert!(f
+        .trace()
+        .iter()
+        .any(|l| l.contains("recv 4096/4096B") && l.contains("delayed")));
+}

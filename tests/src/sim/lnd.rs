@@ -111,6 +111,8 @@ struct InFlight {
     /// The sending endpoint and its token, to complete once received.
     sender: Option<(EpId, MsgToken)>,
     corrupt: bool,
+    /// `parse` has not returned yet (a `recv` now must not say `delayed`).
+    parsing: bool,
 }
 
 /// A message on its way.
@@ -587,6 +589,18 @@ impl LndNi for SimNi {
         }
         drop(w);
         let mlen = rx.payload.len();
+        if inf.parsing == rx.delayed {
+            self.shared.violation(format!(
+                "{who}: recv for rx {} says delayed={} but parse {}",
+                rx.rx.0,
+                rx.delayed,
+                if inf.parsing {
+                    "has not returned yet"
+                } else {
+                    "returned before"
+                }
+            ));
+        }
         if rx.rlen != inf.rlen || mlen > rx.rlen as usize {
             self.shared.violation(format!(
                 "{who}: recv with rlen {} mlen {mlen} for a message of {} bytes",
@@ -594,8 +608,12 @@ impl LndNi for SimNi {
             ));
         }
         let Some(msg) = rx.msg.into_option() else {
-            self.shared
-                .trace(format!("{who} discards {}B (rx {})", rx.rlen, rx.rx.0));
+            self.shared.trace(format!(
+                "{who} discards {}B (rx {}){}",
+                rx.rlen,
+                rx.rx.0,
+                if rx.delayed { " delayed" } else { "" }
+            ));
             return Ok(());
         };
         let status = match copy_payload(&inf.payload, &rx.payload) {
@@ -620,9 +638,10 @@ impl LndNi for SimNi {
             Err(_) => Completion::failed(errno::EIO, HealthStatus::LOCAL_ERROR),
         };
         self.shared.trace(format!(
-            "{who} recv {mlen}/{}B (rx {}){}",
+            "{who} recv {mlen}/{}B (rx {}){}{}",
             rx.rlen,
             rx.rx.0,
+            if rx.delayed { " delayed" } else { "" },
             if status.is_ok() { "" } else { " failed: -EIO" }
         ));
         self.host.finalize(msg, status);
@@ -631,7 +650,21 @@ impl LndNi for SimNi {
 
     fn eager_recv(&self, rx: RxToken) -> Result<(), LndError> {
         // The payload is held on the wire, not in scarce buffers: keep it.
-        let _ = rx;
+        let w = lock(&self.shared.wire);
+        let known = w.eps[self.ep].pending.contains_key(&rx.0);
+        let who = Self::who(&w, self.ep);
+        drop(w);
+        if !known {
+            self.shared.violation(format!(
+                "{who}: eager_recv for rx {} that is not waiting for recv",
+                rx.0
+            ));
+            return Err(LndError::new(
+                errno::EINVAL,
+                format!("sim LND: unknown rx token {}", rx.0),
+            ));
+        }
+        self.shared.trace(format!("{who} eager_recv (rx {})", rx.0));
         Ok(())
     }
 
@@ -766,6 +799,7 @@ fn arrive(shared: &Shared, a: Arrival) {
             rlen: a.hdr.payload_length,
             sender,
             corrupt: a.corrupt,
+            parsing: true,
         },
     );
     let host = w.eps[to_ep].host.clone();
@@ -776,7 +810,11 @@ fn arrive(shared: &Shared, a: Arrival) {
         a.hdr.payload_length,
         if sender.is_none() { " copy" } else { "" }
     ));
-    if let Err(e) = host.parse(a.hdr, from_nid, RxToken(rx), false) {
+    let parsed = host.parse(a.hdr, from_nid, RxToken(rx), false);
+    if let Some(inf) = lock(&shared.wire).eps[to_ep].pending.get_mut(&rx) {
+        inf.parsing = false;
+    }
+    if let Err(e) = parsed {
         let mut w = lock(&shared.wire);
         let had = w.eps[to_ep].pending.remove(&rx);
         if let Some((sep, token)) = had.as_ref().and_then(|i| i.sender) {

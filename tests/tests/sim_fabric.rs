@@ -278,3 +278,76 @@ fn a_failing_scenario_prints_its_seed() {
         "{all}"
     );
 }
+
+#[test]
+fn eight_nodes_all_to_all() {
+    const NODES: usize = 8;
+    const ROUNDS: usize = 4;
+    const LEN: usize = 4096;
+    let link = LinkParams::new()
+        .latency(Duration::from_micros(20))
+        .jitter(Duration::from_micros(20))
+        .bandwidth(12_500_000_000);
+    let mut f = nodes(seed_from_env(57), NODES, link);
+    let slots = NODES * ROUNDS;
+    let sinks: Vec<_> = (0..NODES)
+        .map(|n| {
+            f.post(
+                n,
+                PORTAL,
+                BITS,
+                slots * LEN,
+                MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+                Threshold::Infinite,
+            )
+            .1
+        })
+        .collect();
+    for r in 0..ROUNDS {
+        for from in 0..NODES {
+            for to in (0..NODES).filter(|t| *t != from) {
+                let slot = from * ROUNDS + r;
+                let (md, _) = f.bind(from, &pattern(LEN, slot as u8), Threshold::Count(2));
+                let target = f.pid(to);
+                // Each sender writes its own slots of the target's buffer.
+                f.call(from, |l, now| {
+                    l.put(
+                        now,
+                        None,
+                        md,
+                        AckReq::Ack,
+                        target,
+                        PORTAL,
+                        BITS,
+                        (slot * LEN) as u32,
+                        slot as u64,
+                    )
+                })
+                .expect("put");
+            }
+        }
+        f.run_for(Duration::from_micros(10));
+    }
+    f.settle();
+    for (n, sink) in sinks.iter().enumerate() {
+        let got = sink.to_vec().expect("free");
+        let evs = f.take_md_events(n);
+        let puts = evs.iter().filter(|e| e.kind == EventKind::Put).count();
+        let acks = evs.iter().filter(|e| e.kind == EventKind::Ack).count();
+        assert_eq!(
+            (puts, acks),
+            ((NODES - 1) * ROUNDS, (NODES - 1) * ROUNDS),
+            "n{n}"
+        );
+        for from in (0..NODES).filter(|f| *f != n) {
+            for r in 0..ROUNDS {
+                let slot = from * ROUNDS + r;
+                assert_eq!(
+                    &got[slot * LEN..(slot + 1) * LEN],
+                    &pattern(LEN, slot as u8)[..],
+                    "n{n} slot {slot}"
+                );
+            }
+        }
+    }
+}

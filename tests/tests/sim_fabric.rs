@@ -351,3 +351,45 @@ fn eight_nodes_all_to_all() {
         }
     }
 }
+
+#[test]
+fn a_node_that_cannot_come_up_is_refused_with_the_reason() {
+    let mut f = nodes(seed_from_env(58), 2, LinkParams::new());
+    // An address another node has.
+    let e = f
+        .try_add_node(
+            NodeSpec::new()
+                .ni(NiSpec::tcp([10, 0, 0, 9]))
+                .ni(NiSpec::tcp([10, 0, 0, 2])),
+        )
+        .expect_err("duplicate address");
+    assert!(
+        e.to_string()
+            .contains("10.0.0.2@tcp is already used by node 1"),
+        "{e}"
+    );
+    // No credits: the engine refuses the NI the LND brought up.
+    let e = f
+        .try_add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 3]).credits(0, 0)))
+        .expect_err("no credits");
+    assert!(e.to_string().contains("credits must be > 0"), "{e}");
+    // A bad LND tunable.
+    let mut bad = NiSpec::tcp([10, 0, 0, 3]);
+    bad.lnd_tunables.push(("timeout".into(), "soon".into()));
+    let e = f
+        .try_add_node(NodeSpec::new().ni(bad))
+        .expect_err("bad timeout");
+    assert!(e.to_string().contains("timeout=\"soon\""), "{e}");
+    // Nothing of the refused nodes is left: their addresses are free and
+    // the fabric works as before.
+    assert_eq!(f.node_count(), 2);
+    let n = f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 9])));
+    assert_eq!(n, 2);
+    assert_eq!(f.nid(2, 0).to_string(), "10.0.0.9@tcp");
+    f.post(2, PORTAL, BITS, 8, MdOptions::OP_PUT, Threshold::Count(1));
+    let (md, _) = f.bind(0, &[5; 8], Threshold::Count(2));
+    f.put(0, md, AckReq::Ack, f.pid(2), PORTAL, BITS, 0)
+        .expect("put");
+    f.settle();
+    assert_eq!(f.take_md_events(2).len(), 1);
+}

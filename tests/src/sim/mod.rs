@@ -23,12 +23,14 @@
 //!   timeout (LND tunable `timeout`, default 50 s, like `sock_timeout`).
 //! * A send becomes an arrival event on the wire queue after the link's
 //!   serialization time, latency and jitter. On arrival the receiving LND
-//!   calls `parse`; the engine answers with `recv`, which copies the payload
-//!   into the matched MD's memory (`Payload::copy_to`) and finalizes the
-//!   receive; the sender's send is then finalized OK. A lost message (random
-//!   loss, a cut link, nobody at the address) is finalized on the sender
-//!   after the LND timeout with `-ETIMEDOUT` / `NETWORK_TIMEOUT`, as socklnd
-//!   does for output that made no progress.
+//!   calls `parse`; the engine answers with `recv` (inside `parse`, or later
+//!   with `delayed` for a PUT parked on a lazy portal), which copies the
+//!   payload into the matched MD's memory (`Payload::copy_to`) and finalizes
+//!   the receive. The sender's send is finalized OK once the receiver has
+//!   taken the payload, so a parked message keeps its sender's credits. A
+//!   lost message (random loss, a cut link, nobody at the address) is
+//!   finalized on the sender after the LND timeout with `-ETIMEDOUT` /
+//!   `NETWORK_TIMEOUT`, as socklnd does for output that made no progress.
 //! * Events on the queue are ordered by time, ties by insertion order;
 //!   engine timers due at the same instant run after the wire events, nodes
 //!   in index order.
@@ -62,19 +64,41 @@
 //! assert_eq!(f.take_md_events(b)[0].kind, EventKind::Put);
 //! ```
 //!
-//! Faults: [`LinkParams`] (latency, jitter, loss, duplicate, corrupt,
-//! bandwidth, MTU, FIFO or not) per direction pair with
-//! [`Fabric::set_link`] or for all with [`Fabric::set_default_link`];
-//! partitions with [`Fabric::partition`] / [`Fabric::cut_link`] and
-//! [`Fabric::heal`] at given times. [`Fabric::trace`] is the ordered list of
-//! everything that happened (sends, arrivals, completions, events), to
-//! compare runs or to read when a scenario fails; [`Fabric::link_stats`]
-//! counts per link.
+//! ## Tools
+//!
+//! * Faults: [`LinkParams`] (latency, jitter, loss, duplicate, corrupt,
+//!   bandwidth, MTU, FIFO or not) for one pair of NIs with
+//!   [`Fabric::set_link`] or for all with [`Fabric::set_default_link`];
+//!   partitions between groups of nodes ([`Fabric::partition`]) or between
+//!   two NIs ([`Fabric::cut_link`]) from a given time, ended at a given time
+//!   (`until`, or [`Fabric::heal`]); `lnetctl net del` with
+//!   [`Fabric::del_ni`].
+//! * Time: [`Fabric::settle`] runs until idle and fails if anything is left
+//!   hanging (a message in an engine, a send owned by an LND, a `recv` that
+//!   never came); [`Fabric::run_until`] / [`Fabric::run_for`] stop at a time,
+//!   to look at the state in the middle; [`Fabric::step`] runs one instant.
+//! * Engines: [`Fabric::call`] for commands (`put`, `get`, `ping`,
+//!   `peer_add`, MD/ME calls; [`Fabric::post`], [`Fabric::bind`],
+//!   [`Fabric::put`], [`Fabric::get`] are shortcuts), [`Fabric::inspect`] for
+//!   counters, credits, peers, health.
+//! * Results: [`Fabric::take_events`] / [`Fabric::take_md_events`] per node;
+//!   [`Fabric::link_stats`] per link direction; [`Fabric::max_in_flight`]
+//!   per NI; [`Fabric::trace`], the ordered list of everything that happened
+//!   (sends and their fate, arrivals, receives, completions, events), to
+//!   compare two runs or to read when a scenario fails.
+//!
+//! Tips: give every test its own default seed and take it through
+//! [`seed_from_env`]; assert on what must hold for any seed (a test run with
+//! `LNET_SIM_SEED=...` must still pass); a buffer that takes several PUTs
+//! needs `MANAGE_REMOTE` (with the PUT's offset) or a large enough
+//! locally-managed MD.
 //!
 //! When a test panics, the fabric prints `sim seed: N (rerun with
-//! LNET_SIM_SEED=N)`, and its whole trace too when `LNET_SIM_TRACE` is set. A broken contract seen by the LND or the runtime glue
-//! (a `recv` for an unknown token, an engine panic inside a callback, which
-//! the ABI shims would otherwise swallow) fails the test at the next step.
+//! LNET_SIM_SEED=N)`, and before it its whole trace when `LNET_SIM_TRACE`
+//! is set. A broken contract seen by the LND or the runtime glue (a `recv`
+//! for an unknown token or with the wrong `delayed` flag, an engine panic
+//! inside a callback, which the ABI shims would otherwise swallow) fails the
+//! test at the next step.
 
 mod link;
 mod lnd;
@@ -336,9 +360,13 @@ impl Fabric {
                 params: Default::default(),
                 pid: spec.pid,
             };
-            let started = lnd
-                .startup(ni_cfg, host(&cell, &slot, format!("n{idx} {iface}")))
-                .map_err(|e| SimError(format!("node {idx}: NI {k}: {e}")))?;
+            let started = match lnd.startup(ni_cfg, host(&cell, &slot, format!("n{idx} {iface}"))) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.abandon(&cell);
+                    return Err(SimError(format!("node {idx}: NI {k}: {e}")));
+                }
+            };
             let info = started.info.clone();
             match cell.with(|l, now| l.ni_add(now, ni.net, &info)) {
                 Ok(id) => {
@@ -348,6 +376,7 @@ impl Fabric {
                 }
                 Err(e) => {
                     started.ni.shutdown();
+                    self.abandon(&cell);
                     return Err(SimError(format!("node {idx}: NI {k}: {e}")));
                 }
             }
@@ -383,6 +412,18 @@ impl Fabric {
         }
         self.check();
         Ok(())
+    }
+
+    /// Undoes a node that failed to come up: its LNDs stop, its interfaces go.
+    fn abandon(&self, cell: &NodeCell) {
+        let lnds = std::mem::take(&mut lock(&cell.state).lnds);
+        for lnd in lnds.values() {
+            lnd.shutdown();
+        }
+        let prefix = format!("sim{}.", cell.idx);
+        lock(&self.shared.wire)
+            .ifaces
+            .retain(|name, _| !name.starts_with(&prefix));
     }
 
     /// Number of nodes.

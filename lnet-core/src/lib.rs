@@ -81,6 +81,7 @@ pub mod node;
 pub mod peer;
 pub mod ping;
 pub mod ptl;
+pub mod selftest;
 pub mod recv;
 pub mod send;
 pub mod stats;

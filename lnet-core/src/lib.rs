@@ -85,6 +85,7 @@ pub mod peer;
 pub mod ping;
 pub mod ptl;
 pub mod recv;
+pub mod selftest;
 pub mod send;
 pub mod stats;
 pub mod time;

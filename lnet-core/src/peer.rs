@@ -368,10 +368,21 @@ impl Lnet {
 
     /// A failure blamed on a peer NI: health down by the sensitivity, and the
     /// peer NI goes on the recovery queue if it was ever heard from and
-    /// `recovery_limit` allows (§8.1, §8.6).
+    /// `recovery_limit` allows (§8.1, §8.6). Remote health is not tracked
+    /// for a single-NID peer (this node does not route) nor for our own NIDs
+    /// (§8.3 step 3).
     pub(crate) fn peer_ni_failed(&mut self, now: Instant, id: PeerNiId) {
         let t = &self.cfg.tunables;
         let (sens, limit) = (t.health_sensitivity, t.recovery_limit);
+        let Some(p) = self.peers.get(id) else {
+            return;
+        };
+        let nids = self.peers.peer(p.peer).map_or(0, |peer| {
+            peer.nets.iter().map(|n| n.peer_nis.len()).sum::<usize>()
+        });
+        if nids <= 1 || self.is_local_nid(&p.nid) {
+            return;
+        }
         let Some(p) = self.peers.get_mut(id) else {
             return;
         };

@@ -423,6 +423,12 @@ fn pushes_are_acked_recorded_on_the_peer_and_the_buffer_reposted() {
 #[test]
 fn a_response_that_never_comes_unlinks_the_md_and_blames_the_next_hop() {
     let mut f = Fabric::new(2);
+    // Remote health is tracked for peers with more than one NID (§8.3).
+    let other = Nid::new4(TCP, 0x0a00_0a0a);
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[other], true)
+        .expect("peer add");
     target_md(&mut f, 1, 8, MdOptions::OP_PUT | MdOptions::ACK_DISABLE);
     let (_, p) = buf(vec![1; 8]);
     let md = f.nodes[0]
@@ -452,5 +458,7 @@ fn a_response_that_never_comes_unlinks_the_md_and_blames_the_next_hop() {
     let s = f.nodes[0].lnet.stats();
     assert_eq!((s.response_timeout_count, s.rst_alloc), (1, 0));
     let peer = f.nodes[0].lnet.peer(&nid(1)).expect("peer");
-    assert_eq!(peer.peer_nis().next().expect("pni").health_value(), 900);
+    let pni = peer.peer_nis().find(|n| n.nid() == nid(1)).expect("pni");
+    assert_eq!(pni.health_value(), 900);
+    assert_eq!(pni.stats().health.remote_timeout, 1);
 }

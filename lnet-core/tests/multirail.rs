@@ -379,3 +379,16 @@ fn a_failed_peer_ni_is_pinged_back_to_health_and_used_again() {
         "b carries traffic again: {before:?} -> {after:?}"
     );
 }
+
+#[test]
+fn remote_health_is_not_tracked_for_a_single_nid_peer() {
+    let mut f = Fabric::new(2);
+    sink(&mut f, 1);
+    puts(&mut f, 1);
+    f.fail_to
+        .insert(nid(1), lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED);
+    puts(&mut f, 3);
+    let p = f.nodes[0].lnet.peer(&nid(1)).expect("peer");
+    assert_eq!(p.peer_nis().next().expect("pni").health_value(), 1000);
+    assert!(f.nodes[0].lnet.peer_recovery_queue().is_empty());
+}

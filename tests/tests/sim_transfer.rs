@@ -104,9 +104,9 @@ fn put_of_every_size_arrives_byte_for_byte() {
         assert_eq!(put.target, f.pid(1));
         assert!(put.unlinked, "threshold 1 used up");
     }
-    // Only the ping target's MD is left on either side.
-    assert_eq!(f.inspect(0, |l| l.md_count()), 1);
-    assert_eq!(f.inspect(1, |l| l.md_count()), 1);
+    // Only the ping and push targets' MDs are left on either side.
+    assert_eq!(f.inspect(0, |l| l.md_count()), 2);
+    assert_eq!(f.inspect(1, |l| l.md_count()), 2);
     let st = f.link_stats(f.nid(0, 0), f.nid(1, 0));
     assert_eq!((st.sent, st.delivered, st.lost), (5, 5, 0));
     assert_eq!(
@@ -203,7 +203,11 @@ fn put_that_matches_nothing_is_dropped_and_counted_on_the_target() {
     f.settle();
     let late = f.take_md_events(0);
     assert!(late.iter().all(|e| e.kind != EventKind::Ack), "{late:?}");
-    assert_eq!(f.inspect(0, |l| l.md_count()), 1, "the PUT's MD is gone");
+    assert_eq!(
+        f.inspect(0, |l| l.md_count()),
+        2,
+        "the PUT's MD is gone (ping and push targets stay)"
+    );
 }
 
 #[test]

@@ -6,6 +6,11 @@
 //! on the net. A NID we send to or hear from becomes a peer NI of a
 //! (possibly new, single-NID, non-Multi-Rail) peer. `peer_add` groups NIDs into
 //! one Multi-Rail peer, as `lnetctl peer add` does.
+//!
+//! Health (§8.1, §8.6): a peer NI blamed for a failure loses
+//! `health_sensitivity`; if it belongs to a peer with more than one NID and was
+//! ever heard from, it joins the recovery queue, which a monitor timer walks
+//! every second, pinging each member (backoff 2^n s) until its health is full.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

@@ -232,7 +232,7 @@ impl Lnet {
             ni_credit: false,
             peer_credit: false,
             txq_bytes: 0,
-            deadline: now,
+            deadline: self.msg_deadline(now, r.ni),
             ack: None,
             delayed: false,
             committed_at: now,

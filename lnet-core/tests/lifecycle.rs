@@ -462,3 +462,33 @@ fn a_response_that_never_comes_unlinks_the_md_and_blames_the_next_hop() {
     assert_eq!(pni.health_value(), 900);
     assert_eq!(pni.stats().health.remote_timeout, 1);
 }
+
+#[test]
+fn a_truncated_ping_reply_is_retried_with_the_announced_size() {
+    let mut f = Fabric::new(2);
+    for i in 0..70u32 {
+        f.add_ni(1, Nid::new4(TCP, 0x0b00_0000 + i));
+    }
+    let now = f.now;
+    f.nodes[0]
+        .lnet
+        .ping(now, pid(1), None, Duration::from_secs(5))
+        .expect("ping");
+    f.run();
+    let evs = f.take_events(0);
+    let Some(Event::PingDone { result, .. }) = evs.into_iter().next() else {
+        panic!("no ping result")
+    };
+    let info = result.expect("ping ok after the retry");
+    assert_eq!(info.nis.len(), 71);
+    assert_eq!(info.nis[0].nid, nid(1), "the primary NID first");
+    assert_eq!(f.nodes[0].lnet.md_count(), OWN);
+    let sent = f.nodes[0]
+        .lnet
+        .ni(f.nodes[0].ni)
+        .expect("ni")
+        .stats()
+        .sent
+        .get;
+    assert_eq!(sent, 2, "the first reply was truncated, the retry fit");
+}

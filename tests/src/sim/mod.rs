@@ -528,6 +528,24 @@ impl Fabric {
             .unwrap_or_default()
     }
 
+    /// What all links together have carried (`max_in_flight` is the largest
+    /// of any one link).
+    pub fn total_link_stats(&self) -> LinkStats {
+        let w = lock(&self.shared.wire);
+        let mut t = LinkStats::default();
+        for r in w.runs.values() {
+            let s = r.stats;
+            t.sent += s.sent;
+            t.delivered += s.delivered;
+            t.lost += s.lost;
+            t.duplicated += s.duplicated;
+            t.corrupted += s.corrupted;
+            t.refused += s.refused;
+            t.max_in_flight = t.max_in_flight.max(s.max_in_flight);
+        }
+        t
+    }
+
     /// The most sends the LND of a node's `k`-th NI owned at the same time
     /// (what the NI's `credits` should bound).
     pub fn max_in_flight(&self, node: usize, k: usize) -> usize {

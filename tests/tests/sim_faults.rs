@@ -362,3 +362,63 @@ fn the_virtual_clock_follows_the_earliest_deadline() {
         "nothing after the LND timeout: {last}"
     );
 }
+
+#[test]
+fn the_lnd_reports_a_dead_peer_and_traffic_revives_it() {
+    let mut f = Fabric::new(seed_from_env(50));
+    for i in 0..2u8 {
+        f.add_node(
+            NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1 + i])
+                .timeout(3)
+                .notify_dead_peers()),
+        );
+    }
+    let peer = f.nid(1, 0);
+    let up = |f: &Fabric| {
+        f.inspect(0, |l| {
+            let p = l.peer(&peer).expect("peer");
+            let pni = p.peer_nis().next().expect("peer NI");
+            pni.is_up()
+        })
+    };
+    f.post(
+        1,
+        PORTAL,
+        BITS,
+        64,
+        MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+        Threshold::Infinite,
+    );
+    f.post(
+        0,
+        PORTAL,
+        BITS,
+        64,
+        MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+        Threshold::Infinite,
+    );
+    let cut = f.partition(&[0], &[1], f.now(), None);
+    let (md, _) = f.bind(0, &[1; 64], Threshold::Count(1));
+    f.put(0, md, AckReq::NoAck, f.pid(1), PORTAL, BITS, 0)
+        .expect("put");
+    f.settle();
+    assert!(!up(&f), "the LND's notify marked the peer NI down");
+    let trace = f.trace();
+    assert!(trace
+        .iter()
+        .any(|l| l.contains("notifies 10.0.0.2@tcp dead")));
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.contains("told 10.0.0.2@tcp is down")),
+        "the engine told the LND back (notify_peer_down): {trace:#?}"
+    );
+    // Healed: the peer talks to us, so it is alive again.
+    let now = f.now();
+    f.heal(cut, now);
+    let (md, _) = f.bind(1, &[2; 64], Threshold::Count(1));
+    f.put(1, md, AckReq::NoAck, f.pid(0), PORTAL, BITS, 0)
+        .expect("put");
+    f.settle();
+    assert!(up(&f), "received traffic revives the peer NI");
+}

@@ -96,6 +96,9 @@ pub(crate) struct Endpoint {
     host: HostHandle,
     timeout: Duration,
     up: bool,
+    /// Tell the host a peer is dead when a send to it is given up
+    /// (socklnd's `lnet_notify` after its connections failed).
+    notify: bool,
     /// Received headers waiting for `recv`, by receive token.
     pending: BTreeMap<u64, InFlight>,
     /// Sends this LND owns until it finalizes them: token -> next hop.
@@ -296,6 +299,16 @@ impl Lnd for SimLnd {
             })?,
             None => DEFAULT_LND_TIMEOUT,
         };
+        let notify = match lnet_core::lnd_api::tunable(&cfg.lnd_tunables, "sim_notify") {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(v) => {
+                return Err(LndError::new(
+                    errno::EINVAL,
+                    format!("sim LND: sim_notify={v:?} must be 0 or 1"),
+                ))
+            }
+        };
         let mut w = lock(&self.shared.wire);
         let Some(&(node, addr)) = w.ifaces.get(&iface) else {
             return Err(LndError::new(
@@ -337,6 +350,7 @@ impl Lnd for SimLnd {
             host: host.clone(),
             timeout: Duration::from_secs(u64::from(timeout)),
             up: true,
+            notify,
             pending: BTreeMap::new(),
             owned: BTreeMap::new(),
             max_owned: 0,
@@ -347,7 +361,11 @@ impl Lnd for SimLnd {
             nid,
             interfaces: vec![iface.as_str().into()].into(),
             tunables,
-            lnd_tunables: vec![Tunable::new("timeout", timeout)].into(),
+            lnd_tunables: vec![
+                Tunable::new("timeout", timeout),
+                Tunable::new("sim_notify", u8::from(notify)),
+            ]
+            .into(),
             timeout_secs: timeout,
         };
         Ok(NiStarted {
@@ -668,6 +686,14 @@ impl LndNi for SimNi {
         Ok(())
     }
 
+    fn notify_peer_down(&self, peer: Nid) {
+        let w = lock(&self.shared.wire);
+        let who = Self::who(&w, self.ep);
+        drop(w);
+        self.shared
+            .trace(format!("{who} told {peer} is down (notify_peer_down)"));
+    }
+
     fn query(&self, peer: Nid) -> PeerAliveness {
         let now = self.shared.now();
         let w = lock(&self.shared.wire);
@@ -738,6 +764,7 @@ pub(crate) fn process(shared: &Shared, ev: NetEv) {
             run.in_flight = run.in_flight.saturating_sub(1);
             let host = w.eps[ep].host.clone();
             let who = SimNi::who(&w, ep);
+            let gave_up = w.eps[ep].notify && status == Wire::lost_completion();
             drop(w);
             shared.trace(format!(
                 "{who} send tok={:#x} done: {}",
@@ -749,6 +776,10 @@ pub(crate) fn process(shared: &Shared, ev: NetEv) {
                 }
             ));
             host.finalize(token, status);
+            if gave_up {
+                shared.trace(format!("{who} notifies {target} dead"));
+                host.notify(target, false);
+            }
         }
         NetEv::Arrive(a) => arrive(shared, *a),
     }

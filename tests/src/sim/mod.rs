@@ -177,7 +177,8 @@ pub struct NiSpec {
     pub addr: [u8; 4],
     /// Net tunables; unset ones (-1) are filled by the LND.
     pub tunables: NetTunables,
-    /// LND tunables (`timeout`).
+    /// LND tunables: `timeout` (seconds), `sim_notify` (0 or 1, see
+    /// [`NiSpec::notify_dead_peers`]).
     pub lnd_tunables: Vec<(String, String)>,
 }
 
@@ -201,6 +202,14 @@ impl NiSpec {
         self.tunables.peer_credits = peer_credits;
         self
     }
+    /// Makes the LND report a peer dead (`notify(peer, false)`) when it gives
+    /// a send to it up, as socklnd does once its connections failed.
+    pub fn notify_dead_peers(mut self) -> Self {
+        self.lnd_tunables
+            .push(("sim_notify".to_string(), "1".to_string()));
+        self
+    }
+
     /// Sets the LND timeout, seconds.
     pub fn timeout(mut self, secs: u32) -> Self {
         self.lnd_tunables

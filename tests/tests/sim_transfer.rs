@@ -243,3 +243,58 @@ fn put_on_a_lazy_portal_waits_for_a_buffer_then_lands() {
         .iter()
         .any(|l| l.contains("recv 4096/4096B") && l.contains("delayed")));
 }
+
+#[test]
+fn fragmented_mds_on_both_sides_move_the_bytes_in_order() {
+    use lnet_core::lnd_api::{IoBuf, Payload};
+    use lnet_core::{InsPos, MdSpec, ProcessId, Unlink};
+    let mut f = two_nodes(15);
+    let data = pattern(10_000, 42);
+    // The source in 3 uneven fragments, the sink in 5 others.
+    let src_cuts = [0, 1, 4097, 10_000];
+    let src: Payload = src_cuts
+        .windows(2)
+        .map(|w| IoBuf::from_vec(data[w[0]..w[1]].to_vec()))
+        .collect();
+    let sink_sizes = [7, 3000, 1, 4992, 2000];
+    let sinks: Vec<IoBuf> = sink_sizes.iter().map(|n| IoBuf::zeroed(*n)).collect();
+    let sink: Payload = sinks.iter().cloned().collect();
+    f.call(1, |l, _| {
+        let me = l
+            .me_attach(
+                PORTAL,
+                ProcessId::ANY,
+                0xf4a9,
+                0,
+                Unlink::Unlink,
+                InsPos::After,
+            )
+            .expect("me");
+        l.md_attach(
+            me,
+            MdSpec::new(sink, MdOptions::OP_PUT, Threshold::Count(1)),
+            Unlink::Unlink,
+        )
+        .expect("md")
+    });
+    let md = f.call(0, |l, _| {
+        l.md_bind(
+            MdSpec::new(src, MdOptions::NONE, Threshold::Count(2)),
+            Unlink::Unlink,
+        )
+        .expect("bind")
+    });
+    f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, 0xf4a9, 0)
+        .expect("put");
+    f.settle();
+    let got: Vec<u8> = sinks
+        .iter()
+        .flat_map(|b| b.to_vec().expect("free"))
+        .collect();
+    assert_eq!(got, data);
+    assert_eq!(
+        kinds(&f.take_md_events(0)),
+        [EventKind::Send, EventKind::Ack]
+    );
+    assert_eq!(f.take_md_events(1)[0].mlength, 10_000);
+}

@@ -2,7 +2,7 @@
 //! network does, every operation ends exactly once, nothing is left hanging,
 //! no contract is broken, and what is reported delivered is intact.
 
-use lnet_core::lnd_api::{IoBuf, Payload};
+use lnet_core::lnd_api::{HealthStatus, IoBuf, Payload};
 use lnet_core::{
     AckReq, Duration, EventKind, GlobalTunables, MdHandle, MdOptions, Threshold, MAX_PAYLOAD,
 };
@@ -43,6 +43,7 @@ enum Kind {
 #[derive(Default)]
 struct Tally {
     lost: u64,
+    resent: u64,
     duplicated: u64,
     corrupted: u64,
     failed_ops: usize,
@@ -58,6 +59,11 @@ fn scenario(seed: u64, tally: &mut Tally) {
         .latency(Duration::from_micros(1 + rng.below(200)))
         .jitter(Duration::from_micros(rng.below(100)))
         .loss(rng.below(8) as f64 / 100.0)
+        .loss_status(match rng.below(3) {
+            0 => HealthStatus::NETWORK_TIMEOUT,
+            1 => HealthStatus::REMOTE_DROPPED,
+            _ => HealthStatus::LOCAL_DROPPED,
+        })
         .duplicate(rng.below(3) as f64 / 100.0)
         .corrupt(rng.below(3) as f64 / 100.0)
         .bandwidth(1_000_000_000 + rng.below(10_000_000_000));
@@ -238,6 +244,9 @@ fn scenario(seed: u64, tally: &mut Tally) {
     }
     let st = f.total_link_stats();
     tally.lost += st.lost;
+    tally.resent += (0..nodes)
+        .map(|n| f.inspect(n, |l| l.stats().resend_count))
+        .sum::<u64>();
     tally.duplicated += st.duplicated;
     tally.corrupted += st.corrupted;
     for op in &ops {
@@ -266,5 +275,6 @@ fn random_workloads_on_faulty_fabrics() {
     }
     // The workloads did meet the faults they were meant to survive.
     assert!(tally.lost > 0 && tally.duplicated > 0 && tally.corrupted > 0);
+    assert!(tally.resent > 0, "no drop was ever resent");
     assert!(tally.failed_ops > 0 && tally.good_ops > tally.failed_ops);
 }

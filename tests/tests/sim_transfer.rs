@@ -34,7 +34,10 @@ fn put_of_every_size_arrives_byte_for_byte() {
     );
     let mut f = two_nodes(11);
     // The engine's own MDs (ping and push targets).
-    let own = [f.inspect(0, |l| l.md_count()), f.inspect(1, |l| l.md_count())];
+    let own = [
+        f.inspect(0, |l| l.md_count()),
+        f.inspect(1, |l| l.md_count()),
+    ];
     for (i, &len) in SIZES.iter().enumerate() {
         let bits = 0x100 + i as u64;
         let data = pattern(len, i as u8 + 1);

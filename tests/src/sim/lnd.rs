@@ -481,26 +481,38 @@ impl LndNi for SimNi {
         }
         let to_ep = w.ep_of(&target);
         let lost = match to_ep {
-            None => Some("nobody at that address"),
+            None => Some(("nobody at that address", Wire::lost_completion())),
             Some(e) => {
                 let dest = (w.eps[e].node, target);
                 if w.cut_between(now, (node, from), dest) {
-                    Some("link cut")
+                    Some(("link cut", Wire::lost_completion()))
                 } else if w.rng.chance(params.loss) {
-                    Some("random loss")
+                    let h = params.loss_status;
+                    let timed_out = matches!(
+                        h,
+                        HealthStatus::NETWORK_TIMEOUT
+                            | HealthStatus::LOCAL_TIMEOUT
+                            | HealthStatus::REMOTE_TIMEOUT
+                    );
+                    let e = if timed_out {
+                        errno::ETIMEDOUT
+                    } else {
+                        errno::EIO
+                    };
+                    Some(("random loss", Completion::failed(e, h)))
                 } else {
                     None
                 }
             }
         };
-        if let Some(why) = lost {
+        if let Some((why, status)) = lost {
             w.run(from, target).stats.lost += 1;
             w.schedule(
                 now.saturating_add(timeout),
                 NetEv::TxDone {
                     ep: me,
                     token: tx.token,
-                    status: Wire::lost_completion(),
+                    status,
                 },
             );
             drop(w);
@@ -764,7 +776,7 @@ pub(crate) fn process(shared: &Shared, ev: NetEv) {
             run.in_flight = run.in_flight.saturating_sub(1);
             let host = w.eps[ep].host.clone();
             let who = SimNi::who(&w, ep);
-            let gave_up = w.eps[ep].notify && status == Wire::lost_completion();
+            let gave_up = w.eps[ep].notify && status.health == HealthStatus::NETWORK_TIMEOUT;
             drop(w);
             shared.trace(format!(
                 "{who} send tok={:#x} done: {}",

@@ -66,8 +66,8 @@
 //!
 //! ## Tools
 //!
-//! * Faults: [`LinkParams`] (latency, jitter, loss, duplicate, corrupt,
-//!   bandwidth, MTU, FIFO or not) for one pair of NIs with
+//! * Faults: [`LinkParams`] (latency, jitter, loss and the health status
+//!   lost messages report, duplicate, corrupt, bandwidth, MTU, FIFO or not) for one pair of NIs with
 //!   [`Fabric::set_link`] or for all with [`Fabric::set_default_link`];
 //!   partitions between groups of nodes ([`Fabric::partition`]) or between
 //!   two NIs ([`Fabric::cut_link`]) from a given time, ended at a given time

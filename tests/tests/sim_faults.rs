@@ -423,3 +423,51 @@ fn the_lnd_reports_a_dead_peer_and_traffic_revives_it() {
     f.settle();
     assert!(up(&f), "received traffic revives the peer NI");
 }
+
+#[test]
+fn behind_a_dead_peer_queued_messages_meet_their_deadline_in_the_engine() {
+    // peer_credits 1 and a dead peer: each send waits for the previous one
+    // to be given up by the LND (10 s). The engine's deadline for all of
+    // them is 10 s x (retry_count 2 + 1) + 1 s = 31 s after they were
+    // committed: what is still queued then is dropped without being sent.
+    let mut f = Fabric::new(seed_from_env(59));
+    for i in 0..2u8 {
+        f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1 + i]).credits(8, 1).timeout(10)));
+    }
+    f.partition(&[0], &[1], f.now(), None);
+    let t0 = f.now();
+    let mds: Vec<_> = (0..5)
+        .map(|i| {
+            let (md, _) = f.bind(0, &[i; 16], Threshold::Count(1));
+            f.put(0, md, AckReq::NoAck, f.pid(1), PORTAL, BITS, u64::from(i))
+                .expect("put");
+            md
+        })
+        .collect();
+    f.settle();
+    let evs = f.take_md_events(0);
+    assert_eq!(evs.len(), 5);
+    assert!(evs.iter().all(|e| e.status == -errno::ETIMEDOUT), "{evs:?}");
+    // The fifth is dropped by the engine at its deadline (32 s), before the
+    // LND gives the fourth up (41 s).
+    let order: Vec<usize> = evs
+        .iter()
+        .map(|e| mds.iter().position(|m| *m == e.md).expect("one of ours"))
+        .collect();
+    assert_eq!(order, [0, 1, 2, 4, 3]);
+    let trace = f.trace();
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.starts_with("32.000000000 n0 event Send") && l.contains("status=-110")),
+        "{trace:#?}"
+    );
+    // Four reached the LND (launched at 0, 10, 20, 30 s, before the
+    // deadline); the fifth never left the engine.
+    let st = f.link_stats(f.nid(0, 0), f.nid(1, 0));
+    assert_eq!((st.sent, st.lost, st.max_in_flight), (4, 4, 1));
+    let ni = f.ni(0, 0);
+    let dropped = f.inspect(0, |l| l.ni(ni).expect("ni").stats().dropped.put);
+    assert_eq!(dropped, 1, "the queued PUT is counted as dropped");
+    assert!(f.now().since(t0) >= Duration::from_secs(40));
+}

@@ -96,6 +96,8 @@ pub(crate) struct Endpoint {
     host: HostHandle,
     timeout: Duration,
     up: bool,
+    /// The interface's link is up (see [`set_link_up`]).
+    link_up: bool,
     /// Tell the host a peer is dead when a send to it is given up
     /// (socklnd's `lnet_notify` after its connections failed).
     notify: bool,
@@ -236,9 +238,12 @@ impl Wire {
         self.cuts.iter().any(|c| c.blocks(t, a, b))
     }
 
-    /// The live endpoint serving `nid`.
+    /// The live endpoint serving `nid` (running, its link up).
     fn ep_of(&self, nid: &Nid) -> Option<EpId> {
-        self.by_nid.get(nid).copied().filter(|e| self.eps[*e].up)
+        self.by_nid
+            .get(nid)
+            .copied()
+            .filter(|e| self.eps[*e].up && self.eps[*e].link_up)
     }
 
     /// The endpoint serving `nid`, live or not.
@@ -326,7 +331,7 @@ impl Lnd for SimLnd {
             ));
         }
         let nid = Nid::new4(cfg.net, addr);
-        if let Some(e) = w.ep_of(&nid) {
+        if let Some(&e) = w.by_nid.get(&nid).filter(|e| w.eps[**e].up) {
             return Err(LndError::new(
                 errno::EEXIST,
                 format!(
@@ -350,6 +355,7 @@ impl Lnd for SimLnd {
             host: host.clone(),
             timeout: Duration::from_secs(u64::from(timeout)),
             up: true,
+            link_up: true,
             notify,
             pending: BTreeMap::new(),
             owned: BTreeMap::new(),
@@ -428,6 +434,18 @@ impl LndNi for SimNi {
         }
         let (from, node) = (w.eps[me].nid, w.eps[me].node);
         let who = Self::who(&w, me);
+        if !w.eps[me].link_up {
+            drop(w);
+            self.shared.trace(format!(
+                "{who} > {} {} refused: link down",
+                tx.target,
+                tx.hdr.msg_type.name()
+            ));
+            return Err(LndError::new(
+                errno::ENETDOWN,
+                format!("sim LND: {from}: link is down"),
+            ));
+        }
         let len = tx.payload.len();
         let kind = tx.hdr.msg_type.name();
         if len != tx.hdr.payload_length as usize {
@@ -760,6 +778,26 @@ impl LndNi for SimNi {
         }
         self.shared.trace(format!("{nid}: shut down"));
     }
+}
+
+/// The interface under a NID goes up or down: the LND tells its host (as a
+/// real LND watching its device would); while down it refuses sends and
+/// hears nothing. Returns `false` if no running NI has that NID.
+pub(crate) fn set_link_up(shared: &Shared, nid: Nid, up: bool) -> bool {
+    let mut w = lock(&shared.wire);
+    let Some(&e) = w.by_nid.get(&nid).filter(|e| w.eps[**e].up) else {
+        return false;
+    };
+    let changed = w.eps[e].link_up != up;
+    w.eps[e].link_up = up;
+    let host = w.eps[e].host.clone();
+    let who = SimNi::who(&w, e);
+    drop(w);
+    if changed {
+        shared.trace(format!("{who} link {}", if up { "up" } else { "down" }));
+        host.link_state(up);
+    }
+    true
 }
 
 /// Executes one wire event (called by the fabric with no lock held).

@@ -71,8 +71,8 @@
 //!   [`Fabric::set_link`] or for all with [`Fabric::set_default_link`];
 //!   partitions between groups of nodes ([`Fabric::partition`]) or between
 //!   two NIs ([`Fabric::cut_link`]) from a given time, ended at a given time
-//!   (`until`, or [`Fabric::heal`]); `lnetctl net del` with
-//!   [`Fabric::del_ni`].
+//!   (`until`, or [`Fabric::heal`]); an interface going down and up with
+//!   [`Fabric::set_ni_link`]; `lnetctl net del` with [`Fabric::del_ni`].
 //! * Time: [`Fabric::settle`] runs until idle and fails if anything is left
 //!   hanging (a message in an engine, a send owned by an LND, a `recv` that
 //!   never came); [`Fabric::run_until`] / [`Fabric::run_for`] stop at a time,
@@ -433,6 +433,17 @@ impl Fabric {
         lock(&self.shared.wire)
             .ifaces
             .retain(|name, _| !name.starts_with(&prefix));
+    }
+
+    /// Takes the interface of a node's `k`-th NI down or up now: its LND
+    /// reports the link state to the engine (`link_state`), refuses sends
+    /// (`ENETDOWN`) and hears nothing while down.
+    pub fn set_ni_link(&mut self, node: usize, k: usize, up: bool) {
+        let nid = self.nid(node, k);
+        if !lnd::set_link_up(&self.shared, nid, up) {
+            panic!("node {node} NI {k} ({nid}) is not running");
+        }
+        self.check();
     }
 
     /// Number of nodes.

@@ -128,7 +128,26 @@ fn scenario(seed: u64, tally: &mut Tally) {
     }
     let mut ops = Vec::new();
     let mut next_slot = vec![0usize; nodes];
-    for _ in 0..40 {
+    // Sometimes an interface goes down for a while (between two operations).
+    let flap = rng.chance(0.3).then(|| {
+        let node = rng.below(nodes as u64) as usize;
+        let k = if rails[node] {
+            rng.below(2) as usize
+        } else {
+            0
+        };
+        let down = rng.below(40) as usize;
+        (node, k, down, down + rng.below(10) as usize)
+    });
+    for step in 0..40 {
+        if let Some((node, k, down, up)) = flap {
+            if step == down {
+                f.set_ni_link(node, k, false);
+            }
+            if step == up {
+                f.set_ni_link(node, k, true);
+            }
+        }
         let from = rng.below(nodes as u64) as usize;
         let to = (from + 1 + rng.below(nodes as u64 - 1) as usize) % nodes;
         let len = match rng.below(4) {

@@ -337,7 +337,10 @@ impl ConsoleError {
         Self::new(errno::ESRCH, "No session exists")
     }
     fn not_found(what: &str) -> Self {
-        Self::new(errno::ENOENT, format!("Can't find {what} in current session"))
+        Self::new(
+            errno::ENOENT,
+            format!("Can't find {what} in current session"),
+        )
     }
     fn invalid() -> Self {
         Self::new(errno::EINVAL, "Invalid parameters list in command line")
@@ -416,10 +419,18 @@ impl ConSession {
 /// A framework request without its ids (built per RPC).
 #[derive(Clone, Debug)]
 enum FwReq {
-    Mksn { force: bool, name: String },
+    Mksn {
+        force: bool,
+        name: String,
+    },
     Rmsn,
     Debug,
-    Batch { bid: u64, opc: u32, testidx: u32, arg: u32 },
+    Batch {
+        bid: u64,
+        opc: u32,
+        testidx: u32,
+        arg: u32,
+    },
     Stat,
     Test {
         bid: u64,
@@ -517,7 +528,10 @@ enum Next {
         timeout: Duration,
     },
     /// `add_test`, clients done: record the test, report everything.
-    AddTestDone { spec: TestSpec, servers: Vec<NodeEntry> },
+    AddTestDone {
+        spec: TestSpec,
+        servers: Vec<NodeEntry>,
+    },
     /// `run`: mark the batch running.
     Run(String),
     /// `stop`: mark the batch idle.
@@ -765,10 +779,13 @@ impl Selftest {
             }
             ConsoleRequest::DelGroup { key, name } => {
                 let s = self.session_checked(key, now)?;
-                let g = s.group(&name).ok_or_else(|| ConsoleError::not_found(&name))?;
-                let used = s.batches.iter().any(|b| {
-                    b.tests.iter().any(|t| t.from == name || t.to == name)
-                });
+                let g = s
+                    .group(&name)
+                    .ok_or_else(|| ConsoleError::not_found(&name))?;
+                let used = s
+                    .batches
+                    .iter()
+                    .any(|b| b.tests.iter().any(|t| t.from == name || t.to == name));
                 if used {
                     return Err(ConsoleError::new(
                         errno::EBUSY,
@@ -918,7 +935,9 @@ impl Selftest {
             } => {
                 let _ = timeout;
                 let s = self.session_checked(key, now)?;
-                let b = s.batch(&batch).ok_or_else(|| ConsoleError::not_found(&batch))?;
+                let b = s
+                    .batch(&batch)
+                    .ok_or_else(|| ConsoleError::not_found(&batch))?;
                 let nodes = batch_nodes(s, b, false);
                 let req = FwReq::Batch {
                     bid: b.bid,
@@ -932,7 +951,9 @@ impl Selftest {
             }
             ConsoleRequest::Stop { key, batch, force } => {
                 let s = self.session_checked(key, now)?;
-                let b = s.batch(&batch).ok_or_else(|| ConsoleError::not_found(&batch))?;
+                let b = s
+                    .batch(&batch)
+                    .ok_or_else(|| ConsoleError::not_found(&batch))?;
                 let nodes = batch_nodes(s, b, false);
                 let req = FwReq::Batch {
                     bid: b.bid,
@@ -952,7 +973,9 @@ impl Selftest {
                 timeout,
             } => {
                 let s = self.session_checked(key, now)?;
-                let b = s.batch(&batch).ok_or_else(|| ConsoleError::not_found(&batch))?;
+                let b = s
+                    .batch(&batch)
+                    .ok_or_else(|| ConsoleError::not_found(&batch))?;
                 if test as usize > b.tests.len() {
                     return Err(ConsoleError::not_found(&format!("test {test}")));
                 }
@@ -1389,9 +1412,8 @@ impl Selftest {
             .iter()
             .filter(|n| n.state == NodeState::Active && n.timeout > 0)
             .filter(|n| {
-                n.last_heard.is_none_or(|t| {
-                    now.since(t) >= Duration::from_secs(u64::from(n.timeout) / 2)
-                })
+                n.last_heard
+                    .is_none_or(|t| now.since(t) >= Duration::from_secs(u64::from(n.timeout) / 2))
             })
             .map(|n| (n.id, FwReq::Debug))
             .collect();
@@ -1497,8 +1519,7 @@ pub fn stat_compute(prev: &[NodeEntry], cur: &[NodeEntry], mbs: bool) -> StatSam
     let mut vals: [Vec<f64>; 4] = Default::default();
     for c in cur {
         let p = prev.iter().find(|p| p.id == c.id);
-        let (Some((fw1, _, l1)), Some((fw0, _, l0))) = (c.stat(), p.and_then(|p| p.stat()))
-        else {
+        let (Some((fw1, _, l1)), Some((fw0, _, l0))) = (c.stat(), p.and_then(|p| p.stat())) else {
             out.failed += 1;
             continue;
         };

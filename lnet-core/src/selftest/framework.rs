@@ -13,9 +13,9 @@ use lnd_api::IoBuf;
 
 use super::rpc::{Action, After, CliBulk, Owner, RpcResult, ServerCtx};
 use super::wire::{
-    batch_opc, brw_check, brw_rw, parse_dests, service, Body, ByteOrder, SfwCounters, Sid,
-    SrpcMsg, TestParams, BRW_MAGIC, BRW_POISON, LST_FEATS_MASK, LST_FEAT_BULK_LEN,
-    LST_PING_TEST_MAGIC, PROCESS_ID_PACKED_SIZE,
+    batch_opc, brw_check, brw_rw, parse_dests, service, Body, ByteOrder, SfwCounters, Sid, SrpcMsg,
+    TestParams, BRW_MAGIC, BRW_POISON, LST_FEATS_MASK, LST_FEAT_BULK_LEN, LST_PING_TEST_MAGIC,
+    PROCESS_ID_PACKED_SIZE,
 };
 use super::{errno, Selftest, BRW_MAX_LEN, PAGE_SIZE};
 use crate::ni::Lnet;
@@ -240,8 +240,7 @@ impl Selftest {
     fn fw_touch(&mut self, now: Instant) {
         let t = self.params.session_timeout;
         if let Some(s) = self.fw.current.as_mut() {
-            s.expires =
-                (t > 0).then(|| now.saturating_add(Duration::from_secs(u64::from(t))));
+            s.expires = (t > 0).then(|| now.saturating_add(Duration::from_secs(u64::from(t))));
         }
     }
 
@@ -360,7 +359,10 @@ impl Selftest {
             name: n,
         };
         if feats & !LST_FEATS_MASK != 0 {
-            return Action::Reply(reply(errno::EPROTO, Sid::NONE, String::new()), LST_FEATS_MASK);
+            return Action::Reply(
+                reply(errno::EPROTO, Sid::NONE, String::new()),
+                LST_FEATS_MASK,
+            );
         }
         if sid.is_none() {
             return Action::Reply(reply(errno::EINVAL, Sid::NONE, String::new()), feats);
@@ -582,12 +584,15 @@ impl Selftest {
         let _ = ctx;
         let kind = match (svc, params) {
             (service::PING, _) => TestKind::Ping,
-            (service::BRW, TestParams::BrwV1 {
-                opc,
-                flags,
-                len,
-                offset,
-            }) => TestKind::Brw {
+            (
+                service::BRW,
+                TestParams::BrwV1 {
+                    opc,
+                    flags,
+                    len,
+                    offset,
+                },
+            ) => TestKind::Brw {
                 rw: u32::from(opc),
                 len,
                 off: offset,
@@ -601,7 +606,13 @@ impl Selftest {
             },
             _ => return errno::EINVAL,
         };
-        if let TestKind::Brw { rw, len, off, flags } = kind {
+        if let TestKind::Brw {
+            rw,
+            len,
+            off,
+            flags,
+        } = kind
+        {
             if is_client != 0
                 && (!(rw == brw_rw::READ || rw == brw_rw::WRITE)
                     || len == 0
@@ -621,9 +632,7 @@ impl Selftest {
             for d in &dests {
                 for _ in 0..concur {
                     let bulk = match kind {
-                        TestKind::Brw { len, off, .. } => {
-                            Some(IoBuf::zeroed((off + len) as usize))
-                        }
+                        TestKind::Brw { len, off, .. } => Some(IoBuf::zeroed((off + len) as usize)),
                         TestKind::Ping => None,
                     };
                     units.push(Unit {
@@ -713,7 +722,14 @@ impl Selftest {
             return Action::Drop;
         };
         let feats = req.ses_feats;
-        let reply = |status: i32, f: u32| Action::Reply(Body::BrwReply { status: status as u32 }, f);
+        let reply = |status: i32, f: u32| {
+            Action::Reply(
+                Body::BrwReply {
+                    status: status as u32,
+                },
+                f,
+            )
+        };
         if feats & !LST_FEATS_MASK != 0 {
             return reply(errno::EPROTO, LST_FEATS_MASK);
         }
@@ -900,7 +916,12 @@ impl Selftest {
                     },
                 )
             }
-            TestKind::Brw { rw, len, off, flags } => {
+            TestKind::Brw {
+                rw,
+                len,
+                off,
+                flags,
+            } => {
                 let Some(whole) = u.bulk.clone() else {
                     u.active = false;
                     return;
@@ -996,7 +1017,15 @@ impl Selftest {
                 (Body::PingReply { status, magic, seq }, TestKind::Ping) => {
                     *status == 0 && *magic == LST_PING_TEST_MAGIC && *seq == u.seq
                 }
-                (Body::BrwReply { status }, TestKind::Brw { rw, len, off, flags }) => {
+                (
+                    Body::BrwReply { status },
+                    TestKind::Brw {
+                        rw,
+                        len,
+                        off,
+                        flags,
+                    },
+                ) => {
                     *status == 0
                         && (rw != brw_rw::READ
                             || !needs_pattern(flags)
@@ -1066,12 +1095,24 @@ mod tests {
         let mut s = vec![0u8; 8192 + 16];
         brw_fill_data(&mut s, brw_check::SIMPLE, ByteOrder::Big, &mut inject);
         assert!(brw_check_data(&s, brw_check::SIMPLE, ByteOrder::Big));
-        assert_eq!(&s[4088..4096], &BRW_MAGIC.to_be_bytes(), "last word of page 0");
-        assert_eq!(&s[8192..8200], &BRW_MAGIC.to_be_bytes(), "first of the tail");
+        assert_eq!(
+            &s[4088..4096],
+            &BRW_MAGIC.to_be_bytes(),
+            "last word of page 0"
+        );
+        assert_eq!(
+            &s[8192..8200],
+            &BRW_MAGIC.to_be_bytes(),
+            "first of the tail"
+        );
         assert_eq!(&s[8..16], &[0; 8], "middle words untouched");
         s[4090] = 0;
         assert!(!brw_check_data(&s, brw_check::SIMPLE, ByteOrder::Big));
-        assert!(brw_check_data(&[0u8; 64], brw_check::NONE, ByteOrder::Little));
+        assert!(brw_check_data(
+            &[0u8; 64],
+            brw_check::NONE,
+            ByteOrder::Little
+        ));
     }
 
     #[test]
@@ -1080,7 +1121,10 @@ mod tests {
         for expect_ok in [false, false, true] {
             let mut d = vec![0u8; 64];
             brw_fill_data(&mut d, brw_check::FULL, ByteOrder::Little, &mut inject);
-            assert_eq!(brw_check_data(&d, brw_check::FULL, ByteOrder::Little), expect_ok);
+            assert_eq!(
+                brw_check_data(&d, brw_check::FULL, ByteOrder::Little),
+                expect_ok
+            );
         }
         assert_eq!(inject, 0);
     }

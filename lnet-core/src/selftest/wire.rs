@@ -295,9 +295,19 @@ pub enum TestParams {
 #[allow(missing_docs)]
 pub enum Body {
     /// `srpc_mksn_reqst`.
-    MksnReq { rpyid: u64, sid: Sid, force: u32, name: String },
+    MksnReq {
+        rpyid: u64,
+        sid: Sid,
+        force: u32,
+        name: String,
+    },
     /// `srpc_mksn_reply`.
-    MksnReply { status: u32, sid: Sid, timeout: u32, name: String },
+    MksnReply {
+        status: u32,
+        sid: Sid,
+        timeout: u32,
+        name: String,
+    },
     /// `srpc_rmsn_reqst`.
     RmsnReq { rpyid: u64, sid: Sid },
     /// `srpc_rmsn_reply`.
@@ -305,15 +315,38 @@ pub enum Body {
     /// `srpc_join_reqst`.
     JoinReq { rpyid: u64, sid: Sid, group: String },
     /// `srpc_join_reply`.
-    JoinReply { status: u32, sid: Sid, timeout: u32, session: String },
+    JoinReply {
+        status: u32,
+        sid: Sid,
+        timeout: u32,
+        session: String,
+    },
     /// `srpc_debug_reqst`.
     DebugReq { rpyid: u64, sid: Sid, flags: u32 },
     /// `srpc_debug_reply`.
-    DebugReply { status: u32, sid: Sid, timeout: u32, nbatch: u32, name: String },
+    DebugReply {
+        status: u32,
+        sid: Sid,
+        timeout: u32,
+        nbatch: u32,
+        name: String,
+    },
     /// `srpc_batch_reqst`.
-    BatchReq { rpyid: u64, sid: Sid, bid: u64, opc: u32, testidx: u32, arg: u32 },
+    BatchReq {
+        rpyid: u64,
+        sid: Sid,
+        bid: u64,
+        opc: u32,
+        testidx: u32,
+        arg: u32,
+    },
     /// `srpc_batch_reply`.
-    BatchReply { status: u32, sid: Sid, active: u32, time: u32 },
+    BatchReply {
+        status: u32,
+        sid: Sid,
+        active: u32,
+        time: u32,
+    },
     /// `srpc_stat_reqst`.
     StatReq { rpyid: u64, sid: Sid, stype: u32 },
     /// `srpc_stat_reply`.
@@ -341,11 +374,23 @@ pub enum Body {
     /// `srpc_test_reply`.
     TestReply { status: u32, sid: Sid },
     /// `srpc_ping_reqst`.
-    PingReq { rpyid: u64, magic: u32, seq: u32, time_sec: u64, time_nsec: u64 },
+    PingReq {
+        rpyid: u64,
+        magic: u32,
+        seq: u32,
+        time_sec: u64,
+        time_nsec: u64,
+    },
     /// `srpc_ping_reply`.
     PingReply { status: u32, magic: u32, seq: u32 },
     /// `srpc_brw_reqst`.
-    BrwReq { rpyid: u64, bulkid: u64, rw: u32, len: u32, flags: u32 },
+    BrwReq {
+        rpyid: u64,
+        bulkid: u64,
+        rw: u32,
+        len: u32,
+        flags: u32,
+    },
     /// `srpc_brw_reply`.
     BrwReply { status: u32 },
 }
@@ -872,7 +917,10 @@ impl SrpcMsg {
     /// The 160 bytes in `order` (big-endian emulates a byte-swapped peer).
     pub fn emit_in(&self, order: ByteOrder) -> [u8; SRPC_MSG_SIZE] {
         let mut buf = [0u8; SRPC_MSG_SIZE];
-        let mut w = Writer { b: &mut buf, o: order };
+        let mut w = Writer {
+            b: &mut buf,
+            o: order,
+        };
         w.u32(0, SRPC_MSG_MAGIC);
         w.u32(4, self.version);
         w.u32(8, self.body.msg_type());

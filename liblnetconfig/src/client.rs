@@ -242,9 +242,10 @@ impl Client {
         }
     }
 
-    /// `plugin unload NAME`.
-    pub fn plugin_unload(&mut self, name: String) -> Result<PluginInfo, Error> {
-        match self.call(Op::PluginUnload { name })? {
+    /// `plugin unload NAME [--force]`.
+    pub fn plugin_unload(&mut self, name: String, force: bool) -> Result<PluginInfo, Error> {
+        self.net_types = None;
+        match self.call(Op::PluginUnload { name, force })? {
             ReplyBody::Plugin(p) => Ok(p),
             _ => Err(self.unexpected("plugin unload")),
         }

@@ -28,8 +28,9 @@ pub fn find_lnetd() -> Option<PathBuf> {
 }
 
 /// Starts a detached lnetd on `socket` and returns once it answers there
-/// (lnetd itself waits for that before returning). The plugin path reaches
-/// it through the inherited `LNET_PLUGIN_PATH`.
+/// (lnetd itself waits for that before returning), passing the socket and,
+/// as plugin path, the client's own directory (`LNET_PLUGIN_PATH` is
+/// inherited).
 pub fn start(socket: &Path) -> Result<(), Error> {
     let Some(lnetd) = find_lnetd() else {
         return Err(Error::Start {
@@ -41,9 +42,17 @@ pub fn start(socket: &Path) -> Result<(), Error> {
             ),
         });
     };
-    let out = Command::new(&lnetd)
-        .arg("--socket")
-        .arg(socket)
+    let mut cmd = Command::new(&lnetd);
+    cmd.arg("--socket").arg(socket);
+    // Plugins built or installed next to the client are found too (lnetd
+    // also searches LNET_PLUGIN_PATH, inherited, and its own directory).
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        cmd.arg("--plugin-path").arg(dir);
+    }
+    let out = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

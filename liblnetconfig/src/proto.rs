@@ -74,6 +74,9 @@ pub enum Op {
     PluginUnload {
         /// The plugin's name.
         name: String,
+        /// First delete the nets whose NIs use it (`--force`).
+        #[serde(default)]
+        force: bool,
     },
     /// `plugin show`.
     PluginShow,
@@ -532,6 +535,7 @@ mod tests {
             },
             Op::PluginUnload {
                 name: "sock".into(),
+                force: true,
             },
             Op::PluginShow,
             Op::Ping(PingRequest {

@@ -170,7 +170,8 @@ pub enum WireError {
     },
     /// A hello listing the address 0.
     HelloZeroIp,
-    /// A large NID with a size byte that is neither 0 nor 12.
+    /// A NID that is not valid: a large NID whose size byte is neither 0
+    /// nor 12, a classic NID with a non-zero top byte or the ANY type.
     BadNid {
         /// Which field.
         field: &'static str,
@@ -214,7 +215,7 @@ impl fmt::Display for WireError {
             }
             WireError::HelloZeroIp => f.write_str("hello: IP list holds address 0"),
             WireError::BadNid { field } => {
-                write!(f, "{field}: large NID size byte is neither 0 nor 12")
+                write!(f, "{field}: not a valid NID (bad size, type or top byte)")
             }
             WireError::MsgType { value } => {
                 write!(f, "socklnd message: unknown type {value:#x} (expected 0xc0 or 0xc1)")
@@ -235,6 +236,18 @@ fn need(what: &'static str, b: &[u8], n: usize) -> Result<(), WireError> {
     } else {
         Ok(())
     }
+}
+
+/// A classic 64-bit NID from the wire: the top byte must be 0 and the type
+/// byte not the ANY marker, unless the whole value is `LNET_NID_ANY`.
+fn nid4(field: &'static str, v: u64) -> Result<Nid, WireError> {
+    if v == u64::MAX {
+        return Ok(Nid::ANY);
+    }
+    if v >> 56 != 0 || (v >> 48) as u8 == lnd_api::lnd_type::ANY {
+        return Err(WireError::BadNid { field });
+    }
+    Ok(Nid::from_nid4(v))
 }
 
 fn nid_raw(field: &'static str, b: &[u8]) -> Result<Nid, WireError> {
@@ -392,7 +405,7 @@ impl ConnReqRepr {
     /// Parses a complete request.
     pub fn parse(v: &ConnReq<'_>) -> Result<Self, WireError> {
         let nid = match v.version() {
-            ACCEPTOR_VERSION => Nid::from_nid4(v.nid4()),
+            ACCEPTOR_VERSION => nid4("acr_nid", v.nid4())?,
             _ => nid_raw("acr_nid", v.nid16())?,
         };
         Ok(ConnReqRepr {
@@ -898,7 +911,7 @@ impl HelloDecoder {
                         (
                             HelloRepr {
                                 version,
-                                src_nid: Nid::from_nid4(v.src_nid()),
+                                src_nid: nid4("src_nid", v.src_nid())?,
                                 dst_nid: Nid::ANY,
                                 src_pid: v.src_pid(),
                                 dst_pid: 0,
@@ -937,8 +950,8 @@ impl HelloDecoder {
                         (
                             HelloRepr {
                                 version,
-                                src_nid: Nid::from_nid4(v.src_nid()),
-                                dst_nid: Nid::from_nid4(v.dst_nid()),
+                                src_nid: nid4("kshm_src_nid", v.src_nid())?,
+                                dst_nid: nid4("kshm_dst_nid", v.dst_nid())?,
                                 src_pid: v.src_pid(),
                                 dst_pid: v.dst_pid(),
                                 src_incarnation: v.src_incarnation(),

@@ -10,7 +10,7 @@
 //! credit, goes out), then its peer NI credit (the first message waiting on
 //! the peer NI then tries for an NI credit). `min_tx_credits` are low-water
 //! marks for monitoring. Waiters released by a completion are posted from
-//! [`Lnet::flush`], iteratively, never recursively.
+//! `Lnet::flush`, iteratively, never recursively.
 
 use lnd_api::{errno, Completion, HealthStatus, TxMsg};
 

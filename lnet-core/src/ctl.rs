@@ -293,9 +293,105 @@ fn configure(shared: &Shared, all: bool) -> Result<(), NodeError> {
             .retain(|(k, _)| !STARTUP_NETWORK_PARAMS.contains(&k.as_str()));
     }
     let node = Node::start(cfg)?;
+    if all {
+        if let Err(e) = apply_startup_networks(&node, &shared.node_cfg.params) {
+            node.shutdown();
+            return Err(e);
+        }
+    }
     tracing::info!(all, "LNet configured");
     *slot = Some(Arc::new(node));
     Ok(())
+}
+
+/// `lnet configure --all`: brings up the nets of `networks=` (default: `tcp`
+/// on the first up, non-loopback interface), as upstream's
+/// `lnet_parse_networks()` at module load (semantics.md §15.1).
+fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<(), NodeError> {
+    let get = |name: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    if get("ip2nets").is_some() {
+        return Err(NodeError::failed(
+            EOPNOTSUPP,
+            "cannot apply ip2nets=: not supported by this LNet yet; give networks= instead",
+        ));
+    }
+    if get("routes").is_some() {
+        return Err(NodeError::failed(
+            EOPNOTSUPP,
+            "cannot apply routes=: this LNet does not route yet; remove the parameter",
+        ));
+    }
+    let networks = match get("networks") {
+        Some(v) => crate::nid::Networks::parse(v)
+            .map_err(|e| NodeError::failed(lnd_api::errno::EINVAL, e.to_string()))?,
+        None => {
+            let iface = first_up_interface(Path::new("/sys/class/net"))?;
+            crate::nid::Networks::parse(&format!("tcp({iface})"))
+                .map_err(|e| NodeError::failed(lnd_api::errno::EINVAL, e.to_string()))?
+        }
+    };
+    for n in networks.nets() {
+        let mut interfaces = Vec::new();
+        for ni in n.nis {
+            if ni.cpts.is_some() {
+                tracing::warn!(net = %n.net, "networks=: CPT lists are ignored (no CPU partitions)");
+            }
+            match ni.interface {
+                Some(i) => interfaces.push(i),
+                None => interfaces.push(first_up_interface(Path::new("/sys/class/net"))?),
+            }
+        }
+        let net = n.net.to_string();
+        node.net_add(NetAdd {
+            net: net.clone(),
+            interfaces,
+            tunables: NetTunables::UNSET,
+            lnd_tunables: Vec::new(),
+        })
+        .map_err(|e| NodeError::failed(e.errno(), format!("networks=: net {net}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The first interface (by index) that is up and not loopback, read from
+/// `sysfs` (`/sys/class/net/*/{operstate,ifindex,flags}`).
+fn first_up_interface(sysfs: &Path) -> Result<String, NodeError> {
+    const IFF_LOOPBACK: u64 = 0x8;
+    let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let mut up: Vec<(u64, String)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(sysfs) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let base = sysfs.join(&name);
+            let flags = read(base.join("flags"));
+            let flags = u64::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+            if flags & IFF_LOOPBACK != 0 || name == "lo" {
+                continue;
+            }
+            if read(base.join("operstate")).trim() != "up" {
+                continue;
+            }
+            let index = read(base.join("ifindex"))
+                .trim()
+                .parse()
+                .unwrap_or(u64::MAX);
+            up.push((index, name));
+        }
+    }
+    up.sort();
+    up.into_iter().next().map(|(_, n)| n).ok_or_else(|| {
+        NodeError::failed(
+            ENETDOWN,
+            "no interface is up besides loopback, for the default networks=tcp; give              networks=tcp(IFACE)",
+        )
+    })
 }
 
 fn unconfigure(shared: &Shared) {
@@ -485,13 +581,36 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
                 Err(e) => node_err(e),
             },
         },
-        Op::PluginUnload { name } => match node.plugin_unload(&name) {
+        Op::PluginUnload { name, force } => match plugin_unload(node, &name, force) {
             Ok(info) => Reply::ok(ReplyBody::Plugin(plugin_info(info, Vec::new()))),
             Err(e) => node_err(e),
         },
         Op::Ping(req) => Reply::ok(ReplyBody::Ping(ping(node, req))),
         _ => Reply::err(EOPNOTSUPP, "request not supported by this lnetd"),
     }
+}
+
+/// `plugin unload NAME [--force]`: with `force`, first deletes the nets
+/// whose NIs the plugin serves (lnetctl.md §2.20).
+fn plugin_unload(
+    node: &Node,
+    name: &str,
+    force: bool,
+) -> Result<crate::host::PluginInfo, NodeError> {
+    if force {
+        let nets: Vec<lnd_api::NetId> = node
+            .plugins()
+            .into_iter()
+            .filter(|p| p.info.name == name)
+            .flat_map(|p| p.nis)
+            .map(|nid| nid.net())
+            .collect();
+        for n in node.nets().into_iter().filter(|n| nets.contains(&n.net)) {
+            tracing::info!(net = %n.name, plugin = name, "plugin unload --force: deleting net");
+            node.net_del(&n.name)?;
+        }
+    }
+    node.plugin_unload(name)
 }
 
 fn ping(node: &Node, req: PingRequest) -> Vec<PingOutcome> {
@@ -800,6 +919,30 @@ mod tests {
         }
         stop.stop();
         t.join().expect("server thread");
+        let _ = std::fs::remove_dir_all(sock.parent().expect("dir"));
+    }
+
+    #[test]
+    fn default_interface_is_the_first_up_non_loopback() {
+        let sock = temp_socket("sysfs");
+        let sys = sock.parent().expect("dir").join("net");
+        for (name, idx, state, flags) in [
+            ("lo", 1, "unknown", "0x9"),
+            ("eth1", 3, "up", "0x1003"),
+            ("eth0", 2, "down", "0x1002"),
+            ("eth2", 4, "up", "0x1003"),
+        ] {
+            let d = sys.join(name);
+            std::fs::create_dir_all(&d).expect("dir");
+            std::fs::write(d.join("ifindex"), format!("{idx}\n")).expect("write");
+            std::fs::write(d.join("operstate"), format!("{state}\n")).expect("write");
+            std::fs::write(d.join("flags"), format!("{flags}\n")).expect("write");
+        }
+        assert_eq!(first_up_interface(&sys).expect("found"), "eth1");
+        std::fs::write(sys.join("eth1/operstate"), "down\n").expect("write");
+        std::fs::write(sys.join("eth2/operstate"), "down\n").expect("write");
+        let e = first_up_interface(&sys).expect_err("none up");
+        assert_eq!(e.errno(), ENETDOWN);
         let _ = std::fs::remove_dir_all(sock.parent().expect("dir"));
     }
 

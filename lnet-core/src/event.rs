@@ -93,6 +93,7 @@ impl crate::ni::Lnet {
         match owner {
             MdOwner::User => self.events.push_back(Event::Md(ev)),
             MdOwner::PingTarget => {}
+            MdOwner::PushTarget => self.push_event(now, ev),
             MdOwner::Ping(id) => self.ping_md_event(now, id, ev),
         }
     }

@@ -162,6 +162,8 @@ pub(crate) enum MdOwner {
     User,
     /// The ping target on portal 0: events are dropped.
     PingTarget,
+    /// The push target on portal 0 (discovery pushes land here).
+    PushTarget,
     /// The sink of one of our pings.
     Ping(PingId),
 }
@@ -186,6 +188,8 @@ pub(crate) struct Md {
     /// Unlinked explicitly while in use (`LNET_MD_FLAG_ABORTED`).
     pub(crate) aborted: bool,
     pub(crate) owner: MdOwner,
+    /// When and from which NI the last request from this MD left (latency).
+    pub(crate) sent: Option<(crate::time::Instant, crate::ni::NiId)>,
 }
 
 impl Md {
@@ -331,6 +335,7 @@ impl Lnet {
             zombie: false,
             aborted: false,
             owner,
+            sent: None,
         };
         let (idx, gen) = self.mds.insert(md);
         MdHandle { idx, gen }
@@ -462,6 +467,7 @@ impl Lnet {
         }
         if self.mds.get(h.idx, h.gen).is_some_and(|m| m.refcount == 0) {
             self.mds.remove(h.idx, h.gen);
+            self.rspt_disarm(h);
         }
     }
 

@@ -200,6 +200,13 @@ pub(crate) struct Msg {
     pub(crate) ack: Option<AckWanted>,
     /// A receive that ran after `parse` returned.
     pub(crate) delayed: bool,
+    /// When the message was committed (latency statistics).
+    pub(crate) committed_at: Instant,
+    /// Resends so far (`msg_retry_count`).
+    pub(crate) retries: u32,
+    /// The destination and source the request was given (for resends).
+    pub(crate) orig_dest: Nid,
+    pub(crate) src_param: Option<Nid>,
 }
 
 impl Msg {
@@ -272,15 +279,126 @@ impl crate::ni::Lnet {
         self.health_update(ni, pni, dir, &status);
         if dir == Dir::Send {
             self.return_credits(id);
+            if status.errno != 0 && state == MsgState::AtLnd && self.resend(now, id, &status) {
+                return;
+            }
         }
         let Some(m) = self.msgs.remove(id.idx, id.gen) else {
             return;
         };
         self.counters.msg_free();
+        if m.retries > 0 {
+            if status.is_ok() {
+                self.counters.successful_resends += 1;
+            } else {
+                self.counters.failed_resends += 1;
+            }
+        }
+        if status.is_ok() {
+            self.sample_latency(now, &m);
+        }
         self.detach_md(now, &m, status.errno);
         if dir == Dir::Recv && t == MsgType::PUT && status.is_ok() {
             if let Some(ack) = m.ack {
                 self.send_ack(now, &m, ack);
+            }
+        }
+    }
+
+    /// Resends a request that failed at the LND, if §8.4 allows: a PUT or
+    /// GET (responses are not resent), retries left, health enabled, a
+    /// resendable status (local: more than one local NI; REMOTE_DROPPED: the
+    /// peer has more than one NID), MD not aborted. Path selection runs again
+    /// with the original arguments, so health steers it elsewhere.
+    fn resend(&mut self, now: Instant, id: MsgId, status: &Completion) -> bool {
+        use lnd_api::HealthStatus as H;
+        let Some(m) = self.msgs.get(id.idx, id.gen) else {
+            return false;
+        };
+        if m.ev.kind != crate::event::EventKind::Send {
+            return false;
+        }
+        let t = &self.cfg.tunables;
+        if m.retries >= t.retry_count || t.health_sensitivity == 0 {
+            return false;
+        }
+        let local = matches!(
+            status.health,
+            H::LOCAL_INTERRUPT
+                | H::LOCAL_DROPPED
+                | H::LOCAL_ABORTED
+                | H::LOCAL_NO_ROUTE
+                | H::LOCAL_TIMEOUT
+        );
+        let remote = status.health == H::REMOTE_DROPPED;
+        if local {
+            let nis = self
+                .nis
+                .iter()
+                .flatten()
+                .filter(|n| n.net != lnd_api::NetId::LO)
+                .count();
+            if nis <= 1 {
+                return false;
+            }
+        } else if remote {
+            let nids = m
+                .peer_ni
+                .and_then(|p| self.peers.get(p))
+                .and_then(|p| self.peers.peer(p.peer))
+                .map_or(0, |p| {
+                    p.nets.iter().map(|n| n.peer_nis.len()).sum::<usize>()
+                });
+            if nids <= 1 {
+                return false;
+            }
+        } else {
+            return false;
+        }
+        if m.md
+            .and_then(|h| self.mds.get(h.idx, h.gen))
+            .is_some_and(|md| md.aborted)
+        {
+            return false;
+        }
+        let (dest, src) = (m.orig_dest, m.src_param);
+        let Ok(path) = self.select_path(dest, src) else {
+            return false;
+        };
+        if let Some(m) = self.msgs.get_mut(id.idx, id.gen) {
+            m.retries += 1;
+            m.state = MsgState::New;
+        }
+        self.counters.resend_count += 1;
+        self.post_on_path(now, id, path);
+        true
+    }
+
+    /// Latency statistics of a successful completion.
+    fn sample_latency(&mut self, now: Instant, m: &Msg) {
+        let sent =
+            m.md.and_then(|h| self.mds.get(h.idx, h.gen))
+                .and_then(|md| md.sent);
+        let (ni, kind, since) = match (m.dir, m.msg_type) {
+            (Dir::Send, MsgType::PUT) if m.ev.kind == crate::event::EventKind::Send => {
+                (m.ni, 0, m.committed_at)
+            }
+            (Dir::Recv, MsgType::REPLY) => match sent {
+                Some((t, ni)) => (ni, 1, t),
+                None => return,
+            },
+            (Dir::Recv, MsgType::ACK) => match sent {
+                Some((t, ni)) => (ni, 2, t),
+                None => return,
+            },
+            _ => return,
+        };
+        let ns = now.since(since).as_nanos().min(u128::from(u64::MAX)) as u64;
+        if let Some(n) = self.ni_mut(ni) {
+            match kind {
+                0 => n.stats.put_egress.sample(ns),
+                1 => n.stats.get_rtt.sample(ns),
+                _ => n.stats.put_ack.sample(ns),
             }
         }
     }

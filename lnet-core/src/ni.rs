@@ -470,6 +470,7 @@ impl Lnet {
         };
         l.portals[0].lazy = true;
         l.ping_target_setup();
+        l.push_target_post();
         l
     }
 
@@ -582,6 +583,23 @@ impl Lnet {
             self.unqueue_waiting(id);
             self.finalize(now, id, fail);
         }
+        // PUTs from this NI waiting on lazy portals: their LND is going away.
+        for p in 0..self.portals.len() {
+            let gone: Vec<MsgId> = self.portals[p]
+                .delayed
+                .iter()
+                .copied()
+                .filter(|id| self.msgs.get(id.idx, id.gen).is_some_and(|m| m.ni == ni))
+                .collect();
+            for id in gone {
+                self.portals[p].delayed.retain(|x| *x != id);
+                if let Some(m) = self.msgs.remove(id.idx, id.gen) {
+                    self.counters.msg_free();
+                    self.counters.drop_count += 1;
+                    self.counters.drop_length += u64::from(m.hdr.payload_length);
+                }
+            }
+        }
         self.nis[ni.0 as usize] = None;
         self.ping_target_update();
         self.flush(now);
@@ -628,6 +646,22 @@ impl Lnet {
     /// Whether `nid` is one of ours (`0@lo` included).
     pub fn is_local_nid(&self, nid: &Nid) -> bool {
         *nid == Nid::LO_0 || self.ni_by_nid(nid).is_some()
+    }
+
+    /// The distance to a NID (`LNetDist`, §6.8): `Ok((0, 0))` for one of our
+    /// NIDs, `Ok((1, order))` for a NID on a local net (`order` = 2 + the index
+    /// of the NI among the local NIs), else `EHOSTUNREACH` (no routes yet).
+    pub fn dist(&self, nid: &Nid) -> Result<(u32, u32), i32> {
+        if self.is_local_nid(nid) {
+            return Ok((0, 0));
+        }
+        self.nis
+            .iter()
+            .flatten()
+            .filter(|n| n.net != NetId::LO)
+            .position(|n| n.net == nid.net() && n.state == NiState::Active)
+            .map(|i| (1, 2 + i as u32))
+            .ok_or(-errno::EHOSTUNREACH)
     }
 
     /// Sets an NI's health value (`lnetctl net set --health`), clamped to 0..=1000.

@@ -844,7 +844,7 @@ impl Node {
             if left.is_zero() {
                 return Err(NodeError::failed(
                     errno::ETIMEDOUT,
-                    format!("ping {target:?}: no answer"),
+                    format!("ping {target}: no answer"),
                 ));
             }
             st = self
@@ -985,9 +985,60 @@ fn ping_reply(info: &PingInfo, target: Nid) -> PingReply {
     }
 }
 
-/// Applies the module parameters the engine knows about.
+/// Applies the module parameters that set the engine's global tunables
+/// (semantics.md §13.1); the others are for LNDs (handed over in
+/// `NiConfig::params`) or for the daemon. lnetd validates every name first;
+/// the checks here cover an embedding application that skips lnetd.
 fn apply_params(cfg: &mut Config, params: &[(String, String)]) -> Result<(), NodeError> {
-    let _ = (cfg, params);
+    let t = &mut cfg.tunables;
+    for (name, value) in params {
+        let int = || -> Result<i64, NodeError> {
+            value.trim().parse::<i64>().map_err(|_| {
+                NodeError::failed(
+                    errno::EINVAL,
+                    format!("bad value for parameter {name}: {value:?} is not an integer"),
+                )
+            })
+        };
+        let uint = |min: i64, max: i64| -> Result<u32, NodeError> {
+            let v = int()?;
+            if v < min || v > max {
+                return Err(NodeError::failed(
+                    errno::EINVAL,
+                    format!("bad value for parameter {name}: {v} is not in {min}..={max}"),
+                ));
+            }
+            Ok(v as u32)
+        };
+        match name.as_str() {
+            "lnet_transaction_timeout" => t.transaction_timeout = uint(1, i32::MAX as i64)?,
+            "lnet_retry_count" => t.retry_count = uint(0, i32::MAX as i64)?,
+            "lnet_health_sensitivity" => t.health_sensitivity = uint(0, 1000)?,
+            "lnet_recovery_limit" => t.recovery_limit = uint(0, i32::MAX as i64)?,
+            "lnet_max_recovery_ping_interval" => {
+                t.max_recovery_ping_interval = uint(1, i32::MAX as i64)?
+            }
+            "lnet_response_tracking" => t.response_tracking = uint(0, 3)?,
+            "lnet_peer_discovery_disabled" => t.peer_discovery_disabled = int()? != 0,
+            "lnet_drop_asym_route" => t.drop_asym_route = uint(0, 1)? == 1,
+            "lnet_numa_range" => t.numa_range = uint(0, i32::MAX as i64)?,
+            // Upstream clamps a too-small value up to its minimum of 16.
+            "lnet_interfaces_max" => t.max_interfaces = int()?.clamp(16, i32::MAX as i64) as u32,
+            "lock_prim_nid" => t.lock_prim_nid = uint(0, 1)? == 1,
+            "forwarding" => t.routing = value == "enabled",
+            _ => {}
+        }
+    }
+    let retry_given = params.iter().any(|(k, _)| k == "lnet_retry_count");
+    if retry_given && t.retry_count >= t.transaction_timeout {
+        return Err(NodeError::failed(
+            errno::EINVAL,
+            format!(
+                "bad value for parameter lnet_retry_count: {} must be less than lnet_transaction_timeout ({})",
+                t.retry_count, t.transaction_timeout
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -1027,5 +1078,78 @@ fn timer_loop(node: Weak<Inner>) {
                 let _ = inner.changed.wait_timeout(st, wait);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn module_parameters_set_the_engine_tunables() {
+        let mut cfg = Config::default();
+        apply_params(
+            &mut cfg,
+            &p(&[
+                ("lnet_transaction_timeout", "10"),
+                ("lnet_retry_count", "0"),
+                ("lnet_health_sensitivity", "0"),
+                ("lnet_peer_discovery_disabled", "1"),
+                ("forwarding", "enabled"),
+                ("lnet_interfaces_max", "3"),
+                ("accept_port", "7988"),
+            ]),
+        )
+        .expect("valid");
+        let t = &cfg.tunables;
+        assert_eq!(
+            (t.transaction_timeout, t.retry_count, t.health_sensitivity),
+            (10, 0, 0)
+        );
+        assert!(t.peer_discovery_disabled && t.routing);
+        assert_eq!(t.max_interfaces, 16);
+    }
+
+    #[test]
+    fn bad_module_parameters_name_themselves() {
+        let mut cfg = Config::default();
+        let e =
+            apply_params(&mut cfg, &p(&[("lnet_health_sensitivity", "1001")])).expect_err("range");
+        assert_eq!(
+            e.to_string(),
+            "bad value for parameter lnet_health_sensitivity: 1001 is not in 0..=1000"
+        );
+        let e = apply_params(&mut cfg, &p(&[("lnet_retry_count", "x")])).expect_err("integer");
+        assert!(
+            e.to_string()
+                .contains("lnet_retry_count: \"x\" is not an integer"),
+            "{e}"
+        );
+        let e = apply_params(
+            &mut Config::default(),
+            &p(&[("lnet_transaction_timeout", "2"), ("lnet_retry_count", "2")]),
+        )
+        .expect_err("retry < timeout");
+        assert!(
+            e.to_string()
+                .contains("must be less than lnet_transaction_timeout (2)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn net_names_split_into_type_and_number() {
+        assert_eq!(split_net_name("tcp"), Some(("tcp", 0)));
+        assert_eq!(split_net_name("o2ib12"), Some(("o2ib", 12)));
+        assert_eq!(split_net_name("vnd2"), Some(("vnd", 2)));
+        assert_eq!(split_net_name("12"), None);
+        assert_eq!(split_net_name("tcp99999"), None);
+        assert_eq!(split_net_name("tc-p"), None);
     }
 }

@@ -49,6 +49,8 @@ pub(crate) struct Peer {
     pub(crate) configured: bool,
     pub(crate) nets: Vec<PeerNet>,
     pub(crate) seq: u64,
+    /// The last ping buffer this peer pushed to us (discovery push).
+    pub(crate) pushed: Option<crate::ping::PingInfo>,
 }
 
 /// A peer NI (`struct lnet_peer_ni`).
@@ -148,6 +150,7 @@ impl PeerTable {
             configured: false,
             nets: Vec::new(),
             seq: 0,
+            pushed: None,
         });
         let peer = PeerId {
             idx: pidx,
@@ -261,6 +264,10 @@ impl<'a> PeerView<'a> {
     /// Whether the peer is Multi-Rail.
     pub fn multi_rail(&self) -> bool {
         self.peer.multi_rail
+    }
+    /// The last ping buffer the peer pushed to us, if any.
+    pub fn pushed_info(&self) -> Option<&'a crate::ping::PingInfo> {
+        self.peer.pushed.as_ref()
     }
     /// Whether the peer was configured with `peer add`.
     pub fn configured(&self) -> bool {
@@ -410,10 +417,24 @@ impl Lnet {
                 self.peers.add_ni(peer, *n, c);
             }
         }
+        let mut pnis = Vec::new();
         if let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) {
             p.multi_rail = multi_rail;
             p.configured = true;
             p.primary_nid = primary;
+            pnis = p
+                .nets
+                .iter()
+                .flat_map(|n| n.peer_nis.iter().copied())
+                .collect();
+        }
+        if multi_rail {
+            // A Multi-Rail peer has no single preferred NI (§6.7).
+            for id in pnis {
+                if let Some(pn) = self.peers.get_mut(id) {
+                    pn.pref_nids.clear();
+                }
+            }
         }
         Ok(())
     }

@@ -9,6 +9,10 @@
 //! first, carrying the sequence number, which is bumped whenever the NI set
 //! or an NI's status changes).
 //!
+//! The push target (same portal and match bits, `PUT | TRUNCATE`, threshold
+//! 1, re-posted after each push) takes discovery pushes; portal 0 is lazy, so
+//! a push arriving while no buffer is posted waits.
+//!
 //! [`Lnet::ping`] binds a sink MD, sends a GET, and reports
 //! [`crate::Event::PingDone`] with the parsed buffer, an error, or a timeout;
 //! a reply that says it was truncated is retried once with a buffer of the
@@ -34,6 +38,9 @@ use crate::wire::{
 
 /// First sink size of a ping: room for 0@lo and 63 classic entries.
 const PING_SINK_SIZE: usize = 16 + 16 * 64;
+
+/// Size of the posted push buffer (0@lo plus 250 classic entries).
+const PUSH_BUF_SIZE: usize = 16 + 16 * 251;
 
 /// Identifies one ping issued with [`Lnet::ping`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -116,6 +123,8 @@ pub(crate) struct PingTarget {
     md: Option<MdHandle>,
     seq: u32,
     info: Option<PingInfo>,
+    /// The posted push buffer.
+    push_buf: Option<IoBuf>,
 }
 
 impl Lnet {
@@ -157,6 +166,62 @@ impl Lnet {
             md.length = u32::try_from(buf.len()).unwrap_or(u32::MAX);
             md.memory = Payload::single(IoBuf::from_vec(buf));
         }
+    }
+
+    /// Posts a push buffer on portal 0 (wire.md §6.1): `PUT | TRUNCATE`,
+    /// threshold 1, re-posted after each push; portal 0 is lazy so a push
+    /// arriving in between waits for it.
+    pub(crate) fn push_target_post(&mut self) {
+        let me = self.me_attach(
+            0,
+            ProcessId::ANY,
+            LNET_PROTO_PING_MATCHBITS,
+            0,
+            Unlink::Unlink,
+            InsPos::After,
+        );
+        let Ok(me) = me else {
+            debug_assert!(false, "portal 0 accepts the push ME");
+            return;
+        };
+        let buf = IoBuf::zeroed(PUSH_BUF_SIZE);
+        let spec = MdSpec::new(
+            Payload::single(buf.clone()),
+            MdOptions::OP_PUT | MdOptions::TRUNCATE,
+            Threshold::Count(1),
+        );
+        match self.md_attach_owned(me, spec, Unlink::Unlink, MdOwner::PushTarget) {
+            Ok(_) => self.ping_target.push_buf = Some(buf),
+            Err(e) => debug_assert!(false, "push target MD: {e}"),
+        }
+    }
+
+    /// A push landed (its ACK goes out as for any PUT): record the pushed
+    /// ping buffer on the sending peer and re-post the buffer.
+    pub(crate) fn push_event(&mut self, now: Instant, ev: MdEvent) {
+        let _ = now;
+        if ev.kind != EventKind::Put {
+            return;
+        }
+        let buf = self.ping_target.push_buf.take();
+        if ev.status == 0 {
+            let bytes = buf.and_then(|b| b.to_vec().ok()).unwrap_or_default();
+            let got = &bytes[..(ev.mlength as usize).min(bytes.len())];
+            match PingInfo::parse(got, self.cfg.tunables.max_interfaces) {
+                Ok(info) => {
+                    let peer = self
+                        .peers
+                        .lookup(&ev.source.nid)
+                        .and_then(|id| self.peers.get(id))
+                        .map(|p| p.peer);
+                    if let Some(p) = peer.and_then(|p| self.peers.peers.get_mut(p.idx, p.gen)) {
+                        p.pushed = Some(info);
+                    }
+                }
+                Err(e) => tracing::debug!("push from {}: {e}", ev.source),
+            }
+        }
+        self.push_target_post();
     }
 
     /// Our ping info as it is served now.

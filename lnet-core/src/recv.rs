@@ -125,10 +125,15 @@ impl Lnet {
             None
         } else {
             let p = self.peer_ni_for(from);
+            let mr = self
+                .peers
+                .get(p)
+                .and_then(|x| self.peers.peer(x.peer))
+                .is_some_and(|x| x.multi_rail);
             if let Some(pn) = self.peers.get_mut(p) {
                 pn.last_alive = Some(now);
                 pn.up = true;
-                if pn.pref_nids.is_empty() {
+                if !mr && pn.pref_nids.is_empty() {
                     // A new non-MR peer prefers the NI it first talked to (§6.7).
                     pn.pref_nids.push(ni_nid);
                 }
@@ -226,6 +231,10 @@ impl Lnet {
             deadline: now,
             ack: None,
             delayed: false,
+            committed_at: now,
+            retries: 0,
+            orig_dest: Nid::ANY,
+            src_param: None,
         };
         self.msg_alloc(msg)
     }

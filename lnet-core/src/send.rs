@@ -243,6 +243,10 @@ impl Lnet {
             deadline: self.msg_deadline(now, ni),
             ack: None,
             delayed: false,
+            committed_at: now,
+            retries: 0,
+            orig_dest: dest,
+            src_param: src,
         };
         let id = self.msg_alloc(msg);
         if track {
@@ -256,7 +260,7 @@ impl Lnet {
     }
 
     /// Fills in the path and posts.
-    fn post_on_path(&mut self, now: Instant, id: MsgId, p: Path) {
+    pub(crate) fn post_on_path(&mut self, now: Instant, id: MsgId, p: Path) {
         let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
             return;
         };
@@ -265,6 +269,13 @@ impl Lnet {
         m.hdr.src_nid = p.src_nid;
         m.hdr.dest_nid = p.dest_nid;
         m.next_hop = p.next_hop;
+        let (md, at) = (m.md, m.committed_at);
+        if let Some(md) = md.and_then(|h| self.mds.get_mut(h.idx, h.gen)) {
+            md.sent = Some((at, p.ni));
+        }
+        let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
+            return;
+        };
         m.next_hop_pid = if p.next_hop == p.dest_nid {
             m.hdr.dest_pid
         } else {
@@ -300,6 +311,17 @@ impl Lnet {
                 return Err(NoPath::unreachable());
             }
             let pni = self.peer_ni_for(dest);
+            // SPEC, LOCAL, NMR: the source becomes the preferred NI (§6.2).
+            let mr = self
+                .peers
+                .get(pni)
+                .and_then(|p| self.peers.peer(p.peer))
+                .is_some_and(|p| p.multi_rail);
+            if let Some(p) = self.peers.get_mut(pni) {
+                if !mr && p.pref_nids.is_empty() {
+                    p.pref_nids.push(s);
+                }
+            }
             self.bump_seq(ni, pni);
             return Ok(Path {
                 ni,
@@ -437,6 +459,10 @@ impl Lnet {
             deadline: self.msg_deadline(now, ni),
             ack: None,
             delayed: false,
+            committed_at: now,
+            retries: 0,
+            orig_dest: Nid::ANY,
+            src_param: None,
         };
         let id = self.msg_alloc(msg);
         if active {

@@ -79,6 +79,37 @@ impl HealthCounts {
     }
 }
 
+/// Latency samples of one kind (`put_egress`, `get_rtt`, `put_ack`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencyStats {
+    /// Number of samples.
+    pub samples: u64,
+    /// Smallest sample, ns (0 without samples).
+    pub min_nsec: u64,
+    /// Largest sample, ns.
+    pub max_nsec: u64,
+    /// Sum of the samples, ns.
+    pub total_nsec: u64,
+}
+
+impl LatencyStats {
+    pub(crate) fn sample(&mut self, ns: u64) {
+        self.min_nsec = if self.samples == 0 {
+            ns
+        } else {
+            self.min_nsec.min(ns)
+        };
+        self.max_nsec = self.max_nsec.max(ns);
+        self.samples += 1;
+        self.total_nsec = self.total_nsec.saturating_add(ns);
+    }
+
+    /// Average, ns (0 without samples).
+    pub fn avg_nsec(&self) -> u64 {
+        self.total_nsec.checked_div(self.samples).unwrap_or(0)
+    }
+}
+
 /// Per-NI or per-peer-NI message statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MsgStats {
@@ -96,6 +127,12 @@ pub struct MsgStats {
     pub drop_length: u64,
     /// Failed messages by health status.
     pub health: HealthCounts,
+    /// PUT commit to the LND's completion of the send (local NI).
+    pub put_egress: LatencyStats,
+    /// GET commit to the REPLY's arrival (local NI the GET left from).
+    pub get_rtt: LatencyStats,
+    /// PUT commit to the ACK's arrival (local NI the PUT left from).
+    pub put_ack: LatencyStats,
 }
 
 impl MsgStats {

@@ -10,6 +10,8 @@ use lnet_core::{
 use pump::*;
 
 const PORTAL: u32 = 4;
+/// MDs and MEs the engine keeps for itself: the ping and push targets.
+const OWN: usize = 2;
 
 fn target_md(
     f: &mut Fabric,
@@ -92,7 +94,7 @@ fn put_bytes(f: &mut Fabric, len: usize) {
     assert_eq!(put.target, pid(1));
     assert_eq!(
         f.nodes[0].lnet.md_count(),
-        1,
+        OWN,
         "only the ping target MD is left"
     );
 }
@@ -166,7 +168,7 @@ fn get_bytes(f: &mut Fabric, len: usize) {
     );
     assert_eq!(
         f.nodes[1].lnet.me_count(),
-        1,
+        OWN,
         "UNLINK ME goes with its MD (the ping target ME stays)"
     );
 }
@@ -242,7 +244,7 @@ fn ping_returns_the_targets_nids() {
     assert_eq!(f.nodes[0].lnet.pings_in_flight(), 0);
     assert_eq!(
         f.nodes[0].lnet.md_count(),
-        1,
+        OWN,
         "ping sink MD gone, ping target left"
     );
 }
@@ -301,7 +303,7 @@ fn ping_to_a_dead_peer_fails_by_its_timeout() {
     assert!(f.take_events(0).is_empty());
     assert_eq!(
         f.nodes[0].lnet.md_count(),
-        1,
+        OWN,
         "only the ping target MD is left"
     );
 }
@@ -320,4 +322,100 @@ fn ping_buffer_sequence_goes_up_when_nis_change() {
     assert_eq!(info.nis.len(), 2);
     f.nodes[0].lnet.ni_del(now, extra).expect("del");
     assert!(f.nodes[0].lnet.ping_info().expect("info").seq > info.seq);
+}
+
+#[test]
+fn latency_statistics_sample_put_egress_put_ack_and_get_rtt() {
+    let mut f = Fabric::new(2);
+    let (_, _tb) = target_md(
+        &mut f,
+        1,
+        8,
+        MdOptions::OP_PUT | MdOptions::OP_GET | MdOptions::MANAGE_REMOTE,
+    );
+    f.hold = true;
+    let (_, p) = buf(vec![1; 8]);
+    let md = f.nodes[0]
+        .lnet
+        .md_bind(
+            MdSpec::new(p, MdOptions::NONE, Threshold::Count(2)),
+            Unlink::Unlink,
+        )
+        .expect("bind");
+    let now = f.now;
+    f.nodes[0]
+        .lnet
+        .put(now, None, md, AckReq::Ack, pid(1), PORTAL, 0x1234, 0, 0)
+        .expect("put");
+    f.run();
+    f.now = f.now.saturating_add(Duration::from_millis(3));
+    f.release();
+    let sink = IoBuf::zeroed(8);
+    let md = f.nodes[0]
+        .lnet
+        .md_bind(
+            MdSpec::new(Payload::single(sink), MdOptions::NONE, Threshold::Count(2)),
+            Unlink::Unlink,
+        )
+        .expect("bind");
+    let now = f.now;
+    f.hold = true;
+    f.nodes[0]
+        .lnet
+        .get(now, None, md, pid(1), PORTAL, 0x1234, 0)
+        .expect("get");
+    f.run();
+    f.now = f.now.saturating_add(Duration::from_millis(5));
+    f.release();
+    let evs: Vec<_> = f.md_events(0).iter().map(|e| (e.kind, e.status)).collect();
+    assert!(evs.contains(&(EventKind::Reply, 0)), "{evs:?}");
+    let s = *f.nodes[0].lnet.ni(f.nodes[0].ni).expect("ni").stats();
+    assert_eq!(
+        (s.put_egress.samples, s.put_egress.min_nsec),
+        (1, 3_000_000)
+    );
+    assert_eq!((s.put_ack.samples, s.put_ack.avg_nsec()), (1, 3_000_000));
+    assert_eq!((s.get_rtt.samples, s.get_rtt.max_nsec), (1, 5_000_000));
+}
+
+#[test]
+fn pushes_are_acked_recorded_on_the_peer_and_the_buffer_reposted() {
+    let mut f = Fabric::new(2);
+    for round in 0..2u32 {
+        let info = f.nodes[0].lnet.ping_info().expect("info").clone();
+        let (_, p) = buf(info.to_vec().expect("emit"));
+        let md = f.nodes[0]
+            .lnet
+            .md_bind(
+                MdSpec::new(p, MdOptions::NONE, Threshold::Count(2)),
+                Unlink::Unlink,
+            )
+            .expect("bind");
+        let now = f.now;
+        f.nodes[0]
+            .lnet
+            .put(
+                now,
+                None,
+                md,
+                AckReq::Ack,
+                pid(1),
+                0,
+                lnet_core::wire::LNET_PROTO_PING_MATCHBITS,
+                0,
+                0,
+            )
+            .expect("push");
+        f.run();
+        let ev = f.md_events(0);
+        assert!(
+            ev.iter().any(|e| e.kind == EventKind::Ack && e.status == 0),
+            "round {round}: {ev:?}"
+        );
+        let peer = f.nodes[1].lnet.peer(&nid(0)).expect("peer");
+        assert_eq!(peer.pushed_info(), Some(&info));
+        assert!(f.md_events(1).is_empty(), "push events are internal");
+    }
+    assert_eq!(f.nodes[1].lnet.md_count(), OWN);
+    assert_eq!(f.nodes[1].lnet.me_count(), OWN);
 }

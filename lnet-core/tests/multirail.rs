@@ -199,3 +199,126 @@ fn traffic_creates_single_nid_peers_that_peer_add_absorbs() {
     assert_eq!(p.primary_nid(), other);
     assert_eq!(p.peer_nis().count(), 2);
 }
+
+#[test]
+fn a_specified_source_becomes_the_preferred_ni_of_a_single_rail_peer() {
+    let mut f = two_rails();
+    let second = Nid::new4(TCP, 0x0a00_0101);
+    let md = f.nodes[0]
+        .lnet
+        .md_bind(
+            MdSpec::new(
+                Payload::single(IoBuf::zeroed(8)),
+                MdOptions::NONE,
+                Threshold::Count(1),
+            ),
+            Unlink::Unlink,
+        )
+        .expect("bind");
+    let now = f.now;
+    f.nodes[0]
+        .lnet
+        .put(now, Some(second), md, AckReq::NoAck, pid(1), 3, 1, 0, 0)
+        .expect("put");
+    f.run();
+    puts(&mut f, 2);
+    assert_eq!(
+        sent_puts(&f, 0),
+        vec![0, 3],
+        "later sends keep the source first used"
+    );
+}
+
+#[test]
+fn becoming_multi_rail_clears_the_preferred_ni() {
+    let mut f = two_rails();
+    puts(&mut f, 1);
+    assert!(!f.nodes[0]
+        .lnet
+        .peer(&nid(1))
+        .expect("peer")
+        .peer_nis()
+        .next()
+        .expect("pni")
+        .pref_nids()
+        .is_empty());
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[Nid::new4(TCP, 0x0a00_0102)], true)
+        .expect("peer add");
+    let p = f.nodes[0].lnet.peer(&nid(1)).expect("peer");
+    assert!(p.peer_nis().all(|n| n.pref_nids().is_empty()));
+}
+
+#[test]
+fn distance_is_zero_for_our_nids_one_on_a_local_net() {
+    let f = two_rails();
+    let l = &f.nodes[0].lnet;
+    assert_eq!(l.dist(&nid(0)), Ok((0, 0)));
+    assert_eq!(l.dist(&Nid::LO_0), Ok((0, 0)));
+    assert_eq!(l.dist(&nid(9)), Ok((1, 2)));
+    assert_eq!(
+        l.dist(&Nid::new4(lnet_core::lnd_api::NetId::new(5, 0), 1)),
+        Err(-113)
+    );
+}
+
+#[test]
+fn a_put_dropped_by_one_peer_ni_is_resent_to_another() {
+    let mut f = two_rails();
+    let b = Nid::new4(TCP, 0x0a00_0102);
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[b], true)
+        .expect("peer add");
+    f.fail_to
+        .insert(b, lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED);
+    puts(&mut f, 4);
+    let evs = f.md_events(0);
+    assert_eq!(
+        evs.iter().filter(|e| e.status == 0).count(),
+        evs.len(),
+        "every event succeeded: {evs:?}"
+    );
+    assert_eq!(received_puts(&f, 1), vec![4, 0]);
+    let s = f.nodes[0].lnet.stats();
+    assert!(s.resend_count >= 1);
+    assert_eq!(s.resend_count, s.successful_resends);
+    assert_eq!(s.health.remote_dropped, s.resend_count);
+    let p = f.nodes[0].lnet.peer(&b).expect("peer");
+    let bad = p.peer_nis().find(|n| n.nid() == b).expect("b");
+    assert!(bad.health_value() < 1000);
+}
+
+#[test]
+fn a_single_nid_peer_is_not_resent_to() {
+    let mut f = Fabric::new(2);
+    sink(&mut f, 1);
+    f.fail_to
+        .insert(nid(1), lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED);
+    puts(&mut f, 1);
+    let evs = f.md_events(0);
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].status, -5);
+    assert_eq!(f.nodes[0].lnet.stats().resend_count, 0);
+}
+
+#[test]
+fn resends_stop_at_retry_count() {
+    let mut f = two_rails();
+    let b = Nid::new4(TCP, 0x0a00_0102);
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[b], true)
+        .expect("peer add");
+    f.fail_to
+        .insert(b, lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED);
+    f.fail_to
+        .insert(nid(1), lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED);
+    puts(&mut f, 1);
+    let s = f.nodes[0].lnet.stats();
+    assert_eq!((s.resend_count, s.failed_resends), (2, 1), "retry_count 2");
+    let evs = f.md_events(0);
+    assert_eq!(evs.len(), 1);
+    assert!(evs[0].status < 0);
+}

@@ -143,7 +143,106 @@ fn clap_failure(e: &clap::Error, args: &[OsString]) -> i32 {
     }
 }
 
+/// The generic commands handled before the command table (lnetctl.md §1.1),
+/// then this lnetctl's commands in upstream's order.
+const LIST: &[&str] = &[
+    "quit",
+    "exit",
+    "help",
+    "--help",
+    "version",
+    "--version",
+    "list-commands",
+    "--list-commands",
+    "--ignore_errors",
+    "ignore_errors",
+    "lnet",
+    "net",
+    "stats",
+    "ping",
+    "plugin",
+];
+
+/// `--list-commands`: 4 columns of 19 characters and a space.
+fn list_commands() -> String {
+    let mut out = String::new();
+    for (i, c) in LIST.iter().enumerate() {
+        out.push_str(&format!("{c:<19} "));
+        if i % 4 == 3 {
+            out.push('\n');
+        }
+    }
+    if LIST.len() % 4 != 0 {
+        out.push('\n');
+    }
+    out
+}
+
+/// The generic commands; `None` for anything else.
+fn generic(word: &str) -> Option<i32> {
+    match word {
+        "help" => {
+            out::stdout(
+                "usage: lnetctl [COMMAND] [OPTIONS]... [ARGS]\n\
+                 Without any parameters, interactive mode is invoked\n\
+                 Try 'lnetctl help <COMMAND>', or 'lnetctl --list-commands' for a list of commands.\n",
+            );
+            Some(0)
+        }
+        "version" | "--version" => {
+            out::stdout(&format!("lnetctl {}\n", env!("CARGO_PKG_VERSION")));
+            Some(0)
+        }
+        "list-commands" | "--list-commands" => {
+            out::stdout(&list_commands());
+            Some(0)
+        }
+        _ => None,
+    }
+}
+
+/// `lnetctl` alone: one command per line from stdin (lnetctl.md §1.1), a
+/// `> ` prompt on a terminal. Off a terminal, the first failing command
+/// ends the run with its rc unless `ignore_errors` was given.
+fn interactive() -> i32 {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let mut ignore_errors = false;
+    let mut lines = stdin.lock().lines();
+    loop {
+        if tty {
+            out::stdout("> ");
+        }
+        let Some(Ok(line)) = lines.next() else {
+            return 0;
+        };
+        let words: Vec<&str> = line.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+        match words.first().copied() {
+            None => continue,
+            Some("quit" | "exit") => return 0,
+            Some("ignore_errors" | "--ignore_errors") => {
+                ignore_errors = true;
+                continue;
+            }
+            Some(_) => {}
+        }
+        let mut args = vec![OsString::from("lnetctl")];
+        args.extend(words.iter().map(OsString::from));
+        let rc = run(args);
+        if rc != 0 && !tty && !ignore_errors {
+            return rc;
+        }
+    }
+}
+
 fn run(args: Vec<OsString>) -> i32 {
+    if args.len() == 1 {
+        return interactive();
+    }
+    if let Some(rc) = args.get(1).and_then(|a| a.to_str()).and_then(generic) {
+        return rc;
+    }
     let args = preprocess(args);
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
@@ -294,6 +393,17 @@ mod tests {
         ] {
             assert!(add.contains(&format!("\t{tok}")), "{tok} missing in {add}");
         }
+    }
+
+    #[test]
+    fn list_commands_columns() {
+        let l = list_commands();
+        let first = l.lines().next().expect("a line");
+        assert_eq!(first.len(), 80);
+        assert!(first.starts_with("quit                exit                help"));
+        assert!(l.ends_with("plugin              \n"));
+        assert_eq!(generic("version"), Some(0));
+        assert_eq!(generic("net"), None);
     }
 
     #[test]

@@ -50,6 +50,31 @@ fn lnetd_bin() -> &'static Path {
     })
 }
 
+/// The vendor example plugin (`plugins/vendor-lnd`), built like lnetd.
+fn vendor_plugin() -> &'static Path {
+    static SO: OnceLock<PathBuf> = OnceLock::new();
+    SO.get_or_init(|| {
+        let bin_dir = Path::new(LNETCTL)
+            .parent()
+            .expect("lnetctl has a directory");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--quiet", "-p", "vendor-lnd", "--lib"])
+            .arg("--target-dir")
+            .arg(bin_dir.parent().expect("target directory"));
+        if bin_dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build for vendor-lnd");
+        assert!(
+            status.success(),
+            "cannot build vendor-lnd: run `cargo build -p vendor-lnd`"
+        );
+        let so = bin_dir.join("libvendor_lnd.so");
+        assert!(so.is_file(), "{} missing after the build", so.display());
+        so
+    })
+}
+
 /// A temporary directory removed on drop.
 struct TempDir(PathBuf);
 
@@ -78,10 +103,11 @@ impl Drop for TempDir {
 }
 
 /// Kills a daemon on drop: our child, or (for one started detached by
-/// `lnetctl lnet configure`) a pid learnt from its hello.
+/// `lnetctl lnet configure`) the pid learnt from its hello, and only while
+/// that pid still answers on the socket (never a recycled pid).
 struct Guard {
     child: Option<Child>,
-    pid: Option<u32>,
+    pid: Option<(u32, PathBuf)>,
 }
 
 impl Guard {
@@ -89,7 +115,7 @@ impl Guard {
         self.child
             .as_ref()
             .map(Child::id)
-            .or(self.pid)
+            .or(self.pid.as_ref().map(|p| p.0))
             .expect("a daemon")
     }
 
@@ -116,7 +142,13 @@ impl Drop for Guard {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
-        } else if let Some(pid) = self.pid.take() {
+        } else if let Some((pid, socket)) = self.pid.take() {
+            let still_ours = Client::connect(&socket)
+                .and_then(|mut c| c.hello())
+                .is_ok_and(|i| i.pid == pid);
+            if !still_ours {
+                return;
+            }
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .stderr(Stdio::null())
@@ -365,6 +397,34 @@ fn bad_requests_fail_before_sending() {
     );
 }
 
+#[test]
+fn line_mode_stops_at_the_first_failure() {
+    use std::io::Write;
+    let dir = TempDir::new("lines");
+    let sock = dir.socket();
+    let mut child = Command::new(LNETCTL)
+        .env("LNET_SOCKET", &sock)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run lnetctl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"version\n\nnet show\nversion\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(156), "rc of the failing net show");
+    assert_eq!(
+        text(&out.stdout),
+        format!("lnetctl {}\n", env!("CARGO_PKG_VERSION")),
+        "stops before the second version"
+    );
+    assert!(text(&out.stderr).contains("LNet is not running"));
+}
+
 /// `lnetctl lnet configure` starts lnetd (found next to lnetctl) when none
 /// answers, configures LNet, and everything the runtime shows follows.
 #[test]
@@ -379,7 +439,7 @@ fn configure_net_show_ping_plugin_show() {
         .and_then(|mut c| c.hello().ok())
         .map(|i| Guard {
             child: None,
-            pid: Some(i.pid),
+            pid: Some((i.pid, sock.clone())),
         });
     assert!(_d.is_some(), "lnet configure started no lnetd");
     ok(&out);
@@ -449,4 +509,64 @@ fn configure_net_show_ping_plugin_show() {
 
     ok(&lnetctl(&sock, &["lnet", "unconfigure"]));
     assert!(!sock.exists());
+}
+
+/// Plugins: load by path, show, a net of the plugin's own type, unload
+/// refused while in use, `--force`, and the "code stays mapped" notice.
+#[test]
+fn plugin_load_show_unload() {
+    let so = vendor_plugin();
+    let dir = TempDir::new("plugin");
+    let sock = dir.socket();
+    let _d = start_lnetd(&sock, &[]);
+    ok(&lnetctl(&sock, &["lnet", "configure"]));
+    ok(&lnetctl(
+        &sock,
+        &["plugin", "load", so.to_str().expect("utf-8 path")],
+    ));
+    let out = lnetctl(&sock, &["plugin", "load", so.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(234), "loading the same file twice");
+    assert!(
+        text(&out.stderr).contains("errno: -17"),
+        "{}",
+        text(&out.stderr)
+    );
+    let show = ok(&lnetctl(
+        &sock,
+        &["plugin", "show", "--name", "vendor-lnd", "-v"],
+    ));
+    assert!(
+        show.starts_with("plugin:\n-     name: vendor-lnd\n      version: ")
+            && show.contains(&format!("      path: {}\n", so.display()))
+            && show.contains("      builtin: false\n      state: active\n"),
+        "{show}"
+    );
+    ok(&lnetctl(
+        &sock,
+        &["net", "add", "--net", "vnd", "--if", "fabric0"],
+    ));
+    let nets = ok(&lnetctl(&sock, &["net", "show", "--net", "vnd"]));
+    assert!(
+        nets.starts_with("net:\n-     net type: vnd\n      local NI(s):\n      -     nid: "),
+        "{nets}"
+    );
+    assert!(nets.contains("@vnd\n"), "plugin NIDs print by name: {nets}");
+    let show = ok(&lnetctl(&sock, &["plugin", "show", "--name", "vendor-lnd"]));
+    assert!(show.contains("      nets: [ vnd ]\n"), "{show}");
+    let out = lnetctl(&sock, &["plugin", "unload", "vendor-lnd"]);
+    assert_eq!(out.status.code(), Some(234), "in use");
+    assert!(
+        text(&out.stderr).contains("errno: -16"),
+        "{}",
+        text(&out.stderr)
+    );
+    let msg = ok(&lnetctl(
+        &sock,
+        &["plugin", "unload", "vendor-lnd", "--force"],
+    ));
+    assert!(msg.contains("its code stays mapped"), "{msg}");
+    let show = ok(&lnetctl(&sock, &["plugin", "show", "--name", "vendor-lnd"]));
+    assert!(show.contains("      state: inactive\n"), "{show}");
+    let out = lnetctl(&sock, &["net", "show", "--net", "vnd"]);
+    assert_eq!(out.status.code(), Some(234), "the net went with --force");
 }

@@ -356,6 +356,35 @@ fn zc_ack_forms() {
 }
 
 #[test]
+fn non_canonical_classic_nids_are_refused() {
+    // Found by fuzzing: a top byte of 0xFF made a NID of the ANY type that
+    // is not LNET_NID_ANY.
+    let mut b = [0u8; CONNREQ16_SIZE];
+    ConnReqRepr::to(nid(192, 168, 1, 10))
+        .emit(Endian::Little, &mut b)
+        .expect("room");
+    b[14] = 0xFF;
+    b[15] = 0xFF;
+    let v = ConnReq::new_checked(&b[..16]).expect("shape is fine");
+    assert_eq!(
+        ConnReqRepr::parse(&v),
+        Err(WireError::BadNid { field: "acr_nid" })
+    );
+    b[8..16].fill(0xFF);
+    let v = ConnReq::new_checked(&b[..16]).expect("shape is fine");
+    assert_eq!(ConnReqRepr::parse(&v).expect("ANY").nid, Nid::ANY);
+    let mut h = [0u8; HELLO_V4_SIZE];
+    hello_v3().emit(Endian::Little, &mut h).expect("room");
+    h[15] = 1;
+    assert_eq!(
+        HelloRepr::parse(&h[..56]),
+        Err(WireError::BadNid {
+            field: "kshm_src_nid"
+        })
+    );
+}
+
+#[test]
 fn conn_type_inverse() {
     assert_eq!(ConnType::BulkIn.inverse(), Some(ConnType::BulkOut));
     assert_eq!(ConnType::BulkOut.inverse(), Some(ConnType::BulkIn));

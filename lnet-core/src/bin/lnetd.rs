@@ -182,7 +182,16 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
     for w in &opts.params.warnings {
         tracing::warn!("{w}");
     }
-    let config_on_load = opts.params.get("config_on_load") == Some("1");
+    // config_on_load=1, or start-up networks given: configured at start, as
+    // after a module load (DESIGN.md, "What runs").
+    let nonempty = |n: &str| opts.params.get(n).is_some_and(|v| !v.trim().is_empty());
+    let config_on_load = opts
+        .params
+        .get("config_on_load")
+        .and_then(liblnetconfig::args::strtol)
+        == Some(1)
+        || nonempty("networks")
+        || nonempty("ip2nets");
     let cfg = NodeConfig {
         plugin_path: opts.plugin_path.clone(),
         params: opts.params.values,
@@ -208,7 +217,12 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
     );
     if config_on_load {
         if let Err(e) = server.configure(true) {
-            tracing::error!("config_on_load: LNet configure error: {e}");
+            // Like a module load that fails on its networks: stop the start.
+            let msg = format!("LNet configure error: {e}");
+            tracing::error!("{msg}");
+            server.stop_handle().stop();
+            server.serve();
+            return Err(msg);
         }
     }
     server.serve();

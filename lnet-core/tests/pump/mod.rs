@@ -62,6 +62,8 @@ pub struct Fabric {
     pub lost: Vec<(usize, TxMsg)>,
     /// When set, sends are not delivered until `release` is called.
     pub hold: bool,
+    /// Sends to these NIDs fail at once with this health status (an LND error).
+    pub fail_to: HashMap<Nid, HealthStatus>,
     held: Vec<(usize, Nid, TxMsg)>,
 }
 
@@ -95,6 +97,7 @@ impl Fabric {
             dead: HashSet::new(),
             lost: Vec::new(),
             hold: false,
+            fail_to: HashMap::new(),
             held: Vec::new(),
         }
     }
@@ -204,6 +207,11 @@ impl Fabric {
 
     fn deliver(&mut self, i: usize, from: Nid, tx: TxMsg) {
         let now = self.now;
+        if let Some(h) = self.fail_to.get(&tx.target) {
+            let c = Completion::failed(5, *h);
+            self.nodes[i].lnet.handle_done(now, tx.token, c);
+            return;
+        }
         let Some((j, ni)) = self
             .node_of(&tx.target)
             .filter(|(j, _)| !self.dead.contains(j))

@@ -17,7 +17,8 @@ pub(crate) enum PluginCmd {
     /// Deactivate a plugin that no NI uses; its code stays mapped.
     #[command(
         override_help = "plugin unload: deactivate an LND plugin no NI uses (its code stays mapped)\n\
-\tNAME: the plugin's name (see plugin show)\n"
+\tNAME: the plugin's name (see plugin show)\n\
+\t--force: first delete the nets that use it\n"
     )]
     Unload(UnloadArgs),
     /// Show the plugins.
@@ -39,6 +40,9 @@ pub(crate) struct LoadArgs {
 pub(crate) struct UnloadArgs {
     /// The plugin's name.
     name: String,
+    /// First delete the nets that use it.
+    #[arg(short = 'f', long)]
+    force: bool,
 }
 
 /// `plugin show` options.
@@ -77,7 +81,7 @@ pub(crate) fn run(cmd: &PluginCmd, socket: &Path) -> i32 {
             Ok(_) => 0,
             Err(e) => out::client_error(&e, flag, what),
         },
-        PluginCmd::Unload(a) => match c.plugin_unload(a.name.clone()) {
+        PluginCmd::Unload(a) => match c.plugin_unload(a.name.clone(), a.force) {
             Ok(p) => {
                 out::stdout(&format!(
                     "plugin {} unloaded: no new NI can use it; its code stays mapped in lnetd \

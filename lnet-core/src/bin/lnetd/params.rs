@@ -10,8 +10,11 @@ use std::path::Path;
 enum Kind {
     /// An integer (C `strtol` base 0) within bounds.
     Int(i64, i64),
-    /// Free text (syntax checked where it is used).
+    /// Free text.
     Str,
+    /// A `networks=`, `ip2nets=` or `routes=` string, checked by lnet-core's
+    /// parsers (semantics.md §15).
+    Syntax(fn(&str) -> Result<(), String>),
     /// One of these words.
     Choice(&'static [&'static str]),
     /// Accepted and ignored, with a warning (deprecated upstream).
@@ -30,9 +33,9 @@ const fn int(r: (i64, i64)) -> Kind {
 /// Every parameter lnetd knows, by module (semantics.md §13).
 const PARAMS: &[(&str, Kind)] = &[
     // lnet (§13.1)
-    ("networks", Kind::Str),
-    ("ip2nets", Kind::Str),
-    ("routes", Kind::Str),
+    ("networks", Kind::Syntax(check_networks)),
+    ("ip2nets", Kind::Syntax(check_ip2nets)),
+    ("routes", Kind::Syntax(check_routes)),
     ("forwarding", Kind::Choice(&["", "enabled", "disabled"])),
     ("lnet_transaction_timeout", int(POS)),
     ("lnet_retry_count", int(NONNEG)),
@@ -124,6 +127,24 @@ const PARAMS: &[(&str, Kind)] = &[
     ("use_fastreg_gaps", int(BOOL)),
 ];
 
+fn check_networks(v: &str) -> Result<(), String> {
+    lnet_core::nid::Networks::parse(v)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+fn check_ip2nets(v: &str) -> Result<(), String> {
+    lnet_core::nid::Ip2Nets::parse(v)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+fn check_routes(v: &str) -> Result<(), String> {
+    lnet_core::nid::Routes::parse(v)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// Modules whose `options` lines `--config` reads.
 const MODULES: &[&str] = &["lnet", "libcfs", "ksocklnd", "ko2iblnd"];
 
@@ -142,6 +163,10 @@ fn check(name: &str, value: &str, origin: &str) -> Result<Option<String>, String
     };
     match kind {
         Kind::Str => Ok(None),
+        Kind::Syntax(_) if value.trim().is_empty() => Ok(None),
+        Kind::Syntax(f) => f(value)
+            .map(|()| None)
+            .map_err(|e| format!("bad value for parameter {name} ({origin}): {e}")),
         Kind::Deprecated => Ok(Some(format!(
             "parameter {name} is deprecated and has no effect ({origin})"
         ))),
@@ -328,6 +353,12 @@ mod tests {
     fn names_and_values() {
         let mut p = Params::default();
         p.add("networks=tcp0(eth0)", "--param").expect("ok");
+        let e = p.add("networks=tcp0(eth0", "--param").expect_err("syntax");
+        assert!(e.starts_with("bad value for parameter networks"), "{e}");
+        let e = p.add("networks=foo0(eth0)", "--param").expect_err("type");
+        assert!(e.contains("networks") && e.contains("foo0"), "{e}");
+        p.add("routes=o2ib1 1 10.0.0.[1-2]@tcp:0", "--param")
+            .expect("routes ok");
         p.add("accept_port=0x3dc", "--param").expect("hex ok");
         p.add("lnet_health_sensitivity=1000", "--param")
             .expect("ok");

@@ -390,11 +390,10 @@ fn drain_once(st: &mut State, now: Instant, work: &mut Work) -> usize {
             Event::PingDone { id, result } => {
                 st.pings.insert(id, result);
             }
-            Event::Md(e) => {
-                if !st.selftest.handle_event(&mut st.lnet, now, wall_now(), &e) {
-                    tracing::trace!(?e, "md event");
-                }
+            Event::Md(e) if !st.selftest.handle_event(&mut st.lnet, now, wall_now(), &e) => {
+                tracing::trace!(?e, "md event");
             }
+            Event::Md(_) => {}
             #[allow(unreachable_patterns)]
             _ => {}
         }

@@ -521,6 +521,8 @@ enum Next {
     EndSession,
     /// `del_group`: drop the group (and nodes in no other group), report.
     DelGroup(String),
+    /// `update_group --remove`: drop these nodes from the group, report.
+    Remove(String, Vec<ProcessId>),
     /// `add_test`, servers done: send the client requests.
     AddTestClients {
         spec: TestSpec,
@@ -843,9 +845,27 @@ impl Selftest {
                         self.finish(id, Ok(ConsoleReply::Done));
                     }
                     UpdateAction::Remove(ids) => {
-                        s.groups[gi].nodes.retain(|n| !ids.contains(n));
-                        drop_orphans(s);
-                        self.finish(id, Ok(ConsoleReply::Done));
+                        // RMSN to the removed ACTIVE nodes that no other
+                        // group keeps in the session.
+                        let t: Vec<(ProcessId, FwReq)> = s.groups[gi]
+                            .nodes
+                            .iter()
+                            .filter(|n| ids.contains(n) && s.state(n) == NodeState::Active)
+                            .filter(|n| {
+                                !s.groups
+                                    .iter()
+                                    .any(|o| o.name != name && o.nodes.contains(n))
+                            })
+                            .map(|n| (*n, FwReq::Rmsn))
+                            .collect();
+                        self.txn_start(
+                            lnet,
+                            now,
+                            id,
+                            t,
+                            clamp_timeout(0),
+                            Next::Remove(name, ids),
+                        );
                     }
                 }
                 Ok(())
@@ -1328,6 +1348,15 @@ impl Selftest {
             Next::DelGroup(name) => {
                 if let Some(s) = self.console.session.as_mut() {
                     s.groups.retain(|g| g.name != name);
+                    drop_orphans(s);
+                }
+                self.finish(id, Ok(ConsoleReply::Nodes(entries)));
+            }
+            Next::Remove(name, ids) => {
+                if let Some(s) = self.console.session.as_mut() {
+                    if let Some(g) = s.groups.iter_mut().find(|g| g.name == name) {
+                        g.nodes.retain(|n| !ids.contains(n));
+                    }
                     drop_orphans(s);
                 }
                 self.finish(id, Ok(ConsoleReply::Nodes(entries)));

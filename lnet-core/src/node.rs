@@ -24,9 +24,15 @@ use crate::host::{HostError, PluginHost, PluginInfo};
 use crate::ni::{Config, LndOp, NiId};
 use crate::nid::ProcessId;
 use crate::ping::{PingError, PingId};
+use crate::selftest::{ConsoleError, Selftest, TxnId};
 use crate::time::Instant;
 use crate::wire::{PingInfo, LNET_NI_STATUS_UP, LNET_PING_FEAT_MULTI_RAIL};
 use crate::Lnet;
+
+/// The result of a selftest console command, see [`Node::lst`].
+pub use crate::selftest::ConsoleReply as LstReply;
+/// A selftest console command (`lst`), see [`Node::lst`].
+pub use crate::selftest::ConsoleRequest as LstRequest;
 
 /// How a node starts.
 #[derive(Clone, Debug, Default)]
@@ -222,6 +228,10 @@ struct State {
     lnds: HashMap<String, (String, LndHandle)>,
     /// Finished pings waiting for their caller.
     pings: HashMap<PingId, Result<PingInfo, PingError>>,
+    /// LNet selftest (test services, test clients, console).
+    selftest: Selftest,
+    /// Finished selftest console commands waiting for their caller.
+    lst_done: HashMap<TxnId, Result<LstReply, ConsoleError>>,
     /// Module parameters handed to every LND.
     params: Vec<Tunable>,
     pid: u32,
@@ -329,6 +339,29 @@ impl Inner {
 /// its events (ping results are kept for their waiters).
 fn drain(st: &mut State, now: Instant) -> Work {
     let mut work = Vec::new();
+    // Selftest reacts to events with new sends (and rarely new events):
+    // go round until the engine has nothing left.
+    loop {
+        let events = drain_once(st, now, &mut work);
+        while let Some((id, r)) = st.selftest.poll_console_done() {
+            st.lst_done.insert(id, r);
+        }
+        if events == 0 {
+            return work;
+        }
+    }
+}
+
+/// Wall-clock time since the Unix epoch (selftest ids and stamps).
+fn wall_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// One pass over the LND operations and events; returns the events seen.
+fn drain_once(st: &mut State, now: Instant, work: &mut Work) -> usize {
+    let mut events = 0;
     while let Some(op) = st.lnet.poll_lnd() {
         let ni = match &op {
             LndOp::Send { ni, .. }
@@ -352,16 +385,21 @@ fn drain(st: &mut State, now: Instant) -> Work {
         }
     }
     while let Some(ev) = st.lnet.poll_event() {
+        events += 1;
         match ev {
             Event::PingDone { id, result } => {
                 st.pings.insert(id, result);
             }
-            Event::Md(e) => tracing::trace!(?e, "md event"),
+            Event::Md(e) => {
+                if !st.selftest.handle_event(&mut st.lnet, now, wall_now(), &e) {
+                    tracing::trace!(?e, "md event");
+                }
+            }
             #[allow(unreachable_patterns)]
             _ => {}
         }
     }
-    work
+    events
 }
 
 /// The host callbacks of one NI.
@@ -436,10 +474,15 @@ impl Node {
             ..Config::default()
         };
         apply_params(&mut lcfg, &cfg.params)?;
-        let lnet = Lnet::new(lcfg, Instant(0));
+        let st_params = crate::selftest::Params::from_module_params(&cfg.params)
+            .map_err(|e| NodeError::failed(errno::EINVAL, e.to_string()))?;
+        let mut lnet = Lnet::new(lcfg, Instant(0));
+        let selftest = Selftest::new(&mut lnet, Instant(0), wall_now(), st_params);
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
                 lnet,
+                selftest,
+                lst_done: HashMap::new(),
                 host: PluginHost::new(cfg.plugin_path.clone()),
                 nis: HashMap::new(),
                 lnds: HashMap::new(),
@@ -813,6 +856,57 @@ impl Node {
         }
     }
 
+    /// Runs one LNet selftest console command (`lst …`, selftest.md §2) and
+    /// waits for its result: local commands answer at once, commands that
+    /// talk to nodes after their transaction (at most the transaction
+    /// timeout, 30 s, twice for `add_test`). Failures of the command as a
+    /// whole come back as [`NodeError::Failed`] with upstream's errno and
+    /// message (`No session exists`, `Unmatched session key or not root`…);
+    /// per-node failures are in the [`LstReply::Nodes`] entries.
+    ///
+    /// `lst stat` is one [`LstRequest::Stat`] per sample; the rates of §5
+    /// come from [`crate::selftest::stat_compute`] over two samples.
+    pub fn lst(&self, req: LstRequest) -> Result<LstReply, NodeError> {
+        let id = self.inner.with(|st, now| {
+            if st.stopping {
+                return Err(not_running());
+            }
+            let State { lnet, selftest, .. } = st;
+            Ok(selftest.console(lnet, now, wall_now(), req))
+        })?;
+        let mut st = self.inner.lock();
+        // The transactions end by their own timeouts; this guard only
+        // protects against a runtime bug.
+        let guard = std::time::Instant::now() + Duration::from_secs(2 * 30 + 15);
+        loop {
+            if let Some(r) = st.lst_done.remove(&id) {
+                return r.map_err(|e| NodeError::failed(e.errno, e.message));
+            }
+            let left = guard.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(NodeError::failed(
+                    errno::ETIMEDOUT,
+                    "selftest console: command did not finish",
+                ));
+            }
+            st = self
+                .inner
+                .changed
+                .wait_timeout(st, left.min(Duration::from_secs(1)))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    /// Selftest counters of this node (`srpc_counters`, `sfw_counters`).
+    pub fn selftest_counters(
+        &self,
+    ) -> (crate::selftest::SrpcCounters, crate::selftest::SfwCounters) {
+        let st = self.inner.lock();
+        let now = self.inner.now();
+        (st.selftest.rpc_counters(), st.selftest.fw_counters(now))
+    }
+
     /// The network types that plugins provide beyond lnd-api's built-in
     /// table, for parsing and printing their NIDs
     /// (`Nid::display_with`, `Nid::parse_with`).
@@ -956,10 +1050,21 @@ fn timer_loop(node: Weak<Inner>) {
             return;
         }
         let now = inner.now();
-        let due = st.lnet.poll_timeout();
+        let engine_due = st.lnet.poll_timeout();
+        let selftest_due = st.selftest.poll_timeout();
+        let due = match (engine_due, selftest_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match due {
             Some(t) if t <= now => {
-                st.lnet.handle_timeout(now);
+                if engine_due.is_some_and(|t| t <= now) {
+                    st.lnet.handle_timeout(now);
+                }
+                if selftest_due.is_some_and(|t| t <= now) {
+                    let State { lnet, selftest, .. } = &mut *st;
+                    selftest.handle_timeout(lnet, now, wall_now());
+                }
                 let work = drain(&mut st, now);
                 drop(st);
                 inner.changed.notify_all();

@@ -644,10 +644,8 @@ impl Selftest {
 
     /// A server RPC is over; `ok` = it ended without error.
     fn server_finish(&mut self, id: u64, ok: bool) {
-        if self.servers.remove(&id).is_some() {
-            if !ok {
-                self.counters.rpcs_dropped = self.counters.rpcs_dropped.wrapping_add(1);
-            }
+        if self.servers.remove(&id).is_some() && !ok {
+            self.counters.rpcs_dropped = self.counters.rpcs_dropped.wrapping_add(1);
         }
     }
 
@@ -667,10 +665,8 @@ impl Selftest {
             self.counters.errors = self.counters.errors.wrapping_add(1);
         }
         match kind {
-            MdKind::SrvReply => {
-                if ev.kind == EventKind::Send {
-                    self.server_finish(id, ev.status == 0);
-                }
+            MdKind::SrvReply if ev.kind == EventKind::Send => {
+                self.server_finish(id, ev.status == 0);
             }
             MdKind::SrvBulk => {
                 let Some(s) = self.servers.get(&id) else {

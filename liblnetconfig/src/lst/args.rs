@@ -101,8 +101,7 @@ pub fn test_kind(test: &str, params: &[String]) -> Result<LstTestKind, String> {
                     ))
                 }
             };
-        } else if let Some(tok) = strip_prefix_ci(p, "size=").or_else(|| strip_prefix_ci(p, "s="))
-        {
+        } else if let Some(tok) = strip_prefix_ci(p, "size=").or_else(|| strip_prefix_ci(p, "s=")) {
             let bad = || format!("Invalid size {tok}: give bytes, or a number with k or m");
             let (v, rest) = strtol0(tok).ok_or_else(bad)?;
             let mult: i64 = match rest {
@@ -136,8 +135,7 @@ pub fn test_kind(test: &str, params: &[String]) -> Result<LstTestKind, String> {
             write = false;
         } else if p.eq_ignore_ascii_case("write") || p.eq_ignore_ascii_case("w") {
             write = true;
-        } else if p.eq_ignore_ascii_case("skip_rx_copy") || p.eq_ignore_ascii_case("skip-rx-copy")
-        {
+        } else if p.eq_ignore_ascii_case("skip_rx_copy") || p.eq_ignore_ascii_case("skip-rx-copy") {
             discard = true;
         } else {
             return Err(format!(
@@ -265,7 +263,9 @@ mod tests {
         assert!(e(&["check=maybe"]).starts_with("Unknown flag maybe"));
         assert!(e(&["fast"]).starts_with("Unknown parameter: fast"));
         assert!(e(&["check=full", "skip-rx-copy"]).contains("conflicts"));
-        assert!(test_kind("bulk", &[]).expect_err("unknown").contains("bulk"));
+        assert!(test_kind("bulk", &[])
+            .expect_err("unknown")
+            .contains("bulk"));
         assert!(test_kind("ping", &["size=1".into()]).is_err());
     }
 

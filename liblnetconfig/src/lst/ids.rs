@@ -151,7 +151,10 @@ mod tests {
     #[test]
     fn bad_lists_are_refused() {
         let e = |s: &str| expand(s, &[]).expect_err(s).to_string();
-        assert_eq!(e("10.0.0.[2-1]@tcp"), "Syntax error in \"10.0.0.[2-1]@tcp\"");
+        assert_eq!(
+            e("10.0.0.[2-1]@tcp"),
+            "Syntax error in \"10.0.0.[2-1]@tcp\""
+        );
         assert!(e("10.0.0.[1-1]@tcp").starts_with("Syntax error"), "a < b");
         assert!(e("10.0.0.[]@tcp").starts_with("Syntax error"));
         assert!(e("10.0.0.[1@tcp").starts_with("Syntax error"));
@@ -159,7 +162,7 @@ mod tests {
         assert!(e("10.0.0.[1-4/0]@tcp").starts_with("Syntax error"));
         assert!(e("10.0.0.[1,]@tcp").starts_with("Syntax error"));
         assert_eq!(e("10.0.0.300@tcp"), "Invalid nid: 10.0.0.300@tcp");
-        assert_eq!(e("10.0.0.1"), "Invalid nid: 10.0.0.1");
+        assert_eq!(e("node1@nonet"), "Invalid nid: node1@nonet");
         assert!(e("[0-70000]@gni").contains("more than 65536"));
         assert!(e("[0-300].[0-300]@gni").contains("more than 65536"));
     }

@@ -4,8 +4,8 @@
 
 use super::stat::{Spread, StatResult};
 use super::{
-    LstBatch, LstDetail, LstGroup, LstNode, LstNodeState, LstSession, LstTestSpec,
-    LST_BATCH_IDLE, LST_BATCH_RUNNING, LST_PID,
+    LstBatch, LstDetail, LstGroup, LstNode, LstNodeState, LstSession, LstTestSpec, LST_BATCH_IDLE,
+    LST_BATCH_RUNNING, LST_PID,
 };
 use crate::errno::strerror;
 use lnd_api::Nid;
@@ -551,7 +551,10 @@ mod tests {
     }
 
     fn groups() -> Vec<LstGroup> {
-        let gn = |s: &str, st| LstGroupNode { nid: nid(s), state: st };
+        let gn = |s: &str, st| LstGroupNode {
+            nid: nid(s),
+            state: st,
+        };
         vec![
             LstGroup {
                 name: "clients".into(),
@@ -735,7 +738,7 @@ mod tests {
         );
         let o = stat(
             "servers",
-            &r,
+            &compute(&prev, &cur, true),
             StatView {
                 bwrt: 1,
                 rdwr: 1,
@@ -764,9 +767,15 @@ mod tests {
         bad.push(stat_node("10.0.0.5@tcp", 3000, 0, 0));
         let o = stat("servers", &compute(&prev, &bad, false), StatView::default());
         assert_eq!(o.err, "Group is changed, re-run stat\n");
-        assert!(o.out.starts_with("Failed to stat on 1 nodes\n[LNet Rates of servers]\n"));
+        assert!(o
+            .out
+            .starts_with("Failed to stat on 1 nodes\n[LNet Rates of servers]\n"));
         // Nothing to print when no node contributed.
-        let o = stat("x", &compute(&prev[..1], &bad[..1], false), StatView::default());
+        let o = stat(
+            "x",
+            &compute(&prev[..1], &bad[..1], false),
+            StatView::default(),
+        );
         assert_eq!(o.out, "Failed to stat on 1 nodes\n");
     }
 

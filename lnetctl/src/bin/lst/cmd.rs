@@ -347,7 +347,8 @@ fn state_mask(s: &str) -> Option<u32> {
 
 fn update_group(ctx: &Ctx, a: cli::UpdateGroup) -> Result<Rc, Rc> {
     let key = ctx.key()?;
-    let given = usize::from(a.refresh) + usize::from(a.clean.is_some()) + usize::from(a.remove.is_some());
+    let given =
+        usize::from(a.refresh) + usize::from(a.clean.is_some()) + usize::from(a.remove.is_some());
     if given != 1 {
         stderr("give exactly one of --refresh, --clean STATE and --remove IDS\n");
         return Err(usage("update_group"));

@@ -109,7 +109,11 @@ fn parse_failure(e: &clap::Error, args: &[OsString]) -> i32 {
         }
         _ => {
             let reason = e.render().to_string();
-            let first = reason.lines().next().unwrap_or("").trim_start_matches("error: ");
+            let first = reason
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
             let cmd = args
                 .iter()
                 .skip(1)
@@ -215,8 +219,22 @@ mod tests {
     #[test]
     fn getopt_like_forms() {
         let c = parse(&[
-            "add_test", "--batch", "bulk", "--loop", "-1", "--conc", "8", "--dist=4:2", "--from",
-            "c", "--to", "s", "brw", "write", "size=1M", "check=simple",
+            "add_test",
+            "--batch",
+            "bulk",
+            "--loop",
+            "-1",
+            "--conc",
+            "8",
+            "--dist=4:2",
+            "--from",
+            "c",
+            "--to",
+            "s",
+            "brw",
+            "write",
+            "size=1M",
+            "check=simple",
         ])
         .expect("parses");
         let Cmd::AddTest(a) = c.cmd else {
@@ -236,7 +254,14 @@ mod tests {
         assert_eq!((a.from.as_deref(), a.to.as_deref()), (Some("c"), Some("s")));
         assert_eq!(a.test, ["brw", "read"]);
         let c = parse(&[
-            "stat", "--bw", "--count", "2", "--delay", "1", "servers", "10.0.0.[1-2]@tcp",
+            "stat",
+            "--bw",
+            "--count",
+            "2",
+            "--delay",
+            "1",
+            "servers",
+            "10.0.0.[1-2]@tcp",
         ])
         .expect("stat");
         let Cmd::Stat(s) = c.cmd else { panic!("stat") };

@@ -12,7 +12,7 @@
 //! marks for monitoring. Waiters released by a completion are posted from
 //! `Lnet::flush`, iteratively, never recursively.
 
-use lnd_api::{errno, Completion, HealthStatus, TxMsg};
+use lnd_api::{errno, Completion, HealthStatus, Payload, TxMsg};
 
 use crate::msg::{MsgId, MsgState};
 use crate::ni::{LndOp, Lnet, NiId, Timer};
@@ -92,6 +92,10 @@ impl Lnet {
                 return;
             }
         }
+        // The fragment list the LND owns from now on: the one heap
+        // allocation of a send with a payload (the `Payload` is an `RVec` in
+        // the frozen lnd-api ABI); the message keeps only its span.
+        let payload = self.msg_payload(id);
         let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
             return;
         };
@@ -102,7 +106,7 @@ impl Lnet {
             hdr: m.hdr,
             target: m.next_hop,
             target_pid: m.next_hop_pid,
-            payload: m.payload.clone(),
+            payload,
             rx: m.rx.into(),
         };
         let pni = m.peer_ni;
@@ -115,6 +119,23 @@ impl Lnet {
         self.counters.send_count += 1;
         self.counters.send_length += u64::from(len);
         self.lnd_ops.push_back(LndOp::Send { ni, tx });
+    }
+
+    /// The fragments of a message's span of its MD (empty without either).
+    fn msg_payload(&self, id: MsgId) -> Payload {
+        let Some(m) = self.msgs.get(id.idx, id.gen) else {
+            return Payload::new();
+        };
+        if m.span.len == 0 {
+            return Payload::new();
+        }
+        let sub =
+            m.md.and_then(|h| self.mds.get(h.idx, h.gen))
+                .and_then(|md| md.memory.sub(m.span.offset as usize, m.span.len as usize));
+        // The span was checked against the MD when the message was made, and
+        // an MD's memory never changes.
+        debug_assert!(sub.is_some(), "message span outside its MD");
+        sub.unwrap_or_default()
     }
 
     /// Gives back the credits a completing message holds; waiters released

@@ -8,7 +8,7 @@
 //! message slab, so a stale or forged token is detected and counted, never
 //! trusted.
 
-use lnd_api::{Completion, Hdr, MsgToken, MsgType, Nid, Payload, RxToken};
+use lnd_api::{Completion, Hdr, MsgToken, MsgType, Nid, RxToken};
 
 use crate::event::EventKind;
 use crate::md::MdHandle;
@@ -144,6 +144,13 @@ pub(crate) enum MsgState {
     Delayed,
 }
 
+/// A byte range of a message's MD: where its payload lies.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub(crate) struct Span {
+    pub(crate) offset: u32,
+    pub(crate) len: u32,
+}
+
 /// What a received PUT needs acknowledged, kept until its receive completes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AckWanted {
@@ -188,8 +195,10 @@ pub(crate) struct Msg {
     pub(crate) rx: Option<RxToken>,
     /// The MD this message is attached to (holds a reference on it).
     pub(crate) md: Option<MdHandle>,
-    /// Bytes to send, or where received bytes go.
-    pub(crate) payload: Payload,
+    /// Send: the bytes to send, as a range of `md` (empty without an MD).
+    /// The fragment list for the LND is built from it when the message is
+    /// handed over, so the message itself holds no heap allocation.
+    pub(crate) span: Span,
     pub(crate) ev: EvInfo,
     /// Credits held (`msg_txcredit`, `msg_peertxcredit`).
     pub(crate) ni_credit: bool,

@@ -8,6 +8,7 @@
 //! Control requests (from lnetd's socket or an embedding application) are
 //! plain methods.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -261,6 +262,39 @@ impl std::fmt::Debug for Node {
 /// What to do after the lock is released.
 type Work = Vec<(LndNiHandle, LndOp)>;
 
+/// Most emptied work lists one thread keeps for reuse.
+const SPARE_WORK_MAX: usize = 8;
+
+thread_local! {
+    /// Emptied work lists kept for reuse, so that a call carrying a message
+    /// allocates no list (issue #3: no heap allocation per message). Each
+    /// nesting level takes its own: an LND calling back into the host from
+    /// inside an LND call (the `lo` LND always does) runs a nested `with`
+    /// while the outer list is being executed.
+    static SPARE_WORK: RefCell<Vec<Work>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty work list, with capacity when one was given back before.
+fn take_work() -> Work {
+    SPARE_WORK
+        .try_with(|s| s.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Keeps an executed (empty) work list for the next call on this thread.
+fn give_back_work(mut work: Work) {
+    work.clear();
+    // During thread teardown the pool may be gone: the list is just dropped.
+    let _ = SPARE_WORK.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARE_WORK_MAX {
+            s.push(work);
+        }
+    });
+}
+
 impl Inner {
     fn now(&self) -> Instant {
         Instant(self.origin.elapsed().as_nanos() as u64)
@@ -328,26 +362,34 @@ impl Inner {
             for (t, c) in failed {
                 st.lnet.handle_done(now, t, c);
             }
-            work = drain(&mut st, now);
+            drain_into(&mut st, now, &mut work);
             drop(st);
             self.changed.notify_all();
         }
+        give_back_work(work);
     }
 }
 
 /// Drains the engine's LND operations (paired with the NI's LND object) and
-/// its events (ping results are kept for their waiters).
+/// its events (ping results are kept for their waiters) into a work list
+/// reused from this thread's spares.
 fn drain(st: &mut State, now: Instant) -> Work {
-    let mut work = Vec::new();
+    let mut work = take_work();
+    drain_into(st, now, &mut work);
+    work
+}
+
+/// [`drain`] into a given (empty) list.
+fn drain_into(st: &mut State, now: Instant, work: &mut Work) {
     // Selftest reacts to events with new sends (and rarely new events):
     // go round until the engine has nothing left.
     loop {
-        let events = drain_once(st, now, &mut work);
+        let events = drain_once(st, now, work);
         while let Some((id, r)) = st.selftest.poll_console_done() {
             st.lst_done.insert(id, r);
         }
         if events == 0 {
-            return work;
+            return;
         }
     }
 }
@@ -540,6 +582,17 @@ impl Node {
             })?;
         *node.inner.timer.lock().unwrap_or_else(|p| p.into_inner()) = Some(timer);
         Ok(node)
+    }
+
+    /// Runs `f` on the engine under the node's lock, as the other requests
+    /// do: the application API of an embedding program (MDs, MEs, `put`,
+    /// `get`) and benchmarks. What `f` starts is handed to the LNDs after
+    /// the lock is released, before this returns (with the `lo` LND, a
+    /// message to one of our own NIDs has completed by then). MD events of
+    /// the application's MDs are not queued for it (only traced); it sees
+    /// the results in its memory and in [`Node::stats`].
+    pub fn with_engine<R>(&self, f: impl FnOnce(&mut Lnet, Instant) -> R) -> R {
+        self.inner.with(|st, now| f(&mut st.lnet, now))
     }
 
     /// `plugin load PATH`.

@@ -14,7 +14,7 @@ use lnd_api::{errno, Hdr, MsgType, Nid, Payload, RxAction, RxToken};
 
 use crate::event::EventKind;
 use crate::md::{MdHandle, MdOptions, Threshold};
-use crate::msg::{AckWanted, Dir, EvInfo, Msg, MsgId, MsgState};
+use crate::msg::{AckWanted, Dir, EvInfo, Msg, MsgId, MsgState, Span};
 use crate::ni::{LndOp, Lnet, NiId, NiState};
 use crate::nid::ProcessId;
 use crate::peer::PeerNiId;
@@ -227,7 +227,7 @@ impl Lnet {
             from: r.from,
             rx: Some(r.rx),
             md,
-            payload: Payload::new(),
+            span: Span::default(),
             ev,
             ni_credit: false,
             peer_credit: false,
@@ -331,7 +331,8 @@ impl Lnet {
             return;
         };
         m.state = MsgState::Receiving;
-        m.payload = payload.clone();
+        // The LND owns the fragment list (the one heap allocation of the
+        // receive); the message needs no copy of it.
         let action = RxAction {
             rx: m.rx.unwrap_or(RxToken(0)),
             msg: ROption::RSome(id.token()),
@@ -398,12 +399,16 @@ impl Lnet {
         ev.rlength = body.sink_length;
         ev.mlength = mlength;
         ev.offset = offset;
-        let payload = self
-            .mds
-            .get(md.idx, md.gen)
-            .and_then(|m| m.memory.sub(offset as usize, mlength as usize))
-            .unwrap_or_default();
+        let span = Span {
+            offset,
+            len: mlength,
+        };
         if r.rdma_req {
+            let payload = self
+                .mds
+                .get(md.idx, md.gen)
+                .and_then(|m| m.memory.sub(offset as usize, mlength as usize))
+                .unwrap_or_default();
             // Optimized GET: the LND moves the data itself and completes the
             // REPLY through its receive call (§4.4 step 4).
             let body_r = lnd_api::hdr::ReplyBody {
@@ -423,7 +428,7 @@ impl Lnet {
                 m.msg_type = MsgType::REPLY;
                 m.hdr = hdr;
                 m.state = MsgState::Receiving;
-                m.payload = payload.clone();
+                m.span = span;
             }
             let action = RxAction {
                 rx: r.rx,
@@ -450,7 +455,7 @@ impl Lnet {
             ni: r.ni,
             rx: action,
         });
-        self.send_reply(now, &r.hdr, r.ni, r.peer_ni, r.from, r.rx, md, payload, ev);
+        self.send_reply(now, &r.hdr, r.ni, r.peer_ni, r.from, r.rx, md, span, ev);
     }
 
     /// The initiator's MD for an ACK/REPLY: live, not exhausted, not on an ME.
@@ -524,7 +529,6 @@ impl Lnet {
         let id = self.rx_msg(now, &r, ev, Some(md));
         if let Some(m) = self.msgs.get_mut(id.idx, id.gen) {
             m.state = MsgState::Receiving;
-            m.payload = payload.clone();
         }
         let action = RxAction {
             rx: r.rx,

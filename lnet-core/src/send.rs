@@ -8,13 +8,13 @@
 //! failures are reported only through events, as upstream does.
 
 use lnd_api::hdr::{AckBody, GetBody, PutBody, ReplyBody};
-use lnd_api::{errno, Completion, Hdr, HealthStatus, MsgType, Nid, Payload, WireHandle};
+use lnd_api::{errno, Completion, Hdr, HealthStatus, MsgType, Nid, WireHandle};
 
 use std::cmp::Reverse;
 
 use crate::event::EventKind;
 use crate::md::{ApiError, MdHandle, MdOptions};
-use crate::msg::{AckWanted, Dir, EvInfo, Msg, MsgId, MsgState};
+use crate::msg::{AckWanted, Dir, EvInfo, Msg, MsgId, MsgState, Span};
 use crate::ni::{Lnet, NiId, NiState, Timer};
 use crate::nid::{ProcessId, LNET_PID_ANY, LNET_PID_LUSTRE};
 use crate::peer::PeerNiId;
@@ -82,7 +82,7 @@ impl Lnet {
         } else {
             WireHandle::NONE
         };
-        let (payload, len, track) = self.attach_initiator(md, ack == AckReq::Ack, 2)?;
+        let (len, track) = self.attach_initiator(md, ack == AckReq::Ack, 2)?;
         let body = PutBody {
             ack_wmd,
             match_bits,
@@ -105,7 +105,8 @@ impl Lnet {
             hdr_data,
             msg_type: MsgType::PUT,
         };
-        self.send_request(now, hdr, payload, md, ev, self_nid, track);
+        let span = Span { offset: 0, len };
+        self.send_request(now, hdr, span, md, ev, self_nid, track);
         Ok(())
     }
 
@@ -138,7 +139,7 @@ impl Lnet {
     ) -> Result<(), ApiError> {
         self.check_initiator_md(md)?;
         check_target(&target)?;
-        let (_, len, track) = self.attach_initiator(md, true, 1)?;
+        let (len, track) = self.attach_initiator(md, true, 1)?;
         let body = GetBody {
             return_wmd: self.md_wire(md),
             match_bits,
@@ -161,7 +162,7 @@ impl Lnet {
             hdr_data: 0,
             msg_type: MsgType::GET,
         };
-        self.send_request(now, hdr, Payload::new(), md, ev, self_nid, track);
+        self.send_request(now, hdr, Span::default(), md, ev, self_nid, track);
         Ok(())
     }
 
@@ -185,14 +186,14 @@ impl Lnet {
         Ok(())
     }
 
-    /// Attaches the request to its MD; returns the payload, its length, and
-    /// whether the response is tracked (§8.5; `bit` is the tracking mode bit).
+    /// Attaches the request to its MD; returns the MD's length and whether
+    /// the response is tracked (§8.5; `bit` is the tracking mode bit).
     fn attach_initiator(
         &mut self,
         md: MdHandle,
         wants_response: bool,
         bit: u32,
-    ) -> Result<(Payload, u32, bool), ApiError> {
+    ) -> Result<(u32, bool), ApiError> {
         let tracking = self.cfg.tunables.response_tracking;
         let m = self
             .mds
@@ -205,7 +206,7 @@ impl Lnet {
         let track = wants_response
             && !m.options.contains(MdOptions::NO_TRACK_RESPONSE)
             && (m.options.contains(MdOptions::TRACK_RESPONSE) || tracking & bit != 0);
-        Ok((m.memory.clone(), m.length, track))
+        Ok((m.length, track))
     }
 
     /// Commits a request and sends it; failures complete it with an error.
@@ -214,7 +215,7 @@ impl Lnet {
         &mut self,
         now: Instant,
         hdr: Hdr,
-        payload: Payload,
+        span: Span,
         md: MdHandle,
         ev: EvInfo,
         src: Option<Nid>,
@@ -235,7 +236,7 @@ impl Lnet {
             from: Nid::ANY,
             rx: None,
             md: Some(md),
-            payload,
+            span,
             ev,
             ni_credit: false,
             peer_credit: false,
@@ -377,7 +378,7 @@ impl Lnet {
         self.send_response(
             now,
             hdr,
-            Payload::new(),
+            Span::default(),
             None,
             ev,
             put.ni,
@@ -387,7 +388,8 @@ impl Lnet {
         );
     }
 
-    /// Sends the REPLY of a matched GET (§4.4): the matched bytes of the MD.
+    /// Sends the REPLY of a matched GET (§4.4): the matched bytes `span` of
+    /// the MD.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_reply(
         &mut self,
@@ -398,22 +400,21 @@ impl Lnet {
         from: Nid,
         rx: lnd_api::RxToken,
         md: MdHandle,
-        payload: Payload,
+        span: Span,
         ev: EvInfo,
     ) {
         let body = ReplyBody {
             dst_wmd: get.body_get().return_wmd,
         };
-        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         let hdr = Hdr::reply(
             get.src_nid,
             get.dest_nid,
             get.src_pid,
             self.cfg.pid,
-            len,
+            span.len,
             body,
         );
-        self.send_response(now, hdr, payload, Some(md), ev, ni, peer_ni, from, Some(rx));
+        self.send_response(now, hdr, span, Some(md), ev, ni, peer_ni, from, Some(rx));
     }
 
     /// A response leaves through the NI its request arrived on, to the hop
@@ -423,7 +424,7 @@ impl Lnet {
         &mut self,
         now: Instant,
         hdr: Hdr,
-        payload: Payload,
+        span: Span,
         md: Option<MdHandle>,
         ev: EvInfo,
         ni: NiId,
@@ -452,7 +453,7 @@ impl Lnet {
             from: Nid::ANY,
             rx,
             md,
-            payload,
+            span,
             ev,
             ni_credit: false,
             peer_credit: false,
@@ -595,17 +596,27 @@ impl Lnet {
         };
         let mut best: Option<(usize, NetKey)> = None;
         for (i, pn) in peer.nets.iter().enumerate() {
-            let local: Vec<&crate::ni::Ni> = self
-                .nis
-                .iter()
-                .flatten()
-                .filter(|n| {
-                    n.net == pn.net && n.state == NiState::Active && n.net != lnd_api::NetId::LO
-                })
-                .collect();
-            if local.is_empty() {
+            // The local NIs on this peer net, folded in one pass (no list is
+            // built: selection runs for every message).
+            let mut any_local = false;
+            let mut ln_health = None;
+            let mut ln_prio = u32::MAX;
+            let mut ln_seq = None;
+            for n in self.nis.iter().flatten().filter(|n| {
+                n.net == pn.net && n.state == NiState::Active && n.net != lnd_api::NetId::LO
+            }) {
+                any_local = true;
+                if !n.fatal {
+                    ln_health = ln_health.max(Some(n.health_value));
+                }
+                ln_prio = ln_prio.min(n.sel_priority);
+                ln_seq = Some(ln_seq.map_or(n.seq, |s: u64| s.min(n.seq)));
+            }
+            if !any_local {
                 continue;
             }
+            let ln_health = ln_health.unwrap_or(0);
+            let ln_seq = ln_seq.unwrap_or(0);
             let pn_health = pn
                 .peer_nis
                 .iter()
@@ -613,18 +624,6 @@ impl Lnet {
                 .map(|p| p.health_value)
                 .max()
                 .unwrap_or(0);
-            let ln_health = local
-                .iter()
-                .filter(|n| !n.fatal)
-                .map(|n| n.health_value)
-                .max()
-                .unwrap_or(0);
-            let ln_prio = local
-                .iter()
-                .map(|n| n.sel_priority)
-                .min()
-                .unwrap_or(u32::MAX);
-            let ln_seq = local.iter().map(|n| n.seq).min().unwrap_or(0);
             let key = (
                 pn_health,
                 Reverse(pn.sel_priority),
@@ -641,14 +640,14 @@ impl Lnet {
             return Err(NoPath::unreachable());
         };
         let pn_net = peer.nets[net_idx].net;
-        let pnis: Vec<PeerNiId> = peer.nets[net_idx].peer_nis.clone();
+        let pnis = &peer.nets[net_idx].peer_nis;
         let ni = self
             .best_ni_on(pn_net, None)
             .ok_or_else(NoPath::unreachable)?;
         let ni_nid = self.ni_ref(ni).map_or(Nid::ANY, |n| n.nid);
         // Best peer NI on that peer net (§6.5).
         let mut chosen: Option<(PeerNiId, PeerNiKey)> = None;
-        for id in pnis {
+        for &id in pnis {
             let Some(p) = self.peers.get(id) else {
                 continue;
             };

@@ -1,0 +1,96 @@
+//! No heap allocation per message in steady state (issues #3 and #5): the
+//! engine's PUT, PUT+ACK and GET+REPLY paths, and the node runtime with the
+//! `lo` LND, counted with a counting global allocator.
+//!
+//! `stats_alloc` counts process-wide, so this binary holds a single test
+//! (run alone, nothing else allocates meanwhile; the node's timer thread
+//! allocates nothing while it waits).
+//!
+//! The floor is one allocation per payload-bearing hand-over to an LND: the
+//! `TxMsg`/`RxAction` an LND receives owns its `lnd_api::Payload`, whose
+//! fragment list is an `RVec<IoBuf>` in the frozen lnd-api 1.0.0 ABI. A
+//! fresh fragment list cannot be made without a heap block, and the LND
+//! frees it, so it cannot be recycled either. Messages without a payload
+//! (ACK, the GET request, a 0-byte PUT) allocate nothing.
+
+#[path = "pump/mod.rs"]
+mod pump;
+
+#[path = "alloc_paths/mod.rs"]
+mod alloc_paths;
+
+use std::alloc::System;
+
+use alloc_paths::{
+    engine_get_reply, engine_put_ack, engine_put_receive, measure, node_get_reply, node_put_ack,
+    PerStep,
+};
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const WARMUP: usize = 200;
+const STEPS: usize = 1000;
+
+fn check(what: &str, got: PerStep, want: f64) {
+    eprintln!(
+        "{what}: allocations per message: {} ({} reallocations, {} bytes)",
+        got.allocations, got.reallocations, got.bytes
+    );
+    assert_eq!(
+        got.total(),
+        want,
+        "{what}: heap allocations per step changed (from {want}); \
+         a new allocation on the message path?"
+    );
+}
+
+#[test]
+fn steady_state_message_paths_allocate_only_the_lnd_payload() {
+    // One engine receiving a PUT: the receive's fragment list only.
+    check(
+        "engine PUT receive, 4096 B",
+        measure(GLOBAL, WARMUP, STEPS, &mut engine_put_receive(4096)),
+        1.0,
+    );
+    check(
+        "engine PUT receive, 0 B",
+        measure(GLOBAL, WARMUP, STEPS, &mut engine_put_receive(0)),
+        0.0,
+    );
+    // PUT + ACK between two engines (pump included): the PUT's fragment
+    // list on each side; the ACK has no payload.
+    check(
+        "engine PUT+ACK round trip, 4096 B",
+        measure(GLOBAL, WARMUP, STEPS, &mut engine_put_ack(4096)),
+        2.0,
+    );
+    check(
+        "engine PUT+ACK round trip, 0 B",
+        measure(GLOBAL, WARMUP, STEPS, &mut engine_put_ack(0)),
+        0.0,
+    );
+    // GET + REPLY: the REPLY's fragment list on each side.
+    check(
+        "engine GET+REPLY round trip, 4096 B",
+        measure(GLOBAL, WARMUP, STEPS, &mut engine_get_reply(4096)),
+        2.0,
+    );
+    // Through the node runtime and the lo LND, to our own NID: the same
+    // floor, nothing added by the runtime.
+    let (node, mut step) = node_put_ack(4096);
+    check(
+        "node (lo) PUT+ACK round trip, 4096 B",
+        measure(GLOBAL, WARMUP, STEPS, &mut step),
+        2.0,
+    );
+    node.shutdown();
+    let (node, mut step) = node_get_reply(4096);
+    check(
+        "node (lo) GET+REPLY round trip, 4096 B",
+        measure(GLOBAL, WARMUP, STEPS, &mut step),
+        2.0,
+    );
+    node.shutdown();
+}

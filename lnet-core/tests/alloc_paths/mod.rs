@@ -1,0 +1,287 @@
+//! The steady-state message paths whose heap allocations are counted, shared
+//! by the allocation test (`tests/alloc.rs`) and the engine benchmark
+//! (`benches/engine.rs`): each scenario is set up once, then `step` moves
+//! one message (or one round trip) and checks that it really happened.
+//!
+//! Counting needs `stats_alloc` as the binary's global allocator; its
+//! counters are process-wide, so a binary measuring with it runs nothing else
+//! at the same time.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::alloc::System;
+
+use lnet_core::lnd_api::hdr::PutBody;
+use lnet_core::lnd_api::{Completion, Hdr, IoBuf, Nid, Payload, RxToken, WireHandle};
+use lnet_core::node::{Node, NodeConfig};
+use lnet_core::{
+    AckReq, Config, Event, EventKind, InsPos, Instant, LndOp, Lnet, MdHandle, MdOptions, MdSpec,
+    ProcessId, Threshold, Unlink, LNET_PID_LUSTRE,
+};
+use stats_alloc::{Region, StatsAlloc};
+
+use crate::pump::{ni_info, nid, pid, Fabric, TCP};
+
+/// Portal of the scenarios' target MEs (free on a node: selftest uses 50–52,
+/// ping and push 0).
+pub const PORTAL: u32 = 4;
+/// Match bits of the scenarios' target MEs.
+pub const BITS: u64 = 0x5eed;
+
+/// Heap activity per step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PerStep {
+    pub allocations: f64,
+    pub reallocations: f64,
+    pub bytes: f64,
+}
+
+impl PerStep {
+    /// New allocations of any kind (a reallocation may move the block).
+    pub fn total(&self) -> f64 {
+        self.allocations + self.reallocations
+    }
+}
+
+/// Runs `step` `warmup` times (slabs, queues and maps reach their
+/// capacity), then counts the heap activity of `n` more steps, three times
+/// over, and keeps the quietest window. The counters are process-wide: a
+/// one-off of another thread (the node's timer thread naming itself when it
+/// first runs, late on a busy machine) lands in one window at most, while
+/// anything done per message shows in all of them.
+pub fn measure(
+    alloc: &'static StatsAlloc<System>,
+    warmup: usize,
+    n: usize,
+    step: &mut dyn FnMut(),
+) -> PerStep {
+    for _ in 0..warmup {
+        step();
+    }
+    let mut best: Option<PerStep> = None;
+    for _ in 0..3 {
+        let region = Region::new(alloc);
+        for _ in 0..n {
+            step();
+        }
+        let s = region.change();
+        let k = n as f64;
+        let w = PerStep {
+            allocations: s.allocations as f64 / k,
+            reallocations: s.reallocations as f64 / k,
+            bytes: s.bytes_allocated as f64 / k,
+        };
+        if best.is_none_or(|b| w.total() < b.total()) {
+            best = Some(w);
+        }
+    }
+    best.expect("three windows")
+}
+
+/// A target MD on `PORTAL`/`BITS`: every operation lands at offset 0
+/// (MANAGE_REMOTE), never exhausted.
+fn target_spec(len: usize, options: MdOptions) -> MdSpec {
+    MdSpec::new(
+        Payload::single(IoBuf::zeroed(len)),
+        options | MdOptions::MANAGE_REMOTE,
+        Threshold::Infinite,
+    )
+}
+
+fn attach_target(l: &mut Lnet, len: usize, options: MdOptions) -> MdHandle {
+    let me = l
+        .me_attach(
+            PORTAL,
+            ProcessId::ANY,
+            BITS,
+            0,
+            Unlink::Retain,
+            InsPos::After,
+        )
+        .expect("me_attach");
+    l.md_attach(me, target_spec(len, options), Unlink::Retain)
+        .expect("md_attach")
+}
+
+/// An initiator MD used for every message (bound once, never exhausted).
+fn bind_source(l: &mut Lnet, len: usize) -> MdHandle {
+    let spec = MdSpec::new(
+        Payload::single(IoBuf::from_vec(vec![0xa5; len])),
+        MdOptions::NONE,
+        Threshold::Infinite,
+    );
+    l.md_bind(spec, Unlink::Retain).expect("md_bind")
+}
+
+/// One engine alone receiving PUTs of `len` bytes on an exact-bits ME: the
+/// header is parsed and matched, the receive handed to the "LND", which
+/// completes it at once; the PUT event is polled.
+pub fn engine_put_receive(len: usize) -> impl FnMut() {
+    let now = Instant::from_secs(1);
+    let mut l = Lnet::new(Config::new(LNET_PID_LUSTRE, 1, 0), now);
+    let ni = l.ni_add(now, TCP, &ni_info(nid(0), 256, 8)).expect("ni");
+    attach_target(&mut l, len.max(1), MdOptions::OP_PUT);
+    let body = PutBody {
+        ack_wmd: WireHandle::NONE,
+        match_bits: BITS,
+        hdr_data: 0,
+        ptl_index: PORTAL,
+        offset: 0,
+    };
+    let hdr = Hdr::put(
+        nid(0),
+        nid(1),
+        LNET_PID_LUSTRE,
+        LNET_PID_LUSTRE,
+        len as u32,
+        body,
+    );
+    move || {
+        l.handle_rx(now, ni, hdr, nid(1), RxToken(1), false)
+            .expect("parse");
+        let mut received = 0;
+        while let Some(op) = l.poll_lnd() {
+            if let LndOp::Recv { rx, .. } = op {
+                assert_eq!(rx.payload.len(), len, "the whole PUT is received");
+                if let Some(m) = rx.msg.into_option() {
+                    l.handle_done(now, m, Completion::OK);
+                    received += 1;
+                }
+            }
+        }
+        let mut puts = 0;
+        while let Some(ev) = l.poll_event() {
+            if let Event::Md(e) = &ev {
+                assert_eq!(
+                    (e.kind, e.status, e.mlength),
+                    (EventKind::Put, 0, len as u32)
+                );
+                puts += 1;
+            }
+        }
+        assert_eq!(
+            (received, puts),
+            (1, 1),
+            "every PUT is received and reported"
+        );
+    }
+}
+
+/// Checks the MD events of one round trip on both nodes, then forgets them.
+fn expect_events(f: &mut Fabric, initiator: &[EventKind], target: &[EventKind]) {
+    for (i, want) in [(0, initiator), (1, target)] {
+        let evs = &f.nodes[i].events;
+        assert_eq!(evs.len(), want.len(), "node {i}: {evs:?}");
+        for (ev, kind) in evs.iter().zip(want) {
+            match ev {
+                Event::Md(e) => assert_eq!((e.kind, e.status), (*kind, 0), "node {i}: {e:?}"),
+                other => panic!("node {i}: unexpected {other:?}"),
+            }
+        }
+        f.nodes[i].events.clear();
+    }
+}
+
+/// Two engines and the in-memory pump: node 0 PUTs `len` bytes with an ACK
+/// to node 1 (SEND and ACK on node 0, PUT on node 1).
+pub fn engine_put_ack(len: usize) -> impl FnMut() {
+    let mut f = Fabric::new(2);
+    attach_target(&mut f.nodes[1].lnet, len.max(1), MdOptions::OP_PUT);
+    let md = bind_source(&mut f.nodes[0].lnet, len);
+    move || {
+        let now = f.now;
+        f.nodes[0]
+            .lnet
+            .put(now, None, md, AckReq::Ack, pid(1), PORTAL, BITS, 0, 0)
+            .expect("put");
+        f.run();
+        expect_events(
+            &mut f,
+            &[EventKind::Send, EventKind::Ack],
+            &[EventKind::Put],
+        );
+    }
+}
+
+/// Two engines and the pump: node 0 GETs `len` bytes from node 1 (SEND and
+/// REPLY on node 0, GET on node 1).
+pub fn engine_get_reply(len: usize) -> impl FnMut() {
+    let mut f = Fabric::new(2);
+    attach_target(&mut f.nodes[1].lnet, len.max(1), MdOptions::OP_GET);
+    let md = bind_source(&mut f.nodes[0].lnet, len);
+    move || {
+        let now = f.now;
+        f.nodes[0]
+            .lnet
+            .get(now, None, md, pid(1), PORTAL, BITS, 0)
+            .expect("get");
+        f.run();
+        expect_events(
+            &mut f,
+            &[EventKind::Send, EventKind::Reply],
+            &[EventKind::Get],
+        );
+    }
+}
+
+/// A started node (the built-in `lo` LND serves `0@lo`) with a target MD and
+/// a source MD of `len` bytes.
+fn node_with_mds(len: usize, options: MdOptions) -> (Node, MdHandle) {
+    let cfg = NodeConfig {
+        pid: LNET_PID_LUSTRE,
+        ..NodeConfig::default()
+    };
+    let node = Node::start(cfg).expect("node starts");
+    let md = node.with_engine(|l, _| {
+        attach_target(l, len.max(1), options);
+        bind_source(l, len)
+    });
+    (node, md)
+}
+
+fn own_nid() -> ProcessId {
+    ProcessId {
+        nid: Nid::LO_0,
+        pid: LNET_PID_LUSTRE,
+    }
+}
+
+/// Through [`Node`] and the `lo` LND: a PUT with an ACK to our own NID
+/// (both complete before `with_engine` returns). Returns the node (shut it
+/// down when done) and the step.
+pub fn node_put_ack(len: usize) -> (Node, impl FnMut()) {
+    let (node, md) = node_with_mds(len, MdOptions::OP_PUT);
+    let n = node.clone();
+    let step = move || {
+        let before = n.stats();
+        n.with_engine(|l, now| {
+            l.put(now, None, md, AckReq::Ack, own_nid(), PORTAL, BITS, 0, 0)
+                .expect("put")
+        });
+        let after = n.stats();
+        // Sent and received: the PUT and its ACK, through lo.
+        assert_eq!(after.send_count - before.send_count, 2, "{after:?}");
+        assert_eq!(after.recv_count - before.recv_count, 2, "{after:?}");
+        assert_eq!(after.errors, before.errors, "{after:?}");
+    };
+    (node, step)
+}
+
+/// Through [`Node`] and the `lo` LND: a GET from our own NID (the REPLY
+/// lands before `with_engine` returns).
+pub fn node_get_reply(len: usize) -> (Node, impl FnMut()) {
+    let (node, md) = node_with_mds(len, MdOptions::OP_GET);
+    let n = node.clone();
+    let step = move || {
+        let before = n.stats();
+        n.with_engine(|l, now| {
+            l.get(now, None, md, own_nid(), PORTAL, BITS, 0)
+                .expect("get")
+        });
+        let after = n.stats();
+        assert_eq!(after.send_count - before.send_count, 2, "{after:?}");
+        assert_eq!(after.recv_count - before.recv_count, 2, "{after:?}");
+        assert_eq!(after.errors, before.errors, "{after:?}");
+    };
+    (node, step)
+}

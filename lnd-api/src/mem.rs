@@ -251,14 +251,17 @@ impl Payload {
     }
 
     /// The part `offset..offset + len` of this payload, as a new fragment list
-    /// sharing the same memory; `None` when out of bounds.
+    /// sharing the same memory; `None` when out of bounds. The list is made
+    /// at its final size: one heap allocation (none when it is empty).
     pub fn sub(&self, offset: usize, len: usize) -> Option<Payload> {
         if offset.checked_add(len)? > self.len() {
             return None;
         }
-        self.spans(offset, len)
-            .map(|(f, r, _)| f.slice(r))
-            .collect()
+        let mut frags = RVec::with_capacity(self.spans(offset, len).count());
+        for (f, r, _) in self.spans(offset, len) {
+            frags.push(f.slice(r)?);
+        }
+        Some(Payload { frags })
     }
 
     /// Borrows every fragment for reading (for a vectored write).

@@ -1,5 +1,6 @@
 //! Engine benchmarks: ME matching on a long list, PUT+ACK round trips between
-//! two engines through the in-memory pump, and heap allocations per message.
+//! two engines through the in-memory pump, and heap allocations per message
+//! (engine alone, engines with the pump, node runtime with the `lo` LND).
 //! Run with `cargo bench -p lnet-core --bench engine`.
 
 #![allow(missing_docs)]
@@ -7,17 +8,20 @@
 #[path = "../tests/pump/mod.rs"]
 mod pump;
 
+#[path = "../tests/alloc_paths/mod.rs"]
+mod alloc_paths;
+
 use std::alloc::System;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lnet_core::lnd_api::hdr::PutBody;
-use lnet_core::lnd_api::{Completion, Hdr, IoBuf, Nid, Payload, RxToken, WireHandle};
+use lnet_core::lnd_api::{Completion, Hdr, IoBuf, Payload, RxToken, WireHandle};
 use lnet_core::{
     AckReq, Config, InsPos, Instant, LndOp, Lnet, MdOptions, MdSpec, ProcessId, Threshold, Unlink,
 };
 use pump::{ni_info, nid, pid, Fabric, TCP};
-use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -140,45 +144,56 @@ fn bench_put_ack(c: &mut Criterion) {
     g.finish();
 }
 
-/// Heap allocations per PUT+ACK round trip (both engines and the pump),
-/// after a warm-up so slabs and queues have their capacity.
+/// Heap allocations per message on the steady-state paths (after a warm-up,
+/// so slabs, queues and maps have their capacity): the engine alone, two
+/// engines with the pump, and the node runtime with the `lo` LND. The floor
+/// is one allocation per payload-bearing hand-over to an LND (the fragment
+/// list of `lnd_api::Payload`, an `RVec` in the frozen ABI); `tests/alloc.rs`
+/// asserts these numbers.
 fn allocations_per_message(_c: &mut Criterion) {
-    let mut f = Fabric::new(2);
-    target(&mut f, 4096);
-    let src = Payload::single(IoBuf::zeroed(4096));
-    for _ in 0..100 {
-        round_trip(&mut f, &src);
+    let (warmup, n) = (200, 2000);
+    let mut report = |what: &str, step: &mut dyn FnMut()| {
+        let s = alloc_paths::measure(GLOBAL, warmup, n, step);
+        eprintln!(
+            "{what}: allocations per message: {} ({} reallocations, {:.0} bytes)",
+            s.allocations, s.reallocations, s.bytes
+        );
+    };
+    for len in [0usize, 4096] {
+        report(
+            &format!("engine alone, PUT receive {len} B"),
+            &mut alloc_paths::engine_put_receive(len),
+        );
     }
-    let n = 1000u64;
-    let region = Region::new(GLOBAL);
-    for _ in 0..n {
-        round_trip(&mut f, &src);
-    }
-    let s = region.change();
-    eprintln!(
-        "allocations per PUT+ACK round trip (4 KiB, pump included): {:.1} allocs, {:.1} reallocs, {:.0} bytes",
-        s.allocations as f64 / n as f64,
-        s.reallocations as f64 / n as f64,
-        s.bytes_allocated as f64 / n as f64
-    );
-    // One engine alone: an incoming 64-byte PUT parsed, matched (10 000
-    // exact-bits MEs), received and finalized, its event polled.
+    // The 10 000-ME portal of the matching benchmark.
     let (mut l, ni) = matching_engine(0);
     let last = (MES - 1) << 8;
-    for _ in 0..100 {
-        receive_one(&mut l, ni, put_hdr(last));
-    }
-    let region = Region::new(GLOBAL);
-    for _ in 0..n {
-        receive_one(&mut l, ni, put_hdr(last));
-    }
-    let s = region.change();
-    eprintln!(
-        "allocations per received PUT (engine alone): {:.1} allocs, {:.0} bytes",
-        s.allocations as f64 / n as f64,
-        s.bytes_allocated as f64 / n as f64
+    report(
+        "engine alone, PUT receive 64 B, 10 000 exact-bits MEs",
+        &mut || receive_one(&mut l, ni, put_hdr(last)),
     );
-    let _ = Nid::ANY;
+    for len in [0usize, 4096, 1 << 20] {
+        report(
+            &format!("engines + pump, PUT+ACK round trip {len} B (per round trip)"),
+            &mut alloc_paths::engine_put_ack(len),
+        );
+        report(
+            &format!("engines + pump, GET+REPLY round trip {len} B (per round trip)"),
+            &mut alloc_paths::engine_get_reply(len),
+        );
+    }
+    let (node, mut step) = alloc_paths::node_put_ack(4096);
+    report(
+        "node + lo LND, PUT+ACK to 0@lo 4096 B (per round trip)",
+        &mut step,
+    );
+    node.shutdown();
+    let (node, mut step) = alloc_paths::node_get_reply(4096);
+    report(
+        "node + lo LND, GET+REPLY from 0@lo 4096 B (per round trip)",
+        &mut step,
+    );
+    node.shutdown();
 }
 
 criterion_group!(

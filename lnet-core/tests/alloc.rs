@@ -22,8 +22,8 @@ mod alloc_paths;
 use std::alloc::System;
 
 use alloc_paths::{
-    engine_get_reply, engine_put_ack, engine_put_receive, measure, node_get_reply, node_put_ack,
-    PerStep,
+    engine_get_reply, engine_put_ack, engine_put_ack_mr, engine_put_receive, measure,
+    node_get_reply, node_put_ack, PerStep,
 };
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -70,6 +70,13 @@ fn steady_state_message_paths_allocate_only_the_lnd_payload() {
         "engine PUT+ACK round trip, 0 B",
         measure(GLOBAL, WARMUP, STEPS, &mut engine_put_ack(0)),
         0.0,
+    );
+    // A Multi-Rail peer (selection ranks its nets and NIs) and MDs of 16
+    // fragments: still one fragment list per side, made at its final size.
+    check(
+        "engine PUT+ACK round trip to a Multi-Rail peer, 16 x 4096 B",
+        measure(GLOBAL, WARMUP, STEPS, &mut engine_put_ack_mr(16 * 4096, 16)),
+        2.0,
     );
     // GET + REPLY: the REPLY's fragment list on each side.
     check(

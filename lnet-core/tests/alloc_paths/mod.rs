@@ -203,6 +203,61 @@ pub fn engine_put_ack(len: usize) -> impl FnMut() {
     }
 }
 
+/// As [`engine_put_ack`], with node 1 a Multi-Rail peer of two NIDs on the
+/// net (path selection ranks peer nets and peer NIs for every message) and
+/// MDs of `frags` fragments.
+pub fn engine_put_ack_mr(len: usize, frags: usize) -> impl FnMut() {
+    let mut f = Fabric::new(2);
+    let second = Nid::new4(TCP, 0x0a00_0101);
+    f.add_ni(1, second);
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[second], true)
+        .expect("peer_add");
+    let target: Payload = (0..frags).map(|_| IoBuf::zeroed(len / frags)).collect();
+    let me = f.nodes[1]
+        .lnet
+        .me_attach(
+            PORTAL,
+            ProcessId::ANY,
+            BITS,
+            0,
+            Unlink::Retain,
+            InsPos::After,
+        )
+        .expect("me_attach");
+    let spec = MdSpec::new(
+        target,
+        MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+        Threshold::Infinite,
+    );
+    f.nodes[1]
+        .lnet
+        .md_attach(me, spec, Unlink::Retain)
+        .expect("md_attach");
+    let source: Payload = (0..frags)
+        .map(|_| IoBuf::from_vec(vec![0x5a; len / frags]))
+        .collect();
+    let spec = MdSpec::new(source, MdOptions::NONE, Threshold::Infinite);
+    let md = f.nodes[0]
+        .lnet
+        .md_bind(spec, Unlink::Retain)
+        .expect("md_bind");
+    move || {
+        let now = f.now;
+        f.nodes[0]
+            .lnet
+            .put(now, None, md, AckReq::Ack, pid(1), PORTAL, BITS, 0, 0)
+            .expect("put");
+        f.run();
+        expect_events(
+            &mut f,
+            &[EventKind::Send, EventKind::Ack],
+            &[EventKind::Put],
+        );
+    }
+}
+
 /// Two engines and the pump: node 0 GETs `len` bytes from node 1 (SEND and
 /// REPLY on node 0, GET on node 1).
 pub fn engine_get_reply(len: usize) -> impl FnMut() {

@@ -13,7 +13,7 @@
 //! executes what it returns, outside its lock), [`Lnet::poll_event`], and
 //! re-arms its timer at [`Lnet::poll_timeout`].
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 
 use lnd_api::{errno, NetId, NetTunables, NiInfo, Nid, RxAction, RxToken, Tunable, TxMsg};
@@ -27,7 +27,7 @@ use crate::peer::PeerTable;
 use crate::ping::{PingId, PingTable, PingTarget};
 use crate::ptl::{Portal, MAX_PORTALS};
 use crate::stats::{Counters, MsgStats};
-use crate::time::{Duration, Instant};
+use crate::time::{Duration, Instant, TimerQueue};
 
 /// Identifies a local NI; ids are never reused within one engine.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -373,7 +373,7 @@ impl NiError {
 }
 
 /// Something that will need attention at a time.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub(crate) enum Timer {
     /// A message waiting for credits reaches its deadline.
     Msg(MsgId),
@@ -401,7 +401,7 @@ pub struct Lnet {
     pub(crate) msgs: GenSlab<Msg>,
     pub(crate) lnd_ops: VecDeque<LndOp>,
     pub(crate) events: VecDeque<Event>,
-    pub(crate) timers: BTreeSet<(Instant, Timer)>,
+    pub(crate) timers: TimerQueue<Timer>,
     /// Messages whose credit just arrived, to post (avoids recursion).
     pub(crate) to_post: VecDeque<MsgId>,
     pub(crate) pings: PingTable,
@@ -421,6 +421,7 @@ impl fmt::Debug for Lnet {
             )
             .field("msgs", &self.msgs.len())
             .field("mds", &self.mds.len())
+            .field("timers", &self.timers.len())
             .finish_non_exhaustive()
     }
 }
@@ -464,7 +465,7 @@ impl Lnet {
             msgs: GenSlab::default(),
             lnd_ops: VecDeque::new(),
             events: VecDeque::new(),
-            timers: BTreeSet::new(),
+            timers: TimerQueue::default(),
             to_post: VecDeque::new(),
             pings: PingTable::default(),
             ping_target: PingTarget::default(),
@@ -746,14 +747,14 @@ impl Lnet {
     /// call with nothing due does nothing).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(t, _)| *t)
+        self.timers.first().map(|(t, _)| t)
     }
 
     /// Runs what is due at `now`: credit-waiting messages past their
     /// deadline are dropped (`-ETIMEDOUT`, NETWORK_TIMEOUT), pings time out,
     /// response trackers expire.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(t, timer)) = self.timers.first() {
+        while let Some((t, timer)) = self.timers.first() {
             if t > now {
                 break;
             }
@@ -782,10 +783,10 @@ impl Lnet {
     }
 
     pub(crate) fn arm(&mut self, at: Instant, t: Timer) {
-        self.timers.insert((at, t));
+        self.timers.insert(at, t);
     }
 
     pub(crate) fn disarm(&mut self, at: Instant, t: Timer) {
-        self.timers.remove(&(at, t));
+        self.timers.remove(at, t);
     }
 }

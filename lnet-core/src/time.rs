@@ -2,7 +2,11 @@
 //!
 //! The engine never reads a clock (STYLE §1); every input carries `now`. An
 //! [`Instant`] counts nanoseconds since an arbitrary origin chosen by the
-//! runtime (or by the simulated clock of a test).
+//! runtime (or by the simulated clock of a test). The engine's pending
+//! timers live in a [`TimerQueue`].
+
+use std::collections::HashMap;
+use std::hash::Hash;
 
 pub use std::time::Duration;
 
@@ -41,9 +45,166 @@ impl Instant {
     }
 }
 
+/// The set of armed timers, `(deadline, what)` pairs, earliest first (ties
+/// in the order of `what`), as a binary heap with an index of each pair's
+/// place. Arming, disarming any pair and taking the earliest are O(log n);
+/// once the heap and the index have grown to the largest number of timers
+/// armed at once, nothing allocates (a `BTreeSet` allocates and frees
+/// nodes as it grows and shrinks, i.e. per message when many are in
+/// flight).
+#[derive(Debug)]
+pub(crate) struct TimerQueue<T> {
+    heap: Vec<(Instant, T)>,
+    place: HashMap<(Instant, T), usize>,
+}
+
+impl<T> Default for TimerQueue<T> {
+    fn default() -> Self {
+        TimerQueue {
+            heap: Vec::new(),
+            place: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Copy + Ord + Hash> TimerQueue<T> {
+    /// Arms `what` at `at`; arming a pair already armed does nothing.
+    pub(crate) fn insert(&mut self, at: Instant, what: T) {
+        let key = (at, what);
+        if self.place.contains_key(&key) {
+            return;
+        }
+        let i = self.heap.len();
+        self.heap.push(key);
+        self.place.insert(key, i);
+        self.sift_up(i);
+    }
+
+    /// Disarms the pair; returns whether it was armed.
+    pub(crate) fn remove(&mut self, at: Instant, what: T) -> bool {
+        let Some(i) = self.place.remove(&(at, what)) else {
+            return false;
+        };
+        let last = self.heap.len() - 1;
+        self.heap.swap(i, last);
+        self.heap.pop();
+        if i < last {
+            // The former last entry fills the hole: move it where it belongs.
+            self.set_place(i);
+            let i = self.sift_up(i);
+            self.sift_down(i);
+        }
+        true
+    }
+
+    /// The earliest pair.
+    pub(crate) fn first(&self) -> Option<(Instant, T)> {
+        self.heap.first().copied()
+    }
+
+    /// Takes the earliest pair.
+    pub(crate) fn pop_first(&mut self) -> Option<(Instant, T)> {
+        let first = self.first()?;
+        self.remove(first.0, first.1);
+        Some(first)
+    }
+
+    /// Number of armed timers.
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    fn set_place(&mut self, i: usize) {
+        if let Some(p) = self.place.get_mut(&self.heap[i]) {
+            *p = i;
+        }
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        self.heap.swap(a, b);
+        self.set_place(a);
+        self.set_place(b);
+    }
+
+    fn sift_up(&mut self, mut i: usize) -> usize {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.heap[i] >= self.heap[parent] {
+                break;
+            }
+            self.swap(i, parent);
+            i = parent;
+        }
+        i
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut least = i;
+            if l < self.heap.len() && self.heap[l] < self.heap[least] {
+                least = l;
+            }
+            if r < self.heap.len() && self.heap[r] < self.heap[least] {
+                least = r;
+            }
+            if least == i {
+                return;
+            }
+            self.swap(i, least);
+            i = least;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    proptest! {
+        /// The queue behaves as the ordered set it replaces.
+        #[test]
+        fn timer_queue_is_an_ordered_set(
+            ops in proptest::collection::vec((0u8..4, 0u64..20, 0u32..6), 0..300)
+        ) {
+            let mut q = TimerQueue::default();
+            let mut model = BTreeSet::new();
+            for (op, at, what) in ops {
+                let at = Instant(at);
+                match op {
+                    0 | 1 => {
+                        q.insert(at, what);
+                        model.insert((at, what));
+                    }
+                    2 => prop_assert_eq!(q.remove(at, what), model.remove(&(at, what))),
+                    _ => prop_assert_eq!(q.pop_first(), model.pop_first()),
+                }
+                prop_assert_eq!(q.first(), model.first().copied());
+                prop_assert_eq!(q.len(), model.len());
+            }
+            while let Some(x) = model.pop_first() {
+                prop_assert_eq!(q.pop_first(), Some(x));
+            }
+            prop_assert_eq!(q.pop_first(), None);
+        }
+    }
+
+    #[test]
+    fn timer_queue_orders_ties_by_key_and_ignores_duplicates() {
+        let mut q = TimerQueue::default();
+        q.insert(Instant(5), 2u32);
+        q.insert(Instant(5), 1);
+        q.insert(Instant(3), 9);
+        q.insert(Instant(5), 1);
+        assert_eq!(q.len(), 3);
+        assert!(!q.remove(Instant(4), 9));
+        assert_eq!(q.pop_first(), Some((Instant(3), 9)));
+        assert_eq!(q.pop_first(), Some((Instant(5), 1)));
+        assert_eq!(q.pop_first(), Some((Instant(5), 2)));
+        assert_eq!(q.pop_first(), None);
+    }
 
     #[test]
     fn arithmetic_saturates() {

@@ -258,6 +258,35 @@ pub fn engine_put_ack_mr(len: usize, frags: usize) -> impl FnMut() {
     }
 }
 
+/// As [`engine_put_ack`] with `window` PUTs in flight at once, each from its
+/// own MD (so `window` response trackers are armed together); one step is
+/// the whole window.
+pub fn engine_put_ack_window(len: usize, window: usize) -> impl FnMut() {
+    let mut f = Fabric::new(2);
+    attach_target(&mut f.nodes[1].lnet, len.max(1), MdOptions::OP_PUT);
+    let mds: Vec<MdHandle> = (0..window)
+        .map(|_| bind_source(&mut f.nodes[0].lnet, len))
+        .collect();
+    move || {
+        let now = f.now;
+        for &md in &mds {
+            f.nodes[0]
+                .lnet
+                .put(now, None, md, AckReq::Ack, pid(1), PORTAL, BITS, 0, 0)
+                .expect("put");
+        }
+        f.run();
+        let acks = f.nodes[0]
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Md(m) if m.kind == EventKind::Ack && m.status == 0))
+            .count();
+        assert_eq!(acks, mds.len(), "every PUT of the window is acknowledged");
+        f.nodes[0].events.clear();
+        f.nodes[1].events.clear();
+    }
+}
+
 /// Two engines and the pump: node 0 GETs `len` bytes from node 1 (SEND and
 /// REPLY on node 0, GET on node 1).
 pub fn engine_get_reply(len: usize) -> impl FnMut() {

@@ -20,6 +20,9 @@ use crate::nid::ProcessId;
 /// Number of portals (`MAX_PORTALS`).
 pub const MAX_PORTALS: u32 = 64;
 
+/// Most emptied match lists a portal keeps for reuse.
+const SPARE_LISTS_MAX: usize = 64;
+
 /// Where a new ME goes on its list (`LNET_INS_BEFORE` / `LNET_INS_AFTER`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum InsPos {
@@ -63,6 +66,9 @@ pub(crate) struct Portal {
     ignore: VecDeque<MeHandle>,
     /// MEs without ignore bits, by match bits, in list order.
     exact: HashMap<u64, VecDeque<MeHandle>>,
+    /// Emptied lists of `exact`, kept for the next match bits: a use-once ME
+    /// per operation (each with its own bits) allocates no list.
+    spare: Vec<VecDeque<MeHandle>>,
     /// PUTs waiting for an MD (lazy portal), in arrival order.
     pub(crate) delayed: VecDeque<MsgId>,
 }
@@ -72,7 +78,10 @@ impl Portal {
         let list = if ignore != 0 {
             &mut self.ignore
         } else {
-            self.exact.entry(bits).or_default()
+            let spare = &mut self.spare;
+            self.exact
+                .entry(bits)
+                .or_insert_with(|| spare.pop().unwrap_or_default())
         };
         match pos {
             InsPos::Before => list.push_front(me),
@@ -86,7 +95,11 @@ impl Portal {
         } else if let Some(l) = self.exact.get_mut(&bits) {
             l.retain(|h| *h != me);
             if l.is_empty() {
-                self.exact.remove(&bits);
+                if let Some(l) = self.exact.remove(&bits) {
+                    if self.spare.len() < SPARE_LISTS_MAX {
+                        self.spare.push(l);
+                    }
+                }
             }
         }
     }

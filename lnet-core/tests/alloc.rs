@@ -22,8 +22,8 @@ mod alloc_paths;
 use std::alloc::System;
 
 use alloc_paths::{
-    engine_get_reply, engine_put_ack, engine_put_ack_mr, engine_put_ack_window, engine_put_receive,
-    measure, node_get_reply, node_put_ack, PerStep,
+    engine_get_reply, engine_put_ack, engine_put_ack_mr, engine_put_ack_use_once_me,
+    engine_put_ack_window, engine_put_receive, measure, node_get_reply, node_put_ack, PerStep,
 };
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -77,6 +77,13 @@ fn steady_state_message_paths_allocate_only_the_lnd_payload() {
         "engine PUT+ACK round trip to a Multi-Rail peer, 16 x 4096 B",
         measure(GLOBAL, WARMUP, STEPS, &mut engine_put_ack_mr(16 * 4096, 16)),
         2.0,
+    );
+    // A use-once ME and MD per PUT on the target (the application's own
+    // Payload for the MD is the third allocation).
+    check(
+        "engine PUT+ACK round trip into a use-once ME+MD, 4096 B",
+        measure(GLOBAL, WARMUP, STEPS, &mut engine_put_ack_use_once_me(4096)),
+        3.0,
     );
     // 64 PUTs in flight at once (64 response trackers armed together).
     check(

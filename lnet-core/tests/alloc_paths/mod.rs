@@ -287,6 +287,54 @@ pub fn engine_put_ack_window(len: usize, window: usize) -> impl FnMut() {
     }
 }
 
+/// As [`engine_put_ack`], the target posting a use-once ME and MD for each
+/// PUT (new match bits each time, both unlinked by the PUT), as a Lustre
+/// server does per bulk. The application's `MdSpec` brings its own
+/// `Payload` (a clone of one fragment list): one allocation of the
+/// application per step, on top of the message path's.
+pub fn engine_put_ack_use_once_me(len: usize) -> impl FnMut() {
+    let mut f = Fabric::new(2);
+    let md = bind_source(&mut f.nodes[0].lnet, len);
+    let memory = Payload::single(IoBuf::zeroed(len.max(1)));
+    let mut bits = 0u64;
+    let mes = f.nodes[1].lnet.me_count();
+    move || {
+        bits += 1;
+        let me = f.nodes[1]
+            .lnet
+            .me_attach(
+                PORTAL,
+                ProcessId::ANY,
+                bits,
+                0,
+                Unlink::Unlink,
+                InsPos::After,
+            )
+            .expect("me_attach");
+        let spec = MdSpec::new(
+            memory.clone(),
+            MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+            Threshold::Count(1),
+        );
+        f.nodes[1]
+            .lnet
+            .md_attach(me, spec, Unlink::Unlink)
+            .expect("md_attach");
+        let now = f.now;
+        f.nodes[0]
+            .lnet
+            .put(now, None, md, AckReq::Ack, pid(1), PORTAL, bits, 0, 0)
+            .expect("put");
+        f.run();
+        expect_events(
+            &mut f,
+            &[EventKind::Send, EventKind::Ack],
+            &[EventKind::Put],
+        );
+        assert_eq!(f.nodes[1].lnet.me_count(), mes, "the ME went with its MD");
+    }
+}
+
 /// Two engines and the pump: node 0 GETs `len` bytes from node 1 (SEND and
 /// REPLY on node 0, GET on node 1).
 pub fn engine_get_reply(len: usize) -> impl FnMut() {

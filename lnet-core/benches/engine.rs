@@ -152,7 +152,7 @@ fn bench_put_ack(c: &mut Criterion) {
 /// asserts these numbers.
 fn allocations_per_message(_c: &mut Criterion) {
     let (warmup, n) = (200, 2000);
-    let mut report = |what: &str, step: &mut dyn FnMut()| {
+    let report = |what: &str, step: &mut dyn FnMut()| {
         let s = alloc_paths::measure(GLOBAL, warmup, n, step);
         eprintln!(
             "{what}: allocations per message: {} ({} reallocations, {:.0} bytes)",
@@ -182,6 +182,24 @@ fn allocations_per_message(_c: &mut Criterion) {
             &mut alloc_paths::engine_get_reply(len),
         );
     }
+    report(
+        "engines + pump, PUT+ACK to a Multi-Rail peer, 16 x 4096 B (per round trip)",
+        &mut alloc_paths::engine_put_ack_mr(16 * 4096, 16),
+    );
+    report(
+        "engines + pump, PUT+ACK into a use-once ME+MD 4096 B, the application's MD Payload included (per round trip)",
+        &mut alloc_paths::engine_put_ack_use_once_me(4096),
+    );
+    let s = alloc_paths::measure(
+        GLOBAL,
+        20,
+        100,
+        &mut alloc_paths::engine_put_ack_window(4096, 64),
+    );
+    eprintln!(
+        "engines + pump, 64 PUT+ACK round trips in flight 4096 B: allocations per message: {} (per round trip)",
+        s.allocations / 64.0
+    );
     let (node, mut step) = alloc_paths::node_put_ack(4096);
     report(
         "node + lo LND, PUT+ACK to 0@lo 4096 B (per round trip)",

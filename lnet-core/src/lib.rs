@@ -61,6 +61,11 @@
 //! * A discovery push (PUT on portal 0, ping match bits) is ACKed and its ping
 //!   buffer recorded on the sending peer ([`PeerView::pushed_info`]); merging
 //!   it into the peer (discovery, §9.5) is not implemented.
+//! * In steady state a message allocates no heap memory but the fragment
+//!   list (`lnd_api::Payload`) each LND operation carrying data owns:
+//!   messages keep a span of their MD, not a payload, and the timers are an
+//!   indexed heap (`docs/engine-api.md`, "Heap allocations on the message
+//!   path"; asserted by `tests/alloc.rs`).
 //!
 //! Must not depend on tokio (in the protocol logic), socket2, ibverbs or clap.
 

@@ -179,6 +179,7 @@ impl NiInner {
             sock_timeout: params.sock_timeout(),
             keepalive: Duration::from_secs(params.keepalive as u64),
             zc_min_payload: params.zc_request.then_some(params.zc_min_payload),
+            csum: params.enable_csum,
         };
         let (shut_tx, _) = watch::channel(false);
         Arc::new_cyclic(|me| NiInner {

@@ -109,6 +109,10 @@ impl Endian {
         };
         b[off..off + 8].copy_from_slice(&a);
     }
+    /// Writes the `ksh_csum` field of a socklnd header at the start of `b`.
+    pub fn put_csum(self, b: &mut [u8], v: u32) {
+        self.put_u32(b, 4, v)
+    }
     /// Which order makes `raw` (4 bytes) read as `magic`, if any.
     fn of_magic(raw: &[u8; 4], magic: u32) -> Option<Endian> {
         if u32::from_le_bytes(*raw) == magic {

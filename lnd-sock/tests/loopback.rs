@@ -89,7 +89,7 @@ fn all_sizes_both_directions_concurrently() {
         assert_eq!(a.host.sent_count(*t), 1, "finalized exactly once");
     }
     // Typed connections: one CONTROL, conns_per_peer (1 on lo) of each bulk type.
-    let list = a.ni.ctl("conn_list", "").expect("conn_list");
+    let list = wait_conns(&a.ni, 3, T);
     for t in ["control", "bulk_in", "bulk_out"] {
         assert_eq!(
             list.matches(&format!("type: {t}\n")).count(),
@@ -153,12 +153,12 @@ fn conns_per_peer_and_lnd_tunables() {
     }
     assert!(a.host.wait_sent(&toks, T).iter().all(|c| c.is_ok()));
     check_delivery(&b, &sent, &a);
-    let list = a.ni.ctl("conn_list", "").expect("conn_list");
+    let list = wait_conns(&a.ni, 5, T);
     assert_eq!(list.matches("type: control\n").count(), 1, "{list}");
     assert_eq!(list.matches("type: bulk_in\n").count(), 2, "{list}");
     assert_eq!(list.matches("type: bulk_out\n").count(), 2, "{list}");
     // B sees the inverse types, as passive connections.
-    let lb = b.ni.ctl("conn_list", "").expect("conn_list");
+    let lb = wait_conns(&b.ni, 5, T);
     assert_eq!(lb.matches("active: false").count(), 5, "{lb}");
     a.shutdown();
     b.shutdown();

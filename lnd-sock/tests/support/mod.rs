@@ -320,6 +320,22 @@ impl Host for TestHost {
     }
 }
 
+/// Waits until `ni` lists `n` connections; returns the list.
+pub fn wait_conns(ni: &LndNiHandle, n: usize, t: Duration) -> String {
+    let deadline = Instant::now() + t;
+    loop {
+        let list = ni.ctl("conn_list", "").expect("conn_list");
+        if list.matches("type:").count() >= n {
+            return list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} connections never came:\n{list}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A started NI with its double.
 pub struct TestNi {
     pub host: TestHost,

@@ -21,7 +21,7 @@ echo "== cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 if [ "$(id -u)" -eq 0 ]; then
     echo "== cargo test (root-only: network namespaces)"
-    cargo test --workspace --no-fail-fast -- --ignored 2>&1 | tee target/test-output-root.txt
+    cargo test --workspace --lib --bins --tests --no-fail-fast -- --ignored 2>&1 | tee target/test-output-root.txt
 fi
 
 echo "== cargo bench --no-run"

@@ -18,13 +18,16 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(hdr) = Hdr::decode_nid4(&buf) {
         let mut out = [0u8; HDR_NID4_SIZE];
-        hdr.encode_nid4(&mut out).expect("a decoded classic header re-encodes");
+        hdr.encode_nid4(&mut out)
+            .expect("a decoded classic header re-encodes");
         assert_eq!(out, buf, "classic header round trip changed the bytes");
         assert_eq!(Hdr::decode_nid4(&out), Ok(hdr));
     }
     if let Ok(hello) = Hdr::decode_hello_v1(&buf) {
         let mut out = [0u8; HDR_NID4_SIZE];
-        hello.encode_nid4(&mut out).expect("a decoded hello re-encodes");
+        hello
+            .encode_nid4(&mut out)
+            .expect("a decoded hello re-encodes");
         assert_eq!(out, buf, "hello round trip changed the bytes");
     }
 });

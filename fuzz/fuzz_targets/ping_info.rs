@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(bytes.len(), info.buffer_len());
                 let again = PingInfo::parse(&bytes, max).expect("a re-emitted info parses");
                 assert_eq!(again, info);
-                assert_eq!(again.to_vec().expect("emit"), bytes, "re-emit is not stable");
+                assert_eq!(
+                    again.to_vec().expect("emit"),
+                    bytes,
+                    "re-emit is not stable"
+                );
             }
             Err(PingInfoError::Truncated { received, needed }) => {
                 assert!(received < needed, "truncation must ask for more bytes");

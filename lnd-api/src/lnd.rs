@@ -440,3 +440,113 @@ impl HostHandle {
         self.0.log(level, msg.into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{NetTunables, RxAction};
+    use crate::NetId;
+
+    struct Panicky;
+
+    impl Lnd for Panicky {
+        fn startup(&self, _cfg: NiConfig, _host: HostHandle) -> Result<NiStarted, LndError> {
+            panic!("startup exploded")
+        }
+    }
+
+    struct PanickyNi;
+
+    impl LndNi for PanickyNi {
+        fn send(&self, _tx: TxMsg) -> Result<(), LndError> {
+            panic!("send exploded")
+        }
+        fn recv(&self, _rx: RxAction) -> Result<(), LndError> {
+            Ok(())
+        }
+        fn shutdown(&self) {
+            panic!("shutdown exploded")
+        }
+    }
+
+    struct PanickyHost;
+
+    impl Host for PanickyHost {
+        fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), LndError> {
+            panic!("parse exploded")
+        }
+        fn finalize(&self, _: MsgToken, _: Completion) {
+            panic!("finalize exploded")
+        }
+        fn notify(&self, _: Nid, _: bool) {}
+        fn link_state(&self, _: bool) {}
+        fn log(&self, _: LogLevel, _: &str) {}
+    }
+
+    fn cfg() -> NiConfig {
+        NiConfig {
+            net: NetId::new(crate::lnd_type::SOCKLND, 0),
+            interfaces: Vec::new().into(),
+            tunables: NetTunables::UNSET,
+            lnd_tunables: Vec::new().into(),
+            params: Vec::new().into(),
+            pid: 12345,
+        }
+    }
+
+    #[test]
+    fn panics_in_lnd_entry_points_become_errors() {
+        let lnd = LndHandle::new(Panicky);
+        let e = lnd
+            .startup(cfg(), HostHandle::new(PanickyHost))
+            .err()
+            .expect("error, not unwind");
+        assert_eq!(e.errno, crate::errno::EFAULT);
+        assert!(
+            e.message.contains("lnd startup panicked: startup exploded"),
+            "{e}"
+        );
+        let ni = LndNiHandle::new(PanickyNi);
+        let tx = TxMsg {
+            token: MsgToken(1),
+            hdr: Hdr {
+                dest_nid: Nid::LO_0,
+                src_nid: Nid::LO_0,
+                dest_pid: 0,
+                src_pid: 0,
+                msg_type: crate::MsgType::GET,
+                payload_length: 0,
+                body: [0; crate::hdr::BODY_SIZE],
+            },
+            target: Nid::LO_0,
+            target_pid: 0,
+            payload: crate::Payload::new(),
+            rx: abi_stable::std_types::ROption::RNone,
+        };
+        let e = ni.send(tx).expect_err("error, not unwind");
+        assert!(e.message.contains("send exploded"), "{e}");
+        ni.shutdown(); // caught and reported, not propagated
+    }
+
+    #[test]
+    fn panics_in_host_callbacks_become_errors() {
+        let host = HostHandle::new(PanickyHost);
+        let hdr = Hdr {
+            dest_nid: Nid::LO_0,
+            src_nid: Nid::LO_0,
+            dest_pid: 0,
+            src_pid: 0,
+            msg_type: crate::MsgType::PUT,
+            payload_length: 0,
+            body: [0; crate::hdr::BODY_SIZE],
+        };
+        let e = host
+            .parse(hdr, Nid::LO_0, RxToken(1), false)
+            .expect_err("error, not unwind");
+        assert!(
+            e.message.contains("host parse panicked: parse exploded"),
+            "{e}"
+        );
+        host.finalize(MsgToken(1), Completion::OK); // caught
+    }
+}

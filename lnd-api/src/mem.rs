@@ -253,22 +253,12 @@ impl Payload {
     /// The part `offset..offset + len` of this payload, as a new fragment list
     /// sharing the same memory; `None` when out of bounds.
     pub fn sub(&self, offset: usize, len: usize) -> Option<Payload> {
-        let end = offset.checked_add(len)?;
-        if end > self.len() {
+        if offset.checked_add(len)? > self.len() {
             return None;
         }
-        let mut out = Payload::new();
-        let mut pos = 0;
-        for f in self.frags.iter() {
-            let (fs, fe) = (pos, pos + f.len());
-            pos = fe;
-            let s = offset.max(fs);
-            let e = end.min(fe);
-            if s < e {
-                out.push(f.slice(s - fs..e - fs)?);
-            }
-        }
-        Some(out)
+        self.spans(offset, len)
+            .map(|(f, r, _)| f.slice(r))
+            .collect()
     }
 
     /// Borrows every fragment for reading (for a vectored write).
@@ -282,23 +272,31 @@ impl Payload {
         self.frags.iter().map(IoBuf::borrow_mut).collect()
     }
 
+    /// The pieces of `offset..offset + len` (clipped to the payload): each
+    /// fragment touched, the range inside it, and where that piece starts
+    /// relative to `offset`.
+    fn spans(
+        &self,
+        offset: usize,
+        len: usize,
+    ) -> impl Iterator<Item = (&IoBuf, Range<usize>, usize)> {
+        let end = offset.saturating_add(len);
+        let mut pos = 0;
+        self.frags.iter().filter_map(move |f| {
+            let (fs, fe) = (pos, pos + f.len());
+            pos = fe;
+            let (s, e) = (offset.max(fs), end.min(fe));
+            (s < e).then(|| (f, s - fs..e - fs, s - offset))
+        })
+    }
+
     /// Copies `src` into the payload at `offset`; returns the bytes copied
     /// (fewer when the payload ends first).
     pub fn write_at(&self, offset: usize, src: &[u8]) -> Result<usize, Busy> {
         let mut done = 0;
-        let mut pos = 0;
-        for f in self.frags.iter() {
-            let (fs, fe) = (pos, pos + f.len());
-            pos = fe;
-            let at = offset + done;
-            if done == src.len() {
-                break;
-            }
-            if at >= fe || at < fs {
-                continue;
-            }
-            let n = (fe - at).min(src.len() - done);
-            f.borrow_mut()?[at - fs..at - fs + n].copy_from_slice(&src[done..done + n]);
+        for (f, r, at) in self.spans(offset, src.len()) {
+            let n = r.len();
+            f.borrow_mut()?[r].copy_from_slice(&src[at..at + n]);
             done += n;
         }
         Ok(done)
@@ -308,19 +306,9 @@ impl Payload {
     /// copied (fewer when the payload ends first).
     pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> Result<usize, Busy> {
         let mut done = 0;
-        let mut pos = 0;
-        for f in self.frags.iter() {
-            let (fs, fe) = (pos, pos + f.len());
-            pos = fe;
-            let at = offset + done;
-            if done == dst.len() {
-                break;
-            }
-            if at >= fe || at < fs {
-                continue;
-            }
-            let n = (fe - at).min(dst.len() - done);
-            dst[done..done + n].copy_from_slice(&f.borrow()?[at - fs..at - fs + n]);
+        for (f, r, at) in self.spans(offset, dst.len()) {
+            let n = r.len();
+            dst[at..at + n].copy_from_slice(&f.borrow()?[r]);
             done += n;
         }
         Ok(done)

@@ -133,13 +133,30 @@ pub const fn lib_header(
 /// Exports an LND plugin's root module. Use it once, at the crate root of a
 /// `cdylib` that depends on `lnd-api` alone:
 ///
-/// ```ignore
+/// ```no_run
+/// use lnd_api::{HostHandle, Lnd, LndError, NiConfig, NiStarted};
+///
+/// struct MyLnd;
+///
+/// impl Lnd for MyLnd {
+///     fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError> {
+///         let _ = (cfg, host);
+///         Err(LndError::unsupported("this example"))
+///     }
+/// }
+///
+/// fn my_lnd_constructor(net_type: &str) -> Result<MyLnd, LndError> {
+///     let _ = net_type;
+///     Ok(MyLnd)
+/// }
+///
 /// lnd_api::export_lnd_plugin! {
 ///     name: "vendor-lnd",
-///     version: env!("CARGO_PKG_VERSION"),
+///     version: "0.1.0",
 ///     net_types: [("vnd", 200)],
-///     new_lnd: my_lnd_constructor, // fn(&str) -> Result<impl Lnd, LndError>
+///     new_lnd: my_lnd_constructor,
 /// }
+/// # fn main() {}
 /// ```
 ///
 /// An optional `extensions: fn(&str) -> Option<Extension>` offers extensions.
@@ -477,13 +494,28 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
             path: p.clone(),
             detail: "symbol of the abi_stable library header not found".to_string(),
         },
-        LibraryError::InvalidAbiHeader(h) => LoadError::AbiMismatch {
-            path: p.clone(),
-            plugin: format!("abi_stable with ABI header {h:?}"),
-            host: format!("lnd-api {ABI_VERSION} with abi_stable {ABI_STABLE_VERSION}"),
-            errors: vec!["Error: the plugin uses another abi_stable major version".to_string()],
-            report: String::new(),
-        },
+        LibraryError::InvalidAbiHeader(h) => {
+            let ours = abi_stable::library::AbiHeader::VALUE;
+            if h.magic_string != ours.magic_string {
+                return LoadError::NotPlugin {
+                    path: p.clone(),
+                    detail: "its library header is not abi_stable's".to_string(),
+                };
+            }
+            LoadError::AbiMismatch {
+                path: p.clone(),
+                plugin: format!("abi_stable ABI {}.{}", h.abi_major, h.abi_minor),
+                host: format!(
+                    "lnd-api {ABI_VERSION} with abi_stable {ABI_STABLE_VERSION} (abi_stable ABI {}.{})",
+                    ours.abi_major, ours.abi_minor
+                ),
+                errors: vec![format!(
+                    "Error: abi_stable ABI {}.{} is not compatible with {}.{}",
+                    h.abi_major, h.abi_minor, ours.abi_major, ours.abi_minor
+                )],
+                report: String::new(),
+            }
+        }
         other => LoadError::NotPlugin {
             path: p.clone(),
             detail: other.to_string(),

@@ -4,6 +4,14 @@
 //! `include/uapi/linux/lnet/lnet-types.h`): 20 bytes, network number and address
 //! stored big-endian, so that its raw bytes are what a protocol-V4 peer sends.
 //! A NID whose address is 4 bytes also has a classic 64-bit form ([`Nid::to_nid4`]).
+//!
+//! Text forms follow `lnet/lnet/nidstrings.c`: [`LNDS`] is the name table
+//! (`tcp`, `o2ib`, `lo`, `gni`, ...); networks print as `tcp`, `o2ib3`, and
+//! NIDs as `192.168.0.1@tcp`, `2001:db8::1@tcp1`, `12345@gni`, `0@lo`, `<?>`
+//! (`Display`), and parse back with `FromStr`, refusing bad strings with a
+//! [`NidParseError`] that names the offending part. Network types that
+//! plugins add at run time are named with [`NetId::parse_with`] and
+//! [`Nid::display_with`]; without their names they print as `<type:num>`.
 
 use abi_stable::StableAbi;
 

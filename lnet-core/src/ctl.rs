@@ -1,1 +1,967 @@
-//! (to be written)
+//! The control-socket server: lnetd's (or an embedding application's) side of
+//! the liblnetconfig protocol.
+//!
+//! [`CtlServer::bind`] creates the socket (mode 0600, refusing to start when
+//! another daemon answers on it, replacing a stale file nobody answers on);
+//! [`CtlServer::serve`] accepts connections, checks each peer's credentials
+//! (root or the daemon's own uid), reads JSON-line requests, calls the
+//! [`Node`] and writes one reply per request. It returns after a stop
+//! ([`StopHandle::stop`], or `lnet unconfigure`), once every NI is shut down
+//! and the socket is removed.
+//!
+//! The daemon starts unconfigured, like a freshly loaded lnet module
+//! (lnetctl.md §5.1): `lnet configure` starts the [`Node`].
+
+mod lst;
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use liblnetconfig::errno::{EACCES, ENETDOWN, ENOENT, EOPNOTSUPP, ESRCH};
+use liblnetconfig::proto::{
+    self, DaemonInfo, ErrorReply, HealthInfo, LatencyInfo, MsgCounts, NetAddRequest, NetInfo,
+    NiInfo, Op, PingInfo, PingOutcome, PingRequest, PluginInfo, Reply, ReplyBody, StatsInfo,
+    TunablesInfo,
+};
+use lnd_api::NetTunables;
+
+use crate::node::{
+    LatencyStats, NetAdd, NetShow, NiShow, Node, NodeConfig, NodeError, PluginShow, TypeCounts,
+};
+
+/// How long a ping waits when the request names no timeout: the upper bound
+/// of lnetctl.md §2.12 (the LNet transaction timeout normally ends it first).
+const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// How often the accept loop looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Module parameters that only `lnet configure --all` (or `config_on_load`)
+/// applies.
+const STARTUP_NETWORK_PARAMS: &[&str] = &["networks", "ip2nets", "routes"];
+
+/// Why the control socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CtlError {
+    /// Another daemon answers on the socket.
+    #[error(
+        "lnetd is already running on {}: stop it first (lnetctl --socket {} lnet unconfigure) \
+         or give another --socket",
+        socket.display(),
+        socket.display()
+    )]
+    AlreadyRunning {
+        /// The socket.
+        socket: PathBuf,
+    },
+    /// Something that is not a socket sits at the path.
+    #[error(
+        "cannot create control socket {}: the path exists and is not a socket; remove it or \
+         give another --socket",
+        socket.display()
+    )]
+    NotASocket {
+        /// The path.
+        socket: PathBuf,
+    },
+    /// An I/O failure while setting the socket up.
+    #[error("cannot create control socket {}: {what}: {source}", socket.display())]
+    Io {
+        /// The socket.
+        socket: PathBuf,
+        /// The step that failed.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// State shared by the accept loop, connection threads and stop handles.
+struct Shared {
+    node: RwLock<Option<Arc<Node>>>,
+    node_cfg: NodeConfig,
+    socket: PathBuf,
+    /// Device and inode of our socket file, so we never remove another's.
+    socket_id: (u64, u64),
+    own_uid: u32,
+    stop: AtomicBool,
+}
+
+/// Stops a running [`CtlServer::serve`] from another thread (signal handler
+/// thread, embedding application).
+#[derive(Clone)]
+pub struct StopHandle(Arc<Shared>);
+
+impl StopHandle {
+    /// Asks the server to shut LNet down, remove the socket and return.
+    pub fn stop(&self) {
+        self.0.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The control-socket server of one LNet instance.
+pub struct CtlServer {
+    listener: UnixListener,
+    shared: Arc<Shared>,
+}
+
+/// Whether a peer with `peer_uid` may use a daemon running as `own_uid`:
+/// root and the daemon's own user may; anyone else gets the returned refusal.
+pub fn check_peer(peer_uid: u32, own_uid: u32, socket: &Path) -> Result<(), ErrorReply> {
+    if peer_uid == 0 || peer_uid == own_uid {
+        return Ok(());
+    }
+    Err(ErrorReply {
+        errno: EACCES,
+        message: format!(
+            "permission denied: lnetd on {} accepts requests from root and uid {own_uid} only, \
+             not from uid {peer_uid}; run lnetctl as one of them",
+            socket.display()
+        ),
+    })
+}
+
+fn io_err(socket: &Path, what: &'static str) -> impl FnOnce(io::Error) -> CtlError {
+    let socket = socket.to_path_buf();
+    move |source| CtlError::Io {
+        socket,
+        what,
+        source,
+    }
+}
+
+/// Clears the way for a new socket at `socket`: refuses when a daemon answers
+/// there or when a non-socket file sits there; removes a stale socket file.
+fn clear_stale(socket: &Path) -> Result<(), CtlError> {
+    match std::fs::symlink_metadata(socket) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(socket, "cannot inspect the path")(e)),
+        Ok(m) if !m.file_type().is_socket() => Err(CtlError::NotASocket {
+            socket: socket.to_path_buf(),
+        }),
+        Ok(_) => match UnixStream::connect(socket) {
+            Ok(_) => Err(CtlError::AlreadyRunning {
+                socket: socket.to_path_buf(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                tracing::warn!(socket = %socket.display(), "replacing stale control socket");
+                std::fs::remove_file(socket)
+                    .map_err(io_err(socket, "cannot remove the stale socket"))
+            }
+            Err(e) => Err(io_err(socket, "cannot check whether a daemon answers")(e)),
+        },
+    }
+}
+
+/// Binds a listener at `socket` with mode 0600 and no window where it is
+/// reachable with a wider mode: bind in a private 0700 directory, chmod,
+/// then hard-link into place (which fails if the name was taken meanwhile).
+fn bind_private(socket: &Path) -> Result<UnixListener, CtlError> {
+    let parent = match socket.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&parent)
+            .map_err(io_err(socket, "cannot create its directory"))?;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp_dir = parent.join(format!(".lnetd-{}-{nanos}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&tmp_dir)
+        .map_err(io_err(
+            socket,
+            "cannot create a private directory next to it",
+        ))?;
+    let tmp = tmp_dir.join("sock");
+    let result = (|| {
+        let listener = UnixListener::bind(&tmp).map_err(io_err(socket, "bind failed"))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err(socket, "cannot set mode 0600"))?;
+        std::fs::hard_link(&tmp, socket).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                CtlError::AlreadyRunning {
+                    socket: socket.to_path_buf(),
+                }
+            } else {
+                io_err(socket, "cannot move it into place")(e)
+            }
+        })?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir(&tmp_dir);
+    result
+}
+
+impl CtlServer {
+    /// Creates the control socket at `socket` for a node started (at `lnet
+    /// configure`) with `node_cfg`.
+    pub fn bind(socket: &Path, node_cfg: NodeConfig) -> Result<CtlServer, CtlError> {
+        clear_stale(socket)?;
+        let listener = bind_private(socket)?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err(socket, "cannot make it non-blocking"))?;
+        let m = std::fs::metadata(socket).map_err(io_err(socket, "cannot stat it"))?;
+        Ok(CtlServer {
+            listener,
+            shared: Arc::new(Shared {
+                node: RwLock::new(None),
+                node_cfg,
+                socket: socket.to_path_buf(),
+                socket_id: (m.dev(), m.ino()),
+                own_uid: nix::unistd::getuid().as_raw(),
+                stop: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.shared.socket
+    }
+
+    /// A handle that stops [`CtlServer::serve`].
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.shared.clone())
+    }
+
+    /// `lnet configure [--all]` from inside the daemon (`config_on_load=1`).
+    pub fn configure(&self, all: bool) -> Result<(), NodeError> {
+        configure(&self.shared, all)
+    }
+
+    /// Serves until stopped; then shuts LNet down and removes the socket.
+    pub fn serve(self) {
+        tracing::info!(socket = %self.shared.socket.display(), "control socket ready");
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    let shared = self.shared.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("lnetd-ctl".into())
+                        .spawn(move || serve_connection(&shared, stream));
+                    if let Err(e) = spawned {
+                        tracing::error!("cannot start a control connection thread: {e}");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(STOP_POLL),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::error!("accept on control socket failed: {e}");
+                    std::thread::sleep(STOP_POLL);
+                }
+            }
+        }
+        unconfigure(&self.shared);
+        remove_socket(&self.shared);
+        tracing::info!("lnetd stopped");
+    }
+}
+
+/// Removes our socket file, unless another daemon's socket took its name.
+fn remove_socket(shared: &Shared) {
+    if let Ok(m) = std::fs::symlink_metadata(&shared.socket) {
+        if (m.dev(), m.ino()) == shared.socket_id {
+            if let Err(e) = std::fs::remove_file(&shared.socket) {
+                tracing::warn!(socket = %shared.socket.display(), "cannot remove socket: {e}");
+            }
+        }
+    }
+}
+
+fn configure(shared: &Shared, all: bool) -> Result<(), NodeError> {
+    let mut slot = shared.node.write().unwrap_or_else(PoisonError::into_inner);
+    if slot.is_some() {
+        return Ok(());
+    }
+    let mut cfg = shared.node_cfg.clone();
+    if !all {
+        cfg.params
+            .retain(|(k, _)| !STARTUP_NETWORK_PARAMS.contains(&k.as_str()));
+    }
+    let node = Node::start(cfg)?;
+    if all {
+        if let Err(e) = apply_startup_networks(&node, &shared.node_cfg.params) {
+            node.shutdown();
+            return Err(e);
+        }
+    }
+    tracing::info!(all, "LNet configured");
+    *slot = Some(Arc::new(node));
+    Ok(())
+}
+
+/// `lnet configure --all`: brings up the nets of `networks=` (default: `tcp`
+/// on the first up, non-loopback interface), as upstream's
+/// `lnet_parse_networks()` at module load (semantics.md §15.1).
+fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<(), NodeError> {
+    let get = |name: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    if get("ip2nets").is_some() {
+        return Err(NodeError::failed(
+            EOPNOTSUPP,
+            "cannot apply ip2nets=: not supported by this LNet yet; give networks= instead",
+        ));
+    }
+    if get("routes").is_some() {
+        return Err(NodeError::failed(
+            EOPNOTSUPP,
+            "cannot apply routes=: this LNet does not route yet; remove the parameter",
+        ));
+    }
+    let networks = match get("networks") {
+        Some(v) => crate::nid::Networks::parse(v)
+            .map_err(|e| NodeError::failed(lnd_api::errno::EINVAL, e.to_string()))?,
+        None => {
+            let iface = first_up_interface(Path::new("/sys/class/net"))?;
+            crate::nid::Networks::parse(&format!("tcp({iface})"))
+                .map_err(|e| NodeError::failed(lnd_api::errno::EINVAL, e.to_string()))?
+        }
+    };
+    for n in networks.nets() {
+        let mut interfaces = Vec::new();
+        for ni in n.nis {
+            if ni.cpts.is_some() {
+                tracing::warn!(net = %n.net, "networks=: CPT lists are ignored (no CPU partitions)");
+            }
+            match ni.interface {
+                Some(i) => interfaces.push(i),
+                None => interfaces.push(first_up_interface(Path::new("/sys/class/net"))?),
+            }
+        }
+        let net = n.net.to_string();
+        node.net_add(NetAdd {
+            net: net.clone(),
+            interfaces,
+            tunables: NetTunables::UNSET,
+            lnd_tunables: Vec::new(),
+        })
+        .map_err(|e| NodeError::failed(e.errno(), format!("networks=: net {net}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The first interface (by index) that is up and not loopback, read from
+/// `sysfs` (`/sys/class/net/*/{operstate,ifindex,flags}`).
+fn first_up_interface(sysfs: &Path) -> Result<String, NodeError> {
+    const IFF_LOOPBACK: u64 = 0x8;
+    let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let mut up: Vec<(u64, String)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(sysfs) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let base = sysfs.join(&name);
+            let flags = read(base.join("flags"));
+            let flags = u64::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+            if flags & IFF_LOOPBACK != 0 || name == "lo" {
+                continue;
+            }
+            if read(base.join("operstate")).trim() != "up" {
+                continue;
+            }
+            let index = read(base.join("ifindex"))
+                .trim()
+                .parse()
+                .unwrap_or(u64::MAX);
+            up.push((index, name));
+        }
+    }
+    up.sort();
+    up.into_iter().next().map(|(_, n)| n).ok_or_else(|| {
+        NodeError::failed(
+            ENETDOWN,
+            "no interface is up besides loopback, for the default networks=tcp; give              networks=tcp(IFACE)",
+        )
+    })
+}
+
+fn unconfigure(shared: &Shared) {
+    let node = shared
+        .node
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(node) = node {
+        node.shutdown();
+        tracing::info!("LNet unconfigured");
+    }
+}
+
+fn write_reply(stream: &mut UnixStream, reply: &Reply) -> io::Result<()> {
+    stream.write_all(&proto::encode_reply(reply))
+}
+
+fn serve_connection(shared: &Shared, stream: UnixStream) {
+    if let Err(e) = stream.set_nonblocking(false) {
+        tracing::warn!("control connection: {e}");
+        return;
+    }
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("control connection: {e}");
+            return;
+        }
+    };
+    let peer_uid =
+        match nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials) {
+            Ok(c) => c.uid(),
+            Err(e) => {
+                tracing::warn!("control connection: cannot read peer credentials: {e}");
+                let _ = write_reply(
+                    &mut writer,
+                    &Reply::err(EACCES, "permission denied: cannot read your credentials"),
+                );
+                return;
+            }
+        };
+    if let Err(refusal) = check_peer(peer_uid, shared.own_uid, &shared.socket) {
+        tracing::warn!(peer_uid, "control connection refused");
+        let _ = write_reply(
+            &mut writer,
+            &Reply {
+                version: proto::PROTOCOL_VERSION,
+                result: Err(refusal),
+            },
+        );
+        return;
+    }
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = Vec::new();
+        let limit = proto::MAX_REQUEST_LEN as u64 + 1;
+        match (&mut reader).take(limit).read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!("control connection: {e}");
+                return;
+            }
+        }
+        let complete = line.last() == Some(&b'\n');
+        if complete {
+            line.pop();
+        } else if line.len() as u64 >= limit {
+            let _ = write_reply(
+                &mut writer,
+                &proto::DecodeError::TooLong(line.len()).to_reply(),
+            );
+            return;
+        }
+        let (reply, stop_after) = match proto::decode_request(&line) {
+            Ok(req) => handle(shared, req.op),
+            Err(e) => {
+                tracing::debug!("bad control request: {e}");
+                (e.to_reply(), false)
+            }
+        };
+        let written = write_reply(&mut writer, &reply);
+        if stop_after {
+            shared.stop.store(true, Ordering::SeqCst);
+            return;
+        }
+        if written.is_err() || !complete {
+            return;
+        }
+    }
+}
+
+fn node_err(e: NodeError) -> Reply {
+    Reply::err(e.errno(), e.to_string())
+}
+
+fn not_configured() -> Reply {
+    Reply::err(
+        ENETDOWN,
+        "LNet is not configured (run lnetctl lnet configure first)",
+    )
+}
+
+/// Handles one request; the flag asks the caller to stop the server once the
+/// reply is written.
+fn handle(shared: &Shared, op: Op) -> (Reply, bool) {
+    let node = shared
+        .node
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let reply = match op {
+        Op::Hello => Reply::ok(ReplyBody::Hello(DaemonInfo {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            configured: node.is_some(),
+            net_types: node
+                .as_ref()
+                .map(|n| n.extra_net_types())
+                .unwrap_or_default(),
+        })),
+        Op::Configure { all } => match configure(shared, all) {
+            Ok(()) => Reply::ok(ReplyBody::Done),
+            Err(e) => node_err(e),
+        },
+        Op::Unconfigure => {
+            drop(node);
+            unconfigure(shared);
+            // Gone before the reply, so the client sees the socket removed.
+            remove_socket(shared);
+            return (Reply::ok(ReplyBody::Done), true);
+        }
+        Op::NetShow { net } => match node {
+            None => Reply::err(ENETDOWN, "LNet stack down"),
+            Some(node) => {
+                let nets: Vec<NetInfo> = node
+                    .nets()
+                    .into_iter()
+                    .filter(|n| net.as_ref().is_none_or(|f| *f == n.name))
+                    .map(net_info)
+                    .collect();
+                match &net {
+                    Some(f) if nets.iter().all(|n| n.nis.is_empty()) => {
+                        if known_net_name(&node, f) {
+                            Reply::err(ESRCH, "Network is down")
+                        } else {
+                            Reply::err(ENOENT, format!("cannot parse net '{f}'"))
+                        }
+                    }
+                    _ => Reply::ok(ReplyBody::Nets(nets)),
+                }
+            }
+        },
+        Op::StatsShow => match node {
+            None => not_configured(),
+            Some(node) => Reply::ok(ReplyBody::Stats(stats(&node.stats()))),
+        },
+        Op::PluginShow => match node {
+            None => not_configured(),
+            Some(node) => Reply::ok(ReplyBody::Plugins(
+                node.plugins().into_iter().map(plugin_show).collect(),
+            )),
+        },
+        op => match node {
+            None => not_configured(),
+            Some(node) => handle_configured(shared, &node, op),
+        },
+    };
+    (reply, false)
+}
+
+fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
+    match op {
+        Op::NetAdd(req) => match node.net_add(net_add(req)) {
+            Ok(nids) => Reply::ok(ReplyBody::NetAdded(nids)),
+            Err(e) => node_err(e),
+        },
+        Op::NetDel { net } => match node.net_del(&net) {
+            Ok(()) => Reply::ok(ReplyBody::Done),
+            Err(e) => node_err(e),
+        },
+        Op::PluginLoad { path } => match resolve_plugin(&shared.node_cfg.plugin_path, &path) {
+            Err(e) => Reply::err(e.errno, e.message),
+            Ok(p) => match node.plugin_load(&p) {
+                Ok(info) => Reply::ok(ReplyBody::Plugin(plugin_info(info, Vec::new()))),
+                Err(e) => node_err(e),
+            },
+        },
+        Op::PluginUnload { name, force } => match plugin_unload(node, &name, force) {
+            Ok(info) => Reply::ok(ReplyBody::Plugin(plugin_info(info, Vec::new()))),
+            Err(e) => node_err(e),
+        },
+        Op::Ping(req) => Reply::ok(ReplyBody::Ping(ping(node, req))),
+        Op::Lst(req) => lst::handle(node, req),
+        _ => Reply::err(EOPNOTSUPP, "request not supported by this lnetd"),
+    }
+}
+
+/// `plugin unload NAME [--force]`: with `force`, first deletes the nets
+/// whose NIs the plugin serves (lnetctl.md §2.20).
+fn plugin_unload(
+    node: &Node,
+    name: &str,
+    force: bool,
+) -> Result<crate::host::PluginInfo, NodeError> {
+    if force {
+        let nets: Vec<lnd_api::NetId> = node
+            .plugins()
+            .into_iter()
+            .filter(|p| p.info.name == name)
+            .flat_map(|p| p.nis)
+            .map(|nid| nid.net())
+            .collect();
+        for n in node.nets().into_iter().filter(|n| nets.contains(&n.net)) {
+            tracing::info!(net = %n.name, plugin = name, "plugin unload --force: deleting net");
+            node.net_del(&n.name)?;
+        }
+    }
+    node.plugin_unload(name)
+}
+
+fn ping(node: &Node, req: PingRequest) -> Vec<PingOutcome> {
+    let timeout = req
+        .timeout_ms
+        .map_or(DEFAULT_PING_TIMEOUT, Duration::from_millis);
+    req.targets
+        .iter()
+        .map(|&target| PingOutcome {
+            target,
+            result: node
+                .ping(target, None, req.source, timeout)
+                .map(|r| PingInfo {
+                    primary_nid: r.primary_nid,
+                    pid: r.pid,
+                    multi_rail: r.multi_rail,
+                    nids: r.nids.into_iter().map(|(n, _)| n).collect(),
+                })
+                .map_err(|e| ErrorReply {
+                    errno: e.errno(),
+                    message: e.to_string(),
+                }),
+        })
+        .collect()
+}
+
+/// A plugin argument: a path (absolute, as lnetctl sends paths), or a bare
+/// name looked up in the plugin path as `lib<name>.so`, `lib<name>lnd.so`,
+/// `liblnd_<name>.so`.
+fn resolve_plugin(plugin_path: &[PathBuf], arg: &str) -> Result<PathBuf, ErrorReply> {
+    if arg.contains('/') {
+        return Ok(PathBuf::from(arg));
+    }
+    let stem = arg.trim_end_matches(".so");
+    let names = [
+        arg.to_string(),
+        format!("lib{stem}.so"),
+        format!("lib{stem}lnd.so"),
+        format!("liblnd_{}.so", stem.replace('-', "_")),
+        format!("lib{}.so", stem.replace('-', "_")),
+    ];
+    for dir in plugin_path {
+        for n in &names {
+            let p = dir.join(n);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    let dirs: Vec<String> = plugin_path
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    Err(ErrorReply {
+        errno: ENOENT,
+        message: format!(
+            "cannot open plugin {arg}: no lib{stem}.so or lib{stem}lnd.so in the plugin path ({}); \
+             give the path of the .so or add its directory with lnetd --plugin-path",
+            dirs.join(":")
+        ),
+    })
+}
+
+fn net_add(r: NetAddRequest) -> NetAdd {
+    let mut lnd_tunables = Vec::new();
+    if let Some(c) = r.conns_per_peer {
+        lnd_tunables.push(("conns_per_peer".to_string(), c.to_string()));
+    }
+    if let Some(t) = r.tos {
+        lnd_tunables.push(("tos".to_string(), t.to_string()));
+    }
+    NetAdd {
+        net: r.net,
+        interfaces: r.interfaces,
+        tunables: NetTunables {
+            peer_timeout: r.peer_timeout.unwrap_or(-1),
+            peer_credits: r.peer_credits.unwrap_or(-1),
+            peer_buffer_credits: r.peer_buffer_credits.unwrap_or(-1),
+            credits: r.credits.unwrap_or(-1),
+        },
+        lnd_tunables,
+    }
+}
+
+fn stats(c: &crate::stats::Counters) -> StatsInfo {
+    let h = &c.health;
+    StatsInfo {
+        msgs_alloc: c.msgs_alloc,
+        msgs_max: c.msgs_max,
+        rst_alloc: c.rst_alloc,
+        errors: c.errors,
+        send_count: c.send_count,
+        resend_count: c.resend_count,
+        response_timeout_count: c.response_timeout_count,
+        local_interrupt_count: h.local_interrupt,
+        local_dropped_count: h.local_dropped,
+        local_aborted_count: h.local_aborted,
+        local_no_route_count: h.local_no_route,
+        local_timeout_count: h.local_timeout,
+        local_error_count: h.local_error,
+        remote_dropped_count: h.remote_dropped,
+        remote_error_count: h.remote_error,
+        remote_timeout_count: h.remote_timeout,
+        network_timeout_count: h.network_timeout,
+        failed_resends: c.failed_resends,
+        successful_resends: c.successful_resends,
+        recv_count: c.recv_count,
+        route_count: c.route_count,
+        drop_count: c.drop_count,
+        send_length: c.send_length,
+        recv_length: c.recv_length,
+        route_length: c.route_length,
+        drop_length: c.drop_length,
+    }
+}
+
+fn latency(l: LatencyStats) -> LatencyInfo {
+    LatencyInfo {
+        samples: l.samples,
+        min_nsec: l.min_nsec,
+        max_nsec: l.max_nsec,
+        avg_nsec: l.avg_nsec,
+    }
+}
+
+fn counts(c: TypeCounts) -> MsgCounts {
+    MsgCounts {
+        put: c.put,
+        get: c.get,
+        reply: c.reply,
+        ack: c.ack,
+        hello: c.hello,
+    }
+}
+
+fn ni_info(ni: NiShow) -> NiInfo {
+    let h = ni.health;
+    NiInfo {
+        nid: ni.nid,
+        up: ni.up,
+        interfaces: ni.interfaces,
+        send_count: ni.send_count,
+        recv_count: ni.recv_count,
+        drop_count: ni.drop_count,
+        put_egress: latency(ni.put_egress),
+        get_rtt: latency(ni.get_rtt),
+        put_ack: latency(ni.put_ack),
+        sent: counts(ni.sent),
+        received: counts(ni.received),
+        dropped: counts(ni.dropped),
+        health: HealthInfo {
+            fatal_error: h.fatal_error,
+            value: h.value,
+            interrupts: h.interrupts,
+            dropped: h.dropped,
+            aborted: h.aborted,
+            no_route: h.no_route,
+            timeouts: h.timeouts,
+            error: h.error,
+            ping_count: h.ping_count,
+            next_ping: h.next_ping,
+        },
+        // This runtime has no UDSP rules yet: -1 is upstream's "no rule".
+        net_priority: -1,
+        nid_priority: -1,
+        tunables: TunablesInfo {
+            peer_timeout: ni.tunables.peer_timeout,
+            peer_credits: ni.tunables.peer_credits,
+            peer_buffer_credits: ni.tunables.peer_buffer_credits,
+            credits: ni.tunables.credits,
+        },
+        lnd_tunables: ni.lnd_tunables,
+        dev_cpt: ni.dev_cpt,
+        cpts: ni.cpts,
+        tx_credits: ni.tx_credits,
+        min_tx_credits: ni.min_tx_credits,
+    }
+}
+
+/// Whether `name` names a network type LNet knows (`tcp3`), or one of a
+/// loaded plugin's types followed by a number (`vnd2`).
+fn known_net_name(node: &Node, name: &str) -> bool {
+    if name.parse::<lnd_api::NetId>().is_ok() {
+        return true;
+    }
+    node.plugins().iter().any(|p| {
+        p.info.net_types.iter().any(|t| {
+            name.strip_prefix(t.as_str())
+                .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()))
+        })
+    })
+}
+
+fn net_info(n: NetShow) -> NetInfo {
+    NetInfo {
+        name: n.name,
+        nis: n.nis.into_iter().map(ni_info).collect(),
+    }
+}
+
+fn plugin_info(i: crate::host::PluginInfo, nis: Vec<lnd_api::Nid>) -> PluginInfo {
+    PluginInfo {
+        name: i.name,
+        version: i.version,
+        abi_version: i.abi_version,
+        net_types: i.net_types,
+        path: i.path.map(|p| p.display().to_string()),
+        builtin: i.builtin,
+        state: i.state.as_str().to_string(),
+        nis,
+    }
+}
+
+fn plugin_show(p: PluginShow) -> PluginInfo {
+    plugin_info(p.info, p.nis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials() {
+        let s = Path::new("/run/lnet/lnetctl.sock");
+        assert!(check_peer(0, 1000, s).is_ok(), "root may");
+        assert!(check_peer(1000, 1000, s).is_ok(), "the daemon's user may");
+        assert!(check_peer(0, 0, s).is_ok());
+        let e = check_peer(1001, 1000, s).expect_err("another user may not");
+        assert_eq!(e.errno, EACCES);
+        assert!(e.message.contains("uid 1001") && e.message.contains("uid 1000"));
+        assert!(
+            check_peer(1000, 0, s).is_err(),
+            "non-root against a root daemon"
+        );
+    }
+
+    fn temp_socket(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lnet-ctl-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir.join("ctl.sock")
+    }
+
+    #[test]
+    fn socket_mode_stale_and_busy() {
+        let sock = temp_socket("bind");
+        // A stale socket file (nobody answers) is replaced.
+        drop(UnixListener::bind(&sock).expect("stale"));
+        let server = CtlServer::bind(&sock, NodeConfig::default()).expect("replaces stale");
+        let mode = std::fs::metadata(&sock)
+            .expect("exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A second server on a socket that answers is refused.
+        let e = CtlServer::bind(&sock, NodeConfig::default())
+            .err()
+            .expect("busy");
+        assert!(matches!(e, CtlError::AlreadyRunning { .. }), "{e}");
+        assert!(e.to_string().contains("already running"));
+        // Serve, answer a hello, stop: the socket is removed.
+        let stop = server.stop_handle();
+        let t = std::thread::spawn(move || server.serve());
+        let mut c = liblnetconfig::Client::connect(&sock).expect("connect");
+        let info = c.hello().expect("hello");
+        assert!(!info.configured);
+        assert_eq!(info.pid, std::process::id());
+        let e = c.net_show(None).expect_err("not configured");
+        assert_eq!(e.errno(), ENETDOWN);
+        assert_eq!(e.to_string(), "LNet stack down");
+        stop.stop();
+        t.join().expect("server thread");
+        assert!(!sock.exists(), "socket removed on stop");
+        let _ = std::fs::remove_dir_all(sock.parent().expect("dir"));
+    }
+
+    #[test]
+    fn not_a_socket_is_refused() {
+        let sock = temp_socket("file");
+        std::fs::write(&sock, b"x").expect("file");
+        let e = CtlServer::bind(&sock, NodeConfig::default())
+            .err()
+            .expect("refused");
+        assert!(matches!(e, CtlError::NotASocket { .. }));
+        assert!(sock.exists(), "never deletes a file that is not a socket");
+        let _ = std::fs::remove_dir_all(sock.parent().expect("dir"));
+    }
+
+    #[test]
+    fn garbage_and_wrong_version_get_error_replies() {
+        let sock = temp_socket("garbage");
+        let server = CtlServer::bind(&sock, NodeConfig::default()).expect("bind");
+        let stop = server.stop_handle();
+        let t = std::thread::spawn(move || server.serve());
+        let mut s = UnixStream::connect(&sock).expect("connect");
+        s.write_all(b"\xff\x00garbage\n{\"version\":99,\"op\":\"hello\"}\n")
+            .expect("write");
+        let mut r = BufReader::new(s);
+        for want in [liblnetconfig::errno::EINVAL, liblnetconfig::errno::EPROTO] {
+            let mut line = Vec::new();
+            r.read_until(b'\n', &mut line).expect("reply");
+            // Replies carry our version, so decode_reply accepts them.
+            let reply = proto::decode_reply(&line).expect("decodes");
+            let err = reply.result.expect_err("refused");
+            assert_eq!(err.errno, want, "{}", err.message);
+        }
+        stop.stop();
+        t.join().expect("server thread");
+        let _ = std::fs::remove_dir_all(sock.parent().expect("dir"));
+    }
+
+    #[test]
+    fn default_interface_is_the_first_up_non_loopback() {
+        let sock = temp_socket("sysfs");
+        let sys = sock.parent().expect("dir").join("net");
+        for (name, idx, state, flags) in [
+            ("lo", 1, "unknown", "0x9"),
+            ("eth1", 3, "up", "0x1003"),
+            ("eth0", 2, "down", "0x1002"),
+            ("eth2", 4, "up", "0x1003"),
+        ] {
+            let d = sys.join(name);
+            std::fs::create_dir_all(&d).expect("dir");
+            std::fs::write(d.join("ifindex"), format!("{idx}\n")).expect("write");
+            std::fs::write(d.join("operstate"), format!("{state}\n")).expect("write");
+            std::fs::write(d.join("flags"), format!("{flags}\n")).expect("write");
+        }
+        assert_eq!(first_up_interface(&sys).expect("found"), "eth1");
+        std::fs::write(sys.join("eth1/operstate"), "down\n").expect("write");
+        std::fs::write(sys.join("eth2/operstate"), "down\n").expect("write");
+        let e = first_up_interface(&sys).expect_err("none up");
+        assert_eq!(e.errno(), ENETDOWN);
+        let _ = std::fs::remove_dir_all(sock.parent().expect("dir"));
+    }
+
+    #[test]
+    fn plugin_names_resolve_in_the_path() {
+        let sock = temp_socket("plug");
+        let dir = sock.parent().expect("dir").to_path_buf();
+        std::fs::write(dir.join("liblnd_sock.so"), b"").expect("file");
+        let got = resolve_plugin(std::slice::from_ref(&dir), "sock").expect("found");
+        assert_eq!(got, dir.join("liblnd_sock.so"));
+        assert_eq!(
+            resolve_plugin(&[], "/abs/x.so").expect("path"),
+            PathBuf::from("/abs/x.so")
+        );
+        let e = resolve_plugin(std::slice::from_ref(&dir), "nope").expect_err("missing");
+        assert!(e.message.contains("libnope.so"), "{}", e.message);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -6,27 +6,104 @@
 //! ([`node`]) loads LND plugins ([`host`]), drives the engine from real threads,
 //! and serves the control socket ([`ctl`]) that `lnetctl` talks to.
 //!
+//! Layers of the engine, following Lustre's file split:
+//! * [`time`]: the caller's clock ([`Instant`]).
+//! * [`ni`] (api-ni.c): the engine itself, its configuration, local NIs, the
+//!   outputs ([`LndOp`], [`Event`]) and timers.
+//! * [`peer`] (peer.c): peers, peer nets, peer NIs.
+//! * [`md`], [`me`], [`ptl`] (lib-md.c, lib-me.c, lib-ptl.c): memory
+//!   descriptors, match entries, portals and matching.
+//! * [`msg`] (lib-msg.c): messages and their completion (`finalize`).
+//! * [`send`], [`recv`], [`credits`] (lib-move.c): PUT/GET/ACK/REPLY, path
+//!   selection, `parse`, send credits.
+//! * [`event`]: MD events and ping results. [`ping`]: the ping target and
+//!   initiator. [`stats`]: counters. [`lo`]: the loopback LND.
+//!
+//! ## Decisions where `docs/engine-api.md` leaves room (upstream's choice unless noted)
+//!
+//! * Outputs of [`Lnet::poll_event`] are [`Event::Md`] (an [`MdEvent`], the
+//!   kernel's `struct lnet_event`) and [`Event::PingDone`].
+//! * [`Lnet::put`] / [`Lnet::get`] fail synchronously only for bad arguments
+//!   or an unusable MD (no events then); once committed, every failure (no
+//!   route: `-EHOSTUNREACH`, cancelled, timed out) arrives as the SEND event's
+//!   status, as `LNetPut` does.
+//! * A destination that is one of our NIDs, or `0@lo`, goes through the `lo`
+//!   NI with no credits; its header carries that NID as source and destination.
+//! * Routing is not implemented yet: a request to a net with no local NI fails
+//!   with `-EHOSTUNREACH`; a message for another node is dropped (counted).
+//! * A REPLY built from a GET carries the GET's receive token in
+//!   [`lnd_api::TxMsg::rx`] (the kernel passes `msg_private` to `lnd_send`).
+//!   A GET parsed with `rdma_req` is answered through [`LndOp::Recv`] whose
+//!   message token is the REPLY; the LND finalizes it when the data moved.
+//! * A PUT made to wait on a lazy portal produces [`LndOp::EagerRecv`]
+//!   (advisory: the runtime only logs its errors; the message waits either way).
+//! * Messages waiting for credits are dropped when their deadline passes, by
+//!   timer (the kernel checks only when a credit frees up).
+//! * Health values follow the completion table of semantics §8.3. Resends
+//!   (§8.4) happen at once inside the completion (there is no monitor thread
+//!   to wait for), for PUTs and GETs only (responses are not resent); a send
+//!   the LND refused synchronously cannot be told apart from a later failure
+//!   (the contract reports both through `handle_done`) and may be resent.
+//!   Peer NIs blamed for a failure are pinged back to health (§8.6: backoff
+//!   2^n s up to `max_recovery_ping_interval`, `recovery_limit`); local NI
+//!   recovery pings (which need an LND to reach its own NID) and discovery
+//!   are not implemented.
+//! * Response tracking (§8.5) follows `response_tracking`; on expiry the MD
+//!   is unlinked (the user sees `-ETIMEDOUT` or UNLINK) and counted.
+//! * [`Lnet::ping`]: sink of 1040 bytes, retried once with the size the reply
+//!   announces when it was truncated; PID `LNET_PID_ANY` means 12345; the
+//!   result is reported once, later completions of that ping are ignored.
+//! * Selection is deterministic without randomness (ties go to the NI / peer
+//!   NI first in configuration order, as in the kernel); `Config::seed` is
+//!   kept for jitter in later features.
+//! * [`Lnet::md_count`] / [`Lnet::me_count`] include the MDs and MEs of the
+//!   ping and push targets (two of each).
+//! * A discovery push (PUT on portal 0, ping match bits) is ACKed and its ping
+//!   buffer recorded on the sending peer ([`PeerView::pushed_info`]); merging
+//!   it into the peer (discovery, §9.5) is not implemented.
+//!
 //! Must not depend on tokio (in the protocol logic), socket2, ibverbs or clap.
 
 #![forbid(unsafe_code)]
-#![allow(missing_docs)] // removed once every module is written
 
 pub mod credits;
+#[allow(missing_docs)]
 pub mod ctl;
 pub mod event;
+#[allow(missing_docs)]
 pub mod host;
 pub mod lo;
 pub mod md;
 pub mod me;
 pub mod msg;
 pub mod ni;
+#[allow(missing_docs)]
 pub mod nid;
+#[allow(missing_docs)]
 pub mod node;
 pub mod peer;
 pub mod ping;
 pub mod ptl;
 pub mod recv;
+pub mod selftest;
 pub mod send;
 pub mod stats;
 pub mod time;
+#[allow(missing_docs)]
 pub mod wire;
+
+pub use lnd_api;
+
+pub use event::{Event, EventKind, MdEvent};
+pub use lo::{LoLnd, LoNi};
+pub use md::{ApiError, MdHandle, MdOptions, MdSpec, Threshold, Unlink, MAX_PAYLOAD};
+pub use me::MeHandle;
+pub use ni::{Config, GlobalTunables, LndOp, Lnet, NiError, NiId, NiState, NiView};
+pub use nid::{ProcessId, LNET_PID_ANY, LNET_PID_LUSTRE};
+pub use peer::{PeerError, PeerNiId, PeerNiView, PeerView};
+pub use ping::{PingError, PingId};
+pub use ptl::{InsPos, MAX_PORTALS};
+pub use recv::ParseError;
+pub use send::AckReq;
+pub use stats::{Counters, HealthCounts, LatencyStats, MsgStats, TypeCounts};
+pub use time::{Duration, Instant};

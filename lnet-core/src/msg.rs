@@ -1,1 +1,544 @@
-//! (to be written)
+//! Messages in flight (`struct lnet_msg`, `lnet/lnet/lib-msg.c`) and the
+//! generation-checked slab every engine object lives in.
+//!
+//! A message is created when a send is committed ([`crate::Lnet::put`],
+//! [`crate::Lnet::get`], an ACK or a REPLY) or when a header is parsed
+//! ([`crate::Lnet::handle_rx`]), and freed by `finalize` exactly once. While an
+//! LND owns it the LND holds its [`MsgToken`]: index and generation into the
+//! message slab, so a stale or forged token is detected and counted, never
+//! trusted.
+
+use lnd_api::{Completion, Hdr, MsgToken, MsgType, Nid, Payload, RxToken};
+
+use crate::event::EventKind;
+use crate::md::MdHandle;
+use crate::ni::NiId;
+use crate::nid::ProcessId;
+use crate::peer::PeerNiId;
+use crate::time::Instant;
+
+/// A slab whose slots carry a generation, so that handles to freed objects
+/// are recognised as stale instead of aliasing a new object.
+#[derive(Debug)]
+pub(crate) struct GenSlab<T> {
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    gen: u32,
+    val: Option<T>,
+}
+
+impl<T> Default for GenSlab<T> {
+    fn default() -> Self {
+        GenSlab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> GenSlab<T> {
+    /// Stores `v`; returns its index and generation.
+    pub(crate) fn insert(&mut self, v: T) -> (u32, u32) {
+        self.len += 1;
+        if let Some(idx) = self.free.pop() {
+            let slot = &mut self.slots[idx as usize];
+            slot.val = Some(v);
+            return (idx, slot.gen);
+        }
+        let idx = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+        self.slots.push(Slot {
+            gen: 1,
+            val: Some(v),
+        });
+        (idx, 1)
+    }
+
+    pub(crate) fn get(&self, idx: u32, gen: u32) -> Option<&T> {
+        self.slots
+            .get(idx as usize)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| s.val.as_ref())
+    }
+
+    pub(crate) fn get_mut(&mut self, idx: u32, gen: u32) -> Option<&mut T> {
+        self.slots
+            .get_mut(idx as usize)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| s.val.as_mut())
+    }
+
+    pub(crate) fn remove(&mut self, idx: u32, gen: u32) -> Option<T> {
+        let slot = self.slots.get_mut(idx as usize).filter(|s| s.gen == gen)?;
+        let v = slot.val.take()?;
+        // Never hand out generation 0 or u32::MAX (wire cookies avoid all-ones).
+        slot.gen = match slot.gen.wrapping_add(1) {
+            0 | u32::MAX => 1,
+            g => g,
+        };
+        self.free.push(idx);
+        self.len -= 1;
+        Some(v)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Live entries as `(index, generation, value)`, in slot order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, u32, &T)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.val.as_ref().map(|v| (i as u32, s.gen, v)))
+    }
+}
+
+/// Index and generation of a message, as packed into a [`MsgToken`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub(crate) struct MsgId {
+    pub(crate) idx: u32,
+    pub(crate) gen: u32,
+}
+
+impl MsgId {
+    pub(crate) fn token(self) -> MsgToken {
+        MsgToken((u64::from(self.gen) << 32) | u64::from(self.idx))
+    }
+    pub(crate) fn from_token(t: MsgToken) -> MsgId {
+        MsgId {
+            idx: t.0 as u32,
+            gen: (t.0 >> 32) as u32,
+        }
+    }
+}
+
+/// Which side of an operation a message is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Dir {
+    /// We transmit it (PUT, GET, ACK, REPLY).
+    Send,
+    /// We received its header (PUT, GET, ACK, REPLY).
+    Recv,
+}
+
+/// Where a message is in its life (explicit state machine).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum MsgState {
+    /// Committed, not yet posted (transient inside one call).
+    New,
+    /// Waiting on its peer NI's queue for a peer NI tx credit.
+    WaitPeerCredit,
+    /// Waiting on its NI's queue for an NI tx credit.
+    WaitNiCredit,
+    /// Handed to the LND by `send`; the LND finalizes it.
+    AtLnd,
+    /// Handed to the LND by `recv`; the LND finalizes it.
+    Receiving,
+    /// A PUT waiting on a lazy portal for a matching MD.
+    Delayed,
+}
+
+/// What a received PUT needs acknowledged, kept until its receive completes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AckWanted {
+    pub(crate) wmd: lnd_api::WireHandle,
+}
+
+/// The event fields a message will report when it completes (`msg_ev`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EvInfo {
+    pub(crate) kind: EventKind,
+    pub(crate) initiator: ProcessId,
+    pub(crate) source: ProcessId,
+    pub(crate) sender: Nid,
+    pub(crate) target: ProcessId,
+    pub(crate) portal: u32,
+    pub(crate) match_bits: u64,
+    pub(crate) rlength: u32,
+    pub(crate) mlength: u32,
+    pub(crate) offset: u32,
+    pub(crate) hdr_data: u64,
+    pub(crate) msg_type: MsgType,
+}
+
+/// One message (`struct lnet_msg`).
+#[derive(Debug)]
+pub(crate) struct Msg {
+    pub(crate) dir: Dir,
+    pub(crate) state: MsgState,
+    pub(crate) msg_type: MsgType,
+    /// The header sent (send side) or received (receive side).
+    pub(crate) hdr: Hdr,
+    /// Send: the NI it leaves from; receive: the NI it arrived on.
+    pub(crate) ni: NiId,
+    /// Send: the next hop; receive: the previous hop. `None` for loopback.
+    pub(crate) peer_ni: Option<PeerNiId>,
+    /// Send: next-hop NID and PID (`msg_target`).
+    pub(crate) next_hop: Nid,
+    pub(crate) next_hop_pid: u32,
+    /// Receive: the previous hop as the LND reported it.
+    pub(crate) from: Nid,
+    /// Receive: the LND's token; send of a REPLY: the GET's token.
+    pub(crate) rx: Option<RxToken>,
+    /// The MD this message is attached to (holds a reference on it).
+    pub(crate) md: Option<MdHandle>,
+    /// Bytes to send, or where received bytes go.
+    pub(crate) payload: Payload,
+    pub(crate) ev: EvInfo,
+    /// Credits held (`msg_txcredit`, `msg_peertxcredit`).
+    pub(crate) ni_credit: bool,
+    pub(crate) peer_credit: bool,
+    /// Bytes charged to the peer NI's `txqnob`.
+    pub(crate) txq_bytes: u64,
+    pub(crate) deadline: Instant,
+    pub(crate) ack: Option<AckWanted>,
+    /// A receive that ran after `parse` returned.
+    pub(crate) delayed: bool,
+    /// When the message was committed (latency statistics).
+    pub(crate) committed_at: Instant,
+    /// Resends so far (`msg_retry_count`).
+    pub(crate) retries: u32,
+    /// The destination and source the request was given (for resends).
+    pub(crate) orig_dest: Nid,
+    pub(crate) src_param: Option<Nid>,
+}
+
+impl Msg {
+    /// Bytes of payload carried on the wire.
+    pub(crate) fn wire_len(&self) -> u32 {
+        self.hdr.payload_length
+    }
+}
+
+/// Health bookkeeping result of a completion, for counters (`lnet_health_check`).
+pub(crate) fn failed_health(c: &Completion) -> Option<lnd_api::HealthStatus> {
+    if c.errno != 0 && c.health != lnd_api::HealthStatus::OK {
+        Some(c.health)
+    } else {
+        None
+    }
+}
+
+impl crate::ni::Lnet {
+    /// Creates a message, counting it (`lnet_msg_alloc`).
+    pub(crate) fn msg_alloc(&mut self, m: Msg) -> MsgId {
+        self.counters.msg_alloc();
+        let (idx, gen) = self.msgs.insert(m);
+        MsgId { idx, gen }
+    }
+
+    /// An LND finished a message it owned (`lnet_finalize`). A stale or
+    /// unknown token, or one for a message the LND does not own, is counted
+    /// in [`crate::Counters::stale_tokens`] and ignored.
+    pub fn handle_done(&mut self, now: Instant, msg: MsgToken, status: Completion) {
+        let id = MsgId::from_token(msg);
+        let owned = self
+            .msgs
+            .get(id.idx, id.gen)
+            .is_some_and(|m| matches!(m.state, MsgState::AtLnd | MsgState::Receiving));
+        if !owned {
+            self.counters.stale_tokens += 1;
+            tracing::debug!(token = msg.0, "finalize with a stale message token ignored");
+            return;
+        }
+        self.finalize(now, id, status);
+        self.flush(now);
+    }
+
+    /// Completes a message exactly once (`lnet_finalize` +
+    /// `lnet_complete_msg_locked`): health, credits, MD detach and event, the
+    /// ACK of a received PUT, free.
+    pub(crate) fn finalize(&mut self, now: Instant, id: MsgId, status: Completion) {
+        let Some(m) = self.msgs.get(id.idx, id.gen) else {
+            return;
+        };
+        let (dir, ni, pni, t, len, state, deadline) = (
+            m.dir,
+            m.ni,
+            m.peer_ni,
+            m.msg_type,
+            m.wire_len(),
+            m.state,
+            m.deadline,
+        );
+        if status.errno != 0 {
+            self.counters.errors += 1;
+            if let Some(h) = failed_health(&status) {
+                self.counters.health.bump(h);
+                if let Some(n) = self.ni_mut(ni) {
+                    n.stats.health.bump(h);
+                }
+            }
+            if dir == Dir::Recv || state != MsgState::AtLnd {
+                self.counters.drop_count += 1;
+                self.counters.drop_length += u64::from(len);
+                if let Some(n) = self.ni_mut(ni) {
+                    n.stats.dropped(t, len);
+                }
+            }
+        }
+        // A failure past the deadline changes no health and is not resent
+        // (§8.3 step 1).
+        let late = status.errno != 0 && now > deadline;
+        if !late {
+            self.health_update(now, ni, pni, dir, &status);
+        }
+        if dir == Dir::Send {
+            self.return_credits(id);
+            if !late
+                && status.errno != 0
+                && state == MsgState::AtLnd
+                && self.resend(now, id, &status)
+            {
+                return;
+            }
+        }
+        let Some(m) = self.msgs.remove(id.idx, id.gen) else {
+            return;
+        };
+        self.counters.msg_free();
+        if m.retries > 0 {
+            if status.is_ok() {
+                self.counters.successful_resends += 1;
+            } else {
+                self.counters.failed_resends += 1;
+            }
+        }
+        if status.is_ok() {
+            self.sample_latency(now, &m);
+        }
+        self.detach_md(now, &m, status.errno);
+        if dir == Dir::Recv && t == MsgType::PUT && status.is_ok() {
+            if let Some(ack) = m.ack {
+                self.send_ack(now, &m, ack);
+            }
+        }
+    }
+
+    /// Resends a request that failed at the LND, if §8.4 allows: a PUT or
+    /// GET (responses are not resent), retries left, health enabled, a
+    /// resendable status (local: more than one local NI; REMOTE_DROPPED: the
+    /// peer has more than one NID), MD not aborted. Path selection runs again
+    /// with the original arguments, so health steers it elsewhere.
+    fn resend(&mut self, now: Instant, id: MsgId, status: &Completion) -> bool {
+        use lnd_api::HealthStatus as H;
+        let Some(m) = self.msgs.get(id.idx, id.gen) else {
+            return false;
+        };
+        if m.ev.kind != crate::event::EventKind::Send {
+            return false;
+        }
+        let t = &self.cfg.tunables;
+        if m.retries >= t.retry_count || t.health_sensitivity == 0 {
+            return false;
+        }
+        let local = matches!(
+            status.health,
+            H::LOCAL_INTERRUPT
+                | H::LOCAL_DROPPED
+                | H::LOCAL_ABORTED
+                | H::LOCAL_NO_ROUTE
+                | H::LOCAL_TIMEOUT
+        );
+        let remote = status.health == H::REMOTE_DROPPED;
+        if local {
+            let nis = self
+                .nis
+                .iter()
+                .flatten()
+                .filter(|n| n.net != lnd_api::NetId::LO)
+                .count();
+            if nis <= 1 {
+                return false;
+            }
+        } else if remote {
+            let nids = m
+                .peer_ni
+                .and_then(|p| self.peers.get(p))
+                .and_then(|p| self.peers.peer(p.peer))
+                .map_or(0, |p| {
+                    p.nets.iter().map(|n| n.peer_nis.len()).sum::<usize>()
+                });
+            if nids <= 1 {
+                return false;
+            }
+        } else {
+            return false;
+        }
+        if m.md
+            .and_then(|h| self.mds.get(h.idx, h.gen))
+            .is_some_and(|md| md.aborted)
+        {
+            return false;
+        }
+        let (dest, src) = (m.orig_dest, m.src_param);
+        let Ok(path) = self.select_path(dest, src) else {
+            return false;
+        };
+        if let Some(m) = self.msgs.get_mut(id.idx, id.gen) {
+            m.retries += 1;
+            m.state = MsgState::New;
+        }
+        self.counters.resend_count += 1;
+        self.post_on_path(now, id, path);
+        true
+    }
+
+    /// Latency statistics of a successful completion.
+    fn sample_latency(&mut self, now: Instant, m: &Msg) {
+        let sent =
+            m.md.and_then(|h| self.mds.get(h.idx, h.gen))
+                .and_then(|md| md.sent);
+        let (ni, kind, since) = match (m.dir, m.msg_type) {
+            (Dir::Send, MsgType::PUT) if m.ev.kind == crate::event::EventKind::Send => {
+                (m.ni, 0, m.committed_at)
+            }
+            (Dir::Recv, MsgType::REPLY) => match sent {
+                Some((t, ni)) => (ni, 1, t),
+                None => return,
+            },
+            (Dir::Recv, MsgType::ACK) => match sent {
+                Some((t, ni)) => (ni, 2, t),
+                None => return,
+            },
+            _ => return,
+        };
+        let ns = now.since(since).as_nanos().min(u128::from(u64::MAX)) as u64;
+        if let Some(n) = self.ni_mut(ni) {
+            match kind {
+                0 => n.stats.put_egress.sample(ns),
+                1 => n.stats.get_rtt.sample(ns),
+                _ => n.stats.put_ack.sample(ns),
+            }
+        }
+    }
+
+    /// `lnet_msg_detach_md` + event delivery.
+    fn detach_md(&mut self, now: Instant, m: &Msg, status: i32) {
+        let Some(h) = m.md else { return };
+        let Some(md) = self.mds.get_mut(h.idx, h.gen) else {
+            return;
+        };
+        md.refcount = md.refcount.saturating_sub(1);
+        let unlink = md.unlinkable();
+        let status = if md.aborted && status == 0 {
+            -lnd_api::errno::ETIMEDOUT
+        } else {
+            status
+        };
+        let ev = crate::event::MdEvent {
+            kind: m.ev.kind,
+            md: h,
+            user_ptr: md.user_ptr,
+            initiator: m.ev.initiator,
+            source: m.ev.source,
+            sender: m.ev.sender,
+            target: m.ev.target,
+            portal: m.ev.portal,
+            match_bits: m.ev.match_bits,
+            rlength: m.ev.rlength,
+            mlength: m.ev.mlength,
+            offset: m.ev.offset,
+            hdr_data: m.ev.hdr_data,
+            status,
+            unlinked: unlink,
+            msg_type: m.ev.msg_type,
+        };
+        let owner = md.owner;
+        if unlink {
+            self.md_start_unlink(h);
+        }
+        self.deliver_event(now, owner, ev);
+    }
+
+    /// Health bookkeeping at completion (semantics §8.3; resends are not done).
+    fn health_update(
+        &mut self,
+        now: Instant,
+        ni: NiId,
+        pni: Option<PeerNiId>,
+        dir: Dir,
+        c: &Completion,
+    ) {
+        let sens = self.cfg.tunables.health_sensitivity;
+        if ni == NiId::LO || pni.is_none() || sens == 0 {
+            return;
+        }
+        // Inconsistent status: skip.
+        if (c.errno == 0) != (c.health == lnd_api::HealthStatus::OK) {
+            return;
+        }
+        use lnd_api::HealthStatus as H;
+        let (local, remote) = match c.health {
+            H::OK => {
+                if let Some(n) = self.ni_mut(ni) {
+                    n.health_value = (n.health_value + sens).min(1000);
+                }
+                if dir == Dir::Recv {
+                    if let Some(p) = pni.and_then(|p| self.peers.get_mut(p)) {
+                        p.health_value = (p.health_value + sens).min(1000);
+                    }
+                }
+                return;
+            }
+            H::LOCAL_INTERRUPT
+            | H::LOCAL_DROPPED
+            | H::LOCAL_ABORTED
+            | H::LOCAL_NO_ROUTE
+            | H::LOCAL_TIMEOUT
+            | H::LOCAL_ERROR => (true, false),
+            H::REMOTE_DROPPED | H::REMOTE_ERROR | H::REMOTE_TIMEOUT => (false, true),
+            H::NETWORK_TIMEOUT => (true, true),
+            _ => (false, false),
+        };
+        if local {
+            let mut changed = false;
+            if let Some(n) = self.ni_mut(ni) {
+                let was_up = n.is_up();
+                n.health_value = n.health_value.saturating_sub(sens);
+                changed = was_up != n.is_up();
+            }
+            if changed {
+                self.ping_target_update();
+            }
+        }
+        if remote {
+            if let Some(p) = pni {
+                self.peer_ni_failed(now, p);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gen_slab_detects_stale_handles() {
+        let mut s = GenSlab::default();
+        let (i, g) = s.insert("a");
+        assert_eq!(s.get(i, g), Some(&"a"));
+        assert_eq!(s.remove(i, g), Some("a"));
+        assert_eq!(s.get(i, g), None);
+        assert_eq!(s.remove(i, g), None);
+        let (i2, g2) = s.insert("b");
+        assert_eq!(i2, i);
+        assert_ne!(g2, g);
+        assert_eq!(s.get(i, g), None);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.iter().count(), 1);
+    }
+
+    #[test]
+    fn msg_token_round_trips() {
+        let id = MsgId { idx: 7, gen: 9 };
+        assert_eq!(MsgId::from_token(id.token()), id);
+    }
+}

@@ -8,12 +8,31 @@
 //! Control requests (from lnetd's socket or an embedding application) are
 //! plain methods.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lnd_api::{NetId, NetTunables, Nid};
+use lnd_api::{
+    errno, Completion, Hdr, HealthStatus, Host, HostHandle, LndError, LndHandle, LndNiHandle,
+    LogLevel, MsgToken, NetId, NetTunables, NiConfig, Nid, RxToken, Tunable,
+};
 
-use crate::host::{HostError, PluginInfo};
+use crate::event::Event;
+use crate::host::{HostError, PluginHost, PluginInfo};
+use crate::ni::{Config, LndOp, NiId};
+use crate::nid::ProcessId;
+use crate::ping::{PingError, PingId};
+use crate::selftest::{ConsoleError, Selftest, TxnId};
+use crate::time::Instant;
+use crate::wire::{PingInfo, LNET_NI_STATUS_UP, LNET_PING_FEAT_MULTI_RAIL};
+use crate::Lnet;
+
+/// The result of a selftest console command, see [`Node::lst`].
+pub use crate::selftest::ConsoleReply as LstReply;
+/// A selftest console command (`lst`), see [`Node::lst`].
+pub use crate::selftest::ConsoleRequest as LstRequest;
 
 /// How a node starts.
 #[derive(Clone, Debug, Default)]
@@ -54,20 +73,7 @@ pub struct LatencyStats {
     pub avg_nsec: u64,
 }
 
-/// Message counts by type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TypeCounts {
-    /// PUTs.
-    pub put: u64,
-    /// GETs.
-    pub get: u64,
-    /// REPLYs.
-    pub reply: u64,
-    /// ACKs.
-    pub ack: u64,
-    /// HELLOs.
-    pub hello: u64,
-}
+pub use crate::stats::TypeCounts;
 
 /// Health of an NI (`health stats` of `net show -v 2`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -205,61 +211,608 @@ impl NodeError {
     }
 }
 
-/// Placeholder for the fields of the running node; the runtime fills it.
+/// An NI of the runtime: the LND object serving it and what `net show` needs
+/// beyond the engine's view.
+struct NiRt {
+    lnd: LndNiHandle,
+    plugin: String,
+    net_name: String,
+}
+
+/// Everything behind the node's lock.
+struct State {
+    lnet: Lnet,
+    host: PluginHost,
+    nis: HashMap<NiId, NiRt>,
+    /// One LND object per network type name, made on first use.
+    lnds: HashMap<String, (String, LndHandle)>,
+    /// Finished pings waiting for their caller.
+    pings: HashMap<PingId, Result<PingInfo, PingError>>,
+    /// LNet selftest (test services, test clients, console).
+    selftest: Selftest,
+    /// Finished selftest console commands waiting for their caller.
+    lst_done: HashMap<TxnId, Result<LstReply, ConsoleError>>,
+    /// Module parameters handed to every LND.
+    params: Vec<Tunable>,
+    pid: u32,
+    stopping: bool,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    /// Signalled when a ping finishes or the next timeout may have moved.
+    changed: Condvar,
+    origin: std::time::Instant,
+    timer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// One running LNet instance (the kernel module's role). Cheap to clone.
+#[derive(Clone)]
 pub struct Node {
-    _private: (),
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").finish_non_exhaustive()
+    }
+}
+
+/// What to do after the lock is released.
+type Work = Vec<(LndNiHandle, LndOp)>;
+
+impl Inner {
+    fn now(&self) -> Instant {
+        Instant(self.origin.elapsed().as_nanos() as u64)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a thread panicked while holding it; the
+        // engine's state is still the last consistent one it reached.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the state, drains the engine's outputs, releases the lock
+    /// and executes them; LND failures are fed back until nothing is left.
+    fn with<R>(&self, f: impl FnOnce(&mut State, Instant) -> R) -> R {
+        let mut st = self.lock();
+        let now = self.now();
+        let r = f(&mut st, now);
+        let work = drain(&mut st, now);
+        drop(st);
+        self.changed.notify_all();
+        self.execute(work);
+        r
+    }
+
+    fn execute(&self, mut work: Work) {
+        while !work.is_empty() {
+            let mut failed: Vec<(MsgToken, Completion)> = Vec::new();
+            for (lnd, op) in work.drain(..) {
+                match op {
+                    LndOp::Send { tx, .. } => {
+                        let token = tx.token;
+                        if let Err(e) = lnd.send(tx) {
+                            tracing::debug!("lnd send failed: {e}");
+                            failed.push((
+                                token,
+                                Completion::failed(e.errno, HealthStatus::LOCAL_ERROR),
+                            ));
+                        }
+                    }
+                    LndOp::Recv { rx, .. } => {
+                        let msg = rx.msg;
+                        if let Err(e) = lnd.recv(rx) {
+                            tracing::debug!("lnd recv failed: {e}");
+                            if let lnd_api::abi_stable::std_types::ROption::RSome(m) = msg {
+                                failed.push((
+                                    m,
+                                    Completion::failed(e.errno, HealthStatus::LOCAL_ERROR),
+                                ));
+                            }
+                        }
+                    }
+                    LndOp::EagerRecv { rx, .. } => {
+                        if let Err(e) = lnd.eager_recv(rx) {
+                            tracing::trace!("lnd eager_recv: {e}");
+                        }
+                    }
+                    LndOp::NotifyPeerDown { peer, .. } => lnd.notify_peer_down(peer),
+                }
+            }
+            if failed.is_empty() {
+                break;
+            }
+            let mut st = self.lock();
+            let now = self.now();
+            for (t, c) in failed {
+                st.lnet.handle_done(now, t, c);
+            }
+            work = drain(&mut st, now);
+            drop(st);
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// Drains the engine's LND operations (paired with the NI's LND object) and
+/// its events (ping results are kept for their waiters).
+fn drain(st: &mut State, now: Instant) -> Work {
+    let mut work = Vec::new();
+    // Selftest reacts to events with new sends (and rarely new events):
+    // go round until the engine has nothing left.
+    loop {
+        let events = drain_once(st, now, &mut work);
+        while let Some((id, r)) = st.selftest.poll_console_done() {
+            st.lst_done.insert(id, r);
+        }
+        if events == 0 {
+            return work;
+        }
+    }
+}
+
+/// Wall-clock time since the Unix epoch (selftest ids and stamps).
+fn wall_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// One pass over the LND operations and events; returns the events seen.
+fn drain_once(st: &mut State, now: Instant, work: &mut Work) -> usize {
+    let mut events = 0;
+    while let Some(op) = st.lnet.poll_lnd() {
+        let ni = match &op {
+            LndOp::Send { ni, .. }
+            | LndOp::Recv { ni, .. }
+            | LndOp::EagerRecv { ni, .. }
+            | LndOp::NotifyPeerDown { ni, .. } => *ni,
+        };
+        match st.nis.get(&ni) {
+            Some(rt) => work.push((rt.lnd.clone(), op)),
+            None => {
+                // The NI is gone (deleted between the engine's decision and
+                // now): fail what would have gone to it.
+                if let LndOp::Send { tx, .. } = op {
+                    st.lnet.handle_done(
+                        now,
+                        tx.token,
+                        Completion::failed(errno::ENETDOWN, HealthStatus::LOCAL_ERROR),
+                    );
+                }
+            }
+        }
+    }
+    while let Some(ev) = st.lnet.poll_event() {
+        events += 1;
+        match ev {
+            Event::PingDone { id, result } => {
+                st.pings.insert(id, result);
+            }
+            Event::Md(e) if !st.selftest.handle_event(&mut st.lnet, now, wall_now(), &e) => {
+                tracing::trace!(?e, "md event");
+            }
+            Event::Md(_) => {}
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+    events
+}
+
+/// The host callbacks of one NI.
+struct NiHost {
+    node: Weak<Inner>,
+    ni: Arc<std::sync::OnceLock<NiId>>,
+    name: String,
+}
+
+impl NiHost {
+    fn ni(&self) -> Option<(Arc<Inner>, NiId)> {
+        Some((self.node.upgrade()?, *self.ni.get()?))
+    }
+}
+
+impl Host for NiHost {
+    fn parse(&self, hdr: Hdr, from: Nid, rx: RxToken, rdma_req: bool) -> Result<(), LndError> {
+        let (node, ni) = self.ni().ok_or_else(|| {
+            LndError::new(errno::ENETDOWN, format!("NI {} is not running", self.name))
+        })?;
+        node.with(|st, now| st.lnet.handle_rx(now, ni, hdr, from, rx, rdma_req))
+            .map_err(|e| LndError::new(errno::EPROTO, e.to_string()))
+    }
+
+    fn finalize(&self, msg: MsgToken, status: Completion) {
+        if let Some(node) = self.node.upgrade() {
+            node.with(|st, now| st.lnet.handle_done(now, msg, status));
+        }
+    }
+
+    fn notify(&self, peer: Nid, alive: bool) {
+        if let Some((node, ni)) = self.ni() {
+            node.with(|st, now| st.lnet.handle_notify(now, ni, peer, alive));
+        }
+    }
+
+    fn link_state(&self, up: bool) {
+        if let Some((node, ni)) = self.ni() {
+            node.with(|st, now| st.lnet.handle_link_state(now, ni, up));
+        }
+    }
+
+    fn log(&self, level: LogLevel, msg: &str) {
+        let ni = &self.name;
+        match level {
+            LogLevel::ERROR => tracing::error!(ni, "{msg}"),
+            LogLevel::WARN => tracing::warn!(ni, "{msg}"),
+            LogLevel::INFO => tracing::info!(ni, "{msg}"),
+            LogLevel::DEBUG => tracing::debug!(ni, "{msg}"),
+            _ => tracing::trace!(ni, "{msg}"),
+        }
+    }
+}
+
+fn not_running() -> NodeError {
+    NodeError::failed(errno::ENETDOWN, "LNet is shutting down")
 }
 
 impl Node {
-    /// Starts a node: the engine with `0@lo`, the ping target, the timer.
+    /// Starts a node: the engine with `0@lo` served by the built-in lo LND,
+    /// the ping target, and the timer thread.
     pub fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
-        let _ = cfg;
-        Err(NodeError::failed(
-            lnd_api::errno::ENODEV,
-            "the node runtime is not built yet",
-        ))
+        let origin = std::time::Instant::now();
+        let cookie = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        let mut lcfg = Config {
+            pid: cfg.pid,
+            interface_cookie: cookie,
+            seed: cookie,
+            ..Config::default()
+        };
+        apply_params(&mut lcfg, &cfg.params)?;
+        let st_params = crate::selftest::Params::from_module_params(&cfg.params)
+            .map_err(|e| NodeError::failed(errno::EINVAL, e.to_string()))?;
+        let mut lnet = Lnet::new(lcfg, Instant(0));
+        let selftest = Selftest::new(&mut lnet, Instant(0), wall_now(), st_params);
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                lnet,
+                selftest,
+                lst_done: HashMap::new(),
+                host: PluginHost::new(cfg.plugin_path.clone()),
+                nis: HashMap::new(),
+                lnds: HashMap::new(),
+                pings: HashMap::new(),
+                params: cfg
+                    .params
+                    .iter()
+                    .map(|(k, v)| Tunable::new(k.clone(), v))
+                    .collect(),
+                pid: cfg.pid,
+                stopping: false,
+            }),
+            changed: Condvar::new(),
+            origin,
+            timer: Mutex::new(None),
+        });
+        let node = Node { inner };
+        // 0@lo: served by the built-in lo LND like any other NI.
+        {
+            let mut st = node.inner.lock();
+            let lnd = st.host.lnd_for("lo")?;
+            let plugin = lnd.0.clone();
+            let slot = Arc::new(std::sync::OnceLock::new());
+            let _ = slot.set(NiId::LO);
+            let host = HostHandle::new(NiHost {
+                node: Arc::downgrade(&node.inner),
+                ni: slot,
+                name: "0@lo".into(),
+            });
+            let cfg = NiConfig {
+                net: NetId::LO,
+                interfaces: Vec::new().into(),
+                tunables: NetTunables::UNSET,
+                lnd_tunables: Vec::new().into(),
+                params: st.params.clone().into(),
+                pid: st.pid,
+            };
+            let started = lnd.1.startup(cfg, host).map_err(HostError::Lnd)?;
+            st.host.account_ni(&plugin, true);
+            st.lnds.insert("lo".into(), lnd);
+            st.nis.insert(
+                NiId::LO,
+                NiRt {
+                    lnd: started.ni,
+                    plugin,
+                    net_name: "lo".into(),
+                },
+            );
+        }
+        let weak = Arc::downgrade(&node.inner);
+        let timer = std::thread::Builder::new()
+            .name("lnet-timer".into())
+            .spawn(move || timer_loop(weak))
+            .map_err(|e| {
+                NodeError::failed(errno::ENOMEM, format!("cannot start the timer thread: {e}"))
+            })?;
+        *node.inner.timer.lock().unwrap_or_else(|p| p.into_inner()) = Some(timer);
+        Ok(node)
     }
+
     /// `plugin load PATH`.
     pub fn plugin_load(&self, path: &Path) -> Result<PluginInfo, NodeError> {
-        let _ = path;
-        Err(NodeError::failed(
-            lnd_api::errno::ENODEV,
-            "the node runtime is not built yet",
-        ))
+        let mut st = self.inner.lock();
+        if st.stopping {
+            return Err(not_running());
+        }
+        Ok(st.host.load(path)?)
     }
-    /// `plugin unload NAME`.
+
+    /// `plugin unload NAME`: deactivates a plugin that serves no NI.
     pub fn plugin_unload(&self, name: &str) -> Result<PluginInfo, NodeError> {
-        let _ = name;
-        Err(NodeError::failed(
-            lnd_api::errno::ENODEV,
-            "the node runtime is not built yet",
-        ))
+        let mut st = self.inner.lock();
+        let info = st.host.unload(name)?;
+        // Its LND objects are dropped; a later load makes new ones.
+        let types = info.net_types.clone();
+        st.lnds.retain(|t, _| !types.contains(t));
+        Ok(info)
     }
-    /// `plugin show`.
+
+    /// `plugin show`: every plugin with the NIs it serves.
     pub fn plugins(&self) -> Vec<PluginShow> {
-        Vec::new()
+        let st = self.inner.lock();
+        st.host
+            .list()
+            .into_iter()
+            .map(|info| {
+                let mut nis: Vec<(NiId, Nid)> = st
+                    .nis
+                    .iter()
+                    .filter(|(_, rt)| rt.plugin == info.name)
+                    .filter_map(|(id, _)| st.lnet.ni(*id).map(|v| (*id, v.nid())))
+                    .collect();
+                nis.sort_by_key(|(id, _)| *id);
+                PluginShow {
+                    info,
+                    nis: nis.into_iter().map(|(_, n)| n).collect(),
+                }
+            })
+            .collect()
     }
-    /// `net add`: returns the NIDs of the new NIs.
+
+    /// `net add`: one NI per interface; on any failure the NIs this request
+    /// added are removed again (nothing half-added).
     pub fn net_add(&self, req: NetAdd) -> Result<Vec<Nid>, NodeError> {
-        let _ = req;
-        Err(NodeError::failed(
-            lnd_api::errno::ENODEV,
-            "the node runtime is not built yet",
-        ))
+        if req.interfaces.is_empty() {
+            return Err(NodeError::failed(
+                errno::EINVAL,
+                "creating a local NI needs at least one interface",
+            ));
+        }
+        let mut added: Vec<NiId> = Vec::new();
+        let mut nids = Vec::new();
+        for iface in &req.interfaces {
+            match self.ni_start(&req, iface) {
+                Ok((id, nid)) => {
+                    added.push(id);
+                    nids.push(nid);
+                }
+                Err(e) => {
+                    for id in added.into_iter().rev() {
+                        self.ni_stop(id);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(nids)
     }
-    /// `net del --net NET` (by name, as `net add`).
+
+    fn resolve_net(st: &State, name: &str) -> Result<(NetId, String), NodeError> {
+        let (ty, num) = split_net_name(name).ok_or_else(|| {
+            NodeError::failed(errno::EINVAL, format!("cannot parse net {name:?}"))
+        })?;
+        let lnd_type = st
+            .host
+            .lnd_type_of(ty)
+            .or_else(|| lnd_api::nid::LndInfo::by_name(ty).map(|i| i.lnd_type));
+        let lnd_type = lnd_type.ok_or_else(|| {
+            NodeError::failed(
+                errno::EINVAL,
+                format!("cannot parse net {name:?}: unknown network type {ty}"),
+            )
+        })?;
+        Ok((NetId::new(lnd_type, num), ty.to_string()))
+    }
+
+    fn ni_start(&self, req: &NetAdd, iface: &str) -> Result<(NiId, Nid), NodeError> {
+        let mut st = self.inner.lock();
+        if st.stopping {
+            return Err(not_running());
+        }
+        let (ty, _) = split_net_name(&req.net).ok_or_else(|| {
+            NodeError::failed(errno::EINVAL, format!("cannot parse net {:?}", req.net))
+        })?;
+        if ty == "lo" {
+            return Err(NodeError::failed(errno::ENODEV, "setting @lo not allowed"));
+        }
+        // The first NI of a type makes its LND object, loading the plugin
+        // from the plugin path if no loaded plugin provides the type.
+        if !st.lnds.contains_key(ty) {
+            let made = st.host.lnd_for(ty)?;
+            st.lnds.insert(ty.to_string(), made);
+        }
+        let (net, _) = Self::resolve_net(&st, &req.net)?;
+        let slot = Arc::new(std::sync::OnceLock::new());
+        let host = HostHandle::new(NiHost {
+            node: Arc::downgrade(&self.inner),
+            ni: Arc::clone(&slot),
+            name: format!("{}({iface})", req.net),
+        });
+        let cfg = NiConfig {
+            net,
+            interfaces: vec![lnd_api::abi_stable::std_types::RString::from(iface)].into(),
+            tunables: req.tunables,
+            lnd_tunables: req
+                .lnd_tunables
+                .iter()
+                .map(|(k, v)| Tunable::new(k.clone(), v))
+                .collect::<Vec<_>>()
+                .into(),
+            params: st.params.clone().into(),
+            pid: st.pid,
+        };
+        let (plugin, lnd) = st
+            .lnds
+            .get(ty)
+            .ok_or_else(|| NodeError::failed(errno::ENODEV, "LND type not supported"))?;
+        let plugin = plugin.clone();
+        // Started under the lock: the NI's callbacks wait for it until the
+        // engine knows the NI (an LND must not call the host from startup).
+        let started = lnd
+            .startup(cfg, host)
+            .map_err(|e| NodeError::failed(e.errno, format!("cannot add LNet NI: {e}")))?;
+        let now = self.inner.now();
+        match st.lnet.ni_add(now, net, &started.info) {
+            Ok(id) => {
+                let _ = slot.set(id);
+                st.host.account_ni(&plugin, true);
+                st.nis.insert(
+                    id,
+                    NiRt {
+                        lnd: started.ni,
+                        plugin,
+                        net_name: req.net.clone(),
+                    },
+                );
+                drop(st);
+                self.inner.changed.notify_all();
+                Ok((id, started.info.nid))
+            }
+            Err(e) => {
+                drop(st);
+                started.ni.shutdown();
+                Err(NodeError::failed(
+                    e.errno(),
+                    format!("cannot add LNet NI: {e}"),
+                ))
+            }
+        }
+    }
+
+    /// Stops one NI: the engine forgets it (failing what waits for it), then
+    /// the LND shuts it down and finalizes what it owned.
+    fn ni_stop(&self, id: NiId) {
+        let rt = self.inner.with(|st, now| {
+            let rt = st.nis.remove(&id);
+            if let Some(rt) = &rt {
+                st.host.account_ni(&rt.plugin, false);
+                if id != NiId::LO {
+                    if let Err(e) = st.lnet.ni_del(now, id) {
+                        tracing::warn!("ni_del: {e}");
+                    }
+                }
+            }
+            rt
+        });
+        if let Some(rt) = rt {
+            rt.lnd.shutdown();
+        }
+    }
+
+    /// `net del --net NET`: removes every NI of the net.
     pub fn net_del(&self, net: &str) -> Result<(), NodeError> {
-        let _ = net;
-        Err(NodeError::failed(
-            lnd_api::errno::ENODEV,
-            "the node runtime is not built yet",
-        ))
+        let ids: Vec<NiId> = {
+            let st = self.inner.lock();
+            let (netid, _) = Self::resolve_net(&st, net)?;
+            if netid == NetId::LO {
+                return Err(NodeError::failed(
+                    errno::EINVAL,
+                    "deleting lo is not allowed",
+                ));
+            }
+            let mut ids: Vec<NiId> = st
+                .lnet
+                .nis()
+                .filter(|v| v.net() == netid)
+                .map(|v| v.id())
+                .collect();
+            ids.sort();
+            ids
+        };
+        if ids.is_empty() {
+            return Err(NodeError::failed(errno::ENOENT, "LNet net doesn't exist"));
+        }
+        for id in ids {
+            self.ni_stop(id);
+        }
+        Ok(())
     }
+
     /// `net show`: every net, lo first, in creation order.
     pub fn nets(&self) -> Vec<NetShow> {
-        Vec::new()
+        let st = self.inner.lock();
+        let mut out: Vec<NetShow> = Vec::new();
+        for v in st.lnet.nis() {
+            let name = st
+                .nis
+                .get(&v.id())
+                .map(|r| r.net_name.clone())
+                .unwrap_or_else(|| net_name(v.net()));
+            let s = v.stats();
+            let ni = NiShow {
+                nid: v.nid(),
+                up: v.is_up(),
+                interfaces: v.interfaces().to_vec(),
+                send_count: s.sent.total(),
+                recv_count: s.received.total(),
+                drop_count: s.dropped.total(),
+                put_egress: LatencyStats::default(),
+                get_rtt: LatencyStats::default(),
+                put_ack: LatencyStats::default(),
+                sent: s.sent,
+                received: s.received,
+                dropped: s.dropped,
+                health: NiHealth {
+                    fatal_error: u64::from(v.fatal()),
+                    value: v.health_value(),
+                    interrupts: s.health.local_interrupt,
+                    dropped: s.health.local_dropped,
+                    aborted: s.health.local_aborted,
+                    no_route: s.health.local_no_route,
+                    timeouts: s.health.local_timeout,
+                    error: s.health.local_error,
+                    ping_count: 0,
+                    next_ping: 0,
+                },
+                tunables: v.tunables(),
+                lnd_tunables: v
+                    .lnd_tunables()
+                    .iter()
+                    .map(|t| (t.name.to_string(), t.value.to_string()))
+                    .collect(),
+                dev_cpt: -1,
+                cpts: vec![0],
+                tx_credits: v.tx_credits() as i64,
+                min_tx_credits: v.min_tx_credits() as i64,
+            };
+            match out.iter_mut().find(|n| n.net == v.net()) {
+                Some(n) => n.nis.push(ni),
+                None => out.push(NetShow {
+                    net: v.net(),
+                    name,
+                    nis: vec![ni],
+                }),
+            }
+        }
+        out
     }
-    /// `ping NID`: a GET on the ping portal, answered by the peer's ping service.
+
+    /// `ping NID`: a GET on the ping portal, answered by the target's ping
+    /// service; waits at most `timeout`.
     pub fn ping(
         &self,
         target: Nid,
@@ -267,12 +820,335 @@ impl Node {
         source: Option<Nid>,
         timeout: Duration,
     ) -> Result<PingReply, NodeError> {
-        let _ = (target, pid, source, timeout);
-        Err(NodeError::failed(
-            lnd_api::errno::ENODEV,
-            "the node runtime is not built yet",
-        ))
+        let pid = pid.unwrap_or(crate::nid::LNET_PID_LUSTRE);
+        let id = self.inner.with(|st, now| {
+            if st.stopping {
+                return Err(not_running());
+            }
+            st.lnet
+                .ping(now, ProcessId { nid: target, pid }, source, timeout)
+                .map_err(|e| NodeError::failed(e.errno(), e.to_string()))
+        })?;
+        let mut st = self.inner.lock();
+        // The engine's own deadline ends the ping; this guard only protects
+        // against a runtime bug, with a margin over the engine's timeout.
+        let guard = std::time::Instant::now() + timeout + Duration::from_secs(5);
+        loop {
+            if let Some(r) = st.pings.remove(&id) {
+                return r
+                    .map(|info| ping_reply(&info, target))
+                    .map_err(|e| NodeError::failed(e.errno(), e.to_string()));
+            }
+            let left = guard.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(NodeError::failed(
+                    errno::ETIMEDOUT,
+                    format!("ping {target}: no answer"),
+                ));
+            }
+            st = self
+                .inner
+                .changed
+                .wait_timeout(st, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
     }
+
+    /// Runs one LNet selftest console command (`lst …`, selftest.md §2) and
+    /// waits for its result: local commands answer at once, commands that
+    /// talk to nodes after their transaction (at most the transaction
+    /// timeout, 30 s, twice for `add_test`). Failures of the command as a
+    /// whole come back as [`NodeError::Failed`] with upstream's errno and
+    /// message (`No session exists`, `Unmatched session key or not root`…);
+    /// per-node failures are in the [`LstReply::Nodes`] entries.
+    ///
+    /// `lst stat` is one [`LstRequest::Stat`] per sample; the rates of §5
+    /// come from [`crate::selftest::stat_compute`] over two samples.
+    pub fn lst(&self, req: LstRequest) -> Result<LstReply, NodeError> {
+        let id = self.inner.with(|st, now| {
+            if st.stopping {
+                return Err(not_running());
+            }
+            let State { lnet, selftest, .. } = st;
+            Ok(selftest.console(lnet, now, wall_now(), req))
+        })?;
+        let mut st = self.inner.lock();
+        // The transactions end by their own timeouts; this guard only
+        // protects against a runtime bug.
+        let guard = std::time::Instant::now() + Duration::from_secs(2 * 30 + 15);
+        loop {
+            if let Some(r) = st.lst_done.remove(&id) {
+                return r.map_err(|e| NodeError::failed(e.errno, e.message));
+            }
+            let left = guard.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(NodeError::failed(
+                    errno::ETIMEDOUT,
+                    "selftest console: command did not finish",
+                ));
+            }
+            st = self
+                .inner
+                .changed
+                .wait_timeout(st, left.min(Duration::from_secs(1)))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    /// Selftest counters of this node (`srpc_counters`, `sfw_counters`).
+    pub fn selftest_counters(
+        &self,
+    ) -> (crate::selftest::SrpcCounters, crate::selftest::SfwCounters) {
+        let st = self.inner.lock();
+        let now = self.inner.now();
+        (st.selftest.rpc_counters(), st.selftest.fw_counters(now))
+    }
+
+    /// The network types that plugins provide beyond lnd-api's built-in
+    /// table, for parsing and printing their NIDs
+    /// (`Nid::display_with`, `Nid::parse_with`).
+    pub fn extra_net_types(&self) -> Vec<(String, u8)> {
+        let st = self.inner.lock();
+        st.host
+            .list()
+            .into_iter()
+            .flat_map(|p| p.net_types)
+            .filter(|t| lnd_api::nid::LndInfo::by_name(t).is_none())
+            .filter_map(|t| st.host.lnd_type_of(&t).map(|n| (t, n)))
+            .collect()
+    }
+
+    /// Global counters (`stats show`).
+    pub fn stats(&self) -> crate::stats::Counters {
+        *self.inner.lock().lnet.stats()
+    }
+
     /// Shuts every NI down in order (lo last) and stops the timer.
-    pub fn shutdown(&self) {}
+    pub fn shutdown(&self) {
+        let ids: Vec<NiId> = {
+            let mut st = self.inner.lock();
+            if st.stopping {
+                return;
+            }
+            st.stopping = true;
+            let mut ids: Vec<NiId> = st.nis.keys().copied().collect();
+            ids.sort();
+            ids.reverse();
+            ids
+        };
+        for id in ids {
+            self.ni_stop(id);
+        }
+        self.inner.changed.notify_all();
+        let t = self
+            .inner
+            .timer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `tcp1` -> (`tcp`, 1); `tcp` -> (`tcp`, 0).
+fn split_net_name(name: &str) -> Option<(&str, u16)> {
+    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (ty, num) = name.split_at(name.len() - digits);
+    if ty.is_empty() || !ty.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let num = if num.is_empty() { 0 } else { num.parse().ok()? };
+    Some((ty, num))
+}
+
+fn net_name(net: NetId) -> String {
+    net.to_string()
+}
+
+/// The answer to `ping`; a node with no NI but `0@lo` is its own primary NID.
+fn ping_reply(info: &PingInfo, target: Nid) -> PingReply {
+    PingReply {
+        primary_nid: info.primary_nid().unwrap_or(target),
+        pid: info.pid,
+        multi_rail: info.features & LNET_PING_FEAT_MULTI_RAIL != 0,
+        nids: info
+            .all_nis()
+            .into_iter()
+            .filter(|n| n.nid != Nid::LO_0)
+            .map(|n| (n.nid, n.status == LNET_NI_STATUS_UP))
+            .collect(),
+    }
+}
+
+/// Applies the module parameters that set the engine's global tunables
+/// (semantics.md §13.1); the others are for LNDs (handed over in
+/// `NiConfig::params`) or for the daemon. lnetd validates every name first;
+/// the checks here cover an embedding application that skips lnetd.
+fn apply_params(cfg: &mut Config, params: &[(String, String)]) -> Result<(), NodeError> {
+    let t = &mut cfg.tunables;
+    for (name, value) in params {
+        let int = || -> Result<i64, NodeError> {
+            value.trim().parse::<i64>().map_err(|_| {
+                NodeError::failed(
+                    errno::EINVAL,
+                    format!("bad value for parameter {name}: {value:?} is not an integer"),
+                )
+            })
+        };
+        let uint = |min: i64, max: i64| -> Result<u32, NodeError> {
+            let v = int()?;
+            if v < min || v > max {
+                return Err(NodeError::failed(
+                    errno::EINVAL,
+                    format!("bad value for parameter {name}: {v} is not in {min}..={max}"),
+                ));
+            }
+            Ok(v as u32)
+        };
+        match name.as_str() {
+            "lnet_transaction_timeout" => t.transaction_timeout = uint(1, i32::MAX as i64)?,
+            "lnet_retry_count" => t.retry_count = uint(0, i32::MAX as i64)?,
+            "lnet_health_sensitivity" => t.health_sensitivity = uint(0, 1000)?,
+            "lnet_recovery_limit" => t.recovery_limit = uint(0, i32::MAX as i64)?,
+            "lnet_max_recovery_ping_interval" => {
+                t.max_recovery_ping_interval = uint(1, i32::MAX as i64)?
+            }
+            "lnet_response_tracking" => t.response_tracking = uint(0, 3)?,
+            "lnet_peer_discovery_disabled" => t.peer_discovery_disabled = int()? != 0,
+            "lnet_drop_asym_route" => t.drop_asym_route = uint(0, 1)? == 1,
+            "lnet_numa_range" => t.numa_range = uint(0, i32::MAX as i64)?,
+            // Upstream clamps a too-small value up to its minimum of 16.
+            "lnet_interfaces_max" => t.max_interfaces = int()?.clamp(16, i32::MAX as i64) as u32,
+            "lock_prim_nid" => t.lock_prim_nid = uint(0, 1)? == 1,
+            "forwarding" => t.routing = value == "enabled",
+            _ => {}
+        }
+    }
+    let retry_given = params.iter().any(|(k, _)| k == "lnet_retry_count");
+    if retry_given && t.retry_count >= t.transaction_timeout {
+        return Err(NodeError::failed(
+            errno::EINVAL,
+            format!(
+                "bad value for parameter lnet_retry_count: {} must be less than lnet_transaction_timeout ({})",
+                t.retry_count, t.transaction_timeout
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn timer_loop(node: Weak<Inner>) {
+    loop {
+        let Some(inner) = node.upgrade() else { return };
+        let mut st = inner.lock();
+        if st.stopping {
+            return;
+        }
+        let now = inner.now();
+        let engine_due = st.lnet.poll_timeout();
+        let selftest_due = st.selftest.poll_timeout();
+        let due = match (engine_due, selftest_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match due {
+            Some(t) if t <= now => {
+                if engine_due.is_some_and(|t| t <= now) {
+                    st.lnet.handle_timeout(now);
+                }
+                if selftest_due.is_some_and(|t| t <= now) {
+                    let State { lnet, selftest, .. } = &mut *st;
+                    selftest.handle_timeout(lnet, now, wall_now());
+                }
+                let work = drain(&mut st, now);
+                drop(st);
+                inner.changed.notify_all();
+                inner.execute(work);
+            }
+            _ => {
+                let wait = due
+                    .map(|t| Duration::from_nanos(t.0 - now.0))
+                    .unwrap_or(Duration::from_secs(1));
+                let wait = wait.min(Duration::from_secs(1));
+                let _ = inner.changed.wait_timeout(st, wait);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn module_parameters_set_the_engine_tunables() {
+        let mut cfg = Config::default();
+        apply_params(
+            &mut cfg,
+            &p(&[
+                ("lnet_transaction_timeout", "10"),
+                ("lnet_retry_count", "0"),
+                ("lnet_health_sensitivity", "0"),
+                ("lnet_peer_discovery_disabled", "1"),
+                ("forwarding", "enabled"),
+                ("lnet_interfaces_max", "3"),
+                ("accept_port", "7988"),
+            ]),
+        )
+        .expect("valid");
+        let t = &cfg.tunables;
+        assert_eq!(
+            (t.transaction_timeout, t.retry_count, t.health_sensitivity),
+            (10, 0, 0)
+        );
+        assert!(t.peer_discovery_disabled && t.routing);
+        assert_eq!(t.max_interfaces, 16);
+    }
+
+    #[test]
+    fn bad_module_parameters_name_themselves() {
+        let mut cfg = Config::default();
+        let e =
+            apply_params(&mut cfg, &p(&[("lnet_health_sensitivity", "1001")])).expect_err("range");
+        assert_eq!(
+            e.to_string(),
+            "bad value for parameter lnet_health_sensitivity: 1001 is not in 0..=1000"
+        );
+        let e = apply_params(&mut cfg, &p(&[("lnet_retry_count", "x")])).expect_err("integer");
+        assert!(
+            e.to_string()
+                .contains("lnet_retry_count: \"x\" is not an integer"),
+            "{e}"
+        );
+        let e = apply_params(
+            &mut Config::default(),
+            &p(&[("lnet_transaction_timeout", "2"), ("lnet_retry_count", "2")]),
+        )
+        .expect_err("retry < timeout");
+        assert!(
+            e.to_string()
+                .contains("must be less than lnet_transaction_timeout (2)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn net_names_split_into_type_and_number() {
+        assert_eq!(split_net_name("tcp"), Some(("tcp", 0)));
+        assert_eq!(split_net_name("o2ib12"), Some(("o2ib", 12)));
+        assert_eq!(split_net_name("vnd2"), Some(("vnd", 2)));
+        assert_eq!(split_net_name("12"), None);
+        assert_eq!(split_net_name("tcp99999"), None);
+        assert_eq!(split_net_name("tc-p"), None);
+    }
 }

@@ -1,1 +1,637 @@
-//! (to be written)
+//! Peers, peer nets and peer NIs (`struct lnet_peer`, `lnet_peer_net`,
+//! `lnet_peer_ni`, `lnet/lnet/peer.c`).
+//!
+//! A peer is one remote node, named by its primary NID; it owns one peer net
+//! per network it is reachable on, each holding that node's NIDs (peer NIs)
+//! on the net. A NID we send to or hear from becomes a peer NI of a
+//! (possibly new, single-NID, non-Multi-Rail) peer. `peer_add` groups NIDs into
+//! one Multi-Rail peer, as `lnetctl peer add` does.
+//!
+//! Health (§8.1, §8.6): a peer NI blamed for a failure loses
+//! `health_sensitivity`; if it belongs to a peer with more than one NID and was
+//! ever heard from, it joins the recovery queue, which a monitor timer walks
+//! every second, pinging each member (backoff 2^n s) until its health is full.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+
+use lnd_api::{errno, NetId, Nid};
+
+use crate::msg::{GenSlab, MsgId};
+use crate::ni::Lnet;
+use crate::stats::MsgStats;
+use crate::time::Instant;
+
+/// Identifies a peer NI: slab index and generation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct PeerNiId {
+    pub(crate) idx: u32,
+    pub(crate) gen: u32,
+}
+
+/// Identifies a peer: slab index and generation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct PeerId {
+    pub(crate) idx: u32,
+    pub(crate) gen: u32,
+}
+
+/// A peer net (`struct lnet_peer_net`).
+#[derive(Debug)]
+pub(crate) struct PeerNet {
+    pub(crate) net: NetId,
+    pub(crate) peer_nis: Vec<PeerNiId>,
+    pub(crate) seq: u64,
+    pub(crate) sel_priority: u32,
+}
+
+/// A peer (`struct lnet_peer`).
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) primary_nid: Nid,
+    pub(crate) multi_rail: bool,
+    /// Created by `peer add` (not discovered or implied by traffic).
+    pub(crate) configured: bool,
+    pub(crate) nets: Vec<PeerNet>,
+    pub(crate) seq: u64,
+    /// The last ping buffer this peer pushed to us (discovery push).
+    pub(crate) pushed: Option<crate::ping::PingInfo>,
+}
+
+/// A peer NI (`struct lnet_peer_ni`).
+#[derive(Debug)]
+pub(crate) struct PeerNi {
+    pub(crate) nid: Nid,
+    pub(crate) peer: PeerId,
+    /// `lpni_txcredits`: negative = messages waiting.
+    pub(crate) tx_credits: i32,
+    /// `lpni_mintxcredits`.
+    pub(crate) min_tx_credits: i32,
+    /// The net's `peer_credits` when the peer NI was created.
+    pub(crate) max_tx_credits: i32,
+    /// `lpni_txqnob`: bytes queued or in flight (payload + 72 per message).
+    pub(crate) txqnob: u64,
+    /// Messages waiting for a credit, FIFO.
+    pub(crate) queue: VecDeque<MsgId>,
+    /// `lpni_healthv`, 0..=1000.
+    pub(crate) health_value: u32,
+    /// `ns_status` as last reported or inferred.
+    pub(crate) up: bool,
+    pub(crate) last_alive: Option<Instant>,
+    pub(crate) seq: u64,
+    pub(crate) sel_priority: u32,
+    /// Preferred local NIDs (`lpni_pref`).
+    pub(crate) pref_nids: Vec<Nid>,
+    pub(crate) stats: MsgStats,
+}
+
+/// Recovery state of a peer NI (`lpni_ping_count`, `lpni_next_ping`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Recovery {
+    pub(crate) ping_count: u32,
+    pub(crate) next_ping: Instant,
+    pub(crate) outstanding: Option<crate::ping::PingId>,
+}
+
+/// Errors of peer management.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// A NID already belongs to another peer.
+    #[error("peer NI {nid:?}: already belongs to peer {owner:?}")]
+    NidInUse {
+        /// The NID.
+        nid: Nid,
+        /// Its peer's primary NID.
+        owner: Nid,
+    },
+    /// No such peer.
+    #[error("peer {0:?}: no such peer")]
+    Unknown(Nid),
+    /// A NID is not usable for a peer.
+    #[error("peer NI {0:?}: not a usable peer NID (any NID, 0@lo, or one of our own)")]
+    BadNid(Nid),
+}
+
+impl PeerError {
+    /// The errno upstream reports (positive).
+    pub fn errno(&self) -> i32 {
+        match self {
+            PeerError::NidInUse { .. } => errno::EEXIST,
+            PeerError::Unknown(_) => errno::ENOENT,
+            PeerError::BadNid(_) => errno::EINVAL,
+        }
+    }
+}
+
+/// The peer tables.
+#[derive(Debug, Default)]
+pub(crate) struct PeerTable {
+    pub(crate) peers: GenSlab<Peer>,
+    pub(crate) nis: GenSlab<PeerNi>,
+    pub(crate) by_nid: HashMap<Nid, PeerNiId>,
+    /// Peers in creation order (for stable listing).
+    pub(crate) order: Vec<PeerId>,
+    /// The peer NI recovery queue (§8.6).
+    pub(crate) recovery: std::collections::BTreeMap<PeerNiId, Recovery>,
+    /// When the monitor is armed, if it is.
+    pub(crate) monitor_at: Option<Instant>,
+}
+
+impl PeerTable {
+    pub(crate) fn get(&self, id: PeerNiId) -> Option<&PeerNi> {
+        self.nis.get(id.idx, id.gen)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: PeerNiId) -> Option<&mut PeerNi> {
+        self.nis.get_mut(id.idx, id.gen)
+    }
+
+    pub(crate) fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(id.idx, id.gen)
+    }
+
+    pub(crate) fn lookup(&self, nid: &Nid) -> Option<PeerNiId> {
+        self.by_nid.get(nid).copied()
+    }
+
+    /// Finds or creates the peer NI of `nid` (`lnet_peerni_by_nid_locked`);
+    /// a new one gets a new single-NID non-MR peer and `credits` credits.
+    pub(crate) fn find_or_create(&mut self, nid: Nid, credits: i32) -> PeerNiId {
+        if let Some(id) = self.by_nid.get(&nid) {
+            return *id;
+        }
+        let (pidx, pgen) = self.peers.insert(Peer {
+            primary_nid: nid,
+            multi_rail: false,
+            configured: false,
+            nets: Vec::new(),
+            seq: 0,
+            pushed: None,
+        });
+        let peer = PeerId {
+            idx: pidx,
+            gen: pgen,
+        };
+        self.order.push(peer);
+        self.add_ni(peer, nid, credits)
+    }
+
+    fn add_ni(&mut self, peer: PeerId, nid: Nid, credits: i32) -> PeerNiId {
+        let (idx, gen) = self.nis.insert(PeerNi {
+            nid,
+            peer,
+            tx_credits: credits,
+            min_tx_credits: credits,
+            max_tx_credits: credits,
+            txqnob: 0,
+            queue: VecDeque::new(),
+            health_value: 1000,
+            up: true,
+            last_alive: None,
+            seq: 0,
+            sel_priority: u32::MAX,
+            pref_nids: Vec::new(),
+            stats: MsgStats::default(),
+        });
+        let id = PeerNiId { idx, gen };
+        self.by_nid.insert(nid, id);
+        if let Some(p) = self.peers.get_mut(peer.idx, peer.gen) {
+            let net = nid.net();
+            match p.nets.iter_mut().find(|n| n.net == net) {
+                Some(pn) => pn.peer_nis.push(id),
+                None => p.nets.push(PeerNet {
+                    net,
+                    peer_nis: vec![id],
+                    seq: 0,
+                    sel_priority: u32::MAX,
+                }),
+            }
+        }
+        id
+    }
+
+    /// Whether two NIDs belong to the same peer object.
+    pub(crate) fn same_peer(&self, a: Nid, b: Nid) -> bool {
+        match (self.by_nid.get(&a), self.by_nid.get(&b)) {
+            (Some(x), Some(y)) => {
+                let px = self.get(*x).map(|p| p.peer);
+                px.is_some() && px == self.get(*y).map(|p| p.peer)
+            }
+            _ => false,
+        }
+    }
+
+    /// The primary NID of the peer owning `nid`, or `nid` itself.
+    pub(crate) fn primary_of(&self, nid: Nid) -> Nid {
+        self.by_nid
+            .get(&nid)
+            .and_then(|id| self.get(*id))
+            .and_then(|pni| self.peer(pni.peer))
+            .map_or(nid, |p| p.primary_nid)
+    }
+
+    /// Records news of a peer NI; returns `Some(true)` when it went down now.
+    pub(crate) fn notify(&mut self, now: Instant, nid: &Nid, alive: bool) -> Option<bool> {
+        let id = *self.by_nid.get(nid)?;
+        let p = self.get_mut(id)?;
+        if alive {
+            p.last_alive = Some(now);
+        }
+        if p.up == alive {
+            return Some(false);
+        }
+        p.up = alive;
+        if alive {
+            p.health_value = 1000;
+        }
+        Some(!alive)
+    }
+
+    pub(crate) fn reset_stats(&mut self) {
+        let ids: Vec<(u32, u32)> = self.nis.iter().map(|(i, g, _)| (i, g)).collect();
+        for (i, g) in ids {
+            if let Some(p) = self.nis.get_mut(i, g) {
+                p.stats = MsgStats::default();
+            }
+        }
+    }
+}
+
+/// A read-only view of a peer for `peer show`.
+#[derive(Clone, Copy)]
+pub struct PeerView<'a> {
+    table: &'a PeerTable,
+    peer: &'a Peer,
+}
+
+impl fmt::Debug for PeerView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerView")
+            .field("primary_nid", &self.peer.primary_nid)
+            .finish()
+    }
+}
+
+impl<'a> PeerView<'a> {
+    /// The primary NID.
+    pub fn primary_nid(&self) -> Nid {
+        self.peer.primary_nid
+    }
+    /// Whether the peer is Multi-Rail.
+    pub fn multi_rail(&self) -> bool {
+        self.peer.multi_rail
+    }
+    /// The last ping buffer the peer pushed to us, if any.
+    pub fn pushed_info(&self) -> Option<&'a crate::ping::PingInfo> {
+        self.peer.pushed.as_ref()
+    }
+    /// Whether the peer was configured with `peer add`.
+    pub fn configured(&self) -> bool {
+        self.peer.configured
+    }
+    /// The peer's NIs, net by net.
+    pub fn peer_nis(&self) -> impl Iterator<Item = PeerNiView<'a>> + 'a {
+        let table = self.table;
+        self.peer
+            .nets
+            .iter()
+            .flat_map(|n| n.peer_nis.iter())
+            .filter_map(move |id| table.get(*id).map(|pni| PeerNiView { pni }))
+    }
+}
+
+/// A read-only view of a peer NI for `peer show -v`.
+#[derive(Clone, Copy)]
+pub struct PeerNiView<'a> {
+    pni: &'a PeerNi,
+}
+
+impl<'a> PeerNiView<'a> {
+    /// The NID.
+    pub fn nid(&self) -> Nid {
+        self.pni.nid
+    }
+    /// `up` or `down` as last reported or inferred.
+    pub fn is_up(&self) -> bool {
+        self.pni.up
+    }
+    /// Tx credits available (negative = messages waiting).
+    pub fn tx_credits(&self) -> i32 {
+        self.pni.tx_credits
+    }
+    /// Low-water mark of `tx_credits`.
+    pub fn min_tx_credits(&self) -> i32 {
+        self.pni.min_tx_credits
+    }
+    /// The `peer_credits` it started with.
+    pub fn max_tx_credits(&self) -> i32 {
+        self.pni.max_tx_credits
+    }
+    /// Bytes queued or in flight.
+    pub fn txqnob(&self) -> u64 {
+        self.pni.txqnob
+    }
+    /// Health value, 0..=1000.
+    pub fn health_value(&self) -> u32 {
+        self.pni.health_value
+    }
+    /// Preferred local NIDs.
+    pub fn pref_nids(&self) -> &'a [Nid] {
+        &self.pni.pref_nids
+    }
+    /// Message statistics.
+    pub fn stats(&self) -> &'a MsgStats {
+        &self.pni.stats
+    }
+}
+
+impl Lnet {
+    /// All peers, in creation order.
+    pub fn peers(&self) -> impl Iterator<Item = PeerView<'_>> {
+        let t = &self.peers;
+        t.order
+            .iter()
+            .filter_map(move |id| t.peer(*id).map(|peer| PeerView { table: t, peer }))
+    }
+
+    /// The peer owning `nid`.
+    pub fn peer(&self, nid: &Nid) -> Option<PeerView<'_>> {
+        let t = &self.peers;
+        let pni = t.get(t.lookup(nid)?)?;
+        t.peer(pni.peer).map(|peer| PeerView { table: t, peer })
+    }
+
+    /// The `peer_credits` of the first NI on `net`, for a new peer NI there.
+    pub(crate) fn peer_credits_on(&self, net: NetId) -> i32 {
+        self.nis
+            .iter()
+            .flatten()
+            .find(|n| n.net == net)
+            .map_or(8, |n| n.tunables.peer_credits.max(1))
+    }
+
+    /// A failure blamed on a peer NI: health down by the sensitivity, and the
+    /// peer NI goes on the recovery queue if it was ever heard from and
+    /// `recovery_limit` allows (§8.1, §8.6). Remote health is not tracked
+    /// for a single-NID peer (this node does not route) nor for our own NIDs
+    /// (§8.3 step 3).
+    pub(crate) fn peer_ni_failed(&mut self, now: Instant, id: PeerNiId) {
+        let t = &self.cfg.tunables;
+        let (sens, limit) = (t.health_sensitivity, t.recovery_limit);
+        let Some(p) = self.peers.get(id) else {
+            return;
+        };
+        let nids = self.peers.peer(p.peer).map_or(0, |peer| {
+            peer.nets.iter().map(|n| n.peer_nis.len()).sum::<usize>()
+        });
+        if nids <= 1 || self.is_local_nid(&p.nid) {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        p.health_value = p.health_value.saturating_sub(sens);
+        let Some(last) = p.last_alive else { return };
+        let within = limit == 0
+            || now <= last.saturating_add(crate::time::Duration::from_secs(u64::from(limit)));
+        if within && p.health_value < 1000 {
+            self.peers.recovery.entry(id).or_insert(Recovery {
+                ping_count: 0,
+                next_ping: now,
+                outstanding: None,
+            });
+            self.arm_monitor(now);
+        }
+    }
+
+    fn arm_monitor(&mut self, now: Instant) {
+        if self.peers.monitor_at.is_none() {
+            let at = now.saturating_add(crate::time::Duration::from_secs(1));
+            self.peers.monitor_at = Some(at);
+            self.arm(at, crate::ni::Timer::Monitor);
+        }
+    }
+
+    /// The monitor's pass (`lnet_recover_peer_nis`): drop recovered or
+    /// vanished peer NIs, ping the others when their time has come. A ping
+    /// goes to exactly that NID from the best local NI on its net; its REPLY,
+    /// received from that peer NI, raises its health.
+    pub(crate) fn monitor(&mut self, now: Instant) {
+        self.peers.monitor_at = None;
+        let limit = self.cfg.tunables.recovery_limit;
+        let max_interval = u64::from(self.cfg.tunables.max_recovery_ping_interval.max(1));
+        let max_count = 63 - max_interval.leading_zeros();
+        let ids: Vec<PeerNiId> = self.peers.recovery.keys().copied().collect();
+        for id in ids {
+            let Some(p) = self.peers.get(id) else {
+                self.peers.recovery.remove(&id);
+                continue;
+            };
+            let expired = limit > 0
+                && p.last_alive.is_some_and(|l| {
+                    now > l.saturating_add(crate::time::Duration::from_secs(u64::from(limit)))
+                });
+            if p.health_value >= 1000 || expired {
+                self.peers.recovery.remove(&id);
+                continue;
+            }
+            let nid = p.nid;
+            let Some(r) = self.peers.recovery.get(&id).copied() else {
+                continue;
+            };
+            if r.outstanding.is_some() || now < r.next_ping {
+                continue;
+            }
+            let Some(src) = self
+                .best_ni_on(nid.net(), None)
+                .and_then(|n| self.ni_ref(n))
+                .map(|n| n.nid)
+            else {
+                continue;
+            };
+            let ping = self.ping_internal(now, nid, src);
+            let count = r.ping_count + 1;
+            let wait = if count <= max_count {
+                1u64 << count
+            } else {
+                max_interval
+            };
+            if let Some(r) = self.peers.recovery.get_mut(&id) {
+                r.outstanding = ping;
+                r.ping_count = count;
+                r.next_ping = now.saturating_add(crate::time::Duration::from_secs(wait));
+            }
+        }
+        if !self.peers.recovery.is_empty() {
+            self.arm_monitor(now);
+        }
+    }
+
+    /// A recovery ping finished (its outcome already acted on health).
+    pub(crate) fn recovery_ping_done(&mut self, ping: crate::ping::PingId) {
+        for r in self.peers.recovery.values_mut() {
+            if r.outstanding == Some(ping) {
+                r.outstanding = None;
+            }
+        }
+    }
+
+    /// Peer NIs waiting for recovery, with their ping counts (`lnetctl debug recovery --peer`).
+    pub fn peer_recovery_queue(&self) -> Vec<(Nid, u32)> {
+        self.peers
+            .recovery
+            .iter()
+            .filter_map(|(id, r)| self.peers.get(*id).map(|p| (p.nid, r.ping_count)))
+            .collect()
+    }
+
+    /// Finds or creates the peer NI of `nid` with its net's credits.
+    pub(crate) fn peer_ni_for(&mut self, nid: Nid) -> PeerNiId {
+        let c = self.peer_credits_on(nid.net());
+        self.peers.find_or_create(nid, c)
+    }
+
+    /// Adds a peer (`lnetctl peer add --prim_nid P --nid N1,N2`): groups the
+    /// NIDs into one peer with `primary` as primary NID. NIDs already known as
+    /// single-NID peers created by traffic are moved into it.
+    pub fn peer_add(
+        &mut self,
+        primary: Nid,
+        nids: &[Nid],
+        multi_rail: bool,
+    ) -> Result<(), PeerError> {
+        for n in std::iter::once(&primary).chain(nids) {
+            if n.is_any() || n.net() == NetId::LO || self.is_local_nid(n) {
+                return Err(PeerError::BadNid(*n));
+            }
+        }
+        // The peer that will own everything: the primary's, else a new one.
+        let target = match self.peers.lookup(&primary) {
+            Some(id) => self.peers.get(id).map(|p| p.peer),
+            None => None,
+        };
+        for n in nids {
+            if let Some(id) = self.peers.lookup(n) {
+                let owner = self.peers.get(id).map(|p| p.peer);
+                if owner != target {
+                    let single = owner.and_then(|o| self.peers.peer(o)).is_some_and(|p| {
+                        !p.configured && p.nets.iter().map(|n| n.peer_nis.len()).sum::<usize>() == 1
+                    });
+                    if !single {
+                        let owner_nid = owner
+                            .and_then(|o| self.peers.peer(o))
+                            .map_or(*n, |p| p.primary_nid);
+                        return Err(PeerError::NidInUse {
+                            nid: *n,
+                            owner: owner_nid,
+                        });
+                    }
+                }
+            }
+        }
+        let pni = self.peer_ni_for(primary);
+        let Some(peer) = self.peers.get(pni).map(|p| p.peer) else {
+            return Err(PeerError::Unknown(primary));
+        };
+        for n in nids {
+            if *n == primary {
+                continue;
+            }
+            if let Some(old) = self.peers.lookup(n) {
+                let old_peer = self.peers.get(old).map(|p| p.peer);
+                if old_peer == Some(peer) {
+                    continue;
+                }
+                self.move_peer_ni(old, peer);
+            } else {
+                let c = self.peer_credits_on(n.net());
+                self.peers.add_ni(peer, *n, c);
+            }
+        }
+        let mut pnis = Vec::new();
+        if let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) {
+            p.multi_rail = multi_rail;
+            p.configured = true;
+            p.primary_nid = primary;
+            pnis = p
+                .nets
+                .iter()
+                .flat_map(|n| n.peer_nis.iter().copied())
+                .collect();
+        }
+        if multi_rail {
+            // A Multi-Rail peer has no single preferred NI (§6.7).
+            for id in pnis {
+                if let Some(pn) = self.peers.get_mut(id) {
+                    pn.pref_nids.clear();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a single-NID peer's only peer NI into `to` (the old peer goes).
+    fn move_peer_ni(&mut self, id: PeerNiId, to: PeerId) {
+        let Some(old_peer) = self.peers.get(id).map(|p| p.peer) else {
+            return;
+        };
+        let nid = match self.peers.get_mut(id) {
+            Some(p) => {
+                p.peer = to;
+                p.nid
+            }
+            None => return,
+        };
+        if let Some(old) = self.peers.peers.remove(old_peer.idx, old_peer.gen) {
+            drop(old);
+            self.peers.order.retain(|p| *p != old_peer);
+        }
+        if let Some(p) = self.peers.peers.get_mut(to.idx, to.gen) {
+            let net = nid.net();
+            match p.nets.iter_mut().find(|n| n.net == net) {
+                Some(pn) => pn.peer_nis.push(id),
+                None => p.nets.push(PeerNet {
+                    net,
+                    peer_nis: vec![id],
+                    seq: 0,
+                    sel_priority: u32::MAX,
+                }),
+            }
+        }
+    }
+
+    /// Deletes a peer and its peer NIs (`lnetctl peer del --prim_nid P`);
+    /// messages waiting on them are failed.
+    pub fn peer_del(&mut self, now: Instant, primary: Nid) -> Result<(), PeerError> {
+        let pni = self
+            .peers
+            .lookup(&primary)
+            .ok_or(PeerError::Unknown(primary))?;
+        let peer = self
+            .peers
+            .get(pni)
+            .map(|p| p.peer)
+            .ok_or(PeerError::Unknown(primary))?;
+        let Some(p) = self.peers.peers.remove(peer.idx, peer.gen) else {
+            return Err(PeerError::Unknown(primary));
+        };
+        self.peers.order.retain(|x| *x != peer);
+        let fail =
+            lnd_api::Completion::failed(errno::ENETDOWN, lnd_api::HealthStatus::LOCAL_ABORTED);
+        for id in p.nets.iter().flat_map(|n| n.peer_nis.iter()) {
+            if let Some(pn) = self.peers.nis.remove(id.idx, id.gen) {
+                self.peers.by_nid.remove(&pn.nid);
+                for m in pn.queue {
+                    if let Some(msg) = self.msgs.get_mut(m.idx, m.gen) {
+                        msg.peer_credit = false;
+                        msg.peer_ni = None;
+                    }
+                    self.finalize(now, m, fail);
+                }
+            }
+        }
+        self.flush(now);
+        Ok(())
+    }
+}

@@ -90,6 +90,13 @@ pub const PING_INFO_HDR_SIZE: usize = 16;
 pub const NI_STATUS_SIZE: usize = 16;
 /// Smallest meaningful ping info: the header and the `0@lo` entry.
 pub const PING_INFO_MIN_SIZE: usize = PING_INFO_HDR_SIZE + NI_STATUS_SIZE;
+/// `LNET_INTERFACES_MIN`: classic entries a first ping buffer is sized for.
+pub const LNET_INTERFACES_MIN: usize = 16;
+/// Receive buffer of a first ping GET (`sink_length`): room for
+/// [`LNET_INTERFACES_MIN`] classic entries, 272 bytes as in the kernel. A
+/// larger info comes back [`PingInfoError::Truncated`] and the ping is retried
+/// with [`PingInfoError::retry_size`].
+pub const PING_INFO_DEFAULT_SIZE: usize = PING_INFO_HDR_SIZE + NI_STATUS_SIZE * LNET_INTERFACES_MIN;
 
 /// The classic form of `0@lo` (`LNET_NID_LO_0`).
 const NID4_LO_0: u64 = 0x0009_0000_0000_0000;
@@ -364,7 +371,13 @@ impl NiStatus {
 /// `ns_msg_size` the total size, both handled by [`parse`](PingInfo::parse)
 /// and [`emit`](PingInfo::emit).
 ///
+/// The optional metadata block (`LNET_PING_FEAT_METADATA`, EFA address
+/// mappings) is not represented: it lies past the size readers use, so
+/// [`parse`](PingInfo::parse) ignores it and [`emit`](PingInfo::emit) never
+/// writes one (the feature bit itself is kept as received).
+///
 /// [`nis`]: PingInfo::nis
+#[non_exhaustive]
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct PingInfo {
     /// `pi_features` (`LNET_PING_FEAT_*`).
@@ -1039,6 +1052,7 @@ mod tests {
         assert_eq!(LNET_PING_FEAT_METADATA, 0x80);
         assert_eq!(Nid::LO_0.to_nid4(), Some(NID4_LO_0));
         assert_eq!(LNET_PROTO_TCP_MAGIC, 0xEEBC_0DED);
+        assert_eq!(PING_INFO_DEFAULT_SIZE, 272);
     }
 
     fn info_strategy() -> impl Strategy<Value = PingInfo> {

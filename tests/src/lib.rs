@@ -1,11 +1,12 @@
 //! Test support for the workspace's integration tests: locating the build
-//! tree, building plugins out of tree the way a vendor does, and (later) the
-//! simulated fabric and network-namespace guards.
+//! tree, building plugins out of tree the way a vendor does, the simulated
+//! fabric ([`sim`]), and (later) network-namespace guards.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod plugin_build;
+pub mod sim;
 
 /// The workspace root (the directory holding the top `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {

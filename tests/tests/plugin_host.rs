@@ -174,3 +174,51 @@ fn unknown_network_type_names_the_plugin_path() {
     );
     assert!(msg.contains("/nonexistent-plugin-dir"), "{msg}");
 }
+
+/// A shared object whose abi_stable library header announces another
+/// abi_stable ABI version, as a plugin built with another abi_stable would:
+/// written in C so that no abi_stable code of ours is in it.
+#[test]
+fn a_plugin_built_with_another_abi_stable_is_refused() {
+    let ours = lnd_api::abi_stable::library::AbiHeader::VALUE;
+    let magic: Vec<String> = ours.magic_string.iter().map(|b| b.to_string()).collect();
+    let dir = lnet_tests::target_dir().join("plugin-builds");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let c = dir.join("other_abi_stable.c");
+    let so = dir.join("libother_abi_stable.so");
+    std::fs::write(
+        &c,
+        format!(
+            "struct abi_header {{ unsigned char magic[32]; unsigned int major; unsigned int minor; }};\n\
+             struct abi_header _1as_0lib_1header_0root_bmodule_bloader = {{ {{ {} }}, {}, {} }};\n",
+            magic.join(", "),
+            ours.abi_major + 1,
+            ours.abi_minor
+        ),
+    )
+    .expect("write C source");
+    lnet_tests::run(
+        std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&so)
+            .arg(&c),
+    );
+    let mut h = host();
+    let before = names(&h);
+    let e = h.load(&so).expect_err("other abi_stable");
+    let msg = e.to_string();
+    assert!(
+        matches!(&e, HostError::Load(lnd_api::LoadError::AbiMismatch { .. })),
+        "{msg}"
+    );
+    let want = format!(
+        "built against abi_stable ABI {}.{}, but this LNet uses lnd-api {} with abi_stable 0.11 (abi_stable ABI {}.{})",
+        ours.abi_major + 1,
+        ours.abi_minor,
+        lnd_api::ABI_VERSION,
+        ours.abi_major,
+        ours.abi_minor
+    );
+    assert!(msg.contains(&want), "{msg}");
+    assert_eq!(names(&h), before);
+}

@@ -1,0 +1,357 @@
+//! Raw command-line values become validated requests here, before anything
+//! is sent (lnetctl.md §2): lnetctl only collects the words.
+
+use lnd_api::Nid;
+
+use crate::errno::{EINVAL, ENOENT};
+use crate::nidlist;
+use crate::proto::{NetAddRequest, PingRequest};
+
+/// A request that cannot be built, with upstream's way of reporting it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArgError {
+    /// A bare line on stdout (lnetctl.md §1.8 c); rc -22.
+    Plain(String),
+    /// A classic (cYAML) block on stderr.
+    Classic {
+        /// Top key (`ni`, `add`...).
+        cmd: &'static str,
+        /// Entity key.
+        entity: &'static str,
+        /// Signed errno printed.
+        errno: i32,
+        /// Message.
+        descr: String,
+        /// Return code.
+        rc: i32,
+    },
+    /// An NL-style block on stderr; rc -22 unless said otherwise.
+    Nl {
+        /// Operation flag.
+        flag: &'static str,
+        /// Object name.
+        object: &'static str,
+        /// Positive errno.
+        errno: i32,
+        /// Message.
+        descr: String,
+        /// Return code.
+        rc: i32,
+    },
+    /// Nothing printed, only a return code (`ping --source` with a bad NID).
+    Silent(i32),
+}
+
+/// C `strtol(s, &end, 0)` with a full-string check: decimal, `0x` hex,
+/// leading-`0` octal, optional sign; `None` on trailing garbage or overflow.
+pub fn strtol(s: &str) -> Option<i64> {
+    let t = s.trim_start();
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (radix, digits) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        (16, h)
+    } else if t.len() > 1 && t.starts_with('0') {
+        (8, &t[1..])
+    } else {
+        (10, t)
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let v = i64::from_str_radix(digits, radix).ok()?;
+    Some(if neg { -v } else { v })
+}
+
+/// Checks the shape of a `--net` value (`tcp1`, `o2ib`, or a plugin's own
+/// type such as `vnd2`: only lnetd knows the types its plugins provide, so it
+/// resolves the name); `flag` is the NL operation for the error.
+pub fn net(text: &str, flag: &'static str) -> Result<String, ArgError> {
+    let t = text.trim();
+    let well_formed = !t.is_empty()
+        && t.len() <= 64
+        && (t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            || t.parse::<lnd_api::NetId>().is_ok());
+    if well_formed {
+        return Ok(t.to_string());
+    }
+    Err(ArgError::Nl {
+        flag,
+        object: "net",
+        errno: ENOENT,
+        descr: format!("cannot parse net '{text}'"),
+        rc: -EINVAL,
+    })
+}
+
+/// The raw words of `net add`.
+#[derive(Clone, Debug, Default)]
+pub struct NetAddArgs {
+    /// `--net`.
+    pub net: Option<String>,
+    /// `--if`.
+    pub interfaces: Option<String>,
+    /// `--peer-timeout`.
+    pub peer_timeout: Option<String>,
+    /// `--peer-credits`.
+    pub peer_credits: Option<String>,
+    /// `--peer-buffer-credits`.
+    pub peer_buffer_credits: Option<String>,
+    /// `--credits`.
+    pub credits: Option<String>,
+    /// `--conns-per-peer`.
+    pub conns_per_peer: Option<String>,
+    /// `--tos`.
+    pub tos: Option<String>,
+}
+
+fn int_opt(v: &Option<String>, keep: impl Fn(i64) -> bool) -> Option<i32> {
+    v.as_deref()
+        .and_then(strtol)
+        .and_then(|x| i32::try_from(x).ok())
+        .filter(|x| keep(i64::from(*x)))
+}
+
+/// Splits an `--if` list on commas outside brackets; refuses CPT brackets
+/// (this LNet has no CPU partitions yet) and malformed names.
+fn interfaces(list: &str) -> Result<Vec<String>, ArgError> {
+    let bad = |descr: &str| ArgError::Classic {
+        cmd: "add",
+        entity: "ni",
+        errno: -EINVAL,
+        descr: descr.to_string(),
+        rc: -EINVAL,
+    };
+    let mut out = Vec::new();
+    for name in list.split(',') {
+        let name = name.trim();
+        if name.is_empty() || name.len() >= 128 || name.contains(']') {
+            return Err(bad("bad interface list"));
+        }
+        if name.contains('[') {
+            return Err(bad(
+                "bad interface list: CPT lists (eth0[0,1]) are not supported by this LNet; \
+                 give the interface names alone",
+            ));
+        }
+        out.push(name.to_string());
+    }
+    Ok(out)
+}
+
+/// Validates `net add` (lnetctl.md §2.2, client-side checks in upstream's order).
+pub fn net_add(a: &NetAddArgs) -> Result<NetAddRequest, ArgError> {
+    let Some(net_text) = &a.net else {
+        return Err(ArgError::Plain(
+            "missing mandatory parameters in NI config: 'network'".into(),
+        ));
+    };
+    let conns_per_peer = match &a.conns_per_peer {
+        None => None,
+        Some(v) => match strtol(v) {
+            Some(x) if x <= 127 && x >= i64::from(i32::MIN) => {
+                Some(i32::try_from(x).unwrap_or(0)).filter(|x| *x > 0)
+            }
+            _ => {
+                return Err(ArgError::Classic {
+                    cmd: "ni",
+                    entity: "add",
+                    errno: -1,
+                    descr: "invalid conns-per-peer value (valid range 0-127)".into(),
+                    rc: -1,
+                })
+            }
+        },
+    };
+    let tos = match &a.tos {
+        None => None,
+        Some(v) => match strtol(v) {
+            Some(x) if (-1..=255).contains(&x) => Some(x as i32).filter(|x| *x >= 0),
+            _ => {
+                return Err(ArgError::Classic {
+                    cmd: "ni",
+                    entity: "add",
+                    errno: -EINVAL,
+                    descr: "Invalid ToS argument".into(),
+                    rc: -EINVAL,
+                })
+            }
+        },
+    };
+    let Some(if_list) = &a.interfaces else {
+        return Err(ArgError::Plain(
+            "creating a local NI needs at least one interface".into(),
+        ));
+    };
+    let interfaces = interfaces(if_list)?;
+    let net = net(net_text, "add")?;
+    Ok(NetAddRequest {
+        net,
+        interfaces,
+        peer_timeout: int_opt(&a.peer_timeout, |x| x >= 0),
+        peer_credits: int_opt(&a.peer_credits, |x| x > 0),
+        peer_buffer_credits: int_opt(&a.peer_buffer_credits, |x| x > 0),
+        credits: int_opt(&a.credits, |x| x > 0),
+        conns_per_peer,
+        tos,
+    })
+}
+
+/// Validates `net del --net NET`.
+pub fn net_del(net_text: Option<&str>) -> Result<String, ArgError> {
+    let Some(t) = net_text else {
+        return Err(ArgError::Plain(
+            "missing mandatory parameters in NI config: 'network'".into(),
+        ));
+    };
+    net(t, "del")
+}
+
+/// Validates `ping [--source NID] [--timeout S] NID...` (lnetctl.md §2.12).
+/// `extra` names the network types plugins provide.
+pub fn ping(
+    targets: &[String],
+    source: Option<&str>,
+    timeout: Option<&str>,
+    extra: &crate::render::NetTypes,
+) -> Result<PingRequest, ArgError> {
+    let names: Vec<(&str, u8)> = extra.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let source = match source {
+        None => None,
+        Some(s) => Some(Nid::parse_with(s, &names).map_err(|_| ArgError::Silent(-EINVAL))?),
+    };
+    // atol: leading digits, anything else ignored; 1 s (the default), <= 0
+    // and >= 180 s are not sent.
+    let secs = timeout.map(|t| {
+        let t = t.trim_start();
+        let end = t
+            .char_indices()
+            .find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && (*c == '-' || *c == '+'))))
+            .map_or(t.len(), |(i, _)| i);
+        t[..end].parse::<i64>().unwrap_or(0)
+    });
+    let timeout_ms = secs
+        .filter(|s| *s != 1 && *s > 0 && *s < 180)
+        .map(|s| s as u64 * 1000);
+    let targets: Vec<Nid> = nidlist::expand(targets, extra).map_err(|e| ArgError::Nl {
+        flag: "manage",
+        object: "ping",
+        errno: e.errno,
+        descr: e.message,
+        rc: -EINVAL,
+    })?;
+    Ok(PingRequest {
+        targets,
+        source,
+        timeout_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strtol_like_c() {
+        assert_eq!(strtol("12"), Some(12));
+        assert_eq!(strtol("-1"), Some(-1));
+        assert_eq!(strtol("0x10"), Some(16));
+        assert_eq!(strtol("010"), Some(8));
+        assert_eq!(strtol("0"), Some(0));
+        assert_eq!(strtol("12a"), None);
+        assert_eq!(strtol(""), None);
+        assert_eq!(strtol("99999999999999999999"), None);
+    }
+
+    fn add(net: Option<&str>, ifs: Option<&str>) -> NetAddArgs {
+        NetAddArgs {
+            net: net.map(Into::into),
+            interfaces: ifs.map(Into::into),
+            ..NetAddArgs::default()
+        }
+    }
+
+    #[test]
+    fn net_add_checks() {
+        assert_eq!(
+            net_add(&add(None, Some("eth0"))),
+            Err(ArgError::Plain(
+                "missing mandatory parameters in NI config: 'network'".into()
+            ))
+        );
+        assert_eq!(
+            net_add(&add(Some("tcp"), None)),
+            Err(ArgError::Plain(
+                "creating a local NI needs at least one interface".into()
+            ))
+        );
+        assert!(matches!(
+            net_add(&add(Some("tcp 1"), Some("eth0"))),
+            Err(ArgError::Nl {
+                flag: "add",
+                object: "net",
+                ..
+            })
+        ));
+        let mut a = add(Some("tcp1"), Some("eth0,eth1"));
+        a.peer_timeout = Some("-1".into());
+        a.peer_credits = Some("16".into());
+        a.credits = Some("junk".into());
+        a.conns_per_peer = Some("-1".into());
+        a.tos = Some("0x10".into());
+        let r = net_add(&a).expect("valid");
+        assert_eq!(r.interfaces, ["eth0", "eth1"]);
+        assert_eq!(r.peer_timeout, None);
+        assert_eq!(r.peer_credits, Some(16));
+        assert_eq!(r.credits, None, "unparsable values are silently ignored");
+        assert_eq!(r.conns_per_peer, None, "negative = not given");
+        assert_eq!(r.tos, Some(16));
+        a.conns_per_peer = Some("128".into());
+        assert!(matches!(
+            net_add(&a),
+            Err(ArgError::Classic {
+                rc: -1,
+                errno: -1,
+                ..
+            })
+        ));
+        a.conns_per_peer = None;
+        a.tos = Some("256".into());
+        assert!(matches!(
+            net_add(&a),
+            Err(ArgError::Classic { rc: -22, .. })
+        ));
+        assert!(matches!(
+            net_add(&add(Some("tcp"), Some("eth0[0,1]"))),
+            Err(ArgError::Classic { .. })
+        ));
+    }
+
+    #[test]
+    fn ping_args() {
+        let t = |s: &str| vec![s.to_string()];
+        let r = ping(&t("0@lo"), None, Some("1"), &[]).expect("valid");
+        assert_eq!(r.timeout_ms, None, "the default is not sent");
+        let r = ping(&t("0@lo"), None, Some("5"), &[]).expect("valid");
+        assert_eq!(r.timeout_ms, Some(5000));
+        let r = ping(&t("0@lo"), None, Some("200"), &[]).expect("valid");
+        assert_eq!(r.timeout_ms, None);
+        assert_eq!(
+            ping(&t("0@lo"), Some("x@tcp"), None, &[]),
+            Err(ArgError::Silent(-22))
+        );
+        assert!(matches!(
+            ping(&t("1@tcp"), None, None, &[]),
+            Err(ArgError::Nl {
+                flag: "manage",
+                object: "ping",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,383 @@
+//! lnetd: the LNet daemon, one LNet instance per process (what loading the
+//! lnet kernel module is upstream), configured through its control socket by
+//! `lnetctl`.
+//!
+//! ```text
+//! lnetd [--socket PATH] [--plugin-path DIR]... [--foreground] [--log-level LEVEL]
+//!       [--log-file FILE] [--param NAME=VALUE]... [--config FILE]...
+//! ```
+//!
+//! Without `--foreground` it re-executes itself detached (new process group,
+//! stdin/stdout on /dev/null, standard error appended to the log file) and
+//! returns once the control socket answers. Its standard error is its log.
+
+#![forbid(unsafe_code)]
+
+#[path = "lnetd/params.rs"]
+mod params;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use lnet_core::ctl::CtlServer;
+use lnet_core::node::NodeConfig;
+use nix::sys::signal::{SigSet, Signal};
+use params::Params;
+
+/// `LNET_PID_LUSTRE`.
+const LNET_PID: u32 = 12345;
+
+/// How long the launching process waits for the daemon to answer.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+const USAGE: &str = "\
+usage: lnetd [OPTIONS]
+
+The LNet daemon: one LNet instance, configured with lnetctl through a control socket.
+
+Options:
+  --socket PATH        control socket (env LNET_SOCKET; default /run/lnet/lnetctl.sock)
+  --plugin-path DIR    directory searched for LND plugins; repeatable
+                       (env LNET_PLUGIN_PATH, colon-separated; lnetd's own directory is
+                       always searched last)
+  --foreground, -f     stay in the foreground (default: detach once the socket answers)
+  --log-level LEVEL    error, warn, info (default), debug, trace, or a tracing filter
+  --log-file FILE      where a detached lnetd writes its log (default: SOCKET.log)
+  --param NAME=VALUE   a module parameter of lnet, ksocklnd or ko2iblnd (networks=tcp0(eth0),
+                       accept_port=988, config_on_load=1, ...); repeatable, wins over --config
+  --config FILE        modprobe-style file: lines \"options lnet NAME=VALUE ...\"; repeatable
+  --help, -h           this text
+  --version, -V        the version
+";
+
+/// The command line, validated.
+struct Opts {
+    socket: PathBuf,
+    plugin_path: Vec<PathBuf>,
+    foreground: bool,
+    log_level: Option<String>,
+    log_file: Option<PathBuf>,
+    params: Params,
+}
+
+enum Action {
+    Run(Opts),
+    Help,
+    Version,
+}
+
+fn parse_args(args: &[OsString]) -> Result<Action, String> {
+    let mut socket: Option<PathBuf> = None;
+    let mut plugin_dirs: Vec<PathBuf> = Vec::new();
+    let mut foreground = false;
+    let mut log_level = None;
+    let mut log_file = None;
+    let mut param_items: Vec<String> = Vec::new();
+    let mut configs: Vec<PathBuf> = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let text = arg
+            .to_str()
+            .ok_or_else(|| format!("argument {arg:?} is not valid UTF-8"))?;
+        let (name, inline) = match text.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (text, None),
+        };
+        let mut value = |what: &str| -> Result<String, String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it
+                    .next()
+                    .and_then(|v| v.to_str())
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("option {name} needs {what}")),
+            }
+        };
+        match name {
+            "--socket" | "-s" => socket = Some(PathBuf::from(value("a path")?)),
+            "--plugin-path" | "-p" => plugin_dirs.push(PathBuf::from(value("a directory")?)),
+            "--foreground" | "-f" => foreground = true,
+            "--log-level" => log_level = Some(value("a level")?),
+            "--log-file" => log_file = Some(PathBuf::from(value("a file")?)),
+            "--param" | "-o" => param_items.push(value("NAME=VALUE")?),
+            "--config" | "-c" => configs.push(PathBuf::from(value("a file")?)),
+            "--help" | "-h" => return Ok(Action::Help),
+            "--version" | "-V" => return Ok(Action::Version),
+            other => return Err(format!("unknown option {other}; see lnetd --help")),
+        }
+    }
+    let socket = socket
+        .or_else(|| std::env::var_os(liblnetconfig::SOCKET_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(liblnetconfig::DEFAULT_SOCKET));
+    let socket = std::path::absolute(&socket)
+        .map_err(|e| format!("bad socket path {}: {e}", socket.display()))?;
+    let mut params = Params::default();
+    for c in &configs {
+        params.read_config(c)?;
+    }
+    for p in &param_items {
+        params.add(p, "--param")?;
+    }
+    params.check_consistency()?;
+    Ok(Action::Run(Opts {
+        socket,
+        plugin_path: plugin_path(plugin_dirs),
+        foreground,
+        log_level,
+        log_file,
+        params,
+    }))
+}
+
+/// `--plugin-path` dirs, then `LNET_PLUGIN_PATH`, then lnetd's own directory
+/// (so a cargo target directory works as is). Relative dirs are made absolute.
+fn plugin_path(mut dirs: Vec<PathBuf>) -> Vec<PathBuf> {
+    if let Some(env) = std::env::var_os("LNET_PLUGIN_PATH") {
+        dirs.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        dirs.push(dir);
+    }
+    let mut out: Vec<PathBuf> = Vec::new();
+    for d in dirs {
+        let d = std::path::absolute(&d).unwrap_or(d);
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+fn init_logging(level: Option<&str>) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l).map_err(|e| format!("bad --log-level {l:?}: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter)
+        .try_init()
+        .map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// The daemon proper: bind, configure on load if asked, serve until stopped.
+fn run_foreground(opts: Opts) -> Result<(), String> {
+    // SIGTERM and SIGINT are blocked before any thread exists (every thread
+    // inherits the mask) and taken synchronously by one thread with sigwait:
+    // no signal handler, no unsafe code.
+    let mut stop_signals = SigSet::empty();
+    stop_signals.add(Signal::SIGTERM);
+    stop_signals.add(Signal::SIGINT);
+    stop_signals
+        .thread_block()
+        .map_err(|e| format!("cannot block SIGTERM/SIGINT: {e}"))?;
+    init_logging(opts.log_level.as_deref())?;
+    for w in &opts.params.warnings {
+        tracing::warn!("{w}");
+    }
+    // config_on_load=1, or start-up networks given: configured at start, as
+    // after a module load (DESIGN.md, "What runs").
+    let nonempty = |n: &str| opts.params.get(n).is_some_and(|v| !v.trim().is_empty());
+    let config_on_load = opts
+        .params
+        .get("config_on_load")
+        .and_then(liblnetconfig::args::strtol)
+        == Some(1)
+        || nonempty("networks")
+        || nonempty("ip2nets");
+    let cfg = NodeConfig {
+        plugin_path: opts.plugin_path.clone(),
+        params: opts.params.values,
+        pid: LNET_PID,
+    };
+    let server = CtlServer::bind(&opts.socket, cfg).map_err(|e| e.to_string())?;
+    let stop = server.stop_handle();
+    std::thread::Builder::new()
+        .name("lnetd-signals".into())
+        .spawn(move || match stop_signals.wait() {
+            Ok(sig) => {
+                tracing::info!(signal = %sig, "stopping");
+                stop.stop();
+            }
+            Err(e) => tracing::error!("waiting for signals failed: {e}"),
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    tracing::info!(
+        pid = std::process::id(),
+        socket = %opts.socket.display(),
+        plugin_path = ?opts.plugin_path,
+        "lnetd starting"
+    );
+    if config_on_load {
+        if let Err(e) = server.configure(true) {
+            // Like a module load that fails on its networks: stop the start.
+            let msg = format!("LNet configure error: {e}");
+            tracing::error!("{msg}");
+            server.stop_handle().stop();
+            server.serve();
+            return Err(msg);
+        }
+    }
+    server.serve();
+    Ok(())
+}
+
+/// Starts a detached copy of ourselves with `--foreground` and waits until
+/// its socket answers (or it dies).
+fn launch_detached(opts: &Opts, args: &[OsString]) -> Result<(), String> {
+    if let Ok(mut c) = liblnetconfig::Client::connect(&opts.socket) {
+        if c.hello().is_ok() {
+            return Err(lnet_core::ctl::CtlError::AlreadyRunning {
+                socket: opts.socket.clone(),
+            }
+            .to_string());
+        }
+    }
+    let log = opts.log_file.clone().unwrap_or_else(|| {
+        let mut s = opts.socket.clone().into_os_string();
+        s.push(".log");
+        PathBuf::from(s)
+    });
+    if let Some(dir) = log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let log_fd = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| format!("cannot open log file {}: {e}", log.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .arg("--foreground")
+        .arg("--socket")
+        .arg(&opts.socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log_fd));
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the daemon: {e}"))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "lnetd exited during start-up ({status}); see its log {}:\n{}",
+                log.display(),
+                log_tail(&log)
+            ));
+        }
+        if let Ok(mut c) = liblnetconfig::Client::connect(&opts.socket) {
+            if c.hello().is_ok() {
+                eprintln!(
+                    "lnetd: started (pid {}) on {}; log in {}",
+                    child.id(),
+                    opts.socket.display(),
+                    log.display()
+                );
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "lnetd (pid {}) did not answer on {} within {}s; see its log {}",
+                child.id(),
+                opts.socket.display(),
+                START_TIMEOUT.as_secs(),
+                log.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let result = match parse_args(&args) {
+        Ok(Action::Help) => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Ok(Action::Version) => {
+            println!("lnetd {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Ok(Action::Run(opts)) if opts.foreground => run_foreground(opts),
+        Ok(Action::Run(opts)) => launch_detached(&opts, &args),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lnetd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn options() {
+        let Ok(Action::Run(o)) = parse_args(&args(&[
+            "--socket=/tmp/x.sock",
+            "--plugin-path",
+            "/opt/p",
+            "-f",
+            "--param",
+            "networks=tcp0(eth0)",
+            "--log-level",
+            "debug",
+        ])) else {
+            panic!("parses");
+        };
+        assert_eq!(o.socket, PathBuf::from("/tmp/x.sock"));
+        assert_eq!(o.plugin_path[0], PathBuf::from("/opt/p"));
+        assert!(o.foreground);
+        assert_eq!(o.params.get("networks"), Some("tcp0(eth0)"));
+        assert_eq!(o.log_level.as_deref(), Some("debug"));
+        // The executable's own directory is always searched.
+        let exe_dir = std::env::current_exe()
+            .expect("exe")
+            .parent()
+            .expect("dir")
+            .to_path_buf();
+        assert!(o.plugin_path.contains(&exe_dir));
+    }
+
+    #[test]
+    fn refusals_name_the_culprit() {
+        let e = parse_args(&args(&["--param", "nosuch=1"]))
+            .err()
+            .expect("refused");
+        assert!(e.contains("nosuch"), "{e}");
+        let e = parse_args(&args(&["--bogus"])).err().expect("refused");
+        assert!(e.contains("--bogus"), "{e}");
+        let e = parse_args(&args(&["--socket"])).err().expect("refused");
+        assert!(e.contains("--socket"), "{e}");
+        let e = parse_args(&args(&["--config", "/nonexistent/lnet.conf"]))
+            .err()
+            .expect("refused");
+        assert!(e.contains("/nonexistent/lnet.conf"), "{e}");
+    }
+}

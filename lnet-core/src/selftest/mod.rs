@@ -1,0 +1,397 @@
+//! LNet selftest (`lnet/selftest/`): the test-node side and the console,
+//! sans-IO over the engine (spec `selftest.md`, `wire.md` §8).
+//!
+//! One [`Selftest`] object lives next to the [`Lnet`] it drives. Layers:
+//! * [`wire`]: the 160-byte `srpc_msg` and its bodies (`rpc.h`).
+//! * `rpc` (`rpc.c`): client RPCs (reply and bulk MDs on portal 52, the
+//!   request PUT to portal 50/51, completion or `rpc_timeout`) and server
+//!   RPCs (request buffers on the lazy portals 50/51, bulk PUT/GET by the
+//!   server, the reply), with `srpc_counters`.
+//! * `framework` (`framework.c`, `brw_test.c`, `ping_test.c`): the test node:
+//!   session, batches, test instances and units, the PING and BRW services
+//!   and clients, `sfw_counters`.
+//! * [`console`] (`console.c`, `conrpc.c`, `conctl.c`): sessions, groups,
+//!   batches, tests and transactions, driven by `lst` through
+//!   [`Selftest::console`].
+//!
+//! Call order: [`Selftest::new`] once after the engine exists (it posts the
+//! request buffers); route every [`MdEvent`] to [`Selftest::handle_event`]
+//! (it returns `false` for events that are not selftest's: its MDs are
+//! recognised by their `user_ptr` tag); call [`Selftest::handle_timeout`] at
+//! [`Selftest::poll_timeout`]; after each call drain the engine as usual and
+//! collect finished console commands with [`Selftest::poll_console_done`].
+//! Every input takes `now` (monotonic) and, where ids or stamps need it, the
+//! wall clock as a [`Duration`] since the Unix epoch.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use lnd_api::IoBuf;
+
+use crate::event::MdEvent;
+use crate::md::MdHandle;
+use crate::ni::Lnet;
+use crate::time::{Duration, Instant};
+
+mod api;
+pub mod console;
+mod framework;
+mod rpc;
+pub mod wire;
+
+pub use console::{
+    stat_compute, BatchInfo, ConsoleError, ConsoleReply, ConsoleRequest, GroupInfo, NodeEntry,
+    NodeState, SessionInfo, Spread, StatSample, Targets, TestInfo, TestSpec, TestType, TxnId,
+    UpdateAction,
+};
+pub use framework::{brw_check_data, brw_fill_data};
+pub use wire::{LnetCountersCommon, SfwCounters, Sid, SrpcCounters};
+
+/// `SRPC_REQUEST_PORTAL`: requests to test services.
+pub const SRPC_REQUEST_PORTAL: u32 = 50;
+/// `SRPC_FRAMEWORK_REQUEST_PORTAL`: requests to framework services.
+pub const SRPC_FRAMEWORK_REQUEST_PORTAL: u32 = 51;
+/// `SRPC_RDMA_PORTAL`: replies and bulk data.
+pub const SRPC_RDMA_PORTAL: u32 = 52;
+/// Page size the BRW test counts in (`PAGE_SIZE`).
+pub const PAGE_SIZE: u32 = 4096;
+/// Largest BRW transfer (`LNET_MTU`).
+pub const BRW_MAX_LEN: u32 = 1 << 20;
+
+/// Errnos selftest reports that `lnd_api::errno` lacks (Linux values).
+pub mod errno {
+    pub use lnd_api::errno::*;
+    /// No such process / session.
+    pub const ESRCH: i32 = 3;
+    /// Permission denied (key mismatch).
+    pub const EACCES: i32 = 13;
+    /// Bad message (data check failed).
+    pub const EBADMSG: i32 = 74;
+    /// Session shutting down.
+    pub const ESHUTDOWN: i32 = 108;
+}
+
+/// Module parameters of the test node (selftest.md §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// Session expiry without framework RPCs, seconds (0 = never).
+    pub session_timeout: u32,
+    /// Test RPC timeout, seconds (0 = never).
+    pub rpc_timeout: u32,
+    /// Most concurrent BRW server RPCs (and 1 MiB server buffers).
+    pub brw_srv_workitems: u32,
+    /// Most concurrent PING server RPCs.
+    pub ping_srv_workitems: u32,
+    /// Data errors to inject into magic-pattern fills.
+    pub brw_inject_errors: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            session_timeout: 100,
+            rpc_timeout: 64,
+            brw_srv_workitems: 2048,
+            ping_srv_workitems: 2048,
+            brw_inject_errors: 0,
+        }
+    }
+}
+
+/// A module parameter that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("selftest parameter {name}={value}: {reason}")]
+pub struct ParamError {
+    /// The parameter.
+    pub name: String,
+    /// The value given.
+    pub value: String,
+    /// What is wrong and what to do.
+    pub reason: &'static str,
+}
+
+impl Params {
+    /// Picks the selftest parameters out of `NAME=VALUE` module parameters;
+    /// others are ignored. Negative or non-numeric values are refused.
+    pub fn from_module_params(params: &[(String, String)]) -> Result<Params, ParamError> {
+        let mut p = Params::default();
+        for (k, v) in params {
+            let slot = match k.as_str() {
+                "session_timeout" => &mut p.session_timeout,
+                "rpc_timeout" => &mut p.rpc_timeout,
+                "brw_srv_workitems" => &mut p.brw_srv_workitems,
+                "ping_srv_workitems" => &mut p.ping_srv_workitems,
+                "brw_inject_errors" => &mut p.brw_inject_errors,
+                _ => continue,
+            };
+            *slot = v.trim().parse::<u32>().map_err(|_| ParamError {
+                name: k.clone(),
+                value: v.clone(),
+                reason: "expected a non-negative integer",
+            })?;
+        }
+        if p.brw_srv_workitems == 0 || p.ping_srv_workitems == 0 {
+            return Err(ParamError {
+                name: "brw_srv_workitems/ping_srv_workitems".into(),
+                value: "0".into(),
+                reason: "a service needs at least one work item",
+            });
+        }
+        Ok(p)
+    }
+}
+
+/// Tag in the top 16 bits of every selftest MD's `user_ptr` ("ST").
+const TAG: u64 = 0x5354;
+const ID_MASK: u64 = (1 << 40) - 1;
+
+/// What an MD of ours is for (bits 40..47 of `user_ptr`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum MdKind {
+    /// A posted request buffer of a service.
+    ReqBuf = 1,
+    /// A client RPC's request (bound, PUT).
+    CliReq = 2,
+    /// A client RPC's reply sink (portal 52).
+    CliReply = 3,
+    /// A client RPC's bulk buffer (portal 52).
+    CliBulk = 4,
+    /// A server RPC's bulk PUT/GET MD.
+    SrvBulk = 5,
+    /// A server RPC's reply (bound, PUT).
+    SrvReply = 6,
+}
+
+impl MdKind {
+    fn from_u8(v: u8) -> Option<MdKind> {
+        Some(match v {
+            1 => MdKind::ReqBuf,
+            2 => MdKind::CliReq,
+            3 => MdKind::CliReply,
+            4 => MdKind::CliBulk,
+            5 => MdKind::SrvBulk,
+            6 => MdKind::SrvReply,
+            _ => return None,
+        })
+    }
+}
+
+fn tag(kind: MdKind, id: u64) -> u64 {
+    (TAG << 48) | ((kind as u64) << 40) | (id & ID_MASK)
+}
+
+fn untag(user_ptr: u64) -> Option<(MdKind, u64)> {
+    if user_ptr >> 48 != TAG {
+        return None;
+    }
+    Some((MdKind::from_u8((user_ptr >> 40) as u8)?, user_ptr & ID_MASK))
+}
+
+/// Whether an MD event belongs to selftest (by its `user_ptr` tag).
+pub fn is_selftest_md(user_ptr: u64) -> bool {
+    untag(user_ptr).is_some()
+}
+
+/// A posted request buffer.
+#[derive(Debug)]
+struct ReqBuf {
+    service: u32,
+    buf: IoBuf,
+    md: MdHandle,
+}
+
+/// The 1 MiB server bulk buffers, allocated on first need and reused.
+#[derive(Debug, Default)]
+struct BulkPool {
+    free: Vec<IoBuf>,
+    allocated: u32,
+}
+
+/// Selftest on one node: test services, test clients and the console.
+#[derive(Debug)]
+pub struct Selftest {
+    params: Params,
+    /// `rpyid`/`bulkid` counter (pre-incremented).
+    next_wire_id: u64,
+    /// Internal ids for RPCs and buffers (40 bits in tags).
+    next_id: u64,
+    reqbufs: HashMap<u64, ReqBuf>,
+    /// Request buffers posted per service id.
+    posted: HashMap<u32, u32>,
+    /// Request buffers wanted per service id.
+    want_posted: HashMap<u32, u32>,
+    clients: HashMap<u64, rpc::ClientRpc>,
+    servers: HashMap<u64, rpc::ServerRpc>,
+    /// Client RPC deadlines.
+    deadlines: BTreeSet<(Instant, u64)>,
+    counters: SrpcCounters,
+    pool: BulkPool,
+    /// BRW server RPCs waiting for a pool buffer.
+    brw_waiting: VecDeque<u64>,
+    /// Data errors still to inject.
+    inject_left: u32,
+    /// PING client sequence (`lst_ping_data.pnd_seq`).
+    ping_seq: u32,
+    fw: framework::Framework,
+    console: console::Console,
+}
+
+impl Selftest {
+    /// Starts selftest on `lnet`: makes portals 50 and 51 lazy and posts the
+    /// request buffers of every service. `wall` (time since the Unix epoch)
+    /// seeds the `rpyid`/`bulkid` counter with `seconds << 48`.
+    pub fn new(lnet: &mut Lnet, now: Instant, wall: Duration, params: Params) -> Selftest {
+        let mut st = Selftest {
+            params,
+            next_wire_id: wall.as_secs() << 48,
+            next_id: 1,
+            reqbufs: HashMap::new(),
+            posted: HashMap::new(),
+            want_posted: HashMap::new(),
+            clients: HashMap::new(),
+            servers: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            counters: SrpcCounters::default(),
+            pool: BulkPool::default(),
+            brw_waiting: VecDeque::new(),
+            inject_left: params.brw_inject_errors,
+            ping_seq: 0,
+            fw: framework::Framework::default(),
+            console: console::Console::default(),
+        };
+        lnet.set_lazy_portal(SRPC_REQUEST_PORTAL, true);
+        lnet.set_lazy_portal(SRPC_FRAMEWORK_REQUEST_PORTAL, true);
+        use wire::service::*;
+        for svc in [DEBUG, MAKE_SESSION, REMOVE_SESSION, BATCH, TEST, QUERY_STAT] {
+            st.want_posted.insert(svc, 16);
+        }
+        st.want_posted.insert(BRW, 256);
+        st.want_posted.insert(PING, 256);
+        st.post_buffers(lnet);
+        let _ = now;
+        st
+    }
+
+    /// The parameters in force.
+    pub fn params(&self) -> Params {
+        self.params
+    }
+
+    /// Node-wide RPC counters (`srpc_counters`).
+    pub fn rpc_counters(&self) -> SrpcCounters {
+        self.counters
+    }
+
+    /// This node's framework counters (`sfw_counters`) at `now`.
+    pub fn fw_counters(&self, now: Instant) -> SfwCounters {
+        self.fw.counters(now)
+    }
+
+    /// Number of 1 MiB server bulk buffers allocated so far.
+    pub fn bulk_buffers_allocated(&self) -> u32 {
+        self.pool.allocated
+    }
+
+    /// The current session of this test node, if any.
+    pub fn node_session(&self) -> Option<(Sid, String)> {
+        self.fw.session_id()
+    }
+
+    fn alloc_id(&mut self) -> u64 {
+        let id = self.next_id & ID_MASK;
+        self.next_id = self.next_id.wrapping_add(1);
+        if self.next_id & ID_MASK == 0 {
+            self.next_id = 1;
+        }
+        id
+    }
+
+    /// A new `rpyid`/`bulkid`.
+    fn wire_id(&mut self) -> u64 {
+        self.next_wire_id = self.next_wire_id.wrapping_add(1);
+        self.next_wire_id
+    }
+
+    /// Feeds an MD event. Returns `false` if the MD is not selftest's (the
+    /// caller handles it); `true` when consumed.
+    pub fn handle_event(
+        &mut self,
+        lnet: &mut Lnet,
+        now: Instant,
+        wall: Duration,
+        ev: &MdEvent,
+    ) -> bool {
+        let Some((kind, id)) = untag(ev.user_ptr) else {
+            return false;
+        };
+        match kind {
+            MdKind::ReqBuf => self.on_request(lnet, now, wall, id, ev),
+            MdKind::CliReq | MdKind::CliReply | MdKind::CliBulk => {
+                self.on_client_event(lnet, now, wall, kind, id, ev)
+            }
+            MdKind::SrvBulk | MdKind::SrvReply => {
+                self.on_server_event(lnet, now, wall, kind, id, ev)
+            }
+        }
+        true
+    }
+
+    /// Runs the timers that are due: client RPC timeouts, the node's session
+    /// expiry, console transaction timeouts and the console pinger.
+    pub fn handle_timeout(&mut self, lnet: &mut Lnet, now: Instant, wall: Duration) {
+        while let Some(&(t, id)) = self.deadlines.iter().next() {
+            if t > now {
+                break;
+            }
+            self.deadlines.remove(&(t, id));
+            if self.clients.contains_key(&id) {
+                self.counters.rpcs_expired = self.counters.rpcs_expired.wrapping_add(1);
+                self.client_abort(lnet, now, wall, id, -errno::ETIMEDOUT);
+            }
+        }
+        self.fw_timeout(lnet, now, wall);
+        self.console_timeout(lnet, now, wall);
+    }
+
+    /// When [`Selftest::handle_timeout`] should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.deadlines.iter().next().map(|(t, _)| *t);
+        for c in [self.fw.poll_timeout(), self.console.poll_timeout()]
+            .into_iter()
+            .flatten()
+        {
+            t = Some(t.map_or(c, |x| x.min(c)));
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip_and_foreign_pointers_are_not_ours() {
+        let t = tag(MdKind::CliBulk, 0x12_3456_789A);
+        assert_eq!(untag(t), Some((MdKind::CliBulk, 0x12_3456_789A)));
+        assert!(is_selftest_md(t));
+        assert!(!is_selftest_md(0));
+        assert!(!is_selftest_md(0x5354_0000_0000_0000), "kind 0 is not ours");
+    }
+
+    #[test]
+    fn params_parse_and_refuse() {
+        let p = Params::from_module_params(&[
+            ("session_timeout".into(), "0".into()),
+            ("rpc_timeout".into(), "5".into()),
+            ("other".into(), "x".into()),
+        ])
+        .expect("valid");
+        assert_eq!(p.session_timeout, 0);
+        assert_eq!(p.rpc_timeout, 5);
+        assert_eq!(p.brw_srv_workitems, 2048);
+        let e = Params::from_module_params(&[("rpc_timeout".into(), "-1".into())])
+            .expect_err("negative");
+        assert!(e.to_string().contains("rpc_timeout=-1"), "{e}");
+    }
+}

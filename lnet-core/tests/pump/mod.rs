@@ -1,0 +1,302 @@
+//! An in-memory fabric for engine tests and benchmarks: N engines, each with
+//! one `tcp` NI `10.0.0.<i+1>@tcp`, plus their `0@lo`. The pump moves every
+//! `LndOp::Send` into the destination engine's `handle_rx` and answers each
+//! `LndOp::Recv` by copying the sender's payload and finalizing both sides,
+//! as an LND would.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::collections::{HashMap, HashSet};
+
+use lnet_core::lnd_api::{
+    Completion, HealthStatus, IoBuf, NetId, NetTunables, NiInfo, Nid, Payload, RxToken, TxMsg,
+};
+use lnet_core::{Config, Duration, Event, Instant, LndOp, Lnet, MdEvent, NiId, ProcessId};
+
+pub const TCP: NetId = NetId::new(2, 0);
+
+pub fn nid(i: usize) -> Nid {
+    Nid::new4(TCP, 0x0a00_0001 + i as u32)
+}
+
+pub fn pid(i: usize) -> ProcessId {
+    ProcessId {
+        nid: nid(i),
+        pid: 12345,
+    }
+}
+
+pub fn ni_info(n: Nid, credits: i32, peer_credits: i32) -> NiInfo {
+    NiInfo {
+        nid: n,
+        interfaces: Default::default(),
+        tunables: NetTunables {
+            peer_timeout: 180,
+            peer_credits,
+            peer_buffer_credits: 0,
+            credits,
+        },
+        lnd_tunables: Default::default(),
+        timeout_secs: 0,
+    }
+}
+
+pub struct Node {
+    pub lnet: Lnet,
+    pub ni: NiId,
+    pub nid: Nid,
+    /// Every NI of the node but `0@lo`.
+    pub nis: Vec<(NiId, Nid)>,
+    pub events: Vec<Event>,
+}
+
+pub struct Fabric {
+    pub nodes: Vec<Node>,
+    pub now: Instant,
+    /// rx token -> (sending node, message)
+    pending: HashMap<u64, (usize, TxMsg)>,
+    next_rx: u64,
+    /// Nodes that lose everything sent to them (the sends never complete).
+    pub dead: HashSet<usize>,
+    /// Sends swallowed by dead nodes.
+    pub lost: Vec<(usize, TxMsg)>,
+    /// When set, sends are not delivered until `release` is called.
+    pub hold: bool,
+    /// Sends to these NIDs fail at once with this health status (an LND error).
+    pub fail_to: HashMap<Nid, HealthStatus>,
+    held: Vec<(usize, Nid, TxMsg)>,
+}
+
+impl Fabric {
+    pub fn new(n: usize) -> Fabric {
+        Fabric::with_credits(n, 256, 8)
+    }
+
+    pub fn with_credits(n: usize, credits: i32, peer_credits: i32) -> Fabric {
+        let now = Instant::from_secs(1000);
+        let nodes = (0..n)
+            .map(|i| {
+                let mut lnet = Lnet::new(Config::new(12345, 0x1000 + i as u64, i as u64), now);
+                let ni = lnet
+                    .ni_add(now, TCP, &ni_info(nid(i), credits, peer_credits))
+                    .expect("ni_add");
+                Node {
+                    lnet,
+                    ni,
+                    nid: nid(i),
+                    nis: vec![(ni, nid(i))],
+                    events: Vec::new(),
+                }
+            })
+            .collect();
+        Fabric {
+            nodes,
+            now,
+            pending: HashMap::new(),
+            next_rx: 1,
+            dead: HashSet::new(),
+            lost: Vec::new(),
+            hold: false,
+            fail_to: HashMap::new(),
+            held: Vec::new(),
+        }
+    }
+
+    /// Runs until no engine has anything to do.
+    pub fn run(&mut self) {
+        loop {
+            let mut progress = false;
+            for i in 0..self.nodes.len() {
+                while let Some(op) = self.nodes[i].lnet.poll_lnd() {
+                    progress = true;
+                    self.exec(i, op);
+                }
+                while let Some(ev) = self.nodes[i].lnet.poll_event() {
+                    self.nodes[i].events.push(ev);
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    /// Delivers held sends.
+    pub fn release(&mut self) {
+        self.hold = false;
+        let held = std::mem::take(&mut self.held);
+        for (i, from, tx) in held {
+            self.deliver(i, from, tx);
+        }
+        self.run();
+    }
+
+    fn node_of(&self, n: &Nid) -> Option<(usize, NiId)> {
+        self.nodes.iter().enumerate().find_map(|(i, x)| {
+            x.nis
+                .iter()
+                .find(|(_, nid)| nid == n)
+                .map(|(ni, _)| (i, *ni))
+        })
+    }
+
+    /// Adds an NI with `nid` to node `i`.
+    pub fn add_ni(&mut self, i: usize, n: Nid) -> NiId {
+        let now = self.now;
+        let ni = self.nodes[i]
+            .lnet
+            .ni_add(now, TCP, &ni_info(n, 256, 8))
+            .expect("ni_add");
+        self.nodes[i].nis.push((ni, n));
+        ni
+    }
+
+    fn exec(&mut self, i: usize, op: LndOp) {
+        match op {
+            LndOp::Send { ni, tx } => {
+                if ni == NiId::LO {
+                    let rx = self.next_rx;
+                    self.next_rx += 1;
+                    let hdr = tx.hdr;
+                    let token = tx.token;
+                    self.pending.insert(rx, (i, tx));
+                    let now = self.now;
+                    if self.nodes[i]
+                        .lnet
+                        .handle_rx(now, NiId::LO, hdr, Nid::LO_0, RxToken(rx), false)
+                        .is_err()
+                    {
+                        self.pending.remove(&rx);
+                        self.nodes[i].lnet.handle_done(
+                            now,
+                            token,
+                            Completion::failed(71, HealthStatus::REMOTE_ERROR),
+                        );
+                    }
+                } else if self.hold {
+                    let from = self.nodes[i].lnet.ni(ni).expect("sending NI").nid();
+                    self.held.push((i, from, tx));
+                } else {
+                    let from = self.nodes[i].lnet.ni(ni).expect("sending NI").nid();
+                    self.deliver(i, from, tx);
+                }
+            }
+            LndOp::Recv { rx, .. } => {
+                let Some((s, tx)) = self.pending.remove(&rx.rx.0) else {
+                    panic!("recv for unknown rx token {}", rx.rx.0);
+                };
+                let now = self.now;
+                if let Some(m) = rx.msg.into_option() {
+                    let n = copy(&tx.payload, &rx.payload);
+                    assert_eq!(n, rx.payload.len(), "mlen bytes delivered");
+                    assert!(rx.payload.len() <= rx.rlen as usize);
+                    self.nodes[i].lnet.handle_done(now, m, Completion::OK);
+                }
+                self.nodes[s]
+                    .lnet
+                    .handle_done(now, tx.token, Completion::OK);
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends not yet delivered (`hold`).
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    fn deliver(&mut self, i: usize, from: Nid, tx: TxMsg) {
+        let now = self.now;
+        if let Some(h) = self.fail_to.get(&tx.target) {
+            let c = Completion::failed(5, *h);
+            self.nodes[i].lnet.handle_done(now, tx.token, c);
+            return;
+        }
+        let Some((j, ni)) = self
+            .node_of(&tx.target)
+            .filter(|(j, _)| !self.dead.contains(j))
+        else {
+            self.lost.push((i, tx));
+            return;
+        };
+        let rx = self.next_rx;
+        self.next_rx += 1;
+        let (hdr, token) = (tx.hdr, tx.token);
+        self.pending.insert(rx, (i, tx));
+        if self.nodes[j]
+            .lnet
+            .handle_rx(now, ni, hdr, from, RxToken(rx), false)
+            .is_err()
+        {
+            self.pending.remove(&rx);
+            self.nodes[i].lnet.handle_done(
+                now,
+                token,
+                Completion::failed(71, HealthStatus::REMOTE_ERROR),
+            );
+        }
+    }
+
+    /// Fails every lost send with a network timeout (as an LND would).
+    pub fn fail_lost(&mut self) {
+        let now = self.now;
+        for (i, tx) in std::mem::take(&mut self.lost) {
+            self.nodes[i].lnet.handle_done(
+                now,
+                tx.token,
+                Completion::failed(110, HealthStatus::NETWORK_TIMEOUT),
+            );
+        }
+        self.run();
+    }
+
+    /// Moves the clock and runs the timers that are due.
+    pub fn advance(&mut self, d: Duration) {
+        self.now = self.now.saturating_add(d);
+        for n in &mut self.nodes {
+            if n.lnet.poll_timeout().is_some_and(|t| t <= self.now) {
+                n.lnet.handle_timeout(self.now);
+            }
+        }
+        self.run();
+    }
+
+    pub fn md_events(&mut self, i: usize) -> Vec<MdEvent> {
+        let evs = std::mem::take(&mut self.nodes[i].events);
+        evs.into_iter()
+            .filter_map(|e| match e {
+                Event::Md(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn take_events(&mut self, i: usize) -> Vec<Event> {
+        std::mem::take(&mut self.nodes[i].events)
+    }
+}
+
+/// Copies as an LND would (through a buffer if both share memory).
+pub fn copy(src: &Payload, dst: &Payload) -> usize {
+    match src.copy_to(dst) {
+        Ok(n) => n,
+        Err(_) => {
+            let n = src.len().min(dst.len());
+            let mut tmp = vec![0u8; n];
+            src.read_at(0, &mut tmp).expect("read");
+            dst.write_at(0, &tmp).expect("write")
+        }
+    }
+}
+
+/// A buffer filled with a pattern that depends on `seed`.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
+        .collect()
+}
+
+pub fn buf(v: Vec<u8>) -> (IoBuf, Payload) {
+    let b = IoBuf::from_vec(v);
+    (b.clone(), Payload::single(b))
+}

@@ -1,0 +1,705 @@
+//! LNet selftest between engines on the in-memory pump: console sessions,
+//! groups, tests, run/stop/query/stat, and the BRW/PING data paths
+//! (selftest.md §2–§5, wire.md §8).
+
+mod pump;
+
+use lnet_core::lnd_api::{IoBuf, Nid, Payload};
+use lnet_core::selftest::wire::{
+    self, brw_check, service, Body, ByteOrder, SrpcMsg, LST_PING_TEST_MAGIC, SRPC_MSG_SIZE,
+};
+use lnet_core::selftest::{
+    errno, ConsoleError, ConsoleReply, ConsoleRequest, NodeEntry, NodeState, Params, Selftest,
+    Targets, TestSpec, TestType, UpdateAction,
+};
+use lnet_core::{
+    AckReq, Duration, Event, EventKind, InsPos, MdOptions, MdSpec, ProcessId, Threshold, Unlink,
+};
+use pump::*;
+
+const KEY: u32 = 4242;
+
+struct Bed {
+    f: Fabric,
+    st: Vec<Selftest>,
+    wall: Duration,
+    /// Non-selftest MD events seen, per node.
+    other: Vec<Vec<lnet_core::MdEvent>>,
+    /// Nodes whose selftest timers no longer run (a console that went away).
+    frozen: Vec<bool>,
+}
+
+impl Bed {
+    fn new(n: usize) -> Bed {
+        Bed::with_params(n, Params::default())
+    }
+
+    fn with_params(n: usize, p: Params) -> Bed {
+        let mut f = Fabric::new(n);
+        let wall = Duration::from_secs(1_700_000_000);
+        let now = f.now;
+        let st = (0..n)
+            .map(|i| Selftest::new(&mut f.nodes[i].lnet, now, wall, p))
+            .collect();
+        Bed {
+            f,
+            st,
+            wall,
+            other: vec![Vec::new(); n],
+            frozen: vec![false; n],
+        }
+    }
+
+    fn wall(&self) -> Duration {
+        self.wall + self.f.now.since(lnet_core::Instant::from_secs(1000))
+    }
+
+    /// Runs engines and selftest until nothing moves.
+    fn run(&mut self) {
+        for _ in 0..1_000_000 {
+            self.f.run();
+            let mut any = false;
+            let (now, wall) = (self.f.now, self.wall());
+            for i in 0..self.st.len() {
+                for ev in self.f.take_events(i) {
+                    if let Event::Md(e) = ev {
+                        any = true;
+                        if !self.st[i].handle_event(&mut self.f.nodes[i].lnet, now, wall, &e) {
+                            self.other[i].push(e);
+                        }
+                    }
+                }
+            }
+            if !any {
+                return;
+            }
+        }
+        panic!("selftest did not settle");
+    }
+
+    /// Moves time by `d` in 1 s steps, running every timer due.
+    fn advance(&mut self, d: Duration) {
+        let end = self.f.now.saturating_add(d);
+        while self.f.now < end {
+            self.f
+                .advance(Duration::from_secs(1).min(end.since(self.f.now)));
+            let (now, wall) = (self.f.now, self.wall());
+            for i in 0..self.st.len() {
+                if !self.frozen[i] && self.st[i].poll_timeout().is_some_and(|t| t <= now) {
+                    self.st[i].handle_timeout(&mut self.f.nodes[i].lnet, now, wall);
+                }
+            }
+            self.run();
+        }
+    }
+
+    /// A console command on node `i`, waiting (in simulated time) for it.
+    fn lst(&mut self, i: usize, req: ConsoleRequest) -> Result<ConsoleReply, ConsoleError> {
+        let (now, wall) = (self.f.now, self.wall());
+        let id = self.st[i].console(&mut self.f.nodes[i].lnet, now, wall, req);
+        self.run();
+        for _ in 0..40 {
+            while let Some((t, r)) = self.st[i].poll_console_done() {
+                if t == id {
+                    return r;
+                }
+            }
+            self.advance(Duration::from_secs(1));
+        }
+        panic!("console command never finished");
+    }
+
+    fn nodes(&mut self, i: usize, req: ConsoleRequest) -> Vec<NodeEntry> {
+        match self.lst(i, req) {
+            Ok(ConsoleReply::Nodes(n)) => n,
+            other => panic!("expected node entries, got {other:?}"),
+        }
+    }
+
+    fn session(&mut self, i: usize, name: &str, force: bool) {
+        self.lst(
+            i,
+            ConsoleRequest::NewSession {
+                key: KEY,
+                name: name.into(),
+                timeout: 0,
+                force,
+                features: 1,
+            },
+        )
+        .expect("new_session");
+    }
+
+    fn group(&mut self, i: usize, name: &str, members: &[usize]) -> Vec<NodeEntry> {
+        self.nodes(
+            i,
+            ConsoleRequest::AddGroup {
+                key: KEY,
+                name: name.into(),
+                nodes: members.iter().map(|m| pid(*m)).collect(),
+            },
+        )
+    }
+
+    fn stat(&mut self, i: usize, group: &str) -> Vec<NodeEntry> {
+        self.nodes(
+            i,
+            ConsoleRequest::Stat {
+                key: KEY,
+                targets: Targets::Group(group.into()),
+                timeout: 5,
+            },
+        )
+    }
+}
+
+fn spec(test: TestType, loop_count: i32, concurrency: u32) -> TestSpec {
+    TestSpec {
+        batch: "batch".into(),
+        loop_count,
+        concurrency,
+        dist: 1,
+        span: 1,
+        from: "c".into(),
+        to: "s".into(),
+        test,
+    }
+}
+
+fn brw(write: bool, size: u32, check: u32) -> TestType {
+    TestType::Brw {
+        write,
+        size,
+        check,
+        offset: 0,
+    }
+}
+
+/// Console on node 0, clients = node 1, servers = node 2; runs `t` and
+/// returns the stat entries of clients and servers.
+fn run_test(b: &mut Bed, t: TestType, loops: i32, concur: u32) -> (NodeEntry, NodeEntry) {
+    b.session(0, "rw_test", false);
+    let c = b.group(0, "c", &[1]);
+    assert!(
+        c.iter().all(|e| e.ok() && e.state == NodeState::Active),
+        "{c:?}"
+    );
+    let s = b.group(0, "s", &[2]);
+    assert!(s.iter().all(NodeEntry::ok), "{s:?}");
+    let added = b.nodes(
+        0,
+        ConsoleRequest::AddTest {
+            key: KEY,
+            spec: spec(t, loops, concur),
+        },
+    );
+    assert_eq!(added.len(), 2, "one server and one client TEST RPC");
+    assert!(added.iter().all(NodeEntry::ok), "{added:?}");
+    let run = b.nodes(
+        0,
+        ConsoleRequest::Run {
+            key: KEY,
+            batch: "batch".into(),
+            timeout: 0,
+        },
+    );
+    assert!(run.iter().all(NodeEntry::ok), "{run:?}");
+    let q = b.nodes(
+        0,
+        ConsoleRequest::Query {
+            key: KEY,
+            batch: "batch".into(),
+            test: 0,
+            server: false,
+            timeout: 5,
+        },
+    );
+    assert!(
+        matches!(q[0].reply, Some(Body::BatchReply { active: 0, .. })),
+        "finite loops are done: {q:?}"
+    );
+    let cs = b.stat(0, "c").remove(0);
+    let ss = b.stat(0, "s").remove(0);
+    (cs, ss)
+}
+
+#[test]
+fn brw_write_and_read_with_full_check() {
+    for (write, size) in [
+        (true, 4096),
+        (false, 4096),
+        (true, 1 << 20),
+        (false, 1 << 20),
+    ] {
+        let mut b = Bed::new(3);
+        let (c, s) = run_test(&mut b, brw(write, size, brw_check::FULL), 5, 2);
+        let (cfw, crpc, clnet) = c.stat().expect("client stats");
+        let (_, srpc, slnet) = s.stat().expect("server stats");
+        assert_eq!(cfw.brw_errors, 0, "write={write} size={size}");
+        assert_eq!(crpc.rpcs_sent, 2 * 5, "2 units x 5 loops: {crpc:?}");
+        let moved = 10 * u64::from(size);
+        if write {
+            assert_eq!(srpc.bulk_get, moved);
+            assert!(slnet.recv_length >= moved);
+        } else {
+            assert_eq!(srpc.bulk_put, moved);
+            assert!(clnet.recv_length >= moved);
+        }
+        // One server buffer per concurrent RPC at most, reused.
+        assert!(b.st[2].bulk_buffers_allocated() <= 2);
+        assert!(b.st[2].bulk_buffers_allocated() >= 1);
+    }
+}
+
+#[test]
+fn ping_test_and_counters() {
+    let mut b = Bed::new(3);
+    let (c, s) = run_test(&mut b, TestType::Ping, 7, 3);
+    let (cfw, _, _) = c.stat().expect("client");
+    let (_, srpc, _) = s.stat().expect("server");
+    assert_eq!(cfw.ping_errors, 0);
+    assert!(
+        srpc.rpcs_rcvd >= 21,
+        "21 pings reached the server: {srpc:?}"
+    );
+    assert_eq!(srpc.rpcs_dropped, 0);
+}
+
+#[test]
+fn injected_errors_are_counted_as_brw_errors() {
+    let p = Params {
+        brw_inject_errors: 2,
+        ..Params::default()
+    };
+    let mut b = Bed::with_params(3, p);
+    // Client 1 writes with a full check; its fills corrupt 2 RPCs, the
+    // server answers EBADMSG and (stop_onerr) those units end.
+    let (c, _) = run_test(&mut b, brw(true, 8192, brw_check::FULL), 4, 3);
+    let (fw, _, _) = c.stat().expect("client");
+    assert_eq!(fw.brw_errors, 2, "{fw:?}");
+}
+
+#[test]
+fn silent_node_goes_down() {
+    let mut b = Bed::new(3);
+    b.session(0, "s", false);
+    b.f.dead.insert(2);
+    let e = b.group(0, "g", &[1, 2]);
+    let by = |i: usize| e.iter().find(|x| x.id == pid(i)).expect("entry").clone();
+    assert_eq!(by(1).state, NodeState::Active);
+    assert_eq!(by(2).state, NodeState::Down);
+    assert_eq!(by(2).rpc_errno, -110, "timed out");
+    let Ok(ConsoleReply::Groups(g)) = b.lst(
+        0,
+        ConsoleRequest::ListGroup {
+            key: KEY,
+            name: Some("g".into()),
+        },
+    ) else {
+        panic!("list_group");
+    };
+    assert_eq!(
+        g[0].nodes,
+        vec![(pid(1), NodeState::Active), (pid(2), NodeState::Down)]
+    );
+    let stats = b.stat(0, "g");
+    assert!(stats.iter().any(|e| e.id == pid(2) && !e.ok()));
+    // Clean the down node away.
+    b.lst(
+        0,
+        ConsoleRequest::UpdateGroup {
+            key: KEY,
+            name: "g".into(),
+            action: UpdateAction::Clean(NodeState::Down.bit()),
+        },
+    )
+    .expect("clean");
+    let Ok(ConsoleReply::Groups(g)) = b.lst(
+        0,
+        ConsoleRequest::ListGroup {
+            key: KEY,
+            name: None,
+        },
+    ) else {
+        panic!("list_group");
+    };
+    assert_eq!(g[0].nodes, vec![(pid(1), NodeState::Active)]);
+    // Removing node 1 ends its session there.
+    let r = b.nodes(
+        0,
+        ConsoleRequest::UpdateGroup {
+            key: KEY,
+            name: "g".into(),
+            action: UpdateAction::Remove(vec![pid(1)]),
+        },
+    );
+    assert_eq!(r.len(), 1);
+    assert!(r[0].ok(), "{r:?}");
+    assert!(b.st[1].node_session().is_none());
+    let Ok(ConsoleReply::Session(info)) = b.lst(0, ConsoleRequest::ShowSession) else {
+        panic!("show_session");
+    };
+    assert_eq!(info.nodes, 0);
+}
+
+#[test]
+fn busy_node_needs_force() {
+    let mut b = Bed::new(3);
+    b.session(0, "first", false);
+    b.group(0, "g", &[2]);
+    b.session(1, "second", false);
+    let e = b.group(1, "g", &[2]);
+    assert_eq!(e[0].state, NodeState::Busy);
+    assert_eq!(e[0].fw_errno, errno::EBUSY);
+    let first = b.st[2].node_session().expect("session").0;
+    assert_eq!(e[0].sid, first, "the reply names the other session");
+    // A forced session takes the node over.
+    b.session(1, "third", true);
+    let e = b.group(1, "g", &[2]);
+    assert_eq!(e[0].state, NodeState::Active, "{e:?}");
+    assert_eq!(b.st[2].node_session().expect("session").1, "third");
+    // The first console now sees the node busy.
+    let p = b.nodes(
+        0,
+        ConsoleRequest::Ping {
+            key: KEY,
+            targets: Targets::Group("g".into()),
+            timeout: 0,
+        },
+    );
+    assert_eq!(p[0].state, NodeState::Busy);
+}
+
+#[test]
+fn key_mismatch_and_missing_session() {
+    let mut b = Bed::new(2);
+    let e = b
+        .lst(0, ConsoleRequest::EndSession { key: KEY })
+        .expect_err("no session");
+    assert_eq!(
+        (e.errno, e.message.as_str()),
+        (errno::ESRCH, "No session exists")
+    );
+    b.session(0, "s", false);
+    let e = b
+        .lst(
+            0,
+            ConsoleRequest::AddBatch {
+                key: KEY + 1,
+                name: "b".into(),
+            },
+        )
+        .expect_err("wrong key");
+    assert_eq!(e.errno, errno::EACCES);
+    assert_eq!(e.message, "Unmatched session key or not root");
+    let e = b
+        .lst(
+            0,
+            ConsoleRequest::NewSession {
+                key: KEY,
+                name: "again".into(),
+                timeout: 0,
+                force: false,
+                features: 1,
+            },
+        )
+        .expect_err("exists");
+    assert_eq!(e.errno, errno::EEXIST);
+    b.lst(
+        0,
+        ConsoleRequest::AddBatch {
+            key: KEY,
+            name: "b".into(),
+        },
+    )
+    .expect("add_batch");
+    let e = b
+        .lst(
+            0,
+            ConsoleRequest::AddBatch {
+                key: KEY,
+                name: "b".into(),
+            },
+        )
+        .expect_err("dup");
+    assert_eq!(e.errno, errno::EEXIST);
+    let e = b
+        .lst(
+            0,
+            ConsoleRequest::DelGroup {
+                key: KEY,
+                name: "nope".into(),
+            },
+        )
+        .expect_err("no group");
+    assert_eq!(e.errno, errno::ENOENT);
+    assert_eq!(e.message, "Can't find nope in current session");
+    let Ok(ConsoleReply::Session(info)) = b.lst(0, ConsoleRequest::ShowSession) else {
+        panic!("show_session");
+    };
+    assert_eq!(info.name, "s");
+    assert_eq!(info.key, KEY);
+    assert_eq!(info.sid.console_nid(), nid(0));
+}
+
+#[test]
+fn end_session_removes_nodes_sessions() {
+    let mut b = Bed::new(3);
+    b.session(0, "s", false);
+    b.group(0, "a", &[1, 2]);
+    b.group(0, "b", &[2]);
+    assert!(b.st[1].node_session().is_some());
+    // Deleting "b" keeps node 2 enrolled (it is also in "a").
+    let d = b.nodes(
+        0,
+        ConsoleRequest::DelGroup {
+            key: KEY,
+            name: "b".into(),
+        },
+    );
+    assert!(d.is_empty(), "no RMSN for nodes still in a group: {d:?}");
+    let e = b.nodes(0, ConsoleRequest::EndSession { key: KEY });
+    assert_eq!(e.len(), 2);
+    assert!(e.iter().all(NodeEntry::ok), "{e:?}");
+    assert!(b.st[1].node_session().is_none());
+    assert!(b.st[2].node_session().is_none());
+    assert!(b.lst(0, ConsoleRequest::ShowSession).is_err());
+}
+
+#[test]
+fn node_session_expires_without_keepalive_and_pinger_keeps_it() {
+    let p = Params {
+        session_timeout: 20,
+        ..Params::default()
+    };
+    let mut b = Bed::with_params(2, p);
+    b.session(0, "s", false);
+    b.group(0, "g", &[1]);
+    // The console pings every 8 s once 10 s (half of 20) passed: alive.
+    b.advance(Duration::from_secs(60));
+    assert!(b.st[1].node_session().is_some(), "kept alive by the pinger");
+    // A node whose console went away expires.
+    b.frozen[0] = true;
+    b.advance(Duration::from_secs(25));
+    assert!(b.st[1].node_session().is_none(), "expired");
+}
+
+#[test]
+fn idle_console_ends_its_session() {
+    let mut b = Bed::new(2);
+    b.lst(
+        0,
+        ConsoleRequest::NewSession {
+            key: KEY,
+            name: "short".into(),
+            timeout: 10,
+            force: false,
+            features: 1,
+        },
+    )
+    .expect("new");
+    b.group(0, "g", &[1]);
+    b.advance(Duration::from_secs(20));
+    assert!(b.lst(0, ConsoleRequest::ShowSession).is_err());
+    assert!(b.st[1].node_session().is_none(), "RMSN sent on expiry");
+}
+
+#[test]
+fn stop_ends_a_forever_batch_and_distribution_spreads_clients() {
+    let mut b = Bed::new(5);
+    b.session(0, "s", false);
+    b.group(0, "c", &[1, 2]);
+    b.group(0, "s", &[3, 4]);
+    let mut t = spec(brw(false, 4096, brw_check::SIMPLE), 3, 1);
+    t.dist = 1;
+    t.span = 1;
+    let added = b.nodes(0, ConsoleRequest::AddTest { key: KEY, spec: t });
+    assert!(added.iter().all(NodeEntry::ok), "{added:?}");
+    b.nodes(
+        0,
+        ConsoleRequest::Run {
+            key: KEY,
+            batch: "batch".into(),
+            timeout: 0,
+        },
+    );
+    // dist 1, span 1: client 0 -> server 0, client 1 -> server 1.
+    let s = b.stat(0, "s");
+    for e in &s {
+        let (_, rpc, _) = e.stat().expect("stat");
+        assert_eq!(rpc.bulk_put, 3 * 4096, "each server served one client");
+    }
+    let stop = b.nodes(
+        0,
+        ConsoleRequest::Stop {
+            key: KEY,
+            batch: "batch".into(),
+            force: true,
+        },
+    );
+    assert!(stop.iter().all(NodeEntry::ok));
+    let Ok(ConsoleReply::Batches(l)) = b.lst(
+        0,
+        ConsoleRequest::ListBatch {
+            key: KEY,
+            name: None,
+        },
+    ) else {
+        panic!("list_batch");
+    };
+    assert_eq!(l[0].name, "batch");
+    assert_eq!(l[0].tests.len(), 1);
+    assert_eq!(l[0].tests[0].idx, 1);
+}
+
+/// A byte-swapped (big-endian) PING request gets an answer, and a request
+/// with a wrong magic none.
+#[test]
+fn swapped_ping_request_is_answered() {
+    let mut b = Bed::new(2);
+    let me = b.f.nodes[0]
+        .lnet
+        .me_attach(52, pid(1), 0x77, 0, Unlink::Unlink, InsPos::After)
+        .expect("me");
+    let reply = IoBuf::zeroed(SRPC_MSG_SIZE);
+    b.f.nodes[0]
+        .lnet
+        .md_attach(
+            me,
+            MdSpec::new(
+                Payload::single(reply.clone()),
+                MdOptions::OP_PUT,
+                Threshold::Count(1),
+            ),
+            Unlink::Unlink,
+        )
+        .expect("md");
+    let send = |b: &mut Bed, magic: u32| {
+        let req = SrpcMsg::new(
+            1,
+            Body::PingReq {
+                rpyid: 0x77,
+                magic,
+                seq: 5,
+                time_sec: 1,
+                time_nsec: 2,
+            },
+        )
+        .emit_in(ByteOrder::Big);
+        let md = b.f.nodes[0]
+            .lnet
+            .md_bind(
+                MdSpec::new(
+                    Payload::single(IoBuf::from_vec(req.to_vec())),
+                    MdOptions::NONE,
+                    Threshold::Count(1),
+                ),
+                Unlink::Unlink,
+            )
+            .expect("bind");
+        let now = b.f.now;
+        b.f.nodes[0]
+            .lnet
+            .put(
+                now,
+                None,
+                md,
+                AckReq::NoAck,
+                pid(1),
+                50,
+                u64::from(service::PING),
+                0,
+                0,
+            )
+            .expect("put");
+        b.run();
+    };
+    send(&mut b, 0x1234);
+    assert!(
+        !b.other[0].iter().any(|e| e.kind == EventKind::Put),
+        "bad magic: no reply"
+    );
+    send(&mut b, LST_PING_TEST_MAGIC);
+    assert!(b.other[0].iter().any(|e| e.kind == EventKind::Put));
+    let (m, order) = SrpcMsg::parse(&reply.to_vec().expect("free")).expect("reply");
+    assert_eq!(order, ByteOrder::Little);
+    assert_eq!(
+        m.body,
+        Body::PingReply {
+            status: 0,
+            magic: LST_PING_TEST_MAGIC,
+            seq: 5
+        }
+    );
+    assert_eq!(b.st[1].rpc_counters().rpcs_rcvd, 2);
+    assert_eq!(b.st[1].rpc_counters().rpcs_dropped, 1);
+    let _ = (wire::SRPC_MSG_MAGIC, Nid::ANY, ProcessId::ANY);
+}
+
+#[test]
+fn test_rpcs_to_a_dead_server_expire() {
+    let p = Params {
+        rpc_timeout: 5,
+        ..Params::default()
+    };
+    let mut b = Bed::with_params(3, p);
+    b.session(0, "s", false);
+    b.group(0, "c", &[1]);
+    b.group(0, "s", &[2]);
+    let added = b.nodes(
+        0,
+        ConsoleRequest::AddTest {
+            key: KEY,
+            spec: spec(TestType::Ping, -1, 2),
+        },
+    );
+    assert!(added.iter().all(NodeEntry::ok));
+    b.f.dead.insert(2);
+    b.nodes(
+        0,
+        ConsoleRequest::Run {
+            key: KEY,
+            batch: "batch".into(),
+            timeout: 0,
+        },
+    );
+    let q = b.nodes(
+        0,
+        ConsoleRequest::Query {
+            key: KEY,
+            batch: "batch".into(),
+            test: 1,
+            server: false,
+            timeout: 5,
+        },
+    );
+    assert!(
+        matches!(q[0].reply, Some(Body::BatchReply { active: 2, .. })),
+        "both units wait for their reply: {q:?}"
+    );
+    b.advance(Duration::from_secs(6));
+    let c = b.stat(0, "c").remove(0);
+    let (fw, rpc, _) = c.stat().expect("client");
+    assert_eq!(rpc.rpcs_expired, 2, "{rpc:?}");
+    assert_eq!(fw.ping_errors, 2, "stop_onerr: one error per unit");
+    assert_eq!(fw.active_batches, 0);
+}
+
+#[test]
+fn one_server_buffer_serves_many_units_in_turn() {
+    let p = Params {
+        brw_srv_workitems: 1,
+        ..Params::default()
+    };
+    let mut b = Bed::with_params(3, p);
+    let t = TestType::Brw {
+        write: false,
+        size: 12345,
+        check: brw_check::SIMPLE,
+        offset: 8,
+    };
+    let (c, s) = run_test(&mut b, t, 3, 4);
+    assert_eq!(c.stat().expect("client").0.brw_errors, 0);
+    assert_eq!(s.stat().expect("server").1.bulk_put, 12 * 12345);
+    assert_eq!(b.st[2].bulk_buffers_allocated(), 1);
+}

@@ -1,0 +1,75 @@
+//! The one place lnetctl writes: rendered replies on stdout, errors in
+//! upstream's shapes (lnetctl.md §1.8) on stderr, and the return codes that
+//! go with them.
+
+use std::io::Write;
+
+use liblnetconfig::args::ArgError;
+use liblnetconfig::render;
+use liblnetconfig::Error;
+
+/// `-EINVAL`, the rc of every NL-style failure.
+pub(crate) const RC_EINVAL: i32 = -22;
+
+/// Writes to stdout (a closed pipe is not an error worth a panic).
+pub(crate) fn stdout(text: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}
+
+/// Writes to stderr.
+pub(crate) fn stderr(text: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(text.as_bytes());
+    let _ = e.flush();
+}
+
+/// Prints an NL error block; returns `rc`.
+pub(crate) fn nl_error(flag: &str, object: &str, errno: i32, descr: &str, rc: i32) -> i32 {
+    stderr(&render::nl_error(flag, object, errno, descr));
+    rc
+}
+
+/// Prints a request-building failure the way upstream reports it; returns its rc.
+pub(crate) fn arg_error(e: ArgError) -> i32 {
+    match e {
+        ArgError::Plain(msg) => {
+            stdout(&format!("{msg}\n"));
+            RC_EINVAL
+        }
+        ArgError::Classic {
+            cmd,
+            entity,
+            errno,
+            descr,
+            rc,
+        } => {
+            stderr(&render::cy_error(cmd, entity, errno, &descr));
+            rc
+        }
+        ArgError::Nl {
+            flag,
+            object,
+            errno,
+            descr,
+            rc,
+        } => nl_error(flag, object, errno, &descr, rc),
+        ArgError::Silent(rc) => rc,
+        // ArgError is non-exhaustive: a new kind still fails the command.
+        _ => RC_EINVAL,
+    }
+}
+
+/// Prints a failed request: the daemon's refusals as an NL block of
+/// `flag`/`object` (rc -22), and a socket that does not answer as one plain
+/// line saying how to start LNet (rc -errno).
+pub(crate) fn client_error(e: &Error, flag: &str, object: &str) -> i32 {
+    match e {
+        Error::Daemon { errno, message } => nl_error(flag, object, *errno, message, RC_EINVAL),
+        other => {
+            stderr(&format!("lnetctl: {other}\n"));
+            -other.errno()
+        }
+    }
+}

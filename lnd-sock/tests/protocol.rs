@@ -312,6 +312,8 @@ fn disconnect_then_reconnect() {
     let (t, m) = put(&a, b.nid(), b"one");
     a.ni.send(m).expect("send");
     assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    // The bulk connections follow the first one: wait for all three.
+    wait_conns(&a.ni, 3, T);
     let out =
         a.ni.ctl("disconnect", &b.nid().to_string())
             .expect("disconnect");

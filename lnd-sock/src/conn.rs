@@ -127,7 +127,7 @@ impl Drop for TxGuard {
 }
 
 /// A receive the LND owns (`recv` with a message); finalizes with an error
-/// if dropped without [`RxGuard::complete`].
+/// if dropped before it completes.
 pub struct RxGuard {
     action: Option<RxAction>,
     host: HostHandle,

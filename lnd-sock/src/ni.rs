@@ -2,7 +2,7 @@
 //! the peer table, connection setup in both directions, send dispatch over
 //! typed connections, receive tokens, and shutdown.
 //!
-//! Locking: one mutex per NI ([`NiInner::st`]) guards the peer table; it is
+//! Locking: one mutex per NI (its state) guards the peer table; it is
 //! held only for table updates, never across a socket call or a host
 //! callback. Order: NI lock, then a connection's queue lock.
 

@@ -2,7 +2,7 @@
 //! §13.3/§13.5) and per-NI tunables (`lnetctl net add`, `spec/lnetctl.md`
 //! §2.2), with upstream's names, defaults and units.
 //!
-//! [`NiConfig::params`] is the node's one flat namespace: names this LND
+//! [`lnd_api::NiConfig::params`] is the node's one flat namespace: names this LND
 //! does not know belong to somebody else and are ignored; a known name with
 //! a bad value refuses the NI with a message naming it.
 

@@ -425,7 +425,7 @@ impl ConnReqRepr {
             CONNREQ16_SIZE
         }
     }
-    /// Writes the request in `endian` into `out` (at least [`Self::len`]
+    /// Writes the request in `endian` into `out` (at least [`Self::wire_len`]
     /// bytes); returns the length written.
     pub fn emit(&self, endian: Endian, out: &mut [u8]) -> Result<usize, WireError> {
         let n = self.wire_len();

@@ -131,6 +131,8 @@ impl Drop for TxGuard {
 pub struct RxGuard {
     action: Option<RxAction>,
     host: HostHandle,
+    /// The connection it arrived on, whose close reason a drop reports.
+    conn: Option<Arc<Conn>>,
 }
 
 impl RxGuard {
@@ -147,10 +149,13 @@ impl Drop for RxGuard {
     fn drop(&mut self) {
         if let Some(a) = self.action.take() {
             if let Some(m) = a.msg.into_option() {
-                self.host.finalize(
-                    m,
-                    Completion::failed(errno::EIO, HealthStatus::LOCAL_INTERRUPT),
-                );
+                let health = self
+                    .conn
+                    .take()
+                    .and_then(|c| c.close_status())
+                    .map_or(HealthStatus::LOCAL_INTERRUPT, |s| s.health);
+                self.host
+                    .finalize(m, Completion::failed(errno::EIO, health));
             }
         }
     }
@@ -415,10 +420,12 @@ impl Conn {
         for g in drained.into_iter().chain(zc) {
             g.complete(why.status);
         }
-        drop(RxGuard {
-            action: rx,
-            host: self.host.clone(),
-        });
+        if let Some(a) = rx {
+            if let Some(m) = a.msg.into_option() {
+                self.host
+                    .finalize(m, Completion::failed(errno::EIO, why.status.health));
+            }
+        }
         true
     }
 
@@ -958,6 +965,7 @@ async fn read_loop<R: AsyncRead + Unpin, O: ConnOwner>(
         let guard = RxGuard {
             action: Some(action),
             host: conn.host.clone(),
+            conn: Some(conn.clone()),
         };
         let mut csum = if ksh.csum != 0 && conn.version == KSOCK_PROTO_V2 {
             let mut z = raw_ksh;

@@ -267,6 +267,14 @@ impl Client {
         }
     }
 
+    /// A selftest console command (`lst`).
+    pub fn lst(&mut self, req: crate::lst::LstRequest) -> Result<crate::lst::LstReply, Error> {
+        match self.call(Op::Lst(req))? {
+            ReplyBody::Lst(r) => Ok(r),
+            _ => Err(self.unexpected("lst")),
+        }
+    }
+
     /// `stats show`.
     pub fn stats(&mut self) -> Result<StatsInfo, Error> {
         match self.call(Op::StatsShow)? {

@@ -3,7 +3,8 @@
 //! The typed, versioned request/response protocol spoken over lnetd's control
 //! socket ([`proto`], JSON lines), its only client ([`Client`]), the
 //! validation that turns command-line words into requests ([`args`],
-//! [`nidlist`]), and the printers that render replies exactly as upstream
+//! [`nidlist`]), the selftest (`lst`) protocol types, parsers and printers
+//! ([`lst`]), and the printers that render replies exactly as upstream
 //! lnetctl does ([`render`] over the one YAML printer, [`yaml`]).
 //!
 //! Depends on serde and lnd-api's NID types only; must never depend on
@@ -16,6 +17,7 @@ pub mod args;
 mod client;
 pub mod daemon;
 pub mod errno;
+pub mod lst;
 pub mod nidlist;
 pub mod proto;
 pub mod render;

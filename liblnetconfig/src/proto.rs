@@ -84,6 +84,8 @@ pub enum Op {
     Ping(PingRequest),
     /// `stats show`.
     StatsShow,
+    /// A selftest console command (`lst`).
+    Lst(crate::lst::LstRequest),
 }
 
 /// A `net add` request, validated by the client.
@@ -181,6 +183,8 @@ pub enum ReplyBody {
     Ping(Vec<PingOutcome>),
     /// `stats show`.
     Stats(StatsInfo),
+    /// The result of a selftest console command.
+    Lst(crate::lst::LstReply),
 }
 
 /// Who answers on the socket.

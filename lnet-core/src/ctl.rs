@@ -12,6 +12,8 @@
 //! The daemon starts unconfigured, like a freshly loaded lnet module
 //! (lnetctl.md §5.1): `lnet configure` starts the [`Node`].
 
+mod lst;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -586,6 +588,7 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
             Err(e) => node_err(e),
         },
         Op::Ping(req) => Reply::ok(ReplyBody::Ping(ping(node, req))),
+        Op::Lst(req) => lst::handle(node, req),
         _ => Reply::err(EOPNOTSUPP, "request not supported by this lnetd"),
     }
 }

@@ -381,6 +381,9 @@ pub(crate) enum Timer {
     Ping(PingId),
     /// An MD's response tracker expires.
     Md(MdHandle),
+    /// The monitor's pass over the recovery queue (every second while it is
+    /// not empty).
+    Monitor,
 }
 
 /// The LNet engine: a deterministic state machine (see the module docs for
@@ -405,7 +408,7 @@ pub struct Lnet {
     pub(crate) ping_target: PingTarget,
     pub(crate) counters: Counters,
     /// Response trackers: MD -> deadline (§8.5).
-    pub(crate) rspt: std::collections::HashMap<MdHandle, Instant>,
+    pub(crate) rspt: std::collections::HashMap<MdHandle, (Instant, Option<crate::peer::PeerNiId>)>,
 }
 
 impl fmt::Debug for Lnet {
@@ -747,6 +750,7 @@ impl Lnet {
                 Timer::Msg(id) => self.expire_waiting_msg(now, id),
                 Timer::Ping(id) => self.ping_expired(now, id),
                 Timer::Md(md) => self.rspt_expired(now, md),
+                Timer::Monitor => self.monitor(now),
             }
         }
         self.flush(now);

@@ -703,3 +703,42 @@ fn one_server_buffer_serves_many_units_in_turn() {
     assert_eq!(s.stat().expect("server").1.bulk_put, 12 * 12345);
     assert_eq!(b.st[2].bulk_buffers_allocated(), 1);
 }
+
+#[test]
+fn brw_without_bulk_len_counts_in_pages() {
+    let mut b = Bed::new(3);
+    b.lst(
+        0,
+        ConsoleRequest::NewSession {
+            key: KEY,
+            name: "v0".into(),
+            timeout: 0,
+            force: false,
+            features: 0,
+        },
+    )
+    .expect("new_session");
+    b.group(0, "c", &[1]);
+    b.group(0, "s", &[2]);
+    // 5000 bytes round up to two pages without BULK_LEN.
+    let added = b.nodes(
+        0,
+        ConsoleRequest::AddTest {
+            key: KEY,
+            spec: spec(brw(true, 5000, brw_check::FULL), 2, 1),
+        },
+    );
+    assert!(added.iter().all(NodeEntry::ok), "{added:?}");
+    b.nodes(
+        0,
+        ConsoleRequest::Run {
+            key: KEY,
+            batch: "batch".into(),
+            timeout: 0,
+        },
+    );
+    let s = b.stat(0, "s").remove(0);
+    assert_eq!(s.stat().expect("server").1.bulk_get, 2 * 8192);
+    let c = b.stat(0, "c").remove(0);
+    assert_eq!(c.stat().expect("client").0.brw_errors, 0);
+}

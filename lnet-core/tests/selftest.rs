@@ -742,3 +742,58 @@ fn brw_without_bulk_len_counts_in_pages() {
     let c = b.stat(0, "c").remove(0);
     assert_eq!(c.stat().expect("client").0.brw_errors, 0);
 }
+
+#[test]
+fn taken_over_session_lingers_as_zombie_until_units_end() {
+    let p = Params {
+        rpc_timeout: 10,
+        ..Params::default()
+    };
+    let mut b = Bed::with_params(4, p);
+    b.session(0, "a", false);
+    b.group(0, "c", &[1]);
+    b.group(0, "s", &[2]);
+    let added = b.nodes(
+        0,
+        ConsoleRequest::AddTest {
+            key: KEY,
+            spec: spec(TestType::Ping, -1, 3),
+        },
+    );
+    assert!(added.iter().all(NodeEntry::ok));
+    // The server goes silent: the client's three units wait for replies.
+    b.f.dead.insert(2);
+    b.nodes(
+        0,
+        ConsoleRequest::Run {
+            key: KEY,
+            batch: "batch".into(),
+            timeout: 0,
+        },
+    );
+    // Another console takes node 1 over.
+    b.session(3, "b", true);
+    let e = b.group(3, "g", &[1]);
+    assert_eq!(e[0].state, NodeState::Active, "{e:?}");
+    let (fw, _, _) = b.stat(3, "g")[0].stat().expect("stat");
+    assert_eq!(fw.zombie_sessions, 1, "{fw:?}");
+    assert_eq!(fw.active_batches, 0, "the new session runs nothing");
+    // The old units end when their RPCs expire; the zombie goes.
+    b.advance(Duration::from_secs(11));
+    let (fw, rpc, _) = b.stat(3, "g")[0].stat().expect("stat");
+    assert_eq!(fw.zombie_sessions, 0, "{fw:?}");
+    assert_eq!(rpc.rpcs_expired, 3);
+    // The first console now finds node 1 busy.
+    let q = b.nodes(
+        0,
+        ConsoleRequest::Query {
+            key: KEY,
+            batch: "batch".into(),
+            test: 0,
+            server: false,
+            timeout: 5,
+        },
+    );
+    assert_eq!(q[0].state, NodeState::Busy);
+    assert_eq!(q[0].fw_errno, errno::ESRCH);
+}

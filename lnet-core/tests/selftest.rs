@@ -797,3 +797,31 @@ fn taken_over_session_lingers_as_zombie_until_units_end() {
     assert_eq!(q[0].state, NodeState::Busy);
     assert_eq!(q[0].fw_errno, errno::ESRCH);
 }
+
+#[test]
+fn console_node_can_be_a_client_and_a_server() {
+    let mut b = Bed::new(2);
+    b.session(0, "self", false);
+    let c = b.group(0, "c", &[0]);
+    assert_eq!(c[0].state, NodeState::Active, "MKSN to ourselves: {c:?}");
+    b.group(0, "s", &[0, 1]);
+    let mut t = spec(brw(false, 65536, brw_check::FULL), 4, 2);
+    t.span = 2;
+    let added = b.nodes(0, ConsoleRequest::AddTest { key: KEY, spec: t });
+    assert_eq!(added.len(), 3, "two servers, one client");
+    assert!(added.iter().all(NodeEntry::ok), "{added:?}");
+    b.nodes(
+        0,
+        ConsoleRequest::Run {
+            key: KEY,
+            batch: "batch".into(),
+            timeout: 0,
+        },
+    );
+    let s = b.stat(0, "s");
+    for e in &s {
+        let (_, rpc, _) = e.stat().expect("stat");
+        assert_eq!(rpc.bulk_put, 2 * 4 * 65536, "{}: {rpc:?}", e.id);
+    }
+    assert_eq!(s[0].stat().expect("stat").0.brw_errors, 0);
+}

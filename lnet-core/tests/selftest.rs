@@ -501,6 +501,17 @@ fn idle_console_ends_its_session() {
     b.group(0, "g", &[1]);
     b.advance(Duration::from_secs(20));
     assert!(b.lst(0, ConsoleRequest::ShowSession).is_err());
+    let e = b
+        .lst(0, ConsoleRequest::EndSession { key: KEY })
+        .expect_err("expired");
+    assert_eq!(
+        (e.errno, e.message.as_str()),
+        (errno::ESHUTDOWN, "Session is shutting down")
+    );
+    let e = b
+        .lst(0, ConsoleRequest::EndSession { key: KEY + 1 })
+        .expect_err("other key");
+    assert_eq!(e.errno, errno::ESRCH);
     assert!(b.st[1].node_session().is_none(), "RMSN sent on expiry");
 }
 

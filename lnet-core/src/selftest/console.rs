@@ -247,6 +247,9 @@ struct Txn {
 #[derive(Debug, Default)]
 pub(super) struct Console {
     session: Option<ConSession>,
+    /// Key of a session the pinger ended for idleness: its commands get
+    /// ESHUTDOWN until a new session is made.
+    expired_key: Option<u32>,
     txns: HashMap<u64, Txn>,
     done: std::collections::VecDeque<(TxnId, Result<ConsoleReply, ConsoleError>)>,
     next_txn: u64,
@@ -321,6 +324,12 @@ impl Selftest {
 
     /// The session, with the key checked.
     fn session_checked(&mut self, key: u32, now: Instant) -> Result<&mut ConSession, ConsoleError> {
+        if self.console.session.is_none() && self.console.expired_key == Some(key) {
+            return Err(ConsoleError::new(
+                errno::ESHUTDOWN,
+                "Session is shutting down",
+            ));
+        }
         let s = self
             .console
             .session
@@ -402,6 +411,7 @@ impl Selftest {
                 };
                 let info = session_info(&s);
                 self.console.session = Some(s);
+                self.console.expired_key = None;
                 self.finish(id, Ok(ConsoleReply::Session(info)));
                 Ok(())
             }
@@ -1115,7 +1125,9 @@ impl Selftest {
                 s.name,
                 idle.as_secs()
             );
+            let key = s.key;
             self.console_end_silently(lnet, now);
+            self.console.expired_key = Some(key);
             return;
         }
         let stale: Vec<(ProcessId, FwReq)> = s

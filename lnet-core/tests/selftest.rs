@@ -836,3 +836,285 @@ fn console_node_can_be_a_client_and_a_server() {
     }
     assert_eq!(s[0].stat().expect("stat").0.brw_errors, 0);
 }
+
+/// Sends one raw request from node `from` to node `to` and returns the reply
+/// (or `None` when none came).
+fn raw_rpc(b: &mut Bed, from: usize, to: usize, svc: u32, msg: SrpcMsg) -> Option<SrpcMsg> {
+    let bytes = msg.emit();
+    raw_bytes(b, from, to, svc, bytes.to_vec())
+}
+
+fn raw_bytes(b: &mut Bed, from: usize, to: usize, svc: u32, bytes: Vec<u8>) -> Option<SrpcMsg> {
+    let rpyid = 0x9000 + b.other[from].len() as u64 + u64::from(svc) * 0x100;
+    let mut bytes = bytes;
+    bytes[24..32].copy_from_slice(&rpyid.to_le_bytes());
+    let me = b.f.nodes[from]
+        .lnet
+        .me_attach(52, pid(to), rpyid, 0, Unlink::Unlink, InsPos::After)
+        .expect("me");
+    let reply = IoBuf::zeroed(SRPC_MSG_SIZE);
+    let rmd = b.f.nodes[from]
+        .lnet
+        .md_attach(
+            me,
+            MdSpec::new(
+                Payload::single(reply.clone()),
+                MdOptions::OP_PUT,
+                Threshold::Count(1),
+            ),
+            Unlink::Unlink,
+        )
+        .expect("md");
+    let md = b.f.nodes[from]
+        .lnet
+        .md_bind(
+            MdSpec::new(
+                Payload::single(IoBuf::from_vec(bytes)),
+                MdOptions::NONE,
+                Threshold::Count(1),
+            ),
+            Unlink::Unlink,
+        )
+        .expect("bind");
+    let now = b.f.now;
+    let portal = if svc < 10 { 51 } else { 50 };
+    b.f.nodes[from]
+        .lnet
+        .put(
+            now,
+            None,
+            md,
+            AckReq::NoAck,
+            pid(to),
+            portal,
+            u64::from(svc),
+            0,
+            0,
+        )
+        .expect("put");
+    let before = b.other[from].len();
+    b.run();
+    let got = b.other[from][before..]
+        .iter()
+        .any(|e| e.kind == EventKind::Put && e.md == rmd);
+    if !got {
+        let _ = b.f.nodes[from].lnet.md_unlink(rmd);
+        b.run();
+        return None;
+    }
+    Some(
+        SrpcMsg::parse(&reply.to_vec().expect("free"))
+            .expect("reply")
+            .0,
+    )
+}
+
+#[test]
+fn framework_validates_requests() {
+    let mut b = Bed::new(2);
+    let sid = wire::Sid {
+        nid: nid(0).to_nid4().expect("nid4"),
+        stamp: 42,
+    };
+    let status = |m: Option<SrpcMsg>| m.expect("a reply").body.status().expect("status");
+    // RMSN and STAT without a session.
+    let r = raw_rpc(
+        &mut b,
+        0,
+        1,
+        service::REMOVE_SESSION,
+        SrpcMsg::new(1, Body::RmsnReq { rpyid: 0, sid }),
+    );
+    assert_eq!(status(r), errno::ESRCH as u32);
+    let stat = |sid| {
+        SrpcMsg::new(
+            1,
+            Body::StatReq {
+                rpyid: 0,
+                sid,
+                stype: 0,
+            },
+        )
+    };
+    assert_eq!(
+        status(raw_rpc(
+            &mut b,
+            0,
+            1,
+            service::QUERY_STAT,
+            stat(wire::Sid::NONE)
+        )),
+        errno::EINVAL as u32
+    );
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::QUERY_STAT, stat(sid))),
+        errno::ESRCH as u32
+    );
+    // MKSN with an unknown feature bit, then a good one.
+    let mksn = |feats| {
+        SrpcMsg::new(
+            feats,
+            Body::MksnReq {
+                rpyid: 0,
+                sid,
+                force: 0,
+                name: "raw".into(),
+            },
+        )
+    };
+    let r = raw_rpc(&mut b, 0, 1, service::MAKE_SESSION, mksn(3)).expect("reply");
+    assert_eq!(r.body.status(), Some(errno::EPROTO as u32));
+    assert_eq!(r.ses_feats, 1, "reply carries the known features");
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::MAKE_SESSION, mksn(1))),
+        0
+    );
+    // A framework request with other features than the session's.
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::QUERY_STAT, {
+            let mut m = stat(sid);
+            m.ses_feats = 0;
+            m
+        })),
+        errno::EPROTO as u32
+    );
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::QUERY_STAT, stat(sid))),
+        0
+    );
+    // TEST validation.
+    let test = |svc: u32, concur: u32, is_client: u8, ndest: u32| {
+        SrpcMsg::new(
+            1,
+            Body::TestReq {
+                rpyid: 0,
+                bulkid: 0,
+                sid,
+                bid: 1,
+                service: svc,
+                loop_count: 1,
+                concur,
+                is_client,
+                stop_onerr: 1,
+                ndest,
+                params: wire::TestParams::Ping { size: 0, flags: 0 },
+            },
+        )
+    };
+    assert_eq!(
+        status(raw_rpc(
+            &mut b,
+            0,
+            1,
+            service::TEST,
+            test(service::PING, 0, 0, 0)
+        )),
+        errno::EINVAL as u32
+    );
+    assert_eq!(
+        status(raw_rpc(
+            &mut b,
+            0,
+            1,
+            service::TEST,
+            test(service::PING, 2000, 0, 0)
+        )),
+        errno::EINVAL as u32
+    );
+    assert_eq!(
+        status(raw_rpc(
+            &mut b,
+            0,
+            1,
+            service::TEST,
+            test(service::PING, 1, 1, 0)
+        )),
+        errno::EINVAL as u32
+    );
+    assert_eq!(
+        status(raw_rpc(
+            &mut b,
+            0,
+            1,
+            service::TEST,
+            test(service::DEBUG, 1, 0, 0)
+        )),
+        errno::EINVAL as u32
+    );
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::TEST, test(99, 1, 0, 0))),
+        errno::ENOENT as u32
+    );
+    assert_eq!(
+        status(raw_rpc(
+            &mut b,
+            0,
+            1,
+            service::TEST,
+            test(service::PING, 1, 0, 0)
+        )),
+        0
+    );
+    // BATCH on an unknown batch id.
+    let batch = SrpcMsg::new(
+        1,
+        Body::BatchReq {
+            rpyid: 0,
+            sid,
+            bid: 7,
+            opc: 3,
+            testidx: 0,
+            arg: 0,
+        },
+    );
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::BATCH, batch)),
+        errno::ENOENT as u32
+    );
+    // BRW: bad length, and a wrong message version.
+    let brw = |len| {
+        SrpcMsg::new(
+            1,
+            Body::BrwReq {
+                rpyid: 0,
+                bulkid: 1,
+                rw: 1,
+                len,
+                flags: 1,
+            },
+        )
+    };
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::BRW, brw(0))),
+        errno::EINVAL as u32
+    );
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::BRW, brw((1 << 20) + 1))),
+        errno::EINVAL as u32
+    );
+    let mut v2 = brw(4096);
+    v2.version = 2;
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::BRW, v2)),
+        errno::EPROTO as u32
+    );
+    // Without BULK_LEN a length must be whole pages.
+    let mut v0 = brw(100);
+    v0.ses_feats = 0;
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::BRW, v0)),
+        errno::EINVAL as u32
+    );
+    // Requests of the wrong type for the service, or short, are dropped.
+    assert!(raw_rpc(&mut b, 0, 1, service::PING, brw(4096)).is_none());
+    let mut short = brw(4096).emit().to_vec();
+    short.truncate(100);
+    short.resize(100, 0);
+    let dropped_before = b.st[1].rpc_counters().rpcs_rcvd;
+    let _ = raw_bytes(&mut b, 0, 1, service::BRW, {
+        let mut v = short;
+        v.resize(120, 0);
+        v
+    });
+    assert_eq!(b.st[1].rpc_counters().rpcs_rcvd, dropped_before + 1);
+}

@@ -537,6 +537,9 @@ impl Selftest {
             return Action::Reply(reply(errno::ENOENT, self.fw.current_sid()), 0);
         };
         let feats = s.features;
+        if super::wire::service_request_type(svc).is_none() {
+            return Action::Reply(reply(errno::ENOENT, sid), feats);
+        }
         if loop_count == 0
             || concur == 0
             || concur > MAX_CONCUR

@@ -1021,6 +1021,13 @@ impl Selftest {
         let (kind, stopping, stop_onerr) = (t.kind, t.stopping, t.stop_onerr);
         let u = &mut t.units[ui];
         u.rpc = None;
+        if res.is_err() {
+            // An aborted RPC's bulk MD may still be in the engine's hands
+            // (a transfer in flight); never reuse its memory.
+            if let Some(b) = u.bulk.as_mut() {
+                *b = IoBuf::zeroed(b.len());
+            }
+        }
         let ok = match &res {
             Err(_) => false,
             Ok((m, order)) => match (&m.body, kind) {

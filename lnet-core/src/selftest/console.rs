@@ -241,6 +241,9 @@ struct Txn {
     next: Next,
     /// Whether replies update the session's features (MKSN).
     mksn: bool,
+    /// The console session the transaction was sent for; replies update
+    /// node states only while it is still the current one.
+    sid: Sid,
 }
 
 /// The console's state.
@@ -913,6 +916,7 @@ impl Selftest {
                 pending: n,
                 next,
                 mksn,
+                sid,
             },
         );
         for (idx, (peer, req)) in reqs.into_iter().enumerate() {
@@ -961,7 +965,8 @@ impl Selftest {
         }
         t.pending = t.pending.saturating_sub(1);
         let mksn = t.mksn;
-        let session = self.console.session.as_mut();
+        let txn_sid = t.sid;
+        let session = self.console.session.as_mut().filter(|s| s.sid == txn_sid);
         match res {
             Err(errno) => {
                 e.rpc_errno = errno;
@@ -1002,7 +1007,7 @@ impl Selftest {
         }
         let state = e.state;
         let id_ = e.id;
-        if let Some(s) = self.console.session.as_mut() {
+        if let Some(s) = self.console.session.as_mut().filter(|s| s.sid == txn_sid) {
             if let Some(n) = s.node_mut(&id_) {
                 n.state = state;
             }

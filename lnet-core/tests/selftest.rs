@@ -98,7 +98,8 @@ impl Bed {
         let (now, wall) = (self.f.now, self.wall());
         let id = self.st[i].console(&mut self.f.nodes[i].lnet, now, wall, req);
         self.run();
-        for _ in 0..40 {
+        // add_test is two transactions of at most 30 s each.
+        for _ in 0..70 {
             while let Some((t, r)) = self.st[i].poll_console_done() {
                 if t == id {
                     return r;
@@ -1117,4 +1118,182 @@ fn framework_validates_requests() {
         v
     });
     assert_eq!(b.st[1].rpc_counters().rpcs_rcvd, dropped_before + 1);
+}
+
+mod random_ops {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Lst(usize, ConsoleRequest),
+        Advance(u64),
+        Kill(usize),
+        Revive(usize),
+    }
+
+    fn group_name() -> impl Strategy<Value = String> {
+        prop_oneof![Just("a".to_string()), Just("b".to_string())]
+    }
+
+    fn key() -> impl Strategy<Value = u32> {
+        prop_oneof![9 => Just(KEY), 1 => Just(KEY + 1)]
+    }
+
+    fn request() -> impl Strategy<Value = ConsoleRequest> {
+        let nodes = proptest::collection::vec(0usize..3, 1..3)
+            .prop_map(|v| v.into_iter().map(pid).collect::<Vec<_>>());
+        prop_oneof![
+            (key(), any::<bool>()).prop_map(|(key, force)| ConsoleRequest::NewSession {
+                key,
+                name: "p".into(),
+                timeout: 0,
+                force,
+                features: 1,
+            }),
+            key().prop_map(|key| ConsoleRequest::EndSession { key }),
+            (key(), group_name(), nodes.clone())
+                .prop_map(|(key, name, nodes)| ConsoleRequest::AddGroup { key, name, nodes }),
+            (key(), group_name()).prop_map(|(key, name)| ConsoleRequest::DelGroup { key, name }),
+            (key(), group_name(), 0u8..3, nodes.clone()).prop_map(|(key, name, a, n)| {
+                ConsoleRequest::UpdateGroup {
+                    key,
+                    name,
+                    action: match a {
+                        0 => UpdateAction::Refresh,
+                        1 => UpdateAction::Clean(NodeState::Down.bit()),
+                        _ => UpdateAction::Remove(n),
+                    },
+                }
+            }),
+            (key(), group_name()).prop_map(|(key, g)| ConsoleRequest::Ping {
+                key,
+                targets: Targets::Group(g),
+                timeout: 3,
+            }),
+            (
+                key(),
+                group_name(),
+                group_name(),
+                1i32..3,
+                1u32..3,
+                any::<bool>()
+            )
+                .prop_map(|(key, from, to, loop_count, concurrency, ping)| {
+                    ConsoleRequest::AddTest {
+                        key,
+                        spec: TestSpec {
+                            batch: "batch".into(),
+                            loop_count,
+                            concurrency,
+                            dist: 1,
+                            span: 1,
+                            from,
+                            to,
+                            test: if ping {
+                                TestType::Ping
+                            } else {
+                                brw(loop_count == 1, 4096, brw_check::FULL)
+                            },
+                        },
+                    }
+                }),
+            key().prop_map(|key| ConsoleRequest::Run {
+                key,
+                batch: "batch".into(),
+                timeout: 0,
+            }),
+            (key(), any::<bool>()).prop_map(|(key, force)| ConsoleRequest::Stop {
+                key,
+                batch: "batch".into(),
+                force,
+            }),
+            key().prop_map(|key| ConsoleRequest::Query {
+                key,
+                batch: "batch".into(),
+                test: 0,
+                server: false,
+                timeout: 3,
+            }),
+            (key(), group_name()).prop_map(|(key, g)| ConsoleRequest::Stat {
+                key,
+                targets: Targets::Group(g),
+                timeout: 3,
+            }),
+            key().prop_map(|key| ConsoleRequest::ListGroup { key, name: None }),
+            key().prop_map(|key| ConsoleRequest::ListBatch { key, name: None }),
+            Just(ConsoleRequest::ShowSession),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (0usize..2, request()).prop_map(|(i, r)| Op::Lst(i, r)),
+            1 => (0u64..60).prop_map(Op::Advance),
+            1 => (1usize..3).prop_map(Op::Kill),
+            1 => (1usize..3).prop_map(Op::Revive),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        /// Any sequence of commands from two consoles, with time passing and
+        /// nodes going silent, finishes every command without a panic, and
+        /// once everything is reachable again a ping gives each console a
+        /// view of its nodes that matches the nodes.
+        #[test]
+        fn random_console_sequences_finish(ops in proptest::collection::vec(op(), 1..14)) {
+            let p = Params { rpc_timeout: 5, session_timeout: 40, ..Params::default() };
+            let mut b = Bed::with_params(3, p);
+            b.session(0, "zero", false);
+            b.group(0, "a", &[1, 2]);
+            b.session(1, "one", false);
+            b.group(1, "a", &[0, 2]);
+            for op in ops {
+                match op {
+                    Op::Lst(i, r) => {
+                        let _ = b.lst(i, r);
+                    }
+                    Op::Advance(s) => b.advance(Duration::from_secs(s)),
+                    Op::Kill(n) => {
+                        b.f.dead.insert(n);
+                    }
+                    Op::Revive(n) => {
+                        b.f.dead.remove(&n);
+                        b.f.fail_lost();
+                        b.run();
+                    }
+                }
+            }
+            // Revive everyone, let RPCs drain, and check the views agree.
+            b.f.dead.clear();
+            b.f.fail_lost();
+            b.advance(Duration::from_secs(70));
+            for c in 0..2 {
+                let Ok(ConsoleReply::Session(info)) = b.lst(c, ConsoleRequest::ShowSession) else {
+                    continue;
+                };
+                // A ping refreshes the console's view from the nodes' replies.
+                let Ok(ConsoleReply::Nodes(entries)) = b.lst(c, ConsoleRequest::Ping {
+                    key: KEY,
+                    targets: Targets::Session,
+                    timeout: 3,
+                }) else {
+                    continue;
+                };
+                for e in entries {
+                    let n = (0..3).find(|i| pid(*i) == e.id).expect("known node");
+                    let on_node = b.st[n].node_session().map(|s| s.0);
+                    match e.state {
+                        NodeState::Active => prop_assert_eq!(on_node, Some(info.sid)),
+                        NodeState::Busy => {
+                            prop_assert!(on_node.is_some() && on_node != Some(info.sid))
+                        }
+                        NodeState::Unknown => prop_assert_eq!(on_node, None),
+                        NodeState::Down => prop_assert!(false, "{} down with every node up", e.id),
+                    }
+                }
+            }
+        }
+    }
 }

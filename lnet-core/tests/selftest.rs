@@ -1297,3 +1297,46 @@ mod random_ops {
         }
     }
 }
+
+mod random_requests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Random requests (right magic, right or random type, random body,
+        /// either byte order) to every service: the node never panics,
+        /// counts each, and every server RPC ends.
+        #[test]
+        fn random_requests_never_wedge_a_node(
+            reqs in proptest::collection::vec(
+                (prop::sample::select(vec![0u32, 1, 2, 3, 4, 5, 11, 12]),
+                 any::<bool>(), any::<bool>(),
+                 proptest::collection::vec(any::<u8>(), 136..=136)),
+                1..12),
+        ) {
+            let mut b = Bed::new(2);
+            let mut sent = 0;
+            for (svc, right_type, swap, body) in reqs {
+                let mut m = vec![0u8; SRPC_MSG_SIZE];
+                let ty = if right_type {
+                    wire::service_request_type(svc).unwrap_or(0)
+                } else {
+                    u32::from(body[0]) % 20
+                };
+                let w32 = |v: u32| if swap { v.to_be_bytes() } else { v.to_le_bytes() };
+                m[0..4].copy_from_slice(&w32(wire::SRPC_MSG_MAGIC));
+                m[4..8].copy_from_slice(&w32(1));
+                m[8..12].copy_from_slice(&w32(ty));
+                m[20..24].copy_from_slice(&w32(u32::from(body[1] & 1)));
+                m[24..].copy_from_slice(&body);
+                let _ = raw_bytes(&mut b, 0, 1, svc, m);
+                sent += 1;
+            }
+            b.f.fail_lost();
+            b.advance(Duration::from_secs(120));
+            prop_assert_eq!(b.st[1].rpc_counters().rpcs_rcvd, sent);
+            prop_assert_eq!(b.st[1].rpcs_in_flight().1, 0, "no server RPC left");
+        }
+    }
+}

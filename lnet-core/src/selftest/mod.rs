@@ -296,6 +296,11 @@ impl Selftest {
         self.pool.allocated
     }
 
+    /// Client and server RPCs in progress (diagnostics and tests).
+    pub fn rpcs_in_flight(&self) -> (usize, usize) {
+        (self.clients.len(), self.servers.len())
+    }
+
     /// The current session of this test node, if any.
     pub fn node_session(&self) -> Option<(Sid, String)> {
         self.fw.session_id()

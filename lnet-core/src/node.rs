@@ -894,6 +894,9 @@ impl Node {
             if let Some(r) = st.lst_done.remove(&id) {
                 return r.map_err(|e| NodeError::failed(e.errno, e.message));
             }
+            if st.stopping {
+                return Err(not_running());
+            }
             let left = guard.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 return Err(NodeError::failed(

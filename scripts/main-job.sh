@@ -20,6 +20,10 @@ nsa=lnmjA$tag nsb=lnmjB$tag
 pids=()
 cleanup() {
     set +e
+    # Whatever answers on our sockets stops (also a daemon we did not start).
+    for s in "$work"/*.sock; do
+        [ -S "$s" ] && timeout 10 "$bin/lnetctl" --socket "$s" lnet unconfigure >/dev/null 2>&1
+    done
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
     ip netns del "$nsa" 2>/dev/null

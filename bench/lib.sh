@@ -51,7 +51,9 @@ bench_setup() {
     local flag=()
     [ "$PROFILE" = release ] && flag=(--release)
     log "building lnetd, lnd-sock, lnetctl/lst ($PROFILE)"
-    (cd "$ROOT" && cargo build --quiet "${flag[@]}" -p lnet-core --bin lnetd -p lnd-sock -p lnetctl)
+    # Two builds: `--bin lnetd` would filter the other packages' binaries out.
+    (cd "$ROOT" && cargo build --quiet "${flag[@]}" -p lnet-core --bin lnetd &&
+        cargo build --quiet "${flag[@]}" -p lnd-sock -p lnetctl)
 }
 
 # utime+stime of a live process, in clock ticks.

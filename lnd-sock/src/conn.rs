@@ -1035,3 +1035,252 @@ async fn skip<R: AsyncRead + Unpin>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The reader and writer over an in-memory stream (the seam), fed
+    //! scripted and random frames.
+
+    use super::*;
+    use crate::hello::{PeerHello, PeerId};
+    use lnd_api::abi_stable::std_types::ROption;
+    use lnd_api::hdr::HDR_NID4_SIZE;
+    use lnd_api::{Host, IoBuf, LndError, MsgToken, MsgType, NetId, Nid};
+    use proptest::prelude::*;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
+
+    const NET: NetId = NetId::new(2, 0);
+
+    #[derive(Default)]
+    struct Counts {
+        finalized_rx: AtomicUsize,
+        finalized_tx: AtomicUsize,
+        parsed: AtomicUsize,
+        failed: AtomicUsize,
+        tasks_done: AtomicUsize,
+    }
+
+    struct H(Arc<Counts>);
+    impl Host for H {
+        fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), LndError> {
+            Ok(())
+        }
+        fn finalize(&self, m: MsgToken, _: Completion) {
+            if m.0 >= 1 << 40 {
+                self.0.finalized_rx.fetch_add(1, Ordering::SeqCst);
+            } else {
+                self.0.finalized_tx.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        fn notify(&self, _: Nid, _: bool) {}
+        fn link_state(&self, _: bool) {}
+        fn log(&self, _: LogLevel, _: &str) {}
+    }
+
+    struct Owner(Arc<Counts>);
+    impl ConnOwner for Owner {
+        fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
+            let n = self.0.parsed.fetch_add(1, Ordering::SeqCst) as u64;
+            let a = RxAction {
+                rx,
+                msg: ROption::RSome(MsgToken(1 << 40 | n)),
+                payload: Payload::single(IoBuf::zeroed(hdr.payload_length as usize / 2)),
+                rlen: hdr.payload_length,
+                delayed: false,
+            };
+            conn.deliver(rx.0 & 0xFFFF_FFFF, a)
+                .map_err(|_| "deliver refused".to_string())
+        }
+        fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
+            self.0.failed.fetch_add(1, Ordering::SeqCst);
+            conn.close(why);
+        }
+        fn task_done(&self) {
+            self.0.tasks_done.fetch_add(1, Ordering::SeqCst);
+        }
+        fn log(&self, _: LogLevel, _: &str) {}
+    }
+
+    fn peer() -> PeerHello {
+        PeerHello {
+            peer: PeerId {
+                nid: Nid::new4(NET, 2),
+                pid: 12345,
+            },
+            userspace: false,
+            incarnation: 1,
+            version: 3,
+            ctype: ConnType::Control,
+            endian: Endian::Little,
+        }
+    }
+
+    fn conn(counts: &Arc<Counts>) -> Arc<Conn> {
+        Conn::new(
+            7,
+            &peer(),
+            false,
+            None,
+            ConnCfg {
+                sock_timeout: Duration::from_secs(5),
+                keepalive: Duration::ZERO,
+                zc_min_payload: None,
+            },
+            HostHandle::new(H(counts.clone())),
+        )
+    }
+
+    fn lnet(len: u32, zc_req: u64, zc_ack: u64) -> Vec<u8> {
+        let mut k = [0u8; MSG_HDR_SIZE];
+        MsgHdrRepr {
+            kind: MsgKind::Lnet,
+            csum: 0,
+            zc_req,
+            zc_ack,
+        }
+        .emit(Endian::Little, &mut k);
+        let mut v = k.to_vec();
+        let h = Hdr {
+            dest_nid: Nid::new4(NET, 1),
+            src_nid: Nid::new4(NET, 2),
+            dest_pid: 12345,
+            src_pid: 12345,
+            msg_type: MsgType::PUT,
+            payload_length: len,
+            body: [0; 40],
+        };
+        let mut b = [0u8; HDR_NID4_SIZE];
+        h.encode_nid4(&mut b).expect("encode");
+        v.extend_from_slice(&b);
+        v.extend((0..len).map(|i| i as u8));
+        v
+    }
+
+    /// Runs a connection over `input`; returns what it wrote back.
+    fn run(input: Vec<u8>, counts: &Arc<Counts>, answer_wait: Duration) -> Vec<u8> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (ours, mut theirs) = duplex(1 << 16);
+            let c = conn(counts);
+            start(c.clone(), ours, Arc::new(Owner(counts.clone())));
+            let _ = tokio::time::timeout(Duration::from_secs(10), theirs.write_all(&input)).await;
+            // Give the connection time to answer (ZC ACKs) before EOF.
+            let mut back = vec![0u8; 4096];
+            let n = match tokio::time::timeout(answer_wait, theirs.read(&mut back)).await {
+                Ok(Ok(n)) => n,
+                _ => 0,
+            };
+            back.truncate(n);
+            let _ = theirs.shutdown().await;
+            let mut rest = Vec::new();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), theirs.read_to_end(&mut rest)).await;
+            back.extend(rest);
+            while counts.tasks_done.load(Ordering::SeqCst) < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(c.is_closed());
+            back
+        })
+    }
+
+    #[test]
+    fn frames_in_order_then_eof() {
+        let counts = Arc::new(Counts::default());
+        let mut input = lnet(0, 0, 0);
+        input.extend(lnet(100, 0, 0));
+        let mut noop = [0u8; MSG_HDR_SIZE];
+        MsgHdrRepr::KEEPALIVE.emit(Endian::Little, &mut noop);
+        input.extend(noop);
+        input.extend(lnet(3000, 99, 0)); // asks for a ZC ACK
+        let back = run(input, &counts, Duration::from_secs(10));
+        assert_eq!(counts.parsed.load(Ordering::SeqCst), 3);
+        assert_eq!(counts.finalized_rx.load(Ordering::SeqCst), 3);
+        // The ZC ACK came back as a NOOP {0, 99}.
+        assert_eq!(back.len(), MSG_HDR_SIZE);
+        let v = MsgHdr::new_checked(&back, Endian::Little).expect("24 bytes");
+        let h = MsgHdrRepr::parse(&v).expect("valid");
+        assert_eq!((h.kind, h.zc_req, h.zc_ack), (MsgKind::Noop, 0, 99));
+    }
+
+    #[test]
+    fn queued_sends_fail_once_when_the_peer_goes() {
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (ours, theirs) = duplex(1024);
+            let c = conn(&counts);
+            start(c.clone(), ours, Arc::new(Owner(counts.clone())));
+            let host = HostHandle::new(H(counts.clone()));
+            for i in 0..5u64 {
+                let hdr = Hdr {
+                    dest_nid: Nid::new4(NET, 2),
+                    src_nid: Nid::new4(NET, 1),
+                    dest_pid: 12345,
+                    src_pid: 12345,
+                    msg_type: MsgType::PUT,
+                    payload_length: 100_000,
+                    body: [0; 40],
+                };
+                let tx = TxMsg {
+                    token: MsgToken(i),
+                    hdr,
+                    target: Nid::new4(NET, 2),
+                    target_pid: 12345,
+                    payload: Payload::single(IoBuf::zeroed(100_000)),
+                    rx: ROption::RNone,
+                };
+                assert!(c.enqueue(TxGuard::new(tx, host.clone())).is_ok());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(theirs); // the peer vanishes with a full pipe
+            while counts.tasks_done.load(Ordering::SeqCst) < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), 5);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+        /// Random frames, garbage and truncation: never a panic, every
+        /// parsed message finalized exactly once, the connection closed.
+        #[test]
+        fn random_streams(parts in proptest::collection::vec((0u8..5, 0u32..5000, any::<u64>(), proptest::collection::vec(any::<u8>(), 0..64)), 0..8), cut in any::<prop::sample::Index>()) {
+            let mut input = Vec::new();
+            for (kind, len, cookie, junk) in &parts {
+                match kind {
+                    0 => input.extend(lnet(*len, 0, 0)),
+                    1 => input.extend(lnet(*len, *cookie, 0)),
+                    2 => {
+                        let mut n = [0u8; MSG_HDR_SIZE];
+                        MsgHdrRepr { kind: MsgKind::Noop, csum: 0, zc_req: 0, zc_ack: *cookie }.emit(Endian::Little, &mut n);
+                        input.extend(n);
+                    }
+                    3 => input.extend(junk),
+                    _ => {
+                        // A header announcing more than LNET_MTU (no payload follows).
+                        let mut m = lnet(0, 0, 0);
+                        let bad = (1u32 << 20) + 1 + *len;
+                        m[MSG_HDR_SIZE + 28..MSG_HDR_SIZE + 32].copy_from_slice(&bad.to_le_bytes());
+                        input.extend(m);
+                    }
+                }
+            }
+            if !input.is_empty() {
+                let at = cut.index(input.len() + 1);
+                input.truncate(at);
+            }
+            let counts = Arc::new(Counts::default());
+            run(input, &counts, Duration::from_millis(5));
+            prop_assert_eq!(counts.parsed.load(Ordering::SeqCst), counts.finalized_rx.load(Ordering::SeqCst));
+        }
+    }
+}

@@ -44,7 +44,10 @@
 //!   to wait for), for PUTs and GETs only (responses are not resent); a send
 //!   the LND refused synchronously cannot be told apart from a later failure
 //!   (the contract reports both through `handle_done`) and may be resent.
-//!   Recovery pings and discovery are not implemented.
+//!   Peer NIs blamed for a failure are pinged back to health (§8.6: backoff
+//!   2^n s up to `max_recovery_ping_interval`, `recovery_limit`); local NI
+//!   recovery pings (which need an LND to reach its own NID) and discovery
+//!   are not implemented.
 //! * Response tracking (§8.5) follows `response_tracking`; on expiry the MD
 //!   is unlinked (the user sees `-ETIMEDOUT` or UNLINK) and counted.
 //! * [`Lnet::ping`]: sink of 1040 bytes, retried once with the size the reply

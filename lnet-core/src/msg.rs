@@ -258,8 +258,15 @@ impl crate::ni::Lnet {
         let Some(m) = self.msgs.get(id.idx, id.gen) else {
             return;
         };
-        let (dir, ni, pni, t, len, state) =
-            (m.dir, m.ni, m.peer_ni, m.msg_type, m.wire_len(), m.state);
+        let (dir, ni, pni, t, len, state, deadline) = (
+            m.dir,
+            m.ni,
+            m.peer_ni,
+            m.msg_type,
+            m.wire_len(),
+            m.state,
+            m.deadline,
+        );
         if status.errno != 0 {
             self.counters.errors += 1;
             if let Some(h) = failed_health(&status) {
@@ -276,10 +283,19 @@ impl crate::ni::Lnet {
                 }
             }
         }
-        self.health_update(ni, pni, dir, &status);
+        // A failure past the deadline changes no health and is not resent
+        // (§8.3 step 1).
+        let late = status.errno != 0 && now > deadline;
+        if !late {
+            self.health_update(now, ni, pni, dir, &status);
+        }
         if dir == Dir::Send {
             self.return_credits(id);
-            if status.errno != 0 && state == MsgState::AtLnd && self.resend(now, id, &status) {
+            if !late
+                && status.errno != 0
+                && state == MsgState::AtLnd
+                && self.resend(now, id, &status)
+            {
                 return;
             }
         }
@@ -442,7 +458,14 @@ impl crate::ni::Lnet {
     }
 
     /// Health bookkeeping at completion (semantics §8.3; resends are not done).
-    fn health_update(&mut self, ni: NiId, pni: Option<PeerNiId>, dir: Dir, c: &Completion) {
+    fn health_update(
+        &mut self,
+        now: Instant,
+        ni: NiId,
+        pni: Option<PeerNiId>,
+        dir: Dir,
+        c: &Completion,
+    ) {
         let sens = self.cfg.tunables.health_sensitivity;
         if ni == NiId::LO || pni.is_none() || sens == 0 {
             return;
@@ -486,8 +509,8 @@ impl crate::ni::Lnet {
             }
         }
         if remote {
-            if let Some(p) = pni.and_then(|p| self.peers.get_mut(p)) {
-                p.health_value = p.health_value.saturating_sub(sens);
+            if let Some(p) = pni {
+                self.peer_ni_failed(now, p);
             }
         }
     }

@@ -381,6 +381,9 @@ pub(crate) enum Timer {
     Ping(PingId),
     /// An MD's response tracker expires.
     Md(MdHandle),
+    /// The monitor's pass over the recovery queue (every second while it is
+    /// not empty).
+    Monitor,
 }
 
 /// The LNet engine: a deterministic state machine (see the module docs for
@@ -405,7 +408,7 @@ pub struct Lnet {
     pub(crate) ping_target: PingTarget,
     pub(crate) counters: Counters,
     /// Response trackers: MD -> deadline (§8.5).
-    pub(crate) rspt: std::collections::HashMap<MdHandle, Instant>,
+    pub(crate) rspt: std::collections::HashMap<MdHandle, (Instant, Option<crate::peer::PeerNiId>)>,
 }
 
 impl fmt::Debug for Lnet {
@@ -675,6 +678,18 @@ impl Lnet {
         Ok(())
     }
 
+    /// Local NIs below full health (`lnetctl debug recovery --local`); this
+    /// engine does not ping them (see the crate docs), they recover through
+    /// successful traffic.
+    pub fn local_recovery_queue(&self) -> Vec<(Nid, u32)> {
+        self.nis
+            .iter()
+            .flatten()
+            .filter(|n| n.net != NetId::LO && n.health_value < 1000)
+            .map(|n| (n.nid, n.health_value))
+            .collect()
+    }
+
     /// The LND reported the NI's link up or down (`lnet_set_link_fatal_state`).
     pub fn handle_link_state(&mut self, now: Instant, ni: NiId, up: bool) {
         let _ = now;
@@ -747,6 +762,7 @@ impl Lnet {
                 Timer::Msg(id) => self.expire_waiting_msg(now, id),
                 Timer::Ping(id) => self.ping_expired(now, id),
                 Timer::Md(md) => self.rspt_expired(now, md),
+                Timer::Monitor => self.monitor(now),
             }
         }
         self.flush(now);

@@ -6,6 +6,11 @@
 //! on the net. A NID we send to or hear from becomes a peer NI of a
 //! (possibly new, single-NID, non-Multi-Rail) peer. `peer_add` groups NIDs into
 //! one Multi-Rail peer, as `lnetctl peer add` does.
+//!
+//! Health (§8.1, §8.6): a peer NI blamed for a failure loses
+//! `health_sensitivity`; if it belongs to a peer with more than one NID and was
+//! ever heard from, it joins the recovery queue, which a monitor timer walks
+//! every second, pinging each member (backoff 2^n s) until its health is full.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -80,6 +85,14 @@ pub(crate) struct PeerNi {
     pub(crate) stats: MsgStats,
 }
 
+/// Recovery state of a peer NI (`lpni_ping_count`, `lpni_next_ping`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Recovery {
+    pub(crate) ping_count: u32,
+    pub(crate) next_ping: Instant,
+    pub(crate) outstanding: Option<crate::ping::PingId>,
+}
+
 /// Errors of peer management.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -119,6 +132,10 @@ pub(crate) struct PeerTable {
     pub(crate) by_nid: HashMap<Nid, PeerNiId>,
     /// Peers in creation order (for stable listing).
     pub(crate) order: Vec<PeerId>,
+    /// The peer NI recovery queue (§8.6).
+    pub(crate) recovery: std::collections::BTreeMap<PeerNiId, Recovery>,
+    /// When the monitor is armed, if it is.
+    pub(crate) monitor_at: Option<Instant>,
 }
 
 impl PeerTable {
@@ -352,6 +369,143 @@ impl Lnet {
             .flatten()
             .find(|n| n.net == net)
             .map_or(8, |n| n.tunables.peer_credits.max(1))
+    }
+
+    /// A failure blamed on a peer NI: health down by the sensitivity, and the
+    /// peer NI goes on the recovery queue if it was ever heard from and
+    /// `recovery_limit` allows (§8.1, §8.6). Remote health is not tracked
+    /// for a single-NID peer (this node does not route) nor for our own NIDs
+    /// (§8.3 step 3).
+    pub(crate) fn peer_ni_failed(&mut self, now: Instant, id: PeerNiId) {
+        let t = &self.cfg.tunables;
+        let (sens, limit) = (t.health_sensitivity, t.recovery_limit);
+        let Some(p) = self.peers.get(id) else {
+            return;
+        };
+        let nids = self.peers.peer(p.peer).map_or(0, |peer| {
+            peer.nets.iter().map(|n| n.peer_nis.len()).sum::<usize>()
+        });
+        if nids <= 1 || self.is_local_nid(&p.nid) {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        p.health_value = p.health_value.saturating_sub(sens);
+        let Some(last) = p.last_alive else { return };
+        let within = limit == 0
+            || now <= last.saturating_add(crate::time::Duration::from_secs(u64::from(limit)));
+        if within && p.health_value < 1000 {
+            self.peers.recovery.entry(id).or_insert(Recovery {
+                ping_count: 0,
+                next_ping: now,
+                outstanding: None,
+            });
+            self.arm_monitor(now);
+        }
+    }
+
+    fn arm_monitor(&mut self, now: Instant) {
+        if self.peers.monitor_at.is_none() {
+            let at = now.saturating_add(crate::time::Duration::from_secs(1));
+            self.peers.monitor_at = Some(at);
+            self.arm(at, crate::ni::Timer::Monitor);
+        }
+    }
+
+    /// The monitor's pass (`lnet_recover_peer_nis`): drop recovered or
+    /// vanished peer NIs, ping the others when their time has come. A ping
+    /// goes to exactly that NID from the best local NI on its net; its REPLY,
+    /// received from that peer NI, raises its health.
+    pub(crate) fn monitor(&mut self, now: Instant) {
+        self.peers.monitor_at = None;
+        let limit = self.cfg.tunables.recovery_limit;
+        let max_interval = u64::from(self.cfg.tunables.max_recovery_ping_interval.max(1));
+        let max_count = 63 - max_interval.leading_zeros();
+        let ids: Vec<PeerNiId> = self.peers.recovery.keys().copied().collect();
+        for id in ids {
+            let Some(p) = self.peers.get(id) else {
+                self.peers.recovery.remove(&id);
+                continue;
+            };
+            let expired = limit > 0
+                && p.last_alive.is_some_and(|l| {
+                    now > l.saturating_add(crate::time::Duration::from_secs(u64::from(limit)))
+                });
+            if p.health_value >= 1000 || expired {
+                self.peers.recovery.remove(&id);
+                continue;
+            }
+            let nid = p.nid;
+            let Some(r) = self.peers.recovery.get(&id).copied() else {
+                continue;
+            };
+            if r.outstanding.is_some() || now < r.next_ping {
+                continue;
+            }
+            let Some(src) = self
+                .best_ni_on(nid.net(), None)
+                .and_then(|n| self.ni_ref(n))
+                .map(|n| n.nid)
+            else {
+                continue;
+            };
+            let ping = self.ping_internal(now, nid, src);
+            let count = r.ping_count + 1;
+            let wait = if count <= max_count {
+                1u64 << count
+            } else {
+                max_interval
+            };
+            if let Some(r) = self.peers.recovery.get_mut(&id) {
+                r.outstanding = ping;
+                r.ping_count = count;
+                r.next_ping = now.saturating_add(crate::time::Duration::from_secs(wait));
+            }
+        }
+        if !self.peers.recovery.is_empty() {
+            self.arm_monitor(now);
+        }
+    }
+
+    /// A recovery ping finished (its outcome already acted on health).
+    pub(crate) fn recovery_ping_done(&mut self, ping: crate::ping::PingId) {
+        for r in self.peers.recovery.values_mut() {
+            if r.outstanding == Some(ping) {
+                r.outstanding = None;
+            }
+        }
+    }
+
+    /// Sets a peer NI's health value (`lnetctl peer set --health`), clamped
+    /// to 0..=1000; below 1000 it joins the recovery queue.
+    pub fn peer_ni_set_health(
+        &mut self,
+        now: Instant,
+        nid: &Nid,
+        value: u32,
+    ) -> Result<(), PeerError> {
+        let id = self.peers.lookup(nid).ok_or(PeerError::Unknown(*nid))?;
+        let p = self.peers.get_mut(id).ok_or(PeerError::Unknown(*nid))?;
+        p.health_value = value.min(1000);
+        if p.health_value < 1000 {
+            self.peers.recovery.entry(id).or_insert(Recovery {
+                ping_count: 0,
+                next_ping: now,
+                outstanding: None,
+            });
+            self.arm_monitor(now);
+        }
+        Ok(())
+    }
+
+    /// Peer NIs waiting for recovery, with their ping counts (`lnetctl debug recovery --peer`).
+    pub fn peer_recovery_queue(&self) -> Vec<(Nid, u32)> {
+        self.peers
+            .recovery
+            .iter()
+            .filter_map(|(id, r)| self.peers.get(*id).map(|p| (p.nid, r.ping_count)))
+            .collect()
     }
 
     /// Finds or creates the peer NI of `nid` with its net's credits.

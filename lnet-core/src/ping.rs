@@ -114,6 +114,8 @@ pub(crate) struct PingState {
 pub(crate) struct PingTable {
     next: u64,
     active: HashMap<PingId, PingState>,
+    /// Pings the engine sent itself (recovery): no event for them.
+    internal: std::collections::HashSet<PingId>,
 }
 
 /// Our ping target on portal 0.
@@ -344,7 +346,56 @@ impl Lnet {
             if self.md_live(st.md).is_some() {
                 let _ = self.md_unlink(st.md);
             }
+            self.ping_report(id, result);
+        }
+    }
+
+    fn ping_report(&mut self, id: PingId, result: Result<PingInfo, PingError>) {
+        if self.pings.internal.remove(&id) {
+            self.recovery_ping_done(id);
+        } else {
             self.events.push_back(Event::PingDone { id, result });
+        }
+    }
+
+    /// A ping the engine sends for itself (recovery, §8.6): from `source`,
+    /// to exactly `target`, timing out after `transaction_timeout`.
+    pub(crate) fn ping_internal(
+        &mut self,
+        now: Instant,
+        target: Nid,
+        source: Nid,
+    ) -> Option<PingId> {
+        self.pings.next += 1;
+        let id = PingId(self.pings.next);
+        let timeout = Duration::from_secs(u64::from(self.cfg.tunables.transaction_timeout));
+        let deadline = now.saturating_add(timeout);
+        let target = ProcessId {
+            nid: target,
+            pid: LNET_PID_LUSTRE,
+        };
+        self.pings.internal.insert(id);
+        if self
+            .ping_send(
+                now,
+                id,
+                target,
+                Some(source),
+                deadline,
+                PING_SINK_SIZE,
+                false,
+            )
+            .is_err()
+        {
+            self.pings.internal.remove(&id);
+            return None;
+        }
+        if self.pings.active.contains_key(&id) {
+            self.arm(deadline, Timer::Ping(id));
+            Some(id)
+        } else {
+            // Finished already (failed synchronously).
+            None
         }
     }
 
@@ -387,13 +438,13 @@ impl Lnet {
                                     self.ping_send(now, id, target, source, deadline, n, true)
                                 {
                                     tracing::debug!("ping retry failed: {e}");
-                                    self.events.push_back(Event::PingDone {
+                                    self.ping_report(
                                         id,
-                                        result: Err(PingError::Send {
+                                        Err(PingError::Send {
                                             target,
                                             errno: -e.errno(),
                                         }),
-                                    });
+                                    );
                                     self.disarm(deadline, Timer::Ping(id));
                                 }
                             }
@@ -419,6 +470,10 @@ impl Lnet {
 
     /// Pings still waiting for their result.
     pub fn pings_in_flight(&self) -> usize {
-        self.pings.active.len()
+        self.pings
+            .active
+            .keys()
+            .filter(|id| !self.pings.internal.contains(id))
+            .count()
     }
 }

@@ -306,3 +306,142 @@ impl Lnet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::md::Unlink;
+    use crate::md::{Md, MdOwner, Threshold};
+    use lnd_api::{IoBuf, NetId, Payload};
+
+    fn md(len: u32, options: MdOptions) -> Md {
+        Md {
+            memory: Payload::single(IoBuf::zeroed(len as usize)),
+            length: len,
+            options,
+            threshold: Threshold::Infinite,
+            max_size: 0,
+            user_ptr: 0,
+            offset: 0,
+            refcount: 0,
+            me: None,
+            auto_unlink: false,
+            zombie: false,
+            aborted: false,
+            owner: MdOwner::User,
+            sent: None,
+        }
+    }
+
+    fn info(bits: u64, rlength: u32) -> MatchInfo {
+        MatchInfo {
+            op: MatchOp::Put,
+            initiator: ProcessId {
+                nid: Nid::new4(NetId::new(2, 0), 7),
+                pid: 12345,
+            },
+            portal: 1,
+            match_bits: bits,
+            rlength,
+            roffset: 0,
+        }
+    }
+
+    fn setup(
+        entries: &[(u64, u64, u32, MdOptions)],
+    ) -> (Portal, GenSlab<Me>, MdTable, Vec<MdHandle>) {
+        let (mut ptl, mut mes, mut mds) =
+            (Portal::default(), GenSlab::default(), MdTable::default());
+        let mut handles = Vec::new();
+        for &(bits, ignore, len, opts) in entries {
+            let (i, g) = mds.insert(md(len, opts));
+            let h = MdHandle { idx: i, gen: g };
+            let me = Me {
+                portal: 1,
+                match_id: ProcessId::ANY,
+                match_bits: bits,
+                ignore_bits: ignore,
+                unlink: Unlink::Retain,
+                md: Some(h),
+            };
+            let (mi, mg) = mes.insert(me);
+            ptl.insert(MeHandle { idx: mi, gen: mg }, bits, ignore, InsPos::After);
+            handles.push(h);
+        }
+        (ptl, mes, mds, handles)
+    }
+
+    #[test]
+    fn portal_kind_is_unique_only_for_exact_process_and_bits() {
+        let p = ProcessId {
+            nid: Nid::new4(NetId::new(2, 0), 1),
+            pid: 12345,
+        };
+        assert_eq!(PortalKind::of(&p, 0), PortalKind::Unique);
+        assert_eq!(PortalKind::of(&p, 1), PortalKind::Wildcard);
+        assert_eq!(
+            PortalKind::of(
+                &ProcessId {
+                    pid: crate::nid::LNET_PID_ANY,
+                    ..p
+                },
+                0
+            ),
+            PortalKind::Wildcard
+        );
+        assert_eq!(PortalKind::of(&ProcessId::ANY, 0), PortalKind::Wildcard);
+    }
+
+    #[test]
+    fn exhausted_mds_are_skipped_and_the_next_candidate_matches() {
+        let (ptl, mes, mut mds, h) =
+            setup(&[(5, 0, 8, MdOptions::OP_PUT), (5, 0, 8, MdOptions::OP_PUT)]);
+        if let Some(m) = mds.get_mut(h[0].idx, h[0].gen) {
+            m.threshold = Threshold::Count(0);
+        }
+        let r = find_match(&ptl, &mes, &mds, &info(5, 4), &|_, _| false);
+        assert_eq!(
+            r,
+            MatchResult::Matched {
+                md: h[1],
+                offset: 0,
+                mlength: 4
+            }
+        );
+    }
+
+    #[test]
+    fn removed_mes_leave_no_empty_buckets() {
+        let (mut ptl, mut mes, _mds, _h) = setup(&[(5, 0, 8, MdOptions::OP_PUT)]);
+        let (idx, gen, _) = mes
+            .iter()
+            .next()
+            .map(|(i, g, m)| (i, g, m.match_bits))
+            .expect("one ME");
+        ptl.remove(MeHandle { idx, gen }, 5, 0);
+        assert!(ptl.exact.is_empty());
+        mes.remove(idx, gen);
+    }
+
+    #[test]
+    fn zero_length_requests_match_an_empty_md() {
+        let (ptl, mes, mds, h) = setup(&[(1, 0, 0, MdOptions::OP_PUT)]);
+        let r = find_match(&ptl, &mes, &mds, &info(1, 0), &|_, _| false);
+        assert_eq!(
+            r,
+            MatchResult::Matched {
+                md: h[0],
+                offset: 0,
+                mlength: 0
+            }
+        );
+        assert_eq!(
+            find_match(&ptl, &mes, &mds, &info(1, 1), &|_, _| false),
+            MatchResult::Drop
+        );
+        assert_eq!(
+            find_match(&ptl, &mes, &mds, &info(2, 0), &|_, _| false),
+            MatchResult::None
+        );
+    }
+}

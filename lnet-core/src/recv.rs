@@ -125,6 +125,10 @@ impl Lnet {
             None
         } else {
             let p = self.peer_ni_for(from);
+            // Heard from: its recovery ping count starts over (§8.6).
+            if let Some(rec) = self.peers.recovery.get_mut(&p) {
+                rec.ping_count = 0;
+            }
             let mr = self
                 .peers
                 .get(p)
@@ -228,7 +232,7 @@ impl Lnet {
             ni_credit: false,
             peer_credit: false,
             txq_bytes: 0,
-            deadline: now,
+            deadline: self.msg_deadline(now, r.ni),
             ack: None,
             delayed: false,
             committed_at: now,

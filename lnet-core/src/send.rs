@@ -250,7 +250,8 @@ impl Lnet {
         };
         let id = self.msg_alloc(msg);
         if track {
-            self.rspt_arm(now, md);
+            let next_hop = path.as_ref().ok().and_then(|p| p.peer_ni);
+            self.rspt_arm(now, md, next_hop);
         }
         match path {
             Ok(p) => self.post_on_path(now, id, p),
@@ -477,11 +478,11 @@ impl Lnet {
     }
 
     /// Arms (or refreshes) the response tracker of an MD (§8.5).
-    fn rspt_arm(&mut self, now: Instant, md: MdHandle) {
+    fn rspt_arm(&mut self, now: Instant, md: MdHandle, next_hop: Option<PeerNiId>) {
         let d = now.saturating_add(Duration::from_secs(u64::from(
             self.cfg.tunables.transaction_timeout,
         )));
-        if let Some(old) = self.rspt.insert(md, d) {
+        if let Some((old, _)) = self.rspt.insert(md, (d, next_hop)) {
             self.disarm(old, Timer::Md(md));
         } else {
             self.counters.rst_alloc += 1;
@@ -491,18 +492,24 @@ impl Lnet {
 
     /// The ACK or REPLY arrived: disarm the MD's tracker.
     pub(crate) fn rspt_disarm(&mut self, md: MdHandle) {
-        if let Some(d) = self.rspt.remove(&md) {
+        if let Some((d, _)) = self.rspt.remove(&md) {
             self.counters.rst_alloc = self.counters.rst_alloc.saturating_sub(1);
             self.disarm(d, Timer::Md(md));
         }
     }
 
     /// A tracked response never came: unlink the MD (the user sees the final
-    /// event with -ETIMEDOUT, or an UNLINK event) and count it.
+    /// event with -ETIMEDOUT, or an UNLINK event), count it, and blame the
+    /// next hop the request went to (a peer NI failure, §8.5).
     pub(crate) fn rspt_expired(&mut self, now: Instant, md: MdHandle) {
-        let _ = now;
-        if self.rspt.remove(&md).is_none() {
+        let Some((_, next_hop)) = self.rspt.remove(&md) else {
             return;
+        };
+        if let Some(p) = next_hop {
+            if let Some(pn) = self.peers.get_mut(p) {
+                pn.stats.health.remote_timeout += 1;
+            }
+            self.peer_ni_failed(now, p);
         }
         self.counters.rst_alloc = self.counters.rst_alloc.saturating_sub(1);
         self.counters.response_timeout_count += 1;

@@ -419,3 +419,76 @@ fn pushes_are_acked_recorded_on_the_peer_and_the_buffer_reposted() {
     assert_eq!(f.nodes[1].lnet.md_count(), OWN);
     assert_eq!(f.nodes[1].lnet.me_count(), OWN);
 }
+
+#[test]
+fn a_response_that_never_comes_unlinks_the_md_and_blames_the_next_hop() {
+    let mut f = Fabric::new(2);
+    // Remote health is tracked for peers with more than one NID (§8.3).
+    let other = Nid::new4(TCP, 0x0a00_0a0a);
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[other], true)
+        .expect("peer add");
+    target_md(&mut f, 1, 8, MdOptions::OP_PUT | MdOptions::ACK_DISABLE);
+    let (_, p) = buf(vec![1; 8]);
+    let md = f.nodes[0]
+        .lnet
+        .md_bind(
+            MdSpec::new(p, MdOptions::NONE, Threshold::Count(2)),
+            Unlink::Unlink,
+        )
+        .expect("bind");
+    let now = f.now;
+    f.nodes[0]
+        .lnet
+        .put(now, None, md, AckReq::Ack, pid(1), PORTAL, 0x1234, 0, 0)
+        .expect("put");
+    f.run();
+    assert_eq!(
+        f.md_events(0).iter().map(|e| e.kind).collect::<Vec<_>>(),
+        vec![EventKind::Send]
+    );
+    assert_eq!(f.nodes[0].lnet.stats().rst_alloc, 1);
+    f.advance(Duration::from_secs(150));
+    let evs = f.md_events(0);
+    assert_eq!(
+        evs.iter().map(|e| (e.kind, e.unlinked)).collect::<Vec<_>>(),
+        vec![(EventKind::Unlink, true)]
+    );
+    let s = f.nodes[0].lnet.stats();
+    assert_eq!((s.response_timeout_count, s.rst_alloc), (1, 0));
+    let peer = f.nodes[0].lnet.peer(&nid(1)).expect("peer");
+    let pni = peer.peer_nis().find(|n| n.nid() == nid(1)).expect("pni");
+    assert_eq!(pni.health_value(), 900);
+    assert_eq!(pni.stats().health.remote_timeout, 1);
+}
+
+#[test]
+fn a_truncated_ping_reply_is_retried_with_the_announced_size() {
+    let mut f = Fabric::new(2);
+    for i in 0..70u32 {
+        f.add_ni(1, Nid::new4(TCP, 0x0b00_0000 + i));
+    }
+    let now = f.now;
+    f.nodes[0]
+        .lnet
+        .ping(now, pid(1), None, Duration::from_secs(5))
+        .expect("ping");
+    f.run();
+    let evs = f.take_events(0);
+    let Some(Event::PingDone { result, .. }) = evs.into_iter().next() else {
+        panic!("no ping result")
+    };
+    let info = result.expect("ping ok after the retry");
+    assert_eq!(info.nis.len(), 71);
+    assert_eq!(info.nis[0].nid, nid(1), "the primary NID first");
+    assert_eq!(f.nodes[0].lnet.md_count(), OWN);
+    let sent = f.nodes[0]
+        .lnet
+        .ni(f.nodes[0].ni)
+        .expect("ni")
+        .stats()
+        .sent
+        .get;
+    assert_eq!(sent, 2, "the first reply was truncated, the retry fit");
+}

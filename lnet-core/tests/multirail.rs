@@ -322,3 +322,103 @@ fn resends_stop_at_retry_count() {
     assert_eq!(evs.len(), 1);
     assert!(evs[0].status < 0);
 }
+
+#[test]
+fn a_failed_peer_ni_is_pinged_back_to_health_and_used_again() {
+    let mut f = two_rails();
+    let b = Nid::new4(TCP, 0x0a00_0102);
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[b], true)
+        .expect("peer add");
+    puts(&mut f, 2); // both peer NIs heard from (ACKs come back from each)
+    f.fail_to
+        .insert(b, lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED);
+    puts(&mut f, 4);
+    let health = |f: &Fabric| {
+        let p = f.nodes[0].lnet.peer(&b).expect("peer");
+        let v = p
+            .peer_nis()
+            .find(|n| n.nid() == b)
+            .expect("b")
+            .health_value();
+        v
+    };
+    assert!(health(&f) < 1000);
+    assert_eq!(
+        f.nodes[0]
+            .lnet
+            .peer_recovery_queue()
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>(),
+        vec![b]
+    );
+    // While b still fails, recovery pings fail too and back off.
+    f.advance(lnet_core::Duration::from_secs(1));
+    let (_, count) = f.nodes[0].lnet.peer_recovery_queue()[0];
+    assert_eq!(count, 1);
+    f.fail_to.clear();
+    for _ in 0..40 {
+        f.advance(lnet_core::Duration::from_secs(1));
+    }
+    assert_eq!(health(&f), 1000, "recovery pings raised it back");
+    assert!(f.nodes[0].lnet.peer_recovery_queue().is_empty());
+    assert!(
+        f.take_events(0)
+            .iter()
+            .all(|e| !matches!(e, lnet_core::Event::PingDone { .. })),
+        "internal pings are not reported"
+    );
+    assert_eq!(f.nodes[0].lnet.pings_in_flight(), 0);
+    let before = received_puts(&f, 1);
+    puts(&mut f, 4);
+    let after = received_puts(&f, 1);
+    assert!(
+        after[1] > before[1],
+        "b carries traffic again: {before:?} -> {after:?}"
+    );
+}
+
+#[test]
+fn remote_health_is_not_tracked_for_a_single_nid_peer() {
+    let mut f = Fabric::new(2);
+    sink(&mut f, 1);
+    puts(&mut f, 1);
+    f.fail_to
+        .insert(nid(1), lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED);
+    puts(&mut f, 3);
+    let p = f.nodes[0].lnet.peer(&nid(1)).expect("peer");
+    assert_eq!(p.peer_nis().next().expect("pni").health_value(), 1000);
+    assert!(f.nodes[0].lnet.peer_recovery_queue().is_empty());
+}
+
+#[test]
+fn peer_set_health_queues_the_peer_ni_for_recovery() {
+    let mut f = two_rails();
+    let b = Nid::new4(TCP, 0x0a00_0102);
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[b], true)
+        .expect("peer add");
+    let now = f.now;
+    f.nodes[0]
+        .lnet
+        .peer_ni_set_health(now, &b, 400)
+        .expect("set");
+    assert_eq!(f.nodes[0].lnet.peer_recovery_queue(), vec![(b, 0)]);
+    assert!(f.nodes[0]
+        .lnet
+        .peer_ni_set_health(now, &Nid::new4(TCP, 99), 1)
+        .is_err());
+    for _ in 0..60 {
+        f.advance(lnet_core::Duration::from_secs(1));
+    }
+    assert!(
+        f.nodes[0].lnet.peer_recovery_queue().is_empty(),
+        "pinged back to 1000"
+    );
+    let first = f.nodes[0].nis[0].0;
+    f.nodes[0].lnet.ni_set_health(first, 10).expect("set");
+    assert_eq!(f.nodes[0].lnet.local_recovery_queue(), vec![(nid(0), 10)]);
+}

@@ -1182,6 +1182,13 @@ fn rule_4_6_a_message_waiting_for_credits_past_its_deadline_is_dropped() {
     let peer = f.nodes[0].lnet.peer(&nid(1)).expect("peer");
     let pni = peer.peer_nis().next().expect("peer ni");
     assert_eq!(
+        pni.health_value(),
+        1000,
+        "a late failure changes no health (§8.3)"
+    );
+    let ni = f.nodes[0].lnet.ni(f.nodes[0].ni).expect("ni");
+    assert_eq!(ni.health_value(), 1000);
+    assert_eq!(
         pni.tx_credits(),
         0,
         "a still holds the only credit; b's was given back"

@@ -324,6 +324,22 @@ fn silent_node_goes_down() {
         panic!("list_group");
     };
     assert_eq!(g[0].nodes, vec![(pid(1), NodeState::Active)]);
+    // Removing node 1 ends its session there.
+    let r = b.nodes(
+        0,
+        ConsoleRequest::UpdateGroup {
+            key: KEY,
+            name: "g".into(),
+            action: UpdateAction::Remove(vec![pid(1)]),
+        },
+    );
+    assert_eq!(r.len(), 1);
+    assert!(r[0].ok(), "{r:?}");
+    assert!(b.st[1].node_session().is_none());
+    let Ok(ConsoleReply::Session(info)) = b.lst(0, ConsoleRequest::ShowSession) else {
+        panic!("show_session");
+    };
+    assert_eq!(info.nodes, 0);
 }
 
 #[test]
@@ -618,4 +634,72 @@ fn swapped_ping_request_is_answered() {
     assert_eq!(b.st[1].rpc_counters().rpcs_rcvd, 2);
     assert_eq!(b.st[1].rpc_counters().rpcs_dropped, 1);
     let _ = (wire::SRPC_MSG_MAGIC, Nid::ANY, ProcessId::ANY);
+}
+
+#[test]
+fn test_rpcs_to_a_dead_server_expire() {
+    let p = Params {
+        rpc_timeout: 5,
+        ..Params::default()
+    };
+    let mut b = Bed::with_params(3, p);
+    b.session(0, "s", false);
+    b.group(0, "c", &[1]);
+    b.group(0, "s", &[2]);
+    let added = b.nodes(
+        0,
+        ConsoleRequest::AddTest {
+            key: KEY,
+            spec: spec(TestType::Ping, -1, 2),
+        },
+    );
+    assert!(added.iter().all(NodeEntry::ok));
+    b.f.dead.insert(2);
+    b.nodes(
+        0,
+        ConsoleRequest::Run {
+            key: KEY,
+            batch: "batch".into(),
+            timeout: 0,
+        },
+    );
+    let q = b.nodes(
+        0,
+        ConsoleRequest::Query {
+            key: KEY,
+            batch: "batch".into(),
+            test: 1,
+            server: false,
+            timeout: 5,
+        },
+    );
+    assert!(
+        matches!(q[0].reply, Some(Body::BatchReply { active: 2, .. })),
+        "both units wait for their reply: {q:?}"
+    );
+    b.advance(Duration::from_secs(6));
+    let c = b.stat(0, "c").remove(0);
+    let (fw, rpc, _) = c.stat().expect("client");
+    assert_eq!(rpc.rpcs_expired, 2, "{rpc:?}");
+    assert_eq!(fw.ping_errors, 2, "stop_onerr: one error per unit");
+    assert_eq!(fw.active_batches, 0);
+}
+
+#[test]
+fn one_server_buffer_serves_many_units_in_turn() {
+    let p = Params {
+        brw_srv_workitems: 1,
+        ..Params::default()
+    };
+    let mut b = Bed::with_params(3, p);
+    let t = TestType::Brw {
+        write: false,
+        size: 12345,
+        check: brw_check::SIMPLE,
+        offset: 8,
+    };
+    let (c, s) = run_test(&mut b, t, 3, 4);
+    assert_eq!(c.stat().expect("client").0.brw_errors, 0);
+    assert_eq!(s.stat().expect("server").1.bulk_put, 12 * 12345);
+    assert_eq!(b.st[2].bulk_buffers_allocated(), 1);
 }

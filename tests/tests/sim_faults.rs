@@ -96,6 +96,7 @@ fn ping_into_a_partition_times_out() {
 fn put_to_a_partitioned_peer_fails_within_the_transaction_timeout() {
     let seed = seed_from_env(43);
     let mut f = nodes(seed, 2, 10);
+    let own = f.inspect(0, |l| l.md_count());
     let txn = f.inspect(0, |l| l.tunables().transaction_timeout);
     let cut = f.partition(&[0], &[1], f.now(), None);
     let (_, sink) = f.post(
@@ -129,7 +130,7 @@ fn put_to_a_partitioned_peer_fails_within_the_transaction_timeout() {
     // Nothing hangs: the MD is released, no message is left anywhere.
     f.settle();
     assert!(evs.iter().chain(&f.take_md_events(0)).any(|e| e.unlinked));
-    assert_eq!(f.inspect(0, |l| l.md_count()), 1);
+    assert_eq!(f.inspect(0, |l| l.md_count()), own);
     assert!(f.take_md_events(1).is_empty());
     assert_eq!(sink.to_vec().expect("free"), vec![0; 4096]);
 
@@ -361,4 +362,112 @@ fn the_virtual_clock_follows_the_earliest_deadline() {
         last.starts_with("8.000000000 "),
         "nothing after the LND timeout: {last}"
     );
+}
+
+#[test]
+fn the_lnd_reports_a_dead_peer_and_traffic_revives_it() {
+    let mut f = Fabric::new(seed_from_env(50));
+    for i in 0..2u8 {
+        f.add_node(
+            NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1 + i])
+                .timeout(3)
+                .notify_dead_peers()),
+        );
+    }
+    let peer = f.nid(1, 0);
+    let up = |f: &Fabric| {
+        f.inspect(0, |l| {
+            let p = l.peer(&peer).expect("peer");
+            let pni = p.peer_nis().next().expect("peer NI");
+            pni.is_up()
+        })
+    };
+    f.post(
+        1,
+        PORTAL,
+        BITS,
+        64,
+        MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+        Threshold::Infinite,
+    );
+    f.post(
+        0,
+        PORTAL,
+        BITS,
+        64,
+        MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+        Threshold::Infinite,
+    );
+    let cut = f.partition(&[0], &[1], f.now(), None);
+    let (md, _) = f.bind(0, &[1; 64], Threshold::Count(1));
+    f.put(0, md, AckReq::NoAck, f.pid(1), PORTAL, BITS, 0)
+        .expect("put");
+    f.settle();
+    assert!(!up(&f), "the LND's notify marked the peer NI down");
+    let trace = f.trace();
+    assert!(trace
+        .iter()
+        .any(|l| l.contains("notifies 10.0.0.2@tcp dead")));
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.contains("told 10.0.0.2@tcp is down")),
+        "the engine told the LND back (notify_peer_down): {trace:#?}"
+    );
+    // Healed: the peer talks to us, so it is alive again.
+    let now = f.now();
+    f.heal(cut, now);
+    let (md, _) = f.bind(1, &[2; 64], Threshold::Count(1));
+    f.put(1, md, AckReq::NoAck, f.pid(0), PORTAL, BITS, 0)
+        .expect("put");
+    f.settle();
+    assert!(up(&f), "received traffic revives the peer NI");
+}
+
+#[test]
+fn behind_a_dead_peer_queued_messages_meet_their_deadline_in_the_engine() {
+    // peer_credits 1 and a dead peer: each send waits for the previous one
+    // to be given up by the LND (10 s). The engine's deadline for all of
+    // them is 10 s x (retry_count 2 + 1) + 1 s = 31 s after they were
+    // committed: what is still queued then is dropped without being sent.
+    let mut f = Fabric::new(seed_from_env(59));
+    for i in 0..2u8 {
+        f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1 + i]).credits(8, 1).timeout(10)));
+    }
+    f.partition(&[0], &[1], f.now(), None);
+    let t0 = f.now();
+    let mds: Vec<_> = (0..5)
+        .map(|i| {
+            let (md, _) = f.bind(0, &[i; 16], Threshold::Count(1));
+            f.put(0, md, AckReq::NoAck, f.pid(1), PORTAL, BITS, u64::from(i))
+                .expect("put");
+            md
+        })
+        .collect();
+    f.settle();
+    let evs = f.take_md_events(0);
+    assert_eq!(evs.len(), 5);
+    assert!(evs.iter().all(|e| e.status == -errno::ETIMEDOUT), "{evs:?}");
+    // The fifth is dropped by the engine at its deadline (32 s), before the
+    // LND gives the fourth up (41 s).
+    let order: Vec<usize> = evs
+        .iter()
+        .map(|e| mds.iter().position(|m| *m == e.md).expect("one of ours"))
+        .collect();
+    assert_eq!(order, [0, 1, 2, 4, 3]);
+    let trace = f.trace();
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.starts_with("32.000000000 n0 event Send") && l.contains("status=-110")),
+        "{trace:#?}"
+    );
+    // Four reached the LND (launched at 0, 10, 20, 30 s, before the
+    // deadline); the fifth never left the engine.
+    let st = f.link_stats(f.nid(0, 0), f.nid(1, 0));
+    assert_eq!((st.sent, st.lost, st.max_in_flight), (4, 4, 1));
+    let ni = f.ni(0, 0);
+    let dropped = f.inspect(0, |l| l.ni(ni).expect("ni").stats().dropped.put);
+    assert_eq!(dropped, 1, "the queued PUT is counted as dropped");
+    assert!(f.now().since(t0) >= Duration::from_secs(40));
 }

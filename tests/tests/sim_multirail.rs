@@ -197,3 +197,133 @@ fn a_failed_rail_loses_health_and_traffic_moves_to_the_other() {
     );
     assert_eq!(sent_puts(&f, 0, 0), 10 - failed as u64);
 }
+
+#[test]
+fn a_dropped_put_is_resent_to_the_peers_other_nid() {
+    // The peer's tcp rail drops everything as "remote dropped" (a resendable
+    // status): the engine resends through the tcp1 rail and the PUT lands.
+    let mut f = Fabric::new(seed_from_env(35));
+    f.add_node(
+        NodeSpec::new()
+            .ni(NiSpec::tcp([10, 0, 0, 1]).timeout(2))
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 1]).timeout(2)),
+    );
+    f.add_node(
+        NodeSpec::new()
+            .ni(NiSpec::tcp([10, 0, 0, 2]).timeout(2))
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 2]).timeout(2)),
+    );
+    let (a0, b0) = (f.nid(0, 0), f.nid(1, 0));
+    f.set_link(
+        a0,
+        b0,
+        LinkParams::new()
+            .loss(1.0)
+            .loss_status(lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED),
+    );
+    let (prim, other) = (f.nid(1, 0), f.nid(1, 1));
+    f.call(0, |l, _| l.peer_add(prim, &[other], true))
+        .expect("peer add");
+    let (_, sink) = f.post(
+        1,
+        PORTAL,
+        BITS,
+        LEN,
+        MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+        Threshold::Infinite,
+    );
+    let mut resent = 0;
+    for i in 0..4u8 {
+        let data = pattern(LEN, i);
+        let (md, _) = f.bind(0, &data, Threshold::Count(2));
+        f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, BITS, u64::from(i))
+            .expect("put accepted");
+        f.settle();
+        let evs = f.take_md_events(0);
+        assert_eq!(
+            evs.iter().map(|e| (e.kind, e.status)).collect::<Vec<_>>(),
+            [(EventKind::Send, 0), (EventKind::Ack, 0)],
+            "PUT {i}: no failure shows"
+        );
+        assert_eq!(sink.to_vec().expect("free"), data);
+        resent = f.inspect(0, |l| l.stats().resend_count);
+    }
+    let lost = f.link_stats(a0, b0).lost;
+    assert!(lost >= 1, "the bad rail was tried");
+    assert_eq!(resent, lost, "every drop was resent");
+    assert_eq!(f.inspect(0, |l| l.stats().successful_resends), lost);
+}
+
+#[test]
+fn an_ni_whose_link_goes_down_is_avoided_and_pinged_as_down() {
+    use lnet_core::wire::{LNET_NI_STATUS_DOWN, LNET_NI_STATUS_UP};
+    let mut f = Fabric::new(seed_from_env(36));
+    for i in 0..2u8 {
+        f.add_node(
+            NodeSpec::new()
+                .ni(NiSpec::tcp([10, 0, 0, 1 + i]))
+                .ni(NiSpec::tcp([10, 0, 0, 11 + i])),
+        );
+    }
+    let (prim, other) = (f.nid(1, 0), f.nid(1, 1));
+    f.call(0, |l, _| l.peer_add(prim, &[other], true))
+        .expect("peer add");
+    f.post(
+        1,
+        PORTAL,
+        BITS,
+        LEN,
+        MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+        Threshold::Infinite,
+    );
+    // Node 0's second NI loses its link.
+    f.set_ni_link(0, 1, false);
+    let ni1 = f.ni(0, 1);
+    assert!(f.inspect(0, |l| l.ni(ni1).expect("ni").fatal()));
+    for i in 0..8u8 {
+        let (md, _) = f.bind(0, &pattern(LEN, i), Threshold::Count(2));
+        f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, BITS, 0)
+            .expect("put");
+    }
+    f.settle();
+    assert_eq!(
+        (sent_puts(&f, 0, 0), sent_puts(&f, 0, 1)),
+        (8, 0),
+        "the down NI is not chosen"
+    );
+    assert!(f.take_md_events(0).iter().all(|e| e.status == 0));
+    // Node 1 pings node 0: the NI is listed down.
+    let target = f.pid(0);
+    f.call(1, |l, now| {
+        l.ping(now, target, None, Duration::from_secs(5))
+    })
+    .expect("ping");
+    f.settle();
+    let status = |f: &mut Fabric| {
+        let evs = f.take_events(1);
+        let Some(lnet_core::Event::PingDone {
+            result: Ok(info), ..
+        }) = evs.last()
+        else {
+            panic!("ping failed: {evs:?}");
+        };
+        info.nis.iter().map(|n| n.status).collect::<Vec<_>>()
+    };
+    assert_eq!(status(&mut f), [LNET_NI_STATUS_UP, LNET_NI_STATUS_DOWN]);
+    // Back up: used again, pinged up.
+    f.set_ni_link(0, 1, true);
+    assert!(!f.inspect(0, |l| l.ni(ni1).expect("ni").fatal()));
+    for i in 0..8u8 {
+        let (md, _) = f.bind(0, &pattern(LEN, i), Threshold::Count(2));
+        f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, BITS, 0)
+            .expect("put");
+    }
+    f.settle();
+    assert!(sent_puts(&f, 0, 1) > 0, "the NI carries traffic again");
+    f.call(1, |l, now| {
+        l.ping(now, target, None, Duration::from_secs(5))
+    })
+    .expect("ping");
+    f.settle();
+    assert_eq!(status(&mut f), [LNET_NI_STATUS_UP, LNET_NI_STATUS_UP]);
+}

@@ -33,6 +33,11 @@ fn put_of_every_size_arrives_byte_for_byte() {
         "1 MiB is the largest payload"
     );
     let mut f = two_nodes(11);
+    // The engine's own MDs (ping and push targets).
+    let own = [
+        f.inspect(0, |l| l.md_count()),
+        f.inspect(1, |l| l.md_count()),
+    ];
     for (i, &len) in SIZES.iter().enumerate() {
         let bits = 0x100 + i as u64;
         let data = pattern(len, i as u8 + 1);
@@ -104,9 +109,9 @@ fn put_of_every_size_arrives_byte_for_byte() {
         assert_eq!(put.target, f.pid(1));
         assert!(put.unlinked, "threshold 1 used up");
     }
-    // Only the ping target's MD is left on either side.
-    assert_eq!(f.inspect(0, |l| l.md_count()), 1);
-    assert_eq!(f.inspect(1, |l| l.md_count()), 1);
+    // Only the engine's own MDs are left on either side.
+    assert_eq!(f.inspect(0, |l| l.md_count()), own[0]);
+    assert_eq!(f.inspect(1, |l| l.md_count()), own[1]);
     let st = f.link_stats(f.nid(0, 0), f.nid(1, 0));
     assert_eq!((st.sent, st.delivered, st.lost), (5, 5, 0));
     assert_eq!(
@@ -170,6 +175,7 @@ fn get_of_every_size_arrives_byte_for_byte() {
 #[test]
 fn put_that_matches_nothing_is_dropped_and_counted_on_the_target() {
     let mut f = two_nodes(13);
+    let own = f.inspect(0, |l| l.md_count());
     // A buffer on another portal, and one on this portal with other bits.
     let (_, other) = f.post(
         1,
@@ -203,7 +209,7 @@ fn put_that_matches_nothing_is_dropped_and_counted_on_the_target() {
     f.settle();
     let late = f.take_md_events(0);
     assert!(late.iter().all(|e| e.kind != EventKind::Ack), "{late:?}");
-    assert_eq!(f.inspect(0, |l| l.md_count()), 1, "the PUT's MD is gone");
+    assert_eq!(f.inspect(0, |l| l.md_count()), own, "the PUT's MD is gone");
 }
 
 #[test]
@@ -242,4 +248,59 @@ fn put_on_a_lazy_portal_waits_for_a_buffer_then_lands() {
         .trace()
         .iter()
         .any(|l| l.contains("recv 4096/4096B") && l.contains("delayed")));
+}
+
+#[test]
+fn fragmented_mds_on_both_sides_move_the_bytes_in_order() {
+    use lnet_core::lnd_api::{IoBuf, Payload};
+    use lnet_core::{InsPos, MdSpec, ProcessId, Unlink};
+    let mut f = two_nodes(15);
+    let data = pattern(10_000, 42);
+    // The source in 3 uneven fragments, the sink in 5 others.
+    let src_cuts = [0, 1, 4097, 10_000];
+    let src: Payload = src_cuts
+        .windows(2)
+        .map(|w| IoBuf::from_vec(data[w[0]..w[1]].to_vec()))
+        .collect();
+    let sink_sizes = [7, 3000, 1, 4992, 2000];
+    let sinks: Vec<IoBuf> = sink_sizes.iter().map(|n| IoBuf::zeroed(*n)).collect();
+    let sink: Payload = sinks.iter().cloned().collect();
+    f.call(1, |l, _| {
+        let me = l
+            .me_attach(
+                PORTAL,
+                ProcessId::ANY,
+                0xf4a9,
+                0,
+                Unlink::Unlink,
+                InsPos::After,
+            )
+            .expect("me");
+        l.md_attach(
+            me,
+            MdSpec::new(sink, MdOptions::OP_PUT, Threshold::Count(1)),
+            Unlink::Unlink,
+        )
+        .expect("md")
+    });
+    let md = f.call(0, |l, _| {
+        l.md_bind(
+            MdSpec::new(src, MdOptions::NONE, Threshold::Count(2)),
+            Unlink::Unlink,
+        )
+        .expect("bind")
+    });
+    f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, 0xf4a9, 0)
+        .expect("put");
+    f.settle();
+    let got: Vec<u8> = sinks
+        .iter()
+        .flat_map(|b| b.to_vec().expect("free"))
+        .collect();
+    assert_eq!(got, data);
+    assert_eq!(
+        kinds(&f.take_md_events(0)),
+        [EventKind::Send, EventKind::Ack]
+    );
+    assert_eq!(f.take_md_events(1)[0].mlength, 10_000);
 }

@@ -125,6 +125,12 @@ impl Framework {
         c
     }
 
+    /// The current session's id, or `Sid::NONE` (what error replies carry
+    /// so the console can tell a busy node from an idle one).
+    fn current_sid(&self) -> Sid {
+        self.current.as_ref().map_or(Sid::NONE, |s| s.sid)
+    }
+
     pub(super) fn session_id(&self) -> Option<(Sid, String)> {
         self.current.as_ref().map(|s| (s.sid, s.name.clone()))
     }
@@ -431,9 +437,10 @@ impl Selftest {
     }
 
     fn fw_stat(&mut self, lnet: &mut Lnet, now: Instant, sid: Sid) -> Action {
+        let cur = self.fw.current_sid();
         let err = |status: i32| Body::StatReply {
             status: status as u32,
-            sid: Sid::NONE,
+            sid: cur,
             fw: SfwCounters::default(),
             rpc: Default::default(),
             lnet: Default::default(),
@@ -476,7 +483,7 @@ impl Selftest {
             time: 0,
         };
         let Some(s) = self.fw.current.as_ref().filter(|s| s.sid == sid) else {
-            return Action::Reply(body(errno::ESRCH, Sid::NONE, 0), 0);
+            return Action::Reply(body(errno::ESRCH, self.fw.current_sid(), 0), 0);
         };
         let (gen, feats) = (s.gen, s.features);
         let Some(b) = s.batches.iter().find(|b| b.bid == bid) else {
@@ -527,7 +534,7 @@ impl Selftest {
             sid,
         };
         let Some(s) = self.fw.current.as_ref().filter(|s| s.sid == sid) else {
-            return Action::Reply(reply(errno::ENOENT, Sid::NONE), 0);
+            return Action::Reply(reply(errno::ENOENT, self.fw.current_sid()), 0);
         };
         let feats = s.features;
         if loop_count == 0

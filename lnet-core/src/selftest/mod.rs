@@ -32,6 +32,7 @@ use crate::md::MdHandle;
 use crate::ni::Lnet;
 use crate::time::{Duration, Instant};
 
+mod api;
 pub mod console;
 mod framework;
 mod rpc;

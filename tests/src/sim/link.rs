@@ -1,7 +1,7 @@
 //! Links of the simulated fabric: how a transmission between two NIs
 //! behaves ([`LinkParams`]) and when links are cut ([`Cut`]).
 
-use lnet_core::lnd_api::Nid;
+use lnet_core::lnd_api::{HealthStatus, Nid};
 use lnet_core::{Duration, Instant};
 
 /// How a link carries messages in one direction (the fabric sets both
@@ -12,8 +12,14 @@ pub struct LinkParams {
     pub latency: Duration,
     /// Extra delay drawn uniformly from `0..=jitter` per message.
     pub jitter: Duration,
-    /// Probability that a message is lost (its sender's LND times out).
+    /// Probability that a message is lost (its sender's LND gives it up
+    /// after its timeout).
     pub loss: f64,
+    /// The health status a randomly lost message is finalized with
+    /// (`NETWORK_TIMEOUT`, as socklnd; `REMOTE_DROPPED`, `LOCAL_DROPPED`, ...
+    /// play `lnetctl fault drop --health_error`). Timeouts carry
+    /// `-ETIMEDOUT`, the others `-EIO`. Cuts always time out.
+    pub loss_status: HealthStatus,
     /// Probability that a message arrives twice (the copy a little later).
     pub duplicate: f64,
     /// Probability that a message's payload is damaged; the receiving LND
@@ -37,6 +43,7 @@ impl Default for LinkParams {
             latency: Duration::from_micros(5),
             jitter: Duration::ZERO,
             loss: 0.0,
+            loss_status: HealthStatus::NETWORK_TIMEOUT,
             duplicate: 0.0,
             corrupt: 0.0,
             bandwidth: None,
@@ -64,6 +71,11 @@ impl LinkParams {
     /// Sets the loss probability.
     pub fn loss(mut self, p: f64) -> Self {
         self.loss = p;
+        self
+    }
+    /// Sets the health status of randomly lost messages.
+    pub fn loss_status(mut self, h: HealthStatus) -> Self {
+        self.loss_status = h;
         self
     }
     /// Sets the duplication probability.

@@ -96,6 +96,11 @@ pub(crate) struct Endpoint {
     host: HostHandle,
     timeout: Duration,
     up: bool,
+    /// The interface's link is up (see [`set_link_up`]).
+    link_up: bool,
+    /// Tell the host a peer is dead when a send to it is given up
+    /// (socklnd's `lnet_notify` after its connections failed).
+    notify: bool,
     /// Received headers waiting for `recv`, by receive token.
     pending: BTreeMap<u64, InFlight>,
     /// Sends this LND owns until it finalizes them: token -> next hop.
@@ -233,9 +238,12 @@ impl Wire {
         self.cuts.iter().any(|c| c.blocks(t, a, b))
     }
 
-    /// The live endpoint serving `nid`.
+    /// The live endpoint serving `nid` (running, its link up).
     fn ep_of(&self, nid: &Nid) -> Option<EpId> {
-        self.by_nid.get(nid).copied().filter(|e| self.eps[*e].up)
+        self.by_nid
+            .get(nid)
+            .copied()
+            .filter(|e| self.eps[*e].up && self.eps[*e].link_up)
     }
 
     /// The endpoint serving `nid`, live or not.
@@ -296,6 +304,16 @@ impl Lnd for SimLnd {
             })?,
             None => DEFAULT_LND_TIMEOUT,
         };
+        let notify = match lnet_core::lnd_api::tunable(&cfg.lnd_tunables, "sim_notify") {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(v) => {
+                return Err(LndError::new(
+                    errno::EINVAL,
+                    format!("sim LND: sim_notify={v:?} must be 0 or 1"),
+                ))
+            }
+        };
         let mut w = lock(&self.shared.wire);
         let Some(&(node, addr)) = w.ifaces.get(&iface) else {
             return Err(LndError::new(
@@ -313,7 +331,7 @@ impl Lnd for SimLnd {
             ));
         }
         let nid = Nid::new4(cfg.net, addr);
-        if let Some(e) = w.ep_of(&nid) {
+        if let Some(&e) = w.by_nid.get(&nid).filter(|e| w.eps[**e].up) {
             return Err(LndError::new(
                 errno::EEXIST,
                 format!(
@@ -337,6 +355,8 @@ impl Lnd for SimLnd {
             host: host.clone(),
             timeout: Duration::from_secs(u64::from(timeout)),
             up: true,
+            link_up: true,
+            notify,
             pending: BTreeMap::new(),
             owned: BTreeMap::new(),
             max_owned: 0,
@@ -347,7 +367,11 @@ impl Lnd for SimLnd {
             nid,
             interfaces: vec![iface.as_str().into()].into(),
             tunables,
-            lnd_tunables: vec![Tunable::new("timeout", timeout)].into(),
+            lnd_tunables: vec![
+                Tunable::new("timeout", timeout),
+                Tunable::new("sim_notify", u8::from(notify)),
+            ]
+            .into(),
             timeout_secs: timeout,
         };
         Ok(NiStarted {
@@ -410,6 +434,18 @@ impl LndNi for SimNi {
         }
         let (from, node) = (w.eps[me].nid, w.eps[me].node);
         let who = Self::who(&w, me);
+        if !w.eps[me].link_up {
+            drop(w);
+            self.shared.trace(format!(
+                "{who} > {} {} refused: link down",
+                tx.target,
+                tx.hdr.msg_type.name()
+            ));
+            return Err(LndError::new(
+                errno::ENETDOWN,
+                format!("sim LND: {from}: link is down"),
+            ));
+        }
         let len = tx.payload.len();
         let kind = tx.hdr.msg_type.name();
         if len != tx.hdr.payload_length as usize {
@@ -463,26 +499,38 @@ impl LndNi for SimNi {
         }
         let to_ep = w.ep_of(&target);
         let lost = match to_ep {
-            None => Some("nobody at that address"),
+            None => Some(("nobody at that address", Wire::lost_completion())),
             Some(e) => {
                 let dest = (w.eps[e].node, target);
                 if w.cut_between(now, (node, from), dest) {
-                    Some("link cut")
+                    Some(("link cut", Wire::lost_completion()))
                 } else if w.rng.chance(params.loss) {
-                    Some("random loss")
+                    let h = params.loss_status;
+                    let timed_out = matches!(
+                        h,
+                        HealthStatus::NETWORK_TIMEOUT
+                            | HealthStatus::LOCAL_TIMEOUT
+                            | HealthStatus::REMOTE_TIMEOUT
+                    );
+                    let e = if timed_out {
+                        errno::ETIMEDOUT
+                    } else {
+                        errno::EIO
+                    };
+                    Some(("random loss", Completion::failed(e, h)))
                 } else {
                     None
                 }
             }
         };
-        if let Some(why) = lost {
+        if let Some((why, status)) = lost {
             w.run(from, target).stats.lost += 1;
             w.schedule(
                 now.saturating_add(timeout),
                 NetEv::TxDone {
                     ep: me,
                     token: tx.token,
-                    status: Wire::lost_completion(),
+                    status,
                 },
             );
             drop(w);
@@ -668,6 +716,14 @@ impl LndNi for SimNi {
         Ok(())
     }
 
+    fn notify_peer_down(&self, peer: Nid) {
+        let w = lock(&self.shared.wire);
+        let who = Self::who(&w, self.ep);
+        drop(w);
+        self.shared
+            .trace(format!("{who} told {peer} is down (notify_peer_down)"));
+    }
+
     fn query(&self, peer: Nid) -> PeerAliveness {
         let now = self.shared.now();
         let w = lock(&self.shared.wire);
@@ -724,6 +780,26 @@ impl LndNi for SimNi {
     }
 }
 
+/// The interface under a NID goes up or down: the LND tells its host (as a
+/// real LND watching its device would); while down it refuses sends and
+/// hears nothing. Returns `false` if no running NI has that NID.
+pub(crate) fn set_link_up(shared: &Shared, nid: Nid, up: bool) -> bool {
+    let mut w = lock(&shared.wire);
+    let Some(&e) = w.by_nid.get(&nid).filter(|e| w.eps[**e].up) else {
+        return false;
+    };
+    let changed = w.eps[e].link_up != up;
+    w.eps[e].link_up = up;
+    let host = w.eps[e].host.clone();
+    let who = SimNi::who(&w, e);
+    drop(w);
+    if changed {
+        shared.trace(format!("{who} link {}", if up { "up" } else { "down" }));
+        host.link_state(up);
+    }
+    true
+}
+
 /// Executes one wire event (called by the fabric with no lock held).
 pub(crate) fn process(shared: &Shared, ev: NetEv) {
     match ev {
@@ -738,6 +814,7 @@ pub(crate) fn process(shared: &Shared, ev: NetEv) {
             run.in_flight = run.in_flight.saturating_sub(1);
             let host = w.eps[ep].host.clone();
             let who = SimNi::who(&w, ep);
+            let gave_up = w.eps[ep].notify && status.health == HealthStatus::NETWORK_TIMEOUT;
             drop(w);
             shared.trace(format!(
                 "{who} send tok={:#x} done: {}",
@@ -749,6 +826,10 @@ pub(crate) fn process(shared: &Shared, ev: NetEv) {
                 }
             ));
             host.finalize(token, status);
+            if gave_up {
+                shared.trace(format!("{who} notifies {target} dead"));
+                host.notify(target, false);
+            }
         }
         NetEv::Arrive(a) => arrive(shared, *a),
     }

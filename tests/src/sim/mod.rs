@@ -66,13 +66,13 @@
 //!
 //! ## Tools
 //!
-//! * Faults: [`LinkParams`] (latency, jitter, loss, duplicate, corrupt,
-//!   bandwidth, MTU, FIFO or not) for one pair of NIs with
+//! * Faults: [`LinkParams`] (latency, jitter, loss and the health status
+//!   lost messages report, duplicate, corrupt, bandwidth, MTU, FIFO or not) for one pair of NIs with
 //!   [`Fabric::set_link`] or for all with [`Fabric::set_default_link`];
 //!   partitions between groups of nodes ([`Fabric::partition`]) or between
 //!   two NIs ([`Fabric::cut_link`]) from a given time, ended at a given time
-//!   (`until`, or [`Fabric::heal`]); `lnetctl net del` with
-//!   [`Fabric::del_ni`].
+//!   (`until`, or [`Fabric::heal`]); an interface going down and up with
+//!   [`Fabric::set_ni_link`]; `lnetctl net del` with [`Fabric::del_ni`].
 //! * Time: [`Fabric::settle`] runs until idle and fails if anything is left
 //!   hanging (a message in an engine, a send owned by an LND, a `recv` that
 //!   never came); [`Fabric::run_until`] / [`Fabric::run_for`] stop at a time,
@@ -177,7 +177,8 @@ pub struct NiSpec {
     pub addr: [u8; 4],
     /// Net tunables; unset ones (-1) are filled by the LND.
     pub tunables: NetTunables,
-    /// LND tunables (`timeout`).
+    /// LND tunables: `timeout` (seconds), `sim_notify` (0 or 1, see
+    /// [`NiSpec::notify_dead_peers`]).
     pub lnd_tunables: Vec<(String, String)>,
 }
 
@@ -201,6 +202,14 @@ impl NiSpec {
         self.tunables.peer_credits = peer_credits;
         self
     }
+    /// Makes the LND report a peer dead (`notify(peer, false)`) when it gives
+    /// a send to it up, as socklnd does once its connections failed.
+    pub fn notify_dead_peers(mut self) -> Self {
+        self.lnd_tunables
+            .push(("sim_notify".to_string(), "1".to_string()));
+        self
+    }
+
     /// Sets the LND timeout, seconds.
     pub fn timeout(mut self, secs: u32) -> Self {
         self.lnd_tunables
@@ -426,6 +435,17 @@ impl Fabric {
             .retain(|name, _| !name.starts_with(&prefix));
     }
 
+    /// Takes the interface of a node's `k`-th NI down or up now: its LND
+    /// reports the link state to the engine (`link_state`), refuses sends
+    /// (`ENETDOWN`) and hears nothing while down.
+    pub fn set_ni_link(&mut self, node: usize, k: usize, up: bool) {
+        let nid = self.nid(node, k);
+        if !lnd::set_link_up(&self.shared, nid, up) {
+            panic!("node {node} NI {k} ({nid}) is not running");
+        }
+        self.check();
+    }
+
     /// Number of nodes.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
@@ -526,6 +546,24 @@ impl Fabric {
             .get(&(from, to))
             .map(|r| r.stats)
             .unwrap_or_default()
+    }
+
+    /// What all links together have carried (`max_in_flight` is the largest
+    /// of any one link).
+    pub fn total_link_stats(&self) -> LinkStats {
+        let w = lock(&self.shared.wire);
+        let mut t = LinkStats::default();
+        for r in w.runs.values() {
+            let s = r.stats;
+            t.sent += s.sent;
+            t.delivered += s.delivered;
+            t.lost += s.lost;
+            t.duplicated += s.duplicated;
+            t.corrupted += s.corrupted;
+            t.refused += s.refused;
+            t.max_in_flight = t.max_in_flight.max(s.max_in_flight);
+        }
+        t
     }
 
     /// The most sends the LND of a node's `k`-th NI owned at the same time

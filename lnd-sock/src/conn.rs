@@ -127,10 +127,12 @@ impl Drop for TxGuard {
 }
 
 /// A receive the LND owns (`recv` with a message); finalizes with an error
-/// if dropped without [`RxGuard::complete`].
+/// if dropped before it completes.
 pub struct RxGuard {
     action: Option<RxAction>,
     host: HostHandle,
+    /// The connection it arrived on, whose close reason a drop reports.
+    conn: Option<Arc<Conn>>,
 }
 
 impl RxGuard {
@@ -147,10 +149,13 @@ impl Drop for RxGuard {
     fn drop(&mut self) {
         if let Some(a) = self.action.take() {
             if let Some(m) = a.msg.into_option() {
-                self.host.finalize(
-                    m,
-                    Completion::failed(errno::EIO, HealthStatus::LOCAL_INTERRUPT),
-                );
+                let health = self
+                    .conn
+                    .take()
+                    .and_then(|c| c.close_status())
+                    .map_or(HealthStatus::LOCAL_INTERRUPT, |s| s.health);
+                self.host
+                    .finalize(m, Completion::failed(errno::EIO, health));
             }
         }
     }
@@ -236,6 +241,8 @@ pub struct ConnCfg {
     pub keepalive: Duration,
     /// Ask for ZC ACKs on payloads of at least this size (`None`: never).
     pub zc_min_payload: Option<usize>,
+    /// `enable_csum`: checksum LNET messages on V2 connections.
+    pub csum: bool,
 }
 
 /// One established connection (`ksock_conn`).
@@ -413,10 +420,12 @@ impl Conn {
         for g in drained.into_iter().chain(zc) {
             g.complete(why.status);
         }
-        drop(RxGuard {
-            action: rx,
-            host: self.host.clone(),
-        });
+        if let Some(a) = rx {
+            if let Some(m) = a.msg.into_option() {
+                self.host
+                    .finalize(m, Completion::failed(errno::EIO, why.status.health));
+            }
+        }
         true
     }
 
@@ -625,6 +634,21 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                     _ => 0,
                 };
                 let n = match frame_head(conn, tx, zc, ack, &mut head) {
+                    Ok(n) if conn.cfg.csum && conn.version == KSOCK_PROTO_V2 => {
+                        match v2_csum(&head[..n], &tx.payload) {
+                            Some(c) => {
+                                Endian::Little.put_csum(&mut head, c);
+                                n
+                            }
+                            None => {
+                                g.complete(Completion::failed(
+                                    errno::EBUSY,
+                                    HealthStatus::LOCAL_ERROR,
+                                ));
+                                continue;
+                            }
+                        }
+                    }
                     Ok(n) => n,
                     Err(e) => {
                         conn.host.log(
@@ -707,6 +731,17 @@ fn frame_head(
         head[off..off + HDR_NID4_SIZE].copy_from_slice(&b);
         Ok(off + HDR_NID4_SIZE)
     }
+}
+
+/// The V2 checksum of a frame whose socklnd header (`head[..24]`, checksum
+/// 0) and LNet header are in `head`, and whose payload is `payload`.
+fn v2_csum(head: &[u8], payload: &Payload) -> Option<u32> {
+    let mut c = csum_update(0xFFFF_FFFF, head);
+    for f in payload.frags() {
+        c = csum_update(c, &f.borrow().ok()?);
+    }
+    // A sum of 0 goes out as 0, which receivers take as "not checksummed".
+    Some(c)
 }
 
 enum FrameError {
@@ -930,6 +965,7 @@ async fn read_loop<R: AsyncRead + Unpin, O: ConnOwner>(
         let guard = RxGuard {
             action: Some(action),
             host: conn.host.clone(),
+            conn: Some(conn.clone()),
         };
         let mut csum = if ksh.csum != 0 && conn.version == KSOCK_PROTO_V2 {
             let mut z = raw_ksh;
@@ -1042,151 +1078,11 @@ mod tests {
     //! scripted and random frames.
 
     use super::*;
-    use crate::hello::{PeerHello, PeerId};
+    use crate::fuzzing::{conn, lnet, run, Counts, Owner, H, NET};
     use lnd_api::abi_stable::std_types::ROption;
-    use lnd_api::hdr::HDR_NID4_SIZE;
-    use lnd_api::{Host, IoBuf, LndError, MsgToken, MsgType, NetId, Nid};
+    use lnd_api::{IoBuf, MsgToken, MsgType, Nid};
     use proptest::prelude::*;
-    use std::sync::atomic::AtomicUsize;
-    use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
-
-    const NET: NetId = NetId::new(2, 0);
-
-    #[derive(Default)]
-    struct Counts {
-        finalized_rx: AtomicUsize,
-        finalized_tx: AtomicUsize,
-        parsed: AtomicUsize,
-        failed: AtomicUsize,
-        tasks_done: AtomicUsize,
-    }
-
-    struct H(Arc<Counts>);
-    impl Host for H {
-        fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), LndError> {
-            Ok(())
-        }
-        fn finalize(&self, m: MsgToken, _: Completion) {
-            if m.0 >= 1 << 40 {
-                self.0.finalized_rx.fetch_add(1, Ordering::SeqCst);
-            } else {
-                self.0.finalized_tx.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        fn notify(&self, _: Nid, _: bool) {}
-        fn link_state(&self, _: bool) {}
-        fn log(&self, _: LogLevel, _: &str) {}
-    }
-
-    struct Owner(Arc<Counts>);
-    impl ConnOwner for Owner {
-        fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
-            let n = self.0.parsed.fetch_add(1, Ordering::SeqCst) as u64;
-            let a = RxAction {
-                rx,
-                msg: ROption::RSome(MsgToken(1 << 40 | n)),
-                payload: Payload::single(IoBuf::zeroed(hdr.payload_length as usize / 2)),
-                rlen: hdr.payload_length,
-                delayed: false,
-            };
-            conn.deliver(rx.0 & 0xFFFF_FFFF, a)
-                .map_err(|_| "deliver refused".to_string())
-        }
-        fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
-            self.0.failed.fetch_add(1, Ordering::SeqCst);
-            conn.close(why);
-        }
-        fn task_done(&self) {
-            self.0.tasks_done.fetch_add(1, Ordering::SeqCst);
-        }
-        fn log(&self, _: LogLevel, _: &str) {}
-    }
-
-    fn peer() -> PeerHello {
-        PeerHello {
-            peer: PeerId {
-                nid: Nid::new4(NET, 2),
-                pid: 12345,
-            },
-            userspace: false,
-            incarnation: 1,
-            version: 3,
-            ctype: ConnType::Control,
-            endian: Endian::Little,
-        }
-    }
-
-    fn conn(counts: &Arc<Counts>) -> Arc<Conn> {
-        Conn::new(
-            7,
-            &peer(),
-            false,
-            None,
-            ConnCfg {
-                sock_timeout: Duration::from_secs(5),
-                keepalive: Duration::ZERO,
-                zc_min_payload: None,
-            },
-            HostHandle::new(H(counts.clone())),
-        )
-    }
-
-    fn lnet(len: u32, zc_req: u64, zc_ack: u64) -> Vec<u8> {
-        let mut k = [0u8; MSG_HDR_SIZE];
-        MsgHdrRepr {
-            kind: MsgKind::Lnet,
-            csum: 0,
-            zc_req,
-            zc_ack,
-        }
-        .emit(Endian::Little, &mut k);
-        let mut v = k.to_vec();
-        let h = Hdr {
-            dest_nid: Nid::new4(NET, 1),
-            src_nid: Nid::new4(NET, 2),
-            dest_pid: 12345,
-            src_pid: 12345,
-            msg_type: MsgType::PUT,
-            payload_length: len,
-            body: [0; 40],
-        };
-        let mut b = [0u8; HDR_NID4_SIZE];
-        h.encode_nid4(&mut b).expect("encode");
-        v.extend_from_slice(&b);
-        v.extend((0..len).map(|i| i as u8));
-        v
-    }
-
-    /// Runs a connection over `input`; returns what it wrote back.
-    fn run(input: Vec<u8>, counts: &Arc<Counts>, answer_wait: Duration) -> Vec<u8> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let (ours, mut theirs) = duplex(1 << 16);
-            let c = conn(counts);
-            start(c.clone(), ours, Arc::new(Owner(counts.clone())));
-            let _ = tokio::time::timeout(Duration::from_secs(10), theirs.write_all(&input)).await;
-            // Give the connection time to answer (ZC ACKs) before EOF.
-            let mut back = vec![0u8; 4096];
-            let n = match tokio::time::timeout(answer_wait, theirs.read(&mut back)).await {
-                Ok(Ok(n)) => n,
-                _ => 0,
-            };
-            back.truncate(n);
-            let _ = theirs.shutdown().await;
-            let mut rest = Vec::new();
-            let _ =
-                tokio::time::timeout(Duration::from_secs(10), theirs.read_to_end(&mut rest)).await;
-            back.extend(rest);
-            while counts.tasks_done.load(Ordering::SeqCst) < 2 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            assert!(c.is_closed());
-            back
-        })
-    }
+    use tokio::io::duplex;
 
     #[test]
     fn frames_in_order_then_eof() {

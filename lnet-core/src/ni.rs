@@ -678,6 +678,18 @@ impl Lnet {
         Ok(())
     }
 
+    /// Local NIs below full health (`lnetctl debug recovery --local`); this
+    /// engine does not ping them (see the crate docs), they recover through
+    /// successful traffic.
+    pub fn local_recovery_queue(&self) -> Vec<(Nid, u32)> {
+        self.nis
+            .iter()
+            .flatten()
+            .filter(|n| n.net != NetId::LO && n.health_value < 1000)
+            .map(|n| (n.nid, n.health_value))
+            .collect()
+    }
+
     /// The LND reported the NI's link up or down (`lnet_set_link_fatal_state`).
     pub fn handle_link_state(&mut self, now: Instant, ni: NiId, up: bool) {
         let _ = now;

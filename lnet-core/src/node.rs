@@ -780,9 +780,9 @@ impl Node {
                 send_count: s.sent.total(),
                 recv_count: s.received.total(),
                 drop_count: s.dropped.total(),
-                put_egress: LatencyStats::default(),
-                get_rtt: LatencyStats::default(),
-                put_ack: LatencyStats::default(),
+                put_egress: latency(&s.put_egress),
+                get_rtt: latency(&s.get_rtt),
+                put_ack: latency(&s.put_ack),
                 sent: s.sent,
                 received: s.received,
                 dropped: s.dropped,
@@ -961,6 +961,16 @@ impl Node {
         if let Some(t) = t {
             let _ = t.join();
         }
+    }
+}
+
+/// The engine's latency samples as `net show` reports them.
+fn latency(l: &crate::stats::LatencyStats) -> LatencyStats {
+    LatencyStats {
+        samples: l.samples,
+        min_nsec: l.min_nsec,
+        max_nsec: l.max_nsec,
+        avg_nsec: l.avg_nsec(),
     }
 }
 

@@ -477,6 +477,28 @@ impl Lnet {
         }
     }
 
+    /// Sets a peer NI's health value (`lnetctl peer set --health`), clamped
+    /// to 0..=1000; below 1000 it joins the recovery queue.
+    pub fn peer_ni_set_health(
+        &mut self,
+        now: Instant,
+        nid: &Nid,
+        value: u32,
+    ) -> Result<(), PeerError> {
+        let id = self.peers.lookup(nid).ok_or(PeerError::Unknown(*nid))?;
+        let p = self.peers.get_mut(id).ok_or(PeerError::Unknown(*nid))?;
+        p.health_value = value.min(1000);
+        if p.health_value < 1000 {
+            self.peers.recovery.entry(id).or_insert(Recovery {
+                ping_count: 0,
+                next_ping: now,
+                outstanding: None,
+            });
+            self.arm_monitor(now);
+        }
+        Ok(())
+    }
+
     /// Peer NIs waiting for recovery, with their ping counts (`lnetctl debug recovery --peer`).
     pub fn peer_recovery_queue(&self) -> Vec<(Nid, u32)> {
         self.peers

@@ -392,3 +392,33 @@ fn remote_health_is_not_tracked_for_a_single_nid_peer() {
     assert_eq!(p.peer_nis().next().expect("pni").health_value(), 1000);
     assert!(f.nodes[0].lnet.peer_recovery_queue().is_empty());
 }
+
+#[test]
+fn peer_set_health_queues_the_peer_ni_for_recovery() {
+    let mut f = two_rails();
+    let b = Nid::new4(TCP, 0x0a00_0102);
+    f.nodes[0]
+        .lnet
+        .peer_add(nid(1), &[b], true)
+        .expect("peer add");
+    let now = f.now;
+    f.nodes[0]
+        .lnet
+        .peer_ni_set_health(now, &b, 400)
+        .expect("set");
+    assert_eq!(f.nodes[0].lnet.peer_recovery_queue(), vec![(b, 0)]);
+    assert!(f.nodes[0]
+        .lnet
+        .peer_ni_set_health(now, &Nid::new4(TCP, 99), 1)
+        .is_err());
+    for _ in 0..60 {
+        f.advance(lnet_core::Duration::from_secs(1));
+    }
+    assert!(
+        f.nodes[0].lnet.peer_recovery_queue().is_empty(),
+        "pinged back to 1000"
+    );
+    let first = f.nodes[0].nis[0].0;
+    f.nodes[0].lnet.ni_set_health(first, 10).expect("set");
+    assert_eq!(f.nodes[0].lnet.local_recovery_queue(), vec![(nid(0), 10)]);
+}

@@ -484,41 +484,55 @@ impl Conn {
 
     /// Completes the sends acknowledged by `ack`; false on an unknown cookie.
     fn handle_zc_ack(&self, ack: ZcAcked) -> bool {
+        let (cookies, all_known): ([u64; 2], bool) = match ack {
+            ZcAcked::None | ZcAcked::Keepalive => return true,
+            ZcAcked::One(c) => ([c, 0], true),
+            ZcAcked::Pair(a, b) => ([a, b], true),
+            ZcAcked::Range(a, b) => {
+                // Walk our (few) outstanding cookies, not the range a peer
+                // chose; a range must cover at least one of them.
+                let mut done: Vec<TxGuard> = Vec::new();
+                let any = {
+                    let mut p = lock(&self.zc_pending);
+                    let hit: Vec<u64> = p.keys().copied().filter(|c| (a..=b).contains(c)).collect();
+                    for c in &hit {
+                        Self::ack_one(&mut p, *c, &mut done);
+                    }
+                    !hit.is_empty()
+                };
+                for g in done {
+                    g.complete(Completion::OK);
+                }
+                return any;
+            }
+        };
         let mut done: Vec<TxGuard> = Vec::new();
         let ok = {
             let mut p = lock(&self.zc_pending);
-            let mut take = |c: u64| match p.remove(&c) {
-                Some(ZcSlot::Waiting(g, _)) => {
-                    done.push(g);
-                    true
-                }
-                Some(ZcSlot::Writing) | Some(ZcSlot::Acked) => {
-                    p.insert(c, ZcSlot::Acked);
-                    true
-                }
-                None => false,
-            };
-            match ack {
-                ZcAcked::None | ZcAcked::Keepalive => true,
-                ZcAcked::One(c) => take(c),
-                ZcAcked::Pair(a, b) => take(a) & take(b),
-                ZcAcked::Range(a, b) => {
-                    if b - a > 1 << 20 {
-                        false
-                    } else {
-                        let mut any = false;
-                        for c in a..=b {
-                            any |= take(c);
-                        }
-                        any
-                    }
-                }
-            }
+            cookies
+                .iter()
+                .filter(|c| **c != 0)
+                .fold(all_known, |ok, c| Self::ack_one(&mut p, *c, &mut done) & ok)
         };
         for g in done {
             g.complete(Completion::OK);
         }
         ok
+    }
+
+    /// Marks one cookie acknowledged; false when it is not ours.
+    fn ack_one(p: &mut HashMap<u64, ZcSlot>, c: u64, done: &mut Vec<TxGuard>) -> bool {
+        match p.remove(&c) {
+            Some(ZcSlot::Waiting(g, _)) => {
+                done.push(g);
+                true
+            }
+            Some(ZcSlot::Writing) | Some(ZcSlot::Acked) => {
+                p.insert(c, ZcSlot::Acked);
+                true
+            }
+            None => false,
+        }
     }
 }
 

@@ -29,6 +29,10 @@ use crate::time::Instant;
 use crate::wire::{PingInfo, LNET_NI_STATUS_UP, LNET_PING_FEAT_MULTI_RAIL};
 use crate::Lnet;
 
+mod app;
+
+pub use app::{EqHandle, MatchSpec, Target};
+
 /// The result of a selftest console command, see [`Node::lst`].
 pub use crate::selftest::ConsoleReply as LstReply;
 /// A selftest console command (`lst`), see [`Node::lst`].
@@ -230,6 +234,8 @@ struct State {
     pings: HashMap<PingId, Result<PingInfo, PingError>>,
     /// LNet selftest (test services, test clients, console).
     selftest: Selftest,
+    /// MDs of the embedding application, by handle: where their events go.
+    app_mds: HashMap<crate::md::MdHandle, app::AppMd>,
     /// Finished selftest console commands waiting for their caller.
     lst_done: HashMap<TxnId, Result<LstReply, ConsoleError>>,
     /// Module parameters handed to every LND.
@@ -352,6 +358,14 @@ fn drain(st: &mut State, now: Instant) -> Work {
     }
 }
 
+/// `MemTotal` from `/proc/meminfo`, in bytes.
+fn total_ram_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Wall-clock time since the Unix epoch (selftest ids and stamps).
 fn wall_now() -> Duration {
     SystemTime::now()
@@ -390,6 +404,9 @@ fn drain_once(st: &mut State, now: Instant, work: &mut Work) -> usize {
             Event::PingDone { id, result } => {
                 st.pings.insert(id, result);
             }
+            // The application's MDs first (their user pointers are the
+            // application's own and could look like selftest's tags).
+            Event::Md(e) if app::route_event(&mut st.app_mds, &e) => {}
             Event::Md(e) if !st.selftest.handle_event(&mut st.lnet, now, wall_now(), &e) => {
                 tracing::trace!(?e, "md event");
             }
@@ -473,8 +490,13 @@ impl Node {
             ..Config::default()
         };
         apply_params(&mut lcfg, &cfg.params)?;
-        let st_params = crate::selftest::Params::from_module_params(&cfg.params)
+        let mut st_params = crate::selftest::Params::from_module_params(&cfg.params)
             .map_err(|e| NodeError::failed(errno::EINVAL, e.to_string()))?;
+        // The BRW server's 1 MiB buffers may use at most ~1/16 of the RAM.
+        if let Some(ram) = total_ram_bytes() {
+            let cap = u32::try_from((ram / 16) >> 20).unwrap_or(u32::MAX).max(1);
+            st_params.brw_srv_workitems = st_params.brw_srv_workitems.min(cap);
+        }
         let mut lnet = Lnet::new(lcfg, Instant(0));
         let selftest = Selftest::new(&mut lnet, Instant(0), wall_now(), st_params);
         let inner = Arc::new(Inner {
@@ -482,6 +504,7 @@ impl Node {
                 lnet,
                 selftest,
                 lst_done: HashMap::new(),
+                app_mds: HashMap::new(),
                 host: PluginHost::new(cfg.plugin_path.clone()),
                 nis: HashMap::new(),
                 lnds: HashMap::new(),
@@ -880,6 +903,9 @@ impl Node {
         loop {
             if let Some(r) = st.lst_done.remove(&id) {
                 return r.map_err(|e| NodeError::failed(e.errno, e.message));
+            }
+            if st.stopping {
+                return Err(not_running());
             }
             let left = guard.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {

@@ -8,7 +8,8 @@
 //! Control requests (from lnetd's socket or an embedding application) are
 //! plain methods.
 
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
@@ -250,6 +251,12 @@ struct Inner {
     changed: Condvar,
     origin: std::time::Instant,
     timer: Mutex<Option<JoinHandle<()>>>,
+    /// LND work produced by host callbacks made from inside an LND call (see
+    /// [`Inner::execute`]), run by the executor thread.
+    deferred: Mutex<VecDeque<Work>>,
+    /// Signalled when `deferred` gets work or the node stops.
+    deferred_ready: Condvar,
+    executor: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// One running LNet instance (the kernel module's role). Cheap to clone.
@@ -280,7 +287,7 @@ impl Inner {
 
     /// Runs `f` on the state, drains the engine's outputs, releases the lock
     /// and executes them; LND failures are fed back until nothing is left.
-    fn with<R>(&self, f: impl FnOnce(&mut State, Instant) -> R) -> R {
+    fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut State, Instant) -> R) -> R {
         let mut st = self.lock();
         let now = self.now();
         let r = f(&mut st, now);
@@ -291,7 +298,30 @@ impl Inner {
         r
     }
 
-    fn execute(&self, mut work: Work) {
+    /// Executes LND work on this thread, unless this thread is already
+    /// inside an LND call made by the runtime: a host callback from there
+    /// (the lo LND's `send` parses at once, its `recv` finalizes at once, and
+    /// a completion starts the next selftest RPC) hands its work to the
+    /// node's executor thread instead, so a stream of messages never deepens
+    /// the stack and the caller (a control request) is not kept running an
+    /// endless chain.
+    fn execute(self: &Arc<Self>, work: Work) {
+        if work.is_empty() {
+            return;
+        }
+        if IN_LND_CALL.with(Cell::get) {
+            self.deferred
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_back(work);
+            self.deferred_ready.notify_one();
+            return;
+        }
+        let _inside = InLndCall::enter();
+        self.run(work);
+    }
+
+    fn run(self: &Arc<Self>, mut work: Work) {
         while !work.is_empty() {
             let mut failed: Vec<(MsgToken, Completion)> = Vec::new();
             for (lnd, op) in work.drain(..) {
@@ -337,6 +367,57 @@ impl Inner {
             work = drain(&mut st, now);
             drop(st);
             self.changed.notify_all();
+        }
+    }
+}
+
+thread_local! {
+    /// Whether this thread is executing LND work for a node's runtime.
+    static IN_LND_CALL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as executing LND work until dropped (also when
+/// unwinding).
+struct InLndCall;
+
+impl InLndCall {
+    fn enter() -> Self {
+        IN_LND_CALL.with(|c| c.set(true));
+        InLndCall
+    }
+}
+
+impl Drop for InLndCall {
+    fn drop(&mut self) {
+        IN_LND_CALL.with(|c| c.set(false));
+    }
+}
+
+/// The executor thread: runs the work that host callbacks deferred, in
+/// order, until the node stops and nothing is left.
+fn executor_loop(node: Weak<Inner>) {
+    let _inside = InLndCall::enter();
+    loop {
+        let Some(inner) = node.upgrade() else { return };
+        let work = {
+            let mut q = inner.deferred.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(w) = q.pop_front() {
+                    break Some(w);
+                }
+                if inner.lock().stopping {
+                    break None;
+                }
+                q = inner
+                    .deferred_ready
+                    .wait_timeout(q, Duration::from_secs(1))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+        };
+        match work {
+            Some(w) => inner.run(w),
+            None => return,
         }
     }
 }
@@ -520,6 +601,9 @@ impl Node {
             changed: Condvar::new(),
             origin,
             timer: Mutex::new(None),
+            deferred: Mutex::new(VecDeque::new()),
+            deferred_ready: Condvar::new(),
+            executor: Mutex::new(None),
         });
         let node = Node { inner };
         // 0@lo: served by the built-in lo LND like any other NI.
@@ -562,6 +646,21 @@ impl Node {
                 NodeError::failed(errno::ENOMEM, format!("cannot start the timer thread: {e}"))
             })?;
         *node.inner.timer.lock().unwrap_or_else(|p| p.into_inner()) = Some(timer);
+        let weak = Arc::downgrade(&node.inner);
+        let executor = std::thread::Builder::new()
+            .name("lnet-exec".into())
+            .spawn(move || executor_loop(weak))
+            .map_err(|e| {
+                NodeError::failed(
+                    errno::ENOMEM,
+                    format!("cannot start the executor thread: {e}"),
+                )
+            })?;
+        *node
+            .inner
+            .executor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(executor);
         Ok(node)
     }
 
@@ -976,6 +1075,16 @@ impl Node {
             .take();
         if let Some(t) = t {
             let _ = t.join();
+        }
+        self.inner.deferred_ready.notify_all();
+        let x = self
+            .inner
+            .executor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(x) = x {
+            let _ = x.join();
         }
     }
 }

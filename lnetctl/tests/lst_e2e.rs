@@ -404,15 +404,26 @@ fn misuse_gets_upstreams_messages() {
         "{}",
         text(&out.stderr)
     );
-    let out = lst(s, Some("1"), &["update_group", "ghost", "--refresh", "--clean", "down"]);
+    let out = lst(
+        s,
+        Some("1"),
+        &["update_group", "ghost", "--refresh", "--clean", "down"],
+    );
     assert_eq!(out.status.code(), Some(255));
     assert!(text(&out.stderr).contains("Usage: lst update_group"));
-    ok(&lst(s, Some("1"), &["update_group", "ghost", "--clean", "invalid"]));
+    ok(&lst(
+        s,
+        Some("1"),
+        &["update_group", "ghost", "--clean", "invalid"],
+    ));
     assert_eq!(
         ok(&lst(s, Some("1"), &["list_group", "ghost"])),
         "\tACTIVE\tBUSY\tDOWN\tUNKNOWN\tTOTAL\n\t0\t0\t0\t0\t0\tghost\n"
     );
-    assert_eq!(ok(&lst(s, Some("1"), &["del_group", "ghost"])), "Group is deleted\n");
+    assert_eq!(
+        ok(&lst(s, Some("1"), &["del_group", "ghost"])),
+        "Group is deleted\n"
+    );
     let out = lst(s, Some("1"), &["del_group", "ghost"]);
     assert_eq!(text(&out.stderr), "Can't find ghost in current session\n");
     let out = lst(s, Some("1"), &["stat", "--timeout", "0", "ghost"]);

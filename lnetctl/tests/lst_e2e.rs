@@ -255,6 +255,23 @@ fn ping_and_brw_between_two_daemons() {
         ok(&lst(s, key, &["query", "bulk"])),
         "bulk [0] is running\n"
     );
+    assert_eq!(
+        ok(&lst(s, key, &["query", "bulk", "--all"])),
+        "12345-127.0.0.1@tcp [Active]: Running\n"
+    );
+    assert_eq!(
+        ok(&lst(s, key, &["ping", "--nodes", "127.0.0.[1-2]@tcp"])),
+        "\t12345-127.0.0.1@tcp: Active [session: e2e id: 127.0.0.1@tcp]\n\
+         \t12345-127.0.0.2@tcp: Active [session: e2e id: 127.0.0.1@tcp]\n"
+    );
+    assert_eq!(
+        ok(&lst(s, key, &["list_batch"])),
+        "1) batch\n2) bulk\nTotal 2 batches\n"
+    );
+    assert_eq!(
+        ok(&lst(s, key, &["list_batch", "bulk", "--server", "--all"])),
+        "\t12345-127.0.0.2@tcp: Active\nTotal 1 nodes\n"
+    );
 
     let st = ok(&lst(
         s,
@@ -442,7 +459,13 @@ fn misuse_gets_upstreams_messages() {
         "Unsupported session features 2, only support these features so far: 1\n"
     );
     assert_eq!(
-        ok(&lst(s, Some("1"), &["end_session"])),
+        ok(&lst(s, Some("3"), &["new_session", "--force", "third"])),
+        "SESSION: third FEATURES: 1 TIMEOUT: 300 FORCE: Yes\n"
+    );
+    let out = lst(s, Some("1"), &["end_session"]);
+    assert_eq!(text(&out.stderr), "Unmatched session key or not root\n");
+    assert_eq!(
+        ok(&lst(s, Some("3"), &["end_session"])),
         "session is ended\n"
     );
 }

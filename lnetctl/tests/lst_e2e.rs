@@ -371,6 +371,27 @@ fn misuse_gets_upstreams_messages() {
     assert_eq!(text(&out.stderr), "No session exists\n");
 
     ok(&lst(s, Some("1"), &["new_session", "first"]));
+    // Without a command, lst reads commands from standard input.
+    let mut child = Command::new(LST)
+        .env("LNET_SOCKET", s)
+        .env("LST_SESSION", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("lst");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"show_session\n\nlist_group\nquit\nlist_batch\n")
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("lst");
+    let t = text(&out.stdout);
+    assert!(
+        t.starts_with("first ID: ") && t.ends_with("NODES: 0\nTotal 0 groups\n"),
+        "{t}"
+    );
     let out = lst(s, Some("1"), &["new_session", "second"]);
     assert_eq!(text(&out.stderr), "Session already exists\n");
     let out = lst(s, Some("2"), &["list_group"]);

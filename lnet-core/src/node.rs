@@ -29,6 +29,10 @@ use crate::time::Instant;
 use crate::wire::{PingInfo, LNET_NI_STATUS_UP, LNET_PING_FEAT_MULTI_RAIL};
 use crate::Lnet;
 
+mod app;
+
+pub use app::{EqHandle, MatchSpec, Target};
+
 /// The result of a selftest console command, see [`Node::lst`].
 pub use crate::selftest::ConsoleReply as LstReply;
 /// A selftest console command (`lst`), see [`Node::lst`].
@@ -230,6 +234,8 @@ struct State {
     pings: HashMap<PingId, Result<PingInfo, PingError>>,
     /// LNet selftest (test services, test clients, console).
     selftest: Selftest,
+    /// MDs of the embedding application, by handle: where their events go.
+    app_mds: HashMap<crate::md::MdHandle, app::AppMd>,
     /// Finished selftest console commands waiting for their caller.
     lst_done: HashMap<TxnId, Result<LstReply, ConsoleError>>,
     /// Module parameters handed to every LND.
@@ -398,6 +404,9 @@ fn drain_once(st: &mut State, now: Instant, work: &mut Work) -> usize {
             Event::PingDone { id, result } => {
                 st.pings.insert(id, result);
             }
+            // The application's MDs first (their user pointers are the
+            // application's own and could look like selftest's tags).
+            Event::Md(e) if app::route_event(&mut st.app_mds, &e) => {}
             Event::Md(e) if !st.selftest.handle_event(&mut st.lnet, now, wall_now(), &e) => {
                 tracing::trace!(?e, "md event");
             }
@@ -495,6 +504,7 @@ impl Node {
                 lnet,
                 selftest,
                 lst_done: HashMap::new(),
+                app_mds: HashMap::new(),
                 host: PluginHost::new(cfg.plugin_path.clone()),
                 nis: HashMap::new(),
                 lnds: HashMap::new(),

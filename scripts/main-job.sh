@@ -2,7 +2,7 @@
 # The main job: install what is missing, build, then
 #  1. one LNet node: load the plugins, net show, ping 0@lo through the real GET path;
 #  2. a two-node cluster on this machine -- two network namespaces joined by a veth
-#     pair when run as root, two loopback addresses otherwise -- an lnetd in each,
+#     pair when run as root (unless MAIN_JOB_NETNS=0), two loopback addresses otherwise -- an lnetd in each,
 #     configured only with lnetctl (lnet configure, net add --net tcp --if ...);
 #     lnetctl ping across, then an lst brw write of 1 MiB for a few seconds,
 #     printing the bandwidth and the rate. Everything is cleaned up, also on failure.
@@ -70,7 +70,7 @@ start_node() {
     run "$bin/lnetctl" --socket "$sock" lnet configure
     run "$bin/lnetctl" --socket "$sock" net add --net tcp --if "$iface"
 }
-if [ "$(id -u)" -eq 0 ]; then
+if [ "$(id -u)" -eq 0 ] && [ "${MAIN_JOB_NETNS:-1}" = 1 ]; then
     echo "(root: network namespaces $nsa and $nsb joined by a veth pair)"
     ip netns add "$nsa"
     ip netns add "$nsb"
@@ -85,7 +85,7 @@ if [ "$(id -u)" -eq 0 ]; then
     start_node b "vb$tag" "$nsb"
     nida=10.231.0.1@tcp nidb=10.231.0.2@tcp
 else
-    echo "(not root: loopback addresses 127.0.0.1 and 127.0.0.2)"
+    echo "(loopback addresses 127.0.0.1 and 127.0.0.2: not root, or MAIN_JOB_NETNS=0)"
     port=$((20000 + tag % 20000))
     params=(--param "accept_port=$port")
     start_node a 127.0.0.1

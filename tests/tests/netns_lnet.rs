@@ -231,6 +231,18 @@ fn killed_peer_fails_the_sender_and_a_restarted_peer_is_reconnected() {
     let ev =
         p.b.expect(|l| l.starts_with("event put") && l.contains("mb=0x78 "), T);
     assert!(ev.ends_with("status=0 data=ok"), "{ev}");
+    // Both ways, GETs too: the new B reaches A, whose connections to the
+    // old B are gone.
+    let na = p.nid_a.clone();
+    p.a.cmd_ok(&format!("serve 43 0x79 {}", 1 << 20), T);
+    p.b.cmd_ok(&format!("put {na} 43 0x79 65536"), T);
+    let ev =
+        p.a.expect(|l| l.starts_with("event put") && l.contains("mb=0x79 "), T);
+    assert!(ev.ends_with("status=0 data=ok"), "{ev}");
+    p.b.cmd_ok(&format!("serve 43 0x7a {}", 1 << 20), T);
+    let r = p.a.cmd_ok(&format!("get {nb} 43 0x7a {}", 1 << 20), T);
+    assert!(r.contains(" data=ok "), "{r}");
+    assert_eq!(p.a.lnetctl_ok(&["ping", &nb]), ping_yaml(&nb));
     let _ = (&p.veth, &p.ns_a);
 }
 

@@ -362,6 +362,14 @@ fn drain(st: &mut State, now: Instant) -> Work {
     }
 }
 
+/// `MemTotal` from `/proc/meminfo`, in bytes.
+fn total_ram_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Wall-clock time since the Unix epoch (selftest ids and stamps).
 fn wall_now() -> Duration {
     SystemTime::now()
@@ -486,8 +494,13 @@ impl Node {
             ..Config::default()
         };
         apply_params(&mut lcfg, &cfg.params)?;
-        let st_params = crate::selftest::Params::from_module_params(&cfg.params)
+        let mut st_params = crate::selftest::Params::from_module_params(&cfg.params)
             .map_err(|e| NodeError::failed(errno::EINVAL, e.to_string()))?;
+        // The BRW server's 1 MiB buffers may use at most ~1/16 of the RAM.
+        if let Some(ram) = total_ram_bytes() {
+            let cap = u32::try_from((ram / 16) >> 20).unwrap_or(u32::MAX).max(1);
+            st_params.brw_srv_workitems = st_params.brw_srv_workitems.min(cap);
+        }
         let mut lnet = Lnet::new(lcfg, Instant(0));
         let selftest = Selftest::new(&mut lnet, Instant(0), wall_now(), st_params);
         let inner = Arc::new(Inner {
@@ -894,6 +907,9 @@ impl Node {
         loop {
             if let Some(r) = st.lst_done.remove(&id) {
                 return r.map_err(|e| NodeError::failed(e.errno, e.message));
+            }
+            if st.stopping {
+                return Err(not_running());
             }
             let left = guard.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {

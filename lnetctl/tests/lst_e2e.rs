@@ -25,27 +25,25 @@ fn lnetd_bin() -> &'static Path {
     static LNETD: OnceLock<PathBuf> = OnceLock::new();
     LNETD.get_or_init(|| {
         let bin_dir = Path::new(LNETCTL).parent().expect("bin dir");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "lnet-core",
-            "--bin",
-            "lnetd",
-            "-p",
-            "lnd-sock",
-        ])
-        .arg("--target-dir")
-        .arg(bin_dir.parent().expect("target dir"));
-        if bin_dir.ends_with("release") {
-            cmd.arg("--release");
+        // Two builds: `--bin lnetd` would filter lnd-sock's library out.
+        for args in [
+            &["-p", "lnet-core", "--bin", "lnetd"][..],
+            &["-p", "lnd-sock", "--lib"][..],
+        ] {
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "--quiet"])
+                .args(args)
+                .arg("--target-dir")
+                .arg(bin_dir.parent().expect("target dir"));
+            if bin_dir.ends_with("release") {
+                cmd.arg("--release");
+            }
+            let st = cmd.status().expect("run cargo build");
+            assert!(
+                st.success(),
+                "cannot build lnetd and lnd-sock: run `cargo build -p lnet-core -p lnd-sock`"
+            );
         }
-        let st = cmd.status().expect("run cargo build");
-        assert!(
-            st.success(),
-            "cannot build lnetd and lnd-sock: run `cargo build -p lnet-core -p lnd-sock`"
-        );
         assert!(
             bin_dir.join("liblnd_sock.so").is_file(),
             "no liblnd_sock.so"
@@ -114,9 +112,9 @@ fn node(dir: &TempDir, name: &str, addr: &str, port: u16) -> Daemon {
         .expect("spawn lnetd");
     let d = Daemon { child, socket };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !Client::connect(&d.socket)
+    while Client::connect(&d.socket)
         .and_then(|mut c| c.hello())
-        .is_ok()
+        .is_err()
     {
         assert!(Instant::now() < deadline, "lnetd {name} does not answer");
         std::thread::sleep(Duration::from_millis(20));

@@ -184,7 +184,7 @@ fn killed_peer_fails_the_sender_and_a_restarted_peer_is_reconnected() {
     let nb = p.nid_b.clone();
     p.b.cmd_ok(&format!("sink 43 0x77 {}", 1 << 20), T);
     // A stream of 1 MiB PUTs, four in flight; kill B once some have landed.
-    p.a.send(&format!("stream {nb} 43 0x77 {} 100000 4", 1 << 20));
+    p.a.send(&format!("stream {nb} 43 0x77 {} 100000 16", 1 << 20));
     for _ in 0..3 {
         p.a.expect(|l| l.starts_with("stream ") && l.contains(" ok "), T);
     }
@@ -259,7 +259,7 @@ fn silent_peer_fails_the_sender_within_the_transaction_timeout() {
     let p = Pair::new("s", 4, &[&tt, "lnet_retry_count=1", "sock_timeout=3"]);
     let nb = p.nid_b.clone();
     p.b.cmd_ok(&format!("sink 44 0x99 {}", 1 << 20), T);
-    p.a.send(&format!("stream {nb} 44 0x99 {} 100000 4", 1 << 20));
+    p.a.send(&format!("stream {nb} 44 0x99 {} 100000 16", 1 << 20));
     for _ in 0..3 {
         p.a.expect(|l| l.starts_with("stream ") && l.contains(" ok "), T);
     }
@@ -401,8 +401,8 @@ fn streams_both_ways_at_once_all_complete() {
     let (na, nb) = (p.nid_a.as_str(), p.nid_b.as_str());
     p.a.cmd_ok(&format!("post 47 0xa {} 20", 1 << 20), T);
     p.b.cmd_ok(&format!("post 47 0xb {} 20", 1 << 20), T);
-    p.a.send(&format!("stream {nb} 47 0xb {} 20 4", 1 << 20));
-    p.b.send(&format!("stream {na} 47 0xa {} 20 4", 1 << 20));
+    p.a.send(&format!("stream {nb} 47 0xb {} 20 16", 1 << 20));
+    p.b.send(&format!("stream {na} 47 0xa {} 20 16", 1 << 20));
     for n in [&p.a, &p.b] {
         let r = n.expect(
             |l| l.starts_with("ok stream") || l.starts_with("fail stream"),

@@ -232,6 +232,19 @@ struct RxSlot {
     action: Option<RxAction>,
 }
 
+/// A zero-copy request cookie of ours, from before its frame is written
+/// until the peer acknowledges it (the ACK may beat the writer).
+// Boxing the guard would allocate per message.
+#[allow(clippy::large_enum_variant)]
+enum ZcSlot {
+    /// The frame is being written; the writer holds the send.
+    Writing,
+    /// Acknowledged while still being written.
+    Acked,
+    /// Written; waiting for the ACK since the instant given.
+    Waiting(TxGuard, Instant),
+}
+
 /// Per-connection knobs taken from the NI's parameters.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnCfg {
@@ -276,7 +289,7 @@ pub struct Conn {
     last_rx_ms: AtomicU64,
     origin: Instant,
     zc_next: AtomicU64,
-    zc_pending: Mutex<HashMap<u64, (TxGuard, Instant)>>,
+    zc_pending: Mutex<HashMap<u64, ZcSlot>>,
 }
 
 /// Room for the socklnd header and the larger LNet header.
@@ -407,7 +420,10 @@ impl Conn {
         };
         let zc: Vec<TxGuard> = lock(&self.zc_pending)
             .drain()
-            .map(|(_, (g, _))| g)
+            .filter_map(|(_, slot)| match slot {
+                ZcSlot::Waiting(g, _) => Some(g),
+                ZcSlot::Writing | ZcSlot::Acked => None,
+            })
             .collect();
         let rx = {
             let mut s = lock(&self.rx);
@@ -468,37 +484,55 @@ impl Conn {
 
     /// Completes the sends acknowledged by `ack`; false on an unknown cookie.
     fn handle_zc_ack(&self, ack: ZcAcked) -> bool {
+        let (cookies, all_known): ([u64; 2], bool) = match ack {
+            ZcAcked::None | ZcAcked::Keepalive => return true,
+            ZcAcked::One(c) => ([c, 0], true),
+            ZcAcked::Pair(a, b) => ([a, b], true),
+            ZcAcked::Range(a, b) => {
+                // Walk our (few) outstanding cookies, not the range a peer
+                // chose; a range must cover at least one of them.
+                let mut done: Vec<TxGuard> = Vec::new();
+                let any = {
+                    let mut p = lock(&self.zc_pending);
+                    let hit: Vec<u64> = p.keys().copied().filter(|c| (a..=b).contains(c)).collect();
+                    for c in &hit {
+                        Self::ack_one(&mut p, *c, &mut done);
+                    }
+                    !hit.is_empty()
+                };
+                for g in done {
+                    g.complete(Completion::OK);
+                }
+                return any;
+            }
+        };
         let mut done: Vec<TxGuard> = Vec::new();
         let ok = {
             let mut p = lock(&self.zc_pending);
-            let mut take = |c: u64| match p.remove(&c) {
-                Some((g, _)) => {
-                    done.push(g);
-                    true
-                }
-                None => false,
-            };
-            match ack {
-                ZcAcked::None | ZcAcked::Keepalive => true,
-                ZcAcked::One(c) => take(c),
-                ZcAcked::Pair(a, b) => take(a) & take(b),
-                ZcAcked::Range(a, b) => {
-                    if b - a > 1 << 20 {
-                        false
-                    } else {
-                        let mut any = false;
-                        for c in a..=b {
-                            any |= take(c);
-                        }
-                        any
-                    }
-                }
-            }
+            cookies
+                .iter()
+                .filter(|c| **c != 0)
+                .fold(all_known, |ok, c| Self::ack_one(&mut p, *c, &mut done) & ok)
         };
         for g in done {
             g.complete(Completion::OK);
         }
         ok
+    }
+
+    /// Marks one cookie acknowledged; false when it is not ours.
+    fn ack_one(p: &mut HashMap<u64, ZcSlot>, c: u64, done: &mut Vec<TxGuard>) -> bool {
+        match p.remove(&c) {
+            Some(ZcSlot::Waiting(g, _)) => {
+                done.push(g);
+                true
+            }
+            Some(ZcSlot::Writing) | Some(ZcSlot::Acked) => {
+                p.insert(c, ZcSlot::Acked);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -659,9 +693,36 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                         continue;
                     }
                 };
-                match write_frame(&mut w, &head[..n], &tx.payload, t).await {
+                if zc != 0 {
+                    // Before the frame goes out: the ACK may come back
+                    // before this task runs again.
+                    lock(&conn.zc_pending).insert(zc, ZcSlot::Writing);
+                }
+                let r = write_frame(&mut w, &head[..n], &tx.payload, t).await;
+                if zc != 0 && r.is_err() {
+                    lock(&conn.zc_pending).remove(&zc);
+                }
+                match r {
                     Ok(()) if zc != 0 => {
-                        lock(&conn.zc_pending).insert(zc, (g, Instant::now()));
+                        let mut p = lock(&conn.zc_pending);
+                        match p.remove(&zc) {
+                            Some(ZcSlot::Writing) if !conn.is_closed() => {
+                                p.insert(zc, ZcSlot::Waiting(g, Instant::now()));
+                            }
+                            Some(ZcSlot::Acked) => {
+                                drop(p);
+                                g.complete(Completion::OK);
+                            }
+                            // Closed meanwhile (the close drained the map).
+                            _ => {
+                                drop(p);
+                                let st = conn.close_status().unwrap_or(Completion::failed(
+                                    ESHUTDOWN,
+                                    HealthStatus::LOCAL_INTERRUPT,
+                                ));
+                                g.complete(st);
+                            }
+                        }
                     }
                     Ok(()) => g.complete(Completion::OK),
                     Err(FrameError::Busy) => {
@@ -695,7 +756,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
 fn zc_overdue(conn: &Conn) -> Option<CloseReason> {
     let t = conn.cfg.sock_timeout;
     let p = lock(&conn.zc_pending);
-    let late = p.values().any(|(_, at)| at.elapsed() >= t);
+    let late = p
+        .values()
+        .any(|s| matches!(s, ZcSlot::Waiting(_, at) if at.elapsed() >= t));
     late.then(|| CloseReason::timeout("zero-copy ACK", t))
 }
 
@@ -1078,7 +1141,7 @@ mod tests {
     //! scripted and random frames.
 
     use super::*;
-    use crate::fuzzing::{conn, lnet, run, Counts, Owner, H, NET};
+    use crate::fuzzing::{conn, conn_with, lnet, run, Counts, Owner, H, NET};
     use lnd_api::abi_stable::std_types::ROption;
     use lnd_api::{IoBuf, MsgToken, MsgType, Nid};
     use proptest::prelude::*;
@@ -1142,6 +1205,80 @@ mod tests {
             }
         });
         assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn our_zc_request_completes_only_on_the_ack() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (ours, mut theirs) = duplex(1 << 20);
+            let c = conn_with(
+                &counts,
+                ConnCfg {
+                    sock_timeout: Duration::from_secs(5),
+                    keepalive: Duration::ZERO,
+                    zc_min_payload: Some(1000),
+                    csum: false,
+                },
+            );
+            start(c.clone(), ours, Arc::new(Owner(counts.clone())));
+            let host = HostHandle::new(H(counts.clone()));
+            let hdr = Hdr {
+                dest_nid: Nid::new4(NET, 2),
+                src_nid: Nid::new4(NET, 1),
+                dest_pid: 12345,
+                src_pid: 12345,
+                msg_type: MsgType::PUT,
+                payload_length: 5000,
+                body: [0; 40],
+            };
+            let tx = TxMsg {
+                token: MsgToken(1),
+                hdr,
+                target: Nid::new4(NET, 2),
+                target_pid: 12345,
+                payload: Payload::single(IoBuf::zeroed(5000)),
+                rx: ROption::RNone,
+            };
+            assert!(c.enqueue(TxGuard::new(tx, host)).is_ok());
+            let mut frame = vec![0u8; MSG_HDR_SIZE + 72 + 5000];
+            theirs.read_exact(&mut frame).await.expect("frame");
+            let v = MsgHdr::new_checked(&frame, Endian::Little).expect("24 bytes");
+            let h = MsgHdrRepr::parse(&v).expect("valid");
+            assert_eq!((h.kind, h.zc_req), (MsgKind::Lnet, 2), "first cookie is 2");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(
+                counts.finalized_tx.load(Ordering::SeqCst),
+                0,
+                "not before the ACK"
+            );
+            let mut ack = [0u8; MSG_HDR_SIZE];
+            MsgHdrRepr {
+                kind: MsgKind::Noop,
+                csum: 0,
+                zc_req: 0,
+                zc_ack: 2,
+            }
+            .emit(Endian::Little, &mut ack);
+            theirs.write_all(&ack).await.expect("ack");
+            while counts.finalized_tx.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            // A second ACK of the same cookie is now unknown: protocol error.
+            theirs.write_all(&ack).await.expect("ack");
+            while !c.is_closed() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(c
+                .close_reason()
+                .is_some_and(|r| r.text.contains("unknown cookie")));
+        });
+        assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), 1);
     }
 
     proptest! {

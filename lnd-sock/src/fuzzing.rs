@@ -86,17 +86,24 @@ pub fn peer() -> PeerHello {
 }
 
 pub fn conn(counts: &Arc<Counts>) -> Arc<Conn> {
-    Conn::new(
-        7,
-        &peer(),
-        false,
-        None,
+    conn_with(
+        counts,
         ConnCfg {
             sock_timeout: Duration::from_secs(5),
             keepalive: Duration::ZERO,
             zc_min_payload: None,
             csum: false,
         },
+    )
+}
+
+pub fn conn_with(counts: &Arc<Counts>, cfg: ConnCfg) -> Arc<Conn> {
+    Conn::new(
+        7,
+        &peer(),
+        false,
+        None,
+        cfg,
         HostHandle::new(H(counts.clone())),
     )
 }

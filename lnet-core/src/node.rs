@@ -6,7 +6,11 @@
 //! LNDs, so an LND may call back into the host from inside any LND call. A
 //! timer thread calls `handle_timeout` at the engine's `poll_timeout`.
 //! Control requests (from lnetd's socket or an embedding application) are
-//! plain methods.
+//! plain methods. An embedding application moves data with the methods of
+//! `app` ([`Node::md_attach`], [`Node::md_bind`], [`Node::put`],
+//! [`Node::get`], [`Node::md_unlink`]) and takes the MD events from the
+//! [`EqHandle`] each MD was created with; [`crate::ctl::CtlServer::node_slot`]
+//! gives it the node that `lnetctl lnet configure` started.
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};

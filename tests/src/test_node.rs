@@ -72,6 +72,16 @@ impl TestNode {
     /// socket in a fresh directory under the system's temp dir, and waits
     /// for `ready`. `params` are module parameters (`NAME=VALUE`).
     pub fn start(exe: impl AsRef<Path>, ns: &NetNs, name: &str, params: &[&str]) -> TestNode {
+        Self::start_in(exe.as_ref(), Some(ns), name, params)
+    }
+
+    /// As [`TestNode::start`], in the test's own network namespace (no
+    /// root needed; loopback only).
+    pub fn start_here(exe: impl AsRef<Path>, name: &str, params: &[&str]) -> TestNode {
+        Self::start_in(exe.as_ref(), None, name, params)
+    }
+
+    fn start_in(exe: &Path, ns: Option<&NetNs>, name: &str, params: &[&str]) -> TestNode {
         let dir = std::env::temp_dir().join(format!(
             "lnet-test-node-{}-{name}-{}",
             std::process::id(),
@@ -81,8 +91,10 @@ impl TestNode {
         std::fs::create_dir_all(&dir).expect("socket directory");
         let socket = dir.join("lnet.sock");
         let plugin_dir = lnetctl_bin().parent().expect("bin dir").to_path_buf();
-        let exe = exe.as_ref();
-        let mut cmd = ns.command(exe);
+        let mut cmd = match ns {
+            Some(ns) => ns.command(exe),
+            None => Command::new(exe),
+        };
         cmd.arg("--socket")
             .arg(&socket)
             .arg("--plugin-path")

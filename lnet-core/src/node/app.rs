@@ -14,7 +14,45 @@
 //! clone to read what a PUT brought or to fill what a GET will take, and do
 //! not touch it while LNet may use it (between the call and the event that
 //! ends the operation); a conflicting borrow fails with
-//! [`lnd_api::mem::Busy`] instead of racing.
+//! [`lnd_api::mem::Busy`] instead of racing (and a PUT landing in an MD
+//! the application holds borrowed fails on the target with `-EBUSY`).
+//!
+//! An application that also wants `lnetctl` binds a
+//! [`crate::ctl::CtlServer`], runs `serve` on a thread and takes the node
+//! from [`crate::ctl::CtlServer::node_slot`] once `lnetctl lnet configure`
+//! started it (`tests/src/bin/lnet-test-node.rs` does exactly that).
+//!
+//! ```
+//! use std::time::Duration;
+//! use lnet_core::lnd_api::{IoBuf, Nid, Payload};
+//! use lnet_core::node::{MatchSpec, Node, NodeConfig, Target};
+//! use lnet_core::{AckReq, EventKind, MdOptions, MdSpec, Threshold, Unlink};
+//!
+//! let node = Node::start(NodeConfig { pid: 12345, ..NodeConfig::default() })?;
+//! let eq = node.eq_alloc();
+//! // The target side: 4 KiB on portal 9, match bits 7.
+//! let inbox = IoBuf::zeroed(4096);
+//! let spec = MdSpec::new(Payload::single(inbox.clone()), MdOptions::OP_PUT, Threshold::Count(1));
+//! node.md_attach(MatchSpec::new(9, 7), spec, Unlink::Unlink, &eq)?;
+//! // The initiator side: PUT 5 bytes to ourselves, with an ACK.
+//! let spec = MdSpec::new(
+//!     Payload::single(IoBuf::from_vec(b"hello".to_vec())),
+//!     MdOptions::NONE,
+//!     Threshold::Count(2),
+//! );
+//! let md = node.md_bind(spec, Unlink::Unlink, &eq)?;
+//! node.put(md, AckReq::Ack, Target::new(Nid::LO_0, 9, 7), 0)?;
+//! let mut kinds = Vec::new();
+//! while kinds.len() < 3 {
+//!     let ev = eq.wait(Duration::from_secs(5)).expect("an event");
+//!     assert_eq!(ev.status, 0);
+//!     kinds.push(ev.kind);
+//! }
+//! assert!(kinds.contains(&EventKind::Put) && kinds.contains(&EventKind::Ack));
+//! assert_eq!(&inbox.to_vec()?[..5], b"hello");
+//! node.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};

@@ -17,6 +17,12 @@
 //!   MATCHBITS. Every event on it is printed as `event KIND key=value...`; a
 //!   PUT event checks the bytes that landed against the put pattern and
 //!   says `data=ok` or `data=mismatch@OFFSET`.
+//!   Only for PUTs one at a time: checking borrows the memory, and a PUT
+//!   landing meanwhile fails with EBUSY (the MD contract).
+//! * `sink PORTAL MATCHBITS SIZE`: a PUT-only MD, infinite threshold, never
+//!   checked (for streams).
+//! * `post PORTAL MATCHBITS SIZE COUNT`: COUNT PUT-only MDs of one use each
+//!   on the same match bits, each checked after its PUT (streams, checked).
 //! * `put NID PORTAL MATCHBITS SIZE [noack]`: PUTs SIZE bytes of the put
 //!   pattern and waits for SEND (and ACK): `ok put ...` or `fail put ...`.
 //! * `get NID PORTAL MATCHBITS SIZE`: GETs SIZE bytes and checks them against
@@ -134,6 +140,10 @@ impl App {
         let w: Vec<&str> = line.split_whitespace().collect();
         match w.as_slice() {
             ["serve", portal, mb, size] => self.serve(num(portal)?, num(mb)?, num(size)?),
+            ["sink", portal, mb, size] => self.sink(num(portal)?, num(mb)?, num(size)?),
+            ["post", portal, mb, size, count] => {
+                self.post(num(portal)?, num(mb)?, num(size)?, num(count)?)
+            }
             ["put", nid, portal, mb, size, rest @ ..] => {
                 let ack = match rest {
                     [] => true,
@@ -178,6 +188,53 @@ impl App {
             .map_err(|e| e.to_string())?;
         served.insert(md, buf);
         Ok(format!("serve portal={portal} mb={mb:#x} size={size}"))
+    }
+
+    /// A PUT-only MD with infinite threshold whose bytes are never looked
+    /// at (streams: checking would borrow the memory while the next PUT
+    /// lands in it, and that PUT would fail with EBUSY).
+    fn sink(&self, portal: u64, mb: u64, size: u64) -> Result<String, String> {
+        let node = self.node()?;
+        let spec = MdSpec::new(
+            Payload::single(IoBuf::zeroed(size as usize)),
+            MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+            Threshold::Infinite,
+        );
+        node.md_attach(
+            MatchSpec::new(portal as u32, mb),
+            spec,
+            Unlink::Retain,
+            &self.serve_eq,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(format!("sink portal={portal} mb={mb:#x} size={size}"))
+    }
+
+    /// COUNT PUT-only MDs of one use each, in a row on the same match bits:
+    /// each PUT lands in its own buffer, checked once LNet is done with it.
+    fn post(&self, portal: u64, mb: u64, size: u64, count: u64) -> Result<String, String> {
+        let node = self.node()?;
+        let mut served = self.served.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..count {
+            let buf = IoBuf::zeroed(size as usize);
+            let spec = MdSpec::new(
+                Payload::single(buf.clone()),
+                MdOptions::OP_PUT,
+                Threshold::Count(1),
+            );
+            let md = node
+                .md_attach(
+                    MatchSpec::new(portal as u32, mb),
+                    spec,
+                    Unlink::Unlink,
+                    &self.serve_eq,
+                )
+                .map_err(|e| e.to_string())?;
+            served.insert(md, buf);
+        }
+        Ok(format!(
+            "post portal={portal} mb={mb:#x} size={size} count={count}"
+        ))
     }
 
     fn bind(

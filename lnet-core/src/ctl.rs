@@ -121,20 +121,6 @@ impl NodeSlot {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
-
-    /// Waits at most `timeout` for LNet to be configured.
-    pub fn wait(&self, timeout: Duration) -> Option<Arc<Node>> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(n) = self.get() {
-                return Some(n);
-            }
-            if std::time::Instant::now() >= deadline || self.0.stop.load(Ordering::SeqCst) {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
 }
 
 /// The control-socket server of one LNet instance.

@@ -54,4 +54,6 @@ fn an_embedded_node_is_configured_by_lnetctl_and_moves_data_through_lo() {
     assert!(r.starts_with("fail frobnicate unknown command"), "{r}");
     // `lnet unconfigure` takes LNet away from the application too.
     n.lnetctl_ok(&["lnet", "unconfigure"]);
+    let r = n.cmd("put 0@lo 40 0x10 8", T);
+    assert!(r.starts_with("fail put LNet is not configured"), "{r}");
 }

@@ -127,10 +127,12 @@ impl Drop for TxGuard {
 }
 
 /// A receive the LND owns (`recv` with a message); finalizes with an error
-/// if dropped without [`RxGuard::complete`].
+/// if dropped before it completes.
 pub struct RxGuard {
     action: Option<RxAction>,
     host: HostHandle,
+    /// The connection it arrived on, whose close reason a drop reports.
+    conn: Option<Arc<Conn>>,
 }
 
 impl RxGuard {
@@ -147,10 +149,13 @@ impl Drop for RxGuard {
     fn drop(&mut self) {
         if let Some(a) = self.action.take() {
             if let Some(m) = a.msg.into_option() {
-                self.host.finalize(
-                    m,
-                    Completion::failed(errno::EIO, HealthStatus::LOCAL_INTERRUPT),
-                );
+                let health = self
+                    .conn
+                    .take()
+                    .and_then(|c| c.close_status())
+                    .map_or(HealthStatus::LOCAL_INTERRUPT, |s| s.health);
+                self.host
+                    .finalize(m, Completion::failed(errno::EIO, health));
             }
         }
     }
@@ -227,6 +232,19 @@ struct RxSlot {
     action: Option<RxAction>,
 }
 
+/// A zero-copy request cookie of ours, from before its frame is written
+/// until the peer acknowledges it (the ACK may beat the writer).
+// Boxing the guard would allocate per message.
+#[allow(clippy::large_enum_variant)]
+enum ZcSlot {
+    /// The frame is being written; the writer holds the send.
+    Writing,
+    /// Acknowledged while still being written.
+    Acked,
+    /// Written; waiting for the ACK since the instant given.
+    Waiting(TxGuard, Instant),
+}
+
 /// Per-connection knobs taken from the NI's parameters.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnCfg {
@@ -236,6 +254,8 @@ pub struct ConnCfg {
     pub keepalive: Duration,
     /// Ask for ZC ACKs on payloads of at least this size (`None`: never).
     pub zc_min_payload: Option<usize>,
+    /// `enable_csum`: checksum LNET messages on V2 connections.
+    pub csum: bool,
 }
 
 /// One established connection (`ksock_conn`).
@@ -269,7 +289,7 @@ pub struct Conn {
     last_rx_ms: AtomicU64,
     origin: Instant,
     zc_next: AtomicU64,
-    zc_pending: Mutex<HashMap<u64, (TxGuard, Instant)>>,
+    zc_pending: Mutex<HashMap<u64, ZcSlot>>,
 }
 
 /// Room for the socklnd header and the larger LNet header.
@@ -400,7 +420,10 @@ impl Conn {
         };
         let zc: Vec<TxGuard> = lock(&self.zc_pending)
             .drain()
-            .map(|(_, (g, _))| g)
+            .filter_map(|(_, slot)| match slot {
+                ZcSlot::Waiting(g, _) => Some(g),
+                ZcSlot::Writing | ZcSlot::Acked => None,
+            })
             .collect();
         let rx = {
             let mut s = lock(&self.rx);
@@ -413,10 +436,12 @@ impl Conn {
         for g in drained.into_iter().chain(zc) {
             g.complete(why.status);
         }
-        drop(RxGuard {
-            action: rx,
-            host: self.host.clone(),
-        });
+        if let Some(a) = rx {
+            if let Some(m) = a.msg.into_option() {
+                self.host
+                    .finalize(m, Completion::failed(errno::EIO, why.status.health));
+            }
+        }
         true
     }
 
@@ -459,37 +484,55 @@ impl Conn {
 
     /// Completes the sends acknowledged by `ack`; false on an unknown cookie.
     fn handle_zc_ack(&self, ack: ZcAcked) -> bool {
+        let (cookies, all_known): ([u64; 2], bool) = match ack {
+            ZcAcked::None | ZcAcked::Keepalive => return true,
+            ZcAcked::One(c) => ([c, 0], true),
+            ZcAcked::Pair(a, b) => ([a, b], true),
+            ZcAcked::Range(a, b) => {
+                // Walk our (few) outstanding cookies, not the range a peer
+                // chose; a range must cover at least one of them.
+                let mut done: Vec<TxGuard> = Vec::new();
+                let any = {
+                    let mut p = lock(&self.zc_pending);
+                    let hit: Vec<u64> = p.keys().copied().filter(|c| (a..=b).contains(c)).collect();
+                    for c in &hit {
+                        Self::ack_one(&mut p, *c, &mut done);
+                    }
+                    !hit.is_empty()
+                };
+                for g in done {
+                    g.complete(Completion::OK);
+                }
+                return any;
+            }
+        };
         let mut done: Vec<TxGuard> = Vec::new();
         let ok = {
             let mut p = lock(&self.zc_pending);
-            let mut take = |c: u64| match p.remove(&c) {
-                Some((g, _)) => {
-                    done.push(g);
-                    true
-                }
-                None => false,
-            };
-            match ack {
-                ZcAcked::None | ZcAcked::Keepalive => true,
-                ZcAcked::One(c) => take(c),
-                ZcAcked::Pair(a, b) => take(a) & take(b),
-                ZcAcked::Range(a, b) => {
-                    if b - a > 1 << 20 {
-                        false
-                    } else {
-                        let mut any = false;
-                        for c in a..=b {
-                            any |= take(c);
-                        }
-                        any
-                    }
-                }
-            }
+            cookies
+                .iter()
+                .filter(|c| **c != 0)
+                .fold(all_known, |ok, c| Self::ack_one(&mut p, *c, &mut done) & ok)
         };
         for g in done {
             g.complete(Completion::OK);
         }
         ok
+    }
+
+    /// Marks one cookie acknowledged; false when it is not ours.
+    fn ack_one(p: &mut HashMap<u64, ZcSlot>, c: u64, done: &mut Vec<TxGuard>) -> bool {
+        match p.remove(&c) {
+            Some(ZcSlot::Waiting(g, _)) => {
+                done.push(g);
+                true
+            }
+            Some(ZcSlot::Writing) | Some(ZcSlot::Acked) => {
+                p.insert(c, ZcSlot::Acked);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -625,6 +668,21 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                     _ => 0,
                 };
                 let n = match frame_head(conn, tx, zc, ack, &mut head) {
+                    Ok(n) if conn.cfg.csum && conn.version == KSOCK_PROTO_V2 => {
+                        match v2_csum(&head[..n], &tx.payload) {
+                            Some(c) => {
+                                Endian::Little.put_csum(&mut head, c);
+                                n
+                            }
+                            None => {
+                                g.complete(Completion::failed(
+                                    errno::EBUSY,
+                                    HealthStatus::LOCAL_ERROR,
+                                ));
+                                continue;
+                            }
+                        }
+                    }
                     Ok(n) => n,
                     Err(e) => {
                         conn.host.log(
@@ -635,9 +693,36 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                         continue;
                     }
                 };
-                match write_frame(&mut w, &head[..n], &tx.payload, t).await {
+                if zc != 0 {
+                    // Before the frame goes out: the ACK may come back
+                    // before this task runs again.
+                    lock(&conn.zc_pending).insert(zc, ZcSlot::Writing);
+                }
+                let r = write_frame(&mut w, &head[..n], &tx.payload, t).await;
+                if zc != 0 && r.is_err() {
+                    lock(&conn.zc_pending).remove(&zc);
+                }
+                match r {
                     Ok(()) if zc != 0 => {
-                        lock(&conn.zc_pending).insert(zc, (g, Instant::now()));
+                        let mut p = lock(&conn.zc_pending);
+                        match p.remove(&zc) {
+                            Some(ZcSlot::Writing) if !conn.is_closed() => {
+                                p.insert(zc, ZcSlot::Waiting(g, Instant::now()));
+                            }
+                            Some(ZcSlot::Acked) => {
+                                drop(p);
+                                g.complete(Completion::OK);
+                            }
+                            // Closed meanwhile (the close drained the map).
+                            _ => {
+                                drop(p);
+                                let st = conn.close_status().unwrap_or(Completion::failed(
+                                    ESHUTDOWN,
+                                    HealthStatus::LOCAL_INTERRUPT,
+                                ));
+                                g.complete(st);
+                            }
+                        }
                     }
                     Ok(()) => g.complete(Completion::OK),
                     Err(FrameError::Busy) => {
@@ -671,7 +756,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
 fn zc_overdue(conn: &Conn) -> Option<CloseReason> {
     let t = conn.cfg.sock_timeout;
     let p = lock(&conn.zc_pending);
-    let late = p.values().any(|(_, at)| at.elapsed() >= t);
+    let late = p
+        .values()
+        .any(|s| matches!(s, ZcSlot::Waiting(_, at) if at.elapsed() >= t));
     late.then(|| CloseReason::timeout("zero-copy ACK", t))
 }
 
@@ -707,6 +794,17 @@ fn frame_head(
         head[off..off + HDR_NID4_SIZE].copy_from_slice(&b);
         Ok(off + HDR_NID4_SIZE)
     }
+}
+
+/// The V2 checksum of a frame whose socklnd header (`head[..24]`, checksum
+/// 0) and LNet header are in `head`, and whose payload is `payload`.
+fn v2_csum(head: &[u8], payload: &Payload) -> Option<u32> {
+    let mut c = csum_update(0xFFFF_FFFF, head);
+    for f in payload.frags() {
+        c = csum_update(c, &f.borrow().ok()?);
+    }
+    // A sum of 0 goes out as 0, which receivers take as "not checksummed".
+    Some(c)
 }
 
 enum FrameError {
@@ -930,6 +1028,7 @@ async fn read_loop<R: AsyncRead + Unpin, O: ConnOwner>(
         let guard = RxGuard {
             action: Some(action),
             host: conn.host.clone(),
+            conn: Some(conn.clone()),
         };
         let mut csum = if ksh.csum != 0 && conn.version == KSOCK_PROTO_V2 {
             let mut z = raw_ksh;
@@ -1042,151 +1141,11 @@ mod tests {
     //! scripted and random frames.
 
     use super::*;
-    use crate::hello::{PeerHello, PeerId};
+    use crate::fuzzing::{conn, conn_with, lnet, run, Counts, Owner, H, NET};
     use lnd_api::abi_stable::std_types::ROption;
-    use lnd_api::hdr::HDR_NID4_SIZE;
-    use lnd_api::{Host, IoBuf, LndError, MsgToken, MsgType, NetId, Nid};
+    use lnd_api::{IoBuf, MsgToken, MsgType, Nid};
     use proptest::prelude::*;
-    use std::sync::atomic::AtomicUsize;
-    use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
-
-    const NET: NetId = NetId::new(2, 0);
-
-    #[derive(Default)]
-    struct Counts {
-        finalized_rx: AtomicUsize,
-        finalized_tx: AtomicUsize,
-        parsed: AtomicUsize,
-        failed: AtomicUsize,
-        tasks_done: AtomicUsize,
-    }
-
-    struct H(Arc<Counts>);
-    impl Host for H {
-        fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), LndError> {
-            Ok(())
-        }
-        fn finalize(&self, m: MsgToken, _: Completion) {
-            if m.0 >= 1 << 40 {
-                self.0.finalized_rx.fetch_add(1, Ordering::SeqCst);
-            } else {
-                self.0.finalized_tx.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        fn notify(&self, _: Nid, _: bool) {}
-        fn link_state(&self, _: bool) {}
-        fn log(&self, _: LogLevel, _: &str) {}
-    }
-
-    struct Owner(Arc<Counts>);
-    impl ConnOwner for Owner {
-        fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
-            let n = self.0.parsed.fetch_add(1, Ordering::SeqCst) as u64;
-            let a = RxAction {
-                rx,
-                msg: ROption::RSome(MsgToken(1 << 40 | n)),
-                payload: Payload::single(IoBuf::zeroed(hdr.payload_length as usize / 2)),
-                rlen: hdr.payload_length,
-                delayed: false,
-            };
-            conn.deliver(rx.0 & 0xFFFF_FFFF, a)
-                .map_err(|_| "deliver refused".to_string())
-        }
-        fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
-            self.0.failed.fetch_add(1, Ordering::SeqCst);
-            conn.close(why);
-        }
-        fn task_done(&self) {
-            self.0.tasks_done.fetch_add(1, Ordering::SeqCst);
-        }
-        fn log(&self, _: LogLevel, _: &str) {}
-    }
-
-    fn peer() -> PeerHello {
-        PeerHello {
-            peer: PeerId {
-                nid: Nid::new4(NET, 2),
-                pid: 12345,
-            },
-            userspace: false,
-            incarnation: 1,
-            version: 3,
-            ctype: ConnType::Control,
-            endian: Endian::Little,
-        }
-    }
-
-    fn conn(counts: &Arc<Counts>) -> Arc<Conn> {
-        Conn::new(
-            7,
-            &peer(),
-            false,
-            None,
-            ConnCfg {
-                sock_timeout: Duration::from_secs(5),
-                keepalive: Duration::ZERO,
-                zc_min_payload: None,
-            },
-            HostHandle::new(H(counts.clone())),
-        )
-    }
-
-    fn lnet(len: u32, zc_req: u64, zc_ack: u64) -> Vec<u8> {
-        let mut k = [0u8; MSG_HDR_SIZE];
-        MsgHdrRepr {
-            kind: MsgKind::Lnet,
-            csum: 0,
-            zc_req,
-            zc_ack,
-        }
-        .emit(Endian::Little, &mut k);
-        let mut v = k.to_vec();
-        let h = Hdr {
-            dest_nid: Nid::new4(NET, 1),
-            src_nid: Nid::new4(NET, 2),
-            dest_pid: 12345,
-            src_pid: 12345,
-            msg_type: MsgType::PUT,
-            payload_length: len,
-            body: [0; 40],
-        };
-        let mut b = [0u8; HDR_NID4_SIZE];
-        h.encode_nid4(&mut b).expect("encode");
-        v.extend_from_slice(&b);
-        v.extend((0..len).map(|i| i as u8));
-        v
-    }
-
-    /// Runs a connection over `input`; returns what it wrote back.
-    fn run(input: Vec<u8>, counts: &Arc<Counts>, answer_wait: Duration) -> Vec<u8> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let (ours, mut theirs) = duplex(1 << 16);
-            let c = conn(counts);
-            start(c.clone(), ours, Arc::new(Owner(counts.clone())));
-            let _ = tokio::time::timeout(Duration::from_secs(10), theirs.write_all(&input)).await;
-            // Give the connection time to answer (ZC ACKs) before EOF.
-            let mut back = vec![0u8; 4096];
-            let n = match tokio::time::timeout(answer_wait, theirs.read(&mut back)).await {
-                Ok(Ok(n)) => n,
-                _ => 0,
-            };
-            back.truncate(n);
-            let _ = theirs.shutdown().await;
-            let mut rest = Vec::new();
-            let _ =
-                tokio::time::timeout(Duration::from_secs(10), theirs.read_to_end(&mut rest)).await;
-            back.extend(rest);
-            while counts.tasks_done.load(Ordering::SeqCst) < 2 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            assert!(c.is_closed());
-            back
-        })
-    }
+    use tokio::io::duplex;
 
     #[test]
     fn frames_in_order_then_eof() {
@@ -1246,6 +1205,80 @@ mod tests {
             }
         });
         assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn our_zc_request_completes_only_on_the_ack() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (ours, mut theirs) = duplex(1 << 20);
+            let c = conn_with(
+                &counts,
+                ConnCfg {
+                    sock_timeout: Duration::from_secs(5),
+                    keepalive: Duration::ZERO,
+                    zc_min_payload: Some(1000),
+                    csum: false,
+                },
+            );
+            start(c.clone(), ours, Arc::new(Owner(counts.clone())));
+            let host = HostHandle::new(H(counts.clone()));
+            let hdr = Hdr {
+                dest_nid: Nid::new4(NET, 2),
+                src_nid: Nid::new4(NET, 1),
+                dest_pid: 12345,
+                src_pid: 12345,
+                msg_type: MsgType::PUT,
+                payload_length: 5000,
+                body: [0; 40],
+            };
+            let tx = TxMsg {
+                token: MsgToken(1),
+                hdr,
+                target: Nid::new4(NET, 2),
+                target_pid: 12345,
+                payload: Payload::single(IoBuf::zeroed(5000)),
+                rx: ROption::RNone,
+            };
+            assert!(c.enqueue(TxGuard::new(tx, host)).is_ok());
+            let mut frame = vec![0u8; MSG_HDR_SIZE + 72 + 5000];
+            theirs.read_exact(&mut frame).await.expect("frame");
+            let v = MsgHdr::new_checked(&frame, Endian::Little).expect("24 bytes");
+            let h = MsgHdrRepr::parse(&v).expect("valid");
+            assert_eq!((h.kind, h.zc_req), (MsgKind::Lnet, 2), "first cookie is 2");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(
+                counts.finalized_tx.load(Ordering::SeqCst),
+                0,
+                "not before the ACK"
+            );
+            let mut ack = [0u8; MSG_HDR_SIZE];
+            MsgHdrRepr {
+                kind: MsgKind::Noop,
+                csum: 0,
+                zc_req: 0,
+                zc_ack: 2,
+            }
+            .emit(Endian::Little, &mut ack);
+            theirs.write_all(&ack).await.expect("ack");
+            while counts.finalized_tx.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            // A second ACK of the same cookie is now unknown: protocol error.
+            theirs.write_all(&ack).await.expect("ack");
+            while !c.is_closed() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(c
+                .close_reason()
+                .is_some_and(|r| r.text.contains("unknown cookie")));
+        });
+        assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), 1);
     }
 
     proptest! {

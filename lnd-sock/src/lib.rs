@@ -30,6 +30,8 @@
 
 pub mod acceptor;
 pub mod conn;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 pub mod hello;
 pub mod iface;
 pub mod net;

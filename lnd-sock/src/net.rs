@@ -129,7 +129,11 @@ mod tests {
         } else {
             assert!(port > MAX_RESERVED_PORT);
         }
-        let p = Params::default();
+        let p = Params {
+            tx_buffer_size: 256 * 1024,
+            rx_buffer_size: 128 * 1024,
+            ..Params::default()
+        };
         let t = NiTunables {
             conns_per_peer: 1,
             tos: 0x10,
@@ -138,6 +142,10 @@ mod tests {
         let r = SockRef::from(&s);
         assert!(r.nodelay().expect("nodelay"));
         assert_eq!(r.tos().expect("tos"), 0x10);
+        // Linux doubles the value asked for (bookkeeping overhead).
+        assert!(r.send_buffer_size().expect("sndbuf") >= 256 * 1024);
+        assert!(r.recv_buffer_size().expect("rcvbuf") >= 128 * 1024);
+        assert!(r.keepalive().expect("keepalive"));
         let unpriv = connect(
             "127.0.0.1".parse().expect("ip"),
             at,

@@ -2,7 +2,7 @@
 //! the peer table, connection setup in both directions, send dispatch over
 //! typed connections, receive tokens, and shutdown.
 //!
-//! Locking: one mutex per NI ([`NiInner::st`]) guards the peer table; it is
+//! Locking: one mutex per NI (its state) guards the peer table; it is
 //! held only for table updates, never across a socket call or a host
 //! callback. Order: NI lock, then a connection's queue lock.
 
@@ -179,6 +179,7 @@ impl NiInner {
             sock_timeout: params.sock_timeout(),
             keepalive: Duration::from_secs(params.keepalive as u64),
             zc_min_payload: params.zc_request.then_some(params.zc_min_payload),
+            csum: params.enable_csum,
         };
         let (shut_tx, _) = watch::channel(false);
         Arc::new_cyclic(|me| NiInner {
@@ -526,37 +527,61 @@ impl NiInner {
 
     /// Registers an established connection and starts its tasks.
     fn established(&self, s: TcpStream, p: PeerHello, active: bool) -> Result<(), String> {
-        if let Err(e) = net::setup(&s, &self.params, &self.tun) {
-            self.log_ni(
-                LogLevel::WARN,
-                &format!("socket options for {}: {e}", p.peer),
-            );
-        }
         let addrs = match (s.local_addr(), s.peer_addr()) {
             (Ok(l), Ok(r)) => Some((l, r)),
             _ => None,
         };
         let conn = self.register(&p, active, addrs)?;
-        let Some(me) = self.arc() else {
-            return Err("NI is gone".into());
-        };
-        conn::start(conn, s, me);
+        self.start_conn(conn, s);
         Ok(())
+    }
+
+    /// Applies the socket options and starts a registered connection's
+    /// reader and writer.
+    fn start_conn(&self, conn: Arc<Conn>, s: TcpStream) {
+        if let Err(e) = net::setup(&s, &self.params, &self.tun) {
+            self.log_ni(
+                LogLevel::WARN,
+                &format!("socket options for {}: {e}", conn.peer),
+            );
+        }
+        let Some(me) = self.arc() else {
+            conn.close(CloseReason::shutdown());
+            return;
+        };
+        *lock(&self.tasks) += 2;
+        conn::start(conn, s, me);
     }
 
     /// Adds a connection to its peer (closing the peer's stale connections
     /// when its incarnation changed) and moves waiting sends onto it.
-    /// Reserves the two task slots of its reader and writer.
     pub fn register(
         &self,
         p: &PeerHello,
         active: bool,
         addrs: Option<(SocketAddr, SocketAddr)>,
     ) -> Result<Arc<Conn>, String> {
+        self.register_checked(p, active, addrs, false)
+            .map_err(str::to_string)
+    }
+
+    /// [`NiInner::register`], with the passive side's refusals checked in
+    /// the same critical section when `passive_checks` (so that a second
+    /// connection racing in cannot slip past the duplicate check).
+    fn register_checked(
+        &self,
+        p: &PeerHello,
+        active: bool,
+        addrs: Option<(SocketAddr, SocketAddr)>,
+        passive_checks: bool,
+    ) -> Result<Arc<Conn>, &'static str> {
         let (conn, stale, fail) = {
             let mut st = lock(&self.st);
             if st.shutdown {
-                return Err("NI is shutting down".into());
+                return Err("NI is shutting down");
+            }
+            if passive_checks {
+                Self::refusal(&st, p, &self.local, &self.tun)?;
             }
             let id = st.next_conn;
             st.next_conn = st.next_conn.wrapping_add(1).max(1);
@@ -587,7 +612,6 @@ impl NiInner {
             st.conns.insert(id, conn.clone());
             (conn, stale, fail)
         };
-        *lock(&self.tasks) += 2;
         if !stale.is_empty() {
             self.log_ni(
                 LogLevel::INFO,
@@ -642,8 +666,13 @@ impl NiInner {
                     return;
                 }
             };
-            let verdict = me.decide(&p);
-            let accept = verdict.is_ok();
+            let addrs = match (s.local_addr(), s.peer_addr()) {
+                (Ok(l), Ok(r)) => Some((l, r)),
+                _ => None,
+            };
+            // Registered before the answer goes out: the next connection
+            // from this peer already counts as a duplicate.
+            let verdict = me.register_checked(&p, false, addrs, true);
             if let Err(why) = &verdict {
                 me.log_ni(
                     LogLevel::DEBUG,
@@ -654,34 +683,54 @@ impl NiInner {
                     ),
                 );
             }
-            if let Err(e) = hello::passive_answer(&mut s, &mut hs, accept, t).await {
-                me.log_ni(LogLevel::WARN, &format!("answer to {from}: {e}; closing"));
-                return;
-            }
-            if accept {
-                if let Err(e) = me.established(s, p, false) {
-                    me.log_ni(LogLevel::WARN, &format!("connection from {from}: {e}"));
+            let answered = hello::passive_answer(&mut s, &mut hs, verdict.is_ok(), t).await;
+            match (verdict, answered) {
+                (Ok(conn), Ok(())) => me.start_conn(conn, s),
+                (Ok(conn), Err(e)) => {
+                    me.log_ni(LogLevel::WARN, &format!("answer to {from}: {e}; closing"));
+                    me.conn_failed(
+                        &conn,
+                        CloseReason::new(
+                            format!("answer failed: {e}"),
+                            errno::ECONNRESET,
+                            HealthStatus::REMOTE_ERROR,
+                        ),
+                    );
                 }
+                (Err(_), Err(e)) => {
+                    me.log_ni(LogLevel::DEBUG, &format!("answer to {from}: {e}"));
+                }
+                (Err(_), Ok(())) => {}
             }
         });
     }
 
     /// The passive side's refusals (§5.6 step 4): a connection race we win,
     /// a duplicate connection.
+    #[cfg(test)]
     fn decide(&self, p: &PeerHello) -> Result<(), &'static str> {
         let st = lock(&self.st);
         if st.shutdown {
             return Err("NI is shutting down");
         }
+        Self::refusal(&st, p, &self.local, &self.tun)
+    }
+
+    fn refusal(
+        st: &NiState,
+        p: &PeerHello,
+        local: &LocalId,
+        tun: &NiTunables,
+    ) -> Result<(), &'static str> {
         let Some(peer) = st.peers.get(&p.peer) else {
             return Ok(());
         };
-        if peer.connecting && p.peer.nid < self.local.nid {
+        if peer.connecting && p.peer.nid < local.nid {
             return Err("connection race: our NID is higher, our connections win");
         }
         let same_inc = peer.incarnation == Some(p.incarnation);
         let limit = match p.ctype {
-            ConnType::BulkIn | ConnType::BulkOut => self.tun.conns_per_peer as usize,
+            ConnType::BulkIn | ConnType::BulkOut => tun.conns_per_peer as usize,
             _ => 1,
         };
         if same_inc && peer.count(p.ctype) >= limit {
@@ -1015,8 +1064,6 @@ mod tests {
         assert_eq!(p.conns.len(), 1);
         assert_eq!(p.incarnation, Some(5));
         drop(st);
-        // Undo the task slots register reserved (no tasks were started).
-        *lock(&n.tasks) = 0;
         n.shutdown_ni();
     }
 

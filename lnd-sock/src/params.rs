@@ -2,7 +2,7 @@
 //! §13.3/§13.5) and per-NI tunables (`lnetctl net add`, `spec/lnetctl.md`
 //! §2.2), with upstream's names, defaults and units.
 //!
-//! [`NiConfig::params`] is the node's one flat namespace: names this LND
+//! [`lnd_api::NiConfig::params`] is the node's one flat namespace: names this LND
 //! does not know belong to somebody else and are ignored; a known name with
 //! a bad value refuses the NI with a message naming it.
 
@@ -61,6 +61,8 @@ pub struct Params {
     pub keepalive_count: u32,
     /// `keepalive_intvl` (5 s).
     pub keepalive_intvl: u32,
+    /// `enable_csum` (0): checksum messages on V2 connections.
+    pub enable_csum: bool,
     /// `conns_per_peer` module default (0: auto).
     pub conns_per_peer: u32,
     /// `tos` module default (-1: off).
@@ -105,6 +107,7 @@ impl Default for Params {
             keepalive_idle: 30,
             keepalive_count: 5,
             keepalive_intvl: 5,
+            enable_csum: false,
             conns_per_peer: 0,
             tos: -1,
             protocol: 3,
@@ -183,6 +186,7 @@ impl Params {
                 "keepalive_idle" => p.keepalive_idle = num(n, v, 0, 86400)?,
                 "keepalive_count" => p.keepalive_count = num(n, v, 0, 1000)?,
                 "keepalive_intvl" => p.keepalive_intvl = num(n, v, 0, 86400)?,
+                "enable_csum" => p.enable_csum = num::<u32>(n, v, 0, 1)? == 1,
                 "conns_per_peer" => p.conns_per_peer = num(n, v, 0, 255)?,
                 "tos" => p.tos = num(n, v, -1, 255)?,
                 "protocol" => p.protocol = num(n, v, 2, 3)?,

@@ -109,6 +109,10 @@ impl Endian {
         };
         b[off..off + 8].copy_from_slice(&a);
     }
+    /// Writes the `ksh_csum` field of a socklnd header at the start of `b`.
+    pub fn put_csum(self, b: &mut [u8], v: u32) {
+        self.put_u32(b, 4, v)
+    }
     /// Which order makes `raw` (4 bytes) read as `magic`, if any.
     fn of_magic(raw: &[u8; 4], magic: u32) -> Option<Endian> {
         if u32::from_le_bytes(*raw) == magic {
@@ -421,7 +425,7 @@ impl ConnReqRepr {
             CONNREQ16_SIZE
         }
     }
-    /// Writes the request in `endian` into `out` (at least [`Self::len`]
+    /// Writes the request in `endian` into `out` (at least [`Self::wire_len`]
     /// bytes); returns the length written.
     pub fn emit(&self, endian: Endian, out: &mut [u8]) -> Result<usize, WireError> {
         let n = self.wire_len();

@@ -89,7 +89,7 @@ fn all_sizes_both_directions_concurrently() {
         assert_eq!(a.host.sent_count(*t), 1, "finalized exactly once");
     }
     // Typed connections: one CONTROL, conns_per_peer (1 on lo) of each bulk type.
-    let list = a.ni.ctl("conn_list", "").expect("conn_list");
+    let list = wait_conns(&a.ni, 3, T);
     for t in ["control", "bulk_in", "bulk_out"] {
         assert_eq!(
             list.matches(&format!("type: {t}\n")).count(),
@@ -153,12 +153,12 @@ fn conns_per_peer_and_lnd_tunables() {
     }
     assert!(a.host.wait_sent(&toks, T).iter().all(|c| c.is_ok()));
     check_delivery(&b, &sent, &a);
-    let list = a.ni.ctl("conn_list", "").expect("conn_list");
+    let list = wait_conns(&a.ni, 5, T);
     assert_eq!(list.matches("type: control\n").count(), 1, "{list}");
     assert_eq!(list.matches("type: bulk_in\n").count(), 2, "{list}");
     assert_eq!(list.matches("type: bulk_out\n").count(), 2, "{list}");
     // B sees the inverse types, as passive connections.
-    let lb = b.ni.ctl("conn_list", "").expect("conn_list");
+    let lb = wait_conns(&b.ni, 5, T);
     assert_eq!(lb.matches("active: false").count(), 5, "{lb}");
     a.shutdown();
     b.shutdown();
@@ -397,4 +397,43 @@ fn startup_errors_are_clear() {
     .err()
     .expect("bad tunable");
     assert_eq!(e.errno, errno::EINVAL);
+}
+
+#[test]
+fn bulk_port_and_accept_none() {
+    let (port, bulk) = (test_port(), test_port());
+    let mut p = params(port);
+    p.push(("accept_port_bulk", bulk.to_string()));
+    let b = start("B", config(TCP, "127.0.0.2", &p, &[]), RecvMode::Sync).expect("B");
+    // A runs no acceptor at all: it can still connect out.
+    let mut pa = p.clone();
+    pa.retain(|(k, _)| *k != "accept");
+    pa.push(("accept", "none".to_string()));
+    let a = start("A", config(TCP, "127.0.0.1", &pa, &[]), RecvMode::Sync).expect("A");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    let mut toks = Vec::new();
+    let mut sent = Vec::new();
+    for (i, n) in [10usize, 200_000].into_iter().enumerate() {
+        let d = pattern(n, i as u8);
+        let (t, m) = put(&a, b.nid(), &d);
+        a.ni.send(m).expect("send");
+        toks.push(t);
+        sent.push((t, d));
+    }
+    assert!(a.host.wait_sent(&toks, T).iter().all(|c| c.is_ok()));
+    check_delivery(&b, &sent, &a);
+    // CONTROL went to accept_port, the bulk connections to accept_port_bulk.
+    let list = wait_conns(&a.ni, 3, T);
+    assert_eq!(
+        list.matches(&format!("remote: 127.0.0.2:{port}\n")).count(),
+        1,
+        "{list}"
+    );
+    assert_eq!(
+        list.matches(&format!("remote: 127.0.0.2:{bulk}\n")).count(),
+        2,
+        "{list}"
+    );
+    a.shutdown();
+    b.shutdown();
 }

@@ -312,6 +312,8 @@ fn disconnect_then_reconnect() {
     let (t, m) = put(&a, b.nid(), b"one");
     a.ni.send(m).expect("send");
     assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    // The bulk connections follow the first one: wait for all three.
+    wait_conns(&a.ni, 3, T);
     let out =
         a.ni.ctl("disconnect", &b.nid().to_string())
             .expect("disconnect");
@@ -321,6 +323,35 @@ fn disconnect_then_reconnect() {
     a.ni.send(m).expect("send");
     assert!(a.host.wait_sent(&[t], T)[0].is_ok());
     b.host.wait_received(2, T);
+    a.shutdown();
+    b.shutdown();
+}
+
+#[test]
+fn v2_with_checksums_between_two_nis() {
+    let port = test_port();
+    let mut p = params(port);
+    p.push(("protocol", "2".to_string()));
+    p.push(("enable_csum", "1".to_string()));
+    let a = start("A", config(TCP, "127.0.0.1", &p, &[]), RecvMode::Sync).expect("A");
+    let b = start("B", config(TCP, "127.0.0.2", &p, &[]), RecvMode::Sync).expect("B");
+    let mut toks = Vec::new();
+    let mut sent = Vec::new();
+    for (i, n) in [0usize, 1, 4096, 300_000].into_iter().enumerate() {
+        let d = pattern(n, i as u8);
+        let (t, m) = put(&a, b.nid(), &d);
+        a.ni.send(m).expect("send");
+        toks.push(t);
+        sent.push(d);
+    }
+    assert!(a.host.wait_sent(&toks, T).iter().all(|c| c.is_ok()));
+    let got = b.host.wait_received(4, T);
+    for d in &sent {
+        assert!(got.iter().any(|r| r.status.is_ok() && r.data == *d));
+    }
+    let list = a.ni.ctl("conn_list", "").expect("list");
+    assert!(list.contains("protocol: 2"), "{list}");
+    assert!(!b.host.logs().iter().any(|(_, l)| l.contains("checksum")));
     a.shutdown();
     b.shutdown();
 }

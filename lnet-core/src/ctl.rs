@@ -106,6 +106,23 @@ impl StopHandle {
     }
 }
 
+/// The node a server runs, for the application that embeds the server
+/// (DESIGN.md: an application with LNet in-process gets the same control
+/// socket). The node exists from `lnet configure` to `lnet unconfigure`.
+#[derive(Clone)]
+pub struct NodeSlot(Arc<Shared>);
+
+impl NodeSlot {
+    /// The node, if LNet is configured.
+    pub fn get(&self) -> Option<Arc<Node>> {
+        self.0
+            .node
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// The control-socket server of one LNet instance.
 pub struct CtlServer {
     listener: UnixListener,
@@ -238,6 +255,12 @@ impl CtlServer {
     /// A handle that stops [`CtlServer::serve`].
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle(self.shared.clone())
+    }
+
+    /// The node this server runs (once configured), for an embedding
+    /// application.
+    pub fn node_slot(&self) -> NodeSlot {
+        NodeSlot(self.shared.clone())
     }
 
     /// `lnet configure [--all]` from inside the daemon (`config_on_load=1`).

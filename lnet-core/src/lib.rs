@@ -18,6 +18,8 @@
 //!   selection, `parse`, send credits.
 //! * [`event`]: MD events and ping results. [`ping`]: the ping target and
 //!   initiator. [`stats`]: counters. [`lo`]: the loopback LND.
+//! * [`selftest`] (`lnet/selftest/`): LNet selftest over the engine: the
+//!   test node's services and test clients, and the `lst` console.
 //!
 //! ## Decisions where `docs/engine-api.md` leaves room (upstream's choice unless noted)
 //!

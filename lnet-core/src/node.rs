@@ -6,10 +6,14 @@
 //! LNDs, so an LND may call back into the host from inside any LND call. A
 //! timer thread calls `handle_timeout` at the engine's `poll_timeout`.
 //! Control requests (from lnetd's socket or an embedding application) are
-//! plain methods.
+//! plain methods. An embedding application moves data with the methods of
+//! `app` ([`Node::md_attach`], [`Node::md_bind`], [`Node::put`],
+//! [`Node::get`], [`Node::md_unlink`]) and takes the MD events from the
+//! [`EqHandle`] each MD was created with; [`crate::ctl::CtlServer::node_slot`]
+//! gives it the node that `lnetctl lnet configure` started.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
@@ -29,6 +33,10 @@ use crate::selftest::{ConsoleError, Selftest, TxnId};
 use crate::time::Instant;
 use crate::wire::{PingInfo, LNET_NI_STATUS_UP, LNET_PING_FEAT_MULTI_RAIL};
 use crate::Lnet;
+
+mod app;
+
+pub use app::{EqHandle, MatchSpec, Target};
 
 /// The result of a selftest console command, see [`Node::lst`].
 pub use crate::selftest::ConsoleReply as LstReply;
@@ -231,6 +239,8 @@ struct State {
     pings: HashMap<PingId, Result<PingInfo, PingError>>,
     /// LNet selftest (test services, test clients, console).
     selftest: Selftest,
+    /// MDs of the embedding application, by handle: where their events go.
+    app_mds: HashMap<crate::md::MdHandle, app::AppMd>,
     /// Finished selftest console commands waiting for their caller.
     lst_done: HashMap<TxnId, Result<LstReply, ConsoleError>>,
     /// Module parameters handed to every LND.
@@ -245,6 +255,17 @@ struct Inner {
     changed: Condvar,
     origin: std::time::Instant,
     timer: Mutex<Option<JoinHandle<()>>>,
+    /// LND work produced by host callbacks made from inside an LND call (see
+    /// [`Inner::execute`]), run by the executor thread.
+    deferred: Mutex<VecDeque<Work>>,
+    /// Signalled when `deferred` gets work or the node stops.
+    deferred_ready: Condvar,
+    executor: Mutex<Option<JoinHandle<()>>>,
+    /// Emptied work lists kept for reuse, so that a call carrying a message
+    /// allocates no list (issue #3: no heap allocation per message). Lists
+    /// move between threads (a callback's list runs on the executor), so
+    /// the pool is the node's; its lock is never held while taking another.
+    spare_work: Mutex<Vec<Work>>,
 }
 
 /// One running LNet instance (the kernel module's role). Cheap to clone.
@@ -262,42 +283,30 @@ impl std::fmt::Debug for Node {
 /// What to do after the lock is released.
 type Work = Vec<(LndNiHandle, LndOp)>;
 
-/// Most emptied work lists one thread keeps for reuse.
-const SPARE_WORK_MAX: usize = 8;
-
-thread_local! {
-    /// Emptied work lists kept for reuse, so that a call carrying a message
-    /// allocates no list (issue #3: no heap allocation per message). Each
-    /// nesting level takes its own: an LND calling back into the host from
-    /// inside an LND call (the `lo` LND always does) runs a nested `with`
-    /// while the outer list is being executed.
-    static SPARE_WORK: RefCell<Vec<Work>> = const { RefCell::new(Vec::new()) };
-}
-
-/// An empty work list, with capacity when one was given back before.
-fn take_work() -> Work {
-    SPARE_WORK
-        .try_with(|s| s.borrow_mut().pop())
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-}
-
-/// Keeps an executed (empty) work list for the next call on this thread.
-fn give_back_work(mut work: Work) {
-    work.clear();
-    // During thread teardown the pool may be gone: the list is just dropped.
-    let _ = SPARE_WORK.try_with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < SPARE_WORK_MAX {
-            s.push(work);
-        }
-    });
-}
+/// Most emptied work lists a node keeps for reuse.
+const SPARE_WORK_MAX: usize = 16;
 
 impl Inner {
     fn now(&self) -> Instant {
         Instant(self.origin.elapsed().as_nanos() as u64)
+    }
+
+    /// An empty work list, with capacity when one was given back before.
+    fn take_work(&self) -> Work {
+        self.spare_work
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Keeps an executed (emptied) work list for a later call.
+    fn give_back_work(&self, mut work: Work) {
+        work.clear();
+        let mut spare = self.spare_work.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < SPARE_WORK_MAX {
+            spare.push(work);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -308,18 +317,43 @@ impl Inner {
 
     /// Runs `f` on the state, drains the engine's outputs, releases the lock
     /// and executes them; LND failures are fed back until nothing is left.
-    fn with<R>(&self, f: impl FnOnce(&mut State, Instant) -> R) -> R {
+    fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut State, Instant) -> R) -> R {
         let mut st = self.lock();
         let now = self.now();
         let r = f(&mut st, now);
-        let work = drain(&mut st, now);
+        let mut work = self.take_work();
+        drain_into(&mut st, now, &mut work);
         drop(st);
         self.changed.notify_all();
         self.execute(work);
         r
     }
 
-    fn execute(&self, mut work: Work) {
+    /// Executes LND work on this thread, unless this thread is already
+    /// inside an LND call made by the runtime: a host callback from there
+    /// (the lo LND's `send` parses at once, its `recv` finalizes at once, and
+    /// a completion starts the next selftest RPC) hands its work to the
+    /// node's executor thread instead, so a stream of messages never deepens
+    /// the stack and the caller (a control request) is not kept running an
+    /// endless chain.
+    fn execute(self: &Arc<Self>, work: Work) {
+        if work.is_empty() {
+            self.give_back_work(work);
+            return;
+        }
+        if IN_LND_CALL.with(Cell::get) {
+            self.deferred
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_back(work);
+            self.deferred_ready.notify_one();
+            return;
+        }
+        let _inside = InLndCall::enter();
+        self.run(work);
+    }
+
+    fn run(self: &Arc<Self>, mut work: Work) {
         while !work.is_empty() {
             let mut failed: Vec<(MsgToken, Completion)> = Vec::new();
             for (lnd, op) in work.drain(..) {
@@ -366,20 +400,64 @@ impl Inner {
             drop(st);
             self.changed.notify_all();
         }
-        give_back_work(work);
+        self.give_back_work(work);
+    }
+}
+
+thread_local! {
+    /// Whether this thread is executing LND work for a node's runtime.
+    static IN_LND_CALL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as executing LND work until dropped (also when
+/// unwinding).
+struct InLndCall;
+
+impl InLndCall {
+    fn enter() -> Self {
+        IN_LND_CALL.with(|c| c.set(true));
+        InLndCall
+    }
+}
+
+impl Drop for InLndCall {
+    fn drop(&mut self) {
+        IN_LND_CALL.with(|c| c.set(false));
+    }
+}
+
+/// The executor thread: runs the work that host callbacks deferred, in
+/// order, until the node stops and nothing is left.
+fn executor_loop(node: Weak<Inner>) {
+    let _inside = InLndCall::enter();
+    loop {
+        let Some(inner) = node.upgrade() else { return };
+        let work = {
+            let mut q = inner.deferred.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(w) = q.pop_front() {
+                    break Some(w);
+                }
+                if inner.lock().stopping {
+                    break None;
+                }
+                q = inner
+                    .deferred_ready
+                    .wait_timeout(q, Duration::from_secs(1))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+        };
+        match work {
+            Some(w) => inner.run(w),
+            None => return,
+        }
     }
 }
 
 /// Drains the engine's LND operations (paired with the NI's LND object) and
-/// its events (ping results are kept for their waiters) into a work list
-/// reused from this thread's spares.
-fn drain(st: &mut State, now: Instant) -> Work {
-    let mut work = take_work();
-    drain_into(st, now, &mut work);
-    work
-}
-
-/// [`drain`] into a given (empty) list.
+/// its events (ping results are kept for their waiters, application MD
+/// events go to their queues) into `work`.
 fn drain_into(st: &mut State, now: Instant, work: &mut Work) {
     // Selftest reacts to events with new sends (and rarely new events):
     // go round until the engine has nothing left.
@@ -392,6 +470,14 @@ fn drain_into(st: &mut State, now: Instant, work: &mut Work) {
             return;
         }
     }
+}
+
+/// `MemTotal` from `/proc/meminfo`, in bytes.
+fn total_ram_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Wall-clock time since the Unix epoch (selftest ids and stamps).
@@ -432,6 +518,9 @@ fn drain_once(st: &mut State, now: Instant, work: &mut Work) -> usize {
             Event::PingDone { id, result } => {
                 st.pings.insert(id, result);
             }
+            // The application's MDs first (their user pointers are the
+            // application's own and could look like selftest's tags).
+            Event::Md(e) if app::route_event(&mut st.app_mds, &e) => {}
             Event::Md(e) if !st.selftest.handle_event(&mut st.lnet, now, wall_now(), &e) => {
                 tracing::trace!(?e, "md event");
             }
@@ -515,8 +604,13 @@ impl Node {
             ..Config::default()
         };
         apply_params(&mut lcfg, &cfg.params)?;
-        let st_params = crate::selftest::Params::from_module_params(&cfg.params)
+        let mut st_params = crate::selftest::Params::from_module_params(&cfg.params)
             .map_err(|e| NodeError::failed(errno::EINVAL, e.to_string()))?;
+        // The BRW server's 1 MiB buffers may use at most ~1/16 of the RAM.
+        if let Some(ram) = total_ram_bytes() {
+            let cap = u32::try_from((ram / 16) >> 20).unwrap_or(u32::MAX).max(1);
+            st_params.brw_srv_workitems = st_params.brw_srv_workitems.min(cap);
+        }
         let mut lnet = Lnet::new(lcfg, Instant(0));
         let selftest = Selftest::new(&mut lnet, Instant(0), wall_now(), st_params);
         let inner = Arc::new(Inner {
@@ -524,6 +618,7 @@ impl Node {
                 lnet,
                 selftest,
                 lst_done: HashMap::new(),
+                app_mds: HashMap::new(),
                 host: PluginHost::new(cfg.plugin_path.clone()),
                 nis: HashMap::new(),
                 lnds: HashMap::new(),
@@ -539,6 +634,10 @@ impl Node {
             changed: Condvar::new(),
             origin,
             timer: Mutex::new(None),
+            deferred: Mutex::new(VecDeque::new()),
+            deferred_ready: Condvar::new(),
+            executor: Mutex::new(None),
+            spare_work: Mutex::new(Vec::new()),
         });
         let node = Node { inner };
         // 0@lo: served by the built-in lo LND like any other NI.
@@ -581,18 +680,22 @@ impl Node {
                 NodeError::failed(errno::ENOMEM, format!("cannot start the timer thread: {e}"))
             })?;
         *node.inner.timer.lock().unwrap_or_else(|p| p.into_inner()) = Some(timer);
+        let weak = Arc::downgrade(&node.inner);
+        let executor = std::thread::Builder::new()
+            .name("lnet-exec".into())
+            .spawn(move || executor_loop(weak))
+            .map_err(|e| {
+                NodeError::failed(
+                    errno::ENOMEM,
+                    format!("cannot start the executor thread: {e}"),
+                )
+            })?;
+        *node
+            .inner
+            .executor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(executor);
         Ok(node)
-    }
-
-    /// Runs `f` on the engine under the node's lock, as the other requests
-    /// do: the application API of an embedding program (MDs, MEs, `put`,
-    /// `get`) and benchmarks. What `f` starts is handed to the LNDs after
-    /// the lock is released, before this returns (with the `lo` LND, a
-    /// message to one of our own NIDs has completed by then). MD events of
-    /// the application's MDs are not queued for it (only traced); it sees
-    /// the results in its memory and in [`Node::stats`].
-    pub fn with_engine<R>(&self, f: impl FnOnce(&mut Lnet, Instant) -> R) -> R {
-        self.inner.with(|st, now| f(&mut st.lnet, now))
     }
 
     /// `plugin load PATH`.
@@ -934,6 +1037,9 @@ impl Node {
             if let Some(r) = st.lst_done.remove(&id) {
                 return r.map_err(|e| NodeError::failed(e.errno, e.message));
             }
+            if st.stopping {
+                return Err(not_running());
+            }
             let left = guard.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 return Err(NodeError::failed(
@@ -1003,6 +1109,16 @@ impl Node {
             .take();
         if let Some(t) = t {
             let _ = t.join();
+        }
+        self.inner.deferred_ready.notify_all();
+        let x = self
+            .inner
+            .executor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(x) = x {
+            let _ = x.join();
         }
     }
 }
@@ -1127,7 +1243,8 @@ fn timer_loop(node: Weak<Inner>) {
                     let State { lnet, selftest, .. } = &mut *st;
                     selftest.handle_timeout(lnet, now, wall_now());
                 }
-                let work = drain(&mut st, now);
+                let mut work = inner.take_work();
+                drain_into(&mut st, now, &mut work);
                 drop(st);
                 inner.changed.notify_all();
                 inner.execute(work);

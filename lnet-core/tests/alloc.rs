@@ -3,8 +3,8 @@
 //! `lo` LND, counted with a counting global allocator.
 //!
 //! `stats_alloc` counts process-wide, so this binary holds a single test
-//! (run alone, nothing else allocates meanwhile; the node's timer thread
-//! allocates nothing while it waits).
+//! (run alone, nothing else allocates meanwhile; the node's timer and
+//! executor threads are part of what is measured).
 //!
 //! The floor is one allocation per payload-bearing hand-over to an LND: the
 //! `TxMsg`/`RxAction` an LND receives owns its `lnd_api::Payload`, whose
@@ -97,8 +97,9 @@ fn steady_state_message_paths_allocate_only_the_lnd_payload() {
         measure(GLOBAL, WARMUP, STEPS, &mut engine_get_reply(4096)),
         2.0,
     );
-    // Through the node runtime and the lo LND, to our own NID: the same
-    // floor, nothing added by the runtime.
+    // Through the node runtime's application API and the lo LND, to our own
+    // NID, waiting for the events: the same floor, nothing added by the
+    // runtime (work lists, executor thread, event queues).
     let (node, mut step) = node_put_ack(4096);
     check(
         "node (lo) PUT+ACK round trip, 4096 B",

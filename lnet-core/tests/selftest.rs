@@ -98,7 +98,8 @@ impl Bed {
         let (now, wall) = (self.f.now, self.wall());
         let id = self.st[i].console(&mut self.f.nodes[i].lnet, now, wall, req);
         self.run();
-        for _ in 0..40 {
+        // add_test is two transactions of at most 30 s each.
+        for _ in 0..70 {
             while let Some((t, r)) = self.st[i].poll_console_done() {
                 if t == id {
                     return r;
@@ -501,6 +502,17 @@ fn idle_console_ends_its_session() {
     b.group(0, "g", &[1]);
     b.advance(Duration::from_secs(20));
     assert!(b.lst(0, ConsoleRequest::ShowSession).is_err());
+    let e = b
+        .lst(0, ConsoleRequest::EndSession { key: KEY })
+        .expect_err("expired");
+    assert_eq!(
+        (e.errno, e.message.as_str()),
+        (errno::ESHUTDOWN, "Session is shutting down")
+    );
+    let e = b
+        .lst(0, ConsoleRequest::EndSession { key: KEY + 1 })
+        .expect_err("other key");
+    assert_eq!(e.errno, errno::ESRCH);
     assert!(b.st[1].node_session().is_none(), "RMSN sent on expiry");
 }
 
@@ -702,4 +714,629 @@ fn one_server_buffer_serves_many_units_in_turn() {
     assert_eq!(c.stat().expect("client").0.brw_errors, 0);
     assert_eq!(s.stat().expect("server").1.bulk_put, 12 * 12345);
     assert_eq!(b.st[2].bulk_buffers_allocated(), 1);
+}
+
+#[test]
+fn brw_without_bulk_len_counts_in_pages() {
+    let mut b = Bed::new(3);
+    b.lst(
+        0,
+        ConsoleRequest::NewSession {
+            key: KEY,
+            name: "v0".into(),
+            timeout: 0,
+            force: false,
+            features: 0,
+        },
+    )
+    .expect("new_session");
+    b.group(0, "c", &[1]);
+    b.group(0, "s", &[2]);
+    // 5000 bytes round up to two pages without BULK_LEN.
+    let added = b.nodes(
+        0,
+        ConsoleRequest::AddTest {
+            key: KEY,
+            spec: spec(brw(true, 5000, brw_check::FULL), 2, 1),
+        },
+    );
+    assert!(added.iter().all(NodeEntry::ok), "{added:?}");
+    b.nodes(
+        0,
+        ConsoleRequest::Run {
+            key: KEY,
+            batch: "batch".into(),
+            timeout: 0,
+        },
+    );
+    let s = b.stat(0, "s").remove(0);
+    assert_eq!(s.stat().expect("server").1.bulk_get, 2 * 8192);
+    let c = b.stat(0, "c").remove(0);
+    assert_eq!(c.stat().expect("client").0.brw_errors, 0);
+}
+
+#[test]
+fn taken_over_session_lingers_as_zombie_until_units_end() {
+    let p = Params {
+        rpc_timeout: 10,
+        ..Params::default()
+    };
+    let mut b = Bed::with_params(4, p);
+    b.session(0, "a", false);
+    b.group(0, "c", &[1]);
+    b.group(0, "s", &[2]);
+    let added = b.nodes(
+        0,
+        ConsoleRequest::AddTest {
+            key: KEY,
+            spec: spec(TestType::Ping, -1, 3),
+        },
+    );
+    assert!(added.iter().all(NodeEntry::ok));
+    // The server goes silent: the client's three units wait for replies.
+    b.f.dead.insert(2);
+    b.nodes(
+        0,
+        ConsoleRequest::Run {
+            key: KEY,
+            batch: "batch".into(),
+            timeout: 0,
+        },
+    );
+    // Another console takes node 1 over.
+    b.session(3, "b", true);
+    let e = b.group(3, "g", &[1]);
+    assert_eq!(e[0].state, NodeState::Active, "{e:?}");
+    let (fw, _, _) = b.stat(3, "g")[0].stat().expect("stat");
+    assert_eq!(fw.zombie_sessions, 1, "{fw:?}");
+    assert_eq!(fw.active_batches, 0, "the new session runs nothing");
+    // The old units end when their RPCs expire; the zombie goes.
+    b.advance(Duration::from_secs(11));
+    let (fw, rpc, _) = b.stat(3, "g")[0].stat().expect("stat");
+    assert_eq!(fw.zombie_sessions, 0, "{fw:?}");
+    assert_eq!(rpc.rpcs_expired, 3);
+    // The first console now finds node 1 busy.
+    let q = b.nodes(
+        0,
+        ConsoleRequest::Query {
+            key: KEY,
+            batch: "batch".into(),
+            test: 0,
+            server: false,
+            timeout: 5,
+        },
+    );
+    assert_eq!(q[0].state, NodeState::Busy);
+    assert_eq!(q[0].fw_errno, errno::ESRCH);
+}
+
+#[test]
+fn console_node_can_be_a_client_and_a_server() {
+    let mut b = Bed::new(2);
+    b.session(0, "self", false);
+    let c = b.group(0, "c", &[0]);
+    assert_eq!(c[0].state, NodeState::Active, "MKSN to ourselves: {c:?}");
+    b.group(0, "s", &[0, 1]);
+    let mut t = spec(brw(false, 65536, brw_check::FULL), 4, 2);
+    t.span = 2;
+    let added = b.nodes(0, ConsoleRequest::AddTest { key: KEY, spec: t });
+    assert_eq!(added.len(), 3, "two servers, one client");
+    assert!(added.iter().all(NodeEntry::ok), "{added:?}");
+    b.nodes(
+        0,
+        ConsoleRequest::Run {
+            key: KEY,
+            batch: "batch".into(),
+            timeout: 0,
+        },
+    );
+    let s = b.stat(0, "s");
+    for e in &s {
+        let (_, rpc, _) = e.stat().expect("stat");
+        assert_eq!(rpc.bulk_put, 2 * 4 * 65536, "{}: {rpc:?}", e.id);
+    }
+    assert_eq!(s[0].stat().expect("stat").0.brw_errors, 0);
+}
+
+/// Sends one raw request from node `from` to node `to` and returns the reply
+/// (or `None` when none came).
+fn raw_rpc(b: &mut Bed, from: usize, to: usize, svc: u32, msg: SrpcMsg) -> Option<SrpcMsg> {
+    let bytes = msg.emit();
+    raw_bytes(b, from, to, svc, bytes.to_vec())
+}
+
+fn raw_bytes(b: &mut Bed, from: usize, to: usize, svc: u32, bytes: Vec<u8>) -> Option<SrpcMsg> {
+    let rpyid = 0x9000 + b.other[from].len() as u64 + u64::from(svc) * 0x100;
+    let mut bytes = bytes;
+    bytes[24..32].copy_from_slice(&rpyid.to_le_bytes());
+    let me = b.f.nodes[from]
+        .lnet
+        .me_attach(52, pid(to), rpyid, 0, Unlink::Unlink, InsPos::After)
+        .expect("me");
+    let reply = IoBuf::zeroed(SRPC_MSG_SIZE);
+    let rmd = b.f.nodes[from]
+        .lnet
+        .md_attach(
+            me,
+            MdSpec::new(
+                Payload::single(reply.clone()),
+                MdOptions::OP_PUT,
+                Threshold::Count(1),
+            ),
+            Unlink::Unlink,
+        )
+        .expect("md");
+    let md = b.f.nodes[from]
+        .lnet
+        .md_bind(
+            MdSpec::new(
+                Payload::single(IoBuf::from_vec(bytes)),
+                MdOptions::NONE,
+                Threshold::Count(1),
+            ),
+            Unlink::Unlink,
+        )
+        .expect("bind");
+    let now = b.f.now;
+    let portal = if svc < 10 { 51 } else { 50 };
+    b.f.nodes[from]
+        .lnet
+        .put(
+            now,
+            None,
+            md,
+            AckReq::NoAck,
+            pid(to),
+            portal,
+            u64::from(svc),
+            0,
+            0,
+        )
+        .expect("put");
+    let before = b.other[from].len();
+    b.run();
+    let got = b.other[from][before..]
+        .iter()
+        .any(|e| e.kind == EventKind::Put && e.md == rmd);
+    if !got {
+        let _ = b.f.nodes[from].lnet.md_unlink(rmd);
+        b.run();
+        return None;
+    }
+    Some(
+        SrpcMsg::parse(&reply.to_vec().expect("free"))
+            .expect("reply")
+            .0,
+    )
+}
+
+#[test]
+fn framework_validates_requests() {
+    let mut b = Bed::new(2);
+    let sid = wire::Sid {
+        nid: nid(0).to_nid4().expect("nid4"),
+        stamp: 42,
+    };
+    let status = |m: Option<SrpcMsg>| m.expect("a reply").body.status().expect("status");
+    // RMSN and STAT without a session.
+    let r = raw_rpc(
+        &mut b,
+        0,
+        1,
+        service::REMOVE_SESSION,
+        SrpcMsg::new(1, Body::RmsnReq { rpyid: 0, sid }),
+    );
+    assert_eq!(status(r), errno::ESRCH as u32);
+    let stat = |sid| {
+        SrpcMsg::new(
+            1,
+            Body::StatReq {
+                rpyid: 0,
+                sid,
+                stype: 0,
+            },
+        )
+    };
+    assert_eq!(
+        status(raw_rpc(
+            &mut b,
+            0,
+            1,
+            service::QUERY_STAT,
+            stat(wire::Sid::NONE)
+        )),
+        errno::EINVAL as u32
+    );
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::QUERY_STAT, stat(sid))),
+        errno::ESRCH as u32
+    );
+    // MKSN with an unknown feature bit, then a good one.
+    let mksn = |feats| {
+        SrpcMsg::new(
+            feats,
+            Body::MksnReq {
+                rpyid: 0,
+                sid,
+                force: 0,
+                name: "raw".into(),
+            },
+        )
+    };
+    let r = raw_rpc(&mut b, 0, 1, service::MAKE_SESSION, mksn(3)).expect("reply");
+    assert_eq!(r.body.status(), Some(errno::EPROTO as u32));
+    assert_eq!(r.ses_feats, 1, "reply carries the known features");
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::MAKE_SESSION, mksn(1))),
+        0
+    );
+    // A framework request with other features than the session's.
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::QUERY_STAT, {
+            let mut m = stat(sid);
+            m.ses_feats = 0;
+            m
+        })),
+        errno::EPROTO as u32
+    );
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::QUERY_STAT, stat(sid))),
+        0
+    );
+    // TEST validation.
+    let test = |svc: u32, concur: u32, is_client: u8, ndest: u32| {
+        SrpcMsg::new(
+            1,
+            Body::TestReq {
+                rpyid: 0,
+                bulkid: 0,
+                sid,
+                bid: 1,
+                service: svc,
+                loop_count: 1,
+                concur,
+                is_client,
+                stop_onerr: 1,
+                ndest,
+                params: wire::TestParams::Ping { size: 0, flags: 0 },
+            },
+        )
+    };
+    assert_eq!(
+        status(raw_rpc(
+            &mut b,
+            0,
+            1,
+            service::TEST,
+            test(service::PING, 0, 0, 0)
+        )),
+        errno::EINVAL as u32
+    );
+    assert_eq!(
+        status(raw_rpc(
+            &mut b,
+            0,
+            1,
+            service::TEST,
+            test(service::PING, 2000, 0, 0)
+        )),
+        errno::EINVAL as u32
+    );
+    assert_eq!(
+        status(raw_rpc(
+            &mut b,
+            0,
+            1,
+            service::TEST,
+            test(service::PING, 1, 1, 0)
+        )),
+        errno::EINVAL as u32
+    );
+    assert_eq!(
+        status(raw_rpc(
+            &mut b,
+            0,
+            1,
+            service::TEST,
+            test(service::DEBUG, 1, 0, 0)
+        )),
+        errno::EINVAL as u32
+    );
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::TEST, test(99, 1, 0, 0))),
+        errno::ENOENT as u32
+    );
+    assert_eq!(
+        status(raw_rpc(
+            &mut b,
+            0,
+            1,
+            service::TEST,
+            test(service::PING, 1, 0, 0)
+        )),
+        0
+    );
+    // BATCH on an unknown batch id.
+    let batch = SrpcMsg::new(
+        1,
+        Body::BatchReq {
+            rpyid: 0,
+            sid,
+            bid: 7,
+            opc: 3,
+            testidx: 0,
+            arg: 0,
+        },
+    );
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::BATCH, batch)),
+        errno::ENOENT as u32
+    );
+    // BRW: bad length, and a wrong message version.
+    let brw = |len| {
+        SrpcMsg::new(
+            1,
+            Body::BrwReq {
+                rpyid: 0,
+                bulkid: 1,
+                rw: 1,
+                len,
+                flags: 1,
+            },
+        )
+    };
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::BRW, brw(0))),
+        errno::EINVAL as u32
+    );
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::BRW, brw((1 << 20) + 1))),
+        errno::EINVAL as u32
+    );
+    let mut v2 = brw(4096);
+    v2.version = 2;
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::BRW, v2)),
+        errno::EPROTO as u32
+    );
+    // Without BULK_LEN a length must be whole pages.
+    let mut v0 = brw(100);
+    v0.ses_feats = 0;
+    assert_eq!(
+        status(raw_rpc(&mut b, 0, 1, service::BRW, v0)),
+        errno::EINVAL as u32
+    );
+    // Requests of the wrong type for the service, or short, are dropped.
+    assert!(raw_rpc(&mut b, 0, 1, service::PING, brw(4096)).is_none());
+    let mut short = brw(4096).emit().to_vec();
+    short.truncate(100);
+    short.resize(100, 0);
+    let dropped_before = b.st[1].rpc_counters().rpcs_rcvd;
+    let _ = raw_bytes(&mut b, 0, 1, service::BRW, {
+        let mut v = short;
+        v.resize(120, 0);
+        v
+    });
+    assert_eq!(b.st[1].rpc_counters().rpcs_rcvd, dropped_before + 1);
+}
+
+mod random_ops {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Lst(usize, ConsoleRequest),
+        Advance(u64),
+        Kill(usize),
+        Revive(usize),
+    }
+
+    fn group_name() -> impl Strategy<Value = String> {
+        prop_oneof![Just("a".to_string()), Just("b".to_string())]
+    }
+
+    fn key() -> impl Strategy<Value = u32> {
+        prop_oneof![9 => Just(KEY), 1 => Just(KEY + 1)]
+    }
+
+    fn request() -> impl Strategy<Value = ConsoleRequest> {
+        let nodes = proptest::collection::vec(0usize..3, 1..3)
+            .prop_map(|v| v.into_iter().map(pid).collect::<Vec<_>>());
+        prop_oneof![
+            (key(), any::<bool>()).prop_map(|(key, force)| ConsoleRequest::NewSession {
+                key,
+                name: "p".into(),
+                timeout: 0,
+                force,
+                features: 1,
+            }),
+            key().prop_map(|key| ConsoleRequest::EndSession { key }),
+            (key(), group_name(), nodes.clone())
+                .prop_map(|(key, name, nodes)| ConsoleRequest::AddGroup { key, name, nodes }),
+            (key(), group_name()).prop_map(|(key, name)| ConsoleRequest::DelGroup { key, name }),
+            (key(), group_name(), 0u8..3, nodes.clone()).prop_map(|(key, name, a, n)| {
+                ConsoleRequest::UpdateGroup {
+                    key,
+                    name,
+                    action: match a {
+                        0 => UpdateAction::Refresh,
+                        1 => UpdateAction::Clean(NodeState::Down.bit()),
+                        _ => UpdateAction::Remove(n),
+                    },
+                }
+            }),
+            (key(), group_name()).prop_map(|(key, g)| ConsoleRequest::Ping {
+                key,
+                targets: Targets::Group(g),
+                timeout: 3,
+            }),
+            (
+                key(),
+                group_name(),
+                group_name(),
+                1i32..3,
+                1u32..3,
+                any::<bool>()
+            )
+                .prop_map(|(key, from, to, loop_count, concurrency, ping)| {
+                    ConsoleRequest::AddTest {
+                        key,
+                        spec: TestSpec {
+                            batch: "batch".into(),
+                            loop_count,
+                            concurrency,
+                            dist: 1,
+                            span: 1,
+                            from,
+                            to,
+                            test: if ping {
+                                TestType::Ping
+                            } else {
+                                brw(loop_count == 1, 4096, brw_check::FULL)
+                            },
+                        },
+                    }
+                }),
+            key().prop_map(|key| ConsoleRequest::Run {
+                key,
+                batch: "batch".into(),
+                timeout: 0,
+            }),
+            (key(), any::<bool>()).prop_map(|(key, force)| ConsoleRequest::Stop {
+                key,
+                batch: "batch".into(),
+                force,
+            }),
+            key().prop_map(|key| ConsoleRequest::Query {
+                key,
+                batch: "batch".into(),
+                test: 0,
+                server: false,
+                timeout: 3,
+            }),
+            (key(), group_name()).prop_map(|(key, g)| ConsoleRequest::Stat {
+                key,
+                targets: Targets::Group(g),
+                timeout: 3,
+            }),
+            key().prop_map(|key| ConsoleRequest::ListGroup { key, name: None }),
+            key().prop_map(|key| ConsoleRequest::ListBatch { key, name: None }),
+            Just(ConsoleRequest::ShowSession),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (0usize..2, request()).prop_map(|(i, r)| Op::Lst(i, r)),
+            1 => (0u64..60).prop_map(Op::Advance),
+            1 => (1usize..3).prop_map(Op::Kill),
+            1 => (1usize..3).prop_map(Op::Revive),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        /// Any sequence of commands from two consoles, with time passing and
+        /// nodes going silent, finishes every command without a panic, and
+        /// once everything is reachable again a ping gives each console a
+        /// view of its nodes that matches the nodes.
+        #[test]
+        fn random_console_sequences_finish(ops in proptest::collection::vec(op(), 1..14)) {
+            let p = Params { rpc_timeout: 5, session_timeout: 40, ..Params::default() };
+            let mut b = Bed::with_params(3, p);
+            b.session(0, "zero", false);
+            b.group(0, "a", &[1, 2]);
+            b.session(1, "one", false);
+            b.group(1, "a", &[0, 2]);
+            for op in ops {
+                match op {
+                    Op::Lst(i, r) => {
+                        let _ = b.lst(i, r);
+                    }
+                    Op::Advance(s) => b.advance(Duration::from_secs(s)),
+                    Op::Kill(n) => {
+                        b.f.dead.insert(n);
+                    }
+                    Op::Revive(n) => {
+                        b.f.dead.remove(&n);
+                        b.f.fail_lost();
+                        b.run();
+                    }
+                }
+            }
+            // Revive everyone, let RPCs drain, and check the views agree.
+            b.f.dead.clear();
+            b.f.fail_lost();
+            b.advance(Duration::from_secs(70));
+            for c in 0..2 {
+                let Ok(ConsoleReply::Session(info)) = b.lst(c, ConsoleRequest::ShowSession) else {
+                    continue;
+                };
+                // A ping refreshes the console's view from the nodes' replies.
+                let Ok(ConsoleReply::Nodes(entries)) = b.lst(c, ConsoleRequest::Ping {
+                    key: KEY,
+                    targets: Targets::Session,
+                    timeout: 3,
+                }) else {
+                    continue;
+                };
+                for e in entries {
+                    let n = (0..3).find(|i| pid(*i) == e.id).expect("known node");
+                    let on_node = b.st[n].node_session().map(|s| s.0);
+                    match e.state {
+                        NodeState::Active => prop_assert_eq!(on_node, Some(info.sid)),
+                        NodeState::Busy => {
+                            prop_assert!(on_node.is_some() && on_node != Some(info.sid))
+                        }
+                        NodeState::Unknown => prop_assert_eq!(on_node, None),
+                        NodeState::Down => prop_assert!(false, "{} down with every node up", e.id),
+                    }
+                }
+            }
+        }
+    }
+}
+
+mod random_requests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Random requests (right magic, right or random type, random body,
+        /// either byte order) to every service: the node never panics,
+        /// counts each, and every server RPC ends.
+        #[test]
+        fn random_requests_never_wedge_a_node(
+            reqs in proptest::collection::vec(
+                (prop::sample::select(vec![0u32, 1, 2, 3, 4, 5, 11, 12]),
+                 any::<bool>(), any::<bool>(),
+                 proptest::collection::vec(any::<u8>(), 136..=136)),
+                1..12),
+        ) {
+            let mut b = Bed::new(2);
+            let mut sent = 0;
+            for (svc, right_type, swap, body) in reqs {
+                let mut m = vec![0u8; SRPC_MSG_SIZE];
+                let ty = if right_type {
+                    wire::service_request_type(svc).unwrap_or(0)
+                } else {
+                    u32::from(body[0]) % 20
+                };
+                let w32 = |v: u32| if swap { v.to_be_bytes() } else { v.to_le_bytes() };
+                m[0..4].copy_from_slice(&w32(wire::SRPC_MSG_MAGIC));
+                m[4..8].copy_from_slice(&w32(1));
+                m[8..12].copy_from_slice(&w32(ty));
+                m[20..24].copy_from_slice(&w32(u32::from(body[1] & 1)));
+                m[24..].copy_from_slice(&body);
+                let _ = raw_bytes(&mut b, 0, 1, svc, m);
+                sent += 1;
+            }
+            b.f.fail_lost();
+            b.advance(Duration::from_secs(120));
+            prop_assert_eq!(b.st[1].rpc_counters().rpcs_rcvd, sent);
+            prop_assert_eq!(b.st[1].rpcs_in_flight().1, 0, "no server RPC left");
+        }
+    }
 }

@@ -25,27 +25,25 @@ fn lnetd_bin() -> &'static Path {
     static LNETD: OnceLock<PathBuf> = OnceLock::new();
     LNETD.get_or_init(|| {
         let bin_dir = Path::new(LNETCTL).parent().expect("bin dir");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "lnet-core",
-            "--bin",
-            "lnetd",
-            "-p",
-            "lnd-sock",
-        ])
-        .arg("--target-dir")
-        .arg(bin_dir.parent().expect("target dir"));
-        if bin_dir.ends_with("release") {
-            cmd.arg("--release");
+        // Two builds: `--bin lnetd` would filter lnd-sock's library out.
+        for args in [
+            &["-p", "lnet-core", "--bin", "lnetd"][..],
+            &["-p", "lnd-sock", "--lib"][..],
+        ] {
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "--quiet"])
+                .args(args)
+                .arg("--target-dir")
+                .arg(bin_dir.parent().expect("target dir"));
+            if bin_dir.ends_with("release") {
+                cmd.arg("--release");
+            }
+            let st = cmd.status().expect("run cargo build");
+            assert!(
+                st.success(),
+                "cannot build lnetd and lnd-sock: run `cargo build -p lnet-core -p lnd-sock`"
+            );
         }
-        let st = cmd.status().expect("run cargo build");
-        assert!(
-            st.success(),
-            "cannot build lnetd and lnd-sock: run `cargo build -p lnet-core -p lnd-sock`"
-        );
         assert!(
             bin_dir.join("liblnd_sock.so").is_file(),
             "no liblnd_sock.so"
@@ -114,9 +112,9 @@ fn node(dir: &TempDir, name: &str, addr: &str, port: u16) -> Daemon {
         .expect("spawn lnetd");
     let d = Daemon { child, socket };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !Client::connect(&d.socket)
+    while Client::connect(&d.socket)
         .and_then(|mut c| c.hello())
-        .is_ok()
+        .is_err()
     {
         assert!(Instant::now() < deadline, "lnetd {name} does not answer");
         std::thread::sleep(Duration::from_millis(20));
@@ -257,6 +255,23 @@ fn ping_and_brw_between_two_daemons() {
         ok(&lst(s, key, &["query", "bulk"])),
         "bulk [0] is running\n"
     );
+    assert_eq!(
+        ok(&lst(s, key, &["query", "bulk", "--all"])),
+        "12345-127.0.0.1@tcp [Active]: Running\n"
+    );
+    assert_eq!(
+        ok(&lst(s, key, &["ping", "--nodes", "127.0.0.[1-2]@tcp"])),
+        "\t12345-127.0.0.1@tcp: Active [session: e2e id: 127.0.0.1@tcp]\n\
+         \t12345-127.0.0.2@tcp: Active [session: e2e id: 127.0.0.1@tcp]\n"
+    );
+    assert_eq!(
+        ok(&lst(s, key, &["list_batch"])),
+        "1) batch\n2) bulk\nTotal 2 batches\n"
+    );
+    assert_eq!(
+        ok(&lst(s, key, &["list_batch", "bulk", "--server", "--all"])),
+        "\t12345-127.0.0.2@tcp: Active\nTotal 1 nodes\n"
+    );
 
     let st = ok(&lst(
         s,
@@ -356,6 +371,27 @@ fn misuse_gets_upstreams_messages() {
     assert_eq!(text(&out.stderr), "No session exists\n");
 
     ok(&lst(s, Some("1"), &["new_session", "first"]));
+    // Without a command, lst reads commands from standard input.
+    let mut child = Command::new(LST)
+        .env("LNET_SOCKET", s)
+        .env("LST_SESSION", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("lst");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"show_session\n\nlist_group\nquit\nlist_batch\n")
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("lst");
+    let t = text(&out.stdout);
+    assert!(
+        t.starts_with("first ID: ") && t.ends_with("NODES: 0\nTotal 0 groups\n"),
+        "{t}"
+    );
     let out = lst(s, Some("1"), &["new_session", "second"]);
     assert_eq!(text(&out.stderr), "Session already exists\n");
     let out = lst(s, Some("2"), &["list_group"]);
@@ -399,6 +435,35 @@ fn misuse_gets_upstreams_messages() {
     );
     let out = lst(s, Some("1"), &["add_group", "ghost", "127.0.0.4@tcp"]);
     assert_eq!(text(&out.stderr), "Group ghost already exists\n");
+    let out = lst(s, Some("1"), &["update_group", "ghost", "--refresh"]);
+    assert_eq!(out.status.code(), Some(254));
+    assert!(
+        text(&out.stderr).starts_with("Updating group RPC failed on 12345-127.0.0.3@tcp: "),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = lst(
+        s,
+        Some("1"),
+        &["update_group", "ghost", "--refresh", "--clean", "down"],
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert!(text(&out.stderr).contains("Usage: lst update_group"));
+    ok(&lst(
+        s,
+        Some("1"),
+        &["update_group", "ghost", "--clean", "invalid"],
+    ));
+    assert_eq!(
+        ok(&lst(s, Some("1"), &["list_group", "ghost"])),
+        "\tACTIVE\tBUSY\tDOWN\tUNKNOWN\tTOTAL\n\t0\t0\t0\t0\t0\tghost\n"
+    );
+    assert_eq!(
+        ok(&lst(s, Some("1"), &["del_group", "ghost"])),
+        "Group is deleted\n"
+    );
+    let out = lst(s, Some("1"), &["del_group", "ghost"]);
+    assert_eq!(text(&out.stderr), "Can't find ghost in current session\n");
     let out = lst(s, Some("1"), &["stat", "--timeout", "0", "ghost"]);
     assert_eq!(text(&out.stderr), "Invalid timeout or delay value\n");
     let out = lst(s, Some("1"), &["bogus"]);
@@ -415,7 +480,13 @@ fn misuse_gets_upstreams_messages() {
         "Unsupported session features 2, only support these features so far: 1\n"
     );
     assert_eq!(
-        ok(&lst(s, Some("1"), &["end_session"])),
+        ok(&lst(s, Some("3"), &["new_session", "--force", "third"])),
+        "SESSION: third FEATURES: 1 TIMEOUT: 300 FORCE: Yes\n"
+    );
+    let out = lst(s, Some("1"), &["end_session"]);
+    assert_eq!(text(&out.stderr), "Unmatched session key or not root\n");
+    assert_eq!(
+        ok(&lst(s, Some("3"), &["end_session"])),
         "session is ended\n"
     );
 }

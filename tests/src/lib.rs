@@ -1,12 +1,16 @@
 //! Test support for the workspace's integration tests: locating the build
 //! tree, building plugins out of tree the way a vendor does, the simulated
-//! fabric ([`sim`]), and (later) network-namespace guards.
+//! fabric ([`sim`]), network-namespace guards ([`netns`]), test data
+//! ([`pattern`]) and the driver of `lnet-test-node` processes ([`test_node`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod netns;
+pub mod pattern;
 pub mod plugin_build;
 pub mod sim;
+pub mod test_node;
 
 /// The workspace root (the directory holding the top `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {

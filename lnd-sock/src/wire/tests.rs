@@ -69,6 +69,14 @@ fn connreq_v2_fixture_large_nid() {
     d.feed(&b[4..8]).expect("version");
     assert_eq!(d.want(), 20);
     assert_eq!(d.feed(&b[8..]), Ok(Some(r)));
+    // Big-endian sender: magic and version swapped, the raw NID is not.
+    let mut be = [0u8; CONNREQ16_SIZE];
+    r.emit(Endian::Big, &mut be).expect("room");
+    assert_eq!(&be[..8], &[0xAC, 0xCE, 0x71, 0x00, 0, 0, 0, 2]);
+    assert_eq!(&be[8..], &b[8..]);
+    let v = ConnReq::new_checked(&be).expect("valid");
+    assert_eq!(v.endian(), Endian::Big);
+    assert_eq!(ConnReqRepr::parse(&v), Ok(r));
 }
 
 #[test]

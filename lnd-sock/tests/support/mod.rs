@@ -320,6 +320,22 @@ impl Host for TestHost {
     }
 }
 
+/// Waits until `ni` lists `n` connections; returns the list.
+pub fn wait_conns(ni: &LndNiHandle, n: usize, t: Duration) -> String {
+    let deadline = Instant::now() + t;
+    loop {
+        let list = ni.ctl("conn_list", "").expect("conn_list");
+        if list.matches("type:").count() >= n {
+            return list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} connections never came:\n{list}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A started NI with its double.
 pub struct TestNi {
     pub host: TestHost,
@@ -340,8 +356,11 @@ impl TestNi {
 /// unlikely to collide with other processes.
 pub fn test_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 20000 + (std::process::id() % 2000) as u16 * 8;
-    base + NEXT.fetch_add(1, Ordering::Relaxed)
+    // 16 ports per test binary, below the ephemeral range (32768..).
+    let base = 20000 + (std::process::id() % 790) as u16 * 16;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    assert!(n < 16, "more than 16 ports in one test binary");
+    base + n
 }
 
 pub fn is_root() -> bool {

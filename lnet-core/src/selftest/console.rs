@@ -241,12 +241,18 @@ struct Txn {
     next: Next,
     /// Whether replies update the session's features (MKSN).
     mksn: bool,
+    /// The console session the transaction was sent for; replies update
+    /// node states only while it is still the current one.
+    sid: Sid,
 }
 
 /// The console's state.
 #[derive(Debug, Default)]
 pub(super) struct Console {
     session: Option<ConSession>,
+    /// Key of a session the pinger ended for idleness: its commands get
+    /// ESHUTDOWN until a new session is made.
+    expired_key: Option<u32>,
     txns: HashMap<u64, Txn>,
     done: std::collections::VecDeque<(TxnId, Result<ConsoleReply, ConsoleError>)>,
     next_txn: u64,
@@ -321,6 +327,12 @@ impl Selftest {
 
     /// The session, with the key checked.
     fn session_checked(&mut self, key: u32, now: Instant) -> Result<&mut ConSession, ConsoleError> {
+        if self.console.session.is_none() && self.console.expired_key == Some(key) {
+            return Err(ConsoleError::new(
+                errno::ESHUTDOWN,
+                "Session is shutting down",
+            ));
+        }
         let s = self
             .console
             .session
@@ -402,6 +414,7 @@ impl Selftest {
                 };
                 let info = session_info(&s);
                 self.console.session = Some(s);
+                self.console.expired_key = None;
                 self.finish(id, Ok(ConsoleReply::Session(info)));
                 Ok(())
             }
@@ -903,6 +916,7 @@ impl Selftest {
                 pending: n,
                 next,
                 mksn,
+                sid,
             },
         );
         for (idx, (peer, req)) in reqs.into_iter().enumerate() {
@@ -951,7 +965,8 @@ impl Selftest {
         }
         t.pending = t.pending.saturating_sub(1);
         let mksn = t.mksn;
-        let session = self.console.session.as_mut();
+        let txn_sid = t.sid;
+        let session = self.console.session.as_mut().filter(|s| s.sid == txn_sid);
         match res {
             Err(errno) => {
                 e.rpc_errno = errno;
@@ -992,7 +1007,7 @@ impl Selftest {
         }
         let state = e.state;
         let id_ = e.id;
-        if let Some(s) = self.console.session.as_mut() {
+        if let Some(s) = self.console.session.as_mut().filter(|s| s.sid == txn_sid) {
             if let Some(n) = s.node_mut(&id_) {
                 n.state = state;
             }
@@ -1115,7 +1130,9 @@ impl Selftest {
                 s.name,
                 idle.as_secs()
             );
+            let key = s.key;
             self.console_end_silently(lnet, now);
+            self.console.expired_key = Some(key);
             return;
         }
         let stale: Vec<(ProcessId, FwReq)> = s

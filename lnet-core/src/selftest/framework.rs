@@ -537,6 +537,9 @@ impl Selftest {
             return Action::Reply(reply(errno::ENOENT, self.fw.current_sid()), 0);
         };
         let feats = s.features;
+        if super::wire::service_request_type(svc).is_none() {
+            return Action::Reply(reply(errno::ENOENT, sid), feats);
+        }
         if loop_count == 0
             || concur == 0
             || concur > MAX_CONCUR
@@ -1018,6 +1021,13 @@ impl Selftest {
         let (kind, stopping, stop_onerr) = (t.kind, t.stopping, t.stop_onerr);
         let u = &mut t.units[ui];
         u.rpc = None;
+        if res.is_err() {
+            // An aborted RPC's bulk MD may still be in the engine's hands
+            // (a transfer in flight); never reuse its memory.
+            if let Some(b) = u.bulk.as_mut() {
+                *b = IoBuf::zeroed(b.len());
+            }
+        }
         let ok = match &res {
             Err(_) => false,
             Ok((m, order)) => match (&m.body, kind) {

@@ -123,7 +123,12 @@ impl Params {
                 "brw_inject_errors" => &mut p.brw_inject_errors,
                 _ => continue,
             };
-            *slot = v.trim().parse::<u32>().map_err(|_| ParamError {
+            let v_ = v.trim();
+            let parsed = match v_.strip_prefix("0x").or_else(|| v_.strip_prefix("0X")) {
+                Some(hex) => u32::from_str_radix(hex, 16),
+                None => v_.parse::<u32>(),
+            };
+            *slot = parsed.map_err(|_| ParamError {
                 name: k.clone(),
                 value: v.clone(),
                 reason: "expected a non-negative integer",
@@ -291,6 +296,11 @@ impl Selftest {
         self.pool.allocated
     }
 
+    /// Client and server RPCs in progress (diagnostics and tests).
+    pub fn rpcs_in_flight(&self) -> (usize, usize) {
+        (self.clients.len(), self.servers.len())
+    }
+
     /// The current session of this test node, if any.
     pub fn node_session(&self) -> Option<(Sid, String)> {
         self.fw.session_id()
@@ -390,6 +400,9 @@ mod tests {
         assert_eq!(p.session_timeout, 0);
         assert_eq!(p.rpc_timeout, 5);
         assert_eq!(p.brw_srv_workitems, 2048);
+        let p = Params::from_module_params(&[("brw_srv_workitems".into(), "0x10".into())])
+            .expect("hex");
+        assert_eq!(p.brw_srv_workitems, 16);
         let e = Params::from_module_params(&[("rpc_timeout".into(), "-1".into())])
             .expect_err("negative");
         assert!(e.to_string().contains("rpc_timeout=-1"), "{e}");

@@ -10,10 +10,11 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::alloc::System;
+use std::time::Duration;
 
 use lnet_core::lnd_api::hdr::PutBody;
 use lnet_core::lnd_api::{Completion, Hdr, IoBuf, Nid, Payload, RxToken, WireHandle};
-use lnet_core::node::{Node, NodeConfig};
+use lnet_core::node::{EqHandle, MatchSpec, Node, NodeConfig, Target};
 use lnet_core::{
     AckReq, Config, Event, EventKind, InsPos, Instant, LndOp, Lnet, MdHandle, MdOptions, MdSpec,
     ProcessId, Threshold, Unlink, LNET_PID_LUSTRE,
@@ -356,64 +357,71 @@ pub fn engine_get_reply(len: usize) -> impl FnMut() {
     }
 }
 
-/// A started node (the built-in `lo` LND serves `0@lo`) with a target MD and
-/// a source MD of `len` bytes.
-fn node_with_mds(len: usize, options: MdOptions) -> (Node, MdHandle) {
+/// A started node (the built-in `lo` LND serves `0@lo`) with a target MD
+/// on `PORTAL`/`BITS` and a source MD of `len` bytes, both never exhausted,
+/// their events in one queue.
+fn node_with_mds(len: usize, options: MdOptions) -> (Node, MdHandle, EqHandle) {
     let cfg = NodeConfig {
         pid: LNET_PID_LUSTRE,
         ..NodeConfig::default()
     };
     let node = Node::start(cfg).expect("node starts");
-    let md = node.with_engine(|l, _| {
-        attach_target(l, len.max(1), options);
-        bind_source(l, len)
-    });
-    (node, md)
+    let eq = node.eq_alloc();
+    node.md_attach(
+        MatchSpec::new(PORTAL, BITS),
+        target_spec(len.max(1), options),
+        Unlink::Retain,
+        &eq,
+    )
+    .expect("md_attach");
+    let spec = MdSpec::new(
+        Payload::single(IoBuf::from_vec(vec![0xa5; len])),
+        MdOptions::NONE,
+        Threshold::Infinite,
+    );
+    let md = node.md_bind(spec, Unlink::Retain, &eq).expect("md_bind");
+    (node, md, eq)
 }
 
-fn own_nid() -> ProcessId {
-    ProcessId {
-        nid: Nid::LO_0,
-        pid: LNET_PID_LUSTRE,
+/// Waits for one event of each of `kinds` (in any order: over lo an ACK or
+/// REPLY may come before the SEND), all successful.
+fn wait_events(eq: &EqHandle, kinds: &[EventKind]) {
+    let mut seen = [false; 8];
+    for _ in 0..kinds.len() {
+        let ev = eq
+            .wait(Duration::from_secs(10))
+            .expect("the round trip completes");
+        assert_eq!(ev.status, 0, "{ev:?}");
+        assert!(kinds.contains(&ev.kind), "{ev:?}");
+        let k = ev.kind as usize;
+        assert!(!seen[k], "twice: {ev:?}");
+        seen[k] = true;
     }
 }
 
-/// Through [`Node`] and the `lo` LND: a PUT with an ACK to our own NID
-/// (both complete before `with_engine` returns). Returns the node (shut it
-/// down when done) and the step.
+/// Through [`Node`]'s application API and the `lo` LND: a PUT with an ACK
+/// to our own NID, waiting for its SEND, PUT and ACK events. Returns the
+/// node (shut it down when done) and the step.
 pub fn node_put_ack(len: usize) -> (Node, impl FnMut()) {
-    let (node, md) = node_with_mds(len, MdOptions::OP_PUT);
+    let (node, md, eq) = node_with_mds(len, MdOptions::OP_PUT);
     let n = node.clone();
     let step = move || {
-        let before = n.stats();
-        n.with_engine(|l, now| {
-            l.put(now, None, md, AckReq::Ack, own_nid(), PORTAL, BITS, 0, 0)
-                .expect("put")
-        });
-        let after = n.stats();
-        // Sent and received: the PUT and its ACK, through lo.
-        assert_eq!(after.send_count - before.send_count, 2, "{after:?}");
-        assert_eq!(after.recv_count - before.recv_count, 2, "{after:?}");
-        assert_eq!(after.errors, before.errors, "{after:?}");
+        n.put(md, AckReq::Ack, Target::new(Nid::LO_0, PORTAL, BITS), 0)
+            .expect("put");
+        wait_events(&eq, &[EventKind::Send, EventKind::Put, EventKind::Ack]);
     };
     (node, step)
 }
 
-/// Through [`Node`] and the `lo` LND: a GET from our own NID (the REPLY
-/// lands before `with_engine` returns).
+/// Through [`Node`] and the `lo` LND: a GET from our own NID, waiting for
+/// its SEND, GET and REPLY events.
 pub fn node_get_reply(len: usize) -> (Node, impl FnMut()) {
-    let (node, md) = node_with_mds(len, MdOptions::OP_GET);
+    let (node, md, eq) = node_with_mds(len, MdOptions::OP_GET);
     let n = node.clone();
     let step = move || {
-        let before = n.stats();
-        n.with_engine(|l, now| {
-            l.get(now, None, md, own_nid(), PORTAL, BITS, 0)
-                .expect("get")
-        });
-        let after = n.stats();
-        assert_eq!(after.send_count - before.send_count, 2, "{after:?}");
-        assert_eq!(after.recv_count - before.recv_count, 2, "{after:?}");
-        assert_eq!(after.errors, before.errors, "{after:?}");
+        n.get(md, Target::new(Nid::LO_0, PORTAL, BITS))
+            .expect("get");
+        wait_events(&eq, &[EventKind::Send, EventKind::Get, EventKind::Reply]);
     };
     (node, step)
 }

@@ -125,6 +125,12 @@ const PARAMS: &[(&str, Kind)] = &[
     ("use_privileged_port", int(BOOL)),
     ("wrq_sge", int(POS)),
     ("use_fastreg_gaps", int(BOOL)),
+    // lnet_selftest (selftest.md §6)
+    ("session_timeout", int(NONNEG)),
+    ("rpc_timeout", int(NONNEG)),
+    ("brw_srv_workitems", int(POS)),
+    ("ping_srv_workitems", int(POS)),
+    ("brw_inject_errors", int(NONNEG)),
 ];
 
 fn check_networks(v: &str) -> Result<(), String> {
@@ -146,7 +152,7 @@ fn check_routes(v: &str) -> Result<(), String> {
 }
 
 /// Modules whose `options` lines `--config` reads.
-const MODULES: &[&str] = &["lnet", "libcfs", "ksocklnd", "ko2iblnd"];
+const MODULES: &[&str] = &["lnet", "libcfs", "ksocklnd", "ko2iblnd", "lnet_selftest"];
 
 /// C `strtol(s, 0)` over the whole string.
 fn strtol(s: &str) -> Option<i64> {

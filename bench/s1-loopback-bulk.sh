@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# S1 (issue #5): bulk on loopback. Ours: lst brw write size=1M between two
+# lnetd on 127.0.0.1 and 127.0.0.2 over the TCP LND, one connection
+# (conns_per_peer=1), CONCURRENCY RPCs in flight (default 8). Anchors:
+# iperf3 -l 1M one stream; ucx_perftest -t tag_bw -s 1048576 over UCX_TLS=tcp;
+# fi_pingpong -p tcp -e msg -S 1048576. A B A B, PAIRS pairs of SECS s each.
+# Prints MiB/s per pair, the median ratio ours/anchor (min, max) and CPU
+# seconds per GiB of both sides (lnetd: both daemons; anchors: client and server).
+source "$(dirname "$0")/lib.sh"
+CONCURRENCY=${CONCURRENCY:-8}
+ANCHORS=${ANCHORS:-iperf3 ucx fi}
+bench_setup
+
+port=$((20000 + $$ % 20000))
+LNETD_PARAMS=(--param "accept_port=$port")
+node a 127.0.0.1 "" --conns-per-peer 1
+pa=$NODE_PID
+node b 127.0.0.2 "" --conns-per-peer 1
+pb=$NODE_PID
+LNETD_PIDS=("$pa" "$pb")
+lst_session 127.0.0.1@tcp 127.0.0.2@tcp
+lst add_batch bulk >/dev/null
+lst add_test --batch bulk --concurrency "$CONCURRENCY" --from c --to s brw write size=1M >/dev/null
+
+ours() {
+    local rate bw
+    read -r rate bw < <(lst_measure bulk s "$SECS")
+    echo "$bw $(cpu_per_gib "$(cat "$WORK/ticks")" "$bw" "$SECS")"
+}
+
+anchor_iperf3() {
+    local t0 t1 ct bw
+    t0=$(ticks "$IPERF_PID")
+    ct=$(run_client "$WORK/iperf.json" timeout $((SECS + 20)) iperf3 -c 127.0.0.1 -p 5201 -t "$SECS" -O 1 -J -l 1M)
+    t1=$(ticks "$IPERF_PID")
+    bw=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); b=d["end"]["sum_received"]["bits_per_second"]; print(round(b/8/1048576, 2))' "$WORK/iperf.json")
+    echo "$bw $(cpu_per_gib $((ct + t1 - t0)) "$bw" $((SECS + 1)))"
+}
+
+anchor_ucx() {
+    local st ct bw
+    run_client "$WORK/ucxs.txt" timeout 120 env UCX_TLS=tcp UCX_NET_DEVICES=lo ucx_perftest -p 13337 >"$WORK/ucxs.ticks" &
+    local spid=$!
+    # No probe connection: the UCX server takes the first connection as its client.
+    sleep 1.5
+    ct=$(run_client "$WORK/ucx.txt" timeout 120 env UCX_TLS=tcp UCX_NET_DEVICES=lo ucx_perftest 127.0.0.1 -p 13337 -t tag_bw -s 1048576 -n "${UCX_N:-2000}")
+    wait "$spid" || true
+    st=$(cat "$WORK/ucxs.ticks")
+    bw=$(awk '/^Final:/ {print $7}' "$WORK/ucx.txt")
+    [ -n "$bw" ] || { log "ucx_perftest failed: $(tail -3 "$WORK/ucx.txt")"; echo "0 nan"; return; }
+    local mib=${UCX_N:-2000}
+    echo "$bw $(python3 -c 'import sys; t,m=map(float,sys.argv[1:3]); print(f"{t/float(sys.argv[3])/(m/1024):.3f}")' $((ct + st)) "$mib" "$TICK")"
+}
+
+anchor_fi() {
+    local st ct mbs
+    run_client "$WORK/fis.txt" timeout 120 fi_pingpong -p tcp -e msg -B 47592 -I "${FI_N:-1000}" -S 1048576 >"$WORK/fis.ticks" &
+    local spid=$!
+    sleep 1
+    ct=$(run_client "$WORK/fi.txt" timeout 120 fi_pingpong -p tcp -e msg -P 47592 -I "${FI_N:-1000}" -S 1048576 127.0.0.1)
+    wait "$spid" || true
+    st=$(cat "$WORK/fis.ticks")
+    # MB/sec counts both directions in 10^6 bytes; the moved total is 2 x I MiB.
+    mbs=$(awk '$1 == "1m" {print $6}' "$WORK/fi.txt")
+    [ -n "$mbs" ] || { log "fi_pingpong failed: $(tail -3 "$WORK/fi.txt")"; echo "0 nan"; return; }
+    python3 -c 'import sys; mbs,t,n,tick=map(float,sys.argv[1:]); print(f"{mbs*1e6/1048576:.2f} {t/tick/(2*n/1024):.3f}")' "$mbs" $((ct + st)) "${FI_N:-1000}" "$TICK"
+}
+
+for a in $ANCHORS; do
+    if [ "$a" = iperf3 ]; then
+        iperf3 -s -p 5201 -B 127.0.0.1 >/dev/null 2>&1 &
+        IPERF_PID=$!
+        PIDS+=("$IPERF_PID")
+        wait_port 127.0.0.1 5201
+    fi
+    : >"$WORK/pairs"
+    for i in $(seq "$PAIRS"); do
+        read -r ob oc < <(ours)
+        read -r ab ac < <("anchor_$a")
+        log "$a pair $i: ours $ob MiB/s ($oc cpu s/GiB), anchor $ab MiB/s ($ac cpu s/GiB)"
+        echo "$ob $ab $oc $ac" >>"$WORK/pairs"
+    done
+    summary "S1 loopback 1 MiB: lst brw write (conc $CONCURRENCY, 1 conn) vs $a, MiB/s" <"$WORK/pairs"
+    if [ "$a" = iperf3 ]; then kill "$IPERF_PID"; wait "$IPERF_PID" 2>/dev/null || true; fi
+done
+lst end_session >/dev/null

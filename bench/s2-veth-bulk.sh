@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# S2 (issue #5): bulk across a veth pair between two network namespaces
+# (root only). Ours: lst brw write between an lnetd in each namespace over the
+# TCP LND, sizes SIZES (default 4k 64k 1m) x conns_per_peer CONNS (default
+# 1 2 4), CONCURRENCY RPCs in flight per connection (default 8). Anchor: iperf3
+# -l SIZE -P CONNS. A B A B, PAIRS pairs of SECS s per combination. Prints the
+# median ratio ours/anchor (min, max) and CPU s/GiB per combination.
+source "$(dirname "$0")/lib.sh"
+[ "$(id -u)" -eq 0 ] || { echo "S2 needs root (network namespaces)" >&2; exit 1; }
+SIZES=${SIZES:-4k 64k 1m}
+CONNS=${CONNS:-1 2 4}
+CONCURRENCY=${CONCURRENCY:-8}
+bench_setup
+
+tag=$$
+nsa=lnbA$tag nsb=lnbB$tag
+NETNS+=("$nsa" "$nsb")
+ip netns add "$nsa"
+ip netns add "$nsb"
+ip link add "va$tag" netns "$nsa" type veth peer name "vb$tag" netns "$nsb"
+ip -n "$nsa" addr add 10.232.0.1/24 dev "va$tag"
+ip -n "$nsb" addr add 10.232.0.2/24 dev "vb$tag"
+for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
+ip -n "$nsa" link set "va$tag" up
+ip -n "$nsb" link set "vb$tag" up
+
+ip netns exec "$nsb" iperf3 -s -p 5201 -B 10.232.0.2 >/dev/null 2>&1 &
+IPERF_PID=$!
+PIDS+=("$IPERF_PID")
+wait_port 10.232.0.2 5201 "$nsb"
+
+for conns in $CONNS; do
+    # A fresh pair of nodes per conns_per_peer (a net tunable).
+    for s in "$WORK"/*.sock; do [ -S "$s" ] && "$BIN/lnetctl" --socket "$s" lnet unconfigure >/dev/null 2>&1; done
+    node a "va$tag" "$nsa" --conns-per-peer "$conns"
+    pa=$NODE_PID
+    node b "vb$tag" "$nsb" --conns-per-peer "$conns"
+    pb=$NODE_PID
+    LNETD_PIDS=("$pa" "$pb")
+    lst_session 10.232.0.1@tcp 10.232.0.2@tcp
+    for size in $SIZES; do
+        lst add_batch "b$size" >/dev/null
+        lst add_test --batch "b$size" --concurrency $((CONCURRENCY * conns)) --from c --to s brw write "size=$size" >/dev/null
+        : >"$WORK/pairs"
+        for i in $(seq "$PAIRS"); do
+            read -r _ ob < <(lst_measure "b$size" s "$SECS")
+            oc=$(cpu_per_gib "$(cat "$WORK/ticks")" "$ob" "$SECS")
+            t0=$(ticks "$IPERF_PID")
+            ct=$(run_client "$WORK/iperf.json" timeout $((SECS + 20)) ip netns exec "$nsa" iperf3 -c 10.232.0.2 -p 5201 -t "$SECS" -O 1 -J -l "$size" -P "$conns")
+            t1=$(ticks "$IPERF_PID")
+            ab=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); b=d["end"]["sum_received"]["bits_per_second"]; print(round(b/8/1048576, 2))' "$WORK/iperf.json")
+            ac=$(cpu_per_gib $((ct + t1 - t0)) "$ab" $((SECS + 1)))
+            log "size $size conns $conns pair $i: ours $ob MiB/s ($oc cpu s/GiB), iperf3 $ab MiB/s ($ac)"
+            echo "$ob $ab $oc $ac" >>"$WORK/pairs"
+        done
+        summary "S2 veth, brw write size=$size conns_per_peer=$conns (conc $((CONCURRENCY * conns))) vs iperf3 -l $size -P $conns, MiB/s" <"$WORK/pairs"
+    done
+    lst end_session >/dev/null
+done

@@ -247,12 +247,21 @@ struct State {
     params: Vec<Tunable>,
     pid: u32,
     stopping: bool,
+    /// The time the timer thread sleeps until (`None` while it is awake):
+    /// it is woken only when a timeout moves before that.
+    timer_sleep_until: Option<Instant>,
+    /// A ping or console result arrived since the waiters were last woken.
+    results: bool,
 }
 
 struct Inner {
     state: Mutex<State>,
-    /// Signalled when a ping finishes or the next timeout may have moved.
+    /// Signalled when a ping or console result arrives, or the node stops.
     changed: Condvar,
+    /// Signalled when the next timeout moves before the timer's wake-up
+    /// time, or the node stops. (Waking the timer for every message would
+    /// cost a context switch per message.)
+    timer_cv: Condvar,
     origin: std::time::Instant,
     timer: Mutex<Option<JoinHandle<()>>>,
     /// LND work produced by host callbacks made from inside an LND call (see
@@ -323,10 +332,27 @@ impl Inner {
         let r = f(&mut st, now);
         let mut work = self.take_work();
         drain_into(&mut st, now, &mut work);
+        let wake = wakeups(&mut st);
         drop(st);
-        self.changed.notify_all();
+        self.wake(wake);
         self.execute(work);
         r
+    }
+
+    /// Wakes what [`wakeups`] found to wake.
+    fn wake(&self, (timer, results): (bool, bool)) {
+        if timer {
+            self.timer_cv.notify_one();
+        }
+        if results {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Wakes every sleeper (a new NI, shutdown).
+    fn wake_all(&self) {
+        self.timer_cv.notify_all();
+        self.changed.notify_all();
     }
 
     /// Executes LND work on this thread, unless this thread is already
@@ -397,8 +423,9 @@ impl Inner {
                 st.lnet.handle_done(now, t, c);
             }
             drain_into(&mut st, now, &mut work);
+            let wake = wakeups(&mut st);
             drop(st);
-            self.changed.notify_all();
+            self.wake(wake);
         }
         self.give_back_work(work);
     }
@@ -459,6 +486,7 @@ fn executor_loop(node: Weak<Inner>) {
 /// its events (ping results are kept for their waiters, application MD
 /// events go to their queues) into `work`.
 fn drain_into(st: &mut State, now: Instant, work: &mut Work) {
+    let waiting = st.pings.len() + st.lst_done.len();
     // Selftest reacts to events with new sends (and rarely new events):
     // go round until the engine has nothing left.
     loop {
@@ -467,9 +495,34 @@ fn drain_into(st: &mut State, now: Instant, work: &mut Work) {
             st.lst_done.insert(id, r);
         }
         if events == 0 {
-            return;
+            break;
         }
     }
+    if st.pings.len() + st.lst_done.len() > waiting {
+        st.results = true;
+    }
+}
+
+/// The earliest timeout of the engine and of selftest.
+fn next_due(st: &State) -> Option<Instant> {
+    match (st.lnet.poll_timeout(), st.selftest.poll_timeout()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What to wake once the lock is released: the timer when the next timeout
+/// moved before the time it sleeps until, the waiters when a result arrived.
+fn wakeups(st: &mut State) -> (bool, bool) {
+    let timer = match (st.timer_sleep_until, next_due(st)) {
+        (Some(until), Some(due)) => due < until,
+        _ => false,
+    };
+    if timer {
+        // Once told, the timer re-reads the timeouts itself.
+        st.timer_sleep_until = None;
+    }
+    (timer, std::mem::take(&mut st.results))
 }
 
 /// `MemTotal` from `/proc/meminfo`, in bytes.
@@ -630,8 +683,11 @@ impl Node {
                     .collect(),
                 pid: cfg.pid,
                 stopping: false,
+                timer_sleep_until: None,
+                results: false,
             }),
             changed: Condvar::new(),
+            timer_cv: Condvar::new(),
             origin,
             timer: Mutex::new(None),
             deferred: Mutex::new(VecDeque::new()),
@@ -845,7 +901,7 @@ impl Node {
                     },
                 );
                 drop(st);
-                self.inner.changed.notify_all();
+                self.inner.wake_all();
                 Ok((id, started.info.nid))
             }
             Err(e) => {
@@ -1100,7 +1156,7 @@ impl Node {
         for id in ids {
             self.ni_stop(id);
         }
-        self.inner.changed.notify_all();
+        self.inner.wake_all();
         let t = self
             .inner
             .timer
@@ -1230,11 +1286,7 @@ fn timer_loop(node: Weak<Inner>) {
         let now = inner.now();
         let engine_due = st.lnet.poll_timeout();
         let selftest_due = st.selftest.poll_timeout();
-        let due = match (engine_due, selftest_due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        match due {
+        match next_due(&st) {
             Some(t) if t <= now => {
                 if engine_due.is_some_and(|t| t <= now) {
                     st.lnet.handle_timeout(now);
@@ -1245,16 +1297,23 @@ fn timer_loop(node: Weak<Inner>) {
                 }
                 let mut work = inner.take_work();
                 drain_into(&mut st, now, &mut work);
+                let (_, results) = wakeups(&mut st);
                 drop(st);
-                inner.changed.notify_all();
+                inner.wake((false, results));
                 inner.execute(work);
             }
-            _ => {
-                let wait = due
-                    .map(|t| Duration::from_nanos(t.0 - now.0))
-                    .unwrap_or(Duration::from_secs(1));
-                let wait = wait.min(Duration::from_secs(1));
-                let _ = inner.changed.wait_timeout(st, wait);
+            due => {
+                // At most a second, so that a stop is noticed.
+                let until = due.map_or(now.saturating_add(Duration::from_secs(1)), |t| {
+                    t.min(now.saturating_add(Duration::from_secs(1)))
+                });
+                st.timer_sleep_until = Some(until);
+                let wait = Duration::from_nanos(until.0.saturating_sub(now.0));
+                let (mut st, _) = inner
+                    .timer_cv
+                    .wait_timeout(st, wait)
+                    .unwrap_or_else(|p| p.into_inner());
+                st.timer_sleep_until = None;
             }
         }
     }

@@ -47,7 +47,7 @@ bench_setup() {
         log "installing ${need[*]}"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     fi
-    [ -n "${SKIP_BUILD:-}" ] && return 0
+    [ "${SKIP_BUILD:-0}" = 1 ] && return 0
     local flag=()
     [ "$PROFILE" = release ] && flag=(--release)
     log "building lnetd, lnd-sock, lnetctl/lst ($PROFILE)"

@@ -298,6 +298,18 @@ impl PluginHost {
             }
         }
         let loaded = load_plugin(path).map_err(HostError::Load)?;
+        self.register(path, &abs, id, loaded)
+    }
+
+    /// Registers a plugin that passed the loader's checks (or reactivates
+    /// the unloaded entry of the same file). On any error nothing changes.
+    fn register(
+        &mut self,
+        path: &Path,
+        abs: &Path,
+        id: Option<(u64, u64)>,
+        loaded: LoadedPlugin,
+    ) -> Result<PluginInfo, HostError> {
         let name = loaded.name().to_string();
         // A re-load of the same file after unload reactivates it.
         if let Some(i) = self
@@ -338,7 +350,7 @@ impl PluginHost {
             version: loaded.version().to_string(),
             abi_version: loaded.abi_version().to_string(),
             net_types,
-            path: Some(abs),
+            path: Some(abs.to_path_buf()),
             file_id: id,
             state: PluginState::Active,
             source: Source::Loaded(loaded),
@@ -486,7 +498,8 @@ impl PluginHost {
             }
             match load_plugin(&f) {
                 Ok(l) if l.net_types().iter().any(|d| d.name.as_str() == net_type) => {
-                    self.load(&f)?;
+                    let abs = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
+                    self.register(&f, &abs, id, l)?;
                     return Ok(());
                 }
                 Ok(_) => {}

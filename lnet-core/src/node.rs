@@ -823,7 +823,7 @@ impl Node {
         Ok(nids)
     }
 
-    fn resolve_net(st: &State, name: &str) -> Result<(NetId, String), NodeError> {
+    fn resolve_net(st: &State, name: &str) -> Result<NetId, NodeError> {
         let (ty, num) = split_net_name(name).ok_or_else(|| {
             NodeError::failed(errno::EINVAL, format!("cannot parse net {name:?}"))
         })?;
@@ -837,7 +837,7 @@ impl Node {
                 format!("cannot parse net {name:?}: unknown network type {ty}"),
             )
         })?;
-        Ok((NetId::new(lnd_type, num), ty.to_string()))
+        Ok(NetId::new(lnd_type, num))
     }
 
     fn ni_start(&self, req: &NetAdd, iface: &str) -> Result<(NiId, Nid), NodeError> {
@@ -857,7 +857,7 @@ impl Node {
             let made = st.host.lnd_for(ty)?;
             st.lnds.insert(ty.to_string(), made);
         }
-        let (net, _) = Self::resolve_net(&st, &req.net)?;
+        let net = Self::resolve_net(&st, &req.net)?;
         let slot = Arc::new(std::sync::OnceLock::new());
         let host = HostHandle::new(NiHost {
             node: Arc::downgrade(&self.inner),
@@ -939,7 +939,7 @@ impl Node {
     pub fn net_del(&self, net: &str) -> Result<(), NodeError> {
         let ids: Vec<NiId> = {
             let st = self.inner.lock();
-            let (netid, _) = Self::resolve_net(&st, net)?;
+            let netid = Self::resolve_net(&st, net)?;
             if netid == NetId::LO {
                 return Err(NodeError::failed(
                     errno::EINVAL,
@@ -973,7 +973,7 @@ impl Node {
                 .nis
                 .get(&v.id())
                 .map(|r| r.net_name.clone())
-                .unwrap_or_else(|| net_name(v.net()));
+                .unwrap_or_else(|| v.net().to_string());
             let s = v.stats();
             let ni = NiShow {
                 nid: v.nid(),
@@ -1198,10 +1198,6 @@ fn split_net_name(name: &str) -> Option<(&str, u16)> {
     }
     let num = if num.is_empty() { 0 } else { num.parse().ok()? };
     Some((ty, num))
-}
-
-fn net_name(net: NetId) -> String {
-    net.to_string()
 }
 
 /// The answer to `ping`; a node with no NI but `0@lo` is its own primary NID.

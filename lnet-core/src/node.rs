@@ -505,7 +505,11 @@ fn drain_into(st: &mut State, now: Instant, work: &mut Work) {
 
 /// The earliest timeout of the engine and of selftest.
 fn next_due(st: &State) -> Option<Instant> {
-    match (st.lnet.poll_timeout(), st.selftest.poll_timeout()) {
+    earliest(st.lnet.poll_timeout(), st.selftest.poll_timeout())
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
@@ -1282,7 +1286,7 @@ fn timer_loop(node: Weak<Inner>) {
         let now = inner.now();
         let engine_due = st.lnet.poll_timeout();
         let selftest_due = st.selftest.poll_timeout();
-        match next_due(&st) {
+        match earliest(engine_due, selftest_due) {
             Some(t) if t <= now => {
                 if engine_due.is_some_and(|t| t <= now) {
                     st.lnet.handle_timeout(now);

@@ -298,6 +298,15 @@ const HEAD_MAX: usize = MSG_HDR_SIZE + HDR_NID16_SIZE;
 const IOV_MAX: usize = 16;
 /// Bytes of the discard buffer.
 const SCRATCH: usize = 16 * 1024;
+
+/// The reader's buffer: holds a few dozen small messages.
+const READ_BUF: usize = 16 * 1024;
+
+/// After writing a payload of at least this size the writer yields to the
+/// connection's other tasks, so replies and new requests interleave with a
+/// queue of bulk sends instead of waiting behind all of them (which would
+/// let the pipeline run dry between bursts).
+const YIELD_AFTER: usize = 64 * 1024;
 /// Keepalive NOOPs are not repeated faster than this.
 const KEEPALIVE_REPEAT: Duration = Duration::from_secs(10);
 
@@ -699,6 +708,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                     lock(&conn.zc_pending).insert(zc, ZcSlot::Writing);
                 }
                 let r = write_frame(&mut w, &head[..n], &tx.payload, t).await;
+                let bulk = tx.payload.len() >= YIELD_AFTER;
                 if zc != 0 && r.is_err() {
                     lock(&conn.zc_pending).remove(&zc);
                 }
@@ -747,6 +757,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                         g.complete(why.status);
                         return Some(why);
                     }
+                }
+                if bulk {
+                    tokio::task::yield_now().await;
                 }
             }
         }
@@ -916,11 +929,15 @@ async fn read_by<R: AsyncRead + Unpin>(
 async fn read_loop<R: AsyncRead + Unpin, O: ConnOwner>(
     conn: &Arc<Conn>,
     owner: &Arc<O>,
-    mut r: R,
+    r: R,
 ) -> Option<CloseReason> {
     let t = conn.cfg.sock_timeout;
     let mut scratch = vec![0u8; SCRATCH];
     let mut seq: u64 = 0;
+    // Headers and small payloads come out of one buffered read (a batch of
+    // small messages costs one syscall, not four each); a large payload
+    // bypasses the buffer and goes straight into the matched MD.
+    let mut r = tokio::io::BufReader::with_capacity(READ_BUF, r);
     loop {
         // Idle until the first byte of the next message; then the whole
         // message must arrive within sock_timeout.

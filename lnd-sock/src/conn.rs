@@ -24,7 +24,7 @@ use lnd_api::hdr::{HDR_NID16_SIZE, HDR_NID4_SIZE, MAX_PAYLOAD};
 use lnd_api::{
     errno, Completion, Hdr, HealthStatus, HostHandle, LogLevel, Payload, RxAction, RxToken, TxMsg,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{watch, Notify};
 use tokio::time::{timeout_at, Instant};
 
@@ -41,7 +41,7 @@ pub const ESHUTDOWN: i32 = 108;
 /// `TcpStream` in production, an in-memory duplex in tests.
 pub trait Seam: Send + 'static {
     /// The read half.
-    type R: AsyncRead + Unpin + Send + 'static;
+    type R: AsyncRead + ReadNow + Unpin + Send + 'static;
     /// The write half.
     type W: AsyncWrite + Unpin + Send + 'static;
     /// Splits the stream.
@@ -53,6 +53,29 @@ impl Seam for tokio::net::TcpStream {
     type W = tokio::net::tcp::OwnedWriteHalf;
     fn split(self) -> (Self::R, Self::W) {
         self.into_split()
+    }
+}
+
+/// A read that does not wait: one non-blocking `recv` on the socket, past
+/// the runtime's readiness bookkeeping (which only learns of new data when
+/// it polls epoll). `WouldBlock` when nothing is there.
+pub trait ReadNow {
+    /// Reads what is there now, up to `buf.len()` bytes.
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl ReadNow for tokio::net::tcp::OwnedReadHalf {
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read;
+        let sock = socket2::SockRef::from(self.as_ref());
+        (&*sock).read(buf)
+    }
+}
+
+impl<T> ReadNow for tokio::io::ReadHalf<T> {
+    /// In-memory streams have no socket: always wait through the runtime.
+    fn read_now(&self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
     }
 }
 
@@ -298,6 +321,10 @@ const HEAD_MAX: usize = MSG_HDR_SIZE + HDR_NID16_SIZE;
 const IOV_MAX: usize = 16;
 /// Bytes of the discard buffer.
 const SCRATCH: usize = 16 * 1024;
+
+/// How long the reader polls for the next segment of a payload in flight
+/// before it sleeps (see [`read_spinning`]).
+const RX_SPIN: Duration = Duration::from_micros(50);
 
 /// The reader's buffer: holds a few dozen small messages.
 const READ_BUF: usize = 16 * 1024;
@@ -926,7 +953,7 @@ async fn read_by<R: AsyncRead + Unpin>(
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin, O: ConnOwner>(
+async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
     conn: &Arc<Conn>,
     owner: &Arc<O>,
     r: R,
@@ -1090,14 +1117,19 @@ async fn read_loop<R: AsyncRead + Unpin, O: ConnOwner>(
         if ksh.zc_req != 0 {
             conn.queue_ack(ksh.zc_req);
         }
+        if plen as usize >= YIELD_AFTER {
+            // As the writer does: let the tasks this message woke (a reply
+            // to send, the next request) run before the next bulk payload.
+            tokio::task::yield_now().await;
+        }
     }
 }
 
 /// Reads a payload of `plen` bytes: the first `mlen = min(plen, payload.len())`
 /// straight into the payload's fragments, the rest into `scratch`.
 /// Returns the message's status (not OK when the memory was busy).
-async fn read_payload<R: AsyncRead + Unpin>(
-    r: &mut R,
+async fn read_payload<R: AsyncRead + ReadNow + Unpin>(
+    r: &mut BufReader<R>,
     payload: &Payload,
     plen: usize,
     scratch: &mut [u8],
@@ -1115,7 +1147,7 @@ async fn read_payload<R: AsyncRead + Unpin>(
         let n = f.len().min(left);
         match f.borrow_mut() {
             Ok(mut g) => {
-                read_by(r, &mut g[..n], deadline, t, "read payload").await?;
+                read_spinning(r, &mut g[..n], deadline, t).await?;
                 if let Some(c) = csum.as_mut() {
                     *c = csum_update(*c, &g[..n]);
                 }
@@ -1135,6 +1167,59 @@ async fn read_payload<R: AsyncRead + Unpin>(
         skip(r, plen - mlen, scratch, deadline, t).await?;
     }
     Ok(status)
+}
+
+/// Reads exactly `buf.len()` payload bytes. The rest of a message in flight
+/// arrives in segments microseconds apart, faster than a sleeping thread is
+/// woken: while it is still coming the reader polls the socket for up to
+/// [`RX_SPIN`] between segments (as busy-polling transports do) and only then
+/// sleeps until the socket is readable. The sender then rarely pays for
+/// waking us, which on loopback is on its own critical path.
+async fn read_spinning<R: AsyncRead + ReadNow + Unpin>(
+    r: &mut BufReader<R>,
+    buf: &mut [u8],
+    deadline: Instant,
+    t: Duration,
+) -> Result<(), CloseReason> {
+    const WHAT: &str = "read payload";
+    // What the buffer already holds; then it is empty whenever bytes are
+    // still missing, so reading the socket directly keeps the order.
+    let held = r.buffer();
+    let mut done = held.len().min(buf.len());
+    buf[..done].copy_from_slice(&held[..done]);
+    r.consume(done);
+    let mut progress = std::time::Instant::now();
+    while done < buf.len() {
+        match r.get_ref().read_now(&mut buf[done..]) {
+            Ok(0) => return Err(CloseReason::io(WHAT, &io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => {
+                done += n;
+                progress = std::time::Instant::now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if progress.elapsed() < RX_SPIN {
+                    if Instant::now() >= deadline {
+                        return Err(CloseReason::timeout(WHAT, t));
+                    }
+                    std::hint::spin_loop();
+                    continue;
+                }
+                let n = match timeout_at(deadline, r.read(&mut buf[done..])).await {
+                    Ok(Ok(0)) => {
+                        return Err(CloseReason::io(WHAT, &io::ErrorKind::UnexpectedEof.into()))
+                    }
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => return Err(CloseReason::io(WHAT, &e)),
+                    Err(_) => return Err(CloseReason::timeout(WHAT, t)),
+                };
+                done += n;
+                progress = std::time::Instant::now();
+            }
+            Err(e) => return Err(CloseReason::io(WHAT, &e)),
+        }
+    }
+    Ok(())
 }
 
 async fn skip<R: AsyncRead + Unpin>(

@@ -93,6 +93,7 @@ pub fn conn(counts: &Arc<Counts>) -> Arc<Conn> {
             keepalive: Duration::ZERO,
             zc_min_payload: None,
             csum: false,
+            rx_spin: Duration::from_micros(50),
         },
     )
 }

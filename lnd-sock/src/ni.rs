@@ -180,6 +180,7 @@ impl NiInner {
             keepalive: Duration::from_secs(params.keepalive as u64),
             zc_min_payload: params.zc_request.then_some(params.zc_min_payload),
             csum: params.enable_csum,
+            rx_spin: Duration::from_micros(params.rx_spin_us.into()),
         };
         let (shut_tx, _) = watch::channel(false);
         Arc::new_cyclic(|me| NiInner {

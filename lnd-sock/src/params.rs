@@ -76,6 +76,9 @@ pub struct Params {
     /// such sends only once acknowledged. The kernel asks only when the NIC
     /// sends pages by reference; a user-space socket copies, so off by default.
     pub zc_request: bool,
+    /// `rx_spin_us` (50, this LND's own): how long a reader polls for the
+    /// rest of a payload in flight before it sleeps; 0 never polls.
+    pub rx_spin_us: u32,
     /// `credits` (256).
     pub credits: i32,
     /// `peer_credits` (8).
@@ -113,6 +116,7 @@ impl Default for Params {
             protocol: 3,
             zc_min_payload: 16384,
             zc_request: false,
+            rx_spin_us: 50,
             credits: 256,
             peer_credits: 8,
             peer_buffer_credits: 0,
@@ -192,6 +196,7 @@ impl Params {
                 "protocol" => p.protocol = num(n, v, 2, 3)?,
                 "zc_min_payload" => p.zc_min_payload = num::<usize>(n, v, 0, 1 << 21)?.max(2048),
                 "zc_request" => p.zc_request = num::<u32>(n, v, 0, 1)? == 1,
+                "rx_spin_us" => p.rx_spin_us = num(n, v, 0, 10_000)?,
                 "credits" => p.credits = num(n, v, 1, 1 << 20)?,
                 "peer_credits" => p.peer_credits = num(n, v, 1, 1 << 16)?,
                 "peer_buffer_credits" => p.peer_buffer_credits = num(n, v, 0, 1 << 16)?,
@@ -350,6 +355,15 @@ mod tests {
         assert!(e.message.contains("accept=\"maybe\""), "{}", e.message);
         let e = Params::from_list(&list(&[("accept_port", "70000")])).expect_err("bad");
         assert!(e.message.contains("accept_port"), "{}", e.message);
+        let e = Params::from_list(&list(&[("rx_spin_us", "-1")])).expect_err("bad");
+        assert!(e.message.contains("rx_spin_us"), "{}", e.message);
+    }
+
+    #[test]
+    fn rx_spin_defaults_to_50_us_and_can_be_off() {
+        assert_eq!(Params::default().rx_spin_us, 50);
+        let p = Params::from_list(&list(&[("rx_spin_us", "0")])).expect("valid");
+        assert_eq!(p.rx_spin_us, 0);
     }
 
     #[test]

@@ -105,6 +105,9 @@ const PARAMS: &[(&str, Kind)] = &[
     ("conns_per_peer", Kind::Int(0, 255)),
     ("skip_mr_route_setup", int(BOOL)),
     ("tos", Kind::Int(-1, 255)),
+    // lnd-sock's own (see lnd-sock/README.md)
+    ("zc_request", int(BOOL)),
+    ("rx_spin_us", Kind::Int(0, 10_000)),
     // ko2iblnd (§13.6)
     ("service", Kind::Int(1, 65535)),
     ("cksum", int(BOOL)),

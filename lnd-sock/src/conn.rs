@@ -963,7 +963,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
     // Headers and small payloads come out of one buffered read (a batch of
     // small messages costs one syscall, not four each); a large payload
     // bypasses the buffer and goes straight into the matched MD.
-    let mut r = tokio::io::BufReader::with_capacity(READ_BUF, r);
+    let mut r = BufReader::with_capacity(READ_BUF, r);
     loop {
         // Idle until the first byte of the next message; then the whole
         // message must arrive within sock_timeout.
@@ -1170,12 +1170,15 @@ async fn read_payload<R: AsyncRead + ReadNow + Unpin>(
     Ok(status)
 }
 
-/// Reads exactly `buf.len()` payload bytes. The rest of a message in flight
-/// arrives in segments microseconds apart, faster than a sleeping thread is
-/// woken: while it is still coming the reader polls the socket for up to
-/// `spin` (`rx_spin_us`) between segments (as busy-polling transports do) and only then
-/// sleeps until the socket is readable. The sender then rarely pays for
-/// waking us, which on loopback is on its own critical path.
+/// Reads exactly `buf.len()` payload bytes. On a fast path the rest of a
+/// message in flight arrives in segments microseconds apart, sooner than a
+/// sleeping thread is woken: the reader polls the socket for up to `spin`
+/// (`rx_spin_us`) between segments (as busy-polling transports do) and only
+/// then sleeps until the socket is readable, so the sender rarely pays for
+/// waking it (on loopback and veth that is on the sender's critical path).
+/// Polling stops for the rest of the payload once it arrives slower than
+/// about 1 GB/s (one byte per nanosecond since the first `spin`): on a slow
+/// link it would burn a core for a trickle.
 async fn read_spinning<R: AsyncRead + ReadNow + Unpin>(
     r: &mut BufReader<R>,
     buf: &mut [u8],
@@ -1190,7 +1193,10 @@ async fn read_spinning<R: AsyncRead + ReadNow + Unpin>(
     let mut done = held.len().min(buf.len());
     buf[..done].copy_from_slice(&held[..done]);
     r.consume(done);
-    let mut progress = std::time::Instant::now();
+    let start = std::time::Instant::now();
+    let first = done;
+    let mut progress = start;
+    let mut polling = !spin.is_zero();
     while done < buf.len() {
         match r.get_ref().read_now(&mut buf[done..]) {
             Ok(0) => return Err(CloseReason::io(WHAT, &io::ErrorKind::UnexpectedEof.into())),
@@ -1200,7 +1206,11 @@ async fn read_spinning<R: AsyncRead + ReadNow + Unpin>(
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if progress.elapsed() < spin {
+                if polling {
+                    let since = start.elapsed();
+                    polling = since < spin || (done - first) as u128 >= since.as_nanos();
+                }
+                if polling && progress.elapsed() < spin {
                     if Instant::now() >= deadline {
                         return Err(CloseReason::timeout(WHAT, t));
                     }

@@ -328,10 +328,10 @@ const SCRATCH: usize = 16 * 1024;
 /// The reader's buffer: holds a few dozen small messages.
 const READ_BUF: usize = 16 * 1024;
 
-/// After writing a payload of at least this size the writer yields to the
-/// connection's other tasks, so replies and new requests interleave with a
-/// queue of bulk sends instead of waiting behind all of them (which would
-/// let the pipeline run dry between bursts).
+/// After a frame whose payload is at least this size, the writer and the
+/// reader yield to the other tasks of their worker, so replies and new
+/// requests interleave with a queue of bulk transfers instead of waiting
+/// behind all of them (which lets the pipeline run dry between bursts).
 const YIELD_AFTER: usize = 64 * 1024;
 /// Keepalive NOOPs are not repeated faster than this.
 const KEEPALIVE_REPEAT: Duration = Duration::from_secs(10);
@@ -1255,7 +1255,7 @@ mod tests {
     //! scripted and random frames.
 
     use super::*;
-    use crate::fuzzing::{conn, conn_with, lnet, run, Counts, Owner, H, NET};
+    use crate::fuzzing::{conn, conn_with, lnet, receive_into, run, Counts, Owner, H, NET};
     use lnd_api::abi_stable::std_types::ROption;
     use lnd_api::{IoBuf, MsgToken, MsgType, Nid};
     use proptest::prelude::*;
@@ -1396,31 +1396,23 @@ mod tests {
         assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), 1);
     }
 
-    /// Keeps every delivered payload buffer, full size, to check its bytes.
-    struct Keep(Arc<Counts>, Mutex<Vec<IoBuf>>);
+    /// Receives into full-size buffers and keeps them, to check their bytes.
+    struct Keep(Owner, Mutex<Vec<IoBuf>>);
     impl ConnOwner for Keep {
         fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
-            let n = self.0.parsed.fetch_add(1, Ordering::SeqCst) as u64;
             let buf = IoBuf::zeroed(hdr.payload_length as usize);
             lock(&self.1).push(buf.clone());
-            let a = RxAction {
-                rx,
-                msg: ROption::RSome(MsgToken(1 << 40 | n)),
-                payload: Payload::single(buf),
-                rlen: hdr.payload_length,
-                delayed: false,
-            };
-            conn.deliver(rx.0 & 0xFFFF_FFFF, a)
-                .map_err(|_| "deliver refused".to_string())
+            receive_into(&self.0 .0, conn, &hdr, rx, Payload::single(buf))
         }
         fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
-            self.0.failed.fetch_add(1, Ordering::SeqCst);
-            conn.close(why);
+            self.0.conn_failed(conn, why);
         }
         fn task_done(&self) {
-            self.0.tasks_done.fetch_add(1, Ordering::SeqCst);
+            self.0.task_done();
         }
-        fn log(&self, _: LogLevel, _: &str) {}
+        fn log(&self, level: LogLevel, msg: &str) {
+            self.0.log(level, msg);
+        }
     }
 
     /// Over a real TCP socket: a large payload that arrives in pieces, with
@@ -1435,7 +1427,7 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let keep = Arc::new(Keep(counts.clone(), Mutex::new(Vec::new())));
+        let keep = Arc::new(Keep(Owner(counts.clone()), Mutex::new(Vec::new())));
         rt.block_on(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await

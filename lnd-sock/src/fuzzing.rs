@@ -47,19 +47,32 @@ impl Host for H {
     fn log(&self, _: LogLevel, _: &str) {}
 }
 
+/// Counts a parsed header and answers it at once, receiving into `payload`.
+pub fn receive_into(
+    counts: &Counts,
+    conn: &Arc<Conn>,
+    hdr: &Hdr,
+    rx: RxToken,
+    payload: Payload,
+) -> Result<(), String> {
+    let n = counts.parsed.fetch_add(1, Ordering::SeqCst) as u64;
+    let a = RxAction {
+        rx,
+        msg: ROption::RSome(MsgToken(1 << 40 | n)),
+        payload,
+        rlen: hdr.payload_length,
+        delayed: false,
+    };
+    conn.deliver(rx.0 & 0xFFFF_FFFF, a)
+        .map_err(|_| "deliver refused".to_string())
+}
+
+/// Receives into half the announced length (the rest is skipped).
 pub struct Owner(pub Arc<Counts>);
 impl ConnOwner for Owner {
     fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
-        let n = self.0.parsed.fetch_add(1, Ordering::SeqCst) as u64;
-        let a = RxAction {
-            rx,
-            msg: ROption::RSome(MsgToken(1 << 40 | n)),
-            payload: Payload::single(IoBuf::zeroed(hdr.payload_length as usize / 2)),
-            rlen: hdr.payload_length,
-            delayed: false,
-        };
-        conn.deliver(rx.0 & 0xFFFF_FFFF, a)
-            .map_err(|_| "deliver refused".to_string())
+        let half = IoBuf::zeroed(hdr.payload_length as usize / 2);
+        receive_into(&self.0, conn, &hdr, rx, Payload::single(half))
     }
     fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
         self.0.failed.fetch_add(1, Ordering::SeqCst);

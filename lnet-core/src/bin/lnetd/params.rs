@@ -373,6 +373,13 @@ mod tests {
             .expect("ok");
         p.add("forwarding=enabled", "--param").expect("ok");
         p.add("tos=-1", "--param").expect("ok");
+        p.add("rx_spin_us=0", "--param").expect("lnd-sock's own");
+        p.add("zc_request=1", "--param").expect("lnd-sock's own");
+        let e = p.add("rx_spin_us=10001", "--param").expect_err("range");
+        assert!(
+            e.contains("rx_spin_us") && e.contains("out of range"),
+            "{e}"
+        );
         let e = p.add("bogus=1", "--param").expect_err("unknown");
         assert!(e.contains("unknown parameter bogus"), "{e}");
         let e = p.add("accept_port=70000", "--param").expect_err("range");

@@ -7,7 +7,8 @@
 //! Layers, from the wire up:
 //! * [`nid`]: NIDs and networks, in the kernel's 20-byte `struct lnet_nid` form.
 //! * [`hdr`]: the LNet message header, as LNDs frame it.
-//! * [`mem`]: payload memory shared by pointer and length ([`IoBuf`], [`Payload`]).
+//! * [`mem`]: payload memory shared by pointer and length ([`IoBuf`],
+//!   [`Payload`], and since 1.1 [`PayloadSpan`]).
 //! * [`types`]: the plain values exchanged (messages, completions, errors, tunables).
 //! * [`lnd`]: the contract: [`Lnd`] and [`LndNi`] (what a plugin implements),
 //!   [`Host`] (what LNet gives it), and their FFI-safe forms. Read its docs:
@@ -17,8 +18,10 @@
 //!   layout-checked extensions ([`extension`]), the only way this ABI grows.
 //!
 //! The base interface is frozen at 1.0.0: fields and methods are only appended
-//! after the marked last ones, and new capabilities arrive as extensions, so a
-//! newer host still loads an older plugin. `abi_stable` is re-exported: plugins
+//! after the marked last ones (with a default body the host runs for an older
+//! plugin), and new capabilities arrive as extensions, so a newer host still
+//! loads an older plugin. 1.1.0 appended [`LndNi::send_span`] and
+//! [`LndNi::recv_span`]. `abi_stable` is re-exported: plugins
 //! use this copy.
 
 pub use abi_stable;
@@ -35,7 +38,7 @@ pub use lnd::{
     Host, HostFfiArc, HostHandle, Lnd, LndFfiBox, LndHandle, LndNi, LndNiFfiArc, LndNiHandle,
     NiStarted,
 };
-pub use mem::{BufMut, BufRef, Busy, IoBuf, Payload};
+pub use mem::{BufMut, BufRef, Busy, IoBuf, Payload, PayloadSpan, Piece};
 pub use module::{extension, load_plugin, LndModRef, LoadError, LoadedPlugin, ABI_VERSION};
 pub use nid::{lnd_type, NetId, Nid};
 pub use types::{

@@ -20,9 +20,14 @@
 //!   (`delayed`). The LND must not read the payload until `recv` says where it
 //!   goes. `parse` returning `Err` is a protocol error: the LND closes that
 //!   connection and `recv` will not come.
-//! * **Memory.** Payloads are [`crate::Payload`] fragment lists that point at
-//!   the MD's memory (no copies); they stay valid until the message is
-//!   finalized.
+//! * **Memory.** Payloads point at the MD's memory (no copies) and stay
+//!   valid until the message is finalized. Since lnd-api 1.1 the host calls
+//!   [`LndNi::send_span`] and [`LndNi::recv_span`], whose payload is a
+//!   [`crate::PayloadSpan`] (a window into the MD's shared fragment list, no
+//!   allocation per message); `TxMsg::payload` and `RxAction::payload` are
+//!   then empty. Their defaults make a [`crate::Payload`] fragment list and
+//!   call [`LndNi::send`] and [`LndNi::recv`], so an LND that implements only
+//!   those (every 1.0 plugin) works unchanged.
 //! * **Threads.** Each plugin runs its own threads (and its own runtime, if
 //!   it wants one); no runtime is shared with the host. The host may call any
 //!   `LndNi` method from any thread, including from inside a host callback
@@ -46,6 +51,7 @@ use abi_stable::std_types::{RArc, RBox, RResult, RStr, RString};
 use abi_stable::StableAbi;
 
 use crate::hdr::Hdr;
+use crate::mem::PayloadSpan;
 use crate::nid::Nid;
 use crate::types::{
     Completion, LndError, LogLevel, MsgToken, NiConfig, NiInfo, PeerAliveness, RxAction, RxToken,
@@ -72,6 +78,27 @@ pub trait LndNi: Send + Sync + 'static {
 
     /// Delivers or discards a parsed message's payload (`lnd_recv`).
     fn recv(&self, rx: RxAction) -> Result<(), LndError>;
+
+    /// Transmits a message whose payload is `payload`; `tx.payload` is
+    /// empty (lnd-api 1.1; what the host calls). The default makes a
+    /// fragment list (one heap allocation) and calls [`LndNi::send`].
+    fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> Result<(), LndError> {
+        self.send(TxMsg {
+            payload: payload.to_payload(),
+            ..tx
+        })
+    }
+
+    /// Delivers or discards a parsed message's payload into `payload` (mlen
+    /// is `payload.len()`); `rx.payload` is empty (lnd-api 1.1; what the
+    /// host calls). The default makes a fragment list and calls
+    /// [`LndNi::recv`].
+    fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> Result<(), LndError> {
+        self.recv(RxAction {
+            payload: payload.to_payload(),
+            ..rx
+        })
+    }
 
     /// The host is about to make a received message wait (`lnd_eager_recv`):
     /// free scarce resources now. The default keeps them (unsupported).
@@ -126,7 +153,9 @@ pub struct NiStarted {
 
 // ---------------------------------------------------------------------------
 // FFI-safe trait objects. Methods are only ever appended; the marked one is
-// the last of version 1.0.0.
+// the last of version 1.0.0. Methods after it have a default body, which the
+// host runs when the plugin was built against an older lnd-api whose vtable
+// lacks them.
 // ---------------------------------------------------------------------------
 
 /// FFI form of [`Lnd`].
@@ -157,6 +186,20 @@ pub trait LndNiFfi: Send + Sync {
     /// See [`LndNi::shutdown`].
     #[sabi(last_prefix_field)]
     fn shutdown(&self);
+    /// See [`LndNi::send_span`] (lnd-api 1.1). The default serves 1.0 plugins.
+    fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> RResult<(), LndError> {
+        self.send(TxMsg {
+            payload: payload.to_payload(),
+            ..tx
+        })
+    }
+    /// See [`LndNi::recv_span`] (lnd-api 1.1). The default serves 1.0 plugins.
+    fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> RResult<(), LndError> {
+        self.recv(RxAction {
+            payload: payload.to_payload(),
+            ..rx
+        })
+    }
 }
 
 /// FFI form of [`Host`].
@@ -232,6 +275,12 @@ impl LndNiFfi for SharedNi {
     }
     fn shutdown(&self) {
         self.0.shutdown()
+    }
+    fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> RResult<(), LndError> {
+        self.0.send_span(tx, payload)
+    }
+    fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> RResult<(), LndError> {
+        self.0.recv_span(rx, payload)
     }
 }
 
@@ -310,6 +359,12 @@ impl<T: LndNi> LndNiFfi for LndNiShim<T> {
     fn shutdown(&self) {
         guard_unit("lnd shutdown", || self.0.shutdown())
     }
+    fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> RResult<(), LndError> {
+        guard("lnd send", || self.0.send_span(tx, payload))
+    }
+    fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> RResult<(), LndError> {
+        guard("lnd recv", || self.0.recv_span(rx, payload))
+    }
 }
 
 struct HostShim<T>(T);
@@ -380,6 +435,16 @@ impl LndNiHandle {
     /// See [`LndNi::recv`].
     pub fn recv(&self, rx: RxAction) -> Result<(), LndError> {
         self.0.recv(rx).into_result()
+    }
+    /// See [`LndNi::send_span`]; a plugin built against lnd-api 1.0 gets
+    /// [`LndNi::send`] with a fragment list made here.
+    pub fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> Result<(), LndError> {
+        self.0.send_span(tx, payload).into_result()
+    }
+    /// See [`LndNi::recv_span`]; a plugin built against lnd-api 1.0 gets
+    /// [`LndNi::recv`] with a fragment list made here.
+    pub fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> Result<(), LndError> {
+        self.0.recv_span(rx, payload).into_result()
     }
     /// See [`LndNi::eager_recv`].
     pub fn eager_recv(&self, rx: RxToken) -> Result<(), LndError> {

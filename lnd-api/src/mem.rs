@@ -6,6 +6,11 @@
 //! The LND reads from it to send and writes into it to receive, straight from
 //! and to the socket or the registered memory.
 //!
+//! Since lnd-api 1.1 the host hands an LND a [`PayloadSpan`] instead: a byte
+//! window (offset and length, as the kernel passes `kiov`, `offset`, `len`)
+//! into a fragment list that the MD shares. Taking a span of an MD only bumps
+//! reference counts, so a message costs no heap allocation.
+//!
 //! Access goes through guards that enforce Rust's aliasing rules at run time,
 //! per underlying allocation: any number of [`BufRef`]s, or one [`BufMut`].
 //! A conflicting borrow fails instead of aliasing, so the API is sound even if
@@ -16,7 +21,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut, Range};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use abi_stable::std_types::{RArc, RVec};
+use abi_stable::std_types::{RArc, ROption, RVec};
 use abi_stable::StableAbi;
 
 /// The buffer is borrowed in a conflicting way (written while read, or read
@@ -123,6 +128,17 @@ impl IoBuf {
 
     /// Borrows the bytes for reading.
     pub fn borrow(&self) -> Result<BufRef<'_>, Busy> {
+        self.borrow_range(0..self.len)
+    }
+
+    /// Borrows the bytes for writing.
+    pub fn borrow_mut(&self) -> Result<BufMut<'_>, Busy> {
+        self.borrow_mut_range(0..self.len)
+    }
+
+    /// Borrows `range` (inside this view; see [`Piece`]) for reading.
+    fn borrow_range(&self, range: Range<usize>) -> Result<BufRef<'_>, Busy> {
+        assert!(range.start <= range.end && range.end <= self.len);
         let flag = &self.owner.borrow;
         let mut cur = flag.load(Ordering::Relaxed);
         loop {
@@ -130,18 +146,19 @@ impl IoBuf {
                 return Err(Busy);
             }
             match flag.compare_exchange_weak(cur, cur + 1, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return Ok(BufRef { buf: self }),
+                Ok(_) => return Ok(BufRef { buf: self, range }),
                 Err(now) => cur = now,
             }
         }
     }
 
-    /// Borrows the bytes for writing.
-    pub fn borrow_mut(&self) -> Result<BufMut<'_>, Busy> {
+    /// Borrows `range` (inside this view; see [`Piece`]) for writing.
+    fn borrow_mut_range(&self, range: Range<usize>) -> Result<BufMut<'_>, Busy> {
+        assert!(range.start <= range.end && range.end <= self.len);
         self.owner
             .borrow
             .compare_exchange(0, -1, Ordering::Acquire, Ordering::Relaxed)
-            .map(|_| BufMut { buf: self })
+            .map(|_| BufMut { buf: self, range })
             .map_err(|_| Busy)
     }
 
@@ -158,18 +175,22 @@ impl IoBuf {
     }
 }
 
-/// A shared borrow of an [`IoBuf`]'s bytes.
+/// A shared borrow of an [`IoBuf`]'s bytes (or of a part of them, see
+/// [`Piece`]).
 pub struct BufRef<'a> {
     buf: &'a IoBuf,
+    range: Range<usize>,
 }
 
 impl Deref for BufRef<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         let (p, n) = self.buf.raw();
+        debug_assert!(self.range.start <= self.range.end && self.range.end <= n);
         // SAFETY: the borrow flag counts this reader, so no writer exists while
-        // the slice lives; the memory is valid for `n` bytes (see `raw`).
-        unsafe { std::slice::from_raw_parts(p, n) }
+        // the slice lives; `range` lies inside the view (checked where the
+        // guard is made), which is valid for `n` bytes (see `raw`).
+        unsafe { std::slice::from_raw_parts(p.add(self.range.start), self.range.len()) }
     }
 }
 
@@ -179,26 +200,32 @@ impl Drop for BufRef<'_> {
     }
 }
 
-/// An exclusive borrow of an [`IoBuf`]'s bytes.
+/// An exclusive borrow of an [`IoBuf`]'s bytes (or of a part of them, see
+/// [`Piece`]).
 pub struct BufMut<'a> {
     buf: &'a IoBuf,
+    range: Range<usize>,
 }
 
 impl Deref for BufMut<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         let (p, n) = self.buf.raw();
-        // SAFETY: this guard holds the exclusive borrow flag.
-        unsafe { std::slice::from_raw_parts(p, n) }
+        debug_assert!(self.range.start <= self.range.end && self.range.end <= n);
+        // SAFETY: this guard holds the exclusive borrow flag; `range` lies
+        // inside the view (checked where the guard is made).
+        unsafe { std::slice::from_raw_parts(p.add(self.range.start), self.range.len()) }
     }
 }
 
 impl DerefMut for BufMut<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         let (p, n) = self.buf.raw();
-        // SAFETY: this guard holds the exclusive borrow flag, and `&mut self`
-        // makes the returned slice unique for its lifetime.
-        unsafe { std::slice::from_raw_parts_mut(p, n) }
+        debug_assert!(self.range.start <= self.range.end && self.range.end <= n);
+        // SAFETY: this guard holds the exclusive borrow flag, `&mut self`
+        // makes the returned slice unique for its lifetime, and `range` lies
+        // inside the view.
+        unsafe { std::slice::from_raw_parts_mut(p.add(self.range.start), self.range.len()) }
     }
 }
 
@@ -253,13 +280,14 @@ impl Payload {
     /// The part `offset..offset + len` of this payload, as a new fragment list
     /// sharing the same memory; `None` when out of bounds. The list is made
     /// at its final size: one heap allocation (none when it is empty).
+    /// [`PayloadSpan::sub`] makes none.
     pub fn sub(&self, offset: usize, len: usize) -> Option<Payload> {
         if offset.checked_add(len)? > self.len() {
             return None;
         }
-        let mut frags = RVec::with_capacity(self.spans(offset, len).count());
-        for (f, r, _) in self.spans(offset, len) {
-            frags.push(f.slice(r)?);
+        let mut frags = RVec::with_capacity(pieces(&self.frags, offset, len).count());
+        for p in pieces(&self.frags, offset, len) {
+            frags.push(p.buf.slice(p.range)?);
         }
         Some(Payload { frags })
     }
@@ -275,60 +303,24 @@ impl Payload {
         self.frags.iter().map(IoBuf::borrow_mut).collect()
     }
 
-    /// The pieces of `offset..offset + len` (clipped to the payload): each
-    /// fragment touched, the range inside it, and where that piece starts
-    /// relative to `offset`.
-    fn spans(
-        &self,
-        offset: usize,
-        len: usize,
-    ) -> impl Iterator<Item = (&IoBuf, Range<usize>, usize)> {
-        let end = offset.saturating_add(len);
-        let mut pos = 0;
-        self.frags.iter().filter_map(move |f| {
-            let (fs, fe) = (pos, pos + f.len());
-            pos = fe;
-            let (s, e) = (offset.max(fs), end.min(fe));
-            (s < e).then(|| (f, s - fs..e - fs, s - offset))
-        })
-    }
-
     /// Copies `src` into the payload at `offset`; returns the bytes copied
     /// (fewer when the payload ends first).
     pub fn write_at(&self, offset: usize, src: &[u8]) -> Result<usize, Busy> {
-        let mut done = 0;
-        for (f, r, at) in self.spans(offset, src.len()) {
-            let n = r.len();
-            f.borrow_mut()?[r].copy_from_slice(&src[at..at + n]);
-            done += n;
-        }
-        Ok(done)
+        write_at(pieces(&self.frags, offset, src.len()), src)
     }
 
     /// Copies payload bytes starting at `offset` into `dst`; returns the bytes
     /// copied (fewer when the payload ends first).
     pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> Result<usize, Busy> {
-        let mut done = 0;
-        for (f, r, at) in self.spans(offset, dst.len()) {
-            let n = r.len();
-            dst[at..at + n].copy_from_slice(&f.borrow()?[r]);
-            done += n;
-        }
-        Ok(done)
+        read_at(pieces(&self.frags, offset, dst.len()), dst)
     }
 
     /// Copies all of `self` into `dst` (as far as `dst` reaches), fragment by
     /// fragment with no intermediate buffer; returns the bytes copied.
     pub fn copy_to(&self, dst: &Payload) -> Result<usize, Busy> {
-        let mut off = 0;
-        for f in self.frags.iter() {
-            let n = dst.write_at(off, &f.borrow()?)?;
-            off += n;
-            if n < f.len() {
-                break;
-            }
-        }
-        Ok(off)
+        copy_pieces(pieces(&self.frags, 0, usize::MAX), |off, src| {
+            dst.write_at(off, src)
+        })
     }
 }
 
@@ -340,6 +332,250 @@ impl FromIterator<IoBuf> for Payload {
         }
         p
     }
+}
+
+/// A byte window into a fragment list that several holders share (lnd-api
+/// 1.1): the kernel's `kiov` with `offset` and `len`.
+///
+/// An MD keeps its memory as a span of its whole length; the part a message
+/// moves is [`PayloadSpan::sub`] of it, which, like `clone`, only bumps a
+/// reference count. Cloning never copies bytes or fragment lists.
+#[repr(C)]
+#[derive(StableAbi, Clone, Default)]
+pub struct PayloadSpan {
+    /// The shared fragments; `None` for an empty span.
+    frags: ROption<RArc<RVec<IoBuf>>>,
+    /// Where the window starts, in bytes from the first fragment's start.
+    offset: usize,
+    /// The window's length in bytes.
+    len: usize,
+}
+
+impl fmt::Debug for PayloadSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PayloadSpan")
+            .field("frags", &self.frags().len())
+            .field("offset", &self.offset)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl From<Payload> for PayloadSpan {
+    /// Shares `p`'s fragment list (one heap allocation, for the count; none
+    /// when `p` is empty).
+    fn from(p: Payload) -> Self {
+        let len = p.len();
+        if len == 0 {
+            return PayloadSpan::new();
+        }
+        PayloadSpan {
+            frags: ROption::RSome(RArc::new(p.frags)),
+            offset: 0,
+            len,
+        }
+    }
+}
+
+impl From<IoBuf> for PayloadSpan {
+    fn from(b: IoBuf) -> Self {
+        PayloadSpan::from(Payload::single(b))
+    }
+}
+
+impl PayloadSpan {
+    /// An empty span (no allocation).
+    pub const fn new() -> Self {
+        PayloadSpan {
+            frags: ROption::RNone,
+            offset: 0,
+            len: 0,
+        }
+    }
+
+    /// Length of the window in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the window is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Where the window starts in the shared fragment list.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The whole shared fragment list (the window is [`PayloadSpan::pieces`]).
+    pub fn frags(&self) -> &[IoBuf] {
+        match &self.frags {
+            ROption::RSome(f) => f,
+            ROption::RNone => &[],
+        }
+    }
+
+    /// The part `offset..offset + len` of this window (relative to it);
+    /// `None` when out of bounds. Shares the fragment list: no allocation.
+    pub fn sub(&self, offset: usize, len: usize) -> Option<PayloadSpan> {
+        if offset.checked_add(len)? > self.len {
+            return None;
+        }
+        if len == 0 {
+            return Some(PayloadSpan::new());
+        }
+        Some(PayloadSpan {
+            frags: self.frags.clone(),
+            offset: self.offset + offset,
+            len,
+        })
+    }
+
+    /// The window's pieces in order: each fragment it touches, with the part
+    /// of it that lies inside the window. No allocation.
+    pub fn pieces(&self) -> impl Iterator<Item = Piece<'_>> + Clone {
+        pieces(self.frags(), self.offset, self.len)
+    }
+
+    /// Copies `src` into the window at `offset`; returns the bytes copied
+    /// (fewer when the window ends first).
+    pub fn write_at(&self, offset: usize, src: &[u8]) -> Result<usize, Busy> {
+        let (start, n) = self.clip(offset, src.len());
+        write_at(pieces(self.frags(), start, n), &src[..n])
+    }
+
+    /// Copies window bytes starting at `offset` into `dst`; returns the bytes
+    /// copied (fewer when the window ends first).
+    pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> Result<usize, Busy> {
+        let (start, n) = self.clip(offset, dst.len());
+        read_at(pieces(self.frags(), start, n), &mut dst[..n])
+    }
+
+    /// Copies all of `self` into `dst` (as far as `dst` reaches), piece by
+    /// piece with no intermediate buffer; returns the bytes copied.
+    pub fn copy_to(&self, dst: &PayloadSpan) -> Result<usize, Busy> {
+        copy_pieces(self.pieces(), |off, src| dst.write_at(off, src))
+    }
+
+    /// The window as a fragment list of its own, for an LND built against
+    /// lnd-api 1.0 (one heap allocation; none when empty).
+    pub fn to_payload(&self) -> Payload {
+        let mut frags = RVec::with_capacity(self.pieces().count());
+        for p in self.pieces() {
+            if let Some(b) = p.buf.slice(p.range) {
+                frags.push(b);
+            }
+        }
+        Payload { frags }
+    }
+
+    /// `offset..offset + want` of the window, clipped to it, as a start in
+    /// the fragment list and a length.
+    fn clip(&self, offset: usize, want: usize) -> (usize, usize) {
+        let offset = offset.min(self.len);
+        (self.offset + offset, want.min(self.len - offset))
+    }
+}
+
+/// One fragment's part of a [`PayloadSpan`]: a range inside one [`IoBuf`].
+#[derive(Clone, Debug)]
+pub struct Piece<'a> {
+    buf: &'a IoBuf,
+    range: Range<usize>,
+}
+
+impl<'a> Piece<'a> {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.range.len()
+    }
+
+    /// Whether the piece has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.range.is_empty()
+    }
+
+    /// The fragment the piece lies in.
+    pub fn buf(&self) -> &'a IoBuf {
+        self.buf
+    }
+
+    /// The piece's range inside [`Piece::buf`].
+    pub fn range(&self) -> Range<usize> {
+        self.range.clone()
+    }
+
+    /// Borrows the piece's bytes for reading (the borrow covers the whole
+    /// allocation, as [`IoBuf::borrow`] does).
+    pub fn borrow(&self) -> Result<BufRef<'a>, Busy> {
+        self.buf.borrow_range(self.range.clone())
+    }
+
+    /// Borrows the piece's bytes for writing.
+    pub fn borrow_mut(&self) -> Result<BufMut<'a>, Busy> {
+        self.buf.borrow_mut_range(self.range.clone())
+    }
+}
+
+/// The pieces of `offset..offset + len` of a fragment list (clipped to it).
+fn pieces(frags: &[IoBuf], offset: usize, len: usize) -> impl Iterator<Item = Piece<'_>> + Clone {
+    let end = offset.saturating_add(len);
+    let mut pos = 0;
+    frags
+        .iter()
+        .map(move |f| {
+            let (fs, fe) = (pos, pos + f.len());
+            pos = fe;
+            (f, fs, fe)
+        })
+        .take_while(move |&(_, fs, _)| fs < end)
+        .filter_map(move |(f, fs, fe)| {
+            let (s, e) = (offset.max(fs), end.min(fe));
+            (s < e).then(|| Piece {
+                buf: f,
+                range: s - fs..e - fs,
+            })
+        })
+}
+
+/// Copies `src` into `pieces` in order; returns the bytes copied.
+fn write_at<'a>(pieces: impl Iterator<Item = Piece<'a>>, src: &[u8]) -> Result<usize, Busy> {
+    let mut done = 0;
+    for p in pieces {
+        let n = p.len().min(src.len() - done);
+        p.borrow_mut()?[..n].copy_from_slice(&src[done..done + n]);
+        done += n;
+    }
+    Ok(done)
+}
+
+/// Copies `pieces` in order into `dst`; returns the bytes copied.
+fn read_at<'a>(pieces: impl Iterator<Item = Piece<'a>>, dst: &mut [u8]) -> Result<usize, Busy> {
+    let mut done = 0;
+    for p in pieces {
+        let n = p.len().min(dst.len() - done);
+        dst[done..done + n].copy_from_slice(&p.borrow()?[..n]);
+        done += n;
+    }
+    Ok(done)
+}
+
+/// Feeds `pieces` to `write(offset, bytes)` until it writes short; returns
+/// the bytes written.
+fn copy_pieces<'a>(
+    pieces: impl Iterator<Item = Piece<'a>>,
+    mut write: impl FnMut(usize, &[u8]) -> Result<usize, Busy>,
+) -> Result<usize, Busy> {
+    let mut off = 0;
+    for p in pieces {
+        let n = write(off, &p.borrow()?)?;
+        off += n;
+        if n < p.len() {
+            break;
+        }
+    }
+    Ok(off)
 }
 
 #[cfg(test)]
@@ -380,6 +616,56 @@ mod tests {
         let dst = Payload::single(IoBuf::zeroed(4));
         assert_eq!(s.copy_to(&dst).expect("free"), 4);
         assert_eq!(dst.frags()[0].to_vec().expect("free"), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn span_windows_share_the_fragment_list() {
+        let a = IoBuf::from_vec(vec![0, 1, 2]);
+        let b = IoBuf::from_vec(vec![3, 4, 5, 6, 7]);
+        let c = IoBuf::from_vec(vec![8, 9]);
+        let whole = PayloadSpan::from([a.clone(), b.clone(), c].into_iter().collect::<Payload>());
+        assert_eq!(
+            (whole.len(), whole.offset(), whole.frags().len()),
+            (10, 0, 3)
+        );
+
+        // A window across the first two fragments, then a window of it.
+        let w = whole.sub(2, 5).expect("in bounds");
+        let parts: Vec<(usize, std::ops::Range<usize>)> =
+            w.pieces().map(|p| (p.buf().len(), p.range())).collect();
+        assert_eq!(parts, vec![(3, 2..3), (5, 0..4)]);
+        let ww = w.sub(1, 4).expect("in bounds");
+        assert_eq!(ww.offset(), 3);
+        assert!(std::ptr::eq(ww.frags(), whole.frags()), "no new list");
+        let mut out = [0u8; 4];
+        assert_eq!(ww.read_at(0, &mut out).expect("free"), 4);
+        assert_eq!(out, [3, 4, 5, 6]);
+        assert!(w.sub(3, 3).is_none());
+        assert!(w.sub(5, 0).expect("empty at the end").is_empty());
+
+        // Writes stay inside the window, and stop at its end.
+        assert_eq!(w.write_at(3, &[70, 71, 72, 73]).expect("free"), 2);
+        assert_eq!(b.to_vec().expect("free"), vec![3, 4, 70, 71, 7]);
+        assert_eq!(a.to_vec().expect("free"), vec![0, 1, 2]);
+        let mut big = [0u8; 8];
+        assert_eq!(w.read_at(0, &mut big).expect("free"), 5);
+        assert_eq!(&big[..5], &[2, 3, 4, 70, 71]);
+
+        // A piece's guard covers only its range; the flag is per allocation.
+        let first = ww.pieces().next().expect("a piece");
+        let g = first.borrow_mut().expect("free");
+        assert_eq!(&*g, &[3, 4, 70, 71]);
+        assert_eq!(b.borrow().err(), Some(Busy));
+        drop(g);
+
+        // For a 1.0 LND: its own fragment list over the same memory.
+        let p = w.to_payload();
+        assert_eq!(p.len(), 5);
+        assert!(p.frags()[1].same_allocation(&b));
+        let dst = PayloadSpan::from(IoBuf::zeroed(3));
+        assert_eq!(w.copy_to(&dst).expect("free"), 3);
+        assert_eq!(dst.frags()[0].to_vec().expect("free"), vec![2, 3, 4]);
+        assert!(PayloadSpan::from(Payload::new()).frags().is_empty());
     }
 
     #[test]

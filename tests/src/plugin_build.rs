@@ -13,10 +13,20 @@ use crate::{run, target_dir, workspace_root};
 pub enum Interface {
     /// The same lnd-api.
     Same,
-    /// lnd-api with a changed type layout but the same version (1.0.0).
+    /// lnd-api with a changed type layout but the same version.
     ChangedLayout,
-    /// lnd-api bumped to 2.0.0.
+    /// lnd-api bumped to the next major version.
     NextMajor,
+}
+
+/// The lnd-api version after ours that breaks compatibility (`2.0.0`).
+pub fn next_major() -> String {
+    let major: u32 = lnd_api::ABI_VERSION
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .expect("ABI_VERSION starts with a number");
+    format!("{}.0.0", major + 1)
 }
 
 /// A plugin built out of tree.
@@ -121,16 +131,10 @@ pub fn build_vendor_plugin(tag: &str, iface: Interface, name: &str, net_type: &s
             "    pub timeout_secs: u64,\n}",
         ),
         Interface::NextMajor => {
-            replace_in(
-                &api.join("Cargo.toml"),
-                "version = \"1.0.0\"",
-                "version = \"2.0.0\"",
-            );
-            replace_in(
-                &plugin.join("Cargo.toml"),
-                "version = \"1.0.0\"",
-                "version = \"2.0.0\"",
-            );
+            let ours = format!("version = \"{}\"", lnd_api::ABI_VERSION);
+            let next = format!("version = \"{}\"", next_major());
+            replace_in(&api.join("Cargo.toml"), &ours, &next);
+            replace_in(&plugin.join("Cargo.toml"), &ours, &next);
         }
     }
     // Same dependency versions as the host (abi_stable in particular).

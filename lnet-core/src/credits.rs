@@ -12,7 +12,7 @@
 //! marks for monitoring. Waiters released by a completion are posted from
 //! `Lnet::flush`, iteratively, never recursively.
 
-use lnd_api::{errno, Completion, HealthStatus, Payload, TxMsg};
+use lnd_api::{errno, Completion, HealthStatus, Payload, PayloadSpan, TxMsg};
 
 use crate::msg::{MsgId, MsgState};
 use crate::ni::{LndOp, Lnet, NiId, Timer};
@@ -92,9 +92,7 @@ impl Lnet {
                 return;
             }
         }
-        // The fragment list the LND owns from now on: the one heap
-        // allocation of a send with a payload (the `Payload` is an `RVec` in
-        // the frozen lnd-api ABI); the message keeps only its span.
+        // A window into the MD's shared fragment list: no allocation.
         let payload = self.msg_payload(id);
         let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
             return;
@@ -106,7 +104,7 @@ impl Lnet {
             hdr: m.hdr,
             target: m.next_hop,
             target_pid: m.next_hop_pid,
-            payload,
+            payload: Payload::new(),
             rx: m.rx.into(),
         };
         let pni = m.peer_ni;
@@ -118,16 +116,16 @@ impl Lnet {
         }
         self.counters.send_count += 1;
         self.counters.send_length += u64::from(len);
-        self.lnd_ops.push_back(LndOp::Send { ni, tx });
+        self.lnd_ops.push_back(LndOp::Send { ni, tx, payload });
     }
 
-    /// The fragments of a message's span of its MD (empty without either).
-    fn msg_payload(&self, id: MsgId) -> Payload {
+    /// A message's span of its MD (empty without either).
+    fn msg_payload(&self, id: MsgId) -> PayloadSpan {
         let Some(m) = self.msgs.get(id.idx, id.gen) else {
-            return Payload::new();
+            return PayloadSpan::new();
         };
         if m.span.len == 0 {
-            return Payload::new();
+            return PayloadSpan::new();
         }
         let sub =
             m.md.and_then(|h| self.mds.get(h.idx, h.gen))

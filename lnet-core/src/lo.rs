@@ -13,7 +13,8 @@ use std::sync::Mutex;
 
 use lnd_api::{
     errno, lnd_type, Completion, HealthStatus, HostHandle, Lnd, LndError, LndHandle, LndNi,
-    LndNiHandle, NetTunables, NiConfig, NiInfo, NiStarted, Nid, RxAction, RxToken, TxMsg,
+    LndNiHandle, NetTunables, NiConfig, NiInfo, NiStarted, Nid, PayloadSpan, RxAction, RxToken,
+    TxMsg,
 };
 
 /// The loopback LND.
@@ -24,7 +25,7 @@ pub struct LoLnd;
 pub struct LoNi {
     host: HostHandle,
     /// Sends whose `recv` has not come yet, by receive token (= send token).
-    pending: Mutex<HashMap<u64, TxMsg>>,
+    pending: Mutex<HashMap<u64, (TxMsg, PayloadSpan)>>,
 }
 
 impl Lnd for LoLnd {
@@ -66,7 +67,7 @@ impl LoNi {
         }
     }
 
-    fn take(&self, rx: RxToken) -> Option<TxMsg> {
+    fn take(&self, rx: RxToken) -> Option<(TxMsg, PayloadSpan)> {
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -74,28 +75,38 @@ impl LoNi {
     }
 }
 
-/// Copies `tx`'s payload into `dst`; when they share an allocation (a PUT
-/// from an MD into itself) the bytes go through a temporary copy.
-fn copy_payload(tx: &TxMsg, dst: &lnd_api::Payload) -> Result<usize, lnd_api::Busy> {
-    match tx.payload.copy_to(dst) {
+/// Copies `src` into `dst`; when they share an allocation (a PUT from an MD
+/// into itself) the bytes go through a temporary copy.
+fn copy_payload(src: &PayloadSpan, dst: &PayloadSpan) -> Result<usize, lnd_api::Busy> {
+    match src.copy_to(dst) {
         Ok(n) => Ok(n),
         Err(_) => {
-            let n = tx.payload.len().min(dst.len());
+            let n = src.len().min(dst.len());
             let mut tmp = vec![0u8; n];
-            tx.payload.read_at(0, &mut tmp)?;
+            src.read_at(0, &mut tmp)?;
             dst.write_at(0, &tmp)
         }
     }
 }
 
 impl LndNi for LoNi {
-    fn send(&self, tx: TxMsg) -> Result<(), LndError> {
+    fn send(&self, mut tx: TxMsg) -> Result<(), LndError> {
+        let payload = PayloadSpan::from(std::mem::take(&mut tx.payload));
+        self.send_span(tx, payload)
+    }
+
+    fn recv(&self, mut rx: RxAction) -> Result<(), LndError> {
+        let payload = PayloadSpan::from(std::mem::take(&mut rx.payload));
+        self.recv_span(rx, payload)
+    }
+
+    fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> Result<(), LndError> {
         let token = tx.token.0;
         let hdr = tx.hdr;
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(token, tx);
+            .insert(token, (tx, payload));
         match self.host.parse(hdr, Nid::LO_0, RxToken(token), false) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -109,8 +120,8 @@ impl LndNi for LoNi {
         }
     }
 
-    fn recv(&self, rx: RxAction) -> Result<(), LndError> {
-        let Some(tx) = self.take(rx.rx) else {
+    fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> Result<(), LndError> {
+        let Some((tx, src)) = self.take(rx.rx) else {
             return Err(LndError::new(
                 errno::EINVAL,
                 format!("lo: recv for unknown token {:#x}", rx.rx.0),
@@ -118,7 +129,7 @@ impl LndNi for LoNi {
         };
         let status = match rx.msg.into_option() {
             Some(msg) => {
-                let st = match copy_payload(&tx, &rx.payload) {
+                let st = match copy_payload(&src, &payload) {
                     Ok(_) => Completion::OK,
                     Err(_) => Completion::failed(errno::EIO, HealthStatus::LOCAL_ERROR),
                 };
@@ -143,7 +154,7 @@ impl LndNi for LoNi {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .drain()
-            .map(|(_, v)| v)
+            .map(|(_, (tx, _))| tx)
             .collect();
         for tx in pending {
             self.host.finalize(

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::ops::BitOr;
 
-use lnd_api::{errno, Payload, WireHandle};
+use lnd_api::{errno, PayloadSpan, WireHandle};
 
 use crate::event::{EventKind, MdEvent};
 use crate::me::MeHandle;
@@ -121,8 +121,11 @@ impl Threshold {
 /// What the application asks for (`struct lnet_md`).
 #[derive(Clone, Debug)]
 pub struct MdSpec {
-    /// The memory (a fragment list, ≤ 256 fragments); length = sum of fragments.
-    pub memory: Payload,
+    /// The memory (a window into a fragment list, ≤ 256 fragments). A
+    /// [`lnd_api::Payload`] or an [`lnd_api::IoBuf`] converts into one; an
+    /// application that reuses its buffers keeps the span and clones it (a
+    /// reference count, no allocation).
+    pub memory: PayloadSpan,
     /// `LNET_MD_*` options.
     pub options: MdOptions,
     /// Operations this MD takes part in.
@@ -135,9 +138,9 @@ pub struct MdSpec {
 
 impl MdSpec {
     /// An MD over `memory` with `options` and `threshold`, no max size, user pointer 0.
-    pub fn new(memory: Payload, options: MdOptions, threshold: Threshold) -> Self {
+    pub fn new(memory: impl Into<PayloadSpan>, options: MdOptions, threshold: Threshold) -> Self {
         MdSpec {
-            memory,
+            memory: memory.into(),
             options,
             threshold,
             max_size: 0,
@@ -171,7 +174,7 @@ pub(crate) enum MdOwner {
 /// An MD (`struct lnet_libmd`).
 #[derive(Debug)]
 pub(crate) struct Md {
-    pub(crate) memory: Payload,
+    pub(crate) memory: PayloadSpan,
     pub(crate) length: u32,
     pub(crate) options: MdOptions,
     pub(crate) threshold: Threshold,
@@ -274,10 +277,10 @@ impl ApiError {
 
 /// `lnet_md_validate` plus the bind/attach specific rules.
 fn validate(spec: &MdSpec, bind: bool) -> Result<u32, ApiError> {
-    if spec.memory.frags().len() > MAX_IOV {
+    let frags = spec.memory.pieces().count();
+    if frags > MAX_IOV {
         return Err(ApiError::InvalidMd(format!(
-            "{} fragments, at most {MAX_IOV} allowed",
-            spec.memory.frags().len()
+            "{frags} fragments, at most {MAX_IOV} allowed"
         )));
     }
     let len = u32::try_from(spec.memory.len())
@@ -504,7 +507,7 @@ pub(crate) type MdTable = GenSlab<Md>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lnd_api::IoBuf;
+    use lnd_api::{IoBuf, Payload};
 
     fn spec(len: usize, options: MdOptions) -> MdSpec {
         MdSpec::new(

@@ -16,7 +16,9 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use lnd_api::{errno, NetId, NetTunables, NiInfo, Nid, RxAction, RxToken, Tunable, TxMsg};
+use lnd_api::{
+    errno, NetId, NetTunables, NiInfo, Nid, PayloadSpan, RxAction, RxToken, Tunable, TxMsg,
+};
 
 use crate::event::Event;
 use crate::md::{MdHandle, MdTable};
@@ -169,19 +171,23 @@ impl Config {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum LndOp {
-    /// Call `LndNiHandle::send`; on `Err` call `handle_done(tx.token, failed)`.
+    /// Call `LndNiHandle::send_span`; on `Err` call `handle_done(tx.token, failed)`.
     Send {
         /// The NI.
         ni: NiId,
-        /// The message.
+        /// The message (its `payload` field is empty).
         tx: TxMsg,
+        /// The payload: a window into the MD's memory.
+        payload: PayloadSpan,
     },
-    /// Call `LndNiHandle::recv`; on `Err` call `handle_done` if `rx.msg` is `Some`.
+    /// Call `LndNiHandle::recv_span`; on `Err` call `handle_done` if `rx.msg` is `Some`.
     Recv {
         /// The NI.
         ni: NiId,
-        /// Where the payload goes.
+        /// The receive (its `payload` field is empty).
         rx: RxAction,
+        /// Where the first mlen bytes go (mlen is its length).
+        payload: PayloadSpan,
     },
     /// Call `LndNiHandle::eager_recv` (advisory: errors are only logged).
     EagerRecv {

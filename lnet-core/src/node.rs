@@ -384,9 +384,9 @@ impl Inner {
             let mut failed: Vec<(MsgToken, Completion)> = Vec::new();
             for (lnd, op) in work.drain(..) {
                 match op {
-                    LndOp::Send { tx, .. } => {
+                    LndOp::Send { tx, payload, .. } => {
                         let token = tx.token;
-                        if let Err(e) = lnd.send(tx) {
+                        if let Err(e) = lnd.send_span(tx, payload) {
                             tracing::debug!("lnd send failed: {e}");
                             failed.push((
                                 token,
@@ -394,9 +394,9 @@ impl Inner {
                             ));
                         }
                     }
-                    LndOp::Recv { rx, .. } => {
+                    LndOp::Recv { rx, payload, .. } => {
                         let msg = rx.msg;
-                        if let Err(e) = lnd.recv(rx) {
+                        if let Err(e) = lnd.recv_span(rx, payload) {
                             tracing::debug!("lnd recv failed: {e}");
                             if let lnd_api::abi_stable::std_types::ROption::RSome(m) = msg {
                                 failed.push((

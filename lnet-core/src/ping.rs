@@ -166,7 +166,7 @@ impl Lnet {
         let Some(h) = self.ping_target.md else { return };
         if let Some(md) = self.mds.get_mut(h.idx, h.gen) {
             md.length = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-            md.memory = Payload::single(IoBuf::from_vec(buf));
+            md.memory = IoBuf::from_vec(buf).into();
         }
     }
 

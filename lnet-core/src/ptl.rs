@@ -325,11 +325,11 @@ mod tests {
     use super::*;
     use crate::md::Unlink;
     use crate::md::{Md, MdOwner, Threshold};
-    use lnd_api::{IoBuf, NetId, Payload};
+    use lnd_api::{IoBuf, NetId};
 
     fn md(len: u32, options: MdOptions) -> Md {
         Md {
-            memory: Payload::single(IoBuf::zeroed(len as usize)),
+            memory: IoBuf::zeroed(len as usize).into(),
             length: len,
             options,
             threshold: Threshold::Infinite,

@@ -10,7 +10,7 @@
 //! bytes) and are counted.
 
 use lnd_api::abi_stable::std_types::ROption;
-use lnd_api::{errno, Hdr, MsgType, Nid, Payload, RxAction, RxToken};
+use lnd_api::{errno, Hdr, MsgType, Nid, Payload, PayloadSpan, RxAction, RxToken};
 
 use crate::event::EventKind;
 use crate::md::{MdHandle, MdOptions, Threshold};
@@ -188,7 +188,11 @@ impl Lnet {
             rlen: len,
             delayed,
         };
-        self.lnd_ops.push_back(LndOp::Recv { ni, rx: action });
+        self.lnd_ops.push_back(LndOp::Recv {
+            ni,
+            rx: action,
+            payload: PayloadSpan::new(),
+        });
     }
 
     fn ev_for(&self, r: &Rx, kind: EventKind) -> EvInfo {
@@ -326,22 +330,30 @@ impl Lnet {
                 delayed,
             };
             let ni = m.ni;
-            self.lnd_ops.push_back(LndOp::Recv { ni, rx });
+            self.lnd_ops.push_back(LndOp::Recv {
+                ni,
+                rx,
+                payload: PayloadSpan::new(),
+            });
             self.finalize(Instant::ZERO, id, c);
             return;
         };
         m.state = MsgState::Receiving;
-        // The LND owns the fragment list (the one heap allocation of the
-        // receive); the message needs no copy of it.
+        // The payload is a window into the MD's shared fragment list: no
+        // allocation.
         let action = RxAction {
             rx: m.rx.unwrap_or(RxToken(0)),
             msg: ROption::RSome(id.token()),
-            payload,
+            payload: Payload::new(),
             rlen: m.hdr.payload_length,
             delayed,
         };
         let ni = m.ni;
-        self.lnd_ops.push_back(LndOp::Recv { ni, rx: action });
+        self.lnd_ops.push_back(LndOp::Recv {
+            ni,
+            rx: action,
+            payload,
+        });
     }
 
     pub(crate) fn delayed_match_info(&self, id: MsgId) -> Option<MatchInfo> {
@@ -433,13 +445,14 @@ impl Lnet {
             let action = RxAction {
                 rx: r.rx,
                 msg: ROption::RSome(id.token()),
-                payload,
+                payload: Payload::new(),
                 rlen: mlength,
                 delayed: false,
             };
             self.lnd_ops.push_back(LndOp::Recv {
                 ni: r.ni,
                 rx: action,
+                payload,
             });
             return;
         }
@@ -454,6 +467,7 @@ impl Lnet {
         self.lnd_ops.push_back(LndOp::Recv {
             ni: r.ni,
             rx: action,
+            payload: PayloadSpan::new(),
         });
         self.send_reply(now, &r.hdr, r.ni, r.peer_ni, r.from, r.rx, md, span, ev);
     }
@@ -496,6 +510,7 @@ impl Lnet {
         self.lnd_ops.push_back(LndOp::Recv {
             ni: r.ni,
             rx: action,
+            payload: PayloadSpan::new(),
         });
     }
 
@@ -521,7 +536,7 @@ impl Lnet {
                 m.attach_msg();
                 m.memory.sub(0, mlength as usize).unwrap_or_default()
             }
-            None => Payload::new(),
+            None => PayloadSpan::new(),
         };
         let mut ev = self.ev_for(&r, EventKind::Reply);
         ev.rlength = rlength;
@@ -533,13 +548,14 @@ impl Lnet {
         let action = RxAction {
             rx: r.rx,
             msg: ROption::RSome(id.token()),
-            payload,
+            payload: Payload::new(),
             rlen: rlength,
             delayed: false,
         };
         self.lnd_ops.push_back(LndOp::Recv {
             ni: r.ni,
             rx: action,
+            payload,
         });
     }
 }

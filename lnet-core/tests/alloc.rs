@@ -6,12 +6,10 @@
 //! (run alone, nothing else allocates meanwhile; the node's timer and
 //! executor threads are part of what is measured).
 //!
-//! The floor is one allocation per payload-bearing hand-over to an LND: the
-//! `TxMsg`/`RxAction` an LND receives owns its `lnd_api::Payload`, whose
-//! fragment list is an `RVec<IoBuf>` in the frozen lnd-api 1.0.0 ABI. A
-//! fresh fragment list cannot be made without a heap block, and the LND
-//! frees it, so it cannot be recycled either. Messages without a payload
-//! (ACK, the GET request, a 0-byte PUT) allocate nothing.
+//! Nothing allocates per message, with or without a payload: the LND gets
+//! its payload as an `lnd_api::PayloadSpan` (lnd-api 1.1), a window into the
+//! MD's shared fragment list, which costs a reference count. (Before 1.1 the
+//! LND got a fragment list of its own: one allocation per hand-over.)
 
 #[path = "pump/mod.rs"]
 mod pump;
@@ -47,24 +45,23 @@ fn check(what: &str, got: PerStep, want: f64) {
 }
 
 #[test]
-fn steady_state_message_paths_allocate_only_the_lnd_payload() {
-    // One engine receiving a PUT: the receive's fragment list only.
+fn steady_state_message_paths_allocate_nothing() {
+    // One engine receiving a PUT.
     check(
         "engine PUT receive, 4096 B",
         measure(GLOBAL, WARMUP, STEPS, &mut engine_put_receive(4096)),
-        1.0,
+        0.0,
     );
     check(
         "engine PUT receive, 0 B",
         measure(GLOBAL, WARMUP, STEPS, &mut engine_put_receive(0)),
         0.0,
     );
-    // PUT + ACK between two engines (pump included): the PUT's fragment
-    // list on each side; the ACK has no payload.
+    // PUT + ACK between two engines (pump included).
     check(
         "engine PUT+ACK round trip, 4096 B",
         measure(GLOBAL, WARMUP, STEPS, &mut engine_put_ack(4096)),
-        2.0,
+        0.0,
     );
     check(
         "engine PUT+ACK round trip, 0 B",
@@ -72,46 +69,46 @@ fn steady_state_message_paths_allocate_only_the_lnd_payload() {
         0.0,
     );
     // A Multi-Rail peer (selection ranks its nets and NIs) and MDs of 16
-    // fragments: still one fragment list per side, made at its final size.
+    // fragments.
     check(
         "engine PUT+ACK round trip to a Multi-Rail peer, 16 x 4096 B",
         measure(GLOBAL, WARMUP, STEPS, &mut engine_put_ack_mr(16 * 4096, 16)),
-        2.0,
+        0.0,
     );
-    // A use-once ME and MD per PUT on the target (the application's own
-    // Payload for the MD is the third allocation).
+    // A use-once ME and MD per PUT on the target, over a buffer the
+    // application keeps as a span.
     check(
         "engine PUT+ACK round trip into a use-once ME+MD, 4096 B",
         measure(GLOBAL, WARMUP, STEPS, &mut engine_put_ack_use_once_me(4096)),
-        3.0,
+        0.0,
     );
     // 64 PUTs in flight at once (64 response trackers armed together).
     check(
         "engine 64 PUT+ACK round trips in flight, 4096 B",
         measure(GLOBAL, 20, 100, &mut engine_put_ack_window(4096, 64)),
-        128.0,
+        0.0,
     );
-    // GET + REPLY: the REPLY's fragment list on each side.
+    // GET + REPLY.
     check(
         "engine GET+REPLY round trip, 4096 B",
         measure(GLOBAL, WARMUP, STEPS, &mut engine_get_reply(4096)),
-        2.0,
+        0.0,
     );
     // Through the node runtime's application API and the lo LND, to our own
-    // NID, waiting for the events: the same floor, nothing added by the
-    // runtime (work lists, executor thread, event queues).
+    // NID, waiting for the events: nothing added by the runtime (work lists,
+    // executor thread, event queues).
     let (node, mut step) = node_put_ack(4096);
     check(
         "node (lo) PUT+ACK round trip, 4096 B",
         measure(GLOBAL, WARMUP, STEPS, &mut step),
-        2.0,
+        0.0,
     );
     node.shutdown();
     let (node, mut step) = node_get_reply(4096);
     check(
         "node (lo) GET+REPLY round trip, 4096 B",
         measure(GLOBAL, WARMUP, STEPS, &mut step),
-        2.0,
+        0.0,
     );
     node.shutdown();
 }

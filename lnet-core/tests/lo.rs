@@ -35,10 +35,10 @@ impl Shared {
         let lo = self.lo.lock().expect("lo").clone().expect("lo started");
         for op in ops {
             match op {
-                LndOp::Send { ni, tx } => {
+                LndOp::Send { ni, tx, payload } => {
                     assert_eq!(ni, NiId::LO);
                     let token = tx.token;
-                    if lo.send(tx).is_err() {
+                    if lo.send_span(tx, payload).is_err() {
                         let g = self.lnet.lock().expect("engine");
                         let mut g = g;
                         g.handle_done(
@@ -49,9 +49,9 @@ impl Shared {
                         self.drain_and_run(g);
                     }
                 }
-                LndOp::Recv { rx, .. } => {
+                LndOp::Recv { rx, payload, .. } => {
                     let msg = rx.msg.into_option();
-                    if lo.recv(rx).is_err() {
+                    if lo.recv_span(rx, payload).is_err() {
                         if let Some(m) = msg {
                             let mut g = self.lnet.lock().expect("engine");
                             g.handle_done(

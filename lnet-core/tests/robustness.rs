@@ -122,13 +122,14 @@ fn optimized_get_hands_the_reply_to_the_lnds_receive() {
     let l = &mut f.nodes[0].lnet;
     l.handle_rx(now, ni, hdr, nid(5), RxToken(42), true)
         .expect("parse");
-    let Some(LndOp::Recv { rx, .. }) = l.poll_lnd() else {
+    let Some(LndOp::Recv { rx, payload, .. }) = l.poll_lnd() else {
         panic!("recv with the REPLY")
     };
     assert_eq!(rx.rx, RxToken(42));
-    assert_eq!(rx.payload.len(), 64);
+    assert!(rx.payload.is_empty(), "the payload goes as a span");
+    assert_eq!(payload.len(), 64);
     let mut got = vec![0; 64];
-    rx.payload.read_at(0, &mut got).expect("read");
+    payload.read_at(0, &mut got).expect("read");
     assert_eq!(got, pattern(100, 2)[..64].to_vec());
     assert!(l.poll_lnd().is_none(), "no REPLY header is sent");
     l.handle_done(
@@ -308,8 +309,8 @@ proptest! {
             while let Some(op) = l.poll_lnd() {
                 match op {
                     LndOp::Send { tx, .. } => owned.push(tx.token),
-                    LndOp::Recv { rx, .. } => {
-                        prop_assert!(rx.payload.len() <= rx.rlen as usize || rx.msg.is_some());
+                    LndOp::Recv { rx, payload, .. } => {
+                        prop_assert!(payload.len() <= rx.rlen as usize || rx.msg.is_some());
                         if let Some(m) = rx.msg.into_option() { owned.push(m) }
                     }
                     _ => {}

@@ -1110,10 +1110,10 @@ fn rule_4_3_reply_longer_than_the_md_without_truncate_is_dropped() {
     let hdr = Hdr::reply(nid(0), nid(5), 12345, 12345, 8, ReplyBody { dst_wmd: wmd2 });
     l.handle_rx(now, ni, hdr, nid(5), RxToken(2), false)
         .expect("parse");
-    let Some(LndOp::Recv { rx, .. }) = l.poll_lnd() else {
+    let Some(LndOp::Recv { rx, payload, .. }) = l.poll_lnd() else {
         panic!("recv")
     };
-    assert_eq!((rx.payload.len(), rx.rlen), (4, 8));
+    assert_eq!((payload.len(), rx.rlen), (4, 8));
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::alloc::System;
 use std::time::Duration;
 
 use lnet_core::lnd_api::hdr::PutBody;
-use lnet_core::lnd_api::{Completion, Hdr, IoBuf, Nid, Payload, RxToken, WireHandle};
+use lnet_core::lnd_api::{Completion, Hdr, IoBuf, Nid, Payload, PayloadSpan, RxToken, WireHandle};
 use lnet_core::node::{EqHandle, MatchSpec, Node, NodeConfig, Target};
 use lnet_core::{
     AckReq, Config, Event, EventKind, InsPos, Instant, LndOp, Lnet, MdHandle, MdOptions, MdSpec,
@@ -142,8 +142,8 @@ pub fn engine_put_receive(len: usize) -> impl FnMut() {
             .expect("parse");
         let mut received = 0;
         while let Some(op) = l.poll_lnd() {
-            if let LndOp::Recv { rx, .. } = op {
-                assert_eq!(rx.payload.len(), len, "the whole PUT is received");
+            if let LndOp::Recv { rx, payload, .. } = op {
+                assert_eq!(payload.len(), len, "the whole PUT is received");
                 if let Some(m) = rx.msg.into_option() {
                     l.handle_done(now, m, Completion::OK);
                     received += 1;
@@ -296,7 +296,9 @@ pub fn engine_put_ack_window(len: usize, window: usize) -> impl FnMut() {
 pub fn engine_put_ack_use_once_me(len: usize) -> impl FnMut() {
     let mut f = Fabric::new(2);
     let md = bind_source(&mut f.nodes[0].lnet, len);
-    let memory = Payload::single(IoBuf::zeroed(len.max(1)));
+    // The application keeps its buffer as a span and clones it per MD (a
+    // reference count).
+    let memory = PayloadSpan::from(IoBuf::zeroed(len.max(1)));
     let mut bits = 0u64;
     let mes = f.nodes[1].lnet.me_count();
     move || {

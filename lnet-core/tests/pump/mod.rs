@@ -9,7 +9,8 @@
 use std::collections::{HashMap, HashSet};
 
 use lnet_core::lnd_api::{
-    Completion, HealthStatus, IoBuf, NetId, NetTunables, NiInfo, Nid, Payload, RxToken, TxMsg,
+    Completion, HealthStatus, IoBuf, NetId, NetTunables, NiInfo, Nid, Payload, PayloadSpan,
+    RxToken, TxMsg,
 };
 use lnet_core::{Config, Duration, Event, Instant, LndOp, Lnet, MdEvent, NiId, ProcessId};
 
@@ -54,17 +55,17 @@ pub struct Fabric {
     pub nodes: Vec<Node>,
     pub now: Instant,
     /// rx token -> (sending node, message)
-    pending: HashMap<u64, (usize, TxMsg)>,
+    pending: HashMap<u64, (usize, TxMsg, PayloadSpan)>,
     next_rx: u64,
     /// Nodes that lose everything sent to them (the sends never complete).
     pub dead: HashSet<usize>,
     /// Sends swallowed by dead nodes.
-    pub lost: Vec<(usize, TxMsg)>,
+    pub lost: Vec<(usize, TxMsg, PayloadSpan)>,
     /// When set, sends are not delivered until `release` is called.
     pub hold: bool,
     /// Sends to these NIDs fail at once with this health status (an LND error).
     pub fail_to: HashMap<Nid, HealthStatus>,
-    held: Vec<(usize, Nid, TxMsg)>,
+    held: Vec<(usize, Nid, TxMsg, PayloadSpan)>,
 }
 
 impl Fabric {
@@ -125,8 +126,8 @@ impl Fabric {
     pub fn release(&mut self) {
         self.hold = false;
         let held = std::mem::take(&mut self.held);
-        for (i, from, tx) in held {
-            self.deliver(i, from, tx);
+        for (i, from, tx, payload) in held {
+            self.deliver(i, from, tx, payload);
         }
         self.run();
     }
@@ -153,13 +154,13 @@ impl Fabric {
 
     fn exec(&mut self, i: usize, op: LndOp) {
         match op {
-            LndOp::Send { ni, tx } => {
+            LndOp::Send { ni, tx, payload } => {
                 if ni == NiId::LO {
                     let rx = self.next_rx;
                     self.next_rx += 1;
                     let hdr = tx.hdr;
                     let token = tx.token;
-                    self.pending.insert(rx, (i, tx));
+                    self.pending.insert(rx, (i, tx, payload));
                     let now = self.now;
                     if self.nodes[i]
                         .lnet
@@ -175,21 +176,21 @@ impl Fabric {
                     }
                 } else if self.hold {
                     let from = self.nodes[i].lnet.ni(ni).expect("sending NI").nid();
-                    self.held.push((i, from, tx));
+                    self.held.push((i, from, tx, payload));
                 } else {
                     let from = self.nodes[i].lnet.ni(ni).expect("sending NI").nid();
-                    self.deliver(i, from, tx);
+                    self.deliver(i, from, tx, payload);
                 }
             }
-            LndOp::Recv { rx, .. } => {
-                let Some((s, tx)) = self.pending.remove(&rx.rx.0) else {
+            LndOp::Recv { rx, payload, .. } => {
+                let Some((s, tx, src)) = self.pending.remove(&rx.rx.0) else {
                     panic!("recv for unknown rx token {}", rx.rx.0);
                 };
                 let now = self.now;
                 if let Some(m) = rx.msg.into_option() {
-                    let n = copy(&tx.payload, &rx.payload);
-                    assert_eq!(n, rx.payload.len(), "mlen bytes delivered");
-                    assert!(rx.payload.len() <= rx.rlen as usize);
+                    let n = copy(&src, &payload);
+                    assert_eq!(n, payload.len(), "mlen bytes delivered");
+                    assert!(payload.len() <= rx.rlen as usize);
                     self.nodes[i].lnet.handle_done(now, m, Completion::OK);
                 }
                 self.nodes[s]
@@ -205,7 +206,7 @@ impl Fabric {
         self.held.len()
     }
 
-    fn deliver(&mut self, i: usize, from: Nid, tx: TxMsg) {
+    fn deliver(&mut self, i: usize, from: Nid, tx: TxMsg, payload: PayloadSpan) {
         let now = self.now;
         if let Some(h) = self.fail_to.get(&tx.target) {
             let c = Completion::failed(5, *h);
@@ -216,13 +217,13 @@ impl Fabric {
             .node_of(&tx.target)
             .filter(|(j, _)| !self.dead.contains(j))
         else {
-            self.lost.push((i, tx));
+            self.lost.push((i, tx, payload));
             return;
         };
         let rx = self.next_rx;
         self.next_rx += 1;
         let (hdr, token) = (tx.hdr, tx.token);
-        self.pending.insert(rx, (i, tx));
+        self.pending.insert(rx, (i, tx, payload));
         if self.nodes[j]
             .lnet
             .handle_rx(now, ni, hdr, from, RxToken(rx), false)
@@ -240,7 +241,7 @@ impl Fabric {
     /// Fails every lost send with a network timeout (as an LND would).
     pub fn fail_lost(&mut self) {
         let now = self.now;
-        for (i, tx) in std::mem::take(&mut self.lost) {
+        for (i, tx, _) in std::mem::take(&mut self.lost) {
             self.nodes[i].lnet.handle_done(
                 now,
                 tx.token,
@@ -277,7 +278,7 @@ impl Fabric {
 }
 
 /// Copies as an LND would (through a buffer if both share memory).
-pub fn copy(src: &Payload, dst: &Payload) -> usize {
+pub fn copy(src: &PayloadSpan, dst: &PayloadSpan) -> usize {
     match src.copy_to(dst) {
         Ok(n) => n,
         Err(_) => {

@@ -104,9 +104,9 @@ impl NodeCell {
             let mut failed: Vec<(MsgToken, Completion)> = Vec::new();
             for (lnd, op) in work.drain(..) {
                 match op {
-                    LndOp::Send { tx, ni } => {
+                    LndOp::Send { tx, ni, payload } => {
                         let token = tx.token;
-                        if let Err(e) = lnd.send(tx) {
+                        if let Err(e) = lnd.send_span(tx, payload) {
                             self.lnd_error(ni, "send", &e);
                             failed.push((
                                 token,
@@ -114,9 +114,9 @@ impl NodeCell {
                             ));
                         }
                     }
-                    LndOp::Recv { rx, ni } => {
+                    LndOp::Recv { rx, ni, payload } => {
                         let msg = rx.msg;
-                        if let Err(e) = lnd.recv(rx) {
+                        if let Err(e) = lnd.recv_span(rx, payload) {
                             self.lnd_error(ni, "recv", &e);
                             if let ROption::RSome(m) = msg {
                                 failed.push((

@@ -458,6 +458,19 @@ impl PayloadSpan {
         copy_pieces(self.pieces(), |off, src| dst.write_at(off, src))
     }
 
+    /// Whether this span is the only holder of its fragment list and of
+    /// every fragment's memory: no MD, LND, other span or [`IoBuf`] can
+    /// read or write it, so its owner may reuse it for the next message.
+    pub fn is_unique(&self) -> bool {
+        match &self.frags {
+            ROption::RNone => true,
+            ROption::RSome(list) => {
+                RArc::strong_count(list) == 1
+                    && list.iter().all(|b| RArc::strong_count(&b.owner) == 1)
+            }
+        }
+    }
+
     /// The window as a fragment list of its own, for an LND built against
     /// lnd-api 1.0 (one heap allocation; none when empty).
     pub fn to_payload(&self) -> Payload {
@@ -666,6 +679,18 @@ mod tests {
         assert_eq!(w.copy_to(&dst).expect("free"), 3);
         assert_eq!(dst.frags()[0].to_vec().expect("free"), vec![2, 3, 4]);
         assert!(PayloadSpan::from(Payload::new()).frags().is_empty());
+
+        // Unique only when no other span, list or buffer shares it.
+        let own = PayloadSpan::from(IoBuf::zeroed(8));
+        assert!(own.is_unique());
+        let window = own.sub(1, 2).expect("in bounds");
+        assert!(!own.is_unique());
+        drop(window);
+        assert!(own.is_unique());
+        let list = own.to_payload();
+        assert!(!own.is_unique(), "a fragment list over the same memory");
+        drop(list);
+        assert!(own.is_unique());
     }
 
     #[test]

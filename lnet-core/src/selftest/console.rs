@@ -926,7 +926,7 @@ impl Selftest {
                     dests,
                     ..
                 } => CliBulk::Source {
-                    buf: IoBuf::from_vec(emit_dests(dests)),
+                    buf: IoBuf::from_vec(emit_dests(dests)).into(),
                 },
                 _ => CliBulk::None,
             };

@@ -9,7 +9,9 @@
 //! destination, each keeping one RPC in flight until its loop count is used
 //! up, the batch is stopped, or an RPC fails (`stop_onerr`).
 
-use lnd_api::IoBuf;
+use lnd_api::{IoBuf, PayloadSpan};
+
+use super::bufs::{bytes, bytes_mut};
 
 use super::rpc::{Action, After, CliBulk, Owner, RpcResult, ServerCtx};
 use super::wire::{
@@ -55,7 +57,7 @@ struct Unit {
     rpc: Option<u64>,
     active: bool,
     /// BRW: `off + len` bytes, the data at `off`.
-    bulk: Option<IoBuf>,
+    bulk: Option<PayloadSpan>,
     /// PING: the sequence number sent.
     seq: u32,
 }
@@ -556,7 +558,7 @@ impl Selftest {
             let len = ndest as usize * PROCESS_ID_PACKED_SIZE;
             return Action::Bulk {
                 put: false,
-                buf: IoBuf::zeroed(len),
+                buf: IoBuf::zeroed(len).into(),
                 len,
                 discard: false,
                 pooled: false,
@@ -642,7 +644,9 @@ impl Selftest {
             for d in &dests {
                 for _ in 0..concur {
                     let bulk = match kind {
-                        TestKind::Brw { len, off, .. } => Some(IoBuf::zeroed((off + len) as usize)),
+                        TestKind::Brw { len, off, .. } => {
+                            Some(IoBuf::zeroed((off + len) as usize).into())
+                        }
                         TestKind::Ping => None,
                     };
                     units.push(Unit {
@@ -682,16 +686,13 @@ impl Selftest {
         ctx: &ServerCtx,
         req: &SrpcMsg,
         after: After,
-        data: &IoBuf,
+        data: &PayloadSpan,
     ) -> Action {
         match after {
             After::BrwRead => Action::Reply(Body::BrwReply { status: 0 }, req.ses_feats),
             After::BrwWrite { flags } => {
                 let ok = !needs_pattern(flags)
-                    || data
-                        .borrow()
-                        .map(|d| brw_check_data(&d, flags, ctx.order))
-                        .unwrap_or(false);
+                    || bytes(data).is_some_and(|d| brw_check_data(&d, flags, ctx.order));
                 let status = if ok { 0 } else { errno::EBADMSG as u32 };
                 if !ok {
                     tracing::warn!("selftest: bad BRW data from {}", ctx.peer);
@@ -707,10 +708,7 @@ impl Selftest {
                     .current
                     .as_ref()
                     .map_or(req.ses_feats, |s| s.features);
-                let dests = data
-                    .to_vec()
-                    .ok()
-                    .and_then(|b| parse_dests(&b, ndest as usize, ctx.order));
+                let dests = bytes(data).and_then(|b| parse_dests(&b, ndest as usize, ctx.order));
                 let status = match dests {
                     Some(d) => self.fw_add_instance(ctx, req, d),
                     None => errno::EINVAL,
@@ -757,7 +755,7 @@ impl Selftest {
         };
         let n = len as usize;
         if needs_pattern(flags) {
-            if let Ok(mut d) = buf.borrow_mut() {
+            if let Some(mut d) = bytes_mut(&buf) {
                 if let Some(d) = d.get_mut(..n) {
                     if rw == brw_rw::READ {
                         brw_fill_data(d, flags, ByteOrder::Little, &mut self.inject_left);
@@ -936,11 +934,9 @@ impl Selftest {
                     u.active = false;
                     return;
                 };
-                let data = whole
-                    .slice(off as usize..(off + len) as usize)
-                    .unwrap_or(whole);
+                let data = whole.sub(off as usize, len as usize).unwrap_or(whole);
                 if needs_pattern(flags) {
-                    if let Ok(mut d) = data.borrow_mut() {
+                    if let Some(mut d) = bytes_mut(&data) {
                         if rw == brw_rw::READ {
                             poison(&mut d);
                         } else {
@@ -1025,7 +1021,7 @@ impl Selftest {
             // An aborted RPC's bulk MD may still be in the engine's hands
             // (a transfer in flight); never reuse its memory.
             if let Some(b) = u.bulk.as_mut() {
-                *b = IoBuf::zeroed(b.len());
+                *b = IoBuf::zeroed(b.len()).into();
             }
         }
         let ok = match &res {
@@ -1047,8 +1043,7 @@ impl Selftest {
                         && (rw != brw_rw::READ
                             || !needs_pattern(flags)
                             || u.bulk.as_ref().is_some_and(|b| {
-                                b.borrow()
-                                    .ok()
+                                bytes(b)
                                     .and_then(|d| {
                                         d.get(off as usize..(off + len) as usize)
                                             .map(|d| brw_check_data(d, flags, *order))

@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use lnd_api::IoBuf;
+use lnd_api::PayloadSpan;
 
 use crate::event::MdEvent;
 use crate::md::MdHandle;
@@ -33,6 +33,7 @@ use crate::ni::Lnet;
 use crate::time::{Duration, Instant};
 
 mod api;
+mod bufs;
 pub mod console;
 mod framework;
 mod rpc;
@@ -200,14 +201,14 @@ pub fn is_selftest_md(user_ptr: u64) -> bool {
 #[derive(Debug)]
 struct ReqBuf {
     service: u32,
-    buf: IoBuf,
+    buf: PayloadSpan,
     md: MdHandle,
 }
 
 /// The 1 MiB server bulk buffers, allocated on first need and reused.
 #[derive(Debug, Default)]
 struct BulkPool {
-    free: Vec<IoBuf>,
+    free: Vec<PayloadSpan>,
     allocated: u32,
 }
 
@@ -222,14 +223,16 @@ pub struct Selftest {
     reqbufs: HashMap<u64, ReqBuf>,
     /// Request buffers posted per service id.
     posted: HashMap<u32, u32>,
-    /// Request buffers wanted per service id.
-    want_posted: HashMap<u32, u32>,
+    /// Request buffers wanted per service id (a handful of services).
+    want_posted: Vec<(u32, u32)>,
     clients: HashMap<u64, rpc::ClientRpc>,
     servers: HashMap<u64, rpc::ServerRpc>,
     /// Client RPC deadlines.
     deadlines: BTreeSet<(Instant, u64)>,
     counters: SrpcCounters,
     pool: BulkPool,
+    /// Message buffers for requests and replies.
+    msg_bufs: bufs::MsgBufs,
     /// BRW server RPCs waiting for a pool buffer.
     brw_waiting: VecDeque<u64>,
     /// Data errors still to inject.
@@ -251,12 +254,13 @@ impl Selftest {
             next_id: 1,
             reqbufs: HashMap::new(),
             posted: HashMap::new(),
-            want_posted: HashMap::new(),
+            want_posted: Vec::new(),
             clients: HashMap::new(),
             servers: HashMap::new(),
             deadlines: BTreeSet::new(),
             counters: SrpcCounters::default(),
             pool: BulkPool::default(),
+            msg_bufs: bufs::MsgBufs::default(),
             brw_waiting: VecDeque::new(),
             inject_left: params.brw_inject_errors,
             ping_seq: 0,
@@ -267,10 +271,10 @@ impl Selftest {
         lnet.set_lazy_portal(SRPC_FRAMEWORK_REQUEST_PORTAL, true);
         use wire::service::*;
         for svc in [DEBUG, MAKE_SESSION, REMOVE_SESSION, BATCH, TEST, QUERY_STAT] {
-            st.want_posted.insert(svc, 16);
+            st.want_posted.push((svc, 16));
         }
-        st.want_posted.insert(BRW, 256);
-        st.want_posted.insert(PING, 256);
+        st.want_posted.push((BRW, 256));
+        st.want_posted.push((PING, 256));
         st.post_buffers(lnet);
         let _ = now;
         st
@@ -289,6 +293,11 @@ impl Selftest {
     /// This node's framework counters (`sfw_counters`) at `now`.
     pub fn fw_counters(&self, now: Instant) -> SfwCounters {
         self.fw.counters(now)
+    }
+
+    /// Number of 160-byte message buffers made so far (they are reused).
+    pub fn msg_buffers_made(&self) -> usize {
+        self.msg_bufs.made()
     }
 
     /// Number of 1 MiB server bulk buffers allocated so far.

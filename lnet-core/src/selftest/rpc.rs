@@ -17,8 +17,9 @@
 //! the client's `bulkid`; then the reply is PUT to `rpyid`. A failed bulk
 //! means no reply (`rpcs_dropped`).
 
-use lnd_api::{IoBuf, Nid, Payload};
+use lnd_api::{Nid, PayloadSpan};
 
+use super::bufs::read_msg;
 use super::framework::UnitKey;
 use super::wire::{self, service, Body, ByteOrder, SrpcMsg, SRPC_MSG_SIZE};
 use super::{
@@ -53,16 +54,16 @@ pub(super) enum CliBulk {
     /// No bulk.
     None,
     /// The server PUTs into it.
-    Sink { buf: IoBuf, discard: bool },
+    Sink { buf: PayloadSpan, discard: bool },
     /// The server GETs from it.
-    Source { buf: IoBuf },
+    Source { buf: PayloadSpan },
 }
 
 /// A client RPC in flight.
 #[derive(Debug)]
 pub(super) struct ClientRpc {
     owner: Owner,
-    reply_buf: IoBuf,
+    reply_buf: PayloadSpan,
     reply_md: Option<MdHandle>,
     bulk_md: Option<MdHandle>,
     sent: bool,
@@ -94,7 +95,7 @@ pub(super) enum Action {
     /// run [`After`].
     Bulk {
         put: bool,
-        buf: IoBuf,
+        buf: PayloadSpan,
         len: usize,
         discard: bool,
         pooled: bool,
@@ -121,7 +122,7 @@ enum SrvStage {
     Handle,
     /// Bulk in progress.
     Bulk {
-        buf: IoBuf,
+        buf: PayloadSpan,
         len: usize,
         pooled: bool,
         after: After,
@@ -142,8 +143,8 @@ pub(super) struct ServerRpc {
 impl Selftest {
     /// Posts request buffers until every service has what it wants.
     pub(super) fn post_buffers(&mut self, lnet: &mut Lnet) {
-        let wants: Vec<(u32, u32)> = self.want_posted.iter().map(|(k, v)| (*k, *v)).collect();
-        for (svc, want) in wants {
+        for i in 0..self.want_posted.len() {
+            let (svc, want) = self.want_posted[i];
             while self.posted.get(&svc).copied().unwrap_or(0) < want {
                 if !self.post_one(lnet, svc) {
                     break;
@@ -154,9 +155,15 @@ impl Selftest {
 
     /// Asks for at least `n` request buffers for `svc`.
     pub(super) fn want_buffers(&mut self, lnet: &mut Lnet, svc: u32, n: u32) {
-        let w = self.want_posted.entry(svc).or_insert(0);
-        if *w < n {
-            *w = n;
+        let k = match self.want_posted.iter().position(|(s, _)| *s == svc) {
+            Some(k) => k,
+            None => {
+                self.want_posted.push((svc, 0));
+                self.want_posted.len() - 1
+            }
+        };
+        if self.want_posted[k].1 < n {
+            self.want_posted[k].1 = n;
             self.post_buffers(lnet);
         }
     }
@@ -182,12 +189,8 @@ impl Selftest {
                 return false;
             }
         };
-        let buf = IoBuf::zeroed(SRPC_MSG_SIZE);
-        let mut spec = MdSpec::new(
-            Payload::single(buf.clone()),
-            MdOptions::OP_PUT,
-            Threshold::Count(1),
-        );
+        let buf = self.msg_bufs.take();
+        let mut spec = MdSpec::new(buf.clone(), MdOptions::OP_PUT, Threshold::Count(1));
         spec.user_ptr = tag(MdKind::ReqBuf, id);
         match lnet.md_attach(me, spec, Unlink::Unlink) {
             Ok(md) => {
@@ -231,15 +234,21 @@ impl Selftest {
             CliBulk::None => 0,
             _ => self.wire_id(),
         };
-        let reply_buf = IoBuf::zeroed(SRPC_MSG_SIZE);
-        let reply_md = attach(
+        let reply_buf = self.msg_bufs.take();
+        let reply_md = match attach(
             lnet,
             peer,
             rpyid,
-            Payload::single(reply_buf.clone()),
+            reply_buf.clone(),
             MdOptions::OP_PUT,
             tag(MdKind::CliReply, id),
-        )?;
+        ) {
+            Ok(md) => md,
+            Err(e) => {
+                self.msg_bufs.give(reply_buf);
+                return Err(e);
+            }
+        };
         let mut bulk_md = None;
         let has_bulk = !matches!(bulk, CliBulk::None);
         match bulk {
@@ -249,17 +258,11 @@ impl Selftest {
                 if discard {
                     o = o | MdOptions::DISCARD;
                 }
-                match attach(
-                    lnet,
-                    peer,
-                    bulkid,
-                    Payload::single(buf),
-                    o,
-                    tag(MdKind::CliBulk, id),
-                ) {
+                match attach(lnet, peer, bulkid, buf, o, tag(MdKind::CliBulk, id)) {
                     Ok(md) => bulk_md = Some(md),
                     Err(e) => {
                         let _ = lnet.md_unlink(reply_md);
+                        self.msg_bufs.give(reply_buf);
                         return Err(e);
                     }
                 }
@@ -269,24 +272,24 @@ impl Selftest {
                     lnet,
                     peer,
                     bulkid,
-                    Payload::single(buf),
+                    buf,
                     MdOptions::OP_GET,
                     tag(MdKind::CliBulk, id),
                 ) {
                     Ok(md) => bulk_md = Some(md),
                     Err(e) => {
                         let _ = lnet.md_unlink(reply_md);
+                        self.msg_bufs.give(reply_buf);
                         return Err(e);
                     }
                 }
             }
         }
         let msg = build(rpyid, bulkid);
-        let mut spec = MdSpec::new(
-            Payload::single(IoBuf::from_vec(msg.emit().to_vec())),
-            MdOptions::NONE,
-            Threshold::Count(1),
-        );
+        let req = self.msg_bufs.with(&msg.emit());
+        let mut spec = MdSpec::new(req.clone(), MdOptions::NONE, Threshold::Count(1));
+        // Reused once the MD and the LND are done with it.
+        self.msg_bufs.give(req);
         spec.user_ptr = tag(MdKind::CliReq, id);
         let portal = if svc < service::MAX_FRAMEWORK {
             SRPC_FRAMEWORK_REQUEST_PORTAL
@@ -314,6 +317,7 @@ impl Selftest {
             if let Some(b) = bulk_md {
                 let _ = lnet.md_unlink(b);
             }
+            self.msg_bufs.give(reply_buf);
             return Err(e);
         }
         let deadline = timeout.map(|t| now.saturating_add(t));
@@ -382,13 +386,14 @@ impl Selftest {
             if let Some(d) = rpc.deadline {
                 self.deadlines.remove(&(d, id));
             }
-            let res = match rpc.reply_buf.to_vec() {
+            let res = match read_msg(&rpc.reply_buf) {
                 Ok(b) => SrpcMsg::parse(&b).map_err(|e| {
                     tracing::debug!("selftest: bad reply: {e}");
                     -errno::EPROTO
                 }),
                 Err(_) => Err(-errno::EBUSY),
             };
+            self.msg_bufs.give(rpc.reply_buf);
             self.client_done(lnet, now, wall, rpc.owner, res);
         }
     }
@@ -412,6 +417,7 @@ impl Selftest {
         for md in [rpc.reply_md, rpc.bulk_md].into_iter().flatten() {
             let _ = lnet.md_unlink(md);
         }
+        self.msg_bufs.give(rpc.reply_buf);
         self.client_done(lnet, now, wall, rpc.owner, Err(status.min(-1)));
     }
 
@@ -465,7 +471,9 @@ impl Selftest {
             );
             return;
         }
-        let Ok(bytes) = rb.buf.to_vec() else { return };
+        let bytes = read_msg(&rb.buf);
+        self.msg_bufs.give(rb.buf);
+        let Ok(bytes) = bytes else { return };
         let view = match wire::SrpcMsgView::new_checked(&bytes) {
             Ok(v) => v,
             Err(e) => {
@@ -552,18 +560,14 @@ impl Selftest {
                 if discard {
                     opts = MdOptions::DISCARD;
                 }
-                let Some(data) = buf.slice(0..len) else {
+                let Some(data) = buf.sub(0, len) else {
                     if pooled {
                         self.pool_put(buf);
                     }
                     self.server_finish(id, false);
                     return;
                 };
-                let mut spec = MdSpec::new(
-                    Payload::single(data),
-                    opts,
-                    Threshold::Count(if put { 1 } else { 2 }),
-                );
+                let mut spec = MdSpec::new(data, opts, Threshold::Count(if put { 1 } else { 2 }));
                 spec.user_ptr = tag(MdKind::SrvBulk, id);
                 let r = lnet.md_bind(spec, Unlink::Unlink).and_then(|md| {
                     if put {
@@ -617,11 +621,10 @@ impl Selftest {
         s.stage = SrvStage::Reply;
         let (peer, self_nid) = (s.ctx.peer, s.ctx.self_nid);
         let msg = SrpcMsg::new(feats, body);
-        let mut spec = MdSpec::new(
-            Payload::single(IoBuf::from_vec(msg.emit().to_vec())),
-            MdOptions::NONE,
-            Threshold::Count(1),
-        );
+        let reply = self.msg_bufs.with(&msg.emit());
+        let mut spec = MdSpec::new(reply.clone(), MdOptions::NONE, Threshold::Count(1));
+        // Reused once the MD and the LND are done with it.
+        self.msg_bufs.give(reply);
         spec.user_ptr = tag(MdKind::SrvReply, id);
         let r = lnet.md_bind(spec, Unlink::Unlink).and_then(|md| {
             lnet.put(
@@ -708,7 +711,7 @@ impl Selftest {
                     self.counters.bulk_get = self.counters.bulk_get.wrapping_add(moved);
                 }
                 let (ctx, req) = (s.ctx, s.req.clone());
-                let data = buf.slice(0..len).unwrap_or_else(|| buf.clone());
+                let data = buf.sub(0, len).unwrap_or_else(|| buf.clone());
                 let action = self.fw_after_bulk(lnet, now, &ctx, &req, after, &data);
                 drop(data);
                 if pooled {
@@ -723,7 +726,7 @@ impl Selftest {
 
     /// A whole 1 MiB server buffer; `None` when all
     /// `brw_srv_workitems` buffers are in use.
-    pub(super) fn pool_take(&mut self) -> Option<IoBuf> {
+    pub(super) fn pool_take(&mut self) -> Option<PayloadSpan> {
         if let Some(b) = self.pool.free.pop() {
             return Some(b);
         }
@@ -731,11 +734,13 @@ impl Selftest {
             return None;
         }
         self.pool.allocated += 1;
-        Some(IoBuf::zeroed(BRW_MAX_LEN as usize))
+        Some(PayloadSpan::from(lnd_api::IoBuf::zeroed(
+            BRW_MAX_LEN as usize,
+        )))
     }
 
     /// Returns a whole pool buffer; see [`Selftest::run_waiting`].
-    pub(super) fn pool_put(&mut self, buf: IoBuf) {
+    pub(super) fn pool_put(&mut self, buf: PayloadSpan) {
         self.pool.free.push(buf);
     }
 
@@ -755,7 +760,7 @@ fn attach(
     lnet: &mut Lnet,
     peer: ProcessId,
     bits: u64,
-    memory: Payload,
+    memory: PayloadSpan,
     options: MdOptions,
     user_ptr: u64,
 ) -> Result<MdHandle, i32> {

@@ -1,0 +1,115 @@
+//! The 160-byte message buffers of selftest RPCs (requests posted on the
+//! lazy portals, replies sunk on portal 52, requests and replies sent),
+//! kept and reused so that an RPC allocates nothing.
+//!
+//! Each buffer is a one-fragment [`PayloadSpan`]: an MD over it is a clone
+//! (a reference count). Its owner gives it back when it is logically done,
+//! even while an MD or an LND may still hold a clone; [`MsgBufs::take`] hands
+//! out only a buffer nobody else holds any more ([`PayloadSpan::is_unique`]),
+//! so a late LND write can never land in a reused buffer.
+
+use std::collections::VecDeque;
+
+use lnd_api::{BufMut, BufRef, IoBuf, PayloadSpan};
+
+use super::wire::SRPC_MSG_SIZE;
+
+/// Free message buffers, oldest first.
+#[derive(Debug, Default)]
+pub(super) struct MsgBufs {
+    free: VecDeque<PayloadSpan>,
+    /// Buffers made so far (diagnostics and tests).
+    made: usize,
+}
+
+impl MsgBufs {
+    /// A buffer that nobody else holds: the oldest free one that is no
+    /// longer shared, or a new one.
+    pub(super) fn take(&mut self) -> PayloadSpan {
+        for _ in 0..self.free.len() {
+            let Some(b) = self.free.pop_front() else {
+                break;
+            };
+            if b.is_unique() {
+                return b;
+            }
+            // Still in an MD or an LND: look again later.
+            self.free.push_back(b);
+        }
+        self.made += 1;
+        PayloadSpan::from(IoBuf::zeroed(SRPC_MSG_SIZE))
+    }
+
+    /// A buffer holding `msg`.
+    pub(super) fn with(&mut self, msg: &[u8; SRPC_MSG_SIZE]) -> PayloadSpan {
+        let b = self.take();
+        let written = b.write_at(0, msg);
+        debug_assert_eq!(written, Ok(SRPC_MSG_SIZE), "a taken buffer is free");
+        b
+    }
+
+    /// Gives a buffer back; it is reused once nothing else holds it.
+    pub(super) fn give(&mut self, b: PayloadSpan) {
+        if b.len() == SRPC_MSG_SIZE {
+            self.free.push_back(b);
+        }
+    }
+
+    /// Buffers made so far.
+    pub(super) fn made(&self) -> usize {
+        self.made
+    }
+}
+
+/// The first `SRPC_MSG_SIZE` bytes of `b`, copied out (no allocation).
+pub(super) fn read_msg(b: &PayloadSpan) -> Result<[u8; SRPC_MSG_SIZE], lnd_api::Busy> {
+    let mut out = [0u8; SRPC_MSG_SIZE];
+    b.read_at(0, &mut out)?;
+    Ok(out)
+}
+
+/// The bytes of a one-fragment span (every selftest buffer is one), for
+/// reading; `None` when it is empty, in pieces or busy.
+pub(super) fn bytes(b: &PayloadSpan) -> Option<BufRef<'_>> {
+    let mut pieces = b.pieces();
+    let first = pieces.next()?;
+    pieces
+        .next()
+        .is_none()
+        .then(|| first.borrow().ok())
+        .flatten()
+}
+
+/// [`bytes`] for writing.
+pub(super) fn bytes_mut(b: &PayloadSpan) -> Option<BufMut<'_>> {
+    let mut pieces = b.pieces();
+    let first = pieces.next()?;
+    pieces
+        .next()
+        .is_none()
+        .then(|| first.borrow_mut().ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_is_reused_only_when_nothing_else_holds_it() {
+        let mut bufs = MsgBufs::default();
+        let a = bufs.with(&[7; SRPC_MSG_SIZE]);
+        assert_eq!(read_msg(&a).expect("free"), [7; SRPC_MSG_SIZE]);
+        let md = a.clone(); // an MD or an LND still holds it
+        bufs.give(a);
+        let b = bufs.take();
+        assert_eq!(bufs.made(), 2, "the shared buffer was not handed out");
+        drop(md);
+        bufs.give(b);
+        let c = bufs.take();
+        let d = bufs.take();
+        assert_eq!(bufs.made(), 2, "both came back once unshared");
+        assert!(c.is_unique() && d.is_unique());
+        assert!(!std::ptr::eq(c.frags(), d.frags()));
+    }
+}

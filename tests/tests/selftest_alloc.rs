@@ -80,7 +80,7 @@ fn node_with_batches(tests: &[(&str, TestType)], concurrency: u32) -> Node {
                 span: 1,
                 from: "c".into(),
                 to: "s".into(),
-                test: test.clone(),
+                test: *test,
             },
         }));
         assert!(added.iter().all(NodeEntry::ok), "{added:?}");

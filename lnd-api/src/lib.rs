@@ -17,11 +17,13 @@
 //!   loading with version and layout checks ([`load_plugin`]), and named
 //!   layout-checked extensions ([`extension`]), the only way this ABI grows.
 //!
-//! The base interface is frozen at 1.0.0: fields and methods are only appended
-//! after the marked last ones (with a default body the host runs for an older
-//! plugin), and new capabilities arrive as extensions, so a newer host still
-//! loads an older plugin. 1.1.0 appended [`LndNi::send_span`] and
-//! [`LndNi::recv_span`]. `abi_stable` is re-exported: plugins
+//! The base interface is frozen at 1.0.0 (abi_stable refuses a plugin whose
+//! vtables are shorter than the host's, so nothing is appended to them); new
+//! capabilities arrive as named, layout-checked extensions, so a newer host
+//! still loads an older plugin. 1.1.0 added the extension [`SPAN_IO`]: LND
+//! objects whose NIs take payloads as [`PayloadSpan`]s
+//! ([`LndNi::send_span`], [`LndNi::recv_span`]); every plugin exported with
+//! [`export_lnd_plugin!`] offers it. `abi_stable` is re-exported: plugins
 //! use this copy.
 
 pub use abi_stable;
@@ -36,7 +38,7 @@ pub mod types;
 pub use hdr::{Hdr, MsgType, WireHandle};
 pub use lnd::{
     Host, HostFfiArc, HostHandle, Lnd, LndFfiBox, LndHandle, LndNi, LndNiFfiArc, LndNiHandle,
-    NiStarted,
+    LndNiSpanFfiArc, LndSpanFfiBox, NiStarted, SpanIo, SPAN_IO,
 };
 pub use mem::{BufMut, BufRef, Busy, IoBuf, Payload, PayloadSpan, Piece};
 pub use module::{extension, load_plugin, LndModRef, LoadError, LoadedPlugin, ABI_VERSION};

@@ -27,7 +27,9 @@
 //!   allocation per message); `TxMsg::payload` and `RxAction::payload` are
 //!   then empty. Their defaults make a [`crate::Payload`] fragment list and
 //!   call [`LndNi::send`] and [`LndNi::recv`], so an LND that implements only
-//!   those (every 1.0 plugin) works unchanged.
+//!   those works unchanged. A plugin built against lnd-api 1.0 has no span
+//!   methods at all: the host finds the [`SPAN_IO`] extension missing and
+//!   makes the fragment list itself.
 //! * **Threads.** Each plugin runs its own threads (and its own runtime, if
 //!   it wants one); no runtime is shared with the host. The host may call any
 //!   `LndNi` method from any thread, including from inside a host callback
@@ -152,13 +154,14 @@ pub struct NiStarted {
 }
 
 // ---------------------------------------------------------------------------
-// FFI-safe trait objects. Methods are only ever appended; the marked one is
-// the last of version 1.0.0. Methods after it have a default body, which the
-// host runs when the plugin was built against an older lnd-api whose vtable
-// lacks them.
+// FFI-safe trait objects. The 1.0.0 ones are frozen: abi_stable refuses a
+// plugin whose vtables have fewer entries than the host's, so appending a
+// method would shut out every older plugin. lnd-api 1.1 adds its methods as
+// new objects offered through the named extension [`SPAN_IO`]; a host finds
+// it missing in a 1.0 plugin and uses the 1.0 objects.
 // ---------------------------------------------------------------------------
 
-/// FFI form of [`Lnd`].
+/// FFI form of [`Lnd`] (lnd-api 1.0).
 #[sabi_trait]
 pub trait LndFfi: Send + Sync {
     /// See [`Lnd::startup`].
@@ -168,7 +171,7 @@ pub trait LndFfi: Send + Sync {
     fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError>;
 }
 
-/// FFI form of [`LndNi`].
+/// FFI form of [`LndNi`] (lnd-api 1.0).
 #[sabi_trait]
 pub trait LndNiFfi: Send + Sync {
     /// See [`LndNi::send`].
@@ -186,20 +189,6 @@ pub trait LndNiFfi: Send + Sync {
     /// See [`LndNi::shutdown`].
     #[sabi(last_prefix_field)]
     fn shutdown(&self);
-    /// See [`LndNi::send_span`] (lnd-api 1.1). The default serves 1.0 plugins.
-    fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> RResult<(), LndError> {
-        self.send(TxMsg {
-            payload: payload.to_payload(),
-            ..tx
-        })
-    }
-    /// See [`LndNi::recv_span`] (lnd-api 1.1). The default serves 1.0 plugins.
-    fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> RResult<(), LndError> {
-        self.recv(RxAction {
-            payload: payload.to_payload(),
-            ..rx
-        })
-    }
 }
 
 /// FFI form of [`Host`].
@@ -218,14 +207,61 @@ pub trait HostFfi: Send + Sync {
     fn log(&self, level: LogLevel, msg: RStr<'_>);
 }
 
-/// Owned FFI [`Lnd`] object.
+/// The name under which a plugin built against lnd-api 1.1 or later offers
+/// [`SpanIo`] (every plugin exported with [`crate::export_lnd_plugin!`] does).
+pub const SPAN_IO: &str = "lnd-api.span-io.v1";
+
+/// The lnd-api 1.1 extension [`SPAN_IO`]: a constructor of LND objects
+/// whose NIs take payloads as [`PayloadSpan`]s.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct SpanIo {
+    /// Makes the LND object for one of the module's `net_types` (by name).
+    pub new_lnd: extern "C" fn(net_type: RStr<'_>) -> RResult<LndSpanFfiBox, LndError>,
+}
+
+/// FFI form of [`Lnd`] (lnd-api 1.1, through [`SpanIo`]).
+#[sabi_trait]
+pub trait LndSpanFfi: Send + Sync {
+    /// See [`Lnd::startup`].
+    fn startup(&self, cfg: NiConfig, host: HostFfiArc) -> RResult<NiStartedSpanFfi, LndError>;
+    /// See [`Lnd::ctl`].
+    #[sabi(last_prefix_field)]
+    fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError>;
+}
+
+/// FFI form of [`LndNi`] (lnd-api 1.1): payloads as [`PayloadSpan`]s.
+#[sabi_trait]
+pub trait LndNiSpanFfi: Send + Sync {
+    /// See [`LndNi::send_span`].
+    fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> RResult<(), LndError>;
+    /// See [`LndNi::recv_span`].
+    fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> RResult<(), LndError>;
+    /// See [`LndNi::eager_recv`].
+    fn eager_recv(&self, rx: RxToken) -> RResult<(), LndError>;
+    /// See [`LndNi::notify_peer_down`].
+    fn notify_peer_down(&self, peer: Nid);
+    /// See [`LndNi::query`].
+    fn query(&self, peer: Nid) -> PeerAliveness;
+    /// See [`LndNi::ctl`].
+    fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError>;
+    /// See [`LndNi::shutdown`].
+    #[sabi(last_prefix_field)]
+    fn shutdown(&self);
+}
+
+/// Owned FFI [`Lnd`] object (lnd-api 1.0).
 pub type LndFfiBox = LndFfi_TO<'static, RBox<()>>;
-/// Shared FFI [`LndNi`] object.
+/// Shared FFI [`LndNi`] object (lnd-api 1.0).
 pub type LndNiFfiArc = LndNiFfi_TO<'static, RArc<()>>;
+/// Owned FFI [`Lnd`] object (lnd-api 1.1).
+pub type LndSpanFfiBox = LndSpanFfi_TO<'static, RBox<()>>;
+/// Shared FFI [`LndNi`] object (lnd-api 1.1).
+pub type LndNiSpanFfiArc = LndNiSpanFfi_TO<'static, RArc<()>>;
 /// Shared FFI [`Host`] object.
 pub type HostFfiArc = HostFfi_TO<'static, RArc<()>>;
 
-/// FFI form of [`NiStarted`].
+/// FFI form of [`NiStarted`] (lnd-api 1.0).
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct NiStartedFfi {
@@ -233,6 +269,16 @@ pub struct NiStartedFfi {
     pub info: NiInfo,
     /// The object serving it.
     pub ni: LndNiFfiArc,
+}
+
+/// FFI form of [`NiStarted`] (lnd-api 1.1).
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct NiStartedSpanFfi {
+    /// The NI as it came up.
+    pub info: NiInfo,
+    /// The object serving it.
+    pub ni: LndNiSpanFfiArc,
 }
 
 fn guard<R>(what: &str, f: impl FnOnce() -> Result<R, LndError>) -> RResult<R, LndError> {
@@ -251,18 +297,19 @@ fn guard_unit(what: &str, f: impl FnOnce()) {
     }
 }
 
-/// An NI object still shared by the plugin when it returned it: forwards.
-struct SharedNi(Arc<LndNiFfiArc>);
+/// An NI handle the plugin returned from `startup` but still shares (or one
+/// of the other form): serves it through the handle, which converts.
+struct SharedNi(LndNiHandle);
 
 impl LndNiFfi for SharedNi {
     fn send(&self, tx: TxMsg) -> RResult<(), LndError> {
-        self.0.send(tx)
+        self.0.send(tx).into()
     }
     fn recv(&self, rx: RxAction) -> RResult<(), LndError> {
-        self.0.recv(rx)
+        self.0.recv(rx).into()
     }
     fn eager_recv(&self, rx: RxToken) -> RResult<(), LndError> {
-        self.0.eager_recv(rx)
+        self.0.eager_recv(rx).into()
     }
     fn notify_peer_down(&self, peer: Nid) {
         self.0.notify_peer_down(peer)
@@ -271,16 +318,64 @@ impl LndNiFfi for SharedNi {
         self.0.query(peer)
     }
     fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError> {
-        self.0.ctl(cmd, arg)
+        self.0
+            .ctl(cmd.as_str(), arg.as_str())
+            .map(RString::from)
+            .into()
     }
     fn shutdown(&self) {
         self.0.shutdown()
     }
+}
+
+impl LndNiSpanFfi for SharedNi {
     fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> RResult<(), LndError> {
-        self.0.send_span(tx, payload)
+        self.0.send_span(tx, payload).into()
     }
     fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> RResult<(), LndError> {
-        self.0.recv_span(rx, payload)
+        self.0.recv_span(rx, payload).into()
+    }
+    fn eager_recv(&self, rx: RxToken) -> RResult<(), LndError> {
+        self.0.eager_recv(rx).into()
+    }
+    fn notify_peer_down(&self, peer: Nid) {
+        self.0.notify_peer_down(peer)
+    }
+    fn query(&self, peer: Nid) -> PeerAliveness {
+        self.0.query(peer)
+    }
+    fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError> {
+        self.0
+            .ctl(cmd.as_str(), arg.as_str())
+            .map(RString::from)
+            .into()
+    }
+    fn shutdown(&self) {
+        self.0.shutdown()
+    }
+}
+
+/// The 1.0 object behind an NI handle.
+fn ni_ffi(h: LndNiHandle) -> LndNiFfiArc {
+    match Arc::try_unwrap(h.0) {
+        Ok(NiObj::V10(ni)) => ni,
+        Ok(other) => {
+            LndNiFfi_TO::from_ptr(RArc::new(SharedNi(LndNiHandle(Arc::new(other)))), TD_Opaque)
+        }
+        Err(shared) => LndNiFfi_TO::from_ptr(RArc::new(SharedNi(LndNiHandle(shared))), TD_Opaque),
+    }
+}
+
+/// The 1.1 object behind an NI handle.
+fn ni_span_ffi(h: LndNiHandle) -> LndNiSpanFfiArc {
+    match Arc::try_unwrap(h.0) {
+        Ok(NiObj::Span(ni)) => ni,
+        Ok(other) => {
+            LndNiSpanFfi_TO::from_ptr(RArc::new(SharedNi(LndNiHandle(Arc::new(other)))), TD_Opaque)
+        }
+        Err(shared) => {
+            LndNiSpanFfi_TO::from_ptr(RArc::new(SharedNi(LndNiHandle(shared))), TD_Opaque)
+        }
     }
 }
 
@@ -310,17 +405,34 @@ fn unwrap_host(h: HostHandle) -> HostFfiArc {
         .unwrap_or_else(|shared| HostFfi_TO::from_ptr(RArc::new(SharedHost(shared)), TD_Opaque))
 }
 
-/// Adapts a plain [`Lnd`] to its FFI form, catching panics.
-struct LndShim<T>(T);
+/// Adapts a plain [`Lnd`] to its FFI forms, catching panics.
+pub(crate) struct LndShim<T>(pub(crate) T);
 
 impl<T: Lnd> LndFfi for LndShim<T> {
     fn startup(&self, cfg: NiConfig, host: HostFfiArc) -> RResult<NiStartedFfi, LndError> {
         guard("lnd startup", || {
             let s = self.0.startup(cfg, HostHandle(Arc::new(host)))?;
-            let ni = Arc::try_unwrap(s.ni.0).unwrap_or_else(|shared| {
-                LndNiFfi_TO::from_ptr(RArc::new(SharedNi(shared)), TD_Opaque)
-            });
-            Ok(NiStartedFfi { info: s.info, ni })
+            Ok(NiStartedFfi {
+                info: s.info,
+                ni: ni_ffi(s.ni),
+            })
+        })
+    }
+    fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError> {
+        guard("lnd ctl", || {
+            self.0.ctl(cmd.as_str(), arg.as_str()).map(RString::from)
+        })
+    }
+}
+
+impl<T: Lnd> LndSpanFfi for LndShim<T> {
+    fn startup(&self, cfg: NiConfig, host: HostFfiArc) -> RResult<NiStartedSpanFfi, LndError> {
+        guard("lnd startup", || {
+            let s = self.0.startup(cfg, HostHandle(Arc::new(host)))?;
+            Ok(NiStartedSpanFfi {
+                info: s.info,
+                ni: ni_span_ffi(s.ni),
+            })
         })
     }
     fn ctl(&self, cmd: RStr<'_>, arg: RStr<'_>) -> RResult<RString, LndError> {
@@ -332,12 +444,12 @@ impl<T: Lnd> LndFfi for LndShim<T> {
 
 struct LndNiShim<T>(T);
 
-impl<T: LndNi> LndNiFfi for LndNiShim<T> {
-    fn send(&self, tx: TxMsg) -> RResult<(), LndError> {
-        guard("lnd send", || self.0.send(tx))
+impl<T: LndNi> LndNiSpanFfi for LndNiShim<T> {
+    fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> RResult<(), LndError> {
+        guard("lnd send", || self.0.send_span(tx, payload))
     }
-    fn recv(&self, rx: RxAction) -> RResult<(), LndError> {
-        guard("lnd recv", || self.0.recv(rx))
+    fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> RResult<(), LndError> {
+        guard("lnd recv", || self.0.recv_span(rx, payload))
     }
     fn eager_recv(&self, rx: RxToken) -> RResult<(), LndError> {
         guard("lnd eager_recv", || self.0.eager_recv(rx))
@@ -358,12 +470,6 @@ impl<T: LndNi> LndNiFfi for LndNiShim<T> {
     }
     fn shutdown(&self) {
         guard_unit("lnd shutdown", || self.0.shutdown())
-    }
-    fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> RResult<(), LndError> {
-        guard("lnd send", || self.0.send_span(tx, payload))
-    }
-    fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> RResult<(), LndError> {
-        guard("lnd recv", || self.0.recv_span(rx, payload))
     }
 }
 
@@ -387,87 +493,162 @@ impl<T: Host> HostFfi for HostShim<T> {
     }
 }
 
+/// An LND object of either interface version.
+pub(crate) enum LndObj {
+    /// From a plugin built against lnd-api 1.0.
+    V10(LndFfiBox),
+    /// lnd-api 1.1 (built-in LNDs, and plugins that offer [`SPAN_IO`]).
+    Span(LndSpanFfiBox),
+}
+
 /// The host-side handle of an LND object (possibly from a plugin).
-pub struct LndHandle(pub(crate) LndFfiBox);
+pub struct LndHandle(pub(crate) LndObj);
 
 impl LndHandle {
     /// Wraps a Rust [`Lnd`] (a built-in LND, or the plugin side of the export).
     pub fn new<T: Lnd>(lnd: T) -> Self {
-        LndHandle(LndFfi_TO::from_value(LndShim(lnd), TD_Opaque))
+        LndHandle(LndObj::Span(LndSpanFfi_TO::from_value(
+            LndShim(lnd),
+            TD_Opaque,
+        )))
+    }
+
+    /// Whether its NIs take payloads as spans (lnd-api 1.1) rather than as
+    /// fragment lists that the host makes per message (a 1.0 plugin).
+    pub fn takes_spans(&self) -> bool {
+        matches!(self.0, LndObj::Span(_))
     }
 
     /// See [`Lnd::startup`].
     pub fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError> {
-        self.0
-            .startup(cfg, unwrap_host(host))
-            .into_result()
-            .map(|s| NiStarted {
+        let host = unwrap_host(host);
+        match &self.0 {
+            LndObj::V10(l) => l.startup(cfg, host).into_result().map(|s| NiStarted {
                 info: s.info,
-                ni: LndNiHandle(Arc::new(s.ni)),
-            })
+                ni: LndNiHandle(Arc::new(NiObj::V10(s.ni))),
+            }),
+            LndObj::Span(l) => l.startup(cfg, host).into_result().map(|s| NiStarted {
+                info: s.info,
+                ni: LndNiHandle(Arc::new(NiObj::Span(s.ni))),
+            }),
+        }
     }
 
     /// See [`Lnd::ctl`].
     pub fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
-        self.0
-            .ctl(cmd.into(), arg.into())
-            .into_result()
-            .map(String::from)
+        let r = match &self.0 {
+            LndObj::V10(l) => l.ctl(cmd.into(), arg.into()),
+            LndObj::Span(l) => l.ctl(cmd.into(), arg.into()),
+        };
+        r.into_result().map(String::from)
     }
 }
 
-/// A shared handle of an NI object of an LND.
+/// An NI object of either interface version.
+pub(crate) enum NiObj {
+    /// From a plugin built against lnd-api 1.0.
+    V10(LndNiFfiArc),
+    /// lnd-api 1.1.
+    Span(LndNiSpanFfiArc),
+}
+
+/// A shared handle of an NI object of an LND. Every method works with
+/// either interface version: it converts between [`crate::Payload`] and
+/// [`PayloadSpan`] where the LND's version needs it.
 #[derive(Clone)]
-pub struct LndNiHandle(pub(crate) Arc<LndNiFfiArc>);
+pub struct LndNiHandle(pub(crate) Arc<NiObj>);
 
 impl LndNiHandle {
     /// Wraps a Rust [`LndNi`].
     pub fn new<T: LndNi>(ni: T) -> Self {
-        LndNiHandle(Arc::new(LndNiFfi_TO::from_ptr(
+        LndNiHandle(Arc::new(NiObj::Span(LndNiSpanFfi_TO::from_ptr(
             RArc::new(LndNiShim(ni)),
             TD_Opaque,
-        )))
+        ))))
     }
     /// See [`LndNi::send`].
-    pub fn send(&self, tx: TxMsg) -> Result<(), LndError> {
-        self.0.send(tx).into_result()
+    pub fn send(&self, mut tx: TxMsg) -> Result<(), LndError> {
+        match &*self.0 {
+            NiObj::V10(ni) => ni.send(tx),
+            NiObj::Span(ni) => {
+                let payload = PayloadSpan::from(std::mem::take(&mut tx.payload));
+                ni.send_span(tx, payload)
+            }
+        }
+        .into_result()
     }
     /// See [`LndNi::recv`].
-    pub fn recv(&self, rx: RxAction) -> Result<(), LndError> {
-        self.0.recv(rx).into_result()
+    pub fn recv(&self, mut rx: RxAction) -> Result<(), LndError> {
+        match &*self.0 {
+            NiObj::V10(ni) => ni.recv(rx),
+            NiObj::Span(ni) => {
+                let payload = PayloadSpan::from(std::mem::take(&mut rx.payload));
+                ni.recv_span(rx, payload)
+            }
+        }
+        .into_result()
     }
-    /// See [`LndNi::send_span`]; a plugin built against lnd-api 1.0 gets
-    /// [`LndNi::send`] with a fragment list made here.
+    /// See [`LndNi::send_span`]; an LND built against lnd-api 1.0 gets
+    /// [`LndNi::send`] with a fragment list made here (one allocation).
     pub fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> Result<(), LndError> {
-        self.0.send_span(tx, payload).into_result()
+        match &*self.0 {
+            NiObj::V10(ni) => ni.send(TxMsg {
+                payload: payload.to_payload(),
+                ..tx
+            }),
+            NiObj::Span(ni) => ni.send_span(tx, payload),
+        }
+        .into_result()
     }
-    /// See [`LndNi::recv_span`]; a plugin built against lnd-api 1.0 gets
-    /// [`LndNi::recv`] with a fragment list made here.
+    /// See [`LndNi::recv_span`]; an LND built against lnd-api 1.0 gets
+    /// [`LndNi::recv`] with a fragment list made here (one allocation).
     pub fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> Result<(), LndError> {
-        self.0.recv_span(rx, payload).into_result()
+        match &*self.0 {
+            NiObj::V10(ni) => ni.recv(RxAction {
+                payload: payload.to_payload(),
+                ..rx
+            }),
+            NiObj::Span(ni) => ni.recv_span(rx, payload),
+        }
+        .into_result()
     }
     /// See [`LndNi::eager_recv`].
     pub fn eager_recv(&self, rx: RxToken) -> Result<(), LndError> {
-        self.0.eager_recv(rx).into_result()
+        match &*self.0 {
+            NiObj::V10(ni) => ni.eager_recv(rx),
+            NiObj::Span(ni) => ni.eager_recv(rx),
+        }
+        .into_result()
     }
     /// See [`LndNi::notify_peer_down`].
     pub fn notify_peer_down(&self, peer: Nid) {
-        self.0.notify_peer_down(peer)
+        match &*self.0 {
+            NiObj::V10(ni) => ni.notify_peer_down(peer),
+            NiObj::Span(ni) => ni.notify_peer_down(peer),
+        }
     }
     /// See [`LndNi::query`].
     pub fn query(&self, peer: Nid) -> PeerAliveness {
-        self.0.query(peer)
+        match &*self.0 {
+            NiObj::V10(ni) => ni.query(peer),
+            NiObj::Span(ni) => ni.query(peer),
+        }
     }
     /// See [`LndNi::ctl`].
     pub fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
-        self.0
-            .ctl(cmd.into(), arg.into())
-            .into_result()
-            .map(String::from)
+        match &*self.0 {
+            NiObj::V10(ni) => ni.ctl(cmd.into(), arg.into()),
+            NiObj::Span(ni) => ni.ctl(cmd.into(), arg.into()),
+        }
+        .into_result()
+        .map(String::from)
     }
     /// See [`LndNi::shutdown`].
     pub fn shutdown(&self) {
-        self.0.shutdown()
+        match &*self.0 {
+            NiObj::V10(ni) => ni.shutdown(),
+            NiObj::Span(ni) => ni.shutdown(),
+        }
     }
 }
 

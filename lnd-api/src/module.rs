@@ -12,7 +12,12 @@ use abi_stable::std_types::{ROption, RResult, RSlice, RStr};
 use abi_stable::type_layout::TypeLayout;
 use abi_stable::StableAbi;
 
-use crate::lnd::{Lnd, LndFfiBox, LndHandle};
+use abi_stable::sabi_trait::prelude::TD_Opaque;
+
+use crate::lnd::{
+    Lnd, LndFfiBox, LndFfi_TO, LndHandle, LndObj, LndShim, LndSpanFfiBox, LndSpanFfi_TO, SpanIo,
+    SPAN_IO,
+};
 use crate::types::{LndError, NetTypeDesc};
 
 /// The version of this interface crate: the ABI a plugin was built against.
@@ -101,17 +106,39 @@ pub fn extension<T: StableAbi + 'static>(
 }
 
 /// Used by [`crate::export_lnd_plugin!`]: calls the plugin's constructor inside
-/// `catch_unwind` and wraps the result.
+/// `catch_unwind` and wraps the result in its lnd-api 1.0 form (for hosts
+/// that do not look for [`SPAN_IO`]).
 #[doc(hidden)]
 pub fn new_lnd_shim<L: Lnd>(
     net_type: RStr<'_>,
     ctor: fn(&str) -> Result<L, LndError>,
 ) -> RResult<LndFfiBox, LndError> {
     match std::panic::catch_unwind(|| ctor(net_type.as_str())) {
-        Ok(Ok(l)) => RResult::ROk(LndHandle::new(l).0),
+        Ok(Ok(l)) => RResult::ROk(LndFfi_TO::from_value(LndShim(l), TD_Opaque)),
         Ok(Err(e)) => RResult::RErr(e),
         Err(p) => RResult::RErr(LndError::panicked("plugin constructor", &*p)),
     }
+}
+
+/// Used by [`crate::export_lnd_plugin!`]: as [`new_lnd_shim`], in the lnd-api
+/// 1.1 form offered through [`SPAN_IO`].
+#[doc(hidden)]
+pub fn new_lnd_span_shim<L: Lnd>(
+    net_type: RStr<'_>,
+    ctor: fn(&str) -> Result<L, LndError>,
+) -> RResult<LndSpanFfiBox, LndError> {
+    match std::panic::catch_unwind(|| ctor(net_type.as_str())) {
+        Ok(Ok(l)) => RResult::ROk(LndSpanFfi_TO::from_value(LndShim(l), TD_Opaque)),
+        Ok(Err(e)) => RResult::RErr(e),
+        Err(p) => RResult::RErr(LndError::panicked("plugin constructor", &*p)),
+    }
+}
+
+/// Used by [`crate::export_lnd_plugin!`]: the [`SPAN_IO`] extension when
+/// `name` asks for it.
+#[doc(hidden)]
+pub fn span_io_extension(name: &str, value: &'static SpanIo) -> Option<Extension> {
+    (name == SPAN_IO).then(|| Extension::new(value))
 }
 
 /// Used by [`crate::export_lnd_plugin!`]: builds the library header.
@@ -160,6 +187,8 @@ pub const fn lib_header(
 /// ```
 ///
 /// An optional `extensions: fn(&str) -> Option<Extension>` offers extensions.
+/// The macro itself offers [`SPAN_IO`] (lnd-api 1.1), through which a host
+/// that knows it makes LND objects whose NIs take [`crate::PayloadSpan`]s.
 #[macro_export]
 macro_rules! export_lnd_plugin {
     (
@@ -182,13 +211,22 @@ macro_rules! export_lnd_plugin {
                 $crate::module::new_lnd_shim(t, $ctor)
             }
 
-            #[allow(unused_variables)]
+            extern "C" fn __lnd_api_new_lnd_span(
+                t: RStr<'_>,
+            ) -> RResult<$crate::lnd::LndSpanFfiBox, $crate::LndError> {
+                $crate::module::new_lnd_span_shim(t, $ctor)
+            }
+
+            static __LND_API_SPAN_IO: $crate::lnd::SpanIo = $crate::lnd::SpanIo {
+                new_lnd: __lnd_api_new_lnd_span,
+            };
+
             extern "C" fn __lnd_api_get_extension(n: RStr<'_>) -> ROption<$crate::module::Extension> {
-                let found: Option<$crate::module::Extension> = None;
-                $(let found = match std::panic::catch_unwind(|| $ext(n.as_str())) {
+                let found = $crate::module::span_io_extension(n.as_str(), &__LND_API_SPAN_IO);
+                $(let found = found.or_else(|| match std::panic::catch_unwind(|| $ext(n.as_str())) {
                     Ok(v) => v,
                     Err(_) => None,
-                };)?
+                });)?
                 found.into()
             }
 
@@ -243,11 +281,25 @@ impl LoadedPlugin {
     pub fn net_types(&self) -> &'static [NetTypeDesc] {
         self.module.net_types().as_slice()
     }
-    /// Makes the LND object of one of its network types.
+    /// Whether the plugin offers the lnd-api 1.1 span interface
+    /// ([`SPAN_IO`], with the layout this host expects).
+    pub fn offers_spans(&self) -> bool {
+        extension::<SpanIo>(self.module, SPAN_IO).is_ok()
+    }
+
+    /// Makes the LND object of one of its network types: through
+    /// [`SPAN_IO`] when the plugin offers it, else the lnd-api 1.0 way.
     pub fn new_lnd(&self, net_type: &str) -> Result<LndHandle, LndError> {
-        (self.module.new_lnd())(net_type.into())
-            .into_result()
-            .map(LndHandle)
+        match extension::<SpanIo>(self.module, SPAN_IO) {
+            Ok(span) => (span.new_lnd)(net_type.into())
+                .into_result()
+                .map(|l| LndHandle(LndObj::Span(l))),
+            // A 1.0 plugin, or one whose copy of the 1.1 types differs: the
+            // 1.0 objects, checked when the plugin was loaded.
+            Err(_) => (self.module.new_lnd())(net_type.into())
+                .into_result()
+                .map(|l| LndHandle(LndObj::V10(l))),
+        }
     }
 }
 

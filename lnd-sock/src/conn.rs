@@ -539,47 +539,59 @@ impl Conn {
 
     /// Completes the sends acknowledged by `ack`; false on an unknown cookie.
     fn handle_zc_ack(&self, ack: ZcAcked) -> bool {
-        let (cookies, all_known): ([u64; 2], bool) = match ack {
+        let cookies = match ack {
             ZcAcked::None | ZcAcked::Keepalive => return true,
-            ZcAcked::One(c) => ([c, 0], true),
-            ZcAcked::Pair(a, b) => ([a, b], true),
-            ZcAcked::Range(a, b) => {
-                // Walk our (few) outstanding cookies, not the range a peer
-                // chose; a range must cover at least one of them.
-                let mut done: Vec<TxGuard> = Vec::new();
-                let any = {
-                    let mut p = lock(&self.zc_pending);
-                    let hit: Vec<u64> = p.keys().copied().filter(|c| (a..=b).contains(c)).collect();
-                    for c in &hit {
-                        Self::ack_one(&mut p, *c, &mut done);
-                    }
-                    !hit.is_empty()
-                };
-                for g in done {
-                    g.complete(Completion::OK);
-                }
-                return any;
-            }
+            ZcAcked::One(c) => [c, 0],
+            ZcAcked::Pair(a, b) => [a, b],
+            ZcAcked::Range(a, b) => return self.ack_range(a, b),
         };
-        let mut done: Vec<TxGuard> = Vec::new();
+        // At most two sends complete: no list to allocate.
+        let mut done: [Option<TxGuard>; 2] = [None, None];
         let ok = {
             let mut p = lock(&self.zc_pending);
             cookies
                 .iter()
-                .filter(|c| **c != 0)
-                .fold(all_known, |ok, c| Self::ack_one(&mut p, *c, &mut done) & ok)
+                .zip(&mut done)
+                .filter(|(c, _)| **c != 0)
+                .fold(true, |ok, (c, d)| Self::ack_one(&mut p, *c, d) & ok)
         };
-        for g in done {
+        for g in done.into_iter().flatten() {
             g.complete(Completion::OK);
         }
         ok
     }
 
-    /// Marks one cookie acknowledged; false when it is not ours.
-    fn ack_one(p: &mut HashMap<u64, ZcSlot>, c: u64, done: &mut Vec<TxGuard>) -> bool {
+    /// Completes the sends whose cookies lie in `a..=b`; false when none
+    /// does. Walks our (few) outstanding cookies, not the range a peer chose.
+    fn ack_range(&self, a: u64, b: u64) -> bool {
+        let mut done: Vec<TxGuard> = Vec::new();
+        let mut any = false;
+        lock(&self.zc_pending).retain(|c, slot| {
+            if !(a..=b).contains(c) {
+                return true;
+            }
+            any = true;
+            match std::mem::replace(slot, ZcSlot::Acked) {
+                ZcSlot::Waiting(g, _) => {
+                    done.push(g);
+                    false
+                }
+                // Acknowledged while still being written: stays, as Acked.
+                ZcSlot::Writing | ZcSlot::Acked => true,
+            }
+        });
+        for g in done {
+            g.complete(Completion::OK);
+        }
+        any
+    }
+
+    /// Marks one cookie acknowledged, putting a send it completes in
+    /// `done`; false when the cookie is not ours.
+    fn ack_one(p: &mut HashMap<u64, ZcSlot>, c: u64, done: &mut Option<TxGuard>) -> bool {
         match p.remove(&c) {
             Some(ZcSlot::Waiting(g, _)) => {
-                done.push(g);
+                *done = Some(g);
                 true
             }
             Some(ZcSlot::Writing) | Some(ZcSlot::Acked) => {
@@ -1418,6 +1430,93 @@ mod tests {
                 .is_some_and(|r| r.text.contains("unknown cookie")));
         });
         assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), 1);
+    }
+
+    /// Our ZC sends acknowledged by a pair and by a range complete once
+    /// each; a range that covers none of our cookies is a protocol error.
+    #[test]
+    fn zc_acks_by_pair_and_range_complete_each_send_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (ours, mut theirs) = duplex(1 << 20);
+            let c = conn_with(
+                &counts,
+                ConnCfg {
+                    sock_timeout: Duration::from_secs(5),
+                    keepalive: Duration::ZERO,
+                    zc_min_payload: Some(1000),
+                    csum: false,
+                    rx_spin: Duration::from_micros(50),
+                },
+            );
+            start(c.clone(), ours, Arc::new(Owner(counts.clone())));
+            let host = HostHandle::new(H(counts.clone()));
+            for i in 0..4u64 {
+                let tx = TxMsg {
+                    token: MsgToken(i),
+                    hdr: Hdr {
+                        dest_nid: Nid::new4(NET, 2),
+                        src_nid: Nid::new4(NET, 1),
+                        dest_pid: 12345,
+                        src_pid: 12345,
+                        msg_type: MsgType::PUT,
+                        payload_length: 2000,
+                        body: [0; 40],
+                    },
+                    target: Nid::new4(NET, 2),
+                    target_pid: 12345,
+                    payload: Payload::new(),
+                    rx: ROption::RNone,
+                };
+                let payload = PayloadSpan::from(IoBuf::zeroed(2000));
+                assert!(c.enqueue(TxGuard::new(tx, payload, host.clone())).is_ok());
+            }
+            let mut cookies = Vec::new();
+            for _ in 0..4 {
+                let mut frame = vec![0u8; MSG_HDR_SIZE + 72 + 2000];
+                theirs.read_exact(&mut frame).await.expect("frame");
+                let v = MsgHdr::new_checked(&frame, Endian::Little).expect("24 bytes");
+                cookies.push(MsgHdrRepr::parse(&v).expect("valid").zc_req);
+            }
+            assert_eq!(cookies, [2, 3, 4, 5]);
+            let noop = |zc_req, zc_ack| {
+                let mut b = [0u8; MSG_HDR_SIZE];
+                MsgHdrRepr {
+                    kind: MsgKind::Noop,
+                    csum: 0,
+                    zc_req,
+                    zc_ack,
+                }
+                .emit(Endian::Little, &mut b);
+                b
+            };
+            let wait_for = |n| {
+                let counts = counts.clone();
+                async move {
+                    while counts.finalized_tx.load(Ordering::SeqCst) < n {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            };
+            // A pair ({3, 2}: the first is the larger), then a range ({4, 9}).
+            theirs.write_all(&noop(3, 2)).await.expect("pair");
+            wait_for(2).await;
+            theirs.write_all(&noop(4, 9)).await.expect("range");
+            wait_for(4).await;
+            theirs.write_all(&noop(20, 30)).await.expect("stray range");
+            while !c.is_closed() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(c
+                .close_reason()
+                .is_some_and(|r| r.text.contains("unknown cookie")));
+        });
+        assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), 4);
     }
 
     /// Receives into full-size buffers and keeps them, to check their bytes.

@@ -1603,6 +1603,118 @@ mod tests {
         }
     }
 
+    /// Records completions (token, status), shared with the test.
+    struct Statuses(Arc<Mutex<Vec<(u64, Completion)>>>);
+    impl lnd_api::Host for Statuses {
+        fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), lnd_api::LndError> {
+            Ok(())
+        }
+        fn finalize(&self, m: MsgToken, c: Completion) {
+            lock(&self.0).push((m.0, c));
+        }
+        fn notify(&self, _: Nid, _: bool) {}
+        fn link_state(&self, _: bool) {}
+        fn log(&self, _: LogLevel, _: &str) {}
+    }
+
+    /// Receives the first message into its span, the others into fresh
+    /// buffers it keeps.
+    struct FirstInto(Owner, PayloadSpan, Mutex<Vec<IoBuf>>);
+    impl ConnOwner for FirstInto {
+        fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
+            if self.0 .0.parsed.load(Ordering::SeqCst) == 0 {
+                return receive_into(&self.0 .0, conn, &hdr, rx, self.1.clone());
+            }
+            let buf = IoBuf::zeroed(hdr.payload_length as usize);
+            lock(&self.2).push(buf.clone());
+            receive_into(&self.0 .0, conn, &hdr, rx, PayloadSpan::from(buf))
+        }
+        fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
+            self.0.conn_failed(conn, why);
+        }
+        fn task_done(&self) {
+            self.0.task_done();
+        }
+        fn log(&self, level: LogLevel, msg: &str) {
+            self.0.log(level, msg);
+        }
+    }
+
+    /// A receive window whose middle piece is borrowed elsewhere: the
+    /// pieces around it are filled, its bytes are skipped, the message
+    /// fails with EBUSY, and the next messages arrive intact (the stream
+    /// stays in step).
+    #[test]
+    fn a_busy_piece_fails_the_receive_and_keeps_the_stream_in_step() {
+        let counts = Arc::new(Counts::default());
+        let statuses = Arc::new(Mutex::new(Vec::new()));
+        let (a, busy, c) = (
+            IoBuf::zeroed(1000),
+            IoBuf::zeroed(1000),
+            IoBuf::zeroed(2000),
+        );
+        let whole: Payload = [a.clone(), busy.clone(), c.clone()].into_iter().collect();
+        // a[500..], all of busy, c[..1500].
+        let window = PayloadSpan::from(whole).sub(500, 3000).expect("in bounds");
+        let owner = Arc::new(FirstInto(
+            Owner(counts.clone()),
+            window,
+            Mutex::new(Vec::new()),
+        ));
+        let held = busy.borrow().expect("free");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            use tokio::io::AsyncWriteExt;
+            let (ours, mut theirs) = duplex(1 << 16);
+            let cfg = ConnCfg {
+                sock_timeout: Duration::from_secs(5),
+                keepalive: Duration::ZERO,
+                zc_min_payload: None,
+                csum: false,
+                rx_spin: Duration::from_micros(50),
+            };
+            let host = HostHandle::new(Statuses(statuses.clone()));
+            let conn = Conn::new(7, &crate::fuzzing::peer(), false, None, cfg, host);
+            start(conn, ours, owner.clone());
+            let mut input = lnet(3000, 0, 0);
+            input.extend(lnet(100, 0, 0));
+            input.extend(lnet(5000, 0, 0));
+            theirs.write_all(&input).await.expect("write");
+            while lock(&statuses).len() < 3 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            drop(theirs);
+            while counts.tasks_done.load(Ordering::SeqCst) < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        drop(held);
+        let busy_status = Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR);
+        let got: Vec<Completion> = lock(&statuses).iter().map(|(_, c)| *c).collect();
+        assert_eq!(got, [busy_status, Completion::OK, Completion::OK]);
+        let sent: Vec<u8> = (0..3000).map(|i| i as u8).collect();
+        let a = a.to_vec().expect("free");
+        assert!(
+            a[..500].iter().all(|&x| x == 0),
+            "written before the window"
+        );
+        assert!(a[500..] == sent[..500]);
+        assert!(busy.to_vec().expect("free").iter().all(|&x| x == 0));
+        let c = c.to_vec().expect("free");
+        assert!(c[..1500] == sent[1500..]);
+        assert!(
+            c[1500..].iter().all(|&x| x == 0),
+            "written after the window"
+        );
+        for b in lock(&owner.2).iter() {
+            let want: Vec<u8> = (0..b.len()).map(|i| i as u8).collect();
+            assert!(b.to_vec().expect("free") == want, "{} bytes", b.len());
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
         /// Random frames, garbage and truncation: never a panic, every

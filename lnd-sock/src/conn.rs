@@ -2,7 +2,7 @@
 //! queue, and the reader and writer tasks that move messages over any byte
 //! stream (the socket seam, [`Seam`]).
 //!
-//! Ownership: a send is a [`TxGuard`] from `LndNi::send` until it is
+//! Ownership: a send is a [`TxGuard`] from `LndNi::send_span` until it is
 //! completed; dropping a guard that was not completed finalizes the message
 //! with an error, so every owned message is finalized exactly once even when
 //! a task is cancelled. A guard is never dropped while one of our locks is
@@ -11,7 +11,13 @@
 //!
 //! The reader follows `spec/wire.md` §5.8: header → `parse` → wait for `recv`
 //! (which may come inside `parse`) → payload straight into the given
-//! fragments → skip `rlen - mlen` → finalize → ZC ACK if asked.
+//! span's pieces → skip `rlen - mlen` → finalize → ZC ACK if asked.
+//!
+//! Payloads are [`PayloadSpan`]s (lnd-api 1.1): windows into the MD's
+//! shared fragment list. A message keeps its span next to its `TxMsg` or
+//! `RxAction` (whose own `payload` field is empty and unused), and the data
+//! path walks the span's pieces, so a message allocates nothing for its
+//! payload.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
@@ -22,7 +28,8 @@ use std::time::Duration;
 
 use lnd_api::hdr::{HDR_NID16_SIZE, HDR_NID4_SIZE, MAX_PAYLOAD};
 use lnd_api::{
-    errno, Completion, Hdr, HealthStatus, HostHandle, LogLevel, Payload, RxAction, RxToken, TxMsg,
+    errno, BufRef, Completion, Hdr, HealthStatus, HostHandle, LogLevel, MsgToken, PayloadSpan,
+    RxAction, RxToken, TxMsg,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{watch, Notify};
@@ -94,20 +101,21 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A send the LND owns; finalizes the message with `LOCAL_INTERRUPT` if
-/// dropped without [`TxGuard::complete`].
+/// A send the LND owns: the message and its payload (`tx.payload` is not
+/// used); finalizes the message with `LOCAL_INTERRUPT` if dropped without
+/// [`TxGuard::complete`].
 pub struct TxGuard {
-    tx: Option<TxMsg>,
+    tx: Option<(TxMsg, PayloadSpan)>,
     host: HostHandle,
     /// The connection writing it, whose close reason a drop reports.
     conn: Option<Arc<Conn>>,
 }
 
 impl TxGuard {
-    /// Takes ownership of `tx`.
-    pub fn new(tx: TxMsg, host: HostHandle) -> Self {
+    /// Takes ownership of `tx`, whose payload is `payload`.
+    pub fn new(tx: TxMsg, payload: PayloadSpan, host: HostHandle) -> Self {
         TxGuard {
-            tx: Some(tx),
+            tx: Some((tx, payload)),
             host,
             conn: None,
         }
@@ -116,21 +124,26 @@ impl TxGuard {
     fn attach(&mut self, c: &Arc<Conn>) {
         self.conn = Some(c.clone());
     }
-    /// The message.
-    pub fn msg(&self) -> Option<&TxMsg> {
-        self.tx.as_ref()
+    /// The message and its payload.
+    pub fn msg(&self) -> Option<(&TxMsg, &PayloadSpan)> {
+        self.tx.as_ref().map(|(t, p)| (t, p))
     }
     /// Bytes on the wire for `hdr_len`-byte headers.
     pub fn wire_len(&self, hdr_len: usize) -> usize {
-        MSG_HDR_SIZE + hdr_len + self.tx.as_ref().map_or(0, |t| t.payload.len())
+        MSG_HDR_SIZE + hdr_len + self.tx.as_ref().map_or(0, |(_, p)| p.len())
     }
     /// Takes the message back without finalizing it (a refused send).
-    pub fn disarm(mut self) -> Option<TxMsg> {
+    pub fn disarm(mut self) -> Option<(TxMsg, PayloadSpan)> {
         self.tx.take()
     }
     /// Finalizes with `c`.
     pub fn complete(mut self, c: Completion) {
-        if let Some(tx) = self.tx.take() {
+        self.finalize(c);
+    }
+    /// Lets go of the payload, then finalizes (once) with `c`.
+    fn finalize(&mut self, c: Completion) {
+        if let Some((tx, payload)) = self.tx.take() {
+            drop(payload);
             self.host.finalize(tx.token, c);
         }
     }
@@ -138,48 +151,52 @@ impl TxGuard {
 
 impl Drop for TxGuard {
     fn drop(&mut self) {
-        if let Some(tx) = self.tx.take() {
+        if self.tx.is_some() {
             let status = self
                 .conn
                 .take()
                 .and_then(|c| c.close_status())
                 .unwrap_or(Completion::failed(ESHUTDOWN, HealthStatus::LOCAL_INTERRUPT));
-            self.host.finalize(tx.token, status);
+            self.finalize(status);
         }
     }
 }
 
-/// A receive the LND owns (`recv` with a message); finalizes with an error
-/// if dropped before it completes.
+/// A receive the LND owns (`recv` with a message): its token and where its
+/// payload goes; finalizes with an error if dropped before it completes.
 pub struct RxGuard {
-    action: Option<RxAction>,
+    msg: Option<(MsgToken, PayloadSpan)>,
     host: HostHandle,
     /// The connection it arrived on, whose close reason a drop reports.
     conn: Option<Arc<Conn>>,
 }
 
 impl RxGuard {
+    /// The payload's destination (`None` once completed).
+    fn payload(&self) -> Option<&PayloadSpan> {
+        self.msg.as_ref().map(|(_, p)| p)
+    }
     fn complete(mut self, c: Completion) {
-        if let Some(a) = self.action.take() {
-            if let Some(m) = a.msg.into_option() {
-                self.host.finalize(m, c);
-            }
+        self.finalize(c);
+    }
+    /// Lets go of the payload, then finalizes (once) with `c`.
+    fn finalize(&mut self, c: Completion) {
+        if let Some((m, payload)) = self.msg.take() {
+            drop(payload);
+            self.host.finalize(m, c);
         }
     }
 }
 
 impl Drop for RxGuard {
     fn drop(&mut self) {
-        if let Some(a) = self.action.take() {
-            if let Some(m) = a.msg.into_option() {
-                let health = self
-                    .conn
-                    .take()
-                    .and_then(|c| c.close_status())
-                    .map_or(HealthStatus::LOCAL_INTERRUPT, |s| s.health);
-                self.host
-                    .finalize(m, Completion::failed(errno::EIO, health));
-            }
+        if self.msg.is_some() {
+            let health = self
+                .conn
+                .take()
+                .and_then(|c| c.close_status())
+                .map_or(HealthStatus::LOCAL_INTERRUPT, |s| s.health);
+            self.finalize(Completion::failed(errno::EIO, health));
         }
     }
 }
@@ -251,8 +268,8 @@ struct TxQueue {
 struct RxSlot {
     /// The token the reader is waiting on, if any.
     expect: Option<u64>,
-    /// The action `recv` delivered.
-    action: Option<RxAction>,
+    /// The action `recv` delivered, and where its payload goes.
+    action: Option<(RxAction, PayloadSpan)>,
 }
 
 /// A zero-copy request cookie of ours, from before its frame is written
@@ -471,7 +488,8 @@ impl Conn {
         for g in drained.into_iter().chain(zc) {
             g.complete(why.status);
         }
-        if let Some(a) = rx {
+        if let Some((a, payload)) = rx {
+            drop(payload);
             if let Some(m) = a.msg.into_option() {
                 self.host
                     .finalize(m, Completion::failed(errno::EIO, why.status.health));
@@ -495,14 +513,16 @@ impl Conn {
         let _ = rx.wait_for(|v| v.is_some()).await;
     }
 
-    /// `LndNi::recv` for a token of this connection.
-    pub fn deliver(&self, seq: u64, a: RxAction) -> Result<(), RxAction> {
+    /// `LndNi::recv_span` for a token of this connection: the first
+    /// `payload.len()` bytes (mlen) go into `payload` (`a.payload` is not
+    /// used). Gives the action back when the token is not awaiting it.
+    pub fn deliver(&self, seq: u64, a: RxAction, payload: PayloadSpan) -> Result<(), RxAction> {
         {
             let mut s = lock(&self.rx);
             if s.expect != Some(seq) || s.action.is_some() {
                 return Err(a);
             }
-            s.action = Some(a);
+            s.action = Some((a, payload));
         }
         self.rx_wake.notify_one();
         Ok(())
@@ -519,47 +539,59 @@ impl Conn {
 
     /// Completes the sends acknowledged by `ack`; false on an unknown cookie.
     fn handle_zc_ack(&self, ack: ZcAcked) -> bool {
-        let (cookies, all_known): ([u64; 2], bool) = match ack {
+        let cookies = match ack {
             ZcAcked::None | ZcAcked::Keepalive => return true,
-            ZcAcked::One(c) => ([c, 0], true),
-            ZcAcked::Pair(a, b) => ([a, b], true),
-            ZcAcked::Range(a, b) => {
-                // Walk our (few) outstanding cookies, not the range a peer
-                // chose; a range must cover at least one of them.
-                let mut done: Vec<TxGuard> = Vec::new();
-                let any = {
-                    let mut p = lock(&self.zc_pending);
-                    let hit: Vec<u64> = p.keys().copied().filter(|c| (a..=b).contains(c)).collect();
-                    for c in &hit {
-                        Self::ack_one(&mut p, *c, &mut done);
-                    }
-                    !hit.is_empty()
-                };
-                for g in done {
-                    g.complete(Completion::OK);
-                }
-                return any;
-            }
+            ZcAcked::One(c) => [c, 0],
+            ZcAcked::Pair(a, b) => [a, b],
+            ZcAcked::Range(a, b) => return self.ack_range(a, b),
         };
-        let mut done: Vec<TxGuard> = Vec::new();
+        // At most two sends complete: no list to allocate.
+        let mut done: [Option<TxGuard>; 2] = [None, None];
         let ok = {
             let mut p = lock(&self.zc_pending);
             cookies
                 .iter()
-                .filter(|c| **c != 0)
-                .fold(all_known, |ok, c| Self::ack_one(&mut p, *c, &mut done) & ok)
+                .zip(&mut done)
+                .filter(|(c, _)| **c != 0)
+                .fold(true, |ok, (c, d)| Self::ack_one(&mut p, *c, d) & ok)
         };
-        for g in done {
+        for g in done.into_iter().flatten() {
             g.complete(Completion::OK);
         }
         ok
     }
 
-    /// Marks one cookie acknowledged; false when it is not ours.
-    fn ack_one(p: &mut HashMap<u64, ZcSlot>, c: u64, done: &mut Vec<TxGuard>) -> bool {
+    /// Completes the sends whose cookies lie in `a..=b`; false when none
+    /// does. Walks our (few) outstanding cookies, not the range a peer chose.
+    fn ack_range(&self, a: u64, b: u64) -> bool {
+        let mut done: Vec<TxGuard> = Vec::new();
+        let mut any = false;
+        lock(&self.zc_pending).retain(|c, slot| {
+            if !(a..=b).contains(c) {
+                return true;
+            }
+            any = true;
+            match std::mem::replace(slot, ZcSlot::Acked) {
+                ZcSlot::Waiting(g, _) => {
+                    done.push(g);
+                    false
+                }
+                // Acknowledged while still being written: stays, as Acked.
+                ZcSlot::Writing | ZcSlot::Acked => true,
+            }
+        });
+        for g in done {
+            g.complete(Completion::OK);
+        }
+        any
+    }
+
+    /// Marks one cookie acknowledged, putting a send it completes in
+    /// `done`; false when the cookie is not ours.
+    fn ack_one(p: &mut HashMap<u64, ZcSlot>, c: u64, done: &mut Option<TxGuard>) -> bool {
         match p.remove(&c) {
             Some(ZcSlot::Waiting(g, _)) => {
-                done.push(g);
+                *done = Some(g);
                 true
             }
             Some(ZcSlot::Writing) | Some(ZcSlot::Acked) => {
@@ -613,6 +645,8 @@ pub fn start<S: Seam, O: ConnOwner>(conn: Arc<Conn>, s: S, owner: Arc<O>) {
 // Writer
 // ---------------------------------------------------------------------------
 
+// Boxing the guard would allocate per message.
+#[allow(clippy::large_enum_variant)]
 enum Work {
     Lnet(TxGuard, u64),
     Noop(MsgHdrRepr),
@@ -697,14 +731,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                 }
             }
             Work::Lnet(g, ack) => {
-                let Some(tx) = g.msg() else { continue };
+                let Some((tx, payload)) = g.msg() else {
+                    continue;
+                };
                 let zc = match conn.cfg.zc_min_payload {
-                    Some(min) if !v1 && tx.payload.len() >= min => conn.next_zc_cookie(),
+                    Some(min) if !v1 && payload.len() >= min => conn.next_zc_cookie(),
                     _ => 0,
                 };
                 let n = match frame_head(conn, tx, zc, ack, &mut head) {
                     Ok(n) if conn.cfg.csum && conn.version == KSOCK_PROTO_V2 => {
-                        match v2_csum(&head[..n], &tx.payload) {
+                        match v2_csum(&head[..n], payload) {
                             Some(c) => {
                                 Endian::Little.put_csum(&mut head, c);
                                 n
@@ -733,8 +769,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                     // before this task runs again.
                     lock(&conn.zc_pending).insert(zc, ZcSlot::Writing);
                 }
-                let r = write_frame(&mut w, &head[..n], &tx.payload, t).await;
-                let bulk = tx.payload.len() >= YIELD_AFTER;
+                let r = write_frame(&mut w, &head[..n], payload, t).await;
+                let bulk = payload.len() >= YIELD_AFTER;
                 if zc != 0 && r.is_err() {
                     lock(&conn.zc_pending).remove(&zc);
                 }
@@ -837,10 +873,10 @@ fn frame_head(
 
 /// The V2 checksum of a frame whose socklnd header (`head[..24]`, checksum
 /// 0) and LNet header are in `head`, and whose payload is `payload`.
-fn v2_csum(head: &[u8], payload: &Payload) -> Option<u32> {
+fn v2_csum(head: &[u8], payload: &PayloadSpan) -> Option<u32> {
     let mut c = csum_update(0xFFFF_FFFF, head);
-    for f in payload.frags() {
-        c = csum_update(c, &f.borrow().ok()?);
+    for p in payload.pieces() {
+        c = csum_update(c, &p.borrow().ok()?);
     }
     // A sum of 0 goes out as 0, which receivers take as "not checksummed".
     Some(c)
@@ -867,24 +903,25 @@ async fn write_all_timed<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Writes `head` then the payload's fragments with vectored writes straight
+/// Writes `head` then the payload's pieces with vectored writes straight
 /// from the payload's memory, each write making progress within `t`.
 async fn write_frame<W: AsyncWrite + Unpin>(
     w: &mut W,
     head: &[u8],
-    payload: &Payload,
+    payload: &PayloadSpan,
     t: Duration,
 ) -> Result<(), FrameError> {
-    let frags = payload.frags();
+    let mut pieces = payload.pieces().peekable();
     let mut head_left = head;
-    let mut next = 0usize;
     let mut started = false;
     loop {
-        // Borrow the next batch of fragments for reading.
-        let mut guards: [Option<lnd_api::BufRef<'_>>; IOV_MAX] = Default::default();
+        // Borrow the next batch of pieces for reading; each guard derefs to
+        // exactly its piece.
+        let mut guards: [Option<BufRef<'_>>; IOV_MAX] = Default::default();
         let mut ng = 0;
-        while ng < IOV_MAX && next + ng < frags.len() {
-            match frags[next + ng].borrow() {
+        while ng < IOV_MAX {
+            let Some(p) = pieces.next() else { break };
+            match p.borrow() {
                 Ok(g) => guards[ng] = Some(g),
                 Err(_) if started => return Err(FrameError::BusyAfterStart),
                 Err(_) => return Err(FrameError::Busy),
@@ -926,8 +963,7 @@ async fn write_frame<W: AsyncWrite + Unpin>(
             IoSlice::advance_slices(&mut bufs, k);
         }
 
-        next += ng;
-        if next >= frags.len() {
+        if pieces.peek().is_none() {
             return Ok(());
         }
     }
@@ -1056,7 +1092,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
             lock(&conn.rx).expect = None;
             return Some(CloseReason::proto(format!("LNet refused the header: {e}")));
         }
-        let action = loop {
+        let (action, payload) = loop {
             {
                 let mut s = lock(&conn.rx);
                 if let Some(a) = s.action.take() {
@@ -1067,9 +1103,9 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
             conn.rx_wake.notified().await;
         };
         let deadline = Instant::now() + t;
-        let has_msg = action.msg.is_some();
+        // A discard (no message) reads nothing into memory.
         let guard = RxGuard {
-            action: Some(action),
+            msg: action.msg.into_option().map(|m| (m, payload)),
             host: conn.host.clone(),
             conn: Some(conn.clone()),
         };
@@ -1080,11 +1116,8 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         } else {
             None
         };
-        let empty = Payload::new();
-        let payload = match (&guard.action, has_msg) {
-            (Some(a), true) => &a.payload,
-            _ => &empty,
-        };
+        let empty = PayloadSpan::new();
+        let payload = guard.payload().unwrap_or(&empty);
         let r_payload = read_payload(
             &mut r,
             payload,
@@ -1125,11 +1158,11 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
 }
 
 /// Reads a payload of `plen` bytes: the first `mlen = min(plen, payload.len())`
-/// straight into the payload's fragments, the rest into `scratch`.
+/// straight into the span's pieces, the rest into `scratch`.
 /// Returns the message's status (not OK when the memory was busy).
 async fn read_payload<R: AsyncRead + ReadNow + Unpin>(
     r: &mut BufReader<R>,
-    payload: &Payload,
+    payload: &PayloadSpan,
     plen: usize,
     scratch: &mut [u8],
     deadline: Instant,
@@ -1141,12 +1174,13 @@ async fn read_payload<R: AsyncRead + ReadNow + Unpin>(
     let mlen = payload.len().min(plen);
     let mut status = Completion::OK;
     let mut left = mlen;
-    for f in payload.frags() {
+    for p in payload.pieces() {
         if left == 0 {
             break;
         }
-        let n = f.len().min(left);
-        match f.borrow_mut() {
+        let n = p.len().min(left);
+        // Exactly this piece's bytes (the flag covers its whole allocation).
+        match p.borrow_mut() {
             Ok(mut g) => {
                 read_spinning(r, &mut g[..n], spin, deadline, t).await?;
                 if let Some(c) = csum.as_mut() {
@@ -1257,7 +1291,7 @@ mod tests {
     use super::*;
     use crate::fuzzing::{conn, conn_with, lnet, receive_into, run, Counts, Owner, H, NET};
     use lnd_api::abi_stable::std_types::ROption;
-    use lnd_api::{IoBuf, MsgToken, MsgType, Nid};
+    use lnd_api::{IoBuf, MsgToken, MsgType, Nid, Payload};
     use proptest::prelude::*;
     use tokio::io::duplex;
 
@@ -1307,10 +1341,11 @@ mod tests {
                     hdr,
                     target: Nid::new4(NET, 2),
                     target_pid: 12345,
-                    payload: Payload::single(IoBuf::zeroed(100_000)),
+                    payload: Payload::new(),
                     rx: ROption::RNone,
                 };
-                assert!(c.enqueue(TxGuard::new(tx, host.clone())).is_ok());
+                let payload = PayloadSpan::from(IoBuf::zeroed(100_000));
+                assert!(c.enqueue(TxGuard::new(tx, payload, host.clone())).is_ok());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
             drop(theirs); // the peer vanishes with a full pipe
@@ -1357,10 +1392,11 @@ mod tests {
                 hdr,
                 target: Nid::new4(NET, 2),
                 target_pid: 12345,
-                payload: Payload::single(IoBuf::zeroed(5000)),
+                payload: Payload::new(),
                 rx: ROption::RNone,
             };
-            assert!(c.enqueue(TxGuard::new(tx, host)).is_ok());
+            let payload = PayloadSpan::from(IoBuf::zeroed(5000));
+            assert!(c.enqueue(TxGuard::new(tx, payload, host)).is_ok());
             let mut frame = vec![0u8; MSG_HDR_SIZE + 72 + 5000];
             theirs.read_exact(&mut frame).await.expect("frame");
             let v = MsgHdr::new_checked(&frame, Endian::Little).expect("24 bytes");
@@ -1396,13 +1432,100 @@ mod tests {
         assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), 1);
     }
 
+    /// Our ZC sends acknowledged by a pair and by a range complete once
+    /// each; a range that covers none of our cookies is a protocol error.
+    #[test]
+    fn zc_acks_by_pair_and_range_complete_each_send_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (ours, mut theirs) = duplex(1 << 20);
+            let c = conn_with(
+                &counts,
+                ConnCfg {
+                    sock_timeout: Duration::from_secs(5),
+                    keepalive: Duration::ZERO,
+                    zc_min_payload: Some(1000),
+                    csum: false,
+                    rx_spin: Duration::from_micros(50),
+                },
+            );
+            start(c.clone(), ours, Arc::new(Owner(counts.clone())));
+            let host = HostHandle::new(H(counts.clone()));
+            for i in 0..4u64 {
+                let tx = TxMsg {
+                    token: MsgToken(i),
+                    hdr: Hdr {
+                        dest_nid: Nid::new4(NET, 2),
+                        src_nid: Nid::new4(NET, 1),
+                        dest_pid: 12345,
+                        src_pid: 12345,
+                        msg_type: MsgType::PUT,
+                        payload_length: 2000,
+                        body: [0; 40],
+                    },
+                    target: Nid::new4(NET, 2),
+                    target_pid: 12345,
+                    payload: Payload::new(),
+                    rx: ROption::RNone,
+                };
+                let payload = PayloadSpan::from(IoBuf::zeroed(2000));
+                assert!(c.enqueue(TxGuard::new(tx, payload, host.clone())).is_ok());
+            }
+            let mut cookies = Vec::new();
+            for _ in 0..4 {
+                let mut frame = vec![0u8; MSG_HDR_SIZE + 72 + 2000];
+                theirs.read_exact(&mut frame).await.expect("frame");
+                let v = MsgHdr::new_checked(&frame, Endian::Little).expect("24 bytes");
+                cookies.push(MsgHdrRepr::parse(&v).expect("valid").zc_req);
+            }
+            assert_eq!(cookies, [2, 3, 4, 5]);
+            let noop = |zc_req, zc_ack| {
+                let mut b = [0u8; MSG_HDR_SIZE];
+                MsgHdrRepr {
+                    kind: MsgKind::Noop,
+                    csum: 0,
+                    zc_req,
+                    zc_ack,
+                }
+                .emit(Endian::Little, &mut b);
+                b
+            };
+            let wait_for = |n| {
+                let counts = counts.clone();
+                async move {
+                    while counts.finalized_tx.load(Ordering::SeqCst) < n {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            };
+            // A pair ({3, 2}: the first is the larger), then a range ({4, 9}).
+            theirs.write_all(&noop(3, 2)).await.expect("pair");
+            wait_for(2).await;
+            theirs.write_all(&noop(4, 9)).await.expect("range");
+            wait_for(4).await;
+            theirs.write_all(&noop(20, 30)).await.expect("stray range");
+            while !c.is_closed() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(c
+                .close_reason()
+                .is_some_and(|r| r.text.contains("unknown cookie")));
+        });
+        assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), 4);
+    }
+
     /// Receives into full-size buffers and keeps them, to check their bytes.
     struct Keep(Owner, Mutex<Vec<IoBuf>>);
     impl ConnOwner for Keep {
         fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
             let buf = IoBuf::zeroed(hdr.payload_length as usize);
             lock(&self.1).push(buf.clone());
-            receive_into(&self.0 .0, conn, &hdr, rx, Payload::single(buf))
+            receive_into(&self.0 .0, conn, &hdr, rx, PayloadSpan::from(buf))
         }
         fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
             self.0.conn_failed(conn, why);
@@ -1477,6 +1600,118 @@ mod tests {
                 "payload of {} bytes corrupted",
                 b.len()
             );
+        }
+    }
+
+    /// Records completions (token, status), shared with the test.
+    struct Statuses(Arc<Mutex<Vec<(u64, Completion)>>>);
+    impl lnd_api::Host for Statuses {
+        fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), lnd_api::LndError> {
+            Ok(())
+        }
+        fn finalize(&self, m: MsgToken, c: Completion) {
+            lock(&self.0).push((m.0, c));
+        }
+        fn notify(&self, _: Nid, _: bool) {}
+        fn link_state(&self, _: bool) {}
+        fn log(&self, _: LogLevel, _: &str) {}
+    }
+
+    /// Receives the first message into its span, the others into fresh
+    /// buffers it keeps.
+    struct FirstInto(Owner, PayloadSpan, Mutex<Vec<IoBuf>>);
+    impl ConnOwner for FirstInto {
+        fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
+            if self.0 .0.parsed.load(Ordering::SeqCst) == 0 {
+                return receive_into(&self.0 .0, conn, &hdr, rx, self.1.clone());
+            }
+            let buf = IoBuf::zeroed(hdr.payload_length as usize);
+            lock(&self.2).push(buf.clone());
+            receive_into(&self.0 .0, conn, &hdr, rx, PayloadSpan::from(buf))
+        }
+        fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
+            self.0.conn_failed(conn, why);
+        }
+        fn task_done(&self) {
+            self.0.task_done();
+        }
+        fn log(&self, level: LogLevel, msg: &str) {
+            self.0.log(level, msg);
+        }
+    }
+
+    /// A receive window whose middle piece is borrowed elsewhere: the
+    /// pieces around it are filled, its bytes are skipped, the message
+    /// fails with EBUSY, and the next messages arrive intact (the stream
+    /// stays in step).
+    #[test]
+    fn a_busy_piece_fails_the_receive_and_keeps_the_stream_in_step() {
+        let counts = Arc::new(Counts::default());
+        let statuses = Arc::new(Mutex::new(Vec::new()));
+        let (a, busy, c) = (
+            IoBuf::zeroed(1000),
+            IoBuf::zeroed(1000),
+            IoBuf::zeroed(2000),
+        );
+        let whole: Payload = [a.clone(), busy.clone(), c.clone()].into_iter().collect();
+        // a[500..], all of busy, c[..1500].
+        let window = PayloadSpan::from(whole).sub(500, 3000).expect("in bounds");
+        let owner = Arc::new(FirstInto(
+            Owner(counts.clone()),
+            window,
+            Mutex::new(Vec::new()),
+        ));
+        let held = busy.borrow().expect("free");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            use tokio::io::AsyncWriteExt;
+            let (ours, mut theirs) = duplex(1 << 16);
+            let cfg = ConnCfg {
+                sock_timeout: Duration::from_secs(5),
+                keepalive: Duration::ZERO,
+                zc_min_payload: None,
+                csum: false,
+                rx_spin: Duration::from_micros(50),
+            };
+            let host = HostHandle::new(Statuses(statuses.clone()));
+            let conn = Conn::new(7, &crate::fuzzing::peer(), false, None, cfg, host);
+            start(conn, ours, owner.clone());
+            let mut input = lnet(3000, 0, 0);
+            input.extend(lnet(100, 0, 0));
+            input.extend(lnet(5000, 0, 0));
+            theirs.write_all(&input).await.expect("write");
+            while lock(&statuses).len() < 3 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            drop(theirs);
+            while counts.tasks_done.load(Ordering::SeqCst) < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        drop(held);
+        let busy_status = Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR);
+        let got: Vec<Completion> = lock(&statuses).iter().map(|(_, c)| *c).collect();
+        assert_eq!(got, [busy_status, Completion::OK, Completion::OK]);
+        let sent: Vec<u8> = (0..3000).map(|i| i as u8).collect();
+        let a = a.to_vec().expect("free");
+        assert!(
+            a[..500].iter().all(|&x| x == 0),
+            "written before the window"
+        );
+        assert!(a[500..] == sent[..500]);
+        assert!(busy.to_vec().expect("free").iter().all(|&x| x == 0));
+        let c = c.to_vec().expect("free");
+        assert!(c[..1500] == sent[1500..]);
+        assert!(
+            c[1500..].iter().all(|&x| x == 0),
+            "written after the window"
+        );
+        for b in lock(&owner.2).iter() {
+            let want: Vec<u8> = (0..b.len()).map(|i| i as u8).collect();
+            assert!(b.to_vec().expect("free") == want, "{} bytes", b.len());
         }
     }
 

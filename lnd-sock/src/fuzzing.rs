@@ -11,7 +11,7 @@ use lnd_api::abi_stable::std_types::ROption;
 use lnd_api::hdr::HDR_NID4_SIZE;
 use lnd_api::{
     Completion, Hdr, Host, HostHandle, IoBuf, LndError, LogLevel, MsgToken, MsgType, NetId, Nid,
-    Payload, RxAction, RxToken,
+    Payload, PayloadSpan, RxAction, RxToken,
 };
 use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
 
@@ -47,23 +47,24 @@ impl Host for H {
     fn log(&self, _: LogLevel, _: &str) {}
 }
 
-/// Counts a parsed header and answers it at once, receiving into `payload`.
+/// Counts a parsed header and answers it at once, receiving into `payload`
+/// (mlen is its length), as `recv_span` does.
 pub fn receive_into(
     counts: &Counts,
     conn: &Arc<Conn>,
     hdr: &Hdr,
     rx: RxToken,
-    payload: Payload,
+    payload: PayloadSpan,
 ) -> Result<(), String> {
     let n = counts.parsed.fetch_add(1, Ordering::SeqCst) as u64;
     let a = RxAction {
         rx,
         msg: ROption::RSome(MsgToken(1 << 40 | n)),
-        payload,
+        payload: Payload::new(),
         rlen: hdr.payload_length,
         delayed: false,
     };
-    conn.deliver(rx.0 & 0xFFFF_FFFF, a)
+    conn.deliver(rx.0 & 0xFFFF_FFFF, a, payload)
         .map_err(|_| "deliver refused".to_string())
 }
 
@@ -72,7 +73,7 @@ pub struct Owner(pub Arc<Counts>);
 impl ConnOwner for Owner {
     fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
         let half = IoBuf::zeroed(hdr.payload_length as usize / 2);
-        receive_into(&self.0, conn, &hdr, rx, Payload::single(half))
+        receive_into(&self.0, conn, &hdr, rx, PayloadSpan::from(half))
     }
     fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
         self.0.failed.fetch_add(1, Ordering::SeqCst);

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use lnd_api::hdr::MAX_PAYLOAD;
 use lnd_api::{
-    errno, Hdr, HealthStatus, HostHandle, LndError, LndNi, LogLevel, Nid, PeerAliveness, RxAction,
-    RxToken, TxMsg,
+    errno, Hdr, HealthStatus, HostHandle, LndError, LndNi, LogLevel, Nid, PayloadSpan,
+    PeerAliveness, RxAction, RxToken, TxMsg,
 };
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -243,7 +243,8 @@ impl NiInner {
     // Sending
     // -----------------------------------------------------------------------
 
-    fn send_msg(&self, tx: TxMsg) -> Result<(), LndError> {
+    /// Sends `tx` with `payload` as its payload (`tx.payload` is not used).
+    fn send_msg(&self, tx: TxMsg, payload: PayloadSpan) -> Result<(), LndError> {
         let target = PeerId {
             nid: tx.target,
             pid: tx.target_pid,
@@ -258,7 +259,7 @@ impl NiInner {
                 ),
             ));
         }
-        let plen = tx.payload.len();
+        let plen = payload.len();
         if plen as u64 > MAX_PAYLOAD as u64 || plen != tx.hdr.payload_length as usize {
             return Err(LndError::new(
                 errno::EMSGSIZE,
@@ -275,7 +276,7 @@ impl NiInner {
                 format!("cannot send to {}: no IP address in that NID", tx.target),
             ));
         };
-        let g = TxGuard::new(tx, self.host.clone());
+        let g = TxGuard::new(tx, payload, self.host.clone());
         let mut st = lock(&self.st);
         if st.shutdown {
             drop(st);
@@ -874,12 +875,26 @@ impl ConnOwner for NiInner {
 /// The [`LndNi`] object of one NI.
 pub struct SockNi(pub Arc<NiInner>);
 
+/// The data path is `send_span` and `recv_span` (lnd-api 1.1, what the host
+/// calls): the message keeps the host's span, so the payload costs no heap
+/// allocation. `send` and `recv` serve lnd-api 1.0 callers: they share the
+/// `Payload`'s fragment list as a span (one allocation) and go the same way.
 impl LndNi for SockNi {
-    fn send(&self, tx: TxMsg) -> Result<(), LndError> {
-        self.0.send_msg(tx)
+    fn send(&self, mut tx: TxMsg) -> Result<(), LndError> {
+        let payload = PayloadSpan::from(std::mem::take(&mut tx.payload));
+        self.send_span(tx, payload)
     }
 
-    fn recv(&self, rx: RxAction) -> Result<(), LndError> {
+    fn recv(&self, mut rx: RxAction) -> Result<(), LndError> {
+        let payload = PayloadSpan::from(std::mem::take(&mut rx.payload));
+        self.recv_span(rx, payload)
+    }
+
+    fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> Result<(), LndError> {
+        self.0.send_msg(tx, payload)
+    }
+
+    fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> Result<(), LndError> {
         let id = (rx.rx.0 >> 32) as u32;
         let seq = rx.rx.0 & 0xFFFF_FFFF;
         let conn = lock(&self.0.st).conns.get(&id).cloned();
@@ -889,7 +904,7 @@ impl LndNi for SockNi {
                 format!("receive token {:#x}: its connection is closed", rx.rx.0),
             ));
         };
-        conn.deliver(seq, rx).map_err(|a| {
+        conn.deliver(seq, rx, payload).map_err(|a| {
             LndError::new(
                 errno::EINVAL,
                 format!("receive token {:#x} is not awaiting recv", a.rx.0),

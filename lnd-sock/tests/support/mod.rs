@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use lnd_api::abi_stable::std_types::{ROption, RString, RVec};
 use lnd_api::{
     Completion, Hdr, Host, HostHandle, IoBuf, Lnd, LndError, LndNiHandle, LogLevel, MsgToken,
-    MsgType, NetId, NetTunables, NiConfig, NiInfo, Nid, Payload, RxAction, RxToken, Tunable, TxMsg,
+    MsgType, NetId, NetTunables, NiConfig, NiInfo, Nid, Payload, PayloadSpan, RxAction, RxToken,
+    Tunable, TxMsg,
 };
 
 pub const PID: u32 = 12345;
@@ -27,13 +28,25 @@ pub enum RecvMode {
     Hold,
     /// `recv` with no message: discard.
     Discard,
+    /// `recv_span` inside `parse` into a window `offset` bytes into a larger
+    /// list of many fragments ([`many_fragments`]), `short` bytes shorter
+    /// than the payload (mlen < rlen; 0 for all of it). The bytes around
+    /// the window hold [`AROUND`].
+    Window { offset: usize, short: usize },
 }
+
+/// What the bytes around a window hold.
+pub const AROUND: u8 = 0xEE;
+/// Bytes after a window in its fragment list.
+pub const TAIL: usize = 11;
 
 #[derive(Clone, Debug)]
 pub struct Received {
     pub hdr: Hdr,
     pub from: Nid,
     pub data: Vec<u8>,
+    /// In `Window` mode: the bytes of the fragment list around the window.
+    pub around: Vec<u8>,
     pub status: Completion,
 }
 
@@ -41,6 +54,8 @@ struct PendingRx {
     hdr: Hdr,
     from: Nid,
     bufs: Vec<IoBuf>,
+    /// The window (offset, length) in `bufs` that the payload went to.
+    window: Option<(usize, usize)>,
 }
 
 #[derive(Default)]
@@ -207,6 +222,32 @@ impl TestHost {
     }
 }
 
+/// Splits `len` bytes into many fragments of uneven sizes (1 byte to 30 KB,
+/// more than 16 in a few hundred KB).
+pub fn many_fragments(len: usize) -> Vec<IoBuf> {
+    const SIZES: [usize; 7] = [1, 13, 4096, 2, 30_000, 512, 7];
+    let mut v = Vec::new();
+    let mut left = len;
+    for n in SIZES.iter().cycle() {
+        if left == 0 {
+            break;
+        }
+        let n = (*n).min(left);
+        v.push(IoBuf::zeroed(n));
+        left -= n;
+    }
+    v
+}
+
+/// A span over `len` bytes of [`many_fragments`], all `fill`; and the
+/// fragments.
+pub fn filled_span(len: usize, fill: u8) -> (PayloadSpan, Vec<IoBuf>) {
+    let bufs = many_fragments(len);
+    let p: Payload = bufs.iter().cloned().collect();
+    p.write_at(0, &vec![fill; len]).expect("fresh buffers");
+    (PayloadSpan::from(p), bufs)
+}
+
 /// Splits `len` bytes into up to three fragments of unequal sizes.
 pub fn fragments(len: usize) -> Vec<IoBuf> {
     if len < 3 {
@@ -227,11 +268,36 @@ impl Host for TestHost {
         let rlen = hdr.payload_length;
         let bufs = fragments(rlen as usize);
         let payload: Payload = bufs.iter().cloned().collect();
-        let mode = {
-            let mut st = self.lock();
-            st.pending.insert(msg, PendingRx { hdr, from, bufs });
-            st.mode.unwrap_or(RecvMode::Sync)
+        let mode = self.lock().mode.unwrap_or(RecvMode::Sync);
+        if let RecvMode::Window { offset, short } = mode {
+            let mlen = rlen as usize - short.min(rlen as usize);
+            let (whole, bufs) = filled_span(offset + mlen + TAIL, AROUND);
+            let window = whole.sub(offset, mlen).expect("inside the list");
+            let pending = PendingRx {
+                hdr,
+                from,
+                bufs,
+                window: Some((offset, mlen)),
+            };
+            self.lock().pending.insert(msg, pending);
+            let a = RxAction {
+                rx,
+                msg: ROption::RSome(MsgToken(msg)),
+                payload: Payload::new(),
+                rlen,
+                delayed: false,
+            };
+            let r = self.ni().recv_span(a, window);
+            assert!(r.is_ok(), "recv_span inside parse failed: {r:?}");
+            return Ok(());
+        }
+        let pending = PendingRx {
+            hdr,
+            from,
+            bufs,
+            window: None,
         };
+        self.lock().pending.insert(msg, pending);
         let ni = self.ni();
         match mode {
             RecvMode::Sync => {
@@ -260,6 +326,7 @@ impl Host for TestHost {
                     hdr,
                     from,
                     data: Vec::new(),
+                    around: Vec::new(),
                     status: Completion::OK,
                 });
                 self.0.cv.notify_all();
@@ -280,6 +347,7 @@ impl Host for TestHost {
                 self.lock().held.push((rx, msg, rlen));
                 self.0.cv.notify_all();
             }
+            RecvMode::Window { .. } => unreachable!("answered above"),
         }
         Ok(())
     }
@@ -291,10 +359,17 @@ impl Host for TestHost {
             for b in &p.bufs {
                 data.extend_from_slice(&b.to_vec().expect("buffer free after finalize"));
             }
+            let mut around = Vec::new();
+            if let Some((off, len)) = p.window {
+                around.extend_from_slice(&data[..off]);
+                around.extend_from_slice(&data[off + len..]);
+                data = data[off..off + len].to_vec();
+            }
             st.received.push(Received {
                 hdr: p.hdr,
                 from: p.from,
                 data,
+                around,
                 status,
             });
         } else {
@@ -419,10 +494,35 @@ static TOKENS: AtomicU64 = AtomicU64::new(1);
 
 /// A PUT of `data` (in several fragments) from `from` to `to`; returns the token.
 pub fn put(from: &TestNi, to: Nid, data: &[u8]) -> (u64, TxMsg) {
-    let token = TOKENS.fetch_add(1, Ordering::Relaxed);
     let bufs = fragments(data.len());
     let payload: Payload = bufs.into_iter().collect();
     payload.write_at(0, data).expect("fresh buffers");
+    let (token, mut tx) = put_msg(from, to, data.len());
+    tx.payload = payload;
+    (token, tx)
+}
+
+/// A PUT of `data` for `send_span`: the message (its `payload` empty) and
+/// a span `offset` bytes into a larger list of [`many_fragments`] that
+/// holds `data` there and `around` elsewhere ([`TAIL`] bytes after it).
+pub fn put_span(
+    from: &TestNi,
+    to: Nid,
+    data: &[u8],
+    offset: usize,
+    around: u8,
+) -> (u64, TxMsg, PayloadSpan) {
+    let (whole, _) = filled_span(offset + data.len() + TAIL, around);
+    whole.write_at(offset, data).expect("fresh buffers");
+    let window = whole.sub(offset, data.len()).expect("inside the list");
+    let (token, tx) = put_msg(from, to, data.len());
+    (token, tx, window)
+}
+
+/// A PUT header of `len` bytes from `from` to `to` with an empty payload;
+/// returns the token (also its match bits).
+fn put_msg(from: &TestNi, to: Nid, len: usize) -> (u64, TxMsg) {
+    let token = TOKENS.fetch_add(1, Ordering::Relaxed);
     let mut body = [0u8; 40];
     body[16..24].copy_from_slice(&token.to_le_bytes()); // match bits: the token
     let hdr = Hdr {
@@ -431,7 +531,7 @@ pub fn put(from: &TestNi, to: Nid, data: &[u8]) -> (u64, TxMsg) {
         dest_pid: PID,
         src_pid: PID,
         msg_type: MsgType::PUT,
-        payload_length: data.len() as u32,
+        payload_length: len as u32,
         body,
     };
     (
@@ -441,7 +541,7 @@ pub fn put(from: &TestNi, to: Nid, data: &[u8]) -> (u64, TxMsg) {
             hdr,
             target: to,
             target_pid: PID,
-            payload,
+            payload: Payload::new(),
             rx: ROption::RNone,
         },
     )

@@ -1,7 +1,8 @@
 //! Builds the example vendor plugin from a clean directory, as a vendor
 //! would: a copy of `plugins/vendor-lnd` whose only dependency is a copy of
 //! `lnd-api`, optionally changed to model a plugin built against another
-//! interface.
+//! interface, or both exactly as an earlier commit of this repository had
+//! them (a plugin built against a released lnd-api and never rebuilt).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +18,15 @@ pub enum Interface {
     ChangedLayout,
     /// lnd-api bumped to the next major version.
     NextMajor,
+    /// lnd-api and vendor-lnd exactly as they were at this commit of the
+    /// repository (taken with `git archive`), such as [`LND_API_1_0_0`]: a
+    /// plugin built against an older lnd-api. Needs `git` and the commit.
+    Released(&'static str),
 }
+
+/// The last commit of lnd-api 1.0.0 (the base interface, frozen), with the
+/// vendor plugin (0.3.1) as it was released against it.
+pub const LND_API_1_0_0: &str = "44b21e898510c8268455605d5116033326ed1567";
 
 /// The lnd-api version after ours that breaks compatibility (`2.0.0`).
 pub fn next_major() -> String {
@@ -64,6 +73,58 @@ fn replace_in(file: &Path, from: &str, to: &str) {
     std::fs::write(file, s.replacen(from, to, 1)).expect("write");
 }
 
+/// Extracts `lnd-api/` and `plugins/vendor-lnd/` as they were at `commit`
+/// into `to` (`git archive`, so nothing of the working tree leaks in).
+/// Panics with the reason when git or the commit is missing: a test that
+/// needs the released plugin must not pass without it.
+fn extract_at_commit(root: &Path, commit: &str, to: &Path) {
+    let why = format!(
+        "building the vendor plugin as released at commit {commit} needs git and that commit \
+         in the repository at {}",
+        root.display()
+    );
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{why}: cannot run git: {e}"))
+    };
+    let have = git(&["cat-file", "-e", &format!("{commit}^{{commit}}")]);
+    if !have.status.success() {
+        panic!(
+            "{why}, but it has no such commit (a shallow clone or a source tarball? fetch the \
+             full history): {}",
+            String::from_utf8_lossy(&have.stderr).trim()
+        );
+    }
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).expect("mkdir");
+    let tar = to.join("sources.tar");
+    let out = git(&[
+        "archive",
+        "--format=tar",
+        "-o",
+        tar.to_str().expect("a UTF-8 target directory"),
+        commit,
+        "lnd-api",
+        "plugins/vendor-lnd",
+    ]);
+    if !out.status.success() {
+        panic!(
+            "{why}: git archive failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    run(Command::new("tar")
+        .arg("-x")
+        .arg("-f")
+        .arg(&tar)
+        .arg("-C")
+        .arg(to));
+}
+
 /// One target directory for every out-of-tree build, so abi_stable is
 /// compiled once.
 fn shared_target() -> PathBuf {
@@ -71,16 +132,27 @@ fn shared_target() -> PathBuf {
 }
 
 /// Builds `plugins/vendor-lnd` in `<target>/plugin-builds/<tag>/` against a
-/// copy of lnd-api changed as `iface` says, with the package renamed to
-/// `name` and providing network type `net_type`.
+/// copy of lnd-api changed as `iface` says (or both as of a commit, with
+/// [`Interface::Released`]), with the package renamed to `name` and
+/// providing network type `net_type`.
 pub fn build_vendor_plugin(tag: &str, iface: Interface, name: &str, net_type: &str) -> BuiltPlugin {
     let root = workspace_root();
     let dir = target_dir().join("plugin-builds").join(tag);
     let _ = std::fs::remove_dir_all(dir.join("src"));
     let api = dir.join("src/lnd-api");
     let plugin = dir.join("src/vendor-lnd");
-    copy_dir(&root.join("lnd-api"), &api);
-    copy_dir(&root.join("plugins/vendor-lnd"), &plugin);
+    match iface {
+        Interface::Released(commit) => {
+            let from = dir.join("src/archive");
+            extract_at_commit(&root, commit, &from);
+            std::fs::rename(from.join("lnd-api"), &api).expect("move lnd-api");
+            std::fs::rename(from.join("plugins/vendor-lnd"), &plugin).expect("move vendor-lnd");
+        }
+        Interface::Same | Interface::ChangedLayout | Interface::NextMajor => {
+            copy_dir(&root.join("lnd-api"), &api);
+            copy_dir(&root.join("plugins/vendor-lnd"), &plugin);
+        }
+    }
     // Standalone projects: each is its own workspace root.
     for m in [&api, &plugin] {
         let toml = m.join("Cargo.toml");
@@ -124,7 +196,7 @@ pub fn build_vendor_plugin(tag: &str, iface: Interface, name: &str, net_type: &s
         &format!("if net_type != \"{net_type}\""),
     );
     match iface {
-        Interface::Same => {}
+        Interface::Same | Interface::Released(_) => {}
         Interface::ChangedLayout => replace_in(
             &api.join("src/types.rs"),
             "    pub timeout_secs: u32,\n}",

@@ -36,7 +36,7 @@ fn vendor_plugin_built_out_of_tree_loads_and_refusals_change_nothing() {
     let before = names(&h);
     let info = h.load(&good.so).expect("the vendor plugin loads");
     assert_eq!(info.name, "vendor-lnd");
-    assert_eq!(info.version, "0.3.1");
+    assert_eq!(info.version, "0.4.0");
     assert_eq!(info.abi_version, lnd_api::ABI_VERSION);
     assert_eq!(info.net_types, vec!["vnd".to_string()]);
     assert_eq!(info.state, PluginState::Active);

@@ -11,6 +11,23 @@
 //! goes to the host through `parse`, and the payload moves only when `recv`
 //! says where (inline or delayed), straight from the sender's memory into the
 //! receiver's.
+//!
+//! ## Payloads: `send_span`/`recv_span` (lnd-api 1.1)
+//!
+//! The host hands payloads over as [`PayloadSpan`]s: a window (offset, length)
+//! into the MD's fragment list, shared by reference count, so a message costs
+//! the host no allocation. This LND implements [`LndNi::send_span`] and
+//! [`LndNi::recv_span`] as its real data path: a send keeps the sender's span
+//! with the message until the receiver's `recv_span` copies it, piece by piece,
+//! into the receiver's span ([`PayloadSpan::copy_to`]), then both sides are
+//! finalized. Holding a span holds the MD's memory, which is what the contract
+//! asks (valid until `finalize`), without copying anything.
+//!
+//! [`LndNi::send`] and [`LndNi::recv`] (the lnd-api 1.0 methods, still
+//! required by the trait) are thin wrappers that turn their `Payload` into a
+//! span and take the same path. A plugin that implements only those (every
+//! plugin built against lnd-api 1.0) keeps working: the host then runs the
+//! default `send_span`/`recv_span`, which make a `Payload` and call them.
 
 #![forbid(unsafe_code)]
 
@@ -20,9 +37,11 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 
+use lnd_api::abi_stable::std_types::ROption;
 use lnd_api::{
     errno, Completion, HealthStatus, HostHandle, Lnd, LndError, LndNi, LndNiHandle, LogLevel,
-    NetId, NetTunables, NiConfig, NiInfo, NiStarted, Nid, RxAction, RxToken, Tunable, TxMsg,
+    NetId, NetTunables, NiConfig, NiInfo, NiStarted, Nid, PayloadSpan, RxAction, RxToken, Tunable,
+    TxMsg,
 };
 
 /// The LND type number this example claims (outside upstream's table).
@@ -60,25 +79,27 @@ fn fabric() -> &'static Fabric {
 /// The LND object for network type `vnd`.
 struct VendorLnd;
 
-/// Work for an NI's worker thread.
-enum Work {
-    /// A message from another NI of the fabric.
-    Deliver { from: Arc<NiState>, tx: TxMsg },
-    /// Stop the thread.
-    Stop,
-}
-
-/// A received message waiting for `recv`.
-struct Pending {
+/// A message on its way: what the sender handed over, kept until the
+/// receiver's `recv_span` has taken the payload.
+struct InFlight {
+    /// The sending NI (it finalizes `tx.token`).
     from: Arc<NiState>,
+    /// The message; its `payload` field is empty (the bytes are in `payload`).
     tx: TxMsg,
+    /// The sender's payload: a window into its MD's memory, not a copy. It
+    /// keeps that memory alive until the message is finalized.
+    payload: PayloadSpan,
 }
 
 struct NiState {
     nid: Nid,
     host: HostHandle,
-    queue: Mutex<Option<Sender<Work>>>,
-    pending: Mutex<HashMap<u64, Pending>>,
+    /// Messages for this NI's worker thread; `None` once shut down. The
+    /// thread ends when the last sender is gone.
+    queue: Mutex<Option<Sender<InFlight>>>,
+    /// Received messages whose header went to the host, waiting for
+    /// `recv_span`, by receive token.
+    pending: Mutex<HashMap<u64, InFlight>>,
     next_rx: AtomicU64,
 }
 
@@ -87,7 +108,7 @@ impl Lnd for VendorLnd {
         let addr = fabric().next_addr.fetch_add(1, Ordering::Relaxed) + 1;
         let net = NetId::new(VND_LND_TYPE, cfg.net.num);
         let nid = Nid::new4(net, addr);
-        let (tx, rx) = channel::<Work>();
+        let (tx, rx) = channel::<InFlight>();
         let ni = Arc::new(NiState {
             nid,
             host,
@@ -99,8 +120,8 @@ impl Lnd for VendorLnd {
         thread::Builder::new()
             .name(format!("vnd-{addr}"))
             .spawn(move || {
-                while let Ok(Work::Deliver { from, tx }) = rx.recv() {
-                    worker.deliver(from, tx);
+                for msg in rx {
+                    worker.deliver(msg);
                 }
             })
             .map_err(|e| {
@@ -147,18 +168,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl NiState {
-    /// On the worker thread: hand the header to the host; `recv` follows.
-    fn deliver(&self, from: Arc<NiState>, tx: TxMsg) {
+    /// On the worker thread: hand the header to the host; `recv_span`
+    /// follows, inside `parse` or later from another thread.
+    fn deliver(&self, msg: InFlight) {
         let rx = self.next_rx.fetch_add(1, Ordering::Relaxed);
-        let (hdr, src) = (tx.hdr, from.nid);
-        let token = tx.token;
-        lock(&self.pending).insert(
-            rx,
-            Pending {
-                from: Arc::clone(&from),
-                tx,
-            },
-        );
+        let (hdr, src, token) = (msg.tx.hdr, msg.from.nid, msg.tx.token);
+        let from = Arc::clone(&msg.from);
+        // Parked before `parse`: the host may call `recv_span` inside it.
+        lock(&self.pending).insert(rx, msg);
+        // No lock of ours is held while the host runs.
         if let Err(e) = self.host.parse(hdr, src, RxToken(rx), false) {
             self.host.log(
                 LogLevel::WARN,
@@ -178,7 +196,10 @@ impl NiState {
 struct NiRef(Arc<NiState>);
 
 impl LndNi for NiRef {
-    fn send(&self, tx: TxMsg) -> Result<(), LndError> {
+    /// The real send path: queue the message, with its payload span, to the
+    /// target NI's worker thread. Nothing is copied here; the span keeps the
+    /// sender's memory until the receiver takes it and we finalize.
+    fn send_span(&self, tx: TxMsg, payload: PayloadSpan) -> Result<(), LndError> {
         let target = lock(&fabric().nis).get(&tx.target).cloned();
         let Some(target) = target else {
             return Err(LndError::new(
@@ -187,12 +208,16 @@ impl LndNi for NiRef {
             ));
         };
         let queue = lock(&target.queue).clone();
+        let msg = InFlight {
+            from: Arc::clone(&self.0),
+            tx,
+            payload,
+        };
+        // An `Err` means we took nothing: the host completes the message and
+        // we must not finalize it (the span is dropped with `msg`).
         match queue {
             Some(q) => q
-                .send(Work::Deliver {
-                    from: Arc::clone(&self.0),
-                    tx,
-                })
+                .send(msg)
                 .map_err(|_| LndError::new(errno::ENETDOWN, "the target vnd NI is shutting down")),
             None => Err(LndError::new(
                 errno::ENETDOWN,
@@ -201,7 +226,10 @@ impl LndNi for NiRef {
         }
     }
 
-    fn recv(&self, rx: RxAction) -> Result<(), LndError> {
+    /// The real receive path: copy the sender's span into the receiver's
+    /// (`payload.len()` is mlen; the sender may have sent more, `rlen`, and
+    /// the rest is dropped), then finalize both messages.
+    fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> Result<(), LndError> {
         let p = lock(&self.0.pending).remove(&rx.rx.0).ok_or_else(|| {
             LndError::new(
                 errno::EINVAL,
@@ -209,13 +237,15 @@ impl LndNi for NiRef {
             )
         })?;
         let mut status = Completion::OK;
-        if let lnd_api::abi_stable::std_types::ROption::RSome(msg) = rx.msg {
-            let mlen = rx.payload.len();
-            let copied =
-                p.tx.payload
-                    .sub(0, mlen.min(p.tx.payload.len()))
-                    .map(|src| src.copy_to(&rx.payload));
-            if !matches!(copied, Some(Ok(n)) if n == mlen) {
+        // `msg: None` means discard: nothing to copy and nothing to finalize
+        // on this side; the sender is still done.
+        if let ROption::RSome(msg) = rx.msg {
+            // Piece by piece from the sender's fragments into the receiver's,
+            // with no intermediate buffer; it stops at the shorter of the two.
+            // A `Busy` (the memory borrowed elsewhere) or a short copy fails
+            // the message rather than delivering part of it silently.
+            let copied = p.payload.copy_to(&payload);
+            if !matches!(copied, Ok(n) if n == payload.len()) {
                 status = Completion::failed(errno::EIO, HealthStatus::LOCAL_ERROR);
             }
             self.0.host.finalize(msg, status);
@@ -224,12 +254,29 @@ impl LndNi for NiRef {
         Ok(())
     }
 
+    /// lnd-api 1.0's send, for a host that still calls it: its payload is a
+    /// fragment list of its own. Wrapping that list in a span copies no
+    /// bytes (it allocates only the shared list's count) and takes the real
+    /// path. A host of lnd-api 1.1 calls `send_span` directly.
+    fn send(&self, mut tx: TxMsg) -> Result<(), LndError> {
+        let payload = PayloadSpan::from(std::mem::take(&mut tx.payload));
+        self.send_span(tx, payload)
+    }
+
+    /// lnd-api 1.0's recv, wrapped the same way.
+    fn recv(&self, mut rx: RxAction) -> Result<(), LndError> {
+        let payload = PayloadSpan::from(std::mem::take(&mut rx.payload));
+        self.recv_span(rx, payload)
+    }
+
     fn shutdown(&self) {
         lock(&fabric().nis).remove(&self.0.nid);
-        if let Some(q) = lock(&self.0.queue).take() {
-            let _ = q.send(Work::Stop);
-        }
-        let pending: Vec<Pending> = lock(&self.0.pending).drain().map(|(_, p)| p).collect();
+        // Dropping our sender stops the worker once it has delivered what
+        // was already queued (a send racing with this one may still queue).
+        drop(lock(&self.0.queue).take());
+        // Messages that never got their `recv_span`: give them back to
+        // their senders (collected first: no lock held while calling the host).
+        let pending: Vec<InFlight> = lock(&self.0.pending).drain().map(|(_, p)| p).collect();
         for p in pending {
             p.from.host.finalize(
                 p.tx.token,

@@ -1,0 +1,451 @@
+//! lnd-api's compatibility promise, across the real ABI boundary: "the base
+//! interface is frozen at lnd-api 1.0.0 and grows only by appending: a newer
+//! host still loads an older plugin".
+//!
+//! The example vendor plugin exactly as it was released against lnd-api
+//! 1.0.0 (both sources taken from commit [`LND_API_1_0_0`] with `git
+//! archive`), built out of tree against that lnd-api, loads into this LNet
+//! and carries PUTs, GETs and a selftest brw between two nodes in this
+//! process (the vendor LND's fabric is process-local), byte for byte. Its NI
+//! vtable ends at `shutdown`: when the host calls `send_span`/`recv_span`
+//! (lnd-api 1.1), abi_stable runs their default bodies in the host, which
+//! give the plugin a `Payload` through its own `send`/`recv`. (A host that
+//! still calls `send`/`recv` reaches the plugin directly; the traffic is the
+//! same either way.) The current vendor plugin, whose real path is
+//! `send_span`/`recv_span`, runs the same traffic.
+//!
+//! Today that first part fails before any traffic: lnd-api 1.1.0's loader
+//! refuses the 1.0.0 plugin (abi_stable's layout checker), so its test is
+//! ignored and a tripwire test pins the refusal down until lnd-api is fixed.
+//!
+//! The memory is fragmented on both sides (fragments of 1, 4095, 3 and 65536
+//! bytes, each its own allocation), and PUTs and GETs address a window in the
+//! middle of the target MD (MANAGE_REMOTE with a remote offset), so payloads
+//! are windows that start and end inside fragments.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use lnd_api::{IoBuf, NetTunables, Nid, Payload};
+use lnet_core::host::PluginState;
+use lnet_core::node::{
+    EqHandle, LstReply, LstRequest, MatchSpec, NetAdd, Node, NodeConfig, Target,
+};
+use lnet_core::selftest::wire::{brw_check, Body};
+use lnet_core::selftest::{NodeEntry, Targets, TestSpec, TestType};
+use lnet_core::{AckReq, EventKind, MdEvent, MdOptions, MdSpec, ProcessId, Threshold, Unlink};
+use lnet_tests::pattern::pattern;
+use lnet_tests::plugin_build::{build_vendor_plugin, Interface, LND_API_1_0_0};
+
+/// The released plugin is renamed so that it cannot be mistaken for the
+/// current one (its sources are otherwise untouched).
+const OLD_NAME: &str = "vendor-lnd-1-0";
+const OLD_NET: &str = "vold";
+
+const PORTAL: u32 = 11;
+const T: Duration = Duration::from_secs(10);
+/// Where PUTs and GETs land in the target MD: inside its second fragment.
+const OFFSET: usize = 517;
+/// Target MD bytes after the window, which must stay untouched.
+const TAIL: usize = 33;
+/// Payload sizes: empty, one byte, a page, the LNet MTU (1 MiB).
+const SIZES: [usize; 4] = [0, 1, 4096, 1 << 20];
+
+/// Each plugin is built once per test process (parallel builds into one
+/// scratch directory would race); the out-of-tree target directory is
+/// shared with the other plugin tests.
+fn released_so() -> &'static Path {
+    static SO: OnceLock<PathBuf> = OnceLock::new();
+    SO.get_or_init(|| {
+        build_vendor_plugin(
+            "released-1.0.0",
+            Interface::Released(LND_API_1_0_0),
+            OLD_NAME,
+            OLD_NET,
+        )
+        .so
+    })
+}
+
+fn current_so() -> &'static Path {
+    static SO: OnceLock<PathBuf> = OnceLock::new();
+    SO.get_or_init(|| build_vendor_plugin("same", Interface::Same, "vendor-lnd", "vnd").so)
+}
+
+/// A node that loads the plugin `so` explicitly (as `lnetctl plugin load`
+/// does) and adds one NI of `net`.
+fn start(so: &Path, net: &str) -> (Node, Nid) {
+    let node = Node::start(NodeConfig {
+        plugin_path: Vec::new(),
+        params: vec![("rpc_timeout".into(), "10".into())],
+        pid: lnet_core::LNET_PID_LUSTRE,
+    })
+    .expect("node starts");
+    // Display, not Debug: the loader's message with its filtered Error:
+    // lines (the Debug form carries abi_stable's whole layout report).
+    node.plugin_load(so)
+        .unwrap_or_else(|e| panic!("the plugin does not load: {e}"));
+    let nids = node
+        .net_add(NetAdd {
+            net: net.into(),
+            interfaces: vec!["fab0".into()],
+            tunables: NetTunables::UNSET,
+            lnd_tunables: Vec::new(),
+        })
+        .unwrap_or_else(|e| panic!("net add {net}: {e}"));
+    (node, nids[0])
+}
+
+/// What `plugin show` says of the plugin `name`: (version, abi_version,
+/// net types, state, NIs).
+fn show(node: &Node, name: &str) -> (String, String, Vec<String>, PluginState, Vec<Nid>) {
+    let p = node
+        .plugins()
+        .into_iter()
+        .find(|p| p.info.name == name)
+        .unwrap_or_else(|| panic!("plugin show lists {name}"));
+    (
+        p.info.version,
+        p.info.abi_version,
+        p.info.net_types,
+        p.info.state,
+        p.nis,
+    )
+}
+
+/// `data` as an MD's memory: fragments of 1, 4095, 3 and 65536 bytes in
+/// turn, each its own allocation (so that every fragment can be borrowed on
+/// its own).
+fn fragments(data: &[u8]) -> Vec<IoBuf> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    for n in [1usize, 4095, 3, 65536].into_iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (head, tail) = rest.split_at(n.min(rest.len()));
+        out.push(IoBuf::from_vec(head.to_vec()));
+        rest = tail;
+    }
+    out
+}
+
+fn payload(frags: &[IoBuf]) -> Payload {
+    frags.iter().cloned().collect()
+}
+
+/// The bytes of a fragmented memory, in order.
+fn bytes(frags: &[IoBuf]) -> Vec<u8> {
+    frags
+        .iter()
+        .flat_map(|f| f.to_vec().expect("the MD is idle"))
+        .collect()
+}
+
+/// The first differing byte, for a readable failure on megabyte buffers.
+fn same_bytes(got: &[u8], want: &[u8], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    if let Some(i) = got.iter().zip(want).position(|(g, w)| g != w) {
+        panic!(
+            "{what}: byte {i} of {} is {} instead of {}",
+            want.len(),
+            got[i],
+            want[i]
+        );
+    }
+}
+
+/// Waits for events until each of `kinds` came (in any order) or one failed.
+fn events_until(eq: &EqHandle, kinds: &[EventKind]) -> Vec<MdEvent> {
+    let mut out: Vec<MdEvent> = Vec::new();
+    loop {
+        let ev = eq
+            .wait(T)
+            .unwrap_or_else(|| panic!("no event after {out:?}"));
+        out.push(ev);
+        if ev.status != 0 || kinds.iter().all(|k| out.iter().any(|e| e.kind == *k)) {
+            return out;
+        }
+    }
+}
+
+fn event(evs: &[MdEvent], kind: EventKind) -> MdEvent {
+    *evs.iter()
+        .find(|e| e.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind:?} in {evs:?}"))
+}
+
+/// For each size: a PUT from `a` into a window in the middle of an MD of
+/// `b`, then a GET of the same window back into a fresh MD of `a`; every
+/// byte is checked, and the bytes around the window stay untouched. Then a
+/// PUT longer than its target MD, truncated on the receiving side (the LND
+/// gets a receive buffer shorter than what was sent).
+fn put_and_get(a: &Node, b: &Node, b_nid: Nid) {
+    let (a_eq, b_eq) = (a.eq_alloc(), b.eq_alloc());
+    for (i, size) in SIZES.into_iter().enumerate() {
+        let mb = 0x100 + i as u64;
+        let data = pattern(mb, size);
+
+        // The target: zeroes around the window; one PUT and one GET, then
+        // it unlinks itself.
+        let target = fragments(&vec![0; OFFSET + size + TAIL]);
+        let spec = MdSpec::new(
+            payload(&target),
+            MdOptions::OP_PUT | MdOptions::OP_GET | MdOptions::MANAGE_REMOTE,
+            Threshold::Count(2),
+        );
+        b.md_attach(MatchSpec::new(PORTAL, mb), spec, Unlink::Unlink, &b_eq)
+            .expect("attach the target MD");
+        let to = Target {
+            offset: OFFSET as u32,
+            ..Target::new(b_nid, PORTAL, mb)
+        };
+
+        let spec = MdSpec::new(
+            payload(&fragments(&data)),
+            MdOptions::NONE,
+            Threshold::Count(2),
+        );
+        let md = a.md_bind(spec, Unlink::Unlink, &a_eq).expect("bind");
+        a.put(md, AckReq::Ack, to, 0x5eed).expect("put");
+        let evs = events_until(&a_eq, &[EventKind::Send, EventKind::Ack]);
+        assert!(evs.iter().all(|e| e.status == 0), "size {size}: {evs:?}");
+        assert_eq!(event(&evs, EventKind::Ack).mlength as usize, size);
+        let ev = b_eq.wait(T).expect("PUT event");
+        assert_eq!(
+            (ev.kind, ev.status, ev.mlength, ev.rlength, ev.offset),
+            (EventKind::Put, 0, size as u32, size as u32, OFFSET as u32),
+            "size {size}"
+        );
+        assert_eq!(ev.hdr_data, 0x5eed);
+        let mut want = vec![0; OFFSET];
+        want.extend_from_slice(&data);
+        want.resize(OFFSET + size + TAIL, 0);
+        same_bytes(&bytes(&target), &want, &format!("PUT of {size}"));
+
+        let sink = fragments(&vec![0; size]);
+        let spec = MdSpec::new(payload(&sink), MdOptions::NONE, Threshold::Count(2));
+        let md = a.md_bind(spec, Unlink::Unlink, &a_eq).expect("bind");
+        a.get(md, to).expect("get");
+        let evs = events_until(&a_eq, &[EventKind::Send, EventKind::Reply]);
+        assert!(evs.iter().all(|e| e.status == 0), "size {size}: {evs:?}");
+        assert_eq!(event(&evs, EventKind::Reply).mlength as usize, size);
+        let ev = b_eq.wait(T).expect("GET event");
+        assert_eq!(
+            (ev.kind, ev.status, ev.mlength, ev.offset, ev.unlinked),
+            (EventKind::Get, 0, size as u32, OFFSET as u32, true),
+            "size {size}"
+        );
+        same_bytes(&bytes(&sink), &data, &format!("GET of {size}"));
+    }
+
+    // Truncated: 10000 bytes sent, 4096 land, the rest is dropped.
+    let mb = 0x200;
+    let data = pattern(mb, 10_000);
+    let target = fragments(&[0; 4096]);
+    let spec = MdSpec::new(
+        payload(&target),
+        MdOptions::OP_PUT | MdOptions::TRUNCATE,
+        Threshold::Count(1),
+    );
+    b.md_attach(MatchSpec::new(PORTAL, mb), spec, Unlink::Unlink, &b_eq)
+        .expect("attach");
+    let spec = MdSpec::new(
+        payload(&fragments(&data)),
+        MdOptions::NONE,
+        Threshold::Count(2),
+    );
+    let md = a.md_bind(spec, Unlink::Unlink, &a_eq).expect("bind");
+    a.put(md, AckReq::Ack, Target::new(b_nid, PORTAL, mb), 0)
+        .expect("put");
+    let evs = events_until(&a_eq, &[EventKind::Send, EventKind::Ack]);
+    assert!(evs.iter().all(|e| e.status == 0), "{evs:?}");
+    assert_eq!(event(&evs, EventKind::Ack).mlength, 4096);
+    let ev = b_eq.wait(T).expect("PUT event");
+    assert_eq!(
+        (ev.kind, ev.status, ev.mlength, ev.rlength),
+        (EventKind::Put, 0, 4096, 10_000)
+    );
+    same_bytes(&bytes(&target), &data[..4096], "truncated PUT");
+    assert!(a_eq.is_empty() && b_eq.is_empty());
+}
+
+const KEY: u32 = 1010;
+
+fn nodes(r: Result<LstReply, lnet_core::node::NodeError>) -> Vec<NodeEntry> {
+    match r {
+        Ok(LstReply::Nodes(n)) => n,
+        other => panic!("expected node entries, got {other:?}"),
+    }
+}
+
+/// A selftest batch from `a` to `b` with full data checks: brw writes of
+/// 64 KiB (the server fetches them with a bulk GET) and brw reads of 12 KiB
+/// at offset 64 in the client's first page (the server PUTs them).
+fn brw(a: &Node, a_nid: Nid, b: &Node, b_nid: Nid) {
+    const LOOPS: i32 = 10;
+    const UNITS: u32 = 2;
+    a.lst(LstRequest::NewSession {
+        key: KEY,
+        name: "compat".into(),
+        timeout: 0,
+        force: false,
+        features: 1,
+    })
+    .expect("new_session");
+    for (g, n) in [("c", a_nid), ("s", b_nid)] {
+        nodes(a.lst(LstRequest::AddGroup {
+            key: KEY,
+            name: g.into(),
+            nodes: vec![ProcessId::lustre(n)],
+        }));
+    }
+    for (write, size, offset) in [(true, 65536, 0), (false, 12288, 64)] {
+        let added = nodes(a.lst(LstRequest::AddTest {
+            key: KEY,
+            spec: TestSpec {
+                batch: "batch".into(),
+                loop_count: LOOPS,
+                concurrency: UNITS,
+                dist: 1,
+                span: 1,
+                from: "c".into(),
+                to: "s".into(),
+                test: TestType::Brw {
+                    write,
+                    size,
+                    check: brw_check::FULL,
+                    offset,
+                },
+            },
+        }));
+        assert!(added.iter().all(NodeEntry::ok), "{added:?}");
+    }
+    let (srv0, _) = b.selftest_counters();
+    nodes(a.lst(LstRequest::Run {
+        key: KEY,
+        batch: "batch".into(),
+        timeout: 0,
+    }));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let q = nodes(a.lst(LstRequest::Query {
+            key: KEY,
+            batch: "batch".into(),
+            test: 0,
+            server: false,
+            timeout: 5,
+        }));
+        if matches!(q[0].reply, Some(Body::BatchReply { active: 0, .. })) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "batch never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let c = nodes(a.lst(LstRequest::Stat {
+        key: KEY,
+        targets: Targets::Group("c".into()),
+        timeout: 5,
+    }));
+    let (fw, rpc, _) = c[0].stat().expect("client stats");
+    assert_eq!(fw.brw_errors, 0, "{fw:?}");
+    assert_eq!(rpc.rpcs_dropped, 0, "{rpc:?}");
+    let (srv, _) = b.selftest_counters();
+    let n = LOOPS as u64 * u64::from(UNITS);
+    assert_eq!(srv.bulk_get - srv0.bulk_get, n * 65536, "writes fetched");
+    assert_eq!(srv.bulk_put - srv0.bulk_put, n * 12288, "reads sent");
+    assert_eq!(srv.rpcs_dropped, 0);
+    nodes(a.lst(LstRequest::EndSession { key: KEY }));
+}
+
+/// Two nodes on the plugin's fabric; `plugin show` on both says what the
+/// plugin was built against.
+fn two_nodes(so: &Path, name: &str, net: &str, version: &str, abi: &str) -> [(Node, Nid); 2] {
+    [start(so, net), start(so, net)].map(|(node, nid)| {
+        let (v, a, types, state, nis) = show(&node, name);
+        assert_eq!(
+            (v.as_str(), a.as_str(), types, state, nis),
+            (
+                version,
+                abi,
+                vec![net.to_string()],
+                PluginState::Active,
+                vec![nid]
+            ),
+            "plugin show of {name}"
+        );
+        (node, nid)
+    })
+}
+
+/// The promise itself. Ignored while lnd-api 1.1.0's loader refuses the
+/// 1.0.0 plugin (see the next test); run it with `--ignored`.
+#[test]
+#[ignore = "lnd-api 1.1.0 refuses a plugin built against 1.0.0: abi_stable's layout check wants at \
+            least the host's 11 LndNiFfi vtable entries, the plugin has 9 (see \
+            known_issue_a_plugin_built_against_lnd_api_1_0_0_is_refused)"]
+fn a_plugin_built_against_lnd_api_1_0_0_carries_puts_gets_and_brw() {
+    assert_ne!(
+        lnd_api::ABI_VERSION,
+        "1.0.0",
+        "this host must be newer than the plugin"
+    );
+    let [(a, a_nid), (b, b_nid)] = two_nodes(released_so(), OLD_NAME, OLD_NET, "0.3.1", "1.0.0");
+    put_and_get(&a, &b, b_nid);
+    brw(&a, a_nid, &b, b_nid);
+    a.shutdown();
+    b.shutdown();
+}
+
+/// A tripwire, not a wish: today the loader refuses the released plugin.
+/// abi_stable's checker accepts a prefix type (a vtable) from a plugin
+/// with more fields than the host's, never with fewer, even when the
+/// missing ones come after `last_prefix_field` and have default bodies; the
+/// version check alone (same major) would pass. When lnd-api is fixed,
+/// this fails: delete it and the `#[ignore]` above.
+#[test]
+fn known_issue_a_plugin_built_against_lnd_api_1_0_0_is_refused() {
+    let node = Node::start(NodeConfig {
+        pid: lnet_core::LNET_PID_LUSTRE,
+        ..NodeConfig::default()
+    })
+    .expect("node starts");
+    let before = node.plugins().len();
+    let e = node
+        .plugin_load(released_so())
+        .expect_err("fixed? delete this test and un-ignore the one above");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!(
+            "it was built against lnd-api 1.0.0, but this LNet uses lnd-api {}",
+            lnd_api::ABI_VERSION
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(
+            "Error: too many fields at RObject<'lt>.vtable (reached through the root module's \
+             new_lnd): this LNet has 11, the plugin has 9"
+        ),
+        "{msg}"
+    );
+    assert_eq!(node.plugins().len(), before, "nothing registered");
+    node.shutdown();
+}
+
+#[test]
+fn the_current_vendor_plugin_carries_puts_gets_and_brw() {
+    let version = "0.4.0";
+    let [(a, a_nid), (b, b_nid)] = two_nodes(
+        current_so(),
+        "vendor-lnd",
+        "vnd",
+        version,
+        lnd_api::ABI_VERSION,
+    );
+    put_and_get(&a, &b, b_nid);
+    brw(&a, a_nid, &b, b_nid);
+    a.shutdown();
+    b.shutdown();
+}

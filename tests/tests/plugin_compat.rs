@@ -1,22 +1,16 @@
 //! lnd-api's compatibility promise, across the real ABI boundary: "the base
-//! interface is frozen at lnd-api 1.0.0 and grows only by appending: a newer
-//! host still loads an older plugin".
+//! interface is frozen at lnd-api 1.0.0 and grows only through named,
+//! layout-checked extensions: a newer host still loads an older plugin".
 //!
 //! The example vendor plugin exactly as it was released against lnd-api
 //! 1.0.0 (both sources taken from commit [`LND_API_1_0_0`] with `git
 //! archive`), built out of tree against that lnd-api, loads into this LNet
 //! and carries PUTs, GETs and a selftest brw between two nodes in this
-//! process (the vendor LND's fabric is process-local), byte for byte. Its NI
-//! vtable ends at `shutdown`: when the host calls `send_span`/`recv_span`
-//! (lnd-api 1.1), abi_stable runs their default bodies in the host, which
-//! give the plugin a `Payload` through its own `send`/`recv`. (A host that
-//! still calls `send`/`recv` reaches the plugin directly; the traffic is the
-//! same either way.) The current vendor plugin, whose real path is
-//! `send_span`/`recv_span`, runs the same traffic.
-//!
-//! Today that first part fails before any traffic: lnd-api 1.1.0's loader
-//! refuses the 1.0.0 plugin (abi_stable's layout checker), so its test is
-//! ignored and a tripwire test pins the refusal down until lnd-api is fixed.
+//! process (the vendor LND's fabric is process-local), byte for byte. It
+//! lacks the lnd-api 1.1 extension `lnd-api.span-io.v1`, so the host drives
+//! its 1.0 objects and hands it a `Payload` per message. The current vendor
+//! plugin offers the extension and takes `PayloadSpan`s; it runs the same
+//! traffic.
 //!
 //! The memory is fragmented on both sides (fragments of 1, 4095, 3 and 65536
 //! bytes, each its own allocation), and PUTs and GETs address a window in the
@@ -379,18 +373,17 @@ fn two_nodes(so: &Path, name: &str, net: &str, version: &str, abi: &str) -> [(No
     })
 }
 
-/// The promise itself. Ignored while lnd-api 1.1.0's loader refuses the
-/// 1.0.0 plugin (see the next test); run it with `--ignored`.
+/// The promise itself: the 1.0.0 plugin loads, has no span interface (the
+/// host makes a fragment list per message for it), and carries everything.
 #[test]
-#[ignore = "lnd-api 1.1.0 refuses a plugin built against 1.0.0: abi_stable's layout check wants at \
-            least the host's 11 LndNiFfi vtable entries, the plugin has 9 (see \
-            known_issue_a_plugin_built_against_lnd_api_1_0_0_is_refused)"]
 fn a_plugin_built_against_lnd_api_1_0_0_carries_puts_gets_and_brw() {
     assert_ne!(
         lnd_api::ABI_VERSION,
         "1.0.0",
         "this host must be newer than the plugin"
     );
+    let loaded = lnd_api::load_plugin(released_so()).expect("the 1.0.0 plugin passes the checks");
+    assert!(!loaded.offers_spans(), "1.0.0 had no span interface");
     let [(a, a_nid), (b, b_nid)] = two_nodes(released_so(), OLD_NAME, OLD_NET, "0.3.1", "1.0.0");
     put_and_get(&a, &b, b_nid);
     brw(&a, a_nid, &b, b_nid);
@@ -398,45 +391,11 @@ fn a_plugin_built_against_lnd_api_1_0_0_carries_puts_gets_and_brw() {
     b.shutdown();
 }
 
-/// A tripwire, not a wish: today the loader refuses the released plugin.
-/// abi_stable's checker accepts a prefix type (a vtable) from a plugin
-/// with more fields than the host's, never with fewer, even when the
-/// missing ones come after `last_prefix_field` and have default bodies; the
-/// version check alone (same major) would pass. When lnd-api is fixed,
-/// this fails: delete it and the `#[ignore]` above.
-#[test]
-fn known_issue_a_plugin_built_against_lnd_api_1_0_0_is_refused() {
-    let node = Node::start(NodeConfig {
-        pid: lnet_core::LNET_PID_LUSTRE,
-        ..NodeConfig::default()
-    })
-    .expect("node starts");
-    let before = node.plugins().len();
-    let e = node
-        .plugin_load(released_so())
-        .expect_err("fixed? delete this test and un-ignore the one above");
-    let msg = e.to_string();
-    assert!(
-        msg.contains(&format!(
-            "it was built against lnd-api 1.0.0, but this LNet uses lnd-api {}",
-            lnd_api::ABI_VERSION
-        )),
-        "{msg}"
-    );
-    assert!(
-        msg.contains(
-            "Error: too many fields at RObject<'lt>.vtable (reached through the root module's \
-             new_lnd): this LNet has 11, the plugin has 9"
-        ),
-        "{msg}"
-    );
-    assert_eq!(node.plugins().len(), before, "nothing registered");
-    node.shutdown();
-}
-
 #[test]
 fn the_current_vendor_plugin_carries_puts_gets_and_brw() {
     let version = "0.4.0";
+    let loaded = lnd_api::load_plugin(current_so()).expect("loads");
+    assert!(loaded.offers_spans(), "built against this lnd-api: spans");
     let [(a, a_nid), (b, b_nid)] = two_nodes(
         current_so(),
         "vendor-lnd",

@@ -1327,24 +1327,7 @@ mod tests {
             start(c.clone(), ours, Arc::new(Owner(counts.clone())));
             let host = HostHandle::new(H(counts.clone()));
             for i in 0..5u64 {
-                let hdr = Hdr {
-                    dest_nid: Nid::new4(NET, 2),
-                    src_nid: Nid::new4(NET, 1),
-                    dest_pid: 12345,
-                    src_pid: 12345,
-                    msg_type: MsgType::PUT,
-                    payload_length: 100_000,
-                    body: [0; 40],
-                };
-                let tx = TxMsg {
-                    token: MsgToken(i),
-                    hdr,
-                    target: Nid::new4(NET, 2),
-                    target_pid: 12345,
-                    payload: Payload::new(),
-                    rx: ROption::RNone,
-                };
-                let payload = PayloadSpan::from(IoBuf::zeroed(100_000));
+                let (tx, payload) = put_msg(i, 100_000);
                 assert!(c.enqueue(TxGuard::new(tx, payload, host.clone())).is_ok());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1354,6 +1337,55 @@ mod tests {
             }
         });
         assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), 5);
+    }
+
+    /// A connection that asks for ZC acks of payloads of 1000 bytes or more.
+    fn zc_conn(counts: &Arc<Counts>) -> Arc<Conn> {
+        conn_with(
+            counts,
+            ConnCfg {
+                sock_timeout: Duration::from_secs(5),
+                keepalive: Duration::ZERO,
+                zc_min_payload: Some(1000),
+                csum: false,
+                rx_spin: Duration::from_micros(50),
+            },
+        )
+    }
+
+    /// A PUT of `len` zero bytes from NID 1 to NID 2, with token `i`.
+    fn put_msg(i: u64, len: u32) -> (TxMsg, PayloadSpan) {
+        let hdr = Hdr {
+            dest_nid: Nid::new4(NET, 2),
+            src_nid: Nid::new4(NET, 1),
+            dest_pid: 12345,
+            src_pid: 12345,
+            msg_type: MsgType::PUT,
+            payload_length: len,
+            body: [0; 40],
+        };
+        let tx = TxMsg {
+            token: MsgToken(i),
+            hdr,
+            target: Nid::new4(NET, 2),
+            target_pid: 12345,
+            payload: Payload::new(),
+            rx: ROption::RNone,
+        };
+        (tx, PayloadSpan::from(IoBuf::zeroed(len as usize)))
+    }
+
+    /// A NOOP frame header carrying `zc_req` and `zc_ack` (a ZC ACK).
+    fn noop(zc_req: u64, zc_ack: u64) -> [u8; MSG_HDR_SIZE] {
+        let mut b = [0u8; MSG_HDR_SIZE];
+        MsgHdrRepr {
+            kind: MsgKind::Noop,
+            csum: 0,
+            zc_req,
+            zc_ack,
+        }
+        .emit(Endian::Little, &mut b);
+        b
     }
 
     #[test]
@@ -1366,36 +1398,10 @@ mod tests {
             .expect("runtime");
         rt.block_on(async {
             let (ours, mut theirs) = duplex(1 << 20);
-            let c = conn_with(
-                &counts,
-                ConnCfg {
-                    sock_timeout: Duration::from_secs(5),
-                    keepalive: Duration::ZERO,
-                    zc_min_payload: Some(1000),
-                    csum: false,
-                    rx_spin: Duration::from_micros(50),
-                },
-            );
+            let c = zc_conn(&counts);
             start(c.clone(), ours, Arc::new(Owner(counts.clone())));
             let host = HostHandle::new(H(counts.clone()));
-            let hdr = Hdr {
-                dest_nid: Nid::new4(NET, 2),
-                src_nid: Nid::new4(NET, 1),
-                dest_pid: 12345,
-                src_pid: 12345,
-                msg_type: MsgType::PUT,
-                payload_length: 5000,
-                body: [0; 40],
-            };
-            let tx = TxMsg {
-                token: MsgToken(1),
-                hdr,
-                target: Nid::new4(NET, 2),
-                target_pid: 12345,
-                payload: Payload::new(),
-                rx: ROption::RNone,
-            };
-            let payload = PayloadSpan::from(IoBuf::zeroed(5000));
+            let (tx, payload) = put_msg(1, 5000);
             assert!(c.enqueue(TxGuard::new(tx, payload, host)).is_ok());
             let mut frame = vec![0u8; MSG_HDR_SIZE + 72 + 5000];
             theirs.read_exact(&mut frame).await.expect("frame");
@@ -1408,14 +1414,7 @@ mod tests {
                 0,
                 "not before the ACK"
             );
-            let mut ack = [0u8; MSG_HDR_SIZE];
-            MsgHdrRepr {
-                kind: MsgKind::Noop,
-                csum: 0,
-                zc_req: 0,
-                zc_ack: 2,
-            }
-            .emit(Endian::Little, &mut ack);
+            let ack = noop(0, 2);
             theirs.write_all(&ack).await.expect("ack");
             while counts.finalized_tx.load(Ordering::SeqCst) == 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -1444,36 +1443,11 @@ mod tests {
             .expect("runtime");
         rt.block_on(async {
             let (ours, mut theirs) = duplex(1 << 20);
-            let c = conn_with(
-                &counts,
-                ConnCfg {
-                    sock_timeout: Duration::from_secs(5),
-                    keepalive: Duration::ZERO,
-                    zc_min_payload: Some(1000),
-                    csum: false,
-                    rx_spin: Duration::from_micros(50),
-                },
-            );
+            let c = zc_conn(&counts);
             start(c.clone(), ours, Arc::new(Owner(counts.clone())));
             let host = HostHandle::new(H(counts.clone()));
             for i in 0..4u64 {
-                let tx = TxMsg {
-                    token: MsgToken(i),
-                    hdr: Hdr {
-                        dest_nid: Nid::new4(NET, 2),
-                        src_nid: Nid::new4(NET, 1),
-                        dest_pid: 12345,
-                        src_pid: 12345,
-                        msg_type: MsgType::PUT,
-                        payload_length: 2000,
-                        body: [0; 40],
-                    },
-                    target: Nid::new4(NET, 2),
-                    target_pid: 12345,
-                    payload: Payload::new(),
-                    rx: ROption::RNone,
-                };
-                let payload = PayloadSpan::from(IoBuf::zeroed(2000));
+                let (tx, payload) = put_msg(i, 2000);
                 assert!(c.enqueue(TxGuard::new(tx, payload, host.clone())).is_ok());
             }
             let mut cookies = Vec::new();
@@ -1484,17 +1458,6 @@ mod tests {
                 cookies.push(MsgHdrRepr::parse(&v).expect("valid").zc_req);
             }
             assert_eq!(cookies, [2, 3, 4, 5]);
-            let noop = |zc_req, zc_ack| {
-                let mut b = [0u8; MSG_HDR_SIZE];
-                MsgHdrRepr {
-                    kind: MsgKind::Noop,
-                    csum: 0,
-                    zc_req,
-                    zc_ack,
-                }
-                .emit(Endian::Little, &mut b);
-                b
-            };
             let wait_for = |n| {
                 let counts = counts.clone();
                 async move {

@@ -1482,10 +1482,16 @@ mod tests {
         assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), 4);
     }
 
-    /// Receives into full-size buffers and keeps them, to check their bytes.
-    struct Keep(Owner, Mutex<Vec<IoBuf>>);
+    /// Receives into full-size buffers and keeps them, to check their bytes;
+    /// with a span in `first`, the first message goes into it instead.
+    struct Keep(Owner, Mutex<Vec<IoBuf>>, Option<PayloadSpan>);
     impl ConnOwner for Keep {
         fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
+            if let Some(first) = &self.2 {
+                if self.0 .0.parsed.load(Ordering::SeqCst) == 0 {
+                    return receive_into(&self.0 .0, conn, &hdr, rx, first.clone());
+                }
+            }
             let buf = IoBuf::zeroed(hdr.payload_length as usize);
             lock(&self.1).push(buf.clone());
             receive_into(&self.0 .0, conn, &hdr, rx, PayloadSpan::from(buf))
@@ -1513,7 +1519,7 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let keep = Arc::new(Keep(Owner(counts.clone()), Mutex::new(Vec::new())));
+        let keep = Arc::new(Keep(Owner(counts.clone()), Mutex::new(Vec::new()), None));
         rt.block_on(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
@@ -1580,29 +1586,6 @@ mod tests {
         fn log(&self, _: LogLevel, _: &str) {}
     }
 
-    /// Receives the first message into its span, the others into fresh
-    /// buffers it keeps.
-    struct FirstInto(Owner, PayloadSpan, Mutex<Vec<IoBuf>>);
-    impl ConnOwner for FirstInto {
-        fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
-            if self.0 .0.parsed.load(Ordering::SeqCst) == 0 {
-                return receive_into(&self.0 .0, conn, &hdr, rx, self.1.clone());
-            }
-            let buf = IoBuf::zeroed(hdr.payload_length as usize);
-            lock(&self.2).push(buf.clone());
-            receive_into(&self.0 .0, conn, &hdr, rx, PayloadSpan::from(buf))
-        }
-        fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
-            self.0.conn_failed(conn, why);
-        }
-        fn task_done(&self) {
-            self.0.task_done();
-        }
-        fn log(&self, level: LogLevel, msg: &str) {
-            self.0.log(level, msg);
-        }
-    }
-
     /// A receive window whose middle piece is borrowed elsewhere: the
     /// pieces around it are filled, its bytes are skipped, the message
     /// fails with EBUSY, and the next messages arrive intact (the stream
@@ -1619,10 +1602,10 @@ mod tests {
         let whole: Payload = [a.clone(), busy.clone(), c.clone()].into_iter().collect();
         // a[500..], all of busy, c[..1500].
         let window = PayloadSpan::from(whole).sub(500, 3000).expect("in bounds");
-        let owner = Arc::new(FirstInto(
+        let owner = Arc::new(Keep(
             Owner(counts.clone()),
-            window,
             Mutex::new(Vec::new()),
+            Some(window),
         ));
         let held = busy.borrow().expect("free");
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -1672,7 +1655,7 @@ mod tests {
             c[1500..].iter().all(|&x| x == 0),
             "written after the window"
         );
-        for b in lock(&owner.2).iter() {
+        for b in lock(&owner.1).iter() {
             let want: Vec<u8> = (0..b.len()).map(|i| i as u8).collect();
             assert!(b.to_vec().expect("free") == want, "{} bytes", b.len());
         }

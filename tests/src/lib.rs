@@ -1,11 +1,13 @@
 //! Test support for the workspace's integration tests: locating the build
 //! tree, building plugins out of tree the way a vendor does, the simulated
 //! fabric ([`sim`]), network-namespace guards ([`netns`]), test data
-//! ([`pattern`]) and the driver of `lnet-test-node` processes ([`test_node`]).
+//! ([`pattern`]), selftest on in-process nodes ([`lst`]) and the driver of
+//! `lnet-test-node` processes ([`test_node`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod lst;
 pub mod netns;
 pub mod pattern;
 pub mod plugin_build;

@@ -38,6 +38,18 @@ pub fn next_major() -> String {
     format!("{}.0.0", major + 1)
 }
 
+/// The directory of the example vendor plugin built against our lnd-api
+/// (`vendor-lnd`, net type `vnd`), built once per test process (parallel
+/// builds into one scratch directory would race).
+pub fn vendor_plugin_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let plugin = build_vendor_plugin("same", Interface::Same, "vendor-lnd", "vnd");
+        plugin.so.parent().expect("plugin dir").to_path_buf()
+    })
+    .clone()
+}
+
 /// A plugin built out of tree.
 pub struct BuiltPlugin {
     /// The `.so`.

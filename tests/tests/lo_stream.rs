@@ -7,101 +7,28 @@
 
 use std::time::{Duration, Instant};
 
-use lnd_api::{NetTunables, Nid};
-use lnet_core::node::{LstReply, LstRequest, NetAdd, Node, NodeConfig};
-use lnet_core::selftest::wire::{brw_check, Body};
-use lnet_core::selftest::{NodeEntry, Targets, TestSpec, TestType};
-use lnet_core::ProcessId;
-use lnet_tests::plugin_build::{build_vendor_plugin, Interface};
+use lnet_core::node::{LstRequest, Node};
+use lnet_core::selftest::wire::brw_check;
+use lnet_core::selftest::{Targets, TestType};
+use lnet_tests::lst::{add_test, nodes, session, vnd_node, wait_idle};
 
 const KEY: u32 = 4242;
-
-fn nodes(r: Result<LstReply, lnet_core::node::NodeError>) -> Vec<NodeEntry> {
-    match r {
-        Ok(LstReply::Nodes(n)) => n,
-        other => panic!("expected node entries, got {other:?}"),
-    }
-}
 
 /// A node with one `vnd` NI (a session needs a NID other than 0@lo; messages
 /// to the node's own NID take the lo LND), and a brw write test from the
 /// node to itself. Loading the plugin checks its layout with abi_stable's
 /// recursive checker: the caller does this on the test's ordinary stack.
 fn node_with_test(loop_count: i32) -> Node {
-    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    let dir = DIR
-        .get_or_init(|| {
-            let plugin = build_vendor_plugin("same", Interface::Same, "vendor-lnd", "vnd");
-            plugin.so.parent().expect("plugin dir").to_path_buf()
-        })
-        .clone();
-    let node = Node::start(NodeConfig {
-        plugin_path: vec![dir],
-        params: Vec::new(),
-        pid: 12345,
-    })
-    .expect("node starts");
-    let own: Nid = node
-        .net_add(NetAdd {
-            net: "vnd".into(),
-            interfaces: vec!["fab0".into()],
-            tunables: NetTunables::UNSET,
-            lnd_tunables: Vec::new(),
-        })
-        .expect("net add vnd")[0];
-    node.lst(LstRequest::NewSession {
-        key: KEY,
-        name: "lo".into(),
-        timeout: 0,
-        force: false,
-        features: 1,
-    })
-    .expect("new_session");
-    for g in ["c", "s"] {
-        nodes(node.lst(LstRequest::AddGroup {
-            key: KEY,
-            name: g.into(),
-            nodes: vec![ProcessId::lustre(own)],
-        }));
-    }
-    let added = nodes(node.lst(LstRequest::AddTest {
-        key: KEY,
-        spec: TestSpec {
-            batch: "batch".into(),
-            loop_count,
-            concurrency: 1,
-            dist: 1,
-            span: 1,
-            from: "c".into(),
-            to: "s".into(),
-            test: TestType::Brw {
-                write: true,
-                size: 4096,
-                check: brw_check::SIMPLE,
-                offset: 0,
-            },
-        },
-    }));
-    assert!(added.iter().all(NodeEntry::ok), "{added:?}");
+    let (node, own) = vnd_node(Vec::new());
+    session(&node, KEY, "lo", own, own);
+    let brw = TestType::Brw {
+        write: true,
+        size: 4096,
+        check: brw_check::SIMPLE,
+        offset: 0,
+    };
+    add_test(&node, KEY, "batch", loop_count, 1, brw);
     node
-}
-
-fn wait_idle(node: &Node, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let q = nodes(node.lst(LstRequest::Query {
-            key: KEY,
-            batch: "batch".into(),
-            test: 0,
-            server: false,
-            timeout: 5,
-        }));
-        if matches!(q[0].reply, Some(Body::BatchReply { active: 0, .. })) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "batch never finished");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Runs `f` on a thread with a small stack: recursion per message would
@@ -123,7 +50,7 @@ fn a_selftest_stream_over_lo_does_not_nest() {
             batch: "batch".into(),
             timeout: 0,
         }));
-        wait_idle(&node, Duration::from_secs(120));
+        wait_idle(&node, KEY, "batch", Duration::from_secs(120));
         let (srv, _) = node.selftest_counters();
         // 2000 writes of 4 KiB, plus the 12-byte destination list of the TEST
         // request (this node is also the client, and fetches it by bulk GET).
@@ -163,7 +90,7 @@ fn an_endless_batch_over_lo_leaves_the_caller_free() {
             batch: "batch".into(),
             force: true,
         }));
-        wait_idle(&node, Duration::from_secs(30));
+        wait_idle(&node, KEY, "batch", Duration::from_secs(30));
         node.shutdown();
     });
 }

@@ -19,16 +19,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lnd_api::{IoBuf, NetTunables, Nid, Payload};
 use lnet_core::host::PluginState;
-use lnet_core::node::{
-    EqHandle, LstReply, LstRequest, MatchSpec, NetAdd, Node, NodeConfig, Target,
-};
-use lnet_core::selftest::wire::{brw_check, Body};
-use lnet_core::selftest::{NodeEntry, Targets, TestSpec, TestType};
-use lnet_core::{AckReq, EventKind, MdEvent, MdOptions, MdSpec, ProcessId, Threshold, Unlink};
+use lnet_core::node::{EqHandle, LstRequest, MatchSpec, NetAdd, Node, NodeConfig, Target};
+use lnet_core::selftest::wire::brw_check;
+use lnet_core::selftest::{Targets, TestType};
+use lnet_core::{AckReq, EventKind, MdEvent, MdOptions, MdSpec, Threshold, Unlink};
+use lnet_tests::lst::{add_test, nodes, session, wait_idle};
 use lnet_tests::pattern::pattern;
 use lnet_tests::plugin_build::{build_vendor_plugin, Interface, LND_API_1_0_0};
 
@@ -267,54 +266,21 @@ fn put_and_get(a: &Node, b: &Node, b_nid: Nid) {
 
 const KEY: u32 = 1010;
 
-fn nodes(r: Result<LstReply, lnet_core::node::NodeError>) -> Vec<NodeEntry> {
-    match r {
-        Ok(LstReply::Nodes(n)) => n,
-        other => panic!("expected node entries, got {other:?}"),
-    }
-}
-
 /// A selftest batch from `a` to `b` with full data checks: brw writes of
 /// 64 KiB (the server fetches them with a bulk GET) and brw reads of 12 KiB
 /// at offset 64 in the client's first page (the server PUTs them).
 fn brw(a: &Node, a_nid: Nid, b: &Node, b_nid: Nid) {
     const LOOPS: i32 = 10;
     const UNITS: u32 = 2;
-    a.lst(LstRequest::NewSession {
-        key: KEY,
-        name: "compat".into(),
-        timeout: 0,
-        force: false,
-        features: 1,
-    })
-    .expect("new_session");
-    for (g, n) in [("c", a_nid), ("s", b_nid)] {
-        nodes(a.lst(LstRequest::AddGroup {
-            key: KEY,
-            name: g.into(),
-            nodes: vec![ProcessId::lustre(n)],
-        }));
-    }
+    session(a, KEY, "compat", a_nid, b_nid);
     for (write, size, offset) in [(true, 65536, 0), (false, 12288, 64)] {
-        let added = nodes(a.lst(LstRequest::AddTest {
-            key: KEY,
-            spec: TestSpec {
-                batch: "batch".into(),
-                loop_count: LOOPS,
-                concurrency: UNITS,
-                dist: 1,
-                span: 1,
-                from: "c".into(),
-                to: "s".into(),
-                test: TestType::Brw {
-                    write,
-                    size,
-                    check: brw_check::FULL,
-                    offset,
-                },
-            },
-        }));
-        assert!(added.iter().all(NodeEntry::ok), "{added:?}");
+        let brw = TestType::Brw {
+            write,
+            size,
+            check: brw_check::FULL,
+            offset,
+        };
+        add_test(a, KEY, "batch", LOOPS, UNITS, brw);
     }
     let (srv0, _) = b.selftest_counters();
     nodes(a.lst(LstRequest::Run {
@@ -322,21 +288,7 @@ fn brw(a: &Node, a_nid: Nid, b: &Node, b_nid: Nid) {
         batch: "batch".into(),
         timeout: 0,
     }));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let q = nodes(a.lst(LstRequest::Query {
-            key: KEY,
-            batch: "batch".into(),
-            test: 0,
-            server: false,
-            timeout: 5,
-        }));
-        if matches!(q[0].reply, Some(Body::BatchReply { active: 0, .. })) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "batch never finished");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_idle(a, KEY, "batch", Duration::from_secs(60));
     let c = nodes(a.lst(LstRequest::Stat {
         key: KEY,
         targets: Targets::Group("c".into()),

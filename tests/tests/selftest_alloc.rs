@@ -9,14 +9,12 @@
 //! has its own allocator and carries no traffic here.
 
 use std::alloc::System;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lnd_api::{NetTunables, Nid};
-use lnet_core::node::{LstReply, LstRequest, NetAdd, Node, NodeConfig};
-use lnet_core::selftest::wire::{brw_check, Body};
-use lnet_core::selftest::{NodeEntry, TestSpec, TestType};
-use lnet_core::ProcessId;
-use lnet_tests::plugin_build::{build_vendor_plugin, Interface};
+use lnet_core::node::{LstRequest, Node};
+use lnet_core::selftest::wire::brw_check;
+use lnet_core::selftest::TestType;
+use lnet_tests::lst::{add_test, nodes, session, vnd_node, wait_idle};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -24,86 +22,20 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const KEY: u32 = 5151;
 
-fn nodes(r: Result<LstReply, lnet_core::node::NodeError>) -> Vec<NodeEntry> {
-    match r {
-        Ok(LstReply::Nodes(n)) => n,
-        other => panic!("expected node entries, got {other:?}"),
-    }
-}
-
-/// A node with a `vnd` NI and batch `b<n>` of brw tests from the node to
-/// itself, endless, `concurrency` at once.
+/// A node with a `vnd` NI and one endless batch per test, from the node to
+/// itself, `concurrency` at once.
 fn node_with_batches(tests: &[(&str, TestType)], concurrency: u32) -> Node {
-    let plugin = build_vendor_plugin("same", Interface::Same, "vendor-lnd", "vnd");
-    let node = Node::start(NodeConfig {
-        plugin_path: vec![plugin.so.parent().expect("plugin dir").to_path_buf()],
-        params: Vec::new(),
-        pid: 12345,
-    })
-    .expect("node starts");
-    let own: Nid = node
-        .net_add(NetAdd {
-            net: "vnd".into(),
-            interfaces: vec!["fab0".into()],
-            tunables: NetTunables::UNSET,
-            lnd_tunables: Vec::new(),
-        })
-        .expect("net add vnd")[0];
-    node.lst(LstRequest::NewSession {
-        key: KEY,
-        name: "alloc".into(),
-        timeout: 0,
-        force: false,
-        features: 1,
-    })
-    .expect("new_session");
-    for g in ["c", "s"] {
-        nodes(node.lst(LstRequest::AddGroup {
-            key: KEY,
-            name: g.into(),
-            nodes: vec![ProcessId::lustre(own)],
-        }));
-    }
+    let (node, own) = vnd_node(Vec::new());
+    session(&node, KEY, "alloc", own, own);
     for (batch, test) in tests {
         node.lst(LstRequest::AddBatch {
             key: KEY,
             name: (*batch).into(),
         })
         .expect("add_batch");
-        let added = nodes(node.lst(LstRequest::AddTest {
-            key: KEY,
-            spec: TestSpec {
-                batch: (*batch).into(),
-                loop_count: -1,
-                concurrency,
-                dist: 1,
-                span: 1,
-                from: "c".into(),
-                to: "s".into(),
-                test: *test,
-            },
-        }));
-        assert!(added.iter().all(NodeEntry::ok), "{added:?}");
+        add_test(&node, KEY, batch, -1, concurrency, *test);
     }
     node
-}
-
-fn wait_idle(node: &Node, batch: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let q = nodes(node.lst(LstRequest::Query {
-            key: KEY,
-            batch: batch.into(),
-            test: 0,
-            server: false,
-            timeout: 5,
-        }));
-        if matches!(q[0].reply, Some(Body::BatchReply { active: 0, .. })) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "batch {batch} never stopped");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Runs `batch` for a warm-up, then counts allocations and RPCs over
@@ -125,7 +57,7 @@ fn allocations_per_rpc(node: &Node, batch: &str, window: Duration) -> (f64, u32)
         batch: batch.into(),
         force: false,
     }));
-    wait_idle(node, batch);
+    wait_idle(node, KEY, batch, Duration::from_secs(30));
     let allocs = stats.allocations + stats.reallocations;
     eprintln!(
         "{batch}: {rpcs} RPCs, {} allocations, {} reallocations, {} bytes",

@@ -1,95 +1,38 @@
 //! LNet selftest through the node runtime: two `Node`s in one process on
 //! the vendor plugin's process-local fabric, driven with `Node::lst`.
 
-use lnd_api::{NetTunables, Nid};
-use lnet_core::node::{LstReply, LstRequest, NetAdd, Node, NodeConfig};
-use lnet_core::selftest::wire::{brw_check, Body};
-use lnet_core::selftest::{NodeEntry, NodeState, Targets, TestSpec, TestType};
-use lnet_core::ProcessId;
-use lnet_tests::plugin_build::{build_vendor_plugin, Interface};
+use lnet_core::node::{LstRequest, Node};
+use lnet_core::selftest::wire::brw_check;
+use lnet_core::selftest::{NodeEntry, NodeState, Targets, TestType};
+use lnet_tests::lst::{active, add_test, nodes, session, vnd_node, wait_idle};
 
 const KEY: u32 = 777;
 
-/// The vendor plugin's directory, built once per test process (parallel
-/// builds into the same scratch directory would race).
-fn plugin_dir() -> std::path::PathBuf {
-    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let plugin = build_vendor_plugin("same", Interface::Same, "vendor-lnd", "vnd");
-        plugin.so.parent().expect("plugin dir").to_path_buf()
-    })
-    .clone()
-}
-
-fn start(plugin_dir: &std::path::Path) -> (Node, Nid) {
-    let node = Node::start(NodeConfig {
-        plugin_path: vec![plugin_dir.to_path_buf()],
-        params: vec![("rpc_timeout".into(), "10".into())],
-        pid: 12345,
-    })
-    .expect("node starts");
-    let nids = node
-        .net_add(NetAdd {
-            net: "vnd".into(),
-            interfaces: vec!["fab0".into()],
-            tunables: NetTunables::UNSET,
-            lnd_tunables: Vec::new(),
-        })
-        .expect("net add vnd");
-    (node, nids[0])
-}
-
-fn nodes(r: Result<LstReply, lnet_core::node::NodeError>) -> Vec<NodeEntry> {
-    match r {
-        Ok(LstReply::Nodes(n)) => n,
-        other => panic!("expected node entries, got {other:?}"),
-    }
+fn start() -> (Node, lnet_core::lnd_api::Nid) {
+    vnd_node(vec![("rpc_timeout".into(), "10".into())])
 }
 
 #[test]
 fn brw_write_between_two_nodes_through_the_runtime() {
-    let dir = plugin_dir();
-    let (a, a_nid) = start(&dir);
-    let (b, b_nid) = start(&dir);
+    let (a, a_nid) = start();
+    let (b, b_nid) = start();
     let e = a
         .lst(LstRequest::EndSession { key: KEY })
         .expect_err("no session yet");
     assert_eq!(e.errno(), 3, "ESRCH");
-    a.lst(LstRequest::NewSession {
-        key: KEY,
-        name: "runtime".into(),
-        timeout: 0,
-        force: false,
-        features: 1,
-    })
-    .expect("new_session");
-    for (g, n) in [("c", a_nid), ("s", b_nid)] {
-        let e = nodes(a.lst(LstRequest::AddGroup {
-            key: KEY,
-            name: g.into(),
-            nodes: vec![ProcessId::lustre(n)],
-        }));
+    for (g, e) in ["c", "s"]
+        .iter()
+        .zip(session(&a, KEY, "runtime", a_nid, b_nid))
+    {
         assert_eq!(e[0].state, NodeState::Active, "{g}: {e:?}");
     }
-    let added = nodes(a.lst(LstRequest::AddTest {
-        key: KEY,
-        spec: TestSpec {
-            batch: "batch".into(),
-            loop_count: 50,
-            concurrency: 4,
-            dist: 1,
-            span: 1,
-            from: "c".into(),
-            to: "s".into(),
-            test: TestType::Brw {
-                write: true,
-                size: 65536,
-                check: brw_check::FULL,
-                offset: 0,
-            },
-        },
-    }));
-    assert!(added.iter().all(NodeEntry::ok), "{added:?}");
+    let brw = TestType::Brw {
+        write: true,
+        size: 65536,
+        check: brw_check::FULL,
+        offset: 0,
+    };
+    add_test(&a, KEY, "batch", 50, 4, brw);
     let before = nodes(a.lst(LstRequest::Stat {
         key: KEY,
         targets: Targets::Group("s".into()),
@@ -100,21 +43,7 @@ fn brw_write_between_two_nodes_through_the_runtime() {
         batch: "batch".into(),
         timeout: 0,
     }));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let q = nodes(a.lst(LstRequest::Query {
-            key: KEY,
-            batch: "batch".into(),
-            test: 0,
-            server: false,
-            timeout: 5,
-        }));
-        if matches!(q[0].reply, Some(Body::BatchReply { active: 0, .. })) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "batch never finished");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_idle(&a, KEY, "batch", std::time::Duration::from_secs(60));
     let after = nodes(a.lst(LstRequest::Stat {
         key: KEY,
         targets: Targets::Group("s".into()),
@@ -138,40 +67,11 @@ fn brw_write_between_two_nodes_through_the_runtime() {
     b.shutdown();
 }
 
-fn query_active(a: &Node) -> u32 {
-    let q = nodes(a.lst(LstRequest::Query {
-        key: KEY,
-        batch: "batch".into(),
-        test: 0,
-        server: false,
-        timeout: 5,
-    }));
-    match q[0].reply {
-        Some(Body::BatchReply { active, .. }) => active,
-        _ => panic!("query failed: {q:?}"),
-    }
-}
-
 #[test]
 fn forever_batch_runs_until_stopped() {
-    let dir = plugin_dir();
-    let (a, a_nid) = start(&dir);
-    let (b, b_nid) = start(&dir);
-    a.lst(LstRequest::NewSession {
-        key: KEY,
-        name: "forever".into(),
-        timeout: 0,
-        force: false,
-        features: 1,
-    })
-    .expect("new_session");
-    for (g, n) in [("c", a_nid), ("s", b_nid)] {
-        nodes(a.lst(LstRequest::AddGroup {
-            key: KEY,
-            name: g.into(),
-            nodes: vec![ProcessId::lustre(n)],
-        }));
-    }
+    let (a, a_nid) = start();
+    let (b, b_nid) = start();
+    session(&a, KEY, "forever", a_nid, b_nid);
     for test in [
         TestType::Ping,
         TestType::Brw {
@@ -181,20 +81,7 @@ fn forever_batch_runs_until_stopped() {
             offset: 64,
         },
     ] {
-        let added = nodes(a.lst(LstRequest::AddTest {
-            key: KEY,
-            spec: TestSpec {
-                batch: "batch".into(),
-                loop_count: -1,
-                concurrency: 2,
-                dist: 1,
-                span: 1,
-                from: "c".into(),
-                to: "s".into(),
-                test,
-            },
-        }));
-        assert!(added.iter().all(NodeEntry::ok), "{added:?}");
+        add_test(&a, KEY, "batch", -1, 2, test);
     }
     nodes(a.lst(LstRequest::Run {
         key: KEY,
@@ -202,18 +89,14 @@ fn forever_batch_runs_until_stopped() {
         timeout: 0,
     }));
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(query_active(&a), 2, "both test instances run");
+    assert_eq!(active(&a, KEY, "batch"), 2, "both test instances run");
     let stop = nodes(a.lst(LstRequest::Stop {
         key: KEY,
         batch: "batch".into(),
         force: true,
     }));
     assert!(stop.iter().all(NodeEntry::ok), "{stop:?}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while query_active(&a) > 0 {
-        assert!(std::time::Instant::now() < deadline, "batch never stopped");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_idle(&a, KEY, "batch", std::time::Duration::from_secs(30));
     let c = nodes(a.lst(LstRequest::Stat {
         key: KEY,
         targets: Targets::Group("c".into()),

@@ -567,22 +567,22 @@ impl LndNiHandle {
         ))))
     }
     /// See [`LndNi::send`].
-    pub fn send(&self, mut tx: TxMsg) -> Result<(), LndError> {
+    pub fn send(&self, tx: TxMsg) -> Result<(), LndError> {
         match &*self.0 {
             NiObj::V10(ni) => ni.send(tx),
             NiObj::Span(ni) => {
-                let payload = PayloadSpan::from(std::mem::take(&mut tx.payload));
+                let (tx, payload) = tx.split_payload();
                 ni.send_span(tx, payload)
             }
         }
         .into_result()
     }
     /// See [`LndNi::recv`].
-    pub fn recv(&self, mut rx: RxAction) -> Result<(), LndError> {
+    pub fn recv(&self, rx: RxAction) -> Result<(), LndError> {
         match &*self.0 {
             NiObj::V10(ni) => ni.recv(rx),
             NiObj::Span(ni) => {
-                let payload = PayloadSpan::from(std::mem::take(&mut rx.payload));
+                let (rx, payload) = rx.split_payload();
                 ni.recv_span(rx, payload)
             }
         }

@@ -6,7 +6,7 @@ use abi_stable::std_types::{ROption, RStr, RString, RVec};
 use abi_stable::StableAbi;
 
 use crate::hdr::Hdr;
-use crate::mem::Payload;
+use crate::mem::{Payload, PayloadSpan};
 use crate::nid::{NetId, Nid};
 
 /// Identifies one message while an LND owns it; chosen by the host and handed
@@ -310,6 +310,16 @@ pub struct TxMsg {
     pub rx: ROption<RxToken>,
 }
 
+impl TxMsg {
+    /// The message without its `payload`, and the payload as a span (one
+    /// allocation, to share the fragment list; none when it is empty): what
+    /// an LND's `send` does to hand a 1.0-style message to its `send_span`.
+    pub fn split_payload(mut self) -> (TxMsg, PayloadSpan) {
+        let payload = PayloadSpan::from(std::mem::take(&mut self.payload));
+        (self, payload)
+    }
+}
+
 /// What to do with a received message's payload (`lnd_recv`).
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
@@ -325,6 +335,15 @@ pub struct RxAction {
     pub rlen: u32,
     /// The call comes after `parse` returned (the message had to wait).
     pub delayed: bool,
+}
+
+impl RxAction {
+    /// The action without its `payload`, and the payload as a span: see
+    /// [`TxMsg::split_payload`].
+    pub fn split_payload(mut self) -> (RxAction, PayloadSpan) {
+        let payload = PayloadSpan::from(std::mem::take(&mut self.payload));
+        (self, payload)
+    }
 }
 
 /// A network type a plugin provides.

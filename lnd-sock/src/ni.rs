@@ -880,13 +880,13 @@ pub struct SockNi(pub Arc<NiInner>);
 /// allocation. `send` and `recv` serve lnd-api 1.0 callers: they share the
 /// `Payload`'s fragment list as a span (one allocation) and go the same way.
 impl LndNi for SockNi {
-    fn send(&self, mut tx: TxMsg) -> Result<(), LndError> {
-        let payload = PayloadSpan::from(std::mem::take(&mut tx.payload));
+    fn send(&self, tx: TxMsg) -> Result<(), LndError> {
+        let (tx, payload) = tx.split_payload();
         self.send_span(tx, payload)
     }
 
-    fn recv(&self, mut rx: RxAction) -> Result<(), LndError> {
-        let payload = PayloadSpan::from(std::mem::take(&mut rx.payload));
+    fn recv(&self, rx: RxAction) -> Result<(), LndError> {
+        let (rx, payload) = rx.split_payload();
         self.recv_span(rx, payload)
     }
 

@@ -90,13 +90,13 @@ fn copy_payload(src: &PayloadSpan, dst: &PayloadSpan) -> Result<usize, lnd_api::
 }
 
 impl LndNi for LoNi {
-    fn send(&self, mut tx: TxMsg) -> Result<(), LndError> {
-        let payload = PayloadSpan::from(std::mem::take(&mut tx.payload));
+    fn send(&self, tx: TxMsg) -> Result<(), LndError> {
+        let (tx, payload) = tx.split_payload();
         self.send_span(tx, payload)
     }
 
-    fn recv(&self, mut rx: RxAction) -> Result<(), LndError> {
-        let payload = PayloadSpan::from(std::mem::take(&mut rx.payload));
+    fn recv(&self, rx: RxAction) -> Result<(), LndError> {
+        let (rx, payload) = rx.split_payload();
         self.recv_span(rx, payload)
     }
 

@@ -258,14 +258,14 @@ impl LndNi for NiRef {
     /// fragment list of its own. Wrapping that list in a span copies no
     /// bytes (it allocates only the shared list's count) and takes the real
     /// path. A host of lnd-api 1.1 calls `send_span` directly.
-    fn send(&self, mut tx: TxMsg) -> Result<(), LndError> {
-        let payload = PayloadSpan::from(std::mem::take(&mut tx.payload));
+    fn send(&self, tx: TxMsg) -> Result<(), LndError> {
+        let (tx, payload) = tx.split_payload();
         self.send_span(tx, payload)
     }
 
     /// lnd-api 1.0's recv, wrapped the same way.
-    fn recv(&self, mut rx: RxAction) -> Result<(), LndError> {
-        let payload = PayloadSpan::from(std::mem::take(&mut rx.payload));
+    fn recv(&self, rx: RxAction) -> Result<(), LndError> {
+        let (rx, payload) = rx.split_payload();
         self.recv_span(rx, payload)
     }
 

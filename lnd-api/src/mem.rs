@@ -693,6 +693,69 @@ mod tests {
         assert!(own.is_unique());
     }
 
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Fragments of the given sizes holding 0, 1, 2, ... (mod 251).
+        fn frags(sizes: &[usize]) -> (Vec<IoBuf>, Vec<u8>) {
+            let mut all = Vec::new();
+            let bufs = sizes
+                .iter()
+                .map(|&n| {
+                    let v: Vec<u8> = (all.len()..all.len() + n)
+                        .map(|i| (i % 251) as u8)
+                        .collect();
+                    all.extend_from_slice(&v);
+                    IoBuf::from_vec(v)
+                })
+                .collect();
+            (bufs, all)
+        }
+
+        proptest! {
+            /// A window of a window reads, writes and splits into pieces
+            /// exactly as the same range of the concatenated bytes.
+            #[test]
+            fn windows_match_the_concatenated_bytes(
+                sizes in proptest::collection::vec(0usize..40, 0..8),
+                a in 0usize..300, b in 0usize..300, c in 0usize..300, d in 0usize..300,
+            ) {
+                let (bufs, all) = frags(&sizes);
+                let total = all.len();
+                let whole = PayloadSpan::from(bufs.iter().cloned().collect::<Payload>());
+                prop_assert_eq!(whole.len(), total);
+                let (off, len) = (a.min(total), b.min(total - a.min(total)));
+                let w = whole.sub(off, len).expect("in bounds");
+                prop_assert!(whole.sub(total + 1, 0).is_none());
+                prop_assert!(whole.sub(off, total - off + 1).is_none());
+                let (o2, l2) = (c.min(len), d.min(len - c.min(len)));
+                let ww = w.sub(o2, l2).expect("in bounds");
+                let want = &all[off + o2..off + o2 + l2];
+
+                let mut got = vec![0u8; l2 + 3];
+                prop_assert_eq!(ww.read_at(0, &mut got).expect("free"), l2);
+                prop_assert_eq!(&got[..l2], want);
+                let piece_bytes: Vec<u8> = ww
+                    .pieces()
+                    .flat_map(|p| p.borrow().expect("free").to_vec())
+                    .collect();
+                prop_assert_eq!(&piece_bytes[..], want);
+                prop_assert!(ww.pieces().all(|p| !p.is_empty()));
+                prop_assert_eq!(ww.to_payload().len(), l2);
+
+                // Writing through the inner window changes exactly its range.
+                let src: Vec<u8> = (0..l2).map(|i| 255 - (i % 200) as u8).collect();
+                prop_assert_eq!(ww.write_at(0, &src).expect("free"), l2);
+                let mut after = vec![0u8; total];
+                prop_assert_eq!(whole.read_at(0, &mut after).expect("free"), total);
+                let mut expect = all.clone();
+                expect[off + o2..off + o2 + l2].copy_from_slice(&src);
+                prop_assert_eq!(after, expect);
+            }
+        }
+    }
+
     #[test]
     fn out_of_bounds_slices_are_refused() {
         let b = IoBuf::zeroed(4);

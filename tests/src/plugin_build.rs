@@ -91,8 +91,8 @@ fn replace_in(file: &Path, from: &str, to: &str) {
 /// needs the released plugin must not pass without it.
 fn extract_at_commit(root: &Path, commit: &str, to: &Path) {
     let why = format!(
-        "building the vendor plugin as released at commit {commit} needs git and that commit \
-         in the repository at {}",
+        "building lnd-api and the vendor plugin as released at commit {commit} needs git and \
+         that commit in the repository at {}",
         root.display()
     );
     let git = |args: &[&str]| {
@@ -137,6 +137,71 @@ fn extract_at_commit(root: &Path, commit: &str, to: &Path) {
         .arg(to));
 }
 
+/// Makes the crate in `dir` a project of its own (its own workspace root),
+/// with literal settings where ours come from the workspace.
+fn standalone(dir: &Path) {
+    let toml = dir.join("Cargo.toml");
+    let s = std::fs::read_to_string(&toml).expect("read Cargo.toml");
+    let mut s = s
+        .replace("edition.workspace = true", "edition = \"2021\"")
+        .replace(
+            "license.workspace = true",
+            "license = \"MIT OR Apache-2.0\"",
+        )
+        .replace("rust-version.workspace = true", "")
+        .replace("abi_stable.workspace = true", "abi_stable = \"0.11.3\"")
+        .replace("proptest.workspace = true", "proptest = \"1\"");
+    s.push_str("\n[workspace]\n");
+    std::fs::write(&toml, s).expect("write Cargo.toml");
+}
+
+/// `cargo build` of the standalone project in `dir`, with our `Cargo.lock`
+/// (the same dependency versions as the host, abi_stable in particular),
+/// into the shared out-of-tree target directory.
+fn cargo_build(dir: &Path) {
+    let root = workspace_root();
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).expect("copy Cargo.lock");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    run(Command::new(cargo)
+        .arg("build")
+        .arg("--quiet")
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", shared_target())
+        .env_remove("RUSTFLAGS"));
+}
+
+/// Builds `tests/fixtures/old_host.rs`, a minimal host, against lnd-api as
+/// of `commit` (an older release, such as [`LND_API_1_0_0`]); returns the
+/// binary. It loads a plugin with that release's loader and moves PUTs
+/// between two of its NIs through that release's interface.
+pub fn build_old_host(commit: &str) -> PathBuf {
+    let root = workspace_root();
+    let dir = target_dir().join("plugin-builds").join("old-host");
+    let _ = std::fs::remove_dir_all(dir.join("src"));
+    let from = dir.join("src/archive");
+    extract_at_commit(&root, commit, &from);
+    let api = dir.join("src/lnd-api");
+    std::fs::rename(from.join("lnd-api"), &api).expect("move lnd-api");
+    standalone(&api);
+    let host = dir.join("src/old-host");
+    std::fs::create_dir_all(host.join("src")).expect("mkdir");
+    std::fs::write(
+        host.join("Cargo.toml"),
+        "[package]\nname = \"old-host\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+         publish = false\n\n[dependencies]\nlnd-api = { path = \"../lnd-api\" }\n\n[workspace]\n",
+    )
+    .expect("write Cargo.toml");
+    std::fs::copy(
+        root.join("tests/fixtures/old_host.rs"),
+        host.join("src/main.rs"),
+    )
+    .expect("copy old_host.rs");
+    cargo_build(&host);
+    let bin = shared_target().join("debug").join("old-host");
+    assert!(bin.exists(), "{} was not built", bin.display());
+    bin
+}
+
 /// One target directory for every out-of-tree build, so abi_stable is
 /// compiled once.
 fn shared_target() -> PathBuf {
@@ -165,23 +230,8 @@ pub fn build_vendor_plugin(tag: &str, iface: Interface, name: &str, net_type: &s
             copy_dir(&root.join("plugins/vendor-lnd"), &plugin);
         }
     }
-    // Standalone projects: each is its own workspace root.
-    for m in [&api, &plugin] {
-        let toml = m.join("Cargo.toml");
-        let mut s = std::fs::read_to_string(&toml).expect("read Cargo.toml");
-        // lnd-api takes its settings from our workspace: make them literal.
-        s = s
-            .replace("edition.workspace = true", "edition = \"2021\"")
-            .replace(
-                "license.workspace = true",
-                "license = \"MIT OR Apache-2.0\"",
-            )
-            .replace("rust-version.workspace = true", "")
-            .replace("abi_stable.workspace = true", "abi_stable = \"0.11.3\"")
-            .replace("proptest.workspace = true", "proptest = \"1\"");
-        s.push_str("\n[workspace]\n");
-        std::fs::write(&toml, s).expect("write Cargo.toml");
-    }
+    standalone(&api);
+    standalone(&plugin);
     replace_in(
         &plugin.join("Cargo.toml"),
         "path = \"../../lnd-api\"",
@@ -221,15 +271,7 @@ pub fn build_vendor_plugin(tag: &str, iface: Interface, name: &str, net_type: &s
             replace_in(&plugin.join("Cargo.toml"), &ours, &next);
         }
     }
-    // Same dependency versions as the host (abi_stable in particular).
-    std::fs::copy(root.join("Cargo.lock"), plugin.join("Cargo.lock")).expect("copy Cargo.lock");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    run(Command::new(cargo)
-        .arg("build")
-        .arg("--quiet")
-        .current_dir(&plugin)
-        .env("CARGO_TARGET_DIR", shared_target())
-        .env_remove("RUSTFLAGS"));
+    cargo_build(&plugin);
     let so = shared_target()
         .join("debug")
         .join(format!("lib{}.so", name.replace('-', "_")));

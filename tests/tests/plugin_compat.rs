@@ -10,7 +10,9 @@
 //! lacks the lnd-api 1.1 extension `lnd-api.span-io.v1`, so the host drives
 //! its 1.0 objects and hands it a `Payload` per message. The current vendor
 //! plugin offers the extension and takes `PayloadSpan`s; it runs the same
-//! traffic.
+//! traffic. And the other way round: a minimal host built against lnd-api
+//! 1.0.0 (`tests/fixtures/old_host.rs`) loads the current plugin and moves
+//! PUTs through it.
 //!
 //! The memory is fragmented on both sides (fragments of 1, 4095, 3 and 65536
 //! bytes, each its own allocation), and PUTs and GETs address a window in the
@@ -29,7 +31,7 @@ use lnet_core::selftest::{Targets, TestType};
 use lnet_core::{AckReq, EventKind, MdEvent, MdOptions, MdSpec, Threshold, Unlink};
 use lnet_tests::lst::{add_test, nodes, session, wait_idle};
 use lnet_tests::pattern::pattern;
-use lnet_tests::plugin_build::{build_vendor_plugin, Interface, LND_API_1_0_0};
+use lnet_tests::plugin_build::{build_old_host, build_vendor_plugin, Interface, LND_API_1_0_0};
 
 /// The released plugin is renamed so that it cannot be mistaken for the
 /// current one (its sources are otherwise untouched).
@@ -341,6 +343,35 @@ fn a_plugin_built_against_lnd_api_1_0_0_carries_puts_gets_and_brw() {
     brw(&a, a_nid, &b, b_nid);
     a.shutdown();
     b.shutdown();
+}
+
+/// The other direction: a host built against lnd-api 1.0.0 (its loader and
+/// its interface, from the same commit) loads today's vendor plugin and
+/// moves PUTs of 0 B to 300 KB between two of its NIs, byte for byte. The
+/// plugin's 1.0 objects serve it (a 1.0 host never asks for the span
+/// extension); they hand each message on to the plugin's span path.
+#[test]
+fn a_host_built_against_lnd_api_1_0_0_loads_the_current_plugin() {
+    let host = build_old_host(LND_API_1_0_0);
+    let out = std::process::Command::new(&host)
+        .arg(current_so())
+        .arg("vnd")
+        .output()
+        .expect("run the old host");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        format!(
+            "vendor-lnd built against lnd-api {}\nok {} bytes\n",
+            lnd_api::ABI_VERSION,
+            1 + 4096 + 300_000
+        )
+    );
 }
 
 #[test]

@@ -24,10 +24,12 @@
 //! asks (valid until `finalize`), without copying anything.
 //!
 //! [`LndNi::send`] and [`LndNi::recv`] (the lnd-api 1.0 methods, still
-//! required by the trait) are thin wrappers that turn their `Payload` into a
-//! span and take the same path. A plugin that implements only those (every
-//! plugin built against lnd-api 1.0) keeps working: the host then runs the
-//! default `send_span`/`recv_span`, which make a `Payload` and call them.
+//! required by the trait, and what a host built against lnd-api 1.0 calls)
+//! are thin wrappers that split their `Payload` off as a span and take the
+//! same path. A plugin that implements only those keeps working: the
+//! trait's default `send_span`/`recv_span` make a `Payload` and call them;
+//! for a plugin built against lnd-api 1.0, which has no span interface at
+//! all, the host does the same.
 
 #![forbid(unsafe_code)]
 

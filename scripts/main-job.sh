@@ -50,7 +50,7 @@ pids+=($!)
 wait_socket "$LNET_SOCKET"
 "$bin/lnetctl" lnet configure
 run "$bin/lnetctl" plugin load "$bin/liblnd_sock.so"
-run "$bin/lnetctl" plugin load "$bin/libvendor_lnd.so"
+run "$bin/lnetctl" plugin load "$bin/liblnd_vnd.so"
 run "$bin/lnetctl" net add --net vnd --if fabric0
 run "$bin/lnetctl" net show
 run "$bin/lnetctl" ping 0@lo

@@ -206,7 +206,8 @@ impl Client {
         self.done(Op::Configure { all }, "lnet configure")
     }
 
-    /// `lnet unconfigure`: lnetd shuts LNet down, removes its socket and exits.
+    /// `lnet unconfigure`: lnetd shuts LNet down and stays, as right after its
+    /// start (its start-up parameters kept); `lnet configure` works again.
     pub fn unconfigure(&mut self) -> Result<(), Error> {
         self.done(Op::Unconfigure, "lnet unconfigure")
     }

@@ -49,7 +49,7 @@ pub enum Op {
         /// Also bring up the start-up networks (`networks=`, `ip2nets=`, `routes=`).
         all: bool,
     },
-    /// `lnet unconfigure`: shut every NI down and stop the daemon.
+    /// `lnet unconfigure`: shut every NI down; the daemon stays, unconfigured.
     Unconfigure,
     /// `net add`.
     NetAdd(NetAddRequest),

@@ -6,11 +6,13 @@
 //! [`CtlServer::serve`] accepts connections, checks each peer's credentials
 //! (root or the daemon's own uid), reads JSON-line requests, calls the
 //! [`Node`] and writes one reply per request. It returns after a stop
-//! ([`StopHandle::stop`], or `lnet unconfigure`), once every NI is shut down
+//! ([`StopHandle::stop`]: lnetd's SIGTERM/SIGINT), once every NI is shut down
 //! and the socket is removed.
 //!
 //! The daemon starts unconfigured, like a freshly loaded lnet module
-//! (lnetctl.md §5.1): `lnet configure` starts the [`Node`].
+//! (lnetctl.md §5.1): `lnet configure` starts the [`Node`], `lnet
+//! unconfigure` shuts it down and returns the daemon to that state (the
+//! start-up parameters kept), ready for the next `lnet configure`.
 
 mod lst;
 
@@ -51,8 +53,8 @@ const STARTUP_NETWORK_PARAMS: &[&str] = &["networks", "ip2nets", "routes"];
 pub enum CtlError {
     /// Another daemon answers on the socket.
     #[error(
-        "lnetd is already running on {}: stop it first (lnetctl --socket {} lnet unconfigure) \
-         or give another --socket",
+        "lnetd is already running on {}: stop it first (kill -TERM its pid; lnetctl --socket {} \
+         lnet unconfigure only unconfigures LNet) or give another --socket",
         socket.display(),
         socket.display()
     )]
@@ -341,22 +343,28 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
             .map(|(_, v)| v.trim())
             .filter(|v| !v.is_empty())
     };
-    if get("ip2nets").is_some() {
-        return Err(NodeError::failed(
-            EOPNOTSUPP,
-            "cannot apply ip2nets=: not supported by this LNet yet; give networks= instead",
-        ));
-    }
     if get("routes").is_some() {
         return Err(NodeError::failed(
             EOPNOTSUPP,
-            "cannot apply routes=: this LNet does not route yet; remove the parameter",
+            "start-up parameter routes= is not supported yet (this LNet does not route yet); \
+             remove it",
         ));
     }
-    let networks = match get("networks") {
-        Some(v) => crate::nid::Networks::parse(v)
-            .map_err(|e| NodeError::failed(lnd_api::errno::EINVAL, e.to_string()))?,
-        None => {
+    let einval = |e: crate::nid::NidError| NodeError::failed(lnd_api::errno::EINVAL, e.to_string());
+    let networks = match (get("networks"), get("ip2nets")) {
+        (Some(_), Some(_)) => {
+            return Err(NodeError::failed(
+                lnd_api::errno::EINVAL,
+                "start-up parameters networks= and ip2nets= are both given; give one of them",
+            ))
+        }
+        (Some(v), None) => crate::nid::Networks::parse(v).map_err(einval)?,
+        // The networks of the entries that match a local IPv4 address
+        // (semantics.md §15.2).
+        (None, Some(v)) => crate::nid::Ip2Nets::parse(v)
+            .and_then(|i| i.select(&local_ipv4_addrs()))
+            .map_err(einval)?,
+        (None, None) => {
             let iface = first_up_interface(Path::new("/sys/class/net"))?;
             crate::nid::Networks::parse(&format!("tcp({iface})"))
                 .map_err(|e| NodeError::failed(lnd_api::errno::EINVAL, e.to_string()))?
@@ -383,6 +391,16 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
         .map_err(|e| NodeError::failed(e.errno(), format!("networks=: net {net}: {e}")))?;
     }
     Ok(())
+}
+
+/// The IPv4 addresses of this network namespace's interfaces.
+fn local_ipv4_addrs() -> Vec<std::net::Ipv4Addr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
+        .collect()
 }
 
 /// The first interface (by index) that is up and not loopback, read from
@@ -492,18 +510,14 @@ fn serve_connection(shared: &Shared, stream: UnixStream) {
             );
             return;
         }
-        let (reply, stop_after) = match proto::decode_request(&line) {
+        let reply = match proto::decode_request(&line) {
             Ok(req) => handle(shared, req.op),
             Err(e) => {
                 tracing::debug!("bad control request: {e}");
-                (e.to_reply(), false)
+                e.to_reply()
             }
         };
         let written = write_reply(&mut writer, &reply);
-        if stop_after {
-            shared.stop.store(true, Ordering::SeqCst);
-            return;
-        }
         if written.is_err() || !complete {
             return;
         }
@@ -521,15 +535,14 @@ fn not_configured() -> Reply {
     )
 }
 
-/// Handles one request; the flag asks the caller to stop the server once the
-/// reply is written.
-fn handle(shared: &Shared, op: Op) -> (Reply, bool) {
+/// Handles one request.
+fn handle(shared: &Shared, op: Op) -> Reply {
     let node = shared
         .node
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    let reply = match op {
+    match op {
         Op::Hello => Reply::ok(ReplyBody::Hello(DaemonInfo {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -544,11 +557,11 @@ fn handle(shared: &Shared, op: Op) -> (Reply, bool) {
             Err(e) => node_err(e),
         },
         Op::Unconfigure => {
+            // As rmmod-less upstream: LNet goes, the daemon (the loaded
+            // module) stays with its start-up parameters.
             drop(node);
             unconfigure(shared);
-            // Gone before the reply, so the client sees the socket removed.
-            remove_socket(shared);
-            return (Reply::ok(ReplyBody::Done), true);
+            Reply::ok(ReplyBody::Done)
         }
         Op::NetShow { net } => match node {
             None => Reply::err(ENETDOWN, "LNet stack down"),
@@ -585,8 +598,7 @@ fn handle(shared: &Shared, op: Op) -> (Reply, bool) {
             None => not_configured(),
             Some(node) => handle_configured(shared, &node, op),
         },
-    };
-    (reply, false)
+    }
 }
 
 fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {

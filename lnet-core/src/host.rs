@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use lnd_api::{load_plugin, LndError, LndHandle, LoadError, LoadedPlugin};
+use lnd_api::{load_plugin, LndError, LndHandle, LoadError, LoadedPlugin, Tunable};
 
 /// An LND compiled into this binary (the loopback LND), registered with
 /// `inventory::submit!`.
@@ -65,6 +65,8 @@ struct Plugin {
     source: Source,
     /// Number of NIs currently started through this plugin.
     nis: usize,
+    /// The values given for its declared parameters, handed to it at load.
+    params: Vec<Tunable>,
 }
 
 /// A description of a plugin, for `plugin show`.
@@ -143,6 +145,13 @@ pub enum HostError {
     },
     /// The plugin failed to make its LND object.
     Lnd(LndError),
+    /// The plugin's parameters could not be read or were refused.
+    Params {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
 }
 
 impl HostError {
@@ -159,6 +168,7 @@ impl HostError {
             HostError::Builtin(_) => EPERM,
             HostError::Inactive { .. } => ENODEV,
             HostError::Lnd(e) => e.errno,
+            HostError::Params { .. } => EINVAL,
         }
     }
 }
@@ -199,7 +209,12 @@ impl fmt::Display for HostError {
             ),
             HostError::Builtin(n) => write!(f, "cannot unload plugin {n}: it is built into LNet"),
             HostError::NoProvider { net_type, searched } => {
-                write!(f, "no loaded plugin provides network type {net_type}, and no plugin in the plugin path does")?;
+                write!(
+                    f,
+                    "no loaded plugin provides network type {net_type}, and the plugin path has \
+                     no {}",
+                    plugin_file_names(net_type).join(" or ")
+                )?;
                 if searched.is_empty() {
                     write!(f, " (the plugin path is empty)")?;
                 } else {
@@ -215,6 +230,11 @@ impl fmt::Display for HostError {
                  it again from its file (lnetctl plugin load PATH)"
             ),
             HostError::Lnd(e) => write!(f, "{e}"),
+            HostError::Params { path, detail } => write!(
+                f,
+                "cannot load plugin {}: its parameters: {detail}",
+                path.display()
+            ),
         }
     }
 }
@@ -228,6 +248,105 @@ pub struct PluginHost {
     by_type: BTreeMap<String, usize>,
     /// Directories searched for a plugin providing an unknown network type.
     plugin_path: Vec<PathBuf>,
+    /// Values of plugin parameters (checked by lnetd at start), handed to
+    /// each plugin that declares them when it is loaded.
+    plugin_params: Vec<PluginParam>,
+}
+
+/// A value for a parameter some plugin declares (`options ksocklnd
+/// sock_timeout=65`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginParam {
+    /// The module (`ksocklnd`).
+    pub module: String,
+    /// The parameter (`sock_timeout`).
+    pub name: String,
+    /// The value, checked against the declaration.
+    pub value: String,
+}
+
+/// Upstream's LND names of the network types whose LND is not named after
+/// the type (socklnd serves `tcp`).
+const LND_NAMES: &[(&str, &str)] = &[("tcp", "sock")];
+
+/// The file names under which the plugin of `net_type` is looked up in the
+/// plugin path, in order: `liblnd_<type>.so`, `lib<type>lnd.so`, and for
+/// upstream's types also by LND name (`liblnd_sock.so`, `libsocklnd.so` for
+/// `tcp`). Nothing else in the plugin path is ever opened.
+pub fn plugin_file_names(net_type: &str) -> Vec<String> {
+    let mut stems = vec![net_type];
+    stems.extend(
+        LND_NAMES
+            .iter()
+            .filter(|(t, _)| *t == net_type)
+            .map(|(_, n)| *n),
+    );
+    let mut out = Vec::new();
+    for stem in stems {
+        out.push(format!("liblnd_{stem}.so"));
+        out.push(format!("lib{stem}lnd.so"));
+    }
+    out
+}
+
+/// Whether a file name follows the plugin naming convention
+/// (`liblnd_<type>.so` or `lib<type>lnd.so`).
+pub fn is_plugin_file_name(name: &str) -> bool {
+    let Some(stem) = name.strip_prefix("lib").and_then(|n| n.strip_suffix(".so")) else {
+        return false;
+    };
+    let ok = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    stem.strip_prefix("lnd_").is_some_and(ok) || stem.strip_suffix("lnd").is_some_and(ok)
+}
+
+/// Every plugin in the plugin path, by the naming convention (for lnetd to
+/// read their parameter declarations at start): the files that loaded, and
+/// those that did not with why. Only convention-named files are opened;
+/// the same file (by device and inode) once.
+pub fn discover_plugins(plugin_path: &[PathBuf]) -> (Vec<(PathBuf, LoadedPlugin)>, Vec<LoadError>) {
+    let mut seen = Vec::new();
+    let (mut ok, mut bad) = (Vec::new(), Vec::new());
+    for dir in plugin_path {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_str().is_some_and(is_plugin_file_name))
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        for f in files {
+            let id = file_id(&f);
+            if id.is_some() && seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            match load_plugin(&f) {
+                Ok(l) => ok.push((f, l)),
+                Err(e) => bad.push(e),
+            }
+        }
+    }
+    (ok, bad)
+}
+
+/// The values of `params` meant for a plugin that declares `decls`, checked
+/// and in canonical form.
+fn params_for(
+    decls: &[lnd_api::ParamDecl],
+    params: &[PluginParam],
+) -> Result<Vec<Tunable>, String> {
+    let mut out: Vec<Tunable> = Vec::new();
+    for p in params {
+        if let Some(d) = lnd_api::params::find(decls, &p.module, &p.name) {
+            let v = d.check(&p.value).map_err(|e| e.to_string())?;
+            out.retain(|t| t.name.as_str() != p.name);
+            out.push(Tunable::new(p.name.clone(), v));
+        }
+    }
+    Ok(out)
 }
 
 impl fmt::Debug for PluginHost {
@@ -251,6 +370,7 @@ impl PluginHost {
             plugins: Vec::new(),
             by_type: BTreeMap::new(),
             plugin_path,
+            plugin_params: Vec::new(),
         };
         for b in inventory::iter::<BuiltinLnd> {
             let idx = host.plugins.len();
@@ -271,9 +391,26 @@ impl PluginHost {
                 state: PluginState::Active,
                 source: Source::Builtin(b),
                 nis: 0,
+                params: Vec::new(),
             });
         }
         host
+    }
+
+    /// Values for plugin parameters, handed to the plugins that declare them
+    /// as they are loaded (lnetd's `--param`/`--config`, checked at start).
+    pub fn set_plugin_params(&mut self, params: Vec<PluginParam>) {
+        self.plugin_params = params;
+    }
+
+    /// The values handed to a plugin for its parameters (canonical form):
+    /// what it gets at NI start-up besides the lnet module parameters.
+    pub fn params_of(&self, plugin: &str) -> Vec<Tunable> {
+        self.plugins
+            .iter()
+            .find(|p| p.name == plugin)
+            .map(|p| p.params.clone())
+            .unwrap_or_default()
     }
 
     /// The directories searched by [`PluginHost::lnd_for`].
@@ -336,6 +473,15 @@ impl PluginHost {
             });
         }
         self.check_types(path, &loaded, None)?;
+        let param_err = |detail: String| HostError::Params {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let decls = loaded.param_decls().map_err(param_err)?;
+        let params = params_for(decls, &self.plugin_params).map_err(param_err)?;
+        loaded
+            .set_params(&params)
+            .map_err(|e| param_err(e.to_string()))?;
         let idx = self.plugins.len();
         let net_types: Vec<(String, u8)> = loaded
             .net_types()
@@ -355,6 +501,7 @@ impl PluginHost {
             state: PluginState::Active,
             source: Source::Loaded(loaded),
             nis: 0,
+            params,
         });
         Ok(self.info(idx))
     }
@@ -469,41 +616,33 @@ impl PluginHost {
         }
     }
 
-    /// Looks for a `.so` in the plugin path whose root module provides
-    /// `net_type`, and loads it. Files that fail to load are skipped (and
-    /// logged); nothing changes unless one succeeds.
+    /// Looks for the plugin of `net_type` in the plugin path by name
+    /// ([`plugin_file_names`]) and loads it; no other file is opened. A
+    /// file found that does not load, or does not provide the type, is
+    /// refused with why.
     fn search_path_for(&mut self, net_type: &str) -> Result<(), HostError> {
-        let mut candidates = Vec::new();
+        let names = plugin_file_names(net_type);
         for dir in &self.plugin_path {
-            let Ok(rd) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            let mut files: Vec<PathBuf> = rd
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "so"))
-                .collect();
-            files.sort();
-            // Prefer files whose name mentions the type (liblnd_sock.so for tcp is
-            // found by trying; this only orders the attempts).
-            files.sort_by_key(|p| {
-                !p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().contains(net_type))
-            });
-            candidates.extend(files);
-        }
-        for f in candidates {
-            let id = file_id(&f);
-            if self.plugins.iter().any(|p| id.is_some() && p.file_id == id) {
-                continue;
-            }
-            match load_plugin(&f) {
-                Ok(l) if l.net_types().iter().any(|d| d.name.as_str() == net_type) => {
-                    let abs = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
-                    self.register(&f, &abs, id, l)?;
-                    return Ok(());
+            for n in &names {
+                let f = dir.join(n);
+                if !f.is_file() {
+                    continue;
                 }
-                Ok(_) => {}
-                Err(e) => tracing::debug!(file = %f.display(), "plugin search: {e}"),
+                let id = file_id(&f);
+                if self.plugins.iter().any(|p| id.is_some() && p.file_id == id) {
+                    continue;
+                }
+                let l = load_plugin(&f).map_err(HostError::Load)?;
+                if !l.net_types().iter().any(|d| d.name.as_str() == net_type) {
+                    tracing::warn!(
+                        file = %f.display(),
+                        "plugin search: named for network type {net_type} but does not provide it"
+                    );
+                    continue;
+                }
+                let abs = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
+                self.register(&f, &abs, id, l)?;
+                return Ok(());
             }
         }
         Err(HostError::NoProvider {

@@ -51,6 +51,10 @@ pub struct NodeConfig {
     pub plugin_path: Vec<PathBuf>,
     /// Module parameters (`--param NAME=VALUE`), validated by the caller.
     pub params: Vec<(String, String)>,
+    /// Values for parameters that plugins declare (lnd-api's parameter
+    /// extension), checked by the caller against the declarations; each
+    /// plugin gets its own at load and at NI start-up, after `params`.
+    pub plugin_params: Vec<crate::host::PluginParam>,
     /// The node's LNet PID (12345 unless testing).
     pub pid: u32,
 }
@@ -676,7 +680,11 @@ impl Node {
                 selftest,
                 lst_done: HashMap::new(),
                 app_mds: HashMap::new(),
-                host: PluginHost::new(cfg.plugin_path.clone()),
+                host: {
+                    let mut h = PluginHost::new(cfg.plugin_path.clone());
+                    h.set_plugin_params(cfg.plugin_params.clone());
+                    h
+                },
                 nis: HashMap::new(),
                 lnds: HashMap::new(),
                 pings: HashMap::new(),
@@ -878,7 +886,7 @@ impl Node {
                 .map(|(k, v)| Tunable::new(k.clone(), v))
                 .collect::<Vec<_>>()
                 .into(),
-            params: st.params.clone().into(),
+            params: Vec::new().into(),
             pid: st.pid,
         };
         let (plugin, lnd) = st
@@ -886,6 +894,11 @@ impl Node {
             .get(ty)
             .ok_or_else(|| NodeError::failed(errno::ENODEV, "LND type not supported"))?;
         let plugin = plugin.clone();
+        // The node's module parameters, then the plugin's own.
+        let mut cfg = cfg;
+        let mut params = st.params.clone();
+        params.extend(st.host.params_of(&plugin));
+        cfg.params = params.into();
         // Started under the lock: the NI's callbacks wait for it until the
         // engine knows the NI (an LND must not call the host from startup).
         let started = lnd

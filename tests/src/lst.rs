@@ -19,6 +19,7 @@ pub fn vnd_node(params: Vec<(String, String)>) -> (Node, Nid) {
         plugin_path: vec![crate::plugin_build::vendor_plugin_dir()],
         params,
         pid: 12345,
+        ..NodeConfig::default()
     })
     .expect("node starts");
     let nids = node

@@ -275,10 +275,21 @@ pub fn build_vendor_plugin(tag: &str, iface: Interface, name: &str, net_type: &s
             replace_in(&plugin.join("Cargo.toml"), &ours, &next);
         }
     }
+    // The vendor plugin builds liblnd_vnd.so (named for its network type,
+    // as lnetd looks plugins up); a renamed copy lib<name>.so.
+    // (Releases before lnd-api 1.2 build lib<package>.so.)
+    let toml = plugin.join("Cargo.toml");
+    let text = std::fs::read_to_string(&toml).expect("read Cargo.toml");
+    let lib = if name == "vendor-lnd" && text.contains("name = \"lnd_vnd\"") {
+        "lnd_vnd".to_string()
+    } else {
+        name.replace('-', "_")
+    };
+    if text.contains("name = \"lnd_vnd\"") {
+        replace_in(&toml, "name = \"lnd_vnd\"", &format!("name = \"{lib}\""));
+    }
     cargo_build(&plugin);
-    let so = shared_target()
-        .join("debug")
-        .join(format!("lib{}.so", name.replace('-', "_")));
+    let so = shared_target().join("debug").join(format!("lib{lib}.so"));
     assert!(so.exists(), "{} was not built", so.display());
     BuiltPlugin { so, dir }
 }

@@ -91,6 +91,7 @@ fn start(so: &Path, net: &str) -> (Node, Nid) {
         plugin_path: Vec::new(),
         params: vec![("rpc_timeout".into(), "10".into())],
         pid: lnet_core::LNET_PID_LUSTRE,
+        ..NodeConfig::default()
     })
     .expect("node starts");
     // Display, not Debug: the loader's message with its filtered Error:

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use lnet_core::ctl::CtlServer;
 use lnet_core::node::NodeConfig;
 use nix::sys::signal::{SigSet, Signal};
-use params::Params;
+use params::{Params, PluginDecls};
 
 /// `LNET_PID_LUSTRE`.
 const LNET_PID: u32 = 12345;
@@ -45,9 +45,12 @@ Options:
   --foreground, -f     stay in the foreground (default: detach once the socket answers)
   --log-level LEVEL    error, warn, info (default), debug, trace, or a tracing filter
   --log-file FILE      where a detached lnetd writes its log (default: SOCKET.log)
-  --param NAME=VALUE   a module parameter of lnet, ksocklnd or ko2iblnd (networks=tcp0(eth0),
-                       accept_port=988, config_on_load=1, ...); repeatable, wins over --config
-  --config FILE        modprobe-style file: lines \"options lnet NAME=VALUE ...\"; repeatable
+  --param NAME=VALUE   a module parameter of lnet (networks=tcp0(eth0), accept_port=988,
+                       config_on_load=1, ...) or of the plugins in the plugin path (ksocklnd
+                       sock_timeout=65 ...; every plugin module that has NAME); repeatable,
+                       wins over --config
+  --config FILE        modprobe-style file: lines \"options MODULE NAME=VALUE ...\" for lnet,
+                       libcfs, lnet_selftest or a plugin's module (ksocklnd); repeatable
   --help, -h           this text
   --version, -V        the version
 ";
@@ -113,7 +116,8 @@ fn parse_args(args: &[OsString]) -> Result<Action, String> {
         .unwrap_or_else(|| PathBuf::from(liblnetconfig::DEFAULT_SOCKET));
     let socket = std::path::absolute(&socket)
         .map_err(|e| format!("bad socket path {}: {e}", socket.display()))?;
-    let mut params = Params::default();
+    let plugin_path = plugin_path(plugin_dirs);
+    let mut params = Params::new(PluginDecls::from_path(plugin_path.clone()));
     for c in &configs {
         params.read_config(c)?;
     }
@@ -123,7 +127,7 @@ fn parse_args(args: &[OsString]) -> Result<Action, String> {
     params.check_consistency()?;
     Ok(Action::Run(Opts {
         socket,
-        plugin_path: plugin_path(plugin_dirs),
+        plugin_path,
         foreground,
         log_level,
         log_file,
@@ -195,6 +199,7 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
     let cfg = NodeConfig {
         plugin_path: opts.plugin_path.clone(),
         params: opts.params.values,
+        plugin_params: opts.params.plugin_values,
         pid: LNET_PID,
     };
     let server = CtlServer::bind(&opts.socket, cfg).map_err(|e| e.to_string())?;

@@ -15,7 +15,7 @@ pub(crate) enum LnetCmd {
         override_help = "lnet configure: configure lnet\n\t--all: load NI configuration from module parameters\n\t--large: start LNet with large NIDs\n"
     )]
     Configure(ConfigureArgs),
-    /// Shut LNet down: every NI, then lnetd itself.
+    /// Shut LNet down (every NI); lnetd stays for the next `lnet configure`.
     #[command(override_help = "lnet unconfigure: unconfigure lnet\n")]
     Unconfigure,
 }

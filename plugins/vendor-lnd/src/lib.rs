@@ -1,6 +1,6 @@
 //! # vendor-lnd: an LND plugin built the way a vendor builds one
 //!
-//! It depends on `lnd-api` alone and builds to `libvendor_lnd.so`, which
+//! It depends on `lnd-api` alone and builds to `liblnd_vnd.so`, which
 //! `lnetctl plugin load` (or `net add --net vnd`) loads at run time.
 //!
 //! The network it drives is a process-local fabric: every NI of network type

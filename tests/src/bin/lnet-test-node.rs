@@ -489,6 +489,7 @@ fn main() -> std::process::ExitCode {
         plugin_path: opts.plugin_path.clone(),
         params: opts.params.clone(),
         pid: lnet_core::LNET_PID_LUSTRE,
+        ..NodeConfig::default()
     };
     let server = match CtlServer::bind(&opts.socket, cfg) {
         Ok(s) => s,

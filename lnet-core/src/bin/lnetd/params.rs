@@ -1,9 +1,14 @@
 //! lnetd's module parameters (`--param NAME=VALUE`, `--config FILE`): the
-//! names, defaults and ranges of the lnet, libcfs, ksocklnd and ko2iblnd
-//! module parameters (semantics.md §13), in one flat namespace. An unknown
-//! name or a bad value stops the start with a message naming it.
+//! names, defaults and ranges of the lnet, libcfs and lnet_selftest module
+//! parameters (semantics.md §13) in one flat namespace, and those the
+//! plugins in the plugin path declare (lnd-api's parameter extension:
+//! ksocklnd, ko2iblnd, a vendor's). An unknown name or a bad value stops the
+//! start with a message naming it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use lnd_api::ParamDecl;
+use lnet_core::host::PluginParam;
 
 /// What values a parameter takes.
 #[derive(Clone, Copy)]
@@ -75,59 +80,6 @@ const PARAMS: &[(&str, Kind)] = &[
     ("accept_port_bulk", Kind::Int(1, 65535)),
     ("accept_backlog", int(POS)),
     ("accept_timeout", int(POS)),
-    // ksocklnd (§13.5); credits/peer_credits/peer_timeout are shared with ko2iblnd
-    ("sock_timeout", int(NONNEG)),
-    ("credits", int(POS)),
-    ("peer_credits", int(POS)),
-    ("peer_timeout", int(NONNEG)),
-    ("nscheds", int(NONNEG)),
-    ("nconnds", int(POS)),
-    ("nconnds_max", int(POS)),
-    ("min_reconnectms", int(POS)),
-    ("max_reconnectms", int(POS)),
-    ("eager_ack", int(NONNEG)),
-    ("typed_conns", int(BOOL)),
-    ("min_bulk", int(NONNEG)),
-    ("tx_buffer_size", int(NONNEG)),
-    ("rx_buffer_size", int(NONNEG)),
-    ("nagle", int(BOOL)),
-    ("round_robin", int(BOOL)),
-    ("keepalive", int(ANY)),
-    ("keepalive_idle", int(NONNEG)),
-    ("keepalive_count", int(NONNEG)),
-    ("keepalive_intvl", int(NONNEG)),
-    ("enable_csum", int(BOOL)),
-    ("inject_csum_error", int(BOOL)),
-    ("nonblk_zcack", int(BOOL)),
-    ("zc_min_payload", int(NONNEG)),
-    ("zc_recv", int(BOOL)),
-    ("zc_recv_min_nfrags", int(NONNEG)),
-    ("conns_per_peer", Kind::Int(0, 255)),
-    ("skip_mr_route_setup", int(BOOL)),
-    ("tos", Kind::Int(-1, 255)),
-    // lnd-sock's own (see lnd-sock/README.md)
-    ("zc_request", int(BOOL)),
-    ("rx_spin_us", Kind::Int(0, 10_000)),
-    // ko2iblnd (§13.6)
-    ("service", Kind::Int(1, 65535)),
-    ("cksum", int(BOOL)),
-    ("timeout", int(NONNEG)),
-    ("ntx", int(POS)),
-    ("peer_credits_hiw", int(NONNEG)),
-    ("ipif_name", Kind::Str),
-    ("retry_count", Kind::Int(0, 7)),
-    ("rnr_retry_count", Kind::Int(0, 7)),
-    ("ib_mtu", Kind::Int(0, 4096)),
-    ("concurrent_sends", int(NONNEG)),
-    ("map_on_demand", int(NONNEG)),
-    ("fmr_pool_size", int(NONNEG)),
-    ("fmr_flush_trigger", int(NONNEG)),
-    ("fmr_cache", int(BOOL)),
-    ("dev_failover", int(BOOL)),
-    ("require_privileged_port", int(BOOL)),
-    ("use_privileged_port", int(BOOL)),
-    ("wrq_sge", int(POS)),
-    ("use_fastreg_gaps", int(BOOL)),
     // lnet_selftest (selftest.md §6)
     ("session_timeout", int(NONNEG)),
     ("rpc_timeout", int(NONNEG)),
@@ -154,21 +106,99 @@ fn check_routes(v: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Modules whose `options` lines `--config` reads.
-const MODULES: &[&str] = &["lnet", "libcfs", "ksocklnd", "ko2iblnd", "lnet_selftest"];
+/// lnetd's own modules (the others are the plugins').
+const MODULES: &[&str] = &["lnet", "libcfs", "lnet_selftest"];
+
+/// The parameter declarations of the plugins in the plugin path, read the
+/// first time a parameter is not one of lnetd's own (only then are the
+/// plugin files opened, and only those named as plugins).
+pub(crate) struct PluginDecls {
+    path: Vec<PathBuf>,
+    decls: Option<Vec<&'static ParamDecl>>,
+    /// Plugin files that did not load, for messages.
+    broken: Vec<String>,
+}
+
+impl PluginDecls {
+    /// Declarations read from the plugins of `path` when needed.
+    pub(crate) fn from_path(path: Vec<PathBuf>) -> Self {
+        PluginDecls {
+            path,
+            decls: None,
+            broken: Vec::new(),
+        }
+    }
+
+    /// Fixed declarations (tests).
+    #[cfg(test)]
+    pub(crate) fn fixed(decls: &'static [ParamDecl]) -> Self {
+        PluginDecls {
+            path: Vec::new(),
+            decls: Some(decls.iter().collect()),
+            broken: Vec::new(),
+        }
+    }
+
+    fn get(&mut self) -> Result<&[&'static ParamDecl], String> {
+        if self.decls.is_none() {
+            let (ok, bad) = lnet_core::host::discover_plugins(&self.path);
+            let mut decls = Vec::new();
+            for (file, plugin) in ok {
+                match plugin.param_decls() {
+                    Ok(d) => decls.extend(d.iter()),
+                    Err(e) => self.broken.push(format!("{}: {e}", file.display())),
+                }
+            }
+            self.broken.extend(bad.iter().map(|e| e.to_string()));
+            self.decls = Some(decls);
+        }
+        Ok(self.decls.as_deref().unwrap_or_default())
+    }
+
+    /// The plugin modules found, for messages.
+    fn modules(&mut self) -> Vec<&'static str> {
+        let mut m: Vec<&'static str> = self
+            .get()
+            .map(|d| d.iter().map(|d| d.module()).collect())
+            .unwrap_or_default();
+        m.sort_unstable();
+        m.dedup();
+        m
+    }
+
+    /// Where the plugins were looked for, and what could not be read.
+    fn searched(&self) -> String {
+        let dirs: Vec<String> = self.path.iter().map(|d| d.display().to_string()).collect();
+        let mut s = format!(
+            "plugins looked for in {}",
+            if dirs.is_empty() {
+                "(no directory)".to_string()
+            } else {
+                dirs.join(":")
+            }
+        );
+        for b in &self.broken {
+            s.push_str(&format!("; skipped {b}"));
+        }
+        s
+    }
+}
 
 /// C `strtol(s, 0)` over the whole string.
 fn strtol(s: &str) -> Option<i64> {
     liblnetconfig::args::strtol(s)
 }
 
-/// Checks one `NAME=VALUE`; returns the warning to log for deprecated names.
+/// Whether lnetd itself knows the parameter.
+fn is_own(name: &str) -> bool {
+    PARAMS.iter().any(|(n, _)| *n == name)
+}
+
+/// Checks one of lnetd's own `NAME=VALUE`; returns the warning to log for
+/// deprecated names.
 fn check(name: &str, value: &str, origin: &str) -> Result<Option<String>, String> {
     let Some((_, kind)) = PARAMS.iter().find(|(n, _)| *n == name) else {
-        return Err(format!(
-            "unknown parameter {name} ({origin}); see the module parameters of lnet, ksocklnd \
-             and ko2iblnd"
-        ));
+        return Err(format!("unknown parameter {name} ({origin})"));
     };
     match kind {
         Kind::Str => Ok(None),
@@ -214,15 +244,34 @@ fn range_text(lo: i64, hi: i64) -> String {
 }
 
 /// Module parameters after validation, in the order given (later wins).
-#[derive(Debug, Default)]
 pub(crate) struct Params {
+    /// lnetd's own (lnet, libcfs, lnet_selftest).
     pub(crate) values: Vec<(String, String)>,
+    /// The plugins' (checked against their declarations, canonical).
+    pub(crate) plugin_values: Vec<PluginParam>,
     pub(crate) warnings: Vec<String>,
+    plugins: PluginDecls,
 }
 
 impl Params {
-    /// Adds `NAME=VALUE` from `origin` (for messages).
+    /// No parameters yet; plugin parameters are checked against `plugins`.
+    pub(crate) fn new(plugins: PluginDecls) -> Self {
+        Params {
+            values: Vec::new(),
+            plugin_values: Vec::new(),
+            warnings: Vec::new(),
+            plugins,
+        }
+    }
+
+    /// Adds `NAME=VALUE` from `--param` (every module that has NAME).
     pub(crate) fn add(&mut self, item: &str, origin: &str) -> Result<(), String> {
+        self.add_to(None, item, origin)
+    }
+
+    /// Adds `NAME=VALUE` for `module` (an `options` line), or for every
+    /// module that has NAME; `origin` is for messages.
+    fn add_to(&mut self, module: Option<&str>, item: &str, origin: &str) -> Result<(), String> {
         let Some((name, value)) = item.split_once('=') else {
             return Err(format!(
                 "bad parameter {item:?} ({origin}); write NAME=VALUE, e.g. networks=tcp0(eth0)"
@@ -230,11 +279,57 @@ impl Params {
         };
         let name = name.trim();
         let value = unquote(value.trim());
-        if let Some(w) = check(name, &value, origin)? {
-            self.warnings.push(w);
+        let own_module = module.is_none_or(|m| MODULES.contains(&m));
+        if own_module && is_own(name) {
+            if let Some(w) = check(name, &value, origin)? {
+                self.warnings.push(w);
+            }
+            self.values.retain(|(n, _)| n != name);
+            self.values.push((name.to_string(), value));
+            return Ok(());
         }
-        self.values.retain(|(n, _)| n != name);
-        self.values.push((name.to_string(), value));
+        if let Some(m) = module.filter(|m| MODULES.contains(m)) {
+            return Err(format!(
+                "unknown parameter {name} of module {m} ({origin}); see the module parameters of \
+                 lnet (lnetctl.md §5.9)"
+            ));
+        }
+        let decls: Vec<&'static ParamDecl> = self
+            .plugins
+            .get()?
+            .iter()
+            .copied()
+            .filter(|d| d.name() == name && module.is_none_or(|m| d.module() == m))
+            .collect();
+        if decls.is_empty() {
+            let modules = self.plugins.modules();
+            let known = if modules.is_empty() {
+                "no plugin module found".to_string()
+            } else {
+                format!("plugin modules found: {}", modules.join(", "))
+            };
+            let what = match module {
+                Some(m) if !modules.contains(&m) => {
+                    format!("options for unknown module {m} ({origin})")
+                }
+                Some(m) => format!("unknown parameter {name} of module {m} ({origin})"),
+                None => format!(
+                    "unknown parameter {name} ({origin}): not a parameter of lnet, libcfs or \
+                     lnet_selftest, nor of a plugin"
+                ),
+            };
+            return Err(format!("{what}; {known}; {}", self.plugins.searched()));
+        }
+        for d in decls {
+            let v = d.check(&value).map_err(|e| format!("{e} ({origin})"))?;
+            self.plugin_values
+                .retain(|p| !(p.module == d.module() && p.name == name));
+            self.plugin_values.push(PluginParam {
+                module: d.module().to_string(),
+                name: name.to_string(),
+                value: v,
+            });
+        }
         Ok(())
     }
 
@@ -299,15 +394,8 @@ impl Params {
                     let module = words
                         .get(1)
                         .ok_or_else(|| format!("{origin}: \"options\" without a module name"))?;
-                    if !MODULES.contains(&module.as_str()) {
-                        return Err(format!(
-                            "{origin}: options for unknown module {module}; lnetd reads options \
-                             for {}",
-                            MODULES.join(", ")
-                        ));
-                    }
                     for w in &words[2..] {
-                        self.add(w, &origin)?;
+                        self.add_to(Some(module), w, &origin)?;
                     }
                 }
                 Some(other) => {
@@ -358,9 +446,29 @@ fn unquote(v: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Declarations as two plugins would offer them.
+    static DECLS: [ParamDecl; 5] = [
+        ParamDecl::int("ksocklnd", "sock_timeout", "50", 0, 86400, "h"),
+        ParamDecl::int("ksocklnd", "tos", "-1", -1, 255, "h"),
+        ParamDecl::int("ksocklnd", "rx_spin_us", "50", 0, 10_000, "h"),
+        ParamDecl::bool("ksocklnd", "zc_request", "0", "h"),
+        ParamDecl::int("kvndlnd", "sock_timeout", "50", 1, 100, "h"),
+    ];
+
+    fn params() -> Params {
+        Params::new(PluginDecls::fixed(&DECLS))
+    }
+
+    fn plugin(p: &Params) -> Vec<(&str, &str, &str)> {
+        p.plugin_values
+            .iter()
+            .map(|v| (v.module.as_str(), v.name.as_str(), v.value.as_str()))
+            .collect()
+    }
+
     #[test]
     fn names_and_values() {
-        let mut p = Params::default();
+        let mut p = params();
         p.add("networks=tcp0(eth0)", "--param").expect("ok");
         let e = p.add("networks=tcp0(eth0", "--param").expect_err("syntax");
         assert!(e.starts_with("bad value for parameter networks"), "{e}");
@@ -372,16 +480,23 @@ mod tests {
         p.add("lnet_health_sensitivity=1000", "--param")
             .expect("ok");
         p.add("forwarding=enabled", "--param").expect("ok");
-        p.add("tos=-1", "--param").expect("ok");
+        p.add("tos=-1", "--param").expect("a plugin's");
         p.add("rx_spin_us=0", "--param").expect("lnd-sock's own");
-        p.add("zc_request=1", "--param").expect("lnd-sock's own");
+        p.add("zc_request=y", "--param").expect("lnd-sock's own");
         let e = p.add("rx_spin_us=10001", "--param").expect_err("range");
-        assert!(
-            e.contains("rx_spin_us") && e.contains("out of range"),
-            "{e}"
+        assert_eq!(
+            e,
+            "bad value for parameter rx_spin_us of ksocklnd: \"10001\" is out of range: an \
+             integer in 0..10000 (--param)"
         );
         let e = p.add("bogus=1", "--param").expect_err("unknown");
-        assert!(e.contains("unknown parameter bogus"), "{e}");
+        assert!(
+            e.starts_with(
+                "unknown parameter bogus (--param): not a parameter of lnet, libcfs or \
+                 lnet_selftest, nor of a plugin; plugin modules found: ksocklnd, kvndlnd"
+            ),
+            "{e}"
+        );
         let e = p.add("accept_port=70000", "--param").expect_err("range");
         assert!(
             e.contains("accept_port") && e.contains("out of range"),
@@ -399,26 +514,69 @@ mod tests {
             .expect("deprecated ok");
         assert_eq!(p.warnings.len(), 1);
         assert_eq!(p.get("accept_port"), Some("0x3dc"));
+        assert_eq!(p.get("tos"), None, "a plugin's parameter is not lnet's");
+        assert_eq!(
+            plugin(&p),
+            [
+                ("ksocklnd", "tos", "-1"),
+                ("ksocklnd", "rx_spin_us", "0"),
+                ("ksocklnd", "zc_request", "1"),
+            ]
+        );
+    }
+
+    /// `--param NAME=VALUE` goes to every module that declares NAME, and must
+    /// suit each; an `options` line to its module only.
+    #[test]
+    fn flat_names_reach_every_module_options_lines_one() {
+        let mut p = params();
+        p.add("sock_timeout=0x20", "--param").expect("both take 32");
+        assert_eq!(
+            plugin(&p),
+            [
+                ("ksocklnd", "sock_timeout", "32"),
+                ("kvndlnd", "sock_timeout", "32")
+            ]
+        );
+        let e = p
+            .add("sock_timeout=0", "--param")
+            .expect_err("kvndlnd: 1..100");
+        assert!(e.contains("of kvndlnd"), "{e}");
+        let mut p = params();
+        p.parse_config("options ksocklnd sock_timeout=0\n", "f.conf")
+            .expect("ksocklnd takes 0");
+        assert_eq!(plugin(&p), [("ksocklnd", "sock_timeout", "0")]);
+        let e = p
+            .parse_config("options kvndlnd tos=3\n", "f.conf")
+            .expect_err("not kvndlnd's");
+        assert!(
+            e.starts_with("unknown parameter tos of module kvndlnd (f.conf:1)"),
+            "{e}"
+        );
+        let e = p
+            .parse_config("options lnet tos=3\n", "f.conf")
+            .expect_err("not lnet's");
+        assert!(e.starts_with("unknown parameter tos of module lnet"), "{e}");
     }
 
     #[test]
     fn consistency() {
-        let mut p = Params::default();
+        let mut p = params();
         p.add("lnet_transaction_timeout=5", "x").expect("ok");
         p.add("lnet_retry_count=5", "x").expect("ok");
         assert!(p.check_consistency().is_err());
-        let mut p = Params::default();
+        let mut p = params();
         p.add("lnet_health_sensitivity=0", "x").expect("ok");
         p.add("lnet_retry_count=1", "x").expect("ok");
         assert!(p.check_consistency().is_err());
-        let mut p = Params::default();
+        let mut p = params();
         p.add("lnet_health_sensitivity=0", "x").expect("ok");
         assert!(p.check_consistency().is_ok());
     }
 
     #[test]
     fn modprobe_file() {
-        let mut p = Params::default();
+        let mut p = params();
         p.parse_config(
             "# comment\n\noptions lnet networks=\"tcp0(eth0) \" \\\n  accept_port=988 # trailing\noptions ksocklnd sock_timeout=65\n",
             "f.conf",
@@ -426,7 +584,7 @@ mod tests {
         .expect("parses");
         assert_eq!(p.get("networks"), Some("tcp0(eth0) "));
         assert_eq!(p.get("accept_port"), Some("988"));
-        assert_eq!(p.get("sock_timeout"), Some("65"));
+        assert_eq!(plugin(&p), [("ksocklnd", "sock_timeout", "65")]);
         let e = p
             .parse_config("options lnet nope=1\n", "f.conf")
             .expect_err("unknown");
@@ -438,6 +596,12 @@ mod tests {
         let e = p
             .parse_config("options foo x=1\n", "f.conf")
             .expect_err("module");
-        assert!(e.contains("unknown module foo"), "{e}");
+        assert!(
+            e.starts_with(
+                "options for unknown module foo (f.conf:1); plugin modules found: \
+                 ksocklnd, kvndlnd"
+            ),
+            "{e}"
+        );
     }
 }

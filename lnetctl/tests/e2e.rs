@@ -726,8 +726,11 @@ fn configure_net_show_ping_plugin_show() {
         text(&out.stderr)
     );
 
+    // lnetd stays, unconfigured (the guard stops it).
     ok(&lnetctl(&sock, &["lnet", "unconfigure"]));
-    assert!(!sock.exists());
+    assert!(sock.exists());
+    let out = lnetctl(&sock, &["net", "show"]);
+    assert!(text(&out.stderr).contains("LNet stack down"));
 }
 
 /// Plugins: load by path, show, a net of the plugin's own type, unload

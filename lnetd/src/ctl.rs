@@ -350,7 +350,8 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
              remove it",
         ));
     }
-    let einval = |e: crate::nid::NidError| NodeError::failed(lnd_api::errno::EINVAL, e.to_string());
+    let einval =
+        |e: lnet_core::nid::NidError| NodeError::failed(lnd_api::errno::EINVAL, e.to_string());
     let networks = match (get("networks"), get("ip2nets")) {
         (Some(_), Some(_)) => {
             return Err(NodeError::failed(
@@ -358,15 +359,15 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
                 "start-up parameters networks= and ip2nets= are both given; give one of them",
             ))
         }
-        (Some(v), None) => crate::nid::Networks::parse(v).map_err(einval)?,
+        (Some(v), None) => lnet_core::nid::Networks::parse(v).map_err(einval)?,
         // The networks of the entries that match a local IPv4 address
         // (semantics.md §15.2).
-        (None, Some(v)) => crate::nid::Ip2Nets::parse(v)
+        (None, Some(v)) => lnet_core::nid::Ip2Nets::parse(v)
             .and_then(|i| i.select(&local_ipv4_addrs()))
             .map_err(einval)?,
         (None, None) => {
             let iface = first_up_interface(Path::new("/sys/class/net"))?;
-            crate::nid::Networks::parse(&format!("tcp({iface})"))
+            lnet_core::nid::Networks::parse(&format!("tcp({iface})"))
                 .map_err(|e| NodeError::failed(lnd_api::errno::EINVAL, e.to_string()))?
         }
     };
@@ -733,7 +734,7 @@ fn net_add(r: NetAddRequest) -> NetAdd {
     }
 }
 
-fn stats(c: &crate::stats::Counters) -> StatsInfo {
+fn stats(c: &lnet_core::stats::Counters) -> StatsInfo {
     let h = &c.health;
     StatsInfo {
         msgs_alloc: c.msgs_alloc,

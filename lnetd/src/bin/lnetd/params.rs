@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use lnd_api::ParamDecl;
-use lnet_core::host::PluginParam;
+use lnetd::host::PluginParam;
 
 /// What values a parameter takes.
 #[derive(Clone, Copy)]
@@ -141,7 +141,7 @@ impl PluginDecls {
 
     fn get(&mut self) -> Result<&[&'static ParamDecl], String> {
         if self.decls.is_none() {
-            let (ok, bad) = lnet_core::host::discover_plugins(&self.path);
+            let (ok, bad) = lnetd::host::discover_plugins(&self.path);
             let mut decls = Vec::new();
             for (file, plugin) in ok {
                 match plugin.param_decls() {

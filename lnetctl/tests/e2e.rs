@@ -516,6 +516,9 @@ fn start_up_networks_survive_unconfigure() {
             "accept=all",
         ],
     );
+    // Without config_on_load=1 the start-up networks wait for configure --all.
+    let out = lnetctl(&sock, &["net", "show"]);
+    assert!(text(&out.stderr).contains("LNet stack down"));
     ok(&lnetctl(&sock, &["lnet", "configure", "--all"]));
     let shown = nets(&sock);
     assert!(

@@ -295,7 +295,7 @@ pub fn is_plugin_file_name(name: &str) -> bool {
     let Some(stem) = name.strip_prefix("lib").and_then(|n| n.strip_suffix(".so")) else {
         return false;
     };
-    let ok = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let ok = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric());
     stem.strip_prefix("lnd_").is_some_and(ok) || stem.strip_suffix("lnd").is_some_and(ok)
 }
 
@@ -649,5 +649,57 @@ impl PluginHost {
             net_type: net_type.to_string(),
             searched: self.plugin_path.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_files_are_named_after_the_network_type() {
+        assert_eq!(plugin_file_names("vnd"), ["liblnd_vnd.so", "libvndlnd.so"]);
+        assert_eq!(
+            plugin_file_names("tcp"),
+            [
+                "liblnd_tcp.so",
+                "libtcplnd.so",
+                "liblnd_sock.so",
+                "libsocklnd.so"
+            ]
+        );
+        for n in ["liblnd_sock.so", "libo2iblnd.so", "liblnd_vnd.so"] {
+            assert!(is_plugin_file_name(n), "{n}");
+        }
+        for n in [
+            "libvnd_extra.so",
+            "libunrelated.so",
+            "liblnd_.so",
+            "liblnd.so",
+            "liblnd_vnd.so.1",
+            "lnd_vnd.so",
+            "libchanged_lnd.so",
+        ] {
+            assert!(!is_plugin_file_name(n), "{n}");
+        }
+    }
+
+    /// Only convention-named files are opened; a directory of other
+    /// libraries yields nothing, and a convention-named file that is not a
+    /// plugin is reported, not skipped silently.
+    #[test]
+    fn discovery_opens_only_plugin_names() {
+        let dir = std::env::temp_dir().join(format!("lnetd-discover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("libunrelated.so"), b"not even ELF").expect("write");
+        let (ok, bad) = discover_plugins(std::slice::from_ref(&dir));
+        assert!(ok.is_empty() && bad.is_empty());
+        std::fs::write(dir.join("liblnd_bogus.so"), b"not even ELF").expect("write");
+        let (ok, bad) = discover_plugins(std::slice::from_ref(&dir));
+        assert!(ok.is_empty());
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].to_string().contains("liblnd_bogus.so"), "{}", bad[0]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

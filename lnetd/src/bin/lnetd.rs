@@ -66,7 +66,7 @@ struct Opts {
 }
 
 enum Action {
-    Run(Opts),
+    Run(Box<Opts>),
     Help,
     Version,
 }
@@ -125,14 +125,14 @@ fn parse_args(args: &[OsString]) -> Result<Action, String> {
         params.add(p, "--param")?;
     }
     params.check_consistency()?;
-    Ok(Action::Run(Opts {
+    Ok(Action::Run(Box::new(Opts {
         socket,
         plugin_path,
         foreground,
         log_level,
         log_file,
         params,
-    }))
+    })))
 }
 
 /// `--plugin-path` dirs, then `LNET_PLUGIN_PATH`, then lnetd's own directory
@@ -186,16 +186,14 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
     for w in &opts.params.warnings {
         tracing::warn!("{w}");
     }
-    // config_on_load=1, or start-up networks given: configured at start, as
-    // after a module load (DESIGN.md, "What runs").
-    let nonempty = |n: &str| opts.params.get(n).is_some_and(|v| !v.trim().is_empty());
+    // config_on_load=1: configured at start with the start-up networks, as
+    // after a module load (lnetctl.md §5.1); otherwise `lnet configure --all`
+    // applies them.
     let config_on_load = opts
         .params
         .get("config_on_load")
         .and_then(liblnetconfig::args::strtol)
-        == Some(1)
-        || nonempty("networks")
-        || nonempty("ip2nets");
+        == Some(1);
     let cfg = NodeConfig {
         plugin_path: opts.plugin_path.clone(),
         params: opts.params.values,
@@ -321,7 +319,7 @@ fn main() -> ExitCode {
             println!("lnetd {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Ok(Action::Run(opts)) if opts.foreground => run_foreground(opts),
+        Ok(Action::Run(opts)) if opts.foreground => run_foreground(*opts),
         Ok(Action::Run(opts)) => launch_detached(&opts, &args),
         Err(e) => Err(e),
     };

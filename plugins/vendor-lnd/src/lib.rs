@@ -194,13 +194,19 @@ impl Lnd for VendorLnd {
             interfaces: cfg.interfaces.clone(),
             tunables,
             lnd_tunables: vec![Tunable::new("timeout", timeout)].into(),
-            timeout_secs: timeout,
+            timeout_secs: widen(timeout),
         };
         Ok(NiStarted {
             info,
             ni: LndNiHandle::new(NiRef(ni)),
         })
     }
+}
+
+/// `v` as whatever integer type the interface gives the field (the tests
+/// build this plugin against a copy of lnd-api with a changed layout).
+fn widen<T: From<u32>>(v: u32) -> T {
+    T::from(v)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -21,7 +21,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt}
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use liblnetconfig::errno::{EACCES, ENETDOWN, ENOENT, EOPNOTSUPP, ESRCH};
@@ -94,6 +94,9 @@ struct Shared {
     socket_id: (u64, u64),
     own_uid: u32,
     stop: AtomicBool,
+    /// The global tunables of the last configuration, kept by `lnet
+    /// unconfigure` for the next `lnet configure` (lnetctl.md §2.1).
+    kept_tunables: Mutex<Option<lnet_core::ni::GlobalTunables>>,
 }
 
 /// Stops a running [`CtlServer::serve`] from another thread (signal handler
@@ -245,6 +248,7 @@ impl CtlServer {
                 socket_id: (m.dev(), m.ino()),
                 own_uid: nix::unistd::getuid().as_raw(),
                 stop: AtomicBool::new(false),
+                kept_tunables: Mutex::new(None),
             }),
         })
     }
@@ -315,6 +319,11 @@ fn configure(shared: &Shared, all: bool) -> Result<(), NodeError> {
         return Ok(());
     }
     let mut cfg = shared.node_cfg.clone();
+    cfg.tunables = shared
+        .kept_tunables
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     if !all {
         cfg.params
             .retain(|(k, _)| !STARTUP_NETWORK_PARAMS.contains(&k.as_str()));
@@ -445,6 +454,10 @@ fn unconfigure(shared: &Shared) {
         .unwrap_or_else(PoisonError::into_inner)
         .take();
     if let Some(node) = node {
+        *shared
+            .kept_tunables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(node.tunables_snapshot());
         node.shutdown();
         tracing::info!("LNet unconfigured");
     }

@@ -55,6 +55,10 @@ pub struct NodeConfig {
     /// extension), checked by the caller against the declarations; each
     /// plugin gets its own at load and at NI start-up, after `params`.
     pub plugin_params: Vec<crate::host::PluginParam>,
+    /// Global tunables carried over from an earlier configuration of the
+    /// same daemon (`lnet unconfigure` keeps them, lnetctl.md §2.1); they
+    /// win over `params`.
+    pub tunables: Option<lnet_core::ni::GlobalTunables>,
     /// The node's LNet PID (12345 unless testing).
     pub pid: u32,
 }
@@ -673,6 +677,9 @@ impl Node {
         lcfg.interface_cookie = cookie;
         lcfg.seed = cookie;
         apply_params(&mut lcfg, &cfg.params)?;
+        if let Some(t) = &cfg.tunables {
+            lcfg.tunables = t.clone();
+        }
         let mut st_params = lnet_selftest::Params::from_module_params(&cfg.params)
             .map_err(|e| NodeError::failed(errno::EINVAL, e.to_string()))?;
         // The BRW server's 1 MiB buffers may use at most ~1/16 of the RAM.
@@ -772,6 +779,12 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(executor);
         Ok(node)
+    }
+
+    /// The global tunables in force, for the next configuration of the same
+    /// daemon ([`NodeConfig::tunables`]).
+    pub fn tunables_snapshot(&self) -> lnet_core::ni::GlobalTunables {
+        self.inner.lock().lnet.tunables().clone()
     }
 
     /// `plugin load PATH`.
@@ -1371,6 +1384,30 @@ mod tests {
         );
         assert!(t.peer_discovery_disabled && t.routing);
         assert_eq!(t.max_interfaces, 16);
+    }
+
+    /// Tunables kept from an earlier configuration win over the start-up
+    /// parameters, and are what the node reports.
+    #[test]
+    fn kept_tunables_win_over_parameters() {
+        let params = p(&[("lnet_transaction_timeout", "10")]);
+        let node = Node::start(NodeConfig {
+            params: params.clone(),
+            ..NodeConfig::default()
+        })
+        .expect("starts");
+        let mut t = node.tunables_snapshot();
+        assert_eq!(t.transaction_timeout, 10);
+        node.shutdown();
+        t.transaction_timeout = 77;
+        let node = Node::start(NodeConfig {
+            params,
+            tunables: Some(t.clone()),
+            ..NodeConfig::default()
+        })
+        .expect("starts");
+        assert_eq!(node.tunables_snapshot(), t);
+        node.shutdown();
     }
 
     #[test]

@@ -198,6 +198,7 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
         plugin_path: opts.plugin_path.clone(),
         params: opts.params.values,
         plugin_params: opts.params.plugin_values,
+        tunables: None,
         pid: LNET_PID,
     };
     let server = CtlServer::bind(&opts.socket, cfg).map_err(|e| e.to_string())?;

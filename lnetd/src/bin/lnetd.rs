@@ -173,15 +173,10 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
 
 /// The daemon proper: bind, configure on load if asked, serve until stopped.
 fn run_foreground(opts: Opts) -> Result<(), String> {
-    // SIGTERM and SIGINT are blocked before any thread exists (every thread
-    // inherits the mask) and taken synchronously by one thread with sigwait:
-    // no signal handler, no unsafe code.
-    let mut stop_signals = SigSet::empty();
-    stop_signals.add(Signal::SIGTERM);
-    stop_signals.add(Signal::SIGINT);
-    stop_signals
-        .thread_block()
-        .map_err(|e| format!("cannot block SIGTERM/SIGINT: {e}"))?;
+    // SIGTERM and SIGINT are blocked before any thread exists (in main;
+    // every thread inherits the mask) and taken synchronously by one thread
+    // with sigwait: no signal handler, no unsafe code.
+    let stop_signals = stop_signals();
     init_logging(opts.log_level.as_deref())?;
     for w in &opts.params.warnings {
         tracing::warn!("{w}");
@@ -309,8 +304,23 @@ fn log_tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
+/// SIGTERM and SIGINT.
+fn stop_signals() -> SigSet {
+    let mut s = SigSet::empty();
+    s.add(Signal::SIGTERM);
+    s.add(Signal::SIGINT);
+    s
+}
+
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // Blocked before anything else runs: reading the parameters may open
+    // plugins, and a thread one of them starts must inherit the mask (see
+    // run_foreground). The launcher of a detached lnetd unblocks them again.
+    if let Err(e) = stop_signals().thread_block() {
+        eprintln!("lnetd: cannot block SIGTERM/SIGINT: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match parse_args(&args) {
         Ok(Action::Help) => {
             print!("{USAGE}");
@@ -321,7 +331,10 @@ fn main() -> ExitCode {
             Ok(())
         }
         Ok(Action::Run(opts)) if opts.foreground => run_foreground(*opts),
-        Ok(Action::Run(opts)) => launch_detached(&opts, &args),
+        Ok(Action::Run(opts)) => stop_signals()
+            .thread_unblock()
+            .map_err(|e| format!("cannot unblock SIGTERM/SIGINT: {e}"))
+            .and_then(|()| launch_detached(&opts, &args)),
         Err(e) => Err(e),
     };
     match result {

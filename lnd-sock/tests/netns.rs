@@ -4,111 +4,16 @@
 //! `accept=secure`, privileged source ports. Root only: `#[ignore]`d, run
 //! with `cargo test -p lnd-sock --test netns -- --ignored`.
 //!
-//! [`NetNs`] and [`Veth`] are RAII guards: namespaces and links are removed
-//! on drop, also when the test fails. They are the seed of the multi-node
-//! tests that will drive lnetd.
+//! [`NetNs`] and [`Veth`] (lnet-tests' shared guards) remove namespaces and
+//! links on drop, also when the test fails.
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use lnet_tests::netns::{NetNs, Veth};
 use support::*;
-
-/// A network namespace, deleted on drop (with the links inside it).
-struct NetNs {
-    name: String,
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-impl NetNs {
-    fn new(name: &str) -> Result<NetNs, String> {
-        let _ = ip(&["netns", "del", name]); // a leftover of a crashed run
-        ip(&["netns", "add", name])?;
-        let ns = NetNs {
-            name: name.to_string(),
-        };
-        ns.exec_ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    fn exec_ip(&self, args: &[&str]) -> Result<(), String> {
-        let mut v = vec!["-n", self.name.as_str()];
-        v.extend_from_slice(args);
-        ip(&v)
-    }
-
-    /// Runs `cmd` inside the namespace.
-    fn spawn(&self, cmd: &mut Command) -> std::io::Result<Child> {
-        let prog = cmd.get_program().to_owned();
-        let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
-        let envs: Vec<_> = cmd
-            .get_envs()
-            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
-            .collect();
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .arg(prog)
-            .args(args)
-            .envs(envs)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-    }
-}
-
-/// A veth pair with one end in each namespace, addressed and up. Deleting
-/// either namespace deletes the pair; drop also tries directly.
-struct Veth {
-    /// The end in the first namespace (deleting it deletes the pair).
-    a: String,
-    /// Its namespace.
-    ns_a: String,
-}
-
-impl Veth {
-    fn new(a: (&NetNs, &str, &str), b: (&NetNs, &str, &str)) -> Result<Veth, String> {
-        ip(&["link", "add", a.1, "type", "veth", "peer", "name", b.1])?;
-        let v = Veth {
-            a: a.1.to_string(),
-            ns_a: a.0.name.clone(),
-        };
-        for (ns, ifname, cidr) in [a, b] {
-            ip(&["link", "set", ifname, "netns", &ns.name])?;
-            ns.exec_ip(&["addr", "add", cidr, "dev", ifname])?;
-            ns.exec_ip(&["link", "set", ifname, "up"])?;
-        }
-        Ok(v)
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = ip(&["-n", &self.ns_a, "link", "del", &self.a]);
-        let _ = ip(&["link", "del", &self.a]);
-    }
-}
 
 fn wait_child(mut c: Child, t: Duration, who: &str) -> Result<String, String> {
     let deadline = Instant::now() + t;

@@ -15,27 +15,7 @@ use support::*;
 /// necessarily a fresh `.so`, so the test asks cargo for it (a no-op when
 /// `cargo build` already made it).
 fn so_path() -> PathBuf {
-    // target/debug/deps/plugin-HASH -> target/debug/liblnd_sock.so
-    let exe = std::env::current_exe().expect("test binary");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf();
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let mut cmd = std::process::Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet", "--lib", "--manifest-path"])
-        .arg(&manifest);
-    if dir.ends_with("release") {
-        cmd.arg("--release");
-    }
-    let out = cmd.output().expect("run cargo build");
-    assert!(
-        out.status.success(),
-        "cargo build of the plugin failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir.join("liblnd_sock.so")
+    lnet_tests::bins::sock_plugin().to_path_buf()
 }
 
 #[test]

@@ -19,8 +19,8 @@ mod alloc_paths;
 use std::alloc::System;
 
 use alloc_paths::{
-    engine_get_reply, engine_put_ack, engine_put_ack_mr, engine_put_ack_use_once_me,
-    engine_put_ack_window, engine_put_receive, measure, PerStep,
+    check, engine_get_reply, engine_put_ack, engine_put_ack_mr, engine_put_ack_use_once_me,
+    engine_put_ack_window, engine_put_receive, measure,
 };
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -29,19 +29,6 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const WARMUP: usize = 200;
 const STEPS: usize = 1000;
-
-fn check(what: &str, got: PerStep, want: f64) {
-    eprintln!(
-        "{what}: allocations per message: {} ({} reallocations, {} bytes)",
-        got.allocations, got.reallocations, got.bytes
-    );
-    assert_eq!(
-        got.total(),
-        want,
-        "{what}: heap allocations per step changed (from {want}); \
-         a new allocation on the message path?"
-    );
-}
 
 #[test]
 fn steady_state_message_paths_allocate_nothing() {

@@ -43,6 +43,7 @@ mod bufs;
 pub mod console;
 mod framework;
 mod rpc;
+pub mod stack;
 pub mod wire;
 
 pub use console::{
@@ -51,6 +52,7 @@ pub use console::{
     UpdateAction,
 };
 pub use framework::{brw_check_data, brw_fill_data};
+pub use stack::{Stack, StackEvent};
 pub use wire::{LnetCountersCommon, SfwCounters, Sid, SrpcCounters};
 
 /// `SRPC_REQUEST_PORTAL`: requests to test services.

@@ -7,7 +7,7 @@ mod pump;
 
 use lnet_core::lnd_api::{IoBuf, Nid, Payload};
 use lnet_core::{
-    AckReq, Duration, Event, EventKind, InsPos, MdOptions, MdSpec, ProcessId, Threshold, Unlink,
+    AckReq, Duration, EventKind, InsPos, MdOptions, MdSpec, ProcessId, Threshold, Unlink,
 };
 use lnet_selftest::wire::{
     self, brw_check, service, Body, ByteOrder, SrpcMsg, LST_PING_TEST_MAGIC, SRPC_MSG_SIZE,
@@ -22,12 +22,8 @@ const KEY: u32 = 4242;
 
 struct Bed {
     f: Fabric,
-    st: Vec<Selftest>,
-    wall: Duration,
     /// Non-selftest MD events seen, per node.
     other: Vec<Vec<lnet_core::MdEvent>>,
-    /// Nodes whose selftest timers no longer run (a console that went away).
-    frozen: Vec<bool>,
 }
 
 impl Bed {
@@ -37,45 +33,28 @@ impl Bed {
 
     fn with_params(n: usize, p: Params) -> Bed {
         let mut f = Fabric::new(n);
-        let wall = Duration::from_secs(1_700_000_000);
-        let now = f.now;
-        let st = (0..n)
-            .map(|i| Selftest::new(&mut f.nodes[i].lnet, now, wall, p))
-            .collect();
+        for i in 0..n {
+            f.enable_selftest(i, p);
+        }
         Bed {
             f,
-            st,
-            wall,
             other: vec![Vec::new(); n],
-            frozen: vec![false; n],
         }
     }
 
-    fn wall(&self) -> Duration {
-        self.wall + self.f.now.since(lnet_core::Instant::from_secs(1000))
+    /// Selftest of node `i`.
+    fn st(&self, i: usize) -> &Selftest {
+        self.f.nodes[i].stack.selftest().expect("selftest enabled")
     }
 
-    /// Runs engines and selftest until nothing moves.
+    /// Runs engines and selftest until nothing moves (the pump drives each
+    /// node's stack); keeps the MD events that were not selftest's.
     fn run(&mut self) {
-        for _ in 0..1_000_000 {
-            self.f.run();
-            let mut any = false;
-            let (now, wall) = (self.f.now, self.wall());
-            for i in 0..self.st.len() {
-                for ev in self.f.take_events(i) {
-                    if let Event::Md(e) = ev {
-                        any = true;
-                        if !self.st[i].handle_event(&mut self.f.nodes[i].lnet, now, wall, &e) {
-                            self.other[i].push(e);
-                        }
-                    }
-                }
-            }
-            if !any {
-                return;
-            }
+        self.f.run();
+        for i in 0..self.other.len() {
+            let evs = self.f.md_events(i);
+            self.other[i].extend(evs);
         }
-        panic!("selftest did not settle");
     }
 
     /// Moves time by `d` in 1 s steps, running every timer due.
@@ -84,27 +63,21 @@ impl Bed {
         while self.f.now < end {
             self.f
                 .advance(Duration::from_secs(1).min(end.since(self.f.now)));
-            let (now, wall) = (self.f.now, self.wall());
-            for i in 0..self.st.len() {
-                if !self.frozen[i] && self.st[i].poll_timeout().is_some_and(|t| t <= now) {
-                    self.st[i].handle_timeout(&mut self.f.nodes[i].lnet, now, wall);
-                }
-            }
             self.run();
         }
     }
 
     /// A console command on node `i`, waiting (in simulated time) for it.
     fn lst(&mut self, i: usize, req: ConsoleRequest) -> Result<ConsoleReply, ConsoleError> {
-        let (now, wall) = (self.f.now, self.wall());
-        let id = self.st[i].console(&mut self.f.nodes[i].lnet, now, wall, req);
+        let now = self.f.now;
+        let n = &mut self.f.nodes[i];
+        let id = n.stack.console(&mut n.lnet, now, req);
         self.run();
         // add_test is two transactions of at most 30 s each.
         for _ in 0..70 {
-            while let Some((t, r)) = self.st[i].poll_console_done() {
-                if t == id {
-                    return r;
-                }
+            let done = &mut self.f.nodes[i].console_done;
+            if let Some(k) = done.iter().position(|(t, _)| *t == id) {
+                return done.remove(k).1;
             }
             self.advance(Duration::from_secs(1));
         }
@@ -248,8 +221,8 @@ fn brw_write_and_read_with_full_check() {
             assert!(clnet.recv_length >= moved);
         }
         // One server buffer per concurrent RPC at most, reused.
-        assert!(b.st[2].bulk_buffers_allocated() <= 2);
-        assert!(b.st[2].bulk_buffers_allocated() >= 1);
+        assert!(b.st(2).bulk_buffers_allocated() <= 2);
+        assert!(b.st(2).bulk_buffers_allocated() >= 1);
     }
 }
 
@@ -337,7 +310,7 @@ fn silent_node_goes_down() {
     );
     assert_eq!(r.len(), 1);
     assert!(r[0].ok(), "{r:?}");
-    assert!(b.st[1].node_session().is_none());
+    assert!(b.st(1).node_session().is_none());
     let Ok(ConsoleReply::Session(info)) = b.lst(0, ConsoleRequest::ShowSession) else {
         panic!("show_session");
     };
@@ -353,13 +326,13 @@ fn busy_node_needs_force() {
     let e = b.group(1, "g", &[2]);
     assert_eq!(e[0].state, NodeState::Busy);
     assert_eq!(e[0].fw_errno, errno::EBUSY);
-    let first = b.st[2].node_session().expect("session").0;
+    let first = b.st(2).node_session().expect("session").0;
     assert_eq!(e[0].sid, first, "the reply names the other session");
     // A forced session takes the node over.
     b.session(1, "third", true);
     let e = b.group(1, "g", &[2]);
     assert_eq!(e[0].state, NodeState::Active, "{e:?}");
-    assert_eq!(b.st[2].node_session().expect("session").1, "third");
+    assert_eq!(b.st(2).node_session().expect("session").1, "third");
     // The first console now sees the node busy.
     let p = b.nodes(
         0,
@@ -450,7 +423,7 @@ fn end_session_removes_nodes_sessions() {
     b.session(0, "s", false);
     b.group(0, "a", &[1, 2]);
     b.group(0, "b", &[2]);
-    assert!(b.st[1].node_session().is_some());
+    assert!(b.st(1).node_session().is_some());
     // Deleting "b" keeps node 2 enrolled (it is also in "a").
     let d = b.nodes(
         0,
@@ -463,8 +436,8 @@ fn end_session_removes_nodes_sessions() {
     let e = b.nodes(0, ConsoleRequest::EndSession { key: KEY });
     assert_eq!(e.len(), 2);
     assert!(e.iter().all(NodeEntry::ok), "{e:?}");
-    assert!(b.st[1].node_session().is_none());
-    assert!(b.st[2].node_session().is_none());
+    assert!(b.st(1).node_session().is_none());
+    assert!(b.st(2).node_session().is_none());
     assert!(b.lst(0, ConsoleRequest::ShowSession).is_err());
 }
 
@@ -479,11 +452,11 @@ fn node_session_expires_without_keepalive_and_pinger_keeps_it() {
     b.group(0, "g", &[1]);
     // The console pings every 8 s once 10 s (half of 20) passed: alive.
     b.advance(Duration::from_secs(60));
-    assert!(b.st[1].node_session().is_some(), "kept alive by the pinger");
+    assert!(b.st(1).node_session().is_some(), "kept alive by the pinger");
     // A node whose console went away expires.
-    b.frozen[0] = true;
+    b.f.frozen.insert(0);
     b.advance(Duration::from_secs(25));
-    assert!(b.st[1].node_session().is_none(), "expired");
+    assert!(b.st(1).node_session().is_none(), "expired");
 }
 
 #[test]
@@ -514,7 +487,7 @@ fn idle_console_ends_its_session() {
         .lst(0, ConsoleRequest::EndSession { key: KEY + 1 })
         .expect_err("other key");
     assert_eq!(e.errno, errno::ESRCH);
-    assert!(b.st[1].node_session().is_none(), "RMSN sent on expiry");
+    assert!(b.st(1).node_session().is_none(), "RMSN sent on expiry");
 }
 
 #[test]
@@ -644,8 +617,8 @@ fn swapped_ping_request_is_answered() {
             seq: 5
         }
     );
-    assert_eq!(b.st[1].rpc_counters().rpcs_rcvd, 2);
-    assert_eq!(b.st[1].rpc_counters().rpcs_dropped, 1);
+    assert_eq!(b.st(1).rpc_counters().rpcs_rcvd, 2);
+    assert_eq!(b.st(1).rpc_counters().rpcs_dropped, 1);
     let _ = (wire::SRPC_MSG_MAGIC, Nid::ANY, ProcessId::ANY);
 }
 
@@ -714,7 +687,7 @@ fn one_server_buffer_serves_many_units_in_turn() {
     let (c, s) = run_test(&mut b, t, 3, 4);
     assert_eq!(c.stat().expect("client").0.brw_errors, 0);
     assert_eq!(s.stat().expect("server").1.bulk_put, 12 * 12345);
-    assert_eq!(b.st[2].bulk_buffers_allocated(), 1);
+    assert_eq!(b.st(2).bulk_buffers_allocated(), 1);
 }
 
 #[test]
@@ -1112,13 +1085,13 @@ fn framework_validates_requests() {
     let mut short = brw(4096).emit().to_vec();
     short.truncate(100);
     short.resize(100, 0);
-    let dropped_before = b.st[1].rpc_counters().rpcs_rcvd;
+    let dropped_before = b.st(1).rpc_counters().rpcs_rcvd;
     let _ = raw_bytes(&mut b, 0, 1, service::BRW, {
         let mut v = short;
         v.resize(120, 0);
         v
     });
-    assert_eq!(b.st[1].rpc_counters().rpcs_rcvd, dropped_before + 1);
+    assert_eq!(b.st(1).rpc_counters().rpcs_rcvd, dropped_before + 1);
 }
 
 mod random_ops {
@@ -1284,7 +1257,7 @@ mod random_ops {
                 };
                 for e in entries {
                     let n = (0..3).find(|i| pid(*i) == e.id).expect("known node");
-                    let on_node = b.st[n].node_session().map(|s| s.0);
+                    let on_node = b.st(n).node_session().map(|s| s.0);
                     match e.state {
                         NodeState::Active => prop_assert_eq!(on_node, Some(info.sid)),
                         NodeState::Busy => {
@@ -1336,8 +1309,8 @@ mod random_requests {
             }
             b.f.fail_lost();
             b.advance(Duration::from_secs(120));
-            prop_assert_eq!(b.st[1].rpc_counters().rpcs_rcvd, sent);
-            prop_assert_eq!(b.st[1].rpcs_in_flight().1, 0, "no server RPC left");
+            prop_assert_eq!(b.st(1).rpc_counters().rpcs_rcvd, sent);
+            prop_assert_eq!(b.st(1).rpcs_in_flight().1, 0, "no server RPC left");
         }
     }
 }

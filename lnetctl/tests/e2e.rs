@@ -1,199 +1,24 @@
 //! End to end: the real `lnetd` and `lnetctl` binaries on a temporary socket.
 //!
 //! `lnetd` is a binary of another package (lnetd), so cargo does not
-//! build it for this test. The first test that needs it runs
-//! `cargo build -p lnetd --bin lnetd` into the same target directory
-//! (a no-op when it is fresh; cargo does not hold its build lock while tests
-//! run) and takes the `lnetd` sitting next to `lnetctl`, which is also where
+//! build it for this test: `lnet_tests::bins` builds it on first use into
+//! the same target directory, next to `lnetctl`, which is also where
 //! `lnetctl lnet configure` looks for it. Every daemon a test starts is owned
-//! by a guard that kills it on drop, so a failing test leaves no process
-//! behind; temporary directories are removed the same way.
+//! by `lnet_tests::daemon::Daemon`, which kills it on drop, so a failing
+//! test leaves no process behind; temporary directories are removed the
+//! same way (`lnet_tests::TempDir`).
 
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use liblnetconfig::Client;
+use lnet_tests::bins::{lnetd as lnetd_bin, vendor_plugin};
+use lnet_tests::daemon::{wait_answer, Daemon};
+use lnet_tests::{ok, text, TempDir};
 
 const LNETCTL: &str = env!("CARGO_BIN_EXE_lnetctl");
-
-/// The freshly built lnetd next to lnetctl.
-fn lnetd_bin() -> &'static Path {
-    static LNETD: OnceLock<PathBuf> = OnceLock::new();
-    LNETD.get_or_init(|| {
-        let bin_dir = Path::new(LNETCTL)
-            .parent()
-            .expect("lnetctl has a directory");
-        let target_dir = bin_dir.parent().expect("target directory");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "-p", "lnetd", "--bin", "lnetd"])
-            .arg("--target-dir")
-            .arg(target_dir);
-        if bin_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build for lnetd");
-        assert!(
-            status.success(),
-            "cannot build lnetd: run `cargo build -p lnetd --bin lnetd` to see why"
-        );
-        let lnetd = bin_dir.join("lnetd");
-        assert!(
-            lnetd.is_file(),
-            "{} missing after the build: run `cargo build -p lnetd --bin lnetd`",
-            lnetd.display()
-        );
-        lnetd
-    })
-}
-
-/// The vendor example plugin (`plugins/vendor-lnd`), built like lnetd.
-fn vendor_plugin() -> &'static Path {
-    static SO: OnceLock<PathBuf> = OnceLock::new();
-    SO.get_or_init(|| {
-        let bin_dir = Path::new(LNETCTL)
-            .parent()
-            .expect("lnetctl has a directory");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "-p", "vendor-lnd", "--lib"])
-            .arg("--target-dir")
-            .arg(bin_dir.parent().expect("target directory"));
-        if bin_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build for vendor-lnd");
-        assert!(
-            status.success(),
-            "cannot build vendor-lnd: run `cargo build -p vendor-lnd`"
-        );
-        let so = bin_dir.join("liblnd_vnd.so");
-        assert!(so.is_file(), "{} missing after the build", so.display());
-        so
-    })
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "lnetctl-e2e-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.0.join("lnetctl.sock")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Kills a daemon on drop: our child, or (for one started detached by
-/// `lnetctl lnet configure`) the pid learnt from its hello, and only while
-/// that pid still answers on the socket (never a recycled pid).
-struct Guard {
-    child: Option<Child>,
-    pid: Option<(u32, PathBuf)>,
-}
-
-impl Guard {
-    fn pid(&self) -> u32 {
-        self.child
-            .as_ref()
-            .map(Child::id)
-            .or(self.pid.as_ref().map(|p| p.0))
-            .expect("a daemon")
-    }
-
-    /// Waits for our child to exit; its status.
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let child = self.child.as_mut().expect("our child");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(st) = child.try_wait().expect("try_wait") {
-                self.child = None;
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "lnetd did not exit in {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        } else if let Some((pid, socket)) = self.pid.take() {
-            let still_ours = Client::connect(&socket)
-                .and_then(|mut c| c.hello())
-                .is_ok_and(|i| i.pid == pid);
-            if !still_ours {
-                return;
-            }
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-/// Waits until something answers a hello on `socket`; its pid.
-fn wait_answer(socket: &Path) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut c) = Client::connect(socket) {
-            if let Ok(info) = c.hello() {
-                return info.pid;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nothing answers on {}",
-            socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Starts `lnetd --foreground` on `socket`, waits until it answers.
-fn start_lnetd(socket: &Path, extra: &[&str]) -> Guard {
-    let child = Command::new(lnetd_bin())
-        .arg("--socket")
-        .arg(socket)
-        .arg("--foreground")
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn lnetd");
-    let guard = Guard {
-        child: Some(child),
-        pid: None,
-    };
-    wait_answer(socket);
-    guard
-}
 
 fn lnetctl(socket: &Path, args: &[&str]) -> Output {
     Command::new(LNETCTL)
@@ -203,22 +28,6 @@ fn lnetctl(socket: &Path, args: &[&str]) -> Output {
         .env_remove("LNET_SOCKET")
         .output()
         .expect("run lnetctl")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "lnetctl failed: {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 #[test]
@@ -247,7 +56,7 @@ fn not_running_says_how_to_start() {
 fn unconfigured_daemon_reports_stack_down() {
     let dir = TempDir::new("down");
     let sock = dir.socket();
-    let _d = start_lnetd(&sock, &[]);
+    let _d = Daemon::start(&sock, &[]);
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&sock).expect("socket").permissions(),
     );
@@ -284,7 +93,7 @@ fn second_daemon_refused_stale_socket_replaced() {
     let sock = dir.socket();
     // A stale socket file nobody answers on.
     drop(UnixListener::bind(&sock).expect("stale socket"));
-    let mut d = start_lnetd(&sock, &[]);
+    let mut d = Daemon::start(&sock, &[]);
     for extra in [&["--foreground"][..], &[][..]] {
         let out = Command::new(lnetd_bin())
             .arg("--socket")
@@ -336,13 +145,13 @@ fn unconfigure_keeps_lnetd_and_its_parameters() {
     let sock = dir.socket();
     // Libraries that are not named as a plugin of any type, one of them a
     // working copy of the vendor plugin whose name even contains "vnd".
-    let plugins = dir.0.join("plugins");
+    let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).expect("plugin dir");
     for n in ["libvnd_extra.so", "libunrelated.so"] {
         std::fs::copy(so, plugins.join(n)).expect("copy a library");
     }
     let plugin_dir = plugins.to_str().expect("utf-8");
-    let mut d = start_lnetd(
+    let mut d = Daemon::start(
         &sock,
         &["--plugin-path", plugin_dir, "--param", "timeout=33"],
     );
@@ -427,7 +236,7 @@ fn plugin_parameters_are_checked_at_start() {
         ),
         "{err}"
     );
-    let conf = dir.0.join("lnet.conf");
+    let conf = dir.join("lnet.conf");
     std::fs::write(&conf, "options kvndlnd nosuch=1\n").expect("write");
     let out = run(&["--config", conf.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(1));
@@ -450,7 +259,7 @@ fn plugin_parameters_are_checked_at_start() {
 
     std::fs::write(&conf, "options kvndlnd timeout=41\n").expect("write");
     let sock = dir.socket();
-    let _d = start_lnetd(&sock, &["--config", conf.to_str().expect("utf-8")]);
+    let _d = Daemon::start(&sock, &["--config", conf.to_str().expect("utf-8")]);
     ok(&lnetctl(&sock, &["lnet", "configure"]));
     ok(&lnetctl(
         &sock,
@@ -477,7 +286,7 @@ fn start_up_networks_survive_unconfigure() {
     let dir = TempDir::new("startup");
     let sock = dir.socket();
     let port = format!("accept_port={}", test_port(0));
-    let d = start_lnetd(
+    let d = Daemon::start(
         &sock,
         &[
             "--param",
@@ -512,7 +321,7 @@ fn start_up_networks_survive_unconfigure() {
     let dir = TempDir::new("ip2nets");
     let sock = dir.socket();
     let port = format!("accept_port={}", test_port(1));
-    let _d = start_lnetd(
+    let _d = Daemon::start(
         &sock,
         &[
             "--param",
@@ -541,7 +350,7 @@ fn start_up_networks_survive_unconfigure() {
 fn start_up_routes_not_supported_yet() {
     let dir = TempDir::new("routes");
     let sock = dir.socket();
-    let _d = start_lnetd(&sock, &["--param", "routes=tcp1 192.168.0.1@tcp"]);
+    let _d = Daemon::start(&sock, &["--param", "routes=tcp1 192.168.0.1@tcp"]);
     let out = lnetctl(&sock, &["lnet", "configure", "--all"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
@@ -566,7 +375,7 @@ fn other_users_are_refused() {
     }
     let dir = TempDir::new("creds");
     let sock = dir.socket();
-    let _d = start_lnetd(&sock, &[]);
+    let _d = Daemon::start(&sock, &[]);
     // Open the file mode so the daemon's own credential check is what refuses.
     std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .expect("chmod");
@@ -672,10 +481,7 @@ fn configure_net_show_ping_plugin_show() {
     let _d = Client::connect(&sock)
         .ok()
         .and_then(|mut c| c.hello().ok())
-        .map(|i| Guard {
-            child: None,
-            pid: Some((i.pid, sock.clone())),
-        });
+        .map(|i| Daemon::adopt(&sock, i.pid));
     assert!(_d.is_some(), "lnet configure started no lnetd");
     ok(&out);
     // Idempotent.
@@ -756,7 +562,7 @@ fn plugin_load_show_unload() {
     let so = vendor_plugin();
     let dir = TempDir::new("plugin");
     let sock = dir.socket();
-    let _d = start_lnetd(&sock, &[]);
+    let _d = Daemon::start(&sock, &[]);
     ok(&lnetctl(&sock, &["lnet", "configure"]));
     ok(&lnetctl(
         &sock,

@@ -3,90 +3,22 @@
 //! 127.0.0.2, configured with `lnetctl` only. Ping and brw tests run for
 //! real; misuse gets upstream's messages.
 //!
-//! lnetd and the lnd-sock plugin belong to other packages: the first test
-//! builds them into this target directory (a no-op when fresh). lnetd
-//! finds `liblnd_sock.so` next to itself when `net add --net tcp` needs it.
-//! Every daemon is owned by a guard that kills it on drop.
+//! lnetd and the lnd-sock plugin belong to other packages: `lnet_tests::bins`
+//! builds them into this target directory on first use (a no-op when
+//! fresh). lnetd finds `liblnd_sock.so` next to itself when `net add --net
+//! tcp` needs it. Every daemon is owned by `lnet_tests::daemon::Daemon`,
+//! which kills it on drop.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use liblnetconfig::Client;
+use lnet_tests::daemon::Daemon;
+use lnet_tests::{ok, text, TempDir};
 
 const LST: &str = env!("CARGO_BIN_EXE_lst");
 const LNETCTL: &str = env!("CARGO_BIN_EXE_lnetctl");
-
-/// Builds lnetd and the sock plugin next to lnetctl; lnetd's path.
-fn lnetd_bin() -> &'static Path {
-    static LNETD: OnceLock<PathBuf> = OnceLock::new();
-    LNETD.get_or_init(|| {
-        let bin_dir = Path::new(LNETCTL).parent().expect("bin dir");
-        // Two builds: `--bin lnetd` would filter lnd-sock's library out.
-        for args in [
-            &["-p", "lnetd", "--bin", "lnetd"][..],
-            &["-p", "lnd-sock", "--lib"][..],
-        ] {
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["build", "--quiet"])
-                .args(args)
-                .arg("--target-dir")
-                .arg(bin_dir.parent().expect("target dir"));
-            if bin_dir.ends_with("release") {
-                cmd.arg("--release");
-            }
-            let st = cmd.status().expect("run cargo build");
-            assert!(
-                st.success(),
-                "cannot build lnetd and lnd-sock: run `cargo build -p lnetd -p lnd-sock`"
-            );
-        }
-        assert!(
-            bin_dir.join("liblnd_sock.so").is_file(),
-            "no liblnd_sock.so"
-        );
-        bin_dir.join("lnetd")
-    })
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "lst-e2e-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// One lnetd, killed on drop.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A port nobody listens on now (both daemons bind it on their own address).
 fn free_port() -> u16 {
@@ -98,30 +30,13 @@ fn free_port() -> u16 {
 
 /// Starts lnetd, then `lnet configure` and `net add --net tcp --if ADDR`.
 fn node(dir: &TempDir, name: &str, addr: &str, port: u16) -> Daemon {
-    let socket = dir.0.join(format!("{name}.sock"));
-    let child = Command::new(lnetd_bin())
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--foreground")
-        .arg("--param")
-        .arg(format!("accept_port={port}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn lnetd");
-    let d = Daemon { child, socket };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Client::connect(&d.socket)
-        .and_then(|mut c| c.hello())
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "lnetd {name} does not answer");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    ok(&lnetctl(&d.socket, &["lnet", "configure"]));
+    // lnetd finds the TCP LND next to itself.
+    lnet_tests::bins::sock_plugin();
+    let port = format!("accept_port={port}");
+    let d = Daemon::start(dir.join(format!("{name}.sock")), &["--param", &port]);
+    ok(&lnetctl(d.socket(), &["lnet", "configure"]));
     ok(&lnetctl(
-        &d.socket,
+        d.socket(),
         &["net", "add", "--net", "tcp", "--if", addr],
     ));
     d
@@ -148,22 +63,6 @@ fn lst(socket: &Path, key: Option<&str>, args: &[&str]) -> Output {
     c.output().expect("run lst")
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 /// The number after `label` in a stat line (`[R] Avg: 12.5 ...`).
 fn figure(block: &str, line_start: &str, label: &str) -> f64 {
     let line = block
@@ -183,7 +82,7 @@ fn ping_and_brw_between_two_daemons() {
     let port = free_port();
     let a = node(&dir, "a", "127.0.0.1", port);
     let _b = node(&dir, "b", "127.0.0.2", port);
-    let s = a.socket.as_path();
+    let s = a.socket();
     let key = Some("4242");
 
     assert_eq!(
@@ -356,7 +255,7 @@ fn misuse_gets_upstreams_messages() {
     let dir = TempDir::new("misuse");
     let port = free_port();
     let a = node(&dir, "a", "127.0.0.1", port);
-    let s = a.socket.as_path();
+    let s = a.socket();
 
     let out = lst(s, None, &["new_session", "x"]);
     assert_eq!(out.status.code(), Some(255));

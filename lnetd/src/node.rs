@@ -32,7 +32,8 @@ use lnet_core::ping::{PingError, PingId};
 use lnet_core::time::Instant;
 use lnet_core::wire::{PingInfo, LNET_NI_STATUS_UP, LNET_PING_FEAT_MULTI_RAIL};
 use lnet_core::Lnet;
-use lnet_selftest::{ConsoleError, Selftest, TxnId};
+use lnet_selftest::stack::{lnd_op_ni, Stack, StackEvent};
+use lnet_selftest::{ConsoleError, TxnId};
 
 mod app;
 
@@ -245,10 +246,10 @@ struct State {
     lnds: HashMap<String, (String, LndHandle)>,
     /// Finished pings waiting for their caller.
     pings: HashMap<PingId, Result<PingInfo, PingError>>,
-    /// LNet selftest (test services, test clients, console).
-    selftest: Selftest,
-    /// MDs of the embedding application, by handle: where their events go.
-    app_mds: HashMap<lnet_core::md::MdHandle, app::AppMd>,
+    /// Selftest and the routing of the engine's outputs (the one loop the
+    /// simulated fabric and the engine tests run too); the application's
+    /// MDs are tagged with their event queue.
+    stack: Stack<EqHandle>,
     /// Finished selftest console commands waiting for their caller.
     lst_done: HashMap<TxnId, Result<LstReply, ConsoleError>>,
     /// Module parameters handed to every LND.
@@ -493,37 +494,47 @@ fn executor_loop(node: Weak<Inner>) {
     }
 }
 
-/// Drains the engine's LND operations (paired with the NI's LND object) and
-/// its events (ping results are kept for their waiters, application MD
-/// events go to their queues) into `work`.
+/// Drains the stack's LND operations (paired with the NI's LND object) into
+/// `work`, and its events: ping and console results are kept for their
+/// waiters, application MD events go to their queues.
 fn drain_into(st: &mut State, now: Instant, work: &mut Work) {
-    let waiting = st.pings.len() + st.lst_done.len();
-    // Selftest reacts to events with new sends (and rarely new events):
-    // go round until the engine has nothing left.
-    loop {
-        let events = drain_once(st, now, work);
-        while let Some((id, r)) = st.selftest.poll_console_done() {
-            st.lst_done.insert(id, r);
-        }
-        if events == 0 {
-            break;
+    let State {
+        lnet,
+        stack,
+        nis,
+        pings,
+        lst_done,
+        results,
+        ..
+    } = st;
+    while let Some(op) = stack.poll_lnd(lnet, now) {
+        match lnd_op_ni(&op).and_then(|ni| nis.get(&ni)) {
+            Some(rt) => work.push((rt.lnd.clone(), op)),
+            // The NI is gone (deleted between the engine's decision and
+            // now): the stack fails what would have gone to it.
+            None => stack.handle_unsent(lnet, now, op),
         }
     }
-    if st.pings.len() + st.lst_done.len() > waiting {
-        st.results = true;
+    while let Some(ev) = stack.poll_event(lnet, now) {
+        match ev {
+            StackEvent::App { tag, event } => tag.push(event),
+            StackEvent::Console { txn, result } => {
+                lst_done.insert(txn, result);
+                *results = true;
+            }
+            StackEvent::Engine(Event::PingDone { id, result }) => {
+                pings.insert(id, result);
+                *results = true;
+            }
+            StackEvent::Engine(e) => tracing::trace!(?e, "event"),
+            _ => {}
+        }
     }
 }
 
 /// The earliest timeout of the engine and of selftest.
 fn next_due(st: &State) -> Option<Instant> {
-    earliest(st.lnet.poll_timeout(), st.selftest.poll_timeout())
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    st.stack.poll_timeout(&st.lnet)
 }
 
 /// What to wake once the lock is released: the timer when the next timeout
@@ -553,58 +564,6 @@ fn wall_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-}
-
-/// One pass over the LND operations and events; returns the events seen.
-fn drain_once(st: &mut State, now: Instant, work: &mut Work) -> usize {
-    let mut events = 0;
-    while let Some(op) = st.lnet.poll_lnd() {
-        let ni = match &op {
-            LndOp::Send { ni, .. }
-            | LndOp::Recv { ni, .. }
-            | LndOp::EagerRecv { ni, .. }
-            | LndOp::NotifyPeerDown { ni, .. } => *ni,
-            #[allow(unreachable_patterns)]
-            _ => {
-                tracing::error!(
-                    "the engine asked for an LND operation this runtime does not know: {op:?}"
-                );
-                continue;
-            }
-        };
-        match st.nis.get(&ni) {
-            Some(rt) => work.push((rt.lnd.clone(), op)),
-            None => {
-                // The NI is gone (deleted between the engine's decision and
-                // now): fail what would have gone to it.
-                if let LndOp::Send { tx, .. } = op {
-                    st.lnet.handle_done(
-                        now,
-                        tx.token,
-                        Completion::failed(errno::ENETDOWN, HealthStatus::LOCAL_ERROR),
-                    );
-                }
-            }
-        }
-    }
-    while let Some(ev) = st.lnet.poll_event() {
-        events += 1;
-        match ev {
-            Event::PingDone { id, result } => {
-                st.pings.insert(id, result);
-            }
-            // The application's MDs first (their user pointers are the
-            // application's own and could look like selftest's tags).
-            Event::Md(e) if app::route_event(&mut st.app_mds, &e) => {}
-            Event::Md(e) if !st.selftest.handle_event(&mut st.lnet, now, wall_now(), &e) => {
-                tracing::trace!(?e, "md event");
-            }
-            Event::Md(_) => {}
-            #[allow(unreachable_patterns)]
-            _ => {}
-        }
-    }
-    events
 }
 
 /// The host callbacks of one NI.
@@ -688,13 +647,13 @@ impl Node {
             st_params.brw_srv_workitems = st_params.brw_srv_workitems.min(cap);
         }
         let mut lnet = Lnet::new(lcfg, Instant(0));
-        let selftest = Selftest::new(&mut lnet, Instant(0), wall_now(), st_params);
+        let mut stack = Stack::new(Instant(0), wall_now());
+        stack.enable_selftest(&mut lnet, Instant(0), st_params);
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
                 lnet,
-                selftest,
+                stack,
                 lst_done: HashMap::new(),
-                app_mds: HashMap::new(),
                 host: {
                     let mut h = PluginHost::new(cfg.plugin_path.clone());
                     h.set_plugin_params(cfg.plugin_params.clone());
@@ -1120,8 +1079,8 @@ impl Node {
             if st.stopping {
                 return Err(not_running());
             }
-            let State { lnet, selftest, .. } = st;
-            Ok(selftest.console(lnet, now, wall_now(), req))
+            let State { lnet, stack, .. } = st;
+            Ok(stack.console(lnet, now, req))
         })?;
         let mut st = self.inner.lock();
         // The transactions end by their own timeouts; this guard only
@@ -1154,7 +1113,10 @@ impl Node {
     pub fn selftest_counters(&self) -> (lnet_selftest::SrpcCounters, lnet_selftest::SfwCounters) {
         let st = self.inner.lock();
         let now = self.inner.now();
-        (st.selftest.rpc_counters(), st.selftest.fw_counters(now))
+        st.stack
+            .selftest()
+            .map(|s| (s.rpc_counters(), s.fw_counters(now)))
+            .unwrap_or_default()
     }
 
     /// The network types that plugins provide beyond lnd-api's built-in
@@ -1316,17 +1278,10 @@ fn timer_loop(node: Weak<Inner>) {
             return;
         }
         let now = inner.now();
-        let engine_due = st.lnet.poll_timeout();
-        let selftest_due = st.selftest.poll_timeout();
-        match earliest(engine_due, selftest_due) {
+        match next_due(&st) {
             Some(t) if t <= now => {
-                if engine_due.is_some_and(|t| t <= now) {
-                    st.lnet.handle_timeout(now);
-                }
-                if selftest_due.is_some_and(|t| t <= now) {
-                    let State { lnet, selftest, .. } = &mut *st;
-                    selftest.handle_timeout(lnet, now, wall_now());
-                }
+                let State { lnet, stack, .. } = &mut *st;
+                stack.handle_timeout(lnet, now);
                 let mut work = inner.take_work();
                 drain_into(&mut st, now, &mut work);
                 let (_, results) = wakeups(&mut st);

@@ -12,7 +12,7 @@ mod node_paths;
 
 use std::alloc::System;
 
-use node_paths::{measure, node_get_reply, node_put_ack, PerStep};
+use node_paths::{check, measure, node_get_reply, node_put_ack};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -20,19 +20,6 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const WARMUP: usize = 200;
 const STEPS: usize = 1000;
-
-fn check(what: &str, got: PerStep, want: f64) {
-    eprintln!(
-        "{what}: allocations per message: {} ({} reallocations, {} bytes)",
-        got.allocations, got.reallocations, got.bytes
-    );
-    assert_eq!(
-        got.total(),
-        want,
-        "{what}: heap allocations per step changed (from {want}); \
-         a new allocation on the message path?"
-    );
-}
 
 #[test]
 fn steady_state_node_paths_allocate_nothing() {

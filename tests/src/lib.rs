@@ -1,18 +1,26 @@
-//! Test support for the workspace's integration tests: locating the build
-//! tree, building plugins out of tree the way a vendor does, the simulated
-//! fabric ([`sim`]), network-namespace guards ([`netns`]), test data
-//! ([`pattern`]), selftest on in-process nodes ([`lst`]) and the driver of
-//! `lnet-test-node` processes ([`test_node`]).
+//! Test support for the workspace's integration tests, shared by every test
+//! crate as a dev-dependency: locating the build tree and building the
+//! workspace's binaries and plugins on first use ([`bins`]), the daemon
+//! guard ([`daemon`]), temporary directories ([`tempdir`]),
+//! network-namespace and veth guards ([`netns`]), building plugins out of
+//! tree the way a vendor does ([`plugin_build`]), the simulated fabric
+//! ([`sim`]), test data ([`pattern`]), selftest on in-process nodes
+//! ([`lst`]) and the driver of `lnet-test-node` processes ([`test_node`]).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
+pub mod bins;
+pub mod daemon;
 pub mod lst;
 pub mod netns;
 pub mod pattern;
 pub mod plugin_build;
 pub mod sim;
+pub mod tempdir;
 pub mod test_node;
+
+pub use tempdir::TempDir;
 
 /// The workspace root (the directory holding the top `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
@@ -62,4 +70,23 @@ pub fn run(cmd: &mut Command) -> String {
         );
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's output bytes as text (lossy).
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Asserts that a command (`lnetctl`, `lst`...) succeeded and returns its
+/// standard output; panics with its status and both outputs otherwise.
+#[track_caller]
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
 }

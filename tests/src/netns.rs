@@ -9,10 +9,11 @@
 //! drop, also when the test panics; a leftover namespace of a crashed run
 //! with the same name is deleted before reuse.
 //!
-//! Started from lnd-sock's `tests/netns.rs` (two namespaces for the LND
-//! alone); this is the shared version for whole nodes.
+//! The one copy for every test crate (lnd-sock's namespace test uses it
+//! too). Give every namespace and link a name with the process id in it:
+//! other tests run at the same time.
 
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 /// Whether this process runs as root (network namespaces need it).
 pub fn is_root() -> bool {
@@ -82,6 +83,20 @@ impl NetNs {
         c.args(["netns", "exec", &self.name]).arg(program);
         c
     }
+
+    /// Starts `cmd` (program, arguments, environment) inside the
+    /// namespace, with its standard output and error piped.
+    pub fn spawn(&self, cmd: &Command) -> std::io::Result<Child> {
+        let mut c = self.command(cmd.get_program());
+        c.args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()
+    }
 }
 
 impl Drop for NetNs {
@@ -101,6 +116,24 @@ pub struct End<'a> {
     pub cidr: &'a str,
 }
 
+impl<'a> From<(&'a NetNs, &'a str, &'a str)> for End<'a> {
+    /// `(namespace, interface name, address/prefix)`.
+    fn from((ns, ifname, cidr): (&'a NetNs, &'a str, &'a str)) -> End<'a> {
+        End { ns, ifname, cidr }
+    }
+}
+
+impl<'a> From<(&'a NetNs, &'a String, &'a str)> for End<'a> {
+    /// `(namespace, interface name, address/prefix)`.
+    fn from((ns, ifname, cidr): (&'a NetNs, &'a String, &'a str)) -> End<'a> {
+        End {
+            ns,
+            ifname: ifname.as_str(),
+            cidr,
+        }
+    }
+}
+
 /// A veth pair with one end in each namespace, addressed and up. Deleting
 /// either namespace deletes the pair; drop also deletes it directly.
 #[derive(Debug)]
@@ -112,7 +145,8 @@ pub struct Veth {
 impl Veth {
     /// Creates the pair in the root namespace, moves each end into its
     /// namespace, addresses it and brings it up.
-    pub fn new(a: End<'_>, b: End<'_>) -> Result<Veth, String> {
+    pub fn new<'a>(a: impl Into<End<'a>>, b: impl Into<End<'a>>) -> Result<Veth, String> {
+        let (a, b) = (a.into(), b.into());
         let _ = ip(&["link", "del", a.ifname]);
         ip(&[
             "link", "add", a.ifname, "type", "veth", "peer", "name", b.ifname,

@@ -165,8 +165,7 @@ fn standalone(dir: &Path) {
 fn cargo_build(dir: &Path) {
     let root = workspace_root();
     std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).expect("copy Cargo.lock");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    run(Command::new(cargo)
+    run(crate::bins::cargo()
         .arg("build")
         .arg("--quiet")
         .current_dir(dir)

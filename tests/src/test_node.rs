@@ -10,42 +10,17 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::netns::NetNs;
+use crate::TempDir;
 
-/// `lnetctl` and `liblnd_sock.so` of this build, built on first use into
-/// the current profile's directory (they belong to other packages, so cargo
-/// does not build them for this package's tests). Returns lnetctl's path.
+/// `lnetctl` and `liblnd_sock.so` of this build (see [`crate::bins`]).
+/// Returns lnetctl's path.
 pub fn lnetctl_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin_dir = crate::profile_dir();
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "--quiet", "-p", "lnetctl", "--bin", "lnetctl"])
-            .args(["-p", "lnd-sock", "--lib"])
-            .arg("--target-dir")
-            .arg(bin_dir.parent().expect("target directory"));
-        if bin_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd
-            .status()
-            .expect("run cargo build for lnetctl and lnd-sock");
-        assert!(
-            status.success(),
-            "cannot build lnetctl and lnd-sock: run `cargo build -p lnetctl -p lnd-sock` to see why"
-        );
-        for f in ["lnetctl", "liblnd_sock.so"] {
-            assert!(
-                bin_dir.join(f).is_file(),
-                "{} missing after the build",
-                bin_dir.join(f).display()
-            );
-        }
-        bin_dir.join("lnetctl")
-    })
+    crate::bins::sock_plugin();
+    crate::bins::lnetctl()
 }
 
 /// Output lines of a node, in order, with the index of the first unread one.
@@ -63,7 +38,8 @@ pub struct TestNode {
     stdin: Mutex<Option<ChildStdin>>,
     out: Arc<(Mutex<Lines>, Condvar)>,
     stderr: Arc<Mutex<String>>,
-    dir: PathBuf,
+    /// Holds the socket; removed on drop.
+    _dir: TempDir,
     socket: PathBuf,
 }
 
@@ -82,13 +58,7 @@ impl TestNode {
     }
 
     fn start_in(exe: &Path, ns: Option<&NetNs>, name: &str, params: &[&str]) -> TestNode {
-        let dir = std::env::temp_dir().join(format!(
-            "lnet-test-node-{}-{name}-{}",
-            std::process::id(),
-            rand_tag()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("socket directory");
+        let dir = TempDir::new(&format!("test-node-{name}"));
         let socket = dir.join("lnet.sock");
         let plugin_dir = lnetctl_bin().parent().expect("bin dir").to_path_buf();
         let mut cmd = match ns {
@@ -147,7 +117,7 @@ impl TestNode {
             stdin,
             out,
             stderr,
-            dir,
+            _dir: dir,
             socket,
         };
         node.expect(|l| l == "ready", Duration::from_secs(20));
@@ -297,16 +267,9 @@ impl TestNode {
 
 impl Drop for TestNode {
     fn drop(&mut self) {
+        // The socket directory goes with `dir`.
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A little per-call variation for directory names.
-fn rand_tag() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The value of `key=` in a result line (`ms=12` → `12`).

@@ -5,71 +5,29 @@
 //! with the loader's message, and the daemon keeps serving.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
+use lnet_tests::daemon::Daemon;
 use lnet_tests::plugin_build::{build_vendor_plugin, Interface};
+use lnet_tests::{text, TempDir};
 
-/// Builds lnetd and lnetctl into this build's target directory (a no-op
-/// when fresh) and returns the directory holding them.
+/// The directory holding this build's lnetd and lnetctl (built on first
+/// use).
 fn bin_dir() -> PathBuf {
-    let dir = lnet_tests::profile_dir();
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args([
-        "build", "--quiet", "-p", "lnetd", "--bin", "lnetd", "-p", "lnetctl", "--bin", "lnetctl",
-    ])
-    .arg("--target-dir")
-    .arg(dir.parent().expect("target directory"));
-    if dir.ends_with("release") {
-        cmd.arg("--release");
-    }
-    assert!(
-        cmd.status().expect("cargo build").success(),
-        "cannot build lnetd and lnetctl"
-    );
-    dir
+    lnet_tests::bins::lnetctl();
+    lnet_tests::bins::lnetd()
+        .parent()
+        .expect("the profile directory")
+        .to_path_buf()
 }
 
-/// lnetd in the foreground on a private socket, killed on drop.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(bin: &Path) -> Daemon {
-        let dir = lnet_tests::target_dir().join(format!("plugin-lnetctl-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let child = Command::new(bin.join("lnetd"))
-            .arg("--foreground")
-            .arg("--socket")
-            .arg(dir.join("lnetctl.sock"))
-            .env_remove("LNET_PLUGIN_PATH")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn lnetd");
-        let d = Daemon { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !d.socket().exists() {
-            assert!(Instant::now() < deadline, "lnetd did not create its socket");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        d
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("lnetctl.sock")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// lnetd on a private socket, with no plugin path from the environment.
+fn start_daemon(bin: &Path, dir: &TempDir) -> Daemon {
+    let mut cmd = Command::new(bin.join("lnetd"));
+    cmd.env_remove("LNET_PLUGIN_PATH")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Daemon::spawn(cmd, dir.socket(), &[])
 }
 
 fn lnetctl(bin: &Path, d: &Daemon, args: &[&str]) -> Output {
@@ -81,16 +39,13 @@ fn lnetctl(bin: &Path, d: &Daemon, args: &[&str]) -> Output {
         .expect("run lnetctl")
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 #[test]
 fn vendor_plugin_from_a_clean_directory_through_lnetctl() {
     let good = build_vendor_plugin("same", Interface::Same, "vendor-lnd", "vnd");
     let changed = build_vendor_plugin("changed", Interface::ChangedLayout, "changed-lnd", "chg");
     let bin = bin_dir();
-    let d = Daemon::start(&bin);
+    let dir = TempDir::new("plugin-lnetctl");
+    let d = start_daemon(&bin, &dir);
     let out = lnetctl(&bin, &d, &["lnet", "configure"]);
     assert!(out.status.success(), "configure: {}", text(&out.stderr));
 

@@ -438,16 +438,7 @@ pub fn test_port() -> u16 {
     base + n
 }
 
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+pub use lnet_tests::netns::is_root;
 
 pub fn config(
     net: NetId,

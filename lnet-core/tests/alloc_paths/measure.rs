@@ -1,12 +1,45 @@
-//! Counting heap activity per step (`stats_alloc` as the binary's global
-//! allocator), shared by the engine's allocation test and benchmark and the
-//! node runtime's (lnetd's `tests/alloc.rs`, `benches/node.rs`).
+//! What the engine's allocation test and benchmark share with the node
+//! runtime's (lnetd's `tests/alloc.rs`, `benches/node.rs`): counting heap
+//! activity per step (`stats_alloc` as the binary's global allocator), the
+//! check of a count, and the scenarios' target MD.
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::alloc::System;
 
+use lnet_core::lnd_api::{IoBuf, Payload};
+use lnet_core::{MdOptions, MdSpec, Threshold};
 use stats_alloc::{Region, StatsAlloc};
+
+/// Portal of the scenarios' target MEs (free on a node: selftest uses 50–52,
+/// ping and push 0).
+pub const PORTAL: u32 = 4;
+/// Match bits of the scenarios' target MEs.
+pub const BITS: u64 = 0x5eed;
+
+/// A target MD on `PORTAL`/`BITS`: every operation lands at offset 0
+/// (MANAGE_REMOTE), never exhausted.
+pub fn target_spec(len: usize, options: MdOptions) -> MdSpec {
+    MdSpec::new(
+        Payload::single(IoBuf::zeroed(len)),
+        options | MdOptions::MANAGE_REMOTE,
+        Threshold::Infinite,
+    )
+}
+
+/// Prints `got` and asserts it is `want` allocations per step.
+pub fn check(what: &str, got: PerStep, want: f64) {
+    eprintln!(
+        "{what}: allocations per message: {} ({} reallocations, {} bytes)",
+        got.allocations, got.reallocations, got.bytes
+    );
+    assert_eq!(
+        got.total(),
+        want,
+        "{what}: heap allocations per step changed (from {want}); \
+         a new allocation on the message path?"
+    );
+}
 
 /// Heap activity per step.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -20,23 +20,7 @@ use lnet_core::{
 use crate::pump::{ni_info, nid, pid, Fabric, TCP};
 
 mod measure;
-pub use measure::{measure, PerStep};
-
-/// Portal of the scenarios' target MEs (free on a node: selftest uses 50–52,
-/// ping and push 0).
-pub const PORTAL: u32 = 4;
-/// Match bits of the scenarios' target MEs.
-pub const BITS: u64 = 0x5eed;
-
-/// A target MD on `PORTAL`/`BITS`: every operation lands at offset 0
-/// (MANAGE_REMOTE), never exhausted.
-fn target_spec(len: usize, options: MdOptions) -> MdSpec {
-    MdSpec::new(
-        Payload::single(IoBuf::zeroed(len)),
-        options | MdOptions::MANAGE_REMOTE,
-        Threshold::Infinite,
-    )
-}
+pub use measure::{check, measure, target_spec, PerStep, BITS, PORTAL};
 
 fn attach_target(l: &mut Lnet, len: usize, options: MdOptions) -> MdHandle {
     let me = l

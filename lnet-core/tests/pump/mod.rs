@@ -1,8 +1,11 @@
 //! An in-memory fabric for engine tests and benchmarks: N engines, each with
-//! one `tcp` NI `10.0.0.<i+1>@tcp`, plus their `0@lo`. The pump moves every
+//! one `tcp` NI `10.0.0.<i+1>@tcp`, plus their `0@lo`. Each engine is driven
+//! through its [`Stack`] (`lnet_selftest::stack`), the loop lnetd's node
+//! runtime and the simulated fabric run too: the pump takes every
 //! `LndOp::Send` into the destination engine's `handle_rx` and answers each
 //! `LndOp::Recv` by copying the sender's payload and finalizing both sides,
-//! as an LND would.
+//! as an LND would. Selftest runs on a node once enabled
+//! ([`Fabric::enable_selftest`]).
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
@@ -13,8 +16,13 @@ use lnet_core::lnd_api::{
     RxToken, TxMsg,
 };
 use lnet_core::{Config, Duration, Event, Instant, LndOp, Lnet, MdEvent, NiId, ProcessId};
+use lnet_selftest::stack::{Stack, StackEvent};
+use lnet_selftest::{ConsoleError, ConsoleReply, Params, TxnId};
 
 pub const TCP: NetId = NetId::new(2, 0);
+
+/// The wall clock when a fabric starts (its virtual `now` is 1000 s).
+pub const WALL: Duration = Duration::from_secs(1_700_000_000);
 
 pub fn nid(i: usize) -> Nid {
     Nid::new4(TCP, 0x0a00_0001 + i as u32)
@@ -44,11 +52,15 @@ pub fn ni_info(n: Nid, credits: i32, peer_credits: i32) -> NiInfo {
 
 pub struct Node {
     pub lnet: Lnet,
+    /// Selftest and the routing of the engine's outputs.
+    pub stack: Stack,
     pub ni: NiId,
     pub nid: Nid,
     /// Every NI of the node but `0@lo`.
     pub nis: Vec<(NiId, Nid)>,
     pub events: Vec<Event>,
+    /// Finished selftest console commands.
+    pub console_done: Vec<(TxnId, Result<ConsoleReply, ConsoleError>)>,
 }
 
 pub struct Fabric {
@@ -63,6 +75,8 @@ pub struct Fabric {
     pub lost: Vec<(usize, TxMsg, PayloadSpan)>,
     /// When set, sends are not delivered until `release` is called.
     pub hold: bool,
+    /// Nodes whose timers do not run (a node that stopped scheduling).
+    pub frozen: HashSet<usize>,
     /// Sends to these NIDs fail at once with this health status (an LND error).
     pub fail_to: HashMap<Nid, HealthStatus>,
     held: Vec<(usize, Nid, TxMsg, PayloadSpan)>,
@@ -83,10 +97,12 @@ impl Fabric {
                     .expect("ni_add");
                 Node {
                     lnet,
+                    stack: Stack::new(now, WALL),
                     ni,
                     nid: nid(i),
                     nis: vec![(ni, nid(i))],
                     events: Vec::new(),
+                    console_done: Vec::new(),
                 }
             })
             .collect();
@@ -98,6 +114,7 @@ impl Fabric {
             dead: HashSet::new(),
             lost: Vec::new(),
             hold: false,
+            frozen: HashSet::new(),
             fail_to: HashMap::new(),
             held: Vec::new(),
         }
@@ -108,18 +125,37 @@ impl Fabric {
         loop {
             let mut progress = false;
             for i in 0..self.nodes.len() {
-                while let Some(op) = self.nodes[i].lnet.poll_lnd() {
+                let now = self.now;
+                loop {
+                    let n = &mut self.nodes[i];
+                    let Some(op) = n.stack.poll_lnd(&mut n.lnet, now) else {
+                        break;
+                    };
                     progress = true;
                     self.exec(i, op);
                 }
-                while let Some(ev) = self.nodes[i].lnet.poll_event() {
-                    self.nodes[i].events.push(ev);
+                let n = &mut self.nodes[i];
+                while let Some(ev) = n.stack.poll_event(&mut n.lnet, now) {
+                    match ev {
+                        StackEvent::Engine(e) => n.events.push(e),
+                        StackEvent::App { event, .. } => n.events.push(Event::Md(event)),
+                        StackEvent::Console { txn, result } => n.console_done.push((txn, result)),
+                        _ => {}
+                    }
                 }
             }
             if !progress {
                 break;
             }
         }
+    }
+
+    /// Starts selftest on node `i` (posts its request buffers).
+    pub fn enable_selftest(&mut self, i: usize, params: Params) {
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        n.stack.enable_selftest(&mut n.lnet, now, params);
+        self.run();
     }
 
     /// Delivers held sends.
@@ -251,12 +287,16 @@ impl Fabric {
         self.run();
     }
 
-    /// Moves the clock and runs the timers that are due.
+    /// Moves the clock and runs the timers that are due (the engine's and
+    /// selftest's), except on the nodes in `frozen`.
     pub fn advance(&mut self, d: Duration) {
         self.now = self.now.saturating_add(d);
-        for n in &mut self.nodes {
-            if n.lnet.poll_timeout().is_some_and(|t| t <= self.now) {
-                n.lnet.handle_timeout(self.now);
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            if self.frozen.contains(&i) {
+                continue;
+            }
+            if n.stack.poll_timeout(&n.lnet).is_some_and(|t| t <= self.now) {
+                n.stack.handle_timeout(&mut n.lnet, self.now);
             }
         }
         self.run();

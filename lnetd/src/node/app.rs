@@ -54,7 +54,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -128,7 +128,7 @@ impl EqHandle {
         self.len() == 0
     }
 
-    fn push(&self, ev: MdEvent) {
+    pub(super) fn push(&self, ev: MdEvent) {
         self.q
             .events
             .lock()
@@ -136,25 +136,6 @@ impl EqHandle {
             .push_back(ev);
         self.q.ready.notify_all();
     }
-}
-
-/// Where the events of one application MD go.
-#[derive(Debug)]
-pub(super) struct AppMd {
-    eq: EqHandle,
-}
-
-/// Hands an MD event to the application queue of its MD; `false` when the
-/// MD is not the application's. The MD is forgotten with its last event.
-pub(super) fn route_event(mds: &mut HashMap<MdHandle, AppMd>, ev: &MdEvent) -> bool {
-    let Some(app) = mds.get(&ev.md) else {
-        return false;
-    };
-    app.eq.push(*ev);
-    if ev.unlinked {
-        mds.remove(&ev.md);
-    }
-    true
 }
 
 /// Which incoming PUTs and GETs an ME accepts (`LNetMEAttach`'s arguments).
@@ -256,7 +237,7 @@ impl Node {
                 .map_err(api_err)?;
             // An invalid MD unlinks the ME (as upstream does).
             let h = st.lnet.md_attach(meh, md, unlink).map_err(api_err)?;
-            st.app_mds.insert(h, AppMd { eq: eq.clone() });
+            st.stack.app_md_add(h, eq.clone());
             Ok(h)
         })
     }
@@ -276,7 +257,7 @@ impl Node {
                 return Err(not_running());
             }
             let h = st.lnet.md_bind(md, unlink).map_err(api_err)?;
-            st.app_mds.insert(h, AppMd { eq: eq.clone() });
+            st.stack.app_md_add(h, eq.clone());
             Ok(h)
         })
     }

@@ -17,23 +17,7 @@ use lnetd::node::{EqHandle, MatchSpec, Node, NodeConfig, Target};
 
 #[path = "../../../lnet-core/tests/alloc_paths/measure.rs"]
 mod measure;
-pub use measure::{measure, PerStep};
-
-/// Portal of the scenarios' target MEs (free on a node: selftest uses 50–52,
-/// ping and push 0).
-pub const PORTAL: u32 = 4;
-/// Match bits of the scenarios' target MEs.
-pub const BITS: u64 = 0x5eed;
-
-/// A target MD on `PORTAL`/`BITS`: every operation lands at offset 0
-/// (MANAGE_REMOTE), never exhausted.
-fn target_spec(len: usize, options: MdOptions) -> MdSpec {
-    MdSpec::new(
-        Payload::single(IoBuf::zeroed(len)),
-        options | MdOptions::MANAGE_REMOTE,
-        Threshold::Infinite,
-    )
-}
+pub use measure::{check, measure, target_spec, PerStep, BITS, PORTAL};
 
 /// A started node (the built-in `lo` LND serves `0@lo`) with a target MD
 /// on `PORTAL`/`BITS` and a source MD of `len` bytes, both never exhausted,

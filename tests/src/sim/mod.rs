@@ -10,11 +10,16 @@
 //! ## What is real and what is simulated
 //!
 //! * The engines are the real engine, driven exactly as the node runtime
-//!   (`lnetd::node`) drives it: every input goes through the engine
-//!   under its lock, then `poll_lnd` / `poll_event` are drained and the LND
-//!   operations are executed after the lock is released; synchronous LND
-//!   failures are fed back with `handle_done`. `handle_timeout` is called when
-//!   the clock reaches an engine's `poll_timeout`.
+//!   (`lnetd::node`) drives it, through the same stack
+//!   (`lnet_selftest::stack::Stack`): every input goes through the engine
+//!   under its lock, then the stack's `poll_lnd` / `poll_event` are drained
+//!   and the LND operations are executed after the lock is released;
+//!   synchronous LND failures are fed back with `handle_done`, operations
+//!   for an NI that is gone with `handle_unsent`. `handle_timeout` is called
+//!   when the clock reaches the stack's `poll_timeout` (the engine's and
+//!   selftest's timers).
+//! * Selftest runs on a node once [`Fabric::enable_selftest`] is called;
+//!   [`Fabric::lst`] runs a console command in virtual time.
 //! * The LND is simulated, but it is an [`lnet_core::lnd_api::Lnd`] with
 //!   [`lnet_core::lnd_api::LndNi`]s, wrapped by `LndHandle::new` /
 //!   `LndNiHandle::new` like a plugin, and it talks to the engine only
@@ -116,9 +121,15 @@ use lnet_core::{
     AckReq, ApiError, Config, Duration, Event, GlobalTunables, InsPos, Instant, Lnet, MdEvent,
     MdHandle, MdOptions, MdSpec, NiId, ProcessId, Threshold, Unlink, LNET_PID_LUSTRE,
 };
+use lnet_selftest::stack::Stack;
+use lnet_selftest::{ConsoleError, ConsoleReply, ConsoleRequest, Params, Selftest, TxnId};
 use lnetd::LoLnd;
 
 pub use link::{CutId, LinkParams, LinkStats};
+
+/// The wall clock (since the Unix epoch) when a fabric's virtual clock
+/// starts: selftest's session ids and stamps count from it.
+pub const WALL: Duration = Duration::from_secs(1_700_000_000);
 pub use lnd::DEFAULT_LND_TIMEOUT;
 pub use rng::{seed_from_env, Rng, SeedGuard, SEED_ENV};
 
@@ -318,8 +329,10 @@ impl Fabric {
             shared: Arc::clone(&self.shared),
             state: Mutex::new(NodeState {
                 lnet: Lnet::new(cfg, now),
+                stack: Stack::new(now, WALL),
                 lnds: BTreeMap::new(),
                 events: Vec::new(),
+                console_done: Vec::new(),
             }),
         });
         let host = |cell: &Arc<NodeCell>, slot: &Arc<OnceLock<NiId>>, name: String| {
@@ -598,7 +611,10 @@ impl Fabric {
         let timers = self
             .nodes
             .iter()
-            .filter_map(|n| lock(&n.state).lnet.poll_timeout())
+            .filter_map(|n| {
+                let st = lock(&n.state);
+                st.stack.poll_timeout(&st.lnet)
+            })
             .min();
         match (net, timers) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -622,13 +638,16 @@ impl Fabric {
             self.check();
         }
         for cell in &self.nodes {
-            let due = lock(&cell.state)
-                .lnet
-                .poll_timeout()
-                .is_some_and(|d| d <= now);
+            let due = {
+                let st = lock(&cell.state);
+                st.stack.poll_timeout(&st.lnet).is_some_and(|d| d <= now)
+            };
             if due {
-                cell.with(|l, now| l.handle_timeout(now));
-                let again = lock(&cell.state).lnet.poll_timeout();
+                cell.with_state(|st, now| st.stack.handle_timeout(&mut st.lnet, now));
+                let again = {
+                    let st = lock(&cell.state);
+                    st.stack.poll_timeout(&st.lnet)
+                };
                 if again.is_some_and(|d| d <= now) {
                     self.shared.violation(format!(
                         "n{}: poll_timeout is {again:?} right after handle_timeout({now:?}) (the timer would spin)",
@@ -761,6 +780,65 @@ impl Fabric {
     }
 
     // ----- results ---------------------------------------------------------
+
+    /// Starts selftest on `node` (the `lnet_selftest` module loaded): it
+    /// posts its request buffers, and from then on its MD events, timers and
+    /// console commands run in the node's stack.
+    pub fn enable_selftest(&mut self, node: usize, params: Params) {
+        self.cell(node)
+            .with_state(|st, now| st.stack.enable_selftest(&mut st.lnet, now, params));
+        self.check();
+    }
+
+    /// Starts an `lst` console command on `node`; its result comes with
+    /// [`Fabric::take_console_done`] once virtual time has run far enough.
+    pub fn console(&mut self, node: usize, req: ConsoleRequest) -> TxnId {
+        let txn = self
+            .cell(node)
+            .with_state(|st, now| st.stack.console(&mut st.lnet, now, req));
+        self.check();
+        txn
+    }
+
+    /// Takes the console commands of `node` that finished.
+    pub fn take_console_done(
+        &mut self,
+        node: usize,
+    ) -> Vec<(TxnId, Result<ConsoleReply, ConsoleError>)> {
+        std::mem::take(&mut lock(&self.cell(node).state).console_done)
+    }
+
+    /// Runs an `lst` console command on `node` and virtual time until it
+    /// finishes (a command waits at most twice the 30 s transaction
+    /// timeout); panics if it never does.
+    pub fn lst(&mut self, node: usize, req: ConsoleRequest) -> Result<ConsoleReply, ConsoleError> {
+        let txn = self.console(node, req);
+        let end = self.now().saturating_add(Duration::from_secs(120));
+        loop {
+            {
+                let mut st = lock(&self.cell(node).state);
+                if let Some(k) = st.console_done.iter().position(|(t, _)| *t == txn) {
+                    return st.console_done.remove(k).1;
+                }
+            }
+            match self.next_due() {
+                Some(t) if t <= end => {
+                    self.step();
+                }
+                _ => panic!(
+                    "lst command {txn:?} on node {node} did not finish within 120 s of virtual time"
+                ),
+            }
+        }
+    }
+
+    /// Looks at the selftest of `node` (panics if it was not enabled).
+    pub fn inspect_selftest<R>(&self, node: usize, f: impl FnOnce(&Selftest) -> R) -> R {
+        let st = lock(&self.cell(node).state);
+        f(st.stack.selftest().unwrap_or_else(|| {
+            panic!("selftest is not enabled on node {node} (Fabric::enable_selftest)")
+        }))
+    }
 
     /// Takes the events `node`'s engine produced so far.
     pub fn take_events(&mut self, node: usize) -> Vec<Event> {

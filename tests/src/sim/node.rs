@@ -13,16 +13,23 @@ use lnet_core::lnd_api::{
     RxToken,
 };
 use lnet_core::{Event, Instant, LndOp, Lnet, NiId};
+use lnet_selftest::stack::{lnd_op_ni, Stack, StackEvent};
+use lnet_selftest::{ConsoleError, ConsoleReply, TxnId};
 
 use super::lnd::{lock, Shared};
 
 /// What a node holds under its lock.
 pub(crate) struct NodeState {
     pub(crate) lnet: Lnet,
+    /// Selftest and the routing of the engine's outputs: the loop the node
+    /// runtime runs.
+    pub(crate) stack: Stack,
     /// The LND object serving each NI, `0@lo` included.
     pub(crate) lnds: BTreeMap<NiId, LndNiHandle>,
     /// Events drained from the engine, not yet taken by the test.
     pub(crate) events: Vec<Event>,
+    /// Finished selftest console commands, not yet taken.
+    pub(crate) console_done: Vec<(TxnId, Result<ConsoleReply, ConsoleError>)>,
 }
 
 /// One node: its engine and LND objects.
@@ -53,46 +60,55 @@ impl NodeCell {
         r
     }
 
-    /// Takes the engine's LND operations (paired with the NI's LND object)
-    /// and its events.
+    /// Takes the stack's LND operations (paired with the NI's LND object)
+    /// and its events, as the node runtime does.
     fn drain(&self, st: &mut NodeState, now: Instant) -> Work {
         let mut work = Vec::new();
-        while let Some(op) = st.lnet.poll_lnd() {
-            let ni = match &op {
-                LndOp::Send { ni, .. }
-                | LndOp::Recv { ni, .. }
-                | LndOp::EagerRecv { ni, .. }
-                | LndOp::NotifyPeerDown { ni, .. } => *ni,
-                #[allow(unreachable_patterns)]
-                _ => {
-                    self.shared.violation(format!(
-                        "n{}: engine asked for an LND operation the fabric does not know: {op:?}",
-                        self.idx
-                    ));
-                    continue;
-                }
+        let NodeState {
+            lnet,
+            stack,
+            lnds,
+            events,
+            console_done,
+        } = st;
+        while let Some(op) = stack.poll_lnd(lnet, now) {
+            let Some(ni) = lnd_op_ni(&op) else {
+                self.shared.violation(format!(
+                    "n{}: engine asked for an LND operation the fabric does not know: {op:?}",
+                    self.idx
+                ));
+                continue;
             };
-            match st.lnds.get(&ni) {
+            match lnds.get(&ni) {
                 Some(lnd) => work.push((lnd.clone(), op)),
-                None => {
-                    // The NI is gone: fail what would have gone to it.
-                    let fail = Completion::failed(errno::ENETDOWN, HealthStatus::LOCAL_ERROR);
-                    match op {
-                        LndOp::Send { tx, .. } => st.lnet.handle_done(now, tx.token, fail),
-                        LndOp::Recv { rx, .. } => {
-                            if let ROption::RSome(m) = rx.msg {
-                                st.lnet.handle_done(now, m, fail);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+                // The NI is gone: the stack fails what would have gone to it.
+                None => stack.handle_unsent(lnet, now, op),
             }
         }
-        while let Some(ev) = st.lnet.poll_event() {
-            self.shared
-                .trace(format!("n{} event {}", self.idx, describe_event(&ev)));
-            st.events.push(ev);
+        while let Some(ev) = stack.poll_event(lnet, now) {
+            match ev {
+                StackEvent::Engine(e) => {
+                    self.shared
+                        .trace(format!("n{} event {}", self.idx, describe_event(&e)));
+                    events.push(e);
+                }
+                StackEvent::App { event, .. } => {
+                    let e = Event::Md(event);
+                    self.shared
+                        .trace(format!("n{} event {}", self.idx, describe_event(&e)));
+                    events.push(e);
+                }
+                StackEvent::Console { txn, result } => {
+                    self.shared.trace(format!(
+                        "n{} console {} {}",
+                        self.idx,
+                        txn.0,
+                        if result.is_ok() { "done" } else { "failed" }
+                    ));
+                    console_done.push((txn, result));
+                }
+                _ => {}
+            }
         }
         work
     }

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::errno;
 use crate::proto::{
-    decode_reply, encode_request, DaemonInfo, NetAddRequest, NetInfo, Op, PingOutcome, PingRequest,
-    PluginInfo, ReplyBody, Request, StatsInfo,
+    decode_reply, encode_request, DaemonInfo, GlobalInfo, GlobalSetRequest, NetAddRequest, NetInfo,
+    NetSetRequest, NiDelRequest, Op, PingOutcome, PingRequest, PluginInfo, ReplyBody, Request,
+    StatsInfo,
 };
 
 /// The socket lnetd listens on unless told otherwise.
@@ -281,6 +282,39 @@ impl Client {
             ReplyBody::Stats(s) => Ok(s),
             _ => Err(self.unexpected("stats show")),
         }
+    }
+
+    /// `stats reset`.
+    pub fn stats_reset(&mut self) -> Result<(), Error> {
+        self.done(Op::StatsReset, "stats reset")
+    }
+
+    /// `global show`.
+    pub fn global(&mut self) -> Result<GlobalInfo, Error> {
+        match self.call(Op::GlobalShow)? {
+            ReplyBody::Global(g) => Ok(g),
+            _ => Err(self.unexpected("global show")),
+        }
+    }
+
+    /// `set <tunable> <value>`.
+    pub fn global_set(&mut self, name: &str, value: i64) -> Result<(), Error> {
+        let req = GlobalSetRequest {
+            name: name.to_string(),
+            value,
+        };
+        self.done(Op::GlobalSet(req), "set")
+    }
+
+    /// `net del --nid` / `net del --net --if`.
+    pub fn ni_del(&mut self, req: NiDelRequest) -> Result<(), Error> {
+        self.net_types = None;
+        self.done(Op::NiDel(req), "net del")
+    }
+
+    /// `net set`.
+    pub fn net_set(&mut self, req: NetSetRequest) -> Result<(), Error> {
+        self.done(Op::NetSet(req), "net set")
     }
 }
 

@@ -86,6 +86,61 @@ pub enum Op {
     StatsShow,
     /// A selftest console command (`lst`).
     Lst(crate::lst::LstRequest),
+    // --- issue 16 (lnetctl complete): one line per request kind ---
+    /// `global show` (also the `global:` part of `export`).
+    GlobalShow,
+    /// `set <tunable> <value>` for a global tunable (lnetctl.md §2.8).
+    GlobalSet(GlobalSetRequest),
+    /// `stats reset`: zero the global, per-NI and per-peer-NI counters.
+    StatsReset,
+    /// `net del --nid NID` / `net del --net NET --if IF[,IF]`.
+    NiDel(NiDelRequest),
+    /// `net set --net N --lnd-timeout S` / `--conns-per-peer N --all|--nid NID`.
+    NetSet(NetSetRequest),
+}
+
+/// `set <tunable> <value>`: the tunable by its lnetctl name and the value as
+/// parsed (strtol); the daemon validates it (lnetctl.md §2.8).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlobalSetRequest {
+    /// The `set` sub-command (`retry_count`, `discovery`...).
+    pub name: String,
+    /// The value.
+    pub value: i64,
+}
+
+/// Deleting NIs rather than a whole net.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NiDelRequest {
+    /// The net of `--if` (`None` with `--nid`).
+    #[serde(default)]
+    pub net: Option<String>,
+    /// Interfaces of that net whose NIs go.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// NIs to delete, by NID.
+    #[serde(with = "serde_nid::vec", default)]
+    pub nids: Vec<Nid>,
+}
+
+/// `net set`: the LND timeout of a net's LND, or `conns_per_peer` of some NIs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetSetRequest {
+    /// `--net` (with `--lnd-timeout`).
+    #[serde(default)]
+    pub net: Option<String>,
+    /// `--lnd-timeout`, seconds (0 = follow the global `lnd_timeout`).
+    #[serde(default)]
+    pub lnd_timeout: Option<u32>,
+    /// `--nid`: the NI to change.
+    #[serde(with = "serde_nid::opt", default)]
+    pub nid: Option<Nid>,
+    /// `--all`: every NI.
+    #[serde(default)]
+    pub all: bool,
+    /// `--conns-per-peer` (0..=127).
+    #[serde(default)]
+    pub conns_per_peer: Option<u32>,
 }
 
 /// A `net add` request, validated by the client.
@@ -108,6 +163,16 @@ pub struct NetAddRequest {
     pub conns_per_peer: Option<i32>,
     /// `tos` (given only when ≥ 0).
     pub tos: Option<i32>,
+    /// `--nid`: NIs given by NID (the net is `net`; the daemon binds each to
+    /// the interface owning its address).
+    #[serde(with = "serde_nid::vec", default)]
+    pub nids: Vec<Nid>,
+    /// `--cpt`: CPTs of every NI without its own (`eth0[0,1]`) list.
+    #[serde(default)]
+    pub cpts: Option<Vec<u32>>,
+    /// Per-interface CPT lists (`eth0[0,1]`), parallel to `interfaces`.
+    #[serde(default)]
+    pub interface_cpts: Vec<Option<Vec<u32>>>,
 }
 
 /// A `ping` request.
@@ -185,6 +250,50 @@ pub enum ReplyBody {
     Stats(StatsInfo),
     /// The result of a selftest console command.
     Lst(crate::lst::LstReply),
+    // --- issue 16 ---
+    /// `global show`.
+    Global(GlobalInfo),
+}
+
+/// The global tunables as `global show` prints them (lnetctl.md §2.9), in
+/// its key order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)] // field names are upstream's keys, documented in lnetctl.md §2.9
+pub struct GlobalInfo {
+    pub numa_range: i64,
+    pub max_interfaces: i64,
+    pub discovery: i64,
+    pub drop_asym_route: i64,
+    pub retry_count: i64,
+    pub transaction_timeout: i64,
+    pub health_sensitivity: i64,
+    pub recovery_interval: i64,
+    pub router_sensitivity: i64,
+    pub lnd_timeout: i64,
+    pub response_tracking: i64,
+    pub recovery_limit: i64,
+    pub max_recovery_ping_interval: i64,
+}
+
+impl Default for GlobalInfo {
+    /// Upstream's defaults.
+    fn default() -> Self {
+        GlobalInfo {
+            numa_range: 0,
+            max_interfaces: 4096,
+            discovery: 1,
+            drop_asym_route: 0,
+            retry_count: 2,
+            transaction_timeout: 150,
+            health_sensitivity: 100,
+            recovery_interval: 1,
+            router_sensitivity: 100,
+            lnd_timeout: 49,
+            response_tracking: 3,
+            recovery_limit: 0,
+            max_recovery_ping_interval: 900,
+        }
+    }
 }
 
 /// Who answers on the socket.
@@ -528,8 +637,29 @@ mod tests {
                 credits: Some(512),
                 conns_per_peer: Some(2),
                 tos: None,
+                nids: vec![Nid::new4(tcp(1), 0x0a00_0001)],
+                cpts: Some(vec![0]),
+                interface_cpts: vec![None, Some(vec![0, 1])],
             }),
             Op::NetDel { net: "tcp1".into() },
+            Op::GlobalShow,
+            Op::GlobalSet(GlobalSetRequest {
+                name: "retry_count".into(),
+                value: -1,
+            }),
+            Op::StatsReset,
+            Op::NiDel(NiDelRequest {
+                net: Some("tcp".into()),
+                interfaces: vec!["eth0".into()],
+                nids: vec![],
+            }),
+            Op::NetSet(NetSetRequest {
+                net: None,
+                lnd_timeout: None,
+                nid: Some(Nid::new4(tcp(0), 1)),
+                all: false,
+                conns_per_peer: Some(3),
+            }),
             Op::NetShow { net: None },
             Op::NetShow {
                 net: Some("vnd2".into()),

@@ -4,7 +4,9 @@
 use lnd_api::{NetId, Nid};
 
 use crate::errno::strerror;
-use crate::proto::{LatencyInfo, MsgCounts, NetInfo, NiInfo, PingOutcome, PluginInfo, StatsInfo};
+use crate::proto::{
+    GlobalInfo, LatencyInfo, MsgCounts, NetInfo, NiInfo, PingOutcome, PluginInfo, StatsInfo,
+};
 use crate::yaml::{self, Style, Yaml};
 
 /// Network types beyond lnd-api's table (name, LND type), as
@@ -348,6 +350,36 @@ pub fn stats(s: &StatsInfo) -> String {
         .map(|(k, v)| ((*k).to_string(), Yaml::s(v)))
         .collect();
     yaml::cy(&Yaml::pairs([("statistics", Yaml::Map(m))]))
+}
+
+/// The `global:` tree (lnetctl.md §2.9), for `global show` and `export`.
+pub fn global_tree(g: &GlobalInfo) -> Yaml {
+    let fields: [(&str, i64); 13] = [
+        ("numa_range", g.numa_range),
+        ("max_interfaces", g.max_interfaces),
+        ("discovery", g.discovery),
+        ("drop_asym_route", g.drop_asym_route),
+        ("retry_count", g.retry_count),
+        ("transaction_timeout", g.transaction_timeout),
+        ("health_sensitivity", g.health_sensitivity),
+        ("recovery_interval", g.recovery_interval),
+        ("router_sensitivity", g.router_sensitivity),
+        ("lnd_timeout", g.lnd_timeout),
+        ("response_tracking", g.response_tracking),
+        ("recovery_limit", g.recovery_limit),
+        ("max_recovery_ping_interval", g.max_recovery_ping_interval),
+    ];
+    Yaml::Map(
+        fields
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Yaml::s(v)))
+            .collect(),
+    )
+}
+
+/// `global show` (lnetctl.md §2.9, cY-style).
+pub fn global(g: &GlobalInfo) -> String {
+    yaml::cy(&Yaml::pairs([("global", global_tree(g))]))
 }
 
 #[cfg(test)]

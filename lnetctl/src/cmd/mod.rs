@@ -1,10 +1,12 @@
 //! One module per object, each a clap `Args`/`Subcommand` plus `run()`:
 //! build the request with liblnetconfig, send it, print the reply.
 
+pub(crate) mod global;
 pub(crate) mod lnet;
 pub(crate) mod net;
 pub(crate) mod ping;
 pub(crate) mod plugin;
+pub(crate) mod set;
 pub(crate) mod stats;
 
 use std::path::Path;

@@ -18,6 +18,7 @@ mod client;
 pub mod daemon;
 pub mod errno;
 pub mod global;
+pub mod import;
 pub mod lst;
 pub mod nidlist;
 pub mod proto;

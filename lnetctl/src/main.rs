@@ -19,7 +19,9 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, Subcommand};
 
+use cmd::export::ExportArgs;
 use cmd::global::GlobalCmd;
+use cmd::import::ImportArgs;
 use cmd::lnet::LnetCmd;
 use cmd::net::NetCmd;
 use cmd::ping::PingArgs;
@@ -73,6 +75,12 @@ enum Cmd {
     /// global show.
     #[command(subcommand, infer_long_args = true)]
     Global(GlobalCmd),
+    /// export [--backup] [FILE].
+    #[command(infer_long_args = true, override_help = cmd::export::HELP)]
+    Export(ExportArgs),
+    /// import [--add|--del|--show|--exec] [FILE].
+    #[command(infer_long_args = true, override_help = cmd::import::HELP)]
+    Import(ImportArgs),
 }
 
 /// Upstream quirk (lnetctl.md §1.2 point 6): `--verbose=N` means level 1.
@@ -128,9 +136,10 @@ fn clap_failure(e: &clap::Error, args: &[OsString]) -> i32 {
     match e.kind() {
         ErrorKind::DisplayHelp => {
             out::stdout(&subcommand_help(args));
-            // `ping -h` returns 0; every other sub-command's -h returns 1.
-            let is_ping = args.get(1).and_then(|a| a.to_str()) == Some("ping");
-            i32::from(!is_ping)
+            // `ping -h` (and discover, import, export) returns 0; every
+            // other sub-command's -h returns 1.
+            let word = args.get(1).and_then(|a| a.to_str()).unwrap_or_default();
+            i32::from(!matches!(word, "ping" | "discover" | "import" | "export"))
         }
         ErrorKind::DisplayVersion => {
             out::stdout(&format!("lnetctl {}\n", env!("CARGO_PKG_VERSION")));
@@ -379,6 +388,8 @@ fn run(args: Vec<OsString>) -> i32 {
         Cmd::Stats(c) => cmd::stats::run(c, socket),
         Cmd::Set(c) => cmd::set::run(c, socket),
         Cmd::Global(c) => cmd::global::run(c, socket),
+        Cmd::Export(a) => cmd::export::run(a, socket),
+        Cmd::Import(a) => cmd::import::run(a, socket),
     }
 }
 

@@ -1,7 +1,9 @@
 //! One module per object, each a clap `Args`/`Subcommand` plus `run()`:
 //! build the request with liblnetconfig, send it, print the reply.
 
+pub(crate) mod export;
 pub(crate) mod global;
+pub(crate) mod import;
 pub(crate) mod lnet;
 pub(crate) mod net;
 pub(crate) mod ping;

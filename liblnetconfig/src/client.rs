@@ -8,7 +8,7 @@ use crate::errno;
 use crate::proto::{
     decode_reply, encode_request, DaemonInfo, GlobalInfo, GlobalSetRequest, NetAddRequest, NetInfo,
     NetSetRequest, NiDelRequest, Op, PingOutcome, PingRequest, PluginInfo, ReplyBody, Request,
-    StatsInfo,
+    StatsInfo, UdspRule,
 };
 
 /// The socket lnetd listens on unless told otherwise.
@@ -310,6 +310,24 @@ impl Client {
     pub fn ni_del(&mut self, req: NiDelRequest) -> Result<(), Error> {
         self.net_types = None;
         self.done(Op::NiDel(req), "net del")
+    }
+
+    /// `udsp add`.
+    pub fn udsp_add(&mut self, rule: UdspRule, idx: Option<u32>) -> Result<(), Error> {
+        self.done(Op::UdspAdd { rule, idx }, "udsp add")
+    }
+
+    /// `udsp del --idx N` / `--all` (`None`).
+    pub fn udsp_del(&mut self, idx: Option<u32>) -> Result<(), Error> {
+        self.done(Op::UdspDel { idx }, "udsp del")
+    }
+
+    /// `udsp show [--idx N]`.
+    pub fn udsp_show(&mut self, idx: Option<u32>) -> Result<Vec<(u32, UdspRule)>, Error> {
+        match self.call(Op::UdspShow { idx })? {
+            ReplyBody::Udsp(r) => Ok(r),
+            _ => Err(self.unexpected("udsp show")),
+        }
     }
 
     /// `net set`.

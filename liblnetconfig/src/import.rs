@@ -192,6 +192,57 @@ pub fn numa_range(node: &Node) -> Result<i64, ImportError> {
     }
 }
 
+/// The `udsp:` section: (idx, rule) per item that has an `idx`.
+pub fn udsp_rules(node: &Node) -> Result<Vec<(u32, crate::proto::UdspRule)>, ImportError> {
+    let Node::Seq(items) = node else {
+        return Err(err(EINVAL, "'udsp' must be a sequence of rules"));
+    };
+    let mut out = Vec::new();
+    for it in items {
+        let mut idx = None;
+        let mut rule = crate::proto::UdspRule {
+            src: None,
+            dst: None,
+            rte: None,
+            priority: None,
+        };
+        for (k, v) in it.entries() {
+            match k.as_str() {
+                "idx" => idx = Some(int_value(k, v)?),
+                "src" | "dst" | "rte" => {
+                    let t = v
+                        .text()
+                        .ok_or_else(|| err(EINVAL, format!("no value specified for key '{k}'")))?;
+                    let d = crate::udsp::descriptor(&t)
+                        .ok_or_else(|| err(EINVAL, format!("failed to parse {k} parameter")))?;
+                    match k.as_str() {
+                        "src" => rule.src = Some(d),
+                        "dst" => rule.dst = Some(d),
+                        _ => rule.rte = Some(d),
+                    }
+                }
+                "action" => {
+                    for (ak, av) in v.entries() {
+                        if ak == "priority" {
+                            let p = int_value(ak, av)?;
+                            rule.priority = Some(u32::try_from(p).map_err(|_| {
+                                err(EINVAL, format!("invalid value '{p}' for key 'priority'"))
+                            })?);
+                        }
+                    }
+                }
+                _ => return Err(err(EINVAL, format!("invalid key '{k}'"))),
+            }
+        }
+        if let Some(i) = idx {
+            let i = u32::try_from(i)
+                .map_err(|_| err(EINVAL, format!("invalid value '{i}' for key 'idx'")))?;
+            out.push((i, rule));
+        }
+    }
+    Ok(out)
+}
+
 /// One net block of a `net:` section, applied as one unit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetBlock {
@@ -428,6 +479,21 @@ mod tests {
             nets[0].warnings,
             ["Ignoring unrecognized key 'bogus' for 'tunables'"]
         );
+    }
+
+    #[test]
+    fn udsp_section_reads_what_show_prints() {
+        let rules = vec![(
+            0,
+            crate::proto::UdspRule {
+                src: Some("tcp".into()),
+                dst: None,
+                rte: None,
+                priority: Some(1),
+            },
+        )];
+        let doc = parse(&crate::udsp::show(&rules)).expect("yaml");
+        assert_eq!(udsp_rules(&doc[0].1).expect("rules"), rules);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod nidlist;
 pub mod proto;
 pub mod render;
 mod serde_ids;
+pub mod udsp;
 pub mod yaml;
 
 pub use client::{Client, Error, DEFAULT_SOCKET, SOCKET_ENV};

@@ -97,6 +97,43 @@ pub enum Op {
     NiDel(NiDelRequest),
     /// `net set --net N --lnd-timeout S` / `--conns-per-peer N --all|--nid NID`.
     NetSet(NetSetRequest),
+    /// `udsp add`: insert a rule at `idx` (append when `None`).
+    UdspAdd {
+        /// The rule.
+        rule: UdspRule,
+        /// Insert position.
+        #[serde(default)]
+        idx: Option<u32>,
+    },
+    /// `udsp del --idx N` (`None`: `--all`).
+    UdspDel {
+        /// The rule to delete; every rule when `None`.
+        idx: Option<u32>,
+    },
+    /// `udsp show [--idx N]`.
+    UdspShow {
+        /// Only this rule.
+        #[serde(default)]
+        idx: Option<u32>,
+    },
+}
+
+/// A User Defined Selection Policy rule (semantics.md §12), its descriptors
+/// in canonical text (`tcp`, `10.1.1.*@tcp`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UdspRule {
+    /// Local net/NIs.
+    #[serde(default)]
+    pub src: Option<String>,
+    /// Peer net/NIs.
+    #[serde(default)]
+    pub dst: Option<String>,
+    /// Routers.
+    #[serde(default)]
+    pub rte: Option<String>,
+    /// PRIORITY action (0 = highest); `None` for preference rules (src+dst, dst+rte).
+    #[serde(default)]
+    pub priority: Option<u32>,
 }
 
 /// `set <tunable> <value>`: the tunable by its lnetctl name and the value as
@@ -253,6 +290,8 @@ pub enum ReplyBody {
     // --- issue 16 ---
     /// `global show`.
     Global(GlobalInfo),
+    /// `udsp show`: (index, rule) in index order.
+    Udsp(Vec<(u32, UdspRule)>),
 }
 
 /// The global tunables as `global show` prints them (lnetctl.md §2.9), in
@@ -653,6 +692,17 @@ mod tests {
                 interfaces: vec!["eth0".into()],
                 nids: vec![],
             }),
+            Op::UdspAdd {
+                rule: UdspRule {
+                    src: Some("tcp".into()),
+                    dst: None,
+                    rte: None,
+                    priority: Some(1),
+                },
+                idx: Some(0),
+            },
+            Op::UdspDel { idx: None },
+            Op::UdspShow { idx: Some(2) },
             Op::NetSet(NetSetRequest {
                 net: None,
                 lnd_timeout: None,

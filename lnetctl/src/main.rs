@@ -28,6 +28,7 @@ use cmd::ping::PingArgs;
 use cmd::plugin::PluginCmd;
 use cmd::set::SetCmd;
 use cmd::stats::StatsCmd;
+use cmd::udsp::UdspCmd;
 
 /// The command line.
 #[derive(Parser, Debug)]
@@ -81,6 +82,9 @@ enum Cmd {
     /// import [--add|--del|--show|--exec] [FILE].
     #[command(infer_long_args = true, override_help = cmd::import::HELP)]
     Import(ImportArgs),
+    /// udsp add|del|show.
+    #[command(subcommand, infer_long_args = true)]
+    Udsp(UdspCmd),
 }
 
 /// Upstream quirk (lnetctl.md §1.2 point 6): `--verbose=N` means level 1.
@@ -390,6 +394,7 @@ fn run(args: Vec<OsString>) -> i32 {
         Cmd::Global(c) => cmd::global::run(c, socket),
         Cmd::Export(a) => cmd::export::run(a, socket),
         Cmd::Import(a) => cmd::import::run(a, socket),
+        Cmd::Udsp(c) => cmd::udsp::run(c, socket),
     }
 }
 

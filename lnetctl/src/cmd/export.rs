@@ -39,11 +39,13 @@ pub(crate) fn collect(socket: &Path, backup: bool) -> Result<Export, i32> {
     } else {
         render::net_show(&nets, 2, &extra)
     };
-    // Peers, routes, router buffers and UDSP rules are filled in by their
-    // areas (fields of `Export`).
+    let udsp = liblnetconfig::udsp::tree(&c.udsp_show(None).unwrap_or_default());
+    // Peers, routes and router buffers are filled in by their areas
+    // (fields of `Export`).
     Ok(Export {
         net,
         global,
+        udsp,
         ..Export::default()
     })
 }

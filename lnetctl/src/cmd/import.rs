@@ -150,7 +150,8 @@ fn section(c: &mut Client, action: Action, key: &str, node: &Node) -> i32 {
         ("numa", Action::Exec) => invalid(action, key),
         ("numa", _) => numa(c, action, node),
         ("peer" | "route" | "routing" | "buffers", Action::Exec) => invalid(action, key),
-        ("peer" | "route" | "routing" | "buffers" | "ip2nets" | "udsp", _) => not_here(key),
+        ("udsp", _) => udsp(c, action, node),
+        ("peer" | "route" | "routing" | "buffers" | "ip2nets", _) => not_here(key),
         ("ping" | "discover", Action::Exec) => not_here(key),
         _ => invalid(action, key),
     }
@@ -242,4 +243,30 @@ fn numa(c: &mut Client, action: Action, node: &Node) -> i32 {
         Some(t) => super::set::apply(c, t, &value.to_string()),
         None => out::RC_EINVAL,
     }
+}
+
+fn udsp(c: &mut Client, action: Action, node: &Node) -> i32 {
+    let rules = match import::udsp_rules(node) {
+        Ok(r) => r,
+        Err(e) => return fail(action, &e),
+    };
+    for (idx, rule) in rules {
+        let res = match action {
+            Action::Add | Action::Exec => c.udsp_add(rule, Some(idx)),
+            Action::Del => c.udsp_del(Some(idx)),
+            Action::Show => c.udsp_show(Some(idx)).map(|r| {
+                out::stdout(&liblnetconfig::udsp::show(&r));
+            }),
+        };
+        if let Err(e) = res {
+            return out::nl_error(
+                action.flag(),
+                "import",
+                e.errno(),
+                &e.to_string(),
+                out::RC_EINVAL,
+            );
+        }
+    }
+    0
 }

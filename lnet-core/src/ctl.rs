@@ -12,6 +12,7 @@
 //! The daemon starts unconfigured, like a freshly loaded lnet module
 //! (lnetctl.md §5.1): `lnet configure` starts the [`Node`].
 
+mod config;
 mod lst;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -529,6 +530,10 @@ fn handle(shared: &Shared, op: Op) -> (Reply, bool) {
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
+    let op = match config::handle(shared, node.as_deref(), op) {
+        Ok(reply) => return (reply, false),
+        Err(op) => op,
+    };
     let reply = match op {
         Op::Hello => Reply::ok(ReplyBody::Hello(DaemonInfo {
             pid: std::process::id(),

@@ -35,6 +35,7 @@ use crate::wire::{PingInfo, LNET_NI_STATUS_UP, LNET_PING_FEAT_MULTI_RAIL};
 use crate::Lnet;
 
 mod app;
+pub(crate) mod config;
 
 pub use app::{EqHandle, MatchSpec, Target};
 
@@ -252,6 +253,8 @@ struct State {
     timer_sleep_until: Option<Instant>,
     /// A ping or console result arrived since the waiters were last woken.
     results: bool,
+    /// UDSP rules in index order (`udsp add|del|show`).
+    udsp: Vec<liblnetconfig::proto::UdspRule>,
 }
 
 struct Inner {
@@ -689,6 +692,7 @@ impl Node {
                 stopping: false,
                 timer_sleep_until: None,
                 results: false,
+                udsp: Vec::new(),
             }),
             changed: Condvar::new(),
             timer_cv: Condvar::new(),
@@ -1259,6 +1263,7 @@ fn apply_params(cfg: &mut Config, params: &[(String, String)]) -> Result<(), Nod
             // Upstream clamps a too-small value up to its minimum of 16.
             "lnet_interfaces_max" => t.max_interfaces = int()?.clamp(16, i32::MAX as i64) as u32,
             "lock_prim_nid" => t.lock_prim_nid = uint(0, 1)? == 1,
+            "router_sensitivity_percentage" => t.router_sensitivity = uint(0, 100)?,
             "forwarding" => t.routing = value == "enabled",
             _ => {}
         }

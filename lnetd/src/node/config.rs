@@ -9,7 +9,7 @@ use super::{Node, NodeError};
 
 /// Operation already in progress (the same UDSP rule exists).
 const EALREADY: i32 = 114;
-use crate::ni::{GlobalTunables, NiId};
+use lnet_core::ni::{GlobalTunables, NiId};
 
 /// Applies `set <name> <value>` to a copy of the tunables (lnetctl.md §2.8);
 /// the cross-field rules are [`GlobalTunables::validate`]'s.
@@ -76,7 +76,7 @@ pub(crate) fn apply_global(
 /// The engine configuration the daemon's parameters give (`global show`
 /// before `lnet configure`).
 pub(crate) fn startup_config(
-    cfg: &mut crate::ni::Config,
+    cfg: &mut lnet_core::ni::Config,
     params: &[(String, String)],
 ) -> Result<(), NodeError> {
     super::apply_params(cfg, params)

@@ -6,7 +6,7 @@ use liblnetconfig::errno::EINVAL;
 use liblnetconfig::proto::{GlobalInfo, Op, Reply, ReplyBody};
 
 use super::{node_err, not_configured, Shared};
-use crate::ni::{Config, GlobalTunables};
+use lnet_core::ni::{Config, GlobalTunables};
 use crate::node::Node;
 
 /// `global show`'s values.

@@ -120,7 +120,11 @@ pub fn parse(text: &str) -> Result<Vec<(String, Node)>, String> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    match serde_saphyr::from_str::<Node>(text) {
+    // Repeated keys are kept, in order, as upstream's reader keeps them
+    // (two `global:` sections apply one after the other).
+    let mut opts = serde_saphyr::Options::default();
+    opts.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+    match serde_saphyr::from_str_with_options::<Node>(text, opts) {
         Ok(Node::Map(m)) => Ok(m),
         Ok(Node::Null) => Ok(Vec::new()),
         Ok(_) => Err("Parser error: the document must be a mapping (net:, global:, ...)".into()),

@@ -100,11 +100,10 @@ fn preprocess(args: Vec<OsString>) -> Vec<OsString> {
 /// The help of the sub-command the words name (for unknown options).
 fn subcommand_help(args: &[OsString]) -> String {
     let mut cur = Cli::command();
-    let words: Vec<String> = args
-        .iter()
-        .skip(1)
-        .filter_map(|a| a.to_str().map(str::to_string))
+    let words: Vec<String> = command_args(args)
+        .into_iter()
         .filter(|a| !a.starts_with('-'))
+        .map(str::to_string)
         .collect();
     for w in words.iter().take(2) {
         match cur.find_subcommand(w).cloned() {
@@ -124,12 +123,26 @@ fn subcommand_help(args: &[OsString]) -> String {
     }
 }
 
+/// The words after the program name without the global `--socket PATH`.
+fn command_args(args: &[OsString]) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args.iter().skip(1).filter_map(|a| a.to_str()) {
+        if skip {
+            skip = false;
+        } else if a == "--socket" {
+            skip = true;
+        } else if !a.starts_with("--socket=") {
+            out.push(a);
+        }
+    }
+    out
+}
+
 /// Whether the command words (options skipped) start with `path`.
 fn words_are(args: &[OsString], path: &[&str]) -> bool {
-    let words: Vec<&str> = args
-        .iter()
-        .skip(1)
-        .filter_map(|a| a.to_str())
+    let words: Vec<&str> = command_args(args)
+        .into_iter()
         .filter(|a| !a.starts_with('-'))
         .collect();
     words.len() >= path.len() && words[..path.len()] == *path
@@ -142,7 +155,7 @@ fn clap_failure(e: &clap::Error, args: &[OsString]) -> i32 {
             out::stdout(&subcommand_help(args));
             // `ping -h` (and discover, import, export) returns 0; every
             // other sub-command's -h returns 1.
-            let word = args.get(1).and_then(|a| a.to_str()).unwrap_or_default();
+            let word = command_args(args).first().copied().unwrap_or_default();
             i32::from(!matches!(word, "ping" | "discover" | "import" | "export"))
         }
         ErrorKind::DisplayVersion => {
@@ -186,8 +199,7 @@ fn clap_failure(e: &clap::Error, args: &[OsString]) -> i32 {
         ErrorKind::UnknownArgument => {
             // Upstream prints the sub-command's help and returns 0, except
             // `lnet configure`, which returns 0 silently.
-            let words: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
-            if !(words.contains(&"lnet") && words.contains(&"configure")) {
+            if !words_are(args, &["lnet", "configure"]) {
                 out::stdout(&subcommand_help(args));
             }
             0
@@ -365,14 +377,14 @@ fn run(args: Vec<OsString>) -> i32 {
     if args.len() == 1 {
         return interactive();
     }
-    let words: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
-    if let Some(rc) = words.get(1).and_then(|w| generic(w, &words[2..])) {
+    let words = command_args(&args);
+    if let Some(rc) = words.first().and_then(|w| generic(w, &words[1..])) {
         return rc;
     }
     // At the sub-command level the generic table is searched first
     // (`lnetctl net help` is the generic help), except -h/--help.
-    if let Some(w) = words.get(2).filter(|w| !w.starts_with('-')) {
-        if Cli::command().find_subcommand(words[1]).is_some() {
+    if let Some(w) = words.get(1).filter(|w| !w.starts_with('-')) {
+        if Cli::command().find_subcommand(words[0]).is_some() {
             if let Some(rc) = generic(w, &[]) {
                 return rc;
             }

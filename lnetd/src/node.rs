@@ -820,6 +820,7 @@ impl Node {
                 "creating a local NI needs at least one interface",
             ));
         }
+        self.check_new_interfaces(&req)?;
         let mut added: Vec<NiId> = Vec::new();
         let mut nids = Vec::new();
         for iface in &req.interfaces {

@@ -246,10 +246,14 @@ fn numa(c: &mut Client, action: Action, node: &Node) -> i32 {
 }
 
 fn udsp(c: &mut Client, action: Action, node: &Node) -> i32 {
-    let rules = match import::udsp_rules(node) {
+    let mut rules = match import::udsp_rules(node) {
         Ok(r) => r,
         Err(e) => return fail(action, &e),
     };
+    // Deleting renumbers the later rules: delete from the highest index.
+    if action == Action::Del {
+        rules.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+    }
     for (idx, rule) in rules {
         let res = match action {
             Action::Add | Action::Exec => c.udsp_add(rule, Some(idx)),

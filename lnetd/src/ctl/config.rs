@@ -6,8 +6,8 @@ use liblnetconfig::errno::EINVAL;
 use liblnetconfig::proto::{GlobalInfo, Op, Reply, ReplyBody};
 
 use super::{node_err, not_configured, Shared};
-use lnet_core::ni::{Config, GlobalTunables};
 use crate::node::Node;
+use lnet_core::ni::{Config, GlobalTunables};
 
 /// `global show`'s values.
 fn global_info(t: &GlobalTunables) -> GlobalInfo {
@@ -37,7 +37,9 @@ fn startup_tunables(shared: &Shared) -> GlobalTunables {
     }
 }
 
-/// Answers `op` if it is one of these commands; `Err(op)` otherwise.
+/// Answers `op` if it is one of these commands; `Err(op)` otherwise (the
+/// request moves on to the other handlers, once per request).
+#[allow(clippy::result_large_err)]
 pub(super) fn handle(shared: &Shared, node: Option<&Node>, op: Op) -> Result<Reply, Op> {
     let need = |f: &dyn Fn(&Node) -> Reply| match node {
         None => not_configured(),

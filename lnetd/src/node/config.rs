@@ -83,6 +83,40 @@ pub(crate) fn startup_config(
 }
 
 impl Node {
+    /// `net add`: an interface may carry one NI of a net, and be named once
+    /// (lnetctl.md §2.2: EEXIST).
+    pub(super) fn check_new_interfaces(&self, req: &super::NetAdd) -> Result<(), NodeError> {
+        for (i, iface) in req.interfaces.iter().enumerate() {
+            if req.interfaces[..i].contains(iface) {
+                return Err(NodeError::failed(
+                    errno::EEXIST,
+                    format!("cannot add LNet NI: interface {iface} is given twice"),
+                ));
+            }
+        }
+        let st = self.inner.lock();
+        let Ok(netid) = Self::resolve_net(&st, &req.net) else {
+            // An unknown type: the plugin is loaded (or refused) later.
+            return Ok(());
+        };
+        for iface in &req.interfaces {
+            if st
+                .lnet
+                .nis()
+                .any(|v| v.net() == netid && v.interfaces().iter().any(|i| i == iface))
+            {
+                return Err(NodeError::failed(
+                    errno::EEXIST,
+                    format!(
+                        "cannot add LNet NI: {} already has an NI on {iface}",
+                        req.net
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The global tunables in force.
     pub fn global_tunables(&self) -> GlobalTunables {
         self.inner.lock().lnet.tunables().clone()

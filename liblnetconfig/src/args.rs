@@ -114,6 +114,75 @@ pub struct NetAddArgs {
     pub cpt: Option<String>,
     /// Network types plugins provide (for `--nid` on their nets).
     pub net_types: Vec<(String, u8)>,
+    /// `--ip2net`: a legacy ip2nets string.
+    pub ip2net: Option<String>,
+}
+
+/// Splits on `sep` outside parentheses and brackets.
+fn split_outside(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            c if c == sep && depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// Parses a legacy ip2nets string (`tcp(eth0) 192.168.0.[2,4]; tcp
+/// 192.168.0.*`, semantics.md §15.2): one rule per network of each entry,
+/// entries separated by `;` or newlines, `#` comments.
+pub fn ip2net_rules(text: &str) -> Result<Vec<crate::proto::Ip2NetsRule>, ArgError> {
+    let bad = |why: String| ArgError::Nl {
+        flag: "add",
+        object: "net",
+        errno: EINVAL,
+        descr: format!("cannot setup ip2nets: {why}"),
+        rc: -EINVAL,
+    };
+    let mut rules = Vec::new();
+    for entry in text.split([';', '\n']) {
+        let entry = entry.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let mut tokens = entry.split_whitespace();
+        let nets = tokens.next().unwrap_or("");
+        let ranges: Vec<String> = tokens.map(str::to_string).collect();
+        for n in split_outside(nets, ',') {
+            let (name, ifs) = match n.split_once('(') {
+                Some((name, rest)) => {
+                    let inner = rest
+                        .strip_suffix(')')
+                        .ok_or_else(|| bad(format!("unbalanced parentheses in '{n}'")))?;
+                    let ifs = split_outside(inner, ',')
+                        .into_iter()
+                        .map(|i| i.trim().to_string())
+                        .collect::<Vec<_>>();
+                    (name, ifs)
+                }
+                None => (n, Vec::new()),
+            };
+            let name = net(name, "add").map_err(|_| bad(format!("invalid network '{name}'")))?;
+            rules.push(crate::proto::Ip2NetsRule {
+                net: name,
+                interfaces: ifs,
+                ip_ranges: ranges.clone(),
+            });
+        }
+    }
+    if rules.is_empty() {
+        return Err(bad(format!("no rule in '{text}'")));
+    }
+    Ok(rules)
 }
 
 fn int_opt(v: &Option<String>, keep: impl Fn(i64) -> bool) -> Option<i32> {
@@ -256,7 +325,7 @@ pub fn net_add(a: &NetAddArgs) -> Result<NetAddRequest, ArgError> {
     if a.nid.is_some() && a.net.is_some() {
         return Err(ArgError::Plain("--net is invalid with --nid option".into()));
     }
-    if a.net.is_none() && a.nid.is_none() {
+    if a.net.is_none() && a.nid.is_none() && a.ip2net.is_none() {
         return Err(ArgError::Plain(
             "missing mandatory parameters in NI config: 'network'".into(),
         ));
@@ -303,7 +372,12 @@ pub fn net_add(a: &NetAddArgs) -> Result<NetAddRequest, ArgError> {
             rc: -EINVAL,
         })?),
     };
+    let ip2nets = match &a.ip2net {
+        Some(t) => ip2net_rules(t)?,
+        None => Vec::new(),
+    };
     let (net, ifs, nids) = match (&a.net, &a.nid) {
+        _ if !ip2nets.is_empty() => (ip2nets[0].net.clone(), Vec::new(), Vec::new()),
         (_, Some(list)) => {
             let nids = nid_list(list, &a.net_types)?;
             let extra: Vec<(&str, u8)> =
@@ -341,6 +415,7 @@ pub fn net_add(a: &NetAddArgs) -> Result<NetAddRequest, ArgError> {
         nids,
         cpts,
         interface_cpts: ifs.into_iter().map(|(_, c)| c).collect(),
+        ip2nets,
     })
 }
 

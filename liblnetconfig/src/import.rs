@@ -267,6 +267,7 @@ struct Collect {
     credits: Option<i64>,
     conns_per_peer: Option<i64>,
     tos: Option<i64>,
+    ranges: Vec<String>,
     warnings: Vec<String>,
 }
 
@@ -368,7 +369,15 @@ fn walk(c: &mut Collect, node: &Node, ip2nets: bool) -> Result<(), ImportError> 
                         }
                     }
                     "CPT" => cpt_node(c, v)?,
-                    "ip-range" if !ip2nets => {
+                    "ip-range" if ip2nets => {
+                        for (_, r) in v.entries() {
+                            let t = r.text().ok_or_else(|| {
+                                err(EINVAL, "no value specified for key 'ip-range'")
+                            })?;
+                            c.ranges.push(t);
+                        }
+                    }
+                    "ip-range" => {
                         return Err(err(EINVAL, "'ip-range' only valid for ip2nets"));
                     }
                     "local NI(s)" if ip2nets => {
@@ -420,6 +429,52 @@ pub fn net_blocks(node: &Node) -> Result<Vec<NetBlock>, ImportError> {
     Ok(out)
 }
 
+/// The `ip2nets:` section (lnetctl.md §4.3): one request per rule, each
+/// carrying its rule (the daemon resolves it against its interfaces).
+pub fn ip2nets_blocks(node: &Node) -> Result<Vec<NetBlock>, ImportError> {
+    let Node::Seq(rules) = node else {
+        return Err(err(EINVAL, "'ip2nets' must be a sequence of rules"));
+    };
+    let mut out = Vec::new();
+    for r in rules {
+        let net = match r.entries().first() {
+            Some((k, v)) if k == "net-spec" => v
+                .text()
+                .ok_or_else(|| err(EINVAL, "no value specified for key 'net-spec'"))?,
+            Some((k, _)) => {
+                return Err(err(
+                    EINVAL,
+                    format!("Malformed input. Expect 'net-spec' found '{k}'"),
+                ))
+            }
+            None => return Err(err(EINVAL, "Malformed input. Expect 'net-spec' found ''")),
+        };
+        if crate::args::net(&net, "add").is_err() {
+            return Err(err(EINVAL, format!("Invalid network ID '{net}'")));
+        }
+        let mut c = Collect::default();
+        walk(&mut c, &Node::Map(r.entries()[1..].to_vec()), true)?;
+        for range in &c.ranges {
+            // IPv4 patterns; IPv6 addresses and prefixes are passed on.
+            if !crate::udsp::ipv4_pattern_ok(range) && !range.contains(':') {
+                return Err(err(EINVAL, format!("invalid ip-range '{range}'")));
+            }
+        }
+        let warnings = std::mem::take(&mut c.warnings);
+        let rule = crate::proto::Ip2NetsRule {
+            net: net.clone(),
+            interfaces: c.interfaces.iter().map(|(n, _)| n.clone()).collect(),
+            ip_ranges: std::mem::take(&mut c.ranges),
+        };
+        let mut request = request(net, c);
+        request.interfaces.clear();
+        request.interface_cpts.clear();
+        request.ip2nets = vec![rule];
+        out.push(NetBlock { request, warnings });
+    }
+    Ok(out)
+}
+
 fn request(net: String, c: Collect) -> NetAddRequest {
     let pos = |v: Option<i64>| v.filter(|x| *x > 0).and_then(|x| i32::try_from(x).ok());
     NetAddRequest {
@@ -440,6 +495,7 @@ fn request(net: String, c: Collect) -> NetAddRequest {
         nids: Vec::new(),
         cpts: c.cpts,
         interface_cpts: c.interfaces.into_iter().map(|(_, cp)| cp).collect(),
+        ip2nets: Vec::new(),
     }
 }
 
@@ -498,6 +554,64 @@ mod tests {
         )];
         let doc = parse(&crate::udsp::show(&rules)).expect("yaml");
         assert_eq!(udsp_rules(&doc[0].1).expect("rules"), rules);
+    }
+
+    #[test]
+    fn ip2nets_rules() {
+        let doc = parse(
+            "ip2nets:
+  - net-spec: tcp1
+    interfaces:
+        0: eth0
+    ip-range:
+        0: 192.168.1.*
+        1: \"*.*.*.*\"
+    tunables:
+        peer_credits: 16
+  - ip-range: {0: 10.0.0.1}
+    net-spec: tcp
+",
+        )
+        .expect("yaml");
+        let b = ip2nets_blocks(&doc[0].1).expect_err("net-spec first");
+        assert_eq!(
+            b.descr,
+            "Malformed input. Expect 'net-spec' found 'ip-range'"
+        );
+        let doc = parse(
+            "ip2nets:
+  - net-spec: tcp1
+    interfaces:
+        0: eth0
+    ip-range:
+        0: 192.168.1.*
+        1: \"*.*.*.*\"
+    tunables:
+        peer_credits: 16
+",
+        )
+        .expect("yaml");
+        let b = ip2nets_blocks(&doc[0].1).expect("rules");
+        assert_eq!(b[0].request.peer_credits, Some(16));
+        assert_eq!(
+            b[0].request.ip2nets,
+            [crate::proto::Ip2NetsRule {
+                net: "tcp1".into(),
+                interfaces: vec!["eth0".into()],
+                ip_ranges: vec!["192.168.1.*".into(), "*.*.*.*".into()],
+            }]
+        );
+        let doc = parse(
+            "ip2nets:
+  - net-spec: tcp
+    local NI(s): []
+",
+        )
+        .expect("yaml");
+        assert_eq!(
+            ip2nets_blocks(&doc[0].1).expect_err("refused").descr,
+            "local NI(s)' not valid for ip2nets"
+        );
     }
 
     #[test]

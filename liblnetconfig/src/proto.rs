@@ -210,6 +210,25 @@ pub struct NetAddRequest {
     /// Per-interface CPT lists (`eth0[0,1]`), parallel to `interfaces`.
     #[serde(default)]
     pub interface_cpts: Vec<Option<Vec<u32>>>,
+    /// ip2nets rules (`--ip2net`, an `ip2nets:` section): the daemon
+    /// resolves them against its interfaces; `net` and `interfaces` are
+    /// then unused.
+    #[serde(default)]
+    pub ip2nets: Vec<Ip2NetsRule>,
+}
+
+/// One ip2nets rule (lnetctl.md §4.3): a net, optional interfaces and
+/// optional address patterns (`192.168.0.[2,4]`, `10.0.*.*`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ip2NetsRule {
+    /// The net (`tcp1`).
+    pub net: String,
+    /// Interfaces (each must exist, be up and match a range if any).
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Address patterns.
+    #[serde(default)]
+    pub ip_ranges: Vec<String>,
 }
 
 /// A `ping` request.
@@ -679,6 +698,11 @@ mod tests {
                 nids: vec![Nid::new4(tcp(1), 0x0a00_0001)],
                 cpts: Some(vec![0]),
                 interface_cpts: vec![None, Some(vec![0, 1])],
+                ip2nets: vec![Ip2NetsRule {
+                    net: "tcp".into(),
+                    interfaces: vec![],
+                    ip_ranges: vec!["10.0.0.*".into()],
+                }],
             }),
             Op::NetDel { net: "tcp1".into() },
             Op::GlobalShow,

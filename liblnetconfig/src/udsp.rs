@@ -34,6 +34,12 @@ fn field_ok(f: &str) -> bool {
     f == "*" || f.parse::<u32>().is_ok() || (f.starts_with('[') && bracket_ok(f))
 }
 
+/// Whether `s` is an IPv4 address pattern (`192.168.0.[2,4]`, `*.*.*.*`).
+pub fn ipv4_pattern_ok(s: &str) -> bool {
+    let f: Vec<&str> = s.split('.').collect();
+    f.len() == 4 && f.iter().all(|x| field_ok(x))
+}
+
 /// Canonical text of a net part (`tcp0` → `tcp`, `tcp[1-3]` kept); `None`
 /// when malformed.
 fn net_part(t: &str) -> Option<String> {

@@ -923,3 +923,154 @@ fn net_del_set_and_udsp() {
     ok(&lnetctl(&sock, &["udsp", "del", "--all"]));
     assert_eq!(ok(&lnetctl(&sock, &["udsp", "show"])), "");
 }
+
+/// Runs `ip ARGS`, asserting success.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace with veth interfaces, removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str, ifs: &[(&str, &str)]) -> Netns {
+        let name = format!("lnetcli{tag}{}", std::process::id());
+        ip(&["netns", "add", &name]);
+        let ns = Netns(name);
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        for (ifname, addr) in ifs {
+            // A veth pair inside the namespace: both ends up, so it has carrier.
+            let peer = format!("{ifname}p");
+            ip(&[
+                "-n", &ns.0, "link", "add", ifname, "type", "veth", "peer", "name", &peer,
+            ]);
+            ip(&["-n", &ns.0, "addr", "add", addr, "dev", ifname]);
+            ip(&["-n", &ns.0, "link", "set", &peer, "up"]);
+            ip(&["-n", &ns.0, "link", "set", ifname, "up"]);
+        }
+        ns
+    }
+
+    /// Starts lnetd inside the namespace.
+    fn lnetd(&self, socket: &Path, extra: &[&str]) -> Guard {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .arg(lnetd_bin())
+            .arg("--socket")
+            .arg(socket)
+            .arg("--foreground")
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn lnetd in the namespace");
+        let pid = wait_answer(socket);
+        Guard {
+            child: Some(child),
+            pid: Some((pid, socket.to_path_buf())),
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn interfaces_of(sock: &Path, net: &str) -> Vec<String> {
+    ok(&lnetctl(sock, &["net", "show", "--net", net]))
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("0: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// ip2nets (`net add --ip2net`, an `ip2nets:` import, the `ip2nets=`
+/// start-up parameter) and `net add --nid`, matched against the interfaces
+/// of the daemon's network namespace. Needs root (`ip netns`).
+#[test]
+#[ignore = "needs root: creates a network namespace with veth interfaces"]
+fn ip2nets_and_nid_in_a_namespace() {
+    let ns = Netns::new(
+        "ip2n",
+        &[
+            ("dm1", "10.77.1.1/24"),
+            ("dm2", "10.77.2.1/24"),
+            ("dm3", "10.78.3.1/24"),
+        ],
+    );
+    let dir = TempDir::new("ip2nets");
+    let sock = dir.socket();
+    let _d = ns.lnetd(&sock, &[]);
+    ok(&lnetctl(&sock, &["lnet", "configure"]));
+
+    ok(&lnetctl(
+        &sock,
+        &["net", "add", "--ip2net", "tcp1 10.77.2.*; tcp1 10.77.*.*"],
+    ));
+    assert_eq!(interfaces_of(&sock, "tcp1"), ["dm2"], "first match wins");
+    ok(&lnetctl(
+        &sock,
+        &[
+            "net",
+            "add",
+            "--ip2net",
+            "tcp4(dm3) 10.77.*.*; tcp4 10.[77-78].[1,3].*",
+        ],
+    ));
+    assert_eq!(interfaces_of(&sock, "tcp4"), ["dm1", "dm3"]);
+    ok(&lnetctl(&sock, &["net", "add", "--nid", "10.77.1.1@tcp"]));
+    let show = ok(&lnetctl(&sock, &["net", "show", "--net", "tcp"]));
+    assert!(show.contains("      -     nid: 10.77.1.1@tcp\n"), "{show}");
+    assert_eq!(interfaces_of(&sock, "tcp"), ["dm1"]);
+    let out = lnetctl(&sock, &["net", "add", "--nid", "10.9.9.9@tcp2"]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(
+        text(&out.stderr).contains("errno: -19"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = lnetctl(
+        &sock,
+        &["net", "add", "--net", "tcp5", "--if", "dm1", "--cpt", "[1]"],
+    );
+    assert_eq!(out.status.code(), Some(234));
+    assert!(
+        text(&out.stderr).contains("errno: -34"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let conf = "ip2nets:\n  - net-spec: tcp2\n    interfaces:\n        0: dm9\n  - net-spec: tcp2\n    ip-range:\n        0: 10.78.*.*\n  - net-spec: tcp2\n    ip-range:\n        0: \"*.*.*.*\"\n";
+    let f = write(&dir, "ip2nets.yaml", conf);
+    ok(&lnetctl(&sock, &["import", &f]));
+    assert_eq!(interfaces_of(&sock, "tcp2"), ["dm3"]);
+    let f = write(
+        &dir,
+        "none.yaml",
+        "ip2nets:\n  - net-spec: tcp3\n    ip-range:\n        0: 192.168.250.*\n",
+    );
+    let out = lnetctl(&sock, &["import", &f]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(
+        text(&out.stderr).contains("No ip2nets rules applied"),
+        "{}",
+        text(&out.stderr)
+    );
+    ok(&lnetctl(&sock, &["lnet", "unconfigure"]));
+
+    // The start-up parameter, applied by `lnet configure --all`.
+    let dir2 = TempDir::new("ip2nets-param");
+    let sock2 = dir2.socket();
+    let _d2 = ns.lnetd(&sock2, &["--param", "ip2nets=tcp7 10.78.3.*"]);
+    ok(&lnetctl(&sock2, &["lnet", "configure", "--all"]));
+    assert_eq!(interfaces_of(&sock2, "tcp7"), ["dm3"]);
+    ok(&lnetctl(&sock2, &["lnet", "unconfigure"]));
+}

@@ -342,11 +342,14 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
             .map(|(_, v)| v.trim())
             .filter(|v| !v.is_empty())
     };
-    if get("ip2nets").is_some() {
-        return Err(NodeError::failed(
-            EOPNOTSUPP,
-            "cannot apply ip2nets=: not supported by this LNet yet; give networks= instead",
-        ));
+    if let Some(v) = get("ip2nets") {
+        if get("networks").is_some() {
+            return Err(NodeError::failed(
+                lnd_api::errno::EINVAL,
+                "give either networks= or ip2nets=, not both",
+            ));
+        }
+        return config::startup_ip2nets(node, v);
     }
     if get("routes").is_some() {
         return Err(NodeError::failed(

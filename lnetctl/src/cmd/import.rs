@@ -151,7 +151,8 @@ fn section(c: &mut Client, action: Action, key: &str, node: &Node) -> i32 {
         ("numa", _) => numa(c, action, node),
         ("peer" | "route" | "routing" | "buffers", Action::Exec) => invalid(action, key),
         ("udsp", _) => udsp(c, action, node),
-        ("peer" | "route" | "routing" | "buffers" | "ip2nets", _) => not_here(key),
+        ("ip2nets", _) => ip2nets(c, action, node),
+        ("peer" | "route" | "routing" | "buffers", _) => not_here(key),
         ("ping" | "discover", Action::Exec) => not_here(key),
         _ => invalid(action, key),
     }
@@ -271,6 +272,59 @@ fn udsp(c: &mut Client, action: Action, node: &Node) -> i32 {
                 out::RC_EINVAL,
             );
         }
+    }
+    0
+}
+
+/// `ip2nets:`: rules in order; a rule that matches no interface is
+/// skipped, a net already configured by an earlier rule is skipped (first
+/// match wins); no rule applied is an error.
+fn ip2nets(c: &mut Client, action: Action, node: &Node) -> i32 {
+    let blocks = match import::ip2nets_blocks(node) {
+        Ok(b) => b,
+        Err(e) => return fail(action, &e),
+    };
+    let mut done: Vec<String> = Vec::new();
+    for b in blocks {
+        for w in &b.warnings {
+            out::stderr(&format!("{w}\n"));
+        }
+        let net = b.request.net.clone();
+        if done.contains(&net) {
+            continue;
+        }
+        let res = match action {
+            Action::Add | Action::Exec => c.net_add(b.request).map(|_| ()),
+            Action::Del => c.net_del(net.clone()),
+            Action::Show => c.net_show(Some(net.clone())).map(|n| {
+                let extra = c.net_types().unwrap_or_default();
+                out::stdout(&render::net_show(&n, 5, &extra));
+            }),
+        };
+        match res {
+            Ok(()) => done.push(net),
+            // This rule matches none of this node's interfaces.
+            Err(liblnetconfig::Error::Daemon { errno, .. })
+                if errno == liblnetconfig::errno::ENOENT => {}
+            Err(e) => {
+                return out::nl_error(
+                    action.flag(),
+                    "net",
+                    e.errno(),
+                    &e.to_string(),
+                    out::RC_EINVAL,
+                )
+            }
+        }
+    }
+    if done.is_empty() {
+        return fail(
+            action,
+            &ImportError {
+                errno: liblnetconfig::errno::EINVAL,
+                descr: "No ip2nets rules applied".into(),
+            },
+        );
     }
     0
 }

@@ -93,7 +93,6 @@ pub(crate) struct AddArgs {
     skip_mr_route_setup: bool,
     #[arg(long)]
     nid: Option<String>,
-    /// Not supported yet.
     #[arg(short = 'p', long)]
     ip2net: Option<String>,
     #[arg(short = 's', long)]
@@ -178,7 +177,6 @@ pub(crate) fn run(cmd: &NetCmd, socket: &Path) -> i32 {
 fn add(a: &AddArgs, socket: &Path) -> i32 {
     let _ = a.skip_mr_route_setup;
     let given = [
-        (a.ip2net.is_some(), "--ip2net"),
         (a.auth_key.is_some(), "--auth-key"),
         (a.traffic_class.is_some(), "--traffic-class"),
     ];
@@ -202,6 +200,7 @@ fn add(a: &AddArgs, socket: &Path) -> i32 {
         nid: a.nid.clone(),
         cpt: a.cpt.clone(),
         net_types,
+        ip2net: a.ip2net.clone(),
     }) {
         Ok(r) => r,
         Err(e) => return out::arg_error(e),

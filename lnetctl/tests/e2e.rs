@@ -594,13 +594,20 @@ fn set_and_global_show() {
     let dir = TempDir::new("global");
     let sock = dir.socket();
     let _d = start_lnetd(&sock, &[]);
-    // Readable before LNet is configured, as with a loaded module.
+    // Readable and writable before LNet is configured, as with a loaded
+    // module; `lnet configure` keeps what was set.
     assert_eq!(ok(&lnetctl(&sock, &["global", "show"])), GLOBAL_DEFAULTS);
-    ok(&lnetctl(&sock, &["lnet", "configure"]));
+    ok(&lnetctl(&sock, &["set", "recovery_limit", "30"]));
     assert_eq!(
-        ok(&lnetctl(&sock, &["global", "show", "-v"])),
-        GLOBAL_DEFAULTS
+        lnetctl(&sock, &["set", "retry_count", "151"]).status.code(),
+        Some(195)
     );
+    let with_limit = GLOBAL_DEFAULTS.replace("recovery_limit: 0", "recovery_limit: 30");
+    assert_eq!(ok(&lnetctl(&sock, &["global", "show"])), with_limit);
+    ok(&lnetctl(&sock, &["lnet", "configure"]));
+    assert_eq!(ok(&lnetctl(&sock, &["global", "show", "-v"])), with_limit);
+    ok(&lnetctl(&sock, &["set", "recovery_limit", "0"]));
+    assert_eq!(ok(&lnetctl(&sock, &["global", "show"])), GLOBAL_DEFAULTS);
 
     ok(&lnetctl(&sock, &["set", "retry_count", "3"]));
     ok(&lnetctl(&sock, &["set", "discovery", "0"]));
@@ -671,6 +678,11 @@ fn set_and_global_show() {
     let s = ok(&lnetctl(&sock, &["stats", "show"]));
     assert!(!s.contains("    send_count: 0\n"), "{s}");
     ok(&lnetctl(&sock, &["stats", "reset"]));
+    let v = ok(&lnetctl(&sock, &["net", "show", "-v"]));
+    assert!(
+        v.contains("            statistics:\n                  send_count: 0\n                  recv_count: 0\n"),
+        "per-NI statistics are reset too: {v}"
+    );
     let s = ok(&lnetctl(&sock, &["stats", "show"]));
     assert!(
         s.contains("    send_count: 0\n") && s.contains("    recv_count: 0\n"),

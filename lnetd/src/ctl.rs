@@ -93,6 +93,8 @@ struct Shared {
     socket_id: (u64, u64),
     own_uid: u32,
     stop: AtomicBool,
+    /// Global tunables `set` before `lnet configure` (applied by it).
+    pending_tunables: std::sync::Mutex<Option<lnet_core::ni::GlobalTunables>>,
 }
 
 /// Stops a running [`CtlServer::serve`] from another thread (signal handler
@@ -244,6 +246,7 @@ impl CtlServer {
                 socket_id: (m.dev(), m.ino()),
                 own_uid: nix::unistd::getuid().as_raw(),
                 stop: AtomicBool::new(false),
+                pending_tunables: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -319,6 +322,10 @@ fn configure(shared: &Shared, all: bool) -> Result<(), NodeError> {
             .retain(|(k, _)| !STARTUP_NETWORK_PARAMS.contains(&k.as_str()));
     }
     let node = Node::start(cfg)?;
+    if let Err(e) = config::apply_pending(shared, &node) {
+        node.shutdown();
+        return Err(e);
+    }
     if all {
         if let Err(e) = apply_startup_networks(&node, &shared.node_cfg.params) {
             node.shutdown();

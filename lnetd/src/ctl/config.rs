@@ -32,12 +32,50 @@ fn global_info(t: &GlobalTunables) -> GlobalInfo {
     }
 }
 
-/// The tunables an unconfigured daemon would start with (its parameters).
+/// The tunables an unconfigured daemon will start with: its parameters,
+/// then what `set` changed since.
 fn startup_tunables(shared: &Shared) -> GlobalTunables {
+    let pending = shared
+        .pending_tunables
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if let Some(t) = pending {
+        return t;
+    }
     let mut cfg = Config::default();
     match crate::node::config::startup_config(&mut cfg, &shared.node_cfg.params) {
         Ok(()) => cfg.tunables,
         Err(_) => GlobalTunables::default(),
+    }
+}
+
+/// `set` while LNet is not configured (a loaded module): checked now,
+/// applied by `lnet configure`.
+fn set_pending(shared: &Shared, name: &str, value: i64) -> Reply {
+    let mut t = startup_tunables(shared);
+    match crate::node::config::apply_global(&mut t, name, value) {
+        Ok(()) => {
+            *shared
+                .pending_tunables
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(t);
+            Reply::ok(ReplyBody::Done)
+        }
+        Err(e) => node_err(e),
+    }
+}
+
+/// `lnet configure`: the tunables `set` before it.
+pub(super) fn apply_pending(shared: &Shared, node: &Node) -> Result<(), crate::node::NodeError> {
+    let pending = shared
+        .pending_tunables
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    match pending {
+        Some(t) => node.global_set_all(t),
+        None => Ok(()),
     }
 }
 
@@ -59,7 +97,10 @@ pub(super) fn handle(shared: &Shared, node: Option<&Node>, op: Op) -> Result<Rep
             let t = node.map_or_else(|| startup_tunables(shared), Node::global_tunables);
             Reply::ok(ReplyBody::Global(global_info(&t)))
         }
-        Op::GlobalSet(req) => need(&|n| done(n.global_set(&req.name, req.value))),
+        Op::GlobalSet(req) => match node {
+            None => set_pending(shared, &req.name, req.value),
+            Some(n) => done(n.global_set(&req.name, req.value)),
+        },
         Op::StatsReset => need(&|n| {
             n.stats_reset();
             Reply::ok(ReplyBody::Done)

@@ -132,6 +132,15 @@ impl Node {
             .map_err(|e| NodeError::failed(errno::EINVAL, e.to_string()))
     }
 
+    /// Replaces every global tunable (those `set` before `lnet configure`).
+    pub fn global_set_all(&self, t: GlobalTunables) -> Result<(), NodeError> {
+        self.inner
+            .lock()
+            .lnet
+            .set_tunables(t)
+            .map_err(|e| NodeError::failed(errno::EINVAL, e.to_string()))
+    }
+
     /// `stats reset`: the global counters and every NI and peer NI statistic.
     pub fn stats_reset(&self) {
         self.inner.lock().lnet.stats_reset();

@@ -7,7 +7,8 @@
 //! ([`lst`]), and the printers that render replies exactly as upstream
 //! lnetctl does ([`render`] over the one YAML printer, [`yaml`]).
 //!
-//! Depends on serde and lnd-api's NID types only; must never depend on
+//! Depends on serde (serde-saphyr reads `import` documents) and lnd-api's
+//! NID types only; must never depend on
 //! lnet-core or any LND crate (lnet-core depends on this crate for the
 //! protocol types).
 

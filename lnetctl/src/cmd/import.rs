@@ -42,6 +42,7 @@ import < FILE : import a file\n\
 \t--del: delete configuration\n\
 \t--show: show configuration\n\
 \t--exec: execute command\n\
+\t--old-api: use the older import path (accepted; same result here)\n\
 \t--help: display this help\n\
 If no command option is given then --add is assumed by default\n";
 

@@ -338,6 +338,41 @@ fn generic(word: &str, rest: &[&str]) -> Option<i32> {
     }
 }
 
+/// Line mode only: a command word (and a sub-command word) may be any unique
+/// case-insensitive prefix (lnetctl.md §1.1).
+fn expand_words(words: &[&str]) -> Vec<String> {
+    fn pick(cmd: &clap::Command, w: &str) -> Option<String> {
+        let lw = w.to_ascii_lowercase();
+        let names: Vec<&str> = cmd
+            .get_subcommands()
+            .map(clap::Command::get_name)
+            .filter(|n| n.to_ascii_lowercase().starts_with(&lw))
+            .collect();
+        match names.as_slice() {
+            [one] => Some((*one).to_string()),
+            many => many
+                .iter()
+                .find(|n| n.eq_ignore_ascii_case(w))
+                .map(|n| (*n).to_string()),
+        }
+    }
+    let cli = Cli::command();
+    let mut out: Vec<String> = words.iter().map(|w| (*w).to_string()).collect();
+    if let Some(first) = words.first().filter(|w| !w.starts_with('-')) {
+        if let Some(top) = pick(&cli, first) {
+            out[0] = top.clone();
+            if let (Some(second), Some(sub)) = (words.get(1), cli.find_subcommand(&top)) {
+                if !second.starts_with('-') {
+                    if let Some(s) = pick(sub, second) {
+                        out[1] = s;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `lnetctl` alone: one command per line from stdin (lnetctl.md §1.1), a
 /// `> ` prompt on a terminal. Off a terminal, the first failing command
 /// ends the run with its rc unless `ignore_errors` was given.
@@ -365,7 +400,7 @@ fn interactive() -> i32 {
             Some(_) => {}
         }
         let mut args = vec![OsString::from("lnetctl")];
-        args.extend(words.iter().map(OsString::from));
+        args.extend(expand_words(&words).iter().map(OsString::from));
         let rc = run(args);
         if rc != 0 && !tty && !ignore_errors {
             return rc;
@@ -562,6 +597,15 @@ mod tests {
             l.contains("ignore_errors       lnet                net                 \nset"),
             "upstream order: {l}"
         );
+    }
+
+    #[test]
+    fn line_mode_abbreviations() {
+        assert_eq!(expand_words(&["NE", "sh", "-v"]), ["net", "show", "-v"]);
+        assert_eq!(expand_words(&["glo", "s"]), ["global", "show"]);
+        // `s` is ambiguous at the top (set, stats): left as is.
+        assert_eq!(expand_words(&["s", "x"]), ["s", "x"]);
+        assert_eq!(expand_words(&["net", "--net"]), ["net", "--net"]);
     }
 
     #[test]

@@ -247,6 +247,34 @@ pub fn udsp_rules(node: &Node) -> Result<Vec<(u32, crate::proto::UdspRule)>, Imp
     Ok(out)
 }
 
+/// A `ping:` section (`import --exec`): `nids` (a mapping index → NID or a
+/// flow sequence), optional `timeout` (ms) and `source`.
+pub fn ping_section(
+    node: &Node,
+) -> Result<(Vec<String>, Option<u64>, Option<String>), ImportError> {
+    let mut nids = Vec::new();
+    let (mut timeout, mut source) = (None, None);
+    for (k, v) in node.entries() {
+        match k.as_str() {
+            "nids" => match v {
+                Node::Seq(items) => nids.extend(items.iter().filter_map(Node::text)),
+                Node::Map(m) => nids.extend(m.iter().filter_map(|(_, n)| n.text())),
+                other => nids.extend(other.text()),
+            },
+            "timeout" => {
+                let t = int_value(k, v)?;
+                timeout = u64::try_from(t).ok();
+            }
+            "source" => source = v.text(),
+            _ => return Err(err(EINVAL, format!("invalid key '{k}'"))),
+        }
+    }
+    if nids.is_empty() {
+        return Err(err(EINVAL, "no value specified for key 'nids'"));
+    }
+    Ok((nids, timeout, source))
+}
+
 /// One net block of a `net:` section, applied as one unit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetBlock {

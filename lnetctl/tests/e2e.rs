@@ -833,6 +833,29 @@ fn export_import_round_trip() {
         "yaml:\n    - builder:\n          errno: -1\n          descr: cannot open '/nonexistent/lnet.conf': No such file or directory\n"
     );
     assert_eq!(ok(&lnetctl(&b, &["global", "show"])), after);
+
+    // --exec runs ping sections; other commands' sections are invalid there.
+    let ping = write(
+        &dir,
+        "ping.yaml",
+        "ping:\n    nids: [ 0@lo ]\n    timeout: 2000\n",
+    );
+    ok(&lnetctl(&b, &["import", "--exec", &ping]));
+    let out = lnetctl(&b, &["import", "--exec", &bad]);
+    assert_eq!(out.status.code(), Some(234), "a YAML error");
+    let glob = write(&dir, "g.yaml", "global:\n    numa_range: 1\n");
+    let out = lnetctl(&b, &["import", "--exec", &glob]);
+    assert!(
+        text(&out.stderr).contains("invalid key 'global'"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = lnetctl(&b, &["import", &ping]);
+    assert!(
+        text(&out.stderr).contains("invalid key 'ping'"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// `net del --if` / `--nid`, `net set`, `udsp` errors, end to end.

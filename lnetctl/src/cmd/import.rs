@@ -154,7 +154,8 @@ fn section(c: &mut Client, action: Action, key: &str, node: &Node) -> i32 {
         ("udsp", _) => udsp(c, action, node),
         ("ip2nets", _) => ip2nets(c, action, node),
         ("peer" | "route" | "routing" | "buffers", _) => not_here(key),
-        ("ping" | "discover", Action::Exec) => not_here(key),
+        ("ping", Action::Exec) => ping(c, node),
+        ("discover", Action::Exec) => not_here(key),
         _ => invalid(action, key),
     }
 }
@@ -328,4 +329,26 @@ fn ip2nets(c: &mut Client, action: Action, node: &Node) -> i32 {
         );
     }
     0
+}
+
+/// `ping:` under `--exec`: pings the NIDs; the result is not printed, a
+/// failed target fails the import.
+fn ping(c: &mut Client, node: &Node) -> i32 {
+    let (nids, timeout_ms, source) = match import::ping_section(node) {
+        Ok(p) => p,
+        Err(e) => return fail(Action::Exec, &e),
+    };
+    let extra = c.net_types().unwrap_or_default();
+    let mut req = match liblnetconfig::args::ping(&nids, source.as_deref(), None, &extra) {
+        Ok(r) => r,
+        Err(e) => return out::arg_error(e),
+    };
+    req.timeout_ms = timeout_ms.filter(|t| *t > 0);
+    match c.ping(req) {
+        Ok(outcomes) => match outcomes.iter().find_map(|o| o.result.as_ref().err()) {
+            None => 0,
+            Some(e) => out::nl_error("manage", "ping", e.errno, &e.message, -1),
+        },
+        Err(e) => out::client_error(&e, "manage", "ping"),
+    }
 }

@@ -247,11 +247,12 @@ pub fn udsp_rules(node: &Node) -> Result<Vec<(u32, crate::proto::UdspRule)>, Imp
     Ok(out)
 }
 
+/// A `ping:` section: the NIDs, the timeout (ms), the source NID.
+pub type PingSection = (Vec<String>, Option<u64>, Option<String>);
+
 /// A `ping:` section (`import --exec`): `nids` (a mapping index → NID or a
 /// flow sequence), optional `timeout` (ms) and `source`.
-pub fn ping_section(
-    node: &Node,
-) -> Result<(Vec<String>, Option<u64>, Option<String>), ImportError> {
+pub fn ping_section(node: &Node) -> Result<PingSection, ImportError> {
     let mut nids = Vec::new();
     let (mut timeout, mut source) = (None, None);
     for (k, v) in node.entries() {

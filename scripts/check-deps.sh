@@ -16,7 +16,7 @@ allowed() {
         lnd-sock) echo "lnd-api tokio socket2 if-addrs nix libc" ;;
         lnd-o2ib) echo "lnd-api tokio libloading" ;;
         lnd-fault) echo "lnd-api" ;;
-        liblnetconfig) echo "lnd-api serde serde_json thiserror" ;;
+        liblnetconfig) echo "lnd-api serde serde_json thiserror serde-saphyr" ;;
         lnetctl) echo "liblnetconfig lnd-api clap anyhow serde serde_json serde_yaml" ;;
         vendor-lnd) echo "lnd-api" ;;
         *) echo "*" ;;

@@ -108,6 +108,81 @@ pub struct NetAddArgs {
     pub conns_per_peer: Option<String>,
     /// `--tos`.
     pub tos: Option<String>,
+    /// `--nid`: a comma list of NIDs of one net.
+    pub nid: Option<String>,
+    /// `--cpt`: a CPT expression (`[0,1]`).
+    pub cpt: Option<String>,
+    /// Network types plugins provide (for `--nid` on their nets).
+    pub net_types: Vec<(String, u8)>,
+    /// `--ip2net`: a legacy ip2nets string.
+    pub ip2net: Option<String>,
+}
+
+/// Splits on `sep` outside parentheses and brackets.
+fn split_outside(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            c if c == sep && depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// Parses a legacy ip2nets string (`tcp(eth0) 192.168.0.[2,4]; tcp
+/// 192.168.0.*`, semantics.md §15.2): one rule per network of each entry,
+/// entries separated by `;` or newlines, `#` comments.
+pub fn ip2net_rules(text: &str) -> Result<Vec<crate::proto::Ip2NetsRule>, ArgError> {
+    let bad = |why: String| ArgError::Nl {
+        flag: "add",
+        object: "net",
+        errno: EINVAL,
+        descr: format!("cannot setup ip2nets: {why}"),
+        rc: -EINVAL,
+    };
+    let mut rules = Vec::new();
+    for entry in text.split([';', '\n']) {
+        let entry = entry.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let mut tokens = entry.split_whitespace();
+        let nets = tokens.next().unwrap_or("");
+        let ranges: Vec<String> = tokens.map(str::to_string).collect();
+        for n in split_outside(nets, ',') {
+            let (name, ifs) = match n.split_once('(') {
+                Some((name, rest)) => {
+                    let inner = rest
+                        .strip_suffix(')')
+                        .ok_or_else(|| bad(format!("unbalanced parentheses in '{n}'")))?;
+                    let ifs = split_outside(inner, ',')
+                        .into_iter()
+                        .map(|i| i.trim().to_string())
+                        .collect::<Vec<_>>();
+                    (name, ifs)
+                }
+                None => (n, Vec::new()),
+            };
+            let name = net(name, "add").map_err(|_| bad(format!("invalid network '{name}'")))?;
+            rules.push(crate::proto::Ip2NetsRule {
+                net: name,
+                interfaces: ifs,
+                ip_ranges: ranges.clone(),
+            });
+        }
+    }
+    if rules.is_empty() {
+        return Err(bad(format!("no rule in '{text}'")));
+    }
+    Ok(rules)
 }
 
 fn int_opt(v: &Option<String>, keep: impl Fn(i64) -> bool) -> Option<i32> {
@@ -117,40 +192,144 @@ fn int_opt(v: &Option<String>, keep: impl Fn(i64) -> bool) -> Option<i32> {
         .filter(|x| keep(i64::from(*x)))
 }
 
-/// Splits an `--if` list on commas outside brackets; refuses CPT brackets
-/// (this LNet has no CPU partitions yet) and malformed names.
-fn interfaces(list: &str) -> Result<Vec<String>, ArgError> {
-    let bad = |descr: &str| ArgError::Classic {
+/// Parses a CPT expression (`[0,1]`, `[0-3]`, `[0-7/2]`, `[1,3-5]`,
+/// lnetctl.md §1.9): values ascending in the order written, duplicates
+/// dropped. `None` when malformed (`[1-0]`, `[]`).
+pub fn cpt_expr(text: &str) -> Option<Vec<u32>> {
+    let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?;
+    let mut out: Vec<u32> = Vec::new();
+    for el in inner.split(',') {
+        let el = el.trim();
+        let (range, step) = match el.split_once('/') {
+            Some((r, st)) => (r, st.trim().parse::<u32>().ok().filter(|s| *s > 0)?),
+            None => (el, 1),
+        };
+        let (a, b) = match range.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?),
+            None => {
+                let v = range.trim().parse::<u32>().ok()?;
+                (v, v)
+            }
+        };
+        if a > b || b > 4095 {
+            return None;
+        }
+        for v in (a..=b).step_by(step as usize) {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Splits an `--if` list on commas outside brackets into names and their
+/// own CPT lists (`eth0[0,1]`).
+/// An interface name and its own CPT list.
+type IfCpts = (String, Option<Vec<u32>>);
+
+fn interfaces(list: &str) -> Result<Vec<IfCpts>, ArgError> {
+    let bad = || ArgError::Classic {
         cmd: "add",
         entity: "ni",
         errno: -EINVAL,
-        descr: descr.to_string(),
+        descr: "bad interface list".to_string(),
         rc: -EINVAL,
     };
+    let mut items = Vec::new();
+    let mut depth = 0i32;
+    let mut cur = String::new();
+    for c in list.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        if !(0..=1).contains(&depth) {
+            return Err(bad());
+        }
+        cur.push(c);
+    }
+    if depth != 0 {
+        return Err(bad());
+    }
+    items.push(cur);
     let mut out = Vec::new();
-    for name in list.split(',') {
-        let name = name.trim();
+    for item in items {
+        let item = item.trim();
+        let (name, cpts) = match item.find('[') {
+            Some(at) => (&item[..at], Some(cpt_expr(&item[at..]).ok_or_else(bad)?)),
+            None => (item, None),
+        };
         if name.is_empty() || name.len() >= 128 || name.contains(']') {
-            return Err(bad("bad interface list"));
+            return Err(bad());
         }
-        if name.contains('[') {
-            return Err(bad(
-                "bad interface list: CPT lists (eth0[0,1]) are not supported by this LNet; \
-                 give the interface names alone",
-            ));
+        out.push((name.to_string(), cpts));
+    }
+    Ok(out)
+}
+
+/// The interface names of an `--if` list (CPT brackets dropped).
+pub fn interface_names(list: &str) -> Result<Vec<String>, ArgError> {
+    Ok(interfaces(list)?.into_iter().map(|(n, _)| n).collect())
+}
+
+/// C `atoi`: optional sign and leading digits; 0 when there are none.
+pub fn atoi(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let digits: String = t
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(18)
+        .collect();
+    let v = digits.parse::<i64>().unwrap_or(0);
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// Parses a `--nid` list: strict NIDs (no host names), all of one net.
+pub fn nid_list(list: &str, extra: &[(String, u8)]) -> Result<Vec<Nid>, ArgError> {
+    let bad = |why: &str| ArgError::Classic {
+        cmd: "add",
+        entity: "ni",
+        errno: -EINVAL,
+        descr: format!("bad NID list{why}"),
+        rc: -EINVAL,
+    };
+    let extra: Vec<(&str, u8)> = extra.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let mut out: Vec<Nid> = Vec::new();
+    for item in list.split(',') {
+        let nid = Nid::parse_with(item.trim(), &extra).map_err(|_| bad(""))?;
+        if out.first().is_some_and(|f| f.net() != nid.net()) {
+            return Err(bad(": all NIDs of one 'net add' must be on the same net"));
         }
-        out.push(name.to_string());
+        out.push(nid);
     }
     Ok(out)
 }
 
 /// Validates `net add` (lnetctl.md §2.2, client-side checks in upstream's order).
 pub fn net_add(a: &NetAddArgs) -> Result<NetAddRequest, ArgError> {
-    let Some(net_text) = &a.net else {
+    if a.nid.is_some() && a.net.is_some() {
+        return Err(ArgError::Plain("--net is invalid with --nid option".into()));
+    }
+    if a.net.is_none() && a.nid.is_none() && a.ip2net.is_none() {
         return Err(ArgError::Plain(
             "missing mandatory parameters in NI config: 'network'".into(),
         ));
-    };
+    }
     let conns_per_peer = match &a.conns_per_peer {
         None => None,
         Some(v) => match strtol(v) {
@@ -183,22 +362,60 @@ pub fn net_add(a: &NetAddArgs) -> Result<NetAddRequest, ArgError> {
             }
         },
     };
-    let Some(if_list) = &a.interfaces else {
-        return Err(ArgError::Plain(
-            "creating a local NI needs at least one interface".into(),
-        ));
+    let cpts = match &a.cpt {
+        None => None,
+        Some(c) => Some(cpt_expr(c).ok_or_else(|| ArgError::Classic {
+            cmd: "add",
+            entity: "ni",
+            errno: -EINVAL,
+            descr: format!("bad CPT expression '{c}' (e.g. [0,1])"),
+            rc: -EINVAL,
+        })?),
     };
-    let interfaces = interfaces(if_list)?;
-    let net = net(net_text, "add")?;
+    let ip2nets = match &a.ip2net {
+        Some(t) => ip2net_rules(t)?,
+        None => Vec::new(),
+    };
+    let (net, ifs, nids) = match (&a.net, &a.nid) {
+        _ if !ip2nets.is_empty() => (ip2nets[0].net.clone(), Vec::new(), Vec::new()),
+        (_, Some(list)) => {
+            let nids = nid_list(list, &a.net_types)?;
+            let extra: Vec<(&str, u8)> =
+                a.net_types.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+            let net = nids
+                .first()
+                .map(|n| n.net().display_with(&extra).to_string())
+                .unwrap_or_default();
+            (net, Vec::new(), nids)
+        }
+        (Some(net_text), None) => {
+            let Some(if_list) = &a.interfaces else {
+                return Err(ArgError::Plain(
+                    "creating a local NI needs at least one interface".into(),
+                ));
+            };
+            let ifs = interfaces(if_list)?;
+            (net(net_text, "add")?, ifs, Vec::new())
+        }
+        (None, None) => {
+            return Err(ArgError::Plain(
+                "missing mandatory parameters in NI config: 'network'".into(),
+            ))
+        }
+    };
     Ok(NetAddRequest {
         net,
-        interfaces,
+        interfaces: ifs.iter().map(|(n, _)| n.clone()).collect(),
         peer_timeout: int_opt(&a.peer_timeout, |x| x >= 0),
         peer_credits: int_opt(&a.peer_credits, |x| x > 0),
         peer_buffer_credits: int_opt(&a.peer_buffer_credits, |x| x > 0),
         credits: int_opt(&a.credits, |x| x > 0),
         conns_per_peer,
         tos,
+        nids,
+        cpts,
+        interface_cpts: ifs.into_iter().map(|(_, c)| c).collect(),
+        ip2nets,
     })
 }
 
@@ -326,10 +543,50 @@ mod tests {
             net_add(&a),
             Err(ArgError::Classic { rc: -22, .. })
         ));
-        assert!(matches!(
-            net_add(&add(Some("tcp"), Some("eth0[0,1]"))),
-            Err(ArgError::Classic { .. })
-        ));
+        let r = net_add(&add(Some("tcp"), Some("eth0[0,1],eth1"))).expect("brackets");
+        assert_eq!(r.interfaces, ["eth0", "eth1"]);
+        assert_eq!(r.interface_cpts, [Some(vec![0, 1]), None]);
+        for bad in ["eth0[0,1", "eth0]", "eth0[1-0]", "eth0[]", ",eth0"] {
+            assert!(
+                matches!(
+                    net_add(&add(Some("tcp"), Some(bad))),
+                    Err(ArgError::Classic {
+                        rc: -22,
+                        entity: "ni",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        let mut n = add(None, None);
+        n.nid = Some("10.0.0.1@tcp1,10.0.0.2@tcp1".into());
+        n.cpt = Some("[0]".into());
+        let r = net_add(&n).expect("--nid");
+        assert_eq!(r.net, "tcp1");
+        assert_eq!(r.nids.len(), 2);
+        assert_eq!(r.cpts, Some(vec![0]));
+        n.net = Some("tcp1".into());
+        assert_eq!(
+            net_add(&n),
+            Err(ArgError::Plain("--net is invalid with --nid option".into()))
+        );
+        n.net = None;
+        n.nid = Some("10.0.0.1@tcp,10.0.0.2@tcp1".into());
+        assert!(matches!(net_add(&n), Err(ArgError::Classic { .. })));
+        n.nid = Some("1@tcp".into());
+        assert!(matches!(net_add(&n), Err(ArgError::Classic { .. })));
+    }
+
+    #[test]
+    fn cpt_expressions() {
+        assert_eq!(cpt_expr("[0,1]"), Some(vec![0, 1]));
+        assert_eq!(cpt_expr("[0-3]"), Some(vec![0, 1, 2, 3]));
+        assert_eq!(cpt_expr("[0-7/2]"), Some(vec![0, 2, 4, 6]));
+        assert_eq!(cpt_expr("[1,3-5]"), Some(vec![1, 3, 4, 5]));
+        assert_eq!(cpt_expr("[1-0]"), None);
+        assert_eq!(cpt_expr("[]"), None);
+        assert_eq!(cpt_expr("0,1"), None);
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::errno;
 use crate::proto::{
-    decode_reply, encode_request, DaemonInfo, NetAddRequest, NetInfo, Op, PingOutcome, PingRequest,
-    PluginInfo, ReplyBody, Request, StatsInfo,
+    decode_reply, encode_request, DaemonInfo, GlobalInfo, GlobalSetRequest, NetAddRequest, NetInfo,
+    NetSetRequest, NiDelRequest, Op, PingOutcome, PingRequest, PluginInfo, ReplyBody, Request,
+    StatsInfo, UdspRule,
 };
 
 /// The socket lnetd listens on unless told otherwise.
@@ -282,6 +283,57 @@ impl Client {
             ReplyBody::Stats(s) => Ok(s),
             _ => Err(self.unexpected("stats show")),
         }
+    }
+
+    /// `stats reset`.
+    pub fn stats_reset(&mut self) -> Result<(), Error> {
+        self.done(Op::StatsReset, "stats reset")
+    }
+
+    /// `global show`.
+    pub fn global(&mut self) -> Result<GlobalInfo, Error> {
+        match self.call(Op::GlobalShow)? {
+            ReplyBody::Global(g) => Ok(g),
+            _ => Err(self.unexpected("global show")),
+        }
+    }
+
+    /// `set <tunable> <value>`.
+    pub fn global_set(&mut self, name: &str, value: i64) -> Result<(), Error> {
+        let req = GlobalSetRequest {
+            name: name.to_string(),
+            value,
+        };
+        self.done(Op::GlobalSet(req), "set")
+    }
+
+    /// `net del --nid` / `net del --net --if`.
+    pub fn ni_del(&mut self, req: NiDelRequest) -> Result<(), Error> {
+        self.net_types = None;
+        self.done(Op::NiDel(req), "net del")
+    }
+
+    /// `udsp add`.
+    pub fn udsp_add(&mut self, rule: UdspRule, idx: Option<u32>) -> Result<(), Error> {
+        self.done(Op::UdspAdd { rule, idx }, "udsp add")
+    }
+
+    /// `udsp del --idx N` / `--all` (`None`).
+    pub fn udsp_del(&mut self, idx: Option<u32>) -> Result<(), Error> {
+        self.done(Op::UdspDel { idx }, "udsp del")
+    }
+
+    /// `udsp show [--idx N]`.
+    pub fn udsp_show(&mut self, idx: Option<u32>) -> Result<Vec<(u32, UdspRule)>, Error> {
+        match self.call(Op::UdspShow { idx })? {
+            ReplyBody::Udsp(r) => Ok(r),
+            _ => Err(self.unexpected("udsp show")),
+        }
+    }
+
+    /// `net set`.
+    pub fn net_set(&mut self, req: NetSetRequest) -> Result<(), Error> {
+        self.done(Op::NetSet(req), "net set")
     }
 }
 

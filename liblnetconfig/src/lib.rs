@@ -7,7 +7,8 @@
 //! ([`lst`]), and the printers that render replies exactly as upstream
 //! lnetctl does ([`render`] over the one YAML printer, [`yaml`]).
 //!
-//! Depends on serde and lnd-api's NID types only; must never depend on
+//! Depends on serde (serde-saphyr reads `import` documents) and lnd-api's
+//! NID types only; must never depend on
 //! lnet-core or any LND crate (lnet-core depends on this crate for the
 //! protocol types).
 
@@ -17,11 +18,14 @@ pub mod args;
 mod client;
 pub mod daemon;
 pub mod errno;
+pub mod global;
+pub mod import;
 pub mod lst;
 pub mod nidlist;
 pub mod proto;
 pub mod render;
 mod serde_ids;
+pub mod udsp;
 pub mod yaml;
 
 pub use client::{Client, Error, DEFAULT_SOCKET, SOCKET_ENV};

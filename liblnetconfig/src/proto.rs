@@ -86,6 +86,98 @@ pub enum Op {
     StatsShow,
     /// A selftest console command (`lst`).
     Lst(crate::lst::LstRequest),
+    // --- issue 16 (lnetctl complete): one line per request kind ---
+    /// `global show` (also the `global:` part of `export`).
+    GlobalShow,
+    /// `set <tunable> <value>` for a global tunable (lnetctl.md §2.8).
+    GlobalSet(GlobalSetRequest),
+    /// `stats reset`: zero the global, per-NI and per-peer-NI counters.
+    StatsReset,
+    /// `net del --nid NID` / `net del --net NET --if IF[,IF]`.
+    NiDel(NiDelRequest),
+    /// `net set --net N --lnd-timeout S` / `--conns-per-peer N --all|--nid NID`.
+    NetSet(NetSetRequest),
+    /// `udsp add`: insert a rule at `idx` (append when `None`).
+    UdspAdd {
+        /// The rule.
+        rule: UdspRule,
+        /// Insert position.
+        #[serde(default)]
+        idx: Option<u32>,
+    },
+    /// `udsp del --idx N` (`None`: `--all`).
+    UdspDel {
+        /// The rule to delete; every rule when `None`.
+        idx: Option<u32>,
+    },
+    /// `udsp show [--idx N]`.
+    UdspShow {
+        /// Only this rule.
+        #[serde(default)]
+        idx: Option<u32>,
+    },
+}
+
+/// A User Defined Selection Policy rule (semantics.md §12), its descriptors
+/// in canonical text (`tcp`, `10.1.1.*@tcp`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UdspRule {
+    /// Local net/NIs.
+    #[serde(default)]
+    pub src: Option<String>,
+    /// Peer net/NIs.
+    #[serde(default)]
+    pub dst: Option<String>,
+    /// Routers.
+    #[serde(default)]
+    pub rte: Option<String>,
+    /// PRIORITY action (0 = highest); `None` for preference rules (src+dst, dst+rte).
+    #[serde(default)]
+    pub priority: Option<u32>,
+}
+
+/// `set <tunable> <value>`: the tunable by its lnetctl name and the value as
+/// parsed (strtol); the daemon validates it (lnetctl.md §2.8).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlobalSetRequest {
+    /// The `set` sub-command (`retry_count`, `discovery`...).
+    pub name: String,
+    /// The value.
+    pub value: i64,
+}
+
+/// Deleting NIs rather than a whole net.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NiDelRequest {
+    /// The net of `--if` (`None` with `--nid`).
+    #[serde(default)]
+    pub net: Option<String>,
+    /// Interfaces of that net whose NIs go.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// NIs to delete, by NID.
+    #[serde(with = "serde_nid::vec", default)]
+    pub nids: Vec<Nid>,
+}
+
+/// `net set`: the LND timeout of a net's LND, or `conns_per_peer` of some NIs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetSetRequest {
+    /// `--net` (with `--lnd-timeout`).
+    #[serde(default)]
+    pub net: Option<String>,
+    /// `--lnd-timeout`, seconds (0 = follow the global `lnd_timeout`).
+    #[serde(default)]
+    pub lnd_timeout: Option<u32>,
+    /// `--nid`: the NI to change.
+    #[serde(with = "serde_nid::opt", default)]
+    pub nid: Option<Nid>,
+    /// `--all`: every NI.
+    #[serde(default)]
+    pub all: bool,
+    /// `--conns-per-peer` (0..=127).
+    #[serde(default)]
+    pub conns_per_peer: Option<u32>,
 }
 
 /// A `net add` request, validated by the client.
@@ -108,6 +200,35 @@ pub struct NetAddRequest {
     pub conns_per_peer: Option<i32>,
     /// `tos` (given only when ≥ 0).
     pub tos: Option<i32>,
+    /// `--nid`: NIs given by NID (the net is `net`; the daemon binds each to
+    /// the interface owning its address).
+    #[serde(with = "serde_nid::vec", default)]
+    pub nids: Vec<Nid>,
+    /// `--cpt`: CPTs of every NI without its own (`eth0[0,1]`) list.
+    #[serde(default)]
+    pub cpts: Option<Vec<u32>>,
+    /// Per-interface CPT lists (`eth0[0,1]`), parallel to `interfaces`.
+    #[serde(default)]
+    pub interface_cpts: Vec<Option<Vec<u32>>>,
+    /// ip2nets rules (`--ip2net`, an `ip2nets:` section): the daemon
+    /// resolves them against its interfaces; `net` and `interfaces` are
+    /// then unused.
+    #[serde(default)]
+    pub ip2nets: Vec<Ip2NetsRule>,
+}
+
+/// One ip2nets rule (lnetctl.md §4.3): a net, optional interfaces and
+/// optional address patterns (`192.168.0.[2,4]`, `10.0.*.*`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ip2NetsRule {
+    /// The net (`tcp1`).
+    pub net: String,
+    /// Interfaces (each must exist, be up and match a range if any).
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Address patterns.
+    #[serde(default)]
+    pub ip_ranges: Vec<String>,
 }
 
 /// A `ping` request.
@@ -185,6 +306,52 @@ pub enum ReplyBody {
     Stats(StatsInfo),
     /// The result of a selftest console command.
     Lst(crate::lst::LstReply),
+    // --- issue 16 ---
+    /// `global show`.
+    Global(GlobalInfo),
+    /// `udsp show`: (index, rule) in index order.
+    Udsp(Vec<(u32, UdspRule)>),
+}
+
+/// The global tunables as `global show` prints them (lnetctl.md §2.9), in
+/// its key order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)] // field names are upstream's keys, documented in lnetctl.md §2.9
+pub struct GlobalInfo {
+    pub numa_range: i64,
+    pub max_interfaces: i64,
+    pub discovery: i64,
+    pub drop_asym_route: i64,
+    pub retry_count: i64,
+    pub transaction_timeout: i64,
+    pub health_sensitivity: i64,
+    pub recovery_interval: i64,
+    pub router_sensitivity: i64,
+    pub lnd_timeout: i64,
+    pub response_tracking: i64,
+    pub recovery_limit: i64,
+    pub max_recovery_ping_interval: i64,
+}
+
+impl Default for GlobalInfo {
+    /// Upstream's defaults.
+    fn default() -> Self {
+        GlobalInfo {
+            numa_range: 0,
+            max_interfaces: 4096,
+            discovery: 1,
+            drop_asym_route: 0,
+            retry_count: 2,
+            transaction_timeout: 150,
+            health_sensitivity: 100,
+            recovery_interval: 1,
+            router_sensitivity: 100,
+            lnd_timeout: 49,
+            response_tracking: 3,
+            recovery_limit: 0,
+            max_recovery_ping_interval: 900,
+        }
+    }
 }
 
 /// Who answers on the socket.
@@ -528,8 +695,45 @@ mod tests {
                 credits: Some(512),
                 conns_per_peer: Some(2),
                 tos: None,
+                nids: vec![Nid::new4(tcp(1), 0x0a00_0001)],
+                cpts: Some(vec![0]),
+                interface_cpts: vec![None, Some(vec![0, 1])],
+                ip2nets: vec![Ip2NetsRule {
+                    net: "tcp".into(),
+                    interfaces: vec![],
+                    ip_ranges: vec!["10.0.0.*".into()],
+                }],
             }),
             Op::NetDel { net: "tcp1".into() },
+            Op::GlobalShow,
+            Op::GlobalSet(GlobalSetRequest {
+                name: "retry_count".into(),
+                value: -1,
+            }),
+            Op::StatsReset,
+            Op::NiDel(NiDelRequest {
+                net: Some("tcp".into()),
+                interfaces: vec!["eth0".into()],
+                nids: vec![],
+            }),
+            Op::UdspAdd {
+                rule: UdspRule {
+                    src: Some("tcp".into()),
+                    dst: None,
+                    rte: None,
+                    priority: Some(1),
+                },
+                idx: Some(0),
+            },
+            Op::UdspDel { idx: None },
+            Op::UdspShow { idx: Some(2) },
+            Op::NetSet(NetSetRequest {
+                net: None,
+                lnd_timeout: None,
+                nid: Some(Nid::new4(tcp(0), 1)),
+                all: false,
+                conns_per_peer: Some(3),
+            }),
             Op::NetShow { net: None },
             Op::NetShow {
                 net: Some("vnd2".into()),

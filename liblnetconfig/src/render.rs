@@ -4,7 +4,9 @@
 use lnd_api::{NetId, Nid};
 
 use crate::errno::strerror;
-use crate::proto::{LatencyInfo, MsgCounts, NetInfo, NiInfo, PingOutcome, PluginInfo, StatsInfo};
+use crate::proto::{
+    GlobalInfo, LatencyInfo, MsgCounts, NetInfo, NiInfo, PingOutcome, PluginInfo, StatsInfo,
+};
 use crate::yaml::{self, Style, Yaml};
 
 /// Network types beyond lnd-api's table (name, LND type), as
@@ -348,6 +350,128 @@ pub fn stats(s: &StatsInfo) -> String {
         .map(|(k, v)| ((*k).to_string(), Yaml::s(v)))
         .collect();
     yaml::cy(&Yaml::pairs([("statistics", Yaml::Map(m))]))
+}
+
+fn ni_backup_yaml(ni: &NiInfo) -> Yaml {
+    let mut m = Yaml::map();
+    if !ni.interfaces.is_empty() {
+        let ifs = ni
+            .interfaces
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i.to_string(), Yaml::s(n)))
+            .collect();
+        m.push("interfaces", Yaml::Map(ifs));
+    }
+    let t = &ni.tunables;
+    m.push(
+        "tunables",
+        Yaml::pairs([
+            ("peer_timeout", Yaml::s(t.peer_timeout)),
+            ("peer_credits", Yaml::s(t.peer_credits)),
+            ("peer_buffer_credits", Yaml::s(t.peer_buffer_credits)),
+            ("credits", Yaml::s(t.credits)),
+        ]),
+    );
+    // Read-only LND keys are state, not configuration.
+    let lt: Vec<(String, Yaml)> = ni
+        .lnd_tunables
+        .iter()
+        .filter(|(k, _)| k != "timeout" && k != "traffic_class_num")
+        .map(|(k, v)| (k.clone(), Yaml::s(v)))
+        .collect();
+    if !lt.is_empty() {
+        m.push("lnd tunables", Yaml::Map(lt));
+    }
+    m.push("CPT", Yaml::Scalar(cpt_list(&ni.cpts), Style::Double));
+    m
+}
+
+/// The `net:` section of `export --backup` (lnetctl.md §3.1 backup mode):
+/// no `lo`, no state; empty when only `lo` exists.
+pub fn net_backup(nets: &[NetInfo]) -> String {
+    let items: Vec<Yaml> = nets
+        .iter()
+        .filter(|n| n.name != "lo" && !n.nis.is_empty())
+        .map(|n| {
+            Yaml::pairs([
+                ("net type", Yaml::s(&n.name)),
+                (
+                    "local NI(s)",
+                    Yaml::Seq(n.nis.iter().map(ni_backup_yaml).collect()),
+                ),
+            ])
+        })
+        .collect();
+    if items.is_empty() {
+        return String::new();
+    }
+    yaml::nl(&Yaml::pairs([("net", Yaml::Seq(items))]), 6)
+}
+
+/// What `export` writes (lnetctl.md §4.1), section by section. The
+/// NL-style sections come first, then one cY-style tree. Areas that add
+/// objects fill their own field: peers (`peer`), routes (`route`),
+/// router buffers (`routing`), UDSP rules (`udsp`).
+#[derive(Clone, Debug, Default)]
+pub struct Export {
+    /// `net:` (rendered by [`net_show`] at level 2 or [`net_backup`]).
+    pub net: String,
+    /// `route:` (NL-style), empty when there are no routes.
+    pub route: String,
+    /// `peer:` (NL-style), empty when there are no peers.
+    pub peer: String,
+    /// `routing:` and `buffers:` entries (cY-style), when pools exist.
+    pub routing: Vec<(String, Yaml)>,
+    /// `global:`.
+    pub global: GlobalInfo,
+    /// `udsp:` (cY-style sequence), `None` when there are no rules.
+    pub udsp: Option<Yaml>,
+}
+
+/// Renders an [`Export`] in upstream's order.
+pub fn export(e: &Export) -> String {
+    let mut out = String::new();
+    out.push_str(&e.net);
+    out.push_str(&e.route);
+    out.push_str(&e.peer);
+    let mut tree: Vec<(String, Yaml)> = e.routing.clone();
+    tree.push(("global".to_string(), global_tree(&e.global)));
+    if let Some(u) = &e.udsp {
+        tree.push(("udsp".to_string(), u.clone()));
+    }
+    out.push_str(&yaml::cy(&Yaml::Map(tree)));
+    out
+}
+
+/// The `global:` tree (lnetctl.md §2.9), for `global show` and `export`.
+pub fn global_tree(g: &GlobalInfo) -> Yaml {
+    let fields: [(&str, i64); 13] = [
+        ("numa_range", g.numa_range),
+        ("max_interfaces", g.max_interfaces),
+        ("discovery", g.discovery),
+        ("drop_asym_route", g.drop_asym_route),
+        ("retry_count", g.retry_count),
+        ("transaction_timeout", g.transaction_timeout),
+        ("health_sensitivity", g.health_sensitivity),
+        ("recovery_interval", g.recovery_interval),
+        ("router_sensitivity", g.router_sensitivity),
+        ("lnd_timeout", g.lnd_timeout),
+        ("response_tracking", g.response_tracking),
+        ("recovery_limit", g.recovery_limit),
+        ("max_recovery_ping_interval", g.max_recovery_ping_interval),
+    ];
+    Yaml::Map(
+        fields
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Yaml::s(v)))
+            .collect(),
+    )
+}
+
+/// `global show` (lnetctl.md §2.9, cY-style).
+pub fn global(g: &GlobalInfo) -> String {
+    yaml::cy(&Yaml::pairs([("global", global_tree(g))]))
 }
 
 #[cfg(test)]

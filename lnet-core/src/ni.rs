@@ -74,6 +74,8 @@ pub struct GlobalTunables {
     pub lock_prim_nid: bool,
     /// Whether this node forwards (`routing`); RTE_DISABLED is set in the ping buffer otherwise.
     pub routing: bool,
+    /// `router_sensitivity_percentage` (100; 0..=100, deprecated upstream, no effect).
+    pub router_sensitivity: u32,
 }
 
 impl Default for GlobalTunables {
@@ -91,6 +93,7 @@ impl Default for GlobalTunables {
             max_interfaces: 4096,
             lock_prim_nid: true,
             routing: false,
+            router_sensitivity: 100,
         }
     }
 }

@@ -19,7 +19,16 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, Subcommand};
 
-use cmd::{lnet::LnetCmd, net::NetCmd, ping::PingArgs, plugin::PluginCmd, stats::StatsCmd};
+use cmd::export::ExportArgs;
+use cmd::global::GlobalCmd;
+use cmd::import::ImportArgs;
+use cmd::lnet::LnetCmd;
+use cmd::net::NetCmd;
+use cmd::ping::PingArgs;
+use cmd::plugin::PluginCmd;
+use cmd::set::SetCmd;
+use cmd::stats::StatsCmd;
+use cmd::udsp::UdspCmd;
 
 /// The command line.
 #[derive(Parser, Debug)]
@@ -58,9 +67,24 @@ enum Cmd {
         override_help = "ping nid[,nid,...]\n\t --source: source nid\n\t --timeout: ping timeout\n\t --help: display this help\n"
     )]
     Ping(PingArgs),
-    /// stats show.
+    /// stats show|reset.
     #[command(subcommand, infer_long_args = true)]
     Stats(StatsCmd),
+    /// set <tunable> <value>.
+    #[command(subcommand, infer_long_args = true)]
+    Set(SetCmd),
+    /// global show.
+    #[command(subcommand, infer_long_args = true)]
+    Global(GlobalCmd),
+    /// export [--backup] [FILE].
+    #[command(infer_long_args = true, override_help = cmd::export::HELP)]
+    Export(ExportArgs),
+    /// import [--add|--del|--show|--exec] [FILE].
+    #[command(infer_long_args = true, override_help = cmd::import::HELP)]
+    Import(ImportArgs),
+    /// udsp add|del|show.
+    #[command(subcommand, infer_long_args = true)]
+    Udsp(UdspCmd),
 }
 
 /// Upstream quirk (lnetctl.md §1.2 point 6): `--verbose=N` means level 1.
@@ -76,11 +100,10 @@ fn preprocess(args: Vec<OsString>) -> Vec<OsString> {
 /// The help of the sub-command the words name (for unknown options).
 fn subcommand_help(args: &[OsString]) -> String {
     let mut cur = Cli::command();
-    let words: Vec<String> = args
-        .iter()
-        .skip(1)
-        .filter_map(|a| a.to_str().map(str::to_string))
+    let words: Vec<String> = command_args(args)
+        .into_iter()
         .filter(|a| !a.starts_with('-'))
+        .map(str::to_string)
         .collect();
     for w in words.iter().take(2) {
         match cur.find_subcommand(w).cloned() {
@@ -100,14 +123,40 @@ fn subcommand_help(args: &[OsString]) -> String {
     }
 }
 
+/// The words after the program name without the global `--socket PATH`.
+fn command_args(args: &[OsString]) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args.iter().skip(1).filter_map(|a| a.to_str()) {
+        if skip {
+            skip = false;
+        } else if a == "--socket" {
+            skip = true;
+        } else if !a.starts_with("--socket=") {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// Whether the command words (options skipped) start with `path`.
+fn words_are(args: &[OsString], path: &[&str]) -> bool {
+    let words: Vec<&str> = command_args(args)
+        .into_iter()
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    words.len() >= path.len() && words[..path.len()] == *path
+}
+
 /// Maps clap's refusals onto upstream's behaviour (lnetctl.md §1.1–§1.3).
 fn clap_failure(e: &clap::Error, args: &[OsString]) -> i32 {
     match e.kind() {
         ErrorKind::DisplayHelp => {
-            out::stdout(&e.render().to_string());
-            // `ping -h` returns 0; every other sub-command's -h returns 1.
-            let is_ping = args.get(1).and_then(|a| a.to_str()) == Some("ping");
-            i32::from(!is_ping)
+            out::stdout(&subcommand_help(args));
+            // `ping -h` (and discover, import, export) returns 0; every
+            // other sub-command's -h returns 1.
+            let word = command_args(args).first().copied().unwrap_or_default();
+            i32::from(!matches!(word, "ping" | "discover" | "import" | "export"))
         }
         ErrorKind::DisplayVersion => {
             out::stdout(&format!("lnetctl {}\n", env!("CARGO_PKG_VERSION")));
@@ -127,11 +176,30 @@ fn clap_failure(e: &clap::Error, args: &[OsString]) -> i32 {
             ));
             -1
         }
+        ErrorKind::MissingRequiredArgument if words_are(args, &["set"]) => {
+            // `set <tunable>` without its value: the help, rc -22; upstream
+            // looks up the wrong help for max_recovery_ping_interval (§7.13).
+            let is_mrpi = args.iter().any(|a| a == "max_recovery_ping_interval");
+            if !is_mrpi {
+                out::stdout(&subcommand_help(args));
+            }
+            out::RC_EINVAL
+        }
+        ErrorKind::UnknownArgument | ErrorKind::InvalidValue | ErrorKind::NoEquals
+            if words_are(args, &["net", "set"]) =>
+        {
+            out::stderr(&liblnetconfig::render::cy_error(
+                "net",
+                "set",
+                -22,
+                "\"Invalid option or missing argument\"",
+            ));
+            out::RC_EINVAL
+        }
         ErrorKind::UnknownArgument => {
             // Upstream prints the sub-command's help and returns 0, except
             // `lnet configure`, which returns 0 silently.
-            let words: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
-            if !(words.contains(&"lnet") && words.contains(&"configure")) {
+            if !words_are(args, &["lnet", "configure"]) {
                 out::stdout(&subcommand_help(args));
             }
             0
@@ -143,9 +211,8 @@ fn clap_failure(e: &clap::Error, args: &[OsString]) -> i32 {
     }
 }
 
-/// The generic commands handled before the command table (lnetctl.md §1.1),
-/// then this lnetctl's commands in upstream's order.
-const LIST: &[&str] = &[
+/// The generic commands handled before the command table (lnetctl.md §1.1).
+const GENERIC: &[&str] = &[
     "quit",
     "exit",
     "help",
@@ -156,32 +223,101 @@ const LIST: &[&str] = &[
     "--list-commands",
     "--ignore_errors",
     "ignore_errors",
+];
+
+/// Upstream's command table order (then ours); `--list-commands` prints the
+/// ones this build registers.
+const ORDER: &[&str] = &[
     "lnet",
+    "route",
     "net",
+    "routing",
+    "set",
+    "import",
+    "export",
     "stats",
+    "debug",
+    "global",
+    "peer",
     "ping",
+    "discover",
+    "service-id",
+    "udsp",
+    "fault",
+    "setup-mrrouting",
+    "setup-sysctl",
+    "cpt-of-nid",
     "plugin",
 ];
 
+/// The names `--list-commands` prints: the generic ones, then every
+/// registered command in upstream's order (unknown ones last, by name).
+fn command_names() -> Vec<String> {
+    let cli = Cli::command();
+    let mut registered: Vec<String> = cli
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    registered.sort_by_key(|n| {
+        (
+            ORDER.iter().position(|o| o == n).unwrap_or(usize::MAX),
+            n.clone(),
+        )
+    });
+    GENERIC
+        .iter()
+        .map(|s| (*s).to_string())
+        .chain(registered)
+        .collect()
+}
+
 /// `--list-commands`: 4 columns of 19 characters and a space.
 fn list_commands() -> String {
+    let names = command_names();
     let mut out = String::new();
-    for (i, c) in LIST.iter().enumerate() {
+    for (i, c) in names.iter().enumerate() {
         out.push_str(&format!("{c:<19} "));
         if i % 4 == 3 {
             out.push('\n');
         }
     }
-    if LIST.len() % 4 != 0 {
+    if names.len() % 4 != 0 {
         out.push('\n');
     }
     out
 }
 
-/// The generic commands; `None` for anything else.
-fn generic(word: &str) -> Option<i32> {
+/// `help COMMAND`: `<command>: <command> {sub | sub...}` on stderr.
+fn command_help(name: &str) -> Option<String> {
+    let cli = Cli::command();
+    let c = cli.find_subcommand(name)?;
+    let subs: Vec<&str> = c.get_subcommands().map(|s| s.get_name()).collect();
+    Some(if subs.is_empty() {
+        format!("{name}: {name}\n")
+    } else {
+        format!("{name}: {name} {{{} | help}}\n", subs.join(" | "))
+    })
+}
+
+/// The generic commands (`word`, then the words after it); `None` for
+/// anything else.
+fn generic(word: &str, rest: &[&str]) -> Option<i32> {
     match word {
-        "help" => {
+        "help" | "--help" => {
+            if let Some(name) = rest.first() {
+                return Some(match command_help(name) {
+                    Some(h) => {
+                        out::stderr(&h);
+                        0
+                    }
+                    None => {
+                        out::stderr(&format!(
+                            "lnetctl: '{name}' is not a valid command. See 'lnetctl --list-commands'.\n"
+                        ));
+                        -1
+                    }
+                });
+            }
             out::stdout(
                 "usage: lnetctl [COMMAND] [OPTIONS]... [ARGS]\n\
                  Without any parameters, interactive mode is invoked\n\
@@ -197,8 +333,44 @@ fn generic(word: &str) -> Option<i32> {
             out::stdout(&list_commands());
             Some(0)
         }
+        "quit" | "exit" | "ignore_errors" | "--ignore_errors" => Some(0),
         _ => None,
     }
+}
+
+/// Line mode only: a command word (and a sub-command word) may be any unique
+/// case-insensitive prefix (lnetctl.md §1.1).
+fn expand_words(words: &[&str]) -> Vec<String> {
+    fn pick(cmd: &clap::Command, w: &str) -> Option<String> {
+        let lw = w.to_ascii_lowercase();
+        let names: Vec<&str> = cmd
+            .get_subcommands()
+            .map(clap::Command::get_name)
+            .filter(|n| n.to_ascii_lowercase().starts_with(&lw))
+            .collect();
+        match names.as_slice() {
+            [one] => Some((*one).to_string()),
+            many => many
+                .iter()
+                .find(|n| n.eq_ignore_ascii_case(w))
+                .map(|n| (*n).to_string()),
+        }
+    }
+    let cli = Cli::command();
+    let mut out: Vec<String> = words.iter().map(|w| (*w).to_string()).collect();
+    if let Some(first) = words.first().filter(|w| !w.starts_with('-')) {
+        if let Some(top) = pick(&cli, first) {
+            out[0] = top.clone();
+            if let (Some(second), Some(sub)) = (words.get(1), cli.find_subcommand(&top)) {
+                if !second.starts_with('-') {
+                    if let Some(s) = pick(sub, second) {
+                        out[1] = s;
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `lnetctl` alone: one command per line from stdin (lnetctl.md §1.1), a
@@ -228,7 +400,7 @@ fn interactive() -> i32 {
             Some(_) => {}
         }
         let mut args = vec![OsString::from("lnetctl")];
-        args.extend(words.iter().map(OsString::from));
+        args.extend(expand_words(&words).iter().map(OsString::from));
         let rc = run(args);
         if rc != 0 && !tty && !ignore_errors {
             return rc;
@@ -240,8 +412,18 @@ fn run(args: Vec<OsString>) -> i32 {
     if args.len() == 1 {
         return interactive();
     }
-    if let Some(rc) = args.get(1).and_then(|a| a.to_str()).and_then(generic) {
+    let words = command_args(&args);
+    if let Some(rc) = words.first().and_then(|w| generic(w, &words[1..])) {
         return rc;
+    }
+    // At the sub-command level the generic table is searched first
+    // (`lnetctl net help` is the generic help), except -h/--help.
+    if let Some(w) = words.get(1).filter(|w| !w.starts_with('-')) {
+        if Cli::command().find_subcommand(words[0]).is_some() {
+            if let Some(rc) = generic(w, &[]) {
+                return rc;
+            }
+        }
     }
     let args = preprocess(args);
     let cli = match Cli::try_parse_from(&args) {
@@ -255,6 +437,11 @@ fn run(args: Vec<OsString>) -> i32 {
         Cmd::Plugin(c) => cmd::plugin::run(c, socket),
         Cmd::Ping(a) => cmd::ping::run(a, socket),
         Cmd::Stats(c) => cmd::stats::run(c, socket),
+        Cmd::Set(c) => cmd::set::run(c, socket),
+        Cmd::Global(c) => cmd::global::run(c, socket),
+        Cmd::Export(a) => cmd::export::run(a, socket),
+        Cmd::Import(a) => cmd::import::run(a, socket),
+        Cmd::Udsp(c) => cmd::udsp::run(c, socket),
     }
 }
 
@@ -401,9 +588,24 @@ mod tests {
         let first = l.lines().next().expect("a line");
         assert_eq!(first.len(), 80);
         assert!(first.starts_with("quit                exit                help"));
-        assert!(l.ends_with("plugin              \n"));
-        assert_eq!(generic("version"), Some(0));
-        assert_eq!(generic("net"), None);
+        assert!(l.ends_with("plugin              \n"), "{l}");
+        assert_eq!(generic("version", &[]), Some(0));
+        assert_eq!(generic("net", &[]), None);
+        assert_eq!(generic("help", &["net"]), Some(0));
+        assert_eq!(generic("help", &["bogus"]), Some(-1));
+        assert!(
+            l.contains("ignore_errors       lnet                net                 \nset"),
+            "upstream order: {l}"
+        );
+    }
+
+    #[test]
+    fn line_mode_abbreviations() {
+        assert_eq!(expand_words(&["NE", "sh", "-v"]), ["net", "show", "-v"]);
+        assert_eq!(expand_words(&["glo", "s"]), ["global", "show"]);
+        // `s` is ambiguous at the top (set, stats): left as is.
+        assert_eq!(expand_words(&["s", "x"]), ["s", "x"]);
+        assert_eq!(expand_words(&["net", "--net"]), ["net", "--net"]);
     }
 
     #[test]

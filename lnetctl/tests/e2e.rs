@@ -614,3 +614,509 @@ fn plugin_load_show_unload() {
     let out = lnetctl(&sock, &["net", "show", "--net", "vnd"]);
     assert_eq!(out.status.code(), Some(234), "the net went with --force");
 }
+
+const GLOBAL_DEFAULTS: &str = "global:
+    numa_range: 0
+    max_interfaces: 4096
+    discovery: 1
+    drop_asym_route: 0
+    retry_count: 2
+    transaction_timeout: 150
+    health_sensitivity: 100
+    recovery_interval: 1
+    router_sensitivity: 100
+    lnd_timeout: 49
+    response_tracking: 3
+    recovery_limit: 0
+    max_recovery_ping_interval: 900
+";
+
+/// `set <tunable>` and `global show` (lnetctl.md §2.8, §2.9), before and
+/// after `lnet configure`, with upstream's error blocks and exit codes.
+#[test]
+fn set_and_global_show() {
+    let dir = TempDir::new("global");
+    let sock = dir.socket();
+    let _d = Daemon::start(&sock, &[]);
+    // Readable and writable before LNet is configured, as with a loaded
+    // module; `lnet configure` keeps what was set.
+    assert_eq!(ok(&lnetctl(&sock, &["global", "show"])), GLOBAL_DEFAULTS);
+    ok(&lnetctl(&sock, &["set", "recovery_limit", "30"]));
+    assert_eq!(
+        lnetctl(&sock, &["set", "retry_count", "151"]).status.code(),
+        Some(195)
+    );
+    let with_limit = GLOBAL_DEFAULTS.replace("recovery_limit: 0", "recovery_limit: 30");
+    assert_eq!(ok(&lnetctl(&sock, &["global", "show"])), with_limit);
+    ok(&lnetctl(&sock, &["lnet", "configure"]));
+    assert_eq!(ok(&lnetctl(&sock, &["global", "show", "-v"])), with_limit);
+    ok(&lnetctl(&sock, &["set", "recovery_limit", "0"]));
+    assert_eq!(ok(&lnetctl(&sock, &["global", "show"])), GLOBAL_DEFAULTS);
+
+    ok(&lnetctl(&sock, &["set", "retry_count", "3"]));
+    ok(&lnetctl(&sock, &["set", "discovery", "0"]));
+    ok(&lnetctl(&sock, &["set", "max_interfaces", "8"]));
+    ok(&lnetctl(&sock, &["set", "numa_range", "0x10"]));
+    let g = ok(&lnetctl(&sock, &["global", "show"]));
+    assert!(
+        g.contains("    numa_range: 16\n    max_interfaces: 4096\n    discovery: 0\n")
+            && g.contains("    retry_count: 3\n")
+            && g.contains("    lnd_timeout: 37\n"),
+        "{g}"
+    );
+
+    // A value the daemon refuses: -61 (exit 195), classic block, no change.
+    let out = lnetctl(&sock, &["set", "retry_count", "200"]);
+    assert_eq!(out.status.code(), Some(195));
+    assert_eq!(
+        text(&out.stderr),
+        "add:\n    - retry_count:\n          errno: -61\n          descr: \"cannot configure retry count: Invalid argument\"\n"
+    );
+    // Client-side checks: -22 (234); parse errors -1 (255).
+    let out = lnetctl(&sock, &["set", "response_tracking", "5"]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(text(&out.stderr).contains("descr: \"Valid values are: 0, 1, 2, or 3\""));
+    let out = lnetctl(&sock, &["set", "transaction_timeout", "x"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert_eq!(
+        text(&out.stderr),
+        "parser:\n    - set:\n          errno: -1\n          descr: cannot parse transaction timeout value\n"
+    );
+    // The value is mandatory: help and -22.
+    let out = lnetctl(&sock, &["set", "recovery_limit"]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(text(&out.stdout).starts_with("set recovery_limit: "));
+    let g = ok(&lnetctl(&sock, &["global", "show"]));
+    assert!(
+        g.contains("    retry_count: 3\n    transaction_timeout: 150\n"),
+        "{g}"
+    );
+
+    // Health off forces retries off; then retries cannot come back.
+    ok(&lnetctl(&sock, &["set", "health_sensitivity", "0"]));
+    let g = ok(&lnetctl(&sock, &["global", "show"]));
+    assert!(g.contains("    retry_count: 0\n"), "{g}");
+    assert_eq!(
+        lnetctl(&sock, &["set", "retry_count", "1"]).status.code(),
+        Some(195)
+    );
+
+    // Every key of global show but lnd_timeout is a `set` sub-command.
+    for line in GLOBAL_DEFAULTS.lines().skip(1) {
+        let (k, v) = line.trim().split_once(": ").expect("key: value");
+        if k == "lnd_timeout" || k == "retry_count" {
+            continue;
+        }
+        ok(&lnetctl(&sock, &["set", k, v]));
+    }
+    let g = ok(&lnetctl(&sock, &["global", "show"]));
+    assert_eq!(
+        g,
+        GLOBAL_DEFAULTS
+            .replace("retry_count: 2", "retry_count: 0")
+            .replace("lnd_timeout: 49", "lnd_timeout: 149")
+    );
+
+    // stats reset zeroes the counters.
+    ok(&lnetctl(&sock, &["ping", "0@lo"]));
+    let s = ok(&lnetctl(&sock, &["stats", "show"]));
+    assert!(!s.contains("    send_count: 0\n"), "{s}");
+    ok(&lnetctl(&sock, &["stats", "reset"]));
+    let v = ok(&lnetctl(&sock, &["net", "show", "-v"]));
+    assert!(
+        v.contains("            statistics:\n                  send_count: 0\n                  recv_count: 0\n"),
+        "per-NI statistics are reset too: {v}"
+    );
+    let s = ok(&lnetctl(&sock, &["stats", "show"]));
+    assert!(
+        s.contains("    send_count: 0\n") && s.contains("    recv_count: 0\n"),
+        "{s}"
+    );
+}
+
+fn write(dir: &TempDir, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).expect("write file");
+    p.to_str().expect("utf-8 path").to_string()
+}
+
+/// `export --backup` of a node, imported on a fresh node, exports the same
+/// bytes; a bad document changes nothing and names what is wrong.
+#[test]
+fn export_import_round_trip() {
+    let so = vendor_plugin().to_str().expect("utf-8 path");
+    let dir = TempDir::new("export");
+    let a = dir.join("a.sock");
+    let b = dir.join("b.sock");
+    let _da = Daemon::start(&a, &[]);
+    let _db = Daemon::start(&b, &[]);
+    for s in [&a, &b] {
+        ok(&lnetctl(s, &["lnet", "configure"]));
+        ok(&lnetctl(s, &["plugin", "load", so]));
+    }
+    // A fresh node exports only its global block.
+    assert_eq!(ok(&lnetctl(&a, &["export", "--backup"])), GLOBAL_DEFAULTS);
+
+    ok(&lnetctl(
+        &a,
+        &[
+            "net",
+            "add",
+            "--net",
+            "vnd",
+            "--if",
+            "fabric0,fabric1",
+            "--peer-cr",
+            "16",
+            "--credits",
+            "512",
+        ],
+    ));
+    ok(&lnetctl(
+        &a,
+        &["net", "add", "--net", "vnd1", "--if", "fabric2"],
+    ));
+    ok(&lnetctl(&a, &["set", "retry_count", "1"]));
+    ok(&lnetctl(&a, &["set", "recovery_limit", "60"]));
+    ok(&lnetctl(
+        &a,
+        &["udsp", "add", "--src", "vnd", "--prio", "1"],
+    ));
+    ok(&lnetctl(
+        &a,
+        &["udsp", "add", "--dst", "vnd1", "--idx", "0"],
+    ));
+    let exported = ok(&lnetctl(&a, &["export", "-b"]));
+    assert!(
+        exported.starts_with("net:\n-     net type: vnd\n      local NI(s):\n      -     interfaces:\n                  0: fabric0\n            tunables:\n"),
+        "{exported}"
+    );
+    assert!(
+        exported.contains("                  credits: 512\n"),
+        "{exported}"
+    );
+    assert!(
+        exported.ends_with(
+            "    max_recovery_ping_interval: 900\nudsp:\n    - idx: 0\n      dst: vnd1\n      action:\n          priority: 0\n    - idx: 1\n      src: vnd\n      action:\n          priority: 1\n"
+        ),
+        "{exported}"
+    );
+    assert!(
+        !exported.contains("nid:") && !exported.contains("timeout: 4"),
+        "{exported}"
+    );
+    let file = write(&dir, "lnet.conf", &exported);
+    ok(&lnetctl(
+        &a,
+        &[
+            "export",
+            "--backup",
+            &dir.join("again.conf").to_string_lossy(),
+        ],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("again.conf")).expect("export FILE"),
+        exported
+    );
+
+    ok(&lnetctl(&b, &["import", &file]));
+    assert_eq!(
+        ok(&lnetctl(&b, &["export", "--backup"])),
+        exported,
+        "byte for byte"
+    );
+    // Importing it again: the NIs exist; the error names the net.
+    let out = lnetctl(&b, &["import", "--add", &file]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(
+        text(&out.stderr).contains("Failed to configure NI on net 'vnd' rc = -22"),
+        "{}",
+        text(&out.stderr)
+    );
+    // --del removes what the document lists.
+    ok(&lnetctl(&b, &["import", "--del", &file]));
+    let left = ok(&lnetctl(&b, &["export", "--backup"]));
+    assert!(!left.contains("net:") && !left.contains("udsp:"), "{left}");
+
+    // A bad document: earlier sections apply, the bad key stops the rest.
+    let before = ok(&lnetctl(&b, &["global", "show"]));
+    let bad = write(
+        &dir,
+        "bad.conf",
+        "global:\n    numa_range: 2\nbogus:\n    x: 1\nglobal:\n    retry_count: 0\n",
+    );
+    let out = lnetctl(&b, &["import", &bad]);
+    assert_eq!(out.status.code(), Some(234));
+    assert_eq!(
+        text(&out.stderr),
+        "---\nadd:\n-     import:\n      errno: -22\n      descr: ! \"invalid key 'bogus'\"\n...\n"
+    );
+    let after = ok(&lnetctl(&b, &["global", "show"]));
+    assert_eq!(after, before.replace("numa_range: 0", "numa_range: 2"));
+    // Bad values and YAML name what is wrong; nothing changes.
+    let bad = write(
+        &dir,
+        "bad2.conf",
+        "net:\n  - net type: vnd\n    tunables:\n      credits: lots\n",
+    );
+    let out = lnetctl(&b, &["import", &bad]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(text(&out.stderr).contains("invalid value 'lots' for key 'credits'"));
+    let bad = write(&dir, "bad3.conf", "net: [\n");
+    let out = lnetctl(&b, &["import", &bad]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(
+        text(&out.stderr).starts_with("Parser error: "),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = lnetctl(&b, &["import", "/nonexistent/lnet.conf"]);
+    assert_eq!(out.status.code(), Some(254));
+    assert_eq!(
+        text(&out.stderr),
+        "yaml:\n    - builder:\n          errno: -1\n          descr: cannot open '/nonexistent/lnet.conf': No such file or directory\n"
+    );
+    assert_eq!(ok(&lnetctl(&b, &["global", "show"])), after);
+
+    // --exec runs ping sections; other commands' sections are invalid there.
+    let ping = write(
+        &dir,
+        "ping.yaml",
+        "ping:\n    nids: [ 0@lo ]\n    timeout: 2000\n",
+    );
+    ok(&lnetctl(&b, &["import", "--exec", &ping]));
+    let out = lnetctl(&b, &["import", "--exec", &bad]);
+    assert_eq!(out.status.code(), Some(234), "a YAML error");
+    let glob = write(&dir, "g.yaml", "global:\n    numa_range: 1\n");
+    let out = lnetctl(&b, &["import", "--exec", &glob]);
+    assert!(
+        text(&out.stderr).contains("invalid key 'global'"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = lnetctl(&b, &["import", &ping]);
+    assert!(
+        text(&out.stderr).contains("invalid key 'ping'"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `net del --if` / `--nid`, `net set`, `udsp` errors, end to end.
+#[test]
+fn net_del_set_and_udsp() {
+    let so = vendor_plugin().to_str().expect("utf-8 path");
+    let dir = TempDir::new("netdel");
+    let sock = dir.socket();
+    let _d = Daemon::start(&sock, &[]);
+    ok(&lnetctl(&sock, &["lnet", "configure"]));
+    ok(&lnetctl(&sock, &["plugin", "load", so]));
+    ok(&lnetctl(
+        &sock,
+        &[
+            "net",
+            "add",
+            "--net",
+            "vnd",
+            "--if",
+            "fabric0,fabric1,fabric2",
+        ],
+    ));
+    let show = ok(&lnetctl(&sock, &["net", "show", "--net", "vnd"]));
+    let nids: Vec<String> = show
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("-     nid: ")
+                .or_else(|| l.trim().strip_prefix("nid: "))
+        })
+        .map(str::to_string)
+        .collect();
+    assert_eq!(nids.len(), 3, "{show}");
+    ok(&lnetctl(
+        &sock,
+        &["net", "del", "--net", "vnd", "--if", "fabric1"],
+    ));
+    ok(&lnetctl(&sock, &["net", "del", "--nid", &nids[2]]));
+    let show = ok(&lnetctl(&sock, &["net", "show", "--net", "vnd"]));
+    assert!(show.contains(&format!("nid: {}\n", nids[0])), "{show}");
+    assert!(
+        !show.contains(&nids[1]) && !show.contains(&nids[2]),
+        "{show}"
+    );
+    let out = lnetctl(&sock, &["net", "del", "--net", "vnd", "--if", "fabric9"]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(
+        text(&out.stderr).contains("errno: -19"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = lnetctl(&sock, &["net", "del", "--net", "vnd", "--nid", &nids[0]]);
+    assert_eq!(out.status.code(), Some(234));
+    assert_eq!(text(&out.stdout), "--net is invalid with --nid option\n");
+    let out = lnetctl(&sock, &["net", "del"]);
+    assert_eq!(
+        text(&out.stdout),
+        "missing mandatory parameters in NI config: 'network'\n"
+    );
+
+    // net set: argument checks are upstream's.
+    let out = lnetctl(&sock, &["net", "set", "--lnd-timeout", "5"]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(text(&out.stderr).contains("\"Specified --lnd-timeout without --net option\""));
+    let out = lnetctl(&sock, &["net", "set", "--conns-per-peer", "200", "--all"]);
+    assert_eq!(out.status.code(), Some(255));
+    ok(&lnetctl(
+        &sock,
+        &["net", "set", "--conns-per-peer", "-1", "--all"],
+    ));
+    let out = lnetctl(&sock, &["net", "set", "--net", "lo", "--lnd-timeout", "5"]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(
+        text(&out.stderr).contains("Net lo does not accept a LND timeout"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // udsp: nothing to show, rules, and upstream's refusals.
+    assert_eq!(ok(&lnetctl(&sock, &["udsp", "show"])), "");
+    ok(&lnetctl(
+        &sock,
+        &["udsp", "add", "--src", "vnd0", "--priority", "2"],
+    ));
+    ok(&lnetctl(
+        &sock,
+        &["udsp", "add", "--dst", "1.1.1.1@tcp", "--priority", "1"],
+    ));
+    assert_eq!(
+        ok(&lnetctl(&sock, &["udsp", "show", "--idx", "1"])),
+        "udsp:\n    - idx: 1\n      dst: 1.1.1.1@tcp\n      action:\n          priority: 1\n"
+    );
+    let out = lnetctl(&sock, &["udsp", "del", "--idx", "7"]);
+    assert_eq!(out.status.code(), Some(254));
+    assert!(text(&out.stderr).contains("descr: \"cannot del udsp: No such file or directory\""));
+    let out = lnetctl(&sock, &["udsp", "del"]);
+    assert_eq!(text(&out.stdout), "Must specify --idx or --all\n");
+    let out = lnetctl(&sock, &["udsp", "add", "--src", "tcp", "--rte", "tcp"]);
+    assert_eq!(out.status.code(), Some(234));
+    ok(&lnetctl(&sock, &["udsp", "del", "--all"]));
+    assert_eq!(ok(&lnetctl(&sock, &["udsp", "show"])), "");
+}
+
+/// A network namespace (the shared guard) with veth interfaces inside it.
+struct Netns(lnet_tests::netns::NetNs);
+
+impl Netns {
+    fn new(tag: &str, ifs: &[(&str, &str)]) -> Netns {
+        let name = format!("lnetcli{tag}{}", std::process::id());
+        let ns = lnet_tests::netns::NetNs::new(&name).expect("create the namespace");
+        let ip = |args: &[&str]| ns.ip(args).expect("ip in the namespace");
+        for (ifname, addr) in ifs {
+            // A veth pair inside the namespace: both ends up, so it has carrier.
+            let peer = format!("{ifname}p");
+            ip(&["link", "add", ifname, "type", "veth", "peer", "name", &peer]);
+            ip(&["addr", "add", addr, "dev", ifname]);
+            ip(&["link", "set", &peer, "up"]);
+            ip(&["link", "set", ifname, "up"]);
+        }
+        Netns(ns)
+    }
+
+    /// Starts lnetd inside the namespace.
+    fn lnetd(&self, socket: &Path, extra: &[&str]) -> Daemon {
+        let mut cmd = self.0.command(lnetd_bin());
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        Daemon::spawn(cmd, socket, extra)
+    }
+}
+
+fn interfaces_of(sock: &Path, net: &str) -> Vec<String> {
+    ok(&lnetctl(sock, &["net", "show", "--net", net]))
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("0: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// ip2nets (`net add --ip2net`, an `ip2nets:` import, the `ip2nets=`
+/// start-up parameter) and `net add --nid`, matched against the interfaces
+/// of the daemon's network namespace. Needs root (`ip netns`).
+#[test]
+#[ignore = "needs root: creates a network namespace with veth interfaces"]
+fn ip2nets_and_nid_in_a_namespace() {
+    let ns = Netns::new(
+        "ip2n",
+        &[
+            ("dm1", "10.77.1.1/24"),
+            ("dm2", "10.77.2.1/24"),
+            ("dm3", "10.78.3.1/24"),
+        ],
+    );
+    let dir = TempDir::new("ip2nets");
+    let sock = dir.socket();
+    let _d = ns.lnetd(&sock, &[]);
+    ok(&lnetctl(&sock, &["lnet", "configure"]));
+
+    ok(&lnetctl(
+        &sock,
+        &["net", "add", "--ip2net", "tcp1 10.77.2.*; tcp1 10.77.*.*"],
+    ));
+    assert_eq!(interfaces_of(&sock, "tcp1"), ["dm2"], "first match wins");
+    ok(&lnetctl(
+        &sock,
+        &[
+            "net",
+            "add",
+            "--ip2net",
+            "tcp4(dm3) 10.77.*.*; tcp4 10.[77-78].[1,3].*",
+        ],
+    ));
+    assert_eq!(interfaces_of(&sock, "tcp4"), ["dm1", "dm3"]);
+    ok(&lnetctl(&sock, &["net", "add", "--nid", "10.77.1.1@tcp"]));
+    let show = ok(&lnetctl(&sock, &["net", "show", "--net", "tcp"]));
+    assert!(show.contains("      -     nid: 10.77.1.1@tcp\n"), "{show}");
+    assert_eq!(interfaces_of(&sock, "tcp"), ["dm1"]);
+    let out = lnetctl(&sock, &["net", "add", "--nid", "10.9.9.9@tcp2"]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(
+        text(&out.stderr).contains("errno: -19"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = lnetctl(
+        &sock,
+        &["net", "add", "--net", "tcp5", "--if", "dm1", "--cpt", "[1]"],
+    );
+    assert_eq!(out.status.code(), Some(234));
+    assert!(
+        text(&out.stderr).contains("errno: -34"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let conf = "ip2nets:\n  - net-spec: tcp2\n    interfaces:\n        0: dm9\n  - net-spec: tcp2\n    ip-range:\n        0: 10.78.*.*\n  - net-spec: tcp2\n    ip-range:\n        0: \"*.*.*.*\"\n";
+    let f = write(&dir, "ip2nets.yaml", conf);
+    ok(&lnetctl(&sock, &["import", &f]));
+    assert_eq!(interfaces_of(&sock, "tcp2"), ["dm3"]);
+    let f = write(
+        &dir,
+        "none.yaml",
+        "ip2nets:\n  - net-spec: tcp3\n    ip-range:\n        0: 192.168.250.*\n",
+    );
+    let out = lnetctl(&sock, &["import", &f]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(
+        text(&out.stderr).contains("No ip2nets rules applied"),
+        "{}",
+        text(&out.stderr)
+    );
+    ok(&lnetctl(&sock, &["lnet", "unconfigure"]));
+
+    // The start-up parameter, applied by `lnet configure --all`.
+    let dir2 = TempDir::new("ip2nets-param");
+    let sock2 = dir2.socket();
+    let _d2 = ns.lnetd(&sock2, &["--param", "ip2nets=tcp7 10.78.3.*"]);
+    ok(&lnetctl(&sock2, &["lnet", "configure", "--all"]));
+    assert_eq!(interfaces_of(&sock2, "tcp7"), ["dm3"]);
+    ok(&lnetctl(&sock2, &["lnet", "unconfigure"]));
+}

@@ -204,6 +204,24 @@ fn ping_and_brw_between_two_daemons() {
         st.starts_with("[LNet Bandwidth of clients]\n[W] Max: ") && st.ends_with(" MB/s  \n"),
         "{st}"
     );
+    // One line per interval, for a person watching a long run.
+    let st = ok(&lst(
+        s,
+        key,
+        &["stat", "--count", "2", "--delay", "1", "--line", "servers"],
+    ));
+    assert_eq!(st.lines().count(), 2, "{st}");
+    for l in st.lines() {
+        assert!(
+            l.len() > 9
+                && l.as_bytes()[2] == b':'
+                && l[9..].starts_with("servers: ")
+                && l.contains(" msg/s ")
+                && l.contains(" MiB/s  send ")
+                && l.contains("  errors "),
+            "{l}"
+        );
+    }
 
     let stop = ok(&lst(s, key, &["stop", "bulk"]));
     assert!(stop.ends_with("Batch is stopped\n"), "{stop}");

@@ -14,6 +14,7 @@
 //! unconfigure` shuts it down and returns the daemon to that state (the
 //! start-up parameters kept), ready for the next `lnet configure`.
 
+mod config;
 mod lst;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -94,8 +95,9 @@ struct Shared {
     socket_id: (u64, u64),
     own_uid: u32,
     stop: AtomicBool,
-    /// The global tunables of the last configuration, kept by `lnet
-    /// unconfigure` for the next `lnet configure` (lnetctl.md §2.1).
+    /// The global tunables the next `lnet configure` starts with: those of
+    /// the last configuration, kept by `lnet unconfigure` (lnetctl.md §2.1),
+    /// with what `set` changed while LNet was not configured.
     kept_tunables: Mutex<Option<lnet_core::ni::GlobalTunables>>,
 }
 
@@ -369,11 +371,10 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
             ))
         }
         (Some(v), None) => lnet_core::nid::Networks::parse(v).map_err(einval)?,
-        // The networks of the entries that match a local IPv4 address
-        // (semantics.md §15.2).
-        (None, Some(v)) => lnet_core::nid::Ip2Nets::parse(v)
-            .and_then(|i| i.select(&local_ipv4_addrs()))
-            .map_err(einval)?,
+        // The entries that match an address of one of this node's
+        // interfaces, each on the interface that owns the address
+        // (semantics.md §15.2), as `net add --ip2net` resolves them.
+        (None, Some(v)) => return config::startup_ip2nets(node, v),
         (None, None) => {
             let iface = first_up_interface(Path::new("/sys/class/net"))?;
             lnet_core::nid::Networks::parse(&format!("tcp({iface})"))
@@ -401,16 +402,6 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
         .map_err(|e| NodeError::failed(e.errno(), format!("networks=: net {net}: {e}")))?;
     }
     Ok(())
-}
-
-/// The IPv4 addresses of this network namespace's interfaces.
-fn local_ipv4_addrs() -> Vec<std::net::Ipv4Addr> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    addrs
-        .filter_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
-        .collect()
 }
 
 /// The first interface (by index) that is up and not loopback, read from
@@ -457,7 +448,7 @@ fn unconfigure(shared: &Shared) {
         *shared
             .kept_tunables
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(node.tunables_snapshot());
+            .unwrap_or_else(PoisonError::into_inner) = Some(node.global_tunables());
         node.shutdown();
         tracing::info!("LNet unconfigured");
     }
@@ -556,6 +547,10 @@ fn handle(shared: &Shared, op: Op) -> Reply {
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
+    let op = match config::handle(shared, node.as_deref(), op) {
+        Ok(reply) => return reply,
+        Err(op) => op,
+    };
     match op {
         Op::Hello => Reply::ok(ReplyBody::Hello(DaemonInfo {
             pid: std::process::id(),

@@ -36,6 +36,7 @@ use lnet_selftest::stack::{lnd_op_ni, Stack, StackEvent};
 use lnet_selftest::{ConsoleError, TxnId};
 
 mod app;
+pub(crate) mod config;
 
 pub use app::{EqHandle, MatchSpec, Target};
 
@@ -261,6 +262,8 @@ struct State {
     timer_sleep_until: Option<Instant>,
     /// A ping or console result arrived since the waiters were last woken.
     results: bool,
+    /// UDSP rules in index order (`udsp add|del|show`).
+    udsp: Vec<liblnetconfig::proto::UdspRule>,
 }
 
 struct Inner {
@@ -671,6 +674,7 @@ impl Node {
                 stopping: false,
                 timer_sleep_until: None,
                 results: false,
+                udsp: Vec::new(),
             }),
             changed: Condvar::new(),
             timer_cv: Condvar::new(),
@@ -740,12 +744,6 @@ impl Node {
         Ok(node)
     }
 
-    /// The global tunables in force, for the next configuration of the same
-    /// daemon ([`NodeConfig::tunables`]).
-    pub fn tunables_snapshot(&self) -> lnet_core::ni::GlobalTunables {
-        self.inner.lock().lnet.tunables().clone()
-    }
-
     /// `plugin load PATH`.
     pub fn plugin_load(&self, path: &Path) -> Result<PluginInfo, NodeError> {
         let mut st = self.inner.lock();
@@ -796,6 +794,7 @@ impl Node {
                 "creating a local NI needs at least one interface",
             ));
         }
+        self.check_new_interfaces(&req)?;
         let mut added: Vec<NiId> = Vec::new();
         let mut nids = Vec::new();
         for iface in &req.interfaces {
@@ -1253,6 +1252,7 @@ fn apply_params(cfg: &mut Config, params: &[(String, String)]) -> Result<(), Nod
             // Upstream clamps a too-small value up to its minimum of 16.
             "lnet_interfaces_max" => t.max_interfaces = int()?.clamp(16, i32::MAX as i64) as u32,
             "lock_prim_nid" => t.lock_prim_nid = uint(0, 1)? == 1,
+            "router_sensitivity_percentage" => t.router_sensitivity = uint(0, 100)?,
             "forwarding" => t.routing = value == "enabled",
             _ => {}
         }
@@ -1351,7 +1351,7 @@ mod tests {
             ..NodeConfig::default()
         })
         .expect("starts");
-        let mut t = node.tunables_snapshot();
+        let mut t = node.global_tunables();
         assert_eq!(t.transaction_timeout, 10);
         node.shutdown();
         t.transaction_timeout = 77;
@@ -1361,7 +1361,7 @@ mod tests {
             ..NodeConfig::default()
         })
         .expect("starts");
-        assert_eq!(node.tunables_snapshot(), t);
+        assert_eq!(node.global_tunables(), t);
         node.shutdown();
     }
 

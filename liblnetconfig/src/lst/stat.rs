@@ -51,6 +51,10 @@ pub struct StatResult {
     pub recv_bw: Spread,
     /// Send bandwidth.
     pub send_bw: Spread,
+    /// LNet errors counted by the nodes between the samples (summed).
+    pub errors: u64,
+    /// Messages the nodes dropped between the samples (summed).
+    pub drops: u64,
 }
 
 /// Compares sample `cur` with the previous sample `prev` of the same target
@@ -82,12 +86,42 @@ pub fn compute(prev: &[LstNode], cur: &[LstNode], mbs: bool) -> StatResult {
             ln.recv_length.wrapping_sub(lo.recv_length) as f32 / unit / delta,
             k,
         );
+        r.errors += u64::from(ln.errors.wrapping_sub(lo.errors));
+        r.drops += u64::from(ln.drop_count.wrapping_sub(lo.drop_count));
         r.send_rate
             .add(ln.send_count.wrapping_sub(lo.send_count) as f32 / delta, k);
         r.recv_rate
             .add(ln.recv_count.wrapping_sub(lo.recv_count) as f32 / delta, k);
     }
     r
+}
+
+/// `lst stat --line`: one line per target and interval for a person
+/// watching a long run: UTC time, nodes, total message rates and
+/// bandwidths (sum over the nodes) each way, errors and drops in the interval.
+pub fn line(utc_secs: u64, name: &str, r: &StatResult, mbs: bool) -> String {
+    let t = utc_secs % 86_400;
+    let units = if mbs { "MB/s" } else { "MiB/s" };
+    let n = r.nodes as f32;
+    let failed = if r.failed > 0 {
+        format!(" ({} failed)", r.failed)
+    } else {
+        String::new()
+    };
+    let changed = if r.changed { " [group changed]" } else { "" };
+    format!(
+        "{:02}:{:02}:{:02} {name}: {} nodes{failed}  recv {:.1} msg/s {:.2} {units}  send {:.1} msg/s {:.2} {units}  errors {} drops {}{changed}\n",
+        t / 3600,
+        t / 60 % 60,
+        t % 60,
+        r.nodes,
+        r.recv_rate.avg * n,
+        r.recv_bw.avg * n,
+        r.send_rate.avg * n,
+        r.send_bw.avg * n,
+        r.errors,
+        r.drops,
+    )
 }
 
 #[cfg(test)]
@@ -119,6 +153,20 @@ mod tests {
                 },
             }),
         }
+    }
+
+    #[test]
+    fn one_line_per_interval() {
+        let prev = vec![node(1, 1000, 0, 0, 0, 0), node(2, 1000, 10, 10, 0, 0)];
+        let cur = vec![
+            node(1, 3000, 6000, 3000, 3 << 30, 1 << 20),
+            node(2, 3000, 10, 2010, 1 << 30, 0),
+        ];
+        let r = compute(&prev, &cur, false);
+        assert_eq!(
+            line(3 * 3600 + 7 * 60 + 9, "servers", &r, false),
+            "03:07:09 servers: 2 nodes  recv 3000.0 msg/s 2048.00 MiB/s  send 2500.0 msg/s 0.50 MiB/s  errors 0 drops 0\n"
+        );
     }
 
     #[test]

@@ -466,3 +466,84 @@ fn plugin_net_types_print_by_name() {
     let out = net_show(&nets, 0, &[]);
     assert!(out.contains("nid: 7@<240:2>"), "{out}");
 }
+
+#[test]
+fn global_show_defaults_golden() {
+    assert_eq!(
+        global(&GlobalInfo::default()),
+        "global:
+    numa_range: 0
+    max_interfaces: 4096
+    discovery: 1
+    drop_asym_route: 0
+    retry_count: 2
+    transaction_timeout: 150
+    health_sensitivity: 100
+    recovery_interval: 1
+    router_sensitivity: 100
+    lnd_timeout: 49
+    response_tracking: 3
+    recovery_limit: 0
+    max_recovery_ping_interval: 900
+"
+    );
+}
+
+#[test]
+fn export_backup_golden() {
+    let mut ni = tcp_ni();
+    ni.lnd_tunables = vec![
+        ("conns_per_peer".into(), "1".into()),
+        ("timeout".into(), "49".into()),
+        ("tos".into(), "-1".into()),
+    ];
+    let nets = vec![
+        NetInfo {
+            name: "lo".into(),
+            nis: vec![lo_ni()],
+        },
+        NetInfo {
+            name: "tcp".into(),
+            nis: vec![ni],
+        },
+    ];
+    let e = Export {
+        net: net_backup(&nets),
+        global: GlobalInfo::default(),
+        ..Export::default()
+    };
+    assert_eq!(
+        export(&e),
+        "net:
+-     net type: tcp
+      local NI(s):
+      -     interfaces:
+                  0: eth0
+            tunables:
+                  peer_timeout: 180
+                  peer_credits: 8
+                  peer_buffer_credits: 0
+                  credits: 256
+            lnd tunables:
+                  conns_per_peer: 1
+                  tos: -1
+            CPT: \"[0,1]\"
+global:
+    numa_range: 0
+    max_interfaces: 4096
+    discovery: 1
+    drop_asym_route: 0
+    retry_count: 2
+    transaction_timeout: 150
+    health_sensitivity: 100
+    recovery_interval: 1
+    router_sensitivity: 100
+    lnd_timeout: 49
+    response_tracking: 3
+    recovery_limit: 0
+    max_recovery_ping_interval: 900
+"
+    );
+    // A freshly configured node: just the global block.
+    assert!(net_backup(&nets[..1]).is_empty());
+}

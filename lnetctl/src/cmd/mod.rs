@@ -1,11 +1,16 @@
 //! One module per object, each a clap `Args`/`Subcommand` plus `run()`:
 //! build the request with liblnetconfig, send it, print the reply.
 
+pub(crate) mod export;
+pub(crate) mod global;
+pub(crate) mod import;
 pub(crate) mod lnet;
 pub(crate) mod net;
 pub(crate) mod ping;
 pub(crate) mod plugin;
+pub(crate) mod set;
 pub(crate) mod stats;
+pub(crate) mod udsp;
 
 use std::path::Path;
 

@@ -1,9 +1,10 @@
-//! `lnetctl net add|del|show` (lnetctl.md §2.2–§2.4, §3.1).
+//! `lnetctl net add|del|show|set` (lnetctl.md §2.2–§2.5, §3.1).
 
 use std::path::Path;
 
 use clap::{Args, Subcommand};
 use liblnetconfig::args::{self, NetAddArgs};
+use liblnetconfig::proto::{NetSetRequest, NiDelRequest};
 use liblnetconfig::render;
 
 use crate::out;
@@ -16,13 +17,13 @@ pub(crate) enum NetCmd {
     #[command(override_help = "net add: add a network interface\n\
 \t--net: net name (e.g. tcp0)\n\
 \t--if: physical interface (e.g. eth0)\n\
-\t--nid: bring up NI based on the address of the specified LNet NID (not supported yet)\n\
-\t--ip2net: specify networks based on IP address patterns (not supported yet)\n\
+\t--nid: bring up NI based on the address of the specified LNet NID\n\
+\t--ip2net: specify networks based on IP address patterns\n\
 \t--peer-timeout: time to wait before declaring a peer dead\n\
 \t--peer-credits: define the max number of inflight messages\n\
 \t--peer-buffer-credits: the number of buffer credits per peer\n\
 \t--credits: Network Interface credits\n\
-\t--cpt: CPU Partitions configured net uses (e.g. [0,1]) (not supported yet)\n\
+\t--cpt: CPU Partitions configured net uses (e.g. [0,1])\n\
 \t--conns-per-peer: number of connections per peer\n\
 \t--skip-mr-route-setup: do not add linux route for the ni\n\
 \t--auth-key: Network authorization key (kfilnd only; not supported)\n\
@@ -32,14 +33,40 @@ pub(crate) enum NetCmd {
     /// Delete a network.
     #[command(override_help = "net del: delete a network\n\
 \t--net: net name (e.g. tcp0)\n\
-\t--nid: shutdown NI based on the address of the specified LNet NID (not supported yet)\n\
-\t--if: physical interface (e.g. eth0) (not supported yet)\n")]
+\t--nid: shutdown NI based on the address of the specified LNet NID\n\
+\t--if: physical interface (e.g. eth0)\n")]
     Del(DelArgs),
     /// Show networks.
     #[command(override_help = "net show: show networks\n\
 \t--net: net name (e.g. tcp0) to filter on\n\
 \t--verbose: display detailed output per network. Optional argument of '2' outputs more stats\n")]
     Show(ShowArgs),
+    /// Change NI or LND parameters.
+    #[command(override_help = "net set: set LNet NI parameters\n\
+\t--nid: NI NID to set the value on\n\
+\t--net: network to set the LND timeout of (with --lnd-timeout)\n\
+\t--lnd-timeout: LND timeout in seconds of the LND of --net (0 = follow the global lnd_timeout)\n\
+\t--health: specify health value to set\n\
+\t--conns-per-peer: number of connections per peer\n\
+\t--all: set all NIs\n")]
+    Set(SetArgs),
+}
+
+/// `net set` options.
+#[derive(Args, Debug)]
+pub(crate) struct SetArgs {
+    #[arg(short = 'n', long)]
+    nid: Option<String>,
+    #[arg(short = 'i', long)]
+    net: Option<String>,
+    #[arg(short = 'l', long, allow_negative_numbers = true)]
+    lnd_timeout: Option<String>,
+    #[arg(short = 't', long, allow_negative_numbers = true)]
+    health: Option<String>,
+    #[arg(short = 'm', long, allow_negative_numbers = true)]
+    conns_per_peer: Option<String>,
+    #[arg(short = 'a', long)]
+    all: bool,
 }
 
 /// `net add` options; values are kept as text and validated by liblnetconfig.
@@ -64,13 +91,10 @@ pub(crate) struct AddArgs {
     /// Accepted for compatibility: this LNet sets up no Linux routes.
     #[arg(short = 'k', long)]
     skip_mr_route_setup: bool,
-    /// Not supported yet (refused with a message, never ignored).
     #[arg(long)]
     nid: Option<String>,
-    /// Not supported yet.
     #[arg(short = 'p', long)]
     ip2net: Option<String>,
-    /// Not supported yet.
     #[arg(short = 's', long)]
     cpt: Option<String>,
     /// kfilnd only; not supported.
@@ -86,10 +110,8 @@ pub(crate) struct AddArgs {
 pub(crate) struct DelArgs {
     #[arg(short = 'n', long)]
     net: Option<String>,
-    /// Not supported yet (refused with a message, never ignored).
     #[arg(long)]
     nid: Option<String>,
-    /// Not supported yet.
     #[arg(short = 'i', long = "if")]
     interfaces: Option<String>,
 }
@@ -129,58 +151,9 @@ impl ShowArgs {
 /// Runs a `net` sub-command.
 pub(crate) fn run(cmd: &NetCmd, socket: &Path) -> i32 {
     match cmd {
-        NetCmd::Add(a) => {
-            let _ = a.skip_mr_route_setup;
-            let given = [
-                (a.nid.is_some(), "--nid"),
-                (a.ip2net.is_some(), "--ip2net"),
-                (a.cpt.is_some(), "--cpt"),
-                (a.auth_key.is_some(), "--auth-key"),
-                (a.traffic_class.is_some(), "--traffic-class"),
-            ];
-            if let Some((_, opt)) = given.iter().find(|(g, _)| *g) {
-                return unsupported("add", opt, "use --net NET --if IF[,IF]");
-            }
-            let req = match args::net_add(&NetAddArgs {
-                net: a.net.clone(),
-                interfaces: a.interfaces.clone(),
-                peer_timeout: a.peer_timeout.clone(),
-                peer_credits: a.peer_credits.clone(),
-                peer_buffer_credits: a.peer_buffer_credits.clone(),
-                credits: a.credits.clone(),
-                conns_per_peer: a.conns_per_peer.clone(),
-                tos: a.tos.clone(),
-            }) {
-                Ok(r) => r,
-                Err(e) => return out::arg_error(e),
-            };
-            let mut c = match super::connect(socket, "add", "net") {
-                Ok(c) => c,
-                Err(rc) => return rc,
-            };
-            match c.net_add(req) {
-                Ok(_) => 0,
-                Err(e) => out::client_error(&e, "add", "net"),
-            }
-        }
-        NetCmd::Del(a) => {
-            if a.nid.is_some() || a.interfaces.is_some() {
-                let opt = if a.nid.is_some() { "--nid" } else { "--if" };
-                return unsupported("del", opt, "delete the whole net with --net NET");
-            }
-            let net = match args::net_del(a.net.as_deref()) {
-                Ok(n) => n,
-                Err(e) => return out::arg_error(e),
-            };
-            let mut c = match super::connect(socket, "del", "net") {
-                Ok(c) => c,
-                Err(rc) => return rc,
-            };
-            match c.net_del(net) {
-                Ok(()) => 0,
-                Err(e) => out::client_error(&e, "del", "net"),
-            }
-        }
+        NetCmd::Add(a) => add(a, socket),
+        NetCmd::Del(a) => del(a, socket),
+        NetCmd::Set(a) => set(a, socket),
         NetCmd::Show(a) => {
             let filter = match a.net.as_deref().map(|n| args::net(n, "show")).transpose() {
                 Ok(f) => f,
@@ -198,5 +171,204 @@ pub(crate) fn run(cmd: &NetCmd, socket: &Path) -> i32 {
                 Err(e) => out::client_error(&e, "show", "net"),
             }
         }
+    }
+}
+
+fn add(a: &AddArgs, socket: &Path) -> i32 {
+    let _ = a.skip_mr_route_setup;
+    let given = [
+        (a.auth_key.is_some(), "--auth-key"),
+        (a.traffic_class.is_some(), "--traffic-class"),
+    ];
+    if let Some((_, opt)) = given.iter().find(|(g, _)| *g) {
+        return unsupported("add", opt, "use --net NET --if IF[,IF] or --nid NID");
+    }
+    // NIDs on a plugin's net need the daemon's names for its types.
+    let net_types = match (&a.nid, liblnetconfig::Client::connect(socket)) {
+        (Some(_), Ok(mut c)) => c.net_types().unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let req = match args::net_add(&NetAddArgs {
+        net: a.net.clone(),
+        interfaces: a.interfaces.clone(),
+        peer_timeout: a.peer_timeout.clone(),
+        peer_credits: a.peer_credits.clone(),
+        peer_buffer_credits: a.peer_buffer_credits.clone(),
+        credits: a.credits.clone(),
+        conns_per_peer: a.conns_per_peer.clone(),
+        tos: a.tos.clone(),
+        nid: a.nid.clone(),
+        cpt: a.cpt.clone(),
+        net_types,
+        ip2net: a.ip2net.clone(),
+    }) {
+        Ok(r) => r,
+        Err(e) => return out::arg_error(e),
+    };
+    let mut c = match super::connect(socket, "add", "net") {
+        Ok(c) => c,
+        Err(rc) => return rc,
+    };
+    match c.net_add(req) {
+        Ok(_) => 0,
+        Err(e) => out::client_error(&e, "add", "net"),
+    }
+}
+
+fn del(a: &DelArgs, socket: &Path) -> i32 {
+    if a.nid.is_some() && a.net.is_some() {
+        return out::arg_error(args::ArgError::Plain(
+            "--net is invalid with --nid option".into(),
+        ));
+    }
+    let mut c = match super::connect(socket, "del", "net") {
+        Ok(c) => c,
+        Err(rc) => return rc,
+    };
+    let res = match (&a.nid, &a.interfaces) {
+        (Some(list), _) => {
+            let extra = c.net_types().unwrap_or_default();
+            match args::nid_list(list, &extra) {
+                Ok(nids) => c.ni_del(NiDelRequest {
+                    net: None,
+                    interfaces: Vec::new(),
+                    nids,
+                }),
+                Err(e) => return out::arg_error(e),
+            }
+        }
+        (None, Some(ifs)) => {
+            let net = match args::net_del(a.net.as_deref()) {
+                Ok(n) => n,
+                Err(e) => return out::arg_error(e),
+            };
+            let interfaces = match args::interface_names(ifs) {
+                Ok(i) => i,
+                Err(e) => return out::arg_error(e),
+            };
+            c.ni_del(NiDelRequest {
+                net: Some(net),
+                interfaces,
+                nids: Vec::new(),
+            })
+        }
+        (None, None) => match args::net_del(a.net.as_deref()) {
+            Ok(net) => c.net_del(net),
+            Err(e) => return out::arg_error(e),
+        },
+    };
+    match res {
+        Ok(()) => 0,
+        Err(e) => out::client_error(&e, "del", "net"),
+    }
+}
+
+fn set(a: &SetArgs, socket: &Path) -> i32 {
+    let classic = |cmd: &'static str, entity: &'static str, errno: i32, descr: String| {
+        out::arg_error(args::ArgError::Classic {
+            cmd,
+            entity,
+            errno,
+            descr,
+            rc: if errno == -1 { -1 } else { out::RC_EINVAL },
+        })
+    };
+    if a.health.is_some() {
+        return unsupported(
+            "set",
+            "--health",
+            "health values are not settable from lnetctl in this build",
+        );
+    }
+    if a.all && a.nid.is_some() {
+        return out::RC_EINVAL;
+    }
+    let mut req = NetSetRequest {
+        net: None,
+        lnd_timeout: None,
+        nid: None,
+        all: a.all,
+        conns_per_peer: None,
+    };
+    if let Some(t) = &a.lnd_timeout {
+        let v = args::atoi(t);
+        if v < 0 {
+            return classic(
+                "net",
+                "set",
+                -22,
+                format!("\"Invalid LND timeout value '{t}', must be >= 0\""),
+            );
+        }
+        let Some(net) = &a.net else {
+            return classic(
+                "net",
+                "set",
+                -22,
+                "\"Specified --lnd-timeout without --net option\"".into(),
+            );
+        };
+        if args::net(net, "set").is_err() {
+            return classic(
+                "net",
+                "set",
+                -22,
+                format!("\"Invalid network type: {net}\""),
+            );
+        }
+        req.net = Some(net.clone());
+        req.lnd_timeout = u32::try_from(v).ok();
+    }
+    if let Some(cpp) = &a.conns_per_peer {
+        match args::strtol(cpp) {
+            Some(v) if v <= 127 => req.conns_per_peer = u32::try_from(v).ok(),
+            _ => {
+                return classic(
+                    "net",
+                    "set",
+                    -1,
+                    "invalid conns-per-peer value (valid range 0-127)".into(),
+                )
+            }
+        }
+    }
+    if req.lnd_timeout.is_none() && req.conns_per_peer.is_none() {
+        return 0;
+    }
+    let mut c = match super::connect(socket, "set", "net") {
+        Ok(c) => c,
+        Err(rc) => return rc,
+    };
+    if let Some(n) = &a.nid {
+        let extra = c.net_types().unwrap_or_default();
+        match liblnetconfig::nidlist::parse_client_nid(n, &extra) {
+            Some(nid) => req.nid = Some(nid),
+            None => {
+                return out::nl_error(
+                    "set",
+                    "net",
+                    liblnetconfig::errno::EINVAL,
+                    &format!("cannot parse NID '{n}'"),
+                    out::RC_EINVAL,
+                )
+            }
+        }
+    }
+    if req.conns_per_peer.is_some() && !req.all && req.nid.is_none() {
+        return classic(
+            "net",
+            "set",
+            -22,
+            "\"--conns-per-peer needs --all or --nid NID\"".into(),
+        );
+    }
+    match c.net_set(req) {
+        Ok(()) => 0,
+        Err(liblnetconfig::Error::Daemon { errno, message })
+            if message.contains("does not accept a LND timeout") =>
+        {
+            classic("set", "lnd_timeout", -errno, format!("\"{message}\""))
+        }
+        Err(e) => out::client_error(&e, "set", "net"),
     }
 }

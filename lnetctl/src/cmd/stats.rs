@@ -1,4 +1,4 @@
-//! `lnetctl stats show` (lnetctl.md §2.10).
+//! `lnetctl stats show|reset` (lnetctl.md §2.10).
 
 use std::path::Path;
 
@@ -14,6 +14,25 @@ pub(crate) enum StatsCmd {
     /// Show LNet's global counters.
     #[command(override_help = "stats show: show LNET statistics\n")]
     Show,
+    /// Zero every counter.
+    #[command(override_help = "stats reset: reset LNET statistics\n")]
+    Reset,
+}
+
+fn failed(e: Error, what: &str) -> i32 {
+    match e {
+        e @ Error::Daemon { .. } => {
+            let errno = e.errno();
+            out::stderr(&render::cy_error(
+                "show",
+                "statistics",
+                -errno,
+                &format!("\"cannot {what} lnet statistics: {}\"", strerror(errno)),
+            ));
+            -errno
+        }
+        e => out::client_error(&e, "show", "statistics"),
+    }
 }
 
 /// Runs `stats show`: failures in the classic block, cmd `show`, entity `statistics`.
@@ -24,17 +43,11 @@ pub(crate) fn run(cmd: &StatsCmd, socket: &Path) -> i32 {
                 out::stdout(&render::stats(&s));
                 0
             }
-            Err(e @ Error::Daemon { .. }) => {
-                let errno = e.errno();
-                out::stderr(&render::cy_error(
-                    "show",
-                    "statistics",
-                    -errno,
-                    &format!("\"cannot get lnet statistics: {}\"", strerror(errno)),
-                ));
-                -errno
-            }
-            Err(e) => out::client_error(&e, "show", "statistics"),
+            Err(e) => failed(e, "get"),
+        },
+        StatsCmd::Reset => match Client::connect(socket).and_then(|mut c| c.stats_reset()) {
+            Ok(()) => 0,
+            Err(e) => failed(e, "reset"),
         },
     }
 }

@@ -102,7 +102,7 @@ pub(crate) const USAGES: &[(&str, &str)] = &[
     ),
     (
         "stat",
-        "Usage: lst stat [--bw] [--rate] [--read] [--write] [--max] [--min] [--avg]  [--mbs] [--timeout #] [--delay #] [--count #] GROUP [GROUP]",
+        "Usage: lst stat [--bw] [--rate] [--read] [--write] [--max] [--min] [--avg]  [--mbs] [--line] [--timeout #] [--delay #] [--count #] GROUP [GROUP]",
     ),
     ("show_error", "Usage: lst show_error [--session] NAME | IDS ..."),
     ("add_batch", "Usage: lst add_batch NAME"),
@@ -342,6 +342,9 @@ pub(crate) struct Stat {
     /// 10^6-byte MB instead of MiB.
     #[arg(short = 'm', long)]
     pub(crate) mbs: bool,
+    /// One line per target and interval: totals, errors, drops (ours).
+    #[arg(long)]
+    pub(crate) line: bool,
     /// Groups or ID lists.
     #[arg(required = true)]
     pub(crate) targets: Vec<String>,

@@ -703,7 +703,17 @@ fn stat_cmd(ctx: &Ctx, a: cli::Stat) -> Result<Rc, Rc> {
                     }
                 })?;
             if !a.rpc {
-                if let Some(p) = prev {
+                if let (Some(p), true) = (prev.as_ref(), a.line) {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    stdout(&stat::line(
+                        now,
+                        name,
+                        &stat::compute(p, &cur, a.mbs),
+                        a.mbs,
+                    ));
+                } else if let Some(p) = prev {
                     let o = render::stat(name, &stat::compute(p, &cur, a.mbs), view);
                     stdout(&o.out);
                     stderr(&o.err);

@@ -283,6 +283,7 @@ impl Selftest {
         }
         st.want_posted.push((BRW, 256));
         st.want_posted.push((PING, 256));
+        st.size_reqbufs();
         st.post_buffers(lnet);
         let _ = now;
         st
@@ -404,6 +405,38 @@ mod tests {
         assert!(is_selftest_md(t));
         assert!(!is_selftest_md(0));
         assert!(!is_selftest_md(0x5354_0000_0000_0000), "kind 0 is not ours");
+    }
+
+    /// Issue #6 item 8: each request moves a posted buffer to a new id
+    /// (remove + insert); the table of posted buffers must absorb that
+    /// churn forever without growing (a late resize was one allocation of
+    /// 133 136 bytes in the middle of a loaded brw batch).
+    #[test]
+    fn issue_6_item_8_request_buffer_churn_never_resizes() {
+        let now = Instant::ZERO;
+        let mut lnet = Lnet::new(lnet_core::Config::default(), now);
+        let mut st = Selftest::new(&mut lnet, now, Duration::ZERO, Params::default());
+        // What a server's add_test asks for with the default work items.
+        st.want_buffers(&mut lnet, wire::service::BRW, 2048 + 64);
+        st.want_buffers(&mut lnet, wire::service::PING, 2048 + 64);
+        let live = st.reqbufs.len();
+        assert!(live >= 2 * (2048 + 64), "{live} buffers posted");
+        let cap = st.reqbufs.capacity();
+        assert!(cap >= 2 * live, "capacity {cap} for {live} live buffers");
+        let mut ids: VecDeque<u64> = st.reqbufs.keys().copied().collect();
+        for (i, next) in (1u64 << 39..).take(200_000).enumerate() {
+            let old = ids.pop_front().expect("a posted buffer");
+            let rb = st.reqbufs.remove(&old).expect("posted");
+            st.reqbufs.insert(next, rb);
+            ids.push_back(next);
+            // Removed entries leave tombstones that lower the reported
+            // capacity until an in-place rehash clears them; a resize
+            // would double it.
+            assert!(
+                st.reqbufs.capacity() <= cap,
+                "the table was resized after {i} requests"
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,13 @@
-//! # lnd-o2ib: the verbs LND (not yet written)
+//! # lnd-o2ib: the verbs LND
 //!
-//! This crate will hold o2iblnd's protocol over a small verbs interface with
-//! two providers (rdma-core opened at run time, and a software provider); see
-//! `DESIGN.md`. For now it builds an empty `cdylib` that exports no LND, so
-//! loading it is refused as "not an LND plugin". Depends on lnd-api only.
+//! o2iblnd's protocol (`spec/wire.md` §7) over a small verbs interface of
+//! its own. It depends on `lnd-api`, tokio, socket2 and libloading and must
+//! never depend on lnet-core or another LND.
+//!
+//! Layers, from the wire up:
+//! * [`wire`]: checked views and `Repr`s of `kib_msg` (every message type,
+//!   both byte orders, the checksum rule) and of the reject private data.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+
+pub mod wire;

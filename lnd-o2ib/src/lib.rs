@@ -10,4 +10,6 @@
 
 #![deny(unsafe_code)]
 
+pub mod soft;
+pub mod verbs;
 pub mod wire;

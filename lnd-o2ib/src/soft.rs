@@ -45,6 +45,7 @@ const OP_READ_RESP: u8 = 7;
 const OP_ACK: u8 = 8;
 const OP_NAK: u8 = 9;
 const OP_DISCONNECT: u8 = 10;
+const OP_CM_RTU: u8 = 11;
 const FRAME_HDR: usize = 32;
 /// Largest single transfer (an RDMA of 1 MiB plus slack).
 const MAX_XFER: u32 = 16 << 20;
@@ -186,6 +187,15 @@ impl SoftDevice {
     /// Regions currently registered.
     pub fn registered(&self) -> usize {
         lock(&self.0.mrs).len()
+    }
+
+    /// Whether the region under `key` is held by its registration alone:
+    /// the memory's owner let it go, so the registration may be dropped
+    /// (a registration cache's invalidation test). Unknown keys count.
+    pub fn mr_orphaned(&self, key: u32) -> bool {
+        lock(&self.0.mrs)
+            .get(&key)
+            .is_none_or(|e| e.mem.is_unique())
     }
 
     /// Sets the receive-not-ready wait (`rnr_retry_count` × RNR timer).
@@ -409,9 +419,10 @@ struct QpInner {
 pub struct SoftQp(Arc<QpInner>);
 
 impl SoftQp {
-    fn start(dev: SoftDevice, cq: SoftCq, stream: TcpStream) -> std::io::Result<SoftQp> {
+    /// Makes the QP (receives may be posted) without starting its NIC
+    /// threads: the CM exchange still owns the stream.
+    fn create(dev: SoftDevice, cq: SoftCq, stream: TcpStream) -> std::io::Result<SoftQp> {
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(None)?;
         let qp = SoftQp(Arc::new(QpInner {
             qp_num: dev.0.next_qpn.fetch_add(1, Ordering::Relaxed),
             dev,
@@ -429,6 +440,13 @@ impl SoftQp {
             stream,
             closing: AtomicBool::new(false),
         }));
+        Ok(qp)
+    }
+
+    /// Starts the NIC threads: the connection is established.
+    fn run(&self) -> std::io::Result<()> {
+        let qp = self;
+        qp.0.stream.set_read_timeout(None)?;
         let rd = qp.0.stream.try_clone()?;
         let wr = qp.0.stream.try_clone()?;
         let q = qp.clone();
@@ -439,7 +457,7 @@ impl SoftQp {
         std::thread::Builder::new()
             .name("o2ib-soft-tx".into())
             .spawn(move || q.writer(wr))?;
-        Ok(qp)
+        Ok(())
     }
 
     /// The QP number.
@@ -873,12 +891,16 @@ fn cm_timeout() -> Duration {
 /// Connects to a listener (`rdma_connect`) with `private_data` (≤ 56
 /// bytes: a CONNREQ). Returns the QP and the accept's private data (a
 /// CONNACK), or [`VerbsError::Rejected`] with the reject's private data.
+/// `prepare` sees the QP and the accept's private data before the
+/// connection is established (the CM's RTU): the moment to post receives,
+/// or to refuse (`false`: the connection is dropped).
 pub fn connect(
     dev: &SoftDevice,
     cq: &SoftCq,
     to: SocketAddr,
     private_data: &[u8],
     timeout: Duration,
+    prepare: &mut dyn FnMut(&SoftQp, &[u8]) -> bool,
 ) -> Result<(SoftQp, Vec<u8>), VerbsError> {
     if private_data.len() > MAX_REQ_PRIVATE_DATA {
         return Err(VerbsError::Invalid(format!(
@@ -905,8 +927,23 @@ pub fn connect(
         read_frame(&mut s).map_err(|e| VerbsError::Unreachable(format!("{to}: {e}")))?;
     match f.op {
         OP_CM_REP => {
-            let qp = SoftQp::start(dev.clone(), cq.clone(), s)
-                .map_err(|e| VerbsError::Device(format!("soft QP to {to}: {e}")))?;
+            let dev_err = |e: std::io::Error| VerbsError::Device(format!("soft QP to {to}: {e}"));
+            let qp = SoftQp::create(dev.clone(), cq.clone(), s).map_err(dev_err)?;
+            if !prepare(&qp, &data) {
+                let _ = qp.0.stream.shutdown(Shutdown::Both);
+                return Err(VerbsError::Invalid(format!("{to}: accept refused")));
+            }
+            let mut w = qp.0.stream.try_clone().map_err(dev_err)?;
+            write_frame(
+                &mut w,
+                FrameHdr {
+                    op: OP_CM_RTU,
+                    ..FrameHdr::default()
+                },
+                &[],
+            )
+            .map_err(|e| VerbsError::Unreachable(format!("{to}: {e}")))?;
+            qp.run().map_err(dev_err)?;
             Ok((qp, data))
         }
         OP_CM_REJ => Err(VerbsError::Rejected(data)),
@@ -980,12 +1017,15 @@ impl SoftListener {
 }
 
 impl ConnRequest {
-    /// Accepts (`rdma_accept`) with `private_data` (a CONNACK).
+    /// Accepts (`rdma_accept`) with `private_data` (a CONNACK). `prepare`
+    /// sees the QP before the accept is sent (post receives there); the
+    /// QP is returned once the requester confirmed (the CM's RTU).
     pub fn accept(
         mut self,
         dev: &SoftDevice,
         cq: &SoftCq,
         private_data: &[u8],
+        prepare: &mut dyn FnMut(&SoftQp),
     ) -> Result<SoftQp, VerbsError> {
         if private_data.len() > MAX_REP_PRIVATE_DATA {
             return Err(VerbsError::Invalid(format!(
@@ -993,20 +1033,38 @@ impl ConnRequest {
                 private_data.len()
             )));
         }
-        let Some(mut s) = self.s.take() else {
+        let Some(s) = self.s.take() else {
             return Err(VerbsError::Invalid("request already answered".into()));
         };
+        let peer = self.peer;
+        let dev_err = |e: std::io::Error| VerbsError::Device(format!("soft QP from {peer}: {e}"));
+        let mut w = s.try_clone().map_err(dev_err)?;
+        let qp = SoftQp::create(dev.clone(), cq.clone(), s).map_err(dev_err)?;
+        prepare(&qp);
+        let unreachable = |e: std::io::Error| VerbsError::Unreachable(format!("{peer}: {e}"));
         write_frame(
-            &mut s,
+            &mut w,
             FrameHdr {
                 op: OP_CM_REP,
                 ..FrameHdr::default()
             },
             private_data,
         )
-        .map_err(|e| VerbsError::Unreachable(format!("{}: {e}", self.peer)))?;
-        SoftQp::start(dev.clone(), cq.clone(), s)
-            .map_err(|e| VerbsError::Device(format!("soft QP from {}: {e}", self.peer)))
+        .map_err(unreachable)?;
+        w.set_read_timeout(Some(cm_timeout()))
+            .map_err(unreachable)?;
+        match read_frame(&mut w) {
+            Ok((f, _)) if f.op == OP_CM_RTU => {}
+            Ok((f, _)) => {
+                return Err(VerbsError::Unreachable(format!(
+                    "{peer}: CM message {} instead of RTU",
+                    f.op
+                )))
+            }
+            Err(e) => return Err(unreachable(e)),
+        }
+        qp.run().map_err(dev_err)?;
+        Ok(qp)
     }
 
     /// Rejects (`rdma_reject`) with `private_data` (a `kib_rej`).

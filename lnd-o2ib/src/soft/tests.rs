@@ -26,9 +26,10 @@ fn pair() -> Pair {
     let th = std::thread::spawn(move || {
         let r = l.get_request().expect("req").expect("some");
         assert_eq!(r.private_data, b"connreq");
-        r.accept(&db2, &cb2, b"connack").expect("accept")
+        r.accept(&db2, &cb2, b"connack", &mut |_| {})
+            .expect("accept")
     });
-    let (a, pd) = connect(&da, &ca, to, b"connreq", T).expect("connect");
+    let (a, pd) = connect(&da, &ca, to, b"connreq", T, &mut |_, _| true).expect("connect");
     assert_eq!(pd, b"connack");
     let b = th.join().expect("join");
     Pair {
@@ -435,17 +436,17 @@ fn reject_carries_private_data_and_limits_hold() {
         r.reject(b"rejected!");
     });
     assert_eq!(
-        connect(&dev, &cq, to, b"hi", T).err(),
+        connect(&dev, &cq, to, b"hi", T, &mut |_, _| true).err(),
         Some(VerbsError::Rejected(b"rejected!".to_vec()))
     );
     th.join().expect("join");
     assert!(matches!(
-        connect(&dev, &cq, to, &[0u8; 57], T),
+        connect(&dev, &cq, to, &[0u8; 57], T, &mut |_, _| true),
         Err(VerbsError::Invalid(_))
     ));
     // Nobody listening any more.
     assert!(matches!(
-        connect(&dev, &cq, to, b"x", T),
+        connect(&dev, &cq, to, b"x", T, &mut |_, _| true),
         Err(VerbsError::Unreachable(_))
     ));
 }

@@ -11,7 +11,7 @@ allowed() {
         # server, which speak liblnetconfig's protocol types (see ARCHITECTURE.md).
         lnet-core) echo "lnd-api thiserror tracing tracing-subscriber slab bytes inventory liblnetconfig serde serde_json clap libc nix rustix" ;;
         lnd-sock) echo "lnd-api tokio socket2 if-addrs nix libc" ;;
-        lnd-o2ib) echo "lnd-api tokio libloading" ;;
+        lnd-o2ib) echo "lnd-api tokio socket2 libloading" ;;
         lnd-fault) echo "lnd-api" ;;
         liblnetconfig) echo "lnd-api serde serde_json thiserror" ;;
         lnetctl) echo "liblnetconfig lnd-api clap anyhow serde serde_json serde_yaml" ;;

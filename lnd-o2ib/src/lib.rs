@@ -18,6 +18,9 @@
 //! * [`ni`]: one NI: connections (CONNREQ/CONNACK, rejects, races), credits,
 //!   IMMEDIATE and RDMA PUT flows, NOOPs, timeouts, keepalive.
 //! * [`params`]: ko2iblnd's module parameters.
+//! * [`sys`]: rdma-core opened at run time (the only `unsafe` code): the
+//!   probe that says why an interface cannot be served by the `rdma`
+//!   provider.
 //!
 //! Threads: per NI a CQ poller and an acceptor, per connection attempt a
 //! short-lived thread, per QP of the soft provider a reader and a writer.
@@ -29,6 +32,8 @@ pub mod ni;
 pub mod params;
 pub mod regcache;
 pub mod soft;
+#[allow(unsafe_code)]
+pub mod sys;
 pub mod verbs;
 pub mod wire;
 
@@ -99,18 +104,30 @@ impl Lnd for O2ibLnd {
                 ),
             )
         })?;
-        let provider = match tun.provider {
-            Some(ProviderKind::Rdma) => {
-                return Err(LndError::new(
-                    errno::ENODEV,
-                    format!(
-                        "cannot add net {net_name} on {ifname}: the rdma provider is not \
-                         available in this build; use provider=soft"
-                    ),
-                ))
-            }
-            _ => ProviderKind::Soft,
+        // `provider` unset: rdma where a device exists, else soft.
+        let want_rdma = match tun.provider {
+            Some(ProviderKind::Rdma) => true,
+            Some(ProviderKind::Soft) => false,
+            None => sys::devices().is_ok(),
         };
+        if want_rdma {
+            return Err(match sys::probe(addr) {
+                Err(e) => LndError::new(
+                    errno::ENODEV,
+                    format!("cannot add net {net_name} on {ifname} with provider rdma: {e}"),
+                ),
+                Ok(devs) => LndError::new(
+                    errno::EOPNOTSUPP,
+                    format!(
+                        "cannot add net {net_name} on {ifname}: RDMA device(s) {} found, but \
+                         the rdma provider's data path is not implemented in this build; use \
+                         provider=soft",
+                        devs.join(",")
+                    ),
+                ),
+            });
+        }
+        let provider = ProviderKind::Soft;
         let nid = Nid::new4(cfg.net, u32::from(addr));
         let timeout = tun.get("timeout") as u32;
         let info = NiInfo {

@@ -275,4 +275,20 @@ fn wrong_net_and_bad_interface_are_refused() {
     .err()
     .expect("refused");
     assert!(e.message.contains("peer_credits"), "{e}");
+    // This host has no rdma-core (or no device, or 127.0.0.1 is no RDMA
+    // port): the rdma provider says which.
+    let e = start(
+        "X",
+        config(O2IB, "127.0.0.1", &p, &[("provider", "rdma")]),
+        RecvMode::Sync,
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        e.message
+            .contains("rdma-core is not installed (libibverbs.so.1")
+            || e.message.contains("no RDMA device")
+            || e.message.contains("not the address of an RDMA port"),
+        "{e}"
+    );
 }

@@ -9,6 +9,7 @@
 //! * [`hdr`]: the LNet message header, as LNDs frame it.
 //! * [`mem`]: payload memory shared by pointer and length ([`IoBuf`],
 //!   [`Payload`], and since 1.1 [`PayloadSpan`]).
+//! * [`params`]: the module parameters a plugin declares (lnd-api 1.2).
 //! * [`types`]: the plain values exchanged (messages, completions, errors, tunables).
 //! * [`lnd`]: the contract: [`Lnd`] and [`LndNi`] (what a plugin implements),
 //!   [`Host`] (what LNet gives it), and their FFI-safe forms. Read its docs:
@@ -23,8 +24,11 @@
 //! still loads an older plugin. 1.1.0 added the extension [`SPAN_IO`]: LND
 //! objects whose NIs take payloads as [`PayloadSpan`]s
 //! ([`LndNi::send_span`], [`LndNi::recv_span`]); every plugin exported with
-//! [`export_lnd_plugin!`] offers it. `abi_stable` is re-exported: plugins
-//! use this copy.
+//! [`export_lnd_plugin!`] offers it. 1.2.0 added the extension [`PARAMS`]:
+//! the plugin's module parameters ([`ParamDecl`]: module, name, type,
+//! default, range, help), which the host checks and hands over at load and
+//! at NI start-up ([`params`]). `abi_stable` is re-exported: plugins use
+//! this copy.
 
 pub use abi_stable;
 
@@ -33,6 +37,7 @@ pub mod lnd;
 pub mod mem;
 pub mod module;
 pub mod nid;
+pub mod params;
 pub mod types;
 
 pub use hdr::{Hdr, MsgType, WireHandle};
@@ -43,6 +48,7 @@ pub use lnd::{
 pub use mem::{BufMut, BufRef, Busy, IoBuf, Payload, PayloadSpan, Piece};
 pub use module::{extension, load_plugin, LndModRef, LoadError, LoadedPlugin, ABI_VERSION};
 pub use nid::{lnd_type, NetId, Nid};
+pub use params::{LndParams, ParamDecl, ParamError, ParamType, PARAMS};
 pub use types::{
     errno, tunable, Completion, HealthStatus, LndError, LogLevel, MsgToken, NetTunables,
     NetTypeDesc, NiConfig, NiInfo, PeerAliveness, RxAction, RxToken, Tunable, TxMsg,

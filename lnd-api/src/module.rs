@@ -18,7 +18,8 @@ use crate::lnd::{
     Lnd, LndFfiBox, LndFfi_TO, LndHandle, LndObj, LndShim, LndSpanFfiBox, LndSpanFfi_TO, SpanIo,
     SPAN_IO,
 };
-use crate::types::{LndError, NetTypeDesc};
+use crate::params::{LndParams, ParamDecl, PARAMS};
+use crate::types::{LndError, NetTypeDesc, Tunable};
 
 /// The version of this interface crate: the ABI a plugin was built against.
 pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -141,6 +142,26 @@ pub fn span_io_extension(name: &str, value: &'static SpanIo) -> Option<Extension
     (name == SPAN_IO).then(|| Extension::new(value))
 }
 
+/// Used by [`crate::export_lnd_plugin!`]: the [`crate::params::PARAMS`]
+/// extension when `name` asks for it.
+#[doc(hidden)]
+pub fn params_extension(name: &str, value: &'static LndParams) -> Option<Extension> {
+    (name == PARAMS).then(|| Extension::new(value))
+}
+
+/// Used by [`crate::export_lnd_plugin!`]: the given expression, or the default
+/// when none was given.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __lnd_api_or {
+    (; $default:expr) => {
+        $default
+    };
+    ($given:expr ; $default:expr) => {
+        $given
+    };
+}
+
 /// Used by [`crate::export_lnd_plugin!`]: builds the library header.
 #[doc(hidden)]
 pub const fn lib_header(
@@ -186,9 +207,43 @@ pub const fn lib_header(
 /// # fn main() {}
 /// ```
 ///
-/// An optional `extensions: fn(&str) -> Option<Extension>` offers extensions.
-/// The macro itself offers [`SPAN_IO`] (lnd-api 1.1), through which a host
-/// that knows it makes LND objects whose NIs take [`crate::PayloadSpan`]s.
+/// An optional `params: &'static [ParamDecl]` declares the plugin's module
+/// parameters, and an optional `set_params: fn(&[Tunable]) -> Result<(),
+/// LndError>` (only with `params`) receives the values given for them once at
+/// load (see [`crate::params`]); the macro offers them as the extension
+/// [`crate::params::PARAMS`] (lnd-api 1.2). An optional `extensions: fn(&str)
+/// -> Option<Extension>` offers further extensions. The macro itself offers
+/// [`SPAN_IO`] (lnd-api 1.1), through which a host that knows it makes LND
+/// objects whose NIs take [`crate::PayloadSpan`]s.
+///
+/// ```no_run
+/// # use lnd_api::{HostHandle, Lnd, LndError, NiConfig, NiStarted, ParamDecl, Tunable};
+/// # struct MyLnd;
+/// # impl Lnd for MyLnd {
+/// #     fn startup(&self, _: NiConfig, _: HostHandle) -> Result<NiStarted, LndError> {
+/// #         Err(LndError::unsupported("this example"))
+/// #     }
+/// # }
+/// # fn my_lnd_constructor(_: &str) -> Result<MyLnd, LndError> { Ok(MyLnd) }
+/// static PARAMS: [ParamDecl; 1] = [ParamDecl::int(
+///     "kvndlnd", "timeout", "50", 1, 86400, "LND timeout in seconds",
+/// )];
+///
+/// fn set_params(values: &[Tunable]) -> Result<(), LndError> {
+///     let _ = values; // e.g. keep them for the NIs to come
+///     Ok(())
+/// }
+///
+/// lnd_api::export_lnd_plugin! {
+///     name: "vendor-lnd",
+///     version: "0.1.0",
+///     net_types: [("vnd", 200)],
+///     new_lnd: my_lnd_constructor,
+///     params: &PARAMS,
+///     set_params: set_params,
+/// }
+/// # fn main() {}
+/// ```
 #[macro_export]
 macro_rules! export_lnd_plugin {
     (
@@ -196,6 +251,7 @@ macro_rules! export_lnd_plugin {
         version: $version:expr,
         net_types: [$(($tname:expr, $ttype:expr)),* $(,)?],
         new_lnd: $ctor:path
+        $(, params: $params:expr $(, set_params: $set:expr)?)?
         $(, extensions: $ext:path)?
         $(,)?
     ) => {
@@ -221,8 +277,26 @@ macro_rules! export_lnd_plugin {
                 new_lnd: __lnd_api_new_lnd_span,
             };
 
+            static __LND_API_PARAM_DECLS: &[$crate::params::ParamDecl] =
+                $crate::__lnd_api_or!($($params)? ; &[]);
+
+            extern "C" fn __lnd_api_set_params(
+                v: RSlice<'_, $crate::Tunable>,
+            ) -> RResult<(), $crate::LndError> {
+                $crate::params::set_params_shim(
+                    v,
+                    $crate::__lnd_api_or!($($($set)?)? ; $crate::params::ignore_params),
+                )
+            }
+
+            static __LND_API_PARAMS: $crate::params::LndParams = $crate::params::LndParams {
+                decls: RSlice::from_slice(__LND_API_PARAM_DECLS),
+                set_params: __lnd_api_set_params,
+            };
+
             extern "C" fn __lnd_api_get_extension(n: RStr<'_>) -> ROption<$crate::module::Extension> {
-                let found = $crate::module::span_io_extension(n.as_str(), &__LND_API_SPAN_IO);
+                let found = $crate::module::span_io_extension(n.as_str(), &__LND_API_SPAN_IO)
+                    .or_else(|| $crate::module::params_extension(n.as_str(), &__LND_API_PARAMS));
                 $(let found = found.or_else(|| match std::panic::catch_unwind(|| $ext(n.as_str())) {
                     Ok(v) => v,
                     Err(_) => None,
@@ -285,6 +359,40 @@ impl LoadedPlugin {
     /// ([`SPAN_IO`], with the layout this host expects).
     pub fn offers_spans(&self) -> bool {
         extension::<SpanIo>(self.module, SPAN_IO).is_ok()
+    }
+
+    /// The parameters the plugin declares ([`PARAMS`]); none for a plugin
+    /// built against lnd-api 1.0 or 1.1. An error when it offers the
+    /// extension with another layout than this host's (a modified copy of
+    /// lnd-api).
+    pub fn param_decls(&self) -> Result<&'static [ParamDecl], String> {
+        match extension::<LndParams>(self.module, PARAMS) {
+            Ok(p) => Ok(p.decls.as_slice()),
+            Err(ExtensionError::Missing) => Ok(&[]),
+            Err(ExtensionError::Layout(e)) => Err(format!(
+                "plugin {} offers the parameter extension {PARAMS} with another layout than this \
+                 LNet's lnd-api {ABI_VERSION}; rebuild it against this lnd-api ({e})",
+                self.name()
+            )),
+        }
+    }
+
+    /// Hands the plugin the values given for its parameters (checked against
+    /// [`LoadedPlugin::param_decls`] by the caller), once, before any LND
+    /// object is made. A plugin without parameters takes an empty list.
+    pub fn set_params(&self, values: &[Tunable]) -> Result<(), LndError> {
+        match extension::<LndParams>(self.module, PARAMS) {
+            Ok(p) => (p.set_params)(values.into()).into_result(),
+            Err(_) if values.is_empty() => Ok(()),
+            Err(_) => Err(LndError::new(
+                crate::errno::EINVAL,
+                format!(
+                    "plugin {} declares no parameters, but {} were given",
+                    self.name(),
+                    values.len()
+                ),
+            )),
+        }
     }
 
     /// Makes the LND object of one of its network types: through

@@ -192,4 +192,5 @@ lnd_api::export_lnd_plugin! {
     version: env!("CARGO_PKG_VERSION"),
     net_types: [("tcp", 2)],
     new_lnd: new_lnd,
+    params: &crate::params::DECLS,
 }

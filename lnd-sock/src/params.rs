@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use lnd_api::{errno, LndError, NetTunables, Tunable};
+use lnd_api::{errno, LndError, NetTunables, ParamDecl, Tunable};
 
 /// `accept=`: which connections the acceptor takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +124,232 @@ impl Default for Params {
         }
     }
 }
+
+/// The module these parameters belong to (`options ksocklnd ...`).
+pub const MODULE: &str = "ksocklnd";
+
+const M: &str = MODULE;
+const MAX_I32: i64 = i32::MAX as i64;
+
+/// Every `ksocklnd` parameter, with upstream's names and defaults
+/// (`spec/semantics.md` §13.5) and the ranges [`Params::from_list`] takes,
+/// declared to the host through the lnd-api parameter extension. The
+/// acceptor's (`accept`, `accept_port`, ...) are the lnet module's and the
+/// host's: this LND reads them from [`lnd_api::NiConfig::params`].
+pub static DECLS: [ParamDecl; 33] = [
+    ParamDecl::int(
+        M,
+        "sock_timeout",
+        "50",
+        0,
+        86400,
+        "dead-socket timeout in seconds; 0 follows the LNet LND timeout",
+    ),
+    ParamDecl::int(
+        M,
+        "credits",
+        "256",
+        1,
+        1 << 20,
+        "default credits (concurrent sends) of an NI",
+    ),
+    ParamDecl::int(
+        M,
+        "peer_credits",
+        "8",
+        1,
+        1 << 16,
+        "default concurrent sends to one peer NI (capped at credits)",
+    ),
+    ParamDecl::int(
+        M,
+        "peer_buffer_credits",
+        "0",
+        0,
+        1 << 16,
+        "default router buffer credits of a peer NI",
+    ),
+    ParamDecl::int(
+        M,
+        "peer_timeout",
+        "180",
+        0,
+        1 << 20,
+        "default seconds without news before a peer NI is dead",
+    ),
+    ParamDecl::int(
+        M,
+        "nscheds",
+        "0",
+        0,
+        MAX_I32,
+        "scheduler threads per CPT (no effect: tokio tasks)",
+    ),
+    ParamDecl::int(
+        M,
+        "nconnds",
+        "4",
+        1,
+        MAX_I32,
+        "connection daemons (no effect: tokio tasks)",
+    ),
+    ParamDecl::int(
+        M,
+        "nconnds_max",
+        "64",
+        1,
+        MAX_I32,
+        "connection daemons at most (no effect: tokio tasks)",
+    ),
+    ParamDecl::int(
+        M,
+        "min_reconnectms",
+        "1000",
+        1,
+        3_600_000,
+        "first reconnect back-off in milliseconds",
+    ),
+    ParamDecl::int(
+        M,
+        "max_reconnectms",
+        "60000",
+        1,
+        3_600_000,
+        "largest reconnect back-off in milliseconds",
+    ),
+    ParamDecl::int(
+        M,
+        "eager_ack",
+        "0",
+        0,
+        MAX_I32,
+        "connection types that ACK eagerly (not implemented)",
+    ),
+    ParamDecl::bool(
+        M,
+        "typed_conns",
+        "1",
+        "use CONTROL, BULK_IN and BULK_OUT connections",
+    ),
+    ParamDecl::int(
+        M,
+        "min_bulk",
+        "1024",
+        0,
+        1 << 21,
+        "smallest bulk message in bytes, headers included",
+    ),
+    ParamDecl::int(
+        M,
+        "tx_buffer_size",
+        "0",
+        0,
+        1 << 30,
+        "socket send buffer size (0: system default)",
+    ),
+    ParamDecl::int(
+        M,
+        "rx_buffer_size",
+        "0",
+        0,
+        1 << 30,
+        "socket receive buffer size (0: system default)",
+    ),
+    ParamDecl::bool(M, "nagle", "0", "enable Nagle's algorithm (0: TCP_NODELAY)"),
+    ParamDecl::bool(
+        M,
+        "round_robin",
+        "1",
+        "round robin among equally loaded connections (not implemented)",
+    ),
+    ParamDecl::int(
+        M,
+        "keepalive",
+        "30",
+        -1,
+        86400,
+        "seconds without news before a NOOP (<= 0: off)",
+    ),
+    ParamDecl::int(
+        M,
+        "keepalive_idle",
+        "30",
+        0,
+        86400,
+        "TCP keepalive idle time in seconds",
+    ),
+    ParamDecl::int(M, "keepalive_count", "5", 0, 1000, "TCP keepalive probes"),
+    ParamDecl::int(
+        M,
+        "keepalive_intvl",
+        "5",
+        0,
+        86400,
+        "TCP keepalive probe interval in seconds",
+    ),
+    ParamDecl::bool(M, "enable_csum", "0", "checksum messages on V2 connections"),
+    ParamDecl::bool(M, "inject_csum_error", "0", "test hook (not implemented)"),
+    ParamDecl::bool(
+        M,
+        "nonblk_zcack",
+        "1",
+        "zero-copy ACKs on the BULK_IN connection (not implemented)",
+    ),
+    ParamDecl::int(
+        M,
+        "zc_min_payload",
+        "16384",
+        0,
+        1 << 21,
+        "smallest payload sent zero-copy, bytes (floor 2048)",
+    ),
+    ParamDecl::bool(M, "zc_recv", "0", "zero-copy receive (not implemented)"),
+    ParamDecl::int(
+        M,
+        "zc_recv_min_nfrags",
+        "16",
+        0,
+        MAX_I32,
+        "fragments for zero-copy receive (not implemented)",
+    ),
+    ParamDecl::int(
+        M,
+        "conns_per_peer",
+        "0",
+        0,
+        255,
+        "bulk connections per type per peer (0: from link speed)",
+    ),
+    ParamDecl::bool(
+        M,
+        "skip_mr_route_setup",
+        "0",
+        "do not set up Multi-Rail routes (not applicable)",
+    ),
+    ParamDecl::int(M, "tos", "-1", -1, 255, "IP type of service (-1: off)"),
+    ParamDecl::int(
+        M,
+        "protocol",
+        "3",
+        2,
+        3,
+        "hello protocol version offered over IPv4",
+    ),
+    ParamDecl::bool(
+        M,
+        "zc_request",
+        "0",
+        "this LND's own: ask for zero-copy ACKs of large sends",
+    ),
+    ParamDecl::int(
+        M,
+        "rx_spin_us",
+        "50",
+        0,
+        10_000,
+        "this LND's own: microseconds a reader polls for a payload in flight",
+    ),
+];
 
 fn bad(name: &str, value: &str, what: &str) -> LndError {
     LndError::new(
@@ -357,6 +583,45 @@ mod tests {
         assert!(e.message.contains("accept_port"), "{}", e.message);
         let e = Params::from_list(&list(&[("rx_spin_us", "-1")])).expect_err("bad");
         assert!(e.message.contains("rx_spin_us"), "{}", e.message);
+    }
+
+    /// The declarations say what `from_list` does: every default is the
+    /// value in force when nothing is given, every declared bound is taken
+    /// and one past it refused; names are unique.
+    #[test]
+    fn declarations_match_what_the_lnd_reads() {
+        let d = Params::default();
+        for decl in &DECLS {
+            let n = decl.name();
+            assert_eq!(decl.module(), "ksocklnd");
+            assert_eq!(DECLS.iter().filter(|x| x.name() == n).count(), 1, "{n}");
+            assert!(decl.check(decl.default()).is_ok(), "{n}");
+            let with_default =
+                Params::from_list(&list(&[(n, decl.default())])).expect("default is valid");
+            assert_eq!(
+                with_default, d,
+                "{n}: the declared default is not the LND's"
+            );
+            if decl.ty == lnd_api::ParamType::INT {
+                // The reconnect pair is also checked against each other.
+                let with = |v: &str| {
+                    let mut l = list(&[(n, v)]);
+                    if n.ends_with("_reconnectms") {
+                        l.push(Tunable::new("min_reconnectms", v));
+                        l.push(Tunable::new("max_reconnectms", v));
+                    }
+                    Params::from_list(&l)
+                };
+                for v in [decl.min, decl.max] {
+                    with(&v.to_string()).expect("bound taken");
+                }
+                let past = (decl.max + 1).to_string();
+                let refused = with(&past).is_err();
+                let unused = !(["nscheds", "nconnds", "nconnds_max", "eager_ack"].contains(&n)
+                    || n == "zc_recv_min_nfrags");
+                assert_eq!(refused, unused, "{n}: {past}");
+            }
+        }
     }
 
     #[test]

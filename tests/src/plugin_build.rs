@@ -28,6 +28,10 @@ pub enum Interface {
 /// vendor plugin (0.3.1) as it was released against it.
 pub const LND_API_1_0_0: &str = "44b21e898510c8268455605d5116033326ed1567";
 
+/// The last commit of lnd-api 1.1.0 (span I/O, no parameter extension),
+/// with the vendor plugin (0.4.0) as it was released against it.
+pub const LND_API_1_1_0: &str = "6a81b492ab5203705155e0f1cb7df53c4e4e1051";
+
 /// The lnd-api version after ours that breaks compatibility (`2.0.0`).
 pub fn next_major() -> String {
     let major: u32 = lnd_api::ABI_VERSION

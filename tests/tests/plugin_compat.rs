@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use lnd_api::{IoBuf, NetTunables, Nid, Payload};
+use lnd_api::{IoBuf, NetTunables, Nid, Payload, Tunable};
 use lnet_core::host::PluginState;
 use lnet_core::node::{EqHandle, LstRequest, MatchSpec, NetAdd, Node, NodeConfig, Target};
 use lnet_core::selftest::wire::brw_check;
@@ -31,7 +31,9 @@ use lnet_core::selftest::{Targets, TestType};
 use lnet_core::{AckReq, EventKind, MdEvent, MdOptions, MdSpec, Threshold, Unlink};
 use lnet_tests::lst::{add_test, nodes, session, wait_idle};
 use lnet_tests::pattern::pattern;
-use lnet_tests::plugin_build::{build_old_host, build_vendor_plugin, Interface, LND_API_1_0_0};
+use lnet_tests::plugin_build::{
+    build_old_host, build_vendor_plugin, Interface, LND_API_1_0_0, LND_API_1_1_0,
+};
 
 /// The released plugin is renamed so that it cannot be mistaken for the
 /// current one (its sources are otherwise untouched).
@@ -58,6 +60,20 @@ fn released_so() -> &'static Path {
             Interface::Released(LND_API_1_0_0),
             OLD_NAME,
             OLD_NET,
+        )
+        .so
+    })
+}
+
+/// The vendor plugin as released against lnd-api 1.1.0 (renamed likewise).
+fn released_1_1_so() -> &'static Path {
+    static SO: OnceLock<PathBuf> = OnceLock::new();
+    SO.get_or_init(|| {
+        build_vendor_plugin(
+            "released-1.1.0",
+            Interface::Released(LND_API_1_1_0),
+            "vendor-lnd-1-1",
+            "vmid",
         )
         .so
     })
@@ -338,9 +354,39 @@ fn a_plugin_built_against_lnd_api_1_0_0_carries_puts_gets_and_brw() {
     );
     let loaded = lnd_api::load_plugin(released_so()).expect("the 1.0.0 plugin passes the checks");
     assert!(!loaded.offers_spans(), "1.0.0 had no span interface");
+    assert_eq!(loaded.param_decls().map(<[_]>::len), Ok(0), "no parameters");
+    loaded.set_params(&[]).expect("nothing to hand over");
     let [(a, a_nid), (b, b_nid)] = two_nodes(released_so(), OLD_NAME, OLD_NET, "0.3.1", "1.0.0");
     put_and_get(&a, &b, b_nid);
     brw(&a, a_nid, &b, b_nid);
+    a.shutdown();
+    b.shutdown();
+}
+
+/// A plugin built against lnd-api 1.1.0 (span I/O, before the parameter
+/// extension) loads, takes spans, declares no parameters (a value meant for
+/// it is refused), and carries PUTs and GETs.
+#[test]
+fn a_plugin_built_against_lnd_api_1_1_0_loads_without_parameters() {
+    let loaded = lnd_api::load_plugin(released_1_1_so()).expect("the 1.1.0 plugin loads");
+    assert!(loaded.offers_spans(), "1.1.0 has the span interface");
+    assert_eq!(loaded.param_decls().map(<[_]>::len), Ok(0), "no parameters");
+    loaded.set_params(&[]).expect("nothing to hand over");
+    let e = loaded
+        .set_params(&[Tunable::new("timeout", 5)])
+        .expect_err("it has no parameters");
+    assert!(
+        e.message.contains("vendor-lnd-1-1 declares no parameters"),
+        "{e:?}"
+    );
+    let [(a, _), (b, b_nid)] = two_nodes(
+        released_1_1_so(),
+        "vendor-lnd-1-1",
+        "vmid",
+        "0.4.0",
+        "1.1.0",
+    );
+    put_and_get(&a, &b, b_nid);
     a.shutdown();
     b.shutdown();
 }
@@ -379,6 +425,13 @@ fn the_current_vendor_plugin_carries_puts_gets_and_brw() {
     let version = "0.4.0";
     let loaded = lnd_api::load_plugin(current_so()).expect("loads");
     assert!(loaded.offers_spans(), "built against this lnd-api: spans");
+    let decls = loaded.param_decls().expect("its parameter table");
+    let d: Vec<_> = decls
+        .iter()
+        .map(|d| (d.module(), d.name(), d.default(), d.min, d.max))
+        .collect();
+    assert_eq!(d, [("kvndlnd", "timeout", "50", 1, 86400)]);
+    assert!(decls[0].check("0").is_err(), "below its range");
     let [(a, a_nid), (b, b_nid)] = two_nodes(
         current_so(),
         "vendor-lnd",

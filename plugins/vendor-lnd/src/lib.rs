@@ -42,8 +42,8 @@ use std::thread;
 use lnd_api::abi_stable::std_types::ROption;
 use lnd_api::{
     errno, Completion, HealthStatus, HostHandle, Lnd, LndError, LndNi, LndNiHandle, LogLevel,
-    NetId, NetTunables, NiConfig, NiInfo, NiStarted, Nid, PayloadSpan, RxAction, RxToken, Tunable,
-    TxMsg,
+    NetId, NetTunables, NiConfig, NiInfo, NiStarted, Nid, ParamDecl, PayloadSpan, RxAction,
+    RxToken, Tunable, TxMsg,
 };
 
 /// The LND type number this example claims (outside upstream's table).
@@ -54,6 +54,45 @@ lnd_api::export_lnd_plugin! {
     version: env!("CARGO_PKG_VERSION"),
     net_types: [("vnd", VND_LND_TYPE)],
     new_lnd: new_lnd,
+    params: &PARAMS,
+    set_params: set_params,
+}
+
+/// This LND's module parameters (lnd-api 1.2): `options kvndlnd timeout=N`
+/// or `lnetd --param timeout=N`. The host checks values against this table
+/// before the plugin sees them.
+static PARAMS: [ParamDecl; 1] = [ParamDecl::int(
+    "kvndlnd",
+    "timeout",
+    "50",
+    1,
+    86400,
+    "LND timeout of vnd NIs in seconds (net show -v: lnd tunables timeout)",
+)];
+
+/// `timeout` in force: the declared default until the host gives a value.
+static TIMEOUT_SECS: AtomicU32 = AtomicU32::new(50);
+
+/// Called once at load with the values given for [`PARAMS`], checked and in
+/// canonical form (decimal); NIs started afterwards use them.
+fn set_params(values: &[Tunable]) -> Result<(), LndError> {
+    for v in values {
+        match v.name.as_str() {
+            "timeout" => {
+                let secs = v.value.as_str().parse::<u32>().map_err(|_| {
+                    LndError::new(errno::EINVAL, format!("bad timeout {:?}", v.value))
+                })?;
+                TIMEOUT_SECS.store(secs, Ordering::Relaxed);
+            }
+            other => {
+                return Err(LndError::new(
+                    errno::EINVAL,
+                    format!("vendor-lnd has no parameter {other}"),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn new_lnd(net_type: &str) -> Result<VendorLnd, LndError> {
@@ -149,12 +188,13 @@ impl Lnd for VendorLnd {
             },
             credits: if t.credits > 0 { t.credits } else { 256 },
         };
+        let timeout = TIMEOUT_SECS.load(Ordering::Relaxed);
         let info = NiInfo {
             nid,
             interfaces: cfg.interfaces.clone(),
             tunables,
-            lnd_tunables: vec![Tunable::new("timeout", 50)].into(),
-            timeout_secs: 50,
+            lnd_tunables: vec![Tunable::new("timeout", timeout)].into(),
+            timeout_secs: timeout,
         };
         Ok(NiStarted {
             info,

@@ -162,4 +162,5 @@ lnd_api::export_lnd_plugin! {
     version: env!("CARGO_PKG_VERSION"),
     net_types: [("o2ib", 5)],
     new_lnd: new_lnd,
+    params: &crate::params::DECLS,
 }

@@ -8,14 +8,15 @@
 //! then the default. A known name with a bad value refuses the NI with a
 //! message that names it.
 
-use lnd_api::{errno, tunable, LndError, NetTunables, Tunable};
+use lnd_api::abi_stable::std_types::RStr;
+use lnd_api::{errno, tunable, LndError, NetTunables, ParamDecl, Tunable};
 
 /// One integer parameter: name, default, smallest and largest value, text.
 pub struct ParamDef {
     /// Upstream's name.
     pub name: &'static str,
-    /// Default.
-    pub default: i64,
+    /// Default, as text (what `lnetd --help-params` shows).
+    pub default: &'static str,
     /// Smallest accepted value.
     pub min: i64,
     /// Largest accepted value.
@@ -24,7 +25,13 @@ pub struct ParamDef {
     pub doc: &'static str,
 }
 
-const fn p(name: &'static str, default: i64, min: i64, max: i64, doc: &'static str) -> ParamDef {
+const fn p(
+    name: &'static str,
+    default: &'static str,
+    min: i64,
+    max: i64,
+    doc: &'static str,
+) -> ParamDef {
     ParamDef {
         name,
         default,
@@ -38,145 +45,178 @@ const fn p(name: &'static str, default: i64, min: i64, max: i64, doc: &'static s
 pub const PARAMS: &[ParamDef] = &[
     p(
         "service",
-        987,
+        "987",
         1,
         65535,
         "service number (within RDMA_PS_TCP)",
     ),
     p(
         "cksum",
-        0,
+        "0",
         0,
         1,
         "set non-zero to enable message (not RDMA) checksums",
     ),
-    p("timeout", 50, 1, 3600, "timeout (seconds)"),
+    p("timeout", "50", 1, 3600, "timeout (seconds)"),
     p(
         "nscheds",
-        0,
+        "0",
         0,
         1024,
         "number of threads in each scheduler pool",
     ),
     p(
         "conns_per_peer",
-        1,
+        "1",
         1,
         127,
         "number of connections per peer",
     ),
     p(
         "ntx",
-        512,
+        "512",
         1,
         1 << 20,
         "number of message descriptors allocated for each pool",
     ),
-    p("credits", 256, 1, 1 << 20, "number of concurrent sends"),
+    p("credits", "256", 1, 1 << 20, "number of concurrent sends"),
     p(
         "peer_credits",
-        8,
+        "8",
         1,
         255,
         "number of concurrent sends to 1 peer",
     ),
     p(
         "peer_credits_hiw",
-        0,
+        "0",
         0,
         255,
         "when eagerly to return credits",
     ),
     p(
         "peer_buffer_credits",
-        0,
+        "0",
         0,
         1 << 20,
         "number per-peer router buffer credits",
     ),
     p(
         "peer_timeout",
-        180,
+        "180",
         0,
         1 << 20,
         "seconds without aliveness news to declare peer dead (<=0 to disable)",
     ),
     p(
         "retry_count",
-        5,
+        "5",
         0,
         7,
         "retransmissions when no ACK received",
     ),
-    p("rnr_retry_count", 6, 0, 7, "RNR retransmissions"),
+    p("rnr_retry_count", "6", 0, 7, "RNR retransmissions"),
     p(
         "keepalive",
-        100,
+        "100",
         0,
         1 << 20,
         "idle time in seconds before sending a keepalive",
     ),
-    p("ib_mtu", 0, 0, 4096, "IB MTU 256/512/1024/2048/4096"),
-    p("concurrent_sends", 0, 0, 1 << 16, "send work-queue sizing"),
-    p("map_on_demand", 1, 0, 257, "map on demand (obsolete)"),
+    p("ib_mtu", "0", 0, 4096, "IB MTU 256/512/1024/2048/4096"),
+    p(
+        "concurrent_sends",
+        "0",
+        0,
+        1 << 16,
+        "send work-queue sizing",
+    ),
+    p("map_on_demand", "1", 0, 257, "map on demand (obsolete)"),
     p(
         "fmr_pool_size",
-        512,
+        "512",
         1,
         1 << 20,
         "size of fmr pool on each CPT (>= ntx / 4)",
     ),
     p(
         "fmr_flush_trigger",
-        384,
+        "384",
         1,
         1 << 20,
         "# dirty FMRs that triggers pool flush",
     ),
-    p("fmr_cache", 1, 0, 1, "non-zero to enable FMR caching"),
+    p("fmr_cache", "1", 0, 1, "non-zero to enable FMR caching"),
     p(
         "dev_failover",
-        0,
+        "0",
         0,
         1,
         "HCA failover for bonding (0 off, 1 on, other values reserved)",
     ),
     p(
         "require_privileged_port",
-        0,
+        "0",
         0,
         1,
         "require privileged port when accepting connection",
     ),
     p(
         "use_privileged_port",
-        1,
+        "1",
         0,
         1,
         "use privileged port when initiating connection",
     ),
     p(
         "wrq_sge",
-        2,
+        "2",
         1,
         2,
         "# scatter/gather element per work request",
     ),
     p(
         "use_fastreg_gaps",
-        0,
+        "0",
         0,
         1,
         "enable discontiguous fastreg fragment support",
     ),
     p(
         "tos",
-        -1,
+        "-1",
         -1,
         255,
         "set tos for connections (-1 to disable)",
     ),
 ];
+
+/// The module name under which the parameters are declared.
+pub const MODULE: &str = "ko2iblnd";
+
+const PROVIDERS: [RStr<'static>; 2] = [RStr::from_str("rdma"), RStr::from_str("soft")];
+
+/// The parameters declared to the host (lnd-api's parameter extension):
+/// [`PARAMS`] and `provider`.
+pub static DECLS: [ParamDecl; PARAMS.len() + 1] = decls();
+
+const fn decls() -> [ParamDecl; PARAMS.len() + 1] {
+    let provider = ParamDecl::choice(
+        MODULE,
+        "provider",
+        "rdma",
+        &PROVIDERS,
+        "verbs provider: rdma (rdma-core; the default where a device exists) or soft (software, over TCP)",
+    );
+    let mut out = [provider; PARAMS.len() + 1];
+    let mut i = 0;
+    while i < PARAMS.len() {
+        let d = &PARAMS[i];
+        out[i] = ParamDecl::int(MODULE, d.name, d.default, d.min, d.max, d.doc);
+        i += 1;
+    }
+    out
+}
 
 /// Which verbs provider an NI uses.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -218,7 +258,7 @@ impl Tunables {
         for d in PARAMS {
             let raw = tunable(lnd_tunables, d.name).or_else(|| tunable(params, d.name));
             let v = match raw {
-                None => d.default,
+                None => d.default.parse().unwrap_or(0),
                 Some(s) => {
                     let v: i64 = s.trim().parse().map_err(|_| bad(d, s))?;
                     if v < d.min || v > d.max {
@@ -357,6 +397,23 @@ mod tests {
         let l: Vec<Tunable> = l.iter().map(|(k, v)| Tunable::new(*k, v)).collect();
         let m: Vec<Tunable> = m.iter().map(|(k, v)| Tunable::new(*k, v)).collect();
         Tunables::resolve(&l, &m, &NetTunables::UNSET)
+    }
+
+    #[test]
+    fn declarations_match_the_table() {
+        assert_eq!(DECLS.len(), PARAMS.len() + 1);
+        for (d, p) in DECLS.iter().zip(PARAMS) {
+            assert_eq!(d.module(), "ko2iblnd");
+            assert_eq!(d.name(), p.name);
+            assert!(d.check(d.default()).is_ok(), "{}", p.name);
+            // The declared default is what an NI gets when nothing is given.
+            let given = t(&[], &[(p.name, p.default)]).expect("default valid");
+            assert_eq!(given, t(&[], &[]).expect("defaults"), "{}", p.name);
+        }
+        let prov = &DECLS[PARAMS.len()];
+        assert_eq!(prov.name(), "provider");
+        assert!(prov.check("soft").is_ok());
+        assert!(prov.check("verbs").is_err());
     }
 
     #[test]

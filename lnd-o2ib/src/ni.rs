@@ -97,6 +97,9 @@ struct ActivePut {
     rdma: Option<(u64, u32, u32)>,
     /// Registration key held (released when done).
     reg: Option<u32>,
+    /// The completion sent when the data moved: PUT_DONE, or GET_DONE for
+    /// an optimized GET we are the target of.
+    done: u8,
 }
 
 /// A PUT we are the sink of, waiting for PUT_DONE.
@@ -153,6 +156,7 @@ struct PeerSt {
 enum RxKind {
     Immediate,
     PutReq { cookie: u64 },
+    GetReq { cookie: u64, rd: RdmaDesc },
 }
 
 struct RxRef {
@@ -455,6 +459,7 @@ impl NiInner {
                                 deadline: t.deadline,
                                 rdma: None,
                                 reg: None,
+                                done: msg_type::PUT_DONE,
                             },
                         );
                         (r, SlotUse::PutReq, None)
@@ -1108,7 +1113,7 @@ impl NiInner {
             }
             self.counters.rdma_puts.fetch_add(1, Ordering::Relaxed);
             lock(&c.st).nocred.push_back(NoCred::Completion {
-                t: msg_type::PUT_DONE,
+                t: ap.done,
                 cookie: dst,
                 status: nob as i32,
                 then: Some(ap.token),
@@ -1235,16 +1240,21 @@ impl NiInner {
                     None => self.close_conn(c, errno::EPROTO, "unmatched PUT_DONE"),
                 }
             }
-            Body::GetReq { cookie, .. } => {
-                // We never offer optimized GETs' sinks to the host: answer
-                // as a kernel LND with no match does.
-                lock(&c.st).nocred.push_back(NoCred::Completion {
-                    t: msg_type::GET_DONE,
-                    cookie,
-                    status: -61,
-                    then: None,
-                });
-                self.repost(c, idx, Credit::Peer, actions);
+            Body::GetReq { hdr, cookie, rd } => {
+                // An optimized GET: the host answers through `recv` with
+                // the REPLY's token and the source data; we RDMA-WRITE it
+                // into `rd` and send GET_DONE.
+                let tok = self.new_rx(c, idx, RxKind::GetReq { cookie, rd });
+                if self.host.parse(hdr, from, RxToken(tok), true).is_err() {
+                    lock(&self.st).rxs.remove(&tok);
+                    lock(&c.st).nocred.push_back(NoCred::Completion {
+                        t: msg_type::GET_DONE,
+                        cookie,
+                        status: -errno::EPROTO,
+                        then: None,
+                    });
+                    self.repost(c, idx, Credit::Peer, actions);
+                }
             }
             Body::GetDone(_) => {
                 self.repost(c, idx, Credit::Reserved, actions);
@@ -1300,10 +1310,10 @@ impl NiInner {
         rd: RdmaDesc,
         actions: &mut Vec<Action>,
     ) {
-        let payload = {
+        let (payload, done) = {
             let st = lock(&c.st);
             match st.active.get(&src_cookie) {
-                Some(ap) if ap.rdma.is_none() => ap.payload.clone(),
+                Some(ap) if ap.rdma.is_none() => (ap.payload.clone(), ap.done),
                 _ => {
                     drop(st);
                     self.close_conn(c, errno::EPROTO, "unmatched PUT_ACK");
@@ -1317,7 +1327,7 @@ impl NiInner {
             // The sink offered less than we must send.
             let ap = lock(&c.st).active.remove(&src_cookie);
             lock(&c.st).nocred.push_back(NoCred::Completion {
-                t: msg_type::PUT_DONE,
+                t: done,
                 cookie: dst_cookie,
                 status: -errno::EMSGSIZE,
                 then: ap.map(|a| a.token),
@@ -1330,7 +1340,7 @@ impl NiInner {
             None => {
                 let ap = lock(&c.st).active.remove(&src_cookie);
                 lock(&c.st).nocred.push_back(NoCred::Completion {
-                    t: msg_type::PUT_DONE,
+                    t: done,
                     cookie: dst_cookie,
                     status: -errno::ENOMEM,
                     then: ap.map(|a| a.token),
@@ -1367,7 +1377,7 @@ impl NiInner {
             let ap = lock(&c.st).active.remove(&src_cookie);
             lock(&self.cache).release(lkey);
             lock(&c.st).nocred.push_back(NoCred::Completion {
-                t: msg_type::PUT_DONE,
+                t: done,
                 cookie: dst_cookie,
                 status: 0,
                 then: ap.map(|a| a.token),
@@ -1425,6 +1435,43 @@ impl NiInner {
                     ));
                 }
                 self.repost(&c, r.idx, Credit::Peer, &mut actions);
+            }
+            RxKind::GetReq { cookie, rd } => {
+                // The GET_REQ's buffer is consumed: return its credit.
+                self.repost(&c, r.idx, Credit::Peer, &mut actions);
+                match msg {
+                    // No match: -ENODATA, as the kernel answers.
+                    None => lock(&c.st).nocred.push_back(NoCred::Completion {
+                        t: msg_type::GET_DONE,
+                        cookie,
+                        status: -61,
+                        then: None,
+                    }),
+                    Some(t) if payload.is_empty() => {
+                        lock(&c.st).nocred.push_back(NoCred::Completion {
+                            t: msg_type::GET_DONE,
+                            cookie,
+                            status: 0,
+                            then: Some(t),
+                        })
+                    }
+                    Some(t) => {
+                        let key = self.next_cookie.fetch_add(1, Ordering::Relaxed);
+                        lock(&c.st).active.insert(
+                            key,
+                            ActivePut {
+                                token: t,
+                                payload,
+                                deadline: Instant::now() + self.timeout,
+                                rdma: None,
+                                reg: None,
+                                done: msg_type::GET_DONE,
+                            },
+                        );
+                        self.start_rdma_put(&c, key, cookie, rd, &mut actions);
+                    }
+                }
+                self.check_sends(&c, &mut actions);
             }
             RxKind::PutReq { cookie } => {
                 let mlen = payload.len();

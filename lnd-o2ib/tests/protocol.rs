@@ -7,7 +7,8 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lnd_api::{HealthStatus, IoBuf, Nid, PayloadSpan};
+use lnd_api::hdr::GetBody;
+use lnd_api::{Hdr, HealthStatus, IoBuf, Nid, PayloadSpan, WireHandle};
 use lnd_o2ib::soft::{SoftCq, SoftDevice, SoftListener, SoftQp};
 use lnd_o2ib::verbs::{Access, RecvWr, SendOp, SendWr, Sge, WcOpcode, WcStatus};
 use lnd_o2ib::wire::{
@@ -157,15 +158,14 @@ impl Raw {
 }
 
 fn setup() -> (TestNi, SoftListener, Nid) {
+    setup_mode(RecvMode::Sync)
+}
+
+fn setup_mode(mode: RecvMode) -> (TestNi, SoftListener, Nid) {
     let port = test_port();
     let l = SoftListener::bind(SocketAddr::from(([127, 0, 0, 3], port))).expect("listen");
     l.set_nonblocking(true).expect("nb");
-    let a = start(
-        "A",
-        config(O2IB, "127.0.0.1", &params(port), &[]),
-        RecvMode::Sync,
-    )
-    .expect("start A");
+    let a = start("A", config(O2IB, "127.0.0.1", &params(port), &[]), mode).expect("start A");
     (a, l, Nid::new4(O2IB, 0x7f00_0003))
 }
 
@@ -250,4 +250,61 @@ fn bad_rkey_in_put_ack_fails_the_put_with_remote_error() {
         .iter()
         .all(|b| *b == 0));
     a.host.wait_log("remote access error", T);
+}
+
+#[test]
+fn optimized_get_from_a_big_endian_peer_is_answered_by_rdma_write() {
+    let len = 200_000;
+    let (a, l, raw_nid) = setup_mode(RecvMode::Reply { len, seed: 5 });
+    // A message from A brings the connection up.
+    let (t, m) = put(&a, raw_nid, b"up");
+    a.ni.send(m).expect("send");
+    let raw = Raw::accept(&l);
+    assert!(matches!(raw.recv().body, Body::Immediate { .. }));
+    assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    let sink = PayloadSpan::from(IoBuf::zeroed(len));
+    let mr = raw.dev.reg_mr(
+        sink.clone(),
+        Access::LOCAL_WRITE.union(Access::REMOTE_WRITE),
+    );
+    let hdr = Hdr::get(
+        a.nid(),
+        raw_nid,
+        PID,
+        PID,
+        GetBody {
+            return_wmd: WireHandle::NONE,
+            match_bits: 42,
+            ptl_index: 4,
+            src_offset: 0,
+            sink_length: len as u32,
+        },
+    );
+    raw.send(
+        &raw.msg(
+            1,
+            Body::GetReq {
+                hdr,
+                cookie: 0xC00C1E,
+                rd: RdmaDesc {
+                    key: mr.rkey(),
+                    frags: vec![RdmaFrag {
+                        nob: len as u32,
+                        addr: 0,
+                    }],
+                },
+            },
+        ),
+        &[],
+    );
+    let done = raw.recv();
+    let Body::GetDone(c) = done.body else {
+        panic!("not GET_DONE: {done:?}")
+    };
+    assert_eq!(c.cookie, 0xC00C1E);
+    assert_eq!(c.status, len as i32);
+    let got = sink.to_payload().frags()[0].to_vec().expect("bytes");
+    assert!(got == pattern(len, 5), "RDMA-written data differs");
+    let r = a.host.wait_received(1, T);
+    assert_eq!(r[0].hdr.msg_type, lnd_api::MsgType::GET);
 }

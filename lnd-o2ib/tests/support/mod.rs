@@ -34,6 +34,10 @@ pub enum RecvMode {
     /// than the payload (mlen < rlen; 0 for all of it). The bytes around
     /// the window hold [`AROUND`].
     Window { offset: usize, short: usize },
+    /// Answer an optimized GET (`rdma_req`) as LNet does: `recv_span`
+    /// with a REPLY token and `len` bytes of `pattern(len, seed)` as the
+    /// source; the REPLY's completion lands in the sent map.
+    Reply { len: usize, seed: u8 },
 }
 
 /// What the bytes around a window hold.
@@ -270,6 +274,28 @@ impl Host for TestHost {
         let bufs = fragments(rlen as usize);
         let payload: Payload = bufs.iter().cloned().collect();
         let mode = self.lock().mode.unwrap_or(RecvMode::Sync);
+        if let RecvMode::Reply { len, seed } = mode {
+            let src = PayloadSpan::from(IoBuf::from_vec(pattern(len, seed)));
+            let a = RxAction {
+                rx,
+                msg: ROption::RSome(MsgToken(msg)),
+                payload: Payload::new(),
+                rlen: len as u32,
+                delayed: false,
+            };
+            let r = self.ni().recv_span(a, src);
+            assert!(r.is_ok(), "recv_span of a REPLY failed: {r:?}");
+            let mut st = self.lock();
+            st.received.push(Received {
+                hdr,
+                from,
+                data: Vec::new(),
+                around: Vec::new(),
+                status: Completion::OK,
+            });
+            self.0.cv.notify_all();
+            return Ok(());
+        }
         if let RecvMode::Window { offset, short } = mode {
             let mlen = rlen as usize - short.min(rlen as usize);
             let (whole, bufs) = filled_span(offset + mlen + TAIL, AROUND);
@@ -348,7 +374,7 @@ impl Host for TestHost {
                 self.lock().held.push((rx, msg, rlen));
                 self.0.cv.notify_all();
             }
-            RecvMode::Window { .. } => unreachable!("answered above"),
+            RecvMode::Window { .. } | RecvMode::Reply { .. } => unreachable!("answered above"),
         }
         Ok(())
     }

@@ -14,8 +14,9 @@ const SIZES: [usize; 7] = [0, 1, 3976, 3977, 4096, 65536, 1 << 20];
 
 fn pair(mode_a: RecvMode, mode_b: RecvMode, extra: &[(&str, String)]) -> (TestNi, TestNi) {
     let port = test_port();
-    let mut p = params(port);
-    p.extend(extra.iter().cloned());
+    // The first value of a name wins: `extra` overrides the defaults.
+    let mut p: Vec<(&str, String)> = extra.to_vec();
+    p.extend(params(port));
     let a = start("A", config(O2IB, "127.0.0.1", &p, &[]), mode_a).expect("start A");
     let b = start("B", config(O2IB, "127.0.0.2", &p, &[]), mode_b).expect("start B");
     (a, b)
@@ -291,4 +292,59 @@ fn wrong_net_and_bad_interface_are_refused() {
             || e.message.contains("not the address of an RDMA port"),
         "{e}"
     );
+}
+
+#[test]
+fn unanswered_rdma_put_times_out_with_network_timeout() {
+    let (a, b) = pair(
+        RecvMode::Sync,
+        RecvMode::Hold,
+        &[("timeout", "2".to_string())],
+    );
+    let (t, m) = put(&a, b.nid(), &pattern(100_000, 1));
+    a.ni.send(m).expect("send");
+    let c = a.host.wait_sent(&[t], T);
+    assert_eq!(c[0].errno, -errno::ETIMEDOUT, "{:?}", c[0]);
+    assert_eq!(c[0].health, HealthStatus::NETWORK_TIMEOUT);
+    a.host.wait_log("timed out", T);
+    let _ = b;
+}
+
+#[test]
+fn keepalive_noops_flow_on_an_idle_connection() {
+    let (a, b) = pair(
+        RecvMode::Sync,
+        RecvMode::Sync,
+        &[("keepalive", "1".to_string())],
+    );
+    let (t, m) = put(&a, b.nid(), b"x");
+    a.ni.send(m).expect("send");
+    assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    let deadline = Instant::now() + T;
+    while stat(&b, "noops_received") < 2 || stat(&a, "noops_received") < 2 {
+        assert!(Instant::now() < deadline, "no keepalive NOOPs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Still one healthy connection.
+    let list = wait_conns(&a.ni, 1, T);
+    assert_eq!(list.matches("- nid:").count(), 1, "{list}");
+}
+
+#[test]
+fn a_restarted_peer_gets_a_new_connection() {
+    let port = test_port();
+    let p = params(port);
+    let a = start("A", config(O2IB, "127.0.0.1", &p, &[]), RecvMode::Sync).expect("A");
+    let b = start("B", config(O2IB, "127.0.0.2", &p, &[]), RecvMode::Sync).expect("B");
+    let (t, m) = put(&a, b.nid(), b"one");
+    a.ni.send(m).expect("send");
+    assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    b.shutdown();
+    a.host.wait_notify(b.nid(), false, T);
+    // B comes back with a new incarnation on the same address.
+    let b2 = start("B2", config(O2IB, "127.0.0.2", &p, &[]), RecvMode::Sync).expect("B2");
+    let (t, m) = put(&a, b2.nid(), b"two");
+    a.ni.send(m).expect("send");
+    assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    assert_eq!(b2.host.wait_received(1, T)[0].data, b"two");
 }

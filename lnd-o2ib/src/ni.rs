@@ -301,11 +301,9 @@ impl NiInner {
                 ),
             ));
         }
-        if tx.rx.is_some() {
-            // Only an optimized GET (a GET_REQ) would pass an rx token with
-            // a REPLY, and we never parse with rdma_req for a GET.
-            return Err(LndError::unsupported("REPLY to an RDMA GET"));
-        }
+        // `tx.rx` (a REPLY's GET) needs nothing here: an optimized GET
+        // (GET_REQ) is answered through `recv`, so a REPLY that comes
+        // through `send` answers an IMMEDIATE GET and goes out normally.
         let ltx = LnetTx {
             token: tx.token,
             hdr: tx.hdr,

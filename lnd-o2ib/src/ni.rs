@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use lnd_api::abi_stable::std_types::ROption;
 use lnd_api::{
     errno, Completion, HealthStatus, HostHandle, IoBuf, LndError, LndNi, LogLevel, MsgToken,
-    MsgType, Nid, PayloadSpan, PeerAliveness, RxAction, RxToken, TxMsg,
+    MsgType, Nid, Payload, PayloadSpan, PeerAliveness, RxAction, RxToken, TxMsg,
 };
 
 use crate::params::Tunables;

@@ -348,3 +348,47 @@ fn a_restarted_peer_gets_a_new_connection() {
     assert!(a.host.wait_sent(&[t], T)[0].is_ok());
     assert_eq!(b2.host.wait_received(1, T)[0].data, b"two");
 }
+
+/// Regression (lst brw over lnetd): the NIC filling one receive buffer
+/// while the LND reads another must not collide (each buffer is its own
+/// allocation).
+#[test]
+fn many_messages_both_ways_while_receives_are_read_late() {
+    let (a, b) = pair(
+        RecvMode::Delayed(Duration::from_millis(1)),
+        RecvMode::Delayed(Duration::from_millis(1)),
+        &[],
+    );
+    let (mut ab, mut ba, mut ta, mut tb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..300u32 {
+        let n = [100usize, 3000, 20_000][i as usize % 3];
+        let d = pattern(n, i as u8);
+        let (t, m) = put(&a, b.nid(), &d);
+        a.ni.send(m).expect("send");
+        ab.push((t, d));
+        ta.push(t);
+        let d = pattern(n, (i as u8).wrapping_add(7));
+        let (t, m) = put(&b, a.nid(), &d);
+        b.ni.send(m).expect("send");
+        ba.push((t, d));
+        tb.push(t);
+    }
+    for c in a
+        .host
+        .wait_sent(&ta, T)
+        .into_iter()
+        .chain(b.host.wait_sent(&tb, T))
+    {
+        assert!(c.is_ok(), "{c:?}");
+    }
+    check_delivery(&b, &ab, &a);
+    check_delivery(&a, &ba, &b);
+    assert!(
+        a.host
+            .logs()
+            .iter()
+            .all(|(_, l)| !l.contains("closing connection")),
+        "{:?}",
+        a.host.logs()
+    );
+}

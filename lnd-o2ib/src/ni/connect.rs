@@ -195,8 +195,14 @@ impl NiInner {
         let qd = cp.queue_depth as u32;
         let nrx = 2 * qd as usize + 2;
         let nslots = (self.tun.get("concurrent_sends") as usize).max(1) + 2 * qd as usize + 4;
-        let rx_buf = PayloadSpan::from(IoBuf::zeroed(nrx * MSG_SIZE));
-        let tx_buf = PayloadSpan::from(IoBuf::zeroed(nslots * MSG_SIZE));
+        // One allocation per message buffer: buffers are borrowed one at
+        // a time (the NIC fills one while the LND reads another), and a
+        // borrow covers its whole allocation.
+        let bufs = |n: usize| {
+            PayloadSpan::from((0..n).map(|_| IoBuf::zeroed(MSG_SIZE)).collect::<Payload>())
+        };
+        let rx_buf = bufs(nrx);
+        let tx_buf = bufs(nslots);
         let rx_mr = self.dev.reg_mr(rx_buf.clone(), Access::LOCAL_WRITE);
         let tx_mr = self.dev.reg_mr(tx_buf.clone(), Access(0));
         let now = Instant::now();

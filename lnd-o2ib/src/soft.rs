@@ -705,15 +705,75 @@ impl SoftQp {
         self.flush(flushed);
     }
 
+    /// An RDMA WRITE's data goes from the socket straight into the
+    /// registered memory, piece by piece (no staging copy). Returns `false`
+    /// when the connection broke; a bad key, range or right (or memory
+    /// busy) drains the bytes and NAKs.
+    fn write_in_place(&self, s: &mut TcpStream, f: FrameHdr) -> bool {
+        let span = self
+            .0
+            .dev
+            .resolve(f.a, f.b, f.len as u64, Access::REMOTE_WRITE);
+        let mut ok = span.is_some();
+        let mut left = f.len as usize;
+        if let Some(span) = &span {
+            for p in span.pieces() {
+                match p.borrow_mut() {
+                    Ok(mut b) => {
+                        if s.read_exact(&mut b).is_err() {
+                            return false;
+                        }
+                    }
+                    Err(_) => {
+                        ok = false;
+                        break;
+                    }
+                }
+                left -= p.len();
+            }
+        }
+        // Whatever was not placed is read and dropped.
+        let mut scratch = [0u8; 16384];
+        while left > 0 {
+            let n = left.min(scratch.len());
+            if s.read_exact(&mut scratch[..n]).is_err() {
+                return false;
+            }
+            left -= n;
+        }
+        if ok {
+            self.ack(f.c);
+        } else {
+            self.responder_error(f.c, NAK_ACCESS);
+        }
+        true
+    }
+
     fn reader(&self, mut s: TcpStream) {
         loop {
-            let (f, data) = match read_frame(&mut s) {
-                Ok(x) => x,
-                Err(_) => {
+            let mut h = [0u8; FRAME_HDR];
+            if s.read_exact(&mut h).is_err() {
+                self.lost(WcStatus::RetryExcErr);
+                return;
+            }
+            let f = FrameHdr::decode(&h);
+            if f.len > MAX_XFER {
+                self.lost(WcStatus::RetryExcErr);
+                return;
+            }
+            let in_error = lock(&self.0.st).state == QpState::Error;
+            if f.op == OP_WRITE && !in_error {
+                if !self.write_in_place(&mut s, f) {
                     self.lost(WcStatus::RetryExcErr);
                     return;
                 }
-            };
+                continue;
+            }
+            let mut data = vec![0u8; f.len as usize];
+            if s.read_exact(&mut data).is_err() {
+                self.lost(WcStatus::RetryExcErr);
+                return;
+            }
             if lock(&self.0.st).state == QpState::Error
                 && !matches!(f.op, OP_DISCONNECT | OP_ACK | OP_NAK | OP_READ_RESP)
             {

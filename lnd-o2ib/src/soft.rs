@@ -239,6 +239,14 @@ impl SoftDevice {
         Some(out)
     }
 
+    /// The memory of a local SGE list, for an RDMA WRITE sent from it
+    /// without a staging copy; `None` on a bad key or range.
+    fn spans(&self, sge: &[Sge]) -> Option<Vec<PayloadSpan>> {
+        sge.iter()
+            .map(|s| self.resolve(s.lkey, s.addr, s.length as u64, Access(0)))
+            .collect()
+    }
+
     /// Scatters `data` into a local SGE list (for receives and READ
     /// responses); `None` on a bad key or range.
     fn scatter(&self, sge: &[Sge], data: &[u8]) -> Option<()> {
@@ -399,6 +407,8 @@ struct QpState_ {
 
 enum TxItem {
     Frame(FrameHdr, Vec<u8>),
+    /// A frame whose data is registered memory, written piece by piece.
+    Gather(FrameHdr, Vec<PayloadSpan>),
     Close,
 }
 
@@ -510,7 +520,12 @@ impl SoftQp {
             self.wc(wr.wr_id, WcStatus::WrFlushErr, opcode, 0);
             return Ok(());
         }
+        let gathered = match wr.op {
+            SendOp::Write { .. } => self.0.dev.spans(&wr.sge),
+            _ => Some(Vec::new()),
+        };
         let data = match wr.op {
+            SendOp::Write { .. } if gathered.is_some() => Vec::new(),
             SendOp::Send | SendOp::Write { .. } => match self.0.dev.gather(&wr.sge) {
                 Some(d) => d,
                 None => {
@@ -562,12 +577,12 @@ impl SoftQp {
         };
         // A READ request announces its length in `b`'s companion: reuse the
         // data field as an 8-byte length.
-        let data = if let SendOp::Read { .. } = wr.op {
-            len.to_le_bytes().to_vec()
-        } else {
-            data
+        let item = match (wr.op, gathered) {
+            (SendOp::Read { .. }, _) => TxItem::Frame(f, len.to_le_bytes().to_vec()),
+            (SendOp::Write { .. }, Some(spans)) => TxItem::Gather(f, spans),
+            _ => TxItem::Frame(f, data),
         };
-        self.enqueue(TxItem::Frame(f, data));
+        self.enqueue(item);
         Ok(())
     }
 
@@ -660,6 +675,33 @@ impl SoftQp {
                 TxItem::Frame(f, d) => {
                     if write_frame(&mut s, f, &d).is_err() {
                         self.lost(WcStatus::RetryExcErr);
+                        let _ = s.shutdown(Shutdown::Both);
+                        return;
+                    }
+                }
+                TxItem::Gather(f, spans) => {
+                    let len: usize = spans.iter().map(|x| x.len()).sum();
+                    let f = FrameHdr {
+                        len: len as u32,
+                        ..f
+                    };
+                    let mut r = s.write_all(&f.encode()).map_err(|_| WcStatus::RetryExcErr);
+                    'out: for span in &spans {
+                        for p in span.pieces() {
+                            // Memory written by its owner while it is being
+                            // sent breaks the frame: the QP fails.
+                            let Ok(b) = p.borrow() else {
+                                r = Err(WcStatus::LocProtErr);
+                                break 'out;
+                            };
+                            if s.write_all(&b).is_err() {
+                                r = Err(WcStatus::RetryExcErr);
+                                break 'out;
+                            }
+                        }
+                    }
+                    if let Err(st) = r {
+                        self.lost(st);
                         let _ = s.shutdown(Shutdown::Both);
                         return;
                     }

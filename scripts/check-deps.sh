@@ -14,7 +14,7 @@ allowed() {
         # The node runtime and the daemon: everything but the LND crates.
         lnetd) echo "lnet-core lnet-selftest lnd-api liblnetconfig thiserror tracing tracing-subscriber inventory serde serde_json clap libc nix rustix" ;;
         lnd-sock) echo "lnd-api tokio socket2 if-addrs nix libc" ;;
-        lnd-o2ib) echo "lnd-api tokio libloading" ;;
+        lnd-o2ib) echo "lnd-api tokio socket2 libloading" ;;
         lnd-fault) echo "lnd-api" ;;
         liblnetconfig) echo "lnd-api serde serde_json thiserror serde-saphyr" ;;
         lnetctl) echo "liblnetconfig lnd-api clap anyhow serde serde_json serde_yaml" ;;

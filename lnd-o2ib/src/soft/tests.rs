@@ -1,0 +1,452 @@
+//! The soft provider against itself on loopback: data movement and every
+//! failure mode an HCA reports.
+
+use super::*;
+use lnd_api::IoBuf;
+
+const T: Duration = Duration::from_secs(20);
+
+struct Pair {
+    da: SoftDevice,
+    db: SoftDevice,
+    ca: SoftCq,
+    cb: SoftCq,
+    a: SoftQp,
+    b: SoftQp,
+}
+
+fn pair() -> Pair {
+    let da = SoftDevice::new();
+    let db = SoftDevice::new();
+    let (ca, cb) = (SoftCq::new(), SoftCq::new());
+    let l = SoftListener::bind("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let to = l.local_addr().expect("addr");
+    let db2 = db.clone();
+    let cb2 = cb.clone();
+    let th = std::thread::spawn(move || {
+        let r = l.get_request().expect("req").expect("some");
+        assert_eq!(r.private_data, b"connreq");
+        r.accept(&db2, &cb2, b"connack", &mut |_| {})
+            .expect("accept")
+    });
+    let (a, pd) = connect(&da, &ca, to, b"connreq", T, &mut |_, _| true).expect("connect");
+    assert_eq!(pd, b"connack");
+    let b = th.join().expect("join");
+    Pair {
+        da,
+        db,
+        ca,
+        cb,
+        a,
+        b,
+    }
+}
+
+fn wait_wc(cq: &SoftCq) -> Wc {
+    let deadline = Instant::now() + T;
+    loop {
+        if let Some(w) = cq.poll(1).pop() {
+            return w;
+        }
+        assert!(Instant::now() < deadline, "no completion");
+        cq.wait(Duration::from_millis(100));
+    }
+}
+
+fn wait_event(cq: &SoftCq) -> CmEvent {
+    let deadline = Instant::now() + T;
+    loop {
+        if let Some(e) = cq.poll_event() {
+            return e;
+        }
+        assert!(Instant::now() < deadline, "no event");
+        cq.wait(Duration::from_millis(100));
+    }
+}
+
+fn buf(bytes: &[u8]) -> PayloadSpan {
+    PayloadSpan::from(IoBuf::from_vec(bytes.to_vec()))
+}
+
+fn rw() -> Access {
+    Access::LOCAL_WRITE
+        .union(Access::REMOTE_WRITE)
+        .union(Access::REMOTE_READ)
+}
+
+#[test]
+fn send_recv_write_read_move_bytes() {
+    let p = pair();
+    let rx = buf(&[0u8; 64]);
+    let rx_mr = p.db.reg_mr(rx.clone(), Access::LOCAL_WRITE);
+    p.b.post_recv(RecvWr {
+        wr_id: 7,
+        sge: Sge {
+            addr: 0,
+            length: 64,
+            lkey: rx_mr.lkey(),
+        },
+    })
+    .expect("post recv");
+    let tx = buf(b"xxhello");
+    let tx_mr = p.da.reg_mr(tx.clone(), Access(0));
+    p.a.post_send(SendWr {
+        wr_id: 1,
+        op: SendOp::Send,
+        sge: vec![Sge {
+            addr: 2,
+            length: 5,
+            lkey: tx_mr.lkey(),
+        }],
+    })
+    .expect("post");
+    let w = wait_wc(&p.cb);
+    assert_eq!(
+        (w.wr_id, w.status, w.opcode, w.byte_len),
+        (7, WcStatus::Success, WcOpcode::Recv, 5)
+    );
+    let mut got = [0u8; 5];
+    rx.read_at(0, &mut got).expect("read");
+    assert_eq!(&got, b"hello");
+    let w = wait_wc(&p.ca);
+    assert_eq!(
+        (w.wr_id, w.status, w.opcode),
+        (1, WcStatus::Success, WcOpcode::Send)
+    );
+
+    // RDMA WRITE of 1 MiB from two gather entries, then READ it back.
+    let n = 1 << 20;
+    let src: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+    let src_span = buf(&src);
+    let src_mr = p.da.reg_mr(src_span, Access(0));
+    let sink = buf(&vec![0u8; n]);
+    let sink_mr = p.db.reg_mr(sink.clone(), rw());
+    p.a.post_send(SendWr {
+        wr_id: 2,
+        op: SendOp::Write {
+            remote_addr: 0,
+            rkey: sink_mr.rkey(),
+        },
+        sge: vec![
+            Sge {
+                addr: 0,
+                length: 1000,
+                lkey: src_mr.lkey(),
+            },
+            Sge {
+                addr: 1000,
+                length: (n - 1000) as u32,
+                lkey: src_mr.lkey(),
+            },
+        ],
+    })
+    .expect("post write");
+    let w = wait_wc(&p.ca);
+    assert_eq!(
+        (w.wr_id, w.status, w.byte_len),
+        (2, WcStatus::Success, n as u32)
+    );
+    assert_eq!(sink.to_payload().frags()[0].to_vec().expect("bytes"), src);
+
+    let back = buf(&vec![0u8; 4096]);
+    let back_mr = p.da.reg_mr(back.clone(), Access::LOCAL_WRITE);
+    p.a.post_send(SendWr {
+        wr_id: 3,
+        op: SendOp::Read {
+            remote_addr: 4096,
+            rkey: sink_mr.rkey(),
+        },
+        sge: vec![Sge {
+            addr: 0,
+            length: 4096,
+            lkey: back_mr.lkey(),
+        }],
+    })
+    .expect("post read");
+    let w = wait_wc(&p.ca);
+    assert_eq!(
+        (w.wr_id, w.status, w.opcode),
+        (3, WcStatus::Success, WcOpcode::RdmaRead)
+    );
+    let mut got = vec![0u8; 4096];
+    back.read_at(0, &mut got).expect("read");
+    assert_eq!(got, src[4096..8192]);
+    assert_eq!(p.da.registrations(), 3);
+}
+
+#[test]
+fn bad_rkey_is_a_remote_access_error_and_flushes_the_rest() {
+    let p = pair();
+    let src = buf(&[1u8; 100]);
+    let src_mr = p.da.reg_mr(src, Access(0));
+    let sge = vec![Sge {
+        addr: 0,
+        length: 100,
+        lkey: src_mr.lkey(),
+    }];
+    // A receive on the responder is flushed when its QP goes to error.
+    let rbuf = buf(&[0u8; 100]);
+    let rmr = p.db.reg_mr(rbuf, Access::LOCAL_WRITE);
+    p.b.post_recv(RecvWr {
+        wr_id: 50,
+        sge: Sge {
+            addr: 0,
+            length: 100,
+            lkey: rmr.lkey(),
+        },
+    })
+    .expect("recv");
+    for (id, key) in [(1, 0xdead_beef_u32), (2, 0xdead_beef)] {
+        p.a.post_send(SendWr {
+            wr_id: id,
+            op: SendOp::Write {
+                remote_addr: 0,
+                rkey: key,
+            },
+            sge: sge.clone(),
+        })
+        .expect("post");
+    }
+    let w = wait_wc(&p.ca);
+    assert_eq!((w.wr_id, w.status), (1, WcStatus::RemAccessErr));
+    let w = wait_wc(&p.ca);
+    assert_eq!((w.wr_id, w.status), (2, WcStatus::WrFlushErr));
+    assert_eq!(p.a.state(), QpState::Error);
+    let w = wait_wc(&p.cb);
+    assert_eq!((w.wr_id, w.status), (50, WcStatus::WrFlushErr));
+    // Posting on a QP in error completes flushed.
+    p.a.post_send(SendWr {
+        wr_id: 3,
+        op: SendOp::Send,
+        sge,
+    })
+    .expect("post");
+    let w = wait_wc(&p.ca);
+    assert_eq!((w.wr_id, w.status), (3, WcStatus::WrFlushErr));
+}
+
+#[test]
+fn out_of_bounds_no_right_and_deregistered_keys_fail() {
+    for case in 0..3 {
+        let p = pair();
+        let src = buf(&[1u8; 100]);
+        let src_mr = p.da.reg_mr(src, Access(0));
+        let sink = buf(&[0u8; 64]);
+        let access = if case == 1 { Access::REMOTE_READ } else { rw() };
+        let sink_mr = p.db.reg_mr(sink.clone(), access);
+        let rkey = sink_mr.rkey();
+        if case == 2 {
+            drop(sink_mr); // the memory went away: its key is invalid
+        }
+        let len = if case == 0 { 100 } else { 10 };
+        p.a.post_send(SendWr {
+            wr_id: 9,
+            op: SendOp::Write {
+                remote_addr: 0,
+                rkey,
+            },
+            sge: vec![Sge {
+                addr: 0,
+                length: len,
+                lkey: src_mr.lkey(),
+            }],
+        })
+        .expect("post");
+        let w = wait_wc(&p.ca);
+        assert_eq!(
+            (w.wr_id, w.status),
+            (9, WcStatus::RemAccessErr),
+            "case {case}"
+        );
+        assert_eq!(
+            sink.to_payload().frags()[0].to_vec().expect("b"),
+            vec![0u8; 64]
+        );
+    }
+}
+
+#[test]
+fn bad_lkey_is_a_local_protection_error() {
+    let p = pair();
+    p.a.post_send(SendWr {
+        wr_id: 4,
+        op: SendOp::Send,
+        sge: vec![Sge {
+            addr: 0,
+            length: 10,
+            lkey: 0x4242,
+        }],
+    })
+    .expect("post");
+    let w = wait_wc(&p.ca);
+    assert_eq!((w.wr_id, w.status), (4, WcStatus::LocProtErr));
+    assert_eq!(p.a.state(), QpState::Error);
+}
+
+#[test]
+fn receive_not_ready_fails_after_the_rnr_wait() {
+    let p = pair();
+    p.db.set_rnr_wait(Duration::from_millis(200));
+    let src = buf(&[1u8; 10]);
+    let mr = p.da.reg_mr(src, Access(0));
+    p.a.post_send(SendWr {
+        wr_id: 5,
+        op: SendOp::Send,
+        sge: vec![Sge {
+            addr: 0,
+            length: 10,
+            lkey: mr.lkey(),
+        }],
+    })
+    .expect("post");
+    let w = wait_wc(&p.ca);
+    assert_eq!((w.wr_id, w.status), (5, WcStatus::RnrRetryExcErr));
+}
+
+#[test]
+fn a_receive_posted_within_the_rnr_wait_is_used() {
+    let p = pair();
+    let src = buf(&[1u8; 10]);
+    let mr = p.da.reg_mr(src, Access(0));
+    p.a.post_send(SendWr {
+        wr_id: 5,
+        op: SendOp::Send,
+        sge: vec![Sge {
+            addr: 0,
+            length: 10,
+            lkey: mr.lkey(),
+        }],
+    })
+    .expect("post");
+    std::thread::sleep(Duration::from_millis(50));
+    let rb = buf(&[0u8; 16]);
+    let rmr = p.db.reg_mr(rb, Access::LOCAL_WRITE);
+    p.b.post_recv(RecvWr {
+        wr_id: 6,
+        sge: Sge {
+            addr: 0,
+            length: 16,
+            lkey: rmr.lkey(),
+        },
+    })
+    .expect("recv");
+    assert_eq!(wait_wc(&p.ca).status, WcStatus::Success);
+    assert_eq!(wait_wc(&p.cb).byte_len, 10);
+}
+
+#[test]
+fn message_longer_than_the_receive_is_a_length_error() {
+    let p = pair();
+    let src = buf(&[1u8; 100]);
+    let mr = p.da.reg_mr(src, Access(0));
+    let rb = buf(&[0u8; 16]);
+    let rmr = p.db.reg_mr(rb, Access::LOCAL_WRITE);
+    p.b.post_recv(RecvWr {
+        wr_id: 6,
+        sge: Sge {
+            addr: 0,
+            length: 16,
+            lkey: rmr.lkey(),
+        },
+    })
+    .expect("recv");
+    p.a.post_send(SendWr {
+        wr_id: 5,
+        op: SendOp::Send,
+        sge: vec![Sge {
+            addr: 0,
+            length: 100,
+            lkey: mr.lkey(),
+        }],
+    })
+    .expect("post");
+    assert_eq!(wait_wc(&p.cb).status, WcStatus::LocLenErr);
+    assert_eq!(wait_wc(&p.ca).status, WcStatus::RemInvReqErr);
+}
+
+#[test]
+fn lost_connection_fails_in_flight_and_flushes_receives() {
+    let p = pair();
+    let rb = buf(&[0u8; 16]);
+    let rmr = p.da.reg_mr(rb, Access::LOCAL_WRITE);
+    p.a.post_recv(RecvWr {
+        wr_id: 60,
+        sge: Sge {
+            addr: 0,
+            length: 16,
+            lkey: rmr.lkey(),
+        },
+    })
+    .expect("recv");
+    // The peer's "NIC" dies: its socket is shut, no answers come.
+    let _ = p.b.0.stream.shutdown(Shutdown::Both);
+    let src = buf(&[1u8; 10]);
+    let mr = p.da.reg_mr(src, Access(0));
+    p.a.post_send(SendWr {
+        wr_id: 5,
+        op: SendOp::Send,
+        sge: vec![Sge {
+            addr: 0,
+            length: 10,
+            lkey: mr.lkey(),
+        }],
+    })
+    .expect("post");
+    assert_eq!(
+        wait_event(&p.ca),
+        CmEvent::Disconnected {
+            qp_num: p.a.qp_num()
+        }
+    );
+    let mut got: Vec<(u64, WcStatus)> = (0..2)
+        .map(|_| {
+            let w = wait_wc(&p.ca);
+            (w.wr_id, w.status)
+        })
+        .collect();
+    got.sort_by_key(|x| x.0);
+    // The send either was on the wire (retry exceeded) or posted after the
+    // loss (flushed); the receive is flushed.
+    assert_eq!(got[1], (60, WcStatus::WrFlushErr));
+    assert_eq!(got[0].0, 5);
+    assert!(matches!(
+        got[0].1,
+        WcStatus::RetryExcErr | WcStatus::WrFlushErr
+    ));
+    assert_eq!(p.a.state(), QpState::Error);
+}
+
+#[test]
+fn disconnect_is_seen_by_both_sides() {
+    let p = pair();
+    p.a.disconnect();
+    assert!(matches!(wait_event(&p.ca), CmEvent::Disconnected { .. }));
+    assert!(matches!(wait_event(&p.cb), CmEvent::Disconnected { .. }));
+    assert_eq!(p.b.state(), QpState::Error);
+}
+
+#[test]
+fn reject_carries_private_data_and_limits_hold() {
+    let dev = SoftDevice::new();
+    let cq = SoftCq::new();
+    let l = SoftListener::bind("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let to = l.local_addr().expect("addr");
+    let th = std::thread::spawn(move || {
+        let r = l.get_request().expect("req").expect("some");
+        r.reject(b"rejected!");
+    });
+    assert_eq!(
+        connect(&dev, &cq, to, b"hi", T, &mut |_, _| true).err(),
+        Some(VerbsError::Rejected(b"rejected!".to_vec()))
+    );
+    th.join().expect("join");
+    assert!(matches!(
+        connect(&dev, &cq, to, &[0u8; 57], T, &mut |_, _| true),
+        Err(VerbsError::Invalid(_))
+    ));
+    // Nobody listening any more.
+    assert!(matches!(
+        connect(&dev, &cq, to, b"x", T, &mut |_, _| true),
+        Err(VerbsError::Unreachable(_))
+    ));
+}

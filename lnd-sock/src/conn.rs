@@ -1088,6 +1088,9 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
             s.action = None;
         }
         let token = RxToken((conn.id as u64) << 32 | seq);
+        // LNet must answer (`recv`) within sock_timeout: a host that never
+        // does would otherwise hold the connection silently forever.
+        let recv_deadline = Instant::now() + t;
         if let Err(e) = owner.parse(conn, hdr, token) {
             lock(&conn.rx).expect = None;
             return Some(CloseReason::proto(format!("LNet refused the header: {e}")));
@@ -1100,7 +1103,44 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
                     break a;
                 }
             }
-            conn.rx_wake.notified().await;
+            if timeout_at(recv_deadline, conn.rx_wake.notified())
+                .await
+                .is_err()
+            {
+                let late = {
+                    let mut s = lock(&conn.rx);
+                    match s.action.take() {
+                        Some(a) => {
+                            s.expect = None;
+                            Some(a)
+                        }
+                        None => {
+                            // A recv from now on finds the token stale.
+                            s.expect = None;
+                            None
+                        }
+                    }
+                };
+                if let Some(a) = late {
+                    break a;
+                }
+                owner.log(
+                    LogLevel::WARN,
+                    &format!(
+                        "{} from {} ({} bytes, receive token {:#x}) not received by LNet \
+                         within {} s (sock_timeout); closing the connection",
+                        hdr.msg_type.name(),
+                        conn.peer,
+                        plen,
+                        token.0,
+                        t.as_secs()
+                    ),
+                );
+                return Some(CloseReason::timeout(
+                    "waiting for LNet to receive a message",
+                    t,
+                ));
+            }
         };
         let deadline = Instant::now() + t;
         // A discard (no message) reads nothing into memory.

@@ -437,3 +437,44 @@ fn bulk_port_and_accept_none() {
     a.shutdown();
     b.shutdown();
 }
+
+#[test]
+fn a_header_lnet_never_receives_times_out_and_closes() {
+    // B's host takes the header and never calls recv.
+    let (a, b) = pair(
+        RecvMode::Sync,
+        RecvMode::Hold,
+        &[("sock_timeout", "2".to_string())],
+    );
+    let d = pattern(3000, 7);
+    let (t, m) = put(&a, b.nid(), &d);
+    a.ni.send(m).expect("send");
+    assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    let line = b.host.wait_log("not received by LNet within 2 s", T);
+    assert!(
+        line.contains(&format!("PUT from {PID}-{} (3000 bytes", a.nid())),
+        "{line}"
+    );
+    // The connection is closed (logged once removed), so a late recv is refused.
+    let closing = b.host.wait_log("waiting for LNet to receive a message", T);
+    assert!(
+        closing.starts_with("lnd-sock 127.0.0.2@tcp: closing"),
+        "{closing}"
+    );
+    assert_eq!(b.host.held(), 1);
+    let late = b.host.release();
+    assert_eq!(late.len(), 1);
+    assert_eq!(
+        late[0].as_ref().map_err(|e| e.errno),
+        Err(errno::ECONNABORTED)
+    );
+    // A host that answers again gets the next PUT over a new connection.
+    b.host.set_mode(RecvMode::Sync);
+    let d2 = pattern(3000, 8);
+    let (t2, m2) = put(&a, b.nid(), &d2);
+    a.ni.send(m2).expect("send");
+    assert!(a.host.wait_sent(&[t2], T)[0].is_ok());
+    check_delivery(&b, &[(t2, d2)], &a);
+    a.shutdown();
+    b.shutdown();
+}

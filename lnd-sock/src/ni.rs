@@ -712,8 +712,9 @@ impl NiInner {
     // Accepting
     // -----------------------------------------------------------------------
 
-    /// Takes over a socket the acceptor validated for this NI (`lnd_accept`).
-    pub fn accept(&self, mut s: TcpStream, from: SocketAddr) {
+    /// Takes over a socket the acceptor validated for this NI (`lnd_accept`);
+    /// `slot` counts it among the listener's handshakes until it is answered.
+    pub fn accept(&self, mut s: TcpStream, from: SocketAddr, slot: crate::acceptor::HandshakeSlot) {
         let Some(me) = self.arc() else { return };
         self.spawn(async move {
             let t = me.params.accept_timeout;
@@ -721,7 +722,7 @@ impl NiInner {
             let p = match hello::passive_hello(&mut s, &mut hs, t).await {
                 Ok(p) => p,
                 Err(e) => {
-                    me.log_ni(LogLevel::WARN, &format!("hello from {from}: {e}; closing"));
+                    slot.log_bad(&me, from.ip(), &format!("hello from {from}: {e}; closing"));
                     return;
                 }
             };

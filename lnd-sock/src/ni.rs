@@ -888,6 +888,10 @@ impl NiInner {
                 let _ = writeln!(out, "      remote: {r}");
             }
             let _ = writeln!(out, "      tx_queued_bytes: {}", c.queued_bytes());
+            let zc = c.zc_counts();
+            let _ = writeln!(out, "      zc_requests: {}", zc.requests);
+            let _ = writeln!(out, "      zc_acked: {}", zc.acked);
+            let _ = writeln!(out, "      zc_acks_sent: {}", zc.acks_sent);
         }
         out
     }

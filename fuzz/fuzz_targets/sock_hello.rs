@@ -103,12 +103,19 @@ fuzz_target!(|data: &[u8]| {
         Err(_) => check_answer(&mut hs),
     }
 
-    // The same hello as an active side's answer.
+    // The same hello as an active side's answer. The NI connects only to
+    // NIDs with an IP address, offering V4 to a large (IPv6) NID and V3
+    // otherwise (`NiInner::connect_round`).
+    let version = match hello.src_nid.addr_len() {
+        4 => 3,
+        16 => 4,
+        _ => return,
+    };
     let peer = PeerId {
         nid: hello.src_nid,
         pid: hello.src_pid,
     };
-    let mut act = Handshake::active(local(), peer, ConnType::Control, 3);
+    let mut act = Handshake::active(local(), peer, ConnType::Control, version);
     let mut out = [0u8; MAX_TRANSMIT];
     let _ = act.poll_transmit(&mut out).expect("request and hello fit");
     if act.handle_hello(&hello, hd.endian()).is_ok() {

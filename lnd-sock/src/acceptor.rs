@@ -115,7 +115,13 @@ fn rollback(ni: &NiInner, keys: &[SocketAddr]) {
     }
 }
 
-fn remove_from(reg: &mut HashMap<SocketAddr, Listener>, key: &SocketAddr, nid: &Nid) {
+/// Stops serving `nid` on `key`; gives the listener's accept task when it
+/// was the last NI there (aborted: its socket closes once the task is gone).
+fn remove_from(
+    reg: &mut HashMap<SocketAddr, Listener>,
+    key: &SocketAddr,
+    nid: &Nid,
+) -> Option<AbortHandle> {
     let empty = match reg.get_mut(key) {
         Some(l) => {
             l.nis.retain(|(n, w)| n != nid && w.strong_count() > 0);
@@ -126,15 +132,28 @@ fn remove_from(reg: &mut HashMap<SocketAddr, Listener>, key: &SocketAddr, nid: &
     if empty {
         if let Some(l) = reg.remove(key) {
             l.task.abort();
+            return Some(l.task);
         }
     }
+    None
 }
 
-/// Stops serving `ni` (the listener closes with its last NI).
+/// Stops serving `ni` (the listener closes with its last NI). Returns once
+/// the listening sockets it closed are closed, so that an NI started on the
+/// same address right after binds its port.
 pub fn unregister(ni: &NiInner) {
-    let mut reg = lock(&LISTENERS);
-    for port in ports(ni) {
-        remove_from(&mut reg, &SocketAddr::new(ni.addr, port), &ni.local.nid);
+    let stopped: Vec<AbortHandle> = {
+        let mut reg = lock(&LISTENERS);
+        ports(ni)
+            .into_iter()
+            .filter_map(|port| {
+                remove_from(&mut reg, &SocketAddr::new(ni.addr, port), &ni.local.nid)
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stopped.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

@@ -4,11 +4,18 @@
 //!
 //! `accept=secure` drops a connection from an unprivileged source port
 //! before reading anything; `accept=none` runs no listener.
+//!
+//! Under a flood: at most `accept_max_handshakes` connections per listener
+//! are in the handshake (connection request, then the NI's hello) at once;
+//! a connection past that is closed at once. Warnings about bad connections
+//! are rate-limited ([`HandshakeSlot::log_bad`]): one line per peer address per
+//! [`BAD_LOG_INTERVAL`], then a line with how many were not logged.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lnd_api::{errno, LndError, LogLevel, Nid};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -108,7 +115,13 @@ fn rollback(ni: &NiInner, keys: &[SocketAddr]) {
     }
 }
 
-fn remove_from(reg: &mut HashMap<SocketAddr, Listener>, key: &SocketAddr, nid: &Nid) {
+/// Stops serving `nid` on `key`; gives the listener's accept task when it
+/// was the last NI there (aborted: its socket closes once the task is gone).
+fn remove_from(
+    reg: &mut HashMap<SocketAddr, Listener>,
+    key: &SocketAddr,
+    nid: &Nid,
+) -> Option<AbortHandle> {
     let empty = match reg.get_mut(key) {
         Some(l) => {
             l.nis.retain(|(n, w)| n != nid && w.strong_count() > 0);
@@ -119,15 +132,28 @@ fn remove_from(reg: &mut HashMap<SocketAddr, Listener>, key: &SocketAddr, nid: &
     if empty {
         if let Some(l) = reg.remove(key) {
             l.task.abort();
+            return Some(l.task);
         }
     }
+    None
 }
 
-/// Stops serving `ni` (the listener closes with its last NI).
+/// Stops serving `ni` (the listener closes with its last NI). Returns once
+/// the listening sockets it closed are closed, so that an NI started on the
+/// same address right after binds its port.
 pub fn unregister(ni: &NiInner) {
-    let mut reg = lock(&LISTENERS);
-    for port in ports(ni) {
-        remove_from(&mut reg, &SocketAddr::new(ni.addr, port), &ni.local.nid);
+    let stopped: Vec<AbortHandle> = {
+        let mut reg = lock(&LISTENERS);
+        ports(ni)
+            .into_iter()
+            .filter_map(|port| {
+                remove_from(&mut reg, &SocketAddr::new(ni.addr, port), &ni.local.nid)
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stopped.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -147,11 +173,159 @@ fn find_ni(key: &SocketAddr, nid: &Nid) -> Option<Arc<NiInner>> {
     })
 }
 
+/// How often a peer address's bad connections are logged (the rest are
+/// counted, and the count logged once the interval has passed).
+pub const BAD_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Peer addresses the rate limiter tracks; bad connections from further
+/// addresses are counted together.
+const BAD_LOG_ADDRS: usize = 1024;
+
+#[derive(Default)]
+struct BadLog {
+    /// Per address: when a line was last logged, connections not logged since.
+    by_addr: HashMap<IpAddr, (Instant, u64)>,
+    /// Not logged because the table was full.
+    others: u64,
+}
+
+/// What a listener's connections share: the handshakes in progress and the
+/// rate limiter of its warnings.
+#[derive(Default)]
+struct Shared {
+    busy: AtomicUsize,
+    bad: Mutex<BadLog>,
+}
+
+impl Shared {
+    /// Logs a warning about a bad or refused connection from `from`, at most
+    /// one line per peer address per [`BAD_LOG_INTERVAL`]; the others are
+    /// counted and the count logged later (by [`Shared::flush`]).
+    fn log_bad(&self, ni: &NiInner, from: IpAddr, msg: &str) {
+        let now = Instant::now();
+        let log = {
+            let mut b = lock(&self.bad);
+            let full = b.by_addr.len() >= BAD_LOG_ADDRS;
+            match b.by_addr.get_mut(&from) {
+                Some((at, n)) if now.duration_since(*at) < BAD_LOG_INTERVAL => {
+                    *n += 1;
+                    None
+                }
+                Some((at, n)) => {
+                    let missed = std::mem::take(n);
+                    let since = now.duration_since(*at);
+                    *at = now;
+                    Some((missed, since))
+                }
+                None if full => {
+                    b.others += 1;
+                    None
+                }
+                None => {
+                    b.by_addr.insert(from, (now, 0));
+                    Some((0, Duration::ZERO))
+                }
+            }
+        };
+        match log {
+            Some((0, _)) => ni.log_ni(LogLevel::WARN, msg),
+            Some((missed, since)) => ni.log_ni(
+                LogLevel::WARN,
+                &format!(
+                    "{msg} ({missed} more bad connection(s) from {from} in the last {} s were \
+                     not logged)",
+                    since.as_secs()
+                ),
+            ),
+            None => {}
+        }
+    }
+
+    /// Logs the counts of bad connections not logged for an interval, and
+    /// forgets quiet addresses.
+    fn flush(&self, ni: &NiInner, key: &SocketAddr) {
+        let now = Instant::now();
+        let mut lines = Vec::new();
+        {
+            let mut b = lock(&self.bad);
+            b.by_addr.retain(|addr, (at, n)| {
+                if now.duration_since(*at) < BAD_LOG_INTERVAL {
+                    return true;
+                }
+                if *n > 0 {
+                    lines.push(format!(
+                        "acceptor {key}: {n} more bad connection(s) from {addr} in the last {} s \
+                         were not logged",
+                        now.duration_since(*at).as_secs()
+                    ));
+                }
+                false
+            });
+            if b.others > 0 && b.by_addr.len() < BAD_LOG_ADDRS {
+                lines.push(format!(
+                    "acceptor {key}: {} bad connection(s) from further addresses were not logged",
+                    std::mem::take(&mut b.others)
+                ));
+            }
+        }
+        for l in lines {
+            ni.log_ni(LogLevel::WARN, &l);
+        }
+    }
+}
+
+/// A place among a listener's handshakes in progress, given back when
+/// dropped; also the way to the listener's rate-limited warnings.
+pub struct HandshakeSlot(Arc<Shared>);
+
+impl HandshakeSlot {
+    /// Logs a warning about a bad connection from `from`, rate-limited per
+    /// peer address (one line per [`BAD_LOG_INTERVAL`], then a count).
+    pub fn log_bad(&self, ni: &NiInner, from: IpAddr, msg: &str) {
+        self.0.log_bad(ni, from, msg);
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 async fn accept_loop(listener: tokio::net::TcpListener, key: SocketAddr) {
+    let shared = Arc::new(Shared::default());
+    let mut tick = tokio::time::interval(BAD_LOG_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = tick.tick() => {
+                if let Some(ni) = any_ni(&key) {
+                    shared.flush(&ni, &key);
+                }
+                continue;
+            }
+        };
+        match accepted {
             Ok((s, from)) => {
-                tokio::spawn(handle(s, from, key));
+                let Some(ni) = any_ni(&key) else { continue };
+                let cap = ni.params.accept_max_handshakes;
+                if shared.busy.load(Ordering::Acquire) >= cap {
+                    // Closed before anything is read: the flood costs one
+                    // accept and one close.
+                    drop(s);
+                    shared.log_bad(
+                        &ni,
+                        from.ip(),
+                        &format!(
+                            "acceptor {key}: refusing connection from {from}: {cap} connections \
+                             already in the handshake (accept_max_handshakes)"
+                        ),
+                    );
+                    continue;
+                }
+                shared.busy.fetch_add(1, Ordering::AcqRel);
+                let slot = HandshakeSlot(shared.clone());
+                tokio::spawn(handle(s, from, key, slot));
             }
             Err(e) => {
                 if let Some(ni) = any_ni(&key) {
@@ -167,11 +341,13 @@ async fn accept_loop(listener: tokio::net::TcpListener, key: SocketAddr) {
     }
 }
 
-async fn handle(mut s: TcpStream, from: SocketAddr, key: SocketAddr) {
+async fn handle(mut s: TcpStream, from: SocketAddr, key: SocketAddr, slot: HandshakeSlot) {
     let Some(first) = any_ni(&key) else { return };
+    let ip = from.ip();
     if first.params.accept == AcceptMode::Secure && from.port() > net::MAX_RESERVED_PORT {
-        first.log_ni(
-            LogLevel::WARN,
+        slot.log_bad(
+            &first,
+            ip,
             &format!(
                 "acceptor {key}: refusing connection from {from}: source port is not \
                  privileged (accept=secure; set accept=all to allow it)"
@@ -188,22 +364,21 @@ async fn handle(mut s: TcpStream, from: SocketAddr, key: SocketAddr) {
             // Tell the peer which version we speak, then close.
             let ans = ConnReqRepr::version_answer();
             let _ = tokio::time::timeout(t, s.write_all(&ans)).await;
-            first.log_ni(
-                LogLevel::WARN,
-                &format!("acceptor {key}: {from}: {e}; closing"),
-            );
+            slot.log_bad(&first, ip, &format!("acceptor {key}: {from}: {e}; closing"));
             return;
         }
         Ok(Err(e)) => {
-            first.log_ni(
-                LogLevel::WARN,
+            slot.log_bad(
+                &first,
+                ip,
                 &format!("acceptor {key}: bad connection request from {from}: {e}; closing"),
             );
             return;
         }
         Err(_) => {
-            first.log_ni(
-                LogLevel::WARN,
+            slot.log_bad(
+                &first,
+                ip,
                 &format!(
                     "acceptor {key}: no connection request from {from} within {} s; closing",
                     t.as_secs()
@@ -213,8 +388,9 @@ async fn handle(mut s: TcpStream, from: SocketAddr, key: SocketAddr) {
         }
     };
     let Some(ni) = find_ni(&key, &req.nid) else {
-        first.log_ni(
-            LogLevel::WARN,
+        slot.log_bad(
+            &first,
+            ip,
             &format!(
                 "acceptor {key}: {from} asked for {}, which is not an NI on this address; closing",
                 req.nid
@@ -222,7 +398,7 @@ async fn handle(mut s: TcpStream, from: SocketAddr, key: SocketAddr) {
         );
         return;
     };
-    ni.accept(s, from);
+    ni.accept(s, from, slot);
 }
 
 enum ReqError {

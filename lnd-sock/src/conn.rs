@@ -333,6 +333,29 @@ pub struct Conn {
     origin: Instant,
     zc_next: AtomicU64,
     zc_pending: Mutex<HashMap<u64, ZcSlot>>,
+    zc_counts: ZcCounts,
+}
+
+/// Zero-copy traffic of one connection (`conn_list` prints it).
+#[derive(Default)]
+struct ZcCounts {
+    /// Our LNET messages sent with a ZC request (a cookie of ours).
+    requests: AtomicU64,
+    /// Cookies of ours the peer acknowledged.
+    acked: AtomicU64,
+    /// Cookies of the peer's we acknowledged (piggy-backed or in a NOOP).
+    acks_sent: AtomicU64,
+}
+
+/// [`Conn::zc_counts`]: zero-copy requests and ACKs on one connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ZcStats {
+    /// Our messages sent with a ZC request.
+    pub requests: u64,
+    /// Our requests the peer acknowledged.
+    pub acked: u64,
+    /// The peer's requests we acknowledged.
+    pub acks_sent: u64,
 }
 
 /// Room for the socklnd header and the larger LNet header.
@@ -386,6 +409,7 @@ impl Conn {
             origin: now,
             zc_next: AtomicU64::new(2),
             zc_pending: Mutex::new(HashMap::new()),
+            zc_counts: ZcCounts::default(),
         })
     }
 
@@ -395,6 +419,16 @@ impl Conn {
             HDR_NID16_SIZE
         } else {
             HDR_NID4_SIZE
+        }
+    }
+
+    /// Zero-copy requests and ACKs so far.
+    pub fn zc_counts(&self) -> ZcStats {
+        let c = &self.zc_counts;
+        ZcStats {
+            requests: c.requests.load(Ordering::Relaxed),
+            acked: c.acked.load(Ordering::Relaxed),
+            acks_sent: c.acks_sent.load(Ordering::Relaxed),
         }
     }
 
@@ -547,14 +581,20 @@ impl Conn {
         };
         // At most two sends complete: no list to allocate.
         let mut done: [Option<TxGuard>; 2] = [None, None];
+        let mut known = 0;
         let ok = {
             let mut p = lock(&self.zc_pending);
             cookies
                 .iter()
                 .zip(&mut done)
                 .filter(|(c, _)| **c != 0)
-                .fold(true, |ok, (c, d)| Self::ack_one(&mut p, *c, d) & ok)
+                .fold(true, |ok, (c, d)| {
+                    let k = Self::ack_one(&mut p, *c, d);
+                    known += u64::from(k);
+                    k & ok
+                })
         };
+        self.zc_counts.acked.fetch_add(known, Ordering::Relaxed);
         for g in done.into_iter().flatten() {
             g.complete(Completion::OK);
         }
@@ -571,6 +611,7 @@ impl Conn {
                 return true;
             }
             any = true;
+            self.zc_counts.acked.fetch_add(1, Ordering::Relaxed);
             match std::mem::replace(slot, ZcSlot::Acked) {
                 ZcSlot::Waiting(g, _) => {
                     done.push(g);
@@ -729,6 +770,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                 if let Err(why) = write_all_timed(&mut w, &b, t).await {
                     return Some(why);
                 }
+                let n = u64::from(h.zc_req != 0) + u64::from(h.zc_ack != 0);
+                conn.zc_counts.acks_sent.fetch_add(n, Ordering::Relaxed);
             }
             Work::Lnet(g, ack) => {
                 let Some((tx, payload)) = g.msg() else {
@@ -771,6 +814,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                 }
                 let r = write_frame(&mut w, &head[..n], payload, t).await;
                 let bulk = payload.len() >= YIELD_AFTER;
+                if r.is_ok() {
+                    let c = &conn.zc_counts;
+                    c.acks_sent
+                        .fetch_add(u64::from(ack != 0), Ordering::Relaxed);
+                    c.requests.fetch_add(u64::from(zc != 0), Ordering::Relaxed);
+                }
                 if zc != 0 && r.is_err() {
                     lock(&conn.zc_pending).remove(&zc);
                 }
@@ -1088,6 +1137,9 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
             s.action = None;
         }
         let token = RxToken((conn.id as u64) << 32 | seq);
+        // LNet must answer (`recv`) within sock_timeout: a host that never
+        // does would otherwise hold the connection silently forever.
+        let recv_deadline = Instant::now() + t;
         if let Err(e) = owner.parse(conn, hdr, token) {
             lock(&conn.rx).expect = None;
             return Some(CloseReason::proto(format!("LNet refused the header: {e}")));
@@ -1100,7 +1152,44 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
                     break a;
                 }
             }
-            conn.rx_wake.notified().await;
+            if timeout_at(recv_deadline, conn.rx_wake.notified())
+                .await
+                .is_err()
+            {
+                let late = {
+                    let mut s = lock(&conn.rx);
+                    match s.action.take() {
+                        Some(a) => {
+                            s.expect = None;
+                            Some(a)
+                        }
+                        None => {
+                            // A recv from now on finds the token stale.
+                            s.expect = None;
+                            None
+                        }
+                    }
+                };
+                if let Some(a) = late {
+                    break a;
+                }
+                owner.log(
+                    LogLevel::WARN,
+                    &format!(
+                        "{} from {} ({} bytes, receive token {:#x}) not received by LNet \
+                         within {} s (sock_timeout); closing the connection",
+                        hdr.msg_type.name(),
+                        conn.peer,
+                        plen,
+                        token.0,
+                        t.as_secs()
+                    ),
+                );
+                return Some(CloseReason::timeout(
+                    "waiting for LNet to receive a message",
+                    t,
+                ));
+            }
         };
         let deadline = Instant::now() + t;
         // A discard (no message) reads nothing into memory.

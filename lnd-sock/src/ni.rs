@@ -66,12 +66,53 @@ impl Peer {
     }
 }
 
+/// How many peers whose last connection attempt failed an NI remembers
+/// for [`LndNi::query`] once their entries are freed (the oldest goes first).
+const DOWN_MEMORY: usize = 1024;
+
 /// The mutable state of an NI.
 struct NiState {
     shutdown: bool,
     peers: HashMap<PeerId, Peer>,
     conns: HashMap<u32, Arc<Conn>>,
     next_conn: u32,
+    /// Peers whose last connection attempt failed, with when, after their
+    /// entries were freed (bounded by [`DOWN_MEMORY`]).
+    down: HashMap<PeerId, Instant>,
+}
+
+impl NiState {
+    /// Frees `id`'s entry when it has no connection, no queued send and no
+    /// connect task (as `ksocknal_close_conn_locked` unlinks a peer whose last
+    /// connection goes): a peer table never holds more than the peers this
+    /// NI talks to, whatever NIDs the hellos it accepted claimed.
+    fn forget_if_idle(&mut self, id: &PeerId) {
+        let idle = self
+            .peers
+            .get(id)
+            .is_some_and(|p| p.conns.is_empty() && p.pending.is_empty() && !p.connecting);
+        if !idle {
+            return;
+        }
+        if let Some(p) = self.peers.remove(id) {
+            if p.failed {
+                self.remember_down(*id);
+            }
+        }
+        if self.peers.capacity() > 64 && self.peers.len() < self.peers.capacity() / 4 {
+            self.peers.shrink_to(self.peers.len() * 2);
+        }
+    }
+
+    /// Remembers that the last attempt to connect to `id` failed.
+    fn remember_down(&mut self, id: PeerId) {
+        if self.down.len() >= DOWN_MEMORY && !self.down.contains_key(&id) {
+            if let Some(oldest) = self.down.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k) {
+                self.down.remove(&oldest);
+            }
+        }
+        self.down.insert(id, Instant::now());
+    }
 }
 
 /// The shared core of one NI.
@@ -197,6 +238,7 @@ impl NiInner {
                 peers: HashMap::new(),
                 conns: HashMap::new(),
                 next_conn: 1,
+                down: HashMap::new(),
             }),
             tasks: Mutex::new(0),
             tasks_cv: Condvar::new(),
@@ -288,6 +330,14 @@ impl NiInner {
             ));
         }
         let min_bulk = self.params.min_bulk;
+        if target.pid & hello::LNET_PID_USERFLAG != 0 && !st.peers.contains_key(&target) {
+            drop(st);
+            let _ = g.disarm();
+            return Err(LndError::new(
+                errno::EHOSTUNREACH,
+                format!("cannot send to {target}: a userspace peer that is not connected"),
+            ));
+        }
         let peer = st.peers.entry(target).or_insert_with(Peer::new);
         let g = match dispatch(&peer.conns, g, min_bulk) {
             Ok(()) => return Ok(()),
@@ -331,7 +381,7 @@ impl NiInner {
                 let Some(peer) = st.peers.get_mut(&id) else {
                     return;
                 };
-                if shutdown {
+                let retry = if shutdown {
                     peer.connecting = false;
                     fail.extend(peer.pending.drain(..));
                     why = Some(CloseReason::shutdown());
@@ -381,7 +431,11 @@ impl NiInner {
                             false
                         }
                     }
+                };
+                if !retry && !shutdown {
+                    st.forget_if_idle(&id);
                 }
+                retry
             };
             if let Some(w) = &why {
                 let status = w.status;
@@ -612,6 +666,9 @@ impl NiInner {
                 st.conns.remove(&c.id);
             }
             st.conns.insert(id, conn.clone());
+            if !st.down.is_empty() {
+                st.down.remove(&p.peer);
+            }
             (conn, stale, fail)
         };
         if !stale.is_empty() {
@@ -655,8 +712,9 @@ impl NiInner {
     // Accepting
     // -----------------------------------------------------------------------
 
-    /// Takes over a socket the acceptor validated for this NI (`lnd_accept`).
-    pub fn accept(&self, mut s: TcpStream, from: SocketAddr) {
+    /// Takes over a socket the acceptor validated for this NI (`lnd_accept`);
+    /// `slot` counts it among the listener's handshakes until it is answered.
+    pub fn accept(&self, mut s: TcpStream, from: SocketAddr, slot: crate::acceptor::HandshakeSlot) {
         let Some(me) = self.arc() else { return };
         self.spawn(async move {
             let t = me.params.accept_timeout;
@@ -664,7 +722,7 @@ impl NiInner {
             let p = match hello::passive_hello(&mut s, &mut hs, t).await {
                 Ok(p) => p,
                 Err(e) => {
-                    me.log_ni(LogLevel::WARN, &format!("hello from {from}: {e}; closing"));
+                    slot.log_bad(&me, from.ip(), &format!("hello from {from}: {e}; closing"));
                     return;
                 }
             };
@@ -754,10 +812,10 @@ impl NiInner {
             st.shutdown = true;
             let conns: Vec<Arc<Conn>> = st.conns.drain().map(|(_, c)| c).collect();
             let mut pending = Vec::new();
-            for p in st.peers.values_mut() {
+            for (_, mut p) in st.peers.drain() {
                 pending.extend(p.pending.drain(..));
-                p.conns.clear();
             }
+            st.down.clear();
             (conns, pending)
         };
         crate::acceptor::unregister(self);
@@ -796,6 +854,24 @@ impl NiInner {
         }
     }
 
+    /// The peer table (`lctl peer_list`): one entry per peer this NI has a
+    /// connection to, a send queued for, or a connect task running for.
+    fn peer_list(&self) -> String {
+        let st = lock(&self.st);
+        let mut out = String::from("peers:\n");
+        let mut ids: Vec<&PeerId> = st.peers.keys().collect();
+        ids.sort_by_key(|id| (id.nid, id.pid));
+        for id in ids {
+            let p = &st.peers[id];
+            let _ = writeln!(out, "    - peer: {id}");
+            let _ = writeln!(out, "      conns: {}", p.conns.len());
+            let _ = writeln!(out, "      queued: {}", p.pending.len());
+            let _ = writeln!(out, "      connecting: {}", p.connecting);
+            let _ = writeln!(out, "      userspace: {}", p.userspace);
+        }
+        out
+    }
+
     fn conn_list(&self) -> String {
         let st = lock(&self.st);
         let mut out = String::from("conns:\n");
@@ -812,6 +888,10 @@ impl NiInner {
                 let _ = writeln!(out, "      remote: {r}");
             }
             let _ = writeln!(out, "      tx_queued_bytes: {}", c.queued_bytes());
+            let zc = c.zc_counts();
+            let _ = writeln!(out, "      zc_requests: {}", zc.requests);
+            let _ = writeln!(out, "      zc_acked: {}", zc.acked);
+            let _ = writeln!(out, "      zc_acks_sent: {}", zc.acks_sent);
         }
         out
     }
@@ -829,13 +909,17 @@ impl ConnOwner for NiInner {
         let last = {
             let mut st = lock(&self.st);
             st.conns.remove(&conn.id);
-            match st.peers.get_mut(&conn.peer) {
+            let last = match st.peers.get_mut(&conn.peer) {
                 Some(p) => {
                     p.conns.retain(|c| c.id != conn.id);
                     p.conns.is_empty() && !st.shutdown
                 }
                 None => false,
+            };
+            if last {
+                st.forget_if_idle(&conn.peer);
             }
+            last
         };
         if first {
             let level = if why.status.errno.abs() == errno::EPROTO {
@@ -931,6 +1015,10 @@ impl LndNi for SockNi {
                 best = Some(best.map_or(idle, |b| b.min(idle)));
             }
         }
+        if !known {
+            failed = st.down.keys().any(|id| id.nid == peer);
+            known = failed;
+        }
         match (known, best) {
             (_, Some(idle)) => PeerAliveness {
                 alive: ROption::RSome(true),
@@ -947,6 +1035,7 @@ impl LndNi for SockNi {
     fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
         match cmd {
             "conn_list" => Ok(self.0.conn_list()),
+            "peer_list" => Ok(self.0.peer_list()),
             "disconnect" => {
                 let target: Option<Nid> = if arg.trim().is_empty() {
                     None

@@ -34,6 +34,10 @@ pub struct Params {
     pub accept_backlog: i32,
     /// `accept_timeout` (5 s): acceptor handshake I/O.
     pub accept_timeout: Duration,
+    /// `accept_max_handshakes` (256, this LND's own): connections a listener
+    /// keeps in the handshake (connection request and hello) at once; past
+    /// it a new connection is closed at once.
+    pub accept_max_handshakes: usize,
     /// `sock_timeout` (50 s; 0 ⇒ the LNet LND timeout).
     pub sock_timeout_param: u32,
     /// The LNet LND timeout (`lnet_lnd_timeout`, derived from
@@ -97,6 +101,7 @@ impl Default for Params {
             accept_port_bulk: 988,
             accept_backlog: 127,
             accept_timeout: Duration::from_secs(5),
+            accept_max_handshakes: 256,
             sock_timeout_param: 50,
             lnd_timeout: 49,
             min_reconnect: Duration::from_millis(1000),
@@ -397,6 +402,7 @@ impl Params {
                 "accept_port_bulk" => bulk_port = Some(num(n, v, 1, u16::MAX)?),
                 "accept_backlog" => p.accept_backlog = num(n, v, 1, 65535)?,
                 "accept_timeout" => p.accept_timeout = Duration::from_secs(num(n, v, 1, 3600)?),
+                "accept_max_handshakes" => p.accept_max_handshakes = num(n, v, 1, 65536)?,
                 "sock_timeout" => p.sock_timeout_param = num(n, v, 0, 86400)?,
                 "lnet_lnd_timeout" | "lnd_timeout" => lnd_timeout = Some(num(n, v, 1, 86400)?),
                 "lnet_transaction_timeout" => tt = Some(num(n, v, 1, 86400)?),

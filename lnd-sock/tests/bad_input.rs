@@ -38,10 +38,19 @@ fn bed(extra: &[(&str, &str)]) -> Bed {
     Bed { a, b, port }
 }
 
+/// A raw connection from a source address of its own (127.0.3.N): the
+/// acceptor logs one line per peer address per interval, and each case here
+/// waits for its own line.
 fn raw(port: u16) -> TcpStream {
+    static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    raw_at(port, [127, 0, 3, n])
+}
+
+fn raw_at(port: u16, ip: [u8; 4]) -> TcpStream {
     let s =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    s.bind(&SocketAddr::from((RAW_IP, 0)).into()).expect("bind");
+    s.bind(&SocketAddr::from((ip, 0)).into()).expect("bind");
     s.connect(&SocketAddr::from(([127, 0, 0, 2], port)).into())
         .expect("connect");
     let s: TcpStream = s.into();
@@ -72,7 +81,7 @@ fn hello(to: Nid, ctype: ConnType, version: u32) -> Vec<u8> {
 
 /// A raw peer that completed the handshake as a userspace peer.
 fn handshake(bed: &Bed, ctype: ConnType) -> TcpStream {
-    let mut s = raw(bed.port);
+    let mut s = raw_at(bed.port, RAW_IP);
     let mut m = connreq(bed.b.nid());
     m.extend(hello(bed.b.nid(), ctype, 3));
     s.write_all(&m).expect("write");

@@ -88,11 +88,19 @@ fn all_sizes_both_directions_concurrently() {
     for t in &toks_a {
         assert_eq!(a.host.sent_count(*t), 1, "finalized exactly once");
     }
-    // Typed connections: one CONTROL, conns_per_peer (1 on lo) of each bulk type.
+    // Typed connections: one CONTROL, conns_per_peer (1 on lo) of each bulk
+    // type, with B (not root, B's own connections to A come from a userspace
+    // peer, U<port>-B, listed besides).
     let list = wait_conns(&a.ni, 3, T);
+    let to_b: Vec<&str> = list
+        .split("    - peer: ")
+        .filter(|e| e.starts_with(&format!("{PID}-{}\n", b.nid())))
+        .collect();
     for t in ["control", "bulk_in", "bulk_out"] {
         assert_eq!(
-            list.matches(&format!("type: {t}\n")).count(),
+            to_b.iter()
+                .filter(|e| e.contains(&format!("type: {t}\n")))
+                .count(),
             1,
             "{t} in\n{list}"
         );
@@ -434,6 +442,49 @@ fn bulk_port_and_accept_none() {
         2,
         "{list}"
     );
+    a.shutdown();
+    b.shutdown();
+}
+
+#[test]
+fn a_header_lnet_never_receives_times_out_and_closes() {
+    // B's host takes the header and never calls recv.
+    let (a, b) = pair(
+        RecvMode::Sync,
+        RecvMode::Hold,
+        &[("sock_timeout", "2".to_string())],
+    );
+    let d = pattern(3000, 7);
+    let (t, m) = put(&a, b.nid(), &d);
+    a.ni.send(m).expect("send");
+    assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    let line = b.host.wait_log("not received by LNet within 2 s", T);
+    // A is a userspace peer of B's when not root (U<port>-A).
+    assert!(line.contains("PUT from "), "{line}");
+    assert!(
+        line.contains(&format!("-{} (3000 bytes", a.nid())),
+        "{line}"
+    );
+    // The connection is closed (logged once removed), so a late recv is refused.
+    let closing = b.host.wait_log("waiting for LNet to receive a message", T);
+    assert!(
+        closing.starts_with("lnd-sock 127.0.0.2@tcp: closing"),
+        "{closing}"
+    );
+    assert_eq!(b.host.held(), 1);
+    let late = b.host.release();
+    assert_eq!(late.len(), 1);
+    assert_eq!(
+        late[0].as_ref().map_err(|e| e.errno),
+        Err(errno::ECONNABORTED)
+    );
+    // A host that answers again gets the next PUT over a new connection.
+    b.host.set_mode(RecvMode::Sync);
+    let d2 = pattern(3000, 8);
+    let (t2, m2) = put(&a, b.nid(), &d2);
+    a.ni.send(m2).expect("send");
+    assert!(a.host.wait_sent(&[t2], T)[0].is_ok());
+    check_delivery(&b, &[(t2, d2)], &a);
     a.shutdown();
     b.shutdown();
 }

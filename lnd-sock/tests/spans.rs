@@ -98,11 +98,31 @@ fn windows_both_ways(extra: &[(&str, &str)]) -> (TestNi, TestNi) {
     (a, b)
 }
 
+/// The sum over `ni`'s connections of `conn_list`'s `field`.
+fn conn_sum(ni: &TestNi, field: &str) -> u64 {
+    let list = ni.ni.ctl("conn_list", "").expect("conn_list");
+    list.lines()
+        .filter_map(|l| l.trim().strip_prefix(field)?.strip_prefix(": "))
+        .map(|v| v.parse::<u64>().expect("a count"))
+        .sum()
+}
+
+/// Messages of a round at least `min` bytes long (in one direction).
+fn at_least(min: usize) -> u64 {
+    SIZES.iter().filter(|&&n| n >= min).count() as u64
+}
+
 #[test]
 fn span_windows_both_ways() {
     let (a, b) = windows_both_ways(&[]);
     let list = a.ni.ctl("conn_list", "").expect("conn_list");
     assert!(list.contains("protocol: 3"), "{list}");
+    // No zero-copy request without zc_request.
+    for n in [&a, &b] {
+        for f in ["zc_requests", "zc_acked", "zc_acks_sent"] {
+            assert_eq!(conn_sum(n, f), 0, "{f}");
+        }
+    }
     a.shutdown();
     b.shutdown();
 }
@@ -126,9 +146,20 @@ fn span_windows_with_v2_checksums() {
 }
 
 /// Zero-copy requests: a send's span waits with its guard for the ACK.
+/// Every payload of at least `zc_min_payload` went with a request, the peer
+/// acknowledged each one, and nothing smaller asked.
 #[test]
 fn span_windows_with_zero_copy_requests() {
     let (a, b) = windows_both_ways(&[("zc_request", "1"), ("zc_min_payload", "4096")]);
+    // Two rounds, each sending every size both ways.
+    let want = 2 * at_least(4096);
+    assert_eq!(want, 8);
+    for (me, peer) in [(&a, &b), (&b, &a)] {
+        assert_eq!(conn_sum(me, "zc_requests"), want, "{}", me.host.0.name);
+        assert_eq!(conn_sum(me, "zc_acked"), want, "{}", me.host.0.name);
+        // The ACKs of the peer's requests: once each, as observed by the peer.
+        assert_eq!(conn_sum(me, "zc_acks_sent"), conn_sum(peer, "zc_acked"));
+    }
     a.shutdown();
     b.shutdown();
 }

@@ -8,8 +8,9 @@
 //! builds the four headers (as the engine would) and hands them to the NIs.
 //!
 //! Root only (capturing needs it): `#[ignore]`d, run with
-//! `cargo test -p lnd-sock --test wireshark -- --ignored`. Skips with a
-//! message when `tshark` is missing (`scripts/setup.sh` installs it).
+//! `cargo test -p lnd-sock --test wireshark -- --ignored`. Run that way it
+//! fails, saying why, when not root or when `tshark` is missing
+//! (`scripts/setup.sh` installs it; `scripts/test.sh` runs it as root).
 //!
 //! What the dissector (Wireshark 4.0) can and cannot do shapes the test:
 //! * it decodes LNet on port 988 only, unless told `-d tcp.port==PORT,lnet`;
@@ -421,14 +422,17 @@ fn nth_received(to: &TestNi, n: usize) -> Received {
 #[test]
 #[ignore = "needs root: captures on lo with tshark"]
 fn tshark_decodes_ping_and_put() {
-    if !is_root() {
-        eprintln!("not root: skipped (capturing on lo needs root)");
-        return;
-    }
-    if !have_tshark() {
-        eprintln!("tshark not found: skipped (scripts/setup.sh installs it)");
-        return;
-    }
+    // Asked to run (`--ignored`), it runs or fails: never a silent pass.
+    assert!(
+        is_root(),
+        "tshark_decodes_ping_and_put needs root (capturing on lo): run it as root, as \
+         scripts/test.sh does"
+    );
+    assert!(
+        have_tshark(),
+        "tshark_decodes_ping_and_put needs tshark: install it (scripts/setup.sh, or \
+         apt-get install tshark)"
+    );
     let port = test_port();
     let p = params(port);
     // A runs with another pid than B, so that the two pid fields differ.

@@ -1,0 +1,341 @@
+//! The control call of the fault filter: add, delete, show and reset rules.
+//!
+//! `cmd` is one of `drop_add`, `delay_add`, `drop_del`, `delay_del`,
+//! `drop_show`, `delay_show`, `drop_reset`, `delay_reset`, `clear` (every
+//! rule, as `lnet unconfigure`). `arg` is whitespace-separated `key=value`
+//! words:
+//!
+//! * add: `src=NID dst=NID` (required), `rate=R` or `interval=I`,
+//!   `portal_mask=M`, `msg_mask=M`, `local_nid=NID`; drop: `health_mask=M`,
+//!   `random=0|1`, `drop_all=0|1`; delay: `latency=L`. Masks are decimal
+//!   or `0x` hex. NIDs: a NID, `*@net` or `255.255.255.255@net` (every NID
+//!   of that net), `<?>` or `*` (any NID).
+//! * del: `src=NID dst=NID` (ANY matches every rule) or `all`; the answer
+//!   is the number of rules deleted; none is `ENOENT`.
+//! * show: the rules, newest first, as `lnetctl fault … show` prints them
+//!   (nothing when there are none).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use lnd_api::{errno, LndError, NetId, Nid};
+
+use crate::rules::{DelaySpec, DropSpec, Match, Rules, Stats};
+
+/// A parsed control request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Add a drop rule.
+    AddDrop(DropSpec),
+    /// Add a delay rule.
+    AddDelay(DelaySpec),
+    /// Delete drop rules by source and destination (ANY matches all).
+    DelDrop(Nid, Nid),
+    /// Delete delay rules by source and destination.
+    DelDelay(Nid, Nid),
+    /// List drop rules.
+    ShowDrop,
+    /// List delay rules.
+    ShowDelay,
+    /// Reset drop rule statistics.
+    ResetDrop,
+    /// Reset delay rule statistics.
+    ResetDelay,
+    /// Delete every rule.
+    Clear,
+}
+
+fn einval(msg: impl Into<String>) -> LndError {
+    LndError::new(errno::EINVAL, msg)
+}
+
+/// Parses a rule NID: a NID, `*@net` / `255.255.255.255@net`, or ANY.
+pub fn parse_nid(s: &str) -> Result<Nid, LndError> {
+    if matches!(s, "*" | "<?>" | "any" | "ANY" | "LNET_NID_ANY") {
+        return Ok(Nid::ANY);
+    }
+    if let Some(net) = s.strip_prefix("*@") {
+        let net: NetId = net
+            .parse()
+            .map_err(|e| einval(format!("Invalid NID: {s}: {e}")))?;
+        return Ok(Nid::new4(net, u32::MAX));
+    }
+    s.parse::<Nid>()
+        .map_err(|e| einval(format!("Invalid NID: {s}: {e}")))
+}
+
+fn parse_num<T: TryFrom<u64>>(key: &str, v: &str) -> Result<T, LndError> {
+    let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => v.parse::<u64>(),
+    }
+    .map_err(|_| einval(format!("{key}={v}: not a number")))?;
+    T::try_from(n).map_err(|_| einval(format!("{key}={v}: out of range")))
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, LndError> {
+    match v {
+        "0" | "false" | "no" => Ok(false),
+        "1" | "true" | "yes" => Ok(true),
+        _ => Err(einval(format!("{key}={v}: expected 0 or 1"))),
+    }
+}
+
+#[derive(Default)]
+struct Words {
+    src: Option<Nid>,
+    dst: Option<Nid>,
+    local_nid: Option<Nid>,
+    ptl_mask: u64,
+    msg_mask: u32,
+    rate: u32,
+    interval: u32,
+    health_mask: u32,
+    random: bool,
+    drop_all: bool,
+    latency: u32,
+    all: bool,
+}
+
+fn words(arg: &str, allowed: &[&str]) -> Result<Words, LndError> {
+    let mut w = Words::default();
+    for word in arg.split_whitespace() {
+        let (k, v) = word.split_once('=').unwrap_or((word, ""));
+        if !allowed.contains(&k) {
+            return Err(einval(format!(
+                "unknown word {word:?} (expected {})",
+                allowed.join(", ")
+            )));
+        }
+        match k {
+            "src" => w.src = Some(parse_nid(v)?),
+            "dst" => w.dst = Some(parse_nid(v)?),
+            "local_nid" => w.local_nid = Some(parse_nid(v)?),
+            "portal_mask" => w.ptl_mask = parse_num(k, v)?,
+            "msg_mask" => w.msg_mask = parse_num(k, v)?,
+            "rate" => w.rate = parse_num(k, v)?,
+            "interval" => w.interval = parse_num(k, v)?,
+            "health_mask" => w.health_mask = parse_num(k, v)?,
+            "random" => w.random = parse_bool(k, v)?,
+            "drop_all" => w.drop_all = parse_bool(k, v)?,
+            "latency" => w.latency = parse_num(k, v)?,
+            "all" => w.all = true,
+            _ => unreachable_word(k)?,
+        }
+    }
+    Ok(w)
+}
+
+fn unreachable_word(k: &str) -> Result<(), LndError> {
+    Err(einval(format!("unknown word {k:?}")))
+}
+
+fn src_dst(w: &Words, what: &str) -> Result<(Nid, Nid), LndError> {
+    match (w.src, w.dst) {
+        (Some(s), Some(d)) => Ok((s, d)),
+        _ => Err(einval(format!(
+            "Please provide both source and destination of {what} rule"
+        ))),
+    }
+}
+
+const ADD_DROP: &[&str] = &[
+    "src",
+    "dst",
+    "local_nid",
+    "portal_mask",
+    "msg_mask",
+    "rate",
+    "interval",
+    "health_mask",
+    "random",
+    "drop_all",
+];
+const ADD_DELAY: &[&str] = &[
+    "src",
+    "dst",
+    "local_nid",
+    "portal_mask",
+    "msg_mask",
+    "rate",
+    "interval",
+    "latency",
+];
+const DEL: &[&str] = &["src", "dst", "all"];
+
+impl Request {
+    /// Parses a control call.
+    pub fn parse(cmd: &str, arg: &str) -> Result<Request, LndError> {
+        let none = |r: Request| {
+            if arg.trim().is_empty() {
+                Ok(r)
+            } else {
+                Err(einval(format!("{cmd} takes no argument, got {arg:?}")))
+            }
+        };
+        match cmd {
+            "drop_add" => {
+                let w = words(arg, ADD_DROP)?;
+                let (src, dst) = src_dst(&w, "drop")?;
+                Ok(Request::AddDrop(DropSpec {
+                    m: Match {
+                        src,
+                        dst,
+                        local_nid: w.local_nid.unwrap_or(Nid::ANY),
+                        ptl_mask: w.ptl_mask,
+                        msg_mask: w.msg_mask,
+                    },
+                    rate: w.rate,
+                    interval: w.interval,
+                    health_mask: w.health_mask,
+                    random: w.random,
+                    drop_all: w.drop_all,
+                }))
+            }
+            "delay_add" => {
+                let w = words(arg, ADD_DELAY)?;
+                let (src, dst) = src_dst(&w, "delay")?;
+                Ok(Request::AddDelay(DelaySpec {
+                    m: Match {
+                        src,
+                        dst,
+                        local_nid: w.local_nid.unwrap_or(Nid::ANY),
+                        ptl_mask: w.ptl_mask,
+                        msg_mask: w.msg_mask,
+                    },
+                    rate: w.rate,
+                    interval: w.interval,
+                    latency: w.latency,
+                }))
+            }
+            "drop_del" | "delay_del" => {
+                let w = words(arg, DEL)?;
+                let (src, dst) = if w.all {
+                    if w.src.is_some() || w.dst.is_some() {
+                        return Err(einval("'-s' or '-d' cannot be combined with '-a'"));
+                    }
+                    (Nid::ANY, Nid::ANY)
+                } else {
+                    match (w.src, w.dst) {
+                        (Some(s), Some(d)) => (s, d),
+                        _ => {
+                            return Err(einval(
+                                "Failed, please provide source and destination of rule",
+                            ))
+                        }
+                    }
+                };
+                Ok(if cmd == "drop_del" {
+                    Request::DelDrop(src, dst)
+                } else {
+                    Request::DelDelay(src, dst)
+                })
+            }
+            "drop_show" => none(Request::ShowDrop),
+            "delay_show" => none(Request::ShowDelay),
+            "drop_reset" => none(Request::ResetDrop),
+            "delay_reset" => none(Request::ResetDelay),
+            "clear" => none(Request::Clear),
+            _ => Err(LndError::new(
+                errno::EOPNOTSUPP,
+                format!(
+                    "unknown fault control command {cmd:?} (expected drop_add, delay_add, \
+                     drop_del, delay_del, drop_show, delay_show, drop_reset, delay_reset, clear)"
+                ),
+            )),
+        }
+    }
+}
+
+/// The answer to a deletion that found nothing.
+pub fn no_rule() -> LndError {
+    LndError::new(errno::ENOENT, "No such file or directory")
+}
+
+/// Executes `req` on `rules` at `now`; held items of deleted delay rules go
+/// to `release`. Returns the text answer.
+pub fn execute<T>(
+    rules: &mut Rules<T>,
+    req: Request,
+    now: Duration,
+    release: impl FnMut(T),
+) -> Result<String, LndError> {
+    match req {
+        Request::AddDrop(spec) => rules.add_drop(spec, now).map(|()| String::new()),
+        Request::AddDelay(spec) => rules.add_delay(spec, now).map(|()| String::new()),
+        Request::DelDrop(s, d) => match rules.del_drop(s, d) {
+            0 => Err(no_rule()),
+            n => Ok(n.to_string()),
+        },
+        Request::DelDelay(s, d) => match rules.del_delay(s, d, release) {
+            0 => Err(no_rule()),
+            n => Ok(n.to_string()),
+        },
+        Request::ShowDrop => Ok(show_drop(rules)),
+        Request::ShowDelay => Ok(show_delay(rules)),
+        Request::ResetDrop => {
+            rules.reset_drop(now);
+            Ok(String::new())
+        }
+        Request::ResetDelay => {
+            rules.reset_delay(now);
+            Ok(String::new())
+        }
+        Request::Clear => {
+            rules.clear(release);
+            Ok(String::new())
+        }
+    }
+}
+
+fn common(out: &mut String, kind: &str, m: &Match) {
+    // NL-style YAML: a sequence of mappings indented by 6.
+    let _ = writeln!(out, "-     rule_type: {kind}");
+    let _ = writeln!(out, "      fa_src: {}", m.src);
+    let _ = writeln!(out, "      fa_dst: {}", m.dst);
+    let _ = writeln!(out, "      fa_ptl_mask: {}", m.ptl_mask);
+    let _ = writeln!(out, "      fa_msg_mask: {}", m.msg_mask);
+}
+
+fn stats(out: &mut String, s: &Stats) {
+    let _ = writeln!(out, "      fs_count: {}", s.count);
+    let _ = writeln!(out, "      fs_put: {}", s.put);
+    let _ = writeln!(out, "      fs_ack: {}", s.ack);
+    let _ = writeln!(out, "      fs_get: {}", s.get);
+    let _ = writeln!(out, "      fs_reply: {}", s.reply);
+}
+
+/// `lnetctl fault drop show`.
+pub fn show_drop<T>(rules: &Rules<T>) -> String {
+    let mut out = String::new();
+    if rules.drop_rules().is_empty() {
+        return out;
+    }
+    out.push_str("fault:\n");
+    for r in rules.drop_rules() {
+        common(&mut out, "drop", &r.spec.m);
+        let _ = writeln!(out, "      da_rate: {}", r.spec.rate);
+        let _ = writeln!(out, "      da_interval: {}", r.spec.interval);
+        let _ = writeln!(out, "      ds_dropped: {}", r.stats.fired);
+        stats(&mut out, &r.stats);
+    }
+    out
+}
+
+/// `lnetctl fault delay show`.
+pub fn show_delay<T>(rules: &Rules<T>) -> String {
+    let mut out = String::new();
+    if rules.delay_rules().is_empty() {
+        return out;
+    }
+    out.push_str("fault:\n");
+    for r in rules.delay_rules() {
+        common(&mut out, "delay", &r.spec.m);
+        let _ = writeln!(out, "      la_rate: {}", r.spec.rate);
+        let _ = writeln!(out, "      la_interval: {}", r.spec.interval);
+        let _ = writeln!(out, "      la_latency: {}", r.spec.latency);
+        let _ = writeln!(out, "      ls_delayed: {}", r.stats.fired);
+        stats(&mut out, &r.stats);
+    }
+    out
+}

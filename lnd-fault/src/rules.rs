@@ -374,7 +374,11 @@ impl<T> DelayRule<T> {
 /// 1..=10; with [`HSTATUS_RANDOM`] that one; if its bit is in the mask that
 /// one; else the set bit closest to it (the higher one on a tie).
 pub fn choose_health(mask: u32, rng: &mut Rng) -> HealthStatus {
-    let choice = 1 + rng.below(10) as u32;
+    health_for(mask, 1 + rng.below(10) as u32)
+}
+
+/// The status [`choose_health`] picks for the draw `choice` (1..=10).
+pub fn health_for(mask: u32, choice: u32) -> HealthStatus {
     if mask == HSTATUS_RANDOM || mask & (1 << choice) != 0 {
         return HealthStatus(choice);
     }
@@ -660,4 +664,471 @@ impl<T> Rules<T> {
 
 fn del_matches(given: Nid, rule: Nid) -> bool {
     given.is_any() || given == rule
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lnd_api::hdr::BODY_SIZE;
+    use lnd_api::NetId;
+
+    const TCP: NetId = NetId::new(lnd_api::lnd_type::SOCKLND, 0);
+    const TCP1: NetId = NetId::new(lnd_api::lnd_type::SOCKLND, 1);
+
+    fn nid(a: u32) -> Nid {
+        Nid::new4(TCP, a)
+    }
+
+    fn msg(t: MsgType, src: Nid, dst: Nid, portal: u32) -> MsgInfo {
+        MsgInfo {
+            src,
+            dst,
+            msg_type: t.0,
+            portal: if matches!(t, MsgType::PUT | MsgType::GET) {
+                portal
+            } else {
+                u32::MAX
+            },
+        }
+    }
+
+    fn put() -> MsgInfo {
+        msg(MsgType::PUT, nid(1), nid(2), 4)
+    }
+
+    fn drop_spec(rate: u32, interval: u32) -> DropSpec {
+        DropSpec {
+            m: Match::ANY,
+            rate,
+            interval,
+            health_mask: 0,
+            random: false,
+            drop_all: false,
+        }
+    }
+
+    fn delay_spec(rate: u32, latency: u32) -> DelaySpec {
+        DelaySpec {
+            m: Match::ANY,
+            rate,
+            interval: 0,
+            latency,
+        }
+    }
+
+    const T0: Duration = Duration::from_secs(1000);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn nid_wildcards() {
+        let any_tcp = Nid::new4(TCP, u32::MAX);
+        assert!(nid_matches(nid(5), nid(5)));
+        assert!(!nid_matches(nid(5), nid(6)));
+        assert!(nid_matches(Nid::ANY, nid(6)));
+        assert!(nid_matches(any_tcp, nid(6)));
+        assert!(!nid_matches(any_tcp, Nid::new4(TCP1, 6)));
+        assert!(is_net_wildcard(any_tcp));
+        assert!(!is_net_wildcard(Nid::ANY));
+        assert!(is_net_wildcard(Nid::new16(TCP, [0xFF; 16])));
+    }
+
+    #[test]
+    fn header_fields_give_the_portal_of_puts_and_gets_only() {
+        let body: [u8; BODY_SIZE] = lnd_api::hdr::PutBody {
+            ack_wmd: lnd_api::WireHandle::NONE,
+            match_bits: 0,
+            hdr_data: 0,
+            ptl_index: 9,
+            offset: 0,
+        }
+        .to_body();
+        let mut hdr = Hdr {
+            dest_nid: nid(2),
+            src_nid: nid(1),
+            dest_pid: 0,
+            src_pid: 0,
+            msg_type: MsgType::PUT,
+            payload_length: 0,
+            body,
+        };
+        let m = MsgInfo::of(&hdr);
+        assert_eq!((m.src, m.dst, m.msg_type, m.portal), (nid(1), nid(2), 1, 9));
+        hdr.msg_type = MsgType::ACK;
+        assert_eq!(MsgInfo::of(&hdr).portal, u32::MAX);
+    }
+
+    #[test]
+    fn matching_by_source_destination_type_portal_and_local_nid() {
+        let mut r: Rules<()> = Rules::new(1);
+        let mut s = drop_spec(1, 0);
+        s.m.src = nid(1);
+        s.m.dst = Nid::new4(TCP, u32::MAX);
+        s.m.msg_mask = msg_bit::PUT | msg_bit::ACK;
+        s.m.local_nid = nid(2);
+        r.add_drop(s, T0).expect("add");
+        assert!(r.drop_on_receive(&put(), nid(2), T0));
+        // Another local NI, source, destination net or type: no match.
+        assert!(!r.drop_on_receive(&put(), nid(3), T0));
+        assert!(!r.drop_on_receive(&msg(MsgType::PUT, nid(9), nid(2), 4), nid(2), T0));
+        let other_net = Nid::new4(TCP1, 2);
+        assert!(!r.drop_on_receive(&msg(MsgType::PUT, nid(1), other_net, 4), nid(2), T0));
+        assert!(!r.drop_on_receive(&msg(MsgType::GET, nid(1), nid(2), 4), nid(2), T0));
+        assert!(r.drop_on_receive(&msg(MsgType::ACK, nid(1), nid(2), 0), nid(2), T0));
+        assert_eq!(r.drop_rules()[0].stats.count, 2);
+
+        // A portal mask keeps PUT and GET only, and filters on the portal.
+        let mut r: Rules<()> = Rules::new(1);
+        let mut s = drop_spec(1, 0);
+        s.m.ptl_mask = 1 << 4 | 1 << 63;
+        r.add_drop(s, T0).expect("add");
+        assert_eq!(
+            r.drop_rules()[0].spec.m.msg_mask,
+            msg_bit::PUT | msg_bit::GET
+        );
+        assert!(r.drop_on_receive(&put(), nid(2), T0));
+        assert!(r.drop_on_receive(&msg(MsgType::GET, nid(1), nid(2), 63), nid(2), T0));
+        assert!(!r.drop_on_receive(&msg(MsgType::GET, nid(1), nid(2), 5), nid(2), T0));
+        assert!(!r.drop_on_receive(&msg(MsgType::REPLY, nid(1), nid(2), 0), nid(2), T0));
+        assert!(!r.drop_on_receive(&msg(MsgType::ACK, nid(1), nid(2), 0), nid(2), T0));
+    }
+
+    #[test]
+    fn invalid_rules_are_refused_and_change_nothing() {
+        let mut r: Rules<()> = Rules::new(1);
+        let e = r.add_drop(drop_spec(1, 1), T0).expect_err("both");
+        assert_eq!(e.errno, errno::EINVAL);
+        assert!(e.message.contains("either drop rate or interval"), "{e}");
+        r.add_drop(drop_spec(0, 0), T0).expect_err("neither");
+        let mut s = drop_spec(3, 0);
+        s.random = true;
+        let e = r.add_drop(s, T0).expect_err("random with rate");
+        assert_eq!(
+            e.message.as_str(),
+            "please provide an interval to randomize"
+        );
+        let mut s = drop_spec(3, 0);
+        s.m.ptl_mask = 1;
+        s.m.msg_mask = msg_bit::ACK | msg_bit::REPLY;
+        r.add_drop(s, T0).expect_err("portal with ACK only");
+        let e = r.add_delay(delay_spec(1, 0), T0).expect_err("latency 0");
+        assert_eq!(e.message.as_str(), "latency cannot be zero");
+        let e = r.add_delay(delay_spec(0, 3), T0).expect_err("no rate");
+        assert!(e.message.contains("either delay rate"), "{e}");
+        assert!(r.is_empty());
+    }
+
+    /// Rate R: exactly one firing in each window of R matching messages.
+    #[test]
+    fn rate_fires_once_per_window_of_r() {
+        for rate in [1u32, 2, 3, 7, 10, 64] {
+            for seed in 0..20 {
+                let mut r: Rules<()> = Rules::new(seed);
+                r.add_drop(drop_spec(rate, 0), T0).expect("add");
+                let windows = 50u64;
+                let mut fired_in = vec![0u32; windows as usize];
+                for i in 0..windows * u64::from(rate) {
+                    if r.drop_on_receive(&put(), nid(2), T0) {
+                        fired_in[(i / u64::from(rate)) as usize] += 1;
+                    }
+                }
+                assert!(
+                    fired_in.iter().all(|&n| n == 1),
+                    "rate {rate}: {fired_in:?}"
+                );
+                let st = r.drop_rules()[0].stats;
+                assert_eq!(st.count, windows * u64::from(rate));
+                assert_eq!((st.fired, st.put), (windows, windows));
+            }
+        }
+    }
+
+    #[test]
+    fn rate_2_drops_the_first_message_and_positions_are_spread() {
+        for seed in 0..10 {
+            let mut r: Rules<()> = Rules::new(seed);
+            r.add_drop(drop_spec(2, 0), T0).expect("add");
+            assert!(r.drop_on_receive(&put(), nid(2), T0));
+        }
+        // With R = 8 every position in a window is used over many windows.
+        let mut r: Rules<()> = Rules::new(7);
+        r.add_drop(drop_spec(8, 0), T0).expect("add");
+        let mut pos = [0u32; 8];
+        for i in 0..8 * 400 {
+            if r.drop_on_receive(&put(), nid(2), T0) {
+                pos[i % 8] += 1;
+            }
+        }
+        assert!(pos.iter().all(|&n| n > 20), "{pos:?}");
+    }
+
+    /// Interval I: one firing per I-second window under steady traffic.
+    #[test]
+    fn interval_fires_once_per_window() {
+        for interval in [1u32, 2, 5, 10] {
+            for seed in 0..10 {
+                let mut r: Rules<()> = Rules::new(seed);
+                r.add_drop(drop_spec(0, interval), T0).expect("add");
+                let secs_total = 100u64;
+                let mut fired_in = vec![0u32; (secs_total / u64::from(interval)) as usize];
+                // A message every 100 ms, in the middle of each slot.
+                for k in 0..secs_total * 10 {
+                    let now = T0 + ms(k * 100 + 50);
+                    if r.drop_on_receive(&put(), nid(2), now) {
+                        fired_in[(k / 10 / u64::from(interval)) as usize] += 1;
+                    }
+                }
+                assert!(
+                    fired_in.iter().all(|&n| n == 1),
+                    "interval {interval}: {fired_in:?}"
+                );
+                assert_eq!(r.drop_rules()[0].stats.count, secs_total * 10);
+            }
+        }
+    }
+
+    #[test]
+    fn interval_after_a_silence_fires_at_once_then_once_per_window() {
+        let mut r: Rules<()> = Rules::new(3);
+        r.add_drop(drop_spec(0, 4), T0).expect("add");
+        // Nothing for 60 s, then a message: the target is long past.
+        assert!(r.drop_on_receive(&put(), nid(2), T0 + Duration::from_secs(60)));
+        // The next target is within [60, 64) s; nothing more before 60 s.
+        let mut fired = 0;
+        for k in 1..40 {
+            if r.drop_on_receive(&put(), nid(2), T0 + Duration::from_secs(60) + ms(k * 100)) {
+                fired += 1;
+            }
+        }
+        assert!(fired <= 1, "{fired}");
+    }
+
+    #[test]
+    fn random_drops_about_half() {
+        let mut s = drop_spec(0, 10);
+        s.random = true;
+        let mut r: Rules<()> = Rules::new(11);
+        r.add_drop(s, T0).expect("add");
+        let n = 20_000;
+        let fired = (0..n)
+            .filter(|_| r.drop_on_receive(&put(), nid(2), T0))
+            .count();
+        assert!((9_000..11_000).contains(&fired), "{fired}");
+        assert_eq!(r.drop_rules()[0].stats.fired, fired as u64);
+        // Interval 1 with random: every message (random(0..0) >= 0).
+        let mut s = drop_spec(0, 1);
+        s.random = true;
+        let mut r: Rules<()> = Rules::new(11);
+        r.add_drop(s, T0).expect("add");
+        assert!((0..100).all(|_| r.drop_on_receive(&put(), nid(2), T0)));
+    }
+
+    #[test]
+    fn drop_all_drops_everything_that_matches() {
+        let mut s = drop_spec(1000, 0);
+        s.drop_all = true;
+        s.m.msg_mask = msg_bit::GET;
+        let mut r: Rules<()> = Rules::new(1);
+        r.add_drop(s, T0).expect("add");
+        for _ in 0..50 {
+            assert!(r.drop_on_receive(&msg(MsgType::GET, nid(1), nid(2), 0), nid(2), T0));
+            assert!(!r.drop_on_receive(&put(), nid(2), T0));
+        }
+        let st = r.drop_rules()[0].stats;
+        assert_eq!((st.get, st.fired, st.put), (50, 50, 0));
+    }
+
+    #[test]
+    fn health_rules_act_on_send_only_and_others_on_receive_only() {
+        let mut r: Rules<()> = Rules::new(1);
+        let mut s = drop_spec(1, 0);
+        s.health_mask = 1 << 5; // local_error
+        r.add_drop(s, T0).expect("add");
+        assert!(!r.drop_on_receive(&put(), nid(2), T0));
+        assert_eq!(r.fail_on_send(&put(), T0), Some(HealthStatus::LOCAL_ERROR));
+        let mut r: Rules<()> = Rules::new(1);
+        r.add_drop(drop_spec(1, 0), T0).expect("add");
+        assert_eq!(r.fail_on_send(&put(), T0), None);
+        assert_eq!(r.drop_rules()[0].stats.count, 0);
+        // On send the local NID is absent: a health rule with one never fires.
+        let mut r: Rules<()> = Rules::new(1);
+        let mut s = drop_spec(1, 0);
+        s.health_mask = 1 << 7;
+        s.m.local_nid = nid(2);
+        r.add_drop(s, T0).expect("add");
+        assert_eq!(r.fail_on_send(&put(), T0), None);
+    }
+
+    #[test]
+    fn every_health_status_can_be_injected() {
+        for &(name, bit) in HEALTH_ERRORS {
+            let mut r: Rules<()> = Rules::new(5);
+            let mut s = drop_spec(1, 0);
+            s.health_mask = bit;
+            r.add_drop(s, T0).expect("add");
+            let mut seen = [0u32; 11];
+            for _ in 0..2000 {
+                let h = r.fail_on_send(&put(), T0).expect("fires");
+                seen[h.0 as usize] += 1;
+            }
+            if name == "random" {
+                assert!(seen[1..].iter().all(|&n| n > 100), "{seen:?}");
+                assert_eq!(seen[0], 0);
+            } else {
+                let status = bit.trailing_zeros() as usize;
+                assert_eq!(seen[status], 2000, "{name}: {seen:?}");
+                assert_eq!(HealthStatus(status as u32).name(), name);
+            }
+        }
+    }
+
+    #[test]
+    fn health_choice_rounds_to_the_closest_selected_status() {
+        let mask = 1 << 1 | 1 << 10;
+        assert_eq!(health_for(mask, 1), HealthStatus(1));
+        assert_eq!(health_for(mask, 5), HealthStatus(1));
+        assert_eq!(health_for(mask, 6), HealthStatus(10));
+        assert_eq!(health_for(mask, 9), HealthStatus(10));
+        // A tie goes to the higher status.
+        let mask = 1 << 2 | 1 << 4;
+        assert_eq!(health_for(mask, 3), HealthStatus(4));
+        assert_eq!(health_for(HSTATUS_RANDOM, 7), HealthStatus(7));
+        // A mask of two statuses yields both over many draws, nothing else.
+        let mut rng = Rng::new(9);
+        let mut seen = [0u32; 11];
+        for _ in 0..1000 {
+            seen[choose_health(1 << 3 | 1 << 8, &mut rng).0 as usize] += 1;
+        }
+        assert_eq!(seen[3] + seen[8], 1000);
+        assert!(seen[3] > 300 && seen[8] > 300, "{seen:?}");
+    }
+
+    #[test]
+    fn newest_rule_first_and_the_first_that_fires_wins() {
+        let mut r: Rules<()> = Rules::new(1);
+        let mut old = drop_spec(1, 0);
+        old.drop_all = true;
+        r.add_drop(old, T0).expect("add");
+        let mut new = drop_spec(1, 0);
+        new.drop_all = true;
+        new.m.src = nid(1);
+        r.add_drop(new, T0).expect("add");
+        assert!(r.drop_on_receive(&put(), nid(2), T0));
+        assert!(r.drop_on_receive(&msg(MsgType::PUT, nid(8), nid(2), 0), nid(2), T0));
+        assert_eq!(r.drop_rules()[0].spec.m.src, nid(1));
+        assert_eq!(r.drop_rules()[0].stats.fired, 1);
+        assert_eq!(r.drop_rules()[1].stats.fired, 1);
+    }
+
+    #[test]
+    fn reset_zeroes_statistics_and_rearms() {
+        let mut r: Rules<()> = Rules::new(1);
+        r.add_drop(drop_spec(2, 0), T0).expect("add");
+        r.add_delay(delay_spec(1, 5), T0).expect("add");
+        for _ in 0..5 {
+            r.drop_on_receive(&put(), nid(2), T0);
+            let _ = r.delay(&put(), T0, ());
+        }
+        assert_eq!(r.drop_rules()[0].stats.count, 5);
+        r.reset_drop(T0);
+        assert_eq!(r.drop_rules()[0].stats, Stats::default());
+        // Re-armed: with R = 2 the first message after reset fires again.
+        assert!(r.drop_on_receive(&put(), nid(2), T0));
+        assert_eq!(r.delay_rules()[0].stats.fired, 5);
+        r.reset_delay(T0);
+        assert_eq!(r.delay_rules()[0].stats, Stats::default());
+        assert_eq!(r.delay_rules()[0].held(), 5, "reset keeps what is held");
+    }
+
+    #[test]
+    fn delays_release_in_order_when_due() {
+        let mut r: Rules<u32> = Rules::new(1);
+        r.add_delay(delay_spec(1, 3), T0).expect("add");
+        for i in 0..10u32 {
+            assert_eq!(r.delay(&put(), T0 + ms(u64::from(i) * 100), i), None);
+        }
+        assert_eq!(r.next_due(), Some(T0 + Duration::from_secs(3)));
+        let mut out = Vec::new();
+        r.release_due(T0 + ms(2999), |i| out.push(i));
+        assert!(out.is_empty());
+        r.release_due(T0 + ms(3450), |i| out.push(i));
+        assert_eq!(out, vec![0, 1, 2, 3, 4]);
+        r.release_due(T0 + ms(10_000), |i| out.push(i));
+        assert_eq!(out, (0..10).collect::<Vec<_>>());
+        assert_eq!(r.next_due(), None);
+        let st = r.delay_rules()[0].stats;
+        assert_eq!((st.fired, st.put, st.count), (10, 10, 10));
+    }
+
+    #[test]
+    fn delay_rate_selects_one_in_r_and_others_pass() {
+        let mut r: Rules<u32> = Rules::new(4);
+        r.add_delay(delay_spec(4, 1), T0).expect("add");
+        let held = (0..400u32)
+            .filter(|&i| r.delay(&put(), T0, i).is_none())
+            .count();
+        assert_eq!(held, 100);
+    }
+
+    #[test]
+    fn deleting_a_delay_rule_releases_at_once_and_del_matches_exactly_or_any() {
+        let mut r: Rules<u32> = Rules::new(1);
+        let mut a = delay_spec(1, 100);
+        a.m.src = nid(1);
+        a.m.dst = nid(2);
+        r.add_delay(a, T0).expect("add");
+        let mut b = delay_spec(1, 100);
+        b.m.src = nid(7);
+        r.add_delay(b, T0).expect("add");
+        for i in 0..3 {
+            assert_eq!(r.delay(&put(), T0, i), None);
+        }
+        let mut out = Vec::new();
+        // No rule with source 1 and destination 3.
+        assert_eq!(r.del_delay(nid(1), nid(3), |i| out.push(i)), 0);
+        assert_eq!(r.del_delay(nid(1), nid(2), |i| out.push(i)), 1);
+        assert_eq!(out, vec![0, 1, 2]);
+        assert_eq!(r.delay_rules().len(), 1);
+        assert_eq!(r.del_delay(Nid::ANY, Nid::ANY, |i| out.push(i)), 1);
+        assert!(r.is_empty());
+
+        r.add_drop(drop_spec(1, 0), T0).expect("add");
+        let mut s = drop_spec(1, 0);
+        s.m.src = nid(4);
+        r.add_drop(s, T0).expect("add");
+        assert_eq!(r.del_drop(nid(4), nid(4)), 0);
+        assert_eq!(r.del_drop(nid(4), Nid::ANY), 1);
+        assert_eq!(r.del_drop(Nid::ANY, Nid::ANY), 1);
+    }
+
+    #[test]
+    fn take_held_removes_only_the_chosen_items() {
+        let mut r: Rules<u32> = Rules::new(1);
+        r.add_delay(delay_spec(1, 5), T0).expect("add");
+        for i in 0..6 {
+            let _ = r.delay(&put(), T0, i);
+        }
+        let mut odd = Vec::new();
+        r.take_held(|i| i % 2 == 1, |i| odd.push(i));
+        assert_eq!(odd, vec![1, 3, 5]);
+        let mut rest = Vec::new();
+        r.clear(|i| rest.push(i));
+        assert_eq!(rest, vec![0, 2, 4]);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn same_seed_same_decisions() {
+        let run = |seed| {
+            let mut r: Rules<()> = Rules::new(seed);
+            r.add_drop(drop_spec(5, 0), T0).expect("add");
+            (0..200)
+                .map(|_| r.drop_on_receive(&put(), nid(2), T0))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(42), run(42));
+        assert_ne!(run(42), run(43));
+    }
 }

@@ -339,3 +339,167 @@ pub fn show_delay<T>(rules: &Rules<T>) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(rules: &mut Rules<u32>, cmd: &str, arg: &str) -> Result<String, LndError> {
+        let req = Request::parse(cmd, arg)?;
+        execute(rules, req, Duration::from_secs(5), |_| {})
+    }
+
+    #[test]
+    fn add_show_and_statistics_print_as_lnetctl_does() {
+        let mut r = Rules::new(1);
+        assert_eq!(run(&mut r, "drop_show", "").expect("show"), "");
+        run(
+            &mut r,
+            "drop_add",
+            "src=*@tcp dst=192.168.122.10@tcp rate=1 msg_mask=4",
+        )
+        .expect("add");
+        let get = crate::rules::MsgInfo {
+            src: "10.0.0.1@tcp".parse().expect("nid"),
+            dst: "192.168.122.10@tcp".parse().expect("nid"),
+            msg_type: 2,
+            portal: 0,
+        };
+        for _ in 0..3 {
+            assert!(r.drop_on_receive(&get, Nid::ANY, Duration::from_secs(6)));
+        }
+        assert_eq!(
+            run(&mut r, "drop_show", "").expect("show"),
+            "fault:
+-     rule_type: drop
+      fa_src: 255.255.255.255@tcp
+      fa_dst: 192.168.122.10@tcp
+      fa_ptl_mask: 0
+      fa_msg_mask: 4
+      da_rate: 1
+      da_interval: 0
+      ds_dropped: 3
+      fs_count: 3
+      fs_put: 0
+      fs_ack: 0
+      fs_get: 3
+      fs_reply: 0
+"
+        );
+        run(&mut r, "drop_reset", "").expect("reset");
+        assert!(run(&mut r, "drop_show", "")
+            .expect("show")
+            .contains("      ds_dropped: 0\n      fs_count: 0\n"));
+    }
+
+    #[test]
+    fn delay_rules_show_newest_first_with_their_keys() {
+        let mut r = Rules::new(1);
+        run(&mut r, "delay_add", "src=<?> dst=<?> rate=2 latency=5").expect("add");
+        run(
+            &mut r,
+            "delay_add",
+            "src=10.0.0.1@tcp dst=*@tcp1 interval=3 latency=1 portal_mask=0x10",
+        )
+        .expect("add");
+        assert_eq!(
+            run(&mut r, "delay_show", "").expect("show"),
+            "fault:
+-     rule_type: delay
+      fa_src: 10.0.0.1@tcp
+      fa_dst: 255.255.255.255@tcp1
+      fa_ptl_mask: 16
+      fa_msg_mask: 6
+      la_rate: 0
+      la_interval: 3
+      la_latency: 1
+      ls_delayed: 0
+      fs_count: 0
+      fs_put: 0
+      fs_ack: 0
+      fs_get: 0
+      fs_reply: 0
+-     rule_type: delay
+      fa_src: <?>
+      fa_dst: <?>
+      fa_ptl_mask: 0
+      fa_msg_mask: 15
+      la_rate: 2
+      la_interval: 0
+      la_latency: 5
+      ls_delayed: 0
+      fs_count: 0
+      fs_put: 0
+      fs_ack: 0
+      fs_get: 0
+      fs_reply: 0
+"
+        );
+        assert_eq!(run(&mut r, "drop_show", "").expect("show"), "");
+    }
+
+    #[test]
+    fn del_and_its_errors() {
+        let mut r = Rules::new(1);
+        run(
+            &mut r,
+            "drop_add",
+            "src=10.0.0.1@tcp dst=10.0.0.2@tcp rate=5",
+        )
+        .expect("add");
+        run(
+            &mut r,
+            "drop_add",
+            "src=10.0.0.3@tcp dst=10.0.0.2@tcp interval=5",
+        )
+        .expect("add");
+        let e = run(&mut r, "drop_del", "src=10.0.0.9@tcp dst=10.0.0.2@tcp").expect_err("none");
+        assert_eq!(
+            (e.errno, e.message.as_str()),
+            (errno::ENOENT, "No such file or directory")
+        );
+        assert_eq!(
+            run(&mut r, "drop_del", "src=10.0.0.1@tcp dst=10.0.0.2@tcp").expect("del"),
+            "1"
+        );
+        let e = run(&mut r, "drop_del", "all src=10.0.0.1@tcp").expect_err("both");
+        assert_eq!(
+            e.message.as_str(),
+            "'-s' or '-d' cannot be combined with '-a'"
+        );
+        let e = run(&mut r, "drop_del", "src=10.0.0.1@tcp").expect_err("half");
+        assert_eq!(
+            e.message.as_str(),
+            "Failed, please provide source and destination of rule"
+        );
+        assert_eq!(run(&mut r, "drop_del", "all").expect("del"), "1");
+        assert!(r.is_empty());
+        run(&mut r, "delay_add", "src=<?> dst=<?> rate=1 latency=1").expect("add");
+        run(&mut r, "drop_add", "src=<?> dst=<?> rate=1").expect("add");
+        run(&mut r, "clear", "").expect("clear");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong() {
+        let mut r: Rules<u32> = Rules::new(1);
+        let e = run(&mut r, "drop_add", "src=1.2.3.4@bogus dst=<?> rate=1").expect_err("nid");
+        assert_eq!(e.errno, errno::EINVAL);
+        assert!(e.message.starts_with("Invalid NID: 1.2.3.4@bogus"), "{e}");
+        let e = run(&mut r, "drop_add", "dst=<?> rate=1").expect_err("src");
+        assert_eq!(
+            e.message.as_str(),
+            "Please provide both source and destination of drop rule"
+        );
+        let e = run(&mut r, "delay_add", "src=<?> dst=<?> rate=1 health_mask=4")
+            .expect_err("health on delay");
+        assert!(e.message.contains("unknown word"), "{e}");
+        let e = run(&mut r, "drop_add", "src=<?> dst=<?> rate=x").expect_err("rate");
+        assert_eq!(e.message.as_str(), "rate=x: not a number");
+        let e = run(&mut r, "drop_show", "x").expect_err("arg");
+        assert_eq!(e.errno, errno::EINVAL);
+        let e = run(&mut r, "frobnicate", "").expect_err("cmd");
+        assert_eq!(e.errno, errno::EOPNOTSUPP);
+        assert!(r.is_empty());
+    }
+}

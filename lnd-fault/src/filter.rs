@@ -18,7 +18,8 @@
 //!   down finalizes its held sends with `-ECANCELED` and discards its held
 //!   receives.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,17 @@ struct Core {
     timer: bool,
     timer_started: AtomicBool,
     next_ni: AtomicU64,
+}
+
+/// Held headers being handed to the engine now, on any thread: while it is
+/// not zero, `recv` calls check [`RELEASING`].
+static RELEASING_ANY: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// The held header this thread is handing to the engine (NI id, rx):
+    /// the engine's `recv` for it, made inside `parse`, comes after the
+    /// LND's own `parse` returned, so it is marked `delayed`.
+    static RELEASING: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
 }
 
 /// A message a delay rule holds.
@@ -104,7 +116,12 @@ impl Held {
                 rx,
                 rdma,
             } => {
-                if let Err(e) = ni.engine.parse(hdr, from, rx, rdma) {
+                RELEASING_ANY.fetch_add(1, Ordering::AcqRel);
+                let outer = RELEASING.with(|r| r.replace(Some((ni.id, rx.0))));
+                let parsed = ni.engine.parse(hdr, from, rx, rdma);
+                RELEASING.with(|r| r.set(outer));
+                RELEASING_ANY.fetch_sub(1, Ordering::AcqRel);
+                if let Err(e) = parsed {
                     // The LND was told the header was taken: it waits for a
                     // `recv` that will now never come from the engine.
                     ni.engine.log(
@@ -331,6 +348,17 @@ impl FilterNi for Wrap {
 }
 
 impl Wrap {
+    /// A `recv` for a header this filter held comes after the LND's `parse`
+    /// returned: mark it `delayed`, as the contract says.
+    fn mark_delayed(&self, mut rx: RxAction) -> RxAction {
+        if RELEASING_ANY.load(Ordering::Acquire) != 0
+            && RELEASING.with(Cell::get) == Some((self.st.id, rx.rx.0))
+        {
+            rx.delayed = true;
+        }
+        rx
+    }
+
     fn inner(&self) -> Result<&LndNiHandle, LndError> {
         self.st
             .inner
@@ -380,10 +408,12 @@ impl LndNi for Wrap {
     }
 
     fn recv(&self, rx: RxAction) -> Result<(), LndError> {
+        let rx = self.mark_delayed(rx);
         self.inner()?.recv(rx)
     }
 
     fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> Result<(), LndError> {
+        let rx = self.mark_delayed(rx);
         self.inner()?.recv_span(rx, payload)
     }
 

@@ -17,6 +17,7 @@ pub mod args;
 mod client;
 pub mod daemon;
 pub mod errno;
+pub mod fault;
 pub mod lst;
 pub mod nidlist;
 pub mod proto;

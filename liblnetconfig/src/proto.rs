@@ -86,6 +86,8 @@ pub enum Op {
     StatsShow,
     /// A selftest console command (`lst`).
     Lst(crate::lst::LstRequest),
+    /// `fault drop|delay add|del|show|reset`, for the fault plugin.
+    Fault(crate::fault::FaultRequest),
 }
 
 /// A `net add` request, validated by the client.
@@ -185,6 +187,8 @@ pub enum ReplyBody {
     Stats(StatsInfo),
     /// The result of a selftest console command.
     Lst(crate::lst::LstReply),
+    /// The fault plugin's answer (`fault … show` prints it as is).
+    Fault(String),
 }
 
 /// Who answers on the socket.

@@ -513,6 +513,61 @@ pub fn parse(
     })
 }
 
+impl crate::Client {
+    /// `fault …`: the fault plugin's answer (`show` text; empty otherwise).
+    pub fn fault(&mut self, req: FaultRequest) -> Result<String, crate::Error> {
+        match self.call(crate::proto::Op::Fault(req))? {
+            crate::proto::ReplyBody::Fault(text) => Ok(text),
+            crate::proto::ReplyBody::Done => Ok(String::new()),
+            _ => Err(crate::Error::UnexpectedReply {
+                socket: self.socket().to_path_buf(),
+                op: "fault",
+            }),
+        }
+    }
+}
+
+/// The help of `fault <kind> <sub>` (lnetctl.md §1.4: the `--option:`
+/// tokens are contractual).
+pub fn help(kind: FaultKind, sub: &str) -> String {
+    let k = kind.name();
+    match (kind, sub) {
+        (FaultKind::Drop, "add") => "fault drop add: add LNet drop rule\n\
+             \t--source nid: source NID of the message (NID, *@net or *)\n\
+             \t--dest nid: destination NID of the message (NID, *@net or *)\n\
+             \t--rate r: drop 1 of every r matching messages\n\
+             \t--interval i: drop one matching message every i seconds\n\
+             \t--portal p: only messages to portal p (repeatable)\n\
+             \t--message m: only messages of type m: put, ack, get, reply (repeatable)\n\
+             \t--health_error: fail the send with this health status instead of dropping: \
+             local_interrupt, local_dropped, local_aborted, local_no_route, local_error, \
+             local_timeout, remote_error, remote_dropped, remote_timeout, network_timeout, \
+             random (repeatable)\n\
+             \t--random: with --interval, drop each matching message with probability 1/2\n\
+             \t--local_nid: only messages received on this NI\n\
+             \t--drop_all: drop every matching message\n"
+            .to_string(),
+        (FaultKind::Delay, "add") => "fault delay add: add LNet delay rule\n\
+             \t--source nid: source NID of the message (NID, *@net or *)\n\
+             \t--dest nid: destination NID of the message (NID, *@net or *)\n\
+             \t--rate r: delay 1 of every r matching messages\n\
+             \t--interval i: delay one matching message every i seconds\n\
+             \t--portal p: only messages to portal p (repeatable)\n\
+             \t--message m: only messages of type m: put, ack, get, reply (repeatable)\n\
+             \t--latency: seconds to hold a delayed message\n"
+            .to_string(),
+        (_, "del") => format!(
+            "fault {k} del: remove LNet {k} rules\n\
+             \t--all: all {k} rules\n\
+             \t--source nid: rules with this source NID\n\
+             \t--dest nid: rules with this destination NID\n"
+        ),
+        (_, "show") => format!("fault {k} show: show LNet {k} rules\n"),
+        (_, "reset") => format!("fault {k} reset: reset the counters of LNet {k} rules\n"),
+        _ => format!("fault {k}: add, del, show or reset LNet {k} rules\n"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,6 +61,9 @@ enum Cmd {
     /// stats show.
     #[command(subcommand, infer_long_args = true)]
     Stats(StatsCmd),
+    /// fault drop|delay add|del|show|reset (words parsed as upstream does).
+    #[command(disable_help_flag = true)]
+    Fault(cmd::fault::FaultWords),
 }
 
 /// Upstream quirk (lnetctl.md §1.2 point 6): `--verbose=N` means level 1.
@@ -255,6 +258,7 @@ fn run(args: Vec<OsString>) -> i32 {
         Cmd::Plugin(c) => cmd::plugin::run(c, socket),
         Cmd::Ping(a) => cmd::ping::run(a, socket),
         Cmd::Stats(c) => cmd::stats::run(c, socket),
+        Cmd::Fault(a) => cmd::fault::run(a, socket),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per object, each a clap `Args`/`Subcommand` plus `run()`:
 //! build the request with liblnetconfig, send it, print the reply.
 
+pub(crate) mod fault;
 pub(crate) mod lnet;
 pub(crate) mod net;
 pub(crate) mod ping;

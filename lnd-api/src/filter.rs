@@ -240,6 +240,27 @@ impl FilterHandle {
         })
     }
 
+    /// Stacks the filter on an NI that is already running (the filter was
+    /// loaded after the NI came up): `engine` is the engine's callbacks for
+    /// it (an object that does not forward back here), `inner` the NI's LND
+    /// object. Returns the callbacks the host must route the LND's calls to
+    /// from now on, and the NI object the engine must use from now on. The
+    /// host still owns `inner`: the filter cannot shut it down, so the host
+    /// shuts the returned NI down first, then `inner`.
+    pub fn wrap_running(
+        &self,
+        net: NetId,
+        nid: Nid,
+        engine: HostHandle,
+        inner: LndNiHandle,
+    ) -> Result<(HostHandle, LndNiHandle), LndError> {
+        let session = self.0.attach(net, unwrap_host(engine)).into_result()?;
+        let inner_host = HostHandle(Arc::new(session.inner_host()));
+        let unowned = LndNiHandle::new(Unowned(inner));
+        let ni = session.bind(nid, ni_span_ffi(unowned)).into_result()?;
+        Ok((inner_host, LndNiHandle(Arc::new(NiObj::Span(ni)))))
+    }
+
     /// See [`NiFilter::ctl`].
     pub fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
         self.0
@@ -247,6 +268,45 @@ impl FilterHandle {
             .into_result()
             .map(String::from)
     }
+}
+
+/// An NI the host still owns, lent to a filter: everything but `shutdown`.
+struct Unowned(LndNiHandle);
+
+impl crate::lnd::LndNi for Unowned {
+    fn send(&self, tx: crate::types::TxMsg) -> Result<(), LndError> {
+        self.0.send(tx)
+    }
+    fn recv(&self, rx: crate::types::RxAction) -> Result<(), LndError> {
+        self.0.recv(rx)
+    }
+    fn send_span(
+        &self,
+        tx: crate::types::TxMsg,
+        payload: crate::mem::PayloadSpan,
+    ) -> Result<(), LndError> {
+        self.0.send_span(tx, payload)
+    }
+    fn recv_span(
+        &self,
+        rx: crate::types::RxAction,
+        payload: crate::mem::PayloadSpan,
+    ) -> Result<(), LndError> {
+        self.0.recv_span(rx, payload)
+    }
+    fn eager_recv(&self, rx: crate::types::RxToken) -> Result<(), LndError> {
+        self.0.eager_recv(rx)
+    }
+    fn notify_peer_down(&self, peer: Nid) {
+        self.0.notify_peer_down(peer)
+    }
+    fn query(&self, peer: Nid) -> crate::types::PeerAliveness {
+        self.0.query(peer)
+    }
+    fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
+        self.0.ctl(cmd, arg)
+    }
+    fn shutdown(&self) {}
 }
 
 impl std::fmt::Debug for FilterHandle {

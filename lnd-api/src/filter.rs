@@ -647,6 +647,43 @@ mod tests {
         });
     }
 
+    #[test]
+    fn a_running_ni_is_wrapped_and_stays_the_hosts() {
+        let log = Arc::new(Log::default());
+        let lnd = LndHandle::new(Inner {
+            log: log.clone(),
+            host: Arc::new(Mutex::new(None)),
+        });
+        let engine = HostHandle::new(Engine(log.clone()));
+        let started = lnd.startup(cfg(), engine.clone()).expect("startup");
+        let filter = FilterHandle::new(OddFilter(log.clone()));
+        let (lnd_host, ni) = filter
+            .wrap_running(cfg().net, started.info.nid, engine, started.ni.clone())
+            .expect("wrapped");
+        log.take();
+        ni.send(tx(2)).expect("send");
+        ni.send(tx(3)).expect("send");
+        lnd_host
+            .parse(hdr(7), Nid::LO_0, RxToken(5), false)
+            .expect("parse");
+        lnd_host
+            .parse(hdr(1), Nid::LO_0, RxToken(6), false)
+            .expect("parse");
+        // The filter's shutdown does not reach the LND's NI: the host's.
+        ni.shutdown();
+        assert_eq!(
+            log.take(),
+            vec![
+                "lnd send 2 len 3".to_string(),
+                "engine finalize 3 -5 remote_dropped".into(),
+                "lnd recv 5 deliver false".into(),
+                "engine parse 6 len 1".into(),
+            ]
+        );
+        started.ni.shutdown();
+        assert_eq!(log.take(), vec!["lnd shutdown".to_string()]);
+    }
+
     struct FailingLnd;
 
     impl Lnd for FailingLnd {

@@ -43,24 +43,37 @@ pub enum Request {
     ResetDelay,
     /// Delete every rule.
     Clear,
+    /// The host's network type names (`net_types`: `vnd=240 …`).
+    NetTypes(Vec<(String, u8)>),
 }
 
 fn einval(msg: impl Into<String>) -> LndError {
     LndError::new(errno::EINVAL, msg)
 }
 
+/// Network type names beyond lnd-api's table (a vendor plugin's `vnd`),
+/// as the host tells them (`net_types`).
+pub type Names<'a> = &'a [(&'a str, u8)];
+
 /// Parses a rule NID: a NID, `*@net` / `255.255.255.255@net`, or ANY.
 pub fn parse_nid(s: &str) -> Result<Nid, LndError> {
+    parse_nid_with(s, &[])
+}
+
+/// [`parse_nid`] knowing the network types `names` too.
+pub fn parse_nid_with(s: &str, names: Names<'_>) -> Result<Nid, LndError> {
     if matches!(s, "*" | "<?>" | "any" | "ANY" | "LNET_NID_ANY") {
         return Ok(Nid::ANY);
     }
     if let Some(net) = s.strip_prefix("*@") {
-        let net: NetId = net
-            .parse()
-            .map_err(|e| einval(format!("Invalid NID: {s}: {e}")))?;
+        let net =
+            NetId::parse_with(net, names).map_err(|e| einval(format!("Invalid NID: {s}: {e}")))?;
         return Ok(Nid::new4(net, u32::MAX));
     }
-    s.parse::<Nid>()
+    // A NID of an unnamed type comes as `<address words>@<type:num>`,
+    // which only parses without the names.
+    Nid::parse_with(s, names)
+        .or_else(|e| Nid::parse_with(s, &[]).map_err(|_| e))
         .map_err(|e| einval(format!("Invalid NID: {s}: {e}")))
 }
 
@@ -97,7 +110,7 @@ struct Words {
     all: bool,
 }
 
-fn words(arg: &str, allowed: &[&str]) -> Result<Words, LndError> {
+fn words(arg: &str, allowed: &[&str], names: Names<'_>) -> Result<Words, LndError> {
     let mut w = Words::default();
     for word in arg.split_whitespace() {
         let (k, v) = word.split_once('=').unwrap_or((word, ""));
@@ -108,9 +121,9 @@ fn words(arg: &str, allowed: &[&str]) -> Result<Words, LndError> {
             )));
         }
         match k {
-            "src" => w.src = Some(parse_nid(v)?),
-            "dst" => w.dst = Some(parse_nid(v)?),
-            "local_nid" => w.local_nid = Some(parse_nid(v)?),
+            "src" => w.src = Some(parse_nid_with(v, names)?),
+            "dst" => w.dst = Some(parse_nid_with(v, names)?),
+            "local_nid" => w.local_nid = Some(parse_nid_with(v, names)?),
             "portal_mask" => w.ptl_mask = parse_num(k, v)?,
             "msg_mask" => w.msg_mask = parse_num(k, v)?,
             "rate" => w.rate = parse_num(k, v)?,
@@ -166,6 +179,11 @@ const DEL: &[&str] = &["src", "dst", "all"];
 impl Request {
     /// Parses a control call.
     pub fn parse(cmd: &str, arg: &str) -> Result<Request, LndError> {
+        Self::parse_with(cmd, arg, &[])
+    }
+
+    /// Parses a control call, knowing the network types `names` too.
+    pub fn parse_with(cmd: &str, arg: &str, names: Names<'_>) -> Result<Request, LndError> {
         let none = |r: Request| {
             if arg.trim().is_empty() {
                 Ok(r)
@@ -175,7 +193,7 @@ impl Request {
         };
         match cmd {
             "drop_add" => {
-                let w = words(arg, ADD_DROP)?;
+                let w = words(arg, ADD_DROP, names)?;
                 let (src, dst) = src_dst(&w, "drop")?;
                 Ok(Request::AddDrop(DropSpec {
                     m: Match {
@@ -193,7 +211,7 @@ impl Request {
                 }))
             }
             "delay_add" => {
-                let w = words(arg, ADD_DELAY)?;
+                let w = words(arg, ADD_DELAY, names)?;
                 let (src, dst) = src_dst(&w, "delay")?;
                 Ok(Request::AddDelay(DelaySpec {
                     m: Match {
@@ -209,7 +227,7 @@ impl Request {
                 }))
             }
             "drop_del" | "delay_del" => {
-                let w = words(arg, DEL)?;
+                let w = words(arg, DEL, names)?;
                 let (src, dst) = if w.all {
                     if w.src.is_some() || w.dst.is_some() {
                         return Err(einval("'-s' or '-d' cannot be combined with '-a'"));
@@ -236,6 +254,15 @@ impl Request {
             "drop_reset" => none(Request::ResetDrop),
             "delay_reset" => none(Request::ResetDelay),
             "clear" => none(Request::Clear),
+            "net_types" => arg
+                .split_whitespace()
+                .map(|w| {
+                    w.split_once('=')
+                        .and_then(|(n, t)| Some((n.to_string(), t.parse::<u8>().ok()?)))
+                        .ok_or_else(|| einval(format!("net_types: {w:?} is not NAME=TYPE")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Request::NetTypes),
             _ => Err(LndError::new(
                 errno::EOPNOTSUPP,
                 format!(
@@ -260,6 +287,17 @@ pub fn execute<T>(
     now: Duration,
     release: impl FnMut(T),
 ) -> Result<String, LndError> {
+    execute_with(rules, req, now, &[], release)
+}
+
+/// [`execute`], printing NIDs of the network types `names` by name.
+pub fn execute_with<T>(
+    rules: &mut Rules<T>,
+    req: Request,
+    now: Duration,
+    names: Names<'_>,
+    release: impl FnMut(T),
+) -> Result<String, LndError> {
     match req {
         Request::AddDrop(spec) => rules.add_drop(spec, now).map(|()| String::new()),
         Request::AddDelay(spec) => rules.add_delay(spec, now).map(|()| String::new()),
@@ -271,8 +309,10 @@ pub fn execute<T>(
             0 => Err(no_rule()),
             n => Ok(n.to_string()),
         },
-        Request::ShowDrop => Ok(show_drop(rules)),
-        Request::ShowDelay => Ok(show_delay(rules)),
+        Request::ShowDrop => Ok(show_drop_with(rules, names)),
+        Request::ShowDelay => Ok(show_delay_with(rules, names)),
+        // Kept by the caller (the filter), which knows where names live.
+        Request::NetTypes(_) => Ok(String::new()),
         Request::ResetDrop => {
             rules.reset_drop(now);
             Ok(String::new())
@@ -288,11 +328,11 @@ pub fn execute<T>(
     }
 }
 
-fn common(out: &mut String, kind: &str, m: &Match) {
+fn common(out: &mut String, kind: &str, m: &Match, names: Names<'_>) {
     // NL-style YAML: a sequence of mappings indented by 6.
     let _ = writeln!(out, "-     rule_type: {kind}");
-    let _ = writeln!(out, "      fa_src: {}", m.src);
-    let _ = writeln!(out, "      fa_dst: {}", m.dst);
+    let _ = writeln!(out, "      fa_src: {}", m.src.display_with(names));
+    let _ = writeln!(out, "      fa_dst: {}", m.dst.display_with(names));
     let _ = writeln!(out, "      fa_ptl_mask: {}", m.ptl_mask);
     let _ = writeln!(out, "      fa_msg_mask: {}", m.msg_mask);
 }
@@ -307,13 +347,18 @@ fn stats(out: &mut String, s: &Stats) {
 
 /// `lnetctl fault drop show`.
 pub fn show_drop<T>(rules: &Rules<T>) -> String {
+    show_drop_with(rules, &[])
+}
+
+/// [`show_drop`], printing NIDs of the network types `names` by name.
+pub fn show_drop_with<T>(rules: &Rules<T>, names: Names<'_>) -> String {
     let mut out = String::new();
     if rules.drop_rules().is_empty() {
         return out;
     }
     out.push_str("fault:\n");
     for r in rules.drop_rules() {
-        common(&mut out, "drop", &r.spec.m);
+        common(&mut out, "drop", &r.spec.m, names);
         let _ = writeln!(out, "      da_rate: {}", r.spec.rate);
         let _ = writeln!(out, "      da_interval: {}", r.spec.interval);
         let _ = writeln!(out, "      ds_dropped: {}", r.stats.fired);
@@ -324,13 +369,18 @@ pub fn show_drop<T>(rules: &Rules<T>) -> String {
 
 /// `lnetctl fault delay show`.
 pub fn show_delay<T>(rules: &Rules<T>) -> String {
+    show_delay_with(rules, &[])
+}
+
+/// [`show_delay`], printing NIDs of the network types `names` by name.
+pub fn show_delay_with<T>(rules: &Rules<T>, names: Names<'_>) -> String {
     let mut out = String::new();
     if rules.delay_rules().is_empty() {
         return out;
     }
     out.push_str("fault:\n");
     for r in rules.delay_rules() {
-        common(&mut out, "delay", &r.spec.m);
+        common(&mut out, "delay", &r.spec.m, names);
         let _ = writeln!(out, "      la_rate: {}", r.spec.rate);
         let _ = writeln!(out, "      la_interval: {}", r.spec.interval);
         let _ = writeln!(out, "      la_latency: {}", r.spec.latency);

@@ -30,7 +30,7 @@ use lnd_api::{
     PeerAliveness, RxAction, RxToken, TxMsg,
 };
 
-use crate::ctl::{execute, Request};
+use crate::ctl::{execute_with, Request};
 use crate::rules::{MsgInfo, Rules, Verdict};
 
 /// A clock: time since any fixed origin.
@@ -52,6 +52,8 @@ struct Core {
     timer: bool,
     timer_started: AtomicBool,
     next_ni: AtomicU64,
+    /// Network type names the host told (`net_types`), for NIDs in rules.
+    names: Mutex<Vec<(String, u8)>>,
 }
 
 /// Held headers being handed to the engine now, on any thread: while it is
@@ -215,6 +217,7 @@ impl FaultFilter {
                 timer,
                 timer_started: AtomicBool::new(false),
                 next_ni: AtomicU64::new(1),
+                names: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -231,13 +234,19 @@ impl FaultFilter {
 
     /// The control call: see [`crate::ctl`].
     pub fn control(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
-        let req = Request::parse(cmd, arg)?;
+        let names = lock(&self.core.names).clone();
+        let names: Vec<(&str, u8)> = names.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+        let req = Request::parse_with(cmd, arg, &names)?;
+        if let Request::NetTypes(types) = req {
+            *lock(&self.core.names) = types;
+            return Ok(String::new());
+        }
         let starts_delay = matches!(req, Request::AddDelay(_));
         let mut released = Vec::new();
         let answer = {
             let mut rules = lock(&self.core.rules);
             let now = (self.core.clock)();
-            let r = execute(&mut rules, req, now, |h| released.push(h));
+            let r = execute_with(&mut rules, req, now, &names, |h| released.push(h));
             self.core.active.store(!rules.is_empty(), Ordering::Release);
             r
         };

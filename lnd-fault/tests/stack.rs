@@ -429,3 +429,28 @@ fn the_plugin_so_offers_the_filter_and_releases_delays_on_its_own() {
     filter.ctl("delay_del", "all").expect("del");
     started.ni.shutdown();
 }
+
+#[test]
+fn network_types_named_by_the_host_parse_and_print_by_name() {
+    let f = FaultFilter::with_clock(1, Arc::new(Duration::default), false);
+    let e = f
+        .control("drop_add", "src=*@vnd dst=<?> rate=1")
+        .expect_err("vnd unknown yet");
+    assert_eq!(e.errno, errno::EINVAL);
+    f.control("net_types", "vnd=240").expect("names");
+    f.control("drop_add", "src=*@vnd dst=7@vnd1 rate=1")
+        .expect("add");
+    let show = f.control("drop_show", "").expect("show");
+    assert!(
+        show.contains("      fa_src: 4294967295@vnd\n      fa_dst: 7@vnd1\n"),
+        "{show}"
+    );
+    // As lnetctl writes a NID of a type it printed without its name.
+    f.control("drop_add", "src=ffffffff@<240:0> dst=<?> rate=1")
+        .expect("add");
+    assert!(f.control("drop_show", "").expect("show").starts_with(
+        "fault:\n-     rule_type: drop\n      fa_src: 4294967295@vnd\n      fa_dst: <?>\n"
+    ));
+    let e = f.control("net_types", "vnd").expect_err("malformed");
+    assert!(e.message.contains("NAME=TYPE"), "{e}");
+}

@@ -109,7 +109,7 @@ impl Ctl<'_> {
 
 const DROP_RULE: &str = "fault:
 -     rule_type: drop
-      fa_src: ffffffff@<240:0>
+      fa_src: 4294967295@vnd
       fa_dst: <?>
       fa_ptl_mask: 0
       fa_msg_mask: 4

@@ -124,6 +124,16 @@ impl Node {
         arg: &str,
     ) -> Result<String, NodeError> {
         let filter = self.fault_filter(plugin_path)?;
+        // The plugins' network type names, so that `*@vnd` parses and
+        // prints by name (plugins may have come since the last command).
+        let names: Vec<String> = self
+            .extra_net_types()
+            .iter()
+            .map(|(n, t)| format!("{n}={t}"))
+            .collect();
+        if let Err(e) = filter.ctl("net_types", &names.join(" ")) {
+            tracing::warn!("fault plugin: net_types: {e}");
+        }
         // Outside the node lock: deleting a delay rule releases held
         // messages into the engine and the LNDs.
         filter

@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod errno;
 pub mod global;
 pub mod import;
+pub mod fault;
 pub mod lst;
 pub mod nidlist;
 pub mod proto;

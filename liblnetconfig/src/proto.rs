@@ -86,6 +86,8 @@ pub enum Op {
     StatsShow,
     /// A selftest console command (`lst`).
     Lst(crate::lst::LstRequest),
+    /// `fault drop|delay add|del|show|reset`, for the fault plugin.
+    Fault(crate::fault::FaultRequest),
     // --- issue 16 (lnetctl complete): one line per request kind ---
     /// `global show` (also the `global:` part of `export`).
     GlobalShow,
@@ -306,6 +308,8 @@ pub enum ReplyBody {
     Stats(StatsInfo),
     /// The result of a selftest console command.
     Lst(crate::lst::LstReply),
+    /// The fault plugin's answer (`fault … show` prints it as is).
+    Fault(String),
     // --- issue 16 ---
     /// `global show`.
     Global(GlobalInfo),

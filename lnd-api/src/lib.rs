@@ -14,6 +14,8 @@
 //! * [`lnd`]: the contract: [`Lnd`] and [`LndNi`] (what a plugin implements),
 //!   [`Host`] (what LNet gives it), and their FFI-safe forms. Read its docs:
 //!   who owns a message, when it must be finished, from which threads calls come.
+//! * [`filter`]: stacking, since 1.1: the extension [`NI_FILTER`] through
+//!   which a filter plugin (lnd-fault) wraps the NIs of any other LND.
 //! * [`module`]: the root module a plugin exports ([`export_lnd_plugin!`]),
 //!   loading with version and layout checks ([`load_plugin`]), and named
 //!   layout-checked extensions ([`extension`]), the only way this ABI grows.
@@ -32,6 +34,7 @@
 
 pub use abi_stable;
 
+pub mod filter;
 pub mod hdr;
 pub mod lnd;
 pub mod mem;
@@ -40,6 +43,7 @@ pub mod nid;
 pub mod params;
 pub mod types;
 
+pub use filter::{FilterHandle, FilterNi, FilterNiHandle, NiFilter, NI_FILTER};
 pub use hdr::{Hdr, MsgType, WireHandle};
 pub use lnd::{
     Host, HostFfiArc, HostHandle, Lnd, LndFfiBox, LndHandle, LndNi, LndNiFfiArc, LndNiHandle,

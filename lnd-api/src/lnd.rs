@@ -281,14 +281,17 @@ pub struct NiStartedSpanFfi {
     pub ni: LndNiSpanFfiArc,
 }
 
-fn guard<R>(what: &str, f: impl FnOnce() -> Result<R, LndError>) -> RResult<R, LndError> {
+pub(crate) fn guard<R>(
+    what: &str,
+    f: impl FnOnce() -> Result<R, LndError>,
+) -> RResult<R, LndError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r.into(),
         Err(p) => RResult::RErr(LndError::panicked(what, &*p)),
     }
 }
 
-fn guard_unit(what: &str, f: impl FnOnce()) {
+pub(crate) fn guard_unit(what: &str, f: impl FnOnce()) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
         // Nowhere to return the error: report it on the host's log stream.
         let e = LndError::panicked(what, &*p);
@@ -367,7 +370,7 @@ fn ni_ffi(h: LndNiHandle) -> LndNiFfiArc {
 }
 
 /// The 1.1 object behind an NI handle.
-fn ni_span_ffi(h: LndNiHandle) -> LndNiSpanFfiArc {
+pub(crate) fn ni_span_ffi(h: LndNiHandle) -> LndNiSpanFfiArc {
     match Arc::try_unwrap(h.0) {
         Ok(NiObj::Span(ni)) => ni,
         Ok(other) => {
@@ -400,7 +403,7 @@ impl HostFfi for SharedHost {
     }
 }
 
-fn unwrap_host(h: HostHandle) -> HostFfiArc {
+pub(crate) fn unwrap_host(h: HostHandle) -> HostFfiArc {
     Arc::try_unwrap(h.0)
         .unwrap_or_else(|shared| HostFfi_TO::from_ptr(RArc::new(SharedHost(shared)), TD_Opaque))
 }

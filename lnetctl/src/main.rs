@@ -85,6 +85,9 @@ enum Cmd {
     /// udsp add|del|show.
     #[command(subcommand, infer_long_args = true)]
     Udsp(UdspCmd),
+    /// fault drop|delay add|del|show|reset (words parsed as upstream does).
+    #[command(disable_help_flag = true)]
+    Fault(cmd::fault::FaultWords),
 }
 
 /// Upstream quirk (lnetctl.md §1.2 point 6): `--verbose=N` means level 1.
@@ -442,6 +445,7 @@ fn run(args: Vec<OsString>) -> i32 {
         Cmd::Export(a) => cmd::export::run(a, socket),
         Cmd::Import(a) => cmd::import::run(a, socket),
         Cmd::Udsp(c) => cmd::udsp::run(c, socket),
+        Cmd::Fault(a) => cmd::fault::run(a, socket),
     }
 }
 

@@ -449,6 +449,8 @@ fn unconfigure(shared: &Shared) {
             .kept_tunables
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(node.global_tunables());
+        // Fault rules go with LNet; held messages are released first.
+        node.fault_clear();
         node.shutdown();
         tracing::info!("LNet unconfigured");
     }
@@ -633,6 +635,13 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
         },
         Op::Ping(req) => Reply::ok(ReplyBody::Ping(ping(node, req))),
         Op::Lst(req) => lst::handle(node, req),
+        Op::Fault(req) => {
+            let (cmd, arg) = req.plugin_call();
+            match node.fault_ctl(&shared.node_cfg.plugin_path, &cmd, &arg) {
+                Ok(text) => Reply::ok(ReplyBody::Fault(text)),
+                Err(e) => node_err(e),
+            }
+        }
         _ => Reply::err(EOPNOTSUPP, "request not supported by this lnetd"),
     }
 }

@@ -605,6 +605,19 @@ impl PluginHost {
         Ok((p.name.clone(), lnd))
     }
 
+    /// The filter (lnd-api's `lnd-api.ni-filter.v1`) of the first active
+    /// loaded plugin that offers one (lnd-fault).
+    pub fn filter(&self) -> Result<Option<lnd_api::FilterHandle>, HostError> {
+        for p in &self.plugins {
+            if let (PluginState::Active, Source::Loaded(l)) = (p.state, &p.source) {
+                if l.offers_filter() {
+                    return l.ni_filter().map_err(HostError::Lnd);
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Counts an NI started (`+1`) or stopped (`-1`) through a plugin.
     pub fn account_ni(&mut self, plugin: &str, started: bool) {
         if let Some(p) = self.plugins.iter_mut().find(|p| p.name == plugin) {

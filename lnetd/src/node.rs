@@ -37,6 +37,7 @@ use lnet_selftest::{ConsoleError, TxnId};
 
 mod app;
 pub(crate) mod config;
+mod fault;
 
 pub use app::{EqHandle, MatchSpec, Target};
 
@@ -236,6 +237,11 @@ struct NiRt {
     lnd: LndNiHandle,
     plugin: String,
     net_name: String,
+    /// Where the LND's callbacks go instead of the engine once a filter
+    /// plugin (lnd-fault) is stacked on the NI (see `node/fault.rs`).
+    stack: Arc<std::sync::OnceLock<HostHandle>>,
+    /// The LND's own NI object when `lnd` is a filter's: shut down after it.
+    inner: Option<LndNiHandle>,
 }
 
 /// Everything behind the node's lock.
@@ -264,6 +270,8 @@ struct State {
     results: bool,
     /// UDSP rules in index order (`udsp add|del|show`).
     udsp: Vec<liblnetconfig::proto::UdspRule>,
+    /// The loaded filter plugin (lnd-fault), stacked on every NI but lo.
+    filter: Option<Arc<lnd_api::FilterHandle>>,
 }
 
 struct Inner {
@@ -574,6 +582,8 @@ struct NiHost {
     node: Weak<Inner>,
     ni: Arc<std::sync::OnceLock<NiId>>,
     name: String,
+    /// Set when a filter is stacked on the NI: the LND's callbacks go there.
+    stack: Arc<std::sync::OnceLock<HostHandle>>,
 }
 
 impl NiHost {
@@ -584,6 +594,9 @@ impl NiHost {
 
 impl Host for NiHost {
     fn parse(&self, hdr: Hdr, from: Nid, rx: RxToken, rdma_req: bool) -> Result<(), LndError> {
+        if let Some(f) = self.stack.get() {
+            return f.parse(hdr, from, rx, rdma_req);
+        }
         let (node, ni) = self.ni().ok_or_else(|| {
             LndError::new(errno::ENETDOWN, format!("NI {} is not running", self.name))
         })?;
@@ -592,18 +605,27 @@ impl Host for NiHost {
     }
 
     fn finalize(&self, msg: MsgToken, status: Completion) {
+        if let Some(f) = self.stack.get() {
+            return f.finalize(msg, status);
+        }
         if let Some(node) = self.node.upgrade() {
             node.with(|st, now| st.lnet.handle_done(now, msg, status));
         }
     }
 
     fn notify(&self, peer: Nid, alive: bool) {
+        if let Some(f) = self.stack.get() {
+            return f.notify(peer, alive);
+        }
         if let Some((node, ni)) = self.ni() {
             node.with(|st, now| st.lnet.handle_notify(now, ni, peer, alive));
         }
     }
 
     fn link_state(&self, up: bool) {
+        if let Some(f) = self.stack.get() {
+            return f.link_state(up);
+        }
         if let Some((node, ni)) = self.ni() {
             node.with(|st, now| st.lnet.handle_link_state(now, ni, up));
         }
@@ -675,6 +697,7 @@ impl Node {
                 timer_sleep_until: None,
                 results: false,
                 udsp: Vec::new(),
+                filter: None,
             }),
             changed: Condvar::new(),
             timer_cv: Condvar::new(),
@@ -693,10 +716,12 @@ impl Node {
             let plugin = lnd.0.clone();
             let slot = Arc::new(std::sync::OnceLock::new());
             let _ = slot.set(NiId::LO);
+            let stack = Arc::new(std::sync::OnceLock::new());
             let host = HostHandle::new(NiHost {
                 node: Arc::downgrade(&node.inner),
                 ni: slot,
                 name: "0@lo".into(),
+                stack: Arc::clone(&stack),
             });
             let cfg = NiConfig {
                 net: NetId::LO,
@@ -715,6 +740,8 @@ impl Node {
                     lnd: started.ni,
                     plugin,
                     net_name: "lo".into(),
+                    stack,
+                    inner: None,
                 },
             );
         }
@@ -850,10 +877,12 @@ impl Node {
         }
         let net = Self::resolve_net(&st, &req.net)?;
         let slot = Arc::new(std::sync::OnceLock::new());
+        let stack = Arc::new(std::sync::OnceLock::new());
         let host = HostHandle::new(NiHost {
             node: Arc::downgrade(&self.inner),
             ni: Arc::clone(&slot),
             name: format!("{}({iface})", req.net),
+            stack: Arc::clone(&stack),
         });
         let cfg = NiConfig {
             net,
@@ -894,8 +923,12 @@ impl Node {
                         lnd: started.ni,
                         plugin,
                         net_name: req.net.clone(),
+                        stack,
+                        inner: None,
                     },
                 );
+                // A loaded filter plugin (lnd-fault) wraps NIs added later too.
+                fault::stack_new_ni(&mut st, &self.inner, id);
                 drop(st);
                 self.inner.wake_all();
                 Ok((id, started.info.nid))
@@ -928,6 +961,9 @@ impl Node {
         });
         if let Some(rt) = rt {
             rt.lnd.shutdown();
+            if let Some(inner) = rt.inner {
+                inner.shutdown();
+            }
         }
     }
 

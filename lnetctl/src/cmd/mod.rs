@@ -4,6 +4,7 @@
 pub(crate) mod export;
 pub(crate) mod global;
 pub(crate) mod import;
+pub(crate) mod fault;
 pub(crate) mod lnet;
 pub(crate) mod net;
 pub(crate) mod ping;

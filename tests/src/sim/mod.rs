@@ -78,6 +78,10 @@
 //!   two NIs ([`Fabric::cut_link`]) from a given time, ended at a given time
 //!   (`until`, or [`Fabric::heal`]); an interface going down and up with
 //!   [`Fabric::set_ni_link`]; `lnetctl net del` with [`Fabric::del_ni`].
+//! * Fault rules (`lnetctl fault drop|delay`): NIs marked [`NiSpec::fault`]
+//!   are stacked under their node's lnd-fault filter, as lnetd stacks it on
+//!   a plugin's NIs; [`Fabric::fault`] sets the node's rules (on the
+//!   virtual clock, from the seed; held messages are released by `step`).
 //! * Time: [`Fabric::settle`] runs until idle and fails if anything is left
 //!   hanging (a message in an engine, a send owned by an LND, a `recv` that
 //!   never came); [`Fabric::run_until`] / [`Fabric::run_for`] stop at a time,
@@ -114,8 +118,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use lnd_fault::FaultFilter;
 use lnet_core::lnd_api::{
-    lnd_type, HostHandle, IoBuf, LndHandle, NetId, NetTunables, NiConfig, Nid, Payload, Tunable,
+    lnd_type, FilterHandle, HostHandle, IoBuf, LndHandle, NetId, NetTunables, NiConfig, Nid,
+    Payload, Tunable,
 };
 use lnet_core::{
     AckReq, ApiError, Config, Duration, Event, GlobalTunables, InsPos, Instant, Lnet, MdEvent,
@@ -192,6 +198,8 @@ pub struct NiSpec {
     /// LND tunables: `timeout` (seconds), `sim_notify` (0 or 1, see
     /// [`NiSpec::notify_dead_peers`]).
     pub lnd_tunables: Vec<(String, String)>,
+    /// Stacked under the node's fault filter (see [`NiSpec::fault`]).
+    pub fault: bool,
 }
 
 impl NiSpec {
@@ -202,6 +210,7 @@ impl NiSpec {
             addr,
             tunables: NetTunables::UNSET,
             lnd_tunables: Vec::new(),
+            fault: false,
         }
     }
     /// An NI on `tcp`.
@@ -219,6 +228,16 @@ impl NiSpec {
     pub fn notify_dead_peers(mut self) -> Self {
         self.lnd_tunables
             .push(("sim_notify".to_string(), "1".to_string()));
+        self
+    }
+
+    /// Wraps this NI with the node's fault filter (lnd-fault, stacked
+    /// through lnd-api's filter extension as lnetd stacks it on a plugin's
+    /// NIs); its rules are set with [`Fabric::fault`]. Rules act on the
+    /// wrapped NIs of the node only, so marking one NI of two turns faults
+    /// on for that NI alone.
+    pub fn fault(mut self) -> Self {
+        self.fault = true;
         self
     }
 
@@ -252,6 +271,8 @@ pub struct Fabric {
     guard: SeedGuard,
     next_cut: usize,
     cut_ids: BTreeMap<usize, usize>,
+    /// Per node: its fault filter, when one of its NIs is wrapped.
+    faults: Vec<Option<FaultFilter>>,
 }
 
 impl fmt::Debug for Fabric {
@@ -293,6 +314,7 @@ impl Fabric {
             guard: SeedGuard::new(seed),
             next_cut: 0,
             cut_ids: BTreeMap::new(),
+            faults: Vec::new(),
         }
     }
 
@@ -363,6 +385,18 @@ impl Fabric {
             shared: Arc::clone(&self.shared),
             node: idx,
         });
+        // The fault filter, on the virtual clock, seeded from the fabric's
+        // seed (without drawing from the wire's generator, so scenarios
+        // without faults replay as before); released by `step`.
+        let fault = spec.nis.iter().any(|n| n.fault).then(|| {
+            let shared = Arc::clone(&self.shared);
+            FaultFilter::with_clock(
+                self.seed() ^ 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(idx as u64 + 1),
+                Arc::new(move || Duration::from_nanos(shared.now().as_nanos())),
+                false,
+            )
+        });
+        let stack = fault.clone().map(FilterHandle::new);
         let mut nis = Vec::new();
         for (k, ni) in spec.nis.iter().enumerate() {
             let iface = format!("sim{idx}.{k}");
@@ -383,7 +417,12 @@ impl Fabric {
                 params: Default::default(),
                 pid: spec.pid,
             };
-            let started = match lnd.startup(ni_cfg, host(&cell, &slot, format!("n{idx} {iface}"))) {
+            let ni_host = host(&cell, &slot, format!("n{idx} {iface}"));
+            let started = match (&stack, ni.fault) {
+                (Some(f), true) => f.startup(&lnd, ni_cfg, ni_host),
+                _ => lnd.startup(ni_cfg, ni_host),
+            };
+            let started = match started {
                 Ok(s) => s,
                 Err(e) => {
                     self.abandon(&cell);
@@ -406,6 +445,7 @@ impl Fabric {
         }
         self.nodes.push(cell);
         self.nis.push(nis);
+        self.faults.push(fault);
         self.shared.trace(format!(
             "n{idx} up: {}",
             self.nis[idx]
@@ -605,9 +645,36 @@ impl Fabric {
         f(&lock(&self.cell(node).state).lnet)
     }
 
-    /// When the next thing is due: a wire event or an engine timer.
+    /// The fault filter of `node` (`lnetctl fault` for that node): rules
+    /// are added, deleted, listed and reset with its `control` call (see
+    /// `lnd_fault::ctl`) and act on the NIs marked [`NiSpec::fault`], on
+    /// the virtual clock and from the fabric's seed. Panics if none of the
+    /// node's NIs is marked.
+    pub fn fault(&self, node: usize) -> &FaultFilter {
+        self.faults
+            .get(node)
+            .and_then(Option::as_ref)
+            .unwrap_or_else(|| panic!("node {node} has no NI marked NiSpec::fault"))
+    }
+
+    /// When the next held message of a fault filter is due.
+    fn fault_due(&self) -> Option<Instant> {
+        self.faults
+            .iter()
+            .flatten()
+            .filter_map(FaultFilter::next_due)
+            .map(|d| Instant(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+            .min()
+    }
+
+    /// When the next thing is due: a wire event, a held message or an
+    /// engine timer.
     pub fn next_due(&self) -> Option<Instant> {
         let net = lock(&self.shared.wire).next_at();
+        let net = match (net, self.fault_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let timers = self
             .nodes
             .iter()
@@ -635,6 +702,12 @@ impl Fabric {
             let ev = lock(&self.shared.wire).pop_due(now);
             let Some(ev) = ev else { break };
             lnd::process(&self.shared, ev);
+            self.check();
+        }
+        if self.fault_due().is_some_and(|d| d <= now) {
+            for f in self.faults.iter().flatten() {
+                f.poll();
+            }
             self.check();
         }
         for cell in &self.nodes {
@@ -708,7 +781,8 @@ impl Fabric {
         let mut last_activity = start;
         let mut lines = self.shared.trace_len();
         while let Some(next) = self.next_due() {
-            let wire_empty = lock(&self.shared.wire).next_at().is_none();
+            let wire_empty =
+                lock(&self.shared.wire).next_at().is_none() && self.fault_due().is_none();
             if wire_empty && next > last_activity.saturating_add(quiet) && self.hanging().is_empty()
             {
                 break;

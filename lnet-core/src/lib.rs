@@ -76,6 +76,7 @@
 pub mod credits;
 #[allow(missing_docs)]
 pub mod ctl;
+pub mod discovery;
 pub mod event;
 #[allow(missing_docs)]
 pub mod host;
@@ -89,6 +90,7 @@ pub mod nid;
 #[allow(missing_docs)]
 pub mod node;
 pub mod peer;
+mod peer_cfg;
 pub mod ping;
 pub mod ptl;
 pub mod recv;
@@ -101,13 +103,14 @@ pub mod wire;
 
 pub use lnd_api;
 
+pub use discovery::DiscoverId;
 pub use event::{Event, EventKind, MdEvent};
 pub use lo::{LoLnd, LoNi};
 pub use md::{ApiError, MdHandle, MdOptions, MdSpec, Threshold, Unlink, MAX_PAYLOAD};
 pub use me::MeHandle;
 pub use ni::{Config, GlobalTunables, LndOp, Lnet, NiError, NiId, NiState, NiView};
 pub use nid::{ProcessId, LNET_PID_ANY, LNET_PID_LUSTRE};
-pub use peer::{PeerError, PeerNiId, PeerNiView, PeerView};
+pub use peer::{PeerError, PeerNiId, PeerNiView, PeerState, PeerView};
 pub use ping::{PingError, PingId};
 pub use ptl::{InsPos, MAX_PORTALS};
 pub use recv::ParseError;

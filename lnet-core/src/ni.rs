@@ -415,6 +415,8 @@ pub struct Lnet {
     pub(crate) counters: Counters,
     /// Response trackers: MD -> deadline (§8.5).
     pub(crate) rspt: std::collections::HashMap<MdHandle, (Instant, Option<crate::peer::PeerNiId>)>,
+    /// Discovery's tables (§9).
+    pub(crate) disc: crate::discovery::DiscTable,
 }
 
 impl fmt::Debug for Lnet {
@@ -477,6 +479,7 @@ impl Lnet {
             ping_target: PingTarget::default(),
             counters: Counters::default(),
             rspt: std::collections::HashMap::new(),
+            disc: Default::default(),
         };
         l.portals[0].lazy = true;
         l.ping_target_setup();

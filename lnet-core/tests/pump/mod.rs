@@ -262,6 +262,30 @@ impl Fabric {
         self.run();
     }
 
+    /// Runs discovery of node `to` from node `from` to completion (§9),
+    /// so later sends go out at once; returns the peer's primary NID.
+    pub fn discover(&mut self, from: usize, to: usize) -> Nid {
+        let now = self.now;
+        let id = self.nodes[from]
+            .lnet
+            .discover(now, nid(to), false)
+            .expect("discover");
+        let hold = std::mem::replace(&mut self.hold, false);
+        self.run();
+        self.hold = hold;
+        let mut found = None;
+        self.nodes[from].events.retain(|e| match e {
+            Event::DiscoverDone { id: i, result, .. } if *i == id => {
+                found = Some(*result);
+                false
+            }
+            _ => true,
+        });
+        found
+            .expect("discovery finished")
+            .expect("discovery succeeded")
+    }
+
     pub fn md_events(&mut self, i: usize) -> Vec<MdEvent> {
         let evs = std::mem::take(&mut self.nodes[i].events);
         evs.into_iter()

@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod errno;
 pub mod lst;
 pub mod nidlist;
+pub mod peer;
 pub mod proto;
 pub mod render;
 mod serde_ids;

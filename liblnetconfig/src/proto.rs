@@ -86,6 +86,8 @@ pub enum Op {
     StatsShow,
     /// A selftest console command (`lst`).
     Lst(crate::lst::LstRequest),
+    /// Peers, discovery, recovery queues (`crate::peer`).
+    Peer(crate::peer::PeerRequest),
 }
 
 /// A `net add` request, validated by the client.
@@ -185,6 +187,8 @@ pub enum ReplyBody {
     Stats(StatsInfo),
     /// The result of a selftest console command.
     Lst(crate::lst::LstReply),
+    /// The answer to an [`Op::Peer`] request.
+    Peer(crate::peer::PeerReply),
 }
 
 /// Who answers on the socket.

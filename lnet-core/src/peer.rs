@@ -401,7 +401,12 @@ impl<'a> PeerView<'a> {
             .nets
             .iter()
             .flat_map(|n| n.peer_nis.iter())
-            .filter_map(move |id| table.get(*id).map(|pni| PeerNiView { pni }))
+            .filter_map(move |id| {
+                table.get(*id).map(|pni| PeerNiView {
+                    pni,
+                    rec: table.recovery.get(id).copied(),
+                })
+            })
     }
 }
 
@@ -409,6 +414,7 @@ impl<'a> PeerView<'a> {
 #[derive(Clone, Copy)]
 pub struct PeerNiView<'a> {
     pni: &'a PeerNi,
+    rec: Option<Recovery>,
 }
 
 impl<'a> PeerNiView<'a> {
@@ -447,6 +453,27 @@ impl<'a> PeerNiView<'a> {
     /// Message statistics.
     pub fn stats(&self) -> &'a MsgStats {
         &self.pni.stats
+    }
+    /// Recovery pings sent since it was last heard from (`ping_count`;
+    /// 0 when not in recovery).
+    pub fn ping_count(&self) -> u32 {
+        self.rec.map_or(0, |r| r.ping_count)
+    }
+    /// When the next recovery ping is due, if it is in recovery.
+    pub fn next_ping(&self) -> Option<Instant> {
+        self.rec.map(|r| r.next_ping)
+    }
+    /// When it was last heard from.
+    pub fn last_alive(&self) -> Option<Instant> {
+        self.pni.last_alive
+    }
+    /// Selection priority (UDSP `nid priority`; `u32::MAX` when unset).
+    pub fn sel_priority(&self) -> u32 {
+        self.pni.sel_priority
+    }
+    /// Messages waiting for a credit on it.
+    pub fn queued(&self) -> usize {
+        self.pni.queue.len()
     }
 }
 

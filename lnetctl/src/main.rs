@@ -61,6 +61,18 @@ enum Cmd {
     /// stats show.
     #[command(subcommand, infer_long_args = true)]
     Stats(StatsCmd),
+    /// peer add|del|show|list|set.
+    #[command(subcommand, infer_long_args = true)]
+    Peer(cmd::peer::PeerCmd),
+    /// discover [--force] NID...
+    #[command(
+        infer_long_args = true,
+        override_help = "discover nid[,nid,...]\n\t --force: force discovery\n\t --help: display this help\n"
+    )]
+    Discover(cmd::peer::DiscoverArgs),
+    /// debug recovery.
+    #[command(subcommand, infer_long_args = true)]
+    Debug(cmd::peer::DebugCmd),
 }
 
 /// Upstream quirk (lnetctl.md §1.2 point 6): `--verbose=N` means level 1.
@@ -255,6 +267,9 @@ fn run(args: Vec<OsString>) -> i32 {
         Cmd::Plugin(c) => cmd::plugin::run(c, socket),
         Cmd::Ping(a) => cmd::ping::run(a, socket),
         Cmd::Stats(c) => cmd::stats::run(c, socket),
+        Cmd::Peer(c) => cmd::peer::run(c, socket),
+        Cmd::Discover(a) => cmd::peer::discover(a, socket),
+        Cmd::Debug(c) => cmd::peer::debug(c, socket),
     }
 }
 

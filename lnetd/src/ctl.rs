@@ -13,6 +13,7 @@
 //! (lnetctl.md §5.1): `lnet configure` starts the [`Node`].
 
 mod lst;
+mod peer;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -612,6 +613,7 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
         },
         Op::Ping(req) => Reply::ok(ReplyBody::Ping(ping(node, req))),
         Op::Lst(req) => lst::handle(node, req),
+        Op::Peer(req) => peer::handle(node, req),
         _ => Reply::err(EOPNOTSUPP, "request not supported by this lnetd"),
     }
 }

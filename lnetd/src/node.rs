@@ -35,6 +35,7 @@ use lnet_core::Lnet;
 use lnet_selftest::{ConsoleError, Selftest, TxnId};
 
 mod app;
+mod peer;
 
 pub use app::{EqHandle, MatchSpec, Target};
 
@@ -237,6 +238,8 @@ struct State {
     lnds: HashMap<String, (String, LndHandle)>,
     /// Finished pings waiting for their caller.
     pings: HashMap<PingId, Result<PingInfo, PingError>>,
+    /// Finished `discover` requests (`node/peer.rs`).
+    discovers: HashMap<lnet_core::DiscoverId, Result<Nid, i32>>,
     /// LNet selftest (test services, test clients, console).
     selftest: Selftest,
     /// MDs of the embedding application, by handle: where their events go.
@@ -585,6 +588,9 @@ fn drain_once(st: &mut State, now: Instant, work: &mut Work) -> usize {
             Event::PingDone { id, result } => {
                 st.pings.insert(id, result);
             }
+            Event::DiscoverDone { id, result, .. } => {
+                st.discovers.insert(id, result);
+            }
             // The application's MDs first (their user pointers are the
             // application's own and could look like selftest's tags).
             Event::Md(e) if app::route_event(&mut st.app_mds, &e) => {}
@@ -688,6 +694,7 @@ impl Node {
                 nis: HashMap::new(),
                 lnds: HashMap::new(),
                 pings: HashMap::new(),
+                discovers: HashMap::new(),
                 params: cfg
                     .params
                     .iter()

@@ -3,6 +3,7 @@
 
 pub(crate) mod lnet;
 pub(crate) mod net;
+pub(crate) mod peer;
 pub(crate) mod ping;
 pub(crate) mod plugin;
 pub(crate) mod stats;

@@ -201,6 +201,22 @@ impl Fabric {
         }
     }
 
+    /// Fails every held send as its LND would, with `errno` and `status`
+    /// (hold stays on); returns (node, source NID, target NID) of each.
+    pub fn fail_held(&mut self, errno: i32, status: HealthStatus) -> Vec<(usize, Nid, Nid)> {
+        let held = std::mem::take(&mut self.held);
+        let now = self.now;
+        let mut out = Vec::new();
+        for (i, from, tx, _) in held {
+            out.push((i, from, tx.target));
+            self.nodes[i]
+                .lnet
+                .handle_done(now, tx.token, Completion::failed(errno, status));
+        }
+        self.run();
+        out
+    }
+
     /// Sends not yet delivered (`hold`).
     pub fn held(&self) -> usize {
         self.held.len()

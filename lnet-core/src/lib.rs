@@ -48,8 +48,9 @@
 //!   (the contract reports both through `handle_done`) and may be resent.
 //!   Peer NIs blamed for a failure are pinged back to health (§8.6: backoff
 //!   2^n s up to `max_recovery_ping_interval`, `recovery_limit`); local NI
-//!   recovery pings (which need an LND to reach its own NID) and discovery
-//!   are not implemented.
+//!   recovery pings (which need an LND to reach its own NID) are not
+//!   implemented: a local NI below full health is listed by
+//!   [`Lnet::local_recovery_queue`] and recovers through successful traffic.
 //! * Response tracking (§8.5) follows `response_tracking`; on expiry the MD
 //!   is unlinked (the user sees `-ETIMEDOUT` or UNLINK) and counted.
 //! * [`Lnet::ping`]: sink of 1040 bytes, retried once with the size the reply
@@ -60,9 +61,19 @@
 //!   kept for jitter in later features.
 //! * [`Lnet::md_count`] / [`Lnet::me_count`] include the MDs and MEs of the
 //!   ping and push targets (two of each).
-//! * A discovery push (PUT on portal 0, ping match bits) is ACKed and its ping
-//!   buffer recorded on the sending peer ([`PeerView::pushed_info`]); merging
-//!   it into the peer (discovery, §9.5) is not implemented.
+//! * Discovery ([`discovery`], §9) runs as upstream's does, also when it is
+//!   disabled here (the first PUT or GET to a peer then costs one ping): a
+//!   request to a peer that is not up to date waits on the peer while it is
+//!   pinged (and pushed to, if Multi-Rail). The queue of peers is worked
+//!   through at the end of every engine call (from `flush`), never inside a
+//!   completion. A change of our ping buffer (NI added, deleted, up or down)
+//!   is pushed to the Multi-Rail peers on the next engine call.
+//! * Configured peers ([`Lnet::peer_add_nids`], [`Lnet::peer_del_nids`],
+//!   §9.6, lnetctl.md §2.6) live in `peer_cfg`; discovery only updates the
+//!   statuses of their NIDs. `lock_prim_nid` of the upper layer
+//!   (`LNetAddPeer`) is not modelled beyond `--lock_prim`.
+//! * A push from a peer is ACKed, recorded ([`PeerView::pushed_info`]) and
+//!   merged like a ping reply (§9.4, §9.5).
 //! * In steady state a message allocates no heap memory but the fragment
 //!   list (`lnd_api::Payload`) each LND operation carrying data owns:
 //!   messages keep a span of their MD, not a payload, and the timers are an

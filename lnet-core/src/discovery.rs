@@ -8,7 +8,7 @@
 //!
 //! It is a state machine per peer over the state bits of
 //! [`crate::peer::PeerState`]; what it does next is the first applicable
-//! action of §9.3, taken by [`Lnet::discovery_run`] for each queued peer:
+//! action of §9.3, taken by `Lnet::discovery_run` for each queued peer:
 //!
 //! | state | action |
 //! |---|---|

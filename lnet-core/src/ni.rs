@@ -702,12 +702,13 @@ impl Lnet {
 
     /// The LND reported the NI's link up or down (`lnet_set_link_fatal_state`).
     pub fn handle_link_state(&mut self, now: Instant, ni: NiId, up: bool) {
-        let _ = now;
         let Some(n) = self.ni_mut(ni) else { return };
         let was_up = n.is_up();
         n.fatal = !up;
         if n.is_up() != was_up {
             self.ping_target_update();
+            // Multi-Rail peers hear of it now (a push, semantics §9.7).
+            self.flush(now);
         }
     }
 

@@ -277,6 +277,14 @@ impl Client {
         }
     }
 
+    /// A peer, discover or recovery-queue request (`crate::peer`).
+    pub fn peer(&mut self, req: crate::peer::PeerRequest) -> Result<crate::peer::PeerReply, Error> {
+        match self.call(Op::Peer(req))? {
+            ReplyBody::Peer(r) => Ok(r),
+            _ => Err(self.unexpected("peer")),
+        }
+    }
+
     /// `stats show`.
     pub fn stats(&mut self) -> Result<StatsInfo, Error> {
         match self.call(Op::StatsShow)? {

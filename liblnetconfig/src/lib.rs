@@ -23,6 +23,7 @@ pub mod import;
 pub mod fault;
 pub mod lst;
 pub mod nidlist;
+pub mod peer;
 pub mod proto;
 pub mod render;
 mod serde_ids;

@@ -86,6 +86,8 @@ pub enum Op {
     StatsShow,
     /// A selftest console command (`lst`).
     Lst(crate::lst::LstRequest),
+    /// Peers, discovery, recovery queues (`crate::peer`).
+    Peer(crate::peer::PeerRequest),
     /// `fault drop|delay add|del|show|reset`, for the fault plugin.
     Fault(crate::fault::FaultRequest),
     // --- issue 16 (lnetctl complete): one line per request kind ---
@@ -308,6 +310,8 @@ pub enum ReplyBody {
     Stats(StatsInfo),
     /// The result of a selftest console command.
     Lst(crate::lst::LstReply),
+    /// The answer to an [`Op::Peer`] request.
+    Peer(crate::peer::PeerReply),
     /// The fault plugin's answer (`fault … show` prints it as is).
     Fault(String),
     // --- issue 16 ---

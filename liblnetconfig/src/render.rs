@@ -315,6 +315,11 @@ fn ping_like(what: &str, outcomes: &[PingOutcome], extra: &NetTypes) -> (String,
     (out, any_failed)
 }
 
+/// `discover` output (lnetctl.md §2.13): as `ping`, under `discover:`.
+pub fn discover(outcomes: &[PingOutcome], extra: &NetTypes) -> (String, bool) {
+    ping_like("discover", outcomes, extra)
+}
+
 /// `stats show` (lnetctl.md §2.10, cY-style).
 pub fn stats(s: &StatsInfo) -> String {
     let fields: [(&str, u64); 26] = [

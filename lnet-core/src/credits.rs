@@ -215,12 +215,19 @@ impl Lnet {
 
     /// Posts every message whose credit was just returned.
     pub(crate) fn flush(&mut self, now: Instant) {
-        while let Some(id) = self.to_post.pop_front() {
-            if let Some(m) = self.msgs.get(id.idx, id.gen) {
-                let d = m.deadline;
-                self.disarm(d, Timer::Msg(id));
-                self.post_send(now, id);
+        loop {
+            while let Some(id) = self.to_post.pop_front() {
+                if let Some(m) = self.msgs.get(id.idx, id.gen) {
+                    let d = m.deadline;
+                    self.disarm(d, Timer::Msg(id));
+                    self.post_send(now, id);
+                }
             }
+            // Discovery (§9.3) runs here, outside any completion.
+            if !self.discovery_pending() {
+                break;
+            }
+            self.discovery_run(now);
         }
     }
 }

@@ -79,6 +79,15 @@ pub enum Event {
         /// The target's ping buffer, or why there is none.
         result: Result<PingInfo, PingError>,
     },
+    /// A discovery started with [`crate::Lnet::discover`] finished.
+    DiscoverDone {
+        /// The request.
+        id: crate::discovery::DiscoverId,
+        /// The NID it was asked for.
+        nid: lnd_api::Nid,
+        /// The peer's primary NID, or a negative errno.
+        result: Result<lnd_api::Nid, i32>,
+    },
 }
 
 impl crate::ni::Lnet {
@@ -95,6 +104,7 @@ impl crate::ni::Lnet {
             MdOwner::PingTarget => {}
             MdOwner::PushTarget => self.push_event(now, ev),
             MdOwner::Ping(id) => self.ping_md_event(now, id, ev),
+            MdOwner::Push(peer) => crate::discovery::push_owner_event(self, peer, ev),
         }
     }
 }

@@ -48,8 +48,9 @@
 //!   (the contract reports both through `handle_done`) and may be resent.
 //!   Peer NIs blamed for a failure are pinged back to health (§8.6: backoff
 //!   2^n s up to `max_recovery_ping_interval`, `recovery_limit`); local NI
-//!   recovery pings (which need an LND to reach its own NID) and discovery
-//!   are not implemented.
+//!   recovery pings (which need an LND to reach its own NID) are not
+//!   implemented: a local NI below full health is listed by
+//!   [`Lnet::local_recovery_queue`] and recovers through successful traffic.
 //! * Response tracking (§8.5) follows `response_tracking`; on expiry the MD
 //!   is unlinked (the user sees `-ETIMEDOUT` or UNLINK) and counted.
 //! * [`Lnet::ping`]: sink of 1040 bytes, retried once with the size the reply
@@ -60,9 +61,19 @@
 //!   kept for jitter in later features.
 //! * [`Lnet::md_count`] / [`Lnet::me_count`] include the MDs and MEs of the
 //!   ping and push targets (two of each).
-//! * A discovery push (PUT on portal 0, ping match bits) is ACKed and its ping
-//!   buffer recorded on the sending peer ([`PeerView::pushed_info`]); merging
-//!   it into the peer (discovery, §9.5) is not implemented.
+//! * Discovery ([`discovery`], §9) runs as upstream's does, also when it is
+//!   disabled here (the first PUT or GET to a peer then costs one ping): a
+//!   request to a peer that is not up to date waits on the peer while it is
+//!   pinged (and pushed to, if Multi-Rail). The queue of peers is worked
+//!   through at the end of every engine call (from `flush`), never inside a
+//!   completion. A change of our ping buffer (NI added, deleted, up or down)
+//!   is pushed to the Multi-Rail peers on the next engine call.
+//! * Configured peers ([`Lnet::peer_add_nids`], [`Lnet::peer_del_nids`],
+//!   §9.6, lnetctl.md §2.6) live in `peer_cfg`; discovery only updates the
+//!   statuses of their NIDs. `lock_prim_nid` of the upper layer
+//!   (`LNetAddPeer`) is not modelled beyond `--lock_prim`.
+//! * A push from a peer is ACKed, recorded ([`PeerView::pushed_info`]) and
+//!   merged like a ping reply (§9.4, §9.5).
 //! * In steady state a message allocates no heap memory but the fragment
 //!   list (`lnd_api::Payload`) each LND operation carrying data owns:
 //!   messages keep a span of their MD, not a payload, and the timers are an
@@ -76,6 +87,7 @@
 #![forbid(unsafe_code)]
 
 pub mod credits;
+pub mod discovery;
 pub mod event;
 pub mod md;
 pub mod me;
@@ -84,6 +96,7 @@ pub mod ni;
 #[allow(missing_docs)]
 pub mod nid;
 pub mod peer;
+mod peer_cfg;
 pub mod ping;
 pub mod ptl;
 pub mod recv;
@@ -95,12 +108,13 @@ pub mod wire;
 
 pub use lnd_api;
 
+pub use discovery::DiscoverId;
 pub use event::{Event, EventKind, MdEvent};
 pub use md::{ApiError, MdHandle, MdOptions, MdSpec, Threshold, Unlink, MAX_PAYLOAD};
 pub use me::MeHandle;
 pub use ni::{Config, GlobalTunables, LndOp, Lnet, NiError, NiId, NiState, NiView};
 pub use nid::{ProcessId, LNET_PID_ANY, LNET_PID_LUSTRE};
-pub use peer::{PeerError, PeerNiId, PeerNiView, PeerView};
+pub use peer::{PeerError, PeerNiId, PeerNiView, PeerState, PeerView};
 pub use ping::{PingError, PingId};
 pub use ptl::{InsPos, MAX_PORTALS};
 pub use recv::ParseError;

@@ -169,6 +169,8 @@ pub(crate) enum MdOwner {
     PushTarget,
     /// The sink of one of our pings.
     Ping(PingId),
+    /// A discovery push to a peer.
+    Push(crate::peer::PeerId),
 }
 
 /// An MD (`struct lnet_libmd`).

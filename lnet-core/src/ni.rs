@@ -418,6 +418,8 @@ pub struct Lnet {
     pub(crate) counters: Counters,
     /// Response trackers: MD -> deadline (§8.5).
     pub(crate) rspt: std::collections::HashMap<MdHandle, (Instant, Option<crate::peer::PeerNiId>)>,
+    /// Discovery's tables (§9).
+    pub(crate) disc: crate::discovery::DiscTable,
 }
 
 impl fmt::Debug for Lnet {
@@ -480,6 +482,7 @@ impl Lnet {
             ping_target: PingTarget::default(),
             counters: Counters::default(),
             rspt: std::collections::HashMap::new(),
+            disc: Default::default(),
         };
         l.portals[0].lazy = true;
         l.ping_target_setup();
@@ -702,12 +705,13 @@ impl Lnet {
 
     /// The LND reported the NI's link up or down (`lnet_set_link_fatal_state`).
     pub fn handle_link_state(&mut self, now: Instant, ni: NiId, up: bool) {
-        let _ = now;
         let Some(n) = self.ni_mut(ni) else { return };
         let was_up = n.is_up();
         n.fatal = !up;
         if n.is_up() != was_up {
             self.ping_target_update();
+            // Multi-Rail peers hear of it now (a push, semantics §9.7).
+            self.flush(now);
         }
     }
 

@@ -56,6 +56,64 @@ pub(crate) struct Peer {
     pub(crate) seq: u64,
     /// The last ping buffer this peer pushed to us (discovery push).
     pub(crate) pushed: Option<crate::ping::PingInfo>,
+    /// `lp_state` (lnetctl.md §5.4); MULTI_RAIL and CONFIGURED mirror
+    /// `multi_rail` and `configured`.
+    pub(crate) state: PeerState,
+    /// Order in which the primary NID was locked (0: not locked); an
+    /// earlier lock wins a conflict (§9.6).
+    pub(crate) lock_seq: u64,
+    /// Discovery bookkeeping (§9).
+    pub(crate) disc: crate::discovery::PeerDisc,
+}
+
+/// The peer state bitmask (`lp_state`, semantics §9.1, lnetctl.md §5.4).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct PeerState(pub u32);
+
+#[allow(missing_docs)]
+impl PeerState {
+    pub const MULTI_RAIL: u32 = 1 << 0;
+    pub const NO_DISCOVERY: u32 = 1 << 1;
+    pub const ROUTER_ENABLED: u32 = 1 << 2;
+    pub const CONFIGURED: u32 = 1 << 3;
+    pub const DISCOVERED: u32 = 1 << 4;
+    pub const REDISCOVER: u32 = 1 << 5;
+    pub const DISCOVERING: u32 = 1 << 6;
+    pub const DATA_PRESENT: u32 = 1 << 7;
+    pub const NIDS_UPTODATE: u32 = 1 << 8;
+    pub const PING_SENT: u32 = 1 << 9;
+    pub const PUSH_SENT: u32 = 1 << 10;
+    pub const PING_FAILED: u32 = 1 << 11;
+    pub const PUSH_FAILED: u32 = 1 << 12;
+    pub const FORCE_PING: u32 = 1 << 13;
+    pub const FORCE_PUSH: u32 = 1 << 14;
+    pub const RTR_NI_FORCE_DEL: u32 = 1 << 15;
+    pub const RTR_DISCOVERY: u32 = 1 << 16;
+    pub const RTR_DISCOVERED: u32 = 1 << 17;
+    pub const MARK_DELETION: u32 = 1 << 18;
+    pub const MARK_DELETED: u32 = 1 << 19;
+    pub const LOCK_PRIMARY: u32 = 1 << 20;
+    pub const BAD_CONFIG: u32 = 1 << 21;
+}
+
+impl PeerState {
+    /// Whether any of `bits` is set.
+    pub fn has(self, bits: u32) -> bool {
+        self.0 & bits != 0
+    }
+    pub(crate) fn set(&mut self, bits: u32) {
+        self.0 |= bits;
+    }
+    pub(crate) fn clear(&mut self, bits: u32) {
+        self.0 &= !bits;
+    }
+    pub(crate) fn assign(&mut self, bits: u32, on: bool) {
+        if on {
+            self.set(bits)
+        } else {
+            self.clear(bits)
+        }
+    }
 }
 
 /// A peer NI (`struct lnet_peer_ni`).
@@ -111,6 +169,23 @@ pub enum PeerError {
     /// A NID is not usable for a peer.
     #[error("peer NI {0:?}: not a usable peer NID (any NID, 0@lo, or one of our own)")]
     BadNid(Nid),
+    /// The Multi-Rail setting conflicts with the configured peer's, or a
+    /// non-Multi-Rail peer was given more than its primary NID.
+    #[error("peer {primary:?}: is configured with Multi-Rail {multi_rail} (delete it first to change that; a non-Multi-Rail peer has only its primary NID)")]
+    MultiRail {
+        /// The peer's primary NID.
+        primary: Nid,
+        /// Its Multi-Rail setting.
+        multi_rail: bool,
+    },
+    /// The NID given as primary is not the peer's primary NID.
+    #[error("peer NI {nid:?}: is not the primary NID of its peer (the primary is {primary:?})")]
+    NotPrimary {
+        /// The NID given.
+        nid: Nid,
+        /// The peer's primary NID.
+        primary: Nid,
+    },
 }
 
 impl PeerError {
@@ -120,6 +195,8 @@ impl PeerError {
             PeerError::NidInUse { .. } => errno::EEXIST,
             PeerError::Unknown(_) => errno::ENOENT,
             PeerError::BadNid(_) => errno::EINVAL,
+            PeerError::MultiRail { .. } => errno::EPERM,
+            PeerError::NotPrimary { .. } => errno::ENODEV,
         }
     }
 }
@@ -136,6 +213,10 @@ pub(crate) struct PeerTable {
     pub(crate) recovery: std::collections::BTreeMap<PeerNiId, Recovery>,
     /// When the monitor is armed, if it is.
     pub(crate) monitor_at: Option<Instant>,
+    /// Counter giving each lock of a primary NID its order.
+    pub(crate) lock_seq: u64,
+    /// Peers queued for discovery (§9.2), in order.
+    pub(crate) disc_queue: VecDeque<PeerId>,
 }
 
 impl PeerTable {
@@ -168,6 +249,9 @@ impl PeerTable {
             nets: Vec::new(),
             seq: 0,
             pushed: None,
+            state: PeerState::default(),
+            lock_seq: 0,
+            disc: Default::default(),
         });
         let peer = PeerId {
             idx: pidx,
@@ -177,7 +261,7 @@ impl PeerTable {
         self.add_ni(peer, nid, credits)
     }
 
-    fn add_ni(&mut self, peer: PeerId, nid: Nid, credits: i32) -> PeerNiId {
+    pub(crate) fn add_ni(&mut self, peer: PeerId, nid: Nid, credits: i32) -> PeerNiId {
         let (idx, gen) = self.nis.insert(PeerNi {
             nid,
             peer,
@@ -274,6 +358,9 @@ impl fmt::Debug for PeerView<'_> {
 }
 
 impl<'a> PeerView<'a> {
+    pub(crate) fn peer_ref(&self) -> &'a Peer {
+        self.peer
+    }
     /// The primary NID.
     pub fn primary_nid(&self) -> Nid {
         self.peer.primary_nid
@@ -281,6 +368,23 @@ impl<'a> PeerView<'a> {
     /// Whether the peer is Multi-Rail.
     pub fn multi_rail(&self) -> bool {
         self.peer.multi_rail
+    }
+    /// The state bitmask `peer show -v 3` prints as `peer state`
+    /// (lnetctl.md §5.4).
+    pub fn state(&self) -> u32 {
+        let mut s = self.peer.state;
+        s.assign(PeerState::MULTI_RAIL, self.peer.multi_rail);
+        s.assign(PeerState::CONFIGURED, self.peer.configured);
+        s.0
+    }
+    /// Whether the primary NID is locked (`--lock_prim`, §9.6).
+    pub fn lock_prim(&self) -> bool {
+        self.peer.state.has(PeerState::LOCK_PRIMARY)
+    }
+    /// Whether discovery completed at least once and the NID list is
+    /// current.
+    pub fn discovered(&self) -> bool {
+        self.peer.state.has(PeerState::DISCOVERED) && self.peer.state.has(PeerState::NIDS_UPTODATE)
     }
     /// The last ping buffer the peer pushed to us, if any.
     pub fn pushed_info(&self) -> Option<&'a crate::ping::PingInfo> {
@@ -297,7 +401,12 @@ impl<'a> PeerView<'a> {
             .nets
             .iter()
             .flat_map(|n| n.peer_nis.iter())
-            .filter_map(move |id| table.get(*id).map(|pni| PeerNiView { pni }))
+            .filter_map(move |id| {
+                table.get(*id).map(|pni| PeerNiView {
+                    pni,
+                    rec: table.recovery.get(id).copied(),
+                })
+            })
     }
 }
 
@@ -305,6 +414,7 @@ impl<'a> PeerView<'a> {
 #[derive(Clone, Copy)]
 pub struct PeerNiView<'a> {
     pni: &'a PeerNi,
+    rec: Option<Recovery>,
 }
 
 impl<'a> PeerNiView<'a> {
@@ -343,6 +453,27 @@ impl<'a> PeerNiView<'a> {
     /// Message statistics.
     pub fn stats(&self) -> &'a MsgStats {
         &self.pni.stats
+    }
+    /// Recovery pings sent since it was last heard from (`ping_count`;
+    /// 0 when not in recovery).
+    pub fn ping_count(&self) -> u32 {
+        self.rec.map_or(0, |r| r.ping_count)
+    }
+    /// When the next recovery ping is due, if it is in recovery.
+    pub fn next_ping(&self) -> Option<Instant> {
+        self.rec.map(|r| r.next_ping)
+    }
+    /// When it was last heard from.
+    pub fn last_alive(&self) -> Option<Instant> {
+        self.pni.last_alive
+    }
+    /// Selection priority (UDSP `nid priority`; `u32::MAX` when unset).
+    pub fn sel_priority(&self) -> u32 {
+        self.pni.sel_priority
+    }
+    /// Messages waiting for a credit on it.
+    pub fn queued(&self) -> usize {
+        self.pni.queue.len()
     }
 }
 
@@ -512,148 +643,5 @@ impl Lnet {
     pub(crate) fn peer_ni_for(&mut self, nid: Nid) -> PeerNiId {
         let c = self.peer_credits_on(nid.net());
         self.peers.find_or_create(nid, c)
-    }
-
-    /// Adds a peer (`lnetctl peer add --prim_nid P --nid N1,N2`): groups the
-    /// NIDs into one peer with `primary` as primary NID. NIDs already known as
-    /// single-NID peers created by traffic are moved into it.
-    pub fn peer_add(
-        &mut self,
-        primary: Nid,
-        nids: &[Nid],
-        multi_rail: bool,
-    ) -> Result<(), PeerError> {
-        for n in std::iter::once(&primary).chain(nids) {
-            if n.is_any() || n.net() == NetId::LO || self.is_local_nid(n) {
-                return Err(PeerError::BadNid(*n));
-            }
-        }
-        // The peer that will own everything: the primary's, else a new one.
-        let target = match self.peers.lookup(&primary) {
-            Some(id) => self.peers.get(id).map(|p| p.peer),
-            None => None,
-        };
-        for n in nids {
-            if let Some(id) = self.peers.lookup(n) {
-                let owner = self.peers.get(id).map(|p| p.peer);
-                if owner != target {
-                    let single = owner.and_then(|o| self.peers.peer(o)).is_some_and(|p| {
-                        !p.configured && p.nets.iter().map(|n| n.peer_nis.len()).sum::<usize>() == 1
-                    });
-                    if !single {
-                        let owner_nid = owner
-                            .and_then(|o| self.peers.peer(o))
-                            .map_or(*n, |p| p.primary_nid);
-                        return Err(PeerError::NidInUse {
-                            nid: *n,
-                            owner: owner_nid,
-                        });
-                    }
-                }
-            }
-        }
-        let pni = self.peer_ni_for(primary);
-        let Some(peer) = self.peers.get(pni).map(|p| p.peer) else {
-            return Err(PeerError::Unknown(primary));
-        };
-        for n in nids {
-            if *n == primary {
-                continue;
-            }
-            if let Some(old) = self.peers.lookup(n) {
-                let old_peer = self.peers.get(old).map(|p| p.peer);
-                if old_peer == Some(peer) {
-                    continue;
-                }
-                self.move_peer_ni(old, peer);
-            } else {
-                let c = self.peer_credits_on(n.net());
-                self.peers.add_ni(peer, *n, c);
-            }
-        }
-        let mut pnis = Vec::new();
-        if let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) {
-            p.multi_rail = multi_rail;
-            p.configured = true;
-            p.primary_nid = primary;
-            pnis = p
-                .nets
-                .iter()
-                .flat_map(|n| n.peer_nis.iter().copied())
-                .collect();
-        }
-        if multi_rail {
-            // A Multi-Rail peer has no single preferred NI (§6.7).
-            for id in pnis {
-                if let Some(pn) = self.peers.get_mut(id) {
-                    pn.pref_nids.clear();
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Moves a single-NID peer's only peer NI into `to` (the old peer goes).
-    fn move_peer_ni(&mut self, id: PeerNiId, to: PeerId) {
-        let Some(old_peer) = self.peers.get(id).map(|p| p.peer) else {
-            return;
-        };
-        let nid = match self.peers.get_mut(id) {
-            Some(p) => {
-                p.peer = to;
-                p.nid
-            }
-            None => return,
-        };
-        if let Some(old) = self.peers.peers.remove(old_peer.idx, old_peer.gen) {
-            drop(old);
-            self.peers.order.retain(|p| *p != old_peer);
-        }
-        if let Some(p) = self.peers.peers.get_mut(to.idx, to.gen) {
-            let net = nid.net();
-            match p.nets.iter_mut().find(|n| n.net == net) {
-                Some(pn) => pn.peer_nis.push(id),
-                None => p.nets.push(PeerNet {
-                    net,
-                    peer_nis: vec![id],
-                    seq: 0,
-                    sel_priority: u32::MAX,
-                }),
-            }
-        }
-    }
-
-    /// Deletes a peer and its peer NIs (`lnetctl peer del --prim_nid P`);
-    /// messages waiting on them are failed.
-    pub fn peer_del(&mut self, now: Instant, primary: Nid) -> Result<(), PeerError> {
-        let pni = self
-            .peers
-            .lookup(&primary)
-            .ok_or(PeerError::Unknown(primary))?;
-        let peer = self
-            .peers
-            .get(pni)
-            .map(|p| p.peer)
-            .ok_or(PeerError::Unknown(primary))?;
-        let Some(p) = self.peers.peers.remove(peer.idx, peer.gen) else {
-            return Err(PeerError::Unknown(primary));
-        };
-        self.peers.order.retain(|x| *x != peer);
-        let fail =
-            lnd_api::Completion::failed(errno::ENETDOWN, lnd_api::HealthStatus::LOCAL_ABORTED);
-        for id in p.nets.iter().flat_map(|n| n.peer_nis.iter()) {
-            if let Some(pn) = self.peers.nis.remove(id.idx, id.gen) {
-                self.peers.by_nid.remove(&pn.nid);
-                for m in pn.queue {
-                    if let Some(msg) = self.msgs.get_mut(m.idx, m.gen) {
-                        msg.peer_credit = false;
-                        msg.peer_ni = None;
-                    }
-                    self.finalize(now, m, fail);
-                }
-            }
-        }
-        self.flush(now);
-        Ok(())
     }
 }

@@ -198,8 +198,8 @@ impl Lnet {
         }
     }
 
-    /// A push landed (its ACK goes out as for any PUT): record the pushed
-    /// ping buffer on the sending peer and re-post the buffer.
+    /// A push landed (its ACK goes out as for any PUT): hand the pushed
+    /// ping buffer to discovery (§9.4) and re-post the buffer.
     pub(crate) fn push_event(&mut self, now: Instant, ev: MdEvent) {
         let _ = now;
         if ev.kind != EventKind::Put {
@@ -209,19 +209,14 @@ impl Lnet {
         if ev.status == 0 {
             let bytes = buf.and_then(|b| b.to_vec().ok()).unwrap_or_default();
             let got = &bytes[..(ev.mlength as usize).min(bytes.len())];
-            match PingInfo::parse(got, self.cfg.tunables.max_interfaces) {
-                Ok(info) => {
-                    let peer = self
-                        .peers
-                        .lookup(&ev.source.nid)
-                        .and_then(|id| self.peers.get(id))
-                        .map(|p| p.peer);
-                    if let Some(p) = peer.and_then(|p| self.peers.peers.get_mut(p.idx, p.gen)) {
-                        p.pushed = Some(info);
-                    }
+            let parsed = match PingInfo::parse(got, self.cfg.tunables.max_interfaces) {
+                Ok(info) => Some(info),
+                Err(e) => {
+                    tracing::debug!("push from {}: {e}", ev.source);
+                    None
                 }
-                Err(e) => tracing::debug!("push from {}: {e}", ev.source),
-            }
+            };
+            self.discovery_push_received(ev.source.nid, parsed);
         }
         self.push_target_post();
     }
@@ -353,9 +348,34 @@ impl Lnet {
     fn ping_report(&mut self, id: PingId, result: Result<PingInfo, PingError>) {
         if self.pings.internal.remove(&id) {
             self.recovery_ping_done(id);
+        } else if self.discovery_ping_done(id, &result) {
         } else {
             self.events.push_back(Event::PingDone { id, result });
         }
+    }
+
+    /// A fresh ping id (for a ping the engine sends itself).
+    pub(crate) fn ping_next_id(&mut self) -> PingId {
+        self.pings.next += 1;
+        PingId(self.pings.next)
+    }
+
+    /// Sends ping `id` (from [`Lnet::ping_next_id`]) to `target` with any
+    /// source, timing out after `timeout`; its result goes to
+    /// `ping_report` (discovery, §9.4).
+    pub(crate) fn ping_start(
+        &mut self,
+        now: Instant,
+        id: PingId,
+        target: ProcessId,
+        timeout: Duration,
+    ) -> Result<(), ApiError> {
+        let deadline = now.saturating_add(timeout);
+        self.ping_send(now, id, target, None, deadline, PING_SINK_SIZE, false)?;
+        if self.pings.active.contains_key(&id) {
+            self.arm(deadline, Timer::Ping(id));
+        }
+        Ok(())
     }
 
     /// A ping the engine sends for itself (recovery, §8.6): from `source`,

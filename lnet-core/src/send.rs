@@ -222,7 +222,12 @@ impl Lnet {
         track: bool,
     ) {
         let dest = hdr.dest_nid;
-        let path = self.select_path(dest, src);
+        // Discovery first (§9.2): the message waits on a peer not up to date.
+        let park = self.discovery_gate(dest, ev.portal);
+        let path = match park {
+            Some(_) => Err(NoPath(Completion::OK)),
+            None => self.select_path(dest, src),
+        };
         let ni = path.as_ref().map_or(NiId::LO, |p| p.ni);
         let msg = Msg {
             dir: Dir::Send,
@@ -254,9 +259,10 @@ impl Lnet {
             let next_hop = path.as_ref().ok().and_then(|p| p.peer_ni);
             self.rspt_arm(now, md, next_hop);
         }
-        match path {
-            Ok(p) => self.post_on_path(now, id, p),
-            Err(NoPath(c)) => self.finalize(now, id, c),
+        match (park, path) {
+            (Some(peer), _) => self.discovery_park(peer, id),
+            (None, Ok(p)) => self.post_on_path(now, id, p),
+            (None, Err(NoPath(c))) => self.finalize(now, id, c),
         }
         self.flush(now);
     }

@@ -49,6 +49,7 @@ fn put(f: &mut Fabric, from: usize, to: usize, len: usize, hdr_data: u64) {
 fn peer_ni_credits_queue_in_order_and_come_back() {
     let mut f = Fabric::with_credits(2, 256, 2);
     sink(&mut f, 1);
+    f.discover(0, 1);
     f.hold = true;
     for i in 0..5 {
         put(&mut f, 0, 1, 8, i);
@@ -90,6 +91,7 @@ fn ni_credits_are_shared_by_all_peers() {
     let mut f = Fabric::with_credits(4, 2, 8);
     for n in 1..4 {
         sink(&mut f, n);
+        f.discover(0, n);
     }
     f.hold = true;
     for n in 1..4 {
@@ -145,6 +147,7 @@ fn loopback_takes_no_credits() {
 fn ni_del_fails_messages_waiting_for_its_credits() {
     let mut f = Fabric::with_credits(2, 1, 8);
     sink(&mut f, 1);
+    f.discover(0, 1);
     f.hold = true;
     put(&mut f, 0, 1, 8, 0);
     put(&mut f, 0, 1, 8, 1);

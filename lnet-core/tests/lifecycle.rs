@@ -333,6 +333,9 @@ fn latency_statistics_sample_put_egress_put_ack_and_get_rtt() {
         8,
         MdOptions::OP_PUT | MdOptions::OP_GET | MdOptions::MANAGE_REMOTE,
     );
+    f.discover(0, 1);
+    // The discovery ping and push are samples too: start from zero.
+    f.nodes[0].lnet.stats_reset();
     f.hold = true;
     let (_, p) = buf(vec![1; 8]);
     let md = f.nodes[0]

@@ -65,6 +65,20 @@ fn received_puts(f: &Fabric, node: usize) -> Vec<u64> {
         .collect()
 }
 
+/// Node 0 discovers node 1, then both forget the counts of that exchange.
+fn discovered(f: &mut Fabric) {
+    f.discover(0, 1);
+    f.nodes[0].lnet.stats_reset();
+    f.nodes[1].lnet.stats_reset();
+}
+
+/// Discovery off on a node: its peers stay single-rail (§9.4).
+fn no_discovery(f: &mut Fabric, node: usize) {
+    let mut t = f.nodes[node].lnet.tunables().clone();
+    t.peer_discovery_disabled = true;
+    f.nodes[node].lnet.set_tunables(t).expect("tunables");
+}
+
 fn two_rails() -> Fabric {
     let mut f = Fabric::new(2);
     f.add_ni(0, Nid::new4(TCP, 0x0a00_0101));
@@ -80,6 +94,7 @@ fn mr_peer_round_robins_over_local_nis_and_peer_nis() {
         .lnet
         .peer_add(nid(1), &[Nid::new4(TCP, 0x0a00_0102)], true)
         .expect("peer add");
+    discovered(&mut f);
     puts(&mut f, 6);
     assert_eq!(sent_puts(&f, 0), vec![3, 3], "local NIs alternate");
     assert_eq!(received_puts(&f, 1), vec![3, 3], "peer NIs alternate");
@@ -105,6 +120,7 @@ fn mr_peer_round_robins_over_local_nis_and_peer_nis() {
 #[test]
 fn non_mr_peer_keeps_the_preferred_ni() {
     let mut f = two_rails();
+    no_discovery(&mut f, 0);
     puts(&mut f, 6);
     assert_eq!(
         sent_puts(&f, 0),
@@ -123,6 +139,7 @@ fn healthier_local_ni_wins() {
         .lnet
         .peer_add(nid(1), &[Nid::new4(TCP, 0x0a00_0102)], true)
         .expect("peer add");
+    discovered(&mut f);
     let first = f.nodes[0].nis[0].0;
     f.nodes[0].lnet.ni_set_health(first, 500).expect("health");
     puts(&mut f, 4);
@@ -137,6 +154,7 @@ fn ni_with_more_credits_wins_over_round_robin() {
         .lnet
         .peer_add(nid(1), &[Nid::new4(TCP, 0x0a00_0102)], true)
         .expect("peer add");
+    discovered(&mut f);
     f.hold = true;
     puts(&mut f, 2);
     // Both NIs hold one message: equal credits, round robin alternates.
@@ -203,25 +221,17 @@ fn traffic_creates_single_nid_peers_that_peer_add_absorbs() {
 #[test]
 fn a_specified_source_becomes_the_preferred_ni_of_a_single_rail_peer() {
     let mut f = two_rails();
+    no_discovery(&mut f, 0);
     let second = Nid::new4(TCP, 0x0a00_0101);
-    let md = f.nodes[0]
-        .lnet
-        .md_bind(
-            MdSpec::new(
-                Payload::single(IoBuf::zeroed(8)),
-                MdOptions::NONE,
-                Threshold::Count(1),
-            ),
-            Unlink::Unlink,
-        )
-        .expect("bind");
+    // The first message to the peer is a ping from a specified source (a
+    // PUT would wait for discovery, whose own ping would be first).
     let now = f.now;
     f.nodes[0]
         .lnet
-        .put(now, Some(second), md, AckReq::NoAck, pid(1), 3, 1, 0, 0)
-        .expect("put");
+        .ping(now, pid(1), Some(second), lnet_core::Duration::from_secs(5))
+        .expect("ping");
     f.run();
-    puts(&mut f, 2);
+    puts(&mut f, 3);
     assert_eq!(
         sent_puts(&f, 0),
         vec![0, 3],
@@ -271,6 +281,7 @@ fn a_put_dropped_by_one_peer_ni_is_resent_to_another() {
         .lnet
         .peer_add(nid(1), &[b], true)
         .expect("peer add");
+    discovered(&mut f);
     f.fail_to
         .insert(b, lnet_core::lnd_api::HealthStatus::REMOTE_DROPPED);
     puts(&mut f, 4);

@@ -96,6 +96,7 @@ fn put(
     hdr_data: u64,
 ) -> MdHandle {
     let md = bind(f, 0, data, 2);
+    ready(f);
     let now = f.now;
     f.nodes[0]
         .lnet
@@ -114,6 +115,7 @@ fn get(f: &mut Fabric, sink: usize, bits: u64, offset: u32, options: MdOptions) 
             Unlink::Unlink,
         )
         .expect("bind");
+    ready(f);
     let now = f.now;
     f.nodes[0]
         .lnet
@@ -121,6 +123,20 @@ fn get(f: &mut Fabric, sink: usize, bits: u64, offset: u32, options: MdOptions) 
         .expect("get");
     f.run();
     b
+}
+
+/// Node 0 discovers node 1 before the first message (§9.2), and both forget
+/// the counts of that exchange: the rules below are about the message.
+fn ready(f: &mut Fabric) {
+    let known = f.nodes[0]
+        .lnet
+        .peer(&nid(1))
+        .is_some_and(|p| p.discovered());
+    if !known {
+        f.discover(0, 1);
+        f.nodes[0].lnet.stats_reset();
+        f.nodes[1].lnet.stats_reset();
+    }
 }
 
 fn kinds(evs: &[MdEvent]) -> Vec<EventKind> {
@@ -809,6 +825,7 @@ fn rule_2_5_unlink_of_an_unknown_handle_is_enoent_and_the_handle_dies_at_once() 
 fn rule_2_5_unlink_of_a_busy_md_reports_etimedout_on_its_last_event() {
     let mut f = Fabric::new(2);
     simple(&mut f, 1, 1, 8, MdOptions::OP_PUT);
+    ready(&mut f);
     f.hold = true;
     let md = bind(&mut f, 0, vec![1; 8], 2);
     let now = f.now;
@@ -1159,6 +1176,7 @@ fn rule_4_4_reply_carries_min_of_sink_length_and_md_space() {
 fn rule_4_6_a_message_waiting_for_credits_past_its_deadline_is_dropped() {
     let mut f = Fabric::with_credits(2, 256, 1);
     simple(&mut f, 1, 1, 64, MdOptions::OP_PUT);
+    ready(&mut f);
     f.dead.insert(1);
     let now = f.now;
     let a = bind(&mut f, 0, vec![1; 8], 1);
@@ -1271,6 +1289,7 @@ fn rule_7_6_a_message_for_another_node_on_the_receiving_net_is_a_protocol_error(
 fn stale_or_unknown_tokens_are_counted_not_trusted() {
     let mut f = Fabric::new(2);
     simple(&mut f, 1, 1, 8, MdOptions::OP_PUT);
+    ready(&mut f);
     f.hold = true;
     let md = bind(&mut f, 0, vec![1; 8], 1);
     let now = f.now;

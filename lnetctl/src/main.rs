@@ -88,6 +88,18 @@ enum Cmd {
     /// fault drop|delay add|del|show|reset (words parsed as upstream does).
     #[command(disable_help_flag = true)]
     Fault(cmd::fault::FaultWords),
+    /// peer add|del|show|list|set.
+    #[command(subcommand, infer_long_args = true)]
+    Peer(cmd::peer::PeerCmd),
+    /// discover [--force] NID...
+    #[command(
+        infer_long_args = true,
+        override_help = "discover nid[,nid,...]\n\t --force: force discovery\n\t --help: display this help\n"
+    )]
+    Discover(cmd::peer::DiscoverArgs),
+    /// debug recovery.
+    #[command(subcommand, infer_long_args = true)]
+    Debug(cmd::peer::DebugCmd),
 }
 
 /// Upstream quirk (lnetctl.md §1.2 point 6): `--verbose=N` means level 1.
@@ -446,6 +458,9 @@ fn run(args: Vec<OsString>) -> i32 {
         Cmd::Import(a) => cmd::import::run(a, socket),
         Cmd::Udsp(c) => cmd::udsp::run(c, socket),
         Cmd::Fault(a) => cmd::fault::run(a, socket),
+        Cmd::Peer(c) => cmd::peer::run(c, socket),
+        Cmd::Discover(a) => cmd::peer::discover(a, socket),
+        Cmd::Debug(c) => cmd::peer::debug(c, socket),
     }
 }
 

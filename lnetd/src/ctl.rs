@@ -16,6 +16,7 @@
 
 mod config;
 mod lst;
+mod peer;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -642,6 +643,7 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
                 Err(e) => node_err(e),
             }
         }
+        Op::Peer(req) => peer::handle(node, req),
         _ => Reply::err(EOPNOTSUPP, "request not supported by this lnetd"),
     }
 }

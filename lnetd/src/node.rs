@@ -38,6 +38,7 @@ use lnet_selftest::{ConsoleError, TxnId};
 mod app;
 pub(crate) mod config;
 mod fault;
+mod peer;
 
 pub use app::{EqHandle, MatchSpec, Target};
 
@@ -257,6 +258,8 @@ struct State {
     /// simulated fabric and the engine tests run too); the application's
     /// MDs are tagged with their event queue.
     stack: Stack<EqHandle>,
+    /// Finished `discover` requests (`node/peer.rs`).
+    discovers: HashMap<lnet_core::DiscoverId, Result<Nid, i32>>,
     /// Finished selftest console commands waiting for their caller.
     lst_done: HashMap<TxnId, Result<LstReply, ConsoleError>>,
     /// Module parameters handed to every LND.
@@ -514,6 +517,7 @@ fn drain_into(st: &mut State, now: Instant, work: &mut Work) {
         stack,
         nis,
         pings,
+        discovers,
         lst_done,
         results,
         ..
@@ -535,6 +539,10 @@ fn drain_into(st: &mut State, now: Instant, work: &mut Work) {
             }
             StackEvent::Engine(Event::PingDone { id, result }) => {
                 pings.insert(id, result);
+                *results = true;
+            }
+            StackEvent::Engine(Event::DiscoverDone { id, result, .. }) => {
+                discovers.insert(id, result);
                 *results = true;
             }
             StackEvent::Engine(e) => tracing::trace!(?e, "event"),
@@ -687,6 +695,7 @@ impl Node {
                 nis: HashMap::new(),
                 lnds: HashMap::new(),
                 pings: HashMap::new(),
+                discovers: HashMap::new(),
                 params: cfg
                     .params
                     .iter()

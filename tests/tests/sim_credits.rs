@@ -20,6 +20,9 @@ fn fabric(seed: u64, credits: i32, peer_credits: i32, targets: usize) -> Fabric 
     for i in 0..targets {
         f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 2 + i as u8])));
     }
+    // Peers discovered first (§9.2): the scenarios count their own traffic.
+    f.discover_all();
+    f.reset_link_stats();
     f
 }
 

@@ -16,6 +16,9 @@ fn nodes(seed: u64, n: usize, link: LinkParams) -> Fabric {
     for i in 0..n {
         f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1 + i as u8]).timeout(4)));
     }
+    // Peers discovered first (§9.2): the scenarios count their own traffic.
+    f.discover_all();
+    f.reset_link_stats();
     f
 }
 

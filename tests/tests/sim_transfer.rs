@@ -18,6 +18,9 @@ fn two_nodes(seed: u64) -> Fabric {
     );
     f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1])));
     f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 2])));
+    // Peers discovered first (§9.2): the scenarios count their own traffic.
+    f.discover_all();
+    f.reset_link_stats();
     f
 }
 

@@ -237,6 +237,22 @@ impl Fabric {
         }
     }
 
+    /// Fails every held send as its LND would, with `errno` and `status`
+    /// (hold stays on); returns (node, source NID, target NID) of each.
+    pub fn fail_held(&mut self, errno: i32, status: HealthStatus) -> Vec<(usize, Nid, Nid)> {
+        let held = std::mem::take(&mut self.held);
+        let now = self.now;
+        let mut out = Vec::new();
+        for (i, from, tx, _) in held {
+            out.push((i, from, tx.target));
+            self.nodes[i]
+                .lnet
+                .handle_done(now, tx.token, Completion::failed(errno, status));
+        }
+        self.run();
+        out
+    }
+
     /// Sends not yet delivered (`hold`).
     pub fn held(&self) -> usize {
         self.held.len()
@@ -300,6 +316,30 @@ impl Fabric {
             }
         }
         self.run();
+    }
+
+    /// Runs discovery of node `to` from node `from` to completion (§9),
+    /// so later sends go out at once; returns the peer's primary NID.
+    pub fn discover(&mut self, from: usize, to: usize) -> Nid {
+        let now = self.now;
+        let id = self.nodes[from]
+            .lnet
+            .discover(now, nid(to), false)
+            .expect("discover");
+        let hold = std::mem::replace(&mut self.hold, false);
+        self.run();
+        self.hold = hold;
+        let mut found = None;
+        self.nodes[from].events.retain(|e| match e {
+            Event::DiscoverDone { id: i, result, .. } if *i == id => {
+                found = Some(*result);
+                false
+            }
+            _ => true,
+        });
+        found
+            .expect("discovery finished")
+            .expect("discovery succeeded")
     }
 
     pub fn md_events(&mut self, i: usize) -> Vec<MdEvent> {

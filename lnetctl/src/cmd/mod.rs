@@ -7,6 +7,7 @@ pub(crate) mod import;
 pub(crate) mod fault;
 pub(crate) mod lnet;
 pub(crate) mod net;
+pub(crate) mod peer;
 pub(crate) mod ping;
 pub(crate) mod plugin;
 pub(crate) mod set;

@@ -602,6 +602,19 @@ impl Fabric {
             .unwrap_or_default()
     }
 
+    /// Forgets what links carried so far ([`Fabric::link_stats`],
+    /// [`Fabric::max_in_flight`]), e.g. after discovery, so a scenario counts
+    /// only its own traffic.
+    pub fn reset_link_stats(&mut self) {
+        let mut w = lock(&self.shared.wire);
+        for r in w.runs.values_mut() {
+            r.stats = LinkStats::default();
+        }
+        for e in w.eps.iter_mut() {
+            e.max_owned = 0;
+        }
+    }
+
     /// What all links together have carried (`max_in_flight` is the largest
     /// of any one link).
     pub fn total_link_stats(&self) -> LinkStats {
@@ -917,6 +930,52 @@ impl Fabric {
     /// Takes the events `node`'s engine produced so far.
     pub fn take_events(&mut self, node: usize) -> Vec<Event> {
         std::mem::take(&mut lock(&self.cell(node).state).events)
+    }
+
+    /// Runs `lnetctl discover [--force] NID` on `node` (semantics §9) until
+    /// it reports, running virtual time; returns the peer's primary NID or
+    /// the negative errno. Other events of `node` are kept.
+    pub fn discover(&mut self, node: usize, nid: Nid, force: bool) -> Result<Nid, i32> {
+        let id = self
+            .call(node, |l, now| l.discover(now, nid, force))
+            .expect("discover accepted");
+        let limit = self.now().saturating_add(Duration::from_secs(3600));
+        loop {
+            let done = {
+                let mut st = lock(&self.cell(node).state);
+                let pos = st
+                    .events
+                    .iter()
+                    .position(|e| matches!(e, Event::DiscoverDone { id: i, .. } if *i == id));
+                pos.map(|i| st.events.remove(i))
+            };
+            if let Some(Event::DiscoverDone { result, .. }) = done {
+                return result;
+            }
+            match self.next_due() {
+                Some(t) if t <= limit => {
+                    self.step();
+                }
+                _ => panic!("discover {nid} from n{node}: no result"),
+            }
+        }
+    }
+
+    /// Every node discovers every other node's first NID (so that later
+    /// sends leave at once, §9.2).
+    pub fn discover_all(&mut self) {
+        let n = self.node_count();
+        for a in 0..n {
+            for b in 0..n {
+                if a != b {
+                    let nid = self.nid(b, 0);
+                    self.discover(a, nid, false)
+                        .unwrap_or_else(|e| panic!("n{a} discovers {nid}: {e}"));
+                }
+            }
+        }
+        // The pushes discovery answers with.
+        self.settle();
     }
 
     /// Takes the MD events of `node` (other events are dropped).

@@ -1,0 +1,225 @@
+//! Peer discovery on the simulated fabric (semantics §9, lnetctl.md §5.5):
+//! the first message to a peer pings it, its NIDs merge into one
+//! Multi-Rail peer, our NIDs are pushed back; configured peers and locked
+//! primaries keep their NIDs; discovery disabled leaves peers single-rail;
+//! a node whose NI set changes pushes the change; an unreachable peer fails
+//! the messages parked on it with the discovery error.
+
+use lnet_core::lnd_api::{errno, Nid};
+use lnet_core::{AckReq, Duration, Event, EventKind, MdOptions, PeerState, Threshold};
+use lnet_tests::sim::{pattern, seed_from_env, Fabric, LinkParams, NiSpec, NodeSpec, TCP1};
+
+const PORTAL: u32 = 21;
+const BITS: u64 = 0xd15c;
+
+/// Two nodes with a tcp and a tcp1 NI each.
+fn two_dual_rail(seed: u64) -> Fabric {
+    let mut f = Fabric::new(seed_from_env(seed));
+    f.set_default_link(LinkParams::new().latency(Duration::from_micros(30)));
+    for i in 0..2u8 {
+        f.add_node(
+            NodeSpec::new()
+                .ni(NiSpec::tcp([10, 0, 0, 1 + i]))
+                .ni(NiSpec::new(TCP1, [10, 1, 0, 1 + i])),
+        );
+    }
+    f
+}
+
+fn peer_nids(f: &Fabric, node: usize, nid: Nid) -> Option<(Nid, bool, Vec<Nid>, u32)> {
+    f.inspect(node, |l| {
+        l.peer(&nid).map(|p| {
+            (
+                p.primary_nid(),
+                p.multi_rail(),
+                p.peer_nis().map(|x| x.nid()).collect(),
+                p.state(),
+            )
+        })
+    })
+}
+
+fn put_one(f: &mut Fabric, from: usize, to: Nid, salt: u8) {
+    let (md, _) = f.bind(from, &pattern(64, salt), Threshold::Count(2));
+    let target = lnet_core::ProcessId {
+        nid: to,
+        pid: lnet_core::LNET_PID_LUSTRE,
+    };
+    f.put(from, md, AckReq::Ack, target, PORTAL, BITS, u64::from(salt))
+        .expect("put accepted");
+}
+
+fn sink(f: &mut Fabric, node: usize) {
+    f.post(
+        node,
+        PORTAL,
+        BITS,
+        64,
+        MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+        Threshold::Infinite,
+    );
+}
+
+#[test]
+fn the_first_put_discovers_the_peer_and_both_sides_learn_both_nids() {
+    let mut f = two_dual_rail(61);
+    sink(&mut f, 1);
+    let (a0, a1, b0, b1) = (f.nid(0, 0), f.nid(0, 1), f.nid(1, 0), f.nid(1, 1));
+    put_one(&mut f, 0, b0, 1);
+    // Parked on the peer while its ping is out.
+    assert_eq!(f.inspect(0, |l| l.peer(&b0).expect("peer").parked()), 1);
+    f.settle();
+    let acks: Vec<_> = f
+        .take_md_events(0)
+        .iter()
+        .map(|e| (e.kind, e.status))
+        .collect();
+    assert!(acks.contains(&(EventKind::Ack, 0)), "{acks:?}");
+    assert_eq!(f.take_md_events(1).len(), 1);
+    let (prim, mr, nids, state) = peer_nids(&f, 0, b1).expect("peer by its other NID");
+    assert_eq!((prim, mr, nids), (b0, true, vec![b0, b1]));
+    let want = PeerState::MULTI_RAIL | PeerState::DISCOVERED | PeerState::NIDS_UPTODATE;
+    assert_eq!(state & want, want, "state {state}");
+    assert_eq!(state & PeerState::DISCOVERING, 0);
+    // Node 1 learnt node 0 from its push.
+    let (prim, mr, nids, _) = peer_nids(&f, 1, a0).expect("node 0 known");
+    assert_eq!((prim, mr, nids), (a0, true, vec![a0, a1]));
+    // The next PUT leaves at once: no second ping.
+    let gets0 = f.link_stats(a0, b0).sent + f.link_stats(a1, b1).sent;
+    put_one(&mut f, 0, b0, 2);
+    f.settle();
+    let gets1 = f.link_stats(a0, b0).sent + f.link_stats(a1, b1).sent;
+    assert_eq!(gets1 - gets0, 1, "only the PUT");
+}
+
+#[test]
+fn discovering_a_second_nid_merges_two_peers_into_one() {
+    // lnetctl test 219: pings of nid1 and nid2 of one host make two peers;
+    // discovering nid2 merges them.
+    let mut f = two_dual_rail(62);
+    let (b0, b1) = (f.nid(1, 0), f.nid(1, 1));
+    for t in [b0, b1] {
+        let target = lnet_core::ProcessId {
+            nid: t,
+            pid: lnet_core::LNET_PID_LUSTRE,
+        };
+        f.call(0, |l, now| {
+            l.ping(now, target, None, Duration::from_secs(5))
+        })
+        .expect("ping");
+    }
+    f.settle();
+    assert_eq!(f.inspect(0, |l| l.peers().count()), 2);
+    assert_eq!(f.discover(0, b1, false), Ok(b0));
+    assert_eq!(f.inspect(0, |l| l.peers().count()), 1);
+    let (prim, mr, nids, _) = peer_nids(&f, 0, b0).expect("peer");
+    assert_eq!((prim, mr, nids), (b0, true, vec![b0, b1]));
+    // Discover again: up to date, answered at once; --force pings again.
+    let sent0 = f.total_link_stats().sent;
+    assert_eq!(f.discover(0, b0, false), Ok(b0));
+    assert_eq!(f.total_link_stats().sent, sent0);
+    assert_eq!(f.discover(0, b0, true), Ok(b0));
+    assert!(f.total_link_stats().sent >= sent0 + 2, "a ping and a push");
+}
+
+#[test]
+fn a_configured_peer_keeps_its_nids_and_a_locked_primary_stays() {
+    let mut f = two_dual_rail(63);
+    let (b0, b1) = (f.nid(1, 0), f.nid(1, 1));
+    // Configured with only the tcp1 NID, locked: discovery may not add b0
+    // nor make it primary.
+    f.call(0, |l, _| l.peer_add_nids(b1, &[], true, true))
+        .expect("peer add");
+    assert_eq!(f.discover(0, b1, false), Ok(b1));
+    let (prim, mr, nids, state) = peer_nids(&f, 0, b1).expect("peer");
+    assert_eq!((prim, mr, nids), (b1, true, vec![b1]));
+    assert_ne!(state & PeerState::LOCK_PRIMARY, 0);
+    assert_ne!(state & PeerState::CONFIGURED, 0);
+    // b0 (heard from when node 1 pushes back) is another peer: a NID the
+    // configured peer was not given does not join it (§9.5 step 3).
+    f.settle();
+    let (prim, _, nids, _) = peer_nids(&f, 0, b1).expect("peer");
+    assert_eq!((prim, nids), (b1, vec![b1]));
+    if let Some((prim, _, _, state)) = peer_nids(&f, 0, b0) {
+        assert_eq!(prim, b0);
+        assert_eq!(state & PeerState::CONFIGURED, 0);
+    }
+}
+
+#[test]
+fn with_discovery_disabled_one_ping_and_the_peer_stays_single_rail() {
+    let mut f = two_dual_rail(64);
+    f.call(0, |l, _| {
+        let mut t = l.tunables().clone();
+        t.peer_discovery_disabled = true;
+        l.set_tunables(t)
+    })
+    .expect("tunables");
+    sink(&mut f, 1);
+    let (a0, b0) = (f.nid(0, 0), f.nid(1, 0));
+    put_one(&mut f, 0, b0, 1);
+    f.settle();
+    assert_eq!(f.take_md_events(1).len(), 1, "the PUT went after one ping");
+    let (_, mr, nids, state) = peer_nids(&f, 0, b0).expect("peer");
+    assert_eq!((mr, nids), (false, vec![b0]));
+    assert_ne!(state & PeerState::NO_DISCOVERY, 0);
+    // Node 1 discovers node 0: node 0 advertises no discovery, so it is
+    // not Multi-Rail there (lnetctl.md §5.5).
+    assert_eq!(f.discover(1, a0, false), Ok(a0));
+    let (_, mr, nids, _) = peer_nids(&f, 1, a0).expect("peer");
+    assert_eq!((mr, nids), (false, vec![a0]));
+}
+
+#[test]
+fn a_node_that_loses_an_ni_pushes_the_change_to_its_peers() {
+    let mut f = two_dual_rail(65);
+    let (b0, b1) = (f.nid(1, 0), f.nid(1, 1));
+    assert_eq!(f.discover(0, b0, false), Ok(b0));
+    f.settle();
+    assert_eq!(peer_nids(&f, 0, b0).expect("peer").2, vec![b0, b1]);
+    // lnetctl net del on node 1: its ping buffer changes, node 0 is told.
+    f.del_ni(1, 1).expect("del ni");
+    f.settle();
+    assert_eq!(peer_nids(&f, 0, b0).expect("peer").2, vec![b0]);
+    assert!(peer_nids(&f, 0, b1).is_none());
+}
+
+#[test]
+fn an_unreachable_peer_fails_its_parked_messages_with_the_discovery_error() {
+    let mut f = Fabric::new(seed_from_env(66));
+    for i in 0..2u8 {
+        f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1 + i]).timeout(5)));
+    }
+    f.partition(&[0], &[1], f.now(), None);
+    let t0 = f.now();
+    let b0 = f.nid(1, 0);
+    put_one(&mut f, 0, b0, 1);
+    put_one(&mut f, 0, b0, 2);
+    f.settle();
+    let evs = f.take_md_events(0);
+    let sends: Vec<_> = evs
+        .iter()
+        .filter(|e| e.kind == EventKind::Send)
+        .map(|e| (e.hdr_data, e.status))
+        .collect();
+    assert_eq!(
+        sends,
+        vec![(1, -errno::ETIMEDOUT), (2, -errno::ETIMEDOUT)],
+        "{evs:?}"
+    );
+    // Then the MDs waiting for their ACKs are unlinked.
+    assert_eq!(evs.len(), 4, "{evs:?}");
+    let (_, _, _, state) = peer_nids(&f, 0, b0).expect("peer");
+    assert_ne!(state & PeerState::REDISCOVER, 0, "state {state}");
+    assert_eq!(state & PeerState::DISCOVERING, 0);
+    let err = f.inspect(0, |l| l.peer(&b0).expect("peer").discovery_error());
+    assert_eq!(err, -errno::ETIMEDOUT);
+    assert!(f.now().since(t0) <= Duration::from_secs(151));
+    // `discover` reports the same error.
+    assert_eq!(f.discover(0, b0, false), Err(-errno::ETIMEDOUT));
+    let evs = f.take_events(0);
+    assert!(
+        !evs.iter().any(|e| matches!(e, Event::PingDone { .. })),
+        "discovery pings are not the application's"
+    );
+}

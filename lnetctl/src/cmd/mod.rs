@@ -2,9 +2,9 @@
 //! build the request with liblnetconfig, send it, print the reply.
 
 pub(crate) mod export;
+pub(crate) mod fault;
 pub(crate) mod global;
 pub(crate) mod import;
-pub(crate) mod fault;
 pub(crate) mod lnet;
 pub(crate) mod net;
 pub(crate) mod peer;

@@ -1,6 +1,6 @@
 //! No heap allocation per message in steady state (issues #3 and #5): the
-//! engine's PUT, PUT+ACK and GET+REPLY paths, and the node runtime with the
-//! `lo` LND, counted with a counting global allocator.
+//! engine's PUT, PUT+ACK and GET+REPLY paths, forwarding through a router,
+//! and the node runtime with the `lo` LND, counted with a counting global allocator.
 //!
 //! `stats_alloc` counts process-wide, so this binary holds a single test
 //! (run alone, nothing else allocates meanwhile; the node's timer and
@@ -20,8 +20,9 @@ mod alloc_paths;
 use std::alloc::System;
 
 use alloc_paths::{
-    engine_get_reply, engine_put_ack, engine_put_ack_mr, engine_put_ack_use_once_me,
-    engine_put_ack_window, engine_put_receive, measure, node_get_reply, node_put_ack, PerStep,
+    engine_get_reply, engine_put_ack, engine_put_ack_mr, engine_put_ack_routed,
+    engine_put_ack_use_once_me, engine_put_ack_window, engine_put_receive, measure, node_get_reply,
+    node_put_ack, PerStep,
 };
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -94,6 +95,15 @@ fn steady_state_message_paths_allocate_nothing() {
         measure(GLOBAL, WARMUP, STEPS, &mut engine_get_reply(4096)),
         0.0,
     );
+    // Through a router (issue 13): the PUT and its ACK are received into
+    // router buffers (tiny, small, large pools) and forwarded from them.
+    for len in [0, 4096, 65536] {
+        check(
+            &format!("engine PUT+ACK through a router, {len} B"),
+            measure(GLOBAL, WARMUP, STEPS, &mut engine_put_ack_routed(len)),
+            0.0,
+        );
+    }
     // Through the node runtime's application API and the lo LND, to our own
     // NID, waiting for the events: nothing added by the runtime (work lists,
     // executor thread, event queues).

@@ -599,6 +599,7 @@ impl Lnet {
             self.unqueue_waiting(id);
             self.finalize(now, id, fail);
         }
+        self.router_ni_del(now, ni);
         // PUTs from this NI waiting on lazy portals: their LND is going away.
         for p in 0..self.portals.len() {
             let gone: Vec<MsgId> = self.portals[p]

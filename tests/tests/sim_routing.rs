@@ -610,3 +610,114 @@ fn routing_disable_at_run_time_stops_forwarding_and_advertises_it() {
     assert_eq!(f.inspect(r, |l| l.routing_state()), RoutingState::Enabled);
     assert!(f.inspect(r, |l| l.tunables().routing));
 }
+
+#[test]
+fn a_multi_rail_peer_with_no_local_net_is_reached_over_its_routed_nets() {
+    // client tcp — r1 — tcp1 — server — tcp2 — r2 — tcp client; the server
+    // is a Multi-Rail peer with a NID on tcp1 and one on tcp2 (§7.5).
+    let mut f = Fabric::new(seed_from_env(1315));
+    f.set_default_link(LinkParams::new().latency(Duration::from_micros(20)));
+    let c = f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1])));
+    let r1 = f.add_node(
+        NodeSpec::new()
+            .ni(NiSpec::tcp([10, 0, 0, 2]))
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 2])),
+    );
+    let r2 = f.add_node(
+        NodeSpec::new()
+            .ni(NiSpec::tcp([10, 0, 0, 3]))
+            .ni(NiSpec::new(TCP2, [10, 2, 0, 3])),
+    );
+    let s = f.add_node(
+        NodeSpec::new()
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 9]))
+            .ni(NiSpec::new(TCP2, [10, 2, 0, 9])),
+    );
+    for r in [r1, r2] {
+        enable_router(&mut f, r, rcfg(0));
+    }
+    for n in [c, s] {
+        f.call(n, |l, now| l.set_router_config(now, rcfg(0)));
+    }
+    let (g1, g2) = (f.nid(r1, 0), f.nid(r2, 0));
+    route(&mut f, c, TCP1, g1, 0);
+    route(&mut f, c, TCP2, g2, 0);
+    let (s1, s2) = (f.nid(s, 0), f.nid(s, 1));
+    let (h1, h2) = (f.nid(r1, 1), f.nid(r2, 1));
+    route(&mut f, s, TCP, h1, 0);
+    route(&mut f, s, TCP, h2, 0);
+    f.call(c, |l, _| l.peer_add(s1, &[s2], true)).expect("peer add");
+    let send = |f: &mut Fabric, i: u64| {
+        f.post(s, 5, i, 8, MdOptions::OP_PUT, Threshold::Count(1));
+        let (md, _) = f.bind(c, b"mr-route", Threshold::Count(1));
+        f.put(c, md, AckReq::NoAck, f.pid(s), 5, i, 0).expect("put");
+        f.settle();
+    };
+    for i in 0..8 {
+        send(&mut f, i);
+    }
+    let (a, b) = (
+        f.inspect(r1, |l| l.stats().route_count),
+        f.inspect(r2, |l| l.stats().route_count),
+    );
+    assert_eq!((a, b), (4, 4), "both peer nets used in turn");
+    // The route to tcp1 goes down: everything reaches the server over tcp2.
+    let ni = f.ni(c, 0);
+    f.call(c, |l, now| l.handle_notify(now, ni, g1, false));
+    for i in 8..14 {
+        send(&mut f, i);
+    }
+    assert_eq!(f.inspect(r1, |l| l.stats().route_count), 4);
+    assert_eq!(f.inspect(r2, |l| l.stats().route_count), 10);
+    let evs = f.take_md_events(s);
+    assert_eq!(evs.iter().filter(|e| e.status == 0).count(), 14);
+    assert!(evs[8..].iter().all(|e| e.target.nid == s2));
+}
+
+#[test]
+fn routes_parameter_adds_routes_and_names_this_node_a_router() {
+    let mut f = one_router(1316, 0);
+    let (c, r) = (0, 1);
+    let routes: lnet_core::nid::Routes = "tcp2 2 10.0.0.[2,7]@tcp:3; tcp1 10.0.0.2@tcp"
+        .parse()
+        .expect("routes=");
+    let router = f
+        .call(c, |l, now| l.routes_apply(now, &routes))
+        .expect("apply");
+    assert!(!router);
+    let shown = f.inspect(c, |l| l.routes());
+    // tcp1 via 10.0.0.2@tcp existed already (EEXIST tolerated).
+    assert_eq!(shown.len(), 3);
+    let tcp2: Vec<_> = shown.iter().filter(|r| r.net == TCP2).collect();
+    assert_eq!(tcp2.len(), 2);
+    assert!(tcp2.iter().all(|r| r.hops == Some(2) && r.priority == 3));
+    // On the router, its own NID as gateway makes it a router.
+    let own: lnet_core::nid::Routes = "tcp5 10.0.0.2@tcp".parse().expect("routes=");
+    assert_eq!(f.call(r, |l, now| l.routes_apply(now, &own)), Ok(true));
+    assert!(f.inspect(r, |l| l.routes()).is_empty());
+}
+
+#[test]
+fn deleting_the_receiving_ni_drops_forwards_waiting_for_router_credits() {
+    let mut f = one_router(1317, 0);
+    let (c, r, s) = (0, 1, 2);
+    let mut cfg = rcfg(0);
+    cfg.peer_buffer_credits = 1;
+    f.call(r, |l, now| l.set_router_config(now, cfg));
+    // The server's link is cut: forwarded PUTs sit at the router's LND
+    // until they time out, the others wait for the client's router credit.
+    let t = f.now();
+    f.partition(&[r], &[s], t, None);
+    for i in 0..4 {
+        let (md, _) = f.bind(c, b"wait", Threshold::Count(1));
+        f.put(c, md, AckReq::NoAck, f.pid(s), 5, i, 0).expect("put");
+    }
+    f.run_for(Duration::from_millis(5));
+    let cred = f
+        .inspect(r, |l| l.peer_ni_rtr_credits(&f.nid(c, 0)))
+        .expect("credits");
+    assert!(cred.credits < 0, "messages wait for router credits: {cred:?}");
+    f.del_ni(r, 0).expect("net del");
+    f.settle();
+    assert!(f.hanging().is_empty());
+}

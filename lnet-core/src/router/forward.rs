@@ -360,11 +360,45 @@ impl Lnet {
         let Some(f) = self.router.fwd(id) else {
             return false;
         };
-        if f.phase == FwdPhase::Receiving && status.is_ok() && self.router.state.forwards() {
-            return self.fwd_send(now, id);
+        if f.phase == FwdPhase::Receiving && status.is_ok() {
+            if self.router.state.forwards() {
+                return self.fwd_send(now, id);
+            }
+            // Routing was turned off while the payload came in.
+            self.fwd_release(now, id);
+            self.fwd_drop(
+                id,
+                Completion::failed(errno::ENETDOWN, HealthStatus::LOCAL_DROPPED),
+            );
+            return false;
         }
         self.fwd_release(now, id);
         false
+    }
+
+    /// An NI is going away: forwarded messages it received that still wait
+    /// for router credits are dropped (their LND is being shut down).
+    pub(crate) fn router_ni_del(&mut self, now: Instant, ni: NiId) {
+        let mut gone = Vec::new();
+        for (i, f) in self.router.fwd.iter().enumerate() {
+            let Some(f) = f else { continue };
+            let id = MsgId {
+                idx: i as u32,
+                gen: f.gen,
+            };
+            let waiting = matches!(f.phase, FwdPhase::WaitRtrCredit | FwdPhase::WaitBuffer);
+            if waiting && self.msgs.get(id.idx, id.gen).is_some_and(|m| m.ni == ni) {
+                gone.push(id);
+            }
+        }
+        for id in gone {
+            self.fwd_release(now, id);
+            if let Some(m) = self.msgs.remove(id.idx, id.gen) {
+                self.counters.msg_free();
+                self.counters.drop_count += 1;
+                self.counters.drop_length += u64::from(m.hdr.payload_length);
+            }
+        }
     }
 
     /// Sends a received forwarded message on (`lnet_send` with source ANY,

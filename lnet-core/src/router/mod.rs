@@ -872,9 +872,20 @@ impl Lnet {
                 )))?,
         };
         self.bump_seq(ni, gw_pni);
-        // The final destination is bumped as well (§6.6).
-        if let Some(p) = self.peers.get_mut(final_pni) {
-            p.seq += 1;
+        // The final destination is bumped as well (§6.6): its peer, peer
+        // net and peer NI sequences.
+        if let Some((peer, net)) = self.peers.get(final_pni).map(|p| (p.peer, p.nid.net())) {
+            let mut seq = None;
+            if let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) {
+                p.seq += 1;
+                seq = Some(p.seq);
+                if let Some(pn) = p.nets.iter_mut().find(|n| n.net == net) {
+                    pn.seq = p.seq;
+                }
+            }
+            if let (Some(s), Some(p)) = (seq, self.peers.get_mut(final_pni)) {
+                p.seq = s;
+            }
         }
         let src_nid = self.ni_ref(ni).map_or(Nid::ANY, |n| n.nid);
         Ok(Path {
@@ -895,7 +906,12 @@ impl Lnet {
         }
         let mut best: Option<(usize, PeerNetKey)> = None;
         for (i, pn) in peer.nets.iter().enumerate() {
-            if !self.router.routes.iter().any(|r| r.net == pn.net) {
+            if !self
+                .router
+                .routes
+                .iter()
+                .any(|r| r.net == pn.net && self.route_alive(r))
+            {
                 continue;
             }
             let health = pn

@@ -21,6 +21,7 @@ pub mod lst;
 pub mod nidlist;
 pub mod proto;
 pub mod render;
+pub mod route;
 mod serde_ids;
 pub mod yaml;
 

@@ -13,6 +13,7 @@
 //! (lnetctl.md §5.1): `lnet configure` starts the [`Node`].
 
 mod lst;
+mod route;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -347,12 +348,6 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
             "cannot apply ip2nets=: not supported by this LNet yet; give networks= instead",
         ));
     }
-    if get("routes").is_some() {
-        return Err(NodeError::failed(
-            EOPNOTSUPP,
-            "cannot apply routes=: this LNet does not route yet; remove the parameter",
-        ));
-    }
     let networks = match get("networks") {
         Some(v) => crate::nid::Networks::parse(v)
             .map_err(|e| NodeError::failed(lnd_api::errno::EINVAL, e.to_string()))?,
@@ -381,6 +376,9 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
             lnd_tunables: Vec::new(),
         })
         .map_err(|e| NodeError::failed(e.errno(), format!("networks=: net {net}: {e}")))?;
+    }
+    if let Some(r) = get("routes") {
+        node.apply_routes_param(r, get("forwarding").is_none())?;
     }
     Ok(())
 }
@@ -612,6 +610,12 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
         },
         Op::Ping(req) => Reply::ok(ReplyBody::Ping(ping(node, req))),
         Op::Lst(req) => lst::handle(node, req),
+        Op::RouteAdd(req) => route::add(node, req),
+        Op::RouteDel(req) => route::del(node, req),
+        Op::RouteShow => route::show(node),
+        Op::RoutingShow => route::routing_show(node),
+        Op::RoutingSet { enable } => route::routing_set(node, enable),
+        Op::RouterBuffersSet { pool, value } => route::buffers_set(node, &pool, value),
         _ => Reply::err(EOPNOTSUPP, "request not supported by this lnetd"),
     }
 }

@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, Subcommand};
 
+use cmd::route::{RouteCmd, RoutingCmd};
 use cmd::{lnet::LnetCmd, net::NetCmd, ping::PingArgs, plugin::PluginCmd, stats::StatsCmd};
 
 /// The command line.
@@ -61,6 +62,21 @@ enum Cmd {
     /// stats show.
     #[command(subcommand, infer_long_args = true)]
     Stats(StatsCmd),
+    /// route add|del|show.
+    #[command(subcommand, infer_long_args = true)]
+    Route(RouteCmd),
+    /// routing show.
+    #[command(subcommand, infer_long_args = true)]
+    Routing(RoutingCmd),
+    /// set routing|tiny_buffers|small_buffers|large_buffers VALUE (the
+    /// routing tunables; see cmd::route::run_set).
+    Set {
+        /// The tunable.
+        name: String,
+        /// Its value.
+        #[arg(allow_negative_numbers = true)]
+        value: String,
+    },
 }
 
 /// Upstream quirk (lnetctl.md §1.2 point 6): `--verbose=N` means level 1.
@@ -157,7 +173,10 @@ const LIST: &[&str] = &[
     "--ignore_errors",
     "ignore_errors",
     "lnet",
+    "route",
     "net",
+    "routing",
+    "set",
     "stats",
     "ping",
     "plugin",
@@ -255,6 +274,12 @@ fn run(args: Vec<OsString>) -> i32 {
         Cmd::Plugin(c) => cmd::plugin::run(c, socket),
         Cmd::Ping(a) => cmd::ping::run(a, socket),
         Cmd::Stats(c) => cmd::stats::run(c, socket),
+        Cmd::Route(c) => cmd::route::run(c, socket),
+        Cmd::Routing(c) => cmd::route::run_routing(c, socket),
+        Cmd::Set { name, value } => cmd::route::run_set(name, value, socket).unwrap_or_else(|| {
+            out::stderr(&format!("set: unknown tunable {name:?}\n"));
+            out::RC_EINVAL
+        }),
     }
 }
 

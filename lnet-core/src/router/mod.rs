@@ -203,9 +203,12 @@ pub enum RouteError {
     /// The remote net is `LNET_NET_ANY`.
     #[error("setting LNET_NET_ANY not allowed")]
     NetAny,
-    /// The gateway NID is unusable (ANY, `0@lo`, on the remote net, ours).
+    /// The gateway NID is unusable (ANY, `0@lo`).
     #[error("cannot parse gateway")]
     BadGateway(Nid),
+    /// The gateway is on the remote net itself, or is one of our NIDs.
+    #[error("invalid settings for route creation")]
+    InvalidSettings(Nid),
     /// Hops outside 1..=255.
     #[error("invalid hop count must be between 1 and 255")]
     Hops(u32),
@@ -241,7 +244,10 @@ impl RouteError {
             RouteError::GatewayUnreachable(_) => errno::EHOSTUNREACH,
             RouteError::NotFound => errno::ENOENT,
             RouteError::Buffers => 34, // ERANGE
-            RouteError::NetAny | RouteError::Hops(_) | RouteError::Sensitivity(_) => errno::EINVAL,
+            RouteError::NetAny
+            | RouteError::InvalidSettings(_)
+            | RouteError::Hops(_)
+            | RouteError::Sensitivity(_) => errno::EINVAL,
         }
     }
 }
@@ -437,6 +443,64 @@ impl Lnet {
         self.router_arm(now);
     }
 
+    /// Applies the router module parameters (semantics §13.2, §7.7):
+    /// `tiny_router_buffers`, `small_router_buffers`, `large_router_buffers`,
+    /// `peer_buffer_credits`, `auto_down`, `check_routers_before_use`,
+    /// `avoid_asym_router_failure`, `alive_router_check_interval`,
+    /// `router_ping_timeout`, and `forwarding` (`enabled` turns routing on at
+    /// once, `disabled` off; empty leaves it to `routes=`). Other names are
+    /// ignored. The error names the parameter and the value.
+    pub fn router_params(
+        &mut self,
+        now: Instant,
+        params: &[(String, String)],
+    ) -> Result<(), String> {
+        let mut c = self.router.cfg.clone();
+        let mut forwarding = None;
+        for (name, value) in params {
+            let v = value.trim();
+            let int = || -> Result<i64, String> {
+                v.parse::<i64>().map_err(|_| {
+                    format!("bad value for parameter {name}: {value:?} is not an integer")
+                })
+            };
+            let nonneg = || -> Result<u32, String> {
+                let x = int()?;
+                u32::try_from(x)
+                    .map_err(|_| format!("bad value for parameter {name}: {x} must be >= 0"))
+            };
+            match name.as_str() {
+                "tiny_router_buffers" => c.tiny_router_buffers = nonneg()?,
+                "small_router_buffers" => c.small_router_buffers = nonneg()?,
+                "large_router_buffers" => c.large_router_buffers = nonneg()?,
+                "peer_buffer_credits" => c.peer_buffer_credits = nonneg()? as i32,
+                "auto_down" => c.auto_down = int()? != 0,
+                "check_routers_before_use" => c.check_routers_before_use = int()? != 0,
+                "avoid_asym_router_failure" => c.avoid_asym_router_failure = int()? != 0,
+                "alive_router_check_interval" => c.alive_router_check_interval = int()?,
+                "router_ping_timeout" => c.router_ping_timeout = nonneg()?,
+                "forwarding" => {
+                    forwarding = match v {
+                        "" => None,
+                        "enabled" => Some(true),
+                        "disabled" => Some(false),
+                        _ => {
+                            return Err(format!(
+                        "bad value for parameter forwarding: {value:?} (use enabled or disabled)"
+                    ))
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.set_router_config(now, c);
+        if let Some(on) = forwarding {
+            self.set_routing(now, on, true);
+        }
+        Ok(())
+    }
+
     /// `lnetctl set tiny_buffers|small_buffers|large_buffers N`: a total
     /// over all CPU partitions, 0 = the default. Negative counts are refused.
     pub fn set_router_buffers(
@@ -587,12 +651,11 @@ impl Lnet {
         if net.lnd_type == lnd_type::ANY {
             return Err(RouteError::NetAny);
         }
-        if gateway.is_any()
-            || gateway == Nid::LO_0
-            || gateway.net() == net
-            || self.is_local_nid(&gateway)
-        {
+        if gateway.is_any() || gateway == Nid::LO_0 {
             return Err(RouteError::BadGateway(gateway));
+        }
+        if gateway.net() == net || self.is_local_nid(&gateway) {
+            return Err(RouteError::InvalidSettings(gateway));
         }
         if let Some(h) = hops {
             if !(1..=255).contains(&h) {

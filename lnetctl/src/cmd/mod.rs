@@ -5,6 +5,7 @@ pub(crate) mod lnet;
 pub(crate) mod net;
 pub(crate) mod ping;
 pub(crate) mod plugin;
+pub(crate) mod route;
 pub(crate) mod stats;
 
 use std::path::Path;

@@ -646,7 +646,8 @@ fn a_multi_rail_peer_with_no_local_net_is_reached_over_its_routed_nets() {
     let (h1, h2) = (f.nid(r1, 1), f.nid(r2, 1));
     route(&mut f, s, TCP, h1, 0);
     route(&mut f, s, TCP, h2, 0);
-    f.call(c, |l, _| l.peer_add(s1, &[s2], true)).expect("peer add");
+    f.call(c, |l, _| l.peer_add(s1, &[s2], true))
+        .expect("peer add");
     let send = |f: &mut Fabric, i: u64| {
         f.post(s, 5, i, 8, MdOptions::OP_PUT, Threshold::Count(1));
         let (md, _) = f.bind(c, b"mr-route", Threshold::Count(1));
@@ -716,7 +717,10 @@ fn deleting_the_receiving_ni_drops_forwards_waiting_for_router_credits() {
     let cred = f
         .inspect(r, |l| l.peer_ni_rtr_credits(&f.nid(c, 0)))
         .expect("credits");
-    assert!(cred.credits < 0, "messages wait for router credits: {cred:?}");
+    assert!(
+        cred.credits < 0,
+        "messages wait for router credits: {cred:?}"
+    );
     f.del_ni(r, 0).expect("net del");
     f.settle();
     assert!(f.hanging().is_empty());

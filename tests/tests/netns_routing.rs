@@ -118,3 +118,188 @@ fn client_router_server_across_two_nets() {
         );
     }
 }
+
+/// A "switch" namespace with one bridge per net, and a node's veth into it.
+struct Switch {
+    ns: NetNs,
+    links: Vec<Veth>,
+    k: u32,
+}
+
+impl Switch {
+    fn new(name: &str) -> Switch {
+        let ns = NetNs::new(name).expect("switch namespace");
+        Switch {
+            ns,
+            links: Vec::new(),
+            k: 0,
+        }
+    }
+
+    fn bridge(&self, br: &str) {
+        self.ns
+            .ip(&["link", "add", br, "type", "bridge"])
+            .expect("bridge");
+        self.ns.ip(&["link", "set", br, "up"]).expect("bridge up");
+    }
+
+    /// Connects `ifname` (address `cidr`) in `ns` to bridge `br`.
+    fn plug(&mut self, ns: &NetNs, ifname: &str, cidr: &str, br: &str) {
+        self.k += 1;
+        let port = format!("{ifname}p");
+        let dummy = format!("192.0.2.{}/32", self.k);
+        let v = Veth::new(
+            End { ns, ifname, cidr },
+            End {
+                ns: &self.ns,
+                ifname: &port,
+                cidr: &dummy,
+            },
+        )
+        .expect("veth into the switch");
+        self.ns
+            .ip(&["link", "set", &port, "master", br])
+            .expect("bridge port");
+        self.links.push(v);
+    }
+}
+
+fn route_count(n: &TestNode) -> u64 {
+    let s = n.lnetctl_ok(&["stats", "show"]);
+    s.lines()
+        .find_map(|l| l.trim().strip_prefix("route_count: "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no route_count in {s}"))
+}
+
+/// Streams `count` PUTs B -> C; returns (sent, ok, failed).
+fn stream(b: &TestNode, nc: &str, mb: u64, count: u32) -> (u32, u32, u32) {
+    b.send(&format!("stream {nc} 45 {mb:#x} 65536 {count} 4"));
+    let r = b.expect(
+        |l| l.starts_with("ok stream") || l.starts_with("fail stream"),
+        Duration::from_secs(60),
+    );
+    let n = |k: &str| -> u32 {
+        field(&r, k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {r}"))
+    };
+    (n("sent"), n("ok"), n("failed"))
+}
+
+#[test]
+#[ignore = "needs root: creates network namespaces"]
+fn two_routers_one_killed_traffic_continues_and_it_rejoins() {
+    if !is_root() {
+        eprintln!("not root: skipped (network namespaces need root)");
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let mut sw = Switch::new(&format!("lnr{id}s"));
+    let (br1, br2) = (format!("lb{id}1"), format!("lb{id}2"));
+    sw.bridge(&br1);
+    sw.bridge(&br2);
+    let ns_b = NetNs::new(&format!("lnr{id}B")).expect("ns");
+    let ns_c = NetNs::new(&format!("lnr{id}C")).expect("ns");
+    let ns_r1 = NetNs::new(&format!("lnr{id}1")).expect("ns");
+    let ns_r2 = NetNs::new(&format!("lnr{id}2")).expect("ns");
+    let ifs = |n: &str| format!("lr{id}{n}");
+    sw.plug(&ns_b, &ifs("b"), "10.216.1.9/24", &br1);
+    sw.plug(&ns_r1, &ifs("1a"), "10.216.1.1/24", &br1);
+    sw.plug(&ns_r2, &ifs("2a"), "10.216.1.2/24", &br1);
+    sw.plug(&ns_r1, &ifs("1b"), "10.216.2.1/24", &br2);
+    sw.plug(&ns_r2, &ifs("2b"), "10.216.2.2/24", &br2);
+    sw.plug(&ns_c, &ifs("c"), "10.216.2.9/24", &br2);
+    let fast = [
+        "alive_router_check_interval=1",
+        "router_ping_timeout=1",
+        "lnet_transaction_timeout=10",
+        "lnet_retry_count=0",
+    ];
+    let router = |ns: &NetNs, name: &str, a: &str, b: &str| {
+        let r = TestNode::start(EXE, ns, name, &["forwarding=enabled"]);
+        r.configure("tcp1", a);
+        r.lnetctl_ok(&["net", "add", "--net", "tcp2", "--if", b]);
+        r
+    };
+    let mut r1 = router(&ns_r1, "R1", &ifs("1a"), &ifs("1b"));
+    let r2 = router(&ns_r2, "R2", &ifs("2a"), &ifs("2b"));
+    let b = TestNode::start(EXE, &ns_b, "B", &fast);
+    let c = TestNode::start(EXE, &ns_c, "C", &fast);
+    b.configure("tcp1", &ifs("b"));
+    c.configure("tcp2", &ifs("c"));
+    let nc = "10.216.2.9@tcp2";
+    for g in ["10.216.1.1@tcp1", "10.216.1.2@tcp1"] {
+        b.lnetctl_ok(&["route", "add", "--net", "tcp2", "--gateway", g]);
+    }
+    for g in ["10.216.2.1@tcp2", "10.216.2.2@tcp2"] {
+        c.lnetctl_ok(&["route", "add", "--net", "tcp1", "--gateway", g]);
+    }
+    // C takes every PUT (checked) in one-use MDs.
+    c.cmd_ok("post 45 0x7 65536 1000", T);
+    let delivered = |c: &TestNode, want: u32| {
+        for _ in 0..want {
+            let ev = c.expect(|l| l.starts_with("event put"), T);
+            assert!(ev.contains(" data=ok"), "{ev}");
+        }
+    };
+    // 1. Both routers carry traffic.
+    let (sent, ok, failed) = stream(&b, nc, 0x7, 40);
+    assert_eq!((sent, ok, failed), (40, 40, 0));
+    delivered(&c, 40);
+    assert!(route_count(&r1) > 0 && route_count(&r2) > 0);
+
+    // 2. R1 dies: streams go on; each one's PUTs are all accounted; once
+    //    B's checker noticed, nothing fails.
+    r1.kill();
+    let mut total_ok = 0;
+    let mut clean = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let (sent, ok, failed) = stream(&b, nc, 0x7, 40);
+        assert_eq!(sent, ok + failed, "every PUT accounted");
+        total_ok += ok;
+        if failed == 0 && ok == 40 {
+            clean = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(clean, "traffic continues through R2");
+    // Every acknowledged PUT landed on C, checked.
+    delivered(&c, total_ok);
+    let show = b.lnetctl_ok(&["route", "show", "-v"]);
+    assert!(
+        show.contains("gateway: 10.216.1.1@tcp1\n      hop: -1\n      priority: 0\n      health_sensitivity: 100\n      state: down"),
+        "{show}"
+    );
+
+    // 3. R1 restarted rejoins: its route comes back up and carries traffic.
+    r1 = router(&ns_r1, "R1'", &ifs("1a"), &ifs("1b"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let show = b.lnetctl_ok(&["route", "show", "-v"]);
+        if !show.contains("state: down") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "R1's route did not come back: {show}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // C's route back through R1 too (ACKs may use it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while c
+        .lnetctl_ok(&["route", "show", "-v"])
+        .contains("state: down")
+    {
+        assert!(std::time::Instant::now() < deadline, "C's route through R1");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (sent, ok, failed) = stream(&b, nc, 0x7, 40);
+    assert_eq!((sent, ok, failed), (40, 40, 0));
+    delivered(&c, 40);
+    assert!(route_count(&r1) > 0, "the restarted R1 forwards again");
+    let _ = (&sw, &ns_b, &ns_c, &ns_r2);
+}

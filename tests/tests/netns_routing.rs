@@ -303,3 +303,63 @@ fn two_routers_one_killed_traffic_continues_and_it_rejoins() {
     assert!(route_count(&r1) > 0, "the restarted R1 forwards again");
     let _ = (&sw, &ns_b, &ns_c, &ns_r2);
 }
+
+#[test]
+#[ignore = "needs root: creates network namespaces"]
+fn two_hops_client_r1_r2_server() {
+    if !is_root() {
+        eprintln!("not root: skipped (network namespaces need root)");
+        return;
+    }
+    // B (tcp1) — R1 (tcp1, tcp2) — R2 (tcp2, tcp3) — C (tcp3).
+    let id = std::process::id() % 100_000;
+    let ns_all: Vec<NetNs> = ["B", "1", "2", "C"]
+        .iter()
+        .map(|n| NetNs::new(&format!("lnh{id}{n}")).expect("namespace"))
+        .collect();
+    let ifs = |n: &str| format!("lh{id}{n}");
+    let names: Vec<String> = ["b", "1a", "1b", "2a", "2b", "c"]
+        .iter()
+        .map(|n| ifs(n))
+        .collect();
+    let end = |ns: usize, k: usize, cidr: &'static str| End {
+        ns: &ns_all[ns],
+        ifname: &names[k],
+        cidr,
+    };
+    let _v1 = Veth::new(end(0, 0, "10.217.1.9/24"), end(1, 1, "10.217.1.1/24")).expect("veth");
+    let _v2 = Veth::new(end(1, 2, "10.217.2.1/24"), end(2, 3, "10.217.2.2/24")).expect("veth");
+    let _v3 = Veth::new(end(2, 4, "10.217.3.2/24"), end(3, 5, "10.217.3.9/24")).expect("veth");
+    let b = TestNode::start(EXE, &ns_all[0], "B", &[]);
+    let r1 = TestNode::start(EXE, &ns_all[1], "R1", &["forwarding=enabled"]);
+    let r2 = TestNode::start(EXE, &ns_all[2], "R2", &["forwarding=enabled"]);
+    let c = TestNode::start(EXE, &ns_all[3], "C", &[]);
+    b.configure("tcp1", &ifs("b"));
+    r1.configure("tcp1", &ifs("1a"));
+    r1.lnetctl_ok(&["net", "add", "--net", "tcp2", "--if", &ifs("1b")]);
+    r2.configure("tcp2", &ifs("2a"));
+    r2.lnetctl_ok(&["net", "add", "--net", "tcp3", "--if", &ifs("2b")]);
+    c.configure("tcp3", &ifs("c"));
+    let route = |n: &TestNode, net: &str, gw: &str, hop: &str| {
+        n.lnetctl_ok(&["route", "add", "--net", net, "--gateway", gw, "--hop", hop]);
+    };
+    route(&b, "tcp3", "10.217.1.1@tcp1", "2");
+    route(&r1, "tcp3", "10.217.2.2@tcp2", "1");
+    route(&r2, "tcp1", "10.217.2.1@tcp2", "1");
+    route(&c, "tcp1", "10.217.3.2@tcp3", "2");
+    let (nb, nc) = ("10.217.1.9@tcp1", "10.217.3.9@tcp3");
+    transfers(&b, &c, nb, nc, 0x5000);
+    transfers(&c, &b, nc, nb, 0x6000);
+    // B's route is multi-hop (R1 has no NI on tcp3), R1's single-hop.
+    let show = b.lnetctl_ok(&["route", "show", "-v"]);
+    assert!(
+        show.contains("      state: up\n      type: multi-hop\n"),
+        "{show}"
+    );
+    let show = r1.lnetctl_ok(&["route", "show", "-v"]);
+    assert!(
+        show.contains("      state: up\n      type: single-hop\n"),
+        "{show}"
+    );
+    assert!(route_count(&r1) > 0 && route_count(&r2) > 0);
+}

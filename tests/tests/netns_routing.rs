@@ -8,10 +8,13 @@
 //! -- --ignored`); without root the test prints a skip line and passes.
 //! Namespaces, links and processes are owned by guards.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use lnet_tests::netns::{is_root, End, NetNs, Veth};
-use lnet_tests::test_node::{field, TestNode};
+use lnet_tests::test_node::{field, lnetctl_bin, TestNode};
 
 const EXE: &str = env!("CARGO_BIN_EXE_lnet-test-node");
 const T: Duration = Duration::from_secs(20);
@@ -45,6 +48,54 @@ fn transfers(from: &TestNode, to: &TestNode, from_nid: &str, to_nid: &str, base:
             "{r}"
         );
     }
+}
+
+/// The `lst` of this build (next to lnetctl; built on first use).
+fn lst_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = lnetctl_bin().parent().expect("bin dir").to_path_buf();
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "--quiet", "-p", "lnetctl", "--bin", "lst"])
+            .arg("--target-dir")
+            .arg(dir.parent().expect("target directory"));
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().expect("cargo build lst").success(),
+            "cannot build lst"
+        );
+        dir.join("lst")
+    })
+}
+
+/// Runs `lst` against a node's control socket with session key 77.
+fn lst(n: &TestNode, args: &[&str]) -> Output {
+    Command::new(lst_bin())
+        .arg("--socket")
+        .arg(n.socket())
+        .args(args)
+        .env("LST_SESSION", "77")
+        .env_remove("LST_FEATURES")
+        .env_remove("LNET_SOCKET")
+        .output()
+        .expect("run lst")
+}
+
+#[track_caller]
+fn lst_ok(n: &TestNode, args: &[&str]) -> String {
+    let out = lst(n, args);
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        out.status.success(),
+        "lst {args:?}: {:?}\n{o}\n{e}",
+        out.status
+    );
+    o
 }
 
 #[test]
@@ -99,6 +150,52 @@ fn client_router_server_across_two_nets() {
     // NID is the originator's.
     transfers(&b, &c, nb, nc, 0x1000);
     transfers(&c, &b, nc, nb, 0x2000);
+    // lst ping and brw write 1M through the router.
+    lst_ok(&b, &["new_session", "--timeout", "120", "rt"]);
+    assert_eq!(
+        lst_ok(&b, &["add_group", "servers", nc]),
+        format!("{nc} are added to session\n")
+    );
+    lst_ok(&b, &["add_group", "clients", nb]);
+    assert_eq!(
+        lst_ok(&b, &["ping", "--group", "servers"]),
+        format!("\t12345-{nc}: Active [session: rt id: {nb}]\n")
+    );
+    lst_ok(&b, &["add_batch", "bulk"]);
+    for t in [
+        &["brw", "write", "size=1M", "check=simple"][..],
+        &["ping"][..],
+    ] {
+        let mut args = vec![
+            "add_test", "--batch", "bulk", "--from", "clients", "--to", "servers",
+        ];
+        args.extend_from_slice(t);
+        lst_ok(&b, &args);
+    }
+    let before = route_count(&a);
+    lst_ok(&b, &["run", "bulk"]);
+    let st = lst_ok(&b, &["stat", "--count", "2", "--delay", "1", "servers"]);
+    assert!(
+        st.contains("[LNet Bandwidth of servers]\n[R] Avg: "),
+        "{st}"
+    );
+    let bw: f64 = st[st.find("[LNet Bandwidth").expect("bw")..]
+        .split("[R] Avg: ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("a bandwidth figure");
+    assert!(
+        bw > 1.0,
+        "servers receive the writes through the router: {st}"
+    );
+    lst_ok(&b, &["stop", "bulk"]);
+    assert_eq!(
+        lst_ok(&b, &["show_error", "clients", "servers"]),
+        "clients:\nTotal 0 error nodes in clients\nservers:\nTotal 0 error nodes in servers\n"
+    );
+    assert_eq!(lst_ok(&b, &["end_session"]), "session is ended\n");
+    assert!(route_count(&a) > before + 2, "brw went through the router");
     // lnetctl ping through the router.
     let p = b.lnetctl_ok(&["ping", nc]);
     assert!(p.contains(&format!("primary nid: {nc}")), "{p}");

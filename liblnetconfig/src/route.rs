@@ -262,7 +262,6 @@ fn route_item(r: &RouteInfo, verbose: bool, extra: &NetTypes) -> Yaml {
     if verbose {
         m.push("hop", Yaml::s(r.hop));
         m.push("priority", Yaml::s(r.priority));
-        m.push("health_sensitivity", Yaml::s(r.health_sensitivity));
         m.push("state", Yaml::s(if r.up { "up" } else { "down" }));
         m.push(
             "type",
@@ -308,7 +307,6 @@ pub fn route_export(routes: &[RouteInfo], backup: bool, extra: &NetTypes) -> Yam
                 m.push("gateway", Yaml::s(gw_text(&r.gateway, extra)));
                 m.push("hop", Yaml::s(r.hop));
                 m.push("priority", Yaml::s(r.priority));
-                m.push("health_sensitivity", Yaml::s(r.health_sensitivity));
                 if !backup {
                     m.push("state", Yaml::s(if r.up { "up" } else { "down" }));
                     m.push(
@@ -380,6 +378,29 @@ fn gw_text(n: &Nid, extra: &NetTypes) -> String {
     text
 }
 
+/// The `routing:` and `buffers:` part of `export` (lnetctl.md §4.1), cY-style;
+/// `None` when the pools were never set up. Full: the `routing show` form;
+/// backup: `routing: {enable}` and the buffer counts.
+pub fn routing_export(info: Option<&RoutingInfo>, backup: bool) -> Option<String> {
+    let info = info?;
+    if !backup {
+        return Some(routing_show(Some(info)));
+    }
+    let sum = |k: usize| info.cpts.iter().map(|p| p[k].nbuffers).sum::<u32>();
+    let doc = Yaml::pairs([
+        ("routing", Yaml::pairs([("enable", Yaml::s(info.enable))])),
+        (
+            "buffers",
+            Yaml::pairs([
+                ("tiny", Yaml::s(sum(0))),
+                ("small", Yaml::s(sum(1))),
+                ("large", Yaml::s(sum(2))),
+            ]),
+        ),
+    ]);
+    Some(cy(&doc))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,7 +447,7 @@ mod tests {
         assert_eq!(
             route_show(&routes(), &f, true, &none),
             "route:\n-     net: o2ib1\n      gateway: 192.168.122.21@tcp\n      hop: 2\n      \
-             priority: 3\n      health_sensitivity: 100\n      state: down\n      type: multi-hop\n"
+             priority: 3\n      state: down\n      type: multi-hop\n"
         );
         let f = RouteFilter {
             hop: Some(7),
@@ -458,6 +479,21 @@ mod tests {
              large: 1024\n"
         );
         assert_eq!(routing_show(None), "");
+        assert_eq!(
+            routing_export(Some(&info), true).expect("pools"),
+            "routing:\n    enable: 1\nbuffers:\n    tiny: 2048\n    small: 16384\n    large: 1024\n"
+        );
+        let none: Vec<(String, u8)> = Vec::new();
+        let t = nl(
+            &Yaml::pairs([("route", route_export(&routes(), true, &none))]),
+            6,
+        );
+        assert_eq!(
+            t,
+            "route:\n-     net: tcp1\n      gateway: 192.168.122.20@tcp\n      hop: -1\n      \
+             priority: 0\n-     net: o2ib1\n      gateway: 192.168.122.21@tcp\n      hop: 2\n      \
+             priority: 3\n"
+        );
     }
 
     #[test]

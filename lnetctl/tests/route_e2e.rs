@@ -316,7 +316,7 @@ fn routes_and_routing_through_lnetctl() {
     assert_eq!(
         v,
         "route:\n-     net: tcp1\n      gateway: 3@vnd\n      hop: 2\n      priority: 1\n      \
-         health_sensitivity: 100\n      state: up\n      type: single-hop\n"
+         state: up\n      type: single-hop\n"
     );
 
     // The refusals, with the daemon's messages.

@@ -141,7 +141,7 @@ fn client_router_server_across_two_nets() {
         b.lnetctl_ok(&["route", "show", "-v"]),
         format!(
             "route:\n-     net: tcp2\n      gateway: {ra}\n      hop: -1\n      priority: 0\n      \
-             health_sensitivity: 100\n      state: up\n      type: single-hop\n"
+             state: up\n      type: single-hop\n"
         )
     );
     let routing = a.lnetctl_ok(&["routing", "show"]);
@@ -367,7 +367,9 @@ fn two_routers_one_killed_traffic_continues_and_it_rejoins() {
     delivered(&c, total_ok);
     let show = b.lnetctl_ok(&["route", "show", "-v"]);
     assert!(
-        show.contains("gateway: 10.216.1.1@tcp1\n      hop: -1\n      priority: 0\n      health_sensitivity: 100\n      state: down"),
+        show.contains(
+            "gateway: 10.216.1.1@tcp1\n      hop: -1\n      priority: 0\n      state: down"
+        ),
         "{show}"
     );
 

@@ -52,7 +52,7 @@ bench_setup() {
     [ "$PROFILE" = release ] && flag=(--release)
     log "building lnetd, lnd-sock, lnetctl/lst ($PROFILE)"
     # Two builds: `--bin lnetd` would filter the other packages' binaries out.
-    (cd "$ROOT" && cargo build --quiet "${flag[@]}" -p lnet-core --bin lnetd &&
+    (cd "$ROOT" && cargo build --quiet "${flag[@]}" -p lnetd --bin lnetd &&
         cargo build --quiet "${flag[@]}" -p lnd-sock -p lnetctl)
 }
 

@@ -7,9 +7,12 @@ cd "$(dirname "$0")/.."
 allowed() {
     case "$1" in
         lnd-api) echo "abi_stable" ;;
-        # lnet-core also carries the lnetd binary and its control-socket
-        # server, which speak liblnetconfig's protocol types (see ARCHITECTURE.md).
-        lnet-core) echo "lnd-api thiserror tracing tracing-subscriber slab bytes inventory liblnetconfig serde serde_json clap libc nix rustix" ;;
+        # The sans-IO engine and selftest on it: no threads, clocks, sockets,
+        # serde, control-protocol types, clap, nix or tracing subscriber.
+        lnet-core) echo "lnd-api thiserror tracing slab bytes" ;;
+        lnet-selftest) echo "lnet-core lnd-api thiserror tracing slab bytes" ;;
+        # The node runtime and the daemon: everything but the LND crates.
+        lnetd) echo "lnet-core lnet-selftest lnd-api liblnetconfig thiserror tracing tracing-subscriber inventory serde serde_json clap libc nix rustix" ;;
         lnd-sock) echo "lnd-api tokio socket2 if-addrs nix libc" ;;
         lnd-o2ib) echo "lnd-api tokio libloading" ;;
         lnd-fault) echo "lnd-api" ;;
@@ -21,7 +24,7 @@ allowed() {
 }
 
 fail=0
-for crate in lnd-api lnet-core lnd-sock lnd-o2ib lnd-fault liblnetconfig lnetctl vendor-lnd; do
+for crate in lnd-api lnet-core lnet-selftest lnetd lnd-sock lnd-o2ib lnd-fault liblnetconfig lnetctl vendor-lnd; do
     ok=$(allowed "$crate")
     deps=$(cargo tree -p "$crate" --depth 1 -e normal --prefix none --format '{p}' 2>/dev/null \
         | tail -n +2 | awk '{print $1}' | sort -u)

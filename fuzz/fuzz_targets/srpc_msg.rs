@@ -1,10 +1,10 @@
-//! Selftest RPC decoder (`lnet_core::selftest::wire::SrpcMsg::parse`,
+//! Selftest RPC decoder (`lnet_selftest::wire::SrpcMsg::parse`,
 //! `parse_dests`): never panics on any bytes, and a message that parses
 //! re-emits in the sender's order to bytes that parse to the same type.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lnet_core::selftest::wire::{parse_dests, ByteOrder, SrpcMsg};
+use lnet_selftest::wire::{parse_dests, ByteOrder, SrpcMsg};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((m, order)) = SrpcMsg::parse(data) {

@@ -1,6 +1,7 @@
 //! Engine benchmarks: ME matching on a long list, PUT+ACK round trips between
 //! two engines through the in-memory pump, and heap allocations per message
-//! (engine alone, engines with the pump, node runtime with the `lo` LND).
+//! (engine alone, engines with the pump; the node runtime with the `lo` LND:
+//! lnetd's `benches/node.rs`).
 //! Run with `cargo bench -p lnet-core --bench engine`.
 
 #![allow(missing_docs)]
@@ -145,8 +146,8 @@ fn bench_put_ack(c: &mut Criterion) {
 }
 
 /// Heap allocations per message on the steady-state paths (after a warm-up,
-/// so slabs, queues and maps have their capacity): the engine alone, two
-/// engines with the pump, and the node runtime with the `lo` LND. The floor
+/// so slabs, queues and maps have their capacity): the engine alone and
+/// two engines with the pump. The floor
 /// is one allocation per payload-bearing hand-over to an LND (the fragment
 /// list of `lnd_api::Payload`, an `RVec` in the frozen ABI); `tests/alloc.rs`
 /// asserts these numbers.
@@ -200,18 +201,6 @@ fn allocations_per_message(_c: &mut Criterion) {
         "engines + pump, 64 PUT+ACK round trips in flight 4096 B: allocations per message: {} (per round trip)",
         s.allocations / 64.0
     );
-    let (node, mut step) = alloc_paths::node_put_ack(4096);
-    report(
-        "node + lo LND, PUT+ACK to 0@lo 4096 B (per round trip)",
-        &mut step,
-    );
-    node.shutdown();
-    let (node, mut step) = alloc_paths::node_get_reply(4096);
-    report(
-        "node + lo LND, GET+REPLY from 0@lo 4096 B (per round trip)",
-        &mut step,
-    );
-    node.shutdown();
 }
 
 criterion_group!(

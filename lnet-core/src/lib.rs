@@ -1,10 +1,10 @@
-//! # lnet-core: LNet in user space
+//! # lnet-core: the LNet engine (lnet.ko without its threads)
 //!
 //! The engine ([`Lnet`]) is a deterministic state machine (see `docs/engine-api.md`):
 //! it is given time and inputs, and polled for outputs. It never opens a socket,
-//! spawns, sleeps, locks or reads the clock. Around it, the node runtime
-//! ([`node`]) loads LND plugins ([`host`]), drives the engine from real threads,
-//! and serves the control socket ([`ctl`]) that `lnetctl` talks to.
+//! spawns, sleeps, locks or reads the clock. Selftest sits on top of it in the
+//! `lnet-selftest` crate; the node runtime that loads LND plugins, drives the
+//! engine from real threads and serves the control socket is the `lnetd` crate.
 //!
 //! Layers of the engine, following Lustre's file split:
 //! * [`time`]: the caller's clock ([`Instant`]).
@@ -19,9 +19,9 @@
 //! * [`router`] (router.c): routes, gateway choice and aliveness, router
 //!   buffer pools and forwarding.
 //! * [`event`]: MD events and ping results. [`ping`]: the ping target and
-//!   initiator. [`stats`]: counters. [`lo`]: the loopback LND.
-//! * [`selftest`] (`lnet/selftest/`): LNet selftest over the engine: the
-//!   test node's services and test clients, and the `lst` console.
+//!   initiator. [`stats`]: counters.
+//! * [`nid`] (nidstrings.c): NIDs, NID ranges, config strings; [`wire`]
+//!   (lnet-idl.h): the wire formats.
 //!
 //! ## Decisions where `docs/engine-api.md` leaves room (upstream's choice unless noted)
 //!
@@ -73,31 +73,25 @@
 //!   indexed heap (`docs/engine-api.md`, "Heap allocations on the message
 //!   path"; asserted by `tests/alloc.rs`).
 //!
-//! Must not depend on tokio (in the protocol logic), socket2, ibverbs or clap.
+//! Must not depend on threads, clocks, sockets, serde, liblnetconfig, clap,
+//! nix or a tracing subscriber (STYLE.md §2, enforced by
+//! `scripts/check-deps.sh`): those belong to `lnetd`.
 
 #![forbid(unsafe_code)]
 
 pub mod credits;
-#[allow(missing_docs)]
-pub mod ctl;
 pub mod event;
-#[allow(missing_docs)]
-pub mod host;
-pub mod lo;
 pub mod md;
 pub mod me;
 pub mod msg;
 pub mod ni;
 #[allow(missing_docs)]
 pub mod nid;
-#[allow(missing_docs)]
-pub mod node;
 pub mod peer;
 pub mod ping;
 pub mod ptl;
 pub mod recv;
 pub mod router;
-pub mod selftest;
 pub mod send;
 pub mod stats;
 pub mod time;
@@ -107,7 +101,6 @@ pub mod wire;
 pub use lnd_api;
 
 pub use event::{Event, EventKind, MdEvent};
-pub use lo::{LoLnd, LoNi};
 pub use md::{ApiError, MdHandle, MdOptions, MdSpec, Threshold, Unlink, MAX_PAYLOAD};
 pub use me::MeHandle;
 pub use ni::{Config, GlobalTunables, LndOp, Lnet, NiError, NiId, NiState, NiView};

@@ -1,10 +1,10 @@
 //! No heap allocation per message in steady state (issues #3 and #5): the
-//! engine's PUT, PUT+ACK and GET+REPLY paths, forwarding through a router,
-//! and the node runtime with the `lo` LND, counted with a counting global allocator.
+//! engine's PUT, PUT+ACK and GET+REPLY paths and forwarding through a
+//! router, counted with a counting global allocator (the node runtime with
+//! the `lo` LND: lnetd's `tests/alloc.rs`).
 //!
 //! `stats_alloc` counts process-wide, so this binary holds a single test
-//! (run alone, nothing else allocates meanwhile; the node's timer and
-//! executor threads are part of what is measured).
+//! (run alone, nothing else allocates meanwhile).
 //!
 //! Nothing allocates per message, with or without a payload: the LND gets
 //! its payload as an `lnd_api::PayloadSpan` (lnd-api 1.1), a window into the
@@ -21,8 +21,7 @@ use std::alloc::System;
 
 use alloc_paths::{
     engine_get_reply, engine_put_ack, engine_put_ack_mr, engine_put_ack_routed,
-    engine_put_ack_use_once_me, engine_put_ack_window, engine_put_receive, measure, node_get_reply,
-    node_put_ack, PerStep,
+    engine_put_ack_use_once_me, engine_put_ack_window, engine_put_receive, measure, PerStep,
 };
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -104,21 +103,4 @@ fn steady_state_message_paths_allocate_nothing() {
             0.0,
         );
     }
-    // Through the node runtime's application API and the lo LND, to our own
-    // NID, waiting for the events: nothing added by the runtime (work lists,
-    // executor thread, event queues).
-    let (node, mut step) = node_put_ack(4096);
-    check(
-        "node (lo) PUT+ACK round trip, 4096 B",
-        measure(GLOBAL, WARMUP, STEPS, &mut step),
-        0.0,
-    );
-    node.shutdown();
-    let (node, mut step) = node_get_reply(4096);
-    check(
-        "node (lo) GET+REPLY round trip, 4096 B",
-        measure(GLOBAL, WARMUP, STEPS, &mut step),
-        0.0,
-    );
-    node.shutdown();
 }

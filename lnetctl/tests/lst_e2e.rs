@@ -27,7 +27,7 @@ fn lnetd_bin() -> &'static Path {
         let bin_dir = Path::new(LNETCTL).parent().expect("bin dir");
         // Two builds: `--bin lnetd` would filter lnd-sock's library out.
         for args in [
-            &["-p", "lnet-core", "--bin", "lnetd"][..],
+            &["-p", "lnetd", "--bin", "lnetd"][..],
             &["-p", "lnd-sock", "--lib"][..],
         ] {
             let mut cmd = Command::new(env!("CARGO"));
@@ -41,7 +41,7 @@ fn lnetd_bin() -> &'static Path {
             let st = cmd.status().expect("run cargo build");
             assert!(
                 st.success(),
-                "cannot build lnetd and lnd-sock: run `cargo build -p lnet-core -p lnd-sock`"
+                "cannot build lnetd and lnd-sock: run `cargo build -p lnetd -p lnd-sock`"
             );
         }
         assert!(

@@ -3,9 +3,9 @@
 //! `set routing|*_buffers` and the router start-up parameters, with the real
 //! `lnetd` and `lnetctl` (helpers as in `e2e.rs`).
 //!
-//! `lnetd` is a binary of another package (lnet-core), so cargo does not
+//! `lnetd` is a binary of another package (lnetd), so cargo does not
 //! build it for this test. The first test that needs it runs
-//! `cargo build -p lnet-core --bin lnetd` into the same target directory
+//! `cargo build -p lnetd --bin lnetd` into the same target directory
 //! (a no-op when it is fresh; cargo does not hold its build lock while tests
 //! run) and takes the `lnetd` sitting next to `lnetctl`, which is also where
 //! `lnetctl lnet configure` looks for it. Every daemon a test starts is owned
@@ -31,7 +31,7 @@ fn lnetd_bin() -> &'static Path {
             .expect("lnetctl has a directory");
         let target_dir = bin_dir.parent().expect("target directory");
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "-p", "lnet-core", "--bin", "lnetd"])
+        cmd.args(["build", "--quiet", "-p", "lnetd", "--bin", "lnetd"])
             .arg("--target-dir")
             .arg(target_dir);
         if bin_dir.ends_with("release") {
@@ -40,12 +40,12 @@ fn lnetd_bin() -> &'static Path {
         let status = cmd.status().expect("run cargo build for lnetd");
         assert!(
             status.success(),
-            "cannot build lnetd: run `cargo build -p lnet-core --bin lnetd` to see why"
+            "cannot build lnetd: run `cargo build -p lnetd --bin lnetd` to see why"
         );
         let lnetd = bin_dir.join("lnetd");
         assert!(
             lnetd.is_file(),
-            "{} missing after the build: run `cargo build -p lnet-core --bin lnetd`",
+            "{} missing after the build: run `cargo build -p lnetd --bin lnetd`",
             lnetd.display()
         );
         lnetd

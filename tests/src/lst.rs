@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use lnet_core::lnd_api::{NetTunables, Nid};
-use lnet_core::node::{LstReply, LstRequest, NetAdd, Node, NodeConfig, NodeError};
-use lnet_core::selftest::wire::Body;
-use lnet_core::selftest::{NodeEntry, TestSpec, TestType};
 use lnet_core::ProcessId;
+use lnet_selftest::wire::Body;
+use lnet_selftest::{NodeEntry, TestSpec, TestType};
+use lnetd::node::{LstReply, LstRequest, NetAdd, Node, NodeConfig, NodeError};
 
 /// A node (PID 12345, the selftest `params`) with one NI on the vendor
 /// plugin's process-local fabric (`vnd`; the plugin is built once per test

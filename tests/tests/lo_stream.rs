@@ -7,10 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use lnet_core::node::{LstRequest, Node};
-use lnet_core::selftest::wire::brw_check;
-use lnet_core::selftest::{Targets, TestType};
+use lnet_selftest::wire::brw_check;
+use lnet_selftest::{Targets, TestType};
 use lnet_tests::lst::{add_test, nodes, session, vnd_node, wait_idle};
+use lnetd::node::{LstRequest, Node};
 
 const KEY: u32 = 4242;
 

@@ -24,14 +24,14 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use lnd_api::{IoBuf, NetTunables, Nid, Payload};
-use lnet_core::host::PluginState;
-use lnet_core::node::{EqHandle, LstRequest, MatchSpec, NetAdd, Node, NodeConfig, Target};
-use lnet_core::selftest::wire::brw_check;
-use lnet_core::selftest::{Targets, TestType};
 use lnet_core::{AckReq, EventKind, MdEvent, MdOptions, MdSpec, Threshold, Unlink};
+use lnet_selftest::wire::brw_check;
+use lnet_selftest::{Targets, TestType};
 use lnet_tests::lst::{add_test, nodes, session, wait_idle};
 use lnet_tests::pattern::pattern;
 use lnet_tests::plugin_build::{build_old_host, build_vendor_plugin, Interface, LND_API_1_0_0};
+use lnetd::host::PluginState;
+use lnetd::node::{EqHandle, LstRequest, MatchSpec, NetAdd, Node, NodeConfig, Target};
 
 /// The released plugin is renamed so that it cannot be mistaken for the
 /// current one (its sources are otherwise untouched).

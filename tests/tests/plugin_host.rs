@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use lnet_core::host::{HostError, PluginHost, PluginState};
 use lnet_tests::plugin_build::{build_vendor_plugin, Interface};
+use lnetd::host::{HostError, PluginHost, PluginState};
 
 fn host() -> PluginHost {
     PluginHost::new(Vec::new())

@@ -16,16 +16,7 @@ fn bin_dir() -> PathBuf {
     let dir = lnet_tests::profile_dir();
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args([
-        "build",
-        "--quiet",
-        "-p",
-        "lnet-core",
-        "--bin",
-        "lnetd",
-        "-p",
-        "lnetctl",
-        "--bin",
-        "lnetctl",
+        "build", "--quiet", "-p", "lnetd", "--bin", "lnetd", "-p", "lnetctl", "--bin", "lnetctl",
     ])
     .arg("--target-dir")
     .arg(dir.parent().expect("target directory"));

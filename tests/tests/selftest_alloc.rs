@@ -11,10 +11,10 @@
 use std::alloc::System;
 use std::time::Duration;
 
-use lnet_core::node::{LstRequest, Node};
-use lnet_core::selftest::wire::brw_check;
-use lnet_core::selftest::TestType;
+use lnet_selftest::wire::brw_check;
+use lnet_selftest::TestType;
 use lnet_tests::lst::{add_test, nodes, session, vnd_node, wait_idle};
+use lnetd::node::{LstRequest, Node};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]

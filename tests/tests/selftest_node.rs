@@ -1,10 +1,10 @@
 //! LNet selftest through the node runtime: two `Node`s in one process on
 //! the vendor plugin's process-local fabric, driven with `Node::lst`.
 
-use lnet_core::node::{LstRequest, Node};
-use lnet_core::selftest::wire::brw_check;
-use lnet_core::selftest::{NodeEntry, NodeState, Targets, TestType};
+use lnet_selftest::wire::brw_check;
+use lnet_selftest::{NodeEntry, NodeState, Targets, TestType};
 use lnet_tests::lst::{active, add_test, nodes, session, vnd_node, wait_idle};
+use lnetd::node::{LstRequest, Node};
 
 const KEY: u32 = 777;
 

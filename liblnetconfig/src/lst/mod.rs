@@ -1,6 +1,6 @@
 //! LNet selftest (`lst`) over the control socket (selftest.md §2–§5).
 //!
-//! The console lives in lnetd (`lnet_core::selftest`); `lst` is a thin front
+//! The console lives in lnetd (`lnet_selftest`); `lst` is a thin front
 //! end. This module holds what both sides share and what `lst` needs
 //! without the daemon:
 //! * the protocol types ([`LstRequest`], [`LstReply`] and their parts),

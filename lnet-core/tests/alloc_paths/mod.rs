@@ -1,83 +1,32 @@
-//! The steady-state message paths whose heap allocations are counted, shared
-//! by the allocation test (`tests/alloc.rs`) and the engine benchmark
-//! (`benches/engine.rs`): each scenario is set up once, then `step` moves
+//! The engine's steady-state message paths whose heap allocations are
+//! counted, shared by the allocation test (`tests/alloc.rs`) and the engine
+//! benchmark (`benches/engine.rs`); the node runtime's are in lnetd
+//! (`lnetd/tests/node_paths`): each scenario is set up once, then `step` moves
 //! one message (or one round trip) and checks that it really happened.
 //!
 //! Counting needs `stats_alloc` as the binary's global allocator; its
 //! counters are process-wide, so a binary measuring with it runs nothing else
 //! at the same time.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
-
-use std::alloc::System;
-use std::time::Duration;
+#![allow(dead_code, unused_imports, unreachable_pub, missing_docs)]
 
 use lnet_core::lnd_api::hdr::PutBody;
 use lnet_core::lnd_api::{Completion, Hdr, IoBuf, Nid, Payload, PayloadSpan, RxToken, WireHandle};
-use lnet_core::node::{EqHandle, MatchSpec, Node, NodeConfig, Target};
 use lnet_core::{
     AckReq, Config, Event, EventKind, InsPos, Instant, LndOp, Lnet, MdHandle, MdOptions, MdSpec,
     ProcessId, Threshold, Unlink, LNET_PID_LUSTRE,
 };
-use stats_alloc::{Region, StatsAlloc};
 
 use crate::pump::{ni_info, nid, pid, Fabric, TCP};
+
+mod measure;
+pub use measure::{measure, PerStep};
 
 /// Portal of the scenarios' target MEs (free on a node: selftest uses 50–52,
 /// ping and push 0).
 pub const PORTAL: u32 = 4;
 /// Match bits of the scenarios' target MEs.
 pub const BITS: u64 = 0x5eed;
-
-/// Heap activity per step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PerStep {
-    pub allocations: f64,
-    pub reallocations: f64,
-    pub bytes: f64,
-}
-
-impl PerStep {
-    /// New allocations of any kind (a reallocation may move the block).
-    pub fn total(&self) -> f64 {
-        self.allocations + self.reallocations
-    }
-}
-
-/// Runs `step` `warmup` times (slabs, queues and maps reach their
-/// capacity), then counts the heap activity of `n` more steps, three times
-/// over, and keeps the quietest window. The counters are process-wide: a
-/// one-off of another thread (the node's timer thread naming itself when it
-/// first runs, late on a busy machine) lands in one window at most, while
-/// anything done per message shows in all of them.
-pub fn measure(
-    alloc: &'static StatsAlloc<System>,
-    warmup: usize,
-    n: usize,
-    step: &mut dyn FnMut(),
-) -> PerStep {
-    for _ in 0..warmup {
-        step();
-    }
-    let mut best: Option<PerStep> = None;
-    for _ in 0..3 {
-        let region = Region::new(alloc);
-        for _ in 0..n {
-            step();
-        }
-        let s = region.change();
-        let k = n as f64;
-        let w = PerStep {
-            allocations: s.allocations as f64 / k,
-            reallocations: s.reallocations as f64 / k,
-            bytes: s.bytes_allocated as f64 / k,
-        };
-        if best.is_none_or(|b| w.total() < b.total()) {
-            best = Some(w);
-        }
-    }
-    best.expect("three windows")
-}
 
 /// A target MD on `PORTAL`/`BITS`: every operation lands at offset 0
 /// (MANAGE_REMOTE), never exhausted.
@@ -358,76 +307,6 @@ pub fn engine_get_reply(len: usize) -> impl FnMut() {
         );
     }
 }
-
-/// A started node (the built-in `lo` LND serves `0@lo`) with a target MD
-/// on `PORTAL`/`BITS` and a source MD of `len` bytes, both never exhausted,
-/// their events in one queue.
-fn node_with_mds(len: usize, options: MdOptions) -> (Node, MdHandle, EqHandle) {
-    let cfg = NodeConfig {
-        pid: LNET_PID_LUSTRE,
-        ..NodeConfig::default()
-    };
-    let node = Node::start(cfg).expect("node starts");
-    let eq = node.eq_alloc();
-    node.md_attach(
-        MatchSpec::new(PORTAL, BITS),
-        target_spec(len.max(1), options),
-        Unlink::Retain,
-        &eq,
-    )
-    .expect("md_attach");
-    let spec = MdSpec::new(
-        Payload::single(IoBuf::from_vec(vec![0xa5; len])),
-        MdOptions::NONE,
-        Threshold::Infinite,
-    );
-    let md = node.md_bind(spec, Unlink::Retain, &eq).expect("md_bind");
-    (node, md, eq)
-}
-
-/// Waits for one event of each of `kinds` (in any order: over lo an ACK or
-/// REPLY may come before the SEND), all successful.
-fn wait_events(eq: &EqHandle, kinds: &[EventKind]) {
-    let mut seen = [false; 8];
-    for _ in 0..kinds.len() {
-        let ev = eq
-            .wait(Duration::from_secs(10))
-            .expect("the round trip completes");
-        assert_eq!(ev.status, 0, "{ev:?}");
-        assert!(kinds.contains(&ev.kind), "{ev:?}");
-        let k = ev.kind as usize;
-        assert!(!seen[k], "twice: {ev:?}");
-        seen[k] = true;
-    }
-}
-
-/// Through [`Node`]'s application API and the `lo` LND: a PUT with an ACK
-/// to our own NID, waiting for its SEND, PUT and ACK events. Returns the
-/// node (shut it down when done) and the step.
-pub fn node_put_ack(len: usize) -> (Node, impl FnMut()) {
-    let (node, md, eq) = node_with_mds(len, MdOptions::OP_PUT);
-    let n = node.clone();
-    let step = move || {
-        n.put(md, AckReq::Ack, Target::new(Nid::LO_0, PORTAL, BITS), 0)
-            .expect("put");
-        wait_events(&eq, &[EventKind::Send, EventKind::Put, EventKind::Ack]);
-    };
-    (node, step)
-}
-
-/// Through [`Node`] and the `lo` LND: a GET from our own NID, waiting for
-/// its SEND, GET and REPLY events.
-pub fn node_get_reply(len: usize) -> (Node, impl FnMut()) {
-    let (node, md, eq) = node_with_mds(len, MdOptions::OP_GET);
-    let n = node.clone();
-    let step = move || {
-        n.get(md, Target::new(Nid::LO_0, PORTAL, BITS))
-            .expect("get");
-        wait_events(&eq, &[EventKind::Send, EventKind::Get, EventKind::Reply]);
-    };
-    (node, step)
-}
-
 /// Routed: node 0 (10.0.0.1@tcp) PUTs `len` bytes with an ACK to node 1
 /// (10.1.0.3@tcp1) through node 2, a router on both nets: the PUT and the
 /// ACK are each received into a router buffer and forwarded from it.

@@ -1,5 +1,5 @@
 //! lnet-test-node: an application with LNet in-process, for the multi-node
-//! tests. It embeds lnet-core, serves the same control socket as lnetd (so
+//! tests. It embeds lnetd's node runtime, serves the same control socket as lnetd (so
 //! `lnetctl --socket PATH` configures and inspects it), and performs
 //! application commands read from standard input, one per line, printing
 //! one line per result or event on standard output.
@@ -44,11 +44,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lnet_core::ctl::{CtlServer, NodeSlot};
 use lnet_core::lnd_api::{IoBuf, Nid, Payload};
-use lnet_core::node::{EqHandle, MatchSpec, Node, NodeConfig, Target};
 use lnet_core::{AckReq, EventKind, MdEvent, MdHandle, MdOptions, MdSpec, Threshold, Unlink};
 use lnet_tests::pattern::{first_mismatch, put_pattern, serve_pattern};
+use lnetd::ctl::{CtlServer, NodeSlot};
+use lnetd::node::{EqHandle, MatchSpec, Node, NodeConfig, Target};
 
 const USAGE: &str = "usage: lnet-test-node --socket PATH [--plugin-path DIR]... \
 [--param NAME=VALUE]... [--wait SECS]";

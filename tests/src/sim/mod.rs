@@ -10,7 +10,7 @@
 //! ## What is real and what is simulated
 //!
 //! * The engines are the real engine, driven exactly as the node runtime
-//!   (`lnet_core::node`) drives it: every input goes through the engine
+//!   (`lnetd::node`) drives it: every input goes through the engine
 //!   under its lock, then `poll_lnd` / `poll_event` are drained and the LND
 //!   operations are executed after the lock is released; synchronous LND
 //!   failures are fed back with `handle_done`. `handle_timeout` is called when
@@ -113,9 +113,10 @@ use lnet_core::lnd_api::{
     lnd_type, HostHandle, IoBuf, LndHandle, NetId, NetTunables, NiConfig, Nid, Payload, Tunable,
 };
 use lnet_core::{
-    AckReq, ApiError, Config, Duration, Event, GlobalTunables, InsPos, Instant, Lnet, LoLnd,
-    MdEvent, MdHandle, MdOptions, MdSpec, NiId, ProcessId, Threshold, Unlink, LNET_PID_LUSTRE,
+    AckReq, ApiError, Config, Duration, Event, GlobalTunables, InsPos, Instant, Lnet, MdEvent,
+    MdHandle, MdOptions, MdSpec, NiId, ProcessId, Threshold, Unlink, LNET_PID_LUSTRE,
 };
+use lnetd::LoLnd;
 
 pub use link::{CutId, LinkParams, LinkStats};
 pub use lnd::DEFAULT_LND_TIMEOUT;

@@ -1,4 +1,4 @@
-//! The runtime glue of one simulated node, shaped like `lnet_core::node`:
+//! The runtime glue of one simulated node, shaped like `lnetd::node`:
 //! the engine behind a lock, LND callbacks ([`SimHost`]) turned into
 //! `handle_*` calls, the engine's outputs drained after every call and
 //! executed on the NI's LND **after the lock is released**.

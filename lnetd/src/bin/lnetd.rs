@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use lnet_core::ctl::CtlServer;
-use lnet_core::node::NodeConfig;
+use lnetd::ctl::CtlServer;
+use lnetd::node::NodeConfig;
 use nix::sys::signal::{SigSet, Signal};
 use params::Params;
 
@@ -234,7 +234,7 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
 fn launch_detached(opts: &Opts, args: &[OsString]) -> Result<(), String> {
     if let Ok(mut c) = liblnetconfig::Client::connect(&opts.socket) {
         if c.hello().is_ok() {
-            return Err(lnet_core::ctl::CtlError::AlreadyRunning {
+            return Err(lnetd::ctl::CtlError::AlreadyRunning {
                 socket: opts.socket.clone(),
             }
             .to_string());

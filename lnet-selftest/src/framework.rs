@@ -20,9 +20,9 @@ use super::wire::{
     PROCESS_ID_PACKED_SIZE,
 };
 use super::{errno, Selftest, BRW_MAX_LEN, PAGE_SIZE};
-use crate::ni::Lnet;
-use crate::nid::ProcessId;
-use crate::time::{Duration, Instant};
+use lnet_core::ni::Lnet;
+use lnet_core::nid::ProcessId;
+use lnet_core::time::{Duration, Instant};
 
 /// Largest `concur` of a test (`SFW_MAX_CONCUR`).
 const MAX_CONCUR: u32 = 1024;

@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use lnet_core::host::BuiltinLnd;
 use lnet_core::lnd_api::{
     Completion, Hdr, Host, HostHandle, IoBuf, LndError, LndNiHandle, LogLevel, MsgToken, NetId,
     NetTunables, NiConfig, Nid, Payload, RxToken,
@@ -13,6 +12,7 @@ use lnet_core::{
     AckReq, Config, Duration, Event, EventKind, InsPos, Instant, LndOp, Lnet, MdOptions, MdSpec,
     NiId, ProcessId, Threshold, Unlink,
 };
+use lnetd::host::BuiltinLnd;
 
 struct Shared {
     lnet: Mutex<Lnet>,

@@ -1,7 +1,7 @@
 //! The selftest RPC message (`struct srpc_msg`, `lnet/selftest/rpc.h`,
 //! spec `wire.md` §8): a 160-byte message, a 24-byte header and a body union.
 //!
-//! Two layers, as in [`crate::wire`]: [`SrpcMsgView`] is a checked view over
+//! Two layers, as in [`lnet_core::wire`]: [`SrpcMsgView`] is a checked view over
 //! the received bytes (exactly 160 of them, a known magic) with header
 //! accessors, and [`SrpcMsg`] is the validated representation with
 //! [`SrpcMsg::parse`] / [`SrpcMsg::emit`].
@@ -15,8 +15,8 @@
 use lnd_api::Nid;
 use thiserror::Error;
 
-use crate::nid::ProcessId;
-pub use crate::wire::SRPC_MSG_MAGIC;
+use lnet_core::nid::ProcessId;
+pub use lnet_core::wire::SRPC_MSG_MAGIC;
 
 /// Size of every request and reply (`sizeof(struct srpc_msg)`).
 pub const SRPC_MSG_SIZE: usize = 160;

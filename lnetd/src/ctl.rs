@@ -349,11 +349,11 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
         ));
     }
     let networks = match get("networks") {
-        Some(v) => crate::nid::Networks::parse(v)
+        Some(v) => lnet_core::nid::Networks::parse(v)
             .map_err(|e| NodeError::failed(lnd_api::errno::EINVAL, e.to_string()))?,
         None => {
             let iface = first_up_interface(Path::new("/sys/class/net"))?;
-            crate::nid::Networks::parse(&format!("tcp({iface})"))
+            lnet_core::nid::Networks::parse(&format!("tcp({iface})"))
                 .map_err(|e| NodeError::failed(lnd_api::errno::EINVAL, e.to_string()))?
         }
     };
@@ -725,7 +725,7 @@ fn net_add(r: NetAddRequest) -> NetAdd {
     }
 }
 
-fn stats(c: &crate::stats::Counters) -> StatsInfo {
+fn stats(c: &lnet_core::stats::Counters) -> StatsInfo {
     let h = &c.health;
     StatsInfo {
         msgs_alloc: c.msgs_alloc,

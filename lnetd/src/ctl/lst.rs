@@ -1,5 +1,5 @@
 //! `lst` requests on the control socket: liblnetconfig's selftest protocol
-//! types to and from the console's own ([`crate::selftest::console`]).
+//! types to and from the console's own ([`lnet_selftest::console`]).
 //! Only translation; the console does the work ([`Node::lst`]).
 
 use liblnetconfig::lst::{
@@ -9,10 +9,10 @@ use liblnetconfig::lst::{
 };
 use liblnetconfig::proto::{Reply, ReplyBody};
 
-use crate::nid::ProcessId;
 use crate::node::Node;
-use crate::selftest::wire::{Body, Sid};
-use crate::selftest::{
+use lnet_core::nid::ProcessId;
+use lnet_selftest::wire::{Body, Sid};
+use lnet_selftest::{
     BatchInfo, ConsoleReply, ConsoleRequest, GroupInfo, NodeEntry, NodeState, SessionInfo, Targets,
     TestSpec, TestType, UpdateAction,
 };
@@ -306,7 +306,7 @@ pub(super) fn reply(r: ConsoleReply) -> LstReply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::selftest::wire::{LnetCountersCommon, SfwCounters};
+    use lnet_selftest::wire::{LnetCountersCommon, SfwCounters};
 
     fn nid(s: &str) -> lnd_api::Nid {
         s.parse().expect("nid")

@@ -24,24 +24,24 @@ use lnd_api::{
     LogLevel, MsgToken, NetId, NetTunables, NiConfig, Nid, RxToken, Tunable,
 };
 
-use crate::event::Event;
 use crate::host::{HostError, PluginHost, PluginInfo};
-use crate::ni::{Config, LndOp, NiId};
-use crate::nid::ProcessId;
-use crate::ping::{PingError, PingId};
-use crate::selftest::{ConsoleError, Selftest, TxnId};
-use crate::time::Instant;
-use crate::wire::{PingInfo, LNET_NI_STATUS_UP, LNET_PING_FEAT_MULTI_RAIL};
-use crate::Lnet;
+use lnet_core::event::Event;
+use lnet_core::ni::{Config, LndOp, NiId};
+use lnet_core::nid::ProcessId;
+use lnet_core::ping::{PingError, PingId};
+use lnet_core::time::Instant;
+use lnet_core::wire::{PingInfo, LNET_NI_STATUS_UP, LNET_PING_FEAT_MULTI_RAIL};
+use lnet_core::Lnet;
+use lnet_selftest::{ConsoleError, Selftest, TxnId};
 
 mod app;
 
 pub use app::{EqHandle, MatchSpec, Target};
 
 /// The result of a selftest console command, see [`Node::lst`].
-pub use crate::selftest::ConsoleReply as LstReply;
+pub use lnet_selftest::ConsoleReply as LstReply;
 /// A selftest console command (`lst`), see [`Node::lst`].
-pub use crate::selftest::ConsoleRequest as LstRequest;
+pub use lnet_selftest::ConsoleRequest as LstRequest;
 
 /// How a node starts.
 #[derive(Clone, Debug, Default)]
@@ -82,7 +82,7 @@ pub struct LatencyStats {
     pub avg_nsec: u64,
 }
 
-pub use crate::stats::TypeCounts;
+pub use lnet_core::stats::TypeCounts;
 
 /// Health of an NI (`health stats` of `net show -v 2`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -240,7 +240,7 @@ struct State {
     /// LNet selftest (test services, test clients, console).
     selftest: Selftest,
     /// MDs of the embedding application, by handle: where their events go.
-    app_mds: HashMap<crate::md::MdHandle, app::AppMd>,
+    app_mds: HashMap<lnet_core::md::MdHandle, app::AppMd>,
     /// Finished selftest console commands waiting for their caller.
     lst_done: HashMap<TxnId, Result<LstReply, ConsoleError>>,
     /// Module parameters handed to every LND.
@@ -412,6 +412,9 @@ impl Inner {
                         }
                     }
                     LndOp::NotifyPeerDown { peer, .. } => lnd.notify_peer_down(peer),
+                    // Filtered out by `drain_once`.
+                    #[allow(unreachable_patterns)]
+                    _ => {}
                 }
             }
             if failed.is_empty() {
@@ -553,6 +556,13 @@ fn drain_once(st: &mut State, now: Instant, work: &mut Work) -> usize {
             | LndOp::Recv { ni, .. }
             | LndOp::EagerRecv { ni, .. }
             | LndOp::NotifyPeerDown { ni, .. } => *ni,
+            #[allow(unreachable_patterns)]
+            _ => {
+                tracing::error!(
+                    "the engine asked for an LND operation this runtime does not know: {op:?}"
+                );
+                continue;
+            }
         };
         match st.nis.get(&ni) {
             Some(rt) => work.push((rt.lnd.clone(), op)),
@@ -654,14 +664,12 @@ impl Node {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1);
-        let mut lcfg = Config {
-            pid: cfg.pid,
-            interface_cookie: cookie,
-            seed: cookie,
-            ..Config::default()
-        };
+        let mut lcfg = Config::default();
+        lcfg.pid = cfg.pid;
+        lcfg.interface_cookie = cookie;
+        lcfg.seed = cookie;
         apply_params(&mut lcfg, &cfg.params)?;
-        let mut st_params = crate::selftest::Params::from_module_params(&cfg.params)
+        let mut st_params = lnet_selftest::Params::from_module_params(&cfg.params)
             .map_err(|e| NodeError::failed(errno::EINVAL, e.to_string()))?;
         // The BRW server's 1 MiB buffers may use at most ~1/16 of the RAM.
         if let Some(ram) = total_ram_bytes() {
@@ -1038,7 +1046,7 @@ impl Node {
         source: Option<Nid>,
         timeout: Duration,
     ) -> Result<PingReply, NodeError> {
-        let pid = pid.unwrap_or(crate::nid::LNET_PID_LUSTRE);
+        let pid = pid.unwrap_or(lnet_core::nid::LNET_PID_LUSTRE);
         let id = self.inner.with(|st, now| {
             if st.stopping {
                 return Err(not_running());
@@ -1082,7 +1090,7 @@ impl Node {
     /// per-node failures are in the [`LstReply::Nodes`] entries.
     ///
     /// `lst stat` is one [`LstRequest::Stat`] per sample; the rates of §5
-    /// come from [`crate::selftest::stat_compute`] over two samples.
+    /// come from [`lnet_selftest::stat_compute`] over two samples.
     pub fn lst(&self, req: LstRequest) -> Result<LstReply, NodeError> {
         let id = self.inner.with(|st, now| {
             if st.stopping {
@@ -1119,9 +1127,7 @@ impl Node {
     }
 
     /// Selftest counters of this node (`srpc_counters`, `sfw_counters`).
-    pub fn selftest_counters(
-        &self,
-    ) -> (crate::selftest::SrpcCounters, crate::selftest::SfwCounters) {
+    pub fn selftest_counters(&self) -> (lnet_selftest::SrpcCounters, lnet_selftest::SfwCounters) {
         let st = self.inner.lock();
         let now = self.inner.now();
         (st.selftest.rpc_counters(), st.selftest.fw_counters(now))
@@ -1151,7 +1157,7 @@ impl Node {
     /// a route through one of our own NIDs enables forwarding when
     /// `forwarding=` was not given (`auto`).
     pub fn apply_routes_param(&self, text: &str, auto: bool) -> Result<(), NodeError> {
-        let routes = crate::nid::Routes::parse(text)
+        let routes = lnet_core::nid::Routes::parse(text)
             .map_err(|e| NodeError::failed(errno::EINVAL, format!("routes=: {e}")))?;
         self.with_engine(|l, now| {
             let router = l.routes_apply(now, &routes)?;
@@ -1160,13 +1166,13 @@ impl Node {
             }
             Ok(())
         })
-        .map_err(|e: crate::router::RouteError| {
+        .map_err(|e: lnet_core::router::RouteError| {
             NodeError::failed(e.errno(), format!("routes=: {e}"))
         })
     }
 
     /// Global counters (`stats show`).
-    pub fn stats(&self) -> crate::stats::Counters {
+    pub fn stats(&self) -> lnet_core::stats::Counters {
         *self.inner.lock().lnet.stats()
     }
 
@@ -1210,7 +1216,7 @@ impl Node {
 }
 
 /// The engine's latency samples as `net show` reports them.
-fn latency(l: &crate::stats::LatencyStats) -> LatencyStats {
+fn latency(l: &lnet_core::stats::LatencyStats) -> LatencyStats {
     LatencyStats {
         samples: l.samples,
         min_nsec: l.min_nsec,

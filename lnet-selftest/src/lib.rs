@@ -1,4 +1,4 @@
-//! LNet selftest (`lnet/selftest/`): the test-node side and the console,
+//! # lnet-selftest: LNet selftest (`lnet/selftest/`): the test-node side and the console,
 //! sans-IO over the engine (spec `selftest.md`, `wire.md` §8).
 //!
 //! One [`Selftest`] object lives next to the [`Lnet`] it drives. Layers:
@@ -22,15 +22,21 @@
 //! collect finished console commands with [`Selftest::poll_console_done`].
 //! Every input takes `now` (monotonic) and, where ids or stamps need it, the
 //! wall clock as a [`Duration`] since the Unix epoch.
+//!
+//! Like the engine it runs on, this crate is sans-IO: it must not depend on
+//! threads, clocks, sockets, serde, liblnetconfig, clap, nix or a tracing
+//! subscriber (STYLE.md §2); the node runtime (`lnetd`) drives it.
+
+#![forbid(unsafe_code)]
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use lnd_api::PayloadSpan;
 
-use crate::event::MdEvent;
-use crate::md::MdHandle;
-use crate::ni::Lnet;
-use crate::time::{Duration, Instant};
+use lnet_core::event::MdEvent;
+use lnet_core::md::MdHandle;
+use lnet_core::ni::Lnet;
+use lnet_core::time::{Duration, Instant};
 
 mod api;
 mod bufs;

@@ -26,13 +26,13 @@ use super::{
     errno, tag, MdKind, ReqBuf, Selftest, BRW_MAX_LEN, SRPC_FRAMEWORK_REQUEST_PORTAL,
     SRPC_RDMA_PORTAL, SRPC_REQUEST_PORTAL,
 };
-use crate::event::{EventKind, MdEvent};
-use crate::md::{MdHandle, MdOptions, MdSpec, Threshold, Unlink};
-use crate::ni::Lnet;
-use crate::nid::{ProcessId, LNET_PID_ANY};
-use crate::ptl::InsPos;
-use crate::send::AckReq;
-use crate::time::{Duration, Instant};
+use lnet_core::event::{EventKind, MdEvent};
+use lnet_core::md::{MdHandle, MdOptions, MdSpec, Threshold, Unlink};
+use lnet_core::ni::Lnet;
+use lnet_core::nid::{ProcessId, LNET_PID_ANY};
+use lnet_core::ptl::InsPos;
+use lnet_core::send::AckReq;
+use lnet_core::time::{Duration, Instant};
 
 /// What a finished client RPC gives its owner: the reply and the server's
 /// byte order, or a negative errno.

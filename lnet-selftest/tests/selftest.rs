@@ -2,18 +2,19 @@
 //! groups, tests, run/stop/query/stat, and the BRW/PING data paths
 //! (selftest.md §2–§5, wire.md §8).
 
+#[path = "../../lnet-core/tests/pump/mod.rs"]
 mod pump;
 
 use lnet_core::lnd_api::{IoBuf, Nid, Payload};
-use lnet_core::selftest::wire::{
-    self, brw_check, service, Body, ByteOrder, SrpcMsg, LST_PING_TEST_MAGIC, SRPC_MSG_SIZE,
-};
-use lnet_core::selftest::{
-    errno, ConsoleError, ConsoleReply, ConsoleRequest, NodeEntry, NodeState, Params, Selftest,
-    Targets, TestSpec, TestType, UpdateAction,
-};
 use lnet_core::{
     AckReq, Duration, Event, EventKind, InsPos, MdOptions, MdSpec, ProcessId, Threshold, Unlink,
+};
+use lnet_selftest::wire::{
+    self, brw_check, service, Body, ByteOrder, SrpcMsg, LST_PING_TEST_MAGIC, SRPC_MSG_SIZE,
+};
+use lnet_selftest::{
+    errno, ConsoleError, ConsoleReply, ConsoleRequest, NodeEntry, NodeState, Params, Selftest,
+    Targets, TestSpec, TestType, UpdateAction,
 };
 use pump::*;
 

@@ -25,7 +25,7 @@
 //! ```
 //! use std::time::Duration;
 //! use lnet_core::lnd_api::{IoBuf, Nid, Payload};
-//! use lnet_core::node::{MatchSpec, Node, NodeConfig, Target};
+//! use lnetd::node::{MatchSpec, Node, NodeConfig, Target};
 //! use lnet_core::{AckReq, EventKind, MdOptions, MdSpec, Threshold, Unlink};
 //!
 //! let node = Node::start(NodeConfig { pid: 12345, ..NodeConfig::default() })?;
@@ -61,11 +61,11 @@ use std::time::Duration;
 use lnd_api::Nid;
 
 use super::{not_running, Node, NodeError};
-use crate::event::MdEvent;
-use crate::md::{ApiError, MdHandle, MdSpec, Unlink};
-use crate::nid::ProcessId;
-use crate::ptl::InsPos;
-use crate::send::AckReq;
+use lnet_core::event::MdEvent;
+use lnet_core::md::{ApiError, MdHandle, MdSpec, Unlink};
+use lnet_core::nid::ProcessId;
+use lnet_core::ptl::InsPos;
+use lnet_core::send::AckReq;
 
 /// The queue behind an [`EqHandle`].
 #[derive(Debug, Default)]
@@ -207,7 +207,7 @@ impl Target {
         Target {
             id: ProcessId {
                 nid,
-                pid: crate::nid::LNET_PID_LUSTRE,
+                pid: lnet_core::nid::LNET_PID_LUSTRE,
             },
             portal,
             match_bits,
@@ -344,17 +344,17 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventKind;
-    use crate::md::{MdOptions, Threshold};
     use crate::node::NodeConfig;
     use lnd_api::{IoBuf, Payload};
+    use lnet_core::event::EventKind;
+    use lnet_core::md::{MdOptions, Threshold};
 
     const T: Duration = Duration::from_secs(5);
     const PORTAL: u32 = 9;
 
     fn node() -> Node {
         Node::start(NodeConfig {
-            pid: crate::nid::LNET_PID_LUSTRE,
+            pid: lnet_core::nid::LNET_PID_LUSTRE,
             ..NodeConfig::default()
         })
         .expect("node starts")

@@ -7,7 +7,7 @@ use liblnetconfig::route::{PoolInfo, RouteAddRequest, RouteDelRequest, RouteInfo
 use lnd_api::NetId;
 
 use crate::node::Node;
-use crate::router::{PoolKind, RouteError};
+use lnet_core::router::{PoolKind, RouteError};
 
 /// Resolves a net name the client sent (`tcp1`, or a plugin's own type).
 fn net_id(node: &Node, name: &str) -> Option<NetId> {

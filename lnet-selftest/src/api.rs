@@ -4,7 +4,7 @@
 
 use super::errno;
 use super::wire::{Body, LnetCountersCommon, SfwCounters, Sid, SrpcCounters};
-use crate::nid::ProcessId;
+use lnet_core::nid::ProcessId;
 
 /// Names a console command; its result comes back with the same id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -72,9 +72,9 @@ pub enum UpdateAction {
     Remove(Vec<ProcessId>),
 }
 
-/// The test of `add_test`.
+/// The test of `add_test`. Exhaustive on purpose: lnetd translates every
+/// variant into the control protocol, and a new one must not slip past it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum TestType {
     /// `ping`.
     Ping,
@@ -267,9 +267,9 @@ pub struct SessionInfo {
     pub nodes: u32,
 }
 
-/// What a finished console command returns.
+/// What a finished console command returns. Exhaustive on purpose, as
+/// [`TestType`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum ConsoleReply {
     /// `new_session`, `show_session`.
     Session(SessionInfo),

@@ -25,9 +25,9 @@ use super::wire::{
     LST_FEAT_BULK_LEN,
 };
 use super::{errno, Selftest, BRW_MAX_LEN, PAGE_SIZE};
-use crate::ni::Lnet;
-use crate::nid::ProcessId;
-use crate::time::{Duration, Instant};
+use lnet_core::ni::Lnet;
+use lnet_core::nid::ProcessId;
+use lnet_core::time::{Duration, Instant};
 
 /// Default transaction timeout, and the clamp of user timeouts (seconds).
 pub const TXN_TIMEOUT_DEFAULT: u32 = 30;

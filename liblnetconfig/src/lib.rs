@@ -26,6 +26,7 @@ pub mod nidlist;
 pub mod peer;
 pub mod proto;
 pub mod render;
+pub mod route;
 mod serde_ids;
 pub mod udsp;
 pub mod yaml;

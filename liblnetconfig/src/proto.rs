@@ -86,6 +86,27 @@ pub enum Op {
     StatsShow,
     /// A selftest console command (`lst`).
     Lst(crate::lst::LstRequest),
+    // --- issue 13 (routing): crate::route ---
+    /// `route add`.
+    RouteAdd(crate::route::RouteAddRequest),
+    /// `route del`.
+    RouteDel(crate::route::RouteDelRequest),
+    /// `route show` (filters are applied by the client).
+    RouteShow,
+    /// `routing show`.
+    RoutingShow,
+    /// `set routing 0|1`.
+    RoutingSet {
+        /// Enable or disable forwarding.
+        enable: bool,
+    },
+    /// `set tiny_buffers|small_buffers|large_buffers N`.
+    RouterBuffersSet {
+        /// `tiny`, `small` or `large`.
+        pool: String,
+        /// Total over all CPTs (0 = default).
+        value: i64,
+    },
     /// Peers, discovery, recovery queues (`crate::peer`).
     Peer(crate::peer::PeerRequest),
     /// `fault drop|delay add|del|show|reset`, for the fault plugin.
@@ -310,6 +331,11 @@ pub enum ReplyBody {
     Stats(StatsInfo),
     /// The result of a selftest console command.
     Lst(crate::lst::LstReply),
+    // --- issue 13 (routing) ---
+    /// `route show`.
+    Routes(Vec<crate::route::RouteInfo>),
+    /// `routing show` (`None`: no pools yet).
+    Routing(Option<crate::route::RoutingInfo>),
     /// The answer to an [`Op::Peer`] request.
     Peer(crate::peer::PeerReply),
     /// The fault plugin's answer (`fault … show` prints it as is).

@@ -121,6 +121,10 @@ impl Lnet {
 
     /// A message's span of its MD (empty without either).
     fn msg_payload(&self, id: MsgId) -> PayloadSpan {
+        if let Some(p) = self.fwd_payload(id) {
+            // A forwarded message goes out of its router buffer.
+            return p;
+        }
         let Some(m) = self.msgs.get(id.idx, id.gen) else {
             return PayloadSpan::new();
         };

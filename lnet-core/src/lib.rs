@@ -16,6 +16,8 @@
 //! * [`msg`] (lib-msg.c): messages and their completion (`finalize`).
 //! * [`send`], [`recv`], [`credits`] (lib-move.c): PUT/GET/ACK/REPLY, path
 //!   selection, `parse`, send credits.
+//! * [`router`] (router.c): routes, gateway choice and aliveness, router
+//!   buffer pools and forwarding.
 //! * [`event`]: MD events and ping results. [`ping`]: the ping target and
 //!   initiator. [`stats`]: counters.
 //! * [`nid`] (nidstrings.c): NIDs, NID ranges, config strings; [`wire`]
@@ -31,8 +33,10 @@
 //!   status, as `LNetPut` does.
 //! * A destination that is one of our NIDs, or `0@lo`, goes through the `lo`
 //!   NI with no credits; its header carries that NID as source and destination.
-//! * Routing is not implemented yet: a request to a net with no local NI fails
-//!   with `-EHOSTUNREACH`; a message for another node is dropped (counted).
+//! * Routing ([`router`], router.c): a request to a net with no local NI
+//!   goes to the best alive gateway (or fails with `-EHOSTUNREACH` when there
+//!   is none); with routing enabled a message for another node is received
+//!   into a router buffer and forwarded, else dropped (counted).
 //! * A REPLY built from a GET carries the GET's receive token in
 //!   [`lnd_api::TxMsg::rx`] (the kernel passes `msg_private` to `lnd_send`).
 //!   A GET parsed with `rdma_req` is answered through [`LndOp::Recv`] whose
@@ -100,6 +104,7 @@ mod peer_cfg;
 pub mod ping;
 pub mod ptl;
 pub mod recv;
+pub mod router;
 pub mod send;
 pub mod stats;
 pub mod time;
@@ -118,6 +123,9 @@ pub use peer::{PeerError, PeerNiId, PeerNiView, PeerState, PeerView};
 pub use ping::{PingError, PingId};
 pub use ptl::{InsPos, MAX_PORTALS};
 pub use recv::ParseError;
+pub use router::{
+    PoolKind, PoolView, RouteError, RouteView, RouterConfig, RoutingState, RtrCreditsView,
+};
 pub use send::AckReq;
 pub use stats::{Counters, HealthCounts, LatencyStats, MsgStats, TypeCounts};
 pub use time::{Duration, Instant};

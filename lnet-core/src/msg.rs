@@ -264,6 +264,10 @@ impl crate::ni::Lnet {
     /// `lnet_complete_msg_locked`): health, credits, MD detach and event, the
     /// ACK of a received PUT, free.
     pub(crate) fn finalize(&mut self, now: Instant, id: MsgId, status: Completion) {
+        if self.fwd_finalize(now, id, status) {
+            // A forwarded message was received and goes on (crate::router).
+            return;
+        }
         let Some(m) = self.msgs.get(id.idx, id.gen) else {
             return;
         };

@@ -393,6 +393,8 @@ pub(crate) enum Timer {
     /// The monitor's pass over the recovery queue (every second while it is
     /// not empty).
     Monitor,
+    /// The router checker and routing switch (every second while needed).
+    Router,
 }
 
 /// The LNet engine: a deterministic state machine (see the module docs for
@@ -420,6 +422,8 @@ pub struct Lnet {
     pub(crate) rspt: std::collections::HashMap<MdHandle, (Instant, Option<crate::peer::PeerNiId>)>,
     /// Discovery's tables (§9).
     pub(crate) disc: crate::discovery::DiscTable,
+    /// Routes, gateways, router buffers and forwarding ([`crate::router`]).
+    pub(crate) router: crate::router::Router,
 }
 
 impl fmt::Debug for Lnet {
@@ -442,6 +446,7 @@ impl Lnet {
     /// portal 0 (lazy). The runtime must start the `lo` LND for [`NiId::LO`].
     pub fn new(cfg: Config, now: Instant) -> Lnet {
         let _ = now;
+        let cfg_seed = cfg.seed;
         let lo = Ni {
             nid: Nid::LO_0,
             net: NetId::LO,
@@ -483,6 +488,7 @@ impl Lnet {
             counters: Counters::default(),
             rspt: std::collections::HashMap::new(),
             disc: Default::default(),
+            router: crate::router::Router::new(cfg_seed),
         };
         l.portals[0].lazy = true;
         l.ping_target_setup();
@@ -599,6 +605,7 @@ impl Lnet {
             self.unqueue_waiting(id);
             self.finalize(now, id, fail);
         }
+        self.router_ni_del(now, ni);
         // PUTs from this NI waiting on lazy portals: their LND is going away.
         for p in 0..self.portals.len() {
             let gone: Vec<MsgId> = self.portals[p]
@@ -666,7 +673,7 @@ impl Lnet {
 
     /// The distance to a NID (`LNetDist`, §6.8): `Ok((0, 0))` for one of our
     /// NIDs, `Ok((1, order))` for a NID on a local net (`order` = 2 + the index
-    /// of the NI among the local NIs), else `EHOSTUNREACH` (no routes yet).
+    /// of the NI among the local NIs), `Ok((hops + 1, 0))` through a route, else `EHOSTUNREACH`.
     pub fn dist(&self, nid: &Nid) -> Result<(u32, u32), i32> {
         if self.is_local_nid(nid) {
             return Ok((0, 0));
@@ -677,6 +684,7 @@ impl Lnet {
             .filter(|n| n.net != NetId::LO)
             .position(|n| n.net == nid.net() && n.state == NiState::Active)
             .map(|i| (1, 2 + i as u32))
+            .or_else(|| self.route_dist(nid))
             .ok_or(-errno::EHOSTUNREACH)
     }
 
@@ -777,6 +785,7 @@ impl Lnet {
                 Timer::Ping(id) => self.ping_expired(now, id),
                 Timer::Md(md) => self.rspt_expired(now, md),
                 Timer::Monitor => self.monitor(now),
+                Timer::Router => self.router_tick(now),
             }
         }
         self.flush(now);
@@ -788,6 +797,7 @@ impl Lnet {
         if peer.net() != n.net {
             return;
         }
+        self.router_notify(peer, alive);
         if let Some(changed_down) = self.peers.notify(now, &peer, alive) {
             if changed_down {
                 self.lnd_ops.push_back(LndOp::NotifyPeerDown { ni, peer });

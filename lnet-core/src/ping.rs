@@ -347,6 +347,9 @@ impl Lnet {
 
     fn ping_report(&mut self, id: PingId, result: Result<PingInfo, PingError>) {
         if self.pings.internal.remove(&id) {
+            if self.router_ping_done(id, &result) {
+                return;
+            }
             self.recovery_ping_done(id);
         } else if self.discovery_ping_done(id, &result) {
         } else {
@@ -386,9 +389,21 @@ impl Lnet {
         target: Nid,
         source: Nid,
     ) -> Option<PingId> {
+        let timeout = Duration::from_secs(u64::from(self.cfg.tunables.transaction_timeout));
+        self.ping_internal_timeout(now, target, source, timeout)
+    }
+
+    /// An internal ping with its own timeout (router pings use
+    /// `router_ping_timeout`).
+    pub(crate) fn ping_internal_timeout(
+        &mut self,
+        now: Instant,
+        target: Nid,
+        source: Nid,
+        timeout: Duration,
+    ) -> Option<PingId> {
         self.pings.next += 1;
         let id = PingId(self.pings.next);
-        let timeout = Duration::from_secs(u64::from(self.cfg.tunables.transaction_timeout));
         let deadline = now.saturating_add(timeout);
         let target = ProcessId {
             nid: target,

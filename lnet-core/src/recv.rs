@@ -117,7 +117,15 @@ impl Lnet {
                     what: "an optimized GET must not be forwarded",
                 });
             }
-            // Routing is not enabled on this node (forwarding is not implemented).
+            if !self.forward_rx(now, ni, hdr, from, rx) {
+                // Routing is not enabled on this node.
+                self.drop_rx(ni, &hdr, rx, false);
+            }
+            self.flush(now);
+            return Ok(());
+        }
+        if ni != NiId::LO && self.rx_via_router(&hdr, from, true) {
+            // drop_asym_route: not through a gateway we would use.
             self.drop_rx(ni, &hdr, rx, false);
             return Ok(());
         }
@@ -174,7 +182,7 @@ impl Lnet {
     }
 
     /// Tells the LND to discard a message we keep no state for, and counts it.
-    fn drop_rx(&mut self, ni: NiId, hdr: &Hdr, rx: RxToken, delayed: bool) {
+    pub(crate) fn drop_rx(&mut self, ni: NiId, hdr: &Hdr, rx: RxToken, delayed: bool) {
         let len = hdr.payload_length;
         self.counters.drop_count += 1;
         self.counters.drop_length += u64::from(len);

@@ -315,8 +315,8 @@ impl Lnet {
         if let Some(s) = src {
             let ni = self.ni_by_nid(&s).ok_or_else(NoPath::invalid)?;
             if s.net() != dest.net() {
-                // Routing is not implemented: a remote destination is unreachable.
-                return Err(NoPath::unreachable());
+                // SPEC, REMOTE: a gateway reachable from the source NI (§7.4).
+                return self.select_routed(dest, Some(ni));
             }
             let pni = self.peer_ni_for(dest);
             // SPEC, LOCAL, NMR: the source becomes the preferred NI (§6.2).
@@ -338,6 +338,9 @@ impl Lnet {
                 dest_nid: dest,
                 next_hop: dest,
             });
+        }
+        if self.needs_route(dest) {
+            return self.select_routed(dest, None);
         }
         self.select_mr(dest)
     }

@@ -1,6 +1,7 @@
 //! No heap allocation per message in steady state (issues #3 and #5): the
-//! engine's PUT, PUT+ACK and GET+REPLY paths, counted with a counting global
-//! allocator (the node runtime with the `lo` LND: lnetd's `tests/alloc.rs`).
+//! engine's PUT, PUT+ACK and GET+REPLY paths and forwarding through a
+//! router, counted with a counting global allocator (the node runtime with
+//! the `lo` LND: lnetd's `tests/alloc.rs`).
 //!
 //! `stats_alloc` counts process-wide, so this binary holds a single test
 //! (run alone, nothing else allocates meanwhile).
@@ -19,8 +20,8 @@ mod alloc_paths;
 use std::alloc::System;
 
 use alloc_paths::{
-    check, engine_get_reply, engine_put_ack, engine_put_ack_mr, engine_put_ack_use_once_me,
-    engine_put_ack_window, engine_put_receive, measure,
+    check, engine_get_reply, engine_put_ack, engine_put_ack_mr, engine_put_ack_routed,
+    engine_put_ack_use_once_me, engine_put_ack_window, engine_put_receive, measure,
 };
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -80,4 +81,13 @@ fn steady_state_message_paths_allocate_nothing() {
         measure(GLOBAL, WARMUP, STEPS, &mut engine_get_reply(4096)),
         0.0,
     );
+    // Through a router (issue 13): the PUT and its ACK are received into
+    // router buffers (tiny, small, large pools) and forwarded from them.
+    for len in [0, 4096, 65536] {
+        check(
+            &format!("engine PUT+ACK through a router, {len} B"),
+            measure(GLOBAL, WARMUP, STEPS, &mut engine_put_ack_routed(len)),
+            0.0,
+        );
+    }
 }

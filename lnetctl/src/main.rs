@@ -26,6 +26,7 @@ use cmd::lnet::LnetCmd;
 use cmd::net::NetCmd;
 use cmd::ping::PingArgs;
 use cmd::plugin::PluginCmd;
+use cmd::route::{RouteCmd, RoutingCmd};
 use cmd::set::SetCmd;
 use cmd::stats::StatsCmd;
 use cmd::udsp::UdspCmd;
@@ -100,6 +101,12 @@ enum Cmd {
     /// debug recovery.
     #[command(subcommand, infer_long_args = true)]
     Debug(cmd::peer::DebugCmd),
+    /// route add|del|show.
+    #[command(subcommand, infer_long_args = true)]
+    Route(RouteCmd),
+    /// routing show.
+    #[command(subcommand, infer_long_args = true)]
+    Routing(RoutingCmd),
 }
 
 /// Upstream quirk (lnetctl.md §1.2 point 6): `--verbose=N` means level 1.
@@ -461,6 +468,8 @@ fn run(args: Vec<OsString>) -> i32 {
         Cmd::Peer(c) => cmd::peer::run(c, socket),
         Cmd::Discover(a) => cmd::peer::discover(a, socket),
         Cmd::Debug(c) => cmd::peer::debug(c, socket),
+        Cmd::Route(c) => cmd::route::run(c, socket),
+        Cmd::Routing(c) => cmd::route::run_routing(c, socket),
     }
 }
 

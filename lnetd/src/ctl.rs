@@ -17,6 +17,7 @@
 mod config;
 mod lst;
 mod peer;
+mod route;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -355,13 +356,6 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
             .map(|(_, v)| v.trim())
             .filter(|v| !v.is_empty())
     };
-    if get("routes").is_some() {
-        return Err(NodeError::failed(
-            EOPNOTSUPP,
-            "start-up parameter routes= is not supported yet (this LNet does not route yet); \
-             remove it",
-        ));
-    }
     let einval =
         |e: lnet_core::nid::NidError| NodeError::failed(lnd_api::errno::EINVAL, e.to_string());
     let networks = match (get("networks"), get("ip2nets")) {
@@ -371,18 +365,23 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
                 "start-up parameters networks= and ip2nets= are both given; give one of them",
             ))
         }
-        (Some(v), None) => lnet_core::nid::Networks::parse(v).map_err(einval)?,
+        (Some(v), None) => Some(lnet_core::nid::Networks::parse(v).map_err(einval)?),
         // The entries that match an address of one of this node's
         // interfaces, each on the interface that owns the address
         // (semantics.md §15.2), as `net add --ip2net` resolves them.
-        (None, Some(v)) => return config::startup_ip2nets(node, v),
+        (None, Some(v)) => {
+            config::startup_ip2nets(node, v)?;
+            None
+        }
         (None, None) => {
             let iface = first_up_interface(Path::new("/sys/class/net"))?;
-            lnet_core::nid::Networks::parse(&format!("tcp({iface})"))
-                .map_err(|e| NodeError::failed(lnd_api::errno::EINVAL, e.to_string()))?
+            Some(
+                lnet_core::nid::Networks::parse(&format!("tcp({iface})"))
+                    .map_err(|e| NodeError::failed(lnd_api::errno::EINVAL, e.to_string()))?,
+            )
         }
     };
-    for n in networks.nets() {
+    for n in networks.iter().flat_map(|n| n.nets()) {
         let mut interfaces = Vec::new();
         for ni in n.nis {
             if ni.cpts.is_some() {
@@ -401,6 +400,9 @@ fn apply_startup_networks(node: &Node, params: &[(String, String)]) -> Result<()
             lnd_tunables: Vec::new(),
         })
         .map_err(|e| NodeError::failed(e.errno(), format!("networks=: net {net}: {e}")))?;
+    }
+    if let Some(r) = get("routes") {
+        node.apply_routes_param(r, get("forwarding").is_none())?;
     }
     Ok(())
 }
@@ -644,6 +646,12 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
             }
         }
         Op::Peer(req) => peer::handle(node, req),
+        Op::RouteAdd(req) => route::add(node, req),
+        Op::RouteDel(req) => route::del(node, req),
+        Op::RouteShow => route::show(node),
+        Op::RoutingShow => route::routing_show(node),
+        Op::RoutingSet { enable } => route::routing_set(node, enable),
+        Op::RouterBuffersSet { pool, value } => route::buffers_set(node, &pool, value),
         _ => Reply::err(EOPNOTSUPP, "request not supported by this lnetd"),
     }
 }

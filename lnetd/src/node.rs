@@ -680,6 +680,8 @@ impl Node {
             st_params.brw_srv_workitems = st_params.brw_srv_workitems.min(cap);
         }
         let mut lnet = Lnet::new(lcfg, Instant(0));
+        lnet.router_params(Instant(0), &cfg.params)
+            .map_err(|e| NodeError::failed(errno::EINVAL, e))?;
         let mut stack = Stack::new(Instant(0), wall_now());
         stack.enable_selftest(&mut lnet, Instant(0), st_params);
         let inner = Arc::new(Inner {
@@ -1175,6 +1177,30 @@ impl Node {
             .filter(|t| lnd_api::nid::LndInfo::by_name(t).is_none())
             .filter_map(|t| st.host.lnd_type_of(&t).map(|n| (t, n)))
             .collect()
+    }
+
+    /// Runs `f` on the engine at the node's clock, then executes what it
+    /// asked of the LNDs (routes, routing, router buffers: `ctl::route`).
+    pub fn with_engine<R>(&self, f: impl FnOnce(&mut Lnet, Instant) -> R) -> R {
+        self.inner.with(|st, now| f(&mut st.lnet, now))
+    }
+
+    /// Applies `routes=` (semantics.md §15.3) once the start-up nets are up;
+    /// a route through one of our own NIDs enables forwarding when
+    /// `forwarding=` was not given (`auto`).
+    pub fn apply_routes_param(&self, text: &str, auto: bool) -> Result<(), NodeError> {
+        let routes = lnet_core::nid::Routes::parse(text)
+            .map_err(|e| NodeError::failed(errno::EINVAL, format!("routes=: {e}")))?;
+        self.with_engine(|l, now| {
+            let router = l.routes_apply(now, &routes)?;
+            if router && auto {
+                l.set_routing(now, true, true);
+            }
+            Ok(())
+        })
+        .map_err(|e: lnet_core::router::RouteError| {
+            NodeError::failed(e.errno(), format!("routes=: {e}"))
+        })
     }
 
     /// Global counters (`stats show`).

@@ -291,3 +291,50 @@ pub fn engine_get_reply(len: usize) -> impl FnMut() {
         );
     }
 }
+/// Routed: node 0 (10.0.0.1@tcp) PUTs `len` bytes with an ACK to node 1
+/// (10.1.0.3@tcp1) through node 2, a router on both nets: the PUT and the
+/// ACK are each received into a router buffer and forwarded from it.
+pub fn engine_put_ack_routed(len: usize) -> impl FnMut() {
+    let tcp1 = lnet_core::lnd_api::NetId::new(2, 1);
+    let mut f = Fabric::with_credits(0, 256, 8);
+    let (c_nid, s_nid) = (nid(0), Nid::new4(tcp1, 0x0a01_0003));
+    let (r_tcp, r_tcp1) = (Nid::new4(TCP, 0x0a00_0002), Nid::new4(tcp1, 0x0a01_0002));
+    f.add_node(&[c_nid]);
+    f.add_node(&[s_nid]);
+    f.add_node(&[r_tcp, r_tcp1]);
+    let now = f.now;
+    let mut cfg = lnet_core::RouterConfig::default();
+    cfg.alive_router_check_interval = 0;
+    for n in &mut f.nodes {
+        n.lnet.set_router_config(now, cfg.clone());
+    }
+    f.nodes[2].lnet.set_routing(now, true, true);
+    f.nodes[0]
+        .lnet
+        .route_add(now, tcp1, r_tcp, None, 0, None)
+        .expect("client route");
+    f.nodes[1]
+        .lnet
+        .route_add(now, TCP, r_tcp1, None, 0, None)
+        .expect("server route");
+    attach_target(&mut f.nodes[1].lnet, len.max(1), MdOptions::OP_PUT);
+    let md = bind_source(&mut f.nodes[0].lnet, len);
+    let target = ProcessId {
+        nid: s_nid,
+        pid: LNET_PID_LUSTRE,
+    };
+    move || {
+        let now = f.now;
+        f.nodes[0]
+            .lnet
+            .put(now, None, md, AckReq::Ack, target, PORTAL, BITS, 0, 0)
+            .expect("put");
+        f.run();
+        expect_events(
+            &mut f,
+            &[EventKind::Send, EventKind::Ack],
+            &[EventKind::Put],
+        );
+        assert!(f.nodes[2].events.is_empty());
+    }
+}

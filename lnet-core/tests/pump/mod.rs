@@ -182,10 +182,36 @@ impl Fabric {
         let now = self.now;
         let ni = self.nodes[i]
             .lnet
-            .ni_add(now, TCP, &ni_info(n, 256, 8))
+            .ni_add(now, n.net(), &ni_info(n, 256, 8))
             .expect("ni_add");
         self.nodes[i].nis.push((ni, n));
         ni
+    }
+
+    /// Adds a node with these NIs (any nets); returns its index.
+    pub fn add_node(&mut self, nis: &[Nid]) -> usize {
+        let i = self.nodes.len();
+        let now = self.now;
+        let mut lnet = Lnet::new(Config::new(12345, 0x1000 + i as u64, i as u64), now);
+        let nis: Vec<(NiId, Nid)> = nis
+            .iter()
+            .map(|n| {
+                let ni = lnet
+                    .ni_add(now, n.net(), &ni_info(*n, 256, 8))
+                    .expect("ni_add");
+                (ni, *n)
+            })
+            .collect();
+        self.nodes.push(Node {
+            lnet,
+            stack: Stack::new(now, WALL),
+            ni: nis[0].0,
+            nid: nis[0].1,
+            nis,
+            events: Vec::new(),
+            console_done: Vec::new(),
+        });
+        i
     }
 
     fn exec(&mut self, i: usize, op: LndOp) {

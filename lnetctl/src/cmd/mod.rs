@@ -10,6 +10,7 @@ pub(crate) mod net;
 pub(crate) mod peer;
 pub(crate) mod ping;
 pub(crate) mod plugin;
+pub(crate) mod route;
 pub(crate) mod set;
 pub(crate) mod stats;
 pub(crate) mod udsp;

@@ -57,6 +57,18 @@ pub(crate) enum SetCmd {
     /// Cap of the recovery ping interval.
     #[command(name = "max_recovery_ping_interval", override_help = help("max_recovery_ping_interval"))]
     MaxRecoveryPingInterval(Value),
+    /// Routing on/off (`cmd::route`).
+    #[command(name = "routing")]
+    Routing(Value),
+    /// Tiny router buffers (`cmd::route`).
+    #[command(name = "tiny_buffers")]
+    TinyBuffers(Value),
+    /// Small router buffers (`cmd::route`).
+    #[command(name = "small_buffers")]
+    SmallBuffers(Value),
+    /// Large router buffers (`cmd::route`).
+    #[command(name = "large_buffers")]
+    LargeBuffers(Value),
 }
 
 /// The help of tunable `name` (lnetctl.md §1.4).
@@ -79,6 +91,10 @@ impl SetCmd {
             SetCmd::ResponseTracking(v) => ("response_tracking", v),
             SetCmd::RecoveryLimit(v) => ("recovery_limit", v),
             SetCmd::MaxRecoveryPingInterval(v) => ("max_recovery_ping_interval", v),
+            SetCmd::Routing(v) => ("routing", v),
+            SetCmd::TinyBuffers(v) => ("tiny_buffers", v),
+            SetCmd::SmallBuffers(v) => ("small_buffers", v),
+            SetCmd::LargeBuffers(v) => ("large_buffers", v),
         };
         (name, v.value.as_str())
     }
@@ -101,6 +117,10 @@ pub(crate) fn apply(client: &mut Client, t: &Tunable, text: &str) -> i32 {
 /// Runs `set <tunable> <value>`.
 pub(crate) fn run(cmd: &SetCmd, socket: &Path) -> i32 {
     let (name, text) = cmd.parts();
+    // The routing tunables (`routing`, `*_buffers`) belong to `route`.
+    if let Some(rc) = super::route::run_set(name, text, socket) {
+        return rc;
+    }
     let Some(t) = global::tunable(name) else {
         return out::RC_EINVAL;
     };

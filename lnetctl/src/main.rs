@@ -622,7 +622,10 @@ mod tests {
         assert_eq!(generic("help", &["net"]), Some(0));
         assert_eq!(generic("help", &["bogus"]), Some(-1));
         assert!(
-            l.contains("ignore_errors       lnet                net                 \nset"),
+            l.contains(
+                "ignore_errors       lnet                route               \n\
+                 net                 routing             set"
+            ),
             "upstream order: {l}"
         );
     }

@@ -3,27 +3,15 @@
 //! as systemd does), start lnetd, configure LNet, import the YAML, and stop.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+use lnet_tests::bins::lnetd as lnetd_bin;
+use lnet_tests::daemon::{wait_answer, Daemon};
+use lnet_tests::TempDir;
 
 const LNETCTL: &str = env!("CARGO_BIN_EXE_lnetctl");
 const UNIT: &str = include_str!("../../dist/lnet.service");
-
-fn lnetd_bin() -> PathBuf {
-    let bin_dir = Path::new(LNETCTL).parent().expect("bin dir");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet", "-p", "lnetd", "--bin", "lnetd"])
-        .arg("--target-dir")
-        .arg(bin_dir.parent().expect("target dir"));
-    if bin_dir.ends_with("release") {
-        cmd.arg("--release");
-    }
-    assert!(
-        cmd.status().expect("cargo build").success(),
-        "cannot build lnetd"
-    );
-    bin_dir.join("lnetd")
-}
 
 /// The unit's command lines as argument vectors, systemd-expanded.
 fn exec_lines(key: &str, env: &HashMap<String, String>) -> Vec<Vec<String>> {
@@ -60,26 +48,9 @@ fn run(argv: &[String]) -> std::process::Output {
         .expect("run a unit command")
 }
 
-/// Stops a daemon the test started, whatever happens.
-struct Stop(PathBuf);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        if self.0.exists() {
-            let _ = Command::new(LNETCTL)
-                .arg("--socket")
-                .arg(&self.0)
-                .args(["lnet", "unconfigure"])
-                .output();
-        }
-    }
-}
-
 #[test]
 fn lnet_service_starts_imports_and_stops() {
-    let dir = std::env::temp_dir().join(format!("lnetctl-dist-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = TempDir::new("dist");
     let socket = dir.join("lnetctl.sock");
     let conf = dir.join("lnet.conf");
     let yaml = "global:\n    numa_range: 0\n    max_interfaces: 4096\n    discovery: 1\n    drop_asym_route: 0\n    retry_count: 1\n    transaction_timeout: 120\n    health_sensitivity: 100\n    recovery_interval: 1\n    router_sensitivity: 100\n    lnd_timeout: 59\n    response_tracking: 3\n    recovery_limit: 0\n    max_recovery_ping_interval: 900\nudsp:\n    - idx: 0\n      src: tcp\n      action:\n          priority: 1\n";
@@ -93,7 +64,6 @@ fn lnet_service_starts_imports_and_stops() {
     assert!(env.contains_key("LNET_CONFIG") && env.contains_key("LNET_SOCKET"));
     env.insert("LNET_SOCKET".into(), socket.to_string_lossy().into_owned());
     env.insert("LNET_CONFIG".into(), conf.to_string_lossy().into_owned());
-    let _stop = Stop(socket.clone());
 
     let start = exec_lines("ExecStart", &env);
     let post = exec_lines("ExecStartPost", &env);
@@ -102,8 +72,12 @@ fn lnet_service_starts_imports_and_stops() {
         (1, 2),
         "the unit's command lines"
     );
+    let mut daemon = None;
     for argv in start.iter().chain(&post) {
         let out = run(argv);
+        // lnetd forks (Type=forking): whatever happens next, it is killed
+        // when the test ends.
+        daemon.get_or_insert_with(|| Daemon::adopt(&socket, wait_answer(&socket)));
         assert!(
             out.status.success(),
             "{argv:?}: {:?}\n{}",
@@ -124,6 +98,29 @@ fn lnet_service_starts_imports_and_stops() {
         let out = run(&argv);
         assert!(out.status.success(), "{argv:?}: {:?}", out.status);
     }
+    // ExecStop tears LNet down and leaves lnetd loaded, as upstream leaves
+    // the module; then systemd sends the service's processes SIGTERM, on
+    // which lnetd unconfigures (already done), removes its socket and exits.
+    let out = Command::new(LNETCTL)
+        .arg("--socket")
+        .arg(&socket)
+        .args(["net", "show"])
+        .output()
+        .expect("net show");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("LNet stack down"),
+        "LNet unconfigured by ExecStop"
+    );
+    let pid = wait_answer(&socket);
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(!socket.exists(), "lnetd stopped and removed its socket");
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(daemon);
 }

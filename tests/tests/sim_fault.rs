@@ -17,17 +17,22 @@ fn ctl(f: &Fabric, node: usize, cmd: &str, arg: &str) -> String {
         .unwrap_or_else(|e| panic!("fault {cmd} {arg}: {e}"))
 }
 
-/// Two single-rail nodes; node 0's NI under the fault filter.
+/// Two single-rail nodes, both NIs under the fault filter, that have
+/// discovered each other (§9) before any rule is installed: the first PUT
+/// would otherwise wait for a discovery ping and push, which the rules (all
+/// message types, any portal) would match and count too.
 fn single_rail(seed: u64) -> Fabric {
     let mut f = Fabric::new(seed_from_env(seed));
     f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1]).fault()));
     f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 2]).fault()));
+    f.discover_all();
     f
 }
 
 /// Two nodes with two rails each (tcp and tcp1), node 1 known to node 0 as
 /// one Multi-Rail peer; the rails of node 0 that `faulty` names are under
-/// the fault filter.
+/// the fault filter. Both have discovered each other before any rule is
+/// installed (see `single_rail`).
 fn two_rails(seed: u64, faulty: [bool; 2]) -> Fabric {
     let mut f = Fabric::new(seed_from_env(seed));
     let ni = |spec: NiSpec, on: bool| if on { spec.fault() } else { spec };
@@ -44,6 +49,7 @@ fn two_rails(seed: u64, faulty: [bool; 2]) -> Fabric {
     let (prim, other) = (f.nid(1, 0), f.nid(1, 1));
     f.call(0, |l, _| l.peer_add(prim, &[other], true))
         .expect("peer add");
+    f.discover_all();
     f
 }
 
@@ -259,6 +265,8 @@ fn a_put_delayed_past_its_deadline_fails_at_the_initiator() {
             .ni(NiSpec::tcp([10, 0, 0, 1]).fault()),
     );
     f.add_node(NodeSpec::new().tunables(tun).ni(NiSpec::tcp([10, 0, 0, 2])));
+    // Discovery first, so that only the PUT meets the delay rule.
+    f.discover_all();
     sink(&mut f);
     // The PUT is held 30 s, three times the transaction timeout.
     ctl(&f, 0, "delay_add", "src=<?> dst=<?> rate=1 latency=30");

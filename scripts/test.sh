@@ -18,7 +18,11 @@ echo "== cargo build (binaries and plugins the integration tests run)"
 cargo build --workspace --quiet
 
 echo "== cargo test"
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+# Doc tests first: the integration tests run nested `cargo build -p ...` for
+# the daemon and plugins they start, which can rebuild a library the doc
+# tests would link (rustdoc then reports E0460).
+cargo test --workspace --doc --no-fail-fast 2>&1 | tee target/test-output.txt
+cargo test --workspace --lib --bins --tests --no-fail-fast 2>&1 | tee -a target/test-output.txt
 if [ "$(id -u)" -eq 0 ]; then
     echo "== cargo test (root-only: network namespaces)"
     cargo test --workspace --lib --bins --tests --no-fail-fast -- --ignored 2>&1 | tee target/test-output-root.txt

@@ -1,201 +1,19 @@
-#![allow(dead_code)]
 //! End to end for routing (issue 13): `route add|del|show`, `routing show`,
 //! `set routing|*_buffers` and the router start-up parameters, with the real
 //! `lnetd` and `lnetctl` (helpers as in `e2e.rs`).
 //!
-//! `lnetd` is a binary of another package (lnetd), so cargo does not
-//! build it for this test. The first test that needs it runs
-//! `cargo build -p lnetd --bin lnetd` into the same target directory
-//! (a no-op when it is fresh; cargo does not hold its build lock while tests
-//! run) and takes the `lnetd` sitting next to `lnetctl`, which is also where
-//! `lnetctl lnet configure` looks for it. Every daemon a test starts is owned
-//! by a guard that kills it on drop, so a failing test leaves no process
-//! behind; temporary directories are removed the same way.
+//! lnetd and the vendor plugin come from `lnet_tests::bins`, every daemon is
+//! owned by `lnet_tests::daemon::Daemon` (killed on drop) and temporary
+//! directories are `lnet_tests::TempDir`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output};
 
-use liblnetconfig::Client;
+use lnet_tests::bins::vendor_plugin;
+use lnet_tests::daemon::Daemon;
+use lnet_tests::{ok, text, TempDir};
 
 const LNETCTL: &str = env!("CARGO_BIN_EXE_lnetctl");
-
-/// The freshly built lnetd next to lnetctl.
-fn lnetd_bin() -> &'static Path {
-    static LNETD: OnceLock<PathBuf> = OnceLock::new();
-    LNETD.get_or_init(|| {
-        let bin_dir = Path::new(LNETCTL)
-            .parent()
-            .expect("lnetctl has a directory");
-        let target_dir = bin_dir.parent().expect("target directory");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "-p", "lnetd", "--bin", "lnetd"])
-            .arg("--target-dir")
-            .arg(target_dir);
-        if bin_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build for lnetd");
-        assert!(
-            status.success(),
-            "cannot build lnetd: run `cargo build -p lnetd --bin lnetd` to see why"
-        );
-        let lnetd = bin_dir.join("lnetd");
-        assert!(
-            lnetd.is_file(),
-            "{} missing after the build: run `cargo build -p lnetd --bin lnetd`",
-            lnetd.display()
-        );
-        lnetd
-    })
-}
-
-/// The vendor example plugin (`plugins/vendor-lnd`), built like lnetd.
-fn vendor_plugin() -> &'static Path {
-    static SO: OnceLock<PathBuf> = OnceLock::new();
-    SO.get_or_init(|| {
-        let bin_dir = Path::new(LNETCTL)
-            .parent()
-            .expect("lnetctl has a directory");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "-p", "vendor-lnd", "--lib"])
-            .arg("--target-dir")
-            .arg(bin_dir.parent().expect("target directory"));
-        if bin_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build for vendor-lnd");
-        assert!(
-            status.success(),
-            "cannot build vendor-lnd: run `cargo build -p vendor-lnd`"
-        );
-        let so = bin_dir.join("libvendor_lnd.so");
-        assert!(so.is_file(), "{} missing after the build", so.display());
-        so
-    })
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "lnetctl-e2e-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.0.join("lnetctl.sock")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Kills a daemon on drop: our child, or (for one started detached by
-/// `lnetctl lnet configure`) the pid learnt from its hello, and only while
-/// that pid still answers on the socket (never a recycled pid).
-struct Guard {
-    child: Option<Child>,
-    pid: Option<(u32, PathBuf)>,
-}
-
-impl Guard {
-    fn pid(&self) -> u32 {
-        self.child
-            .as_ref()
-            .map(Child::id)
-            .or(self.pid.as_ref().map(|p| p.0))
-            .expect("a daemon")
-    }
-
-    /// Waits for our child to exit; its status.
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let child = self.child.as_mut().expect("our child");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(st) = child.try_wait().expect("try_wait") {
-                self.child = None;
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "lnetd did not exit in {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        } else if let Some((pid, socket)) = self.pid.take() {
-            let still_ours = Client::connect(&socket)
-                .and_then(|mut c| c.hello())
-                .is_ok_and(|i| i.pid == pid);
-            if !still_ours {
-                return;
-            }
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-/// Waits until something answers a hello on `socket`; its pid.
-fn wait_answer(socket: &Path) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut c) = Client::connect(socket) {
-            if let Ok(info) = c.hello() {
-                return info.pid;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nothing answers on {}",
-            socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Starts `lnetd --foreground` on `socket`, waits until it answers.
-fn start_lnetd(socket: &Path, extra: &[&str]) -> Guard {
-    let child = Command::new(lnetd_bin())
-        .arg("--socket")
-        .arg(socket)
-        .arg("--foreground")
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn lnetd");
-    let guard = Guard {
-        child: Some(child),
-        pid: None,
-    };
-    wait_answer(socket);
-    guard
-}
 
 fn lnetctl(socket: &Path, args: &[&str]) -> Output {
     Command::new(LNETCTL)
@@ -205,22 +23,6 @@ fn lnetctl(socket: &Path, args: &[&str]) -> Output {
         .env_remove("LNET_SOCKET")
         .output()
         .expect("run lnetctl")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "lnetctl failed: {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 fn err_text(out: &Output) -> String {
@@ -242,7 +44,7 @@ fn routes_and_routing_through_lnetctl() {
     let so = vendor_plugin();
     let dir = TempDir::new("route");
     let sock = dir.socket();
-    let _d = start_lnetd(
+    let _d = Daemon::start(
         &sock,
         &[
             "--param",
@@ -420,7 +222,7 @@ fn routes_and_routing_through_lnetctl() {
 fn routing_show_prints_nothing_before_routing_was_enabled() {
     let dir = TempDir::new("routing");
     let sock = dir.socket();
-    let _d = start_lnetd(&sock, &[]);
+    let _d = Daemon::start(&sock, &[]);
     ok(&lnetctl(&sock, &["lnet", "configure"]));
     assert_eq!(ok(&lnetctl(&sock, &["routing", "show"])), "");
     assert_eq!(ok(&lnetctl(&sock, &["route", "show"])), "");

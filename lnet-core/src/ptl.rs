@@ -78,6 +78,18 @@ impl Portal {
         let list = if ignore != 0 {
             &mut self.ignore
         } else {
+            // hashbrown reuses the tombstones of removed keys by rehashing
+            // in place only while the live keys fit in half its capacity;
+            // past that it grows (allocates) on an insert even when the
+            // number of live keys does not grow. With a fresh match bits
+            // per RPC (selftest's reply and bulk MEs) that happened at a
+            // load-dependent moment in steady state. Keeping the capacity
+            // at least twice the live keys makes it grow only when the live
+            // keys reach a new high.
+            let want = 2 * (self.exact.len() + 1);
+            if self.exact.capacity() < want {
+                self.exact.reserve(want - self.exact.len());
+            }
             let spare = &mut self.spare;
             self.exact
                 .entry(bits)

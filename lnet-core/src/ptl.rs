@@ -448,6 +448,42 @@ mod tests {
         mes.remove(idx, gen);
     }
 
+    /// Selftest's pattern: every RPC attaches MEs with fresh match bits and
+    /// removes them when done, about 16 live at a time. Once warmed up, the
+    /// exact-match index must never grow again (its growth was a
+    /// load-dependent heap allocation in steady state).
+    #[test]
+    fn churn_of_fresh_match_bits_never_regrows_the_index() {
+        const LIVE: u64 = 16;
+        let mut ptl = Portal::default();
+        let mut mes: GenSlab<Me> = GenSlab::default();
+        let mut live = std::collections::VecDeque::new();
+        let mut capacity_after_warmup = None;
+        for bits in 0..200_000u64 {
+            if live.len() as u64 == LIVE {
+                let (h, b) = live.pop_front().expect("a live ME");
+                ptl.remove(h, b, 0);
+            }
+            let (idx, gen) = mes.insert(Me {
+                portal: 1,
+                match_id: ProcessId::ANY,
+                match_bits: bits,
+                ignore_bits: 0,
+                unlink: Unlink::Retain,
+                md: None,
+            });
+            let h = MeHandle { idx, gen };
+            ptl.insert(h, bits, 0, InsPos::After);
+            live.push_back((h, bits));
+            if bits == 1_000 {
+                capacity_after_warmup = Some(ptl.exact.capacity());
+            }
+            if let Some(c) = capacity_after_warmup {
+                assert_eq!(ptl.exact.capacity(), c, "index regrew at insert {bits}");
+            }
+        }
+    }
+
     #[test]
     fn zero_length_requests_match_an_empty_md() {
         let (ptl, mes, mds, h) = setup(&[(1, 0, 0, MdOptions::OP_PUT)]);

@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use liblnetconfig::Client;
-use lnet_tests::bins::{lnetd as lnetd_bin, vendor_plugin};
+use lnet_tests::bins::{lnetd as lnetd_bin, sock_plugin, vendor_plugin};
 use lnet_tests::daemon::{wait_answer, Daemon};
 use lnet_tests::{ok, text, TempDir};
 
@@ -290,6 +290,8 @@ fn test_port(offset: u32) -> String {
 /// interfaces, as upstream: `ip2nets_and_nid_in_a_namespace` tests it on veths.)
 #[test]
 fn start_up_networks_survive_unconfigure() {
+    // networks=tcp9 and sock_timeout= need the TCP plugin next to lnetd.
+    sock_plugin();
     let dir = TempDir::new("startup");
     let sock = dir.socket();
     let port = format!("accept_port={}", test_port(0));

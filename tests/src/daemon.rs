@@ -45,13 +45,36 @@ impl Daemon {
             .stdin(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let d = Daemon {
+        let mut d = Daemon {
             child: Some(child),
             adopted: None,
             socket,
         };
-        wait_answer(&d.socket);
-        d
+        // As wait_answer, but a daemon that exits (a refused parameter, a
+        // busy socket) fails the test at once with its status, instead of
+        // after START_TIMEOUT.
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if Client::connect(&d.socket)
+                .and_then(|mut c| c.hello())
+                .is_ok()
+            {
+                return d;
+            }
+            if let Some(st) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                d.child = None;
+                panic!(
+                    "{cmd:?} exited with {st} before answering on {}",
+                    d.socket.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nothing answers on {} after {START_TIMEOUT:?}",
+                d.socket.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Takes charge of daemon `pid` that answered on `socket` (one started

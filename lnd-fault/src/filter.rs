@@ -2,6 +2,8 @@
 //! (through `lnd_api::filter`), and a delay thread that releases held
 //! messages when due.
 //!
+//! * Every rule with a local NID matches only the messages that pass
+//!   through the wrapped NI of that NID (sent or received on it).
 //! * Send path ([`LndNi::send_span`] of the wrapping NI): with no rule, the
 //!   inner LND's `send_span` at once (one relaxed atomic load, no lock, no
 //!   allocation). Else a drop rule with a health mask may fail the send: it
@@ -387,7 +389,8 @@ impl LndNi for Wrap {
         if !self.core.active.load(Ordering::Relaxed) {
             return inner.send_span(tx, payload);
         }
-        let info = MsgInfo::of(&tx.hdr);
+        let local = self.st.nid.get().copied().unwrap_or(Nid::ANY);
+        let info = MsgInfo::of(&tx.hdr).at(local);
         let item = Held::Tx {
             ni: self.st.clone(),
             tx,
@@ -468,8 +471,8 @@ impl Host for WrapHost {
         if !w.core.active.load(Ordering::Relaxed) || w.st.inner.get().is_none() {
             return w.st.engine.parse(hdr, from, rx, rdma_req);
         }
-        let info = MsgInfo::of(&hdr);
         let local = w.st.nid.get().copied().unwrap_or(Nid::ANY);
+        let info = MsgInfo::of(&hdr).at(local);
         let item = Held::Rx {
             ni: w.st.clone(),
             hdr,

@@ -80,7 +80,9 @@ pub struct Match {
     pub src: Nid,
     /// Header `dest_nid`, same wildcards.
     pub dst: Nid,
-    /// The receiving NI (drop rules on receive only); [`Nid::ANY`] = all.
+    /// The local NI the message passes through: the receiving NI of a
+    /// received message, the sending NI of a send; [`Nid::ANY`] = all.
+    /// (Upstream uses it for receive drops only; see the crate README.)
     pub local_nid: Nid,
     /// Portals (bit n = portal n); 0 = no filter.
     pub ptl_mask: u64,
@@ -133,7 +135,7 @@ pub struct DropSpec {
 /// A delay rule as the user gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DelaySpec {
-    /// What it matches (the local NID is not used).
+    /// What it matches.
     pub m: Match,
     /// The rate (`la_rate`), 0 when an interval is given.
     pub rate: u32,
@@ -239,6 +241,10 @@ pub struct MsgInfo {
     pub msg_type: u32,
     /// Portal of a PUT or GET; `u32::MAX` for the others.
     pub portal: u32,
+    /// The NID of the local NI it passes through (receiving or sending);
+    /// [`Nid::ANY`] when unknown (then only rules without a local NID
+    /// match it).
+    pub local: Nid,
 }
 
 impl MsgInfo {
@@ -254,7 +260,14 @@ impl MsgInfo {
             dst: hdr.dest_nid,
             msg_type: hdr.msg_type.0,
             portal,
+            local: Nid::ANY,
         }
+    }
+
+    /// The same message, passing through the local NI `nid`.
+    pub fn at(mut self, nid: Nid) -> Self {
+        self.local = nid;
+        self
     }
 }
 
@@ -273,14 +286,12 @@ pub fn is_net_wildcard(nid: Nid) -> bool {
 }
 
 impl Match {
-    fn matches(&self, msg: &MsgInfo, local: Option<Nid>) -> bool {
+    fn matches(&self, msg: &MsgInfo) -> bool {
         if !nid_matches(self.src, msg.src) || !nid_matches(self.dst, msg.dst) {
             return false;
         }
-        if let Some(local) = local {
-            if !self.local_nid.is_any() && self.local_nid != local {
-                return false;
-            }
+        if !self.local_nid.is_any() && self.local_nid != msg.local {
+            return false;
         }
         if msg.msg_type > 3 || self.msg_mask & (1 << msg.msg_type) == 0 {
             return false;
@@ -547,33 +558,23 @@ impl<T> Rules<T> {
     /// (`lnet_drop_rule_match` from `parse`): whether to discard a message
     /// received on the NI `local`.
     pub fn drop_on_receive(&mut self, msg: &MsgInfo, local: Nid, now: Duration) -> bool {
-        self.drop_match(msg, Some(local), false, now).is_some()
+        self.drop_match(&msg.at(local), false, now).is_some()
     }
 
     /// The send path, drop rules with a health mask: the status to fail a
-    /// send with, if one fires.
+    /// send with, if one fires. A rule with a local NID matches sends of
+    /// that NI only (`msg.local`).
     pub fn fail_on_send(&mut self, msg: &MsgInfo, now: Duration) -> Option<HealthStatus> {
-        self.drop_match(msg, None, true, now)
+        self.drop_match(msg, true, now)
     }
 
-    fn drop_match(
-        &mut self,
-        msg: &MsgInfo,
-        local: Option<Nid>,
-        send: bool,
-        now: Duration,
-    ) -> Option<HealthStatus> {
+    fn drop_match(&mut self, msg: &MsgInfo, send: bool, now: Duration) -> Option<HealthStatus> {
         for r in &mut self.drop {
-            // A health rule acts only on send, the others only on receive;
-            // on send the local NID is absent, so only ANY matches it.
+            // A health rule acts only on send, the others only on receive.
             if (r.spec.health_mask != 0) != send {
                 continue;
             }
-            let local = if send { Some(Nid::ANY) } else { local };
-            if send && !r.spec.m.local_nid.is_any() {
-                continue;
-            }
-            if !r.spec.m.matches(msg, local) {
+            if !r.spec.m.matches(msg) {
                 continue;
             }
             if r.trigger.fire(now, &mut r.stats, &mut self.rng) {
@@ -589,12 +590,12 @@ impl<T> Rules<T> {
         None
     }
 
-    /// Delay rules (send or receive path; the local NID is not used): when
-    /// one fires, `item` is held until `now + latency` and this returns
-    /// `None`; otherwise `item` comes back.
+    /// Delay rules (send or receive path; a rule with a local NID matches
+    /// messages through that NI only): when one fires, `item` is held until
+    /// `now + latency` and this returns `None`; otherwise `item` comes back.
     pub fn delay(&mut self, msg: &MsgInfo, now: Duration, item: T) -> Option<T> {
         for r in &mut self.delay {
-            if !r.spec.m.matches(msg, None) {
+            if !r.spec.m.matches(msg) {
                 continue;
             }
             if r.trigger.fire(now, &mut r.stats, &mut self.rng) {
@@ -689,6 +690,7 @@ mod tests {
             } else {
                 u32::MAX
             },
+            local: Nid::ANY,
         }
     }
 
@@ -952,13 +954,32 @@ mod tests {
         r.add_drop(drop_spec(1, 0), T0).expect("add");
         assert_eq!(r.fail_on_send(&put(), T0), None);
         assert_eq!(r.drop_rules()[0].stats.count, 0);
-        // On send the local NID is absent: a health rule with one never fires.
+        // A health rule with a local NID fails the sends of that NI only
+        // (and none whose NI is unknown).
         let mut r: Rules<()> = Rules::new(1);
         let mut s = drop_spec(1, 0);
         s.health_mask = 1 << 7;
         s.m.local_nid = nid(2);
         r.add_drop(s, T0).expect("add");
         assert_eq!(r.fail_on_send(&put(), T0), None);
+        assert_eq!(r.fail_on_send(&put().at(nid(3)), T0), None);
+        assert_eq!(
+            r.fail_on_send(&put().at(nid(2)), T0),
+            Some(HealthStatus::REMOTE_ERROR)
+        );
+        assert_eq!(r.drop_rules()[0].stats.fired, 1);
+    }
+
+    #[test]
+    fn delay_rules_with_a_local_nid_hold_messages_of_that_ni_only() {
+        let mut r: Rules<u32> = Rules::new(1);
+        let mut s = delay_spec(1, 2);
+        s.m.local_nid = nid(7);
+        r.add_delay(s, T0).expect("add");
+        assert_eq!(r.delay(&put(), T0, 1), Some(1), "NI unknown");
+        assert_eq!(r.delay(&put().at(nid(8)), T0, 2), Some(2), "another NI");
+        assert_eq!(r.delay(&put().at(nid(7)), T0, 3), None, "held");
+        assert_eq!(r.delay_rules()[0].stats.fired, 1);
     }
 
     #[test]

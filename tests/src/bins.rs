@@ -1,7 +1,8 @@
 //! The one place that finds or builds the workspace's binaries and plugins
 //! for integration tests.
 //!
-//! `lnetd`, `lnetctl`/`lst`, `liblnd_sock.so` and `liblnd_vnd.so` belong
+//! `lnetd`, `lnetctl`/`lst`, `liblnd_sock.so`, `liblnd_fault.so` and
+//! `liblnd_vnd.so` belong
 //! to other packages than most tests that run them, so cargo does not build
 //! them for those tests. The first call for one runs `cargo build` for it
 //! into the current build's target directory and profile (a no-op when it
@@ -81,6 +82,13 @@ pub fn lst() -> &'static Path {
 pub fn sock_plugin() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     built(&P, &["-p", "lnd-sock", "--lib"], "liblnd_sock.so")
+}
+
+/// The fault filter plugin, `liblnd_fault.so` (lnetd loads it from its
+/// plugin path on the first `lnetctl fault` command).
+pub fn fault_plugin() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    built(&P, &["-p", "lnd-fault", "--lib"], "liblnd_fault.so")
 }
 
 /// The vendor example plugin (`plugins/vendor-lnd`), `liblnd_vnd.so`.

@@ -1,7 +1,8 @@
 //! Test support for the workspace's integration tests, shared by every test
 //! crate as a dev-dependency: locating the build tree and building the
 //! workspace's binaries and plugins on first use ([`bins`]), the daemon
-//! guard ([`daemon`]), temporary directories ([`tempdir`]),
+//! guard ([`daemon`]), lnetd nodes in namespaces with fault rules per node
+//! or NI ([`cluster`]), temporary directories ([`tempdir`]),
 //! network-namespace and veth guards ([`netns`]), building plugins out of
 //! tree the way a vendor does ([`plugin_build`]), the simulated fabric
 //! ([`sim`]), test data ([`pattern`]), selftest on in-process nodes
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod bins;
+pub mod cluster;
 pub mod daemon;
 pub mod lst;
 pub mod netns;

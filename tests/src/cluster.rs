@@ -270,14 +270,24 @@ impl Node {
         yaml_u64(&out, key).unwrap_or_else(|| panic!("{}: no {key} in\n{out}", self.name))
     }
 
-    /// A counter of NI `nid` in `lnetctl net show -v 3` (`send_count`,
-    /// `recv_count`, `health value`, `dropped`…; the first line with that
-    /// key in the NI's block).
+    /// A counter of NI `nid` in `lnetctl net show -v 3`: `KEY` is the first
+    /// line with that key in the NI's item (`send_count`, `health value`,
+    /// `dropped`…), `SECTION/KEY` the first after the `SECTION:` line
+    /// (`sent_stats/get`, `received_stats/put`, `dropped_stats/get`).
     pub fn ni_stat(&self, nid: &str, key: &str) -> u64 {
         let out = self.lnetctl_ok(&["net", "show", "-v", "3"]);
         let block =
             ni_block(&out, nid).unwrap_or_else(|| panic!("{}: no NI {nid} in\n{out}", self.name));
-        yaml_u64(block, key)
+        let (block, k) = match key.split_once('/') {
+            Some((section, k)) => {
+                let at = block
+                    .find(&format!(" {section}:\n"))
+                    .unwrap_or_else(|| panic!("{}: no {section} for {nid} in\n{block}", self.name));
+                (&block[at..], k)
+            }
+            None => (block, key),
+        };
+        yaml_u64(block, k)
             .unwrap_or_else(|| panic!("{}: no {key} for {nid} in\n{block}", self.name))
     }
 

@@ -4,10 +4,34 @@
 # lnetd at once: A plain (127.0.0.1 -> 127.0.0.2), B with the fault plugin
 # loaded and stacked on every NI but no rule (127.0.0.3 -> 127.0.0.4; the
 # first `lnetctl fault drop show` loads lnd-fault from lnetd's directory).
-# Measured alternately A B A B, PAIRS pairs of SECS s; prints MiB/s per
-# pair and the median ratio B/A (target >= 0.98), with CPU s/GiB of both.
+# Measured in interleaved pairs of SECS s, the order flipping every pair
+# (A B, B A, A B ...) so that a drift of the machine's load hits both arms
+# alike; prints MiB/s per pair and the median ratio B/A (target >= 0.98),
+# with, for both arms, CPU s/GiB and context switches per 1 MiB write
+# (voluntary + involuntary, all threads of the two daemons of the arm).
+#
+# First, the deterministic check that does not depend on load (lnd-fault's
+# tests alloc.rs and off_free.rs, same profile): with the filter stacked and
+# no rule the data path allocates nothing, takes no lock, never blocks and
+# makes no read/write system call per message. Its findings are printed
+# ("off-free: ...") before the A/B; CHECK=0 skips it.
 source "$(dirname "$0")/lib.sh"
 CONCURRENCY=${CONCURRENCY:-8}
+
+if [ "${CHECK:-1}" != 0 ]; then
+    flag=()
+    [ "$PROFILE" = release ] && flag=(--release)
+    log "deterministic check: cargo test -p lnd-fault --test alloc --test off_free ($PROFILE)"
+    if (cd "$ROOT" && cargo test --quiet "${flag[@]}" -p lnd-fault --test alloc --test off_free \
+        -- --nocapture --test-threads 1) >"$WORK/check.txt" 2>&1; then
+        echo "off-free check (load-independent): PASSED"
+        grep -o 'off-free:.*' "$WORK/check.txt" | sed 's/^/  /'
+    else
+        echo "off-free check (load-independent): FAILED"
+        sed 's/^/  /' "$WORK/check.txt"
+        exit 1
+    fi
+fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     flag=()
     [ "$PROFILE" = release ] && flag=(--release)
@@ -48,31 +72,59 @@ set_up() {
 set_up a 127.0.0.1@tcp 127.0.0.2@tcp
 set_up c 127.0.0.3@tcp 127.0.0.4@tcp
 
-# measure CONSOLE PID...: MiB/s received by the servers over SECS, and the
-# CPU s/GiB of the two daemons.
+# Context switches (voluntary + involuntary) of every thread of PIDs.
+ctxsw_of() {
+    local p f n=0
+    for p in "$@"; do
+        for f in /proc/"$p"/task/*/status; do
+            n=$((n + $(awk '/^(non)?voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }' "$f" 2>/dev/null || echo 0)))
+        done
+    done
+    echo "$n"
+}
+
+# measure CONSOLE PID...: MiB/s received by the servers over SECS, the CPU
+# s/GiB of the two daemons and their context switches per 1 MiB write.
 measure() {
     local s=$WORK/$1.sock
     shift
     "$BIN/lst" --socket "$s" run bulk >/dev/null
     sleep 1
-    local t0 t1 bw
+    local t0 t1 c0 c1 bw
     t0=$(ticks_of "$@")
+    c0=$(ctxsw_of "$@")
     timeout $((SECS * 3 + 30)) "$BIN/lst" --socket "$s" stat --count 1 --delay "$SECS" s >"$WORK/stat.txt"
     t1=$(ticks_of "$@")
+    c1=$(ctxsw_of "$@")
     "$BIN/lst" --socket "$s" stop bulk >/dev/null
     bw=$(awk '
         /^\[LNet Bandwidth/ { s = "b" }
         /^\[R\] Avg:/ { if (s == "b") b = $3 }
         END { if (b == "") exit 1; print b }' "$WORK/stat.txt")
-    echo "$bw $(cpu_per_gib $((t1 - t0)) "$bw" "$SECS")"
+    echo "$bw $(cpu_per_gib $((t1 - t0)) "$bw" "$SECS") $(python3 -c 'import sys; c,b,s=map(float,sys.argv[1:]); n=b*s; print(f"{c/n:.2f}" if n>0 else "nan")' $((c1 - c0)) "$bw" "$SECS")"
 }
 
 : >"$WORK/pairs"
+: >"$WORK/ctxsw"
 for i in $(seq "$PAIRS"); do
-    read -r ab ac < <(measure a "$pa" "$pb")
-    read -r bb bc < <(measure c "$pc" "$pd")
-    log "pair $i: plain $ab MiB/s ($ac cpu s/GiB), fault loaded $bb MiB/s ($bc cpu s/GiB)"
+    if [ $((i % 2)) = 1 ]; then
+        read -r ab ac ax < <(measure a "$pa" "$pb")
+        read -r bb bc bx < <(measure c "$pc" "$pd")
+        order="A B"
+    else
+        read -r bb bc bx < <(measure c "$pc" "$pd")
+        read -r ab ac ax < <(measure a "$pa" "$pb")
+        order="B A"
+    fi
+    log "pair $i ($order): plain $ab MiB/s ($ac cpu s/GiB, $ax ctxsw/MiB), fault loaded $bb MiB/s ($bc cpu s/GiB, $bx ctxsw/MiB)"
     echo "$bb $ab $bc $ac" >>"$WORK/pairs"
+    echo "$bx $ax" >>"$WORK/ctxsw"
 done
 summary "S1 loopback 1 MiB, lst brw write (conc $CONCURRENCY, 1 conn): ours = fault plugin loaded, no rule; anchor = not loaded; MiB/s" <"$WORK/pairs"
+python3 -c '
+import sys, statistics as st
+rows = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+if rows:
+    print(f"  context switches per 1 MiB write (both daemons): ours median {st.median(r[0] for r in rows):.2f}, anchor median {st.median(r[1] for r in rows):.2f}")
+' "$WORK/ctxsw"
 for n in a c; do "$BIN/lst" --socket "$WORK/$n.sock" end_session >/dev/null; done

@@ -128,7 +128,8 @@ fn no_allocation_per_message_without_a_matching_rule() {
     };
     // The counter sees allocations of this thread.
     assert!(count(|| drop(std::hint::black_box(vec![1u8; 16]))) > 0);
-    assert_eq!(count(traffic), 0, "no rule");
+    let none = count(traffic);
+    assert_eq!(none, 0, "no rule");
     // Rules that never match this traffic (another source net).
     filter
         .control("drop_add", "src=*@tcp9 dst=<?> rate=1")
@@ -139,5 +140,10 @@ fn no_allocation_per_message_without_a_matching_rule() {
     filter
         .control("drop_add", "src=*@tcp9 dst=<?> rate=1 health_mask=0x20")
         .expect("add");
-    assert_eq!(count(traffic), 0, "rules that do not match");
+    let unmatched = count(traffic);
+    assert_eq!(unmatched, 0, "rules that do not match");
+    println!(
+        "off-free: allocations over 1000 messages (send, header, completion): {none} with no \
+         rule, {unmatched} with three rules that do not match"
+    );
 }

@@ -1,0 +1,268 @@
+//! Off means free, checked without timing (issue 14 item 2): with the fault
+//! filter stacked and no rule, the data path (send, receive header,
+//! completion)
+//!
+//! * takes no lock: the rule table's lock is held by another thread while
+//!   100 000 messages go through, and they all do (with a rule, the same
+//!   traffic waits for the lock: the check can fail);
+//! * blocks nowhere and makes no read/write system call: the thread's
+//!   voluntary context switches and `syscr`/`syscw` (`/proc/thread-self`)
+//!   do not move over 100 000 messages.
+//!
+//! Allocations per message are counted in `alloc.rs`. `bench/s1-fault-ab.sh`
+//! runs this file and prints what it found (`--nocapture`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use lnd_api::abi_stable::std_types::ROption;
+use lnd_api::{
+    lnd_type, Completion, FilterHandle, Hdr, Host, HostHandle, IoBuf, Lnd, LndError, LndHandle,
+    LndNi, LndNiHandle, LogLevel, MsgToken, MsgType, NetId, NetTunables, NiConfig, NiInfo,
+    NiStarted, Nid, Payload, PayloadSpan, RxAction, RxToken, TxMsg,
+};
+use lnd_fault::FaultFilter;
+
+const TCP: NetId = NetId::new(lnd_type::SOCKLND, 0);
+
+struct Inner(Arc<Mutex<Option<HostHandle>>>);
+struct InnerNi;
+struct Engine;
+
+impl Lnd for Inner {
+    fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError> {
+        *self.0.lock().expect("host") = Some(host);
+        Ok(NiStarted {
+            info: NiInfo {
+                nid: Nid::new4(cfg.net, 2),
+                interfaces: Vec::new().into(),
+                tunables: NetTunables::UNSET,
+                lnd_tunables: Vec::new().into(),
+                timeout_secs: 50,
+            },
+            ni: LndNiHandle::new(InnerNi),
+        })
+    }
+}
+
+impl LndNi for InnerNi {
+    fn send(&self, _: TxMsg) -> Result<(), LndError> {
+        Ok(())
+    }
+    fn send_span(&self, _: TxMsg, _: PayloadSpan) -> Result<(), LndError> {
+        Ok(())
+    }
+    fn recv(&self, _: RxAction) -> Result<(), LndError> {
+        Ok(())
+    }
+    fn recv_span(&self, _: RxAction, _: PayloadSpan) -> Result<(), LndError> {
+        Ok(())
+    }
+    fn shutdown(&self) {}
+}
+
+impl Host for Engine {
+    fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), LndError> {
+        Ok(())
+    }
+    fn finalize(&self, _: MsgToken, _: Completion) {}
+    fn notify(&self, _: Nid, _: bool) {}
+    fn link_state(&self, _: bool) {}
+    fn log(&self, _: LogLevel, _: &str) {}
+}
+
+/// The filter stacked on a do-nothing LND, under a do-nothing engine:
+/// whatever the traffic costs is the filter's.
+struct Stack {
+    ni: LndNiHandle,
+    lnd_host: HostHandle,
+}
+
+fn stack(filter: &FaultFilter) -> Stack {
+    let host = Arc::new(Mutex::new(None));
+    let lnd = LndHandle::new(Inner(host.clone()));
+    let cfg = NiConfig {
+        net: TCP,
+        interfaces: Vec::new().into(),
+        tunables: NetTunables::UNSET,
+        lnd_tunables: Vec::new().into(),
+        params: Vec::new().into(),
+        pid: 1,
+    };
+    let started = FilterHandle::new(filter.clone())
+        .startup(&lnd, cfg, HostHandle::new(Engine))
+        .expect("startup");
+    let lnd_host = host.lock().expect("host").clone().expect("started");
+    Stack {
+        ni: started.ni,
+        lnd_host,
+    }
+}
+
+const MESSAGES: u64 = 100_000;
+
+/// `n` messages: a 4 KiB PUT sent, a header received, a completion.
+fn traffic(s: &Stack, n: u64) {
+    let span = PayloadSpan::from(IoBuf::from_vec(vec![0; 4096]));
+    let hdr = Hdr {
+        dest_nid: Nid::new4(TCP, 3),
+        src_nid: Nid::new4(TCP, 2),
+        dest_pid: 0,
+        src_pid: 0,
+        msg_type: MsgType::PUT,
+        payload_length: 4096,
+        body: [0; lnd_api::hdr::BODY_SIZE],
+    };
+    for i in 0..n {
+        let tx = TxMsg {
+            token: MsgToken(i),
+            hdr,
+            target: hdr.dest_nid,
+            target_pid: 0,
+            payload: Payload::new(),
+            rx: ROption::RNone,
+        };
+        s.ni.send_span(tx, span.clone()).expect("send");
+        s.lnd_host
+            .parse(hdr, hdr.src_nid, RxToken(i), false)
+            .expect("parse");
+        s.lnd_host.finalize(MsgToken(i), Completion::OK);
+    }
+}
+
+/// A filter whose clock, read under the rule table's lock by every control
+/// call, parks the thread named `holder` there until `release` is called:
+/// the lock stays held meanwhile.
+struct Holder {
+    filter: FaultFilter,
+    inside: Arc<Barrier>,
+    release: Arc<Barrier>,
+    armed: Arc<AtomicBool>,
+}
+
+impl Holder {
+    fn new() -> Holder {
+        let inside = Arc::new(Barrier::new(2));
+        let release = Arc::new(Barrier::new(2));
+        let armed = Arc::new(AtomicBool::new(false));
+        let (i, r, a) = (inside.clone(), release.clone(), armed.clone());
+        let clock = Arc::new(move || {
+            if std::thread::current().name() == Some("holder") && a.swap(false, Ordering::AcqRel) {
+                i.wait();
+                r.wait();
+            }
+            Duration::ZERO
+        });
+        Holder {
+            filter: FaultFilter::with_clock(1, clock, false),
+            inside,
+            release,
+            armed,
+        }
+    }
+
+    /// Holds the rule table's lock on another thread until the returned
+    /// closure is called.
+    fn hold(&self) -> impl FnOnce() {
+        self.armed.store(true, Ordering::Release);
+        let f = self.filter.clone();
+        let t = std::thread::Builder::new()
+            .name("holder".into())
+            .spawn(move || f.control("drop_reset", "").expect("reset"))
+            .expect("spawn");
+        self.inside.wait();
+        let release = self.release.clone();
+        move || {
+            release.wait();
+            t.join().expect("holder");
+        }
+    }
+}
+
+/// Runs `n` messages on another thread; whether they finished within
+/// `within`, and the thread's handle.
+fn run(s: Arc<Stack>, n: u64, within: Duration) -> (bool, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        traffic(&s, n);
+        let _ = tx.send(());
+    });
+    (rx.recv_timeout(within).is_ok(), t)
+}
+
+#[test]
+fn no_rule_no_lock() {
+    let h = Holder::new();
+    let s = Arc::new(stack(&h.filter));
+    let unlock = h.hold();
+    // Generous: 100 000 messages take milliseconds; a lock taken per
+    // message would wait for the holder forever.
+    let (done, t) = run(s.clone(), MESSAGES, Duration::from_secs(120));
+    unlock();
+    t.join().expect("traffic");
+    assert!(
+        done,
+        "messages waited for the rule table's lock with no rule"
+    );
+    println!(
+        "off-free: lock: {MESSAGES} messages passed while the rule table was locked (no rule)"
+    );
+
+    // The check can fail: with a rule (that never matches), each message
+    // takes the lock and waits for the holder.
+    h.filter
+        .control("drop_add", "src=*@tcp9 dst=<?> rate=1")
+        .expect("add");
+    let unlock = h.hold();
+    let (done, t) = run(s, 1, Duration::from_millis(300));
+    assert!(!done, "with a rule, a message takes the lock");
+    unlock();
+    t.join().expect("traffic");
+}
+
+/// This thread's voluntary context switches and read/write system calls.
+fn thread_counters() -> (u64, u64, u64) {
+    let status = std::fs::read_to_string("/proc/thread-self/status").expect("status");
+    let io = std::fs::read_to_string("/proc/thread-self/io").unwrap_or_default();
+    let field = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    (
+        field(&status, "voluntary_ctxt_switches:").expect("voluntary_ctxt_switches"),
+        field(&io, "syscr:").unwrap_or(0),
+        field(&io, "syscw:").unwrap_or(0),
+    )
+}
+
+#[test]
+fn no_rule_no_blocking_and_no_read_write_syscall() {
+    let filter = FaultFilter::with_clock(1, Arc::new(Duration::default), false);
+    let s = stack(&filter);
+    traffic(&s, 1000); // warm up
+                       // What reading the counters itself costs, then the same around the
+                       // traffic: the difference is the traffic's.
+    let a = thread_counters();
+    let b = thread_counters();
+    traffic(&s, MESSAGES);
+    let c = thread_counters();
+    let base = (b.0 - a.0, b.1 - a.1, b.2 - a.2);
+    let with = (c.0 - b.0, c.1 - b.1, c.2 - b.2);
+    println!(
+        "off-free: {MESSAGES} messages, no rule: {} voluntary context switches, {} read and {} \
+         write system calls (net of reading the counters: {:?} around the traffic, {:?} alone)",
+        with.0.saturating_sub(base.0),
+        with.1.saturating_sub(base.1),
+        with.2.saturating_sub(base.2),
+        with,
+        base
+    );
+    // A voluntary switch means the thread blocked (a contended lock, a
+    // sleep, I/O): none of those per message. One stray switch (a page
+    // fault on a loaded machine) is tolerated, not one per message.
+    assert!(with.0 <= base.0 + 1, "blocked {} times", with.0);
+    assert_eq!((with.1, with.2), (base.1, base.2), "read/write syscalls");
+}

@@ -276,19 +276,14 @@ impl Node {
     /// (`sent_stats/get`, `received_stats/put`, `dropped_stats/get`).
     pub fn ni_stat(&self, nid: &str, key: &str) -> u64 {
         let out = self.lnetctl_ok(&["net", "show", "-v", "3"]);
-        let block =
-            ni_block(&out, nid).unwrap_or_else(|| panic!("{}: no NI {nid} in\n{out}", self.name));
-        let (block, k) = match key.split_once('/') {
-            Some((section, k)) => {
-                let at = block
-                    .find(&format!(" {section}:\n"))
-                    .unwrap_or_else(|| panic!("{}: no {section} for {nid} in\n{block}", self.name));
-                (&block[at..], k)
-            }
-            None => (block, key),
-        };
-        yaml_u64(block, k)
-            .unwrap_or_else(|| panic!("{}: no {key} for {nid} in\n{block}", self.name))
+        stat_of(&out, nid, key).unwrap_or_else(|e| panic!("{}: {e}", self.name))
+    }
+
+    /// A counter of peer NI `nid` in `lnetctl peer show -v 3` (`health
+    /// value`, `dropped`, `error`, `sent_stats/get`…, as [`Node::ni_stat`]).
+    pub fn peer_ni_stat(&self, nid: &str, key: &str) -> u64 {
+        let out = self.lnetctl_ok(&["peer", "show", "-v", "3"]);
+        stat_of(&out, nid, key).unwrap_or_else(|e| panic!("{}: {e}", self.name))
     }
 
     /// Fault rules on the whole node.
@@ -308,12 +303,43 @@ impl Node {
     }
 }
 
-/// The text of NI `nid`'s item in `net show` output (up to the next NI).
+/// `KEY` or `SECTION/KEY` of the item of NI `nid` in `net show` or `peer
+/// show` output.
+fn stat_of(out: &str, nid: &str, key: &str) -> Result<u64, String> {
+    let block = ni_block(out, nid).ok_or_else(|| format!("no NI {nid} in\n{out}"))?;
+    let (part, k) = match key.split_once('/') {
+        Some((section, k)) => {
+            let at = block
+                .find(&format!(" {section}:\n"))
+                .ok_or_else(|| format!("no {section} for {nid} in\n{block}"))?;
+            (&block[at..], k)
+        }
+        None => (block, key),
+    };
+    yaml_u64(part, k).ok_or_else(|| format!("no {key} for {nid} in\n{block}"))
+}
+
+/// The text of NI `nid`'s item in `net show` or `peer show` output (its
+/// `- nid: NID` line up to the next NI's).
 fn ni_block<'a>(out: &'a str, nid: &str) -> Option<&'a str> {
-    let start = out.find(&format!(" nid: {nid}\n"))?;
-    let rest = &out[start + 1..];
-    let end = rest.find(" nid: ").unwrap_or(rest.len());
-    Some(&rest[..end])
+    let is_item = |l: &str, want: Option<&str>| {
+        l.trim_start().starts_with('-')
+            && l.trim_start_matches([' ', '-'])
+                .strip_prefix("nid: ")
+                .is_some_and(|n| want.is_none_or(|w| n == w))
+    };
+    let mut at = 0;
+    let mut start = None;
+    for l in out.split_inclusive('\n') {
+        let line = l.trim_end();
+        match start {
+            None if is_item(line, Some(nid)) => start = Some(at),
+            Some(s) if is_item(line, None) => return Some(&out[s..at]),
+            _ => {}
+        }
+        at += l.len();
+    }
+    start.map(|s| &out[s..])
 }
 
 /// The first `key: N` (any indentation) of YAML text.
@@ -476,5 +502,8 @@ mod tests {
             Some(5)
         );
         assert!(ni_block(out, "10.0.0.3@tcp").is_none());
+        let peers = "peer:\n-     primary nid: 10.0.0.9@tcp\n      peer ni:\n      -     nid: 10.0.0.9@tcp\n\
+                     \x20           health stats:\n                  health value: 900\n";
+        assert_eq!(stat_of(peers, "10.0.0.9@tcp", "health value"), Ok(900));
     }
 }

@@ -119,6 +119,59 @@ fn single_rail_local_error_is_not_resent() {
     // Off: the next ping goes through.
     a.fault().off();
     a.ping(&nb[0], 10).expect("rule deleted");
+
+    // Rate 4: one GET in every window of four fails (local_error, never
+    // resent), at a random place in the window; counted over 24 pings.
+    a.fault()
+        .drop(&["-s", "*", "-d", &nb[0], "-r", "4", "-e", "local_error"])
+        .expect("rule");
+    let failed = (0..24).filter(|_| a.ping(&nb[0], 10).is_err()).count() as u64;
+    let rule = &a.fault().drop_rules()[0];
+    assert_eq!(failed, 24 / 4, "one per window");
+    assert_eq!(
+        (rule.n("ds_dropped"), rule.n("fs_count"), rule.n("fs_get")),
+        (failed, 24, failed)
+    );
+    assert_eq!(a.stat("local_error_count"), failed);
+    assert_eq!(a.stat("resend_count"), 0);
+    a.fault().off();
+}
+
+#[test]
+#[ignore = "needs root: creates network namespaces"]
+fn remote_error_hurts_the_peer_ni_and_is_not_resent() {
+    let Some(mut c) = Cluster::new("re") else {
+        return;
+    };
+    let (a, b) = (c.add_node("a"), c.add_node("b"));
+    let (a0, b0) = c.link(a, b);
+    let (a1, b1) = c.link(a, b);
+    let na = c[a].net_add("tcp", &[&a0, &a1]);
+    let nb = c[b].net_add("tcp", &[&b0, &b1]);
+    c[a].discover(&nb[0]);
+    let a = &c[a];
+    a.fault()
+        .drop(&fail_sends("remote_error"))
+        .expect("rule on the node");
+    a.ping(&nb[0], 10)
+        .expect_err("remote errors are not resent");
+    // Recovery pings of the hurt peer NI may meet the rule too (each one a
+    // failed send more): the counts agree at least on the ping's GET, and
+    // the engine never counts more failures than the rule made.
+    let errors = a.stat("remote_error_count");
+    let dropped = a.fault().drop_rules()[0].n("ds_dropped");
+    assert!(errors >= 1 && errors <= dropped, "{errors} > {dropped}");
+    a.fault().off();
+    assert_eq!(a.stat("resend_count"), 0);
+    let hurt = nb
+        .iter()
+        .filter(|n| a.peer_ni_stat(n, "health value") < 1000)
+        .count();
+    assert_eq!(hurt, 1, "the peer NI the GET went to lost health");
+    // Local NIs are not blamed for a remote error.
+    for n in &na {
+        assert_eq!(a.ni_stat(n, "health value"), 1000, "{n}");
+    }
 }
 
 #[test]

@@ -544,7 +544,7 @@ pub fn help(kind: FaultKind, sub: &str) -> String {
              local_timeout, remote_error, remote_dropped, remote_timeout, network_timeout, \
              random (repeatable)\n\
              \t--random: with --interval, drop each matching message with probability 1/2\n\
-             \t--local_nid: only messages received on this NI\n\
+             \t--local_nid: only messages received or sent on this local NI\n\
              \t--drop_all: drop every matching message\n"
             .to_string(),
         (FaultKind::Delay, "add") => "fault delay add: add LNet delay rule\n\
@@ -554,7 +554,8 @@ pub fn help(kind: FaultKind, sub: &str) -> String {
              \t--interval i: delay one matching message every i seconds\n\
              \t--portal p: only messages to portal p (repeatable)\n\
              \t--message m: only messages of type m: put, ack, get, reply (repeatable)\n\
-             \t--latency: seconds to hold a delayed message\n"
+             \t--latency: seconds to hold a delayed message\n\
+             \t--local_nid: only messages received or sent on this local NI\n"
             .to_string(),
         (_, "del") => format!(
             "fault {k} del: remove LNet {k} rules\n\

@@ -12,6 +12,15 @@
 //! * [`filter`]: the filter itself (one per node: the rule table, a delay
 //!   thread) and its per-NI wrapper; exported as a plugin `.so`.
 //!
+//! Rules are upstream's (semantics §11) with one difference: a rule's local
+//! NID (`--local_nid`) matches the wrapped NI a message is received **or
+//! sent** on, for every rule type. Upstream looks at it for receive drops
+//! only, so a health (send-side) rule with a local NID never fires there and
+//! a delay rule ignores it; here both act on that one NI, which is what
+//! `--local_nid` asks for and how tests fail or delay the traffic of one
+//! NI of a Multi-Rail node. Rules without a local NID behave exactly as
+//! upstream's; `show` prints `fa_local_nid` only for rules that have one.
+//!
 //! Depends on lnd-api only.
 
 #![forbid(unsafe_code)]

@@ -82,7 +82,7 @@ pub struct Match {
     pub dst: Nid,
     /// The local NI the message passes through: the receiving NI of a
     /// received message, the sending NI of a send; [`Nid::ANY`] = all.
-    /// (Upstream uses it for receive drops only; see the crate README.)
+    /// (Upstream uses it for receive drops only; see the crate docs.)
     pub local_nid: Nid,
     /// Portals (bit n = portal n); 0 = no filter.
     pub ptl_mask: u64,

@@ -32,7 +32,9 @@
 //!   as lnetctl parses them, sent on the control socket, so the first one
 //!   loads and stacks lnd-fault); `fault_on(nid)` adds `--local_nid NID`,
 //!   which lnd-fault matches against the NI a message is received or sent
-//!   on. [`Faults::off`] deletes every rule of the node.
+//!   on. [`Faults::del_drop`], [`Faults::del_delay`] and [`Faults::reset`]
+//!   are `fault … del` and `reset`; [`Faults::off`] deletes every rule of
+//!   the node.
 //! * Names carry the process id and a per-process counter (tests of one
 //!   binary run at once); dropping the cluster kills the daemons, then
 //!   deletes the namespaces (and the links in them), also on panic.
@@ -381,6 +383,29 @@ impl Faults<'_> {
     /// `fault delay add WORDS` (`-l` for the latency).
     pub fn delay(&self, words: &[&str]) -> Result<(), String> {
         self.call(FaultKind::Delay, "add", words).map(|_| ())
+    }
+
+    /// `fault drop del WORDS` (`-s NID -d NID`, or `-a`): the number of
+    /// rules deleted.
+    pub fn del_drop(&self, words: &[&str]) -> Result<u32, String> {
+        let n = self.call(FaultKind::Drop, "del", words)?;
+        Ok(n.trim().parse().unwrap_or(0))
+    }
+
+    /// `fault delay del WORDS`: held messages of the deleted rules are
+    /// released at once; the number of rules deleted.
+    pub fn del_delay(&self, words: &[&str]) -> Result<u32, String> {
+        let n = self.call(FaultKind::Delay, "del", words)?;
+        Ok(n.trim().parse().unwrap_or(0))
+    }
+
+    /// `fault drop reset` and `fault delay reset`: every rule's counters
+    /// to zero (and its random targets re-armed).
+    pub fn reset(&self) {
+        for kind in [FaultKind::Drop, FaultKind::Delay] {
+            self.call(kind, "reset", &["x"])
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 
     /// Deletes every drop and delay rule of the node (held messages are

@@ -75,7 +75,7 @@ fn multi_rail_local_error_on_one_ni_is_resent_on_the_other() {
 
     // The same rule on the whole node: nowhere to resend, the ping fails;
     // the first try and every resend (retry_count 2) were failed.
-    a.fault().off();
+    assert_eq!(a.fault().del_drop(&["-s", "*", "-d", "*"]), Ok(1));
     assert_eq!(a.fault().show_drop(), "");
     a.fault()
         .drop(&fail_sends("local_dropped"))
@@ -134,6 +134,9 @@ fn single_rail_local_error_is_not_resent() {
     );
     assert_eq!(a.stat("local_error_count"), failed);
     assert_eq!(a.stat("resend_count"), 0);
+    a.fault().reset();
+    let rule = &a.fault().drop_rules()[0];
+    assert_eq!((rule.n("ds_dropped"), rule.n("fs_count")), (0, 0), "reset");
     a.fault().off();
 }
 

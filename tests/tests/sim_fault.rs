@@ -149,6 +149,35 @@ fn multi_rail_local_error_is_resent_on_the_other_ni() {
 }
 
 #[test]
+fn a_rule_on_one_ni_by_local_nid_fails_that_ni_only() {
+    // Both rails of node 0 under the filter; the rule names rail 0 by its
+    // NID (`--local_nid`), so rail 1 is spared and takes the resends.
+    let mut f = two_rails(148, [true, true]);
+    let sink = sink(&mut f);
+    let rail0 = f.nid(0, 0);
+    ctl(
+        &f,
+        0,
+        "drop_add",
+        &format!("src=<?> dst=<?> rate=1 health_mask=0x4 local_nid={rail0}"),
+    );
+    show_has(&f, 0, "drop", &format!("      fa_local_nid: {rail0}\n"));
+    for i in 0..6u8 {
+        assert_eq!(
+            put(&mut f, i),
+            [(EventKind::Send, 0), (EventKind::Ack, 0)],
+            "PUT {i}"
+        );
+        assert_eq!(sink.to_vec().expect("free"), pattern(LEN, i));
+    }
+    let r = resends(&f, 0);
+    assert!(r >= 1, "rail 0 was tried and the PUT resent");
+    show_has(&f, 0, "drop", &format!("      ds_dropped: {r}\n"));
+    assert!(ni_health(&f, 0, 0) < 1000, "rail 0 lost health");
+    assert_eq!(ni_health(&f, 0, 1), 1000, "rail 1 kept it");
+}
+
+#[test]
 fn remote_error_hurts_the_peer_ni_and_is_not_resent() {
     let mut f = two_rails(142, [true, true]);
     sink(&mut f);

@@ -43,7 +43,6 @@ use std::ops::Index;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use liblnetconfig::fault::{parse, FaultAction, FaultKind, FaultRequest};
 use liblnetconfig::Client;
@@ -490,10 +489,6 @@ impl RuleShow {
             .unwrap_or_else(|| panic!("no counter {key} in {self:?}"))
     }
 }
-
-/// How long to wait for something that normally takes a moment, on a
-/// loaded machine.
-pub const PATIENCE: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {

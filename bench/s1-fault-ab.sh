@@ -13,7 +13,7 @@
 # First, the deterministic check that does not depend on load (lnd-fault's
 # tests alloc.rs and off_free.rs, same profile): with the filter stacked and
 # no rule the data path allocates nothing, takes no lock, never blocks and
-# makes no read/write system call per message. Its findings are printed
+# makes no system call per message (strace -f -c when installed). Its findings are printed
 # ("off-free: ...") before the A/B; CHECK=0 skips it.
 source "$(dirname "$0")/lib.sh"
 CONCURRENCY=${CONCURRENCY:-8}

@@ -7,7 +7,10 @@
 //!   traffic waits for the lock: the check can fail);
 //! * blocks nowhere and makes no read/write system call: the thread's
 //!   voluntary context switches and `syscr`/`syscw` (`/proc/thread-self`)
-//!   do not move over 100 000 messages.
+//!   do not move over 100 000 messages;
+//! * makes no system call at all: under `strace -f -c` (when installed),
+//!   this test binary making 1 000 and then 101 000 messages makes the same
+//!   number of system calls, give or take the harness's few.
 //!
 //! Allocations per message are counted in `alloc.rs`. `bench/s1-fault-ab.sh`
 //! runs this file and prints what it found (`--nocapture`).
@@ -265,4 +268,91 @@ fn no_rule_no_blocking_and_no_read_write_syscall() {
     // fault on a loaded machine) is tolerated, not one per message.
     assert!(with.0 <= base.0 + 1, "blocked {} times", with.0);
     assert_eq!((with.1, with.2), (base.1, base.2), "read/write syscalls");
+}
+
+/// The child of `no_rule_no_syscall`: `OFF_FREE_MESSAGES` messages through
+/// the filter with no rule, nothing else (ignored unless that is set).
+#[test]
+#[ignore = "run by no_rule_no_syscall under strace"]
+fn child_traffic() {
+    let Some(n) = std::env::var("OFF_FREE_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    else {
+        return;
+    };
+    let filter = FaultFilter::with_clock(1, Arc::new(Duration::default), false);
+    let s = stack(&filter);
+    traffic(&s, n);
+    // Tells the parent the traffic did run.
+    if let Some(done) = std::env::var_os("OFF_FREE_DONE") {
+        std::fs::write(done, n.to_string()).expect("done file");
+    }
+}
+
+/// System calls of this test binary running `child_traffic` with `n`
+/// messages under `strace -f -c`; `None` without a working strace.
+fn syscalls_with(n: u64) -> Option<u64> {
+    let out = std::env::temp_dir().join(format!("off-free-strace-{}-{n}", std::process::id()));
+    let done = out.with_extension("done");
+    let status = std::process::Command::new("strace")
+        .args(["-f", "-c", "-o"])
+        .arg(&out)
+        .arg(std::env::current_exe().ok()?)
+        .args([
+            "--exact",
+            "child_traffic",
+            "--ignored",
+            "--test-threads",
+            "1",
+            "--quiet",
+        ])
+        .env("OFF_FREE_MESSAGES", n.to_string())
+        .env("OFF_FREE_DONE", &done)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    let text = std::fs::read_to_string(&out).ok();
+    let ran = std::fs::read_to_string(&done).ok();
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&done);
+    if !status.success() {
+        return None;
+    }
+    assert_eq!(
+        ran.as_deref(),
+        Some(n.to_string().as_str()),
+        "the child under strace did not run the traffic"
+    );
+    // The summary's last line: "100.00 ... CALLS [ERRORS] total".
+    text?
+        .lines()
+        .find(|l| l.trim_end().ends_with(" total"))
+        .and_then(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // % time, seconds, usecs/call, calls, [errors,] "total".
+            f.get(3).and_then(|c| c.parse().ok())
+        })
+}
+
+#[test]
+fn no_rule_no_syscall() {
+    let (Some(few), Some(many)) = (syscalls_with(1000), syscalls_with(1000 + MESSAGES)) else {
+        println!("off-free: syscalls: not counted (no working strace)");
+        return;
+    };
+    println!(
+        "off-free: syscalls (strace -f -c, whole test process): {few} with 1000 messages, \
+         {many} with {} ({} more for {MESSAGES} messages)",
+        1000 + MESSAGES,
+        many as i64 - few as i64
+    );
+    // The harness's own calls vary by a few; one per 1000 messages would
+    // already be 100 more.
+    assert!(
+        many <= few + 50,
+        "{} system calls more for {MESSAGES} more messages",
+        many - few
+    );
 }

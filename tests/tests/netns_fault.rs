@@ -240,11 +240,15 @@ fn delay_past_the_transaction_deadline_fails_the_message() {
     let nb = c[b].net_add("tcp", &[&ib]);
     c[a].discover(&nb[0]);
     let (a, b) = (&c[a], &c[b]);
-    let delay = ["-s", "*", "-d", &nb[0], "-r", "1", "-m", "GET", "-l", "4"];
+    let delay = |secs: &str| {
+        a.fault()
+            .delay(&["-s", "*", "-d", &nb[0], "-r", "1", "-m", "GET", "-l", secs])
+            .expect("rule")
+    };
 
     // Within the deadline (transaction_timeout 150): the GET is held 4 s,
     // then answered.
-    a.fault().delay(&delay).expect("rule");
+    delay("4");
     let t0 = Instant::now();
     a.ping(&nb[0], 20).expect("delayed, not lost");
     assert!(t0.elapsed() >= Duration::from_secs(4), "{:?}", t0.elapsed());
@@ -252,14 +256,14 @@ fn delay_past_the_transaction_deadline_fails_the_message() {
     a.fault().off();
 
     // Past it (3 s): the response tracker gives the GET up at 3 s; the
-    // REPLY to the GET released at 4 s finds no MD, and the ping fails.
+    // REPLY to the GET released at 8 s finds no MD, and the ping fails.
     a.set("transaction_timeout", "3");
     let (timeouts, b_gets) = (
         a.stat("response_timeout_count"),
         b.ni_stat(&nb[0], "received_stats/get"),
     );
-    a.fault().delay(&delay).expect("rule");
-    a.ping(&nb[0], 10).expect_err("the reply came too late");
+    delay("8");
+    a.ping(&nb[0], 15).expect_err("the reply came too late");
     let rule = &a.fault().delay_rules()[0];
     assert_eq!((rule.n("ls_delayed"), rule.n("fs_get")), (1, 1));
     assert_eq!(a.stat("response_timeout_count"), timeouts + 1);

@@ -271,3 +271,42 @@ fn delay_past_the_transaction_deadline_fails_the_message() {
     assert_eq!(b.ni_stat(&nb[0], "received_stats/get"), b_gets + 1);
     a.fault().off();
 }
+
+#[test]
+#[ignore = "needs root: creates network namespaces"]
+fn delay_on_one_ni_holds_only_the_messages_of_that_ni() {
+    let Some(mut c) = Cluster::new("dn") else {
+        return;
+    };
+    let (a, b) = (c.add_node("a"), c.add_node("b"));
+    let (a0, b0) = c.link(a, b);
+    let (a1, b1) = c.link(a, b);
+    let na = c[a].net_add("tcp", &[&a0, &a1]);
+    let nb = c[b].net_add("tcp", &[&b0, &b1]);
+    c[a].discover(&nb[0]);
+    let a = &c[a];
+    let gets = |ni: &str| a.ni_stat(ni, "sent_stats/get");
+    let (g0, g1) = (gets(&na[0]), gets(&na[1]));
+    // GETs sent on NI 0 are held 2 s; NI 1's go at once.
+    a.fault_on(&na[0])
+        .delay(&["-s", "*", "-d", "*", "-r", "1", "-m", "GET", "-l", "2"])
+        .expect("rule");
+    const PINGS: u64 = 4;
+    let mut slow = 0;
+    for _ in 0..PINGS {
+        let t0 = Instant::now();
+        a.ping(&nb[0], 20).expect("delayed, not lost");
+        if t0.elapsed() >= Duration::from_secs(2) {
+            slow += 1;
+        }
+    }
+    let (d0, d1) = (gets(&na[0]) - g0, gets(&na[1]) - g1);
+    assert_eq!(d0 + d1, PINGS, "one GET per ping, no resend");
+    // Round robin used both NIs; the rule held exactly NI 0's GETs, and
+    // each of those pings took the latency.
+    assert!(d0 >= 1 && d1 >= 1, "NI 0: {d0}, NI 1: {d1}");
+    let rule = &a.fault().delay_rules()[0];
+    assert_eq!((rule.n("ls_delayed"), rule.n("fs_get")), (d0, d0));
+    assert!(slow >= d0, "{slow} slow pings for {d0} held GETs");
+    a.fault().off();
+}

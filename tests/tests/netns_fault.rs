@@ -142,7 +142,7 @@ fn single_rail_local_error_is_not_resent() {
 
 #[test]
 #[ignore = "needs root: creates network namespaces"]
-fn remote_error_hurts_the_peer_ni_and_is_not_resent() {
+fn remote_error_and_network_timeout_are_not_resent() {
     let Some(mut c) = Cluster::new("re") else {
         return;
     };
@@ -175,6 +175,28 @@ fn remote_error_hurts_the_peer_ni_and_is_not_resent() {
     for n in &na {
         assert_eq!(a.ni_stat(n, "health value"), 1000, "{n}");
     }
+
+    // A network timeout blames both ends and is not resent either.
+    a.fault()
+        .drop(&fail_sends("network_timeout"))
+        .expect("rule on the node");
+    a.ping(&nb[0], 10)
+        .expect_err("network timeouts are not resent");
+    let timeouts = a.stat("network_timeout_count");
+    let dropped = a.fault().drop_rules()[0].n("ds_dropped");
+    assert!(
+        timeouts >= 1 && timeouts <= dropped,
+        "{timeouts} > {dropped}"
+    );
+    a.fault().off();
+    assert_eq!(a.stat("resend_count"), 0);
+    let hurt = na
+        .iter()
+        .filter(|n| a.ni_stat(n, "health value") < 1000)
+        .count();
+    // (Recovery pings of the peer NI hurt above may have met the rule on
+    // the other local NI as well.)
+    assert!(hurt >= 1, "the local NI the GET left on lost health");
 }
 
 #[test]

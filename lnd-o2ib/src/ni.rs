@@ -246,6 +246,9 @@ pub(crate) struct NiInner {
     listener: Mutex<Option<SoftListener>>,
     /// Idle registered staging buffers for optimized GETs.
     staging: Mutex<Vec<PayloadSpan>>,
+    /// Fault injection (`ctl inject_bad_rkey N`): the next N RDMA
+    /// descriptors we hand out (PUT_ACK, GET_REQ) carry a wrong rkey.
+    bad_rkeys: std::sync::atomic::AtomicU32,
 }
 
 /// The NI object handed to the host.
@@ -287,6 +290,7 @@ impl NiInner {
             counters: Counters::default(),
             listener: Mutex::new(Some(listener)),
             staging: Mutex::new(Vec::new()),
+            bad_rkeys: std::sync::atomic::AtomicU32::new(0),
         });
         let n = ni.clone();
         std::thread::Builder::new()
@@ -537,7 +541,7 @@ impl NiInner {
                         st.reserved -= 1;
                         let cookie = self.next_cookie.fetch_add(1, Ordering::Relaxed);
                         let rd = RdmaDesc {
-                            key,
+                            key: self.advertised_key(key),
                             frags: vec![RdmaFrag {
                                 nob: sink as u32,
                                 addr: base,
@@ -1283,7 +1287,7 @@ impl NiInner {
                                 src_cookie: cookie,
                                 dst_cookie: dst,
                                 rd: RdmaDesc {
-                                    key,
+                                    key: self.advertised_key(key),
                                     frags: vec![RdmaFrag {
                                         nob: mlen as u32,
                                         addr: base,
@@ -1423,6 +1427,19 @@ impl NiInner {
         lock(&self.cache).sweep(&self.dev);
     }
 
+    /// The rkey put in an RDMA descriptor for registration `key`: itself,
+    /// or a wrong one while `inject_bad_rkey` has some left.
+    fn advertised_key(&self, key: u32) -> u32 {
+        let left = self
+            .bad_rkeys
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if left.is_ok() {
+            key ^ 0x5a5a_0000
+        } else {
+            key
+        }
+    }
+
     /// A staging buffer of at least `len` bytes for an optimized GET's
     /// sink: an idle one of the size class (already registered, found in
     /// the registration cache), or a new one.
@@ -1474,8 +1491,18 @@ impl NiInner {
         self.cq.kick();
     }
 
-    fn ctl(&self, cmd: &str) -> Result<String, LndError> {
+    fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
         match cmd {
+            "inject_bad_rkey" => {
+                let n: u32 = arg.trim().parse().map_err(|_| {
+                    LndError::new(
+                        errno::EINVAL,
+                        format!("inject_bad_rkey takes a count of descriptors, not {arg:?}"),
+                    )
+                })?;
+                self.bad_rkeys.store(n, Ordering::Relaxed);
+                Ok(format!("inject_bad_rkey: {n}\n"))
+            }
             "conn_list" => {
                 let st = lock(&self.st);
                 let mut out = String::from("conns:\n");
@@ -1543,8 +1570,8 @@ impl LndNi for O2ibNi {
             },
         }
     }
-    fn ctl(&self, cmd: &str, _arg: &str) -> Result<String, LndError> {
-        self.0.ctl(cmd)
+    fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
+        self.0.ctl(cmd, arg)
     }
     fn shutdown(&self) {
         self.0.shutdown()

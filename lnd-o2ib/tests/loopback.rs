@@ -498,3 +498,26 @@ fn optimized_get_in_flight_fails_when_the_peer_dies() {
     );
     assert_eq!(c[0].health, HealthStatus::REMOTE_DROPPED);
 }
+
+#[test]
+fn injected_bad_rkey_fails_the_rdma_with_remote_error_then_traffic_resumes() {
+    let (a, b) = pair(RecvMode::Sync, RecvMode::Sync, &[]);
+    let e = b.ni.ctl("inject_bad_rkey", "x").expect_err("refused");
+    assert_eq!(e.errno, errno::EINVAL);
+    assert_eq!(
+        b.ni.ctl("inject_bad_rkey", "1").expect("knob"),
+        "inject_bad_rkey: 1\n"
+    );
+    // B's PUT_ACK names a wrong key: A's RDMA WRITE fails at B's HCA.
+    let (t, m) = put(&a, b.nid(), &pattern(100_000, 3));
+    a.ni.send(m).expect("send");
+    let c = a.host.wait_sent(&[t], T);
+    assert_eq!(c[0].health, HealthStatus::REMOTE_ERROR, "{:?}", c[0]);
+    a.host.wait_log("remote access error", T);
+    // The knob is spent: the next PUT goes through on a new connection.
+    let d = pattern(100_000, 4);
+    let (t, m) = put(&a, b.nid(), &d);
+    a.ni.send(m).expect("send");
+    assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    check_delivery(&b, &[(t, d)], &a);
+}

@@ -20,7 +20,11 @@
 //! * [`params`]: ko2iblnd's module parameters.
 //! * [`sys`]: rdma-core opened at run time (the only `unsafe` code): the
 //!   probe that says why an interface cannot be served by the `rdma`
-//!   provider.
+//!   provider, the bindings checked against rdma-core's headers
+//!   ([`sys::ffi`]) and the `rdma` provider's verbs ([`sys::rdma`]: rdma_cm
+//!   connections with o2iblnd's private data, PD/CQ/QP, MRs, posts, CQ
+//!   polling), behind the same [`verbs::VerbsQp`] / [`verbs::VerbsCq`]
+//!   traits as `soft`.
 //!
 //! Threads: per NI a CQ poller and an acceptor, per connection attempt a
 //! short-lived thread, per QP of the soft provider a reader and a writer.
@@ -120,7 +124,8 @@ impl Lnd for O2ibLnd {
                     errno::EOPNOTSUPP,
                     format!(
                         "cannot add net {net_name} on {ifname}: RDMA device(s) {} found, but \
-                         the rdma provider's data path is not implemented in this build; use \
+                         the NI does not run on the rdma provider yet (its verbs are in \
+                         lnd-o2ib's sys::rdma, the NI drives the soft provider only); use \
                          provider=soft",
                         devs.join(",")
                     ),

@@ -1225,3 +1225,27 @@ impl Drop for ConnRequest {
 
 #[cfg(test)]
 mod tests;
+
+impl crate::verbs::VerbsQp for SoftQp {
+    fn qp_num(&self) -> u32 {
+        SoftQp::qp_num(self)
+    }
+    fn post_send(&self, wr: SendWr) -> Result<(), VerbsError> {
+        SoftQp::post_send(self, wr)
+    }
+    fn post_recv(&self, wr: RecvWr) -> Result<(), VerbsError> {
+        SoftQp::post_recv(self, wr)
+    }
+    fn disconnect(&self) {
+        SoftQp::disconnect(self)
+    }
+}
+
+impl crate::verbs::VerbsCq for SoftCq {
+    fn poll(&self, max: usize) -> Vec<Wc> {
+        SoftCq::poll(self, max)
+    }
+    fn wait(&self, t: Duration) -> bool {
+        SoftCq::wait(self, t)
+    }
+}

@@ -13,7 +13,7 @@
 //! owns that address (as o2iblnd's `kiblnd_dev_failover()` binds its
 //! listener).
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_int, CStr};
 use std::net::Ipv4Addr;
 
 use libloading::{Library, Symbol};
@@ -22,36 +22,14 @@ use libloading::{Library, Symbol};
 pub const LIBIBVERBS: &str = "libibverbs.so.1";
 /// The RDMA CM library's file name.
 pub const LIBRDMACM: &str = "librdmacm.so.1";
-/// `RDMA_PS_TCP`.
-const RDMA_PS_TCP: c_int = 0x0106;
-/// `AF_INET`.
-const AF_INET: u16 = 2;
 
-/// `struct sockaddr_in` (16 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-struct SockaddrIn {
-    sin_family: u16,
-    /// Network order.
-    sin_port: u16,
-    /// Network order.
-    sin_addr: u32,
-    sin_zero: [u8; 8],
-}
+pub mod ffi;
+pub mod rdma;
 
-type IbvGetDeviceList = unsafe extern "C" fn(num: *mut c_int) -> *mut *mut c_void;
-type IbvFreeDeviceList = unsafe extern "C" fn(list: *mut *mut c_void);
-type IbvGetDeviceName = unsafe extern "C" fn(dev: *mut c_void) -> *const c_char;
-type RdmaCreateEventChannel = unsafe extern "C" fn() -> *mut c_void;
-type RdmaDestroyEventChannel = unsafe extern "C" fn(ch: *mut c_void);
-type RdmaCreateId = unsafe extern "C" fn(
-    ch: *mut c_void,
-    id: *mut *mut c_void,
-    ctx: *mut c_void,
-    ps: c_int,
-) -> c_int;
-type RdmaBindAddr = unsafe extern "C" fn(id: *mut c_void, addr: *mut SockaddrIn) -> c_int;
-type RdmaDestroyId = unsafe extern "C" fn(id: *mut c_void) -> c_int;
+use ffi::{
+    IbvFreeDeviceList, IbvGetDeviceList, IbvGetDeviceName, RdmaBindAddr, RdmaCreateEventChannel,
+    RdmaCreateId, RdmaDestroyEventChannel, RdmaDestroyId, SockaddrIn, AF_INET, RDMA_PS_TCP,
+};
 
 /// Why the rdma provider cannot serve an interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -171,7 +149,7 @@ pub fn probe(addr: Ipv4Addr) -> Result<Vec<String>, ProbeError> {
             why: std::io::Error::last_os_error().to_string(),
         });
     }
-    let mut id: *mut c_void = std::ptr::null_mut();
+    let mut id: *mut ffi::RdmaCmId = std::ptr::null_mut();
     // SAFETY: `ch` is a live channel, `id` a valid out-pointer.
     let rc = unsafe { mk_id(ch, &mut id, std::ptr::null_mut(), RDMA_PS_TCP) };
     let result = if rc != 0 {
@@ -203,16 +181,6 @@ pub fn probe(addr: Ipv4Addr) -> Result<Vec<String>, ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sockaddr_in_layout() {
-        assert_eq!(std::mem::size_of::<SockaddrIn>(), 16);
-        assert_eq!(std::mem::align_of::<SockaddrIn>(), 4);
-        assert_eq!(std::mem::offset_of!(SockaddrIn, sin_family), 0);
-        assert_eq!(std::mem::offset_of!(SockaddrIn, sin_port), 2);
-        assert_eq!(std::mem::offset_of!(SockaddrIn, sin_addr), 4);
-        assert_eq!(std::mem::offset_of!(SockaddrIn, sin_zero), 8);
-    }
 
     #[test]
     fn probe_names_what_is_missing() {

@@ -5,7 +5,7 @@
 //! protocol): ping; PUTs and GETs of 0 B to 1 MiB byte for byte both ways;
 //! credits run out and come back with NOOPs; a bad rkey injected; a peer
 //! killed in the middle of RDMA; o2ib and tcp NIs on one node (Multi-Rail
-//! across LNDs).
+//! across LNDs); `lst brw` read and write with data checks.
 //!
 //! Root only (`#[ignore]`; `cargo test -p lnet-tests --test o2ib_netns --
 //! --ignored`); without root each test prints a skip line and passes.
@@ -353,4 +353,79 @@ fn streams_of_puts_with_acks_complete() {
     assert!(stat(&p.a, NA, "rdma_puts") >= 400);
     let s = p.a.lnetctl_ok(&["stats", "show"]);
     assert!(s.contains("    errors: 0\n"), "{s}");
+}
+
+/// Runs this build's `lst` against a node's control socket, session key 77.
+fn lst(n: &TestNode, args: &[&str]) -> String {
+    let out = std::process::Command::new(lnet_tests::bins::lst())
+        .arg("--socket")
+        .arg(n.socket())
+        .args(args)
+        .env("LST_SESSION", "77")
+        .env_remove("LST_FEATURES")
+        .env_remove("LNET_SOCKET")
+        .output()
+        .expect("run lst");
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        out.status.success(),
+        "lst {args:?}: {:?}\n{o}\n{e}",
+        out.status
+    );
+    o
+}
+
+#[test]
+#[ignore = "needs root: creates network namespaces"]
+fn lst_brw_write_and_read_with_check_as_over_tcp() {
+    if skip() {
+        return;
+    }
+    let p = pair("l", &[]);
+    lst(&p.a, &["new_session", "--timeout", "120", "o2ib"]);
+    assert_eq!(
+        lst(&p.a, &["add_group", "servers", NB]),
+        format!("{NB} are added to session\n")
+    );
+    lst(&p.a, &["add_group", "clients", NA]);
+    assert_eq!(
+        lst(&p.a, &["ping", "--group", "servers"]),
+        format!("\t12345-{NB}: Active [session: o2ib id: {NA}]\n")
+    );
+    lst(&p.a, &["add_batch", "bulk"]);
+    for t in [
+        &["brw", "write", "size=1M", "check=simple"][..],
+        &["brw", "read", "size=1M", "check=simple"][..],
+        &["brw", "write", "size=4k", "check=full"][..],
+    ] {
+        let mut args = vec![
+            "add_test", "--batch", "bulk", "--from", "clients", "--to", "servers",
+        ];
+        args.extend_from_slice(t);
+        lst(&p.a, &args);
+    }
+    lst(&p.a, &["run", "bulk"]);
+    let st = lst(&p.a, &["stat", "--count", "2", "--delay", "1", "servers"]);
+    let bw = |dir: &str| -> f64 {
+        st[st.find("[LNet Bandwidth").expect("bandwidth")..]
+            .split(&format!("[{dir}] Avg: "))
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no [{dir}] bandwidth in {st}"))
+    };
+    assert!(bw("R") > 0.0 && bw("W") > 0.0, "{st}");
+    lst(&p.a, &["stop", "bulk"]);
+    assert_eq!(
+        lst(&p.a, &["show_error", "clients", "servers"]),
+        "clients:\nTotal 0 error nodes in clients\nservers:\nTotal 0 error nodes in servers\n"
+    );
+    assert_eq!(lst(&p.a, &["end_session"]), "session is ended\n");
+    // Bulk moved by RDMA: the server GETs a write's pages from the client
+    // (optimized GET, GET_REQ) and PUTs a read's pages to it.
+    assert!(stat(&p.b, NB, "rdma_gets") > 0);
+    assert!(stat(&p.b, NB, "rdma_puts") > 0);
 }

@@ -143,6 +143,17 @@ pub struct Retries {
     pub rnr_retry_count: u8,
 }
 
+/// Private data longer than the CM message carries is refused.
+fn check_private(private: &[u8], max: usize, what: &str) -> Result<(), VerbsError> {
+    if private.len() > max {
+        return Err(VerbsError::Invalid(format!(
+            "{} bytes of private data in {what} (at most {max})",
+            private.len()
+        )));
+    }
+    Ok(())
+}
+
 fn os_err(what: &str) -> VerbsError {
     VerbsError::Device(format!("{what}: {}", std::io::Error::last_os_error()))
 }
@@ -241,12 +252,72 @@ impl Drop for CmId {
     }
 }
 
-/// The verbs objects of one connection: PD, CQ, RC QP on an rdma_cm id.
+/// One RDMA device as the NI uses it (o2iblnd's `kib_hca_dev`): its
+/// context and the protection domain every connection's QP and every
+/// memory registration of the NI belong to.
+#[derive(Clone)]
+pub struct RdmaDevice(Arc<DevInner>);
+
+struct DevInner {
+    lib: Arc<RdmaLib>,
+    ctx: *mut IbvContext,
+    pd: *mut IbvPd,
+}
+
+// SAFETY: the context and PD are used through libibverbs calls, which are
+// thread-safe; the PD is owned by this value.
+unsafe impl Send for DevInner {}
+// SAFETY: as above; nothing is written after creation.
+unsafe impl Sync for DevInner {}
+
+impl Drop for DevInner {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `RdmaListener::device`, freed once, after
+        // every QP and MR holding this device is gone (they hold the Arc).
+        unsafe { (self.lib.dealloc_pd)(self.pd) };
+    }
+}
+
+impl RdmaDevice {
+    /// Registers each contiguous piece of `mem` with `access` on the
+    /// device's PD: one MR per piece (a fragment of an RDMA descriptor);
+    /// the HCA reads and writes the MD's own memory, no staging copy.
+    pub fn reg_mr(&self, mem: &PayloadSpan, access: Access) -> Result<Vec<RdmaMr>, VerbsError> {
+        let mut out = Vec::new();
+        for p in mem.pieces() {
+            let ptr = {
+                let mut b = p
+                    .borrow_mut()
+                    .map_err(|e| VerbsError::Invalid(format!("memory busy: {e}")))?;
+                b.as_mut_ptr()
+            };
+            // SAFETY: `ptr` addresses `p.len()` bytes of an allocation kept
+            // alive by the MR (it holds `mem`); the HCA accesses it outside
+            // Rust's borrows only while the LND has handed the keys out,
+            // which is while the message owns the memory (the contract the
+            // kernel has with an MD's pages).
+            let mr =
+                unsafe { (self.0.lib.reg_mr)(self.0.pd, ptr.cast(), p.len(), ibv_access(access)) };
+            if mr.is_null() {
+                return Err(os_err("ibv_reg_mr"));
+            }
+            out.push(RdmaMr {
+                dev: self.clone(),
+                mr,
+                _mem: mem.clone(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The verbs objects of one connection: its CQ and RC QP (on the device's
+/// PD), on an rdma_cm id.
 struct Verbs {
     lib: Arc<RdmaLib>,
-    pd: *mut IbvPd,
     cq: *mut IbvCq,
     cm: CmId,
+    _dev: RdmaDevice,
 }
 
 // SAFETY: verbs objects may be used from any thread (libibverbs is
@@ -256,9 +327,9 @@ unsafe impl Send for Verbs {}
 unsafe impl Sync for Verbs {}
 
 impl Verbs {
-    /// PD, CQ and QP on `cm`'s device (after route resolution, or on a
-    /// CONNECT_REQUEST's id).
-    fn create(cm: CmId, q: QueueSizes) -> Result<Verbs, VerbsError> {
+    /// A CQ and a QP on `cm` (after route resolution, or a CONNECT_REQUEST's
+    /// id), which must be on `dev`.
+    fn create(cm: CmId, dev: &RdmaDevice, q: QueueSizes) -> Result<Verbs, VerbsError> {
         let lib = cm.lib.clone();
         // SAFETY: `cm.id` is live; `verbs` is set once the route (or the
         // request) is resolved.
@@ -266,20 +337,17 @@ impl Verbs {
         if ctx.is_null() {
             return Err(VerbsError::Device("rdma_cm id has no device".into()));
         }
-        // SAFETY: `ctx` is the id's device context.
-        let pd = unsafe { (lib.alloc_pd)(ctx) };
-        if pd.is_null() {
-            return Err(os_err("ibv_alloc_pd"));
+        if ctx != dev.0.ctx {
+            return Err(VerbsError::Device(
+                "the peer is reached through another RDMA device than the NI's".into(),
+            ));
         }
         let cqe = (q.send_wr + q.recv_wr) as c_int;
         // SAFETY: `ctx` is live; no completion channel, vector 0.
         let cq =
             unsafe { (lib.create_cq)(ctx, cqe, std::ptr::null_mut(), std::ptr::null_mut(), 0) };
         if cq.is_null() {
-            let e = os_err("ibv_create_cq");
-            // SAFETY: `pd` was allocated above and has no objects.
-            unsafe { (lib.dealloc_pd)(pd) };
-            return Err(e);
+            return Err(os_err("ibv_create_cq"));
         }
         let mut attr = IbvQpInitAttr {
             qp_context: std::ptr::null_mut(),
@@ -296,18 +364,20 @@ impl Verbs {
             qp_type: IBV_QPT_RC,
             sq_sig_all: 0,
         };
-        // SAFETY: `cm.id`, `pd` and `cq` are live; `attr` is valid for the
-        // call.
-        if unsafe { (lib.create_qp)(cm.id, pd, &mut attr) } != 0 {
+        // SAFETY: `cm.id`, the device's PD and `cq` are live; `attr` is
+        // valid for the call.
+        if unsafe { (lib.create_qp)(cm.id, dev.0.pd, &mut attr) } != 0 {
             let e = os_err("rdma_create_qp");
             // SAFETY: created above, unused.
-            unsafe {
-                (lib.destroy_cq)(cq);
-                (lib.dealloc_pd)(pd);
-            }
+            unsafe { (lib.destroy_cq)(cq) };
             return Err(e);
         }
-        Ok(Verbs { lib, pd, cq, cm })
+        Ok(Verbs {
+            lib,
+            cq,
+            cm,
+            _dev: dev.clone(),
+        })
     }
 
     fn qp(&self) -> *mut IbvQp {
@@ -318,12 +388,12 @@ impl Verbs {
 
 impl Drop for Verbs {
     fn drop(&mut self) {
-        // SAFETY: the QP, CQ and PD were made by `create` and are destroyed
-        // once, in reverse order; the id goes after (field order).
+        // SAFETY: the QP and CQ were made by `create` and are destroyed
+        // once, QP first; the id goes after, the device's PD last (field
+        // order).
         unsafe {
             (self.lib.destroy_qp)(self.cm.id);
             (self.lib.destroy_cq)(self.cq);
-            (self.lib.dealloc_pd)(self.pd);
         }
     }
 }
@@ -372,7 +442,7 @@ impl RdmaCq {
 /// CONNREQ) in `rdma_connect`. Returns the QP, its CQ and the CONNACK's
 /// bytes, or [`VerbsError::Rejected`] with the `kib_rej`.
 pub fn connect(
-    lib: &Arc<RdmaLib>,
+    dev: &RdmaDevice,
     src: Ipv4Addr,
     dst: SocketAddrV4,
     private: &[u8],
@@ -380,12 +450,8 @@ pub fn connect(
     retries: Retries,
     timeout: Duration,
 ) -> Result<(RdmaQp, RdmaCq, Vec<u8>), VerbsError> {
-    if private.len() > MAX_REQ_PRIVATE_DATA {
-        return Err(VerbsError::Invalid(format!(
-            "{} bytes of private data in a connect request (at most {MAX_REQ_PRIVATE_DATA})",
-            private.len()
-        )));
-    }
+    check_private(private, MAX_REQ_PRIVATE_DATA, "a connect request")?;
+    let lib = &dev.0.lib;
     let cm = CmId::new(lib)?;
     let ms = timeout.as_millis().min(i32::MAX as u128) as c_int;
     let mut s = sockaddr(SocketAddrV4::new(src, 0));
@@ -400,7 +466,7 @@ pub fn connect(
         return Err(VerbsError::Unreachable(format!("rdma_resolve_route {dst}")));
     }
     cm.expect(RDMA_CM_EVENT_ROUTE_RESOLVED, "route resolution")?;
-    let v = Arc::new(Verbs::create(cm, q)?);
+    let v = Arc::new(Verbs::create(cm, dev, q)?);
     let mut cp = conn_param(private, retries.retry_count, retries.rnr_retry_count);
     // SAFETY: the id has its QP; `cp` points into `private`, alive for
     // the call (rdma_connect copies the private data).
@@ -445,6 +511,29 @@ impl RdmaListener {
         Ok(RdmaListener { cm })
     }
 
+    /// The device the listener is bound on (its address is an RDMA port),
+    /// with a new protection domain: the NI's device.
+    pub fn device(&self) -> Result<RdmaDevice, VerbsError> {
+        // SAFETY: the id is live and bound; `verbs` is its device's
+        // context (null when the address is on no RDMA device).
+        let ctx = unsafe { (*self.cm.id).verbs };
+        if ctx.is_null() {
+            return Err(VerbsError::Device(
+                "the listener's address is on no RDMA device".into(),
+            ));
+        }
+        // SAFETY: `ctx` is a live device context.
+        let pd = unsafe { (self.cm.lib.alloc_pd)(ctx) };
+        if pd.is_null() {
+            return Err(os_err("ibv_alloc_pd"));
+        }
+        Ok(RdmaDevice(Arc::new(DevInner {
+            lib: self.cm.lib.clone(),
+            ctx,
+            pd,
+        })))
+    }
+
     /// Blocks for the next connection request.
     pub fn get_request(&self) -> Result<RdmaRequest, VerbsError> {
         loop {
@@ -464,16 +553,12 @@ impl RdmaRequest {
     /// Makes the QP and accepts with `private` (the CONNACK).
     pub fn accept(
         self,
+        dev: &RdmaDevice,
         private: &[u8],
         q: QueueSizes,
         rnr_retry_count: u8,
     ) -> Result<(RdmaQp, RdmaCq), VerbsError> {
-        if private.len() > MAX_REP_PRIVATE_DATA {
-            return Err(VerbsError::Invalid(format!(
-                "{} bytes of private data in an accept (at most {MAX_REP_PRIVATE_DATA})",
-                private.len()
-            )));
-        }
+        check_private(private, MAX_REP_PRIVATE_DATA, "an accept")?;
         // The request's id delivers its events on the listener's channel;
         // it moves to a channel of its own for ESTABLISHED/DISCONNECTED.
         // SAFETY: no arguments.
@@ -493,7 +578,7 @@ impl RdmaRequest {
             ch,
             id: self.id,
         };
-        let v = Arc::new(Verbs::create(cm, q)?);
+        let v = Arc::new(Verbs::create(cm, dev, q)?);
         let mut cp = conn_param(private, 0, rnr_retry_count);
         // SAFETY: the id has its QP; `cp` points into `private`.
         if unsafe { (self.lib.accept)(v.cm.id, &mut cp) } != 0 {
@@ -519,7 +604,7 @@ impl RdmaRequest {
 /// A registered memory region of the rdma provider (`ibv_mr`), covering
 /// one contiguous piece of an MD; deregistered on drop.
 pub struct RdmaMr {
-    lib: Arc<RdmaLib>,
+    dev: RdmaDevice,
     mr: *mut IbvMr,
     /// Keeps the memory alive while registered.
     _mem: PayloadSpan,
@@ -551,7 +636,7 @@ impl RdmaMr {
 impl Drop for RdmaMr {
     fn drop(&mut self) {
         // SAFETY: registered by `reg_mr`, deregistered once.
-        unsafe { (self.lib.dereg_mr)(self.mr) };
+        unsafe { (self.dev.0.lib.dereg_mr)(self.mr) };
     }
 }
 
@@ -567,39 +652,6 @@ fn ibv_access(a: Access) -> c_int {
         f |= IBV_ACCESS_REMOTE_READ;
     }
     f
-}
-
-impl RdmaQp {
-    /// Registers each contiguous piece of `mem` with `access` on this
-    /// connection's PD: one MR per piece (a fragment of the RDMA
-    /// descriptor), the HCA reading and writing the MD's own memory.
-    pub fn reg_mr(&self, mem: &PayloadSpan, access: Access) -> Result<Vec<RdmaMr>, VerbsError> {
-        let mut out = Vec::new();
-        for p in mem.pieces() {
-            let ptr = {
-                let mut b = p
-                    .borrow_mut()
-                    .map_err(|e| VerbsError::Invalid(format!("memory busy: {e}")))?;
-                b.as_mut_ptr()
-            };
-            // SAFETY: `ptr` addresses `p.len()` bytes of an allocation kept
-            // alive by the MR (it holds `mem`); the HCA accesses it outside
-            // Rust's borrows only while the LND has handed the keys out,
-            // which is while the message owns the memory (the contract the
-            // kernel has with an MD's pages).
-            let mr =
-                unsafe { (self.0.lib.reg_mr)(self.0.pd, ptr.cast(), p.len(), ibv_access(access)) };
-            if mr.is_null() {
-                return Err(os_err("ibv_reg_mr"));
-            }
-            out.push(RdmaMr {
-                lib: self.0.lib.clone(),
-                mr,
-                _mem: mem.clone(),
-            });
-        }
-        Ok(out)
-    }
 }
 
 impl VerbsQp for RdmaQp {
@@ -836,47 +888,23 @@ mod tests {
             eprintln!("an RDMA device exists: not checking the no-device errors");
             return;
         }
-        let q = QueueSizes {
-            send_wr: 16,
-            recv_wr: 8,
-            sge: 1,
-        };
         let e = RdmaListener::bind(&lib, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 8)
             .err()
             .expect("no device: bind fails");
         assert!(e.to_string().contains("rdma_"), "{e}");
-        let e = connect(
-            &lib,
-            Ipv4Addr::LOCALHOST,
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 987),
-            &[0u8; 56],
-            q,
-            Retries {
-                retry_count: 5,
-                rnr_retry_count: 6,
-            },
-            Duration::from_millis(500),
-        )
-        .err()
-        .expect("no device: connect fails");
-        assert!(
-            matches!(e, VerbsError::Unreachable(_) | VerbsError::Device(_)),
-            "{e}"
+    }
+
+    #[test]
+    fn private_data_longer_than_the_cm_message_is_refused() {
+        assert!(check_private(&[0u8; 56], MAX_REQ_PRIVATE_DATA, "a connect request").is_ok());
+        let e = check_private(&[0u8; 57], MAX_REQ_PRIVATE_DATA, "a connect request")
+            .expect_err("too long");
+        assert_eq!(
+            e.to_string(),
+            "invalid verbs request: 57 bytes of private data in a connect request (at most 56)"
         );
-        let e = connect(
-            &lib,
-            Ipv4Addr::LOCALHOST,
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 987),
-            &[0u8; 57],
-            q,
-            Retries {
-                retry_count: 5,
-                rnr_retry_count: 6,
-            },
-            Duration::from_millis(500),
-        )
-        .err()
-        .expect("too long");
+        assert!(check_private(&[0u8; 196], MAX_REP_PRIVATE_DATA, "an accept").is_ok());
+        let e = check_private(&[0u8; 197], MAX_REP_PRIVATE_DATA, "an accept").expect_err("long");
         assert!(matches!(e, VerbsError::Invalid(_)), "{e}");
     }
 }

@@ -7,7 +7,7 @@
 //! once-a-tick timeout, keepalive and cache sweep), an acceptor, and a
 //! short-lived thread per active connection attempt. Host callbacks are
 //! made with no lock of ours held: work is collected under the lock as
-//! [`Action`]s and carried out after.
+//! `Action`s and carried out after.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

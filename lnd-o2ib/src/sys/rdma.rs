@@ -3,8 +3,9 @@
 //!
 //! Connections are set up as the kernel o2iblnd does (`kiblnd_active_connect`,
 //! `kiblnd_passive_connect`): an rdma_cm id in the TCP port space resolves the
-//! peer's address and route, a PD, one CQ and an RC QP are made on the id's
-//! device, and `rdma_connect` carries the CONNREQ `kib_msg` as private data
+//! peer's address and route, a CQ and an RC QP are made on the id's device
+//! (on the device's one PD, [`RdmaDevice`], which the NI's registrations
+//! share), and `rdma_connect` carries the CONNREQ `kib_msg` as private data
 //! with o2iblnd's connection parameters ([`conn_param`]); the passive side
 //! finds the CONNREQ in the CONNECT_REQUEST event, answers the CONNACK in
 //! `rdma_accept`'s private data or a `kib_rej` in `rdma_reject`'s. Work

@@ -156,6 +156,13 @@ fn ping_put_get_every_size_both_ways() {
     // GETs with sinks over 3976 bytes went as GET_REQ (4 sizes, each way).
     assert_eq!(stat(&p.a, NA, "rdma_gets"), 4);
     assert_eq!(stat(&p.b, NB, "rdma_gets"), 4);
+    // A GET_REQ that matches nothing at B: GET_DONE with -ENODATA fails the
+    // GET at once (no waiting for a response timeout), health untouched.
+    let r = p.a.cmd(&format!("get {NB} 49 0x99 100000"), T);
+    assert!(r.starts_with("fail get status=-61 event=send "), "{r}");
+    assert_eq!(stat(&p.a, NA, "rdma_gets"), 4);
+    let s = p.a.lnetctl_ok(&["stats", "show"]);
+    assert!(s.contains("    remote_error_count: 0\n"), "{s}");
     let conns = p.a.cmd_ok(&format!("lnd {NA} conn_list"), T);
     let conns: Vec<&str> = conns.split(';').map(str::trim).collect();
     for kv in [

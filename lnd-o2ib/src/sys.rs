@@ -131,6 +131,49 @@ pub fn devices() -> Result<Vec<String>, ProbeError> {
     Ok(out)
 }
 
+/// The C library `getifaddrs` comes from.
+const LIBC: &str = "libc.so.6";
+
+/// The IPv4 address of interface `name` (`ib0`, `eth1`; the first one it
+/// has), from `getifaddrs(3)`: `Ok(None)` when there is no such interface
+/// or it has no IPv4 address; `Err` when the C library cannot be asked.
+pub fn if_ipv4(name: &str) -> Result<Option<Ipv4Addr>, String> {
+    // SAFETY: opening the system C library, already loaded in the process.
+    let libc = unsafe { Library::new(LIBC) }.map_err(|e| format!("{LIBC}: {e}"))?;
+    let get: Symbol<ffi::Getifaddrs> =
+        sym(&libc, "getifaddrs").map_err(|e| format!("{LIBC}: {e}"))?;
+    let free: Symbol<ffi::Freeifaddrs> =
+        sym(&libc, "freeifaddrs").map_err(|e| format!("{LIBC}: {e}"))?;
+    let mut list: *mut ffi::Ifaddrs = std::ptr::null_mut();
+    // SAFETY: `list` is a valid out-pointer; the list is freed below.
+    if unsafe { get(&mut list) } != 0 {
+        return Err(format!("getifaddrs: {}", std::io::Error::last_os_error()));
+    }
+    let mut found = None;
+    let mut p = list;
+    while !p.is_null() {
+        // SAFETY: `p` is a node of the list getifaddrs returned, alive until
+        // freeifaddrs; its name is a C string, its address null or a
+        // sockaddr whose family says whether it is a sockaddr_in.
+        let (next, hit) = unsafe {
+            let e = &*p;
+            let same =
+                !e.ifa_name.is_null() && CStr::from_ptr(e.ifa_name).to_bytes() == name.as_bytes();
+            let v4 = (!e.ifa_addr.is_null() && (*e.ifa_addr).sin_family == AF_INET)
+                .then(|| Ipv4Addr::from(u32::from_be((*e.ifa_addr).sin_addr)));
+            (e.ifa_next, if same { v4 } else { None })
+        };
+        if hit.is_some() {
+            found = hit;
+            break;
+        }
+        p = next;
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { free(list) };
+    Ok(found)
+}
+
 /// Checks that `addr` is on an RDMA port: rdma-core present, a device, and
 /// an rdma_cm id binds to the address.
 pub fn probe(addr: Ipv4Addr) -> Result<Vec<String>, ProbeError> {

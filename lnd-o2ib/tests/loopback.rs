@@ -521,3 +521,28 @@ fn injected_bad_rkey_fails_the_rdma_with_remote_error_then_traffic_resumes() {
     assert!(a.host.wait_sent(&[t], T)[0].is_ok());
     check_delivery(&b, &[(t, d)], &a);
 }
+
+#[test]
+fn interface_names_resolve_to_their_ipv4_address() {
+    let p = params(test_port());
+    let a = start("A", config(O2IB, "lo", &p, &[]), RecvMode::Sync).expect("--if lo");
+    assert_eq!(a.nid().to_string(), "127.0.0.1@o2ib");
+    assert_eq!(
+        a.info
+            .interfaces
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+        ["lo"]
+    );
+    a.shutdown();
+    let e = start("X", config(O2IB, "nosuchif9", &p, &[]), RecvMode::Sync)
+        .err()
+        .expect("refused");
+    assert_eq!(e.errno, errno::ENODEV);
+    assert_eq!(
+        e.message.as_str(),
+        "cannot add net o2ib: interface \"nosuchif9\" does not exist or has no IPv4 address \
+         (check \"ip -4 addr show nosuchif9\")"
+    );
+}

@@ -69,8 +69,9 @@ fn pair(tag: &str, params: &[&str]) -> Pair {
     .expect("veth");
     let a = TestNode::start(EXE, &ns_a, "A", params);
     let b = TestNode::start(EXE, &ns_b, "B", params);
-    a.configure("o2ib", "10.219.1.1");
-    b.configure("o2ib", "10.219.1.2");
+    // By interface name, as for the kernel o2iblnd (`--if ib0`).
+    a.configure("o2ib", &ia);
+    b.configure("o2ib", &ib);
     Pair {
         a,
         b,
@@ -146,6 +147,13 @@ fn ping_put_get_every_size_both_ways() {
     let show = p.a.lnetctl_ok(&["net", "show", "-v", "--net", "o2ib"]);
     assert!(
         show.contains("                  provider: soft\n"),
+        "{show}"
+    );
+    let ia = format!("op{}a", std::process::id() % 100_000);
+    assert!(
+        show.contains(&format!(
+            "      -     nid: {NA}\n            status: up\n            interfaces:\n                  0: {ia}\n"
+        )),
         "{show}"
     );
     log(t0, "pinged");

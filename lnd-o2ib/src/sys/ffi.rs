@@ -1,6 +1,7 @@
 //! Bindings of the parts of rdma-core's `infiniband/verbs.h` and
 //! `rdma/rdma_cma.h` (rdma-core 44, Debian's `libibverbs-dev` and
-//! `librdmacm-dev`) that the `rdma` provider uses, written once by hand
+//! `librdmacm-dev`) that the `rdma` provider uses (and of glibc's
+//! `getifaddrs`, for interface names), written once by hand
 //! from the headers and checked against them: [`layout`] lists the size,
 //! alignment and offset of every field used and every constant, and the
 //! tests compare it with the values of `layout.c` (compiled against the
@@ -301,6 +302,23 @@ pub struct SockaddrIn {
     pub sin_zero: [u8; 8],
 }
 
+/// glibc's `struct ifaddrs` (`getifaddrs(3)`), to find an interface's
+/// IPv4 address by name.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Ifaddrs {
+    pub ifa_next: *mut Ifaddrs,
+    pub ifa_name: *const c_char,
+    pub ifa_flags: u32,
+    pub ifa_addr: *mut SockaddrIn,
+    pub ifa_netmask: *mut c_void,
+    pub ifa_ifu: *mut c_void,
+    pub ifa_data: *mut c_void,
+}
+
+pub type Getifaddrs = unsafe extern "C" fn(out: *mut *mut Ifaddrs) -> c_int;
+pub type Freeifaddrs = unsafe extern "C" fn(list: *mut Ifaddrs);
+
 // Constants (enum values of the headers).
 pub const IBV_WR_RDMA_WRITE: u32 = 0;
 pub const IBV_WR_SEND: u32 = 2;
@@ -559,6 +577,11 @@ pub fn layout() -> Vec<(String, usize)> {
     k!(RDMA_CM_EVENT_REJECTED);
     k!(RDMA_CM_EVENT_ESTABLISHED);
     k!(RDMA_CM_EVENT_DISCONNECTED);
+    s!("ifaddrs", Ifaddrs);
+    o!("ifaddrs.ifa_next", Ifaddrs, ifa_next);
+    o!("ifaddrs.ifa_name", Ifaddrs, ifa_name);
+    o!("ifaddrs.ifa_flags", Ifaddrs, ifa_flags);
+    o!("ifaddrs.ifa_addr", Ifaddrs, ifa_addr);
     v
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
+#include <ifaddrs.h>
 #define S(t) printf("size %s %zu\nalign %s %zu\n", #t, sizeof(struct t), #t, _Alignof(struct t))
 #define O(t,f) printf("offset %s.%s %zu\n", #t, #f, offsetof(struct t, f))
 int main(void){
@@ -31,4 +32,5 @@ printf("const IBV_WR_RDMA_WRITE %d\nconst IBV_WR_SEND %d\nconst IBV_WR_RDMA_READ
  IBV_WR_RDMA_WRITE, IBV_WR_SEND, IBV_WR_RDMA_READ, IBV_SEND_SIGNALED, IBV_QPT_RC, IBV_WC_RECV, IBV_WC_SEND, IBV_WC_RDMA_WRITE, IBV_WC_RDMA_READ, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE, IBV_ACCESS_REMOTE_READ, RDMA_PS_TCP);
 printf("const RDMA_CM_EVENT_ADDR_RESOLVED %d\nconst RDMA_CM_EVENT_ROUTE_RESOLVED %d\nconst RDMA_CM_EVENT_CONNECT_REQUEST %d\nconst RDMA_CM_EVENT_REJECTED %d\nconst RDMA_CM_EVENT_ESTABLISHED %d\nconst RDMA_CM_EVENT_DISCONNECTED %d\n",
  RDMA_CM_EVENT_ADDR_RESOLVED, RDMA_CM_EVENT_ROUTE_RESOLVED, RDMA_CM_EVENT_CONNECT_REQUEST, RDMA_CM_EVENT_REJECTED, RDMA_CM_EVENT_ESTABLISHED, RDMA_CM_EVENT_DISCONNECTED);
+S(ifaddrs); O(ifaddrs,ifa_next); O(ifaddrs,ifa_name); O(ifaddrs,ifa_flags); O(ifaddrs,ifa_addr);
 return 0;}

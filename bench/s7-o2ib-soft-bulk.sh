@@ -5,8 +5,17 @@
 # 1 MiB (bench/memcpy.c). Two pairs of lnetd (one per LND), A B A B, PAIRS
 # pairs of SECS s each; prints MiB/s per pair, the median ratio
 # o2ib/anchor (min, max) and CPU seconds per GiB (both lnetd of a pair).
+# BRW=read runs `brw read` instead (the servers PUT the bulk to the clients;
+# with BRW=write they GET it, which o2ib does by GET_REQ / RDMA WRITE /
+# GET_DONE).
 source "$(dirname "$0")/lib.sh"
 CONCURRENCY=${CONCURRENCY:-8}
+BRW=${BRW:-write}
+case "$BRW" in
+    write) COL=R ;;
+    read) COL=W ;;
+    *) echo "BRW must be write or read, not $BRW" >&2; exit 2 ;;
+esac
 # No third-party anchor: lnd-sock and memcpy are the anchors.
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     flag=()
@@ -44,7 +53,7 @@ session() {
     "$BIN/lst" --socket "$s" add_group s "$3" >/dev/null
     "$BIN/lst" --socket "$s" add_group c "$2" >/dev/null
     "$BIN/lst" --socket "$s" add_batch bulk >/dev/null
-    "$BIN/lst" --socket "$s" add_test --batch bulk --concurrency "$CONCURRENCY" --from c --to s brw write size=1M >/dev/null
+    "$BIN/lst" --socket "$s" add_test --batch bulk --concurrency "$CONCURRENCY" --from c --to s brw "$BRW" size=1M >/dev/null
 }
 LST_SESSION=$$ session "$WORK/ta.sock" 127.0.0.1@tcp 127.0.0.2@tcp
 LST_SESSION=$(($$ + 1)) session "$WORK/oa.sock" 127.0.0.1@o2ib 127.0.0.2@o2ib
@@ -61,9 +70,9 @@ measure() {
     timeout $((SECS * 3 + 30)) "$BIN/lst" --socket "$s" stat --count 1 --delay "$SECS" s >"$WORK/stat.txt"
     t1=$(ticks_of "$@")
     "$BIN/lst" --socket "$s" stop bulk >/dev/null
-    bw=$(awk '
+    bw=$(awk -v col="[$COL]" '
         /^\[LNet Bandwidth/ { s = "b" }
-        /^\[R\] Avg:/ { if (s == "b") b = $3 }
+        $1 == col && $2 == "Avg:" { if (s == "b") b = $3 }
         END { print (b == "" ? 0 : b) }' "$WORK/stat.txt")
     echo "$bw $(cpu_per_gib $((t1 - t0)) "$bw" "$SECS")"
 }
@@ -78,8 +87,8 @@ for i in $(seq "$PAIRS"); do
     echo "$ob $tb $oc $tc" >>"$WORK/pairs_tcp"
     echo "$ob $mb $oc $mc" >>"$WORK/pairs_memcpy"
 done
-summary "S7 lst brw write 1 MiB (conc $CONCURRENCY): o2ib over the soft provider vs lnd-sock, MiB/s" <"$WORK/pairs_tcp"
-summary "S7 lst brw write 1 MiB (conc $CONCURRENCY): o2ib over the soft provider vs memcpy of 1 MiB, MiB/s" <"$WORK/pairs_memcpy"
+summary "S7 lst brw $BRW 1 MiB (conc $CONCURRENCY): o2ib over the soft provider vs lnd-sock, MiB/s" <"$WORK/pairs_tcp"
+summary "S7 lst brw $BRW 1 MiB (conc $CONCURRENCY): o2ib over the soft provider vs memcpy of 1 MiB, MiB/s" <"$WORK/pairs_memcpy"
 for s in ta oa; do
     LST_SESSION=$([ $s = ta ] && echo $$ || echo $(($$ + 1))) "$BIN/lst" --socket "$WORK/$s.sock" end_session >/dev/null || true
 done

@@ -20,7 +20,11 @@
 //! * [`params`]: ko2iblnd's module parameters.
 //! * [`sys`]: rdma-core opened at run time (the only `unsafe` code): the
 //!   probe that says why an interface cannot be served by the `rdma`
-//!   provider.
+//!   provider, the bindings checked against rdma-core's headers
+//!   ([`sys::ffi`]) and the `rdma` provider's verbs ([`sys::rdma`]: rdma_cm
+//!   connections with o2iblnd's private data, PD/CQ/QP, MRs, posts, CQ
+//!   polling), behind the same [`verbs::VerbsQp`] / [`verbs::VerbsCq`]
+//!   traits as `soft`.
 //!
 //! Threads: per NI a CQ poller and an acceptor, per connection attempt a
 //! short-lived thread, per QP of the soft provider a reader and a writer.
@@ -94,16 +98,32 @@ impl Lnd for O2ibLnd {
         }
         let tun = Tunables::resolve(&cfg.lnd_tunables, &cfg.params, &cfg.tunables)?;
         let ifname = cfg.interfaces[0].as_str().to_string();
-        let addr: Ipv4Addr = ifname.parse().map_err(|_| {
-            LndError::new(
-                errno::ENODEV,
-                format!(
-                    "cannot add net {net_name}: interface {ifname:?}: the soft provider takes the \
-                     IPv4 address of the interface (--if 10.0.0.1); resolving interface names is \
-                     not implemented yet"
-                ),
-            )
-        })?;
+        // `--if ib0` (an interface name, as for the kernel o2iblnd) or its
+        // IPv4 address.
+        let addr: Ipv4Addr = match ifname.parse() {
+            Ok(a) => a,
+            Err(_) => match sys::if_ipv4(&ifname) {
+                Ok(Some(a)) => a,
+                Ok(None) => {
+                    return Err(LndError::new(
+                        errno::ENODEV,
+                        format!(
+                            "cannot add net {net_name}: interface {ifname:?} does not exist or \
+                             has no IPv4 address (check \"ip -4 addr show {ifname}\")"
+                        ),
+                    ))
+                }
+                Err(e) => {
+                    return Err(LndError::new(
+                        errno::ENODEV,
+                        format!(
+                            "cannot add net {net_name}: cannot look interface {ifname:?} up \
+                             ({e}); give its IPv4 address with --if"
+                        ),
+                    ))
+                }
+            },
+        };
         // `provider` unset: rdma where a device exists, else soft.
         let want_rdma = match tun.provider {
             Some(ProviderKind::Rdma) => true,
@@ -120,7 +140,8 @@ impl Lnd for O2ibLnd {
                     errno::EOPNOTSUPP,
                     format!(
                         "cannot add net {net_name} on {ifname}: RDMA device(s) {} found, but \
-                         the rdma provider's data path is not implemented in this build; use \
+                         the NI does not run on the rdma provider yet (its verbs are in \
+                         lnd-o2ib's sys::rdma, the NI drives the soft provider only); use \
                          provider=soft",
                         devs.join(",")
                     ),

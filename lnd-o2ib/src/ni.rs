@@ -7,7 +7,7 @@
 //! once-a-tick timeout, keepalive and cache sweep), an acceptor, and a
 //! short-lived thread per active connection attempt. Host callbacks are
 //! made with no lock of ours held: work is collected under the lock as
-//! [`Action`]s and carried out after.
+//! `Action`s and carried out after.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lnd_api::abi_stable::std_types::ROption;
+use lnd_api::hdr::{GetBody, ReplyBody};
 use lnd_api::{
     errno, Completion, HealthStatus, HostHandle, IoBuf, LndError, LndNi, LogLevel, MsgToken,
     MsgType, Nid, Payload, PayloadSpan, PeerAliveness, RxAction, RxToken, TxMsg,
@@ -42,6 +43,13 @@ const WR_RX: u64 = 1 << 56;
 const WR_TX: u64 = 2 << 56;
 const WR_RDMA: u64 = 3 << 56;
 const WR_MASK: u64 = 0xff << 56;
+/// `-ENODATA`: a GET_REQ that matched nothing (GET_DONE status).
+const ENODATA: i32 = 61;
+/// Largest sink an optimized GET is sent for (`LNET_MTU`); larger ones go
+/// IMMEDIATE and the target answers with an RDMA PUT of the REPLY.
+const MAX_GET_SINK: usize = 1 << 20;
+/// Idle staging buffers kept registered for optimized GETs.
+const MAX_IDLE_STAGING: usize = 16;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -50,6 +58,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Something to do once our locks are released.
 enum Action {
     Finalize(MsgToken, Completion),
+    /// A REPLY that came by RDMA into a staging buffer (optimized GET):
+    /// handed to the host after the GET's own completion.
+    ParseReply {
+        hdr: lnd_api::Hdr,
+        from: Nid,
+        tok: u64,
+    },
     Notify(Nid, bool),
     Log(LogLevel, String),
 }
@@ -60,6 +75,8 @@ struct LnetTx {
     hdr: lnd_api::Hdr,
     payload: PayloadSpan,
     deadline: Instant,
+    /// A GET sent as GET_REQ (optimized GET): the sink's length.
+    get_sink: Option<usize>,
 }
 
 /// A message for the peer that needs no credit.
@@ -85,6 +102,8 @@ enum SlotUse {
     Immediate(MsgToken),
     /// A PUT_REQ whose source waits for PUT_ACK/PUT_NAK (in `active`).
     PutReq,
+    /// A GET_REQ whose initiator waits for GET_DONE (in `gets`).
+    GetReq,
     /// A completion or PUT_ACK; may finalize a message.
     NoCred(Option<MsgToken>),
     Noop,
@@ -102,6 +121,17 @@ struct ActivePut {
     /// The completion sent when the data moved: PUT_DONE, or GET_DONE for
     /// an optimized GET we are the target of.
     done: u8,
+}
+
+/// A GET we sent as GET_REQ, waiting for GET_DONE: the peer RDMA-writes
+/// the REPLY's data into `buf` (registered under `reg`).
+struct ActiveGet {
+    token: MsgToken,
+    hdr: lnd_api::Hdr,
+    buf: PayloadSpan,
+    reg: u32,
+    sink: usize,
+    deadline: Instant,
 }
 
 /// A PUT we are the sink of, waiting for PUT_DONE.
@@ -123,6 +153,7 @@ struct ConnSt {
     queue: VecDeque<LnetTx>,
     active: HashMap<u64, ActivePut>,
     sinks: HashMap<u64, SinkPut>,
+    gets: HashMap<u64, ActiveGet>,
     last_tx: Instant,
     last_rx: Instant,
     closed: bool,
@@ -157,8 +188,18 @@ struct PeerSt {
 /// What `recv` must do with a received message.
 enum RxKind {
     Immediate,
-    PutReq { cookie: u64 },
-    GetReq { cookie: u64, rd: RdmaDesc },
+    PutReq {
+        cookie: u64,
+    },
+    GetReq {
+        cookie: u64,
+        rd: RdmaDesc,
+    },
+    /// The REPLY of a GET we sent as GET_REQ: `nob` bytes in `buf`.
+    Staged {
+        buf: PayloadSpan,
+        nob: usize,
+    },
 }
 
 struct RxRef {
@@ -181,6 +222,7 @@ pub(crate) struct Counters {
     pub(crate) noops_received: AtomicU64,
     pub(crate) immediate_sent: AtomicU64,
     pub(crate) rdma_puts: AtomicU64,
+    pub(crate) rdma_gets: AtomicU64,
     pub(crate) conns_rejected: AtomicU64,
 }
 
@@ -202,6 +244,11 @@ pub(crate) struct NiInner {
     keepalive: Duration,
     cksum: bool,
     listener: Mutex<Option<SoftListener>>,
+    /// Idle registered staging buffers for optimized GETs.
+    staging: Mutex<Vec<PayloadSpan>>,
+    /// Fault injection (`ctl inject_bad_rkey N`): the next N RDMA
+    /// descriptors we hand out (PUT_ACK, GET_REQ) carry a wrong rkey.
+    bad_rkeys: std::sync::atomic::AtomicU32,
 }
 
 /// The NI object handed to the host.
@@ -242,6 +289,8 @@ impl NiInner {
             next_cookie: AtomicU64::new(1),
             counters: Counters::default(),
             listener: Mutex::new(Some(listener)),
+            staging: Mutex::new(Vec::new()),
+            bad_rkeys: std::sync::atomic::AtomicU32::new(0),
         });
         let n = ni.clone();
         std::thread::Builder::new()
@@ -264,6 +313,17 @@ impl NiInner {
         for a in actions {
             match a {
                 Action::Finalize(t, c) => self.host.finalize(t, c),
+                Action::ParseReply { hdr, from, tok } => {
+                    if self.host.parse(hdr, from, RxToken(tok), false).is_err() {
+                        if let Some(RxRef {
+                            kind: RxKind::Staged { buf, .. },
+                            ..
+                        }) = lock(&self.st).rxs.remove(&tok)
+                        {
+                            self.put_staging(buf);
+                        }
+                    }
+                }
                 Action::Notify(n, up) => self.host.notify(n, up),
                 Action::Log(l, m) => self.host.log(l, &format!("o2ib {}: {m}", self.nid)),
             }
@@ -306,11 +366,22 @@ impl NiInner {
         // `tx.rx` (a REPLY's GET) needs nothing here: an optimized GET
         // (GET_REQ) is answered through `recv`, so a REPLY that comes
         // through `send` answers an IMMEDIATE GET and goes out normally.
+        //
+        // A GET goes as GET_REQ when its REPLY would not fit an IMMEDIATE,
+        // as the kernel decides, but only to its final destination and when
+        // we originate it (a router's peer could not answer it for another
+        // node).
+        let get_sink = (tx.hdr.msg_type == MsgType::GET
+            && tx.target == tx.hdr.dest_nid
+            && tx.hdr.src_nid == self.nid)
+            .then(|| GetBody::from_body(&tx.hdr.body).sink_length as usize)
+            .filter(|&n| n > MAX_IMMEDIATE_PAYLOAD && n <= MAX_GET_SINK);
         let ltx = LnetTx {
             token: tx.token,
             hdr: tx.hdr,
             payload,
             deadline: Instant::now() + self.timeout,
+            get_sink,
         };
         self.send_ltx(peer, ltx);
         Ok(())
@@ -425,9 +496,11 @@ impl NiInner {
                 }
             } else if let Some(front) = st.queue.front() {
                 let len = front.payload.len();
-                let immediate = front.hdr.msg_type != MsgType::PUT
-                    && front.hdr.msg_type != MsgType::REPLY
-                    || len <= MAX_IMMEDIATE_PAYLOAD;
+                let immediate = match front.hdr.msg_type {
+                    MsgType::PUT | MsgType::REPLY => len <= MAX_IMMEDIATE_PAYLOAD,
+                    MsgType::GET => front.get_sink.is_none(),
+                    _ => true,
+                };
                 if st.credits == 0 || (!immediate && st.reserved == 0) {
                     if !self.maybe_noop(&mut st, hiw) {
                         break;
@@ -447,6 +520,54 @@ impl NiInner {
                             },
                         );
                         (r, SlotUse::Immediate(t.token), Some(t.payload))
+                    } else if let Some(sink) = t.get_sink {
+                        // Optimized GET: the sink is a registered staging
+                        // buffer (lnd-api hands an LND no sink MD for a
+                        // GET); the REPLY is parsed from it at GET_DONE.
+                        let buf = self.take_staging(sink);
+                        let reg = lock(&self.cache).get(
+                            &self.dev,
+                            &buf,
+                            Access::LOCAL_WRITE.union(Access::REMOTE_WRITE),
+                        );
+                        let Some((key, base)) = reg else {
+                            st.credits += 1;
+                            actions.push(Action::Finalize(
+                                t.token,
+                                Completion::failed(errno::ENOMEM, HealthStatus::LOCAL_ERROR),
+                            ));
+                            continue;
+                        };
+                        st.reserved -= 1;
+                        let cookie = self.next_cookie.fetch_add(1, Ordering::Relaxed);
+                        let rd = RdmaDesc {
+                            key: self.advertised_key(key),
+                            frags: vec![RdmaFrag {
+                                nob: sink as u32,
+                                addr: base,
+                            }],
+                        };
+                        let r = self.make_msg(
+                            c,
+                            outstanding,
+                            Body::GetReq {
+                                hdr: t.hdr,
+                                cookie,
+                                rd,
+                            },
+                        );
+                        st.gets.insert(
+                            cookie,
+                            ActiveGet {
+                                token: t.token,
+                                hdr: t.hdr,
+                                buf,
+                                reg: key,
+                                sink,
+                                deadline: t.deadline,
+                            },
+                        );
+                        (r, SlotUse::GetReq, None)
                     } else {
                         st.reserved -= 1;
                         let cookie = self.next_cookie.fetch_add(1, Ordering::Relaxed);
@@ -829,9 +950,59 @@ impl NiInner {
                     self.repost(c, idx, Credit::Peer, actions);
                 }
             }
-            Body::GetDone(_) => {
+            Body::GetDone(cb) => {
                 self.repost(c, idx, Credit::Reserved, actions);
-                self.close_conn(c, errno::EPROTO, "GET_DONE for a GET_REQ we never sent");
+                let g = lock(&c.st).gets.remove(&cb.cookie);
+                let Some(g) = g else {
+                    self.close_conn(c, errno::EPROTO, "GET_DONE for a GET_REQ we never sent");
+                    return;
+                };
+                lock(&self.cache).release(g.reg);
+                if cb.status < 0 {
+                    // The target's error (-ENODATA: nothing matched); the
+                    // network is fine, as the kernel reports it.
+                    self.put_staging(g.buf);
+                    actions.push(Action::Finalize(
+                        g.token,
+                        Completion {
+                            errno: cb.status,
+                            health: HealthStatus::OK,
+                        },
+                    ));
+                    return;
+                }
+                let nob = cb.status as usize;
+                if nob > g.sink {
+                    self.put_staging(g.buf);
+                    actions.push(Action::Finalize(
+                        g.token,
+                        Completion::failed(errno::EPROTO, HealthStatus::REMOTE_ERROR),
+                    ));
+                    self.close_conn(
+                        c,
+                        errno::EPROTO,
+                        &format!("GET_DONE of {nob} bytes for a sink of {}", g.sink),
+                    );
+                    return;
+                }
+                self.counters.rdma_gets.fetch_add(1, Ordering::Relaxed);
+                // The REPLY the target would have sent (`lnet_create_reply_msg`
+                // in the kernel): from the GET's target to us, for the GET's
+                // return MD, `nob` bytes long.
+                let get = GetBody::from_body(&g.hdr.body);
+                let hdr = lnd_api::Hdr::reply(
+                    g.hdr.src_nid,
+                    g.hdr.dest_nid,
+                    g.hdr.src_pid,
+                    g.hdr.dest_pid,
+                    nob as u32,
+                    ReplyBody {
+                        dst_wmd: get.return_wmd,
+                    },
+                );
+                let tok = self.new_rx(c, idx, RxKind::Staged { buf: g.buf, nob });
+                actions.push(Action::Finalize(g.token, Completion::OK));
+                actions.push(Action::ParseReply { hdr, from, tok });
             }
             Body::ConnReq(_) | Body::ConnAck(_) => {
                 self.close_conn(c, errno::EPROTO, "connection message on an open connection");
@@ -1009,6 +1180,24 @@ impl NiInner {
                 }
                 self.repost(&c, r.idx, Credit::Peer, &mut actions);
             }
+            RxKind::Staged { buf, nob } => {
+                if let Some(t) = msg {
+                    let mlen = payload.len().min(nob);
+                    let ok = buf
+                        .sub(0, mlen)
+                        .and_then(|src| payload.sub(0, mlen).map(|dst| (src, dst)))
+                        .is_some_and(|(src, dst)| src.copy_to(&dst).ok() == Some(mlen));
+                    actions.push(Action::Finalize(
+                        t,
+                        if ok {
+                            Completion::OK
+                        } else {
+                            Completion::failed(errno::EIO, HealthStatus::LOCAL_ERROR)
+                        },
+                    ));
+                }
+                self.put_staging(buf);
+            }
             RxKind::GetReq { cookie, rd } => {
                 // The GET_REQ's buffer is consumed: return its credit.
                 self.repost(&c, r.idx, Credit::Peer, &mut actions);
@@ -1017,7 +1206,7 @@ impl NiInner {
                     None => lock(&c.st).nocred.push_back(NoCred::Completion {
                         t: msg_type::GET_DONE,
                         cookie,
-                        status: -61,
+                        status: -ENODATA,
                         then: None,
                     }),
                     Some(t) if payload.is_empty() => {
@@ -1098,7 +1287,7 @@ impl NiInner {
                                 src_cookie: cookie,
                                 dst_cookie: dst,
                                 rd: RdmaDesc {
-                                    key,
+                                    key: self.advertised_key(key),
                                     frags: vec![RdmaFrag {
                                         nob: mlen as u32,
                                         addr: base,
@@ -1151,6 +1340,10 @@ impl NiInner {
                 }
                 actions.push(Action::Finalize(ap.token, Completion::failed(err, h)));
             }
+            for (_, g) in st.gets.drain() {
+                lock(&self.cache).release(g.reg);
+                actions.push(Action::Finalize(g.token, Completion::failed(err, h)));
+            }
             for (_, s) in st.sinks.drain() {
                 lock(&self.cache).release(s.reg);
                 if let Some(t) = s.token {
@@ -1199,6 +1392,7 @@ impl NiInner {
                 st.queue.iter().any(|t| t.deadline <= now)
                     || st.active.values().any(|a| a.deadline <= now)
                     || st.sinks.values().any(|s| s.deadline <= now)
+                    || st.gets.values().any(|g| g.deadline <= now)
             };
             if timed_out {
                 self.close_conn_h(
@@ -1233,6 +1427,40 @@ impl NiInner {
         lock(&self.cache).sweep(&self.dev);
     }
 
+    /// The rkey put in an RDMA descriptor for registration `key`: itself,
+    /// or a wrong one while `inject_bad_rkey` has some left.
+    fn advertised_key(&self, key: u32) -> u32 {
+        let left = self
+            .bad_rkeys
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if left.is_ok() {
+            key ^ 0x5a5a_0000
+        } else {
+            key
+        }
+    }
+
+    /// A staging buffer of at least `len` bytes for an optimized GET's
+    /// sink: an idle one of the size class (already registered, found in
+    /// the registration cache), or a new one.
+    fn take_staging(&self, len: usize) -> PayloadSpan {
+        let class = len.next_power_of_two().max(MSG_SIZE);
+        let mut pool = lock(&self.staging);
+        match pool.iter().position(|b| b.len() == class) {
+            Some(i) => pool.swap_remove(i),
+            None => PayloadSpan::from(IoBuf::zeroed(class)),
+        }
+    }
+
+    /// Returns a staging buffer to the pool (dropped beyond a few idle ones:
+    /// its registration then goes at the next cache sweep).
+    fn put_staging(&self, buf: PayloadSpan) {
+        let mut pool = lock(&self.staging);
+        if pool.len() < MAX_IDLE_STAGING {
+            pool.push(buf);
+        }
+    }
+
     fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::Relaxed);
         // Stop listening: connection attempts are refused from now on.
@@ -1263,8 +1491,18 @@ impl NiInner {
         self.cq.kick();
     }
 
-    fn ctl(&self, cmd: &str) -> Result<String, LndError> {
+    fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
         match cmd {
+            "inject_bad_rkey" => {
+                let n: u32 = arg.trim().parse().map_err(|_| {
+                    LndError::new(
+                        errno::EINVAL,
+                        format!("inject_bad_rkey takes a count of descriptors, not {arg:?}"),
+                    )
+                })?;
+                self.bad_rkeys.store(n, Ordering::Relaxed);
+                Ok(format!("inject_bad_rkey: {n}\n"))
+            }
             "conn_list" => {
                 let st = lock(&self.st);
                 let mut out = String::from("conns:\n");
@@ -1281,11 +1519,12 @@ impl NiInner {
                 let k = &self.counters;
                 let cache = lock(&self.cache);
                 Ok(format!(
-                    "noops_sent: {}\nnoops_received: {}\nimmediate_sent: {}\nrdma_puts: {}\nconns_rejected: {}\nregistrations: {}\ncache_hits: {}\ncache_entries: {}\n",
+                    "noops_sent: {}\nnoops_received: {}\nimmediate_sent: {}\nrdma_puts: {}\nrdma_gets: {}\nconns_rejected: {}\nregistrations: {}\ncache_hits: {}\ncache_entries: {}\n",
                     k.noops_sent.load(Ordering::Relaxed),
                     k.noops_received.load(Ordering::Relaxed),
                     k.immediate_sent.load(Ordering::Relaxed),
                     k.rdma_puts.load(Ordering::Relaxed),
+                    k.rdma_gets.load(Ordering::Relaxed),
                     k.conns_rejected.load(Ordering::Relaxed),
                     self.dev.registrations(),
                     cache.hits(),
@@ -1331,8 +1570,8 @@ impl LndNi for O2ibNi {
             },
         }
     }
-    fn ctl(&self, cmd: &str, _arg: &str) -> Result<String, LndError> {
-        self.0.ctl(cmd)
+    fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {
+        self.0.ctl(cmd, arg)
     }
     fn shutdown(&self) {
         self.0.shutdown()

@@ -228,9 +228,7 @@ impl SoftDevice {
         let mut off = 0;
         for s in sge {
             let span = self.resolve(s.lkey, s.addr, s.length as u64, Access(0))?;
-            let n = span
-                .read_at(0, &mut out[off..off + s.length as usize])
-                .ok()?;
+            let n = dma(|| span.read_at(0, &mut out[off..off + s.length as usize])).ok()?;
             if n != s.length as usize {
                 return None;
             }
@@ -257,10 +255,34 @@ impl SoftDevice {
             }
             let n = (s.length as usize).min(data.len() - off);
             let span = self.resolve(s.lkey, s.addr, n as u64, Access::LOCAL_WRITE)?;
-            span.write_at(0, &data[off..off + n]).ok()?;
+            dma(|| span.write_at(0, &data[off..off + n])).ok()?;
             off += n;
         }
         (off == data.len()).then_some(())
+    }
+}
+
+/// Longest a DMA waits for memory the CPU side holds (an LND or the
+/// application copying into or checking the same buffer).
+const DMA_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A memory access by the "HCA": a real one reads and writes memory
+/// whatever the CPU does with it, so memory borrowed elsewhere for a moment
+/// (another LND landing a PUT in the same MD) is waited for, not failed;
+/// only memory held longer than [`DMA_BUSY_WAIT`] fails the access.
+fn dma<T>(mut f: impl FnMut() -> Result<T, lnd_api::mem::Busy>) -> Result<T, lnd_api::mem::Busy> {
+    let mut deadline = None;
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let d = *deadline.get_or_insert_with(|| std::time::Instant::now() + DMA_BUSY_WAIT);
+                if std::time::Instant::now() >= d {
+                    return Err(e);
+                }
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
     }
 }
 
@@ -749,8 +771,8 @@ impl SoftQp {
 
     /// An RDMA WRITE's data goes from the socket straight into the
     /// registered memory, piece by piece (no staging copy). Returns `false`
-    /// when the connection broke; a bad key, range or right (or memory
-    /// busy) drains the bytes and NAKs.
+    /// when the connection broke; a bad key, range or right (or memory held
+    /// elsewhere past [`DMA_BUSY_WAIT`]) drains the bytes and NAKs.
     fn write_in_place(&self, s: &mut TcpStream, f: FrameHdr) -> bool {
         let span = self
             .0
@@ -760,7 +782,7 @@ impl SoftQp {
         let mut left = f.len as usize;
         if let Some(span) = &span {
             for p in span.pieces() {
-                match p.borrow_mut() {
+                match dma(|| p.borrow_mut()) {
                     Ok(mut b) => {
                         if s.read_exact(&mut b).is_err() {
                             return false;
@@ -830,7 +852,7 @@ impl SoftQp {
                         .dev
                         .resolve(f.a, f.b, data.len() as u64, Access::REMOTE_WRITE)
                     {
-                        Some(span) if span.write_at(0, &data).ok() == Some(data.len()) => {
+                        Some(span) if dma(|| span.write_at(0, &data)).ok() == Some(data.len()) => {
                             self.ack(f.c)
                         }
                         _ => self.responder_error(f.c, NAK_ACCESS),
@@ -850,7 +872,8 @@ impl SoftQp {
                         .flatten()
                         .and_then(|span| {
                             let mut v = vec![0u8; len as usize];
-                            (span.read_at(0, &mut v).ok() == Some(len as usize)).then_some(v)
+                            (dma(|| span.read_at(0, &mut v)).ok() == Some(len as usize))
+                                .then_some(v)
                         });
                     match out {
                         Some(v) => self.enqueue(TxItem::Frame(
@@ -1202,3 +1225,27 @@ impl Drop for ConnRequest {
 
 #[cfg(test)]
 mod tests;
+
+impl crate::verbs::VerbsQp for SoftQp {
+    fn qp_num(&self) -> u32 {
+        SoftQp::qp_num(self)
+    }
+    fn post_send(&self, wr: SendWr) -> Result<(), VerbsError> {
+        SoftQp::post_send(self, wr)
+    }
+    fn post_recv(&self, wr: RecvWr) -> Result<(), VerbsError> {
+        SoftQp::post_recv(self, wr)
+    }
+    fn disconnect(&self) {
+        SoftQp::disconnect(self)
+    }
+}
+
+impl crate::verbs::VerbsCq for SoftCq {
+    fn poll(&self, max: usize) -> Vec<Wc> {
+        SoftCq::poll(self, max)
+    }
+    fn wait(&self, t: Duration) -> bool {
+        SoftCq::wait(self, t)
+    }
+}

@@ -13,7 +13,7 @@
 //! owns that address (as o2iblnd's `kiblnd_dev_failover()` binds its
 //! listener).
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_int, CStr};
 use std::net::Ipv4Addr;
 
 use libloading::{Library, Symbol};
@@ -22,36 +22,14 @@ use libloading::{Library, Symbol};
 pub const LIBIBVERBS: &str = "libibverbs.so.1";
 /// The RDMA CM library's file name.
 pub const LIBRDMACM: &str = "librdmacm.so.1";
-/// `RDMA_PS_TCP`.
-const RDMA_PS_TCP: c_int = 0x0106;
-/// `AF_INET`.
-const AF_INET: u16 = 2;
 
-/// `struct sockaddr_in` (16 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-struct SockaddrIn {
-    sin_family: u16,
-    /// Network order.
-    sin_port: u16,
-    /// Network order.
-    sin_addr: u32,
-    sin_zero: [u8; 8],
-}
+pub mod ffi;
+pub mod rdma;
 
-type IbvGetDeviceList = unsafe extern "C" fn(num: *mut c_int) -> *mut *mut c_void;
-type IbvFreeDeviceList = unsafe extern "C" fn(list: *mut *mut c_void);
-type IbvGetDeviceName = unsafe extern "C" fn(dev: *mut c_void) -> *const c_char;
-type RdmaCreateEventChannel = unsafe extern "C" fn() -> *mut c_void;
-type RdmaDestroyEventChannel = unsafe extern "C" fn(ch: *mut c_void);
-type RdmaCreateId = unsafe extern "C" fn(
-    ch: *mut c_void,
-    id: *mut *mut c_void,
-    ctx: *mut c_void,
-    ps: c_int,
-) -> c_int;
-type RdmaBindAddr = unsafe extern "C" fn(id: *mut c_void, addr: *mut SockaddrIn) -> c_int;
-type RdmaDestroyId = unsafe extern "C" fn(id: *mut c_void) -> c_int;
+use ffi::{
+    IbvFreeDeviceList, IbvGetDeviceList, IbvGetDeviceName, RdmaBindAddr, RdmaCreateEventChannel,
+    RdmaCreateId, RdmaDestroyEventChannel, RdmaDestroyId, SockaddrIn, AF_INET, RDMA_PS_TCP,
+};
 
 /// Why the rdma provider cannot serve an interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,6 +131,49 @@ pub fn devices() -> Result<Vec<String>, ProbeError> {
     Ok(out)
 }
 
+/// The C library `getifaddrs` comes from.
+const LIBC: &str = "libc.so.6";
+
+/// The IPv4 address of interface `name` (`ib0`, `eth1`; the first one it
+/// has), from `getifaddrs(3)`: `Ok(None)` when there is no such interface
+/// or it has no IPv4 address; `Err` when the C library cannot be asked.
+pub fn if_ipv4(name: &str) -> Result<Option<Ipv4Addr>, String> {
+    // SAFETY: opening the system C library, already loaded in the process.
+    let libc = unsafe { Library::new(LIBC) }.map_err(|e| format!("{LIBC}: {e}"))?;
+    let get: Symbol<ffi::Getifaddrs> =
+        sym(&libc, "getifaddrs").map_err(|e| format!("{LIBC}: {e}"))?;
+    let free: Symbol<ffi::Freeifaddrs> =
+        sym(&libc, "freeifaddrs").map_err(|e| format!("{LIBC}: {e}"))?;
+    let mut list: *mut ffi::Ifaddrs = std::ptr::null_mut();
+    // SAFETY: `list` is a valid out-pointer; the list is freed below.
+    if unsafe { get(&mut list) } != 0 {
+        return Err(format!("getifaddrs: {}", std::io::Error::last_os_error()));
+    }
+    let mut found = None;
+    let mut p = list;
+    while !p.is_null() {
+        // SAFETY: `p` is a node of the list getifaddrs returned, alive until
+        // freeifaddrs; its name is a C string, its address null or a
+        // sockaddr whose family says whether it is a sockaddr_in.
+        let (next, hit) = unsafe {
+            let e = &*p;
+            let same =
+                !e.ifa_name.is_null() && CStr::from_ptr(e.ifa_name).to_bytes() == name.as_bytes();
+            let v4 = (!e.ifa_addr.is_null() && (*e.ifa_addr).sin_family == AF_INET)
+                .then(|| Ipv4Addr::from(u32::from_be((*e.ifa_addr).sin_addr)));
+            (e.ifa_next, if same { v4 } else { None })
+        };
+        if hit.is_some() {
+            found = hit;
+            break;
+        }
+        p = next;
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { free(list) };
+    Ok(found)
+}
+
 /// Checks that `addr` is on an RDMA port: rdma-core present, a device, and
 /// an rdma_cm id binds to the address.
 pub fn probe(addr: Ipv4Addr) -> Result<Vec<String>, ProbeError> {
@@ -171,7 +192,7 @@ pub fn probe(addr: Ipv4Addr) -> Result<Vec<String>, ProbeError> {
             why: std::io::Error::last_os_error().to_string(),
         });
     }
-    let mut id: *mut c_void = std::ptr::null_mut();
+    let mut id: *mut ffi::RdmaCmId = std::ptr::null_mut();
     // SAFETY: `ch` is a live channel, `id` a valid out-pointer.
     let rc = unsafe { mk_id(ch, &mut id, std::ptr::null_mut(), RDMA_PS_TCP) };
     let result = if rc != 0 {
@@ -203,16 +224,6 @@ pub fn probe(addr: Ipv4Addr) -> Result<Vec<String>, ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sockaddr_in_layout() {
-        assert_eq!(std::mem::size_of::<SockaddrIn>(), 16);
-        assert_eq!(std::mem::align_of::<SockaddrIn>(), 4);
-        assert_eq!(std::mem::offset_of!(SockaddrIn, sin_family), 0);
-        assert_eq!(std::mem::offset_of!(SockaddrIn, sin_port), 2);
-        assert_eq!(std::mem::offset_of!(SockaddrIn, sin_addr), 4);
-        assert_eq!(std::mem::offset_of!(SockaddrIn, sin_zero), 8);
-    }
 
     #[test]
     fn probe_names_what_is_missing() {

@@ -204,6 +204,27 @@ impl fmt::Display for VerbsError {
 
 impl std::error::Error for VerbsError {}
 
+/// The queue-pair verbs both providers offer (`soft`: [`crate::soft::SoftQp`];
+/// `rdma`: [`crate::sys::rdma::RdmaQp`]).
+pub trait VerbsQp: Send + Sync {
+    /// The QP number (completions name it).
+    fn qp_num(&self) -> u32;
+    /// `ibv_post_send` of one signaled work request.
+    fn post_send(&self, wr: SendWr) -> Result<(), VerbsError>;
+    /// `ibv_post_recv` of one receive.
+    fn post_recv(&self, wr: RecvWr) -> Result<(), VerbsError>;
+    /// `rdma_disconnect`: the QP goes to the error state, the rest flushed.
+    fn disconnect(&self);
+}
+
+/// The completion-queue verbs both providers offer.
+pub trait VerbsCq: Send + Sync {
+    /// `ibv_poll_cq`: up to `max` completions.
+    fn poll(&self, max: usize) -> Vec<Wc>;
+    /// Waits at most `t` for a completion; whether one is there.
+    fn wait(&self, t: std::time::Duration) -> bool;
+}
+
 /// Largest private data of a connect request over rdma_cm (TCP port space).
 pub const MAX_REQ_PRIVATE_DATA: usize = 56;
 /// Largest private data of an accept (CM REP).

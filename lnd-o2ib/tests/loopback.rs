@@ -392,3 +392,157 @@ fn many_messages_both_ways_while_receives_are_read_late() {
         a.host.logs()
     );
 }
+
+/// The REPLY `a` received for GET `tok`, waited for.
+fn reply_of(a: &TestNi, tok: u64) -> Received {
+    let deadline = Instant::now() + T;
+    loop {
+        if let Some(r) = a
+            .host
+            .received()
+            .into_iter()
+            .find(|r| r.hdr.msg_type == lnd_api::MsgType::REPLY && reply_token(&r.hdr) == tok)
+        {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "no REPLY for GET {tok}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn gets_of_all_sizes_are_byte_exact_immediate_and_optimized() {
+    let (a, b) = pair(RecvMode::Sync, RecvMode::Sync, &[]);
+    // (sink, bytes the target has): the last one is shorter than its sink.
+    let mut cases: Vec<(usize, usize)> = SIZES.iter().map(|&n| (n, n)).collect();
+    cases.push((300_000, 123_457));
+    for (i, &(sink, have)) in cases.iter().enumerate() {
+        let seed = 40 + i as u8;
+        b.host.set_mode(RecvMode::Reply { len: have, seed });
+        let (t, m) = get(&a, b.nid(), sink);
+        a.ni.send(m).expect("send GET");
+        let c = a.host.wait_sent(&[t], T);
+        assert!(c[0].is_ok(), "GET of {sink}: {:?}", c[0]);
+        let r = reply_of(&a, t);
+        assert!(r.status.is_ok(), "REPLY of {sink}: {:?}", r.status);
+        assert_eq!(r.from, b.nid());
+        assert_eq!(r.hdr.src_nid, b.nid());
+        assert_eq!(r.hdr.dest_nid, a.nid());
+        assert_eq!(r.hdr.payload_length as usize, have);
+        assert!(
+            r.data == pattern(have, seed),
+            "REPLY of {have} bytes differs"
+        );
+    }
+    // Sinks of 0, 1 and 3976 bytes: GET and REPLY IMMEDIATE. Larger
+    // ones: GET_REQ, RDMA WRITE by the target, GET_DONE.
+    assert_eq!(stat(&a, "immediate_sent"), 3);
+    assert_eq!(stat(&a, "rdma_gets"), 5);
+    // The target's RDMA WRITEs (counted with its RDMA PUTs); no REPLY went
+    // as PUT_REQ (which A would have answered with PUT_ACK, not counted).
+    assert_eq!(stat(&b, "rdma_puts"), 5);
+    assert_eq!(stat(&b, "immediate_sent"), 3);
+    // The staging sinks were registered once per size class.
+    let regs = stat(&a, "registrations");
+    let (t, m) = get(&a, b.nid(), 65536);
+    b.host.set_mode(RecvMode::Reply {
+        len: 65536,
+        seed: 1,
+    });
+    a.ni.send(m).expect("send GET");
+    assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    assert!(reply_of(&a, t).data == pattern(65536, 1));
+    assert_eq!(stat(&a, "registrations"), regs, "staging registered again");
+    a.shutdown();
+    b.shutdown();
+}
+
+#[test]
+fn optimized_get_without_a_match_fails_with_enodata() {
+    let (a, b) = pair(RecvMode::Sync, RecvMode::Discard, &[]);
+    let (t, m) = get(&a, b.nid(), 100_000);
+    a.ni.send(m).expect("send GET");
+    let c = a.host.wait_sent(&[t], T);
+    // GET_DONE carried -ENODATA: the GET fails, the network is healthy.
+    assert_eq!(c[0].errno, -61, "{:?}", c[0]);
+    assert_eq!(c[0].health, HealthStatus::OK);
+    assert!(a
+        .host
+        .received()
+        .iter()
+        .all(|r| r.hdr.msg_type != lnd_api::MsgType::REPLY));
+    // The connection is still fine for the next GET.
+    b.host.set_mode(RecvMode::Reply { len: 5000, seed: 2 });
+    let (t, m) = get(&a, b.nid(), 5000);
+    a.ni.send(m).expect("send GET");
+    assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    assert!(reply_of(&a, t).data == pattern(5000, 2));
+}
+
+#[test]
+fn optimized_get_in_flight_fails_when_the_peer_dies() {
+    let (a, b) = pair(RecvMode::Sync, RecvMode::Hold, &[]);
+    let (t, m) = get(&a, b.nid(), 500_000);
+    a.ni.send(m).expect("send GET");
+    let deadline = Instant::now() + T;
+    while b.host.held() < 1 {
+        assert!(Instant::now() < deadline, "GET_REQ never arrived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    b.shutdown();
+    let c = a.host.wait_sent(&[t], T);
+    assert!(
+        c[0].errno == -errno::ECONNRESET || c[0].errno == -errno::EIO,
+        "{:?}",
+        c[0]
+    );
+    assert_eq!(c[0].health, HealthStatus::REMOTE_DROPPED);
+}
+
+#[test]
+fn injected_bad_rkey_fails_the_rdma_with_remote_error_then_traffic_resumes() {
+    let (a, b) = pair(RecvMode::Sync, RecvMode::Sync, &[]);
+    let e = b.ni.ctl("inject_bad_rkey", "x").expect_err("refused");
+    assert_eq!(e.errno, errno::EINVAL);
+    assert_eq!(
+        b.ni.ctl("inject_bad_rkey", "1").expect("knob"),
+        "inject_bad_rkey: 1\n"
+    );
+    // B's PUT_ACK names a wrong key: A's RDMA WRITE fails at B's HCA.
+    let (t, m) = put(&a, b.nid(), &pattern(100_000, 3));
+    a.ni.send(m).expect("send");
+    let c = a.host.wait_sent(&[t], T);
+    assert_eq!(c[0].health, HealthStatus::REMOTE_ERROR, "{:?}", c[0]);
+    a.host.wait_log("remote access error", T);
+    // The knob is spent: the next PUT goes through on a new connection.
+    let d = pattern(100_000, 4);
+    let (t, m) = put(&a, b.nid(), &d);
+    a.ni.send(m).expect("send");
+    assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    check_delivery(&b, &[(t, d)], &a);
+}
+
+#[test]
+fn interface_names_resolve_to_their_ipv4_address() {
+    let p = params(test_port());
+    let a = start("A", config(O2IB, "lo", &p, &[]), RecvMode::Sync).expect("--if lo");
+    assert_eq!(a.nid().to_string(), "127.0.0.1@o2ib");
+    assert_eq!(
+        a.info
+            .interfaces
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+        ["lo"]
+    );
+    a.shutdown();
+    let e = start("X", config(O2IB, "nosuchif9", &p, &[]), RecvMode::Sync)
+        .err()
+        .expect("refused");
+    assert_eq!(e.errno, errno::ENODEV);
+    assert_eq!(
+        e.message.as_str(),
+        "cannot add net o2ib: interface \"nosuchif9\" does not exist or has no IPv4 address \
+         (check \"ip -4 addr show nosuchif9\")"
+    );
+}

@@ -308,3 +308,66 @@ fn optimized_get_from_a_big_endian_peer_is_answered_by_rdma_write() {
     let r = a.host.wait_received(1, T);
     assert_eq!(r[0].hdr.msg_type, lnd_api::MsgType::GET);
 }
+
+#[test]
+fn optimized_get_to_a_big_endian_peer_takes_the_rdma_write_and_get_done() {
+    let (sink, have) = (300_000usize, 250_001usize);
+    let (a, l, raw_nid) = setup();
+    let (t, m) = get(&a, raw_nid, sink);
+    a.ni.send(m).expect("send GET");
+    let raw = Raw::accept(&l);
+    let got = raw.recv();
+    let Body::GetReq { hdr, cookie, rd } = got.body else {
+        panic!("not GET_REQ: {got:?}")
+    };
+    assert_eq!(hdr.msg_type, lnd_api::MsgType::GET);
+    assert_eq!(GetBody::from_body(&hdr.body).sink_length as usize, sink);
+    assert_eq!(rd.total_nob() as usize, sink, "the sink's descriptor");
+    // RDMA WRITE the data the target has into the initiator's sink.
+    let data = pattern(have, 77);
+    let src = PayloadSpan::from(IoBuf::from_vec(data.clone()));
+    let mr = raw.dev.reg_mr(src, Access(0));
+    raw.qp
+        .post_send(SendWr {
+            wr_id: 200,
+            op: SendOp::Write {
+                remote_addr: rd.frags[0].addr,
+                rkey: rd.key,
+            },
+            sge: vec![Sge {
+                addr: 0,
+                length: have as u32,
+                lkey: mr.lkey(),
+            }],
+        })
+        .expect("post write");
+    let deadline = Instant::now() + T;
+    'write: loop {
+        for w in raw.cq.poll(8) {
+            if w.wr_id == 200 {
+                assert_eq!(w.status, WcStatus::Success, "RDMA WRITE");
+                break 'write;
+            }
+        }
+        assert!(Instant::now() < deadline, "RDMA WRITE never completed");
+        raw.cq.wait(Duration::from_millis(50));
+    }
+    raw.send(
+        &raw.msg(
+            1,
+            Body::GetDone(lnd_o2ib::wire::CompletionBody {
+                cookie,
+                status: have as i32,
+            }),
+        ),
+        &[],
+    );
+    assert!(a.host.wait_sent(&[t], T)[0].is_ok());
+    let r = a.host.wait_received(1, T);
+    assert_eq!(r[0].hdr.msg_type, lnd_api::MsgType::REPLY);
+    assert_eq!(reply_token(&r[0].hdr), t);
+    assert_eq!(r[0].from, raw_nid);
+    assert_eq!(r[0].hdr.src_nid, raw_nid);
+    assert_eq!(r[0].hdr.payload_length as usize, have);
+    assert!(r[0].data == data, "REPLY differs");
+}

@@ -229,6 +229,7 @@ impl NiInner {
                 queue: VecDeque::new(),
                 active: HashMap::new(),
                 sinks: HashMap::new(),
+                gets: HashMap::new(),
                 last_tx: now,
                 last_rx: now,
                 closed: false,

@@ -450,3 +450,43 @@ fn reject_carries_private_data_and_limits_hold() {
         Err(VerbsError::Unreachable(_))
     ));
 }
+
+/// A real HCA writes memory whatever the CPU does with it: memory another
+/// thread holds for a moment (another LND landing a PUT in the same MD) is
+/// waited for, not failed with a remote access error.
+#[test]
+fn rdma_write_into_memory_held_for_a_moment_waits_for_it() {
+    let p = pair();
+    let src = buf(&[7u8; 5000]);
+    let src_mr = p.da.reg_mr(src, Access(0));
+    let dst_buf = IoBuf::zeroed(5000);
+    let dst = PayloadSpan::from(dst_buf.clone());
+    let dst_mr = p.db.reg_mr(dst.clone(), rw());
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let b = dst_buf.borrow_mut().expect("free");
+        held_tx.send(()).expect("send");
+        std::thread::sleep(Duration::from_millis(200));
+        drop(b);
+    });
+    held_rx.recv().expect("held");
+    p.a.post_send(SendWr {
+        wr_id: 9,
+        op: SendOp::Write {
+            remote_addr: 0,
+            rkey: dst_mr.rkey(),
+        },
+        sge: vec![Sge {
+            addr: 0,
+            length: 5000,
+            lkey: src_mr.lkey(),
+        }],
+    })
+    .expect("post");
+    let w = wait_wc(&p.ca);
+    assert_eq!((w.wr_id, w.status), (9, WcStatus::Success));
+    holder.join().expect("holder");
+    let mut got = vec![0u8; 5000];
+    dst.read_at(0, &mut got).expect("read");
+    assert!(got.iter().all(|b| *b == 7));
+}

@@ -10,6 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use lnd_api::abi_stable::std_types::{ROption, RString, RVec};
+use lnd_api::hdr::{GetBody, ReplyBody};
+use lnd_api::WireHandle;
 use lnd_api::{
     Completion, Hdr, Host, HostHandle, IoBuf, Lnd, LndError, LndNiHandle, LogLevel, MsgToken,
     MsgType, NetId, NetTunables, NiConfig, NiInfo, Nid, Payload, PayloadSpan, RxAction, RxToken,
@@ -268,12 +270,48 @@ pub fn fragments(len: usize) -> Vec<IoBuf> {
 }
 
 impl Host for TestHost {
-    fn parse(&self, hdr: Hdr, from: Nid, rx: RxToken, _rdma: bool) -> Result<(), LndError> {
+    fn parse(&self, hdr: Hdr, from: Nid, rx: RxToken, rdma: bool) -> Result<(), LndError> {
         let msg = self.0.next.fetch_add(1, Ordering::Relaxed) | 1 << 40;
         let rlen = hdr.payload_length;
         let bufs = fragments(rlen as usize);
         let payload: Payload = bufs.iter().cloned().collect();
         let mode = self.lock().mode.unwrap_or(RecvMode::Sync);
+        if let (RecvMode::Reply { len, seed }, MsgType::GET, false) = (mode, hdr.msg_type, rdma) {
+            // A GET that came IMMEDIATE: received (no payload), then
+            // answered by a REPLY sent with the GET's token, as LNet does.
+            let ni = self.ni();
+            let r = ni.recv(RxAction {
+                rx,
+                msg: ROption::RSome(MsgToken(msg)),
+                payload: Payload::new(),
+                rlen: 0,
+                delayed: false,
+            });
+            assert!(r.is_ok(), "recv of a GET failed: {r:?}");
+            let get = GetBody::from_body(&hdr.body);
+            let n = len.min(get.sink_length as usize);
+            let reply = Hdr::reply(
+                hdr.src_nid,
+                hdr.dest_nid,
+                hdr.src_pid,
+                PID,
+                n as u32,
+                ReplyBody {
+                    dst_wmd: get.return_wmd,
+                },
+            );
+            let tok = self.0.next.fetch_add(1, Ordering::Relaxed) | 1 << 41;
+            let r = ni.send(TxMsg {
+                token: MsgToken(tok),
+                hdr: reply,
+                target: from,
+                target_pid: hdr.src_pid,
+                payload: Payload::single(IoBuf::from_vec(pattern(n, seed))),
+                rx: ROption::RSome(rx),
+            });
+            assert!(r.is_ok(), "send of a REPLY failed: {r:?}");
+            return Ok(());
+        }
         if let RecvMode::Reply { len, seed } = mode {
             let src = PayloadSpan::from(IoBuf::from_vec(pattern(len, seed)));
             let a = RxAction {
@@ -563,6 +601,44 @@ fn put_msg(from: &TestNi, to: Nid, len: usize) -> (u64, TxMsg) {
             rx: ROption::RNone,
         },
     )
+}
+
+/// A GET from `from` to `to` for a sink of `sink` bytes; returns the
+/// token, which the REPLY carries back in its `dst_wmd` ([`reply_token`]).
+pub fn get(from: &TestNi, to: Nid, sink: usize) -> (u64, TxMsg) {
+    let token = TOKENS.fetch_add(1, Ordering::Relaxed);
+    let hdr = Hdr::get(
+        to,
+        from.nid(),
+        PID,
+        PID,
+        GetBody {
+            return_wmd: WireHandle {
+                interface_cookie: 0x1f,
+                object_cookie: token,
+            },
+            match_bits: token,
+            ptl_index: 4,
+            src_offset: 0,
+            sink_length: sink as u32,
+        },
+    );
+    (
+        token,
+        TxMsg {
+            token: MsgToken(token),
+            hdr,
+            target: to,
+            target_pid: PID,
+            payload: Payload::new(),
+            rx: ROption::RNone,
+        },
+    )
+}
+
+/// The GET token a received REPLY answers.
+pub fn reply_token(h: &Hdr) -> u64 {
+    ReplyBody::from_body(&h.body).dst_wmd.object_cookie
 }
 
 /// Match bits of a received PUT (the sender's token).

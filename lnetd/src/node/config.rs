@@ -273,6 +273,26 @@ impl Node {
         }
     }
 
+    /// Runs LND control command `cmd` (with `arg`) on local NI `nid` and
+    /// returns its text (an LND's counters or connection list, a test
+    /// knob): `ENOENT` when `nid` is no local NI.
+    pub fn ni_ctl(&self, nid: Nid, cmd: &str, arg: &str) -> Result<String, NodeError> {
+        let st = self.inner.lock();
+        let id = st
+            .lnet
+            .nis()
+            .find(|v| v.id() != NiId::LO && v.nid() == nid)
+            .map(|v| v.id())
+            .ok_or_else(|| NodeError::failed(errno::ENOENT, format!("{nid} is not a local NI")))?;
+        let rt = st
+            .nis
+            .get(&id)
+            .ok_or_else(|| NodeError::failed(errno::ENOENT, format!("{nid} is not running")))?;
+        rt.lnd
+            .ctl(cmd, arg)
+            .map_err(|e| NodeError::failed(e.errno, format!("{nid}: {e}")))
+    }
+
     /// `udsp add`: insert at `idx` (append when `None` or past the end); an
     /// identical rule with another priority gets the new priority; an
     /// identical rule otherwise is EALREADY (semantics.md §12).

@@ -31,6 +31,8 @@
 //!   WINDOW in flight, one line each (`stream N ok` / `stream N fail
 //!   status=-E`); stops starting new ones at the first failure; ends with
 //!   `ok stream ...` or `fail stream ...`.
+//! * `lnd NID CMD [ARG...]`: runs LND control command CMD on local NI NID
+//!   (an LND's counters, e.g. lnd-o2ib's `stats`): `ok lnd LINE; LINE...`.
 //! * `quit`: stops (also at the end of input).
 //!
 //! Every wait for an event is bounded by `--wait` (default 60 s): a
@@ -163,6 +165,14 @@ impl App {
                 num(count)?,
                 num(window)?.max(1),
             ),
+            ["lnd", nid, cmd, rest @ ..] => {
+                let node = self.node()?;
+                let out = node
+                    .ni_ctl(parse_nid(nid)?, cmd, &rest.join(" "))
+                    .map_err(|e| format!("lnd {e}"))?;
+                // One line: the LND's lines joined by "; ".
+                Ok(format!("lnd {}", out.trim_end().replace('\n', "; ")))
+            }
             _ => Err(format!("unknown command {line:?}")),
         }
     }

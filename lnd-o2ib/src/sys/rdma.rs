@@ -1,0 +1,911 @@
+//! The `rdma` verbs provider: rdma-core's libibverbs and librdmacm, opened
+//! at run time, through the bindings of [`super::ffi`].
+//!
+//! Connections are set up as the kernel o2iblnd does (`kiblnd_active_connect`,
+//! `kiblnd_passive_connect`): an rdma_cm id in the TCP port space resolves the
+//! peer's address and route, a CQ and an RC QP are made on the id's device
+//! (on the device's one PD, [`RdmaDevice`], which the NI's registrations
+//! share), and `rdma_connect` carries the CONNREQ `kib_msg` as private data
+//! with o2iblnd's connection parameters ([`conn_param`]); the passive side
+//! finds the CONNREQ in the CONNECT_REQUEST event, answers the CONNACK in
+//! `rdma_accept`'s private data or a `kib_rej` in `rdma_reject`'s. Work
+//! requests, memory registration and completions are the verbs of the
+//! [`crate::verbs`] interface, as the `soft` provider has them
+//! ([`crate::verbs::VerbsQp`], [`crate::verbs::VerbsCq`]).
+//!
+//! Not run here (no RDMA device on the build hosts): what is tested is the
+//! layout of every struct crossed ([`super::ffi`]), the connection
+//! parameters and private-data bytes handed to `rdma_connect`, and the
+//! errors on a host without rdma-core or a device.
+
+use std::collections::VecDeque;
+use std::ffi::c_int;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libloading::Library;
+
+use super::ffi::*;
+use super::{open, sym, ProbeError, LIBIBVERBS, LIBRDMACM};
+use crate::verbs::{
+    Access, RecvWr, SendOp, SendWr, VerbsCq, VerbsError, VerbsQp, Wc, WcOpcode, WcStatus,
+    MAX_REJ_PRIVATE_DATA, MAX_REP_PRIVATE_DATA, MAX_REQ_PRIVATE_DATA,
+};
+use lnd_api::PayloadSpan;
+
+/// The entry points used, looked up once; valid while the libraries are
+/// open (they are kept in the struct).
+pub struct RdmaLib {
+    alloc_pd: IbvAllocPd,
+    dealloc_pd: IbvDeallocPd,
+    create_cq: IbvCreateCq,
+    destroy_cq: IbvDestroyCq,
+    reg_mr: IbvRegMr,
+    dereg_mr: IbvDeregMr,
+    create_channel: RdmaCreateEventChannel,
+    destroy_channel: RdmaDestroyEventChannel,
+    create_id: RdmaCreateId,
+    destroy_id: RdmaDestroyId,
+    bind_addr: RdmaBindAddr,
+    resolve_addr: RdmaResolveAddr,
+    resolve_route: RdmaResolveRoute,
+    listen: RdmaListen,
+    connect: RdmaConnect,
+    accept: RdmaAccept,
+    reject: RdmaReject,
+    disconnect: RdmaDisconnect,
+    get_cm_event: RdmaGetCmEvent,
+    ack_cm_event: RdmaAckCmEvent,
+    create_qp: RdmaCreateQp,
+    migrate_id: RdmaMigrateId,
+    destroy_qp: RdmaDestroyQp,
+    _verbs: Library,
+    _cm: Library,
+}
+
+impl RdmaLib {
+    /// Opens libibverbs and librdmacm; names what is missing.
+    pub fn open() -> Result<Arc<RdmaLib>, ProbeError> {
+        let verbs = open(LIBIBVERBS)?;
+        let cm = open(LIBRDMACM)?;
+        macro_rules! f {
+            ($l:expr, $t:ty, $n:literal) => {
+                *sym::<$t>(&$l, $n)?
+            };
+        }
+        Ok(Arc::new(RdmaLib {
+            alloc_pd: f!(verbs, IbvAllocPd, "ibv_alloc_pd"),
+            dealloc_pd: f!(verbs, IbvDeallocPd, "ibv_dealloc_pd"),
+            create_cq: f!(verbs, IbvCreateCq, "ibv_create_cq"),
+            destroy_cq: f!(verbs, IbvDestroyCq, "ibv_destroy_cq"),
+            reg_mr: f!(verbs, IbvRegMr, "ibv_reg_mr"),
+            dereg_mr: f!(verbs, IbvDeregMr, "ibv_dereg_mr"),
+            create_channel: f!(cm, RdmaCreateEventChannel, "rdma_create_event_channel"),
+            destroy_channel: f!(cm, RdmaDestroyEventChannel, "rdma_destroy_event_channel"),
+            create_id: f!(cm, RdmaCreateId, "rdma_create_id"),
+            destroy_id: f!(cm, RdmaDestroyId, "rdma_destroy_id"),
+            bind_addr: f!(cm, RdmaBindAddr, "rdma_bind_addr"),
+            resolve_addr: f!(cm, RdmaResolveAddr, "rdma_resolve_addr"),
+            resolve_route: f!(cm, RdmaResolveRoute, "rdma_resolve_route"),
+            listen: f!(cm, RdmaListen, "rdma_listen"),
+            connect: f!(cm, RdmaConnect, "rdma_connect"),
+            accept: f!(cm, RdmaAccept, "rdma_accept"),
+            reject: f!(cm, RdmaReject, "rdma_reject"),
+            disconnect: f!(cm, RdmaDisconnect, "rdma_disconnect"),
+            get_cm_event: f!(cm, RdmaGetCmEvent, "rdma_get_cm_event"),
+            ack_cm_event: f!(cm, RdmaAckCmEvent, "rdma_ack_cm_event"),
+            create_qp: f!(cm, RdmaCreateQp, "rdma_create_qp"),
+            migrate_id: f!(cm, RdmaMigrateId, "rdma_migrate_id"),
+            destroy_qp: f!(cm, RdmaDestroyQp, "rdma_destroy_qp"),
+            _verbs: verbs,
+            _cm: cm,
+        }))
+    }
+}
+
+/// o2iblnd's connection parameters for `rdma_connect` / `rdma_accept`
+/// (`kiblnd_active_connect`): `private` (CONNREQ or CONNACK), no RDMA READ
+/// resources (o2iblnd moves bulk by RDMA WRITE), flow control on, and the
+/// `retry_count` / `rnr_retry_count` tunables. `private` must outlive the
+/// call the result is passed to.
+pub fn conn_param(private: &[u8], retry_count: u8, rnr_retry_count: u8) -> RdmaConnParam {
+    RdmaConnParam {
+        private_data: private.as_ptr().cast(),
+        private_data_len: private.len().min(u8::MAX as usize) as u8,
+        responder_resources: 0,
+        initiator_depth: 0,
+        flow_control: 1,
+        retry_count,
+        rnr_retry_count,
+        srq: 0,
+        qp_num: 0,
+    }
+}
+
+/// The sizes of one connection's queues.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueSizes {
+    /// Send work requests (o2iblnd: queue depth × (1 + max frags) for the
+    /// RDMA fragments, as `kiblnd_send_wrs()`).
+    pub send_wr: u32,
+    /// Receive work requests (the queue depth's receive buffers).
+    pub recv_wr: u32,
+    /// SGEs per work request.
+    pub sge: u32,
+}
+
+/// ko2iblnd's `retry_count` and `rnr_retry_count` for a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Retries {
+    /// Transport retries (`retry_count`, default 5).
+    pub retry_count: u8,
+    /// Receiver-not-ready retries (`rnr_retry_count`, default 6).
+    pub rnr_retry_count: u8,
+}
+
+/// Private data longer than the CM message carries is refused.
+fn check_private(private: &[u8], max: usize, what: &str) -> Result<(), VerbsError> {
+    if private.len() > max {
+        return Err(VerbsError::Invalid(format!(
+            "{} bytes of private data in {what} (at most {max})",
+            private.len()
+        )));
+    }
+    Ok(())
+}
+
+fn os_err(what: &str) -> VerbsError {
+    VerbsError::Device(format!("{what}: {}", std::io::Error::last_os_error()))
+}
+
+fn sockaddr(a: SocketAddrV4) -> SockaddrIn {
+    SockaddrIn {
+        sin_family: AF_INET,
+        sin_port: a.port().to_be(),
+        sin_addr: u32::from(*a.ip()).to_be(),
+        sin_zero: [0; 8],
+    }
+}
+
+/// An rdma_cm id with its own event channel, destroyed on drop.
+struct CmId {
+    lib: Arc<RdmaLib>,
+    ch: *mut RdmaEventChannel,
+    id: *mut RdmaCmId,
+}
+
+// SAFETY: the id and channel are only used through rdma_cm calls, which
+// are thread-safe; the pointers are owned by this value alone.
+unsafe impl Send for CmId {}
+// SAFETY: as above; no field is written after creation.
+unsafe impl Sync for CmId {}
+
+impl CmId {
+    fn new(lib: &Arc<RdmaLib>) -> Result<CmId, VerbsError> {
+        // SAFETY: no arguments; the channel is destroyed in drop.
+        let ch = unsafe { (lib.create_channel)() };
+        if ch.is_null() {
+            return Err(os_err("rdma_create_event_channel"));
+        }
+        let mut id: *mut RdmaCmId = std::ptr::null_mut();
+        // SAFETY: `ch` is live, `id` a valid out-pointer.
+        if unsafe { (lib.create_id)(ch, &mut id, std::ptr::null_mut(), RDMA_PS_TCP) } != 0 {
+            let e = os_err("rdma_create_id");
+            // SAFETY: `ch` was created above and has no id.
+            unsafe { (lib.destroy_channel)(ch) };
+            return Err(e);
+        }
+        Ok(CmId {
+            lib: lib.clone(),
+            ch,
+            id,
+        })
+    }
+
+    /// Waits for the next event on the id's channel; returns its type,
+    /// status and private data, and for a CONNECT_REQUEST the new id.
+    fn next_event(&self) -> Result<(u32, c_int, Vec<u8>, *mut RdmaCmId), VerbsError> {
+        let mut ev: *mut RdmaCmEvent = std::ptr::null_mut();
+        // SAFETY: `ch` is live; `ev` a valid out-pointer, acked below.
+        if unsafe { (self.lib.get_cm_event)(self.ch, &mut ev) } != 0 || ev.is_null() {
+            return Err(os_err("rdma_get_cm_event"));
+        }
+        // SAFETY: rdma_get_cm_event returned a valid event, read before
+        // it is acknowledged; its private data has `private_data_len`
+        // bytes when not null.
+        let out = unsafe {
+            let e = &*ev;
+            let p = &e.conn;
+            let private = if p.private_data.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(p.private_data.cast::<u8>(), p.private_data_len as usize)
+                    .to_vec()
+            };
+            (e.event, e.status, private, e.id)
+        };
+        // SAFETY: `ev` came from rdma_get_cm_event and is acked once.
+        unsafe { (self.lib.ack_cm_event)(ev) };
+        Ok(out)
+    }
+
+    fn expect(&self, want: u32, what: &str) -> Result<Vec<u8>, VerbsError> {
+        let (ev, status, private, _) = self.next_event()?;
+        match ev {
+            e if e == want => Ok(private),
+            RDMA_CM_EVENT_REJECTED => Err(VerbsError::Rejected(private)),
+            e => Err(VerbsError::Unreachable(format!(
+                "{what}: rdma_cm event {e} (status {status})"
+            ))),
+        }
+    }
+}
+
+impl Drop for CmId {
+    fn drop(&mut self) {
+        // SAFETY: both were created by `new` and are destroyed once, the
+        // id first (its QP is destroyed by the owner before).
+        unsafe {
+            (self.lib.destroy_id)(self.id);
+            (self.lib.destroy_channel)(self.ch);
+        }
+    }
+}
+
+/// One RDMA device as the NI uses it (o2iblnd's `kib_hca_dev`): its
+/// context and the protection domain every connection's QP and every
+/// memory registration of the NI belong to.
+#[derive(Clone)]
+pub struct RdmaDevice(Arc<DevInner>);
+
+struct DevInner {
+    lib: Arc<RdmaLib>,
+    ctx: *mut IbvContext,
+    pd: *mut IbvPd,
+}
+
+// SAFETY: the context and PD are used through libibverbs calls, which are
+// thread-safe; the PD is owned by this value.
+unsafe impl Send for DevInner {}
+// SAFETY: as above; nothing is written after creation.
+unsafe impl Sync for DevInner {}
+
+impl Drop for DevInner {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `RdmaListener::device`, freed once, after
+        // every QP and MR holding this device is gone (they hold the Arc).
+        unsafe { (self.lib.dealloc_pd)(self.pd) };
+    }
+}
+
+impl RdmaDevice {
+    /// Registers each contiguous piece of `mem` with `access` on the
+    /// device's PD: one MR per piece (a fragment of an RDMA descriptor);
+    /// the HCA reads and writes the MD's own memory, no staging copy.
+    pub fn reg_mr(&self, mem: &PayloadSpan, access: Access) -> Result<Vec<RdmaMr>, VerbsError> {
+        let mut out = Vec::new();
+        for p in mem.pieces() {
+            let ptr = {
+                let mut b = p
+                    .borrow_mut()
+                    .map_err(|e| VerbsError::Invalid(format!("memory busy: {e}")))?;
+                b.as_mut_ptr()
+            };
+            // SAFETY: `ptr` addresses `p.len()` bytes of an allocation kept
+            // alive by the MR (it holds `mem`); the HCA accesses it outside
+            // Rust's borrows only while the LND has handed the keys out,
+            // which is while the message owns the memory (the contract the
+            // kernel has with an MD's pages).
+            let mr =
+                unsafe { (self.0.lib.reg_mr)(self.0.pd, ptr.cast(), p.len(), ibv_access(access)) };
+            if mr.is_null() {
+                return Err(os_err("ibv_reg_mr"));
+            }
+            out.push(RdmaMr {
+                dev: self.clone(),
+                mr,
+                _mem: mem.clone(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The verbs objects of one connection: its CQ and RC QP (on the device's
+/// PD), on an rdma_cm id.
+struct Verbs {
+    lib: Arc<RdmaLib>,
+    cq: *mut IbvCq,
+    cm: CmId,
+    _dev: RdmaDevice,
+}
+
+// SAFETY: verbs objects may be used from any thread (libibverbs is
+// thread-safe); the pointers are owned by this value.
+unsafe impl Send for Verbs {}
+// SAFETY: as above.
+unsafe impl Sync for Verbs {}
+
+impl Verbs {
+    /// A CQ and a QP on `cm` (after route resolution, or a CONNECT_REQUEST's
+    /// id), which must be on `dev`.
+    fn create(cm: CmId, dev: &RdmaDevice, q: QueueSizes) -> Result<Verbs, VerbsError> {
+        let lib = cm.lib.clone();
+        // SAFETY: `cm.id` is live; `verbs` is set once the route (or the
+        // request) is resolved.
+        let ctx = unsafe { (*cm.id).verbs };
+        if ctx.is_null() {
+            return Err(VerbsError::Device("rdma_cm id has no device".into()));
+        }
+        if ctx != dev.0.ctx {
+            return Err(VerbsError::Device(
+                "the peer is reached through another RDMA device than the NI's".into(),
+            ));
+        }
+        let cqe = (q.send_wr + q.recv_wr) as c_int;
+        // SAFETY: `ctx` is live; no completion channel, vector 0.
+        let cq =
+            unsafe { (lib.create_cq)(ctx, cqe, std::ptr::null_mut(), std::ptr::null_mut(), 0) };
+        if cq.is_null() {
+            return Err(os_err("ibv_create_cq"));
+        }
+        let mut attr = IbvQpInitAttr {
+            qp_context: std::ptr::null_mut(),
+            send_cq: cq,
+            recv_cq: cq,
+            srq: std::ptr::null_mut(),
+            cap: IbvQpCap {
+                max_send_wr: q.send_wr,
+                max_recv_wr: q.recv_wr,
+                max_send_sge: q.sge,
+                max_recv_sge: 1,
+                max_inline_data: 0,
+            },
+            qp_type: IBV_QPT_RC,
+            sq_sig_all: 0,
+        };
+        // SAFETY: `cm.id`, the device's PD and `cq` are live; `attr` is
+        // valid for the call.
+        if unsafe { (lib.create_qp)(cm.id, dev.0.pd, &mut attr) } != 0 {
+            let e = os_err("rdma_create_qp");
+            // SAFETY: created above, unused.
+            unsafe { (lib.destroy_cq)(cq) };
+            return Err(e);
+        }
+        Ok(Verbs {
+            lib,
+            cq,
+            cm,
+            _dev: dev.clone(),
+        })
+    }
+
+    fn qp(&self) -> *mut IbvQp {
+        // SAFETY: the id holds the QP made by `create` until drop.
+        unsafe { (*self.cm.id).qp }
+    }
+}
+
+impl Drop for Verbs {
+    fn drop(&mut self) {
+        // SAFETY: the QP and CQ were made by `create` and are destroyed
+        // once, QP first; the id goes after, the device's PD last (field
+        // order).
+        unsafe {
+            (self.lib.destroy_qp)(self.cm.id);
+            (self.lib.destroy_cq)(self.cq);
+        }
+    }
+}
+
+/// A connected RC queue pair of the rdma provider.
+#[derive(Clone)]
+pub struct RdmaQp(Arc<Verbs>);
+
+/// The completion queue of one connection, with the completions `wait`
+/// took out of it and `poll` has not returned yet.
+#[derive(Clone)]
+pub struct RdmaCq(Arc<Verbs>, Arc<Mutex<VecDeque<Wc>>>);
+
+impl RdmaCq {
+    fn new(v: Arc<Verbs>) -> Self {
+        RdmaCq(v, Arc::new(Mutex::new(VecDeque::new())))
+    }
+
+    /// Up to `max` completions from the CQ itself.
+    fn poll_hw(&self, max: usize) -> Vec<Wc> {
+        let mut wcs = vec![IbvWc::default(); max.clamp(1, 64)];
+        let cq = self.0.cq;
+        // SAFETY: `cq` is live; its context's ops' poll_cq is what
+        // verbs.h's inline ibv_poll_cq calls; `wcs` has room for the count.
+        let n = unsafe {
+            match (*(*cq).context).ops.poll_cq {
+                Some(f) => f(cq, wcs.len() as c_int, wcs.as_mut_ptr()),
+                None => -1,
+            }
+        };
+        wcs.truncate(n.max(0) as usize);
+        wcs.iter()
+            .map(|w| Wc {
+                wr_id: w.wr_id,
+                status: wc_status(w.status),
+                opcode: wc_opcode(w.opcode),
+                byte_len: w.byte_len,
+                qp_num: w.qp_num,
+            })
+            .collect()
+    }
+}
+
+/// Connects to `dst` from `src` (o2iblnd's active side): resolves address
+/// and route within `timeout`, makes the QP, and sends `private` (the
+/// CONNREQ) in `rdma_connect`. Returns the QP, its CQ and the CONNACK's
+/// bytes, or [`VerbsError::Rejected`] with the `kib_rej`.
+pub fn connect(
+    dev: &RdmaDevice,
+    src: Ipv4Addr,
+    dst: SocketAddrV4,
+    private: &[u8],
+    q: QueueSizes,
+    retries: Retries,
+    timeout: Duration,
+) -> Result<(RdmaQp, RdmaCq, Vec<u8>), VerbsError> {
+    check_private(private, MAX_REQ_PRIVATE_DATA, "a connect request")?;
+    let lib = &dev.0.lib;
+    let cm = CmId::new(lib)?;
+    let ms = timeout.as_millis().min(i32::MAX as u128) as c_int;
+    let mut s = sockaddr(SocketAddrV4::new(src, 0));
+    let mut d = sockaddr(dst);
+    // SAFETY: `cm.id` is live; both addresses are valid sockaddr_in.
+    if unsafe { (lib.resolve_addr)(cm.id, &mut s, &mut d, ms) } != 0 {
+        return Err(VerbsError::Unreachable(format!("rdma_resolve_addr {dst}")));
+    }
+    cm.expect(RDMA_CM_EVENT_ADDR_RESOLVED, "address resolution")?;
+    // SAFETY: the address is resolved.
+    if unsafe { (lib.resolve_route)(cm.id, ms) } != 0 {
+        return Err(VerbsError::Unreachable(format!("rdma_resolve_route {dst}")));
+    }
+    cm.expect(RDMA_CM_EVENT_ROUTE_RESOLVED, "route resolution")?;
+    let v = Arc::new(Verbs::create(cm, dev, q)?);
+    let mut cp = conn_param(private, retries.retry_count, retries.rnr_retry_count);
+    // SAFETY: the id has its QP; `cp` points into `private`, alive for
+    // the call (rdma_connect copies the private data).
+    if unsafe { (lib.connect)(v.cm.id, &mut cp) } != 0 {
+        return Err(os_err("rdma_connect"));
+    }
+    let ack = v.cm.expect(RDMA_CM_EVENT_ESTABLISHED, "connect")?;
+    Ok((RdmaQp(v.clone()), RdmaCq::new(v), ack))
+}
+
+/// A listening rdma_cm id (o2iblnd's `kiblnd_dev_failover` listener).
+pub struct RdmaListener {
+    cm: CmId,
+}
+
+/// A connection request: the peer's CONNREQ bytes, answered by
+/// [`RdmaRequest::accept`] or [`RdmaRequest::reject`].
+pub struct RdmaRequest {
+    lib: Arc<RdmaLib>,
+    id: *mut RdmaCmId,
+    /// The CONNREQ.
+    pub private_data: Vec<u8>,
+}
+
+// SAFETY: the request's id is used by one thread at a time (accept or
+// reject consume the value).
+unsafe impl Send for RdmaRequest {}
+
+impl RdmaListener {
+    /// Binds to `addr` and listens (`backlog` pending requests).
+    pub fn bind(lib: &Arc<RdmaLib>, addr: SocketAddrV4, backlog: i32) -> Result<Self, VerbsError> {
+        let cm = CmId::new(lib)?;
+        let mut a = sockaddr(addr);
+        // SAFETY: `cm.id` is live, `a` a valid sockaddr_in.
+        if unsafe { (lib.bind_addr)(cm.id, &mut a) } != 0 {
+            return Err(os_err(&format!("rdma_bind_addr {addr}")));
+        }
+        // SAFETY: bound above.
+        if unsafe { (lib.listen)(cm.id, backlog) } != 0 {
+            return Err(os_err("rdma_listen"));
+        }
+        Ok(RdmaListener { cm })
+    }
+
+    /// The device the listener is bound on (its address is an RDMA port),
+    /// with a new protection domain: the NI's device.
+    pub fn device(&self) -> Result<RdmaDevice, VerbsError> {
+        // SAFETY: the id is live and bound; `verbs` is its device's
+        // context (null when the address is on no RDMA device).
+        let ctx = unsafe { (*self.cm.id).verbs };
+        if ctx.is_null() {
+            return Err(VerbsError::Device(
+                "the listener's address is on no RDMA device".into(),
+            ));
+        }
+        // SAFETY: `ctx` is a live device context.
+        let pd = unsafe { (self.cm.lib.alloc_pd)(ctx) };
+        if pd.is_null() {
+            return Err(os_err("ibv_alloc_pd"));
+        }
+        Ok(RdmaDevice(Arc::new(DevInner {
+            lib: self.cm.lib.clone(),
+            ctx,
+            pd,
+        })))
+    }
+
+    /// Blocks for the next connection request.
+    pub fn get_request(&self) -> Result<RdmaRequest, VerbsError> {
+        loop {
+            let (ev, _, private, id) = self.cm.next_event()?;
+            if ev == RDMA_CM_EVENT_CONNECT_REQUEST {
+                return Ok(RdmaRequest {
+                    lib: self.cm.lib.clone(),
+                    id,
+                    private_data: private,
+                });
+            }
+        }
+    }
+}
+
+impl RdmaRequest {
+    /// Makes the QP and accepts with `private` (the CONNACK).
+    pub fn accept(
+        self,
+        dev: &RdmaDevice,
+        private: &[u8],
+        q: QueueSizes,
+        rnr_retry_count: u8,
+    ) -> Result<(RdmaQp, RdmaCq), VerbsError> {
+        check_private(private, MAX_REP_PRIVATE_DATA, "an accept")?;
+        // The request's id delivers its events on the listener's channel;
+        // it moves to a channel of its own for ESTABLISHED/DISCONNECTED.
+        // SAFETY: no arguments.
+        let ch = unsafe { (self.lib.create_channel)() };
+        if ch.is_null() {
+            return Err(os_err("rdma_create_event_channel"));
+        }
+        // SAFETY: `id` is the request's, `ch` the new channel.
+        if unsafe { (self.lib.migrate_id)(self.id, ch) } != 0 {
+            let e = os_err("rdma_migrate_id");
+            // SAFETY: `ch` was created above and has no id.
+            unsafe { (self.lib.destroy_channel)(ch) };
+            return Err(e);
+        }
+        let cm = CmId {
+            lib: self.lib.clone(),
+            ch,
+            id: self.id,
+        };
+        let v = Arc::new(Verbs::create(cm, dev, q)?);
+        let mut cp = conn_param(private, 0, rnr_retry_count);
+        // SAFETY: the id has its QP; `cp` points into `private`.
+        if unsafe { (self.lib.accept)(v.cm.id, &mut cp) } != 0 {
+            return Err(os_err("rdma_accept"));
+        }
+        Ok((RdmaQp(v.clone()), RdmaCq::new(v)))
+    }
+
+    /// Rejects with `private` (a `kib_rej`).
+    pub fn reject(self, private: &[u8]) -> Result<(), VerbsError> {
+        let n = private.len().min(MAX_REJ_PRIVATE_DATA);
+        // SAFETY: `id` is the request's; `private` is valid for `n` bytes.
+        let rc = unsafe { (self.lib.reject)(self.id, private.as_ptr().cast(), n as u8) };
+        // SAFETY: a rejected request's id is destroyed by us, once.
+        unsafe { (self.lib.destroy_id)(self.id) };
+        if rc != 0 {
+            return Err(os_err("rdma_reject"));
+        }
+        Ok(())
+    }
+}
+
+/// A registered memory region of the rdma provider (`ibv_mr`), covering
+/// one contiguous piece of an MD; deregistered on drop.
+pub struct RdmaMr {
+    dev: RdmaDevice,
+    mr: *mut IbvMr,
+    /// Keeps the memory alive while registered.
+    _mem: PayloadSpan,
+}
+
+// SAFETY: an MR is only read (keys) and deregistered once, in drop.
+unsafe impl Send for RdmaMr {}
+// SAFETY: as above.
+unsafe impl Sync for RdmaMr {}
+
+impl RdmaMr {
+    /// Local key.
+    pub fn lkey(&self) -> u32 {
+        // SAFETY: `mr` is live until drop.
+        unsafe { (*self.mr).lkey }
+    }
+    /// Remote key.
+    pub fn rkey(&self) -> u32 {
+        // SAFETY: as above.
+        unsafe { (*self.mr).rkey }
+    }
+    /// The registered address (what an RDMA descriptor carries).
+    pub fn addr(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { (*self.mr).addr as u64 }
+    }
+}
+
+impl Drop for RdmaMr {
+    fn drop(&mut self) {
+        // SAFETY: registered by `reg_mr`, deregistered once.
+        unsafe { (self.dev.0.lib.dereg_mr)(self.mr) };
+    }
+}
+
+fn ibv_access(a: Access) -> c_int {
+    let mut f = 0;
+    if a.contains(Access::LOCAL_WRITE) {
+        f |= IBV_ACCESS_LOCAL_WRITE;
+    }
+    if a.contains(Access::REMOTE_WRITE) {
+        f |= IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_LOCAL_WRITE;
+    }
+    if a.contains(Access::REMOTE_READ) {
+        f |= IBV_ACCESS_REMOTE_READ;
+    }
+    f
+}
+
+impl VerbsQp for RdmaQp {
+    fn qp_num(&self) -> u32 {
+        // SAFETY: the QP lives as long as `self.0`.
+        unsafe { (*self.0.qp()).qp_num }
+    }
+
+    fn post_send(&self, wr: SendWr) -> Result<(), VerbsError> {
+        if wr.sge.is_empty() {
+            return Err(VerbsError::Invalid("a send with no SGE".into()));
+        }
+        let mut sges: Vec<IbvSge> = wr
+            .sge
+            .iter()
+            .map(|s| IbvSge {
+                addr: s.addr,
+                length: s.length,
+                lkey: s.lkey,
+            })
+            .collect();
+        let mut w = IbvSendWr {
+            wr_id: wr.wr_id,
+            sg_list: sges.as_mut_ptr(),
+            num_sge: sges.len() as c_int,
+            send_flags: IBV_SEND_SIGNALED,
+            ..IbvSendWr::default()
+        };
+        match wr.op {
+            SendOp::Send => w.opcode = IBV_WR_SEND,
+            SendOp::Write { remote_addr, rkey } => {
+                w.opcode = IBV_WR_RDMA_WRITE;
+                w.wr.remote_addr = remote_addr;
+                w.wr.rkey = rkey;
+            }
+            SendOp::Read { remote_addr, rkey } => {
+                w.opcode = IBV_WR_RDMA_READ;
+                w.wr.remote_addr = remote_addr;
+                w.wr.rkey = rkey;
+            }
+        }
+        let qp = self.0.qp();
+        let mut bad: *mut IbvSendWr = std::ptr::null_mut();
+        // SAFETY: `qp` is live; its context's ops table is the provider's
+        // (what verbs.h's inline ibv_post_send calls); `w` and `sges` are
+        // valid for the call (the HCA copies the request).
+        let rc = unsafe {
+            match (*(*qp).context).ops.post_send {
+                Some(f) => f(qp, &mut w, &mut bad),
+                None => -1,
+            }
+        };
+        if rc != 0 {
+            return Err(VerbsError::Device(format!(
+                "ibv_post_send: {}",
+                std::io::Error::from_raw_os_error(rc.abs())
+            )));
+        }
+        Ok(())
+    }
+
+    fn post_recv(&self, wr: RecvWr) -> Result<(), VerbsError> {
+        let mut sge = IbvSge {
+            addr: wr.sge.addr,
+            length: wr.sge.length,
+            lkey: wr.sge.lkey,
+        };
+        let mut w = IbvRecvWr {
+            wr_id: wr.wr_id,
+            next: std::ptr::null_mut(),
+            sg_list: &mut sge,
+            num_sge: 1,
+        };
+        let qp = self.0.qp();
+        let mut bad: *mut IbvRecvWr = std::ptr::null_mut();
+        // SAFETY: as in `post_send`, with the ops' post_recv.
+        let rc = unsafe {
+            match (*(*qp).context).ops.post_recv {
+                Some(f) => f(qp, &mut w, &mut bad),
+                None => -1,
+            }
+        };
+        if rc != 0 {
+            return Err(VerbsError::Device(format!(
+                "ibv_post_recv: {}",
+                std::io::Error::from_raw_os_error(rc.abs())
+            )));
+        }
+        Ok(())
+    }
+
+    fn disconnect(&self) {
+        // SAFETY: the id is live; disconnecting twice is harmless.
+        unsafe { (self.0.lib.disconnect)(self.0.cm.id) };
+    }
+}
+
+/// `enum ibv_wc_status` to the interface's statuses (the ones o2iblnd
+/// tells apart; the rest count as the peer gone).
+pub fn wc_status(s: u32) -> WcStatus {
+    match s {
+        0 => WcStatus::Success,
+        1 => WcStatus::LocLenErr,
+        4 => WcStatus::LocProtErr,
+        5 => WcStatus::WrFlushErr,
+        9 => WcStatus::RemInvReqErr,
+        10 => WcStatus::RemAccessErr,
+        11 => WcStatus::RemOpErr,
+        13 => WcStatus::RnrRetryExcErr,
+        _ => WcStatus::RetryExcErr,
+    }
+}
+
+/// `enum ibv_wc_opcode` to the interface's opcodes.
+pub fn wc_opcode(o: u32) -> WcOpcode {
+    match o {
+        IBV_WC_RDMA_WRITE => WcOpcode::RdmaWrite,
+        IBV_WC_RDMA_READ => WcOpcode::RdmaRead,
+        o if o & IBV_WC_RECV != 0 => WcOpcode::Recv,
+        _ => WcOpcode::Send,
+    }
+}
+
+impl VerbsCq for RdmaCq {
+    fn poll(&self, max: usize) -> Vec<Wc> {
+        let mut out: Vec<Wc> = {
+            let mut q = self.1.lock().unwrap_or_else(|p| p.into_inner());
+            let n = q.len().min(max);
+            q.drain(..n).collect()
+        };
+        if out.len() < max {
+            out.extend(self.poll_hw(max - out.len()));
+        }
+        out
+    }
+
+    fn wait(&self, t: Duration) -> bool {
+        // No completion channel (its fd would need poll(2)): the CQ is
+        // polled every 50 µs until a completion comes or `t` passes.
+        let deadline = Instant::now() + t;
+        loop {
+            if !self.1.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                return true;
+            }
+            let got = self.poll_hw(16);
+            if !got.is_empty() {
+                self.1.lock().unwrap_or_else(|p| p.into_inner()).extend(got);
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Body, ConnParams, Endian, MsgRepr, VERSION_2};
+
+    #[test]
+    fn connreq_goes_to_rdma_connect_byte_for_byte_with_o2iblnds_parameters() {
+        let req = MsgRepr {
+            version: VERSION_2,
+            credits: 0,
+            src_nid: 0x0005_0000_0a00_0001,
+            src_stamp: 0x1122_3344_5566_7788,
+            dst_nid: 0x0005_0000_0a00_0002,
+            dst_stamp: 0,
+            body: Body::ConnReq(ConnParams {
+                queue_depth: 8,
+                max_frags: 257,
+                max_msg_size: 4096,
+            }),
+        };
+        let mut buf = [0u8; 56];
+        let n = req.emit(Endian::NATIVE, &mut buf).expect("emit");
+        assert_eq!(
+            n, MAX_REQ_PRIVATE_DATA,
+            "a CONNREQ fills the CM REQ's 56 bytes"
+        );
+        let cp = conn_param(&buf[..n], 5, 6);
+        // SAFETY: `cp.private_data` points into `buf`, alive here.
+        let handed = unsafe {
+            std::slice::from_raw_parts(cp.private_data.cast::<u8>(), cp.private_data_len as usize)
+        };
+        assert_eq!(handed, &buf[..n]);
+        assert_eq!(MsgRepr::decode(handed).expect("decode"), req);
+        assert_eq!(cp.private_data_len, 56);
+        assert_eq!(
+            (
+                cp.responder_resources,
+                cp.initiator_depth,
+                cp.flow_control,
+                cp.retry_count,
+                cp.rnr_retry_count,
+                cp.srq,
+                cp.qp_num
+            ),
+            (0, 0, 1, 5, 6, 0, 0)
+        );
+    }
+
+    #[test]
+    fn statuses_and_opcodes_map_as_the_headers_number_them() {
+        assert_eq!(wc_status(0), WcStatus::Success);
+        assert_eq!(wc_status(5), WcStatus::WrFlushErr);
+        assert_eq!(wc_status(10), WcStatus::RemAccessErr);
+        assert_eq!(wc_status(12), WcStatus::RetryExcErr);
+        assert_eq!(wc_status(13), WcStatus::RnrRetryExcErr);
+        assert_eq!(wc_opcode(IBV_WC_SEND), WcOpcode::Send);
+        assert_eq!(wc_opcode(IBV_WC_RDMA_WRITE), WcOpcode::RdmaWrite);
+        assert_eq!(wc_opcode(IBV_WC_RDMA_READ), WcOpcode::RdmaRead);
+        assert_eq!(wc_opcode(IBV_WC_RECV), WcOpcode::Recv);
+        assert_eq!(
+            ibv_access(Access::REMOTE_WRITE),
+            IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_LOCAL_WRITE
+        );
+    }
+
+    #[test]
+    fn without_a_device_connect_and_listen_fail_with_a_reason() {
+        let lib = match RdmaLib::open() {
+            Ok(l) => l,
+            Err(e) => {
+                // No rdma-core: named.
+                assert!(e.to_string().contains("rdma-core"), "{e}");
+                return;
+            }
+        };
+        if super::super::devices().is_ok() {
+            eprintln!("an RDMA device exists: not checking the no-device errors");
+            return;
+        }
+        let e = RdmaListener::bind(&lib, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 8)
+            .err()
+            .expect("no device: bind fails");
+        assert!(e.to_string().contains("rdma_"), "{e}");
+    }
+
+    #[test]
+    fn private_data_longer_than_the_cm_message_is_refused() {
+        assert!(check_private(&[0u8; 56], MAX_REQ_PRIVATE_DATA, "a connect request").is_ok());
+        let e = check_private(&[0u8; 57], MAX_REQ_PRIVATE_DATA, "a connect request")
+            .expect_err("too long");
+        assert_eq!(
+            e.to_string(),
+            "invalid verbs request: 57 bytes of private data in a connect request (at most 56)"
+        );
+        assert!(check_private(&[0u8; 196], MAX_REP_PRIVATE_DATA, "an accept").is_ok());
+        let e = check_private(&[0u8; 197], MAX_REP_PRIVATE_DATA, "an accept").expect_err("long");
+        assert!(matches!(e, VerbsError::Invalid(_)), "{e}");
+    }
+}

@@ -10,6 +10,10 @@ have tshark || need+=(tshark)
 have pkg-config || need+=(pkg-config)
 have cc || need+=(gcc)
 have tc || need+=(iproute2)
+# rdma-core's headers: lnd-o2ib's layout test checks its verbs bindings against them.
+[ -e /usr/include/infiniband/verbs.h ] || need+=(libibverbs-dev)
+[ -e /usr/include/rdma/rdma_cma.h ] || need+=(librdmacm-dev)
+have strace || need+=(strace)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

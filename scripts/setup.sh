@@ -10,6 +10,9 @@ have tshark || need+=(tshark)
 have pkg-config || need+=(pkg-config)
 have cc || need+=(gcc)
 have tc || need+=(iproute2)
+# The OpenMetrics parser lnetctl/tests/metrics.rs checks lnetd's endpoint with.
+/usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1 \
+    || need+=(python3-prometheus-client)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

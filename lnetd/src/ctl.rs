@@ -16,6 +16,7 @@
 
 mod config;
 mod lst;
+pub mod metrics;
 mod peer;
 mod route;
 
@@ -112,6 +113,11 @@ impl StopHandle {
     /// Asks the server to shut LNet down, remove the socket and return.
     pub fn stop(&self) {
         self.0.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        self.0.stop.load(Ordering::SeqCst)
     }
 }
 

@@ -80,6 +80,8 @@ const PARAMS: &[(&str, Kind)] = &[
     ("accept_port_bulk", Kind::Int(1, 65535)),
     ("accept_backlog", int(POS)),
     ("accept_timeout", int(POS)),
+    // lnetd's own: the OpenMetrics endpoint (off when empty)
+    ("metrics_address", Kind::Syntax(check_metrics_address)),
     // lnet_selftest (selftest.md §6)
     ("session_timeout", int(NONNEG)),
     ("rpc_timeout", int(NONNEG)),
@@ -104,6 +106,10 @@ fn check_routes(v: &str) -> Result<(), String> {
     lnet_core::nid::Routes::parse(v)
         .map(drop)
         .map_err(|e| e.to_string())
+}
+
+fn check_metrics_address(v: &str) -> Result<(), String> {
+    lnetd::ctl::metrics::MetricsAddr::parse(v).map(drop)
 }
 
 /// lnetd's own modules (the others are the plugins').

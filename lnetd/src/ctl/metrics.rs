@@ -179,9 +179,7 @@ impl MetricsServer {
                 Ok(conn) => {
                     if active.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
                         active.fetch_sub(1, Ordering::SeqCst);
-                        let mut conn = conn;
-                        let _ = conn.setup();
-                        let _ = respond(&mut conn, 503, "text/plain", b"too many clients\n", true);
+                        refuse(conn);
                         continue;
                     }
                     let slot = slot.clone();
@@ -236,29 +234,61 @@ fn clear_stale(p: &Path) -> io::Result<()> {
     }
 }
 
+/// How long the accept thread spends on a refused client at most.
+const REFUSE_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Answers `503` on the accept thread: write, end our side, then drain what
+/// the client sent (briefly) so closing does not reset the answer away.
+fn refuse(mut conn: Box<dyn Conn>) {
+    if conn.setup(REFUSE_TIMEOUT).is_err() {
+        return;
+    }
+    if respond(&mut conn, 503, "text/plain", b"too many clients\n", true).is_err() {
+        return;
+    }
+    let _ = conn.shutdown_write();
+    let mut sink = [0u8; 1024];
+    let mut left = MAX_REQUEST;
+    while left > 0 {
+        match conn.read(&mut sink) {
+            Ok(n) if n > 0 => left = left.saturating_sub(n),
+            _ => break,
+        }
+    }
+}
+
 /// A client connection of either kind.
 trait Conn: Read + Write + Send {
-    fn setup(&mut self) -> io::Result<()>;
+    /// Blocking, with `timeout` on reads and writes.
+    fn setup(&mut self, timeout: Duration) -> io::Result<()>;
+    /// Ends our sending side.
+    fn shutdown_write(&self) -> io::Result<()>;
 }
 
 impl Conn for std::net::TcpStream {
-    fn setup(&mut self) -> io::Result<()> {
+    fn setup(&mut self, timeout: Duration) -> io::Result<()> {
         self.set_nonblocking(false)?;
-        self.set_read_timeout(Some(IO_TIMEOUT))?;
-        self.set_write_timeout(Some(IO_TIMEOUT))
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
     }
 }
 
 impl Conn for UnixStream {
-    fn setup(&mut self) -> io::Result<()> {
+    fn setup(&mut self, timeout: Duration) -> io::Result<()> {
         self.set_nonblocking(false)?;
-        self.set_read_timeout(Some(IO_TIMEOUT))?;
-        self.set_write_timeout(Some(IO_TIMEOUT))
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
     }
 }
 
 fn serve_one(mut conn: Box<dyn Conn>, slot: &NodeSlot) {
-    if conn.setup().is_err() {
+    if conn.setup(IO_TIMEOUT).is_err() {
         return;
     }
     let head = match read_head(&mut conn) {
@@ -824,5 +854,57 @@ mod tests {
             out.ends_with("lnet_x_total{a=\"q\\\"b\\\\n\\nz\"} 3\n"),
             "{out}"
         );
+    }
+
+    /// More than MAX_CLIENTS connections at once: the extra one gets 503 at
+    /// once (the idle ones hold their slots); once they go, scrapes work.
+    #[test]
+    fn clients_are_bounded() {
+        use std::net::TcpStream;
+        let dir = std::env::temp_dir().join(format!("lnet-metrics-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ctl = super::super::CtlServer::bind(&dir.join("ctl.sock"), Default::default())
+            .expect("ctl socket");
+        let addr = MetricsAddr::Tcp("127.0.0.1:0".parse().expect("addr"));
+        let m = MetricsServer::bind(&addr).expect("bind");
+        let MetricsAddr::Tcp(at) = m.local_addr() else {
+            panic!("tcp");
+        };
+        let stop = ctl.stop_handle();
+        let h = m.spawn(ctl.node_slot(), stop.clone()).expect("spawn");
+        let get = |s: &mut TcpStream| -> String {
+            s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").expect("send");
+            let mut r = String::new();
+            s.read_to_string(&mut r).expect("read");
+            r
+        };
+        let first = get(&mut TcpStream::connect(at).expect("connect"));
+        assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
+        assert!(first.ends_with("lnet_configured 0\n# EOF\n"), "{first}");
+        let idle: Vec<TcpStream> = (0..MAX_CLIENTS)
+            .map(|_| TcpStream::connect(at).expect("connect"))
+            .collect();
+        // Each idle connection is taken in turn; the extra one is refused.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = get(&mut TcpStream::connect(at).expect("connect"));
+            if r.starts_with("HTTP/1.1 503 Service Unavailable\r\n") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never refused: {r}");
+        }
+        drop(idle);
+        loop {
+            let r = get(&mut TcpStream::connect(at).expect("connect"));
+            if r.starts_with("HTTP/1.1 200 OK\r\n") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "slots not freed: {r}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.stop();
+        h.join();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -141,6 +141,23 @@ pub enum Op {
         #[serde(default)]
         idx: Option<u32>,
     },
+    /// `debug nidlist NIDLIST [NID]`: parse a server-style NID range list
+    /// (semantics.md §14.2) and match `nid` against it. Answered whether or
+    /// not LNet is configured.
+    DebugNidlist {
+        /// The list as typed.
+        list: String,
+        /// A NID to match, as typed.
+        #[serde(default)]
+        nid: Option<String>,
+    },
+    /// `cpt-of-nid NID...`: the CPU partition of each NID.
+    CptOfNid {
+        /// The NIDs, as typed (the daemon parses them with its net types).
+        nids: Vec<String>,
+    },
+    /// `service-id`: the o2ib LND's service port.
+    ServicePort,
 }
 
 /// A User Defined Selection Policy rule (semantics.md §12), its descriptors
@@ -345,6 +362,19 @@ pub enum ReplyBody {
     Global(GlobalInfo),
     /// `udsp show`: (index, rule) in index order.
     Udsp(Vec<(u32, UdspRule)>),
+    /// `debug nidlist`: the canonical form of the list, and whether the
+    /// NID matched (when one was given).
+    Nidlist {
+        /// The list as `cfs_print_nidlist()` prints it.
+        canonical: String,
+        /// The NID as printed and whether it matched.
+        #[serde(default)]
+        matched: Option<(String, bool)>,
+    },
+    /// `cpt-of-nid`: (NID as printed, CPT) in request order.
+    Cpts(Vec<(String, u32)>),
+    /// `service-id`: the o2ib service port.
+    ServicePort(u16),
 }
 
 /// The global tunables as `global show` prints them (lnetctl.md §2.9), in

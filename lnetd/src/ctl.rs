@@ -15,6 +15,7 @@
 //! start-up parameters kept), ready for the next `lnet configure`.
 
 mod config;
+mod debug;
 mod lst;
 pub mod metrics;
 mod peer;
@@ -604,6 +605,9 @@ fn handle(shared: &Shared, op: Op) -> Reply {
                 }
             }
         },
+        Op::DebugNidlist { list, nid } => debug::nidlist(node.as_deref(), &list, nid.as_deref()),
+        Op::CptOfNid { nids } => debug::cpt_of_nid(node.as_deref(), &nids),
+        Op::ServicePort => debug::service_port(node.as_deref()),
         Op::StatsShow => match node {
             None => not_configured(),
             Some(node) => Reply::ok(ReplyBody::Stats(stats(&node.stats()))),

@@ -220,6 +220,9 @@ pub struct NetSetRequest {
     /// `--conns-per-peer` (0..=127).
     #[serde(default)]
     pub conns_per_peer: Option<u32>,
+    /// `--health` (0..=1000) of the NI `nid`, or of every NI with `all`.
+    #[serde(default)]
+    pub health: Option<u32>,
 }
 
 /// A `net add` request, validated by the client.
@@ -797,7 +800,16 @@ mod tests {
                 nid: Some(Nid::new4(tcp(0), 1)),
                 all: false,
                 conns_per_peer: Some(3),
+                health: Some(700),
             }),
+            Op::DebugNidlist {
+                list: "10.[1,3].0.*@o2ib1".into(),
+                nid: Some("10.1.0.7@o2ib1".into()),
+            },
+            Op::CptOfNid {
+                nids: vec!["1.2.3.4@tcp".into()],
+            },
+            Op::ServicePort,
             Op::NetShow { net: None },
             Op::NetShow {
                 net: Some("vnd2".into()),

@@ -127,3 +127,78 @@ fn debug_nidlist_cpt_of_nid_service_id() {
         )
     );
 }
+
+/// A port for a test's acceptor on 127.0.0.1, apart from other tests'.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `net set --health` (lnetctl.md §2.5): 0 takes the NI down and into the
+/// local recovery queue, 1000 brings it back; values are clamped.
+#[test]
+fn net_set_health() {
+    lnet_tests::bins::sock_plugin();
+    let dir = TempDir::new("nethealth");
+    let port = format!("accept_port={}", free_port());
+    let d = Daemon::start(dir.socket(), &["--param", &port]);
+    let s = d.socket();
+    ok(&lnetctl(s, &["lnet", "configure"]));
+    ok(&lnetctl(
+        s,
+        &["net", "add", "--net", "tcp", "--if", "127.0.0.1"],
+    ));
+    let status = |s: &Path| {
+        let show = ok(&lnetctl(s, &["net", "show", "--net", "tcp", "-v", "2"]));
+        let st = show
+            .split("nid: 127.0.0.1@tcp\n")
+            .nth(1)
+            .and_then(|r| r.lines().next())
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let hv = show
+            .lines()
+            .find(|l| l.trim_start().starts_with("health value:"))
+            .map(|l| l.trim().to_string())
+            .unwrap_or_default();
+        (st, hv)
+    };
+    assert_eq!(
+        status(s),
+        ("status: up".to_string(), "health value: 1000".to_string())
+    );
+    ok(&lnetctl(
+        s,
+        &["net", "set", "--nid", "127.0.0.1@tcp", "--health", "0"],
+    ));
+    assert_eq!(
+        status(s),
+        ("status: down".to_string(), "health value: 0".to_string())
+    );
+    assert_eq!(
+        ok(&lnetctl(s, &["debug", "recovery", "--local"])),
+        "Local NI recovery:\n      nid-0: 127.0.0.1@tcp\n"
+    );
+    ok(&lnetctl(s, &["net", "set", "--all", "--health", "5000"]));
+    assert_eq!(
+        status(s),
+        ("status: up".to_string(), "health value: 1000".to_string())
+    );
+    assert_eq!(ok(&lnetctl(s, &["debug", "recovery", "--local"])), "");
+    // Neither --nid nor --all; a bad value; an unknown NI.
+    let (_, err, rc) = run(s, &["net", "set", "--health", "10"]);
+    assert_eq!(rc, 234);
+    assert!(err.contains("--nid or --all needed"), "{err}");
+    let (_, err, rc) = run(s, &["net", "set", "--all", "--health", "x"]);
+    assert_eq!(rc, 234);
+    assert!(err.contains("invalid health value"), "{err}");
+    let (_, err, rc) = run(
+        s,
+        &["net", "set", "--nid", "10.9.9.9@tcp", "--health", "10"],
+    );
+    assert_eq!(rc, 234);
+    assert!(err.contains("10.9.9.9@tcp is not a local NI"), "{err}");
+}

@@ -158,6 +158,12 @@ pub enum Op {
     },
     /// `service-id`: the o2ib LND's service port.
     ServicePort,
+    /// `debug peer --nid NID`: write the peer's state to lnetd's log.
+    DebugPeer {
+        /// A NID of the peer.
+        #[serde(with = "serde_nid")]
+        nid: Nid,
+    },
 }
 
 /// A User Defined Selection Policy rule (semantics.md §12), its descriptors
@@ -810,6 +816,9 @@ mod tests {
                 nids: vec!["1.2.3.4@tcp".into()],
             },
             Op::ServicePort,
+            Op::DebugPeer {
+                nid: Nid::new4(tcp(0), 9),
+            },
             Op::NetShow { net: None },
             Op::NetShow {
                 net: Some("vnd2".into()),

@@ -202,3 +202,68 @@ fn net_set_health() {
     assert_eq!(rc, 234);
     assert!(err.contains("10.9.9.9@tcp is not a local NI"), "{err}");
 }
+
+/// `debug peer --nid` (lnetctl.md §2.17): prints nothing, lnetd writes the
+/// peer's state to its log; upstream's classic blocks for misuse.
+#[test]
+fn debug_peer_writes_the_log() {
+    lnet_tests::bins::sock_plugin();
+    let dir = TempDir::new("dbgpeer");
+    let log = dir.join("lnetd.log");
+    let mut cmd = Command::new(lnet_tests::bins::lnetd());
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"));
+    let port = format!("accept_port={}", free_port());
+    let d = Daemon::spawn(cmd, dir.socket(), &["--param", &port]);
+    let s = d.socket();
+    ok(&lnetctl(s, &["lnet", "configure"]));
+    ok(&lnetctl(
+        s,
+        &["net", "add", "--net", "tcp", "--if", "127.0.0.1"],
+    ));
+    ok(&lnetctl(
+        s,
+        &[
+            "peer",
+            "add",
+            "--prim_nid",
+            "127.0.0.9@tcp",
+            "--nid",
+            "127.0.0.10@tcp",
+        ],
+    ));
+    assert_eq!(
+        run(s, &["debug", "peer", "--nid", "127.0.0.10@tcp"]),
+        (String::new(), String::new(), 0)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("debug peer 127.0.0.10@tcp") && text.contains("127.0.0.9@tcp") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not logged:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        run(s, &["debug", "peer"]),
+        (
+            String::new(),
+            "debug:\n    - peer:\n          errno: -22\n          descr: --nid must be specified\n"
+                .to_string(),
+            234
+        )
+    );
+    let (_, err, rc) = run(s, &["debug", "peer", "--nid", "bogus"]);
+    assert_eq!(rc, 234);
+    assert!(
+        err.contains("descr: \"badly formatted primary NID: bogus\""),
+        "{err}"
+    );
+    let (_, err, rc) = run(s, &["debug", "peer", "--nid", "127.0.0.77@tcp"]);
+    assert_eq!(rc, 234);
+    assert!(
+        err.contains("errno: -2\n") && err.contains("127.0.0.77@tcp"),
+        "{err}"
+    );
+}

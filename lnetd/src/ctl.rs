@@ -608,6 +608,7 @@ fn handle(shared: &Shared, op: Op) -> Reply {
         Op::DebugNidlist { list, nid } => debug::nidlist(node.as_deref(), &list, nid.as_deref()),
         Op::CptOfNid { nids } => debug::cpt_of_nid(node.as_deref(), &nids),
         Op::ServicePort => debug::service_port(node.as_deref()),
+        Op::DebugPeer { nid } => debug::peer(node.as_deref(), nid),
         Op::StatsShow => match node {
             None => not_configured(),
             Some(node) => Reply::ok(ReplyBody::Stats(stats(&node.stats()))),

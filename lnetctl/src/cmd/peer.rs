@@ -118,6 +118,9 @@ pub(crate) enum DebugCmd {
 \t--local: list local NIs in recovery\n\
 \t--peer: list peer NIs in recovery\n")]
     Recovery(RecoveryArgs),
+    /// Dump a peer's state to lnetd's log.
+    #[command(override_help = "debug peer: show peer debug info\n\t--nid: peer's NID\n")]
+    Peer(crate::cmd::util::DebugPeerArgs),
     /// Parse a NID range list and match a NID against it.
     #[command(override_help = "debug nidlist: debug nidlist parsing\n")]
     Nidlist(crate::cmd::util::NidlistArgs),
@@ -355,6 +358,7 @@ pub(crate) fn debug(cmd: &DebugCmd, socket: &Path) -> i32 {
     let a = match cmd {
         DebugCmd::Recovery(a) => a,
         DebugCmd::Nidlist(a) => return crate::cmd::util::nidlist(a, socket),
+        DebugCmd::Peer(a) => return crate::cmd::util::debug_peer(a, socket),
     };
     if !a.local && !a.peer {
         return out::RC_EINVAL;

@@ -61,6 +61,46 @@ pub(crate) fn nidlist(a: &NidlistArgs, socket: &Path) -> i32 {
     }
 }
 
+/// `debug peer --nid NID`.
+#[derive(Args, Debug)]
+pub(crate) struct DebugPeerArgs {
+    #[arg(short = 'k', long)]
+    nid: Option<String>,
+}
+
+fn debug_peer_error(errno: i32, descr: String) -> i32 {
+    out::arg_error(liblnetconfig::args::ArgError::Classic {
+        cmd: "debug",
+        entity: "peer",
+        errno,
+        descr,
+        rc: out::RC_EINVAL,
+    })
+}
+
+/// Runs `debug peer`: lnetd logs the peer's state; nothing is printed.
+pub(crate) fn debug_peer(a: &DebugPeerArgs, socket: &Path) -> i32 {
+    let Some(text) = a.nid.as_deref() else {
+        return debug_peer_error(-22, "--nid must be specified".into());
+    };
+    let mut c = match super::connect(socket, "show", "peer") {
+        Ok(c) => c,
+        Err(rc) => return rc,
+    };
+    let extra = c.net_types().unwrap_or_default();
+    let names: Vec<(&str, u8)> = extra.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let Ok(nid) = liblnetconfig::peer::Nid::parse_with(text, &names) else {
+        return debug_peer_error(-22, format!("\"badly formatted primary NID: {text}\""));
+    };
+    match c.call(Op::DebugPeer { nid }) {
+        Ok(_) => 0,
+        Err(Error::Daemon { errno, message }) => {
+            debug_peer_error(-errno.abs(), format!("\"{message}\""))
+        }
+        Err(e) => out::client_error(&e, "show", "peer"),
+    }
+}
+
 /// `cpt-of-nid NID...`.
 #[derive(Args, Debug)]
 pub(crate) struct CptOfNidArgs {

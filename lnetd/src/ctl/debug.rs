@@ -79,3 +79,30 @@ pub(super) fn service_port(node: Option<&Node>) -> Reply {
         None => Reply::err(ENOENT, "No such file or directory"),
     }
 }
+
+/// `debug peer --nid NID`: writes everything lnetd knows about the peer
+/// owning `nid` to its log (upstream dumps it to the kernel debug log) and
+/// answers nothing.
+pub(super) fn peer(node: Option<&Node>, nid: Nid) -> Reply {
+    let Some(node) = node else {
+        return Reply::err(ENETDOWN, "LNet stack down");
+    };
+    match node.peer_show(Some(nid)) {
+        Ok(peers) => {
+            for p in peers {
+                tracing::info!(
+                    primary = %p.primary,
+                    multi_rail = p.multi_rail,
+                    state = p.state,
+                    "debug peer {nid}"
+                );
+                for ni in &p.nis {
+                    tracing::info!(primary = %p.primary, "debug peer NI {ni:?}");
+                }
+            }
+            Reply::ok(ReplyBody::Done)
+        }
+        Err(crate::node::NodeError::Failed { errno, message }) => Reply::err(errno, message),
+        Err(e) => Reply::err(EINVAL, e.to_string()),
+    }
+}

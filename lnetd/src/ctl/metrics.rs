@@ -10,6 +10,24 @@
 //! (`127.0.0.1:9808`, `[::1]:9808`, `localhost:9808`). The endpoint has no
 //! authentication, so other addresses are refused.
 //!
+//! Families (labels in brackets; `type` is put/get/reply/ack/hello):
+//! * node: `lnet_configured`, `lnet_messages_allocated`,
+//!   `lnet_messages_allocated_max`, counters `lnet_{sent,received,routed,
+//!   dropped}_{messages,bytes}_total`, `lnet_errors_total`,
+//!   `lnet_resends{,_succeeded,_failed}_total`, `lnet_response_timeouts_total`,
+//!   `lnet_health_events_total{event}` (the `stats show` health counts);
+//! * local NIs {nid, net}: `lnet_ni_up`, `lnet_ni_health_value`,
+//!   `lnet_ni_credits`, `lnet_ni_tx_credits`, `lnet_ni_min_tx_credits`,
+//!   `lnet_ni_{sent,received,dropped}_messages_total{type}`,
+//!   `lnet_ni_health_events_total{event}`;
+//! * peer NIs {peer, nid, net}: `lnet_peer_ni_up` (-1 unknown),
+//!   `lnet_peer_ni_health_value`, `lnet_peer_ni_tx_credits`,
+//!   `lnet_peer_ni_min_tx_credits`, `lnet_peer_ni_tx_queued_bytes`,
+//!   `lnet_peer_ni_{sent,received,dropped}_messages_total{type}`,
+//!   `lnet_peer_ni_health_events_total{event}`;
+//! * routes {net, gateway}: `lnet_route_up`, `lnet_route_hops`,
+//!   `lnet_route_priority`.
+//!
 //! Bounded: at most [`MAX_CLIENTS`] connections are served at once (more get
 //! `503` at once), a request must arrive within [`IO_TIMEOUT`] and fit in
 //! [`MAX_REQUEST`] bytes, and every connection is closed after one answer.
@@ -687,7 +705,7 @@ fn render_peers(out: &mut String, node: &Node) {
             |n| i64::from(n.min_tx_credits),
         ),
         (
-            "lnet_peer_ni_tx_queued",
+            "lnet_peer_ni_tx_queued_bytes",
             "Bytes queued for the peer NI waiting for credits.",
             |n| i64::try_from(n.tx_q_num_of_buf).unwrap_or(i64::MAX),
         ),

@@ -205,12 +205,21 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
     let server = CtlServer::bind(&opts.socket, cfg).map_err(|e| e.to_string())?;
     let metrics = match metrics {
         Some(addr) => {
-            let m = lnetd::ctl::metrics::MetricsServer::bind(&addr)
-                .map_err(|e| format!("cannot start the metrics endpoint ({addr}): {e}"))?;
-            Some(
-                m.spawn(server.node_slot(), server.stop_handle())
-                    .map_err(|e| format!("cannot start the metrics thread: {e}"))?,
-            )
+            let started = lnetd::ctl::metrics::MetricsServer::bind(&addr)
+                .map_err(|e| format!("cannot start the metrics endpoint ({addr}): {e}"))
+                .and_then(|m| {
+                    m.spawn(server.node_slot(), server.stop_handle())
+                        .map_err(|e| format!("cannot start the metrics thread: {e}"))
+                });
+            match started {
+                Ok(h) => Some(h),
+                Err(msg) => {
+                    // Leave no control socket behind: stop before serving.
+                    server.stop_handle().stop();
+                    server.serve();
+                    return Err(msg);
+                }
+            }
         }
         None => None,
     };

@@ -391,3 +391,39 @@ fn bulk_connections_go_to_accept_port_bulk() {
     drop(b);
     drop(a);
 }
+
+/// A metrics address lnetd cannot serve stops the start, says why, and
+/// leaves no control socket behind.
+#[test]
+fn bad_metrics_address_stops_the_start() {
+    let dir = TempDir::new("badmetrics");
+    let sock = dir.join("ctl.sock");
+    let not_a_socket = dir.join("m.sock");
+    std::fs::write(&not_a_socket, "x").expect("a plain file");
+    for (value, says) in [
+        (
+            "10.1.2.3:9808".to_string(),
+            "is not a loopback address".to_string(),
+        ),
+        (
+            format!("unix:{}", not_a_socket.display()),
+            "exists and is not a socket".to_string(),
+        ),
+    ] {
+        let out = Command::new(lnet_tests::bins::lnetd())
+            .arg("--socket")
+            .arg(&sock)
+            .arg("--foreground")
+            .args(["--param", &format!("metrics_address={value}")])
+            .output()
+            .expect("run lnetd");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{value}: started");
+        assert!(
+            err.contains("metrics_address") || err.contains("metrics endpoint"),
+            "{err}"
+        );
+        assert!(err.contains(&says), "{value}: {err}");
+        assert!(!sock.exists(), "{value}: control socket left behind");
+    }
+}

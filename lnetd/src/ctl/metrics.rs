@@ -346,11 +346,19 @@ fn serve_one(mut conn: Box<dyn Conn>, slot: &NodeSlot) {
     let _ = respond(&mut conn, 200, CONTENT_TYPE, text.as_bytes(), body_wanted);
 }
 
-/// Reads up to the blank line that ends the request head.
+/// Reads up to the blank line that ends the request head, all of it within
+/// [`IO_TIMEOUT`] (a client trickling bytes does not keep its slot).
 fn read_head(conn: &mut Box<dyn Conn>) -> io::Result<String> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 512];
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
     loop {
+        if std::time::Instant::now() > deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request head not received in time",
+            ));
+        }
         let n = conn.read(&mut chunk)?;
         if n == 0 {
             return Err(io::Error::new(

@@ -929,6 +929,22 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "slots not freed: {r}");
             std::thread::sleep(Duration::from_millis(20));
         }
+        // With a free slot, an idle client is dropped after IO_TIMEOUT (not kept forever).
+        let started = std::time::Instant::now();
+        let mut one = TcpStream::connect(at).expect("connect");
+        one.set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("timeout");
+        let mut rest = Vec::new();
+        let closed = one.read_to_end(&mut rest);
+        assert!(
+            closed.is_ok() || closed.is_err_and(|e| e.kind() == io::ErrorKind::ConnectionReset),
+            "the server kept an idle client"
+        );
+        assert!(
+            started.elapsed() >= IO_TIMEOUT,
+            "closed before the timeout: {:?}",
+            started.elapsed()
+        );
         stop.stop();
         h.join();
         let _ = std::fs::remove_dir_all(&dir);

@@ -14,6 +14,9 @@ have tc || need+=(iproute2)
 [ -e /usr/include/infiniband/verbs.h ] || need+=(libibverbs-dev)
 [ -e /usr/include/rdma/rdma_cma.h ] || need+=(librdmacm-dev)
 have strace || need+=(strace)
+# The OpenMetrics parser lnetctl/tests/metrics.rs checks lnetd's endpoint with.
+/usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1 \
+    || need+=(python3-prometheus-client)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

@@ -141,6 +141,29 @@ pub enum Op {
         #[serde(default)]
         idx: Option<u32>,
     },
+    /// `debug nidlist NIDLIST [NID]`: parse a server-style NID range list
+    /// (semantics.md §14.2) and match `nid` against it. Answered whether or
+    /// not LNet is configured.
+    DebugNidlist {
+        /// The list as typed.
+        list: String,
+        /// A NID to match, as typed.
+        #[serde(default)]
+        nid: Option<String>,
+    },
+    /// `cpt-of-nid NID...`: the CPU partition of each NID.
+    CptOfNid {
+        /// The NIDs, as typed (the daemon parses them with its net types).
+        nids: Vec<String>,
+    },
+    /// `service-id`: the o2ib LND's service port.
+    ServicePort,
+    /// `debug peer --nid NID`: write the peer's state to lnetd's log.
+    DebugPeer {
+        /// A NID of the peer.
+        #[serde(with = "serde_nid")]
+        nid: Nid,
+    },
 }
 
 /// A User Defined Selection Policy rule (semantics.md §12), its descriptors
@@ -203,6 +226,9 @@ pub struct NetSetRequest {
     /// `--conns-per-peer` (0..=127).
     #[serde(default)]
     pub conns_per_peer: Option<u32>,
+    /// `--health` (0..=1000) of the NI `nid`, or of every NI with `all`.
+    #[serde(default)]
+    pub health: Option<u32>,
 }
 
 /// A `net add` request, validated by the client.
@@ -345,6 +371,19 @@ pub enum ReplyBody {
     Global(GlobalInfo),
     /// `udsp show`: (index, rule) in index order.
     Udsp(Vec<(u32, UdspRule)>),
+    /// `debug nidlist`: the canonical form of the list, and whether the
+    /// NID matched (when one was given).
+    Nidlist {
+        /// The list as `cfs_print_nidlist()` prints it.
+        canonical: String,
+        /// The NID as printed and whether it matched.
+        #[serde(default)]
+        matched: Option<(String, bool)>,
+    },
+    /// `cpt-of-nid`: (NID as printed, CPT) in request order.
+    Cpts(Vec<(String, u32)>),
+    /// `service-id`: the o2ib service port.
+    ServicePort(u16),
 }
 
 /// The global tunables as `global show` prints them (lnetctl.md §2.9), in
@@ -767,7 +806,19 @@ mod tests {
                 nid: Some(Nid::new4(tcp(0), 1)),
                 all: false,
                 conns_per_peer: Some(3),
+                health: Some(700),
             }),
+            Op::DebugNidlist {
+                list: "10.[1,3].0.*@o2ib1".into(),
+                nid: Some("10.1.0.7@o2ib1".into()),
+            },
+            Op::CptOfNid {
+                nids: vec!["1.2.3.4@tcp".into()],
+            },
+            Op::ServicePort,
+            Op::DebugPeer {
+                nid: Nid::new4(tcp(0), 9),
+            },
             Op::NetShow { net: None },
             Op::NetShow {
                 net: Some("vnd2".into()),

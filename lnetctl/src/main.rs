@@ -107,6 +107,15 @@ enum Cmd {
     /// routing show.
     #[command(subcommand, infer_long_args = true)]
     Routing(RoutingCmd),
+    /// service-id: the InfiniBand service id of o2iblnd's service port.
+    #[command(
+        name = "service-id",
+        override_help = "service-id: Calculate IB Lustre service ID\n"
+    )]
+    ServiceId(cmd::util::ServiceIdArgs),
+    /// cpt-of-nid NID...: the CPU partition of each NID.
+    #[command(name = "cpt-of-nid", override_help = cmd::util::CPT_OF_NID_HELP)]
+    CptOfNid(cmd::util::CptOfNidArgs),
 }
 
 /// Upstream quirk (lnetctl.md §1.2 point 6): `--verbose=N` means level 1.
@@ -470,6 +479,8 @@ fn run(args: Vec<OsString>) -> i32 {
         Cmd::Debug(c) => cmd::peer::debug(c, socket),
         Cmd::Route(c) => cmd::route::run(c, socket),
         Cmd::Routing(c) => cmd::route::run_routing(c, socket),
+        Cmd::ServiceId(_) => cmd::util::run_service_id(socket),
+        Cmd::CptOfNid(a) => cmd::util::cpt_of_nid(a, socket),
     }
 }
 

@@ -15,7 +15,9 @@
 //! start-up parameters kept), ready for the next `lnet configure`.
 
 mod config;
+mod debug;
 mod lst;
+pub mod metrics;
 mod peer;
 mod route;
 
@@ -112,6 +114,11 @@ impl StopHandle {
     /// Asks the server to shut LNet down, remove the socket and return.
     pub fn stop(&self) {
         self.0.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        self.0.stop.load(Ordering::SeqCst)
     }
 }
 
@@ -598,6 +605,10 @@ fn handle(shared: &Shared, op: Op) -> Reply {
                 }
             }
         },
+        Op::DebugNidlist { list, nid } => debug::nidlist(node.as_deref(), &list, nid.as_deref()),
+        Op::CptOfNid { nids } => debug::cpt_of_nid(node.as_deref(), &nids),
+        Op::ServicePort => debug::service_port(node.as_deref()),
+        Op::DebugPeer { nid } => debug::peer(node.as_deref(), nid),
         Op::StatsShow => match node {
             None => not_configured(),
             Some(node) => Reply::ok(ReplyBody::Stats(stats(&node.stats()))),

@@ -565,6 +565,31 @@ impl PluginHost {
         (0..self.plugins.len()).map(|i| self.info(i)).collect()
     }
 
+    /// The value of parameter `name` of the active plugin that serves
+    /// `net_type`: the value given at start, else the plugin's declared
+    /// default. `None` when no active plugin serves the type (as upstream's
+    /// `/sys/module/<lnd>/parameters/<name>` is missing when the LND module
+    /// is not loaded) or when it declares no such parameter.
+    pub fn param_of_type(&self, net_type: &str, name: &str) -> Option<String> {
+        let &i = self.by_type.get(net_type)?;
+        let p = &self.plugins[i];
+        if p.state != PluginState::Active {
+            return None;
+        }
+        if let Some(t) = p.params.iter().find(|t| t.name.as_str() == name) {
+            return Some(t.value.as_str().to_string());
+        }
+        match &p.source {
+            Source::Loaded(l) => l
+                .param_decls()
+                .ok()?
+                .iter()
+                .find(|d| d.name() == name)
+                .map(|d| d.default().to_string()),
+            Source::Builtin(_) => None,
+        }
+    }
+
     /// The LND type number of a network type name, if a registered plugin
     /// provides it.
     pub fn lnd_type_of(&self, net_type: &str) -> Option<u8> {

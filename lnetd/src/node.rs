@@ -801,6 +801,12 @@ impl Node {
         Ok(info)
     }
 
+    /// A parameter of the active plugin serving `net_type` (see
+    /// [`PluginHost::param_of_type`]).
+    pub fn plugin_param_of_type(&self, net_type: &str, name: &str) -> Option<String> {
+        self.inner.lock().host.param_of_type(net_type, name)
+    }
+
     /// `plugin show`: every plugin with the NIs it serves.
     pub fn plugins(&self) -> Vec<PluginShow> {
         let st = self.inner.lock();

@@ -91,6 +91,13 @@ fn net_add_o2ib_autoloads_the_plugin_and_two_nodes_ping() {
     let service = 40000 + (std::process::id() % 5000) as u16;
     let a = Daemon::start(&bin, "a", service);
     let b = Daemon::start(&bin, "b", service);
+    // service-id needs ko2iblnd (here: the o2ib plugin) loaded.
+    let out = a.ctl(&bin, &["service-id"]);
+    assert_eq!(
+        text(&out.stderr),
+        "error:\n    msg: \"cannot get service port: No such file or directory (-2)\"\n"
+    );
+    assert_eq!(out.status.code(), Some(254));
     for (d, ip) in [(&a, "127.0.0.1"), (&b, "127.0.0.2")] {
         let out = d.ctl(&bin, &["lnet", "configure"]);
         assert!(out.status.success(), "configure: {}", text(&out.stderr));
@@ -109,6 +116,17 @@ fn net_add_o2ib_autoloads_the_plugin_and_two_nodes_ping() {
     ] {
         assert!(show.contains(line), "{line:?} not in:\n{show}");
     }
+    // The IB service id of the service port: (RDMA_PS_TCP << 16) + port in
+    // network byte order, printed as a host integer (upstream's htobe64).
+    let out = a.ctl(&bin, &["service-id"]);
+    assert!(out.status.success(), "service-id: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "service_id:\n    value: 0x{:x}\n",
+            ((0x0106u64 << 16) + u64::from(service)).to_be()
+        )
+    );
     let plugins = text(&a.ctl(&bin, &["plugin", "show"]).stdout);
     assert!(
         plugins.contains("-     name: lnd-o2ib\n      lnd: o2ib\n"),

@@ -14,6 +14,7 @@ pub(crate) mod route;
 pub(crate) mod set;
 pub(crate) mod stats;
 pub(crate) mod udsp;
+pub(crate) mod util;
 
 use std::path::Path;
 

@@ -273,13 +273,6 @@ fn set(a: &SetArgs, socket: &Path) -> i32 {
             rc: if errno == -1 { -1 } else { out::RC_EINVAL },
         })
     };
-    if a.health.is_some() {
-        return unsupported(
-            "set",
-            "--health",
-            "health values are not settable from lnetctl in this build",
-        );
-    }
     if a.all && a.nid.is_some() {
         return out::RC_EINVAL;
     }
@@ -289,7 +282,15 @@ fn set(a: &SetArgs, socket: &Path) -> i32 {
         nid: None,
         all: a.all,
         conns_per_peer: None,
+        health: None,
     };
+    if let Some(h) = a.health.as_deref() {
+        // Clamped to 0..1000 as upstream (lnetctl.md §2.5).
+        let Ok(v) = h.trim().parse::<i64>() else {
+            return out::nl_error("set", "net", 22, "invalid health value", out::RC_EINVAL);
+        };
+        req.health = Some(v.clamp(0, 1000) as u32);
+    }
     if let Some(t) = &a.lnd_timeout {
         let v = args::atoi(t);
         if v < 0 {
@@ -332,7 +333,7 @@ fn set(a: &SetArgs, socket: &Path) -> i32 {
             }
         }
     }
-    if req.lnd_timeout.is_none() && req.conns_per_peer.is_none() {
+    if req.lnd_timeout.is_none() && req.conns_per_peer.is_none() && req.health.is_none() {
         return 0;
     }
     let mut c = match super::connect(socket, "set", "net") {
@@ -353,6 +354,9 @@ fn set(a: &SetArgs, socket: &Path) -> i32 {
                 )
             }
         }
+    }
+    if req.health.is_some() && !req.all && req.nid.is_none() {
+        return out::nl_error("set", "net", 22, "--nid or --all needed", out::RC_EINVAL);
     }
     if req.conns_per_peer.is_some() && !req.all && req.nid.is_none() {
         return classic(

@@ -118,6 +118,12 @@ pub(crate) enum DebugCmd {
 \t--local: list local NIs in recovery\n\
 \t--peer: list peer NIs in recovery\n")]
     Recovery(RecoveryArgs),
+    /// Dump a peer's state to lnetd's log.
+    #[command(override_help = "debug peer: show peer debug info\n\t--nid: peer's NID\n")]
+    Peer(crate::cmd::util::DebugPeerArgs),
+    /// Parse a NID range list and match a NID against it.
+    #[command(override_help = "debug nidlist: debug nidlist parsing\n")]
+    Nidlist(crate::cmd::util::NidlistArgs),
 }
 
 /// `debug recovery` options.
@@ -349,7 +355,11 @@ pub(crate) fn discover(a: &DiscoverArgs, socket: &Path) -> i32 {
 
 /// Runs `debug recovery --local|--peer`: neither option is rc -22, no output.
 pub(crate) fn debug(cmd: &DebugCmd, socket: &Path) -> i32 {
-    let DebugCmd::Recovery(a) = cmd;
+    let a = match cmd {
+        DebugCmd::Recovery(a) => a,
+        DebugCmd::Nidlist(a) => return crate::cmd::util::nidlist(a, socket),
+        DebugCmd::Peer(a) => return crate::cmd::util::debug_peer(a, socket),
+    };
     if !a.local && !a.peer {
         return out::RC_EINVAL;
     }

@@ -58,16 +58,28 @@ pub(crate) enum SetCmd {
     #[command(name = "max_recovery_ping_interval", override_help = help("max_recovery_ping_interval"))]
     MaxRecoveryPingInterval(Value),
     /// Routing on/off (`cmd::route`).
-    #[command(name = "routing")]
+    #[command(
+        name = "routing",
+        override_help = "set routing: enable/disable routing\n\t0 - disable routing\n\t1 - enable routing\n"
+    )]
     Routing(Value),
     /// Tiny router buffers (`cmd::route`).
-    #[command(name = "tiny_buffers")]
+    #[command(
+        name = "tiny_buffers",
+        override_help = "set tiny_buffers: set tiny routing buffers\n\tVALUE must be greater than 0\n"
+    )]
     TinyBuffers(Value),
     /// Small router buffers (`cmd::route`).
-    #[command(name = "small_buffers")]
+    #[command(
+        name = "small_buffers",
+        override_help = "set small_buffers: set small routing buffers\n\tVALUE must be greater than 0\n"
+    )]
     SmallBuffers(Value),
     /// Large router buffers (`cmd::route`).
-    #[command(name = "large_buffers")]
+    #[command(
+        name = "large_buffers",
+        override_help = "set large_buffers: set large routing buffers\n\tVALUE must be greater than 0\n"
+    )]
     LargeBuffers(Value),
 }
 

@@ -48,7 +48,8 @@ Options:
   --param NAME=VALUE   a module parameter of lnet (networks=tcp0(eth0), accept_port=988,
                        config_on_load=1, ...) or of the plugins in the plugin path (ksocklnd
                        sock_timeout=65 ...; every plugin module that has NAME); repeatable,
-                       wins over --config
+                       wins over --config. metrics_address=/run/lnet/metrics.sock (or
+                       127.0.0.1:9808) serves OpenMetrics on GET /metrics
   --config FILE        modprobe-style file: lines \"options MODULE NAME=VALUE ...\" for lnet,
                        libcfs, lnet_selftest or a plugin's module (ksocklnd); repeatable
   --help, -h           this text
@@ -189,6 +190,11 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
         .get("config_on_load")
         .and_then(liblnetconfig::args::strtol)
         == Some(1);
+    let metrics = match opts.params.get("metrics_address") {
+        Some(v) => lnetd::ctl::metrics::MetricsAddr::parse(v)
+            .map_err(|e| format!("bad value for parameter metrics_address: {e}"))?,
+        None => None,
+    };
     let cfg = NodeConfig {
         plugin_path: opts.plugin_path.clone(),
         params: opts.params.values,
@@ -197,6 +203,26 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
         pid: LNET_PID,
     };
     let server = CtlServer::bind(&opts.socket, cfg).map_err(|e| e.to_string())?;
+    let metrics = match metrics {
+        Some(addr) => {
+            let started = lnetd::ctl::metrics::MetricsServer::bind(&addr)
+                .map_err(|e| format!("cannot start the metrics endpoint ({addr}): {e}"))
+                .and_then(|m| {
+                    m.spawn(server.node_slot(), server.stop_handle())
+                        .map_err(|e| format!("cannot start the metrics thread: {e}"))
+                });
+            match started {
+                Ok(h) => Some(h),
+                Err(msg) => {
+                    // Leave no control socket behind: stop before serving.
+                    server.stop_handle().stop();
+                    server.serve();
+                    return Err(msg);
+                }
+            }
+        }
+        None => None,
+    };
     let stop = server.stop_handle();
     std::thread::Builder::new()
         .name("lnetd-signals".into())
@@ -221,10 +247,16 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
             tracing::error!("{msg}");
             server.stop_handle().stop();
             server.serve();
+            if let Some(m) = metrics {
+                m.join();
+            }
             return Err(msg);
         }
     }
     server.serve();
+    if let Some(m) = metrics {
+        m.join();
+    }
     Ok(())
 }
 

@@ -24,6 +24,9 @@ enum Kind {
     Choice(&'static [&'static str]),
     /// Accepted and ignored, with a warning (deprecated upstream).
     Deprecated,
+    /// Read-only: derived from others, never set directly (the text says
+    /// from what).
+    Derived(&'static str),
 }
 
 const ANY: (i64, i64) = (i64::MIN, i64::MAX);
@@ -59,6 +62,14 @@ const PARAMS: &[(&str, Kind)] = &[
     ("local_nid_dist_zero", int(BOOL)),
     ("use_tcp_bonding", Kind::Deprecated),
     ("config_on_load", int(BOOL)),
+    ("enable_sysctl_setup", int(BOOL)),
+    (
+        "lnet_lnd_timeout",
+        Kind::Derived(
+            "(lnet_transaction_timeout - 1) / (lnet_retry_count + 1), at least 1: set those \
+             (or ksocklnd's sock_timeout, lnetctl net set --lnd-timeout)",
+        ),
+    ),
     ("cpu_npartitions", int(NONNEG)),
     ("cpu_pattern", Kind::Str),
     // router (§13.2)
@@ -80,6 +91,8 @@ const PARAMS: &[(&str, Kind)] = &[
     ("accept_port_bulk", Kind::Int(1, 65535)),
     ("accept_backlog", int(POS)),
     ("accept_timeout", int(POS)),
+    // lnetd's own: the OpenMetrics endpoint (off when empty)
+    ("metrics_address", Kind::Syntax(check_metrics_address)),
     // lnet_selftest (selftest.md §6)
     ("session_timeout", int(NONNEG)),
     ("rpc_timeout", int(NONNEG)),
@@ -104,6 +117,64 @@ fn check_routes(v: &str) -> Result<(), String> {
     lnet_core::nid::Routes::parse(v)
         .map(drop)
         .map_err(|e| e.to_string())
+}
+
+fn check_metrics_address(v: &str) -> Result<(), String> {
+    lnetd::ctl::metrics::MetricsAddr::parse(v).map(drop)
+}
+
+/// Parameters lnetd accepts (scripts and modprobe files set them) but whose
+/// subject does not exist in a user-space LNet: a value other than these
+/// harmless ones is logged at start as having no effect, never silently
+/// dropped. (name, values without effect to warn about none, why).
+const NO_EFFECT: &[(&str, &[&str], &str)] = &[
+    (
+        "portal_rotor",
+        &["3"],
+        "lnetd runs one CPU partition, so there is no partition to spread PUTs over",
+    ),
+    (
+        "rnet_htable_size",
+        &["128"],
+        "remote nets are kept in a growing hash map, not a fixed-size table",
+    ),
+    (
+        "local_nid_dist_zero",
+        &["1"],
+        "own NIDs are always at distance 0 (lnetd's API has no LNetDist caller that \
+         could see another value)",
+    ),
+    (
+        "enable_sysctl_setup",
+        &["0"],
+        "there are no kernel LNet sysctls to tune (lnetctl setup-sysctl is not applicable either)",
+    ),
+    (
+        "cpu_npartitions",
+        &["0", "1"],
+        "lnetd runs one CPU partition (CPT 0); run one lnetd per NUMA node instead",
+    ),
+    (
+        "cpu_pattern",
+        &[""],
+        "lnetd runs one CPU partition (CPT 0); run one lnetd per NUMA node instead",
+    ),
+];
+
+/// The warning for a value of a [`NO_EFFECT`] parameter that would matter
+/// upstream.
+fn no_effect(name: &str, value: &str, origin: &str) -> Option<String> {
+    let (_, harmless, why) = NO_EFFECT.iter().find(|(n, _, _)| *n == name)?;
+    let same = |h: &&str| match (strtol(h), strtol(value)) {
+        (Some(a), Some(b)) => a == b,
+        _ => h.trim() == value.trim(),
+    };
+    if harmless.iter().any(same) {
+        return None;
+    }
+    Some(format!(
+        "parameter {name}={value} has no effect in lnetd ({origin}): {why}"
+    ))
 }
 
 /// lnetd's own modules (the others are the plugins').
@@ -206,6 +277,9 @@ fn check(name: &str, value: &str, origin: &str) -> Result<Option<String>, String
         Kind::Syntax(f) => f(value)
             .map(|()| None)
             .map_err(|e| format!("bad value for parameter {name} ({origin}): {e}")),
+        Kind::Derived(from) => Err(format!(
+            "parameter {name} cannot be set ({origin}): it is derived as {from}"
+        )),
         Kind::Deprecated => Ok(Some(format!(
             "parameter {name} is deprecated and has no effect ({origin})"
         ))),
@@ -282,6 +356,9 @@ impl Params {
         let own_module = module.is_none_or(|m| MODULES.contains(&m));
         if own_module && is_own(name) {
             if let Some(w) = check(name, &value, origin)? {
+                self.warnings.push(w);
+            }
+            if let Some(w) = no_effect(name, &value, origin) {
                 self.warnings.push(w);
             }
             self.values.retain(|(n, _)| n != name);
@@ -513,6 +590,34 @@ mod tests {
         p.add("use_tcp_bonding=1", "--param")
             .expect("deprecated ok");
         assert_eq!(p.warnings.len(), 1);
+        // Accepted, no effect here: said at start, never silently dropped.
+        p.add("portal_rotor=0x3", "--param").expect("default");
+        p.add("cpu_npartitions=1", "--param")
+            .expect("one partition");
+        assert_eq!(p.warnings.len(), 1);
+        p.add("cpu_npartitions=4", "--param").expect("accepted");
+        assert_eq!(
+            p.warnings.last().map(String::as_str),
+            Some(
+                "parameter cpu_npartitions=4 has no effect in lnetd (--param): lnetd runs one CPU \
+                 partition (CPT 0); run one lnetd per NUMA node instead"
+            )
+        );
+        let e = p
+            .add("lnet_lnd_timeout=30", "--param")
+            .expect_err("derived");
+        assert!(
+            e.contains("cannot be set") && e.contains("lnet_transaction_timeout"),
+            "{e}"
+        );
+        p.add("portal_rotor=1", "--param").expect("accepted");
+        assert!(
+            p.warnings
+                .last()
+                .is_some_and(|w| w.starts_with("parameter portal_rotor=1 has no effect")),
+            "{:?}",
+            p.warnings
+        );
         assert_eq!(p.get("accept_port"), Some("0x3dc"));
         assert_eq!(p.get("tos"), None, "a plugin's parameter is not lnet's");
         assert_eq!(

@@ -211,6 +211,9 @@ impl Lnet {
 
     /// Posts every message whose credit was just returned.
     pub(crate) fn flush(&mut self, now: Instant) {
+        // Peer NIs made by this call (discovery, `peer add`) get the UDSP
+        // rules before anyone looks (cheap when there are none).
+        self.udsp_settle();
         loop {
             while let Some(id) = self.to_post.pop_front() {
                 if let Some(m) = self.msgs.get(id.idx, id.gen) {

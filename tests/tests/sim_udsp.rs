@@ -464,3 +464,26 @@ fn bad_rules_are_refused_and_change_nothing() {
         Some(3)
     );
 }
+
+#[test]
+fn rules_reach_peer_nis_that_discovery_creates() {
+    let mut f = pair(1610, false);
+    // `udsp add --dst 10.0.0.4@tcp --priority 1` before node 0 knows node 1.
+    add(&mut f, 0, rule("", "10.0.0.4@tcp", "", Some(1)), None);
+    let (prim, b1) = (f.nid(1, 0), f.nid(1, 1));
+    assert_eq!(f.discover(0, prim, false), Ok(prim));
+    f.settle();
+    // Discovery merged 10.0.0.4@tcp into the peer: it has the rule's
+    // priority before any message was sent to it.
+    let prio = f.inspect(0, |l| {
+        l.peer(&prim).and_then(|p| {
+            p.peer_nis()
+                .map(|n| (n.nid(), n.sel_priority()))
+                .find(|(n, _)| *n == b1)
+        })
+    });
+    assert_eq!(prio, Some((b1, 1)));
+    reset(&mut f);
+    send(&mut f, 0, 1);
+    assert_eq!(received(&f, 1), [0, N as u64], "all to 10.0.0.4@tcp");
+}

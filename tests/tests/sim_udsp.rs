@@ -403,6 +403,19 @@ fn router_rule_picks_the_gateway() {
     let via = |f: &Fabric, g: Nid| f.link_stats(c, g).delivered;
     send(&mut f, 0, 3);
     assert!(via(&f, g1) > 0 && via(&f, g2) > 0, "default: both gateways");
+    // The routers count what they received when its payload was in: every
+    // forwarded message (PUTs one way, ACKs back) once, nothing dropped.
+    let mut routed = 0;
+    for r in [1, 2] {
+        let s = f.inspect(r, |l| *l.stats());
+        assert_eq!(
+            (s.recv_count, s.recv_length, s.drop_count),
+            (s.route_count, s.route_length, 0),
+            "router {r}: {s:?}"
+        );
+        routed += s.route_length;
+    }
+    assert_eq!(routed, (N * LEN) as u64, "the PUTs' bytes, once");
     // `udsp add --dst 10.1.0.4@tcp1 --rte 10.0.0.3@tcp`.
     add(
         &mut f,

@@ -142,8 +142,17 @@ pub struct PeerNiInfo {
     pub ping_count: u64,
     /// Seconds.
     pub next_ping: u64,
-    pub net_priority: u32,
-    pub nid_priority: u32,
+    /// UDSP priority of its peer net (-1: no rule, as upstream prints it).
+    pub net_priority: i32,
+    /// UDSP priority of the peer NI (-1: no rule).
+    pub nid_priority: i32,
+    /// Preferred gateways (UDSP router rules).
+    #[serde(with = "serde_nid::vec", default)]
+    pub pref_gateways: Vec<Nid>,
+    /// Preferred local NIDs (UDSP NID-pair rules, or the single-rail
+    /// preference).
+    #[serde(with = "serde_nid::vec", default)]
+    pub pref_nids: Vec<Nid>,
 }
 
 fn nid_text(n: &Nid, extra: &NetTypes) -> String {
@@ -181,8 +190,10 @@ impl PeerNiInfo {
             health_network_timeout: 0,
             ping_count: 0,
             next_ping: 0,
-            net_priority: 0,
-            nid_priority: 0,
+            net_priority: -1,
+            nid_priority: -1,
+            pref_gateways: Vec::new(),
+            pref_nids: Vec::new(),
         }
     }
 }
@@ -211,13 +222,24 @@ fn peer_ni_yaml(ni: &PeerNiInfo, level: u32, backup: bool, extra: &NetTypes) -> 
         return m;
     }
     if level >= 4 {
-        m.push(
-            "udsp info",
-            Yaml::pairs([
-                ("net priority", Yaml::s(ni.net_priority)),
-                ("nid priority", Yaml::s(ni.nid_priority)),
-            ]),
-        );
+        let mut u = Yaml::pairs([
+            ("net priority", Yaml::s(ni.net_priority)),
+            ("nid priority", Yaml::s(ni.nid_priority)),
+        ]);
+        for (key, list) in [
+            ("Preferred gateway NIDs", &ni.pref_gateways),
+            ("Preferred source NIDs", &ni.pref_nids),
+        ] {
+            if !list.is_empty() {
+                let items = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (format!("NID-{i}"), Yaml::s(nid_text(n, extra))))
+                    .collect();
+                u.push(key, Yaml::Map(items));
+            }
+        }
+        m.push("udsp info", u);
     }
     m.push("state", Yaml::s(&ni.state));
     if level >= 1 {
@@ -410,6 +432,41 @@ mod tests {
             "            state: NA\n            max_ni_tx_credits: 8\n            available_tx_credits: 8\n            min_tx_credits: 7\n"
         ), "{s1}");
         assert!(!s1.contains("sent_stats"));
+    }
+
+    #[test]
+    fn show_level_4_has_the_udsp_info() {
+        let mut p = peer("1.1.1.1@tcp", &["1.1.1.1@tcp", "1.1.1.2@tcp"], 0);
+        p.nis[0].nid_priority = 0;
+        p.nis[0].net_priority = 3;
+        p.nis[0].pref_gateways = vec![nid("10.0.0.3@tcp")];
+        p.nis[0].pref_nids = vec![nid("10.0.0.1@tcp"), nid("10.0.0.5@tcp")];
+        let s4 = show(&[p], 4, &[]);
+        assert!(
+            s4.contains(
+                "      -     nid: 1.1.1.1@tcp\n\
+                 \x20           udsp info:\n\
+                 \x20                 net priority: 3\n\
+                 \x20                 nid priority: 0\n\
+                 \x20                 Preferred gateway NIDs:\n\
+                 \x20                       NID-0: 10.0.0.3@tcp\n\
+                 \x20                 Preferred source NIDs:\n\
+                 \x20                       NID-0: 10.0.0.1@tcp\n\
+                 \x20                       NID-1: 10.0.0.5@tcp\n\
+                 \x20           state: NA\n"
+            ),
+            "{s4}"
+        );
+        assert!(
+            s4.contains(
+                "      -     nid: 1.1.1.2@tcp\n\
+                 \x20           udsp info:\n\
+                 \x20                 net priority: -1\n\
+                 \x20                 nid priority: -1\n\
+                 \x20           state: NA\n"
+            ),
+            "{s4}"
+        );
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl Lnet {
             return;
         };
         m.state = MsgState::AtLnd;
-        let (ni, t, len) = (m.ni, m.msg_type, m.hdr.payload_length);
+        let ni = m.ni;
         let tx = TxMsg {
             token: id.token(),
             hdr: m.hdr,
@@ -107,15 +107,7 @@ impl Lnet {
             payload: Payload::new(),
             rx: m.rx.into(),
         };
-        let pni = m.peer_ni;
-        if let Some(n) = self.ni_mut(ni) {
-            n.stats.sent(t, len);
-        }
-        if let Some(p) = pni.and_then(|p| self.peers.get_mut(p)) {
-            p.stats.sent(t, len);
-        }
-        self.counters.send_count += 1;
-        self.counters.send_length += u64::from(len);
+        // Sent counters move when the LND completes it (`finalize`).
         self.lnd_ops.push_back(LndOp::Send { ni, tx, payload });
     }
 
@@ -219,6 +211,9 @@ impl Lnet {
 
     /// Posts every message whose credit was just returned.
     pub(crate) fn flush(&mut self, now: Instant) {
+        // Peer NIs made by this call (discovery, `peer add`) get the UDSP
+        // rules before anyone looks (cheap when there are none).
+        self.udsp_settle();
         loop {
             while let Some(id) = self.to_post.pop_front() {
                 if let Some(m) = self.msgs.get(id.idx, id.gen) {

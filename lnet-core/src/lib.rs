@@ -108,6 +108,7 @@ pub mod router;
 pub mod send;
 pub mod stats;
 pub mod time;
+pub mod udsp;
 #[allow(missing_docs)]
 pub mod wire;
 
@@ -129,3 +130,4 @@ pub use router::{
 pub use send::AckReq;
 pub use stats::{Counters, HealthCounts, LatencyStats, MsgStats, TypeCounts};
 pub use time::{Duration, Instant};
+pub use udsp::{UdspAdded, UdspError, UdspRule};

@@ -235,6 +235,52 @@ pub(crate) fn failed_health(c: &Completion) -> Option<lnd_api::HealthStatus> {
 }
 
 impl crate::ni::Lnet {
+    /// A message that did not complete: global, NI and peer NI drop counters.
+    pub(crate) fn count_drop(&mut self, ni: NiId, pni: Option<PeerNiId>, t: MsgType, len: u32) {
+        self.counters.drop_count += 1;
+        self.counters.drop_length += u64::from(len);
+        if let Some(n) = self.ni_mut(ni) {
+            n.stats.dropped(t, len);
+        }
+        if let Some(p) = pni.and_then(|p| self.peers.get_mut(p)) {
+            p.stats.dropped(t, len);
+        }
+    }
+
+    /// A message that completed: sent or received, `len` bytes of payload.
+    pub(crate) fn count_done(
+        &mut self,
+        dir: Dir,
+        ni: NiId,
+        pni: Option<PeerNiId>,
+        t: MsgType,
+        len: u32,
+    ) {
+        let peer = pni.and_then(|p| self.peers.get_mut(p));
+        match dir {
+            Dir::Send => {
+                if let Some(p) = peer {
+                    p.stats.sent(t, len);
+                }
+                if let Some(n) = self.ni_mut(ni) {
+                    n.stats.sent(t, len);
+                }
+                self.counters.send_count += 1;
+                self.counters.send_length += u64::from(len);
+            }
+            Dir::Recv => {
+                if let Some(p) = peer {
+                    p.stats.received(t, len);
+                }
+                if let Some(n) = self.ni_mut(ni) {
+                    n.stats.received(t, len);
+                }
+                self.counters.recv_count += 1;
+                self.counters.recv_length += u64::from(len);
+            }
+        }
+    }
+
     /// Creates a message, counting it (`lnet_msg_alloc`).
     pub(crate) fn msg_alloc(&mut self, m: Msg) -> MsgId {
         self.counters.msg_alloc();
@@ -280,6 +326,13 @@ impl crate::ni::Lnet {
             m.state,
             m.deadline,
         );
+        // Bytes a successful receive delivered: what landed in the MD (a
+        // truncated PUT or REPLY counts its matched length; ACK and GET
+        // carry none).
+        let delivered = match t {
+            MsgType::PUT | MsgType::REPLY => m.ev.mlength,
+            _ => 0,
+        };
         if status.errno != 0 {
             self.counters.errors += 1;
             if let Some(h) = failed_health(&status) {
@@ -288,13 +341,20 @@ impl crate::ni::Lnet {
                     n.stats.health.bump(h);
                 }
             }
-            if dir == Dir::Recv || state != MsgState::AtLnd {
-                self.counters.drop_count += 1;
-                self.counters.drop_length += u64::from(len);
-                if let Some(n) = self.ni_mut(ni) {
-                    n.stats.dropped(t, len);
-                }
-            }
+            // A message that did not complete is a drop, whether it failed
+            // before the LND, at the LND (each failed attempt), or while its
+            // payload came in (issue 11 item 6).
+            self.count_drop(ni, pni, t, len);
+        } else {
+            // Counted when the message completed, not when its header was
+            // parsed or it was handed to the LND (upstream's decommit).
+            self.count_done(
+                dir,
+                ni,
+                pni,
+                t,
+                if dir == Dir::Recv { delivered } else { len },
+            );
         }
         // A failure past the deadline changes no health and is not resent
         // (§8.3 step 1).

@@ -241,8 +241,11 @@ pub(crate) struct Ni {
     pub(crate) fatal: bool,
     /// Round-robin sequence (`ni_seq`).
     pub(crate) seq: u64,
-    /// Selection priority (UDSP; lower is better).
+    /// Selection priority (UDSP NID rule; lower is better).
     pub(crate) sel_priority: u32,
+    /// Its local net's selection priority (UDSP net rule; the same on every
+    /// NI of the net).
+    pub(crate) net_priority: u32,
     pub(crate) stats: MsgStats,
 }
 
@@ -313,6 +316,14 @@ impl<'a> NiView<'a> {
     /// Message statistics.
     pub fn stats(&self) -> &'a MsgStats {
         &self.ni.stats
+    }
+    /// UDSP NID priority (`nid priority`; `u32::MAX` when no rule sets it).
+    pub fn sel_priority(&self) -> u32 {
+        self.ni.sel_priority
+    }
+    /// UDSP priority of its net (`net priority`; `u32::MAX` when no rule sets it).
+    pub fn net_priority(&self) -> u32 {
+        self.ni.net_priority
     }
 }
 
@@ -424,6 +435,8 @@ pub struct Lnet {
     pub(crate) disc: crate::discovery::DiscTable,
     /// Routes, gateways, router buffers and forwarding ([`crate::router`]).
     pub(crate) router: crate::router::Router,
+    /// UDSP rules in index order ([`crate::udsp`]).
+    pub(crate) udsp: Vec<crate::udsp::Stored>,
 }
 
 impl fmt::Debug for Lnet {
@@ -468,6 +481,7 @@ impl Lnet {
             fatal: false,
             seq: 0,
             sel_priority: u32::MAX,
+            net_priority: u32::MAX,
             stats: MsgStats::default(),
         };
         let mut l = Lnet {
@@ -489,6 +503,7 @@ impl Lnet {
             rspt: std::collections::HashMap::new(),
             disc: Default::default(),
             router: crate::router::Router::new(cfg_seed),
+            udsp: Vec::new(),
         };
         l.portals[0].lazy = true;
         l.ping_target_setup();
@@ -572,10 +587,15 @@ impl Lnet {
             fatal: false,
             seq: 0,
             sel_priority: u32::MAX,
+            net_priority: u32::MAX,
             stats: MsgStats::default(),
         };
         let id = NiId(self.nis.len() as u32);
         self.nis.push(Some(ni));
+        if !self.udsp.is_empty() {
+            // Its priorities, and NID-pair rules that may name it (§12).
+            self.udsp_apply_all();
+        }
         self.ping_target_update();
         Ok(id)
     }

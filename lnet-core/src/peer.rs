@@ -140,6 +140,11 @@ pub(crate) struct PeerNi {
     pub(crate) sel_priority: u32,
     /// Preferred local NIDs (`lpni_pref`).
     pub(crate) pref_nids: Vec<Nid>,
+    /// `pref_nids` was set by a UDSP NID-pair rule (not the single-rail
+    /// preference of §6.7).
+    pub(crate) pref_udsp: bool,
+    /// The router descriptor of the UDSP router rule that applies, if any.
+    pub(crate) pref_rte: Option<std::sync::Arc<crate::nid::NidDescr>>,
     pub(crate) stats: MsgStats,
 }
 
@@ -217,6 +222,10 @@ pub(crate) struct PeerTable {
     pub(crate) lock_seq: u64,
     /// Peers queued for discovery (§9.2), in order.
     pub(crate) disc_queue: VecDeque<PeerId>,
+    /// UDSP rules exist: new peer NIs are noted in `udsp_fresh`.
+    pub(crate) udsp_on: bool,
+    /// Peer NIs created since the rules were last applied ([`crate::udsp`]).
+    pub(crate) udsp_fresh: Vec<PeerNiId>,
 }
 
 impl PeerTable {
@@ -276,10 +285,15 @@ impl PeerTable {
             seq: 0,
             sel_priority: u32::MAX,
             pref_nids: Vec::new(),
+            pref_udsp: false,
+            pref_rte: None,
             stats: MsgStats::default(),
         });
         let id = PeerNiId { idx, gen };
         self.by_nid.insert(nid, id);
+        if self.udsp_on {
+            self.udsp_fresh.push(id);
+        }
         if let Some(p) = self.peers.get_mut(peer.idx, peer.gen) {
             let net = nid.net();
             match p.nets.iter_mut().find(|n| n.net == net) {
@@ -400,11 +414,12 @@ impl<'a> PeerView<'a> {
         self.peer
             .nets
             .iter()
-            .flat_map(|n| n.peer_nis.iter())
-            .filter_map(move |id| {
+            .flat_map(|n| n.peer_nis.iter().map(move |id| (id, n.sel_priority)))
+            .filter_map(move |(id, net_prio)| {
                 table.get(*id).map(|pni| PeerNiView {
                     pni,
                     rec: table.recovery.get(id).copied(),
+                    net_prio,
                 })
             })
     }
@@ -415,6 +430,7 @@ impl<'a> PeerView<'a> {
 pub struct PeerNiView<'a> {
     pni: &'a PeerNi,
     rec: Option<Recovery>,
+    net_prio: u32,
 }
 
 impl<'a> PeerNiView<'a> {
@@ -470,6 +486,15 @@ impl<'a> PeerNiView<'a> {
     /// Selection priority (UDSP `nid priority`; `u32::MAX` when unset).
     pub fn sel_priority(&self) -> u32 {
         self.pni.sel_priority
+    }
+    /// Selection priority of its peer net (UDSP `net priority`; `u32::MAX`
+    /// when unset).
+    pub fn net_priority(&self) -> u32 {
+        self.net_prio
+    }
+    /// Whether [`PeerNiView::pref_nids`] was set by a UDSP NID-pair rule.
+    pub fn pref_nids_from_udsp(&self) -> bool {
+        self.pni.pref_udsp
     }
     /// Messages waiting for a credit on it.
     pub fn queued(&self) -> usize {
@@ -642,6 +667,8 @@ impl Lnet {
     /// Finds or creates the peer NI of `nid` with its net's credits.
     pub(crate) fn peer_ni_for(&mut self, nid: Nid) -> PeerNiId {
         let c = self.peer_credits_on(nid.net());
-        self.peers.find_or_create(nid, c)
+        let id = self.peers.find_or_create(nid, c);
+        self.udsp_settle();
+        id
     }
 }

@@ -142,7 +142,10 @@ impl Lnet {
             // A Multi-Rail peer has no single preferred NI (§6.7).
             for id in pnis {
                 if let Some(pn) = self.peers.get_mut(id) {
-                    pn.pref_nids.clear();
+                    // UDSP NID-pair preferences stay (§12).
+                    if !pn.pref_udsp {
+                        pn.pref_nids.clear();
+                    }
                 }
             }
         }
@@ -434,6 +437,10 @@ impl crate::peer::PeerTable {
 
     /// Puts a peer NI at the end of its net in `peer` (§5.2).
     pub(crate) fn attach_ni(&mut self, peer: PeerId, id: PeerNiId, nid: Nid) {
+        if self.udsp_on {
+            // A new peer net may have been made: the rules apply to it.
+            self.udsp_fresh.push(id);
+        }
         if let Some(p) = self.peers.get_mut(peer.idx, peer.gen) {
             let net = nid.net();
             match p.nets.iter_mut().find(|n| n.net == net) {

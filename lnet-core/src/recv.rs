@@ -149,15 +149,11 @@ impl Lnet {
                     // A new non-MR peer prefers the NI it first talked to (§6.7).
                     pn.pref_nids.push(ni_nid);
                 }
-                pn.stats.received(hdr.msg_type, hdr.payload_length);
             }
             Some(p)
         };
-        if let Some(n) = self.ni_mut(ni) {
-            n.stats.received(hdr.msg_type, hdr.payload_length);
-        }
-        self.counters.recv_count += 1;
-        self.counters.recv_length += u64::from(hdr.payload_length);
+        // Received counters move when the message completes (`finalize`):
+        // a header claiming a payload that never comes counts as a drop.
         let initiator = ProcessId {
             nid: self.peers.primary_of(hdr.src_nid),
             pid: hdr.src_pid,
@@ -413,6 +409,8 @@ impl Lnet {
             self.drop_rx(r.ni, &r.hdr, r.rx, false);
             return;
         };
+        // A matched GET is all there: received (its REPLY is a send).
+        self.count_done(Dir::Recv, r.ni, r.peer_ni, MsgType::GET, 0);
         let mut ev = self.ev_for(&r, EventKind::Get);
         ev.portal = body.ptl_index;
         ev.match_bits = body.match_bits;

@@ -297,6 +297,8 @@ impl Lnet {
         if dest.is_any() {
             return Err(NoPath::invalid());
         }
+        // Peer NIs created since the last call get the UDSP rules (§12).
+        self.udsp_settle();
         // To ourselves: loopback, no credits.
         if dest == Nid::LO_0 || self.ni_by_nid(&dest).is_some() {
             if let Some(s) = src {
@@ -569,10 +571,15 @@ impl Lnet {
             // ANY, LOCAL, NMR: the recorded preferred NI, else the best NI on
             // the destination's net, which becomes the preferred one.
             let net = dest.net();
-            let pref = self
-                .peers
-                .get(dest_pni)
-                .and_then(|p| p.pref_nids.first().copied());
+            let pref = match self.peers.get(dest_pni) {
+                // UDSP NID-pair rule: the best of the listed NIs (§6.3).
+                Some(p) if p.pref_udsp => self
+                    .best_ni_where(net, |n| p.pref_nids.contains(&n.nid))
+                    .and_then(|id| self.ni_ref(id))
+                    .map(|n| n.nid),
+                Some(p) => p.pref_nids.first().copied(),
+                None => None,
+            };
             let ni = match pref
                 .and_then(|n| self.ni_by_nid(&n))
                 .filter(|id| self.ni_ref(*id).is_some_and(|n| n.net == net))
@@ -618,7 +625,7 @@ impl Lnet {
                 if !n.fatal {
                     ln_health = ln_health.max(Some(n.health_value));
                 }
-                ln_prio = ln_prio.min(n.sel_priority);
+                ln_prio = ln_prio.min(n.net_priority);
                 ln_seq = Some(ln_seq.map_or(n.seq, |s: u64| s.min(n.seq)));
             }
             if !any_local {
@@ -688,10 +695,19 @@ impl Lnet {
     /// The best local NI on `net` (§6.3): not fatal, healthier, lower
     /// selection priority, more credits, lower round-robin sequence.
     pub(crate) fn best_ni_on(&self, net: lnd_api::NetId, _md: Option<MdHandle>) -> Option<NiId> {
+        self.best_ni_where(net, |_| true)
+    }
+
+    /// [`Lnet::best_ni_on`] among the NIs `keep` accepts.
+    pub(crate) fn best_ni_where(
+        &self,
+        net: lnd_api::NetId,
+        keep: impl Fn(&crate::ni::Ni) -> bool,
+    ) -> Option<NiId> {
         let mut best: Option<(NiId, NiKey)> = None;
         for (i, n) in self.nis.iter().enumerate() {
             let Some(n) = n else { continue };
-            if n.net != net || n.state != NiState::Active {
+            if n.net != net || n.state != NiState::Active || !keep(n) {
                 continue;
             }
             let key = (

@@ -1,5 +1,15 @@
 //! Counters: global (`struct lnet_counters`, `lnetctl stats show`) and per NI
 //! or peer NI (`net show -v`, `peer show -v`).
+//!
+//! They count what was delivered (issue 11 item 6, upstream's decommit):
+//! `send_*` when the LND completed a send, `recv_*` when a received message
+//! completed (its bytes are those that landed in the MD: a truncated PUT or
+//! REPLY counts its matched length; a matched GET counts when it is parsed,
+//! having no payload). A message that did not complete — an aborted or
+//! failed receive, a send attempt the LND failed, one that never left, a
+//! header matching nothing — counts once in `drop_count`/`drop_length` (its
+//! claimed payload length) and the NI's and peer NI's `dropped`. Forwarded
+//! messages are counted by the router (`crate::router`).
 
 use lnd_api::{HealthStatus, MsgType};
 

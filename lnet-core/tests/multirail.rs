@@ -433,3 +433,49 @@ fn peer_set_health_queues_the_peer_ni_for_recovery() {
     f.nodes[0].lnet.ni_set_health(first, 10).expect("set");
     assert_eq!(f.nodes[0].lnet.local_recovery_queue(), vec![(nid(0), 10)]);
 }
+
+/// UDSP rules reach NIs added after them (semantics §12): a NID rule, a net
+/// rule, and a NID-pair rule whose source names the new NI.
+#[test]
+fn udsp_rules_apply_to_nis_added_later() {
+    use lnet_core::nid::NidDescr;
+    use lnet_core::UdspRule;
+    let mut f = Fabric::new(2);
+    let d = |s: &str| Some(NidDescr::parse(s).expect("descr"));
+    let (n7, n9) = (nid(7), nid(9));
+    let peer = nid(1);
+    let l = &mut f.nodes[0].lnet;
+    l.udsp_add(UdspRule::new(d(&n7.to_string()), None, None, Some(4)), None)
+        .expect("nid rule");
+    l.udsp_add(UdspRule::new(d("tcp"), None, None, Some(2)), None)
+        .expect("net rule");
+    l.udsp_add(
+        UdspRule::new(d(&n7.to_string()), d(&peer.to_string()), None, None),
+        None,
+    )
+    .expect("pair rule");
+    let now = f.now;
+    // The peer NI exists before the NI the pair rule names: no list yet.
+    sink(&mut f, 1);
+    puts(&mut f, 1);
+    let prefs = |f: &Fabric| {
+        f.nodes[0]
+            .lnet
+            .peer(&peer)
+            .and_then(|p| p.peer_nis().next().map(|n| n.pref_nids().to_vec()))
+    };
+    assert_ne!(prefs(&f), Some(vec![n7]));
+    let l = &mut f.nodes[0].lnet;
+    let a = l.ni_add(now, TCP, &ni_info(n7, 8, 8)).expect("add");
+    let b = l.ni_add(now, TCP, &ni_info(n9, 8, 8)).expect("add");
+    let pr = |id| l.ni(id).map(|v| (v.sel_priority(), v.net_priority()));
+    assert_eq!(pr(a), Some((4, 2)));
+    assert_eq!(pr(b), Some((u32::MAX, 2)));
+    assert_eq!(prefs(&f), Some(vec![n7]), "the new NI joined the pair list");
+    let l = &mut f.nodes[0].lnet;
+    l.udsp_del(None).expect("del all");
+    assert_eq!(
+        l.ni(a).map(|v| (v.sel_priority(), v.net_priority())),
+        Some((u32::MAX, u32::MAX))
+    );
+}

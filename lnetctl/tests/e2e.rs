@@ -957,6 +957,35 @@ fn net_del_set_and_udsp() {
         ok(&lnetctl(&sock, &["udsp", "show", "--idx", "1"])),
         "udsp:\n    - idx: 1\n      dst: 1.1.1.1@tcp\n      action:\n          priority: 1\n"
     );
+    // The engine applied them: the net rule is the NI's net priority, and a
+    // NID rule inserted first gives that NI its own priority.
+    ok(&lnetctl(
+        &sock,
+        &[
+            "udsp",
+            "add",
+            "--src",
+            &nids[0],
+            "--priority",
+            "5",
+            "--idx",
+            "0",
+        ],
+    ));
+    let v4 = ok(&lnetctl(&sock, &["net", "show", "--net", "vnd", "-v", "4"]));
+    assert!(
+        v4.contains("            udsp info:\n                  net priority: 2\n                  nid priority: 5\n"),
+        "{v4}"
+    );
+    ok(&lnetctl(&sock, &["udsp", "del", "--idx", "0"]));
+    let v4 = ok(&lnetctl(&sock, &["net", "show", "--net", "vnd", "-v", "4"]));
+    assert!(
+        v4.contains("            udsp info:\n                  net priority: 2\n                  nid priority: -1\n"),
+        "{v4}"
+    );
+    // A net name no LND provides cannot be a rule.
+    let out = lnetctl(&sock, &["udsp", "add", "--src", "nonet", "--priority", "1"]);
+    assert_ne!(out.status.code(), Some(0));
     let out = lnetctl(&sock, &["udsp", "del", "--idx", "7"]);
     assert_eq!(out.status.code(), Some(254));
     assert!(text(&out.stderr).contains("descr: \"cannot del udsp: No such file or directory\""));

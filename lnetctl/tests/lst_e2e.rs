@@ -407,3 +407,84 @@ fn misuse_gets_upstreams_messages() {
         "session is ended\n"
     );
 }
+
+/// The `recv_count` of the NI `nid` in `net show -v` output.
+fn ni_recv_count(show: &str, nid: &str) -> u64 {
+    let at = show
+        .find(&format!("nid: {nid}\n"))
+        .unwrap_or_else(|| panic!("no NI {nid} in\n{show}"));
+    let rest = &show[at..];
+    let line = rest
+        .lines()
+        .find(|l| l.trim_start().starts_with("recv_count: "))
+        .expect("recv_count");
+    line.trim_start()["recv_count: ".len()..]
+        .parse()
+        .expect("number")
+}
+
+/// UDSP end to end (issue 16 item 5): node a knows node b as a Multi-Rail
+/// peer with two NIDs; `udsp add --dst 127.0.0.4@tcp --priority 0` on a
+/// sends everything to that NID, `udsp del` spreads it again. Counted on
+/// b's NIs with `net show -v`.
+#[test]
+fn udsp_steers_pings_to_the_preferred_peer_nid() {
+    let dir = TempDir::new("udsp");
+    let port = free_port();
+    let a = node(&dir, "a", "127.0.0.1", port);
+    let b = node(&dir, "b", "127.0.0.2", port);
+    ok(&lnetctl(
+        b.socket(),
+        &["net", "add", "--net", "tcp", "--if", "127.0.0.4"],
+    ));
+    let (sa, sb) = (a.socket(), b.socket());
+    ok(&lnetctl(
+        sa,
+        &[
+            "peer",
+            "add",
+            "--prim_nid",
+            "127.0.0.2@tcp",
+            "--nid",
+            "127.0.0.4@tcp",
+        ],
+    ));
+    ok(&lnetctl(
+        sa,
+        &["udsp", "add", "--dst", "127.0.0.4@tcp", "--priority", "0"],
+    ));
+    let v4 = ok(&lnetctl(sa, &["peer", "show", "-v", "4"]));
+    assert!(
+        v4.contains("nid: 127.0.0.4@tcp\n            udsp info:\n                  net priority: -1\n                  nid priority: 0\n"),
+        "{v4}"
+    );
+    let pings = |n: usize| {
+        for _ in 0..n {
+            ok(&lnetctl(sa, &["ping", "127.0.0.2@tcp"]));
+        }
+    };
+    pings(1); // discovery settles
+    let counts = || {
+        let v = ok(&lnetctl(sb, &["net", "show", "-v"]));
+        (
+            ni_recv_count(&v, "127.0.0.2@tcp"),
+            ni_recv_count(&v, "127.0.0.4@tcp"),
+        )
+    };
+    let before = counts();
+    pings(10);
+    let after = counts();
+    assert_eq!(
+        after.0, before.0,
+        "nothing to 127.0.0.2@tcp: {before:?} {after:?}"
+    );
+    assert!(after.1 >= before.1 + 10, "{before:?} {after:?}");
+    ok(&lnetctl(sa, &["udsp", "del", "--idx", "0"]));
+    let before = counts();
+    pings(10);
+    let after = counts();
+    assert!(
+        after.0 > before.0 && after.1 > before.1,
+        "both NIDs again: {before:?} {after:?}"
+    );
+}

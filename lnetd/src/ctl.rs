@@ -850,9 +850,8 @@ fn ni_info(ni: NiShow) -> NiInfo {
             ping_count: h.ping_count,
             next_ping: h.next_ping,
         },
-        // This runtime has no UDSP rules yet: -1 is upstream's "no rule".
-        net_priority: -1,
-        nid_priority: -1,
+        net_priority: ni.net_priority,
+        nid_priority: ni.nid_priority,
         tunables: TunablesInfo {
             peer_timeout: ni.tunables.peer_timeout,
             peer_credits: ni.tunables.peer_credits,

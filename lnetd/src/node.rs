@@ -162,6 +162,10 @@ pub struct NiShow {
     pub tx_credits: i64,
     /// Lowest tx credits seen.
     pub min_tx_credits: i64,
+    /// UDSP net priority, as upstream prints it (-1: no rule).
+    pub net_priority: i32,
+    /// UDSP NID priority (-1: no rule).
+    pub nid_priority: i32,
 }
 
 /// One net as `net show` reports it.
@@ -1059,6 +1063,9 @@ impl Node {
                 cpts: vec![0],
                 tx_credits: v.tx_credits() as i64,
                 min_tx_credits: v.min_tx_credits() as i64,
+                // The u32 priorities cast to int, as upstream prints them.
+                net_priority: v.net_priority() as i32,
+                nid_priority: v.sel_priority() as i32,
             };
             match out.iter_mut().find(|n| n.net == v.net()) {
                 Some(n) => n.nis.push(ni),

@@ -446,6 +446,7 @@ fn behind_a_dead_peer_queued_messages_meet_their_deadline_in_the_engine() {
     // every parked message with its discovery error instead).
     f.discover_all();
     f.reset_link_stats();
+    f.call(0, |l, _| l.stats_reset());
     f.partition(&[0], &[1], f.now(), None);
     let t0 = f.now();
     let mds: Vec<_> = (0..5)
@@ -480,7 +481,15 @@ fn behind_a_dead_peer_queued_messages_meet_their_deadline_in_the_engine() {
     let st = f.link_stats(f.nid(0, 0), f.nid(1, 0));
     assert_eq!((st.sent, st.lost, st.max_in_flight), (4, 4, 1));
     let ni = f.ni(0, 0);
-    let dropped = f.inspect(0, |l| l.ni(ni).expect("ni").stats().dropped.put);
-    assert_eq!(dropped, 1, "the queued PUT is counted as dropped");
+    // None was delivered: all five are drops (the four the LND gave up and
+    // the queued one), none counts as sent (issue 11 item 6).
+    let (dropped, sent) = f.inspect(0, |l| {
+        let s = l.ni(ni).expect("ni").stats();
+        (s.dropped.put, s.sent.put)
+    });
+    assert_eq!((dropped, sent), (5, 0));
+    let g = f.inspect(0, |l| *l.stats());
+    assert_eq!((g.drop_count, g.drop_length), (5, 5 * 16));
+    assert_eq!((g.send_count, g.send_length), (0, 0));
     assert!(f.now().since(t0) >= Duration::from_secs(40));
 }

@@ -144,7 +144,14 @@ fn without_multi_rail_one_rail_carries_everything() {
             .ni(NiSpec::tcp([10, 0, 0, 2]))
             .ni(NiSpec::tcp([10, 0, 0, 4])),
     );
-    f.post(1, PORTAL, BITS, LEN, MdOptions::OP_PUT, Threshold::Infinite);
+    f.post(
+        1,
+        PORTAL,
+        BITS,
+        LEN,
+        MdOptions::OP_PUT | MdOptions::MANAGE_REMOTE,
+        Threshold::Infinite,
+    );
     for i in 0..8 {
         let (md, _) = f.bind(0, &pattern(LEN, i), Threshold::Count(2));
         f.put(0, md, AckReq::Ack, f.pid(1), PORTAL, BITS, 0)
@@ -203,9 +210,12 @@ fn a_failed_rail_loses_health_and_traffic_moves_to_the_other() {
     let ni1 = f.ni(0, 1);
     let health = f.inspect(0, |l| l.ni(ni1).expect("ni").health_value());
     assert!(health < 1000, "the dead rail's NI lost health: {health}");
+    // What the dead rail took failed: counted as dropped, not sent (issue
+    // 11 item 6); nothing went there after.
+    let dropped = f.inspect(0, |l| l.ni(ni1).expect("ni").stats().dropped.put);
     assert_eq!(
-        sent_puts(&f, 0, 1),
-        failed as u64,
+        (sent_puts(&f, 0, 1), dropped),
+        (0, failed as u64),
         "the dead rail was avoided after"
     );
     // Plus, once failed recovery pings (NETWORK_TIMEOUT blames the local NI

@@ -75,23 +75,27 @@ pub fn compute(prev: &[LstNode], cur: &[LstNode], mbs: bool) -> StatResult {
             continue;
         };
         let delta = n.fw.running_ms.wrapping_sub(o.fw.running_ms) as f32 / 1000.0;
+        // No time between the samples (two STATs within a millisecond, or a
+        // node that answered the same figures twice): no rate can be told,
+        // the node counts 0 rather than inf/NaN.
+        let per_sec = |d: f32| if delta > 0.0 { d / delta } else { 0.0 };
         let (ln, lo) = (&n.lnet, &o.lnet);
         r.nodes += 1;
         let k = r.nodes;
         r.send_bw.add(
-            ln.send_length.wrapping_sub(lo.send_length) as f32 / unit / delta,
+            per_sec(ln.send_length.wrapping_sub(lo.send_length) as f32 / unit),
             k,
         );
         r.recv_bw.add(
-            ln.recv_length.wrapping_sub(lo.recv_length) as f32 / unit / delta,
+            per_sec(ln.recv_length.wrapping_sub(lo.recv_length) as f32 / unit),
             k,
         );
         r.errors += u64::from(ln.errors.wrapping_sub(lo.errors));
         r.drops += u64::from(ln.drop_count.wrapping_sub(lo.drop_count));
         r.send_rate
-            .add(ln.send_count.wrapping_sub(lo.send_count) as f32 / delta, k);
+            .add(per_sec(ln.send_count.wrapping_sub(lo.send_count) as f32), k);
         r.recv_rate
-            .add(ln.recv_count.wrapping_sub(lo.recv_count) as f32 / delta, k);
+            .add(per_sec(ln.recv_count.wrapping_sub(lo.recv_count) as f32), k);
     }
     r
 }
@@ -167,6 +171,36 @@ mod tests {
             line(3 * 3600 + 7 * 60 + 9, "servers", &r, false),
             "03:07:09 servers: 2 nodes  recv 3000.0 msg/s 2048.00 MiB/s  send 2500.0 msg/s 0.50 MiB/s  errors 0 drops 0\n"
         );
+    }
+
+    #[test]
+    fn a_zero_interval_gives_no_inf_or_nan() {
+        // The same running time in both samples (and traffic counted in
+        // between): every figure stays finite, the line prints numbers.
+        let prev = vec![node(1, 5000, 0, 0, 0, 0), node(2, 5000, 0, 0, 0, 0)];
+        let cur = vec![
+            node(1, 5000, 100, 100, 1 << 20, 1 << 20),
+            node(2, 7000, 2000, 0, 0, 0),
+        ];
+        let r = compute(&prev, &cur, false);
+        for s in [r.recv_rate, r.send_rate, r.recv_bw, r.send_bw] {
+            for v in [s.avg, s.min, s.max] {
+                assert!(v.is_finite(), "{r:?}");
+            }
+        }
+        assert_eq!(
+            (r.nodes, r.recv_rate.max, r.recv_rate.avg),
+            (2, 1000.0, 500.0)
+        );
+        let l = line(0, "g", &r, false);
+        assert!(!l.contains("inf") && !l.contains("NaN"), "{l}");
+        assert_eq!(
+            l,
+            "00:00:00 g: 2 nodes  recv 1000.0 msg/s 0.00 MiB/s  send 0.0 msg/s 0.00 MiB/s  errors 0 drops 0\n"
+        );
+        // Both at zero interval: all zero.
+        let r = compute(&prev, &prev, true);
+        assert_eq!((r.recv_rate.avg, r.send_bw.max), (0.0, 0.0));
     }
 
     #[test]

@@ -503,7 +503,13 @@ pub struct NidDescr {
 impl NidDescr {
     /// Parses a descriptor.
     pub fn parse(s: &str) -> Result<Self, NidError> {
-        parse_descr(s).map_err(|reason| NidError::NidList {
+        Self::parse_with(s, &[])
+    }
+
+    /// Parses a descriptor that may name the network types plugins provide
+    /// (`extra`: name, LND type; their addresses are numbers).
+    pub fn parse_with(s: &str, extra: &[(&str, u8)]) -> Result<Self, NidError> {
+        parse_descr(s, extra).map_err(|reason| NidError::NidList {
             input: s.to_owned(),
             reason,
         })
@@ -568,7 +574,7 @@ impl FromStr for NidDescr {
     }
 }
 
-fn parse_descr(s: &str) -> Result<NidDescr, String> {
+fn parse_descr(s: &str, extra: &[(&str, u8)]) -> Result<NidDescr, String> {
     if s.len() > MAX_PARAM_LEN {
         return Err(format!("longer than {MAX_PARAM_LEN} characters"));
     }
@@ -576,17 +582,27 @@ fn parse_descr(s: &str) -> Result<NidDescr, String> {
         Some((a, n)) => (Some(a), n),
         None => (None, s),
     };
-    let Some(info) = LNDS
+    let builtin = LNDS
         .iter()
         .filter(|i| net_s.starts_with(i.name))
-        .max_by_key(|i| i.name.len())
+        .map(|i| (i.name.len(), i.lnd_type, i.addr_format));
+    let plugin = extra
+        .iter()
+        .filter(|(n, _)| net_s.starts_with(n))
+        .map(|(n, t)| (n.len(), *t, AddrFormat::Number));
+    let Some((name_len, lnd_type, addr_format)) =
+        builtin.chain(plugin).max_by_key(|(len, _, _)| *len)
     else {
         return Err(format!(
             "\"{net_s}\" does not start with a known network type (known: {})",
             known_names()
         ));
     };
-    let rest = &net_s[info.name.len()..];
+    let info = DescrType {
+        lnd_type,
+        addr_format,
+    };
+    let rest = &net_s[name_len..];
     let nums = if rest.is_empty() {
         None
     } else {
@@ -613,4 +629,10 @@ fn parse_descr(s: &str) -> Result<NidDescr, String> {
         nums,
         addr,
     })
+}
+
+/// The network type a descriptor names.
+struct DescrType {
+    lnd_type: u8,
+    addr_format: AddrFormat,
 }

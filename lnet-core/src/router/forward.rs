@@ -151,14 +151,10 @@ impl Lnet {
             if !mr && pn.pref_nids.is_empty() {
                 pn.pref_nids.push(ni_nid);
             }
-            pn.stats.received(hdr.msg_type, hdr.payload_length);
         }
-        if let Some(n) = self.ni_mut(ni) {
-            n.stats.received(hdr.msg_type, hdr.payload_length);
-        }
+        // Counted as received when the payload is in the router buffer
+        // (`fwd_finalize`), not now (issue 11 item 6).
         let _ = self.rx_via_router(&hdr, from, false);
-        self.counters.recv_count += 1;
-        self.counters.recv_length += u64::from(hdr.payload_length);
         let kind = match hdr.msg_type {
             MsgType::PUT => EventKind::Put,
             MsgType::GET => EventKind::Get,
@@ -361,6 +357,14 @@ impl Lnet {
             return false;
         };
         if f.phase == FwdPhase::Receiving && status.is_ok() {
+            let prev = f.prev;
+            if let Some((ni, t, len)) = self
+                .msgs
+                .get(id.idx, id.gen)
+                .map(|m| (m.ni, m.msg_type, m.hdr.payload_length))
+            {
+                self.count_done(Dir::Recv, ni, Some(prev), t, len);
+            }
             if self.router.state.forwards() {
                 return self.fwd_send(now, id);
             }

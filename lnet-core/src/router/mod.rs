@@ -812,6 +812,11 @@ impl Lnet {
         out
     }
 
+    /// The gateway NIDs of the routes, in route order (may repeat).
+    pub(crate) fn route_gateways(&self) -> impl Iterator<Item = Nid> + '_ {
+        self.router.routes.iter().map(|r| r.gateway)
+    }
+
     /// Whether the gateway NID is alive as far as routing knows.
     pub fn gateway_alive(&self, nid: &Nid) -> Option<bool> {
         self.router.gateway(nid).map(|g| g.alive)
@@ -908,7 +913,7 @@ impl Lnet {
         let final_pni = self.remote_peer_ni(dest_pni).unwrap_or(dest_pni);
         let final_nid = self.peers.get(final_pni).map_or(dest, |p| p.nid);
         let src_net = src.and_then(|n| self.ni_ref(n)).map(|n| n.net);
-        let Some((ri, gw_pni)) = self.select_route(final_nid.net(), src_net) else {
+        let Some((ri, gw_pni)) = self.select_route(final_nid.net(), src_net, final_pni) else {
             self.counters.health.local_no_route += 1;
             return Err(NoPath(Completion::failed(
                 errno::EHOSTUNREACH,
@@ -1013,8 +1018,14 @@ impl Lnet {
     }
 
     /// The best alive route to `net` and its gateway's peer NI (§7.4).
-    fn select_route(&self, net: NetId, src_net: Option<NetId>) -> Option<(usize, PeerNiId)> {
+    fn select_route(
+        &self,
+        net: NetId,
+        src_net: Option<NetId>,
+        dest: PeerNiId,
+    ) -> Option<(usize, PeerNiId)> {
         type Key = (
+            bool,
             std::cmp::Reverse<u32>,
             std::cmp::Reverse<u32>,
             u32,
@@ -1054,6 +1065,8 @@ impl Lnet {
             }
             let Some((gpni, gk)) = gbest else { continue };
             let key = (
+                // 1. A gateway the destination prefers (UDSP router rule).
+                self.udsp_gateway_preferred(Some(dest), &r.gateway),
                 std::cmp::Reverse(r.priority),
                 std::cmp::Reverse(r.hops.unwrap_or(1)),
                 gk.0,

@@ -4,6 +4,8 @@
 
 use liblnetconfig::proto::UdspRule;
 use lnd_api::{errno, NetId, Nid};
+use lnet_core::nid::NidDescr;
+use lnet_core::{UdspAdded, UdspError};
 
 use super::{Node, NodeError};
 
@@ -325,33 +327,65 @@ impl Node {
             .map_err(|e| NodeError::failed(e.errno, format!("{nid}: {e}")))
     }
 
-    /// `udsp add`: insert at `idx` (append when `None` or past the end); an
-    /// identical rule with another priority gets the new priority; an
-    /// identical rule otherwise is EALREADY (semantics.md §12).
+    /// `udsp add`: the engine inserts the rule at `idx` (append when `None`
+    /// or past the end) and applies the rule list again (semantics.md §12);
+    /// an identical rule with another priority gets the new priority, an
+    /// identical rule otherwise is EALREADY. The text of the rules is kept
+    /// here, in the same order, for `udsp show` and `export`.
     pub fn udsp_add(&self, rule: UdspRule, idx: Option<u32>) -> Result<(), NodeError> {
+        // Plugins' network types (`vnd1`) are names descriptors may use.
+        let extra = self.extra_net_types();
+        let extra: Vec<(&str, u8)> = extra.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+        let parse = |what: &str, v: &Option<String>| -> Result<Option<NidDescr>, NodeError> {
+            v.as_deref()
+                .map(|t| {
+                    NidDescr::parse_with(t, &extra).map_err(|e| {
+                        NodeError::failed(
+                            errno::EINVAL,
+                            format!("failed to parse {what} parameter: {e}"),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let engine_rule = lnet_core::UdspRule::new(
+            parse("src", &rule.src)?,
+            parse("dst", &rule.dst)?,
+            parse("rte", &rule.rte)?,
+            rule.priority,
+        );
         let mut st = self.inner.lock();
-        let same = |r: &UdspRule| r.src == rule.src && r.dst == rule.dst && r.rte == rule.rte;
-        if let Some(r) = st.udsp.iter_mut().find(|r| same(r)) {
-            if r.priority == rule.priority {
-                return Err(NodeError::failed(EALREADY, "the same rule exists"));
+        match st.lnet.udsp_add(engine_rule, idx) {
+            Ok(UdspAdded::Inserted(i)) => {
+                let at = (i as usize).min(st.udsp.len());
+                st.udsp.insert(at, rule);
+                Ok(())
             }
-            r.priority = rule.priority;
-            return Ok(());
+            Ok(UdspAdded::Updated(i)) => {
+                if let Some(r) = st.udsp.get_mut(i as usize) {
+                    r.priority = rule.priority;
+                }
+                Ok(())
+            }
+            Err(e @ UdspError::Exists(_)) => Err(NodeError::failed(EALREADY, e.to_string())),
+            Err(e) => Err(NodeError::failed(e.errno(), e.to_string())),
         }
-        let at = idx.map_or(st.udsp.len(), |i| (i as usize).min(st.udsp.len()));
-        st.udsp.insert(at, rule);
-        Ok(())
     }
 
-    /// `udsp del --idx N` / `--all` (`None`); later rules are renumbered.
+    /// `udsp del --idx N` / `--all` (`None`); later rules are renumbered and
+    /// what the rules set is recomputed.
     pub fn udsp_del(&self, idx: Option<u32>) -> Result<(), NodeError> {
         let mut st = self.inner.lock();
+        st.lnet
+            .udsp_del(idx)
+            .map_err(|e| NodeError::failed(e.errno(), e.to_string()))?;
         match idx {
             None => st.udsp.clear(),
-            Some(i) if (i as usize) < st.udsp.len() => {
-                st.udsp.remove(i as usize);
+            Some(i) => {
+                if (i as usize) < st.udsp.len() {
+                    st.udsp.remove(i as usize);
+                }
             }
-            Some(_) => return Err(NodeError::failed(errno::ENOENT, "no rule at that index")),
         }
         Ok(())
     }

@@ -95,8 +95,12 @@ fn peer_infos(l: &Lnet, nid: Option<Nid>) -> Vec<PeerInfo> {
                     health_network_timeout: h.network_timeout,
                     ping_count: u64::from(n.ping_count()),
                     next_ping: n.next_ping().map_or(0, |t| t.0 / 1_000_000_000),
-                    net_priority: 0,
-                    nid_priority: n.sel_priority(),
+                    // Upstream prints the u32 priorities cast to int: -1
+                    // when no rule sets them.
+                    net_priority: n.net_priority() as i32,
+                    nid_priority: n.sel_priority() as i32,
+                    pref_gateways: l.peer_ni_pref_gateways(&n.nid()),
+                    pref_nids: n.pref_nids().to_vec(),
                     ..PeerNiInfo::new(n.nid())
                 }
             })

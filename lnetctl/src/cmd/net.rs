@@ -273,15 +273,25 @@ fn set(a: &SetArgs, socket: &Path) -> i32 {
             rc: if errno == -1 { -1 } else { out::RC_EINVAL },
         })
     };
-    if a.health.is_some() {
-        return unsupported(
-            "set",
-            "--health",
-            "health values are not settable from lnetctl in this build",
-        );
-    }
     if a.all && a.nid.is_some() {
         return out::RC_EINVAL;
+    }
+    // Upstream's parse_long: a value that does not parse, or -1, means "not
+    // given"; others are clamped to 0..1000 as the kernel does.
+    let health = a
+        .health
+        .as_deref()
+        .and_then(args::strtol)
+        .filter(|v| *v != -1)
+        .map(|v| v.clamp(0, 1000) as u32);
+    if health.is_some() && !a.all && a.nid.is_none() {
+        return out::nl_error(
+            "set",
+            "net",
+            liblnetconfig::errno::EINVAL,
+            "--health needs --nid NID or --all",
+            out::RC_EINVAL,
+        );
     }
     let mut req = NetSetRequest {
         net: None,
@@ -289,6 +299,7 @@ fn set(a: &SetArgs, socket: &Path) -> i32 {
         nid: None,
         all: a.all,
         conns_per_peer: None,
+        health,
     };
     if let Some(t) = &a.lnd_timeout {
         let v = args::atoi(t);
@@ -332,7 +343,7 @@ fn set(a: &SetArgs, socket: &Path) -> i32 {
             }
         }
     }
-    if req.lnd_timeout.is_none() && req.conns_per_peer.is_none() {
+    if req.lnd_timeout.is_none() && req.conns_per_peer.is_none() && req.health.is_none() {
         return 0;
     }
     let mut c = match super::connect(socket, "set", "net") {

@@ -107,6 +107,15 @@ pub(super) fn handle(shared: &Shared, node: Option<&Node>, op: Op) -> Result<Rep
                     return node_err(e);
                 }
             }
+            if let Some(h) = req.health {
+                if !req.all && req.nid.is_none() {
+                    return Reply::err(EINVAL, "--health needs --all or --nid NID");
+                }
+                let nid = if req.all { None } else { req.nid };
+                if let Err(e) = n.ni_set_health(nid, h) {
+                    return node_err(e);
+                }
+            }
             Reply::ok(ReplyBody::Done)
         }),
         Op::UdspAdd { rule, idx } => need(&|n| done(n.udsp_add(rule.clone(), idx))),

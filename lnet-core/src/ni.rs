@@ -520,6 +520,9 @@ impl Lnet {
     }
 
     /// Replaces the global tunables (`lnetctl set ...`) after checking them.
+    /// What a change sets going (the pushes of a discovery toggle, §9.7)
+    /// leaves at the next engine call: call [`Lnet::handle_timeout`] to
+    /// send it now.
     pub fn set_tunables(&mut self, t: GlobalTunables) -> Result<(), NiError> {
         t.validate()?;
         let routing_changed = t.routing != self.cfg.tunables.routing
@@ -707,6 +710,7 @@ impl Lnet {
             return Err(NiError::Unknown(ni));
         }
         self.ni_health_to(now, ni, value.min(1000));
+        self.flush(now);
         Ok(())
     }
 
@@ -720,6 +724,7 @@ impl Lnet {
         for ni in ids {
             self.ni_health_to(now, ni, value.min(1000));
         }
+        self.flush(now);
     }
 
     /// Moves a local NI's health to `value` (§8.1): reaching 0 marks it DOWN

@@ -590,6 +590,12 @@ impl Lnet {
                 self.peers.local_recovery.remove(&ni);
                 continue;
             }
+            if n.fatal {
+                // The LND says the link is down: a ping to our own address
+                // could still succeed through the host's local route and
+                // raise the health of a dead interface. Wait for link up.
+                continue;
+            }
             let nid = n.nid;
             let Some(r) = self.peers.local_recovery.get(&ni).copied() else {
                 continue;

@@ -41,7 +41,11 @@ fn lst_ok(n: &TestNode, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     );
-    assert!(out.status.success(), "lst {args:?}: {:?}\n{o}\n{e}", out.status);
+    assert!(
+        out.status.success(),
+        "lst {args:?}: {:?}\n{o}\n{e}",
+        out.status
+    );
     o
 }
 
@@ -110,8 +114,19 @@ fn a_peer_killed_mid_brw_fails_its_messages_within_the_transaction_timeout() {
     lst_ok(
         &a,
         &[
-            "add_test", "--batch", "bulk", "--concurrency", "8", "--from", "clients", "--to",
-            "servers", "brw", "write", "size=1M", "check=simple",
+            "add_test",
+            "--batch",
+            "bulk",
+            "--concurrency",
+            "8",
+            "--from",
+            "clients",
+            "--to",
+            "servers",
+            "brw",
+            "write",
+            "size=1M",
+            "check=simple",
         ],
     );
     lst_ok(&a, &["run", "bulk"]);
@@ -134,7 +149,11 @@ fn a_peer_killed_mid_brw_fails_its_messages_within_the_transaction_timeout() {
     // and a loaded machine's slack).
     let limit = Duration::from_secs(RPC_TIMEOUT + TX_TIMEOUT * 3 + 30);
     lst_ok(&a, &["stop", "bulk"]);
-    assert!(t_kill.elapsed() < limit, "lst stop took {:?}", t_kill.elapsed());
+    assert!(
+        t_kill.elapsed() < limit,
+        "lst stop took {:?}",
+        t_kill.elapsed()
+    );
     let drained = loop {
         let n = stat(&a, "msgs_alloc");
         if n == 0 {
@@ -157,7 +176,11 @@ fn a_peer_killed_mid_brw_fails_its_messages_within_the_transaction_timeout() {
         "{:?}: {err}",
         end.status
     );
-    assert!(t_end.elapsed() < limit, "end_session took {:?}", t_end.elapsed());
+    assert!(
+        t_end.elapsed() < limit,
+        "end_session took {:?}",
+        t_end.elapsed()
+    );
     // The failures were seen: B's NIs lost health, A still answers.
     let h = peer_healths(&a, nb);
     assert!(!h.is_empty() && h.iter().any(|v| *v < 1000), "{h:?}");

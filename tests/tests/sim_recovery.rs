@@ -206,3 +206,34 @@ fn a_broken_interface_loses_nothing_stays_queued_and_recovers_when_it_returns() 
     assert!(served_up(&f, 0, a0));
     assert!(f.hanging().is_empty(), "{:?}", f.hanging());
 }
+
+#[test]
+fn no_recovery_ping_while_the_lnd_reports_the_link_down() {
+    // A link the LND reports down (fatal): the NI stays queued but is not
+    // pinged (a ping to our own address could succeed through the host's
+    // local route and fake a recovery); link up: pinged back to 1000.
+    let mut f = dual_rail(73);
+    let a0 = f.nid(0, 0);
+    let ni0 = f.ni(0, 0);
+    f.set_ni_link(0, 0, false);
+    f.call(0, |l, now| l.ni_set_health(now, ni0, 300))
+        .expect("set");
+    f.reset_link_stats();
+    f.run_for(Duration::from_secs(30));
+    assert_eq!(f.link_stats(a0, a0).sent, 0, "no ping on a dead link");
+    assert_eq!(health(&f, 0, 0), 300);
+    assert_eq!(local_queue(&f, 0), vec![a0]);
+    assert!(
+        !served_up(&f, 0, a0),
+        "link down is DOWN in the ping buffer"
+    );
+    f.set_ni_link(0, 0, true);
+    f.run_for(Duration::from_secs(30));
+    assert_eq!(health(&f, 0, 0), 1000);
+    assert!(
+        f.link_stats(a0, a0).delivered >= 14,
+        "seven pings and replies"
+    );
+    assert!(served_up(&f, 0, a0));
+    assert!(f.hanging().is_empty(), "{:?}", f.hanging());
+}

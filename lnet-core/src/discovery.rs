@@ -201,7 +201,9 @@ impl Lnet {
     /// The send path's hook (`lnet_initiate_peer_discovery`): a request to
     /// `dest` on `portal` waits for discovery when its peer is not up to
     /// date. Returns the peer to park the message on. Portal 0 (pings and
-    /// pushes), our own NIDs and nets we have no NI on do not wait.
+    /// pushes), our own NIDs and nets we reach neither directly nor through
+    /// a route do not wait. A peer behind a gateway is discovered like any
+    /// other (§9.2): its ping and push cross the route.
     pub(crate) fn discovery_gate(&mut self, dest: Nid, portal: u32) -> Option<PeerId> {
         if portal == 0 || dest.is_any() || self.is_local_nid(&dest) {
             return None;
@@ -211,7 +213,8 @@ impl Lnet {
             .nis
             .iter()
             .flatten()
-            .any(|n| n.net == net && n.state == NiState::Active);
+            .any(|n| n.net == net && n.state == NiState::Active)
+            || self.route_dist(&dest).is_some();
         if !reachable {
             return None;
         }

@@ -208,7 +208,8 @@ pub struct NiDelRequest {
     pub nids: Vec<Nid>,
 }
 
-/// `net set`: the LND timeout of a net's LND, or `conns_per_peer` of some NIs.
+/// `net set`: the LND timeout of a net's LND, or `conns_per_peer` or the
+/// health value of some NIs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetSetRequest {
     /// `--net` (with `--lnd-timeout`).
@@ -226,7 +227,7 @@ pub struct NetSetRequest {
     /// `--conns-per-peer` (0..=127).
     #[serde(default)]
     pub conns_per_peer: Option<u32>,
-    /// `--health` (0..=1000) of the NI `nid`, or of every NI with `all`.
+    /// `--health` (0..=1000, with `--nid` or `--all`).
     #[serde(default)]
     pub health: Option<u32>,
 }
@@ -806,7 +807,7 @@ mod tests {
                 nid: Some(Nid::new4(tcp(0), 1)),
                 all: false,
                 conns_per_peer: Some(3),
-                health: Some(700),
+                health: Some(0),
             }),
             Op::DebugNidlist {
                 list: "10.[1,3].0.*@o2ib1".into(),

@@ -12,7 +12,7 @@
 //!
 //! | state | action |
 //! |---|---|
-//! | MARK_DELETION | forget the discovered NIDs (the peer starts over) |
+//! | MARK_DELETION | delete the peer and re-create it for its primary NID (discovered from scratch) |
 //! | DATA_PRESENT | merge the ping or push data |
 //! | PING_FAILED / PUSH_FAILED | clear it, force another try; finish with the error if there is one |
 //! | FORCE_PING or not NIDS_UPTODATE | send a ping (PING_SENT) and wait |
@@ -201,7 +201,9 @@ impl Lnet {
     /// The send path's hook (`lnet_initiate_peer_discovery`): a request to
     /// `dest` on `portal` waits for discovery when its peer is not up to
     /// date. Returns the peer to park the message on. Portal 0 (pings and
-    /// pushes), our own NIDs and nets we have no NI on do not wait.
+    /// pushes), our own NIDs and nets we reach neither directly nor through
+    /// a route do not wait. A peer behind a gateway is discovered like any
+    /// other (§9.2): its ping and push cross the route.
     pub(crate) fn discovery_gate(&mut self, dest: Nid, portal: u32) -> Option<PeerId> {
         if portal == 0 || dest.is_any() || self.is_local_nid(&dest) {
             return None;
@@ -211,7 +213,8 @@ impl Lnet {
             .nis
             .iter()
             .flatten()
-            .any(|n| n.net == net && n.state == NiState::Active);
+            .any(|n| n.net == net && n.state == NiState::Active)
+            || self.route_dist(&dest).is_some();
         if !reachable {
             return None;
         }
@@ -280,8 +283,7 @@ impl Lnet {
             return false;
         }
         if s.has(PeerState::MARK_DELETION) {
-            self.discovery_restart(now, peer);
-            return true;
+            return self.discovery_delete(now, peer);
         }
         if s.has(PeerState::DATA_PRESENT) {
             self.discovery_merge(now, peer);
@@ -437,7 +439,7 @@ impl Lnet {
                 };
             }
             Ok(info) => {
-                Self::record_features(p, info, disabled);
+                Self::record_features(p, info, disabled, false);
                 if p.multi_rail && info.primary_nid() == Some(p.primary_nid) {
                     p.disc.peer_seq = info.seq;
                 }
@@ -451,16 +453,37 @@ impl Lnet {
 
     /// The feature bits of a ping reply or push (§9.4): NO_DISCOVERY,
     /// MULTI_RAIL, ROUTER_ENABLED.
-    fn record_features(p: &mut crate::peer::Peer, info: &PingInfo, disabled: bool) {
+    fn record_features(p: &mut crate::peer::Peer, info: &PingInfo, disabled: bool, push: bool) {
         let no_disc = disabled || info.features & LNET_PING_FEAT_DISCOVERY == 0;
-        p.state.assign(PeerState::NO_DISCOVERY, no_disc);
         let configured = p.state.has(PeerState::CONFIGURED);
+        // MARK_DELETION (§9.4): the peer's discovery went from on to off (a
+        // push says so of a peer discovered with discovery; a ping reply of a
+        // peer discovered with discovery, or a discovered Multi-Rail one),
+        // so what discovery merged must go with the peer object.
+        if no_disc && !configured {
+            let s = p.state;
+            let was_on = !s.has(PeerState::NO_DISCOVERY) && s.has(PeerState::DISCOVERED);
+            let mark = if push {
+                was_on && !s.has(PeerState::DISCOVERING)
+            } else {
+                was_on || (p.multi_rail && s.has(PeerState::DISCOVERED))
+            };
+            if mark {
+                p.state.set(PeerState::MARK_DELETION);
+            }
+        }
+        p.state.assign(PeerState::NO_DISCOVERY, no_disc);
         if info.features & LNET_PING_FEAT_MULTI_RAIL != 0 {
             if !configured && !no_disc {
                 p.multi_rail = true;
             }
         } else if !configured && p.multi_rail {
+            // Multi-Rail vanished: the NIDs merged while it was Multi-Rail
+            // would be left behind by a status-only merge; start over.
             p.multi_rail = false;
+            if p.state.has(PeerState::DISCOVERED) {
+                p.state.set(PeerState::MARK_DELETION);
+            }
         }
         p.state.assign(PeerState::MULTI_RAIL, p.multi_rail);
         p.state.assign(
@@ -574,7 +597,7 @@ impl Lnet {
         };
         match parsed {
             Some(info) if info.features & LNET_PING_FEAT_MULTI_RAIL != 0 => {
-                Self::record_features(p, &info, disabled);
+                Self::record_features(p, &info, disabled, true);
                 p.disc.peer_seq = info.seq;
                 p.state.clear(PeerState::NIDS_UPTODATE);
                 let newer = p.disc.data.as_ref().is_none_or(|d| d.seq <= info.seq);
@@ -817,8 +840,57 @@ impl Lnet {
         }
     }
 
-    /// MARK_DELETION: the peer changed its mind about discovery; drop what
-    /// discovery added (all but the primary, unless configured) and look again.
+    /// MARK_DELETION (§9.3 step 1): the peer object goes, with every NID
+    /// discovery merged into it, and a fresh one is made for its primary
+    /// NID; what waited on the old peer (parked messages, `discover`
+    /// callers) waits on the fresh one, which is discovered from scratch.
+    /// Messages queued on the old peer NIs select a path again. A
+    /// configured peer keeps its NIDs and only starts over. Returns whether
+    /// the (old) peer wants another step.
+    fn discovery_delete(&mut self, now: Instant, peer: PeerId) -> bool {
+        let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) else {
+            return false;
+        };
+        if p.state.has(PeerState::CONFIGURED) {
+            self.discovery_restart(now, peer);
+            return true;
+        }
+        p.state.clear(PeerState::MARK_DELETION);
+        p.state.set(PeerState::MARK_DELETED);
+        let prim = p.primary_nid;
+        let parked = std::mem::take(&mut p.disc.parked);
+        let waiters = std::mem::take(&mut p.disc.waiters);
+        tracing::debug!("discovery: peer {prim} marked for deletion, re-created");
+        let nids = self.peer_nids(peer);
+        for n in nids
+            .iter()
+            .filter(|n| **n != prim)
+            .chain(std::iter::once(&prim))
+        {
+            if let Some(id) = self.peers.lookup(n) {
+                if self.peers.get(id).map(|x| x.peer) == Some(peer) {
+                    self.peer_ni_remove(now, id);
+                }
+            }
+        }
+        // Gone with its last NI; make sure of it.
+        if self.peers.peer(peer).is_some() {
+            self.peer_remove(now, peer, errno::ENETDOWN);
+        }
+        let id = self.peer_ni_for(prim);
+        let Some(fresh) = self.peers.get(id).map(|x| x.peer) else {
+            return false;
+        };
+        if let Some(p) = self.peers.peers.get_mut(fresh.idx, fresh.gen) {
+            p.disc.parked.extend(parked);
+            p.disc.waiters.extend(waiters);
+        }
+        self.discovery_queue(fresh);
+        false
+    }
+
+    /// A configured peer marked for deletion: discovery's flags start over
+    /// (its NIDs are configuration's) and it is looked at again.
     fn discovery_restart(&mut self, now: Instant, peer: PeerId) {
         let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) else {
             return;

@@ -51,10 +51,11 @@
 //!   the LND refused synchronously cannot be told apart from a later failure
 //!   (the contract reports both through `handle_done`) and may be resent.
 //!   Peer NIs blamed for a failure are pinged back to health (§8.6: backoff
-//!   2^n s up to `max_recovery_ping_interval`, `recovery_limit`); local NI
-//!   recovery pings (which need an LND to reach its own NID) are not
-//!   implemented: a local NI below full health is listed by
-//!   [`Lnet::local_recovery_queue`] and recovers through successful traffic.
+//!   2^n s up to `max_recovery_ping_interval`, `recovery_limit`). A local
+//!   NI below full health ([`Lnet::local_recovery_queue`]) is pinged at its
+//!   own NID through its own LND (not loopback), with the same backoff; each
+//!   REPLY adds `health_sensitivity`. Health 0 marks the NI DOWN in the
+//!   ping buffer until it is back at 1000 (§8.1).
 //! * Response tracking (§8.5) follows `response_tracking`; on expiry the MD
 //!   is unlinked (the user sees `-ETIMEDOUT` or UNLINK) and counted.
 //! * [`Lnet::ping`]: sink of 1040 bytes, retried once with the size the reply

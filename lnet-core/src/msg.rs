@@ -216,6 +216,8 @@ pub(crate) struct Msg {
     /// The destination and source the request was given (for resends).
     pub(crate) orig_dest: Nid,
     pub(crate) src_param: Option<Nid>,
+    /// A recovery ping's GET (§8.6): forced path, never resent.
+    pub(crate) recovery: bool,
 }
 
 impl Msg {
@@ -404,7 +406,7 @@ impl crate::ni::Lnet {
         let Some(m) = self.msgs.get(id.idx, id.gen) else {
             return false;
         };
-        if m.ev.kind != crate::event::EventKind::Send {
+        if m.ev.kind != crate::event::EventKind::Send || m.recovery {
             return false;
         }
         let t = &self.cfg.tunables;
@@ -550,8 +552,10 @@ impl crate::ni::Lnet {
         use lnd_api::HealthStatus as H;
         let (local, remote) = match c.health {
             H::OK => {
-                if let Some(n) = self.ni_mut(ni) {
-                    n.health_value = (n.health_value + sens).min(1000);
+                if let Some(v) = self.ni_ref(ni).map(|n| n.health_value) {
+                    if v < 1000 {
+                        self.ni_health_to(now, ni, v.saturating_add(sens));
+                    }
                 }
                 if dir == Dir::Recv {
                     if let Some(p) = pni.and_then(|p| self.peers.get_mut(p)) {
@@ -571,14 +575,8 @@ impl crate::ni::Lnet {
             _ => (false, false),
         };
         if local {
-            let mut changed = false;
-            if let Some(n) = self.ni_mut(ni) {
-                let was_up = n.is_up();
-                n.health_value = n.health_value.saturating_sub(sens);
-                changed = was_up != n.is_up();
-            }
-            if changed {
-                self.ping_target_update();
+            if let Some(v) = self.ni_ref(ni).map(|n| n.health_value) {
+                self.ni_health_to(now, ni, v.saturating_sub(sens));
             }
         }
         if remote {

@@ -237,6 +237,9 @@ pub(crate) struct Ni {
     pub(crate) queue: VecDeque<MsgId>,
     /// `ni_healthv`, 0..=1000.
     pub(crate) health_value: u32,
+    /// Health reached 0 and has not yet come back to 1000: the ping buffer
+    /// says DOWN (§8.1).
+    pub(crate) health_down: bool,
     /// Link down reported by the LND (`ni_fatal_error_on`).
     pub(crate) fatal: bool,
     /// Round-robin sequence (`ni_seq`).
@@ -273,7 +276,8 @@ impl<'a> NiView<'a> {
     pub fn state(&self) -> NiState {
         self.ni.state
     }
-    /// `up` unless health reached 0 or the link is down (the ping-buffer status).
+    /// `up` unless the link is down or health reached 0 and has not yet
+    /// come back to 1000 (the ping-buffer status, §8.1).
     pub fn is_up(&self) -> bool {
         self.ni.is_up()
     }
@@ -329,7 +333,7 @@ impl<'a> NiView<'a> {
 
 impl Ni {
     pub(crate) fn is_up(&self) -> bool {
-        !self.fatal && self.health_value > 0
+        !self.fatal && !self.health_down
     }
 }
 
@@ -437,6 +441,8 @@ pub struct Lnet {
     pub(crate) router: crate::router::Router,
     /// UDSP rules in index order ([`crate::udsp`]).
     pub(crate) udsp: Vec<crate::udsp::Stored>,
+    /// Set while a recovery ping's GET is being committed (§8.6).
+    pub(crate) recovery_send: bool,
 }
 
 impl fmt::Debug for Lnet {
@@ -478,6 +484,7 @@ impl Lnet {
             max_tx_credits: 0,
             queue: VecDeque::new(),
             health_value: 1000,
+            health_down: false,
             fatal: false,
             seq: 0,
             sel_priority: u32::MAX,
@@ -504,6 +511,7 @@ impl Lnet {
             disc: Default::default(),
             router: crate::router::Router::new(cfg_seed),
             udsp: Vec::new(),
+            recovery_send: false,
         };
         l.portals[0].lazy = true;
         l.ping_target_setup();
@@ -527,6 +535,9 @@ impl Lnet {
     }
 
     /// Replaces the global tunables (`lnetctl set ...`) after checking them.
+    /// What a change sets going (the pushes of a discovery toggle, §9.7)
+    /// leaves at the next engine call: call [`Lnet::handle_timeout`] to
+    /// send it now.
     pub fn set_tunables(&mut self, t: GlobalTunables) -> Result<(), NiError> {
         t.validate()?;
         let routing_changed = t.routing != self.cfg.tunables.routing
@@ -584,6 +595,7 @@ impl Lnet {
             max_tx_credits: t.credits,
             queue: VecDeque::new(),
             health_value: 1000,
+            health_down: false,
             fatal: false,
             seq: 0,
             sel_priority: u32::MAX,
@@ -708,27 +720,72 @@ impl Lnet {
             .ok_or(-errno::EHOSTUNREACH)
     }
 
-    /// Sets an NI's health value (`lnetctl net set --health`), clamped to 0..=1000.
-    pub fn ni_set_health(&mut self, ni: NiId, value: u32) -> Result<(), NiError> {
-        let n = self.ni_mut(ni).ok_or(NiError::Unknown(ni))?;
-        let was_up = n.is_up();
-        n.health_value = value.min(1000);
-        if n.is_up() != was_up {
-            self.ping_target_update();
+    /// Sets an NI's health value (`lnetctl net set --health`), clamped to
+    /// 0..=1000; below 1000 the NI joins the local recovery queue (§8.6).
+    pub fn ni_set_health(&mut self, now: Instant, ni: NiId, value: u32) -> Result<(), NiError> {
+        if ni == NiId::LO {
+            return Err(NiError::Loopback);
         }
+        if self.ni_ref(ni).is_none_or(|n| n.state != NiState::Active) {
+            return Err(NiError::Unknown(ni));
+        }
+        self.ni_health_to(now, ni, value.min(1000));
+        self.flush(now);
         Ok(())
     }
 
-    /// Local NIs below full health (`lnetctl debug recovery --local`); this
-    /// engine does not ping them (see the crate docs), they recover through
-    /// successful traffic.
+    /// Sets every local NI's health value (`lnetctl net set --health V --all`).
+    pub fn ni_set_health_all(&mut self, now: Instant, value: u32) {
+        let ids: Vec<NiId> = self
+            .nis()
+            .map(|n| n.id())
+            .filter(|i| *i != NiId::LO)
+            .collect();
+        for ni in ids {
+            self.ni_health_to(now, ni, value.min(1000));
+        }
+        self.flush(now);
+    }
+
+    /// Moves a local NI's health to `value` (§8.1): reaching 0 marks it DOWN
+    /// in the ping buffer, coming back to 1000 marks it UP again (a new
+    /// sequence number and pushes follow); below 1000 it is queued for
+    /// recovery pings (§8.6).
+    pub(crate) fn ni_health_to(&mut self, now: Instant, ni: NiId, value: u32) {
+        if ni == NiId::LO {
+            return;
+        }
+        let Some(n) = self.ni_mut(ni) else { return };
+        let was_up = n.is_up();
+        n.health_value = value.min(1000);
+        if n.health_value == 0 {
+            n.health_down = true;
+        } else if n.health_value == 1000 {
+            n.health_down = false;
+        }
+        let (changed, below) = (n.is_up() != was_up, n.health_value < 1000);
+        if changed {
+            self.ping_target_update();
+        }
+        if below {
+            self.local_recovery_enqueue(now, ni);
+        }
+    }
+
+    /// Local NIs on the recovery queue, in NI order, with their health
+    /// values (`lnetctl debug recovery --local`).
     pub fn local_recovery_queue(&self) -> Vec<(Nid, u32)> {
-        self.nis
-            .iter()
-            .flatten()
-            .filter(|n| n.net != NetId::LO && n.health_value < 1000)
-            .map(|n| (n.nid, n.health_value))
+        self.peers
+            .local_recovery
+            .keys()
+            .filter_map(|id| self.ni_ref(*id).map(|n| (n.nid, n.health_value)))
             .collect()
+    }
+
+    /// Recovery pings sent so far to a local NI on the recovery queue (reset
+    /// when a message arrives on it, §8.6).
+    pub fn local_recovery_pings(&self, ni: NiId) -> Option<u32> {
+        self.peers.local_recovery.get(&ni).map(|r| r.ping_count)
     }
 
     /// The LND reported the NI's link up or down (`lnet_set_link_fatal_state`).

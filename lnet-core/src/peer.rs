@@ -216,6 +216,8 @@ pub(crate) struct PeerTable {
     pub(crate) order: Vec<PeerId>,
     /// The peer NI recovery queue (§8.6).
     pub(crate) recovery: std::collections::BTreeMap<PeerNiId, Recovery>,
+    /// The local NI recovery queue (§8.6).
+    pub(crate) local_recovery: std::collections::BTreeMap<crate::ni::NiId, Recovery>,
     /// When the monitor is armed, if it is.
     pub(crate) monitor_at: Option<Instant>,
     /// Counter giving each lock of a primary NID its order.
@@ -569,15 +571,73 @@ impl Lnet {
         }
     }
 
-    /// The monitor's pass (`lnet_recover_peer_nis`): drop recovered or
-    /// vanished peer NIs, ping the others when their time has come. A ping
-    /// goes to exactly that NID from the best local NI on its net; its REPLY,
-    /// received from that peer NI, raises its health.
-    pub(crate) fn monitor(&mut self, now: Instant) {
-        self.peers.monitor_at = None;
-        let limit = self.cfg.tunables.recovery_limit;
+    /// Queues a local NI below full health for recovery pings (§8.6).
+    pub(crate) fn local_recovery_enqueue(&mut self, now: Instant, ni: crate::ni::NiId) {
+        self.peers.local_recovery.entry(ni).or_insert(Recovery {
+            ping_count: 0,
+            next_ping: now,
+            outstanding: None,
+        });
+        self.arm_monitor(now);
+    }
+
+    /// `next_ping` after the `count`-th ping: 2^count seconds while the
+    /// count is at most floor(log2(max_recovery_ping_interval)), then that
+    /// interval (§8.6).
+    fn next_ping_wait(&self, count: u32) -> u64 {
         let max_interval = u64::from(self.cfg.tunables.max_recovery_ping_interval.max(1));
         let max_count = 63 - max_interval.leading_zeros();
+        if count <= max_count {
+            1u64 << count
+        } else {
+            max_interval
+        }
+    }
+
+    /// The monitor's pass (`lnet_recover_local_nis`, then
+    /// `lnet_recover_peer_nis`): drop recovered or vanished NIs and peer
+    /// NIs, ping the others when their time has come. A local NI is pinged
+    /// at its own NID through itself; a peer NI at exactly that NID from the
+    /// best local NI on its net, and its REPLY, received from that peer NI,
+    /// raises its health.
+    pub(crate) fn monitor(&mut self, now: Instant) {
+        self.peers.monitor_at = None;
+        let locals: Vec<crate::ni::NiId> = self.peers.local_recovery.keys().copied().collect();
+        for ni in locals {
+            let Some(n) = self
+                .ni_ref(ni)
+                .filter(|n| n.state == crate::ni::NiState::Active)
+            else {
+                self.peers.local_recovery.remove(&ni);
+                continue;
+            };
+            if n.health_value >= 1000 {
+                self.peers.local_recovery.remove(&ni);
+                continue;
+            }
+            if n.fatal {
+                // The LND says the link is down: a ping to our own address
+                // could still succeed through the host's local route and
+                // raise the health of a dead interface. Wait for link up.
+                continue;
+            }
+            let nid = n.nid;
+            let Some(r) = self.peers.local_recovery.get(&ni).copied() else {
+                continue;
+            };
+            if r.outstanding.is_some() || now < r.next_ping {
+                continue;
+            }
+            let ping = self.ping_recovery(now, nid, nid);
+            let count = r.ping_count + 1;
+            let wait = self.next_ping_wait(count);
+            if let Some(r) = self.peers.local_recovery.get_mut(&ni) {
+                r.outstanding = ping;
+                r.ping_count = count;
+                r.next_ping = now.saturating_add(crate::time::Duration::from_secs(wait));
+            }
+        }
+        let limit = self.cfg.tunables.recovery_limit;
         let ids: Vec<PeerNiId> = self.peers.recovery.keys().copied().collect();
         for id in ids {
             let Some(p) = self.peers.get(id) else {
@@ -606,29 +666,52 @@ impl Lnet {
             else {
                 continue;
             };
-            let ping = self.ping_internal(now, nid, src);
+            let ping = self.ping_recovery(now, nid, src);
             let count = r.ping_count + 1;
-            let wait = if count <= max_count {
-                1u64 << count
-            } else {
-                max_interval
-            };
+            let wait = self.next_ping_wait(count);
             if let Some(r) = self.peers.recovery.get_mut(&id) {
                 r.outstanding = ping;
                 r.ping_count = count;
                 r.next_ping = now.saturating_add(crate::time::Duration::from_secs(wait));
             }
         }
-        if !self.peers.recovery.is_empty() {
+        if !self.peers.recovery.is_empty() || !self.peers.local_recovery.is_empty() {
             self.arm_monitor(now);
         }
     }
 
-    /// A recovery ping finished (its outcome already acted on health).
-    pub(crate) fn recovery_ping_done(&mut self, ping: crate::ping::PingId) {
+    /// A recovery ping finished. A peer NI's outcome already acted on its
+    /// health (the REPLY came from it); a local NI's success adds
+    /// `health_sensitivity` to it, a failure leaves it queued (pinging
+    /// continues at the next interval).
+    pub(crate) fn recovery_ping_done(&mut self, now: Instant, ping: crate::ping::PingId, ok: bool) {
+        // A success re-arms the next ping at the interval of the reset
+        // count (the REPLY was received: ping count 0), so an interface
+        // that came back climbs to 1000 in about ten pings, not in one
+        // `max_recovery_ping_interval` per step.
+        let soon = now.saturating_add(crate::time::Duration::from_secs(1));
+        let mut healed = None;
         for r in self.peers.recovery.values_mut() {
             if r.outstanding == Some(ping) {
                 r.outstanding = None;
+                if ok && r.ping_count == 0 {
+                    r.next_ping = r.next_ping.min(soon);
+                }
+            }
+        }
+        for (ni, r) in self.peers.local_recovery.iter_mut() {
+            if r.outstanding == Some(ping) {
+                r.outstanding = None;
+                healed = Some(*ni);
+                if ok && r.ping_count == 0 {
+                    r.next_ping = r.next_ping.min(soon);
+                }
+            }
+        }
+        if let (Some(ni), true) = (healed, ok) {
+            let sens = self.cfg.tunables.health_sensitivity;
+            if let Some(v) = self.ni_ref(ni).map(|n| n.health_value) {
+                self.ni_health_to(now, ni, v.saturating_add(sens));
             }
         }
     }

@@ -116,6 +116,9 @@ pub(crate) struct PingTable {
     active: HashMap<PingId, PingState>,
     /// Pings the engine sent itself (recovery): no event for them.
     internal: std::collections::HashSet<PingId>,
+    /// Recovery pings (§8.6): forced to exactly their NID (a local NI's
+    /// leaves through that NI), never resent.
+    recovery: std::collections::HashSet<PingId>,
 }
 
 /// Our ping target on portal 0.
@@ -327,7 +330,10 @@ impl Lnet {
                 retried,
             },
         );
-        if let Err(e) = self.get_inner(now, source, md, target, 0, LNET_PROTO_PING_MATCHBITS, 0) {
+        self.recovery_send = self.pings.recovery.contains(&id);
+        let sent = self.get_inner(now, source, md, target, 0, LNET_PROTO_PING_MATCHBITS, 0);
+        self.recovery_send = false;
+        if let Err(e) = sent {
             self.pings.active.remove(&id);
             let _ = self.md_unlink(md);
             return Err(e);
@@ -335,22 +341,23 @@ impl Lnet {
         Ok(())
     }
 
-    fn ping_finish(&mut self, id: PingId, result: Result<PingInfo, PingError>) {
+    fn ping_finish(&mut self, now: Instant, id: PingId, result: Result<PingInfo, PingError>) {
         if let Some(st) = self.pings.active.remove(&id) {
             self.disarm(st.deadline, Timer::Ping(id));
             if self.md_live(st.md).is_some() {
                 let _ = self.md_unlink(st.md);
             }
-            self.ping_report(id, result);
+            self.ping_report(now, id, result);
         }
     }
 
-    fn ping_report(&mut self, id: PingId, result: Result<PingInfo, PingError>) {
+    fn ping_report(&mut self, now: Instant, id: PingId, result: Result<PingInfo, PingError>) {
         if self.pings.internal.remove(&id) {
+            self.pings.recovery.remove(&id);
             if self.router_ping_done(id, &result) {
                 return;
             }
-            self.recovery_ping_done(id);
+            self.recovery_ping_done(now, id, result.is_ok());
         } else if self.discovery_ping_done(id, &result) {
         } else {
             self.events.push_back(Event::PingDone { id, result });
@@ -381,16 +388,24 @@ impl Lnet {
         Ok(())
     }
 
-    /// A ping the engine sends for itself (recovery, §8.6): from `source`,
-    /// to exactly `target`, timing out after `transaction_timeout`.
-    pub(crate) fn ping_internal(
+    /// A recovery ping (§8.6): from `source`, to exactly `target`, timing
+    /// out after `transaction_timeout`, never resent. For a local NI,
+    /// `target` = `source` = its NID and the GET leaves through that NI (not
+    /// loopback), so the reply proves the interface works.
+    pub(crate) fn ping_recovery(
         &mut self,
         now: Instant,
         target: Nid,
         source: Nid,
     ) -> Option<PingId> {
         let timeout = Duration::from_secs(u64::from(self.cfg.tunables.transaction_timeout));
-        self.ping_internal_timeout(now, target, source, timeout)
+        let id = PingId(self.pings.next + 1);
+        self.pings.recovery.insert(id);
+        let r = self.ping_internal_timeout(now, target, source, timeout);
+        if r.is_none() {
+            self.pings.recovery.remove(&id);
+        }
+        r
     }
 
     /// An internal ping with its own timeout (router pings use
@@ -445,6 +460,7 @@ impl Lnet {
         let target = st.target;
         match ev.kind {
             EventKind::Send if ev.status != 0 => self.ping_finish(
+                now,
                 id,
                 Err(PingError::Send {
                     target,
@@ -452,6 +468,7 @@ impl Lnet {
                 }),
             ),
             EventKind::Reply if ev.status != 0 => self.ping_finish(
+                now,
                 id,
                 Err(PingError::Reply {
                     target,
@@ -462,7 +479,7 @@ impl Lnet {
                 let bytes = st.sink.to_vec().unwrap_or_default();
                 let got = &bytes[..(ev.mlength as usize).min(bytes.len())];
                 match PingInfo::parse(got, self.cfg.tunables.max_interfaces) {
-                    Ok(info) => self.ping_finish(id, Ok(info)),
+                    Ok(info) => self.ping_finish(now, id, Ok(info)),
                     Err(e) => {
                         let retry = e.retry_size().filter(|n| *n > bytes.len() && !st.retried);
                         match retry {
@@ -474,6 +491,7 @@ impl Lnet {
                                 {
                                     tracing::debug!("ping retry failed: {e}");
                                     self.ping_report(
+                                        now,
                                         id,
                                         Err(PingError::Send {
                                             target,
@@ -483,9 +501,11 @@ impl Lnet {
                                     self.disarm(deadline, Timer::Ping(id));
                                 }
                             }
-                            _ => {
-                                self.ping_finish(id, Err(PingError::BadReply { target, error: e }))
-                            }
+                            _ => self.ping_finish(
+                                now,
+                                id,
+                                Err(PingError::BadReply { target, error: e }),
+                            ),
                         }
                     }
                 }
@@ -500,7 +520,7 @@ impl Lnet {
         let Some(target) = self.pings.active.get(&id).map(|s| s.target) else {
             return;
         };
-        self.ping_finish(id, Err(PingError::Timeout { target }));
+        self.ping_finish(now, id, Err(PingError::Timeout { target }));
     }
 
     /// Pings still waiting for their result.

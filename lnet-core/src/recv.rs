@@ -129,7 +129,9 @@ impl Lnet {
             self.drop_rx(ni, &hdr, rx, false);
             return Ok(());
         }
-        let peer_ni = if ni == NiId::LO {
+        // A recovery ping of one of our NIs comes back to us through that
+        // NI (§8.6): no peer object for our own NIDs.
+        let peer_ni = if ni == NiId::LO || self.ni_by_nid(&from).is_some() {
             None
         } else {
             let p = self.peer_ni_for(from);
@@ -154,6 +156,10 @@ impl Lnet {
         };
         // Received counters move when the message completes (`finalize`):
         // a header claiming a payload that never comes counts as a drop.
+        // Heard on this NI: its recovery ping count starts over (§8.6).
+        if let Some(rec) = self.peers.local_recovery.get_mut(&ni) {
+            rec.ping_count = 0;
+        }
         let initiator = ProcessId {
             nid: self.peers.primary_of(hdr.src_nid),
             pid: hdr.src_pid,
@@ -247,6 +253,7 @@ impl Lnet {
             retries: 0,
             orig_dest: Nid::ANY,
             src_param: None,
+            recovery: false,
         };
         self.msg_alloc(msg)
     }

@@ -223,9 +223,15 @@ impl Lnet {
     ) {
         let dest = hdr.dest_nid;
         // Discovery first (§9.2): the message waits on a peer not up to date.
-        let park = self.discovery_gate(dest, ev.portal);
+        let recovery = std::mem::take(&mut self.recovery_send);
+        let park = if recovery {
+            None
+        } else {
+            self.discovery_gate(dest, ev.portal)
+        };
         let path = match park {
             Some(_) => Err(NoPath(Completion::OK)),
+            None if recovery => self.select_recovery(dest, src),
             None => self.select_path(dest, src),
         };
         let ni = path.as_ref().map_or(NiId::LO, |p| p.ni);
@@ -253,6 +259,7 @@ impl Lnet {
             retries: 0,
             orig_dest: dest,
             src_param: src,
+            recovery,
         };
         let id = self.msg_alloc(msg);
         if track {
@@ -345,6 +352,27 @@ impl Lnet {
             return self.select_routed(dest, None);
         }
         self.select_mr(dest)
+    }
+
+    /// The path of a recovery ping (§8.6): exactly to `dest` from `src`. A
+    /// local NI's own NID is pinged through that NI (its LND carries it out
+    /// and back), not through loopback, with no peer NI; a peer NI is
+    /// reached as a SPEC send.
+    fn select_recovery(&mut self, dest: Nid, src: Option<Nid>) -> Result<Path, NoPath> {
+        let Some(s) = src else {
+            return self.select_path(dest, src);
+        };
+        if s != dest {
+            return self.select_path(dest, src);
+        }
+        let ni = self.ni_by_nid(&s).ok_or_else(NoPath::invalid)?;
+        Ok(Path {
+            ni,
+            peer_ni: None,
+            src_nid: s,
+            dest_nid: dest,
+            next_hop: dest,
+        })
     }
 
     /// Bumps the round-robin sequences of a chosen NI and peer NI (§6.6).
@@ -476,6 +504,7 @@ impl Lnet {
             retries: 0,
             orig_dest: Nid::ANY,
             src_param: None,
+            recovery: false,
         };
         let id = self.msg_alloc(msg);
         if active {

@@ -154,11 +154,17 @@ fn success_raises_health_back_by_the_sensitivity() {
     let second = f.nodes[0].nis[1].0;
     // The second NI at 0 is down and never chosen; telling node 1 about it
     // (a push, §9.7) is traffic of its own: let it finish first.
-    f.nodes[0].lnet.ni_set_health(second, 0).expect("health");
+    f.nodes[0]
+        .lnet
+        .ni_set_health(f.now, second, 0)
+        .expect("health");
     let now = f.now;
     f.nodes[0].lnet.handle_timeout(now);
     f.run();
-    f.nodes[0].lnet.ni_set_health(first, 500).expect("health");
+    f.nodes[0]
+        .lnet
+        .ni_set_health(now, first, 500)
+        .expect("health");
     put(&mut f);
     assert_eq!(
         f.nodes[0].lnet.ni(first).expect("ni").health_value(),

@@ -141,7 +141,10 @@ fn healthier_local_ni_wins() {
         .expect("peer add");
     discovered(&mut f);
     let first = f.nodes[0].nis[0].0;
-    f.nodes[0].lnet.ni_set_health(first, 500).expect("health");
+    f.nodes[0]
+        .lnet
+        .ni_set_health(f.now, first, 500)
+        .expect("health");
     puts(&mut f, 4);
     assert_eq!(sent_puts(&f, 0), vec![0, 4]);
     assert_eq!(f.nodes[0].lnet.ni(first).expect("ni").health_value(), 500);
@@ -430,7 +433,7 @@ fn peer_set_health_queues_the_peer_ni_for_recovery() {
         "pinged back to 1000"
     );
     let first = f.nodes[0].nis[0].0;
-    f.nodes[0].lnet.ni_set_health(first, 10).expect("set");
+    f.nodes[0].lnet.ni_set_health(now, first, 10).expect("set");
     assert_eq!(f.nodes[0].lnet.local_recovery_queue(), vec![(nid(0), 10)]);
 }
 

@@ -79,13 +79,16 @@ fn an_ni_reported_down_is_down_in_the_ping_buffer() {
     let info = f.nodes[0].lnet.ping_info().expect("info");
     assert!(!info.nis[0].is_up());
     assert!(info.seq > seq);
-    f.nodes[0].lnet.ni_set_health(ni, 0).expect("health");
+    f.nodes[0].lnet.ni_set_health(now, ni, 0).expect("health");
     f.nodes[0].lnet.handle_link_state(now, ni, true);
     assert!(
         !f.nodes[0].lnet.ping_info().expect("info").nis[0].is_up(),
         "health 0 keeps it down"
     );
-    f.nodes[0].lnet.ni_set_health(ni, 1000).expect("health");
+    f.nodes[0]
+        .lnet
+        .ni_set_health(now, ni, 1000)
+        .expect("health");
     assert!(f.nodes[0].lnet.ping_info().expect("info").nis[0].is_up());
 }
 

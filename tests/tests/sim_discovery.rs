@@ -223,3 +223,129 @@ fn an_unreachable_peer_fails_its_parked_messages_with_the_discovery_error() {
         "discovery pings are not the application's"
     );
 }
+
+fn set_discovery(f: &mut Fabric, node: usize, disabled: bool) {
+    f.call(node, |l, now| {
+        let mut t = l.tunables().clone();
+        t.peer_discovery_disabled = disabled;
+        l.set_tunables(t)?;
+        // The toggle's pushes leave now.
+        l.handle_timeout(now);
+        Ok::<_, lnet_core::NiError>(())
+    })
+    .expect("tunables");
+}
+
+#[test]
+fn a_peer_that_disables_discovery_is_deleted_and_recreated_single_rail() {
+    // MARK_DELETION (§9.3, §9.4): node 1 was discovered Multi-Rail with both
+    // NIDs; it turns discovery off and pushes that to node 0, which drops
+    // the peer and every NID discovery merged into it, and makes a fresh
+    // peer for the primary. Nothing waiting is lost.
+    let mut f = two_dual_rail(67);
+    sink(&mut f, 1);
+    let (b0, b1) = (f.nid(1, 0), f.nid(1, 1));
+    assert_eq!(f.discover(0, b0, false), Ok(b0));
+    f.settle();
+    let (prim, mr, nids, _) = peer_nids(&f, 0, b0).expect("peer");
+    assert_eq!((prim, mr, nids), (b0, true, vec![b0, b1]));
+    set_discovery(&mut f, 1, true);
+    f.settle();
+    let (prim, mr, nids, state) = peer_nids(&f, 0, b0).expect("re-created peer");
+    assert_eq!((prim, mr, nids), (b0, false, vec![b0]), "state {state:#x}");
+    assert_ne!(state & PeerState::NO_DISCOVERY, 0);
+    assert_eq!(
+        state & (PeerState::MARK_DELETION | PeerState::MARK_DELETED),
+        0
+    );
+    assert!(peer_nids(&f, 0, b1).is_none(), "{b1} was not left behind");
+    assert_eq!(f.inspect(0, |l| l.peers().count()), 1);
+    // Traffic to it still flows, once, on the single-rail peer.
+    put_one(&mut f, 0, b0, 3);
+    f.settle();
+    assert_eq!(f.take_md_events(1).len(), 1);
+    // And it stays stable: no deletion loop.
+    let sent = f.total_link_stats().sent;
+    f.run_for(Duration::from_secs(30));
+    assert_eq!(f.total_link_stats().sent, sent);
+    assert!(f.hanging().is_empty(), "{:?}", f.hanging());
+}
+
+#[test]
+fn a_discovered_peer_pinged_after_discovery_is_disabled_here_loses_its_merged_nids() {
+    // The ping-reply side of MARK_DELETION (§9.4): discovery turned off
+    // locally; a forced discover of the Multi-Rail peer deletes it and the
+    // fresh peer is single-rail, its other NID gone, and the discover
+    // caller gets its answer.
+    let mut f = two_dual_rail(68);
+    let (b0, b1) = (f.nid(1, 0), f.nid(1, 1));
+    assert_eq!(f.discover(0, b0, false), Ok(b0));
+    f.settle();
+    assert_eq!(peer_nids(&f, 0, b0).expect("peer").2, vec![b0, b1]);
+    set_discovery(&mut f, 0, true);
+    f.settle();
+    assert_eq!(f.discover(0, b0, true), Ok(b0));
+    f.settle();
+    let (prim, mr, nids, state) = peer_nids(&f, 0, b0).expect("peer");
+    assert_eq!((prim, mr, nids), (b0, false, vec![b0]), "state {state:#x}");
+    assert!(peer_nids(&f, 0, b1).is_none());
+}
+
+#[test]
+fn a_peer_behind_a_router_is_discovered_through_the_route() {
+    // client 10.0.0.1@tcp — router (tcp, tcp1) — server with two tcp1 NIDs.
+    // The first PUT to the server parks on it while its ping crosses the
+    // router (§9.2); the reply's NIDs merge into one Multi-Rail peer, and
+    // the push goes back the same way.
+    let mut f = Fabric::new(seed_from_env(69));
+    f.set_default_link(LinkParams::new().latency(Duration::from_micros(30)));
+    let c = f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1])));
+    let r = f.add_node(
+        NodeSpec::new()
+            .ni(NiSpec::tcp([10, 0, 0, 2]))
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 2])),
+    );
+    let s = f.add_node(
+        NodeSpec::new()
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 3]))
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 4])),
+    );
+    let mut cfg = lnet_core::RouterConfig::default();
+    cfg.alive_router_check_interval = 0;
+    for n in [c, r, s] {
+        let cfg = cfg.clone();
+        f.call(n, |l, now| l.set_router_config(now, cfg));
+    }
+    f.call(r, |l, now| l.set_routing(now, true, true));
+    let (rc, rs) = (f.nid(r, 0), f.nid(r, 1));
+    let tcp = f.nid(c, 0).net();
+    let (s1, s2, a) = (f.nid(s, 0), f.nid(s, 1), f.nid(c, 0));
+    f.call(c, |l, now| l.route_add(now, s1.net(), rc, None, 0, None))
+        .expect("route");
+    f.call(s, |l, now| l.route_add(now, tcp, rs, None, 0, None))
+        .expect("route");
+    sink(&mut f, s);
+    put_one(&mut f, c, s1, 1);
+    assert_eq!(f.inspect(c, |l| l.peer(&s1).expect("peer").parked()), 1);
+    f.settle();
+    assert_eq!(f.take_md_events(s).len(), 1, "the PUT arrived once");
+    let (prim, mr, nids, state) = peer_nids(&f, c, s2).expect("peer by its other NID");
+    assert_eq!((prim, mr, nids), (s1, true, vec![s1, s2]));
+    let want = PeerState::MULTI_RAIL | PeerState::DISCOVERED | PeerState::NIDS_UPTODATE;
+    assert_eq!(state & want, want, "state {state:#x}");
+    // The push crossed the router too; the server takes a push only from
+    // a peer it knows (§9.4), and a routed initiator is not one until the
+    // server sends to it, so it was acknowledged and dropped.
+    assert!(peer_nids(&f, s, a).is_none());
+    // Ping, reply, push and ACK crossed the router, then the PUT and ACK.
+    assert!(f.inspect(r, |l| l.stats().route_count) >= 6);
+    // Later PUTs go without discovery.
+    let routed = f.inspect(r, |l| l.stats().route_count);
+    put_one(&mut f, c, s1, 2);
+    f.settle();
+    assert_eq!(
+        f.inspect(r, |l| l.stats().route_count) - routed,
+        2,
+        "PUT and ACK only"
+    );
+}

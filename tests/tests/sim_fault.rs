@@ -114,7 +114,9 @@ fn single_rail_local_error_fails_the_put_without_resend() {
     assert!(f.take_md_events(1).is_empty(), "nothing arrived");
     assert_eq!(resends(&f, 0), 0);
     assert!(ni_health(&f, 0, 0) < 1000, "local NI lost health");
-    show_has(&f, 0, "drop", "      ds_dropped: 1\n");
+    // The PUT, and the local NI's recovery pings (GETs to itself, §8.6),
+    // which the rule drops too while it is in force.
+    show_has(&f, 0, "drop", "      fs_put: 1\n");
     // Rule deleted: the next PUT goes through.
     assert_eq!(ctl(&f, 0, "drop_del", "all"), "1");
     assert_eq!(put(&mut f, 2), [(EventKind::Send, 0), (EventKind::Ack, 0)]);
@@ -143,7 +145,9 @@ fn multi_rail_local_error_is_resent_on_the_other_ni() {
     let r = resends(&f, 0);
     assert!(r >= 1, "rail 0 was tried and the PUT resent");
     assert_eq!(f.inspect(0, |l| l.stats().successful_resends), r);
-    show_has(&f, 0, "drop", &format!("      ds_dropped: {r}\n"));
+    // Each resent PUT was dropped once on rail 0; the rule also drops rail
+    // 0's recovery pings (GETs to itself, §8.6).
+    show_has(&f, 0, "drop", &format!("      fs_put: {r}\n"));
     assert!(ni_health(&f, 0, 0) < 1000, "rail 0 lost health");
     assert_eq!(ni_health(&f, 0, 1), 1000, "rail 1 kept it");
 }

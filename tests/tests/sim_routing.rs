@@ -35,9 +35,32 @@ fn route(f: &mut Fabric, node: usize, net: NetId, gw: Nid, prio: u32) {
         .unwrap_or_else(|e| panic!("route add {net} via {gw} on n{node}: {e}"));
 }
 
+/// The routed peers discovered first (§9.2: their pings and pushes cross
+/// the routers), then every node's counters and the links' start from zero:
+/// the scenarios count their own traffic.
+fn discovered_through_routes(f: &mut Fabric, pairs: &[(usize, usize)]) {
+    for &(a, b) in pairs {
+        let nid = f.nid(b, 0);
+        f.discover(a, nid, false)
+            .unwrap_or_else(|e| panic!("n{a} discovers {nid} through its route: {e}"));
+    }
+    // The pushes that answer (not `settle`: a router checker never idles).
+    f.run_for(Duration::from_secs(1));
+    for n in 0..f.node_count() {
+        f.call(n, |l, _| l.stats_reset());
+    }
+    f.reset_link_stats();
+}
+
 /// client(0) 10.0.0.1@tcp — router(1) 10.0.0.2@tcp / 10.1.0.2@tcp1 —
 /// server(2) 10.1.0.3@tcp1, routes both ways.
 fn one_router(seed: u64, interval: i64) -> Fabric {
+    one_router_cfg(seed, rcfg(interval))
+}
+
+/// As [`one_router`] with the router's configuration given (peer buffer
+/// credits apply to the peer NIs made after it is set, so before discovery).
+fn one_router_cfg(seed: u64, cfg: RouterConfig) -> Fabric {
     let mut f = Fabric::new(seed_from_env(seed));
     f.set_default_link(LinkParams::new().latency(Duration::from_micros(20)));
     let c = f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1])));
@@ -47,13 +70,14 @@ fn one_router(seed: u64, interval: i64) -> Fabric {
             .ni(NiSpec::new(TCP1, [10, 1, 0, 2])),
     );
     let s = f.add_node(NodeSpec::new().ni(NiSpec::new(TCP1, [10, 1, 0, 3])));
-    enable_router(&mut f, r, rcfg(interval));
+    enable_router(&mut f, r, cfg.clone());
     for n in [c, s] {
-        f.call(n, |l, now| l.set_router_config(now, rcfg(interval)));
+        f.call(n, |l, now| l.set_router_config(now, cfg.clone()));
     }
     let (rc, rs) = (f.nid(r, 0), f.nid(r, 1));
     route(&mut f, c, TCP1, rc, 0);
     route(&mut f, s, TCP, rs, 0);
+    discovered_through_routes(&mut f, &[(c, s), (s, c)]);
     f
 }
 
@@ -202,11 +226,10 @@ fn router_buffers_are_a_fixed_pool_whose_negative_credits_queue() {
 
 #[test]
 fn peer_buffer_credits_limit_one_previous_hop() {
-    let mut f = one_router(1303, 0);
-    let (c, r, s) = (0, 1, 2);
     let mut cfg = rcfg(0);
     cfg.peer_buffer_credits = 1;
-    f.call(r, |l, now| l.set_router_config(now, cfg));
+    let mut f = one_router_cfg(1303, cfg);
+    let (c, r, s) = (0, 1, 2);
     let n = 5;
     let mut sinks = Vec::new();
     for i in 0..n {
@@ -329,6 +352,7 @@ fn two_routers(seed: u64, interval: i64) -> Fabric {
         route(&mut f, c, TCP1, a, 0);
         route(&mut f, s, TCP, b, 0);
     }
+    discovered_through_routes(&mut f, &[(c, s), (s, c)]);
     f
 }
 
@@ -549,6 +573,7 @@ fn two_hops_client_r1_r2_server() {
     route(&mut f, r2, TCP, r1b, 0);
     f.call(s, |l, now| l.route_add(now, TCP, r2b, Some(2), 0, None))
         .expect("route");
+    discovered_through_routes(&mut f, &[(c, s), (s, c)]);
     let data = pattern(300_000, 3);
     let (_, sink) = f.post(s, 5, 1, data.len(), MdOptions::OP_PUT, Threshold::Count(1));
     let (md, _) = f.bind(c, &data, Threshold::Count(2));
@@ -648,6 +673,7 @@ fn a_multi_rail_peer_with_no_local_net_is_reached_over_its_routed_nets() {
     route(&mut f, s, TCP, h2, 0);
     f.call(c, |l, _| l.peer_add(s1, &[s2], true))
         .expect("peer add");
+    discovered_through_routes(&mut f, &[(c, s)]);
     let send = |f: &mut Fabric, i: u64| {
         f.post(s, 5, i, 8, MdOptions::OP_PUT, Threshold::Count(1));
         let (md, _) = f.bind(c, b"mr-route", Threshold::Count(1));
@@ -700,11 +726,10 @@ fn routes_parameter_adds_routes_and_names_this_node_a_router() {
 
 #[test]
 fn deleting_the_receiving_ni_drops_forwards_waiting_for_router_credits() {
-    let mut f = one_router(1317, 0);
-    let (c, r, s) = (0, 1, 2);
     let mut cfg = rcfg(0);
     cfg.peer_buffer_credits = 1;
-    f.call(r, |l, now| l.set_router_config(now, cfg));
+    let mut f = one_router_cfg(1317, cfg);
+    let (c, r, s) = (0, 1, 2);
     // The server's link is cut: forwarded PUTs sit at the router's LND
     // until they time out, the others wait for the client's router credit.
     let t = f.now();

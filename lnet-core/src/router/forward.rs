@@ -211,6 +211,7 @@ impl Lnet {
             retries: 0,
             orig_dest: hdr.dest_nid,
             src_param: None,
+            recovery: false,
         };
         let id = self.msg_alloc(msg);
         let slot = id.idx as usize;

@@ -276,21 +276,31 @@ fn set(a: &SetArgs, socket: &Path) -> i32 {
     if a.all && a.nid.is_some() {
         return out::RC_EINVAL;
     }
+    // Upstream's parse_long: a value that does not parse, or -1, means "not
+    // given"; others are clamped to 0..1000 as the kernel does.
+    let health = a
+        .health
+        .as_deref()
+        .and_then(args::strtol)
+        .filter(|v| *v != -1)
+        .map(|v| v.clamp(0, 1000) as u32);
+    if health.is_some() && !a.all && a.nid.is_none() {
+        return out::nl_error(
+            "set",
+            "net",
+            liblnetconfig::errno::EINVAL,
+            "--health needs --nid NID or --all",
+            out::RC_EINVAL,
+        );
+    }
     let mut req = NetSetRequest {
         net: None,
         lnd_timeout: None,
         nid: None,
         all: a.all,
         conns_per_peer: None,
-        health: None,
+        health,
     };
-    if let Some(h) = a.health.as_deref() {
-        // Clamped to 0..1000 as upstream (lnetctl.md §2.5).
-        let Ok(v) = h.trim().parse::<i64>() else {
-            return out::nl_error("set", "net", 22, "invalid health value", out::RC_EINVAL);
-        };
-        req.health = Some(v.clamp(0, 1000) as u32);
-    }
     if let Some(t) = &a.lnd_timeout {
         let v = args::atoi(t);
         if v < 0 {

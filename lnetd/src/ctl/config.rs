@@ -111,7 +111,8 @@ pub(super) fn handle(shared: &Shared, node: Option<&Node>, op: Op) -> Result<Rep
                 if !req.all && req.nid.is_none() {
                     return Reply::err(EINVAL, "--health needs --all or --nid NID");
                 }
-                if let Err(e) = n.ni_health_set(req.nid, h) {
+                let nid = if req.all { None } else { req.nid };
+                if let Err(e) = n.ni_set_health(nid, h) {
                     return node_err(e);
                 }
             }

@@ -126,12 +126,16 @@ impl Node {
 
     /// `set <name> <value>`: checked, then applied at once.
     pub fn global_set(&self, name: &str, value: i64) -> Result<(), NodeError> {
-        let mut st = self.inner.lock();
-        let mut t = st.lnet.tunables().clone();
-        apply_global(&mut t, name, value)?;
-        st.lnet
-            .set_tunables(t)
-            .map_err(|e| NodeError::failed(errno::EINVAL, e.to_string()))
+        self.inner.with(|st, now| {
+            let mut t = st.lnet.tunables().clone();
+            apply_global(&mut t, name, value)?;
+            st.lnet
+                .set_tunables(t)
+                .map_err(|e| NodeError::failed(errno::EINVAL, e.to_string()))?;
+            // A discovery toggle pushes to the Multi-Rail peers now (§9.7).
+            st.lnet.handle_timeout(now);
+            Ok(())
+        })
     }
 
     /// Replaces every global tunable (those `set` before `lnet configure`).

@@ -165,6 +165,28 @@ impl Node {
         })
     }
 
+    /// `net set --health V --nid N | --all` (clamped to 0..=1000; below
+    /// 1000 the NI is pinged back to health, semantics §8.6).
+    pub fn ni_set_health(&self, nid: Option<Nid>, value: u32) -> Result<(), NodeError> {
+        self.inner.with(|st, now| match nid {
+            Some(n) => {
+                let Some(ni) = st.lnet.ni_by_nid(&n) else {
+                    return Err(NodeError::failed(
+                        errno::ENOENT,
+                        format!("{n} is not a local NI (see \"lnetctl net show\")"),
+                    ));
+                };
+                st.lnet
+                    .ni_set_health(now, ni, value)
+                    .map_err(|e| NodeError::failed(e.errno(), e.to_string()))
+            }
+            None => {
+                st.lnet.ni_set_health_all(now, value);
+                Ok(())
+            }
+        })
+    }
+
     /// `peer set --state N --nid N`.
     pub fn peer_set_state(&self, nid: Nid, state: u32) -> Result<(), NodeError> {
         self.inner

@@ -249,38 +249,6 @@ impl Node {
             })
     }
 
-    /// `net set --health V --nid NID|--all` (lnetctl.md §2.5): sets the
-    /// health value of one local NI or of every one but `0@lo` (clamped to
-    /// 0..=1000; 0 takes the NI down, values below 1000 put it in the local
-    /// recovery queue).
-    pub fn ni_health_set(&self, nid: Option<Nid>, value: u32) -> Result<(), NodeError> {
-        self.inner.with(|st, _| {
-            let ids: Vec<NiId> = match nid {
-                Some(n) => match st.lnet.ni_by_nid(&n) {
-                    Some(id) if id != NiId::LO => vec![id],
-                    _ => {
-                        return Err(NodeError::failed(
-                            errno::ENOENT,
-                            format!("{n} is not a local NI"),
-                        ))
-                    }
-                },
-                None => st
-                    .lnet
-                    .nis()
-                    .map(|v| v.id())
-                    .filter(|id| *id != NiId::LO)
-                    .collect(),
-            };
-            for id in ids {
-                st.lnet
-                    .ni_set_health(id, value)
-                    .map_err(|e| NodeError::failed(errno::EINVAL, e.to_string()))?;
-            }
-            Ok(())
-        })
-    }
-
     /// `net set --conns-per-peer N --nid NID|--all`: asks each NI's LND
     /// through the NI control command `conns_per_peer`.
     pub fn conns_per_peer_set(&self, nid: Option<Nid>, value: u32) -> Result<(), NodeError> {

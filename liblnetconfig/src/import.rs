@@ -247,6 +247,248 @@ pub fn udsp_rules(node: &Node) -> Result<Vec<(u32, crate::proto::UdspRule)>, Imp
     Ok(out)
 }
 
+/// One item of a `route:` section (lnetctl.md §4.2): the words as given;
+/// the NIDs and nets are checked by the caller, which knows the node's net
+/// types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// `net`.
+    pub net: String,
+    /// `gateway` (a single NID).
+    pub gateway: String,
+    /// `hop` (-1 when absent: undefined).
+    pub hop: i64,
+    /// `priority` (0 when absent).
+    pub priority: i64,
+    /// `health_sensitivity` (absent: the global one).
+    pub health_sensitivity: Option<i64>,
+}
+
+impl RouteEntry {
+    /// How an error names this item: `route 'tcp1' via '10.0.0.1@tcp'`.
+    pub fn name(&self) -> String {
+        format!("route to '{}' via '{}'", self.net, self.gateway)
+    }
+}
+
+fn text_value(key: &str, v: &Node) -> Result<String, ImportError> {
+    v.text()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| err(EINVAL, format!("no value specified for key '{key}'")))
+}
+
+/// The `route:` section: a sequence of `{net, gateway, hop?, priority?}`
+/// (`state` and `type`, which a full export has, are ignored;
+/// `health_sensitivity` is this lnetctl's `route add --health_sensitivity`).
+/// A missing net or gateway, or a key no route has, names the item.
+pub fn route_entries(node: &Node) -> Result<Vec<RouteEntry>, ImportError> {
+    let Node::Seq(items) = node else {
+        return Err(err(EINVAL, "'route' must be a sequence of routes"));
+    };
+    let mut out = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let Node::Map(m) = it else {
+            return Err(err(
+                EINVAL,
+                format!("route item {i}: expected a mapping with 'net' and 'gateway'"),
+            ));
+        };
+        let (mut net, mut gateway) = (None, None);
+        let mut e = RouteEntry {
+            net: String::new(),
+            gateway: String::new(),
+            hop: -1,
+            priority: 0,
+            health_sensitivity: None,
+        };
+        for (k, v) in m {
+            match k.as_str() {
+                "net" => net = Some(text_value(k, v)?),
+                "gateway" => gateway = Some(text_value(k, v)?),
+                "hop" | "hop-count" => e.hop = int_value(k, v)?,
+                "priority" => e.priority = int_value(k, v)?,
+                "health_sensitivity" => e.health_sensitivity = Some(int_value(k, v)?),
+                "state" | "type" => {}
+                _ => return Err(err(EINVAL, format!("invalid key '{k}' in route item {i}"))),
+            }
+        }
+        match (net, gateway) {
+            (Some(n), Some(g)) => {
+                e.net = n;
+                e.gateway = g;
+            }
+            (None, _) => {
+                return Err(err(
+                    EINVAL,
+                    format!("route item {i}: missing mandatory parameter: network"),
+                ))
+            }
+            (_, None) => {
+                return Err(err(
+                    EINVAL,
+                    format!("route item {i}: missing mandatory parameter: gateway"),
+                ))
+            }
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// One item of a `peer:` section: the primary NID, `Multi-Rail` (absent:
+/// `None`) and the NIDs of `peer ni`, as text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerEntry {
+    /// `primary nid`.
+    pub primary: String,
+    /// `Multi-Rail`.
+    pub multi_rail: Option<bool>,
+    /// The `nid` of each `peer ni` item, in order (may include the primary).
+    pub nids: Vec<String>,
+}
+
+/// A `Multi-Rail` value: a boolean word or an integer (`--old-api`: exactly
+/// `True` or `False`).
+fn mr_flag(v: &Node, old_api: bool) -> Result<bool, ImportError> {
+    let t = v.text().unwrap_or_default();
+    if old_api {
+        return match t.as_str() {
+            "True" | "true" => Ok(true),
+            "False" | "false" => Ok(false),
+            _ => Err(err(
+                EINVAL,
+                format!("Multi-Rail must be set to 'True' or 'False' found '{t}'"),
+            )),
+        };
+    }
+    match v {
+        Node::Bool(b) => return Ok(*b),
+        Node::Int(i) => return Ok(*i != 0),
+        _ => {}
+    }
+    match t.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "y" => Ok(true),
+        "false" | "no" | "off" | "n" => Ok(false),
+        _ => match crate::args::strtol(&t) {
+            Some(i) => Ok(i != 0),
+            None => Err(err(EINVAL, "invalid MR flag param")),
+        },
+    }
+}
+
+/// The `peer:` section (lnetctl.md §4.2): a sequence of `{primary nid,
+/// Multi-Rail?, peer ni: [{nid}...]}`. The read-only keys of a full export
+/// (`peer state`, and everything but `nid` in a `peer ni` item) are ignored.
+pub fn peer_entries(node: &Node, old_api: bool) -> Result<Vec<PeerEntry>, ImportError> {
+    let Node::Seq(items) = node else {
+        return Err(err(EINVAL, "'peer' must be a sequence of peers"));
+    };
+    let mut out = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let Node::Map(m) = it else {
+            return Err(err(
+                EINVAL,
+                format!("peer item {i}: expected a mapping with 'primary nid'"),
+            ));
+        };
+        let mut primary = None;
+        let mut e = PeerEntry {
+            primary: String::new(),
+            multi_rail: None,
+            nids: Vec::new(),
+        };
+        for (k, v) in m {
+            match k.as_str() {
+                "primary nid" => primary = Some(text_value(k, v)?),
+                "Multi-Rail" => e.multi_rail = Some(mr_flag(v, old_api)?),
+                "peer state" => {}
+                "peer ni" => {
+                    let Node::Seq(nis) = v else {
+                        return Err(err(
+                            EINVAL,
+                            format!("peer item {i}: 'peer ni' must be a sequence of {{nid}}"),
+                        ));
+                    };
+                    for ni in nis {
+                        match ni.entries().iter().find(|(k, _)| k == "nid") {
+                            Some((k, v)) => e.nids.push(text_value(k, v)?),
+                            None => {
+                                return Err(err(
+                                    EINVAL,
+                                    format!("peer item {i}: a 'peer ni' item has no 'nid'"),
+                                ))
+                            }
+                        }
+                    }
+                }
+                _ => return Err(err(EINVAL, format!("invalid key '{k}' in peer item {i}"))),
+            }
+        }
+        match primary {
+            Some(p) => e.primary = p,
+            None => {
+                return Err(err(
+                    EINVAL,
+                    format!("peer item {i}: missing required primary NID"),
+                ))
+            }
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// The `routing:` section: `{enable: N}` (a full export's `routing show`
+/// form, a sequence ending with `- enable: N`, is read too). 0 and 2
+/// (stopping) disable, 1 and 3 (starting) enable.
+pub fn routing_enable(node: &Node) -> Result<bool, ImportError> {
+    let entries: Vec<&(String, Node)> = match node {
+        Node::Map(m) => m.iter().collect(),
+        Node::Seq(items) => items.iter().flat_map(|it| it.entries().iter()).collect(),
+        _ => Vec::new(),
+    };
+    let mut enable = None;
+    for (k, v) in entries {
+        match k.as_str() {
+            "enable" => enable = Some(int_value(k, v)?),
+            k if k.starts_with("cpt[") => {}
+            _ => return Err(err(EINVAL, format!("invalid key '{k}' in 'routing'"))),
+        }
+    }
+    match enable {
+        Some(0 | 2) => Ok(false),
+        Some(1 | 3) => Ok(true),
+        Some(v) => Err(err(
+            EINVAL,
+            format!("invalid value '{v}' for key 'enable' (0 disables routing, 1 enables it)"),
+        )),
+        None => Err(err(EINVAL, "no value specified for key 'enable'")),
+    }
+}
+
+/// The `buffers:` section: `tiny`, `small`, `large` totals, in document
+/// order (0 = the default; negative counts are refused).
+pub fn buffers_entries(node: &Node) -> Result<Vec<(&'static str, i64)>, ImportError> {
+    let mut out = Vec::new();
+    for (k, v) in node.entries() {
+        let pool = match k.as_str() {
+            "tiny" => "tiny",
+            "small" => "small",
+            "large" => "large",
+            _ => return Err(err(EINVAL, format!("invalid key '{k}' in 'buffers'"))),
+        };
+        let n = int_value(k, v)?;
+        if n < 0 {
+            return Err(err(
+                34,
+                format!("invalid value '{n}' for key '{k}': tiny, small and large must be >= 0"),
+            ));
+        }
+        out.push((pool, n));
+    }
+    Ok(out)
+}
+
 /// A `ping:` section: the NIDs, the timeout (ms), the source NID.
 pub type PingSection = (Vec<String>, Option<u64>, Option<String>);
 
@@ -391,6 +633,8 @@ fn walk(c: &mut Collect, node: &Node, ip2nets: bool) -> Result<(), ImportError> 
                                 // o2iblnd and kfilnd keys: recognised, not used by this LNet.
                                 k if O2IB_KEYS.contains(&k) => {}
                                 "auth_key" | "traffic_class" => {}
+                                // Read-only keys of a full export.
+                                "timeout" | "traffic_class_num" => {}
                                 _ => c.warnings.push(format!(
                                     "Ignoring unrecognized key '{tk}' for 'lnd tunables'"
                                 )),
@@ -447,6 +691,10 @@ pub fn net_blocks(node: &Node) -> Result<Vec<NetBlock>, ImportError> {
             }
             None => return Err(err(EINVAL, "Malformed input. Expect 'net type' found ''")),
         };
+        // The loopback net of a full export: always there, nothing to do.
+        if net == "lo" {
+            continue;
+        }
         let mut c = Collect::default();
         walk(&mut c, &Node::Map(b.entries()[1..].to_vec()), false)?;
         let warnings = std::mem::take(&mut c.warnings);

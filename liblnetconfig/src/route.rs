@@ -336,40 +336,7 @@ fn pool_yaml(p: &PoolInfo) -> Yaml {
 /// `routing show` (lnetctl.md §2.11): cY-style; nothing when the pools were
 /// never set up.
 pub fn routing_show(info: Option<&RoutingInfo>) -> String {
-    let Some(info) = info else {
-        return String::new();
-    };
-    let mut items: Vec<Yaml> = info
-        .cpts
-        .iter()
-        .enumerate()
-        .map(|(i, pools)| {
-            let mut cpt = Yaml::map();
-            cpt.push(
-                &format!("cpt[{i}]"),
-                Yaml::pairs([
-                    ("tiny", pool_yaml(&pools[0])),
-                    ("small", pool_yaml(&pools[1])),
-                    ("large", pool_yaml(&pools[2])),
-                ]),
-            );
-            cpt
-        })
-        .collect();
-    items.push(Yaml::pairs([("enable", Yaml::s(info.enable))]));
-    let sum = |k: usize| info.cpts.iter().map(|p| p[k].nbuffers).sum::<u32>();
-    let doc = Yaml::pairs([
-        ("routing", Yaml::Seq(items)),
-        (
-            "buffers",
-            Yaml::pairs([
-                ("tiny", Yaml::s(sum(0))),
-                ("small", Yaml::s(sum(1))),
-                ("large", Yaml::s(sum(2))),
-            ]),
-        ),
-    ]);
-    cy(&doc)
+    routing_export(info, false).unwrap_or_default()
 }
 
 fn gw_text(n: &Nid, extra: &NetTypes) -> String {
@@ -378,27 +345,70 @@ fn gw_text(n: &Nid, extra: &NetTypes) -> String {
     text
 }
 
-/// The `routing:` and `buffers:` part of `export` (lnetctl.md §4.1), cY-style;
-/// `None` when the pools were never set up. Full: the `routing show` form;
-/// backup: `routing: {enable}` and the buffer counts.
-pub fn routing_export(info: Option<&RoutingInfo>, backup: bool) -> Option<String> {
-    let info = info?;
-    if !backup {
-        return Some(routing_show(Some(info)));
-    }
+/// The `routing:` and `buffers:` entries of `export` (lnetctl.md §4.1), for
+/// its cY-style tree; empty when the pools were never set up. Full: the
+/// `routing show` form; backup: `routing: {enable}` and the buffer counts.
+pub fn routing_tree(info: Option<&RoutingInfo>, backup: bool) -> Vec<(String, Yaml)> {
+    let Some(info) = info else {
+        return Vec::new();
+    };
     let sum = |k: usize| info.cpts.iter().map(|p| p[k].nbuffers).sum::<u32>();
-    let doc = Yaml::pairs([
-        ("routing", Yaml::pairs([("enable", Yaml::s(info.enable))])),
+    let routing = if backup {
+        Yaml::pairs([("enable", Yaml::s(info.enable))])
+    } else {
+        let mut items: Vec<Yaml> = info
+            .cpts
+            .iter()
+            .enumerate()
+            .map(|(i, pools)| {
+                let mut cpt = Yaml::map();
+                cpt.push(
+                    &format!("cpt[{i}]"),
+                    Yaml::pairs([
+                        ("tiny", pool_yaml(&pools[0])),
+                        ("small", pool_yaml(&pools[1])),
+                        ("large", pool_yaml(&pools[2])),
+                    ]),
+                );
+                cpt
+            })
+            .collect();
+        items.push(Yaml::pairs([("enable", Yaml::s(info.enable))]));
+        Yaml::Seq(items)
+    };
+    vec![
+        ("routing".to_string(), routing),
         (
-            "buffers",
+            "buffers".to_string(),
             Yaml::pairs([
                 ("tiny", Yaml::s(sum(0))),
                 ("small", Yaml::s(sum(1))),
                 ("large", Yaml::s(sum(2))),
             ]),
         ),
-    ]);
-    Some(cy(&doc))
+    ]
+}
+
+/// The `routing:` and `buffers:` part of `export`, rendered alone (see
+/// [`routing_tree`]); `None` when the pools were never set up.
+pub fn routing_export(info: Option<&RoutingInfo>, backup: bool) -> Option<String> {
+    let tree = routing_tree(info, backup);
+    if tree.is_empty() {
+        return None;
+    }
+    Some(cy(&Yaml::Map(tree)))
+}
+
+/// The `route:` section of `export` rendered NL-style (indent 6); empty
+/// when there are no routes.
+pub fn route_export_text(routes: &[RouteInfo], backup: bool, extra: &NetTypes) -> String {
+    if routes.is_empty() {
+        return String::new();
+    }
+    nl(
+        &Yaml::pairs([("route", route_export(routes, backup, extra))]),
+        6,
+    )
 }
 
 #[cfg(test)]

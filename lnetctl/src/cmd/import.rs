@@ -8,7 +8,9 @@ use std::path::Path;
 use clap::Args;
 use liblnetconfig::errno::strerror;
 use liblnetconfig::import::{self, ImportError, Node};
+use liblnetconfig::peer::{Nid, PeerReply, PeerRequest};
 use liblnetconfig::proto::NiDelRequest;
+use liblnetconfig::route::{self, RouteAddRequest, RouteDelRequest};
 use liblnetconfig::{global, render, Client};
 
 use crate::out;
@@ -124,7 +126,7 @@ pub(crate) fn run(a: &ImportArgs, socket: &Path) -> i32 {
         Err(rc) => return rc,
     };
     for (key, node) in &doc {
-        let rc = section(&mut c, action, key, node);
+        let rc = section(&mut c, action, key, node, a.old_api);
         if rc != 0 {
             return rc;
         }
@@ -134,7 +136,7 @@ pub(crate) fn run(a: &ImportArgs, socket: &Path) -> i32 {
 
 /// One top-level section; each kind of section is one arm (areas that add
 /// objects add theirs: `peer`, `route`, `routing`, `buffers`, `udsp`, ...).
-fn section(c: &mut Client, action: Action, key: &str, node: &Node) -> i32 {
+fn section(c: &mut Client, action: Action, key: &str, node: &Node, old_api: bool) -> i32 {
     let not_here = |what: &str| {
         fail(
             action,
@@ -153,7 +155,10 @@ fn section(c: &mut Client, action: Action, key: &str, node: &Node) -> i32 {
         ("peer" | "route" | "routing" | "buffers", Action::Exec) => invalid(action, key),
         ("udsp", _) => udsp(c, action, node),
         ("ip2nets", _) => ip2nets(c, action, node),
-        ("peer" | "route" | "routing" | "buffers", _) => not_here(key),
+        ("route", _) => routes(c, action, node),
+        ("peer", _) => peers(c, action, node, old_api),
+        ("routing", _) => routing(c, action, node),
+        ("buffers", _) => buffers(c, action, node),
         ("ping", Action::Exec) => ping(c, node),
         ("discover", Action::Exec) => not_here(key),
         _ => invalid(action, key),
@@ -351,4 +356,235 @@ fn ping(c: &mut Client, node: &Node) -> i32 {
         },
         Err(e) => out::client_error(&e, "manage", "ping"),
     }
+}
+
+fn extra_types(c: &mut Client) -> Vec<(String, u8)> {
+    c.net_types().unwrap_or_default()
+}
+
+/// `route:`: `--add` adds each route (the checks of `route add`), `--del`
+/// deletes each, `--show` prints the routes each entry names. The first
+/// failure stops the import and names the route.
+fn routes(c: &mut Client, action: Action, node: &Node) -> i32 {
+    let entries = match import::route_entries(node) {
+        Ok(e) => e,
+        Err(e) => return fail(action, &e),
+    };
+    let extra = extra_types(c);
+    let mut shown = Vec::new();
+    for e in &entries {
+        let item_fail = |errno: i32, why: &str| {
+            let verb = match action {
+                Action::Del => "delete",
+                Action::Show => "show",
+                _ => "add",
+            };
+            out::nl_error(
+                action.flag(),
+                "route",
+                errno,
+                &format!("failed to {verb} {}: {why}", e.name()),
+                out::RC_EINVAL,
+            )
+        };
+        let net = match liblnetconfig::args::net(&e.net, action.flag()) {
+            Ok(n) => n,
+            Err(_) => return item_fail(liblnetconfig::errno::EINVAL, "cannot parse remote net"),
+        };
+        let Some(gw) = liblnetconfig::nidlist::parse_client_nid(&e.gateway, &extra) else {
+            return item_fail(liblnetconfig::errno::ENODEV, "cannot parse gateway");
+        };
+        let res = match action {
+            Action::Add | Action::Exec => {
+                // The numbers come from YAML: the checks of `route add`.
+                if e.hop != -1 && !(1..=255).contains(&e.hop) {
+                    return item_fail(
+                        liblnetconfig::errno::EINVAL,
+                        "invalid hop count must be between 1 and 255",
+                    );
+                }
+                if e.priority < 0 {
+                    return item_fail(
+                        liblnetconfig::errno::EINVAL,
+                        "invalid priority, must not be negative",
+                    );
+                }
+                if e.health_sensitivity
+                    .is_some_and(|s| !(0..=1000).contains(&s))
+                {
+                    return item_fail(
+                        liblnetconfig::errno::EINVAL,
+                        "invalid health sensitivity, must be between 0 and 1000",
+                    );
+                }
+                c.route_add(RouteAddRequest {
+                    net: net.clone(),
+                    gateways: vec![gw],
+                    hop: e.hop,
+                    priority: e.priority,
+                    health_sensitivity: e.health_sensitivity,
+                })
+            }
+            Action::Del => c.route_del(RouteDelRequest {
+                net: Some(net.clone()),
+                gateways: vec![gw],
+            }),
+            Action::Show => c.route_show().map(|all| {
+                for r in all {
+                    if r.net == net && r.gateway == gw && !shown.contains(&r) {
+                        shown.push(r);
+                    }
+                }
+            }),
+        };
+        if let Err(err) = res {
+            let why = match &err {
+                liblnetconfig::Error::Daemon { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            return item_fail(err.errno(), &why);
+        }
+    }
+    if action == Action::Show {
+        out::stdout(&route::route_show(
+            &shown,
+            &route::RouteFilter::default(),
+            true,
+            &extra,
+        ));
+    }
+    0
+}
+
+/// `peer:`: `--add` is `peer add --prim_nid P --nid <listed NIDs>` (non-MR
+/// with `Multi-Rail: False`), `--del` deletes the listed NIDs (the whole
+/// peer when the primary is listed or no NIDs are), `--show` prints the
+/// listed peers. The first failure stops the import and names the peer.
+fn peers(c: &mut Client, action: Action, node: &Node, old_api: bool) -> i32 {
+    let entries = match import::peer_entries(node, old_api) {
+        Ok(e) => e,
+        Err(e) => return fail(action, &e),
+    };
+    let extra = extra_types(c);
+    let names: Vec<(&str, u8)> = extra.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let mut shown = Vec::new();
+    for e in &entries {
+        let item_fail = |errno: i32, why: &str| {
+            let verb = match action {
+                Action::Del => "delete",
+                Action::Show => "show",
+                _ => "add",
+            };
+            out::nl_error(
+                action.flag(),
+                "peer",
+                errno,
+                &format!("failed to {verb} peer '{}': {why}", e.primary),
+                out::RC_EINVAL,
+            )
+        };
+        let Ok(primary) = Nid::parse_with(&e.primary, &names) else {
+            return item_fail(liblnetconfig::errno::EINVAL, "unsupported primary NID");
+        };
+        let mut nids = Vec::new();
+        for t in &e.nids {
+            match Nid::parse_with(t, &names) {
+                Ok(n) if n == primary => {}
+                Ok(n) => nids.push(n),
+                Err(_) => {
+                    return item_fail(
+                        liblnetconfig::errno::EINVAL,
+                        &format!("unsupported secondary NID '{t}'"),
+                    )
+                }
+            }
+        }
+        let listed_primary = e
+            .nids
+            .iter()
+            .any(|t| Nid::parse_with(t, &names).is_ok_and(|n| n == primary));
+        let res = match action {
+            Action::Add | Action::Exec => c.peer(PeerRequest::Add {
+                primary,
+                nids,
+                multi_rail: e.multi_rail.unwrap_or(true),
+                lock_prim: false,
+            }),
+            Action::Del => c.peer(PeerRequest::Del {
+                primary,
+                nids: if listed_primary || e.nids.is_empty() {
+                    Vec::new()
+                } else {
+                    nids
+                },
+                force: false,
+            }),
+            Action::Show => c
+                .peer(PeerRequest::Show { nid: Some(primary) })
+                .inspect(|r| {
+                    if let PeerReply::Peers(p) = r {
+                        shown.extend(p.iter().cloned());
+                    }
+                }),
+        };
+        if let Err(err) = res {
+            let why = match &err {
+                liblnetconfig::Error::Daemon { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            return item_fail(err.errno(), &why);
+        }
+    }
+    if action == Action::Show {
+        out::stdout(&liblnetconfig::peer::show(&shown, 0, &extra));
+    }
+    0
+}
+
+/// `routing: {enable: N}`: applied as given for every action (upstream).
+fn routing(c: &mut Client, action: Action, node: &Node) -> i32 {
+    let enable = match import::routing_enable(node) {
+        Ok(e) => e,
+        Err(e) => return fail(action, &e),
+    };
+    match c.routing_set(enable) {
+        Ok(()) => 0,
+        Err(e) => out::nl_error(
+            action.flag(),
+            "routing",
+            e.errno(),
+            &format!(
+                "cannot {} routing: {e}",
+                if enable { "enable" } else { "disable" }
+            ),
+            out::RC_EINVAL,
+        ),
+    }
+}
+
+/// `buffers: {tiny, small, large}`: `--add` sets the router buffer totals
+/// (0 = default), `--del` puts them back to the defaults, `--show` prints
+/// nothing (as `global:`).
+fn buffers(c: &mut Client, action: Action, node: &Node) -> i32 {
+    let entries = match import::buffers_entries(node) {
+        Ok(e) => e,
+        Err(e) => return fail(action, &e),
+    };
+    for (pool, n) in entries {
+        let value = match action {
+            Action::Show => continue,
+            Action::Del => 0,
+            _ => n,
+        };
+        if let Err(e) = c.router_buffers_set(pool, value) {
+            return out::nl_error(
+                action.flag(),
+                "buffers",
+                e.errno(),
+                &format!("cannot configure {pool}_buffers {value}: {e}"),
+                out::RC_EINVAL,
+            );
+        }
+    }
+    0
 }

@@ -725,3 +725,67 @@ fn deleting_the_receiving_ni_drops_forwards_waiting_for_router_credits() {
     f.settle();
     assert!(f.hanging().is_empty());
 }
+
+#[test]
+fn router_buffers_exist_from_routing_enable_and_follow_the_sizes() {
+    // A node with two nets, routing off: no pools.
+    let mut f = Fabric::new(seed_from_env(1316));
+    let r = f.add_node(
+        NodeSpec::new()
+            .ni(NiSpec::tcp([10, 0, 0, 2]))
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 2])),
+    );
+    let mut cfg = rcfg(0);
+    cfg.tiny_router_buffers = 8;
+    cfg.small_router_buffers = 16;
+    cfg.large_router_buffers = 4;
+    f.call(r, |l, now| l.set_router_config(now, cfg.clone()));
+    assert_eq!(f.inspect(r, |l| l.router_pools()), None);
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [0, 0, 0]);
+    // Enabling allocates every buffer at once, before any traffic.
+    f.call(r, |l, now| l.set_routing(now, true, false));
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [8, 16, 4]);
+    let pools = f.inspect(r, |l| l.router_pools()).expect("pools");
+    assert_eq!(
+        pools.map(|p| (p.nbuffers, p.credits, p.min_credits)),
+        [(8, 8, 8), (16, 16, 16), (4, 4, 4)]
+    );
+    // Growing allocates the difference at once; shrinking frees at once.
+    cfg.small_router_buffers = 32;
+    cfg.large_router_buffers = 2;
+    f.call(r, |l, now| l.set_router_config(now, cfg.clone()));
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [8, 32, 2]);
+    let pools = f.inspect(r, |l| l.router_pools()).expect("pools");
+    assert_eq!(
+        pools.map(|p| (p.nbuffers, p.credits)),
+        [(8, 8), (32, 32), (2, 2)]
+    );
+    f.call(r, |l, now| l.set_router_buffers(now, PoolKind::Tiny, 3))
+        .expect("set tiny");
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated())[0], 3);
+    // Disabling: once stopped, the buffers are freed and the pools show none.
+    f.call(r, |l, now| l.set_routing(now, false, false));
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [3, 32, 2]);
+    // (checker interval 0 + ping timeout 10 s: stopped after 10 s)
+    f.run_for(Duration::from_secs(30));
+    assert_eq!(f.inspect(r, |l| l.routing_state()), RoutingState::Disabled);
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [0, 0, 0]);
+    let pools = f
+        .inspect(r, |l| l.router_pools())
+        .expect("pools stay listed");
+    assert_eq!(
+        pools.map(|p| (p.nbuffers, p.credits)),
+        [(0, 0), (0, 0), (0, 0)]
+    );
+    // A size set while routing is off applies at the next enable.
+    f.call(r, |l, now| l.set_router_buffers(now, PoolKind::Large, 5))
+        .expect("set large");
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [0, 0, 0]);
+    f.call(r, |l, now| l.set_routing(now, true, true));
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [3, 32, 5]);
+    let pools = f.inspect(r, |l| l.router_pools()).expect("pools");
+    assert_eq!(
+        pools.map(|p| (p.nbuffers, p.credits)),
+        [(3, 3), (32, 32), (5, 5)]
+    );
+}

@@ -49,12 +49,15 @@
 //! first waiter gets it), then the router credit (the first waiter of that
 //! peer NI tries for a buffer).
 //!
-//! Buffers are allocated the first time a pool needs one and then reused,
-//! never more than the pool's size: in steady state forwarding allocates
-//! nothing (`tests/alloc.rs`). (The kernel allocates the whole pool when
-//! routing is enabled; a lazily grown pool avoids pinning 1 GiB of large
-//! buffers that are never used; the credits, the only thing a user sees,
-//! are the same.)
+//! The pools' buffers are allocated when routing is enabled, all of them
+//! (`tiny_router_buffers`, `small_router_buffers`, `large_router_buffers`;
+//! 1 MiB large buffers are zero-filled allocations the OS maps lazily), and
+//! again when a size is set while routing is on: growing allocates the
+//! difference at once, shrinking frees free buffers at once and buffers in
+//! use as they come back. Forwarding only takes and returns buffers: it
+//! allocates nothing (`tests/alloc.rs`). When routing is off (after
+//! STOPPING) the buffers are freed and the pools show 0 buffers; sizes set
+//! meanwhile apply at the next enable.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -437,9 +440,7 @@ impl Lnet {
     /// sizes take effect at once if the pools exist.
     pub fn set_router_config(&mut self, now: Instant, cfg: RouterConfig) {
         self.router.cfg = cfg;
-        if self.router.pools_exist {
-            self.resize_pools(now);
-        }
+        self.resize_pools(now);
         self.router_arm(now);
     }
 
@@ -523,20 +524,34 @@ impl Lnet {
         Ok(())
     }
 
+    /// Sizes the pools from the tunables and allocates their buffers (only
+    /// while routing forwards; otherwise the sizes apply at the next
+    /// `routing enable`). Waiters a bigger pool can serve get a buffer now.
     fn resize_pools(&mut self, now: Instant) {
+        if !self.router.state.forwards() {
+            return;
+        }
         for k in PoolKind::ALL {
             let n = self.router.pool_total(k).max(1);
-            let pool = &mut self.router.pools[k.idx()];
-            pool.resize(n);
-            // Waiters a bigger pool can serve now: those beyond the deficit.
-            let deficit = usize::try_from(-pool.credits).unwrap_or(0);
-            let servable = pool.queue.len().saturating_sub(deficit);
-            for _ in 0..servable {
-                let Some(w) = self.router.pools[k.idx()].queue.pop_front() else {
+            self.router.pools[k.idx()].resize(n);
+            loop {
+                let pool = &mut self.router.pools[k.idx()];
+                if pool.free.is_empty() {
+                    break;
+                }
+                let Some(w) = pool.queue.pop_front() else {
                     break;
                 };
                 self.fwd_recv(now, w);
             }
+        }
+    }
+
+    /// Routing is off: the pools' buffers are freed (those in use as they
+    /// come back) and `routing show` shows empty pools.
+    fn release_pools(&mut self) {
+        for p in &mut self.router.pools {
+            p.release_all();
         }
     }
 
@@ -555,15 +570,14 @@ impl Lnet {
             if matches!(st, RoutingState::Enabled | RoutingState::Starting) {
                 return;
             }
-            if !self.router.pools_exist {
-                self.router.pools_exist = true;
-            }
-            self.resize_pools(now);
+            self.router.pools_exist = true;
             self.router.state = if immediate {
                 RoutingState::Enabled
             } else {
                 RoutingState::Starting
             };
+            // The buffers are allocated now, all of them (§7.7).
+            self.resize_pools(now);
         } else {
             if matches!(st, RoutingState::Disabled | RoutingState::Stopping) {
                 return;
@@ -574,6 +588,9 @@ impl Lnet {
                 RoutingState::Stopping
             };
             self.drop_waiting_forwards(now);
+            if immediate {
+                self.release_pools();
+            }
         }
         self.router.state_since = now;
         self.advertise_routing();
@@ -1103,10 +1120,7 @@ impl Lnet {
                 if (since >= d && !busy) || since >= d * 3 {
                     self.router.state = RoutingState::Disabled;
                     self.router.state_since = now;
-                    for p in &mut self.router.pools {
-                        p.allocated -= p.free.len() as u32;
-                        p.free.clear();
-                    }
+                    self.release_pools();
                 }
             }
             _ => {}

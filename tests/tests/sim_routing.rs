@@ -789,3 +789,77 @@ fn router_buffers_exist_from_routing_enable_and_follow_the_sizes() {
         [(3, 3), (32, 32), (5, 5)]
     );
 }
+
+/// The gateway peer NI's health after the client's traffic (0..=1000).
+fn gateway_health(f: &Fabric, node: usize, gw: Nid) -> u32 {
+    f.inspect(node, |l| {
+        l.peer(&gw)
+            .and_then(|p| {
+                p.peer_nis()
+                    .find(|n| n.nid() == gw)
+                    .map(|n| n.health_value())
+            })
+            .expect("gateway peer NI")
+    })
+}
+
+#[test]
+fn a_routes_health_sensitivity_is_its_gateways() {
+    // Two routers; the client's route through r1 has health_sensitivity
+    // 1000 (one failure takes its gateway to 0), through r2 the global 100.
+    for (sens, expect) in [(Some(1000), 0), (None, 900)] {
+        let mut f = Fabric::new(seed_from_env(1317));
+        f.set_default_link(LinkParams::new().latency(Duration::from_micros(20)));
+        let c = f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1]).timeout(5)));
+        let mut routers = Vec::new();
+        for a in [2, 3] {
+            routers.push(
+                f.add_node(
+                    NodeSpec::new()
+                        .ni(NiSpec::tcp([10, 0, 0, a]).timeout(5))
+                        .ni(NiSpec::new(TCP1, [10, 1, 0, a]).timeout(5)),
+                ),
+            );
+        }
+        let s = f.add_node(NodeSpec::new().ni(NiSpec::new(TCP1, [10, 1, 0, 9]).timeout(5)));
+        for &r in &routers {
+            enable_router(&mut f, r, rcfg(0));
+        }
+        for n in [c, s] {
+            f.call(n, |l, now| l.set_router_config(now, rcfg(0)));
+        }
+        let (g1, g2) = (f.nid(routers[0], 0), f.nid(routers[1], 0));
+        f.call(c, |l, now| l.route_add(now, TCP1, g1, None, 0, sens))
+            .expect("route via r1");
+        f.call(c, |l, now| l.route_add(now, TCP1, g2, None, 0, None))
+            .expect("route via r2");
+        for &r in &routers {
+            let gw = f.nid(r, 1);
+            route(&mut f, s, TCP, gw, 0);
+        }
+        let shown = f.inspect(c, |l| l.routes());
+        let r1 = shown.iter().find(|r| r.gateway == g1).expect("r1 route");
+        assert_eq!(r1.health_sensitivity, sens.unwrap_or(100));
+        // r1 is cut off from the client: the PUT it is given times out.
+        let (t0, cn) = (f.now(), f.nid(c, 0));
+        f.cut_link(cn, g1, t0, None);
+        for i in 0..4u64 {
+            f.post(s, 5, i, 64, MdOptions::OP_PUT, Threshold::Count(1));
+            let (md, _) = f.bind(c, &pattern(64, i as u8), Threshold::Count(1));
+            f.put(c, md, AckReq::NoAck, f.pid(s), 5, i, 0).expect("put");
+            f.run_for(Duration::from_secs(10));
+        }
+        let failed = f
+            .take_md_events(c)
+            .iter()
+            .filter(|e| e.kind == EventKind::Send && e.status != 0)
+            .count();
+        assert_eq!(failed, 1, "one PUT went to r1 before its health fell");
+        // The gateway's health fell by its route's sensitivity, and
+        // selection now prefers the healthier gateway: everything else
+        // went through r2.
+        assert_eq!(gateway_health(&f, c, g1), expect);
+        assert_eq!(gateway_health(&f, c, g2), 1000);
+        assert_eq!(f.inspect(routers[1], |l| l.stats().route_count), 3);
+    }
+}

@@ -262,7 +262,8 @@ struct Route {
     gateway: Nid,
     hops: Option<u32>,
     priority: u32,
-    health_sensitivity: u32,
+    /// `--health_sensitivity` as given (`None`: the global one).
+    health_sensitivity: Option<u32>,
     /// Cached aliveness from the last check (`lr_alive`).
     alive: bool,
     /// The gateway's last ping listed a NID on the remote net.
@@ -724,7 +725,7 @@ impl Lnet {
             gateway,
             hops,
             priority,
-            health_sensitivity: sens,
+            health_sensitivity,
             alive: !checked_first,
             single_hop: None,
             seq: 0,
@@ -820,13 +821,41 @@ impl Lnet {
                     gateway: r.gateway,
                     hops: r.hops,
                     priority: r.priority,
-                    health_sensitivity: r.health_sensitivity,
+                    health_sensitivity: r
+                        .health_sensitivity
+                        .unwrap_or(self.cfg.tunables.health_sensitivity),
                     alive: self.route_alive(r),
                     multi_hop: r.single_hop == Some(false),
                 });
             }
         }
         out
+    }
+
+    /// The health sensitivity for failures of a peer NI that belongs to a
+    /// gateway (semantics §8.1, §8.3; upstream keeps it on the gateway peer,
+    /// `lp_health_sensitivity`): the highest `--health_sensitivity` given to
+    /// the routes through that gateway's peer, else the global one. `None`
+    /// when the peer NI is no gateway's. Gateways' health is tracked even
+    /// when they have a single NID; it ranks gateways (§7.4 step 4).
+    pub(crate) fn gateway_health_sensitivity(&self, pni: PeerNiId) -> Option<u32> {
+        let peer = self.peers.get(pni)?.peer;
+        let mut gateway = false;
+        let mut sens: Option<u32> = None;
+        for r in &self.router.routes {
+            let same = self
+                .peers
+                .lookup(&r.gateway)
+                .and_then(|id| self.peers.get(id))
+                .is_some_and(|p| p.peer == peer);
+            if same {
+                gateway = true;
+                if let Some(s) = r.health_sensitivity {
+                    sens = Some(sens.map_or(s, |b| b.max(s)));
+                }
+            }
+        }
+        gateway.then(|| sens.unwrap_or(self.cfg.tunables.health_sensitivity))
     }
 
     /// Whether the gateway NID is alive as far as routing knows.

@@ -239,6 +239,10 @@ pub(crate) struct Ni {
     pub(crate) health_value: u32,
     /// Link down reported by the LND (`ni_fatal_error_on`).
     pub(crate) fatal: bool,
+    /// Marked down by the routing switch: this node routes and the net
+    /// heard no ping for `router_ping_timeout + alive_router_check_interval`
+    /// (semantics §7.7).
+    pub(crate) rtr_down: bool,
     /// Round-robin sequence (`ni_seq`).
     pub(crate) seq: u64,
     /// Selection priority (UDSP; lower is better).
@@ -318,7 +322,7 @@ impl<'a> NiView<'a> {
 
 impl Ni {
     pub(crate) fn is_up(&self) -> bool {
-        !self.fatal && self.health_value > 0
+        !self.fatal && self.health_value > 0 && !self.rtr_down
     }
 }
 
@@ -466,6 +470,7 @@ impl Lnet {
             queue: VecDeque::new(),
             health_value: 1000,
             fatal: false,
+            rtr_down: false,
             seq: 0,
             sel_priority: u32::MAX,
             stats: MsgStats::default(),
@@ -570,6 +575,7 @@ impl Lnet {
             queue: VecDeque::new(),
             health_value: 1000,
             fatal: false,
+            rtr_down: false,
             seq: 0,
             sel_priority: u32::MAX,
             stats: MsgStats::default(),

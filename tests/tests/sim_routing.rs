@@ -863,3 +863,56 @@ fn a_routes_health_sensitivity_is_its_gateways() {
         assert_eq!(f.inspect(routers[1], |l| l.stats().route_count), 3);
     }
 }
+
+/// Whether node `node`'s NI `k` is up (its ping-buffer status, `net show`).
+fn ni_up(f: &Fabric, node: usize, k: usize) -> bool {
+    let nid = f.nid(node, k);
+    f.inspect(node, |l| {
+        let view = l.nis().find(|n| n.nid() == nid).map(|n| n.is_up());
+        let ping = l
+            .ping_info()
+            .and_then(|p| p.nis.iter().find(|s| s.nid == nid).map(|s| s.is_up()));
+        assert_eq!(view, ping, "net show and the ping buffer agree");
+        view.expect("the NI")
+    })
+}
+
+#[test]
+fn a_routers_nets_unheard_for_a_while_are_marked_down() {
+    // Router r: checker interval 0, ping timeout 10 s, so a net that hears
+    // no ping for 10 s has its NIs marked down (§7.7). The client pings r
+    // on tcp every 5 s; nobody pings it on tcp1 at first.
+    let mut f = one_router(1318, 0);
+    let (c, r, s) = (0, 1, 2);
+    f.call(c, |l, now| l.set_router_config(now, rcfg(5)));
+    assert!(ni_up(&f, r, 0) && ni_up(&f, r, 1), "up when routing starts");
+    f.run_for(Duration::from_secs(30));
+    assert!(ni_up(&f, r, 0), "tcp hears the client's pings");
+    assert!(!ni_up(&f, r, 1), "tcp1 heard nobody");
+    // The client sees r's tcp1 NI down in r's ping reply: with
+    // avoid_asym_router_failure its route to tcp1 is down.
+    let g = f.nid(r, 0);
+    let alive = |f: &Fabric| {
+        f.inspect(c, |l| {
+            l.routes()
+                .iter()
+                .find(|x| x.gateway == g)
+                .expect("route")
+                .alive
+        })
+    };
+    assert!(!alive(&f));
+    // The server starts checking its gateway (r on tcp1): the net is heard,
+    // its NI comes up at once, and the client's route follows at its next
+    // check.
+    f.call(s, |l, now| l.set_router_config(now, rcfg(5)));
+    f.run_for(Duration::from_secs(12));
+    assert!(ni_up(&f, r, 1));
+    assert!(alive(&f));
+    // Routing off: no NI is marked any more.
+    f.call(s, |l, now| l.set_router_config(now, rcfg(0)));
+    f.run_for(Duration::from_secs(30));
+    assert!(!ni_up(&f, r, 1));
+    f.call(r, |l, now| l.set_routing(now, false, true));
+    assert!(ni_up(&f, r, 0) && ni_up(&f, r, 1));
+}

@@ -188,7 +188,7 @@ impl Lnet {
         if let Some(n) = self.ni_mut(ni) {
             n.stats.received(hdr.msg_type, hdr.payload_length);
         }
-        let _ = self.rx_via_router(&hdr, from, false);
+        let _ = self.rx_via_router(now, ni, &hdr, from, false);
         self.counters.recv_count += 1;
         self.counters.recv_length += u64::from(hdr.payload_length);
         let kind = match hdr.msg_type {

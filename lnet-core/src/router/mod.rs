@@ -301,6 +301,9 @@ pub(crate) struct Router {
     fwd: Vec<Option<Fwd>>,
     rtr_credits: HashMap<PeerNiId, RtrCredits>,
     rng: u64,
+    /// When each local net last received a ping (a portal-0 GET) from
+    /// another node while this node routes (`net_last_alive`, §7.7).
+    net_alive: Vec<(NetId, Instant)>,
     /// When the checker's timer is armed.
     tick_at: Option<Instant>,
 }
@@ -322,6 +325,7 @@ impl Router {
             fwd: Vec::new(),
             rtr_credits: HashMap::new(),
             rng: seed ^ 0x9E37_79B9_7F4A_7C15,
+            net_alive: Vec::new(),
             tick_at: None,
         }
     }
@@ -595,6 +599,7 @@ impl Lnet {
         }
         self.router.state_since = now;
         self.advertise_routing();
+        self.router_ni_status(now);
         self.router_arm(now);
     }
 
@@ -1122,10 +1127,7 @@ impl Lnet {
     fn router_arm(&mut self, now: Instant) {
         let needed = (self.router.cfg.alive_router_check_interval > 0
             && !self.router.gateways.is_empty())
-            || matches!(
-                self.router.state,
-                RoutingState::Starting | RoutingState::Stopping
-            );
+            || self.router.state != RoutingState::Disabled;
         if needed && self.router.tick_at.is_none() {
             let at = now.saturating_add(Duration::from_secs(1));
             self.router.tick_at = Some(at);
@@ -1154,8 +1156,65 @@ impl Lnet {
             }
             _ => {}
         }
+        self.router_ni_status(now);
         self.router_check(now);
         self.router_arm(now);
+    }
+
+    /// A ping (portal-0 GET) from another node arrived on `ni`: on a router
+    /// its net is alive, and its NIs are up again at once (§7.6).
+    fn router_net_heard(&mut self, now: Instant, ni: NiId) {
+        if self.router.state != RoutingState::Enabled {
+            return;
+        }
+        let Some(net) = self.ni_ref(ni).map(|n| n.net) else {
+            return;
+        };
+        match self.router.net_alive.iter_mut().find(|(n, _)| *n == net) {
+            Some(e) => e.1 = now,
+            None => self.router.net_alive.push((net, now)),
+        }
+        self.router_ni_status(now);
+    }
+
+    /// The routing switch's NI status check (`lnet_update_ni_status_locked`,
+    /// §7.7): while routing is ENABLED, the NIs of a net that heard no ping
+    /// from another node for `router_ping_timeout +
+    /// alive_router_check_interval` are DOWN in the ping buffer (and in `net
+    /// show`), the others UP; a net's clock starts when routing is enabled.
+    /// Otherwise no NI is marked. A change bumps the ping buffer's sequence
+    /// (peers are pushed the new buffer by discovery).
+    fn router_ni_status(&mut self, now: Instant) {
+        let enabled = self.router.state == RoutingState::Enabled;
+        let timeout = self.switch_delay();
+        let since = self.router.state_since;
+        let mut changed = false;
+        for slot in 0..self.nis.len() {
+            let Some(n) = self.nis[slot].as_ref() else {
+                continue;
+            };
+            if n.net == NetId::LO {
+                continue;
+            }
+            let down = enabled && {
+                let heard = self
+                    .router
+                    .net_alive
+                    .iter()
+                    .find(|(net, _)| *net == n.net)
+                    .map_or(since, |(_, t)| (*t).max(since));
+                now >= heard.saturating_add(timeout)
+            };
+            if let Some(n) = self.nis[slot].as_mut() {
+                if n.rtr_down != down {
+                    n.rtr_down = down;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.ping_target_update();
+        }
     }
 
     /// Pings every gateway whose time has come.
@@ -1338,7 +1397,21 @@ impl Lnet {
     /// A message arrived from `from` with source `src` on another net: it
     /// came through a gateway (§7.6). Returns whether to drop it
     /// (`drop_asym_route`, for messages to us only).
-    pub(crate) fn rx_via_router(&mut self, hdr: &Hdr, from: Nid, for_me: bool) -> bool {
+    pub(crate) fn rx_via_router(
+        &mut self,
+        now: Instant,
+        ni: NiId,
+        hdr: &Hdr,
+        from: Nid,
+        for_me: bool,
+    ) -> bool {
+        if for_me
+            && hdr.msg_type == lnd_api::MsgType::GET
+            && hdr.body_get().ptl_index == 0
+            && !self.is_local_nid(&hdr.src_nid)
+        {
+            self.router_net_heard(now, ni);
+        }
         let src_net = hdr.src_nid.net();
         if src_net == from.net() || src_net == NetId::LO {
             return false;

@@ -518,6 +518,58 @@ pub fn ping_section(node: &Node) -> Result<PingSection, ImportError> {
     Ok((nids, timeout, source))
 }
 
+/// A `ping:` or `discover:` section of `import --exec`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecSection {
+    /// The NIDs (or ranges), in order.
+    pub nids: Vec<String>,
+    /// `timeout`, ms.
+    pub timeout_ms: Option<u64>,
+    /// `source` (`source_nid` with `--old-api`).
+    pub source: Option<String>,
+    /// `force` (discover).
+    pub force: bool,
+}
+
+/// A `ping:` or `discover:` section (`import --exec`, lnetctl.md §4.2):
+/// `nids` (a mapping index → NID or a flow sequence), optional `timeout`
+/// (ms), `source` (ping) and `force` (discover). With `--old-api` the keys
+/// are `primary nid`, `timeout`, `source_nid` and `force`, in a mapping or
+/// a sequence of them.
+pub fn exec_section(node: &Node, old_api: bool) -> Result<ExecSection, ImportError> {
+    let mut out = ExecSection::default();
+    let maps: Vec<&Node> = match node {
+        Node::Seq(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    for m in maps {
+        for (k, v) in m.entries() {
+            match (k.as_str(), old_api) {
+                ("nids", false) => match v {
+                    Node::Seq(items) => out.nids.extend(items.iter().filter_map(Node::text)),
+                    Node::Map(m) => out.nids.extend(m.iter().filter_map(|(_, n)| n.text())),
+                    other => out.nids.extend(other.text()),
+                },
+                ("primary nid", true) => out.nids.push(text_value(k, v)?),
+                ("timeout", _) => out.timeout_ms = u64::try_from(int_value(k, v)?).ok(),
+                ("source", false) | ("source_nid", true) => out.source = Some(text_value(k, v)?),
+                ("force", _) => {
+                    out.force = match v {
+                        Node::Bool(b) => *b,
+                        other => int_value(k, other)? != 0,
+                    }
+                }
+                _ => return Err(err(EINVAL, format!("invalid key '{k}'"))),
+            }
+        }
+    }
+    if out.nids.is_empty() {
+        let key = if old_api { "primary nid" } else { "nids" };
+        return Err(err(EINVAL, format!("no value specified for key '{key}'")));
+    }
+    Ok(out)
+}
+
 /// One net block of a `net:` section, applied as one unit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetBlock {
@@ -702,6 +754,61 @@ pub fn net_blocks(node: &Node) -> Result<Vec<NetBlock>, ImportError> {
             request: request(net, c),
             warnings,
         });
+    }
+    Ok(out)
+}
+
+/// The `net:` section as `import --old-api` applies it (lnetctl.md §4.2):
+/// one [`NetBlock`] per `local NI(s)` item that has `interfaces`, with that
+/// item's own `tunables`, `lnd tunables` and `CPT`; an item without its own
+/// tunables (or lnd tunables) inherits the net block's. Items without
+/// interfaces are skipped; a block without `local NI(s)` is one unit as on
+/// the default path.
+pub fn net_blocks_old_api(node: &Node) -> Result<Vec<NetBlock>, ImportError> {
+    let Node::Seq(blocks) = node else {
+        return net_blocks(node);
+    };
+    let mut out = Vec::new();
+    for b in blocks {
+        let entries = b.entries();
+        let items = entries.iter().find_map(|(k, v)| match (k.as_str(), v) {
+            ("local NI(s)", Node::Seq(items)) => Some(items),
+            _ => None,
+        });
+        let Some(items) = items else {
+            out.extend(net_blocks(&Node::Seq(vec![b.clone()]))?);
+            continue;
+        };
+        // The net block's own keys (tunables and lnd tunables to inherit).
+        let outer: Vec<(String, Node)> = entries
+            .iter()
+            .filter(|(k, _)| k != "local NI(s)")
+            .cloned()
+            .collect();
+        let net_type = match outer.first() {
+            Some((k, _)) if k == "net type" => outer[0].clone(),
+            _ => {
+                // The default path names what is wrong.
+                net_blocks(&Node::Seq(vec![b.clone()]))?;
+                continue;
+            }
+        };
+        for it in items {
+            let own = it.entries();
+            if !own.iter().any(|(k, _)| k == "interfaces") {
+                continue;
+            }
+            let mut unit = vec![net_type.clone()];
+            for key in ["tunables", "lnd tunables"] {
+                if !own.iter().any(|(k, _)| k == key) {
+                    if let Some(kv) = outer.iter().find(|(k, _)| k == key) {
+                        unit.push(kv.clone());
+                    }
+                }
+            }
+            unit.extend(own.iter().cloned());
+            out.extend(net_blocks(&Node::Seq(vec![Node::Map(unit)]))?);
+        }
     }
     Ok(out)
 }
@@ -935,5 +1042,133 @@ mod tests {
             .expect_err("syntax")
             .starts_with("Parser error: "));
         assert_eq!(parse("").expect("empty"), vec![]);
+    }
+
+    #[test]
+    fn old_api_applies_each_ni_item_with_its_own_tunables() {
+        let doc = parse(
+            "net:
+  - net type: tcp1
+    tunables: {peer_credits: 32}
+    local NI(s):
+      - interfaces: {0: eth0}
+        tunables: {peer_credits: 8}
+        CPT: [0]
+      - interfaces: {0: eth1}
+        lnd tunables: {conns_per_peer: 2}
+      - nid: 10.0.0.9@tcp1
+",
+        )
+        .expect("yaml");
+        let one = net_blocks(&doc[0].1).expect("default path");
+        assert_eq!(one.len(), 1, "one unit on the default path");
+        assert_eq!(one[0].request.interfaces, ["eth0", "eth1"]);
+        let per = net_blocks_old_api(&doc[0].1).expect("old api");
+        assert_eq!(per.len(), 2, "the item without interfaces is skipped");
+        assert_eq!(per[0].request.interfaces, ["eth0"]);
+        assert_eq!(per[0].request.peer_credits, Some(8));
+        assert_eq!(per[0].request.cpts, Some(vec![0]));
+        assert_eq!(per[1].request.interfaces, ["eth1"]);
+        assert_eq!(per[1].request.peer_credits, Some(32), "inherited");
+        assert_eq!(per[1].request.conns_per_peer, Some(2));
+        assert_eq!(per[1].request.cpts, None);
+    }
+
+    #[test]
+    fn route_peer_routing_buffers_sections() {
+        let doc = parse(
+            "route:
+-     net: tcp1
+      gateway: 10.0.0.1@tcp
+      hop: 2
+      priority: 1
+      state: up
+      type: single-hop
+peer:
+-     primary nid: 10.0.0.5@tcp
+      Multi-Rail: False
+      peer state: 8
+      peer ni:
+      -     nid: 10.0.0.5@tcp
+            state: NA
+routing:
+    - cpt[0]:
+          tiny: {npages: 0}
+    - enable: 3
+buffers:
+    tiny: 64
+    large: 0
+",
+        )
+        .expect("yaml");
+        assert_eq!(
+            route_entries(&doc[0].1).expect("routes"),
+            [RouteEntry {
+                net: "tcp1".into(),
+                gateway: "10.0.0.1@tcp".into(),
+                hop: 2,
+                priority: 1,
+                health_sensitivity: None,
+            }]
+        );
+        assert_eq!(
+            peer_entries(&doc[1].1, false).expect("peers"),
+            [PeerEntry {
+                primary: "10.0.0.5@tcp".into(),
+                multi_rail: Some(false),
+                nids: vec!["10.0.0.5@tcp".into()],
+            }]
+        );
+        assert_eq!(routing_enable(&doc[2].1), Ok(true));
+        assert_eq!(
+            buffers_entries(&doc[3].1).expect("buffers"),
+            [("tiny", 64), ("large", 0)]
+        );
+        let bad = |t: &str| {
+            let d = parse(t).expect("yaml");
+            match d[0].0.as_str() {
+                "route" => route_entries(&d[0].1).expect_err("route").descr,
+                "peer" => peer_entries(&d[0].1, false).expect_err("peer").descr,
+                "routing" => routing_enable(&d[0].1).expect_err("routing").descr,
+                _ => buffers_entries(&d[0].1).expect_err("buffers").descr,
+            }
+        };
+        assert_eq!(
+            bad("route:\n- net: tcp1\n"),
+            "route item 0: missing mandatory parameter: gateway"
+        );
+        assert_eq!(
+            bad("route:\n- net: tcp1\n  gateway: 1.2.3.4@tcp\n  hops: 3\n"),
+            "invalid key 'hops' in route item 0"
+        );
+        assert_eq!(
+            bad("route:\n- net: tcp1\n  gateway: 1.2.3.4@tcp\n  hop: many\n"),
+            "invalid value 'many' for key 'hop'"
+        );
+        assert_eq!(
+            bad("peer:\n- Multi-Rail: true\n"),
+            "peer item 0: missing required primary NID"
+        );
+        assert_eq!(
+            bad("peer:\n- primary nid: 1.2.3.4@tcp\n  Multi-Rail: sometimes\n"),
+            "invalid MR flag param"
+        );
+        assert_eq!(
+            bad("routing:\n    enable: 5\n"),
+            "invalid value '5' for key 'enable' (0 disables routing, 1 enables it)"
+        );
+        assert_eq!(
+            bad("buffers:\n    small: -1\n"),
+            "invalid value '-1' for key 'small': tiny, small and large must be >= 0"
+        );
+        let d = parse("peer:\n- primary nid: 1.2.3.4@tcp\n  Multi-Rail: 1\n").expect("yaml");
+        assert_eq!(
+            peer_entries(&d[0].1, true).expect_err("old api").descr,
+            "Multi-Rail must be set to 'True' or 'False' found '1'"
+        );
+        assert_eq!(
+            peer_entries(&d[0].1, false).expect("default")[0].multi_rail,
+            Some(true)
+        );
     }
 }

@@ -352,3 +352,113 @@ peer:
         "routing never enabled"
     );
 }
+
+/// `import --old-api` (lnetctl.md §4.2): a net block's `local NI(s)` items
+/// one at a time with their own tunables (or the block's); an unknown
+/// section is the classic `yaml`/`helper` block; `--exec` runs `ping` and
+/// `discover` sections with the old keys.
+#[test]
+fn old_api_import() {
+    let dir = TempDir::new("oldapi");
+    let b = dir.join("b.sock");
+    let _db = node(&b);
+    let doc = write(
+        &dir,
+        "old.yaml",
+        "net:
+    - net type: vnd
+      tunables:
+          peer_credits: 32
+      local NI(s):
+        - interfaces:
+              0: fabric0
+          tunables:
+              peer_credits: 16
+        - interfaces:
+              0: fabric1
+        - nid: 9@vnd
+peer:
+    - primary nid: 5@vnd
+      Multi-Rail: True
+      peer ni:
+        - nid: 6@vnd
+",
+    );
+    ok(&lnetctl(&b, &["import", "--old-api", &doc]));
+    let e = ok(&lnetctl(&b, &["export", "--backup"]));
+    assert!(
+        e.starts_with(
+            "net:
+-     net type: vnd
+      local NI(s):
+      -     interfaces:
+                  0: fabric0
+            tunables:
+                  peer_timeout: 180
+                  peer_credits: 16
+                  peer_buffer_credits: 0
+                  credits: 256
+            CPT: \"[0]\"
+      -     interfaces:
+                  0: fabric1
+            tunables:
+                  peer_timeout: 180
+                  peer_credits: 32
+                  peer_buffer_credits: 0
+                  credits: 256
+            CPT: \"[0]\"
+peer:
+-     primary nid: 5@vnd
+      Multi-Rail: true
+      peer ni:
+      -     nid: 5@vnd
+      -     nid: 6@vnd
+global:
+"
+        ),
+        "{e}"
+    );
+    // Multi-Rail must be True or False on the old path.
+    let bad = write(
+        &dir,
+        "mr.yaml",
+        "peer:\n    - primary nid: 7@vnd\n      Multi-Rail: 1\n",
+    );
+    let out = lnetctl(&b, &["import", "-o", &bad]);
+    assert_eq!(out.status.code(), Some(234));
+    assert!(
+        text(&out.stderr).contains("Multi-Rail must be set to 'True' or 'False' found '1'"),
+        "{}",
+        text(&out.stderr)
+    );
+    // An unknown section: nothing applied, the classic block.
+    let bad = write(
+        &dir,
+        "bogus.yaml",
+        "global:\n    numa_range: 3\nbogus:\n    x: 1\n",
+    );
+    let out = lnetctl(&b, &["import", "--old-api", &bad]);
+    assert_eq!(out.status.code(), Some(234));
+    assert_eq!(
+        text(&out.stderr),
+        "yaml:\n    - helper:\n          errno: -2\n          descr: \"call back for 'bogus' not found\"\n"
+    );
+    assert!(ok(&lnetctl(&b, &["global", "show"])).contains("    numa_range: 0\n"));
+    // --exec: discover sections, both key sets.
+    let disc = write(&dir, "disc.yaml", "discover:\n    nids: [ 0@lo ]\n");
+    ok(&lnetctl(&b, &["import", "--exec", &disc]));
+    let disc = write(
+        &dir,
+        "disc-old.yaml",
+        "discover:\n  - primary nid: 0@lo\n    force: 1\n",
+    );
+    let out = Command::new(LNETCTL)
+        .arg("--socket")
+        .arg(&b)
+        .args(["import", "--exec", "--old-api", "/dev/null"])
+        .stdin(std::fs::File::open(&disc).expect("doc"))
+        .env_remove("LNET_SOCKET")
+        .output()
+        .expect("run lnetctl");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

@@ -44,7 +44,7 @@ import < FILE : import a file\n\
 \t--del: delete configuration\n\
 \t--show: show configuration\n\
 \t--exec: execute command\n\
-\t--old-api: use the older import path (accepted; same result here)\n\
+\t--old-api: use the older import path (net NIs one item at a time)\n\
 \t--help: display this help\n\
 If no command option is given then --add is assumed by default\n";
 
@@ -121,6 +121,19 @@ pub(crate) fn run(a: &ImportArgs, socket: &Path) -> i32 {
     if doc.is_empty() {
         return 0;
     }
+    if a.old_api {
+        // Upstream's older path names an unknown section before anything
+        // is applied... as it walks the document: here, up front.
+        if let Some((key, _)) = doc.iter().find(|(k, _)| !known(action, k)) {
+            out::stderr(&render::cy_error(
+                "yaml",
+                "helper",
+                -2,
+                &format!("\"call back for '{key}' not found\""),
+            ));
+            return out::RC_EINVAL;
+        }
+    }
     let mut c = match super::connect(socket, action.flag(), "import") {
         Ok(c) => c,
         Err(rc) => return rc,
@@ -134,20 +147,29 @@ pub(crate) fn run(a: &ImportArgs, socket: &Path) -> i32 {
     0
 }
 
-/// One top-level section; each kind of section is one arm (areas that add
-/// objects add theirs: `peer`, `route`, `routing`, `buffers`, `udsp`, ...).
+/// Whether a top-level key has a handler for `action`.
+fn known(action: Action, key: &str) -> bool {
+    match action {
+        Action::Exec => matches!(key, "net" | "ip2nets" | "udsp" | "ping" | "discover"),
+        _ => matches!(
+            key,
+            "net"
+                | "ip2nets"
+                | "route"
+                | "peer"
+                | "routing"
+                | "buffers"
+                | "numa"
+                | "global"
+                | "udsp"
+        ),
+    }
+}
+
+/// One top-level section; each kind of section is one arm.
 fn section(c: &mut Client, action: Action, key: &str, node: &Node, old_api: bool) -> i32 {
-    let not_here = |what: &str| {
-        fail(
-            action,
-            &ImportError {
-                errno: liblnetconfig::errno::EOPNOTSUPP,
-                descr: format!("'{what}' sections are not supported by this lnetctl yet"),
-            },
-        )
-    };
     match (key, action) {
-        ("net", _) => nets(c, action, node),
+        ("net", _) => nets(c, action, node, old_api),
         ("global", Action::Exec) => invalid(action, key),
         ("global", _) => globals(c, action, node),
         ("numa", Action::Exec) => invalid(action, key),
@@ -159,8 +181,8 @@ fn section(c: &mut Client, action: Action, key: &str, node: &Node, old_api: bool
         ("peer", _) => peers(c, action, node, old_api),
         ("routing", _) => routing(c, action, node),
         ("buffers", _) => buffers(c, action, node),
-        ("ping", Action::Exec) => ping(c, node),
-        ("discover", Action::Exec) => not_here(key),
+        ("ping", Action::Exec) => ping(c, node, old_api),
+        ("discover", Action::Exec) => discover(c, node, old_api),
         _ => invalid(action, key),
     }
 }
@@ -175,8 +197,13 @@ fn invalid(action: Action, key: &str) -> i32 {
     )
 }
 
-fn nets(c: &mut Client, action: Action, node: &Node) -> i32 {
-    let blocks = match import::net_blocks(node) {
+fn nets(c: &mut Client, action: Action, node: &Node, old_api: bool) -> i32 {
+    let blocks = if old_api {
+        import::net_blocks_old_api(node)
+    } else {
+        import::net_blocks(node)
+    };
+    let blocks = match blocks {
         Ok(b) => b,
         Err(e) => return fail(action, &e),
     };
@@ -338,23 +365,50 @@ fn ip2nets(c: &mut Client, action: Action, node: &Node) -> i32 {
 
 /// `ping:` under `--exec`: pings the NIDs; the result is not printed, a
 /// failed target fails the import.
-fn ping(c: &mut Client, node: &Node) -> i32 {
-    let (nids, timeout_ms, source) = match import::ping_section(node) {
+fn ping(c: &mut Client, node: &Node, old_api: bool) -> i32 {
+    let sec = match import::exec_section(node, old_api) {
         Ok(p) => p,
         Err(e) => return fail(Action::Exec, &e),
     };
     let extra = c.net_types().unwrap_or_default();
-    let mut req = match liblnetconfig::args::ping(&nids, source.as_deref(), None, &extra) {
+    let mut req = match liblnetconfig::args::ping(&sec.nids, sec.source.as_deref(), None, &extra) {
         Ok(r) => r,
         Err(e) => return out::arg_error(e),
     };
-    req.timeout_ms = timeout_ms.filter(|t| *t > 0);
+    req.timeout_ms = sec.timeout_ms.filter(|t| *t > 0);
     match c.ping(req) {
         Ok(outcomes) => match outcomes.iter().find_map(|o| o.result.as_ref().err()) {
             None => 0,
             Some(e) => out::nl_error("manage", "ping", e.errno, &e.message, -1),
         },
         Err(e) => out::client_error(&e, "manage", "ping"),
+    }
+}
+
+/// `discover:` under `--exec`: discovers the NIDs (`force` as `discover
+/// --force`); the result is not printed, a failed target fails the import.
+fn discover(c: &mut Client, node: &Node, old_api: bool) -> i32 {
+    let sec = match import::exec_section(node, old_api) {
+        Ok(p) => p,
+        Err(e) => return fail(Action::Exec, &e),
+    };
+    let extra = c.net_types().unwrap_or_default();
+    let nids = match liblnetconfig::nidlist::expand(&sec.nids, &extra) {
+        Ok(n) => n,
+        Err(e) => return out::nl_error("manage", "discover", e.errno, &e.message, out::RC_EINVAL),
+    };
+    match c.peer(PeerRequest::Discover {
+        nids,
+        force: sec.force,
+    }) {
+        Ok(PeerReply::Discover(outcomes)) => {
+            match outcomes.iter().find_map(|o| o.result.as_ref().err()) {
+                None => 0,
+                Some(e) => out::nl_error("manage", "discover", e.errno, &e.message, -1),
+            }
+        }
+        Ok(_) => out::nl_error("manage", "discover", 71, "unexpected reply", out::RC_EINVAL),
+        Err(e) => out::client_error(&e, "manage", "discover"),
     }
 }
 

@@ -174,6 +174,17 @@ fn routes_peers_routing_round_trip() {
     let exported = ok(&lnetctl(&a, &["export", "--backup"]));
     assert_eq!(exported, format!("{NETS}{ROUTES_PEERS}{GLOBAL}"));
 
+    // A gateway's peer NIs have a state (alive until checked: the checker
+    // is off here); other peers' NA (lnetctl.md §3.2).
+    let peers = ok(&lnetctl(&a, &["peer", "show"]));
+    assert!(
+        peers.starts_with(
+            "peer:\n-     primary nid: 2@vnd\n      Multi-Rail: false\n      peer ni:\n      \
+             -     nid: 2@vnd\n            state: up\n"
+        ) && peers.contains("      -     nid: 5@vnd\n            state: NA\n"),
+        "{peers}"
+    );
+
     // The full export: route state and type, peer state and statistics,
     // the pools per CPT.
     let full = ok(&lnetctl(&a, &["export"]));

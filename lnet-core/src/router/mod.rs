@@ -863,6 +863,14 @@ impl Lnet {
         gateway.then(|| sens.unwrap_or(self.cfg.tunables.health_sensitivity))
     }
 
+    /// Whether `nid` belongs to a gateway: a peer some route of this node
+    /// goes through (`peer show` then reports its NIs `up`/`down`).
+    pub fn is_gateway(&self, nid: &Nid) -> bool {
+        self.peers
+            .lookup(nid)
+            .is_some_and(|id| self.gateway_health_sensitivity(id).is_some())
+    }
+
     /// Whether the gateway NID is alive as far as routing knows.
     pub fn gateway_alive(&self, nid: &Nid) -> Option<bool> {
         self.router.gateway(nid).map(|g| g.alive)

@@ -60,6 +60,10 @@ pub struct RouteInfo {
     pub up: bool,
     /// The gateway reported the net not directly attached.
     pub multi_hop: bool,
+    /// `health_sensitivity` was given to `route add` (then `route show -v`
+    /// and `export` print it, after `priority`; upstream has no such key).
+    #[serde(default)]
+    pub health_sensitivity_given: bool,
 }
 
 /// One router buffer pool.
@@ -262,6 +266,9 @@ fn route_item(r: &RouteInfo, verbose: bool, extra: &NetTypes) -> Yaml {
     if verbose {
         m.push("hop", Yaml::s(r.hop));
         m.push("priority", Yaml::s(r.priority));
+        if r.health_sensitivity_given {
+            m.push("health_sensitivity", Yaml::s(r.health_sensitivity));
+        }
         m.push("state", Yaml::s(if r.up { "up" } else { "down" }));
         m.push(
             "type",
@@ -307,6 +314,9 @@ pub fn route_export(routes: &[RouteInfo], backup: bool, extra: &NetTypes) -> Yam
                 m.push("gateway", Yaml::s(gw_text(&r.gateway, extra)));
                 m.push("hop", Yaml::s(r.hop));
                 m.push("priority", Yaml::s(r.priority));
+                if r.health_sensitivity_given {
+                    m.push("health_sensitivity", Yaml::s(r.health_sensitivity));
+                }
                 if !backup {
                     m.push("state", Yaml::s(if r.up { "up" } else { "down" }));
                     m.push(
@@ -429,6 +439,7 @@ mod tests {
                 health_sensitivity: 100,
                 up: true,
                 multi_hop: false,
+                health_sensitivity_given: false,
             },
             RouteInfo {
                 net: "o2ib1".into(),
@@ -438,6 +449,7 @@ mod tests {
                 health_sensitivity: 100,
                 up: false,
                 multi_hop: true,
+                health_sensitivity_given: false,
             },
         ]
     }

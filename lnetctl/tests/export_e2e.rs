@@ -85,6 +85,7 @@ const ROUTES_PEERS: &str = "route:
       gateway: 3@vnd1
       hop: -1
       priority: 0
+      health_sensitivity: 500
 peer:
 -     primary nid: 2@vnd
       Multi-Rail: false
@@ -154,7 +155,16 @@ fn routes_peers_routing_round_trip() {
             "--priority",
             "1",
         ][..],
-        &["route", "add", "--net", "tcp2", "--gateway", "3@vnd1"],
+        &[
+            "route",
+            "add",
+            "--net",
+            "tcp2",
+            "--gateway",
+            "3@vnd1",
+            "--health_sensitivity",
+            "500",
+        ],
         &[
             "peer",
             "add",

@@ -395,6 +395,9 @@ pub struct RouteView {
     /// Whether the gateway reported the remote net not directly attached
     /// (`multi-hop`); `false` until known or when single-hop.
     pub multi_hop: bool,
+    /// Whether `health_sensitivity` was given when the route was added
+    /// (else it follows the global one).
+    pub health_sensitivity_given: bool,
 }
 
 /// A read-only view of one router buffer pool for `routing show`.
@@ -831,6 +834,7 @@ impl Lnet {
                         .unwrap_or(self.cfg.tunables.health_sensitivity),
                     alive: self.route_alive(r),
                     multi_hop: r.single_hop == Some(false),
+                    health_sensitivity_given: r.health_sensitivity.is_some(),
                 });
             }
         }

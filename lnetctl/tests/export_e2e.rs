@@ -87,6 +87,12 @@ const ROUTES_PEERS: &str = "route:
       priority: 0
       health_sensitivity: 500
 peer:
+-     primary nid: 5@vnd
+      Multi-Rail: true
+      peer ni:
+      -     nid: 5@vnd
+      -     nid: 6@vnd
+      -     nid: 7@vnd1
 -     primary nid: 2@vnd
       Multi-Rail: false
       peer ni:
@@ -95,12 +101,6 @@ peer:
       Multi-Rail: false
       peer ni:
       -     nid: 3@vnd1
--     primary nid: 5@vnd
-      Multi-Rail: true
-      peer ni:
-      -     nid: 5@vnd
-      -     nid: 6@vnd
-      -     nid: 7@vnd1
 -     primary nid: 8@vnd
       Multi-Rail: false
       peer ni:
@@ -142,7 +142,17 @@ fn routes_peers_routing_round_trip() {
     let _db = node(&b);
     let _dc = node(&c);
     nets(&a);
+    // Peers and routes interleaved: the export lists peers in creation
+    // order, gateways among them.
     for args in [
+        &[
+            "peer",
+            "add",
+            "--prim_nid",
+            "5@vnd",
+            "--nid",
+            "6@vnd,7@vnd1",
+        ][..],
         &[
             "route",
             "add",
@@ -154,7 +164,7 @@ fn routes_peers_routing_round_trip() {
             "2",
             "--priority",
             "1",
-        ][..],
+        ],
         &[
             "route",
             "add",
@@ -164,14 +174,6 @@ fn routes_peers_routing_round_trip() {
             "3@vnd1",
             "--health_sensitivity",
             "500",
-        ],
-        &[
-            "peer",
-            "add",
-            "--prim_nid",
-            "5@vnd",
-            "--nid",
-            "6@vnd,7@vnd1",
         ],
         &["peer", "add", "--prim_nid", "8@vnd", "--non_mr"],
         &["set", "tiny_buffers", "64"],
@@ -188,8 +190,8 @@ fn routes_peers_routing_round_trip() {
     // is off here); other peers' NA (lnetctl.md §3.2).
     let peers = ok(&lnetctl(&a, &["peer", "show"]));
     assert!(
-        peers.starts_with(
-            "peer:\n-     primary nid: 2@vnd\n      Multi-Rail: false\n      peer ni:\n      \
+        peers.contains(
+            "-     primary nid: 2@vnd\n      Multi-Rail: false\n      peer ni:\n      \
              -     nid: 2@vnd\n            state: up\n"
         ) && peers.contains("      -     nid: 5@vnd\n            state: NA\n"),
         "{peers}"
@@ -243,7 +245,7 @@ fn routes_peers_routing_round_trip() {
     );
     assert!(
         shown.contains(
-            "peer:\n-     primary nid: 2@vnd\n      Multi-Rail: false\n      peer ni:\n      -     nid: 2@vnd\n"
+            "-     primary nid: 2@vnd\n      Multi-Rail: false\n      peer ni:\n      -     nid: 2@vnd\n"
         ),
         "{shown}"
     );
@@ -259,7 +261,8 @@ fn routes_peers_routing_round_trip() {
 }
 
 /// A failing item is named with why; what came before it stays, nothing
-/// after it is applied.
+/// after it is applied (peer sections are applied before the routes when
+/// adding).
 #[test]
 fn partial_import_names_the_failing_item() {
     let dir = TempDir::new("rimport");
@@ -278,6 +281,8 @@ fn partial_import_names_the_failing_item() {
       gateway: 3@vnd
 peer:
 -     primary nid: 5@vnd
+global:
+    numa_range: 4
 ",
     );
     let out = lnetctl(&b, &["import", &doc]);
@@ -292,9 +297,11 @@ peer:
         "route:\n-     net: tcp1\n      gateway: 2@vnd\n",
         "the route before stays, nothing after"
     );
+    assert!(ok(&lnetctl(&b, &["global", "show"])).contains("    numa_range: 0\n"));
+    // The peer section went first (export order, see import.rs `add_order`).
     assert_eq!(
         ok(&lnetctl(&b, &["peer", "list"])),
-        "peer list:\n-     nid: 2@vnd\n"
+        "peer list:\n-     nid: 5@vnd\n-     nid: 2@vnd\n"
     );
 
     // A peer with a bad Multi-Rail word: nothing of it is created.
@@ -316,7 +323,7 @@ peer:
     );
     assert_eq!(
         ok(&lnetctl(&b, &["peer", "list"])),
-        "peer list:\n-     nid: 2@vnd\n"
+        "peer list:\n-     nid: 5@vnd\n-     nid: 2@vnd\n"
     );
 
     // A peer NID configured in another peer: the daemon's refusal, named.
@@ -344,7 +351,7 @@ peer:
     );
     assert_eq!(
         ok(&lnetctl(&b, &["peer", "list"])),
-        "peer list:\n-     nid: 2@vnd\n-     nid: 5@vnd\n"
+        "peer list:\n-     nid: 5@vnd\n-     nid: 2@vnd\n"
     );
 
     // Bad routing and buffers values name the key.

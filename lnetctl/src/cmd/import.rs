@@ -138,13 +138,37 @@ pub(crate) fn run(a: &ImportArgs, socket: &Path) -> i32 {
         Ok(c) => c,
         Err(rc) => return rc,
     };
-    for (key, node) in &doc {
+    for (key, node) in add_order(action, &doc) {
         let rc = section(&mut c, action, key, node, a.old_api);
         if rc != 0 {
             return rc;
         }
     }
     0
+}
+
+/// The sections in the order they are applied: document order, except that
+/// when adding, `peer:` sections go just before the first `route:` section.
+/// An export lists every peer, gateways included, in creation order; creating
+/// them before the routes that would otherwise create the gateways gives the
+/// same peer order as on the exported node, whatever order peers and routes
+/// were configured in there (the routes then use the configured gateways).
+fn add_order(action: Action, doc: &[(String, Node)]) -> Vec<(&str, &Node)> {
+    let all = doc.iter().map(|(k, n)| (k.as_str(), n));
+    let first_route = doc.iter().position(|(k, _)| k == "route");
+    let (Action::Add, Some(at)) = (action, first_route) else {
+        return all.collect();
+    };
+    let peers = doc[at..]
+        .iter()
+        .filter(|(k, _)| k == "peer")
+        .map(|(k, n)| (k.as_str(), n));
+    let before = doc[..at].iter().map(|(k, n)| (k.as_str(), n));
+    let rest = doc[at..]
+        .iter()
+        .filter(|(k, _)| k != "peer")
+        .map(|(k, n)| (k.as_str(), n));
+    before.chain(peers).chain(rest).collect()
 }
 
 /// Whether a top-level key has a handler for `action`.

@@ -479,6 +479,28 @@ mod tests {
     }
 
     #[test]
+    fn a_given_health_sensitivity_is_shown_and_exported() {
+        let none: Vec<(String, u8)> = Vec::new();
+        let mut r = routes();
+        r[0].health_sensitivity = 700;
+        r[0].health_sensitivity_given = true;
+        let one = &r[..1];
+        assert_eq!(
+            route_show(one, &RouteFilter::default(), true, &none),
+            "route:\n-     net: tcp1\n      gateway: 192.168.122.20@tcp\n      hop: -1\n      \
+             priority: 0\n      health_sensitivity: 700\n      state: up\n      type: single-hop\n"
+        );
+        assert_eq!(
+            route_export_text(one, true, &none),
+            "route:\n-     net: tcp1\n      gateway: 192.168.122.20@tcp\n      hop: -1\n      \
+             priority: 0\n      health_sensitivity: 700\n"
+        );
+        // Not given: upstream's keys only.
+        assert!(!route_export_text(&routes(), false, &none).contains("health_sensitivity"));
+        assert_eq!(route_export_text(&[], true, &none), "");
+    }
+
+    #[test]
     fn routing_show_matches_the_spec() {
         let p = |npages, n| PoolInfo {
             npages,

@@ -176,10 +176,11 @@ fn routes_peers_routing_round_trip() {
             "500",
         ],
         &["peer", "add", "--prim_nid", "8@vnd", "--non_mr"],
+        // (buffer sizes take effect while routing is on, lnetctl.md §2.8)
+        &["set", "routing", "1"],
         &["set", "tiny_buffers", "64"],
         &["set", "small_buffers", "128"],
         &["set", "large_buffers", "16"],
-        &["set", "routing", "1"],
     ] {
         ok(&lnetctl(&a, args));
     }

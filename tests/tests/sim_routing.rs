@@ -777,16 +777,17 @@ fn router_buffers_exist_from_routing_enable_and_follow_the_sizes() {
         pools.map(|p| (p.nbuffers, p.credits)),
         [(0, 0), (0, 0), (0, 0)]
     );
-    // A size set while routing is off applies at the next enable.
+    // `set large_buffers` while routing is off: success, no effect
+    // (lnetctl.md §2.8); the next enable allocates the configured sizes.
     f.call(r, |l, now| l.set_router_buffers(now, PoolKind::Large, 5))
         .expect("set large");
     assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [0, 0, 0]);
     f.call(r, |l, now| l.set_routing(now, true, true));
-    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [3, 32, 5]);
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [3, 32, 2]);
     let pools = f.inspect(r, |l| l.router_pools()).expect("pools");
     assert_eq!(
         pools.map(|p| (p.nbuffers, p.credits)),
-        [(3, 3), (32, 32), (5, 5)]
+        [(3, 3), (32, 32), (2, 2)]
     );
 }
 

@@ -56,8 +56,9 @@
 //! difference at once, shrinking frees free buffers at once and buffers in
 //! use as they come back. Forwarding only takes and returns buffers: it
 //! allocates nothing (`tests/alloc.rs`). When routing is off (after
-//! STOPPING) the buffers are freed and the pools show 0 buffers; sizes set
-//! meanwhile apply at the next enable.
+//! STOPPING) the buffers are freed and the pools show 0 buffers; `lnetctl
+//! set *_buffers` meanwhile succeeds with no effect (lnetctl.md §2.8), and
+//! the next enable sizes the pools from the start-up parameters.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -512,6 +513,9 @@ impl Lnet {
 
     /// `lnetctl set tiny_buffers|small_buffers|large_buffers N`: a total
     /// over all CPU partitions, 0 = the default. Negative counts are refused.
+    /// While routing is off (disabled or stopping) it succeeds with no effect
+    /// (lnetctl.md §2.8, as upstream): the next enable uses the start-up
+    /// sizes.
     pub fn set_router_buffers(
         &mut self,
         now: Instant,
@@ -522,6 +526,9 @@ impl Lnet {
             return Err(RouteError::Buffers);
         }
         let v = u32::try_from(total).map_err(|_| RouteError::Buffers)?;
+        if !self.router.state.forwards() {
+            return Ok(());
+        }
         let mut cfg = self.router.cfg.clone();
         match kind {
             PoolKind::Tiny => cfg.tiny_router_buffers = v,

@@ -247,6 +247,248 @@ pub fn udsp_rules(node: &Node) -> Result<Vec<(u32, crate::proto::UdspRule)>, Imp
     Ok(out)
 }
 
+/// One item of a `route:` section (lnetctl.md §4.2): the words as given;
+/// the NIDs and nets are checked by the caller, which knows the node's net
+/// types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// `net`.
+    pub net: String,
+    /// `gateway` (a single NID).
+    pub gateway: String,
+    /// `hop` (-1 when absent: undefined).
+    pub hop: i64,
+    /// `priority` (0 when absent).
+    pub priority: i64,
+    /// `health_sensitivity` (absent: the global one).
+    pub health_sensitivity: Option<i64>,
+}
+
+impl RouteEntry {
+    /// How an error names this item: `route 'tcp1' via '10.0.0.1@tcp'`.
+    pub fn name(&self) -> String {
+        format!("route to '{}' via '{}'", self.net, self.gateway)
+    }
+}
+
+fn text_value(key: &str, v: &Node) -> Result<String, ImportError> {
+    v.text()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| err(EINVAL, format!("no value specified for key '{key}'")))
+}
+
+/// The `route:` section: a sequence of `{net, gateway, hop?, priority?}`
+/// (`state` and `type`, which a full export has, are ignored;
+/// `health_sensitivity` is this lnetctl's `route add --health_sensitivity`).
+/// A missing net or gateway, or a key no route has, names the item.
+pub fn route_entries(node: &Node) -> Result<Vec<RouteEntry>, ImportError> {
+    let Node::Seq(items) = node else {
+        return Err(err(EINVAL, "'route' must be a sequence of routes"));
+    };
+    let mut out = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let Node::Map(m) = it else {
+            return Err(err(
+                EINVAL,
+                format!("route item {i}: expected a mapping with 'net' and 'gateway'"),
+            ));
+        };
+        let (mut net, mut gateway) = (None, None);
+        let mut e = RouteEntry {
+            net: String::new(),
+            gateway: String::new(),
+            hop: -1,
+            priority: 0,
+            health_sensitivity: None,
+        };
+        for (k, v) in m {
+            match k.as_str() {
+                "net" => net = Some(text_value(k, v)?),
+                "gateway" => gateway = Some(text_value(k, v)?),
+                "hop" | "hop-count" => e.hop = int_value(k, v)?,
+                "priority" => e.priority = int_value(k, v)?,
+                "health_sensitivity" => e.health_sensitivity = Some(int_value(k, v)?),
+                "state" | "type" => {}
+                _ => return Err(err(EINVAL, format!("invalid key '{k}' in route item {i}"))),
+            }
+        }
+        match (net, gateway) {
+            (Some(n), Some(g)) => {
+                e.net = n;
+                e.gateway = g;
+            }
+            (None, _) => {
+                return Err(err(
+                    EINVAL,
+                    format!("route item {i}: missing mandatory parameter: network"),
+                ))
+            }
+            (_, None) => {
+                return Err(err(
+                    EINVAL,
+                    format!("route item {i}: missing mandatory parameter: gateway"),
+                ))
+            }
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// One item of a `peer:` section: the primary NID, `Multi-Rail` (absent:
+/// `None`) and the NIDs of `peer ni`, as text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerEntry {
+    /// `primary nid`.
+    pub primary: String,
+    /// `Multi-Rail`.
+    pub multi_rail: Option<bool>,
+    /// The `nid` of each `peer ni` item, in order (may include the primary).
+    pub nids: Vec<String>,
+}
+
+/// A `Multi-Rail` value: a boolean word or an integer (`--old-api`: exactly
+/// `True` or `False`).
+fn mr_flag(v: &Node, old_api: bool) -> Result<bool, ImportError> {
+    let t = v.text().unwrap_or_default();
+    if old_api {
+        return match t.as_str() {
+            "True" | "true" => Ok(true),
+            "False" | "false" => Ok(false),
+            _ => Err(err(
+                EINVAL,
+                format!("Multi-Rail must be set to 'True' or 'False' found '{t}'"),
+            )),
+        };
+    }
+    match v {
+        Node::Bool(b) => return Ok(*b),
+        Node::Int(i) => return Ok(*i != 0),
+        _ => {}
+    }
+    match t.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "y" => Ok(true),
+        "false" | "no" | "off" | "n" => Ok(false),
+        _ => match crate::args::strtol(&t) {
+            Some(i) => Ok(i != 0),
+            None => Err(err(EINVAL, "invalid MR flag param")),
+        },
+    }
+}
+
+/// The `peer:` section (lnetctl.md §4.2): a sequence of `{primary nid,
+/// Multi-Rail?, peer ni: [{nid}...]}`. The read-only keys of a full export
+/// (`peer state`, and everything but `nid` in a `peer ni` item) are ignored.
+pub fn peer_entries(node: &Node, old_api: bool) -> Result<Vec<PeerEntry>, ImportError> {
+    let Node::Seq(items) = node else {
+        return Err(err(EINVAL, "'peer' must be a sequence of peers"));
+    };
+    let mut out = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let Node::Map(m) = it else {
+            return Err(err(
+                EINVAL,
+                format!("peer item {i}: expected a mapping with 'primary nid'"),
+            ));
+        };
+        let mut primary = None;
+        let mut e = PeerEntry {
+            primary: String::new(),
+            multi_rail: None,
+            nids: Vec::new(),
+        };
+        for (k, v) in m {
+            match k.as_str() {
+                "primary nid" => primary = Some(text_value(k, v)?),
+                "Multi-Rail" => e.multi_rail = Some(mr_flag(v, old_api)?),
+                "peer state" => {}
+                "peer ni" => {
+                    let Node::Seq(nis) = v else {
+                        return Err(err(
+                            EINVAL,
+                            format!("peer item {i}: 'peer ni' must be a sequence of {{nid}}"),
+                        ));
+                    };
+                    for ni in nis {
+                        match ni.entries().iter().find(|(k, _)| k == "nid") {
+                            Some((k, v)) => e.nids.push(text_value(k, v)?),
+                            None => {
+                                return Err(err(
+                                    EINVAL,
+                                    format!("peer item {i}: a 'peer ni' item has no 'nid'"),
+                                ))
+                            }
+                        }
+                    }
+                }
+                _ => return Err(err(EINVAL, format!("invalid key '{k}' in peer item {i}"))),
+            }
+        }
+        match primary {
+            Some(p) => e.primary = p,
+            None => {
+                return Err(err(
+                    EINVAL,
+                    format!("peer item {i}: missing required primary NID"),
+                ))
+            }
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// The `routing:` section: `{enable: N}` (a full export's `routing show`
+/// form, a sequence ending with `- enable: N`, is read too). 0 and 2
+/// (stopping) disable, 1 and 3 (starting) enable.
+pub fn routing_enable(node: &Node) -> Result<bool, ImportError> {
+    let entries: Vec<&(String, Node)> = match node {
+        Node::Map(m) => m.iter().collect(),
+        Node::Seq(items) => items.iter().flat_map(|it| it.entries().iter()).collect(),
+        _ => Vec::new(),
+    };
+    let mut enable = None;
+    for (k, v) in entries {
+        match k.as_str() {
+            "enable" => enable = Some(int_value(k, v)?),
+            k if k.starts_with("cpt[") => {}
+            _ => return Err(err(EINVAL, format!("invalid key '{k}' in 'routing'"))),
+        }
+    }
+    match enable {
+        Some(0 | 2) => Ok(false),
+        Some(1 | 3) => Ok(true),
+        Some(v) => Err(err(
+            EINVAL,
+            format!("invalid value '{v}' for key 'enable' (0 disables routing, 1 enables it)"),
+        )),
+        None => Err(err(EINVAL, "no value specified for key 'enable'")),
+    }
+}
+
+/// The `buffers:` section: `tiny`, `small`, `large` totals, in document
+/// order (0 = the default; negative counts are refused).
+pub fn buffers_entries(node: &Node) -> Result<Vec<(&'static str, i64)>, ImportError> {
+    let mut out = Vec::new();
+    for (k, v) in node.entries() {
+        let pool = match k.as_str() {
+            "tiny" => "tiny",
+            "small" => "small",
+            "large" => "large",
+            _ => return Err(err(EINVAL, format!("invalid key '{k}' in 'buffers'"))),
+        };
+        let n = int_value(k, v)?;
+        if n < 0 {
+            return Err(err(
+                34,
+                format!("invalid value '{n}' for key '{k}': tiny, small and large must be >= 0"),
+            ));
+        }
+        out.push((pool, n));
+    }
+    Ok(out)
+}
+
 /// A `ping:` section: the NIDs, the timeout (ms), the source NID.
 pub type PingSection = (Vec<String>, Option<u64>, Option<String>);
 
@@ -274,6 +516,58 @@ pub fn ping_section(node: &Node) -> Result<PingSection, ImportError> {
         return Err(err(EINVAL, "no value specified for key 'nids'"));
     }
     Ok((nids, timeout, source))
+}
+
+/// A `ping:` or `discover:` section of `import --exec`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecSection {
+    /// The NIDs (or ranges), in order.
+    pub nids: Vec<String>,
+    /// `timeout`, ms.
+    pub timeout_ms: Option<u64>,
+    /// `source` (`source_nid` with `--old-api`).
+    pub source: Option<String>,
+    /// `force` (discover).
+    pub force: bool,
+}
+
+/// A `ping:` or `discover:` section (`import --exec`, lnetctl.md §4.2):
+/// `nids` (a mapping index → NID or a flow sequence), optional `timeout`
+/// (ms), `source` (ping) and `force` (discover). With `--old-api` the keys
+/// are `primary nid`, `timeout`, `source_nid` and `force`, in a mapping or
+/// a sequence of them.
+pub fn exec_section(node: &Node, old_api: bool) -> Result<ExecSection, ImportError> {
+    let mut out = ExecSection::default();
+    let maps: Vec<&Node> = match node {
+        Node::Seq(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    for m in maps {
+        for (k, v) in m.entries() {
+            match (k.as_str(), old_api) {
+                ("nids", false) => match v {
+                    Node::Seq(items) => out.nids.extend(items.iter().filter_map(Node::text)),
+                    Node::Map(m) => out.nids.extend(m.iter().filter_map(|(_, n)| n.text())),
+                    other => out.nids.extend(other.text()),
+                },
+                ("primary nid", true) => out.nids.push(text_value(k, v)?),
+                ("timeout", _) => out.timeout_ms = u64::try_from(int_value(k, v)?).ok(),
+                ("source", false) | ("source_nid", true) => out.source = Some(text_value(k, v)?),
+                ("force", _) => {
+                    out.force = match v {
+                        Node::Bool(b) => *b,
+                        other => int_value(k, other)? != 0,
+                    }
+                }
+                _ => return Err(err(EINVAL, format!("invalid key '{k}'"))),
+            }
+        }
+    }
+    if out.nids.is_empty() {
+        let key = if old_api { "primary nid" } else { "nids" };
+        return Err(err(EINVAL, format!("no value specified for key '{key}'")));
+    }
+    Ok(out)
 }
 
 /// One net block of a `net:` section, applied as one unit.
@@ -391,6 +685,8 @@ fn walk(c: &mut Collect, node: &Node, ip2nets: bool) -> Result<(), ImportError> 
                                 // o2iblnd and kfilnd keys: recognised, not used by this LNet.
                                 k if O2IB_KEYS.contains(&k) => {}
                                 "auth_key" | "traffic_class" => {}
+                                // Read-only keys of a full export.
+                                "timeout" | "traffic_class_num" => {}
                                 _ => c.warnings.push(format!(
                                     "Ignoring unrecognized key '{tk}' for 'lnd tunables'"
                                 )),
@@ -447,6 +743,10 @@ pub fn net_blocks(node: &Node) -> Result<Vec<NetBlock>, ImportError> {
             }
             None => return Err(err(EINVAL, "Malformed input. Expect 'net type' found ''")),
         };
+        // The loopback net of a full export: always there, nothing to do.
+        if net == "lo" {
+            continue;
+        }
         let mut c = Collect::default();
         walk(&mut c, &Node::Map(b.entries()[1..].to_vec()), false)?;
         let warnings = std::mem::take(&mut c.warnings);
@@ -454,6 +754,61 @@ pub fn net_blocks(node: &Node) -> Result<Vec<NetBlock>, ImportError> {
             request: request(net, c),
             warnings,
         });
+    }
+    Ok(out)
+}
+
+/// The `net:` section as `import --old-api` applies it (lnetctl.md §4.2):
+/// one [`NetBlock`] per `local NI(s)` item that has `interfaces`, with that
+/// item's own `tunables`, `lnd tunables` and `CPT`; an item without its own
+/// tunables (or lnd tunables) inherits the net block's. Items without
+/// interfaces are skipped; a block without `local NI(s)` is one unit as on
+/// the default path.
+pub fn net_blocks_old_api(node: &Node) -> Result<Vec<NetBlock>, ImportError> {
+    let Node::Seq(blocks) = node else {
+        return net_blocks(node);
+    };
+    let mut out = Vec::new();
+    for b in blocks {
+        let entries = b.entries();
+        let items = entries.iter().find_map(|(k, v)| match (k.as_str(), v) {
+            ("local NI(s)", Node::Seq(items)) => Some(items),
+            _ => None,
+        });
+        let Some(items) = items else {
+            out.extend(net_blocks(&Node::Seq(vec![b.clone()]))?);
+            continue;
+        };
+        // The net block's own keys (tunables and lnd tunables to inherit).
+        let outer: Vec<(String, Node)> = entries
+            .iter()
+            .filter(|(k, _)| k != "local NI(s)")
+            .cloned()
+            .collect();
+        let net_type = match outer.first() {
+            Some((k, _)) if k == "net type" => outer[0].clone(),
+            _ => {
+                // The default path names what is wrong.
+                net_blocks(&Node::Seq(vec![b.clone()]))?;
+                continue;
+            }
+        };
+        for it in items {
+            let own = it.entries();
+            if !own.iter().any(|(k, _)| k == "interfaces") {
+                continue;
+            }
+            let mut unit = vec![net_type.clone()];
+            for key in ["tunables", "lnd tunables"] {
+                if !own.iter().any(|(k, _)| k == key) {
+                    if let Some(kv) = outer.iter().find(|(k, _)| k == key) {
+                        unit.push(kv.clone());
+                    }
+                }
+            }
+            unit.extend(own.iter().cloned());
+            out.extend(net_blocks(&Node::Seq(vec![Node::Map(unit)]))?);
+        }
     }
     Ok(out)
 }
@@ -687,5 +1042,133 @@ mod tests {
             .expect_err("syntax")
             .starts_with("Parser error: "));
         assert_eq!(parse("").expect("empty"), vec![]);
+    }
+
+    #[test]
+    fn old_api_applies_each_ni_item_with_its_own_tunables() {
+        let doc = parse(
+            "net:
+  - net type: tcp1
+    tunables: {peer_credits: 32}
+    local NI(s):
+      - interfaces: {0: eth0}
+        tunables: {peer_credits: 8}
+        CPT: [0]
+      - interfaces: {0: eth1}
+        lnd tunables: {conns_per_peer: 2}
+      - nid: 10.0.0.9@tcp1
+",
+        )
+        .expect("yaml");
+        let one = net_blocks(&doc[0].1).expect("default path");
+        assert_eq!(one.len(), 1, "one unit on the default path");
+        assert_eq!(one[0].request.interfaces, ["eth0", "eth1"]);
+        let per = net_blocks_old_api(&doc[0].1).expect("old api");
+        assert_eq!(per.len(), 2, "the item without interfaces is skipped");
+        assert_eq!(per[0].request.interfaces, ["eth0"]);
+        assert_eq!(per[0].request.peer_credits, Some(8));
+        assert_eq!(per[0].request.cpts, Some(vec![0]));
+        assert_eq!(per[1].request.interfaces, ["eth1"]);
+        assert_eq!(per[1].request.peer_credits, Some(32), "inherited");
+        assert_eq!(per[1].request.conns_per_peer, Some(2));
+        assert_eq!(per[1].request.cpts, None);
+    }
+
+    #[test]
+    fn route_peer_routing_buffers_sections() {
+        let doc = parse(
+            "route:
+-     net: tcp1
+      gateway: 10.0.0.1@tcp
+      hop: 2
+      priority: 1
+      state: up
+      type: single-hop
+peer:
+-     primary nid: 10.0.0.5@tcp
+      Multi-Rail: False
+      peer state: 8
+      peer ni:
+      -     nid: 10.0.0.5@tcp
+            state: NA
+routing:
+    - cpt[0]:
+          tiny: {npages: 0}
+    - enable: 3
+buffers:
+    tiny: 64
+    large: 0
+",
+        )
+        .expect("yaml");
+        assert_eq!(
+            route_entries(&doc[0].1).expect("routes"),
+            [RouteEntry {
+                net: "tcp1".into(),
+                gateway: "10.0.0.1@tcp".into(),
+                hop: 2,
+                priority: 1,
+                health_sensitivity: None,
+            }]
+        );
+        assert_eq!(
+            peer_entries(&doc[1].1, false).expect("peers"),
+            [PeerEntry {
+                primary: "10.0.0.5@tcp".into(),
+                multi_rail: Some(false),
+                nids: vec!["10.0.0.5@tcp".into()],
+            }]
+        );
+        assert_eq!(routing_enable(&doc[2].1), Ok(true));
+        assert_eq!(
+            buffers_entries(&doc[3].1).expect("buffers"),
+            [("tiny", 64), ("large", 0)]
+        );
+        let bad = |t: &str| {
+            let d = parse(t).expect("yaml");
+            match d[0].0.as_str() {
+                "route" => route_entries(&d[0].1).expect_err("route").descr,
+                "peer" => peer_entries(&d[0].1, false).expect_err("peer").descr,
+                "routing" => routing_enable(&d[0].1).expect_err("routing").descr,
+                _ => buffers_entries(&d[0].1).expect_err("buffers").descr,
+            }
+        };
+        assert_eq!(
+            bad("route:\n- net: tcp1\n"),
+            "route item 0: missing mandatory parameter: gateway"
+        );
+        assert_eq!(
+            bad("route:\n- net: tcp1\n  gateway: 1.2.3.4@tcp\n  hops: 3\n"),
+            "invalid key 'hops' in route item 0"
+        );
+        assert_eq!(
+            bad("route:\n- net: tcp1\n  gateway: 1.2.3.4@tcp\n  hop: many\n"),
+            "invalid value 'many' for key 'hop'"
+        );
+        assert_eq!(
+            bad("peer:\n- Multi-Rail: true\n"),
+            "peer item 0: missing required primary NID"
+        );
+        assert_eq!(
+            bad("peer:\n- primary nid: 1.2.3.4@tcp\n  Multi-Rail: sometimes\n"),
+            "invalid MR flag param"
+        );
+        assert_eq!(
+            bad("routing:\n    enable: 5\n"),
+            "invalid value '5' for key 'enable' (0 disables routing, 1 enables it)"
+        );
+        assert_eq!(
+            bad("buffers:\n    small: -1\n"),
+            "invalid value '-1' for key 'small': tiny, small and large must be >= 0"
+        );
+        let d = parse("peer:\n- primary nid: 1.2.3.4@tcp\n  Multi-Rail: 1\n").expect("yaml");
+        assert_eq!(
+            peer_entries(&d[0].1, true).expect_err("old api").descr,
+            "Multi-Rail must be set to 'True' or 'False' found '1'"
+        );
+        assert_eq!(
+            peer_entries(&d[0].1, false).expect("default")[0].multi_rail,
+            Some(true)
+        );
     }
 }

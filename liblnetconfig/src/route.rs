@@ -60,6 +60,10 @@ pub struct RouteInfo {
     pub up: bool,
     /// The gateway reported the net not directly attached.
     pub multi_hop: bool,
+    /// `health_sensitivity` was given to `route add` (then `route show -v`
+    /// and `export` print it, after `priority`; upstream has no such key).
+    #[serde(default)]
+    pub health_sensitivity_given: bool,
 }
 
 /// One router buffer pool.
@@ -262,6 +266,9 @@ fn route_item(r: &RouteInfo, verbose: bool, extra: &NetTypes) -> Yaml {
     if verbose {
         m.push("hop", Yaml::s(r.hop));
         m.push("priority", Yaml::s(r.priority));
+        if r.health_sensitivity_given {
+            m.push("health_sensitivity", Yaml::s(r.health_sensitivity));
+        }
         m.push("state", Yaml::s(if r.up { "up" } else { "down" }));
         m.push(
             "type",
@@ -307,6 +314,9 @@ pub fn route_export(routes: &[RouteInfo], backup: bool, extra: &NetTypes) -> Yam
                 m.push("gateway", Yaml::s(gw_text(&r.gateway, extra)));
                 m.push("hop", Yaml::s(r.hop));
                 m.push("priority", Yaml::s(r.priority));
+                if r.health_sensitivity_given {
+                    m.push("health_sensitivity", Yaml::s(r.health_sensitivity));
+                }
                 if !backup {
                     m.push("state", Yaml::s(if r.up { "up" } else { "down" }));
                     m.push(
@@ -336,40 +346,7 @@ fn pool_yaml(p: &PoolInfo) -> Yaml {
 /// `routing show` (lnetctl.md §2.11): cY-style; nothing when the pools were
 /// never set up.
 pub fn routing_show(info: Option<&RoutingInfo>) -> String {
-    let Some(info) = info else {
-        return String::new();
-    };
-    let mut items: Vec<Yaml> = info
-        .cpts
-        .iter()
-        .enumerate()
-        .map(|(i, pools)| {
-            let mut cpt = Yaml::map();
-            cpt.push(
-                &format!("cpt[{i}]"),
-                Yaml::pairs([
-                    ("tiny", pool_yaml(&pools[0])),
-                    ("small", pool_yaml(&pools[1])),
-                    ("large", pool_yaml(&pools[2])),
-                ]),
-            );
-            cpt
-        })
-        .collect();
-    items.push(Yaml::pairs([("enable", Yaml::s(info.enable))]));
-    let sum = |k: usize| info.cpts.iter().map(|p| p[k].nbuffers).sum::<u32>();
-    let doc = Yaml::pairs([
-        ("routing", Yaml::Seq(items)),
-        (
-            "buffers",
-            Yaml::pairs([
-                ("tiny", Yaml::s(sum(0))),
-                ("small", Yaml::s(sum(1))),
-                ("large", Yaml::s(sum(2))),
-            ]),
-        ),
-    ]);
-    cy(&doc)
+    routing_export(info, false).unwrap_or_default()
 }
 
 fn gw_text(n: &Nid, extra: &NetTypes) -> String {
@@ -378,27 +355,70 @@ fn gw_text(n: &Nid, extra: &NetTypes) -> String {
     text
 }
 
-/// The `routing:` and `buffers:` part of `export` (lnetctl.md §4.1), cY-style;
-/// `None` when the pools were never set up. Full: the `routing show` form;
-/// backup: `routing: {enable}` and the buffer counts.
-pub fn routing_export(info: Option<&RoutingInfo>, backup: bool) -> Option<String> {
-    let info = info?;
-    if !backup {
-        return Some(routing_show(Some(info)));
-    }
+/// The `routing:` and `buffers:` entries of `export` (lnetctl.md §4.1), for
+/// its cY-style tree; empty when the pools were never set up. Full: the
+/// `routing show` form; backup: `routing: {enable}` and the buffer counts.
+pub fn routing_tree(info: Option<&RoutingInfo>, backup: bool) -> Vec<(String, Yaml)> {
+    let Some(info) = info else {
+        return Vec::new();
+    };
     let sum = |k: usize| info.cpts.iter().map(|p| p[k].nbuffers).sum::<u32>();
-    let doc = Yaml::pairs([
-        ("routing", Yaml::pairs([("enable", Yaml::s(info.enable))])),
+    let routing = if backup {
+        Yaml::pairs([("enable", Yaml::s(info.enable))])
+    } else {
+        let mut items: Vec<Yaml> = info
+            .cpts
+            .iter()
+            .enumerate()
+            .map(|(i, pools)| {
+                let mut cpt = Yaml::map();
+                cpt.push(
+                    &format!("cpt[{i}]"),
+                    Yaml::pairs([
+                        ("tiny", pool_yaml(&pools[0])),
+                        ("small", pool_yaml(&pools[1])),
+                        ("large", pool_yaml(&pools[2])),
+                    ]),
+                );
+                cpt
+            })
+            .collect();
+        items.push(Yaml::pairs([("enable", Yaml::s(info.enable))]));
+        Yaml::Seq(items)
+    };
+    vec![
+        ("routing".to_string(), routing),
         (
-            "buffers",
+            "buffers".to_string(),
             Yaml::pairs([
                 ("tiny", Yaml::s(sum(0))),
                 ("small", Yaml::s(sum(1))),
                 ("large", Yaml::s(sum(2))),
             ]),
         ),
-    ]);
-    Some(cy(&doc))
+    ]
+}
+
+/// The `routing:` and `buffers:` part of `export`, rendered alone (see
+/// [`routing_tree`]); `None` when the pools were never set up.
+pub fn routing_export(info: Option<&RoutingInfo>, backup: bool) -> Option<String> {
+    let tree = routing_tree(info, backup);
+    if tree.is_empty() {
+        return None;
+    }
+    Some(cy(&Yaml::Map(tree)))
+}
+
+/// The `route:` section of `export` rendered NL-style (indent 6); empty
+/// when there are no routes.
+pub fn route_export_text(routes: &[RouteInfo], backup: bool, extra: &NetTypes) -> String {
+    if routes.is_empty() {
+        return String::new();
+    }
+    nl(
+        &Yaml::pairs([("route", route_export(routes, backup, extra))]),
+        6,
+    )
 }
 
 #[cfg(test)]
@@ -419,6 +439,7 @@ mod tests {
                 health_sensitivity: 100,
                 up: true,
                 multi_hop: false,
+                health_sensitivity_given: false,
             },
             RouteInfo {
                 net: "o2ib1".into(),
@@ -428,6 +449,7 @@ mod tests {
                 health_sensitivity: 100,
                 up: false,
                 multi_hop: true,
+                health_sensitivity_given: false,
             },
         ]
     }
@@ -454,6 +476,28 @@ mod tests {
             ..RouteFilter::default()
         };
         assert_eq!(route_show(&routes(), &f, true, &none), "");
+    }
+
+    #[test]
+    fn a_given_health_sensitivity_is_shown_and_exported() {
+        let none: Vec<(String, u8)> = Vec::new();
+        let mut r = routes();
+        r[0].health_sensitivity = 700;
+        r[0].health_sensitivity_given = true;
+        let one = &r[..1];
+        assert_eq!(
+            route_show(one, &RouteFilter::default(), true, &none),
+            "route:\n-     net: tcp1\n      gateway: 192.168.122.20@tcp\n      hop: -1\n      \
+             priority: 0\n      health_sensitivity: 700\n      state: up\n      type: single-hop\n"
+        );
+        assert_eq!(
+            route_export_text(one, true, &none),
+            "route:\n-     net: tcp1\n      gateway: 192.168.122.20@tcp\n      hop: -1\n      \
+             priority: 0\n      health_sensitivity: 700\n"
+        );
+        // Not given: upstream's keys only.
+        assert!(!route_export_text(&routes(), false, &none).contains("health_sensitivity"));
+        assert_eq!(route_export_text(&[], true, &none), "");
     }
 
     #[test]

@@ -558,8 +558,15 @@ impl crate::ni::Lnet {
                     }
                 }
                 if dir == Dir::Recv {
+                    // From a gateway, or on a router: full health (§8.3).
+                    let full = self.cfg.tunables.routing
+                        || pni.is_some_and(|p| self.gateway_health_sensitivity(p).is_some());
                     if let Some(p) = pni.and_then(|p| self.peers.get_mut(p)) {
-                        p.health_value = (p.health_value + sens).min(1000);
+                        p.health_value = if full {
+                            1000
+                        } else {
+                            (p.health_value + sens).min(1000)
+                        };
                     }
                 }
                 return;

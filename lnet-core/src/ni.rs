@@ -242,6 +242,10 @@ pub(crate) struct Ni {
     pub(crate) health_down: bool,
     /// Link down reported by the LND (`ni_fatal_error_on`).
     pub(crate) fatal: bool,
+    /// Marked down by the routing switch: this node routes and the net
+    /// heard no ping for `router_ping_timeout + alive_router_check_interval`
+    /// (semantics §7.7).
+    pub(crate) rtr_down: bool,
     /// Round-robin sequence (`ni_seq`).
     pub(crate) seq: u64,
     /// Selection priority (UDSP NID rule; lower is better).
@@ -333,7 +337,7 @@ impl<'a> NiView<'a> {
 
 impl Ni {
     pub(crate) fn is_up(&self) -> bool {
-        !self.fatal && !self.health_down
+        !self.fatal && !self.health_down && !self.rtr_down
     }
 }
 
@@ -486,6 +490,7 @@ impl Lnet {
             health_value: 1000,
             health_down: false,
             fatal: false,
+            rtr_down: false,
             seq: 0,
             sel_priority: u32::MAX,
             net_priority: u32::MAX,
@@ -597,6 +602,7 @@ impl Lnet {
             health_value: 1000,
             health_down: false,
             fatal: false,
+            rtr_down: false,
             seq: 0,
             sel_priority: u32::MAX,
             net_priority: u32::MAX,

@@ -536,14 +536,19 @@ impl Lnet {
     /// (§8.3 step 3).
     pub(crate) fn peer_ni_failed(&mut self, now: Instant, id: PeerNiId) {
         let t = &self.cfg.tunables;
-        let (sens, limit) = (t.health_sensitivity, t.recovery_limit);
+        let (sens, limit, routing) = (t.health_sensitivity, t.recovery_limit, t.routing);
+        // A gateway's failures count with its routes' sensitivity (§7).
+        let gateway = self.gateway_health_sensitivity(id);
+        let sens = gateway.unwrap_or(sens);
         let Some(p) = self.peers.get(id) else {
             return;
         };
         let nids = self.peers.peer(p.peer).map_or(0, |peer| {
             peer.nets.iter().map(|n| n.peer_nis.len()).sum::<usize>()
         });
-        if nids <= 1 || self.is_local_nid(&p.nid) {
+        // A single-NID peer is tracked only if it is a gateway or this node
+        // routes (§8.3 step 3).
+        if (nids <= 1 && gateway.is_none() && !routing) || self.is_local_nid(&p.nid) {
             return;
         }
         let Some(p) = self.peers.get_mut(id) else {

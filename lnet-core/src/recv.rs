@@ -124,7 +124,7 @@ impl Lnet {
             self.flush(now);
             return Ok(());
         }
-        if ni != NiId::LO && self.rx_via_router(&hdr, from, true) {
+        if ni != NiId::LO && self.rx_via_router(now, ni, &hdr, from, true) {
             // drop_asym_route: not through a gateway we would use.
             self.drop_rx(ni, &hdr, rx, false);
             return Ok(());

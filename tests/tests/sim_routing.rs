@@ -750,3 +750,195 @@ fn deleting_the_receiving_ni_drops_forwards_waiting_for_router_credits() {
     f.settle();
     assert!(f.hanging().is_empty());
 }
+
+#[test]
+fn router_buffers_exist_from_routing_enable_and_follow_the_sizes() {
+    // A node with two nets, routing off: no pools.
+    let mut f = Fabric::new(seed_from_env(1316));
+    let r = f.add_node(
+        NodeSpec::new()
+            .ni(NiSpec::tcp([10, 0, 0, 2]))
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 2])),
+    );
+    let mut cfg = rcfg(0);
+    cfg.tiny_router_buffers = 8;
+    cfg.small_router_buffers = 16;
+    cfg.large_router_buffers = 4;
+    f.call(r, |l, now| l.set_router_config(now, cfg.clone()));
+    assert_eq!(f.inspect(r, |l| l.router_pools()), None);
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [0, 0, 0]);
+    // Enabling allocates every buffer at once, before any traffic.
+    f.call(r, |l, now| l.set_routing(now, true, false));
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [8, 16, 4]);
+    let pools = f.inspect(r, |l| l.router_pools()).expect("pools");
+    assert_eq!(
+        pools.map(|p| (p.nbuffers, p.credits, p.min_credits)),
+        [(8, 8, 8), (16, 16, 16), (4, 4, 4)]
+    );
+    // Growing allocates the difference at once; shrinking frees at once.
+    cfg.small_router_buffers = 32;
+    cfg.large_router_buffers = 2;
+    f.call(r, |l, now| l.set_router_config(now, cfg.clone()));
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [8, 32, 2]);
+    let pools = f.inspect(r, |l| l.router_pools()).expect("pools");
+    assert_eq!(
+        pools.map(|p| (p.nbuffers, p.credits)),
+        [(8, 8), (32, 32), (2, 2)]
+    );
+    f.call(r, |l, now| l.set_router_buffers(now, PoolKind::Tiny, 3))
+        .expect("set tiny");
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated())[0], 3);
+    // Disabling: once stopped, the buffers are freed and the pools show none.
+    f.call(r, |l, now| l.set_routing(now, false, false));
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [3, 32, 2]);
+    // (checker interval 0 + ping timeout 10 s: stopped after 10 s)
+    f.run_for(Duration::from_secs(30));
+    assert_eq!(f.inspect(r, |l| l.routing_state()), RoutingState::Disabled);
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [0, 0, 0]);
+    let pools = f
+        .inspect(r, |l| l.router_pools())
+        .expect("pools stay listed");
+    assert_eq!(
+        pools.map(|p| (p.nbuffers, p.credits)),
+        [(0, 0), (0, 0), (0, 0)]
+    );
+    // `set large_buffers` while routing is off: success, no effect
+    // (lnetctl.md §2.8); the next enable allocates the configured sizes.
+    f.call(r, |l, now| l.set_router_buffers(now, PoolKind::Large, 5))
+        .expect("set large");
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [0, 0, 0]);
+    f.call(r, |l, now| l.set_routing(now, true, true));
+    assert_eq!(f.inspect(r, |l| l.router_buffers_allocated()), [3, 32, 2]);
+    let pools = f.inspect(r, |l| l.router_pools()).expect("pools");
+    assert_eq!(
+        pools.map(|p| (p.nbuffers, p.credits)),
+        [(3, 3), (32, 32), (2, 2)]
+    );
+}
+
+/// The gateway peer NI's health after the client's traffic (0..=1000).
+fn gateway_health(f: &Fabric, node: usize, gw: Nid) -> u32 {
+    f.inspect(node, |l| {
+        l.peer(&gw)
+            .and_then(|p| {
+                p.peer_nis()
+                    .find(|n| n.nid() == gw)
+                    .map(|n| n.health_value())
+            })
+            .expect("gateway peer NI")
+    })
+}
+
+#[test]
+fn a_routes_health_sensitivity_is_its_gateways() {
+    // Two routers; the client's route through r1 has health_sensitivity
+    // 1000 (one failure takes its gateway to 0), through r2 the global 100.
+    for (sens, expect) in [(Some(1000), 0), (None, 900)] {
+        let mut f = Fabric::new(seed_from_env(1317));
+        f.set_default_link(LinkParams::new().latency(Duration::from_micros(20)));
+        let c = f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1]).timeout(5)));
+        let mut routers = Vec::new();
+        for a in [2, 3] {
+            routers.push(
+                f.add_node(
+                    NodeSpec::new()
+                        .ni(NiSpec::tcp([10, 0, 0, a]).timeout(5))
+                        .ni(NiSpec::new(TCP1, [10, 1, 0, a]).timeout(5)),
+                ),
+            );
+        }
+        let s = f.add_node(NodeSpec::new().ni(NiSpec::new(TCP1, [10, 1, 0, 9]).timeout(5)));
+        for &r in &routers {
+            enable_router(&mut f, r, rcfg(0));
+        }
+        for n in [c, s] {
+            f.call(n, |l, now| l.set_router_config(now, rcfg(0)));
+        }
+        let (g1, g2) = (f.nid(routers[0], 0), f.nid(routers[1], 0));
+        f.call(c, |l, now| l.route_add(now, TCP1, g1, None, 0, sens))
+            .expect("route via r1");
+        f.call(c, |l, now| l.route_add(now, TCP1, g2, None, 0, None))
+            .expect("route via r2");
+        for &r in &routers {
+            let gw = f.nid(r, 1);
+            route(&mut f, s, TCP, gw, 0);
+        }
+        let shown = f.inspect(c, |l| l.routes());
+        let r1 = shown.iter().find(|r| r.gateway == g1).expect("r1 route");
+        assert_eq!(r1.health_sensitivity, sens.unwrap_or(100));
+        // r1 is cut off from the client: the PUT it is given times out.
+        let (t0, cn) = (f.now(), f.nid(c, 0));
+        f.cut_link(cn, g1, t0, None);
+        for i in 0..4u64 {
+            f.post(s, 5, i, 64, MdOptions::OP_PUT, Threshold::Count(1));
+            let (md, _) = f.bind(c, &pattern(64, i as u8), Threshold::Count(1));
+            f.put(c, md, AckReq::NoAck, f.pid(s), 5, i, 0).expect("put");
+            f.run_for(Duration::from_secs(10));
+        }
+        let failed = f
+            .take_md_events(c)
+            .iter()
+            .filter(|e| e.kind == EventKind::Send && e.status != 0)
+            .count();
+        assert_eq!(failed, 1, "one PUT went to r1 before its health fell");
+        // The gateway's health fell by its route's sensitivity, and
+        // selection now prefers the healthier gateway: everything else
+        // went through r2.
+        assert_eq!(gateway_health(&f, c, g1), expect);
+        assert_eq!(gateway_health(&f, c, g2), 1000);
+        assert_eq!(f.inspect(routers[1], |l| l.stats().route_count), 3);
+    }
+}
+
+/// Whether node `node`'s NI `k` is up (its ping-buffer status, `net show`).
+fn ni_up(f: &Fabric, node: usize, k: usize) -> bool {
+    let nid = f.nid(node, k);
+    f.inspect(node, |l| {
+        let view = l.nis().find(|n| n.nid() == nid).map(|n| n.is_up());
+        let ping = l
+            .ping_info()
+            .and_then(|p| p.nis.iter().find(|s| s.nid == nid).map(|s| s.is_up()));
+        assert_eq!(view, ping, "net show and the ping buffer agree");
+        view.expect("the NI")
+    })
+}
+
+#[test]
+fn a_routers_nets_unheard_for_a_while_are_marked_down() {
+    // Router r: checker interval 0, ping timeout 10 s, so a net that hears
+    // no ping for 10 s has its NIs marked down (§7.7). The client pings r
+    // on tcp every 5 s; nobody pings it on tcp1 at first.
+    let mut f = one_router(1318, 0);
+    let (c, r, s) = (0, 1, 2);
+    f.call(c, |l, now| l.set_router_config(now, rcfg(5)));
+    assert!(ni_up(&f, r, 0) && ni_up(&f, r, 1), "up when routing starts");
+    f.run_for(Duration::from_secs(30));
+    assert!(ni_up(&f, r, 0), "tcp hears the client's pings");
+    assert!(!ni_up(&f, r, 1), "tcp1 heard nobody");
+    // The client sees r's tcp1 NI down in r's ping reply: with
+    // avoid_asym_router_failure its route to tcp1 is down.
+    let g = f.nid(r, 0);
+    let alive = |f: &Fabric| {
+        f.inspect(c, |l| {
+            l.routes()
+                .iter()
+                .find(|x| x.gateway == g)
+                .expect("route")
+                .alive
+        })
+    };
+    assert!(!alive(&f));
+    // The server starts checking its gateway (r on tcp1): the net is heard,
+    // its NI comes up at once, and the client's route follows at its next
+    // check.
+    f.call(s, |l, now| l.set_router_config(now, rcfg(5)));
+    f.run_for(Duration::from_secs(12));
+    assert!(ni_up(&f, r, 1));
+    assert!(alive(&f));
+    // Routing off: no NI is marked any more.
+    f.call(s, |l, now| l.set_router_config(now, rcfg(0)));
+    f.run_for(Duration::from_secs(30));
+    assert!(!ni_up(&f, r, 1));
+    f.call(r, |l, now| l.set_routing(now, false, true));
+    assert!(ni_up(&f, r, 0) && ni_up(&f, r, 1));
+}

@@ -52,34 +52,66 @@ impl Pool {
         }
     }
 
-    /// Changes the pool size (credits follow).
+    /// Changes the pool size (credits follow) and makes the buffers exist
+    /// now: missing ones are allocated, free ones beyond the size are
+    /// freed at once, those in use when they come back. Forwarding then
+    /// only takes and returns buffers (no allocation per message).
     pub(super) fn resize(&mut self, n: u32) {
         let delta = i64::from(n) - i64::from(self.nbuffers);
+        let first = self.nbuffers == 0 && self.allocated == 0;
         self.nbuffers = n;
         self.credits =
             (i64::from(self.credits) + delta).clamp(i32::MIN.into(), i32::MAX.into()) as i32;
-        if delta == i64::from(n) {
+        if first {
             // First set-up: the low-water mark starts at the full pool.
             self.min_credits = self.credits;
         }
         self.min_credits = self.min_credits.min(self.credits);
-        // Shrink the free list; buffers in use are freed as they return.
         while self.allocated > self.nbuffers && self.free.pop().is_some() {
             self.allocated -= 1;
         }
+        let missing = self.nbuffers.saturating_sub(self.allocated) as usize;
+        self.free.reserve(missing);
+        for _ in 0..missing {
+            let b = self.new_buffer();
+            self.free.push(b);
+            self.allocated += 1;
+        }
     }
 
-    pub(super) fn take_buffer(&mut self) -> PayloadSpan {
-        if let Some(b) = self.free.pop() {
-            return b;
-        }
-        self.allocated += 1;
+    /// Routing is off: free buffers go now, those in use as they come back;
+    /// the pool shows no buffers (credits count the ones still out).
+    pub(super) fn release_all(&mut self) {
+        self.allocated -= self.free.len() as u32;
+        self.free = Vec::new();
+        self.credits = (i64::from(self.credits) - i64::from(self.nbuffers))
+            .clamp(i32::MIN.into(), i32::MAX.into()) as i32;
+        self.nbuffers = 0;
+        self.min_credits = self.credits;
+    }
+
+    fn new_buffer(&self) -> PayloadSpan {
         let bytes = (self.kind.npages() * PAGE) as usize;
         if bytes == 0 {
             PayloadSpan::new()
         } else {
             PayloadSpan::from(IoBuf::zeroed(bytes))
         }
+    }
+
+    /// A free buffer. The credits guarantee one exists; should the
+    /// accounting ever be wrong, one is allocated rather than failing the
+    /// message (and the pool shrinks back as buffers return).
+    pub(super) fn take_buffer(&mut self) -> PayloadSpan {
+        if let Some(b) = self.free.pop() {
+            return b;
+        }
+        tracing::warn!(
+            "router {:?} pool: no free buffer despite a credit; allocating one",
+            self.kind
+        );
+        self.allocated += 1;
+        self.new_buffer()
     }
 }
 
@@ -154,7 +186,7 @@ impl Lnet {
         }
         // Counted as received when the payload is in the router buffer
         // (`fwd_finalize`), not now (issue 11 item 6).
-        let _ = self.rx_via_router(&hdr, from, false);
+        let _ = self.rx_via_router(now, ni, &hdr, from, false);
         let kind = match hdr.msg_type {
             MsgType::PUT => EventKind::Put,
             MsgType::GET => EventKind::Get,
@@ -528,7 +560,9 @@ impl Lnet {
                 pool.credits += 1;
             } else {
                 pool.credits += 1;
-                if pool.credits <= 0 {
+                // The first waiter gets the buffer if one is free (after a
+                // shrink, buffers coming back are freed instead).
+                if !pool.free.is_empty() {
                     next_buf = pool.queue.pop_front();
                 }
             }

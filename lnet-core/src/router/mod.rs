@@ -49,12 +49,16 @@
 //! first waiter gets it), then the router credit (the first waiter of that
 //! peer NI tries for a buffer).
 //!
-//! Buffers are allocated the first time a pool needs one and then reused,
-//! never more than the pool's size: in steady state forwarding allocates
-//! nothing (`tests/alloc.rs`). (The kernel allocates the whole pool when
-//! routing is enabled; a lazily grown pool avoids pinning 1 GiB of large
-//! buffers that are never used; the credits, the only thing a user sees,
-//! are the same.)
+//! The pools' buffers are allocated when routing is enabled, all of them
+//! (`tiny_router_buffers`, `small_router_buffers`, `large_router_buffers`;
+//! 1 MiB large buffers are zero-filled allocations the OS maps lazily), and
+//! again when a size is set while routing is on: growing allocates the
+//! difference at once, shrinking frees free buffers at once and buffers in
+//! use as they come back. Forwarding only takes and returns buffers: it
+//! allocates nothing (`tests/alloc.rs`). When routing is off (after
+//! STOPPING) the buffers are freed and the pools show 0 buffers; `lnetctl
+//! set *_buffers` meanwhile succeeds with no effect (lnetctl.md §2.8), and
+//! the next enable sizes the pools from the start-up parameters.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -259,7 +263,8 @@ struct Route {
     gateway: Nid,
     hops: Option<u32>,
     priority: u32,
-    health_sensitivity: u32,
+    /// `--health_sensitivity` as given (`None`: the global one).
+    health_sensitivity: Option<u32>,
     /// Cached aliveness from the last check (`lr_alive`).
     alive: bool,
     /// The gateway's last ping listed a NID on the remote net.
@@ -297,6 +302,9 @@ pub(crate) struct Router {
     fwd: Vec<Option<Fwd>>,
     rtr_credits: HashMap<PeerNiId, RtrCredits>,
     rng: u64,
+    /// When each local net last received a ping (a portal-0 GET) from
+    /// another node while this node routes (`net_last_alive`, §7.7).
+    net_alive: Vec<(NetId, Instant)>,
     /// When the checker's timer is armed.
     tick_at: Option<Instant>,
 }
@@ -318,6 +326,7 @@ impl Router {
             fwd: Vec::new(),
             rtr_credits: HashMap::new(),
             rng: seed ^ 0x9E37_79B9_7F4A_7C15,
+            net_alive: Vec::new(),
             tick_at: None,
         }
     }
@@ -387,6 +396,9 @@ pub struct RouteView {
     /// Whether the gateway reported the remote net not directly attached
     /// (`multi-hop`); `false` until known or when single-hop.
     pub multi_hop: bool,
+    /// Whether `health_sensitivity` was given when the route was added
+    /// (else it follows the global one).
+    pub health_sensitivity_given: bool,
 }
 
 /// A read-only view of one router buffer pool for `routing show`.
@@ -437,9 +449,7 @@ impl Lnet {
     /// sizes take effect at once if the pools exist.
     pub fn set_router_config(&mut self, now: Instant, cfg: RouterConfig) {
         self.router.cfg = cfg;
-        if self.router.pools_exist {
-            self.resize_pools(now);
-        }
+        self.resize_pools(now);
         self.router_arm(now);
     }
 
@@ -503,6 +513,9 @@ impl Lnet {
 
     /// `lnetctl set tiny_buffers|small_buffers|large_buffers N`: a total
     /// over all CPU partitions, 0 = the default. Negative counts are refused.
+    /// While routing is off (disabled or stopping) it succeeds with no effect
+    /// (lnetctl.md §2.8, as upstream): the next enable uses the start-up
+    /// sizes.
     pub fn set_router_buffers(
         &mut self,
         now: Instant,
@@ -513,6 +526,9 @@ impl Lnet {
             return Err(RouteError::Buffers);
         }
         let v = u32::try_from(total).map_err(|_| RouteError::Buffers)?;
+        if !self.router.state.forwards() {
+            return Ok(());
+        }
         let mut cfg = self.router.cfg.clone();
         match kind {
             PoolKind::Tiny => cfg.tiny_router_buffers = v,
@@ -523,20 +539,34 @@ impl Lnet {
         Ok(())
     }
 
+    /// Sizes the pools from the tunables and allocates their buffers (only
+    /// while routing forwards; otherwise the sizes apply at the next
+    /// `routing enable`). Waiters a bigger pool can serve get a buffer now.
     fn resize_pools(&mut self, now: Instant) {
+        if !self.router.state.forwards() {
+            return;
+        }
         for k in PoolKind::ALL {
             let n = self.router.pool_total(k).max(1);
-            let pool = &mut self.router.pools[k.idx()];
-            pool.resize(n);
-            // Waiters a bigger pool can serve now: those beyond the deficit.
-            let deficit = usize::try_from(-pool.credits).unwrap_or(0);
-            let servable = pool.queue.len().saturating_sub(deficit);
-            for _ in 0..servable {
-                let Some(w) = self.router.pools[k.idx()].queue.pop_front() else {
+            self.router.pools[k.idx()].resize(n);
+            loop {
+                let pool = &mut self.router.pools[k.idx()];
+                if pool.free.is_empty() {
+                    break;
+                }
+                let Some(w) = pool.queue.pop_front() else {
                     break;
                 };
                 self.fwd_recv(now, w);
             }
+        }
+    }
+
+    /// Routing is off: the pools' buffers are freed (those in use as they
+    /// come back) and `routing show` shows empty pools.
+    fn release_pools(&mut self) {
+        for p in &mut self.router.pools {
+            p.release_all();
         }
     }
 
@@ -555,15 +585,14 @@ impl Lnet {
             if matches!(st, RoutingState::Enabled | RoutingState::Starting) {
                 return;
             }
-            if !self.router.pools_exist {
-                self.router.pools_exist = true;
-            }
-            self.resize_pools(now);
+            self.router.pools_exist = true;
             self.router.state = if immediate {
                 RoutingState::Enabled
             } else {
                 RoutingState::Starting
             };
+            // The buffers are allocated now, all of them (§7.7).
+            self.resize_pools(now);
         } else {
             if matches!(st, RoutingState::Disabled | RoutingState::Stopping) {
                 return;
@@ -574,9 +603,13 @@ impl Lnet {
                 RoutingState::Stopping
             };
             self.drop_waiting_forwards(now);
+            if immediate {
+                self.release_pools();
+            }
         }
         self.router.state_since = now;
         self.advertise_routing();
+        self.router_ni_status(now);
         self.router_arm(now);
     }
 
@@ -707,7 +740,7 @@ impl Lnet {
             gateway,
             hops,
             priority,
-            health_sensitivity: sens,
+            health_sensitivity,
             alive: !checked_first,
             single_hop: None,
             seq: 0,
@@ -803,9 +836,12 @@ impl Lnet {
                     gateway: r.gateway,
                     hops: r.hops,
                     priority: r.priority,
-                    health_sensitivity: r.health_sensitivity,
+                    health_sensitivity: r
+                        .health_sensitivity
+                        .unwrap_or(self.cfg.tunables.health_sensitivity),
                     alive: self.route_alive(r),
                     multi_hop: r.single_hop == Some(false),
+                    health_sensitivity_given: r.health_sensitivity.is_some(),
                 });
             }
         }
@@ -815,6 +851,40 @@ impl Lnet {
     /// The gateway NIDs of the routes, in route order (may repeat).
     pub(crate) fn route_gateways(&self) -> impl Iterator<Item = Nid> + '_ {
         self.router.routes.iter().map(|r| r.gateway)
+    }
+
+    /// The health sensitivity for failures of a peer NI that belongs to a
+    /// gateway (semantics §8.1, §8.3; upstream keeps it on the gateway peer,
+    /// `lp_health_sensitivity`): the highest `--health_sensitivity` given to
+    /// the routes through that gateway's peer, else the global one. `None`
+    /// when the peer NI is no gateway's. Gateways' health is tracked even
+    /// when they have a single NID; it ranks gateways (§7.4 step 4).
+    pub(crate) fn gateway_health_sensitivity(&self, pni: PeerNiId) -> Option<u32> {
+        let peer = self.peers.get(pni)?.peer;
+        let mut gateway = false;
+        let mut sens: Option<u32> = None;
+        for r in &self.router.routes {
+            let same = self
+                .peers
+                .lookup(&r.gateway)
+                .and_then(|id| self.peers.get(id))
+                .is_some_and(|p| p.peer == peer);
+            if same {
+                gateway = true;
+                if let Some(s) = r.health_sensitivity {
+                    sens = Some(sens.map_or(s, |b| b.max(s)));
+                }
+            }
+        }
+        gateway.then(|| sens.unwrap_or(self.cfg.tunables.health_sensitivity))
+    }
+
+    /// Whether `nid` belongs to a gateway: a peer some route of this node
+    /// goes through (`peer show` then reports its NIs `up`/`down`).
+    pub fn is_gateway(&self, nid: &Nid) -> bool {
+        self.peers
+            .lookup(nid)
+            .is_some_and(|id| self.gateway_health_sensitivity(id).is_some())
     }
 
     /// Whether the gateway NID is alive as far as routing knows.
@@ -1089,10 +1159,7 @@ impl Lnet {
     fn router_arm(&mut self, now: Instant) {
         let needed = (self.router.cfg.alive_router_check_interval > 0
             && !self.router.gateways.is_empty())
-            || matches!(
-                self.router.state,
-                RoutingState::Starting | RoutingState::Stopping
-            );
+            || self.router.state != RoutingState::Disabled;
         if needed && self.router.tick_at.is_none() {
             let at = now.saturating_add(Duration::from_secs(1));
             self.router.tick_at = Some(at);
@@ -1116,16 +1183,70 @@ impl Lnet {
                 if (since >= d && !busy) || since >= d * 3 {
                     self.router.state = RoutingState::Disabled;
                     self.router.state_since = now;
-                    for p in &mut self.router.pools {
-                        p.allocated -= p.free.len() as u32;
-                        p.free.clear();
-                    }
+                    self.release_pools();
                 }
             }
             _ => {}
         }
+        self.router_ni_status(now);
         self.router_check(now);
         self.router_arm(now);
+    }
+
+    /// A ping (portal-0 GET) from another node arrived on `ni`: on a router
+    /// its net is alive, and its NIs are up again at once (§7.6).
+    fn router_net_heard(&mut self, now: Instant, ni: NiId) {
+        if self.router.state != RoutingState::Enabled {
+            return;
+        }
+        let Some(net) = self.ni_ref(ni).map(|n| n.net) else {
+            return;
+        };
+        match self.router.net_alive.iter_mut().find(|(n, _)| *n == net) {
+            Some(e) => e.1 = now,
+            None => self.router.net_alive.push((net, now)),
+        }
+        self.router_ni_status(now);
+    }
+
+    /// The routing switch's NI status check (`lnet_update_ni_status_locked`,
+    /// §7.7): while routing is ENABLED, the NIs of a net that heard no ping
+    /// from another node for `router_ping_timeout +
+    /// alive_router_check_interval` are DOWN in the ping buffer (and in `net
+    /// show`), the others UP; a net's clock starts when routing is enabled.
+    /// Otherwise no NI is marked. A change bumps the ping buffer's sequence
+    /// (peers are pushed the new buffer by discovery).
+    fn router_ni_status(&mut self, now: Instant) {
+        let enabled = self.router.state == RoutingState::Enabled;
+        let timeout = self.switch_delay();
+        let since = self.router.state_since;
+        let mut changed = false;
+        for slot in 0..self.nis.len() {
+            let Some(n) = self.nis[slot].as_ref() else {
+                continue;
+            };
+            if n.net == NetId::LO {
+                continue;
+            }
+            let down = enabled && {
+                let heard = self
+                    .router
+                    .net_alive
+                    .iter()
+                    .find(|(net, _)| *net == n.net)
+                    .map_or(since, |(_, t)| (*t).max(since));
+                now >= heard.saturating_add(timeout)
+            };
+            if let Some(n) = self.nis[slot].as_mut() {
+                if n.rtr_down != down {
+                    n.rtr_down = down;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.ping_target_update();
+        }
     }
 
     /// Pings every gateway whose time has come.
@@ -1308,7 +1429,21 @@ impl Lnet {
     /// A message arrived from `from` with source `src` on another net: it
     /// came through a gateway (§7.6). Returns whether to drop it
     /// (`drop_asym_route`, for messages to us only).
-    pub(crate) fn rx_via_router(&mut self, hdr: &Hdr, from: Nid, for_me: bool) -> bool {
+    pub(crate) fn rx_via_router(
+        &mut self,
+        now: Instant,
+        ni: NiId,
+        hdr: &Hdr,
+        from: Nid,
+        for_me: bool,
+    ) -> bool {
+        if for_me
+            && hdr.msg_type == lnd_api::MsgType::GET
+            && hdr.body_get().ptl_index == 0
+            && !self.is_local_nid(&hdr.src_nid)
+        {
+            self.router_net_heard(now, ni);
+        }
         let src_net = hdr.src_nid.net();
         if src_net == from.net() || src_net == NetId::LO {
             return false;

@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use clap::Args;
+use liblnetconfig::peer::{self as lpeer, PeerReply, PeerRequest};
 use liblnetconfig::render::{self, Export};
+use liblnetconfig::yaml::{self, Yaml};
 
 use crate::out;
 
@@ -40,13 +42,34 @@ pub(crate) fn collect(socket: &Path, backup: bool) -> Result<Export, i32> {
         render::net_show(&nets, 2, &extra)
     };
     let udsp = liblnetconfig::udsp::tree(&c.udsp_show(None).unwrap_or_default());
-    // Peers, routes and router buffers are filled in by their areas
-    // (fields of `Export`).
+    // Routes: full export with state and type, backup without (§3.4).
+    let routes = c.route_show().unwrap_or_default();
+    let route = liblnetconfig::route::route_export_text(&routes, backup, &extra);
+    // Peers: level 3 (peer state, credits, statistics) or the backup form.
+    let peers = match c.peer(PeerRequest::Show { nid: None }) {
+        Ok(PeerReply::Peers(p)) => p,
+        _ => Vec::new(),
+    };
+    let peer = if peers.is_empty() {
+        String::new()
+    } else if backup {
+        yaml::nl(
+            &Yaml::pairs([("peer", lpeer::backup_section(&peers, &extra))]),
+            6,
+        )
+    } else {
+        lpeer::show(&peers, 3, &extra)
+    };
+    // Router buffer pools, only once routing was ever enabled.
+    let routing =
+        liblnetconfig::route::routing_tree(c.routing_show().ok().flatten().as_ref(), backup);
     Ok(Export {
         net,
+        route,
+        peer,
+        routing,
         global,
         udsp,
-        ..Export::default()
     })
 }
 

@@ -101,6 +101,7 @@ pub(super) fn show(node: &Node) -> Reply {
                 health_sensitivity: r.health_sensitivity,
                 up: r.alive,
                 multi_hop: r.multi_hop,
+                health_sensitivity_given: r.health_sensitivity_given,
             })
             .collect(),
     ))

@@ -51,17 +51,16 @@ fn peer_infos(l: &Lnet, nid: Option<Nid>) -> Vec<PeerInfo> {
                     .map(|ni| ni.tunables().peer_timeout);
                 let s = n.stats();
                 let h = &s.health;
-                // up/down only where aliveness is tracked: this node routes
-                // and the net has a peer_timeout (lnetctl.md §3.2).
-                let state = match local {
-                    Some(t) if routing && t > 0 => {
-                        if n.is_up() {
-                            "up"
-                        } else {
-                            "down"
-                        }
-                    }
-                    _ => "NA",
+                let rtr = l.peer_ni_rtr_credits(&n.nid());
+                // up/down only where aliveness is tracked: a gateway's NIs,
+                // or this node routes and the net has a peer_timeout
+                // (lnetctl.md §3.2).
+                let tracked =
+                    l.is_gateway(&n.nid()) || matches!(local, Some(t) if routing && t > 0);
+                let state = match (tracked, n.is_up()) {
+                    (false, _) => "NA",
+                    (true, true) => "up",
+                    (true, false) => "down",
                 };
                 let max = if local.is_some() {
                     n.max_tx_credits()
@@ -74,10 +73,10 @@ fn peer_infos(l: &Lnet, nid: Option<Nid>) -> Vec<PeerInfo> {
                     available_tx_credits: n.tx_credits(),
                     min_tx_credits: n.min_tx_credits(),
                     tx_q_num_of_buf: n.txqnob(),
-                    // This node does not buffer for forwarding: the router
-                    // credits stay at their maximum.
-                    available_rtr_credits: max,
-                    min_rtr_credits: max,
+                    // Router credits once it forwarded through us; until
+                    // then at their maximum.
+                    available_rtr_credits: rtr.map_or(max, |c| c.credits),
+                    min_rtr_credits: rtr.map_or(max, |c| c.min_credits),
                     refcount: 1 + u32::try_from(n.queued()).unwrap_or(u32::MAX),
                     send_count: s.sent.total(),
                     recv_count: s.received.total(),

@@ -89,6 +89,7 @@ ctxsw_of() { local t=0 p; for p in "$@"; do t=$((t + $(ctxsw "$p"))); done; echo
 # LNet messages a daemon handled so far: send_count + recv_count of
 # `lnetctl stats show` on its control socket.
 lnet_msgs() {
+    [ -S "${1:-}" ] || { echo 0; return; }
     "$BIN/lnetctl" --socket "$1" stats show | awk '/^ *(send|recv)_count:/ {t += $2} END {print t + 0}'
 }
 
@@ -163,7 +164,7 @@ lst_measure() {
     local t0 t1
     declare -A c0=() v0=() m0=() k0=()
     for p in "${LNETD_PIDS[@]}"; do
-        m0[$p]=$(lnet_msgs "${SOCK_OF[$p]}")
+        m0[$p]=$(lnet_msgs "${SOCK_OF[$p]:-}")
         c0[$p]=$(ctxsw "$p")
         v0[$p]=$(ctxsw_vol "$p")
         k0[$p]=$(ticks "$p")
@@ -174,7 +175,7 @@ lst_measure() {
     echo $((t1 - t0)) >"$WORK/ticks"
     : >"$WORK/window"
     for p in "${LNETD_PIDS[@]}"; do
-        echo "${NAME_OF[$p]} $(($(ctxsw "$p") - c0[$p])) $(($(lnet_msgs "${SOCK_OF[$p]}") - m0[$p])) $(($(ticks "$p") - k0[$p])) $(($(ctxsw_vol "$p") - v0[$p]))" >>"$WORK/window"
+        echo "${NAME_OF[$p]:-$p} $(($(ctxsw "$p") - c0[$p])) $(($(lnet_msgs "${SOCK_OF[$p]:-}") - m0[$p])) $(($(ticks "$p") - k0[$p])) $(($(ctxsw_vol "$p") - v0[$p]))" >>"$WORK/window"
     done
     awk '{t += $2} END {print t + 0}' "$WORK/window" >"$WORK/ctx"
     msg_costs <"$WORK/window" | tee -a "$WORK/${COSTS:-costs}" | sed 's/^/# ours: /' >&2

@@ -10,6 +10,9 @@ have tshark || need+=(tshark)
 have pkg-config || need+=(pkg-config)
 have cc || need+=(gcc)
 have tc || need+=(iproute2)
+# The bench anchors (bench/lib.sh also installs them when missing).
+have iperf3 || need+=(iperf3)
+have sockperf || need+=(sockperf)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

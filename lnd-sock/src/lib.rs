@@ -24,7 +24,9 @@
 //! Threads: the plugin owns one tokio runtime (two worker threads named
 //! `lnd-sock`), created at the first NI start-up; nothing assumes an ambient
 //! runtime. Host callbacks (`parse`, `finalize`, `notify`, `log`) come from
-//! those threads, never with one of our locks held.
+//! those threads, or from the host's own thread inside `send_span` (a send
+//! written directly, see [`conn::Conn::enqueue`]), never with one of our
+//! locks held.
 
 #![forbid(unsafe_code)]
 

@@ -892,6 +892,8 @@ impl NiInner {
             let _ = writeln!(out, "      zc_requests: {}", zc.requests);
             let _ = writeln!(out, "      zc_acked: {}", zc.acked);
             let _ = writeln!(out, "      zc_acks_sent: {}", zc.acks_sent);
+            let _ = writeln!(out, "      zc_acks_queued: {}", c.queued_acks());
+            let _ = writeln!(out, "      tx_direct_frames: {}", c.direct_frames());
         }
         out
     }

@@ -4,7 +4,8 @@
 # /proc/PID/stat (utime+stime), everything cleaned up on exit.
 #
 # Knobs (environment): PAIRS (default 5), SECS (seconds per run, default 5),
-# PROFILE (cargo profile dir, default release), SKIP_BUILD=1 (use what is built).
+# PROFILE (cargo profile dir, default release), SKIP_BUILD=1 (use what is built),
+# LNETD_EXTRA (more lnetd arguments, e.g. "--param rx_spin_us=200").
 
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -130,7 +131,8 @@ node() {
     shift 3 || shift $#
     local sock=$WORK/$name.sock pre=()
     [ -n "$ns" ] && pre=(ip netns exec "$ns")
-    "${pre[@]}" "$BIN/lnetd" --socket "$sock" --foreground "${LNETD_PARAMS[@]}" 2>"$WORK/$name.log" &
+    # shellcheck disable=SC2086
+    "${pre[@]}" "$BIN/lnetd" --socket "$sock" --foreground "${LNETD_PARAMS[@]}" ${LNETD_EXTRA:-} 2>"$WORK/$name.log" &
     NODE_PID=$!
     PIDS+=("$NODE_PID")
     SOCK_OF[$NODE_PID]=$sock

@@ -513,15 +513,32 @@ impl Conn {
     /// direct path: no other thread or task is woken); what the socket does
     /// not take at once, and whatever was queued behind it meanwhile, is
     /// left to the writer task.
+    ///
+    /// The direct path finalizes the send (a host callback) on this thread:
+    /// never call this with a lock of ours held; [`Conn::enqueue_queued`]
+    /// is for that.
     // Giving the guard back by value is the point (boxing would allocate per message).
     #[allow(clippy::result_large_err)]
     pub fn enqueue(&self, g: TxGuard) -> Result<(), TxGuard> {
+        self.enqueue_inner(g, true)
+    }
+
+    /// Queues a send for the writer task only (no direct write, no host
+    /// callback): safe with locks held. Gives it back when closed.
+    #[allow(clippy::result_large_err)]
+    pub fn enqueue_queued(&self, g: TxGuard) -> Result<(), TxGuard> {
+        self.enqueue_inner(g, false)
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn enqueue_inner(&self, g: TxGuard, may_write: bool) -> Result<(), TxGuard> {
         let (sock, ack) = {
             let mut q = lock(&self.q);
             if q.closed {
                 return Err(g);
             }
-            let direct = !q.writing
+            let direct = may_write
+                && !q.writing
                 && q.items.is_empty()
                 && q.partial.is_none()
                 && q.failed.is_none()

@@ -4,7 +4,8 @@
 # /proc/PID/stat (utime+stime), everything cleaned up on exit.
 #
 # Knobs (environment): PAIRS (default 5), SECS (seconds per run, default 5),
-# PROFILE (cargo profile dir, default release), SKIP_BUILD=1 (use what is built).
+# PROFILE (cargo profile dir, default release), SKIP_BUILD=1 (use what is built),
+# LNETD_EXTRA (more lnetd arguments, e.g. "--param rx_spin_us=200").
 
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,6 +48,7 @@ bench_setup() {
         log "installing ${need[*]}"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     fi
+    cpu_info
     [ "${SKIP_BUILD:-0}" = 1 ] && return 0
     local flag=()
     [ "$PROFILE" = release ] && flag=(--release)
@@ -62,12 +64,51 @@ ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 # Sum of ticks of several PIDs.
 ticks_of() { local t=0 p; for p in "$@"; do t=$((t + $(ticks "$p"))); done; echo "$t"; }
 
+# The host, printed once before any figure (ratios do not travel between
+# CPU models; context switches per message mostly do).
+cpu_info() {
+    echo "host: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# Context switches (voluntary + involuntary) of every live thread of a
+# process so far. /proc/PID/status alone counts the main thread only.
+ctxsw() {
+    cat /proc/"$1"/task/*/status 2>/dev/null |
+        awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ {t += $2} END {print t + 0}'
+}
+
+# Voluntary context switches only (a thread that blocked: the design's
+# hand-offs; involuntary ones grow with the machine's load).
+ctxsw_vol() {
+    cat /proc/"$1"/task/*/status 2>/dev/null |
+        awk '/^voluntary_ctxt_switches:/ {t += $2} END {print t + 0}'
+}
+
+# Sum of ctxsw of several PIDs.
+ctxsw_of() { local t=0 p; for p in "$@"; do t=$((t + $(ctxsw "$p"))); done; echo "$t"; }
+
+# LNet messages a daemon handled so far: send_count + recv_count of
+# `lnetctl stats show` on its control socket.
+lnet_msgs() {
+    [ -S "${1:-}" ] || { echo 0; return; }
+    "$BIN/lnetctl" --socket "$1" stats show | awk '/^ *(send|recv)_count:/ {t += $2} END {print t + 0}'
+}
+
 # run_client OUT CMD...: runs CMD (already under `timeout`) with stdout in
-# OUT; prints the CPU ticks it used (a wrapper shell's cutime+cstime).
+# OUT; prints the CPU ticks it used (its children's rusage); the context
+# switches of CMD and its descendants go to OUT.ctx.
 run_client() {
     local out=$1
     shift
-    bash -c '"$@" >"$0" 2>&1 || true; sed "s/.*) //" /proc/$$/stat | awk "{print \$14 + \$15}"' "$out" "$@"
+    python3 -c '
+import os, resource, subprocess, sys
+out, tick = sys.argv[1], float(sys.argv[2])
+with open(out, "wb") as f:
+    subprocess.run(sys.argv[3:], stdout=f, stderr=subprocess.STDOUT)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(out + ".ctx", "w").write(f"{r.ru_nvcsw + r.ru_nivcsw}\n")
+print(round((r.ru_utime + r.ru_stime) * tick))
+' "$out" "$TICK" "$@"
 }
 
 # Waits until a TCP port listens (for anchor servers).
@@ -90,14 +131,18 @@ node() {
     shift 3 || shift $#
     local sock=$WORK/$name.sock pre=()
     [ -n "$ns" ] && pre=(ip netns exec "$ns")
-    "${pre[@]}" "$BIN/lnetd" --socket "$sock" --foreground "${LNETD_PARAMS[@]}" 2>"$WORK/$name.log" &
+    # shellcheck disable=SC2086
+    "${pre[@]}" "$BIN/lnetd" --socket "$sock" --foreground "${LNETD_PARAMS[@]}" ${LNETD_EXTRA:-} 2>"$WORK/$name.log" &
     NODE_PID=$!
     PIDS+=("$NODE_PID")
+    SOCK_OF[$NODE_PID]=$sock
+    NAME_OF[$NODE_PID]=$name
     for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.1; done
     "$BIN/lnetctl" --socket "$sock" lnet configure
     "$BIN/lnetctl" --socket "$sock" net add --net tcp --if "$iface" "$@" >/dev/null
 }
 LNETD_PARAMS=()
+declare -A SOCK_OF=() NAME_OF=()
 
 lst() { "$BIN/lst" --socket "$WORK/a.sock" "$@"; }
 
@@ -111,16 +156,31 @@ lst_session() {
 # lst_measure BATCH GROUP SECS: runs BATCH, lets it warm up 1 s, reports
 # GROUP's figures over SECS seconds; prints "recv_rate recv_MiBps" of the
 # group, then stops the batch. CPU ticks of all lnetd over the window go
-# to $WORK/ticks.
+# to $WORK/ticks, their context switches to $WORK/ctx; per daemon, context
+# switches and CPU microseconds per LNet message it handled (see
+# msg_costs) are logged and kept for `summary`.
 lst_measure() {
-    local batch=$1 group=$2 secs=$3
+    local batch=$1 group=$2 secs=$3 p
     lst run "$batch" >/dev/null
     sleep 1
     local t0 t1
+    declare -A c0=() v0=() m0=() k0=()
+    for p in "${LNETD_PIDS[@]}"; do
+        m0[$p]=$(lnet_msgs "${SOCK_OF[$p]:-}")
+        c0[$p]=$(ctxsw "$p")
+        v0[$p]=$(ctxsw_vol "$p")
+        k0[$p]=$(ticks "$p")
+    done
     t0=$(ticks_of "${LNETD_PIDS[@]}")
     timeout $((secs * 3 + 30)) "$BIN/lst" --socket "$WORK/a.sock" stat --count 1 --delay "$secs" "$group" >"$WORK/stat.txt"
     t1=$(ticks_of "${LNETD_PIDS[@]}")
     echo $((t1 - t0)) >"$WORK/ticks"
+    : >"$WORK/window"
+    for p in "${LNETD_PIDS[@]}"; do
+        echo "${NAME_OF[$p]:-$p} $(($(ctxsw "$p") - c0[$p])) $(($(lnet_msgs "${SOCK_OF[$p]:-}") - m0[$p])) $(($(ticks "$p") - k0[$p])) $(($(ctxsw_vol "$p") - v0[$p]))" >>"$WORK/window"
+    done
+    awk '{t += $2} END {print t + 0}' "$WORK/window" >"$WORK/ctx"
+    msg_costs <"$WORK/window" | tee -a "$WORK/${COSTS:-costs}" | sed 's/^/# ours: /' >&2
     lst stop "$batch" >/dev/null
     awk '
         /^\[LNet Rates/ { s = "r" }
@@ -130,8 +190,11 @@ lst_measure() {
 }
 
 # summary NAME: reads lines "ours anchor ours_cpu_s_per_gib
-# anchor_cpu_s_per_gib" from stdin ($CPU_LABEL names the CPU figure); prints each pair, the median ratio
-# ours/anchor with min and max, and the median CPU s/GiB of both.
+# anchor_cpu_s_per_gib [ours_ctxsw anchor_ctxsw]" from stdin ($CPU_LABEL
+# names the CPU figure, $ANCHOR_CTX_UNIT what the context switches are
+# counted per); prints each pair, the median ratio ours/anchor with min and
+# max, the median CPU of both, and the medians of the per-message costs the
+# lst_measure calls since the last summary logged.
 summary() {
     python3 -c '
 import sys, statistics as st
@@ -143,12 +206,56 @@ nan = float("nan")
 r = [o / a if a else nan for o, a, *_ in rows]
 print(f"{name}: pairs={len(rows)}")
 for i, (o, a, *c) in enumerate(rows):
-    extra = f"  {label} ours {c[0]:.2f} anchor {c[1]:.2f}" if len(c) == 2 else ""
+    extra = f"  {label} ours {c[0]:.2f} anchor {c[1]:.2f}" if len(c) >= 2 else ""
     print(f"  pair {i+1}: ours {o:.2f} anchor {a:.2f} ratio {(o / a if a else nan):.3f}{extra}")
 print(f"  ratio ours/anchor: median {st.median(r):.3f} min {min(r):.3f} max {max(r):.3f}")
-if all(len(x) == 4 for x in rows):
+if all(len(x) >= 4 for x in rows):
     print(f"  {label}: ours median {st.median(x[2] for x in rows):.2f}, anchor median {st.median(x[3] for x in rows):.2f}")
-' "$1" "${CPU_LABEL:-cpu s/GiB}"
+if all(len(x) >= 6 for x in rows):
+    print(f"  context switches per {sys.argv[4]}: ours median {st.median(x[4] for x in rows):.1f}, anchor median {st.median(x[5] for x in rows):.1f}")
+try:
+    costs = [l for l in open(sys.argv[3]) if l.strip()]
+except OSError:
+    costs = []
+if costs:
+    # Lines "d1 C ctxsw/msg U cpu_us/msg (N msgs); d2 ...; all ..." per window.
+    per = {}
+    for l in costs:
+        for part in l.split(";"):
+            w = part.split()
+            per.setdefault(w[0], []).append((float(w[1]), float(w[3]), float(w[5])))
+    for d, v in per.items():
+        print(f"  ours {d}: median {st.median(x[0] for x in v):.3f} context switches ({st.median(x[2] for x in v):.3f} voluntary) and {st.median(x[1] for x in v):.1f} cpu us per LNet message")
+' "$1" "${CPU_LABEL:-cpu s/GiB}" "$WORK/${COSTS:-costs}" "${ANCHOR_CTX_UNIT:-unit}"
+    : >"$WORK/${COSTS:-costs}"
+}
+
+# msg_costs: reads lines "daemon ctx_switches lnet_messages ticks
+# voluntary_ctx_switches" of one window; prints "ctxsw/msg cpu_us/msg
+# vol/msg" per daemon and for all of them, on one line. A message is one the daemon sent or received (send_count +
+# recv_count), so a message between two daemons counts once in each.
+msg_costs() {
+    python3 -c '
+import sys
+tick = float(sys.argv[1])
+nan = float("nan")
+rows = [l.split() for l in sys.stdin if l.strip()]
+tc = tm = tt = tv = 0
+out = []
+def line(name, c, m, t, v):
+    return f"{name} {c / m if m else nan:.3f} ctxsw/msg {t / tick / m * 1e6 if m else nan:.1f} cpu_us/msg {v / m if m else nan:.3f} voluntary ({m} msgs)"
+for name, c, m, t, v in rows:
+    c, m, t, v = int(c), int(m), int(t), int(v)
+    tc, tm, tt, tv = tc + c, tm + m, tt + t, tv + v
+    out.append(line(name, c, m, t, v))
+out.append(line("all", tc, tm, tt, tv))
+print("; ".join(out))
+' "$TICK"
+}
+
+# per_gib N MIBPS SECS: N per GiB moved.
+per_gib() {
+    python3 -c 'import sys; n,b,s=map(float,sys.argv[1:]); g=b*s/1024; print(f"{n/g:.1f}" if g>0 else "nan")' "$@"
 }
 
 # cpu_per_gib TICKS MIBPS SECS: CPU seconds per GiB moved.

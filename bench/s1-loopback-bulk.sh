@@ -25,16 +25,18 @@ lst add_test --batch bulk --concurrency "$CONCURRENCY" --from c --to s brw write
 ours() {
     local rate bw
     read -r rate bw < <(lst_measure bulk s "$SECS")
-    echo "$bw $(cpu_per_gib "$(cat "$WORK/ticks")" "$bw" "$SECS")"
+    echo "$bw $(cpu_per_gib "$(cat "$WORK/ticks")" "$bw" "$SECS") $(per_gib "$(cat "$WORK/ctx")" "$bw" "$SECS")"
 }
 
 anchor_iperf3() {
-    local t0 t1 ct bw
+    local t0 t1 ct bw c0 c1
     t0=$(ticks "$IPERF_PID")
+    c0=$(ctxsw "$IPERF_PID")
     ct=$(run_client "$WORK/iperf.json" timeout $((SECS + 20)) iperf3 -c 127.0.0.1 -p 5201 -t "$SECS" -O 1 -J -l 1M)
     t1=$(ticks "$IPERF_PID")
+    c1=$(ctxsw "$IPERF_PID")
     bw=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); b=d["end"]["sum_received"]["bits_per_second"]; print(round(b/8/1048576, 2))' "$WORK/iperf.json")
-    echo "$bw $(cpu_per_gib $((ct + t1 - t0)) "$bw" $((SECS + 1)))"
+    echo "$bw $(cpu_per_gib $((ct + t1 - t0)) "$bw" $((SECS + 1))) $(per_gib $(($(cat "$WORK/iperf.json.ctx") + c1 - c0)) "$bw" $((SECS + 1)))"
 }
 
 anchor_ucx() {
@@ -49,7 +51,8 @@ anchor_ucx() {
     bw=$(awk '/^Final:/ {print $7}' "$WORK/ucx.txt")
     [ -n "$bw" ] || { log "ucx_perftest failed: $(tail -3 "$WORK/ucx.txt")"; echo "0 nan"; return; }
     local mib=${UCX_N:-2000}
-    echo "$bw $(python3 -c 'import sys; t,m=map(float,sys.argv[1:3]); print(f"{t/float(sys.argv[3])/(m/1024):.3f}")' $((ct + st)) "$mib" "$TICK")"
+    local cs=$(($(cat "$WORK/ucx.txt.ctx") + $(cat "$WORK/ucxs.txt.ctx")))
+    echo "$bw $(python3 -c 'import sys; t,m=map(float,sys.argv[1:3]); print(f"{t/float(sys.argv[3])/(m/1024):.3f}")' $((ct + st)) "$mib" "$TICK") $(python3 -c 'import sys; c,m=map(float,sys.argv[1:]); print(f"{c/(m/1024):.1f}")' "$cs" "$mib")"
 }
 
 anchor_fi() {
@@ -63,7 +66,8 @@ anchor_fi() {
     # MB/sec counts both directions in 10^6 bytes; the moved total is 2 x I MiB.
     mbs=$(awk '$1 == "1m" {print $6}' "$WORK/fi.txt")
     [ -n "$mbs" ] || { log "fi_pingpong failed: $(tail -3 "$WORK/fi.txt")"; echo "0 nan"; return; }
-    python3 -c 'import sys; mbs,t,n,tick=map(float,sys.argv[1:]); print(f"{mbs*1e6/1048576:.2f} {t/tick/(2*n/1024):.3f}")' "$mbs" $((ct + st)) "${FI_N:-1000}" "$TICK"
+    local cs=$(($(cat "$WORK/fi.txt.ctx") + $(cat "$WORK/fis.txt.ctx")))
+    python3 -c 'import sys; mbs,t,n,tick,cs=map(float,sys.argv[1:]); print(f"{mbs*1e6/1048576:.2f} {t/tick/(2*n/1024):.3f} {cs/(2*n/1024):.1f}")' "$mbs" $((ct + st)) "${FI_N:-1000}" "$TICK" "$cs"
 }
 
 for a in $ANCHORS; do
@@ -75,12 +79,12 @@ for a in $ANCHORS; do
     fi
     : >"$WORK/pairs"
     for i in $(seq "$PAIRS"); do
-        read -r ob oc < <(ours)
-        read -r ab ac < <("anchor_$a")
-        log "$a pair $i: ours $ob MiB/s ($oc cpu s/GiB), anchor $ab MiB/s ($ac cpu s/GiB)"
-        echo "$ob $ab $oc $ac" >>"$WORK/pairs"
+        read -r ob oc ox < <(ours)
+        read -r ab ac ax < <("anchor_$a")
+        log "$a pair $i: ours $ob MiB/s ($oc cpu s/GiB, $ox ctxsw/GiB), anchor $ab MiB/s ($ac cpu s/GiB, $ax ctxsw/GiB)"
+        echo "$ob $ab $oc $ac $ox $ax" >>"$WORK/pairs"
     done
-    summary "S1 loopback 1 MiB: lst brw write (conc $CONCURRENCY, 1 conn) vs $a, MiB/s" <"$WORK/pairs"
+    ANCHOR_CTX_UNIT=GiB summary "S1 loopback 1 MiB: lst brw write (conc $CONCURRENCY, 1 conn) vs $a, MiB/s" <"$WORK/pairs"
     if [ "$a" = iperf3 ]; then kill "$IPERF_PID"; wait "$IPERF_PID" 2>/dev/null || true; fi
 done
 lst end_session >/dev/null

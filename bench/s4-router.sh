@@ -47,6 +47,8 @@ start() { # NAME NETNS PARAMS...
     ip netns exec "$ns" "$BIN/lnetd" --socket "$WORK/$name.sock" --foreground "$@" 2>"$WORK/$name.log" &
     NODE_PID=$!
     PIDS+=("$NODE_PID")
+    SOCK_OF[$NODE_PID]=$WORK/$name.sock
+    NAME_OF[$NODE_PID]=$name
     for _ in $(seq 200); do [ -S "$WORK/$name.sock" ] && break; sleep 0.1; done
     "$BIN/lnetctl" --socket "$WORK/$name.sock" lnet configure
 }

@@ -17,6 +17,9 @@ have strace || need+=(strace)
 # The OpenMetrics parser lnetctl/tests/metrics.rs checks lnetd's endpoint with.
 /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1 \
     || need+=(python3-prometheus-client)
+# The bench anchors (bench/lib.sh also installs them when missing).
+have iperf3 || need+=(iperf3)
+have sockperf || need+=(sockperf)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

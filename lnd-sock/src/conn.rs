@@ -53,6 +53,11 @@ pub trait Seam: Send + 'static {
     type W: AsyncWrite + Unpin + Send + 'static;
     /// Splits the stream.
     fn split(self) -> (Self::R, Self::W);
+    /// A second handle on the socket under `w` for non-blocking writes
+    /// from any thread ([`Conn::enqueue`]'s direct path), if it has one.
+    fn direct(_w: &Self::W) -> Option<std::net::TcpStream> {
+        None
+    }
 }
 
 impl Seam for tokio::net::TcpStream {
@@ -60,6 +65,13 @@ impl Seam for tokio::net::TcpStream {
     type W = tokio::net::tcp::OwnedWriteHalf;
     fn split(self) -> (Self::R, Self::W) {
         self.into_split()
+    }
+    fn direct(w: &Self::W) -> Option<std::net::TcpStream> {
+        // The same open socket (shared O_NONBLOCK), a new descriptor.
+        socket2::SockRef::from(w.as_ref())
+            .try_clone()
+            .ok()
+            .map(Into::into)
     }
 }
 
@@ -251,6 +263,13 @@ impl CloseReason {
 }
 
 /// The transmit side of a connection.
+///
+/// One writer at a time owns the socket's write side (`writing`): the
+/// thread of a send that found the connection idle (the direct path of
+/// [`Conn::enqueue`]) or the writer task. An owner writes what is queued
+/// behind it before it lets go, and only lets go with the lock held, after
+/// seeing the queue empty; a send never overtakes a queued one because the
+/// direct path is taken only when nothing is queued or half written.
 #[derive(Default)]
 struct TxQueue {
     /// LNET messages in order.
@@ -259,8 +278,18 @@ struct TxQueue {
     bytes: usize,
     /// Closed: push nothing more.
     closed: bool,
-    /// Peer ZC requests to acknowledge.
+    /// Peer ZC requests to acknowledge (at most [`ACKS_MAX`]: the reader
+    /// waits for room, see [`Conn::queue_ack`]).
     acks: VecDeque<u64>,
+    /// Someone owns the write side (a direct sender or the writer task).
+    writing: bool,
+    /// A frame a direct sender started and the socket could not take whole:
+    /// the writer task finishes it before anything else.
+    partial: Option<Frame>,
+    /// A direct sender's socket failed: the writer task reports it.
+    failed: Option<CloseReason>,
+    /// The socket for direct writes (taken by the owner while it writes).
+    sock: Option<std::net::TcpStream>,
 }
 
 /// Receive rendezvous between the reader and `LndNi::recv`.
@@ -325,6 +354,8 @@ pub struct Conn {
     host: HostHandle,
     q: Mutex<TxQueue>,
     wake: Notify,
+    /// Signalled when the writer sent queued ZC ACKs.
+    ack_room: Notify,
     rx: Mutex<RxSlot>,
     rx_wake: Notify,
     close_tx: watch::Sender<Option<CloseReason>>,
@@ -345,6 +376,8 @@ struct ZcCounts {
     acked: AtomicU64,
     /// Cookies of the peer's we acknowledged (piggy-backed or in a NOOP).
     acks_sent: AtomicU64,
+    /// LNET frames written whole by the sending thread (the direct path).
+    direct: AtomicU64,
 }
 
 /// [`Conn::zc_counts`]: zero-copy requests and ACKs on one connection.
@@ -373,6 +406,12 @@ const READ_BUF: usize = 16 * 1024;
 /// requests interleave with a queue of bulk transfers instead of waiting
 /// behind all of them (which lets the pipeline run dry between bursts).
 const YIELD_AFTER: usize = 64 * 1024;
+/// Initial room of a connection's send and ACK queues.
+const TX_QUEUE_INITIAL: usize = 64;
+/// Bound of a connection's queue of ZC ACKs to send: a reader with an ACK
+/// to queue past it waits until the writer sends some (back-pressure on a
+/// peer that asks for ACKs faster than it reads them).
+pub const ACKS_MAX: usize = 256;
 /// Keepalive NOOPs are not repeated faster than this.
 const KEEPALIVE_REPEAT: Duration = Duration::from_secs(10);
 
@@ -400,8 +439,16 @@ impl Conn {
             addrs,
             cfg,
             host,
-            q: Mutex::new(TxQueue::default()),
+            // Sized up front: with the direct path the queue may first be
+            // used long after start-up, and growing it then would allocate
+            // in the data path.
+            q: Mutex::new(TxQueue {
+                items: VecDeque::with_capacity(TX_QUEUE_INITIAL),
+                acks: VecDeque::with_capacity(TX_QUEUE_INITIAL),
+                ..TxQueue::default()
+            }),
             wake: Notify::new(),
+            ack_room: Notify::new(),
             rx: Mutex::new(RxSlot::default()),
             rx_wake: Notify::new(),
             close_tx,
@@ -432,6 +479,12 @@ impl Conn {
         }
     }
 
+    /// LNET frames written whole on the sending thread (the direct path of
+    /// [`Conn::enqueue`]), not by the writer task.
+    pub fn direct_frames(&self) -> u64 {
+        self.zc_counts.direct.load(Ordering::Relaxed)
+    }
+
     /// Bytes queued for transmission.
     pub fn queued_bytes(&self) -> usize {
         lock(&self.q).bytes
@@ -454,30 +507,186 @@ impl Conn {
     }
 
     /// Queues a send; gives it back when the connection is closed.
+    ///
+    /// When nobody is writing and nothing is queued, the frame is written
+    /// here, on the calling thread, with non-blocking vectored writes (the
+    /// direct path: no other thread or task is woken); what the socket does
+    /// not take at once, and whatever was queued behind it meanwhile, is
+    /// left to the writer task.
+    ///
+    /// The direct path finalizes the send (a host callback) on this thread:
+    /// never call this with a lock of ours held; [`Conn::enqueue_queued`]
+    /// is for that.
     // Giving the guard back by value is the point (boxing would allocate per message).
     #[allow(clippy::result_large_err)]
     pub fn enqueue(&self, g: TxGuard) -> Result<(), TxGuard> {
-        {
+        self.enqueue_inner(g, true)
+    }
+
+    /// Queues a send for the writer task only (no direct write, no host
+    /// callback): safe with locks held. Gives it back when closed.
+    #[allow(clippy::result_large_err)]
+    pub fn enqueue_queued(&self, g: TxGuard) -> Result<(), TxGuard> {
+        self.enqueue_inner(g, false)
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn enqueue_inner(&self, g: TxGuard, may_write: bool) -> Result<(), TxGuard> {
+        let (sock, ack) = {
             let mut q = lock(&self.q);
             if q.closed {
                 return Err(g);
             }
-            q.bytes += g.wire_len(self.hdr_len());
-            q.items.push_back(g);
+            let direct = may_write
+                && !q.writing
+                && q.items.is_empty()
+                && q.partial.is_none()
+                && q.failed.is_none()
+                && q.sock.is_some();
+            if !direct {
+                q.bytes += g.wire_len(self.hdr_len());
+                q.items.push_back(g);
+                let idle = !q.writing;
+                drop(q);
+                if idle {
+                    self.wake.notify_one();
+                }
+                return Ok(());
+            }
+            q.writing = true;
+            let ack = if self.version == KSOCK_PROTO_V1 {
+                0
+            } else {
+                q.acks.pop_front().unwrap_or(0)
+            };
+            (q.sock.take(), ack)
+        };
+        if let Some(sock) = sock {
+            self.write_direct(sock, g, ack);
         }
-        self.wake.notify_one();
         Ok(())
     }
 
-    fn queue_ack(&self, cookie: u64) {
-        {
-            let mut q = lock(&self.q);
-            if q.closed {
-                return;
+    /// The direct path: writes `g`, then what was queued behind it, on this
+    /// thread until the queue is empty or the socket is full; then lets go
+    /// of the write side (to the writer task when work is left).
+    fn write_direct(&self, sock: std::net::TcpStream, g: TxGuard, ack: u64) {
+        let mut next = Some((sock, g, ack));
+        while let Some((sock, g, ack)) = next.take() {
+            let Some(mut f) = prepare_frame(self, g, ack) else {
+                next = self.next_direct(sock);
+                continue;
+            };
+            match write_now(&sock, &mut f) {
+                Ok(true) => {
+                    self.zc_counts.direct.fetch_add(1, Ordering::Relaxed);
+                    finish_frame(self, f, Ok(()));
+                    next = self.next_direct(sock);
+                }
+                Ok(false) => {
+                    // The socket is full: the writer task finishes it.
+                    let mut q = lock(&self.q);
+                    q.writing = false;
+                    if q.closed {
+                        drop(q);
+                        let _ = sock.shutdown(std::net::Shutdown::Both);
+                        finish_frame(self, f, Err(FrameError::Closed(self.closed_reason())));
+                        return;
+                    }
+                    q.partial = Some(f);
+                    q.sock = Some(sock);
+                    drop(q);
+                    self.wake.notify_one();
+                }
+                Err(e) => match finish_frame(self, f, Err(e)) {
+                    // Only this send failed (its memory was busy).
+                    None => next = self.next_direct(sock),
+                    Some(why) => {
+                        let mut q = lock(&self.q);
+                        q.writing = false;
+                        q.failed.get_or_insert(why);
+                        q.sock = Some(sock);
+                        drop(q);
+                        // The writer task reports the failure and closes.
+                        self.wake.notify_one();
+                    }
+                },
             }
-            q.acks.push_back(cookie);
         }
-        self.wake.notify_one();
+    }
+
+    /// The direct owner's next send (with the socket back), or `None` after
+    /// letting go of the write side and the socket, with the lock held, so
+    /// nothing queued is left behind unannounced.
+    fn next_direct(
+        &self,
+        sock: std::net::TcpStream,
+    ) -> Option<(std::net::TcpStream, TxGuard, u64)> {
+        let mut q = lock(&self.q);
+        if !q.closed {
+            if let Some(g) = q.items.pop_front() {
+                q.bytes = q.bytes.saturating_sub(g.wire_len(self.hdr_len()));
+                let ack = if self.version == KSOCK_PROTO_V1 {
+                    0
+                } else {
+                    q.acks.pop_front().unwrap_or(0)
+                };
+                return Some((sock, g, ack));
+            }
+        }
+        q.writing = false;
+        if q.closed {
+            drop(q);
+            let _ = sock.shutdown(std::net::Shutdown::Both);
+            return None;
+        }
+        q.sock = Some(sock);
+        let acks = !q.acks.is_empty();
+        drop(q);
+        if acks {
+            self.wake.notify_one();
+        }
+        None
+    }
+
+    /// The close reason, or a shutdown.
+    fn closed_reason(&self) -> CloseReason {
+        self.close_reason().unwrap_or_else(CloseReason::shutdown)
+    }
+
+    /// Queues a ZC ACK for the writer; waits while [`ACKS_MAX`] are queued
+    /// (the reader stops reading, so a peer asking for ACKs it does not read
+    /// is held back by TCP instead of growing our queue).
+    async fn queue_ack(&self, cookie: u64) {
+        loop {
+            {
+                let mut q = lock(&self.q);
+                if q.closed {
+                    return;
+                }
+                if q.acks.len() < ACKS_MAX {
+                    q.acks.push_back(cookie);
+                    let idle = !q.writing;
+                    drop(q);
+                    if idle {
+                        self.wake.notify_one();
+                    }
+                    return;
+                }
+            }
+            self.wake.notify_one();
+            // The writer signals `ack_room` as it sends ACKs.
+            let _ = timeout_at(
+                Instant::now() + Duration::from_millis(100),
+                self.ack_room.notified(),
+            )
+            .await;
+        }
+    }
+
+    /// ZC ACKs queued to send.
+    pub fn queued_acks(&self) -> usize {
+        lock(&self.q).acks.len()
     }
 
     /// Closes the connection: no more sends are taken; queued and
@@ -497,12 +706,15 @@ impl Conn {
         if !first {
             return false;
         }
-        let drained: Vec<TxGuard> = {
+        let (drained, partial): (Vec<TxGuard>, Option<Frame>) = {
             let mut q = lock(&self.q);
             q.closed = true;
             q.bytes = 0;
             q.acks.clear();
-            q.items.drain(..).collect()
+            if let Some(s) = q.sock.take() {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            (q.items.drain(..).collect(), q.partial.take())
         };
         let zc: Vec<TxGuard> = lock(&self.zc_pending)
             .drain()
@@ -518,8 +730,9 @@ impl Conn {
         };
         self.wake.notify_one();
         self.rx_wake.notify_one();
+        self.ack_room.notify_waiters();
         // Finalize outside every lock.
-        for g in drained.into_iter().chain(zc) {
+        for g in drained.into_iter().chain(zc).chain(partial.map(|f| f.g)) {
             g.complete(why.status);
         }
         if let Some((a, payload)) = rx {
@@ -659,6 +872,12 @@ pub trait ConnOwner: Send + Sync + 'static {
 /// Starts the reader and writer of `conn` on the current runtime.
 pub fn start<S: Seam, O: ConnOwner>(conn: Arc<Conn>, s: S, owner: Arc<O>) {
     let (r, w) = s.split();
+    if let Some(sock) = S::direct(&w) {
+        let mut q = lock(&conn.q);
+        if !q.closed {
+            q.sock = Some(sock);
+        }
+    }
     let (c1, o1) = (conn.clone(), owner.clone());
     tokio::spawn(async move {
         let why = tokio::select! {
@@ -686,10 +905,252 @@ pub fn start<S: Seam, O: ConnOwner>(conn: Arc<Conn>, s: S, owner: Arc<O>) {
 // Writer
 // ---------------------------------------------------------------------------
 
+/// An LNET frame being written: the send, its socklnd and LNet headers,
+/// and how much of it went out (a direct sender may leave the rest to the
+/// writer task).
+struct Frame {
+    g: TxGuard,
+    head: [u8; HEAD_MAX],
+    head_len: usize,
+    /// Bytes of head and payload written so far.
+    done: usize,
+    /// Our ZC cookie (0: none).
+    zc: u64,
+    /// The peer's cookie acknowledged in the header (0: none).
+    ack: u64,
+}
+
+impl Frame {
+    fn total(&self) -> usize {
+        self.head_len + self.g.msg().map_or(0, |(_, p)| p.len())
+    }
+}
+
+/// Builds the frame of `g` (headers, checksum, ZC cookie); completes `g`
+/// with an error and returns `None` when it cannot be sent.
+fn prepare_frame(conn: &Conn, g: TxGuard, ack: u64) -> Option<Frame> {
+    let v1 = conn.version == KSOCK_PROTO_V1;
+    let (tx, payload) = g.msg()?;
+    let zc = match conn.cfg.zc_min_payload {
+        Some(min) if !v1 && payload.len() >= min => conn.next_zc_cookie(),
+        _ => 0,
+    };
+    let mut head = [0u8; HEAD_MAX];
+    let n = match frame_head(conn, tx, zc, ack, &mut head) {
+        Ok(n) if conn.cfg.csum && conn.version == KSOCK_PROTO_V2 => {
+            match v2_csum(&head[..n], payload) {
+                Some(c) => {
+                    Endian::Little.put_csum(&mut head, c);
+                    n
+                }
+                None => {
+                    g.complete(Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR));
+                    return None;
+                }
+            }
+        }
+        Ok(n) => n,
+        Err(e) => {
+            conn.host.log(
+                LogLevel::ERROR,
+                &format!("cannot send to {}: {e}", conn.peer),
+            );
+            g.complete(Completion::failed(errno::EINVAL, HealthStatus::LOCAL_ERROR));
+            return None;
+        }
+    };
+    if zc != 0 {
+        // Before the frame goes out: the ACK may come back before the
+        // writer looks again.
+        lock(&conn.zc_pending).insert(zc, ZcSlot::Writing);
+    }
+    Some(Frame {
+        g,
+        head,
+        head_len: n,
+        done: 0,
+        zc,
+        ack,
+    })
+}
+
+/// Calls `w` with the unwritten part of `f` as slices (its headers' rest,
+/// then up to `IOV_MAX` payload pieces borrowed straight from the MD).
+fn with_iov<R>(f: &Frame, w: impl FnOnce(&[IoSlice<'_>]) -> R) -> Result<R, FrameError> {
+    let busy = || {
+        if f.done > 0 {
+            FrameError::BusyAfterStart
+        } else {
+            FrameError::Busy
+        }
+    };
+    let Some((_, payload)) = f.g.msg() else {
+        return Err(busy());
+    };
+    let mut guards: [Option<BufRef<'_>>; IOV_MAX] = Default::default();
+    let mut skip = f.done.saturating_sub(f.head_len);
+    let mut first_skip = 0;
+    let mut ng = 0;
+    for p in payload.pieces() {
+        if ng == IOV_MAX {
+            break;
+        }
+        if skip > 0 && skip >= p.len() {
+            skip -= p.len();
+            continue;
+        }
+        match p.borrow() {
+            Ok(g) => guards[ng] = Some(g),
+            Err(_) => return Err(busy()),
+        }
+        if ng == 0 {
+            first_skip = skip;
+            skip = 0;
+        }
+        ng += 1;
+    }
+    let mut iov: [IoSlice<'_>; IOV_MAX + 1] = [IoSlice::new(&[]); IOV_MAX + 1];
+    let mut n = 0;
+    if f.done < f.head_len {
+        iov[0] = IoSlice::new(&f.head[f.done..f.head_len]);
+        n = 1;
+    }
+    for (i, g) in guards.iter().take(ng).flatten().enumerate() {
+        let b: &[u8] = g;
+        iov[n] = IoSlice::new(if i == 0 { &b[first_skip..] } else { b });
+        n += 1;
+    }
+    Ok(w(&iov[..n]))
+}
+
+/// Writes as much of `f` as the socket takes now (non-blocking); true when
+/// all of it went out, false when the socket is full.
+fn write_now(sock: &std::net::TcpStream, f: &mut Frame) -> Result<bool, FrameError> {
+    use std::io::Write;
+    let total = f.total();
+    while f.done < total {
+        match with_iov(f, |iov| (&*sock).write_vectored(iov))? {
+            Ok(0) => {
+                return Err(FrameError::Closed(CloseReason::io(
+                    "write",
+                    &io::Error::from(io::ErrorKind::WriteZero),
+                )))
+            }
+            Ok(k) => f.done += k,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FrameError::Closed(CloseReason::io("write", &e))),
+        }
+    }
+    Ok(true)
+}
+
+/// Writes the rest of `f` through the writer task's stream, each write
+/// making progress within `t`.
+async fn write_rest<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    f: &mut Frame,
+    t: Duration,
+) -> Result<(), FrameError> {
+    let total = f.total();
+    while f.done < total {
+        let fut = std::future::poll_fn(|cx| {
+            match with_iov(f, |iov| {
+                std::pin::Pin::new(&mut *w).poll_write_vectored(cx, iov)
+            }) {
+                Err(e) => std::task::Poll::Ready(Err(e)),
+                Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+                Ok(std::task::Poll::Ready(r)) => std::task::Poll::Ready(Ok(r)),
+            }
+        });
+        let k = match tokio::time::timeout(t, fut).await {
+            Ok(Ok(Ok(0))) => {
+                return Err(FrameError::Closed(CloseReason::io(
+                    "write",
+                    &io::Error::from(io::ErrorKind::WriteZero),
+                )))
+            }
+            Ok(Ok(Ok(k))) => k,
+            Ok(Ok(Err(e))) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Ok(Ok(Err(e))) => return Err(FrameError::Closed(CloseReason::io("write", &e))),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(FrameError::Closed(CloseReason::timeout("write", t))),
+        };
+        f.done += k;
+    }
+    Ok(())
+}
+
+/// After a frame was written (or failed): counts, ZC bookkeeping and the
+/// send's completion; the reason to close the connection, if any.
+fn finish_frame(conn: &Conn, f: Frame, r: Result<(), FrameError>) -> Option<CloseReason> {
+    let Frame { g, zc, ack, .. } = f;
+    if r.is_ok() {
+        let c = &conn.zc_counts;
+        c.acks_sent
+            .fetch_add(u64::from(ack != 0), Ordering::Relaxed);
+        c.requests.fetch_add(u64::from(zc != 0), Ordering::Relaxed);
+    }
+    if zc != 0 && r.is_err() {
+        lock(&conn.zc_pending).remove(&zc);
+    }
+    match r {
+        Ok(()) if zc != 0 => {
+            let mut p = lock(&conn.zc_pending);
+            match p.remove(&zc) {
+                Some(ZcSlot::Writing) if !conn.is_closed() => {
+                    p.insert(zc, ZcSlot::Waiting(g, Instant::now()));
+                }
+                Some(ZcSlot::Acked) => {
+                    drop(p);
+                    g.complete(Completion::OK);
+                }
+                // Closed meanwhile (the close drained the map).
+                _ => {
+                    drop(p);
+                    let st = conn
+                        .close_status()
+                        .unwrap_or(Completion::failed(ESHUTDOWN, HealthStatus::LOCAL_INTERRUPT));
+                    g.complete(st);
+                }
+            }
+            None
+        }
+        Ok(()) => {
+            g.complete(Completion::OK);
+            None
+        }
+        Err(FrameError::Busy) => {
+            conn.host.log(
+                LogLevel::ERROR,
+                &format!(
+                    "send to {}: payload memory is in use by a writer",
+                    conn.peer
+                ),
+            );
+            g.complete(Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR));
+            None
+        }
+        Err(FrameError::BusyAfterStart) => {
+            g.complete(Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR));
+            Some(CloseReason::new(
+                "payload memory became busy mid-message",
+                errno::EIO,
+                HealthStatus::LOCAL_ERROR,
+            ))
+        }
+        Err(FrameError::Closed(why)) => {
+            g.complete(why.status);
+            Some(why)
+        }
+    }
+}
+
 // Boxing the guard would allocate per message.
 #[allow(clippy::large_enum_variant)]
 enum Work {
     Lnet(TxGuard, u64),
+    Frame(Frame),
     Noop(MsgHdrRepr),
 }
 
@@ -698,14 +1159,24 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
     let v1 = conn.version == KSOCK_PROTO_V1;
     let keepalive_on = !conn.cfg.keepalive.is_zero() && !v1 && conn.ctype == ConnType::BulkIn;
     let mut next_keepalive = Instant::now() + conn.cfg.keepalive;
-    let mut head = [0u8; HEAD_MAX];
     loop {
         let work = {
             let mut q = lock(&conn.q);
             if q.closed {
                 return None;
             }
-            if let Some(mut g) = q.items.pop_front() {
+            if let Some(why) = q.failed.take() {
+                return Some(why);
+            }
+            if q.writing {
+                // A direct sender owns the write side; it wakes us if it
+                // leaves work.
+                None
+            } else if let Some(f) = q.partial.take() {
+                q.writing = true;
+                Some(Work::Frame(f))
+            } else if let Some(mut g) = q.items.pop_front() {
+                q.writing = true;
                 g.attach(conn);
                 q.bytes = q.bytes.saturating_sub(g.wire_len(conn.hdr_len()));
                 let ack = if v1 {
@@ -715,6 +1186,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                 };
                 Some(Work::Lnet(g, ack))
             } else if !q.acks.is_empty() && !v1 {
+                q.writing = true;
                 let a = q.acks.pop_front().unwrap_or(0);
                 // Two at once as a pair (`cookies[0] > cookies[1]`).
                 let (c0, c1) = match q.acks.front().copied() {
@@ -748,133 +1220,78 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                         return Some(why);
                     }
                     if keepalive_on && Instant::now() >= next_keepalive {
-                        if conn.idle() >= conn.cfg.keepalive {
+                        if conn.idle() >= conn.cfg.keepalive && take_idle_writer(conn) {
                             let mut h = [0u8; MSG_HDR_SIZE];
                             MsgHdrRepr::KEEPALIVE.emit(Endian::Little, &mut h);
-                            if let Err(why) = write_all_timed(&mut w, &h, t).await {
+                            let r = write_all_timed(&mut w, &h, t).await;
+                            lock(&conn.q).writing = false;
+                            if let Err(why) = r {
                                 return Some(why);
                             }
                             next_keepalive = Instant::now() + KEEPALIVE_REPEAT;
                         } else {
-                            next_keepalive = Instant::now() + conn.cfg.keepalive - conn.idle();
+                            next_keepalive = Instant::now()
+                                + conn.cfg.keepalive.saturating_sub(conn.idle());
                         }
                     }
                 }
             }
             continue;
         };
-        match work {
+        let mut bulk = false;
+        let closing = match work {
             Work::Noop(h) => {
+                conn.ack_room.notify_one();
                 let mut b = [0u8; MSG_HDR_SIZE];
                 h.emit(Endian::Little, &mut b);
-                if let Err(why) = write_all_timed(&mut w, &b, t).await {
-                    return Some(why);
+                match write_all_timed(&mut w, &b, t).await {
+                    Ok(()) => {
+                        let n = u64::from(h.zc_req != 0) + u64::from(h.zc_ack != 0);
+                        conn.zc_counts.acks_sent.fetch_add(n, Ordering::Relaxed);
+                        None
+                    }
+                    Err(why) => Some(why),
                 }
-                let n = u64::from(h.zc_req != 0) + u64::from(h.zc_ack != 0);
-                conn.zc_counts.acks_sent.fetch_add(n, Ordering::Relaxed);
             }
             Work::Lnet(g, ack) => {
-                let Some((tx, payload)) = g.msg() else {
-                    continue;
-                };
-                let zc = match conn.cfg.zc_min_payload {
-                    Some(min) if !v1 && payload.len() >= min => conn.next_zc_cookie(),
-                    _ => 0,
-                };
-                let n = match frame_head(conn, tx, zc, ack, &mut head) {
-                    Ok(n) if conn.cfg.csum && conn.version == KSOCK_PROTO_V2 => {
-                        match v2_csum(&head[..n], payload) {
-                            Some(c) => {
-                                Endian::Little.put_csum(&mut head, c);
-                                n
-                            }
-                            None => {
-                                g.complete(Completion::failed(
-                                    errno::EBUSY,
-                                    HealthStatus::LOCAL_ERROR,
-                                ));
-                                continue;
-                            }
-                        }
-                    }
-                    Ok(n) => n,
-                    Err(e) => {
-                        conn.host.log(
-                            LogLevel::ERROR,
-                            &format!("cannot send to {}: {e}", conn.peer),
-                        );
-                        g.complete(Completion::failed(errno::EINVAL, HealthStatus::LOCAL_ERROR));
-                        continue;
-                    }
-                };
-                if zc != 0 {
-                    // Before the frame goes out: the ACK may come back
-                    // before this task runs again.
-                    lock(&conn.zc_pending).insert(zc, ZcSlot::Writing);
+                if ack != 0 {
+                    conn.ack_room.notify_one();
                 }
-                let r = write_frame(&mut w, &head[..n], payload, t).await;
-                let bulk = payload.len() >= YIELD_AFTER;
-                if r.is_ok() {
-                    let c = &conn.zc_counts;
-                    c.acks_sent
-                        .fetch_add(u64::from(ack != 0), Ordering::Relaxed);
-                    c.requests.fetch_add(u64::from(zc != 0), Ordering::Relaxed);
-                }
-                if zc != 0 && r.is_err() {
-                    lock(&conn.zc_pending).remove(&zc);
-                }
-                match r {
-                    Ok(()) if zc != 0 => {
-                        let mut p = lock(&conn.zc_pending);
-                        match p.remove(&zc) {
-                            Some(ZcSlot::Writing) if !conn.is_closed() => {
-                                p.insert(zc, ZcSlot::Waiting(g, Instant::now()));
-                            }
-                            Some(ZcSlot::Acked) => {
-                                drop(p);
-                                g.complete(Completion::OK);
-                            }
-                            // Closed meanwhile (the close drained the map).
-                            _ => {
-                                drop(p);
-                                let st = conn.close_status().unwrap_or(Completion::failed(
-                                    ESHUTDOWN,
-                                    HealthStatus::LOCAL_INTERRUPT,
-                                ));
-                                g.complete(st);
-                            }
-                        }
+                match prepare_frame(conn, g, ack) {
+                    Some(mut f) => {
+                        f.g.attach(conn);
+                        bulk = f.total() >= YIELD_AFTER;
+                        let r = write_rest(&mut w, &mut f, t).await;
+                        finish_frame(conn, f, r)
                     }
-                    Ok(()) => g.complete(Completion::OK),
-                    Err(FrameError::Busy) => {
-                        conn.host.log(
-                            LogLevel::ERROR,
-                            &format!(
-                                "send to {}: payload memory is in use by a writer",
-                                conn.peer
-                            ),
-                        );
-                        g.complete(Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR));
-                    }
-                    Err(FrameError::BusyAfterStart) => {
-                        g.complete(Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR));
-                        return Some(CloseReason::new(
-                            "payload memory became busy mid-message",
-                            errno::EIO,
-                            HealthStatus::LOCAL_ERROR,
-                        ));
-                    }
-                    Err(FrameError::Closed(why)) => {
-                        g.complete(why.status);
-                        return Some(why);
-                    }
-                }
-                if bulk {
-                    tokio::task::yield_now().await;
+                    None => None,
                 }
             }
+            Work::Frame(mut f) => {
+                f.g.attach(conn);
+                bulk = f.total() >= YIELD_AFTER;
+                let r = write_rest(&mut w, &mut f, t).await;
+                finish_frame(conn, f, r)
+            }
+        };
+        if let Some(why) = closing {
+            return Some(why);
+        }
+        lock(&conn.q).writing = false;
+        if bulk {
+            tokio::task::yield_now().await;
         }
     }
+}
+
+/// Takes the write side when nobody holds it (for a keepalive).
+fn take_idle_writer(conn: &Conn) -> bool {
+    let mut q = lock(&conn.q);
+    if q.writing || q.closed {
+        return false;
+    }
+    q.writing = true;
+    true
 }
 
 fn zc_overdue(conn: &Conn) -> Option<CloseReason> {
@@ -949,72 +1366,6 @@ async fn write_all_timed<W: AsyncWrite + Unpin>(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(CloseReason::io("write", &e)),
         Err(_) => Err(CloseReason::timeout("write", t)),
-    }
-}
-
-/// Writes `head` then the payload's pieces with vectored writes straight
-/// from the payload's memory, each write making progress within `t`.
-async fn write_frame<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    head: &[u8],
-    payload: &PayloadSpan,
-    t: Duration,
-) -> Result<(), FrameError> {
-    let mut pieces = payload.pieces().peekable();
-    let mut head_left = head;
-    let mut started = false;
-    loop {
-        // Borrow the next batch of pieces for reading; each guard derefs to
-        // exactly its piece.
-        let mut guards: [Option<BufRef<'_>>; IOV_MAX] = Default::default();
-        let mut ng = 0;
-        while ng < IOV_MAX {
-            let Some(p) = pieces.next() else { break };
-            match p.borrow() {
-                Ok(g) => guards[ng] = Some(g),
-                Err(_) if started => return Err(FrameError::BusyAfterStart),
-                Err(_) => return Err(FrameError::Busy),
-            }
-            ng += 1;
-        }
-        let mut iov: [IoSlice<'_>; IOV_MAX + 1] = [IoSlice::new(&[]); IOV_MAX + 1];
-        let mut n = 0;
-        if !head_left.is_empty() {
-            iov[0] = IoSlice::new(head_left);
-            n = 1;
-        }
-        for g in guards.iter().take(ng).flatten() {
-            iov[n] = IoSlice::new(g);
-            n += 1;
-        }
-        if n == 0 {
-            return Ok(());
-        }
-        let mut bufs: &mut [IoSlice<'_>] = &mut iov[..n];
-        let mut head_done = head_left.len();
-        while !bufs.is_empty() {
-            let r = tokio::time::timeout(t, w.write_vectored(bufs)).await;
-            let k = match r {
-                Ok(Ok(0)) => {
-                    return Err(FrameError::Closed(CloseReason::io(
-                        "write",
-                        &io::Error::from(io::ErrorKind::WriteZero),
-                    )))
-                }
-                Ok(Ok(k)) => k,
-                Ok(Err(e)) => return Err(FrameError::Closed(CloseReason::io("write", &e))),
-                Err(_) => return Err(FrameError::Closed(CloseReason::timeout("write", t))),
-            };
-            started = true;
-            let hk = k.min(head_done);
-            head_done -= hk;
-            head_left = &head_left[hk..];
-            IoSlice::advance_slices(&mut bufs, k);
-        }
-
-        if pieces.peek().is_none() {
-            return Ok(());
-        }
     }
 }
 
@@ -1236,7 +1587,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         }
         guard.complete(status);
         if ksh.zc_req != 0 {
-            conn.queue_ack(ksh.zc_req);
+            conn.queue_ack(ksh.zc_req).await;
         }
         if plen as usize >= YIELD_AFTER {
             // As the writer does: let the tasks this message woke (a reply
@@ -1380,6 +1731,7 @@ mod tests {
     use super::*;
     use crate::fuzzing::{conn, conn_with, lnet, receive_into, run, Counts, Owner, H, NET};
     use lnd_api::abi_stable::std_types::ROption;
+    use lnd_api::hdr::HDR_NID4_SIZE;
     use lnd_api::{IoBuf, MsgToken, MsgType, Nid, Payload};
     use proptest::prelude::*;
     use tokio::io::duplex;
@@ -1748,6 +2100,165 @@ mod tests {
             let want: Vec<u8> = (0..b.len()).map(|i| i as u8).collect();
             assert!(b.to_vec().expect("free") == want, "{} bytes", b.len());
         }
+    }
+
+    /// The direct path over a real socket: four threads send at once, large
+    /// payloads fill the socket (partial writes left to the writer task)
+    /// while small ones queue behind; every frame arrives whole and each
+    /// thread's frames in the order it sent them; every send completes
+    /// once; and some frames went out on the sending thread.
+    #[test]
+    fn direct_writes_keep_each_senders_order_and_every_byte() {
+        use std::io::Read;
+        const THREADS: u64 = 4;
+        const EACH: u64 = 60;
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let peer = std::net::TcpStream::connect(addr).expect("connect");
+        let (ours, _) = l.accept().expect("accept");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let c = conn(&counts);
+        let hlen = c.hdr_len();
+        {
+            let _g = rt.enter();
+            let s = tokio::net::TcpStream::from_std(ours).expect("tokio socket");
+            start(c.clone(), s, Arc::new(Owner(counts.clone())));
+        }
+        // Sizes cycle through empty, small and larger than a socket buffer.
+        let size = |i: u64| [0usize, 100, 4000, 700_000, 17, 65_536][(i % 6) as usize];
+        let senders: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let c = c.clone();
+                let host = HostHandle::new(H(counts.clone()));
+                std::thread::spawn(move || {
+                    for i in 0..EACH {
+                        let n = size(i);
+                        let (mut tx, _) = put_msg(t << 16 | i, n as u32);
+                        tx.hdr.body[..8].copy_from_slice(&(t << 16 | i).to_le_bytes());
+                        let data: Vec<u8> = (0..n).map(|k| (k as u64 + t + i) as u8).collect();
+                        let buf = IoBuf::from_vec(data);
+                        assert!(c
+                            .enqueue(TxGuard::new(tx, PayloadSpan::from(buf), host.clone()))
+                            .is_ok());
+                    }
+                })
+            })
+            .collect();
+        let mut r = std::io::BufReader::new(peer);
+        let mut next = [0u64; THREADS as usize];
+        for _ in 0..THREADS * EACH {
+            let mut head = vec![0u8; MSG_HDR_SIZE + hlen];
+            r.read_exact(&mut head).expect("frame head");
+            let mut h = [0u8; HDR_NID4_SIZE];
+            h.copy_from_slice(&head[MSG_HDR_SIZE..]);
+            let hdr = Hdr::decode_nid4(&h).expect("LNet header");
+            let id = u64::from_le_bytes(hdr.body[..8].try_into().expect("8 bytes"));
+            let (t, i) = (id >> 16, id & 0xFFFF);
+            assert_eq!(i, next[t as usize], "thread {t}: frame {i} out of order");
+            next[t as usize] += 1;
+            let n = hdr.payload_length as usize;
+            assert_eq!(n, size(i));
+            let mut p = vec![0u8; n];
+            r.read_exact(&mut p).expect("payload");
+            assert!(
+                p.iter()
+                    .enumerate()
+                    .all(|(k, &b)| b == (k as u64 + t + i) as u8),
+                "payload of thread {t} frame {i} corrupted"
+            );
+        }
+        for s in senders {
+            s.join().expect("sender");
+        }
+        let t0 = std::time::Instant::now();
+        while counts.finalized_tx.load(Ordering::SeqCst) < (THREADS * EACH) as usize {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "sends not completed"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            counts.finalized_tx.load(Ordering::SeqCst),
+            (THREADS * EACH) as usize
+        );
+        assert!(c.direct_frames() > 0, "no frame took the direct path");
+        assert_eq!(c.queued_bytes(), 0);
+        c.close(CloseReason::shutdown());
+        drop(rt);
+    }
+
+    /// A peer that asks for ZC ACKs and never reads them: the ACK queue
+    /// stops at its bound and the reader stops reading (the peer is held
+    /// back by TCP), nothing is dropped; once the peer reads, every
+    /// message is received and every cookie acknowledged.
+    #[test]
+    fn zc_ack_queue_is_bounded_by_back_pressure() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const N: u64 = 3000;
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (ours, theirs) = duplex(1024);
+            let (mut their_r, mut their_w) = tokio::io::split(theirs);
+            let c = conn(&counts);
+            start(c.clone(), ours, Arc::new(Owner(counts.clone())));
+            let flood = tokio::spawn(async move {
+                for i in 0..N {
+                    their_w
+                        .write_all(&lnet(0, 100 + i, 0))
+                        .await
+                        .expect("write");
+                }
+                their_w
+            });
+            // Let it run into the bound.
+            let mut last = usize::MAX;
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let p = counts.parsed.load(Ordering::SeqCst);
+                assert!(c.queued_acks() <= ACKS_MAX, "ACK queue past its bound");
+                if p == last {
+                    break;
+                }
+                last = p;
+            }
+            assert!(
+                (last as u64) < N,
+                "the reader kept reading while ACKs piled up"
+            );
+            assert_eq!(c.queued_acks(), ACKS_MAX);
+            // Now read everything: every cookie comes back once.
+            let mut acked = std::collections::BTreeSet::new();
+            let mut b = [0u8; MSG_HDR_SIZE];
+            while (acked.len() as u64) < N {
+                tokio::time::timeout(Duration::from_secs(30), their_r.read_exact(&mut b))
+                    .await
+                    .expect("ACKs in time")
+                    .expect("read");
+                let v = MsgHdr::new_checked(&b, Endian::Little).expect("24 bytes");
+                let h = MsgHdrRepr::parse(&v).expect("valid");
+                assert_eq!(h.kind, MsgKind::Noop);
+                for k in [h.zc_req, h.zc_ack] {
+                    if k != 0 {
+                        assert!(acked.insert(k), "cookie {k} acknowledged twice");
+                    }
+                }
+            }
+            assert_eq!(acked, (100..100 + N).collect());
+            let _w = flood.await.expect("flood");
+            assert_eq!(counts.parsed.load(Ordering::SeqCst) as u64, N);
+            c.close(CloseReason::shutdown());
+        });
     }
 
     proptest! {

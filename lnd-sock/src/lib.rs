@@ -21,10 +21,12 @@
 //! * [`net`]: privileged-port connects and socket options (socket2).
 //! * [`params`] and [`iface`]: module parameters, tunables, the interface.
 //!
-//! Threads: the plugin owns one tokio runtime (two worker threads named
-//! `lnd-sock`), created at the first NI start-up; nothing assumes an ambient
+//! Threads: the plugin owns one tokio runtime (`nscheds` worker threads
+//! named `lnd-sock`, one by default), created at the first NI start-up; nothing assumes an ambient
 //! runtime. Host callbacks (`parse`, `finalize`, `notify`, `log`) come from
-//! those threads, never with one of our locks held.
+//! those threads, or from the host's own thread inside `send_span` (a send
+//! written directly, see [`conn::Conn::enqueue`]), never with one of our
+//! locks held.
 
 #![forbid(unsafe_code)]
 
@@ -39,7 +41,7 @@ pub mod ni;
 pub mod params;
 pub mod wire;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -57,12 +59,17 @@ pub const NET_TYPE: &str = "tcp";
 
 static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
 
+/// Worker threads the runtime starts with (`nscheds`, 0 read as 1): one
+/// thread runs a message to completion (read, LNet, the reply's direct
+/// write) without handing it to another; more serve many busy peers.
+static WORKERS: AtomicUsize = AtomicUsize::new(1);
+
 /// The plugin's own runtime (created once, never shut down: plugin code
 /// stays mapped for the life of the process).
 pub fn runtime() -> Result<tokio::runtime::Handle, LndError> {
     let r = RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(WORKERS.load(Ordering::Relaxed).max(1))
             .thread_name("lnd-sock")
             .enable_all()
             .build()
@@ -136,6 +143,9 @@ impl Lnd for SockLnd {
                 ),
             )
         })?;
+        if RUNTIME.get().is_none() {
+            WORKERS.store(params.nscheds.max(1), Ordering::Relaxed);
+        }
         let rt = runtime()?;
         let local = LocalId {
             nid,

@@ -165,7 +165,8 @@ fn pick(conns: &[Arc<Conn>], size: usize, min_bulk: usize) -> Option<&Arc<Conn>>
         .map(|(_, _, c)| c)
 }
 
-/// Puts `g` on the best connection of `conns`; gives it back if none takes it.
+/// Queues `g` on the best connection of `conns` for its writer task (no
+/// direct write: callers hold the NI lock); gives it back if none takes it.
 // Giving the guard back by value is the point (boxing would allocate per message).
 #[allow(clippy::result_large_err)]
 fn dispatch(conns: &[Arc<Conn>], g: TxGuard, min_bulk: usize) -> Result<(), TxGuard> {
@@ -178,7 +179,7 @@ fn dispatch(conns: &[Arc<Conn>], g: TxGuard, min_bulk: usize) -> Result<(), TxGu
         let Some(c) = pick(conns, size + conns[0].hdr_len(), min_bulk) else {
             return Err(g);
         };
-        match c.enqueue(g) {
+        match c.enqueue_queued(g) {
             Ok(()) => return Ok(()),
             Err(back) => g = back,
         }
@@ -318,7 +319,30 @@ impl NiInner {
                 format!("cannot send to {}: no IP address in that NID", tx.target),
             ));
         };
-        let g = TxGuard::new(tx, payload, self.host.clone());
+        let mut g = TxGuard::new(tx, payload, self.host.clone());
+        // The usual case: a live connection, picked under the lock and
+        // written to after it (the direct path may write and finalize on
+        // this thread, which must hold no lock of ours).
+        let min_bulk = self.params.min_bulk;
+        for _ in 0..4 {
+            let conn = {
+                let st = lock(&self.st);
+                if st.shutdown {
+                    break;
+                }
+                st.peers.get(&target).and_then(|p| {
+                    let size = g.wire_len(0);
+                    let hlen = p.conns.first().map_or(0, |c| c.hdr_len());
+                    pick(&p.conns, size + hlen, min_bulk).cloned()
+                })
+            };
+            let Some(conn) = conn else { break };
+            match conn.enqueue(g) {
+                Ok(()) => return Ok(()),
+                // Closed meanwhile: pick again.
+                Err(back) => g = back,
+            }
+        }
         let mut st = lock(&self.st);
         if st.shutdown {
             drop(st);
@@ -329,7 +353,6 @@ impl NiInner {
                 format!("cannot send to {}: NI is shutting down", target.nid),
             ));
         }
-        let min_bulk = self.params.min_bulk;
         if target.pid & hello::LNET_PID_USERFLAG != 0 && !st.peers.contains_key(&target) {
             drop(st);
             let _ = g.disarm();
@@ -892,6 +915,8 @@ impl NiInner {
             let _ = writeln!(out, "      zc_requests: {}", zc.requests);
             let _ = writeln!(out, "      zc_acked: {}", zc.acked);
             let _ = writeln!(out, "      zc_acks_sent: {}", zc.acks_sent);
+            let _ = writeln!(out, "      zc_acks_queued: {}", c.queued_acks());
+            let _ = writeln!(out, "      tx_direct_frames: {}", c.direct_frames());
         }
         out
     }

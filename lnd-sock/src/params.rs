@@ -83,6 +83,10 @@ pub struct Params {
     /// `rx_spin_us` (50, this LND's own): how long a reader polls for the
     /// rest of a payload in flight before it sleeps; 0 never polls.
     pub rx_spin_us: u32,
+    /// `nscheds` (0): worker threads of the plugin's runtime, which run
+    /// every connection's reader and writer (the kernel's scheduler
+    /// threads); 0 is one. Read when the first NI of the process starts.
+    pub nscheds: usize,
     /// `credits` (256).
     pub credits: i32,
     /// `peer_credits` (8).
@@ -122,6 +126,7 @@ impl Default for Params {
             zc_min_payload: 16384,
             zc_request: false,
             rx_spin_us: 50,
+            nscheds: 0,
             credits: 256,
             peer_credits: 8,
             peer_buffer_credits: 0,
@@ -129,6 +134,9 @@ impl Default for Params {
         }
     }
 }
+
+/// Most worker threads `nscheds` asks for.
+pub const NSCHEDS_MAX: usize = 64;
 
 /// The module these parameters belong to (`options ksocklnd ...`).
 pub const MODULE: &str = "ksocklnd";
@@ -187,8 +195,8 @@ pub static DECLS: [ParamDecl; 33] = [
         "nscheds",
         "0",
         0,
-        MAX_I32,
-        "scheduler threads per CPT (no effect: tokio tasks)",
+        NSCHEDS_MAX as i64,
+        "worker threads running the connections (0: one), read at the first NI start-up",
     ),
     ParamDecl::int(
         M,
@@ -429,6 +437,7 @@ impl Params {
                 "zc_min_payload" => p.zc_min_payload = num::<usize>(n, v, 0, 1 << 21)?.max(2048),
                 "zc_request" => p.zc_request = num::<u32>(n, v, 0, 1)? == 1,
                 "rx_spin_us" => p.rx_spin_us = num(n, v, 0, 10_000)?,
+                "nscheds" => p.nscheds = num(n, v, 0, NSCHEDS_MAX)?,
                 "credits" => p.credits = num(n, v, 1, 1 << 20)?,
                 "peer_credits" => p.peer_credits = num(n, v, 1, 1 << 16)?,
                 "peer_buffer_credits" => p.peer_buffer_credits = num(n, v, 0, 1 << 16)?,
@@ -623,7 +632,7 @@ mod tests {
                 }
                 let past = (decl.max + 1).to_string();
                 let refused = with(&past).is_err();
-                let unused = !(["nscheds", "nconnds", "nconnds_max", "eager_ack"].contains(&n)
+                let unused = !(["nconnds", "nconnds_max", "eager_ack"].contains(&n)
                     || n == "zc_recv_min_nfrags");
                 assert_eq!(refused, unused, "{n}: {past}");
             }

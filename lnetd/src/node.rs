@@ -12,9 +12,10 @@
 //! [`EqHandle`] each MD was created with; [`crate::ctl::CtlServer::node_slot`]
 //! gives it the node that `lnetctl lnet configure` started.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -291,11 +292,9 @@ struct Inner {
     timer_cv: Condvar,
     origin: std::time::Instant,
     timer: Mutex<Option<JoinHandle<()>>>,
-    /// LND work produced by host callbacks made from inside an LND call (see
+    /// LND work handed over by threads past their run budget (see
     /// [`Inner::execute`]), run by the executor thread.
-    deferred: Mutex<VecDeque<Work>>,
-    /// Signalled when `deferred` gets work or the node stops.
-    deferred_ready: Condvar,
+    deferred: DeferredQueue<Work>,
     executor: Mutex<Option<JoinHandle<()>>>,
     /// Emptied work lists kept for reuse, so that a call carrying a message
     /// allocates no list (issue #3: no heap allocation per message). Lists
@@ -382,28 +381,51 @@ impl Inner {
         self.changed.notify_all();
     }
 
-    /// Executes LND work on this thread, unless this thread is already
-    /// inside an LND call made by the runtime: a host callback from there
-    /// (the lo LND's `send` parses at once, its `recv` finalizes at once, and
-    /// a completion starts the next selftest RPC) hands its work to the
-    /// node's executor thread instead, so a stream of messages never deepens
-    /// the stack and the caller (a control request) is not kept running an
-    /// endless chain.
+    /// Executes LND work on this thread (run to completion). A host
+    /// callback made from inside an LND call on this thread (the lo LND's
+    /// `send` parses at once; lnd-sock completes a send it wrote directly;
+    /// a completion starts the next selftest RPC) does not recurse: its work
+    /// goes to this thread's own queue, which the outermost call runs once
+    /// its list is done, so a received message's reply and the next send are
+    /// written by the thread that read it, without waking another thread.
+    /// A chain longer than [`RUN_BUDGET`] lists (the lo LND's endless
+    /// ping-pong) is handed to the node's executor thread, so the caller (a
+    /// control request, an LND's reader) is not kept running forever.
     fn execute(self: &Arc<Self>, work: Work) {
         if work.is_empty() {
             self.give_back_work(work);
             return;
         }
         if IN_LND_CALL.with(Cell::get) {
-            self.deferred
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push_back(work);
-            self.deferred_ready.notify_one();
+            let over = LOCAL_WORK.with(|l| {
+                let mut l = l.borrow_mut();
+                if l.len() < LOCAL_MAX {
+                    l.push_back((Arc::clone(self), work));
+                    None
+                } else {
+                    Some(work)
+                }
+            });
+            if let Some(work) = over {
+                if IS_EXECUTOR.with(Cell::get) {
+                    // The executor cannot wait for itself: one level deeper.
+                    self.deferred
+                        .inline_runs
+                        .fetch_add(1, AtomicOrdering::Relaxed);
+                    self.run(work);
+                } else {
+                    self.deferred.push(work, || self.is_stopping());
+                }
+            }
             return;
         }
         let _inside = InLndCall::enter();
         self.run(work);
+        run_local_work(Some(RUN_BUDGET));
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.lock().stopping
     }
 
     fn run(self: &Arc<Self>, mut work: Work) {
@@ -461,9 +483,39 @@ impl Inner {
     }
 }
 
+/// Most work lists one outermost call runs on its thread (its own list
+/// included) before handing the rest to the executor.
+const RUN_BUDGET: usize = 64;
+/// Bound of a thread's own queue of work deferred by nested callbacks.
+const LOCAL_MAX: usize = 256;
+/// Bound of the executor's queue (lists): a thread handing work over to a
+/// full queue waits until the executor makes room (back-pressure: the LND
+/// thread that produced it stops reading its sockets meanwhile).
+const DEFERRED_MAX: usize = 1024;
+
 thread_local! {
     /// Whether this thread is executing LND work for a node's runtime.
     static IN_LND_CALL: Cell<bool> = const { Cell::new(false) };
+    /// Whether this thread is a node's executor.
+    static IS_EXECUTOR: Cell<bool> = const { Cell::new(false) };
+    /// Work that host callbacks made from inside an LND call on this thread,
+    /// run by the outermost call when its own list is done (see
+    /// [`Inner::execute`]). It keeps its capacity: no allocation per message.
+    static LOCAL_WORK: RefCell<VecDeque<(Arc<Inner>, Work)>> = const { RefCell::new(VecDeque::new()) };
+}
+
+/// Runs this thread's deferred work in order, new work included; past
+/// `budget` lists, hands what is left to the nodes' executors.
+fn run_local_work(budget: Option<usize>) {
+    let mut ran = 0;
+    while let Some((node, work)) = LOCAL_WORK.with(|l| l.borrow_mut().pop_front()) {
+        if budget.is_some_and(|b| ran >= b) {
+            node.deferred.push(work, || node.is_stopping());
+        } else {
+            node.run(work);
+            ran += 1;
+        }
+    }
 }
 
 /// Marks this thread as executing LND work until dropped (also when
@@ -483,31 +535,107 @@ impl Drop for InLndCall {
     }
 }
 
-/// The executor thread: runs the work that host callbacks deferred, in
-/// order, until the node stops and nothing is left.
-fn executor_loop(node: Weak<Inner>) {
-    let _inside = InLndCall::enter();
-    loop {
-        let Some(inner) = node.upgrade() else { return };
-        let work = {
-            let mut q = inner.deferred.lock().unwrap_or_else(|p| p.into_inner());
-            loop {
-                if let Some(w) = q.pop_front() {
-                    break Some(w);
+/// The executor's queue of work lists: bounded, FIFO; a producer waits for
+/// room (back-pressure), the executor never waits for itself.
+struct DeferredQueue<T> {
+    q: Mutex<VecDeque<T>>,
+    /// Signalled when work arrives or the node stops.
+    ready: Condvar,
+    /// Signalled when the executor takes work (room for a waiting producer).
+    room: Condvar,
+    max: usize,
+    /// Times a producer found the queue full and waited.
+    waits: AtomicU64,
+    /// Lists the executor ran one level deeper because its own queue was full.
+    inline_runs: AtomicU64,
+}
+
+impl<T> DeferredQueue<T> {
+    fn new(max: usize) -> Self {
+        DeferredQueue {
+            q: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+            room: Condvar::new(),
+            max,
+            waits: AtomicU64::new(0),
+            inline_runs: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
+        self.q.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `w`, waiting while the queue is full, unless `stopping()`
+    /// (a stopping node's executor drains everything anyway).
+    fn push(&self, w: T, stopping: impl Fn() -> bool) {
+        let mut q = self.lock();
+        if q.len() >= self.max {
+            self.waits.fetch_add(1, AtomicOrdering::Relaxed);
+            while q.len() >= self.max {
+                drop(q);
+                if stopping() {
+                    q = self.lock();
+                    break;
                 }
-                if inner.lock().stopping {
-                    break None;
+                q = self.lock();
+                if q.len() < self.max {
+                    break;
                 }
-                q = inner
-                    .deferred_ready
-                    .wait_timeout(q, Duration::from_secs(1))
+                q = self
+                    .room
+                    .wait_timeout(q, Duration::from_millis(100))
                     .map(|(g, _)| g)
                     .unwrap_or_else(|p| p.into_inner().0);
             }
-        };
-        match work {
-            Some(w) => inner.run(w),
-            None => return,
+        }
+        q.push_back(w);
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    /// Takes the oldest list, waiting up to `wait` for one.
+    fn pop(&self, wait: Duration) -> Option<T> {
+        let mut q = self.lock();
+        if q.is_empty() {
+            q = self
+                .ready
+                .wait_timeout(q, wait)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        let w = q.pop_front();
+        drop(q);
+        if w.is_some() {
+            self.room.notify_all();
+        }
+        w
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// The executor thread: runs the work that threads handed over, in order
+/// (and the work its own callbacks defer), until the node stops and
+/// nothing is left.
+fn executor_loop(node: Weak<Inner>) {
+    let _inside = InLndCall::enter();
+    IS_EXECUTOR.with(|c| c.set(true));
+    loop {
+        let Some(inner) = node.upgrade() else { return };
+        match inner.deferred.pop(Duration::from_secs(1)) {
+            Some(w) => {
+                inner.run(w);
+                drop(inner);
+                run_local_work(None);
+            }
+            None => {
+                if inner.is_stopping() && inner.deferred.len() == 0 {
+                    return;
+                }
+            }
         }
     }
 }
@@ -718,8 +846,7 @@ impl Node {
             timer_cv: Condvar::new(),
             origin,
             timer: Mutex::new(None),
-            deferred: Mutex::new(VecDeque::new()),
-            deferred_ready: Condvar::new(),
+            deferred: DeferredQueue::new(DEFERRED_MAX),
             executor: Mutex::new(None),
             spare_work: Mutex::new(Vec::new()),
         });
@@ -1247,7 +1374,7 @@ impl Node {
         if let Some(t) = t {
             let _ = t.join();
         }
-        self.inner.deferred_ready.notify_all();
+        self.inner.deferred.ready.notify_all();
         let x = self
             .inner
             .executor
@@ -1484,5 +1611,42 @@ mod tests {
         assert_eq!(split_net_name("12"), None);
         assert_eq!(split_net_name("tcp99999"), None);
         assert_eq!(split_net_name("tc-p"), None);
+    }
+
+    /// The executor's queue is bounded: a producer finding it full waits
+    /// (counted) until the executor takes a list, then queues; order is kept
+    /// and nothing is dropped. A stopping node does not make it wait.
+    #[test]
+    fn deferred_queue_applies_back_pressure_at_its_bound() {
+        let q = Arc::new(DeferredQueue::new(2));
+        q.push(1, || false);
+        q.push(2, || false);
+        let producer = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || q.push(3, || false))
+        };
+        // The third waits: nothing can make room but a pop.
+        let t0 = std::time::Instant::now();
+        while q.waits.load(AtomicOrdering::Relaxed) == 0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "producer never waited"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(q.len(), 2, "queue grew past its bound");
+        assert!(!producer.is_finished());
+        assert_eq!(q.pop(Duration::from_secs(30)), Some(1));
+        producer.join().expect("producer");
+        assert_eq!(q.pop(Duration::ZERO), Some(2));
+        assert_eq!(q.pop(Duration::ZERO), Some(3));
+        assert_eq!(q.pop(Duration::ZERO), None);
+        // Stopping: no wait, the executor drains whatever is there.
+        q.push(4, || false);
+        q.push(5, || false);
+        q.push(6, || true);
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.waits.load(AtomicOrdering::Relaxed), 2);
     }
 }

@@ -119,10 +119,16 @@ while :; do
         node b "$vb" "$nsb"
         pb=$NODE_PID
         killed=1
-        # B lost its session and its part of the test: made again.
-        lst stop bulk >/dev/null 2>&1 || true
+        log "+$(($(date +%s) - t_start))s: B answers again (pid $pb)"
+        # B lost its session and its part of the test: made again. --force:
+        # the RPCs whose requests the old B took never get a reply; without
+        # it each would end at selftest's rpc_timeout (64 s), as upstream.
+        lst stop --force bulk >/dev/null 2>&1 || true
+        log "+$(($(date +%s) - t_start))s: lst stop done"
         lst end_session >/dev/null 2>&1 || true
+        log "+$(($(date +%s) - t_start))s: lst end_session done"
         start_batch
+        log "+$(($(date +%s) - t_start))s: batch running again"
     fi
     if [ "$now" -ge "$next_flap" ]; then
         log "+${el}s: link down for ${FLAP_DOWN}s"

@@ -80,6 +80,16 @@ impl ClientLimits {
     pub const DEFAULT_LINE_TIMEOUT_SECS: u64 = 10;
 }
 
+impl ClientLimits {
+    /// At least one client and a millisecond.
+    fn sane(self) -> Self {
+        ClientLimits {
+            max_clients: self.max_clients.max(1),
+            line_timeout: self.line_timeout.max(Duration::from_millis(1)),
+        }
+    }
+}
+
 impl Default for ClientLimits {
     fn default() -> Self {
         ClientLimits {
@@ -160,13 +170,19 @@ struct Shared {
     /// the last configuration, kept by `lnet unconfigure` (lnetctl.md §2.1),
     /// with what `set` changed while LNet was not configured.
     kept_tunables: Mutex<Option<lnet_core::ni::GlobalTunables>>,
-    limits: ClientLimits,
+    limits: Mutex<ClientLimits>,
     clients: Mutex<Clients>,
     next_client: AtomicU64,
     /// Held by `lnet configure` while it starts the node and its start-up
     /// networks (the node slot is written only at the end, so control
     /// requests keep being answered meanwhile).
     configuring: Mutex<()>,
+}
+
+impl Shared {
+    fn limits(&self) -> ClientLimits {
+        *self.limits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Stops a running [`CtlServer::serve`] from another thread (signal handler
@@ -313,10 +329,7 @@ impl CtlServer {
         node_cfg: NodeConfig,
         limits: ClientLimits,
     ) -> Result<CtlServer, CtlError> {
-        let limits = ClientLimits {
-            max_clients: limits.max_clients.max(1),
-            line_timeout: limits.line_timeout.max(Duration::from_millis(1)),
-        };
+        let limits = limits.sane();
         clear_stale(socket)?;
         let listener = bind_private(socket)?;
         listener
@@ -333,12 +346,23 @@ impl CtlServer {
                 own_uid: nix::unistd::getuid().as_raw(),
                 stop: AtomicBool::new(false),
                 kept_tunables: Mutex::new(None),
-                limits,
+                limits: Mutex::new(limits),
                 clients: Mutex::new(Clients::default()),
                 next_client: AtomicU64::new(1),
                 configuring: Mutex::new(()),
             }),
         })
+    }
+
+    /// Changes the client limits (lnetd's `--max-clients`,
+    /// `--client-timeout`); connections already served keep theirs until
+    /// their next request.
+    pub fn set_client_limits(&self, limits: ClientLimits) {
+        *self
+            .shared
+            .limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = limits.sane();
     }
 
     /// The socket path.
@@ -385,15 +409,16 @@ impl CtlServer {
 /// Serves a new connection on a thread of its own if the cap allows (closing
 /// the longest-idle connection to make room), or refuses it with `EBUSY`.
 fn admit(shared: &Arc<Shared>, mut stream: UnixStream) {
+    let limits = shared.limits();
     let _ = stream.set_nonblocking(false);
-    let _ = stream.set_write_timeout(Some(shared.limits.line_timeout));
+    let _ = stream.set_write_timeout(Some(limits.line_timeout));
     let id = shared.next_client.fetch_add(1, Ordering::Relaxed);
     let admitted = {
         let mut c = shared
             .clients
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if c.map.len() >= shared.limits.max_clients {
+        if c.map.len() >= limits.max_clients {
             let oldest = c
                 .map
                 .iter()
@@ -405,13 +430,13 @@ fn admit(shared: &Arc<Shared>, mut stream: UnixStream) {
                     let _ = e.stream.shutdown(std::net::Shutdown::Both);
                     tracing::info!(
                         idle_secs = since.elapsed().as_secs(),
-                        max_clients = shared.limits.max_clients,
+                        max_clients = limits.max_clients,
                         "control socket: at the client cap, closed the longest-idle client"
                     );
                 }
             }
         }
-        if c.map.len() >= shared.limits.max_clients {
+        if c.map.len() >= limits.max_clients {
             c.refused += 1;
             let now = Instant::now();
             if c.last_refusal_log
@@ -419,7 +444,7 @@ fn admit(shared: &Arc<Shared>, mut stream: UnixStream) {
             {
                 tracing::warn!(
                     refused = c.refused,
-                    max_clients = shared.limits.max_clients,
+                    max_clients = limits.max_clients,
                     "control socket: clients refused, every served client is busy"
                 );
                 c.refused = 0;
@@ -453,7 +478,7 @@ fn admit(shared: &Arc<Shared>, mut stream: UnixStream) {
                 format!(
                     "lnetd is busy: it serves at most {} control clients at once (lnetd \
                      --max-clients) and every one is running or sending a request; try again",
-                    shared.limits.max_clients
+                    limits.max_clients
                 ),
             ),
         );
@@ -699,7 +724,7 @@ fn read_line(shared: &Shared, id: u64, reader: &mut BufReader<UnixStream>) -> Li
     if first.is_none() {
         return Line::Closed;
     }
-    let deadline = Instant::now() + shared.limits.line_timeout;
+    let deadline = Instant::now() + shared.limits().line_timeout;
     let mut line = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -800,7 +825,7 @@ fn serve_connection(shared: &Shared, id: u64, stream: UnixStream) {
                         format!(
                             "request not complete within {} s of its first byte ({n} bytes \
                              without a newline); connection closed",
-                            shared.limits.line_timeout.as_secs_f64()
+                            shared.limits().line_timeout.as_secs_f64()
                         ),
                     ),
                 );

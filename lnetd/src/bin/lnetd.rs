@@ -226,8 +226,7 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
         tunables: None,
         pid: LNET_PID,
     };
-    let server =
-        CtlServer::bind_with_limits(&opts.socket, cfg, opts.limits).map_err(|e| e.to_string())?;
+    let server = CtlServer::bind(&opts.socket, cfg).map_err(|e| e.to_string())?;
     let stop = server.stop_handle();
     std::thread::Builder::new()
         .name("lnetd-signals".into())
@@ -245,6 +244,7 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
         plugin_path = ?opts.plugin_path,
         "lnetd starting"
     );
+    server.set_client_limits(opts.limits);
     if config_on_load {
         if let Err(e) = server.configure(true) {
             // Like a module load that fails on its networks: stop the start.

@@ -6,6 +6,8 @@ set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have ip || need+=(iproute2)
+# lnetctl's e2e runs lnetctl as another user (root-only test).
+have setpriv || need+=(util-linux)
 have tshark || need+=(tshark)
 have pkg-config || need+=(pkg-config)
 have cc || need+=(gcc)

@@ -9,6 +9,17 @@
 //! ([`StopHandle::stop`]: lnetd's SIGTERM/SIGINT), once every NI is shut down
 //! and the socket is removed.
 //!
+//! Clients are bounded ([`ClientLimits`], lnetd's `--max-clients` and
+//! `--client-timeout`): at most `max_clients` connections at once, each
+//! served by one thread. A request line must be complete within
+//! `line_timeout` of its first byte (a client that sends half a line and
+//! waits gets an `ETIMEDOUT` reply and is closed), and a reply must be taken
+//! within the same time. A connection waiting for its next request costs a
+//! thread but no deadline; when a new client arrives at the cap, the
+//! connection idle the longest is closed to make room, and if none is idle
+//! (every one is running a request or sending one) the newcomer gets an
+//! `EBUSY` reply and is closed at once.
+//!
 //! The daemon starts unconfigured, like a freshly loaded lnet module
 //! (lnetctl.md §5.1): `lnet configure` starts the [`Node`], `lnet
 //! unconfigure` shuts it down and returns the daemon to that state (the
@@ -21,15 +32,16 @@ pub mod metrics;
 mod peer;
 mod route;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use liblnetconfig::errno::{EACCES, ENETDOWN, ENOENT, EOPNOTSUPP, ESRCH};
+use liblnetconfig::errno::{EACCES, EBUSY, ENETDOWN, ENOENT, EOPNOTSUPP, ESRCH, ETIMEDOUT};
 use liblnetconfig::proto::{
     self, DaemonInfo, ErrorReply, HealthInfo, LatencyInfo, MsgCounts, NetAddRequest, NetInfo,
     NiInfo, Op, PingInfo, PingOutcome, PingRequest, PluginInfo, Reply, ReplyBody, StatsInfo,
@@ -47,6 +59,63 @@ const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// How often the accept loop looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// How often a refusal at the client cap is logged (with a count of the
+/// refusals since the last line).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Limits on control clients (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Connections served at once (lnetd `--max-clients`).
+    pub max_clients: usize,
+    /// How long a request line may take once its first byte arrived, and a
+    /// reply to be taken (lnetd `--client-timeout`).
+    pub line_timeout: Duration,
+}
+
+impl ClientLimits {
+    /// The default cap: far above what lnetctl, lst and a few monitoring
+    /// scripts use at once, far below what a machine's threads allow.
+    pub const DEFAULT_MAX_CLIENTS: usize = 64;
+    /// The default line timeout, seconds.
+    pub const DEFAULT_LINE_TIMEOUT_SECS: u64 = 10;
+}
+
+impl ClientLimits {
+    /// At least one client and a millisecond.
+    fn sane(self) -> Self {
+        ClientLimits {
+            max_clients: self.max_clients.max(1),
+            line_timeout: self.line_timeout.max(Duration::from_millis(1)),
+        }
+    }
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            max_clients: Self::DEFAULT_MAX_CLIENTS,
+            line_timeout: Duration::from_secs(Self::DEFAULT_LINE_TIMEOUT_SECS),
+        }
+    }
+}
+
+/// A served connection, for the accept loop: whether it waits for its next
+/// request (since when) and a handle to close it.
+struct ClientEntry {
+    idle_since: Option<Instant>,
+    stream: UnixStream,
+}
+
+/// The connections being served, by id.
+#[derive(Default)]
+struct Clients {
+    map: HashMap<u64, ClientEntry>,
+    /// Refusals at the cap not yet logged, and when the last line was.
+    refused: u64,
+    last_refusal_log: Option<Instant>,
+}
 
 /// Module parameters that only `lnet configure --all` (or `config_on_load`)
 /// applies.
@@ -103,6 +172,19 @@ struct Shared {
     /// the last configuration, kept by `lnet unconfigure` (lnetctl.md §2.1),
     /// with what `set` changed while LNet was not configured.
     kept_tunables: Mutex<Option<lnet_core::ni::GlobalTunables>>,
+    limits: Mutex<ClientLimits>,
+    clients: Mutex<Clients>,
+    next_client: AtomicU64,
+    /// Held by `lnet configure` while it starts the node and its start-up
+    /// networks (the node slot is written only at the end, so control
+    /// requests keep being answered meanwhile).
+    configuring: Mutex<()>,
+}
+
+impl Shared {
+    fn limits(&self) -> ClientLimits {
+        *self.limits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Stops a running [`CtlServer::serve`] from another thread (signal handler
@@ -242,8 +324,19 @@ fn bind_private(socket: &Path) -> Result<UnixListener, CtlError> {
 
 impl CtlServer {
     /// Creates the control socket at `socket` for a node started (at `lnet
-    /// configure`) with `node_cfg`.
+    /// configure`) with `node_cfg`, with the default [`ClientLimits`].
     pub fn bind(socket: &Path, node_cfg: NodeConfig) -> Result<CtlServer, CtlError> {
+        Self::bind_with_limits(socket, node_cfg, ClientLimits::default())
+    }
+
+    /// As [`CtlServer::bind`] with the given client limits (`max_clients`
+    /// at least 1).
+    pub fn bind_with_limits(
+        socket: &Path,
+        node_cfg: NodeConfig,
+        limits: ClientLimits,
+    ) -> Result<CtlServer, CtlError> {
+        let limits = limits.sane();
         clear_stale(socket)?;
         let listener = bind_private(socket)?;
         listener
@@ -260,8 +353,23 @@ impl CtlServer {
                 own_uid: nix::unistd::getuid().as_raw(),
                 stop: AtomicBool::new(false),
                 kept_tunables: Mutex::new(None),
+                limits: Mutex::new(limits),
+                clients: Mutex::new(Clients::default()),
+                next_client: AtomicU64::new(1),
+                configuring: Mutex::new(()),
             }),
         })
+    }
+
+    /// Changes the client limits (lnetd's `--max-clients`,
+    /// `--client-timeout`); connections already served keep theirs until
+    /// their next request.
+    pub fn set_client_limits(&self, limits: ClientLimits) {
+        *self
+            .shared
+            .limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = limits.sane();
     }
 
     /// The socket path.
@@ -290,15 +398,7 @@ impl CtlServer {
         tracing::info!(socket = %self.shared.socket.display(), "control socket ready");
         while !self.shared.stop.load(Ordering::SeqCst) {
             match self.listener.accept() {
-                Ok((stream, _)) => {
-                    let shared = self.shared.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name("lnetd-ctl".into())
-                        .spawn(move || serve_connection(&shared, stream));
-                    if let Err(e) = spawned {
-                        tracing::error!("cannot start a control connection thread: {e}");
-                    }
-                }
+                Ok((stream, _)) => admit(&self.shared, stream),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(STOP_POLL),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -310,6 +410,117 @@ impl CtlServer {
         unconfigure(&self.shared);
         remove_socket(&self.shared);
         tracing::info!("lnetd stopped");
+    }
+}
+
+/// Serves a new connection on a thread of its own if the cap allows (closing
+/// the longest-idle connection to make room), or refuses it with `EBUSY`.
+fn admit(shared: &Arc<Shared>, mut stream: UnixStream) {
+    let limits = shared.limits();
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(limits.line_timeout));
+    let id = shared.next_client.fetch_add(1, Ordering::Relaxed);
+    let admitted = {
+        let mut c = shared
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if c.map.len() >= limits.max_clients {
+            let oldest = c
+                .map
+                .iter()
+                .filter_map(|(id, e)| e.idle_since.map(|t| (t, *id)))
+                .min();
+            if let Some((since, old)) = oldest {
+                if let Some(e) = c.map.remove(&old) {
+                    // Its thread sees the end of its stream and exits.
+                    let _ = e.stream.shutdown(std::net::Shutdown::Both);
+                    tracing::info!(
+                        idle_secs = since.elapsed().as_secs(),
+                        max_clients = limits.max_clients,
+                        "control socket: at the client cap, closed the longest-idle client"
+                    );
+                }
+            }
+        }
+        if c.map.len() >= limits.max_clients {
+            c.refused += 1;
+            let now = Instant::now();
+            if c.last_refusal_log
+                .is_none_or(|t| now.duration_since(t) >= REFUSAL_LOG_INTERVAL)
+            {
+                tracing::warn!(
+                    refused = c.refused,
+                    max_clients = limits.max_clients,
+                    "control socket: clients refused, every served client is busy"
+                );
+                c.refused = 0;
+                c.last_refusal_log = Some(now);
+            }
+            false
+        } else {
+            match stream.try_clone() {
+                Ok(handle) => {
+                    c.map.insert(
+                        id,
+                        ClientEntry {
+                            idle_since: Some(Instant::now()),
+                            stream: handle,
+                        },
+                    );
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!("control connection: {e}");
+                    return;
+                }
+            }
+        }
+    };
+    if !admitted {
+        let _ = write_reply(
+            &mut stream,
+            &Reply::err(
+                EBUSY,
+                format!(
+                    "lnetd is busy: it serves at most {} control clients at once (lnetd \
+                     --max-clients) and every one is running or sending a request; try again",
+                    limits.max_clients
+                ),
+            ),
+        );
+        return;
+    }
+    let conn = Arc::clone(shared);
+    let spawned = std::thread::Builder::new()
+        .name("lnetd-ctl".into())
+        .spawn(move || {
+            serve_connection(&conn, id, stream);
+            forget_client(&conn, id);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start a control connection thread: {e}");
+        forget_client(shared, id);
+    }
+}
+
+fn forget_client(shared: &Shared, id: u64) {
+    shared
+        .clients
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .map
+        .remove(&id);
+}
+
+/// Marks connection `id` as waiting for its next request (or not).
+fn set_idle(shared: &Shared, id: u64, idle: bool) {
+    let mut c = shared
+        .clients
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(e) = c.map.get_mut(&id) {
+        e.idle_since = idle.then(Instant::now);
     }
 }
 
@@ -325,8 +536,18 @@ fn remove_socket(shared: &Shared) {
 }
 
 fn configure(shared: &Shared, all: bool) -> Result<(), NodeError> {
-    let mut slot = shared.node.write().unwrap_or_else(PoisonError::into_inner);
-    if slot.is_some() {
+    // One configure at a time; the slot is written once the node is up, so
+    // a slow plugin start-up does not hold every other request.
+    let _one = shared
+        .configuring
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if shared
+        .node
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some()
+    {
         return Ok(());
     }
     let mut cfg = shared.node_cfg.clone();
@@ -347,7 +568,7 @@ fn configure(shared: &Shared, all: bool) -> Result<(), NodeError> {
         }
     }
     tracing::info!(all, "LNet configured");
-    *slot = Some(Arc::new(node));
+    *shared.node.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(node));
     Ok(())
 }
 
@@ -449,6 +670,11 @@ fn first_up_interface(sysfs: &Path) -> Result<String, NodeError> {
 }
 
 fn unconfigure(shared: &Shared) {
+    // After a configure in progress, not under it.
+    let _one = shared
+        .configuring
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     let node = shared
         .node
         .write()
@@ -470,11 +696,94 @@ fn write_reply(stream: &mut UnixStream, reply: &Reply) -> io::Result<()> {
     stream.write_all(&proto::encode_reply(reply))
 }
 
-fn serve_connection(shared: &Shared, stream: UnixStream) {
-    if let Err(e) = stream.set_nonblocking(false) {
-        tracing::warn!("control connection: {e}");
-        return;
+/// What reading one request line gave.
+enum Line {
+    /// A line (without its newline); `complete` is false when the stream
+    /// ended after it without a newline.
+    Got { line: Vec<u8>, complete: bool },
+    /// The stream ended (or failed) before a byte of a new request.
+    Closed,
+    /// Longer than the protocol allows.
+    TooLong(usize),
+    /// The line was not complete within the line timeout.
+    TimedOut(usize),
+}
+
+/// Reads one request line: waits without a deadline for its first byte
+/// (the connection is idle meanwhile, see [`admit`]), then gives the rest
+/// `line_timeout` in all.
+fn read_line(shared: &Shared, id: u64, reader: &mut BufReader<UnixStream>) -> Line {
+    let limit = proto::MAX_REQUEST_LEN + 1;
+    set_idle(shared, id, true);
+    let _ = reader.get_ref().set_read_timeout(None);
+    let first = loop {
+        match reader.fill_buf() {
+            Ok([]) => break None,
+            Ok(_) => break Some(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::debug!("control connection: {e}");
+                break None;
+            }
+        }
+    };
+    set_idle(shared, id, false);
+    if first.is_none() {
+        return Line::Closed;
     }
+    let deadline = Instant::now() + shared.limits().line_timeout;
+    let mut line = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Line::TimedOut(line.len());
+        }
+        let _ = reader.get_ref().set_read_timeout(Some(left));
+        let buf = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Line::TimedOut(line.len())
+            }
+            Err(e) => {
+                tracing::debug!("control connection: {e}");
+                return Line::Closed;
+            }
+        };
+        if buf.is_empty() {
+            return Line::Got {
+                line,
+                complete: false,
+            };
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        line.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        if done {
+            line.pop();
+            if line.len() >= limit {
+                return Line::TooLong(line.len());
+            }
+            return Line::Got {
+                line,
+                complete: true,
+            };
+        }
+        if line.len() >= limit {
+            return Line::TooLong(line.len());
+        }
+    }
+}
+
+fn serve_connection(shared: &Shared, id: u64, stream: UnixStream) {
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
         Err(e) => {
@@ -507,26 +816,29 @@ fn serve_connection(shared: &Shared, stream: UnixStream) {
     }
     let mut reader = BufReader::new(stream);
     loop {
-        let mut line = Vec::new();
-        let limit = proto::MAX_REQUEST_LEN as u64 + 1;
-        match (&mut reader).take(limit).read_until(b'\n', &mut line) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::debug!("control connection: {e}");
+        let (line, complete) = match read_line(shared, id, &mut reader) {
+            Line::Got { line, complete } => (line, complete),
+            Line::Closed => return,
+            Line::TooLong(n) => {
+                let _ = write_reply(&mut writer, &proto::DecodeError::TooLong(n).to_reply());
                 return;
             }
-        }
-        let complete = line.last() == Some(&b'\n');
-        if complete {
-            line.pop();
-        } else if line.len() as u64 >= limit {
-            let _ = write_reply(
-                &mut writer,
-                &proto::DecodeError::TooLong(line.len()).to_reply(),
-            );
-            return;
-        }
+            Line::TimedOut(n) => {
+                tracing::debug!(bytes = n, "control connection: request line timed out");
+                let _ = write_reply(
+                    &mut writer,
+                    &Reply::err(
+                        ETIMEDOUT,
+                        format!(
+                            "request not complete within {} s of its first byte ({n} bytes \
+                             without a newline); connection closed",
+                            shared.limits().line_timeout.as_secs_f64()
+                        ),
+                    ),
+                );
+                return;
+            }
+        };
         let reply = match proto::decode_request(&line) {
             Ok(req) => handle(shared, req.op),
             Err(e) => {
@@ -907,6 +1219,7 @@ fn plugin_show(p: PluginShow) -> PluginInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     #[test]
     fn credentials() {
@@ -992,6 +1305,103 @@ mod tests {
             let reply = proto::decode_reply(&line).expect("decodes");
             let err = reply.result.expect_err("refused");
             assert_eq!(err.errno, want, "{}", err.message);
+        }
+        stop.stop();
+        t.join().expect("server thread");
+        let _ = std::fs::remove_dir_all(sock.parent().expect("dir"));
+    }
+
+    /// Polls `f` until it holds, failing after a generous deadline.
+    fn wait_until(what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn reply_of(s: &UnixStream) -> Option<Reply> {
+        let mut line = Vec::new();
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let n = BufReader::new(s)
+            .read_until(b'\n', &mut line)
+            .expect("read");
+        (n > 0).then(|| proto::decode_reply(&line).expect("decodes"))
+    }
+
+    /// The cap, the line timeout and the eviction of the longest-idle
+    /// client, watched through the server's own table of clients.
+    #[test]
+    fn clients_are_capped_half_lines_time_out_idle_ones_make_room() {
+        let sock = temp_socket("cap");
+        let limits = ClientLimits {
+            max_clients: 4,
+            line_timeout: Duration::from_secs(2),
+        };
+        let server =
+            CtlServer::bind_with_limits(&sock, NodeConfig::default(), limits).expect("bind");
+        let shared = Arc::clone(&server.shared);
+        let stop = server.stop_handle();
+        let t = std::thread::spawn(move || server.serve());
+        let table = |idle: bool| {
+            let c = shared.clients.lock().expect("clients");
+            c.map
+                .values()
+                .filter(|e| e.idle_since.is_some() == idle)
+                .count()
+        };
+        // Four clients each send half a line: all four slots busy.
+        let half: Vec<UnixStream> = (0..4)
+            .map(|_| {
+                let mut s = UnixStream::connect(&sock).expect("connect");
+                s.write_all(b"{\"version\":").expect("write");
+                s
+            })
+            .collect();
+        wait_until("four busy clients", || table(false) == 4);
+        // A fifth is refused at once with EBUSY, and closed.
+        let extra = UnixStream::connect(&sock).expect("connect");
+        let r = reply_of(&extra).expect("a refusal");
+        let e = r.result.expect_err("refused");
+        assert_eq!(e.errno, EBUSY, "{}", e.message);
+        assert!(
+            e.message.contains("at most 4 control clients"),
+            "{}",
+            e.message
+        );
+        assert!(reply_of(&extra).is_none(), "closed after the refusal");
+        // The half lines time out: ETIMEDOUT, then closed.
+        for s in &half {
+            let r = reply_of(s).expect("a timeout reply");
+            let e = r.result.expect_err("timed out");
+            assert_eq!(e.errno, ETIMEDOUT, "{}", e.message);
+            assert!(reply_of(s).is_none(), "closed after the timeout");
+        }
+        wait_until("no clients", || table(true) + table(false) == 0);
+        // Four idle clients fill the cap; a fifth is served, and the one
+        // idle the longest is closed to make room.
+        let idle: Vec<UnixStream> = (0..4)
+            .map(|i| {
+                let s = UnixStream::connect(&sock).expect("connect");
+                wait_until("the idle client registered", || table(true) == i + 1);
+                s
+            })
+            .collect();
+        let mut c = liblnetconfig::Client::connect(&sock).expect("connect");
+        assert!(!c.hello().expect("served at the cap").configured);
+        assert!(
+            reply_of(&idle[0]).is_none(),
+            "the longest-idle client is closed"
+        );
+        for s in &idle[1..] {
+            s.set_nonblocking(true).expect("nonblocking");
+            let mut b = [0u8; 1];
+            let r = (&*s).read(&mut b);
+            assert!(
+                matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+                "the others stay open: {r:?}"
+            );
         }
         stop.stop();
         t.join().expect("server thread");

@@ -1,6 +1,12 @@
 //! The plugin host: loads LND plugins by path, keeps the registry of plugins
 //! and of the network types they provide, and makes LND objects for `net add`.
 //!
+//! Opening a plugin file and calling into the plugin (its parameters, its
+//! LND constructor) are split from the registry's bookkeeping
+//! ([`PluginHost::prepare`], [`LndMaker::make`]) so the node calls them
+//! without its lock held: a `.so` on a slow filesystem or a slow plugin
+//! stalls only the request that needs it.
+//!
 //! Every refusal leaves the registry as it was. Plugins are never unloaded
 //! from memory (`dlclose` is never called): `unload` deactivates a plugin that
 //! has no NIs left; its code stays mapped, and an upgrade loads a new file
@@ -241,6 +247,55 @@ impl fmt::Display for HostError {
 
 impl std::error::Error for HostError {}
 
+/// A plugin file opened, its parameters handed to it, ready for
+/// [`PluginHost::register_prepared`] (see [`PluginHost::prepare`]).
+pub struct Prepared {
+    path: PathBuf,
+    abs: PathBuf,
+    id: Option<(u64, u64)>,
+    loaded: LoadedPlugin,
+    params: Vec<Tunable>,
+}
+
+impl Prepared {
+    /// Whether the plugin provides network type `net_type`.
+    pub fn provides(&self, net_type: &str) -> bool {
+        self.loaded
+            .net_types()
+            .iter()
+            .any(|d| d.name.as_str() == net_type)
+    }
+
+    /// The file it was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// What makes the LND object of a registered plugin's network type, taken
+/// from the registry so it can be called without the node's lock.
+#[derive(Clone)]
+pub struct LndMaker {
+    plugin: String,
+    source: Source,
+}
+
+impl LndMaker {
+    /// The plugin's name (for NI accounting).
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// Calls the plugin's constructor for `net_type`.
+    pub fn make(&self, net_type: &str) -> Result<LndHandle, HostError> {
+        match self.source {
+            Source::Builtin(b) => (b.new_lnd)(net_type),
+            Source::Loaded(l) => l.new_lnd(net_type),
+        }
+        .map_err(HostError::Lnd)
+    }
+}
+
 /// The registry of LND plugins of one LNet instance.
 pub struct PluginHost {
     plugins: Vec<Plugin>,
@@ -418,35 +473,78 @@ impl PluginHost {
         &self.plugin_path
     }
 
-    /// Loads a plugin from a file. On any error nothing changes.
+    /// Loads a plugin from a file. On any error nothing changes. (The node
+    /// does the same in three steps, opening the file without its lock:
+    /// [`PluginHost::check_not_loaded`], [`PluginHost::prepare`],
+    /// [`PluginHost::register_prepared`].)
     pub fn load(&mut self, path: &Path) -> Result<PluginInfo, HostError> {
+        self.check_not_loaded(path)?;
+        let prepared = Self::prepare(path, &self.plugin_params)?;
+        self.register_prepared(prepared)
+    }
+
+    /// Refuses a file that is loaded and active already (by device and
+    /// inode), before anything opens it again.
+    pub fn check_not_loaded(&self, path: &Path) -> Result<(), HostError> {
         let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let id = file_id(&abs);
-        if let Some(p) = self
+        match self
             .plugins
             .iter()
-            .find(|p| id.is_some() && p.file_id == id)
+            .find(|p| id.is_some() && p.file_id == id && p.state == PluginState::Active)
         {
-            if p.state == PluginState::Active {
-                return Err(HostError::AlreadyLoaded {
-                    path: path.to_path_buf(),
-                    name: p.name.clone(),
-                });
-            }
+            Some(p) => Err(HostError::AlreadyLoaded {
+                path: path.to_path_buf(),
+                name: p.name.clone(),
+            }),
+            None => Ok(()),
         }
+    }
+
+    /// The values for plugin parameters, for [`PluginHost::prepare`].
+    pub fn plugin_params(&self) -> &[PluginParam] {
+        &self.plugin_params
+    }
+
+    /// Opens a plugin file (the loader's checks) and hands the plugin the
+    /// values of `plugin_params` meant for the parameters it declares. Needs
+    /// no registry: the node calls it without its lock held.
+    pub fn prepare(path: &Path, plugin_params: &[PluginParam]) -> Result<Prepared, HostError> {
+        let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let id = file_id(&abs);
         let loaded = load_plugin(path).map_err(HostError::Load)?;
-        self.register(path, &abs, id, loaded)
+        let param_err = |detail: String| HostError::Params {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let decls = loaded.param_decls().map_err(param_err)?;
+        let params = params_for(decls, plugin_params).map_err(param_err)?;
+        loaded
+            .set_params(&params)
+            .map_err(|e| param_err(e.to_string()))?;
+        Ok(Prepared {
+            path: path.to_path_buf(),
+            abs,
+            id,
+            loaded,
+            params,
+        })
     }
 
     /// Registers a plugin that passed the loader's checks (or reactivates
     /// the unloaded entry of the same file). On any error nothing changes.
-    fn register(
-        &mut self,
-        path: &Path,
-        abs: &Path,
-        id: Option<(u64, u64)>,
-        loaded: LoadedPlugin,
-    ) -> Result<PluginInfo, HostError> {
+    pub fn register_prepared(&mut self, prepared: Prepared) -> Result<PluginInfo, HostError> {
+        let Prepared {
+            path,
+            abs,
+            id,
+            loaded,
+            params,
+        } = prepared;
+        let path = path.as_path();
+        // Loaded meanwhile by another request (the file was opened without
+        // the lock).
+        self.check_not_loaded(path)?;
         let name = loaded.name().to_string();
         // A re-load of the same file after unload reactivates it.
         if let Some(i) = self
@@ -473,15 +571,6 @@ impl PluginHost {
             });
         }
         self.check_types(path, &loaded, None)?;
-        let param_err = |detail: String| HostError::Params {
-            path: path.to_path_buf(),
-            detail,
-        };
-        let decls = loaded.param_decls().map_err(param_err)?;
-        let params = params_for(decls, &self.plugin_params).map_err(param_err)?;
-        loaded
-            .set_params(&params)
-            .map_err(|e| param_err(e.to_string()))?;
         let idx = self.plugins.len();
         let net_types: Vec<(String, u8)> = loaded
             .net_types()
@@ -496,7 +585,7 @@ impl PluginHost {
             version: loaded.version().to_string(),
             abi_version: loaded.abi_version().to_string(),
             net_types,
-            path: Some(abs.to_path_buf()),
+            path: Some(abs),
             file_id: id,
             state: PluginState::Active,
             source: Source::Loaded(loaded),
@@ -608,6 +697,19 @@ impl PluginHost {
         if !self.by_type.contains_key(net_type) {
             self.search_path_for(net_type)?;
         }
+        let maker = self.lnd_maker(net_type)?;
+        Ok((maker.plugin.clone(), maker.make(net_type)?))
+    }
+
+    /// Whether a registered plugin provides `net_type` (active or not).
+    pub fn provides(&self, net_type: &str) -> bool {
+        self.by_type.contains_key(net_type)
+    }
+
+    /// What makes the LND object of `net_type`, from the registered plugin
+    /// providing it (see [`PluginHost::lnd_for`]; this one never opens a
+    /// file or calls the plugin).
+    pub fn lnd_maker(&self, net_type: &str) -> Result<LndMaker, HostError> {
         let &i = self
             .by_type
             .get(net_type)
@@ -622,12 +724,42 @@ impl PluginHost {
                 name: p.name.clone(),
             });
         }
-        let lnd = match p.source {
-            Source::Builtin(b) => (b.new_lnd)(net_type),
-            Source::Loaded(l) => l.new_lnd(net_type),
+        Ok(LndMaker {
+            plugin: p.name.clone(),
+            source: p.source,
+        })
+    }
+
+    /// The files of the plugin path named for `net_type`
+    /// ([`plugin_file_names`]) that are not registered yet, in search order:
+    /// what [`PluginHost::prepare`] is tried on when no registered plugin
+    /// provides the type.
+    pub fn candidates(&self, net_type: &str) -> Vec<PathBuf> {
+        let names = plugin_file_names(net_type);
+        let mut out = Vec::new();
+        for dir in &self.plugin_path {
+            for n in &names {
+                let f = dir.join(n);
+                if !f.is_file() {
+                    continue;
+                }
+                let id = file_id(&f);
+                if self.plugins.iter().any(|p| id.is_some() && p.file_id == id) {
+                    continue;
+                }
+                out.push(f);
+            }
         }
-        .map_err(HostError::Lnd)?;
-        Ok((p.name.clone(), lnd))
+        out
+    }
+
+    /// The refusal when no registered plugin and no file of the plugin path
+    /// provides `net_type`.
+    pub fn no_provider(&self, net_type: &str) -> HostError {
+        HostError::NoProvider {
+            net_type: net_type.to_string(),
+            searched: self.plugin_path.clone(),
+        }
     }
 
     /// The filter (lnd-api's `lnd-api.ni-filter.v1`) of the first active
@@ -641,6 +773,14 @@ impl PluginHost {
             }
         }
         Ok(None)
+    }
+
+    /// Whether an active loaded plugin offers the filter extension (without
+    /// making its filter object).
+    pub fn offers_filter(&self) -> bool {
+        self.plugins.iter().any(|p| {
+            matches!((p.state, &p.source), (PluginState::Active, Source::Loaded(l)) if l.offers_filter())
+        })
     }
 
     /// Counts an NI started (`+1`) or stopped (`-1`) through a plugin.
@@ -659,34 +799,19 @@ impl PluginHost {
     /// file found that does not load, or does not provide the type, is
     /// refused with why.
     fn search_path_for(&mut self, net_type: &str) -> Result<(), HostError> {
-        let names = plugin_file_names(net_type);
-        for dir in &self.plugin_path {
-            for n in &names {
-                let f = dir.join(n);
-                if !f.is_file() {
-                    continue;
-                }
-                let id = file_id(&f);
-                if self.plugins.iter().any(|p| id.is_some() && p.file_id == id) {
-                    continue;
-                }
-                let l = load_plugin(&f).map_err(HostError::Load)?;
-                if !l.net_types().iter().any(|d| d.name.as_str() == net_type) {
-                    tracing::warn!(
-                        file = %f.display(),
-                        "plugin search: named for network type {net_type} but does not provide it"
-                    );
-                    continue;
-                }
-                let abs = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
-                self.register(&f, &abs, id, l)?;
-                return Ok(());
+        for f in self.candidates(net_type) {
+            let prepared = Self::prepare(&f, &self.plugin_params)?;
+            if !prepared.provides(net_type) {
+                tracing::warn!(
+                    file = %f.display(),
+                    "plugin search: named for network type {net_type} but does not provide it"
+                );
+                continue;
             }
+            self.register_prepared(prepared)?;
+            return Ok(());
         }
-        Err(HostError::NoProvider {
-            net_type: net_type.to_string(),
-            searched: self.plugin_path.clone(),
-        })
+        Err(self.no_provider(net_type))
     }
 }
 

@@ -255,8 +255,12 @@ struct State {
     lnet: Lnet,
     host: PluginHost,
     nis: HashMap<NiId, NiRt>,
-    /// One LND object per network type name, made on first use.
-    lnds: HashMap<String, (String, LndHandle)>,
+    /// One LND object per network type name, made on first use (shared, so
+    /// it is called without the lock held).
+    lnds: HashMap<String, (String, Arc<LndHandle>)>,
+    /// NIs whose LND `startup` runs (without the lock): net and interface,
+    /// reserved so a second `net add` of the same one is refused meanwhile.
+    starting: Vec<(NetId, String)>,
     /// Finished pings waiting for their caller.
     pings: HashMap<PingId, Result<PingInfo, PingError>>,
     /// Selftest and the routing of the engine's outputs (the one loop the
@@ -828,6 +832,7 @@ impl Node {
                 },
                 nis: HashMap::new(),
                 lnds: HashMap::new(),
+                starting: Vec::new(),
                 pings: HashMap::new(),
                 discovers: HashMap::new(),
                 params: cfg
@@ -875,7 +880,7 @@ impl Node {
             };
             let started = lnd.1.startup(cfg, host).map_err(HostError::Lnd)?;
             st.host.account_ni(&plugin, true);
-            st.lnds.insert("lo".into(), lnd);
+            st.lnds.insert("lo".into(), (lnd.0, Arc::new(lnd.1)));
             st.nis.insert(
                 NiId::LO,
                 NiRt {
@@ -913,13 +918,83 @@ impl Node {
         Ok(node)
     }
 
-    /// `plugin load PATH`.
+    /// `plugin load PATH`: the file is opened (and the plugin given its
+    /// parameters) without the node's lock, then registered under it.
     pub fn plugin_load(&self, path: &Path) -> Result<PluginInfo, NodeError> {
+        let params = {
+            let st = self.inner.lock();
+            if st.stopping {
+                return Err(not_running());
+            }
+            st.host.check_not_loaded(path)?;
+            st.host.plugin_params().to_vec()
+        };
+        let prepared = PluginHost::prepare(path, &params)?;
         let mut st = self.inner.lock();
         if st.stopping {
             return Err(not_running());
         }
-        Ok(st.host.load(path)?)
+        Ok(st.host.register_prepared(prepared)?)
+    }
+
+    /// Makes sure the LND object of network type `ty` exists: loads its
+    /// plugin from the plugin path if no registered plugin provides it, and
+    /// calls the plugin's constructor, both without the node's lock.
+    fn ensure_lnd(&self, ty: &str) -> Result<(), NodeError> {
+        let (candidates, params) = {
+            let st = self.inner.lock();
+            if st.lnds.contains_key(ty) {
+                return Ok(());
+            }
+            if st.host.provides(ty) {
+                (Vec::new(), Vec::new())
+            } else {
+                (st.host.candidates(ty), st.host.plugin_params().to_vec())
+            }
+        };
+        if !candidates.is_empty() {
+            let mut found = None;
+            for f in candidates {
+                let prepared = PluginHost::prepare(&f, &params)?;
+                if prepared.provides(ty) {
+                    found = Some(prepared);
+                    break;
+                }
+                tracing::warn!(
+                    file = %f.display(),
+                    "plugin search: named for network type {ty} but does not provide it"
+                );
+            }
+            let mut st = self.inner.lock();
+            // Another request may have registered a provider meanwhile.
+            if !st.host.provides(ty) {
+                match found {
+                    Some(p) => {
+                        st.host.register_prepared(p)?;
+                    }
+                    None => return Err(st.host.no_provider(ty).into()),
+                }
+            }
+        }
+        let maker = {
+            let st = self.inner.lock();
+            if st.lnds.contains_key(ty) {
+                return Ok(());
+            }
+            st.host.lnd_maker(ty)?
+        };
+        let made = Arc::new(maker.make(ty)?);
+        let mut st = self.inner.lock();
+        // A racing request's object wins; ours is dropped after the lock.
+        let _ours = match st.lnds.entry(ty.to_string()) {
+            std::collections::hash_map::Entry::Occupied(_) => Some(made),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((maker.plugin().to_string(), made));
+                None
+            }
+        };
+        drop(st);
+        Ok(())
     }
 
     /// `plugin unload NAME`: deactivates a plugin that serves no NI.
@@ -1006,24 +1081,49 @@ impl Node {
         Ok(NetId::new(lnd_type, num))
     }
 
+    /// Starts one NI: its LND's `startup` runs without the node's lock (a
+    /// slow plugin stalls only this request; a plugin may call the host from
+    /// it). The net and interface are reserved first, so nothing else can
+    /// add them meanwhile, and the plugin is counted in use so it cannot be
+    /// unloaded; the engine learns the NI once `startup` returned, or the
+    /// reservation is rolled back.
     fn ni_start(&self, req: &NetAdd, iface: &str) -> Result<(NiId, Nid), NodeError> {
-        let mut st = self.inner.lock();
-        if st.stopping {
-            return Err(not_running());
-        }
         let (ty, _) = split_net_name(&req.net).ok_or_else(|| {
             NodeError::failed(errno::EINVAL, format!("cannot parse net {:?}", req.net))
         })?;
         if ty == "lo" {
             return Err(NodeError::failed(errno::ENODEV, "setting @lo not allowed"));
         }
+        if self.inner.lock().stopping {
+            return Err(not_running());
+        }
         // The first NI of a type makes its LND object, loading the plugin
         // from the plugin path if no loaded plugin provides the type.
-        if !st.lnds.contains_key(ty) {
-            let made = st.host.lnd_for(ty)?;
-            st.lnds.insert(ty.to_string(), made);
+        self.ensure_lnd(ty)?;
+        let mut st = self.inner.lock();
+        if st.stopping {
+            return Err(not_running());
         }
         let net = Self::resolve_net(&st, &req.net)?;
+        let taken = st.starting.iter().any(|(n, i)| *n == net && i == iface)
+            || st
+                .lnet
+                .nis()
+                .any(|v| v.net() == net && v.interfaces().iter().any(|i| i == iface));
+        if taken {
+            return Err(NodeError::failed(
+                errno::EEXIST,
+                format!(
+                    "cannot add LNet NI: {} already has an NI on {iface}",
+                    req.net
+                ),
+            ));
+        }
+        let (plugin, lnd) = st
+            .lnds
+            .get(ty)
+            .map(|(p, l)| (p.clone(), Arc::clone(l)))
+            .ok_or_else(|| NodeError::failed(errno::ENODEV, "LND type not supported"))?;
         let slot = Arc::new(std::sync::OnceLock::new());
         let stack = Arc::new(std::sync::OnceLock::new());
         let host = HostHandle::new(NiHost {
@@ -1032,6 +1132,9 @@ impl Node {
             name: format!("{}({iface})", req.net),
             stack: Arc::clone(&stack),
         });
+        // The node's module parameters, then the plugin's own.
+        let mut params = st.params.clone();
+        params.extend(st.host.params_of(&plugin));
         let cfg = NiConfig {
             net,
             interfaces: vec![lnd_api::abi_stable::std_types::RString::from(iface)].into(),
@@ -1042,29 +1145,43 @@ impl Node {
                 .map(|(k, v)| Tunable::new(k.clone(), v))
                 .collect::<Vec<_>>()
                 .into(),
-            params: Vec::new().into(),
+            params: params.into(),
             pid: st.pid,
         };
-        let (plugin, lnd) = st
-            .lnds
-            .get(ty)
-            .ok_or_else(|| NodeError::failed(errno::ENODEV, "LND type not supported"))?;
-        let plugin = plugin.clone();
-        // The node's module parameters, then the plugin's own.
-        let mut cfg = cfg;
-        let mut params = st.params.clone();
-        params.extend(st.host.params_of(&plugin));
-        cfg.params = params.into();
-        // Started under the lock: the NI's callbacks wait for it until the
-        // engine knows the NI (an LND must not call the host from startup).
-        let started = lnd
-            .startup(cfg, host)
-            .map_err(|e| NodeError::failed(e.errno, format!("cannot add LNet NI: {e}")))?;
+        st.starting.push((net, iface.to_string()));
+        st.host.account_ni(&plugin, true);
+        drop(st);
+        // Until the engine knows the NI, its callbacks find no NI (`parse`
+        // is refused with ENETDOWN, a `notify` is dropped).
+        let started = lnd.startup(cfg, host);
+        let mut st = self.inner.lock();
+        if let Some(i) = st
+            .starting
+            .iter()
+            .position(|(n, i)| *n == net && i == iface)
+        {
+            st.starting.swap_remove(i);
+        }
+        let started = match started {
+            Ok(s) => s,
+            Err(e) => {
+                st.host.account_ni(&plugin, false);
+                return Err(NodeError::failed(
+                    e.errno,
+                    format!("cannot add LNet NI: {e}"),
+                ));
+            }
+        };
+        if st.stopping {
+            st.host.account_ni(&plugin, false);
+            drop(st);
+            started.ni.shutdown();
+            return Err(not_running());
+        }
         let now = self.inner.now();
         match st.lnet.ni_add(now, net, &started.info) {
             Ok(id) => {
                 let _ = slot.set(id);
-                st.host.account_ni(&plugin, true);
                 st.nis.insert(
                     id,
                     NiRt {
@@ -1082,6 +1199,7 @@ impl Node {
                 Ok((id, started.info.nid))
             }
             Err(e) => {
+                st.host.account_ni(&plugin, false);
                 drop(st);
                 started.ni.shutdown();
                 Err(NodeError::failed(

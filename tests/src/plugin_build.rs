@@ -292,3 +292,50 @@ pub fn build_vendor_plugin(tag: &str, iface: Interface, name: &str, net_type: &s
     assert!(so.exists(), "{} was not built", so.display());
     BuiltPlugin { so, dir }
 }
+
+/// Builds `tests/fixtures/slow_lnd.rs`, a test plugin (network type `slo`)
+/// whose load and NI start-up wait on files of a directory, and whose
+/// start-up calls the host (see the fixture); returns `liblnd_slo.so`, in a
+/// directory of its own (a plugin path holding it alone). Built once per
+/// test process, against this workspace's lnd-api, in the out-of-tree
+/// target directory (never next to lnetd, whose own directory is in its
+/// plugin path).
+pub fn slow_plugin() -> PathBuf {
+    static SO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SO.get_or_init(|| {
+        let root = workspace_root();
+        let dir = target_dir().join("plugin-builds").join("slow-lnd");
+        let src = dir.join("src/slow-lnd");
+        std::fs::create_dir_all(src.join("src")).expect("mkdir");
+        std::fs::write(
+            src.join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"slow-lnd\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+                 publish = false\n\n[lib]\nname = \"lnd_slo\"\ncrate-type = [\"cdylib\"]\n\n\
+                 [dependencies]\nlnd-api = {{ path = \"{}\" }}\n\n[workspace]\n",
+                root.join("lnd-api").display()
+            ),
+        )
+        .expect("write Cargo.toml");
+        std::fs::copy(
+            root.join("tests/fixtures/slow_lnd.rs"),
+            src.join("src/lib.rs"),
+        )
+        .expect("copy slow_lnd.rs");
+        std::fs::copy(root.join("Cargo.lock"), src.join("Cargo.lock")).expect("copy Cargo.lock");
+        run(crate::bins::cargo()
+            .arg("build")
+            .arg("--quiet")
+            .current_dir(&src)
+            .env("CARGO_TARGET_DIR", shared_target())
+            .env_remove("RUSTFLAGS"));
+        let built = shared_target().join("debug").join("liblnd_slo.so");
+        assert!(built.exists(), "{} was not built", built.display());
+        let out = dir.join("plugins");
+        std::fs::create_dir_all(&out).expect("mkdir");
+        let so = out.join("liblnd_slo.so");
+        std::fs::copy(&built, &so).expect("copy the plugin");
+        so
+    })
+    .clone()
+}

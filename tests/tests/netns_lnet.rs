@@ -5,7 +5,8 @@
 //! (`liblnd_sock.so`, loaded from the plugin path by `net add`).
 //!
 //! Root only (`#[ignore]`; `cargo test -p lnet-tests --test netns_lnet --
-//! --ignored`); without root each test prints a skip line and passes. Every
+//! --ignored`, as scripts/test.sh runs them as root); asked to run without
+//! root, each test fails saying so, never a silent pass. Every
 //! test owns its namespaces, links and processes through guards
 //! ([`lnet_tests::netns`], [`lnet_tests::test_node`]) that remove them on
 //! drop, also when it fails.
@@ -19,12 +20,13 @@ const EXE: &str = env!("CARGO_BIN_EXE_lnet-test-node");
 const T: Duration = Duration::from_secs(20);
 const SIZES: [usize; 5] = [0, 1, 4096, 65536, 1 << 20];
 
-fn skip() -> bool {
-    if !is_root() {
-        eprintln!("not root: skipped (network namespaces need root)");
-        return true;
-    }
-    false
+/// Asked to run (`--ignored`), a test runs or fails: never a silent pass.
+fn need_root() {
+    assert!(
+        is_root(),
+        "this test needs root (it creates network namespaces): run it as root, as \
+         scripts/test.sh does"
+    );
 }
 
 /// Two nodes A and B in two namespaces on one veth pair, subnet
@@ -95,9 +97,7 @@ fn ping_yaml(nid: &str) -> String {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn lnetctl_ping_across_namespaces() {
-    if skip() {
-        return;
-    }
+    need_root();
     let p = Pair::new("p", 1, &[]);
     assert_eq!(p.a.lnetctl_ok(&["ping", &p.nid_b]), ping_yaml(&p.nid_b));
     assert_eq!(p.b.lnetctl_ok(&["ping", &p.nid_a]), ping_yaml(&p.nid_a));
@@ -156,9 +156,7 @@ fn transfers(from: &TestNode, to: &TestNode, from_nid: &str, to_nid: &str, base:
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn puts_and_gets_of_every_size_both_ways() {
-    if skip() {
-        return;
-    }
+    need_root();
     let p = Pair::new("x", 2, &[]);
     let t0 = Instant::now();
     let (na, nb) = (p.nid_a.as_str(), p.nid_b.as_str());
@@ -175,9 +173,7 @@ fn puts_and_gets_of_every_size_both_ways() {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn killed_peer_fails_the_sender_and_a_restarted_peer_is_reconnected() {
-    if skip() {
-        return;
-    }
+    need_root();
     let timeout_s = 3;
     let tt = format!("lnet_transaction_timeout={timeout_s}");
     let mut p = Pair::new("k", 3, &[&tt, "lnet_retry_count=1", "sock_timeout=3"]);
@@ -258,9 +254,7 @@ fn killed_peer_fails_the_sender_and_a_restarted_peer_is_reconnected() {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn silent_peer_fails_the_sender_within_the_transaction_timeout() {
-    if skip() {
-        return;
-    }
+    need_root();
     // The link goes down under a stream of 1 MiB PUTs: no RST, no FIN, the
     // bytes in flight are simply lost. Only timeouts can end the PUTs.
     let timeout_s = 3;
@@ -319,9 +313,7 @@ fn silent_peer_fails_the_sender_within_the_transaction_timeout() {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn three_nodes_on_two_nets() {
-    if skip() {
-        return;
-    }
+    need_root();
     // B (net tcp) -- A (tcp and tcp1) -- C (net tcp1): A has two NIs, one
     // per veth; B and C reach A on their own net and see both of A's NIDs.
     let id = std::process::id() % 100_000;
@@ -403,9 +395,7 @@ fn three_nodes_on_two_nets() {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn streams_both_ways_at_once_all_complete() {
-    if skip() {
-        return;
-    }
+    need_root();
     let p = Pair::new("w", 7, &[]);
     let (na, nb) = (p.nid_a.as_str(), p.nid_b.as_str());
     p.a.cmd_ok(&format!("post 47 0xa {} 20", 1 << 20), T);

@@ -5,7 +5,8 @@
 //! for byte with the client's NID as the source.
 //!
 //! Root only (`#[ignore]`; `cargo test -p lnet-tests --test netns_routing
-//! -- --ignored`); without root the test prints a skip line and passes.
+//! -- --ignored`, as scripts/test.sh runs them as root); asked to run
+//! without root, each test fails saying so, never a silent pass.
 //! Namespaces, links and processes are owned by guards.
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,15 @@ use lnet_tests::test_node::{field, lnetctl_bin, TestNode};
 const EXE: &str = env!("CARGO_BIN_EXE_lnet-test-node");
 const T: Duration = Duration::from_secs(20);
 const SIZES: [usize; 5] = [0, 1, 4096, 65536, 1 << 20];
+
+/// Asked to run (`--ignored`), a test runs or fails: never a silent pass.
+fn need_root() {
+    assert!(
+        is_root(),
+        "this test needs root (it creates network namespaces): run it as root, as \
+         scripts/test.sh does"
+    );
+}
 
 /// PUTs then GETs of every size from `from` to `to`, checked on `to`.
 fn transfers(from: &TestNode, to: &TestNode, from_nid: &str, to_nid: &str, base: u64) {
@@ -101,10 +111,7 @@ fn lst_ok(n: &TestNode, args: &[&str]) -> String {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn client_router_server_across_two_nets() {
-    if !is_root() {
-        eprintln!("not root: skipped (network namespaces need root)");
-        return;
-    }
+    need_root();
     let id = std::process::id() % 100_000;
     let ns_a = NetNs::new(&format!("lnr{id}a")).expect("namespace a");
     let ns_b = NetNs::new(&format!("lnr{id}b")).expect("namespace b");
@@ -287,10 +294,7 @@ fn stream(b: &TestNode, nc: &str, mb: u64, count: u32) -> (u32, u32, u32) {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn two_routers_one_killed_traffic_continues_and_it_rejoins() {
-    if !is_root() {
-        eprintln!("not root: skipped (network namespaces need root)");
-        return;
-    }
+    need_root();
     let id = std::process::id() % 100_000;
     let mut sw = Switch::new(&format!("lnr{id}s"));
     let (br1, br2) = (format!("lb{id}1"), format!("lb{id}2"));
@@ -406,10 +410,7 @@ fn two_routers_one_killed_traffic_continues_and_it_rejoins() {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn two_hops_client_r1_r2_server() {
-    if !is_root() {
-        eprintln!("not root: skipped (network namespaces need root)");
-        return;
-    }
+    need_root();
     // B (tcp1) — R1 (tcp1, tcp2) — R2 (tcp2, tcp3) — C (tcp3).
     let id = std::process::id() % 100_000;
     let ns_all: Vec<NetNs> = ["B", "1", "2", "C"]

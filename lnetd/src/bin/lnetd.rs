@@ -5,6 +5,7 @@
 //! ```text
 //! lnetd [--socket PATH] [--plugin-path DIR]... [--foreground] [--log-level LEVEL]
 //!       [--log-file FILE] [--param NAME=VALUE]... [--config FILE]...
+//!       [--max-clients N] [--client-timeout SECS]
 //! ```
 //!
 //! Without `--foreground` it re-executes itself detached (new process group,
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use lnetd::ctl::CtlServer;
+use lnetd::ctl::{ClientLimits, CtlServer};
 use lnetd::node::NodeConfig;
 use nix::sys::signal::{SigSet, Signal};
 use params::{Params, PluginDecls};
@@ -52,6 +53,11 @@ Options:
                        127.0.0.1:9808) serves OpenMetrics on GET /metrics
   --config FILE        modprobe-style file: lines \"options MODULE NAME=VALUE ...\" for lnet,
                        libcfs, lnet_selftest or a plugin's module (ksocklnd); repeatable
+  --max-clients N      control clients served at once (default 64); at the cap the
+                       longest-idle one is closed, or the newcomer refused if none is idle
+  --client-timeout SECS
+                       time a client has to send a whole request line once it started
+                       one, and to take a reply (default 10)
   --help, -h           this text
   --version, -V        the version
 ";
@@ -64,6 +70,7 @@ struct Opts {
     log_level: Option<String>,
     log_file: Option<PathBuf>,
     params: Params,
+    limits: ClientLimits,
 }
 
 enum Action {
@@ -80,6 +87,7 @@ fn parse_args(args: &[OsString]) -> Result<Action, String> {
     let mut log_file = None;
     let mut param_items: Vec<String> = Vec::new();
     let mut configs: Vec<PathBuf> = Vec::new();
+    let mut limits = ClientLimits::default();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let text = arg
@@ -107,6 +115,27 @@ fn parse_args(args: &[OsString]) -> Result<Action, String> {
             "--log-file" => log_file = Some(PathBuf::from(value("a file")?)),
             "--param" | "-o" => param_items.push(value("NAME=VALUE")?),
             "--config" | "-c" => configs.push(PathBuf::from(value("a file")?)),
+            "--max-clients" => {
+                let v = value("a number")?;
+                limits.max_clients = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=65536).contains(n))
+                    .ok_or_else(|| {
+                        format!("bad --max-clients {v:?}: give a number from 1 to 65536")
+                    })?;
+            }
+            "--client-timeout" => {
+                let v = value("seconds")?;
+                let secs = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=3600).contains(n))
+                    .ok_or_else(|| {
+                        format!("bad --client-timeout {v:?}: give seconds from 1 to 3600")
+                    })?;
+                limits.line_timeout = Duration::from_secs(secs);
+            }
             "--help" | "-h" => return Ok(Action::Help),
             "--version" | "-V" => return Ok(Action::Version),
             other => return Err(format!("unknown option {other}; see lnetd --help")),
@@ -133,6 +162,7 @@ fn parse_args(args: &[OsString]) -> Result<Action, String> {
         log_level,
         log_file,
         params,
+        limits,
     })))
 }
 
@@ -240,6 +270,7 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
         plugin_path = ?opts.plugin_path,
         "lnetd starting"
     );
+    server.set_client_limits(opts.limits);
     if config_on_load {
         if let Err(e) = server.configure(true) {
             // Like a module load that fails on its networks: stop the start.
@@ -405,6 +436,18 @@ mod tests {
         assert!(o.foreground);
         assert_eq!(o.params.get("networks"), Some("tcp0(eth0)"));
         assert_eq!(o.log_level.as_deref(), Some("debug"));
+        assert_eq!(o.limits, ClientLimits::default());
+        let Ok(Action::Run(o)) = parse_args(&args(&["--max-clients", "8", "--client-timeout=3"]))
+        else {
+            panic!("parses");
+        };
+        assert_eq!(
+            o.limits,
+            ClientLimits {
+                max_clients: 8,
+                line_timeout: Duration::from_secs(3)
+            }
+        );
         // The executable's own directory is always searched.
         let exe_dir = std::env::current_exe()
             .expect("exe")
@@ -424,6 +467,10 @@ mod tests {
         assert!(e.contains("--bogus"), "{e}");
         let e = parse_args(&args(&["--socket"])).err().expect("refused");
         assert!(e.contains("--socket"), "{e}");
+        for bad in [["--max-clients", "0"], ["--client-timeout", "x"]] {
+            let e = parse_args(&args(&bad)).err().expect("refused");
+            assert!(e.contains(bad[0]) && e.contains(bad[1]), "{e}");
+        }
         let e = parse_args(&args(&["--config", "/nonexistent/lnet.conf"]))
             .err()
             .expect("refused");

@@ -236,9 +236,15 @@ impl Node {
                 format!("Net {ty} does not accept a LND timeout"),
             ));
         }
-        let (_, lnd) = st.lnds.get(ty).ok_or_else(|| {
-            NodeError::failed(errno::ENOENT, format!("LNet net {net} doesn't exist"))
-        })?;
+        let lnd = st
+            .lnds
+            .get(ty)
+            .map(|(_, l)| std::sync::Arc::clone(l))
+            .ok_or_else(|| {
+                NodeError::failed(errno::ENOENT, format!("LNet net {net} doesn't exist"))
+            })?;
+        // The LND is called without the node's lock.
+        drop(st);
         lnd.ctl("lnd_timeout", &seconds.to_string())
             .map(|_| ())
             .map_err(|e| {
@@ -252,23 +258,28 @@ impl Node {
     /// `net set --conns-per-peer N --nid NID|--all`: asks each NI's LND
     /// through the NI control command `conns_per_peer`.
     pub fn conns_per_peer_set(&self, nid: Option<Nid>, value: u32) -> Result<(), NodeError> {
-        let st = self.inner.lock();
         let mut found = false;
-        for v in st.lnet.nis() {
-            if v.id() == NiId::LO || nid.is_some_and(|n| n != v.nid()) {
-                continue;
+        let mut targets = Vec::new();
+        {
+            let st = self.inner.lock();
+            for v in st.lnet.nis() {
+                if v.id() == NiId::LO || nid.is_some_and(|n| n != v.nid()) {
+                    continue;
+                }
+                found = true;
+                if let Some(rt) = st.nis.get(&v.id()) {
+                    targets.push((v.nid(), rt.lnd.clone()));
+                }
             }
-            found = true;
-            if let Some(rt) = st.nis.get(&v.id()) {
-                rt.lnd
-                    .ctl("conns_per_peer", &value.to_string())
-                    .map_err(|e| {
-                        NodeError::failed(
-                            errno::EOPNOTSUPP,
-                            format!("cannot set conns_per_peer of {}: {e}", v.nid()),
-                        )
-                    })?;
-            }
+        }
+        // The LNDs are called without the node's lock.
+        for (n, lnd) in targets {
+            lnd.ctl("conns_per_peer", &value.to_string()).map_err(|e| {
+                NodeError::failed(
+                    errno::EOPNOTSUPP,
+                    format!("cannot set conns_per_peer of {n}: {e}"),
+                )
+            })?;
         }
         match (found, nid) {
             (false, Some(n)) => Err(NodeError::failed(

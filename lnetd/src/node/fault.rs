@@ -17,6 +17,7 @@ use lnd_api::{FilterHandle, HostHandle};
 use lnet_core::ni::NiId;
 
 use super::{Inner, NiHost, Node, NodeError, State};
+use crate::host::PluginHost;
 
 /// The file name stem the plugin path is searched for.
 const FAULT_PLUGIN: &str = "lnd-fault";
@@ -67,6 +68,42 @@ impl Node {
         &self,
         plugin_path: &[std::path::PathBuf],
     ) -> Result<Arc<FilterHandle>, NodeError> {
+        // The filter plugin's file is opened without the node's lock.
+        let params = {
+            let st = self.inner.lock();
+            if st.stopping {
+                return Err(super::not_running());
+            }
+            if let Some(f) = &st.filter {
+                return Ok(Arc::clone(f));
+            }
+            st.host.plugin_params().to_vec()
+        };
+        let have = self.inner.lock().host.offers_filter();
+        let mut loaded_from = None;
+        if !have {
+            let path = find_plugin(plugin_path).ok_or_else(|| {
+                NodeError::failed(
+                    lnd_api::errno::ENOENT,
+                    format!(
+                        "no fault plugin loaded and none in the plugin path ({}): build \
+                         lnd-fault (liblnd_fault.so) and load it with lnetctl plugin load, \
+                         or add its directory with lnetd --plugin-path",
+                        plugin_path
+                            .iter()
+                            .map(|d| d.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(":")
+                    ),
+                )
+            })?;
+            let prepared = PluginHost::prepare(&path, &params)?;
+            let mut st = self.inner.lock();
+            if !st.host.offers_filter() {
+                st.host.register_prepared(prepared)?;
+            }
+            loaded_from = Some(path);
+        }
         let mut st = self.inner.lock();
         if st.stopping {
             return Err(super::not_running());
@@ -74,37 +111,19 @@ impl Node {
         if let Some(f) = &st.filter {
             return Ok(Arc::clone(f));
         }
-        let filter = match st.host.filter()? {
-            Some(f) => f,
-            None => {
-                let path = find_plugin(plugin_path).ok_or_else(|| {
-                    NodeError::failed(
-                        lnd_api::errno::ENOENT,
-                        format!(
-                            "no fault plugin loaded and none in the plugin path ({}): build \
-                             lnd-fault (liblnd_fault.so) and load it with lnetctl plugin load, \
-                             or add its directory with lnetd --plugin-path",
-                            plugin_path
-                                .iter()
-                                .map(|d| d.display().to_string())
-                                .collect::<Vec<_>>()
-                                .join(":")
-                        ),
-                    )
-                })?;
-                st.host.load(&path)?;
-                st.host.filter()?.ok_or_else(|| {
-                    NodeError::failed(
-                        lnd_api::errno::EPROTO,
-                        format!(
-                            "{} does not offer the filter extension {}",
-                            path.display(),
-                            lnd_api::NI_FILTER
-                        ),
-                    )
-                })?
-            }
-        };
+        let filter = st.host.filter()?.ok_or_else(|| {
+            NodeError::failed(
+                lnd_api::errno::EPROTO,
+                match &loaded_from {
+                    Some(path) => format!(
+                        "{} does not offer the filter extension {}",
+                        path.display(),
+                        lnd_api::NI_FILTER
+                    ),
+                    None => format!("no loaded plugin offers {}", lnd_api::NI_FILTER),
+                },
+            )
+        })?;
         let filter = Arc::new(filter);
         st.filter = Some(Arc::clone(&filter));
         let mut ids: Vec<NiId> = st.nis.keys().copied().collect();

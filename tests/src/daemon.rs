@@ -3,7 +3,7 @@
 //! fails, so no test leaves a process behind.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use liblnetconfig::Client;
@@ -29,6 +29,18 @@ impl Daemon {
     pub fn start(socket: impl Into<PathBuf>, args: &[&str]) -> Daemon {
         let mut cmd = Command::new(crate::bins::lnetd());
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        Daemon::spawn(cmd, socket, args)
+    }
+
+    /// As [`Daemon::start`], with no plugin path from the environment
+    /// (`LNET_PLUGIN_PATH` removed): lnetd looks for plugins in its own
+    /// directory, the profile directory the [`crate::bins`] plugins are
+    /// built into.
+    pub fn start_clean(socket: impl Into<PathBuf>, args: &[&str]) -> Daemon {
+        let mut cmd = Command::new(crate::bins::lnetd());
+        cmd.env_remove("LNET_PLUGIN_PATH")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         Daemon::spawn(cmd, socket, args)
     }
 
@@ -100,6 +112,15 @@ impl Daemon {
     /// Its control socket.
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// Runs this build's `lnetctl --socket SOCKET ARGS` against the daemon
+    /// (built on first use); its output.
+    pub fn lnetctl(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(crate::bins::lnetctl());
+        cmd.arg("--socket").arg(&self.socket).args(args);
+        cmd.output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
     }
 
     /// Waits at most `within` for our child to exit; its status.

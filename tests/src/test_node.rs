@@ -277,3 +277,44 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
+
+/// PUTs then GETs of each size in `sizes` (at most 1 MiB) from `from` to
+/// `to`, each command within `t`, match bits from `base` up: every PUT's
+/// event on `to` must name `from_nid` and carry the pattern byte for byte
+/// (`data=ok`); every GET must bring back the whole of what it asked.
+pub fn transfers(
+    from: &TestNode,
+    to: &TestNode,
+    from_nid: &str,
+    to_nid: &str,
+    base: u64,
+    sizes: &[usize],
+    t: Duration,
+) {
+    for (i, &size) in sizes.iter().enumerate() {
+        let mb = base + i as u64;
+        to.cmd_ok(&format!("serve 40 {mb:#x} {}", 1 << 20), t);
+        let r = from.cmd_ok(&format!("put {to_nid} 40 {mb:#x} {size}"), t);
+        assert_eq!(field(&r, "mlength"), Some(size.to_string().as_str()), "{r}");
+        let ev = to.expect(
+            |l| l.starts_with("event put") && l.contains(&format!("mb={mb:#x} ")),
+            t,
+        );
+        assert_eq!(
+            ev,
+            format!(
+                "event put from={from_nid} mb={mb:#x} rlength={size} mlength={size} offset=0 \
+                 hdr_data={size} status=0 data=ok"
+            )
+        );
+    }
+    let mb = base + 0x100;
+    to.cmd_ok(&format!("serve 41 {mb:#x} {}", 1 << 20), t);
+    for &size in sizes {
+        let r = from.cmd_ok(&format!("get {to_nid} 41 {mb:#x} {size}"), t);
+        assert!(
+            r.starts_with(&format!("ok get size={size} mlength={size} data=ok ")),
+            "{r}"
+        );
+    }
+}

@@ -3,95 +3,19 @@
 //! stacks it on the running NI of a vendor plugin; rules are added, shown
 //! (exact YAML), reset and deleted; errors print as upstream's do.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
+use lnet_tests::daemon::Daemon;
 use lnet_tests::plugin_build::{build_vendor_plugin, Interface};
-
-/// Builds lnetd, lnetctl and the lnd-fault plugin into this build's
-/// profile directory (lnetd's plugin path) and returns it.
-fn bin_dir() -> PathBuf {
-    let dir = lnet_tests::profile_dir();
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "--quiet", "-p", "lnetd", "--bin", "lnetd"])
-        .args([
-            "-p",
-            "lnetctl",
-            "--bin",
-            "lnetctl",
-            "-p",
-            "lnd-fault",
-            "--lib",
-        ])
-        .arg("--target-dir")
-        .arg(dir.parent().expect("target directory"));
-    if dir.ends_with("release") {
-        cmd.arg("--release");
-    }
-    assert!(
-        cmd.status().expect("cargo build").success(),
-        "cannot build lnetd, lnetctl and lnd-fault"
-    );
-    assert!(dir.join("liblnd_fault.so").is_file());
-    dir
-}
-
-/// lnetd in the foreground on a private socket, killed on drop.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(bin: &Path) -> Daemon {
-        let dir = lnet_tests::target_dir().join(format!("fault-lnetctl-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let child = Command::new(bin.join("lnetd"))
-            .arg("--foreground")
-            .arg("--socket")
-            .arg(dir.join("lnetctl.sock"))
-            .env_remove("LNET_PLUGIN_PATH")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn lnetd");
-        let d = Daemon { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !d.dir.join("lnetctl.sock").exists() {
-            assert!(Instant::now() < deadline, "lnetd did not create its socket");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        d
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use lnet_tests::{text, TempDir};
 
 struct Ctl<'a> {
-    bin: &'a Path,
     d: &'a Daemon,
 }
 
 impl Ctl<'_> {
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(self.bin.join("lnetctl"))
-            .arg("--socket")
-            .arg(self.d.dir.join("lnetctl.sock"))
-            .args(args)
-            .output()
-            .expect("run lnetctl")
+        self.d.lnetctl(args)
     }
 
     /// Runs; checks rc 0 and nothing on stderr; returns stdout.
@@ -126,9 +50,12 @@ const DROP_RULE: &str = "fault:
 #[test]
 fn fault_rules_through_lnetctl() {
     let vnd = build_vendor_plugin("same", Interface::Same, "vendor-lnd", "vnd");
-    let bin = bin_dir();
-    let d = Daemon::start(&bin);
-    let c = Ctl { bin: &bin, d: &d };
+    // lnetd loads the fault plugin from its own directory, where this
+    // build's plugins are.
+    lnet_tests::bins::fault_plugin();
+    let dir = TempDir::new("fault-lnetctl");
+    let d = Daemon::start_clean(dir.socket(), &[]);
+    let c = Ctl { d: &d };
     c.ok(&["lnet", "configure"]);
     c.ok(&["plugin", "load", vnd.so.to_str().expect("utf-8")]);
     c.ok(&["net", "add", "--net", "vnd", "--if", "fab0"]);

@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use lnet_tests::netns::{is_root, End, NetNs, Veth};
-use lnet_tests::test_node::{field, TestNode};
+use lnet_tests::test_node::{self, field, TestNode};
 
 /// Progress on standard error (seen with --nocapture): where the time goes.
 fn log(t0: Instant, what: &str) {
@@ -98,34 +98,9 @@ fn stat(n: &TestNode, nid: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in {r}"))
 }
 
-/// PUTs then GETs of every size from `from` to `to`, checked on both ends.
+/// PUTs then GETs of every size in [`SIZES`] from `from` to `to`.
 fn transfers(from: &TestNode, to: &TestNode, from_nid: &str, to_nid: &str, base: u64) {
-    for (i, size) in SIZES.into_iter().enumerate() {
-        let mb = base + i as u64;
-        to.cmd_ok(&format!("serve 40 {mb:#x} {}", 1 << 20), T);
-        let r = from.cmd_ok(&format!("put {to_nid} 40 {mb:#x} {size}"), T);
-        assert_eq!(field(&r, "mlength"), Some(size.to_string().as_str()), "{r}");
-        let ev = to.expect(
-            |l| l.starts_with("event put") && l.contains(&format!("mb={mb:#x} ")),
-            T,
-        );
-        assert_eq!(
-            ev,
-            format!(
-                "event put from={from_nid} mb={mb:#x} rlength={size} mlength={size} offset=0 \
-                 hdr_data={size} status=0 data=ok"
-            )
-        );
-    }
-    let mb = base + 0x100;
-    to.cmd_ok(&format!("serve 41 {mb:#x} {}", 1 << 20), T);
-    for size in SIZES {
-        let r = from.cmd_ok(&format!("get {to_nid} 41 {mb:#x} {size}"), T);
-        assert!(
-            r.starts_with(&format!("ok get size={size} mlength={size} data=ok ")),
-            "{r}"
-        );
-    }
+    test_node::transfers(from, to, from_nid, to_nid, base, &SIZES, T);
 }
 
 #[test]

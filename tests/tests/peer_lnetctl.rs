@@ -2,90 +2,14 @@
 //! against a running lnetd (lnetctl.md §2.6, §2.13, §2.17, §3.2, §3.3): the
 //! YAML key for key, the refusals' error blocks and return codes.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-/// Builds lnetd and lnetctl into this build's target directory (a no-op
-/// when fresh) and returns the directory holding them.
-fn bin_dir() -> PathBuf {
-    let dir = lnet_tests::profile_dir();
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args([
-        "build", "--quiet", "-p", "lnetd", "--bin", "lnetd", "-p", "lnetctl", "--bin", "lnetctl",
-    ])
-    .arg("--target-dir")
-    .arg(dir.parent().expect("target directory"));
-    if dir.ends_with("release") {
-        cmd.arg("--release");
-    }
-    assert!(
-        cmd.status().expect("cargo build").success(),
-        "cannot build lnetd and lnetctl"
-    );
-    dir
-}
-
-/// lnetd in the foreground on a private socket, killed on drop.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(bin: &Path) -> Daemon {
-        let dir = lnet_tests::target_dir().join(format!("peer-lnetctl-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let child = Command::new(bin.join("lnetd"))
-            .arg("--foreground")
-            .arg("--socket")
-            .arg(dir.join("lnetctl.sock"))
-            .env_remove("LNET_PLUGIN_PATH")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn lnetd");
-        let d = Daemon { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !d.socket().exists() {
-            assert!(Instant::now() < deadline, "lnetd did not create its socket");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        d
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("lnetctl.sock")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn lnetctl(bin: &Path, d: &Daemon, args: &[&str]) -> Output {
-    Command::new(bin.join("lnetctl"))
-        .arg("--socket")
-        .arg(d.socket())
-        .args(args)
-        .output()
-        .expect("run lnetctl")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use lnet_tests::daemon::Daemon;
+use lnet_tests::{text, TempDir};
 
 #[test]
 fn peer_commands_through_lnetctl() {
-    let bin = bin_dir();
-    let d = Daemon::start(&bin);
-    let run = |args: &[&str]| lnetctl(&bin, &d, args);
+    let dir = TempDir::new("peer-lnetctl");
+    let d = Daemon::start_clean(dir.socket(), &[]);
+    let run = |args: &[&str]| d.lnetctl(args);
     let out = run(&["lnet", "configure"]);
     assert!(out.status.success(), "configure: {}", text(&out.stderr));
 

@@ -400,6 +400,16 @@ fn router_rule_picks_the_gateway() {
     let mut f = two_routers(1608);
     let c = f.nid(0, 0);
     let (g1, g2) = (f.nid(1, 0), f.nid(2, 0));
+    // The server is discovered through a router first (semantics §9.2);
+    // the counters start after it, so they see the PUTs and ACKs only.
+    let server = f.nid(3, 0);
+    f.discover(0, server, false)
+        .expect("the server is discovered through a route");
+    f.run_for(Duration::from_secs(1));
+    for n in 0..f.node_count() {
+        f.call(n, |l, _| l.stats_reset());
+    }
+    f.reset_link_stats();
     let via = |f: &Fabric, g: Nid| f.link_stats(c, g).delivered;
     send(&mut f, 0, 3);
     assert!(via(&f, g1) > 0 && via(&f, g2) > 0, "default: both gateways");

@@ -27,6 +27,16 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Asked to run (`--ignored`), a root-only test runs or fails, never passes
+/// silently: panics with what to do when this process is not root.
+pub fn need_root() {
+    assert!(
+        is_root(),
+        "this test needs root (it creates network namespaces or binds privileged ports): \
+         run it as root, as scripts/test.sh does"
+    );
+}
+
 /// Runs `ip ARGS`; the error names the command and quotes `ip`'s complaint.
 pub fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip").args(args).output().map_err(|e| {

@@ -62,13 +62,6 @@ fn idle_and_half_line_clients_do_not_starve_lnetctl() {
     let before = lnetctl(&d, &["net", "show"]);
     let (threads0, fds0) = threads_and_fds(d.pid());
 
-    let half: Vec<UnixStream> = (0..HALF)
-        .map(|_| {
-            let mut s = UnixStream::connect(d.socket()).expect("connect");
-            s.write_all(br#"{"version":1,"op":"#).expect("write");
-            s
-        })
-        .collect();
     // Idle clients beyond the cap: each newcomer closes the longest-idle
     // one, so the daemon never serves more than the cap.
     let mut idle = Vec::new();
@@ -78,6 +71,18 @@ fn idle_and_half_line_clients_do_not_starve_lnetctl() {
             Err(e) => panic!("connect failed with {} idle clients: {e}", idle.len()),
         }
     }
+    // Then the half-line clients: newer than every idle one, so the
+    // newcomers after them (lnetctl's) close idle clients first, while a
+    // half-line client has its line timeout. (Connected before the idle
+    // ones, a half-line client whose first bytes the daemon had not read yet
+    // would itself count as the longest idle: a race on a loaded machine.)
+    let half: Vec<UnixStream> = (0..HALF)
+        .map(|_| {
+            let mut s = UnixStream::connect(d.socket()).expect("connect");
+            s.write_all(br#"{"version":1,"op":"#).expect("write");
+            s
+        })
+        .collect();
     let (threads, fds) = threads_and_fds(d.pid());
     assert!(
         threads <= threads0 + MAX_CLIENTS + 2,

@@ -6,13 +6,13 @@
 //! peer's NIs lost health.
 //!
 //! Root only (`#[ignore]`; `cargo test -p lnet-tests --test netns_health --
-//! --ignored`, which scripts/test.sh runs as root); without root the test
-//! prints a skip line.
+//! --ignored`, which scripts/test.sh runs as root); asked to run without
+//! root, it fails saying so.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use lnet_tests::netns::{is_root, End, NetNs, Veth};
+use lnet_tests::netns::{need_root, End, NetNs, Veth};
 use lnet_tests::test_node::TestNode;
 
 const EXE: &str = env!("CARGO_BIN_EXE_lnet-test-node");
@@ -70,10 +70,7 @@ fn peer_healths(n: &TestNode, nid: &str) -> Vec<u32> {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn a_peer_killed_mid_brw_fails_its_messages_within_the_transaction_timeout() {
-    if !is_root() {
-        eprintln!("not root: skipped (network namespaces need root)");
-        return;
-    }
+    need_root();
     let id = std::process::id() % 100_000;
     let ns_a = NetNs::new(&format!("lnh{id}a")).expect("namespace a");
     let ns_b = NetNs::new(&format!("lnh{id}b")).expect("namespace b");

@@ -13,21 +13,12 @@
 
 use std::time::{Duration, Instant};
 
-use lnet_tests::netns::{is_root, End, NetNs, Veth};
+use lnet_tests::netns::{need_root, End, NetNs, Veth};
 use lnet_tests::test_node::{field, TestNode};
 
 const EXE: &str = env!("CARGO_BIN_EXE_lnet-test-node");
 const T: Duration = Duration::from_secs(20);
 const SIZES: [usize; 5] = [0, 1, 4096, 65536, 1 << 20];
-
-/// Asked to run (`--ignored`), a test runs or fails: never a silent pass.
-fn need_root() {
-    assert!(
-        is_root(),
-        "this test needs root (it creates network namespaces): run it as root, as \
-         scripts/test.sh does"
-    );
-}
 
 /// Two nodes A and B in two namespaces on one veth pair, subnet
 /// 10.214.K.0/24, both configured on net `tcp`. Fields drop in order:

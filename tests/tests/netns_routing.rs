@@ -14,21 +14,12 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use lnet_tests::netns::{is_root, End, NetNs, Veth};
+use lnet_tests::netns::{need_root, End, NetNs, Veth};
 use lnet_tests::test_node::{self, field, lnetctl_bin, TestNode};
 
 const EXE: &str = env!("CARGO_BIN_EXE_lnet-test-node");
 const T: Duration = Duration::from_secs(20);
 const SIZES: [usize; 5] = [0, 1, 4096, 65536, 1 << 20];
-
-/// Asked to run (`--ignored`), a test runs or fails: never a silent pass.
-fn need_root() {
-    assert!(
-        is_root(),
-        "this test needs root (it creates network namespaces): run it as root, as \
-         scripts/test.sh does"
-    );
-}
 
 /// PUTs then GETs of every size in [`SIZES`] from `from` to `to`.
 fn transfers(from: &TestNode, to: &TestNode, from_nid: &str, to_nid: &str, base: u64) {

@@ -8,13 +8,13 @@
 //! across LNDs); `lst brw` read and write with data checks.
 //!
 //! Root only (`#[ignore]`; `cargo test -p lnet-tests --test o2ib_netns --
-//! --ignored`); without root each test prints a skip line and passes.
+//! --ignored`); asked to run without root, each test fails saying so.
 //! Namespaces, links and processes are owned by guards; every name carries
 //! the process id.
 
 use std::time::{Duration, Instant};
 
-use lnet_tests::netns::{is_root, End, NetNs, Veth};
+use lnet_tests::netns::{need_root, End, NetNs, Veth};
 use lnet_tests::test_node::{self, field, TestNode};
 
 /// Progress on standard error (seen with --nocapture): where the time goes.
@@ -80,14 +80,6 @@ fn pair(tag: &str, params: &[&str]) -> Pair {
     }
 }
 
-fn skip() -> bool {
-    if !is_root() {
-        eprintln!("not root: skipped (network namespaces need root)");
-        return true;
-    }
-    false
-}
-
 /// A counter of lnd-o2ib's `stats` on a node's NI.
 fn stat(n: &TestNode, nid: &str, name: &str) -> u64 {
     let r = n.cmd_ok(&format!("lnd {nid} stats"), T);
@@ -106,9 +98,7 @@ fn transfers(from: &TestNode, to: &TestNode, from_nid: &str, to_nid: &str, base:
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn ping_put_get_every_size_both_ways() {
-    if skip() {
-        return;
-    }
+    need_root();
     let t0 = Instant::now();
     let p = pair("p", &[]);
     log(t0, "configured");
@@ -160,9 +150,7 @@ fn ping_put_get_every_size_both_ways() {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn credits_run_out_and_noops_bring_them_back() {
-    if skip() {
-        return;
-    }
+    need_root();
     let p = pair("c", &[]);
     // 100 PUTs without ACK: B sends nothing back but NOOPs, so A's 8
     // credits (queue depth) can only come back that way.
@@ -218,9 +206,7 @@ fn credits_run_out_and_noops_bring_them_back() {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn injected_bad_rkey_fails_the_put_with_remote_error() {
-    if skip() {
-        return;
-    }
+    need_root();
     let p = pair("k", &[]);
     p.b.cmd_ok("serve 43 0x5 1048576", T);
     p.a.cmd_ok(&format!("put {NB} 43 0x5 1"), T);
@@ -243,9 +229,7 @@ fn injected_bad_rkey_fails_the_put_with_remote_error() {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn peer_killed_mid_rdma_fails_what_was_in_flight() {
-    if skip() {
-        return;
-    }
+    need_root();
     let mut p = pair("d", &[]);
     p.b.cmd_ok("sink 44 0x9 1048576", T);
     p.a.cmd_ok(&format!("put {NB} 44 0x9 1048576"), T);
@@ -295,9 +279,7 @@ fn diag(p: &Pair) -> String {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn o2ib_and_tcp_on_one_node_multi_rail_across_lnds() {
-    if skip() {
-        return;
-    }
+    need_root();
     let p = pair("m", &[]);
     // A second link for tcp.
     let id = std::process::id() % 100_000;
@@ -346,9 +328,7 @@ fn o2ib_and_tcp_on_one_node_multi_rail_across_lnds() {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn streams_of_puts_with_acks_complete() {
-    if skip() {
-        return;
-    }
+    need_root();
     let p = pair("s", &[]);
     p.b.cmd_ok("sink 46 0x4 1048576", T);
     let r =
@@ -386,9 +366,7 @@ fn lst(n: &TestNode, args: &[&str]) -> String {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn lst_brw_write_and_read_with_check_as_over_tcp() {
-    if skip() {
-        return;
-    }
+    need_root();
     let p = pair("l", &[]);
     lst(&p.a, &["new_session", "--timeout", "120", "o2ib"]);
     assert_eq!(

@@ -52,19 +52,42 @@ fn multi_rail_local_error_on_one_ni_is_resent_on_the_other() {
             .unwrap_or_else(|e| panic!("ping {i} fails: {e}"));
     }
     // Round robin tried NI 0 once; that GET failed and was resent on NI 1;
-    // NI 0, hurt, was not chosen again. The rule counted exactly that GET.
-    let rule = &a.fault().drop_rules()[0];
+    // NI 0, hurt, was not chosen again. NI 0 also pings itself to recover
+    // (semantics §8.6) and the rule fails those GETs too, when one has gone
+    // yet: every drop is a GET, counted once in the health statistics, and
+    // only the ping's was resent (recovery pings never are).
+    // (A recovery ping may fail between two reads: read until the rule's
+    // and the health counters agree.)
+    let snapshot = || {
+        let rule = &a.fault().drop_rules()[0];
+        (
+            rule.n("ds_dropped"),
+            rule.n("fs_count"),
+            rule.n("fs_get"),
+            a.stat("local_dropped_count"),
+            a.ni_stat(&na[0], "dropped"),
+        )
+    };
+    let t0 = Instant::now();
+    let mut snap = snapshot();
+    while snap != (snap.0, snap.0, snap.0, snap.0, snap.0) && t0.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+        snap = snapshot();
+    }
+    let dropped = snap.0;
+    assert!(dropped >= 1, "the ping's GET on NI 0 was failed");
     assert_eq!(
-        (rule.n("ds_dropped"), rule.n("fs_count"), rule.n("fs_get")),
-        (1, 1, 1)
+        snap,
+        (dropped, dropped, dropped, dropped, dropped),
+        "(ds_dropped, fs_count, fs_get, local_dropped_count, NI 0's dropped)"
     );
     assert_eq!(a.stat("resend_count"), 1);
     assert_eq!(a.stat("successful_resends"), 1);
-    assert_eq!(a.stat("local_dropped_count"), 1);
-    assert_eq!(a.ni_stat(&na[0], "dropped"), 1, "NI 0's health stats");
     assert!(a.ni_stat(&na[0], "health value") < 1000);
     assert_eq!(a.ni_stat(&na[1], "health value"), 1000);
-    assert_eq!(gets(&na[0]) - g0, 1, "NI 0 was tried once");
+    // A failed send is a drop, not a send (issue 11 item 6).
+    assert_eq!(gets(&na[0]) - g0, 0, "nothing left NI 0");
     assert_eq!(
         gets(&na[1]) - g1,
         PINGS,
@@ -80,8 +103,10 @@ fn multi_rail_local_error_on_one_ni_is_resent_on_the_other() {
         .expect("rule on the node");
     let e = a.ping(&nb[0], 10).expect_err("both NIs fail");
     assert!(e.contains("errno:"), "{e}");
+    // One try and two resends (plus any recovery ping of a hurt NI, which
+    // the rule fails too but which is never resent).
     let dropped = a.fault().drop_rules()[0].n("ds_dropped");
-    assert_eq!(dropped, 3, "one try and two resends");
+    assert!(dropped >= 3, "one try and two resends: {dropped}");
     assert_eq!(a.stat("resend_count"), 1 + 2);
     assert_eq!(a.stat("failed_resends"), 1);
     a.fault().off();

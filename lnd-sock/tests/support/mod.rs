@@ -69,6 +69,7 @@ struct State {
     sent_order: Vec<u64>,
     logs: Vec<(LogLevel, String)>,
     notifies: Vec<(Nid, bool)>,
+    links: Vec<bool>,
     parse_errors: usize,
 }
 
@@ -188,6 +189,14 @@ impl TestHost {
     pub fn wait_notify(&self, peer: Nid, alive: bool, t: Duration) {
         self.wait(t, "a peer notification", |s| {
             s.notifies.contains(&(peer, alive)).then_some(())
+        })
+    }
+
+    /// Waits until the NI reported its link state `n` times; returns the
+    /// reports in order.
+    pub fn wait_links(&self, n: usize, t: Duration) -> Vec<bool> {
+        self.wait(t, &format!("{n} link state reports"), |s| {
+            (s.links.len() >= n).then(|| s.links.clone())
         })
     }
 
@@ -384,7 +393,10 @@ impl Host for TestHost {
         self.0.cv.notify_all();
     }
 
-    fn link_state(&self, _up: bool) {}
+    fn link_state(&self, up: bool) {
+        self.lock().links.push(up);
+        self.0.cv.notify_all();
+    }
 
     fn log(&self, level: LogLevel, msg: &str) {
         if std::env::var_os("LND_SOCK_TEST_LOG").is_some() {

@@ -23,7 +23,9 @@
 //!
 //! When the netlink socket cannot be opened the watcher says so in the log
 //! and polls every [`POLL`]; with it, it still re-reads every [`RECHECK`]
-//! in case notifications were lost.
+//! in case notifications were lost, and every [`POLL`] while the link is
+//! down, repeating the report (a link down at start-up may be reported
+//! before LNet has registered the NI).
 
 use std::io;
 use std::net::IpAddr;
@@ -152,6 +154,11 @@ async fn run(ni: Arc<NiInner>) {
                 if now_up != up {
                     up = now_up;
                     report(&ni, up, &why_down(&list, &ni.ifname, ni.addr));
+                } else if !up {
+                    // Again while down (LNet ignores a repeat): a report made
+                    // while LNet was still registering the NI (a link already
+                    // down at start-up) is not lost.
+                    ni.host.link_state(false);
                 }
             }
             Err(e) => ni.log_ni(
@@ -160,20 +167,24 @@ async fn run(ni: Arc<NiInner>) {
             ),
         }
         match &sock {
-            Some(fd) => match tokio::time::timeout(RECHECK, drain(fd, &mut buf)).await {
-                Ok(Ok(())) | Err(_) => {}
-                Ok(Err(e)) => {
-                    ni.log_ni(
-                        LogLevel::WARN,
-                        &format!(
-                            "netlink watch of {} failed ({e}): polling it every {} s",
-                            ni.ifname,
-                            POLL.as_secs()
-                        ),
-                    );
-                    sock = None;
+            Some(fd) => {
+                match tokio::time::timeout(if up { RECHECK } else { POLL }, drain(fd, &mut buf))
+                    .await
+                {
+                    Ok(Ok(())) | Err(_) => {}
+                    Ok(Err(e)) => {
+                        ni.log_ni(
+                            LogLevel::WARN,
+                            &format!(
+                                "netlink watch of {} failed ({e}): polling it every {} s",
+                                ni.ifname,
+                                POLL.as_secs()
+                            ),
+                        );
+                        sock = None;
+                    }
                 }
-            },
+            }
             None => tokio::time::sleep(POLL).await,
         }
     }

@@ -192,11 +192,13 @@ impl TestHost {
         })
     }
 
-    /// Waits until the NI reported its link state `n` times; returns the
-    /// reports in order.
+    /// Waits until the NI's link state reports show `n` states (a repeated
+    /// report, which LNet ignores, counts once); returns them in order.
     pub fn wait_links(&self, n: usize, t: Duration) -> Vec<bool> {
-        self.wait(t, &format!("{n} link state reports"), |s| {
-            (s.links.len() >= n).then(|| s.links.clone())
+        self.wait(t, &format!("{n} link states"), |s| {
+            let mut v = s.links.clone();
+            v.dedup();
+            (v.len() >= n).then_some(v)
         })
     }
 

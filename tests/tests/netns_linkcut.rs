@@ -9,6 +9,13 @@
 //! carries brw traffic again. At the end every message both nodes had has
 //! ended (msgs_alloc 0): none lost.
 //!
+//! Known (open): in about 1 run of 8 the brw run stalls right after the
+//! cut: both nodes' LNet is idle (msgs_alloc 0, no credits held, nothing
+//! queued), B counts failed resends, and no brw RPC is issued any more, so
+//! the "traffic on link 2 after the cut" wait fails with both nodes' state
+//! dumped. The wedge is above LNet (selftest's RPC/bulk error path), not in
+//! the link handling.
+//!
 //! Root only (`#[ignore]`; `cargo build -p lnd-sock` first, then
 //! `cargo test -p lnet-tests --test netns_linkcut -- --ignored`, which
 //! scripts/test.sh runs as root); without root the test prints a skip line.

@@ -13,8 +13,9 @@
 //! cut: both nodes' LNet is idle (msgs_alloc 0, no credits held, nothing
 //! queued), B counts failed resends, and no brw RPC is issued any more, so
 //! the "traffic on link 2 after the cut" wait fails with both nodes' state
-//! dumped. The wedge is above LNet (selftest's RPC/bulk error path), not in
-//! the link handling.
+//! dumped. No LNet message is outstanding then, so the wedge is in how a
+//! failure reaches selftest (an MD event after a failed resend, or
+//! selftest's RPC/bulk error path not timing out), not in the link handling.
 //!
 //! Root only (`#[ignore]`; `cargo build -p lnd-sock` first, then
 //! `cargo test -p lnet-tests --test netns_linkcut -- --ignored`, which

@@ -9,9 +9,11 @@
 //! carries brw traffic again. At the end every message both nodes had has
 //! ended (msgs_alloc 0): none lost.
 //!
-//! Known (open): in about 1 run of 8 the brw run stalls right after the
+//! Known (open): in about 1 run of 6 the brw run stalls right after the
 //! cut: both nodes' LNet is idle (msgs_alloc 0, no credits held, nothing
-//! queued), B counts failed resends, and no brw RPC is issued any more, so
+//! queued, drop_count 8 on each side: one per brw slot, sometimes failed
+//! resends too), and no brw RPC is issued any more, even after
+//! `rpc_timeout`, so
 //! the "traffic on link 2 after the cut" wait fails with both nodes' state
 //! dumped. No LNet message is outstanding then, so the wedge is in how a
 //! failure reaches selftest (an MD event after a failed resend, or

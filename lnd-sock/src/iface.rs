@@ -16,6 +16,9 @@ pub struct IfAddr {
     pub name: String,
     /// `IFF_UP`.
     pub up: bool,
+    /// `IFF_RUNNING`: the link is operationally up (carrier, RFC 2863
+    /// operstate UP or UNKNOWN).
+    pub running: bool,
     /// `IFF_LOOPBACK`.
     pub loopback: bool,
     /// The address, if this entry has one.
@@ -45,6 +48,7 @@ pub fn snapshot() -> Result<Vec<IfAddr>, LndError> {
     let mut out = Vec::new();
     for a in it {
         let up = a.flags.contains(InterfaceFlags::IFF_UP);
+        let running = a.flags.contains(InterfaceFlags::IFF_RUNNING);
         let loopback = a.flags.contains(InterfaceFlags::IFF_LOOPBACK);
         let addr = a.address.as_ref().and_then(|s| {
             s.as_sockaddr_in()
@@ -66,6 +70,7 @@ pub fn snapshot() -> Result<Vec<IfAddr>, LndError> {
         out.push(IfAddr {
             name: a.interface_name,
             up,
+            running,
             loopback,
             addr,
             prefix,
@@ -211,6 +216,7 @@ mod tests {
         IfAddr {
             name: name.into(),
             up,
+            running: up,
             loopback: lo,
             addr: addr.map(|a| a.parse().expect("ip")),
             prefix,

@@ -20,6 +20,9 @@
 //! * [`acceptor`]: listeners shared per address and port, `accept=secure`.
 //! * [`net`]: privileged-port connects and socket options (socket2).
 //! * [`params`] and [`iface`]: module parameters, tunables, the interface.
+//! * [`link`]: the interface's link state, watched through rtnetlink and
+//!   reported to LNet (`link_state`); a link going down closes the NI's
+//!   connections.
 //!
 //! Threads: the plugin owns one tokio runtime (`nscheds` worker threads
 //! named `lnd-sock`, one by default), created at the first NI start-up; nothing assumes an ambient
@@ -36,6 +39,7 @@ pub mod conn;
 pub mod fuzzing;
 pub mod hello;
 pub mod iface;
+pub mod link;
 pub mod net;
 pub mod ni;
 pub mod params;
@@ -171,6 +175,7 @@ impl Lnd for SockLnd {
             rt.clone(),
         );
         acceptor::register(&ni, &rt)?;
+        link::watch(&ni);
         ni.log_ni(
             lnd_api::LogLevel::INFO,
             &format!(

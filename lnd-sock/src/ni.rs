@@ -264,7 +264,7 @@ impl NiInner {
     }
 
     /// Spawns a counted task on the plugin runtime that stops at shutdown.
-    fn spawn<F>(&self, f: F)
+    pub(crate) fn spawn<F>(&self, f: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
@@ -877,6 +877,27 @@ impl NiInner {
         }
     }
 
+    /// Closes every connection of this NI (to `peer` only if given): their
+    /// queued and in-flight sends finish with `why`. Returns how many.
+    pub(crate) fn close_conns_of(&self, peer: Option<Nid>, why: &CloseReason) -> usize {
+        let victims: Vec<Arc<Conn>> = lock(&self.st)
+            .conns
+            .values()
+            .filter(|c| peer.is_none_or(|n| c.peer.nid == n))
+            .cloned()
+            .collect();
+        let n = victims.len();
+        for c in victims {
+            self.conn_failed(&c, why.clone());
+        }
+        n
+    }
+
+    /// Closes every connection of this NI (the link went down).
+    pub(crate) fn close_conns(&self, why: &CloseReason) -> usize {
+        self.close_conns_of(None, why)
+    }
+
     /// The peer table (`lctl peer_list`): one entry per peer this NI has a
     /// connection to, a send queued for, or a connect task running for.
     fn peer_list(&self) -> String {
@@ -1069,23 +1090,14 @@ impl LndNi for SockNi {
                         LndError::new(errno::EINVAL, format!("disconnect: bad NID {arg:?}: {e}"))
                     })?)
                 };
-                let victims: Vec<Arc<Conn>> = lock(&self.0.st)
-                    .conns
-                    .values()
-                    .filter(|c| target.is_none_or(|n| c.peer.nid == n))
-                    .cloned()
-                    .collect();
-                let n = victims.len();
-                for c in victims {
-                    self.0.conn_failed(
-                        &c,
-                        CloseReason::new(
-                            "closed by request",
-                            errno::ECONNABORTED,
-                            HealthStatus::LOCAL_ERROR,
-                        ),
-                    );
-                }
+                let n = self.0.close_conns_of(
+                    target,
+                    &CloseReason::new(
+                        "closed by request",
+                        errno::ECONNABORTED,
+                        HealthStatus::LOCAL_ERROR,
+                    ),
+                );
                 Ok(format!("disconnect:\n    closed: {n}\n"))
             }
             _ => Err(LndError::unsupported(&format!("control command {cmd:?}"))),

@@ -1,8 +1,10 @@
 //! Two nodes in two network namespaces joined by a veth pair, each node a
 //! child process (this test binary re-run inside `ip netns exec`) with one
 //! NI of lnd-sock on its veth interface, with the real defaults: port 988,
-//! `accept=secure`, privileged source ports. Root only: `#[ignore]`d, run
-//! with `cargo test -p lnd-sock --test netns -- --ignored`.
+//! `accept=secure`, privileged source ports; and the same pair with the link
+//! set down and up again (the NIs report their link state and A's
+//! connections close with the link). Root only: `#[ignore]`d, run with
+//! `cargo test -p lnd-sock --test netns -- --ignored`.
 //!
 //! [`NetNs`] and [`Veth`] (lnet-tests' shared guards) remove namespaces and
 //! links on drop, also when the test fails.
@@ -127,6 +129,184 @@ fn netns_node() {
     }
     let list = me.ni.ctl("conn_list", "").expect("conn_list");
     println!("{list}");
+    me.shutdown();
+    println!("NODE-OK");
+}
+
+/// Reads a child's standard output until a line equal to `word`; `Err`
+/// after `t`, or if the output ends first.
+fn wait_line(
+    out: &std::sync::mpsc::Receiver<String>,
+    word: &str,
+    t: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + t;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match out.recv_timeout(left) {
+            Ok(l) if l.trim() == word => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("no {word:?} line ({e})")),
+        }
+    }
+}
+
+/// The lines a child prints, through a channel (read by a thread).
+fn lines_of(c: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let out = c.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The link of an NI goes down and up (`ip link set down` on A's end of the
+/// veth; B's end loses its carrier): both NIs report `link_state(false)`
+/// then `link_state(true)`, A's connection to B is closed at once with the
+/// reason in the log, and once the link is back a new send gets through.
+#[test]
+#[ignore = "needs root: creates network namespaces"]
+fn link_down_and_up_are_reported() {
+    if std::env::var_os("LNDSOCK_LINK_NODE").is_some() {
+        return link_node();
+    }
+    assert!(
+        is_root(),
+        "link_down_and_up_are_reported needs root (it creates network namespaces): run it \
+         as root, as scripts/test.sh does"
+    );
+    let tag = std::process::id() % 100_000;
+    let na = NetNs::new(&format!("lsl{tag}a")).expect("namespace a");
+    let nb = NetNs::new(&format!("lsl{tag}b")).expect("namespace b");
+    let (ia, ib) = (format!("lla{tag}"), format!("llb{tag}"));
+    let veth =
+        Veth::new((&na, &ia, "10.213.8.1/24"), (&nb, &ib, "10.213.8.2/24")).expect("veth pair");
+    let exe = std::env::current_exe().expect("test binary");
+    let node = |ns: &NetNs, role: &str, ifname: &str, peer: &str| {
+        ns.spawn(
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "link_down_and_up_are_reported",
+                    "--ignored",
+                    "--nocapture",
+                ])
+                .env("LNDSOCK_LINK_NODE", role)
+                .env("LNDSOCK_IF", ifname)
+                .env("LNDSOCK_PEER", peer),
+        )
+        .expect("spawn node")
+    };
+    let mut b = node(&nb, "B", &ib, "10.213.8.1@tcp");
+    let out_b = lines_of(&mut b);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut a = node(&na, "A", &ia, "10.213.8.2@tcp");
+    let out = lines_of(&mut a);
+    let t = Duration::from_secs(60);
+    // Down until both nodes saw it, then up.
+    let steps = wait_line(&out, "CONNECTED", t)
+        .and_then(|()| veth.set_up(false))
+        .and_then(|()| wait_line(&out, "DOWN-SEEN", t))
+        .and_then(|()| wait_line(&out_b, "DOWN-SEEN", t))
+        .and_then(|()| veth.set_up(true));
+    if let Err(e) = steps {
+        let ra = wait_child(a, t, "node A");
+        let rb = wait_child(b, t, "node B");
+        panic!(
+            "{e}\n{}\n{}",
+            ra.unwrap_or_else(|e| e),
+            rb.unwrap_or_else(|e| e)
+        );
+    }
+    // A's output goes to `out`: its last line is the verdict.
+    let (a_ok, b_ok) = (
+        wait_line(&out, "NODE-OK", t),
+        wait_line(&out_b, "NODE-OK", t),
+    );
+    let ra = wait_child(a, t, "node A");
+    let rb = wait_child(b, t, "node B");
+    if let Err(e) = a_ok {
+        panic!("node A: {e}\n{}", ra.unwrap_or_else(|e| e));
+    }
+    if let Err(e) = b_ok {
+        panic!("node B: {e}\n{}", rb.unwrap_or_else(|e| e));
+    }
+}
+
+/// One node of `link_down_and_up_are_reported`, re-run inside a namespace.
+fn link_node() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
+    let (role, ifname, peer) = (
+        var("LNDSOCK_LINK_NODE"),
+        var("LNDSOCK_IF"),
+        var("LNDSOCK_PEER"),
+    );
+    let peer: lnd_api::Nid = peer.parse().expect("peer NID");
+    let me = start(&role, config(TCP, &ifname, &[], &[]), RecvMode::Sync).expect("NI up");
+    let t = Duration::from_secs(30);
+    if role == "A" {
+        let (tok, m) = put(&me, peer, &pattern(4096, 1));
+        me.ni.send(m).expect("send");
+        assert!(me.host.wait_sent(&[tok], t)[0].is_ok());
+        let conns = wait_conns(&me.ni, 1, t);
+        assert!(conns.contains("remote: 10.213.8.2:"), "{conns}");
+        // Reports from before (none expected: the link was up at start-up).
+        let n0 = me.host.wait_links(0, t).len();
+        println!("CONNECTED");
+        assert_eq!(me.host.wait_links(n0 + 1, t)[n0..], [false]);
+        let why = me.host.wait_log("link down", t);
+        assert!(
+            why.contains(&format!("link down: interface {ifname} is down")),
+            "{why}"
+        );
+        // The connection is closed with the link (right after LNet hears of
+        // it), not left to time out (sock_timeout is 50 s).
+        let t0 = Instant::now();
+        loop {
+            let list = me.ni.ctl("conn_list", "").expect("conn_list");
+            if list == "conns:\n" {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "{list}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        println!("DOWN-SEEN");
+        assert_eq!(me.host.wait_links(n0 + 2, t)[n0..], [false, true]);
+        let (tok, m) = put(&me, peer, &pattern(8192, 2));
+        me.ni.send(m).expect("send after link up");
+        assert!(me.host.wait_sent(&[tok], t)[0].is_ok());
+        // B answers once it has both: A stays until then.
+        let got = me.host.wait_received(1, t);
+        assert_eq!(got[0].data, pattern(777, 9));
+    } else {
+        // B's end loses its carrier, then gets it back, after the first
+        // message came through.
+        let first = me.host.wait_received(1, t);
+        assert_eq!(first[0].data, pattern(4096, 1));
+        let n0 = me.host.wait_links(0, t).len();
+        assert_eq!(me.host.wait_links(n0 + 1, t)[n0..], [false]);
+        println!("DOWN-SEEN");
+        assert_eq!(me.host.wait_links(n0 + 2, t)[n0..], [false, true]);
+        let why = me.host.wait_log("link down", t);
+        assert!(
+            why.contains(&format!("link down: interface {ifname} has no carrier")),
+            "{why}"
+        );
+        let got = me.host.wait_received(2, t);
+        assert_eq!(got[0].data, pattern(4096, 1));
+        assert_eq!(got[1].data, pattern(8192, 2));
+        let (tok, m) = put(&me, peer, &pattern(777, 9));
+        me.ni.send(m).expect("send");
+        assert!(me.host.wait_sent(&[tok], t)[0].is_ok());
+        // Let A read it before going away.
+        std::thread::sleep(Duration::from_millis(500));
+    }
     me.shutdown();
     println!("NODE-OK");
 }

@@ -100,6 +100,7 @@ struct State {
     sent_order: Vec<u64>,
     logs: Vec<(LogLevel, String)>,
     notifies: Vec<(Nid, bool)>,
+    links: Vec<bool>,
 }
 
 /// The state behind a [`TestHost`].
@@ -231,6 +232,16 @@ impl TestHost {
     }
 
     /// Waits for a notification that `peer` is `alive` (or dead).
+    /// Waits until the NI's link state reports show `n` states (a repeated
+    /// report, which LNet ignores, counts once); returns them in order.
+    pub fn wait_links(&self, n: usize, t: Duration) -> Vec<bool> {
+        self.wait(t, &format!("{n} link states"), |s| {
+            let mut v = s.links.clone();
+            v.dedup();
+            (v.len() >= n).then_some(v)
+        })
+    }
+
     pub fn wait_notify(&self, peer: Nid, alive: bool, t: Duration) {
         self.wait(t, "a peer notification", |s| {
             s.notifies.contains(&(peer, alive)).then_some(())
@@ -489,7 +500,10 @@ impl Host for TestHost {
         self.0.cv.notify_all();
     }
 
-    fn link_state(&self, _up: bool) {}
+    fn link_state(&self, up: bool) {
+        self.lock().links.push(up);
+        self.0.cv.notify_all();
+    }
 
     fn log(&self, level: LogLevel, msg: &str) {
         if LOG_VARS.iter().any(|v| std::env::var_os(v).is_some()) {

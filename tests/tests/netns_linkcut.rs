@@ -1,0 +1,423 @@
+//! A link cut in the middle of a Multi-Rail run (issue 12 item 4): two
+//! `lnet-test-node` processes over the TCP LND, each with two tcp NIs on two
+//! veth links; `lst brw write` runs from A to B when link 1 is set down.
+//! lnd-sock sees the link go (rtnetlink) and tells LNet: both nodes show that
+//! NI `down` with `fatal_error: 1` in `net show -v`, A's NI on it lost
+//! health (its in-flight sends were aborted), and the brw traffic goes on
+//! over link 2 (counted from the interfaces' byte counters). When the link
+//! returns, recovery brings the NIs back to `up` and health 1000, and link 1
+//! carries brw traffic again. At the end every message both nodes had has
+//! ended (msgs_alloc 0): none lost.
+//!
+//! Known (open): in about 1 run of 6 the brw run stalls right after the
+//! cut: both nodes' LNet is idle (msgs_alloc 0, no credits held, nothing
+//! queued, drop_count 8 on each side: one per brw slot, sometimes failed
+//! resends too), and no brw RPC is issued any more, even after
+//! `rpc_timeout`, so
+//! the "traffic on link 2 after the cut" wait fails with both nodes' state
+//! dumped. No LNet message is outstanding then, so the wedge is in how a
+//! failure reaches selftest (an MD event after a failed resend, or
+//! selftest's RPC/bulk error path not timing out), not in the link handling.
+//!
+//! Root only (`#[ignore]`; `cargo build -p lnd-sock` first, then
+//! `cargo test -p lnet-tests --test netns_linkcut -- --ignored`, which
+//! scripts/test.sh runs as root); without root the test prints a skip line.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use lnet_tests::netns::{is_root, End, NetNs, Veth};
+use lnet_tests::test_node::TestNode;
+
+const EXE: &str = env!("CARGO_BIN_EXE_lnet-test-node");
+/// Generous: the machine may be loaded.
+const DEADLINE: Duration = Duration::from_secs(180);
+/// Selftest's RPC timeout (`rpc_timeout`, 64 by default): RPCs whose bytes
+/// were lost with the link end after it; shorter keeps `lst stop` short.
+const RPC_TIMEOUT: &str = "rpc_timeout=15";
+
+fn lst(n: &TestNode, args: &[&str]) -> Output {
+    Command::new(lnet_tests::bins::lst())
+        .arg("--socket")
+        .arg(n.socket())
+        .args(args)
+        .env("LST_SESSION", "79")
+        .env_remove("LST_FEATURES")
+        .env_remove("LNET_SOCKET")
+        .output()
+        .expect("run lst")
+}
+
+#[track_caller]
+fn lst_ok(n: &TestNode, args: &[&str]) -> String {
+    let out = lst(n, args);
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        out.status.success(),
+        "lst {args:?}: {:?}\n{o}\n{e}",
+        out.status
+    );
+    o
+}
+
+/// A `key: N` figure from `lnetctl stats show`.
+fn stat(n: &TestNode, key: &str) -> u64 {
+    let s = n.lnetctl_ok(&["stats", "show"]);
+    s.lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {s}"))
+}
+
+/// A `key: value` of the entry `- nid: NID` in `net show` / `peer show`
+/// output (the first one after that line and before the next `- nid:`).
+fn entry_value(text: &str, nid: &str, key: &str) -> Option<String> {
+    let mut cur = false;
+    for l in text.lines().map(str::trim) {
+        if let Some(x) = l
+            .strip_prefix('-')
+            .map(str::trim_start)
+            .and_then(|l| l.strip_prefix("nid: "))
+        {
+            cur = x.trim() == nid;
+            continue;
+        }
+        if cur {
+            if let Some(x) = l.strip_prefix(key).and_then(|l| l.strip_prefix(": ")) {
+                return Some(x.trim().to_string());
+            }
+        }
+    }
+    None
+}
+
+/// One local NI as `net show -v 2` prints it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct NiView {
+    status: String,
+    fatal_error: u64,
+    health: u64,
+}
+
+fn ni_view(n: &TestNode, nid: &str) -> NiView {
+    let s = n.lnetctl_ok(&["net", "show", "-v", "2"]);
+    let num = |k| {
+        entry_value(&s, nid, k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} for {nid} in\n{s}"))
+    };
+    NiView {
+        status: entry_value(&s, nid, "status").unwrap_or_else(|| panic!("no {nid} in\n{s}")),
+        fatal_error: num("fatal_error"),
+        health: num("health value"),
+    }
+}
+
+/// The health value of peer NI `nid` of the peer `primary` as seen by `n`.
+fn peer_ni_health(n: &TestNode, primary: &str, nid: &str) -> u64 {
+    let s = n.lnetctl_ok(&["peer", "show", "--nid", primary, "-v", "2"]);
+    entry_value(&s, nid, "health value")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no health value for {nid} in\n{s}"))
+}
+
+/// Polls until `f` holds (panics with the last view after [`DEADLINE`]).
+#[track_caller]
+fn wait_view(n: &TestNode, nid: &str, what: &str, f: impl Fn(&NiView) -> bool) -> NiView {
+    let t0 = Instant::now();
+    loop {
+        let v = ni_view(n, nid);
+        if f(&v) {
+            eprintln!("{} {nid}: {what} after {:?}: {v:?}", n.name(), t0.elapsed());
+            return v;
+        }
+        assert!(
+            t0.elapsed() < DEADLINE,
+            "{} {nid}: not {what} after {:?}: {v:?}\n{}",
+            n.name(),
+            t0.elapsed(),
+            n.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Bytes sent by interface `ifname` of namespace `ns` (its own counters,
+/// read inside the namespace).
+fn tx_bytes(ns: &NetNs, ifname: &str) -> u64 {
+    let out = ns
+        .command("cat")
+        .arg(format!("/sys/class/net/{ifname}/statistics/tx_bytes"))
+        .output()
+        .expect("read counters");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("tx_bytes of {ifname}: {out:?}"))
+}
+
+/// What both nodes show, for a failure message.
+fn dump(nodes: &[&TestNode]) -> String {
+    let mut out = String::new();
+    for n in nodes {
+        for args in [
+            &["net", "show", "-v", "2"][..],
+            &["peer", "show", "-v", "2"][..],
+            &["stats", "show"][..],
+        ] {
+            let o = n.lnetctl(args);
+            out.push_str(&format!(
+                "== {} lnetctl {}\n{}",
+                n.name(),
+                args.join(" "),
+                String::from_utf8_lossy(&o.stdout)
+            ));
+        }
+    }
+    out
+}
+
+/// Polls until interface `ifname` sent at least `bytes` more.
+#[track_caller]
+fn wait_traffic(ns: &NetNs, ifname: &str, bytes: u64, what: &str, nodes: &[&TestNode]) {
+    let t0 = Instant::now();
+    let start = tx_bytes(ns, ifname);
+    loop {
+        let sent = tx_bytes(ns, ifname).saturating_sub(start);
+        if sent >= bytes {
+            eprintln!("{ifname}: {sent} bytes {what} in {:?}", t0.elapsed());
+            return;
+        }
+        assert!(
+            t0.elapsed() < DEADLINE,
+            "{ifname}: only {sent} bytes {what} in {:?}\n{}",
+            t0.elapsed(),
+            dump(nodes)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+#[ignore = "needs root: creates network namespaces"]
+fn a_link_cut_mid_brw_moves_traffic_and_recovery_brings_the_ni_back() {
+    if !is_root() {
+        eprintln!("not root: skipped (network namespaces need root)");
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let ns_a = NetNs::new(&format!("lnc{id}a")).expect("namespace a");
+    let ns_b = NetNs::new(&format!("lnc{id}b")).expect("namespace b");
+    let ifs: Vec<String> = ["a1", "b1", "a2", "b2"]
+        .iter()
+        .map(|s| format!("lc{id}{s}"))
+        .collect();
+    let end = |ns, ifname, cidr| End { ns, ifname, cidr };
+    let l1 = Veth::new(
+        end(&ns_a, &ifs[0], "10.217.1.1/24"),
+        end(&ns_b, &ifs[1], "10.217.1.2/24"),
+    )
+    .expect("link 1");
+    let _l2 = Veth::new(
+        end(&ns_a, &ifs[2], "10.217.2.1/24"),
+        end(&ns_b, &ifs[3], "10.217.2.2/24"),
+    )
+    .expect("link 2");
+    let a = TestNode::start(EXE, &ns_a, "A", &[RPC_TIMEOUT]);
+    let b = TestNode::start(EXE, &ns_b, "B", &[RPC_TIMEOUT]);
+    a.configure("tcp", &ifs[0]);
+    a.lnetctl_ok(&["net", "add", "--net", "tcp", "--if", &ifs[2]]);
+    b.configure("tcp", &ifs[1]);
+    b.lnetctl_ok(&["net", "add", "--net", "tcp", "--if", &ifs[3]]);
+    let (na1, na2, nb1) = ("10.217.1.1@tcp", "10.217.2.1@tcp", "10.217.1.2@tcp");
+    let nb2 = "10.217.2.2@tcp";
+    // B is a Multi-Rail peer with both NIDs.
+    let d = a.lnetctl_ok(&["discover", nb1]);
+    assert!(d.contains(nb2), "{d}");
+    for (n, nid) in [(&a, na1), (&a, na2), (&b, nb1)] {
+        let v = ni_view(n, nid);
+        assert_eq!(
+            (v.status.as_str(), v.fatal_error, v.health),
+            ("up", 0, 1000)
+        );
+    }
+
+    lst_ok(&a, &["new_session", "--timeout", "300", "cut"]);
+    lst_ok(&a, &["add_group", "servers", nb1]);
+    lst_ok(&a, &["add_group", "clients", na1]);
+    lst_ok(&a, &["add_batch", "bulk"]);
+    lst_ok(
+        &a,
+        &[
+            "add_test",
+            "--batch",
+            "bulk",
+            "--concurrency",
+            "8",
+            "--from",
+            "clients",
+            "--to",
+            "servers",
+            "brw",
+            "write",
+            "size=1M",
+            "check=simple",
+        ],
+    );
+    lst_ok(&a, &["run", "bulk"]);
+    // Both links carry the writes.
+    wait_traffic(
+        &ns_a,
+        &ifs[0],
+        8 << 20,
+        "on link 1 before the cut",
+        &[&a, &b],
+    );
+    wait_traffic(
+        &ns_a,
+        &ifs[2],
+        8 << 20,
+        "on link 2 before the cut",
+        &[&a, &b],
+    );
+
+    // Link 1 goes down (A's end; B's end loses its carrier).
+    l1.set_up(false).expect("link 1 down");
+    wait_view(&a, na1, "down", |v| {
+        v.status == "down" && v.fatal_error == 1
+    });
+    wait_view(&b, nb1, "down", |v| {
+        v.status == "down" && v.fatal_error == 1
+    });
+    // The cut path lost health: A's NI on it (sends it had in flight were
+    // aborted) or B's NI behind it (what A sent there timed out or found no
+    // route), as the failures fell.
+    let t0 = Instant::now();
+    loop {
+        let (va, pb) = (ni_view(&a, na1), peer_ni_health(&a, nb1, nb1));
+        if va.health < 1000 || pb < 1000 {
+            eprintln!(
+                "health dropped after {:?}: A {na1} {va:?}, peer NI {nb1} {pb}",
+                t0.elapsed()
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed() < DEADLINE,
+            "no health lost on the cut link after {:?}: A {na1} {va:?}, peer NI {nb1} {pb}",
+            t0.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The run goes on over link 2.
+    wait_traffic(
+        &ns_a,
+        &ifs[2],
+        32 << 20,
+        "on link 2 after the cut",
+        &[&a, &b],
+    );
+    let a2 = ni_view(&a, na2);
+    assert_eq!((a2.status.as_str(), a2.fatal_error), ("up", 0), "{a2:?}");
+    // While the link stays down, nothing brings the NI back (recovery pings
+    // to its own address could succeed through the host's local route: they
+    // wait for the link), and link 2 keeps carrying the run.
+    let t_down = Instant::now();
+    while t_down.elapsed() < Duration::from_secs(5) {
+        let v = ni_view(&a, na1);
+        assert_eq!((v.status.as_str(), v.fatal_error), ("down", 1), "{v:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wait_traffic(
+        &ns_a,
+        &ifs[2],
+        8 << 20,
+        "on link 2 with link 1 still down",
+        &[&a, &b],
+    );
+
+    // Link 1 returns: recovery restores the NIs, link 1 is used again.
+    l1.set_up(true).expect("link 1 up");
+    wait_view(&a, na1, "recovered", |v| {
+        v.status == "up" && v.fatal_error == 0 && v.health == 1000
+    });
+    wait_view(&b, nb1, "recovered", |v| {
+        v.status == "up" && v.fatal_error == 0 && v.health == 1000
+    });
+    let t0 = Instant::now();
+    loop {
+        let pb = peer_ni_health(&a, nb1, nb1);
+        if pb == 1000 {
+            eprintln!("peer NI {nb1} back at full health after {:?}", t0.elapsed());
+            break;
+        }
+        assert!(
+            t0.elapsed() < DEADLINE,
+            "peer NI {nb1} still at health {pb} after {:?}",
+            t0.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!("A {na2}: {:?}", ni_view(&a, na2));
+    wait_traffic(
+        &ns_a,
+        &ifs[0],
+        8 << 20,
+        "on link 1 after recovery",
+        &[&a, &b],
+    );
+    wait_traffic(
+        &ns_a,
+        &ifs[2],
+        8 << 20,
+        "on link 2 after recovery",
+        &[&a, &b],
+    );
+
+    let st = lst_ok(&a, &["stat", "--count", "1", "--delay", "2", "servers"]);
+    eprintln!("{st}");
+    lst_ok(&a, &["stop", "bulk"]);
+    let errs = lst(&a, &["show_error", "clients"]);
+    eprintln!(
+        "show_error: {:?}\n{}\n{}",
+        errs.status,
+        String::from_utf8_lossy(&errs.stdout),
+        String::from_utf8_lossy(&errs.stderr)
+    );
+    // Each of the 8 concurrent brw slots may lose the RPC it had on link 1
+    // when the link went (its bytes were in the kernel: it errors at the RPC
+    // timeout), and one more around the link's return; everything else went
+    // through (resent on link 2 where it failed at the LND).
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&errs.stdout),
+        String::from_utf8_lossy(&errs.stderr)
+    );
+    let brw_errors: u64 = text
+        .lines()
+        .filter_map(|l| l.split("[Session ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    assert!(brw_errors <= 16, "{brw_errors} brw errors:\n{text}");
+    // None lost: every message either node had has ended.
+    for n in [&a, &b] {
+        let t0 = Instant::now();
+        loop {
+            let m = stat(n, "msgs_alloc");
+            if m == 0 {
+                break;
+            }
+            assert!(
+                t0.elapsed() < DEADLINE,
+                "{}: {m} messages still allocated {:?} after lst stop",
+                n.name(),
+                t0.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    lst_ok(&a, &["end_session"]);
+}

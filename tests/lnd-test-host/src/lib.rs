@@ -231,7 +231,6 @@ impl TestHost {
         self.lock().notifies.clone()
     }
 
-    /// Waits for a notification that `peer` is `alive` (or dead).
     /// Waits until the NI's link state reports show `n` states (a repeated
     /// report, which LNet ignores, counts once); returns them in order.
     pub fn wait_links(&self, n: usize, t: Duration) -> Vec<bool> {
@@ -242,6 +241,7 @@ impl TestHost {
         })
     }
 
+    /// Waits for a notification that `peer` is `alive` (or dead).
     pub fn wait_notify(&self, peer: Nid, alive: bool, t: Duration) {
         self.wait(t, "a peer notification", |s| {
             s.notifies.contains(&(peer, alive)).then_some(())

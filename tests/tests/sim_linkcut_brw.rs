@@ -130,7 +130,7 @@ fn run(seed: u64, cut_after: Duration, lost: HealthStatus) {
         .latency(Duration::from_micros(50))
         .loss(1.0)
         .loss_status(lost);
-    f.set_link(a1, b1, dead.clone());
+    f.set_link(a1, b1, dead);
     f.set_link(b1, a1, dead);
     // Every RPC caught by the cut ends by rpc_timeout; then the units go on.
     f.run_for(Duration::from_secs(u64::from(RPC_TIMEOUT) + 2));
@@ -138,7 +138,7 @@ fn run(seed: u64, cut_after: Duration, lost: HealthStatus) {
     f.run_for(Duration::from_secs(1));
     let after = f.inspect_selftest(0, |s| s.rpc_counters());
     let now = f.now();
-    let stats = |f: &Fabric, n| f.inspect(n, |l| l.stats().clone());
+    let stats = |f: &Fabric, n| f.inspect(n, |l| *l.stats());
     let fw = f.inspect_selftest(0, |s| s.fw_counters(now));
     assert!(
         after.rpcs_sent > mid.rpcs_sent && fw.brw_errors == 0,

@@ -452,7 +452,13 @@ impl crate::ni::Lnet {
         {
             return false;
         }
-        let (dest, src) = (m.orig_dest, m.src_param);
+        // A source NID given by the sender pins the first try to that NI;
+        // after a local failure on it (its link went down, its sends were
+        // aborted) the pin would only make the resend fail the same way, so
+        // Multi-Rail chooses among the healthy local NIs instead. (A server
+        // answering from the NID a request arrived on, as selftest and
+        // ptlrpc do, still reaches the peer: it matches on the peer.)
+        let (dest, src) = (m.orig_dest, if local { None } else { m.src_param });
         let Ok(path) = self.select_path(dest, src) else {
             return false;
         };

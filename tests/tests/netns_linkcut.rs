@@ -9,15 +9,18 @@
 //! carries brw traffic again. At the end every message both nodes had has
 //! ended (msgs_alloc 0): none lost.
 //!
-//! Known (open): in about 1 run of 6 the brw run stalls right after the
-//! cut: both nodes' LNet is idle (msgs_alloc 0, no credits held, nothing
-//! queued, drop_count 8 on each side: one per brw slot, sometimes failed
-//! resends too), and no brw RPC is issued any more, even after
-//! `rpc_timeout`, so
-//! the "traffic on link 2 after the cut" wait fails with both nodes' state
-//! dumped. No LNet message is outstanding then, so the wedge is in how a
-//! failure reaches selftest (an MD event after a failed resend, or
-//! selftest's RPC/bulk error path not timing out), not in the link handling.
+//! The stall seen in about 1 run of 6 (brw stops issuing RPCs after the
+//! cut while both engines are idle, drop_count 8 on each side) was a test
+//! unit ending on its first failed RPC, as upstream selftest does (the
+//! console asks units to stop on error), once per brw slot:
+//! * B answered (bulk GET, reply PUT) from the NID the request arrived on;
+//!   the sends aborted by the cut were resent pinned to that same dead NI
+//!   and failed again (`failed_resends`), so the RPC expired. Fixed in
+//!   lnet-core: a resend after a local failure is no longer pinned to the
+//!   given source NI (`sim_linkcut_brw` covers it).
+//! * Still open: sends lnd-sock fails with `REMOTE_ERROR` (connect failure,
+//!   `-EHOSTUNREACH`, before the link-down notice) are not resent, which
+//!   also ends a unit (`sim_linkcut_brw`'s ignored test).
 //!
 //! Root only (`#[ignore]`; `cargo build -p lnd-sock` first, then
 //! `cargo test -p lnet-tests --test netns_linkcut -- --ignored`); asked to

@@ -25,9 +25,10 @@ cargo test --workspace --doc --no-fail-fast 2>&1 | tee target/test-output.txt
 cargo test --workspace --lib --bins --tests --no-fail-fast 2>&1 | tee -a target/test-output.txt
 if [ "$(id -u)" -eq 0 ]; then
     echo "== cargo test (root-only: network namespaces)"
-    # Skipped by name: netns_linkcut reproduces an open stall (a brw run
-    # wedged after a link cut in about 1 run of 6; see the test's docs), so
-    # it is run by hand, not as a gate.
+    # Skipped by name: netns_linkcut can still end brw units after a link
+    # cut (sends lnd-sock fails as REMOTE_ERROR are not resent; see the
+    # test's docs and the ignored sim_linkcut_brw case), so it is run by
+    # hand, not as a gate, until that is fixed.
     cargo test --workspace --lib --bins --tests --no-fail-fast -- --ignored \
         --skip a_link_cut_mid_brw_moves_traffic_and_recovery_brings_the_ni_back \
         2>&1 | tee target/test-output-root.txt

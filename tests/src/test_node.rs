@@ -166,6 +166,46 @@ impl TestNode {
         text
     }
 
+    /// Runs this build's `lst` against the node's control socket with
+    /// selftest session key `session` (`LST_SESSION`).
+    pub fn lst(&self, session: u32, args: &[&str]) -> Output {
+        Command::new(crate::bins::lst())
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .env("LST_SESSION", session.to_string())
+            .env_remove("LST_FEATURES")
+            .env_remove("LNET_SOCKET")
+            .output()
+            .expect("run lst")
+    }
+
+    /// Runs `lst` ([`TestNode::lst`]) and panics unless it succeeds;
+    /// returns its stdout.
+    #[track_caller]
+    pub fn lst_ok(&self, session: u32, args: &[&str]) -> String {
+        let out = self.lst(session, args);
+        let (o, e) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(
+            out.status.success(),
+            "lst {args:?}: {:?}\n{o}\n{e}",
+            out.status
+        );
+        o
+    }
+
+    /// A `key: N` figure from `lnetctl stats show`.
+    pub fn stat(&self, key: &str) -> u64 {
+        let s = self.lnetctl_ok(&["stats", "show"]);
+        s.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {s}"))
+    }
+
     /// `lnet configure` and `net add --net NET --if IFACE`.
     pub fn configure(&self, net: &str, iface: &str) {
         self.lnetctl_ok(&["lnet", "configure"]);

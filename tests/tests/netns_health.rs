@@ -22,40 +22,20 @@ const TX_TIMEOUT: u64 = 10;
 /// reply that never comes.
 const RPC_TIMEOUT: u64 = 15;
 
+/// The selftest session key of this file's `lst` calls.
+const SESSION: u32 = 78;
+
 fn lst(n: &TestNode, args: &[&str]) -> Output {
-    Command::new(lnet_tests::bins::lst())
-        .arg("--socket")
-        .arg(n.socket())
-        .args(args)
-        .env("LST_SESSION", "78")
-        .env_remove("LST_FEATURES")
-        .env_remove("LNET_SOCKET")
-        .output()
-        .expect("run lst")
+    n.lst(SESSION, args)
 }
 
 #[track_caller]
 fn lst_ok(n: &TestNode, args: &[&str]) -> String {
-    let out = lst(n, args);
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(
-        out.status.success(),
-        "lst {args:?}: {:?}\n{o}\n{e}",
-        out.status
-    );
-    o
+    n.lst_ok(SESSION, args)
 }
 
-/// A `key: N` figure from `lnetctl stats show`.
 fn stat(n: &TestNode, key: &str) -> u64 {
-    let s = n.lnetctl_ok(&["stats", "show"]);
-    s.lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {s}"))
+    n.stat(key)
 }
 
 /// The health values of a peer's NIs as `peer show -v 2` prints them.

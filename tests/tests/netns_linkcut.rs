@@ -27,7 +27,7 @@
 //! run without root it fails saying so. Because of the open stall above,
 //! scripts/test.sh skips it (by name) until that is fixed: run it by hand.
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use lnet_tests::netns::{need_root, End, NetNs, Veth};
@@ -40,40 +40,20 @@ const DEADLINE: Duration = Duration::from_secs(180);
 /// were lost with the link end after it; shorter keeps `lst stop` short.
 const RPC_TIMEOUT: &str = "rpc_timeout=15";
 
+/// The selftest session key of this file's `lst` calls.
+const SESSION: u32 = 79;
+
 fn lst(n: &TestNode, args: &[&str]) -> Output {
-    Command::new(lnet_tests::bins::lst())
-        .arg("--socket")
-        .arg(n.socket())
-        .args(args)
-        .env("LST_SESSION", "79")
-        .env_remove("LST_FEATURES")
-        .env_remove("LNET_SOCKET")
-        .output()
-        .expect("run lst")
+    n.lst(SESSION, args)
 }
 
 #[track_caller]
 fn lst_ok(n: &TestNode, args: &[&str]) -> String {
-    let out = lst(n, args);
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(
-        out.status.success(),
-        "lst {args:?}: {:?}\n{o}\n{e}",
-        out.status
-    );
-    o
+    n.lst_ok(SESSION, args)
 }
 
-/// A `key: N` figure from `lnetctl stats show`.
 fn stat(n: &TestNode, key: &str) -> u64 {
-    let s = n.lnetctl_ok(&["stats", "show"]);
-    s.lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {s}"))
+    n.stat(key)
 }
 
 /// A `key: value` of the entry `- nid: NID` in `net show` / `peer show`

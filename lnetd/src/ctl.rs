@@ -38,7 +38,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt}
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use liblnetconfig::errno::{EACCES, EBUSY, ENETDOWN, ENOENT, EOPNOTSUPP, ESRCH, ETIMEDOUT};
@@ -105,6 +105,9 @@ impl Default for ClientLimits {
 /// request (since when) and a handle to close it.
 struct ClientEntry {
     idle_since: Option<Instant>,
+    /// Shut down to make room: its thread is on its way out and still holds
+    /// its slot until it has left (`forget_client`).
+    closing: bool,
     stream: UnixStream,
 }
 
@@ -174,6 +177,8 @@ struct Shared {
     kept_tunables: Mutex<Option<lnet_core::ni::GlobalTunables>>,
     limits: Mutex<ClientLimits>,
     clients: Mutex<Clients>,
+    /// Signalled when a client's thread leaves (its slot is free).
+    client_left: Condvar,
     next_client: AtomicU64,
     /// Held by `lnet configure` while it starts the node and its start-up
     /// networks (the node slot is written only at the end, so control
@@ -355,6 +360,7 @@ impl CtlServer {
                 kept_tunables: Mutex::new(None),
                 limits: Mutex::new(limits),
                 clients: Mutex::new(Clients::default()),
+                client_left: Condvar::new(),
                 next_client: AtomicU64::new(1),
                 configuring: Mutex::new(()),
             }),
@@ -429,11 +435,15 @@ fn admit(shared: &Arc<Shared>, mut stream: UnixStream) {
             let oldest = c
                 .map
                 .iter()
+                .filter(|(_, e)| !e.closing)
                 .filter_map(|(id, e)| e.idle_since.map(|t| (t, *id)))
                 .min();
             if let Some((since, old)) = oldest {
-                if let Some(e) = c.map.remove(&old) {
-                    // Its thread sees the end of its stream and exits.
+                if let Some(e) = c.map.get_mut(&old) {
+                    // Its thread sees the end of its stream and leaves; the
+                    // slot stays taken until it has, so the threads serving
+                    // clients never outnumber the cap.
+                    e.closing = true;
                     let _ = e.stream.shutdown(std::net::Shutdown::Both);
                     tracing::info!(
                         idle_secs = since.elapsed().as_secs(),
@@ -441,6 +451,20 @@ fn admit(shared: &Arc<Shared>, mut stream: UnixStream) {
                         "control socket: at the client cap, closed the longest-idle client"
                     );
                 }
+            }
+            // Wait for a closing client's thread to leave (it was idle, so
+            // it leaves at once; bounded in case it had just begun a request).
+            let deadline = Instant::now() + limits.line_timeout;
+            while c.map.len() >= limits.max_clients && c.map.values().any(|e| e.closing) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                c = shared
+                    .client_left
+                    .wait_timeout(c, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
             }
         }
         if c.map.len() >= limits.max_clients {
@@ -465,6 +489,7 @@ fn admit(shared: &Arc<Shared>, mut stream: UnixStream) {
                         id,
                         ClientEntry {
                             idle_since: Some(Instant::now()),
+                            closing: false,
                             stream: handle,
                         },
                     );
@@ -511,6 +536,7 @@ fn forget_client(shared: &Shared, id: u64) {
         .unwrap_or_else(PoisonError::into_inner)
         .map
         .remove(&id);
+    shared.client_left.notify_all();
 }
 
 /// Marks connection `id` as waiting for its next request (or not).

@@ -11,11 +11,29 @@
 //! into a fragment list that the MD shares. Taking a span of an MD only bumps
 //! reference counts, so a message costs no heap allocation.
 //!
-//! Access goes through guards that enforce Rust's aliasing rules at run time,
-//! per underlying allocation: any number of [`BufRef`]s, or one [`BufMut`].
-//! A conflicting borrow fails instead of aliasing, so the API is sound even if
-//! a host or an LND breaks the MD contract (an application touching an MD while
-//! LNet uses it gets [`Busy`], not a data race).
+//! Access goes through guards that enforce Rust's aliasing rules at run time:
+//! on one allocation, any number of [`BufRef`]s, or [`BufMut`]s of ranges
+//! that do not overlap (since lnd-api 1.3; before, one `BufMut` per
+//! allocation). A conflicting borrow fails instead of aliasing, so the API is
+//! sound even if a host or an LND breaks the MD contract (an application
+//! touching an MD while LNet uses it gets [`Busy`], not a data race), and two
+//! LNDs landing two messages in disjoint parts of one MD both succeed.
+//!
+//! # The borrow word
+//!
+//! Each allocation has one atomic word, shared by every copy of this crate
+//! in the process (the host's and each plugin's, of any 1.x version):
+//! `0` free; `n > 0` that many readers; negative, written. Before 1.3 a
+//! writer took the whole allocation with `0 → -1` and released it by
+//! storing `0`. Since 1.3 a writer claims *stripes*: the allocation is cut
+//! into [`WRITE_STRIPES`] equal parts, and the word holds the two top bits
+//! set and one bit per claimed stripe (negative, so a 1.0–1.2 copy sees it
+//! as written and refuses; `-1`, all stripes, is exactly what such a copy
+//! stores for its whole-allocation write, so 1.3 sees that as taken
+//! everywhere). Writes to disjoint ranges proceed together unless they
+//! share a stripe (for a 1 MiB allocation, a 16.6 KiB part); overlapping
+//! writes are always refused, and reads are refused while any part is
+//! written (and writes while any reader holds the allocation), as before.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut, Range};
@@ -47,8 +65,84 @@ struct BufOwner {
     ptr: *mut u8,
     /// Length of the allocation's initialised part.
     len: usize,
-    /// Borrow state: `n > 0` readers, `-1` one writer, 0 free.
+    /// Borrow state: `n > 0` readers, 0 free, negative written (see the
+    /// module docs: [`WRITE_MODE`] and one bit per written stripe).
     borrow: AtomicIsize,
+}
+
+/// The parts a written allocation is cut into for write borrows (one bit
+/// each in the borrow word, under the two mode bits).
+pub const WRITE_STRIPES: usize = 62;
+
+/// The two top bits of the borrow word: set while any stripe is written.
+const WRITE_MODE: isize = isize::MIN | (1 << 62);
+
+/// The stripe bits of the borrow word.
+const STRIPE_BITS: isize = !WRITE_MODE;
+
+impl BufOwner {
+    /// The stripe bits covering `start..end` (absolute, inside the
+    /// allocation); 0 for an empty range.
+    fn stripes(&self, start: usize, end: usize) -> isize {
+        if start >= end || self.len == 0 {
+            return 0;
+        }
+        let size = self.len.div_ceil(WRITE_STRIPES);
+        let (first, last) = (start / size, (end - 1) / size);
+        let (first, last) = (first.min(WRITE_STRIPES - 1), last.min(WRITE_STRIPES - 1));
+        let n = last - first + 1;
+        let ones: isize = if n >= WRITE_STRIPES {
+            STRIPE_BITS
+        } else {
+            (1isize << n) - 1
+        };
+        ones << first
+    }
+
+    /// Claims `stripes` for writing: refused while the allocation is read
+    /// or any of them is written.
+    fn claim(&self, stripes: isize) -> Result<(), Busy> {
+        if stripes == 0 {
+            return Ok(());
+        }
+        let mut cur = self.borrow.load(Ordering::Relaxed);
+        loop {
+            let next = if cur == 0 {
+                WRITE_MODE | stripes
+            } else if cur < 0 && cur & stripes == 0 {
+                cur | stripes
+            } else {
+                return Err(Busy);
+            };
+            match self
+                .borrow
+                .compare_exchange_weak(cur, next, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Releases stripes [`BufOwner::claim`] took; the word goes back to 0
+    /// with the last of them.
+    fn unclaim(&self, stripes: isize) {
+        if stripes == 0 {
+            return;
+        }
+        let mut cur = self.borrow.load(Ordering::Relaxed);
+        loop {
+            let rest = cur & !stripes;
+            let next = if rest & STRIPE_BITS == 0 { 0 } else { rest };
+            match self
+                .borrow
+                .compare_exchange_weak(cur, next, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => cur = now,
+            }
+        }
+    }
 }
 
 // SAFETY: the raw pointer is only dereferenced under the borrow protocol of
@@ -152,14 +246,19 @@ impl IoBuf {
         }
     }
 
-    /// Borrows `range` (inside this view; see [`Piece`]) for writing.
+    /// Borrows `range` (inside this view; see [`Piece`]) for writing: the
+    /// allocation's stripes it touches (see the module docs).
     fn borrow_mut_range(&self, range: Range<usize>) -> Result<BufMut<'_>, Busy> {
         assert!(range.start <= range.end && range.end <= self.len);
-        self.owner
-            .borrow
-            .compare_exchange(0, -1, Ordering::Acquire, Ordering::Relaxed)
-            .map(|_| BufMut { buf: self, range })
-            .map_err(|_| Busy)
+        let stripes = self
+            .owner
+            .stripes(self.offset + range.start, self.offset + range.end);
+        self.owner.claim(stripes)?;
+        Ok(BufMut {
+            buf: self,
+            range,
+            stripes,
+        })
     }
 
     /// A copy of the bytes.
@@ -205,6 +304,8 @@ impl Drop for BufRef<'_> {
 pub struct BufMut<'a> {
     buf: &'a IoBuf,
     range: Range<usize>,
+    /// The stripes of the borrow word this guard holds.
+    stripes: isize,
 }
 
 impl Deref for BufMut<'_> {
@@ -231,7 +332,7 @@ impl DerefMut for BufMut<'_> {
 
 impl Drop for BufMut<'_> {
     fn drop(&mut self) {
-        self.buf.owner.borrow.store(0, Ordering::Release);
+        self.buf.owner.unclaim(self.stripes);
     }
 }
 
@@ -298,7 +399,8 @@ impl Payload {
     }
 
     /// Borrows every fragment for writing (for a vectored read); fails with
-    /// [`Busy`] when two fragments share an allocation.
+    /// [`Busy`] when two fragments overlap, or share a stripe of one
+    /// allocation (see the module docs).
     pub fn borrow_all_mut(&self) -> Result<Vec<BufMut<'_>>, Busy> {
         self.frags.iter().map(IoBuf::borrow_mut).collect()
     }
@@ -519,13 +621,15 @@ impl<'a> Piece<'a> {
         self.range.clone()
     }
 
-    /// Borrows the piece's bytes for reading (the borrow covers the whole
-    /// allocation, as [`IoBuf::borrow`] does).
+    /// Borrows the piece's bytes for reading (a read borrow covers the
+    /// whole allocation, as [`IoBuf::borrow`] does).
     pub fn borrow(&self) -> Result<BufRef<'a>, Busy> {
         self.buf.borrow_range(self.range.clone())
     }
 
-    /// Borrows the piece's bytes for writing.
+    /// Borrows the piece's bytes for writing (the stripes of the allocation
+    /// it touches: a write to a disjoint part of the same allocation may
+    /// proceed at the same time; see the module docs).
     pub fn borrow_mut(&self) -> Result<BufMut<'a>, Busy> {
         self.buf.borrow_mut_range(self.range.clone())
     }
@@ -611,6 +715,109 @@ mod tests {
         assert_eq!(b.to_vec().expect("free"), vec![9, 2, 3, 4]);
     }
 
+    /// The old (lnd-api 1.0 to 1.2) writer protocol, as a plugin built
+    /// against those versions runs it on the shared word.
+    fn old_claim(b: &IoBuf) -> bool {
+        b.owner
+            .borrow
+            .compare_exchange(0, -1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    #[test]
+    fn disjoint_writes_to_one_allocation_proceed_together() {
+        // 62 stripes of 1000 bytes each.
+        let whole = IoBuf::zeroed(62_000);
+        let low = whole.slice(0..31_000).expect("in bounds");
+        let high = whole.slice(31_000..62_000).expect("in bounds");
+        let mut w1 = low.borrow_mut().expect("free");
+        let mut w2 = high
+            .borrow_mut()
+            .expect("a disjoint range of the same allocation");
+        w1[0] = 1;
+        w2[0] = 2;
+        // Overlapping writes, and any read, are refused meanwhile.
+        assert_eq!(whole.borrow_mut().err(), Some(Busy));
+        let mid = whole.slice(30_000..32_000).expect("in bounds");
+        assert_eq!(mid.borrow_mut().err(), Some(Busy));
+        assert_eq!(low.borrow().err(), Some(Busy));
+        // So is the whole-allocation write of a 1.0-1.2 copy of this crate.
+        assert!(!old_claim(&whole));
+        drop(w1);
+        // The low half is free again; the high half still written.
+        let w3 = low
+            .slice(10..20)
+            .expect("in bounds")
+            .borrow_mut()
+            .map(|_| ());
+        assert_eq!(w3, Ok(()));
+        assert_eq!(whole.borrow().err(), Some(Busy));
+        drop(w2);
+        assert_eq!(whole.owner.borrow.load(Ordering::Relaxed), 0, "free again");
+        assert_eq!(whole.to_vec().expect("free")[31_000], 2);
+        assert_eq!(whole.to_vec().expect("free")[0], 1);
+    }
+
+    #[test]
+    fn disjoint_writes_sharing_a_stripe_are_refused() {
+        let whole = IoBuf::zeroed(62_000);
+        let a = whole.slice(0..500).expect("in bounds");
+        let b = whole.slice(500..1000).expect("in bounds");
+        let c = whole.slice(1000..1500).expect("in bounds");
+        let _g = a.borrow_mut().expect("free");
+        assert_eq!(b.borrow_mut().err(), Some(Busy), "same 1000-byte stripe");
+        assert!(c.borrow_mut().is_ok(), "next stripe");
+        // Empty borrows hold nothing and conflict with nothing.
+        let e = whole.slice(100..100).expect("in bounds");
+        assert!(e.borrow_mut().is_ok());
+    }
+
+    #[test]
+    fn an_old_copys_whole_write_keeps_every_range_out() {
+        let whole = IoBuf::zeroed(100);
+        assert!(old_claim(&whole), "free");
+        let part = whole.slice(90..100).expect("in bounds");
+        assert_eq!(part.borrow_mut().err(), Some(Busy));
+        assert_eq!(part.borrow().err(), Some(Busy));
+        // The old copy releases by storing 0.
+        whole.owner.borrow.store(0, Ordering::Release);
+        let g = part.borrow_mut().expect("free");
+        assert!(!old_claim(&whole), "an old copy sees the range write");
+        drop(g);
+        assert!(old_claim(&whole));
+        whole.owner.borrow.store(0, Ordering::Release);
+        // Small allocations: fewer bytes than stripes.
+        let tiny = IoBuf::from_vec(vec![0; 3]);
+        let (t0, t1) = (tiny.slice(0..1).expect("a"), tiny.slice(1..3).expect("b"));
+        let g0 = t0.borrow_mut().expect("free");
+        assert!(t1.borrow_mut().is_ok());
+        assert_eq!(tiny.borrow_mut().err(), Some(Busy));
+        drop(g0);
+    }
+
+    #[test]
+    fn concurrent_disjoint_writers_from_threads() {
+        let whole = IoBuf::zeroed(62 * 4096);
+        let halves: Vec<IoBuf> = (0..2)
+            .map(|i| {
+                whole
+                    .slice(i * 31 * 4096..(i + 1) * 31 * 4096)
+                    .expect("in bounds")
+            })
+            .collect();
+        std::thread::scope(|s| {
+            for (i, h) in halves.iter().enumerate() {
+                s.spawn(move || {
+                    for round in 0..2000u32 {
+                        let mut g = h.borrow_mut().expect("never busy: disjoint stripes");
+                        g[(round as usize * 7) % h.len()] = i as u8 + 1;
+                    }
+                });
+            }
+        });
+        assert_eq!(whole.owner.borrow.load(Ordering::Relaxed), 0);
+    }
+
     #[test]
     fn payload_sub_write_read_copy() {
         let a = IoBuf::zeroed(3);
@@ -664,7 +871,8 @@ mod tests {
         assert_eq!(w.read_at(0, &mut big).expect("free"), 5);
         assert_eq!(&big[..5], &[2, 3, 4, 70, 71]);
 
-        // A piece's guard covers only its range; the flag is per allocation.
+        // A piece's write guard covers only its range's stripes, but any
+        // write keeps readers of the allocation out.
         let first = ww.pieces().next().expect("a piece");
         let g = first.borrow_mut().expect("free");
         assert_eq!(&*g, &[3, 4, 70, 71]);

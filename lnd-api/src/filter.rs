@@ -641,7 +641,10 @@ mod tests {
     #[test]
     fn filter_wraps_a_1_0_lnd() {
         run(|i| {
-            let h = LndHandle(LndObj::V10(LndFfi_TO::from_value(LndShim(i), TD_Opaque)));
+            let h = LndHandle(
+                LndObj::V10(LndFfi_TO::from_value(LndShim(i), TD_Opaque)),
+                None,
+            );
             assert!(!h.takes_spans());
             h
         });

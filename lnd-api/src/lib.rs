@@ -29,8 +29,11 @@
 //! [`export_lnd_plugin!`] offers it. 1.2.0 added the extension [`PARAMS`]:
 //! the plugin's module parameters ([`ParamDecl`]: module, name, type,
 //! default, range, help), which the host checks and hands over at load and
-//! at NI start-up ([`params`]). `abi_stable` is re-exported: plugins use
-//! this copy.
+//! at NI start-up ([`params`]). 1.3.0 added the extension [`GET_SINK`]: an
+//! LND asks ([`Lnd::GET_SINK_MIN`]) for a GET's sink MD with the GET, to
+//! have the REPLY's data put straight into it; and write borrows of
+//! payload memory became per range ([`mem`]). `abi_stable` is re-exported:
+//! plugins use this copy.
 
 pub use abi_stable;
 
@@ -46,8 +49,8 @@ pub mod types;
 pub use filter::{FilterHandle, FilterNi, FilterNiHandle, NiFilter, NI_FILTER};
 pub use hdr::{Hdr, MsgType, WireHandle};
 pub use lnd::{
-    Host, HostFfiArc, HostHandle, Lnd, LndFfiBox, LndHandle, LndNi, LndNiFfiArc, LndNiHandle,
-    LndNiSpanFfiArc, LndSpanFfiBox, NiStarted, SpanIo, SPAN_IO,
+    GetSink, Host, HostFfiArc, HostHandle, Lnd, LndFfiBox, LndHandle, LndNi, LndNiFfiArc,
+    LndNiHandle, LndNiSpanFfiArc, LndSpanFfiBox, NiStarted, SpanIo, GET_SINK, SPAN_IO,
 };
 pub use mem::{BufMut, BufRef, Busy, IoBuf, Payload, PayloadSpan, Piece};
 pub use module::{extension, load_plugin, LndModRef, LoadError, LoadedPlugin, ABI_VERSION};

@@ -30,6 +30,17 @@
 //!   those works unchanged. A plugin built against lnd-api 1.0 has no span
 //!   methods at all: the host finds the [`SPAN_IO`] extension missing and
 //!   makes the fragment list itself.
+//! * **A GET's sink** (lnd-api 1.3, extension [`GET_SINK`]). An LND that
+//!   sets [`Lnd::GET_SINK_MIN`] gets, with a GET it is to send whose sink
+//!   (the window of the MD the REPLY will land in: the MD from offset 0,
+//!   `sink_length` bytes) is at least that long, the sink as `send_span`'s
+//!   payload; `hdr.payload_length` stays 0 and nothing of it is sent as the
+//!   GET's payload. The LND may have the REPLY's data written straight into
+//!   it (o2iblnd's optimized GET: the peer RDMA-writes it) until the REPLY
+//!   is handed to the host; the host's `recv_span` for that REPLY then
+//!   names a prefix of the same memory ([`crate::PayloadSpan::same_memory`]),
+//!   which needs no copy. Hosts without the extension, and every other LND,
+//!   send GETs with an empty payload as before.
 //! * **Threads.** Each plugin runs its own threads (and its own runtime, if
 //!   it wants one); no runtime is shared with the host. The host may call any
 //!   `LndNi` method from any thread, including from inside a host callback
@@ -62,6 +73,11 @@ use crate::types::{
 
 /// One LND (one network type) as a plugin implements it (`struct lnet_lnd`).
 pub trait Lnd: Send + Sync + 'static {
+    /// lnd-api 1.3 ([`GET_SINK`]): `Some(n)` asks the host for the sink of
+    /// every GET of at least `n` bytes as `send_span`'s payload (see the
+    /// module docs); `None`, the default, keeps GETs payload-less.
+    const GET_SINK_MIN: Option<u32> = None;
+
     /// Brings up one NI (`lnd_startup`): choose the interface, fill unset
     /// tunables, start serving. `host` is the NI's callback object.
     fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError>;
@@ -71,6 +87,21 @@ pub trait Lnd: Send + Sync + 'static {
         let _ = arg;
         Err(LndError::unsupported(&format!("control command {cmd:?}")))
     }
+}
+
+/// The name under which a plugin built against lnd-api 1.3 or later offers
+/// [`GetSink`]: its NIs take a GET's sink as `send_span`'s payload (see the
+/// module docs). [`crate::export_lnd_plugin!`] offers it when the plugin's
+/// [`Lnd`] sets [`Lnd::GET_SINK_MIN`].
+pub const GET_SINK: &str = "lnd-api.get-sink.v1";
+
+/// The lnd-api 1.3 extension [`GET_SINK`].
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GetSink {
+    /// The smallest sink, in bytes, the LND wants handed over; a GET with a
+    /// smaller one comes with an empty payload.
+    pub min_len: u32,
 }
 
 /// One NI served by an LND.
@@ -504,16 +535,25 @@ pub(crate) enum LndObj {
     Span(LndSpanFfiBox),
 }
 
-/// The host-side handle of an LND object (possibly from a plugin).
-pub struct LndHandle(pub(crate) LndObj);
+/// The host-side handle of an LND object (possibly from a plugin), and
+/// whether its NIs take a GET's sink ([`GET_SINK`]: the smallest sink).
+pub struct LndHandle(pub(crate) LndObj, pub(crate) Option<u32>);
 
 impl LndHandle {
     /// Wraps a Rust [`Lnd`] (a built-in LND, or the plugin side of the export).
     pub fn new<T: Lnd>(lnd: T) -> Self {
-        LndHandle(LndObj::Span(LndSpanFfi_TO::from_value(
-            LndShim(lnd),
-            TD_Opaque,
-        )))
+        LndHandle(
+            LndObj::Span(LndSpanFfi_TO::from_value(LndShim(lnd), TD_Opaque)),
+            T::GET_SINK_MIN,
+        )
+    }
+
+    /// [`GET_SINK`]: `Some(n)` when its NIs take, with a GET whose sink is
+    /// at least `n` bytes, the sink as `send_span`'s payload (the host
+    /// should then pass it); `None` for every LND without the extension,
+    /// which gets GETs with an empty payload.
+    pub fn get_sink_min(&self) -> Option<u32> {
+        self.1
     }
 
     /// Whether its NIs take payloads as spans (lnd-api 1.1) rather than as
@@ -775,6 +815,31 @@ mod tests {
         let e = ni.send(tx).expect_err("error, not unwind");
         assert!(e.message.contains("send exploded"), "{e}");
         ni.shutdown(); // caught and reported, not propagated
+    }
+
+    struct SinkTaker;
+
+    impl Lnd for SinkTaker {
+        const GET_SINK_MIN: Option<u32> = Some(4097);
+        fn startup(&self, _cfg: NiConfig, _host: HostHandle) -> Result<NiStarted, LndError> {
+            Err(LndError::unsupported("startup"))
+        }
+    }
+
+    #[test]
+    fn an_lnd_asks_for_get_sinks_through_its_handle() {
+        assert_eq!(LndHandle::new(SinkTaker).get_sink_min(), Some(4097));
+        assert_eq!(LndHandle::new(Panicky).get_sink_min(), None);
+        // What the export macro reads and offers.
+        fn ctor(_: &str) -> Result<SinkTaker, LndError> {
+            Ok(SinkTaker)
+        }
+        const MIN: Option<u32> = crate::module::get_sink_min(ctor);
+        assert_eq!(MIN, Some(4097));
+        static EXT: Option<GetSink> = Some(GetSink { min_len: 4097 });
+        assert!(crate::module::get_sink_extension(GET_SINK, &EXT).is_some());
+        assert!(crate::module::get_sink_extension(SPAN_IO, &EXT).is_none());
+        assert!(crate::module::get_sink_extension(GET_SINK, &None).is_none());
     }
 
     #[test]

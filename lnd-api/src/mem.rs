@@ -560,6 +560,48 @@ impl PayloadSpan {
         copy_pieces(self.pieces(), |off, src| dst.write_at(off, src))
     }
 
+    /// Whether `self` and `other` are the same bytes: the same parts of the
+    /// same allocations, in the same order (lnd-api 1.3). An LND that had a
+    /// GET's REPLY written into the GET's sink ([`crate::GET_SINK`]) checks
+    /// the REPLY's receive window with it: the same memory needs no copy.
+    /// Two empty spans are the same. No allocation.
+    pub fn same_memory(&self, other: &PayloadSpan) -> bool {
+        if self.len != other.len {
+            return false;
+        }
+        let (mut a, mut b) = (self.pieces(), other.pieces());
+        // Pieces may be cut differently (two fragment lists over the same
+        // memory): compare runs of contiguous bytes.
+        let (mut pa, mut pb) = (a.next(), b.next());
+        let (mut oa, mut ob) = (0usize, 0usize);
+        loop {
+            match (&pa, &pb) {
+                (None, None) => return true,
+                (Some(x), Some(y)) => {
+                    let (xs, ys) = (
+                        x.buf.offset + x.range.start + oa,
+                        y.buf.offset + y.range.start + ob,
+                    );
+                    if !x.buf.same_allocation(y.buf) || xs != ys {
+                        return false;
+                    }
+                    let n = (x.len() - oa).min(y.len() - ob);
+                    oa += n;
+                    ob += n;
+                    if oa == x.len() {
+                        pa = a.next();
+                        oa = 0;
+                    }
+                    if ob == y.len() {
+                        pb = b.next();
+                        ob = 0;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    }
+
     /// Whether this span is the only holder of its fragment list and of
     /// every fragment's memory: no MD, LND, other span or [`IoBuf`] can
     /// read or write it, so its owner may reuse it for the next message.
@@ -816,6 +858,36 @@ mod tests {
             }
         });
         assert_eq!(whole.owner.borrow.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn same_memory_compares_bytes_not_lists() {
+        let a = IoBuf::zeroed(10);
+        let b = IoBuf::zeroed(10);
+        let md = PayloadSpan::from([a.clone(), b.clone()].into_iter().collect::<Payload>());
+        let sink = md.sub(0, 20).expect("in bounds");
+        assert!(sink.same_memory(&md));
+        assert!(md
+            .sub(0, 15)
+            .expect("a")
+            .same_memory(&sink.sub(0, 15).expect("b")));
+        // Another list over the same memory, cut differently.
+        let other: Payload = [
+            a.slice(0..4).expect("a"),
+            a.slice(4..10).expect("b"),
+            b.clone(),
+        ]
+        .into_iter()
+        .collect();
+        assert!(PayloadSpan::from(other).same_memory(&md));
+        assert!(!md
+            .sub(1, 15)
+            .expect("a")
+            .same_memory(&md.sub(0, 15).expect("b")));
+        assert!(!md.sub(0, 15).expect("a").same_memory(&md));
+        let copy = PayloadSpan::from(IoBuf::zeroed(20));
+        assert!(!copy.same_memory(&md));
+        assert!(PayloadSpan::new().same_memory(&md.sub(3, 0).expect("empty")));
     }
 
     #[test]

@@ -15,8 +15,8 @@ use abi_stable::StableAbi;
 use abi_stable::sabi_trait::prelude::TD_Opaque;
 
 use crate::lnd::{
-    Lnd, LndFfiBox, LndFfi_TO, LndHandle, LndObj, LndShim, LndSpanFfiBox, LndSpanFfi_TO, SpanIo,
-    SPAN_IO,
+    GetSink, Lnd, LndFfiBox, LndFfi_TO, LndHandle, LndObj, LndShim, LndSpanFfiBox, LndSpanFfi_TO,
+    SpanIo, GET_SINK, SPAN_IO,
 };
 use crate::params::{LndParams, ParamDecl, PARAMS};
 use crate::types::{LndError, NetTypeDesc, Tunable};
@@ -140,6 +140,23 @@ pub fn new_lnd_span_shim<L: Lnd>(
 #[doc(hidden)]
 pub fn span_io_extension(name: &str, value: &'static SpanIo) -> Option<Extension> {
     (name == SPAN_IO).then(|| Extension::new(value))
+}
+
+/// Used by [`crate::export_lnd_plugin!`]: the plugin's
+/// [`Lnd::GET_SINK_MIN`], read from its constructor's type.
+#[doc(hidden)]
+pub const fn get_sink_min<L: Lnd>(_ctor: fn(&str) -> Result<L, LndError>) -> Option<u32> {
+    L::GET_SINK_MIN
+}
+
+/// Used by [`crate::export_lnd_plugin!`]: the [`GET_SINK`] extension when
+/// `name` asks for it and the plugin's LND wants GET sinks.
+#[doc(hidden)]
+pub fn get_sink_extension(name: &str, value: &'static Option<GetSink>) -> Option<Extension> {
+    match value {
+        Some(v) if name == GET_SINK => Some(Extension::new(v)),
+        _ => None,
+    }
 }
 
 /// Used by [`crate::export_lnd_plugin!`]: the [`crate::params::PARAMS`]
@@ -294,9 +311,16 @@ macro_rules! export_lnd_plugin {
                 set_params: __lnd_api_set_params,
             };
 
+            static __LND_API_GET_SINK: Option<$crate::lnd::GetSink> =
+                match $crate::module::get_sink_min($ctor) {
+                    Some(min_len) => Some($crate::lnd::GetSink { min_len }),
+                    None => None,
+                };
+
             extern "C" fn __lnd_api_get_extension(n: RStr<'_>) -> ROption<$crate::module::Extension> {
                 let found = $crate::module::span_io_extension(n.as_str(), &__LND_API_SPAN_IO)
-                    .or_else(|| $crate::module::params_extension(n.as_str(), &__LND_API_PARAMS));
+                    .or_else(|| $crate::module::params_extension(n.as_str(), &__LND_API_PARAMS))
+                    .or_else(|| $crate::module::get_sink_extension(n.as_str(), &__LND_API_GET_SINK));
                 $(let found = found.or_else(|| match std::panic::catch_unwind(|| $ext(n.as_str())) {
                     Ok(v) => v,
                     Err(_) => None,
@@ -361,6 +385,16 @@ impl LoadedPlugin {
         extension::<SpanIo>(self.module, SPAN_IO).is_ok()
     }
 
+    /// [`GET_SINK`] (lnd-api 1.3): the smallest GET sink the plugin's NIs
+    /// take as `send_span`'s payload; `None` for a plugin without it (built
+    /// against lnd-api 1.0 to 1.2, or not asking), or offering it with
+    /// another layout (then GETs go without their sink, as to any LND).
+    pub fn get_sink_min(&self) -> Option<u32> {
+        extension::<GetSink>(self.module, GET_SINK)
+            .ok()
+            .map(|g| g.min_len)
+    }
+
     /// The parameters the plugin declares ([`PARAMS`]); none for a plugin
     /// built against lnd-api 1.0 or 1.1. An error when it offers the
     /// extension with another layout than this host's (a modified copy of
@@ -401,12 +435,12 @@ impl LoadedPlugin {
         match extension::<SpanIo>(self.module, SPAN_IO) {
             Ok(span) => (span.new_lnd)(net_type.into())
                 .into_result()
-                .map(|l| LndHandle(LndObj::Span(l))),
+                .map(|l| LndHandle(LndObj::Span(l), self.get_sink_min())),
             // A 1.0 plugin, or one whose copy of the 1.1 types differs: the
             // 1.0 objects, checked when the plugin was loaded.
             Err(_) => (self.module.new_lnd())(net_type.into())
                 .into_result()
-                .map(|l| LndHandle(LndObj::V10(l))),
+                .map(|l| LndHandle(LndObj::V10(l), None)),
         }
     }
 }

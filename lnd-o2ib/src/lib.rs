@@ -79,6 +79,10 @@ fn incarnation() -> u64 {
 pub struct O2ibLnd;
 
 impl Lnd for O2ibLnd {
+    /// A GET's sink MD comes with the GET when it is too big for an
+    /// IMMEDIATE REPLY: the peer RDMA-writes the REPLY's data into it.
+    const GET_SINK_MIN: Option<u32> = Some(ni::GET_SINK_MIN);
+
     fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError> {
         let net_name = cfg.net.to_string();
         if cfg.net.lnd_type != lnd_type::O2IBLND {

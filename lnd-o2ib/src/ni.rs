@@ -50,6 +50,9 @@ const ENODATA: i32 = 61;
 const MAX_GET_SINK: usize = 1 << 20;
 /// Idle staging buffers kept registered for optimized GETs.
 const MAX_IDLE_STAGING: usize = 16;
+/// The smallest GET sink we ask the host for (lnd-api's GET_SINK): what
+/// does not fit an IMMEDIATE REPLY, which is where an optimized GET starts.
+pub(crate) const GET_SINK_MIN: u32 = MAX_IMMEDIATE_PAYLOAD as u32 + 1;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -77,6 +80,17 @@ struct LnetTx {
     deadline: Instant,
     /// A GET sent as GET_REQ (optimized GET): the sink's length.
     get_sink: Option<usize>,
+    /// The GET's sink MD window, when the host handed it over (lnd-api's
+    /// GET_SINK): the REPLY's data is RDMA-written straight into it.
+    sink_md: Option<PayloadSpan>,
+}
+
+/// Where an optimized GET's REPLY data is written by the peer.
+struct SinkBuf {
+    buf: PayloadSpan,
+    /// A staging buffer of ours (the host gave no sink): copied into the
+    /// MD at `recv`, then back to the pool.
+    staged: bool,
 }
 
 /// A message for the peer that needs no credit.
@@ -128,7 +142,7 @@ struct ActivePut {
 struct ActiveGet {
     token: MsgToken,
     hdr: lnd_api::Hdr,
-    buf: PayloadSpan,
+    buf: SinkBuf,
     reg: u32,
     sink: usize,
     deadline: Instant,
@@ -197,7 +211,7 @@ enum RxKind {
     },
     /// The REPLY of a GET we sent as GET_REQ: `nob` bytes in `buf`.
     Staged {
-        buf: PayloadSpan,
+        buf: SinkBuf,
         nob: usize,
     },
 }
@@ -223,6 +237,13 @@ pub(crate) struct Counters {
     pub(crate) immediate_sent: AtomicU64,
     pub(crate) rdma_puts: AtomicU64,
     pub(crate) rdma_gets: AtomicU64,
+    /// Optimized GETs whose REPLY data the peer wrote into the host's MD
+    /// itself (no copy at `recv`).
+    pub(crate) rdma_gets_direct: AtomicU64,
+    /// Optimized GETs whose REPLY data was copied at `recv`: from a staging
+    /// buffer (the host gave no sink), or from the sink into another
+    /// window than the sink's.
+    pub(crate) rdma_gets_copied: AtomicU64,
     pub(crate) conns_rejected: AtomicU64,
 }
 
@@ -353,6 +374,25 @@ impl NiInner {
                 format!("o2ib cannot send to {}: no classic NID", tx.target),
             ));
         };
+        // A GET's payload, when there is one, is its sink (lnd-api's
+        // GET_SINK): where the REPLY's data goes, not bytes to send.
+        let (payload, sink_md) = if tx.hdr.msg_type == MsgType::GET && !payload.is_empty() {
+            let sink = GetBody::from_body(&tx.hdr.body).sink_length as usize;
+            match payload.sub(0, sink) {
+                Some(s) => (PayloadSpan::new(), Some(s)),
+                None => {
+                    return Err(LndError::new(
+                        errno::EINVAL,
+                        format!(
+                            "GET sink of {} bytes but the header asks for {sink}",
+                            payload.len()
+                        ),
+                    ))
+                }
+            }
+        } else {
+            (payload, None)
+        };
         if payload.len() != tx.hdr.payload_length as usize {
             return Err(LndError::new(
                 errno::EINVAL,
@@ -381,6 +421,7 @@ impl NiInner {
             hdr: tx.hdr,
             payload,
             deadline: Instant::now() + self.timeout,
+            sink_md: sink_md.filter(|_| get_sink.is_some()),
             get_sink,
         };
         self.send_ltx(peer, ltx);
@@ -521,16 +562,28 @@ impl NiInner {
                         );
                         (r, SlotUse::Immediate(t.token), Some(t.payload))
                     } else if let Some(sink) = t.get_sink {
-                        // Optimized GET: the sink is a registered staging
-                        // buffer (lnd-api hands an LND no sink MD for a
-                        // GET); the REPLY is parsed from it at GET_DONE.
-                        let buf = self.take_staging(sink);
+                        // Optimized GET: the peer RDMA-writes the REPLY's
+                        // data into the GET's sink MD, registered (through
+                        // the cache) as it is; the REPLY is parsed at
+                        // GET_DONE. Only a host without lnd-api's GET_SINK
+                        // leaves us a registered staging buffer instead.
+                        let buf = match t.sink_md {
+                            Some(md) => SinkBuf {
+                                buf: md,
+                                staged: false,
+                            },
+                            None => SinkBuf {
+                                buf: self.take_staging(sink),
+                                staged: true,
+                            },
+                        };
                         let reg = lock(&self.cache).get(
                             &self.dev,
-                            &buf,
+                            &buf.buf,
                             Access::LOCAL_WRITE.union(Access::REMOTE_WRITE),
                         );
                         let Some((key, base)) = reg else {
+                            self.put_staging(buf);
                             st.credits += 1;
                             actions.push(Action::Finalize(
                                 t.token,
@@ -1183,10 +1236,24 @@ impl NiInner {
             RxKind::Staged { buf, nob } => {
                 if let Some(t) = msg {
                     let mlen = payload.len().min(nob);
-                    let ok = buf
-                        .sub(0, mlen)
-                        .and_then(|src| payload.sub(0, mlen).map(|dst| (src, dst)))
-                        .is_some_and(|(src, dst)| src.copy_to(&dst).ok() == Some(mlen));
+                    let src = buf.buf.sub(0, mlen);
+                    let dst = payload.sub(0, mlen);
+                    let ok = match (src, dst) {
+                        // The peer wrote the data where the host wants it.
+                        (Some(src), Some(dst)) if !buf.staged && src.same_memory(&dst) => {
+                            self.counters
+                                .rdma_gets_direct
+                                .fetch_add(1, Ordering::Relaxed);
+                            true
+                        }
+                        (Some(src), Some(dst)) => {
+                            self.counters
+                                .rdma_gets_copied
+                                .fetch_add(1, Ordering::Relaxed);
+                            src.copy_to(&dst).ok() == Some(mlen)
+                        }
+                        _ => false,
+                    };
                     actions.push(Action::Finalize(
                         t,
                         if ok {
@@ -1453,11 +1520,15 @@ impl NiInner {
     }
 
     /// Returns a staging buffer to the pool (dropped beyond a few idle ones:
-    /// its registration then goes at the next cache sweep).
-    fn put_staging(&self, buf: PayloadSpan) {
+    /// its registration then goes at the next cache sweep); a host's sink
+    /// MD is only let go.
+    fn put_staging(&self, buf: SinkBuf) {
+        if !buf.staged {
+            return;
+        }
         let mut pool = lock(&self.staging);
         if pool.len() < MAX_IDLE_STAGING {
-            pool.push(buf);
+            pool.push(buf.buf);
         }
     }
 
@@ -1519,12 +1590,14 @@ impl NiInner {
                 let k = &self.counters;
                 let cache = lock(&self.cache);
                 Ok(format!(
-                    "noops_sent: {}\nnoops_received: {}\nimmediate_sent: {}\nrdma_puts: {}\nrdma_gets: {}\nconns_rejected: {}\nregistrations: {}\ncache_hits: {}\ncache_entries: {}\n",
+                    "noops_sent: {}\nnoops_received: {}\nimmediate_sent: {}\nrdma_puts: {}\nrdma_gets: {}\nrdma_gets_direct: {}\nrdma_gets_copied: {}\nconns_rejected: {}\nregistrations: {}\ncache_hits: {}\ncache_entries: {}\n",
                     k.noops_sent.load(Ordering::Relaxed),
                     k.noops_received.load(Ordering::Relaxed),
                     k.immediate_sent.load(Ordering::Relaxed),
                     k.rdma_puts.load(Ordering::Relaxed),
                     k.rdma_gets.load(Ordering::Relaxed),
+                    k.rdma_gets_direct.load(Ordering::Relaxed),
+                    k.rdma_gets_copied.load(Ordering::Relaxed),
                     k.conns_rejected.load(Ordering::Relaxed),
                     self.dev.registrations(),
                     cache.hits(),

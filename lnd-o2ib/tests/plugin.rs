@@ -50,6 +50,9 @@ fn loads_declares_ko2iblnd_and_serves_through_the_ffi_boundary() {
         .map(|t| (t.name.to_string(), t.lnd_type))
         .collect();
     assert_eq!(types, [("o2ib".to_string(), 5)]);
+    // lnd-api 1.3's GET_SINK: sinks too big for an IMMEDIATE REPLY.
+    assert_eq!(p.get_sink_min(), Some(3977));
+    assert_eq!(p.new_lnd("o2ib").expect("o2ib").get_sink_min(), Some(3977));
     let decls = p.param_decls().expect("declares its parameters");
     assert!(decls.iter().all(|d| d.module() == "ko2iblnd"));
     for n in [

@@ -17,6 +17,7 @@ case "$BRW" in
     *) echo "BRW must be write or read, not $BRW" >&2; exit 2 ;;
 esac
 # No third-party anchor: lnd-sock and memcpy are the anchors.
+cpu_info
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     flag=()
     [ "$PROFILE" = release ] && flag=(--release)

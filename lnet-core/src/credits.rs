@@ -12,7 +12,8 @@
 //! marks for monitoring. Waiters released by a completion are posted from
 //! `Lnet::flush`, iteratively, never recursively.
 
-use lnd_api::{errno, Completion, HealthStatus, Payload, PayloadSpan, TxMsg};
+use lnd_api::hdr::GetBody;
+use lnd_api::{errno, Completion, HealthStatus, MsgType, Payload, PayloadSpan, TxMsg};
 
 use crate::msg::{MsgId, MsgState};
 use crate::ni::{LndOp, Lnet, NiId, Timer};
@@ -92,8 +93,12 @@ impl Lnet {
                 return;
             }
         }
-        // A window into the MD's shared fragment list: no allocation.
-        let payload = self.msg_payload(id);
+        // A window into the MD's shared fragment list: no allocation. A
+        // GET carries its sink MD instead to an LND that asked for it.
+        let payload = match self.get_sink(id) {
+            Some(sink) => sink,
+            None => self.msg_payload(id),
+        };
         let Some(m) = self.msgs.get_mut(id.idx, id.gen) else {
             return;
         };
@@ -109,6 +114,22 @@ impl Lnet {
         };
         // Sent counters move when the LND completes it (`finalize`).
         self.lnd_ops.push_back(LndOp::Send { ni, tx, payload });
+    }
+
+    /// A GET's sink, when its NI's LND takes it (lnd-api's GET_SINK): the
+    /// MD the REPLY will land in, from offset 0, `sink_length` bytes.
+    fn get_sink(&self, id: MsgId) -> Option<PayloadSpan> {
+        let m = self.msgs.get(id.idx, id.gen)?;
+        if m.hdr.msg_type != MsgType::GET {
+            return None;
+        }
+        let min = self.nis.get(m.ni.0 as usize)?.as_ref()?.get_sink_min?;
+        let sink = GetBody::from_body(&m.hdr.body).sink_length;
+        if sink < min {
+            return None;
+        }
+        let md = m.md.and_then(|h| self.mds.get(h.idx, h.gen))?;
+        md.memory.sub(0, sink as usize)
     }
 
     /// A message's span of its MD (empty without either).

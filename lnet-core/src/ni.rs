@@ -254,6 +254,9 @@ pub(crate) struct Ni {
     /// NI of the net).
     pub(crate) net_priority: u32,
     pub(crate) stats: MsgStats,
+    /// The LND takes a GET's sink MD with the GET when it is at least this
+    /// long (lnd-api's GET_SINK; `None`: GETs go payload-less).
+    pub(crate) get_sink_min: Option<u32>,
 }
 
 /// A read-only view of a local NI for `net show`.
@@ -495,6 +498,7 @@ impl Lnet {
             sel_priority: u32::MAX,
             net_priority: u32::MAX,
             stats: MsgStats::default(),
+            get_sink_min: None,
         };
         let mut l = Lnet {
             cfg,
@@ -607,6 +611,7 @@ impl Lnet {
             sel_priority: u32::MAX,
             net_priority: u32::MAX,
             stats: MsgStats::default(),
+            get_sink_min: None,
         };
         let id = NiId(self.nis.len() as u32);
         self.nis.push(Some(ni));
@@ -616,6 +621,21 @@ impl Lnet {
         }
         self.ping_target_update();
         Ok(id)
+    }
+
+    /// Records that the NI's LND takes a GET's sink MD with the GET
+    /// (lnd-api 1.3's GET_SINK, `LndHandle::get_sink_min`): from now on a
+    /// GET of at least `min` bytes sent on it carries its MD (from offset
+    /// 0, `sink_length` bytes) as the send's payload, so that the LND can
+    /// have the REPLY's data put straight into it.
+    pub fn ni_set_get_sink(&mut self, ni: NiId, min: Option<u32>) -> Result<(), NiError> {
+        let n = self
+            .nis
+            .get_mut(ni.0 as usize)
+            .and_then(|n| n.as_mut())
+            .ok_or(NiError::Unknown(ni))?;
+        n.get_sink_min = min;
+        Ok(())
     }
 
     /// Removes an NI (`lnet_shutdown_lndni`). Messages waiting for its

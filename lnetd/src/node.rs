@@ -1182,6 +1182,9 @@ impl Node {
         match st.lnet.ni_add(now, net, &started.info) {
             Ok(id) => {
                 let _ = slot.set(id);
+                // An LND that takes GET sinks (lnd-api 1.3, o2ib) gets the
+                // MD with each GET: the REPLY's data lands in it directly.
+                let _ = st.lnet.ni_set_get_sink(id, lnd.get_sink_min());
                 st.nis.insert(
                     id,
                     NiRt {

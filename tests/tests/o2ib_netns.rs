@@ -129,6 +129,12 @@ fn ping_put_get_every_size_both_ways() {
     // GETs with sinks over 3976 bytes went as GET_REQ (4 sizes, each way).
     assert_eq!(stat(&p.a, NA, "rdma_gets"), 4);
     assert_eq!(stat(&p.b, NB, "rdma_gets"), 4);
+    // LNet handed each GET's MD to the LND (lnd-api GET_SINK): the peer
+    // RDMA-wrote the REPLY's data into it, nothing was copied at `recv`.
+    for (n, nid) in [(&p.a, NA), (&p.b, NB)] {
+        assert_eq!(stat(n, nid, "rdma_gets_direct"), 4);
+        assert_eq!(stat(n, nid, "rdma_gets_copied"), 0);
+    }
     // A GET_REQ that matches nothing at B: GET_DONE with -ENODATA fails the
     // GET at once (no waiting for a response timeout), health untouched.
     let r = p.a.cmd(&format!("get {NB} 49 0x99 100000"), T);
@@ -411,4 +417,10 @@ fn lst_brw_write_and_read_with_check_as_over_tcp() {
     // (optimized GET, GET_REQ) and PUTs a read's pages to it.
     assert!(stat(&p.b, NB, "rdma_gets") > 0);
     assert!(stat(&p.b, NB, "rdma_puts") > 0);
+    // Into the bulk MD itself, with no staging copy.
+    assert_eq!(
+        stat(&p.b, NB, "rdma_gets_direct"),
+        stat(&p.b, NB, "rdma_gets")
+    );
+    assert_eq!(stat(&p.b, NB, "rdma_gets_copied"), 0);
 }

@@ -734,10 +734,15 @@ impl NiInner {
             for wc in self.cq.poll(64) {
                 self.on_wc(wc);
             }
-            while let Some(CmEvent::Disconnected { qp_num }) = self.cq.poll_event() {
+            while let Some(ev) = self.cq.poll_event() {
+                let (qp_num, why) = match ev {
+                    CmEvent::Disconnected { qp_num } => (qp_num, "disconnected"),
+                    CmEvent::TimewaitExit { qp_num } => (qp_num, "time-wait exit"),
+                    CmEvent::DeviceRemoved { qp_num } => (qp_num, "RDMA device removed"),
+                };
                 let c = lock(&self.st).conns.get(&qp_num).cloned();
                 if let Some(c) = c {
-                    self.close_conn(&c, errno::ECONNRESET, "disconnected");
+                    self.close_conn(&c, errno::ECONNRESET, why);
                 }
             }
             if last_tick.elapsed() >= Duration::from_millis(200) {

@@ -1248,4 +1248,7 @@ impl crate::verbs::VerbsCq for SoftCq {
     fn wait(&self, t: Duration) -> bool {
         SoftCq::wait(self, t)
     }
+    fn poll_event(&self) -> Option<CmEvent> {
+        SoftCq::poll_event(self)
+    }
 }

@@ -173,6 +173,18 @@ pub enum CmEvent {
         /// The QP.
         qp_num: u32,
     },
+    /// `RDMA_CM_EVENT_TIMEWAIT_EXIT`: the QP left the time-wait state; its
+    /// resources may go (o2iblnd then drops the connection's last ref).
+    TimewaitExit {
+        /// The QP.
+        qp_num: u32,
+    },
+    /// `RDMA_CM_EVENT_DEVICE_REMOVAL`: the HCA is going away; every
+    /// connection on it is lost.
+    DeviceRemoved {
+        /// The QP.
+        qp_num: u32,
+    },
 }
 
 /// Why a verbs call failed (synchronously).
@@ -221,8 +233,12 @@ pub trait VerbsQp: Send + Sync {
 pub trait VerbsCq: Send + Sync {
     /// `ibv_poll_cq`: up to `max` completions.
     fn poll(&self, max: usize) -> Vec<Wc>;
-    /// Waits at most `t` for a completion; whether one is there.
+    /// Waits at most `t` for a completion (or a CM event of the
+    /// connection); whether one is there.
     fn wait(&self, t: std::time::Duration) -> bool;
+    /// The next CM event of the connection(s) the CQ serves, once
+    /// established (`Disconnected`, `TimewaitExit`, `DeviceRemoved`).
+    fn poll_event(&self) -> Option<CmEvent>;
 }
 
 /// Largest private data of a connect request over rdma_cm (TCP port space).

@@ -290,6 +290,24 @@ pub struct RdmaEventChannel {
     pub fd: c_int,
 }
 
+/// `struct ibv_comp_channel`: the fd a CQ's completion events arrive on.
+#[repr(C)]
+#[derive(Debug)]
+pub struct IbvCompChannel {
+    pub context: *mut IbvContext,
+    pub fd: c_int,
+    pub refcnt: c_int,
+}
+
+/// glibc's `struct pollfd`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PollFd {
+    pub fd: c_int,
+    pub events: i16,
+    pub revents: i16,
+}
+
 /// `struct sockaddr_in` (16 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -339,6 +357,14 @@ pub const RDMA_CM_EVENT_CONNECT_REQUEST: u32 = 4;
 pub const RDMA_CM_EVENT_REJECTED: u32 = 8;
 pub const RDMA_CM_EVENT_ESTABLISHED: u32 = 9;
 pub const RDMA_CM_EVENT_DISCONNECTED: u32 = 10;
+pub const RDMA_CM_EVENT_DEVICE_REMOVAL: u32 = 11;
+pub const RDMA_CM_EVENT_TIMEWAIT_EXIT: u32 = 15;
+/// `POLLIN`.
+pub const POLLIN: i16 = 1;
+/// `fcntl` commands and the flag used.
+pub const F_GETFL: c_int = 3;
+pub const F_SETFL: c_int = 4;
+pub const O_NONBLOCK: c_int = 0o4000;
 /// `AF_INET`.
 pub const AF_INET: u16 = 2;
 
@@ -356,6 +382,14 @@ pub type IbvCreateCq = unsafe extern "C" fn(
     comp_vector: c_int,
 ) -> *mut IbvCq;
 pub type IbvDestroyCq = unsafe extern "C" fn(cq: *mut IbvCq) -> c_int;
+pub type IbvCreateCompChannel = unsafe extern "C" fn(ctx: *mut IbvContext) -> *mut IbvCompChannel;
+pub type IbvDestroyCompChannel = unsafe extern "C" fn(ch: *mut IbvCompChannel) -> c_int;
+pub type IbvGetCqEvent = unsafe extern "C" fn(
+    ch: *mut IbvCompChannel,
+    cq: *mut *mut IbvCq,
+    cq_context: *mut *mut c_void,
+) -> c_int;
+pub type IbvAckCqEvents = unsafe extern "C" fn(cq: *mut IbvCq, nevents: std::ffi::c_uint);
 pub type IbvRegMr = unsafe extern "C" fn(
     pd: *mut IbvPd,
     addr: *mut c_void,
@@ -557,6 +591,14 @@ pub fn layout() -> Vec<(String, usize)> {
     o!("rdma_cm_id.qp_type", RdmaCmId, qp_type);
     s!("rdma_event_channel", RdmaEventChannel);
     o!("rdma_event_channel.fd", RdmaEventChannel, fd);
+    s!("ibv_comp_channel", IbvCompChannel);
+    o!("ibv_comp_channel.context", IbvCompChannel, context);
+    o!("ibv_comp_channel.fd", IbvCompChannel, fd);
+    o!("ibv_comp_channel.refcnt", IbvCompChannel, refcnt);
+    s!("pollfd", PollFd);
+    o!("pollfd.fd", PollFd, fd);
+    o!("pollfd.events", PollFd, events);
+    o!("pollfd.revents", PollFd, revents);
     s!("sockaddr_in", SockaddrIn);
     k!(IBV_WR_RDMA_WRITE);
     k!(IBV_WR_SEND);
@@ -577,6 +619,12 @@ pub fn layout() -> Vec<(String, usize)> {
     k!(RDMA_CM_EVENT_REJECTED);
     k!(RDMA_CM_EVENT_ESTABLISHED);
     k!(RDMA_CM_EVENT_DISCONNECTED);
+    k!(RDMA_CM_EVENT_DEVICE_REMOVAL);
+    k!(RDMA_CM_EVENT_TIMEWAIT_EXIT);
+    k!(POLLIN);
+    k!(F_GETFL);
+    k!(F_SETFL);
+    k!(O_NONBLOCK);
     s!("ifaddrs", Ifaddrs);
     o!("ifaddrs.ifa_next", Ifaddrs, ifa_next);
     o!("ifaddrs.ifa_name", Ifaddrs, ifa_name);

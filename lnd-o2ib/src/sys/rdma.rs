@@ -29,7 +29,7 @@ use libloading::Library;
 use super::ffi::*;
 use super::{open, sym, ProbeError, LIBIBVERBS, LIBRDMACM};
 use crate::verbs::{
-    Access, RecvWr, SendOp, SendWr, VerbsCq, VerbsError, VerbsQp, Wc, WcOpcode, WcStatus,
+    Access, CmEvent, RecvWr, SendOp, SendWr, VerbsCq, VerbsError, VerbsQp, Wc, WcOpcode, WcStatus,
     MAX_REJ_PRIVATE_DATA, MAX_REP_PRIVATE_DATA, MAX_REQ_PRIVATE_DATA,
 };
 use lnd_api::PayloadSpan;
@@ -41,6 +41,10 @@ pub struct RdmaLib {
     dealloc_pd: IbvDeallocPd,
     create_cq: IbvCreateCq,
     destroy_cq: IbvDestroyCq,
+    create_comp_channel: IbvCreateCompChannel,
+    destroy_comp_channel: IbvDestroyCompChannel,
+    get_cq_event: IbvGetCqEvent,
+    ack_cq_events: IbvAckCqEvents,
     reg_mr: IbvRegMr,
     dereg_mr: IbvDeregMr,
     create_channel: RdmaCreateEventChannel,
@@ -79,6 +83,10 @@ impl RdmaLib {
             dealloc_pd: f!(verbs, IbvDeallocPd, "ibv_dealloc_pd"),
             create_cq: f!(verbs, IbvCreateCq, "ibv_create_cq"),
             destroy_cq: f!(verbs, IbvDestroyCq, "ibv_destroy_cq"),
+            create_comp_channel: f!(verbs, IbvCreateCompChannel, "ibv_create_comp_channel"),
+            destroy_comp_channel: f!(verbs, IbvDestroyCompChannel, "ibv_destroy_comp_channel"),
+            get_cq_event: f!(verbs, IbvGetCqEvent, "ibv_get_cq_event"),
+            ack_cq_events: f!(verbs, IbvAckCqEvents, "ibv_ack_cq_events"),
             reg_mr: f!(verbs, IbvRegMr, "ibv_reg_mr"),
             dereg_mr: f!(verbs, IbvDeregMr, "ibv_dereg_mr"),
             create_channel: f!(cm, RdmaCreateEventChannel, "rdma_create_event_channel"),
@@ -312,10 +320,13 @@ impl RdmaDevice {
     }
 }
 
-/// The verbs objects of one connection: its CQ and RC QP (on the device's
-/// PD), on an rdma_cm id.
+/// The verbs objects of one connection: its completion channel, CQ and RC
+/// QP (on the device's PD), on an rdma_cm id with its own event channel.
 struct Verbs {
     lib: Arc<RdmaLib>,
+    /// The CQ's completion channel: its fd becomes readable when the armed
+    /// CQ gets a completion (`ibv_req_notify_cq`).
+    chan: *mut IbvCompChannel,
     cq: *mut IbvCq,
     cm: CmId,
     _dev: RdmaDevice,
@@ -344,11 +355,22 @@ impl Verbs {
             ));
         }
         let cqe = (q.send_wr + q.recv_wr) as c_int;
-        // SAFETY: `ctx` is live; no completion channel, vector 0.
-        let cq =
-            unsafe { (lib.create_cq)(ctx, cqe, std::ptr::null_mut(), std::ptr::null_mut(), 0) };
+        // SAFETY: `ctx` is live; the channel is destroyed after the CQ.
+        let chan = unsafe { (lib.create_comp_channel)(ctx) };
+        if chan.is_null() {
+            return Err(os_err("ibv_create_comp_channel"));
+        }
+        // Non-blocking, so that a wake-up another waiter took never blocks
+        // `ibv_get_cq_event`.
+        // SAFETY: `chan` is live (checked non-null above).
+        set_nonblocking(unsafe { (*chan).fd });
+        // SAFETY: `ctx` and `chan` are live; vector 0.
+        let cq = unsafe { (lib.create_cq)(ctx, cqe, std::ptr::null_mut(), chan.cast(), 0) };
         if cq.is_null() {
-            return Err(os_err("ibv_create_cq"));
+            let e = os_err("ibv_create_cq");
+            // SAFETY: created above, no CQ uses it.
+            unsafe { (lib.destroy_comp_channel)(chan) };
+            return Err(e);
         }
         let mut attr = IbvQpInitAttr {
             qp_context: std::ptr::null_mut(),
@@ -369,12 +391,16 @@ impl Verbs {
         // valid for the call.
         if unsafe { (lib.create_qp)(cm.id, dev.0.pd, &mut attr) } != 0 {
             let e = os_err("rdma_create_qp");
-            // SAFETY: created above, unused.
-            unsafe { (lib.destroy_cq)(cq) };
+            // SAFETY: created above, unused; the CQ before its channel.
+            unsafe {
+                (lib.destroy_cq)(cq);
+                (lib.destroy_comp_channel)(chan);
+            }
             return Err(e);
         }
         Ok(Verbs {
             lib,
+            chan,
             cq,
             cm,
             _dev: dev.clone(),
@@ -389,12 +415,14 @@ impl Verbs {
 
 impl Drop for Verbs {
     fn drop(&mut self) {
-        // SAFETY: the QP and CQ were made by `create` and are destroyed
-        // once, QP first; the id goes after, the device's PD last (field
-        // order).
+        // SAFETY: the QP, CQ and channel were made by `create` and are
+        // destroyed once, QP first, the channel after its CQ (every CQ
+        // event was acknowledged when taken); the id goes after, the
+        // device's PD last (field order).
         unsafe {
             (self.lib.destroy_qp)(self.cm.id);
             (self.lib.destroy_cq)(self.cq);
+            (self.lib.destroy_comp_channel)(self.chan);
         }
     }
 }
@@ -404,13 +432,130 @@ impl Drop for Verbs {
 pub struct RdmaQp(Arc<Verbs>);
 
 /// The completion queue of one connection, with the completions `wait`
-/// took out of it and `poll` has not returned yet.
+/// took out of it and `poll` has not returned yet, and the connection's
+/// CM events `wait` read and `poll_event` has not returned yet.
 #[derive(Clone)]
-pub struct RdmaCq(Arc<Verbs>, Arc<Mutex<VecDeque<Wc>>>);
+pub struct RdmaCq(
+    Arc<Verbs>,
+    Arc<Mutex<VecDeque<Wc>>>,
+    Arc<Mutex<VecDeque<CmEvent>>>,
+);
+
+/// The [`CmEvent`] an rdma_cm event of an established connection (on QP
+/// `qp_num`) is for the NI; `None` for the others (ignored).
+pub fn cm_event(ev: u32, qp_num: u32) -> Option<CmEvent> {
+    match ev {
+        RDMA_CM_EVENT_DISCONNECTED => Some(CmEvent::Disconnected { qp_num }),
+        RDMA_CM_EVENT_TIMEWAIT_EXIT => Some(CmEvent::TimewaitExit { qp_num }),
+        RDMA_CM_EVENT_DEVICE_REMOVAL => Some(CmEvent::DeviceRemoved { qp_num }),
+        _ => None,
+    }
+}
+
+/// `fcntl(fd, F_SETFL, flags | O_NONBLOCK)` (a closed `fd` only fails
+/// with EBADF).
+fn set_nonblocking(fd: c_int) {
+    // SAFETY: fcntl with F_GETFL/F_SETFL takes an int and touches no
+    // memory of ours, whatever `fd` is.
+    unsafe {
+        let fl = fcntl(fd, F_GETFL, 0);
+        if fl >= 0 {
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        }
+    }
+}
+
+/// poll(2) for input on `fds` for at most `ms` milliseconds; which of them
+/// are readable (or hung up / in error: a read then says what).
+fn readable<const N: usize>(fds: [c_int; N], ms: c_int) -> [bool; N] {
+    let mut p = fds.map(|fd| PollFd {
+        fd,
+        events: POLLIN,
+        revents: 0,
+    });
+    // SAFETY: `p` is valid for its N entries during the call.
+    let n = unsafe { poll(p.as_mut_ptr(), N as _, ms) };
+    if n <= 0 {
+        return [false; N];
+    }
+    p.map(|x| x.revents != 0)
+}
+
+extern "C" {
+    fn fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int;
+    fn poll(fds: *mut PollFd, nfds: std::ffi::c_ulong, timeout_ms: c_int) -> c_int;
+}
 
 impl RdmaCq {
+    /// The CQ of an established (or accepted) connection. From now on the
+    /// id's channel carries only the connection's later events
+    /// (DISCONNECTED, TIMEWAIT_EXIT, DEVICE_REMOVAL; an accepted id's
+    /// ESTABLISHED is read and ignored): non-blocking, read when
+    /// [`VerbsCq::wait`] finds its fd readable.
     fn new(v: Arc<Verbs>) -> Self {
-        RdmaCq(v, Arc::new(Mutex::new(VecDeque::new())))
+        // SAFETY: the id's channel lives as long as `v`.
+        set_nonblocking(unsafe { (*v.cm.ch).fd });
+        RdmaCq(
+            v,
+            Arc::new(Mutex::new(VecDeque::new())),
+            Arc::new(Mutex::new(VecDeque::new())),
+        )
+    }
+
+    /// The completion channel's fd: readable when the armed CQ got a
+    /// completion (the NI's runtime may wait on it with others).
+    pub fn comp_fd(&self) -> c_int {
+        // SAFETY: the channel lives as long as `self.0`.
+        unsafe { (*self.0.chan).fd }
+    }
+
+    /// The connection's rdma_cm event channel fd.
+    pub fn cm_fd(&self) -> c_int {
+        // SAFETY: the channel lives as long as `self.0`.
+        unsafe { (*self.0.cm.ch).fd }
+    }
+
+    /// Arms the CQ: the next completion makes the channel's fd readable
+    /// (verbs.h's inline `ibv_req_notify_cq`, all completions).
+    fn arm(&self) -> bool {
+        let cq = self.0.cq;
+        // SAFETY: `cq` is live; the context's ops' req_notify_cq is what
+        // verbs.h's inline calls.
+        unsafe {
+            match (*(*cq).context).ops.req_notify_cq {
+                Some(f) => f(cq, 0) == 0,
+                None => false,
+            }
+        }
+    }
+
+    /// Takes one completion event off the channel, if there is one, and
+    /// acknowledges it (so that destroying the CQ never waits for it).
+    fn take_cq_event(&self) {
+        let mut cq: *mut IbvCq = std::ptr::null_mut();
+        let mut ctx: *mut std::ffi::c_void = std::ptr::null_mut();
+        // SAFETY: the channel is live and non-blocking; both out-pointers
+        // are valid; an event taken is acknowledged once, on its CQ.
+        unsafe {
+            if (self.0.lib.get_cq_event)(self.0.chan, &mut cq, &mut ctx) == 0 && !cq.is_null() {
+                (self.0.lib.ack_cq_events)(cq, 1);
+            }
+        }
+    }
+
+    /// Reads the connection's pending rdma_cm events (non-blocking
+    /// channel) into the event queue.
+    fn take_cm_events(&self) {
+        // SAFETY: the id holds its QP until drop.
+        let qp_num = unsafe { (*self.0.qp()).qp_num };
+        while let Ok((ev, _, _, _)) = self.0.cm.next_event() {
+            if let Some(e) = cm_event(ev, qp_num) {
+                self.2
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_back(e);
+            }
+        }
     }
 
     /// Up to `max` completions from the CQ itself.
@@ -790,11 +935,14 @@ impl VerbsCq for RdmaCq {
     }
 
     fn wait(&self, t: Duration) -> bool {
-        // No completion channel (its fd would need poll(2)): the CQ is
-        // polled every 50 µs until a completion comes or `t` passes.
+        // Sleeps in poll(2) on the completion channel (and the connection's
+        // CM channel) until the armed CQ has a completion, a CM event
+        // comes, or `t` passes: no timed polling.
         let deadline = Instant::now() + t;
         loop {
-            if !self.1.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            if !self.1.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+                || !self.2.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+            {
                 return true;
             }
             let got = self.poll_hw(16);
@@ -802,11 +950,36 @@ impl VerbsCq for RdmaCq {
                 self.1.lock().unwrap_or_else(|p| p.into_inner()).extend(got);
                 return true;
             }
-            if Instant::now() >= deadline {
+            // Arm, then look again: a completion that came before arming
+            // raises no event.
+            let armed = self.arm();
+            let got = self.poll_hw(16);
+            if !got.is_empty() {
+                self.1.lock().unwrap_or_else(|p| p.into_inner()).extend(got);
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return false;
             }
-            std::thread::sleep(Duration::from_micros(50));
+            // Unarmed (no req_notify_cq in the provider): wake every ms.
+            let ms = if armed {
+                left.as_millis().clamp(1, i32::MAX as u128) as c_int
+            } else {
+                1
+            };
+            let [comp, cm] = readable([self.comp_fd(), self.cm_fd()], ms);
+            if comp {
+                self.take_cq_event();
+            }
+            if cm {
+                self.take_cm_events();
+            }
         }
+    }
+
+    fn poll_event(&self) -> Option<CmEvent> {
+        self.2.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
     }
 }
 
@@ -814,6 +987,58 @@ impl VerbsCq for RdmaCq {
 mod tests {
     use super::*;
     use crate::wire::{Body, ConnParams, Endian, MsgRepr, VERSION_2};
+
+    #[test]
+    fn cm_events_after_set_up_map_to_what_the_ni_handles() {
+        assert_eq!(
+            cm_event(RDMA_CM_EVENT_DISCONNECTED, 7),
+            Some(CmEvent::Disconnected { qp_num: 7 })
+        );
+        assert_eq!(
+            cm_event(RDMA_CM_EVENT_TIMEWAIT_EXIT, 7),
+            Some(CmEvent::TimewaitExit { qp_num: 7 })
+        );
+        assert_eq!(
+            cm_event(RDMA_CM_EVENT_DEVICE_REMOVAL, 7),
+            Some(CmEvent::DeviceRemoved { qp_num: 7 })
+        );
+        // An accepted id's ESTABLISHED, and anything else, is ignored.
+        assert_eq!(cm_event(RDMA_CM_EVENT_ESTABLISHED, 7), None);
+        assert_eq!(cm_event(RDMA_CM_EVENT_REJECTED, 7), None);
+    }
+
+    /// The fd plumbing of the completion and CM channels (fcntl, poll(2)),
+    /// on a socket pair: what `RdmaCq::wait` does with the channels' fds.
+    #[test]
+    fn channel_fds_are_made_non_blocking_and_waited_on_with_poll() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        let (mut a, mut b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        set_nonblocking(b.as_raw_fd());
+        let mut buf = [0u8; 4];
+        let e = b.read(&mut buf).expect_err("nothing to read");
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "non-blocking");
+        let t0 = Instant::now();
+        assert_eq!(readable([b.as_raw_fd(), a.as_raw_fd()], 30), [false, false]);
+        assert!(t0.elapsed() >= Duration::from_millis(25), "slept in poll");
+        a.write_all(b"x").expect("write");
+        assert_eq!(
+            readable([a.as_raw_fd(), b.as_raw_fd()], 5000),
+            [false, true]
+        );
+        assert_eq!(b.read(&mut buf).expect("read"), 1);
+    }
+
+    #[test]
+    fn the_channel_entry_points_resolve_where_rdma_core_is_installed() {
+        match RdmaLib::open() {
+            Ok(lib) => {
+                // Looked up by name at open: present in rdma-core's libraries.
+                let _ = (lib.create_comp_channel, lib.get_cq_event, lib.ack_cq_events);
+            }
+            Err(e) => eprintln!("rdma-core not installed here ({e}): nothing to resolve"),
+        }
+    }
 
     #[test]
     fn connreq_goes_to_rdma_connect_byte_for_byte_with_o2iblnds_parameters() {

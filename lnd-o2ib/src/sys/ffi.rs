@@ -350,6 +350,7 @@ pub const IBV_WC_RECV: u32 = 128;
 pub const IBV_ACCESS_LOCAL_WRITE: c_int = 1;
 pub const IBV_ACCESS_REMOTE_WRITE: c_int = 2;
 pub const IBV_ACCESS_REMOTE_READ: c_int = 4;
+pub const IBV_ACCESS_ON_DEMAND: c_int = 64;
 pub const RDMA_PS_TCP: c_int = 0x0106;
 pub const RDMA_CM_EVENT_ADDR_RESOLVED: u32 = 0;
 pub const RDMA_CM_EVENT_ROUTE_RESOLVED: u32 = 2;
@@ -622,6 +623,7 @@ pub fn layout() -> Vec<(String, usize)> {
     k!(RDMA_CM_EVENT_DEVICE_REMOVAL);
     k!(RDMA_CM_EVENT_TIMEWAIT_EXIT);
     k!(POLLIN);
+    k!(IBV_ACCESS_ON_DEMAND);
     k!(F_GETFL);
     k!(F_SETFL);
     k!(O_NONBLOCK);

@@ -271,6 +271,18 @@ struct DevInner {
     lib: Arc<RdmaLib>,
     ctx: *mut IbvContext,
     pd: *mut IbvPd,
+    /// The implicit on-demand-paging MR over the whole address space (one
+    /// key for every fragment of a multi-fragment MD), made at first need;
+    /// `Err` says why the HCA has none.
+    implicit: Mutex<Option<Result<ImplicitMr, String>>>,
+}
+
+/// The raw implicit MR (deregistered with the device).
+#[derive(Clone, Copy)]
+struct ImplicitMr {
+    mr: *mut IbvMr,
+    lkey: u32,
+    rkey: u32,
 }
 
 // SAFETY: the context and PD are used through libibverbs calls, which are
@@ -281,13 +293,117 @@ unsafe impl Sync for DevInner {}
 
 impl Drop for DevInner {
     fn drop(&mut self) {
+        let implicit = self.implicit.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(Ok(m)) = implicit.take() {
+            // SAFETY: registered by `RdmaDevice::implicit_mr` on this PD,
+            // deregistered once, before the PD.
+            unsafe { (self.lib.dereg_mr)(m.mr) };
+        }
         // SAFETY: allocated by `RdmaListener::device`, freed once, after
         // every QP and MR holding this device is gone (they hold the Arc).
         unsafe { (self.lib.dealloc_pd)(self.pd) };
     }
 }
 
+/// The RDMA descriptor (`kib_rdma_desc`) of memory whose pieces lie at
+/// `pieces` (virtual address, bytes): o2iblnd's one `rd_key` for every
+/// fragment. One piece goes under its own MR's key (`piece_key`); several
+/// need one key over all of them, the implicit on-demand-paging MR's
+/// (`implicit_key`: o2iblnd's global MR, or its FMR/FastReg mapping, in
+/// user space), and are refused with the reason when the HCA has none.
+/// More pieces than `max_frags` (the connection's) are refused too.
+pub fn rdma_desc(
+    pieces: &[(u64, u32)],
+    piece_key: Option<u32>,
+    implicit_key: Result<u32, String>,
+    max_frags: usize,
+) -> Result<crate::wire::RdmaDesc, VerbsError> {
+    if pieces.len() > max_frags {
+        return Err(VerbsError::Invalid(format!(
+            "memory of {} fragments, more than the connection's {max_frags}",
+            pieces.len()
+        )));
+    }
+    let key = match (pieces.len(), piece_key) {
+        (0 | 1, Some(k)) => k,
+        (0 | 1, None) => {
+            return Err(VerbsError::Invalid(
+                "memory of one fragment without its registration".into(),
+            ))
+        }
+        (n, _) => implicit_key.map_err(|why| {
+            VerbsError::Device(format!(
+                "memory of {n} fragments needs one key over all of them (an \
+                 on-demand-paging MR), and {why}"
+            ))
+        })?,
+    };
+    Ok(crate::wire::RdmaDesc {
+        key,
+        frags: pieces
+            .iter()
+            .map(|&(addr, nob)| crate::wire::RdmaFrag { nob, addr })
+            .collect(),
+    })
+}
+
 impl RdmaDevice {
+    /// The device's implicit on-demand-paging MR (`ibv_reg_mr(pd, NULL,
+    /// SIZE_MAX, IBV_ACCESS_ON_DEMAND | ...)`), registered once: `(lkey,
+    /// rkey)` valid for any address of the process, or why the HCA has
+    /// none. Like o2iblnd's global MR, its rkey opens the whole address
+    /// space to the connected peers for as long as the device lives.
+    pub fn implicit_mr(&self) -> Result<(u32, u32), String> {
+        let mut g = self.0.implicit.lock().unwrap_or_else(|p| p.into_inner());
+        let r = g.get_or_insert_with(|| {
+            let access = IBV_ACCESS_LOCAL_WRITE
+                | IBV_ACCESS_REMOTE_WRITE
+                | IBV_ACCESS_REMOTE_READ
+                | IBV_ACCESS_ON_DEMAND;
+            // SAFETY: the PD is live; a null address with SIZE_MAX is the
+            // implicit ODP form verbs.h documents, which pins nothing.
+            let mr =
+                unsafe { (self.0.lib.reg_mr)(self.0.pd, std::ptr::null_mut(), usize::MAX, access) };
+            if mr.is_null() {
+                return Err(format!(
+                    "the HCA gives no implicit on-demand-paging MR ({})",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            // SAFETY: a registered MR, read once.
+            let (lkey, rkey) = unsafe { ((*mr).lkey, (*mr).rkey) };
+            Ok(ImplicitMr { mr, lkey, rkey })
+        });
+        r.as_ref().map(|m| (m.lkey, m.rkey)).map_err(Clone::clone)
+    }
+
+    /// The registration and RDMA descriptor of `mem` (see [`rdma_desc`]):
+    /// one MR when it is one piece, else the implicit MR's key over every
+    /// piece at its own address. The MRs returned keep `mem` alive.
+    pub fn register(
+        &self,
+        mem: &PayloadSpan,
+        access: Access,
+        max_frags: usize,
+    ) -> Result<(Vec<RdmaMr>, crate::wire::RdmaDesc), VerbsError> {
+        let pieces: Vec<(u64, u32)> = mem
+            .pieces()
+            .map(|p| {
+                let b = p
+                    .borrow()
+                    .map_err(|e| VerbsError::Invalid(format!("memory busy: {e}")))?;
+                Ok((b.as_ptr() as u64, p.len() as u32))
+            })
+            .collect::<Result<_, VerbsError>>()?;
+        if pieces.len() <= 1 {
+            let mrs = self.reg_mr(mem, access)?;
+            let key = mrs.first().map(RdmaMr::rkey);
+            let desc = rdma_desc(&pieces, key, Err(String::new()), max_frags)?;
+            return Ok((mrs, desc));
+        }
+        let desc = rdma_desc(&pieces, None, self.implicit_mr().map(|k| k.1), max_frags)?;
+        Ok((Vec::new(), desc))
+    }
     /// Registers each contiguous piece of `mem` with `access` on the
     /// device's PD: one MR per piece (a fragment of an RDMA descriptor);
     /// the HCA reads and writes the MD's own memory, no staging copy.
@@ -677,6 +793,7 @@ impl RdmaListener {
             lib: self.cm.lib.clone(),
             ctx,
             pd,
+            implicit: Mutex::new(None),
         })))
     }
 
@@ -987,6 +1104,37 @@ impl VerbsCq for RdmaCq {
 mod tests {
     use super::*;
     use crate::wire::{Body, ConnParams, Endian, MsgRepr, VERSION_2};
+
+    #[test]
+    fn one_key_per_descriptor_one_mr_or_the_implicit_one() {
+        // One piece: its own MR's key, its own address.
+        let d = rdma_desc(&[(0x1000, 4096)], Some(0x11), Err("none".into()), 257).expect("one");
+        assert_eq!(d.key, 0x11);
+        assert_eq!(d.frags.len(), 1);
+        assert_eq!((d.frags[0].addr, d.frags[0].nob), (0x1000, 4096));
+        // Several pieces (an MD of several allocations): the implicit MR's
+        // one key, each piece at its own virtual address.
+        let pieces = [(0x7f00_0000_1000, 100), (0x5500_0000_0000, 4096), (0x10, 1)];
+        let d = rdma_desc(&pieces, None, Ok(0x22), 257).expect("implicit");
+        assert_eq!(d.key, 0x22);
+        let got: Vec<(u64, u32)> = d.frags.iter().map(|f| (f.addr, f.nob)).collect();
+        assert_eq!(got, pieces);
+        // Without on-demand paging: refused, saying why.
+        let e = rdma_desc(&pieces, None, Err("the HCA gives none".into()), 257)
+            .expect_err("no implicit MR");
+        assert_eq!(
+            e.to_string(),
+            "memory of 3 fragments needs one key over all of them (an on-demand-paging \
+             MR), and the HCA gives none"
+        );
+        // More fragments than the connection takes.
+        let e = rdma_desc(&pieces, None, Ok(1), 2).expect_err("too many");
+        assert!(
+            e.to_string()
+                .contains("3 fragments, more than the connection's 2"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn cm_events_after_set_up_map_to_what_the_ni_handles() {

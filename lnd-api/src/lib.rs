@@ -30,7 +30,7 @@
 //! the plugin's module parameters ([`ParamDecl`]: module, name, type,
 //! default, range, help), which the host checks and hands over at load and
 //! at NI start-up ([`params`]). 1.3.0 added the extension [`GET_SINK`]: an
-//! LND asks ([`Lnd::GET_SINK_MIN`]) for a GET's sink MD with the GET, to
+//! LND asks (`get_sink_min` in [`export_lnd_plugin!`]) for a GET's sink MD with the GET, to
 //! have the REPLY's data put straight into it; and write borrows of
 //! payload memory became per range ([`mem`]). `abi_stable` is re-exported:
 //! plugins use this copy.

@@ -31,7 +31,8 @@
 //!   methods at all: the host finds the [`SPAN_IO`] extension missing and
 //!   makes the fragment list itself.
 //! * **A GET's sink** (lnd-api 1.3, extension [`GET_SINK`]). An LND that
-//!   sets [`Lnd::GET_SINK_MIN`] gets, with a GET it is to send whose sink
+//!   asks for it (`get_sink_min` in [`crate::export_lnd_plugin!`], or
+//!   [`LndHandle::with_get_sink_min`] in process) gets, with a GET it is to send whose sink
 //!   (the window of the MD the REPLY will land in: the MD from offset 0,
 //!   `sink_length` bytes) is at least that long, the sink as `send_span`'s
 //!   payload; `hdr.payload_length` stays 0 and nothing of it is sent as the
@@ -73,11 +74,6 @@ use crate::types::{
 
 /// One LND (one network type) as a plugin implements it (`struct lnet_lnd`).
 pub trait Lnd: Send + Sync + 'static {
-    /// lnd-api 1.3 ([`GET_SINK`]): `Some(n)` asks the host for the sink of
-    /// every GET of at least `n` bytes as `send_span`'s payload (see the
-    /// module docs); `None`, the default, keeps GETs payload-less.
-    const GET_SINK_MIN: Option<u32> = None;
-
     /// Brings up one NI (`lnd_startup`): choose the interface, fill unset
     /// tunables, start serving. `host` is the NI's callback object.
     fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError>;
@@ -91,8 +87,8 @@ pub trait Lnd: Send + Sync + 'static {
 
 /// The name under which a plugin built against lnd-api 1.3 or later offers
 /// [`GetSink`]: its NIs take a GET's sink as `send_span`'s payload (see the
-/// module docs). [`crate::export_lnd_plugin!`] offers it when the plugin's
-/// [`Lnd`] sets [`Lnd::GET_SINK_MIN`].
+/// module docs). [`crate::export_lnd_plugin!`] offers it when given
+/// `get_sink_min`.
 pub const GET_SINK: &str = "lnd-api.get-sink.v1";
 
 /// The lnd-api 1.3 extension [`GET_SINK`].
@@ -544,8 +540,15 @@ impl LndHandle {
     pub fn new<T: Lnd>(lnd: T) -> Self {
         LndHandle(
             LndObj::Span(LndSpanFfi_TO::from_value(LndShim(lnd), TD_Opaque)),
-            T::GET_SINK_MIN,
+            None,
         )
+    }
+
+    /// The same handle, its NIs taking GET sinks of at least `min` bytes
+    /// ([`GET_SINK`]; what a plugin declares with `get_sink_min` in
+    /// [`crate::export_lnd_plugin!`]), for an LND wrapped in process.
+    pub fn with_get_sink_min(self, min: Option<u32>) -> Self {
+        LndHandle(self.0, min)
     }
 
     /// [`GET_SINK`]: `Some(n)` when its NIs take, with a GET whose sink is
@@ -817,25 +820,13 @@ mod tests {
         ni.shutdown(); // caught and reported, not propagated
     }
 
-    struct SinkTaker;
-
-    impl Lnd for SinkTaker {
-        const GET_SINK_MIN: Option<u32> = Some(4097);
-        fn startup(&self, _cfg: NiConfig, _host: HostHandle) -> Result<NiStarted, LndError> {
-            Err(LndError::unsupported("startup"))
-        }
-    }
-
     #[test]
     fn an_lnd_asks_for_get_sinks_through_its_handle() {
-        assert_eq!(LndHandle::new(SinkTaker).get_sink_min(), Some(4097));
         assert_eq!(LndHandle::new(Panicky).get_sink_min(), None);
-        // What the export macro reads and offers.
-        fn ctor(_: &str) -> Result<SinkTaker, LndError> {
-            Ok(SinkTaker)
-        }
-        const MIN: Option<u32> = crate::module::get_sink_min(ctor);
-        assert_eq!(MIN, Some(4097));
+        let h = LndHandle::new(Panicky).with_get_sink_min(Some(4097));
+        assert_eq!(h.get_sink_min(), Some(4097));
+        assert!(h.takes_spans());
+        // What the export macro offers.
         static EXT: Option<GetSink> = Some(GetSink { min_len: 4097 });
         assert!(crate::module::get_sink_extension(GET_SINK, &EXT).is_some());
         assert!(crate::module::get_sink_extension(SPAN_IO, &EXT).is_none());

@@ -142,13 +142,6 @@ pub fn span_io_extension(name: &str, value: &'static SpanIo) -> Option<Extension
     (name == SPAN_IO).then(|| Extension::new(value))
 }
 
-/// Used by [`crate::export_lnd_plugin!`]: the plugin's
-/// [`Lnd::GET_SINK_MIN`], read from its constructor's type.
-#[doc(hidden)]
-pub const fn get_sink_min<L: Lnd>(_ctor: fn(&str) -> Result<L, LndError>) -> Option<u32> {
-    L::GET_SINK_MIN
-}
-
 /// Used by [`crate::export_lnd_plugin!`]: the [`GET_SINK`] extension when
 /// `name` asks for it and the plugin's LND wants GET sinks.
 #[doc(hidden)]
@@ -231,7 +224,10 @@ pub const fn lib_header(
 /// [`crate::params::PARAMS`] (lnd-api 1.2). An optional `extensions: fn(&str)
 /// -> Option<Extension>` offers further extensions. The macro itself offers
 /// [`SPAN_IO`] (lnd-api 1.1), through which a host that knows it makes LND
-/// objects whose NIs take [`crate::PayloadSpan`]s.
+/// objects whose NIs take [`crate::PayloadSpan`]s. An optional
+/// `get_sink_min: u32` (right after `new_lnd`) offers [`GET_SINK`]
+/// (lnd-api 1.3): the plugin's NIs take, with a GET whose sink is at least
+/// that long, the sink MD as `send_span`'s payload (see [`crate::lnd`]).
 ///
 /// ```no_run
 /// # use lnd_api::{HostHandle, Lnd, LndError, NiConfig, NiStarted, ParamDecl, Tunable};
@@ -268,6 +264,7 @@ macro_rules! export_lnd_plugin {
         version: $version:expr,
         net_types: [$(($tname:expr, $ttype:expr)),* $(,)?],
         new_lnd: $ctor:path
+        $(, get_sink_min: $gsm:expr)?
         $(, params: $params:expr $(, set_params: $set:expr)?)?
         $(, extensions: $ext:path)?
         $(,)?
@@ -312,10 +309,7 @@ macro_rules! export_lnd_plugin {
             };
 
             static __LND_API_GET_SINK: Option<$crate::lnd::GetSink> =
-                match $crate::module::get_sink_min($ctor) {
-                    Some(min_len) => Some($crate::lnd::GetSink { min_len }),
-                    None => None,
-                };
+                $crate::__lnd_api_or!($(Some($crate::lnd::GetSink { min_len: $gsm }))? ; None);
 
             extern "C" fn __lnd_api_get_extension(n: RStr<'_>) -> ROption<$crate::module::Extension> {
                 let found = $crate::module::span_io_extension(n.as_str(), &__LND_API_SPAN_IO)

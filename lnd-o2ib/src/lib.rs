@@ -79,10 +79,6 @@ fn incarnation() -> u64 {
 pub struct O2ibLnd;
 
 impl Lnd for O2ibLnd {
-    /// A GET's sink MD comes with the GET when it is too big for an
-    /// IMMEDIATE REPLY: the peer RDMA-writes the REPLY's data into it.
-    const GET_SINK_MIN: Option<u32> = Some(ni::GET_SINK_MIN);
-
     fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError> {
         let net_name = cfg.net.to_string();
         if cfg.net.lnd_type != lnd_type::O2IBLND {
@@ -187,5 +183,14 @@ lnd_api::export_lnd_plugin! {
     version: env!("CARGO_PKG_VERSION"),
     net_types: [("o2ib", 5)],
     new_lnd: new_lnd,
+    // A GET's sink MD comes with the GET when it is too big for an
+    // IMMEDIATE REPLY: the peer RDMA-writes the REPLY's data into it.
+    get_sink_min: GET_SINK_MIN,
     params: &crate::params::DECLS,
 }
+
+/// The smallest GET sink the NIs take with the GET (lnd-api's GET_SINK):
+/// what does not fit an IMMEDIATE REPLY (3976 bytes), where an optimized
+/// GET starts. An in-process host wraps [`O2ibLnd`] with
+/// `LndHandle::new(O2ibLnd).with_get_sink_min(Some(GET_SINK_MIN))`.
+pub const GET_SINK_MIN: u32 = ni::GET_SINK_MIN;

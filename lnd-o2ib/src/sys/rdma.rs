@@ -64,8 +64,9 @@ pub struct RdmaLib {
     create_qp: RdmaCreateQp,
     migrate_id: RdmaMigrateId,
     destroy_qp: RdmaDestroyQp,
-    _verbs: Library,
-    _cm: Library,
+    /// The libraries (`None` only for the tests' fake table).
+    _verbs: Option<Library>,
+    _cm: Option<Library>,
 }
 
 impl RdmaLib {
@@ -106,8 +107,8 @@ impl RdmaLib {
             create_qp: f!(cm, RdmaCreateQp, "rdma_create_qp"),
             migrate_id: f!(cm, RdmaMigrateId, "rdma_migrate_id"),
             destroy_qp: f!(cm, RdmaDestroyQp, "rdma_destroy_qp"),
-            _verbs: verbs,
-            _cm: cm,
+            _verbs: Some(verbs),
+            _cm: Some(cm),
         }))
     }
 }
@@ -1099,6 +1100,9 @@ impl VerbsCq for RdmaCq {
         self.2.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
     }
 }
+
+#[cfg(test)]
+mod fake;
 
 #[cfg(test)]
 mod tests {

@@ -180,7 +180,8 @@ pub enum LndOp {
         ni: NiId,
         /// The message (its `payload` field is empty).
         tx: TxMsg,
-        /// The payload: a window into the MD's memory.
+        /// The payload: a window into the MD's memory (for a GET on an NI
+        /// whose LND takes sinks, `Lnet::ni_set_get_sink`, the GET's sink).
         payload: PayloadSpan,
     },
     /// Call `LndNiHandle::recv_span`; on `Err` call `handle_done` if `rx.msg` is `Some`.

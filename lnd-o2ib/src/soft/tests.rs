@@ -490,3 +490,47 @@ fn rdma_write_into_memory_held_for_a_moment_waits_for_it() {
     dst.read_at(0, &mut got).expect("read");
     assert!(got.iter().all(|b| *b == 7));
 }
+
+/// lnd-api 1.3's per-range write guards: another writer (another LND landing
+/// a message in the same MD) holding one part of an allocation for as long
+/// as it likes does not delay an RDMA WRITE into another part; a WRITE
+/// into the held part still fails (after the HCA's wait) with a remote
+/// access error.
+#[test]
+fn rdma_write_beside_memory_written_elsewhere_proceeds() {
+    let p = pair();
+    let src = buf(&[9u8; 31_000]);
+    let src_mr = p.da.reg_mr(src, Access(0));
+    // One allocation of 62 000 bytes, registered whole.
+    let whole = IoBuf::zeroed(62_000);
+    let dst = PayloadSpan::from(whole.clone());
+    let dst_mr = p.db.reg_mr(dst.clone(), rw());
+    // The lower half is written elsewhere for the whole test.
+    let lower = whole.slice(0..31_000).expect("in bounds");
+    let held = lower.borrow_mut().expect("free");
+    let write = |wr_id: u64, remote_addr: u64| {
+        p.a.post_send(SendWr {
+            wr_id,
+            op: SendOp::Write {
+                remote_addr,
+                rkey: dst_mr.rkey(),
+            },
+            sge: vec![Sge {
+                addr: 0,
+                length: 31_000,
+                lkey: src_mr.lkey(),
+            }],
+        })
+        .expect("post");
+        wait_wc(&p.ca)
+    };
+    let w = write(1, 31_000);
+    assert_eq!((w.wr_id, w.status), (1, WcStatus::Success));
+    let w = write(2, 0);
+    assert_eq!((w.wr_id, w.status), (2, WcStatus::RemAccessErr));
+    drop(held);
+    let mut got = vec![0u8; 62_000];
+    dst.read_at(0, &mut got).expect("read");
+    assert!(got[31_000..].iter().all(|b| *b == 9), "upper half written");
+    assert!(got[..31_000].iter().all(|b| *b == 0), "held half untouched");
+}

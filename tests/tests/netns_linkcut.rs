@@ -499,10 +499,12 @@ fn a_link_cut_mid_brw_moves_traffic_and_recovery_brings_the_ni_back() {
         String::from_utf8_lossy(&errs.stdout),
         String::from_utf8_lossy(&errs.stderr)
     );
-    // Each of the 8 concurrent brw slots may lose the RPC it had on link 1
-    // when the link went (its bytes were in the kernel: it errors at the RPC
-    // timeout), and one more around the link's return; everything else went
-    // through (resent on link 2 where it failed at the LND).
+    // A brw slot may lose the RPC it had on link 1 when the link went (its
+    // bytes were in the kernel, or it was a response, which LNet does not
+    // resend: it expires at the RPC timeout), and its test unit then ends
+    // (stop on error); everything else went through (resent on link 2 where
+    // it failed at the LND). 3 to 5 of the 8 in our runs; at least one unit
+    // must have lived on (it carried the traffic after recovery).
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&errs.stdout),
@@ -513,7 +515,7 @@ fn a_link_cut_mid_brw_moves_traffic_and_recovery_brings_the_ni_back() {
         .filter_map(|l| l.split("[Session ").nth(1))
         .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
         .sum();
-    assert!(brw_errors <= 16, "{brw_errors} brw errors:\n{text}");
+    assert!(brw_errors < 8, "{brw_errors} brw errors:\n{text}");
     // None lost: every message either node had has ended.
     for n in [&a, &b] {
         let t0 = Instant::now();

@@ -518,9 +518,8 @@ impl NiInner {
         }
         if self.link_down.load(Ordering::Acquire) {
             // No connection can be made through a dead link: fail it as the
-            // link watcher failed the sends it found, from a task (a send
-            // never finalizes its message before returning, but for the
-            // direct write).
+            // link watcher failed the sends it found, from a task rather
+            // than inside the caller's send.
             st.forget_if_idle(&target);
             drop(st);
             let status = unreachable_status(errno::ENETDOWN, true);
@@ -558,6 +557,7 @@ impl NiInner {
             let round = self.connect_round(id, ip).await;
             let mut fail: Vec<TxGuard> = Vec::new();
             let mut why: Option<CloseReason> = None;
+            let mut no_conn = false;
             let retry = {
                 let mut st = lock(&self.st);
                 let shutdown = st.shutdown;
@@ -605,7 +605,9 @@ impl NiInner {
                             false
                         }
                         Round::Done => {
-                            why = Some(self.unreachable("no connection", errno::EHOSTUNREACH));
+                            // Classified below, without the lock (it may
+                            // look at the interface).
+                            no_conn = true;
                             peer.connecting = false;
                             fail.extend(peer.pending.drain(..));
                             false
@@ -617,6 +619,9 @@ impl NiInner {
                 }
                 retry
             };
+            if no_conn {
+                why = Some(self.unreachable("no connection", errno::EHOSTUNREACH));
+            }
             if let Some(w) = &why {
                 let status = w.status;
                 if !fail.is_empty() {

@@ -12,7 +12,10 @@
 //! While the link goes, A also streams PUTs of 64 KiB to B (8 in flight,
 //! each with its index as `hdr_data`): none is delivered twice to B's
 //! application (no index twice among B's PUT events) and every PUT A saw
-//! acknowledged is among them.
+//! acknowledged is among them. A few PUTs stay unacknowledged when the link
+//! goes (their bytes, or B's ACK, were in the kernel, or the ACK was
+//! aborted: LNet does not resend responses); they fail at the transaction
+//! timeout (150 s), after the stream command stopped waiting (30 s).
 //!
 //! A stall seen in about 1 run of 6 before (brw stopped issuing RPCs after
 //! the cut while both engines were idle, drop_count 8 on each side) was a

@@ -25,15 +25,7 @@ cargo test --workspace --doc --no-fail-fast 2>&1 | tee target/test-output.txt
 cargo test --workspace --lib --bins --tests --no-fail-fast 2>&1 | tee -a target/test-output.txt
 if [ "$(id -u)" -eq 0 ]; then
     echo "== cargo test (root-only: network namespaces)"
-    # Skipped by name: netns_linkcut can still end brw units after a link
-    # cut (sends lnd-sock fails as REMOTE_ERROR are not resent; see the
-    # test's docs and the ignored sim_linkcut_brw case), so it is run by
-    # hand, not as a gate, until that is fixed.
-    # sim_linkcut_brw's REMOTE_ERROR case is that open bug's reproducer,
-    # ignored with the reason: it fails until the bug is fixed.
     cargo test --workspace --lib --bins --tests --no-fail-fast -- --ignored \
-        --skip a_link_cut_mid_brw_moves_traffic_and_recovery_brings_the_ni_back \
-        --skip brw_goes_on_when_the_cut_fails_queued_sends_as_remote_errors \
         2>&1 | tee target/test-output-root.txt
 fi
 

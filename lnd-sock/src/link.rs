@@ -16,10 +16,20 @@
 //! On a change the watcher tells LNet ([`lnd_api::Host::link_state`]): LNet
 //! marks the NI down (`net show` status `down`, `fatal_error` 1), selects
 //! other NIs and stops recovery pings until the link returns. Going down, it
-//! also closes the NI's connections at once: their queued and in-flight
-//! sends finish with `-ENETDOWN` / `LOCAL_ABORTED`, so LNet lowers the NI's
-//! health and resends them through another NI now rather than after
-//! `sock_timeout`. Coming back, LNet's recovery pings restore the health.
+//! also closes the NI's connections at once and fails the sends waiting for
+//! a connection: their queued and in-flight sends finish with `-ENETDOWN` /
+//! `LOCAL_ABORTED`, so LNet lowers the NI's health and resends them through
+//! another NI now rather than after `sock_timeout`. While the link is down
+//! no connection is attempted from the NI: a send with no live connection
+//! (one LNet pinned to this NI's NID) fails the same way at once. A connect
+//! that fails in a way a dead local link explains (`ENETUNREACH`,
+//! `ENETDOWN`, `EHOSTUNREACH`, `EADDRNOTAVAIL`, `ETIMEDOUT`) before the
+//! watcher saw the change looks at the interface: down, it is the same
+//! local abort, not the peer's fault ([`crate::ni::unreachable_status`]).
+//! Upstream ksocklnd only marks the NI (`ni_fatal_error_on`) and leaves its
+//! sends to fail by themselves; ending them at once as local failures is
+//! this LND's choice, so that `lst brw` over Multi-Rail survives a cut.
+//! Coming back, LNet's recovery pings restore the health.
 //!
 //! When the netlink socket cannot be opened the watcher says so in the log
 //! and polls every [`POLL`]; with it, it still re-reads every [`RECHECK`]
@@ -200,6 +210,7 @@ fn report(ni: &NiInner, up: bool, why: &str) {
                 ni.ifname, ni.addr
             ),
         );
+        ni.link_is_up_again();
         ni.host.link_state(true);
         return;
     }
@@ -207,8 +218,7 @@ fn report(ni: &NiInner, up: bool, why: &str) {
         LogLevel::WARN,
         &format!("link down: {why}: the NI is down and its connections are closed"),
     );
-    ni.host.link_state(false);
-    ni.close_conns(&CloseReason::new(
+    ni.link_went_down(&CloseReason::new(
         format!("link down ({why})"),
         errno::ENETDOWN,
         HealthStatus::LOCAL_ABORTED,

@@ -9,12 +9,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 use lnd_api::hdr::MAX_PAYLOAD;
 use lnd_api::{
-    errno, Hdr, HealthStatus, HostHandle, LndError, LndNi, LogLevel, Nid, PayloadSpan,
+    errno, Completion, Hdr, HealthStatus, HostHandle, LndError, LndNi, LogLevel, Nid, PayloadSpan,
     PeerAliveness, RxAction, RxToken, TxMsg,
 };
 use tokio::net::TcpStream;
@@ -132,6 +133,8 @@ pub struct NiInner {
     /// The net's name (`tcp1`), for messages.
     pub net_name: String,
     cfg: ConnCfg,
+    /// The link watcher last saw the NI's link down ([`crate::link`]).
+    link_down: AtomicBool,
     st: Mutex<NiState>,
     tasks: Mutex<usize>,
     tasks_cv: Condvar,
@@ -194,6 +197,69 @@ fn peer_ip(nid: &Nid) -> Option<IpAddr> {
     (nid.addr_len() == 16).then(|| IpAddr::V6(nid.addr.into()))
 }
 
+/// What the sends waiting for a connection become when it cannot be made
+/// with error `errno` (positive), as `ksocknal_txlist_done()` classifies the
+/// connect error of the sends it zombies: a peer that cannot be reached
+/// (`ENETDOWN`, `EHOSTUNREACH`, `ENETUNREACH`, `ECONNREFUSED`,
+/// `ECONNRESET`) is `REMOTE_DROPPED`, which LNet resends through another
+/// peer NI; no answer within `sock_timeout` (`ETIMEDOUT`) is
+/// `NETWORK_TIMEOUT`; anything else (a failed handshake) is `LOCAL_ERROR`.
+/// Neither of the last two is resent.
+///
+/// When the NI's own link is down (`local_link_down`) the failure is ours:
+/// `-ENETDOWN` / `LOCAL_ABORTED`, as for the sends the link watcher aborts
+/// when the link goes (upstream does not close them; see [`crate::link`]),
+/// so LNet lowers the NI's health and resends them through another local NI
+/// even when the sender gave this NI's NID as its source.
+pub fn unreachable_status(errno: i32, local_link_down: bool) -> Completion {
+    use HealthStatus as H;
+    if local_link_down {
+        return Completion::failed(errno::ENETDOWN, H::LOCAL_ABORTED);
+    }
+    let errno = errno.abs();
+    let health = match errno {
+        errno::ETIMEDOUT => H::NETWORK_TIMEOUT,
+        errno::ENETDOWN
+        | errno::EHOSTUNREACH
+        | errno::ENETUNREACH
+        | errno::ECONNREFUSED
+        | errno::ECONNRESET => H::REMOTE_DROPPED,
+        _ => H::LOCAL_ERROR,
+    };
+    Completion::failed(errno, health)
+}
+
+/// Whether a connect error can come from this side's link being down (no
+/// route, interface or address gone, no neighbour answering, nothing sent):
+/// then [`NiInner::link_is_down`] looks at the interface before blaming the
+/// peer.
+fn may_be_local(errno: i32) -> bool {
+    matches!(
+        errno.abs(),
+        errno::ENETDOWN | errno::ENETUNREACH | errno::EHOSTUNREACH | errno::ETIMEDOUT
+    ) || errno.abs() == nix::libc::EADDRNOTAVAIL
+}
+
+/// The positive errno of a failed connect or handshake.
+fn hs_errno(e: &HsError) -> i32 {
+    match e {
+        HsError::Io(io) => io.raw_os_error().unwrap_or(match io.kind() {
+            std::io::ErrorKind::TimedOut => errno::ETIMEDOUT,
+            std::io::ErrorKind::ConnectionRefused => errno::ECONNREFUSED,
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => {
+                errno::ECONNRESET
+            }
+            std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::BrokenPipe => {
+                errno::ECONNABORTED
+            }
+            std::io::ErrorKind::AddrNotAvailable => nix::libc::EADDRNOTAVAIL,
+            _ => errno::EIO,
+        }),
+        HsError::Timeout(_) => errno::ETIMEDOUT,
+        _ => errno::EPROTO,
+    }
+}
+
 /// Outcome of one connect round.
 enum Round {
     /// Nothing (more) to connect, or connected.
@@ -234,6 +300,7 @@ impl NiInner {
             tun,
             net_name,
             cfg,
+            link_down: AtomicBool::new(false),
             st: Mutex::new(NiState {
                 shutdown: false,
                 peers: HashMap::new(),
@@ -257,6 +324,81 @@ impl NiInner {
     pub fn log_ni(&self, level: LogLevel, msg: &str) {
         self.host
             .log(level, &format!("lnd-sock {}: {msg}", self.local.nid));
+    }
+
+    /// Whether this NI's own link is down: the link watcher said so, or, for
+    /// a connect that failed with `errno` (positive) in a way a dead local
+    /// link explains, the interface is not usable right now (the watcher may
+    /// not have seen the change yet).
+    fn link_is_down(&self, errno: Option<i32>) -> bool {
+        if self.link_down.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.addr.is_loopback() || !errno.is_some_and(may_be_local) {
+            return false;
+        }
+        crate::iface::snapshot()
+            .is_ok_and(|list| !crate::link::link_up(&list, &self.ifname, self.addr))
+    }
+
+    /// Why sends waiting for a connection fail when it cannot be made with
+    /// error `errno` (positive): see [`unreachable_status`].
+    fn unreachable(&self, text: impl Into<String>, errno: i32) -> CloseReason {
+        let down = self.link_is_down(Some(errno));
+        let mut text = text.into();
+        if down {
+            text.push_str(if text.is_empty() {
+                "the NI's link is down"
+            } else {
+                " (the NI's link is down)"
+            });
+        }
+        CloseReason {
+            text,
+            status: unreachable_status(errno, down),
+        }
+    }
+
+    /// The link watcher saw the link come back.
+    pub(crate) fn link_is_up_again(&self) {
+        self.link_down.store(false, Ordering::Release);
+    }
+
+    /// The link watcher saw the link go: from now on no connection is
+    /// attempted from this NI until the link returns; LNet is told
+    /// (`link_state`), then every send the NI holds (on a connection or
+    /// waiting for one) finishes with `why`, at once rather than when a
+    /// connect attempt through the dead link gives up, so that LNet resends
+    /// them through another NI. Returns how many connections were closed.
+    pub(crate) fn link_went_down(&self, why: &CloseReason) -> usize {
+        self.link_down.store(true, Ordering::Release);
+        self.host.link_state(false);
+        let n = self.close_conns(why);
+        let waiting: Vec<TxGuard> = {
+            let mut st = lock(&self.st);
+            let ids: Vec<PeerId> = st.peers.keys().copied().collect();
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(p) = st.peers.get_mut(&id) {
+                    out.extend(p.pending.drain(..));
+                }
+            }
+            out
+        };
+        if !waiting.is_empty() {
+            self.log_ni(
+                LogLevel::WARN,
+                &format!(
+                    "{}: failing {} message(s) waiting for a connection",
+                    why.text,
+                    waiting.len()
+                ),
+            );
+        }
+        for g in waiting {
+            g.complete(why.status);
+        }
+        n
     }
 
     fn task_start(&self) {
@@ -374,6 +516,24 @@ impl NiInner {
                 format!("cannot send to {target}: a userspace peer that is not connected"),
             ));
         }
+        if self.link_down.load(Ordering::Acquire) {
+            // No connection can be made through a dead link: fail it as the
+            // link watcher failed the sends it found, from a task rather
+            // than inside the caller's send.
+            st.forget_if_idle(&target);
+            drop(st);
+            let status = unreachable_status(errno::ENETDOWN, true);
+            if let Some(me) = self.arc() {
+                self.spawn(async move {
+                    me.log_ni(
+                        LogLevel::DEBUG,
+                        &format!("cannot send to {}: the NI's link is down", target.nid),
+                    );
+                    g.complete(status);
+                });
+            }
+            return Ok(());
+        }
         peer.pending.push_back(g);
         let start = !peer.connecting;
         peer.connecting = true;
@@ -397,6 +557,7 @@ impl NiInner {
             let round = self.connect_round(id, ip).await;
             let mut fail: Vec<TxGuard> = Vec::new();
             let mut why: Option<CloseReason> = None;
+            let mut no_conn = false;
             let retry = {
                 let mut st = lock(&self.st);
                 let shutdown = st.shutdown;
@@ -444,11 +605,9 @@ impl NiInner {
                             false
                         }
                         Round::Done => {
-                            why = Some(CloseReason::new(
-                                "no connection",
-                                errno::EHOSTUNREACH,
-                                HealthStatus::REMOTE_ERROR,
-                            ));
+                            // Classified below, without the lock (it may
+                            // look at the interface).
+                            no_conn = true;
                             peer.connecting = false;
                             fail.extend(peer.pending.drain(..));
                             false
@@ -460,6 +619,9 @@ impl NiInner {
                 }
                 retry
             };
+            if no_conn {
+                why = Some(self.unreachable("no connection", errno::EHOSTUNREACH));
+            }
             if let Some(w) = &why {
                 let status = w.status;
                 if !fail.is_empty() {
@@ -479,11 +641,11 @@ impl NiInner {
                     self.host.notify(id.nid, false);
                 }
             }
-            for g in fail {
-                g.complete(lnd_api::Completion::failed(
-                    errno::EHOSTUNREACH,
-                    HealthStatus::REMOTE_ERROR,
-                ));
+            if !fail.is_empty() {
+                let status = self.unreachable("", errno::EHOSTUNREACH).status;
+                for g in fail {
+                    g.complete(status);
+                }
             }
             if !retry {
                 return;
@@ -514,7 +676,6 @@ impl NiInner {
 
     async fn connect_round(&self, id: PeerId, ip: IpAddr) -> Round {
         let mut version_retries = 0;
-        let mut made = 0;
         loop {
             let (ctype, version) = {
                 let st = lock(&self.st);
@@ -535,7 +696,7 @@ impl NiInner {
                 self.params.protocol.min(KSOCK_PROTO_V3)
             });
             match self.connect_one(id, ip, ctype, version).await {
-                Ok(()) => made += 1,
+                Ok(()) => {}
                 Err(HsError::WantsVersion(v)) if version_retries < 2 => {
                     version_retries += 1;
                     self.log_ni(
@@ -554,26 +715,15 @@ impl NiInner {
                     return Round::LostRace;
                 }
                 Err(e) => {
-                    let why = match &e {
-                        HsError::Io(io) => CloseReason::io("connect", io),
-                        HsError::Timeout(t) => CloseReason::timeout("handshake", *t),
-                        other => CloseReason::new(
-                            other.to_string(),
-                            errno::EPROTO,
-                            HealthStatus::REMOTE_ERROR,
+                    let text = match &e {
+                        HsError::Io(io) => format!("connect: {io}"),
+                        HsError::Timeout(t) => format!(
+                            "handshake: no progress for {} s (sock_timeout)",
+                            t.as_secs()
                         ),
+                        other => other.to_string(),
                     };
-                    let why = match why.status.errno.abs() {
-                        errno::ETIMEDOUT => why,
-                        _ if made == 0 => CloseReason {
-                            status: lnd_api::Completion::failed(
-                                errno::EHOSTUNREACH,
-                                HealthStatus::REMOTE_ERROR,
-                            ),
-                            ..why
-                        },
-                        _ => why,
-                    };
+                    let why = self.unreachable(text, hs_errno(&e));
                     self.log_ni(
                         LogLevel::WARN,
                         &format!("{} connection to {id} failed: {e}", ctype.name()),
@@ -711,11 +861,11 @@ impl NiInner {
                 HealthStatus::REMOTE_ERROR,
             ));
         }
-        for g in fail {
-            g.complete(lnd_api::Completion::failed(
-                errno::EHOSTUNREACH,
-                HealthStatus::REMOTE_ERROR,
-            ));
+        if !fail.is_empty() {
+            let status = self.unreachable("", errno::EHOSTUNREACH).status;
+            for g in fail {
+                g.complete(status);
+            }
         }
         self.log_ni(
             LogLevel::DEBUG,
@@ -1224,6 +1374,146 @@ mod tests {
         p.conns.push(mk(ConnType::BulkIn));
         p.conns.push(mk(ConnType::BulkOut));
         assert_eq!(n.missing(&p), None);
+    }
+
+    #[test]
+    fn a_failed_connect_is_classified_as_ksocknal_txlist_done_does() {
+        use HealthStatus as H;
+        let no = nix::libc::EADDRNOTAVAIL;
+        let cases = [
+            (errno::ECONNREFUSED, H::REMOTE_DROPPED),
+            (errno::EHOSTUNREACH, H::REMOTE_DROPPED),
+            (errno::ENETUNREACH, H::REMOTE_DROPPED),
+            (errno::ENETDOWN, H::REMOTE_DROPPED),
+            (errno::ECONNRESET, H::REMOTE_DROPPED),
+            (errno::ETIMEDOUT, H::NETWORK_TIMEOUT),
+            (errno::EPROTO, H::LOCAL_ERROR),
+            (errno::EIO, H::LOCAL_ERROR),
+            (no, H::LOCAL_ERROR),
+        ];
+        for (e, h) in cases {
+            assert_eq!(
+                unreachable_status(e, false),
+                Completion::failed(e, h),
+                "{e}"
+            );
+            assert_eq!(
+                unreachable_status(-e, false),
+                Completion::failed(e, h),
+                "-{e}"
+            );
+            // With the NI's own link down, the failure is local, whatever
+            // the errno: aborted, resent through another NI.
+            assert_eq!(
+                unreachable_status(e, true),
+                Completion::failed(errno::ENETDOWN, H::LOCAL_ABORTED),
+                "{e}"
+            );
+        }
+        for e in [errno::ENETDOWN, errno::ENETUNREACH, errno::EHOSTUNREACH] {
+            assert!(may_be_local(e) && may_be_local(-e));
+        }
+        assert!(may_be_local(errno::ETIMEDOUT) && may_be_local(no));
+        assert!(!may_be_local(errno::ECONNREFUSED) && !may_be_local(errno::EPROTO));
+    }
+
+    /// A PUT without payload from `n` to `to`.
+    fn empty_put(n: &NiInner, to: Nid) -> (u64, TxMsg) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let token = NEXT.fetch_add(1, Ordering::Relaxed);
+        let hdr = Hdr {
+            dest_nid: to,
+            src_nid: n.local.nid,
+            dest_pid: 12345,
+            src_pid: 12345,
+            msg_type: lnd_api::MsgType::PUT,
+            payload_length: 0,
+            body: [0u8; 40],
+        };
+        let tx = TxMsg {
+            token: MsgToken(token),
+            hdr,
+            target: to,
+            target_pid: 12345,
+            payload: lnd_api::Payload::new(),
+            rx: lnd_api::abi_stable::std_types::ROption::RNone,
+        };
+        (token, tx)
+    }
+
+    /// The link watcher's "down" fails the sends waiting for a connection at
+    /// once (not when the connect through the dead link gives up) and every
+    /// later send without a live connection, all as LOCAL_ABORTED (resent by
+    /// LNet through another NI); back up, a connect failure is the peer's
+    /// (REMOTE_DROPPED, resent through another peer NI).
+    #[test]
+    fn link_down_fails_waiting_and_new_sends_locally() {
+        use lnd_test_host::{RecvMode, TestHost};
+        let t = Duration::from_secs(20);
+        // A peer that takes the TCP connection and never answers the hello:
+        // a send to it waits for its connection (sock_timeout is 50 s).
+        let mute = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let port = mute.local_addr().expect("port").port();
+        let host = TestHost::new("A", RecvMode::Sync);
+        let params = Params {
+            accept_port: port,
+            ..Params::default()
+        };
+        let lo = |last: u8| Nid::new4(NET, u32::from_be_bytes([127, 0, 0, last]));
+        let n = NiInner::new(
+            HostHandle::new(host.clone()),
+            LocalId {
+                nid: lo(3),
+                pid: 12345,
+                incarnation: 1,
+            },
+            IpAddr::from([127, 0, 0, 3]),
+            "lo".into(),
+            "tcp".into(),
+            params,
+            NiTunables {
+                conns_per_peer: 1,
+                tos: -1,
+            },
+            crate::runtime().expect("runtime"),
+        );
+        let (waiting, m) = empty_put(&n, lo(1));
+        n.send_msg(m, PayloadSpan::new()).expect("queued");
+        let t0 = std::time::Instant::now();
+        while !n.peer_list().contains("queued: 1") {
+            assert!(t0.elapsed() < t, "{}", n.peer_list());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let t0 = std::time::Instant::now();
+        n.link_went_down(&CloseReason::new(
+            "link down (interface lo is down)",
+            errno::ENETDOWN,
+            HealthStatus::LOCAL_ABORTED,
+        ));
+        let aborted = Completion::failed(errno::ENETDOWN, HealthStatus::LOCAL_ABORTED);
+        assert_eq!(host.wait_sent(&[waiting], t), [aborted]);
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        assert_eq!(host.wait_links(1, t), [false]);
+        // Nobody listens on 127.0.0.2: no connect is even tried while down.
+        let (later, m) = empty_put(&n, lo(2));
+        n.send_msg(m, PayloadSpan::new()).expect("accepted");
+        assert_eq!(host.wait_sent(&[later], t), [aborted]);
+        assert!(!n.peer_list().contains("127.0.0.2"), "{}", n.peer_list());
+        n.link_is_up_again();
+        let (refused, m) = empty_put(&n, lo(2));
+        n.send_msg(m, PayloadSpan::new()).expect("accepted");
+        assert_eq!(
+            host.wait_sent(&[refused], t),
+            [Completion::failed(
+                errno::ECONNREFUSED,
+                HealthStatus::REMOTE_DROPPED
+            )]
+        );
+        for tok in [waiting, later, refused] {
+            assert_eq!(host.sent_count(tok), 1, "finalized once");
+        }
+        n.shutdown_ni();
+        drop(mute);
     }
 
     #[test]

@@ -279,6 +279,21 @@ fn link_node() {
             assert!(t0.elapsed() < Duration::from_secs(10), "{list}");
             std::thread::sleep(Duration::from_millis(20));
         }
+        // While the link is down a send fails at once as a local abort
+        // (LNet resends it through another NI), not as the peer's fault
+        // after a connect through the dead link.
+        let (tok, m) = put(&me, peer, &pattern(100, 3));
+        let t0 = Instant::now();
+        me.ni.send(m).expect("send while down");
+        let c = me.host.wait_sent(&[tok], t)[0];
+        assert_eq!(
+            (c.errno, c.health),
+            (
+                -lnd_api::errno::ENETDOWN,
+                lnd_api::HealthStatus::LOCAL_ABORTED
+            )
+        );
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
         println!("DOWN-SEEN");
         assert_eq!(me.host.wait_links(n0 + 2, t)[n0..], [false, true]);
         let (tok, m) = put(&me, peer, &pattern(8192, 2));

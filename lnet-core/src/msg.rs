@@ -452,13 +452,15 @@ impl crate::ni::Lnet {
         {
             return false;
         }
-        // A source NID given by the sender pins the first try to that NI;
-        // after a local failure on it (its link went down, its sends were
-        // aborted) the pin would only make the resend fail the same way, so
-        // Multi-Rail chooses among the healthy local NIs instead. (A server
-        // answering from the NID a request arrived on, as selftest and
-        // ptlrpc do, still reaches the peer: it matches on the peer.)
-        let (dest, src) = (m.orig_dest, if local { None } else { m.src_param });
+        // A source NID given by the sender pins the first try to that NI
+        // and that peer NI; after a failure on that path (a local one: its
+        // link went down, its sends were aborted; a REMOTE_DROPPED: the LND
+        // could not reach that peer NI from there) the pin would only make
+        // the resend fail the same way, so Multi-Rail chooses among the
+        // healthy local and peer NIs instead. (A server answering from the
+        // NID a request arrived on, as selftest and ptlrpc do, still reaches
+        // the peer: it matches on the peer.)
+        let (dest, src) = (m.orig_dest, None);
         let Ok(path) = self.select_path(dest, src) else {
             return false;
         };

@@ -40,6 +40,11 @@ fn two_rails() -> Fabric {
 }
 
 fn put(f: &mut Fabric) {
+    put_from(f, None);
+}
+
+/// A PUT from node 0 to node 1, from `src` if given (`self` of `LNetPut`).
+fn put_from(f: &mut Fabric, src: Option<Nid>) {
     let md = f.nodes[0]
         .lnet
         .md_bind(
@@ -54,7 +59,7 @@ fn put(f: &mut Fabric) {
     let now = f.now;
     f.nodes[0]
         .lnet
-        .put(now, None, md, AckReq::NoAck, pid(1), 3, 1, 0, 0)
+        .put(now, src, md, AckReq::NoAck, pid(1), 3, 1, 0, 0)
         .expect("put");
     f.run();
 }
@@ -145,6 +150,49 @@ fn every_health_status_does_what_the_table_says() {
             assert_eq!(f.held(), 0, "{status:?}: not resent");
         }
     }
+}
+
+/// A send pinned to a source NID (a server answering from the NID the
+/// request came in on, as selftest and ptlrpc do) that fails on that path is
+/// resent on another: after a local failure from another local NI, after
+/// REMOTE_DROPPED to another NID of the peer. Keeping the pin, as §8.4's
+/// "original arguments" would, only repeats the failure (a link cut ended
+/// `lst brw` units that way); the first try honours it.
+#[test]
+fn a_pinned_send_is_resent_off_the_path_that_failed() {
+    for status in [H::LOCAL_ABORTED, H::REMOTE_DROPPED] {
+        let mut f = two_rails();
+        f.hold = true;
+        let (src, dst) = (nid(0), nid(1));
+        put_from(&mut f, Some(src));
+        assert_eq!(f.fail_held(5, status), [(0, src, dst)], "{status:?}");
+        let again = f.held_paths();
+        assert_eq!(again.len(), 1, "{status:?}: resent");
+        let (_, src2, dst2) = again[0];
+        if status == H::LOCAL_ABORTED {
+            assert_ne!(src2, src, "{status:?}: resent from the NI that failed");
+        } else {
+            assert_ne!(
+                dst2, dst,
+                "{status:?}: resent to the peer NI that dropped it"
+            );
+        }
+        f.release();
+        let evs = f.md_events(0);
+        assert_eq!(
+            evs.iter().map(|e| (e.kind, e.status)).collect::<Vec<_>>(),
+            vec![(EventKind::Send, 0)],
+            "{status:?}"
+        );
+        assert_eq!(f.md_events(1).len(), 1, "{status:?}: delivered once");
+    }
+    // A REMOTE_ERROR is not resent, pinned or not (§8.3).
+    let mut f = two_rails();
+    f.hold = true;
+    put_from(&mut f, Some(nid(0)));
+    f.fail_held(5, H::REMOTE_ERROR);
+    assert_eq!(f.held(), 0);
+    assert_eq!(f.nodes[0].lnet.stats().resend_count, 0);
 }
 
 #[test]

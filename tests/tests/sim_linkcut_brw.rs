@@ -1,10 +1,12 @@
 //! The `netns_linkcut` stall in the simulated fabric: two nodes with two
 //! tcp NIs each run `lst brw write` (concurrency 8, 1 MiB, check=simple)
-//! from A to B when A's first link goes down (the LND refuses sends with
-//! `-ENETDOWN`, as lnd-sock does once its connections on a down link are
-//! gone). Every brw RPC caught by the cut must end by `rpc_timeout` at the
-//! latest, and the test units must go on issuing RPCs over the other link:
-//! RPCs keep being sent after the cut, over many cut times and seeds.
+//! from A to B when the link between their first NIs goes: every send on it
+//! (either way) fails with the status lnd-sock gives such a send
+//! (`LOCAL_ABORTED` when its own link is down, `REMOTE_DROPPED` when it
+//! cannot reach the peer). Every brw RPC caught by the cut is resent over
+//! the other link, no brw RPC fails (a failed one would end its test unit),
+//! and the units go on issuing RPCs, over several cut times and seeds
+//! (`SIM_CUT_SEEDS`, 3 by default).
 
 use lnd_api::HealthStatus;
 use lnet_core::{Duration, ProcessId};
@@ -175,21 +177,25 @@ fn brw_goes_on_when_the_cut_aborts_sends_locally() {
     }
 }
 
-/// The netns_linkcut stall: sends that lnd-sock had queued for a peer on
-/// the link that went down fail when it cannot connect (`-EHOSTUNREACH`,
-/// REMOTE_ERROR). LNet does not resend a REMOTE_ERROR (§8.4, as upstream),
-/// the brw RPC fails, and its test unit ends (the console asks units to
-/// stop on error, as upstream lstcon does): one failed RPC per unit and the
-/// batch stops issuing RPCs while both engines are idle.
+/// The netns_linkcut stall that was open: sends lnd-sock had queued for a
+/// peer on the link that went down failed when it could not connect, as
+/// REMOTE_ERROR (`-EHOSTUNREACH`), which LNet does not resend (§8.3); the
+/// brw RPC failed and its test unit ended (the console asks units to stop
+/// on error, as upstream lstcon does), one unit per failed RPC, until the
+/// batch stopped issuing RPCs. lnd-sock now classifies them as ksocklnd's
+/// `ksocknal_txlist_done()` does: a peer it cannot reach is REMOTE_DROPPED
+/// (resent to another NID of the peer), and a dead local link is
+/// LOCAL_ABORTED (the case above). A resend after REMOTE_DROPPED leaves the
+/// source NID the server answered from, as after a local failure, so B's
+/// bulk GETs and replies pinned to the cut NI go over the other rail.
 #[test]
-#[ignore = "open bug: a send lnd-sock fails with REMOTE_ERROR after a link cut is not resent, so lst brw units end (stop_onerr)"]
-fn brw_goes_on_when_the_cut_fails_queued_sends_as_remote_errors() {
+fn brw_goes_on_when_the_cut_fails_queued_sends_as_remote_drops() {
     for seed in 1..=seeds() {
         for us in [30_000u64, 250_000] {
             run(
                 seed,
                 Duration::from_micros(us * seed),
-                HealthStatus::REMOTE_ERROR,
+                HealthStatus::REMOTE_DROPPED,
             );
         }
     }

@@ -284,6 +284,15 @@ impl Fabric {
         self.held.len()
     }
 
+    /// The held sends as (node, source NID, next hop), in order.
+    #[allow(dead_code)]
+    pub fn held_paths(&self) -> Vec<(usize, Nid, Nid)> {
+        self.held
+            .iter()
+            .map(|(i, from, tx, _)| (*i, *from, tx.target))
+            .collect()
+    }
+
     fn deliver(&mut self, i: usize, from: Nid, tx: TxMsg, payload: PayloadSpan) {
         let now = self.now;
         if let Some(h) = self.fail_to.get(&tx.target) {

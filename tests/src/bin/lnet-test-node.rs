@@ -28,9 +28,9 @@
 //! * `get NID PORTAL MATCHBITS SIZE`: GETs SIZE bytes and checks them against
 //!   the serve pattern: `ok get ... data=ok` or `fail get ...`.
 //! * `stream NID PORTAL MATCHBITS SIZE COUNT WINDOW`: COUNT PUTs with ACK,
-//!   WINDOW in flight, one line each (`stream N ok` / `stream N fail
-//!   status=-E`); stops starting new ones at the first failure; ends with
-//!   `ok stream ...` or `fail stream ...`.
+//!   WINDOW in flight, PUT N carrying N as its `hdr_data`, one line each
+//!   (`stream N ok` / `stream N fail status=-E`); stops starting new ones at
+//!   the first failure; ends with `ok stream ...` or `fail stream ...`.
 //! * `lnd NID CMD [ARG...]`: runs LND control command CMD on local NI NID
 //!   (an LND's counters, e.g. lnd-o2ib's `stats`): `ok lnd LINE; LINE...`.
 //! * `quit`: stops (also at the end of input).
@@ -362,7 +362,9 @@ impl App {
         loop {
             while first_failure.is_none() && next < count && (inflight.len() as u64) < window {
                 let md = self.bind(&node, &buf, 2, &eq)?;
-                node.put(md, AckReq::Ack, Target::new(nid, portal as u32, mb), size)
+                // hdr_data: the PUT's index, so that the target can tell
+                // each PUT it got (none twice).
+                node.put(md, AckReq::Ack, Target::new(nid, portal as u32, mb), next)
                     .map_err(|e| e.to_string())?;
                 inflight.insert(md, (next, Instant::now()));
                 next += 1;

@@ -71,6 +71,16 @@ ctl a net add --net tcp1 --if "sa$tag" >/dev/null
 ctl r net add --net tcp1 --if "sr$tag" >/dev/null
 ctl r net add --net tcp2 --if "tr$tag" >/dev/null
 ctl b net add --net tcp2 --if "tb$tag" >/dev/null
+# A veth's carrier may come up after its NI: the NI starts DOWN and comes
+# up with it. Routes are added once every NI is up, or the gateways' first
+# ping replies show R's NI down and the routes stay down until the next
+# alive_router_check_interval (60 s).
+for n in a r b; do
+    for _ in $(seq 100); do
+        ctl "$n" net show | grep -q 'status: down' || break
+        sleep 0.2
+    done
+done
 ctl a route add --net tcp2 --gateway 10.233.1.2@tcp1
 ctl b route add --net tcp1 --gateway 10.233.2.2@tcp2
 LNETD_PIDS=("$pr")
@@ -178,7 +188,12 @@ for i in $(seq "$PAIRS"); do
         costs router "$pm" "$pc" "$ps" "$wb" "$wm"
     ) >"$WORK/rperf" &
     rp=$!
-    read -r _ ob < <(lst_measure bulk s "$SECS")
+    if ! read -r _ ob < <(lst_measure bulk s "$SECS"); then
+        wait "$rp" || true
+        log "round $i: lst stat gave no figure ($(head -c 300 "$WORK/stat.txt" 2>/dev/null | tr '\n' ' ')); round skipped"
+        lst stop bulk >/dev/null 2>&1 || true
+        continue
+    fi
     wait "$rp" || true
     oc=$(cpu_per_gib "$(cat "$WORK/ticks")" "$ob" "$SECS")
     # socat relay in R (forks one child per connection; the parent's

@@ -178,8 +178,13 @@ for i in $(seq "$PAIRS"); do
             # (`perf report -i $ROUTER_PROFILE`).
             perf record -q -g -o "$ROUTER_PROFILE" -p "$pr" -- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
         fi
+        if [ -n "${ROUTER_SYSCALLS:-}" ] && [ "$HAVE_PERF" = 1 ]; then
+            # Which system calls (ROUTER_SYSCALLS=1): counted in the log.
+            perf stat -x, -o "$WORK/rsys" -e syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_sendto,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_sched_yield -p "$pr" -- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
+        fi
         read -r pm pc ps < <(perf_window "$pr" $((SECS > 2 ? SECS - 1 : 1)))
         wait
+        [ -s "$WORK/rsys" ] && awk -F, '$3 ~ /sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "%s=%s ", $3, $1 } END { print "" }' "$WORK/rsys" | sed 's/^/# router syscalls in the window: /' >&2
         read -r c1 l1 < <(routed)
         t1=$(date +%s.%N)
         # perf counted over its `sleep`; the counters moved over a little

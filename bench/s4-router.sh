@@ -13,10 +13,13 @@
 # Load-independent figures, per round and as medians, from `perf stat`
 # (software counters and the syscall tracepoint) on the router over a window
 # inside each run: CPU s/GiB, context switches and system calls per MiB, and
-# for ours per forwarded LNet message (route_count). The CPU model is printed.
+# for ours per forwarded LNet message (route_count); the packets R sends
+# towards B and towards A per MiB (veth tx_packets). The CPU model is printed.
 # Knobs: ROUTER_EXTRA (more arguments for the router's lnetd, e.g.
-# "--param rx_spin_us=0"), ROUTER_PROFILE / SOCAT_PROFILE (a path: a
-# `perf record -g` of the router / the relay over the first round's window).
+# "--param rx_spin_us=0"), ROUTER_SYSCALLS=1 (count writev, recvfrom,
+# epoll_wait... of the router), ROUTER_PROFILE / SOCAT_PROFILE (a path: a
+# `perf record` of the router / the relay over the first round's window;
+# PROFILE_CALLGRAPH, default -g, e.g. "--call-graph dwarf,16384").
 source "$(dirname "$0")/lib.sh"
 [ "$(id -u)" -eq 0 ] || { echo "S4 needs root (network namespaces)" >&2; exit 1; }
 CONCURRENCY=${CONCURRENCY:-8}
@@ -131,6 +134,17 @@ perf_window() { # PID[,PID...] SECS
         END { print (c == "" ? "nan" : c), (x == "" ? "nan" : x), (s == "" ? "nan" : s) }' "$out"
 }
 
+# Packets R sent so far towards B (tr) and towards A (sr: mostly ACKs), as
+# the kernel counts them (a GSO packet counts once).
+rpkts() {
+    ip netns exec "$nsr" cat "/sys/class/net/tr$tag/statistics/tx_packets" "/sys/class/net/sr$tag/statistics/tx_packets" | tr '\n' ' '
+    echo
+}
+# pkts_per_mib NAME TO_B TO_A MIB
+pkts_per_mib() {
+    python3 -c 'import sys; n, b, a, m = sys.argv[1], *map(float, sys.argv[2:]); print(f"{n}: {b / m:.1f} packets/MiB to B, {a / m:.1f} to A" if m > 0 else f"{n}: no bytes")' "$@"
+}
+
 # route_count route_length of the router so far.
 routed() {
     ctl r stats show | awk '/^ *route_count:/ { c = $2 } /^ *route_length:/ { l = $2 } END { printf "%.0f %.0f\n", c, l }'
@@ -172,11 +186,12 @@ for i in $(seq "$PAIRS"); do
     (
         sleep 1.5
         read -r c0 l0 < <(routed)
+        read -r kb0 ka0 < <(rpkts)
         t0=$(date +%s.%N)
         if [ -n "${ROUTER_PROFILE:-}" ] && [ "$i" = 1 ]; then
             # A call-graph profile of the router over the first window
             # (`perf report -i $ROUTER_PROFILE`).
-            perf record -q -g -o "$ROUTER_PROFILE" -p "$pr" -- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
+            perf record -q ${PROFILE_CALLGRAPH:--g} -o "$ROUTER_PROFILE" -p "$pr" -- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
         fi
         if [ -n "${ROUTER_SYSCALLS:-}" ] && [ "$HAVE_PERF" = 1 ]; then
             # Which system calls (ROUTER_SYSCALLS=1): counted in the log.
@@ -186,7 +201,9 @@ for i in $(seq "$PAIRS"); do
         wait
         [ -s "$WORK/rsys" ] && awk -F, '$3 ~ /sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "%s=%s ", $3, $1 } END { print "" }' "$WORK/rsys" | sed 's/^/# router syscalls in the window: /' >&2
         read -r c1 l1 < <(routed)
+        read -r kb1 ka1 < <(rpkts)
         t1=$(date +%s.%N)
+        pkts_per_mib router $((kb1 - kb0)) $((ka1 - ka0)) "$(python3 -c "print(($l1 - $l0) / 2**20)")" >"$WORK/rpkts"
         # perf counted over its `sleep`; the counters moved over a little
         # longer (perf's and lnetctl's start-up): scale them to the window.
         read -r wb wm < <(python3 -c 'import sys; l, c, t, w = map(float, sys.argv[1:]); print(int(l * w / t), int(c * w / t))' $((l1 - l0)) $((c1 - c0)) "$(python3 -c "print($t1 - $t0)")" $((SECS > 2 ? SECS - 1 : 1)))
@@ -214,8 +231,13 @@ for i in $(seq "$PAIRS"); do
         if [ -n "${SOCAT_PROFILE:-}" ] && [ "$i" = 1 ]; then
             perf record -q -g -o "$SOCAT_PROFILE" -p "$SOCAT_PID${kids:+,$kids}" -- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
         fi
+        read -r kb0 ka0 < <(rpkts)
+        t0=$(date +%s.%N)
         perf_window "$SOCAT_PID${kids:+,$kids}" $((SECS > 2 ? SECS - 1 : 1))
         wait
+        read -r kb1 ka1 < <(rpkts)
+        t1=$(date +%s.%N)
+        echo "$((kb1 - kb0)) $((ka1 - ka0)) $(python3 -c "print($t1 - $t0)")" >"$WORK/spkts"
     ) >"$WORK/sperf" &
     sp=$!
     run_client "$WORK/iperf-s.json" timeout $((SECS + 20)) ip netns exec "$nsa" \
@@ -228,6 +250,10 @@ for i in $(seq "$PAIRS"); do
     read -r pm pc ps <"$WORK/sperf"
     costs socat "$pm" "$pc" "$ps" "$(python3 -c 'import sys; print(int(float(sys.argv[1]) * 2**20 * float(sys.argv[2])))' "$sb" $((SECS > 2 ? SECS - 1 : 1)))" >>"$WORK/sperf.log"
     log "$(cat "$WORK/rperf")"
+    [ -s "$WORK/rpkts" ] && log "$(cat "$WORK/rpkts")"
+    if read -r b a d <"$WORK/spkts"; then
+        log "$(pkts_per_mib socat "$b" "$a" "$(python3 -c "print($sb * $d)")")"
+    fi
     log "$(tail -n 1 "$WORK/sperf.log")"
     cat "$WORK/rperf" >>"$WORK/rperf.log"
     # Kernel forwarding.

@@ -130,25 +130,19 @@ impl Lnd for O2ibLnd {
             Some(ProviderKind::Soft) => false,
             None => sys::devices().is_ok(),
         };
-        if want_rdma {
-            return Err(match sys::probe(addr) {
-                Err(e) => LndError::new(
+        let (provider, with) = if want_rdma {
+            let refused = |e: &dyn std::fmt::Display| {
+                LndError::new(
                     errno::ENODEV,
                     format!("cannot add net {net_name} on {ifname} with provider rdma: {e}"),
-                ),
-                Ok(devs) => LndError::new(
-                    errno::EOPNOTSUPP,
-                    format!(
-                        "cannot add net {net_name} on {ifname}: RDMA device(s) {} found, but \
-                         the NI does not run on the rdma provider yet (its verbs are in \
-                         lnd-o2ib's sys::rdma, the NI drives the soft provider only); use \
-                         provider=soft",
-                        devs.join(",")
-                    ),
-                ),
-            });
-        }
-        let provider = ProviderKind::Soft;
+                )
+            };
+            sys::probe(addr).map_err(|e| refused(&e))?;
+            let lib = sys::rdma::RdmaLib::open().map_err(|e| refused(&e))?;
+            (ProviderKind::Rdma, ni::StartWith::Rdma(lib))
+        } else {
+            (ProviderKind::Soft, ni::StartWith::Soft)
+        };
         let nid = Nid::new4(cfg.net, u32::from(addr));
         let timeout = tun.get("timeout") as u32;
         let info = NiInfo {
@@ -158,7 +152,7 @@ impl Lnd for O2ibLnd {
             lnd_tunables: RVec::from(tun.report(provider)),
             timeout_secs: timeout,
         };
-        let ni = NiInner::start(host, nid, addr, tun, incarnation())?;
+        let ni = NiInner::start(host, nid, addr, tun, incarnation(), with)?;
         Ok(NiStarted {
             info,
             ni: LndNiHandle::new(O2ibNi(ni)),

@@ -410,6 +410,7 @@ impl RdmaDevice {
     /// the HCA reads and writes the MD's own memory, no staging copy.
     pub fn reg_mr(&self, mem: &PayloadSpan, access: Access) -> Result<Vec<RdmaMr>, VerbsError> {
         let mut out = Vec::new();
+        let keep = Arc::new(mem.clone());
         for p in mem.pieces() {
             let ptr = {
                 let mut b = p
@@ -430,7 +431,7 @@ impl RdmaDevice {
             out.push(RdmaMr {
                 dev: self.clone(),
                 mr,
-                _mem: mem.clone(),
+                mem: keep.clone(),
             });
         }
         Ok(out)
@@ -798,6 +799,18 @@ impl RdmaListener {
         })))
     }
 
+    /// The next connection request if one comes within `wait` (poll(2)
+    /// on the listener's channel; `Ok(None)` when none came).
+    pub fn poll_request(&self, wait: Duration) -> Result<Option<RdmaRequest>, VerbsError> {
+        // SAFETY: the listener's channel lives as long as `self`.
+        let fd = unsafe { (*self.cm.ch).fd };
+        let ms = wait.as_millis().clamp(1, i32::MAX as u128) as c_int;
+        if !readable([fd], ms)[0] {
+            return Ok(None);
+        }
+        self.get_request().map(Some)
+    }
+
     /// Blocks for the next connection request.
     pub fn get_request(&self) -> Result<RdmaRequest, VerbsError> {
         loop {
@@ -821,6 +834,7 @@ impl RdmaRequest {
         private: &[u8],
         q: QueueSizes,
         rnr_retry_count: u8,
+        prepare: &mut dyn FnMut(&RdmaQp),
     ) -> Result<(RdmaQp, RdmaCq), VerbsError> {
         check_private(private, MAX_REP_PRIVATE_DATA, "an accept")?;
         // The request's id delivers its events on the listener's channel;
@@ -843,6 +857,9 @@ impl RdmaRequest {
             id: self.id,
         };
         let v = Arc::new(Verbs::create(cm, dev, q)?);
+        // Receives are posted before the accept goes, so the requester
+        // never finds none.
+        prepare(&RdmaQp(v.clone()));
         let mut cp = conn_param(private, 0, rnr_retry_count);
         // SAFETY: the id has its QP; `cp` points into `private`.
         if unsafe { (self.lib.accept)(v.cm.id, &mut cp) } != 0 {
@@ -870,8 +887,9 @@ impl RdmaRequest {
 pub struct RdmaMr {
     dev: RdmaDevice,
     mr: *mut IbvMr,
-    /// Keeps the memory alive while registered.
-    _mem: PayloadSpan,
+    /// Keeps the memory alive while registered (one copy shared by the
+    /// MRs of one `reg_mr`).
+    mem: Arc<PayloadSpan>,
 }
 
 // SAFETY: an MR is only read (keys) and deregistered once, in drop.
@@ -894,6 +912,11 @@ impl RdmaMr {
     pub fn addr(&self) -> u64 {
         // SAFETY: as above.
         unsafe { (*self.mr).addr as u64 }
+    }
+    /// The memory registered (the copy the MRs of one `reg_mr` share: it
+    /// is unique when the MD let its memory go).
+    pub fn memory(&self) -> &PayloadSpan {
+        &self.mem
     }
 }
 

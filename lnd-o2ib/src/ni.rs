@@ -306,7 +306,6 @@ impl NiInner {
         stamp: u64,
         with: StartWith,
     ) -> Result<Arc<NiInner>, LndError> {
-        let nid4 = nid.to_nid4().unwrap_or(wire::NID4_ANY);
         let service = tun.get("service") as u16;
         let sa = SocketAddr::new(IpAddr::V4(addr), service);
         let cannot = |e: VerbsError| {
@@ -338,6 +337,21 @@ impl NiInner {
                 (Listener::Rdma(l), dev)
             }
         };
+        Self::run_on(host, nid, tun, stamp, dev, Some(listener))
+    }
+
+    /// Starts an NI on `dev` with `listener` (none: no acceptor): its
+    /// poller and acceptor threads.
+    pub(crate) fn run_on(
+        host: HostHandle,
+        nid: Nid,
+        tun: Tunables,
+        stamp: u64,
+        dev: Provider,
+        listener: Option<Listener>,
+    ) -> Result<Arc<NiInner>, LndError> {
+        let nid4 = nid.to_nid4().unwrap_or(wire::NID4_ANY);
+        let has_listener = listener.is_some();
         let cache = RegCache::new(tun.get("fmr_pool_size") as usize);
         let ni = Arc::new(NiInner {
             host,
@@ -354,7 +368,7 @@ impl NiInner {
             shutting_down: AtomicBool::new(false),
             next_cookie: AtomicU64::new(1),
             counters: Counters::default(),
-            listener: Mutex::new(Some(listener)),
+            listener: Mutex::new(listener),
             kick: (Mutex::new(false), std::sync::Condvar::new()),
             staging: Mutex::new(Vec::new()),
             bad_rkeys: std::sync::atomic::AtomicU32::new(0),
@@ -364,11 +378,13 @@ impl NiInner {
             .name("o2ib-poll".into())
             .spawn(move || n.poller())
             .map_err(|e| LndError::new(errno::ENOMEM, format!("o2ib poller thread: {e}")))?;
-        let n = ni.clone();
-        std::thread::Builder::new()
-            .name("o2ib-accept".into())
-            .spawn(move || n.acceptor())
-            .map_err(|e| LndError::new(errno::ENOMEM, format!("o2ib acceptor thread: {e}")))?;
+        if has_listener {
+            let n = ni.clone();
+            std::thread::Builder::new()
+                .name("o2ib-accept".into())
+                .spawn(move || n.acceptor())
+                .map_err(|e| LndError::new(errno::ENOMEM, format!("o2ib acceptor thread: {e}")))?;
+        }
         Ok(ni)
     }
 

@@ -372,6 +372,27 @@ impl NiInner {
         Ok(c)
     }
 
+    /// Tests of the rdma provider against a fake verbs table: a connection
+    /// on `qp`/`cq` as an accept makes it (receives posted, its CQ
+    /// thread, established); its receive and send buffers.
+    #[cfg(test)]
+    pub(crate) fn attach_for_test(
+        self: &Arc<Self>,
+        qp: Arc<dyn VerbsQp>,
+        cq: Box<dyn VerbsCq>,
+        peer: u64,
+        peer_stamp: u64,
+        cp: ConnParams,
+    ) -> (PayloadSpan, PayloadSpan) {
+        let c = self
+            .make_conn(qp, peer, peer_stamp, cp)
+            .expect("connection on the fake HCA");
+        self.spawn_cq_thread(&c, cq);
+        let bufs = (c.rx_buf.clone(), c.tx_buf.clone());
+        self.established(c);
+        bufs
+    }
+
     /// A connection made by `make_conn` that never got established.
     fn unmake_conn(&self, c: &Conn) {
         lock(&self.st).conns.remove(&c.qp.qp_num());

@@ -181,7 +181,9 @@ struct ConnSt {
 pub(crate) struct Conn {
     qp: Arc<dyn VerbsQp>,
     peer: u64,
-    peer_stamp: u64,
+    /// The peer's incarnation (on rdma's active side, set from the CONNACK
+    /// after the connection was made to post its receives).
+    peer_stamp: AtomicU64,
     qd: u32,
     max_frags: u32,
     rx_buf: PayloadSpan,
@@ -278,6 +280,12 @@ pub(crate) struct NiInner {
     /// Fault injection (`ctl inject_bad_rkey N`): the next N RDMA
     /// descriptors we hand out (PUT_ACK, GET_REQ) carry a wrong rkey.
     bad_rkeys: std::sync::atomic::AtomicU32,
+}
+
+impl Conn {
+    fn peer_stamp(&self) -> u64 {
+        self.peer_stamp.load(Ordering::Relaxed)
+    }
 }
 
 /// The NI's listener, of its provider.
@@ -540,7 +548,7 @@ impl NiInner {
             src_nid: self.nid4,
             src_stamp: self.stamp,
             dst_nid: c.peer,
-            dst_stamp: c.peer_stamp,
+            dst_stamp: c.peer_stamp(),
             body,
         }
     }
@@ -994,7 +1002,7 @@ impl NiInner {
         };
         if r.src_nid != c.peer
             || r.dst_nid != self.nid4
-            || r.src_stamp != c.peer_stamp
+            || r.src_stamp != c.peer_stamp()
             || r.dst_stamp != self.stamp
         {
             self.close_conn(c, errno::ESTALE, "stale message");

@@ -87,6 +87,7 @@ impl NiInner {
         let pname = Nid::from_nid4(peer);
         let mut made: Option<Arc<Conn>> = None;
         let mut bad: Option<String> = None;
+        let mut regrant: Option<ConnParams> = None;
         let r = match &self.dev {
             Provider::Soft { dev, cq } => {
                 soft_connect(dev, cq, to, &pd, self.timeout, &mut |qp, ack| match self
@@ -116,34 +117,51 @@ impl NiInner {
                     self.connect_failed(peer, "o2ib over rdma_cm is IPv4 only");
                     return;
                 };
-                // The CONNACK comes with ESTABLISHED; receives are posted
-                // then (the peer's first SENDs meanwhile are covered by
-                // its RNR retries, `rnr_retry_count`).
+                // Receives are posted for the offered parameters before
+                // `rdma_connect`; the CONNACK (with ESTABLISHED) gives the
+                // peer's incarnation and must grant what was offered (a
+                // peer o2iblnd rejects what it cannot take; a smaller
+                // grant is retried with it, as a MSG_QUEUE_SIZE reject).
+                let mut prep = |qp: &rdma::RdmaQp| {
+                    made = Some(self.make_conn(Arc::new(qp.clone()), peer, 0, cp)?);
+                    Ok(())
+                };
                 rdma::connect(
                     dev,
-                    src,
-                    dst,
+                    (src, dst),
                     &pd,
                     self.queue_sizes(qd as u32, frags as u32),
                     self.retries(),
                     self.timeout,
+                    &mut prep,
                 )
-                .and_then(|(qp, cq, ack)| {
+                .and_then(|(_, cq, ack)| {
                     let (peer_stamp, got) = self.check_connack(&ack, peer, cp).map_err(|e| {
                         bad = Some(format!("bad CONNACK from {pname}: {e}"));
                         VerbsError::Invalid(e)
                     })?;
-                    let c = self
-                        .make_conn(Arc::new(qp.clone()), peer, peer_stamp, got)
-                        .inspect_err(|e| bad = Some(format!("connection to {pname}: {e}")))?;
-                    self.spawn_cq_thread(&c, Box::new(cq));
-                    made = Some(c);
+                    let Some(c) = &made else {
+                        return Err(VerbsError::Invalid("no connection state".into()));
+                    };
+                    if got != cp {
+                        regrant = Some(got);
+                        return Err(VerbsError::Invalid(format!("CONNACK granted {got:?}")));
+                    }
+                    c.peer_stamp.store(peer_stamp, Ordering::Relaxed);
+                    self.spawn_cq_thread(c, Box::new(cq));
                     Ok(())
                 })
             }
         };
         if let (Err(_), Some(c)) = (&r, &made) {
             self.unmake_conn(c);
+        }
+        if let Some(g) = regrant.filter(|_| attempt < 5 && !self.down()) {
+            self.log(
+                LogLevel::INFO,
+                &format!("{pname} granted {g:?} of {cp:?}: reconnecting with it"),
+            );
+            return self.spawn_connect(peer, 0, g.queue_depth, g.max_frags, attempt + 1);
         }
         match (r, made, bad) {
             (Ok(_), Some(c), _) => self.established(c),
@@ -337,7 +355,7 @@ impl NiInner {
         let c = Arc::new(Conn {
             qp,
             peer,
-            peer_stamp,
+            peer_stamp: AtomicU64::new(peer_stamp),
             qd,
             max_frags: cp.max_frags as u32,
             rx_sge,
@@ -402,7 +420,7 @@ impl NiInner {
     /// A connection is up (either side): move the peer's waiting messages
     /// onto it.
     fn established(self: &Arc<Self>, c: Arc<Conn>) {
-        let (peer, peer_stamp, qd, max_frags) = (c.peer, c.peer_stamp, c.qd, c.max_frags);
+        let (peer, peer_stamp, qd, max_frags) = (c.peer, c.peer_stamp(), c.qd, c.max_frags);
         let mut old = None;
         let waiting;
         {
@@ -416,7 +434,10 @@ impl NiInner {
                 races: 0,
                 last_alive: None,
             });
-            if p.conn.as_ref().is_some_and(|o| o.peer_stamp != peer_stamp) {
+            if p.conn
+                .as_ref()
+                .is_some_and(|o| o.peer_stamp() != peer_stamp)
+            {
                 old = p.conn.take();
             }
             if p.conn.is_none() {
@@ -551,7 +572,7 @@ impl NiInner {
             stale_conn = p
                 .as_ref()
                 .and_then(|p| p.conn.clone())
-                .filter(|c| c.peer_stamp != req.src_stamp);
+                .filter(|c| c.peer_stamp() != req.src_stamp);
             if let Some(p) = p {
                 if stale_conn.is_none()
                     && p.connecting

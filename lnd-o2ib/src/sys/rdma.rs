@@ -701,18 +701,19 @@ impl RdmaCq {
     }
 }
 
-/// Connects to `dst` from `src` (o2iblnd's active side): resolves address
+/// Connects to `dst` from `src` (`(src, dst)`; o2iblnd's active side): resolves address
 /// and route within `timeout`, makes the QP, and sends `private` (the
-/// CONNREQ) in `rdma_connect`. Returns the QP, its CQ and the CONNACK's
+/// CONNREQ) in `rdma_connect`, `prepare` having seen the QP before (post
+/// receives there). Returns the QP, its CQ and the CONNACK's
 /// bytes, or [`VerbsError::Rejected`] with the `kib_rej`.
 pub fn connect(
     dev: &RdmaDevice,
-    src: Ipv4Addr,
-    dst: SocketAddrV4,
+    (src, dst): (Ipv4Addr, SocketAddrV4),
     private: &[u8],
     q: QueueSizes,
     retries: Retries,
     timeout: Duration,
+    prepare: &mut dyn FnMut(&RdmaQp) -> Result<(), VerbsError>,
 ) -> Result<(RdmaQp, RdmaCq, Vec<u8>), VerbsError> {
     check_private(private, MAX_REQ_PRIVATE_DATA, "a connect request")?;
     let lib = &dev.0.lib;
@@ -731,6 +732,9 @@ pub fn connect(
     }
     cm.expect(RDMA_CM_EVENT_ROUTE_RESOLVED, "route resolution")?;
     let v = Arc::new(Verbs::create(cm, dev, q)?);
+    // Receives are posted before the request goes (kiblnd_create_conn
+    // before rdma_connect): the peer may send as soon as it accepts.
+    prepare(&RdmaQp(v.clone()))?;
     let mut cp = conn_param(private, retries.retry_count, retries.rnr_retry_count);
     // SAFETY: the id has its QP; `cp` points into `private`, alive for
     // the call (rdma_connect copies the private data).

@@ -570,8 +570,9 @@ fn sent_msg(tx: &PayloadSpan, p: &Posted) -> (crate::wire::MsgRepr, Vec<u8>) {
 /// The NI's own code on the rdma provider, the HCA being the fake table:
 /// receives posted into the connection's MRs, an IMMEDIATE received and
 /// one sent, an RDMA PUT (PUT_REQ, the peer's PUT_ACK, RDMA WRITEs from
-/// the payload's own memory to the descriptor, PUT_DONE), and
-/// DISCONNECTED failing what is in flight with `remote_dropped`.
+/// the payload's own memory to the descriptor, PUT_DONE), a PUT_ACK for
+/// a multi-piece sink under the implicit MR's key, and DISCONNECTED
+/// failing what is in flight with `remote_dropped`.
 fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
     use crate::ni::provider::Provider;
     use crate::ni::{NiInner, O2ibNi};
@@ -775,10 +776,48 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
     complete(s5.0, IBV_WC_SEND, 0);
     assert!(host.wait_sent(&[8], T)[0].is_ok());
 
+    // Registrations: one MR per receive buffer (18) and send slot (28),
+    // and the PUT's source once (found in the cache from now on).
+    let stats = lnd_ni.ctl("stats", "").expect("stats");
+    assert!(stats.contains("registrations: 47\n"), "{stats}");
+
+    // A PUT_REQ from the peer whose sink is a window over several pieces
+    // of the host's memory: the PUT_ACK names each piece at its own
+    // address under the one key of the implicit ODP MR.
+    ODP.store(true, Ordering::Relaxed);
+    host.set_mode(RecvMode::Window {
+        offset: 3,
+        short: 0,
+    });
+    let n = msg(
+        0,
+        Body::PutReq {
+            hdr: hdr(peer, me, 6000),
+            cookie: 55,
+        },
+    )
+    .emit(Endian::NATIVE, &mut b)
+    .expect("emit");
+    rx.write_at(2 * MSG_SIZE, &b[..n]).expect("rx buffer");
+    complete(WR_RX | 2, IBV_WC_RECV, n as u32);
+    let s6 = nth_send(6);
+    let (m, _) = sent_msg(&tx, &s6);
+    let Body::PutAck { src_cookie, rd, .. } = m.body else {
+        panic!("{m:?}");
+    };
+    assert_eq!(src_cookie, 55);
+    assert_eq!(rd.key, 0x200, "the implicit MR's rkey");
+    // many_fragments: pieces of 1, 13, 4096, 2, 30000 ... bytes; the
+    // window starts 3 bytes in.
+    let nobs: Vec<u32> = rd.frags.iter().map(|f| f.nob).collect();
+    assert_eq!(nobs, vec![11, 4096, 2, 6000 - 11 - 4096 - 2]);
+    assert!(rd.frags.windows(2).all(|w| w[0].addr != w[1].addr));
+    complete(s6.0, IBV_WC_SEND, 0);
+
     // DISCONNECTED with an IMMEDIATE in flight: the connection closes,
     // the message fails with remote_dropped, the QP goes.
     lnd_ni.send(txmsg(9, b"lost")).expect("send");
-    nth_send(6);
+    nth_send(7);
     kernel_cm.write_all(&[1]).expect("cm event");
     let c = host.wait_sent(&[9], T)[0];
     assert!(!c.is_ok());

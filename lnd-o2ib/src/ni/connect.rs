@@ -21,11 +21,20 @@ impl Request {
             Request::Rdma(r) => &r.private_data,
         }
     }
-    /// The requester's address, where the provider tells it.
+    /// The requester's address (rdma: its port only, as the address is
+    /// the NID's).
     fn peer(&self) -> Option<SocketAddr> {
         match self {
             Request::Soft(r) => Some(r.peer),
             Request::Rdma(_) => None,
+        }
+    }
+
+    /// The requester's port (`require_privileged_port`).
+    fn peer_port(&self) -> u16 {
+        match self {
+            Request::Soft(r) => r.peer.port(),
+            Request::Rdma(r) => r.peer_port,
         }
     }
     fn reject(self, b: &[u8]) {
@@ -528,8 +537,7 @@ impl NiInner {
 
     /// The passive side's checks, in `spec/wire.md` §7.2's order.
     fn passive(self: &Arc<Self>, r: Request) {
-        if self.tun.get("require_privileged_port") != 0 && r.peer().is_some_and(|p| p.port() > 1023)
-        {
+        if self.tun.get("require_privileged_port") != 0 && r.peer_port() > 1023 {
             return self.reject(r, RejectReason::FATAL);
         }
         let m = match Msg::new_checked(r.private_data()) {

@@ -59,6 +59,7 @@ pub struct RdmaLib {
     accept: RdmaAccept,
     reject: RdmaReject,
     disconnect: RdmaDisconnect,
+    get_dst_port: RdmaGetDstPort,
     get_cm_event: RdmaGetCmEvent,
     ack_cm_event: RdmaAckCmEvent,
     create_qp: RdmaCreateQp,
@@ -102,6 +103,7 @@ impl RdmaLib {
             accept: f!(cm, RdmaAccept, "rdma_accept"),
             reject: f!(cm, RdmaReject, "rdma_reject"),
             disconnect: f!(cm, RdmaDisconnect, "rdma_disconnect"),
+            get_dst_port: f!(cm, RdmaGetDstPort, "rdma_get_dst_port"),
             get_cm_event: f!(cm, RdmaGetCmEvent, "rdma_get_cm_event"),
             ack_cm_event: f!(cm, RdmaAckCmEvent, "rdma_ack_cm_event"),
             create_qp: f!(cm, RdmaCreateQp, "rdma_create_qp"),
@@ -757,6 +759,8 @@ pub struct RdmaRequest {
     id: *mut RdmaCmId,
     /// The CONNREQ.
     pub private_data: Vec<u8>,
+    /// The requester's port (`require_privileged_port`).
+    pub peer_port: u16,
 }
 
 // SAFETY: the request's id is used by one thread at a time (accept or
@@ -820,10 +824,14 @@ impl RdmaListener {
         loop {
             let (ev, _, private, id) = self.cm.next_event()?;
             if ev == RDMA_CM_EVENT_CONNECT_REQUEST {
+                // SAFETY: `id` is the request's new id, live until it is
+                // accepted or rejected.
+                let port = unsafe { (self.cm.lib.get_dst_port)(id) };
                 return Ok(RdmaRequest {
                     lib: self.cm.lib.clone(),
                     id,
                     private_data: private,
+                    peer_port: u16::from_be(port),
                 });
             }
         }

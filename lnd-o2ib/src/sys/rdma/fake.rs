@@ -247,6 +247,9 @@ unsafe extern "C" fn reject(_: *mut RdmaCmId, _: *const c_void, _: u8) -> c_int 
 unsafe extern "C" fn disconnect(_: *mut RdmaCmId) -> c_int {
     0
 }
+unsafe extern "C" fn get_dst_port(_: *mut RdmaCmId) -> u16 {
+    988u16.to_be()
+}
 unsafe extern "C" fn get_cm_event(_ch: *mut RdmaEventChannel, ev: *mut *mut RdmaCmEvent) -> c_int {
     if !take_byte(&PROV_CM) {
         return -1;
@@ -316,6 +319,7 @@ fn fake_lib() -> Arc<RdmaLib> {
         accept: connect_accept,
         reject,
         disconnect,
+        get_dst_port,
         get_cm_event,
         ack_cm_event,
         create_qp,

@@ -24,10 +24,12 @@
 //!   ([`sys::ffi`]) and the `rdma` provider's verbs ([`sys::rdma`]: rdma_cm
 //!   connections with o2iblnd's private data, PD/CQ/QP, MRs, posts, CQ
 //!   polling), behind the same [`verbs::VerbsQp`] / [`verbs::VerbsCq`]
-//!   traits as `soft`.
+//!   traits as `soft`. The NI runs on either (`ni::provider`).
 //!
-//! Threads: per NI a CQ poller and an acceptor, per connection attempt a
-//! short-lived thread, per QP of the soft provider a reader and a writer.
+//! Threads: per NI a CQ poller (on rdma it only ticks) and an acceptor, per
+//! connection attempt a short-lived thread, per QP of the soft provider a
+//! reader and a writer, per connection of the rdma provider a thread
+//! serving its CQ.
 //! Host callbacks never run with one of our locks held.
 
 #![deny(unsafe_code)]

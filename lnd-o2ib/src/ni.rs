@@ -1,11 +1,12 @@
-//! One o2iblnd NI over the soft verbs provider: peers, connections set up
-//! with CONNREQ/CONNACK in the CM private data, the credit rules of
-//! `spec/wire.md` §7.4, IMMEDIATE and RDMA PUT flows, NOOPs, timeouts and
-//! keepalive, and the registration cache.
+//! One o2iblnd NI over either verbs provider (`ni::provider`): peers,
+//! connections set up with CONNREQ/CONNACK in the CM private data, the
+//! credit rules of `spec/wire.md` §7.4, IMMEDIATE and RDMA PUT flows,
+//! NOOPs, timeouts and keepalive, and the registration cache.
 //!
-//! Threads: a CQ poller (every completion and CM event of the NI, plus the
-//! once-a-tick timeout, keepalive and cache sweep), an acceptor, and a
-//! short-lived thread per active connection attempt. Host callbacks are
+//! Threads: a CQ poller (on soft every completion and CM event of the NI;
+//! on rdma a thread per connection serves its own CQ with the same
+//! handlers; plus the once-a-tick timeout, keepalive and cache sweep), an
+//! acceptor, and a short-lived thread per active connection attempt. Host callbacks are
 //! made with no lock of ours held: work is collected under the lock as
 //! `Action`s and carried out after.
 

@@ -24,10 +24,12 @@
 //!   ([`sys::ffi`]) and the `rdma` provider's verbs ([`sys::rdma`]: rdma_cm
 //!   connections with o2iblnd's private data, PD/CQ/QP, MRs, posts, CQ
 //!   polling), behind the same [`verbs::VerbsQp`] / [`verbs::VerbsCq`]
-//!   traits as `soft`.
+//!   traits as `soft`. The NI runs on either (`ni::provider`).
 //!
-//! Threads: per NI a CQ poller and an acceptor, per connection attempt a
-//! short-lived thread, per QP of the soft provider a reader and a writer.
+//! Threads: per NI a CQ poller (on rdma it only ticks) and an acceptor, per
+//! connection attempt a short-lived thread, per QP of the soft provider a
+//! reader and a writer, per connection of the rdma provider a thread
+//! serving its CQ.
 //! Host callbacks never run with one of our locks held.
 
 #![deny(unsafe_code)]
@@ -130,25 +132,19 @@ impl Lnd for O2ibLnd {
             Some(ProviderKind::Soft) => false,
             None => sys::devices().is_ok(),
         };
-        if want_rdma {
-            return Err(match sys::probe(addr) {
-                Err(e) => LndError::new(
+        let (provider, with) = if want_rdma {
+            let refused = |e: &dyn std::fmt::Display| {
+                LndError::new(
                     errno::ENODEV,
                     format!("cannot add net {net_name} on {ifname} with provider rdma: {e}"),
-                ),
-                Ok(devs) => LndError::new(
-                    errno::EOPNOTSUPP,
-                    format!(
-                        "cannot add net {net_name} on {ifname}: RDMA device(s) {} found, but \
-                         the NI does not run on the rdma provider yet (its verbs are in \
-                         lnd-o2ib's sys::rdma, the NI drives the soft provider only); use \
-                         provider=soft",
-                        devs.join(",")
-                    ),
-                ),
-            });
-        }
-        let provider = ProviderKind::Soft;
+                )
+            };
+            sys::probe(addr).map_err(|e| refused(&e))?;
+            let lib = sys::rdma::RdmaLib::open().map_err(|e| refused(&e))?;
+            (ProviderKind::Rdma, ni::StartWith::Rdma(lib))
+        } else {
+            (ProviderKind::Soft, ni::StartWith::Soft)
+        };
         let nid = Nid::new4(cfg.net, u32::from(addr));
         let timeout = tun.get("timeout") as u32;
         let info = NiInfo {
@@ -158,7 +154,7 @@ impl Lnd for O2ibLnd {
             lnd_tunables: RVec::from(tun.report(provider)),
             timeout_secs: timeout,
         };
-        let ni = NiInner::start(host, nid, addr, tun, incarnation())?;
+        let ni = NiInner::start(host, nid, addr, tun, incarnation(), with)?;
         Ok(NiStarted {
             info,
             ni: LndNiHandle::new(O2ibNi(ni)),

@@ -1,11 +1,12 @@
-//! One o2iblnd NI over the soft verbs provider: peers, connections set up
-//! with CONNREQ/CONNACK in the CM private data, the credit rules of
-//! `spec/wire.md` §7.4, IMMEDIATE and RDMA PUT flows, NOOPs, timeouts and
-//! keepalive, and the registration cache.
+//! One o2iblnd NI over either verbs provider (`ni::provider`): peers,
+//! connections set up with CONNREQ/CONNACK in the CM private data, the
+//! credit rules of `spec/wire.md` §7.4, IMMEDIATE and RDMA PUT flows,
+//! NOOPs, timeouts and keepalive, and the registration cache.
 //!
-//! Threads: a CQ poller (every completion and CM event of the NI, plus the
-//! once-a-tick timeout, keepalive and cache sweep), an acceptor, and a
-//! short-lived thread per active connection attempt. Host callbacks are
+//! Threads: a CQ poller (on soft every completion and CM event of the NI;
+//! on rdma a thread per connection serves its own CQ with the same
+//! handlers; plus the once-a-tick timeout, keepalive and cache sweep), an
+//! acceptor, and a short-lived thread per active connection attempt. Host callbacks are
 //! made with no lock of ours held: work is collected under the lock as
 //! `Action`s and carried out after.
 
@@ -24,15 +25,19 @@ use lnd_api::{
 
 use crate::params::Tunables;
 use crate::regcache::RegCache;
-use crate::soft::{connect, ConnRequest, SoftCq, SoftDevice, SoftListener, SoftQp};
-use crate::verbs::{Access, CmEvent, RecvWr, SendOp, SendWr, Sge, VerbsError, Wc, WcStatus};
+use crate::soft::{SoftCq, SoftDevice, SoftListener};
+use crate::verbs::{
+    Access, CmEvent, RecvWr, SendOp, SendWr, Sge, VerbsCq, VerbsError, VerbsQp, Wc, WcStatus,
+};
 use crate::wire::{
     self, msg_type, nid_hash, Body, CompletionBody, ConnParams, Endian, Msg, MsgRepr, RdmaDesc,
-    RdmaFrag, RejRepr, RejectReason, IMMEDIATE_PAYLOAD_OFFSET, MAX_IMMEDIATE_PAYLOAD,
-    MAX_RDMA_FRAGS, MSG_SIZE, VERSION_2,
+    RejRepr, RejectReason, IMMEDIATE_PAYLOAD_OFFSET, MAX_IMMEDIATE_PAYLOAD, MAX_RDMA_FRAGS,
+    MSG_SIZE, VERSION_2,
 };
+use provider::{Provider, Reg};
 
 mod connect;
+pub(crate) mod provider;
 
 /// Consecutive connection races after which the lower NID is let through.
 const MAX_CONN_RACES: u32 = 20;
@@ -175,16 +180,20 @@ struct ConnSt {
 
 /// One connection (`kib_conn`).
 pub(crate) struct Conn {
-    qp: SoftQp,
+    qp: Arc<dyn VerbsQp>,
     peer: u64,
-    peer_stamp: u64,
+    /// The peer's incarnation (on rdma's active side, set from the CONNACK
+    /// after the connection was made to post its receives).
+    peer_stamp: AtomicU64,
     qd: u32,
     max_frags: u32,
     rx_buf: PayloadSpan,
-    rx_key: u32,
+    /// Where receive buffer `i` is, as the HCA sees it.
+    rx_sge: Vec<Sge>,
     tx_buf: PayloadSpan,
-    tx_key: u32,
-    _regs: [crate::soft::SoftMr; 2],
+    /// Where send slot `i` is.
+    tx_sge: Vec<Sge>,
+    _regs: [Reg; 2],
     st: Mutex<ConnSt>,
 }
 
@@ -254,8 +263,7 @@ pub(crate) struct NiInner {
     nid4: u64,
     stamp: u64,
     pub(crate) tun: Tunables,
-    dev: SoftDevice,
-    cq: SoftCq,
+    dev: Provider,
     st: Mutex<NiSt>,
     pub(crate) cache: Mutex<RegCache>,
     shutting_down: AtomicBool,
@@ -264,12 +272,34 @@ pub(crate) struct NiInner {
     timeout: Duration,
     keepalive: Duration,
     cksum: bool,
-    listener: Mutex<Option<SoftListener>>,
+    listener: Mutex<Option<Listener>>,
+    /// Wakes the poller (shutdown) on the rdma provider, whose
+    /// completions are waited for by each connection's thread.
+    kick: (Mutex<bool>, std::sync::Condvar),
     /// Idle registered staging buffers for optimized GETs.
     staging: Mutex<Vec<PayloadSpan>>,
     /// Fault injection (`ctl inject_bad_rkey N`): the next N RDMA
     /// descriptors we hand out (PUT_ACK, GET_REQ) carry a wrong rkey.
     bad_rkeys: std::sync::atomic::AtomicU32,
+}
+
+impl Conn {
+    fn peer_stamp(&self) -> u64 {
+        self.peer_stamp.load(Ordering::Relaxed)
+    }
+}
+
+/// The NI's listener, of its provider.
+pub(crate) enum Listener {
+    Soft(SoftListener),
+    Rdma(crate::sys::rdma::RdmaListener),
+}
+
+/// Which provider an NI starts on.
+pub(crate) enum StartWith {
+    Soft,
+    /// rdma-core's entry points (opened by the caller, or a test's table).
+    Rdma(Arc<crate::sys::rdma::RdmaLib>),
 }
 
 /// The NI object handed to the host.
@@ -283,15 +313,54 @@ impl NiInner {
         addr: Ipv4Addr,
         tun: Tunables,
         stamp: u64,
+        with: StartWith,
     ) -> Result<Arc<NiInner>, LndError> {
-        let nid4 = nid.to_nid4().unwrap_or(wire::NID4_ANY);
         let service = tun.get("service") as u16;
         let sa = SocketAddr::new(IpAddr::V4(addr), service);
-        let listener = SoftListener::bind(sa).map_err(|e| {
+        let cannot = |e: VerbsError| {
             LndError::new(errno::EINVAL, format!("cannot add net {}: {e}", nid.net()))
-        })?;
-        let _ = listener.set_nonblocking(true);
-        let dev = SoftDevice::new();
+        };
+        let (listener, dev) = match with {
+            StartWith::Soft => {
+                let l = SoftListener::bind(sa).map_err(cannot)?;
+                let _ = l.set_nonblocking(true);
+                let dev = Provider::Soft {
+                    dev: SoftDevice::new(),
+                    cq: SoftCq::new(),
+                };
+                (Listener::Soft(l), dev)
+            }
+            StartWith::Rdma(lib) => {
+                let backlog = 256;
+                let l = crate::sys::rdma::RdmaListener::bind(
+                    &lib,
+                    std::net::SocketAddrV4::new(addr, service),
+                    backlog,
+                )
+                .map_err(cannot)?;
+                // The device the address is on, with the NI's PD.
+                let dev = Provider::Rdma {
+                    dev: l.device().map_err(cannot)?,
+                    regs: AtomicU64::new(0),
+                };
+                (Listener::Rdma(l), dev)
+            }
+        };
+        Self::run_on(host, nid, tun, stamp, dev, Some(listener))
+    }
+
+    /// Starts an NI on `dev` with `listener` (none: no acceptor): its
+    /// poller and acceptor threads.
+    pub(crate) fn run_on(
+        host: HostHandle,
+        nid: Nid,
+        tun: Tunables,
+        stamp: u64,
+        dev: Provider,
+        listener: Option<Listener>,
+    ) -> Result<Arc<NiInner>, LndError> {
+        let nid4 = nid.to_nid4().unwrap_or(wire::NID4_ANY);
+        let has_listener = listener.is_some();
         let cache = RegCache::new(tun.get("fmr_pool_size") as usize);
         let ni = Arc::new(NiInner {
             host,
@@ -303,13 +372,13 @@ impl NiInner {
             cksum: tun.get("cksum") != 0,
             tun,
             dev,
-            cq: SoftCq::new(),
             st: Mutex::new(NiSt::default()),
             cache: Mutex::new(cache),
             shutting_down: AtomicBool::new(false),
             next_cookie: AtomicU64::new(1),
             counters: Counters::default(),
-            listener: Mutex::new(Some(listener)),
+            listener: Mutex::new(listener),
+            kick: (Mutex::new(false), std::sync::Condvar::new()),
             staging: Mutex::new(Vec::new()),
             bad_rkeys: std::sync::atomic::AtomicU32::new(0),
         });
@@ -318,11 +387,13 @@ impl NiInner {
             .name("o2ib-poll".into())
             .spawn(move || n.poller())
             .map_err(|e| LndError::new(errno::ENOMEM, format!("o2ib poller thread: {e}")))?;
-        let n = ni.clone();
-        std::thread::Builder::new()
-            .name("o2ib-accept".into())
-            .spawn(move || n.acceptor())
-            .map_err(|e| LndError::new(errno::ENOMEM, format!("o2ib acceptor thread: {e}")))?;
+        if has_listener {
+            let n = ni.clone();
+            std::thread::Builder::new()
+                .name("o2ib-accept".into())
+                .spawn(move || n.acceptor())
+                .map_err(|e| LndError::new(errno::ENOMEM, format!("o2ib acceptor thread: {e}")))?;
+        }
         Ok(ni)
     }
 
@@ -478,7 +549,7 @@ impl NiInner {
             src_nid: self.nid4,
             src_stamp: self.stamp,
             dst_nid: c.peer,
-            dst_stamp: c.peer_stamp,
+            dst_stamp: c.peer_stamp(),
             body,
         }
     }
@@ -582,7 +653,8 @@ impl NiInner {
                             &buf.buf,
                             Access::LOCAL_WRITE.union(Access::REMOTE_WRITE),
                         );
-                        let Some((key, base)) = reg else {
+                        let desc = self.desc(c, reg, sink);
+                        let Some((key, rd)) = desc else {
                             self.put_staging(buf);
                             st.credits += 1;
                             actions.push(Action::Finalize(
@@ -593,13 +665,6 @@ impl NiInner {
                         };
                         st.reserved -= 1;
                         let cookie = self.next_cookie.fetch_add(1, Ordering::Relaxed);
-                        let rd = RdmaDesc {
-                            key: self.advertised_key(key),
-                            frags: vec![RdmaFrag {
-                                nob: sink as u32,
-                                addr: base,
-                            }],
-                        };
                         let r = self.make_msg(
                             c,
                             outstanding,
@@ -702,9 +767,8 @@ impl NiInner {
                 wr_id: WR_TX | slot as u64,
                 op: SendOp::Send,
                 sge: vec![Sge {
-                    addr: (slot * MSG_SIZE) as u64,
                     length: nob as u32,
-                    lkey: c.tx_key,
+                    ..c.tx_sge[slot]
                 }],
             });
         }
@@ -730,19 +794,20 @@ impl NiInner {
             if self.down() && lock(&self.st).conns.is_empty() {
                 return;
             }
-            self.cq.wait(Duration::from_millis(100));
-            for wc in self.cq.poll(64) {
-                self.on_wc(wc);
-            }
-            while let Some(ev) = self.cq.poll_event() {
-                let (qp_num, why) = match ev {
-                    CmEvent::Disconnected { qp_num } => (qp_num, "disconnected"),
-                    CmEvent::TimewaitExit { qp_num } => (qp_num, "time-wait exit"),
-                    CmEvent::DeviceRemoved { qp_num } => (qp_num, "RDMA device removed"),
-                };
-                let c = lock(&self.st).conns.get(&qp_num).cloned();
-                if let Some(c) = c {
-                    self.close_conn(&c, errno::ECONNRESET, why);
+            match &self.dev {
+                Provider::Soft { cq, .. } => {
+                    self.serve_cq(cq, Duration::from_millis(100));
+                }
+                Provider::Rdma { .. } => {
+                    // Each connection's thread serves its CQ; this one
+                    // only ticks.
+                    let g = lock(&self.kick.0);
+                    let (mut g, _) = self
+                        .kick
+                        .1
+                        .wait_timeout_while(g, Duration::from_millis(100), |k| !*k)
+                        .unwrap_or_else(|p| p.into_inner());
+                    *g = false;
                 }
             }
             if last_tick.elapsed() >= Duration::from_millis(200) {
@@ -755,6 +820,47 @@ impl NiInner {
                 for c in conns {
                     self.close_conn(&c, errno::ENETDOWN, "NI shut down");
                 }
+            }
+        }
+    }
+
+    /// Waits at most `t` on `cq`, then handles its completions and CM
+    /// events; whether anything came.
+    fn serve_cq(self: &Arc<Self>, cq: &dyn VerbsCq, t: Duration) -> bool {
+        let mut any = cq.wait(t);
+        for wc in cq.poll(64) {
+            any = true;
+            self.on_wc(wc);
+        }
+        while let Some(ev) = cq.poll_event() {
+            any = true;
+            self.on_cm_event(ev);
+        }
+        any
+    }
+
+    /// A CM event after set-up: the connection is gone.
+    fn on_cm_event(&self, ev: CmEvent) {
+        let (qp_num, why) = match ev {
+            CmEvent::Disconnected { qp_num } => (qp_num, "disconnected"),
+            CmEvent::TimewaitExit { qp_num } => (qp_num, "time-wait exit"),
+            CmEvent::DeviceRemoved { qp_num } => (qp_num, "RDMA device removed"),
+        };
+        let c = lock(&self.st).conns.get(&qp_num).cloned();
+        if let Some(c) = c {
+            self.close_conn(&c, errno::ECONNRESET, why);
+        }
+    }
+
+    /// The rdma provider's connection thread: serves the connection's own
+    /// CQ until the connection is closed and its flushed completions and
+    /// last CM events are in (a wait with nothing new), or the NI is gone.
+    pub(super) fn serve_conn_cq(self: Arc<Self>, c: Arc<Conn>, cq: Box<dyn VerbsCq>) {
+        loop {
+            let any = self.serve_cq(&*cq, Duration::from_millis(100));
+            let closed = lock(&c.st).closed;
+            if closed && !any {
+                return;
             }
         }
     }
@@ -897,7 +1003,7 @@ impl NiInner {
         };
         if r.src_nid != c.peer
             || r.dst_nid != self.nid4
-            || r.src_stamp != c.peer_stamp
+            || r.src_stamp != c.peer_stamp()
             || r.dst_stamp != self.stamp
         {
             self.close_conn(c, errno::ESTALE, "stale message");
@@ -1137,9 +1243,9 @@ impl NiInner {
             self.check_sends(c, actions);
             return;
         }
-        let (lkey, base) = match lock(&self.cache).get(&self.dev, &payload, Access(0)) {
-            Some(x) => x,
-            None => {
+        let (lkey, reg) = match lock(&self.cache).get(&self.dev, &payload, Access(0)) {
+            Ok(Some(x)) => x,
+            Ok(None) | Err(_) => {
                 let ap = lock(&c.st).active.remove(&src_cookie);
                 lock(&c.st).nocred.push_back(NoCred::Completion {
                     t: done,
@@ -1151,7 +1257,8 @@ impl NiInner {
                 return;
             }
         };
-        // One WRITE per remote fragment, splitting the local payload.
+        // One WRITE per remote fragment and local piece it meets, so each
+        // has one SGE.
         let mut wrs = Vec::new();
         let mut off = 0u64;
         for f in &rd.frags {
@@ -1159,18 +1266,18 @@ impl NiInner {
                 break;
             }
             let n = (f.nob as u64).min(nob as u64 - off);
-            wrs.push(SendWr {
-                wr_id: WR_RDMA | src_cookie,
-                op: SendOp::Write {
-                    remote_addr: f.addr,
-                    rkey: rd.key,
-                },
-                sge: vec![Sge {
-                    addr: base + off,
-                    length: n as u32,
-                    lkey,
-                }],
-            });
+            let mut at = 0u64;
+            for sge in reg.sges(off as usize, n as usize) {
+                wrs.push(SendWr {
+                    wr_id: WR_RDMA | src_cookie,
+                    op: SendOp::Write {
+                        remote_addr: f.addr + at,
+                        rkey: rd.key,
+                    },
+                    sge: vec![sge],
+                });
+                at += sge.length as u64;
+            }
             off += n;
         }
         if wrs.is_empty() {
@@ -1312,11 +1419,12 @@ impl NiInner {
                 let reg = if mlen == 0 || msg.is_none() {
                     None
                 } else {
-                    lock(&self.cache).get(
+                    let reg = lock(&self.cache).get(
                         &self.dev,
                         &payload,
                         Access::LOCAL_WRITE.union(Access::REMOTE_WRITE),
-                    )
+                    );
+                    self.desc(&c, reg, mlen)
                 };
                 match reg {
                     None => {
@@ -1343,7 +1451,7 @@ impl NiInner {
                         }
                         self.repost(&c, r.idx, Credit::Peer, &mut actions);
                     }
-                    Some((key, base)) => {
+                    Some((key, rd)) => {
                         let dst = self.next_cookie.fetch_add(1, Ordering::Relaxed);
                         {
                             let mut st = lock(&c.st);
@@ -1358,13 +1466,7 @@ impl NiInner {
                             st.nocred.push_back(NoCred::PutAck {
                                 src_cookie: cookie,
                                 dst_cookie: dst,
-                                rd: RdmaDesc {
-                                    key: self.advertised_key(key),
-                                    frags: vec![RdmaFrag {
-                                        nob: mlen as u32,
-                                        addr: base,
-                                    }],
-                                },
+                                rd,
                             });
                         }
                         // The buffer stays reserved for the PUT_DONE.
@@ -1496,7 +1598,47 @@ impl NiInner {
             }
         }
         self.run(actions);
-        lock(&self.cache).sweep(&self.dev);
+        lock(&self.cache).sweep();
+    }
+
+    /// The RDMA descriptor of the first `nob` bytes of a registration the
+    /// cache gave (`reg`), with the id to release it by; `None` (the
+    /// registration released, a failure logged) when it failed or has
+    /// more fragments than the connection takes.
+    fn desc(
+        &self,
+        c: &Conn,
+        reg: Result<Option<(u32, Arc<Reg>)>, VerbsError>,
+        nob: usize,
+    ) -> Option<(u32, RdmaDesc)> {
+        let (id, reg) = match reg {
+            Ok(Some(x)) => x,
+            Ok(None) => return None,
+            Err(e) => {
+                self.log(LogLevel::WARN, &format!("cannot register memory: {e}"));
+                return None;
+            }
+        };
+        let frags = reg.remote(nob);
+        if frags.len() > c.max_frags as usize {
+            lock(&self.cache).release(id);
+            self.log(
+                LogLevel::WARN,
+                &format!(
+                    "memory of {} fragments, more than the connection's {}",
+                    frags.len(),
+                    c.max_frags
+                ),
+            );
+            return None;
+        }
+        Some((
+            id,
+            RdmaDesc {
+                key: self.advertised_key(reg.rkey),
+                frags,
+            },
+        ))
     }
 
     /// The rkey put in an RDMA descriptor for registration `key`: itself,
@@ -1564,7 +1706,18 @@ impl NiInner {
             st.rxs.clear();
         }
         self.run(actions);
-        self.cq.kick();
+        self.wake_poller();
+    }
+
+    /// Wakes the poller out of its wait.
+    fn wake_poller(&self) {
+        match &self.dev {
+            Provider::Soft { cq, .. } => cq.kick(),
+            Provider::Rdma { .. } => {
+                *lock(&self.kick.0) = true;
+                self.kick.1.notify_all();
+            }
+        }
     }
 
     fn ctl(&self, cmd: &str, arg: &str) -> Result<String, LndError> {

@@ -6,12 +6,13 @@
 //! one not in use by an RDMA.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use lnd_api::PayloadSpan;
 
-use crate::soft::{SoftDevice, SoftMr};
-use crate::verbs::Access;
+use crate::ni::provider::{Provider, Reg};
+use crate::verbs::{Access, VerbsError};
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct Key {
@@ -24,7 +25,8 @@ struct Key {
 }
 
 struct Entry {
-    mr: SoftMr,
+    id: u32,
+    reg: Arc<Reg>,
     in_use: u32,
     last: Instant,
 }
@@ -33,7 +35,8 @@ struct Entry {
 pub struct RegCache {
     cap: usize,
     entries: HashMap<Key, Entry>,
-    by_lkey: HashMap<u32, Key>,
+    by_id: HashMap<u32, Key>,
+    next_id: u32,
     hits: u64,
 }
 
@@ -43,22 +46,23 @@ impl RegCache {
         RegCache {
             cap: cap.max(1),
             entries: HashMap::new(),
-            by_lkey: HashMap::new(),
+            by_id: HashMap::new(),
+            next_id: 1,
             hits: 0,
         }
     }
 
-    /// The key and base address of a registration covering `span` with
-    /// `access`, made now or found; counts a use until [`RegCache::release`].
-    /// `None` for an empty span.
-    pub fn get(
+    /// A registration covering `span` with `access`, made now or found,
+    /// and the id [`RegCache::release`] ends this use with. `Ok(None)` for
+    /// an empty span; `Err` when the provider cannot register it.
+    pub(crate) fn get(
         &mut self,
-        dev: &SoftDevice,
+        dev: &Provider,
         span: &PayloadSpan,
         access: Access,
-    ) -> Option<(u32, u64)> {
+    ) -> Result<Option<(u32, Arc<Reg>)>, VerbsError> {
         if span.is_empty() {
-            return None;
+            return Ok(None);
         }
         let key = Key {
             list: span.frags().as_ptr() as usize,
@@ -70,29 +74,31 @@ impl RegCache {
             e.in_use += 1;
             e.last = Instant::now();
             self.hits += 1;
-            return Some((e.mr.lkey(), 0));
+            return Ok(Some((e.id, e.reg.clone())));
         }
         if self.entries.len() >= self.cap {
-            self.sweep(dev);
+            self.sweep();
             self.evict_lru();
         }
-        let mr = dev.reg_mr(span.clone(), access);
-        let lkey = mr.lkey();
-        self.by_lkey.insert(lkey, key);
+        let reg = Arc::new(dev.register(span, access)?);
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.by_id.insert(id, key);
         self.entries.insert(
             key,
             Entry {
-                mr,
+                id,
+                reg: reg.clone(),
                 in_use: 1,
                 last: Instant::now(),
             },
         );
-        Some((lkey, 0))
+        Ok(Some((id, reg)))
     }
 
-    /// Ends one use of the registration under `lkey`.
-    pub fn release(&mut self, lkey: u32) {
-        if let Some(k) = self.by_lkey.get(&lkey) {
+    /// Ends one use of the registration `id`.
+    pub fn release(&mut self, id: u32) {
+        if let Some(k) = self.by_id.get(&id) {
             if let Some(e) = self.entries.get_mut(k) {
                 e.in_use = e.in_use.saturating_sub(1);
             }
@@ -100,16 +106,16 @@ impl RegCache {
     }
 
     /// Drops idle registrations whose memory went away.
-    pub fn sweep(&mut self, dev: &SoftDevice) {
+    pub fn sweep(&mut self) {
         let gone: Vec<Key> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.in_use == 0 && dev.mr_orphaned(e.mr.lkey()))
+            .filter(|(_, e)| e.in_use == 0 && e.reg.orphaned())
             .map(|(k, _)| *k)
             .collect();
         for k in gone {
             if let Some(e) = self.entries.remove(&k) {
-                self.by_lkey.remove(&e.mr.lkey());
+                self.by_id.remove(&e.id);
             }
         }
     }
@@ -126,7 +132,7 @@ impl RegCache {
                 return;
             };
             if let Some(e) = self.entries.remove(&k) {
-                self.by_lkey.remove(&e.mr.lkey());
+                self.by_id.remove(&e.id);
             }
         }
     }

@@ -5,6 +5,47 @@
 //! active side's reactions, connection races.
 
 use super::*;
+use crate::soft::{connect as soft_connect, ConnRequest};
+use crate::sys::rdma::{self, QueueSizes, RdmaRequest, Retries};
+
+/// A connection request of either provider.
+enum Request {
+    Soft(ConnRequest),
+    Rdma(RdmaRequest),
+}
+
+impl Request {
+    fn private_data(&self) -> &[u8] {
+        match self {
+            Request::Soft(r) => &r.private_data,
+            Request::Rdma(r) => &r.private_data,
+        }
+    }
+    /// The requester's address (rdma: its port only, as the address is
+    /// the NID's).
+    fn peer(&self) -> Option<SocketAddr> {
+        match self {
+            Request::Soft(r) => Some(r.peer),
+            Request::Rdma(_) => None,
+        }
+    }
+
+    /// The requester's port (`require_privileged_port`).
+    fn peer_port(&self) -> u16 {
+        match self {
+            Request::Soft(r) => r.peer.port(),
+            Request::Rdma(r) => r.peer_port,
+        }
+    }
+    fn reject(self, b: &[u8]) {
+        match self {
+            Request::Soft(r) => r.reject(b),
+            Request::Rdma(r) => {
+                let _ = r.reject(b);
+            }
+        }
+    }
+}
 
 impl NiInner {
     // -----------------------------------------------------------------
@@ -55,29 +96,85 @@ impl NiInner {
         let pname = Nid::from_nid4(peer);
         let mut made: Option<Arc<Conn>> = None;
         let mut bad: Option<String> = None;
-        let r = connect(
-            &self.dev,
-            &self.cq,
-            to,
-            &pd,
-            self.timeout,
-            &mut |qp, ack| match self.check_connack(ack, peer, cp) {
-                Ok((peer_stamp, got)) => {
-                    made = Some(self.make_conn(qp.clone(), peer, peer_stamp, got));
-                    true
-                }
-                Err(e) => {
-                    bad = Some(e);
-                    false
-                }
-            },
-        );
+        let mut regrant: Option<ConnParams> = None;
+        let r = match &self.dev {
+            Provider::Soft { dev, cq } => {
+                soft_connect(dev, cq, to, &pd, self.timeout, &mut |qp, ack| match self
+                    .check_connack(ack, peer, cp)
+                {
+                    Ok((peer_stamp, got)) => {
+                        match self.make_conn(Arc::new(qp.clone()), peer, peer_stamp, got) {
+                            Ok(c) => {
+                                made = Some(c);
+                                true
+                            }
+                            Err(e) => {
+                                bad = Some(format!("connection to {pname}: {e}"));
+                                false
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        bad = Some(format!("bad CONNACK from {pname}: {e}"));
+                        false
+                    }
+                })
+                .map(|_| ())
+            }
+            Provider::Rdma { dev, .. } => {
+                let (SocketAddr::V4(dst), IpAddr::V4(src)) = (to, self.local_ip()) else {
+                    self.connect_failed(peer, "o2ib over rdma_cm is IPv4 only");
+                    return;
+                };
+                // Receives are posted for the offered parameters before
+                // `rdma_connect`; the CONNACK (with ESTABLISHED) gives the
+                // peer's incarnation and must grant what was offered (a
+                // peer o2iblnd rejects what it cannot take; a smaller
+                // grant is retried with it, as a MSG_QUEUE_SIZE reject).
+                let mut prep = |qp: &rdma::RdmaQp| {
+                    made = Some(self.make_conn(Arc::new(qp.clone()), peer, 0, cp)?);
+                    Ok(())
+                };
+                rdma::connect(
+                    dev,
+                    (src, dst),
+                    &pd,
+                    self.queue_sizes(qd as u32, frags as u32),
+                    self.retries(),
+                    self.timeout,
+                    &mut prep,
+                )
+                .and_then(|(_, cq, ack)| {
+                    let (peer_stamp, got) = self.check_connack(&ack, peer, cp).map_err(|e| {
+                        bad = Some(format!("bad CONNACK from {pname}: {e}"));
+                        VerbsError::Invalid(e)
+                    })?;
+                    let Some(c) = &made else {
+                        return Err(VerbsError::Invalid("no connection state".into()));
+                    };
+                    if got != cp {
+                        regrant = Some(got);
+                        return Err(VerbsError::Invalid(format!("CONNACK granted {got:?}")));
+                    }
+                    c.peer_stamp.store(peer_stamp, Ordering::Relaxed);
+                    self.spawn_cq_thread(c, Box::new(cq));
+                    Ok(())
+                })
+            }
+        };
         if let (Err(_), Some(c)) = (&r, &made) {
             self.unmake_conn(c);
         }
+        if let Some(g) = regrant.filter(|_| attempt < 5 && !self.down()) {
+            self.log(
+                LogLevel::INFO,
+                &format!("{pname} granted {g:?} of {cp:?}: reconnecting with it"),
+            );
+            return self.spawn_connect(peer, 0, g.queue_depth, g.max_frags, attempt + 1);
+        }
         match (r, made, bad) {
             (Ok(_), Some(c), _) => self.established(c),
-            (_, _, Some(e)) => self.connect_failed(peer, &format!("bad CONNACK from {pname}: {e}")),
+            (_, _, Some(e)) => self.connect_failed(peer, &e),
             (Err(VerbsError::Rejected(rej)), _, _) => self.rejected(peer, &rej, qd, frags, attempt),
             (Err(e), _, _) => {
                 self.connect_failed(peer, &format!("cannot connect to {pname} at {to}: {e}"))
@@ -191,10 +288,57 @@ impl NiInner {
 
     /// Makes a connection's state and posts its receives (before the
     /// connection is established, so the peer never finds none).
-    fn make_conn(&self, qp: SoftQp, peer: u64, peer_stamp: u64, cp: ConnParams) -> Arc<Conn> {
-        let qd = cp.queue_depth as u32;
+    /// The NI's own address (its NID's).
+    fn local_ip(&self) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(self.nid4 as u32))
+    }
+
+    /// The queues of a connection of queue depth `qd` and `frags` RDMA
+    /// fragments (`kiblnd_send_wrs()`, `IBLND_RECV_WRS`): a send slot per
+    /// message and an RDMA WRITE per fragment of each, the receives.
+    fn queue_sizes(&self, qd: u32, frags: u32) -> QueueSizes {
+        let (nrx, nslots) = self.conn_bufs(qd);
+        QueueSizes {
+            send_wr: (nslots as u32 + qd * frags).min(16384),
+            recv_wr: nrx as u32,
+            sge: 1,
+        }
+    }
+
+    fn retries(&self) -> Retries {
+        Retries {
+            retry_count: self.tun.get("retry_count").min(7) as u8,
+            rnr_retry_count: self.tun.get("rnr_retry_count").min(7) as u8,
+        }
+    }
+
+    /// Receive buffers and send slots of a connection of queue depth `qd`.
+    fn conn_bufs(&self, qd: u32) -> (usize, usize) {
         let nrx = 2 * qd as usize + 2;
         let nslots = (self.tun.get("concurrent_sends") as usize).max(1) + 2 * qd as usize + 4;
+        (nrx, nslots)
+    }
+
+    /// The rdma provider: a thread serves the connection's CQ.
+    fn spawn_cq_thread(self: &Arc<Self>, c: &Arc<Conn>, cq: Box<dyn VerbsCq>) {
+        let (ni, conn) = (self.clone(), c.clone());
+        let r = std::thread::Builder::new()
+            .name("o2ib-cq".into())
+            .spawn(move || ni.serve_conn_cq(conn, cq));
+        if let Err(e) = r {
+            self.close_conn(c, errno::ENOMEM, &format!("no thread for its CQ: {e}"));
+        }
+    }
+
+    fn make_conn(
+        &self,
+        qp: Arc<dyn VerbsQp>,
+        peer: u64,
+        peer_stamp: u64,
+        cp: ConnParams,
+    ) -> Result<Arc<Conn>, VerbsError> {
+        let qd = cp.queue_depth as u32;
+        let (nrx, nslots) = self.conn_bufs(qd);
         // One allocation per message buffer: buffers are borrowed one at
         // a time (the NIC fills one while the LND reads another), and a
         // borrow covers its whole allocation.
@@ -203,17 +347,28 @@ impl NiInner {
         };
         let rx_buf = bufs(nrx);
         let tx_buf = bufs(nslots);
-        let rx_mr = self.dev.reg_mr(rx_buf.clone(), Access::LOCAL_WRITE);
-        let tx_mr = self.dev.reg_mr(tx_buf.clone(), Access(0));
+        let (rx_mr, tx_mr) = match (
+            self.dev.register(&rx_buf, Access::LOCAL_WRITE),
+            self.dev.register(&tx_buf, Access(0)),
+        ) {
+            (Ok(r), Ok(t)) => (r, t),
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        // Buffer `i` at its place in the registration (soft: offset i ×
+        // MSG_SIZE of one region; rdma: its own MR's address).
+        let slots = |r: &Reg, n: usize| -> Vec<Sge> {
+            (0..n).map(|i| r.sges(i * MSG_SIZE, MSG_SIZE)[0]).collect()
+        };
+        let (rx_sge, tx_sge) = (slots(&rx_mr, nrx), slots(&tx_mr, nslots));
         let now = Instant::now();
         let c = Arc::new(Conn {
             qp,
             peer,
-            peer_stamp,
+            peer_stamp: AtomicU64::new(peer_stamp),
             qd,
             max_frags: cp.max_frags as u32,
-            rx_key: rx_mr.lkey(),
-            tx_key: tx_mr.lkey(),
+            rx_sge,
+            tx_sge,
             rx_buf,
             tx_buf,
             _regs: [rx_mr, tx_mr],
@@ -241,7 +396,28 @@ impl NiInner {
         // Known to the poller from now on: a completion may come as soon
         // as the connection is established, before `established` runs.
         lock(&self.st).conns.insert(c.qp.qp_num(), c.clone());
-        c
+        Ok(c)
+    }
+
+    /// Tests of the rdma provider against a fake verbs table: a connection
+    /// on `qp`/`cq` as an accept makes it (receives posted, its CQ
+    /// thread, established); its receive and send buffers.
+    #[cfg(test)]
+    pub(crate) fn attach_for_test(
+        self: &Arc<Self>,
+        qp: Arc<dyn VerbsQp>,
+        cq: Box<dyn VerbsCq>,
+        peer: u64,
+        peer_stamp: u64,
+        cp: ConnParams,
+    ) -> (PayloadSpan, PayloadSpan) {
+        let c = self
+            .make_conn(qp, peer, peer_stamp, cp)
+            .expect("connection on the fake HCA");
+        self.spawn_cq_thread(&c, cq);
+        let bufs = (c.rx_buf.clone(), c.tx_buf.clone());
+        self.established(c);
+        bufs
     }
 
     /// A connection made by `make_conn` that never got established.
@@ -253,7 +429,7 @@ impl NiInner {
     /// A connection is up (either side): move the peer's waiting messages
     /// onto it.
     fn established(self: &Arc<Self>, c: Arc<Conn>) {
-        let (peer, peer_stamp, qd, max_frags) = (c.peer, c.peer_stamp, c.qd, c.max_frags);
+        let (peer, peer_stamp, qd, max_frags) = (c.peer, c.peer_stamp(), c.qd, c.max_frags);
         let mut old = None;
         let waiting;
         {
@@ -267,7 +443,10 @@ impl NiInner {
                 races: 0,
                 last_alive: None,
             });
-            if p.conn.as_ref().is_some_and(|o| o.peer_stamp != peer_stamp) {
+            if p.conn
+                .as_ref()
+                .is_some_and(|o| o.peer_stamp() != peer_stamp)
+            {
                 old = p.conn.take();
             }
             if p.conn.is_none() {
@@ -304,23 +483,26 @@ impl NiInner {
     pub(super) fn post_rx(&self, c: &Conn, idx: usize) {
         let _ = c.qp.post_recv(RecvWr {
             wr_id: WR_RX | idx as u64,
-            sge: Sge {
-                addr: (idx * MSG_SIZE) as u64,
-                length: MSG_SIZE as u32,
-                lkey: c.rx_key,
-            },
+            sge: c.rx_sge[idx],
         });
     }
 
     pub(super) fn acceptor(self: Arc<Self>) {
         while !self.down() {
             let r = match lock(&self.listener).as_ref() {
-                Some(l) => l.get_request(),
+                Some(Listener::Soft(l)) => l.get_request().map(|r| r.map(Request::Soft)),
+                Some(Listener::Rdma(l)) => l
+                    .poll_request(Duration::from_millis(200))
+                    .map(|r| r.map(Request::Rdma)),
                 None => return,
             };
             match r {
                 Ok(Some(r)) => self.passive(r),
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) => {
+                    if matches!(self.dev, Provider::Soft { .. }) {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                }
                 Err(e) => {
                     self.log(LogLevel::ERROR, &format!("acceptor: {e}"));
                     std::thread::sleep(Duration::from_millis(200));
@@ -329,11 +511,14 @@ impl NiInner {
         }
     }
 
-    fn reject(&self, r: ConnRequest, why: RejectReason) {
+    fn reject(&self, r: Request, why: RejectReason) {
         self.counters.conns_rejected.fetch_add(1, Ordering::Relaxed);
+        let from = r
+            .peer()
+            .map_or_else(|| "a peer".to_string(), |p| p.to_string());
         self.log(
             LogLevel::INFO,
-            &format!("rejecting a connection from {}: {why}", r.peer),
+            &format!("rejecting a connection from {from}: {why}"),
         );
         let rej = RejRepr {
             version: VERSION_2,
@@ -351,11 +536,11 @@ impl NiInner {
     }
 
     /// The passive side's checks, in `spec/wire.md` §7.2's order.
-    fn passive(self: &Arc<Self>, r: ConnRequest) {
-        if self.tun.get("require_privileged_port") != 0 && r.peer.port() > 1023 {
+    fn passive(self: &Arc<Self>, r: Request) {
+        if self.tun.get("require_privileged_port") != 0 && r.peer_port() > 1023 {
             return self.reject(r, RejectReason::FATAL);
         }
-        let m = match Msg::new_checked(&r.private_data[..]) {
+        let m = match Msg::new_checked(r.private_data()) {
             Ok(m) => m,
             Err(wire::Error::BadVersion(_)) => return self.reject(r, RejectReason::CONN_UNCOMPAT),
             Err(_) => return self.reject(r, RejectReason::FATAL),
@@ -395,7 +580,7 @@ impl NiInner {
             stale_conn = p
                 .as_ref()
                 .and_then(|p| p.conn.clone())
-                .filter(|c| c.peer_stamp != req.src_stamp);
+                .filter(|c| c.peer_stamp() != req.src_stamp);
             if let Some(p) = p {
                 if stale_conn.is_none()
                     && p.connecting
@@ -431,11 +616,33 @@ impl NiInner {
         }
         let mut made = None;
         let stamp = req.src_stamp;
-        match r.accept(&self.dev, &self.cq, &b, &mut |qp| {
-            made = Some(self.make_conn(qp.clone(), peer, stamp, cp));
-        }) {
-            Ok(_) => {
+        let mut prepared = |qp: Arc<dyn VerbsQp>| match self.make_conn(qp, peer, stamp, cp) {
+            Ok(c) => made = Some(c),
+            Err(e) => self.log(LogLevel::WARN, &format!("accept: {e}")),
+        };
+        let r = match (r, &self.dev) {
+            (Request::Soft(r), Provider::Soft { dev, cq }) => r
+                .accept(dev, cq, &b, &mut |qp| prepared(Arc::new(qp.clone())))
+                .map(|_| None),
+            (Request::Rdma(r), Provider::Rdma { dev, .. }) => {
+                let q = self.queue_sizes(cp.queue_depth as u32, cp.max_frags as u32);
+                let rnr = self.retries().rnr_retry_count;
+                r.accept(dev, &b, q, rnr, &mut |qp| prepared(Arc::new(qp.clone())))
+                    .map(|(_, cq)| Some(cq))
+            }
+            (r, _) => {
+                // A request of the other provider cannot happen (one
+                // listener per NI).
+                r.reject(&[]);
+                return;
+            }
+        };
+        match r {
+            Ok(cq) => {
                 if let Some(c) = made {
+                    if let Some(cq) = cq {
+                        self.spawn_cq_thread(&c, Box::new(cq));
+                    }
                     self.established(c);
                 }
             }

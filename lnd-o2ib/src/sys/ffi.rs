@@ -421,6 +421,8 @@ pub type RdmaAccept = unsafe extern "C" fn(id: *mut RdmaCmId, p: *mut RdmaConnPa
 pub type RdmaReject =
     unsafe extern "C" fn(id: *mut RdmaCmId, private_data: *const c_void, len: u8) -> c_int;
 pub type RdmaDisconnect = unsafe extern "C" fn(id: *mut RdmaCmId) -> c_int;
+/// `rdma_get_dst_port`: the peer's port, big-endian (`__be16`).
+pub type RdmaGetDstPort = unsafe extern "C" fn(id: *mut RdmaCmId) -> u16;
 pub type RdmaGetCmEvent =
     unsafe extern "C" fn(ch: *mut RdmaEventChannel, ev: *mut *mut RdmaCmEvent) -> c_int;
 pub type RdmaAckCmEvent = unsafe extern "C" fn(ev: *mut RdmaCmEvent) -> c_int;

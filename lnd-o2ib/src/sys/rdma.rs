@@ -59,6 +59,7 @@ pub struct RdmaLib {
     accept: RdmaAccept,
     reject: RdmaReject,
     disconnect: RdmaDisconnect,
+    get_dst_port: RdmaGetDstPort,
     get_cm_event: RdmaGetCmEvent,
     ack_cm_event: RdmaAckCmEvent,
     create_qp: RdmaCreateQp,
@@ -102,6 +103,7 @@ impl RdmaLib {
             accept: f!(cm, RdmaAccept, "rdma_accept"),
             reject: f!(cm, RdmaReject, "rdma_reject"),
             disconnect: f!(cm, RdmaDisconnect, "rdma_disconnect"),
+            get_dst_port: f!(cm, RdmaGetDstPort, "rdma_get_dst_port"),
             get_cm_event: f!(cm, RdmaGetCmEvent, "rdma_get_cm_event"),
             ack_cm_event: f!(cm, RdmaAckCmEvent, "rdma_ack_cm_event"),
             create_qp: f!(cm, RdmaCreateQp, "rdma_create_qp"),
@@ -410,6 +412,7 @@ impl RdmaDevice {
     /// the HCA reads and writes the MD's own memory, no staging copy.
     pub fn reg_mr(&self, mem: &PayloadSpan, access: Access) -> Result<Vec<RdmaMr>, VerbsError> {
         let mut out = Vec::new();
+        let keep = Arc::new(mem.clone());
         for p in mem.pieces() {
             let ptr = {
                 let mut b = p
@@ -430,7 +433,7 @@ impl RdmaDevice {
             out.push(RdmaMr {
                 dev: self.clone(),
                 mr,
-                _mem: mem.clone(),
+                mem: keep.clone(),
             });
         }
         Ok(out)
@@ -700,18 +703,19 @@ impl RdmaCq {
     }
 }
 
-/// Connects to `dst` from `src` (o2iblnd's active side): resolves address
+/// Connects to `dst` from `src` (`(src, dst)`; o2iblnd's active side): resolves address
 /// and route within `timeout`, makes the QP, and sends `private` (the
-/// CONNREQ) in `rdma_connect`. Returns the QP, its CQ and the CONNACK's
+/// CONNREQ) in `rdma_connect`, `prepare` having seen the QP before (post
+/// receives there). Returns the QP, its CQ and the CONNACK's
 /// bytes, or [`VerbsError::Rejected`] with the `kib_rej`.
 pub fn connect(
     dev: &RdmaDevice,
-    src: Ipv4Addr,
-    dst: SocketAddrV4,
+    (src, dst): (Ipv4Addr, SocketAddrV4),
     private: &[u8],
     q: QueueSizes,
     retries: Retries,
     timeout: Duration,
+    prepare: &mut dyn FnMut(&RdmaQp) -> Result<(), VerbsError>,
 ) -> Result<(RdmaQp, RdmaCq, Vec<u8>), VerbsError> {
     check_private(private, MAX_REQ_PRIVATE_DATA, "a connect request")?;
     let lib = &dev.0.lib;
@@ -730,6 +734,9 @@ pub fn connect(
     }
     cm.expect(RDMA_CM_EVENT_ROUTE_RESOLVED, "route resolution")?;
     let v = Arc::new(Verbs::create(cm, dev, q)?);
+    // Receives are posted before the request goes (kiblnd_create_conn
+    // before rdma_connect): the peer may send as soon as it accepts.
+    prepare(&RdmaQp(v.clone()))?;
     let mut cp = conn_param(private, retries.retry_count, retries.rnr_retry_count);
     // SAFETY: the id has its QP; `cp` points into `private`, alive for
     // the call (rdma_connect copies the private data).
@@ -752,6 +759,8 @@ pub struct RdmaRequest {
     id: *mut RdmaCmId,
     /// The CONNREQ.
     pub private_data: Vec<u8>,
+    /// The requester's port (`require_privileged_port`).
+    pub peer_port: u16,
 }
 
 // SAFETY: the request's id is used by one thread at a time (accept or
@@ -798,15 +807,31 @@ impl RdmaListener {
         })))
     }
 
+    /// The next connection request if one comes within `wait` (poll(2)
+    /// on the listener's channel; `Ok(None)` when none came).
+    pub fn poll_request(&self, wait: Duration) -> Result<Option<RdmaRequest>, VerbsError> {
+        // SAFETY: the listener's channel lives as long as `self`.
+        let fd = unsafe { (*self.cm.ch).fd };
+        let ms = wait.as_millis().clamp(1, i32::MAX as u128) as c_int;
+        if !readable([fd], ms)[0] {
+            return Ok(None);
+        }
+        self.get_request().map(Some)
+    }
+
     /// Blocks for the next connection request.
     pub fn get_request(&self) -> Result<RdmaRequest, VerbsError> {
         loop {
             let (ev, _, private, id) = self.cm.next_event()?;
             if ev == RDMA_CM_EVENT_CONNECT_REQUEST {
+                // SAFETY: `id` is the request's new id, live until it is
+                // accepted or rejected.
+                let port = unsafe { (self.cm.lib.get_dst_port)(id) };
                 return Ok(RdmaRequest {
                     lib: self.cm.lib.clone(),
                     id,
                     private_data: private,
+                    peer_port: u16::from_be(port),
                 });
             }
         }
@@ -821,6 +846,7 @@ impl RdmaRequest {
         private: &[u8],
         q: QueueSizes,
         rnr_retry_count: u8,
+        prepare: &mut dyn FnMut(&RdmaQp),
     ) -> Result<(RdmaQp, RdmaCq), VerbsError> {
         check_private(private, MAX_REP_PRIVATE_DATA, "an accept")?;
         // The request's id delivers its events on the listener's channel;
@@ -843,6 +869,9 @@ impl RdmaRequest {
             id: self.id,
         };
         let v = Arc::new(Verbs::create(cm, dev, q)?);
+        // Receives are posted before the accept goes, so the requester
+        // never finds none.
+        prepare(&RdmaQp(v.clone()));
         let mut cp = conn_param(private, 0, rnr_retry_count);
         // SAFETY: the id has its QP; `cp` points into `private`.
         if unsafe { (self.lib.accept)(v.cm.id, &mut cp) } != 0 {
@@ -870,8 +899,9 @@ impl RdmaRequest {
 pub struct RdmaMr {
     dev: RdmaDevice,
     mr: *mut IbvMr,
-    /// Keeps the memory alive while registered.
-    _mem: PayloadSpan,
+    /// Keeps the memory alive while registered (one copy shared by the
+    /// MRs of one `reg_mr`).
+    mem: Arc<PayloadSpan>,
 }
 
 // SAFETY: an MR is only read (keys) and deregistered once, in drop.
@@ -894,6 +924,11 @@ impl RdmaMr {
     pub fn addr(&self) -> u64 {
         // SAFETY: as above.
         unsafe { (*self.mr).addr as u64 }
+    }
+    /// The memory registered (the copy the MRs of one `reg_mr` share: it
+    /// is unique when the MD let its memory go).
+    pub fn memory(&self) -> &PayloadSpan {
+        &self.mem
     }
 }
 

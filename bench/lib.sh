@@ -93,13 +93,13 @@ ctxsw_of() { local t=0 p; for p in "$@"; do t=$((t + $(ctxsw "$p"))); done; echo
 # `lnetctl stats show` on its control socket.
 lnet_msgs() {
     [ -S "${1:-}" ] || { echo 0; return; }
-    "$BIN/lnetctl" --socket "$1" stats show | awk '/^ *(send|recv)_count:/ {t += $2} END {print t + 0}'
+    "$BIN/lnetctl" --socket "$1" stats show | awk '/^ *(send|recv)_count:/ {t += $2} END {printf "%.0f\n", t}'
 }
 
 # Bytes a daemon sent and received so far (send_length + recv_length).
 lnet_bytes() {
     [ -S "${1:-}" ] || { echo 0; return; }
-    "$BIN/lnetctl" --socket "$1" stats show | awk '/^ *(send|recv)_length:/ {t += $2} END {print t + 0}'
+    "$BIN/lnetctl" --socket "$1" stats show | awk '/^ *(send|recv)_length:/ {t += $2} END {printf "%.0f\n", t}'
 }
 
 # strace_window SECS: with STRACE=1, lst_measure calls it after each

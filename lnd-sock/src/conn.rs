@@ -2441,7 +2441,7 @@ mod tests {
 
     /// Reads `n` LNET frames (V3, NID4 headers) from `r`: the id in the
     /// first 8 bytes of each header's body, and the payload.
-    fn read_frames(r: std::net::TcpStream, n: usize) -> Vec<(u64, Vec<u8>)> {
+    fn read_frames_from(r: &std::net::TcpStream, n: usize) -> Vec<(u64, Vec<u8>)> {
         use std::io::Read;
         let mut r = std::io::BufReader::new(r);
         let mut out = Vec::new();
@@ -2522,7 +2522,7 @@ mod tests {
                     .is_ok());
             }
         }
-        let reader = std::thread::spawn(move || read_frames(peer, N as usize));
+        let reader = std::thread::spawn(move || (read_frames_from(&peer, N as usize), peer));
         rt.block_on(async {
             let t0 = std::time::Instant::now();
             while counts.finalized_tx.load(Ordering::SeqCst) < N as usize {
@@ -2533,7 +2533,7 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         });
-        let got = reader.join().expect("reader");
+        let (got, _peer) = reader.join().expect("reader");
         assert!(got == want, "frames reordered or corrupted");
         assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), N as usize);
         let (frames, writes) = c.tx_writes();
@@ -2595,7 +2595,8 @@ mod tests {
                     .is_ok());
             }
         }
-        let reader = std::thread::spawn(move || read_frames(peer, 3));
+        // The peer stays connected until the end (its close would close ours).
+        let reader = std::thread::spawn(move || (read_frames_from(&peer, 3), peer));
         rt.block_on(async {
             let t0 = std::time::Instant::now();
             while lock(&done).len() < 4 {
@@ -2607,7 +2608,7 @@ mod tests {
             }
         });
         drop(held);
-        let got = reader.join().expect("reader");
+        let (got, _peer) = reader.join().expect("reader");
         let ids: Vec<u64> = got.iter().map(|(i, _)| *i).collect();
         assert_eq!(ids, [0, 2, 3]);
         for (i, p) in &got {
@@ -2625,6 +2626,68 @@ mod tests {
         );
         assert!(!c.is_closed(), "a busy send closed the connection");
         c.close(CloseReason::shutdown());
+        drop(rt);
+    }
+
+    /// A peer that stops reading: the direct sender fills the socket and
+    /// leaves the rest of its batch to the writer task, later sends queue;
+    /// a close then completes every send exactly once (those not written
+    /// with the close status), none twice, none lost.
+    #[test]
+    fn a_close_completes_half_written_batches_once() {
+        const N: u64 = 40;
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (ours, peer) = tcp_pair();
+        let c = conn(&counts);
+        let host = HostHandle::new(Done(done.clone()));
+        {
+            let _g = rt.enter();
+            let s = tokio::net::TcpStream::from_std(ours).expect("tokio socket");
+            start(c.clone(), s, Arc::new(Owner(counts.clone())));
+            for i in 0..N {
+                let (tx, span) = put_frags(i, vec![IoBuf::zeroed(1 << 20)]);
+                assert!(c.enqueue(TxGuard::new(tx, span, host.clone())).is_ok());
+            }
+        }
+        // 40 MiB do not fit in the socket buffers: some are left over.
+        assert!(c.queued_bytes() > 0, "everything fit in the socket");
+        rt.block_on(async {
+            // The writer task runs and waits for room that never comes.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(c.close(CloseReason::shutdown()));
+            let t0 = std::time::Instant::now();
+            while lock(&done).len() < N as usize {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(30),
+                    "sends not completed"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        drop(peer);
+        let got = lock(&done).clone();
+        let mut ids: Vec<u64> = got.iter().map(|(i, _)| *i).collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            (0..N).collect::<Vec<_>>(),
+            "a send completed twice or never"
+        );
+        let shut = CloseReason::shutdown().status;
+        let failed = got.iter().filter(|(_, st)| *st == shut).count();
+        let ok = got.iter().filter(|(_, st)| *st == Completion::OK).count();
+        assert_eq!(ok + failed, N as usize);
+        assert!(failed > 0, "no send was cut by the close");
+        // The written ones are a prefix: order is kept.
+        assert!(got
+            .iter()
+            .filter(|(_, st)| *st == Completion::OK)
+            .all(|(i, _)| (*i as usize) < ok));
         drop(rt);
     }
 

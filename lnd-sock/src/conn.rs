@@ -405,8 +405,10 @@ pub struct ZcStats {
 /// Room for the socklnd header and the larger LNet header.
 const HEAD_MAX: usize = MSG_HDR_SIZE + HDR_NID16_SIZE;
 /// Slices per vectored write (headers and payload pieces of several
-/// frames; the kernel takes up to 1024).
-const IOV_BATCH: usize = 64;
+/// frames; the kernel takes up to 1024): room for a frame of LNET_MTU in
+/// 4 KiB pages (an MD's kiov: 257 slices) and the headers of a few more.
+/// Each slice costs 64 bytes of the writer's stack.
+const IOV_BATCH: usize = 272;
 /// Frames an owner of the write side takes off the queue at once.
 const BATCH_FRAMES: usize = 16;
 /// An owner stops taking frames once the batch holds this many bytes (so

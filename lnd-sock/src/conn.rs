@@ -409,6 +409,8 @@ const HEAD_MAX: usize = MSG_HDR_SIZE + HDR_NID16_SIZE;
 /// 4 KiB pages (an MD's kiov: 257 slices) and the headers of a few more.
 /// Each slice costs 64 bytes of the writer's stack.
 const IOV_BATCH: usize = 272;
+/// Slices of a write of small frames (see [`with_iov`]).
+const IOV_SMALL: usize = 32;
 /// Frames an owner of the write side takes off the queue at once.
 const BATCH_FRAMES: usize = 16;
 /// An owner stops taking frames once the batch holds this many bytes (so
@@ -589,9 +591,7 @@ impl Conn {
             (q.sock.take(), std::mem::take(&mut q.inflight), ack)
         };
         if let Some(sock) = sock {
-            let mut staged = Staged::default();
-            staged.push(g, ack);
-            self.write_direct(sock, batch, staged);
+            self.write_direct(sock, batch, g, ack);
         }
         Ok(())
     }
@@ -621,19 +621,26 @@ impl Conn {
         }
     }
 
-    /// The direct path: writes the sends of `staged` (the caller's own),
-    /// then what was queued behind them, batch by batch, on this thread
-    /// until the queue is empty or the socket is full; then lets go of the
-    /// write side (to the writer task when work is left). `batch` is the
-    /// connection's (empty) in-flight list, whose room it reuses.
+    /// The direct path: writes `g` (the caller's own send, acknowledging
+    /// `ack`), then what was queued behind it, batch by batch, on this
+    /// thread until the queue is empty or the socket is full; then lets go
+    /// of the write side (to the writer task when work is left). `batch` is
+    /// the connection's (empty) in-flight list, whose room it reuses.
     fn write_direct(
         &self,
         sock: std::net::TcpStream,
         mut batch: VecDeque<Frame>,
-        mut staged: Staged,
+        g: TxGuard,
+        ack: u64,
     ) {
+        if let Some(f) = prepare_frame(self, g, ack) {
+            batch.push_back(f);
+        }
+        let mut staged: Option<Staged> = None;
         loop {
-            staged.prepare_into(self, &mut batch, None);
+            if let Some(st) = staged.as_mut() {
+                st.prepare_into(self, &mut batch, None);
+            }
             match write_now(self, &sock, &mut batch) {
                 Ok(true) => {}
                 Ok(false) => return self.let_go(sock, batch, None),
@@ -641,7 +648,9 @@ impl Conn {
             }
             let mut q = lock(&self.q);
             if !q.closed && !q.items.is_empty() {
-                self.take_batch(&mut q, &mut staged, &batch);
+                // Others queued behind: their sends go out in batches.
+                let st = staged.get_or_insert_with(Staged::default);
+                self.take_batch(&mut q, st, &batch);
                 continue;
             }
             drop(q);
@@ -1086,8 +1095,26 @@ fn with_iov<R>(
     batch: &VecDeque<Frame>,
     w: impl FnOnce(&[IoSlice<'_>]) -> R,
 ) -> Result<R, FrameError> {
-    let mut guards: [Option<BufRef<'_>>; IOV_BATCH] = std::array::from_fn(|_| None);
-    let mut segs = [Seg::Head(0); IOV_BATCH];
+    // Small frames need few slices: the arrays on the stack are sized to
+    // what this write can use (filling 272 empty slots would cost more
+    // than the write of a small message does).
+    let mut need = 0;
+    for f in batch {
+        need += 1 + f.g.msg().map_or(0, |(_, p)| p.pieces().count());
+        if need > IOV_SMALL {
+            return with_iov_n::<IOV_BATCH, R>(batch, w);
+        }
+    }
+    with_iov_n::<IOV_SMALL, R>(batch, w)
+}
+
+/// [`with_iov`] with up to `N` slices.
+fn with_iov_n<const N: usize, R>(
+    batch: &VecDeque<Frame>,
+    w: impl FnOnce(&[IoSlice<'_>]) -> R,
+) -> Result<R, FrameError> {
+    let mut guards: [Option<BufRef<'_>>; N] = std::array::from_fn(|_| None);
+    let mut segs = [Seg::Head(0); N];
     let (mut n, mut ng) = (0, 0);
     'frames: for (i, f) in batch.iter().enumerate() {
         let Some((_, payload)) = f.g.msg() else {
@@ -1099,7 +1126,7 @@ fn with_iov<R>(
         };
         let (n0, ng0) = (n, ng);
         if f.done < f.head_len {
-            if n == IOV_BATCH {
+            if n == N {
                 break;
             }
             segs[n] = Seg::Head(i);
@@ -1107,7 +1134,7 @@ fn with_iov<R>(
         }
         let mut skip = f.done.saturating_sub(f.head_len);
         for p in payload.pieces() {
-            if n == IOV_BATCH {
+            if n == N {
                 break 'frames;
             }
             if skip >= p.len() {
@@ -1138,7 +1165,7 @@ fn with_iov<R>(
             n += 1;
         }
     }
-    let mut iov: [IoSlice<'_>; IOV_BATCH] = [IoSlice::new(&[]); IOV_BATCH];
+    let mut iov: [IoSlice<'_>; N] = [IoSlice::new(&[]); N];
     for (slot, seg) in iov.iter_mut().zip(&segs[..n]) {
         *slot = match *seg {
             Seg::Head(i) => {

@@ -1199,17 +1199,15 @@ fn advance(batch: &mut VecDeque<Frame>, mut k: usize) {
 /// Completes the frames at the front of `batch` that are written whole
 /// (everything one write finished, reported together, no lock held).
 fn finish_written(conn: &Conn, batch: &mut VecDeque<Frame>, direct: bool) {
-    let mut n = 0;
-    while batch.front().is_some_and(|f| f.done == f.total()) {
-        if let Some(f) = batch.pop_front() {
-            finish_frame(conn, f, Ok(()));
-            n += 1;
-        }
-    }
+    let n = batch.iter().take_while(|f| f.done == f.total()).count();
+    // Counted before the completions, which a caller may be waiting for.
     let c = &conn.zc_counts;
-    c.frames.fetch_add(n, Ordering::Relaxed);
+    c.frames.fetch_add(n as u64, Ordering::Relaxed);
     if direct {
-        c.direct.fetch_add(n, Ordering::Relaxed);
+        c.direct.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    for f in batch.drain(..n) {
+        finish_frame(conn, f, Ok(()));
     }
 }
 

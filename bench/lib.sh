@@ -5,7 +5,9 @@
 #
 # Knobs (environment): PAIRS (default 5), SECS (seconds per run, default 5),
 # PROFILE (cargo profile dir, default release), SKIP_BUILD=1 (use what is built),
-# LNETD_EXTRA (more lnetd arguments, e.g. "--param rx_spin_us=200").
+# LNETD_EXTRA (more lnetd arguments, e.g. "--param rx_spin_us=200"),
+# STRACE=1 (after each measured window, count system calls per message and
+# per MiB with strace for STRACE_SECS, default 2; see strace_window).
 
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -91,7 +93,56 @@ ctxsw_of() { local t=0 p; for p in "$@"; do t=$((t + $(ctxsw "$p"))); done; echo
 # `lnetctl stats show` on its control socket.
 lnet_msgs() {
     [ -S "${1:-}" ] || { echo 0; return; }
-    "$BIN/lnetctl" --socket "$1" stats show | awk '/^ *(send|recv)_count:/ {t += $2} END {print t + 0}'
+    "$BIN/lnetctl" --socket "$1" stats show | awk '/^ *(send|recv)_count:/ {t += $2} END {printf "%.0f\n", t}'
+}
+
+# Bytes a daemon sent and received so far (send_length + recv_length).
+lnet_bytes() {
+    [ -S "${1:-}" ] || { echo 0; return; }
+    "$BIN/lnetctl" --socket "$1" stats show | awk '/^ *(send|recv)_length:/ {t += $2} END {printf "%.0f\n", t}'
+}
+
+# strace_window SECS: with STRACE=1, lst_measure calls it after each
+# measured window, batch still running: strace -c -f on every lnetd for
+# SECS seconds, then logs per daemon the system calls per LNet message and
+# per MiB it moved, and the commonest calls per message. strace stops the
+# daemons at every call (they run slower, so more sends queue and share a
+# write), which is why it never overlaps the measured window; the counts,
+# not the rates, are the figure.
+strace_window() {
+    local secs=$1 p
+    command -v strace >/dev/null || { log "STRACE=1: strace is not installed"; return 0; }
+    declare -A m0=() b0=() sp=()
+    for p in "${LNETD_PIDS[@]}"; do
+        m0[$p]=$(lnet_msgs "${SOCK_OF[$p]:-}")
+        b0[$p]=$(lnet_bytes "${SOCK_OF[$p]:-}")
+        strace -c -f -q -o "$WORK/strace.$p" -p "$p" 2>/dev/null &
+        sp[$p]=$!
+    done
+    sleep "$secs"
+    for p in "${LNETD_PIDS[@]}"; do kill -INT "${sp[$p]}" 2>/dev/null; done
+    for p in "${LNETD_PIDS[@]}"; do wait "${sp[$p]}" 2>/dev/null || true; done
+    for p in "${LNETD_PIDS[@]}"; do
+        local m=$(($(lnet_msgs "${SOCK_OF[$p]:-}") - m0[$p]))
+        local b=$(($(lnet_bytes "${SOCK_OF[$p]:-}") - b0[$p]))
+        python3 -c '
+import sys
+name, m, b = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+calls, total = {}, 0
+for l in open(sys.argv[4]):
+    w = l.split()
+    if len(w) >= 5 and w[0][0].isdigit():
+        if w[-1] == "total":
+            total = int(w[3])
+        else:
+            calls[w[-1]] = int(w[3])
+mib = b / 1048576
+per = lambda n, d: f"{n / d:.2f}" if d else "nan"
+top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
+print(f"strace {name}: {per(total, m)} syscalls/msg, {per(total, mib)} syscalls/MiB ({total} calls, {m} msgs, {mib:.0f} MiB); per msg: "
+      + ", ".join(f"{k} {per(v, m)}" for k, v in top))
+' "${NAME_OF[$p]:-$p}" "$m" "$b" "$WORK/strace.$p" | sed 's/^/# ours: /' >&2
+    done
 }
 
 # run_client OUT CMD...: runs CMD (already under `timeout`) with stdout in
@@ -181,6 +232,7 @@ lst_measure() {
     done
     awk '{t += $2} END {print t + 0}' "$WORK/window" >"$WORK/ctx"
     msg_costs <"$WORK/window" | tee -a "$WORK/${COSTS:-costs}" | sed 's/^/# ours: /' >&2
+    [ "${STRACE:-0}" = 1 ] && strace_window "${STRACE_SECS:-2}"
     lst stop "$batch" >/dev/null
     awk '
         /^\[LNet Rates/ { s = "r" }

@@ -266,10 +266,13 @@ impl CloseReason {
 ///
 /// One writer at a time owns the socket's write side (`writing`): the
 /// thread of a send that found the connection idle (the direct path of
-/// [`Conn::enqueue`]) or the writer task. An owner writes what is queued
-/// behind it before it lets go, and only lets go with the lock held, after
-/// seeing the queue empty; a send never overtakes a queued one because the
-/// direct path is taken only when nothing is queued or half written.
+/// [`Conn::enqueue`]) or the writer task. An owner takes the queued sends
+/// in batches (up to [`BATCH_FRAMES`] frames and [`BATCH_BYTES`] bytes,
+/// under one lock), writes each batch with vectored writes that cover
+/// several frames at once, completes the frames each write finished
+/// together, and only lets go with the lock held, after seeing the queue
+/// empty; a send never overtakes a queued one because the direct path is
+/// taken only when nothing is queued or half written.
 #[derive(Default)]
 struct TxQueue {
     /// LNET messages in order.
@@ -283,9 +286,12 @@ struct TxQueue {
     acks: VecDeque<u64>,
     /// Someone owns the write side (a direct sender or the writer task).
     writing: bool,
-    /// A frame a direct sender started and the socket could not take whole:
-    /// the writer task finishes it before anything else.
-    partial: Option<Frame>,
+    /// Frames taken off `items` and not yet written whole, in order. The
+    /// owner of the write side holds them while it writes; a direct sender
+    /// whose socket filled up leaves them here for the writer task, which
+    /// finishes them before anything else. Otherwise empty, keeping its
+    /// room for the next owner (no allocation per batch).
+    inflight: VecDeque<Frame>,
     /// A direct sender's socket failed: the writer task reports it.
     failed: Option<CloseReason>,
     /// The socket for direct writes (taken by the owner while it writes).
@@ -378,6 +384,11 @@ struct ZcCounts {
     acks_sent: AtomicU64,
     /// LNET frames written whole by the sending thread (the direct path).
     direct: AtomicU64,
+    /// LNET frames written whole (by either writer).
+    frames: AtomicU64,
+    /// Vectored writes of LNET frames that moved bytes (several frames
+    /// share one when sends queue behind each other).
+    writes: AtomicU64,
 }
 
 /// [`Conn::zc_counts`]: zero-copy requests and ACKs on one connection.
@@ -393,8 +404,18 @@ pub struct ZcStats {
 
 /// Room for the socklnd header and the larger LNet header.
 const HEAD_MAX: usize = MSG_HDR_SIZE + HDR_NID16_SIZE;
-/// Fragments written per vectored write.
-const IOV_MAX: usize = 16;
+/// Slices per vectored write (headers and payload pieces of several
+/// frames; the kernel takes up to 1024): room for a frame of LNET_MTU in
+/// 4 KiB pages (an MD's kiov: 257 slices) and the headers of a few more.
+/// Each slice costs 64 bytes of the writer's stack.
+const IOV_BATCH: usize = 272;
+/// Slices of a write of small frames (see [`with_iov`]).
+const IOV_SMALL: usize = 32;
+/// Frames an owner of the write side takes off the queue at once.
+const BATCH_FRAMES: usize = 16;
+/// An owner stops taking frames once the batch holds this many bytes (so
+/// one large frame goes alone, small ones go many to a write).
+const BATCH_BYTES: usize = 256 * 1024;
 /// Bytes of the discard buffer.
 const SCRATCH: usize = 16 * 1024;
 
@@ -445,6 +466,7 @@ impl Conn {
             q: Mutex::new(TxQueue {
                 items: VecDeque::with_capacity(TX_QUEUE_INITIAL),
                 acks: VecDeque::with_capacity(TX_QUEUE_INITIAL),
+                inflight: VecDeque::with_capacity(BATCH_FRAMES),
                 ..TxQueue::default()
             }),
             wake: Notify::new(),
@@ -483,6 +505,17 @@ impl Conn {
     /// [`Conn::enqueue`]), not by the writer task.
     pub fn direct_frames(&self) -> u64 {
         self.zc_counts.direct.load(Ordering::Relaxed)
+    }
+
+    /// LNET frames written whole, and the vectored writes that carried
+    /// them (fewer writes than frames: sends queued behind each other were
+    /// coalesced).
+    pub fn tx_writes(&self) -> (u64, u64) {
+        let c = &self.zc_counts;
+        (
+            c.frames.load(Ordering::Relaxed),
+            c.writes.load(Ordering::Relaxed),
+        )
     }
 
     /// Bytes queued for transmission.
@@ -532,7 +565,7 @@ impl Conn {
 
     #[allow(clippy::result_large_err)]
     fn enqueue_inner(&self, g: TxGuard, may_write: bool) -> Result<(), TxGuard> {
-        let (sock, ack) = {
+        let (sock, batch, ack) = {
             let mut q = lock(&self.q);
             if q.closed {
                 return Err(g);
@@ -540,7 +573,7 @@ impl Conn {
             let direct = may_write
                 && !q.writing
                 && q.items.is_empty()
-                && q.partial.is_none()
+                && q.inflight.is_empty()
                 && q.failed.is_none()
                 && q.sock.is_some();
             if !direct {
@@ -554,99 +587,111 @@ impl Conn {
                 return Ok(());
             }
             q.writing = true;
-            let ack = if self.version == KSOCK_PROTO_V1 {
-                0
-            } else {
-                q.acks.pop_front().unwrap_or(0)
-            };
-            (q.sock.take(), ack)
+            let ack = self.pop_ack(&mut q);
+            (q.sock.take(), std::mem::take(&mut q.inflight), ack)
         };
         if let Some(sock) = sock {
-            self.write_direct(sock, g, ack);
+            self.write_direct(sock, batch, g, ack);
         }
         Ok(())
     }
 
-    /// The direct path: writes `g`, then what was queued behind it, on this
-    /// thread until the queue is empty or the socket is full; then lets go
-    /// of the write side (to the writer task when work is left).
-    fn write_direct(&self, sock: std::net::TcpStream, g: TxGuard, ack: u64) {
-        let mut next = Some((sock, g, ack));
-        while let Some((sock, g, ack)) = next.take() {
-            let Some(mut f) = prepare_frame(self, g, ack) else {
-                next = self.next_direct(sock);
-                continue;
-            };
-            match write_now(&sock, &mut f) {
-                Ok(true) => {
-                    self.zc_counts.direct.fetch_add(1, Ordering::Relaxed);
-                    finish_frame(self, f, Ok(()));
-                    next = self.next_direct(sock);
-                }
-                Ok(false) => {
-                    // The socket is full: the writer task finishes it.
-                    let mut q = lock(&self.q);
-                    q.writing = false;
-                    if q.closed {
-                        drop(q);
-                        let _ = sock.shutdown(std::net::Shutdown::Both);
-                        finish_frame(self, f, Err(FrameError::Closed(self.closed_reason())));
-                        return;
-                    }
-                    q.partial = Some(f);
-                    q.sock = Some(sock);
-                    drop(q);
-                    self.wake.notify_one();
-                }
-                Err(e) => match finish_frame(self, f, Err(e)) {
-                    // Only this send failed (its memory was busy).
-                    None => next = self.next_direct(sock),
-                    Some(why) => {
-                        let mut q = lock(&self.q);
-                        q.writing = false;
-                        q.failed.get_or_insert(why);
-                        q.sock = Some(sock);
-                        drop(q);
-                        // The writer task reports the failure and closes.
-                        self.wake.notify_one();
-                    }
-                },
-            }
+    /// The peer's ZC cookie the next LNET frame acknowledges (0: none).
+    fn pop_ack(&self, q: &mut TxQueue) -> u64 {
+        if self.version == KSOCK_PROTO_V1 {
+            0
+        } else {
+            q.acks.pop_front().unwrap_or(0)
         }
     }
 
-    /// The direct owner's next send (with the socket back), or `None` after
-    /// letting go of the write side and the socket, with the lock held, so
-    /// nothing queued is left behind unannounced.
-    fn next_direct(
+    /// Moves the next sends of the queue into `staged` (the owner of the
+    /// write side calls it, lock held): up to [`BATCH_FRAMES`] frames with
+    /// those of `batch`, stopping once they hold [`BATCH_BYTES`].
+    fn take_batch(&self, q: &mut TxQueue, staged: &mut Staged, batch: &VecDeque<Frame>) {
+        let hlen = self.hdr_len();
+        let mut bytes: usize = batch.iter().map(|f| f.total() - f.done).sum();
+        while staged.len() + batch.len() < BATCH_FRAMES && bytes < BATCH_BYTES {
+            let Some(g) = q.items.pop_front() else { break };
+            let n = g.wire_len(hlen);
+            q.bytes = q.bytes.saturating_sub(n);
+            bytes += n;
+            let ack = self.pop_ack(q);
+            staged.push(g, ack);
+        }
+    }
+
+    /// The direct path: writes `g` (the caller's own send, acknowledging
+    /// `ack`), then what was queued behind it, batch by batch, on this
+    /// thread until the queue is empty or the socket is full; then lets go
+    /// of the write side (to the writer task when work is left). `batch` is
+    /// the connection's (empty) in-flight list, whose room it reuses.
+    fn write_direct(
         &self,
         sock: std::net::TcpStream,
-    ) -> Option<(std::net::TcpStream, TxGuard, u64)> {
-        let mut q = lock(&self.q);
-        if !q.closed {
-            if let Some(g) = q.items.pop_front() {
-                q.bytes = q.bytes.saturating_sub(g.wire_len(self.hdr_len()));
-                let ack = if self.version == KSOCK_PROTO_V1 {
-                    0
-                } else {
-                    q.acks.pop_front().unwrap_or(0)
-                };
-                return Some((sock, g, ack));
-            }
+        mut batch: VecDeque<Frame>,
+        g: TxGuard,
+        ack: u64,
+    ) {
+        if let Some(f) = prepare_frame(self, g, ack) {
+            batch.push_back(f);
         }
+        let mut staged: Option<Staged> = None;
+        loop {
+            if let Some(st) = staged.as_mut() {
+                st.prepare_into(self, &mut batch, None);
+            }
+            match write_now(self, &sock, &mut batch) {
+                Ok(true) => {}
+                Ok(false) => return self.let_go(sock, batch, None),
+                Err(why) => return self.let_go(sock, batch, Some(why)),
+            }
+            let mut q = lock(&self.q);
+            if !q.closed && !q.items.is_empty() {
+                // Others queued behind: their sends go out in batches.
+                let st = staged.get_or_insert_with(Staged::default);
+                self.take_batch(&mut q, st, &batch);
+                continue;
+            }
+            drop(q);
+            return self.let_go(sock, batch, None);
+        }
+    }
+
+    /// A direct sender lets go of the write side and the socket, with the
+    /// lock held, so nothing queued is left behind unannounced: frames the
+    /// socket did not take (and `failed`, the socket's error) go to the
+    /// writer task, which is woken when it has work.
+    fn let_go(
+        &self,
+        sock: std::net::TcpStream,
+        mut batch: VecDeque<Frame>,
+        failed: Option<CloseReason>,
+    ) {
+        let mut q = lock(&self.q);
         q.writing = false;
         if q.closed {
             drop(q);
             let _ = sock.shutdown(std::net::Shutdown::Both);
-            return None;
+            let why = self.closed_reason();
+            for f in batch.drain(..) {
+                finish_frame(self, f, Err(FrameError::Closed(why.clone())));
+            }
+            return;
+        }
+        let wake = !batch.is_empty()
+            || failed.is_some()
+            || !q.items.is_empty()
+            || (!q.acks.is_empty() && self.version != KSOCK_PROTO_V1);
+        if let Some(why) = failed {
+            q.failed.get_or_insert(why);
         }
         q.sock = Some(sock);
-        let acks = !q.acks.is_empty();
+        q.inflight = batch;
         drop(q);
-        if acks {
+        if wake {
             self.wake.notify_one();
         }
-        None
     }
 
     /// The close reason, or a shutdown.
@@ -706,7 +751,7 @@ impl Conn {
         if !first {
             return false;
         }
-        let (drained, partial): (Vec<TxGuard>, Option<Frame>) = {
+        let (drained, inflight): (Vec<TxGuard>, Vec<TxGuard>) = {
             let mut q = lock(&self.q);
             q.closed = true;
             q.bytes = 0;
@@ -714,7 +759,10 @@ impl Conn {
             if let Some(s) = q.sock.take() {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
-            (q.items.drain(..).collect(), q.partial.take())
+            (
+                q.items.drain(..).collect(),
+                q.inflight.drain(..).map(|f| f.g).collect(),
+            )
         };
         let zc: Vec<TxGuard> = lock(&self.zc_pending)
             .drain()
@@ -732,7 +780,7 @@ impl Conn {
         self.rx_wake.notify_one();
         self.ack_room.notify_waiters();
         // Finalize outside every lock.
-        for g in drained.into_iter().chain(zc).chain(partial.map(|f| f.g)) {
+        for g in inflight.into_iter().chain(drained).chain(zc) {
             g.complete(why.status);
         }
         if let Some((a, payload)) = rx {
@@ -907,7 +955,7 @@ pub fn start<S: Seam, O: ConnOwner>(conn: Arc<Conn>, s: S, owner: Arc<O>) {
 
 /// An LNET frame being written: the send, its socklnd and LNet headers,
 /// and how much of it went out (a direct sender may leave the rest to the
-/// writer task).
+/// writer task; a write that ends inside it leaves the rest to the next).
 struct Frame {
     g: TxGuard,
     head: [u8; HEAD_MAX],
@@ -974,88 +1022,248 @@ fn prepare_frame(conn: &Conn, g: TxGuard, ack: u64) -> Option<Frame> {
     })
 }
 
-/// Calls `w` with the unwritten part of `f` as slices (its headers' rest,
-/// then up to `IOV_MAX` payload pieces borrowed straight from the MD).
-fn with_iov<R>(f: &Frame, w: impl FnOnce(&[IoSlice<'_>]) -> R) -> Result<R, FrameError> {
-    let busy = || {
-        if f.done > 0 {
-            FrameError::BusyAfterStart
-        } else {
-            FrameError::Busy
+/// Sends taken off the queue under one lock, waiting to become frames
+/// outside it (preparing one may complete it: a host call).
+struct Staged {
+    items: [Option<(TxGuard, u64)>; BATCH_FRAMES],
+    n: usize,
+}
+
+impl Default for Staged {
+    fn default() -> Self {
+        Staged {
+            items: std::array::from_fn(|_| None),
+            n: 0,
         }
-    };
-    let Some((_, payload)) = f.g.msg() else {
-        return Err(busy());
-    };
-    let mut guards: [Option<BufRef<'_>>; IOV_MAX] = Default::default();
-    let mut skip = f.done.saturating_sub(f.head_len);
-    let mut first_skip = 0;
-    let mut ng = 0;
-    for p in payload.pieces() {
-        if ng == IOV_MAX {
+    }
+}
+
+impl Staged {
+    fn len(&self) -> usize {
+        self.n
+    }
+    /// Adds a send and the cookie its frame acknowledges (room is checked
+    /// by the caller: at most [`BATCH_FRAMES`]).
+    fn push(&mut self, g: TxGuard, ack: u64) {
+        self.items[self.n] = Some((g, ack));
+        self.n += 1;
+    }
+    /// Builds the frames, in order, at the end of `batch`; binds them to
+    /// `attach` (the writer task's connection) when given.
+    fn prepare_into(
+        &mut self,
+        conn: &Conn,
+        batch: &mut VecDeque<Frame>,
+        attach: Option<&Arc<Conn>>,
+    ) {
+        let mut acks = false;
+        for slot in &mut self.items[..self.n] {
+            let Some((mut g, ack)) = slot.take() else {
+                continue;
+            };
+            acks |= ack != 0;
+            if let Some(c) = attach {
+                g.attach(c);
+            }
+            if let Some(f) = prepare_frame(conn, g, ack) {
+                batch.push_back(f);
+            }
+        }
+        self.n = 0;
+        if acks {
+            // The reader may be waiting for room in the ACK queue.
+            conn.ack_room.notify_one();
+        }
+    }
+}
+
+/// What one slice of a vectored write covers.
+#[derive(Clone, Copy)]
+enum Seg {
+    /// The unwritten rest of frame `i`'s headers.
+    Head(usize),
+    /// Borrowed payload piece `g`, from byte `skip` of it.
+    Piece(usize, usize),
+}
+
+/// Calls `w` with the unwritten part of `batch` as slices: for each frame
+/// in order, its headers' rest and its payload pieces borrowed straight
+/// from the MD, up to [`IOV_BATCH`] slices. A frame whose memory cannot be
+/// borrowed ends the list before it; when it is the first, that is the
+/// error.
+fn with_iov<R>(
+    batch: &VecDeque<Frame>,
+    w: impl FnOnce(&[IoSlice<'_>]) -> R,
+) -> Result<R, FrameError> {
+    // Small frames need few slices: the arrays on the stack are sized to
+    // what this write can use (filling 272 empty slots would cost more
+    // than the write of a small message does).
+    let mut need = 0;
+    for f in batch {
+        need += 1 + f.g.msg().map_or(0, |(_, p)| p.pieces().count());
+        if need > IOV_SMALL {
+            return with_iov_n::<IOV_BATCH, R>(batch, w);
+        }
+    }
+    with_iov_n::<IOV_SMALL, R>(batch, w)
+}
+
+/// [`with_iov`] with up to `N` slices.
+fn with_iov_n<const N: usize, R>(
+    batch: &VecDeque<Frame>,
+    w: impl FnOnce(&[IoSlice<'_>]) -> R,
+) -> Result<R, FrameError> {
+    let mut guards: [Option<BufRef<'_>>; N] = std::array::from_fn(|_| None);
+    let mut segs = [Seg::Head(0); N];
+    let (mut n, mut ng) = (0, 0);
+    'frames: for (i, f) in batch.iter().enumerate() {
+        let Some((_, payload)) = f.g.msg() else {
+            // Not reached: a frame keeps its send until it is finished.
+            if i == 0 {
+                return Err(FrameError::Busy);
+            }
             break;
+        };
+        let (n0, ng0) = (n, ng);
+        if f.done < f.head_len {
+            if n == N {
+                break;
+            }
+            segs[n] = Seg::Head(i);
+            n += 1;
         }
-        if skip > 0 && skip >= p.len() {
-            skip -= p.len();
-            continue;
-        }
-        match p.borrow() {
-            Ok(g) => guards[ng] = Some(g),
-            Err(_) => return Err(busy()),
-        }
-        if ng == 0 {
-            first_skip = skip;
+        let mut skip = f.done.saturating_sub(f.head_len);
+        for p in payload.pieces() {
+            if n == N {
+                break 'frames;
+            }
+            if skip >= p.len() {
+                skip -= p.len();
+                continue;
+            }
+            match p.borrow() {
+                Ok(g) => guards[ng] = Some(g),
+                Err(_) if i == 0 => {
+                    return Err(if f.done > 0 {
+                        FrameError::BusyAfterStart
+                    } else {
+                        FrameError::Busy
+                    })
+                }
+                Err(_) => {
+                    // Written once the frames before it are out.
+                    for g in &mut guards[ng0..ng] {
+                        *g = None;
+                    }
+                    n = n0;
+                    break 'frames;
+                }
+            }
+            segs[n] = Seg::Piece(ng, skip);
             skip = 0;
+            ng += 1;
+            n += 1;
         }
-        ng += 1;
     }
-    let mut iov: [IoSlice<'_>; IOV_MAX + 1] = [IoSlice::new(&[]); IOV_MAX + 1];
-    let mut n = 0;
-    if f.done < f.head_len {
-        iov[0] = IoSlice::new(&f.head[f.done..f.head_len]);
-        n = 1;
-    }
-    for (i, g) in guards.iter().take(ng).flatten().enumerate() {
-        let b: &[u8] = g;
-        iov[n] = IoSlice::new(if i == 0 { &b[first_skip..] } else { b });
-        n += 1;
+    let mut iov: [IoSlice<'_>; N] = [IoSlice::new(&[]); N];
+    for (slot, seg) in iov.iter_mut().zip(&segs[..n]) {
+        *slot = match *seg {
+            Seg::Head(i) => {
+                let f = &batch[i];
+                IoSlice::new(&f.head[f.done..f.head_len])
+            }
+            Seg::Piece(g, skip) => match &guards[g] {
+                Some(b) => {
+                    let b: &[u8] = b;
+                    IoSlice::new(&b[skip..])
+                }
+                None => IoSlice::new(&[]),
+            },
+        };
     }
     Ok(w(&iov[..n]))
 }
 
-/// Writes as much of `f` as the socket takes now (non-blocking); true when
-/// all of it went out, false when the socket is full.
-fn write_now(sock: &std::net::TcpStream, f: &mut Frame) -> Result<bool, FrameError> {
+/// Counts `k` bytes written against the frames of `batch`, in order.
+fn advance(batch: &mut VecDeque<Frame>, mut k: usize) {
+    for f in batch.iter_mut() {
+        if k == 0 {
+            break;
+        }
+        let step = k.min(f.total() - f.done);
+        f.done += step;
+        k -= step;
+    }
+}
+
+/// Completes the frames at the front of `batch` that are written whole
+/// (everything one write finished, reported together, no lock held).
+fn finish_written(conn: &Conn, batch: &mut VecDeque<Frame>, direct: bool) {
+    let n = batch.iter().take_while(|f| f.done == f.total()).count();
+    // Counted before the completions, which a caller may be waiting for.
+    let c = &conn.zc_counts;
+    c.frames.fetch_add(n as u64, Ordering::Relaxed);
+    if direct {
+        c.direct.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    for f in batch.drain(..n) {
+        finish_frame(conn, f, Ok(()));
+    }
+}
+
+/// Writes as much of `batch` as the socket takes now (non-blocking),
+/// completing each frame once written; true when all of it went out,
+/// false when the socket is full. A frame whose memory is busy fails
+/// alone; the reason to close the connection is the error.
+fn write_now(
+    conn: &Conn,
+    sock: &std::net::TcpStream,
+    batch: &mut VecDeque<Frame>,
+) -> Result<bool, CloseReason> {
     use std::io::Write;
-    let total = f.total();
-    while f.done < total {
-        match with_iov(f, |iov| (&*sock).write_vectored(iov))? {
-            Ok(0) => {
-                return Err(FrameError::Closed(CloseReason::io(
+    while !batch.is_empty() {
+        match with_iov(batch, |iov| (&*sock).write_vectored(iov)) {
+            Ok(Ok(0)) => {
+                return Err(CloseReason::io(
                     "write",
                     &io::Error::from(io::ErrorKind::WriteZero),
-                )))
+                ))
             }
-            Ok(k) => f.done += k,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(FrameError::Closed(CloseReason::io("write", &e))),
+            Ok(Ok(k)) => {
+                conn.zc_counts.writes.fetch_add(1, Ordering::Relaxed);
+                advance(batch, k);
+                finish_written(conn, batch, true);
+            }
+            Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(Err(e)) => return Err(CloseReason::io("write", &e)),
+            Err(e) => fail_first(conn, batch, e)?,
         }
     }
     Ok(true)
 }
 
-/// Writes the rest of `f` through the writer task's stream, each write
-/// making progress within `t`.
-async fn write_rest<W: AsyncWrite + Unpin>(
+/// The first frame of `batch` could not be written ([`with_iov`]'s error):
+/// completes it; the reason to close, if the stream is now out of step.
+fn fail_first(conn: &Conn, batch: &mut VecDeque<Frame>, e: FrameError) -> Result<(), CloseReason> {
+    match batch.pop_front() {
+        Some(f) => finish_frame(conn, f, Err(e)).map_or(Ok(()), Err),
+        None => Ok(()),
+    }
+}
+
+/// Writes `batch` through the writer task's stream, each write making
+/// progress within `t`, completing each frame once written. On an error
+/// the unwritten frames stay in `batch`.
+async fn write_batch<W: AsyncWrite + Unpin>(
+    conn: &Conn,
     w: &mut W,
-    f: &mut Frame,
+    batch: &mut VecDeque<Frame>,
     t: Duration,
-) -> Result<(), FrameError> {
-    let total = f.total();
-    while f.done < total {
+) -> Result<(), CloseReason> {
+    while !batch.is_empty() {
         let fut = std::future::poll_fn(|cx| {
-            match with_iov(f, |iov| {
+            match with_iov(batch, |iov| {
                 std::pin::Pin::new(&mut *w).poll_write_vectored(cx, iov)
             }) {
                 Err(e) => std::task::Poll::Ready(Err(e)),
@@ -1063,20 +1271,23 @@ async fn write_rest<W: AsyncWrite + Unpin>(
                 Ok(std::task::Poll::Ready(r)) => std::task::Poll::Ready(Ok(r)),
             }
         });
-        let k = match tokio::time::timeout(t, fut).await {
+        match tokio::time::timeout(t, fut).await {
             Ok(Ok(Ok(0))) => {
-                return Err(FrameError::Closed(CloseReason::io(
+                return Err(CloseReason::io(
                     "write",
                     &io::Error::from(io::ErrorKind::WriteZero),
-                )))
+                ))
             }
-            Ok(Ok(Ok(k))) => k,
-            Ok(Ok(Err(e))) if e.kind() == io::ErrorKind::Interrupted => 0,
-            Ok(Ok(Err(e))) => return Err(FrameError::Closed(CloseReason::io("write", &e))),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(FrameError::Closed(CloseReason::timeout("write", t))),
-        };
-        f.done += k;
+            Ok(Ok(Ok(k))) => {
+                conn.zc_counts.writes.fetch_add(1, Ordering::Relaxed);
+                advance(batch, k);
+                finish_written(conn, batch, false);
+            }
+            Ok(Ok(Err(e))) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(Ok(Err(e))) => return Err(CloseReason::io("write", &e)),
+            Ok(Err(e)) => fail_first(conn, batch, e)?,
+            Err(_) => return Err(CloseReason::timeout("write", t)),
+        }
     }
     Ok(())
 }
@@ -1146,11 +1357,10 @@ fn finish_frame(conn: &Conn, f: Frame, r: Result<(), FrameError>) -> Option<Clos
     }
 }
 
-// Boxing the guard would allocate per message.
-#[allow(clippy::large_enum_variant)]
 enum Work {
-    Lnet(TxGuard, u64),
-    Frame(Frame),
+    /// The in-flight frames (from a direct sender) and sends taken off the
+    /// queue.
+    Batch(VecDeque<Frame>),
     Noop(MsgHdrRepr),
 }
 
@@ -1159,6 +1369,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
     let v1 = conn.version == KSOCK_PROTO_V1;
     let keepalive_on = !conn.cfg.keepalive.is_zero() && !v1 && conn.ctype == ConnType::BulkIn;
     let mut next_keepalive = Instant::now() + conn.cfg.keepalive;
+    let mut staged = Staged::default();
     loop {
         let work = {
             let mut q = lock(&conn.q);
@@ -1172,19 +1383,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
                 // A direct sender owns the write side; it wakes us if it
                 // leaves work.
                 None
-            } else if let Some(f) = q.partial.take() {
+            } else if !q.inflight.is_empty() || !q.items.is_empty() {
                 q.writing = true;
-                Some(Work::Frame(f))
-            } else if let Some(mut g) = q.items.pop_front() {
-                q.writing = true;
-                g.attach(conn);
-                q.bytes = q.bytes.saturating_sub(g.wire_len(conn.hdr_len()));
-                let ack = if v1 {
-                    0
-                } else {
-                    q.acks.pop_front().unwrap_or(0)
-                };
-                Some(Work::Lnet(g, ack))
+                let batch = std::mem::take(&mut q.inflight);
+                conn.take_batch(&mut q, &mut staged, &batch);
+                Some(Work::Batch(batch))
             } else if !q.acks.is_empty() && !v1 {
                 q.writing = true;
                 let a = q.acks.pop_front().unwrap_or(0);
@@ -1239,45 +1442,37 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &Arc<Conn>, mut w: W) -> Option
             continue;
         };
         let mut bulk = false;
-        let closing = match work {
+        match work {
             Work::Noop(h) => {
                 conn.ack_room.notify_one();
                 let mut b = [0u8; MSG_HDR_SIZE];
                 h.emit(Endian::Little, &mut b);
-                match write_all_timed(&mut w, &b, t).await {
-                    Ok(()) => {
-                        let n = u64::from(h.zc_req != 0) + u64::from(h.zc_ack != 0);
-                        conn.zc_counts.acks_sent.fetch_add(n, Ordering::Relaxed);
-                        None
+                if let Err(why) = write_all_timed(&mut w, &b, t).await {
+                    return Some(why);
+                }
+                let n = u64::from(h.zc_req != 0) + u64::from(h.zc_ack != 0);
+                conn.zc_counts.acks_sent.fetch_add(n, Ordering::Relaxed);
+                lock(&conn.q).writing = false;
+            }
+            Work::Batch(mut batch) => {
+                for f in batch.iter_mut() {
+                    // Frames a direct sender left: a drop reports the close.
+                    f.g.attach(conn);
+                }
+                staged.prepare_into(conn, &mut batch, Some(conn));
+                bulk = batch.iter().any(|f| f.total() >= YIELD_AFTER);
+                if let Err(why) = write_batch(conn, &mut w, &mut batch, t).await {
+                    for f in batch.drain(..) {
+                        finish_frame(conn, f, Err(FrameError::Closed(why.clone())));
                     }
-                    Err(why) => Some(why),
+                    return Some(why);
                 }
+                let mut q = lock(&conn.q);
+                q.writing = false;
+                // Its room serves the next owner.
+                q.inflight = batch;
             }
-            Work::Lnet(g, ack) => {
-                if ack != 0 {
-                    conn.ack_room.notify_one();
-                }
-                match prepare_frame(conn, g, ack) {
-                    Some(mut f) => {
-                        f.g.attach(conn);
-                        bulk = f.total() >= YIELD_AFTER;
-                        let r = write_rest(&mut w, &mut f, t).await;
-                        finish_frame(conn, f, r)
-                    }
-                    None => None,
-                }
-            }
-            Work::Frame(mut f) => {
-                f.g.attach(conn);
-                bulk = f.total() >= YIELD_AFTER;
-                let r = write_rest(&mut w, &mut f, t).await;
-                finish_frame(conn, f, r)
-            }
-        };
-        if let Some(why) = closing {
-            return Some(why);
         }
-        lock(&conn.q).writing = false;
         if bulk {
             tokio::task::yield_now().await;
         }
@@ -2259,6 +2454,272 @@ mod tests {
             assert_eq!(counts.parsed.load(Ordering::SeqCst) as u64, N);
             c.close(CloseReason::shutdown());
         });
+    }
+
+    /// A loopback TCP pair: ours (non-blocking, for the runtime) and the
+    /// peer's blocking end.
+    fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let peer = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+        let (ours, _) = l.accept().expect("accept");
+        ours.set_nonblocking(true).expect("nonblocking");
+        (ours, peer)
+    }
+
+    /// Reads `n` LNET frames (V3, NID4 headers) from `r`: the id in the
+    /// first 8 bytes of each header's body, and the payload.
+    fn read_frames_from(r: &std::net::TcpStream, n: usize) -> Vec<(u64, Vec<u8>)> {
+        use std::io::Read;
+        let mut r = std::io::BufReader::new(r);
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let mut head = [0u8; MSG_HDR_SIZE + HDR_NID4_SIZE];
+            r.read_exact(&mut head).expect("frame head");
+            let mut h = [0u8; HDR_NID4_SIZE];
+            h.copy_from_slice(&head[MSG_HDR_SIZE..]);
+            let hdr = Hdr::decode_nid4(&h).expect("LNet header");
+            let id = u64::from_le_bytes(hdr.body[..8].try_into().expect("8 bytes"));
+            let mut p = vec![0u8; hdr.payload_length as usize];
+            r.read_exact(&mut p).expect("payload");
+            out.push((id, p));
+        }
+        out
+    }
+
+    /// A PUT with id `i` whose payload is `frags`, concatenated.
+    fn put_frags(i: u64, frags: Vec<IoBuf>) -> (TxMsg, PayloadSpan) {
+        let whole: Payload = frags.into_iter().collect();
+        let span = PayloadSpan::from(whole);
+        let (mut tx, _) = put_msg(i, span.len() as u32);
+        tx.hdr.body[..8].copy_from_slice(&i.to_le_bytes());
+        (tx, span)
+    }
+
+    /// The bytes of message `i`, piece `k` (`len` bytes).
+    fn pattern(i: u64, k: usize, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|j| (j as u64 * 7 + i * 13 + k as u64) as u8)
+            .collect()
+    }
+
+    /// Sends queued behind each other go out many to a vectored write:
+    /// 200 messages of 0 to 6 pieces each, and every 50th of 300 pieces
+    /// (more than one write's slices: a write ends inside its payload),
+    /// arrive whole and in order, each completes once, and the writes
+    /// that carried them are far fewer than the frames (about 100 KiB in
+    /// all, so the socket buffers take them without the peer's help).
+    #[test]
+    fn queued_sends_share_vectored_writes_and_keep_order() {
+        const N: u64 = 200;
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (ours, peer) = tcp_pair();
+        let c = conn(&counts);
+        let host = HostHandle::new(H(counts.clone()));
+        let lens = |i: u64| -> Vec<usize> {
+            if i % 50 == 25 {
+                return vec![7; 300];
+            }
+            (0..(i % 7) as usize)
+                .map(|k| [1usize, 100, 17, 300, 3, 60][(i as usize + k) % 6])
+                .collect()
+        };
+        let mut want = Vec::new();
+        {
+            let _g = rt.enter();
+            let s = tokio::net::TcpStream::from_std(ours).expect("tokio socket");
+            start(c.clone(), s, Arc::new(Owner(counts.clone())));
+            // Queued before the writer task first runs (this runtime runs
+            // tasks only inside block_on).
+            for i in 0..N {
+                let frags: Vec<IoBuf> = lens(i)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, n)| IoBuf::from_vec(pattern(i, k, n)))
+                    .collect();
+                want.push((
+                    i,
+                    frags
+                        .iter()
+                        .flat_map(|b| b.to_vec().expect("free"))
+                        .collect::<Vec<u8>>(),
+                ));
+                let (tx, span) = put_frags(i, frags);
+                assert!(c
+                    .enqueue_queued(TxGuard::new(tx, span, host.clone()))
+                    .is_ok());
+            }
+        }
+        let reader = std::thread::spawn(move || (read_frames_from(&peer, N as usize), peer));
+        rt.block_on(async {
+            let t0 = std::time::Instant::now();
+            while counts.finalized_tx.load(Ordering::SeqCst) < N as usize {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(30),
+                    "sends not completed"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        let (got, _peer) = reader.join().expect("reader");
+        assert!(got == want, "frames reordered or corrupted");
+        assert_eq!(counts.finalized_tx.load(Ordering::SeqCst), N as usize);
+        let (frames, writes) = c.tx_writes();
+        assert_eq!(frames, N);
+        // 16 frames a batch: 13 batches when the socket takes each whole.
+        assert!(
+            writes >= N / BATCH_FRAMES as u64 && writes <= N / 4,
+            "{writes} writes for {frames} frames"
+        );
+        assert_eq!(c.direct_frames(), 0);
+        c.close(CloseReason::shutdown());
+        drop(rt);
+    }
+
+    /// Records completions (token, status), shared with the test.
+    struct Done(Arc<Mutex<Vec<(u64, Completion)>>>);
+    impl lnd_api::Host for Done {
+        fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), lnd_api::LndError> {
+            Ok(())
+        }
+        fn finalize(&self, m: MsgToken, c: Completion) {
+            lock(&self.0).push((m.0, c));
+        }
+        fn notify(&self, _: Nid, _: bool) {}
+        fn link_state(&self, _: bool) {}
+        fn log(&self, _: LogLevel, _: &str) {}
+    }
+
+    /// In a batch, a send whose memory is being written elsewhere fails
+    /// alone with EBUSY: the frames before it go out (the write stops
+    /// short of it), the ones after it too, in order, and the stream
+    /// stays in step.
+    #[test]
+    fn a_busy_send_in_a_batch_fails_alone() {
+        let counts = Arc::new(Counts::default());
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (ours, peer) = tcp_pair();
+        let c = conn(&counts);
+        let host = HostHandle::new(Done(done.clone()));
+        let busy = IoBuf::from_vec(pattern(1, 0, 500));
+        let held = busy.borrow_mut().expect("free");
+        {
+            let _g = rt.enter();
+            let s = tokio::net::TcpStream::from_std(ours).expect("tokio socket");
+            start(c.clone(), s, Arc::new(Owner(counts.clone())));
+            for i in 0..4u64 {
+                let frags = if i == 1 {
+                    vec![IoBuf::from_vec(pattern(i, 0, 10)), busy.clone()]
+                } else {
+                    vec![IoBuf::from_vec(pattern(i, 0, 300))]
+                };
+                let (tx, span) = put_frags(i, frags);
+                assert!(c
+                    .enqueue_queued(TxGuard::new(tx, span, host.clone()))
+                    .is_ok());
+            }
+        }
+        // The peer stays connected until the end (its close would close ours).
+        let reader = std::thread::spawn(move || (read_frames_from(&peer, 3), peer));
+        rt.block_on(async {
+            let t0 = std::time::Instant::now();
+            while lock(&done).len() < 4 {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(30),
+                    "sends not completed"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        drop(held);
+        let (got, _peer) = reader.join().expect("reader");
+        let ids: Vec<u64> = got.iter().map(|(i, _)| *i).collect();
+        assert_eq!(ids, [0, 2, 3]);
+        for (i, p) in &got {
+            assert!(*p == pattern(*i, 0, 300), "payload of {i} corrupted");
+        }
+        let busy_status = Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR);
+        assert_eq!(
+            *lock(&done),
+            [
+                (0, Completion::OK),
+                (1, busy_status),
+                (2, Completion::OK),
+                (3, Completion::OK)
+            ]
+        );
+        assert!(!c.is_closed(), "a busy send closed the connection");
+        c.close(CloseReason::shutdown());
+        drop(rt);
+    }
+
+    /// A peer that stops reading: the direct sender fills the socket and
+    /// leaves the rest of its batch to the writer task, later sends queue;
+    /// a close then completes every send exactly once (those not written
+    /// with the close status), none twice, none lost.
+    #[test]
+    fn a_close_completes_half_written_batches_once() {
+        const N: u64 = 40;
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (ours, peer) = tcp_pair();
+        let c = conn(&counts);
+        let host = HostHandle::new(Done(done.clone()));
+        {
+            let _g = rt.enter();
+            let s = tokio::net::TcpStream::from_std(ours).expect("tokio socket");
+            start(c.clone(), s, Arc::new(Owner(counts.clone())));
+            for i in 0..N {
+                let (tx, span) = put_frags(i, vec![IoBuf::zeroed(1 << 20)]);
+                assert!(c.enqueue(TxGuard::new(tx, span, host.clone())).is_ok());
+            }
+        }
+        // 40 MiB do not fit in the socket buffers: some are left over.
+        assert!(c.queued_bytes() > 0, "everything fit in the socket");
+        rt.block_on(async {
+            // The writer task runs and waits for room that never comes.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(c.close(CloseReason::shutdown()));
+            let t0 = std::time::Instant::now();
+            while lock(&done).len() < N as usize {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(30),
+                    "sends not completed"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        drop(peer);
+        let got = lock(&done).clone();
+        let mut ids: Vec<u64> = got.iter().map(|(i, _)| *i).collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            (0..N).collect::<Vec<_>>(),
+            "a send completed twice or never"
+        );
+        let shut = CloseReason::shutdown().status;
+        let failed = got.iter().filter(|(_, st)| *st == shut).count();
+        let ok = got.iter().filter(|(_, st)| *st == Completion::OK).count();
+        assert_eq!(ok + failed, N as usize);
+        assert!(failed > 0, "no send was cut by the close");
+        // The written ones are a prefix: order is kept.
+        assert!(got
+            .iter()
+            .filter(|(_, st)| *st == Completion::OK)
+            .all(|(i, _)| (*i as usize) < ok));
+        drop(rt);
     }
 
     proptest! {

@@ -1088,6 +1088,9 @@ impl NiInner {
             let _ = writeln!(out, "      zc_acks_sent: {}", zc.acks_sent);
             let _ = writeln!(out, "      zc_acks_queued: {}", c.queued_acks());
             let _ = writeln!(out, "      tx_direct_frames: {}", c.direct_frames());
+            let (frames, writes) = c.tx_writes();
+            let _ = writeln!(out, "      tx_frames: {frames}");
+            let _ = writeln!(out, "      tx_writes: {writes}");
         }
         out
     }

@@ -122,6 +122,15 @@ fn span_windows_both_ways() {
         for f in ["zc_requests", "zc_acked", "zc_acks_sent"] {
             assert_eq!(conn_sum(n, f), 0, "{f}");
         }
+        // Two rounds of every size each way: every frame counted once as
+        // written (a write may carry several, a large one may take several).
+        assert_eq!(
+            conn_sum(n, "tx_frames"),
+            2 * SIZES.len() as u64,
+            "{}",
+            n.host.0.name
+        );
+        assert!(conn_sum(n, "tx_writes") > 0);
     }
     a.shutdown();
     b.shutdown();

@@ -29,11 +29,12 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use lnd_api::PayloadSpan;
 
 use lnet_core::event::MdEvent;
+use lnet_core::hash::FastMap;
 use lnet_core::md::MdHandle;
 use lnet_core::ni::Lnet;
 use lnet_core::time::{Duration, Instant};
@@ -228,13 +229,13 @@ pub struct Selftest {
     next_wire_id: u64,
     /// Internal ids for RPCs and buffers (40 bits in tags).
     next_id: u64,
-    reqbufs: HashMap<u64, ReqBuf>,
+    reqbufs: FastMap<u64, ReqBuf>,
     /// Request buffers posted per service id.
-    posted: HashMap<u32, u32>,
+    posted: FastMap<u32, u32>,
     /// Request buffers wanted per service id (a handful of services).
     want_posted: Vec<(u32, u32)>,
-    clients: HashMap<u64, rpc::ClientRpc>,
-    servers: HashMap<u64, rpc::ServerRpc>,
+    clients: FastMap<u64, rpc::ClientRpc>,
+    servers: FastMap<u64, rpc::ServerRpc>,
     /// Client RPC deadlines.
     deadlines: BTreeSet<(Instant, u64)>,
     counters: SrpcCounters,
@@ -260,11 +261,11 @@ impl Selftest {
             params,
             next_wire_id: wall.as_secs() << 48,
             next_id: 1,
-            reqbufs: HashMap::new(),
-            posted: HashMap::new(),
+            reqbufs: FastMap::default(),
+            posted: FastMap::default(),
             want_posted: Vec::new(),
-            clients: HashMap::new(),
-            servers: HashMap::new(),
+            clients: FastMap::default(),
+            servers: FastMap::default(),
             deadlines: BTreeSet::new(),
             counters: SrpcCounters::default(),
             pool: BulkPool::default(),

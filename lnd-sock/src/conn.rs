@@ -502,8 +502,16 @@ impl Conn {
     }
 
     fn touch(&self) {
-        self.last_rx_ms
-            .store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.touch_at(Instant::now());
+    }
+
+    /// [`Conn::touch`] with a time the caller already read (one clock read
+    /// per received message).
+    fn touch_at(&self, now: Instant) {
+        self.last_rx_ms.store(
+            now.saturating_duration_since(self.origin).as_millis() as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// Queues a send; gives it back when the connection is closed.
@@ -1388,6 +1396,23 @@ async fn read_by<R: AsyncRead + Unpin>(
     }
 }
 
+/// [`read_by`] from the read buffer when it already holds the bytes (a
+/// burst of small messages, or the rest of a header): no timer is made.
+async fn read_buffered<R: AsyncRead + Unpin>(
+    r: &mut BufReader<R>,
+    buf: &mut [u8],
+    deadline: Instant,
+    t: Duration,
+) -> Result<(), CloseReason> {
+    let held = r.buffer();
+    if held.len() >= buf.len() {
+        buf.copy_from_slice(&held[..buf.len()]);
+        r.consume(buf.len());
+        return Ok(());
+    }
+    read_by(r, buf, deadline, t, "read").await
+}
+
 async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
     conn: &Arc<Conn>,
     owner: &Arc<O>,
@@ -1415,8 +1440,11 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
             Ok(_) => {}
             Err(e) => return Some(CloseReason::io("read", &e)),
         }
-        conn.touch();
-        let deadline = Instant::now() + t;
+        // One clock read per message: the idle mark, the deadline of the
+        // rest of the message and of LNet's `recv` all start here.
+        let arrived = Instant::now();
+        conn.touch_at(arrived);
+        let deadline = arrived + t;
         let mut ksh = MsgHdrRepr {
             kind: MsgKind::Lnet,
             csum: 0,
@@ -1427,7 +1455,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         let mut hdr_first = true;
         if conn.version != KSOCK_PROTO_V1 {
             raw_ksh[0] = first[0];
-            if let Err(why) = read_by(&mut r, &mut raw_ksh[1..], deadline, t, "read").await {
+            if let Err(why) = read_buffered(&mut r, &mut raw_ksh[1..], deadline, t).await {
                 return Some(why);
             }
             hdr_first = false;
@@ -1456,7 +1484,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         } else {
             0
         };
-        if let Err(why) = read_by(&mut r, &mut hb[off..hlen], deadline, t, "read").await {
+        if let Err(why) = read_buffered(&mut r, &mut hb[off..hlen], deadline, t).await {
             return Some(why);
         }
         let decoded = if hlen == HDR_NID16_SIZE {
@@ -1490,11 +1518,14 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         let token = RxToken((conn.id as u64) << 32 | seq);
         // LNet must answer (`recv`) within sock_timeout: a host that never
         // does would otherwise hold the connection silently forever.
-        let recv_deadline = Instant::now() + t;
+        let recv_deadline = deadline;
         if let Err(e) = owner.parse(conn, hdr, token) {
             lock(&conn.rx).expect = None;
             return Some(CloseReason::proto(format!("LNet refused the header: {e}")));
         }
+        // LNet almost always answers inside `parse`, on this thread; only
+        // a delayed receive (a PUT waiting on a lazy portal) is waited for.
+        let mut waited = false;
         let (action, payload) = loop {
             {
                 let mut s = lock(&conn.rx);
@@ -1503,6 +1534,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
                     break a;
                 }
             }
+            waited = true;
             if timeout_at(recv_deadline, conn.rx_wake.notified())
                 .await
                 .is_err()
@@ -1542,7 +1574,8 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
                 ));
             }
         };
-        let deadline = Instant::now() + t;
+        // The payload's time runs from the receive when it was waited for.
+        let deadline = if waited { Instant::now() + t } else { deadline };
         // A discard (no message) reads nothing into memory.
         let guard = RxGuard {
             msg: action.msg.into_option().map(|m| (m, payload)),
@@ -1575,7 +1608,10 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
                 return Some(why);
             }
         };
-        conn.touch();
+        if plen as usize > READ_BUF {
+            // A payload that may have taken a while: bytes arrived until now.
+            conn.touch();
+        }
         if let Some(c) = csum {
             if c != ksh.csum {
                 guard.complete(Completion::failed(errno::EIO, HealthStatus::REMOTE_ERROR));
@@ -1667,6 +1703,10 @@ async fn read_spinning<R: AsyncRead + ReadNow + Unpin>(
     let mut done = held.len().min(buf.len());
     buf[..done].copy_from_slice(&held[..done]);
     r.consume(done);
+    if done == buf.len() {
+        // A small message comes whole out of the buffered read.
+        return Ok(());
+    }
     let start = std::time::Instant::now();
     let first = done;
     let mut progress = start;

@@ -130,18 +130,24 @@ mode_callgrind() {
     callgrind_control -d "$pa" >/dev/null
     callgrind_control -d "$pb" >/dev/null
     lst stop p >/dev/null
-    local n=$((r1 - r0)) d
-    echo "callgrind: $n RPCs in the window (conc $CONC; ~ the collection window, bounded by two control round trips)"
+    local d
+    echo "callgrind: conc $CONC, ~$((r1 - r0)) RPCs in the window; per RPC = per message received by each daemon (the calls of NiHost::parse in the profile: one request or one reply per RPC)"
     for d in a b; do
         p=$([ "$d" = a ] && echo "$pa" || echo "$pb")
-        local f
+        local f n
         f=$(ls -t "$WORK"/cg."$p"* | head -1)
+        n=$(callgrind_annotate --tree=calling "$f" 2>/dev/null |
+            sed -n 's/.*>  .*NiHost as lnd_api::lnd::Host>::parse (\([0-9,]*\)x).*/\1/p' | tr -d , | sort -n | tail -1)
+        [ -n "$n" ] && [ "$n" -gt 0 ] || { log "$d: no received message in the profile"; continue; }
         callgrind_annotate --inclusive=yes "$f" 2>/dev/null >"$WORK/cg.$d.txt" || true
-        awk -v n="$n" -v d="$d" '/PROGRAM TOTALS/ {gsub(",", "", $1); printf "  %s instructions per RPC: %.0f\n", d, $1 / n}' "$WORK/cg.$d.txt"
+        awk -v n="$n" -v d="$d" '/PROGRAM TOTALS/ {gsub(",", "", $1); printf "  %s instructions per RPC: %.0f (%d RPCs)\n", d, $1 / n, n}' "$WORK/cg.$d.txt"
         awk -v n="$n" -v d="$d" -v top="$TOP" '
             /^-+$/ {sep++; next}
             sep >= 4 && NF >= 2 && k < top {x = $1; gsub(",", "", x); if (x ~ /^[0-9]+$/) {k++; $1 = ""; printf "    %s %8.0f/RPC %s\n", d, x / n, substr($0, 1, 140)}}' "$WORK/cg.$d.txt"
-        [ -n "${KEEP_PROFILE:-}" ] && cp "$f" "$KEEP_PROFILE.$d" && cp "$WORK/cg.$d.txt" "$KEEP_PROFILE.$d.txt"
+        if [ -n "${KEEP_PROFILE:-}" ]; then
+            cp "$f" "$KEEP_PROFILE.$d"
+            cp "$WORK/cg.$d.txt" "$KEEP_PROFILE.$d.txt"
+        fi
     done
     teardown
 }

@@ -104,7 +104,7 @@ mode_strace() {
     r1=$(rpcs)
     lst stop p >/dev/null
     local n=$((r1 - r0))
-    echo "strace: $n RPCs while attached (conc $CONC; includes the two stats requests of the count, about 0.1 % at this rate)"
+    echo "strace: $n RPCs counted around the attachment (conc $CONC; strace attaches a moment after the first count, so the figures read a few % under the calls of one RPC)"
     for p in a b; do
         awk -v n="$n" -v d="$p" '
             $1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {name = $NF; calls = $4; if (calls ~ /^[0-9]+$/) {tot += calls; if (calls / n >= 0.005) printf "  %s %-16s %.3f per RPC\n", d, name, calls / n}}

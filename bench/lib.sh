@@ -182,8 +182,9 @@ node() {
     shift 3 || shift $#
     local sock=$WORK/$name.sock pre=()
     [ -n "$ns" ] && pre=(ip netns exec "$ns")
+    # LNETD_WRAP: a command lnetd runs under (s3-profile.sh: valgrind).
     # shellcheck disable=SC2086
-    "${pre[@]}" "$BIN/lnetd" --socket "$sock" --foreground "${LNETD_PARAMS[@]}" ${LNETD_EXTRA:-} 2>"$WORK/$name.log" &
+    "${pre[@]}" ${LNETD_WRAP:-} "$BIN/lnetd" --socket "$sock" --foreground "${LNETD_PARAMS[@]}" ${LNETD_EXTRA:-} 2>"$WORK/$name.log" &
     NODE_PID=$!
     PIDS+=("$NODE_PID")
     SOCK_OF[$NODE_PID]=$sock

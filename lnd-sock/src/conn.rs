@@ -535,8 +535,16 @@ impl Conn {
     }
 
     fn touch(&self) {
-        self.last_rx_ms
-            .store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.touch_at(Instant::now());
+    }
+
+    /// [`Conn::touch`] with a time the caller already read (one clock read
+    /// per received message).
+    fn touch_at(&self, now: Instant) {
+        self.last_rx_ms.store(
+            now.saturating_duration_since(self.origin).as_millis() as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// Queues a send; gives it back when the connection is closed.
@@ -1583,6 +1591,89 @@ async fn read_by<R: AsyncRead + Unpin>(
     }
 }
 
+/// The receive this thread's reader is handing to LNet (`parse`).
+struct InlineRx {
+    /// The address of the reader's owner (the NI), told apart from another
+    /// NI's connection with the same token.
+    owner: usize,
+    token: u64,
+    /// LNet's `recv` for it, when it came on this thread inside `parse`.
+    action: Option<(RxAction, PayloadSpan)>,
+}
+
+thread_local! {
+    /// The receive a reader on this thread awaits inside `parse`: LNet's
+    /// `recv` for it, made on the same thread before `parse` returns (the
+    /// usual case), is left here with no lock, lookup or wake-up.
+    static INLINE_RX: std::cell::RefCell<Option<InlineRx>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `LndNi::recv_span`'s fast path: takes the action when this thread's
+/// reader awaits exactly this token of the NI at `owner` (an address, see
+/// [`owner_addr`]); gives it back otherwise (the caller then finds the
+/// connection by the token).
+// Giving the action back by value is the point (boxing would allocate per message).
+#[allow(clippy::result_large_err)]
+pub fn deliver_inline(
+    owner: usize,
+    a: RxAction,
+    payload: PayloadSpan,
+) -> Result<(), (RxAction, PayloadSpan)> {
+    INLINE_RX.with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else {
+            return Err((a, payload));
+        };
+        match c.as_mut() {
+            Some(i) if i.owner == owner && i.token == a.rx.0 && i.action.is_none() => {
+                i.action = Some((a, payload));
+                Ok(())
+            }
+            _ => Err((a, payload)),
+        }
+    })
+}
+
+/// The address that identifies a reader's owner for [`deliver_inline`].
+pub fn owner_addr<O>(owner: &Arc<O>) -> usize {
+    Arc::as_ptr(owner) as *const () as usize
+}
+
+/// Calls `parse` with this thread's inline receive armed for `token`;
+/// returns its result and the action LNet gave meanwhile on this thread.
+fn parse_inline<O: ConnOwner>(
+    owner: &Arc<O>,
+    conn: &Arc<Conn>,
+    hdr: Hdr,
+    token: RxToken,
+) -> (Result<(), String>, Option<(RxAction, PayloadSpan)>) {
+    let armed = InlineRx {
+        owner: owner_addr(owner),
+        token: token.0,
+        action: None,
+    };
+    INLINE_RX.with(|c| *c.borrow_mut() = Some(armed));
+    let r = owner.parse(conn, hdr, token);
+    let action = INLINE_RX.with(|c| c.borrow_mut().take().and_then(|i| i.action));
+    (r, action)
+}
+
+/// [`read_by`] from the read buffer when it already holds the bytes (a
+/// burst of small messages, or the rest of a header): no timer is made.
+async fn read_buffered<R: AsyncRead + Unpin>(
+    r: &mut BufReader<R>,
+    buf: &mut [u8],
+    deadline: Instant,
+    t: Duration,
+) -> Result<(), CloseReason> {
+    let held = r.buffer();
+    if held.len() >= buf.len() {
+        buf.copy_from_slice(&held[..buf.len()]);
+        r.consume(buf.len());
+        return Ok(());
+    }
+    read_by(r, buf, deadline, t, "read").await
+}
+
 async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
     conn: &Arc<Conn>,
     owner: &Arc<O>,
@@ -1610,8 +1701,11 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
             Ok(_) => {}
             Err(e) => return Some(CloseReason::io("read", &e)),
         }
-        conn.touch();
-        let deadline = Instant::now() + t;
+        // One clock read per message: the idle mark, the deadline of the
+        // rest of the message and of LNet's `recv` all start here.
+        let arrived = Instant::now();
+        conn.touch_at(arrived);
+        let deadline = arrived + t;
         let mut ksh = MsgHdrRepr {
             kind: MsgKind::Lnet,
             csum: 0,
@@ -1622,7 +1716,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         let mut hdr_first = true;
         if conn.version != KSOCK_PROTO_V1 {
             raw_ksh[0] = first[0];
-            if let Err(why) = read_by(&mut r, &mut raw_ksh[1..], deadline, t, "read").await {
+            if let Err(why) = read_buffered(&mut r, &mut raw_ksh[1..], deadline, t).await {
                 return Some(why);
             }
             hdr_first = false;
@@ -1651,7 +1745,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         } else {
             0
         };
-        if let Err(why) = read_by(&mut r, &mut hb[off..hlen], deadline, t, "read").await {
+        if let Err(why) = read_buffered(&mut r, &mut hb[off..hlen], deadline, t).await {
             return Some(why);
         }
         let decoded = if hlen == HDR_NID16_SIZE {
@@ -1685,59 +1779,71 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         let token = RxToken((conn.id as u64) << 32 | seq);
         // LNet must answer (`recv`) within sock_timeout: a host that never
         // does would otherwise hold the connection silently forever.
-        let recv_deadline = Instant::now() + t;
-        if let Err(e) = owner.parse(conn, hdr, token) {
+        let recv_deadline = deadline;
+        let (parsed, inline) = parse_inline(owner, conn, hdr, token);
+        if let Err(e) = parsed {
             lock(&conn.rx).expect = None;
             return Some(CloseReason::proto(format!("LNet refused the header: {e}")));
         }
-        let (action, payload) = loop {
-            {
-                let mut s = lock(&conn.rx);
-                if let Some(a) = s.action.take() {
-                    s.expect = None;
-                    break a;
-                }
-            }
-            if timeout_at(recv_deadline, conn.rx_wake.notified())
-                .await
-                .is_err()
-            {
-                let late = {
+        // LNet almost always answers inside `parse`, on this thread (the
+        // action is then `inline`); only a delayed receive (a PUT waiting on
+        // a lazy portal, a fault filter's delay) is waited for.
+        let mut waited = false;
+        let (action, payload) = if let Some(a) = inline {
+            lock(&conn.rx).expect = None;
+            a
+        } else {
+            loop {
+                {
                     let mut s = lock(&conn.rx);
-                    match s.action.take() {
-                        Some(a) => {
-                            s.expect = None;
-                            Some(a)
-                        }
-                        None => {
-                            // A recv from now on finds the token stale.
-                            s.expect = None;
-                            None
-                        }
+                    if let Some(a) = s.action.take() {
+                        s.expect = None;
+                        break a;
                     }
-                };
-                if let Some(a) = late {
-                    break a;
                 }
-                owner.log(
-                    LogLevel::WARN,
-                    &format!(
-                        "{} from {} ({} bytes, receive token {:#x}) not received by LNet \
+                waited = true;
+                if timeout_at(recv_deadline, conn.rx_wake.notified())
+                    .await
+                    .is_err()
+                {
+                    let late = {
+                        let mut s = lock(&conn.rx);
+                        match s.action.take() {
+                            Some(a) => {
+                                s.expect = None;
+                                Some(a)
+                            }
+                            None => {
+                                // A recv from now on finds the token stale.
+                                s.expect = None;
+                                None
+                            }
+                        }
+                    };
+                    if let Some(a) = late {
+                        break a;
+                    }
+                    owner.log(
+                        LogLevel::WARN,
+                        &format!(
+                            "{} from {} ({} bytes, receive token {:#x}) not received by LNet \
                          within {} s (sock_timeout); closing the connection",
-                        hdr.msg_type.name(),
-                        conn.peer,
-                        plen,
-                        token.0,
-                        t.as_secs()
-                    ),
-                );
-                return Some(CloseReason::timeout(
-                    "waiting for LNet to receive a message",
-                    t,
-                ));
+                            hdr.msg_type.name(),
+                            conn.peer,
+                            plen,
+                            token.0,
+                            t.as_secs()
+                        ),
+                    );
+                    return Some(CloseReason::timeout(
+                        "waiting for LNet to receive a message",
+                        t,
+                    ));
+                }
             }
         };
-        let deadline = Instant::now() + t;
+        // The payload's time runs from the receive when it was waited for.
+        let deadline = if waited { Instant::now() + t } else { deadline };
         // A discard (no message) reads nothing into memory.
         let guard = RxGuard {
             msg: action.msg.into_option().map(|m| (m, payload)),
@@ -1770,7 +1876,10 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
                 return Some(why);
             }
         };
-        conn.touch();
+        if plen as usize > READ_BUF {
+            // A payload that may have taken a while: bytes arrived until now.
+            conn.touch();
+        }
         if let Some(c) = csum {
             if c != ksh.csum {
                 guard.complete(Completion::failed(errno::EIO, HealthStatus::REMOTE_ERROR));
@@ -1862,6 +1971,10 @@ async fn read_spinning<R: AsyncRead + ReadNow + Unpin>(
     let mut done = held.len().min(buf.len());
     buf[..done].copy_from_slice(&held[..done]);
     r.consume(done);
+    if done == buf.len() {
+        // A small message comes whole out of the buffered read.
+        return Ok(());
+    }
     let start = std::time::Instant::now();
     let first = done;
     let mut progress = start;

@@ -1178,6 +1178,11 @@ impl LndNi for SockNi {
     }
 
     fn recv_span(&self, rx: RxAction, payload: PayloadSpan) -> Result<(), LndError> {
+        // Made inside the reader's `parse`, on its thread: handed over there.
+        let (rx, payload) = match conn::deliver_inline(conn::owner_addr(&self.0), rx, payload) {
+            Ok(()) => return Ok(()),
+            Err(back) => back,
+        };
         let id = (rx.rx.0 >> 32) as u32;
         let seq = rx.rx.0 & 0xFFFF_FFFF;
         let conn = lock(&self.0.st).conns.get(&id).cloned();

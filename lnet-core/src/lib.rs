@@ -94,6 +94,7 @@
 pub mod credits;
 pub mod discovery;
 pub mod event;
+pub mod hash;
 pub mod md;
 pub mod me;
 pub mod msg;

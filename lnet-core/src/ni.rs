@@ -442,7 +442,7 @@ pub struct Lnet {
     pub(crate) ping_target: PingTarget,
     pub(crate) counters: Counters,
     /// Response trackers: MD -> deadline (§8.5).
-    pub(crate) rspt: std::collections::HashMap<MdHandle, (Instant, Option<crate::peer::PeerNiId>)>,
+    pub(crate) rspt: crate::hash::FastMap<MdHandle, (Instant, Option<crate::peer::PeerNiId>)>,
     /// Discovery's tables (§9).
     pub(crate) disc: crate::discovery::DiscTable,
     /// Routes, gateways, router buffers and forwarding ([`crate::router`]).
@@ -517,7 +517,7 @@ impl Lnet {
             pings: PingTable::default(),
             ping_target: PingTarget::default(),
             counters: Counters::default(),
-            rspt: std::collections::HashMap::new(),
+            rspt: crate::hash::FastMap::default(),
             disc: Default::default(),
             router: crate::router::Router::new(cfg_seed),
             udsp: Vec::new(),

@@ -12,7 +12,7 @@
 //! ever heard from, it joins the recovery queue, which a monitor timer walks
 //! every second, pinging each member (backoff 2^n s) until its health is full.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 
 use lnd_api::{errno, NetId, Nid};
@@ -211,7 +211,7 @@ impl PeerError {
 pub(crate) struct PeerTable {
     pub(crate) peers: GenSlab<Peer>,
     pub(crate) nis: GenSlab<PeerNi>,
-    pub(crate) by_nid: HashMap<Nid, PeerNiId>,
+    pub(crate) by_nid: crate::hash::FastMap<Nid, PeerNiId>,
     /// Peers in creation order (for stable listing).
     pub(crate) order: Vec<PeerId>,
     /// The peer NI recovery queue (§8.6).

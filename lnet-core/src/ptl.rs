@@ -7,7 +7,9 @@
 //! and PID and spreads wildcard ones over CPU partitions; the result of a match
 //! is the same (semantics §2.1, §2.4).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::hash::FastMap;
 
 use lnd_api::Nid;
 
@@ -65,7 +67,7 @@ pub(crate) struct Portal {
     /// MEs with ignore bits, in list order.
     ignore: VecDeque<MeHandle>,
     /// MEs without ignore bits, by match bits, in list order.
-    exact: HashMap<u64, VecDeque<MeHandle>>,
+    exact: FastMap<u64, VecDeque<MeHandle>>,
     /// Emptied lists of `exact`, kept for the next match bits: a use-once ME
     /// per operation (each with its own bits) allocates no list.
     spare: Vec<VecDeque<MeHandle>>,
@@ -103,9 +105,9 @@ impl Portal {
 
     pub(crate) fn remove(&mut self, me: MeHandle, bits: u64, ignore: u64) {
         if ignore != 0 {
-            self.ignore.retain(|h| *h != me);
+            remove_one(&mut self.ignore, me);
         } else if let Some(l) = self.exact.get_mut(&bits) {
-            l.retain(|h| *h != me);
+            remove_one(l, me);
             if l.is_empty() {
                 if let Some(l) = self.exact.remove(&bits) {
                     if self.spare.len() < SPARE_LISTS_MAX {
@@ -120,6 +122,16 @@ impl Portal {
         self.ignore
             .iter()
             .chain(self.exact.get(&bits).into_iter().flatten())
+    }
+}
+
+/// Removes `me` (on a list at most once) from `list`. A matched ME is
+/// usually at the head (use-once MEs are matched in list order: selftest's
+/// hundreds of posted request buffers of one service share one list), so
+/// this is O(1) where `retain` walked the whole list for every message.
+fn remove_one(list: &mut VecDeque<MeHandle>, me: MeHandle) {
+    if let Some(i) = list.iter().position(|h| *h == me) {
+        list.remove(i);
     }
 }
 

@@ -5,7 +5,6 @@
 //! runtime (or by the simulated clock of a test). The engine's pending
 //! timers live in a [`TimerQueue`].
 
-use std::collections::HashMap;
 use std::hash::Hash;
 
 pub use std::time::Duration;
@@ -55,14 +54,14 @@ impl Instant {
 #[derive(Debug)]
 pub(crate) struct TimerQueue<T> {
     heap: Vec<(Instant, T)>,
-    place: HashMap<(Instant, T), usize>,
+    place: crate::hash::FastMap<(Instant, T), usize>,
 }
 
 impl<T> Default for TimerQueue<T> {
     fn default() -> Self {
         TimerQueue {
             heap: Vec::new(),
-            place: HashMap::new(),
+            place: crate::hash::FastMap::default(),
         }
     }
 }

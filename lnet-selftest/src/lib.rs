@@ -29,11 +29,12 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use lnd_api::PayloadSpan;
 
 use lnet_core::event::MdEvent;
+use lnet_core::hash::FastMap;
 use lnet_core::md::MdHandle;
 use lnet_core::ni::Lnet;
 use lnet_core::time::{Duration, Instant};
@@ -228,13 +229,16 @@ pub struct Selftest {
     next_wire_id: u64,
     /// Internal ids for RPCs and buffers (40 bits in tags).
     next_id: u64,
-    reqbufs: HashMap<u64, ReqBuf>,
+    reqbufs: FastMap<u64, ReqBuf>,
     /// Request buffers posted per service id.
-    posted: HashMap<u32, u32>,
+    posted: FastMap<u32, u32>,
     /// Request buffers wanted per service id (a handful of services).
     want_posted: Vec<(u32, u32)>,
-    clients: HashMap<u64, rpc::ClientRpc>,
-    servers: HashMap<u64, rpc::ServerRpc>,
+    /// Request buffers were taken since the last re-post (see
+    /// `Selftest::on_request`): re-posted at the next server event.
+    repost_due: bool,
+    clients: FastMap<u64, rpc::ClientRpc>,
+    servers: FastMap<u64, rpc::ServerRpc>,
     /// Client RPC deadlines.
     deadlines: BTreeSet<(Instant, u64)>,
     counters: SrpcCounters,
@@ -260,11 +264,12 @@ impl Selftest {
             params,
             next_wire_id: wall.as_secs() << 48,
             next_id: 1,
-            reqbufs: HashMap::new(),
-            posted: HashMap::new(),
+            reqbufs: FastMap::default(),
+            posted: FastMap::default(),
             want_posted: Vec::new(),
-            clients: HashMap::new(),
-            servers: HashMap::new(),
+            repost_due: false,
+            clients: FastMap::default(),
+            servers: FastMap::default(),
             deadlines: BTreeSet::new(),
             counters: SrpcCounters::default(),
             pool: BulkPool::default(),
@@ -357,10 +362,25 @@ impl Selftest {
                 self.on_client_event(lnet, now, wall, kind, id, ev)
             }
             MdKind::SrvBulk | MdKind::SrvReply => {
-                self.on_server_event(lnet, now, wall, kind, id, ev)
+                self.on_server_event(lnet, now, wall, kind, id, ev);
+                // The reply or bulk is on its way: re-post off its path.
+                self.repost_if_due(lnet);
             }
         }
         true
+    }
+
+    /// Request buffers of service `svc` (`wire::service`): how many are
+    /// posted now and how many the service wants. A request takes one; it
+    /// is re-posted once its reply or bulk is on its way, or at once when
+    /// fewer than half are left.
+    pub fn request_buffers(&self, svc: u32) -> (u32, u32) {
+        let want = self
+            .want_posted
+            .iter()
+            .find(|(s, _)| *s == svc)
+            .map_or(0, |(_, n)| *n);
+        (self.posted.get(&svc).copied().unwrap_or(0), want)
     }
 
     /// Runs the timers that are due: client RPC timeouts, the node's session
@@ -378,6 +398,7 @@ impl Selftest {
         }
         self.fw_timeout(lnet, now, wall);
         self.console_timeout(lnet, now, wall);
+        self.repost_if_due(lnet);
     }
 
     /// When [`Selftest::handle_timeout`] should next be called.

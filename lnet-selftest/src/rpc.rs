@@ -153,6 +153,24 @@ impl Selftest {
         }
     }
 
+    /// Whether `svc` has fewer than half the request buffers it wants posted.
+    fn low_on_buffers(&self, svc: u32) -> bool {
+        let want = self
+            .want_posted
+            .iter()
+            .find(|(s, _)| *s == svc)
+            .map_or(0, |(_, n)| *n);
+        self.posted.get(&svc).copied().unwrap_or(0) < want.div_ceil(2)
+    }
+
+    /// Re-posts the request buffers taken since the last time, if any.
+    pub(super) fn repost_if_due(&mut self, lnet: &mut Lnet) {
+        if self.repost_due {
+            self.repost_due = false;
+            self.post_buffers(lnet);
+        }
+    }
+
     /// Asks for at least `n` request buffers for `svc`.
     pub(super) fn want_buffers(&mut self, lnet: &mut Lnet, svc: u32, n: u32) {
         let k = match self.want_posted.iter().position(|(s, _)| *s == svc) {
@@ -474,9 +492,16 @@ impl Selftest {
             *n = n.saturating_sub(1);
         }
         self.counters.rpcs_rcvd = self.counters.rpcs_rcvd.wrapping_add(1);
-        // Re-post before handling (test services upstream re-post before
-        // replying; doing it first for all keeps the lazy portal fed).
-        self.post_buffers(lnet);
+        // Re-posting costs about as much as the reply itself and the
+        // requester waits for the reply, so it waits until the reply (or
+        // bulk) is on its way: the next server event re-posts (as upstream
+        // recycles a request buffer when its RPC is done). A service down
+        // to half of the buffers it wants (a burst, requests that get no
+        // reply) re-posts at once, so the lazy portal is always fed.
+        self.repost_due = true;
+        if self.low_on_buffers(svc) {
+            self.repost_if_due(lnet);
+        }
         if ev.status != 0 {
             self.counters.errors = self.counters.errors.wrapping_add(1);
             return;

@@ -43,12 +43,13 @@
 //! routing needs both; the engine crate stays free of selftest, and lnetd,
 //! which adds threads and sockets, only drives the stack.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 
 use lnd_api::abi_stable::std_types::ROption;
 use lnd_api::{errno, Completion, HealthStatus};
 use lnet_core::event::{Event, MdEvent};
+use lnet_core::hash::FastMap;
 use lnet_core::md::MdHandle;
 use lnet_core::ni::{LndOp, Lnet, NiId};
 use lnet_core::time::{Duration, Instant};
@@ -101,7 +102,7 @@ pub fn lnd_op_ni(op: &LndOp) -> Option<NiId> {
 pub struct Stack<T = ()> {
     selftest: Option<Selftest>,
     /// The application's MDs and their tags.
-    app_mds: HashMap<MdHandle, T>,
+    app_mds: FastMap<MdHandle, T>,
     /// Routed events not yet polled.
     events: VecDeque<StackEvent<T>>,
     /// `now` and the wall time at creation: selftest's wall clock.
@@ -126,7 +127,7 @@ impl<T: Clone> Stack<T> {
     pub fn new(now: Instant, wall: Duration) -> Stack<T> {
         Stack {
             selftest: None,
-            app_mds: HashMap::new(),
+            app_mds: FastMap::default(),
             events: VecDeque::with_capacity(EVENTS_CAPACITY),
             origin: (now, wall),
             next_refused: 0,

@@ -240,6 +240,28 @@ fn ping_test_and_counters() {
     assert_eq!(srpc.rpcs_dropped, 0);
 }
 
+/// Issue 17: a request's buffer is re-posted after its reply is on its way
+/// (off the requester's critical path), never forgotten: once the RPCs are
+/// done every service has all the buffers it wants.
+#[test]
+fn request_buffers_are_reposted_after_the_reply() {
+    let mut b = Bed::new(3);
+    let (_, s) = run_test(&mut b, TestType::Ping, 40, 8);
+    let (_, srpc, _) = s.stat().expect("server");
+    assert!(srpc.rpcs_rcvd >= 320, "{srpc:?}");
+    assert_eq!(srpc.rpcs_dropped, 0);
+    for svc in [
+        service::PING,
+        service::BRW,
+        service::TEST,
+        service::QUERY_STAT,
+    ] {
+        let (posted, want) = b.st(2).request_buffers(svc);
+        assert!(want > 0, "service {svc} wants buffers");
+        assert_eq!(posted, want, "service {svc}: all re-posted");
+    }
+}
+
 #[test]
 fn injected_errors_are_counted_as_brw_errors() {
     let p = Params {

@@ -254,7 +254,7 @@ struct NiRt {
 struct State {
     lnet: Lnet,
     host: PluginHost,
-    nis: HashMap<NiId, NiRt>,
+    nis: lnet_core::hash::FastMap<NiId, NiRt>,
     /// One LND object per network type name, made on first use (shared, so
     /// it is called without the lock held).
     lnds: HashMap<String, (String, Arc<LndHandle>)>,
@@ -830,7 +830,7 @@ impl Node {
                     h.set_plugin_params(cfg.plugin_params.clone());
                     h
                 },
-                nis: HashMap::new(),
+                nis: lnet_core::hash::FastMap::default(),
                 lnds: HashMap::new(),
                 starting: Vec::new(),
                 pings: HashMap::new(),

@@ -73,6 +73,10 @@ pub(crate) struct PeerDisc {
     pub(crate) waiters: Vec<DiscoverId>,
     /// The ping in flight.
     pub(crate) ping: Option<PingId>,
+    /// Where and with which timeout the next ping goes, when not to the
+    /// primary NID with `transaction_timeout`: a router check pings the
+    /// gateway's NID on our net with `router_ping_timeout` (§7.3).
+    pub(crate) ping_to: Option<(Nid, crate::time::Duration)>,
     /// The push in flight: its MD and our sequence number it carries.
     pub(crate) push: Option<(MdHandle, u32)>,
     /// Our ping-buffer sequence number the peer acknowledged (0: none).
@@ -337,6 +341,11 @@ impl Lnet {
         if err != 0 {
             p.state.set(PeerState::REDISCOVER);
         }
+        if p.state.has(PeerState::RTR_DISCOVERY) {
+            p.state.clear(PeerState::RTR_DISCOVERY);
+            p.state.set(PeerState::RTR_DISCOVERED);
+        }
+        p.disc.ping_to = None;
         p.disc.last_error = err;
         let prim = p.primary_nid;
         let waiters = std::mem::take(&mut p.disc.waiters);
@@ -345,6 +354,8 @@ impl Lnet {
             let result = if err == 0 { Ok(prim) } else { Err(err) };
             self.discover_report(w, prim, result);
         }
+        // A gateway's router bookkeeping (§9.3): dead if discovery failed.
+        self.router_discovery_done(peer, err);
         for m in parked {
             self.resume_msg(now, m, -err);
         }
@@ -379,14 +390,20 @@ impl Lnet {
         let Some(prim) = self.peers.peer(peer).map(|p| p.primary_nid) else {
             return;
         };
+        let mut to = None;
         if let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) {
             p.state.clear(PeerState::FORCE_PING);
             p.state.set(PeerState::PING_SENT);
+            to = p.disc.ping_to.take();
         }
-        let timeout =
-            crate::time::Duration::from_secs(u64::from(self.cfg.tunables.transaction_timeout));
+        let (nid, timeout) = to.unwrap_or_else(|| {
+            (
+                prim,
+                crate::time::Duration::from_secs(u64::from(self.cfg.tunables.transaction_timeout)),
+            )
+        });
         let target = ProcessId {
-            nid: prim,
+            nid,
             pid: LNET_PID_LUSTRE,
         };
         let id = self.ping_next_id();
@@ -445,6 +462,7 @@ impl Lnet {
                 }
                 p.disc.data = Some(info.clone());
                 p.state.set(PeerState::DATA_PRESENT);
+                self.router_gateway_info(peer, info, false);
             }
         }
         self.discovery_queue(peer);
@@ -605,7 +623,11 @@ impl Lnet {
                     p.disc.data = Some(info.clone());
                 }
                 p.state.set(PeerState::DATA_PRESENT);
-                p.pushed = Some(info);
+                // A gateway's routes follow its pushed buffer at once (§7.2).
+                self.router_gateway_info(peer, &info, true);
+                if let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) {
+                    p.pushed = Some(info);
+                }
             }
             // Invalid data or a non-MR sender: look for ourselves.
             _ => p.state.set(PeerState::FORCE_PING),

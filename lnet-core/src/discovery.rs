@@ -77,6 +77,11 @@ pub(crate) struct PeerDisc {
     /// primary NID with `transaction_timeout`: a router check pings the
     /// gateway's NID on our net with `router_ping_timeout` (§7.3).
     pub(crate) ping_to: Option<(Nid, crate::time::Duration)>,
+    /// Our NID the peer last pushed to, and its NID it pushed from: our
+    /// pushes go back between the same pair (§9.4), so they leave from a NID
+    /// the peer knows (a push from a NID it has not heard of yet, such as a
+    /// just-added NI, would be ignored).
+    pub(crate) push_pair: Option<(Nid, Nid)>,
     /// The push in flight: its MD and our sequence number it carries.
     pub(crate) push: Option<(MdHandle, u32)>,
     /// Our ping-buffer sequence number the peer acknowledged (0: none).
@@ -513,8 +518,42 @@ impl Lnet {
     // ----- push (§9.4, §9.7) -----
 
     fn discovery_send_push(&mut self, now: Instant, peer: PeerId) {
-        let Some(prim) = self.peers.peer(peer).map(|p| p.primary_nid) else {
+        let Some((prim, pair, acked)) = self
+            .peers
+            .peer(peer)
+            .map(|p| (p.primary_nid, p.disc.push_pair, p.disc.acked_seq))
+        else {
             return;
+        };
+        // When we have NIs the peer has not heard of (added after the buffer
+        // it acknowledged), the push goes back between the pair of its last
+        // push, so that it does not leave from a NID the peer would ignore;
+        // otherwise (and when either end is gone, or after a failed push)
+        // the usual selection to the primary NID.
+        let unknown_nis = acked != 0
+            && self
+                .nis
+                .iter()
+                .flatten()
+                .any(|n| n.added_seq > acked && n.net != lnd_api::NetId::LO);
+        let (src, dst) = match pair {
+            Some((ours, theirs))
+                if unknown_nis
+                    && self.is_local_nid(&ours)
+                    && self.peer_of_nid(&theirs) == Some(peer) =>
+            {
+                (Some(ours), theirs)
+            }
+            // No pair: one of the NIs it knows on the primary's net.
+            _ if unknown_nis => (
+                self.nis
+                    .iter()
+                    .flatten()
+                    .find(|n| n.net == prim.net() && n.added_seq <= acked && n.is_up())
+                    .map(|n| n.nid),
+                prim,
+            ),
+            _ => (None, prim),
         };
         let seq = self.ping_seq();
         let bytes = self
@@ -531,7 +570,7 @@ impl Lnet {
             Threshold::Count(2),
         );
         let target = ProcessId {
-            nid: prim,
+            nid: dst,
             pid: LNET_PID_LUSTRE,
         };
         let res = self
@@ -542,7 +581,7 @@ impl Lnet {
                 }
                 self.put(
                     now,
-                    None,
+                    src,
                     md,
                     AckReq::Ack,
                     target,
@@ -593,6 +632,8 @@ impl Lnet {
         p.state.clear(PeerState::PUSH_SENT);
         if failed {
             p.state.set(PeerState::PUSH_FAILED);
+            // The next push takes the usual path.
+            p.disc.push_pair = None;
             p.disc.error = if ev.status != 0 {
                 ev.status
             } else {
@@ -604,7 +645,7 @@ impl Lnet {
 
     /// A push landed in our push buffer (§9.4, incoming): record it on the
     /// sending peer, which must be known, and queue that peer.
-    pub(crate) fn discovery_push_received(&mut self, from: Nid, parsed: Option<PingInfo>) {
+    pub(crate) fn discovery_push_received(&mut self, from: Nid, to: Nid, parsed: Option<PingInfo>) {
         let Some(peer) = self.peer_of_nid(&from) else {
             tracing::debug!("push from unknown peer {from} ignored");
             return;
@@ -613,6 +654,7 @@ impl Lnet {
         let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) else {
             return;
         };
+        p.disc.push_pair = Some((to, from));
         match parsed {
             Some(info) if info.features & LNET_PING_FEAT_MULTI_RAIL != 0 => {
                 Self::record_features(p, &info, disabled, true);

@@ -26,9 +26,15 @@
 //! Triggers (§9.2): a PUT or GET (not on portal 0) to a peer that is not up
 //! to date parks the message and queues the peer, also when discovery is
 //! disabled here (the first contact then performs one ping, and the peer is
-//! marked NO_DISCOVERY); [`Lnet::discover`]; an incoming push; a change of
-//! our ping buffer (pushed to every Multi-Rail peer that has not
-//! acknowledged it, §9.7).
+//! marked NO_DISCOVERY); [`Lnet::discover`]; an incoming push; the router
+//! checker (with discovery on, a gateway is checked by discovering it:
+//! RTR_DISCOVERY, the ping to the gateway's NID on our net with
+//! `router_ping_timeout`; the gateway's ping replies and pushes recompute its
+//! routes, and its discovery's outcome is the gateway's aliveness, §7.2); a
+//! change of our ping buffer (NI added, deleted, or its status changed:
+//! pushed to every Multi-Rail peer that has not acknowledged it, §9.7; while
+//! we have NIs a peer has not heard of, the push leaves from the NID it last
+//! pushed to, so it is not ignored as coming from an unknown NID).
 //!
 //! The queue is worked through at the end of every engine call (from
 //! `flush`), never from inside a completion, so parked messages are sent

@@ -3,7 +3,9 @@
 //! NID kept; router buffer credits queueing and coming back; two routers with
 //! one failing (traffic continues through the other, every message
 //! accounted, the dead router comes back); two hops; the route table's
-//! refusals; `drop_asym_route`.
+//! refusals; `drop_asym_route`; with discovery on, a router whose far NI
+//! comes up after the client's check pushes the change and the route comes
+//! up at once (with discovery off, at the next check).
 
 use lnet_core::lnd_api::{NetId, Nid};
 use lnet_core::{

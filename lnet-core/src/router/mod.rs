@@ -22,18 +22,24 @@
 //!
 //! # Aliveness (§7.2, §7.3, §7.8)
 //!
-//! Every gateway is pinged (a GET of the ping buffer from our NI on its net)
-//! every `alive_router_check_interval` seconds, with `router_ping_timeout`.
-//! A reply marks the gateway alive and recomputes its routes: down if the
-//! gateway reports routing disabled or has no UP NI on the route's local
-//! net; a route is single-hop when the reply lists a NID on the remote net,
-//! and then, with `avoid_asym_router_failure`, up only if one of those NIDs is
-//! UP. A failed ping marks the gateway dead, its peer NIs down and all its
-//! routes down. An LND "peer down" notification about a gateway NID does the
-//! same; "peer up" marks it alive. A message routed by a gateway marks it
-//! alive. The engine has no discovery yet, so the router ping is used with
-//! discovery on and off (the kernel discovers gateways, ping and push, when
-//! discovery is on; the outcome for the routes is the same).
+//! Every gateway is checked every `alive_router_check_interval` seconds
+//! (§7.3). With discovery on, the check is a discovery of the gateway peer
+//! (FORCE_PING + FORCE_PUSH + RTR_DISCOVERY): a ping of the gateway's NID on
+//! our net with `router_ping_timeout`, then our push, so the gateway learns
+//! us as a Multi-Rail peer and pushes its ping buffer back whenever one of
+//! its NIs changes (§9.7). With discovery off, it is an internal ping.
+//! Whatever brings a gateway's ping buffer — a check's reply, any discovery
+//! ping reply, or a push (not older than the buffer already applied) —
+//! marks it alive and recomputes its routes at once: down if the gateway
+//! reports routing disabled or has no UP NI on the route's local net; a
+//! route is single-hop when the buffer lists a NID on the remote net, and
+//! then, with `avoid_asym_router_failure`, up only if one of those NIDs is
+//! UP. So a gateway whose far NI comes up after our check is used again as
+//! soon as its push lands, not one interval later. A failed check (or any
+//! failed discovery of a gateway peer) marks the gateway dead, its peer NIs
+//! down and all its routes down. An LND "peer down" notification about a
+//! gateway NID does the same; "peer up" marks it alive. A message routed by
+//! a gateway marks it alive.
 //!
 //! # Forwarding (§5.2, §7.6)
 //!

@@ -26,9 +26,15 @@
 //! Triggers (§9.2): a PUT or GET (not on portal 0) to a peer that is not up
 //! to date parks the message and queues the peer, also when discovery is
 //! disabled here (the first contact then performs one ping, and the peer is
-//! marked NO_DISCOVERY); [`Lnet::discover`]; an incoming push; a change of
-//! our ping buffer (pushed to every Multi-Rail peer that has not
-//! acknowledged it, §9.7).
+//! marked NO_DISCOVERY); [`Lnet::discover`]; an incoming push; the router
+//! checker (with discovery on, a gateway is checked by discovering it:
+//! RTR_DISCOVERY, the ping to the gateway's NID on our net with
+//! `router_ping_timeout`; the gateway's ping replies and pushes recompute its
+//! routes, and its discovery's outcome is the gateway's aliveness, §7.2); a
+//! change of our ping buffer (NI added, deleted, or its status changed:
+//! pushed to every Multi-Rail peer that has not acknowledged it, §9.7; while
+//! we have NIs a peer has not heard of, the push leaves from the NID it last
+//! pushed to, so it is not ignored as coming from an unknown NID).
 //!
 //! The queue is worked through at the end of every engine call (from
 //! `flush`), never from inside a completion, so parked messages are sent
@@ -73,6 +79,15 @@ pub(crate) struct PeerDisc {
     pub(crate) waiters: Vec<DiscoverId>,
     /// The ping in flight.
     pub(crate) ping: Option<PingId>,
+    /// Where and with which timeout the next ping goes, when not to the
+    /// primary NID with `transaction_timeout`: a router check pings the
+    /// gateway's NID on our net with `router_ping_timeout` (§7.3).
+    pub(crate) ping_to: Option<(Nid, crate::time::Duration)>,
+    /// Our NID the peer last pushed to, and its NID it pushed from: our
+    /// pushes go back between the same pair (§9.4), so they leave from a NID
+    /// the peer knows (a push from a NID it has not heard of yet, such as a
+    /// just-added NI, would be ignored).
+    pub(crate) push_pair: Option<(Nid, Nid)>,
     /// The push in flight: its MD and our sequence number it carries.
     pub(crate) push: Option<(MdHandle, u32)>,
     /// Our ping-buffer sequence number the peer acknowledged (0: none).
@@ -337,6 +352,11 @@ impl Lnet {
         if err != 0 {
             p.state.set(PeerState::REDISCOVER);
         }
+        if p.state.has(PeerState::RTR_DISCOVERY) {
+            p.state.clear(PeerState::RTR_DISCOVERY);
+            p.state.set(PeerState::RTR_DISCOVERED);
+        }
+        p.disc.ping_to = None;
         p.disc.last_error = err;
         let prim = p.primary_nid;
         let waiters = std::mem::take(&mut p.disc.waiters);
@@ -345,6 +365,8 @@ impl Lnet {
             let result = if err == 0 { Ok(prim) } else { Err(err) };
             self.discover_report(w, prim, result);
         }
+        // A gateway's router bookkeeping (§9.3): dead if discovery failed.
+        self.router_discovery_done(peer, err);
         for m in parked {
             self.resume_msg(now, m, -err);
         }
@@ -379,14 +401,20 @@ impl Lnet {
         let Some(prim) = self.peers.peer(peer).map(|p| p.primary_nid) else {
             return;
         };
+        let mut to = None;
         if let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) {
             p.state.clear(PeerState::FORCE_PING);
             p.state.set(PeerState::PING_SENT);
+            to = p.disc.ping_to.take();
         }
-        let timeout =
-            crate::time::Duration::from_secs(u64::from(self.cfg.tunables.transaction_timeout));
+        let (nid, timeout) = to.unwrap_or_else(|| {
+            (
+                prim,
+                crate::time::Duration::from_secs(u64::from(self.cfg.tunables.transaction_timeout)),
+            )
+        });
         let target = ProcessId {
-            nid: prim,
+            nid,
             pid: LNET_PID_LUSTRE,
         };
         let id = self.ping_next_id();
@@ -445,6 +473,7 @@ impl Lnet {
                 }
                 p.disc.data = Some(info.clone());
                 p.state.set(PeerState::DATA_PRESENT);
+                self.router_gateway_info(peer, info, false);
             }
         }
         self.discovery_queue(peer);
@@ -495,8 +524,42 @@ impl Lnet {
     // ----- push (§9.4, §9.7) -----
 
     fn discovery_send_push(&mut self, now: Instant, peer: PeerId) {
-        let Some(prim) = self.peers.peer(peer).map(|p| p.primary_nid) else {
+        let Some((prim, pair, acked)) = self
+            .peers
+            .peer(peer)
+            .map(|p| (p.primary_nid, p.disc.push_pair, p.disc.acked_seq))
+        else {
             return;
+        };
+        // When we have NIs the peer has not heard of (added after the buffer
+        // it acknowledged), the push goes back between the pair of its last
+        // push, so that it does not leave from a NID the peer would ignore;
+        // otherwise (and when either end is gone, or after a failed push)
+        // the usual selection to the primary NID.
+        let unknown_nis = acked != 0
+            && self
+                .nis
+                .iter()
+                .flatten()
+                .any(|n| n.added_seq > acked && n.net != lnd_api::NetId::LO);
+        let (src, dst) = match pair {
+            Some((ours, theirs))
+                if unknown_nis
+                    && self.is_local_nid(&ours)
+                    && self.peer_of_nid(&theirs) == Some(peer) =>
+            {
+                (Some(ours), theirs)
+            }
+            // No pair: one of the NIs it knows on the primary's net.
+            _ if unknown_nis => (
+                self.nis
+                    .iter()
+                    .flatten()
+                    .find(|n| n.net == prim.net() && n.added_seq <= acked && n.is_up())
+                    .map(|n| n.nid),
+                prim,
+            ),
+            _ => (None, prim),
         };
         let seq = self.ping_seq();
         let bytes = self
@@ -513,7 +576,7 @@ impl Lnet {
             Threshold::Count(2),
         );
         let target = ProcessId {
-            nid: prim,
+            nid: dst,
             pid: LNET_PID_LUSTRE,
         };
         let res = self
@@ -524,7 +587,7 @@ impl Lnet {
                 }
                 self.put(
                     now,
-                    None,
+                    src,
                     md,
                     AckReq::Ack,
                     target,
@@ -575,6 +638,8 @@ impl Lnet {
         p.state.clear(PeerState::PUSH_SENT);
         if failed {
             p.state.set(PeerState::PUSH_FAILED);
+            // The next push takes the usual path.
+            p.disc.push_pair = None;
             p.disc.error = if ev.status != 0 {
                 ev.status
             } else {
@@ -586,7 +651,7 @@ impl Lnet {
 
     /// A push landed in our push buffer (§9.4, incoming): record it on the
     /// sending peer, which must be known, and queue that peer.
-    pub(crate) fn discovery_push_received(&mut self, from: Nid, parsed: Option<PingInfo>) {
+    pub(crate) fn discovery_push_received(&mut self, from: Nid, to: Nid, parsed: Option<PingInfo>) {
         let Some(peer) = self.peer_of_nid(&from) else {
             tracing::debug!("push from unknown peer {from} ignored");
             return;
@@ -595,6 +660,7 @@ impl Lnet {
         let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) else {
             return;
         };
+        p.disc.push_pair = Some((to, from));
         match parsed {
             Some(info) if info.features & LNET_PING_FEAT_MULTI_RAIL != 0 => {
                 Self::record_features(p, &info, disabled, true);
@@ -605,7 +671,11 @@ impl Lnet {
                     p.disc.data = Some(info.clone());
                 }
                 p.state.set(PeerState::DATA_PRESENT);
-                p.pushed = Some(info);
+                // A gateway's routes follow its pushed buffer at once (§7.2).
+                self.router_gateway_info(peer, &info, true);
+                if let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) {
+                    p.pushed = Some(info);
+                }
             }
             // Invalid data or a non-MR sender: look for ourselves.
             _ => p.state.set(PeerState::FORCE_PING),

@@ -247,6 +247,9 @@ pub(crate) struct Ni {
     /// heard no ping for `router_ping_timeout + alive_router_check_interval`
     /// (semantics §7.7).
     pub(crate) rtr_down: bool,
+    /// Our ping-buffer sequence number that first listed this NI (a peer
+    /// that acknowledged an older one has not heard of it).
+    pub(crate) added_seq: u32,
     /// Round-robin sequence (`ni_seq`).
     pub(crate) seq: u64,
     /// Selection priority (UDSP NID rule; lower is better).
@@ -495,6 +498,7 @@ impl Lnet {
             health_down: false,
             fatal: false,
             rtr_down: false,
+            added_seq: 0,
             seq: 0,
             sel_priority: u32::MAX,
             net_priority: u32::MAX,
@@ -561,7 +565,6 @@ impl Lnet {
 
     /// Registers an NI an LND brought up (`lnet_startup_lndni`).
     pub fn ni_add(&mut self, now: Instant, net: NetId, info: &NiInfo) -> Result<NiId, NiError> {
-        let _ = now;
         if net == NetId::LO || info.nid.net() == NetId::LO {
             return Err(NiError::Loopback);
         }
@@ -608,6 +611,7 @@ impl Lnet {
             health_down: false,
             fatal: false,
             rtr_down: false,
+            added_seq: 0,
             seq: 0,
             sel_priority: u32::MAX,
             net_priority: u32::MAX,
@@ -621,6 +625,12 @@ impl Lnet {
             self.udsp_apply_all();
         }
         self.ping_target_update();
+        let seq = self.ping_seq();
+        if let Some(n) = self.nis[id.0 as usize].as_mut() {
+            n.added_seq = seq;
+        }
+        // Multi-Rail peers are pushed the new buffer now (§9.7).
+        self.flush(now);
         Ok(id)
     }
 

@@ -219,7 +219,7 @@ impl Lnet {
                     None
                 }
             };
-            self.discovery_push_received(ev.source.nid, parsed);
+            self.discovery_push_received(ev.source.nid, ev.target.nid, parsed);
         }
         self.push_target_post();
     }

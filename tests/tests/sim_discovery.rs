@@ -185,6 +185,42 @@ fn a_node_that_loses_an_ni_pushes_the_change_to_its_peers() {
 }
 
 #[test]
+fn a_node_that_adds_an_ni_pushes_the_change_to_its_peers() {
+    let mut f = Fabric::new(seed_from_env(69));
+    f.set_default_link(LinkParams::new().latency(Duration::from_micros(30)));
+    f.add_node(
+        NodeSpec::new()
+            .ni(NiSpec::tcp([10, 0, 0, 1]))
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 1])),
+    );
+    f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 2])));
+    let b0 = f.nid(1, 0);
+    assert_eq!(f.discover(0, b0, false), Ok(b0));
+    f.settle();
+    assert_eq!(peer_nids(&f, 0, b0).expect("peer").2, vec![b0]);
+    let seq0 = f.inspect(1, |l| l.ping_info().expect("ping buffer").seq);
+    // lnetctl net add on node 1: its ping buffer gets a new sequence
+    // number and node 0 is pushed it at once, without asking (the push
+    // leaves from the NID node 0 knows, not from the new one).
+    let t0 = f.now();
+    let sent0 = f.total_link_stats().sent;
+    let k = f
+        .add_ni(1, NiSpec::new(TCP1, [10, 1, 0, 2]))
+        .expect("net add");
+    let b1 = f.nid(1, k);
+    f.settle();
+    assert!(f.inspect(1, |l| l.ping_info().expect("ping buffer").seq) > seq0);
+    assert!(f.total_link_stats().sent > sent0, "a push went out");
+    let (prim, mr, nids, _) = peer_nids(&f, 0, b0).expect("peer");
+    assert_eq!((prim, mr, nids), (b0, true, vec![b0, b1]));
+    assert_eq!(peer_nids(&f, 0, b1).expect("same peer").0, b0);
+    assert!(
+        f.now().since(t0) < Duration::from_secs(5),
+        "no timeout on the way"
+    );
+}
+
+#[test]
 fn an_unreachable_peer_fails_its_parked_messages_with_the_discovery_error() {
     let mut f = Fabric::new(seed_from_env(66));
     for i in 0..2u8 {

@@ -3,12 +3,14 @@
 //! NID kept; router buffer credits queueing and coming back; two routers with
 //! one failing (traffic continues through the other, every message
 //! accounted, the dead router comes back); two hops; the route table's
-//! refusals; `drop_asym_route`.
+//! refusals; `drop_asym_route`; with discovery on, a router whose far NI
+//! comes up after the client's check pushes the change and the route comes
+//! up at once (with discovery off, at the next check).
 
 use lnet_core::lnd_api::{NetId, Nid};
 use lnet_core::{
-    AckReq, Duration, EventKind, GlobalTunables, Instant, Lnet, MdOptions, PoolKind, RouteError,
-    RouterConfig, RoutingState, Threshold,
+    AckReq, Duration, EventKind, GlobalTunables, Instant, Lnet, MdOptions, PeerState, PoolKind,
+    RouteError, RouterConfig, RoutingState, Threshold,
 };
 use lnet_tests::sim::{pattern, seed_from_env, Fabric, LinkParams, NiSpec, NodeSpec, TCP, TCP1};
 
@@ -947,10 +949,120 @@ fn a_routers_nets_unheard_for_a_while_are_marked_down() {
     f.run_for(Duration::from_secs(12));
     assert!(ni_up(&f, r, 1));
     assert!(alive(&f));
-    // Routing off: no NI is marked any more.
+    // The server stops checking and is cut off from the router (connected,
+    // it would be pushed r's tcp1 status going DOWN, count it as a peer NI
+    // failure and recovery-ping it, which revives the net, §8.6, §9.5):
+    // tcp1 is unheard again and goes down.
     f.call(s, |l, now| l.set_router_config(now, rcfg(0)));
+    let now = f.now();
+    f.partition(&[s], &[r], now, None);
     f.run_for(Duration::from_secs(30));
     assert!(!ni_up(&f, r, 1));
+    // Routing off: no NI is marked any more.
     f.call(r, |l, now| l.set_routing(now, false, true));
     assert!(ni_up(&f, r, 0) && ni_up(&f, r, 1));
+}
+
+/// client(0) — router(1) — server(2) as in [`one_router`], but the router's
+/// tcp1 interface is down when the client first checks it (a veth whose
+/// carrier comes up after the NI started, bench S4). Checker every 30 s,
+/// `router_ping_timeout` 50 s (so the router's own unheard-net marking,
+/// after 80 s, stays out of the way).
+fn router_far_ni_late(seed: u64, discovery: bool) -> Fabric {
+    let mut f = Fabric::new(seed_from_env(seed));
+    f.set_default_link(LinkParams::new().latency(Duration::from_micros(20)));
+    let mut t = GlobalTunables::default();
+    t.peer_discovery_disabled = !discovery;
+    let c = f.add_node(
+        NodeSpec::new()
+            .tunables(t.clone())
+            .ni(NiSpec::tcp([10, 0, 0, 1])),
+    );
+    let r = f.add_node(
+        NodeSpec::new()
+            .tunables(t.clone())
+            .ni(NiSpec::tcp([10, 0, 0, 2]))
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 2])),
+    );
+    f.add_node(
+        NodeSpec::new()
+            .tunables(t)
+            .ni(NiSpec::new(TCP1, [10, 1, 0, 3])),
+    );
+    // The router's far NI starts without carrier.
+    f.set_ni_link(r, 1, false);
+    let mut cfg = rcfg(30);
+    cfg.router_ping_timeout = 50;
+    enable_router(&mut f, r, cfg.clone());
+    f.call(c, |l, now| l.set_router_config(now, cfg));
+    let g = f.nid(r, 0);
+    route(&mut f, c, TCP1, g, 0);
+    // The first check sees tcp1 down: with avoid_asym_router_failure the
+    // route is down, the gateway itself alive.
+    f.run_for(Duration::from_secs(5));
+    assert_eq!(f.inspect(c, |l| l.gateway_alive(&g)), Some(true));
+    assert!(!route_up(&f, c, g), "the router's tcp1 NI is down");
+    f
+}
+
+fn route_up(f: &Fabric, node: usize, gw: Nid) -> bool {
+    f.inspect(node, |l| {
+        l.routes()
+            .iter()
+            .find(|x| x.gateway == gw)
+            .expect("route")
+            .alive
+    })
+}
+
+#[test]
+fn with_discovery_a_routers_late_interface_is_pushed_and_its_route_comes_up_at_once() {
+    let mut f = router_far_ni_late(1319, true);
+    let (c, r) = (0, 1);
+    let g = f.nid(r, 0);
+    // The check was a discovery of the gateway: the client knows both of
+    // its NIDs, and the router knows the client (it was pushed to).
+    let nids = f.inspect(c, |l| {
+        l.peer(&g)
+            .map(|p| p.peer_nis().map(|x| x.nid()).collect::<Vec<_>>())
+    });
+    assert_eq!(nids, Some(vec![g, f.nid(r, 1)]));
+    let state = f.inspect(c, |l| l.peer(&g).expect("gateway").state());
+    assert_ne!(state & PeerState::RTR_DISCOVERED, 0, "state {state:#x}");
+    assert_eq!(state & PeerState::RTR_DISCOVERY, 0, "state {state:#x}");
+    let cn = f.nid(c, 0);
+    assert!(
+        f.inspect(r, |l| l
+            .peer(&cn)
+            .is_some_and(|p| p.multi_rail() && p.discovered())),
+        "the client pushed to the router"
+    );
+    // Carrier comes up: the router pushes its new ping buffer to the
+    // client, whose route follows at once, long before the next check.
+    let before = f.link_stats(g, f.nid(c, 0)).sent;
+    f.set_ni_link(r, 1, true);
+    f.run_for(Duration::from_secs(1));
+    assert!(route_up(&f, c, g), "pushed: the route is up within 1 s");
+    assert!(
+        f.link_stats(g, f.nid(c, 0)).sent > before,
+        "the router sent its push"
+    );
+    // And it goes down the same way when the carrier goes again.
+    f.set_ni_link(r, 1, false);
+    f.run_for(Duration::from_secs(1));
+    assert!(!route_up(&f, c, g), "pushed: the route is down within 1 s");
+    assert_eq!(f.inspect(c, |l| l.gateway_alive(&g)), Some(true));
+}
+
+#[test]
+fn without_discovery_a_routers_late_interface_is_seen_at_the_next_check() {
+    let mut f = router_far_ni_late(1320, false);
+    let (c, r) = (0, 1);
+    let g = f.nid(r, 0);
+    f.set_ni_link(r, 1, true);
+    f.run_for(Duration::from_secs(5));
+    assert!(!route_up(&f, c, g), "no push without discovery");
+    // The next router ping (30 s after the first) sees it.
+    f.run_for(Duration::from_secs(25));
+    assert!(route_up(&f, c, g), "up at the next check");
 }

@@ -22,18 +22,24 @@
 //!
 //! # Aliveness (§7.2, §7.3, §7.8)
 //!
-//! Every gateway is pinged (a GET of the ping buffer from our NI on its net)
-//! every `alive_router_check_interval` seconds, with `router_ping_timeout`.
-//! A reply marks the gateway alive and recomputes its routes: down if the
-//! gateway reports routing disabled or has no UP NI on the route's local
-//! net; a route is single-hop when the reply lists a NID on the remote net,
-//! and then, with `avoid_asym_router_failure`, up only if one of those NIDs is
-//! UP. A failed ping marks the gateway dead, its peer NIs down and all its
-//! routes down. An LND "peer down" notification about a gateway NID does the
-//! same; "peer up" marks it alive. A message routed by a gateway marks it
-//! alive. The engine has no discovery yet, so the router ping is used with
-//! discovery on and off (the kernel discovers gateways, ping and push, when
-//! discovery is on; the outcome for the routes is the same).
+//! Every gateway is checked every `alive_router_check_interval` seconds
+//! (§7.3). With discovery on, the check is a discovery of the gateway peer
+//! (FORCE_PING + FORCE_PUSH + RTR_DISCOVERY): a ping of the gateway's NID on
+//! our net with `router_ping_timeout`, then our push, so the gateway learns
+//! us as a Multi-Rail peer and pushes its ping buffer back whenever one of
+//! its NIs changes (§9.7). With discovery off, it is an internal ping.
+//! Whatever brings a gateway's ping buffer — a check's reply, any discovery
+//! ping reply, or a push (not older than the buffer already applied) —
+//! marks it alive and recomputes its routes at once: down if the gateway
+//! reports routing disabled or has no UP NI on the route's local net; a
+//! route is single-hop when the buffer lists a NID on the remote net, and
+//! then, with `avoid_asym_router_failure`, up only if one of those NIDs is
+//! UP. So a gateway whose far NI comes up after our check is used again as
+//! soon as its push lands, not one interval later. A failed check (or any
+//! failed discovery of a gateway peer) marks the gateway dead, its peer NIs
+//! down and all its routes down. An LND "peer down" notification about a
+//! gateway NID does the same; "peer up" marks it alive. A message routed by
+//! a gateway marks it alive.
 //!
 //! # Forwarding (§5.2, §7.6)
 //!
@@ -67,7 +73,7 @@ use lnd_api::{errno, lnd_type, Completion, Hdr, HealthStatus, NetId, Nid};
 
 use crate::msg::MsgId;
 use crate::ni::{Lnet, NiId, NiState, Timer};
-use crate::peer::PeerNiId;
+use crate::peer::{PeerId, PeerNiId, PeerState};
 use crate::ping::{PingError, PingId, PingInfo};
 use crate::send::{NoPath, Path};
 use crate::time::{Duration, Instant};
@@ -283,6 +289,9 @@ struct Gateway {
     /// The NIDs and UP flags of its last ping reply.
     nis: Vec<(Nid, bool)>,
     ping: Option<PingId>,
+    /// The sequence number of the ping buffer `nis` came from (a push older
+    /// than it is stale).
+    seq: u32,
     next_ping: Instant,
     checked: bool,
 }
@@ -728,6 +737,7 @@ impl Lnet {
                 rte_disabled: false,
                 nis: Vec::new(),
                 ping: None,
+                seq: 0,
                 next_ping: now,
                 checked: false,
             });
@@ -1249,13 +1259,17 @@ impl Lnet {
         }
     }
 
-    /// Pings every gateway whose time has come.
+    /// Checks every gateway whose time has come (§7.3): with discovery on,
+    /// by discovering it (a forced ping and push, the ping to the gateway's
+    /// NID on our net, `router_ping_timeout`); with discovery off, by an
+    /// internal ping.
     fn router_check(&mut self, now: Instant) {
         let interval = self.router.cfg.alive_router_check_interval;
         if interval <= 0 {
             return;
         }
         let timeout = Duration::from_secs(u64::from(self.router.cfg.router_ping_timeout.max(1)));
+        let discovery = !self.cfg.tunables.peer_discovery_disabled;
         for i in 0..self.router.gateways.len() {
             let g = &self.router.gateways[i];
             if g.ping.is_some() || now < g.next_ping {
@@ -1269,9 +1283,38 @@ impl Lnet {
             else {
                 continue;
             };
+            let gw_peer = self.peer_of_nid(&nid);
+            if discovery
+                && gw_peer
+                    .and_then(|p| self.peers.peer(p))
+                    .is_some_and(|p| p.state.has(PeerState::RTR_DISCOVERY))
+            {
+                // Its router discovery is still running.
+                continue;
+            }
             let next = now.saturating_add(Duration::from_secs(interval as u64));
             if let Some(g) = self.router.gateways.get_mut(i) {
                 g.next_ping = next;
+            }
+            if discovery {
+                let peer = match gw_peer {
+                    Some(p) => p,
+                    None => {
+                        let pni = self.peer_ni_for(nid);
+                        match self.peers.get(pni) {
+                            Some(p) => p.peer,
+                            None => continue,
+                        }
+                    }
+                };
+                if let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) {
+                    p.state.set(
+                        PeerState::FORCE_PING | PeerState::FORCE_PUSH | PeerState::RTR_DISCOVERY,
+                    );
+                    p.disc.ping_to = Some((nid, timeout));
+                }
+                self.discovery_queue(peer);
+                continue;
             }
             let ping = self.ping_internal_timeout(now, nid, src, timeout);
             if let Some(g) = self.router.gateways.iter_mut().find(|g| g.nid == nid) {
@@ -1279,6 +1322,73 @@ impl Lnet {
                     g.ping = ping;
                 }
             }
+        }
+    }
+
+    /// The gateways (route gateway NIDs) that belong to `peer`.
+    fn gateways_of(&self, peer: PeerId) -> Vec<Nid> {
+        self.router
+            .gateways
+            .iter()
+            .map(|g| g.nid)
+            .filter(|g| self.peer_of_nid(g) == Some(peer))
+            .collect()
+    }
+
+    /// A ping reply (`push` false) or a push (`push` true) of `peer` came in
+    /// through discovery: if the peer is a gateway, its routes are
+    /// recomputed from the buffer at once (§7.2) — so a gateway whose far
+    /// interface comes up is used again when its push lands, not at the next
+    /// check. A push older than the buffer already applied is ignored.
+    pub(crate) fn router_gateway_info(&mut self, peer: PeerId, info: &PingInfo, push: bool) {
+        for nid in self.gateways_of(peer) {
+            let Some(i) = self.router.gateways.iter().position(|g| g.nid == nid) else {
+                continue;
+            };
+            if push && info.seq < self.router.gateways[i].seq {
+                continue;
+            }
+            if !push {
+                self.router.gateways[i].checked = true;
+            }
+            self.gateway_apply_info(i, info);
+            self.gateway_recompute(&nid);
+        }
+    }
+
+    /// Discovery of a gateway peer finished (`lnet_router_discovery_complete`,
+    /// §9.3): it was checked; on error it is dead and all its routes go down.
+    pub(crate) fn router_discovery_done(&mut self, peer: PeerId, err: i32) {
+        for nid in self.gateways_of(peer) {
+            if let Some(g) = self.router.gateway_mut(&nid) {
+                g.checked = true;
+            }
+            if err != 0 {
+                tracing::debug!("router {nid}: discovery failed ({err}); its routes go down");
+                self.gateway_down(nid);
+            }
+        }
+    }
+
+    /// Records a gateway's ping buffer: alive, routing flag, NIDs and their
+    /// UP flags; every route through it up until recomputed.
+    fn gateway_apply_info(&mut self, i: usize, info: &PingInfo) {
+        let Some(g) = self.router.gateways.get_mut(i) else {
+            return;
+        };
+        let nid = g.nid;
+        g.alive = true;
+        g.seq = info.seq;
+        g.rte_disabled = info.features & crate::wire::LNET_PING_FEAT_RTE_DISABLED != 0;
+        g.nis.clear();
+        for s in info.nis.iter().chain(info.large_nis.iter()) {
+            if s.nid != Nid::LO_0 {
+                g.nis
+                    .push((s.nid, s.status != crate::wire::LNET_NI_STATUS_DOWN));
+            }
+        }
+        for r in self.router.routes.iter_mut().filter(|r| r.gateway == nid) {
+            r.alive = true;
         }
     }
 
@@ -1295,21 +1405,7 @@ impl Lnet {
         self.router.gateways[i].ping = None;
         self.router.gateways[i].checked = true;
         match result {
-            Ok(info) => {
-                let g = &mut self.router.gateways[i];
-                g.alive = true;
-                g.rte_disabled = info.features & crate::wire::LNET_PING_FEAT_RTE_DISABLED != 0;
-                g.nis.clear();
-                for s in info.nis.iter().chain(info.large_nis.iter()) {
-                    if s.nid != Nid::LO_0 {
-                        g.nis
-                            .push((s.nid, s.status != crate::wire::LNET_NI_STATUS_DOWN));
-                    }
-                }
-                for r in self.router.routes.iter_mut().filter(|r| r.gateway == nid) {
-                    r.alive = true;
-                }
-            }
+            Ok(info) => self.gateway_apply_info(i, info),
             Err(e) => {
                 tracing::debug!("router {nid}: {e}; its routes go down");
                 self.gateway_down(nid);

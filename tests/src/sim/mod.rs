@@ -458,6 +458,77 @@ impl Fabric {
         Ok(idx)
     }
 
+    /// Adds an NI to a running node as `lnetctl net add` does: started
+    /// through the sim LND and registered with `ni_add` (the engine rebuilds
+    /// its ping buffer and pushes it to its Multi-Rail peers). Returns the
+    /// NI's index for [`Fabric::nid`]. NIs under a fault filter are only
+    /// set up by [`Fabric::add_node`].
+    pub fn add_ni(&mut self, node: usize, ni: NiSpec) -> Result<usize, SimError> {
+        if ni.fault {
+            return Err(SimError(format!(
+                "node {node}: an NI with a fault filter is only added with the node"
+            )));
+        }
+        let cell = Arc::clone(self.cell(node));
+        let k = self.nis[node].len();
+        let iface = format!("sim{node}.{k}");
+        {
+            let mut wire = lock(&self.shared.wire);
+            if wire.ifaces.contains_key(&iface) {
+                return Err(SimError(format!("node {node}: interface {iface} exists")));
+            }
+            wire.ifaces
+                .insert(iface.clone(), (node, u32::from_be_bytes(ni.addr)));
+        }
+        let slot = Arc::new(OnceLock::new());
+        let pid = cell.with(|l, _| l.pid());
+        let ni_cfg = NiConfig {
+            net: ni.net,
+            interfaces: vec![iface.as_str().into()].into(),
+            tunables: ni.tunables,
+            lnd_tunables: ni
+                .lnd_tunables
+                .iter()
+                .map(|(k, v)| Tunable::new(k.clone(), v))
+                .collect::<Vec<_>>()
+                .into(),
+            params: Default::default(),
+            pid,
+        };
+        let host = HostHandle::new(SimHost {
+            node: Arc::downgrade(&cell),
+            ni: Arc::clone(&slot),
+            shared: Arc::clone(&self.shared),
+            name: format!("n{node} {iface}"),
+        });
+        let lnd = LndHandle::new(SimLnd {
+            shared: Arc::clone(&self.shared),
+            node,
+        });
+        let fail = |shared: &Shared, e: String| {
+            lock(&shared.wire).ifaces.remove(&iface);
+            SimError(format!("node {node}: NI {k}: {e}"))
+        };
+        let started = lnd
+            .startup(ni_cfg, host)
+            .map_err(|e| fail(&self.shared, e.to_string()))?;
+        let info = started.info.clone();
+        match cell.with(|l, now| l.ni_add(now, ni.net, &info)) {
+            Ok(id) => {
+                let _ = slot.set(id);
+                lock(&cell.state).lnds.insert(id, started.ni);
+                self.nis[node].push((id, info.nid));
+            }
+            Err(e) => {
+                started.ni.shutdown();
+                return Err(fail(&self.shared, e.to_string()));
+            }
+        }
+        self.shared.trace(format!("n{node} net add {}", info.nid));
+        self.check();
+        Ok(k)
+    }
+
     /// Removes a node's `k`-th NI as `lnetctl net del` does: the engine
     /// forgets it (failing what waits for its credits), then its LND shuts
     /// down and finalizes every send it owned. Its address then answers

@@ -9,7 +9,7 @@
 # made again (`stop --force`, `end_session`, `new_session`...).
 #
 # As lnet-selftest.sh does, `lst stat` runs all along (one line every
-# STAT_EVERY s, default 30, into the log): besides the figures it keeps the
+# STAT_EVERY s, default 25, into the log): besides the figures it keeps the
 # console session alive, since the console ends a session after its
 # --timeout (300 s here, upstream's default) without any lst command, batch
 # running or not (selftest.md §3.3). Every QUERY_EVERY s (default 20) `lst
@@ -50,7 +50,8 @@ TXN_TIMEOUT=${TXN_TIMEOUT:-10}
 BRW_SIZE=${BRW_SIZE:-64k}
 CONCURRENCY=${CONCURRENCY:-4}
 RSS_SLACK_KB=${RSS_SLACK_KB:-16384}
-STAT_EVERY=${STAT_EVERY:-30}
+# Not a divisor of FLAP_EVERY: samples at every flap start would all fail.
+STAT_EVERY=${STAT_EVERY:-25}
 QUERY_EVERY=${QUERY_EVERY:-20}
 RPC_TIMEOUT=${RPC_TIMEOUT:-20}
 SOAK_CSV=${SOAK_CSV:-/tmp/lnet-soak-$$.csv}
@@ -272,8 +273,8 @@ echo "lst query every ${QUERY_EVERY} s: $queries, batch found not running $idle_
 # The servers' receive bandwidth (the brw write's data) over the run, from
 # the `lst stat --line` intervals.
 awk '$2 == "s:" {n++; for (i = 1; i < NF; i++) if ($(i + 1) == "MiB/s") { if (!seen) { bw = $i; seen = 1 } }
-    t += bw; if (bw > 1) moving++; seen = 0 }
-    END { if (n) printf "lst stat of s: %d intervals of %d s, data moving (> 1 MiB/s) in %d, mean %.1f MiB/s received\n", n, '"$STAT_EVERY"', moving, t / n }' \
+    if (/failed\)/) failed++; t += bw; if (bw > 1) moving++; seen = 0 }
+    END { if (n) printf "lst stat of s: %d intervals of %d s, %d with a failed STAT (a flap), data moving (> 1 MiB/s) in %d, mean %.1f MiB/s received\n", n, '"$STAT_EVERY"', failed, moving, t / n }' \
     "$SOAK_LOGS/lst-stat" 2>/dev/null || true
 echo "final lst stat of the servers:"
 echo "$final" | sed 's/^/  /'

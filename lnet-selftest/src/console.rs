@@ -10,9 +10,12 @@
 //! started with [`Selftest::console`] and its result collected later with
 //! [`Selftest::poll_console_done`]; purely local commands finish at once.
 //!
-//! A pinger runs every 8 s: it ends an idle session (no command for longer
-//! than its timeout) and sends DEBUG to ACTIVE nodes whose last reply is at
-//! least half their session timeout old.
+//! A pinger runs every 8 s: it ends an idle session (no `lst` command of
+//! any kind for longer than its `--timeout`, even while a batch runs, as
+//! upstream: keep it busy with `lst stat`) and sends DEBUG to ACTIVE nodes
+//! whose last reply is at least half their session timeout old. After such
+//! an end commands get ESRCH, saying why; while `end_session` waits for its
+//! RMSN replies, other commands get ESHUTDOWN.
 
 use std::collections::HashMap;
 
@@ -72,7 +75,10 @@ struct ConSession {
     feats_fixed: bool,
     timeout: u32,
     force: bool,
+    /// Last console command (the idle timeout counts from it).
     last_cmd: Instant,
+    /// `end_session` is waiting for its RMSN replies.
+    ending: bool,
     next_ping: Instant,
     nodes: Vec<ConNode>,
     groups: Vec<Group>,
@@ -250,9 +256,9 @@ struct Txn {
 #[derive(Debug, Default)]
 pub(super) struct Console {
     session: Option<ConSession>,
-    /// Key of a session the pinger ended for idleness: its commands get
-    /// ESHUTDOWN until a new session is made.
-    expired_key: Option<u32>,
+    /// A session the pinger ended for idleness (key, name, timeout): its
+    /// commands get ESRCH, as upstream's, with why, until a new session.
+    expired: Option<(u32, String, u32)>,
     txns: HashMap<u64, Txn>,
     done: std::collections::VecDeque<(TxnId, Result<ConsoleReply, ConsoleError>)>,
     next_txn: u64,
@@ -325,26 +331,36 @@ impl Selftest {
         self.console.done.push_back((TxnId(id), r));
     }
 
-    /// The session, with the key checked.
+    /// The session, with the key checked. Like upstream's ioctl entry, any
+    /// command counts as activity for the idle timeout (whatever its key),
+    /// a session being ended answers ESHUTDOWN, and no session ESRCH.
     fn session_checked(&mut self, key: u32, now: Instant) -> Result<&mut ConSession, ConsoleError> {
-        if self.console.session.is_none() && self.console.expired_key == Some(key) {
+        let Some(s) = self.console.session.as_mut() else {
+            return Err(match &self.console.expired {
+                Some((k, name, timeout)) if *k == key => ConsoleError::new(
+                    errno::ESRCH,
+                    format!(
+                        "No session exists (session {name} was ended by the console after \
+                         {timeout} s without an lst command, its --timeout: make a new one, \
+                         and keep it busy with lst stat or give it a longer --timeout)"
+                    ),
+                ),
+                _ => ConsoleError::no_session(),
+            });
+        };
+        s.last_cmd = now;
+        if s.ending {
             return Err(ConsoleError::new(
                 errno::ESHUTDOWN,
                 "Session is shutting down",
             ));
         }
-        let s = self
-            .console
-            .session
-            .as_mut()
-            .ok_or_else(ConsoleError::no_session)?;
         if s.key != key {
             return Err(ConsoleError::new(
                 errno::EACCES,
                 "Unmatched session key or not root",
             ));
         }
-        s.last_cmd = now;
         Ok(s)
     }
 
@@ -367,7 +383,14 @@ impl Selftest {
                 if name.is_empty() || name.len() >= 32 || features & !LST_FEATS_MASK != 0 {
                     return Err(ConsoleError::invalid());
                 }
-                if self.console.session.is_some() {
+                if let Some(s) = self.console.session.as_mut() {
+                    s.last_cmd = now;
+                    if s.ending {
+                        return Err(ConsoleError::new(
+                            errno::ESHUTDOWN,
+                            "Session is shutting down",
+                        ));
+                    }
                     if !force {
                         return Err(ConsoleError::exists("Session"));
                     }
@@ -401,6 +424,7 @@ impl Selftest {
                     timeout,
                     force,
                     last_cmd: now,
+                    ending: false,
                     next_ping: now.saturating_add(Duration::from_secs(PING_INTERVAL)),
                     nodes: Vec::new(),
                     groups: Vec::new(),
@@ -414,7 +438,7 @@ impl Selftest {
                 };
                 let info = session_info(&s);
                 self.console.session = Some(s);
-                self.console.expired_key = None;
+                self.console.expired = None;
                 self.finish(id, Ok(ConsoleReply::Session(info)));
                 Ok(())
             }
@@ -422,14 +446,18 @@ impl Selftest {
                 let s = self
                     .console
                     .session
-                    .as_ref()
+                    .as_mut()
                     .ok_or_else(ConsoleError::no_session)?;
+                s.last_cmd = now;
                 let info = session_info(s);
                 self.finish(id, Ok(ConsoleReply::Session(info)));
                 Ok(())
             }
             ConsoleRequest::EndSession { key } => {
                 let s = self.session_checked(key, now)?;
+                // Until its RMSNs are answered, other commands get
+                // ESHUTDOWN (upstream's `ses_shutdown`).
+                s.ending = true;
                 let active: Vec<(ProcessId, FwReq)> = s
                     .nodes
                     .iter()
@@ -1125,14 +1153,16 @@ impl Selftest {
         s.next_ping = now.saturating_add(Duration::from_secs(PING_INTERVAL));
         let idle = now.since(s.last_cmd);
         if idle > Duration::from_secs(u64::from(s.timeout)) {
-            tracing::info!(
-                "selftest console: session {} idle for {}s, ending it",
+            tracing::warn!(
+                "selftest console: no lst command for {} s (session {}, --timeout {}): \
+                 ending the session on its nodes, as upstream",
+                idle.as_secs(),
                 s.name,
-                idle.as_secs()
+                s.timeout
             );
-            let key = s.key;
+            let expired = (s.key, s.name.clone(), s.timeout);
             self.console_end_silently(lnet, now);
-            self.console.expired_key = Some(key);
+            self.console.expired = Some(expired);
             return;
         }
         let stale: Vec<(ProcessId, FwReq)> = s

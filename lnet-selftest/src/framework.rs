@@ -852,6 +852,7 @@ impl Selftest {
         force: bool,
     ) {
         let mut abort = Vec::new();
+        let was_active;
         {
             let Some(s) = self.fw.session_mut(gen) else {
                 return;
@@ -859,6 +860,7 @@ impl Selftest {
             let Some(b) = s.batches.iter_mut().find(|b| b.bid == bid) else {
                 return;
             };
+            was_active = b.active();
             for t in b.tests.iter_mut().filter(|t| t.is_client) {
                 t.stopping = true;
                 for u in &mut t.units {
@@ -870,6 +872,10 @@ impl Selftest {
                     }
                 }
             }
+        }
+        if was_active && abort.is_empty() {
+            // Units without an RPC in flight ended at once.
+            self.batch_ended(gen, bid);
         }
         for id in abort {
             self.client_abort(lnet, now, wall, id, -errno::EINTR);
@@ -888,7 +894,7 @@ impl Selftest {
         let u = &mut t.units[ui];
         if t.stopping || u.loop_left == Some(0) {
             u.active = false;
-            self.fw.reap_zombies();
+            self.unit_ended(k);
             return;
         }
         if let Some(n) = u.loop_left.as_mut() {
@@ -977,19 +983,53 @@ impl Selftest {
         };
         match r {
             Ok(id) => {
+                self.tally.started += 1;
                 if let Some((t, ui)) = self.fw.unit_mut(k) {
                     t.units[ui].rpc = Some(id);
                 }
             }
             Err(e) => {
                 tracing::debug!("selftest: cannot post a test RPC to {dest}: errno {e}");
+                self.tally.unposted += 1;
                 self.unit_error(k, kind);
                 if let Some((t, ui)) = self.fw.unit_mut(k) {
                     t.units[ui].active = false;
                 }
-                self.fw.reap_zombies();
+                self.unit_ended(k);
             }
         }
+    }
+
+    /// A unit ended: reaps a zombie session whose units are all done and,
+    /// when it was the last active unit of its batch, logs the tally of
+    /// the node's test RPCs (every one done, errored or aborted).
+    fn unit_ended(&mut self, k: UnitKey) {
+        self.batch_ended(k.gen, k.bid);
+    }
+
+    /// See [`Self::unit_ended`]; also after a stop ended units at once.
+    fn batch_ended(&mut self, gen: u64, bid: u64) {
+        let batch_idle = self.fw.session_mut(gen).is_some_and(|s| {
+            s.batches
+                .iter()
+                .find(|b| b.bid == bid)
+                .is_some_and(|b| !b.active())
+        });
+        if batch_idle {
+            let t = self.tally;
+            tracing::info!(
+                "selftest: batch {} idle on this node; test RPCs since start: {} started, \
+                 {} done, {} errored, {} aborted, {} in flight; {} could not be posted",
+                bid,
+                t.started,
+                t.done,
+                t.errored,
+                t.aborted,
+                t.in_flight(),
+                t.unposted
+            );
+        }
+        self.fw.reap_zombies();
     }
 
     fn unit_error(&mut self, k: UnitKey, kind: TestKind) {
@@ -1012,6 +1052,9 @@ impl Selftest {
         res: RpcResult,
     ) {
         let Some((t, ui)) = self.fw.unit_mut(k) else {
+            // Its session is gone (cannot happen while the unit is active;
+            // counted so that no RPC goes unaccounted).
+            self.tally.aborted += 1;
             return;
         };
         let (kind, stopping, stop_onerr) = (t.kind, t.stopping, t.stop_onerr);
@@ -1054,9 +1097,14 @@ impl Selftest {
                 _ => false,
             },
         };
-        if !ok {
+        if ok {
+            self.tally.done += 1;
+        } else {
             let aborted = stopping && res == Err(-errno::EINTR);
-            if !aborted {
+            if aborted {
+                self.tally.aborted += 1;
+            } else {
+                self.tally.errored += 1;
                 tracing::debug!("selftest: test RPC to {} failed: {res:?}", u.dest);
                 self.unit_error(k, kind);
             }
@@ -1064,7 +1112,7 @@ impl Selftest {
                 if let Some((t, ui)) = self.fw.unit_mut(k) {
                     t.units[ui].active = false;
                 }
-                self.fw.reap_zombies();
+                self.unit_ended(k);
                 return;
             }
         }

@@ -253,6 +253,35 @@ pub struct Selftest {
     ping_seq: u32,
     fw: framework::Framework,
     console: console::Console,
+    /// How this node's test RPCs ended.
+    tally: TestRpcTally,
+}
+
+/// The test RPCs this node's client units started since selftest started,
+/// and how each ended: every one is done, errored or aborted once it is no
+/// longer in flight (issue 11: every RPC accounted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TestRpcTally {
+    /// Posted (request, reply and bulk MDs set up, the request sent).
+    pub started: u64,
+    /// Ended with a good reply (and, for a BRW read, good data).
+    pub done: u64,
+    /// Ended with an error: transport failure, `rpc_timeout`, an error
+    /// status or bad data (each counted in `brw_errors`/`ping_errors`).
+    pub errored: u64,
+    /// Aborted by `lst stop --force` (not errors, as upstream).
+    pub aborted: u64,
+    /// Could not be posted at all (also counted as test errors).
+    pub unposted: u64,
+}
+
+impl TestRpcTally {
+    /// Started and not ended yet.
+    #[must_use]
+    pub fn in_flight(&self) -> u64 {
+        self.started
+            .saturating_sub(self.done + self.errored + self.aborted)
+    }
 }
 
 impl Selftest {
@@ -279,6 +308,7 @@ impl Selftest {
             ping_seq: 0,
             fw: framework::Framework::default(),
             console: console::Console::default(),
+            tally: TestRpcTally::default(),
         };
         lnet.set_lazy_portal(SRPC_REQUEST_PORTAL, true);
         lnet.set_lazy_portal(SRPC_FRAMEWORK_REQUEST_PORTAL, true);
@@ -322,6 +352,11 @@ impl Selftest {
     /// Client and server RPCs in progress (diagnostics and tests).
     pub fn rpcs_in_flight(&self) -> (usize, usize) {
         (self.clients.len(), self.servers.len())
+    }
+
+    /// How this node's test RPCs ended so far.
+    pub fn test_rpcs(&self) -> TestRpcTally {
+        self.tally
     }
 
     /// The current session of this test node, if any.

@@ -498,18 +498,379 @@ fn idle_console_ends_its_session() {
     b.group(0, "g", &[1]);
     b.advance(Duration::from_secs(20));
     assert!(b.lst(0, ConsoleRequest::ShowSession).is_err());
+    // As upstream (the next command ends the expired session, then finds
+    // none): ESRCH, here saying why.
     let e = b
         .lst(0, ConsoleRequest::EndSession { key: KEY })
         .expect_err("expired");
+    assert_eq!(e.errno, errno::ESRCH);
     assert_eq!(
-        (e.errno, e.message.as_str()),
-        (errno::ESHUTDOWN, "Session is shutting down")
+        e.message,
+        "No session exists (session short was ended by the console after 10 s without an lst \
+         command, its --timeout: make a new one, and keep it busy with lst stat or give it a \
+         longer --timeout)"
     );
     let e = b
         .lst(0, ConsoleRequest::EndSession { key: KEY + 1 })
         .expect_err("other key");
-    assert_eq!(e.errno, errno::ESRCH);
+    assert_eq!(
+        (e.errno, e.message.as_str()),
+        (errno::ESRCH, "No session exists")
+    );
     assert!(b.st(1).node_session().is_none(), "RMSN sent on expiry");
+    // A new session clears it.
+    b.session(0, "again", false);
+    b.lst(0, ConsoleRequest::EndSession { key: KEY })
+        .expect("ended");
+    let e = b
+        .lst(0, ConsoleRequest::EndSession { key: KEY })
+        .expect_err("none");
+    assert_eq!(e.message, "No session exists");
+}
+
+/// What the 30-minute soak ran into: a batch left running with no `lst`
+/// command for longer than the console's `--timeout`. As upstream, the
+/// console ends the session on its nodes (their batches stop) and the
+/// next command says there is no session, and why.
+#[test]
+fn an_idle_console_ends_its_session_under_a_running_batch() {
+    // Test RPCs wait for their reply for ever (rpc_timeout 0).
+    let p = Params {
+        rpc_timeout: 0,
+        ..Params::default()
+    };
+    let mut b = Bed::with_params(3, p);
+    b.lst(
+        0,
+        ConsoleRequest::NewSession {
+            key: KEY,
+            name: "soak".into(),
+            timeout: 300,
+            force: false,
+            features: 1,
+        },
+    )
+    .expect("new");
+    b.group(0, "c", &[1]);
+    b.group(0, "s", &[2]);
+    let added = b.nodes(
+        0,
+        ConsoleRequest::AddTest {
+            key: KEY,
+            spec: spec(TestType::Ping, -1, 2),
+        },
+    );
+    assert!(added.iter().all(NodeEntry::ok));
+    // Node 2 answers nothing from now on, so the forever units stay busy
+    // (waiting for their replies) without the simulated fabric spinning.
+    b.f.discover(1, 2);
+    b.f.dead.insert(2);
+    b.nodes(
+        0,
+        ConsoleRequest::Run {
+            key: KEY,
+            batch: "batch".into(),
+            timeout: 0,
+        },
+    );
+    assert!(b.st(1).node_session().is_some());
+    b.advance(Duration::from_secs(290));
+    assert!(b.st(1).node_session().is_some(), "not idle for 300 s yet");
+    assert_eq!(b.st(1).fw_counters(b.f.now).active_batches, 1, "running");
+    b.advance(Duration::from_secs(20));
+    assert!(
+        b.st(1).node_session().is_none(),
+        "the console ended the session on node 1"
+    );
+    // Its units end after their RPC (a stop that is not forced): the
+    // session lingers as a zombie meanwhile.
+    assert_eq!(b.st(1).fw_counters(b.f.now).zombie_sessions, 1);
+    let e = b
+        .lst(
+            0,
+            ConsoleRequest::Query {
+                key: KEY,
+                batch: "batch".into(),
+                test: 0,
+                server: false,
+                timeout: 5,
+            },
+        )
+        .expect_err("no session");
+    assert_eq!(e.errno, errno::ESRCH);
+    assert!(
+        e.message
+            .starts_with("No session exists (session soak was ended by the console after 300 s"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn any_command_keeps_the_console_session_alive() {
+    let mut b = Bed::new(2);
+    b.lst(
+        0,
+        ConsoleRequest::NewSession {
+            key: KEY,
+            name: "kept".into(),
+            timeout: 20,
+            force: false,
+            features: 1,
+        },
+    )
+    .expect("new");
+    b.group(0, "g", &[1]);
+    // Upstream stamps every ioctl: show_session, or a command with another
+    // key, counts as activity as much as stat does.
+    for i in 0..6 {
+        b.advance(Duration::from_secs(15));
+        if i % 2 == 0 {
+            b.lst(0, ConsoleRequest::ShowSession).expect("alive");
+        } else {
+            let e = b
+                .lst(0, ConsoleRequest::EndSession { key: KEY + 1 })
+                .expect_err("wrong key");
+            assert_eq!(e.errno, errno::EACCES);
+        }
+    }
+    assert!(b.st(1).node_session().is_some(), "90 s, never 20 s idle");
+    b.advance(Duration::from_secs(40));
+    assert!(
+        b.lst(0, ConsoleRequest::ShowSession).is_err(),
+        "idle: ended"
+    );
+}
+
+#[test]
+fn commands_during_end_session_get_eshutdown() {
+    let mut b = Bed::new(3);
+    b.session(0, "s", false);
+    b.group(0, "g", &[1, 2]);
+    // Node 2 does not answer: end_session waits for its RMSN (up to 30 s).
+    b.f.dead.insert(2);
+    let now = b.f.now;
+    let n = &mut b.f.nodes[0];
+    let end = n
+        .stack
+        .console(&mut n.lnet, now, ConsoleRequest::EndSession { key: KEY });
+    b.run();
+    let e = b
+        .lst(
+            0,
+            ConsoleRequest::AddBatch {
+                key: KEY,
+                name: "late".into(),
+            },
+        )
+        .expect_err("ending");
+    assert_eq!(
+        (e.errno, e.message.as_str()),
+        (errno::ESHUTDOWN, "Session is shutting down")
+    );
+    b.advance(Duration::from_secs(31));
+    let done = b.f.nodes[0]
+        .console_done
+        .iter()
+        .position(|(t, _)| *t == end)
+        .expect("end_session finished");
+    let Ok(ConsoleReply::Nodes(entries)) = b.f.nodes[0].console_done.remove(done).1 else {
+        panic!("end_session entries");
+    };
+    assert_eq!(entries.len(), 2);
+    assert!(entries
+        .iter()
+        .any(|e| e.id == pid(2) && e.rpc_errno == -110));
+    let e = b.lst(0, ConsoleRequest::ShowSession).expect_err("ended");
+    assert_eq!(e.errno, errno::ESRCH);
+}
+
+/// Replaces node `i` by a fresh process with the same NID (killed and
+/// started again): a new engine and a new selftest, which know nothing of
+/// the old one's session, MDs or messages.
+fn restart(b: &mut Bed, i: usize, seed: u64) {
+    let now = b.f.now;
+    let mut lnet = lnet_core::Lnet::new(lnet_core::Config::new(12345, 0x9000 + seed, seed), now);
+    let ni = lnet
+        .ni_add(now, TCP, &ni_info(nid(i), 256, 8))
+        .expect("ni_add");
+    b.f.nodes[i] = Node {
+        lnet,
+        stack: lnet_selftest::Stack::new(now, WALL),
+        ni,
+        nid: nid(i),
+        nis: vec![(ni, nid(i))],
+        events: Vec::new(),
+        console_done: Vec::new(),
+    };
+    b.other[i].clear();
+    b.f.enable_selftest(i, Params::default());
+}
+
+fn query(b: &mut Bed, batch: &str) -> Vec<NodeEntry> {
+    b.nodes(
+        0,
+        ConsoleRequest::Query {
+            key: KEY,
+            batch: batch.into(),
+            test: 0,
+            server: false,
+            timeout: 5,
+        },
+    )
+}
+
+fn active(e: &NodeEntry) -> u32 {
+    match e.reply {
+        Some(Body::BatchReply { active, .. }) => active,
+        _ => panic!("not a batch reply: {e:?}"),
+    }
+}
+
+/// The soak's sequence (bench/soak.sh, issue 11 item 10) in simulated time:
+/// a forever brw and ping batch from node 1 to node 2, node 2 killed and
+/// started again mid-batch, `stop --force`, `query`, `end_session`, the
+/// session made again on the new node 2; then half an hour of running with
+/// an `lst stat` a minute (as lnet-selftest.sh keeps it), and `stop`,
+/// `query`, `end_session` answer at the end. Every test RPC of node 1 is
+/// done, errored or aborted, none left in flight.
+#[test]
+fn a_test_node_killed_and_restarted_mid_batch() {
+    let mut b = Bed::new(3);
+    let console = |b: &mut Bed, name: &str| {
+        b.session(0, name, false);
+        assert!(b.group(0, "s", &[2]).iter().all(NodeEntry::ok));
+        assert!(b.group(0, "c", &[1]).iter().all(NodeEntry::ok));
+        b.lst(
+            0,
+            ConsoleRequest::AddBatch {
+                key: KEY,
+                name: "bulk".into(),
+            },
+        )
+        .expect("add_batch");
+    };
+    let add = |b: &mut Bed, t: TestType, loops: i32, concur: u32| {
+        let mut sp = spec(t, loops, concur);
+        sp.batch = "bulk".into();
+        let e = b.nodes(0, ConsoleRequest::AddTest { key: KEY, spec: sp });
+        assert!(e.iter().all(NodeEntry::ok), "{e:?}");
+    };
+    let run = |b: &mut Bed| {
+        let e = b.nodes(
+            0,
+            ConsoleRequest::Run {
+                key: KEY,
+                batch: "bulk".into(),
+                timeout: 0,
+            },
+        );
+        assert!(e.iter().all(NodeEntry::ok), "{e:?}");
+    };
+    let stop = |b: &mut Bed, force: bool| {
+        let e = b.nodes(
+            0,
+            ConsoleRequest::Stop {
+                key: KEY,
+                batch: "bulk".into(),
+                force,
+            },
+        );
+        assert!(e.iter().all(NodeEntry::ok), "{e:?}");
+    };
+    console(&mut b, "soak");
+    add(&mut b, brw(true, 65536, brw_check::SIMPLE), -1, 4);
+    add(&mut b, TestType::Ping, -1, 1);
+    // Node 1 knows node 2 (discovered, as after the soak's first minutes);
+    // then node 2 dies with the batch running: the requests units 1 sends
+    // it from now on are lost (the old process took them, then was killed).
+    b.f.discover(1, 2);
+    b.f.dead.insert(2);
+    run(&mut b);
+    b.advance(Duration::from_secs(5));
+    assert_eq!(active(&query(&mut b, "bulk")[0]), 2, "both tests active");
+    let t = b.st(1).test_rpcs();
+    assert_eq!(
+        (t.started, t.in_flight()),
+        (5, 5),
+        "4 brw + 1 ping units: {t:?}"
+    );
+    // Started again: a new process with the same NID. The old one's
+    // connections had taken the requests (their sends completed).
+    b.f.dead.remove(&2);
+    restart(&mut b, 2, 77);
+    let now = b.f.now;
+    for (i, tx, _) in std::mem::take(&mut b.f.lost) {
+        b.f.nodes[i]
+            .lnet
+            .handle_done(now, tx.token, lnet_core::lnd_api::Completion::OK);
+    }
+    b.run();
+    assert!(
+        b.st(2).node_session().is_none(),
+        "the new node 2 knows no session"
+    );
+    // No reply will come for those RPCs: a plain stop would wait for
+    // rpc_timeout (64 s); --force aborts them at once.
+    stop(&mut b, true);
+    assert_eq!(active(&query(&mut b, "bulk")[0]), 0, "stopped at once");
+    let t = b.st(1).test_rpcs();
+    assert_eq!(t.aborted, 5, "{t:?}");
+    assert_eq!(t.in_flight(), 0, "{t:?}");
+    assert_eq!(b.st(1).rpcs_in_flight().0, 0, "no client RPC left");
+    assert_eq!(
+        b.f.nodes[1].lnet.stats().msgs_alloc,
+        0,
+        "no LNet message left"
+    );
+    let (fw, _, _) = b.stat(0, "c").remove(0).stat().expect("client stat");
+    assert_eq!(
+        (fw.brw_errors, fw.ping_errors),
+        (0, 0),
+        "aborts are not errors"
+    );
+    // end_session: node 1 ends its session; the new node 2 has none (ESRCH
+    // from it), and the console's session is gone all the same.
+    let e = b.nodes(0, ConsoleRequest::EndSession { key: KEY });
+    assert_eq!(e.len(), 2, "{e:?}");
+    let by = |i: usize| e.iter().find(|x| x.id == pid(i)).expect("entry").clone();
+    assert!(by(1).ok(), "{e:?}");
+    assert_eq!(by(2).fw_errno, errno::ESRCH, "{e:?}");
+    assert!(b.st(1).node_session().is_none());
+    assert_eq!(
+        b.lst(0, ConsoleRequest::ShowSession)
+            .expect_err("ended")
+            .errno,
+        errno::ESRCH
+    );
+
+    // The session made again, with the new node 2: finite loops so the
+    // simulated fabric (which delivers at once) comes to rest.
+    console(&mut b, "soak2");
+    add(&mut b, brw(true, 65536, brw_check::SIMPLE), 200, 4);
+    add(&mut b, TestType::Ping, 100, 1);
+    run(&mut b);
+    // Half an hour, with `lst stat` every minute: the console session
+    // (timeout 300 s) stays, and so do the nodes' (pinged by the console).
+    for _ in 0..30 {
+        b.advance(Duration::from_secs(60));
+        let st = b.stat(0, "s");
+        assert!(st.iter().all(NodeEntry::ok), "{st:?}");
+    }
+    assert!(b.st(1).node_session().is_some());
+    assert!(b.st(2).node_session().is_some());
+    let (fw, _, _) = b.stat(0, "c").remove(0).stat().expect("client stat");
+    assert_eq!((fw.brw_errors, fw.ping_errors), (0, 0));
+    stop(&mut b, false);
+    assert_eq!(active(&query(&mut b, "bulk")[0]), 0);
+    let t = b.st(1).test_rpcs();
+    assert_eq!(t.done, 4 * 200 + 100, "{t:?}");
+    assert_eq!((t.started, t.errored, t.aborted), (5 + 900, 0, 5), "{t:?}");
+    assert_eq!(t.in_flight(), 0);
+    assert_eq!(b.st(1).rpcs_in_flight().0, 0, "no client RPC left");
+    let e = b.nodes(0, ConsoleRequest::EndSession { key: KEY });
+    assert!(e.iter().all(NodeEntry::ok), "{e:?}");
+    assert!(b.st(2).node_session().is_none());
 }
 
 #[test]

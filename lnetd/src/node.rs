@@ -248,6 +248,9 @@ struct NiRt {
     stack: Arc<std::sync::OnceLock<HostHandle>>,
     /// The LND's own NI object when `lnd` is a filter's: shut down after it.
     inner: Option<LndNiHandle>,
+    /// A filter is being stacked on the running NI (its calls run without
+    /// the node's lock; see `node/fault.rs`).
+    stacking: bool,
 }
 
 /// Everything behind the node's lock.
@@ -889,6 +892,7 @@ impl Node {
                     net_name: "lo".into(),
                     stack,
                     inner: None,
+                    stacking: false,
                 },
             );
         }
@@ -1150,10 +1154,19 @@ impl Node {
         };
         st.starting.push((net, iface.to_string()));
         st.host.account_ni(&plugin, true);
+        let filter = st.filter.clone();
         drop(st);
         // Until the engine knows the NI, its callbacks find no NI (`parse`
         // is refused with ENETDOWN, a `notify` is dropped).
-        let started = lnd.startup(cfg, host);
+        let started = lnd.startup(cfg, host).map(|s| {
+            // A loaded filter (lnd-fault) wraps the NI before the engine
+            // knows it, still without the lock.
+            let (ni, own) = match &filter {
+                Some(f) => fault::wrap_new_ni(&self.inner, f, s.info.nid, &slot, &stack, s.ni),
+                None => (s.ni, None),
+            };
+            (s.info, ni, own)
+        });
         let mut st = self.inner.lock();
         if let Some(i) = st
             .starting
@@ -1162,7 +1175,7 @@ impl Node {
         {
             st.starting.swap_remove(i);
         }
-        let started = match started {
+        let (info, ni, own) = match started {
             Ok(s) => s,
             Err(e) => {
                 st.host.account_ni(&plugin, false);
@@ -1172,39 +1185,49 @@ impl Node {
                 ));
             }
         };
+        let shutdown = |ni: LndNiHandle, own: Option<LndNiHandle>| {
+            ni.shutdown();
+            if let Some(own) = own {
+                own.shutdown();
+            }
+        };
         if st.stopping {
             st.host.account_ni(&plugin, false);
             drop(st);
-            started.ni.shutdown();
+            shutdown(ni, own);
             return Err(not_running());
         }
         let now = self.inner.now();
-        match st.lnet.ni_add(now, net, &started.info) {
+        match st.lnet.ni_add(now, net, &info) {
             Ok(id) => {
                 let _ = slot.set(id);
                 // An LND that takes GET sinks (lnd-api 1.3, o2ib) gets the
                 // MD with each GET: the REPLY's data lands in it directly.
                 let _ = st.lnet.ni_set_get_sink(id, lnd.get_sink_min());
+                // A filter loaded while the LND started this NI.
+                let late_filter = filter.is_none() && st.filter.is_some();
                 st.nis.insert(
                     id,
                     NiRt {
-                        lnd: started.ni,
+                        lnd: ni,
                         plugin,
                         net_name: req.net.clone(),
                         stack,
-                        inner: None,
+                        inner: own,
+                        stacking: false,
                     },
                 );
-                // A loaded filter plugin (lnd-fault) wraps NIs added later too.
-                fault::stack_new_ni(&mut st, &self.inner, id);
                 drop(st);
                 self.inner.wake_all();
-                Ok((id, started.info.nid))
+                if late_filter {
+                    fault::stack_new_ni(&self.inner, id);
+                }
+                Ok((id, info.nid))
             }
             Err(e) => {
                 st.host.account_ni(&plugin, false);
                 drop(st);
-                started.ni.shutdown();
+                shutdown(ni, own);
                 Err(NodeError::failed(
                     e.errno(),
                     format!("cannot add LNet NI: {e}"),

@@ -295,7 +295,8 @@ pub fn build_vendor_plugin(tag: &str, iface: Interface, name: &str, net_type: &s
 
 /// Builds `tests/fixtures/slow_lnd.rs`, a test plugin (network type `slo`)
 /// whose load and NI start-up wait on files of a directory, and whose
-/// start-up calls the host (see the fixture); returns `liblnd_slo.so`, in a
+/// start-up calls the host, with a filter whose wrap of an NI does the same
+/// (see the fixture); returns `liblnd_slo.so`, in a
 /// directory of its own (a plugin path holding it alone). Built once per
 /// test process, against this workspace's lnd-api, in the out-of-tree
 /// target directory (never next to lnetd, whose own directory is in its

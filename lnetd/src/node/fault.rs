@@ -13,51 +13,114 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use lnd_api::{FilterHandle, HostHandle};
+use lnd_api::{FilterHandle, HostHandle, LndNiHandle};
 use lnet_core::ni::NiId;
 
-use super::{Inner, NiHost, Node, NodeError, State};
+use super::{Inner, NiHost, Node, NodeError};
 use crate::host::PluginHost;
 
 /// The file name stem the plugin path is searched for.
 const FAULT_PLUGIN: &str = "lnd-fault";
 
 /// Stacks `filter` on NI `id` (running, not yet stacked); logs and leaves
-/// the NI unfiltered if the filter refuses.
-fn stack(st: &mut State, inner: &Arc<Inner>, filter: &FilterHandle, id: NiId) {
+/// the NI unfiltered if the filter refuses. The filter's own calls
+/// (`attach`, `bind`: plugin code, which may be slow or call the host) run
+/// without the node's lock: the NI is marked `stacking` meanwhile, so that
+/// nothing else stacks it twice, and the result is installed only if the NI
+/// is still the one that was wrapped (an NI stopped meanwhile has its
+/// wrapper shut down instead).
+fn stack(inner: &Arc<Inner>, filter: &FilterHandle, id: NiId) {
     if id == NiId::LO {
         return;
     }
-    let Some(nid) = st.lnet.ni(id).map(|v| v.nid()) else {
-        return;
+    let (nid, lnd, engine) = {
+        let mut st = inner.lock();
+        if st.stopping {
+            return;
+        }
+        let Some(nid) = st.lnet.ni(id).map(|v| v.nid()) else {
+            return;
+        };
+        let Some(rt) = st.nis.get_mut(&id) else {
+            return;
+        };
+        if rt.inner.is_some() || rt.stack.get().is_some() || rt.stacking {
+            return;
+        }
+        rt.stacking = true;
+        let slot = Arc::new(OnceLock::new());
+        let _ = slot.set(id);
+        let engine = HostHandle::new(NiHost {
+            node: Arc::downgrade(inner),
+            ni: slot,
+            name: format!("{nid}"),
+            stack: Arc::new(OnceLock::new()),
+        });
+        (nid, rt.lnd.clone(), engine)
     };
-    let Some(rt) = st.nis.get_mut(&id) else {
-        return;
-    };
-    if rt.inner.is_some() || rt.stack.get().is_some() {
-        return;
-    }
-    let slot = Arc::new(OnceLock::new());
-    let _ = slot.set(id);
-    let engine = HostHandle::new(NiHost {
-        node: Arc::downgrade(inner),
-        ni: slot,
-        name: format!("{nid}"),
-        stack: Arc::new(OnceLock::new()),
-    });
-    match filter.wrap_running(nid.net(), nid, engine, rt.lnd.clone()) {
-        Ok((inner_host, wrapped)) => {
+    let wrapped = filter.wrap_running(nid.net(), nid, engine, lnd);
+    let mut st = inner.lock();
+    let rt = st.nis.get_mut(&id).filter(|rt| rt.stacking);
+    match (rt, wrapped) {
+        (Some(rt), Ok((inner_host, wrapped))) => {
+            rt.stacking = false;
             let _ = rt.stack.set(inner_host);
             rt.inner = Some(std::mem::replace(&mut rt.lnd, wrapped));
         }
-        Err(e) => tracing::warn!("cannot stack the fault filter on {nid}: {e}"),
+        (Some(rt), Err(e)) => {
+            rt.stacking = false;
+            tracing::warn!("cannot stack the fault filter on {nid}: {e}");
+        }
+        (None, Ok((_, wrapped))) => {
+            // The NI was stopped while the filter wrapped it: the wrapper
+            // (whose inner NI the host owns and has shut down) goes too.
+            drop(st);
+            wrapped.shutdown();
+        }
+        (None, Err(_)) => {}
     }
 }
 
-/// Called by `net_add` for a new NI: stacks the loaded filter on it.
-pub(super) fn stack_new_ni(st: &mut State, inner: &Arc<Inner>, id: NiId) {
-    if let Some(f) = st.filter.clone() {
-        stack(st, inner, &f, id);
+/// For `ni_start`, before the engine knows the NI: wraps the NI `started`
+/// (just started by its LND, whose callbacks go through `ni_stack`) in the
+/// loaded filter, without the node's lock. The filter's engine callbacks
+/// find the NI through `slot`, set once the engine has it (until then they
+/// are refused, as the LND's are). Returns the NI object the engine must
+/// use and the LND's own (to shut down after it), or `started` alone if the
+/// filter refuses (logged; the NI runs unfiltered).
+pub(super) fn wrap_new_ni(
+    inner: &Arc<Inner>,
+    filter: &FilterHandle,
+    nid: lnd_api::Nid,
+    slot: &Arc<OnceLock<NiId>>,
+    ni_stack: &OnceLock<HostHandle>,
+    started: LndNiHandle,
+) -> (LndNiHandle, Option<LndNiHandle>) {
+    let engine = HostHandle::new(NiHost {
+        node: Arc::downgrade(inner),
+        ni: Arc::clone(slot),
+        name: format!("{nid}"),
+        stack: Arc::new(OnceLock::new()),
+    });
+    match filter.wrap_running(nid.net(), nid, engine, started.clone()) {
+        Ok((inner_host, wrapped)) => {
+            let _ = ni_stack.set(inner_host);
+            (wrapped, Some(started))
+        }
+        Err(e) => {
+            tracing::warn!("cannot stack the fault filter on {nid}: {e}");
+            (started, None)
+        }
+    }
+}
+
+/// Called by `ni_start` (without the lock) for an NI the engine has just
+/// learnt that no filter wrapped at start-up: stacks the filter loaded
+/// meanwhile, if any.
+pub(super) fn stack_new_ni(inner: &Arc<Inner>, id: NiId) {
+    let filter = inner.lock().filter.clone();
+    if let Some(f) = filter {
+        stack(inner, &f, id);
     }
 }
 
@@ -128,8 +191,11 @@ impl Node {
         st.filter = Some(Arc::clone(&filter));
         let mut ids: Vec<NiId> = st.nis.keys().copied().collect();
         ids.sort();
+        // NIs started from now on are wrapped by `ni_start`; the running
+        // ones here, each without the node's lock around the filter's calls.
+        drop(st);
         for id in ids {
-            stack(&mut st, &self.inner, &filter, id);
+            stack(&self.inner, &filter, id);
         }
         Ok(filter)
     }

@@ -16,6 +16,8 @@
 //!   who owns a message, when it must be finished, from which threads calls come.
 //! * [`filter`]: stacking, since 1.1: the extension [`NI_FILTER`] through
 //!   which a filter plugin (lnd-fault) wraps the NIs of any other LND.
+//! * [`entry`]: helpers for a plugin's own entry code (net-type checks, NI
+//!   incarnations); plain Rust, outside the ABI.
 //! * [`module`]: the root module a plugin exports ([`export_lnd_plugin!`]),
 //!   loading with version and layout checks ([`load_plugin`]), and named
 //!   layout-checked extensions ([`extension`]), the only way this ABI grows.
@@ -37,6 +39,7 @@
 
 pub use abi_stable;
 
+pub mod entry;
 pub mod filter;
 pub mod hdr;
 pub mod lnd;

@@ -405,7 +405,11 @@ fn the_plugin_so_offers_the_filter_and_releases_delays_on_its_own() {
         let (tx, p) = tx(token);
         started.ni.send_span(tx, p).expect("send");
     }
-    assert_eq!(log.len(), 0, "held");
+    // Held (unless this thread was descheduled past the latency).
+    let held = log.len();
+    if t0.elapsed() < Duration::from_millis(900) {
+        assert_eq!(held, 0, "held");
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     while log.len() < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

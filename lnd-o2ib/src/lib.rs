@@ -44,7 +44,7 @@ pub mod verbs;
 pub mod wire;
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lnd_api::abi_stable::std_types::{RString, RVec};
@@ -66,14 +66,7 @@ fn incarnation() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(1);
-    let mut cur = LAST.load(Ordering::Relaxed);
-    loop {
-        let next = now.max(cur + 1);
-        match LAST.compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return next,
-            Err(c) => cur = c,
-        }
-    }
+    lnd_api::entry::next_incarnation(&LAST, now)
 }
 
 /// The o2ib LND (`the_o2iblnd`).
@@ -82,13 +75,8 @@ pub struct O2ibLnd;
 
 impl Lnd for O2ibLnd {
     fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError> {
+        lnd_api::entry::check_lnd_type(cfg.net, lnd_type::O2IBLND, "lnd-o2ib", NET_TYPE)?;
         let net_name = cfg.net.to_string();
-        if cfg.net.lnd_type != lnd_type::O2IBLND {
-            return Err(LndError::new(
-                errno::EINVAL,
-                format!("cannot add net {net_name}: lnd-o2ib serves o2ib networks only"),
-            ));
-        }
         if cfg.interfaces.len() != 1 {
             return Err(LndError::new(
                 errno::EINVAL,
@@ -164,14 +152,7 @@ impl Lnd for O2ibLnd {
 
 /// The plugin's constructor (`new_lnd` of the root module).
 pub fn new_lnd(net_type: &str) -> Result<O2ibLnd, LndError> {
-    if net_type == NET_TYPE {
-        Ok(O2ibLnd)
-    } else {
-        Err(LndError::new(
-            errno::EINVAL,
-            format!("lnd-o2ib provides network type o2ib, not {net_type:?}"),
-        ))
-    }
+    lnd_api::entry::check_net_type("lnd-o2ib", NET_TYPE, net_type).map(|()| O2ibLnd)
 }
 
 lnd_api::export_lnd_plugin! {

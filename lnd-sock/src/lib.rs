@@ -96,14 +96,7 @@ fn incarnation() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1);
-    let mut cur = LAST.load(Ordering::Relaxed);
-    loop {
-        let next = now.max(cur + 1);
-        match LAST.compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return next,
-            Err(c) => cur = c,
-        }
-    }
+    lnd_api::entry::next_incarnation(&LAST, now)
 }
 
 /// The socket LND (`the_ksocklnd`).
@@ -112,13 +105,8 @@ pub struct SockLnd;
 
 impl Lnd for SockLnd {
     fn startup(&self, cfg: NiConfig, host: HostHandle) -> Result<NiStarted, LndError> {
+        lnd_api::entry::check_lnd_type(cfg.net, lnd_type::SOCKLND, "lnd-sock", NET_TYPE)?;
         let net_name = cfg.net.to_string();
-        if cfg.net.lnd_type != lnd_type::SOCKLND {
-            return Err(LndError::new(
-                errno::EINVAL,
-                format!("cannot add net {net_name}: lnd-sock serves tcp networks only"),
-            ));
-        }
         if cfg.interfaces.len() > 1 {
             return Err(LndError::new(
                 errno::EINVAL,
@@ -192,14 +180,7 @@ impl Lnd for SockLnd {
 
 /// The plugin's constructor (`new_lnd` of the root module).
 pub fn new_lnd(net_type: &str) -> Result<SockLnd, LndError> {
-    if net_type == NET_TYPE {
-        Ok(SockLnd)
-    } else {
-        Err(LndError::new(
-            errno::EINVAL,
-            format!("lnd-sock provides network type tcp, not {net_type:?}"),
-        ))
-    }
+    lnd_api::entry::check_net_type("lnd-sock", NET_TYPE, net_type).map(|()| SockLnd)
 }
 
 lnd_api::export_lnd_plugin! {

@@ -295,12 +295,27 @@ fn steady_state_puts_allocate_nothing_per_message() {
     let mut results = Vec::with_capacity(cases.len());
     for (len, inflight, warm, n) in cases {
         run(&a, &b, &span, len, inflight, warm);
-        let logs0 = counts.logs.load(Ordering::Relaxed);
-        let t0 = Instant::now();
-        let region = Region::new(GLOBAL);
-        run(&a, &b, &span, len, inflight, n);
-        let stats = region.change();
-        let logs = counts.logs.load(Ordering::Relaxed) - logs0;
+        // A loaded machine can let queues grow past what the warm-up made
+        // them once (a new high-water mark, a few allocations): measured
+        // again then. An allocation per message shows on every attempt.
+        let mut attempt = 0;
+        let (stats, logs, t0) = loop {
+            attempt += 1;
+            let logs0 = counts.logs.load(Ordering::Relaxed);
+            let t0 = Instant::now();
+            let region = Region::new(GLOBAL);
+            run(&a, &b, &span, len, inflight, n);
+            let stats = region.change();
+            let logs = counts.logs.load(Ordering::Relaxed) - logs0;
+            if (stats.allocations, stats.reallocations) == (0, 0) || attempt == 3 {
+                break (stats, logs, t0);
+            }
+            println!(
+                "PUT {len} B, {inflight} in flight: {} allocations, {} reallocations \
+                 (attempt {attempt}); measuring again",
+                stats.allocations, stats.reallocations
+            );
+        };
         results.push(Measured {
             len,
             inflight,

@@ -320,7 +320,9 @@ fn stalled_message_times_out() {
     s.write_all(&m[..40]).expect("write");
     let t0 = std::time::Instant::now();
     assert!(read_to_close(&mut s).is_empty());
-    assert!(t0.elapsed() < Duration::from_secs(5));
+    // Closed after about a second; the bound leaves a loaded machine room
+    // and is still far below the default timeout.
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
     bed.b.host.wait_log("sock_timeout", T);
     still_works(&bed);
     bed.a.shutdown();

@@ -219,8 +219,10 @@ fn peer_shutdown_mid_transfer_fails_the_sends() {
     b.shutdown();
     // B's held receive is refused after shutdown (the host completes it).
     assert!(b.host.release().iter().all(|r| r.is_err()));
-    let done = a.host.wait_sent(&toks, Duration::from_secs(10));
-    assert!(t0.elapsed() < Duration::from_secs(10));
+    // Within sock_timeout (5 s) and a loaded machine's slack: far below
+    // the default timeouts (50 s).
+    let done = a.host.wait_sent(&toks, T);
+    assert!(t0.elapsed() < T, "{:?}", t0.elapsed());
     let failed: Vec<_> = done.iter().filter(|c| !c.is_ok()).collect();
     assert!(!failed.is_empty(), "some sends must fail: {done:?}");
     for c in failed {

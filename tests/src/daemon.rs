@@ -129,19 +129,18 @@ impl Daemon {
             .child
             .as_mut()
             .expect("wait_exit is for a daemon this guard started");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(st) = child.try_wait().expect("try_wait") {
-                self.child = None;
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon on {} did not exit within {within:?}",
-                self.socket.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let st = crate::wait_for(
+            &format!("the daemon on {} to exit", self.socket.display()),
+            within,
+            || {
+                child
+                    .try_wait()
+                    .expect("try_wait")
+                    .ok_or("still running".into())
+            },
+        );
+        self.child = None;
+        st
     }
 }
 
@@ -173,16 +172,14 @@ pub fn wait_answer(socket: &Path) -> u32 {
 /// Waits at most `within` until something answers a hello on `socket`;
 /// its PID.
 pub fn wait_answer_within(socket: &Path, within: Duration) -> u32 {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(info) = Client::connect(socket).and_then(|mut c| c.hello()) {
-            return info.pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nothing answers on {} after {within:?}",
-            socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::wait_for(
+        &format!("an answer on {}", socket.display()),
+        within,
+        || {
+            Client::connect(socket)
+                .and_then(|mut c| c.hello())
+                .map(|info| info.pid)
+                .map_err(|e| e.to_string())
+        },
+    )
 }

@@ -6,10 +6,12 @@
 //! network-namespace and veth guards ([`netns`]), building plugins out of
 //! tree the way a vendor does ([`plugin_build`]), the simulated fabric
 //! ([`sim`]), test data ([`pattern`]), selftest on in-process nodes
-//! ([`lst`]) and the driver of `lnet-test-node` processes ([`test_node`]).
+//! ([`lst`]), the driver of `lnet-test-node` processes ([`test_node`]), and
+//! polling a condition with a deadline ([`wait_for`], [`wait_until`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 pub mod bins;
 pub mod cluster;
@@ -91,4 +93,41 @@ pub fn ok(out: &Output) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
+}
+
+/// How often [`wait_for`] and [`wait_until`] look again.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// Polls `f` until it returns `Ok`, every [`POLL`], for at most `within`;
+/// returns what it gave. `Err` says how things stand (it ends the panic
+/// message when the deadline passes). For a state that an action brings
+/// about in the background (threads exiting, counters moving, a route
+/// coming back): read it with a deadline, never once right after the action.
+/// Deadlines are generous: a 2-core machine running the whole suite can
+/// deschedule a process for seconds.
+#[track_caller]
+pub fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(now) => assert!(
+                Instant::now() < deadline,
+                "gave up after {within:?} waiting for {what}: {now}"
+            ),
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// [`wait_for`] with a yes/no condition.
+#[track_caller]
+pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    wait_for(what, within, || {
+        if f() {
+            Ok(())
+        } else {
+            Err("the condition never held".into())
+        }
+    });
 }

@@ -2,7 +2,7 @@
 //! drives lnetd: sessions with groups `c` (clients) and `s` (servers),
 //! tests, and waiting for a batch to go idle.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lnet_core::lnd_api::{NetTunables, Nid};
 use lnet_core::ProcessId;
@@ -95,7 +95,7 @@ pub fn active(node: &Node, key: u32, batch: &str) -> u32 {
         batch: batch.into(),
         test: 0,
         server: false,
-        timeout: 5,
+        timeout: 30,
     }));
     match q[0].reply {
         Some(Body::BatchReply { active, .. }) => active,
@@ -105,12 +105,12 @@ pub fn active(node: &Node, key: u32, batch: &str) -> u32 {
 
 /// Waits until `batch` has nothing active, for at most `within`.
 pub fn wait_idle(node: &Node, key: u32, batch: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    while active(node, key, batch) > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "batch {batch} still active after {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::wait_for(
+        &format!("batch {batch} to go idle"),
+        within,
+        || match active(node, key, batch) {
+            0 => Ok(()),
+            n => Err(format!("{n} test instance(s) active")),
+        },
+    );
 }

@@ -293,6 +293,30 @@ pub fn build_vendor_plugin(tag: &str, iface: Interface, name: &str, net_type: &s
     BuiltPlugin { so, dir }
 }
 
+/// The name the vendor plugin as released against lnd-api 1.0.0 is given
+/// ([`released_1_0_so`]), so that it cannot be mistaken for the current one
+/// (its sources are otherwise untouched), and its network type.
+pub const RELEASED_1_0_NAME: &str = "vendor-lnd-1-0";
+/// See [`RELEASED_1_0_NAME`].
+pub const RELEASED_1_0_NET: &str = "vold";
+
+/// The vendor plugin as released against lnd-api 1.0.0 (no extension of any
+/// kind), renamed ([`RELEASED_1_0_NAME`], [`RELEASED_1_0_NET`]); built once
+/// per test process (parallel builds into one scratch directory would
+/// race).
+pub fn released_1_0_so() -> &'static Path {
+    static SO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SO.get_or_init(|| {
+        build_vendor_plugin(
+            "released-1.0.0",
+            Interface::Released(LND_API_1_0_0),
+            RELEASED_1_0_NAME,
+            RELEASED_1_0_NET,
+        )
+        .so
+    })
+}
+
 /// Builds `tests/fixtures/slow_lnd.rs`, a test plugin (network type `slo`)
 /// whose load and NI start-up wait on files of a directory, and whose
 /// start-up calls the host, with a filter whose wrap of an NI does the same

@@ -321,7 +321,8 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 /// PUTs then GETs of each size in `sizes` (at most 1 MiB) from `from` to
 /// `to`, each command within `t`, match bits from `base` up: every PUT's
 /// event on `to` must name `from_nid` and carry the pattern byte for byte
-/// (`data=ok`); every GET must bring back the whole of what it asked.
+/// (`data=ok`); every GET must bring back the whole of what it asked, and
+/// its event on `to` name `from_nid`.
 pub fn transfers(
     from: &TestNode,
     to: &TestNode,
@@ -355,6 +356,17 @@ pub fn transfers(
         assert!(
             r.starts_with(&format!("ok get size={size} mlength={size} data=ok ")),
             "{r}"
+        );
+        let ev = to.expect(
+            |l| l.starts_with("event get") && l.contains(&format!("mb={mb:#x} ")),
+            t,
+        );
+        assert_eq!(
+            ev,
+            format!(
+                "event get from={from_nid} mb={mb:#x} rlength={size} mlength={size} offset=0 \
+                 hdr_data=0 status=0"
+            )
         );
     }
 }

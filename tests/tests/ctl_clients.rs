@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lnet_tests::daemon::Daemon;
-use lnet_tests::{text, TempDir};
+use lnet_tests::{text, wait_for, TempDir};
 
 const MAX_CLIENTS: usize = 16;
 const IDLE: usize = 300;
@@ -90,8 +90,8 @@ fn idle_and_half_line_clients_do_not_starve_lnetctl() {
     };
     let t0 = Instant::now();
     let mut now = threads_and_fds(d.pid());
-    while !bound(now) && t0.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
+    while !bound(now) && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(lnet_tests::POLL);
         now = threads_and_fds(d.pid());
     }
     let (threads, fds) = now;
@@ -136,17 +136,19 @@ fn idle_and_half_line_clients_do_not_starve_lnetctl() {
     drop(idle);
     drop(half);
     // Back to where it was once the clients are gone.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (threads, fds) = threads_and_fds(d.pid());
-        if threads <= threads0 && fds <= fds0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{threads} threads, {fds} fds after the clients left ({threads0}, {fds0} before)"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(
+        "the clients' threads and descriptors to go",
+        Duration::from_secs(60),
+        || {
+            let (threads, fds) = threads_and_fds(d.pid());
+            if threads <= threads0 && fds <= fds0 {
+                Ok(())
+            } else {
+                Err(format!(
+                "{threads} threads, {fds} fds after the clients left ({threads0}, {fds0} before)"
+            ))
+            }
+        },
+    );
     assert_eq!(lnetctl(&d, &["net", "show"]), before);
 }

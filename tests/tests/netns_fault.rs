@@ -10,7 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use lnet_tests::cluster::Cluster;
+use lnet_tests::cluster::{Cluster, Node};
+use lnet_tests::wait_for;
 
 /// `fault drop add` words: every message from anywhere to anywhere, each
 /// one (`-r 1`), failed on send with `health`.
@@ -18,19 +19,44 @@ fn fail_sends(health: &str) -> [&str; 8] {
     ["-s", "*", "-d", "*", "-r", "1", "-e", health]
 }
 
+/// Nodes a and b joined by `rails` links, one `tcp` NI on each end of each
+/// link; a has discovered b, so that afterwards only the tests' own
+/// messages leave a.
+struct Pair {
+    c: Cluster,
+    /// a's NIDs, one per link.
+    na: Vec<String>,
+    /// b's NIDs, one per link.
+    nb: Vec<String>,
+}
+
+impl Pair {
+    fn new(tag: &str, rails: usize) -> Pair {
+        let mut c = Cluster::new(tag);
+        let (a, b) = (c.add_node("a"), c.add_node("b"));
+        let (ia, ib): (Vec<String>, Vec<String>) = (0..rails).map(|_| c.link(a, b)).unzip();
+        let na = c[a].net_add("tcp", &ia.iter().map(String::as_str).collect::<Vec<_>>());
+        let nb = c[b].net_add("tcp", &ib.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!((na.len(), nb.len()), (rails, rails), "{na:?} {nb:?}");
+        c[a].discover(&nb[0]);
+        Pair { c, na, nb }
+    }
+
+    fn a(&self) -> &Node {
+        &self.c[0]
+    }
+
+    fn b(&self) -> &Node {
+        &self.c[1]
+    }
+}
+
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn multi_rail_local_error_on_one_ni_is_resent_on_the_other() {
-    let mut c = Cluster::new("mr");
-    let (a, b) = (c.add_node("a"), c.add_node("b"));
-    let (a0, b0) = c.link(a, b);
-    let (a1, b1) = c.link(a, b);
-    let na = c[a].net_add("tcp", &[&a0, &a1]);
-    let nb = c[b].net_add("tcp", &[&b0, &b1]);
-    assert_eq!((na.len(), nb.len()), (2, 2), "{na:?} {nb:?}");
     // Discovery first: afterwards only the pings' GETs leave node a.
-    c[a].discover(&nb[0]);
-    let a = &c[a];
+    let p = Pair::new("mr", 2);
+    let (a, na, nb) = (p.a(), &p.na, &p.nb);
     let gets = |ni: &str| a.ni_stat(ni, "sent_stats/get");
     let (g0, g1) = (gets(&na[0]), gets(&na[1]));
 
@@ -115,13 +141,8 @@ fn multi_rail_local_error_on_one_ni_is_resent_on_the_other() {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn single_rail_local_error_is_not_resent() {
-    let mut c = Cluster::new("sr");
-    let (a, b) = (c.add_node("a"), c.add_node("b"));
-    let (ia, ib) = c.link(a, b);
-    let na = c[a].net_add("tcp", &[&ia]);
-    let nb = c[b].net_add("tcp", &[&ib]);
-    c[a].discover(&nb[0]);
-    let a = &c[a];
+    let p = Pair::new("sr", 1);
+    let (a, na, nb) = (p.a(), &p.na, &p.nb);
     a.fault()
         .drop(&["-s", "*", "-d", &nb[0], "-r", "1", "-e", "local_dropped"])
         .expect("rule");
@@ -164,14 +185,8 @@ fn single_rail_local_error_is_not_resent() {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn remote_error_and_network_timeout_are_not_resent() {
-    let mut c = Cluster::new("re");
-    let (a, b) = (c.add_node("a"), c.add_node("b"));
-    let (a0, b0) = c.link(a, b);
-    let (a1, b1) = c.link(a, b);
-    let na = c[a].net_add("tcp", &[&a0, &a1]);
-    let nb = c[b].net_add("tcp", &[&b0, &b1]);
-    c[a].discover(&nb[0]);
-    let a = &c[a];
+    let p = Pair::new("re", 2);
+    let (a, na, nb) = (p.a(), &p.na, &p.nb);
     a.fault()
         .drop(&fail_sends("remote_error"))
         .expect("rule on the node");
@@ -191,7 +206,7 @@ fn remote_error_and_network_timeout_are_not_resent() {
         .count();
     assert_eq!(hurt, 1, "the peer NI the GET went to lost health");
     // Local NIs are not blamed for a remote error.
-    for n in &na {
+    for n in na {
         assert_eq!(a.ni_stat(n, "health value"), 1000, "{n}");
     }
 
@@ -270,13 +285,8 @@ fn receive_drop_on_one_ni_spares_the_other() {
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn delay_past_the_transaction_deadline_fails_the_message() {
-    let mut c = Cluster::new("dl");
-    let (a, b) = (c.add_node("a"), c.add_node("b"));
-    let (ia, ib) = c.link(a, b);
-    c[a].net_add("tcp", &[&ia]);
-    let nb = c[b].net_add("tcp", &[&ib]);
-    c[a].discover(&nb[0]);
-    let (a, b) = (&c[a], &c[b]);
+    let p = Pair::new("dl", 1);
+    let (a, b, nb) = (p.a(), p.b(), &p.nb);
     let delay = |secs: &str| {
         a.fault()
             .delay(&["-s", "*", "-d", &nb[0], "-r", "1", "-m", "GET", "-l", secs])
@@ -304,22 +314,24 @@ fn delay_past_the_transaction_deadline_fails_the_message() {
     let rule = &a.fault().delay_rules()[0];
     assert_eq!((rule.n("ls_delayed"), rule.n("fs_get")), (1, 1));
     assert_eq!(a.stat("response_timeout_count"), timeouts + 1);
-    // b did get the GET, late.
-    assert_eq!(b.ni_stat(&nb[0], "received_stats/get"), b_gets + 1);
+    // b did get the GET, late (released at 8 s: the ping may have failed
+    // before).
+    wait_for(
+        "b to receive the delayed GET",
+        Duration::from_secs(60),
+        || match b.ni_stat(&nb[0], "received_stats/get") - b_gets {
+            1 => Ok(()),
+            n => Err(format!("{n} GETs received since")),
+        },
+    );
     a.fault().off();
 }
 
 #[test]
 #[ignore = "needs root: creates network namespaces"]
 fn delay_on_one_ni_holds_only_the_messages_of_that_ni() {
-    let mut c = Cluster::new("dn");
-    let (a, b) = (c.add_node("a"), c.add_node("b"));
-    let (a0, b0) = c.link(a, b);
-    let (a1, b1) = c.link(a, b);
-    let na = c[a].net_add("tcp", &[&a0, &a1]);
-    let nb = c[b].net_add("tcp", &[&b0, &b1]);
-    c[a].discover(&nb[0]);
-    let a = &c[a];
+    let p = Pair::new("dn", 2);
+    let (a, na, nb) = (p.a(), &p.na, &p.nb);
     let gets = |ni: &str| a.ni_stat(ni, "sent_stats/get");
     let (g0, g1) = (gets(&na[0]), gets(&na[1]));
     // GETs sent on NI 0 are held 2 s; NI 1's go at once.

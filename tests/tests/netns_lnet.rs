@@ -14,10 +14,13 @@
 use std::time::{Duration, Instant};
 
 use lnet_tests::netns::{need_root, End, NetNs, Veth};
-use lnet_tests::test_node::{field, TestNode};
+use lnet_tests::test_node::{self, TestNode};
 
 const EXE: &str = env!("CARGO_BIN_EXE_lnet-test-node");
 const T: Duration = Duration::from_secs(20);
+/// Seconds a loaded machine may add to a timeout before a test calls it
+/// late (the defaults these tests shorten are about 50 s).
+const SLACK_S: u64 = 15;
 const SIZES: [usize; 5] = [0, 1, 4096, 65536, 1 << 20];
 
 /// Two nodes A and B in two namespaces on one veth pair, subnet
@@ -101,47 +104,10 @@ fn lnetctl_ping_across_namespaces() {
     let _ = (&p.ns_a, &p.veth);
 }
 
-/// PUTs then GETs of every size from `from` to `to` (whose NID is
-/// `to_nid`), each checked byte for byte on the receiving side.
+/// PUTs then GETs of every size in [`SIZES`] from `from` to `to` (whose
+/// NID is `to_nid`), each checked byte for byte on the receiving side.
 fn transfers(from: &TestNode, to: &TestNode, from_nid: &str, to_nid: &str, base: u64) {
-    for (i, size) in SIZES.into_iter().enumerate() {
-        // One served buffer per PUT, so no earlier transfer's bytes count.
-        let mb = base + i as u64;
-        to.cmd_ok(&format!("serve 40 {mb:#x} {}", 1 << 20), T);
-        let r = from.cmd_ok(&format!("put {to_nid} 40 {mb:#x} {size}"), T);
-        assert_eq!(field(&r, "mlength"), Some(size.to_string().as_str()), "{r}");
-        let ev = to.expect(
-            |l| l.starts_with("event put") && l.contains(&format!("mb={mb:#x} ")),
-            T,
-        );
-        assert_eq!(
-            ev,
-            format!(
-                "event put from={from_nid} mb={mb:#x} rlength={size} mlength={size} offset=0 \
-                 hdr_data={size} status=0 data=ok"
-            )
-        );
-    }
-    let mb = base + 0x100;
-    to.cmd_ok(&format!("serve 41 {mb:#x} {}", 1 << 20), T);
-    for size in SIZES {
-        let r = from.cmd_ok(&format!("get {to_nid} 41 {mb:#x} {size}"), T);
-        assert!(
-            r.starts_with(&format!("ok get size={size} mlength={size} data=ok ")),
-            "{r}"
-        );
-        let ev = to.expect(
-            |l| l.starts_with("event get") && l.contains(&format!("mb={mb:#x} ")),
-            T,
-        );
-        assert_eq!(
-            ev,
-            format!(
-                "event get from={from_nid} mb={mb:#x} rlength={size} mlength={size} offset=0 \
-                 hdr_data=0 status=0"
-            )
-        );
-    }
+    test_node::transfers(from, to, from_nid, to_nid, base, &SIZES, T);
 }
 
 #[test]
@@ -187,8 +153,10 @@ fn killed_peer_fails_the_sender_and_a_restarted_peer_is_reconnected() {
     let drained = killed.elapsed();
     eprintln!("peer killed: first failure after {took:?} ({fail}); stream ended after {drained:?} ({end})");
     assert!(end.starts_with("fail stream"), "{end}");
+    // (Slack for a loaded machine; still far below the 50 s the failure
+    // would take without the short timeouts.)
     assert!(
-        took < Duration::from_secs(timeout_s + 2),
+        took < Duration::from_secs(timeout_s + SLACK_S),
         "the failure took {took:?}, more than the {timeout_s} s transaction timeout"
     );
     // Nothing hangs: A answers new requests at once (they fail: nobody
@@ -216,7 +184,7 @@ fn killed_peer_fails_the_sender_and_a_restarted_peer_is_reconnected() {
     loop {
         let r = p.a.cmd(&format!("put {nb} 43 0x78 {}", 1 << 20), T);
         attempts.push(r.clone());
-        if r.starts_with("ok put") || back.elapsed() > Duration::from_secs(10) {
+        if r.starts_with("ok put") || back.elapsed() > Duration::from_secs(60) {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -277,7 +245,7 @@ fn silent_peer_fails_the_sender_within_the_transaction_timeout() {
     // its ACK; one stuck in the socket at most sock_timeout, then the
     // engine's deadline (a resend included) ends it.
     assert!(
-        drained < Duration::from_secs(2 * timeout_s + 2),
+        drained < Duration::from_secs(2 * timeout_s + SLACK_S),
         "the stream took {drained:?} to end after the link went down"
     );
     // B is unharmed; the link comes back and PUTs flow again.
@@ -287,7 +255,7 @@ fn silent_peer_fails_the_sender_within_the_transaction_timeout() {
     loop {
         let r = p.a.cmd(&format!("put {nb} 44 0x99 4096"), T);
         attempts.push(r.clone());
-        if r.starts_with("ok put") || back.elapsed() > Duration::from_secs(15) {
+        if r.starts_with("ok put") || back.elapsed() > Duration::from_secs(60) {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));

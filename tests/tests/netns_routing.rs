@@ -9,13 +9,11 @@
 //! without root, each test fails saying so, never a silent pass.
 //! Namespaces, links and processes are owned by guards.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use lnet_tests::netns::{need_root, End, NetNs, Veth};
-use lnet_tests::test_node::{self, field, lnetctl_bin, TestNode};
+use lnet_tests::test_node::{self, field, TestNode};
+use lnet_tests::wait_for;
 
 const EXE: &str = env!("CARGO_BIN_EXE_lnet-test-node");
 const T: Duration = Duration::from_secs(20);
@@ -26,53 +24,8 @@ fn transfers(from: &TestNode, to: &TestNode, from_nid: &str, to_nid: &str, base:
     test_node::transfers(from, to, from_nid, to_nid, base, &SIZES, T);
 }
 
-/// The `lst` of this build (next to lnetctl; built on first use).
-fn lst_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = lnetctl_bin().parent().expect("bin dir").to_path_buf();
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "--quiet", "-p", "lnetctl", "--bin", "lst"])
-            .arg("--target-dir")
-            .arg(dir.parent().expect("target directory"));
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().expect("cargo build lst").success(),
-            "cannot build lst"
-        );
-        dir.join("lst")
-    })
-}
-
-/// Runs `lst` against a node's control socket with session key 77.
-fn lst(n: &TestNode, args: &[&str]) -> Output {
-    Command::new(lst_bin())
-        .arg("--socket")
-        .arg(n.socket())
-        .args(args)
-        .env("LST_SESSION", "77")
-        .env_remove("LST_FEATURES")
-        .env_remove("LNET_SOCKET")
-        .output()
-        .expect("run lst")
-}
-
-#[track_caller]
-fn lst_ok(n: &TestNode, args: &[&str]) -> String {
-    let out = lst(n, args);
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(
-        out.status.success(),
-        "lst {args:?}: {:?}\n{o}\n{e}",
-        out.status
-    );
-    o
-}
+/// The selftest session key of these tests (`LST_SESSION`).
+const KEY: u32 = 77;
 
 #[test]
 #[ignore = "needs root: creates network namespaces"]
@@ -124,17 +77,17 @@ fn client_router_server_across_two_nets() {
     transfers(&b, &c, nb, nc, 0x1000);
     transfers(&c, &b, nc, nb, 0x2000);
     // lst ping and brw write 1M through the router.
-    lst_ok(&b, &["new_session", "--timeout", "120", "rt"]);
+    b.lst_ok(KEY, &["new_session", "--timeout", "120", "rt"]);
     assert_eq!(
-        lst_ok(&b, &["add_group", "servers", nc]),
+        b.lst_ok(KEY, &["add_group", "servers", nc]),
         format!("{nc} are added to session\n")
     );
-    lst_ok(&b, &["add_group", "clients", nb]);
+    b.lst_ok(KEY, &["add_group", "clients", nb]);
     assert_eq!(
-        lst_ok(&b, &["ping", "--group", "servers"]),
+        b.lst_ok(KEY, &["ping", "--group", "servers"]),
         format!("\t12345-{nc}: Active [session: rt id: {nb}]\n")
     );
-    lst_ok(&b, &["add_batch", "bulk"]);
+    b.lst_ok(KEY, &["add_batch", "bulk"]);
     for t in [
         &["brw", "write", "size=1M", "check=simple"][..],
         &["ping"][..],
@@ -143,50 +96,65 @@ fn client_router_server_across_two_nets() {
             "add_test", "--batch", "bulk", "--from", "clients", "--to", "servers",
         ];
         args.extend_from_slice(t);
-        lst_ok(&b, &args);
+        b.lst_ok(KEY, &args);
     }
-    let before = route_count(&a);
-    lst_ok(&b, &["run", "bulk"]);
-    let st = lst_ok(&b, &["stat", "--count", "2", "--delay", "1", "servers"]);
-    assert!(
-        st.contains("[LNet Bandwidth of servers]\n[R] Avg: "),
-        "{st}"
+    let before = a.stat("route_count");
+    b.lst_ok(KEY, &["run", "bulk"]);
+    // Sampled until the writes flow (the first second of a batch, or of a
+    // loaded machine, may move little).
+    wait_for(
+        "servers to receive the writes through the router",
+        T * 6,
+        || {
+            let st = b.lst_ok(KEY, &["stat", "--count", "2", "--delay", "1", "servers"]);
+            assert!(
+                st.contains("[LNet Bandwidth of servers]\n[R] Avg: "),
+                "{st}"
+            );
+            let bw: f64 = st[st.find("[LNet Bandwidth").expect("bw")..]
+                .split("[R] Avg: ")
+                .nth(1)
+                .and_then(|t| t.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .expect("a bandwidth figure");
+            if bw > 1.0 {
+                Ok(())
+            } else {
+                Err(st)
+            }
+        },
     );
-    let bw: f64 = st[st.find("[LNet Bandwidth").expect("bw")..]
-        .split("[R] Avg: ")
-        .nth(1)
-        .and_then(|t| t.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("a bandwidth figure");
-    assert!(
-        bw > 1.0,
-        "servers receive the writes through the router: {st}"
-    );
-    lst_ok(&b, &["stop", "bulk"]);
+    b.lst_ok(KEY, &["stop", "bulk"]);
     assert_eq!(
-        lst_ok(&b, &["show_error", "clients", "servers"]),
+        b.lst_ok(KEY, &["show_error", "clients", "servers"]),
         "clients:\nTotal 0 error nodes in clients\nservers:\nTotal 0 error nodes in servers\n"
     );
-    assert_eq!(lst_ok(&b, &["end_session"]), "session is ended\n");
-    assert!(route_count(&a) > before + 2, "brw went through the router");
+    assert_eq!(b.lst_ok(KEY, &["end_session"]), "session is ended\n");
+    assert!(
+        a.stat("route_count") > before + 2,
+        "brw went through the router"
+    );
     // lnetctl ping through the router.
     let p = b.lnetctl_ok(&["ping", nc]);
     assert!(p.contains(&format!("primary nid: {nc}")), "{p}");
-    // Every buffer and credit came back to the router's pools.
-    let routing = a.lnetctl_ok(&["routing", "show"]);
-    for (pool, n) in [("tiny", 2048), ("small", 16384), ("large", 1024)] {
-        assert!(
-            routing.contains(&format!(
-                "          {pool}:\n              npages: {}\n              nbuffers: {n}\n              credits: {n}\n",
-                match pool {
-                    "tiny" => 0,
-                    "small" => 1,
-                    _ => 256,
-                }
-            )),
-            "{routing}"
-        );
-    }
+    // Every buffer and credit comes back to the router's pools (the last
+    // forwarded messages may still be on their way out).
+    wait_for("the router's buffers and credits to come back", T, || {
+        let routing = a.lnetctl_ok(&["routing", "show"]);
+        let full = [("tiny", 0, 2048), ("small", 1, 16384), ("large", 256, 1024)]
+            .iter()
+            .all(|(pool, npages, n)| {
+                routing.contains(&format!(
+                    "          {pool}:\n              npages: {npages}\n              \
+                     nbuffers: {n}\n              credits: {n}\n"
+                ))
+            });
+        if full {
+            Ok(())
+        } else {
+            Err(routing)
+        }
+    });
 }
 
 /// A "switch" namespace with one bridge per net, and a node's veth into it.
@@ -232,14 +200,6 @@ impl Switch {
             .expect("bridge port");
         self.links.push(v);
     }
-}
-
-fn route_count(n: &TestNode) -> u64 {
-    let s = n.lnetctl_ok(&["stats", "show"]);
-    s.lines()
-        .find_map(|l| l.trim().strip_prefix("route_count: "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no route_count in {s}"))
 }
 
 /// Streams `count` PUTs B -> C; returns (sent, ok, failed).
@@ -314,7 +274,7 @@ fn two_routers_one_killed_traffic_continues_and_it_rejoins() {
     let (sent, ok, failed) = stream(&b, nc, 0x7, 40);
     assert_eq!((sent, ok, failed), (40, 40, 0));
     delivered(&c, 40);
-    assert!(route_count(&r1) > 0 && route_count(&r2) > 0);
+    assert!(r1.stat("route_count") > 0 && r2.stat("route_count") > 0);
 
     // 2. R1 dies: streams go on; each one's PUTs are all accounted; once
     //    B's checker noticed, nothing fails.
@@ -369,7 +329,10 @@ fn two_routers_one_killed_traffic_continues_and_it_rejoins() {
     let (sent, ok, failed) = stream(&b, nc, 0x7, 40);
     assert_eq!((sent, ok, failed), (40, 40, 0));
     delivered(&c, 40);
-    assert!(route_count(&r1) > 0, "the restarted R1 forwards again");
+    assert!(
+        r1.stat("route_count") > 0,
+        "the restarted R1 forwards again"
+    );
     let _ = (&sw, &ns_b, &ns_c, &ns_r2);
 }
 
@@ -427,5 +390,5 @@ fn two_hops_client_r1_r2_server() {
         show.contains("      state: up\n      type: single-hop\n"),
         "{show}"
     );
-    assert!(route_count(&r1) > 0 && route_count(&r2) > 0);
+    assert!(r1.stat("route_count") > 0 && r2.stat("route_count") > 0);
 }

@@ -30,40 +30,20 @@ use lnet_selftest::{Targets, TestType};
 use lnet_tests::lst::{add_test, nodes, session, wait_idle};
 use lnet_tests::pattern::pattern;
 use lnet_tests::plugin_build::{
-    build_old_host, build_vendor_plugin, Interface, LND_API_1_0_0, LND_API_1_1_0,
+    build_old_host, build_vendor_plugin, released_1_0_so as released_so, Interface, LND_API_1_0_0,
+    LND_API_1_1_0, RELEASED_1_0_NAME as OLD_NAME, RELEASED_1_0_NET as OLD_NET,
 };
 use lnetd::host::PluginState;
 use lnetd::node::{EqHandle, LstRequest, MatchSpec, NetAdd, Node, NodeConfig, Target};
 
-/// The released plugin is renamed so that it cannot be mistaken for the
-/// current one (its sources are otherwise untouched).
-const OLD_NAME: &str = "vendor-lnd-1-0";
-const OLD_NET: &str = "vold";
-
 const PORTAL: u32 = 11;
-const T: Duration = Duration::from_secs(10);
+const T: Duration = Duration::from_secs(30);
 /// Where PUTs and GETs land in the target MD: inside its second fragment.
 const OFFSET: usize = 517;
 /// Target MD bytes after the window, which must stay untouched.
 const TAIL: usize = 33;
 /// Payload sizes: empty, one byte, a page, the LNet MTU (1 MiB).
 const SIZES: [usize; 4] = [0, 1, 4096, 1 << 20];
-
-/// Each plugin is built once per test process (parallel builds into one
-/// scratch directory would race); the out-of-tree target directory is
-/// shared with the other plugin tests.
-fn released_so() -> &'static Path {
-    static SO: OnceLock<PathBuf> = OnceLock::new();
-    SO.get_or_init(|| {
-        build_vendor_plugin(
-            "released-1.0.0",
-            Interface::Released(LND_API_1_0_0),
-            OLD_NAME,
-            OLD_NET,
-        )
-        .so
-    })
-}
 
 /// The vendor plugin as released against lnd-api 1.1.0 (renamed likewise).
 fn released_1_1_so() -> &'static Path {
@@ -89,7 +69,7 @@ fn current_so() -> &'static Path {
 fn start(so: &Path, net: &str) -> (Node, Nid) {
     let node = Node::start(NodeConfig {
         plugin_path: Vec::new(),
-        params: vec![("rpc_timeout".into(), "10".into())],
+        params: vec![("rpc_timeout".into(), "30".into())],
         pid: lnet_core::LNET_PID_LUSTRE,
         ..NodeConfig::default()
     })
@@ -311,7 +291,7 @@ fn brw(a: &Node, a_nid: Nid, b: &Node, b_nid: Nid) {
     let c = nodes(a.lst(LstRequest::Stat {
         key: KEY,
         targets: Targets::Group("c".into()),
-        timeout: 5,
+        timeout: 30,
     }));
     let (fw, rpc, _) = c[0].stat().expect("client stats");
     assert_eq!(fw.brw_errors, 0, "{fw:?}");

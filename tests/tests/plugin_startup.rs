@@ -8,11 +8,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lnd_api::{NetTunables, Nid};
 use lnet_tests::plugin_build::slow_plugin;
-use lnet_tests::TempDir;
+use lnet_tests::{wait_until, TempDir};
 use lnetd::host::PluginParam;
 use lnetd::node::{NetAdd, Node, NodeConfig};
 
@@ -20,11 +20,9 @@ use lnetd::node::{NetAdd, Node, NodeConfig};
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn wait_file(p: &Path) {
-    let deadline = Instant::now() + DEADLINE;
-    while !p.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", p.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(&format!("{} to appear", p.display()), DEADLINE, || {
+        p.exists()
+    });
 }
 
 /// Runs `f` on a thread; its result within [`DEADLINE`], or the test fails

@@ -3,13 +3,16 @@
 
 use lnet_selftest::wire::brw_check;
 use lnet_selftest::{NodeEntry, NodeState, Targets, TestType};
+use std::time::Duration;
+
 use lnet_tests::lst::{active, add_test, nodes, session, vnd_node, wait_idle};
+use lnet_tests::{wait_for, wait_until};
 use lnetd::node::{LstRequest, Node};
 
 const KEY: u32 = 777;
 
 fn start() -> (Node, lnet_core::lnd_api::Nid) {
-    vnd_node(vec![("rpc_timeout".into(), "10".into())])
+    vnd_node(vec![("rpc_timeout".into(), "30".into())])
 }
 
 #[test]
@@ -36,18 +39,18 @@ fn brw_write_between_two_nodes_through_the_runtime() {
     let before = nodes(a.lst(LstRequest::Stat {
         key: KEY,
         targets: Targets::Group("s".into()),
-        timeout: 5,
+        timeout: 30,
     }));
     nodes(a.lst(LstRequest::Run {
         key: KEY,
         batch: "batch".into(),
         timeout: 0,
     }));
-    wait_idle(&a, KEY, "batch", std::time::Duration::from_secs(60));
+    wait_idle(&a, KEY, "batch", Duration::from_secs(60));
     let after = nodes(a.lst(LstRequest::Stat {
         key: KEY,
         targets: Targets::Group("s".into()),
-        timeout: 5,
+        timeout: 30,
     }));
     let (_, rpc, l1) = after[0].stat().expect("server stats");
     let (_, _, l0) = before[0].stat().expect("server stats");
@@ -56,7 +59,7 @@ fn brw_write_between_two_nodes_through_the_runtime() {
     let c = nodes(a.lst(LstRequest::Stat {
         key: KEY,
         targets: Targets::Group("c".into()),
-        timeout: 5,
+        timeout: 30,
     }));
     assert_eq!(c[0].stat().expect("client").0.brw_errors, 0);
     let (srv_rpc, _) = b.selftest_counters();
@@ -88,19 +91,32 @@ fn forever_batch_runs_until_stopped() {
         batch: "batch".into(),
         timeout: 0,
     }));
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(active(&a, KEY, "batch"), 2, "both test instances run");
+    // Both test instances run (and go on running: the batch is endless).
+    wait_for(
+        "both test instances to run",
+        Duration::from_secs(60),
+        || match active(&a, KEY, "batch") {
+            2 => Ok(()),
+            n => Err(format!("{n} active")),
+        },
+    );
+    // Until both tests moved data (the counters checked below), then the
+    // endless batch is still running.
+    wait_until("pings and brw reads to go", Duration::from_secs(60), || {
+        a.selftest_counters().0.rpcs_sent >= 4 && b.selftest_counters().0.bulk_put > 0
+    });
+    assert_eq!(active(&a, KEY, "batch"), 2, "both test instances run on");
     let stop = nodes(a.lst(LstRequest::Stop {
         key: KEY,
         batch: "batch".into(),
         force: true,
     }));
     assert!(stop.iter().all(NodeEntry::ok), "{stop:?}");
-    wait_idle(&a, KEY, "batch", std::time::Duration::from_secs(30));
+    wait_idle(&a, KEY, "batch", Duration::from_secs(30));
     let c = nodes(a.lst(LstRequest::Stat {
         key: KEY,
         targets: Targets::Group("c".into()),
-        timeout: 5,
+        timeout: 30,
     }));
     let (fw, rpc, _) = c[0].stat().expect("client stats");
     assert_eq!(

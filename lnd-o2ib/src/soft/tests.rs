@@ -306,6 +306,8 @@ fn receive_not_ready_fails_after_the_rnr_wait() {
 #[test]
 fn a_receive_posted_within_the_rnr_wait_is_used() {
     let p = pair();
+    // Far longer than the pause below, even on a loaded machine.
+    p.db.set_rnr_wait(Duration::from_secs(30));
     let src = buf(&[1u8; 10]);
     let mr = p.da.reg_mr(src, Access(0));
     p.a.post_send(SendWr {

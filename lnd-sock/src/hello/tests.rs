@@ -5,7 +5,7 @@ use crate::wire::{ConnReqDecoder, HelloRepr, HELLO_V2_SIZE, KSOCK_PROTO_V2};
 use tokio::io::duplex;
 
 const NET: NetId = NetId::new(2, 0);
-const T: Duration = Duration::from_secs(5);
+const T: Duration = Duration::from_secs(30);
 
 fn nid(last: u8) -> Nid {
     Nid::new4(NET, u32::from_be_bytes([10, 0, 0, last]))

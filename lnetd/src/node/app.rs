@@ -44,7 +44,7 @@
 //! node.put(md, AckReq::Ack, Target::new(Nid::LO_0, 9, 7), 0)?;
 //! let mut kinds = Vec::new();
 //! while kinds.len() < 3 {
-//!     let ev = eq.wait(Duration::from_secs(5)).expect("an event");
+//!     let ev = eq.wait(Duration::from_secs(30)).expect("an event");
 //!     assert_eq!(ev.status, 0);
 //!     kinds.push(ev.kind);
 //! }
@@ -330,7 +330,7 @@ mod tests {
     use lnet_core::event::EventKind;
     use lnet_core::md::{MdOptions, Threshold};
 
-    const T: Duration = Duration::from_secs(5);
+    const T: Duration = Duration::from_secs(30);
     const PORTAL: u32 = 9;
 
     fn node() -> Node {

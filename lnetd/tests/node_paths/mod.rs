@@ -51,7 +51,7 @@ fn wait_events(eq: &EqHandle, kinds: &[EventKind]) {
     let mut seen = [false; 8];
     for _ in 0..kinds.len() {
         let ev = eq
-            .wait(Duration::from_secs(10))
+            .wait(Duration::from_secs(60))
             .expect("the round trip completes");
         assert_eq!(ev.status, 0, "{ev:?}");
         assert!(kinds.contains(&ev.kind), "{ev:?}");

@@ -146,7 +146,7 @@ impl TestHost {
     }
 
     fn ni(&self) -> LndNiHandle {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(n) = self.lock().ni.clone() {
                 return n;

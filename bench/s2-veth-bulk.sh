@@ -30,8 +30,13 @@ PIDS+=("$IPERF_PID")
 wait_port 10.232.0.2 5201 "$nsb"
 
 for conns in $CONNS; do
-    # A fresh pair of nodes per conns_per_peer (a net tunable).
-    for s in "$WORK"/*.sock; do [ -S "$s" ] && "$BIN/lnetctl" --socket "$s" lnet unconfigure >/dev/null 2>&1; done
+    # A fresh pair of nodes per conns_per_peer (a net tunable): the last
+    # round's daemons stop first, since the new ones take their sockets (an
+    # lnetd refuses a socket another lnetd answers on).
+    for p in ${pa:-} ${pb:-}; do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null || true
+    done
     node a "va$tag" "$nsa" --conns-per-peer "$conns"
     pa=$NODE_PID
     node b "vb$tag" "$nsb" --conns-per-peer "$conns"

@@ -21,6 +21,7 @@ pub mod netns;
 pub mod pattern;
 pub mod plugin_build;
 pub mod sim;
+pub mod slow_lnd;
 pub mod tempdir;
 pub mod test_node;
 

@@ -9,59 +9,14 @@
 //! added afterwards.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lnd_api::{NetTunables, Nid};
+use lnd_api::Nid;
 use lnet_tests::plugin_build::slow_plugin;
+use lnet_tests::slow_lnd::{slo, slo_nid, wait_file, within};
 use lnet_tests::TempDir;
 use lnetd::host::PluginParam;
-use lnetd::node::{NetAdd, Node, NodeConfig};
-
-/// How long anything may take on a loaded machine before the test fails.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-fn wait_file(p: &Path) {
-    let deadline = Instant::now() + DEADLINE;
-    while !p.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", p.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Runs `f` on a thread; its result within [`DEADLINE`], or the test fails
-/// (after `on_timeout`, which lets the plugin go so nothing stays stuck).
-fn within<T: Send + 'static>(
-    what: &str,
-    on_timeout: impl FnOnce(),
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(DEADLINE) {
-        Ok(v) => v,
-        Err(_) => {
-            on_timeout();
-            panic!("{what} did not finish within {DEADLINE:?}: the node's lock is held");
-        }
-    }
-}
-
-fn slo(iface: &str) -> NetAdd {
-    NetAdd {
-        net: "slo".into(),
-        interfaces: vec![iface.into()],
-        tunables: NetTunables::UNSET,
-        lnd_tunables: Vec::new(),
-    }
-}
-
-/// `N@slo` (the fixture's LND type 0xF3).
-fn slo_nid(n: u32) -> Nid {
-    Nid::new4(lnd_api::NetId::new(0xF3, 0), n)
-}
+use lnetd::node::{Node, NodeConfig};
 
 /// `0@lo` answers and `net show` lists the `slo` NIDs `want`, each within
 /// the deadline (`hold` is released if not, so nothing stays stuck).

@@ -6,58 +6,15 @@
 //! calls the host (on the plugin's earlier NI, from another thread) finishes
 //! instead of deadlocking.
 
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use lnd_api::{NetTunables, Nid};
+use lnd_api::Nid;
 use lnet_tests::plugin_build::slow_plugin;
-use lnet_tests::{wait_until, TempDir};
+use lnet_tests::slow_lnd::{slo, slo_nid, wait_file, within};
+use lnet_tests::TempDir;
 use lnetd::host::PluginParam;
-use lnetd::node::{NetAdd, Node, NodeConfig};
-
-/// How long anything may take on a loaded machine before the test fails.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-fn wait_file(p: &Path) {
-    wait_until(&format!("{} to appear", p.display()), DEADLINE, || {
-        p.exists()
-    });
-}
-
-/// Runs `f` on a thread; its result within [`DEADLINE`], or the test fails
-/// (after `on_timeout`, which lets the plugin go so nothing stays stuck).
-fn within<T: Send + 'static>(
-    what: &str,
-    on_timeout: impl FnOnce(),
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(DEADLINE) {
-        Ok(v) => v,
-        Err(_) => {
-            on_timeout();
-            panic!("{what} did not finish within {DEADLINE:?}: the node's lock is held");
-        }
-    }
-}
-
-fn slo(iface: &str) -> NetAdd {
-    NetAdd {
-        net: "slo".into(),
-        interfaces: vec![iface.into()],
-        tunables: NetTunables::UNSET,
-        lnd_tunables: Vec::new(),
-    }
-}
-
-/// `N@slo` (the fixture's LND type 0xF3).
-fn slo_nid(n: u32) -> Nid {
-    Nid::new4(lnd_api::NetId::new(0xF3, 0), n)
-}
+use lnetd::node::{Node, NodeConfig};
 
 fn ping_lo(node: &Node) -> lnetd::node::PingReply {
     let n = node.clone();

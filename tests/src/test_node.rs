@@ -197,6 +197,37 @@ impl TestNode {
         o
     }
 
+    /// Makes selftest session `name` (key `session`, `--timeout 300`) with
+    /// groups `servers` and `clients` of one NID each and a batch `bulk` of
+    /// `brw write size=1M check=simple` at concurrency 8 from the clients to
+    /// the servers, and runs it.
+    #[track_caller]
+    pub fn lst_run_brw_write_1m(&self, session: u32, name: &str, client: &str, server: &str) {
+        self.lst_ok(session, &["new_session", "--timeout", "300", name]);
+        self.lst_ok(session, &["add_group", "servers", server]);
+        self.lst_ok(session, &["add_group", "clients", client]);
+        self.lst_ok(session, &["add_batch", "bulk"]);
+        self.lst_ok(
+            session,
+            &[
+                "add_test",
+                "--batch",
+                "bulk",
+                "--concurrency",
+                "8",
+                "--from",
+                "clients",
+                "--to",
+                "servers",
+                "brw",
+                "write",
+                "size=1M",
+                "check=simple",
+            ],
+        );
+        self.lst_ok(session, &["run", "bulk"]);
+    }
+
     /// A `key: N` figure from `lnetctl stats show`.
     pub fn stat(&self, key: &str) -> u64 {
         let s = self.lnetctl_ok(&["stats", "show"]);

@@ -84,29 +84,7 @@ fn a_peer_killed_mid_brw_fails_its_messages_within_the_transaction_timeout() {
     let d = a.lnetctl_ok(&["discover", nb]);
     assert!(d.contains("10.216.2.2@tcp"), "{d}");
 
-    lst_ok(&a, &["new_session", "--timeout", "300", "kill"]);
-    lst_ok(&a, &["add_group", "servers", nb]);
-    lst_ok(&a, &["add_group", "clients", na]);
-    lst_ok(&a, &["add_batch", "bulk"]);
-    lst_ok(
-        &a,
-        &[
-            "add_test",
-            "--batch",
-            "bulk",
-            "--concurrency",
-            "8",
-            "--from",
-            "clients",
-            "--to",
-            "servers",
-            "brw",
-            "write",
-            "size=1M",
-            "check=simple",
-        ],
-    );
-    lst_ok(&a, &["run", "bulk"]);
+    a.lst_run_brw_write_1m(SESSION, "kill", na, nb);
     let st = lst_ok(&a, &["stat", "--count", "1", "--delay", "2", "servers"]);
     assert!(st.contains("[LNet Bandwidth of servers]"), "{st}");
 

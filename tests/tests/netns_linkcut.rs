@@ -269,29 +269,7 @@ fn a_link_cut_mid_brw_moves_traffic_and_recovery_brings_the_ni_back() {
         );
     }
 
-    lst_ok(&a, &["new_session", "--timeout", "300", "cut"]);
-    lst_ok(&a, &["add_group", "servers", nb1]);
-    lst_ok(&a, &["add_group", "clients", na1]);
-    lst_ok(&a, &["add_batch", "bulk"]);
-    lst_ok(
-        &a,
-        &[
-            "add_test",
-            "--batch",
-            "bulk",
-            "--concurrency",
-            "8",
-            "--from",
-            "clients",
-            "--to",
-            "servers",
-            "brw",
-            "write",
-            "size=1M",
-            "check=simple",
-        ],
-    );
-    lst_ok(&a, &["run", "bulk"]);
+    a.lst_run_brw_write_1m(SESSION, "cut", na1, nb1);
     // Both links carry the writes.
     wait_traffic(
         &ns_a,

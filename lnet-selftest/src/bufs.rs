@@ -14,6 +14,22 @@ use lnd_api::{BufMut, BufRef, IoBuf, PayloadSpan};
 
 use super::wire::SRPC_MSG_SIZE;
 
+/// A bulk buffer (a test unit's BRW source or sink, a server pool buffer)
+/// of `len` bytes, every page written once.
+///
+/// Zero-filled memory from the allocator is mapped to the kernel's shared
+/// zero page until written: a BRW WRITE with `check=none` would then send
+/// the same cache-hot 4 KiB page over and over, and a benchmark would
+/// measure a copy that never touches memory. Upstream's buffers are real
+/// pages (`alloc_page`), so ours are too. The byte is arbitrary (not zero,
+/// so that the fill cannot be elided).
+pub(super) fn bulk_buf(len: usize) -> IoBuf {
+    IoBuf::from_vec(vec![BULK_FILL; len])
+}
+
+/// What [`bulk_buf`] fills a new buffer with.
+pub(super) const BULK_FILL: u8 = 0x5a;
+
 /// Free message buffers, oldest first.
 #[derive(Debug, Default)]
 pub(super) struct MsgBufs {

@@ -11,7 +11,7 @@
 
 use lnd_api::{IoBuf, PayloadSpan};
 
-use super::bufs::{bytes, bytes_mut};
+use super::bufs::{self, bytes, bytes_mut};
 
 use super::rpc::{Action, After, CliBulk, Owner, RpcResult, ServerCtx};
 use super::wire::{
@@ -645,7 +645,7 @@ impl Selftest {
                 for _ in 0..concur {
                     let bulk = match kind {
                         TestKind::Brw { len, off, .. } => {
-                            Some(IoBuf::zeroed((off + len) as usize).into())
+                            Some(bufs::bulk_buf((off + len) as usize).into())
                         }
                         TestKind::Ping => None,
                     };
@@ -1064,7 +1064,7 @@ impl Selftest {
             // An aborted RPC's bulk MD may still be in the engine's hands
             // (a transfer in flight); never reuse its memory.
             if let Some(b) = u.bulk.as_mut() {
-                *b = IoBuf::zeroed(b.len()).into();
+                *b = bufs::bulk_buf(b.len()).into();
             }
         }
         let ok = match &res {

@@ -777,7 +777,7 @@ impl Selftest {
             return None;
         }
         self.pool.allocated += 1;
-        Some(PayloadSpan::from(lnd_api::IoBuf::zeroed(
+        Some(PayloadSpan::from(super::bufs::bulk_buf(
             BRW_MAX_LEN as usize,
         )))
     }

@@ -9,7 +9,6 @@
 //! tcp` needs it. Every daemon is owned by `lnet_tests::daemon::Daemon`,
 //! which kills it on drop.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -19,14 +18,6 @@ use lnet_tests::{ok, text, wait_for, TempDir};
 
 const LST: &str = env!("CARGO_BIN_EXE_lst");
 const LNETCTL: &str = env!("CARGO_BIN_EXE_lnetctl");
-
-/// A port nobody listens on now (both daemons bind it on their own address).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// Starts lnetd, then `lnet configure` and `net add --net tcp --if ADDR`.
 fn node(dir: &TempDir, name: &str, addr: &str, port: u16) -> Daemon {
@@ -79,7 +70,7 @@ fn figure(block: &str, line_start: &str, label: &str) -> f64 {
 #[test]
 fn ping_and_brw_between_two_daemons() {
     let dir = TempDir::new("run");
-    let port = free_port();
+    let port = lnet_tests::free_port();
     let a = node(&dir, "a", "127.0.0.1", port);
     let _b = node(&dir, "b", "127.0.0.2", port);
     let s = a.socket();
@@ -282,7 +273,7 @@ fn ping_and_brw_between_two_daemons() {
 #[test]
 fn misuse_gets_upstreams_messages() {
     let dir = TempDir::new("misuse");
-    let port = free_port();
+    let port = lnet_tests::free_port();
     let a = node(&dir, "a", "127.0.0.1", port);
     let s = a.socket();
 
@@ -441,7 +432,7 @@ fn ni_recv_count(show: &str, nid: &str) -> u64 {
 #[test]
 fn udsp_steers_pings_to_the_preferred_peer_nid() {
     let dir = TempDir::new("udsp");
-    let port = free_port();
+    let port = lnet_tests::free_port();
     let a = node(&dir, "a", "127.0.0.1", port);
     let b = node(&dir, "b", "127.0.0.2", port);
     ok(&lnetctl(

@@ -13,7 +13,6 @@
 //!   `/proc/net/tcp`).
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -33,14 +32,6 @@ fn lnetctl(socket: &Path, args: &[&str]) -> Output {
         .env_remove("LNET_SOCKET")
         .output()
         .expect("run lnetctl")
-}
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// lnetd with `params`, then `lnet configure` and `net add --net tcp --if ADDR`.
@@ -179,7 +170,7 @@ fn nix_is_root() -> bool {
 #[test]
 fn metrics_endpoint_scraped_and_parsed() {
     let dir = TempDir::new("metrics");
-    let port = free_port();
+    let port = lnet_tests::free_port();
     let msock = dir.join("metrics.sock");
     let a_params = [
         format!("accept_port={port}"),
@@ -201,7 +192,7 @@ fn metrics_endpoint_scraped_and_parsed() {
         a.socket(),
         &["net", "add", "--net", "tcp", "--if", "127.0.0.1"],
     ));
-    let mport = free_port();
+    let mport = lnet_tests::free_port();
     let b = node(
         &dir,
         "b",
@@ -352,7 +343,7 @@ fn tcp_sockets() -> Vec<(String, String, String)> {
 #[test]
 fn bulk_connections_go_to_accept_port_bulk() {
     let dir = TempDir::new("bulkport");
-    let (port, bulk) = (free_port(), free_port());
+    let (port, bulk) = (lnet_tests::free_port(), lnet_tests::free_port());
     let params = [
         format!("accept_port={port}"),
         format!("accept_port_bulk={bulk}"),

@@ -128,14 +128,6 @@ fn debug_nidlist_cpt_of_nid_service_id() {
     );
 }
 
-/// A port for a test's acceptor on 127.0.0.1, apart from other tests'.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// `debug peer --nid` (lnetctl.md §2.17): prints nothing, lnetd writes the
 /// peer's state to its log; upstream's classic blocks for misuse.
 #[test]
@@ -146,7 +138,7 @@ fn debug_peer_writes_the_log() {
     let mut cmd = Command::new(lnet_tests::bins::lnetd());
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"));
-    let port = format!("accept_port={}", free_port());
+    let port = format!("accept_port={}", lnet_tests::free_port());
     let d = Daemon::spawn(cmd, dir.socket(), &["--param", &port]);
     let s = d.socket();
     ok(&lnetctl(s, &["lnet", "configure"]));

@@ -132,3 +132,36 @@ pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
         }
     });
 }
+
+/// A TCP port for a test's lnetd acceptor (`accept_port=`), free on every
+/// local address when this returns.
+///
+/// The port is taken below the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`), so no outgoing connection on the machine
+/// can be given it as a source port between this check and lnetd's bind, and
+/// from a sequence that differs per process and per call, so two tests
+/// running at once do not pick the same one. Ports 20000 and up are left to
+/// tests that derive a port from their process id.
+pub fn free_port() -> u16 {
+    use std::net::{Ipv4Addr, TcpListener};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768)
+        .min(20000);
+    let (base, span) = (10000u32, low.saturating_sub(10000).max(1));
+    let seed = std::process::id().wrapping_mul(2654435761);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = base + seed.wrapping_add(n.wrapping_mul(7919)) % span;
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        if TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port between {base} and {}", base + span)
+}

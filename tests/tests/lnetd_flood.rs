@@ -9,7 +9,7 @@
 //! flood is over, its resident memory bounded.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,13 +24,6 @@ const CAP: usize = 256;
 const HALF_OPEN: usize = 320;
 const GARBAGE: usize = 3000;
 const KEY: &str = "4711";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn lnetctl(socket: &Path, args: &[&str]) -> Output {
     Command::new(lnet_tests::bins::lnetctl())
@@ -144,7 +137,7 @@ fn wait_moving(a: &Daemon, what: &str) {
 #[test]
 fn lnetd_under_a_connection_flood_keeps_ping_and_brw_going() {
     let dir = TempDir::new("lnetd-flood");
-    let port = free_port();
+    let port = lnet_tests::free_port();
     let a = node(&dir, "a", "127.0.0.1", port);
     let b = node(&dir, "b", "127.0.0.2", port);
     ping_b(&a);

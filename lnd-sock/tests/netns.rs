@@ -17,7 +17,15 @@ use std::time::{Duration, Instant};
 use lnet_tests::netns::{NetNs, Veth};
 use support::*;
 
-fn wait_child(mut c: Child, t: Duration, who: &str) -> Result<String, String> {
+/// Waits up to `t` for a node process (killed after that) and returns its
+/// output; `Ok` when it exited 0 and printed `NODE-OK`. `lines`: the
+/// child's standard output when [`lines_of`] took it.
+fn wait_child(
+    mut c: Child,
+    t: Duration,
+    who: &str,
+    lines: Option<std::sync::mpsc::Receiver<String>>,
+) -> Result<String, String> {
     let deadline = Instant::now() + t;
     loop {
         match c.try_wait() {
@@ -30,9 +38,13 @@ fn wait_child(mut c: Child, t: Duration, who: &str) -> Result<String, String> {
         }
     }
     let out = c.wait_with_output().map_err(|e| format!("{who}: {e}"))?;
+    // The reader thread ends with the output; collect what it read.
+    let stdout = match lines {
+        Some(rx) => rx.iter().collect::<Vec<_>>().join("\n"),
+        None => String::from_utf8_lossy(&out.stdout).into_owned(),
+    };
     let text = format!(
-        "{who} stdout:\n{}\n{who} stderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
+        "{who} stdout:\n{stdout}\n{who} stderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     if out.status.success() && text.contains("NODE-OK") {
@@ -77,11 +89,16 @@ fn two_nodes_in_namespaces() {
         )
         .expect("spawn node")
     };
-    let b = node(&nb, "B", &ib, "10.213.7.1@tcp");
-    std::thread::sleep(Duration::from_millis(300));
+    // A sends at once: start it only when B listens.
+    let mut b = node(&nb, "B", &ib, "10.213.7.1@tcp");
+    let out_b = lines_of(&mut b);
+    if let Err(e) = wait_line(&out_b, "READY", Duration::from_secs(60)) {
+        let rb = wait_child(b, Duration::from_secs(5), "node B", Some(out_b));
+        panic!("node B never started: {e}\n{}", rb.unwrap_or_else(|e| e));
+    }
     let a = node(&na, "A", &ia, "10.213.7.2@tcp");
-    let ra = wait_child(a, Duration::from_secs(60), "node A");
-    let rb = wait_child(b, Duration::from_secs(60), "node B");
+    let ra = wait_child(a, Duration::from_secs(60), "node A", None);
+    let rb = wait_child(b, Duration::from_secs(60), "node B", Some(out_b));
     if let Err(e) = &ra {
         panic!("node A failed:\n{e}\n{}", rb.as_ref().unwrap_or_else(|e| e));
     }
@@ -98,6 +115,8 @@ fn netns_node() {
     let peer: lnd_api::Nid = peer.parse().expect("peer NID");
     let me = start(&role, config(TCP, &ifname, &[], &[]), RecvMode::Sync).expect("NI up");
     println!("{role}: {} on {ifname}", me.nid());
+    // The NI is up and its acceptor listening: the parent starts A now.
+    println!("READY");
     let t = Duration::from_secs(30);
     let sizes = [0usize, 4096, 1 << 20];
     if role == "A" {
@@ -205,7 +224,10 @@ fn link_down_and_up_are_reported() {
     };
     let mut b = node(&nb, "B", &ib, "10.213.8.1@tcp");
     let out_b = lines_of(&mut b);
-    std::thread::sleep(Duration::from_millis(300));
+    if let Err(e) = wait_line(&out_b, "READY", Duration::from_secs(60)) {
+        let rb = wait_child(b, Duration::from_secs(5), "node B", Some(out_b));
+        panic!("node B never started: {e}\n{}", rb.unwrap_or_else(|e| e));
+    }
     let mut a = node(&na, "A", &ia, "10.213.8.2@tcp");
     let out = lines_of(&mut a);
     let t = Duration::from_secs(60);
@@ -216,8 +238,8 @@ fn link_down_and_up_are_reported() {
         .and_then(|()| wait_line(&out_b, "DOWN-SEEN", t))
         .and_then(|()| veth.set_up(true));
     if let Err(e) = steps {
-        let ra = wait_child(a, t, "node A");
-        let rb = wait_child(b, t, "node B");
+        let ra = wait_child(a, t, "node A", None);
+        let rb = wait_child(b, t, "node B", None);
         panic!(
             "{e}\n{}\n{}",
             ra.unwrap_or_else(|e| e),
@@ -229,8 +251,8 @@ fn link_down_and_up_are_reported() {
         wait_line(&out, "NODE-OK", t),
         wait_line(&out_b, "NODE-OK", t),
     );
-    let ra = wait_child(a, t, "node A");
-    let rb = wait_child(b, t, "node B");
+    let ra = wait_child(a, t, "node A", None);
+    let rb = wait_child(b, t, "node B", None);
     if let Err(e) = a_ok {
         panic!("node A: {e}\n{}", ra.unwrap_or_else(|e| e));
     }
@@ -249,6 +271,7 @@ fn link_node() {
     );
     let peer: lnd_api::Nid = peer.parse().expect("peer NID");
     let me = start(&role, config(TCP, &ifname, &[], &[]), RecvMode::Sync).expect("NI up");
+    println!("READY");
     let t = Duration::from_secs(30);
     if role == "A" {
         let (tok, m) = put(&me, peer, &pattern(4096, 1));

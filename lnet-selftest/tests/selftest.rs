@@ -91,6 +91,23 @@ impl Bed {
         }
     }
 
+    /// `add_test` of `spec` from console `i`.
+    fn add_test(&mut self, i: usize, spec: TestSpec) -> Vec<NodeEntry> {
+        self.nodes(i, ConsoleRequest::AddTest { key: KEY, spec })
+    }
+
+    /// `run BATCH` from console `i`.
+    fn run_batch(&mut self, i: usize, batch: &str) -> Vec<NodeEntry> {
+        self.nodes(
+            i,
+            ConsoleRequest::Run {
+                key: KEY,
+                batch: batch.into(),
+                timeout: 0,
+            },
+        )
+    }
+
     fn session(&mut self, i: usize, name: &str, force: bool) {
         self.lst(
             i,
@@ -161,23 +178,10 @@ fn run_test(b: &mut Bed, t: TestType, loops: i32, concur: u32) -> (NodeEntry, No
     );
     let s = b.group(0, "s", &[2]);
     assert!(s.iter().all(NodeEntry::ok), "{s:?}");
-    let added = b.nodes(
-        0,
-        ConsoleRequest::AddTest {
-            key: KEY,
-            spec: spec(t, loops, concur),
-        },
-    );
+    let added = b.add_test(0, spec(t, loops, concur));
     assert_eq!(added.len(), 2, "one server and one client TEST RPC");
     assert!(added.iter().all(NodeEntry::ok), "{added:?}");
-    let run = b.nodes(
-        0,
-        ConsoleRequest::Run {
-            key: KEY,
-            batch: "batch".into(),
-            timeout: 0,
-        },
-    );
+    let run = b.run_batch(0, "batch");
     assert!(run.iter().all(NodeEntry::ok), "{run:?}");
     let q = b.nodes(
         0,
@@ -553,26 +557,13 @@ fn an_idle_console_ends_its_session_under_a_running_batch() {
     .expect("new");
     b.group(0, "c", &[1]);
     b.group(0, "s", &[2]);
-    let added = b.nodes(
-        0,
-        ConsoleRequest::AddTest {
-            key: KEY,
-            spec: spec(TestType::Ping, -1, 2),
-        },
-    );
+    let added = b.add_test(0, spec(TestType::Ping, -1, 2));
     assert!(added.iter().all(NodeEntry::ok));
     // Node 2 answers nothing from now on, so the forever units stay busy
     // (waiting for their replies) without the simulated fabric spinning.
     b.f.discover(1, 2);
     b.f.dead.insert(2);
-    b.nodes(
-        0,
-        ConsoleRequest::Run {
-            key: KEY,
-            batch: "batch".into(),
-            timeout: 0,
-        },
-    );
+    b.run_batch(0, "batch");
     assert!(b.st(1).node_session().is_some());
     b.advance(Duration::from_secs(290));
     assert!(b.st(1).node_session().is_some(), "not idle for 300 s yet");
@@ -753,18 +744,11 @@ fn a_test_node_killed_and_restarted_mid_batch() {
     let add = |b: &mut Bed, t: TestType, loops: i32, concur: u32| {
         let mut sp = spec(t, loops, concur);
         sp.batch = "bulk".into();
-        let e = b.nodes(0, ConsoleRequest::AddTest { key: KEY, spec: sp });
+        let e = b.add_test(0, sp);
         assert!(e.iter().all(NodeEntry::ok), "{e:?}");
     };
     let run = |b: &mut Bed| {
-        let e = b.nodes(
-            0,
-            ConsoleRequest::Run {
-                key: KEY,
-                batch: "bulk".into(),
-                timeout: 0,
-            },
-        );
+        let e = b.run_batch(0, "bulk");
         assert!(e.iter().all(NodeEntry::ok), "{e:?}");
     };
     let stop = |b: &mut Bed, force: bool| {
@@ -882,16 +866,9 @@ fn stop_ends_a_forever_batch_and_distribution_spreads_clients() {
     let mut t = spec(brw(false, 4096, brw_check::SIMPLE), 3, 1);
     t.dist = 1;
     t.span = 1;
-    let added = b.nodes(0, ConsoleRequest::AddTest { key: KEY, spec: t });
+    let added = b.add_test(0, t);
     assert!(added.iter().all(NodeEntry::ok), "{added:?}");
-    b.nodes(
-        0,
-        ConsoleRequest::Run {
-            key: KEY,
-            batch: "batch".into(),
-            timeout: 0,
-        },
-    );
+    b.run_batch(0, "batch");
     // dist 1, span 1: client 0 -> server 0, client 1 -> server 1.
     let s = b.stat(0, "s");
     for e in &s {
@@ -1015,23 +992,10 @@ fn test_rpcs_to_a_dead_server_expire() {
     b.session(0, "s", false);
     b.group(0, "c", &[1]);
     b.group(0, "s", &[2]);
-    let added = b.nodes(
-        0,
-        ConsoleRequest::AddTest {
-            key: KEY,
-            spec: spec(TestType::Ping, -1, 2),
-        },
-    );
+    let added = b.add_test(0, spec(TestType::Ping, -1, 2));
     assert!(added.iter().all(NodeEntry::ok));
     b.f.dead.insert(2);
-    b.nodes(
-        0,
-        ConsoleRequest::Run {
-            key: KEY,
-            batch: "batch".into(),
-            timeout: 0,
-        },
-    );
+    b.run_batch(0, "batch");
     let q = b.nodes(
         0,
         ConsoleRequest::Query {
@@ -1090,22 +1054,9 @@ fn brw_without_bulk_len_counts_in_pages() {
     b.group(0, "c", &[1]);
     b.group(0, "s", &[2]);
     // 5000 bytes round up to two pages without BULK_LEN.
-    let added = b.nodes(
-        0,
-        ConsoleRequest::AddTest {
-            key: KEY,
-            spec: spec(brw(true, 5000, brw_check::FULL), 2, 1),
-        },
-    );
+    let added = b.add_test(0, spec(brw(true, 5000, brw_check::FULL), 2, 1));
     assert!(added.iter().all(NodeEntry::ok), "{added:?}");
-    b.nodes(
-        0,
-        ConsoleRequest::Run {
-            key: KEY,
-            batch: "batch".into(),
-            timeout: 0,
-        },
-    );
+    b.run_batch(0, "batch");
     let s = b.stat(0, "s").remove(0);
     assert_eq!(s.stat().expect("server").1.bulk_get, 2 * 8192);
     let c = b.stat(0, "c").remove(0);
@@ -1122,24 +1073,11 @@ fn taken_over_session_lingers_as_zombie_until_units_end() {
     b.session(0, "a", false);
     b.group(0, "c", &[1]);
     b.group(0, "s", &[2]);
-    let added = b.nodes(
-        0,
-        ConsoleRequest::AddTest {
-            key: KEY,
-            spec: spec(TestType::Ping, -1, 3),
-        },
-    );
+    let added = b.add_test(0, spec(TestType::Ping, -1, 3));
     assert!(added.iter().all(NodeEntry::ok));
     // The server goes silent: the client's three units wait for replies.
     b.f.dead.insert(2);
-    b.nodes(
-        0,
-        ConsoleRequest::Run {
-            key: KEY,
-            batch: "batch".into(),
-            timeout: 0,
-        },
-    );
+    b.run_batch(0, "batch");
     // Another console takes node 1 over.
     b.session(3, "b", true);
     let e = b.group(3, "g", &[1]);
@@ -1176,17 +1114,10 @@ fn console_node_can_be_a_client_and_a_server() {
     b.group(0, "s", &[0, 1]);
     let mut t = spec(brw(false, 65536, brw_check::FULL), 4, 2);
     t.span = 2;
-    let added = b.nodes(0, ConsoleRequest::AddTest { key: KEY, spec: t });
+    let added = b.add_test(0, t);
     assert_eq!(added.len(), 3, "two servers, one client");
     assert!(added.iter().all(NodeEntry::ok), "{added:?}");
-    b.nodes(
-        0,
-        ConsoleRequest::Run {
-            key: KEY,
-            batch: "batch".into(),
-            timeout: 0,
-        },
-    );
+    b.run_batch(0, "batch");
     let s = b.stat(0, "s");
     for e in &s {
         let (_, rpc, _) = e.stat().expect("stat");

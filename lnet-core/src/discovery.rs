@@ -694,22 +694,25 @@ impl Lnet {
             return;
         }
         self.disc.seq_seen = seq;
-        let mut queue = Vec::new();
-        for (idx, gen, p) in self.peers.peers.iter() {
-            if !p.multi_rail || !p.state.has(PeerState::DISCOVERED) {
-                continue;
-            }
-            if toggled || (!disabled && p.disc.acked_seq != 0 && p.disc.acked_seq != seq) {
-                queue.push(PeerId { idx, gen });
-            }
-        }
-        for peer in queue {
+        // Every Multi-Rail peer, discovered or not (one whose discovery
+        // ended with a lost push is pushed too), as upstream's
+        // `lnet_push_update_to_peers`; `needs_push` skips the others.
+        let mr: Vec<PeerId> = self
+            .peers
+            .peers
+            .iter()
+            .filter(|(_, _, p)| p.multi_rail)
+            .map(|(idx, gen, _)| PeerId { idx, gen })
+            .collect();
+        for peer in mr {
             if toggled {
                 if let Some(p) = self.peers.peers.get_mut(peer.idx, peer.gen) {
                     p.state.set(PeerState::FORCE_PUSH);
                 }
             }
-            self.discovery_queue(peer);
+            if self.needs_push(peer) {
+                self.discovery_queue(peer);
+            }
         }
     }
 

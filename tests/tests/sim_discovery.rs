@@ -385,3 +385,39 @@ fn a_peer_behind_a_router_is_discovered_through_the_route() {
         "PUT and ACK only"
     );
 }
+
+/// §9.7: a change of our NIs is pushed to every Multi-Rail peer whose
+/// acknowledged sequence number is behind, including one that never
+/// acknowledged a push (its first push, at discovery, was lost).
+#[test]
+fn a_peer_that_lost_our_first_push_still_gets_the_next_change() {
+    let mut f = Fabric::new(seed_from_env(71));
+    f.set_default_link(LinkParams::new().latency(Duration::from_micros(30)));
+    f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 1])));
+    f.add_node(NodeSpec::new().ni(NiSpec::tcp([10, 0, 0, 2]).fault()));
+    let (a0, b0) = (f.nid(0, 0), f.nid(1, 0));
+    // Node 1 drops every PUT to the reserved portal: node 0's push.
+    f.fault(1)
+        .control(
+            "drop_add",
+            "src=<?> dst=<?> rate=1 msg_mask=2 portal_mask=1",
+        )
+        .expect("drop rule");
+    let _ = f.discover(0, b0, false);
+    f.settle();
+    let dropped = f.fault(1).control("drop_show", "").expect("list");
+    assert!(dropped.contains("ds_dropped: 1\n"), "{dropped}");
+    assert!(
+        peer_nids(&f, 1, a0).is_none_or(|(_, _, nids, _)| nids == vec![a0]),
+        "node 1 has heard nothing of node 0's NIs yet"
+    );
+    f.fault(1).control("drop_del", "all").expect("del");
+    // lnetctl net add on node 0: node 1 is pushed the new buffer.
+    let k = f
+        .add_ni(0, NiSpec::new(TCP1, [10, 1, 0, 1]))
+        .expect("net add");
+    let a1 = f.nid(0, k);
+    f.settle();
+    let (prim, mr, nids, _) = peer_nids(&f, 1, a0).expect("node 1 knows node 0");
+    assert_eq!((prim, mr, nids), (a0, true, vec![a0, a1]));
+}

@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use lnd_api::hdr::{HDR_NID16_SIZE, HDR_NID4_SIZE, MAX_PAYLOAD};
 use lnd_api::{
-    errno, BufRef, Completion, Hdr, HealthStatus, HostHandle, LogLevel, MsgToken, PayloadSpan,
-    RxAction, RxToken, TxMsg,
+    errno, BufMut, BufRef, Completion, Hdr, HealthStatus, HostHandle, LogLevel, MsgToken,
+    PayloadSpan, RxAction, RxToken, TxMsg,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{watch, Notify};
@@ -87,6 +87,18 @@ pub trait ReadNow {
     fn set_lowat(&self, _bytes: usize) -> io::Result<()> {
         Err(io::ErrorKind::Unsupported.into())
     }
+    /// Whether [`ReadNow::try_read_vectored`] and [`ReadNow::readable`]
+    /// work (a socket); otherwise a payload is read piece by piece.
+    const VECTORED: bool = false;
+    /// One vectored read of what is there now, into `bufs` in order;
+    /// `WouldBlock` (and the runtime's readiness cleared) when nothing is.
+    fn try_read_vectored(&self, _bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// Waits until the stream is readable (past its low-water mark).
+    fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
+        std::future::ready(Err(io::ErrorKind::Unsupported.into()))
+    }
 }
 
 impl ReadNow for tokio::net::tcp::OwnedReadHalf {
@@ -98,6 +110,13 @@ impl ReadNow for tokio::net::tcp::OwnedReadHalf {
     fn set_lowat(&self, bytes: usize) -> io::Result<()> {
         use std::os::fd::AsFd;
         lnd_api::sock::set_rcvlowat(self.as_ref().as_fd(), bytes)
+    }
+    const VECTORED: bool = true;
+    fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        tokio::net::tcp::OwnedReadHalf::try_read_vectored(self, bufs)
+    }
+    fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
+        tokio::net::tcp::OwnedReadHalf::readable(self)
     }
 }
 
@@ -1925,7 +1944,11 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
 }
 
 /// Reads a payload of `plen` bytes: the first `mlen = min(plen, payload.len())`
-/// straight into the span's pieces, the rest into `scratch`.
+/// straight into the span's pieces, the rest into `scratch`. One piece (a
+/// contiguous buffer, a router buffer) is read by [`read_spinning`];
+/// several (an MD's pages) by [`read_group`], up to [`RX_IOV`] at once
+/// with vectored reads, as many as can be borrowed: a busy piece is tried
+/// again alone and, still busy, skipped (the message fails with EBUSY).
 /// Returns the message's status (not OK when the memory was busy).
 async fn read_payload<R: AsyncRead + ReadNow + Unpin>(
     conn: &Conn,
@@ -1942,30 +1965,60 @@ async fn read_payload<R: AsyncRead + ReadNow + Unpin>(
     let mlen = payload.len().min(plen);
     let mut status = Completion::OK;
     let mut left = mlen;
-    for p in payload.pieces() {
-        if left == 0 {
-            break;
-        }
+    let mut pieces = payload.pieces().peekable();
+    while left > 0 {
+        let Some(p) = pieces.next() else { break };
         let n = p.len().min(left);
         // Exactly this piece's bytes (the flag covers its whole allocation).
-        match p.borrow_mut() {
-            Ok(mut g) => {
-                let reads = read_spinning(r, &mut g[..n], spin, cfg.rx_lowat, deadline, t).await?;
-                conn.zc_counts
-                    .payload_reads
-                    .fetch_add(reads, Ordering::Relaxed);
-                if let Some(c) = csum.as_mut() {
-                    *c = csum_update(*c, &g[..n]);
-                }
-            }
+        let g = match p.borrow_mut() {
+            Ok(g) => g,
             Err(_) => {
                 // Keep the stream in step, fail the message.
                 status = Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR);
                 skip(r, n, scratch, deadline, t).await?;
                 *csum = None;
+                left -= n;
+                continue;
+            }
+        };
+        if !R::VECTORED || n >= left || pieces.peek().is_none() {
+            let mut g = g;
+            let reads = read_spinning(r, &mut g[..n], spin, cfg.rx_lowat, deadline, t).await?;
+            conn.zc_counts
+                .payload_reads
+                .fetch_add(reads, Ordering::Relaxed);
+            if let Some(c) = csum.as_mut() {
+                *c = csum_update(*c, &g[..n]);
+            }
+            left -= n;
+            continue;
+        }
+        // Several pieces (an MD's pages): as many as can be borrowed now,
+        // up to RX_IOV, filled by vectored reads.
+        let mut group: [Option<(BufMut<'_>, usize)>; RX_IOV] = std::array::from_fn(|_| None);
+        group[0] = Some((g, n));
+        let (mut k, mut taken) = (1, n);
+        while k < RX_IOV && taken < left {
+            let Some(q) = pieces.peek() else { break };
+            // A piece busy now is tried again alone (after this group's
+            // borrows end): it fails the message only if still busy then.
+            let Ok(h) = q.borrow_mut() else { break };
+            let m = q.len().min(left - taken);
+            group[k] = Some((h, m));
+            pieces.next();
+            k += 1;
+            taken += m;
+        }
+        let reads = read_group(r, &mut group[..k], cfg.rx_lowat, deadline, t).await?;
+        conn.zc_counts
+            .payload_reads
+            .fetch_add(reads, Ordering::Relaxed);
+        if let Some(c) = csum.as_mut() {
+            for (g, m) in group[..k].iter().flatten() {
+                *c = csum_update(*c, &g[..*m]);
             }
         }
-        left -= n;
+        left -= taken;
     }
     if plen > mlen {
         // Truncated or discarded: no checksum to verify.
@@ -2110,6 +2163,116 @@ async fn read_marked<R: AsyncRead + ReadNow + Unpin>(
         }
     }
     Ok(reads)
+}
+
+/// Counts `n` bytes read into `group` from piece `i`, byte `off` on.
+fn advance_group(
+    group: &[Option<(BufMut<'_>, usize)>],
+    mut n: usize,
+    i: &mut usize,
+    off: &mut usize,
+) {
+    while n > 0 && *i < group.len() {
+        let m = group[*i].as_ref().map_or(0, |(_, m)| *m);
+        let step = n.min(m - *off);
+        *off += step;
+        n -= step;
+        if *off == m {
+            *i += 1;
+            *off = 0;
+        }
+    }
+}
+
+/// Payload pieces one vectored read fills at most (an MD's 4 KiB pages:
+/// 256 KiB a read).
+const RX_IOV: usize = 64;
+
+/// Reads exactly the first `m` bytes of each piece of `group` (pieces of
+/// one payload, in order, borrowed for writing) with vectored reads of the
+/// socket: what the read buffer holds first, then one `readv` for what is
+/// there, and when nothing is, a sleep until the socket is readable (with
+/// `lowat` and a rest of at least [`LOWAT_MIN`], woken once it is all
+/// there, as [`read_spinning`]). Returns the socket reads that moved bytes.
+async fn read_group<R: AsyncRead + ReadNow + Unpin>(
+    r: &mut BufReader<R>,
+    group: &mut [Option<(BufMut<'_>, usize)>],
+    lowat: bool,
+    deadline: Instant,
+    t: Duration,
+) -> Result<u64, CloseReason> {
+    const WHAT: &str = "read payload";
+    // (piece, bytes of it filled)
+    let (mut i, mut off) = (0, 0);
+    let mut rest: usize = group.iter().flatten().map(|(_, m)| *m).sum();
+    // What the read buffer already holds.
+    while rest > 0 && !r.buffer().is_empty() {
+        let Some((g, m)) = group[i].as_mut() else {
+            break;
+        };
+        let held = r.buffer();
+        let n = held.len().min(*m - off);
+        g[off..off + n].copy_from_slice(&held[..n]);
+        r.consume(n);
+        rest -= n;
+        advance_group(group, n, &mut i, &mut off);
+    }
+    let mut mark = 0;
+    let mut reads = 0;
+    let res = loop {
+        if rest == 0 {
+            break Ok(());
+        }
+        let got = {
+            let mut iov: [io::IoSliceMut<'_>; RX_IOV] =
+                std::array::from_fn(|_| io::IoSliceMut::new(&mut []));
+            let mut k = 0;
+            for (j, slot) in group.iter_mut().enumerate().skip(i) {
+                if let Some((g, m)) = slot.as_mut() {
+                    let from = if j == i { off } else { 0 };
+                    iov[k] = io::IoSliceMut::new(&mut g[from..*m]);
+                    k += 1;
+                }
+            }
+            r.get_ref().try_read_vectored(&mut iov[..k])
+        };
+        match got {
+            Ok(0) => break Err(CloseReason::io(WHAT, &io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => {
+                reads += 1;
+                rest -= n;
+                advance_group(group, n, &mut i, &mut off);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if lowat && rest >= LOWAT_MIN && (mark == 0 || rest < mark) {
+                    let want = rest.min(LOWAT_MAX);
+                    match r.get_ref().set_lowat(want) {
+                        Ok(()) => mark = want,
+                        Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
+                        Err(e) => break Err(CloseReason::io("set SO_RCVLOWAT", &e)),
+                    }
+                } else if mark > rest {
+                    if let Err(e) = r.get_ref().set_lowat(1) {
+                        break Err(CloseReason::io("set SO_RCVLOWAT", &e));
+                    }
+                    mark = 0;
+                }
+                match timeout_at(deadline, r.get_ref().readable()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => break Err(CloseReason::io(WHAT, &e)),
+                    Err(_) => break Err(CloseReason::timeout(WHAT, t)),
+                }
+            }
+            Err(e) => break Err(CloseReason::io(WHAT, &e)),
+        }
+    };
+    if mark > 0 {
+        if let Err(e) = r.get_ref().set_lowat(1) {
+            return Err(CloseReason::io("set SO_RCVLOWAT", &e));
+        }
+    }
+    res.map(|()| reads)
 }
 
 async fn skip<R: AsyncRead + Unpin>(
@@ -2508,6 +2671,125 @@ mod tests {
         let (reads, lens) = lowat_case(Some(64 * 1024));
         assert_eq!(lens, [1 << 20, 10]);
         assert!(reads >= 2, "{reads} reads through a 128 KiB buffer");
+    }
+
+    /// Over a real TCP socket: a 1 MiB payload received into 256 pages of
+    /// 4 KiB (an MD's kiov), sent in 16 pieces 10 ms apart, then a 3-page
+    /// window whose middle page is borrowed elsewhere, then a small
+    /// message. The pages are filled by vectored reads of up to 64 pages
+    /// (a few reads, not one per page); the busy page fails its message
+    /// with EBUSY, its bytes skipped, the pages around it filled; what
+    /// follows arrives intact.
+    #[test]
+    fn pages_are_filled_by_vectored_reads_and_a_busy_page_keeps_the_stream_in_step() {
+        const PAGE: usize = 4096;
+        let counts = Arc::new(Counts::default());
+        let statuses = Arc::new(Mutex::new(Vec::new()));
+        let pages: Vec<IoBuf> = (0..256).map(|_| IoBuf::zeroed(PAGE)).collect();
+        let first = PayloadSpan::from(pages.iter().cloned().collect::<Payload>());
+        let owner = Arc::new(Keep(
+            Owner(counts.clone()),
+            Mutex::new(Vec::new()),
+            Some(first),
+        ));
+        let (a, busy, c) = (
+            IoBuf::zeroed(PAGE),
+            IoBuf::zeroed(PAGE),
+            IoBuf::zeroed(PAGE),
+        );
+        let trio = PayloadSpan::from(
+            [a.clone(), busy.clone(), c.clone()]
+                .into_iter()
+                .collect::<Payload>(),
+        );
+        let held = busy.borrow().expect("free");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let cfg = ConnCfg {
+            sock_timeout: Duration::from_secs(60),
+            keepalive: Duration::ZERO,
+            zc_min_payload: None,
+            csum: false,
+            rx_spin: Duration::from_micros(50),
+            rx_lowat: true,
+        };
+        let host = HostHandle::new(Statuses(statuses.clone()));
+        let conn = Conn::new(7, &crate::fuzzing::peer(), false, None, cfg, host);
+        /// The second message goes into `trio`, the others as `Keep` does.
+        struct Second(Arc<Keep>, PayloadSpan);
+        impl ConnOwner for Second {
+            fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
+                let k = &self.0;
+                if k.0 .0.parsed.load(Ordering::SeqCst) == 1 {
+                    return receive_into(&k.0 .0, conn, &hdr, rx, self.1.clone());
+                }
+                k.parse(conn, hdr, rx)
+            }
+            fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
+                self.0.conn_failed(conn, why);
+            }
+            fn task_done(&self) {
+                self.0.task_done();
+            }
+            fn log(&self, level: LogLevel, msg: &str) {
+                self.0.log(level, msg);
+            }
+        }
+        let second = Arc::new(Second(owner.clone(), trio));
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = l.local_addr().expect("addr");
+            let mut peer = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let (ours, _) = l.accept().await.expect("accept");
+            start(conn.clone(), ours, second.clone());
+            let big = lnet(1 << 20, 0, 0);
+            for chunk in big.chunks(big.len() / 16 + 1) {
+                peer.write_all(chunk).await.expect("write");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let mut rest = lnet(3 * PAGE as u32, 0, 0);
+            rest.extend(lnet(100, 0, 0));
+            peer.write_all(&rest).await.expect("write");
+            let t0 = std::time::Instant::now();
+            while lock(&statuses).len() < 3 {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(30),
+                    "{} of 3 messages finished",
+                    lock(&statuses).len()
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            drop(peer);
+            while counts.tasks_done.load(Ordering::SeqCst) < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        drop(held);
+        let busy_status = Completion::failed(errno::EBUSY, HealthStatus::LOCAL_ERROR);
+        let got: Vec<Completion> = lock(&statuses).iter().map(|(_, c)| *c).collect();
+        assert_eq!(got, [Completion::OK, busy_status, Completion::OK]);
+        let sent: Vec<u8> = (0..1 << 20).map(|i| i as u8).collect();
+        for (i, p) in pages.iter().enumerate() {
+            assert!(
+                p.to_vec().expect("free") == sent[i * PAGE..(i + 1) * PAGE],
+                "page {i} of the 1 MiB payload"
+            );
+        }
+        let reads = conn.payload_reads();
+        assert!(
+            (1..=40).contains(&reads),
+            "{reads} reads for 1 MiB in 256 pages (and 2 pages of 4 KiB)"
+        );
+        assert!(a.to_vec().expect("free") == sent[..PAGE]);
+        assert!(busy.to_vec().expect("free").iter().all(|&x| x == 0));
+        assert!(c.to_vec().expect("free") == sent[2 * PAGE..3 * PAGE]);
+        let kept: Vec<usize> = lock(&owner.1).iter().map(IoBuf::len).collect();
+        assert_eq!(kept, [100]);
     }
 
     /// Records completions (token, status), shared with the test.

@@ -187,6 +187,7 @@ for i in $(seq "$PAIRS"); do
         sleep 1.5
         read -r c0 l0 < <(routed)
         read -r kb0 ka0 < <(rpkts)
+        e0="$(ticks "$pa") $(ticks "$pb")"
         t0=$(date +%s.%N)
         if [ -n "${ROUTER_PROFILE:-}" ] && [ "$i" = 1 ]; then
             # A call-graph profile of the router over the first window
@@ -202,7 +203,12 @@ for i in $(seq "$PAIRS"); do
         [ -s "$WORK/rsys" ] && awk -F, '$3 ~ /sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "%s=%s ", $3, $1 } END { print "" }' "$WORK/rsys" | sed 's/^/# router syscalls in the window: /' >&2
         read -r c1 l1 < <(routed)
         read -r kb1 ka1 < <(rpkts)
+        e1="$(ticks "$pa") $(ticks "$pb")"
         t1=$(date +%s.%N)
+        # The end nodes' CPU over the same bytes (the clients of the anchor,
+        # iperf3, are not measured): all of ours is A + R + B.
+        python3 -c 'import sys; a0, b0, a1, b1 = map(int, sys.argv[1:5]); g = int(sys.argv[5]) / 2**30; t = float(sys.argv[6])
+print(f"end nodes: cpu A {(a1 - a0) / t / g:.3f} s/GiB, B {(b1 - b0) / t / g:.3f} s/GiB" if g else "end nodes: no bytes")' $e0 $e1 $((l1 - l0)) "$TICK" >"$WORK/epkts"
         pkts_per_mib router $((kb1 - kb0)) $((ka1 - ka0)) "$(python3 -c "print(($l1 - $l0) / 2**20)")" >"$WORK/rpkts"
         # perf counted over its `sleep`; the counters moved over a little
         # longer (perf's and lnetctl's start-up): scale them to the window.
@@ -251,6 +257,7 @@ for i in $(seq "$PAIRS"); do
     costs socat "$pm" "$pc" "$ps" "$(python3 -c 'import sys; print(int(float(sys.argv[1]) * 2**20 * float(sys.argv[2])))' "$sb" $((SECS > 2 ? SECS - 1 : 1)))" >>"$WORK/sperf.log"
     log "$(cat "$WORK/rperf")"
     [ -s "$WORK/rpkts" ] && log "$(cat "$WORK/rpkts")"
+    [ -s "$WORK/epkts" ] && log "$(cat "$WORK/epkts")"
     if read -r b a d <"$WORK/spkts"; then
         log "$(pkts_per_mib socat "$b" "$a" "$(python3 -c "print($sb * $d)")")"
     fi
@@ -264,6 +271,37 @@ for i in $(seq "$PAIRS"); do
     echo "$ob $sb $oc $sc" >>"$WORK/socat"
     echo "$ob $kb" >>"$WORK/kernel"
 done
+if [ -n "${ROUTER_STRACE:-}" ]; then
+    # Which socket calls, of what sizes, to which side (ROUTER_STRACE=SECS):
+    # the batch runs once more and `perf trace` (or strace, which stops the
+    # router at every call and so changes what it does) follows the router
+    # for SECS s, after every measured window. Calls per MiB, not a cost.
+    lst run bulk >/dev/null
+    sleep 1
+    ip netns exec "$nsr" ss -tnp | awk -v pid="$pr" '
+        index($0, "pid=" pid ",") {
+            peer = $5; sub(/:[0-9]+$/, "", peer)
+            side = peer == "10.233.1.1" ? "A" : peer == "10.233.2.1" ? "B" : peer
+            n = split($0, f, "fd=")
+            for (i = 2; i <= n; i++) { fd = f[i]; sub(/[^0-9].*/, "", fd); print fd, side "/fd" fd }
+        }' >"$WORK/fdmap"
+    calls=read,readv,recvfrom,recvmsg,write,writev,sendto,sendmsg,epoll_wait,epoll_pwait,setsockopt,futex
+    read -r c0 l0 < <(routed)
+    if [ "$HAVE_PERF" = 1 ] && [ -z "${ROUTER_STRACE_PTRACE:-}" ]; then
+        perf trace -o "$WORK/strace" -e "$calls" -p "$pr" -- sleep "$ROUTER_STRACE" >/dev/null 2>&1 || true
+    else
+        timeout $((ROUTER_STRACE + 5)) strace -f -qq -T -s 0 -o "$WORK/strace" -e trace="$calls" -p "$pr" &
+        stp=$!
+        sleep "$ROUTER_STRACE"
+        kill -INT "$stp" 2>/dev/null || true
+        wait "$stp" 2>/dev/null || true
+    fi
+    read -r c1 l1 < <(routed)
+    lst stop bulk >/dev/null
+    python3 "$(dirname "$0")/s4-strace.py" "$WORK/strace" "$WORK/fdmap" \
+        "$(python3 -c "print(($l1 - $l0) / 2**20)")" $((c1 - c0)) | sed 's/^/# /' >&2
+    [ -n "${ROUTER_STRACE_KEEP:-}" ] && cp "$WORK/strace" "$ROUTER_STRACE_KEEP"
+fi
 lst end_session >/dev/null
 # Medians of the load-independent figures (perf windows above).
 for f in rperf sperf; do

@@ -18,6 +18,8 @@
 //!   which a filter plugin (lnd-fault) wraps the NIs of any other LND.
 //! * [`entry`]: helpers for a plugin's own entry code (net-type checks, NI
 //!   incarnations); plain Rust, outside the ABI.
+//! * [`sock`]: socket options the safe socket crates lack (`SO_RCVLOWAT`);
+//!   plain Rust, outside the ABI.
 //! * [`module`]: the root module a plugin exports ([`export_lnd_plugin!`]),
 //!   loading with version and layout checks ([`load_plugin`]), and named
 //!   layout-checked extensions ([`extension`]), the only way this ABI grows.
@@ -47,6 +49,7 @@ pub mod mem;
 pub mod module;
 pub mod nid;
 pub mod params;
+pub mod sock;
 pub mod types;
 
 pub use filter::{FilterHandle, FilterNi, FilterNiHandle, NiFilter, NI_FILTER};

@@ -289,6 +289,7 @@ impl NiInner {
             zc_min_payload: params.zc_request.then_some(params.zc_min_payload),
             csum: params.enable_csum,
             rx_spin: Duration::from_micros(params.rx_spin_us.into()),
+            rx_lowat: params.rx_lowat,
         };
         let (shut_tx, _) = watch::channel(false);
         Arc::new_cyclic(|me| NiInner {

@@ -83,6 +83,10 @@ pub struct Params {
     /// `rx_spin_us` (50, this LND's own): how long a reader polls for the
     /// rest of a payload in flight before it sleeps; 0 never polls.
     pub rx_spin_us: u32,
+    /// `rx_lowat` (1, this LND's own): a reader that sleeps for the rest of
+    /// a large payload sets the socket's receive low-water mark to it, so
+    /// it is woken once, when the rest is there, not at every segment.
+    pub rx_lowat: bool,
     /// `nscheds` (0): worker threads of the plugin's runtime, which run
     /// every connection's reader and writer (the kernel's scheduler
     /// threads); 0 is one. Read when the first NI of the process starts.
@@ -126,6 +130,7 @@ impl Default for Params {
             zc_min_payload: 16384,
             zc_request: false,
             rx_spin_us: 50,
+            rx_lowat: true,
             nscheds: 0,
             credits: 256,
             peer_credits: 8,
@@ -149,7 +154,7 @@ const MAX_I32: i64 = i32::MAX as i64;
 /// declared to the host through the lnd-api parameter extension. The
 /// acceptor's (`accept`, `accept_port`, ...) are the lnet module's and the
 /// host's: this LND reads them from [`lnd_api::NiConfig::params`].
-pub static DECLS: [ParamDecl; 33] = [
+pub static DECLS: [ParamDecl; 34] = [
     ParamDecl::int(
         M,
         "sock_timeout",
@@ -362,6 +367,12 @@ pub static DECLS: [ParamDecl; 33] = [
         10_000,
         "this LND's own: microseconds a reader polls for a payload in flight",
     ),
+    ParamDecl::bool(
+        M,
+        "rx_lowat",
+        "1",
+        "this LND's own: wake a reader once the rest of a large payload is there",
+    ),
 ];
 
 fn bad(name: &str, value: &str, what: &str) -> LndError {
@@ -437,6 +448,7 @@ impl Params {
                 "zc_min_payload" => p.zc_min_payload = num::<usize>(n, v, 0, 1 << 21)?.max(2048),
                 "zc_request" => p.zc_request = num::<u32>(n, v, 0, 1)? == 1,
                 "rx_spin_us" => p.rx_spin_us = num(n, v, 0, 10_000)?,
+                "rx_lowat" => p.rx_lowat = num::<u32>(n, v, 0, 1)? == 1,
                 "nscheds" => p.nscheds = num(n, v, 0, NSCHEDS_MAX)?,
                 "credits" => p.credits = num(n, v, 1, 1 << 20)?,
                 "peer_credits" => p.peer_credits = num(n, v, 1, 1 << 16)?,

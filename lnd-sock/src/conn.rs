@@ -19,6 +19,7 @@
 //! path walks the span's pieces, so a message allocates nothing for its
 //! payload.
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -573,12 +574,17 @@ impl Conn {
 
     #[allow(clippy::result_large_err)]
     fn enqueue_inner(&self, g: TxGuard, may_write: bool) -> Result<(), TxGuard> {
+        // This connection's reader, on this thread, still holds complete
+        // messages: the send waits for the others their handling makes, and
+        // they go out together when it drains its buffer ([`Conn::uncork`]).
+        let corked = may_write && is_corked(self);
         let (sock, batch, ack) = {
             let mut q = lock(&self.q);
             if q.closed {
                 return Err(g);
             }
             let direct = may_write
+                && !corked
                 && !q.writing
                 && q.items.is_empty()
                 && q.inflight.is_empty()
@@ -589,7 +595,7 @@ impl Conn {
                 q.items.push_back(g);
                 let idle = !q.writing;
                 drop(q);
-                if idle {
+                if idle && !corked {
                     self.wake.notify_one();
                 }
                 return Ok(());
@@ -599,9 +605,34 @@ impl Conn {
             (q.sock.take(), std::mem::take(&mut q.inflight), ack)
         };
         if let Some(sock) = sock {
-            self.write_direct(sock, batch, g, ack);
+            self.write_direct(sock, batch, Some((g, ack)));
         }
         Ok(())
+    }
+
+    /// Writes what this connection's reader left queued while it was
+    /// corked: on this thread, with the direct path's vectored writes, when
+    /// nobody else owns the write side (an owner writes the queue before it
+    /// lets go); to the writer task when the direct path cannot be taken.
+    fn uncork(&self) {
+        let (sock, batch) = {
+            let mut q = lock(&self.q);
+            if q.closed || q.writing || q.items.is_empty() {
+                return;
+            }
+            let sock = match q.sock.take() {
+                Some(s) if q.inflight.is_empty() && q.failed.is_none() => s,
+                other => {
+                    q.sock = other;
+                    drop(q);
+                    self.wake.notify_one();
+                    return;
+                }
+            };
+            q.writing = true;
+            (sock, std::mem::take(&mut q.inflight))
+        };
+        self.write_direct(sock, batch, None);
     }
 
     /// The peer's ZC cookie the next LNET frame acknowledges (0: none).
@@ -629,8 +660,9 @@ impl Conn {
         }
     }
 
-    /// The direct path: writes `g` (the caller's own send, acknowledging
-    /// `ack`), then what was queued behind it, batch by batch, on this
+    /// The direct path: writes `first` (the caller's own send, and the
+    /// peer's ZC cookie it acknowledges) or, without one (uncorking), the
+    /// queue's first batch; then what was queued behind it, batch by batch, on this
     /// thread until the queue is empty or the socket is full; then lets go
     /// of the write side (to the writer task when work is left). `batch` is
     /// the connection's (empty) in-flight list, whose room it reuses.
@@ -638,13 +670,22 @@ impl Conn {
         &self,
         sock: std::net::TcpStream,
         mut batch: VecDeque<Frame>,
-        g: TxGuard,
-        ack: u64,
+        first: Option<(TxGuard, u64)>,
     ) {
-        if let Some(f) = prepare_frame(self, g, ack) {
-            batch.push_back(f);
-        }
         let mut staged: Option<Staged> = None;
+        match first {
+            Some((g, ack)) => {
+                if let Some(f) = prepare_frame(self, g, ack) {
+                    batch.push_back(f);
+                }
+            }
+            None => {
+                // Uncorking: the queue's first batch.
+                let mut q = lock(&self.q);
+                let st = staged.get_or_insert_with(Staged::default);
+                self.take_batch(&mut q, st, &batch);
+            }
+        }
         loop {
             if let Some(st) = staged.as_mut() {
                 st.prepare_into(self, &mut batch, None);
@@ -1633,6 +1674,38 @@ pub fn deliver_inline(
     })
 }
 
+thread_local! {
+    /// The connection (its address) whose reader, on this thread, is handing
+    /// LNet a message while its read buffer holds more bytes (0: none).
+    /// Sends on it made meanwhile on this thread are queued instead of
+    /// written ([`Conn::enqueue`]), and written together, in one vectored
+    /// write, once the reader has no complete message left to handle
+    /// ([`Conn::uncork`]): a burst of requests read at once gets its replies
+    /// in one write, not one each.
+    static CORKED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether `conn`'s reader is on this thread with more messages to handle.
+fn is_corked(conn: &Conn) -> bool {
+    CORKED.with(Cell::get) == conn as *const Conn as usize
+}
+
+/// Runs `f` with `conn` corked on this thread when `cork` (and as it was
+/// otherwise); restores the previous state even when `f` unwinds.
+fn corked<T>(conn: &Conn, cork: bool, f: impl FnOnce() -> T) -> T {
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CORKED.with(|c| c.set(self.0));
+        }
+    }
+    if !cork {
+        return f();
+    }
+    let _restore = Restore(CORKED.with(|c| c.replace(conn as *const Conn as usize)));
+    f()
+}
+
 /// The address that identifies a reader's owner for [`deliver_inline`].
 pub fn owner_addr<O>(owner: &Arc<O>) -> usize {
     Arc::as_ptr(owner) as *const () as usize
@@ -1686,9 +1759,13 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
     // small messages costs one syscall, not four each); a large payload
     // bypasses the buffer and goes straight into the matched MD.
     let mut r = BufReader::with_capacity(READ_BUF, r);
+    // Sends on this connection were queued while corked (see [`CORKED`]):
+    // they are written before the reader may wait for anything.
+    let mut pending = false;
     loop {
         // Idle until the first byte of the next message; then the whole
         // message must arrive within sock_timeout.
+        uncork_if(conn, &mut pending, r.buffer().is_empty());
         let mut first = [0u8; 1];
         match r.read(&mut first).await {
             Ok(0) => {
@@ -1716,6 +1793,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         let mut hdr_first = true;
         if conn.version != KSOCK_PROTO_V1 {
             raw_ksh[0] = first[0];
+            uncork_if(conn, &mut pending, r.buffer().len() < MSG_HDR_SIZE - 1);
             if let Err(why) = read_buffered(&mut r, &mut raw_ksh[1..], deadline, t).await {
                 return Some(why);
             }
@@ -1745,6 +1823,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         } else {
             0
         };
+        uncork_if(conn, &mut pending, r.buffer().len() < hlen - off);
         if let Err(why) = read_buffered(&mut r, &mut hb[off..hlen], deadline, t).await {
             return Some(why);
         }
@@ -1780,7 +1859,11 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         // LNet must answer (`recv`) within sock_timeout: a host that never
         // does would otherwise hold the connection silently forever.
         let recv_deadline = deadline;
-        let (parsed, inline) = parse_inline(owner, conn, hdr, token);
+        // More than this message's payload read already: sends it causes
+        // wait for those of the next ones.
+        let cork = r.buffer().len() > plen as usize;
+        pending |= cork;
+        let (parsed, inline) = corked(conn, cork, || parse_inline(owner, conn, hdr, token));
         if let Err(e) = parsed {
             lock(&conn.rx).expect = None;
             return Some(CloseReason::proto(format!("LNet refused the header: {e}")));
@@ -1793,6 +1876,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
             lock(&conn.rx).expect = None;
             a
         } else {
+            uncork_if(conn, &mut pending, true);
             loop {
                 {
                     let mut s = lock(&conn.rx);
@@ -1859,6 +1943,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         };
         let empty = PayloadSpan::new();
         let payload = guard.payload().unwrap_or(&empty);
+        uncork_if(conn, &mut pending, r.buffer().len() < plen as usize);
         let r_payload = read_payload(
             &mut r,
             payload,
@@ -1889,15 +1974,31 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
                 )));
             }
         }
-        guard.complete(status);
+        // The reply or next request this message causes waits for those of
+        // the next messages already read.
+        let cork = !r.buffer().is_empty();
+        pending |= cork;
+        corked(conn, cork, || guard.complete(status));
         if ksh.zc_req != 0 {
+            uncork_if(conn, &mut pending, true);
             conn.queue_ack(ksh.zc_req).await;
         }
         if plen as usize >= YIELD_AFTER {
+            uncork_if(conn, &mut pending, true);
             // As the writer does: let the tasks this message woke (a reply
             // to send, the next request) run before the next bulk payload.
             tokio::task::yield_now().await;
         }
+    }
+}
+
+/// Writes the sends the reader corked on `conn` when `now` (the reader is
+/// about to wait, or has no complete message left).
+#[inline]
+fn uncork_if(conn: &Conn, pending: &mut bool, now: bool) {
+    if *pending && now {
+        *pending = false;
+        conn.uncork();
     }
 }
 

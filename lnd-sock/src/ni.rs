@@ -6,6 +6,7 @@
 //! held only for table updates, never across a socket call or a host
 //! callback. Order: NI lock, then a connection's queue lock.
 
+use lnd_api::hash::FastMap;
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -74,8 +75,10 @@ const DOWN_MEMORY: usize = 1024;
 /// The mutable state of an NI.
 struct NiState {
     shutdown: bool,
-    peers: HashMap<PeerId, Peer>,
-    conns: HashMap<u32, Arc<Conn>>,
+    /// Keyed fold-multiply hashing (`lnd_api::hash`): a send looks its
+    /// peer up here per message, and SipHash cost ~550 instructions of it.
+    peers: FastMap<PeerId, Peer>,
+    conns: FastMap<u32, Arc<Conn>>,
     next_conn: u32,
     /// Peers whose last connection attempt failed, with when, after their
     /// entries were freed (bounded by [`DOWN_MEMORY`]).
@@ -303,8 +306,8 @@ impl NiInner {
             link_down: AtomicBool::new(false),
             st: Mutex::new(NiState {
                 shutdown: false,
-                peers: HashMap::new(),
-                conns: HashMap::new(),
+                peers: FastMap::default(),
+                conns: FastMap::default(),
                 next_conn: 1,
                 down: HashMap::new(),
             }),

@@ -23,7 +23,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -366,6 +366,8 @@ pub struct Conn {
     rx: Mutex<RxSlot>,
     rx_wake: Notify,
     close_tx: watch::Sender<Option<CloseReason>>,
+    /// Set with `close_tx` (read per send without its lock).
+    closed: AtomicBool,
     /// Milliseconds since `origin` when bytes last arrived.
     last_rx_ms: AtomicU64,
     origin: Instant,
@@ -475,6 +477,7 @@ impl Conn {
             rx: Mutex::new(RxSlot::default()),
             rx_wake: Notify::new(),
             close_tx,
+            closed: AtomicBool::new(false),
             last_rx_ms: AtomicU64::new(0),
             origin: now,
             zc_next: AtomicU64::new(2),
@@ -526,7 +529,7 @@ impl Conn {
 
     /// Whether the connection was closed.
     pub fn is_closed(&self) -> bool {
-        self.close_tx.borrow().is_some()
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Seconds since bytes last arrived.
@@ -808,6 +811,7 @@ impl Conn {
         self.close_tx.send_if_modified(|v| {
             if v.is_none() {
                 *v = Some(why.clone());
+                self.closed.store(true, Ordering::Release);
                 first = true;
                 true
             } else {

@@ -163,12 +163,23 @@ fn rank(t: ConnType, small: bool) -> Option<u8> {
 /// fewest queued bytes.
 fn pick(conns: &[Arc<Conn>], size: usize, min_bulk: usize) -> Option<&Arc<Conn>> {
     let small = size < min_bulk;
-    conns
-        .iter()
-        .filter(|c| !c.is_closed())
-        .filter_map(|c| rank(c.ctype, small).map(|r| (r, c.queued_bytes(), c)))
-        .min_by_key(|(r, b, _)| (*r, *b))
-        .map(|(_, _, c)| c)
+    // The first of the least (type rank, queued bytes); a connection of a
+    // worse type than the best so far costs no lock (per message: a peer
+    // has a connection of each type).
+    let mut best: Option<(u8, usize, &Arc<Conn>)> = None;
+    for c in conns {
+        let Some(r) = rank(c.ctype, small) else {
+            continue;
+        };
+        if best.is_some_and(|(br, _, _)| r > br) || c.is_closed() {
+            continue;
+        }
+        let b = c.queued_bytes();
+        if best.is_none_or(|(br, bb, _)| (r, b) < (br, bb)) {
+            best = Some((r, b, c));
+        }
+    }
+    best.map(|(_, _, c)| c)
 }
 
 /// Queues `g` on the best connection of `conns` for its writer task (no

@@ -2443,114 +2443,6 @@ mod tests {
         }
     }
 
-    /// Answers every received message with a send on the same connection,
-    /// from inside its `finalize` (as LNet's selftest server replies), and
-    /// counts the sends it completes.
-    struct Echo(Arc<Counts>, Arc<std::sync::OnceLock<std::sync::Weak<Conn>>>);
-    impl lnd_api::Host for Echo {
-        fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), lnd_api::LndError> {
-            Ok(())
-        }
-        fn finalize(&self, m: MsgToken, _: Completion) {
-            if m.0 < 1 << 40 {
-                self.0.finalized_tx.fetch_add(1, Ordering::SeqCst);
-                return;
-            }
-            self.0.finalized_rx.fetch_add(1, Ordering::SeqCst);
-            let Some(c) = self.1.get().and_then(std::sync::Weak::upgrade) else {
-                return;
-            };
-            let i = m.0 & 0xFFFF;
-            let (mut tx, _) = put_msg(i, 8);
-            tx.hdr.body[..8].copy_from_slice(&i.to_le_bytes());
-            let payload = PayloadSpan::from(IoBuf::from_vec(i.to_le_bytes().to_vec()));
-            let host = HostHandle::new(H(self.0.clone()));
-            assert!(c.enqueue(TxGuard::new(tx, payload, host)).is_ok());
-        }
-        fn notify(&self, _: Nid, _: bool) {}
-        fn link_state(&self, _: bool) {}
-        fn log(&self, _: LogLevel, _: &str) {}
-    }
-
-    /// A burst of requests read at once is answered in order, every reply
-    /// whole, in a few vectored writes instead of one per reply: the reader
-    /// corks the connection while its buffer holds more messages.
-    #[test]
-    fn a_burst_read_at_once_is_answered_in_one_write() {
-        use std::io::{Read, Write};
-        const N: u64 = 40;
-        let counts = Arc::new(Counts::default());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = l.local_addr().expect("addr");
-        let mut peer = std::net::TcpStream::connect(addr).expect("connect");
-        let (ours, _) = l.accept().expect("accept");
-        ours.set_nonblocking(true).expect("nonblocking");
-        let slot = Arc::new(std::sync::OnceLock::new());
-        let c = Conn::new(
-            7,
-            &crate::fuzzing::peer(),
-            false,
-            None,
-            ConnCfg {
-                sock_timeout: Duration::from_secs(30),
-                keepalive: Duration::ZERO,
-                zc_min_payload: None,
-                csum: false,
-                rx_spin: Duration::ZERO,
-            },
-            HostHandle::new(Echo(counts.clone(), slot.clone())),
-        );
-        assert!(slot.set(Arc::downgrade(&c)).is_ok());
-        let hlen = c.hdr_len();
-        {
-            let _g = rt.enter();
-            let s = tokio::net::TcpStream::from_std(ours).expect("tokio socket");
-            start(c.clone(), s, Arc::new(Owner(counts.clone())));
-        }
-        // One write: the reader's first read holds the whole burst.
-        let mut burst = Vec::new();
-        for _ in 0..N {
-            burst.extend(lnet(0, 0, 0));
-        }
-        peer.write_all(&burst).expect("write burst");
-        peer.set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("timeout");
-        for i in 0..N {
-            let mut head = vec![0u8; MSG_HDR_SIZE + hlen];
-            peer.read_exact(&mut head).expect("reply head");
-            let mut h = [0u8; HDR_NID4_SIZE];
-            h.copy_from_slice(&head[MSG_HDR_SIZE..]);
-            let hdr = Hdr::decode_nid4(&h).expect("LNet header");
-            assert_eq!(hdr.body[..8], i.to_le_bytes(), "reply {i} out of order");
-            assert_eq!(hdr.payload_length, 8);
-            let mut p = [0u8; 8];
-            peer.read_exact(&mut p).expect("reply payload");
-            assert_eq!(p, i.to_le_bytes(), "reply {i} payload");
-        }
-        let t0 = std::time::Instant::now();
-        while counts.finalized_tx.load(Ordering::SeqCst) < N as usize {
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "replies not completed"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let (frames, writes) = c.tx_writes();
-        assert_eq!(frames, N);
-        // Without corking each reply is its own write; corked, a batch
-        // (16 frames) goes in one.
-        assert!(writes <= 3, "{N} replies took {writes} writes");
-        assert_eq!(counts.finalized_rx.load(Ordering::SeqCst), N as usize);
-        assert_eq!(c.queued_bytes(), 0);
-        c.close(CloseReason::shutdown());
-        drop(rt);
-    }
-
     /// Records completions (token, status), shared with the test.
     struct Statuses(Arc<Mutex<Vec<(u64, Completion)>>>);
     impl lnd_api::Host for Statuses {
@@ -2797,6 +2689,111 @@ mod tests {
             assert_eq!(counts.parsed.load(Ordering::SeqCst) as u64, N);
             c.close(CloseReason::shutdown());
         });
+    }
+
+    /// Answers every received message with a send on the same connection,
+    /// from inside its `finalize` (as LNet's selftest server replies), and
+    /// counts the sends it completes.
+    struct Echo(Arc<Counts>, Arc<std::sync::OnceLock<std::sync::Weak<Conn>>>);
+    impl lnd_api::Host for Echo {
+        fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), lnd_api::LndError> {
+            Ok(())
+        }
+        fn finalize(&self, m: MsgToken, _: Completion) {
+            if m.0 < 1 << 40 {
+                self.0.finalized_tx.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            self.0.finalized_rx.fetch_add(1, Ordering::SeqCst);
+            let Some(c) = self.1.get().and_then(std::sync::Weak::upgrade) else {
+                return;
+            };
+            let i = m.0 & 0xFFFF;
+            let (mut tx, _) = put_msg(i, 8);
+            tx.hdr.body[..8].copy_from_slice(&i.to_le_bytes());
+            let payload = PayloadSpan::from(IoBuf::from_vec(i.to_le_bytes().to_vec()));
+            let host = HostHandle::new(H(self.0.clone()));
+            assert!(c.enqueue(TxGuard::new(tx, payload, host)).is_ok());
+        }
+        fn notify(&self, _: Nid, _: bool) {}
+        fn link_state(&self, _: bool) {}
+        fn log(&self, _: LogLevel, _: &str) {}
+    }
+
+    /// A burst of requests read at once is answered in order, every reply
+    /// whole, in a few vectored writes instead of one per reply: the reader
+    /// corks the connection while its buffer holds more messages.
+    #[test]
+    fn a_burst_read_at_once_is_answered_in_one_write() {
+        use std::io::{Read, Write};
+        const N: u64 = 40;
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let mut peer = std::net::TcpStream::connect(addr).expect("connect");
+        let (ours, _) = l.accept().expect("accept");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let slot = Arc::new(std::sync::OnceLock::new());
+        let c = Conn::new(
+            7,
+            &crate::fuzzing::peer(),
+            false,
+            None,
+            ConnCfg {
+                sock_timeout: Duration::from_secs(30),
+                ..conn(&counts).cfg
+            },
+            HostHandle::new(Echo(counts.clone(), slot.clone())),
+        );
+        assert!(slot.set(Arc::downgrade(&c)).is_ok());
+        let hlen = c.hdr_len();
+        {
+            let _g = rt.enter();
+            let s = tokio::net::TcpStream::from_std(ours).expect("tokio socket");
+            start(c.clone(), s, Arc::new(Owner(counts.clone())));
+        }
+        // One write: the reader's first read holds the whole burst.
+        let mut burst = Vec::new();
+        for _ in 0..N {
+            burst.extend(lnet(0, 0, 0));
+        }
+        peer.write_all(&burst).expect("write burst");
+        peer.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        for i in 0..N {
+            let mut head = vec![0u8; MSG_HDR_SIZE + hlen];
+            peer.read_exact(&mut head).expect("reply head");
+            let mut h = [0u8; HDR_NID4_SIZE];
+            h.copy_from_slice(&head[MSG_HDR_SIZE..]);
+            let hdr = Hdr::decode_nid4(&h).expect("LNet header");
+            assert_eq!(hdr.body[..8], i.to_le_bytes(), "reply {i} out of order");
+            assert_eq!(hdr.payload_length, 8);
+            let mut p = [0u8; 8];
+            peer.read_exact(&mut p).expect("reply payload");
+            assert_eq!(p, i.to_le_bytes(), "reply {i} payload");
+        }
+        let t0 = std::time::Instant::now();
+        while counts.finalized_tx.load(Ordering::SeqCst) < N as usize {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "replies not completed"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (frames, writes) = c.tx_writes();
+        assert_eq!(frames, N);
+        // Without corking each reply is its own write; corked, a batch
+        // (16 frames) goes in one.
+        assert!(writes <= 3, "{N} replies took {writes} writes");
+        assert_eq!(counts.finalized_rx.load(Ordering::SeqCst), N as usize);
+        assert_eq!(c.queued_bytes(), 0);
+        c.close(CloseReason::shutdown());
+        drop(rt);
     }
 
     /// A loopback TCP pair: ours (non-blocking, for the runtime) and the

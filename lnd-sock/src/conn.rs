@@ -1003,6 +1003,9 @@ pub fn start<S: Seam, O: ConnOwner>(conn: Arc<Conn>, s: S, owner: Arc<O>) {
             _ = c1.closed() => None,
         };
         if let Some(why) = why {
+            // What the reader corked before it failed (replies to messages
+            // it handled whole) goes out before the close, as it would have.
+            c1.uncork();
             o1.conn_failed(&c1, why);
         }
         o1.task_done();

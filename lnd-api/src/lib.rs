@@ -43,6 +43,7 @@ pub use abi_stable;
 
 pub mod entry;
 pub mod filter;
+pub mod hash;
 pub mod hdr;
 pub mod lnd;
 pub mod mem;

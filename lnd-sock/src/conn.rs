@@ -19,10 +19,11 @@
 //! path walks the span's pieces, so a message allocates nothing for its
 //! payload.
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -398,6 +399,8 @@ pub struct Conn {
     rx: Mutex<RxSlot>,
     rx_wake: Notify,
     close_tx: watch::Sender<Option<CloseReason>>,
+    /// Set with `close_tx` (read per send without its lock).
+    closed: AtomicBool,
     /// Milliseconds since `origin` when bytes last arrived.
     last_rx_ms: AtomicU64,
     origin: Instant,
@@ -510,6 +513,7 @@ impl Conn {
             rx: Mutex::new(RxSlot::default()),
             rx_wake: Notify::new(),
             close_tx,
+            closed: AtomicBool::new(false),
             last_rx_ms: AtomicU64::new(0),
             origin: now,
             zc_next: AtomicU64::new(2),
@@ -567,7 +571,7 @@ impl Conn {
 
     /// Whether the connection was closed.
     pub fn is_closed(&self) -> bool {
-        self.close_tx.borrow().is_some()
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Seconds since bytes last arrived.
@@ -615,23 +619,45 @@ impl Conn {
 
     #[allow(clippy::result_large_err)]
     fn enqueue_inner(&self, g: TxGuard, may_write: bool) -> Result<(), TxGuard> {
+        // This connection's reader, on this thread, still holds complete
+        // messages: the send waits for the others their handling makes, and
+        // they go out together when it drains its buffer ([`Conn::uncork`]).
+        let corked = may_write && is_corked(self);
         let (sock, batch, ack) = {
             let mut q = lock(&self.q);
             if q.closed {
                 return Err(g);
             }
+            // A batch's worth is written at once (the queue keeps its room).
+            let corked = corked && q.items.len() + 1 < BATCH_FRAMES;
             let direct = may_write
+                && !corked
                 && !q.writing
-                && q.items.is_empty()
                 && q.inflight.is_empty()
                 && q.failed.is_none()
                 && q.sock.is_some();
+            if direct && !q.items.is_empty() {
+                // Sends queued with nobody writing them (corked by this
+                // thread's reader, or the writer task not yet running): this
+                // one goes behind them and the caller writes them all, in
+                // order, rather than waking the writer task.
+                q.bytes += g.wire_len(self.hdr_len());
+                q.items.push_back(g);
+                q.writing = true;
+                let sock = q.sock.take();
+                let batch = std::mem::take(&mut q.inflight);
+                drop(q);
+                if let Some(sock) = sock {
+                    self.write_direct(sock, batch, None);
+                }
+                return Ok(());
+            }
             if !direct {
                 q.bytes += g.wire_len(self.hdr_len());
                 q.items.push_back(g);
                 let idle = !q.writing;
                 drop(q);
-                if idle {
+                if idle && !corked {
                     self.wake.notify_one();
                 }
                 return Ok(());
@@ -641,9 +667,34 @@ impl Conn {
             (q.sock.take(), std::mem::take(&mut q.inflight), ack)
         };
         if let Some(sock) = sock {
-            self.write_direct(sock, batch, g, ack);
+            self.write_direct(sock, batch, Some((g, ack)));
         }
         Ok(())
+    }
+
+    /// Writes what this connection's reader left queued while it was
+    /// corked: on this thread, with the direct path's vectored writes, when
+    /// nobody else owns the write side (an owner writes the queue before it
+    /// lets go); to the writer task when the direct path cannot be taken.
+    fn uncork(&self) {
+        let (sock, batch) = {
+            let mut q = lock(&self.q);
+            if q.closed || q.writing || q.items.is_empty() {
+                return;
+            }
+            let sock = match q.sock.take() {
+                Some(s) if q.inflight.is_empty() && q.failed.is_none() => s,
+                other => {
+                    q.sock = other;
+                    drop(q);
+                    self.wake.notify_one();
+                    return;
+                }
+            };
+            q.writing = true;
+            (sock, std::mem::take(&mut q.inflight))
+        };
+        self.write_direct(sock, batch, None);
     }
 
     /// The peer's ZC cookie the next LNET frame acknowledges (0: none).
@@ -671,8 +722,9 @@ impl Conn {
         }
     }
 
-    /// The direct path: writes `g` (the caller's own send, acknowledging
-    /// `ack`), then what was queued behind it, batch by batch, on this
+    /// The direct path: writes `first` (the caller's own send, and the
+    /// peer's ZC cookie it acknowledges) or, without one (uncorking), the
+    /// queue's first batch; then what was queued behind it, batch by batch, on this
     /// thread until the queue is empty or the socket is full; then lets go
     /// of the write side (to the writer task when work is left). `batch` is
     /// the connection's (empty) in-flight list, whose room it reuses.
@@ -680,13 +732,22 @@ impl Conn {
         &self,
         sock: std::net::TcpStream,
         mut batch: VecDeque<Frame>,
-        g: TxGuard,
-        ack: u64,
+        first: Option<(TxGuard, u64)>,
     ) {
-        if let Some(f) = prepare_frame(self, g, ack) {
-            batch.push_back(f);
-        }
         let mut staged: Option<Staged> = None;
+        match first {
+            Some((g, ack)) => {
+                if let Some(f) = prepare_frame(self, g, ack) {
+                    batch.push_back(f);
+                }
+            }
+            None => {
+                // Uncorking: the queue's first batch.
+                let mut q = lock(&self.q);
+                let st = staged.get_or_insert_with(Staged::default);
+                self.take_batch(&mut q, st, &batch);
+            }
+        }
         loop {
             if let Some(st) = staged.as_mut() {
                 st.prepare_into(self, &mut batch, None);
@@ -792,6 +853,7 @@ impl Conn {
         self.close_tx.send_if_modified(|v| {
             if v.is_none() {
                 *v = Some(why.clone());
+                self.closed.store(true, Ordering::Release);
                 first = true;
                 true
             } else {
@@ -983,6 +1045,9 @@ pub fn start<S: Seam, O: ConnOwner>(conn: Arc<Conn>, s: S, owner: Arc<O>) {
             _ = c1.closed() => None,
         };
         if let Some(why) = why {
+            // What the reader corked before it failed (replies to messages
+            // it handled whole) goes out before the close, as it would have.
+            c1.uncork();
             o1.conn_failed(&c1, why);
         }
         o1.task_done();
@@ -1675,6 +1740,38 @@ pub fn deliver_inline(
     })
 }
 
+thread_local! {
+    /// The connection (its address) whose reader, on this thread, is handing
+    /// LNet a message while its read buffer holds more bytes (0: none).
+    /// Sends on it made meanwhile on this thread are queued instead of
+    /// written ([`Conn::enqueue`]), and written together, in one vectored
+    /// write, once the reader has no complete message left to handle
+    /// ([`Conn::uncork`]): a burst of requests read at once gets its replies
+    /// in one write, not one each.
+    static CORKED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether `conn`'s reader is on this thread with more messages to handle.
+fn is_corked(conn: &Conn) -> bool {
+    CORKED.with(Cell::get) == conn as *const Conn as usize
+}
+
+/// Runs `f` with `conn` corked on this thread when `cork` (and as it was
+/// otherwise); restores the previous state even when `f` unwinds.
+fn corked<T>(conn: &Conn, cork: bool, f: impl FnOnce() -> T) -> T {
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CORKED.with(|c| c.set(self.0));
+        }
+    }
+    if !cork {
+        return f();
+    }
+    let _restore = Restore(CORKED.with(|c| c.replace(conn as *const Conn as usize)));
+    f()
+}
+
 /// The address that identifies a reader's owner for [`deliver_inline`].
 pub fn owner_addr<O>(owner: &Arc<O>) -> usize {
     Arc::as_ptr(owner) as *const () as usize
@@ -1728,9 +1825,13 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
     // small messages costs one syscall, not four each); a large payload
     // bypasses the buffer and goes straight into the matched MD.
     let mut r = BufReader::with_capacity(READ_BUF, r);
+    // Sends on this connection were queued while corked (see [`CORKED`]):
+    // they are written before the reader may wait for anything.
+    let mut pending = false;
     loop {
         // Idle until the first byte of the next message; then the whole
         // message must arrive within sock_timeout.
+        uncork_if(conn, &mut pending, r.buffer().is_empty());
         let mut first = [0u8; 1];
         match r.read(&mut first).await {
             Ok(0) => {
@@ -1758,6 +1859,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         let mut hdr_first = true;
         if conn.version != KSOCK_PROTO_V1 {
             raw_ksh[0] = first[0];
+            uncork_if(conn, &mut pending, r.buffer().len() < MSG_HDR_SIZE - 1);
             if let Err(why) = read_buffered(&mut r, &mut raw_ksh[1..], deadline, t).await {
                 return Some(why);
             }
@@ -1787,6 +1889,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         } else {
             0
         };
+        uncork_if(conn, &mut pending, r.buffer().len() < hlen - off);
         if let Err(why) = read_buffered(&mut r, &mut hb[off..hlen], deadline, t).await {
             return Some(why);
         }
@@ -1822,7 +1925,11 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         // LNet must answer (`recv`) within sock_timeout: a host that never
         // does would otherwise hold the connection silently forever.
         let recv_deadline = deadline;
-        let (parsed, inline) = parse_inline(owner, conn, hdr, token);
+        // More than this message's payload read already: sends it causes
+        // wait for those of the next ones.
+        let cork = r.buffer().len() > plen as usize;
+        pending |= cork;
+        let (parsed, inline) = corked(conn, cork, || parse_inline(owner, conn, hdr, token));
         if let Err(e) = parsed {
             lock(&conn.rx).expect = None;
             return Some(CloseReason::proto(format!("LNet refused the header: {e}")));
@@ -1844,6 +1951,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
                     }
                 }
                 waited = true;
+                uncork_if(conn, &mut pending, true);
                 if timeout_at(recv_deadline, conn.rx_wake.notified())
                     .await
                     .is_err()
@@ -1901,6 +2009,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         };
         let empty = PayloadSpan::new();
         let payload = guard.payload().unwrap_or(&empty);
+        uncork_if(conn, &mut pending, r.buffer().len() < plen as usize);
         let r_payload = read_payload(
             conn,
             &mut r,
@@ -1931,15 +2040,31 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
                 )));
             }
         }
-        guard.complete(status);
+        // The reply or next request this message causes waits for those of
+        // the next messages already read.
+        let cork = !r.buffer().is_empty();
+        pending |= cork;
+        corked(conn, cork, || guard.complete(status));
         if ksh.zc_req != 0 {
+            uncork_if(conn, &mut pending, true);
             conn.queue_ack(ksh.zc_req).await;
         }
         if plen as usize >= YIELD_AFTER {
+            uncork_if(conn, &mut pending, true);
             // As the writer does: let the tasks this message woke (a reply
             // to send, the next request) run before the next bulk payload.
             tokio::task::yield_now().await;
         }
+    }
+}
+
+/// Writes the sends the reader corked on `conn` when `now` (the reader is
+/// about to wait, or has no complete message left).
+#[inline]
+fn uncork_if(conn: &Conn, pending: &mut bool, now: bool) {
+    if *pending && now {
+        *pending = false;
+        conn.uncork();
     }
 }
 
@@ -3039,6 +3164,111 @@ mod tests {
             assert_eq!(counts.parsed.load(Ordering::SeqCst) as u64, N);
             c.close(CloseReason::shutdown());
         });
+    }
+
+    /// Answers every received message with a send on the same connection,
+    /// from inside its `finalize` (as LNet's selftest server replies), and
+    /// counts the sends it completes.
+    struct Echo(Arc<Counts>, Arc<std::sync::OnceLock<std::sync::Weak<Conn>>>);
+    impl lnd_api::Host for Echo {
+        fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), lnd_api::LndError> {
+            Ok(())
+        }
+        fn finalize(&self, m: MsgToken, _: Completion) {
+            if m.0 < 1 << 40 {
+                self.0.finalized_tx.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            self.0.finalized_rx.fetch_add(1, Ordering::SeqCst);
+            let Some(c) = self.1.get().and_then(std::sync::Weak::upgrade) else {
+                return;
+            };
+            let i = m.0 & 0xFFFF;
+            let (mut tx, _) = put_msg(i, 8);
+            tx.hdr.body[..8].copy_from_slice(&i.to_le_bytes());
+            let payload = PayloadSpan::from(IoBuf::from_vec(i.to_le_bytes().to_vec()));
+            let host = HostHandle::new(H(self.0.clone()));
+            assert!(c.enqueue(TxGuard::new(tx, payload, host)).is_ok());
+        }
+        fn notify(&self, _: Nid, _: bool) {}
+        fn link_state(&self, _: bool) {}
+        fn log(&self, _: LogLevel, _: &str) {}
+    }
+
+    /// A burst of requests read at once is answered in order, every reply
+    /// whole, in a few vectored writes instead of one per reply: the reader
+    /// corks the connection while its buffer holds more messages.
+    #[test]
+    fn a_burst_read_at_once_is_answered_in_one_write() {
+        use std::io::{Read, Write};
+        const N: u64 = 40;
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let mut peer = std::net::TcpStream::connect(addr).expect("connect");
+        let (ours, _) = l.accept().expect("accept");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let slot = Arc::new(std::sync::OnceLock::new());
+        let c = Conn::new(
+            7,
+            &crate::fuzzing::peer(),
+            false,
+            None,
+            ConnCfg {
+                sock_timeout: Duration::from_secs(30),
+                ..conn(&counts).cfg
+            },
+            HostHandle::new(Echo(counts.clone(), slot.clone())),
+        );
+        assert!(slot.set(Arc::downgrade(&c)).is_ok());
+        let hlen = c.hdr_len();
+        {
+            let _g = rt.enter();
+            let s = tokio::net::TcpStream::from_std(ours).expect("tokio socket");
+            start(c.clone(), s, Arc::new(Owner(counts.clone())));
+        }
+        // One write: the reader's first read holds the whole burst.
+        let mut burst = Vec::new();
+        for _ in 0..N {
+            burst.extend(lnet(0, 0, 0));
+        }
+        peer.write_all(&burst).expect("write burst");
+        peer.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        for i in 0..N {
+            let mut head = vec![0u8; MSG_HDR_SIZE + hlen];
+            peer.read_exact(&mut head).expect("reply head");
+            let mut h = [0u8; HDR_NID4_SIZE];
+            h.copy_from_slice(&head[MSG_HDR_SIZE..]);
+            let hdr = Hdr::decode_nid4(&h).expect("LNet header");
+            assert_eq!(hdr.body[..8], i.to_le_bytes(), "reply {i} out of order");
+            assert_eq!(hdr.payload_length, 8);
+            let mut p = [0u8; 8];
+            peer.read_exact(&mut p).expect("reply payload");
+            assert_eq!(p, i.to_le_bytes(), "reply {i} payload");
+        }
+        let t0 = std::time::Instant::now();
+        while counts.finalized_tx.load(Ordering::SeqCst) < N as usize {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "replies not completed"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (frames, writes) = c.tx_writes();
+        assert_eq!(frames, N);
+        // Without corking each reply is its own write; corked, a batch
+        // (16 frames) goes in one.
+        assert!(writes <= 3, "{N} replies took {writes} writes");
+        assert_eq!(counts.finalized_rx.load(Ordering::SeqCst), N as usize);
+        assert_eq!(c.queued_bytes(), 0);
+        c.close(CloseReason::shutdown());
+        drop(rt);
     }
 
     /// A loopback TCP pair: ours (non-blocking, for the runtime) and the

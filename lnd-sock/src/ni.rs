@@ -6,6 +6,7 @@
 //! held only for table updates, never across a socket call or a host
 //! callback. Order: NI lock, then a connection's queue lock.
 
+use lnd_api::hash::FastMap;
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -74,8 +75,10 @@ const DOWN_MEMORY: usize = 1024;
 /// The mutable state of an NI.
 struct NiState {
     shutdown: bool,
-    peers: HashMap<PeerId, Peer>,
-    conns: HashMap<u32, Arc<Conn>>,
+    /// Keyed fold-multiply hashing (`lnd_api::hash`): a send looks its
+    /// peer up here per message, and SipHash cost ~550 instructions of it.
+    peers: FastMap<PeerId, Peer>,
+    conns: FastMap<u32, Arc<Conn>>,
     next_conn: u32,
     /// Peers whose last connection attempt failed, with when, after their
     /// entries were freed (bounded by [`DOWN_MEMORY`]).
@@ -160,12 +163,23 @@ fn rank(t: ConnType, small: bool) -> Option<u8> {
 /// fewest queued bytes.
 fn pick(conns: &[Arc<Conn>], size: usize, min_bulk: usize) -> Option<&Arc<Conn>> {
     let small = size < min_bulk;
-    conns
-        .iter()
-        .filter(|c| !c.is_closed())
-        .filter_map(|c| rank(c.ctype, small).map(|r| (r, c.queued_bytes(), c)))
-        .min_by_key(|(r, b, _)| (*r, *b))
-        .map(|(_, _, c)| c)
+    // The first of the least (type rank, queued bytes); a connection of a
+    // worse type than the best so far costs no lock (per message: a peer
+    // has a connection of each type).
+    let mut best: Option<(u8, usize, &Arc<Conn>)> = None;
+    for c in conns {
+        let Some(r) = rank(c.ctype, small) else {
+            continue;
+        };
+        if best.is_some_and(|(br, _, _)| r > br) || c.is_closed() {
+            continue;
+        }
+        let b = c.queued_bytes();
+        if best.is_none_or(|(br, bb, _)| (r, b) < (br, bb)) {
+            best = Some((r, b, c));
+        }
+    }
+    best.map(|(_, _, c)| c)
 }
 
 /// Queues `g` on the best connection of `conns` for its writer task (no
@@ -304,8 +318,8 @@ impl NiInner {
             link_down: AtomicBool::new(false),
             st: Mutex::new(NiState {
                 shutdown: false,
-                peers: HashMap::new(),
-                conns: HashMap::new(),
+                peers: FastMap::default(),
+                conns: FastMap::default(),
                 next_conn: 1,
                 down: HashMap::new(),
             }),

@@ -119,6 +119,125 @@ fn write_frame(s: &mut TcpStream, f: FrameHdr, data: &[u8]) -> std::io::Result<(
     s.write_all(data)
 }
 
+/// Most iovecs one `writev` takes (`IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+/// Writes a batch of queued frames in order with vectored writes, up to a
+/// `Close` (then `Ok(true)`: the writer ends). An ACK followed in the batch
+/// by another ACK, a NAK or a READ response is left out: those acknowledge
+/// every earlier request too (RC acknowledgments are cumulative). Memory
+/// of an RDMA WRITE that its owner writes meanwhile fails the QP with
+/// `LOC_PROT_ERR` (after the frames before it); a broken connection with
+/// `RETRY_EXC_ERR`.
+fn write_batch(s: &mut TcpStream, batch: &VecDeque<TxItem>) -> Result<bool, WcStatus> {
+    let end = batch
+        .iter()
+        .position(|i| matches!(i, TxItem::Close))
+        .unwrap_or(batch.len());
+    let close = end < batch.len();
+    // Which ACKs a later frame of the batch makes redundant.
+    let mut skip = vec![false; end];
+    let mut acked_later = false;
+    for (k, item) in batch.iter().take(end).enumerate().rev() {
+        if let TxItem::Frame(f, _) = item {
+            if f.op == OP_ACK && acked_later {
+                skip[k] = true;
+            }
+            if matches!(f.op, OP_ACK | OP_NAK | OP_READ_RESP) {
+                acked_later = true;
+            }
+        }
+    }
+    let mut hdrs: Vec<[u8; FRAME_HDR]> = Vec::with_capacity(end);
+    let mut guards = Vec::new();
+    let mut failed = None;
+    for (k, item) in batch.iter().take(end).enumerate() {
+        match item {
+            TxItem::Frame(f, d) if !skip[k] => hdrs.push(
+                FrameHdr {
+                    len: d.len() as u32,
+                    ..*f
+                }
+                .encode(),
+            ),
+            TxItem::Gather(f, spans) => {
+                let n0 = guards.len();
+                let mut len = 0usize;
+                for span in spans {
+                    for p in span.pieces() {
+                        match p.borrow() {
+                            Ok(b) => {
+                                len += b.len();
+                                guards.push(b);
+                            }
+                            Err(_) => {
+                                failed = Some(k);
+                                break;
+                            }
+                        }
+                    }
+                }
+                if failed.is_some() {
+                    guards.truncate(n0);
+                    break;
+                }
+                hdrs.push(
+                    FrameHdr {
+                        len: len as u32,
+                        ..*f
+                    }
+                    .encode(),
+                );
+            }
+            _ => {}
+        }
+    }
+    let upto = failed.unwrap_or(end);
+    let mut iov: Vec<std::io::IoSlice<'_>> = Vec::with_capacity(hdrs.len() * 2 + guards.len());
+    let (mut h, mut g) = (hdrs.iter(), guards.iter());
+    for (k, item) in batch.iter().take(upto).enumerate() {
+        match item {
+            TxItem::Frame(_, d) if !skip[k] => {
+                iov.extend(h.next().map(|x| std::io::IoSlice::new(x)));
+                if !d.is_empty() {
+                    iov.push(std::io::IoSlice::new(d));
+                }
+            }
+            TxItem::Gather(_, spans) => {
+                iov.extend(h.next().map(|x| std::io::IoSlice::new(x)));
+                for _ in spans.iter().flat_map(|x| x.pieces()) {
+                    iov.extend(g.next().map(|b| std::io::IoSlice::new(b)));
+                }
+            }
+            _ => {}
+        }
+    }
+    write_all_vectored(s, &mut iov).map_err(|_| WcStatus::RetryExcErr)?;
+    if failed.is_some() {
+        return Err(WcStatus::LocProtErr);
+    }
+    Ok(close)
+}
+
+/// `write_all` over iovecs, at most [`IOV_MAX`] per call.
+fn write_all_vectored(
+    s: &mut TcpStream,
+    mut iov: &mut [std::io::IoSlice<'_>],
+) -> std::io::Result<()> {
+    // No slice is empty (headers are 32 bytes, empty data is left out), so
+    // a zero-byte write means the connection is gone.
+    while !iov.is_empty() {
+        let n = iov.len().min(IOV_MAX);
+        match s.write_vectored(&iov[..n]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(w) => std::io::IoSlice::advance_slices(&mut iov, w),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // Device and memory registration
 // ---------------------------------------------------------------------------
@@ -329,6 +448,10 @@ impl Drop for SoftMr {
 struct CqState {
     wcs: VecDeque<Wc>,
     events: VecDeque<CmEvent>,
+    /// Threads sleeping in [`SoftCq::wait`]: a completion wakes them only
+    /// when there are some (no wake-up system call per completion while
+    /// the poller is busy).
+    waiters: u32,
 }
 
 #[derive(Default)]
@@ -348,13 +471,23 @@ impl SoftCq {
     }
 
     fn push(&self, wc: Wc) {
-        lock(&self.0.st).wcs.push_back(wc);
-        self.0.cv.notify_all();
+        let mut st = lock(&self.0.st);
+        st.wcs.push_back(wc);
+        let wake = st.waiters > 0;
+        drop(st);
+        if wake {
+            self.0.cv.notify_all();
+        }
     }
 
     fn event(&self, e: CmEvent) {
-        lock(&self.0.st).events.push_back(e);
-        self.0.cv.notify_all();
+        let mut st = lock(&self.0.st);
+        st.events.push_back(e);
+        let wake = st.waiters > 0;
+        drop(st);
+        if wake {
+            self.0.cv.notify_all();
+        }
     }
 
     /// Takes up to `max` completions (`ibv_poll_cq`).
@@ -382,12 +515,14 @@ impl SoftCq {
             if left.is_zero() {
                 return false;
             }
+            st.waiters += 1;
             st = self
                 .0
                 .cv
                 .wait_timeout(st, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
+            st.waiters -= 1;
         }
     }
 
@@ -425,6 +560,17 @@ struct QpState_ {
     outstanding: VecDeque<Outstanding>,
     recvs: VecDeque<RecvWr>,
     disconnected: bool,
+    /// The reader waiting for a receive to be posted (RNR): only then
+    /// does a post wake it.
+    recv_waiters: u32,
+}
+
+/// The transmit queue and whether the writer sleeps on it.
+#[derive(Default)]
+struct TxQueue {
+    items: VecDeque<TxItem>,
+    /// The writer is (about to be) asleep: the next item wakes it.
+    writer_asleep: bool,
 }
 
 enum TxItem {
@@ -440,7 +586,7 @@ struct QpInner {
     cq: SoftCq,
     st: Mutex<QpState_>,
     recv_cv: Condvar,
-    tx: Mutex<VecDeque<TxItem>>,
+    tx: Mutex<TxQueue>,
     tx_cv: Condvar,
     stream: TcpStream,
     closing: AtomicBool,
@@ -465,9 +611,10 @@ impl SoftQp {
                 outstanding: VecDeque::new(),
                 recvs: VecDeque::new(),
                 disconnected: false,
+                recv_waiters: 0,
             }),
             recv_cv: Condvar::new(),
-            tx: Mutex::new(VecDeque::new()),
+            tx: Mutex::new(TxQueue::default()),
             tx_cv: Condvar::new(),
             stream,
             closing: AtomicBool::new(false),
@@ -507,9 +654,16 @@ impl SoftQp {
         self.0.stream.peer_addr().ok()
     }
 
+    /// Queues a frame for the writer; wakes it only when it sleeps (one
+    /// wake-up per batch it writes, not per frame).
     fn enqueue(&self, item: TxItem) {
-        lock(&self.0.tx).push_back(item);
-        self.0.tx_cv.notify_one();
+        let mut q = lock(&self.0.tx);
+        q.items.push_back(item);
+        let wake = std::mem::replace(&mut q.writer_asleep, false);
+        drop(q);
+        if wake {
+            self.0.tx_cv.notify_one();
+        }
     }
 
     fn wc(&self, wr_id: u64, status: WcStatus, opcode: WcOpcode, byte_len: u32) {
@@ -617,8 +771,11 @@ impl SoftQp {
             return Ok(());
         }
         st.recvs.push_back(wr);
+        let wake = st.recv_waiters > 0;
         drop(st);
-        self.0.recv_cv.notify_all();
+        if wake {
+            self.0.recv_cv.notify_all();
+        }
         Ok(())
     }
 
@@ -639,7 +796,9 @@ impl SoftQp {
     /// Moves to the error state; returns what must be flushed.
     fn to_error(&self, st: &mut QpState_) -> (Vec<Outstanding>, Vec<RecvWr>) {
         st.state = QpState::Error;
-        self.0.recv_cv.notify_all();
+        if st.recv_waiters > 0 {
+            self.0.recv_cv.notify_all();
+        }
         (
             st.outstanding.drain(..).collect(),
             st.recvs.drain(..).collect(),
@@ -682,54 +841,33 @@ impl SoftQp {
         }
     }
 
+    /// The QP's transmit thread: takes every frame queued so far as one
+    /// batch and writes it with vectored writes (headers, small frames and
+    /// the registered memory of RDMA WRITEs, no staging copy), so a burst
+    /// of frames costs one wake-up and about one system call.
     fn writer(&self, mut s: TcpStream) {
+        let mut batch: VecDeque<TxItem> = VecDeque::new();
         loop {
-            let item = {
+            {
                 let mut q = lock(&self.0.tx);
-                loop {
-                    if let Some(i) = q.pop_front() {
-                        break i;
-                    }
+                while q.items.is_empty() {
+                    q.writer_asleep = true;
                     q = self.0.tx_cv.wait(q).unwrap_or_else(|p| p.into_inner());
                 }
-            };
-            match item {
-                TxItem::Frame(f, d) => {
-                    if write_frame(&mut s, f, &d).is_err() {
-                        self.lost(WcStatus::RetryExcErr);
-                        let _ = s.shutdown(Shutdown::Both);
-                        return;
-                    }
-                }
-                TxItem::Gather(f, spans) => {
-                    let len: usize = spans.iter().map(|x| x.len()).sum();
-                    let f = FrameHdr {
-                        len: len as u32,
-                        ..f
-                    };
-                    let mut r = s.write_all(&f.encode()).map_err(|_| WcStatus::RetryExcErr);
-                    'out: for span in &spans {
-                        for p in span.pieces() {
-                            // Memory written by its owner while it is being
-                            // sent breaks the frame: the QP fails.
-                            let Ok(b) = p.borrow() else {
-                                r = Err(WcStatus::LocProtErr);
-                                break 'out;
-                            };
-                            if s.write_all(&b).is_err() {
-                                r = Err(WcStatus::RetryExcErr);
-                                break 'out;
-                            }
-                        }
-                    }
-                    if let Err(st) = r {
-                        self.lost(st);
-                        let _ = s.shutdown(Shutdown::Both);
-                        return;
-                    }
-                }
-                TxItem::Close => {
+                q.writer_asleep = false;
+                std::mem::swap(&mut q.items, &mut batch);
+            }
+            let r = write_batch(&mut s, &batch);
+            batch.clear();
+            match r {
+                Ok(false) => {}
+                Ok(true) => {
                     let _ = s.flush();
+                    let _ = s.shutdown(Shutdown::Both);
+                    return;
+                }
+                Err(st) => {
+                    self.lost(st);
                     let _ = s.shutdown(Shutdown::Both);
                     return;
                 }
@@ -920,12 +1058,14 @@ impl SoftQp {
                 self.nak(psn, NAK_RNR);
                 return;
             }
+            st.recv_waiters += 1;
             st = self
                 .0
                 .recv_cv
                 .wait_timeout(st, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
+            st.recv_waiters -= 1;
         };
         drop(st);
         if data.len() > wr.sge.length as usize {

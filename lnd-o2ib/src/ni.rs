@@ -396,6 +396,17 @@ impl NiInner {
             staging: Mutex::new(Vec::new()),
             bad_rkeys: std::sync::atomic::AtomicU32::new(0),
         });
+        if let Provider::Soft { cq, .. } = &ni.dev {
+            // Completions are handled on the soft QP's thread that made
+            // them (no hand-off to the poller per completion, as a kernel
+            // o2iblnd handles them in its CQ callback's scheduler).
+            let w = Arc::downgrade(&ni);
+            cq.set_handler(Box::new(move |wc| {
+                if let Some(ni) = w.upgrade() {
+                    ni.on_wc(wc);
+                }
+            }));
+        }
         let n = ni.clone();
         std::thread::Builder::new()
             .name("o2ib-poll".into())

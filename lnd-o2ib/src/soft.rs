@@ -454,10 +454,34 @@ struct CqState {
     waiters: u32,
 }
 
+/// What a CQ hands each completion to, on the thread that made it (see
+/// [`SoftCq::set_handler`]).
+pub type WcHandler = Box<dyn Fn(Wc) + Send + Sync>;
+
 #[derive(Default)]
 struct CqInner {
     st: Mutex<CqState>,
     cv: Condvar,
+    handler: std::sync::OnceLock<WcHandler>,
+}
+
+thread_local! {
+    /// Whether this thread runs a CQ's handler now.
+    static IN_HANDLER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Completions this thread made while running a handler (a post on a
+    /// QP in the error state completes at once): handled by this thread
+    /// right after, in order, without re-entering the handler.
+    static DEFERRED: std::cell::RefCell<VecDeque<(SoftCq, Wc)>> =
+        const { std::cell::RefCell::new(VecDeque::new()) };
+}
+
+/// Clears [`IN_HANDLER`] however the handler ends.
+struct HandlerGuard;
+
+impl Drop for HandlerGuard {
+    fn drop(&mut self) {
+        IN_HANDLER.with(|f| f.set(false));
+    }
 }
 
 /// A completion queue (with the CM events of its QPs). Cheap to clone.
@@ -470,7 +494,36 @@ impl SoftCq {
         Self::default()
     }
 
+    /// Hands completions to `h` on the thread that makes them (the QP's
+    /// reader for receives and acknowledged sends) instead of queuing
+    /// them for [`SoftCq::poll`]: no hand-off and wake-up of a polling
+    /// thread per completion. A completion made while the handler runs
+    /// on the same thread is handled after it returns. Set once; `false`
+    /// when a handler was already set. CM events stay queued.
+    pub fn set_handler(&self, h: WcHandler) -> bool {
+        self.0.handler.set(h).is_ok()
+    }
+
     fn push(&self, wc: Wc) {
+        if let Some(h) = self.0.handler.get() {
+            if IN_HANDLER.with(|f| f.replace(true)) {
+                DEFERRED.with(|d| d.borrow_mut().push_back((self.clone(), wc)));
+                return;
+            }
+            let _g = HandlerGuard;
+            h(wc);
+            while let Some((cq, wc)) = DEFERRED.with(|d| d.borrow_mut().pop_front()) {
+                match cq.0.handler.get() {
+                    Some(h) => h(wc),
+                    None => cq.queue(wc),
+                }
+            }
+            return;
+        }
+        self.queue(wc);
+    }
+
+    fn queue(&self, wc: Wc) {
         let mut st = lock(&self.0.st);
         st.wcs.push_back(wc);
         let wake = st.waiters > 0;

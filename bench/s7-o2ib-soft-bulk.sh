@@ -148,6 +148,21 @@ print(f"#   bytes per call {name}: " + ", ".join(f"{c} {b / n:.0f} B ({n} calls,
     done
 }
 
+# perf_s7 NAME PIDS...: with PERF=1, after the measured window (batch
+# still running), `perf record -e cpu-clock` on both daemons for
+# PERF_SECS (default 2); logs the symbols with most samples (user and
+# kernel; where the CPU goes, as shares: not a rate).
+perf_s7() {
+    local name=$1
+    shift
+    command -v perf >/dev/null || { log "PERF=1: perf is not installed"; return 0; }
+    local pids
+    pids=$(IFS=,; echo "$*")
+    perf record -q -e cpu-clock -F 1999 -p "$pids" -o "$WORK/perf.$name" -- sleep "${PERF_SECS:-2}" >/dev/null 2>&1 || true
+    perf report -q -i "$WORK/perf.$name" --stdio --no-children --sort comm,dso,sym 2>/dev/null |
+        awk 'NF && $1 ~ /%$/' | head -"${PERF_TOP:-30}" | sed "s/^/#   perf $name: /" >&2
+}
+
 # measure SOCK SESSION NAME PIDS...: "MiB/s cpu_s_per_GiB ctxsw_per_MiB
 # voluntary_per_MiB" of both daemons (NAME labels the log lines); the
 # CPU and context switches of each thread name are logged.
@@ -181,6 +196,7 @@ measure() {
     i=0
     for p in "$@"; do i=$((i + 1)); thread_delta "$name$i" "$WORK/th0.$i" "$WORK/th1.$i" "$mib"; done
     [ "${STRACE:-0}" = 1 ] && strace_s7 "$s" "$sess" "$name" "$@"
+    [ "${PERF:-0}" = 1 ] && perf_s7 "$name" "$@"
     "$BIN/lst" --socket "$s" stop bulk >/dev/null
     echo "$bw $(cpu_per_gib $((t1 - t0)) "$bw" "$SECS") $(per_mib $((c1 - c0)) "$mib") $(per_mib $((v1 - v0)) "$mib")"
 }

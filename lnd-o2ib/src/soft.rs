@@ -49,6 +49,12 @@ const OP_CM_RTU: u8 = 11;
 const FRAME_HDR: usize = 32;
 /// Largest single transfer (an RDMA of 1 MiB plus slack).
 const MAX_XFER: u32 = 16 << 20;
+/// How long the reader polls the socket for more of an RDMA WRITE's data
+/// in flight, since the last bytes came, before it sleeps in a blocking
+/// read (as lnd-sock's `rx_spin_us`, 50 by default): the rest of a frame
+/// on a fast path comes sooner than a sleeping thread is woken, and the
+/// sender, which wakes the reader on loopback, then rarely pays for it.
+const RX_SPIN: Duration = Duration::from_micros(50);
 
 /// NAK reasons.
 const NAK_ACCESS: u32 = 1;
@@ -108,6 +114,38 @@ fn read_frame(s: &mut TcpStream) -> std::io::Result<(FrameHdr, Vec<u8>)> {
     let mut data = vec![0u8; f.len as usize];
     s.read_exact(&mut data)?;
     Ok((f, data))
+}
+
+/// `read_exact` that polls the socket (`MSG_DONTWAIT`) for up to
+/// [`RX_SPIN`] since the last progress before it sleeps in a blocking
+/// read.
+fn read_spinning(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
+    let mut done = 0;
+    let mut progress = Instant::now();
+    while done < buf.len() {
+        let n = match crate::sys::sock::recv_now(s, &mut buf[done..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if progress.elapsed() < RX_SPIN {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                match s.read(&mut buf[done..]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        done += n;
+        progress = Instant::now();
+    }
+    Ok(())
 }
 
 fn write_frame(s: &mut TcpStream, f: FrameHdr, data: &[u8]) -> std::io::Result<()> {
@@ -975,7 +1013,7 @@ impl SoftQp {
             for p in span.pieces() {
                 match dma(|| p.borrow_mut()) {
                     Ok(mut b) => {
-                        if s.read_exact(&mut b).is_err() {
+                        if read_spinning(s, &mut b).is_err() {
                             return false;
                         }
                     }

@@ -146,6 +146,7 @@ for l in open(sys.argv[2]):
 print(f"#   bytes per call {name}: " + ", ".join(f"{c} {b / n:.0f} B ({n} calls, {e} failed)" for c, (n, b, e) in sorted(st.items(), key=lambda kv: -kv[1][0])))
 ' "$name$i" "$WORK/trace.$p" >&2
     done
+    return 0
 }
 
 # perf_s7 NAME PIDS...: with PERF=1, after the measured window (batch
@@ -160,7 +161,8 @@ perf_s7() {
     pids=$(IFS=,; echo "$*")
     perf record -q -e cpu-clock -F 1999 -p "$pids" -o "$WORK/perf.$name" -- sleep "${PERF_SECS:-2}" >/dev/null 2>&1 || true
     perf report -q -i "$WORK/perf.$name" --stdio --no-children --sort comm,dso,sym 2>/dev/null |
-        awk 'NF && $1 ~ /%$/' | head -"${PERF_TOP:-30}" | sed "s/^/#   perf $name: /" >&2
+        awk 'NF && $1 ~ /%$/' | head -"${PERF_TOP:-30}" | sed "s/^/#   perf $name: /" >&2 || true
+    return 0
 }
 
 # measure SOCK SESSION NAME PIDS...: "MiB/s cpu_s_per_GiB ctxsw_per_MiB
@@ -195,8 +197,8 @@ measure() {
     log "  $name: per thread (client 1, server 2) over the window:"
     i=0
     for p in "$@"; do i=$((i + 1)); thread_delta "$name$i" "$WORK/th0.$i" "$WORK/th1.$i" "$mib"; done
-    [ "${STRACE:-0}" = 1 ] && strace_s7 "$s" "$sess" "$name" "$@"
-    [ "${PERF:-0}" = 1 ] && perf_s7 "$name" "$@"
+    if [ "${STRACE:-0}" = 1 ]; then strace_s7 "$s" "$sess" "$name" "$@"; fi
+    if [ "${PERF:-0}" = 1 ]; then perf_s7 "$name" "$@"; fi
     "$BIN/lst" --socket "$s" stop bulk >/dev/null
     echo "$bw $(cpu_per_gib $((t1 - t0)) "$bw" "$SECS") $(per_mib $((c1 - c0)) "$mib") $(per_mib $((v1 - v0)) "$mib")"
 }

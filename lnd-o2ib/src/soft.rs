@@ -157,6 +157,10 @@ fn write_frame(s: &mut TcpStream, f: FrameHdr, data: &[u8]) -> std::io::Result<(
     s.write_all(data)
 }
 
+/// Largest frame data a posting thread sends itself (see
+/// [`SoftQp::enqueue`]): messages and acknowledgments, not bulk.
+const DIRECT_MAX: usize = 8192;
+
 /// Most iovecs one `writev` takes (`IOV_MAX`).
 const IOV_MAX: usize = 1024;
 
@@ -191,6 +195,7 @@ fn write_batch(s: &mut TcpStream, batch: &VecDeque<TxItem>) -> Result<bool, WcSt
     let mut failed = None;
     for (k, item) in batch.iter().take(end).enumerate() {
         match item {
+            TxItem::Raw(_) => {}
             TxItem::Frame(f, d) if !skip[k] => hdrs.push(
                 FrameHdr {
                     len: d.len() as u32,
@@ -235,6 +240,7 @@ fn write_batch(s: &mut TcpStream, batch: &VecDeque<TxItem>) -> Result<bool, WcSt
     let (mut h, mut g) = (hdrs.iter(), guards.iter());
     for (k, item) in batch.iter().take(upto).enumerate() {
         match item {
+            TxItem::Raw(d) => iov.push(std::io::IoSlice::new(d)),
             TxItem::Frame(_, d) if !skip[k] => {
                 iov.extend(h.next().map(|x| std::io::IoSlice::new(x)));
                 if !d.is_empty() {
@@ -666,6 +672,9 @@ struct TxQueue {
 
 enum TxItem {
     Frame(FrameHdr, Vec<u8>),
+    /// The rest of a frame a thread began to send itself (see
+    /// [`SoftQp::enqueue`]): bytes as they go on the wire.
+    Raw(Vec<u8>),
     /// A frame whose data is registered memory, written piece by piece.
     Gather(FrameHdr, Vec<PayloadSpan>),
     Close,
@@ -746,9 +755,38 @@ impl SoftQp {
     }
 
     /// Queues a frame for the writer; wakes it only when it sleeps (one
-    /// wake-up per batch it writes, not per frame).
+    /// wake-up per batch it writes, not per frame). A small frame that
+    /// finds the writer asleep with nothing queued is sent by this thread
+    /// itself, without waiting (under the queue's lock, so in order): no
+    /// wake-up of the writer for an ACK or a SEND, the most common case.
+    /// What the socket does not take at once is queued for the writer.
     fn enqueue(&self, item: TxItem) {
         let mut q = lock(&self.0.tx);
+        let item = match item {
+            TxItem::Frame(f, d)
+                if q.items.is_empty() && q.writer_asleep && d.len() <= DIRECT_MAX =>
+            {
+                let h = FrameHdr {
+                    len: d.len() as u32,
+                    ..f
+                }
+                .encode();
+                let iov = [std::io::IoSlice::new(&h), std::io::IoSlice::new(&d)];
+                let total = h.len() + d.len();
+                match crate::sys::sock::send_now(&self.0.stream, &iov) {
+                    Ok(n) if n == total => return,
+                    Ok(n) if n > 0 => {
+                        let mut rest = Vec::with_capacity(total - n);
+                        rest.extend(h.iter().chain(d.iter()).skip(n));
+                        TxItem::Raw(rest)
+                    }
+                    // Nothing taken (full, or broken: the writer finds out
+                    // and fails the QP).
+                    _ => TxItem::Frame(f, d),
+                }
+            }
+            other => other,
+        };
         q.items.push_back(item);
         let wake = std::mem::replace(&mut q.writer_asleep, false);
         drop(q);

@@ -627,7 +627,16 @@ fn a_batch_is_written_in_order_without_the_acks_a_later_answer_covers() {
         ..FrameHdr::default()
     };
     let reg = buf(b"registered");
+    // The rest of a frame another thread began to send: bytes as they are.
+    let mut raw = FrameHdr {
+        len: 2,
+        ..frame(OP_SEND, 6)
+    }
+    .encode()
+    .to_vec();
+    raw.extend(b"hi");
     let batch: VecDeque<TxItem> = [
+        TxItem::Raw(raw[5..].to_vec()),
         TxItem::Frame(frame(OP_ACK, 1), Vec::new()),
         TxItem::Frame(frame(OP_SEND, 7), b"req".to_vec()),
         TxItem::Frame(frame(OP_ACK, 2), Vec::new()),
@@ -643,12 +652,14 @@ fn a_batch_is_written_in_order_without_the_acks_a_later_answer_covers() {
     ]
     .into_iter()
     .collect();
+    w.write_all(&raw[..5]).expect("first bytes");
     assert_eq!(write_batch(&mut w, &batch), Ok(true), "ends at Close");
     drop(w);
     let got = frames_until_eof(&mut r);
     assert_eq!(
         got,
         [
+            (OP_SEND, 6, b"hi".to_vec()),
             (OP_SEND, 7, b"req".to_vec()),
             (OP_WRITE, 8, b"registered".to_vec()),
             (OP_READ_RESP, 3, b"data".to_vec()),

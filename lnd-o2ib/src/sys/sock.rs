@@ -1,7 +1,7 @@
-//! A socket call std lacks, for the soft provider: a receive that does not
-//! wait (`MSG_DONTWAIT`) on an otherwise blocking socket. Setting
+//! Socket calls std lacks, for the soft provider: a receive and a send that
+//! do not wait (`MSG_DONTWAIT`) on an otherwise blocking socket. Setting
 //! `O_NONBLOCK` instead would change every clone of the descriptor (they
-//! share one open file), the soft QP's writer's included.
+//! share one open file), the soft QP's reader's and writer's included.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -12,6 +12,8 @@ use socket2::SockRef;
 /// `MSG_DONTWAIT` (`<bits/socket.h>`: the same value on every Linux
 /// architecture).
 const MSG_DONTWAIT: std::ffi::c_int = 0x40;
+/// `MSG_NOSIGNAL`: a closed peer is an `EPIPE` error, not a `SIGPIPE`.
+const MSG_NOSIGNAL: std::ffi::c_int = 0x4000;
 
 /// Receives what is there now into `buf`, without waiting: the bytes
 /// read (0: the peer closed), or `WouldBlock` when nothing is there.
@@ -20,6 +22,12 @@ pub fn recv_now(s: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     // only writes initialized bytes into it, so `buf` stays initialized.
     let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
     SockRef::from(s).recv_with_flags(uninit, MSG_DONTWAIT)
+}
+
+/// Sends what the socket takes now of `bufs`, without waiting: the bytes
+/// sent (maybe fewer than given), or `WouldBlock` when it takes none.
+pub fn send_now(s: &TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    SockRef::from(s).send_vectored_with_flags(bufs, MSG_DONTWAIT | MSG_NOSIGNAL)
 }
 
 #[cfg(test)]
@@ -58,5 +66,26 @@ mod tests {
         ));
         drop(w);
         assert_eq!(recv_now(&r, &mut b).expect("eof"), 0);
+    }
+
+    #[test]
+    fn send_now_takes_what_fits_then_would_block() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let w = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+        let (_r, _) = l.accept().expect("accept");
+        let n = send_now(&w, &[io::IoSlice::new(b"ab"), io::IoSlice::new(b"c")]).expect("send");
+        assert_eq!(n, 3);
+        // Nobody reads: the buffers fill and a send takes nothing.
+        let big = vec![0u8; 1 << 20];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match send_now(&w, &[io::IoSlice::new(&big)]) {
+                Ok(_) => assert!(std::time::Instant::now() < deadline, "never full"),
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+                    break;
+                }
+            }
+        }
     }
 }

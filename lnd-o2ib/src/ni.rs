@@ -3,10 +3,11 @@
 //! credit rules of `spec/wire.md` §7.4, IMMEDIATE and RDMA PUT flows,
 //! NOOPs, timeouts and keepalive, and the registration cache.
 //!
-//! Threads: a CQ poller (on soft every completion and CM event of the NI;
-//! on rdma a thread per connection serves its own CQ with the same
-//! handlers; plus the once-a-tick timeout, keepalive and cache sweep), an
-//! acceptor, and a short-lived thread per active connection attempt. Host callbacks are
+//! Threads: a poller (the once-a-tick timeout, keepalive and cache sweep;
+//! on soft the CM events, while completions are handled on the soft QP's
+//! thread that made them, through the CQ's handler; on rdma a thread per
+//! connection serves its own CQ with the same handlers), an acceptor, and
+//! a short-lived thread per active connection attempt. Host callbacks are
 //! made with no lock of ours held: work is collected under the lock as
 //! `Action`s and carried out after.
 

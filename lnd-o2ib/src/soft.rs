@@ -9,6 +9,18 @@
 //! peer is acknowledged in order (RC semantics): a SEND/WRITE completes on
 //! its ACK, a READ on its response.
 //!
+//! The data path avoids hand-offs between threads: a CQ with a handler
+//! ([`SoftCq::set_handler`]) runs it on the thread that made the
+//! completion (the reader, for receives and acknowledged sends); a small
+//! frame that finds the writer asleep with nothing queued is sent by the
+//! posting thread itself without waiting (the writer gets only what the
+//! socket did not take); the writer writes everything queued as one batch
+//! with vectored writes, leaving out ACKs a later answer covers; the
+//! reader polls the socket for up to [`RX_SPIN`] for the rest of an RDMA
+//! WRITE in flight before it sleeps. RDMA WRITE data goes from the
+//! requester's registered memory to the socket and from the socket into
+//! the responder's, with no staging copy.
+//!
 //! Failure modes are those of real verbs: a bad rkey, an access out of the
 //! registered bounds or without the right gives `REM_ACCESS_ERR` at the
 //! requester and moves both QPs to the error state; a bad lkey gives

@@ -8,6 +8,14 @@
 # BRW=read runs `brw read` instead (the servers PUT the bulk to the clients;
 # with BRW=write they GET it, which o2ib does by GET_REQ / RDMA WRITE /
 # GET_DONE).
+# Figures that do not depend on the machine's load, per measured window:
+# context switches per MiB (all and voluntary) of both daemons of each
+# pair, and per thread name its CPU share and context switches per MiB;
+# STRACE=1 adds system calls per MiB by name (`strace -f -c`, STRACE_SECS)
+# and the bytes each read/write-like call moved; PERF=1 the symbols with
+# most `perf record -e cpu-clock` samples (PERF_SECS, PERF_TOP). Knobs:
+# LNETD_EXTRA (every lnetd), O2IB_EXTRA (the o2ib pair only, e.g.
+# "--plugin-path DIR" to A/B another build of liblnd_o2ib.so).
 source "$(dirname "$0")/lib.sh"
 CONCURRENCY=${CONCURRENCY:-8}
 BRW=${BRW:-write}
@@ -34,7 +42,10 @@ LNETD_PARAMS=(--param "accept_port=$port" --param "service=$service")
 # net_node NAME NET ADDR: an lnetd with one NI; sets NODE_PID.
 net_node() {
     local name=$1 net=$2 addr=$3 sock=$WORK/$1.sock
-    "$BIN/lnetd" --socket "$sock" --foreground "${LNETD_PARAMS[@]}" 2>"$WORK/$name.log" &
+    local extra=${LNETD_EXTRA:-}
+    [ "$net" = o2ib ] && extra="$extra ${O2IB_EXTRA:-}"
+    # shellcheck disable=SC2086
+    "$BIN/lnetd" --socket "$sock" --foreground "${LNETD_PARAMS[@]}" $extra 2>"$WORK/$name.log" &
     NODE_PID=$!
     PIDS+=("$NODE_PID")
     for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.1; done

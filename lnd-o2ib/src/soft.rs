@@ -1049,10 +1049,15 @@ impl SoftQp {
     }
 
     /// An RDMA WRITE's data goes from the socket straight into the
-    /// registered memory, piece by piece (no staging copy). Returns `false`
-    /// when the connection broke; a bad key, range or right (or memory held
-    /// elsewhere past [`DMA_BUSY_WAIT`]) drains the bytes and NAKs.
-    fn write_in_place(&self, s: &mut TcpStream, f: FrameHdr) -> bool {
+    /// registered memory, piece by piece (no staging copy). Returns `None`
+    /// when the connection broke, else the next frame's header when it was
+    /// read already; a bad key, range or right (or memory held elsewhere
+    /// past [`DMA_BUSY_WAIT`]) drains the bytes and NAKs. A WRITE that
+    /// landed is acknowledged at once unless the next request is there
+    /// already (RC acknowledgments are cumulative: its ACK, NAK or READ
+    /// response acknowledges the WRITE too, as the PUT_DONE / GET_DONE sent
+    /// right behind an RDMA's WRITEs always is).
+    fn write_in_place(&self, s: &mut TcpStream, f: FrameHdr) -> Option<Option<[u8; FRAME_HDR]>> {
         let span = self
             .0
             .dev
@@ -1064,7 +1069,7 @@ impl SoftQp {
                 match dma(|| p.borrow_mut()) {
                     Ok(mut b) => {
                         if read_spinning(s, &mut b).is_err() {
-                            return false;
+                            return None;
                         }
                     }
                     Err(_) => {
@@ -1076,29 +1081,55 @@ impl SoftQp {
             }
         }
         // Whatever was not placed is read and dropped.
-        let mut scratch = [0u8; 16384];
-        while left > 0 {
-            let n = left.min(scratch.len());
-            if s.read_exact(&mut scratch[..n]).is_err() {
-                return false;
+        if left > 0 {
+            let mut scratch = [0u8; 16384];
+            while left > 0 {
+                let n = left.min(scratch.len());
+                if s.read_exact(&mut scratch[..n]).is_err() {
+                    return None;
+                }
+                left -= n;
             }
-            left -= n;
         }
-        if ok {
-            self.ack(f.c);
-        } else {
+        if !ok {
             self.responder_error(f.c, NAK_ACCESS);
+            return Some(None);
         }
-        true
+        let mut h = [0u8; FRAME_HDR];
+        match crate::sys::sock::recv_now(s, &mut h) {
+            Ok(FRAME_HDR) => {
+                if !matches!(FrameHdr::decode(&h).op, OP_SEND | OP_WRITE | OP_READ_REQ) {
+                    self.ack(f.c);
+                }
+                Some(Some(h))
+            }
+            Ok(n) if n > 0 => {
+                self.ack(f.c);
+                s.read_exact(&mut h[n..]).ok().map(|_| Some(h))
+            }
+            _ => {
+                // Nothing there yet (or the connection is going: the next
+                // read finds out).
+                self.ack(f.c);
+                Some(None)
+            }
+        }
     }
 
     fn reader(&self, mut s: TcpStream) {
+        let mut next = None;
         loop {
-            let mut h = [0u8; FRAME_HDR];
-            if s.read_exact(&mut h).is_err() {
-                self.lost(WcStatus::RetryExcErr);
-                return;
-            }
+            let h = match next.take() {
+                Some(h) => h,
+                None => {
+                    let mut h = [0u8; FRAME_HDR];
+                    if s.read_exact(&mut h).is_err() {
+                        self.lost(WcStatus::RetryExcErr);
+                        return;
+                    }
+                    h
+                }
+            };
             let f = FrameHdr::decode(&h);
             if f.len > MAX_XFER {
                 self.lost(WcStatus::RetryExcErr);
@@ -1106,9 +1137,12 @@ impl SoftQp {
             }
             let in_error = lock(&self.0.st).state == QpState::Error;
             if f.op == OP_WRITE && !in_error {
-                if !self.write_in_place(&mut s, f) {
-                    self.lost(WcStatus::RetryExcErr);
-                    return;
+                match self.write_in_place(&mut s, f) {
+                    Some(h) => next = h,
+                    None => {
+                        self.lost(WcStatus::RetryExcErr);
+                        return;
+                    }
                 }
                 continue;
             }

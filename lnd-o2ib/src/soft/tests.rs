@@ -694,3 +694,65 @@ fn a_batch_stops_at_memory_its_owner_writes() {
     drop(w);
     assert_eq!(frames_until_eof(&mut r), [(OP_SEND, 1, b"before".to_vec())]);
 }
+
+#[test]
+fn a_write_followed_by_a_send_completes_both_in_order() {
+    // The SEND right behind the WRITE (as a done message behind an RDMA)
+    // may acknowledge both; both complete, the WRITE first, data in place.
+    let p = pair();
+    let rx = buf(&[0u8; 64]);
+    let rx_mr = p.db.reg_mr(rx, Access::LOCAL_WRITE);
+    let sink = buf(&vec![0u8; 300_000]);
+    let sink_mr = p.db.reg_mr(sink.clone(), rw());
+    let src: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let src_mr = p.da.reg_mr(buf(&src), Access(0));
+    for round in 0..20u64 {
+        p.b.post_recv(RecvWr {
+            wr_id: 100 + round,
+            sge: Sge {
+                addr: 0,
+                length: 64,
+                lkey: rx_mr.lkey(),
+            },
+        })
+        .expect("post recv");
+        p.a.post_send(SendWr {
+            wr_id: 2 * round,
+            op: SendOp::Write {
+                remote_addr: 0,
+                rkey: sink_mr.rkey(),
+            },
+            sge: vec![Sge {
+                addr: 0,
+                length: src.len() as u32,
+                lkey: src_mr.lkey(),
+            }],
+        })
+        .expect("post write");
+        p.a.post_send(SendWr {
+            wr_id: 2 * round + 1,
+            op: SendOp::Send,
+            sge: vec![Sge {
+                addr: 0,
+                length: 8,
+                lkey: src_mr.lkey(),
+            }],
+        })
+        .expect("post send");
+        let w = wait_wc(&p.ca);
+        assert_eq!(
+            (w.wr_id, w.status, w.opcode),
+            (2 * round, WcStatus::Success, WcOpcode::RdmaWrite)
+        );
+        let w = wait_wc(&p.ca);
+        assert_eq!(
+            (w.wr_id, w.status, w.opcode),
+            (2 * round + 1, WcStatus::Success, WcOpcode::Send)
+        );
+        let w = wait_wc(&p.cb);
+        assert_eq!((w.wr_id, w.status), (100 + round, WcStatus::Success));
+    }
+    let mut got = vec![0u8; src.len()];
+    sink.read_at(0, &mut got).expect("read");
+    assert!(got == src, "WRITE data differs");
+}

@@ -13,7 +13,8 @@
 # pair, and per thread name its CPU share and context switches per MiB;
 # STRACE=1 adds system calls per MiB by name (`strace -f -c`, STRACE_SECS)
 # and the bytes each read/write-like call moved; PERF=1 the symbols with
-# most `perf record -e cpu-clock` samples (PERF_SECS, PERF_TOP). Knobs:
+# most `perf record -e cpu-clock` samples (PERF_SECS, PERF_TOP; PERF_ARGS
+# more record arguments, e.g. -g; PERF_KEEP=PREFIX keeps the profiles). Knobs:
 # LNETD_EXTRA (every lnetd), O2IB_EXTRA (the o2ib pair only, e.g.
 # "--plugin-path DIR" to A/B another build of liblnd_o2ib.so).
 source "$(dirname "$0")/lib.sh"
@@ -170,7 +171,9 @@ perf_s7() {
     command -v perf >/dev/null || { log "PERF=1: perf is not installed"; return 0; }
     local pids
     pids=$(IFS=,; echo "$*")
-    perf record -q -e cpu-clock -F 1999 -p "$pids" -o "$WORK/perf.$name" -- sleep "${PERF_SECS:-2}" >/dev/null 2>&1 || true
+    # shellcheck disable=SC2086
+    perf record -q -e cpu-clock -F 1999 ${PERF_ARGS:-} -p "$pids" -o "$WORK/perf.$name" -- sleep "${PERF_SECS:-2}" >/dev/null 2>&1 || true
+    if [ -n "${PERF_KEEP:-}" ]; then cp "$WORK/perf.$name" "$PERF_KEEP.$name"; fi
     perf report -q -i "$WORK/perf.$name" --stdio --no-children --sort comm,dso,sym 2>/dev/null |
         awk 'NF && $1 ~ /%$/' | head -"${PERF_TOP:-30}" | sed "s/^/#   perf $name: /" >&2 || true
     return 0

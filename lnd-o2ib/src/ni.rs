@@ -39,6 +39,8 @@ use provider::{Provider, Reg};
 
 mod connect;
 pub(crate) mod provider;
+#[cfg(test)]
+mod tests;
 
 /// Consecutive connection races after which the lower NID is let through.
 const MAX_CONN_RACES: u32 = 20;

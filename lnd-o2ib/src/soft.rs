@@ -522,6 +522,11 @@ struct CqInner {
 }
 
 thread_local! {
+    /// Whether this thread is a soft QP's own (its reader or writer): only
+    /// there does a CQ's handler run; a completion made in a caller's
+    /// `post_send`, `post_recv` or `disconnect` (a flush) is queued for
+    /// the CQ's poller, so no caller is called back from inside its post.
+    static NIC_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Whether this thread runs a CQ's handler now.
     static IN_HANDLER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Completions this thread made while running a handler (a post on a
@@ -550,18 +555,24 @@ impl SoftCq {
         Self::default()
     }
 
-    /// Hands completions to `h` on the thread that makes them (the QP's
+    /// Hands completions to `h` on the QP thread that makes them (the
     /// reader for receives and acknowledged sends) instead of queuing
     /// them for [`SoftCq::poll`]: no hand-off and wake-up of a polling
     /// thread per completion. A completion made while the handler runs
-    /// on the same thread is handled after it returns. Set once; `false`
-    /// when a handler was already set. CM events stay queued.
+    /// on the same thread is handled after it returns; one made in a
+    /// caller's post (a flush) is still queued. Set once; `false` when a
+    /// handler was already set. CM events stay queued.
     pub fn set_handler(&self, h: WcHandler) -> bool {
         self.0.handler.set(h).is_ok()
     }
 
     fn push(&self, wc: Wc) {
-        if let Some(h) = self.0.handler.get() {
+        if let Some(h) = self
+            .0
+            .handler
+            .get()
+            .filter(|_| NIC_THREAD.with(|f| f.get()))
+        {
             if IN_HANDLER.with(|f| f.replace(true)) {
                 DEFERRED.with(|d| d.borrow_mut().push_back((self.clone(), wc)));
                 return;
@@ -987,6 +998,7 @@ impl SoftQp {
     /// the registered memory of RDMA WRITEs, no staging copy), so a burst
     /// of frames costs one wake-up and about one system call.
     fn writer(&self, mut s: TcpStream) {
+        NIC_THREAD.with(|f| f.set(true));
         let mut batch: VecDeque<TxItem> = VecDeque::new();
         loop {
             {
@@ -1117,6 +1129,7 @@ impl SoftQp {
     }
 
     fn reader(&self, mut s: TcpStream) {
+        NIC_THREAD.with(|f| f.set(true));
         let mut next = None;
         loop {
             let h = match next.take() {

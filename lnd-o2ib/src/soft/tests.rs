@@ -604,6 +604,21 @@ fn a_handler_gets_completions_on_the_qp_thread_in_order_never_nested() {
     );
     // Nothing was queued for a poller.
     assert!(p.cb.poll(16).is_empty());
+    // A flush made in a caller's post is queued for the poller, never
+    // handed to the handler on the caller's thread.
+    p.b.disconnect();
+    p.b.post_recv(RecvWr {
+        wr_id: 55,
+        sge: Sge {
+            addr: 0,
+            length: 64,
+            lkey: rx_mr.lkey(),
+        },
+    })
+    .expect("post recv");
+    let w = wait_wc(&p.cb);
+    assert_eq!((w.wr_id, w.status), (55, WcStatus::WrFlushErr));
+    assert!(lock(&seen).iter().all(|x| x.1 != 55), "{:?}", lock(&seen));
 }
 
 /// Reads frames off `s` until EOF: (op, c, data).

@@ -3,10 +3,11 @@
 //! credit rules of `spec/wire.md` §7.4, IMMEDIATE and RDMA PUT flows,
 //! NOOPs, timeouts and keepalive, and the registration cache.
 //!
-//! Threads: a CQ poller (on soft every completion and CM event of the NI;
-//! on rdma a thread per connection serves its own CQ with the same
-//! handlers; plus the once-a-tick timeout, keepalive and cache sweep), an
-//! acceptor, and a short-lived thread per active connection attempt. Host callbacks are
+//! Threads: a poller (the once-a-tick timeout, keepalive and cache sweep;
+//! on soft the CM events, while completions are handled on the soft QP's
+//! thread that made them, through the CQ's handler; on rdma a thread per
+//! connection serves its own CQ with the same handlers), an acceptor, and
+//! a short-lived thread per active connection attempt. Host callbacks are
 //! made with no lock of ours held: work is collected under the lock as
 //! `Action`s and carried out after.
 
@@ -38,6 +39,8 @@ use provider::{Provider, Reg};
 
 mod connect;
 pub(crate) mod provider;
+#[cfg(test)]
+mod tests;
 
 /// Consecutive connection races after which the lower NID is let through.
 const MAX_CONN_RACES: u32 = 20;
@@ -112,6 +115,17 @@ enum NoCred {
         dst_cookie: u64,
         rd: RdmaDesc,
     },
+    /// The PUT_DONE / GET_DONE of an RDMA we are the source of, posted
+    /// right behind its WRITEs as upstream's `kiblnd_init_rdma` chains it
+    /// (the QP's order lands the data first): no round trip between the
+    /// last WRITE's completion and the done message.
+    RdmaDone {
+        t: u8,
+        dst_cookie: u64,
+        nob: u32,
+        /// The `active` entry it completes with the WRITEs.
+        src_cookie: u64,
+    },
 }
 
 /// What a posted send slot does when it completes.
@@ -125,6 +139,8 @@ enum SlotUse {
     GetReq,
     /// A completion or PUT_ACK; may finalize a message.
     NoCred(Option<MsgToken>),
+    /// The done message of the RDMA in `active` under this cookie.
+    RdmaDone(u64),
     Noop,
 }
 
@@ -133,7 +149,8 @@ struct ActivePut {
     token: MsgToken,
     payload: PayloadSpan,
     deadline: Instant,
-    /// Set once PUT_ACK came: the sink's cookie and WRITEs in flight.
+    /// Set once PUT_ACK came: the sink's cookie, the parts still in flight
+    /// (its WRITEs and the done message behind them) and the bytes.
     rdma: Option<(u64, u32, u32)>,
     /// Registration key held (released when done).
     reg: Option<u32>,
@@ -382,6 +399,17 @@ impl NiInner {
             staging: Mutex::new(Vec::new()),
             bad_rkeys: std::sync::atomic::AtomicU32::new(0),
         });
+        if let Provider::Soft { cq, .. } = &ni.dev {
+            // Completions are handled on the soft QP's thread that made
+            // them (no hand-off to the poller per completion, as a kernel
+            // o2iblnd handles them in its CQ callback's scheduler).
+            let w = Arc::downgrade(&ni);
+            cq.set_handler(Box::new(move |wc| {
+                if let Some(ni) = w.upgrade() {
+                    ni.on_wc(wc);
+                }
+            }));
+        }
         let n = ni.clone();
         std::thread::Builder::new()
             .name("o2ib-poll".into())
@@ -585,6 +613,27 @@ impl NiInner {
                         (
                             self.make_msg(c, outstanding, b),
                             SlotUse::NoCred(then),
+                            None,
+                        )
+                    }
+                    NoCred::RdmaDone {
+                        t,
+                        dst_cookie,
+                        nob,
+                        src_cookie,
+                    } => {
+                        let body = CompletionBody {
+                            cookie: dst_cookie,
+                            status: nob as i32,
+                        };
+                        let b = if t == msg_type::PUT_DONE {
+                            Body::PutDone(body)
+                        } else {
+                            Body::GetDone(body)
+                        };
+                        (
+                            self.make_msg(c, outstanding, b),
+                            SlotUse::RdmaDone(src_cookie),
                             None,
                         )
                     }
@@ -914,6 +963,7 @@ impl NiInner {
                 SlotUse::Immediate(t) | SlotUse::NoCred(Some(t)) => {
                     actions.push(Action::Finalize(t, Completion::failed(errno::EIO, h)))
                 }
+                SlotUse::RdmaDone(k) => self.rdma_failed(c, k, h, actions),
                 _ => {}
             }
             if wc.status != WcStatus::WrFlushErr {
@@ -925,59 +975,65 @@ impl NiInner {
             SlotUse::Immediate(t) | SlotUse::NoCred(Some(t)) => {
                 actions.push(Action::Finalize(t, Completion::OK))
             }
+            SlotUse::RdmaDone(k) => self.rdma_part_done(c, k, actions),
             _ => {}
         }
         self.check_sends(c, actions);
     }
 
-    fn on_rdma_done(self: &Arc<Self>, c: &Arc<Conn>, wc: Wc, actions: &mut Vec<Action>) {
-        let cookie = wc.wr_id & !WR_MASK;
-        if wc.status != WcStatus::Success {
-            let h = Self::fail_health(wc.status);
-            let ap = lock(&c.st).active.remove(&cookie);
-            if let Some(ap) = ap {
-                if let Some(k) = ap.reg {
-                    lock(&self.cache).release(k);
-                }
-                actions.push(Action::Finalize(
-                    ap.token,
-                    Completion::failed(errno::EIO, h),
-                ));
+    /// An RDMA we are the source of failed (one of its WRITEs or its done
+    /// message): its message fails once; the other parts' completions
+    /// then find nothing.
+    fn rdma_failed(&self, c: &Arc<Conn>, cookie: u64, h: HealthStatus, actions: &mut Vec<Action>) {
+        let ap = lock(&c.st).active.remove(&cookie);
+        if let Some(ap) = ap {
+            if let Some(k) = ap.reg {
+                lock(&self.cache).release(k);
             }
-            if wc.status != WcStatus::WrFlushErr {
-                self.close_conn_h(c, errno::EIO, &format!("RDMA failed: {}", wc.status), h);
-            }
-            return;
+            actions.push(Action::Finalize(
+                ap.token,
+                Completion::failed(errno::EIO, h),
+            ));
         }
-        let done = {
+    }
+
+    /// One part of an RDMA we are the source of completed (a WRITE or the
+    /// done message); the message is finalized when the last one did.
+    fn rdma_part_done(&self, c: &Arc<Conn>, cookie: u64, actions: &mut Vec<Action>) {
+        let ap = {
             let mut st = lock(&c.st);
             let Some(ap) = st.active.get_mut(&cookie) else {
                 return;
             };
-            let Some((dst, left, nob)) = ap.rdma.as_mut() else {
+            let Some((_, left, _)) = ap.rdma.as_mut() else {
                 return;
             };
             *left = left.saturating_sub(1);
             if *left > 0 {
                 return;
             }
-            let (dst, nob) = (*dst, *nob);
-            let ap = st.active.remove(&cookie);
-            ap.map(|ap| (ap, dst, nob))
+            st.active.remove(&cookie)
         };
-        if let Some((ap, dst, nob)) = done {
+        if let Some(ap) = ap {
             if let Some(k) = ap.reg {
                 lock(&self.cache).release(k);
             }
             self.counters.rdma_puts.fetch_add(1, Ordering::Relaxed);
-            lock(&c.st).nocred.push_back(NoCred::Completion {
-                t: ap.done,
-                cookie: dst,
-                status: nob as i32,
-                then: Some(ap.token),
-            });
-            self.check_sends(c, actions);
+            actions.push(Action::Finalize(ap.token, Completion::OK));
         }
+    }
+
+    fn on_rdma_done(self: &Arc<Self>, c: &Arc<Conn>, wc: Wc, actions: &mut Vec<Action>) {
+        let cookie = wc.wr_id & !WR_MASK;
+        if wc.status != WcStatus::Success {
+            let h = Self::fail_health(wc.status);
+            self.rdma_failed(c, cookie, h, actions);
+            if wc.status != WcStatus::WrFlushErr {
+                self.close_conn_h(c, errno::EIO, &format!("RDMA failed: {}", wc.status), h);
+            }
+            return;
+        }
+        self.rdma_part_done(c, cookie, actions);
     }
 
     fn on_rx(self: &Arc<Self>, c: &Arc<Conn>, wc: Wc, actions: &mut Vec<Action>) {
@@ -1297,13 +1353,23 @@ impl NiInner {
         {
             let mut st = lock(&c.st);
             if let Some(ap) = st.active.get_mut(&src_cookie) {
-                ap.rdma = Some((dst_cookie, wrs.len() as u32, nob as u32));
+                // The WRITEs and the done message.
+                ap.rdma = Some((dst_cookie, wrs.len() as u32 + 1, nob as u32));
                 ap.reg = Some(lkey);
             }
         }
         for w in wrs {
             let _ = c.qp.post_send(w);
         }
+        // The done message goes right behind the WRITEs (a queue of its
+        // own that needs no credit); the peer sees it after the data.
+        lock(&c.st).nocred.push_back(NoCred::RdmaDone {
+            t: done,
+            dst_cookie,
+            nob: nob as u32,
+            src_cookie,
+        });
+        self.check_sends(c, actions);
     }
 
     // -----------------------------------------------------------------

@@ -9,6 +9,18 @@
 //! peer is acknowledged in order (RC semantics): a SEND/WRITE completes on
 //! its ACK, a READ on its response.
 //!
+//! The data path avoids hand-offs between threads: a CQ with a handler
+//! ([`SoftCq::set_handler`]) runs it on the thread that made the
+//! completion (the reader, for receives and acknowledged sends); a small
+//! frame that finds the writer asleep with nothing queued is sent by the
+//! posting thread itself without waiting (the writer gets only what the
+//! socket did not take); the writer writes everything queued as one batch
+//! with vectored writes, leaving out ACKs a later answer covers; the
+//! reader polls the socket for up to [`RX_SPIN`] for the rest of an RDMA
+//! WRITE in flight before it sleeps. RDMA WRITE data goes from the
+//! requester's registered memory to the socket and from the socket into
+//! the responder's, with no staging copy.
+//!
 //! Failure modes are those of real verbs: a bad rkey, an access out of the
 //! registered bounds or without the right gives `REM_ACCESS_ERR` at the
 //! requester and moves both QPs to the error state; a bad lkey gives
@@ -49,6 +61,12 @@ const OP_CM_RTU: u8 = 11;
 const FRAME_HDR: usize = 32;
 /// Largest single transfer (an RDMA of 1 MiB plus slack).
 const MAX_XFER: u32 = 16 << 20;
+/// How long the reader polls the socket for more of an RDMA WRITE's data
+/// in flight, since the last bytes came, before it sleeps in a blocking
+/// read (as lnd-sock's `rx_spin_us`, 50 by default): the rest of a frame
+/// on a fast path comes sooner than a sleeping thread is woken, and the
+/// sender, which wakes the reader on loopback, then rarely pays for it.
+const RX_SPIN: Duration = Duration::from_micros(50);
 
 /// NAK reasons.
 const NAK_ACCESS: u32 = 1;
@@ -110,6 +128,38 @@ fn read_frame(s: &mut TcpStream) -> std::io::Result<(FrameHdr, Vec<u8>)> {
     Ok((f, data))
 }
 
+/// `read_exact` that polls the socket (`MSG_DONTWAIT`) for up to
+/// [`RX_SPIN`] since the last progress before it sleeps in a blocking
+/// read.
+fn read_spinning(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
+    let mut done = 0;
+    let mut progress = Instant::now();
+    while done < buf.len() {
+        let n = match crate::sys::sock::recv_now(s, &mut buf[done..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if progress.elapsed() < RX_SPIN {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                match s.read(&mut buf[done..]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        done += n;
+        progress = Instant::now();
+    }
+    Ok(())
+}
+
 fn write_frame(s: &mut TcpStream, f: FrameHdr, data: &[u8]) -> std::io::Result<()> {
     let f = FrameHdr {
         len: data.len() as u32,
@@ -117,6 +167,131 @@ fn write_frame(s: &mut TcpStream, f: FrameHdr, data: &[u8]) -> std::io::Result<(
     };
     s.write_all(&f.encode())?;
     s.write_all(data)
+}
+
+/// Largest frame data a posting thread sends itself (see
+/// [`SoftQp::enqueue`]): messages and acknowledgments, not bulk.
+const DIRECT_MAX: usize = 8192;
+
+/// Most iovecs one `writev` takes (`IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+/// Writes a batch of queued frames in order with vectored writes, up to a
+/// `Close` (then `Ok(true)`: the writer ends). An ACK followed in the batch
+/// by another ACK, a NAK or a READ response is left out: those acknowledge
+/// every earlier request too (RC acknowledgments are cumulative). Memory
+/// of an RDMA WRITE that its owner writes meanwhile fails the QP with
+/// `LOC_PROT_ERR` (after the frames before it); a broken connection with
+/// `RETRY_EXC_ERR`.
+fn write_batch(s: &mut TcpStream, batch: &VecDeque<TxItem>) -> Result<bool, WcStatus> {
+    let end = batch
+        .iter()
+        .position(|i| matches!(i, TxItem::Close))
+        .unwrap_or(batch.len());
+    let close = end < batch.len();
+    // Which ACKs a later frame of the batch makes redundant.
+    let mut skip = vec![false; end];
+    let mut acked_later = false;
+    for (k, item) in batch.iter().take(end).enumerate().rev() {
+        if let TxItem::Frame(f, _) = item {
+            if f.op == OP_ACK && acked_later {
+                skip[k] = true;
+            }
+            if matches!(f.op, OP_ACK | OP_NAK | OP_READ_RESP) {
+                acked_later = true;
+            }
+        }
+    }
+    let mut hdrs: Vec<[u8; FRAME_HDR]> = Vec::with_capacity(end);
+    let mut guards = Vec::new();
+    let mut failed = None;
+    for (k, item) in batch.iter().take(end).enumerate() {
+        match item {
+            TxItem::Raw(_) => {}
+            TxItem::Frame(f, d) if !skip[k] => hdrs.push(
+                FrameHdr {
+                    len: d.len() as u32,
+                    ..*f
+                }
+                .encode(),
+            ),
+            TxItem::Gather(f, spans) => {
+                let n0 = guards.len();
+                let mut len = 0usize;
+                for span in spans {
+                    for p in span.pieces() {
+                        match p.borrow() {
+                            Ok(b) => {
+                                len += b.len();
+                                guards.push(b);
+                            }
+                            Err(_) => {
+                                failed = Some(k);
+                                break;
+                            }
+                        }
+                    }
+                }
+                if failed.is_some() {
+                    guards.truncate(n0);
+                    break;
+                }
+                hdrs.push(
+                    FrameHdr {
+                        len: len as u32,
+                        ..*f
+                    }
+                    .encode(),
+                );
+            }
+            _ => {}
+        }
+    }
+    let upto = failed.unwrap_or(end);
+    let mut iov: Vec<std::io::IoSlice<'_>> = Vec::with_capacity(hdrs.len() * 2 + guards.len());
+    let (mut h, mut g) = (hdrs.iter(), guards.iter());
+    for (k, item) in batch.iter().take(upto).enumerate() {
+        match item {
+            TxItem::Raw(d) => iov.push(std::io::IoSlice::new(d)),
+            TxItem::Frame(_, d) if !skip[k] => {
+                iov.extend(h.next().map(|x| std::io::IoSlice::new(x)));
+                if !d.is_empty() {
+                    iov.push(std::io::IoSlice::new(d));
+                }
+            }
+            TxItem::Gather(_, spans) => {
+                iov.extend(h.next().map(|x| std::io::IoSlice::new(x)));
+                for _ in spans.iter().flat_map(|x| x.pieces()) {
+                    iov.extend(g.next().map(|b| std::io::IoSlice::new(b)));
+                }
+            }
+            _ => {}
+        }
+    }
+    write_all_vectored(s, &mut iov).map_err(|_| WcStatus::RetryExcErr)?;
+    if failed.is_some() {
+        return Err(WcStatus::LocProtErr);
+    }
+    Ok(close)
+}
+
+/// `write_all` over iovecs, at most [`IOV_MAX`] per call.
+fn write_all_vectored(
+    s: &mut TcpStream,
+    mut iov: &mut [std::io::IoSlice<'_>],
+) -> std::io::Result<()> {
+    // No slice is empty (headers are 32 bytes, empty data is left out), so
+    // a zero-byte write means the connection is gone.
+    while !iov.is_empty() {
+        let n = iov.len().min(IOV_MAX);
+        match s.write_vectored(&iov[..n]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(w) => std::io::IoSlice::advance_slices(&mut iov, w),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -329,12 +504,45 @@ impl Drop for SoftMr {
 struct CqState {
     wcs: VecDeque<Wc>,
     events: VecDeque<CmEvent>,
+    /// Threads sleeping in [`SoftCq::wait`]: a completion wakes them only
+    /// when there are some (no wake-up system call per completion while
+    /// the poller is busy).
+    waiters: u32,
 }
+
+/// What a CQ hands each completion to, on the thread that made it (see
+/// [`SoftCq::set_handler`]).
+pub type WcHandler = Box<dyn Fn(Wc) + Send + Sync>;
 
 #[derive(Default)]
 struct CqInner {
     st: Mutex<CqState>,
     cv: Condvar,
+    handler: std::sync::OnceLock<WcHandler>,
+}
+
+thread_local! {
+    /// Whether this thread is a soft QP's own (its reader or writer): only
+    /// there does a CQ's handler run; a completion made in a caller's
+    /// `post_send`, `post_recv` or `disconnect` (a flush) is queued for
+    /// the CQ's poller, so no caller is called back from inside its post.
+    static NIC_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Whether this thread runs a CQ's handler now.
+    static IN_HANDLER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Completions this thread made while running a handler (a post on a
+    /// QP in the error state completes at once): handled by this thread
+    /// right after, in order, without re-entering the handler.
+    static DEFERRED: std::cell::RefCell<VecDeque<(SoftCq, Wc)>> =
+        const { std::cell::RefCell::new(VecDeque::new()) };
+}
+
+/// Clears [`IN_HANDLER`] however the handler ends.
+struct HandlerGuard;
+
+impl Drop for HandlerGuard {
+    fn drop(&mut self) {
+        IN_HANDLER.with(|f| f.set(false));
+    }
 }
 
 /// A completion queue (with the CM events of its QPs). Cheap to clone.
@@ -347,14 +555,59 @@ impl SoftCq {
         Self::default()
     }
 
+    /// Hands completions to `h` on the QP thread that makes them (the
+    /// reader for receives and acknowledged sends) instead of queuing
+    /// them for [`SoftCq::poll`]: no hand-off and wake-up of a polling
+    /// thread per completion. A completion made while the handler runs
+    /// on the same thread is handled after it returns; one made in a
+    /// caller's post (a flush) is still queued. Set once; `false` when a
+    /// handler was already set. CM events stay queued.
+    pub fn set_handler(&self, h: WcHandler) -> bool {
+        self.0.handler.set(h).is_ok()
+    }
+
     fn push(&self, wc: Wc) {
-        lock(&self.0.st).wcs.push_back(wc);
-        self.0.cv.notify_all();
+        if let Some(h) = self
+            .0
+            .handler
+            .get()
+            .filter(|_| NIC_THREAD.with(|f| f.get()))
+        {
+            if IN_HANDLER.with(|f| f.replace(true)) {
+                DEFERRED.with(|d| d.borrow_mut().push_back((self.clone(), wc)));
+                return;
+            }
+            let _g = HandlerGuard;
+            h(wc);
+            while let Some((cq, wc)) = DEFERRED.with(|d| d.borrow_mut().pop_front()) {
+                match cq.0.handler.get() {
+                    Some(h) => h(wc),
+                    None => cq.queue(wc),
+                }
+            }
+            return;
+        }
+        self.queue(wc);
+    }
+
+    fn queue(&self, wc: Wc) {
+        let mut st = lock(&self.0.st);
+        st.wcs.push_back(wc);
+        let wake = st.waiters > 0;
+        drop(st);
+        if wake {
+            self.0.cv.notify_all();
+        }
     }
 
     fn event(&self, e: CmEvent) {
-        lock(&self.0.st).events.push_back(e);
-        self.0.cv.notify_all();
+        let mut st = lock(&self.0.st);
+        st.events.push_back(e);
+        let wake = st.waiters > 0;
+        drop(st);
+        if wake {
+            self.0.cv.notify_all();
+        }
     }
 
     /// Takes up to `max` completions (`ibv_poll_cq`).
@@ -382,12 +635,14 @@ impl SoftCq {
             if left.is_zero() {
                 return false;
             }
+            st.waiters += 1;
             st = self
                 .0
                 .cv
                 .wait_timeout(st, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
+            st.waiters -= 1;
         }
     }
 
@@ -425,10 +680,24 @@ struct QpState_ {
     outstanding: VecDeque<Outstanding>,
     recvs: VecDeque<RecvWr>,
     disconnected: bool,
+    /// The reader waiting for a receive to be posted (RNR): only then
+    /// does a post wake it.
+    recv_waiters: u32,
+}
+
+/// The transmit queue and whether the writer sleeps on it.
+#[derive(Default)]
+struct TxQueue {
+    items: VecDeque<TxItem>,
+    /// The writer is (about to be) asleep: the next item wakes it.
+    writer_asleep: bool,
 }
 
 enum TxItem {
     Frame(FrameHdr, Vec<u8>),
+    /// The rest of a frame a thread began to send itself (see
+    /// [`SoftQp::enqueue`]): bytes as they go on the wire.
+    Raw(Vec<u8>),
     /// A frame whose data is registered memory, written piece by piece.
     Gather(FrameHdr, Vec<PayloadSpan>),
     Close,
@@ -440,7 +709,7 @@ struct QpInner {
     cq: SoftCq,
     st: Mutex<QpState_>,
     recv_cv: Condvar,
-    tx: Mutex<VecDeque<TxItem>>,
+    tx: Mutex<TxQueue>,
     tx_cv: Condvar,
     stream: TcpStream,
     closing: AtomicBool,
@@ -465,9 +734,10 @@ impl SoftQp {
                 outstanding: VecDeque::new(),
                 recvs: VecDeque::new(),
                 disconnected: false,
+                recv_waiters: 0,
             }),
             recv_cv: Condvar::new(),
-            tx: Mutex::new(VecDeque::new()),
+            tx: Mutex::new(TxQueue::default()),
             tx_cv: Condvar::new(),
             stream,
             closing: AtomicBool::new(false),
@@ -507,9 +777,45 @@ impl SoftQp {
         self.0.stream.peer_addr().ok()
     }
 
+    /// Queues a frame for the writer; wakes it only when it sleeps (one
+    /// wake-up per batch it writes, not per frame). A small frame that
+    /// finds the writer asleep with nothing queued is sent by this thread
+    /// itself, without waiting (under the queue's lock, so in order): no
+    /// wake-up of the writer for an ACK or a SEND, the most common case.
+    /// What the socket does not take at once is queued for the writer.
     fn enqueue(&self, item: TxItem) {
-        lock(&self.0.tx).push_back(item);
-        self.0.tx_cv.notify_one();
+        let mut q = lock(&self.0.tx);
+        let item = match item {
+            TxItem::Frame(f, d)
+                if q.items.is_empty() && q.writer_asleep && d.len() <= DIRECT_MAX =>
+            {
+                let h = FrameHdr {
+                    len: d.len() as u32,
+                    ..f
+                }
+                .encode();
+                let iov = [std::io::IoSlice::new(&h), std::io::IoSlice::new(&d)];
+                let total = h.len() + d.len();
+                match crate::sys::sock::send_now(&self.0.stream, &iov) {
+                    Ok(n) if n == total => return,
+                    Ok(n) if n > 0 => {
+                        let mut rest = Vec::with_capacity(total - n);
+                        rest.extend(h.iter().chain(d.iter()).skip(n));
+                        TxItem::Raw(rest)
+                    }
+                    // Nothing taken (full, or broken: the writer finds out
+                    // and fails the QP).
+                    _ => TxItem::Frame(f, d),
+                }
+            }
+            other => other,
+        };
+        q.items.push_back(item);
+        let wake = std::mem::replace(&mut q.writer_asleep, false);
+        drop(q);
+        if wake {
+            self.0.tx_cv.notify_one();
+        }
     }
 
     fn wc(&self, wr_id: u64, status: WcStatus, opcode: WcOpcode, byte_len: u32) {
@@ -617,8 +923,11 @@ impl SoftQp {
             return Ok(());
         }
         st.recvs.push_back(wr);
+        let wake = st.recv_waiters > 0;
         drop(st);
-        self.0.recv_cv.notify_all();
+        if wake {
+            self.0.recv_cv.notify_all();
+        }
         Ok(())
     }
 
@@ -639,7 +948,9 @@ impl SoftQp {
     /// Moves to the error state; returns what must be flushed.
     fn to_error(&self, st: &mut QpState_) -> (Vec<Outstanding>, Vec<RecvWr>) {
         st.state = QpState::Error;
-        self.0.recv_cv.notify_all();
+        if st.recv_waiters > 0 {
+            self.0.recv_cv.notify_all();
+        }
         (
             st.outstanding.drain(..).collect(),
             st.recvs.drain(..).collect(),
@@ -682,54 +993,34 @@ impl SoftQp {
         }
     }
 
+    /// The QP's transmit thread: takes every frame queued so far as one
+    /// batch and writes it with vectored writes (headers, small frames and
+    /// the registered memory of RDMA WRITEs, no staging copy), so a burst
+    /// of frames costs one wake-up and about one system call.
     fn writer(&self, mut s: TcpStream) {
+        NIC_THREAD.with(|f| f.set(true));
+        let mut batch: VecDeque<TxItem> = VecDeque::new();
         loop {
-            let item = {
+            {
                 let mut q = lock(&self.0.tx);
-                loop {
-                    if let Some(i) = q.pop_front() {
-                        break i;
-                    }
+                while q.items.is_empty() {
+                    q.writer_asleep = true;
                     q = self.0.tx_cv.wait(q).unwrap_or_else(|p| p.into_inner());
                 }
-            };
-            match item {
-                TxItem::Frame(f, d) => {
-                    if write_frame(&mut s, f, &d).is_err() {
-                        self.lost(WcStatus::RetryExcErr);
-                        let _ = s.shutdown(Shutdown::Both);
-                        return;
-                    }
-                }
-                TxItem::Gather(f, spans) => {
-                    let len: usize = spans.iter().map(|x| x.len()).sum();
-                    let f = FrameHdr {
-                        len: len as u32,
-                        ..f
-                    };
-                    let mut r = s.write_all(&f.encode()).map_err(|_| WcStatus::RetryExcErr);
-                    'out: for span in &spans {
-                        for p in span.pieces() {
-                            // Memory written by its owner while it is being
-                            // sent breaks the frame: the QP fails.
-                            let Ok(b) = p.borrow() else {
-                                r = Err(WcStatus::LocProtErr);
-                                break 'out;
-                            };
-                            if s.write_all(&b).is_err() {
-                                r = Err(WcStatus::RetryExcErr);
-                                break 'out;
-                            }
-                        }
-                    }
-                    if let Err(st) = r {
-                        self.lost(st);
-                        let _ = s.shutdown(Shutdown::Both);
-                        return;
-                    }
-                }
-                TxItem::Close => {
+                q.writer_asleep = false;
+                std::mem::swap(&mut q.items, &mut batch);
+            }
+            let r = write_batch(&mut s, &batch);
+            batch.clear();
+            match r {
+                Ok(false) => {}
+                Ok(true) => {
                     let _ = s.flush();
+                    let _ = s.shutdown(Shutdown::Both);
+                    return;
+                }
+                Err(st) => {
+                    self.lost(st);
                     let _ = s.shutdown(Shutdown::Both);
                     return;
                 }
@@ -770,10 +1061,15 @@ impl SoftQp {
     }
 
     /// An RDMA WRITE's data goes from the socket straight into the
-    /// registered memory, piece by piece (no staging copy). Returns `false`
-    /// when the connection broke; a bad key, range or right (or memory held
-    /// elsewhere past [`DMA_BUSY_WAIT`]) drains the bytes and NAKs.
-    fn write_in_place(&self, s: &mut TcpStream, f: FrameHdr) -> bool {
+    /// registered memory, piece by piece (no staging copy). Returns `None`
+    /// when the connection broke, else the next frame's header when it was
+    /// read already; a bad key, range or right (or memory held elsewhere
+    /// past [`DMA_BUSY_WAIT`]) drains the bytes and NAKs. A WRITE that
+    /// landed is acknowledged at once unless the next request is there
+    /// already (RC acknowledgments are cumulative: its ACK, NAK or READ
+    /// response acknowledges the WRITE too, as the PUT_DONE / GET_DONE sent
+    /// right behind an RDMA's WRITEs always is).
+    fn write_in_place(&self, s: &mut TcpStream, f: FrameHdr) -> Option<Option<[u8; FRAME_HDR]>> {
         let span = self
             .0
             .dev
@@ -784,8 +1080,8 @@ impl SoftQp {
             for p in span.pieces() {
                 match dma(|| p.borrow_mut()) {
                     Ok(mut b) => {
-                        if s.read_exact(&mut b).is_err() {
-                            return false;
+                        if read_spinning(s, &mut b).is_err() {
+                            return None;
                         }
                     }
                     Err(_) => {
@@ -797,29 +1093,56 @@ impl SoftQp {
             }
         }
         // Whatever was not placed is read and dropped.
-        let mut scratch = [0u8; 16384];
-        while left > 0 {
-            let n = left.min(scratch.len());
-            if s.read_exact(&mut scratch[..n]).is_err() {
-                return false;
+        if left > 0 {
+            let mut scratch = [0u8; 16384];
+            while left > 0 {
+                let n = left.min(scratch.len());
+                if s.read_exact(&mut scratch[..n]).is_err() {
+                    return None;
+                }
+                left -= n;
             }
-            left -= n;
         }
-        if ok {
-            self.ack(f.c);
-        } else {
+        if !ok {
             self.responder_error(f.c, NAK_ACCESS);
+            return Some(None);
         }
-        true
+        let mut h = [0u8; FRAME_HDR];
+        match crate::sys::sock::recv_now(s, &mut h) {
+            Ok(FRAME_HDR) => {
+                if !matches!(FrameHdr::decode(&h).op, OP_SEND | OP_WRITE | OP_READ_REQ) {
+                    self.ack(f.c);
+                }
+                Some(Some(h))
+            }
+            Ok(n) if n > 0 => {
+                self.ack(f.c);
+                s.read_exact(&mut h[n..]).ok().map(|_| Some(h))
+            }
+            _ => {
+                // Nothing there yet (or the connection is going: the next
+                // read finds out).
+                self.ack(f.c);
+                Some(None)
+            }
+        }
     }
 
     fn reader(&self, mut s: TcpStream) {
+        NIC_THREAD.with(|f| f.set(true));
+        let mut next = None;
         loop {
-            let mut h = [0u8; FRAME_HDR];
-            if s.read_exact(&mut h).is_err() {
-                self.lost(WcStatus::RetryExcErr);
-                return;
-            }
+            let h = match next.take() {
+                Some(h) => h,
+                None => {
+                    let mut h = [0u8; FRAME_HDR];
+                    if s.read_exact(&mut h).is_err() {
+                        self.lost(WcStatus::RetryExcErr);
+                        return;
+                    }
+                    h
+                }
+            };
             let f = FrameHdr::decode(&h);
             if f.len > MAX_XFER {
                 self.lost(WcStatus::RetryExcErr);
@@ -827,9 +1150,12 @@ impl SoftQp {
             }
             let in_error = lock(&self.0.st).state == QpState::Error;
             if f.op == OP_WRITE && !in_error {
-                if !self.write_in_place(&mut s, f) {
-                    self.lost(WcStatus::RetryExcErr);
-                    return;
+                match self.write_in_place(&mut s, f) {
+                    Some(h) => next = h,
+                    None => {
+                        self.lost(WcStatus::RetryExcErr);
+                        return;
+                    }
                 }
                 continue;
             }
@@ -920,12 +1246,14 @@ impl SoftQp {
                 self.nak(psn, NAK_RNR);
                 return;
             }
+            st.recv_waiters += 1;
             st = self
                 .0
                 .recv_cv
                 .wait_timeout(st, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
+            st.recv_waiters -= 1;
         };
         drop(st);
         if data.len() > wr.sge.length as usize {

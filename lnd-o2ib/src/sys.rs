@@ -25,6 +25,7 @@ pub const LIBRDMACM: &str = "librdmacm.so.1";
 
 pub mod ffi;
 pub mod rdma;
+pub mod sock;
 
 use ffi::{
     IbvFreeDeviceList, IbvGetDeviceList, IbvGetDeviceName, RdmaBindAddr, RdmaCreateEventChannel,

@@ -30,6 +30,20 @@ fn stat(ni: &TestNi, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in {s}"))
 }
 
+/// Waits until counter `name` of `ni` reaches `want` (a count the peer's
+/// side of a transfer sets once its own completion is in, which may be
+/// after the other side saw the result); its value then.
+fn wait_stat(ni: &TestNi, name: &str, want: u64) -> u64 {
+    let deadline = Instant::now() + T;
+    loop {
+        let v = stat(ni, name);
+        if v >= want || Instant::now() >= deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn check_delivery(to: &TestNi, sent: &[(u64, Vec<u8>)], from: &TestNi) {
     let deadline = Instant::now() + T;
     let got = loop {
@@ -438,9 +452,11 @@ fn gets_of_all_sizes_are_byte_exact_immediate_and_optimized() {
     // ones: GET_REQ, RDMA WRITE by the target, GET_DONE.
     assert_eq!(stat(&a, "immediate_sent"), 3);
     assert_eq!(stat(&a, "rdma_gets"), 5);
-    // The target's RDMA WRITEs (counted with its RDMA PUTs); no REPLY went
-    // as PUT_REQ (which A would have answered with PUT_ACK, not counted).
-    assert_eq!(stat(&b, "rdma_puts"), 5);
+    // The target's RDMA WRITEs (counted with its RDMA PUTs, once the
+    // WRITE and the GET_DONE behind it are acknowledged: A may see the
+    // REPLY first); no REPLY went as PUT_REQ (which A would have answered
+    // with PUT_ACK, not counted).
+    assert_eq!(wait_stat(&b, "rdma_puts", 5), 5);
     assert_eq!(stat(&b, "immediate_sent"), 3);
     // The staging sinks were registered once per size class.
     let regs = stat(&a, "registrations");

@@ -654,4 +654,24 @@ impl NiInner {
             }
         }
     }
+
+    /// Tests of the NI's own flows: a connection on `qp` (any
+    /// [`VerbsQp`], e.g. one that records what is posted) made and
+    /// established as an accept would; its receive and send buffers.
+    /// Completions are then fed to `on_wc` by the test.
+    #[cfg(test)]
+    pub(crate) fn attach_qp_for_test(
+        self: &Arc<Self>,
+        qp: Arc<dyn VerbsQp>,
+        peer: u64,
+        peer_stamp: u64,
+        cp: ConnParams,
+    ) -> (PayloadSpan, PayloadSpan) {
+        let c = self
+            .make_conn(qp, peer, peer_stamp, cp)
+            .expect("connection on the test QP");
+        let bufs = (c.rx_buf.clone(), c.tx_buf.clone());
+        self.established(c);
+        bufs
+    }
 }

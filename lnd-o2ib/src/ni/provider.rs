@@ -4,7 +4,8 @@
 //! a [`VerbsQp`], and where its completions are waited for.
 //!
 //! The soft provider registers a span as one zero-based region (offsets
-//! from 0 under one key) and has one CQ per NI, polled by the NI's poller.
+//! from 0 under one key) and has one CQ per NI, whose completions the NI's
+//! handler takes on the QP thread that made them.
 //! The rdma provider registers each contiguous piece at its own virtual
 //! address (one MR per piece, or the device's implicit on-demand-paging MR
 //! for a multi-piece span that a peer must reach under one key) and has a

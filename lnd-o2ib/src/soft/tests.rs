@@ -536,3 +536,238 @@ fn rdma_write_beside_memory_written_elsewhere_proceeds() {
     assert!(got[31_000..].iter().all(|b| *b == 9), "upper half written");
     assert!(got[..31_000].iter().all(|b| *b == 0), "held half untouched");
 }
+
+#[test]
+fn a_handler_gets_completions_on_the_qp_thread_in_order_never_nested() {
+    let p = pair();
+    // (thread name, wr_id) of each completion b's handler saw; the depth
+    // of handler calls on the stack.
+    let seen: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let depth = Arc::new(AtomicU32::new(0));
+    let (s2, d2, cb2) = (seen.clone(), depth.clone(), p.cb.clone());
+    assert!(p.cb.set_handler(Box::new(move |wc| {
+        assert_eq!(d2.fetch_add(1, Ordering::SeqCst), 0, "handler re-entered");
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        lock(&s2).push((name, wc.wr_id));
+        if wc.wr_id < 100 {
+            // A completion made while the handler runs (as a post on a
+            // QP in error completes at once): handled right after.
+            cb2.push(Wc {
+                wr_id: wc.wr_id + 100,
+                ..wc
+            });
+        }
+        d2.fetch_sub(1, Ordering::SeqCst);
+    })));
+    assert!(!p.cb.set_handler(Box::new(|_| {})), "set twice");
+    let rx = buf(&[0u8; 64 * 3]);
+    let rx_mr = p.db.reg_mr(rx, Access::LOCAL_WRITE);
+    for i in 0..3u64 {
+        p.b.post_recv(RecvWr {
+            wr_id: 10 + i,
+            sge: Sge {
+                addr: i * 64,
+                length: 64,
+                lkey: rx_mr.lkey(),
+            },
+        })
+        .expect("post recv");
+    }
+    let tx = buf(b"abc");
+    let tx_mr = p.da.reg_mr(tx, Access(0));
+    for i in 0..3u64 {
+        p.a.post_send(SendWr {
+            wr_id: i,
+            op: SendOp::Send,
+            sge: vec![Sge {
+                addr: i,
+                length: 1,
+                lkey: tx_mr.lkey(),
+            }],
+        })
+        .expect("post");
+    }
+    for _ in 0..3 {
+        assert_eq!(wait_wc(&p.ca).status, WcStatus::Success);
+    }
+    let deadline = Instant::now() + T;
+    while lock(&seen).len() < 6 {
+        assert!(Instant::now() < deadline, "handler saw {:?}", lock(&seen));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let got = lock(&seen).clone();
+    let ids: Vec<u64> = got.iter().map(|x| x.1).collect();
+    assert_eq!(ids, [10, 110, 11, 111, 12, 112]);
+    assert!(
+        got.iter().all(|x| x.0 == "o2ib-soft-rx"),
+        "not on the QP's reader: {got:?}"
+    );
+    // Nothing was queued for a poller.
+    assert!(p.cb.poll(16).is_empty());
+    // A flush made in a caller's post is queued for the poller, never
+    // handed to the handler on the caller's thread.
+    p.b.disconnect();
+    p.b.post_recv(RecvWr {
+        wr_id: 55,
+        sge: Sge {
+            addr: 0,
+            length: 64,
+            lkey: rx_mr.lkey(),
+        },
+    })
+    .expect("post recv");
+    let w = wait_wc(&p.cb);
+    assert_eq!((w.wr_id, w.status), (55, WcStatus::WrFlushErr));
+    assert!(lock(&seen).iter().all(|x| x.1 != 55), "{:?}", lock(&seen));
+}
+
+/// Reads frames off `s` until EOF: (op, c, data).
+fn frames_until_eof(s: &mut TcpStream) -> Vec<(u8, u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    while let Ok((f, d)) = read_frame(s) {
+        out.push((f.op, f.c, d));
+    }
+    out
+}
+
+#[test]
+fn a_batch_is_written_in_order_without_the_acks_a_later_answer_covers() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut w = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+    let (mut r, _) = l.accept().expect("accept");
+    r.set_read_timeout(Some(T)).expect("timeout");
+    let frame = |op, c| FrameHdr {
+        op,
+        c,
+        ..FrameHdr::default()
+    };
+    let reg = buf(b"registered");
+    // The rest of a frame another thread began to send: bytes as they are.
+    let mut raw = FrameHdr {
+        len: 2,
+        ..frame(OP_SEND, 6)
+    }
+    .encode()
+    .to_vec();
+    raw.extend(b"hi");
+    let batch: VecDeque<TxItem> = [
+        TxItem::Raw(raw[5..].to_vec()),
+        TxItem::Frame(frame(OP_ACK, 1), Vec::new()),
+        TxItem::Frame(frame(OP_SEND, 7), b"req".to_vec()),
+        TxItem::Frame(frame(OP_ACK, 2), Vec::new()),
+        TxItem::Gather(
+            frame(OP_WRITE, 8),
+            vec![reg.sub(0, 4).expect("sub"), reg.sub(4, 6).expect("sub")],
+        ),
+        TxItem::Frame(frame(OP_READ_RESP, 3), b"data".to_vec()),
+        TxItem::Frame(frame(OP_ACK, 4), Vec::new()),
+        TxItem::Frame(frame(OP_ACK, 5), Vec::new()),
+        TxItem::Close,
+        TxItem::Frame(frame(OP_ACK, 6), Vec::new()),
+    ]
+    .into_iter()
+    .collect();
+    w.write_all(&raw[..5]).expect("first bytes");
+    assert_eq!(write_batch(&mut w, &batch), Ok(true), "ends at Close");
+    drop(w);
+    let got = frames_until_eof(&mut r);
+    assert_eq!(
+        got,
+        [
+            (OP_SEND, 6, b"hi".to_vec()),
+            (OP_SEND, 7, b"req".to_vec()),
+            (OP_WRITE, 8, b"registered".to_vec()),
+            (OP_READ_RESP, 3, b"data".to_vec()),
+            (OP_ACK, 5, Vec::new()),
+        ]
+    );
+}
+
+#[test]
+fn a_batch_stops_at_memory_its_owner_writes() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut w = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+    let (mut r, _) = l.accept().expect("accept");
+    r.set_read_timeout(Some(T)).expect("timeout");
+    let held = buf(b"held");
+    let frame = |op, c| FrameHdr {
+        op,
+        c,
+        ..FrameHdr::default()
+    };
+    let batch: VecDeque<TxItem> = [
+        TxItem::Frame(frame(OP_SEND, 1), b"before".to_vec()),
+        TxItem::Gather(frame(OP_WRITE, 2), vec![held.clone()]),
+        TxItem::Frame(frame(OP_SEND, 3), b"after".to_vec()),
+    ]
+    .into_iter()
+    .collect();
+    let piece = held.pieces().next().expect("piece");
+    let g = piece.borrow_mut().expect("owner writes");
+    assert_eq!(write_batch(&mut w, &batch), Err(WcStatus::LocProtErr));
+    drop(g);
+    drop(w);
+    assert_eq!(frames_until_eof(&mut r), [(OP_SEND, 1, b"before".to_vec())]);
+}
+
+#[test]
+fn a_write_followed_by_a_send_completes_both_in_order() {
+    // The SEND right behind the WRITE (as a done message behind an RDMA)
+    // may acknowledge both; both complete, the WRITE first, data in place.
+    let p = pair();
+    let rx = buf(&[0u8; 64]);
+    let rx_mr = p.db.reg_mr(rx, Access::LOCAL_WRITE);
+    let sink = buf(&vec![0u8; 300_000]);
+    let sink_mr = p.db.reg_mr(sink.clone(), rw());
+    let src: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let src_mr = p.da.reg_mr(buf(&src), Access(0));
+    for round in 0..20u64 {
+        p.b.post_recv(RecvWr {
+            wr_id: 100 + round,
+            sge: Sge {
+                addr: 0,
+                length: 64,
+                lkey: rx_mr.lkey(),
+            },
+        })
+        .expect("post recv");
+        p.a.post_send(SendWr {
+            wr_id: 2 * round,
+            op: SendOp::Write {
+                remote_addr: 0,
+                rkey: sink_mr.rkey(),
+            },
+            sge: vec![Sge {
+                addr: 0,
+                length: src.len() as u32,
+                lkey: src_mr.lkey(),
+            }],
+        })
+        .expect("post write");
+        p.a.post_send(SendWr {
+            wr_id: 2 * round + 1,
+            op: SendOp::Send,
+            sge: vec![Sge {
+                addr: 0,
+                length: 8,
+                lkey: src_mr.lkey(),
+            }],
+        })
+        .expect("post send");
+        let w = wait_wc(&p.ca);
+        assert_eq!(
+            (w.wr_id, w.status, w.opcode),
+            (2 * round, WcStatus::Success, WcOpcode::RdmaWrite)
+        );
+        let w = wait_wc(&p.ca);
+        assert_eq!(
+            (w.wr_id, w.status, w.opcode),
+            (2 * round + 1, WcStatus::Success, WcOpcode::Send)
+        );
+        let w = wait_wc(&p.cb);
+        assert_eq!((w.wr_id, w.status), (100 + round, WcStatus::Success));
+    }
+    let mut got = vec![0u8; src.len()];
+    sink.read_at(0, &mut got).expect("read");
+    assert!(got == src, "WRITE data differs");
+}

@@ -241,14 +241,15 @@ impl CmId {
         Ok(out)
     }
 
+    /// The next event must be `want`; a REJECTED carrying o2iblnd's
+    /// reject data is [`VerbsError::Rejected`], any other event says what
+    /// failed ([`cm_failure`]).
     fn expect(&self, want: u32, what: &str) -> Result<Vec<u8>, VerbsError> {
         let (ev, status, private, _) = self.next_event()?;
         match ev {
             e if e == want => Ok(private),
-            RDMA_CM_EVENT_REJECTED => Err(VerbsError::Rejected(private)),
-            e => Err(VerbsError::Unreachable(format!(
-                "{what}: rdma_cm event {e} (status {status})"
-            ))),
+            RDMA_CM_EVENT_REJECTED if !private.is_empty() => Err(VerbsError::Rejected(private)),
+            e => Err(VerbsError::Unreachable(cm_failure(what, e, status))),
         }
     }
 }
@@ -561,6 +562,56 @@ pub struct RdmaCq(
     Arc<Mutex<VecDeque<CmEvent>>>,
 );
 
+/// `enum rdma_cm_event_type`'s name of `ev` (as `ibv_event_type_str`
+/// and the kernel's logs spell it).
+pub fn cm_event_name(ev: u32) -> &'static str {
+    match ev {
+        RDMA_CM_EVENT_ADDR_RESOLVED => "ADDR_RESOLVED",
+        RDMA_CM_EVENT_ADDR_ERROR => "ADDR_ERROR",
+        RDMA_CM_EVENT_ROUTE_RESOLVED => "ROUTE_RESOLVED",
+        RDMA_CM_EVENT_ROUTE_ERROR => "ROUTE_ERROR",
+        RDMA_CM_EVENT_CONNECT_REQUEST => "CONNECT_REQUEST",
+        5 => "CONNECT_RESPONSE",
+        RDMA_CM_EVENT_CONNECT_ERROR => "CONNECT_ERROR",
+        RDMA_CM_EVENT_UNREACHABLE => "UNREACHABLE",
+        RDMA_CM_EVENT_REJECTED => "REJECTED",
+        RDMA_CM_EVENT_ESTABLISHED => "ESTABLISHED",
+        RDMA_CM_EVENT_DISCONNECTED => "DISCONNECTED",
+        RDMA_CM_EVENT_DEVICE_REMOVAL => "DEVICE_REMOVAL",
+        12 => "MULTICAST_JOIN",
+        13 => "MULTICAST_ERROR",
+        14 => "ADDR_CHANGE",
+        RDMA_CM_EVENT_TIMEWAIT_EXIT => "TIMEWAIT_EXIT",
+        _ => "unknown event",
+    }
+}
+
+/// What an admin reads when a connection step (`what`: address
+/// resolution, route resolution, connect) ends with event `ev` instead of
+/// success: the event's name and its status (a negative errno for the
+/// resolution and UNREACHABLE events; for a REJECTED without o2iblnd's
+/// reject data, the IB CM's reject reason, 8 meaning that nothing listens
+/// on the service port).
+pub fn cm_failure(what: &str, ev: u32, status: c_int) -> String {
+    let name = cm_event_name(ev);
+    let why = match ev {
+        RDMA_CM_EVENT_REJECTED if status == 8 => {
+            "IB CM reject reason 8, invalid service ID: no o2ib listener on the peer's \
+             service port (is ko2iblnd or lnetd up there, with the same \"service\"?)"
+                .to_string()
+        }
+        RDMA_CM_EVENT_REJECTED => {
+            format!("IB CM reject reason {status}, without o2iblnd's reject data")
+        }
+        _ if status < 0 => format!(
+            "status {status}: {}",
+            std::io::Error::from_raw_os_error(-status)
+        ),
+        _ => format!("status {status}"),
+    };
+    format!("{what} failed: RDMA_CM_EVENT_{name} ({why})")
+}
+
 /// The [`CmEvent`] an rdma_cm event of an established connection (on QP
 /// `qp_num`) is for the NI; `None` for the others (ignored).
 pub fn cm_event(ev: u32, qp_num: u32) -> Option<CmEvent> {
@@ -725,12 +776,18 @@ pub fn connect(
     let mut d = sockaddr(dst);
     // SAFETY: `cm.id` is live; both addresses are valid sockaddr_in.
     if unsafe { (lib.resolve_addr)(cm.id, &mut s, &mut d, ms) } != 0 {
-        return Err(VerbsError::Unreachable(format!("rdma_resolve_addr {dst}")));
+        return Err(VerbsError::Unreachable(format!(
+            "rdma_resolve_addr {src} -> {dst}: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     cm.expect(RDMA_CM_EVENT_ADDR_RESOLVED, "address resolution")?;
     // SAFETY: the address is resolved.
     if unsafe { (lib.resolve_route)(cm.id, ms) } != 0 {
-        return Err(VerbsError::Unreachable(format!("rdma_resolve_route {dst}")));
+        return Err(VerbsError::Unreachable(format!(
+            "rdma_resolve_route {dst}: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     cm.expect(RDMA_CM_EVENT_ROUTE_RESOLVED, "route resolution")?;
     let v = Arc::new(Verbs::create(cm, dev, q)?);

@@ -346,7 +346,18 @@ impl NiInner {
                 (Listener::Rdma(l), dev)
             }
         };
-        Self::run_on(host, nid, tun, stamp, dev, Some(listener))
+        let limits = dev.limits();
+        let ni = Self::run_on(host, nid, tun, stamp, dev, Some(listener))?;
+        if let Some(l) = limits {
+            ni.log(
+                LogLevel::INFO,
+                &format!(
+                    "RDMA device at {addr}: {l}; {} SGEs per work request",
+                    ni.dev.wr_sge()
+                ),
+            );
+        }
+        Ok(ni)
     }
 
     /// Starts an NI on `dev` with `listener` (none: no acceptor): its
@@ -1257,8 +1268,9 @@ impl NiInner {
                 return;
             }
         };
-        // One WRITE per remote fragment and local piece it meets, so each
-        // has one SGE.
+        // One WRITE per remote fragment, gathering the local pieces it
+        // meets (a further WRITE per `wr_sge` of them).
+        let per_wr = self.dev.wr_sge().max(1) as usize;
         let mut wrs = Vec::new();
         let mut off = 0u64;
         for f in &rd.frags {
@@ -1267,16 +1279,16 @@ impl NiInner {
             }
             let n = (f.nob as u64).min(nob as u64 - off);
             let mut at = 0u64;
-            for sge in reg.sges(off as usize, n as usize) {
+            for sges in reg.sges(off as usize, n as usize).chunks(per_wr) {
                 wrs.push(SendWr {
                     wr_id: WR_RDMA | src_cookie,
                     op: SendOp::Write {
                         remote_addr: f.addr + at,
                         rkey: rd.key,
                     },
-                    sge: vec![sge],
+                    sge: sges.to_vec(),
                 });
-                at += sge.length as u64;
+                at += sges.iter().map(|s| s.length as u64).sum::<u64>();
             }
             off += n;
         }

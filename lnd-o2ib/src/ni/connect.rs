@@ -70,6 +70,7 @@ impl NiInner {
     }
 
     fn active_connect(self: &Arc<Self>, peer: u64, stamp: u64, qd: u16, frags: u16, attempt: u32) {
+        let qd = self.fit_queue_depth(peer, qd, frags);
         let cp = ConnParams {
             queue_depth: qd,
             max_frags: frags,
@@ -301,8 +302,29 @@ impl NiInner {
         QueueSizes {
             send_wr: (nslots as u32 + qd * frags).min(16384),
             recv_wr: nrx as u32,
-            sge: 1,
+            sge: self.dev.wr_sge(),
         }
+    }
+
+    /// The queue depth a connection of `qd` and `frags` gets on the NI's
+    /// device ([`rdma::fit_queue_depth`]); a reduction is logged, as
+    /// o2iblnd warns when it lowers a peer's queue depth to make the QP.
+    fn fit_queue_depth(&self, peer: u64, qd: u16, frags: u16) -> u16 {
+        let Some(l) = self.dev.limits() else {
+            return qd;
+        };
+        let fit = rdma::fit_queue_depth(qd as u32, &l, |d| self.queue_sizes(d, frags as u32));
+        let fit = fit.min(qd as u32) as u16;
+        if fit < qd {
+            self.log(
+                LogLevel::WARN,
+                &format!(
+                    "{}: queue depth reduced from {qd} to {fit} to fit the device ({l})",
+                    Nid::from_nid4(peer)
+                ),
+            );
+        }
+        fit
     }
 
     fn retries(&self) -> Retries {
@@ -461,6 +483,43 @@ impl NiInner {
         if let Some(o) = old {
             self.close_conn(&o, errno::ESTALE, "peer restarted");
         }
+        let down = self.down();
+        if down || lock(&c.st).closed {
+            // Closed while it was set up (the NI shutting down closed what
+            // it knew, perhaps before this was installed, and its poller
+            // may be gone; or the peer went): not kept, its waiting
+            // messages failed.
+            {
+                let mut st = lock(&self.st);
+                let qpn = c.qp.qp_num();
+                if st.conns.get(&qpn).is_some_and(|x| Arc::ptr_eq(x, &c)) {
+                    st.conns.remove(&qpn);
+                }
+                if let Some(p) = st.peers.get_mut(&peer) {
+                    if p.conn.as_ref().is_some_and(|x| Arc::ptr_eq(x, &c)) {
+                        p.conn = None;
+                    }
+                }
+            }
+            let gone = if down {
+                Completion::failed(errno::ENETDOWN, HealthStatus::LOCAL_INTERRUPT)
+            } else {
+                Completion::failed(errno::ECONNRESET, HealthStatus::REMOTE_DROPPED)
+            };
+            self.run(
+                waiting
+                    .into_iter()
+                    .map(|t| Action::Finalize(t.token, gone))
+                    .collect(),
+            );
+            self.close_conn_h(
+                &c,
+                errno::ENETDOWN,
+                "NI shut down",
+                HealthStatus::LOCAL_INTERRUPT,
+            );
+            return;
+        }
         self.log(
             LogLevel::INFO,
             &format!(
@@ -573,6 +632,12 @@ impl NiInner {
             return self.reject(r, RejectReason::FATAL);
         }
         let peer = req.src_nid;
+        // The CONNACK grants what the device can hold (o2iblnd's
+        // `kiblnd_send_wrs()` lowers the queue depth the same way).
+        let cp = ConnParams {
+            queue_depth: self.fit_queue_depth(peer, cp.queue_depth, cp.max_frags),
+            ..cp
+        };
         let stale_conn;
         {
             let mut st = lock(&self.st);

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use lnd_api::PayloadSpan;
 
 use crate::soft::{SoftCq, SoftDevice, SoftMr};
-use crate::sys::rdma::{RdmaDevice, RdmaMr};
+use crate::sys::rdma::{DeviceLimits, RdmaDevice, RdmaMr, MAX_WR_SGE};
 use crate::verbs::{Access, Sge, VerbsError};
 use crate::wire::RdmaFrag;
 
@@ -178,6 +178,21 @@ impl Provider {
                 })
             }
         }
+    }
+
+    /// The device's limits (rdma: `ibv_query_device`; soft: none).
+    pub(crate) fn limits(&self) -> Option<DeviceLimits> {
+        match self {
+            Provider::Soft { .. } => None,
+            Provider::Rdma { dev, .. } => Some(dev.limits()),
+        }
+    }
+
+    /// SGEs per work request: [`MAX_WR_SGE`], within the device's
+    /// `max_sge`.
+    pub(crate) fn wr_sge(&self) -> u32 {
+        self.limits()
+            .map_or(MAX_WR_SGE, |l| l.max_sge.clamp(1, MAX_WR_SGE))
     }
 
     /// Registrations made so far (`ibv_reg_mr` calls).

@@ -228,6 +228,58 @@ pub struct IbvQp {
     pub _rest: [u64; 12],
 }
 
+/// `struct ibv_device_attr` (`ibv_query_device`): the device's limits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct IbvDeviceAttr {
+    pub fw_ver: [u8; 64],
+    pub node_guid: u64,
+    pub sys_image_guid: u64,
+    pub max_mr_size: u64,
+    pub page_size_cap: u64,
+    pub vendor_id: u32,
+    pub vendor_part_id: u32,
+    pub hw_ver: u32,
+    pub max_qp: c_int,
+    pub max_qp_wr: c_int,
+    pub device_cap_flags: u32,
+    pub max_sge: c_int,
+    pub max_sge_rd: c_int,
+    pub max_cq: c_int,
+    pub max_cqe: c_int,
+    /// `max_mr` .. `max_srq_sge` (22 `int`s).
+    pub _rest: [c_int; 22],
+    pub max_pkeys: u16,
+    pub local_ca_ack_delay: u8,
+    pub phys_port_cnt: u8,
+}
+
+impl Default for IbvDeviceAttr {
+    fn default() -> Self {
+        IbvDeviceAttr {
+            fw_ver: [0; 64],
+            node_guid: 0,
+            sys_image_guid: 0,
+            max_mr_size: 0,
+            page_size_cap: 0,
+            vendor_id: 0,
+            vendor_part_id: 0,
+            hw_ver: 0,
+            max_qp: 0,
+            max_qp_wr: 0,
+            device_cap_flags: 0,
+            max_sge: 0,
+            max_sge_rd: 0,
+            max_cq: 0,
+            max_cqe: 0,
+            _rest: [0; 22],
+            max_pkeys: 0,
+            local_ca_ack_delay: 0,
+            phys_port_cnt: 0,
+        }
+    }
+}
+
 /// `struct rdma_conn_param`: the private data (o2iblnd's CONNREQ/CONNACK)
 /// and the connection's RDMA parameters.
 #[repr(C)]
@@ -402,6 +454,8 @@ pub type IbvRegMr = unsafe extern "C" fn(
     access: c_int,
 ) -> *mut IbvMr;
 pub type IbvDeregMr = unsafe extern "C" fn(mr: *mut IbvMr) -> c_int;
+pub type IbvQueryDevice =
+    unsafe extern "C" fn(ctx: *mut IbvContext, attr: *mut IbvDeviceAttr) -> c_int;
 pub type RdmaCreateEventChannel = unsafe extern "C" fn() -> *mut RdmaEventChannel;
 pub type RdmaDestroyEventChannel = unsafe extern "C" fn(ch: *mut RdmaEventChannel);
 pub type RdmaCreateId = unsafe extern "C" fn(
@@ -607,6 +661,12 @@ pub fn layout() -> Vec<(String, usize)> {
     o!("pollfd.events", PollFd, events);
     o!("pollfd.revents", PollFd, revents);
     s!("sockaddr_in", SockaddrIn);
+    s!("ibv_device_attr", IbvDeviceAttr);
+    o!("ibv_device_attr.max_mr_size", IbvDeviceAttr, max_mr_size);
+    o!("ibv_device_attr.max_qp_wr", IbvDeviceAttr, max_qp_wr);
+    o!("ibv_device_attr.max_sge", IbvDeviceAttr, max_sge);
+    o!("ibv_device_attr.max_cqe", IbvDeviceAttr, max_cqe);
+    o!("ibv_device_attr.max_pkeys", IbvDeviceAttr, max_pkeys);
     k!(IBV_WR_RDMA_WRITE);
     k!(IBV_WR_SEND);
     k!(IBV_WR_RDMA_READ);

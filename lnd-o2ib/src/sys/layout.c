@@ -32,6 +32,7 @@ S(rdma_event_channel); O(rdma_event_channel,fd);
 S(ibv_comp_channel); O(ibv_comp_channel,context); O(ibv_comp_channel,fd); O(ibv_comp_channel,refcnt);
 S(pollfd); O(pollfd,fd); O(pollfd,events); O(pollfd,revents);
 S(sockaddr_in);
+S(ibv_device_attr); O(ibv_device_attr,max_mr_size); O(ibv_device_attr,max_qp_wr); O(ibv_device_attr,max_sge); O(ibv_device_attr,max_cqe); O(ibv_device_attr,max_pkeys);
 printf("const IBV_WR_RDMA_WRITE %d\nconst IBV_WR_SEND %d\nconst IBV_WR_RDMA_READ %d\nconst IBV_SEND_SIGNALED %d\nconst IBV_QPT_RC %d\nconst IBV_WC_RECV %d\nconst IBV_WC_SEND %d\nconst IBV_WC_RDMA_WRITE %d\nconst IBV_WC_RDMA_READ %d\nconst IBV_ACCESS_LOCAL_WRITE %d\nconst IBV_ACCESS_REMOTE_WRITE %d\nconst IBV_ACCESS_REMOTE_READ %d\nconst RDMA_PS_TCP %d\n",
  IBV_WR_RDMA_WRITE, IBV_WR_SEND, IBV_WR_RDMA_READ, IBV_SEND_SIGNALED, IBV_QPT_RC, IBV_WC_RECV, IBV_WC_SEND, IBV_WC_RDMA_WRITE, IBV_WC_RDMA_READ, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE, IBV_ACCESS_REMOTE_READ, RDMA_PS_TCP);
 printf("const RDMA_CM_EVENT_ADDR_RESOLVED %d\nconst RDMA_CM_EVENT_ROUTE_RESOLVED %d\nconst RDMA_CM_EVENT_CONNECT_REQUEST %d\nconst RDMA_CM_EVENT_REJECTED %d\nconst RDMA_CM_EVENT_ESTABLISHED %d\nconst RDMA_CM_EVENT_DISCONNECTED %d\n",

@@ -47,6 +47,7 @@ pub struct RdmaLib {
     ack_cq_events: IbvAckCqEvents,
     reg_mr: IbvRegMr,
     dereg_mr: IbvDeregMr,
+    query_device: IbvQueryDevice,
     create_channel: RdmaCreateEventChannel,
     destroy_channel: RdmaDestroyEventChannel,
     create_id: RdmaCreateId,
@@ -91,6 +92,7 @@ impl RdmaLib {
             ack_cq_events: f!(verbs, IbvAckCqEvents, "ibv_ack_cq_events"),
             reg_mr: f!(verbs, IbvRegMr, "ibv_reg_mr"),
             dereg_mr: f!(verbs, IbvDeregMr, "ibv_dereg_mr"),
+            query_device: f!(verbs, IbvQueryDevice, "ibv_query_device"),
             create_channel: f!(cm, RdmaCreateEventChannel, "rdma_create_event_channel"),
             destroy_channel: f!(cm, RdmaDestroyEventChannel, "rdma_destroy_event_channel"),
             create_id: f!(cm, RdmaCreateId, "rdma_create_id"),
@@ -144,6 +146,24 @@ pub struct QueueSizes {
     pub recv_wr: u32,
     /// SGEs per work request.
     pub sge: u32,
+}
+
+/// The most SGEs the NI puts in one work request (an RDMA WRITE gathers
+/// up to this many local pieces into one remote fragment; o2iblnd's
+/// `wrq_sge` is 2 by default), clamped further to the device's `max_sge`.
+pub const MAX_WR_SGE: u32 = 16;
+
+/// The queue depth a connection asking for `qd` gets on a device of
+/// `limits`, `sizes(qd)` being its queues (o2iblnd's `kiblnd_send_wrs()`
+/// rule): reduced until the send and receive queues fit `max_qp_wr` and
+/// the CQ (both) fits `max_cqe`; at least 1.
+pub fn fit_queue_depth(qd: u32, limits: &DeviceLimits, sizes: impl Fn(u32) -> QueueSizes) -> u32 {
+    let fits = |q: QueueSizes| {
+        q.send_wr <= limits.max_qp_wr
+            && q.recv_wr <= limits.max_qp_wr
+            && q.send_wr as u64 + q.recv_wr as u64 <= limits.max_cqe as u64
+    };
+    (1..=qd.max(1)).rev().find(|&d| fits(sizes(d))).unwrap_or(1)
 }
 
 /// ko2iblnd's `retry_count` and `rnr_retry_count` for a connection.
@@ -275,10 +295,48 @@ struct DevInner {
     lib: Arc<RdmaLib>,
     ctx: *mut IbvContext,
     pd: *mut IbvPd,
+    /// What `ibv_query_device` said the device can do.
+    limits: DeviceLimits,
     /// The implicit on-demand-paging MR over the whole address space (one
     /// key for every fragment of a multi-fragment MD), made at first need;
     /// `Err` says why the HCA has none.
     implicit: Mutex<Option<Result<ImplicitMr, String>>>,
+}
+
+/// The limits of a device (`ibv_query_device`) a connection's queues and
+/// registrations are clamped to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceLimits {
+    /// Work requests per queue (`max_qp_wr`).
+    pub max_qp_wr: u32,
+    /// SGEs per work request (`max_sge`).
+    pub max_sge: u32,
+    /// Entries per CQ (`max_cqe`).
+    pub max_cqe: u32,
+    /// Bytes per memory region (`max_mr_size`).
+    pub max_mr_size: u64,
+}
+
+impl DeviceLimits {
+    /// From the device's attributes (a negative count read as 0).
+    pub fn from_attr(a: &IbvDeviceAttr) -> Self {
+        DeviceLimits {
+            max_qp_wr: a.max_qp_wr.max(0) as u32,
+            max_sge: a.max_sge.max(0) as u32,
+            max_cqe: a.max_cqe.max(0) as u32,
+            max_mr_size: a.max_mr_size,
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "max_qp_wr {}, max_sge {}, max_cqe {}, max_mr_size {}",
+            self.max_qp_wr, self.max_sge, self.max_cqe, self.max_mr_size
+        )
+    }
 }
 
 /// The raw implicit MR (deregistered with the device).
@@ -352,6 +410,11 @@ pub fn rdma_desc(
 }
 
 impl RdmaDevice {
+    /// What the device can do (`ibv_query_device`).
+    pub fn limits(&self) -> DeviceLimits {
+        self.0.limits
+    }
+
     /// The device's implicit on-demand-paging MR (`ibv_reg_mr(pd, NULL,
     /// SIZE_MAX, IBV_ACCESS_ON_DEMAND | ...)`), registered once: `(lkey,
     /// rkey)` valid for any address of the process, or why the HCA has
@@ -415,6 +478,13 @@ impl RdmaDevice {
         let mut out = Vec::new();
         let keep = Arc::new(mem.clone());
         for p in mem.pieces() {
+            if p.len() as u64 > self.0.limits.max_mr_size {
+                return Err(VerbsError::Device(format!(
+                    "a piece of {} bytes is larger than the device's max_mr_size {}",
+                    p.len(),
+                    self.0.limits.max_mr_size
+                )));
+            }
             let ptr = {
                 let mut b = p
                     .borrow_mut()
@@ -474,6 +544,17 @@ impl Verbs {
             return Err(VerbsError::Device(
                 "the peer is reached through another RDMA device than the NI's".into(),
             ));
+        }
+        let l = dev.0.limits;
+        if q.send_wr > l.max_qp_wr
+            || q.recv_wr > l.max_qp_wr
+            || q.sge > l.max_sge
+            || q.send_wr as u64 + q.recv_wr as u64 > l.max_cqe as u64
+        {
+            return Err(VerbsError::Invalid(format!(
+                "queues of {} sends, {} receives, {} SGEs exceed the device's {l}",
+                q.send_wr, q.recv_wr, q.sge
+            )));
         }
         let cqe = (q.send_wr + q.recv_wr) as c_int;
         // SAFETY: `ctx` is live; the channel is destroyed after the CQ.
@@ -851,6 +932,21 @@ impl RdmaListener {
                 "the listener's address is on no RDMA device".into(),
             ));
         }
+        let mut attr = IbvDeviceAttr::default();
+        // SAFETY: `ctx` is a live device context, `attr` a valid out-struct.
+        let rc = unsafe { (self.cm.lib.query_device)(ctx, &mut attr) };
+        if rc != 0 {
+            return Err(VerbsError::Device(format!(
+                "ibv_query_device: {}",
+                std::io::Error::from_raw_os_error(rc.abs())
+            )));
+        }
+        let limits = DeviceLimits::from_attr(&attr);
+        if limits.max_qp_wr < 2 || limits.max_sge == 0 || limits.max_cqe < 4 {
+            return Err(VerbsError::Device(format!(
+                "the RDMA device cannot hold an o2ib connection ({limits})"
+            )));
+        }
         // SAFETY: `ctx` is a live device context.
         let pd = unsafe { (self.cm.lib.alloc_pd)(ctx) };
         if pd.is_null() {
@@ -860,6 +956,7 @@ impl RdmaListener {
             lib: self.cm.lib.clone(),
             ctx,
             pd,
+            limits,
             implicit: Mutex::new(None),
         })))
     }
@@ -1230,6 +1327,44 @@ mod tests {
                 .contains("3 fragments, more than the connection's 2"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn queue_depth_is_lowered_until_the_queues_fit_the_device() {
+        let l = DeviceLimits {
+            max_qp_wr: 1000,
+            max_sge: 1,
+            max_cqe: 1500,
+            max_mr_size: u64::MAX,
+        };
+        // 100 send WRs and 10 receives per unit of depth.
+        let sizes = |d: u32| QueueSizes {
+            send_wr: 100 * d,
+            recv_wr: 10 * d,
+            sge: 1,
+        };
+        assert_eq!(fit_queue_depth(8, &l, sizes), 8);
+        assert_eq!(fit_queue_depth(20, &l, sizes), 10, "max_qp_wr");
+        let small_cq = DeviceLimits { max_cqe: 550, ..l };
+        assert_eq!(fit_queue_depth(20, &small_cq, sizes), 5, "max_cqe");
+        let tiny = DeviceLimits { max_qp_wr: 10, ..l };
+        assert_eq!(fit_queue_depth(8, &tiny, sizes), 1, "never below 1");
+    }
+
+    #[test]
+    fn cm_failures_name_the_event_and_its_status() {
+        assert_eq!(
+            cm_failure("address resolution", RDMA_CM_EVENT_ADDR_ERROR, -110),
+            "address resolution failed: RDMA_CM_EVENT_ADDR_ERROR (status -110: \
+             Connection timed out (os error 110))"
+        );
+        assert_eq!(
+            cm_failure("connect", RDMA_CM_EVENT_REJECTED, 28),
+            "connect failed: RDMA_CM_EVENT_REJECTED (IB CM reject reason 28, without \
+             o2iblnd's reject data)"
+        );
+        assert_eq!(cm_event_name(RDMA_CM_EVENT_CONNECT_ERROR), "CONNECT_ERROR");
+        assert_eq!(cm_event_name(99), "unknown event");
     }
 
     #[test]

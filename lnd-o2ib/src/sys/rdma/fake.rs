@@ -29,6 +29,8 @@ static REG_PIECES: AtomicUsize = AtomicUsize::new(0);
 static REG_IMPLICIT: AtomicUsize = AtomicUsize::new(0);
 /// Whether the fake HCA has on-demand paging.
 static ODP: AtomicBool = AtomicBool::new(true);
+/// The number of the latest QP made (each QP has its own, from 77 on).
+static QP_NUM: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(76);
 /// The latest CQ made (where `complete` puts a completion).
 static CQ: AtomicUsize = AtomicUsize::new(0);
 /// A posted send: wr_id, opcode, SGEs (addr, length, lkey), remote
@@ -229,6 +231,30 @@ unsafe extern "C" fn reg_mr(
         lkey: key - 0x100,
         rkey: key,
     }))
+}
+/// The limits the fake device reports (`ibv_query_device`).
+static LIMITS: Mutex<DeviceLimits> = Mutex::new(BIG);
+/// Limits no test reaches.
+const BIG: DeviceLimits = DeviceLimits {
+    max_qp_wr: 32768,
+    max_sge: 30,
+    max_cqe: 4_194_303,
+    max_mr_size: u64::MAX,
+};
+/// The numbers of the QPs destroyed, in order.
+static QPS_DESTROYED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// The capabilities of the QPs made, in order.
+static QP_CAPS: Mutex<Vec<(u32, u32, u32, u32)>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn query_device(_: *mut IbvContext, attr: *mut IbvDeviceAttr) -> c_int {
+    let l = *lk(&LIMITS);
+    // SAFETY: a valid out-struct from the caller.
+    let a = unsafe { &mut *attr };
+    a.max_qp_wr = l.max_qp_wr as c_int;
+    a.max_sge = l.max_sge as c_int;
+    a.max_cqe = l.max_cqe as c_int;
+    a.max_mr_size = l.max_mr_size;
+    0
 }
 unsafe extern "C" fn dereg_mr(mr: *mut IbvMr) -> c_int {
     DEREG.fetch_add(1, Ordering::Relaxed);
@@ -545,6 +571,8 @@ unsafe extern "C" fn ack_cm_event(ev: *mut RdmaCmEvent) -> c_int {
 unsafe extern "C" fn create_qp(id: *mut RdmaCmId, pd: *mut IbvPd, a: *mut IbvQpInitAttr) -> c_int {
     // SAFETY: the caller's id and attributes are valid.
     unsafe {
+        let c = &(*a).cap;
+        lk(&QP_CAPS).push((c.max_send_wr, c.max_recv_wr, c.max_send_sge, c.max_recv_sge));
         let qp = Box::into_raw(Box::new(IbvQp {
             context: (*id).verbs,
             qp_context: std::ptr::null_mut(),
@@ -553,7 +581,7 @@ unsafe extern "C" fn create_qp(id: *mut RdmaCmId, pd: *mut IbvPd, a: *mut IbvQpI
             recv_cq: (*a).recv_cq,
             srq: std::ptr::null_mut(),
             handle: 1,
-            qp_num: 77,
+            qp_num: QP_NUM.fetch_add(1, Ordering::Relaxed) + 1,
             state: 0,
             qp_type: (*a).qp_type,
             _rest: [0; 12],
@@ -570,7 +598,8 @@ unsafe extern "C" fn migrate_id(id: *mut RdmaCmId, ch: *mut RdmaEventChannel) ->
 unsafe extern "C" fn destroy_qp(id: *mut RdmaCmId) {
     DESTROYED_QP.fetch_add(1, Ordering::Relaxed);
     // SAFETY: the QP was made by `create_qp`, destroyed once.
-    unsafe { drop(Box::from_raw((*id).qp)) };
+    let qp = unsafe { Box::from_raw((*id).qp) };
+    lk(&QPS_DESTROYED).push(qp.qp_num);
 }
 
 fn fake_lib() -> Arc<RdmaLib> {
@@ -585,6 +614,7 @@ fn fake_lib() -> Arc<RdmaLib> {
         ack_cq_events,
         reg_mr,
         dereg_mr,
+        query_device,
         create_channel,
         destroy_channel,
         create_id,
@@ -636,6 +666,7 @@ fn fake_device(lib: &Arc<RdmaLib>) -> RdmaDevice {
         ctx,
         // SAFETY: the fake table's alloc_pd.
         pd: unsafe { alloc_pd(ctx) },
+        limits: *lk(&LIMITS),
         implicit: Mutex::new(None),
     }))
 }
@@ -663,7 +694,8 @@ fn the_rdma_provider_against_a_fake_verbs_table() {
     let (v, id) = fake_conn(&lib, &dev, q);
     let cq = RdmaCq::new(v.clone());
     let qp = RdmaQp(v);
-    assert_eq!(qp.qp_num(), 77);
+    let qpn = qp.qp_num();
+    assert_eq!(qpn, QP_NUM.load(Ordering::Relaxed), "the QP made last");
 
     // Nothing comes: the wait sleeps in poll(2) on the channels, polling
     // the CQ only around arming it (a timed poll every 50 us would have
@@ -693,14 +725,14 @@ fn the_rdma_provider_against_a_fake_verbs_table() {
             status: WcStatus::Success,
             opcode: WcOpcode::RdmaWrite,
             byte_len: 4096,
-            qp_num: 77,
+            qp_num: qpn,
         }]
     );
 
     // DISCONNECTED after set-up, on the connection's CM channel.
     deliver_to(id, RDMA_CM_EVENT_DISCONNECTED);
     assert!(cq.wait(Duration::from_secs(30)), "woken by the CM channel");
-    assert_eq!(cq.poll_event(), Some(CmEvent::Disconnected { qp_num: 77 }));
+    assert_eq!(cq.poll_event(), Some(CmEvent::Disconnected { qp_num: qpn }));
     assert_eq!(cq.poll_event(), None);
 
     // One key per descriptor: a one-piece MD under its own MR ...
@@ -784,7 +816,8 @@ fn fake_conn(lib: &Arc<RdmaLib>, dev: &RdmaDevice, q: QueueSizes) -> (Arc<Verbs>
     (v, id)
 }
 
-/// A completion the fake HCA reports (and the channel event with it).
+/// A completion of the latest QP on the latest CQ the fake HCA made (and
+/// the channel event with it).
 fn complete(wr_id: u64, opcode: u32, byte_len: u32) {
     let cq = CQ.load(Ordering::Relaxed) as *mut IbvCq;
     lk(&fake_cq(cq).wcs).push_back(IbvWc {
@@ -792,7 +825,7 @@ fn complete(wr_id: u64, opcode: u32, byte_len: u32) {
         status: 0,
         opcode,
         byte_len,
-        qp_num: 77,
+        qp_num: QP_NUM.load(Ordering::Relaxed),
         ..IbvWc::default()
     });
     // SAFETY: the latest CQ's channel, made by `create_comp_channel`.
@@ -853,7 +886,10 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
 
     lk(&SENDS).clear();
     lk(&RECVS).clear();
+    // A device taking 2 SGEs per work request.
+    *lk(&LIMITS) = DeviceLimits { max_sge: 2, ..BIG };
     let dev = fake_device(lib);
+    *lk(&LIMITS) = BIG;
     let host = TestHost::new("rdma", RecvMode::Sync);
     let tun =
         crate::params::Tunables::resolve(&[], &[], &lnd_api::NetTunables::UNSET).expect("defaults");
@@ -872,7 +908,7 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
     let q = QueueSizes {
         send_wr: 64,
         recv_wr: 64,
-        sge: 1,
+        sge: 2,
     };
     let (v, id) = fake_conn(lib, &dev, q);
     let cp = ConnParams {
@@ -1076,10 +1112,93 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
     assert!(rd.frags.windows(2).all(|w| w[0].addr != w[1].addr));
     complete(s6.0, IBV_WC_SEND, 0);
 
+    // A PUT from 5 pieces into one remote fragment: WRITEs gathering the
+    // pieces 2 SGEs at a time (the device's max_sge), each at its offset
+    // in the fragment.
+    let pieces: Vec<IoBuf> = (0..5).map(|_| IoBuf::zeroed(1000)).collect();
+    let payload: lnd_api::Payload = pieces.into_iter().collect();
+    payload
+        .write_at(0, &lnd_test_host::pattern(5000, 3))
+        .expect("fresh");
+    let src = PayloadSpan::from(payload.clone());
+    lnd_ni
+        .send(TxMsg {
+            payload,
+            hdr: hdr(me, peer, 5000),
+            ..txmsg(10, b"")
+        })
+        .expect("send");
+    let s7 = nth_send(7);
+    let (m, _) = sent_msg(&tx, &s7);
+    let Body::PutReq { cookie, .. } = m.body else {
+        panic!("{m:?}");
+    };
+    complete(s7.0, IBV_WC_SEND, 0);
+    let n = msg(
+        0,
+        Body::PutAck {
+            src_cookie: cookie,
+            dst_cookie: 77,
+            rd: RdmaDesc {
+                key: 0x4343,
+                frags: vec![RdmaFrag {
+                    nob: 8192,
+                    addr: 0x30_0000,
+                }],
+            },
+        },
+    )
+    .emit(Endian::NATIVE, &mut b)
+    .expect("emit");
+    rx.write_at(3 * MSG_SIZE, &b[..n]).expect("rx buffer");
+    complete(WR_RX | 3, IBV_WC_RECV, n as u32);
+    let addrs: Vec<u64> = src
+        .pieces()
+        .map(|p| p.borrow().expect("free").as_ptr() as u64)
+        .collect();
+    let writes: Vec<Posted> = (8..=10).map(nth_send).collect();
+    let got: Vec<(u32, Vec<u64>, u64, u32)> = writes
+        .iter()
+        .map(|w| (w.1, w.2.iter().map(|s| s.0).collect(), w.3, w.4))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                IBV_WR_RDMA_WRITE,
+                vec![addrs[0], addrs[1]],
+                0x30_0000,
+                0x4343
+            ),
+            (
+                IBV_WR_RDMA_WRITE,
+                vec![addrs[2], addrs[3]],
+                0x30_0000 + 2000,
+                0x4343
+            ),
+            (IBV_WR_RDMA_WRITE, vec![addrs[4]], 0x30_0000 + 4000, 0x4343),
+        ]
+    );
+    assert!(writes.iter().all(|w| w.2.iter().all(|s| s.1 == 1000)));
+    for w in &writes {
+        complete(w.0, IBV_WC_RDMA_WRITE, 0);
+    }
+    let s11 = nth_send(11);
+    let (m, _) = sent_msg(&tx, &s11);
+    assert_eq!(
+        m.body,
+        Body::PutDone(CompletionBody {
+            cookie: 77,
+            status: 5000
+        })
+    );
+    complete(s11.0, IBV_WC_SEND, 0);
+    assert!(host.wait_sent(&[10], T)[0].is_ok());
+
     // DISCONNECTED with an IMMEDIATE in flight: the connection closes,
     // the message fails with remote_dropped, the QP goes.
     lnd_ni.send(txmsg(9, b"lost")).expect("send");
-    nth_send(7);
+    nth_send(12);
     deliver_to(id, RDMA_CM_EVENT_DISCONNECTED);
     let c = host.wait_sent(&[9], T)[0];
     assert!(!c.is_ok());

@@ -125,14 +125,38 @@ fn conn_params(m: &MsgRepr) -> ConnParams {
 /// Shuts the NI down and waits until every rdma_cm id it made (its
 /// listener's, its connections') is destroyed: nothing of it runs into
 /// the next test of the fake.
-fn quiesce(ni: O2ibNi) {
+fn quiesce(host: &TestHost, ni: O2ibNi) {
     LndNi::shutdown(&ni);
     drop(ni);
     let deadline = Instant::now() + T;
     while IDS_MADE.load(Ordering::Relaxed) != IDS_DESTROYED.load(Ordering::Relaxed) {
-        assert!(Instant::now() < deadline, "rdma_cm ids left after shutdown");
+        assert!(
+            Instant::now() < deadline,
+            "rdma_cm ids left after shutdown: {} made, {} destroyed; {} QPs made, {} \
+             destroyed; the NI's log: {:#?}",
+            IDS_MADE.load(Ordering::Relaxed),
+            IDS_DESTROYED.load(Ordering::Relaxed),
+            lk(&QP_CAPS).len(),
+            DESTROYED_QP.load(Ordering::Relaxed),
+            (
+                host.logs(),
+                threads(),
+                lk(&QPS_DESTROYED).clone(),
+                QP_NUM.load(Ordering::Relaxed)
+            )
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+fn threads() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+                .filter(|n| n.starts_with("o2ib"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Sends `token` to the peer and waits for it to fail: the completion's
@@ -256,7 +280,7 @@ fn active_connect_failures_name_the_cm_event_and_fail_the_message() {
         assert!(Instant::now() < deadline, "rdma_cm ids leaked");
         std::thread::sleep(Duration::from_millis(5));
     }
-    quiesce(ni);
+    quiesce(&host, ni);
 }
 
 #[test]
@@ -310,7 +334,7 @@ fn active_connect_retries_as_the_rejection_says_then_sends() {
     complete(s.0, IBV_WC_SEND, 0);
     assert!(host.wait_sent(&[1], T)[0].is_ok());
     assert_eq!(lk(&CONNECTS).len(), 4, "no connect after the accept");
-    quiesce(ni);
+    quiesce(&host, ni);
 }
 
 /// Delivers a CONNECT_REQUEST carrying `private` on the NI's listener;
@@ -444,13 +468,77 @@ fn the_listener_refuses_with_o2iblnds_reasons_and_accepts() {
     );
     assert_eq!(recvs, 2 * (qd / 2) as usize + 2, "receives before accept");
 
-    // A message to the peer leaves on the accepted connection: no
-    // rdma_connect.
+    // A message to the peer leaves on the accepted connection (once it is
+    // up: the NI tells LNet the peer is alive): no rdma_connect.
+    host.wait_notify(nid(PEER), true, T);
     ni.send(put(1, nid(PEER), b"ping")).expect("queued");
     let s = nth_send(1);
     assert_eq!(s.1, IBV_WR_SEND);
     complete(s.0, IBV_WC_SEND, 0);
     assert!(host.wait_sent(&[1], T)[0].is_ok());
     assert!(lk(&CONNECTS).is_empty());
-    quiesce(ni);
+    quiesce(&host, ni);
+}
+
+#[test]
+fn a_small_device_clamps_queue_depth_and_sges_and_says_so() {
+    let _g = lk(&SERIAL);
+    reset();
+    // A device of 1100 work requests per queue and 4 SGEs: a connection
+    // of the default queue depth (8 × 257 fragments of RDMA WRITEs, plus
+    // its send slots) does not fit.
+    *lk(&LIMITS) = DeviceLimits {
+        max_qp_wr: 1100,
+        max_sge: 4,
+        max_cqe: 65536,
+        max_mr_size: 1 << 32,
+    };
+    let lib = fake_lib();
+    let (host, ni) = fake_ni(&lib);
+    *lk(&LIMITS) = BIG;
+    let l = host.wait_log("RDMA device at 10.0.0.1", T);
+    assert!(
+        l.ends_with(
+            "RDMA device at 10.0.0.1: max_qp_wr 1100, max_sge 4, max_cqe 65536, \
+             max_mr_size 4294967296; 4 SGEs per work request"
+        ),
+        "{l}"
+    );
+    let qd = tunables().queue_depth();
+    assert_eq!(qd, 8, "the default peer_credits");
+
+    // Active: the CONNREQ offers the queue depth that fits, and the QP is
+    // made within the device's limits.
+    lk(&CONNECT_ANSWERS).push_back(Answer::Accept);
+    ni.send(put(1, nid(PEER), b"ping")).expect("queued");
+    let (req, recvs) = nth_connreq(1);
+    let cp = conn_params(&req);
+    assert_eq!(cp.queue_depth, 4, "{cp:?}");
+    assert_eq!(recvs, 2 * 4 + 2);
+    let l = host.wait_log("queue depth reduced", T);
+    assert!(
+        l.ends_with(
+            "10.0.0.2@o2ib: queue depth reduced from 8 to 4 to fit the device \
+             (max_qp_wr 1100, max_sge 4, max_cqe 65536, max_mr_size 4294967296)"
+        ),
+        "{l}"
+    );
+    let caps = *lk(&QP_CAPS).last().expect("a QP");
+    assert!(
+        caps.0 <= 1100 && caps.0 >= 4 * cp.max_frags as u32,
+        "{caps:?}"
+    );
+    assert_eq!((caps.1, caps.2, caps.3), (2 * 4 + 2, 4, 1), "{caps:?}");
+    let s = nth_send(1);
+    complete(s.0, IBV_WC_SEND, 0);
+    assert!(host.wait_sent(&[1], T)[0].is_ok());
+
+    // Passive: a peer asking for 8 is granted 4 in the CONNACK.
+    request(connreq(|m| m.src_nid = nid4(0x0a00_0003)));
+    wait_len(&ACCEPTS, 1, "rdma_accept");
+    let (b, _) = lk(&ACCEPTS)[0].clone();
+    let ack = MsgRepr::parse(&Msg::new_checked(&b[..]).expect("kib_msg")).expect("parses");
+    assert_eq!(conn_params(&ack).queue_depth, 4);
+    host.wait_log("10.0.0.3@o2ib: queue depth reduced from 8 to 4", T);
+    quiesce(&host, ni);
 }

@@ -3,9 +3,10 @@
 //! credit rules of `spec/wire.md` §7.4, IMMEDIATE and RDMA PUT flows,
 //! NOOPs, timeouts and keepalive, and the registration cache.
 //!
-//! Threads: a CQ poller (on soft every completion and CM event of the NI;
-//! on rdma a thread per connection serves its own CQ with the same
-//! handlers; plus the once-a-tick timeout, keepalive and cache sweep), an
+//! Threads: a CQ poller (every completion and CM event of the NI: on soft
+//! its one CQ, on rdma every connection's CQ through the device's one
+//! completion channel, as o2iblnd's schedulers serve their connections;
+//! plus the once-a-tick timeout, keepalive and cache sweep), an
 //! acceptor, and a short-lived thread per active connection attempt. Host callbacks are
 //! made with no lock of ours held: work is collected under the lock as
 //! `Action`s and carried out after.
@@ -273,9 +274,6 @@ pub(crate) struct NiInner {
     keepalive: Duration,
     cksum: bool,
     listener: Mutex<Option<Listener>>,
-    /// Wakes the poller (shutdown) on the rdma provider, whose
-    /// completions are waited for by each connection's thread.
-    kick: (Mutex<bool>, std::sync::Condvar),
     /// Idle registered staging buffers for optimized GETs.
     staging: Mutex<Vec<PayloadSpan>>,
     /// Fault injection (`ctl inject_bad_rkey N`): the next N RDMA
@@ -389,7 +387,6 @@ impl NiInner {
             next_cookie: AtomicU64::new(1),
             counters: Counters::default(),
             listener: Mutex::new(listener),
-            kick: (Mutex::new(false), std::sync::Condvar::new()),
             staging: Mutex::new(Vec::new()),
             bad_rkeys: std::sync::atomic::AtomicU32::new(0),
         });
@@ -809,16 +806,10 @@ impl NiInner {
                 Provider::Soft { cq, .. } => {
                     self.serve_cq(cq, Duration::from_millis(100));
                 }
-                Provider::Rdma { .. } => {
-                    // Each connection's thread serves its CQ; this one
-                    // only ticks.
-                    let g = lock(&self.kick.0);
-                    let (mut g, _) = self
-                        .kick
-                        .1
-                        .wait_timeout_while(g, Duration::from_millis(100), |k| !*k)
-                        .unwrap_or_else(|p| p.into_inner());
-                    *g = false;
+                Provider::Rdma { dev, .. } => {
+                    // Every connection's CQ and CM events, through the
+                    // device (one completion channel, one CM channel).
+                    self.serve_cq(dev, Duration::from_millis(100));
                 }
             }
             if last_tick.elapsed() >= Duration::from_millis(200) {
@@ -860,19 +851,6 @@ impl NiInner {
         let c = lock(&self.st).conns.get(&qp_num).cloned();
         if let Some(c) = c {
             self.close_conn(&c, errno::ECONNRESET, why);
-        }
-    }
-
-    /// The rdma provider's connection thread: serves the connection's own
-    /// CQ until the connection is closed and its flushed completions and
-    /// last CM events are in (a wait with nothing new), or the NI is gone.
-    pub(super) fn serve_conn_cq(self: Arc<Self>, c: Arc<Conn>, cq: Box<dyn VerbsCq>) {
-        loop {
-            let any = self.serve_cq(&*cq, Duration::from_millis(100));
-            let closed = lock(&c.st).closed;
-            if closed && !any {
-                return;
-            }
         }
     }
 
@@ -1725,10 +1703,8 @@ impl NiInner {
     fn wake_poller(&self) {
         match &self.dev {
             Provider::Soft { cq, .. } => cq.kick(),
-            Provider::Rdma { .. } => {
-                *lock(&self.kick.0) = true;
-                self.kick.1.notify_all();
-            }
+            // Its wait on the device's channels ends within 100 ms.
+            Provider::Rdma { .. } => {}
         }
     }
 

@@ -145,7 +145,7 @@ impl NiInner {
                     self.timeout,
                     &mut prep,
                 )
-                .and_then(|(_, cq, ack)| {
+                .and_then(|(_, ack)| {
                     let (peer_stamp, got) = self.check_connack(&ack, peer, cp).map_err(|e| {
                         bad = Some(format!("bad CONNACK from {pname}: {e}"));
                         VerbsError::Invalid(e)
@@ -158,7 +158,6 @@ impl NiInner {
                         return Err(VerbsError::Invalid(format!("CONNACK granted {got:?}")));
                     }
                     c.peer_stamp.store(peer_stamp, Ordering::Relaxed);
-                    self.spawn_cq_thread(c, Box::new(cq));
                     Ok(())
                 })
             }
@@ -341,17 +340,6 @@ impl NiInner {
         (nrx, nslots)
     }
 
-    /// The rdma provider: a thread serves the connection's CQ.
-    fn spawn_cq_thread(self: &Arc<Self>, c: &Arc<Conn>, cq: Box<dyn VerbsCq>) {
-        let (ni, conn) = (self.clone(), c.clone());
-        let r = std::thread::Builder::new()
-            .name("o2ib-cq".into())
-            .spawn(move || ni.serve_conn_cq(conn, cq));
-        if let Err(e) = r {
-            self.close_conn(c, errno::ENOMEM, &format!("no thread for its CQ: {e}"));
-        }
-    }
-
     fn make_conn(
         &self,
         qp: Arc<dyn VerbsQp>,
@@ -428,7 +416,6 @@ impl NiInner {
     pub(crate) fn attach_for_test(
         self: &Arc<Self>,
         qp: Arc<dyn VerbsQp>,
-        cq: Box<dyn VerbsCq>,
         peer: u64,
         peer_stamp: u64,
         cp: ConnParams,
@@ -436,7 +423,6 @@ impl NiInner {
         let c = self
             .make_conn(qp, peer, peer_stamp, cp)
             .expect("connection on the fake HCA");
-        self.spawn_cq_thread(&c, cq);
         let bufs = (c.rx_buf.clone(), c.tx_buf.clone());
         self.established(c);
         bufs
@@ -688,12 +674,12 @@ impl NiInner {
         let r = match (r, &self.dev) {
             (Request::Soft(r), Provider::Soft { dev, cq }) => r
                 .accept(dev, cq, &b, &mut |qp| prepared(Arc::new(qp.clone())))
-                .map(|_| None),
+                .map(|_| ()),
             (Request::Rdma(r), Provider::Rdma { dev, .. }) => {
                 let q = self.queue_sizes(cp.queue_depth as u32, cp.max_frags as u32);
                 let rnr = self.retries().rnr_retry_count;
                 r.accept(dev, &b, q, rnr, &mut |qp| prepared(Arc::new(qp.clone())))
-                    .map(|(_, cq)| Some(cq))
+                    .map(|_| ())
             }
             (r, _) => {
                 // A request of the other provider cannot happen (one
@@ -703,11 +689,8 @@ impl NiInner {
             }
         };
         match r {
-            Ok(cq) => {
+            Ok(()) => {
                 if let Some(c) = made {
-                    if let Some(cq) = cq {
-                        self.spawn_cq_thread(&c, Box::new(cq));
-                    }
                     self.established(c);
                 }
             }

@@ -8,9 +8,11 @@
 //! The rdma provider registers each contiguous piece at its own virtual
 //! address (one MR per piece, or the device's implicit on-demand-paging MR
 //! for a multi-piece span that a peer must reach under one key) and has a
-//! CQ per connection, waited on by a thread of that connection (as a
-//! kernel o2iblnd scheduler serves its connections' CQs), which hands
-//! every completion and CM event to the same NI code.
+//! CQ per connection, all on the device's one completion channel, and the
+//! established connections' rdma_cm ids on its one CM channel: the NI's
+//! poller serves them all (as a kernel o2iblnd scheduler serves its
+//! connections' CQs), handing every completion and CM event to the same
+//! NI code as on soft.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -30,8 +32,9 @@ pub(crate) enum Provider {
         /// Every QP's completions and CM events.
         cq: SoftCq,
     },
-    /// The rdma provider: the device (PD) the listener is bound on; each
-    /// connection has its own CQ.
+    /// The rdma provider: the device (PD, completion and CM channels) the
+    /// listener is bound on; each connection has its own CQ on the
+    /// device's channel.
     Rdma {
         /// The device's PD, shared by every QP and MR of the NI.
         dev: RdmaDevice,

@@ -31,6 +31,10 @@ static REG_IMPLICIT: AtomicUsize = AtomicUsize::new(0);
 static ODP: AtomicBool = AtomicBool::new(true);
 /// The number of the latest QP made (each QP has its own, from 77 on).
 static QP_NUM: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(76);
+/// The QP each send was posted on (as `SENDS`).
+static SEND_QPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Each QP's CQ (by QP number).
+static QP_CQ: Mutex<Vec<(u32, usize)>> = Mutex::new(Vec::new());
 /// The latest CQ made (where `complete` puts a completion).
 static CQ: AtomicUsize = AtomicUsize::new(0);
 /// A posted send: wr_id, opcode, SGEs (addr, length, lkey), remote
@@ -41,7 +45,7 @@ static SENDS: Mutex<Vec<Posted>> = Mutex::new(Vec::new());
 static RECVS: Mutex<Vec<(u64, u64, u32, u32)>> = Mutex::new(Vec::new());
 
 unsafe extern "C" fn post_send(
-    _qp: *mut IbvQp,
+    qp: *mut IbvQp,
     wr: *mut IbvSendWr,
     _bad: *mut *mut IbvSendWr,
 ) -> c_int {
@@ -57,7 +61,11 @@ unsafe extern "C" fn post_send(
             .collect();
         (w.wr_id, w.opcode, sges, w.wr.remote_addr, w.wr.rkey)
     };
-    lk(&SENDS).push(p);
+    // SAFETY: the provider's live QP.
+    let qpn = unsafe { (*qp).qp_num };
+    let mut g = lk(&SENDS);
+    lk(&SEND_QPS).push(qpn);
+    g.push(p);
     0
 }
 unsafe extern "C" fn post_recv(
@@ -581,7 +589,11 @@ unsafe extern "C" fn create_qp(id: *mut RdmaCmId, pd: *mut IbvPd, a: *mut IbvQpI
             recv_cq: (*a).recv_cq,
             srq: std::ptr::null_mut(),
             handle: 1,
-            qp_num: QP_NUM.fetch_add(1, Ordering::Relaxed) + 1,
+            qp_num: {
+                let n = QP_NUM.fetch_add(1, Ordering::Relaxed) + 1;
+                lk(&QP_CQ).push((n, (*a).send_cq as usize));
+                n
+            },
             state: 0,
             qp_type: (*a).qp_type,
             _rest: [0; 12],
@@ -661,14 +673,11 @@ fn fake_device(lib: &Arc<RdmaLib>) -> RdmaDevice {
         abi_compat: null,
     }));
     DEV_CTX.store(ctx as usize, Ordering::Relaxed);
-    RdmaDevice(Arc::new(DevInner {
-        lib: lib.clone(),
-        ctx,
-        // SAFETY: the fake table's alloc_pd.
-        pd: unsafe { alloc_pd(ctx) },
-        limits: *lk(&LIMITS),
-        implicit: Mutex::new(None),
-    }))
+    // SAFETY: the fake table's alloc_pd.
+    let pd = unsafe { alloc_pd(ctx) };
+    RdmaDevice(Arc::new(
+        DevInner::new(lib.clone(), ctx, pd, *lk(&LIMITS)).expect("the fake device"),
+    ))
 }
 
 mod cm;
@@ -692,13 +701,16 @@ fn the_rdma_provider_against_a_fake_verbs_table() {
         sge: 1,
     };
     let (v, id) = fake_conn(&lib, &dev, q);
-    let cq = RdmaCq::new(v.clone());
+    // The connection's CQ and id served through the device, with every
+    // other connection's.
+    Verbs::attach(&v).expect("attach");
+    let cq = dev.clone();
     let qp = RdmaQp(v);
     let qpn = qp.qp_num();
     assert_eq!(qpn, QP_NUM.load(Ordering::Relaxed), "the QP made last");
 
-    // Nothing comes: the wait sleeps in poll(2) on the channels, polling
-    // the CQ only around arming it (a timed poll every 50 us would have
+    // Nothing comes: the wait sleeps in poll(2) on the device's channels,
+    // polling the CQ only around arming it (a timed poll every 50 us would have
     // polled it thousands of times).
     let p0 = POLL_CQ.load(Ordering::Relaxed);
     let t0 = Instant::now();
@@ -729,7 +741,8 @@ fn the_rdma_provider_against_a_fake_verbs_table() {
         }]
     );
 
-    // DISCONNECTED after set-up, on the connection's CM channel.
+    // DISCONNECTED after set-up, on the device's CM channel (the
+    // connection's id was moved there), mapped to the connection's QP.
     deliver_to(id, RDMA_CM_EVENT_DISCONNECTED);
     assert!(cq.wait(Duration::from_secs(30)), "woken by the CM channel");
     assert_eq!(cq.poll_event(), Some(CmEvent::Disconnected { qp_num: qpn }));
@@ -770,15 +783,17 @@ fn the_rdma_provider_against_a_fake_verbs_table() {
     );
     assert_eq!(since(&REG_PIECES, b_reg_pieces), 1);
 
-    // Teardown: the piece MR with its holder; QP, CQ, then the channel
-    // with the connection; the implicit MR with the device.
+    // Teardown: the piece MR with its holder; QP and CQ with the
+    // connection; the completion channel and the implicit MR with the
+    // device.
     drop(mrs);
     assert_eq!(since(&DEREG, b_dereg), 1);
-    drop((cq, qp));
+    drop(qp);
     assert_eq!(since(&DESTROYED_QP, b_destroyed_qp), 1);
     assert_eq!(since(&DESTROYED_CQ, b_destroyed_cq), 1);
+    assert_eq!(since(&DESTROYED_CHAN, b_destroyed_chan), 0);
+    drop((cq, dev));
     assert_eq!(since(&DESTROYED_CHAN, b_destroyed_chan), 1);
-    drop(dev);
     assert_eq!(since(&DEREG, b_dereg), 2, "implicit MR deregistered");
 
     // An HCA without on-demand paging: a multi-piece MD is refused, saying
@@ -819,16 +834,26 @@ fn fake_conn(lib: &Arc<RdmaLib>, dev: &RdmaDevice, q: QueueSizes) -> (Arc<Verbs>
 /// A completion of the latest QP on the latest CQ the fake HCA made (and
 /// the channel event with it).
 fn complete(wr_id: u64, opcode: u32, byte_len: u32) {
-    let cq = CQ.load(Ordering::Relaxed) as *mut IbvCq;
+    complete_on(QP_NUM.load(Ordering::Relaxed), wr_id, opcode, byte_len);
+}
+
+/// A completion of QP `qpn` on its CQ (and the channel event with it).
+fn complete_on(qpn: u32, wr_id: u64, opcode: u32, byte_len: u32) {
+    let cq = lk(&QP_CQ)
+        .iter()
+        .rev()
+        .find(|q| q.0 == qpn)
+        .map(|q| q.1 as *mut IbvCq)
+        .expect("a QP of the fake");
     lk(&fake_cq(cq).wcs).push_back(IbvWc {
         wr_id,
         status: 0,
         opcode,
         byte_len,
-        qp_num: QP_NUM.load(Ordering::Relaxed),
+        qp_num: qpn,
         ..IbvWc::default()
     });
-    // SAFETY: the latest CQ's channel, made by `create_comp_channel`.
+    // SAFETY: the CQ's channel, made by `create_comp_channel`.
     let ch = unsafe { &*fake_cq(cq).cq.channel.cast::<FakeCompChannel>() };
     lk(&ch.fired).push_back(cq as usize);
     (&ch.kernel).write_all(&[1]).expect("event");
@@ -885,6 +910,7 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
     const PID: u32 = 12345;
 
     lk(&SENDS).clear();
+    lk(&SEND_QPS).clear();
     lk(&RECVS).clear();
     // A device taking 2 SGEs per work request.
     *lk(&LIMITS) = DeviceLimits { max_sge: 2, ..BIG };
@@ -917,13 +943,9 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
         max_msg_size: MSG_SIZE as u32,
     };
     let destroyed = DESTROYED_QP.load(Ordering::Relaxed);
-    let (rx, tx) = ni.attach_for_test(
-        Arc::new(RdmaQp(v.clone())),
-        Box::new(RdmaCq::new(v)),
-        peer4,
-        peer_stamp,
-        cp,
-    );
+    let (rx, tx) = ni.attach_for_test(Arc::new(RdmaQp(v.clone())), peer4, peer_stamp, cp);
+    Verbs::attach(&v).expect("attach");
+    drop(v);
 
     // Receives: 2 × queue depth + 2, each a whole message buffer at its
     // own MR's address.

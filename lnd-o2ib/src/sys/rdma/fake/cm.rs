@@ -40,6 +40,7 @@ fn reset() {
     lk(&ACCEPTS).clear();
     lk(&REJECTS).clear();
     lk(&SENDS).clear();
+    lk(&SEND_QPS).clear();
     lk(&RECVS).clear();
 }
 
@@ -540,5 +541,20 @@ fn a_small_device_clamps_queue_depth_and_sges_and_says_so() {
     let ack = MsgRepr::parse(&Msg::new_checked(&b[..]).expect("kib_msg")).expect("parses");
     assert_eq!(conn_params(&ack).queue_depth, 4);
     host.wait_log("10.0.0.3@o2ib: queue depth reduced from 8 to 4", T);
+
+    // Both connections' completions come through the device's one
+    // completion channel to the NI's poller (no thread per connection),
+    // each to its own connection by QP number.
+    host.wait_notify(nid(0x0a00_0003), true, T);
+    ni.send(put(2, nid(0x0a00_0003), b"to .3")).expect("queued");
+    ni.send(put(3, nid(PEER), b"to .2")).expect("queued");
+    let (s3, s2) = (nth_send(2), nth_send(3));
+    let qps = lk(&SEND_QPS).clone();
+    assert_ne!(qps[1], qps[2], "two connections, two QPs");
+    assert_eq!(qps[2], qps[0], "to .2 on its connection");
+    complete_on(qps[2], s2.0, IBV_WC_SEND, 0);
+    complete_on(qps[1], s3.0, IBV_WC_SEND, 0);
+    let c = host.wait_sent(&[2, 3], T);
+    assert!(c.iter().all(|c| c.is_ok()), "{c:?}");
     quiesce(&host, ni);
 }

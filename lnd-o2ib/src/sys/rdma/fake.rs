@@ -959,6 +959,14 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
         assert_eq!(*r, (WR_RX | i as u64, rx_addrs[i], MSG_SIZE as u32, 0x200));
     }
 
+    // The `n`th send is the PUT_DONE of `cookie` with `status`: completed.
+    let put_done = |n: usize, cookie: u64, status: i32| {
+        let s = nth_send(n);
+        let (m, _) = sent_msg(&tx, &s);
+        assert_eq!(m.body, Body::PutDone(CompletionBody { cookie, status }));
+        complete(s.0, IBV_WC_SEND, 0);
+    };
+
     // An IMMEDIATE from the peer lands in receive buffer 0.
     let hdr = |from: Nid, to: Nid, len: usize| Hdr {
         dest_nid: to,
@@ -1084,16 +1092,7 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
     );
     complete(w1.0, IBV_WC_RDMA_WRITE, 4096);
     complete(w2.0, IBV_WC_RDMA_WRITE, 8000 - 4096);
-    let s5 = nth_send(5);
-    let (m, _) = sent_msg(&tx, &s5);
-    assert_eq!(
-        m.body,
-        Body::PutDone(CompletionBody {
-            cookie: 99,
-            status: 8000
-        })
-    );
-    complete(s5.0, IBV_WC_SEND, 0);
+    put_done(5, 99, 8000);
     assert!(host.wait_sent(&[8], T)[0].is_ok());
 
     // Registrations: one MR per receive buffer (18) and send slot (28),
@@ -1205,16 +1204,7 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
     for w in &writes {
         complete(w.0, IBV_WC_RDMA_WRITE, 0);
     }
-    let s11 = nth_send(11);
-    let (m, _) = sent_msg(&tx, &s11);
-    assert_eq!(
-        m.body,
-        Body::PutDone(CompletionBody {
-            cookie: 77,
-            status: 5000
-        })
-    );
-    complete(s11.0, IBV_WC_SEND, 0);
+    put_done(11, 77, 5000);
     assert!(host.wait_sent(&[10], T)[0].is_ok());
 
     // DISCONNECTED with an IMMEDIATE in flight: the connection closes,

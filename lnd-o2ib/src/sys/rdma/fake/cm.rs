@@ -30,6 +30,31 @@ fn nid4(a: u32) -> u64 {
     nid(a).to_nid4().expect("classic NID")
 }
 
+/// Polls `cond` until it holds (at most [`T`]); `what` names it.
+fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + T;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A test of the fake alone (its state is global), from a clean state,
+/// with a fresh NI on it.
+fn fresh() -> (std::sync::MutexGuard<'static, ()>, TestHost, O2ibNi) {
+    fresh_on(BIG)
+}
+
+/// [`fresh`], the NI on a device of `limits`.
+fn fresh_on(limits: DeviceLimits) -> (std::sync::MutexGuard<'static, ()>, TestHost, O2ibNi) {
+    let g = lk(&SERIAL);
+    reset();
+    *lk(&LIMITS) = limits;
+    let (host, ni) = fake_ni(&fake_lib());
+    *lk(&LIMITS) = BIG;
+    (g, host, ni)
+}
+
 /// Clears what the fake rdma_cm recorded and scripted.
 fn reset() {
     lk(&ADDR_ANSWERS).clear();
@@ -172,10 +197,7 @@ fn fails(host: &TestHost, ni: &O2ibNi, token: u64, needle: &str) -> String {
 
 #[test]
 fn active_connect_failures_name_the_cm_event_and_fail_the_message() {
-    let _g = lk(&SERIAL);
-    reset();
-    let lib = fake_lib();
-    let (host, ni) = fake_ni(&lib);
+    let (_g, host, ni) = fresh();
     let ids = IDS_MADE.load(Ordering::Relaxed) - IDS_DESTROYED.load(Ordering::Relaxed);
 
     // rdma_resolve_addr refuses at once (no RDMA device has a route from
@@ -276,20 +298,15 @@ fn active_connect_failures_name_the_cm_event_and_fail_the_message() {
 
     // Every failed attempt's id (and the QP made before rdma_connect)
     // is gone.
-    let deadline = Instant::now() + T;
-    while IDS_MADE.load(Ordering::Relaxed) - IDS_DESTROYED.load(Ordering::Relaxed) != ids {
-        assert!(Instant::now() < deadline, "rdma_cm ids leaked");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    until("rdma_cm ids leaked", || {
+        IDS_MADE.load(Ordering::Relaxed) - IDS_DESTROYED.load(Ordering::Relaxed) == ids
+    });
     quiesce(&host, ni);
 }
 
 #[test]
 fn active_connect_retries_as_the_rejection_says_then_sends() {
-    let _g = lk(&SERIAL);
-    reset();
-    let lib = fake_lib();
-    let (host, ni) = fake_ni(&lib);
+    let (_g, host, ni) = fresh();
     let qd = tunables().queue_depth();
 
     // MSG_QUEUE_SIZE: reconnect with the rejector's queue depth;
@@ -387,19 +404,12 @@ fn connreq(edit: impl FnOnce(&mut MsgRepr)) -> Vec<u8> {
 }
 
 fn wait_len<T>(v: &Mutex<Vec<T>>, n: usize, what: &str) {
-    let deadline = Instant::now() + T;
-    while lk(v).len() < n {
-        assert!(Instant::now() < deadline, "no {what} {n}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    until(&format!("no {what} {n}"), || lk(v).len() >= n);
 }
 
 #[test]
 fn the_listener_refuses_with_o2iblnds_reasons_and_accepts() {
-    let _g = lk(&SERIAL);
-    reset();
-    let lib = fake_lib();
-    let (host, ni) = fake_ni(&lib);
+    let (_g, host, ni) = fresh();
     let qd = tunables().queue_depth();
     let big = |m: &mut MsgRepr, f: &dyn Fn(&mut ConnParams)| {
         if let Body::ConnReq(cp) = &mut m.body {
@@ -444,11 +454,9 @@ fn the_listener_refuses_with_o2iblnds_reasons_and_accepts() {
         host.wait_log(&format!("rejecting a connection from a peer: {why}"), T);
     }
     // Each refused request's id is destroyed; nothing was accepted.
-    let deadline = Instant::now() + T;
-    while IDS_DESTROYED.load(Ordering::Relaxed) - destroyed < cases.len() {
-        assert!(Instant::now() < deadline, "refused ids not destroyed");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    until("refused ids not destroyed", || {
+        IDS_DESTROYED.load(Ordering::Relaxed) - destroyed >= cases.len()
+    });
     assert!(lk(&ACCEPTS).is_empty());
     let stats = ni.ctl("stats", "").expect("stats");
     assert!(stats.contains("conns_rejected: 6\n"), "{stats}");
@@ -483,20 +491,15 @@ fn the_listener_refuses_with_o2iblnds_reasons_and_accepts() {
 
 #[test]
 fn a_small_device_clamps_queue_depth_and_sges_and_says_so() {
-    let _g = lk(&SERIAL);
-    reset();
     // A device of 1100 work requests per queue and 4 SGEs: a connection
     // of the default queue depth (8 × 257 fragments of RDMA WRITEs, plus
     // its send slots) does not fit.
-    *lk(&LIMITS) = DeviceLimits {
+    let (_g, host, ni) = fresh_on(DeviceLimits {
         max_qp_wr: 1100,
         max_sge: 4,
         max_cqe: 65536,
         max_mr_size: 1 << 32,
-    };
-    let lib = fake_lib();
-    let (host, ni) = fake_ni(&lib);
-    *lk(&LIMITS) = BIG;
+    });
     let l = host.wait_log("RDMA device at 10.0.0.1", T);
     assert!(
         l.ends_with(

@@ -21,12 +21,11 @@ impl Request {
             Request::Rdma(r) => &r.private_data,
         }
     }
-    /// The requester's address (rdma: its port only, as the address is
-    /// the NID's).
+    /// The requester's address (rdma: `rdma_get_peer_addr`).
     fn peer(&self) -> Option<SocketAddr> {
         match self {
             Request::Soft(r) => Some(r.peer),
-            Request::Rdma(_) => None,
+            Request::Rdma(r) => r.peer_addr.map(SocketAddr::V4),
         }
     }
 

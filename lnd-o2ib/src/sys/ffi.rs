@@ -335,6 +335,11 @@ pub struct RdmaCmId {
     pub qp_type: u32,
 }
 
+/// Where `route.addr.dst_addr` (the peer's `struct sockaddr`, what
+/// `rdma_get_peer_addr` returns) lies in `rdma_cm_id.route`: after the
+/// source address's `sockaddr_storage`.
+pub const ROUTE_DST_ADDR: usize = 128;
+
 /// `struct rdma_event_channel`.
 #[repr(C)]
 #[derive(Debug)]
@@ -650,6 +655,10 @@ pub fn layout() -> Vec<(String, usize)> {
     o!("rdma_cm_id.event", RdmaCmId, event);
     o!("rdma_cm_id.pd", RdmaCmId, pd);
     o!("rdma_cm_id.qp_type", RdmaCmId, qp_type);
+    v.push((
+        "offset rdma_cm_id.route.addr.dst_addr".into(),
+        offset_of!(RdmaCmId, route) + ROUTE_DST_ADDR,
+    ));
     s!("rdma_event_channel", RdmaEventChannel);
     o!("rdma_event_channel.fd", RdmaEventChannel, fd);
     s!("ibv_comp_channel", IbvCompChannel);

@@ -28,6 +28,7 @@ S(rdma_conn_param); O(rdma_conn_param,private_data); O(rdma_conn_param,private_d
 S(rdma_cm_event); O(rdma_cm_event,id); O(rdma_cm_event,listen_id); O(rdma_cm_event,event); O(rdma_cm_event,status); O(rdma_cm_event,param);
 S(rdma_route);
 S(rdma_cm_id); O(rdma_cm_id,verbs); O(rdma_cm_id,channel); O(rdma_cm_id,context); O(rdma_cm_id,qp); O(rdma_cm_id,route); O(rdma_cm_id,ps); O(rdma_cm_id,port_num); O(rdma_cm_id,event); O(rdma_cm_id,pd); O(rdma_cm_id,qp_type);
+printf("offset rdma_cm_id.route.addr.dst_addr %zu\n", offsetof(struct rdma_cm_id, route.addr.dst_addr));
 S(rdma_event_channel); O(rdma_event_channel,fd);
 S(ibv_comp_channel); O(ibv_comp_channel,context); O(ibv_comp_channel,fd); O(ibv_comp_channel,refcnt);
 S(pollfd); O(pollfd,fd); O(pollfd,events); O(pollfd,revents);

@@ -1002,6 +1002,8 @@ pub struct RdmaRequest {
     pub private_data: Vec<u8>,
     /// The requester's port (`require_privileged_port`).
     pub peer_port: u16,
+    /// The requester's address (`rdma_get_peer_addr`), when IPv4.
+    pub peer_addr: Option<SocketAddrV4>,
 }
 
 // SAFETY: the request's id is used by one thread at a time (accept or
@@ -1083,11 +1085,28 @@ impl RdmaListener {
                 // SAFETY: `id` is the request's new id, live until it is
                 // accepted or rejected.
                 let port = unsafe { (self.cm.lib.get_dst_port)(id) };
+                // SAFETY: as above; the route's destination address lies
+                // inside the id (verbs.h's inline rdma_get_peer_addr), a
+                // sockaddr_in when its family says AF_INET; read unaligned.
+                let sa = unsafe {
+                    std::ptr::addr_of!((*id).route)
+                        .cast::<u8>()
+                        .add(ROUTE_DST_ADDR)
+                        .cast::<SockaddrIn>()
+                        .read_unaligned()
+                };
+                let peer_addr = (sa.sin_family == AF_INET).then(|| {
+                    SocketAddrV4::new(
+                        Ipv4Addr::from(u32::from_be(sa.sin_addr)),
+                        u16::from_be(sa.sin_port),
+                    )
+                });
                 return Ok(RdmaRequest {
                     lib: self.cm.lib.clone(),
                     id,
                     private_data: private,
                     peer_port: u16::from_be(port),
+                    peer_addr,
                 });
             }
         }

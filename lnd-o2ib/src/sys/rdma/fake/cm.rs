@@ -367,6 +367,18 @@ fn request(private: Vec<u8>) -> *mut RdmaCmId {
     unsafe {
         create_id(ch, &mut id, std::ptr::null_mut(), RDMA_PS_TCP);
         (*id).verbs = DEV_CTX.load(Ordering::Relaxed) as *mut IbvContext;
+        // The requester, 10.0.0.2:988, as rdma_get_peer_addr reads it.
+        let sa = SockaddrIn {
+            sin_family: AF_INET,
+            sin_port: 988u16.to_be(),
+            sin_addr: PEER.to_be(),
+            sin_zero: [0; 8],
+        };
+        std::ptr::addr_of_mut!((*id).route)
+            .cast::<u8>()
+            .add(ROUTE_DST_ADDR)
+            .cast::<SockaddrIn>()
+            .write_unaligned(sa);
     }
     deliver(
         ch,
@@ -451,7 +463,10 @@ fn the_listener_refuses_with_o2iblnds_reasons_and_accepts() {
             (qd, crate::wire::MAX_RDMA_FRAGS as u16, MSG_SIZE as u32),
             "case {i}"
         );
-        host.wait_log(&format!("rejecting a connection from a peer: {why}"), T);
+        host.wait_log(
+            &format!("rejecting a connection from 10.0.0.2:988: {why}"),
+            T,
+        );
     }
     // Each refused request's id is destroyed; nothing was accepted.
     until("refused ids not destroyed", || {

@@ -1703,8 +1703,7 @@ impl NiInner {
     fn wake_poller(&self) {
         match &self.dev {
             Provider::Soft { cq, .. } => cq.kick(),
-            // Its wait on the device's channels ends within 100 ms.
-            Provider::Rdma { .. } => {}
+            Provider::Rdma { dev, .. } => dev.wake(),
         }
     }
 

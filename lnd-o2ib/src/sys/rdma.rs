@@ -20,7 +20,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::c_int;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -372,6 +375,9 @@ struct Sched {
     /// Completions and CM events taken and not returned yet.
     wcs: Mutex<VecDeque<Wc>>,
     evs: Mutex<VecDeque<CmEvent>>,
+    /// Wakes the wait (a connection attached, or [`RdmaDevice::wake`]):
+    /// the end written, the end waited on with the channels.
+    wake: (UnixStream, UnixStream),
 }
 
 impl DevInner {
@@ -402,6 +408,24 @@ impl DevInner {
             }
             return Err(e);
         }
+        let wake = match UnixStream::pair() {
+            Ok((w, r)) if w.set_nonblocking(true).is_ok() && r.set_nonblocking(true).is_ok() => {
+                (w, r)
+            }
+            r => {
+                // SAFETY: all unused yet, freed once.
+                unsafe {
+                    (lib.destroy_channel)(cm);
+                    (lib.destroy_comp_channel)(chan);
+                    (lib.dealloc_pd)(pd);
+                }
+                return Err(VerbsError::Device(format!(
+                    "the NI's wake-up socket pair: {}",
+                    r.err()
+                        .map_or_else(|| "not non-blocking".to_string(), |e| e.to_string())
+                )));
+            }
+        };
         // SAFETY: both channels are live (checked above).
         unsafe {
             set_nonblocking((*chan).fd);
@@ -420,6 +444,7 @@ impl DevInner {
                 fired: Mutex::new(Vec::new()),
                 wcs: Mutex::new(VecDeque::new()),
                 evs: Mutex::new(VecDeque::new()),
+                wake,
             },
             implicit: Mutex::new(None),
         })
@@ -698,6 +723,7 @@ impl Verbs {
         lock(&s.ids).insert(v.cm.id as usize, qpn);
         lock(&s.cqs).insert(v.cq as usize, Arc::downgrade(v));
         lock(&s.fired).push(v.cq as usize);
+        v.dev.wake();
         Ok(())
     }
 
@@ -827,6 +853,12 @@ extern "C" {
 }
 
 impl RdmaDevice {
+    /// Ends the NI poller's wait on the device now (shutdown; a new
+    /// connection to drain).
+    pub fn wake(&self) {
+        let _ = (&self.0.sched.wake.0).write(&[1]);
+    }
+
     /// Takes the completion channel's events (non-blocking): each names a
     /// CQ to drain, and is acknowledged.
     fn take_cq_events(&self) {
@@ -1378,13 +1410,17 @@ impl VerbsCq for RdmaDevice {
             }
             let ms = left.as_millis().clamp(1, i32::MAX as u128) as c_int;
             // SAFETY: both channels live as long as the device.
-            let fds = unsafe { [(*s.chan).fd, (*s.cm).fd] };
-            let [comp, cm] = readable(fds, ms);
+            let fds = unsafe { [(*s.chan).fd, (*s.cm).fd, s.wake.1.as_raw_fd()] };
+            let [comp, cm, wake] = readable(fds, ms);
             if comp {
                 self.take_cq_events();
             }
             if cm {
                 self.take_cm_events();
+            }
+            if wake {
+                let mut b = [0u8; 64];
+                while matches!((&s.wake.1).read(&mut b), Ok(n) if n > 0) {}
             }
         }
     }

@@ -1,7 +1,7 @@
 //! What the NI needs of a verbs provider, for both providers: memory
 //! registrations described the same way ([`Reg`]: the local pieces as
 //! SGEs, the remote view as one key over fragments), a connection's QP as
-//! a [`VerbsQp`], and where its completions are waited for.
+//! a [`VerbsQp`](crate::verbs::VerbsQp), and where its completions are waited for.
 //!
 //! The soft provider registers a span as one zero-based region (offsets
 //! from 0 under one key) and has one CQ per NI, polled by the NI's poller.

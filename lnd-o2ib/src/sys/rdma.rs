@@ -1527,7 +1527,7 @@ mod tests {
     }
 
     /// The fd plumbing of the completion and CM channels (fcntl, poll(2)),
-    /// on a socket pair: what `RdmaCq::wait` does with the channels' fds.
+    /// on a socket pair: what the device's wait (`impl VerbsCq for RdmaDevice`) does with the channels' fds.
     #[test]
     fn channel_fds_are_made_non_blocking_and_waited_on_with_poll() {
         use std::io::{Read, Write};

@@ -1,11 +1,15 @@
 //! The `rdma` provider's bookkeeping against a fake verbs table: every
 //! entry point of [`RdmaLib`] is a function of this module acting on
-//! in-memory objects, the completion and CM channels' fds are socket
-//! pairs. What runs: making a connection's verbs (completion channel, CQ
-//! on it, QP), waiting on the channel (arm, poll(2), take and acknowledge
-//! the event, no timed polling), CM events after set-up, one key per RDMA
-//! descriptor (own MR, implicit ODP MR, none), and the teardown order.
-//! What a real HCA does behind these calls is not modelled.
+//! in-memory objects (each CQ, QP, rdma_cm id and channel its own), the
+//! completion and CM channels' fds are socket pairs, and rdma_cm's
+//! answers (resolution, connect) are scripted per call. What runs: a
+//! connection's CQ on the device's completion channel and its QP, the
+//! device's wait (arm, poll(2), take and acknowledge the event, no timed
+//! polling), CM events after set-up, device limits, one key per RDMA
+//! descriptor (own MR, implicit ODP MR, none), the teardown order, the NI
+//! on it ([`the_ni_on_the_rdma_provider`]), and connection set-up through
+//! rdma_cm with its failures ([`cm`]). What a real HCA does behind these
+//! calls is not modelled.
 
 use std::ffi::{c_uint, c_void};
 use std::io::{Read, Write};

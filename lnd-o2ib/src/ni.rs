@@ -1749,6 +1749,19 @@ impl NiInner {
                     cache.len(),
                 ))
             }
+            // The device's limits the connections are sized to (rdma:
+            // `ibv_query_device`) and the SGEs per work request.
+            "device" => Ok(match self.dev.limits() {
+                None => format!("provider: soft\nwr_sge: {}\n", self.dev.wr_sge()),
+                Some(l) => format!(
+                    "provider: rdma\nmax_qp_wr: {}\nmax_sge: {}\nmax_cqe: {}\nmax_mr_size: {}\nwr_sge: {}\n",
+                    l.max_qp_wr,
+                    l.max_sge,
+                    l.max_cqe,
+                    l.max_mr_size,
+                    self.dev.wr_sge()
+                ),
+            }),
             _ => Err(LndError::unsupported(&format!("control command {cmd:?}"))),
         }
     }

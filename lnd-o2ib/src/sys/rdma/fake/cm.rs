@@ -523,6 +523,11 @@ fn a_small_device_clamps_queue_depth_and_sges_and_says_so() {
         ),
         "{l}"
     );
+    assert_eq!(
+        ni.ctl("device", "").expect("device"),
+        "provider: rdma\nmax_qp_wr: 1100\nmax_sge: 4\nmax_cqe: 65536\n\
+         max_mr_size: 4294967296\nwr_sge: 4\n"
+    );
     let qd = tunables().queue_depth();
     assert_eq!(qd, 8, "the default peer_credits");
 

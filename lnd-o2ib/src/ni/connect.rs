@@ -69,7 +69,7 @@ impl NiInner {
     }
 
     fn active_connect(self: &Arc<Self>, peer: u64, stamp: u64, qd: u16, frags: u16, attempt: u32) {
-        let qd = self.fit_queue_depth(peer, qd, frags);
+        let (qd, frags) = self.fit_queues(peer, qd, frags);
         let cp = ConnParams {
             queue_depth: qd,
             max_frags: frags,
@@ -304,25 +304,30 @@ impl NiInner {
         }
     }
 
-    /// The queue depth a connection of `qd` and `frags` gets on the NI's
-    /// device ([`rdma::fit_queue_depth`]); a reduction is logged, as
-    /// o2iblnd warns when it lowers a peer's queue depth to make the QP.
-    fn fit_queue_depth(&self, peer: u64, qd: u16, frags: u16) -> u16 {
+    /// The queue depth and fragments a connection of `qd` and `frags`
+    /// gets on the NI's device ([`rdma::fit_queues`]); a reduction is
+    /// logged, as o2iblnd warns when it lowers a peer's queue depth to
+    /// make the QP.
+    fn fit_queues(&self, peer: u64, qd: u16, frags: u16) -> (u16, u16) {
         let Some(l) = self.dev.limits() else {
-            return qd;
+            return (qd, frags);
         };
-        let fit = rdma::fit_queue_depth(qd as u32, &l, |d| self.queue_sizes(d, frags as u32));
-        let fit = fit.min(qd as u32) as u16;
-        if fit < qd {
+        let (d, f) = rdma::fit_queues(qd as u32, frags as u32, &l, |d, f| self.queue_sizes(d, f));
+        let (d, f) = (d.min(qd as u32) as u16, f.min(frags as u32) as u16);
+        let p = Nid::from_nid4(peer);
+        if d < qd {
             self.log(
                 LogLevel::WARN,
-                &format!(
-                    "{}: queue depth reduced from {qd} to {fit} to fit the device ({l})",
-                    Nid::from_nid4(peer)
-                ),
+                &format!("{p}: queue depth reduced from {qd} to {d} to fit the device ({l})"),
             );
         }
-        fit
+        if f < frags {
+            self.log(
+                LogLevel::WARN,
+                &format!("{p}: max frags reduced from {frags} to {f} to fit the device ({l})"),
+            );
+        }
+        (d, f)
     }
 
     fn retries(&self) -> Retries {
@@ -619,8 +624,10 @@ impl NiInner {
         let peer = req.src_nid;
         // The CONNACK grants what the device can hold (o2iblnd's
         // `kiblnd_send_wrs()` lowers the queue depth the same way).
+        let (queue_depth, max_frags) = self.fit_queues(peer, cp.queue_depth, cp.max_frags);
         let cp = ConnParams {
-            queue_depth: self.fit_queue_depth(peer, cp.queue_depth, cp.max_frags),
+            queue_depth,
+            max_frags,
             ..cp
         };
         let stale_conn;

@@ -156,17 +156,30 @@ pub struct QueueSizes {
 /// `wrq_sge` is 2 by default), clamped further to the device's `max_sge`.
 pub const MAX_WR_SGE: u32 = 16;
 
-/// The queue depth a connection asking for `qd` gets on a device of
-/// `limits`, `sizes(qd)` being its queues (o2iblnd's `kiblnd_send_wrs()`
-/// rule): reduced until the send and receive queues fit `max_qp_wr` and
-/// the CQ (both) fits `max_cqe`; at least 1.
-pub fn fit_queue_depth(qd: u32, limits: &DeviceLimits, sizes: impl Fn(u32) -> QueueSizes) -> u32 {
+/// The queue depth and RDMA fragments a connection asking for `qd` and
+/// `frags` gets on a device of `limits`, `sizes(qd, frags)` being its
+/// queues (o2iblnd's `kiblnd_send_wrs()` rule): the queue depth is lowered
+/// until the send and receive queues fit `max_qp_wr` and the CQ (both)
+/// fits `max_cqe`; if a depth of 1 is still too much, the fragments are
+/// lowered too. Never below 1 each (what still does not fit is refused
+/// when the QP is made, saying why).
+pub fn fit_queues(
+    qd: u32,
+    frags: u32,
+    limits: &DeviceLimits,
+    sizes: impl Fn(u32, u32) -> QueueSizes,
+) -> (u32, u32) {
     let fits = |q: QueueSizes| {
         q.send_wr <= limits.max_qp_wr
             && q.recv_wr <= limits.max_qp_wr
             && q.send_wr as u64 + q.recv_wr as u64 <= limits.max_cqe as u64
     };
-    (1..=qd.max(1)).rev().find(|&d| fits(sizes(d))).unwrap_or(1)
+    let (qd, frags) = (qd.max(1), frags.max(1));
+    if let Some(d) = (1..=qd).rev().find(|&d| fits(sizes(d, frags))) {
+        return (d, frags);
+    }
+    let f = (1..=frags).rev().find(|&f| fits(sizes(1, f))).unwrap_or(1);
+    (1, f)
 }
 
 /// ko2iblnd's `retry_count` and `rnr_retry_count` for a connection.
@@ -1477,18 +1490,21 @@ mod tests {
             max_cqe: 1500,
             max_mr_size: u64::MAX,
         };
-        // 100 send WRs and 10 receives per unit of depth.
-        let sizes = |d: u32| QueueSizes {
-            send_wr: 100 * d,
+        // A WR per fragment and per unit of depth, 10 receives per unit.
+        let sizes = |d: u32, f: u32| QueueSizes {
+            send_wr: f * d,
             recv_wr: 10 * d,
             sge: 1,
         };
-        assert_eq!(fit_queue_depth(8, &l, sizes), 8);
-        assert_eq!(fit_queue_depth(20, &l, sizes), 10, "max_qp_wr");
+        assert_eq!(fit_queues(8, 100, &l, sizes), (8, 100));
+        assert_eq!(fit_queues(20, 100, &l, sizes), (10, 100), "max_qp_wr");
         let small_cq = DeviceLimits { max_cqe: 550, ..l };
-        assert_eq!(fit_queue_depth(20, &small_cq, sizes), 5, "max_cqe");
+        assert_eq!(fit_queues(20, 100, &small_cq, sizes), (5, 100), "max_cqe");
         let tiny = DeviceLimits { max_qp_wr: 10, ..l };
-        assert_eq!(fit_queue_depth(8, &tiny, sizes), 1, "never below 1");
+        // Depth 1 does not fit: the fragments go down too.
+        assert_eq!(fit_queues(8, 100, &tiny, sizes), (1, 10), "fragments");
+        let none = DeviceLimits { max_qp_wr: 0, ..l };
+        assert_eq!(fit_queues(8, 100, &none, sizes), (1, 1), "never below 1");
     }
 
     #[test]

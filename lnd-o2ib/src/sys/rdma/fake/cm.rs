@@ -581,3 +581,34 @@ fn a_small_device_clamps_queue_depth_and_sges_and_says_so() {
     assert!(c.iter().all(|c| c.is_ok()), "{c:?}");
     quiesce(&host, ni);
 }
+
+#[test]
+fn a_tiny_device_lowers_the_fragments_too() {
+    // 200 work requests per queue: even a queue depth of 1 with 257
+    // fragments of RDMA WRITEs does not fit; the fragments go down too,
+    // and the CONNREQ offers what fits.
+    let (_g, host, ni) = fresh_on(DeviceLimits {
+        max_qp_wr: 200,
+        ..BIG
+    });
+    lk(&CONNECT_ANSWERS).push_back(Answer::Accept);
+    ni.send(put(1, nid(PEER), b"ping")).expect("queued");
+    let cp = conn_params(&nth_connreq(1).0);
+    assert_eq!(cp.queue_depth, 1, "{cp:?}");
+    assert!(cp.max_frags > 100 && cp.max_frags < 200, "{cp:?}");
+    let caps = *lk(&QP_CAPS).last().expect("a QP");
+    assert!(caps.0 <= 200 && caps.1 <= 200, "{caps:?}");
+    host.wait_log("queue depth reduced from 8 to 1", T);
+    let l = host.wait_log("max frags reduced", T);
+    assert!(
+        l.contains(&format!(
+            "10.0.0.2@o2ib: max frags reduced from 257 to {} to fit the device (max_qp_wr 200,",
+            cp.max_frags
+        )),
+        "{l}"
+    );
+    let s = nth_send(1);
+    complete(s.0, IBV_WC_SEND, 0);
+    assert!(host.wait_sent(&[1], T)[0].is_ok());
+    quiesce(&host, ni);
+}

@@ -5,9 +5,10 @@
 //!
 //! Threads: a poller (the once-a-tick timeout, keepalive and cache sweep;
 //! on soft the CM events, while completions are handled on the soft QP's
-//! thread that made them, through the CQ's handler; on rdma a thread per
-//! connection serves its own CQ with the same handlers), an acceptor, and
-//! a short-lived thread per active connection attempt. Host callbacks are
+//! thread that made them, through the CQ's handler; on rdma every
+//! connection's CQ through the device's one completion channel, and the CM
+//! events, as o2iblnd's schedulers serve their connections), an acceptor,
+//! and a short-lived thread per active connection attempt. Host callbacks are
 //! made with no lock of ours held: work is collected under the lock as
 //! `Action`s and carried out after.
 
@@ -290,9 +291,6 @@ pub(crate) struct NiInner {
     keepalive: Duration,
     cksum: bool,
     listener: Mutex<Option<Listener>>,
-    /// Wakes the poller (shutdown) on the rdma provider, whose
-    /// completions are waited for by each connection's thread.
-    kick: (Mutex<bool>, std::sync::Condvar),
     /// Idle registered staging buffers for optimized GETs.
     staging: Mutex<Vec<PayloadSpan>>,
     /// Fault injection (`ctl inject_bad_rkey N`): the next N RDMA
@@ -363,7 +361,18 @@ impl NiInner {
                 (Listener::Rdma(l), dev)
             }
         };
-        Self::run_on(host, nid, tun, stamp, dev, Some(listener))
+        let limits = dev.limits();
+        let ni = Self::run_on(host, nid, tun, stamp, dev, Some(listener))?;
+        if let Some(l) = limits {
+            ni.log(
+                LogLevel::INFO,
+                &format!(
+                    "RDMA device at {addr}: {l}; {} SGEs per work request",
+                    ni.dev.wr_sge()
+                ),
+            );
+        }
+        Ok(ni)
     }
 
     /// Starts an NI on `dev` with `listener` (none: no acceptor): its
@@ -395,7 +404,6 @@ impl NiInner {
             next_cookie: AtomicU64::new(1),
             counters: Counters::default(),
             listener: Mutex::new(listener),
-            kick: (Mutex::new(false), std::sync::Condvar::new()),
             staging: Mutex::new(Vec::new()),
             bad_rkeys: std::sync::atomic::AtomicU32::new(0),
         });
@@ -847,16 +855,10 @@ impl NiInner {
                 Provider::Soft { cq, .. } => {
                     self.serve_cq(cq, Duration::from_millis(100));
                 }
-                Provider::Rdma { .. } => {
-                    // Each connection's thread serves its CQ; this one
-                    // only ticks.
-                    let g = lock(&self.kick.0);
-                    let (mut g, _) = self
-                        .kick
-                        .1
-                        .wait_timeout_while(g, Duration::from_millis(100), |k| !*k)
-                        .unwrap_or_else(|p| p.into_inner());
-                    *g = false;
+                Provider::Rdma { dev, .. } => {
+                    // Every connection's CQ and CM events, through the
+                    // device (one completion channel, one CM channel).
+                    self.serve_cq(dev, Duration::from_millis(100));
                 }
             }
             if last_tick.elapsed() >= Duration::from_millis(200) {
@@ -898,19 +900,6 @@ impl NiInner {
         let c = lock(&self.st).conns.get(&qp_num).cloned();
         if let Some(c) = c {
             self.close_conn(&c, errno::ECONNRESET, why);
-        }
-    }
-
-    /// The rdma provider's connection thread: serves the connection's own
-    /// CQ until the connection is closed and its flushed completions and
-    /// last CM events are in (a wait with nothing new), or the NI is gone.
-    pub(super) fn serve_conn_cq(self: Arc<Self>, c: Arc<Conn>, cq: Box<dyn VerbsCq>) {
-        loop {
-            let any = self.serve_cq(&*cq, Duration::from_millis(100));
-            let closed = lock(&c.st).closed;
-            if closed && !any {
-                return;
-            }
         }
     }
 
@@ -1313,8 +1302,9 @@ impl NiInner {
                 return;
             }
         };
-        // One WRITE per remote fragment and local piece it meets, so each
-        // has one SGE.
+        // One WRITE per remote fragment, gathering the local pieces it
+        // meets (a further WRITE per `wr_sge` of them).
+        let per_wr = self.dev.wr_sge().max(1) as usize;
         let mut wrs = Vec::new();
         let mut off = 0u64;
         for f in &rd.frags {
@@ -1323,16 +1313,16 @@ impl NiInner {
             }
             let n = (f.nob as u64).min(nob as u64 - off);
             let mut at = 0u64;
-            for sge in reg.sges(off as usize, n as usize) {
+            for sges in reg.sges(off as usize, n as usize).chunks(per_wr) {
                 wrs.push(SendWr {
                     wr_id: WR_RDMA | src_cookie,
                     op: SendOp::Write {
                         remote_addr: f.addr + at,
                         rkey: rd.key,
                     },
-                    sge: vec![sge],
+                    sge: sges.to_vec(),
                 });
-                at += sge.length as u64;
+                at += sges.iter().map(|s| s.length as u64).sum::<u64>();
             }
             off += n;
         }
@@ -1779,10 +1769,7 @@ impl NiInner {
     fn wake_poller(&self) {
         match &self.dev {
             Provider::Soft { cq, .. } => cq.kick(),
-            Provider::Rdma { .. } => {
-                *lock(&self.kick.0) = true;
-                self.kick.1.notify_all();
-            }
+            Provider::Rdma { dev, .. } => dev.wake(),
         }
     }
 
@@ -1828,6 +1815,19 @@ impl NiInner {
                     cache.len(),
                 ))
             }
+            // The device's limits the connections are sized to (rdma:
+            // `ibv_query_device`) and the SGEs per work request.
+            "device" => Ok(match self.dev.limits() {
+                None => format!("provider: soft\nwr_sge: {}\n", self.dev.wr_sge()),
+                Some(l) => format!(
+                    "provider: rdma\nmax_qp_wr: {}\nmax_sge: {}\nmax_cqe: {}\nmax_mr_size: {}\nwr_sge: {}\n",
+                    l.max_qp_wr,
+                    l.max_sge,
+                    l.max_cqe,
+                    l.max_mr_size,
+                    self.dev.wr_sge()
+                ),
+            }),
             _ => Err(LndError::unsupported(&format!("control command {cmd:?}"))),
         }
     }

@@ -21,12 +21,11 @@ impl Request {
             Request::Rdma(r) => &r.private_data,
         }
     }
-    /// The requester's address (rdma: its port only, as the address is
-    /// the NID's).
+    /// The requester's address (rdma: `rdma_get_peer_addr`).
     fn peer(&self) -> Option<SocketAddr> {
         match self {
             Request::Soft(r) => Some(r.peer),
-            Request::Rdma(_) => None,
+            Request::Rdma(r) => r.peer_addr.map(SocketAddr::V4),
         }
     }
 
@@ -70,6 +69,7 @@ impl NiInner {
     }
 
     fn active_connect(self: &Arc<Self>, peer: u64, stamp: u64, qd: u16, frags: u16, attempt: u32) {
+        let (qd, frags) = self.fit_queues(peer, qd, frags);
         let cp = ConnParams {
             queue_depth: qd,
             max_frags: frags,
@@ -144,7 +144,7 @@ impl NiInner {
                     self.timeout,
                     &mut prep,
                 )
-                .and_then(|(_, cq, ack)| {
+                .and_then(|(_, ack)| {
                     let (peer_stamp, got) = self.check_connack(&ack, peer, cp).map_err(|e| {
                         bad = Some(format!("bad CONNACK from {pname}: {e}"));
                         VerbsError::Invalid(e)
@@ -157,7 +157,6 @@ impl NiInner {
                         return Err(VerbsError::Invalid(format!("CONNACK granted {got:?}")));
                     }
                     c.peer_stamp.store(peer_stamp, Ordering::Relaxed);
-                    self.spawn_cq_thread(c, Box::new(cq));
                     Ok(())
                 })
             }
@@ -301,8 +300,34 @@ impl NiInner {
         QueueSizes {
             send_wr: (nslots as u32 + qd * frags).min(16384),
             recv_wr: nrx as u32,
-            sge: 1,
+            sge: self.dev.wr_sge(),
         }
+    }
+
+    /// The queue depth and fragments a connection of `qd` and `frags`
+    /// gets on the NI's device ([`rdma::fit_queues`]); a reduction is
+    /// logged, as o2iblnd warns when it lowers a peer's queue depth to
+    /// make the QP.
+    fn fit_queues(&self, peer: u64, qd: u16, frags: u16) -> (u16, u16) {
+        let Some(l) = self.dev.limits() else {
+            return (qd, frags);
+        };
+        let (d, f) = rdma::fit_queues(qd as u32, frags as u32, &l, |d, f| self.queue_sizes(d, f));
+        let (d, f) = (d.min(qd as u32) as u16, f.min(frags as u32) as u16);
+        let p = Nid::from_nid4(peer);
+        if d < qd {
+            self.log(
+                LogLevel::WARN,
+                &format!("{p}: queue depth reduced from {qd} to {d} to fit the device ({l})"),
+            );
+        }
+        if f < frags {
+            self.log(
+                LogLevel::WARN,
+                &format!("{p}: max frags reduced from {frags} to {f} to fit the device ({l})"),
+            );
+        }
+        (d, f)
     }
 
     fn retries(&self) -> Retries {
@@ -317,17 +342,6 @@ impl NiInner {
         let nrx = 2 * qd as usize + 2;
         let nslots = (self.tun.get("concurrent_sends") as usize).max(1) + 2 * qd as usize + 4;
         (nrx, nslots)
-    }
-
-    /// The rdma provider: a thread serves the connection's CQ.
-    fn spawn_cq_thread(self: &Arc<Self>, c: &Arc<Conn>, cq: Box<dyn VerbsCq>) {
-        let (ni, conn) = (self.clone(), c.clone());
-        let r = std::thread::Builder::new()
-            .name("o2ib-cq".into())
-            .spawn(move || ni.serve_conn_cq(conn, cq));
-        if let Err(e) = r {
-            self.close_conn(c, errno::ENOMEM, &format!("no thread for its CQ: {e}"));
-        }
     }
 
     fn make_conn(
@@ -406,7 +420,6 @@ impl NiInner {
     pub(crate) fn attach_for_test(
         self: &Arc<Self>,
         qp: Arc<dyn VerbsQp>,
-        cq: Box<dyn VerbsCq>,
         peer: u64,
         peer_stamp: u64,
         cp: ConnParams,
@@ -414,7 +427,6 @@ impl NiInner {
         let c = self
             .make_conn(qp, peer, peer_stamp, cp)
             .expect("connection on the fake HCA");
-        self.spawn_cq_thread(&c, cq);
         let bufs = (c.rx_buf.clone(), c.tx_buf.clone());
         self.established(c);
         bufs
@@ -460,6 +472,43 @@ impl NiInner {
         }
         if let Some(o) = old {
             self.close_conn(&o, errno::ESTALE, "peer restarted");
+        }
+        let down = self.down();
+        if down || lock(&c.st).closed {
+            // Closed while it was set up (the NI shutting down closed what
+            // it knew, perhaps before this was installed, and its poller
+            // may be gone; or the peer went): not kept, its waiting
+            // messages failed.
+            {
+                let mut st = lock(&self.st);
+                let qpn = c.qp.qp_num();
+                if st.conns.get(&qpn).is_some_and(|x| Arc::ptr_eq(x, &c)) {
+                    st.conns.remove(&qpn);
+                }
+                if let Some(p) = st.peers.get_mut(&peer) {
+                    if p.conn.as_ref().is_some_and(|x| Arc::ptr_eq(x, &c)) {
+                        p.conn = None;
+                    }
+                }
+            }
+            let gone = if down {
+                Completion::failed(errno::ENETDOWN, HealthStatus::LOCAL_INTERRUPT)
+            } else {
+                Completion::failed(errno::ECONNRESET, HealthStatus::REMOTE_DROPPED)
+            };
+            self.run(
+                waiting
+                    .into_iter()
+                    .map(|t| Action::Finalize(t.token, gone))
+                    .collect(),
+            );
+            self.close_conn_h(
+                &c,
+                errno::ENETDOWN,
+                "NI shut down",
+                HealthStatus::LOCAL_INTERRUPT,
+            );
+            return;
         }
         self.log(
             LogLevel::INFO,
@@ -573,6 +622,14 @@ impl NiInner {
             return self.reject(r, RejectReason::FATAL);
         }
         let peer = req.src_nid;
+        // The CONNACK grants what the device can hold (o2iblnd's
+        // `kiblnd_send_wrs()` lowers the queue depth the same way).
+        let (queue_depth, max_frags) = self.fit_queues(peer, cp.queue_depth, cp.max_frags);
+        let cp = ConnParams {
+            queue_depth,
+            max_frags,
+            ..cp
+        };
         let stale_conn;
         {
             let mut st = lock(&self.st);
@@ -623,12 +680,12 @@ impl NiInner {
         let r = match (r, &self.dev) {
             (Request::Soft(r), Provider::Soft { dev, cq }) => r
                 .accept(dev, cq, &b, &mut |qp| prepared(Arc::new(qp.clone())))
-                .map(|_| None),
+                .map(|_| ()),
             (Request::Rdma(r), Provider::Rdma { dev, .. }) => {
                 let q = self.queue_sizes(cp.queue_depth as u32, cp.max_frags as u32);
                 let rnr = self.retries().rnr_retry_count;
                 r.accept(dev, &b, q, rnr, &mut |qp| prepared(Arc::new(qp.clone())))
-                    .map(|(_, cq)| Some(cq))
+                    .map(|_| ())
             }
             (r, _) => {
                 // A request of the other provider cannot happen (one
@@ -638,11 +695,8 @@ impl NiInner {
             }
         };
         match r {
-            Ok(cq) => {
+            Ok(()) => {
                 if let Some(c) = made {
-                    if let Some(cq) = cq {
-                        self.spawn_cq_thread(&c, Box::new(cq));
-                    }
                     self.established(c);
                 }
             }

@@ -1,7 +1,7 @@
 //! What the NI needs of a verbs provider, for both providers: memory
 //! registrations described the same way ([`Reg`]: the local pieces as
 //! SGEs, the remote view as one key over fragments), a connection's QP as
-//! a [`VerbsQp`], and where its completions are waited for.
+//! a [`VerbsQp`](crate::verbs::VerbsQp), and where its completions are waited for.
 //!
 //! The soft provider registers a span as one zero-based region (offsets
 //! from 0 under one key) and has one CQ per NI, whose completions the NI's
@@ -9,16 +9,18 @@
 //! The rdma provider registers each contiguous piece at its own virtual
 //! address (one MR per piece, or the device's implicit on-demand-paging MR
 //! for a multi-piece span that a peer must reach under one key) and has a
-//! CQ per connection, waited on by a thread of that connection (as a
-//! kernel o2iblnd scheduler serves its connections' CQs), which hands
-//! every completion and CM event to the same NI code.
+//! CQ per connection, all on the device's one completion channel, and the
+//! established connections' rdma_cm ids on its one CM channel: the NI's
+//! poller serves them all (as a kernel o2iblnd scheduler serves its
+//! connections' CQs), handing every completion and CM event to the same
+//! NI code as on soft.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lnd_api::PayloadSpan;
 
 use crate::soft::{SoftCq, SoftDevice, SoftMr};
-use crate::sys::rdma::{RdmaDevice, RdmaMr};
+use crate::sys::rdma::{DeviceLimits, RdmaDevice, RdmaMr, MAX_WR_SGE};
 use crate::verbs::{Access, Sge, VerbsError};
 use crate::wire::RdmaFrag;
 
@@ -31,8 +33,9 @@ pub(crate) enum Provider {
         /// Every QP's completions and CM events.
         cq: SoftCq,
     },
-    /// The rdma provider: the device (PD) the listener is bound on; each
-    /// connection has its own CQ.
+    /// The rdma provider: the device (PD, completion and CM channels) the
+    /// listener is bound on; each connection has its own CQ on the
+    /// device's channel.
     Rdma {
         /// The device's PD, shared by every QP and MR of the NI.
         dev: RdmaDevice,
@@ -179,6 +182,21 @@ impl Provider {
                 })
             }
         }
+    }
+
+    /// The device's limits (rdma: `ibv_query_device`; soft: none).
+    pub(crate) fn limits(&self) -> Option<DeviceLimits> {
+        match self {
+            Provider::Soft { .. } => None,
+            Provider::Rdma { dev, .. } => Some(dev.limits()),
+        }
+    }
+
+    /// SGEs per work request: [`MAX_WR_SGE`], within the device's
+    /// `max_sge`.
+    pub(crate) fn wr_sge(&self) -> u32 {
+        self.limits()
+            .map_or(MAX_WR_SGE, |l| l.max_sge.clamp(1, MAX_WR_SGE))
     }
 
     /// Registrations made so far (`ibv_reg_mr` calls).

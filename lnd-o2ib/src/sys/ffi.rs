@@ -228,6 +228,58 @@ pub struct IbvQp {
     pub _rest: [u64; 12],
 }
 
+/// `struct ibv_device_attr` (`ibv_query_device`): the device's limits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct IbvDeviceAttr {
+    pub fw_ver: [u8; 64],
+    pub node_guid: u64,
+    pub sys_image_guid: u64,
+    pub max_mr_size: u64,
+    pub page_size_cap: u64,
+    pub vendor_id: u32,
+    pub vendor_part_id: u32,
+    pub hw_ver: u32,
+    pub max_qp: c_int,
+    pub max_qp_wr: c_int,
+    pub device_cap_flags: u32,
+    pub max_sge: c_int,
+    pub max_sge_rd: c_int,
+    pub max_cq: c_int,
+    pub max_cqe: c_int,
+    /// `max_mr` .. `max_srq_sge` (22 `int`s).
+    pub _rest: [c_int; 22],
+    pub max_pkeys: u16,
+    pub local_ca_ack_delay: u8,
+    pub phys_port_cnt: u8,
+}
+
+impl Default for IbvDeviceAttr {
+    fn default() -> Self {
+        IbvDeviceAttr {
+            fw_ver: [0; 64],
+            node_guid: 0,
+            sys_image_guid: 0,
+            max_mr_size: 0,
+            page_size_cap: 0,
+            vendor_id: 0,
+            vendor_part_id: 0,
+            hw_ver: 0,
+            max_qp: 0,
+            max_qp_wr: 0,
+            device_cap_flags: 0,
+            max_sge: 0,
+            max_sge_rd: 0,
+            max_cq: 0,
+            max_cqe: 0,
+            _rest: [0; 22],
+            max_pkeys: 0,
+            local_ca_ack_delay: 0,
+            phys_port_cnt: 0,
+        }
+    }
+}
+
 /// `struct rdma_conn_param`: the private data (o2iblnd's CONNREQ/CONNACK)
 /// and the connection's RDMA parameters.
 #[repr(C)]
@@ -282,6 +334,11 @@ pub struct RdmaCmId {
     /// `enum ibv_qp_type`.
     pub qp_type: u32,
 }
+
+/// Where `route.addr.dst_addr` (the peer's `struct sockaddr`, what
+/// `rdma_get_peer_addr` returns) lies in `rdma_cm_id.route`: after the
+/// source address's `sockaddr_storage`.
+pub const ROUTE_DST_ADDR: usize = 128;
 
 /// `struct rdma_event_channel`.
 #[repr(C)]
@@ -353,8 +410,12 @@ pub const IBV_ACCESS_REMOTE_READ: c_int = 4;
 pub const IBV_ACCESS_ON_DEMAND: c_int = 64;
 pub const RDMA_PS_TCP: c_int = 0x0106;
 pub const RDMA_CM_EVENT_ADDR_RESOLVED: u32 = 0;
+pub const RDMA_CM_EVENT_ADDR_ERROR: u32 = 1;
 pub const RDMA_CM_EVENT_ROUTE_RESOLVED: u32 = 2;
+pub const RDMA_CM_EVENT_ROUTE_ERROR: u32 = 3;
 pub const RDMA_CM_EVENT_CONNECT_REQUEST: u32 = 4;
+pub const RDMA_CM_EVENT_CONNECT_ERROR: u32 = 6;
+pub const RDMA_CM_EVENT_UNREACHABLE: u32 = 7;
 pub const RDMA_CM_EVENT_REJECTED: u32 = 8;
 pub const RDMA_CM_EVENT_ESTABLISHED: u32 = 9;
 pub const RDMA_CM_EVENT_DISCONNECTED: u32 = 10;
@@ -398,6 +459,8 @@ pub type IbvRegMr = unsafe extern "C" fn(
     access: c_int,
 ) -> *mut IbvMr;
 pub type IbvDeregMr = unsafe extern "C" fn(mr: *mut IbvMr) -> c_int;
+pub type IbvQueryDevice =
+    unsafe extern "C" fn(ctx: *mut IbvContext, attr: *mut IbvDeviceAttr) -> c_int;
 pub type RdmaCreateEventChannel = unsafe extern "C" fn() -> *mut RdmaEventChannel;
 pub type RdmaDestroyEventChannel = unsafe extern "C" fn(ch: *mut RdmaEventChannel);
 pub type RdmaCreateId = unsafe extern "C" fn(
@@ -592,6 +655,10 @@ pub fn layout() -> Vec<(String, usize)> {
     o!("rdma_cm_id.event", RdmaCmId, event);
     o!("rdma_cm_id.pd", RdmaCmId, pd);
     o!("rdma_cm_id.qp_type", RdmaCmId, qp_type);
+    v.push((
+        "offset rdma_cm_id.route.addr.dst_addr".into(),
+        offset_of!(RdmaCmId, route) + ROUTE_DST_ADDR,
+    ));
     s!("rdma_event_channel", RdmaEventChannel);
     o!("rdma_event_channel.fd", RdmaEventChannel, fd);
     s!("ibv_comp_channel", IbvCompChannel);
@@ -603,6 +670,12 @@ pub fn layout() -> Vec<(String, usize)> {
     o!("pollfd.events", PollFd, events);
     o!("pollfd.revents", PollFd, revents);
     s!("sockaddr_in", SockaddrIn);
+    s!("ibv_device_attr", IbvDeviceAttr);
+    o!("ibv_device_attr.max_mr_size", IbvDeviceAttr, max_mr_size);
+    o!("ibv_device_attr.max_qp_wr", IbvDeviceAttr, max_qp_wr);
+    o!("ibv_device_attr.max_sge", IbvDeviceAttr, max_sge);
+    o!("ibv_device_attr.max_cqe", IbvDeviceAttr, max_cqe);
+    o!("ibv_device_attr.max_pkeys", IbvDeviceAttr, max_pkeys);
     k!(IBV_WR_RDMA_WRITE);
     k!(IBV_WR_SEND);
     k!(IBV_WR_RDMA_READ);
@@ -629,6 +702,10 @@ pub fn layout() -> Vec<(String, usize)> {
     k!(F_GETFL);
     k!(F_SETFL);
     k!(O_NONBLOCK);
+    k!(RDMA_CM_EVENT_ADDR_ERROR);
+    k!(RDMA_CM_EVENT_ROUTE_ERROR);
+    k!(RDMA_CM_EVENT_CONNECT_ERROR);
+    k!(RDMA_CM_EVENT_UNREACHABLE);
     s!("ifaddrs", Ifaddrs);
     o!("ifaddrs.ifa_next", Ifaddrs, ifa_next);
     o!("ifaddrs.ifa_name", Ifaddrs, ifa_name);

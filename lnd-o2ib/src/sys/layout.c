@@ -28,15 +28,19 @@ S(rdma_conn_param); O(rdma_conn_param,private_data); O(rdma_conn_param,private_d
 S(rdma_cm_event); O(rdma_cm_event,id); O(rdma_cm_event,listen_id); O(rdma_cm_event,event); O(rdma_cm_event,status); O(rdma_cm_event,param);
 S(rdma_route);
 S(rdma_cm_id); O(rdma_cm_id,verbs); O(rdma_cm_id,channel); O(rdma_cm_id,context); O(rdma_cm_id,qp); O(rdma_cm_id,route); O(rdma_cm_id,ps); O(rdma_cm_id,port_num); O(rdma_cm_id,event); O(rdma_cm_id,pd); O(rdma_cm_id,qp_type);
+printf("offset rdma_cm_id.route.addr.dst_addr %zu\n", offsetof(struct rdma_cm_id, route.addr.dst_addr));
 S(rdma_event_channel); O(rdma_event_channel,fd);
 S(ibv_comp_channel); O(ibv_comp_channel,context); O(ibv_comp_channel,fd); O(ibv_comp_channel,refcnt);
 S(pollfd); O(pollfd,fd); O(pollfd,events); O(pollfd,revents);
 S(sockaddr_in);
+S(ibv_device_attr); O(ibv_device_attr,max_mr_size); O(ibv_device_attr,max_qp_wr); O(ibv_device_attr,max_sge); O(ibv_device_attr,max_cqe); O(ibv_device_attr,max_pkeys);
 printf("const IBV_WR_RDMA_WRITE %d\nconst IBV_WR_SEND %d\nconst IBV_WR_RDMA_READ %d\nconst IBV_SEND_SIGNALED %d\nconst IBV_QPT_RC %d\nconst IBV_WC_RECV %d\nconst IBV_WC_SEND %d\nconst IBV_WC_RDMA_WRITE %d\nconst IBV_WC_RDMA_READ %d\nconst IBV_ACCESS_LOCAL_WRITE %d\nconst IBV_ACCESS_REMOTE_WRITE %d\nconst IBV_ACCESS_REMOTE_READ %d\nconst RDMA_PS_TCP %d\n",
  IBV_WR_RDMA_WRITE, IBV_WR_SEND, IBV_WR_RDMA_READ, IBV_SEND_SIGNALED, IBV_QPT_RC, IBV_WC_RECV, IBV_WC_SEND, IBV_WC_RDMA_WRITE, IBV_WC_RDMA_READ, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_WRITE, IBV_ACCESS_REMOTE_READ, RDMA_PS_TCP);
 printf("const RDMA_CM_EVENT_ADDR_RESOLVED %d\nconst RDMA_CM_EVENT_ROUTE_RESOLVED %d\nconst RDMA_CM_EVENT_CONNECT_REQUEST %d\nconst RDMA_CM_EVENT_REJECTED %d\nconst RDMA_CM_EVENT_ESTABLISHED %d\nconst RDMA_CM_EVENT_DISCONNECTED %d\n",
  RDMA_CM_EVENT_ADDR_RESOLVED, RDMA_CM_EVENT_ROUTE_RESOLVED, RDMA_CM_EVENT_CONNECT_REQUEST, RDMA_CM_EVENT_REJECTED, RDMA_CM_EVENT_ESTABLISHED, RDMA_CM_EVENT_DISCONNECTED);
 printf("const RDMA_CM_EVENT_DEVICE_REMOVAL %d\nconst RDMA_CM_EVENT_TIMEWAIT_EXIT %d\nconst POLLIN %d\nconst IBV_ACCESS_ON_DEMAND %d\nconst F_GETFL %d\nconst F_SETFL %d\nconst O_NONBLOCK %d\n",
  RDMA_CM_EVENT_DEVICE_REMOVAL, RDMA_CM_EVENT_TIMEWAIT_EXIT, POLLIN, IBV_ACCESS_ON_DEMAND, F_GETFL, F_SETFL, O_NONBLOCK);
+printf("const RDMA_CM_EVENT_ADDR_ERROR %d\nconst RDMA_CM_EVENT_ROUTE_ERROR %d\nconst RDMA_CM_EVENT_CONNECT_ERROR %d\nconst RDMA_CM_EVENT_UNREACHABLE %d\n",
+ RDMA_CM_EVENT_ADDR_ERROR, RDMA_CM_EVENT_ROUTE_ERROR, RDMA_CM_EVENT_CONNECT_ERROR, RDMA_CM_EVENT_UNREACHABLE);
 S(ifaddrs); O(ifaddrs,ifa_next); O(ifaddrs,ifa_name); O(ifaddrs,ifa_flags); O(ifaddrs,ifa_addr);
 return 0;}

@@ -18,10 +18,13 @@
 //! parameters and private-data bytes handed to `rdma_connect`, and the
 //! errors on a host without rdma-core or a device.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::c_int;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::{Arc, Mutex};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use libloading::Library;
@@ -47,6 +50,7 @@ pub struct RdmaLib {
     ack_cq_events: IbvAckCqEvents,
     reg_mr: IbvRegMr,
     dereg_mr: IbvDeregMr,
+    query_device: IbvQueryDevice,
     create_channel: RdmaCreateEventChannel,
     destroy_channel: RdmaDestroyEventChannel,
     create_id: RdmaCreateId,
@@ -91,6 +95,7 @@ impl RdmaLib {
             ack_cq_events: f!(verbs, IbvAckCqEvents, "ibv_ack_cq_events"),
             reg_mr: f!(verbs, IbvRegMr, "ibv_reg_mr"),
             dereg_mr: f!(verbs, IbvDeregMr, "ibv_dereg_mr"),
+            query_device: f!(verbs, IbvQueryDevice, "ibv_query_device"),
             create_channel: f!(cm, RdmaCreateEventChannel, "rdma_create_event_channel"),
             destroy_channel: f!(cm, RdmaDestroyEventChannel, "rdma_destroy_event_channel"),
             create_id: f!(cm, RdmaCreateId, "rdma_create_id"),
@@ -144,6 +149,37 @@ pub struct QueueSizes {
     pub recv_wr: u32,
     /// SGEs per work request.
     pub sge: u32,
+}
+
+/// The most SGEs the NI puts in one work request (an RDMA WRITE gathers
+/// up to this many local pieces into one remote fragment; o2iblnd's
+/// `wrq_sge` is 2 by default), clamped further to the device's `max_sge`.
+pub const MAX_WR_SGE: u32 = 16;
+
+/// The queue depth and RDMA fragments a connection asking for `qd` and
+/// `frags` gets on a device of `limits`, `sizes(qd, frags)` being its
+/// queues (o2iblnd's `kiblnd_send_wrs()` rule): the queue depth is lowered
+/// until the send and receive queues fit `max_qp_wr` and the CQ (both)
+/// fits `max_cqe`; if a depth of 1 is still too much, the fragments are
+/// lowered too. Never below 1 each (what still does not fit is refused
+/// when the QP is made, saying why).
+pub fn fit_queues(
+    qd: u32,
+    frags: u32,
+    limits: &DeviceLimits,
+    sizes: impl Fn(u32, u32) -> QueueSizes,
+) -> (u32, u32) {
+    let fits = |q: QueueSizes| {
+        q.send_wr <= limits.max_qp_wr
+            && q.recv_wr <= limits.max_qp_wr
+            && q.send_wr as u64 + q.recv_wr as u64 <= limits.max_cqe as u64
+    };
+    let (qd, frags) = (qd.max(1), frags.max(1));
+    if let Some(d) = (1..=qd).rev().find(|&d| fits(sizes(d, frags))) {
+        return (d, frags);
+    }
+    let f = (1..=frags).rev().find(|&f| fits(sizes(1, f))).unwrap_or(1);
+    (1, f)
 }
 
 /// ko2iblnd's `retry_count` and `rnr_retry_count` for a connection.
@@ -216,50 +252,64 @@ impl CmId {
 
     /// Waits for the next event on the id's channel; returns its type,
     /// status and private data, and for a CONNECT_REQUEST the new id.
-    fn next_event(&self) -> Result<(u32, c_int, Vec<u8>, *mut RdmaCmId), VerbsError> {
-        let mut ev: *mut RdmaCmEvent = std::ptr::null_mut();
-        // SAFETY: `ch` is live; `ev` a valid out-pointer, acked below.
-        if unsafe { (self.lib.get_cm_event)(self.ch, &mut ev) } != 0 || ev.is_null() {
-            return Err(os_err("rdma_get_cm_event"));
-        }
-        // SAFETY: rdma_get_cm_event returned a valid event, read before
-        // it is acknowledged; its private data has `private_data_len`
-        // bytes when not null.
-        let out = unsafe {
-            let e = &*ev;
-            let p = &e.conn;
-            let private = if p.private_data.is_null() {
-                Vec::new()
-            } else {
-                std::slice::from_raw_parts(p.private_data.cast::<u8>(), p.private_data_len as usize)
-                    .to_vec()
-            };
-            (e.event, e.status, private, e.id)
-        };
-        // SAFETY: `ev` came from rdma_get_cm_event and is acked once.
-        unsafe { (self.lib.ack_cm_event)(ev) };
-        Ok(out)
+    fn next_event(&self) -> Result<CmEv, VerbsError> {
+        get_event(&self.lib, self.ch)
     }
 
+    /// The next event must be `want`; a REJECTED carrying o2iblnd's
+    /// reject data is [`VerbsError::Rejected`], any other event says what
+    /// failed ([`cm_failure`]).
     fn expect(&self, want: u32, what: &str) -> Result<Vec<u8>, VerbsError> {
         let (ev, status, private, _) = self.next_event()?;
         match ev {
             e if e == want => Ok(private),
-            RDMA_CM_EVENT_REJECTED => Err(VerbsError::Rejected(private)),
-            e => Err(VerbsError::Unreachable(format!(
-                "{what}: rdma_cm event {e} (status {status})"
-            ))),
+            RDMA_CM_EVENT_REJECTED if !private.is_empty() => Err(VerbsError::Rejected(private)),
+            e => Err(VerbsError::Unreachable(cm_failure(what, e, status))),
         }
     }
 }
 
+/// An rdma_cm event: type, status, private data, and the id it is for
+/// (a CONNECT_REQUEST's new id).
+type CmEv = (u32, c_int, Vec<u8>, *mut RdmaCmId);
+
+/// The next event of channel `ch` (acknowledged once read).
+fn get_event(lib: &RdmaLib, ch: *mut RdmaEventChannel) -> Result<CmEv, VerbsError> {
+    let mut ev: *mut RdmaCmEvent = std::ptr::null_mut();
+    // SAFETY: `ch` is live; `ev` a valid out-pointer, acked below.
+    if unsafe { (lib.get_cm_event)(ch, &mut ev) } != 0 || ev.is_null() {
+        return Err(os_err("rdma_get_cm_event"));
+    }
+    // SAFETY: rdma_get_cm_event returned a valid event, read before
+    // it is acknowledged; its private data has `private_data_len`
+    // bytes when not null.
+    let out = unsafe {
+        let e = &*ev;
+        let p = &e.conn;
+        let private = if p.private_data.is_null() {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts(p.private_data.cast::<u8>(), p.private_data_len as usize)
+                .to_vec()
+        };
+        (e.event, e.status, private, e.id)
+    };
+    // SAFETY: `ev` came from rdma_get_cm_event and is acked once.
+    unsafe { (lib.ack_cm_event)(ev) };
+    Ok(out)
+}
+
 impl Drop for CmId {
     fn drop(&mut self) {
-        // SAFETY: both were created by `new` and are destroyed once, the
-        // id first (its QP is destroyed by the owner before).
+        // SAFETY: both were created by `new` (or the channel is null: the
+        // id was the listener's and moved to the device's) and are
+        // destroyed once, the id first (its QP is destroyed by the owner
+        // before).
         unsafe {
             (self.lib.destroy_id)(self.id);
-            (self.lib.destroy_channel)(self.ch);
+            if !self.ch.is_null() {
+                (self.lib.destroy_channel)(self.ch);
+            }
         }
     }
 }
@@ -274,10 +324,144 @@ struct DevInner {
     lib: Arc<RdmaLib>,
     ctx: *mut IbvContext,
     pd: *mut IbvPd,
+    /// What `ibv_query_device` said the device can do.
+    limits: DeviceLimits,
+    /// Every connection's completions and CM events.
+    sched: Sched,
     /// The implicit on-demand-paging MR over the whole address space (one
     /// key for every fragment of a multi-fragment MD), made at first need;
     /// `Err` says why the HCA has none.
     implicit: Mutex<Option<Result<ImplicitMr, String>>>,
+}
+
+/// The limits of a device (`ibv_query_device`) a connection's queues and
+/// registrations are clamped to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceLimits {
+    /// Work requests per queue (`max_qp_wr`).
+    pub max_qp_wr: u32,
+    /// SGEs per work request (`max_sge`).
+    pub max_sge: u32,
+    /// Entries per CQ (`max_cqe`).
+    pub max_cqe: u32,
+    /// Bytes per memory region (`max_mr_size`).
+    pub max_mr_size: u64,
+}
+
+impl DeviceLimits {
+    /// From the device's attributes (a negative count read as 0).
+    pub fn from_attr(a: &IbvDeviceAttr) -> Self {
+        DeviceLimits {
+            max_qp_wr: a.max_qp_wr.max(0) as u32,
+            max_sge: a.max_sge.max(0) as u32,
+            max_cqe: a.max_cqe.max(0) as u32,
+            max_mr_size: a.max_mr_size,
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "max_qp_wr {}, max_sge {}, max_cqe {}, max_mr_size {}",
+            self.max_qp_wr, self.max_sge, self.max_cqe, self.max_mr_size
+        )
+    }
+}
+
+/// The completions and CM events of every connection of a device (of an
+/// NI), served by one thread as o2iblnd's schedulers serve all their
+/// connections: each connection has its CQ, all on one completion channel
+/// (`ibv_get_cq_event` says which CQ has completions), and each
+/// established connection's rdma_cm id is moved to one event channel;
+/// completions name their QP, events are mapped to it.
+struct Sched {
+    chan: *mut IbvCompChannel,
+    cm: *mut RdmaEventChannel,
+    /// The connections' CQs by address (their verbs while alive).
+    cqs: Mutex<HashMap<usize, Weak<Verbs>>>,
+    /// The connections' rdma_cm ids by address: their QP numbers.
+    ids: Mutex<HashMap<usize, u32>>,
+    /// CQs with an event (or just attached): to drain and re-arm.
+    fired: Mutex<Vec<usize>>,
+    /// Completions and CM events taken and not returned yet.
+    wcs: Mutex<VecDeque<Wc>>,
+    evs: Mutex<VecDeque<CmEvent>>,
+    /// Wakes the wait (a connection attached, or [`RdmaDevice::wake`]):
+    /// the end written, the end waited on with the channels.
+    wake: (UnixStream, UnixStream),
+}
+
+impl DevInner {
+    /// The device of context `ctx` with protection domain `pd`: its
+    /// completion and CM channels are made (non-blocking).
+    fn new(
+        lib: Arc<RdmaLib>,
+        ctx: *mut IbvContext,
+        pd: *mut IbvPd,
+        limits: DeviceLimits,
+    ) -> Result<DevInner, VerbsError> {
+        // SAFETY: `ctx` is a live device context.
+        let chan = unsafe { (lib.create_comp_channel)(ctx) };
+        if chan.is_null() {
+            let e = os_err("ibv_create_comp_channel");
+            // SAFETY: `pd` is unused yet, freed once.
+            unsafe { (lib.dealloc_pd)(pd) };
+            return Err(e);
+        }
+        // SAFETY: no arguments.
+        let cm = unsafe { (lib.create_channel)() };
+        if cm.is_null() {
+            let e = os_err("rdma_create_event_channel");
+            // SAFETY: both unused yet, freed once.
+            unsafe {
+                (lib.destroy_comp_channel)(chan);
+                (lib.dealloc_pd)(pd);
+            }
+            return Err(e);
+        }
+        let wake = match UnixStream::pair() {
+            Ok((w, r)) if w.set_nonblocking(true).is_ok() && r.set_nonblocking(true).is_ok() => {
+                (w, r)
+            }
+            r => {
+                // SAFETY: all unused yet, freed once.
+                unsafe {
+                    (lib.destroy_channel)(cm);
+                    (lib.destroy_comp_channel)(chan);
+                    (lib.dealloc_pd)(pd);
+                }
+                return Err(VerbsError::Device(format!(
+                    "the NI's wake-up socket pair: {}",
+                    r.err()
+                        .map_or_else(|| "not non-blocking".to_string(), |e| e.to_string())
+                )));
+            }
+        };
+        // SAFETY: both channels are live (checked above).
+        unsafe {
+            set_nonblocking((*chan).fd);
+            set_nonblocking((*cm).fd);
+        }
+        Ok(DevInner {
+            lib,
+            ctx,
+            pd,
+            limits,
+            sched: Sched {
+                chan,
+                cm,
+                cqs: Mutex::new(HashMap::new()),
+                ids: Mutex::new(HashMap::new()),
+                fired: Mutex::new(Vec::new()),
+                wcs: Mutex::new(VecDeque::new()),
+                evs: Mutex::new(VecDeque::new()),
+                wake,
+            },
+            implicit: Mutex::new(None),
+        })
+    }
 }
 
 /// The raw implicit MR (deregistered with the device).
@@ -289,7 +473,8 @@ struct ImplicitMr {
 }
 
 // SAFETY: the context and PD are used through libibverbs calls, which are
-// thread-safe; the PD is owned by this value.
+// thread-safe; the PD and channels are owned by this value, the
+// scheduler's tables are behind mutexes.
 unsafe impl Send for DevInner {}
 // SAFETY: as above; nothing is written after creation.
 unsafe impl Sync for DevInner {}
@@ -303,8 +488,13 @@ impl Drop for DevInner {
             unsafe { (self.lib.dereg_mr)(m.mr) };
         }
         // SAFETY: allocated by `RdmaListener::device`, freed once, after
-        // every QP and MR holding this device is gone (they hold the Arc).
-        unsafe { (self.lib.dealloc_pd)(self.pd) };
+        // every QP, CQ and MR holding this device is gone (they hold the
+        // Arc); the channels have no CQ or id left.
+        unsafe {
+            (self.lib.dealloc_pd)(self.pd);
+            (self.lib.destroy_comp_channel)(self.sched.chan);
+            (self.lib.destroy_channel)(self.sched.cm);
+        }
     }
 }
 
@@ -351,6 +541,11 @@ pub fn rdma_desc(
 }
 
 impl RdmaDevice {
+    /// What the device can do (`ibv_query_device`).
+    pub fn limits(&self) -> DeviceLimits {
+        self.0.limits
+    }
+
     /// The device's implicit on-demand-paging MR (`ibv_reg_mr(pd, NULL,
     /// SIZE_MAX, IBV_ACCESS_ON_DEMAND | ...)`), registered once: `(lkey,
     /// rkey)` valid for any address of the process, or why the HCA has
@@ -414,6 +609,13 @@ impl RdmaDevice {
         let mut out = Vec::new();
         let keep = Arc::new(mem.clone());
         for p in mem.pieces() {
+            if p.len() as u64 > self.0.limits.max_mr_size {
+                return Err(VerbsError::Device(format!(
+                    "a piece of {} bytes is larger than the device's max_mr_size {}",
+                    p.len(),
+                    self.0.limits.max_mr_size
+                )));
+            }
             let ptr = {
                 let mut b = p
                     .borrow_mut()
@@ -440,16 +642,13 @@ impl RdmaDevice {
     }
 }
 
-/// The verbs objects of one connection: its completion channel, CQ and RC
-/// QP (on the device's PD), on an rdma_cm id with its own event channel.
+/// The verbs objects of one connection: its CQ (on the device's
+/// completion channel) and RC QP (on the device's PD), on an rdma_cm id.
 struct Verbs {
     lib: Arc<RdmaLib>,
-    /// The CQ's completion channel: its fd becomes readable when the armed
-    /// CQ gets a completion (`ibv_req_notify_cq`).
-    chan: *mut IbvCompChannel,
     cq: *mut IbvCq,
     cm: CmId,
-    _dev: RdmaDevice,
+    dev: RdmaDevice,
 }
 
 // SAFETY: verbs objects may be used from any thread (libibverbs is
@@ -474,23 +673,23 @@ impl Verbs {
                 "the peer is reached through another RDMA device than the NI's".into(),
             ));
         }
-        let cqe = (q.send_wr + q.recv_wr) as c_int;
-        // SAFETY: `ctx` is live; the channel is destroyed after the CQ.
-        let chan = unsafe { (lib.create_comp_channel)(ctx) };
-        if chan.is_null() {
-            return Err(os_err("ibv_create_comp_channel"));
+        let l = dev.0.limits;
+        if q.send_wr > l.max_qp_wr
+            || q.recv_wr > l.max_qp_wr
+            || q.sge > l.max_sge
+            || q.send_wr as u64 + q.recv_wr as u64 > l.max_cqe as u64
+        {
+            return Err(VerbsError::Invalid(format!(
+                "queues of {} sends, {} receives, {} SGEs exceed the device's {l}",
+                q.send_wr, q.recv_wr, q.sge
+            )));
         }
-        // Non-blocking, so that a wake-up another waiter took never blocks
-        // `ibv_get_cq_event`.
-        // SAFETY: `chan` is live (checked non-null above).
-        set_nonblocking(unsafe { (*chan).fd });
-        // SAFETY: `ctx` and `chan` are live; vector 0.
-        let cq = unsafe { (lib.create_cq)(ctx, cqe, std::ptr::null_mut(), chan.cast(), 0) };
+        let cqe = (q.send_wr + q.recv_wr) as c_int;
+        // SAFETY: `ctx` and the device's channel are live; vector 0.
+        let cq =
+            unsafe { (lib.create_cq)(ctx, cqe, std::ptr::null_mut(), dev.0.sched.chan.cast(), 0) };
         if cq.is_null() {
-            let e = os_err("ibv_create_cq");
-            // SAFETY: created above, no CQ uses it.
-            unsafe { (lib.destroy_comp_channel)(chan) };
-            return Err(e);
+            return Err(os_err("ibv_create_cq"));
         }
         let mut attr = IbvQpInitAttr {
             qp_context: std::ptr::null_mut(),
@@ -511,20 +710,34 @@ impl Verbs {
         // valid for the call.
         if unsafe { (lib.create_qp)(cm.id, dev.0.pd, &mut attr) } != 0 {
             let e = os_err("rdma_create_qp");
-            // SAFETY: created above, unused; the CQ before its channel.
-            unsafe {
-                (lib.destroy_cq)(cq);
-                (lib.destroy_comp_channel)(chan);
-            }
+            // SAFETY: created above, unused.
+            unsafe { (lib.destroy_cq)(cq) };
             return Err(e);
         }
         Ok(Verbs {
             lib,
-            chan,
             cq,
             cm,
-            _dev: dev.clone(),
+            dev: dev.clone(),
         })
+    }
+
+    /// Hands the connection to the device's scheduler: its id moves to
+    /// the device's CM channel, its CQ is drained and armed by the NI's
+    /// poller from now on.
+    fn attach(v: &Arc<Verbs>) -> Result<(), VerbsError> {
+        let s = &v.dev.0.sched;
+        // SAFETY: the id is live; the device's channel outlives it.
+        if unsafe { (v.lib.migrate_id)(v.cm.id, s.cm) } != 0 {
+            return Err(os_err("rdma_migrate_id"));
+        }
+        // SAFETY: the id holds its QP.
+        let qpn = unsafe { (*v.qp()).qp_num };
+        lock(&s.ids).insert(v.cm.id as usize, qpn);
+        lock(&s.cqs).insert(v.cq as usize, Arc::downgrade(v));
+        lock(&s.fired).push(v.cq as usize);
+        v.dev.wake();
+        Ok(())
     }
 
     fn qp(&self) -> *mut IbvQp {
@@ -535,31 +748,77 @@ impl Verbs {
 
 impl Drop for Verbs {
     fn drop(&mut self) {
-        // SAFETY: the QP, CQ and channel were made by `create` and are
-        // destroyed once, QP first, the channel after its CQ (every CQ
-        // event was acknowledged when taken); the id goes after, the
-        // device's PD last (field order).
+        let s = &self.dev.0.sched;
+        lock(&s.cqs).remove(&(self.cq as usize));
+        lock(&s.ids).remove(&(self.cm.id as usize));
+        // SAFETY: the QP and CQ were made by `create` and are destroyed
+        // once, QP first (the scheduler no longer finds the CQ; an event
+        // it took for it is acknowledged, which ibv_destroy_cq waits
+        // for); the id goes after, the device last (field order).
         unsafe {
             (self.lib.destroy_qp)(self.cm.id);
             (self.lib.destroy_cq)(self.cq);
-            (self.lib.destroy_comp_channel)(self.chan);
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A connected RC queue pair of the rdma provider.
 #[derive(Clone)]
 pub struct RdmaQp(Arc<Verbs>);
 
-/// The completion queue of one connection, with the completions `wait`
-/// took out of it and `poll` has not returned yet, and the connection's
-/// CM events `wait` read and `poll_event` has not returned yet.
-#[derive(Clone)]
-pub struct RdmaCq(
-    Arc<Verbs>,
-    Arc<Mutex<VecDeque<Wc>>>,
-    Arc<Mutex<VecDeque<CmEvent>>>,
-);
+/// `enum rdma_cm_event_type`'s name of `ev` (as `ibv_event_type_str`
+/// and the kernel's logs spell it).
+pub fn cm_event_name(ev: u32) -> &'static str {
+    match ev {
+        RDMA_CM_EVENT_ADDR_RESOLVED => "ADDR_RESOLVED",
+        RDMA_CM_EVENT_ADDR_ERROR => "ADDR_ERROR",
+        RDMA_CM_EVENT_ROUTE_RESOLVED => "ROUTE_RESOLVED",
+        RDMA_CM_EVENT_ROUTE_ERROR => "ROUTE_ERROR",
+        RDMA_CM_EVENT_CONNECT_REQUEST => "CONNECT_REQUEST",
+        5 => "CONNECT_RESPONSE",
+        RDMA_CM_EVENT_CONNECT_ERROR => "CONNECT_ERROR",
+        RDMA_CM_EVENT_UNREACHABLE => "UNREACHABLE",
+        RDMA_CM_EVENT_REJECTED => "REJECTED",
+        RDMA_CM_EVENT_ESTABLISHED => "ESTABLISHED",
+        RDMA_CM_EVENT_DISCONNECTED => "DISCONNECTED",
+        RDMA_CM_EVENT_DEVICE_REMOVAL => "DEVICE_REMOVAL",
+        12 => "MULTICAST_JOIN",
+        13 => "MULTICAST_ERROR",
+        14 => "ADDR_CHANGE",
+        RDMA_CM_EVENT_TIMEWAIT_EXIT => "TIMEWAIT_EXIT",
+        _ => "unknown event",
+    }
+}
+
+/// What an admin reads when a connection step (`what`: address
+/// resolution, route resolution, connect) ends with event `ev` instead of
+/// success: the event's name and its status (a negative errno for the
+/// resolution and UNREACHABLE events; for a REJECTED without o2iblnd's
+/// reject data, the IB CM's reject reason, 8 meaning that nothing listens
+/// on the service port).
+pub fn cm_failure(what: &str, ev: u32, status: c_int) -> String {
+    let name = cm_event_name(ev);
+    let why = match ev {
+        RDMA_CM_EVENT_REJECTED if status == 8 => {
+            "IB CM reject reason 8, invalid service ID: no o2ib listener on the peer's \
+             service port (is ko2iblnd or lnetd up there, with the same \"service\"?)"
+                .to_string()
+        }
+        RDMA_CM_EVENT_REJECTED => {
+            format!("IB CM reject reason {status}, without o2iblnd's reject data")
+        }
+        _ if status < 0 => format!(
+            "status {status}: {}",
+            std::io::Error::from_raw_os_error(-status)
+        ),
+        _ => format!("status {status}"),
+    };
+    format!("{what} failed: RDMA_CM_EVENT_{name} ({why})")
+}
 
 /// The [`CmEvent`] an rdma_cm event of an established connection (on QP
 /// `qp_num`) is for the NI; `None` for the others (ignored).
@@ -606,108 +865,128 @@ extern "C" {
     fn poll(fds: *mut PollFd, nfds: std::ffi::c_ulong, timeout_ms: c_int) -> c_int;
 }
 
-impl RdmaCq {
-    /// The CQ of an established (or accepted) connection. From now on the
-    /// id's channel carries only the connection's later events
-    /// (DISCONNECTED, TIMEWAIT_EXIT, DEVICE_REMOVAL; an accepted id's
-    /// ESTABLISHED is read and ignored): non-blocking, read when
-    /// [`VerbsCq::wait`] finds its fd readable.
-    fn new(v: Arc<Verbs>) -> Self {
-        // SAFETY: the id's channel lives as long as `v`.
-        set_nonblocking(unsafe { (*v.cm.ch).fd });
-        RdmaCq(
-            v,
-            Arc::new(Mutex::new(VecDeque::new())),
-            Arc::new(Mutex::new(VecDeque::new())),
-        )
+impl RdmaDevice {
+    /// Ends the NI poller's wait on the device now (shutdown; a new
+    /// connection to drain).
+    pub fn wake(&self) {
+        let _ = (&self.0.sched.wake.0).write(&[1]);
     }
 
-    /// The completion channel's fd: readable when the armed CQ got a
-    /// completion (the NI's runtime may wait on it with others).
-    pub fn comp_fd(&self) -> c_int {
-        // SAFETY: the channel lives as long as `self.0`.
-        unsafe { (*self.0.chan).fd }
-    }
-
-    /// The connection's rdma_cm event channel fd.
-    pub fn cm_fd(&self) -> c_int {
-        // SAFETY: the channel lives as long as `self.0`.
-        unsafe { (*self.0.cm.ch).fd }
-    }
-
-    /// Arms the CQ: the next completion makes the channel's fd readable
-    /// (verbs.h's inline `ibv_req_notify_cq`, all completions).
-    fn arm(&self) -> bool {
-        let cq = self.0.cq;
-        // SAFETY: `cq` is live; the context's ops' req_notify_cq is what
-        // verbs.h's inline calls.
-        unsafe {
-            match (*(*cq).context).ops.req_notify_cq {
-                Some(f) => f(cq, 0) == 0,
-                None => false,
+    /// Takes the completion channel's events (non-blocking): each names a
+    /// CQ to drain, and is acknowledged.
+    fn take_cq_events(&self) {
+        let s = &self.0.sched;
+        loop {
+            let mut cq: *mut IbvCq = std::ptr::null_mut();
+            let mut ctx: *mut std::ffi::c_void = std::ptr::null_mut();
+            // SAFETY: the channel is live and non-blocking; both
+            // out-pointers are valid; an event taken is acknowledged once,
+            // on its CQ (alive: ibv_destroy_cq waits for the ack).
+            let got = unsafe {
+                if (self.0.lib.get_cq_event)(s.chan, &mut cq, &mut ctx) != 0 || cq.is_null() {
+                    false
+                } else {
+                    (self.0.lib.ack_cq_events)(cq, 1);
+                    true
+                }
+            };
+            if !got {
+                return;
             }
+            lock(&s.fired).push(cq as usize);
         }
     }
 
-    /// Takes one completion event off the channel, if there is one, and
-    /// acknowledges it (so that destroying the CQ never waits for it).
-    fn take_cq_event(&self) {
-        let mut cq: *mut IbvCq = std::ptr::null_mut();
-        let mut ctx: *mut std::ffi::c_void = std::ptr::null_mut();
-        // SAFETY: the channel is live and non-blocking; both out-pointers
-        // are valid; an event taken is acknowledged once, on its CQ.
-        unsafe {
-            if (self.0.lib.get_cq_event)(self.0.chan, &mut cq, &mut ctx) == 0 && !cq.is_null() {
-                (self.0.lib.ack_cq_events)(cq, 1);
-            }
-        }
-    }
-
-    /// Reads the connection's pending rdma_cm events (non-blocking
-    /// channel) into the event queue.
+    /// Reads the pending rdma_cm events of the established connections
+    /// (non-blocking channel) into the event queue, by QP number.
     fn take_cm_events(&self) {
-        // SAFETY: the id holds its QP until drop.
-        let qp_num = unsafe { (*self.0.qp()).qp_num };
-        while let Ok((ev, _, _, _)) = self.0.cm.next_event() {
-            if let Some(e) = cm_event(ev, qp_num) {
-                self.2
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push_back(e);
+        let s = &self.0.sched;
+        while let Ok((ev, _, _, id)) = get_event(&self.0.lib, s.cm) {
+            let qpn = lock(&s.ids).get(&(id as usize)).copied();
+            if let Some(e) = qpn.and_then(|q| cm_event(ev, q)) {
+                lock(&s.evs).push_back(e);
             }
         }
     }
 
-    /// Up to `max` completions from the CQ itself.
-    fn poll_hw(&self, max: usize) -> Vec<Wc> {
-        let mut wcs = vec![IbvWc::default(); max.clamp(1, 64)];
-        let cq = self.0.cq;
-        // SAFETY: `cq` is live; its context's ops' poll_cq is what
-        // verbs.h's inline ibv_poll_cq calls; `wcs` has room for the count.
-        let n = unsafe {
-            match (*(*cq).context).ops.poll_cq {
-                Some(f) => f(cq, wcs.len() as c_int, wcs.as_mut_ptr()),
-                None => -1,
-            }
-        };
-        wcs.truncate(n.max(0) as usize);
-        wcs.iter()
-            .map(|w| Wc {
-                wr_id: w.wr_id,
-                status: wc_status(w.status),
-                opcode: wc_opcode(w.opcode),
-                byte_len: w.byte_len,
-                qp_num: w.qp_num,
-            })
-            .collect()
+    /// Drains every CQ that had an event (or was just attached): polled
+    /// empty, armed, polled again (a completion that came before arming
+    /// raises no event); whether any completion came.
+    fn drain_fired(&self) -> bool {
+        let s = &self.0.sched;
+        let fired = std::mem::take(&mut *lock(&s.fired));
+        let mut any = false;
+        for cq in fired {
+            let Some(v) = lock(&s.cqs).get(&cq).and_then(Weak::upgrade) else {
+                continue;
+            };
+            let mut got = drain(&v);
+            arm(&v);
+            got.extend(drain(&v));
+            any |= !got.is_empty();
+            lock(&s.wcs).extend(got);
+        }
+        any
     }
+}
+
+/// Every completion of `v`'s CQ now.
+fn drain(v: &Verbs) -> Vec<Wc> {
+    let mut out = Vec::new();
+    loop {
+        let got = poll_hw(v, 64);
+        let n = got.len();
+        out.extend(got);
+        if n < 64 {
+            return out;
+        }
+    }
+}
+
+/// Arms `v`'s CQ: its next completion raises an event on the device's
+/// channel (verbs.h's inline `ibv_req_notify_cq`, all completions).
+fn arm(v: &Verbs) -> bool {
+    let cq = v.cq;
+    // SAFETY: `cq` is live; the context's ops' req_notify_cq is what
+    // verbs.h's inline calls.
+    unsafe {
+        match (*(*cq).context).ops.req_notify_cq {
+            Some(f) => f(cq, 0) == 0,
+            None => false,
+        }
+    }
+}
+
+/// Up to `max` completions from `v`'s CQ.
+fn poll_hw(v: &Verbs, max: usize) -> Vec<Wc> {
+    let mut wcs = vec![IbvWc::default(); max.clamp(1, 64)];
+    let cq = v.cq;
+    // SAFETY: `cq` is live; its context's ops' poll_cq is what verbs.h's
+    // inline ibv_poll_cq calls; `wcs` has room for the count.
+    let n = unsafe {
+        match (*(*cq).context).ops.poll_cq {
+            Some(f) => f(cq, wcs.len() as c_int, wcs.as_mut_ptr()),
+            None => -1,
+        }
+    };
+    wcs.truncate(n.max(0) as usize);
+    wcs.iter()
+        .map(|w| Wc {
+            wr_id: w.wr_id,
+            status: wc_status(w.status),
+            opcode: wc_opcode(w.opcode),
+            byte_len: w.byte_len,
+            qp_num: w.qp_num,
+        })
+        .collect()
 }
 
 /// Connects to `dst` from `src` (`(src, dst)`; o2iblnd's active side): resolves address
 /// and route within `timeout`, makes the QP, and sends `private` (the
 /// CONNREQ) in `rdma_connect`, `prepare` having seen the QP before (post
-/// receives there). Returns the QP, its CQ and the CONNACK's
-/// bytes, or [`VerbsError::Rejected`] with the `kib_rej`.
+/// receives there). Returns the QP (its completions and later CM events
+/// come through the device, [`VerbsCq`] of [`RdmaDevice`]) and the
+/// CONNACK's bytes, or [`VerbsError::Rejected`] with the `kib_rej`.
 pub fn connect(
     dev: &RdmaDevice,
     (src, dst): (Ipv4Addr, SocketAddrV4),
@@ -716,7 +995,7 @@ pub fn connect(
     retries: Retries,
     timeout: Duration,
     prepare: &mut dyn FnMut(&RdmaQp) -> Result<(), VerbsError>,
-) -> Result<(RdmaQp, RdmaCq, Vec<u8>), VerbsError> {
+) -> Result<(RdmaQp, Vec<u8>), VerbsError> {
     check_private(private, MAX_REQ_PRIVATE_DATA, "a connect request")?;
     let lib = &dev.0.lib;
     let cm = CmId::new(lib)?;
@@ -725,12 +1004,18 @@ pub fn connect(
     let mut d = sockaddr(dst);
     // SAFETY: `cm.id` is live; both addresses are valid sockaddr_in.
     if unsafe { (lib.resolve_addr)(cm.id, &mut s, &mut d, ms) } != 0 {
-        return Err(VerbsError::Unreachable(format!("rdma_resolve_addr {dst}")));
+        return Err(VerbsError::Unreachable(format!(
+            "rdma_resolve_addr {src} -> {dst}: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     cm.expect(RDMA_CM_EVENT_ADDR_RESOLVED, "address resolution")?;
     // SAFETY: the address is resolved.
     if unsafe { (lib.resolve_route)(cm.id, ms) } != 0 {
-        return Err(VerbsError::Unreachable(format!("rdma_resolve_route {dst}")));
+        return Err(VerbsError::Unreachable(format!(
+            "rdma_resolve_route {dst}: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     cm.expect(RDMA_CM_EVENT_ROUTE_RESOLVED, "route resolution")?;
     let v = Arc::new(Verbs::create(cm, dev, q)?);
@@ -744,7 +1029,8 @@ pub fn connect(
         return Err(os_err("rdma_connect"));
     }
     let ack = v.cm.expect(RDMA_CM_EVENT_ESTABLISHED, "connect")?;
-    Ok((RdmaQp(v.clone()), RdmaCq::new(v), ack))
+    Verbs::attach(&v)?;
+    Ok((RdmaQp(v), ack))
 }
 
 /// A listening rdma_cm id (o2iblnd's `kiblnd_dev_failover` listener).
@@ -761,6 +1047,8 @@ pub struct RdmaRequest {
     pub private_data: Vec<u8>,
     /// The requester's port (`require_privileged_port`).
     pub peer_port: u16,
+    /// The requester's address (`rdma_get_peer_addr`), when IPv4.
+    pub peer_addr: Option<SocketAddrV4>,
 }
 
 // SAFETY: the request's id is used by one thread at a time (accept or
@@ -794,17 +1082,32 @@ impl RdmaListener {
                 "the listener's address is on no RDMA device".into(),
             ));
         }
+        let mut attr = IbvDeviceAttr::default();
+        // SAFETY: `ctx` is a live device context, `attr` a valid out-struct.
+        let rc = unsafe { (self.cm.lib.query_device)(ctx, &mut attr) };
+        if rc != 0 {
+            return Err(VerbsError::Device(format!(
+                "ibv_query_device: {}",
+                std::io::Error::from_raw_os_error(rc.abs())
+            )));
+        }
+        let limits = DeviceLimits::from_attr(&attr);
+        if limits.max_qp_wr < 2 || limits.max_sge == 0 || limits.max_cqe < 4 {
+            return Err(VerbsError::Device(format!(
+                "the RDMA device cannot hold an o2ib connection ({limits})"
+            )));
+        }
         // SAFETY: `ctx` is a live device context.
         let pd = unsafe { (self.cm.lib.alloc_pd)(ctx) };
         if pd.is_null() {
             return Err(os_err("ibv_alloc_pd"));
         }
-        Ok(RdmaDevice(Arc::new(DevInner {
-            lib: self.cm.lib.clone(),
+        Ok(RdmaDevice(Arc::new(DevInner::new(
+            self.cm.lib.clone(),
             ctx,
             pd,
-            implicit: Mutex::new(None),
-        })))
+            limits,
+        )?)))
     }
 
     /// The next connection request if one comes within `wait` (poll(2)
@@ -827,11 +1130,28 @@ impl RdmaListener {
                 // SAFETY: `id` is the request's new id, live until it is
                 // accepted or rejected.
                 let port = unsafe { (self.cm.lib.get_dst_port)(id) };
+                // SAFETY: as above; the route's destination address lies
+                // inside the id (verbs.h's inline rdma_get_peer_addr), a
+                // sockaddr_in when its family says AF_INET; read unaligned.
+                let sa = unsafe {
+                    std::ptr::addr_of!((*id).route)
+                        .cast::<u8>()
+                        .add(ROUTE_DST_ADDR)
+                        .cast::<SockaddrIn>()
+                        .read_unaligned()
+                };
+                let peer_addr = (sa.sin_family == AF_INET).then(|| {
+                    SocketAddrV4::new(
+                        Ipv4Addr::from(u32::from_be(sa.sin_addr)),
+                        u16::from_be(sa.sin_port),
+                    )
+                });
                 return Ok(RdmaRequest {
                     lib: self.cm.lib.clone(),
                     id,
                     private_data: private,
                     peer_port: u16::from_be(port),
+                    peer_addr,
                 });
             }
         }
@@ -839,7 +1159,9 @@ impl RdmaListener {
 }
 
 impl RdmaRequest {
-    /// Makes the QP and accepts with `private` (the CONNACK).
+    /// Makes the QP and accepts with `private` (the CONNACK); the
+    /// connection's completions and later CM events come through the
+    /// device ([`VerbsCq`] of [`RdmaDevice`]).
     pub fn accept(
         self,
         dev: &RdmaDevice,
@@ -847,25 +1169,13 @@ impl RdmaRequest {
         q: QueueSizes,
         rnr_retry_count: u8,
         prepare: &mut dyn FnMut(&RdmaQp),
-    ) -> Result<(RdmaQp, RdmaCq), VerbsError> {
+    ) -> Result<RdmaQp, VerbsError> {
         check_private(private, MAX_REP_PRIVATE_DATA, "an accept")?;
-        // The request's id delivers its events on the listener's channel;
-        // it moves to a channel of its own for ESTABLISHED/DISCONNECTED.
-        // SAFETY: no arguments.
-        let ch = unsafe { (self.lib.create_channel)() };
-        if ch.is_null() {
-            return Err(os_err("rdma_create_event_channel"));
-        }
-        // SAFETY: `id` is the request's, `ch` the new channel.
-        if unsafe { (self.lib.migrate_id)(self.id, ch) } != 0 {
-            let e = os_err("rdma_migrate_id");
-            // SAFETY: `ch` was created above and has no id.
-            unsafe { (self.lib.destroy_channel)(ch) };
-            return Err(e);
-        }
+        // The request's id delivers its events on the listener's channel
+        // until `Verbs::attach` moves it to the device's.
         let cm = CmId {
             lib: self.lib.clone(),
-            ch,
+            ch: std::ptr::null_mut(),
             id: self.id,
         };
         let v = Arc::new(Verbs::create(cm, dev, q)?);
@@ -873,11 +1183,17 @@ impl RdmaRequest {
         // never finds none.
         prepare(&RdmaQp(v.clone()));
         let mut cp = conn_param(private, 0, rnr_retry_count);
+        // Its ESTABLISHED and later events go to the device's channel.
+        // SAFETY: the id is live; the device's channel outlives it.
+        if unsafe { (self.lib.migrate_id)(v.cm.id, v.dev.0.sched.cm) } != 0 {
+            return Err(os_err("rdma_migrate_id"));
+        }
         // SAFETY: the id has its QP; `cp` points into `private`.
         if unsafe { (self.lib.accept)(v.cm.id, &mut cp) } != 0 {
             return Err(os_err("rdma_accept"));
         }
-        Ok((RdmaQp(v.clone()), RdmaCq::new(v)))
+        Verbs::attach(&v)?;
+        Ok(RdmaQp(v))
     }
 
     /// Rejects with `private` (a `kib_rej`).
@@ -1074,65 +1390,56 @@ pub fn wc_opcode(o: u32) -> WcOpcode {
     }
 }
 
-impl VerbsCq for RdmaCq {
+/// The completions and CM events of all the device's connections, for
+/// the NI's poller (one thread, as o2iblnd's schedulers serve their
+/// connections' CQs).
+impl VerbsCq for RdmaDevice {
     fn poll(&self, max: usize) -> Vec<Wc> {
-        let mut out: Vec<Wc> = {
-            let mut q = self.1.lock().unwrap_or_else(|p| p.into_inner());
-            let n = q.len().min(max);
-            q.drain(..n).collect()
-        };
-        if out.len() < max {
-            out.extend(self.poll_hw(max - out.len()));
+        let s = &self.0.sched;
+        if lock(&s.wcs).is_empty() {
+            self.drain_fired();
         }
-        out
+        let mut q = lock(&s.wcs);
+        let n = q.len().min(max);
+        q.drain(..n).collect()
     }
 
     fn wait(&self, t: Duration) -> bool {
-        // Sleeps in poll(2) on the completion channel (and the connection's
-        // CM channel) until the armed CQ has a completion, a CM event
-        // comes, or `t` passes: no timed polling.
+        // Sleeps in poll(2) on the completion channel and the CM channel
+        // until an armed CQ has a completion, a CM event comes, or `t`
+        // passes: no timed polling.
+        let s = &self.0.sched;
         let deadline = Instant::now() + t;
         loop {
-            if !self.1.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
-                || !self.2.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
-            {
+            if !lock(&s.wcs).is_empty() || !lock(&s.evs).is_empty() {
                 return true;
             }
-            let got = self.poll_hw(16);
-            if !got.is_empty() {
-                self.1.lock().unwrap_or_else(|p| p.into_inner()).extend(got);
-                return true;
-            }
-            // Arm, then look again: a completion that came before arming
-            // raises no event.
-            let armed = self.arm();
-            let got = self.poll_hw(16);
-            if !got.is_empty() {
-                self.1.lock().unwrap_or_else(|p| p.into_inner()).extend(got);
+            if self.drain_fired() {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            // Unarmed (no req_notify_cq in the provider): wake every ms.
-            let ms = if armed {
-                left.as_millis().clamp(1, i32::MAX as u128) as c_int
-            } else {
-                1
-            };
-            let [comp, cm] = readable([self.comp_fd(), self.cm_fd()], ms);
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as c_int;
+            // SAFETY: both channels live as long as the device.
+            let fds = unsafe { [(*s.chan).fd, (*s.cm).fd, s.wake.1.as_raw_fd()] };
+            let [comp, cm, wake] = readable(fds, ms);
             if comp {
-                self.take_cq_event();
+                self.take_cq_events();
             }
             if cm {
                 self.take_cm_events();
+            }
+            if wake {
+                let mut b = [0u8; 64];
+                while matches!((&s.wake.1).read(&mut b), Ok(n) if n > 0) {}
             }
         }
     }
 
     fn poll_event(&self) -> Option<CmEvent> {
-        self.2.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+        lock(&self.0.sched.evs).pop_front()
     }
 }
 
@@ -1176,6 +1483,47 @@ mod tests {
     }
 
     #[test]
+    fn queue_depth_is_lowered_until_the_queues_fit_the_device() {
+        let l = DeviceLimits {
+            max_qp_wr: 1000,
+            max_sge: 1,
+            max_cqe: 1500,
+            max_mr_size: u64::MAX,
+        };
+        // A WR per fragment and per unit of depth, 10 receives per unit.
+        let sizes = |d: u32, f: u32| QueueSizes {
+            send_wr: f * d,
+            recv_wr: 10 * d,
+            sge: 1,
+        };
+        assert_eq!(fit_queues(8, 100, &l, sizes), (8, 100));
+        assert_eq!(fit_queues(20, 100, &l, sizes), (10, 100), "max_qp_wr");
+        let small_cq = DeviceLimits { max_cqe: 550, ..l };
+        assert_eq!(fit_queues(20, 100, &small_cq, sizes), (5, 100), "max_cqe");
+        let tiny = DeviceLimits { max_qp_wr: 10, ..l };
+        // Depth 1 does not fit: the fragments go down too.
+        assert_eq!(fit_queues(8, 100, &tiny, sizes), (1, 10), "fragments");
+        let none = DeviceLimits { max_qp_wr: 0, ..l };
+        assert_eq!(fit_queues(8, 100, &none, sizes), (1, 1), "never below 1");
+    }
+
+    #[test]
+    fn cm_failures_name_the_event_and_its_status() {
+        assert_eq!(
+            cm_failure("address resolution", RDMA_CM_EVENT_ADDR_ERROR, -110),
+            "address resolution failed: RDMA_CM_EVENT_ADDR_ERROR (status -110: \
+             Connection timed out (os error 110))"
+        );
+        assert_eq!(
+            cm_failure("connect", RDMA_CM_EVENT_REJECTED, 28),
+            "connect failed: RDMA_CM_EVENT_REJECTED (IB CM reject reason 28, without \
+             o2iblnd's reject data)"
+        );
+        assert_eq!(cm_event_name(RDMA_CM_EVENT_CONNECT_ERROR), "CONNECT_ERROR");
+        assert_eq!(cm_event_name(99), "unknown event");
+    }
+
+    #[test]
     fn cm_events_after_set_up_map_to_what_the_ni_handles() {
         assert_eq!(
             cm_event(RDMA_CM_EVENT_DISCONNECTED, 7),
@@ -1195,7 +1543,7 @@ mod tests {
     }
 
     /// The fd plumbing of the completion and CM channels (fcntl, poll(2)),
-    /// on a socket pair: what `RdmaCq::wait` does with the channels' fds.
+    /// on a socket pair: what the device's wait (`impl VerbsCq for RdmaDevice`) does with the channels' fds.
     #[test]
     fn channel_fds_are_made_non_blocking_and_waited_on_with_poll() {
         use std::io::{Read, Write};

@@ -1,11 +1,15 @@
 //! The `rdma` provider's bookkeeping against a fake verbs table: every
 //! entry point of [`RdmaLib`] is a function of this module acting on
-//! in-memory objects, the completion and CM channels' fds are socket
-//! pairs. What runs: making a connection's verbs (completion channel, CQ
-//! on it, QP), waiting on the channel (arm, poll(2), take and acknowledge
-//! the event, no timed polling), CM events after set-up, one key per RDMA
-//! descriptor (own MR, implicit ODP MR, none), and the teardown order.
-//! What a real HCA does behind these calls is not modelled.
+//! in-memory objects (each CQ, QP, rdma_cm id and channel its own), the
+//! completion and CM channels' fds are socket pairs, and rdma_cm's
+//! answers (resolution, connect) are scripted per call. What runs: a
+//! connection's CQ on the device's completion channel and its QP, the
+//! device's wait (arm, poll(2), take and acknowledge the event, no timed
+//! polling), CM events after set-up, device limits, one key per RDMA
+//! descriptor (own MR, implicit ODP MR, none), the teardown order, the NI
+//! on it ([`the_ni_on_the_rdma_provider`]), and connection set-up through
+//! rdma_cm with its failures ([`cm`]). What a real HCA does behind these
+//! calls is not modelled.
 
 use std::ffi::{c_uint, c_void};
 use std::io::{Read, Write};
@@ -29,16 +33,13 @@ static REG_PIECES: AtomicUsize = AtomicUsize::new(0);
 static REG_IMPLICIT: AtomicUsize = AtomicUsize::new(0);
 /// Whether the fake HCA has on-demand paging.
 static ODP: AtomicBool = AtomicBool::new(true);
-/// Completions the fake CQ holds.
-static WCS: Mutex<Vec<IbvWc>> = Mutex::new(Vec::new());
-/// The completion and CM channels: the provider's ends (whose fds the
-/// channels carry, read by the fake `ibv_get_cq_event` and
-/// `rdma_get_cm_event`) and the "kernel" ends, where the test writes one
-/// byte per event.
-static PROV_COMP: Mutex<Option<UnixStream>> = Mutex::new(None);
-static KERNEL_COMP: Mutex<Option<UnixStream>> = Mutex::new(None);
-static PROV_CM: Mutex<Option<UnixStream>> = Mutex::new(None);
-/// The fake CQ and QP (one connection).
+/// The number of the latest QP made (each QP has its own, from 77 on).
+static QP_NUM: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(76);
+/// The QP each send was posted on (as `SENDS`).
+static SEND_QPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Each QP's CQ (by QP number).
+static QP_CQ: Mutex<Vec<(u32, usize)>> = Mutex::new(Vec::new());
+/// The latest CQ made (where `complete` puts a completion).
 static CQ: AtomicUsize = AtomicUsize::new(0);
 /// A posted send: wr_id, opcode, SGEs (addr, length, lkey), remote
 /// address and rkey.
@@ -48,7 +49,7 @@ static SENDS: Mutex<Vec<Posted>> = Mutex::new(Vec::new());
 static RECVS: Mutex<Vec<(u64, u64, u32, u32)>> = Mutex::new(Vec::new());
 
 unsafe extern "C" fn post_send(
-    _qp: *mut IbvQp,
+    qp: *mut IbvQp,
     wr: *mut IbvSendWr,
     _bad: *mut *mut IbvSendWr,
 ) -> c_int {
@@ -64,7 +65,11 @@ unsafe extern "C" fn post_send(
             .collect();
         (w.wr_id, w.opcode, sges, w.wr.remote_addr, w.wr.rkey)
     };
-    lk(&SENDS).push(p);
+    // SAFETY: the provider's live QP.
+    let qpn = unsafe { (*qp).qp_num };
+    let mut g = lk(&SENDS);
+    lk(&SEND_QPS).push(qpn);
+    g.push(p);
     0
 }
 unsafe extern "C" fn post_recv(
@@ -82,21 +87,42 @@ unsafe extern "C" fn post_recv(
     0
 }
 
+/// How much `c` grew since it was `base`.
+fn since(c: &AtomicUsize, base: usize) -> usize {
+    c.load(Ordering::Relaxed) - base
+}
+
 fn lk<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Reads one byte of a fake channel, as the kernel's event read does.
-fn take_byte(s: &Mutex<Option<UnixStream>>) -> bool {
-    let mut g = lk(s);
-    let Some(s) = g.as_mut() else { return false };
-    let mut b = [0u8; 1];
-    matches!(s.read(&mut b), Ok(1))
+/// A fake CQ: the provider sees `cq`; the completions it holds.
+#[repr(C)]
+struct FakeCq {
+    cq: IbvCq,
+    wcs: Mutex<VecDeque<IbvWc>>,
 }
 
-unsafe extern "C" fn poll_cq(_cq: *mut IbvCq, n: c_int, wc: *mut IbvWc) -> c_int {
+/// A fake completion channel: the provider sees `ch`, whose fd is the
+/// provider's end of a socket pair; an event is the CQ queued in `fired`
+/// and one byte written on the "kernel" end.
+#[repr(C)]
+struct FakeCompChannel {
+    ch: IbvCompChannel,
+    prov: UnixStream,
+    kernel: UnixStream,
+    fired: Mutex<VecDeque<usize>>,
+}
+
+fn fake_cq<'a>(cq: *mut IbvCq) -> &'a FakeCq {
+    // SAFETY: every CQ the provider holds was made by `create_cq` (a
+    // FakeCq, `cq` its first field) and lives until `destroy_cq`.
+    unsafe { &*cq.cast::<FakeCq>() }
+}
+
+unsafe extern "C" fn poll_cq(cq: *mut IbvCq, n: c_int, wc: *mut IbvWc) -> c_int {
     POLL_CQ.fetch_add(1, Ordering::Relaxed);
-    let mut q = lk(&WCS);
+    let mut q = lk(&fake_cq(cq).wcs);
     let k = q.len().min(n.max(0) as usize);
     for (i, w) in q.drain(..k).enumerate() {
         // SAFETY: the caller gives room for `n` >= `k` completions.
@@ -108,10 +134,15 @@ unsafe extern "C" fn req_notify_cq(_cq: *mut IbvCq, _solicited: c_int) -> c_int 
     ARMS.fetch_add(1, Ordering::Relaxed);
     0
 }
-unsafe extern "C" fn alloc_pd(_: *mut IbvContext) -> *mut IbvPd {
-    std::ptr::null_mut()
+unsafe extern "C" fn alloc_pd(ctx: *mut IbvContext) -> *mut IbvPd {
+    Box::into_raw(Box::new(IbvPd {
+        context: ctx,
+        handle: 1,
+    }))
 }
-unsafe extern "C" fn dealloc_pd(_: *mut IbvPd) -> c_int {
+unsafe extern "C" fn dealloc_pd(pd: *mut IbvPd) -> c_int {
+    // SAFETY: made by `alloc_pd`, freed once.
+    drop(unsafe { Box::from_raw(pd) });
     0
 }
 unsafe extern "C" fn create_cq(
@@ -121,52 +152,65 @@ unsafe extern "C" fn create_cq(
     channel: *mut c_void,
     _: c_int,
 ) -> *mut IbvCq {
-    let cq = Box::into_raw(Box::new(IbvCq {
-        context: ctx,
-        channel,
-        cq_context: std::ptr::null_mut(),
-        handle: 1,
-        cqe,
-        _rest: [0; 12],
-    }));
+    let cq = Box::into_raw(Box::new(FakeCq {
+        cq: IbvCq {
+            context: ctx,
+            channel,
+            cq_context: std::ptr::null_mut(),
+            handle: 1,
+            cqe,
+            _rest: [0; 12],
+        },
+        wcs: Mutex::new(VecDeque::new()),
+    }))
+    .cast::<IbvCq>();
     CQ.store(cq as usize, Ordering::Relaxed);
     cq
 }
 unsafe extern "C" fn destroy_cq(cq: *mut IbvCq) -> c_int {
     DESTROYED_CQ.fetch_add(1, Ordering::Relaxed);
     // SAFETY: made by `create_cq` with Box::into_raw, destroyed once.
-    drop(unsafe { Box::from_raw(cq) });
+    drop(unsafe { Box::from_raw(cq.cast::<FakeCq>()) });
     0
 }
 unsafe extern "C" fn create_comp_channel(ctx: *mut IbvContext) -> *mut IbvCompChannel {
-    let (ours, kernel) = UnixStream::pair().expect("socketpair");
-    let fd = ours.as_raw_fd();
-    *lk(&PROV_COMP) = Some(ours);
-    *lk(&KERNEL_COMP) = Some(kernel);
-    Box::into_raw(Box::new(IbvCompChannel {
-        context: ctx,
-        fd,
-        refcnt: 0,
-    }))
+    let (prov, kernel) = UnixStream::pair().expect("socketpair");
+    let c = Box::new(FakeCompChannel {
+        ch: IbvCompChannel {
+            context: ctx,
+            fd: prov.as_raw_fd(),
+            refcnt: 0,
+        },
+        prov,
+        kernel,
+        fired: Mutex::new(VecDeque::new()),
+    });
+    Box::into_raw(c).cast()
 }
 unsafe extern "C" fn destroy_comp_channel(ch: *mut IbvCompChannel) -> c_int {
     DESTROYED_CHAN.fetch_add(1, Ordering::Relaxed);
     // SAFETY: made by `create_comp_channel`, destroyed once.
-    drop(unsafe { Box::from_raw(ch) });
+    drop(unsafe { Box::from_raw(ch.cast::<FakeCompChannel>()) });
     0
 }
 unsafe extern "C" fn get_cq_event(
-    _ch: *mut IbvCompChannel,
+    ch: *mut IbvCompChannel,
     cq: *mut *mut IbvCq,
     ctx: *mut *mut c_void,
 ) -> c_int {
+    // SAFETY: made by `create_comp_channel`, alive while its CQs are.
+    let c = unsafe { &*ch.cast::<FakeCompChannel>() };
     // The provider made the fd non-blocking: no event, no wait.
-    if !take_byte(&PROV_COMP) {
+    let mut b = [0u8; 1];
+    if !matches!((&c.prov).read(&mut b), Ok(1)) {
         return -1;
     }
+    let Some(fired) = lk(&c.fired).pop_front() else {
+        return -1;
+    };
     // SAFETY: valid out-pointers from the caller.
     unsafe {
-        *cq = CQ.load(Ordering::Relaxed) as *mut IbvCq;
+        *cq = fired as *mut IbvCq;
         *ctx = std::ptr::null_mut();
     }
     0
@@ -200,75 +244,347 @@ unsafe extern "C" fn reg_mr(
         rkey: key,
     }))
 }
+/// The limits the fake device reports (`ibv_query_device`).
+static LIMITS: Mutex<DeviceLimits> = Mutex::new(BIG);
+/// Limits no test reaches.
+const BIG: DeviceLimits = DeviceLimits {
+    max_qp_wr: 32768,
+    max_sge: 30,
+    max_cqe: 4_194_303,
+    max_mr_size: u64::MAX,
+};
+/// The numbers of the QPs destroyed, in order.
+static QPS_DESTROYED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// The capabilities of the QPs made, in order.
+static QP_CAPS: Mutex<Vec<(u32, u32, u32, u32)>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn query_device(_: *mut IbvContext, attr: *mut IbvDeviceAttr) -> c_int {
+    let l = *lk(&LIMITS);
+    // SAFETY: a valid out-struct from the caller.
+    let a = unsafe { &mut *attr };
+    a.max_qp_wr = l.max_qp_wr as c_int;
+    a.max_sge = l.max_sge as c_int;
+    a.max_cqe = l.max_cqe as c_int;
+    a.max_mr_size = l.max_mr_size;
+    0
+}
 unsafe extern "C" fn dereg_mr(mr: *mut IbvMr) -> c_int {
     DEREG.fetch_add(1, Ordering::Relaxed);
     // SAFETY: made by `reg_mr`, deregistered once.
     drop(unsafe { Box::from_raw(mr) });
     0
 }
+/// A fake rdma_cm event channel: the provider sees `ch`, whose fd is the
+/// provider's end of a socket pair; the "kernel" queues an event and
+/// writes one byte on its end, which the fake `rdma_get_cm_event` reads
+/// (blocking or not, as the provider set the fd).
+#[repr(C)]
+struct FakeChannel {
+    ch: RdmaEventChannel,
+    prov: UnixStream,
+    kernel: UnixStream,
+    events: Mutex<VecDeque<FakeEvent>>,
+}
+
+/// An rdma_cm event the fake "kernel" delivers.
+struct FakeEvent {
+    event: u32,
+    status: c_int,
+    private: Vec<u8>,
+    id: *mut RdmaCmId,
+    listen_id: *mut RdmaCmId,
+}
+
+/// What a scripted rdma_cm call does: fail at once with an errno, or
+/// return 0 and deliver an event on the id's channel.
+#[derive(Clone, Debug)]
+enum Answer {
+    Fail(c_int),
+    Event(u32, c_int, Vec<u8>),
+    /// `rdma_connect` only: the peer's o2iblnd accepts what the CONNREQ
+    /// asks (ESTABLISHED with its CONNACK).
+    Accept,
+}
+
+/// The fake's state is global: one test at a time uses it.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The CONNACK of a peer o2iblnd (incarnation 2222) granting what the
+/// CONNREQ `req` asks.
+fn connack_for(req: &[u8]) -> Vec<u8> {
+    use crate::wire::{Body, Endian, Msg, MsgRepr, CONN_MSG_SIZE, VERSION_2};
+    let req = MsgRepr::parse(&Msg::new_checked(req).expect("a kib_msg")).expect("a CONNREQ");
+    let Body::ConnReq(cp) = req.body else {
+        panic!("not a CONNREQ: {req:?}");
+    };
+    let ack = MsgRepr {
+        version: VERSION_2,
+        credits: 0,
+        src_nid: req.dst_nid,
+        src_stamp: 2222,
+        dst_nid: req.src_nid,
+        dst_stamp: req.src_stamp,
+        body: Body::ConnAck(cp),
+    };
+    let mut b = vec![0u8; CONN_MSG_SIZE];
+    let n = ack.emit(Endian::NATIVE, &mut b).expect("emit");
+    b.truncate(n);
+    b
+}
+
+/// The answers of `rdma_resolve_addr`, `rdma_resolve_route` and
+/// `rdma_connect`, one per call, in order; with none left, resolution
+/// succeeds and a connect is UNREACHABLE (ETIMEDOUT).
+static ADDR_ANSWERS: Mutex<VecDeque<Answer>> = Mutex::new(VecDeque::new());
+static ROUTE_ANSWERS: Mutex<VecDeque<Answer>> = Mutex::new(VecDeque::new());
+static CONNECT_ANSWERS: Mutex<VecDeque<Answer>> = Mutex::new(VecDeque::new());
+/// The fake HCA's context (what a resolved or bound id's `verbs` is).
+static DEV_CTX: AtomicUsize = AtomicUsize::new(0);
+/// The listening id (`rdma_listen`).
+static LISTENER: AtomicUsize = AtomicUsize::new(0);
+/// The addresses `rdma_resolve_addr` was given: (source, destination).
+static RESOLVED: Mutex<Vec<(SocketAddrV4, SocketAddrV4)>> = Mutex::new(Vec::new());
+/// The private data of each `rdma_connect` / `rdma_accept` /
+/// `rdma_reject`, with the receives posted by then (connect, accept).
+static CONNECTS: Mutex<Vec<(Vec<u8>, usize)>> = Mutex::new(Vec::new());
+static ACCEPTS: Mutex<Vec<(Vec<u8>, usize)>> = Mutex::new(Vec::new());
+static REJECTS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// rdma_cm ids made and destroyed.
+static IDS_MADE: AtomicUsize = AtomicUsize::new(0);
+static IDS_DESTROYED: AtomicUsize = AtomicUsize::new(0);
+/// The requester's port `rdma_get_dst_port` reports.
+static REQ_PORT: AtomicUsize = AtomicUsize::new(988);
+
+extern "C" {
+    fn __errno_location() -> *mut c_int;
+}
+
+fn set_errno(e: c_int) {
+    // SAFETY: glibc's thread-local errno, always a valid pointer.
+    unsafe { *__errno_location() = e };
+}
+
+/// The fake channel behind a provider's channel pointer.
+fn fake_ch<'a>(ch: *mut RdmaEventChannel) -> &'a FakeChannel {
+    // SAFETY: every channel the provider holds was made by
+    // `create_channel` (a FakeChannel, `ch` its first field) and is alive
+    // while its ids are.
+    unsafe { &*ch.cast::<FakeChannel>() }
+}
+
+/// Delivers `ev` on channel `ch`.
+fn deliver(ch: *mut RdmaEventChannel, ev: FakeEvent) {
+    let c = fake_ch(ch);
+    lk(&c.events).push_back(ev);
+    (&c.kernel).write_all(&[1]).expect("cm event");
+}
+
+/// Delivers event `event` (status 0, no private data) for `id`.
+fn deliver_to(id: *mut RdmaCmId, event: u32) {
+    // SAFETY: a live id made by `create_id`.
+    let ch = unsafe { (*id).channel };
+    deliver(
+        ch,
+        FakeEvent {
+            event,
+            status: 0,
+            private: Vec::new(),
+            id,
+            listen_id: std::ptr::null_mut(),
+        },
+    );
+}
+
+/// Plays the next scripted answer of `q` for `id` (`ok`: the event of
+/// success, which also puts the id on the fake HCA).
+fn answer(q: &Mutex<VecDeque<Answer>>, id: *mut RdmaCmId, ok: Answer) -> c_int {
+    let a = lk(q).pop_front().unwrap_or(ok.clone());
+    match a {
+        Answer::Fail(e) => {
+            set_errno(e);
+            -1
+        }
+        Answer::Accept => panic!("Accept answers rdma_connect only"),
+        Answer::Event(event, status, private) => {
+            // SAFETY: a live id made by `create_id`.
+            let ch = unsafe {
+                if matches!(ok, Answer::Event(e, ..) if e == event) {
+                    (*id).verbs = DEV_CTX.load(Ordering::Relaxed) as *mut IbvContext;
+                }
+                (*id).channel
+            };
+            deliver(
+                ch,
+                FakeEvent {
+                    event,
+                    status,
+                    private,
+                    id,
+                    listen_id: std::ptr::null_mut(),
+                },
+            );
+            0
+        }
+    }
+}
+
+fn to_v4(a: *const SockaddrIn) -> SocketAddrV4 {
+    // SAFETY: the provider passes a valid sockaddr_in.
+    let a = unsafe { &*a };
+    SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(a.sin_addr)),
+        u16::from_be(a.sin_port),
+    )
+}
+
+/// The private data a connection parameter carries.
+fn private_of(p: *const RdmaConnParam) -> Vec<u8> {
+    // SAFETY: the provider's parameters, pointing at `private_data_len`
+    // bytes.
+    unsafe {
+        let p = &*p;
+        if p.private_data.is_null() {
+            return Vec::new();
+        }
+        std::slice::from_raw_parts(p.private_data.cast::<u8>(), p.private_data_len as usize)
+            .to_vec()
+    }
+}
+
 unsafe extern "C" fn create_channel() -> *mut RdmaEventChannel {
-    std::ptr::null_mut()
+    let (prov, kernel) = UnixStream::pair().expect("socketpair");
+    let c = Box::new(FakeChannel {
+        ch: RdmaEventChannel {
+            fd: prov.as_raw_fd(),
+        },
+        prov,
+        kernel,
+        events: Mutex::new(VecDeque::new()),
+    });
+    Box::into_raw(c).cast()
 }
-unsafe extern "C" fn destroy_channel(_: *mut RdmaEventChannel) {}
+unsafe extern "C" fn destroy_channel(ch: *mut RdmaEventChannel) {
+    // SAFETY: made by `create_channel`, destroyed once.
+    drop(unsafe { Box::from_raw(ch.cast::<FakeChannel>()) });
+}
 unsafe extern "C" fn create_id(
-    _: *mut RdmaEventChannel,
-    _: *mut *mut RdmaCmId,
-    _: *mut c_void,
-    _: c_int,
+    ch: *mut RdmaEventChannel,
+    out: *mut *mut RdmaCmId,
+    ctx: *mut c_void,
+    ps: c_int,
 ) -> c_int {
-    -1
-}
-unsafe extern "C" fn destroy_id(_: *mut RdmaCmId) -> c_int {
+    // SAFETY: an all-zero rdma_cm_id is valid (null pointers, zero numbers).
+    let mut id: RdmaCmId = unsafe { std::mem::zeroed() };
+    id.channel = ch;
+    id.context = ctx;
+    id.ps = ps as u32;
+    IDS_MADE.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: a valid out-pointer from the caller.
+    unsafe { *out = Box::into_raw(Box::new(id)) };
     0
 }
-unsafe extern "C" fn bind_addr(_: *mut RdmaCmId, _: *mut SockaddrIn) -> c_int {
-    -1
+unsafe extern "C" fn destroy_id(id: *mut RdmaCmId) -> c_int {
+    IDS_DESTROYED.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: made by `create_id` (or a request's), destroyed once.
+    drop(unsafe { Box::from_raw(id) });
+    0
+}
+unsafe extern "C" fn bind_addr(id: *mut RdmaCmId, _: *mut SockaddrIn) -> c_int {
+    // The fake HCA owns every address.
+    // SAFETY: a live id.
+    unsafe { (*id).verbs = DEV_CTX.load(Ordering::Relaxed) as *mut IbvContext };
+    0
 }
 unsafe extern "C" fn resolve_addr(
-    _: *mut RdmaCmId,
-    _: *mut SockaddrIn,
-    _: *mut SockaddrIn,
+    id: *mut RdmaCmId,
+    src: *mut SockaddrIn,
+    dst: *mut SockaddrIn,
     _: c_int,
 ) -> c_int {
-    -1
+    lk(&RESOLVED).push((to_v4(src), to_v4(dst)));
+    let ok = Answer::Event(RDMA_CM_EVENT_ADDR_RESOLVED, 0, Vec::new());
+    answer(&ADDR_ANSWERS, id, ok)
 }
-unsafe extern "C" fn resolve_route(_: *mut RdmaCmId, _: c_int) -> c_int {
-    -1
+unsafe extern "C" fn resolve_route(id: *mut RdmaCmId, _: c_int) -> c_int {
+    let ok = Answer::Event(RDMA_CM_EVENT_ROUTE_RESOLVED, 0, Vec::new());
+    answer(&ROUTE_ANSWERS, id, ok)
 }
-unsafe extern "C" fn listen(_: *mut RdmaCmId, _: c_int) -> c_int {
-    -1
+unsafe extern "C" fn listen(id: *mut RdmaCmId, _: c_int) -> c_int {
+    LISTENER.store(id as usize, Ordering::Relaxed);
+    0
 }
-unsafe extern "C" fn connect_accept(_: *mut RdmaCmId, _: *mut RdmaConnParam) -> c_int {
-    -1
+unsafe extern "C" fn connect(id: *mut RdmaCmId, p: *mut RdmaConnParam) -> c_int {
+    let private = private_of(p);
+    lk(&CONNECTS).push((private.clone(), lk(&RECVS).len()));
+    {
+        let mut q = lk(&CONNECT_ANSWERS);
+        if let Some(a @ Answer::Accept) = q.front_mut() {
+            *a = Answer::Event(RDMA_CM_EVENT_ESTABLISHED, 0, connack_for(&private));
+        }
+    }
+    let timeout = Answer::Event(RDMA_CM_EVENT_UNREACHABLE, -110, Vec::new());
+    answer(&CONNECT_ANSWERS, id, timeout)
 }
-unsafe extern "C" fn reject(_: *mut RdmaCmId, _: *const c_void, _: u8) -> c_int {
-    -1
+unsafe extern "C" fn accept(id: *mut RdmaCmId, p: *mut RdmaConnParam) -> c_int {
+    lk(&ACCEPTS).push((private_of(p), lk(&RECVS).len()));
+    deliver_to(id, RDMA_CM_EVENT_ESTABLISHED);
+    0
+}
+unsafe extern "C" fn reject(_: *mut RdmaCmId, p: *const c_void, len: u8) -> c_int {
+    // SAFETY: the provider's `len` bytes.
+    let b = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len as usize) };
+    lk(&REJECTS).push(b.to_vec());
+    0
 }
 unsafe extern "C" fn disconnect(_: *mut RdmaCmId) -> c_int {
     0
 }
 unsafe extern "C" fn get_dst_port(_: *mut RdmaCmId) -> u16 {
-    988u16.to_be()
+    (REQ_PORT.load(Ordering::Relaxed) as u16).to_be()
 }
-unsafe extern "C" fn get_cm_event(_ch: *mut RdmaEventChannel, ev: *mut *mut RdmaCmEvent) -> c_int {
-    if !take_byte(&PROV_CM) {
+unsafe extern "C" fn get_cm_event(ch: *mut RdmaEventChannel, ev: *mut *mut RdmaCmEvent) -> c_int {
+    let c = fake_ch(ch);
+    let mut b = [0u8; 1];
+    if !matches!((&c.prov).read(&mut b), Ok(1)) {
+        set_errno(11); // EAGAIN: a non-blocking channel with nothing
         return -1;
     }
+    let Some(f) = lk(&c.events).pop_front() else {
+        set_errno(11);
+        return -1;
+    };
     // SAFETY: an all-zero event is valid (pointers null, numbers 0).
     let mut e: RdmaCmEvent = unsafe { std::mem::zeroed() };
-    e.event = RDMA_CM_EVENT_DISCONNECTED;
+    e.event = f.event;
+    e.status = f.status;
+    e.id = f.id;
+    e.listen_id = f.listen_id;
+    if !f.private.is_empty() {
+        e.conn.private_data_len = f.private.len() as u8;
+        e.conn.private_data = Box::into_raw(f.private.into_boxed_slice()).cast::<c_void>();
+    }
     // SAFETY: a valid out-pointer from the caller.
     unsafe { *ev = Box::into_raw(Box::new(e)) };
     0
 }
 unsafe extern "C" fn ack_cm_event(ev: *mut RdmaCmEvent) -> c_int {
-    // SAFETY: made by `get_cm_event`, acknowledged once.
-    drop(unsafe { Box::from_raw(ev) });
+    // SAFETY: made by `get_cm_event`, acknowledged once; its private data
+    // is the boxed slice of `private_data_len` bytes made there.
+    unsafe {
+        let e = Box::from_raw(ev);
+        if !e.conn.private_data.is_null() {
+            let n = e.conn.private_data_len as usize;
+            let p = std::ptr::slice_from_raw_parts_mut(e.conn.private_data as *mut u8, n);
+            drop(Box::from_raw(p));
+        }
+    }
     0
 }
 unsafe extern "C" fn create_qp(id: *mut RdmaCmId, pd: *mut IbvPd, a: *mut IbvQpInitAttr) -> c_int {
     // SAFETY: the caller's id and attributes are valid.
     unsafe {
+        let c = &(*a).cap;
+        lk(&QP_CAPS).push((c.max_send_wr, c.max_recv_wr, c.max_send_sge, c.max_recv_sge));
         let qp = Box::into_raw(Box::new(IbvQp {
             context: (*id).verbs,
             qp_context: std::ptr::null_mut(),
@@ -277,7 +593,11 @@ unsafe extern "C" fn create_qp(id: *mut RdmaCmId, pd: *mut IbvPd, a: *mut IbvQpI
             recv_cq: (*a).recv_cq,
             srq: std::ptr::null_mut(),
             handle: 1,
-            qp_num: 77,
+            qp_num: {
+                let n = QP_NUM.fetch_add(1, Ordering::Relaxed) + 1;
+                lk(&QP_CQ).push((n, (*a).send_cq as usize));
+                n
+            },
             state: 0,
             qp_type: (*a).qp_type,
             _rest: [0; 12],
@@ -286,13 +606,16 @@ unsafe extern "C" fn create_qp(id: *mut RdmaCmId, pd: *mut IbvPd, a: *mut IbvQpI
     }
     0
 }
-unsafe extern "C" fn migrate_id(_: *mut RdmaCmId, _: *mut RdmaEventChannel) -> c_int {
-    -1
+unsafe extern "C" fn migrate_id(id: *mut RdmaCmId, ch: *mut RdmaEventChannel) -> c_int {
+    // SAFETY: a live id; its later events go to `ch`.
+    unsafe { (*id).channel = ch };
+    0
 }
 unsafe extern "C" fn destroy_qp(id: *mut RdmaCmId) {
     DESTROYED_QP.fetch_add(1, Ordering::Relaxed);
     // SAFETY: the QP was made by `create_qp`, destroyed once.
-    unsafe { drop(Box::from_raw((*id).qp)) };
+    let qp = unsafe { Box::from_raw((*id).qp) };
+    lk(&QPS_DESTROYED).push(qp.qp_num);
 }
 
 fn fake_lib() -> Arc<RdmaLib> {
@@ -307,6 +630,7 @@ fn fake_lib() -> Arc<RdmaLib> {
         ack_cq_events,
         reg_mr,
         dereg_mr,
+        query_device,
         create_channel,
         destroy_channel,
         create_id,
@@ -315,8 +639,8 @@ fn fake_lib() -> Arc<RdmaLib> {
         resolve_addr,
         resolve_route,
         listen,
-        connect: connect_accept,
-        accept: connect_accept,
+        connect,
+        accept,
         reject,
         disconnect,
         get_dst_port,
@@ -352,46 +676,45 @@ fn fake_device(lib: &Arc<RdmaLib>) -> RdmaDevice {
         mutex: [0; 5],
         abi_compat: null,
     }));
-    RdmaDevice(Arc::new(DevInner {
-        lib: lib.clone(),
-        ctx,
-        // Never dereferenced by the fake table.
-        pd: std::ptr::NonNull::<IbvPd>::dangling().as_ptr(),
-        implicit: Mutex::new(None),
-    }))
+    DEV_CTX.store(ctx as usize, Ordering::Relaxed);
+    // SAFETY: the fake table's alloc_pd.
+    let pd = unsafe { alloc_pd(ctx) };
+    RdmaDevice(Arc::new(
+        DevInner::new(lib.clone(), ctx, pd, *lk(&LIMITS)).expect("the fake device"),
+    ))
 }
+
+mod cm;
 
 #[test]
 fn the_rdma_provider_against_a_fake_verbs_table() {
+    let _g = lk(&SERIAL);
+    // Counters from here (other tests of the fake ran before).
+    let b_cq_events_acked = CQ_EVENTS_ACKED.load(Ordering::Relaxed);
+    let b_reg_implicit = REG_IMPLICIT.load(Ordering::Relaxed);
+    let b_reg_pieces = REG_PIECES.load(Ordering::Relaxed);
+    let b_dereg = DEREG.load(Ordering::Relaxed);
+    let b_destroyed_qp = DESTROYED_QP.load(Ordering::Relaxed);
+    let b_destroyed_cq = DESTROYED_CQ.load(Ordering::Relaxed);
+    let b_destroyed_chan = DESTROYED_CHAN.load(Ordering::Relaxed);
     let lib = fake_lib();
     let dev = fake_device(&lib);
-    // The connection's rdma_cm id, on a channel of its own.
-    let (prov_cm, mut kernel_cm) = UnixStream::pair().expect("socketpair");
-    let ch = Box::into_raw(Box::new(RdmaEventChannel {
-        fd: prov_cm.as_raw_fd(),
-    }));
-    *lk(&PROV_CM) = Some(prov_cm);
-    // SAFETY: an all-zero rdma_cm_id is valid (null pointers, zero numbers).
-    let mut id: RdmaCmId = unsafe { std::mem::zeroed() };
-    id.verbs = dev.0.ctx;
-    id.channel = ch;
-    let cm = CmId {
-        lib: lib.clone(),
-        ch,
-        id: Box::into_raw(Box::new(id)),
-    };
     let q = QueueSizes {
         send_wr: 8,
         recv_wr: 8,
         sge: 1,
     };
-    let v = Arc::new(Verbs::create(cm, &dev, q).expect("verbs on the fake HCA"));
-    let cq = RdmaCq::new(v.clone());
+    let (v, id) = fake_conn(&lib, &dev, q);
+    // The connection's CQ and id served through the device, with every
+    // other connection's.
+    Verbs::attach(&v).expect("attach");
+    let cq = dev.clone();
     let qp = RdmaQp(v);
-    assert_eq!(qp.qp_num(), 77);
+    let qpn = qp.qp_num();
+    assert_eq!(qpn, QP_NUM.load(Ordering::Relaxed), "the QP made last");
 
-    // Nothing comes: the wait sleeps in poll(2) on the channels, polling
-    // the CQ only around arming it (a timed poll every 50 us would have
+    // Nothing comes: the wait sleeps in poll(2) on the device's channels,
+    // polling the CQ only around arming it (a timed poll every 50 us would have
     // polled it thousands of times).
     let p0 = POLL_CQ.load(Ordering::Relaxed);
     let t0 = Instant::now();
@@ -405,21 +728,11 @@ fn the_rdma_provider_against_a_fake_verbs_table() {
     // is taken and acknowledged, and the completion is there.
     let kernel = std::thread::spawn(|| {
         std::thread::sleep(Duration::from_millis(100));
-        lk(&WCS).push(IbvWc {
-            wr_id: 5,
-            status: 0,
-            opcode: IBV_WC_RDMA_WRITE,
-            byte_len: 4096,
-            qp_num: 77,
-            ..IbvWc::default()
-        });
-        if let Some(k) = lk(&KERNEL_COMP).as_mut() {
-            k.write_all(&[1]).expect("event");
-        }
+        complete(5, IBV_WC_RDMA_WRITE, 4096);
     });
     assert!(cq.wait(Duration::from_secs(30)), "woken by the channel");
     kernel.join().expect("kernel thread");
-    assert_eq!(CQ_EVENTS_ACKED.load(Ordering::Relaxed), 1);
+    assert_eq!(since(&CQ_EVENTS_ACKED, b_cq_events_acked), 1);
     let wcs = cq.poll(16);
     assert_eq!(
         wcs,
@@ -428,14 +741,15 @@ fn the_rdma_provider_against_a_fake_verbs_table() {
             status: WcStatus::Success,
             opcode: WcOpcode::RdmaWrite,
             byte_len: 4096,
-            qp_num: 77,
+            qp_num: qpn,
         }]
     );
 
-    // DISCONNECTED after set-up, on the connection's CM channel.
-    kernel_cm.write_all(&[1]).expect("cm event");
+    // DISCONNECTED after set-up, on the device's CM channel (the
+    // connection's id was moved there), mapped to the connection's QP.
+    deliver_to(id, RDMA_CM_EVENT_DISCONNECTED);
     assert!(cq.wait(Duration::from_secs(30)), "woken by the CM channel");
-    assert_eq!(cq.poll_event(), Some(CmEvent::Disconnected { qp_num: 77 }));
+    assert_eq!(cq.poll_event(), Some(CmEvent::Disconnected { qp_num: qpn }));
     assert_eq!(cq.poll_event(), None);
 
     // One key per descriptor: a one-piece MD under its own MR ...
@@ -467,22 +781,24 @@ fn the_rdma_provider_against_a_fake_verbs_table() {
         assert_eq!(got, addrs);
     }
     assert_eq!(
-        REG_IMPLICIT.load(Ordering::Relaxed),
+        since(&REG_IMPLICIT, b_reg_implicit),
         1,
         "implicit MR made once"
     );
-    assert_eq!(REG_PIECES.load(Ordering::Relaxed), 1);
+    assert_eq!(since(&REG_PIECES, b_reg_pieces), 1);
 
-    // Teardown: the piece MR with its holder; QP, CQ, then the channel
-    // with the connection; the implicit MR with the device.
+    // Teardown: the piece MR with its holder; QP and CQ with the
+    // connection; the completion channel and the implicit MR with the
+    // device.
     drop(mrs);
-    assert_eq!(DEREG.load(Ordering::Relaxed), 1);
-    drop((cq, qp));
-    assert_eq!(DESTROYED_QP.load(Ordering::Relaxed), 1);
-    assert_eq!(DESTROYED_CQ.load(Ordering::Relaxed), 1);
-    assert_eq!(DESTROYED_CHAN.load(Ordering::Relaxed), 1);
-    drop(dev);
-    assert_eq!(DEREG.load(Ordering::Relaxed), 2, "implicit MR deregistered");
+    assert_eq!(since(&DEREG, b_dereg), 1);
+    drop(qp);
+    assert_eq!(since(&DESTROYED_QP, b_destroyed_qp), 1);
+    assert_eq!(since(&DESTROYED_CQ, b_destroyed_cq), 1);
+    assert_eq!(since(&DESTROYED_CHAN, b_destroyed_chan), 0);
+    drop((cq, dev));
+    assert_eq!(since(&DESTROYED_CHAN, b_destroyed_chan), 1);
+    assert_eq!(since(&DEREG, b_dereg), 2, "implicit MR deregistered");
 
     // An HCA without on-demand paging: a multi-piece MD is refused, saying
     // why; one piece still goes under its own MR.
@@ -507,40 +823,44 @@ fn the_rdma_provider_against_a_fake_verbs_table() {
     the_ni_on_the_rdma_provider(&lib);
 }
 
-/// The connection of the NI on the fake HCA, on a CM channel of its own
-/// (returned: the "kernel" end, where a byte is a DISCONNECTED).
-fn fake_conn(lib: &Arc<RdmaLib>, dev: &RdmaDevice, q: QueueSizes) -> (Arc<Verbs>, UnixStream) {
-    let (prov_cm, kernel_cm) = UnixStream::pair().expect("socketpair");
-    let ch = Box::into_raw(Box::new(RdmaEventChannel {
-        fd: prov_cm.as_raw_fd(),
-    }));
-    *lk(&PROV_CM) = Some(prov_cm);
-    // SAFETY: an all-zero rdma_cm_id is valid (null pointers, zero numbers).
-    let mut id: RdmaCmId = unsafe { std::mem::zeroed() };
-    id.verbs = dev.0.ctx;
-    id.channel = ch;
-    let cm = CmId {
-        lib: lib.clone(),
-        ch,
-        id: Box::into_raw(Box::new(id)),
-    };
+/// A connection's verbs on the fake HCA, on an rdma_cm id with a channel
+/// of its own (returned: the id, for the "kernel" to deliver its events).
+fn fake_conn(lib: &Arc<RdmaLib>, dev: &RdmaDevice, q: QueueSizes) -> (Arc<Verbs>, *mut RdmaCmId) {
+    let cm = CmId::new(lib).expect("fake rdma_cm id");
+    // SAFETY: a live id of the fake table: on the device, as after
+    // route resolution.
+    unsafe { (*cm.id).verbs = dev.0.ctx };
+    let id = cm.id;
     let v = Arc::new(Verbs::create(cm, dev, q).expect("verbs on the fake HCA"));
-    (v, kernel_cm)
+    (v, id)
 }
 
-/// A completion the fake HCA reports (and the channel event with it).
+/// A completion of the latest QP on the latest CQ the fake HCA made (and
+/// the channel event with it).
 fn complete(wr_id: u64, opcode: u32, byte_len: u32) {
-    lk(&WCS).push(IbvWc {
+    complete_on(QP_NUM.load(Ordering::Relaxed), wr_id, opcode, byte_len);
+}
+
+/// A completion of QP `qpn` on its CQ (and the channel event with it).
+fn complete_on(qpn: u32, wr_id: u64, opcode: u32, byte_len: u32) {
+    let cq = lk(&QP_CQ)
+        .iter()
+        .rev()
+        .find(|q| q.0 == qpn)
+        .map(|q| q.1 as *mut IbvCq)
+        .expect("a QP of the fake");
+    lk(&fake_cq(cq).wcs).push_back(IbvWc {
         wr_id,
         status: 0,
         opcode,
         byte_len,
-        qp_num: 77,
+        qp_num: qpn,
         ..IbvWc::default()
     });
-    if let Some(k) = lk(&KERNEL_COMP).as_mut() {
-        k.write_all(&[1]).expect("event");
-    }
+    // SAFETY: the CQ's channel, made by `create_comp_channel`.
+    let ch = unsafe { &*fake_cq(cq).cq.channel.cast::<FakeCompChannel>() };
+    lk(&ch.fired).push_back(cq as usize);
+    (&ch.kernel).write_all(&[1]).expect("event");
 }
 
 /// Waits until `n` sends were posted; the `n`th.
@@ -594,8 +914,12 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
     const PID: u32 = 12345;
 
     lk(&SENDS).clear();
+    lk(&SEND_QPS).clear();
     lk(&RECVS).clear();
+    // A device taking 2 SGEs per work request.
+    *lk(&LIMITS) = DeviceLimits { max_sge: 2, ..BIG };
     let dev = fake_device(lib);
+    *lk(&LIMITS) = BIG;
     let host = TestHost::new("rdma", RecvMode::Sync);
     let tun =
         crate::params::Tunables::resolve(&[], &[], &lnd_api::NetTunables::UNSET).expect("defaults");
@@ -614,22 +938,18 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
     let q = QueueSizes {
         send_wr: 64,
         recv_wr: 64,
-        sge: 1,
+        sge: 2,
     };
-    let (v, mut kernel_cm) = fake_conn(lib, &dev, q);
+    let (v, id) = fake_conn(lib, &dev, q);
     let cp = ConnParams {
         queue_depth: 8,
         max_frags: 256,
         max_msg_size: MSG_SIZE as u32,
     };
     let destroyed = DESTROYED_QP.load(Ordering::Relaxed);
-    let (rx, tx) = ni.attach_for_test(
-        Arc::new(RdmaQp(v.clone())),
-        Box::new(RdmaCq::new(v)),
-        peer4,
-        peer_stamp,
-        cp,
-    );
+    let (rx, tx) = ni.attach_for_test(Arc::new(RdmaQp(v.clone())), peer4, peer_stamp, cp);
+    Verbs::attach(&v).expect("attach");
+    drop(v);
 
     // Receives: 2 × queue depth + 2, each a whole message buffer at its
     // own MR's address.
@@ -642,6 +962,14 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
     for (i, r) in recvs.iter().enumerate() {
         assert_eq!(*r, (WR_RX | i as u64, rx_addrs[i], MSG_SIZE as u32, 0x200));
     }
+
+    // The `n`th send is the PUT_DONE of `cookie` with `status`: completed.
+    let put_done = |n: usize, cookie: u64, status: i32| {
+        let s = nth_send(n);
+        let (m, _) = sent_msg(&tx, &s);
+        assert_eq!(m.body, Body::PutDone(CompletionBody { cookie, status }));
+        complete(s.0, IBV_WC_SEND, 0);
+    };
 
     // An IMMEDIATE from the peer lands in receive buffer 0.
     let hdr = |from: Nid, to: Nid, len: usize| Hdr {
@@ -768,16 +1096,7 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
     );
     complete(w1.0, IBV_WC_RDMA_WRITE, 4096);
     complete(w2.0, IBV_WC_RDMA_WRITE, 8000 - 4096);
-    let s5 = nth_send(5);
-    let (m, _) = sent_msg(&tx, &s5);
-    assert_eq!(
-        m.body,
-        Body::PutDone(CompletionBody {
-            cookie: 99,
-            status: 8000
-        })
-    );
-    complete(s5.0, IBV_WC_SEND, 0);
+    put_done(5, 99, 8000);
     assert!(host.wait_sent(&[8], T)[0].is_ok());
 
     // Registrations: one MR per receive buffer (18) and send slot (28),
@@ -818,11 +1137,85 @@ fn the_ni_on_the_rdma_provider(lib: &Arc<RdmaLib>) {
     assert!(rd.frags.windows(2).all(|w| w[0].addr != w[1].addr));
     complete(s6.0, IBV_WC_SEND, 0);
 
+    // A PUT from 5 pieces into one remote fragment: WRITEs gathering the
+    // pieces 2 SGEs at a time (the device's max_sge), each at its offset
+    // in the fragment.
+    let pieces: Vec<IoBuf> = (0..5).map(|_| IoBuf::zeroed(1000)).collect();
+    let payload: lnd_api::Payload = pieces.into_iter().collect();
+    payload
+        .write_at(0, &lnd_test_host::pattern(5000, 3))
+        .expect("fresh");
+    let src = PayloadSpan::from(payload.clone());
+    lnd_ni
+        .send(TxMsg {
+            payload,
+            hdr: hdr(me, peer, 5000),
+            ..txmsg(10, b"")
+        })
+        .expect("send");
+    let s7 = nth_send(7);
+    let (m, _) = sent_msg(&tx, &s7);
+    let Body::PutReq { cookie, .. } = m.body else {
+        panic!("{m:?}");
+    };
+    complete(s7.0, IBV_WC_SEND, 0);
+    let n = msg(
+        0,
+        Body::PutAck {
+            src_cookie: cookie,
+            dst_cookie: 77,
+            rd: RdmaDesc {
+                key: 0x4343,
+                frags: vec![RdmaFrag {
+                    nob: 8192,
+                    addr: 0x30_0000,
+                }],
+            },
+        },
+    )
+    .emit(Endian::NATIVE, &mut b)
+    .expect("emit");
+    rx.write_at(3 * MSG_SIZE, &b[..n]).expect("rx buffer");
+    complete(WR_RX | 3, IBV_WC_RECV, n as u32);
+    let addrs: Vec<u64> = src
+        .pieces()
+        .map(|p| p.borrow().expect("free").as_ptr() as u64)
+        .collect();
+    let writes: Vec<Posted> = (8..=10).map(nth_send).collect();
+    let got: Vec<(u32, Vec<u64>, u64, u32)> = writes
+        .iter()
+        .map(|w| (w.1, w.2.iter().map(|s| s.0).collect(), w.3, w.4))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                IBV_WR_RDMA_WRITE,
+                vec![addrs[0], addrs[1]],
+                0x30_0000,
+                0x4343
+            ),
+            (
+                IBV_WR_RDMA_WRITE,
+                vec![addrs[2], addrs[3]],
+                0x30_0000 + 2000,
+                0x4343
+            ),
+            (IBV_WR_RDMA_WRITE, vec![addrs[4]], 0x30_0000 + 4000, 0x4343),
+        ]
+    );
+    assert!(writes.iter().all(|w| w.2.iter().all(|s| s.1 == 1000)));
+    for w in &writes {
+        complete(w.0, IBV_WC_RDMA_WRITE, 0);
+    }
+    put_done(11, 77, 5000);
+    assert!(host.wait_sent(&[10], T)[0].is_ok());
+
     // DISCONNECTED with an IMMEDIATE in flight: the connection closes,
     // the message fails with remote_dropped, the QP goes.
     lnd_ni.send(txmsg(9, b"lost")).expect("send");
-    nth_send(7);
-    kernel_cm.write_all(&[1]).expect("cm event");
+    nth_send(12);
+    deliver_to(id, RDMA_CM_EVENT_DISCONNECTED);
     let c = host.wait_sent(&[9], T)[0];
     assert!(!c.is_ok());
     assert_eq!(c.health, HealthStatus::REMOTE_DROPPED);

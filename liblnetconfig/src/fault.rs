@@ -108,6 +108,12 @@ impl Default for FaultRule {
     }
 }
 
+/// A rule NID as upstream's tools print it (`<?>` for any NID);
+/// `extra` names plugin network types.
+pub fn rule_nid_text(n: Nid, extra: &[(&str, u8)]) -> String {
+    n.display_with(extra).to_string()
+}
+
 /// How a rule NID is written to the fault plugin: `<?>` for ANY.
 fn plugin_nid(n: Nid) -> String {
     if n.is_any() {

@@ -327,3 +327,74 @@ fn unknown_commands_and_help() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).starts_with("'net_drop' incomplete command."));
 }
+
+/// Start-up and plugin parameters: the values lnetd uses (given, or the
+/// plugin's declared default), under their module names; refused writes
+/// name what to use instead.
+#[test]
+fn startup_and_plugin_parameters() {
+    lnet_tests::bins::sock_plugin();
+    let dir = TempDir::new("lctl-params");
+    let s = dir.socket();
+    let port = (21000 + (std::process::id() * 11) % 29000).to_string();
+    let port_param = format!("accept_port={port}");
+    let _d = Daemon::start_clean(
+        &s,
+        &[
+            "--param",
+            "networks=tcp9(lo)",
+            "--param",
+            "sock_timeout=65",
+            "--param",
+            &port_param,
+            "--param",
+            "accept=all",
+        ],
+    );
+    assert_eq!(ok(LCTL, &s, &["net", "up"]), "LNET configured\n");
+    assert_eq!(ok(LCTL, &s, &["list_nids"]), "127.0.0.1@tcp9\n");
+    assert_eq!(
+        ok(LCTL, &s, &["which_nid", "127.0.0.5@tcp9", "127.0.0.1@tcp9"]),
+        "127.0.0.1@tcp9\n"
+    );
+    assert_eq!(
+        ok(
+            LCTL,
+            &s,
+            &[
+                "get_param",
+                "ksocklnd.sock_timeout",
+                "ksocklnd.peer_credits",
+                "lnet.accept_port",
+                "lnet.accept"
+            ]
+        ),
+        format!(
+            "ksocklnd.sock_timeout=65\nksocklnd.peer_credits=8\nlnet.accept_port={port}\nlnet.accept=all\n"
+        )
+    );
+    let names = ok(LCTL, &s, &["list_param", "ksocklnd"]);
+    assert!(
+        names.lines().count() > 10 && names.contains("ksocklnd.conns_per_peer\n"),
+        "{names}"
+    );
+    let o = run(LCTL, &s, &["set_param", "ksocklnd.sock_timeout=10"]);
+    assert_eq!(o.status.code(), Some(13));
+    assert!(
+        text(&o.stderr).contains("--lnd-timeout"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        ok(
+            LCTL,
+            &s,
+            &[
+                "get_param",
+                "-n",
+                "/sys/module/ksocklnd/parameters/sock_timeout"
+            ]
+        ),
+        "65\n"
+    );
+}

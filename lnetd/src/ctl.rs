@@ -951,6 +951,10 @@ fn handle(shared: &Shared, op: Op) -> Reply {
             None => not_configured(),
             Some(node) => Reply::ok(ReplyBody::Stats(stats(&node.stats()))),
         },
+        Op::ParamShow => Reply::ok(ReplyBody::Params(param_values(
+            &shared.node_cfg,
+            node.as_deref(),
+        ))),
         Op::PluginShow => match node {
             None => not_configured(),
             Some(node) => Reply::ok(ReplyBody::Plugins(
@@ -1003,6 +1007,39 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
         Op::RouterBuffersSet { pool, value } => route::buffers_set(node, &pool, value),
         _ => Reply::err(EOPNOTSUPP, "request not supported by this lnetd"),
     }
+}
+
+/// `lctl get_param`: the lnet and libcfs parameters given at start-up (as
+/// given), then each loaded plugin's declared parameters (given or default).
+fn param_values(cfg: &NodeConfig, node: Option<&Node>) -> Vec<liblnetconfig::proto::ParamValue> {
+    let mut out: Vec<liblnetconfig::proto::ParamValue> = cfg
+        .params
+        .iter()
+        .map(|(name, value)| liblnetconfig::proto::ParamValue {
+            module: match name.as_str() {
+                "cpu_npartitions" | "cpu_pattern" => "libcfs",
+                "session_timeout" | "rpc_timeout" | "brw_srv_workitems" | "ping_srv_workitems"
+                | "brw_inject_errors" => "lnet_selftest",
+                "metrics_address" => "lnetd",
+                _ => "lnet",
+            }
+            .to_string(),
+            name: name.clone(),
+            value: value.clone(),
+            given: true,
+        })
+        .collect();
+    if let Some(node) = node {
+        for (module, name, value, given) in node.plugin_param_values() {
+            out.push(liblnetconfig::proto::ParamValue {
+                module,
+                name,
+                value,
+                given,
+            });
+        }
+    }
+    out
 }
 
 /// `plugin unload NAME [--force]`: with `force`, first deletes the nets

@@ -323,6 +323,11 @@ fn unknown_commands_and_help() {
          \t\t      <-s | --source NID>\n\t\t      <-d | --dest NID>>\n\n"
     );
     assert!(ok(LCTL, sock, &["--help"]).starts_with("usage: lctl [COMMAND]"));
+    let o = run(LCTL, sock, &["network"]);
+    assert_eq!(o.status.code(), Some(4), "CMD_HELP");
+    assert_eq!(text(&o.stdout), "configure LNET\nusage: network up|down\n");
+    let o = run(LCTL, sock, &["get_param"]);
+    assert_eq!(o.status.code(), Some(4), "CMD_HELP");
     let o = run(LCTL, sock, &["net_drop"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).starts_with("'net_drop' incomplete command."));
@@ -397,4 +402,43 @@ fn startup_and_plugin_parameters() {
         ),
         "65\n"
     );
+}
+
+/// Commands from stdin: an unknown one is reported and the run goes on
+/// (upstream's line mode); the first failing command ends a non-interactive
+/// run with its status unless `ignore_errors` came first.
+#[test]
+fn line_mode() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let sock = Path::new("/nonexistent/lctl-lines.sock");
+    let feed = |input: &str| {
+        let mut child = Command::new(LCTL)
+            .arg("--socket")
+            .arg(sock)
+            .env_remove("LNET_SOCKET")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn lctl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("lctl ends")
+    };
+    let o = feed("frobnicate\nversion\nnet_drop_add\nversion\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        "No such command. Try --list-commands to see available commands.\n\
+         Failed, please provide source, destination and rate of rule\n"
+    );
+    assert_eq!(text(&o.stdout).lines().count(), 1, "stopped at the failure");
+    let o = feed("ignore_errors\nnet_drop_add\nversion\n");
+    assert_eq!(o.status.code(), Some(1), "the first failure's status");
+    assert_eq!(text(&o.stdout).lines().count(), 1, "went on");
 }

@@ -134,6 +134,25 @@ fn run_words(words: &[String], socket: &Path, state: &mut State) -> i32 {
     }
 }
 
+/// Whether `w` names a command this lctl runs or refuses with advice.
+fn is_known(w: &str) -> bool {
+    const GENERIC: &[&str] = &[
+        "help",
+        "--help",
+        "version",
+        "--version",
+        "list-commands",
+        "--list-commands",
+        "quit",
+        "exit",
+        "ignore_errors",
+        "--ignore_errors",
+        "net_drop",
+        "net_delay",
+    ];
+    GENERIC.contains(&w) || command_help(w).is_some() || ELSEWHERE.iter().any(|(n, _)| *n == w)
+}
+
 fn not_a_command(c: &str) -> i32 {
     stderr(&format!(
         "lctl: '{c}' is not a valid command. See 'lctl --list-commands'.\n"
@@ -224,7 +243,14 @@ fn interactive(socket: &Path) -> i32 {
             break;
         };
         let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-        let rc = run_words(&words, socket, &mut state);
+        let known = words.first().is_none_or(|w| is_known(w));
+        let rc = if known {
+            run_words(&words, socket, &mut state)
+        } else {
+            // Line mode: upstream's parser says so and goes on (rc 0).
+            stderr("No such command. Try --list-commands to see available commands.\n");
+            0
+        };
         if rc != 0 && !tty {
             if saved == 0 {
                 saved = rc;

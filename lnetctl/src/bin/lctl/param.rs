@@ -246,12 +246,13 @@ fn not_found(cmd: &str, arg: &str) -> i32 {
     -2
 }
 
+/// No operand: the usage on stdout, upstream's CMD_HELP (exit status 4).
 fn usage(cmd: &str) -> i32 {
     stdout(&format!(
         "{}\n",
         liblnetconfig::lctl::command_help(cmd).unwrap_or_default()
     ));
-    -22
+    crate::util::CMD_HELP
 }
 
 /// `get_param [-n] [-N] NAME...`: `name=value` lines (`-n`: the values,

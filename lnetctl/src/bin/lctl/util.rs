@@ -11,6 +11,8 @@ use liblnetconfig::{Client, Error};
 use crate::{stderr, stdout};
 
 const EINVAL: i32 = 22;
+/// Upstream parser's "print the usage" return code (exit status 4).
+pub(crate) const CMD_HELP: i32 = 4;
 
 /// The network types the daemon's plugins add (for parsing and printing).
 fn net_types(socket: &Path) -> Vec<(String, u8)> {
@@ -23,11 +25,12 @@ fn net_types(socket: &Path) -> Vec<(String, u8)> {
 /// net later commands of a script apply to; only checked here).
 pub(crate) fn network(cmd: &str, args: &[String], socket: &Path) -> i32 {
     if args.is_empty() || args.len() > 2 {
+        // Upstream's CMD_HELP: the usage on stdout, rc 4.
         stdout(&format!(
             "{}\n",
             liblnetconfig::lctl::command_help(cmd).unwrap_or_default()
         ));
-        return -EINVAL;
+        return CMD_HELP;
     }
     match args[0].as_str() {
         "down" | "unconfigure" => match Client::connect(socket).and_then(|mut c| c.unconfigure()) {

@@ -378,6 +378,26 @@ fn startup_and_plugin_parameters() {
             "ksocklnd.sock_timeout=65\nksocklnd.peer_credits=8\nlnet.accept_port={port}\nlnet.accept=all\n"
         )
     );
+    // Router parameters: the values in force.
+    assert_eq!(
+        ok(
+            LCTL,
+            &s,
+            &[
+                "get_param",
+                "lnet.router_ping_timeout",
+                "lnet.alive_router_check_interval"
+            ]
+        ),
+        "lnet.router_ping_timeout=50\nlnet.alive_router_check_interval=60\n"
+    );
+    // `lnetctl set tiny_buffers` sizes the pools; the module parameter
+    // keeps its start-up value, as upstream's does.
+    ok(LNETCTL, &s, &["set", "tiny_buffers", "2048"]);
+    assert_eq!(
+        ok(LCTL, &s, &["get_param", "-n", "lnet.tiny_router_buffers"]),
+        "0\n"
+    );
     let names = ok(LCTL, &s, &["list_param", "ksocklnd"]);
     assert!(
         names.lines().count() > 10 && names.contains("ksocklnd.conns_per_peer\n"),

@@ -1009,13 +1009,48 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
     }
 }
 
-/// `lctl get_param`: the lnet and libcfs parameters given at start-up (as
+/// `lctl get_param`: the router parameters in force (when LNet is
+/// configured), the other lnet and libcfs parameters given at start-up (as
 /// given), then each loaded plugin's declared parameters (given or default).
 fn param_values(cfg: &NodeConfig, node: Option<&Node>) -> Vec<liblnetconfig::proto::ParamValue> {
-    let mut out: Vec<liblnetconfig::proto::ParamValue> = cfg
+    use liblnetconfig::proto::ParamValue;
+    let mut out: Vec<ParamValue> = Vec::new();
+    if let Some(node) = node {
+        let c = node.with_engine(|l, _| l.router_config().clone());
+        let given = |name: &str| cfg.params.iter().any(|(n, _)| n == name);
+        for (name, value) in [
+            ("tiny_router_buffers", c.tiny_router_buffers.to_string()),
+            ("small_router_buffers", c.small_router_buffers.to_string()),
+            ("large_router_buffers", c.large_router_buffers.to_string()),
+            ("peer_buffer_credits", c.peer_buffer_credits.to_string()),
+            ("auto_down", u8::from(c.auto_down).to_string()),
+            (
+                "check_routers_before_use",
+                u8::from(c.check_routers_before_use).to_string(),
+            ),
+            (
+                "avoid_asym_router_failure",
+                u8::from(c.avoid_asym_router_failure).to_string(),
+            ),
+            (
+                "alive_router_check_interval",
+                c.alive_router_check_interval.to_string(),
+            ),
+            ("router_ping_timeout", c.router_ping_timeout.to_string()),
+        ] {
+            out.push(ParamValue {
+                module: "lnet".to_string(),
+                name: name.to_string(),
+                value,
+                given: given(name),
+            });
+        }
+    }
+    let rest = cfg
         .params
         .iter()
-        .map(|(name, value)| liblnetconfig::proto::ParamValue {
+        .filter(|(name, _)| !out.iter().any(|v| v.name == *name))
+        .map(|(name, value)| ParamValue {
             module: match name.as_str() {
                 "cpu_npartitions" | "cpu_pattern" => "libcfs",
                 "session_timeout" | "rpc_timeout" | "brw_srv_workitems" | "ping_srv_workitems"
@@ -1028,10 +1063,11 @@ fn param_values(cfg: &NodeConfig, node: Option<&Node>) -> Vec<liblnetconfig::pro
             value: value.clone(),
             given: true,
         })
-        .collect();
+        .collect::<Vec<_>>();
+    out.extend(rest);
     if let Some(node) = node {
         for (module, name, value, given) in node.plugin_param_values() {
-            out.push(liblnetconfig::proto::ParamValue {
+            out.push(ParamValue {
                 module,
                 name,
                 value,

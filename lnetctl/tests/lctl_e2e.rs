@@ -378,6 +378,20 @@ fn startup_and_plugin_parameters() {
             "ksocklnd.sock_timeout=65\nksocklnd.peer_credits=8\nlnet.accept_port={port}\nlnet.accept=all\n"
         )
     );
+    assert_eq!(
+        ok(
+            LCTL,
+            &s,
+            &[
+                "get_param",
+                "lnet.networks",
+                "lnet.routes",
+                "lnet.config_on_load",
+                "lnet.lock_prim_nid"
+            ]
+        ),
+        "lnet.networks=tcp9(lo)\nlnet.routes=\nlnet.config_on_load=0\nlnet.lock_prim_nid=1\n"
+    );
     // Router parameters: the values in force.
     assert_eq!(
         ok(

@@ -1046,6 +1046,32 @@ fn param_values(cfg: &NodeConfig, node: Option<&Node>) -> Vec<liblnetconfig::pro
             });
         }
     }
+    // The start-up strings and switches lnetd reads as empty / off when
+    // not given.
+    for (name, unset) in [
+        ("networks", ""),
+        ("ip2nets", ""),
+        ("routes", ""),
+        ("forwarding", ""),
+        ("config_on_load", "0"),
+    ] {
+        let given = cfg.params.iter().find(|(n, _)| n == name);
+        out.push(ParamValue {
+            module: "lnet".to_string(),
+            name: name.to_string(),
+            value: given.map_or(unset, |(_, v)| v.as_str()).to_string(),
+            given: given.is_some(),
+        });
+    }
+    if let Some(node) = node {
+        let t = node.global_tunables();
+        out.push(ParamValue {
+            module: "lnet".to_string(),
+            name: "lock_prim_nid".to_string(),
+            value: u8::from(t.lock_prim_nid).to_string(),
+            given: cfg.params.iter().any(|(n, _)| n == "lock_prim_nid"),
+        });
+    }
     let rest = cfg
         .params
         .iter()

@@ -5,6 +5,84 @@
 //! are the same, so both tools reach one rule table.
 
 use crate::fault::FaultKind;
+use crate::proto::GlobalInfo;
+
+/// An lnet module parameter that is a global tunable: its name, the
+/// `lnetctl set` tunable that writes it (None: read-only), and how to read
+/// it from `global show`.
+pub struct RuntimeParam {
+    /// The parameter (`lnet_retry_count`).
+    pub name: &'static str,
+    /// The `lnetctl set` tunable that writes it; None: read-only.
+    pub set: Option<&'static str>,
+    /// Its value in a `global show` reply.
+    pub get: fn(&GlobalInfo) -> i64,
+    /// The value written is the tunable's (`lnet_peer_discovery_disabled`
+    /// is `discovery` inverted).
+    pub invert: bool,
+}
+
+const fn rw(name: &'static str, set: &'static str, get: fn(&GlobalInfo) -> i64) -> RuntimeParam {
+    RuntimeParam {
+        name,
+        set: Some(set),
+        get,
+        invert: false,
+    }
+}
+
+/// The lnet module parameters that are global tunables at run time (lnetctl
+/// `set`/`global show`), as `/sys/module/lnet/parameters` names them.
+pub const RUNTIME_PARAMS: &[RuntimeParam] = &[
+    RuntimeParam {
+        name: "lnet_numa_range",
+        set: None,
+        get: |g| g.numa_range,
+        invert: false,
+    },
+    rw("lnet_health_sensitivity", "health_sensitivity", |g| {
+        g.health_sensitivity
+    }),
+    rw("lnet_recovery_interval", "recovery_interval", |g| {
+        g.recovery_interval
+    }),
+    rw("lnet_recovery_limit", "recovery_limit", |g| {
+        g.recovery_limit
+    }),
+    rw(
+        "lnet_max_recovery_ping_interval",
+        "max_recovery_ping_interval",
+        |g| g.max_recovery_ping_interval,
+    ),
+    rw("lnet_interfaces_max", "max_interfaces", |g| {
+        g.max_interfaces
+    }),
+    RuntimeParam {
+        name: "lnet_peer_discovery_disabled",
+        set: Some("discovery"),
+        get: |g| i64::from(g.discovery == 0),
+        invert: true,
+    },
+    rw("lnet_drop_asym_route", "drop_asym_route", |g| {
+        g.drop_asym_route
+    }),
+    rw("lnet_transaction_timeout", "transaction_timeout", |g| {
+        g.transaction_timeout
+    }),
+    rw("lnet_retry_count", "retry_count", |g| g.retry_count),
+    rw("lnet_response_tracking", "response_tracking", |g| {
+        g.response_tracking
+    }),
+    rw("router_sensitivity_percentage", "router_sensitivity", |g| {
+        g.router_sensitivity
+    }),
+    RuntimeParam {
+        name: "lnet_lnd_timeout",
+        set: None,
+        get: |g| g.lnd_timeout,
+        invert: false,
+    },
+];
 
 /// One rule as `fault … show` reports it (the NL-style text of the fault
 /// plugin), with what lctl's list line needs.

@@ -10,81 +10,12 @@
 
 use std::path::Path;
 
+use liblnetconfig::lctl::{RuntimeParam as Param, RUNTIME_PARAMS as PARAMS};
+#[cfg(test)]
 use liblnetconfig::proto::GlobalInfo;
 use liblnetconfig::{Client, Error};
 
 use crate::{stderr, stdout};
-
-/// A parameter the daemon reports: its `lnet` name, the `lnetctl set`
-/// tunable that writes it (None: read-only), and how to read it.
-struct Param {
-    name: &'static str,
-    set: Option<&'static str>,
-    get: fn(&GlobalInfo) -> i64,
-    /// The value written is the tunable's (`lnet_peer_discovery_disabled`
-    /// is `discovery` inverted).
-    invert: bool,
-}
-
-const fn rw(name: &'static str, set: &'static str, get: fn(&GlobalInfo) -> i64) -> Param {
-    Param {
-        name,
-        set: Some(set),
-        get,
-        invert: false,
-    }
-}
-
-const PARAMS: &[Param] = &[
-    Param {
-        name: "lnet_numa_range",
-        set: None,
-        get: |g| g.numa_range,
-        invert: false,
-    },
-    rw("lnet_health_sensitivity", "health_sensitivity", |g| {
-        g.health_sensitivity
-    }),
-    rw("lnet_recovery_interval", "recovery_interval", |g| {
-        g.recovery_interval
-    }),
-    rw("lnet_recovery_limit", "recovery_limit", |g| {
-        g.recovery_limit
-    }),
-    rw(
-        "lnet_max_recovery_ping_interval",
-        "max_recovery_ping_interval",
-        |g| g.max_recovery_ping_interval,
-    ),
-    rw("lnet_interfaces_max", "max_interfaces", |g| {
-        g.max_interfaces
-    }),
-    Param {
-        name: "lnet_peer_discovery_disabled",
-        set: Some("discovery"),
-        get: |g| i64::from(g.discovery == 0),
-        invert: true,
-    },
-    rw("lnet_drop_asym_route", "drop_asym_route", |g| {
-        g.drop_asym_route
-    }),
-    rw("lnet_transaction_timeout", "transaction_timeout", |g| {
-        g.transaction_timeout
-    }),
-    rw("lnet_retry_count", "retry_count", |g| g.retry_count),
-    rw("lnet_response_tracking", "response_tracking", |g| {
-        g.response_tracking
-    }),
-    rw("router_sensitivity_percentage", "router_sensitivity", |g| {
-        g.router_sensitivity
-    }),
-    Param {
-        name: "lnet_lnd_timeout",
-        set: None,
-        get: |g| g.lnd_timeout,
-        invert: false,
-    },
-];
 
 /// The §5.9 parameters fixed at start-up: set_param names the lnetd
 /// option to use instead.

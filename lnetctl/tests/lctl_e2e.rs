@@ -343,6 +343,9 @@ fn startup_and_plugin_parameters() {
     let s = dir.socket();
     let port = (21000 + (std::process::id() * 11) % 29000).to_string();
     let port_param = format!("accept_port={port}");
+    let pdir = dir.path().join("params");
+    let pdir_param = format!("params_dir={}", pdir.display());
+    let file = |m: &str, n: &str| std::fs::read_to_string(pdir.join(m).join(n)).ok();
     let _d = Daemon::start_clean(
         &s,
         &[
@@ -354,9 +357,22 @@ fn startup_and_plugin_parameters() {
             &port_param,
             "--param",
             "accept=all",
+            "--param",
+            &pdir_param,
         ],
     );
+    // The parameter files exist from the start.
+    assert_eq!(file("lnet", "lnet_retry_count").as_deref(), Some("2\n"));
+    assert_eq!(file("lnet", "networks").as_deref(), Some("tcp9(lo)\n"));
+    assert_eq!(
+        file("ksocklnd", "sock_timeout"),
+        None,
+        "no plugin loaded yet"
+    );
     assert_eq!(ok(LCTL, &s, &["net", "up"]), "LNET configured\n");
+    assert_eq!(file("ksocklnd", "sock_timeout").as_deref(), Some("65\n"));
+    ok(LCTL, &s, &["set_param", "-n", "lnet.lnet_retry_count=4"]);
+    assert_eq!(file("lnet", "lnet_retry_count").as_deref(), Some("4\n"));
     assert_eq!(ok(LCTL, &s, &["list_nids"]), "127.0.0.1@tcp9\n");
     assert_eq!(
         ok(LCTL, &s, &["which_nid", "127.0.0.5@tcp9", "127.0.0.1@tcp9"]),
@@ -436,6 +452,10 @@ fn startup_and_plugin_parameters() {
         ),
         "65\n"
     );
+    // LNet down: the plugins' files go, the kept tunables stay.
+    assert_eq!(ok(LCTL, &s, &["net", "down"]), "LNET ready to unload\n");
+    assert_eq!(file("ksocklnd", "sock_timeout"), None);
+    assert_eq!(file("lnet", "lnet_retry_count").as_deref(), Some("4\n"));
 }
 
 /// Commands from stdin: an unknown one is reported and the run goes on

@@ -29,6 +29,7 @@ mod config;
 mod debug;
 mod lst;
 pub mod metrics;
+mod params_dir;
 mod peer;
 mod route;
 
@@ -348,7 +349,7 @@ impl CtlServer {
             .set_nonblocking(true)
             .map_err(io_err(socket, "cannot make it non-blocking"))?;
         let m = std::fs::metadata(socket).map_err(io_err(socket, "cannot stat it"))?;
-        Ok(CtlServer {
+        let server = CtlServer {
             listener,
             shared: Arc::new(Shared {
                 node: RwLock::new(None),
@@ -364,7 +365,10 @@ impl CtlServer {
                 next_client: AtomicU64::new(1),
                 configuring: Mutex::new(()),
             }),
-        })
+        };
+        // The start-up values, before any request.
+        params_dir::refresh(&server.shared);
+        Ok(server)
     }
 
     /// Changes the client limits (lnetd's `--max-clients`,
@@ -396,7 +400,9 @@ impl CtlServer {
 
     /// `lnet configure [--all]` from inside the daemon (`config_on_load=1`).
     pub fn configure(&self, all: bool) -> Result<(), NodeError> {
-        configure(&self.shared, all)
+        let r = configure(&self.shared, all);
+        params_dir::refresh(&self.shared);
+        r
     }
 
     /// Serves until stopped; then shuts LNet down and removes the socket.
@@ -866,7 +872,14 @@ fn serve_connection(shared: &Shared, id: u64, stream: UnixStream) {
             }
         };
         let reply = match proto::decode_request(&line) {
-            Ok(req) => handle(shared, req.op),
+            Ok(req) => {
+                let refresh = params_dir::changes(&req.op);
+                let reply = handle(shared, req.op);
+                if refresh && reply.result.is_ok() {
+                    params_dir::refresh(shared);
+                }
+                reply
+            }
             Err(e) => {
                 tracing::debug!("bad control request: {e}");
                 e.to_reply()
@@ -1081,7 +1094,7 @@ fn param_values(cfg: &NodeConfig, node: Option<&Node>) -> Vec<liblnetconfig::pro
                 "cpu_npartitions" | "cpu_pattern" => "libcfs",
                 "session_timeout" | "rpc_timeout" | "brw_srv_workitems" | "ping_srv_workitems"
                 | "brw_inject_errors" => "lnet_selftest",
-                "metrics_address" => "lnetd",
+                "metrics_address" | "params_dir" => "lnetd",
                 _ => "lnet",
             }
             .to_string(),

@@ -197,6 +197,10 @@ pub fn list_text(kind: FaultKind, rules: &[ListedRule]) -> String {
 /// `lctl help CMD` prints after `CMD: `). Other lctl commands are Lustre's
 /// (devices, llog, pools…) and have no meaning without a file system.
 pub const COMMANDS: &[(&str, &str)] = &[
+    (
+        "--net",
+        "run <command> after selecting network <net>\nusage: --net <tcp/o2ib/...> <command>",
+    ),
     ("network", "configure LNET\nusage: network up|down"),
     ("net", "configure LNET\nusage: net up|down"),
     ("list_nids", "list local NIDs\nusage: list_nids [all]"),

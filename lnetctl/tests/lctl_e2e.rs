@@ -312,6 +312,14 @@ fn unknown_commands_and_help() {
         text(&o.stderr),
         "lctl: 'frobnicate' is not a valid command. See 'lctl --list-commands'.\n"
     );
+    let o = run(LCTL, sock, &["--net", "tcp", "route_list"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("use lnetctl route show"));
+    let o = run(LCTL, sock, &["--net", "nonet!", "route_list"]);
+    assert_eq!(
+        (o.status.code(), text(&o.stderr)),
+        (Some(1), "Can't parse net nonet!\n".into())
+    );
     let o = run(LCTL, sock, &["route_list"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("use lnetctl route show"));

@@ -115,6 +115,18 @@ fn run_words(words: &[String], socket: &Path, state: &mut State) -> i32 {
                 not_a_command(c)
             }
         }
+        // `--net NET COMMAND...`: the net is checked, then the command runs
+        // (none of the commands here is per-net).
+        "--net" => {
+            if args.len() < 2 {
+                stdout(&format!("{}\n", command_help("--net").unwrap_or_default()));
+                return util::CMD_HELP;
+            }
+            match util::network("network", &args[..1], socket) {
+                0 => run_words(&args[1..], socket, state),
+                rc => rc,
+            }
+        }
         "network" | "net" => util::network(cmd, args, socket),
         "list_nids" => util::list_nids(cmd, args, socket),
         "which_nid" => util::which_nid(cmd, args, socket),
@@ -149,6 +161,7 @@ fn is_known(w: &str) -> bool {
         "--ignore_errors",
         "net_drop",
         "net_delay",
+        "--net",
     ];
     GENERIC.contains(&w) || command_help(w).is_some() || ELSEWHERE.iter().any(|(n, _)| *n == w)
 }

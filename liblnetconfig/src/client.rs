@@ -339,6 +339,14 @@ impl Client {
         }
     }
 
+    /// `lctl get_param`: the module parameters and their values.
+    pub fn params(&mut self) -> Result<Vec<crate::proto::ParamValue>, Error> {
+        match self.call(Op::ParamShow)? {
+            ReplyBody::Params(v) => Ok(v),
+            _ => Err(self.unexpected("params")),
+        }
+    }
+
     /// `net set`.
     pub fn net_set(&mut self, req: NetSetRequest) -> Result<(), Error> {
         self.done(Op::NetSet(req), "net set")

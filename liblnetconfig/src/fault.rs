@@ -108,6 +108,12 @@ impl Default for FaultRule {
     }
 }
 
+/// A rule NID as upstream's tools print it (`<?>` for any NID);
+/// `extra` names plugin network types.
+pub fn rule_nid_text(n: Nid, extra: &[(&str, u8)]) -> String {
+    n.display_with(extra).to_string()
+}
+
 /// How a rule NID is written to the fault plugin: `<?>` for ANY.
 fn plugin_nid(n: Nid) -> String {
     if n.is_any() {
@@ -254,7 +260,21 @@ enum Opt {
     /// A known option (its short letter) and its value.
     Known(char, Option<String>),
     /// `?`: unknown, ambiguous, or a missing value.
-    Unknown,
+    Unknown(Bad),
+}
+
+/// Why getopt_long returned `?`: the word it was reading and glibc's own
+/// complaint (without the program name).
+struct Bad {
+    word: String,
+    why: String,
+}
+
+fn bad(word: &str, why: String) -> Opt {
+    Opt::Unknown(Bad {
+        word: word.to_string(),
+        why,
+    })
 }
 
 struct LongOpt {
@@ -330,17 +350,34 @@ fn getopt(words: &[String], longs: &[LongOpt], shorts: &str) -> Vec<Opt> {
                 None => None,
             };
             match opt {
-                None => out.push(Opt::Unknown),
+                None if matches.len() > 1 && !name.is_empty() => {
+                    let all: Vec<String> =
+                        matches.iter().map(|l| format!("'--{}'", l.name)).collect();
+                    out.push(bad(
+                        w,
+                        format!(
+                            "option '--{name}' is ambiguous; possibilities: {}",
+                            all.join(" ")
+                        ),
+                    ));
+                }
+                None => out.push(bad(w, format!("unrecognized option '--{name}'"))),
                 Some(l) if l.arg => match attached {
                     Some(v) => out.push(Opt::Known(l.short, Some(v))),
                     None if i < words.len() => {
                         out.push(Opt::Known(l.short, Some(words[i].clone())));
                         i += 1;
                     }
-                    None => out.push(Opt::Unknown),
+                    None => out.push(bad(
+                        w,
+                        format!("option '--{}' requires an argument", l.name),
+                    )),
                 },
                 Some(l) => match attached {
-                    Some(_) => out.push(Opt::Unknown),
+                    Some(_) => out.push(bad(
+                        w,
+                        format!("option '--{}' doesn't allow an argument", l.name),
+                    )),
                     None => out.push(Opt::Known(l.short, None)),
                 },
             }
@@ -351,7 +388,7 @@ fn getopt(words: &[String], longs: &[LongOpt], shorts: &str) -> Vec<Opt> {
                 let c = chars[k];
                 k += 1;
                 if !shorts.contains(c) {
-                    out.push(Opt::Unknown);
+                    out.push(bad(w, format!("invalid option -- '{c}'")));
                     continue;
                 }
                 if takes_arg(c) {
@@ -362,7 +399,7 @@ fn getopt(words: &[String], longs: &[LongOpt], shorts: &str) -> Vec<Opt> {
                         out.push(Opt::Known(c, Some(words[i].clone())));
                         i += 1;
                     } else {
-                        out.push(Opt::Unknown);
+                        out.push(bad(w, format!("option requires an argument -- '{c}'")));
                     }
                     break;
                 }
@@ -381,6 +418,37 @@ fn fail(line: impl Into<String>, rc: i32) -> FaultArgError {
     }
 }
 
+/// Whose command line is read: lnetctl's `fault …` or lctl's `net_drop_*` /
+/// `net_delay_*` (the same options, upstream's lctl wording and stricter
+/// getopt handling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// `lnetctl fault drop|delay …` (lnetctl.md §2.19).
+    Lnetctl,
+    /// `lctl net_drop_add …` and friends: an unknown option stops the
+    /// command, a bad NID is `Invalid NID : X` (rc -1), `del` without
+    /// `--source`/`--dest` deletes every rule.
+    Lctl,
+}
+
+/// lctl's one option table for both kinds (what each kind ignores is
+/// ignored when set).
+const LCTL_ADD: &[LongOpt] = &[
+    lo("source", 's', true),
+    lo("dest", 'd', true),
+    lo("rate", 'r', true),
+    lo("interval", 'i', true),
+    lo("random", 'n', false),
+    lo("latency", 'l', true),
+    lo("portal", 'p', true),
+    lo("message", 'm', true),
+    lo("health_error", 'e', true),
+    lo("local_nid", 'o', true),
+    lo("drop_all", 'x', false),
+];
+const LCTL_DROP_SHORT: &str = "sdoripmenx";
+const LCTL_DELAY_SHORT: &str = "sdorlpm";
+
 /// Parses `fault <kind> <sub> <words…>` (`sub`: `add`, `del`, `show`,
 /// `reset`); `extra` names plugin network types for NIDs.
 pub fn parse(
@@ -389,21 +457,80 @@ pub fn parse(
     words: &[String],
     extra: &[(&str, u8)],
 ) -> Result<FaultArgs, FaultArgError> {
+    parse_as(Dialect::Lnetctl, "", kind, sub, words, extra)
+}
+
+/// Parses the options of `lctl net_<kind>_<sub>` (the words after the
+/// command name) as upstream's lctl does; `cmd` is the command name its
+/// messages carry (`net_drop_add`).
+pub fn parse_lctl(
+    cmd: &str,
+    kind: FaultKind,
+    sub: &str,
+    words: &[String],
+    extra: &[(&str, u8)],
+) -> Result<FaultArgs, FaultArgError> {
+    if words.is_empty() && matches!(sub, "add" | "del") {
+        let line = if sub == "add" {
+            "Failed, please provide source, destination and rate of rule"
+        } else {
+            "Failed, please provide source and destination of rule"
+        };
+        return Err(fail(line, -1));
+    }
+    parse_as(Dialect::Lctl, cmd, kind, sub, words, extra)
+}
+
+/// The parser both tools share; see [`Dialect`] for where they differ.
+fn parse_as(
+    dialect: Dialect,
+    cmd: &str,
+    kind: FaultKind,
+    sub: &str,
+    words: &[String],
+    extra: &[(&str, u8)],
+) -> Result<FaultArgs, FaultArgError> {
+    let lctl = dialect == Dialect::Lctl;
     let mut warnings = Vec::new();
-    let nid =
-        |v: &str| parse_rule_nid(v, extra).ok_or_else(|| fail(format!("Invalid NID: {v}"), -22));
+    let nid = |v: &str| {
+        parse_rule_nid(v, extra).ok_or_else(|| {
+            if lctl {
+                fail(format!("Invalid NID : {v}"), -1)
+            } else {
+                fail(format!("Invalid NID: {v}"), -22)
+            }
+        })
+    };
+    // lnetctl warns and goes on; lctl prints getopt's complaint and its own
+    // line, rc -1.
+    let mut unknown = |b: Bad| -> Result<(), FaultArgError> {
+        if lctl {
+            Err(FaultArgError {
+                stderr: vec![
+                    format!("{cmd}: {}", b.why),
+                    format!("error: {cmd}: option '{}' unrecognized", b.word),
+                ],
+                rc: -1,
+            })
+        } else {
+            warnings.push("Unrecognized option ?".to_string());
+            Ok(())
+        }
+    };
     let action = match sub {
         "add" => {
-            let (longs, shorts) = match kind {
-                FaultKind::Drop => (DROP_ADD, DROP_SHORT),
-                FaultKind::Delay => (DELAY_ADD, DELAY_SHORT),
+            let (longs, shorts) = match (dialect, kind) {
+                (Dialect::Lnetctl, FaultKind::Drop) => (DROP_ADD, DROP_SHORT),
+                (Dialect::Lnetctl, FaultKind::Delay) => (DELAY_ADD, DELAY_SHORT),
+                (Dialect::Lctl, FaultKind::Drop) => (LCTL_ADD, LCTL_DROP_SHORT),
+                (Dialect::Lctl, FaultKind::Delay) => (LCTL_ADD, LCTL_DELAY_SHORT),
             };
             let mut r = FaultRule::default();
             let (mut src, mut dst) = (None, None);
             for o in getopt(words, longs, shorts) {
                 let (c, v) = match o {
-                    Opt::Unknown => {
-                        warnings.push("Unrecognized option ?".to_string());
+                    Opt::Unknown(b) => {
+                        unknown(b)?;
                         continue;
                     }
                     Opt::Known(c, v) => (c, v.unwrap_or_default()),
@@ -415,13 +542,14 @@ pub fn parse(
                     'o' => r.local_nid = nid(&v)?,
                     'r' => r.rate = lenient_u32(&v),
                     'i' => r.interval = lenient_u32(&v),
-                    'l' => r.latency = lenient_u32(&v),
+                    'l' if !drop => r.latency = lenient_u32(&v),
                     'n' if drop => r.random = true,
                     'x' if drop => r.drop_all = true,
                     'p' => {
                         let p = strtol(&v).unwrap_or_else(|| lenient_u64(&v) as i64);
                         if !(0..64).contains(&p) {
-                            return Err(fail(format!("invalid portal: {v}"), -1));
+                            let shown = if lctl { p.to_string() } else { v.clone() };
+                            return Err(fail(format!("invalid portal: {shown}"), -1));
                         }
                         r.portal_mask |= 1u64 << p;
                     }
@@ -436,7 +564,16 @@ pub fn parse(
                         r.msg_mask |= bit;
                     }
                     'e' if drop => {
-                        let Some(&(_, bit)) = HEALTH_ERRORS.iter().find(|(n, _)| *n == v) else {
+                        // lctl compares case-insensitively; `random` sets
+                        // every status.
+                        let found = HEALTH_ERRORS.iter().find(|(n, _)| {
+                            if lctl {
+                                n.eq_ignore_ascii_case(&v)
+                            } else {
+                                *n == v
+                            }
+                        });
+                        let Some(&(_, bit)) = found else {
                             return Err(FaultArgError {
                                 stderr: Vec::new(),
                                 rc: -1,
@@ -444,7 +581,7 @@ pub fn parse(
                         };
                         r.health_mask |= bit;
                     }
-                    // --rule_type, and what delay accepts and ignores.
+                    // --rule_type, and what each kind accepts and ignores.
                     _ => {}
                 }
             }
@@ -485,23 +622,44 @@ pub fn parse(
             let (mut all, mut src, mut dst) = (false, None, None);
             for o in getopt(words, DEL, DEL_SHORT) {
                 match o {
-                    Opt::Unknown => warnings.push("Unrecognized option ?".to_string()),
-                    Opt::Known('a', _) => all = true,
+                    Opt::Unknown(b) => unknown(b)?,
+                    Opt::Known('a', _) => {
+                        all = true;
+                        // lctl stops reading at --all.
+                        if lctl {
+                            break;
+                        }
+                    }
                     Opt::Known('s', v) => src = Some(nid(&v.unwrap_or_default())?),
                     Opt::Known('d', v) => dst = Some(nid(&v.unwrap_or_default())?),
                     Opt::Known(..) => {}
                 }
             }
-            if src.is_none() && dst.is_none() && !all {
-                return Err(fail(
-                    "Failed, please provide source and destination of rule",
-                    -1,
-                ));
+            if lctl {
+                // An unset end matches every rule; neither set: all rules.
+                if all {
+                    FaultAction::Del {
+                        src: None,
+                        dst: None,
+                    }
+                } else {
+                    FaultAction::Del {
+                        src: Some(src.unwrap_or(Nid::ANY)),
+                        dst: Some(dst.unwrap_or(Nid::ANY)),
+                    }
+                }
+            } else {
+                if src.is_none() && dst.is_none() && !all {
+                    return Err(fail(
+                        "Failed, please provide source and destination of rule",
+                        -1,
+                    ));
+                }
+                if (src.is_some() || dst.is_some()) && all {
+                    return Err(fail("'-s' or '-d' cannot be combined with '-a'", -1));
+                }
+                FaultAction::Del { src, dst }
             }
-            if (src.is_some() || dst.is_some()) && all {
-                return Err(fail("'-s' or '-d' cannot be combined with '-a'", -1));
-            }
-            FaultAction::Del { src, dst }
         }
         "show" => FaultAction::Show,
         "reset" => FaultAction::Reset,
@@ -772,6 +930,85 @@ mod tests {
             ("drop_reset".to_string(), String::new())
         );
         assert_eq!(reset.failure_op(), "drop_reset rule");
+    }
+
+    #[test]
+    fn lctl_reads_the_same_options_with_its_own_errors() {
+        let lctl = |cmd: &str, kind, sub, s: &str| parse_lctl(cmd, kind, sub, &w(s), &[]);
+        // Same options, same request as lnetctl's.
+        let a = lctl(
+            "net_drop_add",
+            FaultKind::Drop,
+            "add",
+            "-s *@tcp -d 10.0.0.2@tcp -r 3 -e LOCAL_ERROR -m get",
+        )
+        .expect("parses");
+        let b = add(
+            FaultKind::Drop,
+            "-s *@tcp -d 10.0.0.2@tcp -r 3 -e local_error -m get",
+        )
+        .expect("parses");
+        assert_eq!(a.request, b.request);
+        // No words at all.
+        assert_eq!(
+            lctl("net_drop_add", FaultKind::Drop, "add", "").expect_err("empty"),
+            err(
+                "Failed, please provide source, destination and rate of rule",
+                -1
+            )
+        );
+        assert_eq!(
+            lctl("net_delay_del", FaultKind::Delay, "del", "").expect_err("empty"),
+            err("Failed, please provide source and destination of rule", -1)
+        );
+        // An unknown option stops the command: getopt's line, then lctl's.
+        assert_eq!(
+            lctl(
+                "net_drop_add",
+                FaultKind::Drop,
+                "add",
+                "-s * -d * -r 1 --bogus"
+            )
+            .expect_err("?"),
+            FaultArgError {
+                stderr: vec![
+                    "net_drop_add: unrecognized option '--bogus'".to_string(),
+                    "error: net_drop_add: option '--bogus' unrecognized".to_string(),
+                ],
+                rc: -1
+            }
+        );
+        assert_eq!(
+            lctl(
+                "net_delay_add",
+                FaultKind::Delay,
+                "add",
+                "-s * -d * -i 1 -l 1"
+            )
+            .expect_err("-i is not delay's")
+            .stderr[0],
+            "net_delay_add: invalid option -- 'i'"
+        );
+        assert_eq!(
+            lctl(
+                "net_drop_add",
+                FaultKind::Drop,
+                "add",
+                "-s 1.2.3@bogus -d * -r 1"
+            )
+            .expect_err("nid"),
+            err("Invalid NID : 1.2.3@bogus", -1)
+        );
+        // del: neither end = every rule; one end = the other is any; -a.
+        let del = |s: &str| {
+            lctl("net_drop_del", FaultKind::Drop, "del", s)
+                .expect("del")
+                .request
+                .plugin_call()
+        };
+        assert_eq!(del("*").1, "src=<?> dst=<?>");
+        assert_eq!(del("-s 10.0.0.1@tcp").1, "src=10.0.0.1@tcp dst=<?>");
+        assert_eq!(del("-a -s 10.0.0.1@tcp").1, "all");
     }
 
     #[test]

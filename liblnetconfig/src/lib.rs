@@ -21,6 +21,7 @@ pub mod errno;
 pub mod fault;
 pub mod global;
 pub mod import;
+pub mod lctl;
 pub mod lst;
 pub mod nidlist;
 pub mod peer;

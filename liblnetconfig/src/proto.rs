@@ -158,6 +158,9 @@ pub enum Op {
     },
     /// `service-id`: the o2ib LND's service port.
     ServicePort,
+    /// `lctl get_param`: the module parameters lnetd was started with and
+    /// those of its loaded plugins, with the values in use.
+    ParamShow,
     /// `debug peer --nid NID`: write the peer's state to lnetd's log.
     DebugPeer {
         /// A NID of the peer.
@@ -385,6 +388,21 @@ pub enum ReplyBody {
     Cpts(Vec<(String, u32)>),
     /// `service-id`: the o2ib service port.
     ServicePort(u16),
+    /// `ParamShow`: one entry per parameter.
+    Params(Vec<ParamValue>),
+}
+
+/// A module parameter and the value lnetd uses (`lctl get_param`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamValue {
+    /// The module (`lnet`, `libcfs`, `ksocklnd`, `ko2iblnd`, a vendor's).
+    pub module: String,
+    /// The parameter (`accept_port`, `sock_timeout`).
+    pub name: String,
+    /// Its value, as text.
+    pub value: String,
+    /// Given at start-up (`false`: the declared default).
+    pub given: bool,
 }
 
 /// The global tunables as `global show` prints them (lnetctl.md §2.9), in

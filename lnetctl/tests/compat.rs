@@ -13,8 +13,13 @@ struct Row<'a> {
     status: &'a str,
 }
 
+/// The lnetctl table: everything before the lctl section.
+fn lnetctl_part() -> &'static str {
+    TABLE.split("\n## lctl\n").next().unwrap_or(TABLE)
+}
+
 fn rows() -> Vec<Row<'static>> {
-    TABLE
+    lnetctl_part()
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| words"))
         .map(|l| {
@@ -82,6 +87,56 @@ fn the_table_is_true() {
             }
             "elsewhere" | "n/a" => {}
             other => panic!("unknown status {other:?} in docs/lnetctl-compat.md"),
+        }
+    }
+}
+
+const LCTL: &str = env!("CARGO_BIN_EXE_lctl");
+
+/// The lctl section: (command, status).
+fn lctl_rows() -> Vec<(&'static str, &'static str)> {
+    let part = TABLE.split("\n## lctl\n").nth(1).expect("an lctl section");
+    part.lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| lctl command"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            (cells[0], cells[1])
+        })
+        .collect()
+}
+
+#[test]
+fn the_lctl_table_is_true() {
+    let rows = lctl_rows();
+    assert!(rows.len() >= 20, "lctl rows parsed: {}", rows.len());
+    let lctl = |args: &[&str]| {
+        Command::new(LCTL)
+            .args(args)
+            .env("LNET_SOCKET", "/nonexistent/lctl-compat.sock")
+            .output()
+            .expect("run lctl")
+    };
+    for (cmd, status) in rows {
+        match status {
+            "supported" => {
+                let out = lctl(&["help", cmd]);
+                let help = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(0), "help {cmd}");
+                assert!(
+                    help.starts_with(&format!("{cmd}: ")) && help.contains("usage: "),
+                    "help {cmd}: {help}"
+                );
+            }
+            "refused" => {
+                let out = lctl(&[cmd]);
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(1), "{cmd}");
+                assert!(
+                    err.contains(cmd) && err.contains("use lnetctl") || err.contains("use lctl"),
+                    "{cmd}: {err}"
+                );
+            }
+            other => panic!("unknown status {other:?} for lctl {cmd}"),
         }
     }
 }

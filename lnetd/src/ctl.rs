@@ -29,6 +29,7 @@ mod config;
 mod debug;
 mod lst;
 pub mod metrics;
+mod params_dir;
 mod peer;
 mod route;
 
@@ -348,7 +349,7 @@ impl CtlServer {
             .set_nonblocking(true)
             .map_err(io_err(socket, "cannot make it non-blocking"))?;
         let m = std::fs::metadata(socket).map_err(io_err(socket, "cannot stat it"))?;
-        Ok(CtlServer {
+        let server = CtlServer {
             listener,
             shared: Arc::new(Shared {
                 node: RwLock::new(None),
@@ -364,7 +365,10 @@ impl CtlServer {
                 next_client: AtomicU64::new(1),
                 configuring: Mutex::new(()),
             }),
-        })
+        };
+        // The start-up values, before any request.
+        params_dir::refresh(&server.shared);
+        Ok(server)
     }
 
     /// Changes the client limits (lnetd's `--max-clients`,
@@ -396,7 +400,9 @@ impl CtlServer {
 
     /// `lnet configure [--all]` from inside the daemon (`config_on_load=1`).
     pub fn configure(&self, all: bool) -> Result<(), NodeError> {
-        configure(&self.shared, all)
+        let r = configure(&self.shared, all);
+        params_dir::refresh(&self.shared);
+        r
     }
 
     /// Serves until stopped; then shuts LNet down and removes the socket.
@@ -866,7 +872,14 @@ fn serve_connection(shared: &Shared, id: u64, stream: UnixStream) {
             }
         };
         let reply = match proto::decode_request(&line) {
-            Ok(req) => handle(shared, req.op),
+            Ok(req) => {
+                let refresh = params_dir::changes(&req.op);
+                let reply = handle(shared, req.op);
+                if refresh && reply.result.is_ok() {
+                    params_dir::refresh(shared);
+                }
+                reply
+            }
             Err(e) => {
                 tracing::debug!("bad control request: {e}");
                 e.to_reply()
@@ -951,6 +964,10 @@ fn handle(shared: &Shared, op: Op) -> Reply {
             None => not_configured(),
             Some(node) => Reply::ok(ReplyBody::Stats(stats(&node.stats()))),
         },
+        Op::ParamShow => Reply::ok(ReplyBody::Params(param_values(
+            &shared.node_cfg,
+            node.as_deref(),
+        ))),
         Op::PluginShow => match node {
             None => not_configured(),
             Some(node) => Reply::ok(ReplyBody::Plugins(
@@ -1003,6 +1020,101 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
         Op::RouterBuffersSet { pool, value } => route::buffers_set(node, &pool, value),
         _ => Reply::err(EOPNOTSUPP, "request not supported by this lnetd"),
     }
+}
+
+/// `lctl get_param`: the router parameters in force (when LNet is
+/// configured), the other lnet and libcfs parameters given at start-up (as
+/// given), then each loaded plugin's declared parameters (given or default).
+fn param_values(cfg: &NodeConfig, node: Option<&Node>) -> Vec<liblnetconfig::proto::ParamValue> {
+    use liblnetconfig::proto::ParamValue;
+    let mut out: Vec<ParamValue> = Vec::new();
+    if let Some(node) = node {
+        let c = node.with_engine(|l, _| l.router_config().clone());
+        let given = |name: &str| cfg.params.iter().any(|(n, _)| n == name);
+        for (name, value) in [
+            ("tiny_router_buffers", c.tiny_router_buffers.to_string()),
+            ("small_router_buffers", c.small_router_buffers.to_string()),
+            ("large_router_buffers", c.large_router_buffers.to_string()),
+            ("peer_buffer_credits", c.peer_buffer_credits.to_string()),
+            ("auto_down", u8::from(c.auto_down).to_string()),
+            (
+                "check_routers_before_use",
+                u8::from(c.check_routers_before_use).to_string(),
+            ),
+            (
+                "avoid_asym_router_failure",
+                u8::from(c.avoid_asym_router_failure).to_string(),
+            ),
+            (
+                "alive_router_check_interval",
+                c.alive_router_check_interval.to_string(),
+            ),
+            ("router_ping_timeout", c.router_ping_timeout.to_string()),
+        ] {
+            out.push(ParamValue {
+                module: "lnet".to_string(),
+                name: name.to_string(),
+                value,
+                given: given(name),
+            });
+        }
+    }
+    // The start-up strings and switches lnetd reads as empty / off when
+    // not given.
+    for (name, unset) in [
+        ("networks", ""),
+        ("ip2nets", ""),
+        ("routes", ""),
+        ("forwarding", ""),
+        ("config_on_load", "0"),
+    ] {
+        let given = cfg.params.iter().find(|(n, _)| n == name);
+        out.push(ParamValue {
+            module: "lnet".to_string(),
+            name: name.to_string(),
+            value: given.map_or(unset, |(_, v)| v.as_str()).to_string(),
+            given: given.is_some(),
+        });
+    }
+    if let Some(node) = node {
+        let t = node.global_tunables();
+        out.push(ParamValue {
+            module: "lnet".to_string(),
+            name: "lock_prim_nid".to_string(),
+            value: u8::from(t.lock_prim_nid).to_string(),
+            given: cfg.params.iter().any(|(n, _)| n == "lock_prim_nid"),
+        });
+    }
+    let rest = cfg
+        .params
+        .iter()
+        .filter(|(name, _)| !out.iter().any(|v| v.name == *name))
+        .map(|(name, value)| ParamValue {
+            module: match name.as_str() {
+                "cpu_npartitions" | "cpu_pattern" => "libcfs",
+                "session_timeout" | "rpc_timeout" | "brw_srv_workitems" | "ping_srv_workitems"
+                | "brw_inject_errors" => "lnet_selftest",
+                "metrics_address" | "params_dir" => "lnetd",
+                _ => "lnet",
+            }
+            .to_string(),
+            name: name.clone(),
+            value: value.clone(),
+            given: true,
+        })
+        .collect::<Vec<_>>();
+    out.extend(rest);
+    if let Some(node) = node {
+        for (module, name, value, given) in node.plugin_param_values() {
+            out.push(ParamValue {
+                module,
+                name,
+                value,
+                given,
+            });
+        }
+    }
+    out
 }
 
 /// `plugin unload NAME [--force]`: with `force`, first deletes the nets

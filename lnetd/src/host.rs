@@ -506,6 +506,34 @@ impl PluginHost {
         &self.plugin_params
     }
 
+    /// Every parameter the active loaded plugins declare, with the value
+    /// each uses: (module, name, value, given at start-up). A value given
+    /// wins over the declared default.
+    pub fn param_values(&self) -> Vec<(String, String, String, bool)> {
+        let mut out = Vec::new();
+        for p in self
+            .plugins
+            .iter()
+            .filter(|p| p.state == PluginState::Active)
+        {
+            let Source::Loaded(l) = &p.source else {
+                continue;
+            };
+            let Ok(decls) = l.param_decls() else {
+                continue;
+            };
+            for d in decls {
+                let given = p.params.iter().find(|t| t.name.as_str() == d.name.as_str());
+                let (value, given) = match given {
+                    Some(t) => (t.value.to_string(), true),
+                    None => (d.default.to_string(), false),
+                };
+                out.push((d.module.to_string(), d.name.to_string(), value, given));
+            }
+        }
+        out
+    }
+
     /// Opens a plugin file (the loader's checks) and hands the plugin the
     /// values of `plugin_params` meant for the parameters it declares. Needs
     /// no registry: the node calls it without its lock held.

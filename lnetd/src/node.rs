@@ -1017,6 +1017,12 @@ impl Node {
         self.inner.lock().host.param_of_type(net_type, name)
     }
 
+    /// The parameters of the loaded plugins and their values (see
+    /// [`crate::host::PluginHost::param_values`]).
+    pub fn plugin_param_values(&self) -> Vec<(String, String, String, bool)> {
+        self.inner.lock().host.param_values()
+    }
+
     /// `plugin show`: every plugin with the NIs it serves.
     pub fn plugins(&self) -> Vec<PluginShow> {
         let st = self.inner.lock();

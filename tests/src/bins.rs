@@ -1,7 +1,7 @@
 //! The one place that finds or builds the workspace's binaries and plugins
 //! for integration tests.
 //!
-//! `lnetd`, `lnetctl`/`lst`, `liblnd_sock.so`, `liblnd_fault.so` and
+//! `lnetd`, `lnetctl`/`lst`/`lctl`, `liblnd_sock.so`, `liblnd_fault.so` and
 //! `liblnd_vnd.so` belong
 //! to other packages than most tests that run them, so cargo does not build
 //! them for those tests. The first call for one runs `cargo build` for it
@@ -76,6 +76,12 @@ pub fn lnetctl() -> &'static Path {
 pub fn lst() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     built(&P, &["-p", "lnetctl", "--bins"], "lst")
+}
+
+/// `lctl` (built with `lnetctl`).
+pub fn lctl() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    built(&P, &["-p", "lnetctl", "--bins"], "lctl")
 }
 
 /// The TCP LND plugin, `liblnd_sock.so`.

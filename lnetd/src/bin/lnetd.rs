@@ -50,7 +50,8 @@ Options:
                        config_on_load=1, ...) or of the plugins in the plugin path (ksocklnd
                        sock_timeout=65 ...; every plugin module that has NAME); repeatable,
                        wins over --config. metrics_address=/run/lnet/metrics.sock (or
-                       127.0.0.1:9808) serves OpenMetrics on GET /metrics
+                       127.0.0.1:9808) serves OpenMetrics on GET /metrics;
+                       params_dir=DIR keeps DIR/MODULE/NAME files with the parameter values
   --config FILE        modprobe-style file: lines \"options MODULE NAME=VALUE ...\" for lnet,
                        libcfs, lnet_selftest or a plugin's module (ksocklnd); repeatable
   --max-clients N      control clients served at once (default 64); at the cap the

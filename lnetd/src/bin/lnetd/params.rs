@@ -93,6 +93,9 @@ const PARAMS: &[(&str, Kind)] = &[
     ("accept_timeout", int(POS)),
     // lnetd's own: the OpenMetrics endpoint (off when empty)
     ("metrics_address", Kind::Syntax(check_metrics_address)),
+    // lnetd's own: one file per module parameter under this directory
+    // (off when not given; lctl get_param reads the same values)
+    ("params_dir", Kind::Str),
     // lnet_selftest (selftest.md §6)
     ("session_timeout", int(NONNEG)),
     ("rpc_timeout", int(NONNEG)),

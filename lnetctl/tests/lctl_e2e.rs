@@ -416,6 +416,26 @@ fn startup_and_plugin_parameters() {
         ),
         "lnet.networks=tcp9(lo)\nlnet.routes=\nlnet.config_on_load=0\nlnet.lock_prim_nid=1\n"
     );
+    // Not given: upstream's defaults; the bulk port follows accept_port.
+    assert_eq!(
+        ok(
+            LCTL,
+            &s,
+            &[
+                "get_param",
+                "lnet.accept_port_bulk",
+                "lnet.accept_backlog",
+                "lnet.accept_timeout",
+                "lnet.rnet_htable_size",
+                "libcfs.cpu_npartitions",
+                "libcfs.cpu_pattern"
+            ]
+        ),
+        format!(
+            "lnet.accept_port_bulk={port}\nlnet.accept_backlog=127\nlnet.accept_timeout=5\n\
+             lnet.rnet_htable_size=128\nlibcfs.cpu_npartitions=0\nlibcfs.cpu_pattern=N\n"
+        )
+    );
     // Router parameters: the values in force.
     assert_eq!(
         ok(

@@ -1025,6 +1025,25 @@ fn handle_configured(shared: &Shared, node: &Node, op: Op) -> Reply {
 /// `lctl get_param`: the router parameters in force (when LNet is
 /// configured), the other lnet and libcfs parameters given at start-up (as
 /// given), then each loaded plugin's declared parameters (given or default).
+/// `accept_port`'s default (upstream's 988).
+pub const DEFAULT_ACCEPT_PORT: &str = "988";
+
+/// Start-up parameters whose consumers are not lnetd's own code (the
+/// acceptor of lnd-sock reads `accept*`; one CPU partition runs whatever
+/// `cpu_*` say), with upstream's defaults (`spec/lnetctl.md` §5.9), as
+/// `lctl get_param` reports them when not given. `lnet-tests` checks the
+/// acceptor's against lnd-sock's own defaults.
+pub const STARTUP_DEFAULTS: [(&str, &str, &str); 8] = [
+    ("lnet", "accept", "secure"),
+    ("lnet", "accept_port", DEFAULT_ACCEPT_PORT),
+    ("lnet", "accept_backlog", "127"),
+    ("lnet", "accept_timeout", "5"),
+    ("lnet", "rnet_htable_size", "128"),
+    ("lnet", "enable_sysctl_setup", "0"),
+    ("libcfs", "cpu_npartitions", "0"),
+    ("libcfs", "cpu_pattern", "N"),
+];
+
 fn param_values(cfg: &NodeConfig, node: Option<&Node>) -> Vec<liblnetconfig::proto::ParamValue> {
     use liblnetconfig::proto::ParamValue;
     let mut out: Vec<ParamValue> = Vec::new();
@@ -1075,6 +1094,29 @@ fn param_values(cfg: &NodeConfig, node: Option<&Node>) -> Vec<liblnetconfig::pro
             value: given.map_or(unset, |(_, v)| v.as_str()).to_string(),
             given: given.is_some(),
         });
+    }
+    // Read by others (the acceptor of a socket LND, the CPU partitions),
+    // reported with upstream's defaults when not given; `accept_port_bulk`
+    // follows `accept_port`.
+    let port = cfg
+        .params
+        .iter()
+        .find(|(n, _)| n == "accept_port")
+        .map_or(DEFAULT_ACCEPT_PORT, |(_, v)| v.as_str());
+    for (module, name, unset) in
+        STARTUP_DEFAULTS
+            .iter()
+            .copied()
+            .chain([("lnet", "accept_port_bulk", port)])
+    {
+        if !cfg.params.iter().any(|(n, _)| n == name) {
+            out.push(ParamValue {
+                module: module.to_string(),
+                name: name.to_string(),
+                value: unset.to_string(),
+                given: false,
+            });
+        }
     }
     if let Some(node) = node {
         let t = node.global_tunables();

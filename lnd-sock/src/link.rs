@@ -54,7 +54,7 @@ use crate::ni::NiInner;
 /// Interval of the re-read without netlink.
 pub const POLL: Duration = Duration::from_secs(1);
 /// Interval of the safety re-read with netlink.
-pub const RECHECK: Duration = Duration::from_secs(30);
+pub const RECHECK: Duration = Duration::from_secs(5);
 
 /// rtnetlink multicast groups (`linux/rtnetlink.h`).
 const RTMGRP_LINK: u32 = 0x1;

@@ -824,6 +824,12 @@ impl NiInner {
             if st.shutdown {
                 return Err("NI is shutting down");
             }
+            // A handshake that finished after the link went (the sweep of
+            // `link_went_down` closed what was registered before, under this
+            // lock) would leave a connection over a dead link behind.
+            if self.link_down.load(Ordering::Acquire) {
+                return Err("the NI's link is down");
+            }
             if passive_checks {
                 Self::refusal(&st, p, &self.local, &self.tun)?;
             }

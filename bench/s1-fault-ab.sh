@@ -52,7 +52,10 @@ node c 127.0.0.3 "" --conns-per-peer 1
 pc=$NODE_PID
 node d 127.0.0.4 "" --conns-per-peer 1
 pd=$NODE_PID
+# PLACEBO=1 loads the plugin in neither pair: an A/A run, to see the
+# difference the two pairs make without it.
 for n in c d; do
+    [ "${PLACEBO:-0}" = 1 ] && break
     out=$("$BIN/lnetctl" --socket "$WORK/$n.sock" fault drop show)
     [ -z "$out" ] || { log "node $n has drop rules: $out"; exit 1; }
     "$BIN/lnetctl" --socket "$WORK/$n.sock" plugin show | grep -q 'name: lnd-fault' ||

@@ -13,11 +13,15 @@
 #    daemon run under `valgrind --tool=callgrind` (instrumented from after the
 #    warm-up, counts zeroed at the start of the window and dumped at its end), and the functions with most inclusive
 #    instructions (CALLGRIND_TOP, default 25).
-# MODES selects (default "counts strace callgrind"). Knobs of lib.sh apply.
+# MODES selects (default "counts strace callgrind"). LST_TEST (default
+# "ping") is the test, e.g. "brw write size=1M"; FAULT=1 loads lnd-fault
+# (no rule) into both daemons first, to compare with FAULT=0 (issue 14).
+# Knobs of lib.sh apply.
 source "$(dirname "$0")/lib.sh"
 bench_setup
 MODES=${MODES:-counts strace callgrind}
 CONC=${CONCURRENCY:-1}
+LST_TEST=${LST_TEST:-ping}
 TOP=${CALLGRIND_TOP:-25}
 
 port=$((20000 + $$ % 20000))
@@ -45,9 +49,16 @@ setup() {
     node b 127.0.0.2 ""
     pb=$NODE_PID
     LNETD_PIDS=("$pa" "$pb")
+    if [ "${FAULT:-0}" = 1 ]; then
+        local n
+        for n in a b; do
+            "$BIN/lnetctl" --socket "$WORK/$n.sock" fault drop show >/dev/null
+        done
+    fi
     lst_session 127.0.0.1@tcp 127.0.0.2@tcp
     lst add_batch p >/dev/null
-    lst add_test --batch p --concurrency "$CONC" --from c --to s ping >/dev/null
+    # shellcheck disable=SC2086 # the test and its options are words
+    lst add_test --batch p --concurrency "$CONC" --from c --to s $LST_TEST >/dev/null
 }
 
 teardown() {

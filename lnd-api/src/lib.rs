@@ -59,7 +59,7 @@ pub use lnd::{
     GetSink, Host, HostFfiArc, HostHandle, Lnd, LndFfiBox, LndHandle, LndNi, LndNiFfiArc,
     LndNiHandle, LndNiSpanFfiArc, LndSpanFfiBox, NiStarted, SpanIo, GET_SINK, SPAN_IO,
 };
-pub use mem::{BufMut, BufRef, Busy, IoBuf, Payload, PayloadSpan, Piece};
+pub use mem::{BufMut, BufRef, Busy, IoBuf, Payload, PayloadSpan, Piece, PAGE_SIZE};
 pub use module::{extension, load_plugin, LndModRef, LoadError, LoadedPlugin, ABI_VERSION};
 pub use nid::{lnd_type, NetId, Nid};
 pub use params::{LndParams, ParamDecl, ParamError, ParamType, PARAMS};

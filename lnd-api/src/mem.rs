@@ -152,6 +152,10 @@ unsafe impl Send for BufOwner {}
 // SAFETY: as above; all mutation goes through the atomic borrow flag.
 unsafe impl Sync for BufOwner {}
 
+/// The page size [`IoBuf::page_aligned`] aligns to (Linux on x86-64 and
+/// most of arm64).
+pub const PAGE_SIZE: usize = 4096;
+
 /// A reference-counted view of `len` bytes at `offset` in a shared allocation.
 #[repr(C)]
 #[derive(StableAbi, Clone)]
@@ -191,6 +195,22 @@ impl IoBuf {
     /// A zero-filled buffer of `len` bytes.
     pub fn zeroed(len: usize) -> Self {
         Self::from_vec(vec![0; len])
+    }
+
+    /// A buffer of `len` bytes, each `fill`, that starts on a page boundary
+    /// ([`PAGE_SIZE`]), as a kernel LND's pages do. For bulk buffers: where
+    /// the allocator puts a large block depends on the process's history
+    /// (glibc serves it from `mmap`, 16 bytes past a page, or from the heap
+    /// once its threshold has grown); this one's place does not. Costs one
+    /// page more than `len`.
+    pub fn page_aligned(len: usize, fill: u8) -> Self {
+        let whole = Self::from_vec(vec![fill; len + PAGE_SIZE]);
+        let pad = (PAGE_SIZE - whole.owner.ptr as usize % PAGE_SIZE) % PAGE_SIZE;
+        IoBuf {
+            owner: whole.owner,
+            offset: pad,
+            len,
+        }
     }
 
     /// Length of this view in bytes.
@@ -740,6 +760,21 @@ fn copy_pieces<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_aligned_buffer_starts_on_a_page_and_holds_its_fill() {
+        for len in [1, 4096, 1 << 20] {
+            let b = IoBuf::page_aligned(len, 0x5a);
+            assert_eq!(b.len(), len);
+            let r = b.borrow().expect("free");
+            assert_eq!(r.as_ptr() as usize % PAGE_SIZE, 0, "len {len}");
+            assert!(r.iter().all(|x| *x == 0x5a));
+            drop(r);
+            let p = PayloadSpan::from(b);
+            assert!(p.is_unique());
+            assert_eq!(p.write_at(len - 1, &[7]), Ok(1));
+        }
+    }
 
     #[test]
     fn borrow_rules_are_enforced() {

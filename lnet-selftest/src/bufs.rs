@@ -22,9 +22,10 @@ use super::wire::SRPC_MSG_SIZE;
 /// the same cache-hot 4 KiB page over and over, and a benchmark would
 /// measure a copy that never touches memory. Upstream's buffers are real
 /// pages (`alloc_page`), so ours are too. The byte is arbitrary (not zero,
-/// so that the fill cannot be elided).
+/// so that the fill cannot be elided). It starts on a page, as upstream's
+/// do, wherever the allocator would have put it ([`IoBuf::page_aligned`]).
 pub(super) fn bulk_buf(len: usize) -> IoBuf {
-    IoBuf::from_vec(vec![BULK_FILL; len])
+    IoBuf::page_aligned(len, BULK_FILL)
 }
 
 /// What [`bulk_buf`] fills a new buffer with.

@@ -95,7 +95,8 @@ impl Pool {
         if bytes == 0 {
             PayloadSpan::new()
         } else {
-            PayloadSpan::from(IoBuf::zeroed(bytes))
+            // On a page, as the kernel router's pages (see `page_aligned`).
+            PayloadSpan::from(IoBuf::page_aligned(bytes, 0))
         }
     }
 

@@ -86,6 +86,42 @@ ctxsw_of() {
     echo "$n"
 }
 
+# measure_both: both arms at once for SECS (the two pairs share the CPUs,
+# so a per-message cost of the plugin shows as a share of the throughput,
+# and a change of the machine's load hits both arms in the same second).
+# Prints "A_MiB/s A_cpu A_ctxsw B_MiB/s B_cpu B_ctxsw" as measure does.
+measure_both() {
+    "$BIN/lst" --socket "$WORK/a.sock" run bulk >/dev/null
+    "$BIN/lst" --socket "$WORK/c.sock" run bulk >/dev/null
+    sleep 1
+    local ta0 tb0 ca0 cb0 ta1 tb1 ca1 cb1 sa sc
+    ta0=$(ticks_of "$pa" "$pb")
+    tb0=$(ticks_of "$pc" "$pd")
+    ca0=$(ctxsw_of "$pa" "$pb")
+    cb0=$(ctxsw_of "$pc" "$pd")
+    timeout $((SECS * 3 + 30)) "$BIN/lst" --socket "$WORK/a.sock" stat --count 1 --delay "$SECS" s >"$WORK/stat.a.txt" &
+    sa=$!
+    timeout $((SECS * 3 + 30)) "$BIN/lst" --socket "$WORK/c.sock" stat --count 1 --delay "$SECS" s >"$WORK/stat.c.txt" &
+    sc=$!
+    wait "$sa" "$sc"
+    ta1=$(ticks_of "$pa" "$pb")
+    tb1=$(ticks_of "$pc" "$pd")
+    ca1=$(ctxsw_of "$pa" "$pb")
+    cb1=$(ctxsw_of "$pc" "$pd")
+    "$BIN/lst" --socket "$WORK/a.sock" stop bulk >/dev/null
+    "$BIN/lst" --socket "$WORK/c.sock" stop bulk >/dev/null
+    local n bw t c out=""
+    for n in a c; do
+        bw=$(awk '
+            /^\[LNet Bandwidth/ { s = "b" }
+            /^\[R\] Avg:/ { if (s == "b") b = $3 }
+            END { if (b == "") exit 1; print b }' "$WORK/stat.$n.txt")
+        if [ "$n" = a ]; then t=$((ta1 - ta0)) c=$((ca1 - ca0)); else t=$((tb1 - tb0)) c=$((cb1 - cb0)); fi
+        out="$out $bw $(cpu_per_gib "$t" "$bw" "$SECS") $(python3 -c 'import sys; c,b,s=map(float,sys.argv[1:]); n=b*s; print(f"{c/n:.2f}" if n>0 else "nan")' "$c" "$bw" "$SECS")"
+    done
+    echo "$out"
+}
+
 # measure CONSOLE PID...: MiB/s received by the servers over SECS, the CPU
 # s/GiB of the two daemons and their context switches per 1 MiB write.
 measure() {
@@ -110,7 +146,10 @@ measure() {
 : >"$WORK/pairs"
 : >"$WORK/ctxsw"
 for i in $(seq "$PAIRS"); do
-    if [ $((i % 2)) = 1 ]; then
+    if [ "${TOGETHER:-1}" = 1 ]; then
+        read -r ab ac ax bb bc bx < <(measure_both)
+        order="A+B"
+    elif [ $((i % 2)) = 1 ]; then
         read -r ab ac ax < <(measure a "$pa" "$pb")
         read -r bb bc bx < <(measure c "$pc" "$pd")
         order="A B"

@@ -29,6 +29,7 @@ pub mod proto;
 pub mod render;
 pub mod route;
 mod serde_ids;
+pub mod term;
 pub mod udsp;
 pub mod yaml;
 

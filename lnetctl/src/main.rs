@@ -304,18 +304,7 @@ fn command_names() -> Vec<String> {
 
 /// `--list-commands`: 4 columns of 19 characters and a space.
 fn list_commands() -> String {
-    let names = command_names();
-    let mut out = String::new();
-    for (i, c) in names.iter().enumerate() {
-        out.push_str(&format!("{c:<19} "));
-        if i % 4 == 3 {
-            out.push('\n');
-        }
-    }
-    if names.len() % 4 != 0 {
-        out.push('\n');
-    }
-    out
+    liblnetconfig::term::columns(&command_names())
 }
 
 /// `help COMMAND`: `<command>: <command> {sub | sub...}` on stderr.

@@ -2,7 +2,6 @@
 //! upstream's shapes (lnetctl.md §1.8) on stderr, and the return codes that
 //! go with them.
 
-use std::io::Write;
 
 use liblnetconfig::args::ArgError;
 use liblnetconfig::render;
@@ -11,19 +10,7 @@ use liblnetconfig::Error;
 /// `-EINVAL`, the rc of every NL-style failure.
 pub(crate) const RC_EINVAL: i32 = -22;
 
-/// Writes to stdout (a closed pipe is not an error worth a panic).
-pub(crate) fn stdout(text: &str) {
-    let mut o = std::io::stdout().lock();
-    let _ = o.write_all(text.as_bytes());
-    let _ = o.flush();
-}
-
-/// Writes to stderr.
-pub(crate) fn stderr(text: &str) {
-    let mut e = std::io::stderr().lock();
-    let _ = e.write_all(text.as_bytes());
-    let _ = e.flush();
-}
+pub(crate) use liblnetconfig::term::{stderr, stdout};
 
 /// Prints an NL error block; returns `rc`.
 pub(crate) fn nl_error(flag: &str, object: &str, errno: i32, descr: &str, rc: i32) -> i32 {

@@ -18,25 +18,12 @@ mod param;
 mod util;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use liblnetconfig::lctl::{command_help, COMMANDS};
 
-/// Writes to stdout (a closed pipe is not worth a panic).
-pub(crate) fn stdout(text: &str) {
-    let mut o = std::io::stdout().lock();
-    let _ = o.write_all(text.as_bytes());
-    let _ = o.flush();
-}
-
-/// Writes to stderr.
-pub(crate) fn stderr(text: &str) {
-    let mut e = std::io::stderr().lock();
-    let _ = e.write_all(text.as_bytes());
-    let _ = e.flush();
-}
+pub(crate) use liblnetconfig::term::{stderr, stdout};
 
 /// Upstream lctl commands that have no LNet meaning here, or whose job
 /// lnetctl does: what to run instead.
@@ -218,15 +205,7 @@ fn list_commands() -> String {
         if !title.is_empty() {
             out.push_str(&format!("\n{title}\n"));
         }
-        for (i, c) in names.iter().enumerate() {
-            out.push_str(&format!("{c:<19} "));
-            if i % 4 == 3 {
-                out.push('\n');
-            }
-        }
-        if names.len() % 4 != 0 {
-            out.push('\n');
-        }
+        out.push_str(&liblnetconfig::term::columns(&names));
     }
     out
 }

@@ -15,7 +15,6 @@ mod cli;
 mod cmd;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
@@ -24,19 +23,7 @@ use clap::Parser;
 use cli::Cli;
 use liblnetconfig::lst::args;
 
-/// Writes to stdout (a closed pipe is not worth a panic).
-pub(crate) fn stdout(text: &str) {
-    let mut o = std::io::stdout().lock();
-    let _ = o.write_all(text.as_bytes());
-    let _ = o.flush();
-}
-
-/// Writes to stderr.
-pub(crate) fn stderr(text: &str) {
-    let mut e = std::io::stderr().lock();
-    let _ = e.write_all(text.as_bytes());
-    let _ = e.flush();
-}
+pub(crate) use liblnetconfig::term::{stderr, stdout};
 
 /// The names `lst --list-commands` and `lst help` show.
 fn commands() -> String {

@@ -2,7 +2,6 @@
 //! upstream's shapes (lnetctl.md §1.8) on stderr, and the return codes that
 //! go with them.
 
-
 use liblnetconfig::args::ArgError;
 use liblnetconfig::render;
 use liblnetconfig::Error;

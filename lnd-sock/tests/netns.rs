@@ -120,14 +120,10 @@ fn netns_node() {
     let t = Duration::from_secs(30);
     let sizes = [0usize, 4096, 1 << 20];
     if role == "A" {
-        let mut toks = Vec::new();
         for (i, n) in sizes.iter().enumerate() {
-            let (tok, m) = put(&me, peer, &pattern(*n, i as u8));
-            me.ni.send(m).expect("send");
-            toks.push(tok);
+            let c = send_once_link_is_up(&me, peer, &pattern(*n, i as u8), t);
+            assert!(c.is_ok(), "message of {n} bytes: {c:?}");
         }
-        let done = me.host.wait_sent(&toks, t);
-        assert!(done.iter().all(|c| c.is_ok()), "{done:?}");
         let got = me.host.wait_received(1, t);
         assert_eq!(got[0].data, pattern(777, 9));
         assert_eq!(got[0].from, peer);
@@ -150,6 +146,31 @@ fn netns_node() {
     println!("{list}");
     me.shutdown();
     println!("NODE-OK");
+}
+
+/// Sends a PUT of `data` to `peer` and waits for its completion. A node
+/// started right after its veth pair was made may see the carrier a moment
+/// later (on a loaded machine): until then its link watcher says "down" and
+/// a send is aborted locally (`-ENETDOWN`, nothing written), so such a send
+/// is made again, for up to `t`.
+fn send_once_link_is_up(
+    me: &TestNi,
+    peer: lnd_api::Nid,
+    data: &[u8],
+    t: Duration,
+) -> lnd_api::Completion {
+    let t0 = Instant::now();
+    loop {
+        let (tok, m) = put(me, peer, data);
+        me.ni.send(m).expect("send");
+        let c = me.host.wait_sent(&[tok], t)[0];
+        let not_up_yet = c.errno == -lnd_api::errno::ENETDOWN
+            && c.health == lnd_api::HealthStatus::LOCAL_ABORTED;
+        if !not_up_yet || t0.elapsed() > t {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Reads a child's standard output until a line equal to `word`; `Err`
@@ -287,9 +308,8 @@ fn link_node() {
     println!("READY");
     let t = Duration::from_secs(30);
     if role == "A" {
-        let (tok, m) = put(&me, peer, &pattern(4096, 1));
-        me.ni.send(m).expect("send");
-        assert!(me.host.wait_sent(&[tok], t)[0].is_ok());
+        let c = send_once_link_is_up(&me, peer, &pattern(4096, 1), t);
+        assert!(c.is_ok(), "{c:?}");
         let conns = wait_conns(&me.ni, 1, t);
         assert!(conns.contains("remote: 10.213.8.2:"), "{conns}");
         // Reports from before: none when the link was up at start-up; on a

@@ -177,6 +177,23 @@ fn not_found(cmd: &str, arg: &str) -> i32 {
     -2
 }
 
+/// What `get_param`, `set_param` and `list_param` start with: the flags
+/// (among `known`), the operands (the usage when `operands` are required and
+/// there are none) and the parameters lnetd has; `Err` is the exit status.
+fn prepare<'a>(
+    cmd: &str,
+    args: &'a [String],
+    known: &str,
+    operands: bool,
+    socket: &Path,
+) -> Result<(String, &'a [String], Vec<Entry>), i32> {
+    let (f, rest) = flags(cmd, args, known)?;
+    if operands && rest.is_empty() {
+        return Err(usage(cmd));
+    }
+    Ok((f, rest, entries(cmd, socket)?))
+}
+
 /// No operand: the usage on stdout, upstream's CMD_HELP (exit status 4).
 fn usage(cmd: &str) -> i32 {
     stdout(&format!(
@@ -189,15 +206,8 @@ fn usage(cmd: &str) -> i32 {
 /// `get_param [-n] [-N] NAME...`: `name=value` lines (`-n`: the values,
 /// `-N`: the names).
 pub(crate) fn get(args: &[String], socket: &Path) -> i32 {
-    let (f, names) = match flags("get_param", args, "nNF") {
+    let (f, names, all) = match prepare("get_param", args, "nNF", true, socket) {
         Ok(x) => x,
-        Err(rc) => return rc,
-    };
-    if names.is_empty() {
-        return usage("get_param");
-    }
-    let all = match entries("get_param", socket) {
-        Ok(a) => a,
         Err(rc) => return rc,
     };
     let mut rc = 0;
@@ -250,15 +260,8 @@ fn read_only(full: &str) -> String {
 /// `set_param [-n] NAME=VALUE...`: writable parameters change the running
 /// value (`lnetctl set`); read-only ones are refused, naming what to use.
 pub(crate) fn set(args: &[String], socket: &Path) -> i32 {
-    let (f, items) = match flags("set_param", args, "n") {
+    let (f, items, all) = match prepare("set_param", args, "n", true, socket) {
         Ok(x) => x,
-        Err(rc) => return rc,
-    };
-    if items.is_empty() {
-        return usage("set_param");
-    }
-    let all = match entries("set_param", socket) {
-        Ok(a) => a,
         Err(rc) => return rc,
     };
     let mut rc = 0;
@@ -328,12 +331,8 @@ pub(crate) fn set(args: &[String], socket: &Path) -> i32 {
 /// `list_param [-F] [PATTERN...]`: the names (`-F`: `=` after writable
 /// ones); no pattern lists them all.
 pub(crate) fn list(args: &[String], socket: &Path) -> i32 {
-    let (f, pats) = match flags("list_param", args, "FR") {
+    let (f, pats, all) = match prepare("list_param", args, "FR", false, socket) {
         Ok(x) => x,
-        Err(rc) => return rc,
-    };
-    let all = match entries("list_param", socket) {
-        Ok(a) => a,
         Err(rc) => return rc,
     };
     let star = ["*".to_string()];

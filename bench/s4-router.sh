@@ -19,6 +19,7 @@
 # "--param rx_spin_us=0"), ROUTER_SYSCALLS=1 (count writev, recvfrom,
 # epoll_wait... of the router), ROUTER_PROFILE / SOCAT_PROFILE (a path: a
 # `perf record` of the router / the relay over the first round's window;
+# ENDS_PROFILE: of our end nodes, in PATH.a and PATH.b;
 # PROFILE_CALLGRAPH, default -g, e.g. "--call-graph dwarf,16384").
 source "$(dirname "$0")/lib.sh"
 [ "$(id -u)" -eq 0 ] || { echo "S4 needs root (network namespaces)" >&2; exit 1; }
@@ -194,6 +195,12 @@ for i in $(seq "$PAIRS"); do
             # (`perf report -i $ROUTER_PROFILE`).
             perf record -q ${PROFILE_CALLGRAPH:--g} -o "$ROUTER_PROFILE" -p "$pr" -- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
         fi
+        if [ -n "${ENDS_PROFILE:-}" ] && [ "$i" = 1 ]; then
+            # The same of the end nodes: $ENDS_PROFILE.a (the client, which
+            # sends the bulk) and .b.
+            perf record -q ${PROFILE_CALLGRAPH:--g} -o "$ENDS_PROFILE.a" -p "$pa" -- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
+            perf record -q ${PROFILE_CALLGRAPH:--g} -o "$ENDS_PROFILE.b" -p "$pb" -- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
+        fi
         if [ -n "${ROUTER_SYSCALLS:-}" ] && [ "$HAVE_PERF" = 1 ]; then
             # Which system calls (ROUTER_SYSCALLS=1): counted in the log.
             perf stat -x, -o "$WORK/rsys" -e syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_sendto,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_sched_yield -p "$pr" -- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
@@ -261,6 +268,17 @@ print(f"end nodes: cpu A {(a1 - a0) / t / g:.3f} s/GiB, B {(b1 - b0) / t / g:.3f
     if read -r b a d <"$WORK/spkts"; then
         log "$(pkts_per_mib socat "$b" "$a" "$(python3 -c "print($sb * $d)")")"
     fi
+    # The anchor's end nodes, from iperf3's own accounting (utime + stime of
+    # each side over the test), next to ours above.
+    log "$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["end"].get("cpu_utilization_percent", {})
+mibps = d["end"]["sum_received"]["bits_per_second"] / 8 / 2**20
+g = mibps / 1024
+cl, sv = c.get("host_total", 0) / 100, c.get("remote_total", 0) / 100
+print(f"socat end nodes (iperf3): cpu client {cl / g:.3f} s/GiB, server {sv / g:.3f} s/GiB" if g else "socat end nodes: no bytes")
+' "$WORK/iperf-s.json" 2>/dev/null || echo "socat end nodes: iperf3 gave no CPU figures")"
     log "$(tail -n 1 "$WORK/sperf.log")"
     cat "$WORK/rperf" >>"$WORK/rperf.log"
     # Kernel forwarding.

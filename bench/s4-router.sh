@@ -139,11 +139,12 @@ perf_window() { # PID[,PID...] SECS
 # the kernel counts them (a GSO packet counts once).
 rpkts() {
     ip netns exec "$nsr" cat "/sys/class/net/tr$tag/statistics/tx_packets" "/sys/class/net/sr$tag/statistics/tx_packets" | tr '\n' ' '
-    echo
+    ip netns exec "$nsa" cat "/sys/class/net/sa$tag/statistics/tx_packets"
 }
-# pkts_per_mib NAME TO_B TO_A MIB
+# pkts_per_mib NAME TO_B TO_A FROM_A MIB: the packets R sends towards B and
+# towards A, and those A sends to R (the bulk's sender), per MiB.
 pkts_per_mib() {
-    python3 -c 'import sys; n, b, a, m = sys.argv[1], *map(float, sys.argv[2:]); print(f"{n}: {b / m:.1f} packets/MiB to B, {a / m:.1f} to A" if m > 0 else f"{n}: no bytes")' "$@"
+    python3 -c 'import sys; n, b, a, f, m = sys.argv[1], *map(float, sys.argv[2:]); print(f"{n}: {b / m:.1f} packets/MiB to B, {a / m:.1f} to A; A sends {f / m:.1f}" if m > 0 else f"{n}: no bytes")' "$@"
 }
 
 # route_count route_length of the router so far.
@@ -187,7 +188,7 @@ for i in $(seq "$PAIRS"); do
     (
         sleep 1.5
         read -r c0 l0 < <(routed)
-        read -r kb0 ka0 < <(rpkts)
+        read -r kb0 ka0 kf0 < <(rpkts)
         e0="$(ticks "$pa") $(ticks "$pb")"
         t0=$(date +%s.%N)
         if [ -n "${ROUTER_PROFILE:-}" ] && [ "$i" = 1 ]; then
@@ -209,14 +210,14 @@ for i in $(seq "$PAIRS"); do
         wait
         [ -s "$WORK/rsys" ] && awk -F, '$3 ~ /sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "%s=%s ", $3, $1 } END { print "" }' "$WORK/rsys" | sed 's/^/# router syscalls in the window: /' >&2
         read -r c1 l1 < <(routed)
-        read -r kb1 ka1 < <(rpkts)
+        read -r kb1 ka1 kf1 < <(rpkts)
         e1="$(ticks "$pa") $(ticks "$pb")"
         t1=$(date +%s.%N)
         # The end nodes' CPU over the same bytes (the clients of the anchor,
         # iperf3, are not measured): all of ours is A + R + B.
         python3 -c 'import sys; a0, b0, a1, b1 = map(int, sys.argv[1:5]); g = int(sys.argv[5]) / 2**30; t = float(sys.argv[6])
 print(f"end nodes: cpu A {(a1 - a0) / t / g:.3f} s/GiB, B {(b1 - b0) / t / g:.3f} s/GiB" if g else "end nodes: no bytes")' $e0 $e1 $((l1 - l0)) "$TICK" >"$WORK/epkts"
-        pkts_per_mib router $((kb1 - kb0)) $((ka1 - ka0)) "$(python3 -c "print(($l1 - $l0) / 2**20)")" >"$WORK/rpkts"
+        pkts_per_mib router $((kb1 - kb0)) $((ka1 - ka0)) $((kf1 - kf0)) "$(python3 -c "print(($l1 - $l0) / 2**20)")" >"$WORK/rpkts"
         # perf counted over its `sleep`; the counters moved over a little
         # longer (perf's and lnetctl's start-up): scale them to the window.
         read -r wb wm < <(python3 -c 'import sys; l, c, t, w = map(float, sys.argv[1:]); print(int(l * w / t), int(c * w / t))' $((l1 - l0)) $((c1 - c0)) "$(python3 -c "print($t1 - $t0)")" $((SECS > 2 ? SECS - 1 : 1)))
@@ -244,13 +245,13 @@ print(f"end nodes: cpu A {(a1 - a0) / t / g:.3f} s/GiB, B {(b1 - b0) / t / g:.3f
         if [ -n "${SOCAT_PROFILE:-}" ] && [ "$i" = 1 ]; then
             perf record -q -g -o "$SOCAT_PROFILE" -p "$SOCAT_PID${kids:+,$kids}" -- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
         fi
-        read -r kb0 ka0 < <(rpkts)
+        read -r kb0 ka0 kf0 < <(rpkts)
         t0=$(date +%s.%N)
         perf_window "$SOCAT_PID${kids:+,$kids}" $((SECS > 2 ? SECS - 1 : 1))
         wait
-        read -r kb1 ka1 < <(rpkts)
+        read -r kb1 ka1 kf1 < <(rpkts)
         t1=$(date +%s.%N)
-        echo "$((kb1 - kb0)) $((ka1 - ka0)) $(python3 -c "print($t1 - $t0)")" >"$WORK/spkts"
+        echo "$((kb1 - kb0)) $((ka1 - ka0)) $((kf1 - kf0)) $(python3 -c "print($t1 - $t0)")" >"$WORK/spkts"
     ) >"$WORK/sperf" &
     sp=$!
     run_client "$WORK/iperf-s.json" timeout $((SECS + 20)) ip netns exec "$nsa" \
@@ -265,8 +266,8 @@ print(f"end nodes: cpu A {(a1 - a0) / t / g:.3f} s/GiB, B {(b1 - b0) / t / g:.3f
     log "$(cat "$WORK/rperf")"
     [ -s "$WORK/rpkts" ] && log "$(cat "$WORK/rpkts")"
     [ -s "$WORK/epkts" ] && log "$(cat "$WORK/epkts")"
-    if read -r b a d <"$WORK/spkts"; then
-        log "$(pkts_per_mib socat "$b" "$a" "$(python3 -c "print($sb * $d)")")"
+    if read -r b a f d <"$WORK/spkts"; then
+        log "$(pkts_per_mib socat "$b" "$a" "$f" "$(python3 -c "print($sb * $d)")")"
     fi
     # The anchor's end nodes, from iperf3's own accounting (utime + stime of
     # each side over the test), next to ours above.

@@ -61,6 +61,10 @@ const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(180);
 /// How often the accept loop looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
+/// How long an accept loop sleeps in `poll` at most: a wake-up without a
+/// connection or a stop, as a guard (a stop also wakes it at once).
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+
 /// How often a refusal at the client cap is logged (with a count of the
 /// refusals since the last line).
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -172,6 +176,12 @@ struct Shared {
     socket_id: (u64, u64),
     own_uid: u32,
     stop: AtomicBool,
+    /// Readable once a stop was asked for ([`StopHandle::stop`] writes a
+    /// byte into `stop_tx`; nobody reads it): what the accept loops wait on
+    /// beside their listener, so that an idle daemon does not wake up to
+    /// look at `stop`.
+    stop_rx: UnixStream,
+    stop_tx: UnixStream,
     /// The global tunables the next `lnet configure` starts with: those of
     /// the last configuration, kept by `lnet unconfigure` (lnetctl.md §2.1),
     /// with what `set` changed while LNet was not configured.
@@ -202,6 +212,26 @@ impl StopHandle {
     /// Asks the server to shut LNet down, remove the socket and return.
     pub fn stop(&self) {
         self.0.stop.store(true, Ordering::SeqCst);
+        // Non-blocking: a full buffer means a byte is already there.
+        let _ = (&self.0.stop_tx).write(&[1]);
+    }
+
+    /// Waits until `listener` may have a connection to accept, a stop was
+    /// asked for, or [`IDLE_WAIT`] passed (a signal: sooner).
+    pub(crate) fn wait_for(&self, listener: std::os::fd::BorrowedFd<'_>) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let mut fds = [
+            PollFd::new(listener, PollFlags::POLLIN),
+            PollFd::new(self.0.stop_rx.as_fd(), PollFlags::POLLIN),
+        ];
+        let t = PollTimeout::try_from(IDLE_WAIT).unwrap_or(PollTimeout::MAX);
+        if let Err(e) = poll(&mut fds, t) {
+            if e != nix::errno::Errno::EINTR {
+                tracing::error!("poll on an accept loop failed: {e}");
+                std::thread::sleep(STOP_POLL);
+            }
+        }
     }
 
     /// Whether a stop was asked for.
@@ -349,6 +379,9 @@ impl CtlServer {
             .set_nonblocking(true)
             .map_err(io_err(socket, "cannot make it non-blocking"))?;
         let m = std::fs::metadata(socket).map_err(io_err(socket, "cannot stat it"))?;
+        let (stop_rx, stop_tx) = UnixStream::pair()
+            .and_then(|(r, t)| t.set_nonblocking(true).map(|()| (r, t)))
+            .map_err(io_err(socket, "cannot make the stop wake-up"))?;
         let server = CtlServer {
             listener,
             shared: Arc::new(Shared {
@@ -358,6 +391,8 @@ impl CtlServer {
                 socket_id: (m.dev(), m.ino()),
                 own_uid: nix::unistd::getuid().as_raw(),
                 stop: AtomicBool::new(false),
+                stop_rx,
+                stop_tx,
                 kept_tunables: Mutex::new(None),
                 limits: Mutex::new(limits),
                 clients: Mutex::new(Clients::default()),
@@ -408,10 +443,13 @@ impl CtlServer {
     /// Serves until stopped; then shuts LNet down and removes the socket.
     pub fn serve(self) {
         tracing::info!(socket = %self.shared.socket.display(), "control socket ready");
+        let stop = self.stop_handle();
         while !self.shared.stop.load(Ordering::SeqCst) {
             match self.listener.accept() {
                 Ok((stream, _)) => admit(&self.shared, stream),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(STOP_POLL),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    stop.wait_for(std::os::fd::AsFd::as_fd(&self.listener))
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::error!("accept on control socket failed: {e}");
@@ -1452,6 +1490,47 @@ mod tests {
         assert_eq!(e.to_string(), "LNet stack down");
         stop.stop();
         t.join().expect("server thread");
+        assert!(!sock.exists(), "socket removed on stop");
+        let _ = std::fs::remove_dir_all(sock.parent().expect("dir"));
+    }
+
+    /// An idle control socket costs no wake-ups: the accept loop sleeps in
+    /// `poll` until a client or a stop comes (it used to look at the stop
+    /// flag 20 times a second), and a stop ends it at once.
+    #[test]
+    fn an_idle_server_sleeps_until_a_client_or_a_stop() {
+        let sock = temp_socket("idle");
+        let server = CtlServer::bind(&sock, NodeConfig::default()).expect("bind");
+        let stop = server.stop_handle();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            // "PID/task/TID": this thread's entry in /proc.
+            let me = std::fs::read_link("/proc/thread-self").expect("thread-self");
+            tx.send(std::path::Path::new("/proc").join(me).join("status"))
+                .expect("send");
+            server.serve()
+        });
+        let status = rx.recv().expect("thread's status file");
+        let voluntary = || {
+            let s = std::fs::read_to_string(&status).expect("status");
+            s.lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .expect("voluntary_ctxt_switches")
+        };
+        // Served once (a hello), then idle.
+        let mut c = liblnetconfig::Client::connect(&sock).expect("connect");
+        drop(c.global());
+        drop(c);
+        std::thread::sleep(Duration::from_millis(300));
+        let v0 = voluntary();
+        std::thread::sleep(Duration::from_secs(2));
+        let woke = voluntary() - v0;
+        assert!(woke <= 2, "an idle accept loop woke {woke} times in 2 s");
+        let t0 = Instant::now();
+        stop.stop();
+        t.join().expect("server thread");
+        assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
         assert!(!sock.exists(), "socket removed on stop");
         let _ = std::fs::remove_dir_all(sock.parent().expect("dir"));
     }

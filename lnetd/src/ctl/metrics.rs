@@ -35,6 +35,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -213,7 +214,12 @@ impl MetricsServer {
                         tracing::error!("cannot start a metrics connection thread: {e}");
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(STOP_POLL),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    stop.wait_for(match &self.listener {
+                        Listener::Tcp(l) => l.as_fd(),
+                        Listener::Unix(l, _) => l.as_fd(),
+                    })
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::error!("accept on the metrics endpoint failed: {e}");

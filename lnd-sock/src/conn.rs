@@ -100,6 +100,12 @@ pub trait ReadNow {
     fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
         std::future::ready(Err(io::ErrorKind::Unsupported.into()))
     }
+    /// Whether a byte (or the end of the stream) is there to read now,
+    /// asking the socket itself (not the runtime's readiness, which may be
+    /// stale); `None` when the stream cannot tell.
+    fn ready_now(&self) -> Option<bool> {
+        None
+    }
 }
 
 impl ReadNow for tokio::net::tcp::OwnedReadHalf {
@@ -118,6 +124,16 @@ impl ReadNow for tokio::net::tcp::OwnedReadHalf {
     }
     fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
         tokio::net::tcp::OwnedReadHalf::readable(self)
+    }
+    fn ready_now(&self) -> Option<bool> {
+        let sock = socket2::SockRef::from(self.as_ref());
+        let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match sock.peek(&mut b) {
+            Ok(_) => Some(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(false),
+            // An error is for the read to report.
+            Err(_) => Some(true),
+        }
     }
 }
 
@@ -364,6 +380,9 @@ pub struct ConnCfg {
     /// `rx_spin_us`: how long the reader polls for the rest of a payload
     /// in flight before it sleeps (see `read_spinning`).
     pub rx_spin: Duration,
+    /// `rx_poll_us`: the most a reader polls for the next message before it
+    /// sleeps (see [`IdlePoll`]).
+    pub rx_poll: Duration,
     /// `rx_lowat`: a reader that sleeps for the rest of a large payload
     /// is woken once it is all there (or as much as the socket holds),
     /// not at every segment (see `read_spinning`).
@@ -1832,10 +1851,15 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
     // already: the first one's sends go out at once, so the peer has work
     // while this side handles the rest, whose sends are corked.
     let mut burst = false;
+    let mut idle = IdlePoll::new(conn.cfg.rx_poll);
     loop {
         // Idle until the first byte of the next message; then the whole
         // message must arrive within sock_timeout.
         uncork_if(conn, &mut pending, r.buffer().is_empty());
+        let gap = r.buffer().is_empty().then(Instant::now);
+        if gap.is_some() {
+            idle.poll(r.get_mut()).await;
+        }
         let mut first = [0u8; 1];
         match r.read(&mut first).await {
             Ok(0) => {
@@ -1851,6 +1875,9 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         // One clock read per message: the idle mark, the deadline of the
         // rest of the message and of LNet's `recv` all start here.
         let arrived = Instant::now();
+        if let Some(since) = gap {
+            idle.learn(arrived - since);
+        }
         conn.touch_at(arrived);
         let deadline = arrived + t;
         let mut ksh = MsgHdrRepr {
@@ -2159,6 +2186,97 @@ async fn read_payload<R: AsyncRead + ReadNow + Unpin>(
     Ok(status)
 }
 
+/// Polling for the next message before sleeping (`rx_poll_us`). On a host
+/// where a sleeping thread is woken through an interrupt to a halted vCPU
+/// (tens of µs each on some hypervisors), a peer that answers within a few
+/// µs pays that wake-up on every message: its write wakes our reader. A
+/// reader that polls its socket instead is found running, and the write
+/// wakes nobody. The poll is adaptive and bounded, as hybrid polling is:
+/// - it polls only when the last gap between two messages of this
+///   connection was shorter than `max`, and then for at most twice that
+///   gap (a connection whose messages come far apart never polls);
+/// - each round asks the socket (`MSG_PEEK`), then gives the CPU to any
+///   other thread that waits for it (`sched_yield`: on a busy machine the
+///   peer we wait for may be that thread) and, every few rounds, to the
+///   runtime's other tasks (other connections), whose I/O driver is polled
+///   without sleeping;
+/// - a round that took much longer than a round takes means the machine
+///   is busy (the thread was preempted): polling is then off for the next
+///   [`IdlePoll::OFF_AFTER_PREEMPTION`] gaps, since on a busy machine a
+///   wake-up is cheap and a poller only takes CPU from the others;
+/// - a poll that found nothing sleeps as before, and the gap it measured
+///   sets the next budget.
+pub struct IdlePoll {
+    max: Duration,
+    budget: Duration,
+    /// Gaps left without polling (after a preemption).
+    off: u32,
+}
+
+impl IdlePoll {
+    /// Gaps without polling after a poll round was preempted.
+    pub const OFF_AFTER_PREEMPTION: u32 = 256;
+    /// A round longer than this was preempted (a round is a `recv` and a
+    /// `sched_yield`: a few µs).
+    const PREEMPTED: Duration = Duration::from_micros(40);
+
+    /// A poller of at most `max` per gap (zero: never polls).
+    pub fn new(max: Duration) -> Self {
+        IdlePoll {
+            max,
+            budget: Duration::ZERO,
+            off: 0,
+        }
+    }
+
+    /// Polls `r` until a byte is there or the budget is spent; whether it
+    /// found one.
+    pub async fn poll<R: ReadNow>(&mut self, r: &mut R) -> bool {
+        if self.budget.is_zero() || r.ready_now().is_none() {
+            return false;
+        }
+        let start = Instant::now();
+        let until = start + self.budget;
+        let mut last = start;
+        for round in 0u32.. {
+            if r.ready_now() == Some(true) {
+                return true;
+            }
+            // This round's time, the yields of the one before included.
+            let now = Instant::now();
+            if now - last > Self::PREEMPTED {
+                self.off = Self::OFF_AFTER_PREEMPTION;
+                self.budget = Duration::ZERO;
+                return false;
+            }
+            if now >= until {
+                return false;
+            }
+            last = now;
+            std::thread::yield_now();
+            if round % 4 == 3 {
+                tokio::task::yield_now().await;
+            }
+        }
+        false
+    }
+
+    /// The gap from the end of the previous message to the first byte of
+    /// this one: the next poll's budget.
+    pub fn learn(&mut self, gap: Duration) {
+        if self.off > 0 {
+            self.off -= 1;
+            self.budget = Duration::ZERO;
+            return;
+        }
+        self.budget = if gap < self.max {
+            (gap * 2 + Duration::from_micros(2)).min(self.max)
+        } else {
+            Duration::ZERO
+        };
+    }
+}
+
 /// Reads exactly `buf.len()` payload bytes. On a fast path the rest of a
 /// message in flight arrives in segments microseconds apart, sooner than a
 /// sleeping thread is woken: the reader polls the socket for up to `spin`
@@ -2434,6 +2552,96 @@ mod tests {
     use proptest::prelude::*;
     use tokio::io::duplex;
 
+    /// A stream whose socket says "a byte is there" from the `ready_at`-th
+    /// question on, counting the questions.
+    struct Ready {
+        asked: std::cell::Cell<u32>,
+        ready_at: u32,
+    }
+
+    impl ReadNow for Ready {
+        fn read_now(&self, _buf: &mut [u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        fn ready_now(&self) -> Option<bool> {
+            let n = self.asked.get() + 1;
+            self.asked.set(n);
+            Some(n >= self.ready_at)
+        }
+    }
+
+    #[test]
+    fn idle_poll_budget_follows_the_last_gap() {
+        let us = Duration::from_micros;
+        let mut p = IdlePoll::new(us(100));
+        assert_eq!(p.budget, Duration::ZERO, "no poll before a gap is known");
+        p.learn(us(10));
+        assert_eq!(p.budget, us(22), "twice the gap, and a little");
+        p.learn(us(70));
+        assert_eq!(p.budget, us(100), "at most rx_poll_us");
+        p.learn(us(100));
+        assert_eq!(
+            p.budget,
+            Duration::ZERO,
+            "messages that far apart are slept for"
+        );
+        let mut off = IdlePoll::new(Duration::ZERO);
+        off.learn(Duration::ZERO);
+        assert_eq!(off.budget, Duration::ZERO, "rx_poll_us=0 never polls");
+    }
+
+    #[test]
+    fn idle_poll_stops_when_data_comes_and_when_the_budget_is_spent() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut p = IdlePoll::new(Duration::from_secs(5));
+            p.learn(Duration::from_secs(1));
+            // Data on the third question: found (a preemption, on a loaded
+            // machine, ends it early instead; both end the poll).
+            let mut r = Ready {
+                asked: 0.into(),
+                ready_at: 3,
+            };
+            let found = p.poll(&mut r).await;
+            assert!(found || p.off == IdlePoll::OFF_AFTER_PREEMPTION);
+            if found {
+                assert_eq!(r.asked.get(), 3, "asked until the byte was there");
+            }
+            // Nothing ever comes: the budget ends it, or a preemption.
+            let mut p = IdlePoll::new(Duration::from_millis(1));
+            p.learn(Duration::from_micros(200));
+            let mut never = Ready {
+                asked: 0.into(),
+                ready_at: u32::MAX,
+            };
+            let t0 = Instant::now();
+            assert!(!p.poll(&mut never).await);
+            assert!(t0.elapsed() >= Duration::from_micros(400) || p.off > 0);
+            // A stream that cannot tell (in memory): no poll at all.
+            struct Blind;
+            impl ReadNow for Blind {
+                fn read_now(&self, _buf: &mut [u8]) -> io::Result<usize> {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+            }
+            assert!(!p.poll(&mut Blind).await);
+        });
+    }
+
+    #[test]
+    fn a_preempted_poll_turns_polling_off_for_a_while() {
+        let mut p = IdlePoll::new(Duration::from_micros(100));
+        p.off = IdlePoll::OFF_AFTER_PREEMPTION;
+        for _ in 0..IdlePoll::OFF_AFTER_PREEMPTION {
+            p.learn(Duration::from_micros(10));
+            assert_eq!(p.budget, Duration::ZERO);
+        }
+        p.learn(Duration::from_micros(10));
+        assert_eq!(p.budget, Duration::from_micros(22), "back on");
+    }
+
     #[test]
     fn frames_in_order_then_eof() {
         let counts = Arc::new(Counts::default());
@@ -2488,6 +2696,7 @@ mod tests {
                 zc_min_payload: Some(1000),
                 csum: false,
                 rx_spin: Duration::from_micros(50),
+                rx_poll: Duration::ZERO,
                 rx_lowat: true,
             },
         )
@@ -2732,6 +2941,7 @@ mod tests {
             zc_min_payload: None,
             csum: false,
             rx_spin: Duration::from_micros(50),
+            rx_poll: Duration::ZERO,
             rx_lowat: true,
         };
         let c = conn_with(&counts, cfg);
@@ -2845,6 +3055,7 @@ mod tests {
             zc_min_payload: None,
             csum: false,
             rx_spin: Duration::from_micros(50),
+            rx_poll: Duration::ZERO,
             rx_lowat: true,
         };
         let host = HostHandle::new(Statuses(statuses.clone()));
@@ -2972,6 +3183,7 @@ mod tests {
                 zc_min_payload: None,
                 csum: false,
                 rx_spin: Duration::from_micros(50),
+                rx_poll: Duration::ZERO,
                 rx_lowat: true,
             };
             let host = HostHandle::new(Statuses(statuses.clone()));

@@ -108,6 +108,7 @@ pub fn conn(counts: &Arc<Counts>) -> Arc<Conn> {
             zc_min_payload: None,
             csum: false,
             rx_spin: Duration::from_micros(50),
+            rx_poll: Duration::ZERO,
             rx_lowat: true,
         },
     )

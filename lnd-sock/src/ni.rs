@@ -303,6 +303,7 @@ impl NiInner {
             zc_min_payload: params.zc_request.then_some(params.zc_min_payload),
             csum: params.enable_csum,
             rx_spin: Duration::from_micros(params.rx_spin_us.into()),
+            rx_poll: Duration::from_micros(params.rx_poll_us.into()),
             rx_lowat: params.rx_lowat,
         };
         let (shut_tx, _) = watch::channel(false);

@@ -83,6 +83,10 @@ pub struct Params {
     /// `rx_spin_us` (50, this LND's own): how long a reader polls for the
     /// rest of a payload in flight before it sleeps; 0 never polls.
     pub rx_spin_us: u32,
+    /// `rx_poll_us` (100, this LND's own): the most a reader polls its
+    /// socket for the next message before it sleeps, when the last gap
+    /// between messages was shorter (see `conn::IdlePoll`); 0 never polls.
+    pub rx_poll_us: u32,
     /// `rx_lowat` (1, this LND's own): a reader that sleeps for the rest of
     /// a large payload sets the socket's receive low-water mark to it, so
     /// it is woken once, when the rest is there, not at every segment.
@@ -130,6 +134,7 @@ impl Default for Params {
             zc_min_payload: 16384,
             zc_request: false,
             rx_spin_us: 50,
+            rx_poll_us: 100,
             rx_lowat: true,
             nscheds: 0,
             credits: 256,
@@ -154,7 +159,7 @@ const MAX_I32: i64 = i32::MAX as i64;
 /// declared to the host through the lnd-api parameter extension. The
 /// acceptor's (`accept`, `accept_port`, ...) are the lnet module's and the
 /// host's: this LND reads them from [`lnd_api::NiConfig::params`].
-pub static DECLS: [ParamDecl; 34] = [
+pub static DECLS: [ParamDecl; 35] = [
     ParamDecl::int(
         M,
         "sock_timeout",
@@ -367,6 +372,14 @@ pub static DECLS: [ParamDecl; 34] = [
         10_000,
         "this LND's own: microseconds a reader polls for a payload in flight",
     ),
+    ParamDecl::int(
+        M,
+        "rx_poll_us",
+        "100",
+        0,
+        10_000,
+        "this LND's own: microseconds a reader polls for the next message when they come that close",
+    ),
     ParamDecl::bool(
         M,
         "rx_lowat",
@@ -448,6 +461,7 @@ impl Params {
                 "zc_min_payload" => p.zc_min_payload = num::<usize>(n, v, 0, 1 << 21)?.max(2048),
                 "zc_request" => p.zc_request = num::<u32>(n, v, 0, 1)? == 1,
                 "rx_spin_us" => p.rx_spin_us = num(n, v, 0, 10_000)?,
+                "rx_poll_us" => p.rx_poll_us = num(n, v, 0, 10_000)?,
                 "rx_lowat" => p.rx_lowat = num::<u32>(n, v, 0, 1)? == 1,
                 "nscheds" => p.nscheds = num(n, v, 0, NSCHEDS_MAX)?,
                 "credits" => p.credits = num(n, v, 1, 1 << 20)?,
@@ -656,6 +670,15 @@ mod tests {
         assert_eq!(Params::default().rx_spin_us, 50);
         let p = Params::from_list(&list(&[("rx_spin_us", "0")])).expect("valid");
         assert_eq!(p.rx_spin_us, 0);
+    }
+
+    #[test]
+    fn rx_poll_defaults_to_100_us_and_can_be_off() {
+        assert_eq!(Params::default().rx_poll_us, 100);
+        let p = Params::from_list(&list(&[("rx_poll_us", "0")])).expect("valid");
+        assert_eq!(p.rx_poll_us, 0);
+        let e = Params::from_list(&list(&[("rx_poll_us", "20000")])).expect_err("too long");
+        assert!(e.message.contains("rx_poll_us"), "{}", e.message);
     }
 
     #[test]

@@ -143,10 +143,9 @@ pub(super) struct ServerRpc {
 impl Selftest {
     /// Posts request buffers until every service has what it wants.
     pub(super) fn post_buffers(&mut self, lnet: &mut Lnet) {
-        for i in 0..self.want_posted.len() {
-            let (svc, want) = self.want_posted[i];
-            while self.posted.get(&svc).copied().unwrap_or(0) < want {
-                if !self.post_one(lnet, svc) {
+        for i in 0..self.svc_bufs.len() {
+            while self.svc_bufs[i].posted < self.svc_bufs[i].want {
+                if !self.post_one(lnet, i) {
                     break;
                 }
             }
@@ -155,12 +154,10 @@ impl Selftest {
 
     /// Whether `svc` has fewer than half the request buffers it wants posted.
     fn low_on_buffers(&self, svc: u32) -> bool {
-        let want = self
-            .want_posted
+        self.svc_bufs
             .iter()
-            .find(|(s, _)| *s == svc)
-            .map_or(0, |(_, n)| *n);
-        self.posted.get(&svc).copied().unwrap_or(0) < want.div_ceil(2)
+            .find(|b| b.svc == svc)
+            .is_some_and(|b| b.posted < b.want.div_ceil(2))
     }
 
     /// Re-posts the request buffers taken since the last time, if any.
@@ -173,15 +170,15 @@ impl Selftest {
 
     /// Asks for at least `n` request buffers for `svc`.
     pub(super) fn want_buffers(&mut self, lnet: &mut Lnet, svc: u32, n: u32) {
-        let k = match self.want_posted.iter().position(|(s, _)| *s == svc) {
+        let k = match self.svc_bufs.iter().position(|b| b.svc == svc) {
             Some(k) => k,
             None => {
-                self.want_posted.push((svc, 0));
-                self.want_posted.len() - 1
+                self.svc_bufs.push(crate::SvcBufs::new(svc, 0));
+                self.svc_bufs.len() - 1
             }
         };
-        if self.want_posted[k].1 < n {
-            self.want_posted[k].1 = n;
+        if self.svc_bufs[k].want < n {
+            self.svc_bufs[k].want = n;
             self.size_reqbufs();
             self.post_buffers(lnet);
         }
@@ -197,14 +194,16 @@ impl Selftest {
     /// comes (issue #6 item 8: a brw batch on a loaded machine hit it after
     /// its warm-up, 1 allocation of 133 136 bytes in 6 752 RPCs).
     pub(super) fn size_reqbufs(&mut self) {
-        let wanted: usize = self.want_posted.iter().map(|(_, n)| *n as usize).sum();
+        let wanted: usize = self.svc_bufs.iter().map(|b| b.want as usize).sum();
         let need = 2 * wanted + 16;
         if self.reqbufs.capacity() < need {
             self.reqbufs.reserve(need - self.reqbufs.len());
         }
     }
 
-    fn post_one(&mut self, lnet: &mut Lnet, svc: u32) -> bool {
+    /// Posts one request buffer for the service at `k` in `svc_bufs`.
+    fn post_one(&mut self, lnet: &mut Lnet, k: usize) -> bool {
+        let svc = self.svc_bufs[k].svc;
         let portal = if svc < service::MAX_FRAMEWORK {
             SRPC_FRAMEWORK_REQUEST_PORTAL
         } else {
@@ -238,7 +237,7 @@ impl Selftest {
                         md,
                     },
                 );
-                *self.posted.entry(svc).or_insert(0) += 1;
+                self.svc_bufs[k].posted += 1;
                 true
             }
             Err(e) => {
@@ -488,8 +487,8 @@ impl Selftest {
         };
         let _ = rb.md;
         let svc = rb.service;
-        if let Some(n) = self.posted.get_mut(&svc) {
-            *n = n.saturating_sub(1);
+        if let Some(b) = self.svc_bufs.iter_mut().find(|b| b.svc == svc) {
+            b.posted = b.posted.saturating_sub(1);
         }
         self.counters.rpcs_rcvd = self.counters.rpcs_rcvd.wrapping_add(1);
         // Re-posting costs about as much as the reply itself and the

@@ -44,6 +44,7 @@ impl<T> Default for GenSlab<T> {
 
 impl<T> GenSlab<T> {
     /// Stores `v`; returns its index and generation.
+    #[inline]
     pub(crate) fn insert(&mut self, v: T) -> (u32, u32) {
         self.len += 1;
         if let Some(idx) = self.free.pop() {
@@ -73,6 +74,7 @@ impl<T> GenSlab<T> {
             .and_then(|s| s.val.as_mut())
     }
 
+    #[inline]
     pub(crate) fn remove(&mut self, idx: u32, gen: u32) -> Option<T> {
         let slot = self.slots.get_mut(idx as usize).filter(|s| s.gen == gen)?;
         let v = slot.val.take()?;
@@ -84,6 +86,25 @@ impl<T> GenSlab<T> {
         self.free.push(idx);
         self.len -= 1;
         Some(v)
+    }
+
+    /// Removes and drops the entry in its slot, without moving it out
+    /// (an MD or message is a few hundred bytes); whether it was there.
+    pub(crate) fn discard(&mut self, idx: u32, gen: u32) -> bool {
+        let Some(slot) = self.slots.get_mut(idx as usize).filter(|s| s.gen == gen) else {
+            return false;
+        };
+        if slot.val.is_none() {
+            return false;
+        }
+        slot.val = None;
+        slot.gen = match slot.gen.wrapping_add(1) {
+            0 | u32::MAX => 1,
+            g => g,
+        };
+        self.free.push(idx);
+        self.len -= 1;
+        true
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -620,6 +641,30 @@ mod tests {
         assert_eq!(s.get(i, g), None);
         assert_eq!(s.len(), 1);
         assert_eq!(s.iter().count(), 1);
+    }
+
+    /// `discard` is `remove` without the value: the entry is dropped
+    /// (once), the slot reused under a new generation, a stale or repeated
+    /// discard does nothing.
+    #[test]
+    fn gen_slab_discard_drops_in_place() {
+        let mut s = GenSlab::default();
+        let v = std::rc::Rc::new(());
+        let (i, g) = s.insert(v.clone());
+        let (j, h) = s.insert(v.clone());
+        assert_eq!(std::rc::Rc::strong_count(&v), 3);
+        assert!(s.discard(i, g));
+        assert_eq!(std::rc::Rc::strong_count(&v), 2);
+        assert!(!s.discard(i, g));
+        assert!(s.get(i, g).is_none());
+        assert_eq!(s.len(), 1);
+        let (i2, g2) = s.insert(v.clone());
+        assert_eq!(i2, i);
+        assert_ne!(g2, g);
+        assert!(!s.discard(i, g), "a stale handle discards nothing");
+        assert!(s.get(i2, g2).is_some());
+        assert!(s.get(j, h).is_some());
+        assert_eq!(s.len(), 2);
     }
 
     #[test]

@@ -321,7 +321,7 @@ impl Selftest {
             }
         }
         let msg = build(rpyid, bulkid);
-        let req = self.msg_bufs.with(&msg.emit());
+        let req = self.msg_bufs.emit(&msg);
         let mut spec = MdSpec::new(req.clone(), MdOptions::NONE, Threshold::Count(1));
         // Reused once the MD and the LND are done with it.
         self.msg_bufs.give(req);
@@ -715,7 +715,7 @@ impl Selftest {
     ) -> bool {
         let (peer, self_nid) = (ctx.peer, ctx.self_nid);
         let msg = SrpcMsg::new(feats, body);
-        let reply = self.msg_bufs.with(&msg.emit());
+        let reply = self.msg_bufs.emit(&msg);
         let mut spec = MdSpec::new(reply.clone(), MdOptions::NONE, Threshold::Count(1));
         // Reused once the MD and the LND are done with it.
         self.msg_bufs.give(reply);

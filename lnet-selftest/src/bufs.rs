@@ -103,6 +103,7 @@ impl MsgBufs {
 }
 
 /// The first `SRPC_MSG_SIZE` bytes of `b`, copied out (no allocation).
+#[cfg(test)]
 pub(super) fn read_msg(b: &PayloadSpan) -> Result<[u8; SRPC_MSG_SIZE], lnd_api::Busy> {
     let mut out = [0u8; SRPC_MSG_SIZE];
     b.read_at(0, &mut out)?;

@@ -19,7 +19,7 @@
 
 use lnd_api::{Nid, PayloadSpan};
 
-use super::bufs::read_msg;
+use super::bufs::bytes;
 use super::framework::UnitKey;
 use super::wire::{self, service, Body, ByteOrder, SrpcMsg, SRPC_MSG_SIZE};
 use super::{
@@ -421,12 +421,13 @@ impl Selftest {
             if let Some(d) = rpc.deadline {
                 self.deadlines.remove(&(d, id));
             }
-            let res = match read_msg(&rpc.reply_buf) {
-                Ok(b) => SrpcMsg::parse(&b).map_err(|e| {
+            // Parsed where it lies (no copy out).
+            let res = match bytes(&rpc.reply_buf) {
+                Some(b) => SrpcMsg::parse(&b).map_err(|e| {
                     tracing::debug!("selftest: bad reply: {e}");
                     -errno::EPROTO
                 }),
-                Err(_) => Err(-errno::EBUSY),
+                None => Err(-errno::EBUSY),
             };
             self.msg_bufs.give(rpc.reply_buf);
             self.client_done(lnet, now, wall, rpc.owner, res);
@@ -513,39 +514,20 @@ impl Selftest {
             );
             return;
         }
-        let bytes = read_msg(&rb.buf);
+        // Parsed where it lies (no copy out), before the buffer goes back.
+        let parsed = bytes(&rb.buf).and_then(|b| parse_request(&b, svc, ev));
         self.msg_bufs.give(rb.buf);
-        let Ok(bytes) = bytes else { return };
-        let view = match wire::SrpcMsgView::new_checked(&bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::debug!("selftest: dropping a request from {}: {e}", ev.source);
-                return;
-            }
-        };
-        if Some(view.msg_type()) != wire::service_request_type(svc) {
-            tracing::debug!(
-                "selftest: dropping a type {} request to service {svc} from {}",
-                view.msg_type(),
-                ev.source
-            );
+        let Some((req, order, version, ses_feats)) = parsed else {
             return;
-        }
+        };
         let ctx = ServerCtx {
             service: svc,
             peer: ev.source,
             self_nid: ev.target.nid,
-            order: view.order(),
-        };
-        let (req, _) = match SrpcMsg::parse(&bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!("selftest: dropping a request from {}: {e}", ev.source);
-                return;
-            }
+            order,
         };
         let id = self.alloc_id();
-        if view.version() == wire::SRPC_MSG_VERSION && matches!(svc, service::PING | service::BRW) {
+        if version == wire::SRPC_MSG_VERSION && matches!(svc, service::PING | service::BRW) {
             // The test services' handlers read nothing of the server RPCs
             // in progress: the request is handled before it is stored, and
             // a reply (every ping) is started from it, with no lookup or
@@ -586,9 +568,9 @@ impl Selftest {
                 stage: SrvStage::Handle,
             },
         );
-        if view.version() != wire::SRPC_MSG_VERSION {
+        if version != wire::SRPC_MSG_VERSION {
             let body = error_reply(svc, errno::EPROTO as u32);
-            self.server_reply(lnet, now, id, body, view.ses_feats());
+            self.server_reply(lnet, now, id, body, ses_feats);
             return;
         }
         self.server_run(lnet, now, wall, id);
@@ -920,5 +902,34 @@ pub(super) fn error_reply(svc: u32, status: u32) -> Body {
             seq: 0,
         },
         _ => Body::BrwReply { status },
+    }
+}
+
+/// A request's 160 bytes checked for service `svc` and parsed: the
+/// message, the sender's byte order, its version and session features;
+/// `None` (logged) when it is to be dropped.
+fn parse_request(bytes: &[u8], svc: u32, ev: &MdEvent) -> Option<(SrpcMsg, ByteOrder, u32, u32)> {
+    let view = match wire::SrpcMsgView::new_checked(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::debug!("selftest: dropping a request from {}: {e}", ev.source);
+            return None;
+        }
+    };
+    if Some(view.msg_type()) != wire::service_request_type(svc) {
+        tracing::debug!(
+            "selftest: dropping a type {} request to service {svc} from {}",
+            view.msg_type(),
+            ev.source
+        );
+        return None;
+    }
+    let (order, version, ses_feats) = (view.order(), view.version(), view.ses_feats());
+    match SrpcMsg::parse(bytes) {
+        Ok((req, _)) => Some((req, order, version, ses_feats)),
+        Err(e) => {
+            tracing::debug!("selftest: dropping a request from {}: {e}", ev.source);
+            None
+        }
     }
 }

@@ -41,6 +41,7 @@
 
 pub use abi_stable;
 
+pub mod clock;
 pub mod entry;
 pub mod filter;
 pub mod hash;

@@ -469,6 +469,9 @@ const HEAD_MAX: usize = MSG_HDR_SIZE + HDR_NID16_SIZE;
 const IOV_BATCH: usize = 272;
 /// Slices of a write of small frames (see [`with_iov`]).
 const IOV_SMALL: usize = 32;
+/// Slices of a write of one small message (its head and a payload piece or
+/// two): the arrays of a ping-sized write stay a few words long.
+const IOV_TINY: usize = 4;
 /// Frames an owner of the write side takes off the queue at once.
 const BATCH_FRAMES: usize = 16;
 /// An owner stops taking frames once the batch holds this many bytes (so
@@ -1059,10 +1062,7 @@ pub fn start<S: Seam, O: ConnOwner>(conn: Arc<Conn>, s: S, owner: Arc<O>) {
     }
     let (c1, o1) = (conn.clone(), owner.clone());
     tokio::spawn(async move {
-        let why = tokio::select! {
-            r = read_loop(&c1, &o1, r) => r,
-            _ = c1.closed() => None,
-        };
+        let why = unless_closed(&c1, read_loop(&c1, &o1, r)).await;
         if let Some(why) = why {
             // What the reader corked before it failed (replies to messages
             // it handled whole) goes out before the close, as it would have.
@@ -1072,15 +1072,75 @@ pub fn start<S: Seam, O: ConnOwner>(conn: Arc<Conn>, s: S, owner: Arc<O>) {
         o1.task_done();
     });
     tokio::spawn(async move {
-        let why = tokio::select! {
-            r = write_loop(&conn, w) => r,
-            _ = conn.closed() => None,
-        };
+        let why = unless_closed(&conn, write_loop(&conn, w)).await;
         if let Some(why) = why {
             owner.conn_failed(&conn, why);
         }
         owner.task_done();
     });
+}
+
+/// Runs `task` (a connection's reader or writer) until it ends or the
+/// connection closes (then `None`), whichever comes first: a close is seen
+/// before the task is polled again.
+///
+/// The close is watched through a waker of its own: its future is polled
+/// only when that waker fired (or the task's waker changed), not each time
+/// the task wakes for its socket. `tokio::select!` polled both on every
+/// wake-up, one message each at low rates: about 300 instructions per
+/// message for a watch that fires once per connection (issue 17).
+async fn unless_closed<F>(conn: &Conn, task: F) -> Option<CloseReason>
+where
+    F: std::future::Future<Output = Option<CloseReason>>,
+{
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let gate = Arc::new(CloseGate {
+        fired: AtomicBool::new(true),
+        task: Mutex::new(None),
+    });
+    let gate_waker = Waker::from(Arc::clone(&gate));
+    let mut task_waker: Option<Waker> = None;
+    let mut closed = std::pin::pin!(conn.closed());
+    let mut task = std::pin::pin!(task);
+    std::future::poll_fn(move |cx| {
+        if !task_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *lock(&gate.task) = Some(cx.waker().clone());
+            task_waker = Some(cx.waker().clone());
+            gate.fired.store(true, Ordering::Relaxed);
+        }
+        // Cleared before the poll: a close during it fires the gate again.
+        if gate.fired.swap(false, Ordering::AcqRel)
+            && closed
+                .as_mut()
+                .poll(&mut Context::from_waker(&gate_waker))
+                .is_ready()
+        {
+            return Poll::Ready(None);
+        }
+        task.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// The waker of [`unless_closed`]'s close watch: notes that it fired and
+/// wakes the task.
+struct CloseGate {
+    fired: AtomicBool,
+    task: Mutex<Option<std::task::Waker>>,
+}
+
+impl std::task::Wake for CloseGate {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        if let Some(w) = lock(&self.task).as_ref() {
+            w.wake_by_ref();
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1238,6 +1298,9 @@ fn with_iov<R>(
         if need > IOV_SMALL {
             return with_iov_n::<IOV_BATCH, R>(batch, w);
         }
+    }
+    if need <= IOV_TINY {
+        return with_iov_n::<IOV_TINY, R>(batch, w);
     }
     with_iov_n::<IOV_SMALL, R>(batch, w)
 }
@@ -3699,6 +3762,64 @@ mod tests {
     /// leaves the rest of its batch to the writer task, later sends queue;
     /// a close then completes every send exactly once (those not written
     /// with the close status), none twice, none lost.
+    /// The reader and the writer watch the close through a waker of their
+    /// own (`unless_closed`): after the reader was woken for many messages
+    /// (its close watch not polled each time), a close still ends both
+    /// tasks. The stream is in memory and stays open, so the close alone
+    /// ends them (a socket's shutdown would end the reader by itself), and
+    /// the reader takes no message after it.
+    #[test]
+    fn a_close_ends_both_tasks_after_traffic() {
+        use tokio::io::AsyncWriteExt;
+        const N: usize = 20;
+        let counts = Arc::new(Counts::default());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (ours, mut peer) = tokio::io::duplex(1 << 16);
+        let c = conn_with(
+            &counts,
+            ConnCfg {
+                sock_timeout: Duration::from_secs(60),
+                ..conn(&counts).cfg
+            },
+        );
+        {
+            let _g = rt.enter();
+            start(c.clone(), ours, Arc::new(Owner(counts.clone())));
+        }
+        let wait = |what: &str, done: &dyn Fn() -> bool| {
+            let t0 = std::time::Instant::now();
+            while !done() {
+                assert!(t0.elapsed() < Duration::from_secs(60), "{what}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        // One message at a time, each sent after the last was taken: the
+        // reader waits and wakes once per message.
+        for i in 0..N {
+            rt.block_on(peer.write_all(&lnet(0, 0, 0)))
+                .expect("write message");
+            wait("message not received", &|| {
+                counts.finalized_rx.load(Ordering::SeqCst) > i
+            });
+        }
+        assert_eq!(counts.tasks_done.load(Ordering::SeqCst), 0);
+        assert!(c.close(CloseReason::shutdown()));
+        wait("a task did not end on close", &|| {
+            counts.tasks_done.load(Ordering::SeqCst) == 2
+        });
+        // Ended by the close, not by a failure of their own.
+        assert_eq!(counts.failed.load(Ordering::SeqCst), 0);
+        // Both ends of the stream were let go with their tasks.
+        assert!(rt.block_on(peer.write_all(&lnet(0, 0, 0))).is_err());
+        assert_eq!(counts.parsed.load(Ordering::SeqCst), N);
+        drop(peer);
+        drop(rt);
+    }
+
     #[test]
     fn a_close_completes_half_written_batches_once() {
         const N: u64 = 40;

@@ -464,14 +464,18 @@ impl Lnet {
         let Some(m) = self.mds.get_mut(h.idx, h.gen) else {
             return;
         };
-        if !m.zombie {
+        let me = if m.zombie {
+            None
+        } else {
             m.zombie = true;
-            if let Some(me) = m.me.take() {
-                self.me_detach_md(me);
-            }
+            m.me.take()
+        };
+        let unused = m.refcount == 0;
+        if let Some(me) = me {
+            // Detaching the ME never touches the MD's reference count.
+            self.me_detach_md(me);
         }
-        if self.mds.get(h.idx, h.gen).is_some_and(|m| m.refcount == 0) {
-            self.mds.remove(h.idx, h.gen);
+        if unused && self.mds.discard(h.idx, h.gen) {
             self.rspt_disarm(h);
         }
     }

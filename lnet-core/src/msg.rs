@@ -44,6 +44,7 @@ impl<T> Default for GenSlab<T> {
 
 impl<T> GenSlab<T> {
     /// Stores `v`; returns its index and generation.
+    #[inline]
     pub(crate) fn insert(&mut self, v: T) -> (u32, u32) {
         self.len += 1;
         if let Some(idx) = self.free.pop() {
@@ -73,6 +74,7 @@ impl<T> GenSlab<T> {
             .and_then(|s| s.val.as_mut())
     }
 
+    #[inline]
     pub(crate) fn remove(&mut self, idx: u32, gen: u32) -> Option<T> {
         let slot = self.slots.get_mut(idx as usize).filter(|s| s.gen == gen)?;
         let v = slot.val.take()?;
@@ -84,6 +86,25 @@ impl<T> GenSlab<T> {
         self.free.push(idx);
         self.len -= 1;
         Some(v)
+    }
+
+    /// Removes and drops the entry in its slot, without moving it out
+    /// (an MD or message is a few hundred bytes); whether it was there.
+    pub(crate) fn discard(&mut self, idx: u32, gen: u32) -> bool {
+        let Some(slot) = self.slots.get_mut(idx as usize).filter(|s| s.gen == gen) else {
+            return false;
+        };
+        if slot.val.is_none() {
+            return false;
+        }
+        slot.val = None;
+        slot.gen = match slot.gen.wrapping_add(1) {
+            0 | u32::MAX => 1,
+            g => g,
+        };
+        self.free.push(idx);
+        self.len -= 1;
+        true
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -225,6 +246,95 @@ impl Msg {
     pub(crate) fn wire_len(&self) -> u32 {
         self.hdr.payload_length
     }
+}
+
+/// What a received PUT's ACK needs of the PUT (see [`Lnet::send_ack`]).
+pub(crate) struct AckTo {
+    pub(crate) ack: AckWanted,
+    pub(crate) ev: EvInfo,
+    pub(crate) src_nid: Nid,
+    pub(crate) dest_nid: Nid,
+    pub(crate) src_pid: u32,
+    pub(crate) ni: NiId,
+    pub(crate) peer_ni: Option<PeerNiId>,
+    pub(crate) from: Nid,
+}
+
+impl AckTo {
+    fn of(put: &Msg, ack: AckWanted) -> AckTo {
+        AckTo {
+            ack,
+            ev: put.ev,
+            src_nid: put.hdr.src_nid,
+            dest_nid: put.hdr.dest_nid,
+            src_pid: put.hdr.src_pid,
+            ni: put.ni,
+            peer_ni: put.peer_ni,
+            from: put.from,
+        }
+    }
+}
+
+/// The latency sample of a successful completion: the NI, which
+/// statistic (0 PUT egress, 1 GET round trip, 2 PUT to ACK) and the
+/// nanoseconds.
+fn latency_sample(mds: &crate::md::MdTable, now: Instant, m: &Msg) -> Option<(NiId, u8, u64)> {
+    let sent =
+        m.md.and_then(|h| mds.get(h.idx, h.gen))
+            .and_then(|md| md.sent);
+    let (ni, kind, since) = match (m.dir, m.msg_type) {
+        (Dir::Send, MsgType::PUT) if m.ev.kind == crate::event::EventKind::Send => {
+            (m.ni, 0, m.committed_at)
+        }
+        (Dir::Recv, MsgType::REPLY) => {
+            let (t, ni) = sent?;
+            (ni, 1, t)
+        }
+        (Dir::Recv, MsgType::ACK) => {
+            let (t, ni) = sent?;
+            (ni, 2, t)
+        }
+        _ => return None,
+    };
+    let ns = now.since(since).as_nanos().min(u128::from(u64::MAX)) as u64;
+    Some((ni, kind, ns))
+}
+
+/// `lnet_msg_detach_md`: drops the message's reference on its MD; the
+/// event to deliver, its MD's owner, and whether the MD is to be unlinked.
+fn detach_md(
+    mds: &mut crate::md::MdTable,
+    m: &Msg,
+    status: i32,
+) -> Option<(MdHandle, bool, crate::md::MdOwner, crate::event::MdEvent)> {
+    let h = m.md?;
+    let md = mds.get_mut(h.idx, h.gen)?;
+    md.refcount = md.refcount.saturating_sub(1);
+    let unlink = md.unlinkable();
+    let status = if md.aborted && status == 0 {
+        -lnd_api::errno::ETIMEDOUT
+    } else {
+        status
+    };
+    let ev = crate::event::MdEvent {
+        kind: m.ev.kind,
+        md: h,
+        user_ptr: md.user_ptr,
+        initiator: m.ev.initiator,
+        source: m.ev.source,
+        sender: m.ev.sender,
+        target: m.ev.target,
+        portal: m.ev.portal,
+        match_bits: m.ev.match_bits,
+        rlength: m.ev.rlength,
+        mlength: m.ev.mlength,
+        offset: m.ev.offset,
+        hdr_data: m.ev.hdr_data,
+        status,
+        unlinked: unlink,
+        msg_type: m.ev.msg_type,
+    };
+    Some((h, unlink, md.owner, ev))
 }
 
 /// Health bookkeeping result of a completion, for counters (`lnet_health_check`).
@@ -374,25 +484,51 @@ impl crate::ni::Lnet {
                 return;
             }
         }
-        let Some(m) = self.msgs.remove(id.idx, id.gen) else {
+        // What the completion still needs is read from the message where
+        // it lies, which is then dropped in its slot: a message is a few
+        // hundred bytes, moving it out cost more than all of this (issue 17).
+        let Some(m) = self.msgs.get(id.idx, id.gen) else {
             return;
         };
+        let retries = m.retries;
+        let sample = if status.is_ok() {
+            latency_sample(&self.mds, now, m)
+        } else {
+            None
+        };
+        let detached = detach_md(&mut self.mds, m, status.errno);
+        let ack = match m.ack {
+            Some(ack) if dir == Dir::Recv && t == MsgType::PUT && status.is_ok() => {
+                Some(AckTo::of(m, ack))
+            }
+            _ => None,
+        };
+        self.msgs.discard(id.idx, id.gen);
         self.counters.msg_free();
-        if m.retries > 0 {
+        if retries > 0 {
             if status.is_ok() {
                 self.counters.successful_resends += 1;
             } else {
                 self.counters.failed_resends += 1;
             }
         }
-        if status.is_ok() {
-            self.sample_latency(now, &m);
-        }
-        self.detach_md(now, &m, status.errno);
-        if dir == Dir::Recv && t == MsgType::PUT && status.is_ok() {
-            if let Some(ack) = m.ack {
-                self.send_ack(now, &m, ack);
+        if let Some((ni, kind, ns)) = sample {
+            if let Some(n) = self.ni_mut(ni) {
+                match kind {
+                    0 => n.stats.put_egress.sample(ns),
+                    1 => n.stats.get_rtt.sample(ns),
+                    _ => n.stats.put_ack.sample(ns),
+                }
             }
+        }
+        if let Some((h, unlink, owner, ev)) = detached {
+            if unlink {
+                self.md_start_unlink(h);
+            }
+            self.deliver_event(now, owner, ev);
+        }
+        if let Some(to) = ack {
+            self.send_ack(now, &to);
         }
     }
 
@@ -471,73 +607,6 @@ impl crate::ni::Lnet {
         self.counters.resend_count += 1;
         self.post_on_path(now, id, path);
         true
-    }
-
-    /// Latency statistics of a successful completion.
-    fn sample_latency(&mut self, now: Instant, m: &Msg) {
-        let sent =
-            m.md.and_then(|h| self.mds.get(h.idx, h.gen))
-                .and_then(|md| md.sent);
-        let (ni, kind, since) = match (m.dir, m.msg_type) {
-            (Dir::Send, MsgType::PUT) if m.ev.kind == crate::event::EventKind::Send => {
-                (m.ni, 0, m.committed_at)
-            }
-            (Dir::Recv, MsgType::REPLY) => match sent {
-                Some((t, ni)) => (ni, 1, t),
-                None => return,
-            },
-            (Dir::Recv, MsgType::ACK) => match sent {
-                Some((t, ni)) => (ni, 2, t),
-                None => return,
-            },
-            _ => return,
-        };
-        let ns = now.since(since).as_nanos().min(u128::from(u64::MAX)) as u64;
-        if let Some(n) = self.ni_mut(ni) {
-            match kind {
-                0 => n.stats.put_egress.sample(ns),
-                1 => n.stats.get_rtt.sample(ns),
-                _ => n.stats.put_ack.sample(ns),
-            }
-        }
-    }
-
-    /// `lnet_msg_detach_md` + event delivery.
-    fn detach_md(&mut self, now: Instant, m: &Msg, status: i32) {
-        let Some(h) = m.md else { return };
-        let Some(md) = self.mds.get_mut(h.idx, h.gen) else {
-            return;
-        };
-        md.refcount = md.refcount.saturating_sub(1);
-        let unlink = md.unlinkable();
-        let status = if md.aborted && status == 0 {
-            -lnd_api::errno::ETIMEDOUT
-        } else {
-            status
-        };
-        let ev = crate::event::MdEvent {
-            kind: m.ev.kind,
-            md: h,
-            user_ptr: md.user_ptr,
-            initiator: m.ev.initiator,
-            source: m.ev.source,
-            sender: m.ev.sender,
-            target: m.ev.target,
-            portal: m.ev.portal,
-            match_bits: m.ev.match_bits,
-            rlength: m.ev.rlength,
-            mlength: m.ev.mlength,
-            offset: m.ev.offset,
-            hdr_data: m.ev.hdr_data,
-            status,
-            unlinked: unlink,
-            msg_type: m.ev.msg_type,
-        };
-        let owner = md.owner;
-        if unlink {
-            self.md_start_unlink(h);
-        }
-        self.deliver_event(now, owner, ev);
     }
 
     /// Health bookkeeping at completion (semantics §8.3; resends are not done).
@@ -620,6 +689,30 @@ mod tests {
         assert_eq!(s.get(i, g), None);
         assert_eq!(s.len(), 1);
         assert_eq!(s.iter().count(), 1);
+    }
+
+    /// `discard` is `remove` without the value: the entry is dropped
+    /// (once), the slot reused under a new generation, a stale or repeated
+    /// discard does nothing.
+    #[test]
+    fn gen_slab_discard_drops_in_place() {
+        let mut s = GenSlab::default();
+        let v = std::rc::Rc::new(());
+        let (i, g) = s.insert(v.clone());
+        let (j, h) = s.insert(v.clone());
+        assert_eq!(std::rc::Rc::strong_count(&v), 3);
+        assert!(s.discard(i, g));
+        assert_eq!(std::rc::Rc::strong_count(&v), 2);
+        assert!(!s.discard(i, g));
+        assert!(s.get(i, g).is_none());
+        assert_eq!(s.len(), 1);
+        let (i2, g2) = s.insert(v.clone());
+        assert_eq!(i2, i);
+        assert_ne!(g2, g);
+        assert!(!s.discard(i, g), "a stale handle discards nothing");
+        assert!(s.get(i2, g2).is_some());
+        assert!(s.get(j, h).is_some());
+        assert_eq!(s.len(), 2);
     }
 
     #[test]

@@ -868,14 +868,24 @@ impl Lnet {
 
     /// Next LND operation to execute, in order.
     #[must_use]
+    #[inline]
     pub fn poll_lnd(&mut self) -> Option<LndOp> {
         self.lnd_ops.pop_front()
     }
 
     /// Next event (MD events and ping results), in order.
     #[must_use]
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// Whether [`Lnet::poll_event`] has an event to give (a driver that
+    /// polls after every call skips its routing when there is none).
+    #[must_use]
+    #[inline]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// When [`Lnet::handle_timeout`] must be called next (may be early: a

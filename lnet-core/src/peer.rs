@@ -228,6 +228,9 @@ pub(crate) struct PeerTable {
     pub(crate) udsp_on: bool,
     /// Peer NIs created since the rules were last applied ([`crate::udsp`]).
     pub(crate) udsp_fresh: Vec<PeerNiId>,
+    /// The peer NI last found by NID (see [`PeerTable::by_nid_cached`]).
+    /// Set by the `&mut` lookups only (the engine stays `Sync`).
+    last_found: Option<(Nid, PeerNiId)>,
 }
 
 impl PeerTable {
@@ -244,14 +247,36 @@ impl PeerTable {
     }
 
     pub(crate) fn lookup(&self, nid: &Nid) -> Option<PeerNiId> {
+        self.by_nid_cached(nid)
+    }
+
+    /// `by_nid[nid]`, through a one-entry cache: a message's peer NI is
+    /// looked up several times (the receive, the peer's primary NID, the
+    /// reply's send), each a hash of a 20-byte NID otherwise. The entry is
+    /// checked, not invalidated: it holds only if its peer NI is still live
+    /// with that NID, and a live peer NI is always `by_nid`'s entry for its
+    /// NID (both are removed together), so a stale entry is never used.
+    pub(crate) fn by_nid_cached(&self, nid: &Nid) -> Option<PeerNiId> {
+        if let Some((n, id)) = self.last_found {
+            if n == *nid && self.get(id).is_some_and(|p| p.nid == n) {
+                return Some(id);
+            }
+        }
         self.by_nid.get(nid).copied()
+    }
+
+    /// [`PeerTable::by_nid_cached`], keeping what it found for the next.
+    fn by_nid_remember(&mut self, nid: &Nid) -> Option<PeerNiId> {
+        let id = self.by_nid_cached(nid)?;
+        self.last_found = Some((*nid, id));
+        Some(id)
     }
 
     /// Finds or creates the peer NI of `nid` (`lnet_peerni_by_nid_locked`);
     /// a new one gets a new single-NID non-MR peer and `credits` credits.
     pub(crate) fn find_or_create(&mut self, nid: Nid, credits: i32) -> PeerNiId {
-        if let Some(id) = self.by_nid.get(&nid) {
-            return *id;
+        if let Some(id) = self.by_nid_remember(&nid) {
+            return id;
         }
         let (pidx, pgen) = self.peers.insert(Peer {
             primary_nid: nid,
@@ -324,16 +349,15 @@ impl PeerTable {
 
     /// The primary NID of the peer owning `nid`, or `nid` itself.
     pub(crate) fn primary_of(&self, nid: Nid) -> Nid {
-        self.by_nid
-            .get(&nid)
-            .and_then(|id| self.get(*id))
+        self.by_nid_cached(&nid)
+            .and_then(|id| self.get(id))
             .and_then(|pni| self.peer(pni.peer))
             .map_or(nid, |p| p.primary_nid)
     }
 
     /// Records news of a peer NI; returns `Some(true)` when it went down now.
     pub(crate) fn notify(&mut self, now: Instant, nid: &Nid, alive: bool) -> Option<bool> {
-        let id = *self.by_nid.get(nid)?;
+        let id = self.by_nid_remember(nid)?;
         let p = self.get_mut(id)?;
         if alive {
             p.last_alive = Some(now);
@@ -758,5 +782,37 @@ impl Lnet {
         let id = self.peers.find_or_create(nid, c);
         self.udsp_settle();
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-entry cache of NID lookups answers only for a live peer NI
+    /// with that NID: after the peer NI goes (and a new one comes for the
+    /// same NID, or another NID is looked up) the table's answer is the
+    /// current one, never the remembered one.
+    #[test]
+    fn nid_lookups_never_answer_a_removed_peer_ni() {
+        let net = NetId::new(2, 0);
+        let (x, y) = (Nid::new4(net, 1), Nid::new4(net, 2));
+        let mut t = PeerTable::default();
+        let a = t.find_or_create(x, 8);
+        assert_eq!(t.find_or_create(x, 8), a);
+        assert_eq!(t.lookup(&x), Some(a));
+        // Removed as peer_cfg removes a peer NI: its slot and its NID.
+        let gone = t.nis.remove(a.idx, a.gen).expect("live");
+        t.by_nid.remove(&gone.nid);
+        assert_eq!(t.lookup(&x), None);
+        assert_eq!(t.primary_of(x), x);
+        let b = t.find_or_create(x, 8);
+        assert_ne!(a, b);
+        assert_eq!(t.lookup(&x), Some(b));
+        let c = t.find_or_create(y, 8);
+        assert_ne!(b, c);
+        assert_eq!(t.lookup(&x), Some(b));
+        assert_eq!(t.lookup(&y), Some(c));
+        assert_eq!(t.get(b).map(|p| p.nid), Some(x));
     }
 }

@@ -14,7 +14,7 @@ use std::cmp::Reverse;
 
 use crate::event::EventKind;
 use crate::md::{ApiError, MdHandle, MdOptions};
-use crate::msg::{AckWanted, Dir, EvInfo, Msg, MsgId, MsgState, Span};
+use crate::msg::{Dir, EvInfo, Msg, MsgId, MsgState, Span};
 use crate::ni::{Lnet, NiId, NiState, Timer};
 use crate::nid::{ProcessId, LNET_PID_ANY, LNET_PID_LUSTRE};
 use crate::peer::PeerNiId;
@@ -400,26 +400,19 @@ impl Lnet {
 
     /// Sends the ACK of a received PUT (§4.2 step 4): from the NI that
     /// received it, to the PUT's source, via the hop it came from.
-    pub(crate) fn send_ack(&mut self, now: Instant, put: &Msg, ack: AckWanted) {
+    pub(crate) fn send_ack(&mut self, now: Instant, put: &crate::msg::AckTo) {
         let body = AckBody {
-            dst_wmd: ack.wmd,
+            dst_wmd: put.ack.wmd,
             match_bits: put.ev.match_bits,
             mlength: put.ev.mlength,
         };
-        let hdr = Hdr::ack(
-            put.hdr.src_nid,
-            put.hdr.dest_nid,
-            put.hdr.src_pid,
-            self.cfg.pid,
-            body,
-        );
-        let ev = put.ev;
+        let hdr = Hdr::ack(put.src_nid, put.dest_nid, put.src_pid, self.cfg.pid, body);
         self.send_response(
             now,
             hdr,
             Span::default(),
             None,
-            ev,
+            put.ev,
             put.ni,
             put.peer_ni,
             put.from,

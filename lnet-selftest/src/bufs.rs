@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use lnd_api::{BufMut, BufRef, IoBuf, PayloadSpan};
 
-use super::wire::SRPC_MSG_SIZE;
+use super::wire::{ByteOrder, SrpcMsg, SRPC_MSG_SIZE};
 
 /// A bulk buffer (a test unit's BRW source or sink, a server pool buffer)
 /// of `len` bytes, every page written once.
@@ -58,6 +58,7 @@ impl MsgBufs {
     }
 
     /// A buffer holding `msg`.
+    #[cfg(test)]
     pub(super) fn with(&mut self, msg: &[u8; SRPC_MSG_SIZE]) -> PayloadSpan {
         let b = self.take();
         let written = b.write_at(0, msg);
@@ -66,6 +67,29 @@ impl MsgBufs {
     }
 
     /// Gives a buffer back; it is reused once nothing else holds it.
+    /// A buffer holding `msg` (little-endian), written in place: no copy
+    /// through a stack array.
+    pub(super) fn emit(&mut self, msg: &SrpcMsg) -> PayloadSpan {
+        let b = self.take();
+        let done = match bytes_mut(&b) {
+            Some(mut g) => match <&mut [u8; SRPC_MSG_SIZE]>::try_from(&mut g[..]) {
+                Ok(out) => {
+                    msg.emit_into(ByteOrder::Little, out);
+                    true
+                }
+                Err(_) => false,
+            },
+            None => false,
+        };
+        if done {
+            return b;
+        }
+        // Not reached: a taken buffer is one free fragment of the size.
+        let written = b.write_at(0, &msg.emit());
+        debug_assert_eq!(written, Ok(SRPC_MSG_SIZE), "a taken buffer is free");
+        b
+    }
+
     pub(super) fn give(&mut self, b: PayloadSpan) {
         if b.len() == SRPC_MSG_SIZE {
             self.free.push_back(b);
@@ -79,6 +103,7 @@ impl MsgBufs {
 }
 
 /// The first `SRPC_MSG_SIZE` bytes of `b`, copied out (no allocation).
+#[cfg(test)]
 pub(super) fn read_msg(b: &PayloadSpan) -> Result<[u8; SRPC_MSG_SIZE], lnd_api::Busy> {
     let mut out = [0u8; SRPC_MSG_SIZE];
     b.read_at(0, &mut out)?;
@@ -111,6 +136,29 @@ pub(super) fn bytes_mut(b: &PayloadSpan) -> Option<BufMut<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A message emitted in place into a reused buffer is exactly its
+    /// bytes: what the buffer held before (a longer message) is gone.
+    #[test]
+    fn a_message_emitted_in_place_overwrites_the_whole_buffer() {
+        use crate::wire::Body;
+        let mut bufs = MsgBufs::default();
+        let old = bufs.with(&[0xFF; SRPC_MSG_SIZE]);
+        bufs.give(old);
+        let msg = SrpcMsg::new(
+            0,
+            Body::PingReply {
+                status: 0,
+                magic: 0xeeb0_f00d,
+                seq: 42,
+            },
+        );
+        let b = bufs.emit(&msg);
+        assert_eq!(bufs.made(), 1, "the buffer given back was reused");
+        assert_eq!(read_msg(&b).expect("free"), msg.emit());
+        let (parsed, _) = SrpcMsg::parse(&read_msg(&b).expect("free")).expect("parses");
+        assert_eq!(parsed, msg);
+    }
 
     #[test]
     fn a_buffer_is_reused_only_when_nothing_else_holds_it() {

@@ -327,6 +327,13 @@ impl Selftest {
         self.console.done.pop_front()
     }
 
+    /// Whether [`Selftest::poll_console_done`] has a result to give.
+    #[must_use]
+    #[inline]
+    pub fn has_console_done(&self) -> bool {
+        !self.console.done.is_empty()
+    }
+
     fn finish(&mut self, id: u64, r: Result<ConsoleReply, ConsoleError>) {
         self.console.done.push_back((TxnId(id), r));
     }

@@ -206,6 +206,25 @@ pub fn is_selftest_md(user_ptr: u64) -> bool {
     untag(user_ptr).is_some()
 }
 
+/// The request buffers of one service: how many it wants posted and how
+/// many are.
+#[derive(Debug, Clone, Copy)]
+struct SvcBufs {
+    svc: u32,
+    want: u32,
+    posted: u32,
+}
+
+impl SvcBufs {
+    fn new(svc: u32, want: u32) -> SvcBufs {
+        SvcBufs {
+            svc,
+            want,
+            posted: 0,
+        }
+    }
+}
+
 /// A posted request buffer.
 #[derive(Debug)]
 struct ReqBuf {
@@ -230,15 +249,18 @@ pub struct Selftest {
     /// Internal ids for RPCs and buffers (40 bits in tags).
     next_id: u64,
     reqbufs: FastMap<u64, ReqBuf>,
-    /// Request buffers posted per service id.
-    posted: FastMap<u32, u32>,
-    /// Request buffers wanted per service id (a handful of services).
-    want_posted: Vec<(u32, u32)>,
+    /// Request buffers wanted and posted per service (a handful of
+    /// services: a list, looked through on every re-post without hashing).
+    svc_bufs: Vec<SvcBufs>,
     /// Request buffers were taken since the last re-post (see
     /// `Selftest::on_request`): re-posted at the next server event.
     repost_due: bool,
     clients: FastMap<u64, rpc::ClientRpc>,
     servers: FastMap<u64, rpc::ServerRpc>,
+    /// Server RPCs whose reply is under way and that need nothing else
+    /// (a ping's): only their ids, so that the reply's completion moves
+    /// no stored request (see `Selftest::on_request`).
+    replying: lnet_core::hash::FastSet<u64>,
     /// Client RPC deadlines.
     deadlines: BTreeSet<(Instant, u64)>,
     counters: SrpcCounters,
@@ -294,11 +316,11 @@ impl Selftest {
             next_wire_id: wall.as_secs() << 48,
             next_id: 1,
             reqbufs: FastMap::default(),
-            posted: FastMap::default(),
-            want_posted: Vec::new(),
+            svc_bufs: Vec::new(),
             repost_due: false,
             clients: FastMap::default(),
             servers: FastMap::default(),
+            replying: lnet_core::hash::FastSet::default(),
             deadlines: BTreeSet::new(),
             counters: SrpcCounters::default(),
             pool: BulkPool::default(),
@@ -314,10 +336,10 @@ impl Selftest {
         lnet.set_lazy_portal(SRPC_FRAMEWORK_REQUEST_PORTAL, true);
         use wire::service::*;
         for svc in [DEBUG, MAKE_SESSION, REMOVE_SESSION, BATCH, TEST, QUERY_STAT] {
-            st.want_posted.push((svc, 16));
+            st.svc_bufs.push(SvcBufs::new(svc, 16));
         }
-        st.want_posted.push((BRW, 256));
-        st.want_posted.push((PING, 256));
+        st.svc_bufs.push(SvcBufs::new(BRW, 256));
+        st.svc_bufs.push(SvcBufs::new(PING, 256));
         st.size_reqbufs();
         st.post_buffers(lnet);
         let _ = now;
@@ -351,7 +373,7 @@ impl Selftest {
 
     /// Client and server RPCs in progress (diagnostics and tests).
     pub fn rpcs_in_flight(&self) -> (usize, usize) {
-        (self.clients.len(), self.servers.len())
+        (self.clients.len(), self.servers.len() + self.replying.len())
     }
 
     /// How this node's test RPCs ended so far.
@@ -410,12 +432,10 @@ impl Selftest {
     /// is re-posted once its reply or bulk is on its way, or at once when
     /// fewer than half are left.
     pub fn request_buffers(&self, svc: u32) -> (u32, u32) {
-        let want = self
-            .want_posted
+        self.svc_bufs
             .iter()
-            .find(|(s, _)| *s == svc)
-            .map_or(0, |(_, n)| *n);
-        (self.posted.get(&svc).copied().unwrap_or(0), want)
+            .find(|b| b.svc == svc)
+            .map_or((0, 0), |b| (b.posted, b.want))
     }
 
     /// Runs the timers that are due: client RPC timeouts, the node's session

@@ -19,7 +19,7 @@
 
 use lnd_api::{Nid, PayloadSpan};
 
-use super::bufs::read_msg;
+use super::bufs::bytes;
 use super::framework::UnitKey;
 use super::wire::{self, service, Body, ByteOrder, SrpcMsg, SRPC_MSG_SIZE};
 use super::{
@@ -143,10 +143,9 @@ pub(super) struct ServerRpc {
 impl Selftest {
     /// Posts request buffers until every service has what it wants.
     pub(super) fn post_buffers(&mut self, lnet: &mut Lnet) {
-        for i in 0..self.want_posted.len() {
-            let (svc, want) = self.want_posted[i];
-            while self.posted.get(&svc).copied().unwrap_or(0) < want {
-                if !self.post_one(lnet, svc) {
+        for i in 0..self.svc_bufs.len() {
+            while self.svc_bufs[i].posted < self.svc_bufs[i].want {
+                if !self.post_one(lnet, i) {
                     break;
                 }
             }
@@ -155,12 +154,10 @@ impl Selftest {
 
     /// Whether `svc` has fewer than half the request buffers it wants posted.
     fn low_on_buffers(&self, svc: u32) -> bool {
-        let want = self
-            .want_posted
+        self.svc_bufs
             .iter()
-            .find(|(s, _)| *s == svc)
-            .map_or(0, |(_, n)| *n);
-        self.posted.get(&svc).copied().unwrap_or(0) < want.div_ceil(2)
+            .find(|b| b.svc == svc)
+            .is_some_and(|b| b.posted < b.want.div_ceil(2))
     }
 
     /// Re-posts the request buffers taken since the last time, if any.
@@ -173,15 +170,15 @@ impl Selftest {
 
     /// Asks for at least `n` request buffers for `svc`.
     pub(super) fn want_buffers(&mut self, lnet: &mut Lnet, svc: u32, n: u32) {
-        let k = match self.want_posted.iter().position(|(s, _)| *s == svc) {
+        let k = match self.svc_bufs.iter().position(|b| b.svc == svc) {
             Some(k) => k,
             None => {
-                self.want_posted.push((svc, 0));
-                self.want_posted.len() - 1
+                self.svc_bufs.push(crate::SvcBufs::new(svc, 0));
+                self.svc_bufs.len() - 1
             }
         };
-        if self.want_posted[k].1 < n {
-            self.want_posted[k].1 = n;
+        if self.svc_bufs[k].want < n {
+            self.svc_bufs[k].want = n;
             self.size_reqbufs();
             self.post_buffers(lnet);
         }
@@ -197,14 +194,16 @@ impl Selftest {
     /// comes (issue #6 item 8: a brw batch on a loaded machine hit it after
     /// its warm-up, 1 allocation of 133 136 bytes in 6 752 RPCs).
     pub(super) fn size_reqbufs(&mut self) {
-        let wanted: usize = self.want_posted.iter().map(|(_, n)| *n as usize).sum();
+        let wanted: usize = self.svc_bufs.iter().map(|b| b.want as usize).sum();
         let need = 2 * wanted + 16;
         if self.reqbufs.capacity() < need {
             self.reqbufs.reserve(need - self.reqbufs.len());
         }
     }
 
-    fn post_one(&mut self, lnet: &mut Lnet, svc: u32) -> bool {
+    /// Posts one request buffer for the service at `k` in `svc_bufs`.
+    fn post_one(&mut self, lnet: &mut Lnet, k: usize) -> bool {
+        let svc = self.svc_bufs[k].svc;
         let portal = if svc < service::MAX_FRAMEWORK {
             SRPC_FRAMEWORK_REQUEST_PORTAL
         } else {
@@ -238,7 +237,7 @@ impl Selftest {
                         md,
                     },
                 );
-                *self.posted.entry(svc).or_insert(0) += 1;
+                self.svc_bufs[k].posted += 1;
                 true
             }
             Err(e) => {
@@ -322,7 +321,7 @@ impl Selftest {
             }
         }
         let msg = build(rpyid, bulkid);
-        let req = self.msg_bufs.with(&msg.emit());
+        let req = self.msg_bufs.emit(&msg);
         let mut spec = MdSpec::new(req.clone(), MdOptions::NONE, Threshold::Count(1));
         // Reused once the MD and the LND are done with it.
         self.msg_bufs.give(req);
@@ -422,12 +421,13 @@ impl Selftest {
             if let Some(d) = rpc.deadline {
                 self.deadlines.remove(&(d, id));
             }
-            let res = match read_msg(&rpc.reply_buf) {
-                Ok(b) => SrpcMsg::parse(&b).map_err(|e| {
+            // Parsed where it lies (no copy out).
+            let res = match bytes(&rpc.reply_buf) {
+                Some(b) => SrpcMsg::parse(&b).map_err(|e| {
                     tracing::debug!("selftest: bad reply: {e}");
                     -errno::EPROTO
                 }),
-                Err(_) => Err(-errno::EBUSY),
+                None => Err(-errno::EBUSY),
             };
             self.msg_bufs.give(rpc.reply_buf);
             self.client_done(lnet, now, wall, rpc.owner, res);
@@ -488,8 +488,8 @@ impl Selftest {
         };
         let _ = rb.md;
         let svc = rb.service;
-        if let Some(n) = self.posted.get_mut(&svc) {
-            *n = n.saturating_sub(1);
+        if let Some(b) = self.svc_bufs.iter_mut().find(|b| b.svc == svc) {
+            b.posted = b.posted.saturating_sub(1);
         }
         self.counters.rpcs_rcvd = self.counters.rpcs_rcvd.wrapping_add(1);
         // Re-posting costs about as much as the reply itself and the
@@ -514,38 +514,52 @@ impl Selftest {
             );
             return;
         }
-        let bytes = read_msg(&rb.buf);
+        // Parsed where it lies (no copy out), before the buffer goes back.
+        let parsed = bytes(&rb.buf).and_then(|b| parse_request(&b, svc, ev));
         self.msg_bufs.give(rb.buf);
-        let Ok(bytes) = bytes else { return };
-        let view = match wire::SrpcMsgView::new_checked(&bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::debug!("selftest: dropping a request from {}: {e}", ev.source);
-                return;
-            }
-        };
-        if Some(view.msg_type()) != wire::service_request_type(svc) {
-            tracing::debug!(
-                "selftest: dropping a type {} request to service {svc} from {}",
-                view.msg_type(),
-                ev.source
-            );
+        let Some((req, order, version, ses_feats)) = parsed else {
             return;
-        }
+        };
         let ctx = ServerCtx {
             service: svc,
             peer: ev.source,
             self_nid: ev.target.nid,
-            order: view.order(),
-        };
-        let (req, _) = match SrpcMsg::parse(&bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!("selftest: dropping a request from {}: {e}", ev.source);
-                return;
-            }
+            order,
         };
         let id = self.alloc_id();
+        if version == wire::SRPC_MSG_VERSION && matches!(svc, service::PING | service::BRW) {
+            // The test services' handlers read nothing of the server RPCs
+            // in progress: the request is handled before it is stored, and
+            // a reply (every ping) is started from it, with no lookup or
+            // copy of the stored request (issue 17).
+            let action = match svc {
+                service::PING => self.ping_serve(&ctx, &req),
+                _ => self.brw_serve(&ctx, &req),
+            };
+            let Action::Reply(body, feats) = action else {
+                self.servers.insert(
+                    id,
+                    ServerRpc {
+                        ctx,
+                        req,
+                        stage: SrvStage::Handle,
+                    },
+                );
+                self.server_act(lnet, now, id, action);
+                return;
+            };
+            let Some(rpyid) = req.body.rpyid() else {
+                self.counters.rpcs_dropped = self.counters.rpcs_dropped.wrapping_add(1);
+                return;
+            };
+            if self.start_reply(lnet, now, id, &ctx, rpyid, body, feats) {
+                // Only its end is left to see: the id is enough.
+                self.replying.insert(id);
+            } else {
+                self.counters.rpcs_dropped = self.counters.rpcs_dropped.wrapping_add(1);
+            }
+            return;
+        }
         self.servers.insert(
             id,
             ServerRpc {
@@ -554,9 +568,9 @@ impl Selftest {
                 stage: SrvStage::Handle,
             },
         );
-        if view.version() != wire::SRPC_MSG_VERSION {
+        if version != wire::SRPC_MSG_VERSION {
             let body = error_reply(svc, errno::EPROTO as u32);
-            self.server_reply(lnet, now, id, body, view.ses_feats());
+            self.server_reply(lnet, now, id, body, ses_feats);
             return;
         }
         self.server_run(lnet, now, wall, id);
@@ -662,9 +676,28 @@ impl Selftest {
             return;
         };
         s.stage = SrvStage::Reply;
-        let (peer, self_nid) = (s.ctx.peer, s.ctx.self_nid);
+        let ctx = s.ctx;
+        if !self.start_reply(lnet, now, id, &ctx, rpyid, body, feats) {
+            self.server_finish(id, false);
+        }
+    }
+
+    /// Starts the reply of server RPC `id` (a PUT of the reply message to
+    /// the requester's `rpyid`); false when it could not start.
+    #[allow(clippy::too_many_arguments)]
+    fn start_reply(
+        &mut self,
+        lnet: &mut Lnet,
+        now: Instant,
+        id: u64,
+        ctx: &ServerCtx,
+        rpyid: u64,
+        body: Body,
+        feats: u32,
+    ) -> bool {
+        let (peer, self_nid) = (ctx.peer, ctx.self_nid);
         let msg = SrpcMsg::new(feats, body);
-        let reply = self.msg_bufs.with(&msg.emit());
+        let reply = self.msg_bufs.emit(&msg);
         let mut spec = MdSpec::new(reply.clone(), MdOptions::NONE, Threshold::Count(1));
         // Reused once the MD and the LND are done with it.
         self.msg_bufs.give(reply);
@@ -684,13 +717,15 @@ impl Selftest {
         });
         if let Err(e) = r {
             tracing::debug!("selftest: reply to {peer} failed to start: {e}");
-            self.server_finish(id, false);
+            return false;
         }
+        true
     }
 
     /// A server RPC is over; `ok` = it ended without error.
     fn server_finish(&mut self, id: u64, ok: bool) {
-        if self.servers.remove(&id).is_some() && !ok {
+        let known = self.servers.remove(&id).is_some() || self.replying.remove(&id);
+        if known && !ok {
             self.counters.rpcs_dropped = self.counters.rpcs_dropped.wrapping_add(1);
         }
     }
@@ -867,5 +902,34 @@ pub(super) fn error_reply(svc: u32, status: u32) -> Body {
             seq: 0,
         },
         _ => Body::BrwReply { status },
+    }
+}
+
+/// A request's 160 bytes checked for service `svc` and parsed: the
+/// message, the sender's byte order, its version and session features;
+/// `None` (logged) when it is to be dropped.
+fn parse_request(bytes: &[u8], svc: u32, ev: &MdEvent) -> Option<(SrpcMsg, ByteOrder, u32, u32)> {
+    let view = match wire::SrpcMsgView::new_checked(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::debug!("selftest: dropping a request from {}: {e}", ev.source);
+            return None;
+        }
+    };
+    if Some(view.msg_type()) != wire::service_request_type(svc) {
+        tracing::debug!(
+            "selftest: dropping a type {} request to service {svc} from {}",
+            view.msg_type(),
+            ev.source
+        );
+        return None;
+    }
+    let (order, version, ses_feats) = (view.order(), view.version(), view.ses_feats());
+    match SrpcMsg::parse(bytes) {
+        Ok((req, _)) => Some((req, order, version, ses_feats)),
+        Err(e) => {
+            tracing::debug!("selftest: dropping a request from {}: {e}", ev.source);
+            None
+        }
     }
 }

@@ -252,10 +252,23 @@ impl<T: Clone> Stack<T> {
     /// and the unclaimed ones to the event queue, selftest's to selftest
     /// (which may make more); then collects finished console commands.
     fn route(&mut self, lnet: &mut Lnet, now: Instant) {
+        // Called before every poll (several times per message): nothing to
+        // route is the common case, checked without moving anything.
+        if !lnet.has_events()
+            && !self
+                .selftest
+                .as_ref()
+                .is_some_and(Selftest::has_console_done)
+        {
+            return;
+        }
         while let Some(ev) = lnet.poll_event() {
             let ev = match ev {
                 Event::Md(e) => {
-                    let tag = if e.unlinked {
+                    let tag = if self.app_mds.is_empty() {
+                        // No application MD (selftest's alone): no lookup.
+                        None
+                    } else if e.unlinked {
                         self.app_mds.remove(&e.md)
                     } else {
                         self.app_mds.get(&e.md).cloned()

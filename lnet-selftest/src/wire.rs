@@ -917,10 +917,15 @@ impl SrpcMsg {
     /// The 160 bytes in `order` (big-endian emulates a byte-swapped peer).
     pub fn emit_in(&self, order: ByteOrder) -> [u8; SRPC_MSG_SIZE] {
         let mut buf = [0u8; SRPC_MSG_SIZE];
-        let mut w = Writer {
-            b: &mut buf,
-            o: order,
-        };
+        self.emit_into(order, &mut buf);
+        buf
+    }
+
+    /// The 160 bytes in `order`, written over `buf` (every byte: what a
+    /// field does not cover is zeroed), e.g. straight into a message buffer.
+    pub fn emit_into(&self, order: ByteOrder, buf: &mut [u8; SRPC_MSG_SIZE]) {
+        buf.fill(0);
+        let mut w = Writer { b: buf, o: order };
         w.u32(0, SRPC_MSG_MAGIC);
         w.u32(4, self.version);
         w.u32(8, self.body.msg_type());
@@ -1091,7 +1096,6 @@ impl SrpcMsg {
             }
             Body::BrwReply { status } => w.u32(b, *status),
         }
-        buf
     }
 }
 

@@ -297,7 +297,9 @@ struct Inner {
     /// time, or the node stops. (Waking the timer for every message would
     /// cost a context switch per message.)
     timer_cv: Condvar,
-    origin: std::time::Instant,
+    /// The monotonic clock at start (`lnd_api::clock::monotonic_ns`): the
+    /// engine's time is the time since.
+    origin: u64,
     timer: Mutex<Option<JoinHandle<()>>>,
     /// LND work handed over by threads past their run budget (see
     /// [`Inner::execute`]), run by the executor thread.
@@ -329,8 +331,10 @@ type Work = Vec<(LndNiHandle, LndOp)>;
 const SPARE_WORK_MAX: usize = 16;
 
 impl Inner {
+    /// The engine's time: read on every call into the node (several per
+    /// message), with one clock read and a subtraction.
     fn now(&self) -> Instant {
-        Instant(self.origin.elapsed().as_nanos() as u64)
+        Instant(lnd_api::clock::monotonic_ns().saturating_sub(self.origin))
     }
 
     /// An empty work list, with capacity when one was given back before.
@@ -798,7 +802,7 @@ impl Node {
     /// Starts a node: the engine with `0@lo` served by the built-in lo LND,
     /// the ping target, and the timer thread.
     pub fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
-        let origin = std::time::Instant::now();
+        let origin = lnd_api::clock::monotonic_ns();
         let cookie = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)

@@ -3758,10 +3758,6 @@ mod tests {
         drop(rt);
     }
 
-    /// A peer that stops reading: the direct sender fills the socket and
-    /// leaves the rest of its batch to the writer task, later sends queue;
-    /// a close then completes every send exactly once (those not written
-    /// with the close status), none twice, none lost.
     /// The reader and the writer watch the close through a waker of their
     /// own (`unless_closed`): after the reader was woken for many messages
     /// (its close watch not polled each time), a close still ends both
@@ -3820,6 +3816,10 @@ mod tests {
         drop(rt);
     }
 
+    /// A peer that stops reading: the direct sender fills the socket and
+    /// leaves the rest of its batch to the writer task, later sends queue;
+    /// a close then completes every send exactly once (those not written
+    /// with the close status), none twice, none lost.
     #[test]
     fn a_close_completes_half_written_batches_once() {
         const N: u64 = 40;

@@ -340,8 +340,16 @@ fn streams_of_puts_with_acks_complete() {
     let r =
         p.a.cmd_ok(&format!("stream {NB} 46 0x4 65536 400 16"), T * 4);
     assert!(r.starts_with("ok stream sent=400 ok=400 failed=0 "), "{r}");
-    // Every PUT by RDMA (PUT_REQ, PUT_ACK, RDMA WRITE, PUT_DONE).
-    assert!(stat(&p.a, NA, "rdma_puts") >= 400);
+    // Every PUT by RDMA (PUT_REQ, PUT_ACK, RDMA WRITE, PUT_DONE). The
+    // stream ends on the last ACK from B, which may come before A's own
+    // completion of that PUT's RDMA (which counts it): wait for the count.
+    let t0 = std::time::Instant::now();
+    let mut puts = stat(&p.a, NA, "rdma_puts");
+    while puts < 400 && t0.elapsed() < T {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        puts = stat(&p.a, NA, "rdma_puts");
+    }
+    assert!(puts >= 400, "{puts} PUTs by RDMA");
     let s = p.a.lnetctl_ok(&["stats", "show"]);
     assert!(s.contains("    errors: 0\n"), "{s}");
 }

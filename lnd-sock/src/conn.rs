@@ -2266,7 +2266,10 @@ async fn read_payload<R: AsyncRead + ReadNow + Unpin>(
 /// - a round that took much longer than a round takes means the machine
 ///   is busy (the thread was preempted): polling is then off for the next
 ///   [`IdlePoll::OFF_AFTER_PREEMPTION`] gaps, since on a busy machine a
-///   wake-up is cheap and a poller only takes CPU from the others;
+///   wake-up is cheap and a poller only takes CPU from the others; each
+///   preemption that follows within [`IdlePoll::CALM`] polls doubles that
+///   (up to [`IdlePoll::OFF_MAX`]), so that a machine that stays busy is
+///   hardly polled on at all;
 /// - a poll that found nothing sleeps as before, and the gap it measured
 ///   sets the next budget.
 pub struct IdlePoll {
@@ -2274,11 +2277,21 @@ pub struct IdlePoll {
     budget: Duration,
     /// Gaps left without polling (after a preemption).
     off: u32,
+    /// How long the next preemption turns polling off.
+    penalty: u32,
+    /// Polls since the last preemption.
+    calm: u32,
 }
 
 impl IdlePoll {
-    /// Gaps without polling after a poll round was preempted.
+    /// Gaps without polling after a poll round was preempted (the first
+    /// time; see [`IdlePoll::OFF_MAX`]).
     pub const OFF_AFTER_PREEMPTION: u32 = 256;
+    /// The most gaps polling stays off after repeated preemptions.
+    pub const OFF_MAX: u32 = 1 << 16;
+    /// Polls without a preemption after which the penalty is back to
+    /// [`IdlePoll::OFF_AFTER_PREEMPTION`].
+    pub const CALM: u32 = 4096;
     /// A round longer than this was preempted (a round is a `recv` and a
     /// `sched_yield`: a few µs).
     const PREEMPTED: Duration = Duration::from_micros(40);
@@ -2289,6 +2302,8 @@ impl IdlePoll {
             max,
             budget: Duration::ZERO,
             off: 0,
+            penalty: Self::OFF_AFTER_PREEMPTION,
+            calm: 0,
         }
     }
 
@@ -2303,12 +2318,19 @@ impl IdlePoll {
         let mut last = start;
         for round in 0u32.. {
             if r.ready_now() == Some(true) {
+                self.calm += 1;
+                if self.calm >= Self::CALM {
+                    self.calm = 0;
+                    self.penalty = Self::OFF_AFTER_PREEMPTION;
+                }
                 return true;
             }
             // This round's time, the yields of the one before included.
             let now = Instant::now();
             if now - last > Self::PREEMPTED {
-                self.off = Self::OFF_AFTER_PREEMPTION;
+                self.off = self.penalty;
+                self.penalty = (self.penalty * 2).min(Self::OFF_MAX);
+                self.calm = 0;
                 self.budget = Duration::ZERO;
                 return false;
             }
@@ -2703,6 +2725,51 @@ mod tests {
         }
         p.learn(Duration::from_micros(10));
         assert_eq!(p.budget, Duration::from_micros(22), "back on");
+    }
+
+    /// A stream whose every question takes longer than a poll round may:
+    /// each poll is "preempted".
+    struct Slow;
+
+    impl ReadNow for Slow {
+        fn read_now(&self, _buf: &mut [u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        fn ready_now(&self) -> Option<bool> {
+            std::thread::sleep(Duration::from_millis(1));
+            Some(false)
+        }
+    }
+
+    #[test]
+    fn repeated_preemptions_turn_polling_off_for_longer_and_calm_resets_it() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let mut p = IdlePoll::new(Duration::from_secs(1));
+        let mut offs = Vec::new();
+        for _ in 0..3 {
+            p.learn(Duration::from_millis(100));
+            assert!(!rt.block_on(p.poll(&mut Slow)));
+            offs.push(p.off);
+            while p.off > 0 {
+                p.learn(Duration::from_millis(100));
+            }
+        }
+        let first = IdlePoll::OFF_AFTER_PREEMPTION;
+        assert_eq!(offs, [first, first * 2, first * 4]);
+        // Calm: enough polls that found their byte at once.
+        for _ in 0..IdlePoll::CALM {
+            p.learn(Duration::from_millis(100));
+            let mut r = Ready {
+                asked: 0.into(),
+                ready_at: 1,
+            };
+            assert!(rt.block_on(p.poll(&mut r)));
+        }
+        p.learn(Duration::from_millis(100));
+        assert!(!rt.block_on(p.poll(&mut Slow)));
+        assert_eq!(p.off, first, "the penalty starts over");
     }
 
     #[test]

@@ -4,9 +4,13 @@
 # lnetd at once: A plain (127.0.0.1 -> 127.0.0.2), B with the fault plugin
 # loaded and stacked on every NI but no rule (127.0.0.3 -> 127.0.0.4; the
 # first `lnetctl fault drop show` loads lnd-fault from lnetd's directory).
-# Measured in interleaved pairs of SECS s, the order flipping every pair
-# (A B, B A, A B ...) so that a drift of the machine's load hits both arms
-# alike; prints MiB/s per pair and the median ratio B/A (target >= 0.98),
+# By default (TOGETHER=1) both arms run at once in each window of SECS s:
+# they share the CPUs, so a per-message cost of the plugin shows as a
+# smaller share, and a change of the machine's load hits both in the same
+# second. TOGETHER=0 measures them in turn, in interleaved pairs whose order
+# flips every pair (A B, B A, A B ...). PLACEBO=1 loads the plugin in
+# neither pair (an A/A run). Prints MiB/s per pair and the median ratio B/A
+# (target >= 0.98),
 # with, for both arms, CPU s/GiB and context switches per 1 MiB write
 # (voluntary + involuntary, all threads of the two daemons of the arm).
 #

@@ -78,13 +78,7 @@ impl<T> GenSlab<T> {
     pub(crate) fn remove(&mut self, idx: u32, gen: u32) -> Option<T> {
         let slot = self.slots.get_mut(idx as usize).filter(|s| s.gen == gen)?;
         let v = slot.val.take()?;
-        // Never hand out generation 0 or u32::MAX (wire cookies avoid all-ones).
-        slot.gen = match slot.gen.wrapping_add(1) {
-            0 | u32::MAX => 1,
-            g => g,
-        };
-        self.free.push(idx);
-        self.len -= 1;
+        self.vacate(idx);
         Some(v)
     }
 
@@ -98,13 +92,22 @@ impl<T> GenSlab<T> {
             return false;
         }
         slot.val = None;
+        self.vacate(idx);
+        true
+    }
+
+    /// Frees slot `idx`, just emptied: a new generation for it and onto
+    /// the free list.
+    #[inline]
+    fn vacate(&mut self, idx: u32) {
+        let slot = &mut self.slots[idx as usize];
+        // Never hand out generation 0 or u32::MAX (wire cookies avoid all-ones).
         slot.gen = match slot.gen.wrapping_add(1) {
             0 | u32::MAX => 1,
             g => g,
         };
         self.free.push(idx);
         self.len -= 1;
-        true
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -2310,14 +2310,19 @@ impl IdlePoll {
     /// Polls `r` until a byte is there or the budget is spent; whether it
     /// found one.
     pub async fn poll<R: ReadNow>(&mut self, r: &mut R) -> bool {
-        if self.budget.is_zero() || r.ready_now().is_none() {
+        if self.budget.is_zero() {
             return false;
         }
         let start = Instant::now();
         let until = start + self.budget;
         let mut last = start;
         for round in 0u32.. {
-            if r.ready_now() == Some(true) {
+            let ready = match r.ready_now() {
+                // A stream that cannot tell is never polled.
+                None => return false,
+                Some(ready) => ready,
+            };
+            if ready {
                 self.calm += 1;
                 if self.calm >= Self::CALM {
                     self.calm = 0;

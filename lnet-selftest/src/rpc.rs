@@ -527,36 +527,23 @@ impl Selftest {
             order,
         };
         let id = self.alloc_id();
-        if version == wire::SRPC_MSG_VERSION && matches!(svc, service::PING | service::BRW) {
-            // The test services' handlers read nothing of the server RPCs
-            // in progress: the request is handled before it is stored, and
-            // a reply (every ping) is started from it, with no lookup or
-            // copy of the stored request (issue 17).
-            let action = match svc {
-                service::PING => self.ping_serve(&ctx, &req),
-                _ => self.brw_serve(&ctx, &req),
-            };
-            let Action::Reply(body, feats) = action else {
-                self.servers.insert(
-                    id,
-                    ServerRpc {
-                        ctx,
-                        req,
-                        stage: SrvStage::Handle,
-                    },
-                );
-                self.server_act(lnet, now, id, action);
-                return;
-            };
-            let Some(rpyid) = req.body.rpyid() else {
-                self.counters.rpcs_dropped = self.counters.rpcs_dropped.wrapping_add(1);
-                return;
-            };
-            if self.start_reply(lnet, now, id, &ctx, rpyid, body, feats) {
-                // Only its end is left to see: the id is enough.
-                self.replying.insert(id);
-            } else {
-                self.counters.rpcs_dropped = self.counters.rpcs_dropped.wrapping_add(1);
+        // The test services' handlers read nothing of the server RPCs in
+        // progress: their request is handled before it is stored, and a
+        // reply (every ping) is started from it, with no lookup or copy of
+        // the stored request (issue 17).
+        let handled = (version == wire::SRPC_MSG_VERSION
+            && matches!(svc, service::PING | service::BRW))
+        .then(|| match svc {
+            service::PING => self.ping_serve(&ctx, &req),
+            _ => self.brw_serve(&ctx, &req),
+        });
+        if let Some(Action::Reply(body, feats)) = handled {
+            match req.body.rpyid() {
+                Some(rpyid) if self.start_reply(lnet, now, id, &ctx, rpyid, body, feats) => {
+                    // Only its end is left to see: the id is enough.
+                    self.replying.insert(id);
+                }
+                _ => self.counters.rpcs_dropped = self.counters.rpcs_dropped.wrapping_add(1),
             }
             return;
         }
@@ -568,6 +555,10 @@ impl Selftest {
                 stage: SrvStage::Handle,
             },
         );
+        if let Some(action) = handled {
+            self.server_act(lnet, now, id, action);
+            return;
+        }
         if version != wire::SRPC_MSG_VERSION {
             let body = error_reply(svc, errno::EPROTO as u32);
             self.server_reply(lnet, now, id, body, ses_feats);

@@ -66,7 +66,6 @@ impl MsgBufs {
         b
     }
 
-    /// Gives a buffer back; it is reused once nothing else holds it.
     /// A buffer holding `msg` (little-endian), written in place: no copy
     /// through a stack array.
     pub(super) fn emit(&mut self, msg: &SrpcMsg) -> PayloadSpan {
@@ -90,6 +89,7 @@ impl MsgBufs {
         b
     }
 
+    /// Gives a buffer back; it is reused once nothing else holds it.
     pub(super) fn give(&mut self, b: PayloadSpan) {
         if b.len() == SRPC_MSG_SIZE {
             self.free.push_back(b);

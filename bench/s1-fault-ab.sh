@@ -90,6 +90,18 @@ ctxsw_of() {
     echo "$n"
 }
 
+# figures STAT TICKS CTXSW: "MiB/s cpu_s/GiB ctxsw/MiB" of one arm over
+# SECS, from its `lst stat` output and its daemons' CPU ticks and context
+# switches in that window.
+figures() {
+    local bw
+    bw=$(awk '
+        /^\[LNet Bandwidth/ { s = "b" }
+        /^\[R\] Avg:/ { if (s == "b") b = $3 }
+        END { if (b == "") exit 1; print b }' "$1")
+    echo "$bw $(cpu_per_gib "$2" "$bw" "$SECS") $(python3 -c 'import sys; c,b,s=map(float,sys.argv[1:]); n=b*s; print(f"{c/n:.2f}" if n>0 else "nan")' "$3" "$bw" "$SECS")"
+}
+
 # measure_both: both arms at once for SECS (the two pairs share the CPUs,
 # so a per-message cost of the plugin shows as a share of the throughput,
 # and a change of the machine's load hits both arms in the same second).
@@ -114,16 +126,7 @@ measure_both() {
     cb1=$(ctxsw_of "$pc" "$pd")
     "$BIN/lst" --socket "$WORK/a.sock" stop bulk >/dev/null
     "$BIN/lst" --socket "$WORK/c.sock" stop bulk >/dev/null
-    local n bw t c out=""
-    for n in a c; do
-        bw=$(awk '
-            /^\[LNet Bandwidth/ { s = "b" }
-            /^\[R\] Avg:/ { if (s == "b") b = $3 }
-            END { if (b == "") exit 1; print b }' "$WORK/stat.$n.txt")
-        if [ "$n" = a ]; then t=$((ta1 - ta0)) c=$((ca1 - ca0)); else t=$((tb1 - tb0)) c=$((cb1 - cb0)); fi
-        out="$out $bw $(cpu_per_gib "$t" "$bw" "$SECS") $(python3 -c 'import sys; c,b,s=map(float,sys.argv[1:]); n=b*s; print(f"{c/n:.2f}" if n>0 else "nan")' "$c" "$bw" "$SECS")"
-    done
-    echo "$out"
+    echo "$(figures "$WORK/stat.a.txt" $((ta1 - ta0)) $((ca1 - ca0))) $(figures "$WORK/stat.c.txt" $((tb1 - tb0)) $((cb1 - cb0)))"
 }
 
 # measure CONSOLE PID...: MiB/s received by the servers over SECS, the CPU
@@ -133,18 +136,14 @@ measure() {
     shift
     "$BIN/lst" --socket "$s" run bulk >/dev/null
     sleep 1
-    local t0 t1 c0 c1 bw
+    local t0 t1 c0 c1
     t0=$(ticks_of "$@")
     c0=$(ctxsw_of "$@")
     timeout $((SECS * 3 + 30)) "$BIN/lst" --socket "$s" stat --count 1 --delay "$SECS" s >"$WORK/stat.txt"
     t1=$(ticks_of "$@")
     c1=$(ctxsw_of "$@")
     "$BIN/lst" --socket "$s" stop bulk >/dev/null
-    bw=$(awk '
-        /^\[LNet Bandwidth/ { s = "b" }
-        /^\[R\] Avg:/ { if (s == "b") b = $3 }
-        END { if (b == "") exit 1; print b }' "$WORK/stat.txt")
-    echo "$bw $(cpu_per_gib $((t1 - t0)) "$bw" "$SECS") $(python3 -c 'import sys; c,b,s=map(float,sys.argv[1:]); n=b*s; print(f"{c/n:.2f}" if n>0 else "nan")' $((c1 - c0)) "$bw" "$SECS")"
+    figures "$WORK/stat.txt" $((t1 - t0)) $((c1 - c0))
 }
 
 : >"$WORK/pairs"

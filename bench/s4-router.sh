@@ -15,8 +15,11 @@
 # inside each run: CPU s/GiB, context switches and system calls per MiB, and
 # for ours per forwarded LNet message (route_count); the packets R sends
 # towards B and towards A per MiB (veth tx_packets). The CPU model is printed.
+# The same perf counters of the end nodes A and B are printed per round and as
+# medians (A + R + B is all of ours).
 # Knobs: ROUTER_EXTRA (more arguments for the router's lnetd, e.g.
-# "--param rx_spin_us=0"), ROUTER_SYSCALLS=1 (count writev, recvfrom,
+# "--param rx_spin_us=0"), ENDS_EXTRA (the same for A's and B's lnetd),
+# OURS_ONLY=1 (no anchors: ours' rounds and their median only, for probes), ROUTER_SYSCALLS=1 (count writev, recvfrom,
 # epoll_wait... of the router), ROUTER_PROFILE / SOCAT_PROFILE (a path: a
 # `perf record` of the router / the relay over the first round's window;
 # ENDS_PROFILE: of our end nodes, in PATH.a and PATH.b;
@@ -64,12 +67,14 @@ start() { # NAME NETNS PARAMS...
     "$BIN/lnetctl" --socket "$WORK/$name.sock" lnet configure
 }
 ctl() { local n=$1; shift; "$BIN/lnetctl" --socket "$WORK/$n.sock" "$@"; }
-start a "$nsa"
+# shellcheck disable=SC2086
+start a "$nsa" ${ENDS_EXTRA:-}
 pa=$NODE_PID
 # shellcheck disable=SC2086
 start r "$nsr" --param forwarding=enabled ${ROUTER_EXTRA:-}
 pr=$NODE_PID
-start b "$nsb"
+# shellcheck disable=SC2086
+start b "$nsb" ${ENDS_EXTRA:-}
 pb=$NODE_PID
 ctl a net add --net tcp1 --if "sa$tag" >/dev/null
 ctl r net add --net tcp1 --if "sr$tag" >/dev/null
@@ -181,7 +186,7 @@ iperf_mibps() {
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); b=d["end"]["sum_received"]["bits_per_second"]; print(round(b/8/1048576, 2))' "$1"
 }
 
-: >"$WORK/socat" ; : >"$WORK/kernel"
+: >"$WORK/socat" ; : >"$WORK/kernel" ; : >"$WORK/ours"
 for i in $(seq "$PAIRS"); do
     # Ours (router CPU only: $WORK/ticks holds the router lnetd's ticks).
     # The router's perf window runs inside lst_measure's (1 s warm-up).
@@ -206,6 +211,8 @@ for i in $(seq "$PAIRS"); do
             # Which system calls (ROUTER_SYSCALLS=1): counted in the log.
             perf stat -x, -o "$WORK/rsys" -e syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_sendto,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_sched_yield -p "$pr" -- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
         fi
+        perf_window "$pa" $((SECS > 2 ? SECS - 1 : 1)) >"$WORK/pa.w" &
+        perf_window "$pb" $((SECS > 2 ? SECS - 1 : 1)) >"$WORK/pb.w" &
         read -r pm pc ps < <(perf_window "$pr" $((SECS > 2 ? SECS - 1 : 1)))
         wait
         [ -s "$WORK/rsys" ] && awk -F, '$3 ~ /sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "%s=%s ", $3, $1 } END { print "" }' "$WORK/rsys" | sed 's/^/# router syscalls in the window: /' >&2
@@ -222,6 +229,10 @@ print(f"end nodes: cpu A {(a1 - a0) / t / g:.3f} s/GiB, B {(b1 - b0) / t / g:.3f
         # longer (perf's and lnetctl's start-up): scale them to the window.
         read -r wb wm < <(python3 -c 'import sys; l, c, t, w = map(float, sys.argv[1:]); print(int(l * w / t), int(c * w / t))' $((l1 - l0)) $((c1 - c0)) "$(python3 -c "print($t1 - $t0)")" $((SECS > 2 ? SECS - 1 : 1)))
         costs router "$pm" "$pc" "$ps" "$wb" "$wm"
+        read -r am ac as <"$WORK/pa.w"
+        read -r bm bc bs <"$WORK/pb.w"
+        costs "end node A" "$am" "$ac" "$as" "$wb" >"$WORK/aperf"
+        costs "end node B" "$bm" "$bc" "$bs" "$wb" >"$WORK/bperf"
     ) >"$WORK/rperf" &
     rp=$!
     if ! read -r _ ob < <(lst_measure bulk s "$SECS"); then
@@ -232,6 +243,15 @@ print(f"end nodes: cpu A {(a1 - a0) / t / g:.3f} s/GiB, B {(b1 - b0) / t / g:.3f
     fi
     wait "$rp" || true
     oc=$(cpu_per_gib "$(cat "$WORK/ticks")" "$ob" "$SECS")
+    cat "$WORK/aperf" >>"$WORK/aperf.log"
+    cat "$WORK/bperf" >>"$WORK/bperf.log"
+    if [ -n "${OURS_ONLY:-}" ]; then
+        log "round $i: ours $ob MiB/s (router $oc cpu s/GiB)"
+        for f in rperf aperf bperf; do log "$(cat "$WORK/$f")"; done
+        cat "$WORK/rperf" >>"$WORK/rperf.log"
+        echo "$ob" >>"$WORK/ours"
+        continue
+    fi
     # socat relay in R (forks one child per connection; the parent's
     # cutime+cstime count the children once reaped).
     t0=$(ticks_all "$SOCAT_PID")
@@ -263,7 +283,7 @@ print(f"end nodes: cpu A {(a1 - a0) / t / g:.3f} s/GiB, B {(b1 - b0) / t / g:.3f
     sc=$(cpu_per_gib $((t1 - t0)) "$sb" $((SECS + 1)))
     read -r pm pc ps <"$WORK/sperf"
     costs socat "$pm" "$pc" "$ps" "$(python3 -c 'import sys; print(int(float(sys.argv[1]) * 2**20 * float(sys.argv[2])))' "$sb" $((SECS > 2 ? SECS - 1 : 1)))" >>"$WORK/sperf.log"
-    log "$(cat "$WORK/rperf")"
+    for f in rperf aperf bperf; do log "$(cat "$WORK/$f")"; done
     [ -s "$WORK/rpkts" ] && log "$(cat "$WORK/rpkts")"
     [ -s "$WORK/epkts" ] && log "$(cat "$WORK/epkts")"
     if read -r b a f d <"$WORK/spkts"; then
@@ -323,7 +343,8 @@ if [ -n "${ROUTER_STRACE:-}" ]; then
 fi
 lst end_session >/dev/null
 # Medians of the load-independent figures (perf windows above).
-for f in rperf sperf; do
+for f in rperf aperf bperf sperf; do
+    [ -s "$WORK/$f.log" ] || continue
     python3 -c '
 import re, sys, statistics as st
 rows = [l for l in open(sys.argv[1]) if l.strip()]
@@ -341,5 +362,9 @@ print(f"# {name} median over {len(rows)} windows: " + ", ".join(out))
 ' "$WORK/$f.log" >&2 || true
 done
 lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print "# CPU: " $2 }' >&2
+if [ -n "${OURS_ONLY:-}" ]; then
+    python3 -c 'import sys, statistics as st; v = [float(l) for l in sys.stdin if l.strip()]; print(f"S4 ours only, lst brw write 1M (conc {sys.argv[1]}) through the router: median {st.median(v):.2f} MiB/s (min {min(v):.2f}, max {max(v):.2f}) over {len(v)} rounds" if v else "S4 ours only: no round gave a figure")' "$CONCURRENCY" <"$WORK/ours"
+    exit 0
+fi
 CPU_LABEL="router cpu s/GiB" summary "S4 router, lst brw write 1M (conc $CONCURRENCY) vs iperf3 -l 1M through a socat relay, MiB/s" <"$WORK/socat"
 summary "S4 router, lst brw write 1M (conc $CONCURRENCY) vs iperf3 -l 1M through kernel IP forwarding, MiB/s" <"$WORK/kernel"

@@ -2799,10 +2799,7 @@ mod tests {
     #[test]
     fn queued_sends_fail_once_when_the_peer_goes() {
         let counts = Arc::new(Counts::default());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(1);
         rt.block_on(async {
             let (ours, theirs) = duplex(1024);
             let c = conn(&counts);
@@ -2876,10 +2873,7 @@ mod tests {
     fn our_zc_request_completes_only_on_the_ack() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let counts = Arc::new(Counts::default());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(1);
         rt.block_on(async {
             let (ours, mut theirs) = duplex(1 << 20);
             let c = zc_conn(&counts);
@@ -2921,10 +2915,7 @@ mod tests {
     fn zc_acks_by_pair_and_range_complete_each_send_once() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let counts = Arc::new(Counts::default());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(1);
         rt.block_on(async {
             let (ours, mut theirs) = duplex(1 << 20);
             let c = zc_conn(&counts);
@@ -2998,11 +2989,7 @@ mod tests {
     #[test]
     fn tcp_payloads_in_pieces_and_small_bursts_arrive_intact() {
         let counts = Arc::new(Counts::default());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(2);
         let keep = Arc::new(Keep(Owner(counts.clone()), Mutex::new(Vec::new()), None));
         rt.block_on(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -3063,11 +3050,7 @@ mod tests {
     /// `rcvbuf`, our socket's receive buffer is locked to it first.
     fn lowat_case(rcvbuf: Option<usize>) -> (u64, Vec<usize>) {
         let counts = Arc::new(Counts::default());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(2);
         let keep = Arc::new(Keep(Owner(counts.clone()), Mutex::new(Vec::new()), None));
         // A stuck read would close only after 60 s; the test waits 30.
         let cfg = ConnCfg {
@@ -3179,11 +3162,7 @@ mod tests {
                 .collect::<Payload>(),
         );
         let held = busy.borrow().expect("free");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(2);
         let cfg = ConnCfg {
             sock_timeout: Duration::from_secs(60),
             keepalive: Duration::ZERO,
@@ -3305,10 +3284,7 @@ mod tests {
             Some(window),
         ));
         let held = busy.borrow().expect("free");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(1);
         rt.block_on(async {
             use tokio::io::AsyncWriteExt;
             let (ours, mut theirs) = duplex(1 << 16);
@@ -3371,11 +3347,7 @@ mod tests {
         const THREADS: u64 = 4;
         const EACH: u64 = 60;
         let counts = Arc::new(Counts::default());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(2);
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = l.local_addr().expect("addr");
         let peer = std::net::TcpStream::connect(addr).expect("connect");
@@ -3461,10 +3433,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         const N: u64 = 3000;
         let counts = Arc::new(Counts::default());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(1);
         rt.block_on(async {
             let (ours, theirs) = duplex(1024);
             let (mut their_r, mut their_w) = tokio::io::split(theirs);
@@ -3557,11 +3526,7 @@ mod tests {
         use std::io::{Read, Write};
         const N: u64 = 40;
         let counts = Arc::new(Counts::default());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(2);
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = l.local_addr().expect("addr");
         let mut peer = std::net::TcpStream::connect(addr).expect("connect");
@@ -3626,6 +3591,19 @@ mod tests {
         drop(rt);
     }
 
+    /// A runtime for a test: the current thread alone (`workers` 1), or
+    /// that many worker threads.
+    fn runtime(workers: usize) -> tokio::runtime::Runtime {
+        let mut b = if workers == 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(workers);
+            b
+        };
+        b.enable_all().build().expect("runtime")
+    }
+
     /// A loopback TCP pair: ours (non-blocking, for the runtime) and the
     /// peer's blocking end.
     fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
@@ -3682,10 +3660,7 @@ mod tests {
     fn queued_sends_share_vectored_writes_and_keep_order() {
         const N: u64 = 200;
         let counts = Arc::new(Counts::default());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(1);
         let (ours, peer) = tcp_pair();
         let c = conn(&counts);
         let host = HostHandle::new(H(counts.clone()));
@@ -3749,20 +3724,6 @@ mod tests {
         drop(rt);
     }
 
-    /// Records completions (token, status), shared with the test.
-    struct Done(Arc<Mutex<Vec<(u64, Completion)>>>);
-    impl lnd_api::Host for Done {
-        fn parse(&self, _: Hdr, _: Nid, _: RxToken, _: bool) -> Result<(), lnd_api::LndError> {
-            Ok(())
-        }
-        fn finalize(&self, m: MsgToken, c: Completion) {
-            lock(&self.0).push((m.0, c));
-        }
-        fn notify(&self, _: Nid, _: bool) {}
-        fn link_state(&self, _: bool) {}
-        fn log(&self, _: LogLevel, _: &str) {}
-    }
-
     /// In a batch, a send whose memory is being written elsewhere fails
     /// alone with EBUSY: the frames before it go out (the write stops
     /// short of it), the ones after it too, in order, and the stream
@@ -3771,13 +3732,10 @@ mod tests {
     fn a_busy_send_in_a_batch_fails_alone() {
         let counts = Arc::new(Counts::default());
         let done = Arc::new(Mutex::new(Vec::new()));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(1);
         let (ours, peer) = tcp_pair();
         let c = conn(&counts);
-        let host = HostHandle::new(Done(done.clone()));
+        let host = HostHandle::new(Statuses(done.clone()));
         let busy = IoBuf::from_vec(pattern(1, 0, 500));
         let held = busy.borrow_mut().expect("free");
         {
@@ -3841,11 +3799,7 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         const N: usize = 20;
         let counts = Arc::new(Counts::default());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(2);
         let (ours, mut peer) = tokio::io::duplex(1 << 16);
         let c = conn_with(
             &counts,
@@ -3897,13 +3851,10 @@ mod tests {
         const N: u64 = 40;
         let done = Arc::new(Mutex::new(Vec::new()));
         let counts = Arc::new(Counts::default());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime(1);
         let (ours, peer) = tcp_pair();
         let c = conn(&counts);
-        let host = HostHandle::new(Done(done.clone()));
+        let host = HostHandle::new(Statuses(done.clone()));
         {
             let _g = rt.enter();
             let s = tokio::net::TcpStream::from_std(ours).expect("tokio socket");

@@ -6,7 +6,7 @@ pub use lnd_api::Nid;
 use serde::{Deserialize, Serialize};
 
 use crate::proto::{ErrorReply, LatencyInfo, MsgCounts, PingInfo, PingOutcome};
-use crate::render::NetTypes;
+use crate::render::{msg_stats, statistics, NetTypes};
 use crate::serde_ids::serde_nid;
 use crate::yaml::{self, Yaml};
 
@@ -198,23 +198,6 @@ impl PeerNiInfo {
     }
 }
 
-fn latency(m: &mut Yaml, prefix: &str, l: &LatencyInfo) {
-    m.push(&format!("{prefix}_samples"), Yaml::s(l.samples));
-    m.push(&format!("{prefix}_min_nsec"), Yaml::s(l.min_nsec));
-    m.push(&format!("{prefix}_max_nsec"), Yaml::s(l.max_nsec));
-    m.push(&format!("{prefix}_avg_nsec"), Yaml::s(l.avg_nsec));
-}
-
-fn counts(c: &MsgCounts) -> Yaml {
-    Yaml::pairs([
-        ("put", Yaml::s(c.put)),
-        ("get", Yaml::s(c.get)),
-        ("reply", Yaml::s(c.reply)),
-        ("ack", Yaml::s(c.ack)),
-        ("hello", Yaml::s(c.hello)),
-    ])
-}
-
 fn peer_ni_yaml(ni: &PeerNiInfo, level: u32, backup: bool, extra: &NetTypes) -> Yaml {
     let mut m = Yaml::map();
     m.push("nid", Yaml::s(nid_text(&ni.nid, extra)));
@@ -250,19 +233,16 @@ fn peer_ni_yaml(ni: &PeerNiInfo, level: u32, backup: bool, extra: &NetTypes) -> 
         m.push("available_rtr_credits", Yaml::s(ni.available_rtr_credits));
         m.push("min_rtr_credits", Yaml::s(ni.min_rtr_credits));
         m.push("refcount", Yaml::s(ni.refcount));
-        let mut st = Yaml::map();
-        st.push("send_count", Yaml::s(ni.send_count));
-        st.push("recv_count", Yaml::s(ni.recv_count));
-        st.push("drop_count", Yaml::s(ni.drop_count));
-        latency(&mut st, "put_egress", &ni.put_egress);
-        latency(&mut st, "get_rtt", &ni.get_rtt);
-        latency(&mut st, "put_ack", &ni.put_ack);
-        m.push("statistics", st);
+        m.push(
+            "statistics",
+            statistics(
+                [ni.send_count, ni.recv_count, ni.drop_count],
+                [&ni.put_egress, &ni.get_rtt, &ni.put_ack],
+            ),
+        );
     }
     if level >= 2 {
-        m.push("sent_stats", counts(&ni.sent));
-        m.push("received_stats", counts(&ni.received));
-        m.push("dropped_stats", counts(&ni.dropped));
+        msg_stats(&mut m, [&ni.sent, &ni.received, &ni.dropped]);
         m.push(
             "health stats",
             Yaml::pairs([

@@ -59,21 +59,44 @@ pub fn cy_error(cmd: &str, entity: &str, errno: i32, descr: &str) -> String {
     yaml::cy(&doc)
 }
 
-fn latency(m: &mut Yaml, prefix: &str, l: &LatencyInfo) {
-    m.push(&format!("{prefix}_samples"), Yaml::s(l.samples));
-    m.push(&format!("{prefix}_min_nsec"), Yaml::s(l.min_nsec));
-    m.push(&format!("{prefix}_max_nsec"), Yaml::s(l.max_nsec));
-    m.push(&format!("{prefix}_avg_nsec"), Yaml::s(l.avg_nsec));
+/// A NI's `statistics` block (`net show -v`, `peer show -v`): the send,
+/// receive and drop counts, then the put_egress, get_rtt and put_ack
+/// latencies.
+pub(crate) fn statistics(counts: [u64; 3], lat: [&LatencyInfo; 3]) -> Yaml {
+    let mut st = Yaml::map();
+    for (k, v) in ["send_count", "recv_count", "drop_count"]
+        .into_iter()
+        .zip(counts)
+    {
+        st.push(k, Yaml::s(v));
+    }
+    for (prefix, l) in ["put_egress", "get_rtt", "put_ack"].into_iter().zip(lat) {
+        st.push(&format!("{prefix}_samples"), Yaml::s(l.samples));
+        st.push(&format!("{prefix}_min_nsec"), Yaml::s(l.min_nsec));
+        st.push(&format!("{prefix}_max_nsec"), Yaml::s(l.max_nsec));
+        st.push(&format!("{prefix}_avg_nsec"), Yaml::s(l.avg_nsec));
+    }
+    st
 }
 
-fn counts(c: &MsgCounts) -> Yaml {
-    Yaml::pairs([
-        ("put", Yaml::s(c.put)),
-        ("get", Yaml::s(c.get)),
-        ("reply", Yaml::s(c.reply)),
-        ("ack", Yaml::s(c.ack)),
-        ("hello", Yaml::s(c.hello)),
-    ])
+/// The `sent_stats`, `received_stats` and `dropped_stats` blocks (`-v 2`).
+pub(crate) fn msg_stats(m: &mut Yaml, [sent, received, dropped]: [&MsgCounts; 3]) {
+    for (k, c) in [
+        ("sent_stats", sent),
+        ("received_stats", received),
+        ("dropped_stats", dropped),
+    ] {
+        m.push(
+            k,
+            Yaml::pairs([
+                ("put", Yaml::s(c.put)),
+                ("get", Yaml::s(c.get)),
+                ("reply", Yaml::s(c.reply)),
+                ("ack", Yaml::s(c.ack)),
+                ("hello", Yaml::s(c.hello)),
+            ]),
+        );
+    }
 }
 
 fn cpt_list(cpts: &[u32]) -> String {
@@ -98,14 +121,13 @@ fn ni_yaml(ni: &NiInfo, is_lo: bool, level: u32, extra: &[(&str, u8)]) -> Yaml {
         m.push("interfaces", Yaml::Map(ifs));
     }
     if level >= 1 {
-        let mut st = Yaml::map();
-        st.push("send_count", Yaml::s(ni.send_count));
-        st.push("recv_count", Yaml::s(ni.recv_count));
-        st.push("drop_count", Yaml::s(ni.drop_count));
-        latency(&mut st, "put_egress", &ni.put_egress);
-        latency(&mut st, "get_rtt", &ni.get_rtt);
-        latency(&mut st, "put_ack", &ni.put_ack);
-        m.push("statistics", st);
+        m.push(
+            "statistics",
+            statistics(
+                [ni.send_count, ni.recv_count, ni.drop_count],
+                [&ni.put_egress, &ni.get_rtt, &ni.put_ack],
+            ),
+        );
     }
     if level >= 4 {
         m.push(
@@ -117,9 +139,7 @@ fn ni_yaml(ni: &NiInfo, is_lo: bool, level: u32, extra: &[(&str, u8)]) -> Yaml {
         );
     }
     if level >= 2 {
-        m.push("sent_stats", counts(&ni.sent));
-        m.push("received_stats", counts(&ni.received));
-        m.push("dropped_stats", counts(&ni.dropped));
+        msg_stats(&mut m, [&ni.sent, &ni.received, &ni.dropped]);
         let h = &ni.health;
         m.push(
             "health stats",

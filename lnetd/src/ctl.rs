@@ -583,14 +583,21 @@ fn forget_client(shared: &Shared, id: u64) {
     shared.client_left.notify_all();
 }
 
-/// Marks connection `id` as waiting for its next request (or not).
+/// Marks connection `id` as waiting for its next request (or not). A
+/// connection already idle keeps the time it became so: it is idle from its
+/// admission, not from when its thread first came to wait (later, on a
+/// loaded machine), so the longest-idle one is the one evicted.
 fn set_idle(shared: &Shared, id: u64, idle: bool) {
     let mut c = shared
         .clients
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     if let Some(e) = c.map.get_mut(&id) {
-        e.idle_since = idle.then(Instant::now);
+        if !idle {
+            e.idle_since = None;
+        } else if e.idle_since.is_none() {
+            e.idle_since = Some(Instant::now());
+        }
     }
 }
 
@@ -1587,6 +1594,41 @@ mod tests {
             .read_until(b'\n', &mut line)
             .expect("read");
         (n > 0).then(|| proto::decode_reply(&line).expect("decodes"))
+    }
+
+    /// A client is idle from its admission: its thread coming to wait for
+    /// the first request later (a loaded machine) does not make it look
+    /// younger than the clients admitted after it, or the wrong one would
+    /// be evicted at the cap. A request makes it busy; the next wait starts
+    /// a new idle time.
+    #[test]
+    fn a_client_stays_idle_since_its_admission() {
+        let sock = temp_socket("idle");
+        let server = CtlServer::bind(&sock, NodeConfig::default()).expect("bind");
+        let shared = Arc::clone(&server.shared);
+        let (ours, _theirs) = UnixStream::pair().expect("pair");
+        let admitted = Instant::now();
+        shared.clients.lock().expect("clients").map.insert(
+            7,
+            ClientEntry {
+                idle_since: Some(admitted),
+                closing: false,
+                stream: ours,
+            },
+        );
+        let since = || shared.clients.lock().expect("clients").map[&7].idle_since;
+        std::thread::sleep(Duration::from_millis(2));
+        set_idle(&shared, 7, true);
+        assert_eq!(since(), Some(admitted), "still idle since its admission");
+        set_idle(&shared, 7, false);
+        assert_eq!(since(), None, "busy with a request");
+        set_idle(&shared, 7, true);
+        assert!(
+            since().is_some_and(|t| t > admitted),
+            "idle again, from now"
+        );
+        drop(server);
+        let _ = std::fs::remove_dir_all(sock.parent().expect("dir"));
     }
 
     /// The cap, the line timeout and the eviction of the longest-idle

@@ -282,6 +282,69 @@ fn test_port(offset: u32) -> String {
     (20000 + (std::process::id() * 7 + offset) % 30000).to_string()
 }
 
+/// `cpu_pattern` binds every thread of lnetd to the CPUs it names, the
+/// LND's threads (started later, with the start-up network) included; a
+/// pattern naming a CPU the machine does not have stops lnetd at start with
+/// a message that says so.
+#[test]
+fn cpu_pattern_binds_every_thread() {
+    sock_plugin();
+    let allowed = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_string())
+            .expect("Cpus_allowed_list")
+    };
+    let ours = allowed(&std::fs::read_to_string("/proc/self/status").expect("status"));
+    // The last CPU this test may run on ("0-1" -> 1, "3" -> 3).
+    let cpu = ours.rsplit([',', '-']).next().expect("a CPU").to_string();
+    let dir = TempDir::new("cpt");
+    let sock = dir.socket();
+    let port = format!("accept_port={}", test_port(3));
+    let pattern = format!("cpu_pattern=0[{cpu}]");
+    let d = Daemon::start(
+        &sock,
+        &[
+            "--param",
+            &pattern,
+            "--param",
+            "config_on_load=1",
+            "--param",
+            "networks=tcp9(lo)",
+            "--param",
+            &port,
+        ],
+    );
+    let nets = ok(&lnetctl(&sock, &["net", "show"]));
+    assert!(nets.contains("nid: 127.0.0.1@tcp9"), "{nets}");
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", d.pid())).expect("tasks");
+    let mut names = Vec::new();
+    for t in tasks.flatten() {
+        let status = std::fs::read_to_string(t.path().join("status")).expect("task status");
+        let name = status.lines().next().unwrap_or_default().to_string();
+        assert_eq!(allowed(&status), cpu, "{name}");
+        names.push(name);
+    }
+    assert!(
+        names.iter().any(|n| n.contains("lnd-sock")),
+        "the LND's thread is among them: {names:?}"
+    );
+    let out = Command::new(lnetd_bin())
+        .args(["--foreground", "--socket"])
+        .arg(dir.join("bad.sock"))
+        .args(["--param", "cpu_pattern=0[9999]"])
+        .output()
+        .expect("run lnetd");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad value for parameter cpu_pattern")
+            && err.contains("CPU 9999 is not one lnetd may run on"),
+        "{err}"
+    );
+}
+
 /// Start-up networks: `config_on_load=1` with `networks=` configures at
 /// start; `lnet unconfigure` then `lnet configure --all` brings them back
 /// from the kept parameters, plain `lnet configure` only `lo`. lnd-sock's own

@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cpt;
 #[allow(missing_docs)]
 pub mod ctl;
 #[allow(missing_docs)]

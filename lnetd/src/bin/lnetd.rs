@@ -204,6 +204,23 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
 }
 
 /// The daemon proper: bind, configure on load if asked, serve until stopped.
+/// `cpu_pattern`: binds lnetd's threads to the CPUs of its partitions
+/// before any NI (and LND thread) starts; an empty pattern or `N` binds
+/// nothing.
+fn bind_cpus(pattern: &str) -> Result<(), String> {
+    let online = lnetd::cpt::allowed_cpus().map_err(|e| format!("cannot read the CPUs: {e}"))?;
+    let (cpus, warning) = lnetd::cpt::parse_pattern(pattern, &online, lnetd::cpt::numa_node_cpus)
+        .map_err(|e| format!("bad value for parameter cpu_pattern: {e}"))?;
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    if let Some(cpus) = cpus {
+        lnetd::cpt::bind_process(&cpus)?;
+        tracing::info!(cpus = %lnetd::cpt::show_list(&cpus), "cpu_pattern: threads bound");
+    }
+    Ok(())
+}
+
 fn run_foreground(opts: Opts) -> Result<(), String> {
     // SIGTERM and SIGINT are blocked before any thread exists (in main;
     // every thread inherits the mask) and taken synchronously by one thread
@@ -212,6 +229,9 @@ fn run_foreground(opts: Opts) -> Result<(), String> {
     init_logging(opts.log_level.as_deref())?;
     for w in &opts.params.warnings {
         tracing::warn!("{w}");
+    }
+    if let Some(pattern) = opts.params.get("cpu_pattern") {
+        bind_cpus(pattern)?;
     }
     // config_on_load=1: configured at start with the start-up networks, as
     // after a module load (lnetctl.md §5.1); otherwise `lnet configure --all`

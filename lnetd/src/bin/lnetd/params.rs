@@ -71,7 +71,7 @@ const PARAMS: &[(&str, Kind)] = &[
         ),
     ),
     ("cpu_npartitions", int(NONNEG)),
-    ("cpu_pattern", Kind::Str),
+    ("cpu_pattern", Kind::Syntax(check_cpu_pattern)),
     // router (§13.2)
     ("tiny_router_buffers", int(NONNEG)),
     ("small_router_buffers", int(NONNEG)),
@@ -122,6 +122,13 @@ fn check_routes(v: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// `cpu_pattern`: partitions of CPUs (or of NUMA nodes after `N`) this
+/// machine has and lnetd may run on ([`lnetd::cpt::parse_pattern`]).
+fn check_cpu_pattern(v: &str) -> Result<(), String> {
+    let online = lnetd::cpt::allowed_cpus().map_err(|e| format!("cannot read the CPUs: {e}"))?;
+    lnetd::cpt::parse_pattern(v, &online, lnetd::cpt::numa_node_cpus).map(|_| ())
+}
+
 fn check_metrics_address(v: &str) -> Result<(), String> {
     lnetd::ctl::metrics::MetricsAddr::parse(v).map(drop)
 }
@@ -155,11 +162,6 @@ const NO_EFFECT: &[(&str, &[&str], &str)] = &[
     (
         "cpu_npartitions",
         &["0", "1"],
-        "lnetd runs one CPU partition (CPT 0); run one lnetd per NUMA node instead",
-    ),
-    (
-        "cpu_pattern",
-        &[""],
         "lnetd runs one CPU partition (CPT 0); run one lnetd per NUMA node instead",
     ),
 ];

@@ -19,7 +19,10 @@
 # medians (A + R + B is all of ours).
 # Knobs: ROUTER_EXTRA (more arguments for the router's lnetd, e.g.
 # "--param rx_spin_us=0"), ENDS_EXTRA (the same for A's and B's lnetd),
-# OURS_ONLY=1 (no anchors: ours' rounds and their median only, for probes), ROUTER_SYSCALLS=1 (count writev, recvfrom,
+# OURS_ONLY=1 (no anchors: ours' rounds and their median only, for probes),
+# CPT=1 (the router on a CPU of its own, the end nodes on another: ours
+# through cpu_pattern, the anchors' processes through taskset, the same
+# CPUs for both), ROUTER_SYSCALLS=1 (count writev, recvfrom,
 # epoll_wait... of the router), ROUTER_PROFILE / SOCAT_PROFILE (a path: a
 # `perf record` of the router / the relay over the first round's window;
 # ENDS_PROFILE: of our end nodes, in PATH.a and PATH.b;
@@ -29,6 +32,17 @@ source "$(dirname "$0")/lib.sh"
 CONCURRENCY=${CONCURRENCY:-8}
 command -v socat >/dev/null || { log "installing socat"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq socat >/dev/null; }
 bench_setup
+# CPT=1: R on the last CPU, A and B on the first (ours and the anchors).
+PIN_R="" PIN_E=""
+if [ -n "${CPT:-}" ]; then
+    cpus=$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)
+    first=${cpus%%[,-]*} last=${cpus##*[,-]}
+    [ "$first" != "$last" ] || { echo "CPT=1 needs two CPUs (have $cpus)" >&2; exit 1; }
+    ROUTER_EXTRA="${ROUTER_EXTRA:-} --param cpu_pattern=0[$last]"
+    ENDS_EXTRA="${ENDS_EXTRA:-} --param cpu_pattern=0[$first]"
+    PIN_R="taskset -c $last" PIN_E="taskset -c $first"
+    log "CPT=1: router on CPU $last, end nodes on CPU $first (ours: cpu_pattern; anchors: taskset)"
+fi
 
 tag=$$
 nsa=lnsA$tag nsr=lnsR$tag nsb=lnsB$tag
@@ -49,7 +63,7 @@ ip netns exec "$nsr" sysctl -qw net.ipv4.ip_forward=1
 ip -n "$nsa" route add 10.233.2.0/24 via 10.233.1.2
 ip -n "$nsb" route add 10.233.1.0/24 via 10.233.2.2
 
-ip netns exec "$nsb" iperf3 -s -p 5201 -B 10.233.2.1 >/dev/null 2>&1 &
+ip netns exec "$nsb" $PIN_E iperf3 -s -p 5201 -B 10.233.2.1 >/dev/null 2>&1 &
 IPERF_PID=$!
 PIDS+=("$IPERF_PID")
 wait_port 10.233.2.1 5201 "$nsb"
@@ -173,7 +187,7 @@ print(out)
 ' "$@"
 }
 
-ip netns exec "$nsr" socat -b 1048576 TCP-LISTEN:5202,bind=10.233.1.2,fork,reuseaddr TCP:10.233.2.1:5201 2>/dev/null &
+ip netns exec "$nsr" $PIN_R socat -b 1048576 TCP-LISTEN:5202,bind=10.233.1.2,fork,reuseaddr TCP:10.233.2.1:5201 2>/dev/null &
 SOCAT_PID=$!
 PIDS+=("$SOCAT_PID")
 for _ in $(seq 100); do
@@ -275,7 +289,7 @@ print(f"end nodes: cpu A {(a1 - a0) / t / g:.3f} s/GiB, B {(b1 - b0) / t / g:.3f
     ) >"$WORK/sperf" &
     sp=$!
     run_client "$WORK/iperf-s.json" timeout $((SECS + 20)) ip netns exec "$nsa" \
-        iperf3 -c 10.233.1.2 -p 5202 -t "$SECS" -O 1 -J -l 1M >/dev/null
+        $PIN_E iperf3 -c 10.233.1.2 -p 5202 -t "$SECS" -O 1 -J -l 1M >/dev/null
     wait "$sp" || true
     sleep 0.5
     t1=$(ticks_all "$SOCAT_PID")
@@ -304,7 +318,7 @@ print(f"socat end nodes (iperf3): cpu client {cl / g:.3f} s/GiB, server {sv / g:
     cat "$WORK/rperf" >>"$WORK/rperf.log"
     # Kernel forwarding.
     run_client "$WORK/iperf-k.json" timeout $((SECS + 20)) ip netns exec "$nsa" \
-        iperf3 -c 10.233.2.1 -p 5201 -t "$SECS" -O 1 -J -l 1M >/dev/null
+        $PIN_E iperf3 -c 10.233.2.1 -p 5201 -t "$SECS" -O 1 -J -l 1M >/dev/null
     kb=$(iperf_mibps "$WORK/iperf-k.json")
     log "round $i: ours $ob MiB/s (router $oc cpu s/GiB), socat $sb MiB/s (relay $sc), kernel $kb MiB/s"
     echo "$ob $sb $oc $sc" >>"$WORK/socat"

@@ -51,7 +51,8 @@ Options:
                        sock_timeout=65 ...; every plugin module that has NAME); repeatable,
                        wins over --config. metrics_address=/run/lnet/metrics.sock (or
                        127.0.0.1:9808) serves OpenMetrics on GET /metrics;
-                       params_dir=DIR keeps DIR/MODULE/NAME files with the parameter values
+                       params_dir=DIR keeps DIR/MODULE/NAME files with the parameter values;
+                       cpu_pattern=\"0[2,3]\" binds lnetd's threads to CPUs 2 and 3
   --config FILE        modprobe-style file: lines \"options MODULE NAME=VALUE ...\" for lnet,
                        libcfs, lnet_selftest or a plugin's module (ksocklnd); repeatable
   --max-clients N      control clients served at once (default 64); at the cap the

@@ -6,6 +6,7 @@
 # Knobs (environment): PAIRS (default 5), SECS (seconds per run, default 5),
 # PROFILE (cargo profile dir, default release), SKIP_BUILD=1 (use what is built),
 # LNETD_EXTRA (more lnetd arguments, e.g. "--param rx_spin_us=200"),
+# LNETD_EXTRA_<NODE> (more for one node: a, b, c1 ...),
 # STRACE=1 (after each measured window, count system calls per message and
 # per MiB with strace for STRACE_SECS, default 2; see strace_window).
 
@@ -184,7 +185,11 @@ node() {
     [ -n "$ns" ] && pre=(ip netns exec "$ns")
     # LNETD_WRAP: a command lnetd runs under (s3-profile.sh: valgrind).
     # shellcheck disable=SC2086
-    "${pre[@]}" ${LNETD_WRAP:-} "$BIN/lnetd" --socket "$sock" --foreground "${LNETD_PARAMS[@]}" ${LNETD_EXTRA:-} 2>"$WORK/$name.log" &
+    # LNETD_EXTRA_<NAME>: more arguments for that node alone (after
+    # LNETD_EXTRA: a parameter given in both takes this one).
+    local own=LNETD_EXTRA_$name
+    # shellcheck disable=SC2086
+    "${pre[@]}" ${LNETD_WRAP:-} "$BIN/lnetd" --socket "$sock" --foreground "${LNETD_PARAMS[@]}" ${LNETD_EXTRA:-} ${!own:-} 2>"$WORK/$name.log" &
     NODE_PID=$!
     PIDS+=("$NODE_PID")
     SOCK_OF[$NODE_PID]=$sock

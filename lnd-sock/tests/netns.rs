@@ -258,8 +258,10 @@ fn link_down_and_up_are_reported() {
     let mut a = node(&na, "A", &ia, "10.213.8.2@tcp");
     let out = lines_of(&mut a);
     let t = Duration::from_secs(60);
-    // Down until both nodes saw it, then up.
+    // Down (once both nodes counted their link states so far) until both
+    // nodes saw it, then up.
     let steps = wait_line(&out, "CONNECTED", t)
+        .and_then(|()| wait_line(&out_b, "SETTLED", t))
         .and_then(|()| veth.set_up(false))
         .and_then(|()| wait_line(&out, "DOWN-SEEN", t))
         .and_then(|()| wait_line(&out_b, "DOWN-SEEN", t))
@@ -384,6 +386,9 @@ fn link_node() {
         let first = me.host.wait_received(1, t);
         assert_eq!(first[0].data, pattern(4096, 1));
         let n0 = settled_links(&me, t);
+        // The link is cut only after this line: a cut B had not counted
+        // yet would look like a start-up "down" still waiting for its "up".
+        println!("SETTLED");
         assert_eq!(me.host.wait_links(n0 + 1, t)[n0..], [false]);
         println!("DOWN-SEEN");
         assert_eq!(me.host.wait_links(n0 + 2, t)[n0..], [false, true]);

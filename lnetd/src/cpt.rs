@@ -101,6 +101,13 @@ pub fn parse_pattern(
     Ok((Some(all), warning))
 }
 
+/// [`parse_pattern`] against this machine: the CPUs this process may run on
+/// and its NUMA nodes (sysfs).
+pub fn on_this_machine(pattern: &str) -> Result<(Option<BTreeSet<usize>>, Option<String>), String> {
+    let online = allowed_cpus().map_err(|e| format!("cannot read the CPUs: {e}"))?;
+    parse_pattern(pattern, &online, numa_node_cpus)
+}
+
 /// `0,2,4-7` (and `0-7/2`, every second): the numbers of a list.
 fn parse_list(s: &str) -> Result<BTreeSet<usize>, String> {
     let mut out = BTreeSet::new();

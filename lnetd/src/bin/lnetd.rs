@@ -204,13 +204,11 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
         .map_err(|e| format!("cannot set up logging: {e}"))
 }
 
-/// The daemon proper: bind, configure on load if asked, serve until stopped.
 /// `cpu_pattern`: binds lnetd's threads to the CPUs of its partitions
 /// before any NI (and LND thread) starts; an empty pattern or `N` binds
 /// nothing.
 fn bind_cpus(pattern: &str) -> Result<(), String> {
-    let online = lnetd::cpt::allowed_cpus().map_err(|e| format!("cannot read the CPUs: {e}"))?;
-    let (cpus, warning) = lnetd::cpt::parse_pattern(pattern, &online, lnetd::cpt::numa_node_cpus)
+    let (cpus, warning) = lnetd::cpt::on_this_machine(pattern)
         .map_err(|e| format!("bad value for parameter cpu_pattern: {e}"))?;
     if let Some(w) = warning {
         tracing::warn!("{w}");
@@ -222,6 +220,7 @@ fn bind_cpus(pattern: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The daemon proper: bind, configure on load if asked, serve until stopped.
 fn run_foreground(opts: Opts) -> Result<(), String> {
     // SIGTERM and SIGINT are blocked before any thread exists (in main;
     // every thread inherits the mask) and taken synchronously by one thread

@@ -125,8 +125,7 @@ fn check_routes(v: &str) -> Result<(), String> {
 /// `cpu_pattern`: partitions of CPUs (or of NUMA nodes after `N`) this
 /// machine has and lnetd may run on ([`lnetd::cpt::parse_pattern`]).
 fn check_cpu_pattern(v: &str) -> Result<(), String> {
-    let online = lnetd::cpt::allowed_cpus().map_err(|e| format!("cannot read the CPUs: {e}"))?;
-    lnetd::cpt::parse_pattern(v, &online, lnetd::cpt::numa_node_cpus).map(|_| ())
+    lnetd::cpt::on_this_machine(v).map(drop)
 }
 
 fn check_metrics_address(v: &str) -> Result<(), String> {

@@ -8,9 +8,10 @@
 //! or `N` alone (one partition per NUMA node, upstream's default) binds
 //! nothing.
 //!
-//! Binding matters where wake-ups are dear: on a host where a woken thread
-//! waits for a halted vCPU, a router and the end nodes on one machine do
-//! better each on CPUs of their own, as kernel LNet's threads are on theirs.
+//! Binding matters where several daemons share a machine: a thread woken by
+//! a socket write is queued behind the writer on the writer's CPU while
+//! another CPU may sleep, so a router and its end nodes do better each on
+//! CPUs of their own, as kernel LNet's threads are on theirs.
 
 use std::collections::BTreeSet;
 
@@ -108,14 +109,18 @@ pub fn on_this_machine(pattern: &str) -> Result<(Option<BTreeSet<usize>>, Option
     parse_pattern(pattern, &online, numa_node_cpus)
 }
 
+/// The highest CPU or NUMA node number a list may name (Linux's
+/// `NR_CPUS` at most).
+const MAX_ID: usize = 8191;
+
 /// `0,2,4-7` (and `0-7/2`, every second): the numbers of a list.
 fn parse_list(s: &str) -> Result<BTreeSet<usize>, String> {
     let mut out = BTreeSet::new();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let num = |t: &str| {
-            t.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("{t:?} in {s:?} is not a number"))
+        let num = |t: &str| match t.trim().parse::<usize>() {
+            Ok(n) if n <= MAX_ID => Ok(n),
+            Ok(n) => Err(format!("{n} in {s:?} is above {MAX_ID}")),
+            Err(_) => Err(format!("{t:?} in {s:?} is not a number")),
         };
         let (range, step) = match item.split_once('/') {
             Some((r, st)) => (r, num(st)?),
@@ -253,6 +258,10 @@ mod tests {
             ("0[1] 1[1]", "CPU 1 is in two partitions"),
             ("0[x]", "\"x\" in \"x\" is not a number"),
             ("0[3-1]", "\"3-1\" runs backwards"),
+            (
+                "0[0-4000000000]",
+                "4000000000 in \"0-4000000000\" is above 8191",
+            ),
             ("0[1", "no ] in"),
             ("x[1]", "\"x\" is not a partition number"),
             ("N 0[5]", "NUMA node 5 has no CPUs here"),

@@ -2682,9 +2682,7 @@ mod tests {
 
     #[test]
     fn idle_poll_stops_when_data_comes_and_when_the_budget_is_spent() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
+        let rt = runtime(1);
         rt.block_on(async {
             let mut p = IdlePoll::new(Duration::from_secs(5));
             p.learn(Duration::from_secs(1));
@@ -2748,9 +2746,7 @@ mod tests {
 
     #[test]
     fn repeated_preemptions_turn_polling_off_for_longer_and_calm_resets_it() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
+        let rt = runtime(1);
         let mut p = IdlePoll::new(Duration::from_secs(1));
         let mut offs = Vec::new();
         for _ in 0..3 {

@@ -343,13 +343,12 @@ fn streams_of_puts_with_acks_complete() {
     // Every PUT by RDMA (PUT_REQ, PUT_ACK, RDMA WRITE, PUT_DONE). The
     // stream ends on the last ACK from B, which may come before A's own
     // completion of that PUT's RDMA (which counts it): wait for the count.
-    let t0 = std::time::Instant::now();
-    let mut puts = stat(&p.a, NA, "rdma_puts");
-    while puts < 400 && t0.elapsed() < T {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        puts = stat(&p.a, NA, "rdma_puts");
-    }
-    assert!(puts >= 400, "{puts} PUTs by RDMA");
+    lnet_tests::wait_for("400 PUTs by RDMA", T, || {
+        match stat(&p.a, NA, "rdma_puts") {
+            n if n >= 400 => Ok(()),
+            n => Err(format!("{n} so far")),
+        }
+    });
     let s = p.a.lnetctl_ok(&["stats", "show"]);
     assert!(s.contains("    errors: 0\n"), "{s}");
 }

@@ -21,6 +21,7 @@
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
+use std::ffi::c_long;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -1939,7 +1940,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
         // rest of the message and of LNet's `recv` all start here.
         let arrived = Instant::now();
         if let Some(since) = gap {
-            idle.learn(arrived - since);
+            idle.learn(arrived - since, arrived);
         }
         conn.touch_at(arrived);
         let deadline = arrived + t;
@@ -2263,47 +2264,59 @@ async fn read_payload<R: AsyncRead + ReadNow + Unpin>(
 ///   peer we wait for may be that thread) and, every few rounds, to the
 ///   runtime's other tasks (other connections), whose I/O driver is polled
 ///   without sleeping;
-/// - a round that took much longer than a round takes means the machine
-///   is busy (the thread was preempted): polling is then off for the next
-///   [`IdlePoll::OFF_AFTER_PREEMPTION`] gaps, since on a busy machine a
-///   wake-up is cheap and a poller only takes CPU from the others; each
+/// - a round that took much longer than a round takes, during which the
+///   kernel switched this thread out for another one (its involuntary
+///   context switches rose), means the machine is busy: polling is then off
+///   for [`IdlePoll::OFF_FIRST`], since on a busy machine a wake-up is
+///   cheap and a poller only takes CPU from the others; each such
 ///   preemption that follows within [`IdlePoll::CALM`] polls doubles that
 ///   (up to [`IdlePoll::OFF_MAX`]), so that a machine that stays busy is
-///   hardly polled on at all;
+///   hardly polled on at all. A long round without a switch is the vCPU
+///   itself held up by the hypervisor, which says nothing about the other
+///   threads here: polling goes on. The penalty is a time, not a number of
+///   messages, so that what a busy spell taught does not outlast it by
+///   seconds once messages come fewer and farther apart;
 /// - a poll that found nothing sleeps as before, and the gap it measured
 ///   sets the next budget.
 pub struct IdlePoll {
     max: Duration,
     budget: Duration,
-    /// Gaps left without polling (after a preemption).
-    off: u32,
+    /// No polling before this (after a preemption).
+    off_until: Option<Instant>,
     /// How long the next preemption turns polling off.
-    penalty: u32,
+    penalty: Duration,
     /// Polls since the last preemption.
     calm: u32,
+    /// The calling thread's involuntary context switches so far.
+    switches: fn() -> c_long,
 }
 
 impl IdlePoll {
-    /// Gaps without polling after a poll round was preempted (the first
+    /// How long polling is off after a poll round was preempted (the first
     /// time; see [`IdlePoll::OFF_MAX`]).
-    pub const OFF_AFTER_PREEMPTION: u32 = 256;
-    /// The most gaps polling stays off after repeated preemptions.
-    pub const OFF_MAX: u32 = 1 << 16;
+    pub const OFF_FIRST: Duration = Duration::from_millis(20);
+    /// The longest polling stays off after repeated preemptions.
+    pub const OFF_MAX: Duration = Duration::from_millis(1280);
     /// Polls without a preemption after which the penalty is back to
-    /// [`IdlePoll::OFF_AFTER_PREEMPTION`].
+    /// [`IdlePoll::OFF_FIRST`].
     pub const CALM: u32 = 4096;
-    /// A round longer than this was preempted (a round is a `recv` and a
-    /// `sched_yield`: a few µs).
+    /// A round longer than this may have been preempted (a round is a
+    /// `recv` and a `sched_yield`: a few µs).
     const PREEMPTED: Duration = Duration::from_micros(40);
 
     /// A poller of at most `max` per gap (zero: never polls).
     pub fn new(max: Duration) -> Self {
+        Self::with_switches(max, involuntary_switches)
+    }
+
+    fn with_switches(max: Duration, switches: fn() -> c_long) -> Self {
         IdlePoll {
             max,
             budget: Duration::ZERO,
-            off: 0,
-            penalty: Self::OFF_AFTER_PREEMPTION,
+            off_until: None,
+            penalty: Self::OFF_FIRST,
             calm: 0,
+            switches,
         }
     }
 
@@ -2316,6 +2329,9 @@ impl IdlePoll {
         let start = Instant::now();
         let until = start + self.budget;
         let mut last = start;
+        // Read once the first question found nothing (a byte already there
+        // costs no system call more).
+        let mut switched_at = None;
         for round in 0u32.. {
             let ready = match r.ready_now() {
                 // A stream that cannot tell is never polled.
@@ -2326,14 +2342,15 @@ impl IdlePoll {
                 self.calm += 1;
                 if self.calm >= Self::CALM {
                     self.calm = 0;
-                    self.penalty = Self::OFF_AFTER_PREEMPTION;
+                    self.penalty = Self::OFF_FIRST;
                 }
                 return true;
             }
+            let switched = *switched_at.get_or_insert_with(self.switches);
             // This round's time, the yields of the one before included.
             let now = Instant::now();
-            if now - last > Self::PREEMPTED {
-                self.off = self.penalty;
+            if now - last > Self::PREEMPTED && (self.switches)() > switched {
+                self.off_until = Some(now + self.penalty);
                 self.penalty = (self.penalty * 2).min(Self::OFF_MAX);
                 self.calm = 0;
                 self.budget = Duration::ZERO;
@@ -2352,12 +2369,14 @@ impl IdlePoll {
     }
 
     /// The gap from the end of the previous message to the first byte of
-    /// this one: the next poll's budget.
-    pub fn learn(&mut self, gap: Duration) {
-        if self.off > 0 {
-            self.off -= 1;
-            self.budget = Duration::ZERO;
-            return;
+    /// this one, which came at `now`: the next poll's budget.
+    pub fn learn(&mut self, gap: Duration, now: Instant) {
+        if let Some(t) = self.off_until {
+            if now < t {
+                self.budget = Duration::ZERO;
+                return;
+            }
+            self.off_until = None;
         }
         self.budget = if gap < self.max {
             (gap * 2 + Duration::from_micros(2)).min(self.max)
@@ -2365,6 +2384,15 @@ impl IdlePoll {
             Duration::ZERO
         };
     }
+}
+
+/// The calling thread's involuntary context switches so far (0 if the
+/// kernel will not say: then no round counts as preempted).
+fn involuntary_switches() -> c_long {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_THREAD)
+        .map(|u| u.involuntary_context_switches())
+        .unwrap_or(0)
 }
 
 /// Reads exactly `buf.len()` payload bytes. On a fast path the rest of a
@@ -2660,23 +2688,34 @@ mod tests {
         }
     }
 
+    /// Switch counters for the poller: a thread never switched out, and
+    /// one switched out whenever asked (every long round is a preemption).
+    fn never_switched() -> c_long {
+        0
+    }
+    fn always_switched() -> c_long {
+        static N: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+        N.fetch_add(1, Ordering::Relaxed).into()
+    }
+
     #[test]
     fn idle_poll_budget_follows_the_last_gap() {
         let us = Duration::from_micros;
+        let now = Instant::now();
         let mut p = IdlePoll::new(us(100));
         assert_eq!(p.budget, Duration::ZERO, "no poll before a gap is known");
-        p.learn(us(10));
+        p.learn(us(10), now);
         assert_eq!(p.budget, us(22), "twice the gap, and a little");
-        p.learn(us(70));
+        p.learn(us(70), now);
         assert_eq!(p.budget, us(100), "at most rx_poll_us");
-        p.learn(us(100));
+        p.learn(us(100), now);
         assert_eq!(
             p.budget,
             Duration::ZERO,
             "messages that far apart are slept for"
         );
         let mut off = IdlePoll::new(Duration::ZERO);
-        off.learn(Duration::ZERO);
+        off.learn(Duration::ZERO, now);
         assert_eq!(off.budget, Duration::ZERO, "rx_poll_us=0 never polls");
     }
 
@@ -2684,29 +2723,25 @@ mod tests {
     fn idle_poll_stops_when_data_comes_and_when_the_budget_is_spent() {
         let rt = runtime(1);
         rt.block_on(async {
-            let mut p = IdlePoll::new(Duration::from_secs(5));
-            p.learn(Duration::from_secs(1));
-            // Data on the third question: found (a preemption, on a loaded
-            // machine, ends it early instead; both end the poll).
+            let mut p = IdlePoll::with_switches(Duration::from_secs(5), never_switched);
+            p.learn(Duration::from_secs(1), Instant::now());
+            // Data on the third question.
             let mut r = Ready {
                 asked: 0.into(),
                 ready_at: 3,
             };
-            let found = p.poll(&mut r).await;
-            assert!(found || p.off == IdlePoll::OFF_AFTER_PREEMPTION);
-            if found {
-                assert_eq!(r.asked.get(), 3, "asked until the byte was there");
-            }
-            // Nothing ever comes: the budget ends it, or a preemption.
-            let mut p = IdlePoll::new(Duration::from_millis(1));
-            p.learn(Duration::from_micros(200));
+            assert!(p.poll(&mut r).await);
+            assert_eq!(r.asked.get(), 3, "asked until the byte was there");
+            // Nothing ever comes: the budget ends it.
+            let mut p = IdlePoll::with_switches(Duration::from_millis(1), never_switched);
+            p.learn(Duration::from_micros(200), Instant::now());
             let mut never = Ready {
                 asked: 0.into(),
                 ready_at: u32::MAX,
             };
             let t0 = Instant::now();
             assert!(!p.poll(&mut never).await);
-            assert!(t0.elapsed() >= Duration::from_micros(400) || p.off > 0);
+            assert!(t0.elapsed() >= Duration::from_micros(400));
             // A stream that cannot tell (in memory): no poll at all.
             struct Blind;
             impl ReadNow for Blind {
@@ -2720,18 +2755,20 @@ mod tests {
 
     #[test]
     fn a_preempted_poll_turns_polling_off_for_a_while() {
-        let mut p = IdlePoll::new(Duration::from_micros(100));
-        p.off = IdlePoll::OFF_AFTER_PREEMPTION;
-        for _ in 0..IdlePoll::OFF_AFTER_PREEMPTION {
-            p.learn(Duration::from_micros(10));
-            assert_eq!(p.budget, Duration::ZERO);
-        }
-        p.learn(Duration::from_micros(10));
-        assert_eq!(p.budget, Duration::from_micros(22), "back on");
+        let us = Duration::from_micros;
+        let t0 = Instant::now();
+        let mut p = IdlePoll::new(us(100));
+        p.off_until = Some(t0 + IdlePoll::OFF_FIRST);
+        p.learn(us(10), t0);
+        assert_eq!(p.budget, Duration::ZERO);
+        p.learn(us(10), t0 + IdlePoll::OFF_FIRST - us(1));
+        assert_eq!(p.budget, Duration::ZERO, "still off");
+        p.learn(us(10), t0 + IdlePoll::OFF_FIRST);
+        assert_eq!(p.budget, us(22), "back on");
+        assert_eq!(p.off_until, None);
     }
 
-    /// A stream whose every question takes longer than a poll round may:
-    /// each poll is "preempted".
+    /// A stream whose every question takes longer than a poll round may.
     struct Slow;
 
     impl ReadNow for Slow {
@@ -2747,30 +2784,78 @@ mod tests {
     #[test]
     fn repeated_preemptions_turn_polling_off_for_longer_and_calm_resets_it() {
         let rt = runtime(1);
-        let mut p = IdlePoll::new(Duration::from_secs(1));
+        let mut p = IdlePoll::with_switches(Duration::from_secs(1), always_switched);
+        let mut now = Instant::now();
+        // How long each preempted poll turned polling off.
         let mut offs = Vec::new();
-        for _ in 0..3 {
-            p.learn(Duration::from_millis(100));
+        for _ in 0..9 {
+            p.learn(Duration::from_millis(100), now);
+            let before = Instant::now();
             assert!(!rt.block_on(p.poll(&mut Slow)));
-            offs.push(p.off);
-            while p.off > 0 {
-                p.learn(Duration::from_millis(100));
-            }
+            let after = Instant::now();
+            let until = p.off_until.expect("off after a preemption");
+            // The window starts inside the poll (at the long round).
+            assert!(until >= before && until <= after + IdlePoll::OFF_MAX);
+            offs.push(p.penalty);
+            p.learn(Duration::from_millis(100), until - Duration::from_micros(1));
+            assert_eq!(p.budget, Duration::ZERO, "off until the window ends");
+            now = until;
         }
-        let first = IdlePoll::OFF_AFTER_PREEMPTION;
-        assert_eq!(offs, [first, first * 2, first * 4]);
+        let first = IdlePoll::OFF_FIRST;
+        assert_eq!(
+            offs,
+            [2, 4, 8, 16, 32, 64, 64, 64, 64].map(|k| first * k),
+            "each preemption doubles the next window, up to OFF_MAX"
+        );
+        assert_eq!(IdlePoll::OFF_MAX, first * 64);
         // Calm: enough polls that found their byte at once.
         for _ in 0..IdlePoll::CALM {
-            p.learn(Duration::from_millis(100));
+            p.learn(Duration::from_millis(100), now);
             let mut r = Ready {
                 asked: 0.into(),
                 ready_at: 1,
             };
             assert!(rt.block_on(p.poll(&mut r)));
         }
-        p.learn(Duration::from_millis(100));
+        assert_eq!(p.penalty, first, "the penalty starts over");
+        p.learn(Duration::from_millis(100), now);
+        let before = Instant::now();
         assert!(!rt.block_on(p.poll(&mut Slow)));
-        assert_eq!(p.off, first, "the penalty starts over");
+        let until = p.off_until.expect("off again");
+        assert!(until >= before + first && until <= Instant::now() + first);
+    }
+
+    #[test]
+    fn a_long_round_without_a_switch_is_not_a_preemption() {
+        // The vCPU held up by the hypervisor: the round is long, but no
+        // other thread ran here. The poll goes on until its budget is spent.
+        let rt = runtime(1);
+        let mut p = IdlePoll::with_switches(Duration::from_secs(1), never_switched);
+        p.learn(Duration::from_millis(3), Instant::now());
+        let t0 = Instant::now();
+        assert!(!rt.block_on(p.poll(&mut Slow)));
+        assert!(t0.elapsed() >= Duration::from_millis(6), "the whole budget");
+        assert_eq!(p.off_until, None, "not turned off");
+        assert_eq!(p.penalty, IdlePoll::OFF_FIRST);
+        p.learn(Duration::from_millis(3), Instant::now());
+        assert_eq!(p.budget, Duration::from_micros(6002), "still polls");
+    }
+
+    #[test]
+    fn the_count_is_the_calling_thread_s_involuntary_switches() {
+        // The kernel's own count for this thread lies between two reads.
+        let proc_count = || -> c_long {
+            let status = std::fs::read_to_string("/proc/thread-self/status").expect("status");
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("nonvoluntary_ctxt_switches")
+        };
+        let a = involuntary_switches();
+        let k = proc_count();
+        let b = involuntary_switches();
+        assert!(a <= k && k <= b, "{a} <= {k} <= {b}");
     }
 
     #[test]

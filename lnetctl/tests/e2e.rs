@@ -16,18 +16,13 @@ use std::time::Duration;
 use liblnetconfig::Client;
 use lnet_tests::bins::{lnetd as lnetd_bin, sock_plugin, vendor_plugin};
 use lnet_tests::daemon::{wait_answer, Daemon};
+use lnet_tests::expected::GLOBAL_DEFAULTS;
 use lnet_tests::{ok, text, TempDir};
 
 const LNETCTL: &str = env!("CARGO_BIN_EXE_lnetctl");
 
 fn lnetctl(socket: &Path, args: &[&str]) -> Output {
-    Command::new(LNETCTL)
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .env_remove("LNET_SOCKET")
-        .output()
-        .expect("run lnetctl")
+    lnet_tests::lnetctl_on(Path::new(LNETCTL), socket, args)
 }
 
 #[test]
@@ -647,22 +642,6 @@ fn plugin_load_show_unload() {
     let out = lnetctl(&sock, &["net", "show", "--net", "vnd"]);
     assert_eq!(out.status.code(), Some(234), "the net went with --force");
 }
-
-const GLOBAL_DEFAULTS: &str = "global:
-    numa_range: 0
-    max_interfaces: 4096
-    discovery: 1
-    drop_asym_route: 0
-    retry_count: 2
-    transaction_timeout: 150
-    health_sensitivity: 100
-    recovery_interval: 1
-    router_sensitivity: 100
-    lnd_timeout: 49
-    response_tracking: 3
-    recovery_limit: 0
-    max_recovery_ping_interval: 900
-";
 
 /// `set <tunable>` and `global show` (lnetctl.md §2.8, §2.9), before and
 /// after `lnet configure`, with upstream's error blocks and exit codes.

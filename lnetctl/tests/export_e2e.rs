@@ -10,18 +10,13 @@ use std::process::{Command, Output};
 
 use lnet_tests::bins::vendor_plugin;
 use lnet_tests::daemon::Daemon;
+use lnet_tests::expected::GLOBAL_DEFAULTS;
 use lnet_tests::{ok, text, TempDir};
 
 const LNETCTL: &str = env!("CARGO_BIN_EXE_lnetctl");
 
 fn lnetctl(socket: &Path, args: &[&str]) -> Output {
-    Command::new(LNETCTL)
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .env_remove("LNET_SOCKET")
-        .output()
-        .expect("run lnetctl")
+    lnet_tests::lnetctl_on(Path::new(LNETCTL), socket, args)
 }
 
 fn write(dir: &TempDir, name: &str, body: &str) -> String {
@@ -113,22 +108,6 @@ buffers:
     large: 16
 ";
 
-const GLOBAL: &str = "global:
-    numa_range: 0
-    max_interfaces: 4096
-    discovery: 1
-    drop_asym_route: 0
-    retry_count: 2
-    transaction_timeout: 150
-    health_sensitivity: 100
-    recovery_interval: 1
-    router_sensitivity: 100
-    lnd_timeout: 49
-    response_tracking: 3
-    recovery_limit: 0
-    max_recovery_ping_interval: 900
-";
-
 /// The export of a router with routes and peers, imported on a fresh node,
 /// exports the same bytes; the full export imports too; `--show` prints
 /// what the document names; `--del` removes routes and peers.
@@ -185,7 +164,7 @@ fn routes_peers_routing_round_trip() {
         ok(&lnetctl(&a, args));
     }
     let exported = ok(&lnetctl(&a, &["export", "--backup"]));
-    assert_eq!(exported, format!("{NETS}{ROUTES_PEERS}{GLOBAL}"));
+    assert_eq!(exported, format!("{NETS}{ROUTES_PEERS}{GLOBAL_DEFAULTS}"));
 
     // A gateway's peer NIs have a state (alive until checked: the checker
     // is off here); other peers' NA (lnetctl.md §3.2).
@@ -257,7 +236,7 @@ fn routes_peers_routing_round_trip() {
     ok(&lnetctl(&b, &["import", "--del", &file]));
     assert_eq!(
         ok(&lnetctl(&b, &["export", "--backup"])),
-        format!("routing:\n    enable: 3\nbuffers:\n    tiny: 2048\n    small: 16384\n    large: 1024\n{GLOBAL}")
+        format!("routing:\n    enable: 3\nbuffers:\n    tiny: 2048\n    small: 16384\n    large: 1024\n{GLOBAL_DEFAULTS}")
     );
 }
 

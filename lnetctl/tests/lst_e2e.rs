@@ -34,12 +34,7 @@ fn node(dir: &TempDir, name: &str, addr: &str, port: u16) -> Daemon {
 }
 
 fn lnetctl(socket: &Path, args: &[&str]) -> Output {
-    Command::new(LNETCTL)
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .expect("run lnetctl")
+    lnet_tests::lnetctl_on(Path::new(LNETCTL), socket, args)
 }
 
 /// Runs `lst` on `socket` with `LST_SESSION=key` (unset for `None`).

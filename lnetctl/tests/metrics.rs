@@ -25,13 +25,7 @@ const LNETCTL: &str = env!("CARGO_BIN_EXE_lnetctl");
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn lnetctl(socket: &Path, args: &[&str]) -> Output {
-    Command::new(LNETCTL)
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .env_remove("LNET_SOCKET")
-        .output()
-        .expect("run lnetctl")
+    lnet_tests::lnetctl_on(Path::new(LNETCTL), socket, args)
 }
 
 /// lnetd with `params`, then `lnet configure` and `net add --net tcp --if ADDR`.

@@ -7,7 +7,7 @@
 //! directories are `lnet_tests::TempDir`.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use lnet_tests::bins::vendor_plugin;
 use lnet_tests::daemon::Daemon;
@@ -16,13 +16,7 @@ use lnet_tests::{ok, text, TempDir};
 const LNETCTL: &str = env!("CARGO_BIN_EXE_lnetctl");
 
 fn lnetctl(socket: &Path, args: &[&str]) -> Output {
-    Command::new(LNETCTL)
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .env_remove("LNET_SOCKET")
-        .output()
-        .expect("run lnetctl")
+    lnet_tests::lnetctl_on(Path::new(LNETCTL), socket, args)
 }
 
 fn err_text(out: &Output) -> String {

@@ -10,13 +10,7 @@ use lnet_tests::{ok, text, TempDir};
 const LNETCTL: &str = env!("CARGO_BIN_EXE_lnetctl");
 
 fn lnetctl(socket: &Path, args: &[&str]) -> Output {
-    Command::new(LNETCTL)
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .env_remove("LNET_SOCKET")
-        .output()
-        .expect("run lnetctl")
+    lnet_tests::lnetctl_on(Path::new(LNETCTL), socket, args)
 }
 
 /// (stdout, stderr, exit status).

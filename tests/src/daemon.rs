@@ -117,10 +117,7 @@ impl Daemon {
     /// Runs this build's `lnetctl --socket SOCKET ARGS` against the daemon
     /// (built on first use); its output.
     pub fn lnetctl(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(crate::bins::lnetctl());
-        cmd.arg("--socket").arg(&self.socket).args(args);
-        cmd.output()
-            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+        crate::lnetctl_on(crate::bins::lnetctl(), &self.socket, args)
     }
 
     /// Waits at most `within` for our child to exit; its status.

@@ -6,8 +6,9 @@
 //! network-namespace and veth guards ([`netns`]), building plugins out of
 //! tree the way a vendor does ([`plugin_build`]), the simulated fabric
 //! ([`sim`]), test data ([`pattern`]), selftest on in-process nodes
-//! ([`lst`]), the driver of `lnet-test-node` processes ([`test_node`]), and
-//! polling a condition with a deadline ([`wait_for`], [`wait_until`]).
+//! ([`lst`]), the driver of `lnet-test-node` processes ([`test_node`]),
+//! output several crates expect ([`expected`]), and polling a condition
+//! with a deadline ([`wait_for`], [`wait_until`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 pub mod bins;
 pub mod cluster;
 pub mod daemon;
+pub mod expected;
 pub mod lst;
 pub mod netns;
 pub mod pattern;
@@ -26,6 +28,19 @@ pub mod tempdir;
 pub mod test_node;
 
 pub use tempdir::TempDir;
+
+/// Runs `lnetctl --socket SOCKET ARGS` with the binary at `bin` (a test
+/// crate's own `CARGO_BIN_EXE_lnetctl`, or [`bins::lnetctl`]), without the
+/// caller's `LNET_SOCKET`; its output.
+pub fn lnetctl_on(bin: &Path, socket: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("LNET_SOCKET");
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
 
 /// The workspace root (the directory holding the top `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {

@@ -26,12 +26,7 @@ const GARBAGE: usize = 3000;
 const KEY: &str = "4711";
 
 fn lnetctl(socket: &Path, args: &[&str]) -> Output {
-    Command::new(lnet_tests::bins::lnetctl())
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .expect("run lnetctl")
+    lnet_tests::lnetctl_on(lnet_tests::bins::lnetctl(), socket, args)
 }
 
 fn lst(socket: &Path, args: &[&str]) -> String {

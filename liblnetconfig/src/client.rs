@@ -145,31 +145,32 @@ impl Client {
             socket: socket.to_path_buf(),
             source: e,
         };
-        let mut line = Vec::new();
-        if let Err(e) = self.writer.write_all(&encode_request(&Request::new(op))) {
-            // lnetd may have answered at once (a refusal: another user, the
-            // client cap) and closed before reading the request: that
-            // answer, when there is one, says more than the broken pipe.
-            let answered_first = matches!(
-                e.kind(),
-                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-            ) && self
-                .reader
-                .read_until(b'\n', &mut line)
-                .is_ok_and(|n| n > 0);
-            if !answered_first {
-                return Err(io_err(&self.socket, e));
+        // lnetd may have answered at once (a refusal: another user, the
+        // client cap) and closed before reading the request: the write then
+        // fails with a broken pipe or a reset, and that answer, when there
+        // is one, says more. Any other failed write is the error.
+        let write_err = match self.writer.write_all(&encode_request(&Request::new(op))) {
+            Ok(()) => None,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                Some(e)
             }
-        } else {
-            let n = self
-                .reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| io_err(&self.socket, e))?;
-            if n == 0 {
+            Err(e) => return Err(io_err(&self.socket, e)),
+        };
+        let mut line = Vec::new();
+        match (self.reader.read_until(b'\n', &mut line), write_err) {
+            (Ok(n), _) if n > 0 => {}
+            // No answer to a request that could not be sent: the send's error.
+            (_, Some(e)) | (Err(e), None) => return Err(io_err(&self.socket, e)),
+            (Ok(_), None) => {
                 return Err(Error::Protocol {
                     socket: self.socket.clone(),
                     detail: "lnetd closed the connection without answering (see its log)".into(),
-                });
+                })
             }
         }
         let reply = decode_reply(&line).map_err(|e| Error::Protocol {

@@ -6,7 +6,9 @@
 # Knobs (environment): PAIRS (default 5), SECS (seconds per run, default 5),
 # PROFILE (cargo profile dir, default release), SKIP_BUILD=1 (use what is built),
 # LNETD_EXTRA (more lnetd arguments, e.g. "--param rx_spin_us=200"),
-# LNETD_EXTRA_<NODE> (more for one node: a, b, c1 ...),
+# LNETD_EXTRA_<NODE> (more for one node: a, b, c1 ...), PERF_WINDOW (a
+# directory: each lst batch's first window recorded with perf, see
+# lst_measure),
 # STRACE=1 (after each measured window, count system calls per message and
 # per MiB with strace for STRACE_SECS, default 2; see strace_window).
 
@@ -68,9 +70,17 @@ ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 ticks_of() { local t=0 p; for p in "$@"; do t=$((t + $(ticks "$p"))); done; echo "$t"; }
 
 # The host, printed once before any figure (ratios do not travel between
-# CPU models; context switches per message mostly do).
+# CPU models; context switches per message mostly do). With perf, also what
+# one trivial system call costs here (`perf bench syscall basic`): the
+# kernel's mitigations can make it several times dearer on one host than
+# on another, and a message-rate ratio against a transport that makes fewer
+# calls per byte moves with it.
 cpu_info() {
-    echo "host: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    local sc=
+    if command -v perf >/dev/null; then
+        sc=$(perf bench syscall basic --loop 200000 2>/dev/null | awk '/usecs\/op/ {printf ", %.3f us per system call", $1}')
+    fi
+    echo "host: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)$sc"
 }
 
 # Context switches (voluntary + involuntary) of every live thread of a
@@ -231,8 +241,18 @@ lst_measure() {
         k0[$p]=$(ticks "$p")
     done
     t0=$(ticks_of "${LNETD_PIDS[@]}")
+    # PERF_WINDOW=DIR: the first window of each batch is also recorded by
+    # `perf record -e cpu-clock -a` into DIR/BATCH.data (a profile of the
+    # whole machine while the batch runs; read it with `perf report -i`).
+    local perf_pid=
+    if [ -n "${PERF_WINDOW:-}" ] && [ ! -e "$PERF_WINDOW/$batch.data" ]; then
+        mkdir -p "$PERF_WINDOW"
+        perf record -q -e cpu-clock -F 2999 -a -g -o "$PERF_WINDOW/$batch.data" -- sleep "$secs" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     timeout $((secs * 3 + 30)) "$BIN/lst" --socket "$WORK/a.sock" stat --count 1 --delay "$secs" "$group" >"$WORK/stat.txt"
     t1=$(ticks_of "${LNETD_PIDS[@]}")
+    [ -z "$perf_pid" ] || wait "$perf_pid" || true
     echo $((t1 - t0)) >"$WORK/ticks"
     : >"$WORK/window"
     for p in "${LNETD_PIDS[@]}"; do

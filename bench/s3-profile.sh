@@ -13,6 +13,10 @@
 #    daemon run under `valgrind --tool=callgrind` (instrumented from after the
 #    warm-up, counts zeroed at the start of the window and dumped at its end), and the functions with most inclusive
 #    instructions (CALLGRIND_TOP, default 25).
+#  - perf (needs perf): `perf record -e cpu-clock -a` over the window, then
+#    where the time went per RPC: the share of user space, kernel and idle,
+#    and the symbols with most samples (PERF_TOP, default 30) with their
+#    share of all samples (no hardware counters needed, so it works in a VM).
 # MODES selects (default "counts strace callgrind"). LST_TEST (default
 # "ping") is the test, e.g. "brw write size=1M"; FAULT=1 loads lnd-fault
 # (no rule) into both daemons first, to compare with FAULT=0 (issue 14).
@@ -160,6 +164,25 @@ mode_callgrind() {
             cp "$WORK/cg.$d.txt" "$KEEP_PROFILE.$d.txt"
         fi
     done
+    teardown
+}
+
+mode_perf() {
+    command -v perf >/dev/null || { log "perf missing: skipped"; return 0; }
+    setup
+    lst run p >/dev/null
+    sleep 1
+    local r0 r1
+    r0=$(rpcs)
+    perf record -q -e cpu-clock -F 4999 -a -o "$WORK/perf.data" -- sleep "$SECS" >/dev/null 2>&1
+    r1=$(rpcs)
+    lst stop p >/dev/null
+    local n=$((r1 - r0))
+    echo "perf: $n RPCs in $SECS s (conc $CONC, $LST_TEST), $((n / SECS)) RPC/s; samples of both CPUs"
+    perf report -i "$WORK/perf.data" --no-children --sort comm,dso -q --stdio 2>/dev/null |
+        awk 'NF >= 3 && $1 ~ /%$/ && $1 + 0 >= 0.5 {printf "    %-8s %-18s %s\n", $1, $2, $3}' | head -20
+    perf report -i "$WORK/perf.data" --no-children --sort dso,sym -q --stdio 2>/dev/null |
+        awk -v top="${PERF_TOP:-30}" 'NF >= 3 && $1 ~ /%$/ && k < top {k++; print "    " $0}'
     teardown
 }
 

@@ -10,7 +10,12 @@
 # Prints: aggregate ratio ours/anchor (bulk MiB/s, ping round trips/s), the
 # server's CPU s/GiB (ours: the server lnetd; iperf3: its server process),
 # the server lnetd's context switches and CPU per LNet message, and the
-# CLIENTS-vs-1 client ratio of ours (target: at least 0.9, no collapse).
+# CLIENTS-vs-1 client ratio of ours (target: at least 0.9, no collapse),
+# and the same ratio of the anchors with one process per client as ours
+# has: CLIENTS iperf3 -P 1 clients (one per client namespace, each to a
+# server of its own) against one, and CLIENTS sockperf pairs against one.
+# That says what CLIENTS processes sharing the host's CPUs cost on this
+# host whatever they run.
 source "$(dirname "$0")/lib.sh"
 [ "$(id -u)" -eq 0 ] || { echo "S8 needs root (network namespaces)" >&2; exit 1; }
 CLIENTS=${CLIENTS:-16}
@@ -59,6 +64,13 @@ ip netns exec "$nss" iperf3 -s -p 5201 -B 10.234.0.1 >/dev/null 2>&1 &
 IPERF_PID=$!
 PIDS+=("$IPERF_PID")
 wait_port 10.234.0.1 5201 "$nss"
+# One iperf3 server per client for the anchor's own scaling (an iperf3
+# server serves one test at a time).
+for i in $(seq "$CLIENTS"); do
+    ip netns exec "$nss" iperf3 -s -p $((5201 + i)) -B 10.234.0.1 >/dev/null 2>&1 &
+    PIDS+=($!)
+done
+for i in $(seq "$CLIENTS"); do wait_port 10.234.0.1 $((5201 + i)) "$nss"; done
 SP_PIDS=()
 for i in $(seq "$CLIENTS"); do
     ip netns exec "$nss" sockperf sr --tcp -i 10.234.0.1 -p $((11110 + i)) >/dev/null 2>&1 &
@@ -92,18 +104,35 @@ anchor_bulk() {
     echo "$bw $(cpu_per_gib $((t1 - t0)) "$bw" $((SECS + 1)))"
 }
 
-# CLIENTS sockperf pairs at once: "round_trips/s server_cpu_us_per_rt".
+# iperf3 -P 1 from each of the first N client namespaces at once, each to
+# a server of its own: the aggregate MiB/s.
+anchor_bulk_procs() {
+    local n=$1 i cts=()
+    for i in $(seq "$n"); do
+        run_client "$WORK/iperf$i.json" timeout $((SECS + 20)) ip netns exec "lnmC$i.$tag" \
+            iperf3 -c 10.234.0.1 -p $((5201 + i)) -t "$SECS" -O 1 -J -l 1M >/dev/null &
+        cts+=($!)
+    done
+    wait "${cts[@]}"
+    python3 -c '
+import json, sys
+n, work = int(sys.argv[1]), sys.argv[2]
+b = sum(json.load(open(f"{work}/iperf{i}.json"))["end"]["sum_received"]["bits_per_second"] for i in range(1, n + 1))
+print(round(b / 8 / 1048576, 2))' "$n" "$WORK"
+}
+
+# The first N sockperf pairs at once: "round_trips/s server_cpu_us_per_rt".
 anchor_ping() {
-    local i t0 t1 cts=()
+    local n=${1:-$CLIENTS} i t0 t1 cts=()
     t0=$(ticks_of "${SP_PIDS[@]}")
-    for i in $(seq "$CLIENTS"); do
+    for i in $(seq "$n"); do
         run_client "$WORK/sp$i.txt" timeout $((SECS + 20)) ip netns exec "lnmC$i.$tag" \
             sockperf pp --tcp -i 10.234.0.1 -p $((11110 + i)) -m 14 -t "$SECS" >/dev/null &
         cts+=($!)
     done
     wait "${cts[@]}"
     t1=$(ticks_of "${SP_PIDS[@]}")
-    python3 - "$CLIENTS" "$SECS" $((t1 - t0)) "$TICK" "$WORK" <<'PY'
+    python3 - "$n" "$SECS" $((t1 - t0)) "$TICK" "$WORK" <<'PY'
 import re, sys
 n, secs, ticks, tick, work = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 rate = 0.0
@@ -119,6 +148,8 @@ PY
 : >"$WORK/ping"
 : >"$WORK/scale_bulk"
 : >"$WORK/scale_ping"
+: >"$WORK/anchor_scale_bulk"
+: >"$WORK/anchor_scale_ping"
 for i in $(seq "$PAIRS"); do
     read -r ob oc < <(COSTS=costs_bulk ours_bulk all)
     read -r ab ac < <(anchor_bulk)
@@ -126,15 +157,24 @@ for i in $(seq "$PAIRS"); do
     log "bulk pair $i: ours $CLIENTS clients $ob MiB/s ($oc server cpu s/GiB), 1 client $o1 MiB/s; iperf3 -P $CLIENTS $ab MiB/s ($ac server cpu s/GiB)"
     echo "$ob $ab $oc $ac" >>"$WORK/bulk"
     echo "$ob $o1" >>"$WORK/scale_bulk"
+    read -r an < <(anchor_bulk_procs "$CLIENTS")
+    read -r a1 < <(anchor_bulk_procs 1)
+    log "bulk pair $i: $CLIENTS iperf3 clients $an MiB/s, 1 iperf3 client $a1 MiB/s"
+    echo "$an $a1" >>"$WORK/anchor_scale_bulk"
     read -r opr opc < <(COSTS=costs_ping ours_ping all)
     read -r apr apc < <(anchor_ping)
     read -r op1 _ < <(COSTS=costs_one_ping ours_ping one)
     log "ping pair $i: ours $CLIENTS clients $opr RPC/s ($opc server cpu us/RPC), 1 client $op1 RPC/s; $CLIENTS sockperf pairs $apr RT/s ($apc server cpu us/RT)"
     echo "$opr $apr $opc $apc" >>"$WORK/ping"
     echo "$opr $op1" >>"$WORK/scale_ping"
+    read -r ap1 _ < <(anchor_ping 1)
+    log "ping pair $i: 1 sockperf pair $ap1 RT/s"
+    echo "$apr $ap1" >>"$WORK/anchor_scale_ping"
 done
 COSTS=costs_bulk CPU_LABEL="server cpu s/GiB" summary "S8 bridge, $CLIENTS clients at once: lst brw write 1M (conc $CONCURRENCY each) vs iperf3 -P $CLIENTS -l 1M, MiB/s" <"$WORK/bulk"
 COSTS=costs_ping CPU_LABEL="server cpu us/round trip" summary "S8 bridge, $CLIENTS clients at once: lst ping (conc $CONCURRENCY each) RPC/s vs $CLIENTS sockperf pp pairs round trips/s" <"$WORK/ping"
 COSTS=costs_one_bulk summary "S8 bridge, lst brw write 1M: $CLIENTS clients vs 1 client, MiB/s (target >= 0.9)" <"$WORK/scale_bulk"
 COSTS=costs_one_ping summary "S8 bridge, lst ping: $CLIENTS clients vs 1 client, RPC/s (target >= 0.9)" <"$WORK/scale_ping"
+summary "S8 bridge, the anchor's own scaling: $CLIENTS iperf3 -P 1 clients (one per namespace) vs 1, MiB/s (here \"ours\" is the $CLIENTS, \"anchor\" the one)" <"$WORK/anchor_scale_bulk"
+summary "S8 bridge, the anchor's own scaling: $CLIENTS sockperf pairs vs 1 pair, round trips/s (here \"ours\" is the $CLIENTS, \"anchor\" the one)" <"$WORK/anchor_scale_ping"
 lst end_session >/dev/null

@@ -13,10 +13,11 @@
 #    daemon run under `valgrind --tool=callgrind` (instrumented from after the
 #    warm-up, counts zeroed at the start of the window and dumped at its end), and the functions with most inclusive
 #    instructions (CALLGRIND_TOP, default 25).
-#  - perf (needs perf): `perf record -e cpu-clock -a` over the window, then
-#    where the time went per RPC: the share of user space, kernel and idle,
-#    and the symbols with most samples (PERF_TOP, default 30) with their
-#    share of all samples (no hardware counters needed, so it works in a VM).
+#  - perf (needs perf): `perf record -e cpu-clock -a` over the window (no
+#    hardware counters needed, so it works in a VM), then each thread name
+#    and object's share of all samples (the kernel, lnetd, the plugin, libc;
+#    idle vCPUs show as swapper) and the symbols with most samples
+#    (PERF_TOP, default 30), with the RPC rate of the window.
 # MODES selects (default "counts strace callgrind"). LST_TEST (default
 # "ping") is the test, e.g. "brw write size=1M"; FAULT=1 loads lnd-fault
 # (no rule) into both daemons first, to compare with FAULT=0 (issue 14).

@@ -3,13 +3,17 @@
 # lnetd on 127.0.0.1 and 127.0.0.2 over the TCP LND, one connection
 # (conns_per_peer=1), CONCURRENCY RPCs in flight (default 8). Anchors:
 # iperf3 -l 1M one stream; ucx_perftest -t tag_bw -s 1048576 over UCX_TLS=tcp;
-# fi_pingpong -p tcp -e msg -S 1048576. A B A B, PAIRS pairs of SECS s each.
+# fi_pingpong -p tcp -e msg -S 1048576; tcpcopy1 and tcpcopy (bench/tcp-copy.c:
+# iperf3's shape, one stream of 1 MiB writes, with one buffer per side like
+# iperf3 or with CONCURRENCY buffers per side like lst's test units and
+# server pool). A B A B, PAIRS pairs of SECS s each.
 # Prints MiB/s per pair, the median ratio ours/anchor (min, max) and CPU
 # seconds per GiB of both sides (lnetd: both daemons; anchors: client and server).
 source "$(dirname "$0")/lib.sh"
 CONCURRENCY=${CONCURRENCY:-8}
-ANCHORS=${ANCHORS:-iperf3 ucx fi}
+ANCHORS=${ANCHORS:-iperf3 tcpcopy1 tcpcopy ucx fi}
 bench_setup
+cc -O2 -o "$WORK/tcp-copy" "$BENCH_DIR/tcp-copy.c"
 
 port=$((20000 + $$ % 20000))
 LNETD_PARAMS=(--param "accept_port=$port")
@@ -70,6 +74,14 @@ anchor_fi() {
     python3 -c 'import sys; mbs,t,n,tick,cs=map(float,sys.argv[1:]); print(f"{mbs*1e6/1048576:.2f} {t/tick/(2*n/1024):.3f} {cs/(2*n/1024):.1f}")' "$mbs" $((ct + st)) "${FI_N:-1000}" "$TICK" "$cs"
 }
 
+# One stream of 1 MiB writes cycling through NBUF buffers on each side
+# (tcp-copy prints MiB/s, CPU s/GiB and context switches/GiB itself).
+anchor_copy() {
+    timeout $((SECS + 20)) "$WORK/tcp-copy" "$1" 1048576 "$SECS" || echo "0 nan nan"
+}
+anchor_tcpcopy1() { anchor_copy 1; }
+anchor_tcpcopy() { anchor_copy "$CONCURRENCY"; }
+
 for a in $ANCHORS; do
     if [ "$a" = iperf3 ]; then
         iperf3 -s -p 5201 -B 127.0.0.1 >/dev/null 2>&1 &
@@ -84,7 +96,12 @@ for a in $ANCHORS; do
         log "$a pair $i: ours $ob MiB/s ($oc cpu s/GiB, $ox ctxsw/GiB), anchor $ab MiB/s ($ac cpu s/GiB, $ax ctxsw/GiB)"
         echo "$ob $ab $oc $ac $ox $ax" >>"$WORK/pairs"
     done
-    ANCHOR_CTX_UNIT=GiB summary "S1 loopback 1 MiB: lst brw write (conc $CONCURRENCY, 1 conn) vs $a, MiB/s" <"$WORK/pairs"
+    case $a in
+        tcpcopy1) what="tcp-copy, 1 buffer per side" ;;
+        tcpcopy) what="tcp-copy, $CONCURRENCY buffers per side" ;;
+        *) what=$a ;;
+    esac
+    ANCHOR_CTX_UNIT=GiB summary "S1 loopback 1 MiB: lst brw write (conc $CONCURRENCY, 1 conn) vs $what, MiB/s" <"$WORK/pairs"
     if [ "$a" = iperf3 ]; then kill "$IPERF_PID"; wait "$IPERF_PID" 2>/dev/null || true; fi
 done
 lst end_session >/dev/null

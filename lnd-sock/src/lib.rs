@@ -24,12 +24,18 @@
 //!   reported to LNet (`link_state`); a link going down closes the NI's
 //!   connections.
 //!
-//! Threads: the plugin owns one tokio runtime (`nscheds` worker threads
-//! named `lnd-sock`, one by default), created at the first NI start-up; nothing assumes an ambient
-//! runtime. Host callbacks (`parse`, `finalize`, `notify`, `log`) come from
-//! those threads, or from the host's own thread inside `send_span` (a send
-//! written directly, see [`conn::Conn::enqueue`]), never with one of our
-//! locks held.
+//! Threads: the plugin owns `nscheds` schedulers (ksocklnd's
+//! `ksock_sched`; one by default), threads named `lnd-sock` that each run
+//! a single-threaded tokio runtime, created at the first NI start-up;
+//! nothing assumes an ambient runtime. Each connection is given to the
+//! scheduler with the fewest connections and stays there: its reader and
+//! writer run on that one thread and never migrate, so a message is read,
+//! handed to LNet and its reply written without a hand-off, however many
+//! schedulers there are. The first scheduler also runs the acceptor,
+//! connects, handshakes and the link watch. Host callbacks (`parse`,
+//! `finalize`, `notify`, `log`) come from those threads, or from the host's
+//! own thread inside `send_span` (a send written directly, see
+//! [`conn::Conn::enqueue`]), never with one of our locks held.
 
 #![forbid(unsafe_code)]
 
@@ -61,31 +67,124 @@ use crate::params::{NiTunables, Params};
 /// The network type this LND provides.
 pub const NET_TYPE: &str = "tcp";
 
-static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+static SCHEDS: OnceLock<Result<Scheds, String>> = OnceLock::new();
 
-/// Worker threads the runtime starts with (`nscheds`, 0 read as 1): one
-/// thread runs a message to completion (read, LNet, the reply's direct
-/// write) without handing it to another; more serve many busy peers.
+/// Schedulers to start (`nscheds`, 0 read as 1): one thread runs a
+/// message to completion (read, LNet, the reply's direct write) without
+/// handing it to another; more serve many busy peers in parallel.
 static WORKERS: AtomicUsize = AtomicUsize::new(1);
 
-/// The plugin's own runtime (created once, never shut down: plugin code
-/// stays mapped for the life of the process).
-pub fn runtime() -> Result<tokio::runtime::Handle, LndError> {
-    let r = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(WORKERS.load(Ordering::Relaxed).max(1))
-            .thread_name("lnd-sock")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    match r {
-        Ok(rt) => Ok(rt.handle().clone()),
-        Err(e) => Err(LndError::new(
-            errno::ENOMEM,
-            format!("lnd-sock: cannot start its runtime: {e}"),
-        )),
+/// The scheduler threads: each a single-threaded runtime and the number of
+/// connections it runs.
+struct Scheds {
+    rts: Vec<tokio::runtime::Handle>,
+    conns: Arc<[AtomicUsize]>,
+}
+
+/// Starts `n` scheduler threads, each building and then driving its own
+/// runtime for the life of the process (plugin code stays mapped).
+fn start_scheds(n: usize) -> Result<Scheds, String> {
+    let mut rts = Vec::with_capacity(n);
+    for i in 0..n {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("lnd-sock".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => {
+                        let _ = tx.send(Ok(rt.handle().clone()));
+                        rt.block_on(std::future::pending::<()>());
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                }
+            })
+            .map_err(|e| format!("scheduler thread {i}: {e}"))?;
+        let rt = rx
+            .recv()
+            .map_err(|_| format!("scheduler thread {i} ended at start-up"))??;
+        rts.push(rt);
     }
+    let conns = (0..n).map(|_| AtomicUsize::new(0)).collect();
+    Ok(Scheds { rts, conns })
+}
+
+fn scheds() -> Result<&'static Scheds, LndError> {
+    SCHEDS
+        .get_or_init(|| start_scheds(WORKERS.load(Ordering::Relaxed).max(1)))
+        .as_ref()
+        .map_err(|e| {
+            LndError::new(
+                errno::ENOMEM,
+                format!("lnd-sock: cannot start its scheduler threads: {e}"),
+            )
+        })
+}
+
+/// The first scheduler's runtime: the acceptor, connects, handshakes, the
+/// link watch and other NI tasks run there (started once, never shut down).
+pub fn runtime() -> Result<tokio::runtime::Handle, LndError> {
+    Ok(scheds()?.rts[0].clone())
+}
+
+/// Every scheduler's runtime, the first one first.
+pub fn schedulers() -> Result<Vec<tokio::runtime::Handle>, LndError> {
+    Ok(scheds()?.rts.clone())
+}
+
+/// A connection's place on a scheduler: counted there until dropped.
+#[derive(Debug)]
+pub struct SchedSlot {
+    rt: tokio::runtime::Handle,
+    index: usize,
+    conns: Arc<[AtomicUsize]>,
+}
+
+impl SchedSlot {
+    /// The scheduler's runtime.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.rt
+    }
+
+    /// Which scheduler (0-based).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
+
+impl Drop for SchedSlot {
+    fn drop(&mut self) {
+        self.conns[self.index].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A scheduler for a new connection, counted there until the slot drops:
+/// `prefer` (the one its peer's other connections run on) when there is
+/// such a scheduler, else the one with the fewest connections (the first
+/// of equals), as ksocklnd chooses.
+pub fn scheduler_for_conn(prefer: Option<usize>) -> Result<SchedSlot, LndError> {
+    let s = scheds()?;
+    let index = choose_sched(&s.conns, prefer);
+    s.conns[index].fetch_add(1, Ordering::Relaxed);
+    Ok(SchedSlot {
+        rt: s.rts[index].clone(),
+        index,
+        conns: s.conns.clone(),
+    })
+}
+
+/// `prefer` if it names a scheduler, else the one with the fewest
+/// connections (the first of equals).
+fn choose_sched(conns: &[AtomicUsize], prefer: Option<usize>) -> usize {
+    prefer.filter(|&i| i < conns.len()).unwrap_or_else(|| {
+        (0..conns.len())
+            .min_by_key(|&i| conns[i].load(Ordering::Relaxed))
+            .unwrap_or(0)
+    })
 }
 
 /// An NI incarnation: wall-clock nanoseconds at start-up, strictly
@@ -135,7 +234,7 @@ impl Lnd for SockLnd {
                 ),
             )
         })?;
-        if RUNTIME.get().is_none() {
+        if SCHEDS.get().is_none() {
             WORKERS.store(params.nscheds.max(1), Ordering::Relaxed);
         }
         let rt = runtime()?;
@@ -189,4 +288,63 @@ lnd_api::export_lnd_plugin! {
     net_types: [("tcp", 2)],
     new_lnd: new_lnd,
     params: &crate::params::DECLS,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(n: &[usize]) -> Arc<[AtomicUsize]> {
+        n.iter().map(|&c| AtomicUsize::new(c)).collect()
+    }
+
+    #[test]
+    fn a_new_peer_goes_to_the_scheduler_with_fewest_connections() {
+        assert_eq!(choose_sched(&counts(&[0, 0]), None), 0, "first of equals");
+        assert_eq!(choose_sched(&counts(&[3, 1, 2]), None), 1);
+        assert_eq!(choose_sched(&counts(&[2, 2, 0]), None), 2);
+    }
+
+    #[test]
+    fn a_peers_next_connection_joins_its_others() {
+        assert_eq!(
+            choose_sched(&counts(&[5, 0]), Some(0)),
+            0,
+            "busier, but the peer's"
+        );
+        assert_eq!(
+            choose_sched(&counts(&[1, 0]), Some(7)),
+            1,
+            "a scheduler that does not exist is not preferred"
+        );
+    }
+
+    #[test]
+    fn a_connection_leaves_its_schedulers_count_when_its_slot_drops() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let conns = counts(&[0, 0]);
+        let take = |prefer| {
+            let index = choose_sched(&conns, prefer);
+            conns[index].fetch_add(1, Ordering::Relaxed);
+            SchedSlot {
+                rt: rt.handle().clone(),
+                index,
+                conns: conns.clone(),
+            }
+        };
+        let a = take(None);
+        let b = take(None);
+        let a2 = take(Some(a.index()));
+        assert_eq!((a.index(), b.index(), a2.index()), (0, 1, 0));
+        drop(a);
+        drop(a2);
+        assert_eq!(conns[0].load(Ordering::Relaxed), 0);
+        assert_eq!(
+            take(None).index(),
+            0,
+            "the emptied scheduler is chosen again"
+        );
+    }
 }

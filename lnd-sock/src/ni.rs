@@ -45,6 +45,8 @@ struct Peer {
     userspace: bool,
     /// The last connection attempt failed and nothing is connected.
     failed: bool,
+    /// The scheduler its connections run on (see [`NiInner::start_conn`]).
+    sched: Option<usize>,
 }
 
 impl Peer {
@@ -57,6 +59,7 @@ impl Peer {
             pending: VecDeque::new(),
             userspace: false,
             failed: false,
+            sched: None,
         }
     }
 
@@ -794,8 +797,53 @@ impl NiInner {
             conn.close(CloseReason::shutdown());
             return;
         };
+        // The connection moves to its scheduler's thread: its socket is
+        // registered with that runtime's poller, and its reader and writer
+        // run there for as long as it lives.
+        // All of a peer's connections share one scheduler: an RPC's
+        // messages cross them (a request on one, its bulk on another), and
+        // LNet then runs on one thread for that peer. Peers spread.
+        let prefer = lock(&self.st).peers.get(&conn.peer).and_then(|p| p.sched);
+        let slot = match crate::scheduler_for_conn(prefer) {
+            Ok(slot) => {
+                if let Some(p) = lock(&self.st).peers.get_mut(&conn.peer) {
+                    p.sched = Some(slot.index());
+                }
+                slot
+            }
+            Err(e) => {
+                let why = CloseReason::new(e.message.as_str(), e.errno, HealthStatus::LOCAL_ERROR);
+                me.conn_failed(&conn, why);
+                return;
+            }
+        };
+        let sock = match s.into_std() {
+            Ok(sock) => sock,
+            Err(e) => {
+                me.conn_failed(&conn, CloseReason::io("take the socket", &e));
+                return;
+            }
+        };
         *lock(&self.tasks) += 2;
-        conn::start(conn, s, me);
+        let rt = slot.runtime().clone();
+        rt.spawn(async move {
+            match TcpStream::from_std(sock) {
+                Ok(s) => conn::start(
+                    conn,
+                    s,
+                    Arc::new(OnSched {
+                        ni: me,
+                        _slot: slot,
+                    }),
+                ),
+                Err(e) => {
+                    let why = CloseReason::io("register the socket", &e);
+                    me.conn_failed(&conn, why);
+                    me.task_done();
+                    me.task_done();
+                }
+            }
+        });
     }
 
     /// Adds a connection to its peer (closing the peer's stale connections
@@ -1174,6 +1222,31 @@ impl ConnOwner for NiInner {
 
     fn log(&self, level: LogLevel, msg: &str) {
         self.log_ni(level, msg);
+    }
+}
+
+/// A connection's owner on its scheduler: the NI, and the connection's
+/// place in its scheduler's count, given back when both of its tasks end.
+struct OnSched {
+    ni: Arc<NiInner>,
+    _slot: crate::SchedSlot,
+}
+
+impl ConnOwner for OnSched {
+    fn parse(&self, conn: &Arc<Conn>, hdr: Hdr, rx: RxToken) -> Result<(), String> {
+        self.ni.parse(conn, hdr, rx)
+    }
+
+    fn conn_failed(&self, conn: &Arc<Conn>, why: CloseReason) {
+        self.ni.conn_failed(conn, why);
+    }
+
+    fn task_done(&self) {
+        self.ni.task_done();
+    }
+
+    fn log(&self, level: LogLevel, msg: &str) {
+        self.ni.log(level, msg);
     }
 }
 

@@ -91,9 +91,9 @@ pub struct Params {
     /// a large payload sets the socket's receive low-water mark to it, so
     /// it is woken once, when the rest is there, not at every segment.
     pub rx_lowat: bool,
-    /// `nscheds` (0): worker threads of the plugin's runtime, which run
-    /// every connection's reader and writer (the kernel's scheduler
-    /// threads); 0 is one. Read when the first NI of the process starts.
+    /// `nscheds` (0): scheduler threads (the kernel's `ksock_sched`), each
+    /// a single-threaded runtime that its connections' readers and writers
+    /// stay on; 0 is one. Read when the first NI of the process starts.
     pub nscheds: usize,
     /// `credits` (256).
     pub credits: i32,
@@ -145,7 +145,7 @@ impl Default for Params {
     }
 }
 
-/// Most worker threads `nscheds` asks for.
+/// Most scheduler threads `nscheds` asks for.
 pub const NSCHEDS_MAX: usize = 64;
 
 /// The module these parameters belong to (`options ksocklnd ...`).
@@ -206,7 +206,7 @@ pub static DECLS: [ParamDecl; 35] = [
         "0",
         0,
         NSCHEDS_MAX as i64,
-        "worker threads running the connections (0: one), read at the first NI start-up",
+        "scheduler threads running the connections (0: one), read at the first NI start-up",
     ),
     ParamDecl::int(
         M,

@@ -218,48 +218,23 @@ fn run(a: &Ni, b: &Ni, span: &PayloadSpan, len: usize, inflight: u64, n: u64) {
     c.wait("the last messages to finish", |c| done(c) == n);
 }
 
-/// Gives every worker of lnd-sock's runtime its one lazy allocation of
-/// the data path's kind: tokio wakes a task that ran out of its cooperative
-/// budget (128 polls of its resources without yielding; the writer gets
-/// there with several frames queued) through a per-worker list of deferred
+/// Gives every scheduler of lnd-sock its one lazy allocation of the data
+/// path's kind: tokio wakes a task that ran out of its cooperative budget
+/// (128 polls of its resources without yielding; the writer gets there
+/// with several frames queued) through the scheduler's list of deferred
 /// wakers (`scheduler::defer::Defer`, a `Vec<Waker>` that keeps its
-/// capacity), whose first push allocates 64 bytes. A worker may first run
-/// out of budget long after the warm-up (it did in about one run of five),
-/// so tasks that exhaust their budget run here until each worker has run
-/// one.
+/// capacity), whose first push allocates 64 bytes. A scheduler may first
+/// run out of budget long after the warm-up (one did in about one run of
+/// five), so a task that exhausts its budget runs on each scheduler here.
 fn prime_workers() {
-    let rt = lnd_sock::runtime().expect("runtime");
-    let workers = rt.metrics().num_workers();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    for _ in 0..100 {
-        let tasks: Vec<_> = (0..4 * workers)
-            .map(|_| {
-                let seen = seen.clone();
-                rt.spawn(async move {
-                    for _ in 0..1024 {
-                        tokio::task::consume_budget().await;
-                    }
-                    let me = std::thread::current().id();
-                    let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
-                    if !s.contains(&me) {
-                        s.push(me);
-                    }
-                    drop(s);
-                    // Keep this worker busy so that the others take tasks.
-                    std::thread::sleep(Duration::from_millis(2));
-                })
-            })
-            .collect();
-        rt.block_on(async {
-            for t in tasks {
-                t.await.expect("priming task");
+    for rt in lnd_sock::schedulers().expect("schedulers") {
+        let done = rt.spawn(async {
+            for _ in 0..1024 {
+                tokio::task::consume_budget().await;
             }
         });
-        if seen.lock().unwrap_or_else(|p| p.into_inner()).len() >= workers {
-            return;
-        }
+        rt.block_on(done).expect("priming task");
     }
-    panic!("not every worker of the runtime ran a priming task");
 }
 
 /// One case's result: what the allocator saw over `n` messages.

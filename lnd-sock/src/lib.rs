@@ -24,8 +24,8 @@
 //!   reported to LNet (`link_state`); a link going down closes the NI's
 //!   connections.
 //!
-//! Threads: the plugin owns `nscheds` schedulers (ksocklnd's
-//! `ksock_sched`; one by default), threads named `lnd-sock` that each run
+//! Threads: the plugin owns `nscheds` schedulers (ksocklnd's scheduler
+//! threads; one by default), threads named `lnd-sock` that each run
 //! a single-threaded tokio runtime, created at the first NI start-up;
 //! nothing assumes an ambient runtime. Each connection is given to the
 //! scheduler with the fewest connections and stays there: its reader and

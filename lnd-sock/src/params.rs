@@ -91,7 +91,7 @@ pub struct Params {
     /// a large payload sets the socket's receive low-water mark to it, so
     /// it is woken once, when the rest is there, not at every segment.
     pub rx_lowat: bool,
-    /// `nscheds` (0): scheduler threads (the kernel's `ksock_sched`), each
+    /// `nscheds` (0): scheduler threads (as the kernel's socklnd has), each
     /// a single-threaded runtime that its connections' readers and writers
     /// stay on; 0 is one. Read when the first NI of the process starts.
     pub nscheds: usize,

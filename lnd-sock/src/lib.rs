@@ -25,7 +25,8 @@
 //!   connections.
 //!
 //! Threads: the plugin owns `nscheds` schedulers (ksocklnd's scheduler
-//! threads; one by default), threads named `lnd-sock` that each run
+//! threads; by default as many as ksocklnd starts, see [`auto_scheds`]),
+//! threads named `lnd-sock` that each run
 //! a single-threaded tokio runtime, created at the first NI start-up;
 //! nothing assumes an ambient runtime. Each connection is given to the
 //! scheduler with the fewest connections and stays there: its reader and
@@ -69,10 +70,22 @@ pub const NET_TYPE: &str = "tcp";
 
 static SCHEDS: OnceLock<Result<Scheds, String>> = OnceLock::new();
 
-/// Schedulers to start (`nscheds`, 0 read as 1): one thread runs a
-/// message to completion (read, LNet, the reply's direct write) without
-/// handing it to another; more serve many busy peers in parallel.
-static WORKERS: AtomicUsize = AtomicUsize::new(1);
+/// Schedulers to start (`nscheds`; 0: [`auto_scheds`]). A connection's
+/// messages run to completion on its one thread (read, LNet, the reply's
+/// direct write) whatever the count; more serve many peers in parallel.
+static WORKERS: AtomicUsize = AtomicUsize::new(0);
+
+/// ksocklnd's count of scheduler threads when `nscheds` is 0, for `cpus`
+/// CPUs: half of them (the other half is left to the layers above), at
+/// least three, never more than there are.
+fn auto_scheds(cpus: usize) -> usize {
+    (cpus / 2).max(3).min(cpus).clamp(1, params::NSCHEDS_MAX)
+}
+
+/// The CPUs this process may run on (its affinity, e.g. `cpu_pattern`'s).
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// The scheduler threads: each a single-threaded runtime and the number of
 /// connections it runs.
@@ -115,7 +128,12 @@ fn start_scheds(n: usize) -> Result<Scheds, String> {
 
 fn scheds() -> Result<&'static Scheds, LndError> {
     SCHEDS
-        .get_or_init(|| start_scheds(WORKERS.load(Ordering::Relaxed).max(1)))
+        .get_or_init(|| {
+            start_scheds(match WORKERS.load(Ordering::Relaxed) {
+                0 => auto_scheds(cpus()),
+                n => n,
+            })
+        })
         .as_ref()
         .map_err(|e| {
             LndError::new(
@@ -235,7 +253,7 @@ impl Lnd for SockLnd {
             )
         })?;
         if SCHEDS.get().is_none() {
-            WORKERS.store(params.nscheds.max(1), Ordering::Relaxed);
+            WORKERS.store(params.nscheds, Ordering::Relaxed);
         }
         let rt = runtime()?;
         let local = LocalId {
@@ -296,6 +314,15 @@ mod tests {
 
     fn counts(n: &[usize]) -> Arc<[AtomicUsize]> {
         n.iter().map(|&c| AtomicUsize::new(c)).collect()
+    }
+
+    #[test]
+    fn nscheds_0_starts_half_the_cpus_at_least_three_at_most_all() {
+        let got: Vec<usize> = [1, 2, 3, 4, 6, 8, 16, 64, 1024]
+            .into_iter()
+            .map(auto_scheds)
+            .collect();
+        assert_eq!(got, [1, 2, 3, 3, 3, 4, 8, 32, params::NSCHEDS_MAX]);
     }
 
     #[test]

@@ -93,7 +93,8 @@ pub struct Params {
     pub rx_lowat: bool,
     /// `nscheds` (0): scheduler threads (as the kernel's socklnd has), each
     /// a single-threaded runtime that its connections' readers and writers
-    /// stay on; 0 is one. Read when the first NI of the process starts.
+    /// stay on; 0 is ksocklnd's count, half the CPUs, at least three, at
+    /// most all. Read when the first NI of the process starts.
     pub nscheds: usize,
     /// `credits` (256).
     pub credits: i32,
@@ -206,7 +207,7 @@ pub static DECLS: [ParamDecl; 35] = [
         "0",
         0,
         NSCHEDS_MAX as i64,
-        "scheduler threads running the connections (0: one), read at the first NI start-up",
+        "scheduler threads running the connections (0: half the CPUs, at least 3, at most all), read at the first NI start-up",
     ),
     ParamDecl::int(
         M,

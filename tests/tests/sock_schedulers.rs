@@ -1,5 +1,6 @@
-//! lnd-sock's schedulers (`nscheds`): with two, a node's peers are spread
-//! over both threads, each connection staying on its own. Three lnetd on
+//! lnd-sock's schedulers (`nscheds`): by default as many as ksocklnd
+//! starts; with two, a node's peers are spread over both threads, each
+//! connection staying on its own. Three lnetd on
 //! loopback (127.0.0.1, .2, .3, the TCP LND); A runs `nscheds=2` and pings
 //! B and C in turn. Both of A's `lnd-sock` threads must have served: each
 //! one sleeps and is woken for the pings of its peer. With every connection
@@ -64,8 +65,16 @@ fn two_schedulers_serve_two_peers_each_on_its_own_thread() {
     let dir = TempDir::new("sock-scheds");
     let port = lnet_tests::free_port();
     let a = node(&dir, "a", "127.0.0.1", port, &["--param", "nscheds=2"]);
-    let _b = node(&dir, "b", "127.0.0.2", port, &[]);
+    let b = node(&dir, "b", "127.0.0.2", port, &[]);
     let _c = node(&dir, "c", "127.0.0.3", port, &[]);
+    // nscheds 0 (B's): ksocklnd's count, half the CPUs, at least three,
+    // at most all.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(
+        thread_sleeps(b.pid(), "lnd-sock").len(),
+        (cpus / 2).max(3).min(cpus),
+        "{cpus} CPUs"
+    );
     // Both peers connected first: B's connections go to the first
     // scheduler (both empty), C's to the second (fewer connections).
     for nid in ["127.0.0.2@tcp", "127.0.0.3@tcp"] {

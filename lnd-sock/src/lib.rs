@@ -26,13 +26,13 @@
 //!
 //! Threads: the plugin owns `nscheds` schedulers (ksocklnd's scheduler
 //! threads; by default as many as ksocklnd starts, see [`auto_scheds`]),
-//! threads named `lnd-sock` that each run
-//! a single-threaded tokio runtime, created at the first NI start-up;
-//! nothing assumes an ambient runtime. Each connection is given to the
-//! scheduler with the fewest connections and stays there: its reader and
-//! writer run on that one thread and never migrate, so a message is read,
-//! handed to LNet and its reply written without a hand-off, however many
-//! schedulers there are. The first scheduler also runs the acceptor,
+//! threads named `lnd-sock` that each run a single-threaded tokio runtime,
+//! created at the first NI start-up; nothing assumes an ambient runtime.
+//! Each connection goes to the scheduler of its peer's other connections,
+//! or for a new peer to the one with the fewest connections, and stays
+//! there: its reader and writer run on that one thread and never migrate,
+//! so a message is read, handed to LNet and its reply written without a
+//! hand-off, however many schedulers there are. The first scheduler also runs the acceptor,
 //! connects, handshakes and the link watch. Host callbacks (`parse`,
 //! `finalize`, `notify`, `log`) come from those threads, or from the host's
 //! own thread inside `send_span` (a send written directly, see

@@ -799,10 +799,10 @@ impl NiInner {
         };
         // The connection moves to its scheduler's thread: its socket is
         // registered with that runtime's poller, and its reader and writer
-        // run there for as long as it lives.
-        // All of a peer's connections share one scheduler: an RPC's
-        // messages cross them (a request on one, its bulk on another), and
-        // LNet then runs on one thread for that peer. Peers spread.
+        // run there for as long as it lives. All of a peer's connections
+        // share one scheduler, since an RPC's messages cross them (a request
+        // on one, its bulk on another): LNet then runs on one thread for
+        // that peer. New peers spread over the schedulers.
         let prefer = lock(&self.st).peers.get(&conn.peer).and_then(|p| p.sched);
         let slot = match crate::scheduler_for_conn(prefer) {
             Ok(slot) => {

@@ -1,11 +1,10 @@
 //! lnd-sock's schedulers (`nscheds`): by default as many as ksocklnd
 //! starts; with two, a node's peers are spread over both threads, each
-//! connection staying on its own. Three lnetd on
-//! loopback (127.0.0.1, .2, .3, the TCP LND); A runs `nscheds=2` and pings
-//! B and C in turn. Both of A's `lnd-sock` threads must have served: each
-//! one sleeps and is woken for the pings of its peer. With every connection
-//! on one thread (as before the schedulers), the other would sleep once and
-//! never wake.
+//! connection staying on its own. Three lnetd on loopback (127.0.0.1, .2,
+//! .3, the TCP LND); A runs `nscheds=2` and pings B and C in turn. Both of
+//! A's `lnd-sock` threads must have served: each one sleeps and is woken
+//! for the pings of its peer. With every connection on one thread, the
+//! other would sleep once and never wake.
 
 use std::collections::BTreeMap;
 use std::path::Path;

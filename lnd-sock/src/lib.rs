@@ -73,7 +73,7 @@ static SCHEDS: OnceLock<Result<Scheds, String>> = OnceLock::new();
 /// Schedulers to start (`nscheds`; 0: [`auto_scheds`]). A connection's
 /// messages run to completion on its one thread (read, LNet, the reply's
 /// direct write) whatever the count; more serve many peers in parallel.
-static WORKERS: AtomicUsize = AtomicUsize::new(0);
+static NSCHEDS: AtomicUsize = AtomicUsize::new(0);
 
 /// ksocklnd's count of scheduler threads when `nscheds` is 0, for `cpus`
 /// CPUs: half of them (the other half is left to the layers above), at
@@ -129,7 +129,7 @@ fn start_scheds(n: usize) -> Result<Scheds, String> {
 fn scheds() -> Result<&'static Scheds, LndError> {
     SCHEDS
         .get_or_init(|| {
-            start_scheds(match WORKERS.load(Ordering::Relaxed) {
+            start_scheds(match NSCHEDS.load(Ordering::Relaxed) {
                 0 => auto_scheds(cpus()),
                 n => n,
             })
@@ -253,7 +253,7 @@ impl Lnd for SockLnd {
             )
         })?;
         if SCHEDS.get().is_none() {
-            WORKERS.store(params.nscheds, Ordering::Relaxed);
+            NSCHEDS.store(params.nscheds, Ordering::Relaxed);
         }
         let rt = runtime()?;
         let local = LocalId {

@@ -803,14 +803,19 @@ impl NiInner {
         // share one scheduler, since an RPC's messages cross them (a request
         // on one, its bulk on another): LNet then runs on one thread for
         // that peer. New peers spread over the schedulers.
-        let prefer = lock(&self.st).peers.get(&conn.peer).and_then(|p| p.sched);
-        let slot = match crate::scheduler_for_conn(prefer) {
-            Ok(slot) => {
-                if let Some(p) = lock(&self.st).peers.get_mut(&conn.peer) {
-                    p.sched = Some(slot.index());
-                }
-                slot
+        // Chosen and recorded in one critical section, so that two
+        // connections of a new peer cannot land on different schedulers.
+        let chosen = {
+            let mut st = lock(&self.st);
+            let peer = st.peers.get_mut(&conn.peer);
+            let slot = crate::scheduler_for_conn(peer.as_ref().and_then(|p| p.sched));
+            if let (Some(p), Ok(slot)) = (peer, &slot) {
+                p.sched = Some(slot.index());
             }
+            slot
+        };
+        let slot = match chosen {
+            Ok(slot) => slot,
             Err(e) => {
                 let why = CloseReason::new(e.message.as_str(), e.errno, HealthStatus::LOCAL_ERROR);
                 me.conn_failed(&conn, why);

@@ -226,7 +226,7 @@ fn run(a: &Ni, b: &Ni, span: &PayloadSpan, len: usize, inflight: u64, n: u64) {
 /// capacity), whose first push allocates 64 bytes. A scheduler may first
 /// run out of budget long after the warm-up (one did in about one run of
 /// five), so a task that exhausts its budget runs on each scheduler here.
-fn prime_workers() {
+fn prime_schedulers() {
     for rt in lnd_sock::schedulers().expect("schedulers") {
         let done = rt.spawn(async {
             for _ in 0..1024 {
@@ -256,7 +256,7 @@ fn steady_state_puts_allocate_nothing_per_message() {
     let a = start("127.0.0.1", port, &counts);
     let b = start("127.0.0.2", port, &counts);
     let span = pages(MAX, 0x5A);
-    prime_workers();
+    prime_schedulers();
 
     // (payload bytes, messages in flight, warm-up messages, measured messages)
     let cases: [(usize, u64, u64, u64); 6] = [

@@ -27,10 +27,14 @@
 //!   pattern and waits for SEND (and ACK): `ok put ...` or `fail put ...`.
 //! * `get NID PORTAL MATCHBITS SIZE`: GETs SIZE bytes and checks them against
 //!   the serve pattern: `ok get ... data=ok` or `fail get ...`.
-//! * `stream NID PORTAL MATCHBITS SIZE COUNT WINDOW`: COUNT PUTs with ACK,
-//!   WINDOW in flight, PUT N carrying N as its `hdr_data`, one line each
-//!   (`stream N ok` / `stream N fail status=-E`); stops starting new ones at
-//!   the first failure; ends with `ok stream ...` or `fail stream ...`.
+//! * `stream NID PORTAL MATCHBITS SIZE COUNT WINDOW [HOLD]`: COUNT PUTs with
+//!   ACK, WINDOW in flight, PUT N carrying N as its `hdr_data`, one line
+//!   each (`stream N ok` / `stream N fail status=-E`); stops starting new
+//!   ones at the first failure; ends with `ok stream ...` or `fail stream
+//!   ...`. With HOLD (seconds), a PUT in flight longer than that gives its
+//!   window slot to a new one (it is still waited for): a PUT whose ACK was
+//!   lost with a link ends only at the transaction timeout, and a window
+//!   full of them would stop the stream until then.
 //! * `lnd NID CMD [ARG...]`: runs LND control command CMD on local NI NID
 //!   (an LND's counters, e.g. lnd-o2ib's `stats`): `ok lnd LINE; LINE...`.
 //! * `quit`: stops (also at the end of input).
@@ -157,14 +161,21 @@ impl App {
             ["get", nid, portal, mb, size] => {
                 self.get(parse_nid(nid)?, num(portal)?, num(mb)?, num(size)?)
             }
-            ["stream", nid, portal, mb, size, count, window] => self.stream(
-                parse_nid(nid)?,
-                num(portal)?,
-                num(mb)?,
-                num(size)?,
-                num(count)?,
-                num(window)?.max(1),
-            ),
+            ["stream", nid, portal, mb, size, count, window, rest @ ..] => {
+                let hold = match rest {
+                    [] => None,
+                    [secs] => Some(Duration::from_secs(num(secs)?.max(1))),
+                    _ => return Err("stream NID PORTAL MATCHBITS SIZE COUNT WINDOW [HOLD]".into()),
+                };
+                self.stream(
+                    parse_nid(nid)?,
+                    num(portal)?,
+                    num(mb)?,
+                    num(size)?,
+                    (num(count)?, num(window)?.max(1)),
+                    hold,
+                )
+            }
             ["lnd", nid, cmd, rest @ ..] => {
                 let node = self.node()?;
                 let out = node
@@ -349,8 +360,8 @@ impl App {
         portal: u64,
         mb: u64,
         size: u64,
-        count: u64,
-        window: u64,
+        (count, window): (u64, u64),
+        hold: Option<Duration>,
     ) -> Result<String, String> {
         let node = self.node()?;
         let t0 = Instant::now();
@@ -359,8 +370,17 @@ impl App {
         let mut inflight: HashMap<MdHandle, (u64, Instant)> = HashMap::new();
         let (mut next, mut ok, mut failed) = (0u64, 0u64, 0u64);
         let mut first_failure: Option<String> = None;
+        // The PUTs holding a window slot: all of them, or those younger
+        // than `hold`.
+        let holding = |inflight: &HashMap<MdHandle, (u64, Instant)>| {
+            inflight
+                .values()
+                .filter(|(_, t)| hold.is_none_or(|h| t.elapsed() < h))
+                .count() as u64
+        };
+        let mut last_event = Instant::now();
         loop {
-            while first_failure.is_none() && next < count && (inflight.len() as u64) < window {
+            while first_failure.is_none() && next < count && holding(&inflight) < window {
                 let md = self.bind(&node, &buf, 2, &eq)?;
                 // hdr_data: the PUT's index, so that the target can tell
                 // each PUT it got (none twice).
@@ -372,13 +392,30 @@ impl App {
             if inflight.is_empty() {
                 break;
             }
-            let Some(ev) = eq.wait(self.wait) else {
+            let idle = last_event.elapsed();
+            if idle >= self.wait {
                 return Err(format!(
                     "stream no event within {}s with {} in flight (ok={ok} failed={failed})",
                     self.wait.as_secs(),
                     inflight.len()
                 ));
+            }
+            // Woken also when the oldest PUT holding a slot gives it up.
+            let mut timeout = self.wait - idle;
+            if let Some(h) = hold.filter(|_| first_failure.is_none() && next < count) {
+                if let Some(t) = inflight
+                    .values()
+                    .map(|(_, t)| *t)
+                    .filter(|t| t.elapsed() < h)
+                    .min()
+                {
+                    timeout = timeout.min(h.saturating_sub(t.elapsed()));
+                }
+            }
+            let Some(ev) = eq.wait(timeout) else {
+                continue;
             };
+            last_event = Instant::now();
             let done = ev.status != 0 || ev.kind == EventKind::Ack || ev.unlinked;
             if !done {
                 continue;

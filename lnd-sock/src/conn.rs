@@ -127,12 +127,17 @@ impl ReadNow for tokio::net::tcp::OwnedReadHalf {
         tokio::net::tcp::OwnedReadHalf::readable(self)
     }
     fn ready_now(&self) -> Option<bool> {
-        let sock = socket2::SockRef::from(self.as_ref());
-        let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        match sock.peek(&mut b) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        // `poll`, not a peeking `recv`: TCP answers it without the socket's
+        // lock, which a peeking `recv` takes, and which the peer's delivery
+        // into this socket (on the other CPU, over loopback) then waits for.
+        let mut fds = [PollFd::new(self.as_ref().as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(0) => Some(false),
+            // Data, the end of the stream or an error: for the read to see.
             Ok(_) => Some(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(false),
-            // An error is for the read to report.
+            Err(nix::errno::Errno::EINTR) => Some(false),
             Err(_) => Some(true),
         }
     }
@@ -2259,7 +2264,7 @@ async fn read_payload<R: AsyncRead + ReadNow + Unpin>(
 /// - it polls only when the last gap between two messages of this
 ///   connection was shorter than `max`, and then for at most twice that
 ///   gap (a connection whose messages come far apart never polls);
-/// - each round asks the socket (`MSG_PEEK`), then gives the CPU to any
+/// - each round asks the socket (`poll`), then gives the CPU to any
 ///   other thread that waits for it (`sched_yield`: on a busy machine the
 ///   peer we wait for may be that thread) and, every few rounds, to the
 ///   runtime's other tasks (other connections), whose I/O driver is polled
@@ -2301,7 +2306,7 @@ impl IdlePoll {
     /// [`IdlePoll::OFF_FIRST`].
     pub const CALM: u32 = 4096;
     /// A round longer than this may have been preempted (a round is a
-    /// `recv` and a `sched_yield`: a few µs).
+    /// `poll` and a `sched_yield`: a few µs).
     const PREEMPTED: Duration = Duration::from_micros(40);
 
     /// A poller of at most `max` per gap (zero: never polls).

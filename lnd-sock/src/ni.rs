@@ -10,7 +10,7 @@ use lnd_api::hash::FastMap;
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
@@ -141,6 +141,9 @@ pub struct NiInner {
     cfg: ConnCfg,
     /// The link watcher last saw the NI's link down ([`crate::link`]).
     link_down: AtomicBool,
+    /// How many times the link went down: a handshake that began before
+    /// the last time is not registered, even once the link is back.
+    link_epoch: AtomicU64,
     st: Mutex<NiState>,
     tasks: Mutex<usize>,
     tasks_cv: Condvar,
@@ -206,6 +209,10 @@ fn dispatch(conns: &[Arc<Conn>], g: TxGuard, min_bulk: usize) -> Result<(), TxGu
     }
     Err(g)
 }
+
+/// Why a connection whose handshake began before the NI's link last went
+/// down is not registered.
+const LINK_WENT_DOWN: &str = "the NI's link went down during the handshake";
 
 fn peer_ip(nid: &Nid) -> Option<IpAddr> {
     if let Some(a) = nid.addr4() {
@@ -320,6 +327,7 @@ impl NiInner {
             net_name,
             cfg,
             link_down: AtomicBool::new(false),
+            link_epoch: AtomicU64::new(0),
             st: Mutex::new(NiState {
                 shutdown: false,
                 peers: FastMap::default(),
@@ -390,6 +398,7 @@ impl NiInner {
     /// connect attempt through the dead link gives up, so that LNet resends
     /// them through another NI. Returns how many connections were closed.
     pub(crate) fn link_went_down(&self, why: &CloseReason) -> usize {
+        self.link_epoch.fetch_add(1, Ordering::AcqRel);
         self.link_down.store(true, Ordering::Release);
         self.host.link_state(false);
         let n = self.close_conns(why);
@@ -766,22 +775,35 @@ impl NiInner {
         };
         let to = SocketAddr::new(ip, port);
         let t = self.cfg.sock_timeout;
-        let mut s = net::connect(self.addr, to, true, t).await?;
-        let mut hs = Handshake::active(self.local, id, ctype, version);
-        let p = hello::run_active(&mut s, &mut hs, t).await?;
-        self.established(s, p, true)
-            .map_err(|e| HsError::Io(std::io::Error::other(e)))
-    }
-
-    /// Registers an established connection and starts its tasks.
-    fn established(&self, s: TcpStream, p: PeerHello, active: bool) -> Result<(), String> {
-        let addrs = match (s.local_addr(), s.peer_addr()) {
-            (Ok(l), Ok(r)) => Some((l, r)),
-            _ => None,
-        };
-        let conn = self.register(&p, active, addrs)?;
-        self.start_conn(conn, s);
-        Ok(())
+        loop {
+            let epoch = self.link_epoch.load(Ordering::Acquire);
+            let mut s = net::connect(self.addr, to, true, t).await?;
+            let mut hs = Handshake::active(self.local, id, ctype, version);
+            let p = hello::run_active(&mut s, &mut hs, t).await?;
+            let addrs = match (s.local_addr(), s.peer_addr()) {
+                (Ok(l), Ok(r)) => Some((l, r)),
+                _ => None,
+            };
+            match self.register_checked(&p, true, addrs, false, epoch) {
+                Ok(conn) => {
+                    self.start_conn(conn, s);
+                    return Ok(());
+                }
+                // The link went and came back while this handshake ran:
+                // dropping the socket closes it; a new one is made over the
+                // link as it is now.
+                Err(LINK_WENT_DOWN) if !self.link_down.load(Ordering::Acquire) => {
+                    self.log_ni(
+                        LogLevel::DEBUG,
+                        &format!(
+                            "{} connection to {id}: {LINK_WENT_DOWN}; connecting again",
+                            ctype.name()
+                        ),
+                    );
+                }
+                Err(e) => return Err(HsError::Io(std::io::Error::other(e))),
+            }
+        }
     }
 
     /// Applies the socket options and starts a registered connection's
@@ -859,19 +881,22 @@ impl NiInner {
         active: bool,
         addrs: Option<(SocketAddr, SocketAddr)>,
     ) -> Result<Arc<Conn>, String> {
-        self.register_checked(p, active, addrs, false)
+        let epoch = self.link_epoch.load(Ordering::Acquire);
+        self.register_checked(p, active, addrs, false, epoch)
             .map_err(str::to_string)
     }
 
     /// [`NiInner::register`], with the passive side's refusals checked in
     /// the same critical section when `passive_checks` (so that a second
-    /// connection racing in cannot slip past the duplicate check).
+    /// connection racing in cannot slip past the duplicate check), for a
+    /// handshake that began at link epoch `epoch`.
     fn register_checked(
         &self,
         p: &PeerHello,
         active: bool,
         addrs: Option<(SocketAddr, SocketAddr)>,
         passive_checks: bool,
+        epoch: u64,
     ) -> Result<Arc<Conn>, &'static str> {
         let (conn, stale, fail) = {
             let mut st = lock(&self.st);
@@ -883,6 +908,13 @@ impl NiInner {
             // lock) would leave a connection over a dead link behind.
             if self.link_down.load(Ordering::Acquire) {
                 return Err("the NI's link is down");
+            }
+            // One that began before the link went and finished after it
+            // came back: the peer closed its end of this TCP connection in
+            // its own sweep (or will, once it sees the reset), so a send
+            // put on it would be lost or fail.
+            if self.link_epoch.load(Ordering::Acquire) != epoch {
+                return Err(LINK_WENT_DOWN);
             }
             if passive_checks {
                 Self::refusal(&st, p, &self.local, &self.tun)?;
@@ -964,6 +996,7 @@ impl NiInner {
     /// `slot` counts it among the listener's handshakes until it is answered.
     pub fn accept(&self, mut s: TcpStream, from: SocketAddr, slot: crate::acceptor::HandshakeSlot) {
         let Some(me) = self.arc() else { return };
+        let epoch = self.link_epoch.load(Ordering::Acquire);
         self.spawn(async move {
             let t = me.params.accept_timeout;
             let mut hs = Handshake::passive(me.local, from);
@@ -980,7 +1013,7 @@ impl NiInner {
             };
             // Registered before the answer goes out: the next connection
             // from this peer already counts as a duplicate.
-            let verdict = me.register_checked(&p, false, addrs, true);
+            let verdict = me.register_checked(&p, false, addrs, true, epoch);
             if let Err(why) = &verdict {
                 me.log_ni(
                     LogLevel::DEBUG,
@@ -1440,6 +1473,36 @@ mod tests {
         assert!(n.decide(&hello_from(7, ConnType::Control, 9)).is_ok());
         // Not connecting: accept anybody.
         assert!(n.decide(&hello_from(9, ConnType::Control, 9)).is_ok());
+    }
+
+    /// A handshake that began before the link went down and ended after it
+    /// came back is not registered: the peer closed its end meanwhile. One
+    /// that began after the link came back is.
+    #[test]
+    fn a_handshake_across_a_link_flap_is_not_registered() {
+        let n = ni(5);
+        let h = hello_from(7, ConnType::Control, 4);
+        let before = n.link_epoch.load(Ordering::Acquire);
+        n.link_went_down(&CloseReason::new(
+            "link down (interface eth0 is down)",
+            errno::ENETDOWN,
+            HealthStatus::LOCAL_ABORTED,
+        ));
+        assert_eq!(
+            n.register_checked(&h, true, None, false, before).err(),
+            Some("the NI's link is down")
+        );
+        n.link_is_up_again();
+        assert_eq!(
+            n.register_checked(&h, true, None, false, before).err(),
+            Some(LINK_WENT_DOWN)
+        );
+        assert!(lock(&n.st).conns.is_empty());
+        let now = n.link_epoch.load(Ordering::Acquire);
+        n.register_checked(&h, true, None, false, now)
+            .expect("a handshake begun with the link up");
+        assert_eq!(lock(&n.st).conns.len(), 1);
+        n.shutdown_ni();
     }
 
     #[test]

@@ -873,9 +873,10 @@ impl NiInner {
         });
     }
 
-    /// Adds a connection to its peer (closing the peer's stale connections
-    /// when its incarnation changed) and moves waiting sends onto it.
-    pub fn register(
+    /// [`NiInner::register_checked`] for a handshake that began now, without
+    /// the passive side's refusals (unit tests).
+    #[cfg(test)]
+    fn register(
         &self,
         p: &PeerHello,
         active: bool,
@@ -886,10 +887,12 @@ impl NiInner {
             .map_err(str::to_string)
     }
 
-    /// [`NiInner::register`], with the passive side's refusals checked in
-    /// the same critical section when `passive_checks` (so that a second
-    /// connection racing in cannot slip past the duplicate check), for a
-    /// handshake that began at link epoch `epoch`.
+    /// Adds a connection to its peer (closing the peer's stale connections
+    /// when its incarnation changed) and moves waiting sends onto it, for a
+    /// handshake that began at link epoch `epoch` (refused when the link
+    /// went down since, or is down). With `passive_checks`, the passive
+    /// side's refusals are checked in the same critical section (so that a
+    /// second connection racing in cannot slip past the duplicate check).
     fn register_checked(
         &self,
         p: &PeerHello,

@@ -33,6 +33,15 @@ fn steady_state_node_paths_allocate_nothing() {
         0.0,
     );
     node.shutdown();
+    // 1 MiB: the copy goes to the lo LND's copy threads (started during
+    // the warm-up), which finalize it.
+    let (node, mut step) = node_put_ack(1 << 20);
+    check(
+        "node (lo) PUT+ACK round trip, 1 MiB, copy threads",
+        measure(GLOBAL, WARMUP, STEPS, &mut step),
+        0.0,
+    );
+    node.shutdown();
     let (node, mut step) = node_get_reply(4096);
     check(
         "node (lo) GET+REPLY round trip, 4096 B",

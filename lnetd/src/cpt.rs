@@ -15,6 +15,8 @@
 
 use std::collections::BTreeSet;
 
+use lnet_core::nid::{NidError, NumExprList};
+
 /// The CPUs that `pattern` binds to, or `None` to bind nothing. CPU lists
 /// follow upstream's syntax: `0[0,2,4-7]`, partition numbers from 0 in
 /// order; `N ` before them reads the lists as NUMA nodes, whose CPUs
@@ -111,34 +113,20 @@ pub fn on_this_machine(pattern: &str) -> Result<(Option<BTreeSet<usize>>, Option
 
 /// The highest CPU or NUMA node number a list may name (Linux's
 /// `NR_CPUS` at most).
-const MAX_ID: usize = 8191;
+const MAX_ID: u32 = 8191;
 
-/// `0,2,4-7` (and `0-7/2`, every second): the numbers of a list.
+/// `0,2,4-7` (and `0-7/2`, every second): the numbers of a list, read as
+/// libcfs reads an expression list (lnet-core's [`NumExprList`]).
 fn parse_list(s: &str) -> Result<BTreeSet<usize>, String> {
-    let mut out = BTreeSet::new();
-    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let num = |t: &str| match t.trim().parse::<usize>() {
-            Ok(n) if n <= MAX_ID => Ok(n),
-            Ok(n) => Err(format!("{n} in {s:?} is above {MAX_ID}")),
-            Err(_) => Err(format!("{t:?} in {s:?} is not a number")),
-        };
-        let (range, step) = match item.split_once('/') {
-            Some((r, st)) => (r, num(st)?),
-            None => (item, 1),
-        };
-        if step == 0 {
-            return Err(format!("a step of 0 in {item:?}"));
-        }
-        let (lo, hi) = match range.split_once('-') {
-            Some((a, b)) => (num(a)?, num(b)?),
-            None => (num(range)?, num(range)?),
-        };
-        if hi < lo {
-            return Err(format!("{item:?} runs backwards"));
-        }
-        out.extend((lo..=hi).step_by(step));
+    match NumExprList::parse_unbracketed(s, 0, MAX_ID) {
+        Ok(list) => Ok(list
+            .iter()
+            .flat_map(NumExprList::values)
+            .map(|v| v as usize)
+            .collect()),
+        Err(NidError::Expr { reason, .. }) => Err(reason),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(out)
 }
 
 /// `0-3,6`: a set of CPUs as Linux writes it.
@@ -256,12 +244,14 @@ mod tests {
             ("0[0] 0[1]", "partition 0 where partition 1 was expected"),
             ("0[]", "partition 0 is empty"),
             ("0[1] 1[1]", "CPU 1 is in two partitions"),
-            ("0[x]", "\"x\" in \"x\" is not a number"),
-            ("0[3-1]", "\"3-1\" runs backwards"),
+            ("0[x]", "\"x\" is not a number or a range a-b or a-b/step"),
+            ("0[3-1]", "range \"3-1\" is in the wrong order (3 > 1)"),
             (
                 "0[0-4000000000]",
-                "4000000000 in \"0-4000000000\" is above 8191",
+                "4000000000 in \"0-4000000000\" is out of range 0..8191",
             ),
+            ("0[*]", "\"*\" is not allowed here"),
+            ("0[0,,1]", "empty element"),
             ("0[1", "no ] in"),
             ("x[1]", "\"x\" is not a partition number"),
             ("N 0[5]", "NUMA node 5 has no CPUs here"),

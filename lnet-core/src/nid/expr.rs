@@ -140,6 +140,26 @@ impl NumExprList {
             .map_err(|r| err(format!("{r} (CPTs are numbered 0 to {})", ncpt - 1)))
     }
 
+    /// Parses the inside of a bracketed list without its brackets, as CPU
+    /// lists are written (`0,2,4-7/2` in `cpu_pattern`'s `0[...]`, a sysfs
+    /// `cpulist`): values in `min..=max`, no `*` (the whole range is never
+    /// meant there). `None` when `s` holds no element.
+    pub fn parse_unbracketed(s: &str, min: u32, max: u32) -> Result<Option<Self>, NidError> {
+        let err = |reason: String| NidError::Expr {
+            input: s.to_owned(),
+            reason,
+        };
+        if s.trim().is_empty() {
+            return Ok(None);
+        }
+        let exprs = s
+            .split(',')
+            .map(|item| parse_range_expr(item.trim(), min, max, true, false))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        Ok(Some(NumExprList { exprs }))
+    }
+
     /// The elements, in the order written.
     pub fn exprs(&self) -> &[RangeExpr] {
         &self.exprs

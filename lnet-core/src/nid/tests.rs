@@ -332,6 +332,24 @@ fn cpt_lists() {
 }
 
 #[test]
+fn unbracketed_lists_of_cpus() {
+    let values = |s: &str| {
+        NumExprList::parse_unbracketed(s, 0, 63)
+            .map(|l| l.map(|l| l.values().collect::<Vec<_>>()))
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(values("0,2,4-7"), Ok(Some(vec![0, 2, 4, 5, 6, 7])));
+    assert_eq!(values(" 0-7/2 , 0x9"), Ok(Some(vec![0, 2, 4, 6, 9])));
+    assert_eq!(values("  "), Ok(None));
+    let e = |s: &str| values(s).expect_err(s);
+    assert!(e("*").contains("\"*\" is not allowed here"), "{}", e("*"));
+    assert!(e("0,,1").contains("empty element"));
+    assert!(e("3-1").contains("wrong order"));
+    assert!(e("64").contains("out of range 0..63"));
+    assert!(e("[0]").contains("not a number"));
+}
+
+#[test]
 fn udsp_descriptors() {
     let d = |s: &str| NidDescr::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
     let tcp = d("tcp");

@@ -164,23 +164,8 @@ fn kinds(shared: &Arc<Shared>) -> Vec<EventKind> {
 #[test]
 fn lo_recv_inside_parse_copies_and_completes_both_sides() {
     let shared = setup();
-    let sink = IoBuf::zeroed(1000);
-    {
-        let mut g = shared.lnet.lock().expect("engine");
-        let me = g
-            .me_attach(3, ProcessId::ANY, 5, 0, Unlink::Unlink, InsPos::After)
-            .expect("me");
-        g.md_attach(
-            me,
-            MdSpec::new(
-                Payload::single(sink.clone()),
-                MdOptions::OP_PUT,
-                Threshold::Count(1),
-            ),
-            Unlink::Unlink,
-        )
-        .expect("md");
-    }
+    let sinks = attach_sinks(&shared, 3, 1, 1000);
+    let sink = &sinks[0];
     let data: Vec<u8> = (0..1000).map(|i| (i * 7) as u8).collect();
     run_put(&shared, 3, &data);
     assert_eq!(sink.to_vec().expect("free"), data);
@@ -205,25 +190,15 @@ fn lo_delayed_recv_after_lazy_portal_wait() {
         kinds(&shared).is_empty(),
         "the PUT waits on the lazy portal"
     );
-    let sink = IoBuf::zeroed(300);
-    {
-        let mut g = shared.lnet.lock().expect("engine");
-        assert_eq!(g.stats().msgs_alloc, 2, "the PUT sent and the PUT waiting");
-        let me = g
-            .me_attach(9, ProcessId::ANY, 5, 0, Unlink::Unlink, InsPos::After)
-            .expect("me");
-        g.md_attach(
-            me,
-            MdSpec::new(
-                Payload::single(sink.clone()),
-                MdOptions::OP_PUT,
-                Threshold::Count(1),
-            ),
-            Unlink::Unlink,
-        )
-        .expect("md");
-        shared.drain_and_run(g);
-    }
+    assert_eq!(
+        shared.lnet.lock().expect("engine").stats().msgs_alloc,
+        2,
+        "the PUT sent and the PUT waiting"
+    );
+    let sinks = attach_sinks(&shared, 9, 1, 300);
+    let sink = &sinks[0];
+    // The attach matched the waiting PUT: its recv is queued, run it.
+    shared.drain_and_run(shared.lnet.lock().expect("engine"));
     assert_eq!(sink.to_vec().expect("free"), data);
     let mut k = kinds(&shared);
     k.sort_by_key(|k| *k as u32);

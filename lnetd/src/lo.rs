@@ -151,7 +151,8 @@ impl CopyJob {
 /// always written by the same thread. Spread over threads by turns, each
 /// copy would first pull the buffer's lines out of the other CPU's cache:
 /// on a 2-vCPU AMD EPYC host, two threads copying 1 MiB buffers by turns
-/// moved 23–45 GB/s between runs, each keeping its own buffers 47–55 GB/s.
+/// moved 19–43 GB/s between runs, each keeping its own buffers 44–56 GB/s
+/// (`bench/copy-lanes.c`).
 /// Jobs of one lane are copied in the order they came; a lane's queue keeps
 /// its capacity (no allocation per message once it has grown).
 ///
@@ -272,28 +273,27 @@ impl Copier {
         if st.started {
             return;
         }
-        st.started = true;
-        drop(st);
+        // Started with the lane locked: `stop`, which marks the lane first,
+        // then finds the thread among those to join.
         let me = Arc::clone(this);
         let started = std::thread::Builder::new()
             .name("lnet-lo-copy".into())
             .spawn(move || me.run(i));
         match started {
-            Ok(t) => this
-                .threads
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(t),
+            Ok(t) => {
+                st.started = true;
+                this.threads
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(t);
+            }
             Err(e) => {
+                let jobs = std::mem::take(&mut st.jobs);
+                drop(st);
                 this.host.log(
                     lnd_api::LogLevel::WARN,
                     &format!("lo: cannot start a copy thread ({e}); copying inline"),
                 );
-                let jobs = {
-                    let mut st = lane.lock();
-                    st.started = false;
-                    std::mem::take(&mut st.jobs)
-                };
                 for job in jobs {
                     job.complete(&this.host);
                 }
@@ -340,7 +340,8 @@ impl Copier {
                 let _ = t.join();
             }
         }
-        // Left in a lane whose thread could not start.
+        // Still queued: the lane of the calling thread, when it is a copy
+        // thread (not joined above).
         for lane in &self.lanes {
             loop {
                 let job = lane.lock().jobs.pop_front();

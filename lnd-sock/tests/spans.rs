@@ -175,16 +175,17 @@ fn span_windows_with_zero_copy_requests() {
         // the peer may have read it, counted it and completed its send
         // before that (a writer preempted right after its write, on a
         // loaded machine), so the count may lag for a moment.
-        let deadline = std::time::Instant::now() + T;
-        let (mut sent, mut acked) = (0, 0);
-        while std::time::Instant::now() < deadline {
-            (sent, acked) = (conn_sum(me, "zc_acks_sent"), conn_sum(peer, "zc_acked"));
+        lnet_tests::wait_for("the ACKs sent to match the peer's count", T, || {
+            let (sent, acked) = (conn_sum(me, "zc_acks_sent"), conn_sum(peer, "zc_acked"));
             if sent == acked {
-                break;
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} sent {sent}, {} counted {acked}",
+                    me.host.0.name, peer.host.0.name
+                ))
             }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(sent, acked, "ACKs sent by {}", me.host.0.name);
+        });
     }
     a.shutdown();
     b.shutdown();

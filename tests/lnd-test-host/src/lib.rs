@@ -165,10 +165,13 @@ impl TestHost {
                 return r;
             }
             let left = deadline.saturating_duration_since(Instant::now());
+            // What the LND logged is what says why (a refused handshake, a
+            // closed connection): shown with the timeout.
             assert!(
                 !left.is_zero(),
-                "{}: timed out waiting for {what}",
-                self.0.name
+                "{}: timed out waiting for {what}; the LND logged:\n{:#?}",
+                self.0.name,
+                st.logs
             );
             st = self
                 .0

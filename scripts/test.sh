@@ -15,12 +15,11 @@ echo "== dependency rules"
 scripts/check-deps.sh
 
 echo "== cargo build (binaries and plugins the integration tests run)"
-cargo build --workspace --quiet
+# Into a target directory of their own, where the tests look for them
+# (tests/src/bins.rs says why).
+cargo build --workspace --quiet --target-dir "${CARGO_TARGET_DIR:-target}/nested"
 
 echo "== cargo test"
-# Doc tests first: the integration tests run nested `cargo build -p ...` for
-# the daemon and plugins they start, which can rebuild a library the doc
-# tests would link (rustdoc then reports E0460).
 cargo test --workspace --doc --no-fail-fast 2>&1 | tee target/test-output.txt
 cargo test --workspace --lib --bins --tests --no-fail-fast 2>&1 | tee -a target/test-output.txt
 if [ "$(id -u)" -eq 0 ]; then

@@ -11,22 +11,26 @@ use std::time::Duration;
 use lnd_api::{load_plugin, HostHandle};
 use support::*;
 
-/// The cdylib, built now: `cargo test` builds the rlib for this test but not
-/// necessarily a fresh `.so`, so the test asks cargo for it (a no-op when
-/// `cargo build` already made it).
+/// The cdylib, built now (`cargo test` builds the rlib for this test, not
+/// the `.so`). It is built with the whole workspace into a target directory
+/// of its own, as lnet-tests' `bins` builds every binary and plugin and for
+/// the same reason: this crate is a `cdylib` and an `rlib`, whose outputs
+/// cargo names without a hash, so a `cargo build` of it into this build's
+/// target directory (with other features than `cargo test` resolves) would
+/// write over the rlib the tests linked.
 fn so_path() -> PathBuf {
-    // target/debug/deps/plugin-HASH -> target/debug/liblnd_o2ib.so
+    // target/debug/deps/plugin-HASH -> target/nested/debug/liblnd_o2ib.so
     let exe = std::env::current_exe().expect("test binary");
-    let dir = exe
+    let profile = exe
         .parent()
         .and_then(|d| d.parent())
-        .expect("target dir")
+        .expect("profile dir")
         .to_path_buf();
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let nested = profile.parent().expect("target dir").join("nested");
     let mut cmd = std::process::Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet", "--lib", "--manifest-path"])
-        .arg(&manifest);
-    if dir.ends_with("release") {
+    cmd.args(["build", "--quiet", "--workspace", "--target-dir"])
+        .arg(&nested);
+    if profile.ends_with("release") {
         cmd.arg("--release");
     }
     let out = cmd.output().expect("run cargo build");
@@ -35,7 +39,9 @@ fn so_path() -> PathBuf {
         "cargo build of the plugin failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    dir.join("liblnd_o2ib.so")
+    nested
+        .join(profile.file_name().expect("profile name"))
+        .join("liblnd_o2ib.so")
 }
 
 #[test]

@@ -11,9 +11,8 @@ use std::time::Duration;
 use lnd_api::{load_plugin, HostHandle};
 use support::*;
 
-/// The cdylib, built now: `cargo test` builds the rlib for this test but not
-/// necessarily a fresh `.so`, so the test asks cargo for it (a no-op when
-/// `cargo build` already made it).
+/// The cdylib, built now (`cargo test` builds the rlib for this test, not
+/// the `.so`); see [`lnet_tests::bins`].
 fn so_path() -> PathBuf {
     lnet_tests::bins::sock_plugin().to_path_buf()
 }

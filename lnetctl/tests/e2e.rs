@@ -1,9 +1,8 @@
 //! End to end: the real `lnetd` and `lnetctl` binaries on a temporary socket.
 //!
 //! `lnetd` is a binary of another package (lnetd), so cargo does not
-//! build it for this test: `lnet_tests::bins` builds it on first use into
-//! the same target directory, next to `lnetctl`, which is also where
-//! `lnetctl lnet configure` looks for it. Every daemon a test starts is owned
+//! build it for this test: `lnet_tests::bins` builds it on first use (into
+//! a target directory of its own). Every daemon a test starts is owned
 //! by `lnet_tests::daemon::Daemon`, which kills it on drop, so a failing
 //! test leaves no process behind; temporary directories are removed the
 //! same way (`lnet_tests::TempDir`).
@@ -501,8 +500,15 @@ fn line_mode_stops_at_the_first_failure() {
 fn configure_net_show_ping_plugin_show() {
     let dir = TempDir::new("conf");
     let sock = dir.socket();
-    lnetd_bin();
-    let out = lnetctl(&sock, &["lnet", "configure"]);
+    // lnetctl and lnetd side by side, as installed.
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    let ctl = bin.join("lnetctl");
+    if std::fs::hard_link(LNETCTL, &ctl).is_err() {
+        std::fs::copy(LNETCTL, &ctl).expect("copy lnetctl");
+    }
+    std::os::unix::fs::symlink(lnetd_bin(), bin.join("lnetd")).expect("link lnetd");
+    let out = lnet_tests::lnetctl_on(&ctl, &sock, &["lnet", "configure"]);
     // Whatever happened, a daemon may now run: own it before asserting.
     let _d = Client::connect(&sock)
         .ok()

@@ -105,7 +105,7 @@ impl Cluster {
         let dir = TempDir::new(&format!("cluster-{name}"));
         let mut cmd = ns.command(crate::bins::lnetd());
         cmd.arg("--plugin-path")
-            .arg(crate::profile_dir())
+            .arg(crate::bins::bin_dir())
             .env_remove("LNET_PLUGIN_PATH")
             .stdout(Stdio::null())
             .stderr(Stdio::null());

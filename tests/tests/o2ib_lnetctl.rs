@@ -8,26 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Builds lnetd, lnetctl and the o2ib plugin into this build's target
-/// directory (a no-op when fresh); lnetd finds the plugin in its own
-/// directory.
+/// Builds lnetd, lnetctl and the o2ib plugin (see [`lnet_tests::bins`]);
+/// lnetd finds the plugin in its own directory.
 fn bin_dir() -> PathBuf {
-    let dir = lnet_tests::profile_dir();
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args([
-        "build", "--quiet", "-p", "lnetd", "--bin", "lnetd", "-p", "lnetctl", "--bin", "lnetctl",
-        "-p", "lnd-o2ib", "--lib",
-    ])
-    .arg("--target-dir")
-    .arg(dir.parent().expect("target directory"));
-    if dir.ends_with("release") {
-        cmd.arg("--release");
-    }
-    assert!(
-        cmd.status().expect("cargo build").success(),
-        "cannot build lnetd, lnetctl and lnd-o2ib"
-    );
-    dir
+    lnet_tests::bins::o2ib_plugin();
+    lnet_tests::bins::bin_dir()
 }
 
 /// lnetd in the foreground on a private socket, killed on drop.

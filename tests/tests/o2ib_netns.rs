@@ -27,13 +27,10 @@ const T: Duration = Duration::from_secs(30);
 const SIZES: [usize; 7] = [0, 1, 3976, 3977, 4096, 65536, 1 << 20];
 
 /// Builds `liblnd_o2ib.so` next to lnetctl (where the nodes look for
-/// plugins), once per process.
+/// plugins).
 fn o2ib_plugin() {
-    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        lnet_tests::test_node::lnetctl_bin();
-        lnet_tests::bins::cargo_build(&["-p", "lnd-o2ib", "--lib"]);
-    });
+    lnet_tests::test_node::lnetctl_bin();
+    lnet_tests::bins::o2ib_plugin();
 }
 
 /// Two namespaces joined by one veth pair (10.219.1.1 / .2), a node in

@@ -373,9 +373,7 @@ fn clear_drops_every_rule_and_releases_held_messages() {
 /// extension, with its own delay thread on the real clock.
 #[test]
 fn the_plugin_so_offers_the_filter_and_releases_delays_on_its_own() {
-    let exe = std::env::current_exe().expect("exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let so = dir.join("liblnd_fault.so");
+    let so = lnd_test_host::bins::built("liblnd_fault.so");
     let plugin = lnd_api::load_plugin(&so).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(plugin.name(), "lnd-fault");
     assert!(plugin.net_types().is_empty());

@@ -12,36 +12,9 @@ use lnd_api::{load_plugin, HostHandle};
 use support::*;
 
 /// The cdylib, built now (`cargo test` builds the rlib for this test, not
-/// the `.so`). It is built with the whole workspace into a target directory
-/// of its own, as lnet-tests' `bins` builds every binary and plugin and for
-/// the same reason: this crate is a `cdylib` and an `rlib`, whose outputs
-/// cargo names without a hash, so a `cargo build` of it into this build's
-/// target directory (with other features than `cargo test` resolves) would
-/// write over the rlib the tests linked.
+/// the `.so`); see [`lnd_test_host::bins`].
 fn so_path() -> PathBuf {
-    // target/debug/deps/plugin-HASH -> target/nested/debug/liblnd_o2ib.so
-    let exe = std::env::current_exe().expect("test binary");
-    let profile = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("profile dir")
-        .to_path_buf();
-    let nested = profile.parent().expect("target dir").join("nested");
-    let mut cmd = std::process::Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet", "--workspace", "--target-dir"])
-        .arg(&nested);
-    if profile.ends_with("release") {
-        cmd.arg("--release");
-    }
-    let out = cmd.output().expect("run cargo build");
-    assert!(
-        out.status.success(),
-        "cargo build of the plugin failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    nested
-        .join(profile.file_name().expect("profile name"))
-        .join("liblnd_o2ib.so")
+    lnd_test_host::bins::built("liblnd_o2ib.so")
 }
 
 #[test]

@@ -65,17 +65,6 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// The directory of the binaries and cdylibs of the current profile
-/// (`target/debug` for `cargo test`).
-pub fn profile_dir() -> PathBuf {
-    // The test executable lives in target/<profile>/deps.
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| target_dir().join("debug"))
-}
-
 /// Runs a command, returning stdout, or panics with everything it printed.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd

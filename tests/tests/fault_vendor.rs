@@ -15,7 +15,7 @@ use lnetd::node::{NetAdd, Node, NodeConfig};
 fn fault_dir() -> &'static Path {
     lnet_tests::bins::fault_plugin()
         .parent()
-        .expect("the profile directory")
+        .expect("the build directory")
 }
 
 fn start() -> (Node, Nid) {

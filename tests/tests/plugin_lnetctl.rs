@@ -17,7 +17,7 @@ fn bin_dir() -> PathBuf {
     lnet_tests::bins::lnetctl();
     lnet_tests::bins::lnetd()
         .parent()
-        .expect("the profile directory")
+        .expect("the build directory")
         .to_path_buf()
 }
 

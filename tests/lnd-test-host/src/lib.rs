@@ -12,6 +12,8 @@
 //! Set `LND_TEST_LOG` (or the older `LND_SOCK_TEST_LOG` /
 //! `LND_O2IB_TEST_LOG`) to see the LND's log lines on standard error.
 
+pub mod bins;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

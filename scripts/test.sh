@@ -16,7 +16,7 @@ scripts/check-deps.sh
 
 echo "== cargo build (binaries and plugins the integration tests run)"
 # Into a target directory of their own, where the tests look for them
-# (tests/src/bins.rs says why).
+# (tests/lnd-test-host/src/bins.rs says why).
 cargo build --workspace --quiet --target-dir "${CARGO_TARGET_DIR:-target}/nested"
 
 echo "== cargo test"

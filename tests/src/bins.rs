@@ -10,7 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-pub use lnd_test_host::bins::{bin_dir, build_all, built, cargo, NESTED_TARGET};
+use lnd_test_host::bins::built;
+pub use lnd_test_host::bins::{bin_dir, cargo};
 
 /// [`built`], kept for the process.
 fn built_once(slot: &'static OnceLock<PathBuf>, file: &str) -> &'static Path {

@@ -26,13 +26,6 @@ const EXE: &str = env!("CARGO_BIN_EXE_lnet-test-node");
 const T: Duration = Duration::from_secs(30);
 const SIZES: [usize; 7] = [0, 1, 3976, 3977, 4096, 65536, 1 << 20];
 
-/// Builds `liblnd_o2ib.so` next to lnetctl (where the nodes look for
-/// plugins).
-fn o2ib_plugin() {
-    lnet_tests::test_node::lnetctl_bin();
-    lnet_tests::bins::o2ib_plugin();
-}
-
 /// Two namespaces joined by one veth pair (10.219.1.1 / .2), a node in
 /// each with an o2ib NI on its end.
 struct Pair {
@@ -46,7 +39,8 @@ const NA: &str = "10.219.1.1@o2ib";
 const NB: &str = "10.219.1.2@o2ib";
 
 fn pair(tag: &str, params: &[&str]) -> Pair {
-    o2ib_plugin();
+    // Built next to lnetctl, where the nodes look for plugins.
+    lnet_tests::bins::o2ib_plugin();
     let id = std::process::id() % 100_000;
     let ns_a = NetNs::new(&format!("lo2{tag}{id}a")).expect("namespace a");
     let ns_b = NetNs::new(&format!("lo2{tag}{id}b")).expect("namespace b");

@@ -36,7 +36,7 @@
 //!   link is down, and fails the sends waiting for a connection when the
 //!   link goes (`sim_linkcut_brw` covers both in the simulated fabric).
 //!
-//! Root only (`#[ignore]`; `cargo build -p lnd-sock` first, then
+//! Root only (`#[ignore]`;
 //! `cargo test -p lnet-tests --test netns_linkcut -- --ignored`); asked to
 //! run without root it fails saying so. Namespaces, links and node
 //! processes are named after the test's process id and removed when the

@@ -535,17 +535,23 @@ impl crate::ni::Lnet {
         }
     }
 
-    /// Resends a request that failed at the LND, if §8.4 allows: a PUT or
-    /// GET (responses are not resent), retries left, health enabled, a
-    /// resendable status (local: more than one local NI; REMOTE_DROPPED: the
-    /// peer has more than one NID), MD not aborted. Path selection runs again
-    /// with the original arguments, so health steers it elsewhere.
+    /// Resends a message that failed at the LND, if §8.4 allows: a send (a
+    /// request, or a REPLY or ACK, as upstream's health check does), not a
+    /// recovery ping, retries left, health enabled, a resendable status
+    /// (local: more than one local NI; REMOTE_DROPPED: the peer has more
+    /// than one NID), MD not aborted. Path selection runs again with the
+    /// original arguments, so health steers it elsewhere.
+    ///
+    /// A response resent this way reaches the requester on another path:
+    /// the requester matches a REPLY or ACK by the MD handle it carries, not
+    /// by the NIDs. Without it, a REPLY aborted by a link cut was lost, and
+    /// the GET behind it (an `lst brw` RPC, a Lustre bulk) timed out.
     fn resend(&mut self, now: Instant, id: MsgId, status: &Completion) -> bool {
         use lnd_api::HealthStatus as H;
         let Some(m) = self.msgs.get(id.idx, id.gen) else {
             return false;
         };
-        if m.ev.kind != crate::event::EventKind::Send || m.recovery {
+        if m.dir != Dir::Send || m.recovery {
             return false;
         }
         let t = &self.cfg.tunables;
@@ -606,6 +612,9 @@ impl crate::ni::Lnet {
         if let Some(m) = self.msgs.get_mut(id.idx, id.gen) {
             m.retries += 1;
             m.state = MsgState::New;
+            // A REPLY's receive token belongs to the LND of the NI its GET
+            // came in on; the resend may leave through another.
+            m.rx = None;
         }
         self.counters.resend_count += 1;
         self.post_on_path(now, id, path);

@@ -495,7 +495,9 @@ impl Lnet {
             delayed: false,
             committed_at: now,
             retries: 0,
-            orig_dest: Nid::ANY,
+            // A resend (§8.4) or a re-route selects a path to the requester
+            // again, from any NI.
+            orig_dest: hdr.dest_nid,
             src_param: None,
             recovery: false,
         };

@@ -286,3 +286,120 @@ fn health_sensitivity_zero_changes_nothing() {
     assert_eq!(peer_ni_health(&f, dst), 1000);
     assert_eq!(f.nodes[0].lnet.stats().resend_count, 0);
 }
+
+/// A REPLY or ACK that fails at the LND is resent on another path, as any
+/// send is (§8.4; upstream's health check runs for every message it sent):
+/// a link cut aborting a REPLY on the NI its GET came in on left the GET
+/// waiting for the transaction timeout, and `lst brw` units ended on it.
+/// The requester gets its REPLY (with the data) or ACK once; the responder
+/// sees its GET or PUT event once, when the resend went through.
+#[test]
+fn a_failed_reply_or_ack_is_resent_from_another_ni() {
+    const GET_PORTAL: u32 = 4;
+    let data: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(7) ^ 0x5a).collect();
+    for (get, status) in [
+        (true, H::LOCAL_ABORTED),
+        (false, H::LOCAL_ABORTED),
+        (true, H::REMOTE_DROPPED),
+    ] {
+        let what = format!("{} {status:?}", if get { "REPLY" } else { "ACK" });
+        let mut f = two_rails();
+        // Node 1 learns node 0's two NIDs (a remote resend needs them).
+        f.discover(1, 0);
+        f.run();
+        let me = f.nodes[1]
+            .lnet
+            .me_attach(
+                GET_PORTAL,
+                ProcessId::ANY,
+                2,
+                0,
+                Unlink::Retain,
+                InsPos::After,
+            )
+            .expect("me");
+        f.nodes[1]
+            .lnet
+            .md_attach(
+                me,
+                MdSpec::new(buf(data.clone()).1, MdOptions::OP_GET, Threshold::Infinite),
+                Unlink::Retain,
+            )
+            .expect("md");
+        let sink = IoBuf::zeroed(64);
+        let md = f.nodes[0]
+            .lnet
+            .md_bind(
+                MdSpec::new(
+                    Payload::single(sink.clone()),
+                    MdOptions::NONE,
+                    Threshold::Count(2),
+                ),
+                Unlink::Unlink,
+            )
+            .expect("bind");
+        f.hold = true;
+        let now = f.now;
+        if get {
+            f.nodes[0]
+                .lnet
+                .get(now, None, md, pid(1), GET_PORTAL, 2, 0)
+                .expect("get");
+        } else {
+            f.nodes[0]
+                .lnet
+                .put(now, None, md, AckReq::Ack, pid(1), 3, 1, 0, 0)
+                .expect("put");
+        }
+        f.run();
+        // The request arrives; its response is held, then fails.
+        f.deliver_held();
+        let first = f.held_paths();
+        assert_eq!(first.len(), 1, "{what}: one response");
+        assert_eq!(first[0].0, 1, "{what}: sent by node 1");
+        // A PUT's event comes as it lands; a GET's when its REPLY is sent.
+        let mut evs1: Vec<_> = f.md_events(1).iter().map(|e| (e.kind, e.status)).collect();
+        assert_eq!(f.fail_held(5, status), first, "{what}");
+        let again = f.held_paths();
+        assert_eq!(again.len(), 1, "{what}: resent");
+        let (_, src, dst) = again[0];
+        if status == H::LOCAL_ABORTED {
+            assert_ne!(src, first[0].1, "{what}: from the NI that failed");
+        } else {
+            assert_ne!(dst, first[0].2, "{what}: to the peer NI that dropped it");
+        }
+        assert!(
+            f.md_events(1).is_empty(),
+            "{what}: no event for the failure"
+        );
+        f.release();
+        let s = f.nodes[1].lnet.stats();
+        assert_eq!(
+            (s.resend_count, s.successful_resends, s.msgs_alloc),
+            (1, 1, 0),
+            "{what}"
+        );
+        let want = if get {
+            (EventKind::Reply, EventKind::Get)
+        } else {
+            (EventKind::Ack, EventKind::Put)
+        };
+        let evs0: Vec<_> = f
+            .md_events(0)
+            .iter()
+            .map(|e| (e.kind, e.status))
+            .filter(|(k, _)| *k != EventKind::Send)
+            .collect();
+        assert_eq!(evs0, vec![(want.0, 0)], "{what}: the requester");
+        evs1.extend(f.md_events(1).iter().map(|e| (e.kind, e.status)));
+        assert_eq!(evs1, vec![(want.1, 0)], "{what}: the responder");
+        if get {
+            assert_eq!(
+                sink.to_vec().expect("sink idle"),
+                data,
+                "{what}: the REPLY's bytes"
+            );
+        }
+        assert_eq!(f.nodes[0].lnet.stats().msgs_alloc, 0, "{what}");
+    }
+}

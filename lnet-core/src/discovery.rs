@@ -237,9 +237,40 @@ impl Lnet {
         let peer = self.peers.get(pni)?.peer;
         if self.peer_up_to_date(peer) {
             None
+        } else if self.only_push_pending(peer) {
+            // Our news for the peer (a push) does not change what we know
+            // of it: its traffic goes on while the push is out.
+            self.discovery_queue(peer);
+            None
         } else {
             Some(peer)
         }
+    }
+
+    /// A discovered peer whose NIDs are up to date and whose only pending
+    /// discovery work is a push of our ping buffer (an NI of ours changed
+    /// state). §9.2 parks requests behind it, as upstream does; but a push
+    /// lost with the link that failed (bytes already written into a socket
+    /// on it) was only noticed at the transaction timeout, and every
+    /// request to the peer waited that long: a link cut stopped all
+    /// `lst brw` traffic over the surviving link for 150 s.
+    fn only_push_pending(&self, peer: PeerId) -> bool {
+        let Some(p) = self.peers.peer(peer) else {
+            return false;
+        };
+        let s = p.state;
+        s.has(PeerState::DISCOVERED)
+            && s.has(PeerState::NIDS_UPTODATE)
+            && !s.has(
+                PeerState::FORCE_PING
+                    | PeerState::REDISCOVER
+                    | PeerState::PING_SENT
+                    | PeerState::PING_FAILED
+                    | PeerState::DATA_PRESENT
+                    | PeerState::MARK_DELETION
+                    | PeerState::MARK_DELETED,
+            )
+            && (s.has(PeerState::PUSH_SENT | PeerState::FORCE_PUSH) || self.needs_push(peer))
     }
 
     /// Parks a committed request on a peer being discovered.

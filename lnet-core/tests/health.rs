@@ -403,3 +403,29 @@ fn a_failed_reply_or_ack_is_resent_from_another_ni() {
         assert_eq!(f.nodes[0].lnet.stats().msgs_alloc, 0, "{what}");
     }
 }
+
+/// An NI of ours going down pushes the news to the Multi-Rail peers. A
+/// request to such a peer does not wait for that push's ACK: it is sent at
+/// once over the NI left, while the push is out (a push lost with the link
+/// held every request to the peer for the transaction timeout).
+#[test]
+fn requests_do_not_wait_for_the_push_of_an_ni_going_down() {
+    let mut f = two_rails();
+    let now = f.now;
+    let down = f.nodes[0].lnet.ni_by_nid(&nid(0)).expect("our NI");
+    f.hold = true;
+    f.nodes[0].lnet.handle_link_state(now, down, false);
+    f.run();
+    let pushes = f.held_paths();
+    assert_eq!(pushes.len(), 1, "the push is out: {pushes:?}");
+    put(&mut f);
+    let sent = f.held_paths();
+    assert_eq!(sent.len(), 2, "the PUT went out beside the push: {sent:?}");
+    assert_ne!(sent[1].1, nid(0), "not from the NI that went down");
+    f.release();
+    let evs = f.md_events(1);
+    assert_eq!(
+        evs.iter().map(|e| (e.kind, e.status)).collect::<Vec<_>>(),
+        vec![(EventKind::Put, 0)]
+    );
+}

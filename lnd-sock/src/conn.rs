@@ -286,12 +286,16 @@ impl CloseReason {
     pub fn shutdown() -> Self {
         Self::new("NI shutdown", ESHUTDOWN, HealthStatus::LOCAL_INTERRUPT)
     }
-    /// From an I/O error on the socket.
+    /// From an I/O error on the socket. A connection the peer closed or
+    /// reset is `REMOTE_DROPPED`, as ksocklnd classifies `-ECONNRESET`: the
+    /// sends it still held never reached the peer NI, and LNet resends them
+    /// to another NID of a Multi-Rail peer (a peer NI whose link went down
+    /// closes its connections; their sends were lost as `REMOTE_ERROR`).
     pub fn io(what: &str, e: &io::Error) -> Self {
         let (no, h) = match e.kind() {
             io::ErrorKind::TimedOut => (errno::ETIMEDOUT, HealthStatus::NETWORK_TIMEOUT),
             io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
-                (errno::ECONNRESET, HealthStatus::REMOTE_ERROR)
+                (errno::ECONNRESET, HealthStatus::REMOTE_DROPPED)
             }
             io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
                 (errno::ECONNABORTED, HealthStatus::REMOTE_ERROR)
@@ -1941,7 +1945,7 @@ async fn read_loop<R: AsyncRead + ReadNow + Unpin, O: ConnOwner>(
                 return Some(CloseReason::new(
                     "connection closed by peer",
                     errno::ECONNRESET,
-                    HealthStatus::REMOTE_ERROR,
+                    HealthStatus::REMOTE_DROPPED,
                 ))
             }
             Ok(_) => {}

@@ -227,7 +227,12 @@ fn peer_shutdown_mid_transfer_fails_the_sends() {
     assert!(!failed.is_empty(), "some sends must fail: {done:?}");
     for c in failed {
         assert!(
-            c.health == HealthStatus::REMOTE_ERROR || c.health == HealthStatus::NETWORK_TIMEOUT,
+            matches!(
+                c.health,
+                HealthStatus::REMOTE_DROPPED
+                    | HealthStatus::REMOTE_ERROR
+                    | HealthStatus::NETWORK_TIMEOUT
+            ),
             "{c:?}"
         );
         assert!(c.errno < 0);

@@ -199,10 +199,18 @@ impl TestNode {
 
     /// Makes selftest session `name` (key `session`, `--timeout 300`) with
     /// groups `servers` and `clients` of one NID each and a batch `bulk` of
-    /// `brw write size=1M check=simple` at concurrency 8 from the clients to
-    /// the servers, and runs it.
+    /// `brw write size=1M check=simple` at concurrency `concurrency` from the
+    /// clients to the servers, and runs it.
     #[track_caller]
-    pub fn lst_run_brw_write_1m(&self, session: u32, name: &str, client: &str, server: &str) {
+    pub fn lst_run_brw_write_1m(
+        &self,
+        session: u32,
+        name: &str,
+        client: &str,
+        server: &str,
+        concurrency: u32,
+    ) {
+        let concurrency = concurrency.to_string();
         self.lst_ok(session, &["new_session", "--timeout", "300", name]);
         self.lst_ok(session, &["add_group", "servers", server]);
         self.lst_ok(session, &["add_group", "clients", client]);
@@ -214,7 +222,7 @@ impl TestNode {
                 "--batch",
                 "bulk",
                 "--concurrency",
-                "8",
+                &concurrency,
                 "--from",
                 "clients",
                 "--to",

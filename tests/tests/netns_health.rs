@@ -84,7 +84,7 @@ fn a_peer_killed_mid_brw_fails_its_messages_within_the_transaction_timeout() {
     let d = a.lnetctl_ok(&["discover", nb]);
     assert!(d.contains("10.216.2.2@tcp"), "{d}");
 
-    a.lst_run_brw_write_1m(SESSION, "kill", na, nb);
+    a.lst_run_brw_write_1m(SESSION, "kill", na, nb, 8);
     let st = lst_ok(&a, &["stat", "--count", "1", "--delay", "2", "servers"]);
     assert!(st.contains("[LNet Bandwidth of servers]"), "{st}");
 

@@ -13,13 +13,27 @@
 //! each with its index as `hdr_data`): none is delivered twice to B's
 //! application (no index twice among B's PUT events) and every PUT A saw
 //! acknowledged is among them. A few PUTs stay unacknowledged when the link
-//! goes (their bytes, or B's ACK, were in the kernel, or the ACK was
-//! aborted: LNet does not resend responses); they fail at the transaction
-//! timeout (150 s), after the stream command stopped waiting (30 s). They
-//! give their window slots to new PUTs after 5 s: the PUTs to B over link 1
-//! wait behind the brw bulk in the kernel, so the window gathers on that
-//! link, and when all 8 were there at the cut the stream stopped with them
-//! (seen once in a CI run).
+//! goes (their bytes, or B's ACK, were in a socket on it); they fail at the
+//! transaction timeout (150 s), after the stream command stopped waiting
+//! (30 s). They give their window slots to new PUTs after 5 s: the PUTs to
+//! B over link 1 wait behind the brw bulk in the kernel, so the window
+//! gathers on that link, and when all 8 were there at the cut the stream
+//! stopped with them (seen once in a CI run).
+//!
+//! A stall seen in about 1 CI run of 10 (link 2 carried nothing after the
+//! cut: every brw unit had ended) had three causes, found with
+//! concurrency 32 and each fixed:
+//! * a REPLY aborted with link 1 (its GET came in on it) was not resent;
+//!   the GET behind it waited for its timeout. LNet now resends REPLYs
+//!   and ACKs like any send, as upstream's health check does;
+//! * A's NI going down pushes the news to B; when that push went into a
+//!   socket on the dead link, every request to B waited for the push's ACK
+//!   (the transaction timeout, 150 s). Requests to a peer that only has a
+//!   push pending now go at once;
+//! * B closing the connections of its NI whose link went down failed what
+//!   A still had queued on them as `REMOTE_ERROR` (not resent); a
+//!   connection the peer closed or reset is now `REMOTE_DROPPED`, as
+//!   ksocklnd classifies `-ECONNRESET`.
 //!
 //! A stall seen in about 1 run of 6 before (brw stopped issuing RPCs after
 //! the cut while both engines were idle, drop_count 8 on each side) was a
@@ -54,6 +68,24 @@ const DEADLINE: Duration = Duration::from_secs(180);
 /// Selftest's RPC timeout (`rpc_timeout`, 64 by default): RPCs whose bytes
 /// were lost with the link end after it; shorter keeps `lst stop` short.
 const RPC_TIMEOUT: &str = "rpc_timeout=15";
+
+/// The brw test's concurrency (its units). A unit ends on its first failed
+/// RPC (stop on error, as upstream selftest), and an RPC fails when one of
+/// its messages was lost with link 1: bytes already written into a socket
+/// on the link when it went (the LND had completed those sends; only the
+/// RPC timeout notices). What the link can lose that way is bounded by the
+/// socket buffers of its connections ([`SOCK_BUFS`]), not by the
+/// concurrency: 6 or 7 of the 32 units ended in our runs, and at most half
+/// may. Everything else is resent over link 2, responses too.
+const BRW_CONCURRENCY: u32 = 32;
+
+/// Socket buffers of the TCP LND's connections (`ksocklnd` parameters): 256
+/// KiB a side instead of the kernel's autotuned several MiB, so that a cut
+/// link loses a few messages in flight, not a dozen 1 MiB bulk transfers.
+const SOCK_BUFS: [&str; 2] = [
+    "ksocklnd.tx_buffer_size=262144",
+    "ksocklnd.rx_buffer_size=262144",
+];
 
 /// The selftest session key of this file's `lst` calls.
 const SESSION: u32 = 79;
@@ -207,6 +239,27 @@ fn dump(nodes: &[&TestNode]) -> String {
                 String::from_utf8_lossy(&o.stdout)
             ));
         }
+        // The console's view of the brw units (A holds the session; B
+        // answers that it has none).
+        let o = lst(n, &["show_error", "clients"]);
+        out.push_str(&format!(
+            "== {} lst show_error clients\n{}{}",
+            n.name(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ));
+        // The node's log (`LNET_TEST_LOG` sets what it holds).
+        let log = n.stderr();
+        let tail: Vec<&str> = log.lines().rev().take(200).collect();
+        out.push_str(&format!(
+            "== {} stderr (last {} lines)\n",
+            n.name(),
+            tail.len()
+        ));
+        for l in tail.iter().rev() {
+            out.push_str(l);
+            out.push('\n');
+        }
     }
     out
 }
@@ -254,8 +307,9 @@ fn a_link_cut_mid_brw_moves_traffic_and_recovery_brings_the_ni_back() {
         end(&ns_b, &ifs[3], "10.217.2.2/24"),
     )
     .expect("link 2");
-    let a = TestNode::start(EXE, &ns_a, "A", &[RPC_TIMEOUT]);
-    let b = TestNode::start(EXE, &ns_b, "B", &[RPC_TIMEOUT]);
+    let params = [RPC_TIMEOUT, SOCK_BUFS[0], SOCK_BUFS[1]];
+    let a = TestNode::start(EXE, &ns_a, "A", &params);
+    let b = TestNode::start(EXE, &ns_b, "B", &params);
     a.configure("tcp", &ifs[0]);
     a.lnetctl_ok(&["net", "add", "--net", "tcp", "--if", &ifs[2]]);
     b.configure("tcp", &ifs[1]);
@@ -273,7 +327,7 @@ fn a_link_cut_mid_brw_moves_traffic_and_recovery_brings_the_ni_back() {
         );
     }
 
-    a.lst_run_brw_write_1m(SESSION, "cut", na1, nb1);
+    a.lst_run_brw_write_1m(SESSION, "cut", na1, nb1, BRW_CONCURRENCY);
     // Both links carry the writes.
     wait_traffic(
         &ns_a,
@@ -484,12 +538,10 @@ fn a_link_cut_mid_brw_moves_traffic_and_recovery_brings_the_ni_back() {
         String::from_utf8_lossy(&errs.stdout),
         String::from_utf8_lossy(&errs.stderr)
     );
-    // A brw slot may lose the RPC it had on link 1 when the link went (its
-    // bytes were in the kernel, or it was a response, which LNet does not
-    // resend: it expires at the RPC timeout), and its test unit then ends
-    // (stop on error); everything else went through (resent on link 2 where
-    // it failed at the LND). 3 to 5 of the 8 in our runs; at least one unit
-    // must have lived on (it carried the traffic after recovery).
+    // A brw unit may lose the RPC it had on link 1 when the link went (its
+    // bytes were in a socket on the link: it expires at the RPC timeout),
+    // and then ends (stop on error); everything else went through (resent
+    // on link 2 where it failed at the LND). See [`BRW_CONCURRENCY`].
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&errs.stdout),
@@ -500,7 +552,10 @@ fn a_link_cut_mid_brw_moves_traffic_and_recovery_brings_the_ni_back() {
         .filter_map(|l| l.split("[Session ").nth(1))
         .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
         .sum();
-    assert!(brw_errors < 8, "{brw_errors} brw errors:\n{text}");
+    assert!(
+        brw_errors <= u64::from(BRW_CONCURRENCY / 2),
+        "{brw_errors} of {BRW_CONCURRENCY} brw units ended on an error:\n{text}"
+    );
     // None lost: every message either node had has ended.
     for n in [&a, &b] {
         let t0 = Instant::now();

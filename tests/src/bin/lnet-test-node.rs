@@ -8,6 +8,10 @@
 //! lnet-test-node --socket PATH [--plugin-path DIR]... [--param NAME=VALUE]... [--wait SECS]
 //! ```
 //!
+//! `--param MODULE.NAME=VALUE` (`ksocklnd.tx_buffer_size=262144`) is a
+//! plugin's parameter, as `options MODULE NAME=VALUE` in lnetd's `--config`;
+//! without a module it is one of LNet's or selftest's.
+//!
 //! It prints `ready` once the socket answers. LNet starts unconfigured:
 //! `lnetctl --socket PATH lnet configure` starts it, `net add` adds NIs.
 //! Commands (numbers are decimal or 0x-hex; sizes in bytes):
@@ -54,6 +58,7 @@ use lnet_core::lnd_api::{IoBuf, Nid, Payload};
 use lnet_core::{AckReq, EventKind, MdEvent, MdHandle, MdOptions, MdSpec, Threshold, Unlink};
 use lnet_tests::pattern::{first_mismatch, put_pattern, serve_pattern};
 use lnetd::ctl::{CtlServer, NodeSlot};
+use lnetd::host::PluginParam;
 use lnetd::node::{EqHandle, MatchSpec, Node, NodeConfig, Target};
 
 const USAGE: &str = "usage: lnet-test-node --socket PATH [--plugin-path DIR]... \
@@ -63,6 +68,7 @@ struct Opts {
     socket: PathBuf,
     plugin_path: Vec<PathBuf>,
     params: Vec<(String, String)>,
+    plugin_params: Vec<PluginParam>,
     wait: Duration,
 }
 
@@ -70,6 +76,7 @@ fn parse_args() -> Result<Opts, String> {
     let mut socket = None;
     let mut plugin_path = Vec::new();
     let mut params = Vec::new();
+    let mut plugin_params = Vec::new();
     let mut wait = Duration::from_secs(60);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -82,7 +89,14 @@ fn parse_args() -> Result<Opts, String> {
                 let (k, v) = v
                     .split_once('=')
                     .ok_or_else(|| format!("--param {v}: expected NAME=VALUE"))?;
-                params.push((k.to_string(), v.to_string()));
+                match k.split_once('.') {
+                    Some((module, name)) => plugin_params.push(PluginParam {
+                        module: module.to_string(),
+                        name: name.to_string(),
+                        value: v.to_string(),
+                    }),
+                    None => params.push((k.to_string(), v.to_string())),
+                }
             }
             "--wait" => {
                 let v = value()?;
@@ -103,6 +117,7 @@ fn parse_args() -> Result<Opts, String> {
         socket: socket.ok_or_else(|| format!("--socket is required\n{USAGE}"))?,
         plugin_path,
         params,
+        plugin_params,
         wait,
     })
 }
@@ -537,6 +552,7 @@ fn main() -> std::process::ExitCode {
     let cfg = NodeConfig {
         plugin_path: opts.plugin_path.clone(),
         params: opts.params.clone(),
+        plugin_params: opts.plugin_params.clone(),
         pid: lnet_core::LNET_PID_LUSTRE,
         ..NodeConfig::default()
     };

@@ -75,10 +75,12 @@ const RPC_TIMEOUT: &str = "rpc_timeout=15";
 /// on the link when it went (the LND had completed those sends; only the
 /// RPC timeout notices). What the link can lose that way is bounded by the
 /// socket buffers of the connections whose packets cross it
-/// ([`SOCK_BUFS`]): at concurrency 32, 6 or 7 units ended in our runs, 4
-/// to 14 beside `stress-ng --cpu 4` (at 48: 11 and 24, and 3 and 20 beside
-/// the load). At most three quarters of the units may end. Everything else
-/// is resent over link 2, responses too.
+/// ([`SOCK_BUFS`]) more than by the concurrency: at concurrency 32, 3 to
+/// 19 units ended in 8 quiet runs, 4 to 14 beside `stress-ng --cpu 4` (at
+/// 48: 11 and 24, and 3 and 20 beside the load; with 64 KiB buffers, 6 to
+/// 10 of 32). At least one unit must live on; before the fixes named
+/// above, all of them could end. Everything else is resent over link 2,
+/// responses too.
 const BRW_CONCURRENCY: u32 = 32;
 
 /// Socket buffers of the TCP LND's connections (`ksocklnd` parameters): 256
@@ -555,7 +557,7 @@ fn a_link_cut_mid_brw_moves_traffic_and_recovery_brings_the_ni_back() {
         .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
         .sum();
     assert!(
-        brw_errors <= u64::from(BRW_CONCURRENCY * 3 / 4),
+        brw_errors < u64::from(BRW_CONCURRENCY),
         "{brw_errors} of {BRW_CONCURRENCY} brw units ended on an error:\n{text}"
     );
     // None lost: every message either node had has ended.

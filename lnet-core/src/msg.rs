@@ -535,9 +535,9 @@ impl crate::ni::Lnet {
         }
     }
 
-    /// Resends a message that failed at the LND, if §8.4 allows: a send (a
-    /// request, or a REPLY or ACK, as upstream's health check does), not a
-    /// recovery ping, retries left, health enabled, a resendable status
+    /// Resends a send that failed at the LND, if §8.4 allows: any message
+    /// type (a request, or a REPLY or ACK, as upstream's health check
+    /// does), not a recovery ping, retries left, health enabled, a resendable status
     /// (local: more than one local NI; REMOTE_DROPPED: the peer has more
     /// than one NID), MD not aborted. Path selection runs again with the
     /// original arguments, so health steers it elsewhere.
@@ -551,7 +551,7 @@ impl crate::ni::Lnet {
         let Some(m) = self.msgs.get(id.idx, id.gen) else {
             return false;
         };
-        if m.dir != Dir::Send || m.recovery {
+        if m.recovery {
             return false;
         }
         let t = &self.cfg.tunables;

@@ -158,14 +158,10 @@ impl Fabric {
         self.run();
     }
 
-    /// Delivers held sends.
+    /// Delivers held sends and stops holding.
     pub fn release(&mut self) {
         self.hold = false;
-        let held = std::mem::take(&mut self.held);
-        for (i, from, tx, payload) in held {
-            self.deliver(i, from, tx, payload);
-        }
-        self.run();
+        self.deliver_held();
     }
 
     fn node_of(&self, n: &Nid) -> Option<(usize, NiId)> {
@@ -264,8 +260,7 @@ impl Fabric {
     }
 
     /// Delivers the sends held so far and keeps holding (what they cause,
-    /// a REPLY or an ACK, is held in turn).
-    #[allow(dead_code)]
+    /// a REPLY or an ACK, is held in turn, unless `hold` is off).
     pub fn deliver_held(&mut self) {
         let held = std::mem::take(&mut self.held);
         for (i, from, tx, payload) in held {

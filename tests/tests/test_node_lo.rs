@@ -57,3 +57,43 @@ fn an_embedded_node_is_configured_by_lnetctl_and_moves_data_through_lo() {
     let r = n.cmd("put 0@lo 40 0x10 8", T);
     assert!(r.starts_with("fail put LNet is not configured"), "{r}");
 }
+
+#[test]
+fn a_plugin_parameter_no_plugin_declares_or_refuses_stops_the_node_with_why() {
+    let plugins = lnet_tests::bins::sock_plugin()
+        .parent()
+        .expect("plugin dir")
+        .to_path_buf();
+    let dir = lnet_tests::TempDir::new("test-node-params");
+    let run = |param: &str| {
+        let out = std::process::Command::new(EXE)
+            .arg("--socket")
+            .arg(dir.join("lnet.sock"))
+            .arg("--plugin-path")
+            .arg(&plugins)
+            .args(["--param", param])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run lnet-test-node");
+        assert!(!out.status.success(), "{param}: the node started");
+        assert!(out.stdout.is_empty(), "{param}: {:?}", out.stdout);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = run("ksocklnd.tx_bufer_size=262144");
+    assert!(
+        e.starts_with(
+            "lnet-test-node: --param ksocklnd.tx_bufer_size=262144: no plugin in the plugin \
+             path declares this parameter (plugin modules found: "
+        ) && e.contains("ksocklnd"),
+        "{e}"
+    );
+    let e = run("kfrobnlnd.tx_buffer_size=1");
+    assert!(e.contains("no plugin in the plugin path declares"), "{e}");
+    let e = run("ksocklnd.tx_buffer_size=lots");
+    assert!(
+        e.starts_with("lnet-test-node: --param ksocklnd.tx_buffer_size=lots: ")
+            && e.contains("tx_buffer_size"),
+        "{e}"
+    );
+    assert!(!dir.join("lnet.sock").exists(), "no socket was served");
+}

@@ -9,8 +9,10 @@
 //! ```
 //!
 //! `--param MODULE.NAME=VALUE` (`ksocklnd.tx_buffer_size=262144`) is a
-//! plugin's parameter, as `options MODULE NAME=VALUE` in lnetd's `--config`;
-//! without a module it is one of LNet's or selftest's.
+//! plugin's parameter, as `options MODULE NAME=VALUE` in lnetd's `--config`
+//! (a parameter no plugin in the plugin path declares, or a value it
+//! refuses, stops the node at start with why); without a module it is one
+//! of LNet's or selftest's.
 //!
 //! It prints `ready` once the socket answers. LNet starts unconfigured:
 //! `lnetctl --socket PATH lnet configure` starts it, `net add` adds NIs.
@@ -120,6 +122,44 @@ fn parse_args() -> Result<Opts, String> {
         plugin_params,
         wait,
     })
+}
+
+/// Every `--param MODULE.NAME=VALUE` must name a parameter that a plugin in
+/// the plugin path declares, with a value it accepts, as lnetd's command
+/// line requires: a misspelt one would otherwise leave the test running on
+/// the default without a word.
+fn check_plugin_params(opts: &Opts) -> Result<(), String> {
+    if opts.plugin_params.is_empty() {
+        return Ok(());
+    }
+    let (plugins, _) = lnetd::host::discover_plugins(&opts.plugin_path);
+    let decls: Vec<_> = plugins
+        .iter()
+        .filter_map(|(_, l)| l.param_decls().ok())
+        .flatten()
+        .collect();
+    for p in &opts.plugin_params {
+        let what = format!("--param {}.{}={}", p.module, p.name, p.value);
+        let Some(d) = decls
+            .iter()
+            .find(|d| d.module() == p.module && d.name() == p.name)
+        else {
+            let mut modules: Vec<&str> = decls.iter().map(|d| d.module()).collect();
+            modules.sort_unstable();
+            modules.dedup();
+            return Err(format!(
+                "{what}: no plugin in the plugin path declares this parameter (plugin modules \
+                 found: {}); check the name, or add the plugin's directory with --plugin-path",
+                if modules.is_empty() {
+                    "none".to_string()
+                } else {
+                    modules.join(", ")
+                }
+            ));
+        };
+        d.check(&p.value).map_err(|e| format!("{what}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// One output line, written whole (several threads print).
@@ -543,6 +583,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Err(e) = check_plugin_params(&opts) {
+        eprintln!("lnet-test-node: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("LNET_TEST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()

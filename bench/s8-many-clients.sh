@@ -15,12 +15,16 @@
 # has: CLIENTS iperf3 -P 1 clients (one per client namespace, each to a
 # server of its own) against one, and CLIENTS sockperf pairs against one.
 # That says what CLIENTS processes sharing the host's CPUs cost on this
-# host whatever they run.
+# host whatever they run. And the same for bench/tcp-rpc.c, lst brw write's
+# four messages per RPC and its buffers without LNet (one client process per
+# namespace, CONCURRENCY RPCs in flight each, one server process): CLIENTS
+# against one, and ours against it with CLIENTS clients.
 source "$(dirname "$0")/lib.sh"
 [ "$(id -u)" -eq 0 ] || { echo "S8 needs root (network namespaces)" >&2; exit 1; }
 CLIENTS=${CLIENTS:-16}
 CONCURRENCY=${CONCURRENCY:-8}
 bench_setup
+cc -O2 -o "$WORK/tcp-rpc" "$BENCH_DIR/tcp-rpc.c"
 
 tag=$$
 nsbr=lnmBr$tag nss=lnmS$tag
@@ -78,6 +82,10 @@ for i in $(seq "$CLIENTS"); do
     PIDS+=($!)
 done
 for i in $(seq "$CLIENTS"); do wait_port 10.234.0.1 $((11110 + i)) "$nss"; done
+ip netns exec "$nss" "$WORK/tcp-rpc" server 10.234.0.1 5301 1048576 $((CLIENTS * CONCURRENCY)) &
+RPC_PID=$!
+PIDS+=("$RPC_PID")
+wait_port 10.234.0.1 5301 "$nss"
 
 # ours_bulk GROUP: "MiB/s cpu_s_per_gib" of the server.
 ours_bulk() {
@@ -121,6 +129,23 @@ b = sum(json.load(open(f"{work}/iperf{i}.json"))["end"]["sum_received"]["bits_pe
 print(round(b / 8 / 1048576, 2))' "$n" "$WORK"
 }
 
+# tcp-rpc clients in the first N client namespaces at once, one server
+# process: "MiB/s server_cpu_s_per_gib".
+anchor_rpc_procs() {
+    local n=$1 i t0 t1 cts=()
+    t0=$(ticks "$RPC_PID")
+    for i in $(seq "$n"); do
+        timeout $((SECS + 20)) ip netns exec "lnmC$i.$tag" \
+            "$WORK/tcp-rpc" client 10.234.0.1 5301 1048576 "$CONCURRENCY" "$SECS" >"$WORK/rpc$i.out" 2>&1 &
+        cts+=($!)
+    done
+    wait "${cts[@]}"
+    t1=$(ticks "$RPC_PID")
+    local bw
+    bw=$(for i in $(seq "$n"); do cat "$WORK/rpc$i.out"; done | awk '/^[0-9.]+$/ {s += $1} END {printf "%.2f", s}')
+    echo "$bw $(cpu_per_gib $((t1 - t0)) "$bw" $((SECS + 1)))"
+}
+
 # The first N sockperf pairs at once: "round_trips/s server_cpu_us_per_rt".
 anchor_ping() {
     local n=${1:-$CLIENTS} i t0 t1 cts=()
@@ -150,6 +175,8 @@ PY
 : >"$WORK/scale_ping"
 : >"$WORK/anchor_scale_bulk"
 : >"$WORK/anchor_scale_ping"
+: >"$WORK/rpc_bulk"
+: >"$WORK/rpc_scale_bulk"
 for i in $(seq "$PAIRS"); do
     read -r ob oc < <(COSTS=costs_bulk ours_bulk all)
     read -r ab ac < <(anchor_bulk)
@@ -161,6 +188,11 @@ for i in $(seq "$PAIRS"); do
     read -r a1 < <(anchor_bulk_procs 1)
     log "bulk pair $i: $CLIENTS iperf3 clients $an MiB/s, 1 iperf3 client $a1 MiB/s"
     echo "$an $a1" >>"$WORK/anchor_scale_bulk"
+    read -r rn rc < <(anchor_rpc_procs "$CLIENTS")
+    read -r r1 _ < <(anchor_rpc_procs 1)
+    log "bulk pair $i: $CLIENTS tcp-rpc clients $rn MiB/s ($rc server cpu s/GiB), 1 tcp-rpc client $r1 MiB/s"
+    echo "$ob $rn $oc $rc" >>"$WORK/rpc_bulk"
+    echo "$rn $r1" >>"$WORK/rpc_scale_bulk"
     read -r opr opc < <(COSTS=costs_ping ours_ping all)
     read -r apr apc < <(anchor_ping)
     read -r op1 _ < <(COSTS=costs_one_ping ours_ping one)
@@ -177,4 +209,6 @@ COSTS=costs_one_bulk summary "S8 bridge, lst brw write 1M: $CLIENTS clients vs 1
 COSTS=costs_one_ping summary "S8 bridge, lst ping: $CLIENTS clients vs 1 client, RPC/s (target >= 0.9)" <"$WORK/scale_ping"
 summary "S8 bridge, the anchor's own scaling: $CLIENTS iperf3 -P 1 clients (one per namespace) vs 1, MiB/s (here \"ours\" is the $CLIENTS, \"anchor\" the one)" <"$WORK/anchor_scale_bulk"
 summary "S8 bridge, the anchor's own scaling: $CLIENTS sockperf pairs vs 1 pair, round trips/s (here \"ours\" is the $CLIENTS, \"anchor\" the one)" <"$WORK/anchor_scale_ping"
+CPU_LABEL="server cpu s/GiB" summary "S8 bridge, $CLIENTS clients at once: lst brw write 1M vs $CLIENTS tcp-rpc clients (lst's wire shape without LNet, conc $CONCURRENCY each), MiB/s" <"$WORK/rpc_bulk"
+summary "S8 bridge, tcp-rpc's own scaling: $CLIENTS clients vs 1, MiB/s (here \"ours\" is the $CLIENTS, \"anchor\" the one)" <"$WORK/rpc_scale_bulk"
 lst end_session >/dev/null

@@ -19,6 +19,7 @@
 # medians (A + R + B is all of ours).
 # Knobs: ROUTER_EXTRA (more arguments for the router's lnetd, e.g.
 # "--param rx_spin_us=0"), ENDS_EXTRA (the same for A's and B's lnetd),
+# LNETD_EXTRA (for all three, before the two above, as in the other scripts),
 # OURS_ONLY=1 (no anchors: ours' rounds and their median only, for probes),
 # CPT=1 (the router on a CPU of its own, the end nodes on another: ours
 # through cpu_pattern, the anchors' processes through taskset, the same
@@ -72,7 +73,8 @@ wait_port 10.233.2.1 5201 "$nsb"
 start() { # NAME NETNS PARAMS...
     local name=$1 ns=$2
     shift 2
-    ip netns exec "$ns" "$BIN/lnetd" --socket "$WORK/$name.sock" --foreground "$@" 2>"$WORK/$name.log" &
+    # shellcheck disable=SC2086
+    ip netns exec "$ns" "$BIN/lnetd" --socket "$WORK/$name.sock" --foreground ${LNETD_EXTRA:-} "$@" 2>"$WORK/$name.log" &
     NODE_PID=$!
     PIDS+=("$NODE_PID")
     SOCK_OF[$NODE_PID]=$WORK/$name.sock

@@ -95,7 +95,7 @@ static double now(void)
 	return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-static void die(const char *what)
+static void __attribute__((noreturn)) die(const char *what)
 {
 	perror(what);
 	exit(1);
@@ -201,6 +201,21 @@ static void dispatch(struct conn *c)
 	}
 }
 
+/* One recv: the bytes read, 0 when none are there, -1 when the peer is
+ * gone. */
+static ssize_t rx(int fd, char *buf, size_t len)
+{
+	ssize_t r = recv(fd, buf, len, 0);
+
+	if (r > 0)
+		return r;
+	if (r == 0 || errno == ECONNRESET)
+		return -1;
+	if (errno == EAGAIN)
+		return 0;
+	die("recv");
+}
+
 /* Reads and handles everything the socket holds; returns -1 at EOF. */
 static int pump(struct conn *c)
 {
@@ -239,17 +254,10 @@ static int pump(struct conn *c)
 			}
 			if (need >= RXBUF / 2 && c->dst != scratch) {
 				/* A bulk payload: straight into its buffer. */
-				ssize_t r = recv(c->fd, c->dst + c->got, need, 0);
+				ssize_t r = rx(c->fd, c->dst + c->got, need);
 
-				if (r == 0)
-					return -1;
-				if (r < 0) {
-					if (errno == EAGAIN)
-						return 0;
-					if (errno == ECONNRESET)
-						return -1;
-					die("recv");
-				}
+				if (r <= 0)
+					return r;
 				c->got += r;
 				continue;
 			}
@@ -262,17 +270,10 @@ static int pump(struct conn *c)
 			c->have -= c->off;
 			c->off = 0;
 		}
-		ssize_t r = recv(c->fd, c->rx + c->have, RXBUF - c->have, 0);
+		ssize_t r = rx(c->fd, c->rx + c->have, RXBUF - c->have);
 
-		if (r == 0)
-			return -1;
-		if (r < 0) {
-			if (errno == EAGAIN)
-				return 0;
-			if (errno == ECONNRESET)
-				return -1;
-			die("recv");
-		}
+		if (r <= 0)
+			return r;
 		c->have += r;
 	}
 }

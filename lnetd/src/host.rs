@@ -387,6 +387,82 @@ pub fn discover_plugins(plugin_path: &[PathBuf]) -> (Vec<(PathBuf, LoadedPlugin)
     (ok, bad)
 }
 
+/// The parameter declarations of the plugins in the plugin path, read the
+/// first time they are asked for (lnetd: a parameter that is not one of its
+/// own), and only from the files named as plugins; for checking module
+/// parameters before any plugin is loaded.
+pub struct PluginDecls {
+    path: Vec<PathBuf>,
+    decls: Option<Vec<&'static lnd_api::ParamDecl>>,
+    /// Plugin files that did not load, for messages.
+    broken: Vec<String>,
+}
+
+impl PluginDecls {
+    /// Declarations read from the plugins of `path` when needed.
+    pub fn from_path(path: Vec<PathBuf>) -> Self {
+        PluginDecls {
+            path,
+            decls: None,
+            broken: Vec::new(),
+        }
+    }
+
+    /// Fixed declarations, not read from plugin files (tests).
+    pub fn fixed(decls: &'static [lnd_api::ParamDecl]) -> Self {
+        PluginDecls {
+            path: Vec::new(),
+            decls: Some(decls.iter().collect()),
+            broken: Vec::new(),
+        }
+    }
+
+    /// The declarations, read from the plugin files the first time.
+    pub fn get(&mut self) -> Result<&[&'static lnd_api::ParamDecl], String> {
+        if self.decls.is_none() {
+            let (ok, bad) = discover_plugins(&self.path);
+            let mut decls = Vec::new();
+            for (file, plugin) in ok {
+                match plugin.param_decls() {
+                    Ok(d) => decls.extend(d.iter()),
+                    Err(e) => self.broken.push(format!("{}: {e}", file.display())),
+                }
+            }
+            self.broken.extend(bad.iter().map(|e| e.to_string()));
+            self.decls = Some(decls);
+        }
+        Ok(self.decls.as_deref().unwrap_or_default())
+    }
+
+    /// The plugin modules found, for messages.
+    pub fn modules(&mut self) -> Vec<&'static str> {
+        let mut m: Vec<&'static str> = self
+            .get()
+            .map(|d| d.iter().map(|d| d.module()).collect())
+            .unwrap_or_default();
+        m.sort_unstable();
+        m.dedup();
+        m
+    }
+
+    /// Where the plugins were looked for, and what could not be read.
+    pub fn searched(&self) -> String {
+        let dirs: Vec<String> = self.path.iter().map(|d| d.display().to_string()).collect();
+        let mut s = format!(
+            "plugins looked for in {}",
+            if dirs.is_empty() {
+                "(no directory)".to_string()
+            } else {
+                dirs.join(":")
+            }
+        );
+        for b in &self.broken {
+            s.push_str(&format!("; skipped {b}"));
+        }
+        s
+    }
+}
+
 /// The values of `params` meant for a plugin that declares `decls`, checked
 /// and in canonical form.
 fn params_for(

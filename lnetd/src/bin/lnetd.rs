@@ -23,9 +23,10 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use lnetd::ctl::{ClientLimits, CtlServer};
+use lnetd::host::PluginDecls;
 use lnetd::node::NodeConfig;
 use nix::sys::signal::{SigSet, Signal};
-use params::{Params, PluginDecls};
+use params::Params;
 
 /// `LNET_PID_LUSTRE`.
 const LNET_PID: u32 = 12345;

@@ -60,7 +60,7 @@ use lnet_core::lnd_api::{IoBuf, Nid, Payload};
 use lnet_core::{AckReq, EventKind, MdEvent, MdHandle, MdOptions, MdSpec, Threshold, Unlink};
 use lnet_tests::pattern::{first_mismatch, put_pattern, serve_pattern};
 use lnetd::ctl::{CtlServer, NodeSlot};
-use lnetd::host::PluginParam;
+use lnetd::host::{PluginDecls, PluginParam};
 use lnetd::node::{EqHandle, MatchSpec, Node, NodeConfig, Target};
 
 const USAGE: &str = "usage: lnet-test-node --socket PATH [--plugin-path DIR]... \
@@ -132,29 +132,26 @@ fn check_plugin_params(opts: &Opts) -> Result<(), String> {
     if opts.plugin_params.is_empty() {
         return Ok(());
     }
-    let (plugins, _) = lnetd::host::discover_plugins(&opts.plugin_path);
-    let decls: Vec<_> = plugins
-        .iter()
-        .filter_map(|(_, l)| l.param_decls().ok())
-        .flatten()
-        .collect();
+    let mut plugins = PluginDecls::from_path(opts.plugin_path.clone());
     for p in &opts.plugin_params {
         let what = format!("--param {}.{}={}", p.module, p.name, p.value);
-        let Some(d) = decls
+        let decl = plugins
+            .get()?
             .iter()
             .find(|d| d.module() == p.module && d.name() == p.name)
-        else {
-            let mut modules: Vec<&str> = decls.iter().map(|d| d.module()).collect();
-            modules.sort_unstable();
-            modules.dedup();
+            .copied();
+        let Some(d) = decl else {
+            let modules = plugins.modules();
             return Err(format!(
                 "{what}: no plugin in the plugin path declares this parameter (plugin modules \
-                 found: {}); check the name, or add the plugin's directory with --plugin-path",
+                 found: {}); check the name, or add the plugin's directory with --plugin-path; \
+                 {}",
                 if modules.is_empty() {
                     "none".to_string()
                 } else {
                     modules.join(", ")
-                }
+                },
+                plugins.searched()
             ));
         };
         d.check(&p.value).map_err(|e| format!("{what}: {e}"))?;

@@ -5,10 +5,10 @@
 //! ksocklnd, ko2iblnd, a vendor's). An unknown name or a bad value stops the
 //! start with a message naming it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lnd_api::ParamDecl;
-use lnetd::host::PluginParam;
+use lnetd::host::{PluginDecls, PluginParam};
 
 /// What values a parameter takes.
 #[derive(Clone, Copy)]
@@ -183,81 +183,6 @@ fn no_effect(name: &str, value: &str, origin: &str) -> Option<String> {
 
 /// lnetd's own modules (the others are the plugins').
 const MODULES: &[&str] = &["lnet", "libcfs", "lnet_selftest"];
-
-/// The parameter declarations of the plugins in the plugin path, read the
-/// first time a parameter is not one of lnetd's own (only then are the
-/// plugin files opened, and only those named as plugins).
-pub(crate) struct PluginDecls {
-    path: Vec<PathBuf>,
-    decls: Option<Vec<&'static ParamDecl>>,
-    /// Plugin files that did not load, for messages.
-    broken: Vec<String>,
-}
-
-impl PluginDecls {
-    /// Declarations read from the plugins of `path` when needed.
-    pub(crate) fn from_path(path: Vec<PathBuf>) -> Self {
-        PluginDecls {
-            path,
-            decls: None,
-            broken: Vec::new(),
-        }
-    }
-
-    /// Fixed declarations (tests).
-    #[cfg(test)]
-    pub(crate) fn fixed(decls: &'static [ParamDecl]) -> Self {
-        PluginDecls {
-            path: Vec::new(),
-            decls: Some(decls.iter().collect()),
-            broken: Vec::new(),
-        }
-    }
-
-    fn get(&mut self) -> Result<&[&'static ParamDecl], String> {
-        if self.decls.is_none() {
-            let (ok, bad) = lnetd::host::discover_plugins(&self.path);
-            let mut decls = Vec::new();
-            for (file, plugin) in ok {
-                match plugin.param_decls() {
-                    Ok(d) => decls.extend(d.iter()),
-                    Err(e) => self.broken.push(format!("{}: {e}", file.display())),
-                }
-            }
-            self.broken.extend(bad.iter().map(|e| e.to_string()));
-            self.decls = Some(decls);
-        }
-        Ok(self.decls.as_deref().unwrap_or_default())
-    }
-
-    /// The plugin modules found, for messages.
-    fn modules(&mut self) -> Vec<&'static str> {
-        let mut m: Vec<&'static str> = self
-            .get()
-            .map(|d| d.iter().map(|d| d.module()).collect())
-            .unwrap_or_default();
-        m.sort_unstable();
-        m.dedup();
-        m
-    }
-
-    /// Where the plugins were looked for, and what could not be read.
-    fn searched(&self) -> String {
-        let dirs: Vec<String> = self.path.iter().map(|d| d.display().to_string()).collect();
-        let mut s = format!(
-            "plugins looked for in {}",
-            if dirs.is_empty() {
-                "(no directory)".to_string()
-            } else {
-                dirs.join(":")
-            }
-        );
-        for b in &self.broken {
-            s.push_str(&format!("; skipped {b}"));
-        }
-        s
-    }
-}
 
 /// C `strtol(s, 0)` over the whole string.
 fn strtol(s: &str) -> Option<i64> {
